@@ -1,0 +1,26 @@
+export { ERROR_CODES, isErrorCode } from './error-codes.js';
+export type { ErrorBody, ErrorCode, ErrorKind } from './error-codes.js';
+export type {
+  ConnectionDto,
+  DeploymentConfigDto,
+  ModelConfigDto,
+  ModelVersionDto,
+  OrchestrationDto,
+  OrchestrationStatus,
+  PipelineDto,
+  PipelineStatusDto,
+  PipelineStatusName,
+  PipelineStepDto,
+  PipelineVersionDto,
+  TaskDto,
+  TaskRunDto,
+  TaskRunLogLineDto,
+  TaskRunStatus,
+  TaskStatus,
+  TaskType,
+  TensorElementType,
+  TensorInfoDto,
+  WhoAmIDto,
+  WorkspaceDto,
+} from './resources.js';
+export { MEDIA_TYPES } from './media-types.js';
