@@ -1,0 +1,197 @@
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Readable } from 'node:stream';
+import { NotFoundError, QuollError, ValidationError } from './errors/index.js';
+import { HttpTransport, resolveClientOptions, type ClientOptions } from './http/index.js';
+import { ModelVersion } from './models/index.js';
+import { Pipeline } from './pipelines/index.js';
+import { inTask, taskArgs } from './task-env/index.js';
+import type { ModelVersionDto, PipelineDto, WhoAmIDto, WorkspaceDto } from './wire/index.js';
+import { Workspace } from './workspaces/index.js';
+
+/** Options of `uploadModel()`. */
+export interface UploadModelOptions {
+  /** Only ONNX is supported. @default 'onnx' */
+  framework?: 'onnx';
+  /** File name recorded when uploading bytes. @default `<name>.onnx` */
+  fileName?: string;
+}
+
+/**
+ * The entry point of the SDK.
+ * @example
+ *   import { Client } from '@quoll/client';
+ *   const client = new Client(); // reads ./.quoll/credentials.json, or QUOLL_URL + QUOLL_TOKEN
+ *   const ws = await client.getWorkspace('orchestrationworkspace', { createIfNotExist: true });
+ *   client.setCurrentWorkspace(ws);
+ */
+export class Client {
+  /** @internal */
+  readonly http: HttpTransport;
+  private current: Workspace | null = null;
+
+  constructor(options: ClientOptions = {}) {
+    const { url, token } = resolveClientOptions(options);
+    this.http = new HttpTransport(url, token);
+  }
+
+  /** Base URL of the server. */
+  get url(): string {
+    return this.http.baseUrl;
+  }
+
+  // -- workspaces
+
+  /** Creates a workspace; a taken name is a `ConflictError`. */
+  async createWorkspace(name: string): Promise<Workspace> {
+    return new Workspace(this.http, await this.http.json<WorkspaceDto>('POST', '/v1/workspaces', { json: { name } }));
+  }
+
+  /** Every workspace this token can see. */
+  async listWorkspaces(): Promise<Workspace[]> {
+    return (await this.http.json<WorkspaceDto[]>('GET', '/v1/workspaces')).map((w) => new Workspace(this.http, w));
+  }
+
+  /** A workspace by name; `NotFoundError` unless `createIfNotExist`. */
+  async getWorkspace(name: string, options: { createIfNotExist?: boolean } = {}): Promise<Workspace> {
+    const dto = await this.http.json<WorkspaceDto>('GET', `/v1/workspaces/by-name/${encodeURIComponent(name)}`, {
+      query: { createIfNotExist: options.createIfNotExist ? true : undefined },
+    });
+    return new Workspace(this.http, dto);
+  }
+
+  /** Makes `workspace` the default for model, pipeline and orchestration calls. Returns it. */
+  setCurrentWorkspace(workspace: Workspace): Workspace {
+    this.current = workspace;
+    return workspace;
+  }
+
+  /** The current workspace: the one set, else the token's default workspace. */
+  async getCurrentWorkspace(): Promise<Workspace> {
+    if (this.current) return this.current;
+    const me = await this.http.json<WhoAmIDto>('GET', '/v1/me');
+    this.current = new Workspace(this.http, me.workspace);
+    return this.current;
+  }
+
+  /** Who the token is. */
+  async whoAmI(): Promise<WhoAmIDto> {
+    return this.http.json<WhoAmIDto>('GET', '/v1/me');
+  }
+
+  /**
+   * Issues a token that sees only `workspace` (admin tokens only); tasks get such tokens.
+   * @param ttlSeconds how long it lives. @default forever
+   */
+  async createWorkspaceToken(workspace: Workspace, options: { subject?: string; ttlSeconds?: number } = {}): Promise<string> {
+    const issued = await this.http.json<{ id: string; token: string }>('POST', `/v1/workspaces/${workspace.id}/tokens`, {
+      json: options,
+    });
+    return issued.token;
+  }
+
+  /** @internal */
+  async workspaceId(): Promise<number> {
+    return (await this.getCurrentWorkspace()).id;
+  }
+
+  // -- models
+
+  /**
+   * Uploads an ONNX model into the current workspace from a path or bytes; the same name
+   * again makes a new version.
+   * @example const model = await client.uploadModel('orchestrationmodel', './models/rf_model.onnx');
+   */
+  async uploadModel(name: string, pathOrBytes: string | Uint8Array, options: UploadModelOptions = {}): Promise<ModelVersion> {
+    if (options.framework !== undefined && options.framework !== 'onnx') {
+      throw new ValidationError('invalid_request', `Framework "${String(options.framework)}" is not supported; only "onnx" is.`, 0);
+    }
+    const ws = await this.workspaceId();
+    let body: Uint8Array | ReadableStream<Uint8Array>;
+    let fileName: string;
+    if (typeof pathOrBytes === 'string') {
+      try {
+        await stat(pathOrBytes);
+      } catch {
+        throw new ValidationError('invalid_request', `Model file "${pathOrBytes}" does not exist or cannot be read.`, 0);
+      }
+      body = Readable.toWeb(createReadStream(pathOrBytes)) as ReadableStream<Uint8Array>;
+      fileName = options.fileName ?? basename(pathOrBytes);
+    } else {
+      body = pathOrBytes;
+      fileName = options.fileName ?? `${name}.onnx`;
+    }
+    const dto = await this.http.json<ModelVersionDto>('POST', `/v1/workspaces/${ws}/models`, {
+      body,
+      contentType: 'application/octet-stream',
+      query: { name, fileName },
+      timeoutMs: 600_000,
+    });
+    return new ModelVersion(this.http, dto);
+  }
+
+  /** The newest version of a model, or the given version. */
+  async getModel(name: string, version?: string): Promise<ModelVersion> {
+    const ws = await this.workspaceId();
+    const dto = await this.http.json<ModelVersionDto>('GET', `/v1/workspaces/${ws}/models/${encodeURIComponent(name)}`, {
+      query: { version },
+    });
+    return new ModelVersion(this.http, dto);
+  }
+
+  /** Every model version in the current workspace, newest first. */
+  async listModels(): Promise<ModelVersion[]> {
+    const ws = await this.workspaceId();
+    return (await this.http.json<ModelVersionDto[]>('GET', `/v1/workspaces/${ws}/models`)).map((m) => new ModelVersion(this.http, m));
+  }
+
+  // -- pipelines
+
+  /** Creates a pipeline, or returns the existing one of that name. */
+  async buildPipeline(name: string): Promise<Pipeline> {
+    const ws = await this.workspaceId();
+    return new Pipeline(this.http, await this.http.json<PipelineDto>('POST', `/v1/workspaces/${ws}/pipelines`, { json: { name } }));
+  }
+
+  /** A pipeline by name; `NotFoundError` when there is none. */
+  async getPipeline(name: string): Promise<Pipeline> {
+    const ws = await this.workspaceId();
+    return new Pipeline(this.http, await this.http.json<PipelineDto>('GET', `/v1/workspaces/${ws}/pipelines/${encodeURIComponent(name)}`));
+  }
+
+  /** Pipelines with this name (at most one per workspace); throws `NotFoundError` when none. */
+  async pipelinesByName(name: string): Promise<Pipeline[]> {
+    try {
+      return [await this.getPipeline(name)];
+    } catch (err) {
+      if (err instanceof NotFoundError) {
+        throw new NotFoundError('pipeline_not_found', `No pipeline named "${name}" in the current workspace.`, 404, { name });
+      }
+      throw err;
+    }
+  }
+
+  /** Every pipeline in the current workspace. */
+  async listPipelines(): Promise<Pipeline[]> {
+    const ws = await this.workspaceId();
+    return (await this.http.json<PipelineDto[]>('GET', `/v1/workspaces/${ws}/pipelines`)).map((p) => new Pipeline(this.http, p));
+  }
+
+  // -- task environment
+
+  /** True inside a task run. */
+  inTask(): boolean {
+    return inTask();
+  }
+
+  /** The task's `jsonArgs` (`{}` outside a task). */
+  taskArgs(): Record<string, unknown> {
+    return taskArgs();
+  }
+}
+
+/** @internal Guards against silently ignoring a server error type. */
+export function isQuollError(err: unknown): err is QuollError {
+  return err instanceof QuollError;
+}

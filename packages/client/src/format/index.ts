@@ -1,0 +1,2 @@
+export { renderFields, renderTable } from './render-table.js';
+export type { Cell } from './render-table.js';

@@ -1,0 +1,45 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { AuthError } from '../errors/index.js';
+
+/** Options of `new Client()`. */
+export interface ClientOptions {
+  /** Server URL, e.g. `http://127.0.0.1:8470`. */
+  url?: string;
+  /** Bearer token. */
+  token?: string;
+  /** Environment to read `QUOLL_URL`, `QUOLL_TOKEN`, `QUOLL_HOME` from. @default process.env */
+  env?: Record<string, string | undefined>;
+  /** Directory that `./.quoll/credentials.json` is relative to. @default process.cwd() */
+  cwd?: string;
+}
+
+/**
+ * Resolves where to connect, in the order of the spec: explicit `{ url, token }` → env
+ * `QUOLL_URL` + `QUOLL_TOKEN` (set inside tasks) → `$QUOLL_HOME/credentials.json` →
+ * `./.quoll/credentials.json`.
+ */
+export function resolveClientOptions(opts: ClientOptions = {}): { url: string; token: string } {
+  if (opts.url !== undefined && opts.token !== undefined) return { url: opts.url, token: opts.token };
+  const env = opts.env ?? process.env;
+  if (env.QUOLL_URL && env.QUOLL_TOKEN) return { url: opts.url ?? env.QUOLL_URL, token: opts.token ?? env.QUOLL_TOKEN };
+  const cwd = opts.cwd ?? process.cwd();
+  const candidates = [...(env.QUOLL_HOME ? [join(resolve(cwd, env.QUOLL_HOME), 'credentials.json')] : []), join(cwd, '.quoll', 'credentials.json')];
+  for (const path of candidates) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch {
+      continue;
+    }
+    const creds = JSON.parse(text) as { url?: unknown; token?: unknown };
+    if (typeof creds.url === 'string' && typeof creds.token === 'string') {
+      return { url: opts.url ?? creds.url, token: opts.token ?? creds.token };
+    }
+  }
+  throw new AuthError(
+    'unauthenticated',
+    `No Quoll credentials found: pass new Client({ url, token }), set QUOLL_URL and QUOLL_TOKEN, or start "quoll server" (it writes ${candidates.join(' or ')}).`,
+    0,
+  );
+}

@@ -1,0 +1,1 @@
+export { inTask, taskArgs } from './task-env.js';

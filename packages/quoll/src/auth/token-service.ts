@@ -1,0 +1,93 @@
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { Principal, TokenStore } from '../store/index.js';
+import { ApiError } from '../server/api-error.js';
+
+/** Prefix of every Quoll API token, so leaked tokens are recognisable. */
+const TOKEN_PREFIX = 'qk_';
+
+/** SHA-256 of a token, hex: what the store keeps. */
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
+
+/** A token just issued: the plain value exists only here and in what the caller writes. */
+export interface IssuedToken {
+  id: string;
+  token: string;
+}
+
+/**
+ * Issues, checks and revokes bearer tokens. Lookups are cached in memory (a hash → principal
+ * map) because every request authenticates; revocation goes through this service and evicts.
+ */
+export class TokenService {
+  private readonly cache = new Map<string, { principal: Principal; expiresAt: number | null }>();
+
+  constructor(
+    private readonly store: TokenStore,
+    private readonly now: () => number,
+  ) {}
+
+  /** Issues an admin token (sees every workspace). */
+  async issueAdmin(subject = 'admin'): Promise<IssuedToken> {
+    return this.issue('admin', null, subject, null);
+  }
+
+  /** Issues a token that sees one workspace only; `ttlMs` bounds its life. */
+  async issueForWorkspace(workspaceId: number, subject: string, ttlMs?: number): Promise<IssuedToken> {
+    return this.issue('workspace', workspaceId, subject, ttlMs === undefined ? null : this.now() + ttlMs);
+  }
+
+  private async issue(
+    kind: 'admin' | 'workspace',
+    workspaceId: number | null,
+    subject: string,
+    expiresAt: number | null,
+  ): Promise<IssuedToken> {
+    const token = TOKEN_PREFIX + randomBytes(32).toString('base64url');
+    const id = randomUUID();
+    await this.store.insertToken({
+      id,
+      tokenHash: hashToken(token),
+      kind,
+      workspaceId,
+      subject,
+      createdAt: new Date(this.now()).toISOString(),
+      expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString(),
+      revokedAt: null,
+    });
+    return { id, token };
+  }
+
+  /** Resolves an `Authorization` header to a principal, or throws an `AuthError`-kind ApiError. */
+  async authenticate(header: string | undefined): Promise<Principal> {
+    if (header === undefined || header === '') {
+      throw new ApiError('unauthenticated', 'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in <home>/credentials.json).');
+    }
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match?.[1]) {
+      throw new ApiError('unauthenticated', 'Malformed Authorization header: expected "Bearer <token>".');
+    }
+    const hash = hashToken(match[1]);
+    const cached = this.cache.get(hash);
+    if (cached && (cached.expiresAt === null || cached.expiresAt > this.now())) return cached.principal;
+    const rec = await this.store.findTokenByHash(hash);
+    const expiresAt = rec?.expiresAt ? Date.parse(rec.expiresAt) : null;
+    if (!rec || rec.revokedAt !== null || (expiresAt !== null && expiresAt <= this.now())) {
+      this.cache.delete(hash);
+      throw new ApiError('invalid_token', 'The bearer token is not valid (unknown, revoked or expired); use the token in <home>/credentials.json.');
+    }
+    const principal: Principal =
+      rec.kind === 'admin' || rec.workspaceId === null
+        ? { kind: 'admin', subject: rec.subject, tokenId: rec.id }
+        : { kind: 'workspace', workspaceId: rec.workspaceId, subject: rec.subject, tokenId: rec.id };
+    this.cache.set(hash, { principal, expiresAt });
+    return principal;
+  }
+
+  /** Revokes a token by id; it stops working at once. */
+  async revoke(id: string): Promise<void> {
+    await this.store.revokeToken(id, new Date(this.now()).toISOString());
+    for (const [hash, entry] of this.cache) if (entry.principal.tokenId === id) this.cache.delete(hash);
+  }
+}

@@ -1,0 +1,2 @@
+export { BlobStore } from './blob-store.js';
+export type { ReceivedFile } from './blob-store.js';

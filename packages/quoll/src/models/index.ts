@@ -1,0 +1,2 @@
+export { ModelService } from './model-service.js';
+export type { ModelConfigPatch, ModelInspector } from './model-service.js';

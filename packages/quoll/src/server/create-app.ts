@@ -1,0 +1,67 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import { installErrorHandlers } from './error-handler.js';
+import { inferenceRoutes } from './routes/inference-routes.js';
+import { modelRoutes } from './routes/model-routes.js';
+import { pipelineRoutes } from './routes/pipeline-routes.js';
+import { workspaceRoutes } from './routes/workspace-routes.js';
+import type { ServerContext } from './server-context.js';
+
+/** Paths that answer without a token. */
+const PUBLIC_PATHS = new Set(['/v1/health']);
+
+/** Route registrars that domains add (connections, logs, orchestrations, tasks). */
+export type RouteRegistrar = (app: FastifyInstance, ctx: ServerContext) => void | Promise<void>;
+
+/**
+ * Builds the Fastify app: structured logs, bearer auth on every route but health,
+ * the OpenAPI document, and the domain routes. Does not listen.
+ */
+export async function createApp(ctx: ServerContext, extraRoutes: RouteRegistrar[] = []): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: ctx.config.logging
+      ? { level: ctx.config.logLevel, redact: ['req.headers.authorization'] }
+      : false,
+    // Per-request info lines would dominate the inference hot path; errors are still logged.
+    disableRequestLogging: true,
+    bodyLimit: 16 * 1024 * 1024,
+    forceCloseConnections: false,
+    return503OnClosing: true,
+    ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+  });
+  installErrorHandlers(app);
+  app.decorateRequest('principal', null);
+  app.addHook('onRequest', async (req) => {
+    const path = req.url.split('?', 1)[0] ?? '';
+    if (PUBLIC_PATHS.has(path)) return;
+    req.principal = await ctx.tokens.authenticate(req.headers.authorization);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: {
+        title: 'Quoll API',
+        version: '0.1.0',
+        description:
+          'Workspaces, models, pipelines, inference, inference logs, connections, orchestrations and tasks. Every route but /v1/health needs "Authorization: Bearer <token>". Errors are { error: { code, message, details? } } with codes from the catalogue (docs/errors.md).',
+      },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+
+  app.get('/v1/health', { schema: { tags: ['health'], summary: 'Liveness (no token needed)', security: [] } }, async () => ({
+    status: 'ok',
+  }));
+  app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+
+  workspaceRoutes(app, ctx);
+  pipelineRoutes(app, ctx);
+  await app.register(async (scope) => modelRoutes(scope, ctx));
+  await app.register(async (scope) => inferenceRoutes(scope, ctx));
+  for (const register of extraRoutes) {
+    await app.register(async (scope) => register(scope, ctx));
+  }
+  return app;
+}

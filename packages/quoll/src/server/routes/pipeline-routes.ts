@@ -1,0 +1,110 @@
+import type { FastifyInstance } from 'fastify';
+import type { DeploymentConfigDto } from '@quoll/client/wire';
+import type { StepInput } from '../../pipelines/index.js';
+import type { ServerContext } from '../server-context.js';
+import { workspaceIdOf } from '../server-context.js';
+import { pipelineSchema, pipelineStatusSchema, pipelineVersionSchema } from './schemas.js';
+
+type NameParams = { workspaceId: string; name: string };
+
+/** Pipelines under `/v1/workspaces/:workspaceId/pipelines`. */
+export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  const base = '/v1/workspaces/:workspaceId/pipelines';
+
+  app.post<{ Params: { workspaceId: string }; Body: { name: string } }>(
+    base,
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Build a pipeline (returns the existing one when the name exists)',
+        body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } }, additionalProperties: false },
+        response: { 200: pipelineSchema },
+      },
+    },
+    async (req) => ctx.pipelines.build(await workspaceIdOf(ctx, req), req.body.name),
+  );
+
+  app.get<{ Params: { workspaceId: string } }>(
+    base,
+    { schema: { tags: ['pipelines'], summary: 'List pipelines', response: { 200: { type: 'array', items: pipelineSchema } } } },
+    async (req) => ctx.pipelines.list(await workspaceIdOf(ctx, req)),
+  );
+
+  app.get<{ Params: NameParams }>(
+    `${base}/:name`,
+    { schema: { tags: ['pipelines'], summary: 'Get a pipeline', response: { 200: pipelineSchema } } },
+    async (req) => ctx.pipelines.get(await workspaceIdOf(ctx, req), req.params.name),
+  );
+
+  app.put<{ Params: NameParams; Body: { steps: StepInput[] } }>(
+    `${base}/:name/steps`,
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Replace the draft steps (persisted as a version at deploy)',
+        body: {
+          type: 'object',
+          required: ['steps'],
+          properties: {
+            steps: {
+              type: 'array',
+              maxItems: 64,
+              items: {
+                type: 'object',
+                required: ['modelName', 'modelVersion'],
+                properties: { modelName: { type: 'string' }, modelVersion: { type: 'string' } },
+                additionalProperties: false,
+              },
+            },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: pipelineSchema },
+      },
+    },
+    async (req) => ctx.pipelines.setSteps(await workspaceIdOf(ctx, req), req.params.name, req.body.steps),
+  );
+
+  app.get<{ Params: NameParams }>(
+    `${base}/:name/versions`,
+    { schema: { tags: ['pipelines'], summary: 'Pipeline versions, newest first', response: { 200: { type: 'array', items: pipelineVersionSchema } } } },
+    async (req) => ctx.pipelines.versions(await workspaceIdOf(ctx, req), req.params.name),
+  );
+
+  app.post<{ Params: NameParams; Body: { config?: DeploymentConfigDto; wait?: boolean } | undefined }>(
+    `${base}/:name/deploy`,
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Persist the steps as a new version and deploy it; with wait, answer when Running or Error',
+        body: {
+          type: 'object',
+          properties: {
+            wait: { type: 'boolean' },
+            config: {
+              type: 'object',
+              properties: { workers: { type: 'integer', minimum: 1, maximum: 64 } },
+              additionalProperties: false,
+            },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: pipelineStatusSchema },
+      },
+    },
+    async (req) =>
+      ctx.pipelines.deploy(await workspaceIdOf(ctx, req), req.params.name, req.body?.config ?? {}, req.body?.wait ?? true),
+  );
+
+  app.post<{ Params: NameParams }>(
+    `${base}/:name/undeploy`,
+    { schema: { tags: ['pipelines'], summary: 'Undeploy (a no-op when not deployed)', response: { 200: pipelineStatusSchema } } },
+    async (req) => ctx.pipelines.undeploy(await workspaceIdOf(ctx, req), req.params.name),
+  );
+
+  app.get<{ Params: NameParams }>(
+    `${base}/:name/status`,
+    { schema: { tags: ['pipelines'], summary: 'Deployment status: Running exactly when inference will succeed', response: { 200: pipelineStatusSchema } } },
+    async (req) => ctx.pipelines.status(await workspaceIdOf(ctx, req), req.params.name),
+  );
+}

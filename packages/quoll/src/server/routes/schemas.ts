@@ -1,0 +1,99 @@
+/** JSON schemas of the API's resources, for validation and the OpenAPI document. */
+
+export const workspaceSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    name: { type: 'string' },
+    createdAt: { type: 'string' },
+    isDefault: { type: 'boolean' },
+  },
+} as const;
+
+const tensorInfo = {
+  type: 'object',
+  properties: {
+    name: { type: 'string' },
+    type: { type: 'string' },
+    shape: { type: 'array', items: { type: ['integer', 'string', 'null'] } },
+  },
+} as const;
+
+export const modelVersionSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    name: { type: 'string' },
+    version: { type: 'string' },
+    sha: { type: 'string' },
+    fileName: { type: 'string' },
+    sizeBytes: { type: 'integer' },
+    workspaceId: { type: 'integer' },
+    framework: { type: 'string' },
+    inputs: { type: 'array', items: tensorInfo },
+    outputs: { type: 'array', items: tensorInfo },
+    config: {
+      type: 'object',
+      properties: {
+        tensorFields: { type: ['array', 'null'], items: { type: 'string' } },
+        batchConfig: { type: ['string', 'null'] },
+      },
+    },
+    createdAt: { type: 'string' },
+  },
+} as const;
+
+const stepSchema = {
+  type: 'object',
+  properties: {
+    model: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, sha: { type: 'string' } } },
+  },
+} as const;
+
+export const pipelineSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    name: { type: 'string' },
+    workspaceId: { type: 'integer' },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+    steps: { type: 'array', items: stepSchema },
+    versions: { type: 'array', items: { type: 'string' } },
+    deployed: { type: 'boolean' },
+    inferencePath: { type: 'string' },
+  },
+} as const;
+
+export const pipelineVersionSchema = {
+  type: 'object',
+  properties: { version: { type: 'string' }, createdAt: { type: 'string' }, steps: { type: 'array', items: stepSchema } },
+} as const;
+
+export const pipelineStatusSchema = {
+  type: 'object',
+  properties: {
+    status: { type: 'string', enum: ['Running', 'Starting', 'Error', 'Undeployed'] },
+    details: { type: 'array', items: { type: 'string' } },
+    version: { type: ['string', 'null'] },
+    models: {
+      type: 'array',
+      items: {
+        type: 'object',
+        properties: { name: { type: 'string' }, version: { type: 'string' }, sha: { type: 'string' }, status: { type: 'string' } },
+      },
+    },
+    workers: { type: 'integer' },
+    deployedAt: { type: ['string', 'null'] },
+  },
+} as const;
+
+export const errorSchema = {
+  type: 'object',
+  properties: {
+    error: {
+      type: 'object',
+      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
+    },
+  },
+} as const;

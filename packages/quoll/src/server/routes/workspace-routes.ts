@@ -1,0 +1,73 @@
+import type { FastifyInstance } from 'fastify';
+import type { ServerContext } from '../server-context.js';
+import { ApiError } from '../api-error.js';
+import { principalOf } from '../server-context.js';
+import { workspaceSchema } from './schemas.js';
+
+/** `/v1/me`, `/v1/workspaces`. */
+export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  app.get(
+    '/v1/me',
+    { schema: { tags: ['workspaces'], summary: 'Who the token is, and its default workspace' } },
+    async (req) => ctx.workspaces.whoAmI(principalOf(req)),
+  );
+  app.get(
+    '/v1/workspaces',
+    { schema: { tags: ['workspaces'], summary: 'List workspaces the token can see', response: { 200: { type: 'array', items: workspaceSchema } } } },
+    async (req) => ctx.workspaces.list(principalOf(req)),
+  );
+  app.post<{ Body: { name: string } }>(
+    '/v1/workspaces',
+    {
+      schema: {
+        tags: ['workspaces'],
+        summary: 'Create a workspace (names are unique)',
+        body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } }, additionalProperties: false },
+        response: { 201: workspaceSchema },
+      },
+    },
+    async (req, reply) => reply.status(201).send(await ctx.workspaces.create(principalOf(req), req.body.name)),
+  );
+  app.get<{ Params: { name: string }; Querystring: { createIfNotExist?: boolean } }>(
+    '/v1/workspaces/by-name/:name',
+    {
+      schema: {
+        tags: ['workspaces'],
+        summary: 'Get a workspace by name, optionally creating it',
+        querystring: { type: 'object', properties: { createIfNotExist: { type: 'boolean' } } },
+        response: { 200: workspaceSchema },
+      },
+    },
+    async (req) => ctx.workspaces.getByName(principalOf(req), req.params.name, req.query.createIfNotExist === true),
+  );
+  app.post<{ Params: { workspaceId: string }; Body: { subject?: string; ttlSeconds?: number } | undefined }>(
+    '/v1/workspaces/:workspaceId/tokens',
+    {
+      schema: {
+        tags: ['workspaces'],
+        summary: 'Issue a token that sees only this workspace (admin only)',
+        body: {
+          type: 'object',
+          properties: { subject: { type: 'string', maxLength: 200 }, ttlSeconds: { type: 'integer', minimum: 1 } },
+          additionalProperties: false,
+        },
+        response: { 201: { type: 'object', properties: { id: { type: 'string' }, token: { type: 'string' } } } },
+      },
+    },
+    async (req, reply) => {
+      const principal = principalOf(req);
+      if (principal.kind !== 'admin') {
+        throw new ApiError('forbidden', 'Only an admin token can issue workspace tokens.');
+      }
+      const ws = await ctx.workspaces.getById(principal, Number(req.params.workspaceId));
+      const ttl = req.body?.ttlSeconds;
+      const issued = await ctx.tokens.issueForWorkspace(ws.id, req.body?.subject ?? `workspace:${ws.name}`, ttl === undefined ? undefined : ttl * 1000);
+      return reply.status(201).send(issued);
+    },
+  );
+  app.get<{ Params: { workspaceId: string } }>(
+    '/v1/workspaces/:workspaceId',
+    { schema: { tags: ['workspaces'], summary: 'Get a workspace by id', response: { 200: workspaceSchema } } },
+    async (req) => ctx.workspaces.getById(principalOf(req), Number(req.params.workspaceId)),
+  );
+}

@@ -1,0 +1,42 @@
+import type { FastifyRequest } from 'fastify';
+import type { TokenService } from '../auth/index.js';
+import type { ServerConfig } from '../config/index.js';
+import type { ModelService } from '../models/index.js';
+import type { DeploymentManager, PipelineService } from '../pipelines/index.js';
+import type { Principal } from '../store/index.js';
+import type { WorkspaceService } from '../workspaces/index.js';
+import { ApiError } from './api-error.js';
+
+/** The services routes call; built once by the composition root. */
+export interface ServerContext {
+  readonly config: ServerConfig;
+  readonly now: () => number;
+  readonly tokens: TokenService;
+  readonly workspaces: WorkspaceService;
+  readonly models: ModelService;
+  readonly pipelines: PipelineService;
+  readonly deployments: DeploymentManager;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Set by the auth hook on every route but health. */
+    principal: Principal | null;
+  }
+}
+
+/** The authenticated principal of a request (routes run after the auth hook). */
+export function principalOf(req: FastifyRequest): Principal {
+  if (!req.principal) throw new ApiError('unauthenticated', 'Missing bearer token.');
+  return req.principal;
+}
+
+/** Parses `:workspaceId` and checks the caller may see it (else it does not exist for them). */
+export async function workspaceIdOf(ctx: ServerContext, req: FastifyRequest): Promise<number> {
+  const raw = (req.params as { workspaceId?: string }).workspaceId;
+  const id = Number(raw);
+  if (!Number.isInteger(id)) {
+    throw new ApiError('invalid_request', `Workspace id "${String(raw)}" is not an integer.`);
+  }
+  return (await ctx.workspaces.getById(principalOf(req), id)).id;
+}

@@ -1,0 +1,79 @@
+import { mkdir } from 'node:fs/promises';
+import type { FastifyInstance } from 'fastify';
+import { ensureCredentials, TokenService } from '../auth/index.js';
+import { BlobStore } from '../blobs/index.js';
+import type { ServerConfig } from '../config/index.js';
+import { InferenceEngine } from '../inference/index.js';
+import { ModelService } from '../models/index.js';
+import { inspectOnnxModel } from '../onnx/index.js';
+import { DeploymentManager, PipelineService } from '../pipelines/index.js';
+import { openSqliteDatabase, SqliteCoreStore } from '../store/index.js';
+import { WorkspaceService } from '../workspaces/index.js';
+import { createApp } from './create-app.js';
+import type { ServerContext } from './server-context.js';
+
+/** A started server. */
+export interface RunningServer {
+  /** Base URL, e.g. `http://127.0.0.1:8470`. */
+  readonly url: string;
+  readonly adminToken: string;
+  readonly app: FastifyInstance;
+  readonly context: ServerContext;
+  /** Drains in-flight requests, then stops every loop and closes the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root: opens the home, builds every service and starts listening.
+ * @example
+ *   const server = await startServer(resolveServerConfig({ home: './.quoll', port: 0 }, process.env, process.cwd()));
+ *   console.log(server.url);
+ *   await server.close();
+ */
+export async function startServer(config: ServerConfig): Promise<RunningServer> {
+  await mkdir(config.home, { recursive: true, mode: 0o700 });
+  const now = (): number => Date.now();
+  const db = openSqliteDatabase(`${config.home}/quoll.db`);
+  const store = new SqliteCoreStore(db);
+  const blobs = new BlobStore(config.home);
+  await blobs.init();
+  const tokens = new TokenService(store, now);
+  const workspaces = new WorkspaceService(store, now);
+  await workspaces.ensureDefault();
+  const engine = new InferenceEngine({ workersPerDeployment: config.workersPerDeployment });
+  const models = new ModelService(
+    store,
+    blobs,
+    { inspect: (bytes) => inspectOnnxModel(bytes), validate: (path) => engine.validateModel(path) },
+    config.maxModelBytes,
+    now,
+  );
+  const deployments = new DeploymentManager(engine, config.workersPerDeployment, now);
+  const pipelines = new PipelineService(store, models, deployments, now);
+  const context: ServerContext = { config, now, tokens, workspaces, models, pipelines, deployments };
+
+  const app = await createApp(context);
+  let closed = false;
+  const close = async (): Promise<void> => {
+    if (closed) return;
+    closed = true;
+    // Stop taking requests and let in-flight ones finish, then stop the loops behind them.
+    await app.close();
+    await deployments.stop();
+    await engine.close();
+    db.close();
+  };
+  try {
+    await app.listen({ host: config.host, port: config.port });
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  const creds = await ensureCredentials(config.home, url, tokens);
+  await pipelines.restoreDeployments();
+  app.log.info({ url, home: config.home }, 'quoll server listening');
+  return { url, adminToken: creds.token, app, context, close };
+}

@@ -1,0 +1,14 @@
+export type {
+  DeploymentRecord,
+  ModelStore,
+  NewModelVersion,
+  PipelineRecord,
+  PipelineStore,
+  Principal,
+  TokenRecord,
+  TokenStore,
+  WorkspaceStore,
+} from './core-store.js';
+export { SqliteCoreStore, isUniqueViolation } from './sqlite/sqlite-core-store.js';
+export { openSqliteDatabase, applyMigrations, MIGRATIONS_DIR } from './sqlite/sqlite-database.js';
+export type { SqliteHandle } from './sqlite/sqlite-database.js';

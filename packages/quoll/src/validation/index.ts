@@ -1,0 +1,1 @@
+export { validateName } from './validate-name.js';

@@ -1,0 +1,1 @@
+export { WorkspaceService, DEFAULT_WORKSPACE_NAME } from './workspace-service.js';
