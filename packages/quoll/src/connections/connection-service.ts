@@ -1,0 +1,272 @@
+import { randomUUID } from 'node:crypto';
+import type { ConnectionDto } from '@quoll/client/wire';
+import { ApiError } from '../server/api-error.js';
+import { validateName } from '../validation/index.js';
+import type { ConnectionSealer } from './connection-sealer.js';
+import type { ConnectionDetails, ConnectionRecord, ConnectionStore } from './connection-store.js';
+
+/**
+ * Who is asking. A workspace-scoped caller sees only the connections attached to its
+ * workspace; every other name answers `connection_not_found` exactly like a missing one.
+ * The auth `Principal` fits this type.
+ */
+export type ConnectionScope = { kind: 'admin' } | { kind: 'workspace'; workspaceId: number };
+
+/** Names a connection by its unique name or by its id. */
+export type ConnectionRef = { name: string } | { id: string };
+
+/** What `create` is given; every field is checked, since it comes straight from a request. */
+export interface CreateConnectionInput {
+  name: unknown;
+  type: unknown;
+  details: unknown;
+}
+
+/** Dependencies and limits of a `ConnectionService`. */
+export interface ConnectionServiceOptions {
+  store: ConnectionStore;
+  sealer: ConnectionSealer;
+  /** @default () => new Date() */
+  clock?: () => Date;
+  /** @default crypto.randomUUID */
+  newId?: () => string;
+  /** Largest details object accepted, in bytes of its JSON. @default 65536 */
+  maxDetailsBytes?: number;
+}
+
+/** The default cap on a connection's details JSON: 64 KiB. */
+export const DEFAULT_MAX_DETAILS_BYTES = 64 * 1024;
+/** The longest connection type accepted. */
+const MAX_TYPE_LENGTH = 128;
+
+/**
+ * Connections as the HTTP layer sees them: validation, sealing, workspace scoping and the
+ * audit trail of unmasked reads. Listings and lookups never carry details; only `details()` does.
+ * @example
+ * const connections = new ConnectionService({ store, sealer });
+ * await connections.create({ kind: 'admin' }, { name: 'houseprice', type: 'HTTPFILE', details: { host } });
+ * const { details } = await connections.details(principal, { name: 'houseprice' }, principal.subject);
+ */
+export class ConnectionService {
+  readonly #store: ConnectionStore;
+  readonly #sealer: ConnectionSealer;
+  readonly #clock: () => Date;
+  readonly #newId: () => string;
+  readonly #maxDetailsBytes: number;
+
+  constructor(options: ConnectionServiceOptions) {
+    this.#store = options.store;
+    this.#sealer = options.sealer;
+    this.#clock = options.clock ?? (() => new Date());
+    this.#newId = options.newId ?? randomUUID;
+    this.#maxDetailsBytes = options.maxDetailsBytes ?? DEFAULT_MAX_DETAILS_BYTES;
+  }
+
+  /**
+   * Creates a connection. A workspace-scoped caller's connection is attached to its
+   * workspace in the same transaction (otherwise it could not see what it just made).
+   * Throws `invalid_name`, `invalid_connection` or `connection_exists`; nothing is stored then.
+   */
+  async create(scope: ConnectionScope, input: CreateConnectionInput): Promise<ConnectionDto> {
+    const name = validateName('connection', input.name);
+    const type = this.#validateType(input.type);
+    const details = this.#validateDetails(input.details);
+    const id = this.#newId();
+    const record = await this.#store.createConnection({
+      id,
+      name,
+      type,
+      sealedDetails: this.#sealer.seal(id, details),
+      createdAt: this.#clock().toISOString(),
+      attachTo: scope.kind === 'workspace' ? scope.workspaceId : undefined,
+    });
+    return toDto(record);
+  }
+
+  /**
+   * Connections the caller can see, oldest first; `workspaceId` narrows to one workspace
+   * (a workspace-scoped caller may only name its own).
+   */
+  async list(
+    scope: ConnectionScope,
+    options: { workspaceId?: number | undefined } = {},
+  ): Promise<ConnectionDto[]> {
+    let workspaceId = options.workspaceId;
+    if (scope.kind === 'workspace') {
+      if (workspaceId !== undefined && workspaceId !== scope.workspaceId)
+        throw workspaceNotFound(workspaceId);
+      workspaceId = scope.workspaceId;
+    }
+    const records =
+      workspaceId === undefined ? await this.#store.list() : await this.#store.listForWorkspace(workspaceId);
+    return records.map(toDto);
+  }
+
+  /** One connection, masked (no details). Throws `connection_not_found`. */
+  async get(scope: ConnectionScope, ref: ConnectionRef): Promise<ConnectionDto> {
+    return toDto(await this.#find(scope, ref));
+  }
+
+  /**
+   * The unmasked details, recording who read them in the audit trail first (no audit
+   * entry, no details). Throws `connection_not_found`.
+   * @param subject the token subject, for the audit trail.
+   */
+  async details(
+    scope: ConnectionScope,
+    ref: ConnectionRef,
+    subject: string,
+  ): Promise<{ connection: ConnectionDto; details: ConnectionDetails }> {
+    const record = await this.#find(scope, ref);
+    const sealed = await this.#store.getSealed(record.id);
+    if (!sealed) throw notFound(ref);
+    const details = this.#sealer.open(record.id, sealed.sealed);
+    await this.#store.appendAudit({
+      subject,
+      connectionId: record.id,
+      connectionName: record.name,
+      action: 'read_details',
+      at: this.#clock().toISOString(),
+    });
+    return { connection: toDto(record), details };
+  }
+
+  /** Deletes a connection and detaches it from every workspace. Throws `connection_not_found`. */
+  async delete(scope: ConnectionScope, ref: ConnectionRef): Promise<void> {
+    const record = await this.#find(scope, ref);
+    if (!(await this.#store.delete(record.id))) throw notFound(ref);
+  }
+
+  /**
+   * Attaches a connection to a workspace; attaching twice is a no-op. A workspace-scoped
+   * caller may only attach what it sees to its own workspace. Throws `connection_not_found`
+   * or `workspace_not_found`.
+   */
+  async attach(scope: ConnectionScope, ref: ConnectionRef, workspaceId: number): Promise<ConnectionDto> {
+    this.#checkWorkspace(scope, workspaceId);
+    const record = await this.#find(scope, ref);
+    await this.#store.attach(record.id, workspaceId, this.#clock().toISOString());
+    return toDto(await this.#find({ kind: 'admin' }, { id: record.id }));
+  }
+
+  /**
+   * Detaches a connection from a workspace; detaching what is not attached is a no-op.
+   * Throws `connection_not_found` or `workspace_not_found`.
+   */
+  async detach(scope: ConnectionScope, ref: ConnectionRef, workspaceId: number): Promise<void> {
+    this.#checkWorkspace(scope, workspaceId);
+    const record = await this.#find(scope, ref);
+    await this.#store.detach(record.id, workspaceId);
+  }
+
+  #checkWorkspace(scope: ConnectionScope, workspaceId: number): void {
+    // Another workspace is invisible to a workspace-scoped caller, so it answers "not found".
+    if (scope.kind === 'workspace' && scope.workspaceId !== workspaceId) throw workspaceNotFound(workspaceId);
+  }
+
+  async #find(scope: ConnectionScope, ref: ConnectionRef): Promise<ConnectionRecord> {
+    const record = 'id' in ref ? await this.#store.getById(ref.id) : await this.#store.getByName(ref.name);
+    // Hidden and missing take the same path and the same message, so existence does not leak.
+    if (!record) throw notFound(ref);
+    if (scope.kind === 'workspace' && !(await this.#store.isAttached(record.id, scope.workspaceId)))
+      throw notFound(ref);
+    return record;
+  }
+
+  #validateType(type: unknown): string {
+    if (typeof type !== 'string' || type.trim() === '' || type.length > MAX_TYPE_LENGTH) {
+      throw new ApiError(
+        'invalid_connection',
+        `Invalid connection type ${describe(type)}: give a non-empty string of at most ${MAX_TYPE_LENGTH} characters, e.g. "HTTPFILE".`,
+        { field: 'type' },
+      );
+    }
+    return type;
+  }
+
+  /** Checks the details and returns a plain JSON copy; messages name only shapes and sizes, never values. */
+  #validateDetails(details: unknown): ConnectionDetails {
+    if (!isPlainObject(details)) {
+      const got = details === null ? 'null' : Array.isArray(details) ? 'an array' : `a ${typeof details}`;
+      throw new ApiError(
+        'invalid_connection',
+        `Connection details must be a JSON object, got ${got}: pass e.g. { "host": "https://…" }.`,
+        {
+          field: 'details',
+        },
+      );
+    }
+    let json: string;
+    try {
+      json = JSON.stringify(details);
+    } catch {
+      throw new ApiError(
+        'invalid_connection',
+        'Connection details cannot be encoded as JSON (a BigInt or a circular reference?): pass plain JSON values only.',
+        { field: 'details' },
+      );
+    }
+    const bytes = Buffer.byteLength(json, 'utf8');
+    if (bytes > this.#maxDetailsBytes) {
+      throw new ApiError(
+        'invalid_connection',
+        `Connection details are ${bytes} bytes of JSON, over the ${this.#maxDetailsBytes}-byte cap: store large files elsewhere and put their location in the details.`,
+        { field: 'details', bytes, maxBytes: this.#maxDetailsBytes },
+      );
+    }
+    return JSON.parse(json) as ConnectionDetails;
+  }
+}
+
+function toDto(record: ConnectionRecord): ConnectionDto {
+  // Field by field, so nothing the store adds can reach the wire.
+  return {
+    id: record.id,
+    name: record.name,
+    type: record.type,
+    createdAt: record.createdAt,
+    workspaceNames: [...record.workspaceNames],
+  };
+}
+
+function notFound(ref: ConnectionRef): ApiError {
+  if ('id' in ref) {
+    return new ApiError(
+      'connection_not_found',
+      `No connection has id ${describe(ref.id)}; list connections to see the ids.`,
+      {
+        id: ref.id,
+      },
+    );
+  }
+  return new ApiError(
+    'connection_not_found',
+    `No connection is named ${describe(ref.name)}; list connections to see the names.`,
+    {
+      name: ref.name,
+    },
+  );
+}
+
+function workspaceNotFound(workspaceId: number): ApiError {
+  return new ApiError(
+    'workspace_not_found',
+    `No workspace has id ${workspaceId}; list workspaces to find the right one.`,
+    {
+      workspaceId,
+    },
+  );
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return false;
+  const proto: unknown = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/** A short, quoted rendering of a user-given (non-secret) value for a message. */
+function describe(value: unknown): string {
+  if (typeof value !== 'string') return value === null ? 'null' : `(a ${typeof value})`;
+  const shown = value.length > 80 ? `${value.slice(0, 80)}…` : value;
+  return JSON.stringify(shown);
+}

@@ -1,0 +1,50 @@
+// The connections domain: sealed details, scoping, audit, key rotation and redaction.
+// `rotate-key-command.ts` (the CLI entry) is imported by the CLI directly: see its header.
+export { ConnectionSealer } from './connection-sealer.js';
+export { ConnectionService, DEFAULT_MAX_DETAILS_BYTES } from './connection-service.js';
+export type {
+  ConnectionRef,
+  ConnectionScope,
+  ConnectionServiceOptions,
+  CreateConnectionInput,
+} from './connection-service.js';
+export type {
+  ConnectionAuditAction,
+  ConnectionAuditEntry,
+  ConnectionDetails,
+  ConnectionRecord,
+  ConnectionStore,
+  NewConnection,
+  SealedConnectionRecord,
+  SealedDetails,
+  StoredConnectionAuditEntry,
+} from './connection-store.js';
+export { FileKeyring, StaticKeyring, createKeyring } from './keyring.js';
+export type { Keyring } from './keyring.js';
+export { maskDetails } from './mask-details.js';
+export {
+  MASTER_KEY_ENV,
+  MASTER_KEY_FILE,
+  MasterKeyError,
+  NEXT_KEY_FILE,
+  OLD_KEY_FILE,
+  generateMasterKey,
+  loadMasterKey,
+  masterKeyId,
+  parseMasterKey,
+} from './master-key.js';
+export type { LoadMasterKeyOptions, MasterKey } from './master-key.js';
+export { retireOldKey, rotateKey } from './rotate-key.js';
+export type {
+  RetireOldKeyOptions,
+  RotateKeyOptions,
+  RotateKeyProgress,
+  RotateKeyResult,
+} from './rotate-key.js';
+export {
+  MASK,
+  MIN_SECRET_LENGTH,
+  SecretRedactor,
+  collectSecretValues,
+  makeRedactor,
+} from './secret-redactor.js';

@@ -1,0 +1,231 @@
+import type {
+  ConnectionAuditEntry,
+  ConnectionRecord,
+  ConnectionStore,
+  NewConnection,
+  SealedConnectionRecord,
+  SealedDetails,
+  StoredConnectionAuditEntry,
+} from '../../connections/index.js';
+import { ApiError } from '../../server/api-error.js';
+import type { SqliteHandle } from './sqlite-database.js';
+
+interface ConnectionRow {
+  id: string;
+  name: string;
+  type: string;
+  key_id: string;
+  sealed_details: Buffer;
+  created_at: string;
+}
+
+interface AuditRow {
+  id: number;
+  at: string;
+  subject: string;
+  connection_id: string;
+  connection_name: string;
+  action: string;
+}
+
+/* eslint-disable @typescript-eslint/require-await --
+   better-sqlite3 is synchronous; the methods are async because the port is (a PostgreSQL store awaits). */
+
+/** The SQLite-backed `ConnectionStore` (tables from migration `0003_connections.sql`). */
+export class SqliteConnectionStore implements ConnectionStore {
+  readonly #db: SqliteHandle;
+
+  /** @param db a handle from `openSqliteDatabase`, migrations applied. */
+  constructor(db: SqliteHandle) {
+    this.#db = db;
+  }
+
+  async createConnection(c: NewConnection): Promise<ConnectionRecord> {
+    const db = this.#db;
+    try {
+      db.transaction(() => {
+        db.prepare(
+          'INSERT INTO connections (id, name, type, key_id, sealed_details, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+        ).run(c.id, c.name, c.type, c.sealedDetails.keyId, c.sealedDetails.blob, c.createdAt);
+        if (c.attachTo !== undefined) this.#insertAttachment(c.id, c.attachTo, c.createdAt);
+      })();
+    } catch (err) {
+      if (sqliteCode(err) === 'SQLITE_CONSTRAINT_UNIQUE') {
+        throw new ApiError(
+          'connection_exists',
+          `A connection named "${c.name}" already exists; choose a different name, or delete the existing one first.`,
+          { name: c.name },
+        );
+      }
+      throw err;
+    }
+    return this.#required(c.id);
+  }
+
+  async getById(id: string): Promise<ConnectionRecord | null> {
+    const row = this.#db.prepare('SELECT * FROM connections WHERE id = ?').get(id) as
+      ConnectionRow | undefined;
+    return row ? this.#toRecord(row) : null;
+  }
+
+  async getByName(name: string): Promise<ConnectionRecord | null> {
+    const row = this.#db.prepare('SELECT * FROM connections WHERE name = ?').get(name) as
+      ConnectionRow | undefined;
+    return row ? this.#toRecord(row) : null;
+  }
+
+  async getSealed(id: string): Promise<SealedConnectionRecord | null> {
+    const row = this.#db.prepare('SELECT * FROM connections WHERE id = ?').get(id) as
+      ConnectionRow | undefined;
+    if (!row) return null;
+    return { ...this.#toRecord(row), sealed: { keyId: row.key_id, blob: row.sealed_details } };
+  }
+
+  async list(): Promise<ConnectionRecord[]> {
+    const rows = this.#db
+      .prepare('SELECT * FROM connections ORDER BY created_at, rowid')
+      .all() as ConnectionRow[];
+    return this.#toRecords(rows);
+  }
+
+  async listForWorkspace(workspaceId: number): Promise<ConnectionRecord[]> {
+    const rows = this.#db
+      .prepare(
+        `SELECT c.* FROM connections c JOIN connection_workspaces cw ON cw.connection_id = c.id
+         WHERE cw.workspace_id = ? ORDER BY c.created_at, c.rowid`,
+      )
+      .all(workspaceId) as ConnectionRow[];
+    return this.#toRecords(rows);
+  }
+
+  async isAttached(connectionId: string, workspaceId: number): Promise<boolean> {
+    return (
+      this.#db
+        .prepare('SELECT 1 FROM connection_workspaces WHERE connection_id = ? AND workspace_id = ?')
+        .get(connectionId, workspaceId) !== undefined
+    );
+  }
+
+  async attach(connectionId: string, workspaceId: number, at: string): Promise<void> {
+    this.#insertAttachment(connectionId, workspaceId, at);
+  }
+
+  async detach(connectionId: string, workspaceId: number): Promise<boolean> {
+    const r = this.#db
+      .prepare('DELETE FROM connection_workspaces WHERE connection_id = ? AND workspace_id = ?')
+      .run(connectionId, workspaceId);
+    return r.changes > 0;
+  }
+
+  async delete(connectionId: string): Promise<boolean> {
+    // Attachments go with it through ON DELETE CASCADE (foreign_keys is on for every handle).
+    return this.#db.prepare('DELETE FROM connections WHERE id = ?').run(connectionId).changes > 0;
+  }
+
+  async listIdsNotSealedWith(keyId: string, limit: number): Promise<string[]> {
+    const rows = this.#db
+      .prepare('SELECT id FROM connections WHERE key_id <> ? ORDER BY rowid LIMIT ?')
+      .all(keyId, limit) as { id: string }[];
+    return rows.map((r) => r.id);
+  }
+
+  async replaceSealed(connectionId: string, expectedKeyId: string, sealed: SealedDetails): Promise<boolean> {
+    const r = this.#db
+      .prepare('UPDATE connections SET key_id = ?, sealed_details = ? WHERE id = ? AND key_id = ?')
+      .run(sealed.keyId, sealed.blob, connectionId, expectedKeyId);
+    return r.changes > 0;
+  }
+
+  async appendAudit(e: ConnectionAuditEntry): Promise<void> {
+    this.#db
+      .prepare(
+        'INSERT INTO connection_audit (at, subject, connection_id, connection_name, action) VALUES (?, ?, ?, ?, ?)',
+      )
+      .run(e.at, e.subject, e.connectionId, e.connectionName, e.action);
+  }
+
+  async listAudit(options: { limit: number }): Promise<StoredConnectionAuditEntry[]> {
+    const rows = this.#db
+      .prepare('SELECT * FROM connection_audit ORDER BY id DESC LIMIT ?')
+      .all(options.limit) as AuditRow[];
+    return rows.map((r) => ({
+      id: r.id,
+      at: r.at,
+      subject: r.subject,
+      connectionId: r.connection_id,
+      connectionName: r.connection_name,
+      action: r.action as ConnectionAuditEntry['action'],
+    }));
+  }
+
+  #insertAttachment(connectionId: string, workspaceId: number, at: string): void {
+    try {
+      // OR IGNORE makes attaching twice a no-op; foreign-key failures are still raised.
+      this.#db
+        .prepare(
+          'INSERT OR IGNORE INTO connection_workspaces (connection_id, workspace_id, attached_at) VALUES (?, ?, ?)',
+        )
+        .run(connectionId, workspaceId, at);
+    } catch (err) {
+      if (sqliteCode(err) !== 'SQLITE_CONSTRAINT_FOREIGNKEY') throw err;
+      // SQLite does not say which key failed: look.
+      const hasConnection =
+        this.#db.prepare('SELECT 1 FROM connections WHERE id = ?').get(connectionId) !== undefined;
+      if (!hasConnection) {
+        throw new ApiError('connection_not_found', `No connection has id "${connectionId}".`, {
+          id: connectionId,
+        });
+      }
+      throw new ApiError(
+        'workspace_not_found',
+        `No workspace has id ${workspaceId}; list workspaces to find the right one.`,
+        { workspaceId },
+      );
+    }
+  }
+
+  async #required(id: string): Promise<ConnectionRecord> {
+    const record = await this.getById(id);
+    if (!record) throw new Error(`connection ${id} vanished right after it was written`);
+    return record;
+  }
+
+  #toRecord(row: ConnectionRow): ConnectionRecord {
+    const names = this.#db
+      .prepare(
+        `SELECT w.name FROM connection_workspaces cw JOIN workspaces w ON w.id = cw.workspace_id
+         WHERE cw.connection_id = ? ORDER BY w.name`,
+      )
+      .all(row.id) as { name: string }[];
+    return toRecord(
+      row,
+      names.map((n) => n.name),
+    );
+  }
+
+  #toRecords(rows: ConnectionRow[]): ConnectionRecord[] {
+    if (rows.length === 0) return [];
+    // One query for every attachment instead of one per connection.
+    const links = this.#db
+      .prepare(
+        `SELECT cw.connection_id AS id, w.name FROM connection_workspaces cw JOIN workspaces w ON w.id = cw.workspace_id
+         ORDER BY w.name`,
+      )
+      .all() as { id: string; name: string }[];
+    const byConnection = new Map<string, string[]>();
+    for (const link of links) {
+      const names = byConnection.get(link.id);
+      if (names) names.push(link.name);
+      else byConnection.set(link.id, [link.name]);
+    }
+    return rows.map((row) => toRecord(row, byConnection.get(row.id) ?? []));
+  }
+}
+
+function toRecord(row: ConnectionRow, workspaceNames: string[]): ConnectionRecord {
+  return { id: row.id, name: row.name, type: row.type, createdAt: row.created_at, workspaceNames };
+}
+
+function sqliteCode(err: unknown): unknown {
+  return typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;
+}
