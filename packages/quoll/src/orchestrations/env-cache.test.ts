@@ -1,0 +1,89 @@
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { hashDependencySet } from './dependency-set.js';
+import type { DependencySet } from './dependency-set.js';
+import { EnvCache, InstallError } from './env-cache.js';
+
+let dir: string;
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'quoll-envs-'));
+});
+
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+function depSet(dependencies: Record<string, string>): DependencySet {
+  return {
+    dependencies,
+    lockfile: null,
+    hash: hashDependencySet(dependencies, null, 20),
+    source: 'package.json',
+  };
+}
+
+describe('hashDependencySet', () => {
+  it('ignores key order but not ranges, lockfile or Node major', () => {
+    const base = hashDependencySet({ a: '1', b: '2' }, null, 20);
+    expect(hashDependencySet({ b: '2', a: '1' }, null, 20)).toBe(base);
+    expect(hashDependencySet({ a: '1', b: '3' }, null, 20)).not.toBe(base);
+    expect(hashDependencySet({ a: '1', b: '2' }, '{}', 20)).not.toBe(base);
+    expect(hashDependencySet({ a: '1', b: '2' }, null, 22)).not.toBe(base);
+  });
+});
+
+describe('EnvCache', () => {
+  it('installs a dependency set once, and concurrent requests share that one npm run', async () => {
+    const envs = new EnvCache({ envsDir: dir });
+    const deps = depSet({ 'is-number': '7.0.0' });
+    const linesA: string[] = [];
+    const linesB: string[] = [];
+    const [a, b] = await Promise.all([
+      envs.ensure(deps, { log: (l) => linesA.push(l) }),
+      envs.ensure(deps, { log: (l) => linesB.push(l) }),
+    ]);
+    expect(envs.installCount).toBe(1);
+    expect(a.dir).toBe(join(dir, deps.hash));
+    expect(b.dir).toBe(a.dir);
+    expect(existsSync(join(a.nodeModulesDir, 'is-number', 'package.json'))).toBe(true);
+    // Both callers see npm's output, the second by replay.
+    expect(linesA[0]).toMatch(/^\$ npm install/);
+    expect(linesB).toEqual(linesA);
+
+    const again = await envs.ensure(deps);
+    expect(again.reused).toBe(true);
+    expect(envs.installCount).toBe(1);
+    // A new cache (a restarted server) finds the finished environment on disk.
+    const restarted = new EnvCache({ envsDir: dir });
+    expect((await restarted.ensure(deps)).reused).toBe(true);
+    expect(restarted.installCount).toBe(0);
+  });
+
+  it('does not cache a failed install: the error names the problem and the next call runs npm again', async () => {
+    const envs = new EnvCache({ envsDir: dir });
+    const deps = depSet({ 'is-number': '999.999.999' });
+    const first = await envs.ensure(deps).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(first).toBeInstanceOf(InstallError);
+    expect((first as InstallError).firstLines).toMatch(/is-number|ETARGET|notarget/i);
+    expect(readdirSync(dir)).toEqual([]);
+    await expect(envs.ensure(deps)).rejects.toBeInstanceOf(InstallError);
+    expect(envs.installCount).toBe(2);
+  });
+
+  it('an aborted install leaves nothing cached', async () => {
+    const envs = new EnvCache({ envsDir: dir });
+    const controller = new AbortController();
+    const pending = envs.ensure(depSet({ 'is-number': '7.0.0' }), {
+      signal: controller.signal,
+      log: () => controller.abort(),
+    });
+    await expect(pending).rejects.toThrow();
+    expect(readdirSync(dir)).toEqual([]);
+  });
+});

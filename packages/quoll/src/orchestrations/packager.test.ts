@@ -1,0 +1,347 @@
+import { execFile } from 'node:child_process';
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { OrchestrationStatus } from '@quoll/client/wire';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createZip } from '../../../../test/support/zip-builder.js';
+import type { ZipEntrySpec } from '../../../../test/support/zip-builder.js';
+import type { ReceivedFile } from '../blobs/index.js';
+import { ApiError } from '../server/api-error.js';
+import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
+import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
+import { SqliteOrchestrationStore } from '../store/sqlite/sqlite-orchestration-store.js';
+import { EnvCache } from './env-cache.js';
+import type { OrchestrationRecord } from './orchestration-store.js';
+import { Packager } from './packager.js';
+import type { PackagerOptions } from './packager.js';
+
+const run = promisify(execFile);
+
+let root: string;
+let home: string;
+let db: SqliteHandle;
+let store: SqliteOrchestrationStore;
+const packagers: Packager[] = [];
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'quoll-packager-'));
+  home = join(root, 'home');
+  mkdirSync(home);
+  // Only the orchestration migration: the store must not depend on other tables.
+  const migrations = join(root, 'migrations');
+  mkdirSync(migrations);
+  copyFileSync(join(MIGRATIONS_DIR, '0004_orchestrations.sql'), join(migrations, '0004_orchestrations.sql'));
+  db = openSqliteDatabase(join(root, 'quoll.db'), migrations);
+  store = new SqliteOrchestrationStore(db);
+});
+
+afterEach(async () => {
+  for (const p of packagers.splice(0)) await p.stop();
+  db.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function packager(options: Partial<PackagerOptions> = {}): Packager {
+  const p = new Packager({ store, home, pollIntervalMs: 50, ...options });
+  packagers.push(p);
+  return p;
+}
+
+let uploads = 0;
+async function upload(entries: ZipEntrySpec[]): Promise<ReceivedFile> {
+  const path = join(root, `upload-${++uploads}.zip`);
+  const bytes = await createZip(entries);
+  writeFileSync(path, bytes);
+  return { path, sha256: 'f'.repeat(64), size: bytes.length };
+}
+
+async function submit(p: Packager, entries: ZipEntrySpec[], name = 'job'): Promise<OrchestrationRecord> {
+  return p.submit({ workspaceId: 1, name, fileName: `${name}.zip`, upload: await upload(entries) });
+}
+
+/** Polls the store until the orchestration reaches one of `statuses` (the test timeout bounds it). */
+async function waitForStatus(
+  id: string,
+  statuses: OrchestrationStatus[] = ['ready', 'error'],
+): Promise<OrchestrationRecord> {
+  for (;;) {
+    const record = await store.getOrchestration(id);
+    if (record !== null && statuses.includes(record.status)) return record;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+async function runEntry(p: Packager, id: string): Promise<string> {
+  const pkg = await p.resolvePackage(id);
+  const { stdout } = await run(process.execPath, [pkg.entry], { cwd: pkg.dir });
+  return stdout;
+}
+
+function logText(lines: { line: string }[]): string {
+  return lines.map((l) => l.line).join('\n');
+}
+
+const IS_NUMBER_PKG = {
+  path: 'package.json',
+  content: JSON.stringify({ dependencies: { 'is-number': '7.0.0' } }),
+};
+
+describe('Packager.submit', () => {
+  const refused: [string, ZipEntrySpec[] | 'not-a-zip', string][] = [
+    ['not a zip', 'not-a-zip', 'invalid_archive'],
+    ['no entrypoint', [{ path: 'data.csv', content: 'a' }], 'archive_no_entrypoint'],
+    [
+      'a ../ entry',
+      [
+        { path: 'main.ts', content: '' },
+        { path: '../evil.js', content: 'x' },
+      ],
+      'archive_unsafe_entry',
+    ],
+    [
+      'a symlink',
+      [
+        { path: 'main.ts', content: '' },
+        { path: 'l', symlinkTarget: '/etc' },
+      ],
+      'archive_unsafe_entry',
+    ],
+    [
+      'a bomb',
+      [
+        { path: 'main.ts', content: '' },
+        { path: 'z', content: Buffer.alloc(4 << 20) },
+      ],
+      'archive_too_large',
+    ],
+  ];
+  for (const [what, entries, code] of refused) {
+    it(`refuses ${what} with ${code}, storing nothing and deleting the upload`, async () => {
+      const p = packager();
+      let file: ReceivedFile;
+      if (entries === 'not-a-zip') {
+        file = { path: join(root, 'bad.zip'), sha256: 'f'.repeat(64), size: 3 };
+        writeFileSync(file.path, 'not');
+      } else {
+        file = await upload(entries);
+      }
+      const err = await p.submit({ workspaceId: 1, name: 'x', fileName: 'x.zip', upload: file }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err).toBeInstanceOf(ApiError);
+      expect((err as ApiError).code).toBe(code);
+      expect(await store.listOrchestrations()).toEqual([]);
+      expect(existsSync(file.path)).toBe(false);
+      expect(
+        existsSync(join(home, 'orchestrations')) ? readdirSync(join(home, 'orchestrations')) : [],
+      ).toEqual([]);
+    });
+  }
+
+  it('records an accepted zip as pending_packaging with its entrypoint, before any packaging', async () => {
+    const p = packager();
+    const record = await submit(p, [{ path: 'job/main.ts', content: 'console.log(1)' }], '');
+    expect(record).toMatchObject({
+      status: 'pending_packaging',
+      entrypoint: 'job/main.ts',
+      name: '',
+      fileName: '.zip',
+    });
+    expect(existsSync(join(home, 'orchestrations', record.id, 'source.zip'))).toBe(true);
+    await expect(p.resolvePackage(record.id)).rejects.toMatchObject({ code: 'orchestration_not_ready' });
+    await expect(p.resolvePackage('nope')).rejects.toMatchObject({ code: 'orchestration_not_found' });
+  });
+});
+
+describe('Packager', () => {
+  it('packages a TypeScript orchestration without dependencies; entry.mjs runs with sibling imports, top-level await and @quoll/client', async () => {
+    const p = packager();
+    await p.start();
+    const record = await submit(p, [
+      {
+        path: 'main.ts',
+        content: [
+          "import { readFileSync } from 'node:fs';",
+          "import { Client, inTask } from '@quoll/client';",
+          "import { ERROR_CODES } from '@quoll/client/wire';",
+          "import { greet } from './lib/greet.js';",
+          'const answer: number = await Promise.resolve(41).then((n) => n + 1);',
+          "console.log(greet('quoll'), answer, typeof Client, inTask(), 'invalid_archive' in ERROR_CODES);",
+          "console.log(readFileSync('./data/msg.txt', 'utf8'));",
+        ].join('\n'),
+      },
+      {
+        path: 'lib/greet.ts',
+        content: 'export function greet(name: string): string { return `hello ${name}`; }',
+      },
+      { path: 'data/msg.txt', content: 'read from the zip root' },
+    ]);
+    const done = await waitForStatus(record.id);
+    expect(done).toMatchObject({ status: 'ready', error: null, entrypoint: 'main.ts', depHash: null });
+    expect(p.envCache.installCount).toBe(0);
+    expect(await runEntry(p, record.id)).toBe('hello quoll 42 function false true\nread from the zip root\n');
+    const log = logText(await store.getPackagingLog(record.id));
+    expect(log).toContain('entrypoint main.ts');
+    expect(log).toContain('compiled main.ts → .quoll/entry.mjs');
+    expect(log).not.toContain('npm');
+  });
+
+  it('runs a JavaScript entrypoint in a subdirectory through esbuild too', async () => {
+    const p = packager();
+    await p.start();
+    const record = await submit(p, [{ path: 'job/main.js', content: "console.log('js', typeof require);" }]);
+    expect(await waitForStatus(record.id)).toMatchObject({ status: 'ready', entrypoint: 'job/main.js' });
+    const pkg = await p.resolvePackage(record.id);
+    expect(pkg).toEqual({
+      dir: join(home, 'orchestrations', record.id, 'files'),
+      entry: '.quoll/entry.mjs',
+      nodeModulesDir: join(home, 'orchestrations', record.id, 'node_modules'),
+    });
+    expect(await runEntry(p, record.id)).toBe('js function\n');
+  });
+
+  it('ends in error with esbuild’s message when the code does not compile', async () => {
+    const p = packager();
+    await p.start();
+    const record = await submit(p, [
+      { path: 'main.ts', content: "import { x } from './missing.js';\nconsole.log(x);" },
+    ]);
+    const done = await waitForStatus(record.id);
+    expect(done.status).toBe('error');
+    expect(done.error).toContain('Compiling main.ts failed');
+    expect(done.error).toContain('./missing.js');
+    expect(logText(await store.getPackagingLog(record.id))).toContain('packaging failed');
+  });
+
+  it('ends in error when package.json is not valid JSON', async () => {
+    const p = packager();
+    await p.start();
+    const record = await submit(p, [
+      { path: 'main.ts', content: 'console.log(1)' },
+      { path: 'package.json', content: '{ "dependencies": ' },
+    ]);
+    const done = await waitForStatus(record.id);
+    expect(done.status).toBe('error');
+    expect(done.error).toContain('package.json is not valid JSON');
+  });
+
+  it('installs a dependency set once and reuses it for the next orchestration with the same set', async () => {
+    const p = packager();
+    await p.start();
+    const first = await submit(p, [
+      IS_NUMBER_PKG,
+      {
+        path: 'main.ts',
+        content: "import isNumber from 'is-number';\nconsole.log(isNumber(5), isNumber('x'));",
+      },
+    ]);
+    expect(await waitForStatus(first.id)).toMatchObject({ status: 'ready' });
+    // CommonJS-style code with require() works as well.
+    const second = await submit(p, [
+      IS_NUMBER_PKG,
+      {
+        path: 'main.js',
+        content: "const isNumber = require('is-number');\nconsole.log('cjs', isNumber(1));",
+      },
+    ]);
+    const done = await waitForStatus(second.id);
+    expect(done).toMatchObject({ status: 'ready' });
+    expect(done.depHash).toBe((await store.getOrchestration(first.id))?.depHash);
+    expect(p.envCache.installCount).toBe(1);
+    expect(logText(await store.getPackagingLog(first.id))).toMatch(
+      /\$ npm install[\s\S]*installed environment/,
+    );
+    expect(logText(await store.getPackagingLog(second.id))).toContain('reusing installed environment');
+    expect(await runEntry(p, first.id)).toBe('true false\n');
+    expect(await runEntry(p, second.id)).toBe('cjs true\n');
+  });
+
+  it('two concurrent packagings of one dependency set share one npm install', async () => {
+    const p = packager({ concurrency: 2 });
+    const entries: ZipEntrySpec[] = [
+      IS_NUMBER_PKG,
+      { path: 'main.js', content: "import n from 'is-number'; console.log(n(2));" },
+    ];
+    // Both are pending before the workers start, so the two workers claim them together.
+    const a = await submit(p, entries, 'a');
+    const b = await submit(p, entries, 'b');
+    await p.start();
+    expect((await waitForStatus(a.id)).status).toBe('ready');
+    expect((await waitForStatus(b.id)).status).toBe('ready');
+    expect(p.envCache.installCount).toBe(1);
+    // Each log holds npm's output: the second joined the running install instead of reusing a finished one.
+    expect(logText(await store.getPackagingLog(a.id))).toContain('$ npm install');
+    expect(logText(await store.getPackagingLog(b.id))).toContain('$ npm install');
+  });
+
+  it('a failed install ends in error with npm’s first error lines', async () => {
+    const p = packager();
+    await p.start();
+    const record = await submit(p, [
+      { path: 'package.json', content: JSON.stringify({ dependencies: { 'is-number': '999.999.999' } }) },
+      { path: 'main.js', content: 'console.log(1)' },
+    ]);
+    const done = await waitForStatus(record.id);
+    expect(done.status).toBe('error');
+    expect(done.error).toMatch(/^npm install failed:\n.*(ETARGET|notarget)/s);
+  });
+
+  it('packages, after a restart, an orchestration a crashed server left in packaging', async () => {
+    const first = packager();
+    const record = await submit(first, [{ path: 'main.ts', content: "console.log('after restart')" }]);
+    // A crash right after the claim: the row says packaging and nothing is running.
+    expect((await store.claimOrchestrationForPackaging(new Date().toISOString()))?.id).toBe(record.id);
+    const second = packager();
+    await second.start();
+    expect((await waitForStatus(record.id)).status).toBe('ready');
+    expect(await runEntry(second, record.id)).toBe('after restart\n');
+  });
+
+  it('stop() kills a running npm install, leaves the job in packaging, and the next start finishes it', async () => {
+    // A stand-in npm that never finishes, so the stop certainly lands during the install.
+    const slowNpm = join(root, 'slow-npm.sh');
+    writeFileSync(slowNpm, '#!/bin/sh\necho "resolving..."\nexec sleep 120\n', { mode: 0o755 });
+    const p = packager({ envCache: new EnvCache({ envsDir: join(home, 'envs'), npmCommand: slowNpm }) });
+    await p.start();
+    const record = await submit(p, [
+      IS_NUMBER_PKG,
+      { path: 'main.js', content: "import n from 'is-number'; console.log(n(3));" },
+    ]);
+    for (;;) {
+      if (logText(await store.getPackagingLog(record.id)).includes('resolving...')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    await p.stop();
+    expect((await store.getOrchestration(record.id))?.status).toBe('packaging');
+    expect(logText(await store.getPackagingLog(record.id))).toContain('interrupted by a server stop');
+    expect(readdirSync(join(home, 'envs'))).toEqual([]);
+
+    const next = packager();
+    await next.start();
+    expect((await waitForStatus(record.id)).status).toBe('ready');
+    expect(logText(await store.getPackagingLog(record.id))).toContain('packaging again');
+    expect(await runEntry(next, record.id)).toBe('true\n');
+  });
+
+  it('stop() ends the loop: a zip submitted afterwards stays pending until a packager starts', async () => {
+    const p = packager();
+    await p.start();
+    await p.stop();
+    const record = await submit(p, [{ path: 'main.ts', content: 'console.log(1)' }]);
+    // Give a still-running worker every chance to claim it (it was woken by submit).
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    expect((await store.getOrchestration(record.id))?.status).toBe('pending_packaging');
+    await expect(p.start()).rejects.toThrow(/already stopped/);
+  });
+});

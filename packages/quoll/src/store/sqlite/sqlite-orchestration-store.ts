@@ -1,0 +1,178 @@
+import type { OrchestrationStatus } from '@quoll/client/wire';
+import type {
+  NewOrchestration,
+  OrchestrationRecord,
+  OrchestrationStatusUpdate,
+  OrchestrationStore,
+  PackagingLogLine,
+  PackagingLogSource,
+} from '../../orchestrations/index.js';
+import type { SqliteHandle } from './sqlite-database.js';
+
+interface OrchestrationRow {
+  id: string;
+  workspace_id: number;
+  name: string;
+  file_name: string;
+  sha: string;
+  status: OrchestrationStatus;
+  error: string | null;
+  entrypoint: string | null;
+  dep_hash: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+interface PackagingLogRow {
+  time: string;
+  source: PackagingLogSource;
+  line: string;
+}
+
+function toRecord(row: OrchestrationRow): OrchestrationRecord {
+  return {
+    id: row.id,
+    workspaceId: row.workspace_id,
+    name: row.name,
+    fileName: row.file_name,
+    sha: row.sha,
+    status: row.status,
+    error: row.error,
+    entrypoint: row.entrypoint,
+    depHash: row.dep_hash,
+    createdAt: row.created_at,
+    updatedAt: row.updated_at,
+  };
+}
+
+/**
+ * The SQLite backend of {@link OrchestrationStore} (tables from migration
+ * `0004_orchestrations.sql`).
+ *
+ * @example
+ * const store = new SqliteOrchestrationStore(openSqliteDatabase(join(home, 'quoll.db')));
+ */
+export class SqliteOrchestrationStore implements OrchestrationStore {
+  constructor(private readonly db: SqliteHandle) {}
+
+  createOrchestration(input: NewOrchestration): Promise<OrchestrationRecord> {
+    const row = this.db
+      .prepare(
+        `INSERT INTO orchestrations (id, workspace_id, name, file_name, sha, status, error, entrypoint, dep_hash, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'pending_packaging', NULL, ?, NULL, ?, ?) RETURNING *`,
+      )
+      .get(
+        input.id,
+        input.workspaceId,
+        input.name,
+        input.fileName,
+        input.sha,
+        input.entrypoint,
+        input.createdAt,
+        input.createdAt,
+      ) as OrchestrationRow;
+    return Promise.resolve(toRecord(row));
+  }
+
+  getOrchestration(id: string): Promise<OrchestrationRecord | null> {
+    const row = this.db.prepare('SELECT * FROM orchestrations WHERE id = ?').get(id) as
+      OrchestrationRow | undefined;
+    return Promise.resolve(row ? toRecord(row) : null);
+  }
+
+  listOrchestrations(filter: { workspaceId?: number } = {}): Promise<OrchestrationRecord[]> {
+    const rows = (
+      filter.workspaceId === undefined
+        ? this.db.prepare('SELECT * FROM orchestrations ORDER BY created_at, id').all()
+        : this.db
+            .prepare('SELECT * FROM orchestrations WHERE workspace_id = ? ORDER BY created_at, id')
+            .all(filter.workspaceId)
+    ) as OrchestrationRow[];
+    return Promise.resolve(rows.map(toRecord));
+  }
+
+  listOrchestrationsByStatus(statuses: readonly OrchestrationStatus[]): Promise<OrchestrationRecord[]> {
+    if (statuses.length === 0) return Promise.resolve([]);
+    const marks = statuses.map(() => '?').join(', ');
+    const rows = this.db
+      .prepare(`SELECT * FROM orchestrations WHERE status IN (${marks}) ORDER BY created_at, id`)
+      .all(...statuses) as OrchestrationRow[];
+    return Promise.resolve(rows.map(toRecord));
+  }
+
+  setOrchestrationStatus(
+    id: string,
+    status: OrchestrationStatus,
+    update: OrchestrationStatusUpdate,
+  ): Promise<OrchestrationRecord | null> {
+    // Omitted entrypoint/depHash keep their value; an omitted error is cleared, so a
+    // re-packaged orchestration does not carry a stale failure reason.
+    const row = this.db
+      .prepare(
+        `UPDATE orchestrations SET
+           status = @status,
+           error = @error,
+           entrypoint = CASE WHEN @setEntrypoint THEN @entrypoint ELSE entrypoint END,
+           dep_hash = CASE WHEN @setDepHash THEN @depHash ELSE dep_hash END,
+           updated_at = @updatedAt
+         WHERE id = @id RETURNING *`,
+      )
+      .get({
+        id,
+        status,
+        error: update.error ?? null,
+        setEntrypoint: update.entrypoint !== undefined ? 1 : 0,
+        entrypoint: update.entrypoint ?? null,
+        setDepHash: update.depHash !== undefined ? 1 : 0,
+        depHash: update.depHash ?? null,
+        updatedAt: update.updatedAt,
+      }) as OrchestrationRow | undefined;
+    return Promise.resolve(row ? toRecord(row) : null);
+  }
+
+  claimOrchestrationForPackaging(at: string): Promise<OrchestrationRecord | null> {
+    // One statement, so two workers (or two processes on one home) cannot claim the same row.
+    const row = this.db
+      .prepare(
+        `UPDATE orchestrations SET status = 'packaging', updated_at = ?
+         WHERE id = (SELECT id FROM orchestrations WHERE status = 'pending_packaging' ORDER BY created_at, id LIMIT 1)
+         RETURNING *`,
+      )
+      .get(at) as OrchestrationRow | undefined;
+    return Promise.resolve(row ? toRecord(row) : null);
+  }
+
+  requeueOrchestrationPackaging(at: string): Promise<number> {
+    const result = this.db
+      .prepare(
+        `UPDATE orchestrations SET status = 'pending_packaging', updated_at = ? WHERE status = 'packaging'`,
+      )
+      .run(at);
+    return Promise.resolve(result.changes);
+  }
+
+  appendPackagingLog(orchestrationId: string, lines: readonly PackagingLogLine[]): Promise<void> {
+    if (lines.length === 0) return Promise.resolve();
+    const next = this.db.prepare(
+      'SELECT COALESCE(MAX(seq), 0) AS seq FROM orchestration_packaging_logs WHERE orchestration_id = ?',
+    );
+    const insert = this.db.prepare(
+      'INSERT INTO orchestration_packaging_logs (orchestration_id, seq, time, source, line) VALUES (?, ?, ?, ?, ?)',
+    );
+    // Reading the last seq and inserting in one transaction keeps the order gap-free.
+    this.db.transaction(() => {
+      let seq = (next.get(orchestrationId) as { seq: number }).seq;
+      for (const l of lines) insert.run(orchestrationId, ++seq, l.time, l.source, l.line);
+    })();
+    return Promise.resolve();
+  }
+
+  getPackagingLog(orchestrationId: string): Promise<PackagingLogLine[]> {
+    const rows = this.db
+      .prepare(
+        'SELECT time, source, line FROM orchestration_packaging_logs WHERE orchestration_id = ? ORDER BY seq',
+      )
+      .all(orchestrationId) as PackagingLogRow[];
+    return Promise.resolve(rows.map((r) => ({ time: r.time, source: r.source, line: r.line })));
+  }
+}
