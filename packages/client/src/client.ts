@@ -2,12 +2,20 @@ import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
+import { Connection, ConnectionList } from './connections/index.js';
 import { NotFoundError, QuollError, ValidationError } from './errors/index.js';
 import { HttpTransport, resolveClientOptions, type ClientOptions } from './http/index.js';
 import { ModelVersion } from './models/index.js';
 import { Pipeline } from './pipelines/index.js';
 import { inTask, taskArgs } from './task-env/index.js';
-import type { ModelVersionDto, PipelineDto, WhoAmIDto, WorkspaceDto } from './wire/index.js';
+import type {
+  ConnectionAuditEntryDto,
+  ConnectionDto,
+  ModelVersionDto,
+  PipelineDto,
+  WhoAmIDto,
+  WorkspaceDto,
+} from './wire/index.js';
 import { Workspace } from './workspaces/index.js';
 
 /** Options of `uploadModel()`. */
@@ -176,6 +184,38 @@ export class Client {
   async listPipelines(): Promise<Pipeline[]> {
     const ws = await this.workspaceId();
     return (await this.http.json<PipelineDto[]>('GET', `/v1/workspaces/${ws}/pipelines`)).map((p) => new Pipeline(this.http, p));
+  }
+
+  // -- connections
+
+  /**
+   * Creates a connection: a named, typed details object (URL, credentials …) the server
+   * keeps encrypted. Names are unique per instance: a taken one is a `ConflictError`.
+   * A workspace-scoped token's connection is attached to its workspace.
+   * @example
+   *   await client.createConnection('houseprice_arrow_table', 'HTTPFILE', { host: 'https://example.com/xtest-1k.arrow' });
+   */
+  async createConnection(name: string, type: string, details: Record<string, unknown>): Promise<Connection> {
+    return new Connection(this.http, await this.http.json<ConnectionDto>('POST', '/v1/connections', { json: { name, type, details } }));
+  }
+
+  /** Every connection this token can see (an admin: all of the instance); prints as a table with details `*****`. */
+  async listConnections(): Promise<ConnectionList> {
+    const dtos = await this.http.json<ConnectionDto[]>('GET', '/v1/connections');
+    return ConnectionList.fromConnections(dtos.map((dto) => new Connection(this.http, dto)));
+  }
+
+  /** A connection by name; `NotFoundError` when there is none (or this token cannot see it). */
+  async getConnection(name: string): Promise<Connection> {
+    return new Connection(this.http, await this.http.json<ConnectionDto>('GET', `/v1/connections/${encodeURIComponent(name)}`));
+  }
+
+  /**
+   * The audit trail of unmasked connection reads, newest first (admin tokens only).
+   * @param limit how many entries. @default 100
+   */
+  async connectionAudit(options: { limit?: number } = {}): Promise<ConnectionAuditEntryDto[]> {
+    return this.http.json<ConnectionAuditEntryDto[]>('GET', '/v1/admin/audit', { query: { limit: options.limit } });
   }
 
   // -- task environment

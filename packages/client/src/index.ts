@@ -2,6 +2,7 @@ export { Client } from './client.js';
 export type { UploadModelOptions } from './client.js';
 export type { ClientOptions } from './http/index.js';
 export { Workspace } from './workspaces/index.js';
+export { Connection, ConnectionList } from './connections/index.js';
 export { ModelVersion } from './models/index.js';
 export type { ConfigureOptions } from './models/index.js';
 export { Pipeline } from './pipelines/index.js';
@@ -20,7 +21,9 @@ export { inTask, taskArgs } from './task-env/index.js';
 export { renderFields, renderTable } from './format/index.js';
 export type { Cell } from './format/index.js';
 export type {
+  ConnectionAuditEntryDto,
   ConnectionDto,
+  ConnectionWithDetailsDto,
   DeploymentConfigDto,
   ErrorCode,
   ModelConfigDto,

@@ -1,7 +1,9 @@
 export { ERROR_CODES, isErrorCode } from './error-codes.js';
 export type { ErrorBody, ErrorCode, ErrorKind } from './error-codes.js';
 export type {
+  ConnectionAuditEntryDto,
   ConnectionDto,
+  ConnectionWithDetailsDto,
   DeploymentConfigDto,
   ModelConfigDto,
   ModelVersionDto,

@@ -130,6 +130,24 @@ export interface ConnectionDto {
   workspaceNames: string[];
 }
 
+/** A connection with its unmasked details: only `GET /v1/connections/:name/details` answers this (audited). */
+export interface ConnectionWithDetailsDto extends ConnectionDto {
+  details: Record<string, unknown>;
+}
+
+/** One entry of the audit trail of unmasked connection reads (`GET /v1/admin/audit`). */
+export interface ConnectionAuditEntryDto {
+  id: number;
+  /** The token subject that acted. */
+  subject: string;
+  connectionId: string;
+  /** The connection's name at the time. */
+  connectionName: string;
+  action: 'read_details';
+  /** ISO 8601. */
+  at: string;
+}
+
 /** Orchestration packaging states. */
 export type OrchestrationStatus = 'pending_packaging' | 'packaging' | 'ready' | 'error';
 

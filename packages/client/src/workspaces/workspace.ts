@@ -1,4 +1,5 @@
 import { inspect } from 'node:util';
+import { Connection, ConnectionList } from '../connections/index.js';
 import { renderFields } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { ConnectionDto, WorkspaceDto } from '../wire/index.js';
@@ -34,9 +35,10 @@ export class Workspace {
     await this.http.send('DELETE', `/v1/workspaces/${this.id}/connections/${encodeURIComponent(name)}`);
   }
 
-  /** Connections attached to this workspace (details masked). */
-  async listConnections(): Promise<ConnectionDto[]> {
-    return this.http.json<ConnectionDto[]>('GET', `/v1/workspaces/${this.id}/connections`);
+  /** Connections attached to this workspace; the list prints as a table with details `*****`. */
+  async listConnections(): Promise<ConnectionList> {
+    const dtos = await this.http.json<ConnectionDto[]>('GET', `/v1/workspaces/${this.id}/connections`);
+    return ConnectionList.fromConnections(dtos.map((dto) => new Connection(this.http, dto)));
   }
 
   /** The plain data. */

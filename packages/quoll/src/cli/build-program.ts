@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { adminCommand } from './commands/admin-command.js';
+import { connectionCommand } from './commands/connection-command.js';
 import { modelCommand } from './commands/model-command.js';
 import { pipelineCommand } from './commands/pipeline-command.js';
 import { serverCommand } from './commands/server-command.js';
@@ -22,6 +24,8 @@ export function buildProgram(extra: CommandFactory[] = []): Command {
   program.addCommand(workspaceCommand());
   program.addCommand(modelCommand());
   program.addCommand(pipelineCommand());
+  program.addCommand(connectionCommand());
+  program.addCommand(adminCommand());
   for (const f of extra) program.addCommand(f());
   // Subcommands inherit exitOverride so errors come back to main() for one exit-code policy.
   for (const c of program.commands) c.exitOverride();

@@ -1,6 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { installErrorHandlers } from './error-handler.js';
+import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
 import { modelRoutes } from './routes/model-routes.js';
 import { pipelineRoutes } from './routes/pipeline-routes.js';
@@ -20,7 +21,15 @@ export type RouteRegistrar = (app: FastifyInstance, ctx: ServerContext) => void 
 export async function createApp(ctx: ServerContext, extraRoutes: RouteRegistrar[] = []): Promise<FastifyInstance> {
   const app = Fastify({
     logger: ctx.config.logging
-      ? { level: ctx.config.logLevel, redact: ['req.headers.authorization'] }
+      ? {
+          level: ctx.config.logLevel,
+          // Request bodies are never logged; if one ever reaches a log line, connection
+          // details (and anything else a body carries) print as the mask.
+          redact: {
+            paths: ['req.headers.authorization', 'req.body', 'body', 'details', 'connection.details'],
+            censor: '*****',
+          },
+        }
       : false,
     // Per-request info lines would dominate the inference hot path; errors are still logged.
     disableRequestLogging: true,
@@ -60,6 +69,7 @@ export async function createApp(ctx: ServerContext, extraRoutes: RouteRegistrar[
   pipelineRoutes(app, ctx);
   await app.register(async (scope) => modelRoutes(scope, ctx));
   await app.register(async (scope) => inferenceRoutes(scope, ctx));
+  await app.register(async (scope) => connectionRoutes(scope, ctx));
   for (const register of extraRoutes) {
     await app.register(async (scope) => register(scope, ctx));
   }

@@ -1,6 +1,7 @@
 import type { FastifyRequest } from 'fastify';
 import type { TokenService } from '../auth/index.js';
 import type { ServerConfig } from '../config/index.js';
+import type { ConnectionService, ConnectionStore } from '../connections/index.js';
 import type { ModelService } from '../models/index.js';
 import type { DeploymentManager, PipelineService } from '../pipelines/index.js';
 import type { Principal } from '../store/index.js';
@@ -16,6 +17,10 @@ export interface ServerContext {
   readonly models: ModelService;
   readonly pipelines: PipelineService;
   readonly deployments: DeploymentManager;
+  /** Connections: sealed details, workspace scoping, audited unmasked reads. */
+  readonly connections: ConnectionService;
+  /** The connections store, for the admin audit trail (`listAudit`). */
+  readonly connectionStore: ConnectionStore;
 }
 
 declare module 'fastify' {

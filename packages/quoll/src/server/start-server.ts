@@ -3,11 +3,12 @@ import type { FastifyInstance } from 'fastify';
 import { ensureCredentials, TokenService } from '../auth/index.js';
 import { BlobStore } from '../blobs/index.js';
 import type { ServerConfig } from '../config/index.js';
+import { ConnectionSealer, ConnectionService, createKeyring } from '../connections/index.js';
 import { InferenceEngine } from '../inference/index.js';
 import { ModelService } from '../models/index.js';
 import { inspectOnnxModel } from '../onnx/index.js';
 import { DeploymentManager, PipelineService } from '../pipelines/index.js';
-import { openSqliteDatabase, SqliteCoreStore } from '../store/index.js';
+import { openSqliteDatabase, SqliteConnectionStore, SqliteCoreStore } from '../store/index.js';
 import { WorkspaceService } from '../workspaces/index.js';
 import { createApp } from './create-app.js';
 import type { ServerContext } from './server-context.js';
@@ -33,6 +34,9 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   await mkdir(config.home, { recursive: true, mode: 0o700 });
   const now = (): number => Date.now();
+  // Load (or create) the master key before anything else opens: a bad key file or
+  // QUOLL_MASTER_KEY throws MasterKeyError here, and the CLI prints it and exits non-zero.
+  const keyring = createKeyring({ home: config.home, env: process.env });
   const db = openSqliteDatabase(`${config.home}/quoll.db`);
   const store = new SqliteCoreStore(db);
   const blobs = new BlobStore(config.home);
@@ -50,7 +54,22 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   );
   const deployments = new DeploymentManager(engine, config.workersPerDeployment, now);
   const pipelines = new PipelineService(store, models, deployments, now);
-  const context: ServerContext = { config, now, tokens, workspaces, models, pipelines, deployments };
+  const connectionStore = new SqliteConnectionStore(db);
+  const connections = new ConnectionService({
+    store: connectionStore,
+    sealer: new ConnectionSealer(keyring),
+  });
+  const context: ServerContext = {
+    config,
+    now,
+    tokens,
+    workspaces,
+    models,
+    pipelines,
+    deployments,
+    connections,
+    connectionStore,
+  };
 
   const app = await createApp(context);
   let closed = false;

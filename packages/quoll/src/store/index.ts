@@ -10,5 +10,6 @@ export type {
   WorkspaceStore,
 } from './core-store.js';
 export { SqliteCoreStore, isUniqueViolation } from './sqlite/sqlite-core-store.js';
+export { SqliteConnectionStore } from './sqlite/sqlite-connection-store.js';
 export { openSqliteDatabase, applyMigrations, MIGRATIONS_DIR } from './sqlite/sqlite-database.js';
 export type { SqliteHandle } from './sqlite/sqlite-database.js';

@@ -97,3 +97,37 @@ export const errorSchema = {
     },
   },
 } as const;
+
+/** A connection as listed: never any details (the serializer drops any field not named here). */
+export const connectionSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    type: { type: 'string' },
+    createdAt: { type: 'string' },
+    workspaceNames: { type: 'array', items: { type: 'string' } },
+  },
+} as const;
+
+/** A connection with its unmasked details (the audited details route only). */
+export const connectionWithDetailsSchema = {
+  type: 'object',
+  properties: {
+    ...connectionSchema.properties,
+    details: { type: 'object', additionalProperties: true },
+  },
+} as const;
+
+/** One entry of the audit trail of unmasked connection reads. */
+export const connectionAuditEntrySchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'integer' },
+    subject: { type: 'string' },
+    connectionId: { type: 'string' },
+    connectionName: { type: 'string' },
+    action: { type: 'string' },
+    at: { type: 'string' },
+  },
+} as const;

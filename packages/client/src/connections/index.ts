@@ -1,0 +1,2 @@
+export { Connection, DETAILS_MASK } from './connection.js';
+export { ConnectionList } from './connection-list.js';
