@@ -1,0 +1,113 @@
+import type { RecordBatch } from 'apache-arrow';
+
+/** Batches of one `append` call, waiting for the writer. */
+export interface QueuedAppend {
+  /** Position in arrival order, starting at 1. */
+  seq: number;
+  pipelineId: number;
+  batches: RecordBatch[];
+  rows: number;
+}
+
+interface Waiter {
+  item: QueuedAppend;
+  admit: () => void;
+  refuse: (err: Error) => void;
+}
+
+/**
+ * The bounded queue between `append` callers and the single writer. Capacity is counted in
+ * rows: an append that fits is admitted at once; one that does not waits, first come first
+ * served, until the writer takes rows out (backpressure: callers slow down, nothing is
+ * dropped). An append larger than the whole capacity is admitted when the queue is empty.
+ */
+export class LogAppendQueue {
+  readonly capacityRows: number;
+  #items: QueuedAppend[] = [];
+  #rows = 0;
+  readonly #waiters: Waiter[] = [];
+  #lastSeq = 0;
+  #onItems: (() => void) | null = null;
+
+  constructor(capacityRows: number) {
+    this.capacityRows = capacityRows;
+  }
+
+  /** Sequence number of the latest append, admitted or waiting. */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Rows currently queued (admitted, not yet taken by the writer). */
+  get queuedRows(): number {
+    return this.#rows;
+  }
+
+  /** Whether nothing is queued or waiting. */
+  get idle(): boolean {
+    return this.#items.length === 0 && this.#waiters.length === 0;
+  }
+
+  /** Whether something is admitted and ready for the writer. */
+  get hasItems(): boolean {
+    return this.#items.length > 0;
+  }
+
+  /** Queues batches; resolves once admitted (at once when there is room). */
+  push(pipelineId: number, batches: RecordBatch[], rows: number): Promise<void> {
+    const item: QueuedAppend = { seq: ++this.#lastSeq, pipelineId, batches, rows };
+    // Waiters go first so that appends keep their order (and time stays non-decreasing).
+    if (this.#waiters.length === 0 && this.#fits(rows)) {
+      this.#admit(item);
+      return Promise.resolve();
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#waiters.push({ item, admit: resolve, refuse: reject });
+    });
+  }
+
+  /** Removes and returns every admitted append, then admits waiters that now fit. */
+  takeAll(): QueuedAppend[] {
+    const items = this.#items;
+    this.#items = [];
+    this.#rows = 0;
+    while (this.#waiters.length > 0) {
+      const w = this.#waiters[0];
+      if (w === undefined || !this.#fits(w.item.rows)) break;
+      this.#waiters.shift();
+      this.#admit(w.item);
+      w.admit();
+    }
+    return items;
+  }
+
+  /** Rejects every append still waiting for room (the writer has failed and will never take them). */
+  failWaiters(err: Error): void {
+    for (const w of this.#waiters.splice(0)) w.refuse(err);
+  }
+
+  /** Resolves when an append is admitted (at once if one is queued already). */
+  whenItems(): Promise<void> {
+    if (this.#items.length > 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#onItems = resolve;
+    });
+  }
+
+  /** Wakes a pending {@link whenItems} without an item (stop, flush, timer). */
+  wake(): void {
+    const fn = this.#onItems;
+    this.#onItems = null;
+    fn?.();
+  }
+
+  #fits(rows: number): boolean {
+    return this.#rows === 0 || this.#rows + rows <= this.capacityRows;
+  }
+
+  #admit(item: QueuedAppend): void {
+    this.#items.push(item);
+    this.#rows += item.rows;
+    this.wake();
+  }
+}

@@ -1,0 +1,163 @@
+import { mkdir, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { FileHandle } from 'node:fs/promises';
+import type { Schema } from 'apache-arrow';
+import { ARROW_EOS } from './arrow-message-encoder.js';
+import type { LogSegmentUpdate } from './log-segment-index.js';
+import { SegmentBatchIndex } from './segment-batch-index.js';
+import type { SegmentView } from './segment-read-cache.js';
+
+interface PendingBatch {
+  chunks: Uint8Array[];
+  bytes: number;
+  rows: number;
+  firstTime: number;
+  lastTime: number;
+}
+
+/**
+ * The segment file a pipeline is appending to. Encoded batches are staged in memory
+ * ({@link OpenSegment.stage}), written together in one positioned write
+ * ({@link OpenSegment.writeStaged}), and only then entered in the batch index, so a reader
+ * never sees a batch that is not fully in the file.
+ */
+export class OpenSegment {
+  readonly pipelineId: number;
+  readonly seq: number;
+  readonly schemaId: string;
+  readonly schema: Schema;
+  readonly path: string;
+  readonly index: SegmentBatchIndex;
+  readonly schemaMessage: Uint8Array;
+  readonly #fh: FileHandle;
+  #pending: PendingBatch[] = [];
+  #pendingRows = 0;
+  #pendingBytes = 0;
+  /** Whether bytes were written since the last `sync`. */
+  #dirty: boolean;
+
+  private constructor(
+    fields: Pick<OpenSegment, 'pipelineId' | 'seq' | 'schemaId' | 'schema' | 'path' | 'schemaMessage'>,
+    fh: FileHandle,
+  ) {
+    this.pipelineId = fields.pipelineId;
+    this.seq = fields.seq;
+    this.schemaId = fields.schemaId;
+    this.schema = fields.schema;
+    this.path = fields.path;
+    this.schemaMessage = fields.schemaMessage;
+    this.index = new SegmentBatchIndex(fields.schemaMessage.byteLength);
+    this.#fh = fh;
+    this.#dirty = true;
+  }
+
+  /** Creates the file (replacing any leftover of the same name) and writes the schema message. */
+  static async create(
+    fields: Pick<OpenSegment, 'pipelineId' | 'seq' | 'schemaId' | 'schema' | 'path'>,
+    schemaChunks: Uint8Array[],
+  ): Promise<OpenSegment> {
+    await mkdir(dirname(fields.path), { recursive: true });
+    const schemaMessage = Buffer.concat(schemaChunks);
+    const fh = await open(fields.path, 'w');
+    try {
+      await writeFully(fh, schemaMessage, 0);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    return new OpenSegment({ ...fields, schemaMessage: new Uint8Array(schemaMessage) }, fh);
+  }
+
+  /** Rows written plus rows staged. */
+  get plannedRows(): number {
+    return this.index.rows + this.#pendingRows;
+  }
+
+  /** File size once the staged batches are written. */
+  get plannedBytes(): number {
+    return this.index.endOffset + this.#pendingBytes;
+  }
+
+  /** Whether bytes were written since the last {@link sync}. */
+  get dirty(): boolean {
+    return this.#dirty;
+  }
+
+  /** What a reader needs; the index keeps growing as the writer appends. */
+  get view(): SegmentView {
+    return { path: this.path, index: this.index, schemaMessage: this.schemaMessage };
+  }
+
+  /** Stages one encoded batch message. */
+  stage(chunks: Uint8Array[], bytes: number, rows: number, firstTime: number, lastTime: number): void {
+    this.#pending.push({ chunks, bytes, rows, firstTime, lastTime });
+    this.#pendingRows += rows;
+    this.#pendingBytes += bytes;
+  }
+
+  /** Writes every staged batch in one write, then makes them visible in the index. */
+  async writeStaged(): Promise<void> {
+    if (this.#pending.length === 0) return;
+    const pending = this.#pending;
+    const chunks: Uint8Array[] = [];
+    for (const p of pending) for (const c of p.chunks) chunks.push(c);
+    const buf = Buffer.concat(chunks, this.#pendingBytes);
+    let offset = this.index.endOffset;
+    await writeFully(this.#fh, buf, offset);
+    this.#pending = [];
+    this.#pendingRows = 0;
+    this.#pendingBytes = 0;
+    for (const p of pending) {
+      this.index.push(offset, p.bytes, p.rows, p.firstTime, p.lastTime);
+      offset += p.bytes;
+    }
+    this.#dirty = true;
+  }
+
+  /** Forces written bytes to disk. */
+  async sync(): Promise<void> {
+    await this.#fh.datasync();
+    this.#dirty = false;
+  }
+
+  /** Counters for the index row. */
+  update(sealed: boolean): LogSegmentUpdate {
+    const n = this.index.count;
+    return {
+      pipelineId: this.pipelineId,
+      seq: this.seq,
+      rows: this.index.rows,
+      bytes: this.index.endOffset + (sealed ? ARROW_EOS.byteLength : 0),
+      minTime: n === 0 ? null : this.index.firstTime(0),
+      maxTime: n === 0 ? null : this.index.lastTime(n - 1),
+      sealed,
+    };
+  }
+
+  /**
+   * Completes the file: writes staged batches and the end-of-stream marker, syncs, closes and
+   * saves the batch-index sidecar. The caller then marks the index row sealed.
+   */
+  async seal(sidecar: string): Promise<LogSegmentUpdate> {
+    await this.writeStaged();
+    await writeFully(this.#fh, Buffer.from(ARROW_EOS), this.index.endOffset);
+    await this.sync();
+    await this.#fh.close();
+    await this.index.save(sidecar);
+    return this.update(true);
+  }
+
+  /** Closes the file without sealing (after a failure). */
+  async close(): Promise<void> {
+    await this.#fh.close().catch(() => undefined);
+  }
+}
+
+/** Writes all of `buf` at `position`, looping over short writes. */
+export async function writeFully(fh: FileHandle, buf: Uint8Array, position: number): Promise<void> {
+  let done = 0;
+  while (done < buf.byteLength) {
+    const { bytesWritten } = await fh.write(buf, done, buf.byteLength - done, position + done);
+    done += bytesWritten;
+  }
+}
