@@ -1,0 +1,468 @@
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import onnxProto from 'onnx-proto';
+import { tableFromIPC } from 'apache-arrow';
+import type { Table } from 'apache-arrow';
+import type { ModelConfigDto } from '@quoll/client/wire';
+import { ApiError } from '../server/api-error.js';
+import { inspectOnnxModel } from '../onnx/index.js';
+import {
+  makeArrowTensorTable,
+  makeHouseRows,
+  tableToIpcFile,
+} from '../../../../test/support/synthetic-data.js';
+import {
+  makeInt64SumModel,
+  makeMultiIoModel,
+  makeScaleModel,
+  makeTreeEnsembleRegressor,
+} from '../../../../test/support/synthetic-models.js';
+import { decodeInferenceBody, encodeInferenceResult, InferenceEngine } from './index.js';
+import type { Deployment, StepModel } from './index.js';
+
+const FIXTURES = '/work/shared/fixtures/houseprice';
+const hasFixtures = existsSync(join(FIXTURES, 'rf_model.onnx'));
+if (!hasFixtures) console.warn(`skipping the tutorial rf_model tests: ${FIXTURES} is absent`);
+
+let dir: string;
+const engines: InferenceEngine[] = [];
+
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'quoll-inference-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+afterEach(async () => {
+  await Promise.all(engines.splice(0).map((engine) => engine.close()));
+});
+
+function engine(options?: ConstructorParameters<typeof InferenceEngine>[0]): InferenceEngine {
+  const created = new InferenceEngine(options);
+  engines.push(created);
+  return created;
+}
+
+let fileCounter = 0;
+function step(
+  name: string,
+  bytesOrPath: Uint8Array | string,
+  config: Partial<ModelConfigDto> = {},
+): StepModel {
+  let path: string;
+  if (typeof bytesOrPath === 'string') path = bytesOrPath;
+  else {
+    path = join(dir, `${name}-${fileCounter++}.onnx`);
+    writeFileSync(path, bytesOrPath);
+  }
+  const info = inspectOnnxModel(readFileSync(path));
+  return {
+    name,
+    version: '1',
+    sha: 'sha',
+    path,
+    inputs: info.inputs,
+    outputs: info.outputs,
+    config: { tensorFields: null, batchConfig: null, ...config },
+  };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<ApiError> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ApiError) return error;
+    throw error;
+  }
+  throw new Error('expected a rejection');
+}
+
+/** Float32 sums may differ in the last ulp with thread count and batch split; ±1.0 is the seed's tolerance. */
+function expectClose(got: readonly number[], want: readonly number[]): void {
+  expect(got).toHaveLength(want.length);
+  const worst = Math.max(0, ...got.map((value, i) => Math.abs(value - want[i]!)));
+  expect(worst).toBeLessThanOrEqual(1.0);
+}
+
+function column(table: Table, name: string): number[][] {
+  return Array.from({ length: table.numRows }, (_, row) =>
+    Array.from(table.getChild(name)!.get(row) as Iterable<number>),
+  );
+}
+
+describe('InferenceEngine with the tutorial model', () => {
+  it.skipIf(!hasFixtures)(
+    'runs xtest-1k.arrow through rf_model.onnx within ±1.0 of the expected outputs',
+    async () => {
+      const deployment = await engine().deploy('rf', [
+        step('rf', join(FIXTURES, 'rf_model.onnx'), { tensorFields: ['tensor'] }),
+      ]);
+      const body = readFileSync(join(FIXTURES, 'xtest-1k.arrow'));
+      const result = await deployment.infer(
+        decodeInferenceBody('application/vnd.apache.arrow.file', body),
+        1_700_000_000_123,
+      );
+      const table = result.toArrowTable();
+      expect(table.schema.fields.map((field) => `${field.name}:${String(field.type)}`)).toEqual([
+        'time:Timestamp<MILLISECOND>',
+        'in.tensor:FixedSizeList[18]<Float32>',
+        'out.variable:FixedSizeList[1]<Float32>',
+        'check_failures:Uint32',
+      ]);
+      expect(table.numRows).toBe(1000);
+      const expected = JSON.parse(
+        readFileSync(join(FIXTURES, 'expected-rf_model-xtest-1k.json'), 'utf8'),
+      ) as unknown;
+      const flat = (
+        Array.isArray(expected)
+          ? expected
+          : (Object.values(expected as object).find(Array.isArray) as unknown[])
+      ).flat(2) as number[];
+      const got = column(table, 'out.variable').flat();
+      expect(got).toHaveLength(1000);
+      expect(flat).toHaveLength(1000);
+      for (let row = 0; row < 1000; row++) expect(Math.abs(got[row]! - flat[row]!)).toBeLessThanOrEqual(1.0);
+      expect(new Set(Array.from(table.getChild('time')!, Number))).toEqual(new Set([1_700_000_000_123]));
+      expect(Array.from(table.getChild('check_failures')!)).toEqual(new Array(1000).fill(0));
+      expect(column(table, 'in.tensor')[0]).toEqual(
+        Array.from(tableFromIPC(body).getChild('tensor')!.get(0) as Iterable<number>),
+      );
+    },
+  );
+});
+
+describe('InferenceEngine', () => {
+  it('gives the same outputs as a direct onnxruntime run for the synthetic tree model (Arrow and records)', async () => {
+    const bytes = makeTreeEnsembleRegressor();
+    const rows = makeHouseRows(700, 5);
+    const session = await ort.InferenceSession.create(bytes);
+    const direct = Array.from(
+      (await session.run({ float_input: new ort.Tensor('float32', rows.slice(), [700, 18]) })).variable!
+        .data as Float32Array,
+    );
+    const deployment = await engine().deploy('tree', [step('tree', bytes)]);
+
+    const arrow = await deployment.infer({ kind: 'arrow', table: makeArrowTensorTable(rows, 18) }, 1);
+    expectClose(column(arrow.toArrowTable(), 'out.variable').flat(), direct);
+    const encoded = encodeInferenceResult(arrow, 'arrow-file');
+    expect(encoded.contentType).toBe('application/vnd.apache.arrow.file');
+    const decoded = tableFromIPC(encoded.body as Uint8Array);
+    expect(decoded.numRows).toBe(700);
+    expect(column(decoded, 'in.tensor')[699]).toEqual(Array.from(rows.subarray(699 * 18)));
+    expectClose(column(decoded, 'out.variable').flat(), direct);
+
+    const records = Array.from({ length: 700 }, (_, row) => ({
+      tensor: Array.from(rows.subarray(row * 18, row * 18 + 18)),
+    }));
+    const fromRecords = (await deployment.infer({ kind: 'records', records }, 42)).toRecords();
+    expectClose(
+      fromRecords.map((record) => (record['out.variable'] as number[])[0]!),
+      direct,
+    );
+    expect(fromRecords[3]).toEqual({
+      time: 42,
+      'in.tensor': records[3]!.tensor,
+      'out.variable': [expect.closeTo(direct[3]!, 0)],
+      check_failures: 0,
+    });
+    expect(Object.keys(fromRecords[0]!)).toEqual(['time', 'in.tensor', 'out.variable', 'check_failures']);
+  });
+
+  it('accepts a List column and a multi-batch Arrow stream, answering one result batch per input batch', async () => {
+    const bytes = makeTreeEnsembleRegressor({ seed: 3 });
+    const deployment = await engine().deploy('tree', [step('tree', bytes)]);
+    const rows = makeHouseRows(6, 2);
+    const records = Array.from({ length: 6 }, (_, row) => ({
+      tensor: Array.from(rows.subarray(row * 18, row * 18 + 18)),
+    }));
+    const expected = (await deployment.infer({ kind: 'records', records }, 0))
+      .toRecords()
+      .map((record) => record['out.variable']);
+
+    const fixed = makeArrowTensorTable(rows, 18);
+    const twoBatches = fixed.slice(0, 2).concat(fixed.slice(2));
+    const fromBatches = await deployment.infer({ kind: 'arrow', table: twoBatches }, 0);
+    const table = fromBatches.toArrowTable();
+    expect(table.batches).toHaveLength(2);
+    expect(column(table, 'out.variable')).toEqual(expected);
+
+    const json = Buffer.from(JSON.stringify(records));
+    const asList = decodeInferenceBody('application/json', json);
+    const { body } = encodeInferenceResult(await deployment.infer(asList, 0), 'arrow-stream');
+    expect(column(tableFromIPC(body as Uint8Array), 'out.variable')).toEqual(expected);
+  });
+
+  it('feeds multi-input models by column name and returns every output', async () => {
+    const deployment = await engine().deploy('multi', [step('multi', makeMultiIoModel())]);
+    const result = await deployment.infer(
+      {
+        kind: 'records',
+        records: [
+          { b: [1, 2], a: [1, 2, 3] },
+          { b: [0.5, -1], a: [10, 20, 30] },
+        ],
+      },
+      7,
+    );
+    expect(result.toRecords()).toEqual([
+      {
+        time: 7,
+        'in.b': [1, 2],
+        'in.a': [1, 2, 3],
+        'out.sum_a': [6],
+        'out.scaled_b': [2, 4],
+        check_failures: 0,
+      },
+      {
+        time: 7,
+        'in.b': [0.5, -1],
+        'in.a': [10, 20, 30],
+        'out.sum_a': [60],
+        'out.scaled_b': [1, -2],
+        check_failures: 0,
+      },
+    ]);
+    expect(result.toArrowTable().schema.fields.map((field) => field.name)).toEqual([
+      'time',
+      'in.b',
+      'in.a',
+      'out.sum_a',
+      'out.scaled_b',
+      'check_failures',
+    ]);
+  });
+
+  it('maps columns by tensorFields in model-input order', async () => {
+    const deployment = await engine().deploy('multi', [
+      step('multi', makeMultiIoModel(), { tensorFields: ['first', 'second'] }),
+    ]);
+    const result = await deployment.infer(
+      { kind: 'records', records: [{ first: [1, 1, 1], second: [3, 4] }] },
+      0,
+    );
+    expect(result.toRecords()[0]).toMatchObject({ 'out.sum_a': [3], 'out.scaled_b': [6, 8] });
+  });
+
+  it('feeds each step of a two-step pipeline with the previous step outputs, by name', async () => {
+    const deployment = await engine().deploy('chain', [
+      step('double', makeScaleModel({ width: 18, factor: 2, outputName: 'float_input' })),
+      step('tree', makeTreeEnsembleRegressor()),
+    ]);
+    const rows = makeHouseRows(3, 8);
+    const doubled = rows.map((value) => value * 2);
+    const session = await ort.InferenceSession.create(makeTreeEnsembleRegressor());
+    const direct = Array.from(
+      (await session.run({ float_input: new ort.Tensor('float32', doubled, [3, 18]) })).variable!
+        .data as Float32Array,
+    );
+    const result = await deployment.infer({ kind: 'arrow', table: makeArrowTensorTable(rows, 18) }, 0);
+    const table = result.toArrowTable();
+    expect(table.schema.fields.map((field) => field.name)).toEqual([
+      'time',
+      'in.tensor',
+      'out.variable',
+      'check_failures',
+    ]);
+    expectClose(column(table, 'out.variable').flat(), direct);
+  });
+
+  it('chains a single output into a single input with another name', async () => {
+    const deployment = await engine().deploy('chain', [
+      step('double', makeScaleModel({ width: 2, factor: 2 })),
+      step('triple', makeScaleModel({ width: 2, factor: 3, inputName: 'other', outputName: 'final' })),
+    ]);
+    const result = await deployment.infer({ kind: 'records', records: [{ tensor: [1, 2] }] }, 0);
+    expect(result.toRecords()[0]).toMatchObject({ 'out.final': [6, 12] });
+  });
+
+  it('casts JSON numbers to an int64 input and returns int64 outputs as numbers', async () => {
+    const deployment = await engine().deploy('int', [step('int', makeInt64SumModel())]);
+    const result = await deployment.infer(
+      { kind: 'records', records: [{ x: [1, 2, 3] }, { x: [1.9, 2.9, -5] }] },
+      0,
+    );
+    expect(result.toRecords().map((record) => record['out.sum'])).toEqual([[6], [-2]]);
+    expect(String(result.toArrowTable().schema.fields[2]!.type)).toBe('FixedSizeList[1]<Int64>');
+    const arrow = await deployment.infer(
+      { kind: 'arrow', table: makeArrowTensorTable(Float32Array.from([4, 5, 6]), 3, 'x') },
+      0,
+    );
+    expect(arrow.toRecords()[0]).toMatchObject({ 'in.x': [4, 5, 6], 'out.sum': [15] });
+  });
+
+  it('splits a large batch across idle workers and keeps row order', async () => {
+    const bytes = makeTreeEnsembleRegressor({ seed: 11 });
+    const rows = makeHouseRows(1001, 4);
+    const created = engine({ workersPerDeployment: 2, splitRows: 10 });
+    const split = await created.deploy('split', [step('tree', bytes)]);
+    const whole = await created.deploy('whole', [step('tree', bytes)], { workers: 1 });
+    expect(created.workerCount).toBe(3);
+    const table = makeArrowTensorTable(rows, 18);
+    const a = column((await split.infer({ kind: 'arrow', table }, 0)).toArrowTable(), 'out.variable');
+    const b = column((await whole.infer({ kind: 'arrow', table }, 0)).toArrowTable(), 'out.variable');
+    expect(a).toHaveLength(1001);
+    expectClose(a.flat(), b.flat());
+  });
+
+  describe('refuses bad requests with catalogue codes', () => {
+    let deployment: Deployment;
+    let multi: Deployment;
+    const shared = new InferenceEngine({ workersPerDeployment: 1 });
+    beforeAll(async () => {
+      deployment = await shared.deploy('tree', [
+        step('tree', makeTreeEnsembleRegressor(), { tensorFields: ['tensor'] }),
+      ]);
+      multi = await shared.deploy('multi', [step('multi', makeMultiIoModel())]);
+    });
+    afterAll(() => shared.close());
+    const row = Array.from({ length: 18 }, (_, i) => i);
+
+    it.each([
+      [
+        'a row of the wrong width',
+        [{ tensor: row }, { tensor: row.slice(0, 17) }],
+        'invalid_tensor_shape',
+        { column: 'tensor', row: 1, expected: [18], got: [17] },
+      ],
+      [
+        'a string value',
+        [{ tensor: row }, { tensor: [...row.slice(0, 17), 'x'] }],
+        'non_numeric_value',
+        { column: 'tensor', row: 1 },
+      ],
+      [
+        'a null value',
+        [{ tensor: [null, ...row.slice(1)] }],
+        'non_numeric_value',
+        { column: 'tensor', row: 0 },
+      ],
+      [
+        'an object value',
+        [{ tensor: row }, { tensor: row }, { tensor: { a: 1 } }],
+        'non_numeric_value',
+        { column: 'tensor', row: 2 },
+      ],
+      ['a column no input takes', [{ tensor: row, extra: [1] }], 'unknown_input_column', { column: 'extra' }],
+      [
+        'no column for the configured field',
+        [{ other: row }],
+        'missing_model_input',
+        { input: 'float_input' },
+      ],
+      ['a record that is not an object', [{ tensor: row }, 5], 'invalid_inference_input', { row: 1 }],
+    ])('%s', async (_what, records, code, details) => {
+      const error = await rejection(deployment.infer({ kind: 'records', records: records }, 0));
+      expect(error.code).toBe(code);
+      expect(error.details).toMatchObject(details);
+    });
+
+    it('a multi-input model without one of its inputs → missing_model_input', async () => {
+      const error = await rejection(multi.infer({ kind: 'records', records: [{ a: [1, 2, 3] }] }, 0));
+      expect(error.code).toBe('missing_model_input');
+      expect(error.message).toContain('"b"');
+    });
+
+    it('a multi-input model with an unmatched column → unknown_input_column', async () => {
+      const error = await rejection(
+        multi.infer({ kind: 'records', records: [{ a: [1, 2, 3], c: [1, 2] }] }, 0),
+      );
+      expect(error.code).toBe('unknown_input_column');
+      expect(error.details).toMatchObject({ column: 'c' });
+    });
+
+    it('an Arrow column of the wrong width → invalid_tensor_shape', async () => {
+      const error = await rejection(
+        deployment.infer({ kind: 'arrow', table: makeArrowTensorTable(new Float32Array(17 * 2), 17) }, 0),
+      );
+      expect(error.code).toBe('invalid_tensor_shape');
+      expect(error.message).toMatch(/tensor.*17.*18/);
+    });
+
+    it('an Arrow string column → non_numeric_value', async () => {
+      const table = tableFromIPC(
+        tableToIpcFile(
+          new (await import('apache-arrow')).Table({
+            tensor: (await import('apache-arrow')).vectorFromArray(['a', 'b']),
+          }),
+        ),
+      );
+      const error = await rejection(deployment.infer({ kind: 'arrow', table }, 0));
+      expect(error.code).toBe('non_numeric_value');
+    });
+
+    it('the deployment keeps serving after refusing bad input', async () => {
+      const result = await deployment.infer({ kind: 'records', records: [{ tensor: row }] }, 0);
+      expect(result.rowCount).toBe(1);
+    });
+  });
+
+  it('rejects deploy with onnxruntime reason when a model fails to load, leaving no worker', async () => {
+    const { onnx } = onnxProto;
+    const model = onnx.ModelProto.decode(makeScaleModel());
+    model.graph!.node![0]!.opType = 'NoSuchOperator';
+    const broken = step('broken', onnx.ModelProto.encode(model).finish());
+    const created = engine();
+    const error = await rejection(created.deploy('broken', [step('ok', makeScaleModel()), broken]));
+    expect(error.code).toBe('invalid_model');
+    expect(error.message).toContain('model "broken"');
+    expect(error.message).toContain('NoSuchOperator');
+    expect(error.details).toEqual({ model: 'broken', version: '1' });
+    expect(created.workerCount).toBe(0);
+  });
+
+  it('rejects deploy when a step input cannot be fed from the previous step', async () => {
+    const error = await rejection(
+      engine().deploy('bad-chain', [step('multi', makeMultiIoModel()), step('int', makeInt64SumModel())]),
+    );
+    expect(error.code).toBe('invalid_step');
+  });
+
+  it('validateModel accepts a runnable model and refuses a parseable one onnxruntime cannot load', async () => {
+    const created = engine();
+    await created.validateModel(makeTreeEnsembleRegressor());
+    await created.validateModel(step('scale', makeScaleModel()).path);
+    const { onnx } = onnxProto;
+    const model = onnx.ModelProto.decode(makeScaleModel());
+    model.graph!.node![0]!.opType = 'NoSuchOperator';
+    const error = await rejection(created.validateModel(onnx.ModelProto.encode(model).finish()));
+    expect(error.code).toBe('invalid_model');
+    expect(error.message).toContain('NoSuchOperator');
+    expect(created.workerCount).toBe(0);
+  });
+
+  it('close() lets in-flight requests finish, then stops every worker and refuses new requests', async () => {
+    const created = new InferenceEngine({ workersPerDeployment: 2 });
+    const deployment = await created.deploy('heavy', [
+      step('heavy', makeTreeEnsembleRegressor({ features: 29, trees: 100, depth: 6 })),
+    ]);
+    expect(created.workerCount).toBe(2);
+    const table = makeArrowTensorTable(makeHouseRows(5000, 1, 29), 29);
+    const inFlight = deployment.infer({ kind: 'arrow', table }, 0);
+    await created.close();
+    expect((await inFlight).rowCount).toBe(5000);
+    expect(created.workerCount).toBe(0);
+    expect(process.getActiveResourcesInfo().filter((name) => /worker|messageport/i.test(name))).toEqual([]);
+    expect((await rejection(deployment.infer({ kind: 'arrow', table }, 0))).code).toBe(
+      'pipeline_not_deployed',
+    );
+    expect((await rejection(created.deploy('again', [step('s', makeScaleModel())]))).code).toBe(
+      'shutting_down',
+    );
+  });
+
+  it('keeps the event loop responsive while a heavy batch runs', async () => {
+    const deployment = await engine({ workersPerDeployment: 1 }).deploy('heavy', [
+      step('heavy', makeTreeEnsembleRegressor({ features: 29, trees: 100, depth: 6 })),
+    ]);
+    const table = makeArrowTensorTable(makeHouseRows(50_000, 2, 29), 29);
+    let ticks = 0;
+    const timer = setInterval(() => ticks++, 1);
+    try {
+      await deployment.infer({ kind: 'arrow', table }, 0);
+    } finally {
+      clearInterval(timer);
+    }
+    expect(ticks).toBeGreaterThan(0);
+  });
+});

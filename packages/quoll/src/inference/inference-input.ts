@@ -1,0 +1,110 @@
+import { tableFromIPC } from 'apache-arrow';
+import type { Table } from 'apache-arrow';
+import { MEDIA_TYPES } from '@quoll/client/wire';
+import { ApiError } from '../server/api-error.js';
+
+/** A decoded inference request: an Arrow table, or pandas-records style plain objects. */
+export type InferenceInput = { kind: 'arrow'; table: Table } | { kind: 'records'; records: unknown[] };
+
+/** The formats an inference result can be written in. */
+export type ResultFormat = 'json' | 'arrow-file' | 'arrow-stream';
+
+/**
+ * Which result format a media type names, or `null` when it names none (parameters such as
+ * `; format=pandas-records` are allowed).
+ */
+export function formatOfMediaType(mediaType: string): ResultFormat | null {
+  const essence = (mediaType.split(';', 1)[0] ?? '').trim().toLowerCase();
+  switch (essence) {
+    case MEDIA_TYPES.json:
+      return 'json';
+    case MEDIA_TYPES.arrowFile:
+      return 'arrow-file';
+    case MEDIA_TYPES.arrowStream:
+      return 'arrow-stream';
+    default:
+      return null;
+  }
+}
+
+/**
+ * Reads an inference request body: `application/json` (an array of records such as
+ * `[{ "tensor": [18 numbers] }]`, or one object of columns `{ "tensor": [[...], ...] }`),
+ * `application/vnd.apache.arrow.file` or `application/vnd.apache.arrow.stream`.
+ *
+ * Throws `ApiError('unsupported_media_type')` for other content types and
+ * `ApiError('invalid_inference_input')` for bodies that cannot be read or hold no rows.
+ *
+ * @example
+ * const input = decodeInferenceBody('application/json', Buffer.from('[{"tensor":[1,2]}]'));
+ */
+export function decodeInferenceBody(contentType: string, body: Buffer | Uint8Array): InferenceInput {
+  const format = formatOfMediaType(contentType);
+  if (format === null) {
+    throw new ApiError(
+      'unsupported_media_type',
+      `Content-Type "${contentType}" is not accepted; send ${MEDIA_TYPES.json} (records), ${MEDIA_TYPES.arrowFile} or ${MEDIA_TYPES.arrowStream}.`,
+      { contentType },
+    );
+  }
+  if (format === 'json') return { kind: 'records', records: parseRecords(body) };
+  let table: Table;
+  try {
+    table = tableFromIPC(body);
+  } catch (error) {
+    throw new ApiError(
+      'invalid_inference_input',
+      `The body is not readable Arrow IPC (${(error as Error).message}); send an Arrow IPC ${format === 'arrow-file' ? 'file' : 'stream'}.`,
+    );
+  }
+  if (table.numCols === 0)
+    throw new ApiError(
+      'invalid_inference_input',
+      'The Arrow table has no columns; send at least one tensor column.',
+    );
+  if (table.numRows === 0)
+    throw new ApiError('invalid_inference_input', 'The Arrow table has no rows; send at least one row.');
+  return { kind: 'arrow', table };
+}
+
+function parseRecords(body: Buffer | Uint8Array): unknown[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));
+  } catch (error) {
+    throw new ApiError(
+      'invalid_inference_input',
+      `The body is not valid JSON (${(error as Error).message}); send an array of records like [{"tensor": [1, 2, 3]}].`,
+    );
+  }
+  if (Array.isArray(parsed)) {
+    if (parsed.length === 0)
+      throw new ApiError('invalid_inference_input', 'The records array is empty; send at least one record.');
+    return parsed;
+  }
+  // A single object of equal-length columns ({"tensor": [[...], [...]]}) is the other shape the
+  // tutorial's JSON files use; turn it into records.
+  if (parsed !== null && typeof parsed === 'object') {
+    const entries = Object.entries(parsed as Record<string, unknown>);
+    const length = entries[0]?.[1];
+    if (
+      entries.length > 0 &&
+      entries.every(([, column]) => Array.isArray(column) && column.length === (length as unknown[]).length)
+    ) {
+      const rows = (length as unknown[]).length;
+      if (rows === 0)
+        throw new ApiError('invalid_inference_input', 'The columns are empty; send at least one row.');
+      const records: Record<string, unknown>[] = [];
+      for (let row = 0; row < rows; row++) {
+        const record: Record<string, unknown> = {};
+        for (const [name, column] of entries) record[name] = (column as unknown[])[row];
+        records.push(record);
+      }
+      return records;
+    }
+  }
+  throw new ApiError(
+    'invalid_inference_input',
+    'The JSON body must be an array of records like [{"tensor": [1, 2, 3]}] (or an object of equal-length columns).',
+  );
+}

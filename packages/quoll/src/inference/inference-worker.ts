@@ -1,0 +1,194 @@
+/**
+ * The inference worker: a worker_threads entry that holds one onnxruntime session per
+ * pipeline step and runs requests one after another, so the server's event loop never
+ * runs a model. Importing this file outside a worker does nothing.
+ */
+import { parentPort } from 'node:worker_threads';
+import * as ort from 'onnxruntime-node';
+import { castTensorData, concatTensorData, rowWidth, transferList } from './tensor-data.js';
+import type { WireTensor } from './tensor-data.js';
+import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
+import type { ParentMessage, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
+
+interface LoadedStep {
+  spec: WorkerStepSpec;
+  session: ort.InferenceSession;
+}
+
+/** Thrown inside the worker to say which step failed. */
+class StepError extends Error {
+  constructor(
+    readonly step: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+const port = parentPort;
+let steps: LoadedStep[] = [];
+// Requests run strictly one at a time: onnxruntime already uses the core, and overlapping
+// runs would only make each request slower.
+let queue: Promise<void> = Promise.resolve();
+
+if (port) {
+  port.on('message', (message: ParentMessage) => {
+    queue = queue.then(() => handle(message));
+  });
+}
+
+function reply(message: WorkerMessage, transfer: ArrayBuffer[] = []): void {
+  port?.postMessage(message, transfer);
+}
+
+async function handle(message: ParentMessage): Promise<void> {
+  const v = WORKER_PROTOCOL_VERSION;
+  // The union says v is always current; a stale script on the other side may still send another.
+  const received: unknown = (message as { v: unknown }).v;
+  if (received !== v) {
+    const id = (message as { id: number }).id;
+    reply({
+      v,
+      type: 'failed',
+      id,
+      stage: 'protocol',
+      message: `Worker speaks protocol ${v}, got ${String(received)}.`,
+    });
+    return;
+  }
+  switch (message.type) {
+    case 'load':
+      try {
+        steps = await loadSteps(message.steps, message.threads);
+        reply({ v, type: 'loaded', id: message.id });
+      } catch (error) {
+        reply({ v, type: 'failed', id: message.id, stage: 'load', ...describe(error) });
+      }
+      return;
+    case 'validate':
+      try {
+        const session = await createSession(message.model, 1);
+        await session.release();
+        reply({ v, type: 'validated', id: message.id });
+      } catch (error) {
+        reply({ v, type: 'failed', id: message.id, stage: 'validate', ...describe(error) });
+      }
+      return;
+    case 'infer':
+      try {
+        const outputs = await runPipeline(message.feeds, message.rows);
+        reply({ v, type: 'result', id: message.id, outputs }, transferList(outputs));
+      } catch (error) {
+        reply({ v, type: 'failed', id: message.id, stage: 'infer', ...describe(error) });
+      }
+      return;
+  }
+}
+
+function describe(error: unknown): { message: string; step?: number } {
+  const message = error instanceof Error ? error.message : String(error);
+  return error instanceof StepError ? { message, step: error.step } : { message };
+}
+
+function createSession(model: string | Uint8Array, threads: number): Promise<ort.InferenceSession> {
+  const options: ort.InferenceSession.SessionOptions = {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  };
+  return typeof model === 'string'
+    ? ort.InferenceSession.create(model, options)
+    : ort.InferenceSession.create(model, options);
+}
+
+async function loadSteps(specs: WorkerStepSpec[], threads: number): Promise<LoadedStep[]> {
+  const loaded: LoadedStep[] = [];
+  for (const [index, spec] of specs.entries()) {
+    try {
+      loaded.push({ spec, session: await createSession(spec.path, threads) });
+    } catch (error) {
+      await Promise.all(loaded.map((step) => step.session.release()));
+      throw new StepError(index, `${spec.label}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+  return loaded;
+}
+
+async function runPipeline(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+  let current = feeds;
+  for (const [index, step] of steps.entries()) {
+    const inputs = index === 0 ? current : chainFeeds(step.spec, current, rows);
+    try {
+      current = step.spec.single ? await runRowByRow(step, inputs, rows) : await runOnce(step, inputs);
+    } catch (error) {
+      throw new StepError(
+        index,
+        `${step.spec.label}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+  }
+  return current;
+}
+
+/** Picks and casts the previous step's outputs into this step's inputs, as planned at deploy. */
+function chainFeeds(spec: WorkerStepSpec, previous: WireTensor[], rows: number): WireTensor[] {
+  return spec.inputs.map((input, i) => {
+    const source = previous.find((tensor) => tensor.name === spec.feedsFrom?.[i]);
+    if (!source) throw new Error(`no output feeds input "${input.name}"`);
+    // A [N,1] output may feed a [N] input (or the reverse): keep the row count, take the declared rest.
+    const declaredRest = input.shape.slice(1);
+    const fixed = declaredRest.every((dim): dim is number => typeof dim === 'number');
+    const dims =
+      input.shape.length > 0 && fixed && declaredRest.reduce((a, b) => a * b, 1) === rowWidth(source.dims)
+        ? [rows, ...declaredRest]
+        : source.dims;
+    return {
+      name: input.name,
+      type: input.type,
+      dims,
+      data: castTensorData(source.data, input.type, source.name),
+    };
+  });
+}
+
+async function runOnce(step: LoadedStep, inputs: WireTensor[]): Promise<WireTensor[]> {
+  const feeds: Record<string, ort.Tensor> = {};
+  for (const input of inputs) feeds[input.name] = new ort.Tensor(input.type, input.data, input.dims);
+  const results = await step.session.run(feeds);
+  return step.session.outputNames.map((name) => {
+    const tensor = results[name];
+    if (!tensor) throw new Error(`the model returned no output "${name}"`);
+    return {
+      name,
+      type: tensor.type as WireTensor['type'],
+      dims: [...tensor.dims],
+      data: tensor.data,
+    };
+  });
+}
+
+/** `batchConfig: 'single'`: one run per row with a batch of 1, outputs concatenated along rows. */
+async function runRowByRow(step: LoadedStep, inputs: WireTensor[], rows: number): Promise<WireTensor[]> {
+  const perRow: WireTensor[][] = [];
+  for (let row = 0; row < rows; row++) {
+    perRow.push(
+      await runOnce(
+        step,
+        inputs.map((input) => {
+          const width = rowWidth(input.dims);
+          return {
+            ...input,
+            dims: [1, ...input.dims.slice(1)],
+            data: input.data.slice(row * width, (row + 1) * width),
+          };
+        }),
+      ),
+    );
+  }
+  const first = perRow[0] ?? [];
+  return first.map((output, o) => {
+    const parts = perRow.map((outputs) => outputs[o]!.data);
+    return { ...output, dims: [rows, ...output.dims.slice(1)], data: concatTensorData(parts) };
+  });
+}

@@ -1,0 +1,164 @@
+import { describe, expect, it } from 'vitest';
+import { Field, Float64, List, Table, vectorFromArray } from 'apache-arrow';
+import type { TensorInfoDto } from '@quoll/client/wire';
+import { ApiError } from '../server/api-error.js';
+import { makeArrowTensorTable } from '../../../../test/support/synthetic-data.js';
+import { bindColumns, buildFeeds } from './input-binding.js';
+
+const tensor18: TensorInfoDto = { name: 'float_input', type: 'float32', shape: [null, 18] };
+
+function apiError(action: () => unknown): ApiError {
+  try {
+    action();
+  } catch (error) {
+    if (error instanceof ApiError) return error;
+    throw error;
+  }
+  throw new Error('expected an ApiError');
+}
+
+describe('bindColumns', () => {
+  const a: TensorInfoDto = { name: 'a', type: 'float32', shape: ['N', 3] };
+  const b: TensorInfoDto = { name: 'b', type: 'float32', shape: ['N', 2] };
+
+  it('binds the only column to the only input whatever their names', () => {
+    expect(bindColumns(['tensor'], [tensor18], null)).toEqual([{ column: 'tensor', input: tensor18 }]);
+  });
+
+  it('binds tensorFields in input order, else by name', () => {
+    expect(
+      bindColumns(['y', 'x'], [a, b], ['x', 'y']).map(
+        (binding) => `${binding.column}->${binding.input.name}`,
+      ),
+    ).toEqual(['x->a', 'y->b']);
+    expect(
+      bindColumns(['b', 'a'], [a, b], null).map((binding) => `${binding.column}->${binding.input.name}`),
+    ).toEqual(['a->a', 'b->b']);
+  });
+
+  it('names the stray column and the unfed input', () => {
+    expect(apiError(() => bindColumns(['a', 'z'], [a, b], null)).details).toMatchObject({ column: 'z' });
+    expect(apiError(() => bindColumns(['a'], [a, b], null)).code).toBe('missing_model_input');
+    expect(apiError(() => bindColumns(['tensor'], [tensor18], ['other'])).code).toBe('missing_model_input');
+  });
+});
+
+describe('buildFeeds', () => {
+  it('copies a FixedSizeList<Float32> column into a buffer of its own, as [rows, 18]', () => {
+    const values = Float32Array.from({ length: 36 }, (_, i) => i);
+    const table = makeArrowTensorTable(values, 18);
+    const [feed] = buildFeeds({ kind: 'arrow', table }, [{ column: 'tensor', input: tensor18 }]);
+    expect(feed!.dims).toEqual([2, 18]);
+    expect(Array.from(feed!.data as Float32Array)).toEqual(Array.from(values));
+    // Its own buffer: transferring it to a worker cannot detach the request's table.
+    expect((feed!.data as Float32Array).buffer).not.toBe(values.buffer);
+    expect((feed!.data as Float32Array).byteLength).toBe((feed!.data as Float32Array).buffer.byteLength);
+  });
+
+  it('casts a float column to a float64 input and a plain numeric column feeds a width-1 input', () => {
+    const table = new Table({ x: vectorFromArray([1.5, 2.5]) });
+    const [feed] = buildFeeds({ kind: 'arrow', table }, [
+      { column: 'x', input: { name: 'x', type: 'int32', shape: ['N', 1] } },
+    ]);
+    expect(feed!.data).toEqual(Int32Array.from([1, 2]));
+    expect(feed!.dims).toEqual([2, 1]);
+  });
+
+  it('reads a List column and checks every row width', () => {
+    const input: TensorInfoDto = { name: 'x', type: 'float32', shape: [null, 2] };
+    const type = new List(new Field('item', new Float64(), true));
+    const good = new Table({
+      x: vectorFromArray(
+        [
+          [1, 2],
+          [3, 4],
+        ],
+        type,
+      ),
+    });
+    expect(
+      Array.from(
+        buildFeeds({ kind: 'arrow', table: good }, [{ column: 'x', input }])[0]!.data as Float32Array,
+      ),
+    ).toEqual([1, 2, 3, 4]);
+    const bad = new Table({
+      x: vectorFromArray(
+        [
+          [1, 2],
+          [3, 4, 5],
+        ],
+        type,
+      ),
+    });
+    const error = apiError(() => buildFeeds({ kind: 'arrow', table: bad }, [{ column: 'x', input }]));
+    expect(error.code).toBe('invalid_tensor_shape');
+    expect(error.details).toMatchObject({ column: 'x', row: 1, expected: [2], got: [3] });
+  });
+
+  it('refuses a null row of an Arrow list column as non-numeric, naming the row', () => {
+    const input: TensorInfoDto = { name: 'x', type: 'float32', shape: [null, 2] };
+    const type = new List(new Field('item', new Float64(), true));
+    const table = new Table({ x: vectorFromArray([[1, 2], null, [3, 4]], type) });
+    const error = apiError(() => buildFeeds({ kind: 'arrow', table }, [{ column: 'x', input }]));
+    expect(error.code).toBe('non_numeric_value');
+    expect(error.details).toMatchObject({ column: 'x', row: 1 });
+  });
+
+  it('flattens nested JSON arrays for a 2-D input and checks their shape', () => {
+    const input: TensorInfoDto = { name: 'm', type: 'float64', shape: ['N', 2, 3] };
+    const [feed] = buildFeeds(
+      {
+        kind: 'records',
+        records: [
+          {
+            m: [
+              [1, 2, 3],
+              [4, 5, 6],
+            ],
+          },
+        ],
+      },
+      [{ column: 'm', input }],
+    );
+    expect(feed!.dims).toEqual([1, 2, 3]);
+    expect(Array.from(feed!.data as Float64Array)).toEqual([1, 2, 3, 4, 5, 6]);
+    const error = apiError(() =>
+      buildFeeds(
+        {
+          kind: 'records',
+          records: [
+            {
+              m: [
+                [1, 2, 3],
+                [4, 5, 6],
+              ],
+            },
+            {
+              m: [
+                [1, 2],
+                [3, 4],
+              ],
+            },
+          ],
+        },
+        [{ column: 'm', input }],
+      ),
+    );
+    expect(error.code).toBe('invalid_tensor_shape');
+    expect(error.details).toMatchObject({ row: 1 });
+  });
+
+  it('refuses NaN into an int64 input and a record missing the column', () => {
+    const input: TensorInfoDto = { name: 'x', type: 'int64', shape: ['N', 1] };
+    expect(
+      apiError(() =>
+        buildFeeds({ kind: 'records', records: [{ x: [Number.NaN] }] }, [{ column: 'x', input }]),
+      ).code,
+    ).toBe('non_numeric_value');
+    const missing = apiError(() =>
+      buildFeeds({ kind: 'records', records: [{ x: [1] }, {}] }, [{ column: 'x', input }]),
+    );
+    expect(missing.code).toBe('non_numeric_value');
+    expect(missing.details).toMatchObject({ column: 'x', row: 1 });
+  });
+});

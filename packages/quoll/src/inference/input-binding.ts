@@ -1,0 +1,415 @@
+import { Type } from 'apache-arrow';
+import type { Data, DataType, Table, Vector } from 'apache-arrow';
+import type { TensorInfoDto } from '@quoll/client/wire';
+import { ApiError } from '../server/api-error.js';
+import type { InferenceInput } from './inference-input.js';
+import { allocateNumeric, sameArrayType } from './tensor-data.js';
+import type { NumericSink, TensorData, WireTensor } from './tensor-data.js';
+
+/** Which request column feeds which model input of the first step. */
+export interface ColumnBinding {
+  column: string;
+  input: TensorInfoDto;
+}
+
+/**
+ * Maps request columns to the first step's model inputs: `tensorFields[i]` → input i when
+ * given, else by name, else (one input, one column) that column.
+ * Throws `unknown_input_column` for a column no input takes and `missing_model_input` for
+ * an input no column feeds.
+ */
+export function bindColumns(
+  columns: readonly string[],
+  inputs: readonly TensorInfoDto[],
+  tensorFields: readonly string[] | null,
+): ColumnBinding[] {
+  const bindings: ColumnBinding[] = [];
+  const bound = new Set<string>();
+  const fields = tensorFields ?? [];
+  for (const [i, input] of inputs.entries()) {
+    const field = fields[i];
+    if (field !== undefined) {
+      if (!columns.includes(field)) {
+        throw new ApiError(
+          'missing_model_input',
+          `Model input "${input.name}" is configured to take column "${field}" (tensorFields), but the request has columns ${list(columns)}. Send a "${field}" column or reconfigure the model.`,
+          { input: input.name, expectedColumn: field, columns: [...columns] },
+        );
+      }
+      bindings.push({ column: field, input });
+      bound.add(field);
+    } else if (columns.includes(input.name)) {
+      bindings.push({ column: input.name, input });
+      bound.add(input.name);
+    }
+  }
+  if (fields.length > inputs.length) {
+    const extra = fields[inputs.length] ?? '';
+    throw new ApiError(
+      'unknown_input_column',
+      `tensorFields lists ${fields.length} columns but the model has ${inputs.length} input(s); column "${extra}" maps to no input.`,
+      {
+        column: extra,
+      },
+    );
+  }
+  // The tutorial's case: one "tensor" column into a model whose single input is "float_input".
+  if (bindings.length === 0 && inputs.length === 1 && columns.length === 1) {
+    return [{ column: columns[0]!, input: inputs[0]! }];
+  }
+  const unknown = columns.find((column) => !bound.has(column));
+  if (unknown !== undefined) {
+    throw new ApiError(
+      'unknown_input_column',
+      `Column "${unknown}" maps to no model input; the model's inputs are ${list(inputs.map((input) => input.name))}. Rename the column or configure tensorFields.`,
+      { column: unknown, inputs: inputs.map((input) => input.name) },
+    );
+  }
+  const missing = inputs.find((input) => !bindings.some((binding) => binding.input === input));
+  if (missing) {
+    throw new ApiError(
+      'missing_model_input',
+      `Model input "${missing.name}" has no column; the request has columns ${list(columns)}. Add a "${missing.name}" column.`,
+      {
+        input: missing.name,
+        columns: [...columns],
+      },
+    );
+  }
+  return bindings;
+}
+
+/** The column names of a request, in request order. */
+export function inputColumns(input: InferenceInput): string[] {
+  if (input.kind === 'arrow') return input.table.schema.fields.map((field) => field.name);
+  const first = input.records[0];
+  if (!isRecord(first)) throw notARecord(0);
+  return Object.keys(first);
+}
+
+/** The number of rows of a request. */
+export function inputRowCount(input: InferenceInput): number {
+  return input.kind === 'arrow' ? input.table.numRows : input.records.length;
+}
+
+/**
+ * Builds the first step's feeds: one flat array per input, cast to its declared element
+ * type, in a buffer of its own (so it can be transferred to a worker).
+ */
+export function buildFeeds(input: InferenceInput, bindings: readonly ColumnBinding[]): WireTensor[] {
+  if (input.kind === 'arrow') {
+    return bindings.map((binding) => arrowFeed(input.table, binding));
+  }
+  const { records } = input;
+  const columns = bindings.length;
+  for (let row = 0; row < records.length; row++) {
+    const record = records[row];
+    if (!isRecord(record)) throw notARecord(row);
+    // Cheap per-row check for stray keys: count first, name the key only when counts differ.
+    if (Object.keys(record).length !== columns) {
+      const stray = Object.keys(record).find((key) => !bindings.some((binding) => binding.column === key));
+      if (stray !== undefined) {
+        throw new ApiError(
+          'unknown_input_column',
+          `Record ${row} has column "${stray}", which maps to no model input.`,
+          { column: stray, row },
+        );
+      }
+    }
+  }
+  return bindings.map((binding) => recordsFeed(records as Record<string, unknown>[], binding));
+}
+
+// ---------------------------------------------------------------- shapes
+
+/** The declared per-row dimensions when they are all known, else null. */
+function declaredRowShape(input: TensorInfoDto): number[] | null {
+  if (input.shape.length === 0) return null;
+  const rest = input.shape.slice(1);
+  return rest.every((dim): dim is number => typeof dim === 'number') ? rest : null;
+}
+
+function list(names: readonly string[]): string {
+  return names.length === 0 ? '(none)' : names.map((name) => `"${name}"`).join(', ');
+}
+
+function product(dims: readonly number[]): number {
+  return dims.reduce((a, b) => a * b, 1);
+}
+
+function checkWidth(
+  column: string,
+  input: TensorInfoDto,
+  expected: number[] | null,
+  got: number[],
+  row: number,
+): void {
+  if (expected !== null && product(expected) !== product(got)) {
+    throw shapeError(column, input, expected, got, row);
+  }
+}
+
+function shapeError(
+  column: string,
+  input: TensorInfoDto,
+  expected: readonly number[],
+  got: readonly number[],
+  row: number,
+): ApiError {
+  const show = (dims: readonly number[]): string =>
+    dims.length === 0 ? 'a single number' : `[${dims.join(', ')}]`;
+  return new ApiError(
+    'invalid_tensor_shape',
+    `Column "${column}" row ${row} has shape ${show(got)} but model input "${input.name}" expects ${show(expected)} per row. Send ${product(expected)} value(s) per row.`,
+    { column, input: input.name, row, expected: [...expected], got: [...got] },
+  );
+}
+
+function nonNumeric(column: string, row: number, value: unknown): ApiError {
+  const shown =
+    value === undefined
+      ? 'no value'
+      : value === null
+        ? 'null'
+        : typeof value === 'string'
+          ? `the string ${JSON.stringify(value.slice(0, 40))}`
+          : `a ${typeof value}`;
+  return new ApiError(
+    'non_numeric_value',
+    `Column "${column}" row ${row} holds ${shown} where a number is expected.`,
+    { column, row },
+  );
+}
+
+function feedDims(rows: number, declared: number[] | null, got: number[]): number[] {
+  return [rows, ...(declared ?? got)];
+}
+
+// ---------------------------------------------------------------- Arrow
+
+/** A numeric Arrow type whose values are stored one per slot (not bit-packed). */
+function isNumericLeaf(type: DataType): boolean {
+  return type.typeId === Type.Float || type.typeId === Type.Int;
+}
+
+/** Per-row shape of an Arrow column: nested FixedSizeLists down to a numeric leaf, or one variable List level. */
+function arrowRowShape(type: DataType, column: string): { shape: number[]; variable: boolean } {
+  if (isNumericLeaf(type)) return { shape: [], variable: false };
+  if (type.typeId === Type.FixedSizeList) {
+    const inner = arrowRowShape((type.children[0] as { type: DataType }).type, column);
+    if (inner.variable) throw unsupportedArrow(column, type);
+    return { shape: [(type as unknown as { listSize: number }).listSize, ...inner.shape], variable: false };
+  }
+  if (type.typeId === Type.List) {
+    const childType = (type.children[0] as { type: DataType }).type;
+    if (!isNumericLeaf(childType)) throw unsupportedArrow(column, type);
+    return { shape: [-1], variable: true };
+  }
+  throw unsupportedArrow(column, type);
+}
+
+function unsupportedArrow(column: string, type: DataType): ApiError {
+  return new ApiError(
+    'non_numeric_value',
+    `Column "${column}" has Arrow type ${Type[type.typeId]}; tensor columns must be numbers, FixedSizeList or List of numbers.`,
+    {
+      column,
+      row: 0,
+    },
+  );
+}
+
+function arrowFeed(table: Table, binding: ColumnBinding): WireTensor {
+  const { column, input } = binding;
+  const vector: Vector | null = table.getChild(column);
+  if (!vector)
+    throw new ApiError('missing_model_input', `The table has no column "${column}".`, { input: input.name });
+  const rows = table.numRows;
+  const declared = declaredRowShape(input);
+  const { shape, variable } = arrowRowShape(vector.type as DataType, column);
+  let rowShape = shape;
+  if (variable) {
+    // A List column: every row must have the declared width (or the first row's when not declared).
+    const first = (vector.data as Data[])[0];
+    const width = declared ? product(declared) : first ? listLength(first, 0) : 0;
+    rowShape = [width];
+  }
+  checkWidth(column, input, declared, rowShape, 0);
+  const width = product(rowShape);
+  const parts: TensorData[] = [];
+  let rowOffset = 0;
+  for (const data of vector.data as Data[]) {
+    parts.push(leafValues(data, column, input, width, rowShape, variable, rowOffset));
+    rowOffset += data.length;
+  }
+  return {
+    name: input.name,
+    type: input.type,
+    dims: feedDims(rows, declared, rowShape),
+    data: castInto(parts, input, rows * width, column),
+  };
+}
+
+function listLength(data: Data, row: number): number {
+  const offsets = data.valueOffsets as Int32Array;
+  return (offsets[row + 1] ?? 0) - (offsets[row] ?? 0);
+}
+
+/** The contiguous leaf values of one record-batch chunk, as a view (no copy). */
+function leafValues(
+  data: Data,
+  column: string,
+  input: TensorInfoDto,
+  width: number,
+  rowShape: number[],
+  variable: boolean,
+  rowOffset: number,
+): TensorData {
+  if (data.nullCount > 0) throw nonNumeric(column, rowOffset + firstNull(data), null);
+  let leaf = data;
+  let start = 0;
+  if (variable) {
+    const offsets = data.valueOffsets as Int32Array;
+    for (let row = 0; row < data.length; row++) {
+      const length = (offsets[row + 1] ?? 0) - (offsets[row] ?? 0);
+      if (length !== width) throw shapeError(column, input, [width], [length], rowOffset + row);
+    }
+    start = offsets[0] ?? 0;
+    leaf = data.children[0] as Data;
+  } else {
+    // Slicing a FixedSizeList slices its children too, so each level's values start at index 0.
+    for (let level = 0; level < rowShape.length; level++) {
+      leaf = leaf.children[0] as Data;
+      if (leaf.nullCount > 0)
+        throw nonNumeric(
+          column,
+          rowOffset + Math.floor(firstNull(leaf) / product(rowShape.slice(level))),
+          null,
+        );
+    }
+  }
+  if (variable && leaf.nullCount > 0) throw nonNumeric(column, rowOffset, null);
+  const values = leaf.values as Exclude<TensorData, string[]>;
+  return values.subarray(start, start + data.length * width);
+}
+
+function firstNull(data: Data): number {
+  for (let i = 0; i < data.length; i++) if (!data.getValid(i)) return i;
+  return 0;
+}
+
+/** One copy of all chunks into a fresh array of the input's type (a plain copy when types already match). */
+function castInto(parts: TensorData[], input: TensorInfoDto, length: number, column: string): TensorData {
+  const first = parts[0];
+  if (parts.length === 1 && first && sameArrayType(first, input.type)) return (first as Float32Array).slice();
+  const sink = allocateNumeric(input.type, length, column);
+  let offset = 0;
+  for (const part of parts) {
+    if (sameArrayType(part, input.type)) {
+      (sink.data as Float32Array).set(part as Float32Array, offset);
+    } else {
+      const numbers = part as Exclude<TensorData, string[]>;
+      for (let i = 0; i < numbers.length; i++) {
+        if (!sink.set(offset + i, Number(numbers[i]))) throw nonNumeric(column, 0, numbers[i]);
+      }
+    }
+    offset += part.length;
+  }
+  return sink.data;
+}
+
+// ---------------------------------------------------------------- records
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function notARecord(row: number): ApiError {
+  return new ApiError(
+    'invalid_inference_input',
+    `Record ${row} is not an object; send an array of records like [{"tensor": [1, 2, 3]}].`,
+    { row },
+  );
+}
+
+/** The nested-array shape of a JSON value, following first elements. */
+function jsonShape(value: unknown): number[] {
+  const shape: number[] = [];
+  let current = value;
+  while (Array.isArray(current)) {
+    shape.push(current.length);
+    current = current[0];
+  }
+  return shape;
+}
+
+function recordsFeed(records: Record<string, unknown>[], binding: ColumnBinding): WireTensor {
+  const { column, input } = binding;
+  const rows = records.length;
+  const declared = declaredRowShape(input);
+  const first = records[0]?.[column];
+  if (!Array.isArray(first) && typeof first !== 'number' && typeof first !== 'boolean')
+    throw nonNumeric(column, 0, first);
+  const firstShape = jsonShape(first);
+  checkWidth(column, input, declared, firstShape, 0);
+  // The first row sets the row shape (checked against the declared one); a width-1 input
+  // takes a bare number or a one-element list per row.
+  const rowShape = firstShape;
+  const width = product(rowShape);
+  const sink = allocateNumeric(input.type, rows * width, column);
+  for (let row = 0; row < rows; row++) {
+    const value = records[row]![column];
+    const offset = row * width;
+    if (rowShape.length === 1 && Array.isArray(value)) {
+      // The common case ([{ tensor: [18 numbers] }]): a flat, tight loop.
+      if (value.length !== width)
+        throw shapeError(column, input, declared ?? rowShape, jsonShape(value), row);
+      for (let i = 0; i < width; i++) {
+        const item: unknown = value[i];
+        if (!writeNumber(sink, offset + i, item)) throw nonNumeric(column, row, item);
+      }
+    } else if (rowShape.length === 0) {
+      if (!writeNumber(sink, offset, value)) throw nonNumeric(column, row, value);
+    } else {
+      writeNested(sink, offset, value, rowShape, 0, column, input, declared, row);
+    }
+  }
+  return { name: input.name, type: input.type, dims: feedDims(rows, declared, rowShape), data: sink.data };
+}
+
+function writeNumber(sink: NumericSink, index: number, value: unknown): boolean {
+  if (typeof value === 'number') return sink.set(index, value);
+  if (typeof value === 'boolean') return sink.set(index, value ? 1 : 0);
+  return false;
+}
+
+function writeNested(
+  sink: NumericSink,
+  offset: number,
+  value: unknown,
+  shape: number[],
+  level: number,
+  column: string,
+  input: TensorInfoDto,
+  declared: number[] | null,
+  row: number,
+): number {
+  if (level === shape.length) {
+    if (!writeNumber(sink, offset, value)) throw nonNumeric(column, row, value);
+    return offset + 1;
+  }
+  if (!Array.isArray(value)) {
+    if (value === null || typeof value !== 'object') {
+      if (typeof value === 'number' || typeof value === 'boolean')
+        throw shapeError(column, input, declared ?? shape, [], row);
+      throw nonNumeric(column, row, value);
+    }
+    throw nonNumeric(column, row, value);
+  }
+  if (value.length !== shape[level])
+    throw shapeError(column, input, declared ?? shape, jsonShape(value), row);
+  let next = offset;
+  for (const item of value)
+    next = writeNested(sink, next, item, shape, level + 1, column, input, declared, row);
+  return next;
+}

@@ -1,0 +1,158 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { transferList } from './tensor-data.js';
+import type { WireTensor } from './tensor-data.js';
+import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
+import type { ParentMessage, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
+
+/** A worker's answer to a request that failed: the stage, the step (when known) and the runtime's message. */
+export class WorkerFailure extends Error {
+  constructor(
+    readonly stage: 'load' | 'validate' | 'infer' | 'protocol' | 'exit',
+    message: string,
+    readonly step?: number,
+  ) {
+    super(message);
+    this.name = 'WorkerFailure';
+  }
+}
+
+interface Pending {
+  resolve(message: WorkerMessage): void;
+  reject(error: Error): void;
+}
+
+type Request = ParentMessage extends infer M
+  ? M extends { id: number }
+    ? Omit<M, 'v' | 'id'>
+    : never
+  : never;
+
+/**
+ * One inference worker thread and its in-flight requests. Requests are matched to answers
+ * by id; `inFlight` lets the pool pick the least busy worker.
+ */
+export class WorkerHandle {
+  readonly #worker: Worker;
+  readonly #pending = new Map<number, Pending>();
+  readonly #exited: Promise<void>;
+  readonly #settled = new Set<Promise<unknown>>();
+  #nextId = 1;
+  #closing = false;
+  /** Called once when the worker dies without being asked to (not called after `close()`). */
+  onUnexpectedExit: ((error: Error) => void) | undefined;
+
+  constructor() {
+    this.#worker = spawnInferenceWorker();
+    this.#exited = new Promise((resolve) => {
+      this.#worker.once('exit', (code) => {
+        const error = new WorkerFailure('exit', `The inference worker stopped (exit code ${code}).`);
+        this.#failAll(error);
+        if (!this.#closing) this.onUnexpectedExit?.(error);
+        resolve();
+      });
+    });
+    this.#worker.on('error', (error) =>
+      this.#failAll(new WorkerFailure('exit', `The inference worker crashed: ${error.message}`)),
+    );
+    this.#worker.on('message', (message: WorkerMessage) => {
+      const pending = this.#pending.get(message.id);
+      if (!pending) return;
+      this.#pending.delete(message.id);
+      pending.resolve(message);
+    });
+  }
+
+  /** Requests sent and not yet answered. */
+  get inFlight(): number {
+    return this.#pending.size;
+  }
+
+  /** Loads the pipeline's sessions; rejects with a {@link WorkerFailure} naming the step. */
+  async load(steps: WorkerStepSpec[], threads: number): Promise<void> {
+    await this.#request({ type: 'load', steps, threads }, []);
+  }
+
+  /** Checks that onnxruntime can create a session from a file path or bytes. */
+  async validate(model: string | Uint8Array): Promise<void> {
+    await this.#request({ type: 'validate', model }, []);
+  }
+
+  /** Runs the loaded pipeline; the feeds' buffers are transferred (unusable afterwards). */
+  async infer(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+    const answer = await this.#request({ type: 'infer', rows, feeds }, transferList(feeds));
+    if (answer.type !== 'result')
+      throw new WorkerFailure('protocol', `Unexpected answer "${answer.type}" to infer.`);
+    return answer.outputs;
+  }
+
+  /** Waits for in-flight requests to be answered, then stops the thread. */
+  async close(): Promise<void> {
+    this.#closing = true;
+    await Promise.allSettled(this.#settled);
+    await this.#worker.terminate();
+    await this.#exited;
+  }
+
+  #request(request: Request, transfer: ArrayBuffer[]): Promise<WorkerMessage> {
+    if (this.#closing) return Promise.reject(new WorkerFailure('exit', 'The inference worker is closing.'));
+    const id = this.#nextId++;
+    const message = { ...request, v: WORKER_PROTOCOL_VERSION, id } as ParentMessage;
+    const answer = new Promise<WorkerMessage>((resolve, reject) => {
+      this.#pending.set(id, {
+        resolve: (reply) => {
+          if (reply.type === 'failed') reject(new WorkerFailure(reply.stage, reply.message, reply.step));
+          else resolve(reply);
+        },
+        reject,
+      });
+      this.#worker.postMessage(message, transfer);
+    });
+    // close() waits for every request to settle, whatever its outcome.
+    const settled = answer.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.#settled.add(settled);
+    void settled.then(() => this.#settled.delete(settled));
+    return answer;
+  }
+
+  #failAll(error: Error): void {
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const entry of pending) entry.reject(error);
+  }
+}
+
+/**
+ * Starts `inference-worker.js` beside this file. When running from TypeScript sources
+ * (vitest, tsx) only the `.ts` exists; the worker then registers tsx itself before importing
+ * it, because a worker's `--import` in execArgv does not apply to its entry module on Node 20.
+ */
+function spawnInferenceWorker(): Worker {
+  const compiled = new URL('./inference-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled);
+  const source = new URL('./inference-worker.ts', import.meta.url);
+  if (!import.meta.url.endsWith('.ts') || !existsSync(fileURLToPath(source))) {
+    throw new Error(
+      `The inference worker script is missing: ${fileURLToPath(compiled)}. Build the quoll package.`,
+    );
+  }
+  const tsxApi = tsxEsmApiUrl();
+  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source.href)}); });`;
+  return new Worker(bootstrap, { eval: true });
+}
+
+/** The ESM entry of tsx's register API (its CommonJS twin cannot be imported from a worker). */
+function tsxEsmApiUrl(): string {
+  const manifestPath = createRequire(import.meta.url).resolve('tsx/package.json');
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+    exports?: Record<string, { import?: { default?: string } }>;
+  };
+  const entry = manifest.exports?.['./esm/api']?.import?.default ?? './dist/esm/api/index.mjs';
+  return pathToFileURL(join(dirname(manifestPath), entry)).href;
+}

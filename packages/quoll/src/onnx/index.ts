@@ -1,0 +1,2 @@
+export { inspectOnnxModel } from './inspect-onnx-model.js';
+export type { OnnxModelInfo } from './inspect-onnx-model.js';

@@ -1,0 +1,282 @@
+/**
+ * ONNX models the project makes for itself with `onnx-proto`, so tests and benchmarks
+ * run without the tutorial's files. Every builder is deterministic for its parameters.
+ */
+import onnxProto from 'onnx-proto';
+import type { onnx as Onnx } from 'onnx-proto';
+import { HOUSE_FEATURE_RANGES, mulberry32 } from './synthetic-data.js';
+
+const { onnx } = onnxProto;
+const { AttributeType } = onnx.AttributeProto;
+const { DataType } = onnx.TensorProto;
+
+/** Options of {@link makeTreeEnsembleRegressor}. */
+export interface TreeEnsembleOptions {
+  /** Input width. @default 18 */
+  features?: number;
+  /** Number of trees. @default 10 */
+  trees?: number;
+  /** Depth of every (full binary) tree. @default 4 */
+  depth?: number;
+  /** Seed of the thresholds, features and leaf values. @default 1 */
+  seed?: number;
+  /** @default 'float_input' */
+  inputName?: string;
+  /** @default 'variable' */
+  outputName?: string;
+}
+
+/**
+ * An `ai.onnx.ml` TreeEnsembleRegressor shaped like the tutorial's house-price model:
+ * float32 [N, features] → float32 [N, 1], outputs between about 200k and 2M on house-like rows.
+ */
+export function makeTreeEnsembleRegressor(options: TreeEnsembleOptions = {}): Uint8Array {
+  const {
+    features = 18,
+    trees = 10,
+    depth = 4,
+    seed = 1,
+    inputName = 'float_input',
+    outputName = 'variable',
+  } = options;
+  const random = mulberry32(seed);
+  const nodes = {
+    treeIds: [] as number[],
+    nodeIds: [] as number[],
+    featureIds: [] as number[],
+    modes: [] as string[],
+    values: [] as number[],
+    trueIds: [] as number[],
+    falseIds: [] as number[],
+  };
+  const targets = {
+    treeIds: [] as number[],
+    nodeIds: [] as number[],
+    ids: [] as number[],
+    weights: [] as number[],
+  };
+  const internal = 2 ** depth - 1;
+  const total = 2 ** (depth + 1) - 1;
+  // Each tree adds up to 1.8M / trees on top of a 200k base, so sums stay house-priced.
+  const leafMax = 1_800_000 / trees;
+  for (let tree = 0; tree < trees; tree++) {
+    for (let node = 0; node < total; node++) {
+      nodes.treeIds.push(tree);
+      nodes.nodeIds.push(node);
+      if (node < internal) {
+        const feature = Math.floor(random() * features);
+        const [low, high] = HOUSE_FEATURE_RANGES[feature % HOUSE_FEATURE_RANGES.length] ?? [0, 1];
+        nodes.featureIds.push(feature);
+        nodes.modes.push('BRANCH_LEQ');
+        nodes.values.push(low + (high - low) * (0.2 + 0.6 * random()));
+        nodes.trueIds.push(2 * node + 1);
+        nodes.falseIds.push(2 * node + 2);
+      } else {
+        nodes.featureIds.push(0);
+        nodes.modes.push('LEAF');
+        nodes.values.push(0);
+        nodes.trueIds.push(0);
+        nodes.falseIds.push(0);
+        targets.treeIds.push(tree);
+        targets.nodeIds.push(node);
+        targets.ids.push(0);
+        targets.weights.push(Math.round(leafMax * random() * 100) / 100);
+      }
+    }
+  }
+  const node = onnx.NodeProto.create({
+    name: 'tree_ensemble',
+    opType: 'TreeEnsembleRegressor',
+    domain: 'ai.onnx.ml',
+    input: [inputName],
+    output: [outputName],
+    attribute: [
+      ints('nodes_treeids', nodes.treeIds),
+      ints('nodes_nodeids', nodes.nodeIds),
+      ints('nodes_featureids', nodes.featureIds),
+      strings('nodes_modes', nodes.modes),
+      floats('nodes_values', nodes.values),
+      ints('nodes_truenodeids', nodes.trueIds),
+      ints('nodes_falsenodeids', nodes.falseIds),
+      ints('target_treeids', targets.treeIds),
+      ints('target_nodeids', targets.nodeIds),
+      ints('target_ids', targets.ids),
+      floats('target_weights', targets.weights),
+      floats('base_values', [200_000]),
+      int('n_targets', 1),
+      string('post_transform', 'NONE'),
+      string('aggregate_function', 'SUM'),
+    ],
+  });
+  return encodeModel({
+    nodes: [node],
+    inputs: [valueInfo(inputName, DataType.FLOAT, ['N', features])],
+    outputs: [valueInfo(outputName, DataType.FLOAT, ['N', 1])],
+    opsets: [
+      { domain: '', version: 15 },
+      { domain: 'ai.onnx.ml', version: 1 },
+    ],
+  });
+}
+
+/**
+ * Two inputs, two outputs: `a` float32 [N,3] and `b` float32 [N,2] →
+ * `sum_a` float32 [N,1] (row sums of a) and `scaled_b` float32 [N,2] (b × 2).
+ */
+export function makeMultiIoModel(): Uint8Array {
+  return encodeModel({
+    nodes: [
+      onnx.NodeProto.create({
+        opType: 'ReduceSum',
+        input: ['a', 'axes'],
+        output: ['sum_a'],
+        attribute: [int('keepdims', 1)],
+      }),
+      onnx.NodeProto.create({ opType: 'Mul', input: ['b', 'two'], output: ['scaled_b'] }),
+    ],
+    initializers: [int64Tensor('axes', [1], [1]), floatTensor('two', [2], [])],
+    inputs: [valueInfo('a', DataType.FLOAT, ['N', 3]), valueInfo('b', DataType.FLOAT, ['N', 2])],
+    outputs: [valueInfo('sum_a', DataType.FLOAT, ['N', 1]), valueInfo('scaled_b', DataType.FLOAT, ['N', 2])],
+  });
+}
+
+/** Options of {@link makeScaleModel}. */
+export interface ScaleModelOptions {
+  /** @default 'tensor' */
+  inputName?: string;
+  /** ONNX names are single-assignment, so the output cannot reuse the input's name. @default 'scaled' */
+  outputName?: string;
+  /** @default 18 */
+  width?: number;
+  /** @default 2 */
+  factor?: number;
+  /**
+   * Also list the factor initializer as a graph input (the IR < 4 style), to prove inspection
+   * leaves initializers out of the inputs. @default false
+   */
+  initializerAsInput?: boolean;
+}
+
+/** float32 [N, width] → float32 [N, width], every value times `factor` (chains with other models by name). */
+export function makeScaleModel(options: ScaleModelOptions = {}): Uint8Array {
+  const {
+    inputName = 'tensor',
+    outputName = 'scaled',
+    width = 18,
+    factor = 2,
+    initializerAsInput = false,
+  } = options;
+  const inputs = [valueInfo(inputName, DataType.FLOAT, ['N', width])];
+  if (initializerAsInput) inputs.push(valueInfo('factor', DataType.FLOAT, []));
+  return encodeModel({
+    nodes: [onnx.NodeProto.create({ opType: 'Mul', input: [inputName, 'factor'], output: [outputName] })],
+    initializers: [floatTensor('factor', [factor], [])],
+    inputs,
+    outputs: [valueInfo(outputName, DataType.FLOAT, ['N', width])],
+  });
+}
+
+/** Options of {@link makeInt64SumModel}. */
+export interface Int64SumModelOptions {
+  /** @default 'x' */
+  inputName?: string;
+  /** @default 'sum' */
+  outputName?: string;
+  /** @default 3 */
+  width?: number;
+}
+
+/** int64 [N, width] → int64 [N, 1] row sums: proves numbers are cast to int64 and int64 outputs come back. */
+export function makeInt64SumModel(options: Int64SumModelOptions = {}): Uint8Array {
+  const { inputName = 'x', outputName = 'sum', width = 3 } = options;
+  return encodeModel({
+    nodes: [
+      onnx.NodeProto.create({
+        opType: 'ReduceSum',
+        input: [inputName, 'axes'],
+        output: [outputName],
+        attribute: [int('keepdims', 1)],
+      }),
+    ],
+    initializers: [int64Tensor('axes', [1], [1])],
+    inputs: [valueInfo(inputName, DataType.INT64, ['N', width])],
+    outputs: [valueInfo(outputName, DataType.INT64, ['N', 1])],
+  });
+}
+
+interface GraphParts {
+  nodes: Onnx.INodeProto[];
+  inputs: Onnx.IValueInfoProto[];
+  outputs: Onnx.IValueInfoProto[];
+  initializers?: Onnx.ITensorProto[];
+  opsets?: { domain: string; version: number }[];
+}
+
+function encodeModel(parts: GraphParts): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: 'quoll-synthetic',
+    producerVersion: '1',
+    opsetImport: (parts.opsets ?? [{ domain: '', version: 15 }]).map((opset) =>
+      onnx.OperatorSetIdProto.create(opset),
+    ),
+    graph: onnx.GraphProto.create({
+      name: 'synthetic',
+      node: parts.nodes,
+      input: parts.inputs,
+      output: parts.outputs,
+      initializer: parts.initializers ?? [],
+    }),
+  });
+  return onnx.ModelProto.encode(model).finish();
+}
+
+function valueInfo(name: string, elemType: number, shape: (number | string)[]): Onnx.IValueInfoProto {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: onnx.TypeProto.create({
+      tensorType: onnx.TypeProto.Tensor.create({
+        elemType,
+        shape: onnx.TensorShapeProto.create({
+          dim: shape.map((dim) =>
+            typeof dim === 'number'
+              ? onnx.TensorShapeProto.Dimension.create({ dimValue: dim })
+              : onnx.TensorShapeProto.Dimension.create({ dimParam: dim }),
+          ),
+        }),
+      }),
+    }),
+  });
+}
+
+function floatTensor(name: string, values: number[], dims: number[]): Onnx.ITensorProto {
+  return onnx.TensorProto.create({ name, dataType: DataType.FLOAT, dims, floatData: values });
+}
+
+function int64Tensor(name: string, values: number[], dims: number[]): Onnx.ITensorProto {
+  return onnx.TensorProto.create({ name, dataType: DataType.INT64, dims, int64Data: values });
+}
+
+function ints(name: string, values: number[]): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({ name, type: AttributeType.INTS, ints: values });
+}
+
+function int(name: string, value: number): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({ name, type: AttributeType.INT, i: value });
+}
+
+function floats(name: string, values: number[]): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({ name, type: AttributeType.FLOATS, floats: values });
+}
+
+function strings(name: string, values: string[]): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({
+    name,
+    type: AttributeType.STRINGS,
+    strings: values.map((value) => Buffer.from(value)),
+  });
+}
+
+function string(name: string, value: string): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({ name, type: AttributeType.STRING, s: Buffer.from(value) });
+}
