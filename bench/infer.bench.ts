@@ -1,7 +1,7 @@
 // Inference over HTTP: Quoll's endpoint vs the hand-rolled reference server (F) vs raw
 // session.run (R), JSON records and Arrow IPC file, batches 1/100/1000 (10 000 for Arrow),
 // concurrency 1 and 16. Interleaved Q F Q F …, median of BENCH_REPS (default 3).
-// Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3).
+// Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3), BENCH_ONLY.
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,6 +50,10 @@ for (const format of ['json', 'arrow'] as const) {
     for (const connections of [1, 16]) workloads.push({ format, batch, connections });
   }
 }
+
+// BENCH_ONLY="json:1:16,arrow:1000:1" limits the run to those format:batch:connections triples.
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
+if (only) workloads.splice(0, workloads.length, ...workloads.filter((w) => only.includes(`${w.format}:${w.batch}:${w.connections}`)));
 
 function bodyFile(w: Workload): string {
   const path = join(work, `${w.format}-${w.batch}.body`);
@@ -150,8 +154,10 @@ try {
     console.log(JSON.stringify(row));
   }
 } finally {
+  const exited = new Promise((resolve) => quoll.once('exit', resolve));
   quoll.kill('SIGTERM');
   ref.kill('SIGTERM');
+  await exited;
 }
 console.log(`\nmodel: ${useFixture ? 'rf_model.onnx (fixture)' : 'synthetic tree ensemble'}; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}`);
 printTable(['format', 'batch', 'conns', 'Quoll rows/s', 'F rows/s', 'R rows/s', 'Q/F', 'Q/R', 'Q p99 ms', 'non2xx'], table);

@@ -17,8 +17,9 @@ export interface IssuedToken {
 }
 
 /**
- * Issues, checks and revokes bearer tokens. Lookups are cached in memory (a hash → principal
- * map) because every request authenticates; revocation goes through this service and evicts.
+ * Issues, checks and revokes bearer tokens. Lookups are cached in memory (token → principal)
+ * because every request authenticates; revocation goes through this service and evicts.
+ * The store keeps only SHA-256 hashes.
  */
 export class TokenService {
   private readonly cache = new Map<string, { principal: Principal; expiresAt: number | null }>();
@@ -68,26 +69,27 @@ export class TokenService {
     if (!match?.[1]) {
       throw new ApiError('unauthenticated', 'Malformed Authorization header: expected "Bearer <token>".');
     }
-    const hash = hashToken(match[1]);
-    const cached = this.cache.get(hash);
+    // The cache is keyed by the presented token itself: hashing is only needed on a miss.
+    const cached = this.cache.get(match[1]);
     if (cached && (cached.expiresAt === null || cached.expiresAt > this.now())) return cached.principal;
+    const hash = hashToken(match[1]);
     const rec = await this.store.findTokenByHash(hash);
     const expiresAt = rec?.expiresAt ? Date.parse(rec.expiresAt) : null;
     if (!rec || rec.revokedAt !== null || (expiresAt !== null && expiresAt <= this.now())) {
-      this.cache.delete(hash);
+      this.cache.delete(match[1]);
       throw new ApiError('invalid_token', 'The bearer token is not valid (unknown, revoked or expired); use the token in <home>/credentials.json.');
     }
     const principal: Principal =
       rec.kind === 'admin' || rec.workspaceId === null
         ? { kind: 'admin', subject: rec.subject, tokenId: rec.id }
         : { kind: 'workspace', workspaceId: rec.workspaceId, subject: rec.subject, tokenId: rec.id };
-    this.cache.set(hash, { principal, expiresAt });
+    this.cache.set(match[1], { principal, expiresAt });
     return principal;
   }
 
   /** Revokes a token by id; it stops working at once. */
   async revoke(id: string): Promise<void> {
     await this.store.revokeToken(id, new Date(this.now()).toISOString());
-    for (const [hash, entry] of this.cache) if (entry.principal.tokenId === id) this.cache.delete(hash);
+    for (const [token, entry] of this.cache) if (entry.principal.tokenId === id) this.cache.delete(token);
   }
 }
