@@ -1,8 +1,9 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import { installErrorHandlers } from './error-handler.js';
 import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
+import { logRoutes } from './routes/log-routes.js';
 import { modelRoutes } from './routes/model-routes.js';
 import { pipelineRoutes } from './routes/pipeline-routes.js';
 import { workspaceRoutes } from './routes/workspace-routes.js';
@@ -32,7 +33,7 @@ export async function createApp(ctx: ServerContext, extraRoutes: RouteRegistrar[
         }
       : false,
     // Per-request info lines would dominate the inference hot path; errors are still logged.
-    disableRequestLogging: true,
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 16 * 1024 * 1024,
     forceCloseConnections: false,
     return503OnClosing: true,
@@ -67,6 +68,7 @@ export async function createApp(ctx: ServerContext, extraRoutes: RouteRegistrar[
 
   workspaceRoutes(app, ctx);
   pipelineRoutes(app, ctx);
+  logRoutes(app, ctx);
   await app.register(async (scope) => modelRoutes(scope, ctx));
   await app.register(async (scope) => inferenceRoutes(scope, ctx));
   await app.register(async (scope) => connectionRoutes(scope, ctx));

@@ -2,7 +2,6 @@ import { Command } from 'commander';
 import type { ConnectionAuditEntryDto } from '@quoll/client';
 import { resolveServerConfig } from '../../config/index.js';
 // Imported directly, not through connections/index.ts: see the header of rotate-key-command.ts.
-import { runRotateKeyCommand } from '../../connections/rotate-key-command.js';
 import { clientFrom } from '../client-options.js';
 import { printRows, type OutputOptions } from '../output.js';
 
@@ -27,7 +26,7 @@ export function adminCommand(): Command {
       // --home is also a global flag; read both levels, as `quoll server` does.
       const opts = c.optsWithGlobals<{ home?: string; retireOld?: boolean }>();
       const { home } = resolveServerConfig({ home: opts.home }, process.env, process.cwd());
-      await runRotateKeyCommand({ home, retireOld: opts.retireOld === true });
+      await (await import('../../connections/rotate-key-command.js')).runRotateKeyCommand({ home, retireOld: opts.retireOld === true });
     });
   cmd
     .command('audit')

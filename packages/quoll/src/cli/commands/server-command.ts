@@ -1,6 +1,5 @@
 import { Command } from 'commander';
 import { resolveServerConfig } from '../../config/index.js';
-import { startServer } from '../../server/index.js';
 
 /** `quoll server [--home DIR] [--host H] [--port P]`. */
 export function serverCommand(): Command {
@@ -11,14 +10,32 @@ export function serverCommand(): Command {
     .option('--port <port>', 'port to listen on (0 = any free port)', undefined)
     .option('--log-level <level>', 'log level: fatal, error, warn, info, debug, trace')
     .option('--workers <n>', 'inference worker threads per deployed pipeline', (v) => Number(v))
+    .option('--no-inference-logs', 'do not write inference logs (existing logs stay readable; env QUOLL_INFERENCE_LOGS=off)')
     .action(async (_local: unknown, command: Command) => {
       // --home is also a global flag (for client commands); read both levels.
-      const opts = command.optsWithGlobals<{ home?: string; host?: string; port?: string; logLevel?: string; workers?: number }>();
+      const opts = command.optsWithGlobals<{
+        home?: string;
+        host?: string;
+        port?: string;
+        logLevel?: string;
+        workers?: number;
+        inferenceLogs?: boolean;
+      }>();
       const config = resolveServerConfig(
-        { home: opts.home, host: opts.host, port: opts.port, logLevel: opts.logLevel, workersPerDeployment: opts.workers },
+        {
+          home: opts.home,
+          host: opts.host,
+          port: opts.port,
+          logLevel: opts.logLevel,
+          workersPerDeployment: opts.workers,
+          // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
+          inferenceLogs: opts.inferenceLogs === false ? false : undefined,
+        },
         process.env,
         process.cwd(),
       );
+      // Loaded on demand: client commands must not pay for onnxruntime, SQLite and Fastify.
+      const { startServer } = await import('../../server/index.js');
       const server = await startServer(config);
       process.stdout.write(`quoll server listening on ${server.url} (home ${config.home}; credentials in ${config.home}/credentials.json)\n`);
       await new Promise<void>((resolve) => {
