@@ -1,0 +1,242 @@
+// Tasks benchmark: spawn → first line of user code, printed line → visible to a follower,
+// trivial runs back to back, and 1000 `* * * * *` tasks at one cron boundary.
+// Each runner figure is measured interleaved with a raw child_process reference (what the
+// machine can do without Quoll). Run: npx tsx bench/tasks.bench.ts — writes bench/results/tasks.json.
+import { spawn } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { offsetClock } from '../packages/quoll/src/clock/index.js';
+import { TaskRunner } from '../packages/quoll/src/runner/index.js';
+import type { PackagedOrchestration } from '../packages/quoll/src/runner/index.js';
+import { CronScheduler } from '../packages/quoll/src/scheduler/index.js';
+import type { TaskRunRecord } from '../packages/quoll/src/scheduler/index.js';
+import { MIGRATIONS_DIR, openSqliteDatabase } from '../packages/quoll/src/store/sqlite/sqlite-database.js';
+import { SqliteTaskStore } from '../packages/quoll/src/store/sqlite/sqlite-task-store.js';
+import { median, printTable, writeResults } from './support.js';
+
+const root = mkdtempSync(join(tmpdir(), 'quoll-bench-tasks-'));
+const now = (): number => performance.timeOrigin + performance.now();
+
+function pkg(name: string, source: string): PackagedOrchestration {
+  const dir = join(root, 'pkgs', name);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'main.mjs'), source);
+  return { dir, entry: 'main.mjs' };
+}
+
+function pct(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
+
+const runner = new TaskRunner({
+  logsDir: join(root, 'logs'),
+  runsDir: join(root, 'runs'),
+  serverUrl: 'http://127.0.0.1:9',
+  issueRunToken: () => Promise.resolve({ token: 't', revoke: () => Promise.resolve() }),
+});
+let seq = 0;
+const runId = (): string => `bench-${++seq}`;
+
+// 1. start() → first line of user code visible to a follower, vs raw spawn → first stdout chunk.
+const first = pkg('first', "console.log('first line');");
+async function quollFirstLine(): Promise<number> {
+  const t0 = now();
+  const h = runner.start({
+    runId: runId(),
+    taskId: 't',
+    workspaceId: 1,
+    jsonArgs: {},
+    timeoutSeconds: 900,
+    package: first,
+  });
+  let t1 = NaN;
+  for await (const l of runner.followRunLog(h.runId)) {
+    if (l.line === 'first line') {
+      t1 = now();
+      break;
+    }
+  }
+  await h.done;
+  return t1 - t0;
+}
+function rawFirstLine(): Promise<number> {
+  return new Promise((resolve) => {
+    const t0 = now();
+    let t1 = NaN;
+    const c = spawn(process.execPath, [join(first.dir, first.entry)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    c.stdout.once('data', () => (t1 = now()));
+    c.once('close', () => resolve(t1 - t0));
+  });
+}
+const firstQ: number[] = [];
+const firstR: number[] = [];
+await quollFirstLine(); // warm up
+await rawFirstLine();
+for (let i = 0; i < 30; i++) {
+  firstQ.push(await quollFirstLine());
+  firstR.push(await rawFirstLine());
+}
+
+// 2. printed line → visible to followRunLog (child stamps each line with its wall time).
+const printer = pkg(
+  'printer',
+  `let i = 0;
+   const t = setInterval(() => {
+     console.log('L ' + (performance.timeOrigin + performance.now()));
+     if (++i === 100) clearInterval(t);
+   }, 10);`,
+);
+const visible: number[] = [];
+for (let round = 0; round < 3; round++) {
+  const h = runner.start({
+    runId: runId(),
+    taskId: 't',
+    workspaceId: 1,
+    jsonArgs: {},
+    timeoutSeconds: 900,
+    package: printer,
+  });
+  for await (const l of runner.followRunLog(h.runId)) {
+    if (l.line.startsWith('L ')) visible.push(now() - Number(l.line.slice(2)));
+  }
+  await h.done;
+}
+
+// 3. trivial runs back to back: 100 runs through the runner (concurrency 4), vs 100 raw spawns 4 at a time.
+const trivial = pkg('trivial', 'process.exit(0);');
+async function quollTrivial(n: number): Promise<number> {
+  const t0 = now();
+  const hs = Array.from({ length: n }, () =>
+    runner.start({
+      runId: runId(),
+      taskId: 't',
+      workspaceId: 1,
+      jsonArgs: {},
+      timeoutSeconds: 900,
+      package: trivial,
+    }),
+  );
+  const outs = await Promise.all(hs.map((h) => h.done));
+  if (outs.some((o) => o.status !== 'success')) throw new Error('a trivial run failed');
+  return n / ((now() - t0) / 1000);
+}
+async function rawTrivial(n: number, concurrency: number): Promise<number> {
+  const t0 = now();
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      next++;
+      await new Promise<void>((resolve) => {
+        spawn(process.execPath, [join(trivial.dir, trivial.entry)], { stdio: 'ignore' }).once('close', () =>
+          resolve(),
+        );
+      });
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+  return n / ((now() - t0) / 1000);
+}
+const perSecQ: number[] = [];
+const perSecR: number[] = [];
+for (let i = 0; i < 3; i++) {
+  perSecQ.push(await quollTrivial(100));
+  perSecR.push(await rawTrivial(100, 4));
+}
+await runner.stop();
+
+// 4. 1000 `* * * * *` tasks: real SQLite store, real timers, a clock shifted so the next
+// minute boundary is ~1.5 s away; time from the boundary until all runs are committed.
+const migrations = join(root, 'migrations');
+mkdirSync(migrations);
+copyFileSync(join(MIGRATIONS_DIR, '0005_tasks.sql'), join(migrations, '0005_tasks.sql'));
+const db = openSqliteDatabase(join(root, 'quoll.db'), migrations);
+const real = Date.now();
+const boundary = Math.ceil((real + 60_000) / 60_000) * 60_000;
+const clock = offsetClock(boundary - 1_500 - real);
+const store = new SqliteTaskStore(db, { clock });
+const ids: string[] = [];
+for (let i = 0; i < 1000; i++) {
+  const t = await store.createTask({
+    name: `cron-${i}`,
+    type: 'Scheduled Run',
+    orchestrationId: 'o',
+    workspaceId: 1,
+    schedule: '* * * * *',
+    timezone: null,
+    jsonArgs: {},
+    timeout: 900,
+  });
+  ids.push(t.id);
+}
+let createdAt = NaN;
+const created: TaskRunRecord[] = [];
+const allCreated = new Promise<void>((resolve) => {
+  const scheduler = new CronScheduler({
+    store,
+    clock,
+    onRuns: (runs) => {
+      created.push(...runs);
+      createdAt = clock.now();
+      if (created.length >= 1000) void scheduler.stop().then(resolve);
+    },
+  });
+  for (const id of ids)
+    scheduler.arm({ id, schedule: '* * * * *', timezone: null, lastTick: null, createdAt: '' });
+});
+await allCreated;
+const cronLagMs = createdAt - boundary;
+const distinct = new Set(created.map((r) => r.taskId)).size;
+const doubled = (db.prepare('SELECT COUNT(*) AS n FROM task_runs').get() as { n: number }).n - distinct;
+db.close();
+rmSync(root, { recursive: true, force: true });
+
+const results = {
+  machine: { cpus: cpus().length, node: process.version },
+  startToFirstLine: {
+    p50Ms: median(firstQ),
+    p95Ms: pct(firstQ, 95),
+    rawSpawnP50Ms: median(firstR),
+    targetP50Ms: 150,
+  },
+  lineToFollower: {
+    p50Ms: median(visible),
+    p95Ms: pct(visible, 95),
+    samples: visible.length,
+    targetP50Ms: 100,
+  },
+  trivialRunsPerSecond: { quoll: median(perSecQ), rawSpawn: median(perSecR), concurrency: 4, target: 20 },
+  cron1000: {
+    runsCreated: created.length,
+    distinctTasks: distinct,
+    doubled,
+    msAfterBoundary: cronLagMs,
+    targetMs: 1000,
+  },
+};
+printTable(
+  ['measure', 'quoll', 'raw reference', 'ratio', 'target'],
+  [
+    [
+      'start → first user line p50 (ms)',
+      median(firstQ),
+      median(firstR),
+      median(firstQ) / median(firstR),
+      '≤ 150',
+    ],
+    ['start → first user line p95 (ms)', pct(firstQ, 95), pct(firstR, 95), '', ''],
+    ['printed line → follower p50 (ms)', median(visible), '', '', '≤ 100'],
+    ['printed line → follower p95 (ms)', pct(visible, 95), '', '', ''],
+    [
+      'trivial runs per second (c=4)',
+      median(perSecQ),
+      median(perSecR),
+      median(perSecQ) / median(perSecR),
+      '≥ 20',
+    ],
+    ['1000 cron runs committed after boundary (ms)', cronLagMs, '', '', '≤ 1000'],
+    ['1000 cron runs: created / doubled', `${created.length} / ${doubled}`, '', '', '1000 / 0'],
+  ],
+);
+writeResults('tasks', results);

@@ -1,0 +1,209 @@
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Clock } from '../clock/index.js';
+import { ManualClock } from '../clock/index.js';
+import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
+import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
+import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store.js';
+import { CronScheduler, MISSED_WHILE_DOWN, MISSED_WHILE_LATE } from './cron-scheduler.js';
+import type { TaskRecord, TaskRunRecord } from './task-store.js';
+
+const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
+const MIN = 60_000;
+
+let dir: string;
+let db: SqliteHandle;
+let clock: ManualClock;
+let store: SqliteTaskStore;
+let created: TaskRunRecord[];
+const schedulers: CronScheduler[] = [];
+
+function newScheduler(c: Clock = clock): CronScheduler {
+  const s = new CronScheduler({ store, clock: c, onRuns: (runs) => created.push(...runs) });
+  schedulers.push(s);
+  return s;
+}
+
+async function scheduledTask(schedule = '* * * * *'): Promise<TaskRecord> {
+  return store.createTask({
+    name: 'every minute',
+    type: 'Scheduled Run',
+    orchestrationId: 'o',
+    workspaceId: 1,
+    schedule,
+    timezone: null,
+    jsonArgs: {},
+    timeout: 900,
+  });
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'quoll-cron-'));
+  const migrations = join(dir, 'migrations');
+  mkdirSync(migrations);
+  copyFileSync(join(MIGRATIONS_DIR, '0005_tasks.sql'), join(migrations, '0005_tasks.sql'));
+  db = openSqliteDatabase(join(dir, 'quoll.db'), migrations);
+  clock = new ManualClock(T0 + 30_000);
+  store = new SqliteTaskStore(db, { clock });
+  created = [];
+});
+afterEach(async () => {
+  for (const s of schedulers.splice(0)) await s.stop();
+  db.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('CronScheduler', () => {
+  it('creates one run per tick, keyed by the nominal tick', async () => {
+    const task = await scheduledTask();
+    const s = newScheduler();
+    s.arm(task);
+    expect(s.nextTickOf(task.id)).toBe(T0 + MIN);
+    await clock.advance(29_999);
+    expect(created).toHaveLength(0);
+    await clock.advance(1);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN]);
+    await store.finishRun(created[0]!.id, { status: 'success', exitCode: 0, reason: 'exit 0' });
+    await clock.advance(MIN);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN, T0 + 2 * MIN]);
+    expect((await store.listRuns(task.id)).map((r) => r.tick)).toEqual([T0 + 2 * MIN, T0 + MIN]);
+  });
+
+  it('records a tick as skipped while the previous run is still running', async () => {
+    const task = await scheduledTask();
+    newScheduler().arm(task);
+    await clock.advance(30_000);
+    await clock.advance(MIN);
+    expect(created).toHaveLength(1);
+    expect(await store.listTickRecords(task.id)).toEqual([
+      expect.objectContaining({ tick: T0 + 2 * MIN, kind: 'skipped' }),
+    ]);
+    await store.finishRun(created[0]!.id, { status: 'success', exitCode: 0, reason: 'exit 0' });
+    await clock.advance(MIN);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN, T0 + 3 * MIN]);
+  });
+
+  it('cannot double a tick when the task is armed twice or by a second scheduler on the same store', async () => {
+    const task = await scheduledTask();
+    const a = newScheduler();
+    const b = newScheduler();
+    a.arm(task);
+    a.arm(task); // re-registration replaces the arming
+    b.arm(task);
+    expect(a.timerCount).toBe(1);
+    await clock.advance(30_000);
+    expect(created).toHaveLength(1);
+    expect(await store.listRuns(task.id)).toHaveLength(1);
+    // Both keep scheduling, and the next tick still gives one run.
+    await store.finishRun(created[0]!.id, { status: 'success', exitCode: 0, reason: 'exit 0' });
+    await clock.advance(MIN);
+    expect((await store.listRuns(task.id)).map((r) => r.tick)).toEqual([T0 + 2 * MIN, T0 + MIN]);
+  });
+
+  it('records ticks missed while no scheduler ran and does not replay them', async () => {
+    const task = await scheduledTask();
+    const first = newScheduler();
+    first.arm(task);
+    await clock.advance(30_000);
+    await store.finishRun(created[0]!.id, { status: 'success', exitCode: 0, reason: 'exit 0' });
+    await first.stop(); // the server goes down after the T0+1min tick
+    await clock.advance(4 * MIN + 10_000); // ticks +2..+5 min pass unseen
+    const restarted = newScheduler();
+    await restarted.recoverAndArm((await store.getTask(task.id))!);
+    expect(created).toHaveLength(1);
+    const missed = await store.listTickRecords(task.id);
+    expect(missed.map((m) => [m.tick, m.kind, m.reason])).toEqual(
+      [5, 4, 3, 2].map((m) => [T0 + m * MIN, 'missed', MISSED_WHILE_DOWN]),
+    );
+    expect(restarted.nextTickOf(task.id)).toBe(T0 + 6 * MIN);
+    await clock.advance(50_000);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN, T0 + 6 * MIN]);
+  });
+
+  it('counts missed ticks from creation for a task that never ticked', async () => {
+    const task = await scheduledTask('*/10 * * * *'); // created at T0+30s
+    await clock.advance(25 * MIN);
+    await newScheduler().recoverAndArm(task);
+    expect((await store.listTickRecords(task.id)).map((m) => m.tick)).toEqual([T0 + 20 * MIN, T0 + 10 * MIN]);
+  });
+
+  it('records the ticks that pass while it is held up as missed, then keeps the schedule', async () => {
+    // A clock whose timers fire 3 minutes late, as when the machine sleeps.
+    const late: Clock = {
+      now: () => clock.now(),
+      setTimeout: (fn, ms) => clock.setTimeout(fn, ms + 3 * MIN),
+      clearTimeout: (h) => clock.clearTimeout(h),
+    };
+    const task = await scheduledTask();
+    newScheduler(late).arm(task);
+    await clock.advance(30_000 + 3 * MIN);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN]);
+    expect((await store.listTickRecords(task.id)).map((m) => [m.tick, m.reason])).toEqual([
+      [T0 + 4 * MIN, MISSED_WHILE_LATE],
+      [T0 + 3 * MIN, MISSED_WHILE_LATE],
+      [T0 + 2 * MIN, MISSED_WHILE_LATE],
+    ]);
+  });
+
+  it('starts no run for a killed task and stops scheduling it', async () => {
+    const task = await scheduledTask();
+    const s = newScheduler();
+    s.arm(task);
+    await store.setTaskStatus(task.id, 'pending_kill');
+    await store.markKilled(task.id);
+    await clock.advance(5 * MIN);
+    expect(created).toHaveLength(0);
+    expect(s.armedCount).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('disarm stops a task even while its boundary is being processed', async () => {
+    const task = await scheduledTask();
+    const s = new CronScheduler({
+      store,
+      clock,
+      onRuns: (runs) => {
+        created.push(...runs);
+        s.disarm(task.id);
+      },
+    });
+    schedulers.push(s);
+    s.arm(task);
+    await clock.advance(30_000);
+    expect(created).toHaveLength(1);
+    expect(s.armedCount).toBe(0);
+    await clock.advance(5 * MIN);
+    expect(created).toHaveLength(1);
+  });
+
+  it('creates 1000 runs at one boundary with one timer and none doubled', async () => {
+    const tasks: TaskRecord[] = [];
+    for (let i = 0; i < 1000; i++) tasks.push(await scheduledTask());
+    const a = newScheduler();
+    const b = newScheduler(); // a second registration of every task must not double anything
+    for (const t of tasks) {
+      a.arm(t);
+      b.arm(t);
+    }
+    expect(a.timerCount).toBe(1);
+    await clock.advance(30_000);
+    expect(created).toHaveLength(1000);
+    expect(new Set(created.map((r) => r.taskId)).size).toBe(1000);
+    expect(created.every((r) => r.tick === T0 + MIN)).toBe(true);
+    expect(await store.runningRuns()).toHaveLength(1000);
+  });
+
+  it('stop() clears every timer and arms nothing afterwards', async () => {
+    const s = newScheduler();
+    for (const schedule of ['* * * * *', '*/5 * * * *', '0 3 * * *']) s.arm(await scheduledTask(schedule));
+    expect(clock.pendingTimers).toBe(3);
+    await s.stop();
+    expect(clock.pendingTimers).toBe(0);
+    s.arm(await scheduledTask());
+    expect(clock.pendingTimers).toBe(0);
+    await clock.advance(10 * MIN);
+    expect(created).toHaveLength(0);
+  });
+});

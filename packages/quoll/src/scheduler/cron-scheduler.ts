@@ -1,0 +1,232 @@
+import type { Clock, TimerHandle } from '../clock/index.js';
+import { systemClock } from '../clock/index.js';
+import { CronSchedule } from './cron-schedule.js';
+import type { TaskRunRecord, TaskStore } from './task-store.js';
+
+/** The fields of a scheduled task the scheduler needs. */
+export interface ScheduledTaskRef {
+  id: string;
+  schedule: string | null;
+  timezone: string | null;
+  /** The newest tick already dealt with; null when none. */
+  lastTick: number | null;
+  createdAt: string;
+}
+
+/** Options of {@link CronScheduler}. */
+export interface CronSchedulerOptions {
+  store: TaskStore;
+  /** @default systemClock */
+  clock?: Clock;
+  /** Receives the runs created at one boundary, synchronously after they are committed. */
+  onRuns: (runs: TaskRunRecord[]) => void;
+  /** Most missed ticks recorded per task per gap (the newest are kept). @default 100 */
+  maxMissedRecorded?: number;
+  /** Where failures of a boundary (e.g. the store) are reported. @default console.error */
+  onError?: (err: unknown, context: string) => void;
+}
+
+/** Reason recorded for ticks that passed while the server was not running. */
+export const MISSED_WHILE_DOWN = 'missed: the server was not running at this tick';
+
+/** Reason recorded for ticks that passed while the scheduler was held up (event loop blocked, machine asleep). */
+export const MISSED_WHILE_LATE = 'missed: the scheduler was held up past this tick';
+
+interface Bucket {
+  timer: TimerHandle;
+  taskIds: Set<string>;
+}
+
+/**
+ * Fires cron ticks for scheduled tasks. Tasks are grouped by their next tick: there is one
+ * timer per distinct tick time, and at the boundary the runs of all its tasks are created in
+ * one store transaction keyed by (task, tick), so a tick can never produce two runs — not
+ * even across restarts or with two schedulers on one store. A tick whose previous run is
+ * still running is recorded as skipped. Ticks that passed while the scheduler was not
+ * running (or was held up) are recorded as missed and not replayed.
+ *
+ * @example
+ * const scheduler = new CronScheduler({ store, clock, onRuns: (runs) => runs.forEach(launch) });
+ * await scheduler.recoverAndArm(task); // at startup: records missed ticks, arms the next
+ * scheduler.arm(newTask);              // for a task created while running
+ */
+export class CronScheduler {
+  private readonly store: TaskStore;
+  private readonly clock: Clock;
+  private readonly maxMissed: number;
+  private readonly onError: (err: unknown, context: string) => void;
+  private readonly buckets = new Map<number, Bucket>();
+  private readonly armed = new Map<string, { schedule: CronSchedule; tick: number }>();
+  private readonly schedules = new Map<string, CronSchedule>();
+  /** Tasks whose tick is being processed, so a disarm during processing prevents re-arming. */
+  private readonly firing = new Map<string, number>();
+  private readonly inflight = new Set<Promise<void>>();
+  private stopped = false;
+
+  constructor(private readonly options: CronSchedulerOptions) {
+    this.store = options.store;
+    this.clock = options.clock ?? systemClock;
+    this.maxMissed = Math.max(0, options.maxMissedRecorded ?? 100);
+    this.onError =
+      options.onError ?? ((err, context) => console.error(`quoll: scheduler (${context}):`, err));
+  }
+
+  /** How many tasks wait for a tick. */
+  get armedCount(): number {
+    return this.armed.size;
+  }
+
+  /** How many timers are set (one per distinct next tick). */
+  get timerCount(): number {
+    return this.buckets.size;
+  }
+
+  /** The next tick a task waits for, or null when it is not armed. */
+  nextTickOf(taskId: string): number | null {
+    return this.armed.get(taskId)?.tick ?? null;
+  }
+
+  /**
+   * Startup path for a live scheduled task: records the ticks between its last dealt-with
+   * tick (or its creation) and now as missed, then arms the next one.
+   */
+  async recoverAndArm(task: ScheduledTaskRef): Promise<void> {
+    const schedule = this.scheduleOf(task);
+    const from = task.lastTick ?? Date.parse(task.createdAt);
+    await this.recordMissed(task.id, schedule, from, this.clock.now(), MISSED_WHILE_DOWN);
+    this.arm(task);
+  }
+
+  /** Arms a task for its first tick after now (re-arming replaces the previous tick). */
+  arm(task: ScheduledTaskRef): void {
+    if (this.stopped) return;
+    this.armAfter(task.id, this.scheduleOf(task), this.clock.now());
+  }
+
+  /** Stops firing ticks for a task. */
+  disarm(taskId: string): void {
+    this.firing.delete(taskId);
+    const current = this.armed.get(taskId);
+    if (current === undefined) return;
+    this.armed.delete(taskId);
+    const bucket = this.buckets.get(current.tick);
+    if (bucket === undefined) return;
+    bucket.taskIds.delete(taskId);
+    if (bucket.taskIds.size === 0) {
+      this.clock.clearTimeout(bucket.timer);
+      this.buckets.delete(current.tick);
+    }
+  }
+
+  /** Clears every timer and resolves when no boundary is being processed. Idempotent. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const bucket of this.buckets.values()) this.clock.clearTimeout(bucket.timer);
+    this.buckets.clear();
+    this.armed.clear();
+    this.firing.clear();
+    while (this.inflight.size > 0) await Promise.all([...this.inflight]);
+  }
+
+  private scheduleOf(task: ScheduledTaskRef): CronSchedule {
+    if (task.schedule === null) throw new Error(`Task ${task.id} has no schedule`);
+    // Tasks with the same schedule share one parsed instance, and so its next-tick memo.
+    const key = `${task.timezone ?? 'UTC'}|${task.schedule}`;
+    let schedule = this.schedules.get(key);
+    if (schedule === undefined) {
+      schedule = CronSchedule.parse(task.schedule, task.timezone);
+      this.schedules.set(key, schedule);
+    }
+    return schedule;
+  }
+
+  private armAfter(taskId: string, schedule: CronSchedule, afterMs: number): void {
+    this.disarm(taskId);
+    const tick = schedule.nextAfter(afterMs);
+    if (tick === null) return;
+    this.armed.set(taskId, { schedule, tick });
+    let bucket = this.buckets.get(tick);
+    if (bucket === undefined) {
+      bucket = { timer: this.setTimer(tick), taskIds: new Set() };
+      this.buckets.set(tick, bucket);
+    }
+    bucket.taskIds.add(taskId);
+  }
+
+  private setTimer(tick: number): TimerHandle {
+    return this.clock.setTimeout(() => this.onTimer(tick), Math.max(0, tick - this.clock.now()));
+  }
+
+  private onTimer(tick: number): void {
+    const bucket = this.buckets.get(tick);
+    if (bucket === undefined || this.stopped) return;
+    // Timers may fire a hair early against the wall clock: wait out the rest.
+    if (this.clock.now() < tick) {
+      bucket.timer = this.setTimer(tick);
+      return;
+    }
+    this.buckets.delete(tick);
+    const taskIds = [...bucket.taskIds].filter((id) => this.armed.get(id)?.tick === tick);
+    const work = this.fire(tick, taskIds)
+      .catch((err: unknown) => this.onError(err, `tick ${new Date(tick).toISOString()}`))
+      .finally(() => this.inflight.delete(work));
+    this.inflight.add(work);
+  }
+
+  private async fire(tick: number, taskIds: string[]): Promise<void> {
+    const schedules = new Map<string, CronSchedule>();
+    for (const id of taskIds) {
+      const a = this.armed.get(id);
+      if (a !== undefined) schedules.set(id, a.schedule);
+      this.armed.delete(id);
+      this.firing.set(id, tick);
+    }
+    // Re-arm only tasks nobody disarmed or re-armed while the boundary was processed.
+    const stillMine = (id: string): boolean => this.firing.get(id) === tick;
+    let outcomes;
+    try {
+      outcomes = await this.store.createTickRuns(taskIds.map((taskId) => ({ taskId, tick })));
+    } catch (err) {
+      // The store failed: keep the tasks scheduled for their next tick rather than dropping them.
+      for (const [id, schedule] of schedules) if (stillMine(id)) this.armAfter(id, schedule, tick);
+      throw err;
+    }
+    const created: TaskRunRecord[] = [];
+    for (const o of outcomes) if (o.outcome === 'created') created.push(o.run);
+    if (created.length > 0 && !this.stopped) this.options.onRuns(created);
+    if (this.stopped) return;
+    const now = this.clock.now();
+    for (const o of outcomes) {
+      const schedule = schedules.get(o.taskId);
+      // Inactive (killed) tasks are not re-armed; a task re-armed meanwhile keeps its arming.
+      if (schedule === undefined || !stillMine(o.taskId)) continue;
+      if (o.outcome === 'inactive') {
+        this.firing.delete(o.taskId);
+        continue;
+      }
+      const next = schedule.nextAfter(tick);
+      if (next !== null && next <= now)
+        await this.recordMissed(o.taskId, schedule, tick, now, MISSED_WHILE_LATE);
+      if (this.stopped) return;
+      if (stillMine(o.taskId)) this.armAfter(o.taskId, schedule, Math.max(tick, now));
+    }
+  }
+
+  private async recordMissed(
+    taskId: string,
+    schedule: CronSchedule,
+    fromMs: number,
+    untilMs: number,
+    reason: string,
+  ): Promise<void> {
+    const { ticks, truncated } = schedule.ticksBetween(fromMs, untilMs, this.maxMissed);
+    if (ticks.length === 0) return;
+    const [oldest, ...rest] = ticks;
+    if (truncated && oldest !== undefined) {
+      await this.store.recordMissedTicks(taskId, [oldest], `${reason} (older missed ticks are not listed)`);
+      await this.store.recordMissedTicks(taskId, rest, reason);
+    } else {
+      await this.store.recordMissedTicks(taskId, ticks, reason);
+    }
+  }
+}

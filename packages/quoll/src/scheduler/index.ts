@@ -1,0 +1,24 @@
+export { CronSchedule, normalizeSchedule, validateTimezone } from './cron-schedule.js';
+export { CronScheduler, MISSED_WHILE_DOWN, MISSED_WHILE_LATE } from './cron-scheduler.js';
+export type { CronSchedulerOptions, ScheduledTaskRef } from './cron-scheduler.js';
+export { RestartBackoff, DEFAULT_BACKOFF } from './restart-backoff.js';
+export type { BackoffPolicy, RestartDecision } from './restart-backoff.js';
+export { TaskService } from './task-service.js';
+export type {
+  CreateOnceInput,
+  CreateScheduledInput,
+  CreateTaskInput,
+  TaskServiceOptions,
+} from './task-service.js';
+export { toTaskDto, toTaskRunDto } from './task-dto.js';
+export type {
+  ListRunsFilter,
+  ListTasksFilter,
+  NewTask,
+  RunResult,
+  TaskRecord,
+  TaskRunRecord,
+  TaskStore,
+  TickOutcome,
+  TickRecord,
+} from './task-store.js';

@@ -1,0 +1,378 @@
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { ManualClock } from '../clock/index.js';
+import type { PackagedOrchestration } from '../runner/index.js';
+import { LOST_RUN_REASON, TaskRunner } from '../runner/index.js';
+import { ApiError } from '../server/api-error.js';
+import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
+import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
+import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store.js';
+import { MISSED_WHILE_DOWN } from './cron-scheduler.js';
+import { TaskService } from './task-service.js';
+import type { TaskServiceOptions } from './task-service.js';
+
+const T0 = Date.UTC(2025, 0, 1, 12, 0, 30);
+const MIN = 60_000;
+
+let root: string;
+let db: SqliteHandle;
+let clock: ManualClock;
+let store: SqliteTaskStore;
+let packages: Map<string, PackagedOrchestration>;
+let services: { service: TaskService; runner: TaskRunner }[];
+
+function orchestration(id: string, source: string): string {
+  const dir = join(root, 'pkgs', id);
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'main.mjs'), source);
+  packages.set(id, { dir, entry: 'main.mjs' });
+  return id;
+}
+
+async function service(
+  over: Partial<TaskServiceOptions> = {},
+): Promise<{ service: TaskService; runner: TaskRunner }> {
+  const runner = new TaskRunner({
+    logsDir: join(root, 'logs'),
+    runsDir: join(root, 'runs'),
+    serverUrl: 'http://127.0.0.1:9',
+    clock,
+    killGraceMs: 1_000,
+    issueRunToken: () => Promise.resolve({ token: 't', revoke: () => Promise.resolve() }),
+  });
+  const s = new TaskService({
+    store,
+    runner,
+    clock,
+    resolvePackage: (id) => {
+      const p = packages.get(id);
+      if (p === undefined) throw new ApiError('orchestration_not_found', `No orchestration has id "${id}".`);
+      return p;
+    },
+    ...over,
+  });
+  await s.start();
+  const both = { service: s, runner };
+  services.push(both);
+  return both;
+}
+
+/** Polls (real time) until `check` holds; fails the test if it never does. */
+async function waitFor(what: string, check: () => boolean | Promise<boolean>): Promise<void> {
+  for (let i = 0; i < 1000; i++) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`timed out waiting for: ${what}`);
+}
+
+const base = { workspaceId: 3, name: 'job' };
+
+beforeEach(() => {
+  root = mkdtempSync(join(tmpdir(), 'quoll-tasks-'));
+  const migrations = join(root, 'migrations');
+  mkdirSync(migrations);
+  copyFileSync(join(MIGRATIONS_DIR, '0005_tasks.sql'), join(migrations, '0005_tasks.sql'));
+  db = openSqliteDatabase(join(root, 'quoll.db'), migrations);
+  clock = new ManualClock(T0);
+  store = new SqliteTaskStore(db, { clock });
+  packages = new Map();
+  services = [];
+});
+afterEach(async () => {
+  for (const { service: s, runner } of services) {
+    await s.stop();
+    expect(runner.activeCount + runner.queuedCount).toBe(0);
+  }
+  expect(clock.pendingTimers).toBe(0);
+  db.close();
+  rmSync(root, { recursive: true, force: true });
+});
+
+describe('TaskService', () => {
+  it('runs a run-once task once; the task stays started and the run holds the outcome', async () => {
+    const { service: s } = await service();
+    const o = orchestration('o1', "console.log('args ' + process.env.QUOLL_TASK_ARGS);");
+    const task = await s.createOnce({ ...base, orchestrationId: o, jsonArgs: { pipeline_name: 'p' } });
+    expect(task).toMatchObject({ type: 'Temporary Run', status: 'started', timeout: 900, schedule: null });
+    await waitFor('the run to end', async () => (await s.getTask(task.id)).lastRunStatus === 'success');
+    const runs = await s.listRuns(task.id);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ status: 'success', exitCode: 0, reason: 'exit 0', tick: null });
+    expect((await s.getTask(task.id)).status).toBe('started');
+    expect((await s.readRunLog(runs[0]!.id)).map((l) => l.line)).toEqual([
+      'args {"pipeline_name":"p"}',
+      'quoll: run finished: success (exit 0)',
+    ]);
+  });
+
+  it.each([
+    ['an invalid schedule', { schedule: '*/5 * * *' }, 'invalid_schedule'],
+    ['an unknown time zone', { schedule: '* * * * *', timezone: 'Nowhere/Land' }, 'invalid_schedule'],
+    [
+      'array jsonArgs',
+      { schedule: '* * * * *', jsonArgs: [1] as unknown as Record<string, unknown> },
+      'invalid_task_args',
+    ],
+    ['a fractional timeout', { schedule: '* * * * *', timeout: 1.5 }, 'invalid_task_args'],
+    ['an empty name', { schedule: '* * * * *', name: ' ' }, 'invalid_name'],
+    [
+      'an unknown orchestration',
+      { schedule: '* * * * *', orchestrationId: 'nope' },
+      'orchestration_not_found',
+    ],
+  ])('refuses %s with a clear error and writes nothing', async (_what, over, code) => {
+    const { service: s } = await service();
+    const o = orchestration('o1', '');
+    await expect(s.createScheduled({ ...base, orchestrationId: o, ...over })).rejects.toMatchObject({
+      code,
+    });
+    expect(await s.listTasks({ killed: true })).toEqual([]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('stores the normalised schedule and runs a scheduled task at each tick', async () => {
+    const { service: s } = await service();
+    const o = orchestration('o1', "console.log('tick run');");
+    const task = await s.createScheduled({ ...base, orchestrationId: o, schedule: '*/1, *, *, *, *' });
+    expect(task).toMatchObject({
+      type: 'Scheduled Run',
+      status: 'started',
+      schedule: '*/1 * * * *',
+      timezone: null,
+    });
+    expect(await s.listRuns(task.id)).toEqual([]);
+    await clock.advance(30_000);
+    await waitFor('the first run to end', async () => (await s.getTask(task.id)).lastRunStatus === 'success');
+    await clock.advance(MIN);
+    await waitFor('two runs', async () => (await s.listRuns(task.id, { status: 'success' })).length === 2);
+    expect((await s.listRuns(task.id)).map((r) => r.tick)).toEqual([T0 + 90_000, T0 + 30_000]);
+  });
+
+  it('kill stops the running run, then marks the task killed; no run starts afterwards', async () => {
+    const { service: s } = await service();
+    const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+    const task = await s.createScheduled({ ...base, orchestrationId: o, schedule: '* * * * *' });
+    await clock.advance(30_000);
+    const [run] = await s.listRuns(task.id);
+    await waitFor('the run to print', async () => (await s.readRunLog(run!.id)).length > 0);
+    expect(await s.kill(task.id)).toBe('pending_kill');
+    expect((await store.getTask(task.id))?.status).toBe('pending_kill');
+    await waitFor('the task to be killed', async () => (await s.getTask(task.id)).status === 'killed');
+    expect(await s.getRun(run!.id)).toMatchObject({ status: 'killed' });
+    await clock.advance(10 * MIN);
+    expect(await s.listRuns(task.id)).toHaveLength(1);
+    expect((await s.listTasks()).map((t) => t.id)).not.toContain(task.id);
+    expect((await s.listTasks({ killed: true })).map((t) => t.id)).toContain(task.id);
+    expect(await s.kill(task.id)).toBe('pending_kill'); // killing again changes nothing
+    expect((await s.getTask(task.id)).status).toBe('killed');
+  });
+
+  it('kill of an unknown task is task_not_found', async () => {
+    const { service: s } = await service();
+    await expect(s.kill('nope')).rejects.toMatchObject({ code: 'task_not_found' });
+  });
+
+  it('restarts a continuous task with exponential backoff and flags a crash loop', async () => {
+    const { service: s } = await service({ backoff: { initialMs: 1000, maxMs: 8000, crashLoopAfter: 4 } });
+    const o = orchestration('o1', "console.error('crash'); process.exit(2);");
+    const task = await s.createContinuous({ ...base, orchestrationId: o });
+    expect(task).toMatchObject({ type: 'Continuous Run', status: 'started', timeout: null });
+    const ended = async (n: number): Promise<void> =>
+      waitFor(
+        `${n} failed runs`,
+        async () => (await s.listRuns(task.id, { status: 'failure' })).length === n,
+      );
+    const runs = async (): Promise<number> => (await s.listRuns(task.id)).length;
+    await ended(1);
+    // Delays 1 s, 2 s, 4 s, 8 s, 8 s: one tick short of each, nothing starts.
+    for (const [n, delay] of [
+      [1, 1000],
+      [2, 2000],
+      [3, 4000],
+      [4, 8000],
+      [5, 8000],
+    ] as const) {
+      await clock.advance(delay - 1);
+      expect(await runs()).toBe(n);
+      await clock.advance(1);
+      await waitFor(`run ${n + 1}`, async () => (await runs()) === n + 1);
+      await ended(n + 1);
+      const reason = (await s.getTask(task.id)).statusReason;
+      if (n + 1 >= 4) expect(reason).toMatch(/^crash loop: the last \d+ runs failed/);
+      else expect(reason).toBeNull();
+    }
+  });
+
+  it('resets the backoff and clears the crash loop after a run that lived long enough', async () => {
+    const { service: s } = await service({
+      backoff: { initialMs: 1000, healthyAfterMs: 60_000, crashLoopAfter: 2 },
+    });
+    const gate = join(root, 'gate');
+    const o = orchestration(
+      'o1',
+      `import { existsSync, rmSync } from 'node:fs';
+       const gate = ${JSON.stringify(gate)};
+       if (!existsSync(gate)) process.exit(1);
+       console.log('healthy'); rmSync(gate);
+       const t = setInterval(() => { if (existsSync(gate)) { clearInterval(t); } }, 5);`,
+    );
+    const task = await s.createContinuous({ ...base, orchestrationId: o });
+    const failures = async (): Promise<number> => (await s.listRuns(task.id, { status: 'failure' })).length;
+    await waitFor('run 1 fails', async () => (await failures()) === 1);
+    await clock.advance(1000);
+    await waitFor('run 2 fails', async () => (await failures()) === 2);
+    await waitFor('crash loop flagged', async () => (await s.getTask(task.id)).statusReason !== null);
+    writeFileSync(gate, ''); // the next run stays up until the gate reappears
+    await clock.advance(2000);
+    const healthy = (await s.listRuns(task.id))[0]!;
+    await waitFor('the healthy run prints', async () => (await s.readRunLog(healthy.id)).length > 0);
+    await clock.advance(60_000); // it lives a (manual) minute
+    writeFileSync(gate, '');
+    await waitFor('the healthy run ends', async () => (await s.getRun(healthy.id)).status === 'success');
+    await waitFor('crash loop cleared', async () => (await s.getTask(task.id)).statusReason === null);
+    await clock.advance(999);
+    expect(await s.listRuns(task.id)).toHaveLength(3);
+    await clock.advance(1);
+    await waitFor('restarted after the initial delay', async () => (await s.listRuns(task.id)).length === 4);
+  });
+
+  it('kill during the backoff wait of a continuous task starts no further run', async () => {
+    const { service: s } = await service();
+    const o = orchestration('o1', 'process.exit(1);');
+    const task = await s.createContinuous({ ...base, orchestrationId: o });
+    await waitFor('run 1 fails', async () => (await s.listRuns(task.id, { status: 'failure' })).length === 1);
+    await waitFor('restart armed', () => clock.pendingTimers === 1);
+    await s.kill(task.id);
+    expect((await s.getTask(task.id)).status).toBe('killed');
+    await clock.advance(5 * MIN);
+    expect(await s.listRuns(task.id)).toHaveLength(1);
+  });
+
+  it('kill of a run-once task terminates its process', async () => {
+    const { service: s } = await service();
+    const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+    const task = await s.createOnce({ ...base, orchestrationId: o });
+    const [run] = await s.listRuns(task.id);
+    await waitFor('the run prints', async () => (await s.readRunLog(run!.id)).length > 0);
+    await s.kill(task.id);
+    await waitFor('killed', async () => (await s.getTask(task.id)).status === 'killed');
+    expect((await s.getRun(run!.id)).status).toBe('killed');
+    expect((await s.readRunLog(run!.id)).at(-1)?.line).toBe(
+      'quoll: run finished: killed (the task was killed)',
+    );
+  });
+
+  it('on start, closes lost runs, records missed ticks and resumes scheduled and continuous tasks', async () => {
+    // State left by a previous server process that died: a scheduled task whose run was
+    // running, and a continuous task whose run was running.
+    const o = orchestration('o1', "console.log('resumed');");
+    const scheduled = await store.createTask({
+      ...base,
+      type: 'Scheduled Run',
+      orchestrationId: o,
+      schedule: '* * * * *',
+      timezone: null,
+      jsonArgs: {},
+      timeout: 900,
+    });
+    await store.setTaskStatus(scheduled.id, 'started');
+    const [tickRun] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }]);
+    const continuous = await store.createTask({
+      ...base,
+      type: 'Continuous Run',
+      orchestrationId: o,
+      schedule: null,
+      timezone: null,
+      jsonArgs: {},
+      timeout: null,
+    });
+    await store.setTaskStatus(continuous.id, 'started');
+    const oldRun = await store.createRun({ taskId: continuous.id, tick: null });
+    await clock.advance(3 * MIN); // down for three minutes
+
+    const { service: s } = await service();
+    if (tickRun?.outcome !== 'created') throw new Error('expected a run');
+    for (const id of [tickRun.run.id, oldRun!.id]) {
+      expect(await s.getRun(id)).toMatchObject({
+        status: 'failure',
+        exitCode: null,
+        reason: LOST_RUN_REASON,
+      });
+      expect((await s.readRunLog(id)).map((l) => l.line)).toEqual([
+        `quoll: run finished: failure (${LOST_RUN_REASON})`,
+      ]);
+    }
+    expect((await store.listTickRecords(scheduled.id)).map((t) => [t.tick, t.reason])).toEqual([
+      [T0 + 150_000, MISSED_WHILE_DOWN],
+      [T0 + 90_000, MISSED_WHILE_DOWN],
+    ]);
+    // The continuous task got a new run at once; the scheduled one waits for its next tick.
+    await waitFor('continuous restarted', async () => (await s.listRuns(continuous.id)).length === 2);
+    expect(await s.listRuns(scheduled.id)).toHaveLength(1);
+    await clock.advance(30_000);
+    await waitFor(
+      'next tick ran',
+      async () => (await s.listRuns(scheduled.id, { status: 'success' })).length === 1,
+    );
+    expect((await s.listRuns(scheduled.id))[0]?.tick).toBe(T0 + 210_000);
+  });
+
+  it('on start, completes kills and starts run-once tasks whose run was never created', async () => {
+    const o = orchestration('o1', "console.log('late start');");
+    const killing = await store.createTask({
+      ...base,
+      type: 'Scheduled Run',
+      orchestrationId: o,
+      schedule: '* * * * *',
+      timezone: null,
+      jsonArgs: {},
+      timeout: 900,
+    });
+    await store.setTaskStatus(killing.id, 'pending_kill');
+    const once = await store.createTask({
+      ...base,
+      type: 'Temporary Run',
+      orchestrationId: o,
+      schedule: null,
+      timezone: null,
+      jsonArgs: {},
+      timeout: 900,
+    });
+    const { service: s } = await service();
+    expect((await s.getTask(killing.id)).status).toBe('killed');
+    await waitFor('the once run ends', async () => (await s.getTask(once.id)).lastRunStatus === 'success');
+    expect((await s.getTask(once.id)).status).toBe('started');
+    await clock.advance(5 * MIN);
+    expect(await s.listRuns(killing.id)).toEqual([]);
+  });
+
+  it('stop() ends running runs, clears timers and refuses new tasks', async () => {
+    const { service: s, runner } = await service();
+    const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+    const c = await s.createContinuous({ ...base, orchestrationId: o });
+    await s.createScheduled({ ...base, orchestrationId: o, schedule: '0 * * * *' });
+    const [run] = await s.listRuns(c.id);
+    await waitFor('the run prints', async () => (await s.readRunLog(run!.id)).length > 0);
+    await s.stop();
+    expect(runner.activeCount + runner.queuedCount).toBe(0);
+    expect(clock.pendingTimers).toBe(0);
+    expect((await s.getRun(run!.id)).status).toBe('failure');
+    expect((await s.getRun(run!.id)).reason).toMatch(/^stopped: /);
+    await expect(s.createOnce({ ...base, orchestrationId: o })).rejects.toMatchObject({
+      code: 'shutting_down',
+    });
+  });
+
+  it('listRuns refuses an unknown status filter', async () => {
+    const { service: s } = await service();
+    const o = orchestration('o1', '');
+    const task = await s.createOnce({ ...base, orchestrationId: o });
+    await expect(s.listRuns(task.id, { status: 'bogus' as never })).rejects.toMatchObject({
+      code: 'invalid_request',
+    });
+    await waitFor('the run ends', async () => (await s.getTask(task.id)).lastRunStatus === 'success');
+  });
+});

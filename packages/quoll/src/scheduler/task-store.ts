@@ -1,0 +1,153 @@
+import type { TaskRunStatus, TaskStatus, TaskType } from '@quoll/client/wire';
+
+/** A task as stored. Times are RFC 3339 strings (UTC); ticks are epoch milliseconds. */
+export interface TaskRecord {
+  id: string;
+  name: string;
+  type: TaskType;
+  status: TaskStatus;
+  orchestrationId: string;
+  workspaceId: number;
+  /** Normalised 5-field cron expression (scheduled tasks), else null. */
+  schedule: string | null;
+  /** IANA zone the schedule is read in; null = UTC. */
+  timezone: string | null;
+  jsonArgs: Record<string, unknown>;
+  /** Seconds each run may last; null = no limit. */
+  timeout: number | null;
+  killed: boolean;
+  /** Why the task is in a notable state (e.g. the crash-loop message); null when healthy. */
+  statusReason: string | null;
+  /** The newest cron tick the scheduler has dealt with (run, skipped or missed); null before the first. */
+  lastTick: number | null;
+  /** Status of the newest run, or 'unknown' when the task has no run yet. */
+  lastRunStatus: TaskRunStatus | 'unknown';
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** What is needed to create a task. */
+export interface NewTask {
+  name: string;
+  type: TaskType;
+  orchestrationId: string;
+  workspaceId: number;
+  schedule: string | null;
+  timezone: string | null;
+  jsonArgs: Record<string, unknown>;
+  timeout: number | null;
+}
+
+/** A task run as stored. */
+export interface TaskRunRecord {
+  id: string;
+  taskId: string;
+  status: TaskRunStatus;
+  /** Nominal cron tick (epoch ms) for scheduled runs; null for run-once and continuous runs. */
+  tick: number | null;
+  exitCode: number | null;
+  /** Why the run ended the way it did; null while running. */
+  reason: string | null;
+  /** OS process id of the run's process group leader, once spawned. */
+  pid: number | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+/** How a run ended. */
+export interface RunResult {
+  status: Exclude<TaskRunStatus, 'running'>;
+  exitCode: number | null;
+  reason: string;
+}
+
+/** A cron tick that produced no run, and why. */
+export interface TickRecord {
+  taskId: string;
+  tick: number;
+  kind: 'skipped' | 'missed';
+  reason: string;
+  recordedAt: string;
+}
+
+/** What happened to one task at one cron tick in {@link TaskStore.createTickRuns}. */
+export type TickOutcome =
+  | { taskId: string; tick: number; outcome: 'created'; run: TaskRunRecord }
+  /** A run for this (task, tick) already exists: a restart or second scheduler got there first. */
+  | { taskId: string; tick: number; outcome: 'duplicate' }
+  /** The previous run is still running; the tick was recorded as skipped. */
+  | { taskId: string; tick: number; outcome: 'skipped' }
+  /** The task is gone, killed or being killed. */
+  | { taskId: string; tick: number; outcome: 'inactive' };
+
+/** Filters for {@link TaskStore.listTasks}. */
+export interface ListTasksFilter {
+  /** true = include killed tasks too; false = hide them. @default false */
+  killed?: boolean;
+  /** Only tasks of this workspace. @default all workspaces */
+  workspaceId?: number;
+  /** Only tasks of this orchestration. @default all orchestrations */
+  orchestrationId?: string;
+}
+
+/** Filters for {@link TaskStore.listRuns}. */
+export interface ListRunsFilter {
+  /** At most this many runs (newest first). @default all */
+  limit?: number;
+  /** Only runs with this status; 'all' = no filter. @default 'all' */
+  status?: TaskRunStatus | 'all';
+}
+
+/**
+ * Storage port for tasks, their runs and their skipped/missed ticks. Every method is one
+ * atomic step; implementations guarantee that a (task, tick) pair has at most one run ever,
+ * that a task being killed gets no new run, and that a task has at most one run in status
+ * `running` when runs are created through {@link TaskStore.createRun}/{@link TaskStore.createTickRuns}.
+ */
+export interface TaskStore {
+  /** Creates a task in status `pending`. */
+  createTask(input: NewTask): Promise<TaskRecord>;
+  getTask(id: string): Promise<TaskRecord | null>;
+  /** Tasks newest first. */
+  listTasks(filter?: ListTasksFilter): Promise<TaskRecord[]>;
+  /**
+   * Sets the status of a live task; returns null when the task is missing or killed. A kill
+   * cannot be undone: a task in `pending_kill` only leaves it through {@link TaskStore.markKilled}.
+   */
+  setTaskStatus(id: string, status: Exclude<TaskStatus, 'killed'>): Promise<TaskRecord | null>;
+  /** Sets (or clears with null) the task's status reason, e.g. the crash-loop message. */
+  setTaskStatusReason(id: string, reason: string | null): Promise<void>;
+  /** Final state: status `killed`, `killed` = true. Returns null when the task is missing. */
+  markKilled(id: string): Promise<TaskRecord | null>;
+  /**
+   * Creates a run unless one must not start: returns null when the task is missing, killed
+   * or being killed, when a run for this tick exists, or when the task already has a running
+   * run. A `Temporary Run` task gets at most one run ever.
+   */
+  createRun(input: { taskId: string; tick: number | null }): Promise<TaskRunRecord | null>;
+  /**
+   * One cron boundary for many tasks, in one transaction: for each item creates the
+   * (task, tick) run, or records the tick as skipped when the previous run is still running.
+   * Also advances each task's `lastTick`.
+   */
+  createTickRuns(items: readonly { taskId: string; tick: number }[]): Promise<TickOutcome[]>;
+  /** Records the process id of a run that was spawned. */
+  setRunPid(runId: string, pid: number): Promise<void>;
+  /** Closes a running run; returns null when it is missing or already finished (finished runs never change). */
+  finishRun(runId: string, result: RunResult): Promise<TaskRunRecord | null>;
+  getRun(runId: string): Promise<TaskRunRecord | null>;
+  /** A task's runs, newest first. */
+  listRuns(taskId: string, filter?: ListRunsFilter): Promise<TaskRunRecord[]>;
+  /** Every run still in status `running`, oldest first. */
+  runningRuns(): Promise<TaskRunRecord[]>;
+  /** Records a tick that was skipped because the previous run was still running; advances `lastTick`. */
+  recordSkippedTick(taskId: string, tick: number, reason: string): Promise<void>;
+  /** Records ticks missed while the server was down (not replayed); advances `lastTick` to the newest. */
+  recordMissedTicks(taskId: string, ticks: readonly number[], reason: string): Promise<void>;
+  /** Moves `lastTick` forward (never back). */
+  advanceLastTick(taskId: string, tick: number): Promise<void>;
+  /** Skipped and missed ticks of a task, newest first. */
+  listTickRecords(taskId: string, filter?: { limit?: number }): Promise<TickRecord[]>;
+  /** Status of the task's newest run, or 'unknown'. */
+  lastRunStatus(taskId: string): Promise<TaskRunStatus | 'unknown'>;
+}

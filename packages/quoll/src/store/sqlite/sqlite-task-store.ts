@@ -1,0 +1,402 @@
+import { randomUUID } from 'node:crypto';
+import type { TaskRunStatus, TaskStatus, TaskType } from '@quoll/client/wire';
+import type { Clock } from '../../clock/index.js';
+import { systemClock } from '../../clock/index.js';
+import type {
+  ListRunsFilter,
+  ListTasksFilter,
+  NewTask,
+  RunResult,
+  TaskRecord,
+  TaskRunRecord,
+  TaskStore,
+  TickOutcome,
+  TickRecord,
+} from '../../scheduler/index.js';
+import type { SqliteHandle } from './sqlite-database.js';
+
+interface TaskRow {
+  id: string;
+  name: string;
+  type: TaskType;
+  status: TaskStatus;
+  orchestration_id: string;
+  workspace_id: number;
+  schedule: string | null;
+  timezone: string | null;
+  json_args: string;
+  timeout_seconds: number | null;
+  killed: number;
+  status_reason: string | null;
+  last_tick: number | null;
+  created_at: string;
+  updated_at: string;
+  last_run_status: TaskRunStatus | null;
+}
+interface RunRow {
+  id: string;
+  task_id: string;
+  tick: number | null;
+  status: TaskRunStatus;
+  exit_code: number | null;
+  reason: string | null;
+  pid: number | null;
+  created_at: string;
+  updated_at: string;
+}
+interface TickRow {
+  task_id: string;
+  tick: number;
+  kind: 'skipped' | 'missed';
+  reason: string;
+  recorded_at: string;
+}
+
+const toTask = (r: TaskRow): TaskRecord => ({
+  id: r.id,
+  name: r.name,
+  type: r.type,
+  status: r.status,
+  orchestrationId: r.orchestration_id,
+  workspaceId: r.workspace_id,
+  schedule: r.schedule,
+  timezone: r.timezone,
+  jsonArgs: JSON.parse(r.json_args) as Record<string, unknown>,
+  timeout: r.timeout_seconds,
+  killed: r.killed === 1,
+  statusReason: r.status_reason,
+  lastTick: r.last_tick,
+  lastRunStatus: r.last_run_status ?? 'unknown',
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+const toRun = (r: RunRow): TaskRunRecord => ({
+  id: r.id,
+  taskId: r.task_id,
+  status: r.status,
+  tick: r.tick,
+  exitCode: r.exit_code,
+  reason: r.reason,
+  pid: r.pid,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
+});
+const toTick = (r: TickRow): TickRecord => ({
+  taskId: r.task_id,
+  tick: r.tick,
+  kind: r.kind,
+  reason: r.reason,
+  recordedAt: r.recorded_at,
+});
+
+/** The newest run's status, computed in the same query as the task. */
+const TASK_SELECT = `SELECT t.*, (SELECT r.status FROM task_runs r WHERE r.task_id = t.id
+  ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1) AS last_run_status FROM tasks t`;
+
+/** Options of {@link SqliteTaskStore}. */
+export interface SqliteTaskStoreOptions {
+  /** Source of created/updated times. @default systemClock */
+  clock?: Clock;
+  /** Id generator for tasks and runs. @default crypto.randomUUID */
+  newId?: () => string;
+}
+
+/**
+ * {@link TaskStore} on SQLite (migration `0005_tasks.sql`). The (task, tick) uniqueness is a
+ * table constraint; the "one running run per task" and "no run for a task being killed"
+ * rules are checked and applied inside one transaction (SQLite has one writer, so the check
+ * and the insert cannot interleave with another writer).
+ *
+ * @example
+ * const store = new SqliteTaskStore(openSqliteDatabase(`${home}/quoll.db`));
+ */
+export class SqliteTaskStore implements TaskStore {
+  private readonly clock: Clock;
+  private readonly newId: () => string;
+  private readonly insertRunTx: (taskId: string, tick: number | null) => TaskRunRecord | null;
+  private readonly tickRunsTx: (items: readonly { taskId: string; tick: number }[]) => TickOutcome[];
+  private readonly missedTx: (taskId: string, ticks: readonly number[], reason: string) => void;
+
+  constructor(
+    private readonly db: SqliteHandle,
+    options: SqliteTaskStoreOptions = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+    this.newId = options.newId ?? randomUUID;
+
+    const getTask = db.prepare<[string], { type: TaskType; status: TaskStatus; killed: number }>(
+      'SELECT type, status, killed FROM tasks WHERE id = ?',
+    );
+    const hasRunning = db.prepare<[string], { one: number }>(
+      "SELECT 1 AS one FROM task_runs WHERE task_id = ? AND status = 'running' LIMIT 1",
+    );
+    const hasAnyRun = db.prepare<[string], { one: number }>(
+      'SELECT 1 AS one FROM task_runs WHERE task_id = ? LIMIT 1',
+    );
+    const tickTaken = db.prepare<[string, number, string, number], { one: number }>(
+      'SELECT 1 AS one FROM task_runs WHERE task_id = ? AND tick = ? UNION ALL SELECT 1 FROM task_ticks WHERE task_id = ? AND tick = ? LIMIT 1',
+    );
+    const insertRun = db.prepare(
+      `INSERT INTO task_runs (id, task_id, tick, status, created_at, updated_at)
+       VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT (task_id, tick) DO NOTHING`,
+    );
+    const insertTick = db.prepare(
+      `INSERT INTO task_ticks (task_id, tick, kind, reason, recorded_at) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (task_id, tick) DO NOTHING`,
+    );
+    const advanceTick = db.prepare(
+      'UPDATE tasks SET last_tick = ? WHERE id = ? AND (last_tick IS NULL OR last_tick < ?)',
+    );
+    const live = (status: TaskStatus, killed: number): boolean => killed === 0 && status !== 'pending_kill';
+
+    this.insertRunTx = db.transaction((taskId: string, tick: number | null): TaskRunRecord | null => {
+      const task = getTask.get(taskId);
+      if (task === undefined || !live(task.status, task.killed)) return null;
+      if (hasRunning.get(taskId) !== undefined) return null;
+      if (task.type === 'Temporary Run' && hasAnyRun.get(taskId) !== undefined) return null;
+      if (tick !== null && tickTaken.get(taskId, tick, taskId, tick) !== undefined) return null;
+      const now = this.nowIso();
+      const id = this.newId();
+      if (insertRun.run(id, taskId, tick, now, now).changes === 0) return null;
+      if (tick !== null) advanceTick.run(tick, taskId, tick);
+      return {
+        id,
+        taskId,
+        status: 'running',
+        tick,
+        exitCode: null,
+        reason: null,
+        pid: null,
+        createdAt: now,
+        updatedAt: now,
+      };
+    });
+
+    this.tickRunsTx = db.transaction((items: readonly { taskId: string; tick: number }[]): TickOutcome[] => {
+      const now = this.nowIso();
+      return items.map(({ taskId, tick }): TickOutcome => {
+        const task = getTask.get(taskId);
+        if (task === undefined || !live(task.status, task.killed))
+          return { taskId, tick, outcome: 'inactive' };
+        if (tickTaken.get(taskId, tick, taskId, tick) !== undefined)
+          return { taskId, tick, outcome: 'duplicate' };
+        advanceTick.run(tick, taskId, tick);
+        if (hasRunning.get(taskId) !== undefined) {
+          insertTick.run(taskId, tick, 'skipped', 'skipped: the previous run was still running', now);
+          return { taskId, tick, outcome: 'skipped' };
+        }
+        const id = this.newId();
+        insertRun.run(id, taskId, tick, now, now);
+        const run: TaskRunRecord = {
+          id,
+          taskId,
+          status: 'running',
+          tick,
+          exitCode: null,
+          reason: null,
+          pid: null,
+          createdAt: now,
+          updatedAt: now,
+        };
+        return { taskId, tick, outcome: 'created', run };
+      });
+    });
+
+    this.missedTx = db.transaction((taskId: string, ticks: readonly number[], reason: string) => {
+      const now = this.nowIso();
+      let newest: number | null = null;
+      for (const tick of ticks) {
+        insertTick.run(taskId, tick, 'missed', reason, now);
+        newest = newest === null ? tick : Math.max(newest, tick);
+      }
+      if (newest !== null) advanceTick.run(newest, taskId, newest);
+    });
+    this.recordSkippedTickTx = db.transaction((taskId: string, tick: number, reason: string) => {
+      insertTick.run(taskId, tick, 'skipped', reason, this.nowIso());
+      advanceTick.run(tick, taskId, tick);
+    });
+    this.advanceTick = (taskId, tick) => void advanceTick.run(tick, taskId, tick);
+  }
+
+  private readonly recordSkippedTickTx: (taskId: string, tick: number, reason: string) => void;
+  private readonly advanceTick: (taskId: string, tick: number) => void;
+
+  private nowIso(): string {
+    return new Date(this.clock.now()).toISOString();
+  }
+
+  private taskById(id: string): TaskRecord | null {
+    const row = this.db.prepare<[string], TaskRow>(`${TASK_SELECT} WHERE t.id = ?`).get(id);
+    return row === undefined ? null : toTask(row);
+  }
+
+  async createTask(input: NewTask): Promise<TaskRecord> {
+    const now = this.nowIso();
+    const id = this.newId();
+    this.db
+      .prepare(
+        `INSERT INTO tasks (id, name, type, status, orchestration_id, workspace_id, schedule, timezone,
+           json_args, timeout_seconds, created_at, updated_at)
+         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        id,
+        input.name,
+        input.type,
+        input.orchestrationId,
+        input.workspaceId,
+        input.schedule,
+        input.timezone,
+        JSON.stringify(input.jsonArgs),
+        input.timeout,
+        now,
+        now,
+      );
+    return Promise.resolve(this.taskById(id) as TaskRecord);
+  }
+
+  async getTask(id: string): Promise<TaskRecord | null> {
+    return Promise.resolve(this.taskById(id));
+  }
+
+  async listTasks(filter: ListTasksFilter = {}): Promise<TaskRecord[]> {
+    const where: string[] = [];
+    const args: (string | number)[] = [];
+    if (filter.killed !== true) where.push('t.killed = 0');
+    if (filter.workspaceId !== undefined) {
+      where.push('t.workspace_id = ?');
+      args.push(filter.workspaceId);
+    }
+    if (filter.orchestrationId !== undefined) {
+      where.push('t.orchestration_id = ?');
+      args.push(filter.orchestrationId);
+    }
+    const sql = `${TASK_SELECT} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at DESC, t.rowid DESC`;
+    return Promise.resolve(
+      this.db
+        .prepare<(string | number)[], TaskRow>(sql)
+        .all(...args)
+        .map(toTask),
+    );
+  }
+
+  async setTaskStatus(id: string, status: Exclude<TaskStatus, 'killed'>): Promise<TaskRecord | null> {
+    const changed = this.db
+      .prepare(
+        `UPDATE tasks SET status = ?, updated_at = ? WHERE id = ? AND killed = 0
+           AND (status <> 'pending_kill' OR ? = 'pending_kill')`,
+      )
+      .run(status, this.nowIso(), id, status).changes;
+    return Promise.resolve(changed === 0 ? null : this.taskById(id));
+  }
+
+  async setTaskStatusReason(id: string, reason: string | null): Promise<void> {
+    this.db
+      .prepare('UPDATE tasks SET status_reason = ?, updated_at = ? WHERE id = ?')
+      .run(reason, this.nowIso(), id);
+    return Promise.resolve();
+  }
+
+  async markKilled(id: string): Promise<TaskRecord | null> {
+    this.db
+      .prepare("UPDATE tasks SET status = 'killed', killed = 1, updated_at = ? WHERE id = ? AND killed = 0")
+      .run(this.nowIso(), id);
+    return Promise.resolve(this.taskById(id));
+  }
+
+  async createRun(input: { taskId: string; tick: number | null }): Promise<TaskRunRecord | null> {
+    return Promise.resolve(this.insertRunTx(input.taskId, input.tick));
+  }
+
+  async createTickRuns(items: readonly { taskId: string; tick: number }[]): Promise<TickOutcome[]> {
+    return Promise.resolve(items.length === 0 ? [] : this.tickRunsTx(items));
+  }
+
+  async setRunPid(runId: string, pid: number): Promise<void> {
+    this.db.prepare('UPDATE task_runs SET pid = ? WHERE id = ?').run(pid, runId);
+    return Promise.resolve();
+  }
+
+  async finishRun(runId: string, result: RunResult): Promise<TaskRunRecord | null> {
+    const changed = this.db
+      .prepare(
+        "UPDATE task_runs SET status = ?, exit_code = ?, reason = ?, updated_at = ? WHERE id = ? AND status = 'running'",
+      )
+      .run(result.status, result.exitCode, result.reason, this.nowIso(), runId).changes;
+    return Promise.resolve(changed === 0 ? null : this.runById(runId));
+  }
+
+  private runById(runId: string): TaskRunRecord | null {
+    const row = this.db.prepare<[string], RunRow>('SELECT * FROM task_runs WHERE id = ?').get(runId);
+    return row === undefined ? null : toRun(row);
+  }
+
+  async getRun(runId: string): Promise<TaskRunRecord | null> {
+    return Promise.resolve(this.runById(runId));
+  }
+
+  async listRuns(taskId: string, filter: ListRunsFilter = {}): Promise<TaskRunRecord[]> {
+    const args: (string | number)[] = [taskId];
+    let sql = 'SELECT * FROM task_runs WHERE task_id = ?';
+    if (filter.status !== undefined && filter.status !== 'all') {
+      sql += ' AND status = ?';
+      args.push(filter.status);
+    }
+    sql += ' ORDER BY created_at DESC, rowid DESC';
+    if (filter.limit !== undefined) {
+      sql += ' LIMIT ?';
+      args.push(Math.max(0, Math.floor(filter.limit)));
+    }
+    return Promise.resolve(
+      this.db
+        .prepare<(string | number)[], RunRow>(sql)
+        .all(...args)
+        .map(toRun),
+    );
+  }
+
+  async runningRuns(): Promise<TaskRunRecord[]> {
+    return Promise.resolve(
+      this.db
+        .prepare<[], RunRow>("SELECT * FROM task_runs WHERE status = 'running' ORDER BY created_at, rowid")
+        .all()
+        .map(toRun),
+    );
+  }
+
+  async recordSkippedTick(taskId: string, tick: number, reason: string): Promise<void> {
+    this.recordSkippedTickTx(taskId, tick, reason);
+    return Promise.resolve();
+  }
+
+  async recordMissedTicks(taskId: string, ticks: readonly number[], reason: string): Promise<void> {
+    if (ticks.length > 0) this.missedTx(taskId, ticks, reason);
+    return Promise.resolve();
+  }
+
+  async advanceLastTick(taskId: string, tick: number): Promise<void> {
+    this.advanceTick(taskId, tick);
+    return Promise.resolve();
+  }
+
+  async listTickRecords(taskId: string, filter: { limit?: number } = {}): Promise<TickRecord[]> {
+    const limit = filter.limit === undefined ? -1 : Math.max(0, Math.floor(filter.limit));
+    return Promise.resolve(
+      this.db
+        .prepare<[string, number], TickRow>(
+          'SELECT * FROM task_ticks WHERE task_id = ? ORDER BY tick DESC LIMIT ?',
+        )
+        .all(taskId, limit)
+        .map(toTick),
+    );
+  }
+
+  async lastRunStatus(taskId: string): Promise<TaskRunStatus | 'unknown'> {
+    const row = this.db
+      .prepare<[string], { status: TaskRunStatus }>(
+        'SELECT status FROM task_runs WHERE task_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1',
+      )
+      .get(taskId);
+    return Promise.resolve(row?.status ?? 'unknown');
+  }
+}
