@@ -1,2 +1,13 @@
 export { Pipeline } from './pipeline.js';
 export type { DeployOptions, InferenceRecord, InferOptions } from './pipeline.js';
+export { parseDataSize } from './data-size.js';
+export type {
+  ExportLogsOptions,
+  ExportLogsSummary,
+  LogRecord,
+  LogRecords,
+  LogsOptions,
+  LogsResultInfo,
+  LogsTable,
+  LogTime,
+} from './pipeline-logs.js';

@@ -14,6 +14,14 @@ import {
   type PipelineStepDto,
   type PipelineVersionDto,
 } from '../wire/index.js';
+import { exportLogs, fetchLogs } from './pipeline-logs.js';
+import type {
+  ExportLogsOptions,
+  ExportLogsSummary,
+  LogRecords,
+  LogsOptions,
+  LogsTable,
+} from './pipeline-logs.js';
 
 /** Options of `deploy()`. */
 export interface DeployOptions {
@@ -118,9 +126,14 @@ export class Pipeline {
       timeoutMs: 600_000,
     });
     if (wait && status.status !== 'Running') {
-      throw new NotDeployedError('pipeline_not_ready', `Deployment of pipeline "${this.name}" failed: ${status.details.join('; ')}`, 503, {
-        status,
-      });
+      throw new NotDeployedError(
+        'pipeline_not_ready',
+        `Deployment of pipeline "${this.name}" failed: ${status.details.join('; ')}`,
+        503,
+        {
+          status,
+        },
+      );
     }
     this.dto = await this.http.json<PipelineDto>('GET', this.path());
     return this;
@@ -150,10 +163,17 @@ export class Pipeline {
    */
   infer(input: Table, options?: InferOptions): Promise<Table>;
   infer(input: InferenceRecord[], options?: InferOptions): Promise<InferenceRecord[]>;
-  async infer(input: Table | InferenceRecord[], options: InferOptions = {}): Promise<Table | InferenceRecord[]> {
-    if (input instanceof Table) return this.inferArrowBytes(tableToIPC(input, 'file'), options);
+  async infer(
+    input: Table | InferenceRecord[],
+    options: InferOptions = {},
+  ): Promise<Table | InferenceRecord[]> {
+    if (isArrowTable(input)) return this.inferArrowBytes(tableToIPC(input, 'file'), options);
     if (!Array.isArray(input)) {
-      throw new ValidationError('invalid_inference_input', 'infer() takes an Arrow Table or an array of records like [{ tensor: [...] }].', 0);
+      throw new ValidationError(
+        'invalid_inference_input',
+        'infer() takes an Arrow Table or an array of records like [{ tensor: [...] }].',
+        0,
+      );
     }
     return this.inferJson(JSON.stringify(input), options);
   }
@@ -190,6 +210,39 @@ export class Pipeline {
     return (await res.json()) as InferenceRecord[];
   }
 
+  /**
+   * Reads the pipeline's inference log. Without a range: the newest `limit` (default 100) rows,
+   * newest first. With `start` and `end` (both, inclusive): the rows in that window, oldest first.
+   * Records by default (`time` in epoch ms), an Arrow `Table` with `arrow: true`. The result
+   * has `truncated` (the 10 MB cap cut it), `schemaChanged` (rows of another schema were left
+   * out) and `moreAvailable` (more rows than `limit`); each also prints a warning to stderr.
+   * An empty window gives an empty result. Giving one of start/end is a `ValidationError`.
+   *
+   * @example
+   * const recent = await pipeline.logs(); // newest 100, newest first
+   * const window = await pipeline.logs({ start: new Date(Date.now() - 60_000), end: new Date(), arrow: true });
+   * if (window.truncated) await pipeline.exportLogs({ start, end });
+   */
+  logs(options: LogsOptions & { arrow: true }): Promise<LogsTable>;
+  logs(options?: LogsOptions & { arrow?: false }): Promise<LogRecords>;
+  logs(options?: LogsOptions): Promise<LogRecords | LogsTable>;
+  async logs(options: LogsOptions = {}): Promise<LogRecords | LogsTable> {
+    return fetchLogs(this.http, this.path('/logs'), options);
+  }
+
+  /**
+   * Writes the pipeline's inference log to files: `<directory>/<filePrefix>-1.json` (JSON Lines,
+   * `time` in epoch ms) or `-1.arrow` (Arrow IPC file), and a new numbered file whenever the
+   * schema changes. Stops at `dataSizeLimit` (default `'100 MiB'`) with a warning. Without a
+   * range it exports the newest `limit` (default 100) rows, newest first.
+   *
+   * @example
+   * await pipeline.exportLogs({ directory: 'logs', start, end, dataSizeLimit: '10 MiB' });
+   */
+  async exportLogs(options: ExportLogsOptions = {}): Promise<ExportLogsSummary> {
+    return exportLogs(this.http, this.path('/logs'), this.name, options);
+  }
+
   toJSON(): PipelineDto {
     return { ...this.dto };
   }
@@ -210,20 +263,41 @@ export class Pipeline {
   }
 }
 
+/** A Table from this or another copy of apache-arrow (instanceof fails across copies). */
+function isArrowTable(input: unknown): input is Table {
+  return (
+    input instanceof Table ||
+    (typeof input === 'object' &&
+      input !== null &&
+      !Array.isArray(input) &&
+      'schema' in input &&
+      'batches' in input &&
+      'numRows' in input)
+  );
+}
+
 function stepOf(model: ModelVersion): PipelineStepDto {
   return { model: { name: model.name, version: model.version, sha: model.sha } };
 }
 
 function checkIndex(index: number, length: number): void {
   if (!Number.isInteger(index) || index < 0 || index >= length) {
-    throw new ValidationError('invalid_step', `Step index ${index} is out of range: the pipeline has ${length} step(s) (0-based).`, 0);
+    throw new ValidationError(
+      'invalid_step',
+      `Step index ${index} is out of range: the pipeline has ${length} step(s) (0-based).`,
+      0,
+    );
   }
 }
 
 function timeoutMs(options: InferOptions): number {
   const t = options.timeout ?? 15;
   if (typeof t !== 'number' || !(t > 0)) {
-    throw new ValidationError('invalid_request', `timeout is ${typeof t} ${String(t)} but a positive number of seconds is required.`, 0);
+    throw new ValidationError(
+      'invalid_request',
+      `timeout is ${typeof t} ${String(t)} but a positive number of seconds is required.`,
+      0,
+    );
   }
   return t * 1000;
 }

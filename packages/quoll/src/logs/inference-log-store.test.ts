@@ -1,4 +1,14 @@
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, truncateSync, appendFileSync, readFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  appendFileSync,
+  readFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -32,7 +42,10 @@ const stores: InferenceLogStore[] = [];
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'quoll-logs-'));
   mkdirSync(join(dir, 'migrations'));
-  copyFileSync(join(MIGRATIONS_DIR, '0002_inference_logs.sql'), join(dir, 'migrations', '0002_inference_logs.sql'));
+  copyFileSync(
+    join(MIGRATIONS_DIR, '0002_inference_logs.sql'),
+    join(dir, 'migrations', '0002_inference_logs.sql'),
+  );
   db = openSqliteDatabase(join(dir, 'quoll.db'), join(dir, 'migrations'));
   index = new SqliteLogSegmentIndex(db);
 });
@@ -56,7 +69,11 @@ async function openStore(opts: Partial<InferenceLogStoreOptions> = {}): Promise<
 function rows(ids: number[], times: number[], style: 'arrow' | 'json' = 'arrow'): RecordBatch {
   const n = ids.length;
   const timeType = new TimestampMillisecond();
-  const time = makeData({ type: timeType, length: n, data: BigInt64Array.from(times, (t) => BigInt(t)) as never });
+  const time = makeData({
+    type: timeType,
+    length: n,
+    data: BigInt64Array.from(times, (t) => BigInt(t)) as never,
+  });
   let input: Data;
   if (style === 'arrow') {
     const values = new Float32Array(n * 4);
@@ -93,17 +110,34 @@ function rows(ids: number[], times: number[], style: 'arrow' | 'json' = 'arrow')
   ]);
   return new RecordBatch(
     schema,
-    makeData({ type: new Struct(schema.fields), length: n, nullCount: 0, children: [time, input, out, checks] }),
+    makeData({
+      type: new Struct(schema.fields),
+      length: n,
+      nullCount: 0,
+      children: [time, input, out, checks],
+    }),
   );
 }
 
 const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
 
 /** Appends `count` rows (ids from `from`, time = T0 + id × 10) in batches of `batch`, then flushes. */
-async function appendRows(store: InferenceLogStore, pipelineId: number, from: number, count: number, batch = 50) {
+async function appendRows(
+  store: InferenceLogStore,
+  pipelineId: number,
+  from: number,
+  count: number,
+  batch = 50,
+) {
   for (let i = 0; i < count; i += batch) {
     const ids = range(from + i, Math.min(batch, count - i));
-    await store.append(pipelineId, rows(ids, ids.map((id) => T0 + id * 10)));
+    await store.append(
+      pipelineId,
+      rows(
+        ids,
+        ids.map((id) => T0 + id * 10),
+      ),
+    );
   }
   // Only flushed rows are sure to be visible.
   await store.flush();
@@ -168,7 +202,9 @@ describe('InferenceLogStore queries', () => {
   it('a range with a limit takes the oldest rows; order desc takes the newest, newest first', async () => {
     const store = await openStore({ segmentMaxRows: 40 });
     await appendRows(store, 1, 0, 200, 25);
-    expect(ids(await store.query(1, { start: T0 + 500, end: T0 + 1500, limit: 5 }))).toEqual([50, 51, 52, 53, 54]);
+    expect(ids(await store.query(1, { start: T0 + 500, end: T0 + 1500, limit: 5 }))).toEqual([
+      50, 51, 52, 53, 54,
+    ]);
     expect(ids(await store.query(1, { start: T0 + 500, end: T0 + 1500, limit: 5, order: 'desc' }))).toEqual([
       150, 149, 148, 147, 146,
     ]);
@@ -271,7 +307,9 @@ describe('InferenceLogStore queries', () => {
     const store = await openStore();
     await expect(store.query(1, { start: T0 })).rejects.toMatchObject({ code: 'invalid_time_range' });
     await expect(store.query(1, { end: T0 })).rejects.toMatchObject({ code: 'invalid_time_range' });
-    await expect(store.query(1, { start: T0 + 1, end: T0 })).rejects.toMatchObject({ code: 'invalid_time_range' });
+    await expect(store.query(1, { start: T0 + 1, end: T0 })).rejects.toMatchObject({
+      code: 'invalid_time_range',
+    });
     await expect(store.query(1, { limit: 0 })).rejects.toMatchObject({ code: 'invalid_request' });
     await expect(store.query(1, { cursor: 'nonsense' })).rejects.toMatchObject({ code: 'invalid_request' });
     await appendRows(store, 1, 0, 5);
@@ -288,7 +326,12 @@ describe('InferenceLogStore queries', () => {
     const back = tableFromIPC(encodeLogPage(page, 'arrow-stream'));
     expect(back.numRows).toBe(2);
     const records = JSON.parse(encodeLogPage(page, 'json')) as unknown[];
-    expect(records[0]).toEqual({ time: T0 + 20, 'in.tensor': [2, 2.5, 1, 2], 'out.variable': [2], check_failures: 0 });
+    expect(records[0]).toEqual({
+      time: T0 + 20,
+      'in.tensor': [2, 2.5, 1, 2],
+      'out.variable': [2],
+      check_failures: 0,
+    });
     expect(logPageRecords(page.table)).toEqual(records);
   });
 });
@@ -316,7 +359,13 @@ describe('InferenceLogStore writing', () => {
     const settled: boolean[] = [];
     const appends = range(0, 100).map((i) => {
       const ids5 = range(i * 5, 5);
-      const p = store.append(1, rows(ids5, ids5.map((id) => T0 + id)));
+      const p = store.append(
+        1,
+        rows(
+          ids5,
+          ids5.map((id) => T0 + id),
+        ),
+      );
       settled.push(false);
       void p.then(() => (settled[i] = true));
       return p;
@@ -381,7 +430,8 @@ describe('InferenceLogStore crash recovery', () => {
   /** Writes rows, stops, then makes the last segment look like a crash left it: unsealed, no EOS. */
   async function crashedSegment(count: number): Promise<{ file: string; size: number }> {
     const store = await openStore();
-    await appendRows(store, 1, 0, count, 10);
+    // A flush per 10 rows: each lands as its own batch message (the writer merges rows it takes together).
+    for (let i = 0; i < count; i += 10) await appendRows(store, 1, i, 10, 10);
     await store.stop();
     stores.splice(stores.indexOf(store), 1);
     const [seg] = await index.listSegments(1, 'desc');
@@ -403,7 +453,12 @@ describe('InferenceLogStore crash recovery', () => {
     expect(store.recovery.truncatedBytes).toBeGreaterThan(0);
     const page = await store.query(1, { start: T0, end: T0 + 10_000 });
     expect(ids(page)).toEqual(range(0, 100));
-    expect(await index.getSegment(1, 1)).toMatchObject({ rows: 100, minTime: T0, maxTime: T0 + 990, sealed: true });
+    expect(await index.getSegment(1, 1)).toMatchObject({
+      rows: 100,
+      minTime: T0,
+      maxTime: T0 + 990,
+      sealed: true,
+    });
     expect(tableFromIPC(readFileSync(file)).numRows).toBe(100);
     // Appending after recovery starts a new segment and both are read.
     await appendRows(store, 1, 100, 5);

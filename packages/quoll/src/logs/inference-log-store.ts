@@ -4,6 +4,12 @@ import { systemClock } from '../clock/index.js';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { ApiError } from '../server/api-error.js';
 import { ArrowMessageEncoder } from './arrow-message-encoder.js';
+import {
+  COALESCE_BELOW_ROWS,
+  COALESCE_MAX_BYTES,
+  COALESCE_MAX_ROWS,
+  coalesceLogBatches,
+} from './coalesce-log-batches.js';
 import { LogAppendQueue } from './log-append-queue.js';
 import type { QueuedAppend } from './log-append-queue.js';
 import { enforceLogRetention, removeOrphanSegmentFiles } from './log-segment-files.js';
@@ -127,7 +133,10 @@ function clampTime(batch: RecordBatch, after: bigint): { batch: RecordBatch; las
   const children = batch.data.children.slice();
   children[col] = new Data(old.type, 0, t.length, 0, [undefined, fixed]);
   return {
-    batch: new RecordBatch(batch.schema, makeData({ type: batch.data.type, length: batch.numRows, nullCount: 0, children })),
+    batch: new RecordBatch(
+      batch.schema,
+      makeData({ type: batch.data.type, length: batch.numRows, nullCount: 0, children }),
+    ),
     last: prev,
   };
 }
@@ -143,12 +152,19 @@ function checkBatch(batch: RecordBatch): void {
     );
   }
   if ((batch.getChild('time')?.nullCount ?? 0) > 0) {
-    throw new ApiError('invalid_request', 'The "time" column of an inference log batch has nulls; every row needs a time.');
+    throw new ApiError(
+      'invalid_request',
+      'The "time" column of an inference log batch has nulls; every row needs a time.',
+    );
   }
   if (batch.schema.fields.some((f) => DataType.isDictionary(f.type))) {
-    throw new ApiError('invalid_request', 'Dictionary-encoded columns cannot be logged; decode them before appending.', {
-      columns: batch.schema.fields.filter((f) => DataType.isDictionary(f.type)).map((f) => f.name),
-    });
+    throw new ApiError(
+      'invalid_request',
+      'Dictionary-encoded columns cannot be logged; decode them before appending.',
+      {
+        columns: batch.schema.fields.filter((f) => DataType.isDictionary(f.type)).map((f) => f.name),
+      },
+    );
   }
 }
 
@@ -157,8 +173,8 @@ function checkBatch(batch: RecordBatch): void {
  * segment files indexed by a {@link LogSegmentIndex}.
  *
  * `append` queues whole record batches (no per-row work) on a bounded queue; a single
- * writer loop writes them to the pipeline's open segment, fsyncs at least every
- * `syncIntervalMs` and updates the index. `query` reads pages by time range or newest-first,
+ * writer loop merges small consecutive batches of one schema, writes them to the pipeline's
+ * open segment, fsyncs at least every `syncIntervalMs` and updates the index. `query` reads pages by time range or newest-first,
  * opening only the segments and batches it needs. `open` repairs what a crash left.
  *
  * @example
@@ -186,7 +202,11 @@ export class InferenceLogStore {
   /** What `open` repaired. */
   readonly recovery: LogRecoveryReport;
 
-  private constructor(options: InferenceLogStoreOptions, recovery: LogRecoveryReport, cache: SegmentReadCache) {
+  private constructor(
+    options: InferenceLogStoreOptions,
+    recovery: LogRecoveryReport,
+    cache: SegmentReadCache,
+  ) {
     this.#files = { root: options.dir, index: options.index, cache };
     this.#clock = options.clock ?? DEFAULTS.clock;
     this.#opts = {
@@ -239,7 +259,9 @@ export class InferenceLogStore {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
     if (!Number.isSafeInteger(pipelineId) || pipelineId < 1) {
       return Promise.reject(
-        new ApiError('invalid_request', `A pipeline id must be a positive integer; got ${pipelineId}.`, { pipelineId }),
+        new ApiError('invalid_request', `A pipeline id must be a positive integer; got ${pipelineId}.`, {
+          pipelineId,
+        }),
       );
     }
     const batches = (rows instanceof Table ? rows.batches : [rows]).filter((b) => b.numRows > 0);
@@ -357,9 +379,23 @@ export class InferenceLogStore {
   async #write(items: QueuedAppend[]): Promise<void> {
     const touched = new Set<OpenSegment>();
     const sealedPipelines = new Set<number>();
+    // Per pipeline in arrival order (time is non-decreasing per pipeline, not across them).
+    const perPipeline = new Map<number, RecordBatch[]>();
     for (const item of items) {
-      const st = await this.#pipelineState(item.pipelineId);
-      for (const original of item.batches) {
+      const list = perPipeline.get(item.pipelineId);
+      if (list === undefined) perPipeline.set(item.pipelineId, [...item.batches]);
+      else for (const b of item.batches) list.push(b);
+    }
+    for (const [pipelineId, batches] of perPipeline) {
+      const st = await this.#pipelineState(pipelineId);
+      // A merged batch stays within a segment's caps, so segments still roll where configured.
+      const merged = coalesceLogBatches(
+        batches,
+        COALESCE_BELOW_ROWS,
+        Math.min(COALESCE_MAX_ROWS, this.#opts.segmentMaxRows),
+        Math.min(COALESCE_MAX_BYTES, this.#opts.segmentMaxBytes / 2),
+      );
+      for (const original of merged) {
         const { batch, last } = clampTime(original, st.lastTime);
         st.lastTime = last;
         const schemaId = schemaIdOf(batch.schema);
@@ -375,20 +411,26 @@ export class InferenceLogStore {
           // Roll: a segment holds one schema and stays under its size caps.
           await this.#seal(st, seg);
           touched.delete(seg);
-          sealedPipelines.add(item.pipelineId);
+          sealedPipelines.add(pipelineId);
           seg = null;
         }
         if (seg === null) {
           const seq = st.nextSeq++;
           // Index row first: a file never exists without a row (orphans are swept at open).
           await this.#files.index.addSegment({
-            pipelineId: item.pipelineId,
+            pipelineId: pipelineId,
             seq,
             schemaId,
             createdAt: this.#clock.now(),
           });
           seg = await OpenSegment.create(
-            { pipelineId: item.pipelineId, seq, schemaId, schema: batch.schema, path: segmentPath(this.#files.root, item.pipelineId, seq) },
+            {
+              pipelineId: pipelineId,
+              seq,
+              schemaId,
+              schema: batch.schema,
+              path: segmentPath(this.#files.root, pipelineId, seq),
+            },
             this.#encoder.encodeSchema(batch.schema).chunks,
           );
           st.open = seg;

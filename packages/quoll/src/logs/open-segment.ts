@@ -101,9 +101,9 @@ export class OpenSegment {
     const pending = this.#pending;
     const chunks: Uint8Array[] = [];
     for (const p of pending) for (const c of p.chunks) chunks.push(c);
-    const buf = Buffer.concat(chunks, this.#pendingBytes);
     let offset = this.index.endOffset;
-    await writeFully(this.#fh, buf, offset);
+    // Gathered write straight from the batches' own buffers: no copy into one big buffer.
+    await writevFully(this.#fh, chunks, this.#pendingBytes, offset);
     this.#pending = [];
     this.#pendingRows = 0;
     this.#pendingBytes = 0;
@@ -151,6 +151,31 @@ export class OpenSegment {
   async close(): Promise<void> {
     await this.#fh.close().catch(() => undefined);
   }
+}
+
+/** Most buffers one `writev` call takes (the OS limit, IOV_MAX, is 1024 on Linux). */
+const IOV_MAX = 1024;
+
+/** Writes `chunks` (`bytes` in total) at `position` with gathered writes, finishing any short write plainly. */
+async function writevFully(
+  fh: FileHandle,
+  chunks: Uint8Array[],
+  bytes: number,
+  position: number,
+): Promise<void> {
+  let done = 0;
+  for (let i = 0; i < chunks.length; i += IOV_MAX) {
+    const group = chunks.slice(i, i + IOV_MAX);
+    const size = group.reduce((sum, c) => sum + c.byteLength, 0);
+    const { bytesWritten } = await fh.writev(group, position + done);
+    if (bytesWritten < size) {
+      // Rare (a full disk, a signal): write what is left of this group byte-exactly.
+      const rest = Buffer.concat(group, size).subarray(bytesWritten);
+      await writeFully(fh, rest, position + done + bytesWritten);
+    }
+    done += size;
+  }
+  if (done !== bytes) throw new Error(`Segment write planned ${bytes} bytes but the chunks hold ${done}.`);
 }
 
 /** Writes all of `buf` at `position`, looping over short writes. */

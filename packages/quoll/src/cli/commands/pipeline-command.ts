@@ -4,6 +4,7 @@ import { tableToIPC, type Table } from 'apache-arrow';
 import type { InferenceRecord, Pipeline } from '@quoll/client';
 import { clientFrom } from '../client-options.js';
 import { printObject, printRows, type OutputOptions } from '../output.js';
+import { pipelineLogsCommand } from './pipeline-logs-command.js';
 
 const columns: [string, (p: Pipeline) => string | number | boolean][] = [
   ['name', (p) => p.name],
@@ -13,7 +14,7 @@ const columns: [string, (p: Pipeline) => string | number | boolean][] = [
   ['versions', (p) => p.toJSON().versions.length],
 ];
 
-/** `quoll pipeline list|create|add-step|...|infer`. */
+/** `quoll pipeline list|create|add-step|...|infer|logs`. */
 export function pipelineCommand(): Command {
   const cmd = new Command('pipeline').description('Pipelines: build, add steps, deploy, infer');
   cmd
@@ -127,6 +128,7 @@ export function pipelineCommand(): Command {
       printRows({}, shown, keys.map((k) => [k, (r: InferenceRecord) => formatCell(k, r[k])]));
       if (records.length > shown.length) process.stdout.write(`[${records.length} rows x ${keys.length} columns]\n`);
     });
+  cmd.addCommand(pipelineLogsCommand());
   return cmd;
 }
 

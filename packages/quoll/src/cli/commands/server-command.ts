@@ -10,7 +10,10 @@ export function serverCommand(): Command {
     .option('--port <port>', 'port to listen on (0 = any free port)', undefined)
     .option('--log-level <level>', 'log level: fatal, error, warn, info, debug, trace')
     .option('--workers <n>', 'inference worker threads per deployed pipeline', (v) => Number(v))
-    .option('--no-inference-logs', 'do not write inference logs (existing logs stay readable; env QUOLL_INFERENCE_LOGS=off)')
+    .option(
+      '--no-inference-logs',
+      'do not write inference logs (existing logs stay readable; env QUOLL_INFERENCE_LOGS=off)',
+    )
     .action(async (_local: unknown, command: Command) => {
       // --home is also a global flag (for client commands); read both levels.
       const opts = command.optsWithGlobals<{
@@ -37,7 +40,9 @@ export function serverCommand(): Command {
       // Loaded on demand: client commands must not pay for onnxruntime, SQLite and Fastify.
       const { startServer } = await import('../../server/index.js');
       const server = await startServer(config);
-      process.stdout.write(`quoll server listening on ${server.url} (home ${config.home}; credentials in ${config.home}/credentials.json)\n`);
+      process.stdout.write(
+        `quoll server listening on ${server.url} (home ${config.home}; credentials in ${config.home}/credentials.json)\n`,
+      );
       await new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (signal: NodeJS.Signals): void => {

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { tableToIPC, type Table } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import { decodeInferenceBody, encodeInferenceResult, type ResultFormat } from '../../inference/index.js';
 import { ApiError } from '../api-error.js';
@@ -41,9 +42,13 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
         // Slow path: say precisely why (unknown workspace/pipeline, not deployed, or not ready).
         await ctx.pipelines.get((await ctx.workspaces.getById(principal, workspaceId)).id, req.params.name);
         if (found.state === 'not_deployed') {
-          throw new ApiError('pipeline_not_deployed', `Pipeline "${req.params.name}" is not deployed; call deploy() first.`, {
-            name: req.params.name,
-          });
+          throw new ApiError(
+            'pipeline_not_deployed',
+            `Pipeline "${req.params.name}" is not deployed; call deploy() first.`,
+            {
+              name: req.params.name,
+            },
+          );
         }
         throw new ApiError(
           'pipeline_not_ready',
@@ -55,8 +60,24 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
       const format = negotiate(req, contentType);
       const input = decodeInferenceBody(contentType, req.body as Buffer);
       const result = await found.deployment.infer(input, now);
-      const encoded = encodeInferenceResult(result, format);
-      return reply.header('content-type', encoded.contentType).send(encoded.body);
+      let answerType: string;
+      let body: Uint8Array | string;
+      let table: Table | null = null;
+      if (format === 'json') {
+        ({ contentType: answerType, body } = encodeInferenceResult(result, format));
+      } else {
+        // Build the Arrow result once: it is both the answer and the log rows.
+        table = result.toArrowTable();
+        answerType = format === 'arrow-file' ? MEDIA_TYPES.arrowFile : MEDIA_TYPES.arrowStream;
+        body = tableToIPC(table, format === 'arrow-file' ? 'file' : 'stream');
+      }
+      if (ctx.config.inferenceLogs) {
+        // Queued before the answer leaves, so a logs query after the answer sees the rows. The
+        // append only enqueues (the disk write is the log writer's); it waits only when the
+        // writer's queue is full, which slows callers instead of dropping rows.
+        await ctx.inferenceLogs.append(found.pipelineId, table ?? result.toArrowTable());
+      }
+      return reply.header('content-type', answerType).send(body);
     },
   );
 }
