@@ -6,13 +6,17 @@ import { Connection, ConnectionList } from './connections/index.js';
 import { NotFoundError, QuollError, ValidationError } from './errors/index.js';
 import { HttpTransport, resolveClientOptions, type ClientOptions } from './http/index.js';
 import { ModelVersion } from './models/index.js';
+import { Orchestration, OrchestrationList } from './orchestrations/index.js';
 import { Pipeline } from './pipelines/index.js';
 import { inTask, taskArgs } from './task-env/index.js';
+import { Task, TaskList } from './tasks/index.js';
 import type {
   ConnectionAuditEntryDto,
   ConnectionDto,
   ModelVersionDto,
+  OrchestrationDto,
   PipelineDto,
+  TaskDto,
   WhoAmIDto,
   WorkspaceDto,
 } from './wire/index.js';
@@ -216,6 +220,76 @@ export class Client {
    */
   async connectionAudit(options: { limit?: number } = {}): Promise<ConnectionAuditEntryDto[]> {
     return this.http.json<ConnectionAuditEntryDto[]>('GET', '/v1/admin/audit', { query: { limit: options.limit } });
+  }
+
+  // -- orchestrations and tasks
+
+  /**
+   * Uploads an orchestration zip into the current workspace; it answers at once in
+   * `pending_packaging` and is packaged in the background. A zip that breaks the rules
+   * (no entrypoint, an entry escaping the root, a bomb) is a `ValidationError` /
+   * `PayloadTooLargeError` and nothing is stored.
+   * @param source `{ path }` of a zip file, or `{ bytes, fileName? }` (file name default `_`).
+   * @param name the orchestration's name. @default ''
+   * @example const orchestration = await client.uploadOrchestration({ path: './remote_inference.zip' }, { name: 'houseprice' });
+   */
+  async uploadOrchestration(
+    source: { path: string } | { bytes: Uint8Array; fileName?: string },
+    options: { name?: string } = {},
+  ): Promise<Orchestration> {
+    const ws = await this.workspaceId();
+    let body: Uint8Array | ReadableStream<Uint8Array>;
+    let fileName: string;
+    if ('path' in source) {
+      try {
+        await stat(source.path);
+      } catch {
+        throw new ValidationError('invalid_request', `Orchestration file "${source.path}" does not exist or cannot be read.`, 0);
+      }
+      body = Readable.toWeb(createReadStream(source.path)) as ReadableStream<Uint8Array>;
+      fileName = basename(source.path);
+    } else if (source.bytes instanceof Uint8Array) {
+      body = source.bytes;
+      fileName = source.fileName ?? '_';
+    } else {
+      throw new ValidationError('invalid_request', 'uploadOrchestration needs { path } or { bytes, fileName } of a zip.', 0);
+    }
+    const dto = await this.http.json<OrchestrationDto>('POST', `/v1/workspaces/${ws}/orchestrations`, {
+      body,
+      contentType: 'application/zip',
+      query: { name: options.name ?? '', fileName },
+      timeoutMs: 600_000,
+    });
+    return new Orchestration(this.http, dto);
+  }
+
+  /** Orchestrations of every workspace this token can see (or of `workspaceName`), oldest first. */
+  async listOrchestrations(options: { workspaceName?: string } = {}): Promise<OrchestrationList> {
+    const dtos = await this.http.json<OrchestrationDto[]>('GET', '/v1/orchestrations', {
+      query: { workspaceName: options.workspaceName },
+    });
+    return OrchestrationList.of_(dtos.map((d) => new Orchestration(this.http, d)));
+  }
+
+  /** An orchestration by id; `NotFoundError` when there is none (or this token cannot see it). */
+  async getOrchestration(id: string): Promise<Orchestration> {
+    return new Orchestration(this.http, await this.http.json<OrchestrationDto>('GET', `/v1/orchestrations/${encodeURIComponent(id)}`));
+  }
+
+  /**
+   * Tasks of every workspace this token can see (or of `workspaceName`), newest first.
+   * @param killed include killed tasks. @default false
+   */
+  async listTasks(options: { killed?: boolean; workspaceName?: string } = {}): Promise<TaskList> {
+    const dtos = await this.http.json<TaskDto[]>('GET', '/v1/tasks', {
+      query: { killed: options.killed, workspaceName: options.workspaceName },
+    });
+    return TaskList.of_(dtos.map((d) => new Task(this.http, d)));
+  }
+
+  /** A task by id; `NotFoundError` when there is none. */
+  async getTask(id: string): Promise<Task> {
+    return new Task(this.http, await this.http.json<TaskDto>('GET', `/v1/tasks/${encodeURIComponent(id)}`));
   }
 
   // -- task environment

@@ -5,8 +5,20 @@ export { Workspace } from './workspaces/index.js';
 export { Connection, ConnectionList } from './connections/index.js';
 export { ModelVersion } from './models/index.js';
 export type { ConfigureOptions } from './models/index.js';
-export { Pipeline } from './pipelines/index.js';
-export type { DeployOptions, InferenceRecord, InferOptions } from './pipelines/index.js';
+export { Pipeline, parseDataSize } from './pipelines/index.js';
+export type {
+  DeployOptions,
+  ExportLogsOptions,
+  ExportLogsSummary,
+  InferenceRecord,
+  InferOptions,
+  LogRecord,
+  LogRecords,
+  LogsOptions,
+  LogsResultInfo,
+  LogsTable,
+  LogTime,
+} from './pipelines/index.js';
 export {
   AuthError,
   ConflictError,
@@ -18,8 +30,22 @@ export {
   ValidationError,
 } from './errors/index.js';
 export { inTask, taskArgs } from './task-env/index.js';
+export {
+  Orchestration,
+  OrchestrationList,
+  PackagingLogLine,
+  PackagingLogs,
+} from './orchestrations/index.js';
+export type { RunContinuouslyOptions, RunOnceOptions, RunScheduledOptions } from './orchestrations/index.js';
+export { Task, TaskList, TaskRun, TaskRunList, TaskRunLogLine, TaskRunLogs } from './tasks/index.js';
+export type { LastRunsOptions } from './tasks/index.js';
 export { renderFields, renderTable } from './format/index.js';
 export type { Cell } from './format/index.js';
+/**
+ * The Apache Arrow library the SDK uses, so code that builds or reads tables (orchestrations too)
+ * shares one copy with the SDK: `import { arrow } from '@quoll/client'; arrow.tableFromIPC(bytes)`.
+ */
+export * as arrow from 'apache-arrow';
 export type {
   ConnectionAuditEntryDto,
   ConnectionDto,
@@ -30,6 +56,7 @@ export type {
   ModelVersionDto,
   OrchestrationDto,
   OrchestrationStatus,
+  PackagingLogLineDto,
   PipelineDto,
   PipelineStatusDto,
   PipelineStatusName,

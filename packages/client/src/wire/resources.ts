@@ -217,3 +217,24 @@ export interface TaskRunLogLineDto {
   stream: 'stdout' | 'stderr';
   line: string;
 }
+
+/** One line of an orchestration's packaging log: what quoll, npm and the compiler said. */
+export interface PackagingLogLineDto {
+  /** RFC 3339, UTC. */
+  time: string;
+  source: 'quoll' | 'npm' | 'esbuild';
+  line: string;
+}
+
+/** Body of `POST /v1/orchestrations/:id/tasks`. */
+export interface CreateTaskRequestDto {
+  type: 'once' | 'scheduled' | 'continuous';
+  name: string;
+  jsonArgs?: Record<string, unknown>;
+  /** Scheduled tasks only: 5-field cron (the comma form is accepted). */
+  schedule?: string;
+  /** Scheduled tasks only: IANA time zone. @default 'UTC' */
+  timezone?: string | null;
+  /** Seconds per run (once and scheduled). @default 900 */
+  timeout?: number | null;
+}

@@ -2,8 +2,10 @@ import { Command } from 'commander';
 import { adminCommand } from './commands/admin-command.js';
 import { connectionCommand } from './commands/connection-command.js';
 import { modelCommand } from './commands/model-command.js';
+import { orchestrationCommand } from './commands/orchestration-command.js';
 import { pipelineCommand } from './commands/pipeline-command.js';
 import { serverCommand } from './commands/server-command.js';
+import { taskCommand } from './commands/task-command.js';
 import { workspaceCommand } from './commands/workspace-command.js';
 
 /** Extra command groups that domains add (connection, orchestration, task, admin). */
@@ -25,6 +27,8 @@ export function buildProgram(extra: CommandFactory[] = []): Command {
   program.addCommand(modelCommand());
   program.addCommand(pipelineCommand());
   program.addCommand(connectionCommand());
+  program.addCommand(orchestrationCommand());
+  program.addCommand(taskCommand());
   program.addCommand(adminCommand());
   for (const f of extra) program.addCommand(f());
   // Subcommands inherit exitOverride so errors come back to main() for one exit-code policy.

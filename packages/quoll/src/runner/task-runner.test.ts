@@ -312,12 +312,20 @@ describe('TaskRunner', () => {
     await Promise.all([handles[0]!.spawned, handles[1]!.spawned]);
     expect(r.activeCount).toBe(2);
     expect(r.queuedCount).toBe(2);
-    expect(spawnedOrder).toEqual(['q-1', 'q-2']);
+    // Two runs prepare their directories concurrently, so their spawn order is not fixed.
+    expect([...spawnedOrder].sort()).toEqual(['q-1', 'q-2']);
     writeFileSync(gate, '');
     const outcomes = await Promise.all(handles.map((h) => h.done));
     expect(outcomes.map((o) => o.status)).toEqual(['success', 'success', 'success', 'success']);
     expect(spawnedOrder.slice(2).sort()).toEqual(['q-3', 'q-4']);
-    expect(spawnedOrder.indexOf('q-3')).toBeLessThan(spawnedOrder.indexOf('q-4'));
+
+    // With one slot, runs are strictly one after another: spawn order is queue order.
+    const serialOrder: string[] = [];
+    const serial = runner({ concurrency: 1, onSpawn: (runId) => serialOrder.push(runId) });
+    const quick = pkg('quick', `console.log('done');`);
+    const serialHandles = [1, 2, 3, 4].map((i) => serial.start(req(quick, { runId: `s-${i}` })));
+    await Promise.all(serialHandles.map((h) => h.done));
+    expect(serialOrder).toEqual(['s-1', 's-2', 's-3', 's-4']);
   });
 
   it('kills a queued run without starting it', async () => {

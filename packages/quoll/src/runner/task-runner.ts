@@ -67,12 +67,18 @@ export interface TaskRunnerOptions {
   logsDir: string;
   /** Directory under which each run gets a fresh working directory `<runsDir>/<runId>`. */
   runsDir: string;
-  /** The API URL given to runs as `QUOLL_URL`. */
-  serverUrl: string;
+  /**
+   * The API URL given to runs as `QUOLL_URL`; a function is read at each spawn (the server
+   * knows its URL only once it listens).
+   */
+  serverUrl: string | (() => string);
   /** Issues the workspace-scoped token a run gets as `QUOLL_TOKEN`. */
   issueRunToken(workspaceId: number, runId: string): Promise<RunToken>;
-  /** Applied to every captured line before it is stored (secret masking). @default identity */
-  redact?: (line: string) => string;
+  /**
+   * Applied to every captured line of a run before it is stored (secret masking); gets the
+   * run id so each run hides the values it read. @default identity
+   */
+  redact?: (line: string, runId: string) => string;
   /** Time source for timeouts, grace periods and log timestamps. @default systemClock */
   clock?: Clock;
   /** Runs executing at once; further runs wait in FIFO order. @default 4 */
@@ -148,7 +154,7 @@ export class TaskRunner {
   private readonly stamper: NanoTimestamper;
   private readonly concurrency: number;
   private readonly killGraceMs: number;
-  private readonly redact: (line: string) => string;
+  private readonly redact: (line: string, runId: string) => string;
   private readonly onError: (err: unknown, context: string) => void;
   private readonly queue: Job[] = [];
   private readonly jobs = new Map<string, Job>();
@@ -358,7 +364,8 @@ export class TaskRunner {
     const env: NodeJS.ProcessEnv = {};
     for (const [k, v] of Object.entries(this.options.env ?? process.env)) if (ENV_ALLOW.test(k)) env[k] = v;
     Object.assign(env, {
-      QUOLL_URL: this.options.serverUrl,
+      QUOLL_URL:
+        typeof this.options.serverUrl === 'function' ? this.options.serverUrl() : this.options.serverUrl,
       QUOLL_TOKEN: token,
       QUOLL_TASK_ID: req.taskId,
       QUOLL_TASK_RUN_ID: req.runId,
@@ -381,7 +388,7 @@ export class TaskRunner {
       job.child = child;
       const capture = (stream: 'stdout' | 'stderr'): LineSplitter => {
         const splitter = new LineSplitter((line) =>
-          job.log.write(this.stamper.stamp(), stream, this.redact(line)),
+          job.log.write(this.stamper.stamp(), stream, this.redact(line, req.runId)),
         );
         child[stream]?.on('data', (chunk: Buffer) => splitter.push(chunk));
         return splitter;

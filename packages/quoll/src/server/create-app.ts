@@ -5,7 +5,9 @@ import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
 import { logRoutes } from './routes/log-routes.js';
 import { modelRoutes } from './routes/model-routes.js';
+import { orchestrationRoutes } from './routes/orchestration-routes.js';
 import { pipelineRoutes } from './routes/pipeline-routes.js';
+import { taskRoutes } from './routes/task-routes.js';
 import { workspaceRoutes } from './routes/workspace-routes.js';
 import type { ServerContext } from './server-context.js';
 
@@ -72,6 +74,8 @@ export async function createApp(ctx: ServerContext, extraRoutes: RouteRegistrar[
   await app.register(async (scope) => modelRoutes(scope, ctx));
   await app.register(async (scope) => inferenceRoutes(scope, ctx));
   await app.register(async (scope) => connectionRoutes(scope, ctx));
+  await app.register(async (scope) => orchestrationRoutes(scope, ctx));
+  await app.register(async (scope) => taskRoutes(scope, ctx));
   for (const register of extraRoutes) {
     await app.register(async (scope) => register(scope, ctx));
   }

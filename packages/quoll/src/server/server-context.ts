@@ -1,12 +1,17 @@
 import type { FastifyRequest } from 'fastify';
 import type { TokenService } from '../auth/index.js';
+import type { BlobStore } from '../blobs/index.js';
 import type { ServerConfig } from '../config/index.js';
 import type { ConnectionService, ConnectionStore } from '../connections/index.js';
+import type { InferenceLogStore } from '../logs/index.js';
 import type { ModelService } from '../models/index.js';
+import type { OrchestrationStore, Packager } from '../orchestrations/index.js';
+import type { TaskService } from '../scheduler/index.js';
 import type { DeploymentManager, PipelineService } from '../pipelines/index.js';
 import type { Principal } from '../store/index.js';
 import type { WorkspaceService } from '../workspaces/index.js';
 import { ApiError } from './api-error.js';
+import type { RunSecrets } from './run-secrets.js';
 
 /** The services routes call; built once by the composition root. */
 export interface ServerContext {
@@ -21,6 +26,17 @@ export interface ServerContext {
   readonly connections: ConnectionService;
   /** The connections store, for the admin audit trail (`listAudit`). */
   readonly connectionStore: ConnectionStore;
+  /** Every inference's rows (appended unless `config.inferenceLogs` is off; always readable). */
+  readonly inferenceLogs: InferenceLogStore;
+  /** Where uploads (models, orchestration zips) are received. */
+  readonly blobs: BlobStore;
+  /** Orchestrations: validated uploads and background packaging. */
+  readonly packager: Packager;
+  readonly orchestrationStore: OrchestrationStore;
+  /** Tasks, their runs and run logs. */
+  readonly tasks: TaskService;
+  /** Connection values each task run read, hidden in that run's log. */
+  readonly runSecrets: RunSecrets;
 }
 
 declare module 'fastify' {

@@ -5,12 +5,24 @@ import { BlobStore } from '../blobs/index.js';
 import type { ServerConfig } from '../config/index.js';
 import { ConnectionSealer, ConnectionService, createKeyring } from '../connections/index.js';
 import { InferenceEngine } from '../inference/index.js';
+import { InferenceLogStore } from '../logs/index.js';
 import { ModelService } from '../models/index.js';
+import { Packager } from '../orchestrations/index.js';
+import { TaskRunner } from '../runner/index.js';
+import { TaskService } from '../scheduler/index.js';
 import { inspectOnnxModel } from '../onnx/index.js';
 import { DeploymentManager, PipelineService } from '../pipelines/index.js';
-import { openSqliteDatabase, SqliteConnectionStore, SqliteCoreStore } from '../store/index.js';
+import {
+  openSqliteDatabase,
+  SqliteConnectionStore,
+  SqliteCoreStore,
+  SqliteLogSegmentIndex,
+  SqliteOrchestrationStore,
+  SqliteTaskStore,
+} from '../store/index.js';
 import { WorkspaceService } from '../workspaces/index.js';
 import { createApp } from './create-app.js';
+import { RunSecrets, TASK_RUN_SUBJECT_PREFIX } from './run-secrets.js';
 import type { ServerContext } from './server-context.js';
 
 /** A started server. */
@@ -59,6 +71,43 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     store: connectionStore,
     sealer: new ConnectionSealer(keyring),
   });
+  // Opening repairs what a crash left (torn segment tails) before the first request.
+  const inferenceLogs = await InferenceLogStore.open({
+    dir: `${config.home}/inference-logs`,
+    index: new SqliteLogSegmentIndex(db),
+    maxBytesPerPipeline: config.logMaxBytesPerPipeline,
+    maxBytesTotal: config.logMaxBytesTotal,
+    segmentMaxBytes: config.logSegmentMaxBytes,
+  });
+  const orchestrationStore = new SqliteOrchestrationStore(db);
+  const packager = new Packager({ store: orchestrationStore, home: config.home });
+  const runSecrets = new RunSecrets();
+  // The runner learns the URL once the server listens (port 0 picks it then).
+  let serverUrl = '';
+  const runner = new TaskRunner({
+    logsDir: `${config.home}/task-logs`,
+    runsDir: `${config.home}/runs`,
+    serverUrl: () => serverUrl,
+    issueRunToken: async (workspaceId, runId) => {
+      // A workspace-scoped token that lives as long as the run; reads of connection details
+      // under its subject feed that run's redactor.
+      const issued = await tokens.issueForWorkspace(workspaceId, `${TASK_RUN_SUBJECT_PREFIX}${runId}`);
+      runSecrets.register(runId);
+      return {
+        token: issued.token,
+        revoke: async () => {
+          runSecrets.forget(runId);
+          await tokens.revoke(issued.id);
+        },
+      };
+    },
+    redact: (line, runId) => runSecrets.redact(line, runId),
+  });
+  const tasks = new TaskService({
+    store: new SqliteTaskStore(db),
+    runner,
+    resolvePackage: (id) => packager.resolvePackage(id),
+  });
   const context: ServerContext = {
     config,
     now,
@@ -69,6 +118,12 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     deployments,
     connections,
     connectionStore,
+    inferenceLogs,
+    blobs,
+    packager,
+    orchestrationStore,
+    tasks,
+    runSecrets,
   };
 
   const app = await createApp(context);
@@ -78,6 +133,11 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
     closed = true;
     // Stop taking requests and let in-flight ones finish, then stop the loops behind them.
     await app.close();
+    // After the drain no request can append: stopping writes, fsyncs and seals every queued row.
+    await inferenceLogs.stop();
+    // Runs end (as failure, "stopped: …") and record their outcomes before the database closes.
+    await tasks.stop();
+    await packager.stop();
     await deployments.stop();
     await engine.close();
     db.close();
@@ -91,7 +151,16 @@ export async function startServer(config: ServerConfig): Promise<RunningServer> 
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  serverUrl = url;
   const creds = await ensureCredentials(config.home, url, tokens);
+  try {
+    await packager.start();
+    // Recovery (lost runs closed, schedules re-armed, continuous tasks restarted) needs the URL.
+    await tasks.start();
+  } catch (err) {
+    await close();
+    throw err;
+  }
   await pipelines.restoreDeployments();
   app.log.info({ url, home: config.home }, 'quoll server listening');
   return { url, adminToken: creds.token, app, context, close };

@@ -108,6 +108,8 @@ export function connectionRoutes(app: FastifyInstance, ctx: ServerContext): void
         { name: req.params.name },
         principal.subject,
       );
+      // A task run's token: that run's captured output hides these values from now on.
+      ctx.runSecrets.recordRead(principal.subject, details);
       // Details must not sit in any cache between the server and the caller.
       void reply.header('cache-control', 'no-store');
       return { ...connection, details };

@@ -131,3 +131,78 @@ export const connectionAuditEntrySchema = {
     at: { type: 'string' },
   },
 } as const;
+
+/** An orchestration (an uploaded zip and its packaging state). */
+export const orchestrationSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    fileName: { type: 'string' },
+    sha: { type: 'string' },
+    status: { type: 'string', enum: ['pending_packaging', 'packaging', 'ready', 'error'] },
+    error: { type: ['string', 'null'] },
+    entrypoint: { type: ['string', 'null'] },
+    workspaceId: { type: 'integer' },
+    workspaceName: { type: 'string' },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+  },
+} as const;
+
+/** One line of a packaging log. */
+export const packagingLogLineSchema = {
+  type: 'object',
+  properties: {
+    time: { type: 'string' },
+    source: { type: 'string', enum: ['quoll', 'npm', 'esbuild'] },
+    line: { type: 'string' },
+  },
+} as const;
+
+/** A task. */
+export const taskSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    name: { type: 'string' },
+    type: { type: 'string', enum: ['Temporary Run', 'Scheduled Run', 'Continuous Run'] },
+    status: { type: 'string', enum: ['pending', 'started', 'pending_kill', 'killed'] },
+    orchestrationId: { type: 'string' },
+    workspaceId: { type: 'integer' },
+    workspaceName: { type: 'string' },
+    schedule: { type: ['string', 'null'] },
+    timezone: { type: ['string', 'null'] },
+    jsonArgs: { type: 'object', additionalProperties: true },
+    timeout: { type: ['integer', 'null'] },
+    killed: { type: 'boolean' },
+    lastRunStatus: { type: 'string' },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+  },
+} as const;
+
+/** One run of a task. */
+export const taskRunSchema = {
+  type: 'object',
+  properties: {
+    id: { type: 'string' },
+    taskId: { type: 'string' },
+    status: { type: 'string', enum: ['running', 'success', 'failure', 'timed_out', 'killed'] },
+    tick: { type: ['string', 'null'] },
+    exitCode: { type: ['integer', 'null'] },
+    reason: { type: ['string', 'null'] },
+    createdAt: { type: 'string' },
+    updatedAt: { type: 'string' },
+  },
+} as const;
+
+/** One captured line of a task run. */
+export const taskRunLogLineSchema = {
+  type: 'object',
+  properties: {
+    time: { type: 'string' },
+    stream: { type: 'string', enum: ['stdout', 'stderr'] },
+    line: { type: 'string' },
+  },
+} as const;

@@ -1,0 +1,192 @@
+import { inspect } from 'node:util';
+import { renderFields, renderTable } from '../format/index.js';
+import type { HttpTransport } from '../http/index.js';
+import type { TaskDto, TaskRunDto, TaskRunStatus, TaskStatus, TaskType } from '../wire/index.js';
+import { displayTime } from './display-time.js';
+import { TaskRun, TaskRunList } from './task-run.js';
+
+/** Options of `task.lastRuns()`. */
+export interface LastRunsOptions {
+  /** At most this many runs, newest first. @default all */
+  limit?: number;
+  /** Only runs with this status. @default 'all' */
+  status?: TaskRunStatus | 'all';
+}
+
+/**
+ * A task: an orchestration run once, on a cron schedule, or continuously. Fields are as
+ * fetched; `status()` and `lastRunStatus()` re-read the server each call.
+ * @example
+ *   const task = await orchestration.runOnce({ name: 'house price run once', jsonArgs: { pipeline_name: 'p' } });
+ *   while ((await task.status()) !== 'started') await new Promise((r) => setTimeout(r, 100));
+ *   const [run] = await task.lastRuns({ limit: 1 });
+ */
+export class Task {
+  readonly #http: HttpTransport;
+  #dto: TaskDto;
+
+  /** @internal */
+  constructor(http: HttpTransport, dto: TaskDto) {
+    this.#http = http;
+    this.#dto = { ...dto };
+  }
+
+  get id(): string {
+    return this.#dto.id;
+  }
+  /** Free text; not unique. */
+  get name(): string {
+    return this.#dto.name;
+  }
+  /** `Temporary Run`, `Scheduled Run` or `Continuous Run`. */
+  get type(): TaskType {
+    return this.#dto.type;
+  }
+  /** The normalised cron expression of a scheduled task, else null. */
+  get schedule(): string | null {
+    return this.#dto.schedule;
+  }
+  /** The IANA time zone of the schedule; null = UTC. */
+  get timezone(): string | null {
+    return this.#dto.timezone;
+  }
+  get jsonArgs(): Record<string, unknown> {
+    return structuredClone(this.#dto.jsonArgs);
+  }
+  /** Seconds each run may last; null = no limit. */
+  get timeout(): number | null {
+    return this.#dto.timeout;
+  }
+  get orchestrationId(): string {
+    return this.#dto.orchestrationId;
+  }
+  get workspaceId(): number {
+    return this.#dto.workspaceId;
+  }
+  get workspaceName(): string {
+    return this.#dto.workspaceName;
+  }
+  /** Whether the task was killed (as of the last fetch). */
+  get killed(): boolean {
+    return this.#dto.killed;
+  }
+  /** The seed's "Active": not killed. */
+  get active(): boolean {
+    return !this.#dto.killed;
+  }
+  get createdAt(): string {
+    return this.#dto.createdAt;
+  }
+  get updatedAt(): string {
+    return this.#dto.updatedAt;
+  }
+
+  /**
+   * The task status, re-read: `pending` → `started` → `pending_kill` → `killed`. A run-once
+   * task stays `started` after its run ends; the outcome is on the run.
+   */
+  async status(): Promise<TaskStatus> {
+    await this.refetch();
+    return this.#dto.status;
+  }
+
+  /** Kills the task: no run starts after this, running ones are stopped. Returns `'pending_kill'`. */
+  async kill(): Promise<'pending_kill'> {
+    this.#dto = await this.#http.json<TaskDto>('POST', `/v1/tasks/${encodeURIComponent(this.id)}/kill`);
+    return 'pending_kill';
+  }
+
+  /** The task's runs, newest first. */
+  async lastRuns(options: LastRunsOptions = {}): Promise<TaskRunList> {
+    const runs = await this.#http.json<TaskRunDto[]>('GET', `/v1/tasks/${encodeURIComponent(this.id)}/runs`, {
+      query: { limit: options.limit, status: options.status },
+    });
+    return TaskRunList.of_(runs.map((r) => new TaskRun(this.#http, r)));
+  }
+
+  /** The status of the newest run, or `'unknown'` before the first. */
+  async lastRunStatus(): Promise<TaskRunStatus | 'unknown'> {
+    await this.refetch();
+    return this.#dto.lastRunStatus;
+  }
+
+  private async refetch(): Promise<void> {
+    this.#dto = await this.#http.json<TaskDto>('GET', `/v1/tasks/${encodeURIComponent(this.id)}`);
+  }
+
+  toJSON(): TaskDto {
+    return structuredClone(this.#dto);
+  }
+
+  /** The seed's field table (ID, Name, Last Run Status, Type, Active, Schedule, …). */
+  toString(): string {
+    return renderFields([
+      ['ID', this.id],
+      ['Name', this.name],
+      ['Last Run Status', this.#dto.lastRunStatus],
+      ['Type', this.type],
+      ['Active', this.active ? 'True' : 'False'],
+      ['Schedule', this.schedule ?? '-'],
+      ['Created At', displayTime(this.createdAt)],
+      ['Updated At', displayTime(this.updatedAt)],
+      ['Workspace ID', this.workspaceId],
+      ['Workspace Name', this.workspaceName],
+    ]);
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}
+
+/** Tasks, newest first; prints the seed's table or `(no tasks)`. */
+export class TaskList extends Array<Task> {
+  static override get [Symbol.species](): ArrayConstructor {
+    return Array;
+  }
+
+  /** @internal */
+  static of_(tasks: readonly Task[]): TaskList {
+    const list = new TaskList();
+    list.push(...tasks);
+    return list;
+  }
+
+  /** `id | name | last run status | type | active | schedule | created at | updated at | workspace id | workspace name` */
+  override toString(): string {
+    if (this.length === 0) return '(no tasks)';
+    return renderTable(
+      [
+        'id',
+        'name',
+        'last run status',
+        'type',
+        'active',
+        'schedule',
+        'created at',
+        'updated at',
+        'workspace id',
+        'workspace name',
+      ],
+      this.map((t) => {
+        const dto = t.toJSON();
+        return [
+          t.id,
+          t.name,
+          dto.lastRunStatus,
+          t.type,
+          t.active ? 'True' : 'False',
+          t.schedule ?? '-',
+          displayTime(t.createdAt),
+          displayTime(t.updatedAt),
+          t.workspaceId,
+          t.workspaceName,
+        ];
+      }),
+    );
+  }
+
+  [inspect.custom](): string {
+    return this.toString();
+  }
+}

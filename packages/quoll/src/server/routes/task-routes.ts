@@ -1,0 +1,241 @@
+import type { FastifyInstance } from 'fastify';
+import type { TaskDto, TaskRunDto, TaskRunLogLineDto, TaskRunStatus } from '@quoll/client/wire';
+import type { TaskRecord, TaskRunRecord } from '../../scheduler/index.js';
+import { toTaskDto, toTaskRunDto } from '../../scheduler/index.js';
+import type { Principal } from '../../store/index.js';
+import { ApiError } from '../api-error.js';
+import type { ServerContext } from '../server-context.js';
+import { principalOf } from '../server-context.js';
+import { taskRunLogLineSchema, taskRunSchema, taskSchema } from './schemas.js';
+import { canSeeWorkspace, workspacesInScope } from './workspace-scope.js';
+
+/** Interval of the comment lines that keep an idle log stream (and its proxies) open. */
+const HEARTBEAT_MS = 15_000;
+
+const idParams = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string' } },
+} as const;
+
+/** A task the principal can see; others answer exactly like a missing one. */
+async function visibleTask(ctx: ServerContext, principal: Principal, id: string): Promise<TaskRecord> {
+  let task: TaskRecord | null = null;
+  try {
+    task = await ctx.tasks.getTask(id);
+  } catch (err) {
+    if (!(err instanceof ApiError && err.code === 'task_not_found')) throw err;
+  }
+  if (task === null || !canSeeWorkspace(principal, task.workspaceId)) {
+    throw new ApiError('task_not_found', `No task has id "${id}". List tasks to see their ids.`, {
+      taskId: id,
+    });
+  }
+  return task;
+}
+
+/** A run whose task the principal can see; others answer exactly like a missing one. */
+async function visibleRun(ctx: ServerContext, principal: Principal, id: string): Promise<TaskRunRecord> {
+  const run = await ctx.tasks.getRun(id);
+  const task = await ctx.tasks.getTask(run.taskId).catch(() => null);
+  if (task === null || !canSeeWorkspace(principal, task.workspaceId)) {
+    throw new ApiError(
+      'task_run_not_found',
+      `No task run has id "${id}". Use lastRuns() on its task to see run ids.`,
+      { runId: id },
+    );
+  }
+  return run;
+}
+
+async function taskDto(ctx: ServerContext, principal: Principal, task: TaskRecord): Promise<TaskDto> {
+  return toTaskDto(task, (await ctx.workspaces.getById(principal, task.workspaceId)).name);
+}
+
+/**
+ * `/v1/tasks…` and `/v1/task-runs…`: list, get and kill tasks; list runs; read and follow
+ * run logs (server-sent events). Workspace tokens see only their workspace's tasks.
+ */
+export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
+  // Open log streams end when the server closes, so a drain does not wait on a live run.
+  const followers = new Set<AbortController>();
+  app.addHook('preClose', (done) => {
+    for (const f of followers) f.abort();
+    done();
+  });
+
+  app.get<{
+    Querystring: { killed?: boolean; workspaceName?: string; workspaceId?: number; orchestrationId?: string };
+  }>(
+    '/v1/tasks',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary:
+          'List tasks newest first across the workspaces the token can see; killed ones only with killed=true',
+        querystring: {
+          type: 'object',
+          properties: {
+            killed: { type: 'boolean' },
+            workspaceName: { type: 'string' },
+            workspaceId: { type: 'integer' },
+            orchestrationId: { type: 'string' },
+          },
+        },
+        response: { 200: { type: 'array', items: taskSchema } },
+      },
+    },
+    async (req): Promise<TaskDto[]> => {
+      const scope = await workspacesInScope(ctx, principalOf(req), req.query);
+      const tasks = await ctx.tasks.listTasks({
+        killed: req.query.killed ?? false,
+        ...(scope.size === 1 ? { workspaceId: [...scope.keys()][0] as number } : {}),
+        ...(req.query.orchestrationId !== undefined ? { orchestrationId: req.query.orchestrationId } : {}),
+      });
+      return tasks.flatMap((t) => {
+        const wsName = scope.get(t.workspaceId);
+        return wsName === undefined ? [] : [toTaskDto(t, wsName)];
+      });
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/tasks/:id',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Get a task (status re-read each call)',
+        params: idParams,
+        response: { 200: taskSchema },
+      },
+    },
+    async (req): Promise<TaskDto> => {
+      const principal = principalOf(req);
+      return taskDto(ctx, principal, await visibleTask(ctx, principal, req.params.id));
+    },
+  );
+
+  app.post<{ Params: { id: string } }>(
+    '/v1/tasks/:id/kill',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary:
+          'Kill a task: no run starts after this; running runs get SIGTERM, then SIGKILL after a grace period',
+        params: idParams,
+        response: { 202: taskSchema },
+      },
+    },
+    async (req, reply) => {
+      const principal = principalOf(req);
+      await visibleTask(ctx, principal, req.params.id);
+      await ctx.tasks.kill(req.params.id);
+      return reply.status(202).send(await taskDto(ctx, principal, await ctx.tasks.getTask(req.params.id)));
+    },
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { limit?: number; status?: TaskRunStatus | 'all' } }>(
+    '/v1/tasks/:id/runs',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: "A task's runs, newest first",
+        params: idParams,
+        querystring: {
+          type: 'object',
+          properties: {
+            limit: { type: 'integer', minimum: 0 },
+            status: { type: 'string', enum: ['all', 'running', 'success', 'failure', 'timed_out', 'killed'] },
+          },
+        },
+        response: { 200: { type: 'array', items: taskRunSchema } },
+      },
+    },
+    async (req): Promise<TaskRunDto[]> => {
+      await visibleTask(ctx, principalOf(req), req.params.id);
+      const runs = await ctx.tasks.listRuns(req.params.id, {
+        ...(req.query.limit !== undefined ? { limit: req.query.limit } : {}),
+        ...(req.query.status !== undefined ? { status: req.query.status } : {}),
+      });
+      return runs.map(toTaskRunDto);
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/task-runs/:id',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary: 'Get a task run',
+        params: idParams,
+        response: { 200: taskRunSchema },
+      },
+    },
+    async (req): Promise<TaskRunDto> => toTaskRunDto(await visibleRun(ctx, principalOf(req), req.params.id)),
+  );
+
+  app.get<{ Params: { id: string }; Querystring: { limit?: number } }>(
+    '/v1/task-runs/:id/logs',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary:
+          "A run's captured output, oldest first; limit = the last N lines. Ends with the final status line once the run is over",
+        params: idParams,
+        querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 0 } } },
+        response: { 200: { type: 'array', items: taskRunLogLineSchema } },
+      },
+    },
+    async (req): Promise<TaskRunLogLineDto[]> => {
+      await visibleRun(ctx, principalOf(req), req.params.id);
+      return ctx.tasks.readRunLog(
+        req.params.id,
+        req.query.limit !== undefined ? { limit: req.query.limit } : {},
+      );
+    },
+  );
+
+  app.get<{ Params: { id: string } }>(
+    '/v1/task-runs/:id/logs/follow',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary:
+          'Follow a run\'s output as server-sent events: one "line" event per line (data = {time, stream, line}), existing lines first, then an "end" event after the final status line',
+        params: idParams,
+        produces: ['text/event-stream'],
+      },
+    },
+    async (req, reply) => {
+      await visibleRun(ctx, principalOf(req), req.params.id);
+      const abort = new AbortController();
+      followers.add(abort);
+      const lines = await ctx.tasks.followRunLog(req.params.id, abort.signal);
+      reply.hijack();
+      const res = reply.raw;
+      res.writeHead(200, {
+        'content-type': 'text/event-stream; charset=utf-8',
+        'cache-control': 'no-store',
+        connection: 'keep-alive',
+        'x-accel-buffering': 'no',
+      });
+      res.flushHeaders();
+      // The client went away: stop reading the log.
+      res.once('close', () => abort.abort());
+      const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+      try {
+        for await (const line of lines) {
+          if (res.destroyed) break;
+          res.write(`event: line\ndata: ${JSON.stringify(line)}\n\n`);
+        }
+        if (!res.destroyed) res.write(`event: end\ndata: {}\n\n`);
+      } catch (err) {
+        if (!abort.signal.aborted) req.log.error({ err }, 'following a run log failed');
+      } finally {
+        clearInterval(heartbeat);
+        followers.delete(abort);
+        res.end();
+      }
+    },
+  );
+}

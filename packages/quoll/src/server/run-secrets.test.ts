@@ -1,0 +1,26 @@
+import { describe, expect, it } from 'vitest';
+import { RunSecrets } from './run-secrets.js';
+
+describe('RunSecrets', () => {
+  it('hides the values a run read only in that run, and forgets them when the run ends', () => {
+    const secrets = new RunSecrets();
+    secrets.register('run-a');
+    secrets.register('run-b');
+    secrets.recordRead('task-run:run-a', { host: 'https://h/x?sig=topsecret', user: 'alice' });
+    expect(secrets.redact('GET https://h/x?sig=topsecret as alice', 'run-a')).toBe('GET ***** as *****');
+    expect(secrets.redact('topsecret', 'run-b')).toBe('topsecret');
+    secrets.forget('run-a');
+    expect(secrets.redact('topsecret', 'run-a')).toBe('topsecret');
+    expect(secrets.size).toBe(1);
+  });
+
+  it('ignores reads by other subjects and by runs that are not registered', () => {
+    const secrets = new RunSecrets();
+    secrets.register('run-a');
+    secrets.recordRead('admin', { password: 'hunter22' });
+    secrets.recordRead('task-run:run-z', { password: 'hunter22' });
+    expect(secrets.redact('hunter22', 'run-a')).toBe('hunter22');
+    expect(secrets.redact('hunter22', 'run-z')).toBe('hunter22');
+    expect(secrets.size).toBe(1);
+  });
+});

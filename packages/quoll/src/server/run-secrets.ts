@@ -1,0 +1,47 @@
+import { SecretRedactor } from '../connections/index.js';
+
+/** The token subject of a task run: `task-run:<runId>`. */
+export const TASK_RUN_SUBJECT_PREFIX = 'task-run:';
+
+/**
+ * The connection values each active task run has read, so that run's captured output hides
+ * them. A run is registered when its token is issued and forgotten when the token is
+ * revoked (the run has ended); details read under any other subject are not recorded.
+ *
+ * @example
+ * const secrets = new RunSecrets();
+ * secrets.register(runId);
+ * secrets.recordRead(`task-run:${runId}`, { host: 'https://u:pw@host' });
+ * secrets.redact('fetching https://u:pw@host', runId); // 'fetching https://u:*****@host'
+ * secrets.forget(runId);
+ */
+export class RunSecrets {
+  private readonly byRun = new Map<string, SecretRedactor>();
+
+  /** Starts recording for a run (idempotent). */
+  register(runId: string): void {
+    if (!this.byRun.has(runId)) this.byRun.set(runId, new SecretRedactor());
+  }
+
+  /** Stops recording for a run and drops what it read. */
+  forget(runId: string): void {
+    this.byRun.delete(runId);
+  }
+
+  /** Records the values of `details` when `subject` is an active run's token subject. */
+  recordRead(subject: string, details: unknown): void {
+    if (!subject.startsWith(TASK_RUN_SUBJECT_PREFIX)) return;
+    this.byRun.get(subject.slice(TASK_RUN_SUBJECT_PREFIX.length))?.addDetails(details);
+  }
+
+  /** The line with every value the run has read replaced by `*****`. */
+  redact(line: string, runId: string): string {
+    const redactor = this.byRun.get(runId);
+    return redactor === undefined ? line : redactor.redact(line);
+  }
+
+  /** Runs being recorded. */
+  get size(): number {
+    return this.byRun.size;
+  }
+}
