@@ -6,6 +6,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import type * as arrow from 'apache-arrow';
 import { tableFromIPC, type Vector } from 'apache-arrow';
 import * as ort from 'onnxruntime-node';
 import { Client } from '@quoll/client';
@@ -21,15 +22,17 @@ const useFixture = existsSync(`${fixtures}rf_model.onnx`);
 const work = mkdtempSync(join(tmpdir(), 'quoll-bench-'));
 
 // -- model and data
-const modelBytes = useFixture ? readFileSync(`${fixtures}rf_model.onnx`) : makeTreeEnsembleRegressor({ features: 18, trees: 50, depth: 8 });
+const modelBytes = useFixture
+  ? readFileSync(`${fixtures}rf_model.onnx`)
+  : makeTreeEnsembleRegressor({ features: 18, trees: 50, depth: 8 });
 const modelPath = join(work, 'model.onnx');
 writeFileSync(modelPath, modelBytes);
 let base: Float32Array;
 if (useFixture) {
   const t = tableFromIPC(readFileSync(`${fixtures}xtest-1k.arrow`));
-  const col = t.getChild('tensor') as Vector;
+  const col = t.getChild('tensor') as Vector<arrow.FixedSizeList<arrow.Float32>>;
   base = new Float32Array(t.numRows * 18);
-  for (let i = 0; i < t.numRows; i++) base.set(col.get(i).toArray() as Float32Array, i * 18);
+  for (let i = 0; i < t.numRows; i++) base.set(col.get(i)?.toArray() as Float32Array, i * 18);
 } else {
   base = makeHouseRows(1000, 1);
 }
@@ -53,14 +56,21 @@ for (const format of ['json', 'arrow'] as const) {
 
 // BENCH_ONLY="json:1:16,arrow:1000:1" limits the run to those format:batch:connections triples.
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
-if (only) workloads.splice(0, workloads.length, ...workloads.filter((w) => only.includes(`${w.format}:${w.batch}:${w.connections}`)));
+if (only)
+  workloads.splice(
+    0,
+    workloads.length,
+    ...workloads.filter((w) => only.includes(`${w.format}:${w.batch}:${w.connections}`)),
+  );
 
 function bodyFile(w: Workload): string {
   const path = join(work, `${w.format}-${w.batch}.body`);
   if (!existsSync(path)) {
     const r = rows(w.batch);
     if (w.format === 'json') {
-      const recs = Array.from({ length: w.batch }, (_, i) => ({ tensor: Array.from(r.subarray(i * 18, i * 18 + 18)) }));
+      const recs = Array.from({ length: w.batch }, (_, i) => ({
+        tensor: Array.from(r.subarray(i * 18, i * 18 + 18)),
+      }));
       writeFileSync(path, JSON.stringify(recs));
     } else {
       writeFileSync(path, tableToIpcFile(makeArrowTensorTable(r, 18)));
@@ -88,11 +98,22 @@ function lua(w: Workload, token: string | null): string {
 // -- servers
 const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
 const home = join(work, 'home');
-const quoll = spawnPinned('0', process.execPath, [cli, 'server', '--home', home, '--port', '0', '--log-level', 'warn']);
+const quoll = spawnPinned('0', process.execPath, [
+  cli,
+  'server',
+  '--home',
+  home,
+  '--port',
+  '0',
+  '--log-level',
+  'warn',
+]);
 const qUrl = (await waitFor(quoll, /listening on (http:\S+)/))[1] ?? '';
 const creds = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
 const client = new Client({ url: qUrl, token: creds.token });
-const model = await (await client.uploadModel('benchmodel', modelPath)).configure({ tensorFields: ['tensor'] });
+const model = await (
+  await client.uploadModel('benchmodel', modelPath)
+).configure({ tensorFields: ['tensor'] });
 const pipeline = await client.buildPipeline('benchpipe');
 await pipeline.addModelStep(model);
 await pipeline.deploy();
@@ -106,7 +127,9 @@ const refInfer = 'http://127.0.0.1:8471/infer';
 // -- raw session.run (R), in this process, on prebuilt tensors
 async function rawRowsPerSec(batch: number): Promise<number> {
   const session = await ort.InferenceSession.create(modelPath);
-  const feeds = { [session.inputNames[0] ?? 'float_input']: new ort.Tensor('float32', rows(batch), [batch, 18]) };
+  const feeds = {
+    [session.inputNames[0] ?? 'float_input']: new ort.Tensor('float32', rows(batch), [batch, 18]),
+  };
   for (let i = 0; i < 20; i++) await session.run(feeds);
   const samples: number[] = [];
   for (let rep = 0; rep < REPS; rep++) {
@@ -148,9 +171,29 @@ try {
     const Q = median(q);
     const F = median(f);
     const R = raw.get(w.batch) ?? NaN;
-    const row = { ...w, quollRowsPerSec: Q, referenceRowsPerSec: F, rawRowsPerSec: R, qOverF: Q / F, qOverR: Q / R, quollP99Ms: median(qp99), non2xx: errors };
+    const row = {
+      ...w,
+      quollRowsPerSec: Q,
+      referenceRowsPerSec: F,
+      rawRowsPerSec: R,
+      qOverF: Q / F,
+      qOverR: Q / R,
+      quollP99Ms: median(qp99),
+      non2xx: errors,
+    };
     results.push(row);
-    table.push([w.format, w.batch, w.connections, Math.round(Q), Math.round(F), Math.round(R), Q / F, Q / R, median(qp99), errors]);
+    table.push([
+      w.format,
+      w.batch,
+      w.connections,
+      Math.round(Q),
+      Math.round(F),
+      Math.round(R),
+      Q / F,
+      Q / R,
+      median(qp99),
+      errors,
+    ]);
     console.log(JSON.stringify(row));
   }
 } finally {
@@ -159,7 +202,18 @@ try {
   ref.kill('SIGTERM');
   await exited;
 }
-console.log(`\nmodel: ${useFixture ? 'rf_model.onnx (fixture)' : 'synthetic tree ensemble'}; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}`);
-printTable(['format', 'batch', 'conns', 'Quoll rows/s', 'F rows/s', 'R rows/s', 'Q/F', 'Q/R', 'Q p99 ms', 'non2xx'], table);
-writeResults('infer', { model: useFixture ? 'rf_model.onnx' : 'synthetic', warmupS: WARMUP, seconds: SECONDS, reps: REPS, results });
+console.log(
+  `\nmodel: ${useFixture ? 'rf_model.onnx (fixture)' : 'synthetic tree ensemble'}; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}`,
+);
+printTable(
+  ['format', 'batch', 'conns', 'Quoll rows/s', 'F rows/s', 'R rows/s', 'Q/F', 'Q/R', 'Q p99 ms', 'non2xx'],
+  table,
+);
+writeResults('infer', {
+  model: useFixture ? 'rf_model.onnx' : 'synthetic',
+  warmupS: WARMUP,
+  seconds: SECONDS,
+  reps: REPS,
+  results,
+});
 rmSync(work, { recursive: true, force: true });

@@ -15,9 +15,17 @@ export function median(xs: number[]): number {
 export const canPin = spawnSync('taskset', ['-c', '0', 'true']).status === 0;
 
 /** Spawns a process, pinned to `cores` when possible. */
-export function spawnPinned(cores: string, cmd: string, args: string[], env?: NodeJS.ProcessEnv): ChildProcess {
+export function spawnPinned(
+  cores: string,
+  cmd: string,
+  args: string[],
+  env?: NodeJS.ProcessEnv,
+): ChildProcess {
   return canPin
-    ? spawn('taskset', ['-c', cores, cmd, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } })
+    ? spawn('taskset', ['-c', cores, cmd, ...args], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...env },
+      })
     : spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
 }
 
@@ -47,7 +55,13 @@ export interface WrkResult {
 }
 
 /** Runs wrk with a POST body from a Lua script; returns throughput and latency. */
-export function wrk(opts: { url: string; luaScript: string; connections: number; seconds: number; threads?: number }): WrkResult {
+export function wrk(opts: {
+  url: string;
+  luaScript: string;
+  connections: number;
+  seconds: number;
+  threads?: number;
+}): WrkResult {
   const args = [
     `-t${opts.threads ?? 1}`,
     `-c${opts.connections}`,
@@ -57,7 +71,9 @@ export function wrk(opts: { url: string; luaScript: string; connections: number;
     opts.luaScript,
     opts.url,
   ];
-  const r = canPin ? spawnSync('taskset', ['-c', '1', 'wrk', ...args], { encoding: 'utf8' }) : spawnSync('wrk', args, { encoding: 'utf8' });
+  const r = canPin
+    ? spawnSync('taskset', ['-c', '1', 'wrk', ...args], { encoding: 'utf8' })
+    : spawnSync('wrk', args, { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
   const out = r.stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
@@ -79,7 +95,9 @@ export function writeResults(name: string, data: unknown): void {
 
 /** Prints an aligned table. */
 export function printTable(headers: string[], rows: (string | number)[][]): void {
-  const cells = rows.map((r) => r.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(2)) : c)));
+  const cells = rows.map((r) =>
+    r.map((c) => (typeof c === 'number' ? (Number.isInteger(c) ? String(c) : c.toFixed(2)) : c)),
+  );
   const w = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => (r[i] ?? '').length)));
   const line = (r: string[]): string => r.map((c, i) => c.padStart(w[i] ?? 0)).join('  ');
   console.log(line(headers));

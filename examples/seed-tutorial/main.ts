@@ -40,7 +40,9 @@ const inferenceSourceConnection = await client.getConnection(connectionName);
 console.log('Getting arrow table file');
 // Retrieve the file, asking for an Apache Arrow table
 const details = await inferenceSourceConnection.details();
-const response = await fetch(String(details.host), { headers: { Accept: 'application/vnd.apache.arrow.file' } });
+const response = await fetch(String(details.host), {
+  headers: { Accept: 'application/vnd.apache.arrow.file' },
+});
 const arrowTable = arrow.tableFromIPC(new Uint8Array(await response.arrayBuffer()));
 
 console.log('Inference time.  Displaying results after.');
@@ -48,8 +50,13 @@ console.log('Inference time.  Displaying results after.');
 const result = await pipeline.infer(arrowTable);
 const rows = result.toArray().slice(0, 5);
 for (const [i, row] of rows.entries()) {
-  const r = row.toJSON() as Record<string, unknown>;
-  console.log(i, new Date(Number(r.time)).toISOString(), `[${Array.from(r['out.variable'] as ArrayLike<number>).join(', ')}]`, r.check_failures);
+  const r = (row as { toJSON(): Record<string, unknown> }).toJSON();
+  console.log(
+    i,
+    new Date(Number(r.time)).toISOString(),
+    `[${Array.from(r['out.variable'] as ArrayLike<number>).join(', ')}]`,
+    r.check_failures,
+  );
 }
 console.log(`[${result.numRows} rows x ${result.numCols} columns]`);
 

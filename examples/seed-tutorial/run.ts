@@ -39,10 +39,14 @@ if (useFixtures) {
 summary.data = useFixtures ? 'fixtures' : 'generated';
 
 // -- a fresh embedded Quoll and a local file server standing in for the GitHub URL
-const server = await startServer(resolveServerConfig({ home: join(work, 'home'), port: 0, logLevel: 'warn' }, process.env, work));
+const server = await startServer(
+  resolveServerConfig({ home: join(work, 'home'), port: 0, logLevel: 'warn' }, process.env, work),
+);
 const files: Server = createServer((req, res) => {
   if (req.url?.startsWith('/xtest-1k.arrow')) {
-    void readFile(arrowFile).then((bytes) => res.writeHead(200, { 'content-type': 'application/vnd.apache.arrow.file' }).end(bytes));
+    void readFile(arrowFile).then((bytes) =>
+      res.writeHead(200, { 'content-type': 'application/vnd.apache.arrow.file' }).end(bytes),
+    );
   } else res.writeHead(404).end();
 });
 await new Promise<void>((r) => files.listen(0, '127.0.0.1', r));
@@ -112,14 +116,20 @@ try {
   const pipeline = await getPipeline(pipelineName);
 
   section('Upload the Model and Deploy Pipeline');
-  const housingModelControl = await (await wl.uploadModel(modelName, modelFileName)).configure({ tensorFields: ['tensor'] });
+  const housingModelControl = await (
+    await wl.uploadModel(modelName, modelFileName)
+  ).configure({ tensorFields: ['tensor'] });
   console.log(String(await pipeline.addModelStep(housingModelControl)));
   await pipeline.deploy();
   console.log(String(pipeline));
 
   section('Sample Inferences');
   const batchInferences = (await pipeline.inferFromFile(arrowFile)) as arrow.Table;
-  summary.sampleInference = { rows: batchInferences.numRows, columns: batchInferences.schema.fields.map((f) => f.name), values: showHead(batchInferences) };
+  summary.sampleInference = {
+    rows: batchInferences.numRows,
+    columns: batchInferences.schema.fields.map((f) => f.name),
+    values: showHead(batchInferences),
+  };
 
   section('Create Connection');
   console.log(String(await wl.createConnection(connectionName, 'HTTPFILE', { host: fileUrl })));
@@ -141,7 +151,9 @@ try {
 
   section('Using a Connection Example');
   await pipeline.deploy();
-  const response = await fetch(String((await connection.details()).host), { headers: { Accept: 'application/vnd.apache.arrow.file' } });
+  const response = await fetch(String((await connection.details()).host), {
+    headers: { Accept: 'application/vnd.apache.arrow.file' },
+  });
   const arrowTable = arrow.tableFromIPC(new Uint8Array(await response.arrayBuffer()));
   const results = await pipeline.infer(arrowTable);
   summary.connectionInference = { rows: results.numRows, values: showHead(results) };
@@ -173,7 +185,8 @@ try {
   let status: string;
   const seen: string[] = [];
   while ((status = await orchestration.status()) !== 'ready') {
-    if (status === 'error') throw new Error(`packaging failed:\n${(await orchestration.packagingLogs()).join('\n')}`);
+    if (status === 'error')
+      throw new Error(`packaging failed:\n${(await orchestration.packagingLogs()).join('\n')}`);
     if (seen.at(-1) !== status) console.log(status);
     seen.push(status);
     await sleep(100);
@@ -207,12 +220,21 @@ try {
   console.log(runLogs.map(String).join('\n'));
   const onceLogs = await pipeline.logs({ start: taskStart, end: taskEnd, arrow: true });
   console.log(`${onceLogs.numRows} inference log rows between task start and end`);
-  summary.runOnce = { runStatus: run.status, logLines: runLogs.map((l) => l.line), inferenceLogRows: onceLogs.numRows };
+  summary.runOnce = {
+    runStatus: run.status,
+    logLines: runLogs.map((l) => l.line),
+    inferenceLogRows: onceLogs.numRows,
+  };
 
   if (!skipSchedule) {
     section('Scheduled Tasks');
     taskStart = new Date();
-    const taskScheduled = await orchestration.runScheduled({ name: 'schedule example', timeout: 600, schedule: '*/1, *, *, *, *', jsonArgs: {} });
+    const taskScheduled = await orchestration.runScheduled({
+      name: 'schedule example',
+      timeout: 600,
+      schedule: '*/1, *, *, *, *',
+      jsonArgs: {},
+    });
     while ((await taskScheduled.status()) !== 'started') await sleep(100);
     console.log(String(taskScheduled));
     // The tutorial sleeps 90 s; here: until the first tick's run has finished (≤ about 70 s).

@@ -20,16 +20,27 @@ interface Summary {
 }
 
 describe('the seed tutorial, as a user runs it (examples/seed-tutorial)', () => {
-  it('runs every section end to end and gives the tutorial\'s numbers', { timeout: 300_000 }, async () => {
+  it("runs every section end to end and gives the tutorial's numbers", { timeout: 300_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'quoll-seed-test-'));
     const summaryFile = join(dir, 'summary.json');
     try {
-      const { stdout } = await exec(process.execPath, ['--import', 'tsx', join(root, 'examples/seed-tutorial/run.ts'), '--summary', summaryFile], {
-        cwd: root,
-        maxBuffer: 64 * 1024 * 1024,
-        timeout: 280_000,
-      });
-      for (const heading of ['Sample Inferences', 'Create Connection', 'Upload the Orchestration', 'Task Run Once', 'Scheduled Tasks', 'Kill a Task']) {
+      const { stdout } = await exec(
+        process.execPath,
+        ['--import', 'tsx', join(root, 'examples/seed-tutorial/run.ts'), '--summary', summaryFile],
+        {
+          cwd: root,
+          maxBuffer: 64 * 1024 * 1024,
+          timeout: 280_000,
+        },
+      );
+      for (const heading of [
+        'Sample Inferences',
+        'Create Connection',
+        'Upload the Orchestration',
+        'Task Run Once',
+        'Scheduled Tasks',
+        'Kill a Task',
+      ]) {
         expect(stdout).toContain(`## ${heading}`);
       }
       expect(stdout).toContain('*****');
@@ -40,11 +51,15 @@ describe('the seed tutorial, as a user runs it (examples/seed-tutorial)', () => 
       expect(s.connectionInference.rows).toBe(1000);
       expect(s.connectionInference.values).toEqual(s.sampleInference.values);
       if (hasSharedFixtures) {
-        const raw = JSON.parse(await readFile(join(SHARED_FIXTURES, 'expected-rf_model-xtest-1k.json'), 'utf8')) as unknown;
-        const expected = (Array.isArray(raw) ? raw : (raw as { 'out.variable': unknown[] })['out.variable']).map((v) =>
-          Array.isArray(v) ? Number(v[0]) : Number(v),
+        const raw = JSON.parse(
+          await readFile(join(SHARED_FIXTURES, 'expected-rf_model-xtest-1k.json'), 'utf8'),
+        ) as unknown;
+        const expected = (
+          Array.isArray(raw) ? raw : (raw as { 'out.variable': unknown[] })['out.variable']
+        ).map((v) => (Array.isArray(v) ? Number(v[0]) : Number(v)));
+        s.sampleInference.values.forEach((v, i) =>
+          expect(Math.abs(v - (expected[i] ?? NaN))).toBeLessThanOrEqual(1.0),
         );
-        s.sampleInference.values.forEach((v, i) => expect(Math.abs(v - (expected[i] ?? NaN))).toBeLessThanOrEqual(1.0));
         // The tutorial's printed first rows.
         [718013.75, 615094.56, 448627.72, 758714.2, 513264.7].forEach((v, i) =>
           expect(Math.abs((s.sampleInference.values[i] ?? NaN) - v)).toBeLessThanOrEqual(1.0),

@@ -15,7 +15,9 @@ let dir: string;
 /** Runs the CLI against the test server; never throws, answers code + output. */
 async function quoll(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, '--home', server.home, ...args], { env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' } });
+    const { stdout, stderr } = await exec(process.execPath, [CLI, '--home', server.home, ...args], {
+      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
+    });
     return { code: 0, stdout, stderr };
   } catch (err) {
     const e = err as { code: number; stdout: string; stderr: string };
@@ -45,20 +47,45 @@ describe('the quoll CLI', () => {
     const json = JSON.parse((await quoll('workspace', 'list', '--json')).stdout) as { name: string }[];
     expect(json.map((w) => w.name)).toContain('cliws');
 
-    const up = await quoll('-w', 'cliws', 'model', 'upload', 'clim', join(dir, 'model.onnx'), '--tensor-fields', 'tensor', '--json');
+    const up = await quoll(
+      '-w',
+      'cliws',
+      'model',
+      'upload',
+      'clim',
+      join(dir, 'model.onnx'),
+      '--tensor-fields',
+      'tensor',
+      '--json',
+    );
     expect(up.code).toBe(0);
-    expect((JSON.parse(up.stdout) as { config: { tensorFields: string[] } }).config.tensorFields).toEqual(['tensor']);
+    expect((JSON.parse(up.stdout) as { config: { tensorFields: string[] } }).config.tensorFields).toEqual([
+      'tensor',
+    ]);
     expect((await quoll('-w', 'cliws', 'pipeline', 'create', 'clip')).code).toBe(0);
     expect((await quoll('-w', 'cliws', 'pipeline', 'add-step', 'clip', 'clim')).code).toBe(0);
     const deployed = await quoll('-w', 'cliws', 'pipeline', 'deploy', 'clip');
     expect(deployed.stdout).toMatch(/status\s+Running/);
-    const inferred = await quoll('-w', 'cliws', 'pipeline', 'infer', 'clip', join(dir, 'data.arrow'), '--limit', '5');
+    const inferred = await quoll(
+      '-w',
+      'cliws',
+      'pipeline',
+      'infer',
+      'clip',
+      join(dir, 'data.arrow'),
+      '--limit',
+      '5',
+    );
     expect(inferred.code).toBe(0);
     expect(inferred.stdout).toMatch(/^time\s+in\.tensor\s+out\.variable\s+check_failures/m);
     expect(inferred.stdout).toContain('[30 rows x 4 columns]');
-    const status = JSON.parse((await quoll('-w', 'cliws', 'pipeline', 'status', 'clip', '--json')).stdout) as { status: string };
+    const status = JSON.parse(
+      (await quoll('-w', 'cliws', 'pipeline', 'status', 'clip', '--json')).stdout,
+    ) as { status: string };
     expect(status.status).toBe('Running');
-    expect((await quoll('-w', 'cliws', 'pipeline', 'undeploy', 'clip')).stdout).toMatch(/status\s+Undeployed/);
+    expect((await quoll('-w', 'cliws', 'pipeline', 'undeploy', 'clip')).stdout).toMatch(
+      /status\s+Undeployed/,
+    );
   });
 
   it('exits non-zero with the error code and message', async () => {

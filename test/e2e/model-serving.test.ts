@@ -42,7 +42,12 @@ function column(table: Table, name: string): number[][] {
   return Array.from({ length: table.numRows }, (_, i) => Array.from(col.get(i) as ArrayLike<number>));
 }
 
-async function deployed(name: string, modelName: string, modelBytes: Uint8Array, tensorFields?: string[]): Promise<Pipeline> {
+async function deployed(
+  name: string,
+  modelName: string,
+  modelBytes: Uint8Array,
+  tensorFields?: string[],
+): Promise<Pipeline> {
   let model = await client.uploadModel(modelName, modelBytes);
   if (tensorFields) model = await model.configure({ tensorFields });
   const pipeline = await client.buildPipeline(name);
@@ -53,40 +58,58 @@ async function deployed(name: string, modelName: string, modelBytes: Uint8Array,
 }
 
 describe('the seed flow (workspace → model → pipeline → deploy → infer)', () => {
-  it.skipIf(!hasSharedFixtures)('serves the tutorial rf_model on xtest-1k.arrow within ±1.0 of the expected outputs', async () => {
-    if (!hasSharedFixtures) console.warn(SKIP_REASON);
-    const workspace = await client.getWorkspace('orchestrationworkspace', { createIfNotExist: true });
-    client.setCurrentWorkspace(workspace);
-    const model = await (await client.uploadModel('orchestrationmodel', `${SHARED_FIXTURES}rf_model.onnx`)).configure({
-      tensorFields: ['tensor'],
-    });
-    expect(model.sha).toMatch(/^e22a0831/);
-    expect(model.inputs).toEqual([{ name: 'float_input', type: 'float32', shape: [null, 18] }]);
-    expect(model.outputs.map((o) => o.name)).toEqual(['variable']);
-    const pipeline = await client.buildPipeline('orchestrationpipeline');
-    await pipeline.addModelStep(model);
-    await pipeline.deploy();
-    expect((await pipeline.status()).status).toBe('Running');
+  it.skipIf(!hasSharedFixtures)(
+    'serves the tutorial rf_model on xtest-1k.arrow within ±1.0 of the expected outputs',
+    async () => {
+      if (!hasSharedFixtures) console.warn(SKIP_REASON);
+      const workspace = await client.getWorkspace('orchestrationworkspace', { createIfNotExist: true });
+      client.setCurrentWorkspace(workspace);
+      const model = await (
+        await client.uploadModel('orchestrationmodel', `${SHARED_FIXTURES}rf_model.onnx`)
+      ).configure({
+        tensorFields: ['tensor'],
+      });
+      expect(model.sha).toMatch(/^e22a0831/);
+      expect(model.inputs).toEqual([{ name: 'float_input', type: 'float32', shape: [null, 18] }]);
+      expect(model.outputs.map((o) => o.name)).toEqual(['variable']);
+      const pipeline = await client.buildPipeline('orchestrationpipeline');
+      await pipeline.addModelStep(model);
+      await pipeline.deploy();
+      expect((await pipeline.status()).status).toBe('Running');
 
-    const result = (await pipeline.inferFromFile(`${SHARED_FIXTURES}xtest-1k.arrow`)) as Table;
-    expect(result.numRows).toBe(1000);
-    expect(result.schema.fields.map((f) => f.name)).toEqual(['time', 'in.tensor', 'out.variable', 'check_failures']);
-    const expected = JSON.parse(await readFile(`${SHARED_FIXTURES}expected-rf_model-xtest-1k.json`, 'utf8')) as unknown;
-    const expectedValues = (Array.isArray(expected) ? expected : (expected as { 'out.variable': unknown[] })['out.variable']).map((v) =>
-      Array.isArray(v) ? Number(v[0]) : Number(v),
-    );
-    const got = column(result, 'out.variable').map((v) => v[0] ?? NaN);
-    expect(got).toHaveLength(1000);
-    got.forEach((v, i) => expect(Math.abs(v - (expectedValues[i] ?? NaN))).toBeLessThanOrEqual(1.0));
-    // One time value per request.
-    expect(new Set(Array.from({ length: 1000 }, (_, i) => Number(result.getChild('time')?.get(i)))).size).toBe(1);
+      const result = (await pipeline.inferFromFile(`${SHARED_FIXTURES}xtest-1k.arrow`)) as Table;
+      expect(result.numRows).toBe(1000);
+      expect(result.schema.fields.map((f) => f.name)).toEqual([
+        'time',
+        'in.tensor',
+        'out.variable',
+        'check_failures',
+      ]);
+      const expected = JSON.parse(
+        await readFile(`${SHARED_FIXTURES}expected-rf_model-xtest-1k.json`, 'utf8'),
+      ) as unknown;
+      const expectedValues = (
+        Array.isArray(expected) ? expected : (expected as { 'out.variable': unknown[] })['out.variable']
+      ).map((v) => (Array.isArray(v) ? Number(v[0]) : Number(v)));
+      const got = column(result, 'out.variable').map((v) => v[0] ?? NaN);
+      expect(got).toHaveLength(1000);
+      got.forEach((v, i) => expect(Math.abs(v - (expectedValues[i] ?? NaN))).toBeLessThanOrEqual(1.0));
+      // One time value per request.
+      expect(
+        new Set(Array.from({ length: 1000 }, (_, i) => Number(result.getChild('time')?.get(i)))).size,
+      ).toBe(1);
 
-    const records = (await pipeline.inferFromFile(`${SHARED_FIXTURES}xtest-1.df.json`)) as InferenceRecord[];
-    expect(records).toHaveLength(1);
-    expect(Math.abs(((records[0]?.['out.variable'] as number[])[0] ?? 0) - 718013.75)).toBeLessThanOrEqual(1.0);
-    await pipeline.undeploy();
-    expect((await pipeline.status()).status).toBe('Undeployed');
-  });
+      const records = (await pipeline.inferFromFile(
+        `${SHARED_FIXTURES}xtest-1.df.json`,
+      )) as InferenceRecord[];
+      expect(records).toHaveLength(1);
+      expect(Math.abs(((records[0]?.['out.variable'] as number[])[0] ?? 0) - 718013.75)).toBeLessThanOrEqual(
+        1.0,
+      );
+      await pipeline.undeploy();
+      expect((await pipeline.status()).status).toBe('Undeployed');
+    },
+  );
 
   it("serves the project's own tree-ensemble model and matches onnxruntime run directly", async () => {
     const ws = await client.getWorkspace('synthetic', { createIfNotExist: true });
@@ -101,7 +124,9 @@ describe('the seed flow (workspace → model → pipeline → deploy → infer)'
     const result = (await pipeline.inferFromFile(file)) as Table;
     expect(result.numRows).toBe(1000);
     const session = await ort.InferenceSession.create(bytes);
-    const direct = await session.run({ [session.inputNames[0] ?? 'float_input']: new ort.Tensor('float32', rows, [1000, 18]) });
+    const direct = await session.run({
+      [session.inputNames[0] ?? 'float_input']: new ort.Tensor('float32', rows, [1000, 18]),
+    });
     const want = direct[session.outputNames[0] ?? 'variable']?.data as Float32Array;
     const got = column(result, 'out.variable').map((v) => v[0] ?? NaN);
     // Batch splitting across workers may change the last float32 ulp (0.0625 near 1e6).
@@ -109,9 +134,11 @@ describe('the seed flow (workspace → model → pipeline → deploy → infer)'
     expect(column(result, 'in.tensor')[5]).toEqual(Array.from(rows.subarray(5 * 18, 6 * 18)));
 
     // JSON records in → records out, same numbers.
-    const recs = (await pipeline.infer([{ tensor: Array.from(rows.subarray(0, 18)) }])) as InferenceRecord[];
+    const recs = await pipeline.infer([{ tensor: Array.from(rows.subarray(0, 18)) }]);
     expect(Object.keys(recs[0] ?? {})).toEqual(['time', 'in.tensor', 'out.variable', 'check_failures']);
-    expect(Math.abs((recs[0]?.['out.variable'] as number[])[0]! - (want[0] ?? NaN))).toBeLessThanOrEqual(0.125);
+    expect(Math.abs((recs[0]?.['out.variable'] as number[])[0]! - (want[0] ?? NaN))).toBeLessThanOrEqual(
+      0.125,
+    );
     expect(recs[0]?.check_failures).toBe(0);
     await pipeline.undeploy();
   });
@@ -121,10 +148,10 @@ describe('models with several inputs and outputs, and pipelines with several ste
   it('maps columns to a multi-input model by name and returns every output', async () => {
     client.setCurrentWorkspace(await client.getWorkspace('multi', { createIfNotExist: true }));
     const pipeline = await deployed('multiio', 'multiio', makeMultiIoModel());
-    const out = (await pipeline.infer([
+    const out = await pipeline.infer([
       { a: [1, 2, 3], b: [10, 20] },
       { a: [0.5, 0.5, 1], b: [-1, 1] },
-    ])) as InferenceRecord[];
+    ]);
     expect(out).toHaveLength(2);
     const keys = Object.keys(out[0] ?? {});
     expect(keys[0]).toBe('time');
@@ -137,20 +164,26 @@ describe('models with several inputs and outputs, and pipelines with several ste
 
   it("feeds each step's outputs to the next step", async () => {
     client.setCurrentWorkspace(await client.getWorkspace('multi', { createIfNotExist: true }));
-    const double = await client.uploadModel('double', makeScaleModel({ inputName: 'tensor', outputName: 'features', width: 18, factor: 2 }));
-    const tree = await client.uploadModel('tree', makeTreeEnsembleRegressor({ features: 18, inputName: 'features', seed: 5 }));
+    const double = await client.uploadModel(
+      'double',
+      makeScaleModel({ inputName: 'tensor', outputName: 'features', width: 18, factor: 2 }),
+    );
+    const tree = await client.uploadModel(
+      'tree',
+      makeTreeEnsembleRegressor({ features: 18, inputName: 'features', seed: 5 }),
+    );
     const pipeline = await client.buildPipeline('twostep');
     await pipeline.addModelStep(double);
     await pipeline.addModelStep(tree);
     expect((await pipeline.steps()).map((s) => s.model.name)).toEqual(['double', 'tree']);
     await pipeline.deploy();
     const row = Array.from(makeHouseRows(1, 9));
-    const [viaPipeline] = (await pipeline.infer([{ tensor: row }])) as InferenceRecord[];
+    const [viaPipeline] = await pipeline.infer([{ tensor: row }]);
     // The same tree on doubled inputs, as a one-step pipeline.
     const single = await client.buildPipeline('treeonly');
     await single.addModelStep(tree);
     await single.deploy();
-    const [direct] = (await single.infer([{ tensor: row.map((x) => x * 2) }])) as InferenceRecord[];
+    const [direct] = await single.infer([{ tensor: row.map((x) => x * 2) }]);
     expect(viaPipeline?.['out.variable']).toEqual(direct?.['out.variable']);
     expect((await pipeline.versions()).length).toBe(1);
     await pipeline.undeploy();
@@ -229,11 +262,15 @@ describe('bad input gets a clear error with a stable code and changes nothing', 
   });
 
   it('an unknown column is unknown_input_column', async () => {
-    await expect(pipeline.infer([{ tensor: row, extra: [1] }])).rejects.toMatchObject({ code: 'unknown_input_column' });
+    await expect(pipeline.infer([{ tensor: row, extra: [1] }])).rejects.toMatchObject({
+      code: 'unknown_input_column',
+    });
   });
 
   it('a non-numeric value is non_numeric_value', async () => {
-    await expect(pipeline.infer([{ tensor: [...row.slice(0, 17), 'x'] }])).rejects.toMatchObject({ code: 'non_numeric_value' });
+    await expect(pipeline.infer([{ tensor: [...row.slice(0, 17), 'x'] }])).rejects.toMatchObject({
+      code: 'non_numeric_value',
+    });
   });
 
   it('an undeployed pipeline is NotDeployedError', async () => {
@@ -249,7 +286,9 @@ describe('bad input gets a clear error with a stable code and changes nothing', 
 
   it('a file that is not ONNX is refused and nothing is stored', async () => {
     const before = (await client.listModels()).length;
-    await expect(client.uploadModel('notonnx', new TextEncoder().encode('{"hello": "world"}'))).rejects.toMatchObject({
+    await expect(
+      client.uploadModel('notonnx', new TextEncoder().encode('{"hello": "world"}')),
+    ).rejects.toMatchObject({
       code: 'invalid_model',
     });
     const truncated = makeTreeEnsembleRegressor({ seed: 4 }).subarray(0, 200);
@@ -263,14 +302,16 @@ describe('bad input gets a clear error with a stable code and changes nothing', 
   });
 
   it('a missing or wrong token is AuthError', async () => {
-    await expect(new Client({ url: server.url, token: 'qk_wrong' }).listWorkspaces()).rejects.toBeInstanceOf(AuthError);
+    await expect(new Client({ url: server.url, token: 'qk_wrong' }).listWorkspaces()).rejects.toBeInstanceOf(
+      AuthError,
+    );
     const res = await fetch(`${server.url}/v1/workspaces`);
     expect(res.status).toBe(401);
     expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unauthenticated');
   });
 
   it('the server keeps serving after every bad request', async () => {
-    const [ok] = (await pipeline.infer([{ tensor: row }])) as InferenceRecord[];
+    const [ok] = await pipeline.infer([{ tensor: row }]);
     expect((ok?.['out.variable'] as number[]).length).toBe(1);
   });
 });
@@ -308,14 +349,22 @@ describe('the HTTP API', () => {
     const body = JSON.stringify([{ tensor: Array.from({ length: 18 }, () => 1) }]);
     const res = await fetch(p.url(), {
       method: 'POST',
-      headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json', accept: 'application/vnd.apache.arrow.stream' },
+      headers: {
+        authorization: `Bearer ${server.token}`,
+        'content-type': 'application/json',
+        accept: 'application/vnd.apache.arrow.stream',
+      },
       body,
     });
     expect(res.headers.get('content-type')).toContain('application/vnd.apache.arrow.stream');
     expect(tableFromIPC(new Uint8Array(await res.arrayBuffer())).numRows).toBe(1);
     const bad = await fetch(p.url(), {
       method: 'POST',
-      headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json', accept: 'text/csv' },
+      headers: {
+        authorization: `Bearer ${server.token}`,
+        'content-type': 'application/json',
+        accept: 'text/csv',
+      },
       body,
     });
     expect(bad.status).toBe(406);

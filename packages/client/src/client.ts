@@ -57,19 +57,28 @@ export class Client {
 
   /** Creates a workspace; a taken name is a `ConflictError`. */
   async createWorkspace(name: string): Promise<Workspace> {
-    return new Workspace(this.http, await this.http.json<WorkspaceDto>('POST', '/v1/workspaces', { json: { name } }));
+    return new Workspace(
+      this.http,
+      await this.http.json<WorkspaceDto>('POST', '/v1/workspaces', { json: { name } }),
+    );
   }
 
   /** Every workspace this token can see. */
   async listWorkspaces(): Promise<Workspace[]> {
-    return (await this.http.json<WorkspaceDto[]>('GET', '/v1/workspaces')).map((w) => new Workspace(this.http, w));
+    return (await this.http.json<WorkspaceDto[]>('GET', '/v1/workspaces')).map(
+      (w) => new Workspace(this.http, w),
+    );
   }
 
   /** A workspace by name; `NotFoundError` unless `createIfNotExist`. */
   async getWorkspace(name: string, options: { createIfNotExist?: boolean } = {}): Promise<Workspace> {
-    const dto = await this.http.json<WorkspaceDto>('GET', `/v1/workspaces/by-name/${encodeURIComponent(name)}`, {
-      query: { createIfNotExist: options.createIfNotExist ? true : undefined },
-    });
+    const dto = await this.http.json<WorkspaceDto>(
+      'GET',
+      `/v1/workspaces/by-name/${encodeURIComponent(name)}`,
+      {
+        query: { createIfNotExist: options.createIfNotExist ? true : undefined },
+      },
+    );
     return new Workspace(this.http, dto);
   }
 
@@ -96,10 +105,17 @@ export class Client {
    * Issues a token that sees only `workspace` (admin tokens only); tasks get such tokens.
    * @param ttlSeconds how long it lives. @default forever
    */
-  async createWorkspaceToken(workspace: Workspace, options: { subject?: string; ttlSeconds?: number } = {}): Promise<string> {
-    const issued = await this.http.json<{ id: string; token: string }>('POST', `/v1/workspaces/${workspace.id}/tokens`, {
-      json: options,
-    });
+  async createWorkspaceToken(
+    workspace: Workspace,
+    options: { subject?: string; ttlSeconds?: number } = {},
+  ): Promise<string> {
+    const issued = await this.http.json<{ id: string; token: string }>(
+      'POST',
+      `/v1/workspaces/${workspace.id}/tokens`,
+      {
+        json: options,
+      },
+    );
     return issued.token;
   }
 
@@ -115,9 +131,17 @@ export class Client {
    * again makes a new version.
    * @example const model = await client.uploadModel('orchestrationmodel', './models/rf_model.onnx');
    */
-  async uploadModel(name: string, pathOrBytes: string | Uint8Array, options: UploadModelOptions = {}): Promise<ModelVersion> {
+  async uploadModel(
+    name: string,
+    pathOrBytes: string | Uint8Array,
+    options: UploadModelOptions = {},
+  ): Promise<ModelVersion> {
     if (options.framework !== undefined && options.framework !== 'onnx') {
-      throw new ValidationError('invalid_request', `Framework "${String(options.framework)}" is not supported; only "onnx" is.`, 0);
+      throw new ValidationError(
+        'invalid_request',
+        `Framework "${String(options.framework)}" is not supported; only "onnx" is.`,
+        0,
+      );
     }
     const ws = await this.workspaceId();
     let body: Uint8Array | ReadableStream<Uint8Array>;
@@ -126,7 +150,11 @@ export class Client {
       try {
         await stat(pathOrBytes);
       } catch {
-        throw new ValidationError('invalid_request', `Model file "${pathOrBytes}" does not exist or cannot be read.`, 0);
+        throw new ValidationError(
+          'invalid_request',
+          `Model file "${pathOrBytes}" does not exist or cannot be read.`,
+          0,
+        );
       }
       body = Readable.toWeb(createReadStream(pathOrBytes)) as ReadableStream<Uint8Array>;
       fileName = options.fileName ?? basename(pathOrBytes);
@@ -146,16 +174,22 @@ export class Client {
   /** The newest version of a model, or the given version. */
   async getModel(name: string, version?: string): Promise<ModelVersion> {
     const ws = await this.workspaceId();
-    const dto = await this.http.json<ModelVersionDto>('GET', `/v1/workspaces/${ws}/models/${encodeURIComponent(name)}`, {
-      query: { version },
-    });
+    const dto = await this.http.json<ModelVersionDto>(
+      'GET',
+      `/v1/workspaces/${ws}/models/${encodeURIComponent(name)}`,
+      {
+        query: { version },
+      },
+    );
     return new ModelVersion(this.http, dto);
   }
 
   /** Every model version in the current workspace, newest first. */
   async listModels(): Promise<ModelVersion[]> {
     const ws = await this.workspaceId();
-    return (await this.http.json<ModelVersionDto[]>('GET', `/v1/workspaces/${ws}/models`)).map((m) => new ModelVersion(this.http, m));
+    return (await this.http.json<ModelVersionDto[]>('GET', `/v1/workspaces/${ws}/models`)).map(
+      (m) => new ModelVersion(this.http, m),
+    );
   }
 
   // -- pipelines
@@ -163,13 +197,19 @@ export class Client {
   /** Creates a pipeline, or returns the existing one of that name. */
   async buildPipeline(name: string): Promise<Pipeline> {
     const ws = await this.workspaceId();
-    return new Pipeline(this.http, await this.http.json<PipelineDto>('POST', `/v1/workspaces/${ws}/pipelines`, { json: { name } }));
+    return new Pipeline(
+      this.http,
+      await this.http.json<PipelineDto>('POST', `/v1/workspaces/${ws}/pipelines`, { json: { name } }),
+    );
   }
 
   /** A pipeline by name; `NotFoundError` when there is none. */
   async getPipeline(name: string): Promise<Pipeline> {
     const ws = await this.workspaceId();
-    return new Pipeline(this.http, await this.http.json<PipelineDto>('GET', `/v1/workspaces/${ws}/pipelines/${encodeURIComponent(name)}`));
+    return new Pipeline(
+      this.http,
+      await this.http.json<PipelineDto>('GET', `/v1/workspaces/${ws}/pipelines/${encodeURIComponent(name)}`),
+    );
   }
 
   /** Pipelines with this name (at most one per workspace); throws `NotFoundError` when none. */
@@ -178,7 +218,12 @@ export class Client {
       return [await this.getPipeline(name)];
     } catch (err) {
       if (err instanceof NotFoundError) {
-        throw new NotFoundError('pipeline_not_found', `No pipeline named "${name}" in the current workspace.`, 404, { name });
+        throw new NotFoundError(
+          'pipeline_not_found',
+          `No pipeline named "${name}" in the current workspace.`,
+          404,
+          { name },
+        );
       }
       throw err;
     }
@@ -187,7 +232,9 @@ export class Client {
   /** Every pipeline in the current workspace. */
   async listPipelines(): Promise<Pipeline[]> {
     const ws = await this.workspaceId();
-    return (await this.http.json<PipelineDto[]>('GET', `/v1/workspaces/${ws}/pipelines`)).map((p) => new Pipeline(this.http, p));
+    return (await this.http.json<PipelineDto[]>('GET', `/v1/workspaces/${ws}/pipelines`)).map(
+      (p) => new Pipeline(this.http, p),
+    );
   }
 
   // -- connections
@@ -200,7 +247,10 @@ export class Client {
    *   await client.createConnection('houseprice_arrow_table', 'HTTPFILE', { host: 'https://example.com/xtest-1k.arrow' });
    */
   async createConnection(name: string, type: string, details: Record<string, unknown>): Promise<Connection> {
-    return new Connection(this.http, await this.http.json<ConnectionDto>('POST', '/v1/connections', { json: { name, type, details } }));
+    return new Connection(
+      this.http,
+      await this.http.json<ConnectionDto>('POST', '/v1/connections', { json: { name, type, details } }),
+    );
   }
 
   /** Every connection this token can see (an admin: all of the instance); prints as a table with details `*****`. */
@@ -211,7 +261,10 @@ export class Client {
 
   /** A connection by name; `NotFoundError` when there is none (or this token cannot see it). */
   async getConnection(name: string): Promise<Connection> {
-    return new Connection(this.http, await this.http.json<ConnectionDto>('GET', `/v1/connections/${encodeURIComponent(name)}`));
+    return new Connection(
+      this.http,
+      await this.http.json<ConnectionDto>('GET', `/v1/connections/${encodeURIComponent(name)}`),
+    );
   }
 
   /**
@@ -219,7 +272,9 @@ export class Client {
    * @param limit how many entries. @default 100
    */
   async connectionAudit(options: { limit?: number } = {}): Promise<ConnectionAuditEntryDto[]> {
-    return this.http.json<ConnectionAuditEntryDto[]>('GET', '/v1/admin/audit', { query: { limit: options.limit } });
+    return this.http.json<ConnectionAuditEntryDto[]>('GET', '/v1/admin/audit', {
+      query: { limit: options.limit },
+    });
   }
 
   // -- orchestrations and tasks
@@ -244,7 +299,11 @@ export class Client {
       try {
         await stat(source.path);
       } catch {
-        throw new ValidationError('invalid_request', `Orchestration file "${source.path}" does not exist or cannot be read.`, 0);
+        throw new ValidationError(
+          'invalid_request',
+          `Orchestration file "${source.path}" does not exist or cannot be read.`,
+          0,
+        );
       }
       body = Readable.toWeb(createReadStream(source.path)) as ReadableStream<Uint8Array>;
       fileName = basename(source.path);
@@ -252,7 +311,11 @@ export class Client {
       body = source.bytes;
       fileName = source.fileName ?? '_';
     } else {
-      throw new ValidationError('invalid_request', 'uploadOrchestration needs { path } or { bytes, fileName } of a zip.', 0);
+      throw new ValidationError(
+        'invalid_request',
+        'uploadOrchestration needs { path } or { bytes, fileName } of a zip.',
+        0,
+      );
     }
     const dto = await this.http.json<OrchestrationDto>('POST', `/v1/workspaces/${ws}/orchestrations`, {
       body,
@@ -273,7 +336,10 @@ export class Client {
 
   /** An orchestration by id; `NotFoundError` when there is none (or this token cannot see it). */
   async getOrchestration(id: string): Promise<Orchestration> {
-    return new Orchestration(this.http, await this.http.json<OrchestrationDto>('GET', `/v1/orchestrations/${encodeURIComponent(id)}`));
+    return new Orchestration(
+      this.http,
+      await this.http.json<OrchestrationDto>('GET', `/v1/orchestrations/${encodeURIComponent(id)}`),
+    );
   }
 
   /**

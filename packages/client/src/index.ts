@@ -30,12 +30,7 @@ export {
   ValidationError,
 } from './errors/index.js';
 export { inTask, taskArgs } from './task-env/index.js';
-export {
-  Orchestration,
-  OrchestrationList,
-  PackagingLogLine,
-  PackagingLogs,
-} from './orchestrations/index.js';
+export { Orchestration, OrchestrationList, PackagingLogLine, PackagingLogs } from './orchestrations/index.js';
 export type { RunContinuouslyOptions, RunOnceOptions, RunScheduledOptions } from './orchestrations/index.js';
 export { Task, TaskList, TaskRun, TaskRunList, TaskRunLogLine, TaskRunLogs } from './tasks/index.js';
 export type { LastRunsOptions } from './tasks/index.js';

@@ -45,7 +45,12 @@ export class PayloadTooLargeError extends QuollError {
 }
 
 /** Rebuilds the typed error for a code. */
-export function errorFromCode(code: ErrorCode, message: string, status: number, details?: Record<string, unknown>): QuollError {
+export function errorFromCode(
+  code: ErrorCode,
+  message: string,
+  status: number,
+  details?: Record<string, unknown>,
+): QuollError {
   const kind = ERROR_CODES[code].kind;
   switch (kind) {
     case 'not_found':
@@ -71,7 +76,12 @@ export function errorFromCode(code: ErrorCode, message: string, status: number, 
 export function errorFromResponse(status: number, body: unknown): QuollError {
   const e = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | null)?.error;
   if (e && isErrorCode(e.code)) {
-    return errorFromCode(e.code, String(e.message ?? e.code), status, e.details as Record<string, unknown> | undefined);
+    return errorFromCode(
+      e.code,
+      typeof e.message === 'string' ? e.message : e.code,
+      status,
+      e.details as Record<string, unknown> | undefined,
+    );
   }
   return new QuollError('internal_error', `Unexpected HTTP ${status} answer from the server.`, status);
 }

@@ -14,7 +14,11 @@ export function renderTable(headers: string[], rows: Cell[][]): string {
   if (rows.length === 0) return `(no ${headers[0] === 'name' ? 'rows' : 'rows'})`;
   const text = rows.map((r) => r.map(cellText));
   const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   return [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...text.map(line)].join('\n');
 }
 

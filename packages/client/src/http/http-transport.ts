@@ -52,14 +52,22 @@ export class HttpTransport {
         body,
         signal: AbortSignal.any(signals),
         ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
-      } as RequestInit);
+      });
     } catch (err) {
       const e = err as Error;
       if (e.name === 'TimeoutError') {
-        throw new QuollError('timeout', `${method} ${path} did not answer within ${opts.timeoutMs ?? 60_000} ms; pass a larger timeout.`, 0);
+        throw new QuollError(
+          'timeout',
+          `${method} ${path} did not answer within ${opts.timeoutMs ?? 60_000} ms; pass a larger timeout.`,
+          0,
+        );
       }
       if (e.name === 'AbortError') throw err;
-      throw new QuollError('internal_error', `Cannot reach the Quoll server at ${this.baseUrl}: ${e.message}. Is "quoll server" running?`, 0);
+      throw new QuollError(
+        'internal_error',
+        `Cannot reach the Quoll server at ${this.baseUrl}: ${e.message}. Is "quoll server" running?`,
+        0,
+      );
     }
     if (res.ok) return res;
     let parsed: unknown = null;

@@ -22,9 +22,13 @@ export interface ClientOptions {
 export function resolveClientOptions(opts: ClientOptions = {}): { url: string; token: string } {
   if (opts.url !== undefined && opts.token !== undefined) return { url: opts.url, token: opts.token };
   const env = opts.env ?? process.env;
-  if (env.QUOLL_URL && env.QUOLL_TOKEN) return { url: opts.url ?? env.QUOLL_URL, token: opts.token ?? env.QUOLL_TOKEN };
+  if (env.QUOLL_URL && env.QUOLL_TOKEN)
+    return { url: opts.url ?? env.QUOLL_URL, token: opts.token ?? env.QUOLL_TOKEN };
   const cwd = opts.cwd ?? process.cwd();
-  const candidates = [...(env.QUOLL_HOME ? [join(resolve(cwd, env.QUOLL_HOME), 'credentials.json')] : []), join(cwd, '.quoll', 'credentials.json')];
+  const candidates = [
+    ...(env.QUOLL_HOME ? [join(resolve(cwd, env.QUOLL_HOME), 'credentials.json')] : []),
+    join(cwd, '.quoll', 'credentials.json'),
+  ];
   for (const path of candidates) {
     let text: string;
     try {

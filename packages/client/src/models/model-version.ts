@@ -70,7 +70,8 @@ export class ModelVersion {
   }
 
   toString(): string {
-    const io = (t: TensorInfoDto[]): string => t.map((x) => `${x.name}: ${x.type}[${x.shape.map((d) => d ?? '?').join(',')}]`).join('; ');
+    const io = (t: TensorInfoDto[]): string =>
+      t.map((x) => `${x.name}: ${x.type}[${x.shape.map((d) => d ?? '?').join(',')}]`).join('; ');
     return renderFields([
       ['name', this.name],
       ['version', this.version],

@@ -8,57 +8,170 @@ export const ERROR_CODES = {
   // auth
   unauthenticated: { status: 401, kind: 'auth', summary: 'No bearer token was sent.' },
   invalid_token: { status: 401, kind: 'auth', summary: 'The bearer token is unknown, revoked or expired.' },
-  forbidden: { status: 403, kind: 'auth', summary: 'The token may not do this (e.g. a workspace-scoped token on an admin route).' },
+  forbidden: {
+    status: 403,
+    kind: 'auth',
+    summary: 'The token may not do this (e.g. a workspace-scoped token on an admin route).',
+  },
   // validation
-  invalid_request: { status: 400, kind: 'validation', summary: 'The request body, query or parameters do not match the API schema.' },
-  invalid_name: { status: 400, kind: 'validation', summary: 'A name is empty, too long or has characters that are not allowed.' },
+  invalid_request: {
+    status: 400,
+    kind: 'validation',
+    summary: 'The request body, query or parameters do not match the API schema.',
+  },
+  invalid_name: {
+    status: 400,
+    kind: 'validation',
+    summary: 'A name is empty, too long or has characters that are not allowed.',
+  },
   invalid_model: { status: 400, kind: 'validation', summary: 'The uploaded file is not a valid ONNX model.' },
-  invalid_model_config: { status: 400, kind: 'validation', summary: 'configure() was given tensor fields or a batch config that do not fit the model.' },
-  invalid_step: { status: 400, kind: 'validation', summary: 'A pipeline step index is out of range or the pipeline has no steps to deploy.' },
-  invalid_inference_input: { status: 400, kind: 'validation', summary: 'The inference body cannot be read as JSON records or Arrow IPC.' },
-  unknown_input_column: { status: 400, kind: 'validation', summary: 'An input column does not map to any model input.' },
-  missing_model_input: { status: 400, kind: 'validation', summary: 'A model input has no column that maps to it.' },
-  invalid_tensor_shape: { status: 400, kind: 'validation', summary: 'A tensor value has the wrong width or shape for the model input.' },
+  invalid_model_config: {
+    status: 400,
+    kind: 'validation',
+    summary: 'configure() was given tensor fields or a batch config that do not fit the model.',
+  },
+  invalid_step: {
+    status: 400,
+    kind: 'validation',
+    summary: 'A pipeline step index is out of range or the pipeline has no steps to deploy.',
+  },
+  invalid_inference_input: {
+    status: 400,
+    kind: 'validation',
+    summary: 'The inference body cannot be read as JSON records or Arrow IPC.',
+  },
+  unknown_input_column: {
+    status: 400,
+    kind: 'validation',
+    summary: 'An input column does not map to any model input.',
+  },
+  missing_model_input: {
+    status: 400,
+    kind: 'validation',
+    summary: 'A model input has no column that maps to it.',
+  },
+  invalid_tensor_shape: {
+    status: 400,
+    kind: 'validation',
+    summary: 'A tensor value has the wrong width or shape for the model input.',
+  },
   non_numeric_value: { status: 400, kind: 'validation', summary: 'A tensor value is not a number.' },
-  unsupported_media_type: { status: 415, kind: 'validation', summary: 'The Content-Type is not one the endpoint accepts.' },
-  not_acceptable: { status: 406, kind: 'validation', summary: 'The Accept header asks for a format the endpoint cannot produce.' },
-  invalid_time_range: { status: 400, kind: 'validation', summary: 'A log query gave start without end (or the reverse), or start is after end.' },
-  invalid_data_size: { status: 400, kind: 'validation', summary: 'A data size string is not of the form "<number> <KiB|MiB|GiB|TiB>" or is not positive.' },
-  invalid_connection: { status: 400, kind: 'validation', summary: 'A connection type is empty or its details are not a JSON object within the size cap.' },
-  invalid_archive: { status: 400, kind: 'validation', summary: 'The orchestration upload is not a readable zip archive.' },
-  archive_no_entrypoint: { status: 400, kind: 'validation', summary: 'The orchestration zip has no main.ts/main.js (or single script) entrypoint.' },
-  archive_unsafe_entry: { status: 400, kind: 'validation', summary: 'An orchestration zip entry escapes the root (../, absolute path or link).' },
+  unsupported_media_type: {
+    status: 415,
+    kind: 'validation',
+    summary: 'The Content-Type is not one the endpoint accepts.',
+  },
+  not_acceptable: {
+    status: 406,
+    kind: 'validation',
+    summary: 'The Accept header asks for a format the endpoint cannot produce.',
+  },
+  invalid_time_range: {
+    status: 400,
+    kind: 'validation',
+    summary: 'A log query gave start without end (or the reverse), or start is after end.',
+  },
+  invalid_data_size: {
+    status: 400,
+    kind: 'validation',
+    summary: 'A data size string is not of the form "<number> <KiB|MiB|GiB|TiB>" or is not positive.',
+  },
+  invalid_connection: {
+    status: 400,
+    kind: 'validation',
+    summary: 'A connection type is empty or its details are not a JSON object within the size cap.',
+  },
+  invalid_archive: {
+    status: 400,
+    kind: 'validation',
+    summary: 'The orchestration upload is not a readable zip archive.',
+  },
+  archive_no_entrypoint: {
+    status: 400,
+    kind: 'validation',
+    summary: 'The orchestration zip has no main.ts/main.js (or single script) entrypoint.',
+  },
+  archive_unsafe_entry: {
+    status: 400,
+    kind: 'validation',
+    summary: 'An orchestration zip entry escapes the root (../, absolute path or link).',
+  },
   invalid_schedule: { status: 400, kind: 'validation', summary: 'A cron schedule or time zone is invalid.' },
   invalid_task_args: { status: 400, kind: 'validation', summary: 'Task jsonArgs or timeout are not valid.' },
   // too large
-  payload_too_large: { status: 413, kind: 'payload_too_large', summary: 'The request body is over the size cap for this route.' },
-  archive_too_large: { status: 413, kind: 'payload_too_large', summary: 'The orchestration zip expands past the size or compression-ratio cap (zip bomb guard).' },
+  payload_too_large: {
+    status: 413,
+    kind: 'payload_too_large',
+    summary: 'The request body is over the size cap for this route.',
+  },
+  archive_too_large: {
+    status: 413,
+    kind: 'payload_too_large',
+    summary: 'The orchestration zip expands past the size or compression-ratio cap (zip bomb guard).',
+  },
   // not found
   route_not_found: { status: 404, kind: 'not_found', summary: 'No API route has this method and path.' },
-  workspace_not_found: { status: 404, kind: 'not_found', summary: 'No workspace has this name or id (or the token cannot see it).' },
-  model_not_found: { status: 404, kind: 'not_found', summary: 'No model has this name or version in the workspace.' },
-  pipeline_not_found: { status: 404, kind: 'not_found', summary: 'No pipeline has this name in the workspace.' },
-  connection_not_found: { status: 404, kind: 'not_found', summary: 'No connection has this name (or the token cannot see it).' },
+  workspace_not_found: {
+    status: 404,
+    kind: 'not_found',
+    summary: 'No workspace has this name or id (or the token cannot see it).',
+  },
+  model_not_found: {
+    status: 404,
+    kind: 'not_found',
+    summary: 'No model has this name or version in the workspace.',
+  },
+  pipeline_not_found: {
+    status: 404,
+    kind: 'not_found',
+    summary: 'No pipeline has this name in the workspace.',
+  },
+  connection_not_found: {
+    status: 404,
+    kind: 'not_found',
+    summary: 'No connection has this name (or the token cannot see it).',
+  },
   orchestration_not_found: { status: 404, kind: 'not_found', summary: 'No orchestration has this id.' },
   task_not_found: { status: 404, kind: 'not_found', summary: 'No task has this id.' },
   task_run_not_found: { status: 404, kind: 'not_found', summary: 'No task run has this id.' },
   // conflict
   workspace_exists: { status: 409, kind: 'conflict', summary: 'A workspace with this name already exists.' },
-  connection_exists: { status: 409, kind: 'conflict', summary: 'A connection with this name already exists.' },
-  orchestration_not_ready: { status: 409, kind: 'conflict', summary: 'The orchestration is not packaged (status is not ready).' },
+  connection_exists: {
+    status: 409,
+    kind: 'conflict',
+    summary: 'A connection with this name already exists.',
+  },
+  orchestration_not_ready: {
+    status: 409,
+    kind: 'conflict',
+    summary: 'The orchestration is not packaged (status is not ready).',
+  },
   task_killed: { status: 409, kind: 'conflict', summary: 'The task was killed; it starts no more runs.' },
   // deployment state
-  pipeline_not_deployed: { status: 409, kind: 'not_deployed', summary: 'The pipeline is not deployed, so it cannot serve inferences.' },
-  pipeline_not_ready: { status: 503, kind: 'not_deployed', summary: 'The pipeline is deploying or failed to load; status() says why.' },
+  pipeline_not_deployed: {
+    status: 409,
+    kind: 'not_deployed',
+    summary: 'The pipeline is not deployed, so it cannot serve inferences.',
+  },
+  pipeline_not_ready: {
+    status: 503,
+    kind: 'not_deployed',
+    summary: 'The pipeline is deploying or failed to load; status() says why.',
+  },
   // server side
   inference_failed: { status: 500, kind: 'internal', summary: 'The model runtime failed on this input.' },
   timeout: { status: 504, kind: 'internal', summary: 'The operation did not finish in time.' },
   shutting_down: { status: 503, kind: 'internal', summary: 'The server is stopping and takes no new work.' },
-  internal_error: { status: 500, kind: 'internal', summary: 'An unexpected server error; the server log has details.' },
+  internal_error: {
+    status: 500,
+    kind: 'internal',
+    summary: 'An unexpected server error; the server log has details.',
+  },
 } as const satisfies Record<string, { status: number; kind: ErrorKind; summary: string }>;
 
 /** Which SDK error class a code becomes. */
-export type ErrorKind = 'auth' | 'validation' | 'payload_too_large' | 'not_found' | 'conflict' | 'not_deployed' | 'internal';
+export type ErrorKind =
+  'auth' | 'validation' | 'payload_too_large' | 'not_found' | 'conflict' | 'not_deployed' | 'internal';
 
 /** A stable error code from the catalogue. */
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -13,7 +13,11 @@ export interface Credentials {
  * The first start of a home issues the token; later starts keep it and refresh the URL
  * (the port may differ). The file is written atomically with mode 0600.
  */
-export async function ensureCredentials(home: string, url: string, tokens: TokenService): Promise<Credentials> {
+export async function ensureCredentials(
+  home: string,
+  url: string,
+  tokens: TokenService,
+): Promise<Credentials> {
   const path = join(home, 'credentials.json');
   let token: string | undefined;
   try {

@@ -63,7 +63,10 @@ export class TokenService {
   /** Resolves an `Authorization` header to a principal, or throws an `AuthError`-kind ApiError. */
   async authenticate(header: string | undefined): Promise<Principal> {
     if (header === undefined || header === '') {
-      throw new ApiError('unauthenticated', 'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in <home>/credentials.json).');
+      throw new ApiError(
+        'unauthenticated',
+        'Missing bearer token: send "Authorization: Bearer <token>" (the admin token is in <home>/credentials.json).',
+      );
     }
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
     if (!match?.[1]) {
@@ -77,7 +80,10 @@ export class TokenService {
     const expiresAt = rec?.expiresAt ? Date.parse(rec.expiresAt) : null;
     if (!rec || rec.revokedAt !== null || (expiresAt !== null && expiresAt <= this.now())) {
       this.cache.delete(match[1]);
-      throw new ApiError('invalid_token', 'The bearer token is not valid (unknown, revoked or expired); use the token in <home>/credentials.json.');
+      throw new ApiError(
+        'invalid_token',
+        'The bearer token is not valid (unknown, revoked or expired); use the token in <home>/credentials.json.',
+      );
     }
     const principal: Principal =
       rec.kind === 'admin' || rec.workspaceId === null

@@ -52,9 +52,13 @@ export class BlobStore {
         size += chunk.length;
         if (size > maxBytes) {
           done(
-            new ApiError('payload_too_large', `The ${what} is larger than the cap of ${maxBytes} bytes; send a smaller file.`, {
-              maxBytes,
-            }),
+            new ApiError(
+              'payload_too_large',
+              `The ${what} is larger than the cap of ${maxBytes} bytes; send a smaller file.`,
+              {
+                maxBytes,
+              },
+            ),
           );
           return;
         }

@@ -14,12 +14,14 @@ export type CommandFactory = () => Command;
 /** The `quoll` command tree. */
 export function buildProgram(extra: CommandFactory[] = []): Command {
   const program = new Command('quoll')
-    .description('Quoll: a self-hosted platform for ML workloads — models, pipelines, inference, connections, orchestrations, tasks')
+    .description(
+      'Quoll: a self-hosted platform for ML workloads — models, pipelines, inference, connections, orchestrations, tasks',
+    )
     .version('0.1.0')
     .option('--url <url>', 'server URL (default: $QUOLL_URL, else the credentials file)')
     .option('--token <token>', 'API token (default: $QUOLL_TOKEN, else the credentials file)')
     .option('--home <dir>', 'read credentials from <dir>/credentials.json')
-    .option('-w, --workspace <name>', 'workspace to act in (default: the token\'s default workspace)')
+    .option('-w, --workspace <name>', "workspace to act in (default: the token's default workspace)")
     .showHelpAfterError()
     .exitOverride();
   program.addCommand(serverCommand());

@@ -26,7 +26,7 @@ export function printObject(opts: OutputOptions, value: object): void {
     return;
   }
   if (value.toString !== Object.prototype.toString) {
-    process.stdout.write(String(value) + '\n');
+    process.stdout.write((value as { toString(): string }).toString() + '\n');
     return;
   }
   const fields = Object.entries(value).map(([k, v]): [string, Cell] => [

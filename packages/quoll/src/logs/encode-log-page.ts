@@ -19,7 +19,8 @@ function plain(value: unknown): unknown {
   if (value instanceof Date) return value.getTime();
   if (typeof value === 'object') {
     const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries((value as { toJSON?: () => object }).toJSON?.() ?? value)) out[k] = plain(v);
+    for (const [k, v] of Object.entries((value as { toJSON?: () => object }).toJSON?.() ?? value))
+      out[k] = plain(v);
     return out;
   }
   return value;
@@ -47,5 +48,7 @@ export function encodeLogPage(page: LogPage, format: 'arrow-stream'): Uint8Array
 export function encodeLogPage(page: LogPage, format: 'json'): string;
 export function encodeLogPage(page: LogPage, format: LogPageFormat): Uint8Array | string;
 export function encodeLogPage(page: LogPage, format: LogPageFormat): Uint8Array | string {
-  return format === 'arrow-stream' ? tableToIPC(page.table, 'stream') : JSON.stringify(logPageRecords(page.table));
+  return format === 'arrow-stream'
+    ? tableToIPC(page.table, 'stream')
+    : JSON.stringify(logPageRecords(page.table));
 }

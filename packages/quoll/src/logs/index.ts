@@ -3,7 +3,12 @@ export type { InferenceLogStoreOptions, InferenceLogStoreState } from './inferen
 export { DEFAULT_LOG_LIMIT, DEFAULT_LOG_PAGE_BYTES, planLogQuery } from './query-log-page.js';
 export type { LogPage, LogQuery, LogQueryPlan } from './query-log-page.js';
 export type { LogRecoveryReport } from './recover-log-segments.js';
-export type { LogSegmentIndex, LogSegmentRecord, LogSegmentUpdate, NewLogSegment } from './log-segment-index.js';
+export type {
+  LogSegmentIndex,
+  LogSegmentRecord,
+  LogSegmentUpdate,
+  NewLogSegment,
+} from './log-segment-index.js';
 export { encodeLogPage, logPageRecords } from './encode-log-page.js';
 export type { LogPageFormat, LogRecord } from './encode-log-page.js';
 export { schemaIdOf } from './schema-id.js';

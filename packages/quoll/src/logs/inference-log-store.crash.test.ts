@@ -51,7 +51,10 @@ let dir: string;
 beforeEach(() => {
   dir = mkdtempSync(join(tmpdir(), 'quoll-logcrash-'));
   mkdirSync(join(dir, 'migrations'));
-  copyFileSync(join(MIGRATIONS_DIR, '0002_inference_logs.sql'), join(dir, 'migrations', '0002_inference_logs.sql'));
+  copyFileSync(
+    join(MIGRATIONS_DIR, '0002_inference_logs.sql'),
+    join(dir, 'migrations', '0002_inference_logs.sql'),
+  );
 });
 
 afterEach(() => {
@@ -64,7 +67,9 @@ it('after kill -9 of a writing process, every row it reported flushed is there a
     ['--import', 'tsx', '--input-type=module', '-e', CHILD, dir, join(dir, 'migrations')],
     { cwd: PACKAGE_DIR, stdio: ['ignore', 'pipe', 'inherit'] },
   );
-  const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    child.on('exit', (_code, signal) => resolve(signal)),
+  );
   let flushed = 0;
   for await (const line of createInterface({ input: child.stdout })) {
     const m = /^flushed (\d+)$/.exec(line);
@@ -87,7 +92,12 @@ it('after kill -9 of a writing process, every row it reported flushed is there a
     const seen: number[] = [];
     let cursor: string | undefined;
     do {
-      const page = await store.query(1, { start: T0, end: T0 + 10_000_000, limit: 5000, ...(cursor ? { cursor } : {}) });
+      const page = await store.query(1, {
+        start: T0,
+        end: T0 + 10_000_000,
+        limit: 5000,
+        ...(cursor ? { cursor } : {}),
+      });
       const col = page.table.getChild('out.variable');
       for (let i = 0; i < page.rows; i++) seen.push((col?.get(i) as { get(i: number): number }).get(0));
       cursor = page.nextCursor ?? undefined;

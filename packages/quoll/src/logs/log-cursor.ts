@@ -13,7 +13,9 @@ const VERSION = 1;
 
 /** Encodes a cursor as an opaque URL-safe string. */
 export function encodeLogCursor(c: LogCursor): string {
-  return Buffer.from(JSON.stringify([VERSION, c.seq, c.row, c.order === 'asc' ? 0 : 1])).toString('base64url');
+  return Buffer.from(JSON.stringify([VERSION, c.seq, c.row, c.order === 'asc' ? 0 : 1])).toString(
+    'base64url',
+  );
 }
 
 /**
@@ -41,7 +43,11 @@ export function decodeLogCursor(text: string, order: 'asc' | 'desc'): LogCursor 
       { cursor: text },
     );
   }
-  const c: LogCursor = { seq: parsed[1] as number, row: parsed[2] as number, order: parsed[3] === 0 ? 'asc' : 'desc' };
+  const c: LogCursor = {
+    seq: parsed[1] as number,
+    row: parsed[2] as number,
+    order: parsed[3] === 0 ? 'asc' : 'desc',
+  };
   if (c.order !== order) {
     throw new ApiError(
       'invalid_request',

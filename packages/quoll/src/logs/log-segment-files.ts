@@ -16,7 +16,10 @@ export interface LogFilesContext {
  * orphan file, which {@link removeOrphanSegmentFiles} sweeps at the next open; never an index
  * row pointing at nothing.
  */
-export async function deleteSegment(ctx: LogFilesContext, s: Pick<LogSegmentRecord, 'pipelineId' | 'seq'>): Promise<void> {
+export async function deleteSegment(
+  ctx: LogFilesContext,
+  s: Pick<LogSegmentRecord, 'pipelineId' | 'seq'>,
+): Promise<void> {
   await ctx.index.deleteSegment(s.pipelineId, s.seq);
   ctx.cache.evict(s.pipelineId, s.seq);
   await rm(segmentPath(ctx.root, s.pipelineId, s.seq), { force: true });

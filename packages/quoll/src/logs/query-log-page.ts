@@ -80,7 +80,11 @@ export interface LogQueryPlan {
   cursor: LogCursor | null;
 }
 
-function invalid(code: 'invalid_time_range' | 'invalid_request', message: string, details: Record<string, unknown>): never {
+function invalid(
+  code: 'invalid_time_range' | 'invalid_request',
+  message: string,
+  details: Record<string, unknown>,
+): never {
   throw new ApiError(code, message, details);
 }
 
@@ -98,19 +102,27 @@ export function planLogQuery(q: LogQuery): LogQueryPlan {
   const start = q.start ?? 0;
   const end = q.end ?? 0;
   if (hasStart && (!Number.isFinite(start) || !Number.isFinite(end))) {
-    invalid('invalid_time_range', `Log start and end must be epoch milliseconds; got start=${start}, end=${end}.`, { start, end });
+    invalid(
+      'invalid_time_range',
+      `Log start and end must be epoch milliseconds; got start=${start}, end=${end}.`,
+      { start, end },
+    );
   }
   if (hasStart && start > end) {
     invalid('invalid_time_range', `Log start (${start}) is after end (${end}); swap them.`, { start, end });
   }
   if (q.order !== undefined && q.order !== 'asc' && q.order !== 'desc') {
-    invalid('invalid_request', `Log order must be "asc" or "desc"; got "${String(q.order)}".`, { order: q.order });
+    invalid('invalid_request', `Log order must be "asc" or "desc"; got "${String(q.order)}".`, {
+      order: q.order,
+    });
   }
   if (q.limit !== undefined && (!Number.isSafeInteger(q.limit) || q.limit < 1)) {
     invalid('invalid_request', `Log limit must be a positive integer; got ${q.limit}.`, { limit: q.limit });
   }
   if (q.maxBytes !== undefined && (!Number.isFinite(q.maxBytes) || q.maxBytes <= 0)) {
-    invalid('invalid_request', `Log maxBytes must be a positive number; got ${q.maxBytes}.`, { maxBytes: q.maxBytes });
+    invalid('invalid_request', `Log maxBytes must be a positive number; got ${q.maxBytes}.`, {
+      maxBytes: q.maxBytes,
+    });
   }
   const order = q.order ?? (hasStart ? 'asc' : 'desc');
   return {
@@ -138,7 +150,11 @@ function bound(t: BigInt64Array, x: bigint, gt: boolean): number {
 }
 
 /** The segments to visit, in order, with the writer's open segment merged in (the index lags it). */
-async function candidateSegments(ctx: LogReadContext, pipelineId: number, p: LogQueryPlan): Promise<LogSegmentRecord[]> {
+async function candidateSegments(
+  ctx: LogReadContext,
+  pipelineId: number,
+  p: LogQueryPlan,
+): Promise<LogSegmentRecord[]> {
   const listed = p.ranged
     ? await ctx.index.segmentsOverlapping(pipelineId, p.start, p.end, p.order)
     : await ctx.index.listSegments(pipelineId, p.order);
@@ -189,7 +205,10 @@ export async function queryLogPage(ctx: LogReadContext, pipelineId: number, q: L
     const minRow = c !== null && asc && seg.seq === c.seq ? c.row : 0;
     const maxRow = c !== null && !asc && seg.seq === c.seq ? c.row : Number.POSITIVE_INFINITY;
     if (maxRow < 0) continue;
-    const bFirst = Math.max(p.ranged ? idx.firstBatchEndingAtOrAfter(p.start) : 0, minRow > 0 ? idx.batchOfRow(minRow) : 0);
+    const bFirst = Math.max(
+      p.ranged ? idx.firstBatchEndingAtOrAfter(p.start) : 0,
+      minRow > 0 ? idx.batchOfRow(minRow) : 0,
+    );
     const bLast = Math.min(
       p.ranged ? idx.lastBatchStartingAtOrBefore(p.end) : count - 1,
       Number.isFinite(maxRow) ? idx.batchOfRow(maxRow) : count - 1,

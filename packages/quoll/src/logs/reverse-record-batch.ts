@@ -59,7 +59,9 @@ function reverseBlocks(data: Data, k: number): Data | null {
   if (DataType.isFixedSizeList(type)) {
     const child = data.children[0];
     const rev = child === undefined ? null : reverseBlocks(child, k * type.listSize);
-    return rev === null ? null : new Data(type, 0, n, data.nullCount, [undefined, undefined, nullBitmap], [rev]);
+    return rev === null
+      ? null
+      : new Data(type, 0, n, data.nullCount, [undefined, undefined, nullBitmap], [rev]);
   }
   return null;
 }
@@ -85,4 +87,3 @@ export function reverseRecordBatch(batch: RecordBatch): RecordBatch {
     makeData({ type: batch.data.type, length: batch.numRows, nullCount: 0, children }),
   );
 }
-

@@ -85,7 +85,8 @@ export async function scanSegment(path: string): Promise<SegmentScan | null> {
   }
   if (schemaBytes < 0) return null;
   const index = new SegmentBatchIndex(schemaBytes);
-  const batchesEnd = messages.length === 0 ? schemaBytes : (messages.at(-1)?.offset ?? 0) + (messages.at(-1)?.length ?? 0);
+  const batchesEnd =
+    messages.length === 0 ? schemaBytes : (messages.at(-1)?.offset ?? 0) + (messages.at(-1)?.length ?? 0);
   // Decode the intact prefix to learn each batch's first and last time; a body that does not
   // decode ends the intact part just like a torn header would.
   try {
@@ -157,7 +158,8 @@ async function readFully(
   let done = 0;
   while (done < length) {
     const { bytesRead } = await fh.read(buf, at + done, length - done, position + done);
-    if (bytesRead === 0) throw new Error(`segment file is shorter than its index (read ${done} of ${length} bytes)`);
+    if (bytesRead === 0)
+      throw new Error(`segment file is shorter than its index (read ${done} of ${length} bytes)`);
     done += bytesRead;
   }
 }

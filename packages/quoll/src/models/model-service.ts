@@ -35,11 +35,17 @@ export class ModelService {
    * Stores a new version of `name`: the body is streamed to a temporary file, hashed, parsed
    * and loaded once by the runtime before anything is recorded, so a bad file leaves no trace.
    */
-  async upload(workspaceId: number, name: unknown, fileName: unknown, body: Readable): Promise<ModelVersionDto> {
+  async upload(
+    workspaceId: number,
+    name: unknown,
+    fileName: unknown,
+    body: Readable,
+  ): Promise<ModelVersionDto> {
     const modelName = validateName('model', name);
     const file = await this.blobs.receive(body, this.maxModelBytes, 'model file');
     try {
-      if (file.size === 0) throw new ApiError('invalid_model', 'The model file is empty; upload an ONNX model file (.onnx).');
+      if (file.size === 0)
+        throw new ApiError('invalid_model', 'The model file is empty; upload an ONNX model file (.onnx).');
       const info = this.inspector.inspect(await readFile(file.path));
       await this.inspector.validate(file.path);
       await this.blobs.commit(file);
@@ -65,14 +71,22 @@ export class ModelService {
     const m = await this.store.getModelVersion(workspaceId, name, version);
     if (m) return m;
     if (version !== undefined && (await this.store.getModelVersion(workspaceId, name))) {
-      throw new ApiError('model_not_found', `Model "${name}" has no version ${version} in this workspace; listModels() shows its versions.`, {
-        name,
-        version,
-      });
+      throw new ApiError(
+        'model_not_found',
+        `Model "${name}" has no version ${version} in this workspace; listModels() shows its versions.`,
+        {
+          name,
+          version,
+        },
+      );
     }
-    throw new ApiError('model_not_found', `A model with the name "${name}" does not exist in this workspace; upload it with uploadModel().`, {
-      name,
-    });
+    throw new ApiError(
+      'model_not_found',
+      `A model with the name "${name}" does not exist in this workspace; upload it with uploadModel().`,
+      {
+        name,
+      },
+    );
   }
 
   async list(workspaceId: number): Promise<ModelVersionDto[]> {
@@ -85,16 +99,25 @@ export class ModelService {
   }
 
   /** Sets tensor fields / batch config; both are checked against the model before saving. */
-  async configure(workspaceId: number, name: string, version: string, patch: ModelConfigPatch): Promise<ModelVersionDto> {
+  async configure(
+    workspaceId: number,
+    name: string,
+    version: string,
+    patch: ModelConfigPatch,
+  ): Promise<ModelVersionDto> {
     const model = await this.get(workspaceId, name, version);
     const config: ModelConfigDto = { ...model.config };
     if (patch.tensorFields !== undefined) {
       const tf = patch.tensorFields;
       if (tf !== null) {
         if (!Array.isArray(tf) || tf.some((f) => typeof f !== 'string' || f === '')) {
-          throw new ApiError('invalid_model_config', 'tensorFields must be a list of column names, e.g. ["tensor"].', {
-            tensorFields: tf as unknown,
-          });
+          throw new ApiError(
+            'invalid_model_config',
+            'tensorFields must be a list of column names, e.g. ["tensor"].',
+            {
+              tensorFields: tf,
+            },
+          );
         }
         if (tf.length !== model.inputs.length) {
           throw new ApiError(
@@ -106,14 +129,20 @@ export class ModelService {
           );
         }
         if (new Set(tf).size !== tf.length) {
-          throw new ApiError('invalid_model_config', `tensorFields names a column twice: ${JSON.stringify(tf)}.`);
+          throw new ApiError(
+            'invalid_model_config',
+            `tensorFields names a column twice: ${JSON.stringify(tf)}.`,
+          );
         }
       }
       config.tensorFields = tf as string[] | null;
     }
     if (patch.batchConfig !== undefined) {
       if (patch.batchConfig !== null && patch.batchConfig !== 'single') {
-        throw new ApiError('invalid_model_config', `batchConfig must be "single" or null, not ${JSON.stringify(patch.batchConfig)}.`);
+        throw new ApiError(
+          'invalid_model_config',
+          `batchConfig must be "single" or null, not ${JSON.stringify(patch.batchConfig)}.`,
+        );
       }
       config.batchConfig = patch.batchConfig;
     }

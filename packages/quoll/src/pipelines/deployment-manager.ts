@@ -1,4 +1,9 @@
-import type { DeploymentConfigDto, PipelineStatusDto, PipelineStatusName, PipelineVersionDto } from '@quoll/client/wire';
+import type {
+  DeploymentConfigDto,
+  PipelineStatusDto,
+  PipelineStatusName,
+  PipelineVersionDto,
+} from '@quoll/client/wire';
 import type { Deployment, InferenceEngine, StepModel } from '../inference/index.js';
 
 /** One pipeline's live deployment state. */
@@ -73,7 +78,10 @@ export class DeploymentManager {
       key,
       // A running pipeline keeps serving its current version while the new one loads.
       status: prev?.serving && prev.status === 'Running' ? 'Running' : 'Starting',
-      details: prev?.serving && prev.status === 'Running' ? [`loading version ${version.version}`] : ['loading models'],
+      details:
+        prev?.serving && prev.status === 'Running'
+          ? [`loading version ${version.version}`]
+          : ['loading models'],
       version: prev?.serving && prev.status === 'Running' ? prev.version : version.version,
       steps,
       workers,
@@ -93,14 +101,18 @@ export class DeploymentManager {
     if (retired) await retired.close();
     let loaded: Deployment;
     try {
-      loaded = await this.engine.deploy(`${entry.pipelineId}:${version.version}`, entry.steps, { workers: entry.workers });
+      loaded = await this.engine.deploy(`${entry.pipelineId}:${version.version}`, entry.steps, {
+        workers: entry.workers,
+      });
     } catch (err) {
       if (entry.generation !== this.byPipeline.get(entry.pipelineId)?.generation) return;
       const old = entry.serving;
       entry.serving = null;
       entry.status = 'Error';
       entry.version = version.version;
-      entry.details = [`failed to load version ${version.version}: ${err instanceof Error ? err.message : String(err)}`];
+      entry.details = [
+        `failed to load version ${version.version}: ${err instanceof Error ? err.message : String(err)}`,
+      ];
       if (old) await old.close();
       return;
     }
@@ -135,7 +147,8 @@ export class DeploymentManager {
 
   status(pipelineId: number): PipelineStatusDto {
     const e = this.byPipeline.get(pipelineId);
-    if (!e) return { status: 'Undeployed', details: [], version: null, models: [], workers: 0, deployedAt: null };
+    if (!e)
+      return { status: 'Undeployed', details: [], version: null, models: [], workers: 0, deployedAt: null };
     return {
       status: e.status,
       details: [...e.details],
@@ -156,10 +169,12 @@ export class DeploymentManager {
     const entries = [...this.byPipeline.values()];
     this.byPipeline.clear();
     this.byKey.clear();
-    await Promise.all(entries.map(async (e) => {
-      await e.settled;
-      await e.serving?.close();
-    }));
+    await Promise.all(
+      entries.map(async (e) => {
+        await e.settled;
+        await e.serving?.close();
+      }),
+    );
   }
 }
 

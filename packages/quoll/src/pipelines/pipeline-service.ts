@@ -35,7 +35,11 @@ export class PipelineService {
 
   /** Creates the pipeline, or returns the existing one with that name. */
   async build(workspaceId: number, name: unknown): Promise<PipelineDto> {
-    const { pipeline } = await this.store.ensurePipeline(workspaceId, validateName('pipeline', name), this.iso());
+    const { pipeline } = await this.store.ensurePipeline(
+      workspaceId,
+      validateName('pipeline', name),
+      this.iso(),
+    );
     return this.toDto(pipeline);
   }
 
@@ -66,14 +70,28 @@ export class PipelineService {
    * Persists the draft steps as a new version and loads it. With `wait`, answers once the
    * version is Running or has failed (then with the reason in `status.details`).
    */
-  async deploy(workspaceId: number, name: string, config: DeploymentConfigDto, wait: boolean): Promise<PipelineStatusDto> {
+  async deploy(
+    workspaceId: number,
+    name: string,
+    config: DeploymentConfigDto,
+    wait: boolean,
+  ): Promise<PipelineStatusDto> {
     const p = await this.record(workspaceId, name);
     if (p.steps.length === 0) {
-      throw new ApiError('invalid_step', `Pipeline "${name}" has no steps; add one with addModelStep(model) before deploy().`, { name });
+      throw new ApiError(
+        'invalid_step',
+        `Pipeline "${name}" has no steps; add one with addModelStep(model) before deploy().`,
+        { name },
+      );
     }
     const stepModels = await this.stepModels(workspaceId, p.steps);
     const version = await this.store.insertPipelineVersion(p.id, randomUUID(), p.steps, this.iso());
-    await this.store.upsertDeployment({ pipelineId: p.id, version: version.version, config, deployedAt: this.iso() });
+    await this.store.upsertDeployment({
+      pipelineId: p.id,
+      version: version.version,
+      config,
+      deployedAt: this.iso(),
+    });
     const done = this.deployments.deploy(p, version, stepModels, config);
     if (wait) await done;
     return this.deployments.status(p.id);
@@ -126,9 +144,13 @@ export class PipelineService {
   private async record(workspaceId: number, name: string): Promise<PipelineRecord> {
     const p = await this.store.getPipeline(workspaceId, name);
     if (!p) {
-      throw new ApiError('pipeline_not_found', `No pipeline named "${name}" in this workspace; create it with buildPipeline("${name}").`, {
-        name,
-      });
+      throw new ApiError(
+        'pipeline_not_found',
+        `No pipeline named "${name}" in this workspace; create it with buildPipeline("${name}").`,
+        {
+          name,
+        },
+      );
     }
     return p;
   }

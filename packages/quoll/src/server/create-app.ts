@@ -21,7 +21,10 @@ export type RouteRegistrar = (app: FastifyInstance, ctx: ServerContext) => void 
  * Builds the Fastify app: structured logs, bearer auth on every route but health,
  * the OpenAPI document, and the domain routes. Does not listen.
  */
-export async function createApp(ctx: ServerContext, extraRoutes: RouteRegistrar[] = []): Promise<FastifyInstance> {
+export async function createApp(
+  ctx: ServerContext,
+  extraRoutes: RouteRegistrar[] = [],
+): Promise<FastifyInstance> {
   const app = Fastify({
     logger: ctx.config.logging
       ? {
@@ -63,9 +66,13 @@ export async function createApp(ctx: ServerContext, extraRoutes: RouteRegistrar[
     },
   });
 
-  app.get('/v1/health', { schema: { tags: ['health'], summary: 'Liveness (no token needed)', security: [] } }, async () => ({
-    status: 'ok',
-  }));
+  app.get(
+    '/v1/health',
+    { schema: { tags: ['health'], summary: 'Liveness (no token needed)', security: [] } },
+    async () => ({
+      status: 'ok',
+    }),
+  );
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   workspaceRoutes(app, ctx);

@@ -13,13 +13,22 @@ export function toApiError(err: unknown): ApiError {
   const fe = err as Partial<FastifyError> & { validation?: unknown };
   if (fe && typeof fe === 'object') {
     if (fe.validation !== undefined || fe.code === 'FST_ERR_VALIDATION') {
-      return new ApiError('invalid_request', `Invalid request: ${fe.message ?? 'does not match the API schema'}.`);
+      return new ApiError(
+        'invalid_request',
+        `Invalid request: ${fe.message ?? 'does not match the API schema'}.`,
+      );
     }
-    switch (fe.code) {
+    switch (fe.code ?? '') {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
-        return new ApiError('payload_too_large', 'The request body is over the size cap for this route; send less data per request.');
+        return new ApiError(
+          'payload_too_large',
+          'The request body is over the size cap for this route; send less data per request.',
+        );
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return new ApiError('unsupported_media_type', `${fe.message ?? 'Unsupported Content-Type'}; see the OpenAPI document for accepted types.`);
+        return new ApiError(
+          'unsupported_media_type',
+          `${fe.message ?? 'Unsupported Content-Type'}; see the OpenAPI document for accepted types.`,
+        );
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
         return new ApiError('invalid_request', fe.message ?? 'Invalid body.');
@@ -45,6 +54,11 @@ export function installErrorHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
     void reply
       .status(404)
-      .send(errorBody('route_not_found', `No route ${req.method} ${req.url.split('?')[0] ?? ''}; the OpenAPI document at /v1/openapi.json lists the API.`));
+      .send(
+        errorBody(
+          'route_not_found',
+          `No route ${req.method} ${req.url.split('?')[0] ?? ''}; the OpenAPI document at /v1/openapi.json lists the API.`,
+        ),
+      );
   });
 }

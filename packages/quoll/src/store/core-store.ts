@@ -90,13 +90,22 @@ export interface DeploymentRecord {
 /** Pipelines, their versions and desired deployments. */
 export interface PipelineStore {
   /** Returns the existing pipeline when the name exists (idempotent build). */
-  ensurePipeline(workspaceId: number, name: string, at: string): Promise<{ pipeline: PipelineRecord; created: boolean }>;
+  ensurePipeline(
+    workspaceId: number,
+    name: string,
+    at: string,
+  ): Promise<{ pipeline: PipelineRecord; created: boolean }>;
   getPipeline(workspaceId: number, name: string): Promise<PipelineRecord | null>;
   getPipelineById(id: number): Promise<PipelineRecord | null>;
   listPipelines(workspaceId?: number): Promise<PipelineRecord[]>;
   setPipelineSteps(id: number, steps: PipelineStepDto[], at: string): Promise<PipelineRecord>;
   /** Persists a new version with the given steps. */
-  insertPipelineVersion(pipelineId: number, version: string, steps: PipelineStepDto[], at: string): Promise<PipelineVersionDto>;
+  insertPipelineVersion(
+    pipelineId: number,
+    version: string,
+    steps: PipelineStepDto[],
+    at: string,
+  ): Promise<PipelineVersionDto>;
   getPipelineVersion(version: string): Promise<PipelineVersionDto | null>;
   /** Versions, newest first. */
   listPipelineVersions(pipelineId: number): Promise<PipelineVersionDto[]>;

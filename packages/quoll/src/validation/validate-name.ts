@@ -9,7 +9,10 @@ const WORKSPACE_NAME = /^[A-Za-z0-9][A-Za-z0-9_. -]{0,127}$/;
  * Checks a user-chosen name; throws `invalid_name` naming the bad value and the rule.
  * @param kind what is being named, for the message (e.g. `pipeline`).
  */
-export function validateName(kind: 'workspace' | 'model' | 'pipeline' | 'connection' | 'orchestration' | 'task', name: unknown): string {
+export function validateName(
+  kind: 'workspace' | 'model' | 'pipeline' | 'connection' | 'orchestration' | 'task',
+  name: unknown,
+): string {
   const rule = kind === 'workspace' ? WORKSPACE_NAME : URL_SAFE_NAME;
   if (typeof name !== 'string' || !rule.test(name)) {
     const allowed =

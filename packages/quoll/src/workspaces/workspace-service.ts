@@ -22,7 +22,10 @@ export class WorkspaceService {
 
   async create(principal: Principal, name: unknown): Promise<WorkspaceDto> {
     if (principal.kind !== 'admin') {
-      throw new ApiError('forbidden', 'A workspace-scoped token cannot create workspaces; use an admin token.');
+      throw new ApiError(
+        'forbidden',
+        'A workspace-scoped token cannot create workspaces; use an admin token.',
+      );
     }
     return this.store.createWorkspace(validateName('workspace', name), new Date(this.now()).toISOString());
   }
@@ -44,13 +47,20 @@ export class WorkspaceService {
   async getById(principal: Principal, id: number): Promise<WorkspaceDto> {
     const ws = Number.isInteger(id) ? await this.store.getWorkspaceById(id) : null;
     if (ws && this.canSee(principal, ws.id)) return ws;
-    throw new ApiError('workspace_not_found', `No workspace with id ${String(id)} exists; listWorkspaces() shows the ones you can use.`, {
-      id,
-    });
+    throw new ApiError(
+      'workspace_not_found',
+      `No workspace with id ${String(id)} exists; listWorkspaces() shows the ones you can use.`,
+      {
+        id,
+      },
+    );
   }
 
   async whoAmI(principal: Principal): Promise<WhoAmIDto> {
-    const workspace = principal.kind === 'admin' ? await this.ensureDefault() : await this.getById(principal, principal.workspaceId);
+    const workspace =
+      principal.kind === 'admin'
+        ? await this.ensureDefault()
+        : await this.getById(principal, principal.workspaceId);
     return { kind: principal.kind, workspace, subject: principal.subject };
   }
 

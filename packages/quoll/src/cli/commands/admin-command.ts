@@ -26,7 +26,9 @@ export function adminCommand(): Command {
       // --home is also a global flag; read both levels, as `quoll server` does.
       const opts = c.optsWithGlobals<{ home?: string; retireOld?: boolean }>();
       const { home } = resolveServerConfig({ home: opts.home }, process.env, process.cwd());
-      await (await import('../../connections/rotate-key-command.js')).runRotateKeyCommand({ home, retireOld: opts.retireOld === true });
+      await (
+        await import('../../connections/rotate-key-command.js')
+      ).runRotateKeyCommand({ home, retireOld: opts.retireOld === true });
     });
   cmd
     .command('audit')

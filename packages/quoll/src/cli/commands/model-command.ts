@@ -21,16 +21,21 @@ export function modelCommand(): Command {
     .description('Upload an ONNX model (same name again = new version)')
     .option('--tensor-fields <cols>', 'comma-separated input column names, one per model input')
     .option('--json', 'print JSON')
-    .action(async (name: string, file: string, opts: OutputOptions & { tensorFields?: string }, c: Command) => {
-      const model = await (await clientFrom(c)).uploadModel(name, file);
-      if (opts.tensorFields) await model.configure({ tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) });
-      printObject(opts, model);
-    });
+    .action(
+      async (name: string, file: string, opts: OutputOptions & { tensorFields?: string }, c: Command) => {
+        const model = await (await clientFrom(c)).uploadModel(name, file);
+        if (opts.tensorFields)
+          await model.configure({ tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) });
+        printObject(opts, model);
+      },
+    );
   cmd
     .command('list')
     .description('List model versions, newest first')
     .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions, c: Command) => printRows(opts, await (await clientFrom(c)).listModels(), columns));
+    .action(async (opts: OutputOptions, c: Command) =>
+      printRows(opts, await (await clientFrom(c)).listModels(), columns),
+    );
   cmd
     .command('get <name>')
     .description('Show the newest version of a model (or --version)')
@@ -46,13 +51,19 @@ export function modelCommand(): Command {
     .option('--tensor-fields <cols>', 'comma-separated input column names, one per model input')
     .option('--batch <mode>', '"single" to run one row at a time')
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: OutputOptions & { version?: string; tensorFields?: string; batch?: string }, c: Command) => {
-      const model = await (await clientFrom(c)).getModel(name, opts.version);
-      await model.configure({
-        ...(opts.tensorFields ? { tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) } : {}),
-        ...(opts.batch ? { batchConfig: opts.batch as 'single' } : {}),
-      });
-      printObject(opts, model);
-    });
+    .action(
+      async (
+        name: string,
+        opts: OutputOptions & { version?: string; tensorFields?: string; batch?: string },
+        c: Command,
+      ) => {
+        const model = await (await clientFrom(c)).getModel(name, opts.version);
+        await model.configure({
+          ...(opts.tensorFields ? { tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) } : {}),
+          ...(opts.batch ? { batchConfig: opts.batch as 'single' } : {}),
+        });
+        printObject(opts, model);
+      },
+    );
   return cmd;
 }

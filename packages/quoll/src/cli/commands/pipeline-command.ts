@@ -10,7 +10,14 @@ const columns: [string, (p: Pipeline) => string | number | boolean][] = [
   ['name', (p) => p.name],
   ['created', (p) => p.createdAt],
   ['deployed', (p) => p.toJSON().deployed],
-  ['steps', (p) => p.toJSON().steps.map((s) => s.model.name).join(', ')],
+  [
+    'steps',
+    (p) =>
+      p
+        .toJSON()
+        .steps.map((s) => s.model.name)
+        .join(', '),
+  ],
   ['versions', (p) => p.toJSON().versions.length],
 ];
 
@@ -21,17 +28,23 @@ export function pipelineCommand(): Command {
     .command('list')
     .description('List pipelines')
     .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions, c: Command) => printRows(opts, await (await clientFrom(c)).listPipelines(), columns));
+    .action(async (opts: OutputOptions, c: Command) =>
+      printRows(opts, await (await clientFrom(c)).listPipelines(), columns),
+    );
   cmd
     .command('create <name>')
     .description('Build a pipeline (returns the existing one when the name exists)')
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: OutputOptions, c: Command) => printObject(opts, await (await clientFrom(c)).buildPipeline(name)));
+    .action(async (name: string, opts: OutputOptions, c: Command) =>
+      printObject(opts, await (await clientFrom(c)).buildPipeline(name)),
+    );
   cmd
     .command('get <name>')
     .description('Show a pipeline')
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: OutputOptions, c: Command) => printObject(opts, await (await clientFrom(c)).getPipeline(name)));
+    .action(async (name: string, opts: OutputOptions, c: Command) =>
+      printObject(opts, await (await clientFrom(c)).getPipeline(name)),
+    );
   cmd
     .command('add-step <pipeline> <model>')
     .description('Append a step running the newest version of <model> (or --version)')
@@ -47,11 +60,22 @@ export function pipelineCommand(): Command {
     .description('Replace step <index> (0-based) with the newest version of <model> (or --version)')
     .option('--version <uuid>', 'model version')
     .option('--json', 'print JSON')
-    .action(async (name: string, index: string, model: string, opts: OutputOptions & { version?: string }, c: Command) => {
-      const client = await clientFrom(c);
-      const p = await client.getPipeline(name);
-      printObject(opts, await p.replaceWithModelStep(Number(index), await client.getModel(model, opts.version)));
-    });
+    .action(
+      async (
+        name: string,
+        index: string,
+        model: string,
+        opts: OutputOptions & { version?: string },
+        c: Command,
+      ) => {
+        const client = await clientFrom(c);
+        const p = await client.getPipeline(name);
+        printObject(
+          opts,
+          await p.replaceWithModelStep(Number(index), await client.getModel(model, opts.version)),
+        );
+      },
+    );
   cmd
     .command('remove-step <pipeline> <index>')
     .description('Remove step <index> (0-based)')
@@ -110,24 +134,39 @@ export function pipelineCommand(): Command {
     .option('--out <file>', 'write the result to a file (.arrow or .json) instead of printing it')
     .option('--limit <n>', 'rows to print', (v) => Number(v), 20)
     .option('--json', 'print JSON records')
-    .action(async (name: string, file: string, opts: OutputOptions & { out?: string; limit: number }, c: Command) => {
-      const p = await (await clientFrom(c)).getPipeline(name);
-      const result = await p.inferFromFile(file);
-      const records: InferenceRecord[] = Array.isArray(result) ? result : tableRecords(result);
-      if (opts.out) {
-        await writeFile(opts.out, Array.isArray(result) ? JSON.stringify(result) : tableToIPC(result, 'file'));
-        process.stdout.write(`wrote ${records.length} rows to ${opts.out}\n`);
-        return;
-      }
-      if (opts.json) {
-        process.stdout.write(JSON.stringify(records) + '\n');
-        return;
-      }
-      const shown = records.slice(0, opts.limit);
-      const keys = Object.keys(shown[0] ?? {});
-      printRows({}, shown, keys.map((k) => [k, (r: InferenceRecord) => formatCell(k, r[k])]));
-      if (records.length > shown.length) process.stdout.write(`[${records.length} rows x ${keys.length} columns]\n`);
-    });
+    .action(
+      async (
+        name: string,
+        file: string,
+        opts: OutputOptions & { out?: string; limit: number },
+        c: Command,
+      ) => {
+        const p = await (await clientFrom(c)).getPipeline(name);
+        const result = await p.inferFromFile(file);
+        const records: InferenceRecord[] = Array.isArray(result) ? result : tableRecords(result);
+        if (opts.out) {
+          await writeFile(
+            opts.out,
+            Array.isArray(result) ? JSON.stringify(result) : tableToIPC(result, 'file'),
+          );
+          process.stdout.write(`wrote ${records.length} rows to ${opts.out}\n`);
+          return;
+        }
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(records) + '\n');
+          return;
+        }
+        const shown = records.slice(0, opts.limit);
+        const keys = Object.keys(shown[0] ?? {});
+        printRows(
+          {},
+          shown,
+          keys.map((k) => [k, (r: InferenceRecord) => formatCell(k, r[k])]),
+        );
+        if (records.length > shown.length)
+          process.stdout.write(`[${records.length} rows x ${keys.length} columns]\n`);
+      },
+    );
   cmd.addCommand(pipelineLogsCommand());
   return cmd;
 }
@@ -136,14 +175,16 @@ function tableRecords(table: Table): InferenceRecord[] {
   return table.toArray().map((row: { toJSON(): Record<string, unknown> }) => {
     const o = row.toJSON();
     for (const [k, v] of Object.entries(o)) {
-      if (v && typeof v === 'object' && 'toArray' in v) o[k] = Array.from((v as { toArray(): ArrayLike<number> }).toArray());
+      if (v && typeof v === 'object' && 'toArray' in v)
+        o[k] = Array.from((v as { toArray(): ArrayLike<number> }).toArray());
     }
     return o;
   });
 }
 
 function formatCell(key: string, v: unknown): string {
-  if (key === 'time' && (typeof v === 'number' || typeof v === 'bigint')) return new Date(Number(v)).toISOString().replace('T', ' ').replace('Z', '');
+  if (key === 'time' && (typeof v === 'number' || typeof v === 'bigint'))
+    return new Date(Number(v)).toISOString().replace('T', ' ').replace('Z', '');
   if (Array.isArray(v)) return `[${v.map((x) => String(x)).join(', ')}]`;
   return String(v);
 }

@@ -17,24 +17,33 @@ export function workspaceCommand(): Command {
     .command('list')
     .description('List workspaces')
     .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions, c: Command) => printRows(opts, await (await clientFrom(c)).listWorkspaces(), columns));
+    .action(async (opts: OutputOptions, c: Command) =>
+      printRows(opts, await (await clientFrom(c)).listWorkspaces(), columns),
+    );
   cmd
     .command('create <name>')
     .description('Create a workspace')
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: OutputOptions, c: Command) => printObject(opts, await (await clientFrom(c)).createWorkspace(name)));
+    .action(async (name: string, opts: OutputOptions, c: Command) =>
+      printObject(opts, await (await clientFrom(c)).createWorkspace(name)),
+    );
   cmd
     .command('get <name>')
     .description('Show a workspace')
     .option('--create', 'create it when missing')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions & { create?: boolean }, c: Command) =>
-      printObject(opts, await (await clientFrom(c)).getWorkspace(name, { createIfNotExist: opts.create === true })),
+      printObject(
+        opts,
+        await (await clientFrom(c)).getWorkspace(name, { createIfNotExist: opts.create === true }),
+      ),
     );
   cmd
     .command('current')
     .description("Show the token's default workspace")
     .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions, c: Command) => printObject(opts, await (await clientFrom(c)).getCurrentWorkspace()));
+    .action(async (opts: OutputOptions, c: Command) =>
+      printObject(opts, await (await clientFrom(c)).getCurrentWorkspace()),
+    );
   return cmd;
 }

@@ -14,7 +14,8 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
     {
       schema: {
         tags: ['models'],
-        summary: 'Upload an ONNX model (body: the file bytes, application/octet-stream); same name again = new version',
+        summary:
+          'Upload an ONNX model (body: the file bytes, application/octet-stream); same name again = new version',
         querystring: {
           type: 'object',
           required: ['name'],
@@ -32,7 +33,13 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
 
   app.get<{ Params: { workspaceId: string } }>(
     '/v1/workspaces/:workspaceId/models',
-    { schema: { tags: ['models'], summary: 'List model versions, newest first', response: { 200: { type: 'array', items: modelVersionSchema } } } },
+    {
+      schema: {
+        tags: ['models'],
+        summary: 'List model versions, newest first',
+        response: { 200: { type: 'array', items: modelVersionSchema } },
+      },
+    },
     async (req) => ctx.models.list(await workspaceIdOf(ctx, req)),
   );
 
@@ -66,6 +73,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
         response: { 200: modelVersionSchema },
       },
     },
-    async (req) => ctx.models.configure(await workspaceIdOf(ctx, req), req.params.name, req.params.version, req.body),
+    async (req) =>
+      ctx.models.configure(await workspaceIdOf(ctx, req), req.params.name, req.params.version, req.body),
   );
 }

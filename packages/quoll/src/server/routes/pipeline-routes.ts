@@ -17,7 +17,12 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['pipelines'],
         summary: 'Build a pipeline (returns the existing one when the name exists)',
-        body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } }, additionalProperties: false },
+        body: {
+          type: 'object',
+          required: ['name'],
+          properties: { name: { type: 'string' } },
+          additionalProperties: false,
+        },
         response: { 200: pipelineSchema },
       },
     },
@@ -26,7 +31,13 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<{ Params: { workspaceId: string } }>(
     base,
-    { schema: { tags: ['pipelines'], summary: 'List pipelines', response: { 200: { type: 'array', items: pipelineSchema } } } },
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'List pipelines',
+        response: { 200: { type: 'array', items: pipelineSchema } },
+      },
+    },
     async (req) => ctx.pipelines.list(await workspaceIdOf(ctx, req)),
   );
 
@@ -67,7 +78,13 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
 
   app.get<{ Params: NameParams }>(
     `${base}/:name/versions`,
-    { schema: { tags: ['pipelines'], summary: 'Pipeline versions, newest first', response: { 200: { type: 'array', items: pipelineVersionSchema } } } },
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Pipeline versions, newest first',
+        response: { 200: { type: 'array', items: pipelineVersionSchema } },
+      },
+    },
     async (req) => ctx.pipelines.versions(await workspaceIdOf(ctx, req), req.params.name),
   );
 
@@ -93,18 +110,35 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (req) =>
-      ctx.pipelines.deploy(await workspaceIdOf(ctx, req), req.params.name, req.body?.config ?? {}, req.body?.wait ?? true),
+      ctx.pipelines.deploy(
+        await workspaceIdOf(ctx, req),
+        req.params.name,
+        req.body?.config ?? {},
+        req.body?.wait ?? true,
+      ),
   );
 
   app.post<{ Params: NameParams }>(
     `${base}/:name/undeploy`,
-    { schema: { tags: ['pipelines'], summary: 'Undeploy (a no-op when not deployed)', response: { 200: pipelineStatusSchema } } },
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Undeploy (a no-op when not deployed)',
+        response: { 200: pipelineStatusSchema },
+      },
+    },
     async (req) => ctx.pipelines.undeploy(await workspaceIdOf(ctx, req), req.params.name),
   );
 
   app.get<{ Params: NameParams }>(
     `${base}/:name/status`,
-    { schema: { tags: ['pipelines'], summary: 'Deployment status: Running exactly when inference will succeed', response: { 200: pipelineStatusSchema } } },
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary: 'Deployment status: Running exactly when inference will succeed',
+        response: { 200: pipelineStatusSchema },
+      },
+    },
     async (req) => ctx.pipelines.status(await workspaceIdOf(ctx, req), req.params.name),
   );
 }

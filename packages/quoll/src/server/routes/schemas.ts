@@ -46,7 +46,10 @@ export const modelVersionSchema = {
 const stepSchema = {
   type: 'object',
   properties: {
-    model: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' }, sha: { type: 'string' } } },
+    model: {
+      type: 'object',
+      properties: { name: { type: 'string' }, version: { type: 'string' }, sha: { type: 'string' } },
+    },
   },
 } as const;
 
@@ -67,7 +70,11 @@ export const pipelineSchema = {
 
 export const pipelineVersionSchema = {
   type: 'object',
-  properties: { version: { type: 'string' }, createdAt: { type: 'string' }, steps: { type: 'array', items: stepSchema } },
+  properties: {
+    version: { type: 'string' },
+    createdAt: { type: 'string' },
+    steps: { type: 'array', items: stepSchema },
+  },
 } as const;
 
 export const pipelineStatusSchema = {
@@ -80,7 +87,12 @@ export const pipelineStatusSchema = {
       type: 'array',
       items: {
         type: 'object',
-        properties: { name: { type: 'string' }, version: { type: 'string' }, sha: { type: 'string' }, status: { type: 'string' } },
+        properties: {
+          name: { type: 'string' },
+          version: { type: 'string' },
+          sha: { type: 'string' },
+          status: { type: 'string' },
+        },
       },
     },
     workers: { type: 'integer' },
@@ -93,7 +105,11 @@ export const errorSchema = {
   properties: {
     error: {
       type: 'object',
-      properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object', additionalProperties: true } },
+      properties: {
+        code: { type: 'string' },
+        message: { type: 'string' },
+        details: { type: 'object', additionalProperties: true },
+      },
     },
   },
 } as const;

@@ -13,7 +13,13 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
   );
   app.get(
     '/v1/workspaces',
-    { schema: { tags: ['workspaces'], summary: 'List workspaces the token can see', response: { 200: { type: 'array', items: workspaceSchema } } } },
+    {
+      schema: {
+        tags: ['workspaces'],
+        summary: 'List workspaces the token can see',
+        response: { 200: { type: 'array', items: workspaceSchema } },
+      },
+    },
     async (req) => ctx.workspaces.list(principalOf(req)),
   );
   app.post<{ Body: { name: string } }>(
@@ -22,11 +28,17 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
       schema: {
         tags: ['workspaces'],
         summary: 'Create a workspace (names are unique)',
-        body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } }, additionalProperties: false },
+        body: {
+          type: 'object',
+          required: ['name'],
+          properties: { name: { type: 'string' } },
+          additionalProperties: false,
+        },
         response: { 201: workspaceSchema },
       },
     },
-    async (req, reply) => reply.status(201).send(await ctx.workspaces.create(principalOf(req), req.body.name)),
+    async (req, reply) =>
+      reply.status(201).send(await ctx.workspaces.create(principalOf(req), req.body.name)),
   );
   app.get<{ Params: { name: string }; Querystring: { createIfNotExist?: boolean } }>(
     '/v1/workspaces/by-name/:name',
@@ -38,7 +50,8 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
         response: { 200: workspaceSchema },
       },
     },
-    async (req) => ctx.workspaces.getByName(principalOf(req), req.params.name, req.query.createIfNotExist === true),
+    async (req) =>
+      ctx.workspaces.getByName(principalOf(req), req.params.name, req.query.createIfNotExist === true),
   );
   app.post<{ Params: { workspaceId: string }; Body: { subject?: string; ttlSeconds?: number } | undefined }>(
     '/v1/workspaces/:workspaceId/tokens',
@@ -48,10 +61,15 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
         summary: 'Issue a token that sees only this workspace (admin only)',
         body: {
           type: 'object',
-          properties: { subject: { type: 'string', maxLength: 200 }, ttlSeconds: { type: 'integer', minimum: 1 } },
+          properties: {
+            subject: { type: 'string', maxLength: 200 },
+            ttlSeconds: { type: 'integer', minimum: 1 },
+          },
           additionalProperties: false,
         },
-        response: { 201: { type: 'object', properties: { id: { type: 'string' }, token: { type: 'string' } } } },
+        response: {
+          201: { type: 'object', properties: { id: { type: 'string' }, token: { type: 'string' } } },
+        },
       },
     },
     async (req, reply) => {
@@ -61,13 +79,19 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
       }
       const ws = await ctx.workspaces.getById(principal, Number(req.params.workspaceId));
       const ttl = req.body?.ttlSeconds;
-      const issued = await ctx.tokens.issueForWorkspace(ws.id, req.body?.subject ?? `workspace:${ws.name}`, ttl === undefined ? undefined : ttl * 1000);
+      const issued = await ctx.tokens.issueForWorkspace(
+        ws.id,
+        req.body?.subject ?? `workspace:${ws.name}`,
+        ttl === undefined ? undefined : ttl * 1000,
+      );
       return reply.status(201).send(issued);
     },
   );
   app.get<{ Params: { workspaceId: string } }>(
     '/v1/workspaces/:workspaceId',
-    { schema: { tags: ['workspaces'], summary: 'Get a workspace by id', response: { 200: workspaceSchema } } },
+    {
+      schema: { tags: ['workspaces'], summary: 'Get a workspace by id', response: { 200: workspaceSchema } },
+    },
     async (req) => ctx.workspaces.getById(principalOf(req), Number(req.params.workspaceId)),
   );
 }

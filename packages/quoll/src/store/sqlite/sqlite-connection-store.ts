@@ -28,9 +28,6 @@ interface AuditRow {
   action: string;
 }
 
-/* eslint-disable @typescript-eslint/require-await --
-   better-sqlite3 is synchronous; the methods are async because the port is (a PostgreSQL store awaits). */
-
 /** The SQLite-backed `ConnectionStore` (tables from migration `0003_connections.sql`). */
 export class SqliteConnectionStore implements ConnectionStore {
   readonly #db: SqliteHandle;

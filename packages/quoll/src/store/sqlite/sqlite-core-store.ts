@@ -132,12 +132,21 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
       const info = this.db
         .prepare('INSERT INTO workspaces (name, created_at, is_default) VALUES (?, ?, ?)')
         .run(name, createdAt, isDefault ? 1 : 0);
-      return toWorkspace({ id: Number(info.lastInsertRowid), name, created_at: createdAt, is_default: isDefault ? 1 : 0 });
+      return toWorkspace({
+        id: Number(info.lastInsertRowid),
+        name,
+        created_at: createdAt,
+        is_default: isDefault ? 1 : 0,
+      });
     } catch (err) {
       if (isUniqueViolation(err)) {
-        throw new ApiError('workspace_exists', `A workspace named "${name}" already exists; use getWorkspace("${name}") to open it.`, {
-          name,
-        });
+        throw new ApiError(
+          'workspace_exists',
+          `A workspace named "${name}" already exists; use getWorkspace("${name}") to open it.`,
+          {
+            name,
+          },
+        );
       }
       throw err;
     }
@@ -147,7 +156,8 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
     return r ? toWorkspace(r) : null;
   }
   async getWorkspaceByName(name: string): Promise<WorkspaceDto | null> {
-    const r = this.db.prepare('SELECT * FROM workspaces WHERE name = ?').get(name) as WorkspaceRow | undefined;
+    const r = this.db.prepare('SELECT * FROM workspaces WHERE name = ?').get(name) as
+      WorkspaceRow | undefined;
     return r ? toWorkspace(r) : null;
   }
   async listWorkspaces(): Promise<WorkspaceDto[]> {
@@ -155,8 +165,7 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
   }
   async getDefaultWorkspace(): Promise<WorkspaceDto | null> {
     const r = this.db.prepare('SELECT * FROM workspaces WHERE is_default = 1 ORDER BY id LIMIT 1').get() as
-      | WorkspaceRow
-      | undefined;
+      WorkspaceRow | undefined;
     return r ? toWorkspace(r) : null;
   }
 
@@ -169,7 +178,8 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
       .run(t.id, t.tokenHash, t.kind, t.workspaceId, t.subject, t.createdAt, t.expiresAt, t.revokedAt);
   }
   async findTokenByHash(tokenHash: string): Promise<TokenRecord | null> {
-    const r = this.db.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as TokenRow | undefined;
+    const r = this.db.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
+      TokenRow | undefined;
     return r ? toToken(r) : null;
   }
   async revokeToken(id: string, at: string): Promise<void> {
@@ -177,7 +187,9 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
   }
   async hasAdminToken(): Promise<boolean> {
     return (
-      this.db.prepare("SELECT 1 FROM api_tokens WHERE kind = 'admin' AND revoked_at IS NULL LIMIT 1").get() !== undefined
+      this.db
+        .prepare("SELECT 1 FROM api_tokens WHERE kind = 'admin' AND revoked_at IS NULL LIMIT 1")
+        .get() !== undefined
     );
   }
 
@@ -202,11 +214,19 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
       );
     return { ...m, id: Number(info.lastInsertRowid), framework: 'onnx' };
   }
-  async getModelVersion(workspaceId: number, name: string, version?: string): Promise<ModelVersionDto | null> {
+  async getModelVersion(
+    workspaceId: number,
+    name: string,
+    version?: string,
+  ): Promise<ModelVersionDto | null> {
     const r = (
       version === undefined
-        ? this.db.prepare('SELECT * FROM models WHERE workspace_id = ? AND name = ? ORDER BY id DESC LIMIT 1').get(workspaceId, name)
-        : this.db.prepare('SELECT * FROM models WHERE workspace_id = ? AND name = ? AND version = ?').get(workspaceId, name, version)
+        ? this.db
+            .prepare('SELECT * FROM models WHERE workspace_id = ? AND name = ? ORDER BY id DESC LIMIT 1')
+            .get(workspaceId, name)
+        : this.db
+            .prepare('SELECT * FROM models WHERE workspace_id = ? AND name = ? AND version = ?')
+            .get(workspaceId, name, version)
     ) as ModelRow | undefined;
     return r ? toModel(r) : null;
   }
@@ -215,30 +235,40 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
     return r ? toModel(r) : null;
   }
   async listModelVersions(workspaceId: number): Promise<ModelVersionDto[]> {
-    return (this.db.prepare('SELECT * FROM models WHERE workspace_id = ? ORDER BY id DESC').all(workspaceId) as ModelRow[]).map(
-      toModel,
-    );
+    return (
+      this.db
+        .prepare('SELECT * FROM models WHERE workspace_id = ? ORDER BY id DESC')
+        .all(workspaceId) as ModelRow[]
+    ).map(toModel);
   }
   async setModelConfig(version: string, config: ModelConfigDto): Promise<ModelVersionDto> {
-    this.db.prepare('UPDATE models SET config_json = ? WHERE version = ?').run(JSON.stringify(config), version);
+    this.db
+      .prepare('UPDATE models SET config_json = ? WHERE version = ?')
+      .run(JSON.stringify(config), version);
     const m = await this.getModelVersionByVersion(version);
     if (!m) throw new ApiError('model_not_found', `No model version ${version} exists.`, { version });
     return m;
   }
 
   // -- pipelines
-  async ensurePipeline(workspaceId: number, name: string, at: string): Promise<{ pipeline: PipelineRecord; created: boolean }> {
+  async ensurePipeline(
+    workspaceId: number,
+    name: string,
+    at: string,
+  ): Promise<{ pipeline: PipelineRecord; created: boolean }> {
     const info = this.db
-      .prepare('INSERT INTO pipelines (workspace_id, name, steps_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING')
+      .prepare(
+        'INSERT INTO pipelines (workspace_id, name, steps_json, created_at, updated_at) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING',
+      )
       .run(workspaceId, name, '[]', at, at);
     const p = await this.getPipeline(workspaceId, name);
     if (!p) throw new Error(`pipeline ${name} vanished after insert`);
     return { pipeline: p, created: info.changes === 1 };
   }
   async getPipeline(workspaceId: number, name: string): Promise<PipelineRecord | null> {
-    const r = this.db.prepare('SELECT * FROM pipelines WHERE workspace_id = ? AND name = ?').get(workspaceId, name) as
-      | PipelineRow
-      | undefined;
+    const r = this.db
+      .prepare('SELECT * FROM pipelines WHERE workspace_id = ? AND name = ?')
+      .get(workspaceId, name) as PipelineRow | undefined;
     return r ? toPipeline(r) : null;
   }
   async getPipelineById(id: number): Promise<PipelineRecord | null> {
@@ -254,22 +284,32 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
     return rows.map(toPipeline);
   }
   async setPipelineSteps(id: number, steps: PipelineStepDto[], at: string): Promise<PipelineRecord> {
-    this.db.prepare('UPDATE pipelines SET steps_json = ?, updated_at = ? WHERE id = ?').run(JSON.stringify(steps), at, id);
+    this.db
+      .prepare('UPDATE pipelines SET steps_json = ?, updated_at = ? WHERE id = ?')
+      .run(JSON.stringify(steps), at, id);
     const p = await this.getPipelineById(id);
     if (!p) throw new Error(`pipeline ${id} vanished`);
     return p;
   }
-  async insertPipelineVersion(pipelineId: number, version: string, steps: PipelineStepDto[], at: string): Promise<PipelineVersionDto> {
+  async insertPipelineVersion(
+    pipelineId: number,
+    version: string,
+    steps: PipelineStepDto[],
+    at: string,
+  ): Promise<PipelineVersionDto> {
     this.db.transaction(() => {
       this.db
-        .prepare('INSERT INTO pipeline_versions (version, pipeline_id, steps_json, created_at) VALUES (?, ?, ?, ?)')
+        .prepare(
+          'INSERT INTO pipeline_versions (version, pipeline_id, steps_json, created_at) VALUES (?, ?, ?, ?)',
+        )
         .run(version, pipelineId, JSON.stringify(steps), at);
       this.db.prepare('UPDATE pipelines SET updated_at = ? WHERE id = ?').run(at, pipelineId);
     })();
     return { version, steps, createdAt: at };
   }
   async getPipelineVersion(version: string): Promise<PipelineVersionDto | null> {
-    const r = this.db.prepare('SELECT * FROM pipeline_versions WHERE version = ?').get(version) as PipelineVersionRow | undefined;
+    const r = this.db.prepare('SELECT * FROM pipeline_versions WHERE version = ?').get(version) as
+      PipelineVersionRow | undefined;
     return r ? toPipelineVersion(r) : null;
   }
   async listPipelineVersions(pipelineId: number): Promise<PipelineVersionDto[]> {
@@ -291,7 +331,8 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
     this.db.prepare('DELETE FROM deployments WHERE pipeline_id = ?').run(pipelineId);
   }
   async getDeployment(pipelineId: number): Promise<DeploymentRecord | null> {
-    const r = this.db.prepare('SELECT * FROM deployments WHERE pipeline_id = ?').get(pipelineId) as DeploymentRow | undefined;
+    const r = this.db.prepare('SELECT * FROM deployments WHERE pipeline_id = ?').get(pipelineId) as
+      DeploymentRow | undefined;
     return r ? toDeployment(r) : null;
   }
   async listDeployments(): Promise<DeploymentRecord[]> {
@@ -301,10 +342,5 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
 
 /** Whether a better-sqlite3 error is a UNIQUE constraint violation. */
 export function isUniqueViolation(err: unknown): boolean {
-  return (
-    typeof err === 'object' &&
-    err !== null &&
-    'code' in err &&
-    (err as { code: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE'
-  );
+  return typeof err === 'object' && err !== null && 'code' in err && err.code === 'SQLITE_CONSTRAINT_UNIQUE';
 }

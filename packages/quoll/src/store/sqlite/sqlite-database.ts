@@ -34,7 +34,9 @@ export function applyMigrations(db: SqliteHandle, migrationsDir: string): number
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
   );
   const applied = new Set(
-    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map((r) => r.version),
+    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+      (r) => r.version,
+    ),
   );
   const files = readdirSync(migrationsDir)
     .map((f) => ({ f, m: MIGRATION_FILE.exec(f) }))
