@@ -24,8 +24,9 @@ Every error the server returns has the body \`{ "error": { "code", "message", "d
 The \`code\` is one of the stable codes below; the \`message\` names the bad value and the fix.
 The SDK rebuilds a typed error from it: every class extends \`QuollError\` (which has \`code\`,
 \`status\` and \`details\`); \`EntityNotFoundError\` is an alias of \`NotFoundError\`.
-The CLI prints \`error [<code>]: <message>\` and exits with 2 for client errors (4xx), 3 for
-server errors (5xx) and 1 when the server cannot be reached.
+The CLI prints \`error [<code>]: <message>\` and exits with 2 for client errors (every kind but
+\`QuollError\`, including bad input the SDK refuses before sending), 3 for server errors (5xx)
+and 1 when the server cannot be reached.
 
 The catalogue lives in \`packages/client/src/wire/error-codes.ts\`; this page is generated from it
 (\`npx tsx scripts/gen-error-docs.ts\`) and a test fails when the two disagree.

@@ -224,16 +224,19 @@ describe('pipeline management', () => {
     let stop = false;
     let ok = 0;
     const failures: unknown[] = [];
-    const load = (async () => {
-      while (!stop) {
-        try {
-          await pipeline.infer([{ tensor: row }]);
-          ok++;
-        } catch (err) {
-          failures.push(err);
+    // Several loops, so requests are in flight at the moment the new version takes over.
+    const load = Promise.all(
+      Array.from({ length: 6 }, async () => {
+        while (!stop) {
+          try {
+            await pipeline.infer([{ tensor: row }]);
+            ok++;
+          } catch (err) {
+            failures.push(err);
+          }
         }
-      }
-    })();
+      }),
+    );
     await pipeline.replaceWithModelStep(0, m2);
     await pipeline.deploy();
     stop = true;
@@ -294,6 +297,16 @@ describe('bad input gets a clear error with a stable code and changes nothing', 
     const truncated = makeTreeEnsembleRegressor({ seed: 4 }).subarray(0, 200);
     await expect(client.uploadModel('truncated', truncated)).rejects.toMatchObject({ code: 'invalid_model' });
     expect((await client.listModels()).length).toBe(before);
+  });
+
+  it('tensorFields given with an upload are checked before anything is stored', async () => {
+    const before = (await client.listModels()).length;
+    await expect(
+      client.uploadModel('twofields', makeTreeEnsembleRegressor({ seed: 4 }), { tensorFields: ['a', 'b'] }),
+    ).rejects.toMatchObject({ code: 'invalid_model_config' });
+    expect((await client.listModels()).length).toBe(before);
+    const ok = await client.uploadModel('onefield', makeTreeEnsembleRegressor({ seed: 4 }), { tensorFields: ['tensor'] });
+    expect(ok.config.tensorFields).toEqual(['tensor']);
   });
 
   it('invalid names are invalid_name', async () => {

@@ -3,7 +3,7 @@ import { stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Readable } from 'node:stream';
 import { Connection, ConnectionList } from './connections/index.js';
-import { NotFoundError, QuollError, ValidationError } from './errors/index.js';
+import { ValidationError } from './errors/index.js';
 import { HttpTransport, resolveClientOptions, type ClientOptions } from './http/index.js';
 import { ModelVersion } from './models/index.js';
 import { Orchestration, OrchestrationList } from './orchestrations/index.js';
@@ -28,6 +28,13 @@ export interface UploadModelOptions {
   framework?: 'onnx';
   /** File name recorded when uploading bytes. @default `<name>.onnx` */
   fileName?: string;
+  /**
+   * Input column names, one per model input, set with the upload (checked before anything is
+   * stored, unlike a later `configure()`). @default null (map by name)
+   */
+  tensorFields?: string[];
+  /** `'single'` runs one row at a time. @default null */
+  batchConfig?: 'single';
 }
 
 /**
@@ -147,12 +154,14 @@ export class Client {
     let body: Uint8Array | ReadableStream<Uint8Array>;
     let fileName: string;
     if (typeof pathOrBytes === 'string') {
-      try {
-        await stat(pathOrBytes);
-      } catch {
+      const isFile = await stat(pathOrBytes).then(
+        (s) => s.isFile(),
+        () => false,
+      );
+      if (!isFile) {
         throw new ValidationError(
           'invalid_request',
-          `Model file "${pathOrBytes}" does not exist or cannot be read.`,
+          `Model file "${pathOrBytes}" does not exist or is not a file; give the path of an .onnx file.`,
           0,
         );
       }
@@ -165,7 +174,12 @@ export class Client {
     const dto = await this.http.json<ModelVersionDto>('POST', `/v1/workspaces/${ws}/models`, {
       body,
       contentType: 'application/octet-stream',
-      query: { name, fileName },
+      query: {
+        name,
+        fileName,
+        tensorFields: options.tensorFields?.join(','),
+        batchConfig: options.batchConfig,
+      },
       timeoutMs: 600_000,
     });
     return new ModelVersion(this.http, dto);
@@ -214,19 +228,8 @@ export class Client {
 
   /** Pipelines with this name (at most one per workspace); throws `NotFoundError` when none. */
   async pipelinesByName(name: string): Promise<Pipeline[]> {
-    try {
-      return [await this.getPipeline(name)];
-    } catch (err) {
-      if (err instanceof NotFoundError) {
-        throw new NotFoundError(
-          'pipeline_not_found',
-          `No pipeline named "${name}" in the current workspace.`,
-          404,
-          { name },
-        );
-      }
-      throw err;
-    }
+    // Names are unique per workspace: at most one; getPipeline throws NotFoundError when none.
+    return [await this.getPipeline(name)];
   }
 
   /** Every pipeline in the current workspace. */
@@ -371,7 +374,3 @@ export class Client {
   }
 }
 
-/** @internal Guards against silently ignoring a server error type. */
-export function isQuollError(err: unknown): err is QuollError {
-  return err instanceof QuollError;
-}

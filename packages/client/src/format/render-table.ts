@@ -11,7 +11,7 @@ function cellText(v: Cell): string {
  * @example renderTable(['name', 'status'], [['a', 'ready']])
  */
 export function renderTable(headers: string[], rows: Cell[][]): string {
-  if (rows.length === 0) return `(no ${headers[0] === 'name' ? 'rows' : 'rows'})`;
+  if (rows.length === 0) return '(no rows)';
   const text = rows.map((r) => r.map(cellText));
   const widths = headers.map((h, i) => Math.max(h.length, ...text.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]): string =>

@@ -1,5 +1,8 @@
 import { AuthError, QuollError, errorFromResponse } from '../errors/index.js';
 
+/** Error codes of a connection that could not be made. */
+const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET']);
+
 /** Options of one request. */
 export interface RequestOptions {
   /** A JSON body. */
@@ -63,9 +66,18 @@ export class HttpTransport {
         );
       }
       if (e.name === 'AbortError') throw err;
+      // fetch wraps the real cause; only connection failures mean the server is unreachable.
+      const cause = (e as { cause?: { code?: string; message?: string } }).cause;
+      if (cause?.code && CONNECT_ERRORS.has(cause.code)) {
+        throw new QuollError(
+          'internal_error',
+          `Cannot reach the Quoll server at ${this.baseUrl} (${cause.code}). Is "quoll server" running?`,
+          0,
+        );
+      }
       throw new QuollError(
         'internal_error',
-        `Cannot reach the Quoll server at ${this.baseUrl}: ${e.message}. Is "quoll server" running?`,
+        `${method} ${path} failed before an answer arrived: ${cause?.message ?? e.message}.`,
         0,
       );
     }

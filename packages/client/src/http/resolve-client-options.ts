@@ -36,10 +36,20 @@ export function resolveClientOptions(opts: ClientOptions = {}): { url: string; t
     } catch {
       continue;
     }
-    const creds = JSON.parse(text) as { url?: unknown; token?: unknown };
-    if (typeof creds.url === 'string' && typeof creds.token === 'string') {
+    let creds: { url?: unknown; token?: unknown } | null = null;
+    try {
+      creds = JSON.parse(text) as { url?: unknown; token?: unknown };
+    } catch {
+      // Named below: a broken file should not hide behind "no credentials".
+    }
+    if (typeof creds?.url === 'string' && typeof creds.token === 'string') {
       return { url: opts.url ?? creds.url, token: opts.token ?? creds.token };
     }
+    throw new AuthError(
+      'unauthenticated',
+      `The credentials file ${path} is not {"url": "...", "token": "..."}; restart "quoll server" on that home to rewrite it, or pass { url, token }.`,
+      0,
+    );
   }
   throw new AuthError(
     'unauthenticated',

@@ -1,3 +1,4 @@
+import { ERROR_CODES } from '@quoll/client/wire';
 import { QuollError, renderFields, renderTable, type Cell } from '@quoll/client';
 
 /** Options every client command takes. */
@@ -40,7 +41,9 @@ export function printObject(opts: OutputOptions, value: object): void {
 export function reportError(err: unknown): number {
   if (err instanceof QuollError) {
     process.stderr.write(`error [${err.code}]: ${err.message}\n`);
-    return err.status === 0 ? 1 : err.status >= 500 ? 3 : 2;
+    // By the catalogue's kind, so errors the SDK raises itself (status 0) count as client errors too.
+    if (ERROR_CODES[err.code].kind !== 'internal') return 2;
+    return err.status === 0 ? 1 : 3;
   }
   const e = err as { code?: string; message?: string; exitCode?: number };
   if (typeof e?.code === 'string' && e.code.startsWith('commander.')) return e.exitCode ?? 1;

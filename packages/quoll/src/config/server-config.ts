@@ -19,7 +19,7 @@ export interface ServerConfig {
   readonly workersPerDeployment: number;
   /** Pino log level. @default 'info' */
   readonly logLevel: string;
-  /** Whether to write logs at all (the CLI's `--quiet`). @default true */
+  /** Whether to write server logs at all (false for an embedded server in tests or examples). @default true */
   readonly logging: boolean;
   /**
    * Whether every inference is written to the inference log (`--no-inference-logs`,

@@ -34,12 +34,14 @@ export class ModelService {
   /**
    * Stores a new version of `name`: the body is streamed to a temporary file, hashed, parsed
    * and loaded once by the runtime before anything is recorded, so a bad file leaves no trace.
+   * `config` (tensor fields, batch config) is checked against the model in the same step.
    */
   async upload(
     workspaceId: number,
     name: unknown,
     fileName: unknown,
     body: Readable,
+    config: ModelConfigPatch = {},
   ): Promise<ModelVersionDto> {
     const modelName = validateName('model', name);
     const file = await this.blobs.receive(body, this.maxModelBytes, 'model file');
@@ -47,6 +49,8 @@ export class ModelService {
       if (file.size === 0)
         throw new ApiError('invalid_model', 'The model file is empty; upload an ONNX model file (.onnx).');
       const info = this.inspector.inspect(await readFile(file.path));
+      // A config given with the upload is checked before anything is kept.
+      const modelConfig = applyConfigPatch(modelName, info.inputs, { tensorFields: null, batchConfig: null }, config);
       await this.inspector.validate(file.path);
       await this.blobs.commit(file);
       return await this.store.insertModelVersion({
@@ -58,7 +62,7 @@ export class ModelService {
         sizeBytes: file.size,
         inputs: info.inputs,
         outputs: info.outputs,
-        config: { tensorFields: null, batchConfig: null },
+        config: modelConfig,
         createdAt: new Date(this.now()).toISOString(),
       });
     } finally {
@@ -106,46 +110,49 @@ export class ModelService {
     patch: ModelConfigPatch,
   ): Promise<ModelVersionDto> {
     const model = await this.get(workspaceId, name, version);
-    const config: ModelConfigDto = { ...model.config };
-    if (patch.tensorFields !== undefined) {
-      const tf = patch.tensorFields;
-      if (tf !== null) {
-        if (!Array.isArray(tf) || tf.some((f) => typeof f !== 'string' || f === '')) {
-          throw new ApiError(
-            'invalid_model_config',
-            'tensorFields must be a list of column names, e.g. ["tensor"].',
-            {
-              tensorFields: tf,
-            },
-          );
-        }
-        if (tf.length !== model.inputs.length) {
-          throw new ApiError(
-            'invalid_model_config',
-            `tensorFields has ${tf.length} name(s) but model "${name}" has ${model.inputs.length} input(s) (${model.inputs
-              .map((i) => i.name)
-              .join(', ')}); give one column per input, in input order.`,
-            { tensorFields: tf as string[], inputs: model.inputs.map((i) => i.name) },
-          );
-        }
-        if (new Set(tf).size !== tf.length) {
-          throw new ApiError(
-            'invalid_model_config',
-            `tensorFields names a column twice: ${JSON.stringify(tf)}.`,
-          );
-        }
+    return this.store.setModelConfig(model.version, applyConfigPatch(name, model.inputs, model.config, patch));
+  }
+}
+
+/** Checks a config patch against the model's inputs and returns the new config. */
+function applyConfigPatch(
+  name: string,
+  inputs: TensorInfoDto[],
+  base: ModelConfigDto,
+  patch: ModelConfigPatch,
+): ModelConfigDto {
+  const config: ModelConfigDto = { ...base };
+  if (patch.tensorFields !== undefined) {
+    const tf = patch.tensorFields;
+    if (tf !== null) {
+      if (!Array.isArray(tf) || tf.some((f) => typeof f !== 'string' || f === '')) {
+        throw new ApiError('invalid_model_config', 'tensorFields must be a list of column names, e.g. ["tensor"].', {
+          tensorFields: tf,
+        });
       }
-      config.tensorFields = tf as string[] | null;
-    }
-    if (patch.batchConfig !== undefined) {
-      if (patch.batchConfig !== null && patch.batchConfig !== 'single') {
+      if (tf.length !== inputs.length) {
         throw new ApiError(
           'invalid_model_config',
-          `batchConfig must be "single" or null, not ${JSON.stringify(patch.batchConfig)}.`,
+          `tensorFields has ${tf.length} name(s) but model "${name}" has ${inputs.length} input(s) (${inputs
+            .map((i) => i.name)
+            .join(', ')}); give one column per input, in input order.`,
+          { tensorFields: tf as string[], inputs: inputs.map((i) => i.name) },
         );
       }
-      config.batchConfig = patch.batchConfig;
+      if (new Set(tf).size !== tf.length) {
+        throw new ApiError('invalid_model_config', `tensorFields names a column twice: ${JSON.stringify(tf)}.`);
+      }
     }
-    return this.store.setModelConfig(model.version, config);
+    config.tensorFields = tf as string[] | null;
   }
+  if (patch.batchConfig !== undefined) {
+    if (patch.batchConfig !== null && patch.batchConfig !== 'single') {
+      throw new ApiError(
+        'invalid_model_config',
+        `batchConfig must be "single" or null, not ${JSON.stringify(patch.batchConfig)}.`,
+      );
+    }
+    config.batchConfig = patch.batchConfig;
+  }
+  return config;
 }

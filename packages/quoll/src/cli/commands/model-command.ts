@@ -23,9 +23,10 @@ export function modelCommand(): Command {
     .option('--json', 'print JSON')
     .action(
       async (name: string, file: string, opts: OutputOptions & { tensorFields?: string }, c: Command) => {
-        const model = await (await clientFrom(c)).uploadModel(name, file);
-        if (opts.tensorFields)
-          await model.configure({ tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) });
+        // The config travels with the upload, so a bad --tensor-fields stores nothing.
+        const model = await (await clientFrom(c)).uploadModel(name, file, {
+          ...(opts.tensorFields ? { tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) } : {}),
+        });
         printObject(opts, model);
       },
     );
@@ -38,26 +39,26 @@ export function modelCommand(): Command {
     );
   cmd
     .command('get <name>')
-    .description('Show the newest version of a model (or --version)')
-    .option('--version <uuid>', 'a specific version')
+    .description('Show the newest version of a model (or --model-version)')
+    .option('--model-version <uuid>', 'a specific version (UUID)')
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: OutputOptions & { version?: string }, c: Command) =>
-      printObject(opts, await (await clientFrom(c)).getModel(name, opts.version)),
+    .action(async (name: string, opts: OutputOptions & { modelVersion?: string }, c: Command) =>
+      printObject(opts, await (await clientFrom(c)).getModel(name, opts.modelVersion)),
     );
   cmd
     .command('configure <name>')
-    .description('Configure the newest version of a model (or --version)')
-    .option('--version <uuid>', 'a specific version')
+    .description('Configure the newest version of a model (or --model-version)')
+    .option('--model-version <uuid>', 'a specific version (UUID)')
     .option('--tensor-fields <cols>', 'comma-separated input column names, one per model input')
     .option('--batch <mode>', '"single" to run one row at a time')
     .option('--json', 'print JSON')
     .action(
       async (
         name: string,
-        opts: OutputOptions & { version?: string; tensorFields?: string; batch?: string },
+        opts: OutputOptions & { modelVersion?: string; tensorFields?: string; batch?: string },
         c: Command,
       ) => {
-        const model = await (await clientFrom(c)).getModel(name, opts.version);
+        const model = await (await clientFrom(c)).getModel(name, opts.modelVersion);
         await model.configure({
           ...(opts.tensorFields ? { tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) } : {}),
           ...(opts.batch ? { batchConfig: opts.batch as 'single' } : {}),

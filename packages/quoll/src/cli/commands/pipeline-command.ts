@@ -47,32 +47,32 @@ export function pipelineCommand(): Command {
     );
   cmd
     .command('add-step <pipeline> <model>')
-    .description('Append a step running the newest version of <model> (or --version)')
-    .option('--version <uuid>', 'model version')
+    .description('Append a step running the newest version of <model> (or --model-version)')
+    .option('--model-version <uuid>', 'model version (UUID)')
     .option('--json', 'print JSON')
-    .action(async (name: string, model: string, opts: OutputOptions & { version?: string }, c: Command) => {
+    .action(async (name: string, model: string, opts: OutputOptions & { modelVersion?: string }, c: Command) => {
       const client = await clientFrom(c);
       const p = await client.getPipeline(name);
-      printObject(opts, await p.addModelStep(await client.getModel(model, opts.version)));
+      printObject(opts, await p.addModelStep(await client.getModel(model, opts.modelVersion)));
     });
   cmd
     .command('replace-step <pipeline> <index> <model>')
-    .description('Replace step <index> (0-based) with the newest version of <model> (or --version)')
-    .option('--version <uuid>', 'model version')
+    .description('Replace step <index> (0-based) with the newest version of <model> (or --model-version)')
+    .option('--model-version <uuid>', 'model version (UUID)')
     .option('--json', 'print JSON')
     .action(
       async (
         name: string,
         index: string,
         model: string,
-        opts: OutputOptions & { version?: string },
+        opts: OutputOptions & { modelVersion?: string },
         c: Command,
       ) => {
         const client = await clientFrom(c);
         const p = await client.getPipeline(name);
         printObject(
           opts,
-          await p.replaceWithModelStep(Number(index), await client.getModel(model, opts.version)),
+          await p.replaceWithModelStep(Number(index), await client.getModel(model, opts.modelVersion)),
         );
       },
     );

@@ -9,7 +9,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
   // Uploads are streamed: the parser hands the raw request stream to the route untouched.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  app.post<{ Params: { workspaceId: string }; Querystring: { name: string; fileName?: string } }>(
+  app.post<{ Params: { workspaceId: string }; Querystring: { name: string; fileName?: string; tensorFields?: string; batchConfig?: 'single' } }>(
     '/v1/workspaces/:workspaceId/models',
     {
       schema: {
@@ -19,14 +19,23 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
         querystring: {
           type: 'object',
           required: ['name'],
-          properties: { name: { type: 'string' }, fileName: { type: 'string' } },
+          properties: {
+            name: { type: 'string' },
+            fileName: { type: 'string' },
+            tensorFields: { type: 'string', description: 'comma-separated input column names, one per model input' },
+            batchConfig: { type: 'string', enum: ['single'] },
+          },
         },
         response: { 201: modelVersionSchema },
       },
     },
     async (req, reply) => {
       const ws = await workspaceIdOf(ctx, req);
-      const model = await ctx.models.upload(ws, req.query.name, req.query.fileName, req.body as Readable);
+      const { tensorFields, batchConfig } = req.query;
+      const model = await ctx.models.upload(ws, req.query.name, req.query.fileName, req.body as Readable, {
+        ...(tensorFields !== undefined ? { tensorFields: tensorFields.split(',').map((f) => f.trim()) } : {}),
+        ...(batchConfig !== undefined ? { batchConfig } : {}),
+      });
       return reply.status(201).send(model);
     },
   );
