@@ -245,7 +245,7 @@ export class Client {
   /**
    * Creates a connection: a named, typed details object (URL, credentials …) the server
    * keeps encrypted. Names are unique per instance: a taken one is a `ConflictError`.
-   * A workspace-scoped token's connection is attached to its workspace.
+   * Admin tokens only: a workspace-scoped token gets a `forbidden` AuthError.
    * @example
    *   await client.createConnection('houseprice_arrow_table', 'HTTPFILE', { host: 'https://example.com/xtest-1k.arrow' });
    */

@@ -124,7 +124,7 @@ describe('ConnectionService', () => {
       type: 'BIGQUERY',
       details: { password: SECRET, host: HOST },
     });
-    await service.create(ws1, {
+    await service.create(admin, {
       name: 'http-conn',
       type: 'HTTP',
       details: { host: HOST, token: `${SECRET}-2` },
@@ -150,7 +150,7 @@ describe('ConnectionService', () => {
   it('a duplicate name answers connection_exists and changes nothing', async () => {
     await service.create(admin, { name: 'houseprice', type: 'HTTPFILE', details: { host: HOST } });
     const err = await failure(() =>
-      service.create(ws1, { name: 'houseprice', type: 'HTTP', details: { host: 'other' } }),
+      service.create(admin, { name: 'houseprice', type: 'HTTP', details: { host: 'other' } }),
     );
     expect(err.code).toBe('connection_exists');
     expect(count()).toBe(1);
@@ -228,6 +228,40 @@ describe('ConnectionService', () => {
       expect((await service.get(ws1, { name: 'shared' })).workspaceNames).toEqual(['ws-one']);
     });
 
+    it('is shown only its own workspace in workspaceNames of a connection other workspaces share', async () => {
+      await service.attach(admin, { name: 'shared' }, 2);
+      // The admin sees both: the filter below is what hides ws-two.
+      expect((await service.get(admin, { name: 'shared' })).workspaceNames).toEqual(['ws-one', 'ws-two']);
+      expect((await service.get(ws1, { name: 'shared' })).workspaceNames).toEqual(['ws-one']);
+      expect((await service.list(ws1)).map((c) => c.workspaceNames)).toEqual([['ws-one']]);
+      expect((await service.list(ws1, { workspaceId: 1 })).map((c) => c.workspaceNames)).toEqual([
+        ['ws-one'],
+      ]);
+      expect((await service.details(ws1, { name: 'shared' }, 'task')).connection.workspaceNames).toEqual([
+        'ws-one',
+      ]);
+      expect((await service.attach(ws1, { name: 'shared' }, 1)).workspaceNames).toEqual(['ws-one']);
+    });
+
+    it('cannot delete a connection another workspace also uses: forbidden, and nothing changes', async () => {
+      await service.attach(admin, { name: 'shared' }, 2);
+      const err = await failure(() => service.delete(ws1, { name: 'shared' }));
+      expect(err.code).toBe('forbidden');
+      expect(err.message).toContain('detach it from this workspace instead');
+      // The message says the connection is shared, never with whom.
+      expect(err.message).not.toContain('ws-two');
+      expect(count()).toBe(2);
+      expect((await service.get(admin, { name: 'shared' })).workspaceNames).toEqual(['ws-one', 'ws-two']);
+    });
+
+    it('deletes a connection attached to its own workspace alone', async () => {
+      await service.delete(ws1, { name: 'shared' });
+      expect((await service.list(admin)).map((c) => c.name)).toEqual(['hidden']);
+      expect((db.prepare('SELECT count(*) AS n FROM connection_workspaces').get() as { n: number }).n).toBe(
+        1,
+      );
+    });
+
     it("answers connection_not_found for another workspace's connection exactly like a missing one", async () => {
       const attempts = [
         (name: string) => service.get(ws1, { name }),
@@ -258,10 +292,13 @@ describe('ConnectionService', () => {
       expect((await service.get(admin, { name: 'shared' })).workspaceNames).toEqual(['ws-one']);
     });
 
-    it('a connection created in a workspace scope is attached to that workspace', async () => {
-      const dto = await service.create(ws1, { name: 'mine', type: 'HTTP', details: { a: 1 } });
-      expect(dto.workspaceNames).toEqual(['ws-one']);
-      expect((await service.list(ws1)).map((c) => c.name)).toEqual(['shared', 'mine']);
+    it('cannot create connections: forbidden before the name is looked at, so existence does not leak', async () => {
+      const taken = await failure(() => service.create(ws1, { name: 'hidden', type: 'HTTP', details: {} }));
+      const free = await failure(() => service.create(ws1, { name: 'mine', type: 'HTTP', details: {} }));
+      const invalid = await failure(() => service.create(ws1, { name: '', type: '', details: null }));
+      expect([taken.code, free.code, invalid.code]).toEqual(['forbidden', 'forbidden', 'forbidden']);
+      expect(taken.message).toBe(free.message);
+      expect(count()).toBe(2);
     });
 
     it('detaching from its workspace hides the connection from it', async () => {

@@ -7,8 +7,9 @@ import type { ConnectionDetails, ConnectionRecord, ConnectionStore } from './con
 
 /**
  * Who is asking. A workspace-scoped caller sees only the connections attached to its
- * workspace; every other name answers `connection_not_found` exactly like a missing one.
- * The auth `Principal` fits this type.
+ * workspace; every other name answers `connection_not_found` exactly like a missing one,
+ * and the `workspaceNames` it is shown name only its own workspace. The auth `Principal`
+ * fits this type.
  */
 export type ConnectionScope = { kind: 'admin' } | { kind: 'workspace'; workspaceId: number };
 
@@ -63,11 +64,19 @@ export class ConnectionService {
   }
 
   /**
-   * Creates a connection. A workspace-scoped caller's connection is attached to its
-   * workspace in the same transaction (otherwise it could not see what it just made).
-   * Throws `invalid_name`, `invalid_connection` or `connection_exists`; nothing is stored then.
+   * Creates a connection; admin only. A workspace-scoped caller gets `forbidden` before
+   * anything else is looked at: connections are defined instance-wide by whoever runs the
+   * platform (as in the seed), and answering `connection_exists` to a scoped caller would
+   * reveal names it cannot otherwise see.
+   * Throws `forbidden`, `invalid_name`, `invalid_connection` or `connection_exists`; nothing is stored then.
    */
   async create(scope: ConnectionScope, input: CreateConnectionInput): Promise<ConnectionDto> {
+    if (scope.kind === 'workspace') {
+      throw new ApiError(
+        'forbidden',
+        'A workspace token cannot create connections: an admin creates a connection and attaches it to workspaces (createConnection, then workspace.addConnection) with the admin token.',
+      );
+    }
     const name = validateName('connection', input.name);
     const type = this.#validateType(input.type);
     const details = this.#validateDetails(input.details);
@@ -78,7 +87,6 @@ export class ConnectionService {
       type,
       sealedDetails: this.#sealer.seal(id, details),
       createdAt: this.#clock().toISOString(),
-      attachTo: scope.kind === 'workspace' ? scope.workspaceId : undefined,
     });
     return toDto(record);
   }
@@ -99,12 +107,14 @@ export class ConnectionService {
     }
     const records =
       workspaceId === undefined ? await this.#store.list() : await this.#store.listForWorkspace(workspaceId);
-    return records.map(toDto);
+    const visible = await this.#visibleNames(scope);
+    return records.map((r) => toDto(r, visible));
   }
 
   /** One connection, masked (no details). Throws `connection_not_found`. */
   async get(scope: ConnectionScope, ref: ConnectionRef): Promise<ConnectionDto> {
-    return toDto(await this.#find(scope, ref));
+    const record = await this.#find(scope, ref);
+    return toDto(record, await this.#visibleNames(scope));
   }
 
   /**
@@ -128,13 +138,32 @@ export class ConnectionService {
       action: 'read_details',
       at: this.#clock().toISOString(),
     });
-    return { connection: toDto(record), details };
+    return { connection: toDto(record, await this.#visibleNames(scope)), details };
   }
 
-  /** Deletes a connection and detaches it from every workspace. Throws `connection_not_found`. */
+  /**
+   * Deletes a connection and detaches it from every workspace. A workspace-scoped caller may
+   * delete only a connection attached to its own workspace alone: deleting one that other
+   * workspaces use would break them, so that answers `forbidden` (detach it instead) and
+   * changes nothing. Throws `connection_not_found` or `forbidden`.
+   */
   async delete(scope: ConnectionScope, ref: ConnectionRef): Promise<void> {
     const record = await this.#find(scope, ref);
-    if (!(await this.#store.delete(record.id))) throw notFound(ref);
+    if (scope.kind === 'admin') {
+      if (!(await this.#store.delete(record.id))) throw notFound(ref);
+      return;
+    }
+    // Checked and deleted in one store step, so an attach racing in cannot slip past.
+    const outcome = await this.#store.deleteIfOnlyAttachedTo(record.id, scope.workspaceId);
+    if (outcome === 'missing') throw notFound(ref);
+    if (outcome === 'shared') {
+      // Says only that other workspaces use it, never which: their names stay hidden.
+      throw new ApiError(
+        'forbidden',
+        `Connection "${record.name}" is also attached to other workspaces, so a workspace token cannot delete it; detach it from this workspace instead (workspace.removeConnection), or ask an admin to delete it.`,
+        { name: record.name },
+      );
+    }
   }
 
   /**
@@ -146,7 +175,7 @@ export class ConnectionService {
     this.#checkWorkspace(scope, workspaceId);
     const record = await this.#find(scope, ref);
     await this.#store.attach(record.id, workspaceId, this.#clock().toISOString());
-    return toDto(await this.#find({ kind: 'admin' }, { id: record.id }));
+    return toDto(await this.#find({ kind: 'admin' }, { id: record.id }), await this.#visibleNames(scope));
   }
 
   /**
@@ -157,6 +186,17 @@ export class ConnectionService {
     this.#checkWorkspace(scope, workspaceId);
     const record = await this.#find(scope, ref);
     await this.#store.detach(record.id, workspaceId);
+  }
+
+  /**
+   * The workspace names a caller may be shown: all for an admin (null = no filter); for a
+   * workspace-scoped caller only its own, so a shared connection does not reveal where else
+   * it is used.
+   */
+  async #visibleNames(scope: ConnectionScope): Promise<ReadonlySet<string> | null> {
+    if (scope.kind === 'admin') return null;
+    const own = await this.#store.getWorkspaceName(scope.workspaceId);
+    return new Set(own === null ? [] : [own]);
   }
 
   #checkWorkspace(scope: ConnectionScope, workspaceId: number): void {
@@ -218,14 +258,15 @@ export class ConnectionService {
   }
 }
 
-function toDto(record: ConnectionRecord): ConnectionDto {
+/** The wire form; `visibleNames` (null = all) filters `workspaceNames` for a scoped caller. */
+function toDto(record: ConnectionRecord, visibleNames: ReadonlySet<string> | null = null): ConnectionDto {
   // Field by field, so nothing the store adds can reach the wire.
   return {
     id: record.id,
     name: record.name,
     type: record.type,
     createdAt: record.createdAt,
-    workspaceNames: [...record.workspaceNames],
+    workspaceNames: record.workspaceNames.filter((n) => visibleNames === null || visibleNames.has(n)),
   };
 }
 

@@ -32,7 +32,7 @@ export interface NewConnection {
   type: string;
   sealedDetails: SealedDetails;
   createdAt: string;
-  /** Attach to this workspace in the same transaction (a workspace-scoped caller's own). */
+  /** Attach to this workspace in the same transaction. */
   attachTo?: number | undefined;
 }
 
@@ -86,6 +86,17 @@ export interface ConnectionStore {
   detach(connectionId: string, workspaceId: number): Promise<boolean>;
   /** Deletes the connection and every attachment; returns false when it did not exist. */
   delete(connectionId: string): Promise<boolean>;
+  /**
+   * Deletes the connection (and its attachments) only if no workspace but `workspaceId` has
+   * it attached, checked and deleted atomically: `'deleted'`, `'missing'` when it does not
+   * exist, `'shared'` (nothing changed) when another workspace has it attached.
+   */
+  deleteIfOnlyAttachedTo(
+    connectionId: string,
+    workspaceId: number,
+  ): Promise<'deleted' | 'missing' | 'shared'>;
+  /** The name of a workspace, or null when there is none with this id. */
+  getWorkspaceName(workspaceId: number): Promise<string | null>;
   /** Ids of connections sealed under a key other than `keyId`, at most `limit`. */
   listIdsNotSealedWith(keyId: string, limit: number): Promise<string[]>;
   /**

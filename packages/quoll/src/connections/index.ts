@@ -21,7 +21,6 @@ export type {
 } from './connection-store.js';
 export { FileKeyring, StaticKeyring, createKeyring } from './keyring.js';
 export type { Keyring } from './keyring.js';
-export { maskDetails } from './mask-details.js';
 export {
   MASTER_KEY_ENV,
   MASTER_KEY_FILE,

@@ -44,7 +44,7 @@ export function connectionRoutes(app: FastifyInstance, ctx: ServerContext): void
       schema: {
         tags: ['connections'],
         summary:
-          'Create a connection (names are unique per instance; a workspace token attaches it to its workspace)',
+          'Create a connection (admin only; names are unique per instance). Attach it to workspaces with PUT /v1/workspaces/:workspaceId/connections/:name',
         body: {
           type: 'object',
           required: ['name', 'type', 'details'],
@@ -121,7 +121,8 @@ export function connectionRoutes(app: FastifyInstance, ctx: ServerContext): void
     {
       schema: {
         tags: ['connections'],
-        summary: 'Delete a connection; it is detached from every workspace',
+        summary:
+          'Delete a connection; it is detached from every workspace. A workspace token may delete only a connection attached to its workspace alone (else 403 forbidden)',
         params: nameParams,
         response: { 204: { type: 'null' } },
       },

@@ -8,6 +8,7 @@ import type {
   StoredConnectionAuditEntry,
 } from '../../connections/index.js';
 import { ApiError } from '../../server/api-error.js';
+import { isUniqueViolation } from './sqlite-core-store.js';
 import type { SqliteHandle } from './sqlite-database.js';
 
 interface ConnectionRow {
@@ -47,7 +48,7 @@ export class SqliteConnectionStore implements ConnectionStore {
         if (c.attachTo !== undefined) this.#insertAttachment(c.id, c.attachTo, c.createdAt);
       })();
     } catch (err) {
-      if (sqliteCode(err) === 'SQLITE_CONSTRAINT_UNIQUE') {
+      if (isUniqueViolation(err)) {
         throw new ApiError(
           'connection_exists',
           `A connection named "${c.name}" already exists; choose a different name, or delete the existing one first.`,
@@ -119,6 +120,30 @@ export class SqliteConnectionStore implements ConnectionStore {
     return this.#db.prepare('DELETE FROM connections WHERE id = ?').run(connectionId).changes > 0;
   }
 
+  async deleteIfOnlyAttachedTo(
+    connectionId: string,
+    workspaceId: number,
+  ): Promise<'deleted' | 'missing' | 'shared'> {
+    const db = this.#db;
+    // One transaction: the check and the delete see the same attachments.
+    return db.transaction((): 'deleted' | 'missing' | 'shared' => {
+      if (db.prepare('SELECT 1 FROM connections WHERE id = ?').get(connectionId) === undefined)
+        return 'missing';
+      const elsewhere = db
+        .prepare('SELECT 1 FROM connection_workspaces WHERE connection_id = ? AND workspace_id <> ? LIMIT 1')
+        .get(connectionId, workspaceId);
+      if (elsewhere !== undefined) return 'shared';
+      db.prepare('DELETE FROM connections WHERE id = ?').run(connectionId);
+      return 'deleted';
+    })();
+  }
+
+  async getWorkspaceName(workspaceId: number): Promise<string | null> {
+    const row = this.#db.prepare('SELECT name FROM workspaces WHERE id = ?').get(workspaceId) as
+      { name: string } | undefined;
+    return row?.name ?? null;
+  }
+
   async listIdsNotSealedWith(keyId: string, limit: number): Promise<string[]> {
     const rows = this.#db
       .prepare('SELECT id FROM connections WHERE key_id <> ? ORDER BY rowid LIMIT ?')
@@ -164,7 +189,7 @@ export class SqliteConnectionStore implements ConnectionStore {
         )
         .run(connectionId, workspaceId, at);
     } catch (err) {
-      if (sqliteCode(err) !== 'SQLITE_CONSTRAINT_FOREIGNKEY') throw err;
+      if (!isForeignKeyViolation(err)) throw err;
       // SQLite does not say which key failed: look.
       const hasConnection =
         this.#db.prepare('SELECT 1 FROM connections WHERE id = ?').get(connectionId) !== undefined;
@@ -223,6 +248,9 @@ function toRecord(row: ConnectionRow, workspaceNames: string[]): ConnectionRecor
   return { id: row.id, name: row.name, type: row.type, createdAt: row.created_at, workspaceNames };
 }
 
-function sqliteCode(err: unknown): unknown {
-  return typeof err === 'object' && err !== null && 'code' in err ? err.code : undefined;
+/** Whether a better-sqlite3 error is a FOREIGN KEY constraint violation. */
+function isForeignKeyViolation(err: unknown): boolean {
+  return (
+    typeof err === 'object' && err !== null && 'code' in err && err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
+  );
 }
