@@ -30,12 +30,16 @@ function pct(xs: number[], p: number): number {
   return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
+// BENCH_WARM_PROCESSES=0 measures cold spawns only (the runner before the warm pool).
+const warmProcesses = Number(process.env.BENCH_WARM_PROCESSES ?? 2);
 const runner = new TaskRunner({
   logsDir: join(root, 'logs'),
   runsDir: join(root, 'runs'),
   serverUrl: 'http://127.0.0.1:9',
+  warmProcesses,
   issueRunToken: () => Promise.resolve({ token: 't', revoke: () => Promise.resolve() }),
 });
+await runner.warm();
 let seq = 0;
 const runId = (): string => `bench-${++seq}`;
 
@@ -194,6 +198,7 @@ rmSync(root, { recursive: true, force: true });
 
 const results = {
   machine: { cpus: cpus().length, node: process.version },
+  warmProcesses,
   startToFirstLine: {
     p50Ms: median(firstQ),
     p95Ms: pct(firstQ, 95),

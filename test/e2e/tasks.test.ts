@@ -191,8 +191,11 @@ describe('run once', () => {
     const withKilled = await client.listTasks({ killed: true });
     expect(withKilled.map((t) => t.id)).toContain(task.id);
     expect(inspect(withKilled).split('\n')[0]).toMatch(
-      /^id +name +last run status +type +active +schedule +created at +updated at +workspace id +workspace name$/,
+      /^id +name +last run status +type +active +schedule +status reason +created at +updated at +workspace id +workspace name$/,
     );
+    expect(task.statusReason).toBeNull();
+    // A run-once task has no cron ticks, so none skipped or missed.
+    expect(String(await task.ticks())).toBe('(no skipped or missed ticks)');
   });
 
   it('followLogs() yields lines while the run prints them and ends after the final line', async () => {
@@ -267,14 +270,25 @@ describe('restart recovery', () => {
     const first = await startTestServer();
     try {
       const c = first.client();
-      const orchestration = await readyOrchestration(c, 'survivor', { 'main.mjs': SLEEPER });
+      const orchestration = await readyOrchestration(c, 'survivor', {
+        'main.mjs': `console.log('token ' + process.env.QUOLL_TOKEN);\nconsole.log('cwd ' + process.cwd());\n${SLEEPER}`,
+      });
       const task = await orchestration.runOnce({ name: 'cut short' });
       const run = await waitFor('the run to print', async () => {
         const [r] = await task.lastRuns();
         if (r === undefined) return undefined;
         return (await r.logs()).some((l) => l.line.startsWith('pid ')) ? r : undefined;
       });
-      const pid = Number((await run.logs()).find((l) => l.line.startsWith('pid '))?.line.slice(4));
+      const runLogs = await run.logs();
+      const pid = Number(runLogs.find((l) => l.line.startsWith('pid '))?.line.slice(4));
+      const token = runLogs.find((l) => l.line.startsWith('token '))?.line.slice(6) ?? '';
+      // The run's working directory is outside the home: `../..` does not lead to its secrets.
+      const cwd = runLogs.find((l) => l.line.startsWith('cwd '))?.line.slice(4) ?? '';
+      expect(cwd).not.toBe('');
+      expect(cwd.startsWith(first.home)).toBe(false);
+      const asRun = (url: string): Promise<Response> =>
+        fetch(`${url}/v1/tasks/${task.id}`, { headers: { authorization: `Bearer ${token}` } });
+      expect((await asRun(first.url)).status).toBe(200);
       await first.kill();
       const second = await startTestServer({ home: first.home });
       try {
@@ -291,12 +305,38 @@ describe('restart recovery', () => {
           async () => (processExists(pid) ? undefined : true),
           5_000,
         );
+        // The lost run's token was never revoked by the dead server: the new one revokes it.
+        expect((await asRun(second.url)).status).toBe(401);
       } finally {
         await second.stop();
       }
     } finally {
       await first.kill();
       await first.cleanup();
+    }
+  });
+});
+
+describe('following logs across a shutdown', () => {
+  it('followLogs() throws shutting_down when the server stops before the run finished', async () => {
+    const own = await startTestServer();
+    try {
+      const c = own.client();
+      const orchestration = await readyOrchestration(c, 'long', { 'main.mjs': SLEEPER });
+      const task = await orchestration.runOnce({ name: 'followed' });
+      const run = await waitFor('a run', async () => (await task.lastRuns())[0]);
+      const seen: string[] = [];
+      const following = (async () => {
+        for await (const line of run.followLogs()) {
+          seen.push(line.line);
+          if (line.line.startsWith('pid ')) void own.stop();
+        }
+      })();
+      await expect(following).rejects.toMatchObject({ code: 'shutting_down' });
+      expect(seen.some((l) => l.startsWith('pid '))).toBe(true);
+    } finally {
+      await own.stop();
+      await own.cleanup();
     }
   });
 });

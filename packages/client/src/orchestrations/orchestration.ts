@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { QuollError } from '../errors/index.js';
+import { errorFromCode } from '../errors/index.js';
 import { renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import { Task, TaskList, displayTime } from '../tasks/index.js';
@@ -138,7 +138,7 @@ export class Orchestration {
   }
 
   /**
-   * Polls until packaging is over; resolves on `ready`, throws a `QuollError` with the
+   * Polls until packaging is over; resolves on `ready`, throws a `ConflictError` (`orchestration_not_ready`) with the
    * packaging error on `error`.
    * @param timeoutMs give up after this long. @default 300000
    * @param intervalMs time between polls. @default 100
@@ -149,14 +149,15 @@ export class Orchestration {
       const status = await this.status();
       if (status === 'ready') return this;
       if (status === 'error') {
-        throw new QuollError(
+        throw errorFromCode(
           'orchestration_not_ready',
           `Packaging of orchestration ${this.id} failed: ${this.error ?? 'see packagingLogs()'}`,
           0,
+          { orchestrationId: this.id },
         );
       }
       if (Date.now() > deadline) {
-        throw new QuollError(
+        throw errorFromCode(
           'timeout',
           `Orchestration ${this.id} is still ${status}; see packagingLogs().`,
           0,

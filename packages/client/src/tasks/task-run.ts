@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { QuollError } from '../errors/index.js';
+import { QuollError, errorFromCode } from '../errors/index.js';
 import { renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { TaskRunDto, TaskRunLogLineDto, TaskRunStatus } from '../wire/index.js';
@@ -131,7 +131,9 @@ export class TaskRun {
 
   /**
    * The run's output as it is printed: existing lines first, then live ones; the iteration
-   * ends after the final status line (or when `signal` aborts, or the loop breaks).
+   * ends after the final status line (or when `signal` aborts, or the loop breaks). When
+   * the server closes the stream before the run finished (it is shutting down), the
+   * iteration throws a `QuollError` with code `shutting_down`; follow again once it is back.
    * @param signal stops following. @default none
    * @example for await (const line of run.followLogs()) console.log(String(line));
    */
@@ -160,7 +162,16 @@ export class TaskRun {
             0,
           );
         }
-        if (chunk.done) return;
+        if (chunk.done) {
+          // Only the "end" event promises that the run is over; a bare close does not.
+          if (options.signal?.aborted === true) return;
+          throw errorFromCode(
+            'shutting_down',
+            `The log stream of run ${this.id} ended before the run finished (the server stopped or closed the stream); follow again to see the rest.`,
+            0,
+            { runId: this.id },
+          );
+        }
         buffer += decoder.decode(chunk.value, { stream: true });
         // Events are separated by a blank line; a partial event waits for the next chunk.
         let cut: number;

@@ -1,9 +1,10 @@
 import { inspect } from 'node:util';
 import { renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
-import type { TaskDto, TaskRunDto, TaskRunStatus, TaskStatus, TaskType } from '../wire/index.js';
+import type { TaskDto, TaskRunDto, TaskRunStatus, TaskStatus, TaskTickDto, TaskType } from '../wire/index.js';
 import { displayTime } from './display-time.js';
 import { TaskRun, TaskRunList } from './task-run.js';
+import { TaskTickList } from './task-tick.js';
 
 /** Options of `task.lastRuns()`. */
 export interface LastRunsOptions {
@@ -66,6 +67,13 @@ export class Task {
   get workspaceName(): string {
     return this.#dto.workspaceName;
   }
+  /**
+   * Why the task is in a notable state (as of the last fetch; `status()` re-reads it), e.g.
+   * a continuous task's crash loop; null when healthy.
+   */
+  get statusReason(): string | null {
+    return this.#dto.statusReason ?? null;
+  }
   /** Whether the task was killed (as of the last fetch). */
   get killed(): boolean {
     return this.#dto.killed;
@@ -104,6 +112,22 @@ export class Task {
     return TaskRunList.of_(runs.map((r) => new TaskRun(this.#http, r)));
   }
 
+  /**
+   * The cron ticks of a scheduled task that produced no run, newest first: `skipped` (the
+   * previous run was still going) or `missed` (the server was down or late), with the reason.
+   * @param limit at most this many. @default all
+   */
+  async ticks(options: { limit?: number } = {}): Promise<TaskTickList> {
+    const ticks = await this.#http.json<TaskTickDto[]>(
+      'GET',
+      `/v1/tasks/${encodeURIComponent(this.id)}/ticks`,
+      {
+        query: { limit: options.limit },
+      },
+    );
+    return TaskTickList.of_(ticks);
+  }
+
   /** The status of the newest run, or `'unknown'` before the first. */
   async lastRunStatus(): Promise<TaskRunStatus | 'unknown'> {
     await this.refetch();
@@ -127,6 +151,7 @@ export class Task {
       ['Type', this.type],
       ['Active', this.active ? 'True' : 'False'],
       ['Schedule', this.schedule ?? '-'],
+      ...(this.statusReason !== null ? [['Status Reason', this.statusReason] as [string, string]] : []),
       ['Created At', displayTime(this.createdAt)],
       ['Updated At', displayTime(this.updatedAt)],
       ['Workspace ID', this.workspaceId],
@@ -152,7 +177,7 @@ export class TaskList extends Array<Task> {
     return list;
   }
 
-  /** `id | name | last run status | type | active | schedule | created at | updated at | workspace id | workspace name` */
+  /** `id | name | last run status | type | active | schedule | status reason | created at | updated at | workspace id | workspace name` */
   override toString(): string {
     if (this.length === 0) return '(no tasks)';
     return renderTable(
@@ -163,6 +188,7 @@ export class TaskList extends Array<Task> {
         'type',
         'active',
         'schedule',
+        'status reason',
         'created at',
         'updated at',
         'workspace id',
@@ -177,6 +203,7 @@ export class TaskList extends Array<Task> {
           t.type,
           t.active ? 'True' : 'False',
           t.schedule ?? '-',
+          t.statusReason ?? '-',
           displayTime(t.createdAt),
           displayTime(t.updatedAt),
           t.workspaceId,

@@ -1,4 +1,12 @@
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdtempSync,
+  readFileSync,
+  readdirSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -86,4 +94,49 @@ describe('EnvCache', () => {
     await expect(pending).rejects.toThrow();
     expect(readdirSync(dir)).toEqual([]);
   });
+
+  it('an aborted install also stops what npm started (its whole process group)', async () => {
+    // A stand-in npm that starts a long-lived child (like an install script) and reports its pid.
+    const fakeNpm = join(dir, 'fake-npm.sh');
+    const pidFile = join(dir, 'child.pid');
+    writeFileSync(fakeNpm, `#!/bin/sh\nsleep 300 &\necho $! > "${pidFile}"\necho started\nwait\n`);
+    chmodSync(fakeNpm, 0o755);
+    const envsDir = join(dir, 'envs');
+    const envs = new EnvCache({ envsDir, npmCommand: fakeNpm });
+    const controller = new AbortController();
+    const pending = envs.ensure(depSet({ 'is-number': '7.0.0' }), {
+      signal: controller.signal,
+      log: (line) => {
+        if (line === 'started') controller.abort();
+      },
+    });
+    await expect(pending).rejects.toThrow();
+    const pid = Number(readFileSync(pidFile, 'utf8').trim());
+    expect(pid).toBeGreaterThan(0);
+    expect(await goneWithin(pid, 10_000)).toBe(true);
+  });
 });
+
+/** Whether the process is gone (or a zombie awaiting its reaper) within `ms`; SIGKILL is delivered asynchronously. */
+async function goneWithin(pid: number, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (!isRunning(pid)) return true;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return !isRunning(pid);
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return false;
+  }
+  try {
+    // A killed process whose parent does not reap it stays a zombie (state Z): it runs no more.
+    return !/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+  } catch {
+    return false;
+  }
+}

@@ -197,12 +197,27 @@ export class EnvCache {
     signal: AbortSignal | undefined,
   ): Promise<void> {
     return new Promise((resolve, reject) => {
+      if (signal?.aborted === true) {
+        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
+        return;
+      }
+      // Own process group (detached): npm starts node-gyp, install scripts, git… and an
+      // abort must stop all of them, not only npm itself (which would leave orphans).
       const child = spawn(this.npmCommand, args, {
         cwd,
         env: this.env,
+        detached: true,
         stdio: ['ignore', 'pipe', 'pipe'],
-        ...(signal !== undefined ? { signal } : {}),
       });
+      const killGroup = (): void => {
+        if (child.pid === undefined) return;
+        try {
+          process.kill(-child.pid, 'SIGKILL');
+        } catch {
+          // ESRCH: the group is gone already.
+        }
+      };
+      signal?.addEventListener('abort', killGroup, { once: true });
       const errors: string[] = [];
       const collect = (stream: NodeJS.ReadableStream, isErr: boolean): Promise<void> =>
         new Promise((done) => {
@@ -216,6 +231,9 @@ export class EnvCache {
       const outputs = Promise.all([collect(child.stdout, false), collect(child.stderr, true)]);
       child.on('error', (err) => reject(err));
       child.on('close', (code, sig) => {
+        signal?.removeEventListener('abort', killGroup);
+        // Whatever npm left running in its group (a stuck script) goes with it.
+        killGroup();
         void outputs.then(() => {
           if (code === 0) return resolve();
           if (signal?.aborted)

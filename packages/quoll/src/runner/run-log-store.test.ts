@@ -56,6 +56,23 @@ describe('RunLogStore', () => {
     expect(await logs.read('r2', { limit: 0 })).toEqual([]);
   });
 
+  it('a final line appended after a torn last line without newline starts its own line', async () => {
+    const w = logs.openWriter('r4');
+    w.write(T, 'stdout', 'before');
+    await w.drain();
+    // A crash mid-write: half a JSON line, no newline.
+    appendFileSync(logs.pathFor('r4'), '{"time":"2025-01-01T00:0');
+    await logs.appendFinal('r4', T, 'quoll: run finished: failure (lost)');
+    expect((await logs.read('r4')).map((l) => l.line)).toEqual([
+      'before',
+      'quoll: run finished: failure (lost)',
+    ]);
+    // A follower sees the final line too, so it ends.
+    const followed: string[] = [];
+    for await (const l of logs.follow('r4')) followed.push(l.line);
+    expect(followed).toEqual(['before', 'quoll: run finished: failure (lost)']);
+  });
+
   it('keeps multi-byte characters intact', async () => {
     const w = logs.openWriter('r3');
     w.write(T, 'stdout', 'größe 📈 ok');

@@ -62,6 +62,7 @@ export class RunLogStore {
 
   /** Appends a final status line to a run's log (creating it if needed), e.g. for a lost run. */
   async appendFinal(runId: string, time: string, line: string): Promise<void> {
+    await terminateTornLine(this.pathFor(runId));
     const writer = this.openWriter(runId);
     await writer.finish(time, line);
   }
@@ -109,10 +110,15 @@ export class RunLogStore {
 
   /**
    * Yields a run's existing lines, then new lines as they are written, and ends after the
-   * final status line (or when `signal` aborts). Waiting is event-driven: the writers in this
-   * process wake followers after each write.
+   * final status line (calling `onFinal` first, so a caller can tell a complete log from an
+   * abort) or when `signal` aborts. Waiting is event-driven: the writers in this process
+   * wake followers after each write.
    */
-  async *follow(runId: string, signal?: AbortSignal): AsyncGenerator<TaskRunLogLineDto, void, undefined> {
+  async *follow(
+    runId: string,
+    signal?: AbortSignal,
+    onFinal?: () => void,
+  ): AsyncGenerator<TaskRunLogLineDto, void, undefined> {
     const path = this.pathFor(runId);
     const decoder = new StringDecoder('utf8');
     let fh: FileHandle | null = null;
@@ -139,6 +145,7 @@ export class RunLogStore {
         for (const part of parts) {
           const line = parseLine(part);
           if (line === null) continue;
+          if (line.final === true) onFinal?.();
           yield toDto(line);
           if (line.final === true) return;
         }
@@ -258,6 +265,29 @@ function parseLine(text: string): StoredLine | null {
 
 function toDto(l: StoredLine): TaskRunLogLineDto {
   return { time: l.time, stream: l.stream, line: l.line };
+}
+
+/**
+ * Ends a log whose last line was torn by a crash mid-write with a newline, so the next line
+ * appended starts on its own line instead of being glued to (and lost with) the torn one.
+ */
+async function terminateTornLine(path: string): Promise<void> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r+');
+  } catch (err) {
+    if (isNotFound(err)) return;
+    throw err;
+  }
+  try {
+    const { size } = await fh.stat();
+    if (size === 0) return;
+    const last = Buffer.alloc(1);
+    await fh.read(last, 0, 1, size - 1);
+    if (last[0] !== 0x0a) await fh.write('\n', size);
+  } finally {
+    await fh.close();
+  }
 }
 
 async function openIfExists(path: string): Promise<FileHandle | null> {

@@ -1,16 +1,27 @@
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
+import { buildSync } from 'esbuild';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { TaskRunLogLineDto } from '@quoll/client/wire';
 import type { Clock } from '../clock/index.js';
 import { ManualClock, systemClock } from '../clock/index.js';
-import { FINAL_LINE_PREFIX, TaskRunner } from './task-runner.js';
+import { FINAL_LINE_PREFIX, TaskRunner, UNBOUNDED_RUN_TOKEN_TTL_MS } from './task-runner.js';
+import { restrictHomeForTaskUser } from './task-user.js';
 import type { PackagedOrchestration, RunRequest, TaskRunnerOptions } from './task-runner.js';
 
 let root: string;
 let runners: TaskRunner[];
-let tokens: { issued: string[]; revoked: string[] };
+let tokens: { issued: string[]; revoked: string[]; ttls: number[]; renewals: number[] };
 
 /** Writes a one-file orchestration package and returns it. */
 function pkg(name: string, source: string, extra: Record<string, string> = {}): PackagedOrchestration {
@@ -26,10 +37,15 @@ function runner(over: Partial<TaskRunnerOptions> = {}): TaskRunner {
     logsDir: join(root, 'logs'),
     runsDir: join(root, 'runs'),
     serverUrl: 'http://127.0.0.1:9',
-    issueRunToken: (workspaceId, runId) => {
+    issueRunToken: (workspaceId, runId, ttlMs) => {
       const token = `tok-${workspaceId}-${runId}`;
       tokens.issued.push(token);
-      return Promise.resolve({ token, revoke: () => Promise.resolve(void tokens.revoked.push(token)) });
+      tokens.ttls.push(ttlMs);
+      return Promise.resolve({
+        token,
+        revoke: () => Promise.resolve(void tokens.revoked.push(token)),
+        renew: (ttl: number) => Promise.resolve(void tokens.renewals.push(ttl)),
+      });
     },
     ...over,
   });
@@ -90,7 +106,7 @@ async function waitGone(pid: number): Promise<void> {
 beforeEach(() => {
   root = mkdtempSync(join(tmpdir(), 'quoll-runner-'));
   runners = [];
-  tokens = { issued: [], revoked: [] };
+  tokens = { issued: [], revoked: [], ttls: [], renewals: [] };
 });
 afterEach(async () => {
   for (const r of runners) await r.stop();
@@ -435,4 +451,215 @@ describe('TaskRunner', () => {
       `${FINAL_LINE_PREFIX}failure (lost: the server stopped while the run was active)`,
     ]);
   });
+
+  it('issues run tokens that expire after the timeout plus grace, and renews those of runs without one', async () => {
+    const clock = new ManualClock(Date.UTC(2025, 0, 1));
+    const r = runner({ clock, killGraceMs: 5_000 });
+    const once = r.start(req(pkg('ttl', "console.log('x');"), { timeoutSeconds: 600 }));
+    await once.done;
+    // 600 s + 5 s grace + 2 s pipe cap + 60 s margin.
+    expect(tokens.ttls).toEqual([667_000]);
+    const endless = r.start(req(pkg('ttl2', "console.log('up'); setInterval(() => {}, 1000);")));
+    await followUntil(r, endless.runId, (l) => l.line === 'up');
+    expect(tokens.ttls[1]).toBe(UNBOUNDED_RUN_TOKEN_TTL_MS);
+    expect(tokens.renewals).toEqual([]);
+    await clock.advance(UNBOUNDED_RUN_TOKEN_TTL_MS / 4);
+    await clock.advance(UNBOUNDED_RUN_TOKEN_TTL_MS / 4);
+    expect(tokens.renewals).toEqual([UNBOUNDED_RUN_TOKEN_TTL_MS, UNBOUNDED_RUN_TOKEN_TTL_MS]);
+    r.kill(endless.runId);
+    expect((await endless.done).status).toBe('killed');
+    expect(tokens.revoked).toHaveLength(2);
+  });
+
+  it('creates the runs directory and each run directory private (0700)', async () => {
+    const r = runner({ keepRunDirs: true });
+    const h = r.start(req(pkg('modes', "console.log('ok');")));
+    await h.done;
+    expect(statSync(join(root, 'runs')).mode & 0o777).toBe(0o700);
+    expect(statSync(join(root, 'runs', h.runId)).mode & 0o777).toBe(0o700);
+  });
+
+  it('starts runs with source maps on, so a compiled TypeScript stack names the .ts line', async () => {
+    const dir = join(root, 'pkgs', 'ts');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, 'main.ts'),
+      "function fail(n: number): never {\n  throw new Error('typed boom ' + n);\n}\nfail(1);\n",
+    );
+    buildSync({
+      entryPoints: [join(dir, 'main.ts')],
+      outfile: join(dir, 'main.mjs'),
+      format: 'esm',
+      sourcemap: 'inline',
+      logLevel: 'silent',
+    });
+    for (const warmProcesses of [0, 2]) {
+      const r = runner({ warmProcesses });
+      await r.warm();
+      const h = r.start(req({ dir, entry: 'main.mjs' }));
+      expect(await h.done).toMatchObject({ status: 'failure', exitCode: 1 });
+      const stderr = (await r.readRunLog(h.runId)).filter((l) => l.stream === 'stderr').map((l) => l.line);
+      expect(stderr.join('\n')).toContain('typed boom 1');
+      expect(stderr.join('\n')).toMatch(/main\.ts:2/);
+    }
+  });
+});
+
+describe('TaskRunner warm processes', () => {
+  it('a warm run gets its cwd, environment, argv, output and exit code', async () => {
+    const r = runner({ env: { PATH: process.env.PATH, QUOLL_MASTER_KEY: 'server-secret', HOME: '/home/x' } });
+    await r.warm();
+    const warmPids = r.warmPids;
+    expect(warmPids.length).toBe(2);
+    const p = pkg(
+      'warm-env',
+      `import { readFileSync } from 'node:fs';
+       const pick = ['QUOLL_URL','QUOLL_TOKEN','QUOLL_TASK_ID','QUOLL_TASK_RUN_ID','QUOLL_TASK_ARGS','QUOLL_MASTER_KEY','HOME'];
+       console.log(JSON.stringify({ env: Object.fromEntries(pick.map((k) => [k, process.env[k] ?? null])), data: readFileSync('data.txt', 'utf8'), cwd: process.cwd(), argv: process.argv.slice(1), sourceMaps: process.execArgv }));
+       console.error('to stderr');
+       process.exitCode = 7;`,
+      { 'data.txt': 'payload' },
+    );
+    const h = r.start(req(p, { runId: 'run-warm', taskId: 'task-warm', workspaceId: 4, jsonArgs: { a: 1 } }));
+    const pid = await h.spawned;
+    expect(warmPids).toContain(pid);
+    expect(await h.done).toMatchObject({ status: 'failure', exitCode: 7, reason: 'exit 7' });
+    const log = await r.readRunLog(h.runId);
+    const seen = JSON.parse(log[0]!.line) as Record<string, unknown>;
+    expect(seen).toEqual({
+      env: {
+        QUOLL_URL: 'http://127.0.0.1:9',
+        QUOLL_TOKEN: 'tok-4-run-warm',
+        QUOLL_TASK_ID: 'task-warm',
+        QUOLL_TASK_RUN_ID: 'run-warm',
+        QUOLL_TASK_ARGS: '{"a":1}',
+        QUOLL_MASTER_KEY: null,
+        HOME: '/home/x',
+      },
+      data: 'payload',
+      cwd: join(root, 'runs', 'run-warm'),
+      argv: [join(root, 'runs', 'run-warm', 'main.mjs')],
+      sourceMaps: ['--enable-source-maps'],
+    });
+    expect(log.slice(1).map((l) => [l.stream, l.line])).toEqual([
+      ['stderr', 'to stderr'],
+      ['stdout', 'quoll: run finished: failure (exit 7)'],
+    ]);
+  });
+
+  it('a warm run is killed with its process group like a cold one', async () => {
+    const r = runner();
+    await r.warm();
+    const warmPids = r.warmPids;
+    const h = r.start(
+      req(
+        pkg(
+          'warm-family',
+          `import { spawn } from 'node:child_process';
+           const g = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+           console.log('grandchild ' + g.pid);
+           setInterval(() => {}, 1000);`,
+        ),
+      ),
+    );
+    expect(warmPids).toContain(await h.spawned);
+    const lines = await followUntil(r, h.runId, (l) => l.line.startsWith('grandchild '));
+    const grandchild = Number(lines.at(-1)!.line.split(' ')[1]);
+    r.kill(h.runId);
+    expect((await h.done).status).toBe('killed');
+    await waitGone(grandchild);
+  });
+
+  it('does not use a warm process that died while idle', async () => {
+    const r = runner();
+    await r.warm();
+    const [dead, other] = r.warmPids as [number, number];
+    process.kill(dead, 'SIGKILL');
+    await waitGone(dead);
+    // The pool noticed the exit; the run gets the live one (or a cold process), never the dead one.
+    for (let i = 0; i < 100 && r.warmPids.includes(dead); i++)
+      await new Promise((res) => setTimeout(res, 10));
+    expect(r.warmPids).not.toContain(dead);
+    const h = r.start(req(pkg('after-death', "console.log('alive');")));
+    const pid = await h.spawned;
+    expect(pid).not.toBe(dead);
+    expect(pid).toBe(other);
+    expect(await h.done).toMatchObject({ status: 'success', exitCode: 0 });
+    expect((await r.readRunLog(h.runId))[0]?.line).toBe('alive');
+  });
+
+  it('stop() leaves no idle warm process', async () => {
+    const r = runner({ warmProcesses: 2 });
+    await r.warm();
+    const pids = r.warmPids;
+    expect(pids).toHaveLength(2);
+    await r.stop();
+    expect(r.warmPids).toEqual([]);
+    for (const pid of pids) await waitGone(pid);
+  });
+
+  it('closeLostRun of a restarted server kills a warm run left behind', async () => {
+    const first = runner();
+    await first.warm();
+    const h = first.start(req(pkg('left', "console.log('up'); setInterval(() => {}, 1000);")));
+    const pid = (await h.spawned)!;
+    await followUntil(first, h.runId, (l) => l.line === 'up');
+    // A second runner on the same directories stands for the restarted server.
+    const second = runner({ warmProcesses: 0 });
+    await second.closeLostRun(h.runId, pid);
+    await waitGone(pid);
+    expect((await h.done).status).toBe('failure');
+  });
+});
+
+describe('TaskRunner task user', () => {
+  const asRoot = process.getuid?.() === 0;
+
+  it.skipIf(!asRoot)(
+    'runs as QUOLL_TASK_USER, which cannot read the 0600 files of a narrowed home',
+    async () => {
+      // A home as the server leaves it: secrets owner-only after restrictHomeForTaskUser.
+      chmodSync(root, 0o711);
+      const home = join(root, 'home');
+      mkdirSync(join(home, 'task-logs'), { recursive: true });
+      mkdirSync(join(home, 'envs'), { recursive: true });
+      writeFileSync(join(home, 'credentials.json'), '{"token":"admin"}');
+      writeFileSync(join(home, 'master.key'), 'k'.repeat(44));
+      writeFileSync(join(home, 'quoll.db'), 'db');
+      writeFileSync(join(home, 'task-logs', 'other.log'), 'other run output');
+      await restrictHomeForTaskUser(home);
+      const r = runner({ taskUser: { uid: 65534, gid: 65534 }, env: { PATH: process.env.PATH } });
+      const targets = ['credentials.json', 'master.key', 'quoll.db', 'task-logs/other.log'].map((f) =>
+        join(home, f),
+      );
+      const p = pkg(
+        'as-nobody',
+        `import { readFileSync, writeFileSync } from 'node:fs';
+       writeFileSync('own.txt', 'mine');
+       const result = { uid: process.getuid(), gid: process.getgid(), own: readFileSync('own.txt', 'utf8') };
+       for (const f of ${JSON.stringify(targets)}) {
+         try { readFileSync(f); result[f] = 'READ'; } catch (e) { result[f] = e.code; }
+       }
+       console.log(JSON.stringify(result));`,
+      );
+      for (const warmProcesses of [0, 2]) {
+        const rr =
+          warmProcesses === 0
+            ? r
+            : runner({
+                taskUser: { uid: 65534, gid: 65534 },
+                env: { PATH: process.env.PATH },
+                warmProcesses,
+              });
+        await rr.warm();
+        const h = rr.start(req(p));
+        expect(await h.done).toMatchObject({ status: 'success' });
+        const seen = JSON.parse((await rr.readRunLog(h.runId))[0]!.line) as Record<string, unknown>;
+        expect(seen).toMatchObject({ uid: 65534, gid: 65534, own: 'mine' });
+        for (const f of targets) expect(seen[f]).toBe('EACCES');
+      }
+      // The runs directory lets the task user enter its run directory, not list the others.
+      expect(statSync(join(root, 'runs')).mode & 0o777).toBe(0o711);
+    },
+  );
 });

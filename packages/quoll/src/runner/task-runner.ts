@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { cp, mkdir, rm, symlink } from 'node:fs/promises';
-import { isAbsolute, join, normalize, resolve } from 'node:path';
+import { existsSync, readFileSync, readlinkSync } from 'node:fs';
+import { chmod, cp, lchown, lstat, mkdir, readdir, rm, symlink } from 'node:fs/promises';
+import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
 import type { TaskRunLogLineDto } from '@quoll/client/wire';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { systemClock } from '../clock/index.js';
@@ -10,6 +10,9 @@ import { LineSplitter } from './line-splitter.js';
 import { NanoTimestamper } from './nano-timestamper.js';
 import { RunLogStore } from './run-log-store.js';
 import type { RunLogWriter } from './run-log-store.js';
+import type { TaskUser } from './task-user.js';
+import { WarmPool } from './warm-pool.js';
+import type { WarmSpawnSpec } from './warm-pool.js';
 
 /** A packaged orchestration, ready to run: what the orchestrations domain hands the runner. */
 export interface PackagedOrchestration {
@@ -21,10 +24,15 @@ export interface PackagedOrchestration {
   nodeModulesDir?: string;
 }
 
-/** A token a run uses to call the API; revoked when the run ends. */
+/** A token a run uses to call the API; issued with a time to live, revoked when the run ends. */
 export interface RunToken {
   token: string;
   revoke(): Promise<void>;
+  /**
+   * Pushes the expiry to `ttlMs` from now; called periodically for runs without a timeout.
+   * @default none (such a run's token then lives for the TTL it was issued with)
+   */
+  renew?: (ttlMs: number) => Promise<void>;
 }
 
 /** What to run. */
@@ -65,15 +73,24 @@ export interface RunHandle {
 export interface TaskRunnerOptions {
   /** Directory of the per-run log files. */
   logsDir: string;
-  /** Directory under which each run gets a fresh working directory `<runsDir>/<runId>`. */
+  /**
+   * Directory under which each run gets a fresh working directory `<runsDir>/<runId>`.
+   * Keep it outside the home (runs must not reach the credentials, key or database by a
+   * relative path); it is created 0700 (0711 with a {@link TaskRunnerOptions.taskUser}) and
+   * must not be a symlink or owned by another user.
+   */
   runsDir: string;
   /**
    * The API URL given to runs as `QUOLL_URL`; a function is read at each spawn (the server
    * knows its URL only once it listens).
    */
   serverUrl: string | (() => string);
-  /** Issues the workspace-scoped token a run gets as `QUOLL_TOKEN`. */
-  issueRunToken(workspaceId: number, runId: string): Promise<RunToken>;
+  /**
+   * Issues the workspace-scoped token a run gets as `QUOLL_TOKEN`, valid for `ttlMs`: the
+   * run's timeout plus the kill grace and a margin, or {@link UNBOUNDED_RUN_TOKEN_TTL_MS}
+   * (renewed while the run lives) for runs without a timeout.
+   */
+  issueRunToken(workspaceId: number, runId: string, ttlMs: number): Promise<RunToken>;
   /**
    * Applied to every captured line of a run before it is stored (secret masking); gets the
    * run id so each run hides the values it read. @default identity
@@ -83,6 +100,16 @@ export interface TaskRunnerOptions {
   clock?: Clock;
   /** Runs executing at once; further runs wait in FIFO order. @default 4 */
   concurrency?: number;
+  /**
+   * Pre-started Node processes kept waiting for a run (saves Node's start-up per run);
+   * at most `concurrency`, 0 disables. @default min(2, concurrency)
+   */
+  warmProcesses?: number;
+  /**
+   * OS user and group the run processes run as (the server must be root to use this); the
+   * run directory is chowned to it. @default null (the server's own user)
+   */
+  taskUser?: TaskUser | null;
   /** Time between SIGTERM and SIGKILL when stopping a run. @default 5000 */
   killGraceMs?: number;
   /**
@@ -116,6 +143,15 @@ const ENV_ALLOW =
 
 /** How long to wait for a run's pipes to close after its process exits. */
 const PIPE_CLOSE_CAP_MS = 2_000;
+
+/** Token lifetime of a run without a timeout; renewed every quarter of it while the run lives. */
+export const UNBOUNDED_RUN_TOKEN_TTL_MS = 24 * 3600 * 1000;
+
+/** Extra token lifetime past a run's timeout and kill grace (log flush, revoke). */
+const RUN_TOKEN_MARGIN_MS = 60_000;
+
+/** Node flags of every run process: stack traces of compiled TypeScript point at the user's lines. */
+const NODE_FLAGS = ['--enable-source-maps'] as const;
 
 type StopCause = 'killed' | 'timed_out' | 'stopped';
 
@@ -159,6 +195,9 @@ export class TaskRunner {
   private readonly queue: Job[] = [];
   private readonly jobs = new Map<string, Job>();
   private readonly dones = new Map<string, Promise<RunOutcome>>();
+  private readonly pool: WarmPool;
+  private readonly taskUser: TaskUser | null;
+  private runsDirReady: Promise<void> | null = null;
   private active = 0;
   private stopping = false;
 
@@ -171,6 +210,29 @@ export class TaskRunner {
     this.onError =
       options.onError ?? ((err, context) => console.error(`quoll: task runner (${context}):`, err));
     this.logs = new RunLogStore(options.logsDir, this.onError);
+    this.taskUser = options.taskUser ?? null;
+    this.pool = new WarmPool({
+      size: Math.max(0, Math.min(this.concurrency, Math.floor(options.warmProcesses ?? 2))),
+      nodePath: options.nodePath ?? process.execPath,
+      nodeFlags: NODE_FLAGS,
+      dir: options.runsDir,
+      onError: this.onError,
+    });
+  }
+
+  /**
+   * Starts the warm processes (runs also start them on first use). Resolves once they are
+   * spawned; {@link TaskRunner.stop} kills them.
+   */
+  async warm(): Promise<void> {
+    if (this.stopping) return;
+    await this.ensureRunsDir();
+    await this.pool.fill(this.spawnSpec());
+  }
+
+  /** Process ids of the idle warm processes (diagnostics and tests). */
+  get warmPids(): number[] {
+    return this.pool.idlePids;
   }
 
   /** Runs executing now (preparing or with a live process). */
@@ -241,9 +303,12 @@ export class TaskRunner {
     return this.logs.read(runId, options);
   }
 
-  /** A run's lines, existing then live, ending after the final status line or on abort. */
-  followRunLog(runId: string, signal?: AbortSignal): AsyncIterable<TaskRunLogLineDto> {
-    return this.logs.follow(runId, signal);
+  /**
+   * A run's lines, existing then live, ending after the final status line (then `onFinal`
+   * is called) or on abort.
+   */
+  followRunLog(runId: string, signal?: AbortSignal, onFinal?: () => void): AsyncIterable<TaskRunLogLineDto> {
+    return this.logs.follow(runId, signal, onFinal);
   }
 
   /**
@@ -272,7 +337,7 @@ export class TaskRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const job of [...this.jobs.values()]) this.requestStop(job, 'stopped', STOPPED_RUN_REASON);
-    await Promise.all([...this.dones.values()]);
+    await Promise.all([this.pool.stop(), ...this.dones.values()]);
   }
 
   private requestStop(job: Job, cause: StopCause, detail: string): void {
@@ -328,8 +393,10 @@ export class TaskRunner {
       let entryPath: string;
       try {
         const pkg = typeof req.package === 'function' ? await req.package() : req.package;
-        entryPath = await prepareRunDir(pkg, runDir);
-        token = await this.options.issueRunToken(req.workspaceId, req.runId);
+        await this.ensureRunsDir();
+        entryPath = await prepareRunDir(pkg, runDir, this.taskUser);
+        token = await this.options.issueRunToken(req.workspaceId, req.runId, this.tokenTtlMs(req));
+        if (req.timeoutSeconds === null) this.scheduleRenewal(job, token);
       } catch (err) {
         if (job.stopCause !== null) return await this.finish(job, this.stoppedOutcome(job, null));
         return await this.finish(job, {
@@ -354,6 +421,59 @@ export class TaskRunner {
     }
   }
 
+  /** The token lifetime of a run: its timeout plus the kill grace and a margin. */
+  private tokenTtlMs(req: RunRequest): number {
+    if (req.timeoutSeconds === null) return UNBOUNDED_RUN_TOKEN_TTL_MS;
+    return req.timeoutSeconds * 1000 + this.killGraceMs + PIPE_CLOSE_CAP_MS + RUN_TOKEN_MARGIN_MS;
+  }
+
+  /** Keeps the token of a run without a timeout alive: renewed every quarter of its TTL. */
+  private scheduleRenewal(job: Job, token: RunToken): void {
+    const renew = token.renew;
+    if (renew === undefined) return;
+    const every = UNBOUNDED_RUN_TOKEN_TTL_MS / 4;
+    const arm = (): void => {
+      job.timers.push(
+        this.clock.setTimeout(() => {
+          if (job.finished) return;
+          renew(UNBOUNDED_RUN_TOKEN_TTL_MS).catch((err: unknown) =>
+            this.onError(err, `renewing the token of run ${job.req.runId}`),
+          );
+          arm();
+        }, every),
+      );
+    };
+    arm();
+  }
+
+  /** Creates the runs directory once: private, not a symlink, owned by this process's user. */
+  private ensureRunsDir(): Promise<void> {
+    this.runsDirReady ??= (async () => {
+      const dir = this.options.runsDir;
+      // A task user must be able to enter its own run directory, but not list the others.
+      const mode = this.taskUser === null ? 0o700 : 0o711;
+      await mkdir(dir, { recursive: true, mode });
+      const st = await lstat(dir);
+      const uid = process.getuid?.();
+      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) {
+        throw new Error(
+          `The runs directory ${dir} is not a directory owned by this user; remove it or set QUOLL_RUNS_DIR elsewhere.`,
+        );
+      }
+      await chmod(dir, mode);
+    })();
+    // A failure (e.g. a full disk) is retried by the next run.
+    this.runsDirReady.catch(() => (this.runsDirReady = null));
+    return this.runsDirReady;
+  }
+
+  /** How run processes are started: the allow-listed environment and the task user. */
+  private spawnSpec(): WarmSpawnSpec {
+    const env: NodeJS.ProcessEnv = {};
+    for (const [k, v] of Object.entries(this.options.env ?? process.env)) if (ENV_ALLOW.test(k)) env[k] = v;
+    return { env, uid: this.taskUser?.uid ?? null, gid: this.taskUser?.gid ?? null };
+  }
+
   private spawnAndWait(
     job: Job,
     entryPath: string,
@@ -361,36 +481,45 @@ export class TaskRunner {
     token: string,
   ): Promise<Omit<RunOutcome, 'runId' | 'startedAt' | 'finishedAt'>> {
     const { req } = job;
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(this.options.env ?? process.env)) if (ENV_ALLOW.test(k)) env[k] = v;
-    Object.assign(env, {
+    const spec = this.spawnSpec();
+    const runEnv: Record<string, string> = {
       QUOLL_URL:
         typeof this.options.serverUrl === 'function' ? this.options.serverUrl() : this.options.serverUrl,
       QUOLL_TOKEN: token,
       QUOLL_TASK_ID: req.taskId,
       QUOLL_TASK_RUN_ID: req.runId,
       QUOLL_TASK_ARGS: JSON.stringify(req.jsonArgs),
-    });
+    };
     return new Promise((resolvePromise) => {
-      let child: ChildProcess;
-      try {
-        // Own process group (detached) so a kill reaches everything the run started.
-        child = spawn(this.options.nodePath ?? process.execPath, [entryPath], {
-          cwd: runDir,
-          detached: true,
-          env,
-          stdio: ['ignore', 'pipe', 'pipe'],
-        });
-      } catch (err) {
-        resolvePromise({ status: 'failure', exitCode: null, reason: `could not start: ${errorText(err)}` });
-        return;
+      // A warm process is already running (its 'spawn' is past); a cold one is started here.
+      let child: ChildProcess | null = this.pool.take(spec);
+      const warm = child !== null;
+      if (child !== null) {
+        WarmPool.assign(child, { cwd: runDir, env: runEnv, entry: entryPath, argv: [] });
+      } else {
+        try {
+          // Own process group (detached) so a kill reaches everything the run started.
+          child = spawn(this.options.nodePath ?? process.execPath, [...NODE_FLAGS, entryPath], {
+            cwd: runDir,
+            detached: true,
+            env: { ...spec.env, ...runEnv },
+            stdio: ['ignore', 'pipe', 'pipe'],
+            ...(spec.uid !== null ? { uid: spec.uid } : {}),
+            ...(spec.gid !== null ? { gid: spec.gid } : {}),
+          });
+        } catch (err) {
+          resolvePromise({ status: 'failure', exitCode: null, reason: `could not start: ${errorText(err)}` });
+          return;
+        }
       }
-      job.child = child;
+      const proc = child;
+      job.child = proc;
       const capture = (stream: 'stdout' | 'stderr'): LineSplitter => {
-        const splitter = new LineSplitter((line) =>
-          job.log.write(this.stamper.stamp(), stream, this.redact(line, req.runId)),
-        );
-        child[stream]?.on('data', (chunk: Buffer) => splitter.push(chunk));
+        // Redaction sees whole lines, before long ones are cut, so no secret is split.
+        const splitter = new LineSplitter((line) => job.log.write(this.stamper.stamp(), stream, line), {
+          redact: (text) => this.redact(text, req.runId),
+        });
+        proc[stream]?.on('data', (chunk: Buffer) => splitter.push(chunk));
         return splitter;
       };
       const out = capture('stdout');
@@ -423,14 +552,14 @@ export class TaskRunner {
           resolvePromise({ status: 'failure', exitCode: null, reason: `signal ${signal ?? 'unknown'}` });
         }
       };
-      child.once('error', (e) => {
+      proc.once('error', (e) => {
         spawnError = e;
         // No process came to be: there will be no 'close' to wait for.
-        if (child.pid === undefined) settle();
+        if (proc.pid === undefined) settle();
       });
-      child.once('spawn', () => {
+      const onSpawned = (): void => {
         job.startedAt = this.clock.now();
-        const pid = child.pid as number;
+        const pid = proc.pid as number;
         job.resolveSpawned(pid);
         this.options.onSpawn?.(req.runId, pid);
         if (req.timeoutSeconds !== null) {
@@ -444,21 +573,23 @@ export class TaskRunner {
         }
         // kill() may have arrived between spawn() and now.
         if (job.stopCause !== null) this.terminate(job);
-      });
-      child.once('exit', (code, signal) => {
+      };
+      if (warm) onSpawned();
+      else proc.once('spawn', onSpawned);
+      proc.once('exit', (code, signal) => {
         exit = { code, signal };
         // The run is its entry process: reap whatever it left in its group.
-        if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+        if (proc.pid !== undefined) signalGroup(proc.pid, 'SIGKILL');
         // A process that escaped the group (setsid) could hold the pipes open forever.
         job.timers.push(
           this.clock.setTimeout(() => {
-            child.stdout?.destroy();
-            child.stderr?.destroy();
+            proc.stdout?.destroy();
+            proc.stderr?.destroy();
             settle();
           }, PIPE_CLOSE_CAP_MS),
         );
       });
-      child.once('close', settle);
+      proc.once('close', settle);
     });
   }
 
@@ -514,32 +645,57 @@ export class TaskRunner {
     );
   }
 
-  /** Whether `pid` is (Linux, /proc) a process running this run's entry from its run directory. */
+  /**
+   * Whether `pid` is (Linux, /proc) this run's process: a cold one names the run directory
+   * on its command line; a warm one runs this runner's launcher with the run directory as
+   * its working directory.
+   */
   private ownsProcess(runId: string, pid: number): boolean {
+    const runDir = join(resolve(this.options.runsDir), runId);
     try {
       const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      return cmdline.includes(join(resolve(this.options.runsDir), runId));
+      if (cmdline.includes(runDir)) return true;
+      if (!cmdline.includes(resolve(this.pool.launcherPath))) return false;
+      const cwd = readlinkSync(`/proc/${pid}/cwd`);
+      return cwd === runDir || cwd.startsWith(runDir + sep);
     } catch {
       return false;
     }
   }
 }
 
-/** Copies the package into a fresh run directory and links its dependencies; returns the entry's absolute path. */
-async function prepareRunDir(pkg: PackagedOrchestration, runDir: string): Promise<string> {
+/**
+ * Copies the package into a fresh private run directory (0700, owned by the task user when
+ * one is set) and links its dependencies; returns the entry's absolute path.
+ */
+async function prepareRunDir(
+  pkg: PackagedOrchestration,
+  runDir: string,
+  user: TaskUser | null,
+): Promise<string> {
   const entry = normalize(pkg.entry);
   if (isAbsolute(entry) || entry.startsWith('..'))
     throw new Error(`entry ${pkg.entry} is outside the package`);
   const source = resolve(pkg.dir);
   await rm(runDir, { recursive: true, force: true });
-  await mkdir(runDir, { recursive: true });
+  await mkdir(runDir, { recursive: true, mode: 0o700 });
+  await chmod(runDir, 0o700);
   const topModules = join(source, 'node_modules');
   await cp(source, runDir, { recursive: true, filter: (src) => resolve(src) !== topModules });
   const modules = pkg.nodeModulesDir ?? (existsSync(topModules) ? topModules : undefined);
   if (modules !== undefined) await symlink(resolve(modules), join(runDir, 'node_modules'), 'dir');
   const entryPath = join(resolve(runDir), entry);
   if (!existsSync(entryPath)) throw new Error(`entry ${pkg.entry} not found in the package`);
+  if (user !== null) await chownTree(runDir, user);
   return entryPath;
+}
+
+/** Gives a directory tree (links themselves, not their targets) to the task user. */
+async function chownTree(dir: string, user: TaskUser): Promise<void> {
+  await lchown(dir, user.uid, user.gid);
+  for (const name of await readdir(dir, { recursive: true })) {
+    await lchown(join(dir, name), user.uid, user.gid);
+  }
 }
 
 /** Sends a signal to a whole process group; a group that is already gone is fine. */

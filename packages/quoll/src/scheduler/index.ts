@@ -10,7 +10,7 @@ export type {
   CreateTaskInput,
   TaskServiceOptions,
 } from './task-service.js';
-export { toTaskDto, toTaskRunDto } from './task-dto.js';
+export { toTaskDto, toTaskRunDto, toTaskTickDto } from './task-dto.js';
 export type {
   ListRunsFilter,
   ListTasksFilter,

@@ -1,5 +1,5 @@
-import type { TaskDto, TaskRunDto } from '@quoll/client/wire';
-import type { TaskRecord, TaskRunRecord } from './task-store.js';
+import type { TaskDto, TaskRunDto, TaskTickDto } from '@quoll/client/wire';
+import type { TaskRecord, TaskRunRecord, TickRecord } from './task-store.js';
 
 /** The wire form of a task; the workspace name comes from the workspace store. */
 export function toTaskDto(task: TaskRecord, workspaceName: string): TaskDto {
@@ -17,6 +17,7 @@ export function toTaskDto(task: TaskRecord, workspaceName: string): TaskDto {
     timeout: task.timeout,
     killed: task.killed,
     lastRunStatus: task.lastRunStatus,
+    statusReason: task.statusReason,
     createdAt: task.createdAt,
     updatedAt: task.updatedAt,
   };
@@ -33,5 +34,16 @@ export function toTaskRunDto(run: TaskRunRecord): TaskRunDto {
     reason: run.reason,
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
+  };
+}
+
+/** The wire form of a skipped or missed tick (the tick as RFC 3339). */
+export function toTaskTickDto(t: TickRecord): TaskTickDto {
+  return {
+    taskId: t.taskId,
+    tick: new Date(t.tick).toISOString(),
+    kind: t.kind,
+    reason: t.reason,
+    recordedAt: t.recordedAt,
   };
 }

@@ -293,7 +293,12 @@ describe('TaskService', () => {
     const oldRun = await store.createRun({ taskId: continuous.id, tick: null });
     await clock.advance(3 * MIN); // down for three minutes
 
-    const { service: s } = await service();
+    const revokeCalls: (readonly string[])[] = [];
+    const { service: s } = await service({
+      revokeStaleRunTokens: (live) => Promise.resolve(void revokeCalls.push(live)),
+    });
+    // Every run token of the dead process is revoked; no run of this process is live yet.
+    expect(revokeCalls).toEqual([[]]);
     if (tickRun?.outcome !== 'created') throw new Error('expected a run');
     for (const id of [tickRun.run.id, oldRun!.id]) {
       expect(await s.getRun(id)).toMatchObject({
@@ -309,6 +314,11 @@ describe('TaskService', () => {
       [T0 + 150_000, MISSED_WHILE_DOWN],
       [T0 + 90_000, MISSED_WHILE_DOWN],
     ]);
+    // The same records through the service (what GET /v1/tasks/:id/ticks serves).
+    expect((await s.listTicks(scheduled.id, { limit: 1 })).map((t) => [t.tick, t.kind])).toEqual([
+      [T0 + 150_000, 'missed'],
+    ]);
+    await expect(s.listTicks('no-such-task')).rejects.toMatchObject({ code: 'task_not_found' });
     // The continuous task got a new run at once; the scheduled one waits for its next tick.
     await waitFor('continuous restarted', async () => (await s.listRuns(continuous.id)).length === 2);
     expect(await s.listRuns(scheduled.id)).toHaveLength(1);

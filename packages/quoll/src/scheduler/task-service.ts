@@ -8,7 +8,14 @@ import { CronSchedule } from './cron-schedule.js';
 import { CronScheduler } from './cron-scheduler.js';
 import { RestartBackoff } from './restart-backoff.js';
 import type { BackoffPolicy } from './restart-backoff.js';
-import type { ListRunsFilter, ListTasksFilter, TaskRecord, TaskRunRecord, TaskStore } from './task-store.js';
+import type {
+  ListRunsFilter,
+  ListTasksFilter,
+  TaskRecord,
+  TaskRunRecord,
+  TaskStore,
+  TickRecord,
+} from './task-store.js';
 
 /** Fields every task creation takes. */
 export interface CreateTaskInput {
@@ -54,6 +61,12 @@ export interface TaskServiceOptions {
   backoff?: Partial<BackoffPolicy>;
   /** Most missed ticks recorded per task per outage. @default 100 */
   maxMissedTicksRecorded?: number;
+  /**
+   * Revokes every unrevoked run token (subject `task-run:<id>`) except those of `liveRunIds`;
+   * called by {@link TaskService.start}, so tokens of runs a crashed server left behind stop
+   * working. @default none
+   */
+  revokeStaleRunTokens?: (liveRunIds: readonly string[]) => Promise<void>;
   /** Where background failures are reported. @default console.error */
   onError?: (err: unknown, context: string) => void;
 }
@@ -144,6 +157,13 @@ export class TaskService {
       }
       await this.store.finishRun(run.id, { status: 'failure', exitCode: null, reason: LOST_RUN_REASON });
     }
+    // The lost runs' tokens were never revoked (the process died first): revoke them now.
+    if (this.options.revokeStaleRunTokens !== undefined) {
+      const live = (await this.store.runningRuns()).map((r) => r.id).filter((id) => this.runner.has(id));
+      await this.options.revokeStaleRunTokens(live);
+    }
+    // Warm processes for the runs about to start (continuous tasks) and the next ones.
+    await this.runner.warm().catch((err: unknown) => this.onError(err, 'starting warm processes'));
     const tasks = (await this.store.listTasks({ killed: false })).reverse();
     for (const task of tasks) {
       try {
@@ -303,10 +323,27 @@ export class TaskService {
     return this.runner.readRunLog(runId, options);
   }
 
-  /** A run's log lines, existing then live, ending after the final status line or on abort. */
-  async followRunLog(runId: string, signal?: AbortSignal): Promise<AsyncIterable<TaskRunLogLineDto>> {
+  /**
+   * A run's log lines, existing then live, ending after the final status line (`onFinal` is
+   * called just before it is yielded) or on abort.
+   */
+  async followRunLog(
+    runId: string,
+    signal?: AbortSignal,
+    onFinal?: () => void,
+  ): Promise<AsyncIterable<TaskRunLogLineDto>> {
     await this.getRun(runId);
-    return this.runner.followRunLog(runId, signal);
+    return this.runner.followRunLog(runId, signal, onFinal);
+  }
+
+  /**
+   * A task's cron ticks that produced no run (skipped: the previous run was still going;
+   * missed: the server was down or late), newest first. Throws `task_not_found`.
+   */
+  async listTicks(taskId: string, options: { limit?: number } = {}): Promise<TickRecord[]> {
+    await this.mustGet(taskId);
+    if (options.limit !== undefined) validateLimit(options.limit);
+    return this.store.listTickRecords(taskId, options);
   }
 
   /**

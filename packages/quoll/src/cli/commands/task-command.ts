@@ -46,7 +46,7 @@ async function pickRun(task: Task, runId: string | undefined): Promise<TaskRun> 
   return run;
 }
 
-/** `quoll task run-once|schedule|continuous|list|status|logs|kill`. */
+/** `quoll task run-once|schedule|continuous|list|status|logs|ticks|kill`. */
 export function taskCommand(): Command {
   const cmd = new Command('task').description(
     'Tasks: orchestrations run once, on a cron schedule, or continuously',
@@ -156,6 +156,15 @@ export function taskCommand(): Command {
         printObject(opts, await run.logs(opts.limit !== undefined ? { limit: opts.limit } : {}));
       },
     );
+  cmd
+    .command('ticks <task-id>')
+    .description("List a scheduled task's ticks that produced no run (skipped or missed) and why")
+    .option('--limit <n>', 'only the newest N', parseWhole)
+    .option('--json', 'print JSON')
+    .action(async (id: string, opts: OutputOptions & { limit?: number }, c: Command) => {
+      const task = await (await clientFrom(c)).getTask(id);
+      printObject(opts, await task.ticks(opts.limit !== undefined ? { limit: opts.limit } : {}));
+    });
   cmd
     .command('kill <task-id>')
     .description('Kill a task: no run starts after this; a running run is stopped')

@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
-import type { TaskDto, TaskRunDto, TaskRunLogLineDto, TaskRunStatus } from '@quoll/client/wire';
+import type { TaskDto, TaskRunDto, TaskRunLogLineDto, TaskRunStatus, TaskTickDto } from '@quoll/client/wire';
 import type { TaskRecord, TaskRunRecord } from '../../scheduler/index.js';
-import { toTaskDto, toTaskRunDto } from '../../scheduler/index.js';
+import { toTaskDto, toTaskRunDto, toTaskTickDto } from '../../scheduler/index.js';
 import type { Principal } from '../../store/index.js';
 import { ApiError } from '../api-error.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
-import { taskRunLogLineSchema, taskRunSchema, taskSchema } from './schemas.js';
+import { taskRunLogLineSchema, taskRunSchema, taskSchema, taskTickSchema } from './schemas.js';
 import { canSeeWorkspace, workspacesInScope } from './workspace-scope.js';
 
 /** Interval of the comment lines that keep an idle log stream (and its proxies) open. */
@@ -161,6 +161,28 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
+  app.get<{ Params: { id: string }; Querystring: { limit?: number } }>(
+    '/v1/tasks/:id/ticks',
+    {
+      schema: {
+        tags: ['tasks'],
+        summary:
+          "A scheduled task's cron ticks that produced no run, newest first: skipped (the previous run was still going) or missed (the server was down or late), with the reason",
+        params: idParams,
+        querystring: { type: 'object', properties: { limit: { type: 'integer', minimum: 0 } } },
+        response: { 200: { type: 'array', items: taskTickSchema } },
+      },
+    },
+    async (req): Promise<TaskTickDto[]> => {
+      await visibleTask(ctx, principalOf(req), req.params.id);
+      const ticks = await ctx.tasks.listTicks(
+        req.params.id,
+        req.query.limit !== undefined ? { limit: req.query.limit } : {},
+      );
+      return ticks.map(toTaskTickDto);
+    },
+  );
+
   app.get<{ Params: { id: string } }>(
     '/v1/task-runs/:id',
     {
@@ -201,7 +223,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['tasks'],
         summary:
-          'Follow a run\'s output as server-sent events: one "line" event per line (data = {time, stream, line}), existing lines first, then an "end" event after the final status line',
+          'Follow a run\'s output as server-sent events: one "line" event per line (data = {time, stream, line}), existing lines first, then an "end" event after the final status line. A stream that closes without "end" (server shutdown) did not see the run finish',
         params: idParams,
         produces: ['text/event-stream'],
       },
@@ -209,31 +231,37 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (req, reply) => {
       await visibleRun(ctx, principalOf(req), req.params.id);
       const abort = new AbortController();
+      let sawFinal = false;
+      const lines = await ctx.tasks.followRunLog(req.params.id, abort.signal, () => (sawFinal = true));
+      // Registered only once following has begun, and always removed below.
       followers.add(abort);
-      const lines = await ctx.tasks.followRunLog(req.params.id, abort.signal);
       reply.hijack();
       const res = reply.raw;
-      res.writeHead(200, {
-        'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-store',
-        connection: 'keep-alive',
-        'x-accel-buffering': 'no',
-      });
-      res.flushHeaders();
-      // The client went away: stop reading the log.
-      res.once('close', () => abort.abort());
-      const heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+      let heartbeat: NodeJS.Timeout | undefined;
       try {
+        res.writeHead(200, {
+          'content-type': 'text/event-stream; charset=utf-8',
+          'cache-control': 'no-store',
+          connection: 'keep-alive',
+          'x-accel-buffering': 'no',
+        });
+        res.flushHeaders();
+        // The client went away: stop reading the log.
+        res.once('close', () => abort.abort());
+        heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
         for await (const line of lines) {
           if (res.destroyed) break;
           res.write(`event: line\ndata: ${JSON.stringify(line)}\n\n`);
         }
-        if (!res.destroyed) res.write(`event: end\ndata: {}\n\n`);
+        // "end" promises the run is over: only after its final status line, never on a
+        // shutdown abort (the client then reports that the stream ended early).
+        if (sawFinal && !res.destroyed) res.write(`event: end\ndata: {}\n\n`);
       } catch (err) {
         if (!abort.signal.aborted) req.log.error({ err }, 'following a run log failed');
       } finally {
         clearInterval(heartbeat);
         followers.delete(abort);
+        abort.abort();
         res.end();
       }
     },
