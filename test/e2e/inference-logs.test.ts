@@ -256,6 +256,29 @@ describe('logs({ start, end })', () => {
     const notAcceptable = await httpLogs(p, {}, 'text/csv');
     expect(notAcceptable.status).toBe(406);
   });
+
+  it('HTTP: maxBytes above 64 MiB is invalid_request naming the cap', async () => {
+    const res = await httpLogs(p, { maxBytes: String(64 * 1024 * 1024 + 1) });
+    expect(res.status).toBe(400);
+    const body = (await res.json()) as { error: { code: string; message: string } };
+    expect(body.error.code).toBe('invalid_request');
+    expect(body.error.message).toContain('67108864');
+    expect((await httpLogs(p, { maxBytes: String(64 * 1024 * 1024) })).status).toBe(200);
+  });
+
+  it('HTTP: Accept is matched case-insensitively, by q-value, then by order', async () => {
+    const typeOf = async (accept: string): Promise<string | null> =>
+      (await httpLogs(p, { limit: '1' }, accept)).headers.get('content-type');
+    expect(await typeOf('Application/Vnd.Apache.Arrow.Stream')).toContain(
+      'application/vnd.apache.arrow.stream',
+    );
+    expect(await typeOf('application/json;q=0.5, application/vnd.apache.arrow.file')).toContain(
+      'application/vnd.apache.arrow.file',
+    );
+    expect(await typeOf('application/vnd.apache.arrow.stream, */*')).toContain(
+      'application/vnd.apache.arrow.stream',
+    );
+  });
 });
 
 describe('the 10 MB size cap', () => {

@@ -305,7 +305,9 @@ describe('bad input gets a clear error with a stable code and changes nothing', 
       client.uploadModel('twofields', makeTreeEnsembleRegressor({ seed: 4 }), { tensorFields: ['a', 'b'] }),
     ).rejects.toMatchObject({ code: 'invalid_model_config' });
     expect((await client.listModels()).length).toBe(before);
-    const ok = await client.uploadModel('onefield', makeTreeEnsembleRegressor({ seed: 4 }), { tensorFields: ['tensor'] });
+    const ok = await client.uploadModel('onefield', makeTreeEnsembleRegressor({ seed: 4 }), {
+      tensorFields: ['tensor'],
+    });
     expect(ok.config.tensorFields).toEqual(['tensor']);
   });
 
@@ -381,5 +383,31 @@ describe('the HTTP API', () => {
       body,
     });
     expect(bad.status).toBe(406);
+  });
+
+  it('matches Accept case-insensitively and by q-value and order: "application/json, */*" answers JSON', async () => {
+    client.setCurrentWorkspace(await client.getWorkspace('errors'));
+    const p = await client.getPipeline('errpipe');
+    const body = tableToIpcFile(makeArrowTensorTable(makeHouseRows(2, 5), 18));
+    const answer = async (accept: string): Promise<string | null> => {
+      const res = await fetch(p.url(), {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${server.token}`,
+          'content-type': 'application/vnd.apache.arrow.file',
+          accept,
+        },
+        body,
+      });
+      expect(res.status, accept).toBe(200);
+      return res.headers.get('content-type');
+    };
+    expect(await answer('application/json, */*')).toContain('application/json');
+    expect(await answer('APPLICATION/JSON')).toContain('application/json');
+    expect(await answer('application/json;q=0.2, application/vnd.apache.arrow.stream;q=0.9')).toContain(
+      'application/vnd.apache.arrow.stream',
+    );
+    // A wildcard alone answers in the request's own format.
+    expect(await answer('*/*')).toContain('application/vnd.apache.arrow.file');
   });
 });

@@ -32,7 +32,16 @@ export {
 export { inTask, taskArgs } from './task-env/index.js';
 export { Orchestration, OrchestrationList, PackagingLogLine, PackagingLogs } from './orchestrations/index.js';
 export type { RunContinuouslyOptions, RunOnceOptions, RunScheduledOptions } from './orchestrations/index.js';
-export { Task, TaskList, TaskRun, TaskRunList, TaskRunLogLine, TaskRunLogs } from './tasks/index.js';
+export {
+  Task,
+  TaskList,
+  TaskRun,
+  TaskRunList,
+  TaskRunLogLine,
+  TaskRunLogs,
+  TaskTick,
+  TaskTickList,
+} from './tasks/index.js';
 export type { LastRunsOptions } from './tasks/index.js';
 export { renderFields, renderTable } from './format/index.js';
 export type { Cell } from './format/index.js';
@@ -59,6 +68,7 @@ export type {
   PipelineVersionDto,
   TaskDto,
   TaskRunDto,
+  TaskTickDto,
   TaskRunLogLineDto,
   TaskRunStatus,
   TaskStatus,

@@ -116,7 +116,8 @@ export class Pipeline {
 
   /**
    * Persists the steps as a new version and deploys it. By default waits until it is Running;
-   * if a model fails to load, throws `NotDeployedError` with the reason.
+   * if a model fails to load, throws `NotDeployedError` with the reason. When a redeploy of a
+   * running pipeline fails, the previous version keeps serving and this still throws.
    * @example await pipeline.deploy();
    */
   async deploy(options: DeployOptions = {}): Promise<this> {
@@ -125,7 +126,9 @@ export class Pipeline {
       json: { wait, config: options.config ?? {} },
       timeoutMs: 600_000,
     });
-    if (wait && status.status !== 'Running') {
+    this.dto = await this.http.json<PipelineDto>('GET', this.path());
+    // The version just created is the newest; a failed redeploy leaves an older one serving.
+    if (wait && (status.status !== 'Running' || status.version !== this.dto.versions[0])) {
       throw new NotDeployedError(
         'pipeline_not_ready',
         `Deployment of pipeline "${this.name}" failed: ${status.details.join('; ')}`,
@@ -135,7 +138,6 @@ export class Pipeline {
         },
       );
     }
-    this.dto = await this.http.json<PipelineDto>('GET', this.path());
     return this;
   }
 

@@ -162,6 +162,12 @@ export const ERROR_CODES = {
   inference_failed: { status: 500, kind: 'internal', summary: 'The model runtime failed on this input.' },
   timeout: { status: 504, kind: 'internal', summary: 'The operation did not finish in time.' },
   shutting_down: { status: 503, kind: 'internal', summary: 'The server is stopping and takes no new work.' },
+  log_store_unavailable: {
+    status: 503,
+    kind: 'internal',
+    summary:
+      'The inference log cannot be written right now (e.g. a disk error) and its queue is full; the writer retries, GET /v1/health shows its state.',
+  },
   internal_error: {
     status: 500,
     kind: 'internal',

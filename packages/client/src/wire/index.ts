@@ -18,6 +18,7 @@ export type {
   PipelineVersionDto,
   TaskDto,
   TaskRunDto,
+  TaskTickDto,
   TaskRunLogLineDto,
   TaskRunStatus,
   TaskStatus,

@@ -75,6 +75,11 @@ export interface ModelVersionDto {
 /** A step of a pipeline: run one model version. */
 export interface PipelineStepDto {
   model: { name: string; version: string; sha: string };
+  /**
+   * The model config this step runs with, snapshotted when the version was deployed (absent on
+   * draft steps and on versions made before snapshots).
+   */
+  config?: ModelConfigDto;
 }
 
 /** A persisted, deployable snapshot of a pipeline's steps. */
@@ -192,8 +197,21 @@ export interface TaskDto {
   timeout: number | null;
   killed: boolean;
   lastRunStatus: TaskRunStatus | 'unknown';
+  /** Why the task is in a notable state (e.g. a continuous task's crash loop); null when healthy. */
+  statusReason: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** A cron tick of a scheduled task that produced no run, and why. */
+export interface TaskTickDto {
+  taskId: string;
+  /** The nominal tick, RFC 3339. */
+  tick: string;
+  /** `skipped`: the previous run was still going; `missed`: the server was down or late. */
+  kind: 'skipped' | 'missed';
+  reason: string;
+  recordedAt: string;
 }
 
 /** One run of a task. */

@@ -16,17 +16,36 @@ export interface IssuedToken {
   token: string;
 }
 
+/** How long a cached token lookup is trusted before the store is asked again. */
+export const DEFAULT_TOKEN_CACHE_TTL_MS = 5_000;
+
+interface CachedToken {
+  principal: Principal;
+  /** When the token itself expires (epoch ms), `null` for never. */
+  expiresAt: number | null;
+  /** When this cache entry must be checked against the store again (epoch ms). */
+  recheckAt: number;
+}
+
 /**
  * Issues, checks and revokes bearer tokens. Lookups are cached in memory (token → principal)
- * because every request authenticates; revocation goes through this service and evicts.
+ * because every request authenticates; a revocation through this service evicts at once,
+ * and one made by another process (another server on the same database, the CLI) is seen
+ * within `cacheTtlMs`, when the entry is checked against the store again.
  * The store keeps only SHA-256 hashes.
  */
 export class TokenService {
-  private readonly cache = new Map<string, { principal: Principal; expiresAt: number | null }>();
+  private readonly cache = new Map<string, CachedToken>();
 
+  /**
+   * @param store where tokens are kept (hashes only)
+   * @param now clock, epoch ms
+   * @param cacheTtlMs how long a cached lookup is trusted. @default 5000
+   */
   constructor(
     private readonly store: TokenStore,
     private readonly now: () => number,
+    private readonly cacheTtlMs: number = DEFAULT_TOKEN_CACHE_TTL_MS,
   ) {}
 
   /** Issues an admin token (sees every workspace). */
@@ -74,11 +93,14 @@ export class TokenService {
     }
     // The cache is keyed by the presented token itself: hashing is only needed on a miss.
     const cached = this.cache.get(match[1]);
-    if (cached && (cached.expiresAt === null || cached.expiresAt > this.now())) return cached.principal;
+    const now = this.now();
+    if (cached && now < cached.recheckAt && (cached.expiresAt === null || cached.expiresAt > now)) {
+      return cached.principal;
+    }
     const hash = hashToken(match[1]);
     const rec = await this.store.findTokenByHash(hash);
     const expiresAt = rec?.expiresAt ? Date.parse(rec.expiresAt) : null;
-    if (!rec || rec.revokedAt !== null || (expiresAt !== null && expiresAt <= this.now())) {
+    if (!rec || rec.revokedAt !== null || (expiresAt !== null && expiresAt <= now)) {
       this.cache.delete(match[1]);
       throw new ApiError(
         'invalid_token',
@@ -89,7 +111,7 @@ export class TokenService {
       rec.kind === 'admin' || rec.workspaceId === null
         ? { kind: 'admin', subject: rec.subject, tokenId: rec.id }
         : { kind: 'workspace', workspaceId: rec.workspaceId, subject: rec.subject, tokenId: rec.id };
-    this.cache.set(match[1], { principal, expiresAt });
+    this.cache.set(match[1], { principal, expiresAt, recheckAt: now + this.cacheTtlMs });
     return principal;
   }
 

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, truncate } from 'node:fs/promises';
 import { Data, DataType, RecordBatch, Table, TimeUnit, makeData } from 'apache-arrow';
 import { systemClock } from '../clock/index.js';
 import type { Clock, TimerHandle } from '../clock/index.js';
@@ -68,14 +68,42 @@ export interface InferenceLogStoreOptions {
    */
   maxBytesTotal?: number;
   /**
-   * Told about a write failure that stopped the writer (appends then fail with `internal_error`).
+   * First wait before the writer retries after a write failure; it doubles with every failed
+   * attempt, up to `maxRetryDelayMs`.
+   * @default 100
+   */
+  retryDelayMs?: number;
+  /**
+   * Longest wait between two attempts of a failing writer.
+   * @default 5000
+   */
+  maxRetryDelayMs?: number;
+  /**
+   * While the writer is failing, how long an append may wait for room in the full queue
+   * before it is refused with `log_store_unavailable` (rows that fit are queued and kept).
+   * @default 10000
+   */
+  unavailableWaitMs?: number;
+  /**
+   * Attempts the writer makes after `stop()` while writes keep failing; then it gives up and
+   * reports the rows it could not write.
+   * @default 3
+   */
+  stopAttempts?: number;
+  /**
+   * Told about every failed write attempt: `retryInMs` is when the writer tries again, `null`
+   * when it gives up (only during `stop()`).
    * @default prints to stderr
    */
-  onError?: (error: Error) => void;
+  onError?: (error: Error, retry: { attempt: number; retryInMs: number | null }) => void;
 }
 
-/** The writer's state: `open` takes appends; after `stop()` it is `stopped`; a write failure makes it `failed`. */
-export type InferenceLogStoreState = 'open' | 'stopping' | 'stopped' | 'failed';
+/**
+ * The writer's state: `open` takes appends; `retrying` after a write failure (appends are
+ * still queued, the writer retries with backoff and returns to `open` once a write succeeds);
+ * after `stop()` it is `stopped`, or `failed` when writes still failed at stop.
+ */
+export type InferenceLogStoreState = 'open' | 'retrying' | 'stopping' | 'stopped' | 'failed';
 
 interface PipelineWriteState {
   nextSeq: number;
@@ -98,8 +126,16 @@ const DEFAULTS = {
   segmentMaxBytes: 64 * 1024 * 1024,
   maxBytesPerPipeline: 1024 ** 3,
   maxBytesTotal: 10 * 1024 ** 3,
-  onError: (error: Error) => {
-    process.stderr.write(`quoll: inference log writer stopped: ${error.stack ?? error.message}\n`);
+  retryDelayMs: 100,
+  maxRetryDelayMs: 5_000,
+  unavailableWaitMs: 10_000,
+  stopAttempts: 3,
+  onError: (error: Error, retry: { attempt: number; retryInMs: number | null }) => {
+    process.stderr.write(
+      retry.retryInMs === null
+        ? `quoll: inference log writer gave up at stop after ${retry.attempt} failed attempts: ${error.stack ?? error.message}\n`
+        : `quoll: inference log write failed (attempt ${retry.attempt}, retrying in ${retry.retryInMs} ms; rows stay queued): ${error.message}\n`,
+    );
   },
 } as const;
 
@@ -191,8 +227,18 @@ export class InferenceLogStore {
   readonly #encoder = new ArrowMessageEncoder();
   readonly #pipelines = new Map<number, PipelineWriteState>();
   #flushWaiters: FlushWaiter[] = [];
-  #state: InferenceLogStoreState = 'open';
+  #state: Exclude<InferenceLogStoreState, 'retrying'> = 'open';
   #failure: Error | null = null;
+  /** The failure the writer is recovering from; `null` while writes succeed. */
+  #down: Error | null = null;
+  /** Rows taken from the queue and not yet confirmed written, per pipeline, in order. */
+  readonly #backlog = new Map<number, RecordBatch[]>();
+  /** Highest append seq whose rows are in the backlog. */
+  #backlogSeq = 0;
+  /** Segment files to cut back to their confirmed length before recovery (path → bytes). */
+  readonly #truncations = new Map<string, number>();
+  /** Ends a retry wait early (stop). */
+  #wakeRetry: (() => void) | null = null;
   /** Highest append seq whose rows are written to the OS. */
   #writtenSeq = 0;
   /** Highest append seq whose rows are fsynced and indexed. */
@@ -216,6 +262,10 @@ export class InferenceLogStore {
       segmentMaxBytes: options.segmentMaxBytes ?? DEFAULTS.segmentMaxBytes,
       maxBytesPerPipeline: options.maxBytesPerPipeline ?? DEFAULTS.maxBytesPerPipeline,
       maxBytesTotal: options.maxBytesTotal ?? DEFAULTS.maxBytesTotal,
+      retryDelayMs: options.retryDelayMs ?? DEFAULTS.retryDelayMs,
+      maxRetryDelayMs: options.maxRetryDelayMs ?? DEFAULTS.maxRetryDelayMs,
+      unavailableWaitMs: options.unavailableWaitMs ?? DEFAULTS.unavailableWaitMs,
+      stopAttempts: options.stopAttempts ?? DEFAULTS.stopAttempts,
       onError: options.onError ?? DEFAULTS.onError,
     };
     this.#queue = new LogAppendQueue(this.#opts.queueCapacityRows);
@@ -241,7 +291,12 @@ export class InferenceLogStore {
 
   /** The writer's state. */
   get state(): InferenceLogStoreState {
-    return this.#state;
+    return this.#state === 'open' && this.#down !== null ? 'retrying' : this.#state;
+  }
+
+  /** The write failure the writer is retrying after, or `null` while writes succeed. */
+  get lastError(): Error | null {
+    return this.#down;
   }
 
   /** Rows queued and not yet taken by the writer. */
@@ -253,7 +308,9 @@ export class InferenceLogStore {
    * Queues inference rows (a table or one record batch with a `time` Timestamp(ms) column) for
    * the pipeline's log. Resolves as soon as they are queued, or — when the queue is full —
    * once the writer has made room: callers slow down, rows are never dropped. The batches
-   * must not be changed afterwards. Rejects with `shutting_down` after `stop()`.
+   * must not be changed afterwards. Rejects with `shutting_down` after `stop()`, and with
+   * `log_store_unavailable` when the writer is failing and the queue stayed full for
+   * `unavailableWaitMs` (those rows are not queued).
    */
   append(pipelineId: number, rows: Table | RecordBatch): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
@@ -272,7 +329,7 @@ export class InferenceLogStore {
     }
     const n = batches.reduce((sum, b) => sum + b.numRows, 0);
     if (n === 0) return Promise.resolve();
-    return this.#queue.push(pipelineId, batches, n);
+    return this.#queue.push(pipelineId, batches, n, this.#clock.now());
   }
 
   /** Resolves once every row appended so far (queued or waiting) is fsynced and indexed. */
@@ -293,6 +350,7 @@ export class InferenceLogStore {
   async stop(): Promise<void> {
     if (this.#state === 'open') this.#state = 'stopping';
     this.#queue.wake();
+    this.#wakeRetry?.();
     await this.#loop;
     if (this.#state === 'stopping') this.#state = 'stopped';
   }
@@ -319,29 +377,136 @@ export class InferenceLogStore {
       : new ApiError('shutting_down', 'The inference log store is stopped and takes no more rows.');
   }
 
-  /** The single writer: drains the queue, writes, syncs on schedule, and seals everything at stop. */
+  #unavailableError(): ApiError {
+    return new ApiError(
+      'log_store_unavailable',
+      `The inference log cannot be written (${this.#down?.message ?? 'unknown error'}) and its queue stayed full for ${this.#opts.unavailableWaitMs} ms, so this request's rows were not logged; the writer keeps retrying (see GET /v1/health). Retry shortly.`,
+      { inferenceLogs: this.state },
+    );
+  }
+
+  /**
+   * The single writer: drains the queue, writes, syncs on schedule, and seals everything at
+   * stop. A failure does not end it: it repairs what the failed write left, keeps the rows it
+   * could not write, and retries with backoff (rows meanwhile wait in the bounded queue).
+   */
   async #run(): Promise<void> {
-    try {
-      for (;;) {
-        if (this.#queue.hasItems) {
-          await this.#write(this.#queue.takeAll());
-          if (this.#syncDue()) await this.#sync();
-          continue;
+    let failures = 0;
+    let stopFailures = 0;
+    for (;;) {
+      try {
+        if (this.#down !== null) {
+          await this.#repair();
+          await this.#writeBacklog();
+          this.#down = null;
+          failures = 0;
         }
-        if (this.#writtenSeq > this.#durableSeq || this.#flushWaiters.length > 0) {
-          if (this.#syncDue() || this.#state !== 'open') {
-            await this.#sync();
-            continue;
-          }
+        if (await this.#step()) return;
+      } catch (err) {
+        const error = err instanceof Error ? err : new Error(String(err));
+        this.#down = error;
+        failures++;
+        if (this.#state !== 'open' && ++stopFailures >= this.#opts.stopAttempts) {
+          this.#opts.onError(error, { attempt: failures, retryInMs: null });
+          this.#fail(error);
+          return;
         }
-        if (this.#state !== 'open' && this.#queue.idle) break;
-        await this.#idle();
+        const delay = Math.min(this.#opts.maxRetryDelayMs, this.#opts.retryDelayMs * 2 ** (failures - 1));
+        this.#opts.onError(error, { attempt: failures, retryInMs: delay });
+        await this.#waitToRetry(delay);
       }
+    }
+  }
+
+  /** One turn of the writer loop; `true` once stopped with everything sealed. */
+  async #step(): Promise<boolean> {
+    if (this.#queue.hasItems) {
+      this.#take(this.#queue.takeAll());
+      await this.#writeBacklog();
+      if (this.#syncDue()) await this.#sync();
+      return false;
+    }
+    if (this.#writtenSeq > this.#durableSeq || this.#flushWaiters.length > 0) {
+      if (this.#syncDue() || this.#state !== 'open') {
+        await this.#sync();
+        return false;
+      }
+    }
+    if (this.#state !== 'open' && this.#queue.idle) {
       await this.#sealAll();
       this.#sync0();
-    } catch (err) {
-      this.#fail(err instanceof Error ? err : new Error(String(err)));
+      return true;
     }
+    await this.#idle();
+    return false;
+  }
+
+  /**
+   * Waits `delay` ms before the next attempt (less after stop). Meanwhile appends waiting for
+   * room longer than `unavailableWaitMs` are refused, so callers are not held indefinitely.
+   */
+  async #waitToRetry(delay: number): Promise<void> {
+    const bound = this.#opts.unavailableWaitMs;
+    const refuse = (): void => {
+      this.#queue.refuseWaitingSince(this.#clock.now() - bound, this.#unavailableError());
+    };
+    refuse();
+    let left = this.#state === 'open' ? delay : Math.min(delay, this.#opts.retryDelayMs);
+    while (left > 0) {
+      const oldest = this.#queue.oldestWaitSince;
+      // Wake when the oldest waiter's bound is up, if that comes before the retry.
+      const step = oldest === null ? left : Math.max(1, Math.min(left, oldest + bound - this.#clock.now()));
+      const started = this.#clock.now();
+      await new Promise<void>((resolve) => {
+        const timer = this.#clock.setTimeout(() => {
+          this.#wakeRetry = null;
+          resolve();
+        }, step);
+        this.#wakeRetry = () => {
+          this.#clock.clearTimeout(timer);
+          this.#wakeRetry = null;
+          resolve();
+        };
+      });
+      refuse();
+      if (this.#state !== 'open' && this.#clock.now() - started < step) return;
+      left -= step;
+    }
+  }
+
+  /**
+   * Brings the files back to a known state after a failure: every open segment is closed and
+   * cut back to the batches its index confirms (a failed write may have left part of one),
+   * then sealed by crash recovery; pipelines re-read their position from the index.
+   */
+  async #repair(): Promise<void> {
+    for (const st of this.#pipelines.values()) {
+      const seg = st.open;
+      if (seg === null) continue;
+      this.#truncations.set(seg.path, seg.index.endOffset);
+      st.open = null;
+      await seg.close();
+    }
+    this.#pipelines.clear();
+    for (const [path, bytes] of this.#truncations) {
+      try {
+        await truncate(path, bytes);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
+      this.#truncations.delete(path);
+    }
+    await recoverLogSegments(this.#files);
+  }
+
+  /** Moves appends taken from the queue into the per-pipeline backlog. */
+  #take(items: QueuedAppend[]): void {
+    for (const item of items) {
+      const list = this.#backlog.get(item.pipelineId);
+      if (list === undefined) this.#backlog.set(item.pipelineId, [...item.batches]);
+      else for (const b of item.batches) list.push(b);
+    }
+    this.#backlogSeq = items.at(-1)?.seq ?? this.#backlogSeq;
   }
 
   #syncDue(): boolean {
@@ -376,25 +541,36 @@ export class InferenceLogStore {
     return st;
   }
 
-  async #write(items: QueuedAppend[]): Promise<void> {
-    const touched = new Set<OpenSegment>();
+  /** Writes the whole backlog (per pipeline, in arrival order), then applies retention. */
+  async #writeBacklog(): Promise<void> {
     const sealedPipelines = new Set<number>();
-    // Per pipeline in arrival order (time is non-decreasing per pipeline, not across them).
-    const perPipeline = new Map<number, RecordBatch[]>();
-    for (const item of items) {
-      const list = perPipeline.get(item.pipelineId);
-      if (list === undefined) perPipeline.set(item.pipelineId, [...item.batches]);
-      else for (const b of item.batches) list.push(b);
+    // Time is non-decreasing per pipeline, not across them, so each pipeline is written apart.
+    for (const [pipelineId, batches] of this.#backlog) {
+      if (await this.#writePipeline(pipelineId, batches)) sealedPipelines.add(pipelineId);
     }
-    for (const [pipelineId, batches] of perPipeline) {
-      const st = await this.#pipelineState(pipelineId);
-      // A merged batch stays within a segment's caps, so segments still roll where configured.
-      const merged = coalesceLogBatches(
-        batches,
-        COALESCE_BELOW_ROWS,
-        Math.min(COALESCE_MAX_ROWS, this.#opts.segmentMaxRows),
-        Math.min(COALESCE_MAX_BYTES, this.#opts.segmentMaxBytes / 2),
-      );
+    this.#writtenSeq = this.#backlogSeq;
+    if (sealedPipelines.size > 0) await enforceLogRetention(this.#files, this.#opts, sealedPipelines);
+  }
+
+  /**
+   * Writes one pipeline's backlog and removes it. On a failure, leaves in the backlog exactly
+   * the batches that are not confirmed in the file (so a retry neither loses nor repeats rows)
+   * and rethrows. Returns whether a segment was sealed (rolled).
+   */
+  async #writePipeline(pipelineId: number, batches: RecordBatch[]): Promise<boolean> {
+    const st = await this.#pipelineState(pipelineId);
+    // A merged batch stays within a segment's caps, so segments still roll where configured.
+    const merged = coalesceLogBatches(
+      batches,
+      COALESCE_BELOW_ROWS,
+      Math.min(COALESCE_MAX_ROWS, this.#opts.segmentMaxRows),
+      Math.min(COALESCE_MAX_BYTES, this.#opts.segmentMaxBytes / 2),
+    );
+    // Each staged batch, with its segment and its position there: it is in the file once the
+    // segment's batch index counts past that position.
+    const placed: { batch: RecordBatch; seg: OpenSegment; pos: number }[] = [];
+    let sealed = false;
+    try {
       for (const original of merged) {
         const { batch, last } = clampTime(original, st.lastTime);
         st.lastTime = last;
@@ -410,8 +586,7 @@ export class InferenceLogStore {
         ) {
           // Roll: a segment holds one schema and stays under its size caps.
           await this.#seal(st, seg);
-          touched.delete(seg);
-          sealedPipelines.add(pipelineId);
+          sealed = true;
           seg = null;
         }
         if (seg === null) {
@@ -436,13 +611,21 @@ export class InferenceLogStore {
           st.open = seg;
         }
         const t = timeValues(batch);
+        placed.push({ batch, seg, pos: seg.index.count + seg.stagedBatches });
         seg.stage(msg.chunks, msg.bytes, batch.numRows, Number(t[0]), Number(last));
-        touched.add(seg);
       }
+      await st.open?.writeStaged();
+    } catch (err) {
+      const firstUnwritten = placed.findIndex((p) => p.seg.index.count <= p.pos);
+      const from = firstUnwritten === -1 ? placed.length : firstUnwritten;
+      this.#backlog.set(pipelineId, [
+        ...placed.slice(from).map((p) => p.batch),
+        ...merged.slice(placed.length),
+      ]);
+      throw err;
     }
-    for (const seg of touched) await seg.writeStaged();
-    this.#writtenSeq = items.at(-1)?.seq ?? this.#writtenSeq;
-    if (sealedPipelines.size > 0) await enforceLogRetention(this.#files, this.#opts, sealedPipelines);
+    this.#backlog.delete(pipelineId);
+    return sealed;
   }
 
   async #seal(st: PipelineWriteState, seg: OpenSegment): Promise<void> {
@@ -495,10 +678,10 @@ export class InferenceLogStore {
     if (sealed.length > 0) await enforceLogRetention(this.#files, this.#opts, sealed);
   }
 
+  /** Gives up (only at stop, after `stopAttempts` failed attempts): what is not written is lost. */
   #fail(err: Error): void {
     this.#failure = err;
     this.#state = 'failed';
-    this.#opts.onError(err);
     for (const w of this.#flushWaiters) w.reject(this.#closedError());
     this.#flushWaiters = [];
     this.#queue.failWaiters(this.#closedError());

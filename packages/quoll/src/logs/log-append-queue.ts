@@ -11,6 +11,8 @@ export interface QueuedAppend {
 
 interface Waiter {
   item: QueuedAppend;
+  /** When the append began waiting (the caller's clock, epoch ms). */
+  since: number;
   admit: () => void;
   refuse: (err: Error) => void;
 }
@@ -27,15 +29,17 @@ export class LogAppendQueue {
   #rows = 0;
   readonly #waiters: Waiter[] = [];
   #lastSeq = 0;
+  /** Appends are admitted in seq order: this is the highest admitted so far. */
+  #lastAdmittedSeq = 0;
   #onItems: (() => void) | null = null;
 
   constructor(capacityRows: number) {
     this.capacityRows = capacityRows;
   }
 
-  /** Sequence number of the latest append, admitted or waiting. */
+  /** Sequence number of the latest append, admitted or waiting (refused ones do not count). */
   get lastSeq(): number {
-    return this.#lastSeq;
+    return this.#waiters.at(-1)?.item.seq ?? this.#lastAdmittedSeq;
   }
 
   /** Rows currently queued (admitted, not yet taken by the writer). */
@@ -53,8 +57,13 @@ export class LogAppendQueue {
     return this.#items.length > 0;
   }
 
-  /** Queues batches; resolves once admitted (at once when there is room). */
-  push(pipelineId: number, batches: RecordBatch[], rows: number): Promise<void> {
+  /** When the longest-waiting append began waiting, or `null` when none waits. */
+  get oldestWaitSince(): number | null {
+    return this.#waiters[0]?.since ?? null;
+  }
+
+  /** Queues batches; resolves once admitted (at once when there is room). `now` dates a wait. */
+  push(pipelineId: number, batches: RecordBatch[], rows: number, now: number): Promise<void> {
     const item: QueuedAppend = { seq: ++this.#lastSeq, pipelineId, batches, rows };
     // Waiters go first so that appends keep their order (and time stays non-decreasing).
     if (this.#waiters.length === 0 && this.#fits(rows)) {
@@ -62,7 +71,7 @@ export class LogAppendQueue {
       return Promise.resolve();
     }
     return new Promise<void>((resolve, reject) => {
-      this.#waiters.push({ item, admit: resolve, refuse: reject });
+      this.#waiters.push({ item, since: now, admit: resolve, refuse: reject });
     });
   }
 
@@ -86,6 +95,20 @@ export class LogAppendQueue {
     for (const w of this.#waiters.splice(0)) w.refuse(err);
   }
 
+  /**
+   * Rejects the appends that began waiting at or before `cutoff` (they are never queued, so
+   * their caller knows the rows were not logged). Waiters are in arrival order, so these are a
+   * prefix. Returns how many were rejected.
+   */
+  refuseWaitingSince(cutoff: number, err: Error): number {
+    let n = 0;
+    while ((this.#waiters[0]?.since ?? Infinity) <= cutoff) {
+      this.#waiters.shift()?.refuse(err);
+      n++;
+    }
+    return n;
+  }
+
   /** Resolves when an append is admitted (at once if one is queued already). */
   whenItems(): Promise<void> {
     if (this.#items.length > 0) return Promise.resolve();
@@ -107,6 +130,7 @@ export class LogAppendQueue {
 
   #admit(item: QueuedAppend): void {
     this.#items.push(item);
+    this.#lastAdmittedSeq = item.seq;
     this.#rows += item.rows;
     this.wake();
   }

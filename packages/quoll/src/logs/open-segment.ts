@@ -68,6 +68,11 @@ export class OpenSegment {
     return new OpenSegment({ ...fields, schemaMessage: new Uint8Array(schemaMessage) }, fh);
   }
 
+  /** Batches staged and not yet written. */
+  get stagedBatches(): number {
+    return this.#pending.length;
+  }
+
   /** Rows written plus rows staged. */
   get plannedRows(): number {
     return this.index.rows + this.#pendingRows;

@@ -50,7 +50,12 @@ export class ModelService {
         throw new ApiError('invalid_model', 'The model file is empty; upload an ONNX model file (.onnx).');
       const info = this.inspector.inspect(await readFile(file.path));
       // A config given with the upload is checked before anything is kept.
-      const modelConfig = applyConfigPatch(modelName, info.inputs, { tensorFields: null, batchConfig: null }, config);
+      const modelConfig = applyConfigPatch(
+        modelName,
+        info.inputs,
+        { tensorFields: null, batchConfig: null },
+        config,
+      );
       await this.inspector.validate(file.path);
       await this.blobs.commit(file);
       return await this.store.insertModelVersion({
@@ -110,7 +115,10 @@ export class ModelService {
     patch: ModelConfigPatch,
   ): Promise<ModelVersionDto> {
     const model = await this.get(workspaceId, name, version);
-    return this.store.setModelConfig(model.version, applyConfigPatch(name, model.inputs, model.config, patch));
+    return this.store.setModelConfig(
+      model.version,
+      applyConfigPatch(name, model.inputs, model.config, patch),
+    );
   }
 }
 
@@ -126,9 +134,13 @@ function applyConfigPatch(
     const tf = patch.tensorFields;
     if (tf !== null) {
       if (!Array.isArray(tf) || tf.some((f) => typeof f !== 'string' || f === '')) {
-        throw new ApiError('invalid_model_config', 'tensorFields must be a list of column names, e.g. ["tensor"].', {
-          tensorFields: tf,
-        });
+        throw new ApiError(
+          'invalid_model_config',
+          'tensorFields must be a list of column names, e.g. ["tensor"].',
+          {
+            tensorFields: tf,
+          },
+        );
       }
       if (tf.length !== inputs.length) {
         throw new ApiError(
@@ -140,7 +152,10 @@ function applyConfigPatch(
         );
       }
       if (new Set(tf).size !== tf.length) {
-        throw new ApiError('invalid_model_config', `tensorFields names a column twice: ${JSON.stringify(tf)}.`);
+        throw new ApiError(
+          'invalid_model_config',
+          `tensorFields names a column twice: ${JSON.stringify(tf)}.`,
+        );
       }
     }
     config.tensorFields = tf as string[] | null;

@@ -12,14 +12,16 @@ interface Entry {
   key: string;
   status: PipelineStatusName;
   details: string[];
+  /** The version served (or, before the first load succeeds, the one being loaded). */
   version: string;
+  /** Steps of `version`. */
   steps: StepModel[];
   workers: number;
   deployedAt: string;
   /** The deployment serving requests (absent while the first load runs or after an error). */
   serving: Deployment | null;
   /** Resolves when the current deploy attempt has settled. */
-  settled: Promise<void>;
+  settled: Promise<unknown>;
   /** Bumped by every deploy/undeploy so a stale load cannot overwrite a newer one. */
   generation: number;
 }
@@ -31,11 +33,30 @@ export type ServingLookup =
   | { state: 'not_ready'; status: PipelineStatusName; details: string[] };
 
 /**
+ * How a deploy attempt ended: `loaded` (the version serves), `failed` (it did not load; with
+ * `stillServing` the version that keeps serving) or `superseded` (a newer deploy or an
+ * undeploy came first).
+ */
+export type DeployOutcome =
+  | { result: 'loaded' }
+  | { result: 'failed'; reason: string; stillServing: string | null }
+  | { result: 'superseded' };
+
+/** A pipeline as the deployment manager needs it. */
+export interface DeployTarget {
+  id: number;
+  workspaceId: number;
+  name: string;
+}
+
+/**
  * Loads pipeline versions into the inference engine and switches traffic between them.
  *
  * A new version of a running pipeline is loaded beside the old one; requests keep going to
  * the old deployment until the new one is ready, then the pointer swaps and the old one is
- * closed after its in-flight requests finish, so a redeploy fails no request.
+ * closed after its in-flight requests finish, so a redeploy fails no request. When the new
+ * version fails to load, the old one keeps serving (status stays `Running`, `details` says
+ * why the new version failed); a first deploy that fails is `Error` with the reason.
  */
 export class DeploymentManager {
   private readonly byPipeline = new Map<number, Entry>();
@@ -59,78 +80,125 @@ export class DeploymentManager {
   }
 
   /**
-   * Starts loading `version`; the returned promise settles when it is Running or Error
-   * (it never rejects: the outcome is in `status()`).
+   * Starts loading `version`; the pipeline is registered at once (`Starting`, or still
+   * `Running` on its current version). The returned promise settles with the outcome when
+   * the load ends; it never rejects.
    */
   deploy(
-    pipeline: { id: number; workspaceId: number; name: string },
+    pipeline: DeployTarget,
     version: PipelineVersionDto,
     steps: StepModel[],
     config: DeploymentConfigDto,
-  ): Promise<void> {
-    if (this.stopped) return Promise.resolve();
+  ): Promise<DeployOutcome> {
+    if (this.stopped) return Promise.resolve({ result: 'superseded' });
     const workers = config.workers ?? this.defaultWorkers;
-    const key = keyOf(pipeline.workspaceId, pipeline.name);
     const prev = this.byPipeline.get(pipeline.id);
-    const generation = (prev?.generation ?? 0) + 1;
+    const running = prev?.serving && prev.status === 'Running' ? prev : null;
+    const entry = this.register(
+      pipeline,
+      (prev?.generation ?? 0) + 1,
+      running
+        ? // A running pipeline keeps serving (and reporting) its current version while the new one loads.
+          {
+            ...running,
+            details: [`loading version ${version.version}; serving version ${running.version} meanwhile`],
+          }
+        : {
+            status: 'Starting',
+            details: ['loading models'],
+            version: version.version,
+            steps,
+            workers,
+            deployedAt: new Date(this.now()).toISOString(),
+            serving: null,
+          },
+    );
+    const retired = prev && !running ? prev.serving : null;
+    const settled = this.load(entry, version, steps, workers, retired);
+    entry.settled = settled;
+    return settled;
+  }
+
+  /**
+   * Registers a deployment that cannot be loaded (e.g. a restored version whose model is
+   * gone) as `Error` with the reason, so `status()` says why instead of `Undeployed`.
+   */
+  fail(pipeline: DeployTarget, version: string, reason: string): void {
+    const prev = this.byPipeline.get(pipeline.id);
+    const retired = prev?.serving ?? null;
+    this.register(pipeline, (prev?.generation ?? 0) + 1, {
+      status: 'Error',
+      details: [reason],
+      version,
+      steps: [],
+      workers: 0,
+      deployedAt: new Date(this.now()).toISOString(),
+      serving: null,
+    });
+    if (retired) void retired.close();
+  }
+
+  private register(
+    pipeline: DeployTarget,
+    generation: number,
+    state: Pick<Entry, 'status' | 'details' | 'version' | 'steps' | 'workers' | 'deployedAt' | 'serving'>,
+  ): Entry {
+    const prev = this.byPipeline.get(pipeline.id);
+    const key = keyOf(pipeline.workspaceId, pipeline.name);
+    // A renamed pipeline must not stay reachable under its old name.
+    if (prev && prev.key !== key) this.byKey.delete(prev.key);
     const entry: Entry = {
+      ...state,
       pipelineId: pipeline.id,
       key,
-      // A running pipeline keeps serving its current version while the new one loads.
-      status: prev?.serving && prev.status === 'Running' ? 'Running' : 'Starting',
-      details:
-        prev?.serving && prev.status === 'Running'
-          ? [`loading version ${version.version}`]
-          : ['loading models'],
-      version: prev?.serving && prev.status === 'Running' ? prev.version : version.version,
-      steps,
-      workers,
-      deployedAt: new Date(this.now()).toISOString(),
-      serving: prev?.status === 'Running' ? prev.serving : null,
       settled: Promise.resolve(),
       generation,
     };
-    const retired = prev && prev.status !== 'Running' ? prev.serving : null;
     this.byPipeline.set(pipeline.id, entry);
     this.byKey.set(key, entry);
-    entry.settled = this.load(entry, version, retired);
-    return entry.settled;
+    return entry;
   }
 
-  private async load(entry: Entry, version: PipelineVersionDto, retired: Deployment | null): Promise<void> {
+  private async load(
+    entry: Entry,
+    version: PipelineVersionDto,
+    steps: StepModel[],
+    workers: number,
+    retired: Deployment | null,
+  ): Promise<DeployOutcome> {
     if (retired) await retired.close();
     let loaded: Deployment;
     try {
-      loaded = await this.engine.deploy(`${entry.pipelineId}:${version.version}`, entry.steps, {
-        workers: entry.workers,
-      });
+      loaded = await this.engine.deploy(`${entry.pipelineId}:${version.version}`, steps, { workers });
     } catch (err) {
-      if (entry.generation !== this.byPipeline.get(entry.pipelineId)?.generation) return;
-      const old = entry.serving;
-      entry.serving = null;
+      if (this.stopped || entry.generation !== this.byPipeline.get(entry.pipelineId)?.generation) {
+        return { result: 'superseded' };
+      }
+      const reason = `failed to load version ${version.version}: ${err instanceof Error ? err.message : String(err)}`;
+      if (entry.serving && entry.status === 'Running') {
+        // A failed redeploy must not take down the healthy version: it keeps serving.
+        entry.details = [`${reason}; still serving version ${entry.version}`];
+        return { result: 'failed', reason, stillServing: entry.version };
+      }
       entry.status = 'Error';
       entry.version = version.version;
-      entry.details = [
-        `failed to load version ${version.version}: ${err instanceof Error ? err.message : String(err)}`,
-      ];
-      if (old) await old.close();
-      return;
+      entry.details = [reason];
+      return { result: 'failed', reason, stillServing: null };
     }
     if (this.stopped || entry.generation !== this.byPipeline.get(entry.pipelineId)?.generation) {
       await loaded.close();
-      return;
+      return { result: 'superseded' };
     }
     const old = entry.serving;
     entry.serving = loaded;
     entry.version = version.version;
+    entry.steps = steps;
+    entry.workers = workers;
+    entry.deployedAt = new Date(this.now()).toISOString();
     entry.status = 'Running';
     entry.details = [];
     if (old && old !== loaded) await old.close();
-  }
-
-  /** Waits for the pipeline's current deploy attempt to settle. */
-  async settled(pipelineId: number): Promise<void> {
-    await this.byPipeline.get(pipelineId)?.settled;
+    return { result: 'loaded' };
   }
 
   /** Stops serving and frees the workers. */
@@ -145,6 +213,7 @@ export class DeploymentManager {
     if (serving) await serving.close();
   }
 
+  /** The pipeline's deployment status (`Undeployed` when it has none). */
   status(pipelineId: number): PipelineStatusDto {
     const e = this.byPipeline.get(pipelineId);
     if (!e)
@@ -159,6 +228,7 @@ export class DeploymentManager {
     };
   }
 
+  /** Whether the pipeline has a deployment (in any status but `Undeployed`). */
   isDeployed(pipelineId: number): boolean {
     return this.byPipeline.has(pipelineId);
   }

@@ -67,8 +67,11 @@ export class PipelineService {
   }
 
   /**
-   * Persists the draft steps as a new version and loads it. With `wait`, answers once the
-   * version is Running or has failed (then with the reason in `status.details`).
+   * Persists the draft steps as a new version, with each model's current config (so a later
+   * `configure()` does not change what this version runs), and loads it. With `wait`, answers
+   * once the load has settled: `Running` on the new version, `Error` with the reason (first
+   * deploy), or — when a redeploy of a running pipeline fails — still `Running` on the old
+   * version with `details` saying why the new one failed.
    */
   async deploy(
     workspaceId: number,
@@ -84,16 +87,31 @@ export class PipelineService {
         { name },
       );
     }
-    const stepModels = await this.stepModels(workspaceId, p.steps);
-    const version = await this.store.insertPipelineVersion(p.id, randomUUID(), p.steps, this.iso());
+    const models = await this.stepVersions(workspaceId, p.steps);
+    const snapshot: PipelineStepDto[] = models.map((m) => ({
+      model: { name: m.name, version: m.version, sha: m.sha },
+      config: m.config,
+    }));
+    const version = await this.store.insertPipelineVersion(p.id, randomUUID(), snapshot, this.iso());
+    const previous = await this.store.getDeployment(p.id);
     await this.store.upsertDeployment({
       pipelineId: p.id,
       version: version.version,
       config,
       deployedAt: this.iso(),
     });
-    const done = this.deployments.deploy(p, version, stepModels, config);
+    const done = this.deployments
+      .deploy(p, version, this.stepModels(models, snapshot), config)
+      .then(async (outcome) => {
+        // A redeploy that failed leaves the old version serving: it stays the one a restart
+        // restores (unless a newer deploy has been recorded meanwhile).
+        if (outcome.result === 'failed' && outcome.stillServing !== null && previous !== null) {
+          const current = await this.store.getDeployment(p.id);
+          if (current?.version === version.version) await this.store.upsertDeployment(previous);
+        }
+      });
     if (wait) await done;
+    else void done.catch(() => undefined);
     return this.deployments.status(p.id);
   }
 
@@ -108,37 +126,56 @@ export class PipelineService {
     return this.deployments.status((await this.record(workspaceId, name)).id);
   }
 
-  /** Re-deploys what was deployed when the server last stopped. */
+  /**
+   * Registers what was deployed when the server last stopped and starts loading it. Resolves
+   * once every deployment is registered (`Starting`, or `Error` with the reason when its
+   * version or a model is gone); the models load in the background.
+   */
   async restoreDeployments(): Promise<void> {
     for (const d of await this.store.listDeployments()) {
       const p = await this.store.getPipelineById(d.pipelineId);
+      if (!p) continue;
       const v = await this.store.getPipelineVersion(d.version);
-      if (!p || !v) continue;
+      if (!v) {
+        this.deployments.fail(p, d.version, `version ${d.version} to restore no longer exists; deploy again`);
+        continue;
+      }
       let steps: StepModel[];
       try {
-        steps = await this.stepModels(p.workspaceId, v.steps);
-      } catch {
+        steps = this.stepModels(await this.stepVersions(p.workspaceId, v.steps), v.steps);
+      } catch (err) {
+        this.deployments.fail(
+          p,
+          v.version,
+          `failed to restore version ${v.version}: ${err instanceof Error ? err.message : String(err)}`,
+        );
         continue;
       }
       void this.deployments.deploy(p, v, steps, d.config);
     }
   }
 
-  private async stepModels(workspaceId: number, steps: PipelineStepDto[]): Promise<StepModel[]> {
-    const out: StepModel[] = [];
-    for (const s of steps) {
-      const m: ModelVersionDto = await this.models.get(workspaceId, s.model.name, s.model.version);
-      out.push({
-        name: m.name,
-        version: m.version,
-        sha: m.sha,
-        path: this.models.pathOf(m),
-        inputs: m.inputs,
-        outputs: m.outputs,
-        config: m.config,
-      });
-    }
+  /** The model version of every step (each must still exist in the workspace). */
+  private async stepVersions(workspaceId: number, steps: PipelineStepDto[]): Promise<ModelVersionDto[]> {
+    const out: ModelVersionDto[] = [];
+    for (const s of steps) out.push(await this.models.get(workspaceId, s.model.name, s.model.version));
     return out;
+  }
+
+  /**
+   * What the engine loads for each step. The config is the one the version snapshotted;
+   * versions persisted before snapshots existed fall back to the model's current config.
+   */
+  private stepModels(models: ModelVersionDto[], steps: PipelineStepDto[]): StepModel[] {
+    return models.map((m, i) => ({
+      name: m.name,
+      version: m.version,
+      sha: m.sha,
+      path: this.models.pathOf(m),
+      inputs: m.inputs,
+      outputs: m.outputs,
+      config: steps[i]?.config ?? m.config,
+    }));
   }
 
   private async record(workspaceId: number, name: string): Promise<PipelineRecord> {

@@ -17,6 +17,25 @@ const PUBLIC_PATHS = new Set(['/v1/health']);
 /** Route registrars that domains add (connections, logs, orchestrations, tasks). */
 export type RouteRegistrar = (app: FastifyInstance, ctx: ServerContext) => void | Promise<void>;
 
+/** Options of {@link createApp}. */
+export interface CreateAppOptions {
+  /**
+   * Resolves when the services behind the routes have started. Requests (but health) that
+   * arrive before wait for it, so an early request never meets a half-started server; if it
+   * rejects, they fail with its error.
+   * @default already started
+   */
+  ready?: Promise<void>;
+}
+
+/** The body of `GET /v1/health`. */
+export interface HealthDto {
+  /** `degraded` while something keeps working at reduced capacity (see the fields). */
+  status: 'ok' | 'degraded';
+  /** The inference log writer: `retrying` after a write failure (rows stay queued). */
+  inferenceLogs: string;
+}
+
 /**
  * Builds the Fastify app: structured logs, bearer auth on every route but health,
  * the OpenAPI document, and the domain routes. Does not listen.
@@ -24,7 +43,14 @@ export type RouteRegistrar = (app: FastifyInstance, ctx: ServerContext) => void 
 export async function createApp(
   ctx: ServerContext,
   extraRoutes: RouteRegistrar[] = [],
+  options: CreateAppOptions = {},
 ): Promise<FastifyInstance> {
+  let starting: Promise<void> | null = options.ready ?? null;
+  // Once settled the gate is dropped, so the hot path does not await on every request.
+  void starting?.then(
+    () => (starting = null),
+    () => undefined,
+  );
   const app = Fastify({
     logger: ctx.config.logging
       ? {
@@ -49,6 +75,7 @@ export async function createApp(
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?', 1)[0] ?? '';
     if (PUBLIC_PATHS.has(path)) return;
+    if (starting !== null) await starting;
     req.principal = await ctx.tokens.authenticate(req.headers.authorization);
   });
 
@@ -68,10 +95,18 @@ export async function createApp(
 
   app.get(
     '/v1/health',
-    { schema: { tags: ['health'], summary: 'Liveness (no token needed)', security: [] } },
-    async () => ({
-      status: 'ok',
-    }),
+    {
+      schema: {
+        tags: ['health'],
+        summary:
+          'Liveness (no token needed): status ok, or degraded while the inference log writer retries after a write failure',
+        security: [],
+      },
+    },
+    async (): Promise<HealthDto> => {
+      const inferenceLogs = ctx.inferenceLogs.state;
+      return { status: inferenceLogs === 'open' ? 'ok' : 'degraded', inferenceLogs };
+    },
   );
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

@@ -40,8 +40,13 @@ export interface TokenStore {
   insertToken(token: TokenRecord): Promise<void>;
   findTokenByHash(tokenHash: string): Promise<TokenRecord | null>;
   revokeToken(id: string, at: string): Promise<void>;
-  /** Whether any live admin token exists. */
-  hasAdminToken(): Promise<boolean>;
+  /**
+   * Revokes every unrevoked token whose subject starts with `prefix`, except those whose
+   * subject is in `keepSubjects`; returns how many were revoked.
+   */
+  revokeTokensBySubjectPrefix(prefix: string, at: string, keepSubjects?: readonly string[]): Promise<number>;
+  /** Sets the expiry of an unrevoked token (ISO time). */
+  setTokenExpiry(id: string, expiresAt: string): Promise<void>;
 }
 
 /** What is recorded for a new model version. */

@@ -24,7 +24,9 @@ export function modelCommand(): Command {
     .action(
       async (name: string, file: string, opts: OutputOptions & { tensorFields?: string }, c: Command) => {
         // The config travels with the upload, so a bad --tensor-fields stores nothing.
-        const model = await (await clientFrom(c)).uploadModel(name, file, {
+        const model = await (
+          await clientFrom(c)
+        ).uploadModel(name, file, {
           ...(opts.tensorFields ? { tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) } : {}),
         });
         printObject(opts, model);

@@ -50,11 +50,13 @@ export function pipelineCommand(): Command {
     .description('Append a step running the newest version of <model> (or --model-version)')
     .option('--model-version <uuid>', 'model version (UUID)')
     .option('--json', 'print JSON')
-    .action(async (name: string, model: string, opts: OutputOptions & { modelVersion?: string }, c: Command) => {
-      const client = await clientFrom(c);
-      const p = await client.getPipeline(name);
-      printObject(opts, await p.addModelStep(await client.getModel(model, opts.modelVersion)));
-    });
+    .action(
+      async (name: string, model: string, opts: OutputOptions & { modelVersion?: string }, c: Command) => {
+        const client = await clientFrom(c);
+        const p = await client.getPipeline(name);
+        printObject(opts, await p.addModelStep(await client.getModel(model, opts.modelVersion)));
+      },
+    );
   cmd
     .command('replace-step <pipeline> <index> <model>')
     .description('Replace step <index> (0-based) with the newest version of <model> (or --model-version)')

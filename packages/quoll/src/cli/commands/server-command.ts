@@ -11,6 +11,11 @@ export function serverCommand(): Command {
     .option('--log-level <level>', 'log level: fatal, error, warn, info, debug, trace')
     .option('--workers <n>', 'inference worker threads per deployed pipeline', (v) => Number(v))
     .option(
+      '--task-concurrency <n>',
+      'task runs executing at once; more wait in a queue (default 4; env QUOLL_TASK_CONCURRENCY)',
+      (v) => Number(v),
+    )
+    .option(
       '--no-inference-logs',
       'do not write inference logs (existing logs stay readable; env QUOLL_INFERENCE_LOGS=off)',
     )
@@ -22,6 +27,7 @@ export function serverCommand(): Command {
         port?: string;
         logLevel?: string;
         workers?: number;
+        taskConcurrency?: number;
         inferenceLogs?: boolean;
       }>();
       const config = resolveServerConfig(
@@ -31,6 +37,7 @@ export function serverCommand(): Command {
           port: opts.port,
           logLevel: opts.logLevel,
           workersPerDeployment: opts.workers,
+          taskConcurrency: opts.taskConcurrency,
           // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
           inferenceLogs: opts.inferenceLogs === false ? false : undefined,
         },

@@ -1,8 +1,14 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { tableToIPC, type Table } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
-import { decodeInferenceBody, encodeInferenceResult, type ResultFormat } from '../../inference/index.js';
+import {
+  decodeInferenceBody,
+  encodeInferenceResult,
+  formatOfMediaType,
+  type ResultFormat,
+} from '../../inference/index.js';
 import { ApiError } from '../api-error.js';
+import { negotiateFormat } from './accept-header.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
 
@@ -82,20 +88,20 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
   );
 }
 
-/** Picks the response format from Accept; default is the request's own format. */
+/** What the endpoint can answer, in the order a wildcard falls back to. */
+const RESULT_FORMATS: readonly ResultFormat[] = ['json', 'arrow-file', 'arrow-stream'];
+
+/**
+ * Picks the response format from Accept (case-insensitive, q-values and order honoured); no
+ * Accept or a wildcard answers in the request's own format.
+ */
 function negotiate(req: FastifyRequest, contentType: string): ResultFormat {
   const accept = req.headers.accept;
-  const fromRequest: ResultFormat = contentType.startsWith(MEDIA_TYPES.arrowFile)
-    ? 'arrow-file'
-    : contentType.startsWith(MEDIA_TYPES.arrowStream)
-      ? 'arrow-stream'
-      : 'json';
-  if (accept === undefined || accept === '' || accept.includes('*/*')) return fromRequest;
-  if (accept.includes(MEDIA_TYPES.arrowFile)) return 'arrow-file';
-  if (accept.includes(MEDIA_TYPES.arrowStream)) return 'arrow-stream';
-  if (accept.includes(MEDIA_TYPES.json)) return 'json';
+  const fromRequest = formatOfMediaType(contentType) ?? 'json';
+  const format = negotiateFormat(accept, RESULT_FORMATS, formatOfMediaType, fromRequest);
+  if (format !== null) return format;
   throw new ApiError(
     'not_acceptable',
-    `Accept "${accept}" names no format this endpoint produces; ask for ${MEDIA_TYPES.json}, ${MEDIA_TYPES.arrowFile} or ${MEDIA_TYPES.arrowStream}.`,
+    `Accept "${accept ?? ''}" names no format this endpoint produces; ask for ${MEDIA_TYPES.json}, ${MEDIA_TYPES.arrowFile} or ${MEDIA_TYPES.arrowStream}.`,
   );
 }

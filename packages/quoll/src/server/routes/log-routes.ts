@@ -1,9 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { tableToIPC } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
+import { formatOfMediaType } from '../../inference/index.js';
 import { encodeLogPage } from '../../logs/index.js';
 import type { LogPage, LogQuery } from '../../logs/index.js';
 import { ApiError } from '../api-error.js';
+import { negotiateFormat } from './accept-header.js';
 import type { ServerContext } from '../server-context.js';
 import { workspaceIdOf } from '../server-context.js';
 
@@ -16,6 +18,9 @@ interface LogsQueryString {
   order?: string;
   maxBytes?: string;
 }
+
+/** Largest `maxBytes` a logs query may ask for: 64 MiB. */
+export const MAX_LOG_PAGE_BYTES = 64 * 1024 * 1024;
 
 /** Response headers that carry a page's flags (the same in JSON and Arrow answers). */
 export const LOG_PAGE_HEADERS = {
@@ -65,6 +70,14 @@ function toLogQuery(q: LogsQueryString): LogQuery {
   const limit = positiveInt('limit', q.limit);
   if (limit !== undefined) query.limit = limit;
   const maxBytes = positiveInt('maxBytes', q.maxBytes);
+  if (maxBytes !== undefined && maxBytes > MAX_LOG_PAGE_BYTES) {
+    // One page is built in memory; a bigger one is what exportLogs (pages by cursor) is for.
+    throw new ApiError(
+      'invalid_request',
+      `Log maxBytes must be at most ${MAX_LOG_PAGE_BYTES} (64 MiB); got ${maxBytes}. Page with the cursor or use exportLogs for more.`,
+      { maxBytes, max: MAX_LOG_PAGE_BYTES },
+    );
+  }
   if (maxBytes !== undefined) query.maxBytes = maxBytes;
   if (q.cursor !== undefined && q.cursor !== '') query.cursor = q.cursor;
   if (q.order !== undefined && q.order !== '') {
@@ -81,15 +94,16 @@ function toLogQuery(q: LogsQueryString): LogQuery {
 
 type LogAnswer = 'json' | 'arrow-stream' | 'arrow-file';
 
+/** What the logs endpoint can answer; JSON unless Accept asks for Arrow. */
+const LOG_ANSWERS: readonly LogAnswer[] = ['json', 'arrow-stream', 'arrow-file'];
+
 function negotiate(req: FastifyRequest): LogAnswer {
   const accept = req.headers.accept;
-  if (accept === undefined || accept === '' || accept.includes('*/*')) return 'json';
-  if (accept.includes(MEDIA_TYPES.arrowStream)) return 'arrow-stream';
-  if (accept.includes(MEDIA_TYPES.arrowFile)) return 'arrow-file';
-  if (accept.includes(MEDIA_TYPES.json)) return 'json';
+  const answer = negotiateFormat(accept, LOG_ANSWERS, formatOfMediaType, 'json');
+  if (answer !== null) return answer;
   throw new ApiError(
     'not_acceptable',
-    `Accept "${accept}" names no format the logs endpoint produces; ask for ${MEDIA_TYPES.json}, ${MEDIA_TYPES.arrowStream} or ${MEDIA_TYPES.arrowFile}.`,
+    `Accept "${accept ?? ''}" names no format the logs endpoint produces; ask for ${MEDIA_TYPES.json}, ${MEDIA_TYPES.arrowStream} or ${MEDIA_TYPES.arrowFile}.`,
   );
 }
 
@@ -155,7 +169,10 @@ export function logRoutes(app: FastifyInstance, ctx: ServerContext): void {
               enum: ['asc', 'desc', 'Asc', 'Desc'],
               description: 'Default desc without a range, asc with one.',
             },
-            maxBytes: { type: 'string', description: 'Byte cap of the page (default 10000000).' },
+            maxBytes: {
+              type: 'string',
+              description: 'Byte cap of the page (default 10000000, at most 67108864).',
+            },
             cursor: { type: 'string', description: 'nextCursor of the previous page.' },
           },
           additionalProperties: false,

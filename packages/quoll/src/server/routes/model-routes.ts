@@ -9,7 +9,10 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
   // Uploads are streamed: the parser hands the raw request stream to the route untouched.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
 
-  app.post<{ Params: { workspaceId: string }; Querystring: { name: string; fileName?: string; tensorFields?: string; batchConfig?: 'single' } }>(
+  app.post<{
+    Params: { workspaceId: string };
+    Querystring: { name: string; fileName?: string; tensorFields?: string; batchConfig?: 'single' };
+  }>(
     '/v1/workspaces/:workspaceId/models',
     {
       schema: {
@@ -22,7 +25,10 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
           properties: {
             name: { type: 'string' },
             fileName: { type: 'string' },
-            tensorFields: { type: 'string', description: 'comma-separated input column names, one per model input' },
+            tensorFields: {
+              type: 'string',
+              description: 'comma-separated input column names, one per model input',
+            },
             batchConfig: { type: 'string', enum: ['single'] },
           },
         },

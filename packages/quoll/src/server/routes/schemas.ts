@@ -50,6 +50,8 @@ const stepSchema = {
       type: 'object',
       properties: { name: { type: 'string' }, version: { type: 'string' }, sha: { type: 'string' } },
     },
+    // The model config a pipeline version snapshotted (absent on draft steps).
+    config: modelVersionSchema.properties.config,
   },
 } as const;
 
@@ -193,8 +195,21 @@ export const taskSchema = {
     timeout: { type: ['integer', 'null'] },
     killed: { type: 'boolean' },
     lastRunStatus: { type: 'string' },
+    statusReason: { type: ['string', 'null'] },
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
+  },
+} as const;
+
+/** A cron tick of a scheduled task that produced no run. */
+export const taskTickSchema = {
+  type: 'object',
+  properties: {
+    taskId: { type: 'string' },
+    tick: { type: 'string' },
+    kind: { type: 'string', enum: ['skipped', 'missed'] },
+    reason: { type: 'string' },
+    recordedAt: { type: 'string' },
   },
 } as const;
 

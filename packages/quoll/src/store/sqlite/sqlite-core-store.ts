@@ -185,12 +185,28 @@ export class SqliteCoreStore implements WorkspaceStore, TokenStore, ModelStore, 
   async revokeToken(id: string, at: string): Promise<void> {
     this.db.prepare('UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(at, id);
   }
-  async hasAdminToken(): Promise<boolean> {
-    return (
-      this.db
-        .prepare("SELECT 1 FROM api_tokens WHERE kind = 'admin' AND revoked_at IS NULL LIMIT 1")
-        .get() !== undefined
+  async revokeTokensBySubjectPrefix(
+    prefix: string,
+    at: string,
+    keepSubjects: readonly string[] = [],
+  ): Promise<number> {
+    const keep = new Set(keepSubjects);
+    const rows = this.db
+      .prepare('SELECT id, subject FROM api_tokens WHERE revoked_at IS NULL AND substr(subject, 1, ?) = ?')
+      .all(prefix.length, prefix) as { id: string; subject: string }[];
+    const revoke = this.db.prepare(
+      'UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL',
     );
+    let n = 0;
+    this.db.transaction(() => {
+      for (const r of rows) if (!keep.has(r.subject)) n += revoke.run(at, r.id).changes;
+    })();
+    return n;
+  }
+  async setTokenExpiry(id: string, expiresAt: string): Promise<void> {
+    this.db
+      .prepare('UPDATE api_tokens SET expires_at = ? WHERE id = ? AND revoked_at IS NULL')
+      .run(expiresAt, id);
   }
 
   // -- models

@@ -1,0 +1,189 @@
+import { rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { NotDeployedError, type Client, type ModelVersion } from '@quoll/client';
+import { makeHouseRows } from '../support/synthetic-data.js';
+import { makeMultiIoModel, makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+
+const servers: TestServer[] = [];
+
+afterEach(async () => {
+  for (const s of servers.splice(0)) {
+    await s.stop();
+    await s.cleanup();
+  }
+});
+
+async function start(home?: string): Promise<TestServer> {
+  const server = await startTestServer(home === undefined ? {} : { home });
+  servers.push(server);
+  return server;
+}
+
+/** Makes a stored model unloadable, as a lost or damaged disk would: its content file is gone. */
+async function loseModelFile(server: TestServer, model: ModelVersion): Promise<void> {
+  await rm(join(server.home, 'blobs', 'sha256', model.sha.slice(0, 2), model.sha));
+}
+
+async function health(server: TestServer): Promise<{ status: string; inferenceLogs: string }> {
+  return (await (await fetch(`${server.url}/v1/health`)).json()) as { status: string; inferenceLogs: string };
+}
+
+async function inWorkspace(server: TestServer, name: string): Promise<Client> {
+  const client = server.client();
+  client.setCurrentWorkspace(await client.getWorkspace(name, { createIfNotExist: true }));
+  return client;
+}
+
+describe('deploy outcomes', () => {
+  it('a first deploy whose model fails to load is Error with the reason, and deploy() throws', async () => {
+    const server = await start();
+    const client = await inWorkspace(server, 'first');
+    const model = await client.uploadModel('lost', makeTreeEnsembleRegressor({ seed: 101 }));
+    await loseModelFile(server, model);
+    const pipeline = await client.buildPipeline('firstfail');
+    await pipeline.addModelStep(model);
+    await expect(pipeline.deploy()).rejects.toBeInstanceOf(NotDeployedError);
+    const status = await pipeline.status();
+    expect(status.status).toBe('Error');
+    expect(status.details.join(' ')).toMatch(/failed to load version/);
+  });
+
+  it('a failed redeploy keeps the running version serving, says why, and deploy() throws', async () => {
+    const server = await start();
+    const client = await inWorkspace(server, 'redeploy');
+    const good = await client.uploadModel('rd', makeTreeEnsembleRegressor({ seed: 102 }));
+    const bad = await client.uploadModel('rd', makeTreeEnsembleRegressor({ seed: 103 }));
+    await loseModelFile(server, bad);
+    const pipeline = await client.buildPipeline('redeployfail');
+    await pipeline.addModelStep(good);
+    await pipeline.deploy();
+    const serving = (await pipeline.status()).version;
+    const row = Array.from(makeHouseRows(1, 4));
+    const [before] = await pipeline.infer([{ tensor: row }]);
+
+    await pipeline.replaceWithModelStep(0, bad);
+    const failed = await pipeline.deploy().then(
+      () => null,
+      (err: unknown) => err,
+    );
+    expect(failed).toBeInstanceOf(NotDeployedError);
+    const status = await pipeline.status();
+    expect(status.status).toBe('Running');
+    expect(status.version).toBe(serving);
+    expect(status.models.map((m) => m.version)).toEqual([good.version]);
+    const newest = (await pipeline.versions())[0]?.version;
+    expect(newest).not.toBe(serving);
+    expect(status.details.join(' ')).toContain(`failed to load version ${String(newest)}`);
+    const [after] = await pipeline.infer([{ tensor: row }]);
+    expect(after?.['out.variable']).toEqual(before?.['out.variable']);
+
+    // The version still serving is the one a restart restores.
+    await server.stop();
+    const again = await start(server.home);
+    const restarted = (await inWorkspace(again, 'redeploy')).getPipeline('redeployfail');
+    await vi.waitFor(async () => expect((await (await restarted).status()).status).toBe('Running'), {
+      timeout: 30_000,
+    });
+    expect((await (await restarted).status()).version).toBe(serving);
+  });
+});
+
+describe('restart', () => {
+  it('a version keeps the model config it was deployed with, across configure() and a restart', async () => {
+    const server = await start();
+    const client = await inWorkspace(server, 'snap');
+    const model = await (
+      await client.uploadModel('two', makeMultiIoModel())
+    ).configure({
+      tensorFields: ['x', 'y'],
+    });
+    const pipeline = await client.buildPipeline('snapshot');
+    await pipeline.addModelStep(model);
+    await pipeline.deploy();
+    const input = [{ x: [1, 2, 3], y: [4, 5] }];
+    const [before] = await pipeline.infer(input);
+    // Changes the model, not the deployed version.
+    await model.configure({ tensorFields: ['p', 'q'] });
+    expect((await pipeline.versions())[0]?.steps[0]?.config?.tensorFields).toEqual(['x', 'y']);
+
+    await server.stop();
+    const again = await start(server.home);
+    const restarted = await (await inWorkspace(again, 'snap')).getPipeline('snapshot');
+    await vi.waitFor(async () => expect((await restarted.status()).status).toBe('Running'), {
+      timeout: 30_000,
+    });
+    const [after] = await restarted.infer(input);
+    expect(after?.['out.sum_a']).toEqual(before?.['out.sum_a']);
+    expect(after?.['out.scaled_b']).toEqual(before?.['out.scaled_b']);
+  });
+
+  it('right after a restart a deployed pipeline is Starting or Running, never not deployed; a lost model is Error', async () => {
+    const server = await start();
+    const client = await inWorkspace(server, 'restore');
+    const kept = await client.uploadModel('kept', makeTreeEnsembleRegressor({ seed: 104 }));
+    const lost = await client.uploadModel('gone', makeTreeEnsembleRegressor({ seed: 105 }));
+    const ok = await client.buildPipeline('restored');
+    await ok.addModelStep(kept);
+    await ok.deploy();
+    const broken = await client.buildPipeline('broken');
+    await broken.addModelStep(lost);
+    await broken.deploy();
+    await server.stop();
+    await loseModelFile(server, lost);
+
+    const again = await start(server.home);
+    const c2 = await inWorkspace(again, 'restore');
+    const restored = await c2.getPipeline('restored');
+    // The first request after the server says it listens.
+    const res = await fetch(restored.url(), {
+      method: 'POST',
+      headers: { authorization: `Bearer ${again.token}`, 'content-type': 'application/json' },
+      body: JSON.stringify([{ tensor: Array.from(makeHouseRows(1, 2)) }]),
+    });
+    if (res.status !== 200) {
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('pipeline_not_ready');
+    }
+    expect(['Starting', 'Running']).toContain((await restored.status()).status);
+
+    const status = await (await c2.getPipeline('broken')).status();
+    expect(status.status).toBe('Error');
+    expect(status.details.join(' ')).toMatch(/version .* (failed|could not)/);
+  });
+});
+
+describe('inference log writer failures', () => {
+  it('inference keeps answering while the log writer retries; health says so; the rows arrive once it recovers', async () => {
+    const server = await start();
+    const client = await inWorkspace(server, 'logfail');
+    expect(await health(server)).toEqual({ status: 'ok', inferenceLogs: 'open' });
+    const model = await client.uploadModel('lf', makeTreeEnsembleRegressor({ seed: 106 }));
+    const pipeline = await client.buildPipeline('logfail');
+    await pipeline.addModelStep(model);
+    await pipeline.deploy();
+    // A plain file where the pipeline's segment directory goes: every segment write fails.
+    const blocker = join(server.home, 'inference-logs', String(pipeline.id));
+    await writeFile(blocker, 'not a directory');
+    const row = Array.from(makeHouseRows(1, 3));
+    await pipeline.infer([{ tensor: row }]);
+    await vi.waitFor(
+      async () => expect(await health(server)).toEqual({ status: 'degraded', inferenceLogs: 'retrying' }),
+      {
+        timeout: 10_000,
+      },
+    );
+    await pipeline.infer([{ tensor: row }]);
+
+    await rm(blocker);
+    await vi.waitFor(
+      async () => expect(await health(server)).toEqual({ status: 'ok', inferenceLogs: 'open' }),
+      {
+        timeout: 15_000,
+      },
+    );
+    const logs = await pipeline.logs();
+    expect(logs.length).toBe(2);
+  });
+});
