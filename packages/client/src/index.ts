@@ -73,6 +73,7 @@ export type {
   TaskRunStatus,
   TaskStatus,
   TaskType,
+  TensorElementType,
   TensorInfoDto,
   WhoAmIDto,
   WorkspaceDto,
