@@ -18,14 +18,44 @@ export interface DeploymentOptions {
   threadsPerWorker: number;
   /** Rows from which a request is split across idle workers. */
   splitRows: number;
+  /** Most rows one merged run of queued requests may hold (dynamic batching). */
+  maxBatchRows: number;
+  /** Requests with more rows than this are never merged with others. */
+  maxMergeRows: number;
 }
 
 /** Column bindings kept per distinct request schema; more than this many schemas is unusual. */
 const MAX_CACHED_SCHEMAS = 64;
 
 /**
+ * Runs sent to one worker at once: one running and one waiting in the worker's own queue, so
+ * the worker starts the next run without waiting for the parent. Everything else waits in the
+ * deployment's queue, where it can be merged.
+ */
+const MAX_IN_FLIGHT_PER_WORKER = 2;
+
+/** One request waiting for (or running in) a worker: its feeds and whom to answer. */
+interface Job {
+  feeds: WireTensor[];
+  rows: number;
+  /** Requests with equal keys have the same feeds apart from the row count, so they can be concatenated. */
+  key: string;
+  resolve: (outputs: WireTensor[]) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
  * A loaded pipeline: a pool of workers that each hold every step's session. Requests go to
  * the least busy worker; large batches are split across idle workers.
+ *
+ * Dynamic batching (as in Triton's dynamic batcher): when every worker already has work, a
+ * request waits in the deployment's queue; when a worker frees, all queued requests that share
+ * the same input binding (same feeds, element types and per-row shapes) go to it as ONE run
+ * with their rows concatenated (up to `maxBatchRows` rows, each request at most
+ * `maxMergeRows`), and the outputs are split back per request by row range. A request never
+ * waits for a timer: batches form only from requests that are already queued. Each request
+ * keeps its own `time`; tree ensembles and other row-independent models give every request the
+ * same values as a run of its own. A failed merged run fails every request in it.
  */
 export class Deployment {
   /** The id the deployment was created with. */
@@ -36,7 +66,14 @@ export class Deployment {
   readonly #specs: WorkerStepSpec[];
   readonly #bindings = new Map<string, ColumnBinding[]>();
   readonly #inFlight = new Set<Promise<unknown>>();
+  /** Replacement workers still loading; close() waits for them (they close themselves then). */
+  readonly #replacing = new Set<Promise<void>>();
+  /** Merge keys of requests whose outputs turned out not to be split by row; they run alone. */
+  readonly #unmergeable = new Set<string>();
+  /** Requests waiting for a worker, oldest first. */
+  #queue: Job[] = [];
   #workers: WorkerHandle[] = [];
+  #runs = 0;
   #closing: Promise<void> | null = null;
 
   /** Use {@link InferenceEngine.deploy}; this constructor does not start workers. */
@@ -53,6 +90,11 @@ export class Deployment {
   /** Worker threads alive in this deployment. */
   get workerCount(): number {
     return this.#workers.length;
+  }
+
+  /** Model runs sent to workers so far; requests merged by dynamic batching count once together. */
+  get runCount(): number {
+    return this.#runs;
   }
 
   /** Spawns the workers and loads every step in each; on any failure stops them all and rejects. */
@@ -96,10 +138,12 @@ export class Deployment {
     }
   }
 
-  /** Lets in-flight requests finish, then stops every worker. Idempotent. */
+  /** Lets in-flight and queued requests finish, then stops every worker. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#inFlight]);
+      // A replacement that was still loading sees #closing when its load settles and stops.
+      await Promise.allSettled([...this.#replacing]);
       const workers = this.#workers;
       this.#workers = [];
       await Promise.all(workers.map((worker) => worker.close()));
@@ -126,32 +170,140 @@ export class Deployment {
         'pipeline_not_ready',
         `Deployment ${this.id} has no running worker; check the pipeline status.`,
       );
-    const idle = this.#workers.filter((worker) => worker.inFlight === 0);
     try {
       // A big batch with several idle workers: split it so every core works on this request.
-      if (rows >= this.#options.splitRows && idle.length > 1) return await splitAcross(idle, feeds, rows);
-      let best = this.#workers[0]!;
-      for (const worker of this.#workers) if (worker.inFlight < best.inFlight) best = worker;
-      return await best.infer(feeds, rows);
+      if (rows >= this.#options.splitRows && this.#queue.length === 0) {
+        const idle = this.#workers.filter((worker) => worker.inFlight === 0);
+        if (idle.length > 1) {
+          this.#runs += Math.min(idle.length, rows);
+          return await splitAcross(idle, feeds, rows);
+        }
+      }
+      return await new Promise<WireTensor[]>((resolve, reject) => {
+        let key = rows > this.#options.maxMergeRows ? '' : mergeKey(feeds);
+        if (this.#unmergeable.has(key)) key = '';
+        this.#queue.push({ feeds, rows, key, resolve, reject });
+        this.#dispatch();
+      });
     } catch (error) {
       throw inferError(error, this.#steps);
     }
+  }
+
+  /** Sends queued requests to workers with room, merging those that can share a run. */
+  #dispatch(): void {
+    while (this.#queue.length > 0) {
+      let worker: WorkerHandle | undefined;
+      for (const candidate of this.#workers)
+        if (
+          candidate.inFlight < MAX_IN_FLIGHT_PER_WORKER &&
+          (!worker || candidate.inFlight < worker.inFlight)
+        )
+          worker = candidate;
+      if (!worker) {
+        // Every worker died and none is back yet: fail fast instead of waiting for a replacement.
+        if (this.#workers.length === 0) this.#failQueued();
+        return;
+      }
+      this.#send(worker, this.#takeGroup());
+    }
+  }
+
+  /** The oldest queued request plus every later one it can be merged with, within the row caps. */
+  #takeGroup(): Job[] {
+    const queue = this.#queue;
+    const head = queue[0]!;
+    if (head.key === '' || queue.length === 1) {
+      queue.shift();
+      return [head];
+    }
+    const group: Job[] = [head];
+    const rest: Job[] = [];
+    let total = head.rows;
+    for (let i = 1; i < queue.length; i++) {
+      const job = queue[i]!;
+      if (job.key === head.key && total + job.rows <= this.#options.maxBatchRows) {
+        group.push(job);
+        total += job.rows;
+      } else {
+        rest.push(job);
+      }
+    }
+    this.#queue = rest;
+    return group;
+  }
+
+  #send(worker: WorkerHandle, group: Job[]): void {
+    this.#runs++;
+    if (group.length === 1) {
+      const job = group[0]!;
+      worker
+        .infer(job.feeds, job.rows)
+        .then(job.resolve, job.reject)
+        .finally(() => this.#dispatch());
+      return;
+    }
+    let total = 0;
+    for (const job of group) total += job.rows;
+    const feeds = group[0]!.feeds.map((feed, f) => ({
+      ...feed,
+      dims: [total, ...feed.dims.slice(1)],
+      data: concatTensorData(group.map((job) => job.feeds[f]!.data)),
+    }));
+    worker
+      .infer(feeds, total)
+      .then(
+        (outputs) => {
+          // An output without a row per input row (a model that aggregates over the batch) cannot be
+          // split back: run those requests one by one instead, and never merge their kind again.
+          if (outputs.some((output) => output.dims[0] !== total)) {
+            this.#unmergeable.add(group[0]!.key);
+            for (const job of group) job.key = '';
+            this.#queue.unshift(...group);
+            return;
+          }
+          let start = 0;
+          for (const job of group) {
+            job.resolve(sliceRows(outputs, start, job.rows));
+            start += job.rows;
+          }
+        },
+        (error: unknown) => {
+          for (const job of group) job.reject(error);
+        },
+      )
+      .finally(() => this.#dispatch());
+  }
+
+  #failQueued(): void {
+    const queued = this.#queue;
+    this.#queue = [];
+    const error = new ApiError(
+      'pipeline_not_ready',
+      `Deployment ${this.id} has no running worker; check the pipeline status.`,
+    );
+    for (const job of queued) job.reject(error);
   }
 
   /** Replaces a worker that died on its own (the runtime crashed), so the pool keeps its size. */
   #watch(worker: WorkerHandle): void {
     worker.onUnexpectedExit = () => {
       this.#workers = this.#workers.filter((other) => other !== worker);
+      this.#dispatch();
       if (this.#closing) return;
       const replacement = new WorkerHandle();
-      replacement.load(this.#specs, this.#options.threadsPerWorker).then(
-        () => {
-          if (this.#closing) return void replacement.close();
+      const loading = replacement.load(this.#specs, this.#options.threadsPerWorker).then(
+        async () => {
+          if (this.#closing) return replacement.close();
           this.#workers.push(replacement);
           this.#watch(replacement);
+          this.#dispatch();
         },
-        () => void replacement.close(),
+        async () => replacement.close(),
       );
+      this.#replacing.add(loading);
+      const forget = (): void => void this.#replacing.delete(loading);
+      loading.then(forget, forget);
     };
   }
 }
@@ -180,6 +332,28 @@ function planSteps(steps: readonly StepModel[]): WorkerStepSpec[] {
       );
     });
     return { ...base, feedsFrom };
+  });
+}
+
+/** What must match for two requests to share a run: every feed's name, element type and per-row shape. */
+function mergeKey(feeds: readonly WireTensor[]): string {
+  let key = '';
+  for (const feed of feeds)
+    key += `${feed.name}\u0000${feed.type}\u0000${feed.dims.slice(1).join(',')}\u0001`;
+  return key;
+}
+
+/** Rows [start, start+rows) of every output, as views of the merged run's buffers (no copy). */
+function sliceRows(outputs: readonly WireTensor[], start: number, rows: number): WireTensor[] {
+  return outputs.map((output) => {
+    const width = rowWidth(output.dims);
+    const from = start * width;
+    const to = from + rows * width;
+    return {
+      ...output,
+      dims: [rows, ...output.dims.slice(1)],
+      data: Array.isArray(output.data) ? output.data.slice(from, to) : output.data.subarray(from, to),
+    };
   });
 }
 

@@ -21,7 +21,7 @@ import {
   makeTreeEnsembleRegressor,
 } from '../../../../test/support/synthetic-models.js';
 import { decodeInferenceBody, encodeInferenceResult, InferenceEngine } from './index.js';
-import type { Deployment, StepModel } from './index.js';
+import type { Deployment, InferenceResult, StepModel } from './index.js';
 
 const FIXTURES = '/work/shared/fixtures/houseprice';
 const hasFixtures = existsSync(join(FIXTURES, 'rf_model.onnx'));
@@ -303,6 +303,120 @@ describe('InferenceEngine', () => {
     const b = column((await whole.infer({ kind: 'arrow', table }, 0)).toArrowTable(), 'out.variable');
     expect(a).toHaveLength(1001);
     expectClose(a.flat(), b.flat());
+  });
+
+  describe('dynamic batching', () => {
+    /** The scale model with a free row width ([N, D]) and a factor of shape `factorDims`. */
+    function freeWidthScaleModel(factor: number[], factorDims: number[]): Uint8Array {
+      const { onnx } = onnxProto;
+      const model = onnx.ModelProto.decode(makeScaleModel({ inputName: 'x', outputName: 'y' }));
+      const graph = model.graph!;
+      for (const info of [...graph.input!, ...graph.output!])
+        info.type!.tensorType!.shape!.dim![1] = { dimParam: 'D' };
+      graph.initializer![0] = onnx.TensorProto.create({
+        name: 'factor',
+        dataType: onnx.TensorProto.DataType.FLOAT,
+        dims: factorDims,
+        floatData: factor,
+      });
+      return onnx.ModelProto.encode(model).finish();
+    }
+
+    /** A records request: `rows` rows of `width` values, all distinct per request. */
+    function request(
+      n: number,
+      width: number,
+      rows: number,
+    ): { kind: 'records'; records: { x: number[] }[] } {
+      return {
+        kind: 'records',
+        records: Array.from({ length: rows }, (_, row) => ({
+          x: Array.from({ length: width }, (_, i) => n * 100 + row * 10 + i),
+        })),
+      };
+    }
+
+    it('merges concurrent requests of mixed shapes and answers each caller with its own rows and time', async () => {
+      const deployment = await engine({ workersPerDeployment: 1 }).deploy('free', [
+        step('free', freeWidthScaleModel([2], [])),
+      ]);
+      const widths = [2, 3, 5];
+      const requests = Array.from({ length: 60 }, (_, n) => request(n, widths[n % 3]!, n % 7 === 0 ? 3 : 1));
+      const results = await Promise.all(requests.map((input, n) => deployment.infer(input, 1000 + n)));
+      // 60 requests could not all have run alone: the queued ones shared runs.
+      expect(deployment.runCount).toBeLessThan(30);
+      for (const [n, result] of results.entries()) {
+        const sent = requests[n]!.records.map((record) => record.x);
+        expect(result.rowCount).toBe(sent.length);
+        expect(result.time).toBe(1000 + n);
+        const records = result.toRecords();
+        expect(records.map((record) => record['in.x'])).toEqual(sent);
+        expect(records.map((record) => record['out.y'])).toEqual(sent.map((row) => row.map((v) => v * 2)));
+        const table = result.toArrowTable();
+        expect(column(table, 'out.y')).toEqual(sent.map((row) => row.map((v) => v * 2)));
+        expect(new Set(Array.from(table.getChild('time')!, Number))).toEqual(new Set([1000 + n]));
+      }
+    });
+
+    it('gives a tree ensemble the same outputs merged as run one request at a time', async () => {
+      const bytes = makeTreeEnsembleRegressor({ seed: 5 });
+      const merged = await engine({ workersPerDeployment: 1 }).deploy('merged', [step('tree', bytes)]);
+      const alone = await engine({ workersPerDeployment: 1, maxBatchRows: 1 }).deploy('alone', [
+        step('tree', bytes),
+      ]);
+      const rows = makeHouseRows(40, 9);
+      const inputs = Array.from({ length: 40 }, (_, row) => ({
+        kind: 'records' as const,
+        records: [{ tensor: Array.from(rows.subarray(row * 18, row * 18 + 18)) }],
+      }));
+      const a = await Promise.all(inputs.map((input) => merged.infer(input, 0)));
+      const b = await Promise.all(inputs.map((input) => alone.infer(input, 0)));
+      expect(merged.runCount).toBeLessThan(40);
+      expect(alone.runCount).toBe(40);
+      expect(a.map((result) => result.toRecords()[0]!['out.variable'])).toEqual(
+        b.map((result) => result.toRecords()[0]!['out.variable']),
+      );
+    });
+
+    it('reports a failed merged run to each of its callers and answers the other shapes', async () => {
+      // factor has 3 values: rows of width 3 multiply, rows of width 4 make onnxruntime fail.
+      const deployment = await engine({ workersPerDeployment: 1 }).deploy('picky', [
+        step('picky', freeWidthScaleModel([1, 2, 3], [3])),
+      ]);
+      const outcomes = await Promise.allSettled(
+        Array.from({ length: 30 }, (_, n) => deployment.infer(request(n, n % 2 === 0 ? 3 : 4, 1), 0)),
+      );
+      expect(deployment.runCount).toBeLessThan(30);
+      for (const [n, outcome] of outcomes.entries()) {
+        if (n % 2 === 0) {
+          expect(outcome.status).toBe('fulfilled');
+          const record = (outcome as PromiseFulfilledResult<InferenceResult>).value.toRecords()[0]!;
+          expect(record['out.y']).toEqual([n * 100, (n * 100 + 1) * 2, (n * 100 + 2) * 3]);
+        } else {
+          expect(outcome.status).toBe('rejected');
+          const error = (outcome as PromiseRejectedResult).reason as ApiError;
+          expect(error).toBeInstanceOf(ApiError);
+          expect(error.code).toBe('inference_failed');
+        }
+      }
+      // The deployment still serves afterwards.
+      expect((await deployment.infer(request(1, 3, 2), 0)).rowCount).toBe(2);
+    });
+
+    it('close() answers every queued request before stopping the workers', async () => {
+      const created = new InferenceEngine({ workersPerDeployment: 1 });
+      const deployment = await created.deploy('drain', [step('free', freeWidthScaleModel([2], []))]);
+      const pending = Array.from({ length: 40 }, (_, n) => deployment.infer(request(n, 2 + (n % 2), 2), n));
+      const closed = created.close();
+      const results = await Promise.all(pending);
+      await closed;
+      expect(results.map((result) => result.toRecords()[1]!['out.y'])).toEqual(
+        Array.from({ length: 40 }, (_, n) =>
+          Array.from({ length: 2 + (n % 2) }, (_, i) => (n * 100 + 10 + i) * 2),
+        ),
+      );
+      expect(created.workerCount).toBe(0);
+    });
   });
 
   describe('refuses bad requests with catalogue codes', () => {

@@ -12,6 +12,14 @@ export interface InferenceEngineOptions {
   threadsPerWorker?: number;
   /** A request with at least this many rows is split across idle workers and rejoined. @default 512 */
   splitRows?: number;
+  /**
+   * Dynamic batching: the most rows one run of merged queued requests may hold. Requests queue
+   * only while every worker is busy; `1` turns merging off.
+   * @default 8192
+   */
+  maxBatchRows?: number;
+  /** Dynamic batching: requests with more rows than this always run on their own. @default 1024 */
+  maxMergeRows?: number;
 }
 
 /** Per-deployment overrides of {@link InferenceEngineOptions}. */
@@ -41,6 +49,8 @@ export class InferenceEngine {
       workersPerDeployment: Math.max(1, options.workersPerDeployment ?? 2),
       threadsPerWorker: Math.max(1, options.threadsPerWorker ?? 1),
       splitRows: Math.max(1, options.splitRows ?? 512),
+      maxBatchRows: Math.max(1, options.maxBatchRows ?? 8192),
+      maxMergeRows: Math.max(1, options.maxMergeRows ?? 1024),
     });
   }
 

@@ -1,5 +1,6 @@
 import {
   Bool,
+  Data,
   Field,
   FixedSizeList,
   Float16,
@@ -9,13 +10,13 @@ import {
   Int32,
   Int64,
   Int8,
-  makeData,
   RecordBatch,
   Schema,
   Struct,
   Table,
   tableToIPC,
   TimestampMillisecond,
+  Type,
   Uint16,
   Uint32,
   Uint64,
@@ -23,7 +24,7 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
-import type { Data, DataType } from 'apache-arrow';
+import type { DataType } from 'apache-arrow';
 import type { TensorElementType } from '@quoll/client/wire';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput } from './inference-input.js';
@@ -59,20 +60,26 @@ export class InferenceResult {
     this.time = time;
   }
 
-  /** The result as an Arrow table; Arrow input columns are reused as they are. */
+  /**
+   * The result as an Arrow table; Arrow input columns are reused as they are. The schema (and
+   * every Field and type in it) is shared by all results with the same columns, shapes and
+   * element types, so per request only the column data is built — and consumers that key
+   * work by schema object (the log writer's schema id) see one schema.
+   */
   toArrowTable(): Table {
-    const fields: Field[] = [new Field('time', new TimestampMillisecond(), false)];
     const input = this.#input;
     // One result batch per input batch, so `in.*` columns are reused chunk for chunk.
     const chunks: { length: number; inputs: Data[] }[] = [];
+    let layout: ResultLayout;
     if (input.kind === 'arrow') {
-      const indexes = this.#columns.map((column) =>
-        input.table.schema.fields.findIndex((field) => field.name === column),
+      const schemaFields = input.table.schema.fields;
+      const indexes = this.#columns.map((column) => schemaFields.findIndex((field) => field.name === column));
+      const inFields = indexes.map((index) => schemaFields[index]!);
+      let key = 'a';
+      for (const field of inFields) key += `\u0001${field.name}\u0000${fieldKey(field)}`;
+      layout = this.#layout(key, () =>
+        inFields.map((field) => new Field(`in.${field.name}`, field.type as DataType, field.nullable)),
       );
-      for (const index of indexes) {
-        const field = input.table.schema.fields[index]!;
-        fields.push(new Field(`in.${field.name}`, field.type as DataType, field.nullable));
-      }
       for (const batch of input.table.batches) {
         chunks.push({
           length: batch.numRows,
@@ -80,40 +87,69 @@ export class InferenceResult {
         });
       }
     } else {
-      const inputs = this.#columns.map((column) =>
-        recordsColumnData(input.records as Record<string, unknown>[], column),
-      );
+      const records = input.records as Record<string, unknown>[];
+      const shapes = this.#columns.map((column) => jsonShape(records[0]?.[column]));
+      let key = 'r';
       for (const [i, column] of this.#columns.entries())
-        fields.push(new Field(`in.${column}`, inputs[i]!.type, false));
-      chunks.push({ length: this.rowCount, inputs });
-    }
-    const outputTypes = this.outputs.map((output) => outputData(output, 0, 0).type);
-    for (const [i, output] of this.outputs.entries())
-      fields.push(new Field(`out.${output.name}`, outputTypes[i]!, false));
-    fields.push(new Field('check_failures', new Uint32(), false));
-    const schema = new Schema(fields);
-    const batches: RecordBatch[] = [];
-    let start = 0;
-    for (const chunk of chunks) {
-      const children: Data[] = [
-        makeData({
-          type: new TimestampMillisecond(),
-          length: chunk.length,
-          data: new BigInt64Array(chunk.length).fill(BigInt(this.time)),
-        }),
-        ...chunk.inputs,
-        ...this.outputs.map((output) => outputData(output, start, chunk.length)),
-        makeData({ type: new Uint32(), length: chunk.length, data: new Uint32Array(chunk.length) }),
-      ];
-      batches.push(
-        new RecordBatch(
-          schema,
-          makeData({ type: new Struct(fields), length: chunk.length, nullCount: 0, children }),
+        key += `\u0001${column}\u0000${shapes[i]!.join(',')}`;
+      layout = this.#layout(key, () =>
+        this.#columns.map(
+          (column, i) => new Field(`in.${column}`, nestedType(new Float64(), shapes[i]!), false),
         ),
       );
-      start += chunk.length;
+      const inputs = this.#columns.map((column, i) =>
+        recordsColumnData(records, column, shapes[i]!, layout.inTypes[i]!),
+      );
+      chunks.push({ length: this.rowCount, inputs });
     }
-    return new Table(schema, batches);
+    const batches: RecordBatch[] = [];
+    const time = BigInt(this.time);
+    let start = 0;
+    for (const chunk of chunks) {
+      const length = chunk.length;
+      const children: Data[] = [primitiveData(TIME_TYPE, length, new BigInt64Array(length).fill(time))];
+      for (const data of chunk.inputs) children.push(data);
+      for (const [i, output] of this.outputs.entries())
+        children.push(outputData(output, start, length, layout.outTypes[i]!));
+      children.push(primitiveData(CHECK_FAILURES_TYPE, length, new Uint32Array(length)));
+      const batch = new RecordBatch(
+        layout.schema,
+        new Data(layout.struct, 0, length, 0, undefined, children),
+      );
+      // The constructor re-derives an equal schema (cloning every field); put the shared one back
+      // so the table below and the log writer recognise it without comparing field by field.
+      (batch as { schema: Schema }).schema = layout.schema;
+      batches.push(batch);
+      start += length;
+    }
+    return new Table(layout.schema, batches);
+  }
+
+  /** The cached layout for `inputKey` plus this result's outputs; `inFields` builds the `in.*` fields on a miss. */
+  #layout(inputKey: string, inFields: () => Field[]): ResultLayout {
+    let key = inputKey;
+    for (const output of this.outputs)
+      key += `\u0002${output.name}\u0000${output.type}\u0000${output.dims.slice(1).join(',')}`;
+    let layout = layouts.get(key);
+    if (!layout) {
+      const ins = inFields();
+      const outTypes = this.outputs.map((output) => nestedType(leafType(output.type), outputShape(output)));
+      const fields = [
+        new Field('time', TIME_TYPE, false),
+        ...ins,
+        ...this.outputs.map((output, i) => new Field(`out.${output.name}`, outTypes[i]!, false)),
+        new Field('check_failures', CHECK_FAILURES_TYPE, false),
+      ];
+      layout = {
+        schema: new Schema(fields),
+        struct: new Struct(fields),
+        inTypes: ins.map((field) => field.type as DataType),
+        outTypes,
+      };
+      if (layouts.size >= MAX_LAYOUTS) layouts.clear();
+      layouts.set(key, layout);
+    }
+    return layout;
   }
 
   /** The result as flat records: `{ time, 'in.tensor': [...], 'out.variable': [718013.75], check_failures: 0 }`. */
@@ -200,67 +236,130 @@ function leafType(type: TensorElementType): DataType {
   }
 }
 
-/** Rows [start, start+length) of an output as nested FixedSizeLists over a view of its buffer. */
-function outputData(output: WireTensor, start: number, length: number): Data {
+/** The Arrow schema and types shared by results of one signature (see `toArrowTable`). */
+interface ResultLayout {
+  schema: Schema;
+  struct: Struct;
+  /** Types of the `in.*` columns, in column order. */
+  inTypes: DataType[];
+  /** Types of the `out.*` columns, in output order. */
+  outTypes: DataType[];
+}
+
+/** Result layouts by signature; a server sees a handful, so the cache is simply emptied when full. */
+const layouts = new Map<string, ResultLayout>();
+const MAX_LAYOUTS = 256;
+const TIME_TYPE = new TimestampMillisecond();
+const CHECK_FAILURES_TYPE = new Uint32();
+
+/** A field's type with its children's names and nullability, as a cache key. */
+function fieldKey(field: Field): string {
+  const type = field.type as DataType;
+  // Every concrete Arrow type names itself and its parameters in toString ("FixedSizeList[18]<Float32>").
+  let key = `${(type as { toString(): string }).toString()}\u0000${field.nullable}`;
+  for (const child of type.children ?? []) key += `(${child.name}\u0000${fieldKey(child)})`;
+  return key;
+}
+
+/** `leaf` wrapped in one non-nullable FixedSizeList per dimension of `shape`, outermost first. */
+function nestedType(leaf: DataType, shape: readonly number[]): DataType {
+  let type = leaf;
+  for (let level = shape.length - 1; level >= 0; level--)
+    type = new FixedSizeList(shape[level]!, new Field('item', type, false));
+  return type;
+}
+
+/** Every output cell is a list, even for a [N] output: the shape users see is [N, 1]. */
+function outputShape(output: WireTensor): number[] {
   const rest = output.dims.slice(1);
-  // Every cell is a list, even for a [N] output: the shape users see is [N, 1].
-  const shape = rest.length === 0 ? [1] : rest;
+  return rest.length === 0 ? [1] : rest;
+}
+
+/** Non-null values of a fixed-width type, without `makeData`'s per-call conversions. */
+function primitiveData(type: DataType, length: number, values: Exclude<TensorData, string[]>): Data {
+  return new Data(type, 0, length, 0, [undefined, values, undefined]);
+}
+
+/** Rows [start, start+length) of an output as nested FixedSizeLists over a view of its buffer. */
+function outputData(output: WireTensor, start: number, length: number, type: DataType): Data {
   const width = rowWidth(output.dims);
   const slice = Array.isArray(output.data)
     ? output.data.slice(start * width, (start + length) * width)
     : output.data.subarray(start * width, (start + length) * width);
-  let data: Data;
-  const type = leafType(output.type);
+  let leaf: Data;
   if (output.type === 'bool') {
-    data = vectorFromArray(
+    leaf = vectorFromArray(
       Array.from(slice as Uint8Array, (value) => value !== 0),
       new Bool(),
     ).data[0] as Data;
   } else if (output.type === 'string') {
-    data = vectorFromArray(slice as string[], new Utf8()).data[0] as Data;
+    leaf = vectorFromArray(slice as string[], new Utf8()).data[0] as Data;
   } else {
-    data = makeData({ type: type as Float32, length: slice.length, data: slice as Float32Array });
+    const values = slice as Exclude<TensorData, string[]>;
+    leaf = primitiveData(leafTypeOf(type), values.length, values);
   }
-  let cells = slice.length;
-  for (let level = shape.length - 1; level >= 0; level--) {
-    const size = shape[level]!;
-    cells = size === 0 ? 0 : cells / size;
-    data = makeData({
-      type: new FixedSizeList(size, new Field('item', data.type, false)),
-      length: cells,
-      nullCount: 0,
-      child: data,
-    });
+  return listData(type, leaf);
+}
+
+/** The innermost (non-list) type of nested FixedSizeLists. */
+function leafTypeOf(type: DataType): DataType {
+  let current = type;
+  while (current.typeId === Type.FixedSizeList) current = (current.children[0] as Field).type as DataType;
+  return current;
+}
+
+/** Wraps leaf values in the FixedSizeList levels of `type`, from the innermost out. */
+function listData(type: DataType, leaf: Data): Data {
+  const levels: DataType[] = [];
+  let current = type;
+  while (current.typeId === Type.FixedSizeList) {
+    levels.push(current);
+    current = (current.children[0] as Field).type as DataType;
+  }
+  let data = leaf;
+  let cells = leaf.length;
+  for (let level = levels.length - 1; level >= 0; level--) {
+    const list = levels[level] as FixedSizeList;
+    cells = list.listSize === 0 ? 0 : cells / list.listSize;
+    data = new Data(list, 0, cells, 0, undefined, [data]);
   }
   return data;
 }
 
-/** An Arrow column for a records request's input column (numbers become Float64). */
-function recordsColumnData(records: Record<string, unknown>[], column: string): Data {
-  const first = records[0]?.[column];
+/** The nested-array shape of a JSON value, following first elements. */
+function jsonShape(value: unknown): number[] {
   const shape: number[] = [];
-  for (let current: unknown = first; Array.isArray(current); current = current[0]) shape.push(current.length);
+  for (let current = value; Array.isArray(current); current = current[0]) shape.push(current.length);
+  return shape;
+}
+
+/** An Arrow column for a records request's input column (numbers become Float64). */
+function recordsColumnData(
+  records: Record<string, unknown>[],
+  column: string,
+  shape: readonly number[],
+  type: DataType,
+): Data {
   const width = shape.reduce((a, b) => a * b, 1);
   const values = new Float64Array(records.length * width);
   let offset = 0;
-  const push = (value: unknown): void => {
-    if (Array.isArray(value)) for (const item of value) push(item);
-    else values[offset++] = typeof value === 'boolean' ? Number(value) : (value as number);
-  };
-  for (const record of records) push(record[column]);
-  let data: Data = makeData({ type: new Float64(), length: values.length, data: values });
-  let cells = values.length;
-  for (let level = shape.length - 1; level >= 0; level--) {
-    const size = shape[level]!;
-    cells = size === 0 ? 0 : cells / size;
-    data = makeData({
-      type: new FixedSizeList(size, new Field('item', data.type, false)),
-      length: cells,
-      nullCount: 0,
-      child: data,
-    });
+  if (shape.length === 1) {
+    // The common case ({ tensor: [18 numbers] }): a flat loop, no recursion.
+    for (const record of records) {
+      const row = record[column] as unknown[];
+      for (let i = 0; i < width; i++) {
+        const value = row[i];
+        values[offset++] = typeof value === 'boolean' ? Number(value) : (value as number);
+      }
+    }
+  } else {
+    const push = (value: unknown): void => {
+      if (Array.isArray(value)) for (const item of value) push(item);
+      else values[offset++] = typeof value === 'boolean' ? Number(value) : (value as number);
+    };
+    for (const record of records) push(record[column]);
   }
-  return data;
+  return listData(type, primitiveData(leafTypeOf(type), values.length, values));
 }
 
 // ---------------------------------------------------------------- records building

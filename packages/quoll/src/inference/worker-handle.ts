@@ -25,12 +25,6 @@ interface Pending {
   reject(error: Error): void;
 }
 
-type Request = ParentMessage extends infer M
-  ? M extends { id: number }
-    ? Omit<M, 'v' | 'id'>
-    : never
-  : never;
-
 /**
  * One inference worker thread and its in-flight requests. Requests are matched to answers
  * by id; `inFlight` lets the pool pick the least busy worker.
@@ -39,9 +33,11 @@ export class WorkerHandle {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   readonly #exited: Promise<void>;
-  readonly #settled = new Set<Promise<unknown>>();
+  /** Resolves the promise `close()` waits on once no request is pending. */
+  #onDrained: (() => void) | null = null;
   #nextId = 1;
   #closing = false;
+  #closed: Promise<void> | null = null;
   /** Called once when the worker dies without being asked to (not called after `close()`). */
   onUnexpectedExit: ((error: Error) => void) | undefined;
 
@@ -62,7 +58,10 @@ export class WorkerHandle {
       const pending = this.#pending.get(message.id);
       if (!pending) return;
       this.#pending.delete(message.id);
-      pending.resolve(message);
+      if (message.type === 'failed')
+        pending.reject(new WorkerFailure(message.stage, message.message, message.step));
+      else pending.resolve(message);
+      if (this.#pending.size === 0) this.#onDrained?.();
     });
   }
 
@@ -73,58 +72,54 @@ export class WorkerHandle {
 
   /** Loads the pipeline's sessions; rejects with a {@link WorkerFailure} naming the step. */
   async load(steps: WorkerStepSpec[], threads: number): Promise<void> {
-    await this.#request({ type: 'load', steps, threads }, []);
+    await this.#request({ v: WORKER_PROTOCOL_VERSION, type: 'load', id: 0, steps, threads }, []);
   }
 
   /** Checks that onnxruntime can create a session from a file path or bytes. */
   async validate(model: string | Uint8Array): Promise<void> {
-    await this.#request({ type: 'validate', model }, []);
+    await this.#request({ v: WORKER_PROTOCOL_VERSION, type: 'validate', id: 0, model }, []);
   }
 
   /** Runs the loaded pipeline; the feeds' buffers are transferred (unusable afterwards). */
-  async infer(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
-    const answer = await this.#request({ type: 'infer', rows, feeds }, transferList(feeds));
-    if (answer.type !== 'result')
-      throw new WorkerFailure('protocol', `Unexpected answer "${answer.type}" to infer.`);
-    return answer.outputs;
+  infer(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+    // The hot path: one promise per run, no async wrapper.
+    return this.#request(
+      { v: WORKER_PROTOCOL_VERSION, type: 'infer', id: 0, rows, feeds },
+      transferList(feeds),
+    ).then((answer) => {
+      if (answer.type !== 'result')
+        throw new WorkerFailure('protocol', `Unexpected answer "${answer.type}" to infer.`);
+      return answer.outputs;
+    });
   }
 
-  /** Waits for in-flight requests to be answered, then stops the thread. */
-  async close(): Promise<void> {
-    this.#closing = true;
-    await Promise.allSettled(this.#settled);
-    await this.#worker.terminate();
-    await this.#exited;
+  /** Waits for in-flight requests to be answered, then stops the thread. Idempotent. */
+  close(): Promise<void> {
+    this.#closed ??= (async () => {
+      this.#closing = true;
+      if (this.#pending.size > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
+      await this.#worker.terminate();
+      await this.#exited;
+    })();
+    return this.#closed;
   }
 
-  #request(request: Request, transfer: ArrayBuffer[]): Promise<WorkerMessage> {
+  /** Sends `message` under a fresh id (its `id` is overwritten) and resolves with the answer. */
+  #request(message: ParentMessage, transfer: ArrayBuffer[]): Promise<WorkerMessage> {
     if (this.#closing) return Promise.reject(new WorkerFailure('exit', 'The inference worker is closing.'));
     const id = this.#nextId++;
-    const message = { ...request, v: WORKER_PROTOCOL_VERSION, id } as ParentMessage;
-    const answer = new Promise<WorkerMessage>((resolve, reject) => {
-      this.#pending.set(id, {
-        resolve: (reply) => {
-          if (reply.type === 'failed') reject(new WorkerFailure(reply.stage, reply.message, reply.step));
-          else resolve(reply);
-        },
-        reject,
-      });
+    message.id = id;
+    return new Promise<WorkerMessage>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
       this.#worker.postMessage(message, transfer);
     });
-    // close() waits for every request to settle, whatever its outcome.
-    const settled = answer.then(
-      () => undefined,
-      () => undefined,
-    );
-    this.#settled.add(settled);
-    void settled.then(() => this.#settled.delete(settled));
-    return answer;
   }
 
   #failAll(error: Error): void {
     const pending = [...this.#pending.values()];
     this.#pending.clear();
     for (const entry of pending) entry.reject(error);
+    this.#onDrained?.();
   }
 }
 
