@@ -14,7 +14,9 @@ interface Operation {
 const home = await mkdtemp(join(tmpdir(), 'quoll-api-docs-'));
 const server = await startServer(resolveServerConfig({ home, port: 0, logging: false }, {}, home));
 try {
-  const res = await fetch(`${server.url}/v1/openapi.json`, { headers: { authorization: `Bearer ${server.adminToken}` } });
+  const res = await fetch(`${server.url}/v1/openapi.json`, {
+    headers: { authorization: `Bearer ${server.adminToken}` },
+  });
   const doc = (await res.json()) as { paths: Record<string, Record<string, Operation>> };
   await writeFile(new URL('../docs/openapi.json', import.meta.url), JSON.stringify(doc, null, 2) + '\n');
   const byTag = new Map<string, string[]>();
@@ -26,7 +28,9 @@ try {
       byTag.set(tag, lines);
     }
   }
-  const sections = [...byTag].map(([tag, lines]) => `## ${tag}\n\n| method | path | what |\n|---|---|---|\n${lines.join('\n')}\n`);
+  const sections = [...byTag].map(
+    ([tag, lines]) => `## ${tag}\n\n| method | path | what |\n|---|---|---|\n${lines.join('\n')}\n`,
+  );
   await writeFile(
     new URL('../docs/http-api.md', import.meta.url),
     `# HTTP API

@@ -373,4 +373,3 @@ export class Client {
     return taskArgs();
   }
 }
-

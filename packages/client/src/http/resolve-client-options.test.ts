@@ -20,17 +20,32 @@ describe('resolveClientOptions', () => {
     const cwd = tmp();
     const home = tmp();
     mkdirSync(join(cwd, '.quoll'));
-    writeFileSync(join(cwd, '.quoll', 'credentials.json'), JSON.stringify({ url: 'http://cwd', token: 't-cwd' }));
+    writeFileSync(
+      join(cwd, '.quoll', 'credentials.json'),
+      JSON.stringify({ url: 'http://cwd', token: 't-cwd' }),
+    );
     writeFileSync(join(home, 'credentials.json'), JSON.stringify({ url: 'http://home', token: 't-home' }));
-    expect(resolveClientOptions({ url: 'http://x', token: 'tx', env: { QUOLL_URL: 'http://env', QUOLL_TOKEN: 'te' }, cwd })).toEqual({
+    expect(
+      resolveClientOptions({
+        url: 'http://x',
+        token: 'tx',
+        env: { QUOLL_URL: 'http://env', QUOLL_TOKEN: 'te' },
+        cwd,
+      }),
+    ).toEqual({
       url: 'http://x',
       token: 'tx',
     });
-    expect(resolveClientOptions({ env: { QUOLL_URL: 'http://env', QUOLL_TOKEN: 'te', QUOLL_HOME: home }, cwd })).toEqual({
+    expect(
+      resolveClientOptions({ env: { QUOLL_URL: 'http://env', QUOLL_TOKEN: 'te', QUOLL_HOME: home }, cwd }),
+    ).toEqual({
       url: 'http://env',
       token: 'te',
     });
-    expect(resolveClientOptions({ env: { QUOLL_HOME: home }, cwd })).toEqual({ url: 'http://home', token: 't-home' });
+    expect(resolveClientOptions({ env: { QUOLL_HOME: home }, cwd })).toEqual({
+      url: 'http://home',
+      token: 't-home',
+    });
     expect(resolveClientOptions({ env: {}, cwd })).toEqual({ url: 'http://cwd', token: 't-cwd' });
   });
 
