@@ -259,7 +259,7 @@ export class Client {
   /** Every connection this token can see (an admin: all of the instance); prints as a table with details `*****`. */
   async listConnections(): Promise<ConnectionList> {
     const dtos = await this.http.json<ConnectionDto[]>('GET', '/v1/connections');
-    return ConnectionList.fromConnections(dtos.map((dto) => new Connection(this.http, dto)));
+    return ConnectionList.fill(dtos.map((dto) => new Connection(this.http, dto)));
   }
 
   /** A connection by name; `NotFoundError` when there is none (or this token cannot see it). */
@@ -334,7 +334,7 @@ export class Client {
     const dtos = await this.http.json<OrchestrationDto[]>('GET', '/v1/orchestrations', {
       query: { workspaceName: options.workspaceName },
     });
-    return OrchestrationList.of_(dtos.map((d) => new Orchestration(this.http, d)));
+    return OrchestrationList.fill(dtos.map((d) => new Orchestration(this.http, d)));
   }
 
   /** An orchestration by id; `NotFoundError` when there is none (or this token cannot see it). */
@@ -353,7 +353,7 @@ export class Client {
     const dtos = await this.http.json<TaskDto[]>('GET', '/v1/tasks', {
       query: { killed: options.killed, workspaceName: options.workspaceName },
     });
-    return TaskList.of_(dtos.map((d) => new Task(this.http, d)));
+    return TaskList.fill(dtos.map((d) => new Task(this.http, d)));
   }
 
   /** A task by id; `NotFoundError` when there is none. */

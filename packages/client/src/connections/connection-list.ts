@@ -1,5 +1,4 @@
-import { inspect } from 'node:util';
-import { renderTable } from '../format/index.js';
+import { PrintableList, renderTable } from '../format/index.js';
 import { DETAILS_MASK, formatWorkspaceNames, type Connection } from './connection.js';
 
 /**
@@ -8,18 +7,7 @@ import { DETAILS_MASK, formatWorkspaceNames, type Connection } from './connectio
  * or `(no connections)` when empty. It is a plain array otherwise: `map`, `filter` and the
  * like return ordinary arrays.
  */
-export class ConnectionList extends Array<Connection> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array;
-  }
-
-  /** @internal A list holding `items`. */
-  static fromConnections(items: readonly Connection[]): ConnectionList {
-    const list = new ConnectionList();
-    list.push(...items);
-    return list;
-  }
-
+export class ConnectionList extends PrintableList<Connection> {
   /** The table, one row per connection. */
   override toString(): string {
     if (this.length === 0) return '(no connections)';
@@ -27,9 +15,5 @@ export class ConnectionList extends Array<Connection> {
       ['name', 'connection type', 'details', 'created at', 'linked workspaces'],
       this.map((c) => [c.name, c.type, DETAILS_MASK, c.createdAt, formatWorkspaceNames(c.workspaceNames)]),
     );
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
   }
 }

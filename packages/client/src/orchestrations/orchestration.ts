@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { errorFromCode } from '../errors/index.js';
-import { renderFields, renderTable } from '../format/index.js';
+import { PrintableList, renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import { Task, TaskList, displayTime } from '../tasks/index.js';
 import type {
@@ -58,24 +58,14 @@ export class PackagingLogLine implements PackagingLogLineDto {
 }
 
 /** A packaging log, oldest first; prints one line each. */
-export class PackagingLogs extends Array<PackagingLogLine> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array;
-  }
-
+export class PackagingLogs extends PrintableList<PackagingLogLine> {
   /** @internal */
   static of_(lines: readonly PackagingLogLineDto[]): PackagingLogs {
-    const list = new PackagingLogs();
-    list.push(...lines.map((l) => new PackagingLogLine(l)));
-    return list;
+    return PackagingLogs.fill(lines.map((l) => new PackagingLogLine(l)));
   }
 
   override toString(): string {
     return this.length === 0 ? '(no packaging logs yet)' : this.map(String).join('\n');
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
   }
 }
 
@@ -213,7 +203,7 @@ export class Orchestration {
         query: { killed: options.killed },
       },
     );
-    return TaskList.of_(dtos.map((d) => new Task(this.#http, d)));
+    return TaskList.fill(dtos.map((d) => new Task(this.#http, d)));
   }
 
   private async createTask(body: CreateTaskRequestDto): Promise<Task> {
@@ -256,18 +246,7 @@ export function shortSha(sha: string): string {
 }
 
 /** Orchestrations, oldest first; prints the seed's table or `(no orchestrations)`. */
-export class OrchestrationList extends Array<Orchestration> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array;
-  }
-
-  /** @internal */
-  static of_(items: readonly Orchestration[]): OrchestrationList {
-    const list = new OrchestrationList();
-    list.push(...items);
-    return list;
-  }
-
+export class OrchestrationList extends PrintableList<Orchestration> {
   /** `id | name | status | filename | sha | created at | updated at | workspace id | workspace name` */
   override toString(): string {
     if (this.length === 0) return '(no orchestrations)';
@@ -295,9 +274,5 @@ export class OrchestrationList extends Array<Orchestration> {
         o.workspaceName,
       ]),
     );
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
   }
 }

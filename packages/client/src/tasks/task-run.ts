@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { QuollError, errorFromCode } from '../errors/index.js';
-import { renderFields, renderTable } from '../format/index.js';
+import { PrintableList, renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { TaskRunDto, TaskRunLogLineDto, TaskRunStatus } from '../wire/index.js';
 import { displayTime } from './display-time.js';
@@ -37,24 +37,14 @@ export class TaskRunLogLine implements TaskRunLogLineDto {
 }
 
 /** A run's log lines, oldest first; prints one line each, or `(no logs yet)`. */
-export class TaskRunLogs extends Array<TaskRunLogLine> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array;
-  }
-
+export class TaskRunLogs extends PrintableList<TaskRunLogLine> {
   /** @internal */
   static of_(lines: readonly TaskRunLogLineDto[]): TaskRunLogs {
-    const list = new TaskRunLogs();
-    list.push(...lines.map((l) => new TaskRunLogLine(l)));
-    return list;
+    return TaskRunLogs.fill(lines.map((l) => new TaskRunLogLine(l)));
   }
 
   override toString(): string {
     return this.length === 0 ? '(no logs yet)' : this.map((l) => l.toString()).join('\n');
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
   }
 }
 
@@ -213,28 +203,13 @@ export class TaskRun {
 }
 
 /** A list of runs, newest first; prints the seed's `task id | pod id | status | created at | updated at`. */
-export class TaskRunList extends Array<TaskRun> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array;
-  }
-
-  /** @internal */
-  static of_(runs: readonly TaskRun[]): TaskRunList {
-    const list = new TaskRunList();
-    list.push(...runs);
-    return list;
-  }
-
+export class TaskRunList extends PrintableList<TaskRun> {
   override toString(): string {
     if (this.length === 0) return '(no task runs)';
     return renderTable(
       ['task id', 'pod id', 'status', 'created at', 'updated at'],
       this.map((r) => [r.taskId, r.id, r.status, displayTime(r.createdAt), displayTime(r.updatedAt)]),
     );
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
   }
 }
 

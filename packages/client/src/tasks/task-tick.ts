@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { renderTable } from '../format/index.js';
+import { PrintableList, renderTable } from '../format/index.js';
 import type { TaskTickDto } from '../wire/index.js';
 import { displayTime } from './display-time.js';
 
@@ -45,16 +45,10 @@ export class TaskTick implements TaskTickDto {
 }
 
 /** Skipped and missed ticks, newest first; prints `tick | kind | reason | recorded at` or `(no skipped or missed ticks)`. */
-export class TaskTickList extends Array<TaskTick> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array;
-  }
-
+export class TaskTickList extends PrintableList<TaskTick> {
   /** @internal */
   static of_(ticks: readonly TaskTickDto[]): TaskTickList {
-    const list = new TaskTickList();
-    list.push(...ticks.map((t) => new TaskTick(t)));
-    return list;
+    return TaskTickList.fill(ticks.map((t) => new TaskTick(t)));
   }
 
   override toString(): string {
@@ -63,9 +57,5 @@ export class TaskTickList extends Array<TaskTick> {
       ['tick', 'kind', 'reason', 'recorded at'],
       this.map((t) => [displayTime(t.tick), t.kind, t.reason, displayTime(t.recordedAt)]),
     );
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
   }
 }

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { renderFields, renderTable } from '../format/index.js';
+import { PrintableList, renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { TaskDto, TaskRunDto, TaskRunStatus, TaskStatus, TaskTickDto, TaskType } from '../wire/index.js';
 import { displayTime } from './display-time.js';
@@ -109,7 +109,7 @@ export class Task {
     const runs = await this.#http.json<TaskRunDto[]>('GET', `/v1/tasks/${encodeURIComponent(this.id)}/runs`, {
       query: { limit: options.limit, status: options.status },
     });
-    return TaskRunList.of_(runs.map((r) => new TaskRun(this.#http, r)));
+    return TaskRunList.fill(runs.map((r) => new TaskRun(this.#http, r)));
   }
 
   /**
@@ -165,18 +165,7 @@ export class Task {
 }
 
 /** Tasks, newest first; prints the seed's table or `(no tasks)`. */
-export class TaskList extends Array<Task> {
-  static override get [Symbol.species](): ArrayConstructor {
-    return Array;
-  }
-
-  /** @internal */
-  static of_(tasks: readonly Task[]): TaskList {
-    const list = new TaskList();
-    list.push(...tasks);
-    return list;
-  }
-
+export class TaskList extends PrintableList<Task> {
   /** `id | name | last run status | type | active | schedule | status reason | created at | updated at | workspace id | workspace name` */
   override toString(): string {
     if (this.length === 0) return '(no tasks)';
@@ -211,9 +200,5 @@ export class TaskList extends Array<Task> {
         ];
       }),
     );
-  }
-
-  [inspect.custom](): string {
-    return this.toString();
   }
 }

@@ -38,7 +38,7 @@ export class Workspace {
   /** Connections attached to this workspace; the list prints as a table with details `*****`. */
   async listConnections(): Promise<ConnectionList> {
     const dtos = await this.http.json<ConnectionDto[]>('GET', `/v1/workspaces/${this.id}/connections`);
-    return ConnectionList.fromConnections(dtos.map((dto) => new Connection(this.http, dto)));
+    return ConnectionList.fill(dtos.map((dto) => new Connection(this.http, dto)));
   }
 
   /** The plain data. */
