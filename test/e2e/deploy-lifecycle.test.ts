@@ -9,10 +9,11 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 const servers: TestServer[] = [];
 
 afterEach(async () => {
-  for (const s of servers.splice(0)) {
-    await s.stop();
-    await s.cleanup();
-  }
+  // Restarts share a home: stop every server first, then delete each home once.
+  const done = servers.splice(0);
+  for (const s of done) await s.stop();
+  const homes = new Map(done.map((s) => [s.home, s]));
+  for (const s of homes.values()) await s.cleanup();
 });
 
 async function start(home?: string): Promise<TestServer> {
