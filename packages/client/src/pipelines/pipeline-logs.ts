@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { ValidationError } from '../errors/index.js';
 import type { HttpTransport } from '../http/index.js';
-import { MEDIA_TYPES } from '../wire/index.js';
+import { LOG_DEFAULTS, MEDIA_TYPES } from '../wire/index.js';
 import { parseDataSize } from './data-size.js';
 
 /** A time bound of a log query: a `Date`, epoch milliseconds, or a date string (RFC 3339; zone-less means local time). */
@@ -120,8 +120,8 @@ interface PageQuery {
   cursor?: string;
 }
 
-const DEFAULT_LIMIT = 100;
-const PAGE_BYTES = 10_000_000;
+const DEFAULT_LIMIT = LOG_DEFAULTS.limit;
+const PAGE_BYTES = LOG_DEFAULTS.pageBytes;
 
 function warn(text: string): void {
   process.stderr.write(`${text}\n`);

@@ -29,3 +29,4 @@ export type {
   WorkspaceDto,
 } from './resources.js';
 export { MEDIA_TYPES } from './media-types.js';
+export { LOG_DEFAULTS } from './log-defaults.js';

@@ -1,3 +1,4 @@
+import { LOG_DEFAULTS } from '@quoll/client/wire';
 import { Table } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { ApiError } from '../server/api-error.js';
@@ -10,9 +11,9 @@ import { readBatchRange, timeValues } from './segment-file.js';
 import type { SegmentReadCache, SegmentView } from './segment-read-cache.js';
 
 /** Rows a query without a time range returns when no limit is given (the original's default). */
-export const DEFAULT_LOG_LIMIT = 100;
+export const DEFAULT_LOG_LIMIT = LOG_DEFAULTS.limit;
 /** Size cap of one page, in bytes of Arrow data (the original's 10 MB). */
-export const DEFAULT_LOG_PAGE_BYTES = 10_000_000;
+export const DEFAULT_LOG_PAGE_BYTES = LOG_DEFAULTS.pageBytes;
 /** The most bytes one read of consecutive batches fetches; bigger pages take several reads. */
 const MAX_WINDOW_BYTES = 16 * 1024 * 1024;
 

@@ -196,11 +196,6 @@ export class RunLogWriter {
     this.enqueue({ time, stream, line });
   }
 
-  /** Queues a line written by quoll (not by the run's code). */
-  note(time: string, line: string): void {
-    this.enqueue({ time, stream: 'stdout', line, quoll: true });
-  }
-
   /** Writes the final status line, waits for everything to reach the disk and closes the file. */
   async finish(time: string, line: string): Promise<void> {
     this.enqueue({ time, stream: 'stdout', line, quoll: true, final: true });

@@ -1,1 +1,2 @@
 export { WorkspaceService, DEFAULT_WORKSPACE_NAME } from './workspace-service.js';
+export { canSeeWorkspace } from './can-see-workspace.js';

@@ -2,6 +2,7 @@ import type { WhoAmIDto, WorkspaceDto } from '@quoll/client/wire';
 import { ApiError } from '../server/api-error.js';
 import type { Principal, WorkspaceStore } from '../store/index.js';
 import { validateName } from '../validation/index.js';
+import { canSeeWorkspace } from './can-see-workspace.js';
 
 /** Name of the workspace every instance starts with. */
 export const DEFAULT_WORKSPACE_NAME = 'default';
@@ -38,7 +39,7 @@ export class WorkspaceService {
   /** By name; a workspace the principal cannot see answers exactly like a missing one. */
   async getByName(principal: Principal, name: string, createIfNotExist = false): Promise<WorkspaceDto> {
     const ws = await this.store.getWorkspaceByName(name);
-    if (ws && this.canSee(principal, ws.id)) return ws;
+    if (ws && canSeeWorkspace(principal, ws.id)) return ws;
     if (!ws && createIfNotExist && principal.kind === 'admin') return this.create(principal, name);
     throw notFound(name);
   }
@@ -46,7 +47,7 @@ export class WorkspaceService {
   /** By id, with the same visibility rule. */
   async getById(principal: Principal, id: number): Promise<WorkspaceDto> {
     const ws = Number.isInteger(id) ? await this.store.getWorkspaceById(id) : null;
-    if (ws && this.canSee(principal, ws.id)) return ws;
+    if (ws && canSeeWorkspace(principal, ws.id)) return ws;
     throw new ApiError(
       'workspace_not_found',
       `No workspace with id ${String(id)} exists; listWorkspaces() shows the ones you can use.`,
@@ -62,10 +63,6 @@ export class WorkspaceService {
         ? await this.ensureDefault()
         : await this.getById(principal, principal.workspaceId);
     return { kind: principal.kind, workspace, subject: principal.subject };
-  }
-
-  canSee(principal: Principal, workspaceId: number): boolean {
-    return principal.kind === 'admin' || principal.workspaceId === workspaceId;
   }
 }
 

@@ -7,6 +7,7 @@ import {
   formatOfMediaType,
   type ResultFormat,
 } from '../../inference/index.js';
+import { canSeeWorkspace } from '../../workspaces/index.js';
 import { ApiError } from '../api-error.js';
 import { negotiateFormat } from './accept-header.js';
 import type { ServerContext } from '../server-context.js';
@@ -40,7 +41,7 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
       const now = ctx.now();
       const workspaceId = Number(req.params.workspaceId);
       const principal = principalOf(req);
-      if (principal.kind !== 'admin' && principal.workspaceId !== workspaceId) {
+      if (!canSeeWorkspace(principal, workspaceId)) {
         throw new ApiError('workspace_not_found', `No workspace with id ${req.params.workspaceId} exists.`);
       }
       const found = ctx.deployments.lookup(workspaceId, req.params.name);

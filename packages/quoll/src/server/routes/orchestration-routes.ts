@@ -13,7 +13,8 @@ import { ApiError } from '../api-error.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf, workspaceIdOf } from '../server-context.js';
 import { orchestrationSchema, packagingLogLineSchema, taskSchema } from './schemas.js';
-import { canSeeWorkspace, workspacesInScope } from './workspace-scope.js';
+import { canSeeWorkspace } from '../../workspaces/index.js';
+import { workspacesInScope } from './workspace-scope.js';
 
 /** Largest orchestration zip accepted, as uploaded (the expanded size has its own cap). */
 export const MAX_ORCHESTRATION_UPLOAD_BYTES = 256 * 1024 * 1024;

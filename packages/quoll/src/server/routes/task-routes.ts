@@ -7,7 +7,8 @@ import { ApiError } from '../api-error.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
 import { taskRunLogLineSchema, taskRunSchema, taskSchema, taskTickSchema } from './schemas.js';
-import { canSeeWorkspace, workspacesInScope } from './workspace-scope.js';
+import { canSeeWorkspace } from '../../workspaces/index.js';
+import { workspacesInScope } from './workspace-scope.js';
 
 /** Interval of the comment lines that keep an idle log stream (and its proxies) open. */
 const HEARTBEAT_MS = 15_000;

@@ -27,8 +27,3 @@ export async function workspacesInScope(
   }
   return new Map((await ctx.workspaces.list(principal)).map((w) => [w.id, w.name]));
 }
-
-/** Whether the principal may see things of this workspace. */
-export function canSeeWorkspace(principal: Principal, workspaceId: number): boolean {
-  return principal.kind === 'admin' || principal.workspaceId === workspaceId;
-}
