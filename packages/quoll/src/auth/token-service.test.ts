@@ -3,40 +3,42 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock/index.js';
-import { openSqliteDatabase, SqliteCoreStore } from '../store/index.js';
-import type { SqliteHandle } from '../store/index.js';
+import { openStore } from '../store/index.js';
+import type { Stores } from '../store/index.js';
 import { TokenService } from './token-service.js';
 
 describe('TokenService', () => {
   let dir: string;
-  const handles: SqliteHandle[] = [];
+  const handles: Stores[] = [];
 
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'quoll-tokens-'));
   });
   afterEach(async () => {
-    for (const db of handles.splice(0)) db.close();
+    for (const stores of handles.splice(0)) await stores.close();
     await rm(dir, { recursive: true, force: true });
   });
 
   /** A token service on its own database handle, as another process on the same home would have. */
-  function service(clock: ManualClock): TokenService {
-    const db = openSqliteDatabase(join(dir, 'quoll.db'));
-    handles.push(db);
-    return new TokenService(new SqliteCoreStore(db), () => clock.now(), 5_000);
+  async function service(clock: ManualClock): Promise<TokenService> {
+    const stores = await openStore({ kind: 'sqlite', path: join(dir, 'quoll.db') });
+    handles.push(stores);
+    return new TokenService(stores.tokens, () => clock.now(), 5_000);
   }
 
   /** A workspace for scoped tokens (tokens reference it). */
   async function workspaceId(): Promise<number> {
-    const db = openSqliteDatabase(join(dir, 'quoll.db'));
-    handles.push(db);
-    return (await new SqliteCoreStore(db).createWorkspace('ws', new Date(0).toISOString())).id;
+    const stores = await openStore({ kind: 'sqlite', path: join(dir, 'quoll.db') });
+    handles.push(stores);
+    const created = await stores.workspaces.createWorkspace('ws', new Date(0).toISOString());
+    if (created.outcome !== 'created') throw new Error('workspace ws exists already');
+    return created.workspace.id;
   }
 
   it('a token revoked by another process stops working once the cache entry is 5 s old', async () => {
     const clock = new ManualClock(Date.UTC(2025, 0, 1));
-    const server = service(clock);
-    const otherProcess = service(clock);
+    const server = await service(clock);
+    const otherProcess = await service(clock);
     const issued = await server.issueAdmin('ops');
     const header = `Bearer ${issued.token}`;
     expect((await server.authenticate(header)).tokenId).toBe(issued.id);
@@ -52,7 +54,7 @@ describe('TokenService', () => {
 
   it('a token revoked through the same service fails at once', async () => {
     const clock = new ManualClock(0);
-    const tokens = service(clock);
+    const tokens = await service(clock);
     const issued = await tokens.issueForWorkspace(await workspaceId(), 'run');
     await tokens.authenticate(`Bearer ${issued.token}`);
     await tokens.revoke(issued.id);
@@ -63,7 +65,7 @@ describe('TokenService', () => {
 
   it('a live token keeps working after its cache entry is rechecked', async () => {
     const clock = new ManualClock(0);
-    const tokens = service(clock);
+    const tokens = await service(clock);
     const ws = await workspaceId();
     const issued = await tokens.issueForWorkspace(ws, 'reader', 60_000);
     await tokens.authenticate(`Bearer ${issued.token}`);

@@ -1,6 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import type { Principal, TokenStore } from '../store/index.js';
-import { ApiError } from '../server/api-error.js';
+import type { Principal } from './principal.js';
+import type { TokenStore } from './token-store.js';
+import { ApiError } from '../errors/index.js';
 
 /** Prefix of every Quoll API token, so leaked tokens are recognisable. */
 const TOKEN_PREFIX = 'qk_';
@@ -48,9 +49,9 @@ export class TokenService {
     private readonly cacheTtlMs: number = DEFAULT_TOKEN_CACHE_TTL_MS,
   ) {}
 
-  /** Issues an admin token (sees every workspace). */
-  async issueAdmin(subject = 'admin'): Promise<IssuedToken> {
-    return this.issue('admin', null, subject, null);
+  /** Issues an admin token (sees every workspace); `ttlMs` bounds its life. */
+  async issueAdmin(subject = 'admin', ttlMs?: number): Promise<IssuedToken> {
+    return this.issue('admin', null, subject, ttlMs === undefined ? null : this.now() + ttlMs);
   }
 
   /** Issues a token that sees one workspace only; `ttlMs` bounds its life. */

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import { adminCommand } from './commands/admin-command.js';
+import { completionCommand } from './commands/completion-command.js';
 import { connectionCommand } from './commands/connection-command.js';
+import { consoleCommand } from './commands/console-command.js';
 import { modelCommand } from './commands/model-command.js';
 import { orchestrationCommand } from './commands/orchestration-command.js';
 import { pipelineCommand } from './commands/pipeline-command.js';
@@ -11,8 +13,17 @@ import { workspaceCommand } from './commands/workspace-command.js';
 /** Extra command groups that domains add (connection, orchestration, task, admin). */
 export type CommandFactory = () => Command;
 
+/** Options of {@link buildProgram}. */
+export interface BuildProgramOptions {
+  /** Extra command groups. @default [] */
+  extra?: CommandFactory[];
+  /** `--json` is on the command line: usage errors are printed by the caller, as JSON. @default false */
+  json?: boolean;
+}
+
 /** The `quoll` command tree. */
-export function buildProgram(extra: CommandFactory[] = []): Command {
+export function buildProgram(options: BuildProgramOptions = {}): Command {
+  const { extra = [], json = false } = options;
   const program = new Command('quoll')
     .description(
       'Quoll: a self-hosted platform for ML workloads — models, pipelines, inference, connections, orchestrations, tasks',
@@ -32,8 +43,17 @@ export function buildProgram(extra: CommandFactory[] = []): Command {
   program.addCommand(orchestrationCommand());
   program.addCommand(taskCommand());
   program.addCommand(adminCommand());
+  program.addCommand(consoleCommand());
+  program.addCommand(completionCommand(() => program));
   for (const f of extra) program.addCommand(f());
-  // Subcommands inherit exitOverride so errors come back to main() for one exit-code policy.
-  for (const c of program.commands) c.exitOverride();
+  // Every command overrides exit so errors come back to main() for one exit-code policy.
+  // Under --json, commander's own error text would not be JSON: main() prints the error instead.
+  const quiet = { outputError: (): void => undefined };
+  const visit = (c: Command): void => {
+    c.exitOverride();
+    if (json) c.configureOutput(quiet);
+    c.commands.forEach(visit);
+  };
+  visit(program);
   return program;
 }

@@ -1,5 +1,5 @@
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import type { ConnectionDetails, SealedDetails } from './connection-store.js';
 import type { Keyring } from './keyring.js';
 

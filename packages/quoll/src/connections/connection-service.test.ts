@@ -1,47 +1,33 @@
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openSqliteDatabase } from '../store/index.js';
-import type { SqliteHandle } from '../store/index.js';
-import { SqliteConnectionStore } from '../store/sqlite/sqlite-connection-store.js';
+import { openStore } from '../store/index.js';
+import type { Stores } from '../store/index.js';
 import { ConnectionSealer } from './connection-sealer.js';
 import { ConnectionService } from './connection-service.js';
 import type { ConnectionScope } from './connection-service.js';
+import type { ConnectionStore } from './connection-store.js';
 import { FileKeyring } from './keyring.js';
 
-const MIGRATION = fileURLToPath(new URL('../../migrations/0003_connections.sql', import.meta.url));
-const CORE_STUB =
-  "CREATE TABLE workspaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL DEFAULT '', is_default INTEGER NOT NULL DEFAULT 0);";
 const admin: ConnectionScope = { kind: 'admin' };
 const ws1: ConnectionScope = { kind: 'workspace', workspaceId: 1 };
 const SECRET = 'p4ssw0rd-of-the-bigquery-account';
 const HOST = 'https://secret-host.example.com/xtest-1k.arrow';
 
 let dir: string;
-let db: SqliteHandle;
-let store: SqliteConnectionStore;
+let stores: Stores;
+let store: ConnectionStore;
 let service: ConnectionService;
 let ids: number;
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'quoll-connsvc-'));
-  const migrations = join(dir, 'migrations');
-  mkdirSync(migrations);
-  writeFileSync(join(migrations, '0001_core.sql'), CORE_STUB);
-  copyFileSync(MIGRATION, join(migrations, '0003_connections.sql'));
-  db = openSqliteDatabase(join(dir, 'quoll.db'), migrations);
-  db.prepare("INSERT INTO workspaces (id, name) VALUES (1, 'ws-one'), (2, 'ws-two')").run();
-  store = new SqliteConnectionStore(db);
+  stores = await openStore({ kind: 'sqlite', path: join(dir, 'quoll.db') });
+  // Workspace ids 1 and 2 on a fresh database.
+  await stores.workspaces.createWorkspace('ws-one', '2024-12-09T00:00:00.000Z');
+  await stores.workspaces.createWorkspace('ws-two', '2024-12-09T00:00:00.000Z');
+  store = stores.connections;
   ids = 0;
   service = new ConnectionService({
     store,
@@ -50,12 +36,15 @@ beforeEach(() => {
     newId: () => `conn-${++ids}`,
   });
 });
-afterEach(() => {
-  if (db.open) db.close();
+afterEach(async () => {
+  await stores.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const count = (): number => (db.prepare('SELECT count(*) AS n FROM connections').get() as { n: number }).n;
+const count = async (): Promise<number> => (await store.list()).length;
+/** Attachments over both workspaces. */
+const attachments = async (): Promise<number> =>
+  (await store.listForWorkspace(1)).length + (await store.listForWorkspace(2)).length;
 
 /** Runs `fn`, expecting an ApiError; returns it. */
 async function failure(fn: () => Promise<unknown>): Promise<{ code: string; message: string }> {
@@ -140,7 +129,7 @@ describe('ConnectionService', () => {
     expect(whileOpen.includes(Buffer.from('bq-conn'))).toBe(true);
     expect(whileOpen.includes(Buffer.from(SECRET))).toBe(false);
     expect(whileOpen.includes(Buffer.from('secret-host'))).toBe(false);
-    db.close();
+    await stores.close();
     const afterCheckpoint = readAll();
     expect(afterCheckpoint.includes(Buffer.from('http-conn'))).toBe(true);
     expect(afterCheckpoint.includes(Buffer.from(SECRET))).toBe(false);
@@ -153,7 +142,7 @@ describe('ConnectionService', () => {
       service.create(admin, { name: 'houseprice', type: 'HTTP', details: { host: 'other' } }),
     );
     expect(err.code).toBe('connection_exists');
-    expect(count()).toBe(1);
+    expect(await count()).toBe(1);
     expect((await service.details(admin, { name: 'houseprice' }, 'a')).details).toEqual({ host: HOST });
     expect((await service.get(admin, { name: 'houseprice' })).workspaceNames).toEqual([]);
   });
@@ -190,14 +179,14 @@ describe('ConnectionService', () => {
       const err = await failure(() => service.create(admin, input));
       expect(err.code).toBe(code);
       expect(err.message).not.toContain(SECRET);
-      expect(count()).toBe(0);
+      expect(await count()).toBe(0);
     },
   );
 
   it('accepts a name of letters, digits, "_", "-" and "." up to 128 characters', async () => {
     await service.create(admin, { name: 'Conn_1-a.b', type: 'HTTP', details: {} });
     await service.create(admin, { name: 'a'.repeat(128), type: 'HTTP', details: {} });
-    expect(count()).toBe(2);
+    expect(await count()).toBe(2);
   });
 
   it('honours a smaller details cap', async () => {
@@ -210,7 +199,7 @@ describe('ConnectionService', () => {
       (await failure(() => small.create(admin, { name: 'x1', type: 'HTTP', details: { host: HOST } }))).code,
     ).toBe('invalid_connection');
     await small.create(admin, { name: 'x2', type: 'HTTP', details: { a: 1 } });
-    expect(count()).toBe(1);
+    expect(await count()).toBe(1);
   });
 
   describe('workspace scope', () => {
@@ -250,16 +239,14 @@ describe('ConnectionService', () => {
       expect(err.message).toContain('detach it from this workspace instead');
       // The message says the connection is shared, never with whom.
       expect(err.message).not.toContain('ws-two');
-      expect(count()).toBe(2);
+      expect(await count()).toBe(2);
       expect((await service.get(admin, { name: 'shared' })).workspaceNames).toEqual(['ws-one', 'ws-two']);
     });
 
     it('deletes a connection attached to its own workspace alone', async () => {
       await service.delete(ws1, { name: 'shared' });
       expect((await service.list(admin)).map((c) => c.name)).toEqual(['hidden']);
-      expect((db.prepare('SELECT count(*) AS n FROM connection_workspaces').get() as { n: number }).n).toBe(
-        1,
-      );
+      expect(await attachments()).toBe(1);
     });
 
     it("answers connection_not_found for another workspace's connection exactly like a missing one", async () => {
@@ -277,10 +264,14 @@ describe('ConnectionService', () => {
         expect(missing.code).toBe('connection_not_found');
         expect(hidden.message.replace('"hidden"', '"X"')).toBe(missing.message.replace('"missing"', '"X"'));
       }
+      // It says what this caller can see and how to make the connection visible.
+      expect((await failure(() => service.get(ws1, { name: 'hidden' }))).message).toMatch(
+        /^No connection is named "hidden" among those this token can see: it is bounded to workspace ".+" and sees only the connections attached to it\. Attach the connection to that workspace \(workspace\.addConnection\(name\)/,
+      );
       const byId = await failure(() => service.get(ws1, { id: 'conn-2' }));
       const missingId = await failure(() => service.get(ws1, { id: 'conn-99' }));
       expect(byId.message.replace('conn-2', 'X')).toBe(missingId.message.replace('conn-99', 'X'));
-      expect(count()).toBe(2);
+      expect(await count()).toBe(2);
       expect(await store.listAudit({ limit: 10 })).toEqual([]);
     });
 
@@ -298,7 +289,7 @@ describe('ConnectionService', () => {
       const invalid = await failure(() => service.create(ws1, { name: '', type: '', details: null }));
       expect([taken.code, free.code, invalid.code]).toEqual(['forbidden', 'forbidden', 'forbidden']);
       expect(taken.message).toBe(free.message);
-      expect(count()).toBe(2);
+      expect(await count()).toBe(2);
     });
 
     it('detaching from its workspace hides the connection from it', async () => {
@@ -318,7 +309,7 @@ describe('ConnectionService', () => {
     await service.delete(admin, { name: 'houseprice' });
     expect(await service.list(admin)).toEqual([]);
     expect(await service.list(ws1)).toEqual([]);
-    expect((db.prepare('SELECT count(*) AS n FROM connection_workspaces').get() as { n: number }).n).toBe(0);
+    expect(await attachments()).toBe(0);
     expect((await failure(() => service.delete(admin, { name: 'houseprice' }))).code).toBe(
       'connection_not_found',
     );

@@ -1,6 +1,6 @@
-import { randomUUID } from 'node:crypto';
 import type { ConnectionDto } from '@quoll/client/wire';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
+import { timeOrderedId } from '../ids/index.js';
 import { validateName } from '../validation/index.js';
 import type { ConnectionSealer } from './connection-sealer.js';
 import type { ConnectionDetails, ConnectionRecord, ConnectionStore } from './connection-store.js';
@@ -29,7 +29,7 @@ export interface ConnectionServiceOptions {
   sealer: ConnectionSealer;
   /** @default () => new Date() */
   clock?: () => Date;
-  /** @default crypto.randomUUID */
+  /** @default time-ordered UUIDs (version 7) */
   newId?: () => string;
   /** Largest details object accepted, in bytes of its JSON. @default 65536 */
   maxDetailsBytes?: number;
@@ -59,7 +59,7 @@ export class ConnectionService {
     this.#store = options.store;
     this.#sealer = options.sealer;
     this.#clock = options.clock ?? (() => new Date());
-    this.#newId = options.newId ?? randomUUID;
+    this.#newId = options.newId ?? timeOrderedId;
     this.#maxDetailsBytes = options.maxDetailsBytes ?? DEFAULT_MAX_DETAILS_BYTES;
   }
 
@@ -81,14 +81,26 @@ export class ConnectionService {
     const type = this.#validateType(input.type);
     const details = this.#validateDetails(input.details);
     const id = this.#newId();
-    const record = await this.#store.createConnection({
+    const created = await this.#store.createConnection({
       id,
       name,
       type,
       sealedDetails: this.#sealer.seal(id, details),
       createdAt: this.#clock().toISOString(),
     });
-    return toDto(record);
+    switch (created.outcome) {
+      case 'created':
+        return toDto(created.connection);
+      case 'name_taken':
+        throw new ApiError(
+          'connection_exists',
+          `A connection named "${name}" already exists; choose a different name, or delete the existing one first.`,
+          { name },
+        );
+      case 'workspace_missing':
+        // create() never attaches, so this cannot happen; keep the switch exhaustive anyway.
+        throw new Error('connection store reported a missing workspace for an unattached create');
+    }
   }
 
   /**
@@ -174,7 +186,10 @@ export class ConnectionService {
   async attach(scope: ConnectionScope, ref: ConnectionRef, workspaceId: number): Promise<ConnectionDto> {
     this.#checkWorkspace(scope, workspaceId);
     const record = await this.#find(scope, ref);
-    await this.#store.attach(record.id, workspaceId, this.#clock().toISOString());
+    const attached = await this.#store.attach(record.id, workspaceId, this.#clock().toISOString());
+    if (attached === 'workspace_missing') throw workspaceNotFound(workspaceId);
+    // Deleted between the lookup and the attach: answer as if it had never been there.
+    if (attached === 'connection_missing') throw notFound(ref);
     return toDto(await this.#find({ kind: 'admin' }, { id: record.id }), await this.#visibleNames(scope));
   }
 
@@ -206,10 +221,16 @@ export class ConnectionService {
 
   async #find(scope: ConnectionScope, ref: ConnectionRef): Promise<ConnectionRecord> {
     const record = 'id' in ref ? await this.#store.getById(ref.id) : await this.#store.getByName(ref.name);
-    // Hidden and missing take the same path and the same message, so existence does not leak.
-    if (!record) throw notFound(ref);
-    if (scope.kind === 'workspace' && !(await this.#store.isAttached(record.id, scope.workspaceId)))
-      throw notFound(ref);
+    // Hidden and missing take the same path and the same message, so existence does not leak;
+    // a scoped caller is told what it can see, so a task run knows why it found nothing.
+    if (
+      !record ||
+      (scope.kind === 'workspace' && !(await this.#store.isAttached(record.id, scope.workspaceId)))
+    ) {
+      throw scope.kind === 'workspace'
+        ? notVisible(ref, await this.#store.getWorkspaceName(scope.workspaceId))
+        : notFound(ref);
+    }
     return record;
   }
 
@@ -286,6 +307,22 @@ function notFound(ref: ConnectionRef): ApiError {
     {
       name: ref.name,
     },
+  );
+}
+
+/**
+ * `connection_not_found` for a workspace-scoped caller (a workspace token, or a task run
+ * created with one): the same whether the connection is missing or only not attached, and
+ * saying which connections the caller sees and how to make one visible.
+ */
+function notVisible(ref: ConnectionRef, workspaceName: string | null): ApiError {
+  const what = 'id' in ref ? `has id ${describe(ref.id)}` : `is named ${describe(ref.name)}`;
+  const ws = workspaceName === null ? 'its workspace' : `workspace ${describe(workspaceName)}`;
+  return new ApiError(
+    'connection_not_found',
+    `No connection ${what} among those this token can see: it is bounded to ${ws} and sees only the connections attached to it. ` +
+      'Attach the connection to that workspace (workspace.addConnection(name), with an admin token), or create the task with an admin token so its runs see every connection.',
+    { ...('id' in ref ? { id: ref.id } : { name: ref.name }), workspace: workspaceName },
   );
 }
 

@@ -56,17 +56,25 @@ export interface StoredConnectionAuditEntry extends ConnectionAuditEntry {
   id: number;
 }
 
+/** What {@link ConnectionStore.createConnection} did; nothing is stored unless `created`. */
+export type CreateConnectionOutcome =
+  | { outcome: 'created'; connection: ConnectionRecord }
+  | { outcome: 'name_taken' }
+  | { outcome: 'workspace_missing' };
+
+/** What {@link ConnectionStore.attach} did (attaching twice is `attached`). */
+export type AttachOutcome = 'attached' | 'connection_missing' | 'workspace_missing';
+
 /**
  * Storage port for connections: names are unique per instance; details are only ever held
- * sealed. Every backend passes the same tests (`sqlite-connection-store.test.ts`).
+ * sealed. Every backend passes the same conformance suite (`store/conformance/`).
  */
 export interface ConnectionStore {
   /**
-   * Stores a connection (and its attachment, when `attachTo` is given) in one transaction.
-   * Throws `ApiError('connection_exists')` on a duplicate name and
-   * `ApiError('workspace_not_found')` when `attachTo` names no workspace; nothing is stored then.
+   * Stores a connection (and its attachment, when `attachTo` is given) in one transaction,
+   * or reports why not: the name is taken, or `attachTo` names no workspace.
    */
-  createConnection(connection: NewConnection): Promise<ConnectionRecord>;
+  createConnection(connection: NewConnection): Promise<CreateConnectionOutcome>;
   getById(id: string): Promise<ConnectionRecord | null>;
   getByName(name: string): Promise<ConnectionRecord | null>;
   /** The connection with its sealed details, for opening. */
@@ -77,11 +85,8 @@ export interface ConnectionStore {
   listForWorkspace(workspaceId: number): Promise<ConnectionRecord[]>;
   /** Whether the connection is attached to the workspace. */
   isAttached(connectionId: string, workspaceId: number): Promise<boolean>;
-  /**
-   * Attaches; attaching twice is a no-op. Throws `ApiError('connection_not_found')` /
-   * `ApiError('workspace_not_found')` when either side is missing.
-   */
-  attach(connectionId: string, workspaceId: number, at: string): Promise<void>;
+  /** Attaches; attaching twice is a no-op. Reports which side is missing, if one is. */
+  attach(connectionId: string, workspaceId: number, at: string): Promise<AttachOutcome>;
   /** Detaches; returns false when it was not attached. */
   detach(connectionId: string, workspaceId: number): Promise<boolean>;
   /** Deletes the connection and every attachment; returns false when it did not exist. */
@@ -97,7 +102,7 @@ export interface ConnectionStore {
   ): Promise<'deleted' | 'missing' | 'shared'>;
   /** The name of a workspace, or null when there is none with this id. */
   getWorkspaceName(workspaceId: number): Promise<string | null>;
-  /** Ids of connections sealed under a key other than `keyId`, at most `limit`. */
+  /** Ids of connections sealed under a key other than `keyId`, oldest first, at most `limit`. */
   listIdsNotSealedWith(keyId: string, limit: number): Promise<string[]>;
   /**
    * Replaces the sealed details if they are still sealed under `expectedKeyId` (compare and

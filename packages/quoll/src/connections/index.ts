@@ -1,5 +1,4 @@
 // The connections domain: sealed details, scoping, audit, key rotation and redaction.
-// `rotate-key-command.ts` (the CLI entry) is imported by the CLI directly: see its header.
 export { ConnectionSealer } from './connection-sealer.js';
 export { ConnectionService, DEFAULT_MAX_DETAILS_BYTES } from './connection-service.js';
 export type {
@@ -9,6 +8,8 @@ export type {
   CreateConnectionInput,
 } from './connection-service.js';
 export type {
+  AttachOutcome,
+  CreateConnectionOutcome,
   ConnectionAuditAction,
   ConnectionAuditEntry,
   ConnectionDetails,
@@ -20,6 +21,8 @@ export type {
   StoredConnectionAuditEntry,
 } from './connection-store.js';
 export { FileKeyring, StaticKeyring, createKeyring } from './keyring.js';
+export { verifyMasterKey } from './master-key-check.js';
+export type { KeyCheckStore } from './master-key-check.js';
 export type { Keyring } from './keyring.js';
 export {
   MASTER_KEY_ENV,

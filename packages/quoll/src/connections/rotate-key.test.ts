@@ -1,54 +1,35 @@
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { openSqliteDatabase } from '../store/index.js';
-import type { SqliteHandle } from '../store/index.js';
-import { SqliteConnectionStore } from '../store/sqlite/sqlite-connection-store.js';
+import { openStore } from '../store/index.js';
+import type { Stores } from '../store/index.js';
 import { ConnectionSealer } from './connection-sealer.js';
 import { ConnectionService } from './connection-service.js';
 import type { ConnectionScope } from './connection-service.js';
+import type { ConnectionStore } from './connection-store.js';
 import { FileKeyring } from './keyring.js';
 import { MasterKeyError, generateMasterKey, loadMasterKey, writeKeyFileExclusive } from './master-key.js';
-import { runRotateKeyCommand } from './rotate-key-command.js';
 import { retireOldKey, rotateKey } from './rotate-key.js';
 import type { RotateKeyProgress } from './rotate-key.js';
 
-const MIGRATION = fileURLToPath(new URL('../../migrations/0003_connections.sql', import.meta.url));
-const CORE_STUB =
-  "CREATE TABLE workspaces (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL DEFAULT '', is_default INTEGER NOT NULL DEFAULT 0);";
 const admin: ConnectionScope = { kind: 'admin' };
 
 let dir: string;
 let home: string;
-let migrations: string;
 let dbPath: string;
-let db: SqliteHandle;
-let store: SqliteConnectionStore;
+let stores: Stores;
+let store: ConnectionStore;
 /** Plays the running server: its own keyring, loaded before the rotation starts. */
 let server: ConnectionService;
 
 beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'quoll-rotate-'));
   home = join(dir, 'home');
-  migrations = join(dir, 'migrations');
-  mkdirSync(migrations);
-  writeFileSync(join(migrations, '0001_core.sql'), CORE_STUB);
-  copyFileSync(MIGRATION, join(migrations, '0003_connections.sql'));
   dbPath = join(home, 'quoll.db');
   mkdirSync(home);
-  db = openSqliteDatabase(dbPath, migrations);
-  store = new SqliteConnectionStore(db);
+  stores = await openStore({ kind: 'sqlite', path: dbPath });
+  store = stores.connections;
   server = new ConnectionService({ store, sealer: new ConnectionSealer(new FileKeyring({ home })) });
   for (let i = 0; i < 7; i++) {
     await server.create(admin, {
@@ -58,13 +39,20 @@ beforeEach(async () => {
     });
   }
 });
-afterEach(() => {
-  if (db.open) db.close();
+afterEach(async () => {
+  await stores.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
-const keyIds = (): string[] =>
-  (db.prepare('SELECT DISTINCT key_id FROM connections').all() as { key_id: string }[]).map((r) => r.key_id);
+/** The distinct ids of the keys that sealed the stored connections, as the store reports them. */
+async function keyIds(): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const c of await store.list()) {
+    const sealed = await store.getSealed(c.id);
+    if (sealed) ids.add(sealed.sealed.keyId);
+  }
+  return [...ids];
+}
 
 /** Every connection's details, as the running server reads them. */
 async function readAllThroughServer(): Promise<unknown[]> {
@@ -78,7 +66,7 @@ const expected = Array.from({ length: 7 }, (_, i) => ({ host: `https://h${i}.exa
 describe('rotateKey', () => {
   it('re-seals every row under a new key id while reads keep working at every step', async () => {
     const oldId = loadMasterKey({ home, env: {} }).id;
-    expect(keyIds()).toEqual([oldId]);
+    expect(await keyIds()).toEqual([oldId]);
     const steps: string[] = [];
     let readsDuringRotation = 0;
     const result = await rotateKey({
@@ -99,7 +87,7 @@ describe('rotateKey', () => {
     expect(result.resumed).toBe(false);
     expect(steps).toEqual(['next_key_ready', ...Array<string>(7).fill('resealed'), 'promoted']);
     expect(readsDuringRotation).toBe(9);
-    expect(keyIds()).toEqual([result.newKeyId]);
+    expect(await keyIds()).toEqual([result.newKeyId]);
     expect(loadMasterKey({ home, env: {} }).id).toBe(result.newKeyId);
     expect(existsSync(join(home, 'master.key.next'))).toBe(false);
     expect(statSync(join(home, 'master.key')).mode & 0o777).toBe(0o600);
@@ -114,7 +102,7 @@ describe('rotateKey', () => {
   it('the running server seals new connections under the new key once it is promoted', async () => {
     const result = await rotateKey({ home, store, env: {} });
     await server.create(admin, { name: 'after', type: 'HTTP', details: { a: 1 } });
-    expect(keyIds()).toEqual([result.newKeyId]);
+    expect(await keyIds()).toEqual([result.newKeyId]);
   });
 
   it('re-seals rows a server created under the old key during the rotation', async () => {
@@ -132,7 +120,7 @@ describe('rotateKey', () => {
       },
     });
     expect(result.resealed).toBe(8);
-    expect(keyIds()).toEqual([result.newKeyId]);
+    expect(await keyIds()).toEqual([result.newKeyId]);
     expect((await server.details(admin, { name: 'during' }, 'x')).details).toEqual({ d: 'during-rotation' });
   });
 
@@ -151,12 +139,12 @@ describe('rotateKey', () => {
         },
       }),
     ).rejects.toThrow('crash');
-    expect(keyIds().sort()).toEqual([loadMasterKey({ home, env: {} }).id, next.id].sort());
+    expect((await keyIds()).sort()).toEqual([loadMasterKey({ home, env: {} }).id, next.id].sort());
     expect(await readAllThroughServer()).toEqual(expected);
     const result = await rotateKey({ home, store, env: {} });
     expect(result.resumed).toBe(true);
     expect(result.newKeyId).toBe(next.id);
-    expect(keyIds()).toEqual([next.id]);
+    expect(await keyIds()).toEqual([next.id]);
     expect(await readAllThroughServer()).toEqual(expected);
   });
 
@@ -182,37 +170,5 @@ describe('rotateKey', () => {
     expect(await retireOldKey({ home, store, env: {} })).toEqual({ resealed: 0, removed: false });
     // The server still holds the old key in memory, and everything is under the new one anyway.
     expect(await readAllThroughServer()).toEqual(expected);
-  });
-});
-
-describe('runRotateKeyCommand', () => {
-  it('rotates the key of a home through its database file and prints progress', async () => {
-    // The command applies the real migrations; use a database made by them.
-    db.close();
-    rmSync(dbPath);
-    rmSync(`${dbPath}-wal`, { force: true });
-    rmSync(`${dbPath}-shm`, { force: true });
-    const realDb = openSqliteDatabase(dbPath);
-    const realStore = new SqliteConnectionStore(realDb);
-    const svc = new ConnectionService({
-      store: realStore,
-      sealer: new ConnectionSealer(new FileKeyring({ home })),
-    });
-    await svc.create(admin, { name: 'c', type: 'HTTP', details: { host: 'h-value' } });
-    const lines: string[] = [];
-    const result = await runRotateKeyCommand({ home, env: {}, print: (l) => lines.push(l) });
-    expect(result?.resealed).toBe(1);
-    expect(lines.join('\n')).toContain(`re-sealed 1 connection(s) under key ${result?.newKeyId}`);
-    expect((await svc.details(admin, { name: 'c' }, 'x')).details).toEqual({ host: 'h-value' });
-    await runRotateKeyCommand({ home, env: {}, print: (l) => lines.push(l), retireOld: true });
-    expect(lines).toContain('removed master.key.old');
-    realDb.close();
-  });
-
-  it('refuses a home without a database instead of creating one', async () => {
-    await expect(
-      runRotateKeyCommand({ home: join(dir, 'elsewhere'), env: {}, print: () => undefined }),
-    ).rejects.toThrow(/No Quoll database/);
-    expect(existsSync(join(dir, 'elsewhere'))).toBe(false);
   });
 });

@@ -1,5 +1,6 @@
+import { stat } from 'node:fs/promises';
 import type { TensorInfoDto } from '@quoll/client/wire';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import type { InferenceInput } from './inference-input.js';
 import type { StepModel } from './step-model.js';
 import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-binding.js';
@@ -7,22 +8,27 @@ import type { ColumnBinding } from './input-binding.js';
 import { InferenceResult } from './inference-result.js';
 import { concatTensorData, rowWidth } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
-import { WorkerFailure, WorkerHandle } from './worker-handle.js';
+import type { PoolPlan, PooledModel, PoolWorker } from './pool-worker.js';
+import type { ModelWorkerPool } from './model-worker-pool.js';
+import { WorkerFailure } from './worker-handle.js';
 import type { WorkerStepSpec } from './worker-protocol.js';
 
 /** How a deployment runs its workers (the engine's options, resolved). */
 export interface DeploymentOptions {
-  /** Worker threads in the pool. */
+  /** Workers of the shared pool this deployment runs on (at most the pool's size). */
   workersPerDeployment: number;
-  /** onnxruntime intra-op threads per session. */
-  threadsPerWorker: number;
   /** Rows from which a request is split across idle workers. */
   splitRows: number;
   /** Most rows one merged run of queued requests may hold (dynamic batching). */
   maxBatchRows: number;
   /** Requests with more rows than this are never merged with others. */
   maxMergeRows: number;
+  /** Told the rows of every run sent to a worker (merged requests count once, together). */
+  onBatch?: ((rows: number) => void) | undefined;
 }
+
+/** Plans made so far (part of each plan's key). */
+let planCount = 0;
 
 /** Column bindings kept per distinct request schema; more than this many schemas is unusual. */
 const MAX_CACHED_SCHEMAS = 64;
@@ -45,8 +51,9 @@ interface Job {
 }
 
 /**
- * A loaded pipeline: a pool of workers that each hold every step's session. Requests go to
- * the least busy worker; large batches are split across idle workers.
+ * A loaded pipeline: runs on some workers of the server's shared pool, each holding every
+ * step's session (shared with other pipelines of the same model). Requests go to the least
+ * busy of its workers; large batches are split across idle ones.
  *
  * Dynamic batching (as in Triton's dynamic batcher): when every worker already has work, a
  * request waits in the deployment's queue; when a worker frees, all queued requests that share
@@ -63,33 +70,57 @@ export class Deployment {
   readonly #steps: readonly StepModel[];
   readonly #options: DeploymentOptions;
   readonly #onClosed: () => void;
+  readonly #pool: ModelWorkerPool;
   readonly #specs: WorkerStepSpec[];
+  #plan: PoolPlan | null = null;
   readonly #bindings = new Map<string, ColumnBinding[]>();
   readonly #inFlight = new Set<Promise<unknown>>();
-  /** Replacement workers still loading; close() waits for them (they close themselves then). */
-  readonly #replacing = new Set<Promise<void>>();
   /** Merge keys of requests whose outputs turned out not to be split by row; they run alone. */
   readonly #unmergeable = new Set<string>();
   /** Requests waiting for a worker, oldest first. */
   #queue: Job[] = [];
-  #workers: WorkerHandle[] = [];
+  #workers: PoolWorker[] = [];
+  /** Whether this deployment waits for a place on its workers (registered with each). */
+  #waiting = false;
   #runs = 0;
   #closing: Promise<void> | null = null;
 
   /** Use {@link InferenceEngine.deploy}; this constructor does not start workers. */
-  constructor(id: string, steps: readonly StepModel[], options: DeploymentOptions, onClosed: () => void) {
+  constructor(
+    id: string,
+    steps: readonly StepModel[],
+    options: DeploymentOptions,
+    pool: ModelWorkerPool,
+    onClosed: () => void,
+  ) {
     if (steps.length === 0)
       throw new ApiError('invalid_step', `Deployment ${id} has no steps; add a model step before deploying.`);
     this.id = id;
     this.#steps = steps;
     this.#options = options;
+    this.#pool = pool;
     this.#onClosed = onClosed;
     this.#specs = planSteps(steps);
   }
 
-  /** Worker threads alive in this deployment. */
+  /** The pipeline's steps, in order (the first takes the request, the last gives the answer). */
+  get steps(): readonly StepModel[] {
+    return this.#steps;
+  }
+
+  /** Workers of the pool this deployment runs on. */
   get workerCount(): number {
     return this.#workers.length;
+  }
+
+  /** Requests waiting for a worker (not yet sent to one). */
+  get queueDepth(): number {
+    return this.#queue.length;
+  }
+
+  /** Indexes of this deployment's workers that hold a model (by SHA) now. */
+  loadedOn(sha: string): number[] {
+    return this.#workers.filter((worker) => worker.holds(sha)).map((worker) => worker.index);
   }
 
   /** Model runs sent to workers so far; requests merged by dynamic batching count once together. */
@@ -97,20 +128,38 @@ export class Deployment {
     return this.#runs;
   }
 
-  /** Spawns the workers and loads every step in each; on any failure stops them all and rejects. */
+  /** Takes workers of the pool and loads every step in each; on any failure leaves them and rejects. */
   async start(): Promise<void> {
-    const workers = Array.from({ length: this.#options.workersPerDeployment }, () => new WorkerHandle());
+    const models = new Map<string, PooledModel>();
+    for (const step of this.#steps) {
+      if (models.has(step.sha)) continue;
+      const bytes = await stat(step.path).then(
+        (info) => info.size,
+        () => 0,
+      );
+      models.set(step.sha, {
+        sha: step.sha,
+        path: step.path,
+        label: `model "${step.name}" version ${step.version}`,
+        bytes,
+      });
+    }
+    // Unique even when the same pipeline version is deployed again beside the old deployment.
+    const plan: PoolPlan = {
+      key: `${this.id}#${++planCount}`,
+      steps: this.#specs,
+      models: [...models.values()],
+    };
+    this.#plan = plan;
+    const workers = this.#pool.assign(this.#options.workersPerDeployment);
     this.#workers = workers;
-    const loads = await Promise.allSettled(
-      workers.map((worker) => worker.load(this.#specs, this.#options.threadsPerWorker)),
-    );
+    const loads = await Promise.allSettled(workers.map((worker) => worker.prepare(plan)));
     const failed = loads.find((outcome): outcome is PromiseRejectedResult => outcome.status === 'rejected');
     if (failed) {
       this.#workers = [];
-      await Promise.all(workers.map((worker) => worker.close()));
+      await Promise.all(workers.map((worker) => worker.unassign(plan.key)));
       throw loadError(failed.reason, this.#steps);
     }
-    for (const worker of workers) this.#watch(worker);
   }
 
   /**
@@ -138,15 +187,13 @@ export class Deployment {
     }
   }
 
-  /** Lets in-flight and queued requests finish, then stops every worker. Idempotent. */
+  /** Lets in-flight and queued requests finish, then leaves its workers. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
       await Promise.allSettled([...this.#inFlight]);
-      // A replacement that was still loading sees #closing when its load settles and stops.
-      await Promise.allSettled([...this.#replacing]);
       const workers = this.#workers;
       this.#workers = [];
-      await Promise.all(workers.map((worker) => worker.close()));
+      await Promise.all(workers.map((worker) => worker.unassign(this.#plan?.key ?? null)));
       this.#onClosed();
     })();
     return this.#closing;
@@ -176,7 +223,7 @@ export class Deployment {
         const idle = this.#workers.filter((worker) => worker.inFlight === 0);
         if (idle.length > 1) {
           this.#runs += Math.min(idle.length, rows);
-          return await splitAcross(idle, feeds, rows);
+          return await splitAcross(idle, this.#plan!, feeds, rows);
         }
       }
       return await new Promise<WireTensor[]>((resolve, reject) => {
@@ -193,7 +240,7 @@ export class Deployment {
   /** Sends queued requests to workers with room, merging those that can share a run. */
   #dispatch(): void {
     while (this.#queue.length > 0) {
-      let worker: WorkerHandle | undefined;
+      let worker: PoolWorker | undefined;
       for (const candidate of this.#workers)
         if (
           candidate.inFlight < MAX_IN_FLIGHT_PER_WORKER &&
@@ -201,8 +248,16 @@ export class Deployment {
         )
           worker = candidate;
       if (!worker) {
-        // Every worker died and none is back yet: fail fast instead of waiting for a replacement.
-        if (this.#workers.length === 0) this.#failQueued();
+        // Every worker is busy (with this or other pipelines): go on when one of them frees.
+        if (!this.#waiting) {
+          this.#waiting = true;
+          const wake = (): void => {
+            if (!this.#waiting) return;
+            this.#waiting = false;
+            this.#dispatch();
+          };
+          for (const candidate of this.#workers) candidate.whenFree(wake);
+        }
         return;
       }
       this.#send(worker, this.#takeGroup());
@@ -233,25 +288,28 @@ export class Deployment {
     return group;
   }
 
-  #send(worker: WorkerHandle, group: Job[]): void {
+  #send(worker: PoolWorker, group: Job[]): void {
     this.#runs++;
+    const plan = this.#plan!;
     if (group.length === 1) {
       const job = group[0]!;
+      this.#options.onBatch?.(job.rows);
       worker
-        .infer(job.feeds, job.rows)
+        .run(plan, job.feeds, job.rows)
         .then(job.resolve, job.reject)
         .finally(() => this.#dispatch());
       return;
     }
     let total = 0;
     for (const job of group) total += job.rows;
+    this.#options.onBatch?.(total);
     const feeds = group[0]!.feeds.map((feed, f) => ({
       ...feed,
       dims: [total, ...feed.dims.slice(1)],
       data: concatTensorData(group.map((job) => job.feeds[f]!.data)),
     }));
     worker
-      .infer(feeds, total)
+      .run(plan, feeds, total)
       .then(
         (outputs) => {
           // An output without a row per input row (a model that aggregates over the batch) cannot be
@@ -274,38 +332,6 @@ export class Deployment {
       )
       .finally(() => this.#dispatch());
   }
-
-  #failQueued(): void {
-    const queued = this.#queue;
-    this.#queue = [];
-    const error = new ApiError(
-      'pipeline_not_ready',
-      `Deployment ${this.id} has no running worker; check the pipeline status.`,
-    );
-    for (const job of queued) job.reject(error);
-  }
-
-  /** Replaces a worker that died on its own (the runtime crashed), so the pool keeps its size. */
-  #watch(worker: WorkerHandle): void {
-    worker.onUnexpectedExit = () => {
-      this.#workers = this.#workers.filter((other) => other !== worker);
-      this.#dispatch();
-      if (this.#closing) return;
-      const replacement = new WorkerHandle();
-      const loading = replacement.load(this.#specs, this.#options.threadsPerWorker).then(
-        async () => {
-          if (this.#closing) return replacement.close();
-          this.#workers.push(replacement);
-          this.#watch(replacement);
-          this.#dispatch();
-        },
-        async () => replacement.close(),
-      );
-      this.#replacing.add(loading);
-      const forget = (): void => void this.#replacing.delete(loading);
-      loading.then(forget, forget);
-    };
-  }
 }
 
 /** Worker step specs, with which output of step i-1 feeds each input of step i. */
@@ -314,6 +340,7 @@ function planSteps(steps: readonly StepModel[]): WorkerStepSpec[] {
     const label = `model "${step.name}" version ${step.version}`;
     const base = {
       label,
+      sha: step.sha,
       path: step.path,
       inputs: step.inputs,
       single: step.config.batchConfig === 'single',
@@ -358,7 +385,8 @@ function sliceRows(outputs: readonly WireTensor[], start: number, rows: number):
 }
 
 async function splitAcross(
-  workers: WorkerHandle[],
+  workers: PoolWorker[],
+  plan: PoolPlan,
   feeds: WireTensor[],
   rows: number,
 ): Promise<WireTensor[]> {
@@ -378,7 +406,7 @@ async function splitAcross(
         data: feed.data.slice(start * width, end * width),
       };
     });
-    chunks.push(workers[part]!.infer(chunkFeeds, end - start));
+    chunks.push(workers[part]!.run(plan, chunkFeeds, end - start));
   }
   const results = await Promise.all(chunks);
   const first = results[0]!;

@@ -1,4 +1,5 @@
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -7,7 +8,7 @@ import onnxProto from 'onnx-proto';
 import { tableFromIPC } from 'apache-arrow';
 import type { Table } from 'apache-arrow';
 import type { ModelConfigDto } from '@quoll/client/wire';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import { inspectOnnxModel } from '../onnx/index.js';
 import {
   makeArrowTensorTable,
@@ -20,12 +21,12 @@ import {
   makeScaleModel,
   makeTreeEnsembleRegressor,
 } from '../../../../test/support/synthetic-models.js';
+import { hasSharedFixtures, SHARED_FIXTURES } from '../../../../test/support/shared-fixtures.js';
 import { decodeInferenceBody, encodeInferenceResult, InferenceEngine } from './index.js';
 import type { Deployment, InferenceResult, StepModel } from './index.js';
 
-const FIXTURES = '/work/shared/fixtures/houseprice';
-const hasFixtures = existsSync(join(FIXTURES, 'rf_model.onnx'));
-if (!hasFixtures) console.warn(`skipping the tutorial rf_model tests: ${FIXTURES} is absent`);
+const FIXTURES = SHARED_FIXTURES;
+const hasFixtures = hasSharedFixtures;
 
 let dir: string;
 const engines: InferenceEngine[] = [];
@@ -56,11 +57,13 @@ function step(
     path = join(dir, `${name}-${fileCounter++}.onnx`);
     writeFileSync(path, bytesOrPath);
   }
-  const info = inspectOnnxModel(readFileSync(path));
+  const bytes = readFileSync(path);
+  const info = inspectOnnxModel(bytes);
   return {
     name,
     version: '1',
-    sha: 'sha',
+    // The pool shares sessions by SHA: it must be the model's own, as the registry's is.
+    sha: createHash('sha256').update(bytes).digest('hex'),
     path,
     inputs: info.inputs,
     outputs: info.outputs,
@@ -297,7 +300,9 @@ describe('InferenceEngine', () => {
     const created = engine({ workersPerDeployment: 2, splitRows: 10 });
     const split = await created.deploy('split', [step('tree', bytes)]);
     const whole = await created.deploy('whole', [step('tree', bytes)], { workers: 1 });
-    expect(created.workerCount).toBe(3);
+    // One shared pool of 2: both deployments run on it, the model loaded once per worker.
+    expect(created.workerCount).toBe(2);
+    expect(created.pool.loadCount).toBe(2);
     const table = makeArrowTensorTable(rows, 18);
     const a = column((await split.infer({ kind: 'arrow', table }, 0)).toArrowTable(), 'out.variable');
     const b = column((await whole.infer({ kind: 'arrow', table }, 0)).toArrowTable(), 'out.variable');
@@ -416,6 +421,72 @@ describe('InferenceEngine', () => {
         ),
       );
       expect(created.workerCount).toBe(0);
+    });
+  });
+
+  describe('the shared worker pool', () => {
+    it('many pipelines sharing one model load it once per worker, on one pool of threads', async () => {
+      const created = engine({ workersPerDeployment: 2 });
+      const bytes = makeTreeEnsembleRegressor({ seed: 5 });
+      const rows = makeHouseRows(3, 9);
+      const deployments = [];
+      for (let i = 0; i < 20; i++) deployments.push(await created.deploy(`p${i}`, [step(`tree${i}`, bytes)]));
+      expect(created.workerCount).toBe(2);
+      expect(created.pool.loadCount).toBe(2);
+      const answers = await Promise.all(
+        deployments.map(async (deployment) =>
+          column(
+            (
+              await deployment.infer({ kind: 'arrow', table: makeArrowTensorTable(rows, 18) }, 0)
+            ).toArrowTable(),
+            'out.variable',
+          ),
+        ),
+      );
+      for (const answer of answers) expect(answer).toEqual(answers[0]);
+      expect(created.pool.loadCount).toBe(2);
+      expect(deployments[0]!.loadedOn(deployments[0]!.steps[0]!.sha)).toEqual([0, 1]);
+      await Promise.all(deployments.map((deployment) => deployment.close()));
+      // The last deployment out stops the threads.
+      expect(created.workerCount).toBe(0);
+    });
+
+    it('unloads the least recently used model over the budget and reloads it on demand with the same answers', async () => {
+      // A budget smaller than one model: each worker keeps only the model of the run at hand.
+      const created = engine({ workersPerDeployment: 1, modelMemoryBytes: 1 });
+      const a = await created.deploy('a', [step('a', makeTreeEnsembleRegressor({ seed: 1 }))]);
+      const b = await created.deploy('b', [step('b', makeTreeEnsembleRegressor({ seed: 2 }))]);
+      const shaA = a.steps[0]!.sha;
+      const table = (): Table => makeArrowTensorTable(makeHouseRows(4, 3), 18);
+      const first = column(
+        (await a.infer({ kind: 'arrow', table: table() }, 0)).toArrowTable(),
+        'out.variable',
+      );
+      expect(a.loadedOn(shaA)).toEqual([0]);
+      const loads = created.pool.loadCount;
+      await b.infer({ kind: 'arrow', table: table() }, 0);
+      expect(a.loadedOn(shaA)).toEqual([]);
+      const again = column(
+        (await a.infer({ kind: 'arrow', table: table() }, 0)).toArrowTable(),
+        'out.variable',
+      );
+      expect(created.pool.loadCount).toBe(loads + 2);
+      expect(again).toEqual(first);
+    });
+
+    it('a hot pipeline keeps serving while another pipeline loads', async () => {
+      const created = engine({ workersPerDeployment: 1 });
+      const hot = await created.deploy('hot', [step('hot', makeTreeEnsembleRegressor({ seed: 3 }))]);
+      const loading = created.deploy('cold', [
+        step('cold', makeTreeEnsembleRegressor({ features: 29, trees: 100, depth: 6 })),
+      ]);
+      const served = await Promise.all(
+        Array.from({ length: 5 }, () =>
+          hot.infer({ kind: 'arrow', table: makeArrowTensorTable(makeHouseRows(2, 1), 18) }, 0),
+        ),
+      );
+      expect(served.map((result) => result.rowCount)).toEqual([2, 2, 2, 2, 2]);
+      await loading;
     });
   });
 

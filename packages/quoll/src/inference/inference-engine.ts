@@ -1,13 +1,22 @@
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import { Deployment } from './deployment.js';
 import type { DeploymentOptions } from './deployment.js';
 import type { StepModel } from './step-model.js';
+import { ModelWorkerPool } from './model-worker-pool.js';
 import { WorkerFailure, WorkerHandle } from './worker-handle.js';
 
 /** Options of {@link InferenceEngine}. */
 export interface InferenceEngineOptions {
-  /** Worker threads per deployment, each holding every step's session. @default 2 */
+  /** Workers of the pool each deployment runs on unless it asks otherwise. @default 2 */
   workersPerDeployment?: number;
+  /** Worker threads in the server's shared pool. @default `workersPerDeployment` */
+  poolWorkers?: number;
+  /**
+   * Model bytes (ONNX file sizes) the pool's workers may hold together; over it, each worker
+   * unloads its least recently used models, which load again on their next request.
+   * @default 4 GiB
+   */
+  modelMemoryBytes?: number;
   /** onnxruntime intra-op threads per session; one per worker keeps the cores from being oversubscribed. @default 1 */
   threadsPerWorker?: number;
   /** A request with at least this many rows is split across idle workers and rejoined. @default 512 */
@@ -20,17 +29,20 @@ export interface InferenceEngineOptions {
   maxBatchRows?: number;
   /** Dynamic batching: requests with more rows than this always run on their own. @default 1024 */
   maxMergeRows?: number;
+  /** Told the rows of every model run sent to a worker (for the batch-size metric). @default none */
+  onBatch?: (rows: number) => void;
 }
 
 /** Per-deployment overrides of {@link InferenceEngineOptions}. */
 export interface DeployOptions {
-  /** Worker threads for this deployment. @default the engine's `workersPerDeployment` */
+  /** Workers of the pool this deployment runs on (at most the pool's size). @default the engine's `workersPerDeployment` */
   workers?: number;
 }
 
 /**
- * Runs ONNX pipelines in worker threads: one pool of workers per deployment, so the
- * server's event loop never runs a model.
+ * Runs ONNX pipelines in worker threads of one shared pool ({@link ModelWorkerPool}), so the
+ * server's event loop never runs a model and a model used by many pipelines is loaded once
+ * per worker.
  *
  * @example
  * const engine = new InferenceEngine();
@@ -40,25 +52,35 @@ export interface DeployOptions {
  */
 export class InferenceEngine {
   readonly #options: DeploymentOptions;
+  readonly #pool: ModelWorkerPool;
   readonly #deployments = new Set<Deployment>();
   readonly #validators = new Set<WorkerHandle>();
   #closed = false;
 
   constructor(options: InferenceEngineOptions = {}) {
-    this.#options = Object.freeze({
-      workersPerDeployment: Math.max(1, options.workersPerDeployment ?? 2),
+    const workersPerDeployment = Math.max(1, options.workersPerDeployment ?? 2);
+    this.#pool = new ModelWorkerPool({
+      size: Math.max(1, options.poolWorkers ?? workersPerDeployment),
       threadsPerWorker: Math.max(1, options.threadsPerWorker ?? 1),
+      memoryBudgetBytes: options.modelMemoryBytes ?? 4 * 1024 ** 3,
+    });
+    this.#options = Object.freeze({
+      workersPerDeployment,
       splitRows: Math.max(1, options.splitRows ?? 512),
       maxBatchRows: Math.max(1, options.maxBatchRows ?? 8192),
       maxMergeRows: Math.max(1, options.maxMergeRows ?? 1024),
+      onBatch: options.onBatch,
     });
   }
 
-  /** Worker threads currently alive across all deployments and validations. */
+  /** Worker threads currently alive: the pool's running threads plus model validations. */
   get workerCount(): number {
-    let count = this.#validators.size;
-    for (const deployment of this.#deployments) count += deployment.workerCount;
-    return count;
+    return this.#pool.threadCount + this.#validators.size;
+  }
+
+  /** The shared pool (its size, threads and model loads). */
+  get pool(): ModelWorkerPool {
+    return this.#pool;
   }
 
   /**
@@ -73,7 +95,9 @@ export class InferenceEngine {
       ...this.#options,
       workersPerDeployment: Math.max(1, options.workers ?? this.#options.workersPerDeployment),
     };
-    const deployment = new Deployment(id, steps, resolved, () => this.#deployments.delete(deployment));
+    const deployment = new Deployment(id, steps, resolved, this.#pool, () =>
+      this.#deployments.delete(deployment),
+    );
     this.#deployments.add(deployment);
     try {
       await deployment.start();
@@ -112,5 +136,6 @@ export class InferenceEngine {
     this.#closed = true;
     await Promise.all([...this.#deployments].map((deployment) => deployment.close()));
     await Promise.all([...this.#validators].map((worker) => worker.close()));
+    await this.#pool.close();
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { Table, tableToIPC, vectorFromArray } from 'apache-arrow';
-import { ApiError } from '../server/api-error.js';
+import { Float32, Table, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { ApiError } from '../errors/index.js';
 import { makeArrowTensorTable, tableToIpcFile } from '../../../../test/support/synthetic-data.js';
 import { decodeInferenceBody, formatOfMediaType } from './inference-input.js';
 
@@ -54,7 +54,7 @@ describe('decodeInferenceBody', () => {
   });
 
   it('refuses an Arrow table with no rows', () => {
-    const empty = new Table({ tensor: vectorFromArray([] as number[]) });
+    const empty = new Table({ tensor: vectorFromArray([] as number[], new Float32()) });
     expect(
       codeOf(() => decodeInferenceBody('application/vnd.apache.arrow.file', tableToIPC(empty, 'file'))),
     ).toBe('invalid_inference_input');

@@ -1,7 +1,8 @@
 import { tableFromIPC } from 'apache-arrow';
 import type { Table } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
+import { checkArrowIpc } from './decode/check-arrow-ipc.js';
 
 /** A decoded inference request: an Arrow table, or pandas-records style plain objects. */
 export type InferenceInput = { kind: 'arrow'; table: Table } | { kind: 'records'; records: unknown[] };
@@ -48,26 +49,63 @@ export function decodeInferenceBody(contentType: string, body: Buffer | Uint8Arr
     );
   }
   if (format === 'json') return { kind: 'records', records: parseRecords(body) };
+  return { kind: 'arrow', table: decodeArrowTable(body) };
+}
+
+/**
+ * Benchmarks only: a body decoded on the calling thread the way it was before the hostile-input
+ * checks (JSON parsed here whatever its size, Arrow read by apache-arrow with no framing check
+ * and no deadline). A corrupt Arrow body can hang the calling thread; servers use the decode
+ * pool unless `QUOLL_BENCH_INPUT_CHECKS=off`.
+ */
+export const UNCHECKED_BODY_DECODER = {
+  decode(contentType: string, body: Uint8Array): Promise<InferenceInput> {
+    try {
+      const format = formatOfMediaType(contentType);
+      if (format === null || format === 'json')
+        return Promise.resolve(decodeInferenceBody(contentType, body));
+      return Promise.resolve({ kind: 'arrow', table: tableFromIPC(body) });
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  },
+} as const;
+
+/**
+ * Decodes an Arrow IPC file or stream after vetting its framing ({@link checkArrowIpc}), so
+ * corrupt lengths and counts are refused before apache-arrow reads them. Runs on the calling
+ * thread: the server calls it only inside its decode workers (a decode that still runs away
+ * is abandoned there).
+ * @throws ApiError `invalid_inference_input` (or `non_numeric_value` for a column type Quoll cannot feed)
+ */
+export function decodeArrowTable(body: Uint8Array): Table {
+  const summary = checkArrowIpc(body);
   let table: Table;
   try {
     table = tableFromIPC(body);
-  } catch (error) {
+  } catch {
     throw new ApiError(
       'invalid_inference_input',
-      `The body is not readable Arrow IPC (${(error as Error).message}); send an Arrow IPC ${format === 'arrow-file' ? 'file' : 'stream'}.`,
+      `The body is not readable Arrow IPC; send an Arrow IPC ${summary.layout}.`,
     );
   }
-  if (table.numCols === 0)
+  if (table.numRows !== summary.rows || table.numCols !== summary.columns.length) {
     throw new ApiError(
       'invalid_inference_input',
-      'The Arrow table has no columns; send at least one tensor column.',
+      `The body is not readable Arrow IPC: it decodes to ${table.numRows} rows where its framing holds ${summary.rows}.`,
     );
+  }
   if (table.numRows === 0)
     throw new ApiError('invalid_inference_input', 'The Arrow table has no rows; send at least one row.');
-  return { kind: 'arrow', table };
+  return table;
 }
 
-function parseRecords(body: Buffer | Uint8Array): unknown[] {
+/**
+ * Parses a JSON inference body into records (an array of records, or one object of
+ * equal-length columns).
+ * @throws ApiError `invalid_inference_input`
+ */
+export function parseRecords(body: Uint8Array): unknown[] {
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8'));

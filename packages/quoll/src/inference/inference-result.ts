@@ -45,6 +45,8 @@ export class InferenceResult {
   readonly outputs: readonly WireTensor[];
   readonly #input: InferenceInput;
   readonly #columns: readonly string[];
+  /** Built once: the answer (Arrow formats) and the log rows share it. */
+  #table: Table | null = null;
 
   constructor(
     input: InferenceInput,
@@ -64,9 +66,14 @@ export class InferenceResult {
    * The result as an Arrow table; Arrow input columns are reused as they are. The schema (and
    * every Field and type in it) is shared by all results with the same columns, shapes and
    * element types, so per request only the column data is built — and consumers that key
-   * work by schema object (the log writer's schema id) see one schema.
+   * work by schema object (the log writer's schema id) see one schema. Built once per result.
    */
   toArrowTable(): Table {
+    this.#table ??= this.#buildArrowTable();
+    return this.#table;
+  }
+
+  #buildArrowTable(): Table {
     const input = this.#input;
     // One result batch per input batch, so `in.*` columns are reused chunk for chunk.
     const chunks: { length: number; inputs: Data[] }[] = [];

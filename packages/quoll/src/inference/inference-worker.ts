@@ -1,7 +1,8 @@
 /**
- * The inference worker: a worker_threads entry that holds one onnxruntime session per
- * pipeline step and runs requests one after another, so the server's event loop never
- * runs a model. Importing this file outside a worker does nothing.
+ * The inference worker: a worker_threads entry of the server's shared pool. It holds one
+ * onnxruntime session per model (by SHA), shared by every pipeline plan that uses the model,
+ * and runs requests one after another, so the server's event loop never runs a model.
+ * Importing this file outside a worker does nothing.
  */
 import { parentPort } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
@@ -26,7 +27,10 @@ class StepError extends Error {
 }
 
 const port = parentPort;
-let steps: LoadedStep[] = [];
+/** Sessions by model SHA. */
+const sessions = new Map<string, ort.InferenceSession>();
+/** Pipeline plans by key. */
+const plans = new Map<string, WorkerStepSpec[]>();
 // Requests run strictly one at a time: onnxruntime already uses the core, and overlapping
 // runs would only make each request slower.
 let queue: Promise<void> = Promise.resolve();
@@ -57,13 +61,30 @@ async function handle(message: ParentMessage): Promise<void> {
     return;
   }
   switch (message.type) {
-    case 'load':
+    case 'load-model':
       try {
-        steps = await loadSteps(message.steps, message.threads);
-        reply({ v, type: 'loaded', id: message.id });
+        if (!sessions.has(message.sha))
+          sessions.set(message.sha, await createSession(message.path, message.threads));
+        reply({ v, type: 'done', id: message.id });
       } catch (error) {
-        reply({ v, type: 'failed', id: message.id, stage: 'load', ...describe(error) });
+        const reason = error instanceof Error ? error.message : String(error);
+        reply({ v, type: 'failed', id: message.id, stage: 'load', message: `${message.label}: ${reason}` });
       }
+      return;
+    case 'unload-model': {
+      const session = sessions.get(message.sha);
+      sessions.delete(message.sha);
+      await session?.release();
+      reply({ v, type: 'done', id: message.id });
+      return;
+    }
+    case 'plan':
+      plans.set(message.plan, message.steps);
+      reply({ v, type: 'done', id: message.id });
+      return;
+    case 'forget-plan':
+      plans.delete(message.plan);
+      reply({ v, type: 'done', id: message.id });
       return;
     case 'validate':
       try {
@@ -76,13 +97,24 @@ async function handle(message: ParentMessage): Promise<void> {
       return;
     case 'infer':
       try {
-        const outputs = await runPipeline(message.feeds, message.rows);
+        const outputs = await runPipeline(stepsOf(message.plan), message.feeds, message.rows);
         reply({ v, type: 'result', id: message.id, outputs }, transferList(outputs));
       } catch (error) {
         reply({ v, type: 'failed', id: message.id, stage: 'infer', ...describe(error) });
       }
       return;
   }
+}
+
+/** The plan's steps with their sessions; the parent loads every model before it sends a run. */
+function stepsOf(plan: string): LoadedStep[] {
+  const specs = plans.get(plan);
+  if (!specs) throw new Error(`the worker has no pipeline plan "${plan}"`);
+  return specs.map((spec, index) => {
+    const session = sessions.get(spec.sha);
+    if (!session) throw new StepError(index, `${spec.label}: the model is not loaded in this worker`);
+    return { spec, session };
+  });
 }
 
 function describe(error: unknown): { message: string; step?: number } {
@@ -102,20 +134,7 @@ function createSession(model: string | Uint8Array, threads: number): Promise<ort
     : ort.InferenceSession.create(model, options);
 }
 
-async function loadSteps(specs: WorkerStepSpec[], threads: number): Promise<LoadedStep[]> {
-  const loaded: LoadedStep[] = [];
-  for (const [index, spec] of specs.entries()) {
-    try {
-      loaded.push({ spec, session: await createSession(spec.path, threads) });
-    } catch (error) {
-      await Promise.all(loaded.map((step) => step.session.release()));
-      throw new StepError(index, `${spec.label}: ${error instanceof Error ? error.message : String(error)}`);
-    }
-  }
-  return loaded;
-}
-
-async function runPipeline(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+async function runPipeline(steps: LoadedStep[], feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
   let current = feeds;
   for (const [index, step] of steps.entries()) {
     const inputs = index === 0 ? current : chainFeeds(step.spec, current, rows);

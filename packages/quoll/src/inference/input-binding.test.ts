@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Field, Float64, List, Table, vectorFromArray } from 'apache-arrow';
 import type { TensorInfoDto } from '@quoll/client/wire';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import { makeArrowTensorTable } from '../../../../test/support/synthetic-data.js';
 import { bindColumns, buildFeeds } from './input-binding.js';
 
@@ -154,11 +154,74 @@ describe('buildFeeds', () => {
       apiError(() =>
         buildFeeds({ kind: 'records', records: [{ x: [Number.NaN] }] }, [{ column: 'x', input }]),
       ).code,
-    ).toBe('non_numeric_value');
+    ).toBe('invalid_inference_input');
     const missing = apiError(() =>
       buildFeeds({ kind: 'records', records: [{ x: [1] }, {}] }, [{ column: 'x', input }]),
     );
     expect(missing.code).toBe('non_numeric_value');
     expect(missing.details).toMatchObject({ column: 'x', row: 1 });
+  });
+});
+
+describe('strict numbers', () => {
+  const records = (values: unknown[]): { kind: 'records'; records: unknown[] } => ({
+    kind: 'records',
+    records: values.map((x) => ({ x: [1, x] })),
+  });
+  const feed = (input: TensorInfoDto, values: unknown[]): unknown =>
+    buildFeeds(records(values), [{ column: 'x', input }]);
+  const f32: TensorInfoDto = { name: 'in', type: 'float32', shape: [null, 2] };
+
+  it.each([
+    ['a boolean', true, f32],
+    ['Infinity (1e999 in JSON)', Infinity, f32],
+    ['NaN', NaN, f32],
+    ['a float32 overflow', 1e39, f32],
+    ['an int8 overflow', 128, { name: 'in', type: 'int8', shape: [null, 2] }],
+    ['a negative uint32', -1, { name: 'in', type: 'uint32', shape: [null, 2] }],
+    ['an int32 overflow', 2 ** 31, { name: 'in', type: 'int32', shape: [null, 2] }],
+    ['an int64 overflow', 2 ** 64, { name: 'in', type: 'int64', shape: [null, 2] }],
+  ] as [string, unknown, TensorInfoDto][])(
+    'refuses %s with invalid_inference_input naming the column and row',
+    (_what, value, input) => {
+      const error = apiError(() => feed(input, [0, value]));
+      expect(error.code).toBe('invalid_inference_input');
+      expect(error.message).toContain('Column "x" row 1');
+      expect(error.details).toMatchObject({ column: 'x', row: 1 });
+    },
+  );
+
+  it('accepts the edges of each range and truncates fractions into integer inputs', () => {
+    expect(feed(f32, [3.4028234663852886e38, -3.4028234663852886e38])).toBeDefined();
+    const ints = feed({ name: 'in', type: 'int8', shape: [null, 2] }, [127, -128.9]) as { data: Int8Array }[];
+    expect(Array.from(ints[0]!.data)).toEqual([1, 127, 1, -128]);
+  });
+
+  it('refuses NaN and Infinity inside Arrow float columns, naming the row', () => {
+    const values = new Float32Array(18 * 3).fill(1);
+    values[18 * 2 + 5] = Infinity;
+    const table = makeArrowTensorTable(values, 18);
+    const error = apiError(() =>
+      buildFeeds({ kind: 'arrow', table }, [{ column: 'tensor', input: tensor18 }]),
+    );
+    expect(error.code).toBe('invalid_inference_input');
+    expect(error.details).toMatchObject({ column: 'tensor', row: 2 });
+  });
+
+  it('refuses Arrow float64 values a float32 input cannot hold', () => {
+    const table = new Table({ v: vectorFromArray([1, 2, 1e300], new Float64()) });
+    const input: TensorInfoDto = { name: 'in', type: 'float32', shape: [null] };
+    const error = apiError(() => buildFeeds({ kind: 'arrow', table }, [{ column: 'v', input }]));
+    expect(error.code).toBe('invalid_inference_input');
+    expect(error.details).toMatchObject({ column: 'v', row: 2 });
+  });
+
+  it('refuses rows nested deeper than 32 levels instead of recursing', () => {
+    let deep: unknown = 1;
+    for (let i = 0; i < 100_000; i++) deep = [deep];
+    const error = apiError(() =>
+      buildFeeds({ kind: 'records', records: [{ x: deep }] }, [{ column: 'x', input: f32 }]),
+    );
+    expect(error.code).toBe('invalid_tensor_shape');
   });
 });

@@ -1,9 +1,10 @@
 import { Type } from 'apache-arrow';
 import type { Data, DataType, Table, Vector } from 'apache-arrow';
 import type { TensorInfoDto } from '@quoll/client/wire';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import type { InferenceInput } from './inference-input.js';
-import { allocateNumeric, sameArrayType } from './tensor-data.js';
+import { MAX_ROW_RANK } from './decode/records-to-table.js';
+import { allocateNumeric, ELEMENT_RANGES, firstNonFinite, sameArrayType } from './tensor-data.js';
 import type { NumericSink, TensorData, WireTensor } from './tensor-data.js';
 
 /** Which request column feeds which model input of the first step. */
@@ -246,7 +247,7 @@ function arrowFeed(table: Table, binding: ColumnBinding): WireTensor {
     name: input.name,
     type: input.type,
     dims: feedDims(rows, declared, rowShape),
-    data: castInto(parts, input, rows * width, column),
+    data: castInto(parts, input, rows * width, column, width),
   };
 }
 
@@ -298,24 +299,65 @@ function firstNull(data: Data): number {
   return 0;
 }
 
-/** One copy of all chunks into a fresh array of the input's type (a plain copy when types already match). */
-function castInto(parts: TensorData[], input: TensorInfoDto, length: number, column: string): TensorData {
+/**
+ * One copy of all chunks into a fresh array of the input's type (a plain copy when types
+ * already match), refusing NaN, ±Infinity and values the input's type cannot hold.
+ */
+function castInto(
+  parts: TensorData[],
+  input: TensorInfoDto,
+  length: number,
+  column: string,
+  width: number,
+): TensorData {
   const first = parts[0];
-  if (parts.length === 1 && first && sameArrayType(first, input.type)) return (first as Float32Array).slice();
+  if (parts.length === 1 && first && sameArrayType(first, input.type)) {
+    if (first instanceof Float32Array || first instanceof Float64Array) {
+      const bad = firstNonFinite(first);
+      if (bad !== -1) throw unrepresentable(column, Math.floor(bad / width), first[bad]!, input);
+    }
+    return (first as Float32Array).slice();
+  }
   const sink = allocateNumeric(input.type, length, column);
   let offset = 0;
   for (const part of parts) {
     if (sameArrayType(part, input.type)) {
+      if (part instanceof Float32Array || part instanceof Float64Array) {
+        const bad = firstNonFinite(part);
+        if (bad !== -1) throw unrepresentable(column, Math.floor((offset + bad) / width), part[bad]!, input);
+      }
       (sink.data as Float32Array).set(part as Float32Array, offset);
     } else {
       const numbers = part as Exclude<TensorData, string[]>;
       for (let i = 0; i < numbers.length; i++) {
-        if (!sink.set(offset + i, Number(numbers[i]))) throw nonNumeric(column, 0, numbers[i]);
+        const value = Number(numbers[i]);
+        if (!sink.set(offset + i, value))
+          throw unrepresentable(column, Math.floor((offset + i) / width), value, input);
       }
     }
     offset += part.length;
   }
   return sink.data;
+}
+
+/**
+ * `invalid_inference_input` for a number the model input cannot take: NaN, ±Infinity, or
+ * beyond the range of its element type (float32 overflow, integer ranges).
+ */
+function unrepresentable(column: string, row: number, value: number, input: TensorInfoDto): ApiError {
+  if (!Number.isFinite(value)) {
+    return new ApiError(
+      'invalid_inference_input',
+      `Column "${column}" row ${row} holds ${String(value)}; send finite numbers.`,
+      { column, row },
+    );
+  }
+  const range = ELEMENT_RANGES[input.type];
+  return new ApiError(
+    'invalid_inference_input',
+    `Column "${column}" row ${row} holds ${value}, which model input "${input.name}" (${input.type}) cannot hold${range ? `; send values from ${range[0]} to ${range[1]}` : ''}.`,
+    { column, row, input: input.name, type: input.type },
+  );
 }
 
 // ---------------------------------------------------------------- records
@@ -337,6 +379,12 @@ function jsonShape(value: unknown): number[] {
   const shape: number[] = [];
   let current = value;
   while (Array.isArray(current)) {
+    if (shape.length >= MAX_ROW_RANK) {
+      throw new ApiError(
+        'invalid_tensor_shape',
+        `A value nests arrays more than ${MAX_ROW_RANK} levels deep; send at most ${MAX_ROW_RANK} dimensions per row.`,
+      );
+    }
     shape.push(current.length);
     current = current[0];
   }
@@ -366,10 +414,10 @@ function recordsFeed(records: Record<string, unknown>[], binding: ColumnBinding)
         throw shapeError(column, input, declared ?? rowShape, jsonShape(value), row);
       for (let i = 0; i < width; i++) {
         const item: unknown = value[i];
-        if (!writeNumber(sink, offset + i, item)) throw nonNumeric(column, row, item);
+        if (!writeNumber(sink, offset + i, item, column, row, input)) throw nonNumeric(column, row, item);
       }
     } else if (rowShape.length === 0) {
-      if (!writeNumber(sink, offset, value)) throw nonNumeric(column, row, value);
+      if (!writeNumber(sink, offset, value, column, row, input)) throw nonNumeric(column, row, value);
     } else {
       writeNested(sink, offset, value, rowShape, 0, column, input, declared, row);
     }
@@ -377,9 +425,26 @@ function recordsFeed(records: Record<string, unknown>[], binding: ColumnBinding)
   return { name: input.name, type: input.type, dims: feedDims(rows, declared, rowShape), data: sink.data };
 }
 
-function writeNumber(sink: NumericSink, index: number, value: unknown): boolean {
-  if (typeof value === 'number') return sink.set(index, value);
-  if (typeof value === 'boolean') return sink.set(index, value ? 1 : 0);
+/** Writes one JSON value; false when it is not a number (the caller names it), throws when the input cannot hold it. */
+function writeNumber(
+  sink: NumericSink,
+  index: number,
+  value: unknown,
+  column: string,
+  row: number,
+  input: TensorInfoDto,
+): boolean {
+  if (typeof value === 'number') {
+    if (!sink.set(index, value)) throw unrepresentable(column, row, value, input);
+    return true;
+  }
+  if (typeof value === 'boolean') {
+    throw new ApiError(
+      'invalid_inference_input',
+      `Column "${column}" row ${row} holds the boolean ${String(value)} where a number is expected; send 1 or 0.`,
+      { column, row },
+    );
+  }
   return false;
 }
 
@@ -395,7 +460,7 @@ function writeNested(
   row: number,
 ): number {
   if (level === shape.length) {
-    if (!writeNumber(sink, offset, value)) throw nonNumeric(column, row, value);
+    if (!writeNumber(sink, offset, value, column, row, input)) throw nonNumeric(column, row, value);
     return offset + 1;
   }
   if (!Array.isArray(value)) {

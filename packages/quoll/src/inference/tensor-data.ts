@@ -1,5 +1,5 @@
 import type { TensorElementType } from '@quoll/client/wire';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 
 /** The flat, row-major values of a tensor, in the array type onnxruntime uses for its element type. */
 export type TensorData =
@@ -26,51 +26,80 @@ export interface WireTensor {
 /** A numeric array we can write numbers into, with how to convert one number. */
 export interface NumericSink {
   data: Exclude<TensorData, string[]>;
-  /** Writes `value` at `index`, converting it to the element type; false when it cannot be (NaN into an int64). */
+  /**
+   * Writes `value` at `index`, converting it to the element type; false (nothing written) when
+   * the type cannot hold it: non-finite values, values beyond float32's range, integers outside
+   * the integer type's range (after truncation).
+   */
   set(index: number, value: number): boolean;
 }
 
+/** The largest finite float32. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** The values each numeric element type holds (integers after truncation toward zero). */
+export const ELEMENT_RANGES: Readonly<Partial<Record<TensorElementType, readonly [number, number]>>> = {
+  float32: [-FLOAT32_MAX, FLOAT32_MAX],
+  float64: [-Number.MAX_VALUE, Number.MAX_VALUE],
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+  // Numbers beyond 2^63 cannot be exact; the largest doubles below the limits are the bounds.
+  int64: [-9223372036854775808, 9223372036854774784],
+  uint8: [0, 255],
+  bool: [0, 1],
+  uint16: [0, 65535],
+  uint32: [0, 4294967295],
+  uint64: [0, 18446744073709549568],
+};
+
 /**
  * Allocates `length` elements for `type` and a setter that casts numbers the way numpy's
- * `astype` does (truncation for integers). float16 and string inputs cannot be fed from numbers.
+ * `astype` does (truncation for integers), refusing what the type cannot hold (see
+ * {@link NumericSink.set}). float16 and string inputs cannot be fed from numbers.
  */
 export function allocateNumeric(type: TensorElementType, length: number, column: string): NumericSink {
   switch (type) {
     case 'float32':
-      return plain(new Float32Array(length));
+      return ranged(new Float32Array(length), -FLOAT32_MAX, FLOAT32_MAX, false);
     case 'float64':
-      return plain(new Float64Array(length));
+      return ranged(new Float64Array(length), -Number.MAX_VALUE, Number.MAX_VALUE, false);
     case 'int8':
-      return plain(new Int8Array(length));
+      return ranged(new Int8Array(length), -128, 127, true);
     case 'int16':
-      return plain(new Int16Array(length));
+      return ranged(new Int16Array(length), -32768, 32767, true);
     case 'int32':
-      return plain(new Int32Array(length));
+      return ranged(new Int32Array(length), -2147483648, 2147483647, true);
     case 'uint8':
+      return ranged(new Uint8Array(length), 0, 255, true);
     case 'bool':
-      return plain(new Uint8Array(length));
+      return ranged(new Uint8Array(length), 0, 1, true);
     case 'uint16':
-      return plain(new Uint16Array(length));
+      return ranged(new Uint16Array(length), 0, 65535, true);
     case 'uint32':
-      return plain(new Uint32Array(length));
+      return ranged(new Uint32Array(length), 0, 4294967295, true);
     case 'int64': {
       const data = new BigInt64Array(length);
+      const [min, max] = ELEMENT_RANGES.int64!;
       return {
         data,
         set(index, value) {
-          if (!Number.isFinite(value)) return false;
-          data[index] = BigInt(Math.trunc(value));
+          const whole = Math.trunc(value);
+          if (!(whole >= min && whole <= max)) return false;
+          data[index] = BigInt(whole);
           return true;
         },
       };
     }
     case 'uint64': {
       const data = new BigUint64Array(length);
+      const [min, max] = ELEMENT_RANGES.uint64!;
       return {
         data,
         set(index, value) {
-          if (!Number.isFinite(value) || value < 0) return false;
-          data[index] = BigInt(Math.trunc(value));
+          const whole = Math.trunc(value);
+          if (!(whole >= min && whole <= max)) return false;
+          data[index] = BigInt(whole);
           return true;
         },
       };
@@ -85,14 +114,39 @@ export function allocateNumeric(type: TensorElementType, length: number, column:
   }
 }
 
-function plain(data: Exclude<TensorData, string[] | BigInt64Array | BigUint64Array>): NumericSink {
-  return {
-    data,
-    set(index, value) {
-      data[index] = value;
-      return true;
-    },
-  };
+function ranged(
+  data: Exclude<TensorData, string[] | BigInt64Array | BigUint64Array>,
+  min: number,
+  max: number,
+  integer: boolean,
+): NumericSink {
+  return integer
+    ? {
+        data,
+        set(index, value) {
+          const whole = Math.trunc(value);
+          if (!(whole >= min && whole <= max)) return false;
+          data[index] = whole;
+          return true;
+        },
+      }
+    : {
+        data,
+        set(index, value) {
+          if (!(value >= min && value <= max)) return false;
+          data[index] = value;
+          return true;
+        },
+      };
+}
+
+/** The index of the first NaN or ±Infinity of a float array, or -1 when every value is finite. */
+export function firstNonFinite(data: Float32Array | Float64Array): number {
+  for (let i = 0; i < data.length; i++) {
+    const value = data[i]!;
+    if (value - value !== 0) return i;
+  }
+  return -1;
 }
 
 /** Whether two element types share one JavaScript array type (so values can be copied as-is). */
@@ -137,9 +191,17 @@ export function castTensorData(data: TensorData, type: TensorElementType, name: 
       `Step output "${name}" is a string tensor but the next step expects ${type}.`,
     );
   }
-  const sink = allocateNumeric(type, data.length, name);
-  for (let i = 0; i < data.length; i++) sink.set(i, Number(data[i]));
-  return sink.data;
+  // Between steps values convert as numpy's astype does (wrapping, infinities), unchecked.
+  const out = new (arrayTypeOf(type))(data.length);
+  if (out instanceof BigInt64Array || out instanceof BigUint64Array) {
+    for (let i = 0; i < data.length; i++) {
+      const value = Number(data[i]);
+      out[i] = Number.isFinite(value) ? BigInt(Math.trunc(value)) : 0n;
+    }
+  } else {
+    for (let i = 0; i < data.length; i++) out[i] = Number(data[i]);
+  }
+  return out;
 }
 
 /** The transferable buffers of some tensors, so postMessage moves them instead of copying. */
@@ -183,4 +245,34 @@ export function concatTensorData(parts: readonly TensorData[]): TensorData {
     offset += part.length;
   }
   return out;
+}
+
+/** The typed-array constructor onnxruntime uses for a numeric element type. */
+function arrayTypeOf(type: TensorElementType): new (length: number) => Exclude<TensorData, string[]> {
+  switch (type) {
+    case 'float32':
+      return Float32Array;
+    case 'float64':
+      return Float64Array;
+    case 'int8':
+      return Int8Array;
+    case 'int16':
+      return Int16Array;
+    case 'int32':
+      return Int32Array;
+    case 'int64':
+      return BigInt64Array;
+    case 'uint8':
+    case 'bool':
+      return Uint8Array;
+    case 'uint16':
+      return Uint16Array;
+    case 'uint32':
+      return Uint32Array;
+    case 'uint64':
+      return BigUint64Array;
+    case 'float16':
+    case 'string':
+      throw new ApiError('inference_failed', `A step input of type ${type} cannot be fed from numbers.`);
+  }
 }

@@ -27,7 +27,8 @@ interface Pending {
 
 /**
  * One inference worker thread and its in-flight requests. Requests are matched to answers
- * by id; `inFlight` lets the pool pick the least busy worker.
+ * by id; `inFlight` lets the pool pick the least busy worker. Control messages (load, plan)
+ * count as in flight too.
  */
 export class WorkerHandle {
   readonly #worker: Worker;
@@ -70,9 +71,27 @@ export class WorkerHandle {
     return this.#pending.size;
   }
 
-  /** Loads the pipeline's sessions; rejects with a {@link WorkerFailure} naming the step. */
-  async load(steps: WorkerStepSpec[], threads: number): Promise<void> {
-    await this.#request({ v: WORKER_PROTOCOL_VERSION, type: 'load', id: 0, steps, threads }, []);
+  /** Creates a model's session (once per SHA); rejects with a {@link WorkerFailure} (stage `load`). */
+  async loadModel(sha: string, path: string, label: string, threads: number): Promise<void> {
+    await this.#request(
+      { v: WORKER_PROTOCOL_VERSION, type: 'load-model', id: 0, sha, path, label, threads },
+      [],
+    );
+  }
+
+  /** Releases a model's session (after every run sent before). */
+  async unloadModel(sha: string): Promise<void> {
+    await this.#request({ v: WORKER_PROTOCOL_VERSION, type: 'unload-model', id: 0, sha }, []);
+  }
+
+  /** Remembers a pipeline's steps under `plan`, for `infer`. */
+  async plan(plan: string, steps: WorkerStepSpec[]): Promise<void> {
+    await this.#request({ v: WORKER_PROTOCOL_VERSION, type: 'plan', id: 0, plan, steps }, []);
+  }
+
+  /** Forgets a pipeline plan (after every run sent before). */
+  async forgetPlan(plan: string): Promise<void> {
+    await this.#request({ v: WORKER_PROTOCOL_VERSION, type: 'forget-plan', id: 0, plan }, []);
   }
 
   /** Checks that onnxruntime can create a session from a file path or bytes. */
@@ -80,11 +99,11 @@ export class WorkerHandle {
     await this.#request({ v: WORKER_PROTOCOL_VERSION, type: 'validate', id: 0, model }, []);
   }
 
-  /** Runs the loaded pipeline; the feeds' buffers are transferred (unusable afterwards). */
-  infer(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+  /** Runs a pipeline plan whose models are loaded; the feeds' buffers are transferred (unusable afterwards). */
+  infer(plan: string, feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
     // The hot path: one promise per run, no async wrapper.
     return this.#request(
-      { v: WORKER_PROTOCOL_VERSION, type: 'infer', id: 0, rows, feeds },
+      { v: WORKER_PROTOCOL_VERSION, type: 'infer', id: 0, plan, rows, feeds },
       transferList(feeds),
     ).then((answer) => {
       if (answer.type !== 'result')

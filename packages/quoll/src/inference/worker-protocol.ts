@@ -6,12 +6,14 @@ import type { WireTensor } from './tensor-data.js';
  * Both sides import this file; a message with another `v` is refused, so a stale worker
  * script cannot silently misread a newer parent.
  */
-export const WORKER_PROTOCOL_VERSION = 1;
+export const WORKER_PROTOCOL_VERSION = 2;
 
-/** One model step as a worker loads it. */
+/** One model step of a pipeline plan, as a worker runs it. */
 export interface WorkerStepSpec {
   /** Model name and version, for error messages. */
   label: string;
+  /** SHA-256 of the model: the session the step runs (loaded once per worker, shared by pipelines). */
+  sha: string;
   /** Path of the ONNX file on disk. */
   path: string;
   /** Declared inputs, in model order (element types decide casts between steps). */
@@ -25,15 +27,40 @@ export interface WorkerStepSpec {
   single: boolean;
 }
 
-/** Parent → worker. */
+/**
+ * Parent → worker. Messages are handled strictly in order, so a `load-model` sent before an
+ * `infer` is done before it, and an `unload-model` sent after one waits for it.
+ */
 export type ParentMessage =
-  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'load'; id: number; steps: WorkerStepSpec[]; threads: number }
+  /** Creates the session of a model (by SHA) unless it is already loaded. */
+  | {
+      v: typeof WORKER_PROTOCOL_VERSION;
+      type: 'load-model';
+      id: number;
+      sha: string;
+      path: string;
+      label: string;
+      threads: number;
+    }
+  /** Releases the session of a model (a no-op when it is not loaded). */
+  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'unload-model'; id: number; sha: string }
+  /** Remembers a pipeline's steps under `plan`; its models must be loaded before it runs. */
+  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'plan'; id: number; plan: string; steps: WorkerStepSpec[] }
+  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'forget-plan'; id: number; plan: string }
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'validate'; id: number; model: string | Uint8Array }
-  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'infer'; id: number; rows: number; feeds: WireTensor[] };
+  | {
+      v: typeof WORKER_PROTOCOL_VERSION;
+      type: 'infer';
+      id: number;
+      plan: string;
+      rows: number;
+      feeds: WireTensor[];
+    };
 
 /** Worker → parent. Every message answers the request with the same `id`. */
 export type WorkerMessage =
-  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'loaded'; id: number }
+  /** Answers `load-model`, `unload-model`, `plan` and `forget-plan`. */
+  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'done'; id: number }
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'validated'; id: number }
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'result'; id: number; outputs: WireTensor[] }
   | {

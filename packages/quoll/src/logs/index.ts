@@ -1,6 +1,21 @@
 export { InferenceLogStore } from './inference-log-store.js';
 export type { InferenceLogStoreOptions, InferenceLogStoreState } from './inference-log-store.js';
+export type { InferenceLogs } from './inference-logs.js';
+export { checkLogBatch, clampLogTime } from './log-batch-checks.js';
+export { admitLogRows, logStoreClosedError, logStoreUnavailableError } from './log-append-rules.js';
+export { LogAppendQueue } from './log-append-queue.js';
+export type { QueuedAppend } from './log-append-queue.js';
+export { ArrowMessageEncoder } from './arrow-message-encoder.js';
+export {
+  coalesceLogBatches,
+  COALESCE_BELOW_ROWS,
+  COALESCE_MAX_BYTES,
+  COALESCE_MAX_ROWS,
+} from './coalesce-log-batches.js';
+export { timeValues } from './segment-file.js';
 export { DEFAULT_LOG_LIMIT, DEFAULT_LOG_PAGE_BYTES, planLogQuery } from './query-log-page.js';
+export { LogPageBuilder, searchTimes } from './log-page-builder.js';
+export type { OfferResult, StoredBatchPosition } from './log-page-builder.js';
 export type { LogPage, LogQuery, LogQueryPlan } from './query-log-page.js';
 export type { LogRecoveryReport } from './recover-log-segments.js';
 export type {

@@ -29,6 +29,8 @@ import {
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { systemClock } from '../clock/index.js';
+import type { Clock, TimerHandle } from '../clock/index.js';
 import { SqliteLogSegmentIndex } from '../store/sqlite/sqlite-log-segment-index.js';
 import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
 import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
@@ -145,6 +147,11 @@ async function appendRows(
 }
 
 const T0 = 1_700_000_000_000;
+
+/** This process's OS threads (Linux). */
+function osThreads(): number {
+  return readdirSync('/proc/self/task').length;
+}
 
 function ids(page: LogPage): number[] {
   const col = page.table.getChild('out.variable');
@@ -384,17 +391,42 @@ describe('InferenceLogStore writing', () => {
     expect(all.flat()).toEqual(range(0, 500));
   });
 
-  it('stop() writes everything queued, seals the segments, ends the loop and leaves no timer', async () => {
-    const timersBefore = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
-    const store = await openStore({ syncIntervalMs: 10_000 });
-    const pending = range(0, 20).map((i) => store.append(1, rows([i], [T0 + i])));
+  it('stop() writes everything queued, seals the segments, ends the writer thread and leaves no timer', async () => {
+    // The store's own timers, counted through its clock (process-wide counts also see timers
+    // that earlier tests left to run out, which a loaded machine keeps alive longer).
+    const pending = new Set<TimerHandle>();
+    const clock: Clock = {
+      now: () => systemClock.now(),
+      setTimeout: (fn, ms) => {
+        const handle = systemClock.setTimeout(() => {
+          pending.delete(handle);
+          fn();
+        }, ms);
+        pending.add(handle);
+        return handle;
+      },
+      clearTimeout: (handle) => {
+        pending.delete(handle);
+        systemClock.clearTimeout(handle);
+      },
+    };
+    // A first store warms up what a process starts once (libuv's pool), so the count of this
+    // process's OS threads before and after the second one shows its writer thread alone.
+    await (await openStore()).stop();
+    const threadsBefore = osThreads();
+    const store = await openStore({ syncIntervalMs: 10_000, clock });
+    expect(store.writerThreadId).not.toBeNull();
+    expect(osThreads()).toBeGreaterThan(threadsBefore);
+    const appends = range(0, 20).map((i) => store.append(1, rows([i], [T0 + i])));
     await store.stop();
-    await Promise.all(pending);
+    await Promise.all(appends);
     expect(store.state).toBe('stopped');
+    expect(store.writerThreadId).toBeNull();
+    await vi.waitFor(() => expect(osThreads()).toBe(threadsBefore));
     await expect(store.append(1, rows([99], [T0 + 99]))).rejects.toMatchObject({ code: 'shutting_down' });
     await store.flush();
     await store.stop();
-    expect(process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length).toBe(timersBefore);
+    expect(pending.size).toBe(0);
     const segs = await index.listSegments(1, 'asc');
     expect(segs.map((s) => [s.rows, s.sealed])).toEqual([[20, true]]);
     // A sealed segment is a complete Arrow IPC stream on its own.
@@ -600,5 +632,52 @@ describe('InferenceLogStore write failures', () => {
     expect(store.state).toBe('failed');
     expect(failures.at(-1)).toBeNull();
     await expect(store.append(5, rows([99], [T0]))).rejects.toMatchObject({ code: 'internal_error' });
+  });
+});
+
+describe('InferenceLogStore writer thread', () => {
+  it('a writer thread that dies is reported and restarted, shows retrying meanwhile, and no appended row is lost', async () => {
+    const failures: { message: string; retryInMs: number | null }[] = [];
+    const store = await openStore({
+      retryDelayMs: 20,
+      onError: (err, retry) => failures.push({ message: err.message, retryInMs: retry.retryInMs }),
+    });
+    await appendRows(store, 1, 0, 100);
+    const first = store.writerThreadId;
+    // Rows the writer may or may not have written when it dies: none may be lost.
+    for (let i = 100; i < 200; i += 10) {
+      const ids10 = range(i, 10);
+      await store.append(
+        1,
+        rows(
+          ids10,
+          ids10.map((id) => T0 + id * 10),
+        ),
+      );
+    }
+    await store.killWriterThread();
+    expect(store.state).toBe('retrying');
+    expect(store.lastError?.message).toMatch(/writer thread ended unexpectedly/);
+    expect(failures.at(-1)).toMatchObject({ retryInMs: 20 });
+    // Appends while it is down are queued, as during write failures.
+    await appendRows(store, 1, 200, 100);
+    await vi.waitFor(() => expect(store.state).toBe('open'), { timeout: 30_000 });
+    expect(store.writerThreadId).not.toBeNull();
+    expect(store.writerThreadId).not.toBe(first);
+    await store.flush();
+    const got = (await pageAll(store, 1, { start: T0, end: T0 + 10_000, limit: 123 })).flat();
+    expect(new Set(got)).toEqual(new Set(range(0, 300)));
+    // Rows confirmed before the crash are never written twice; unconfirmed ones at most twice.
+    expect(got.filter((id) => id < 100)).toEqual(range(0, 100));
+    expect(got.length).toBeLessThanOrEqual(400);
+    // A writer that dies with nothing unconfirmed comes back too, and takes rows again.
+    await store.killWriterThread();
+    expect(store.state).toBe('retrying');
+    await vi.waitFor(() => expect(store.state).toBe('open'), { timeout: 30_000 });
+    await appendRows(store, 1, 300, 10);
+    expect(ids(await store.query(1, { limit: 2 }))).toEqual([309, 308]);
+    await store.stop();
+    expect(store.state).toBe('stopped');
+    expect((await index.unsealedSegments()).length).toBe(0);
   });
 });

@@ -1,27 +1,23 @@
-import { mkdir, truncate } from 'node:fs/promises';
-import { Data, DataType, RecordBatch, Table, TimeUnit, makeData } from 'apache-arrow';
+import { mkdir } from 'node:fs/promises';
+import { Table } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
 import { systemClock } from '../clock/index.js';
 import type { Clock, TimerHandle } from '../clock/index.js';
-import { ApiError } from '../server/api-error.js';
-import { ArrowMessageEncoder } from './arrow-message-encoder.js';
-import {
-  COALESCE_BELOW_ROWS,
-  COALESCE_MAX_BYTES,
-  COALESCE_MAX_ROWS,
-  coalesceLogBatches,
-} from './coalesce-log-batches.js';
+import { ApiError } from '../errors/index.js';
 import { LogAppendQueue } from './log-append-queue.js';
 import type { QueuedAppend } from './log-append-queue.js';
+import { checkLogBatch } from './log-batch-checks.js';
+import { LogBatchPacker } from './log-batch-transfer.js';
 import { enforceLogRetention, removeOrphanSegmentFiles } from './log-segment-files.js';
 import type { LogFilesContext } from './log-segment-files.js';
 import type { LogSegmentIndex, LogSegmentUpdate } from './log-segment-index.js';
-import { OpenSegment } from './open-segment.js';
+import type { FromWriter, IndexMethod, LogWriterSettings, SegmentProgress } from './log-writer-protocol.js';
+import { LogWriterThread } from './log-writer-thread.js';
 import { queryLogPage } from './query-log-page.js';
 import type { LogPage, LogQuery } from './query-log-page.js';
 import { recoverLogSegments } from './recover-log-segments.js';
 import type { LogRecoveryReport } from './recover-log-segments.js';
-import { schemaIdOf } from './schema-id.js';
-import { segmentPath, sidecarPath, timeValues } from './segment-file.js';
+import { SegmentMirror } from './segment-mirror.js';
 import { SegmentReadCache } from './segment-read-cache.js';
 
 /** Options of {@link InferenceLogStore.open}. */
@@ -31,7 +27,8 @@ export interface InferenceLogStoreOptions {
   /** Where segments are indexed (e.g. `SqliteLogSegmentIndex`). */
   index: LogSegmentIndex;
   /**
-   * Time source for segment creation times and the sync timer.
+   * Time source of the owner's side: when appends began waiting for room, and the timer that
+   * refuses them while the writer fails. (The writer thread keeps its own system clock.)
    * @default systemClock
    */
   clock?: Clock;
@@ -43,7 +40,8 @@ export interface InferenceLogStoreOptions {
   /**
    * Longest time written rows wait for an fsync (and the index update that makes them
    * count as flushed). Rows reach the OS, and so survive a process crash, as soon as the
-   * writer takes them; this bounds what a power loss can take.
+   * writer thread has written them (it asks for rows whenever it is idle); this bounds what a
+   * power loss can take.
    * @default 200
    */
   syncIntervalMs?: number;
@@ -91,26 +89,21 @@ export interface InferenceLogStoreOptions {
    */
   stopAttempts?: number;
   /**
-   * Told about every failed write attempt: `retryInMs` is when the writer tries again, `null`
-   * when it gives up (only during `stop()`).
+   * Told about every failed write attempt, and about every unexpected end of the writer
+   * thread (it is restarted): `retryInMs` is when the writer tries again, `null` when it
+   * gives up (only during `stop()`).
    * @default prints to stderr
    */
   onError?: (error: Error, retry: { attempt: number; retryInMs: number | null }) => void;
 }
 
 /**
- * The writer's state: `open` takes appends; `retrying` after a write failure (appends are
- * still queued, the writer retries with backoff and returns to `open` once a write succeeds);
- * after `stop()` it is `stopped`, or `failed` when writes still failed at stop.
+ * The writer's state: `open` takes appends; `retrying` after a write failure or an unexpected
+ * end of the writer thread (appends are still queued, the writer retries with backoff, or is
+ * restarted, and returns to `open` once a write succeeds); after `stop()` it is `stopped`, or
+ * `failed` when writes still failed at stop.
  */
 export type InferenceLogStoreState = 'open' | 'retrying' | 'stopping' | 'stopped' | 'failed';
-
-interface PipelineWriteState {
-  nextSeq: number;
-  /** Latest `time` written, epoch ms as Int64. */
-  lastTime: bigint;
-  open: OpenSegment | null;
-}
 
 interface FlushWaiter {
   target: number;
@@ -140,111 +133,60 @@ const DEFAULTS = {
 } as const;
 
 /**
- * Returns the batch with its `time` column made non-decreasing and not below `after`
- * (each value raised to the running maximum), or the batch itself when it already is.
- * Queries binary-search on time, so the order must hold along the whole pipeline.
- */
-function clampTime(batch: RecordBatch, after: bigint): { batch: RecordBatch; last: bigint } {
-  const t = timeValues(batch);
-  let prev = after;
-  let ok = true;
-  for (let i = 0; i < t.length; i++) {
-    const v = t[i] as bigint;
-    if (v < prev) {
-      ok = false;
-      break;
-    }
-    prev = v;
-  }
-  if (ok) return { batch, last: prev };
-  const fixed = new BigInt64Array(t.length);
-  prev = after;
-  for (let i = 0; i < t.length; i++) {
-    const v = t[i] as bigint;
-    prev = v > prev ? v : prev;
-    fixed[i] = prev;
-  }
-  const col = batch.schema.fields.findIndex((f) => f.name === 'time');
-  const old = batch.data.children[col] as Data;
-  const children = batch.data.children.slice();
-  children[col] = new Data(old.type, 0, t.length, 0, [undefined, fixed]);
-  return {
-    batch: new RecordBatch(
-      batch.schema,
-      makeData({ type: batch.data.type, length: batch.numRows, nullCount: 0, children }),
-    ),
-    last: prev,
-  };
-}
-
-/** Checks that a batch can be logged; throws `ApiError('invalid_request')` naming what is wrong. */
-function checkBatch(batch: RecordBatch): void {
-  const field = batch.schema.fields.find((f) => f.name === 'time');
-  if (field === undefined || !DataType.isTimestamp(field.type) || field.type.unit !== TimeUnit.MILLISECOND) {
-    throw new ApiError(
-      'invalid_request',
-      `An inference log batch needs a "time" column of type Timestamp(ms); got ${field === undefined ? 'no such column' : String(field.type)}.`,
-      { columns: batch.schema.fields.map((f) => f.name) },
-    );
-  }
-  if ((batch.getChild('time')?.nullCount ?? 0) > 0) {
-    throw new ApiError(
-      'invalid_request',
-      'The "time" column of an inference log batch has nulls; every row needs a time.',
-    );
-  }
-  if (batch.schema.fields.some((f) => DataType.isDictionary(f.type))) {
-    throw new ApiError(
-      'invalid_request',
-      'Dictionary-encoded columns cannot be logged; decode them before appending.',
-      {
-        columns: batch.schema.fields.filter((f) => DataType.isDictionary(f.type)).map((f) => f.name),
-      },
-    );
-  }
-}
-
-/**
  * The durable, append-only inference log: per pipeline, a directory of Arrow IPC stream
  * segment files indexed by a {@link LogSegmentIndex}.
  *
- * `append` queues whole record batches (no per-row work) on a bounded queue; a single
- * writer loop merges small consecutive batches of one schema, writes them to the pipeline's
- * open segment, fsyncs at least every `syncIntervalMs` and updates the index. `query` reads pages by time range or newest-first,
- * opening only the segments and batches it needs. `open` repairs what a crash left.
+ * `append` queues whole record batches (no per-row work) on a bounded queue. The writing runs
+ * on its own thread (`log-writer-worker.ts`, see {@link LogWriter}): whenever it is idle it
+ * takes everything queued, merges small consecutive batches of one schema, writes them to the
+ * pipeline's open segment, fsyncs at least every `syncIntervalMs` and updates the index, which
+ * stays on this thread with the database connection (the writer calls it through messages).
+ * If the writer thread dies, it is restarted and given again the rows it had not confirmed.
+ * `query` reads pages by time range or newest-first, opening only the segments and batches it
+ * needs (the open segments through the writer's progress reports). `open` repairs what a
+ * crash left.
  *
  * @example
  * const store = await InferenceLogStore.open({ dir: `${home}/logs`, index: new SqliteLogSegmentIndex(db) });
  * await store.append(pipelineId, resultTable); // resolves when queued (waits when the queue is full)
  * const page = await store.query(pipelineId, { start, end }); // rows in [start, end], oldest first
- * await store.stop(); // flushes and seals every segment
+ * await store.stop(); // flushes and seals every segment, ends the writer thread
  */
 export class InferenceLogStore {
   readonly #files: LogFilesContext;
   readonly #clock: Clock;
   readonly #opts: Required<Omit<InferenceLogStoreOptions, 'dir' | 'index' | 'clock'>>;
+  readonly #settings: LogWriterSettings;
   readonly #queue: LogAppendQueue;
-  readonly #encoder = new ArrowMessageEncoder();
-  readonly #pipelines = new Map<number, PipelineWriteState>();
+  readonly #packer = new LogBatchPacker();
+  /** What the writer thread has written of each pipeline's open segment. */
+  readonly #mirrors = new Map<number, SegmentMirror>();
+  #thread: LogWriterThread | null = null;
+  /** Whether the writer thread asked for rows and none were sent since. */
+  #wants = false;
+  /** Whether the next admitted append wakes {@link #pump}. */
+  #armed = false;
+  /** Appends sent to the writer thread and not yet confirmed written: sent again if it dies. */
+  #unconfirmed: QueuedAppend[] = [];
   #flushWaiters: FlushWaiter[] = [];
   #state: Exclude<InferenceLogStoreState, 'retrying'> = 'open';
   #failure: Error | null = null;
   /** The failure the writer is recovering from; `null` while writes succeed. */
   #down: Error | null = null;
-  /** Rows taken from the queue and not yet confirmed written, per pipeline, in order. */
-  readonly #backlog = new Map<number, RecordBatch[]>();
-  /** Highest append seq whose rows are in the backlog. */
-  #backlogSeq = 0;
-  /** Segment files to cut back to their confirmed length before recovery (path → bytes). */
-  readonly #truncations = new Map<string, number>();
-  /** Ends a retry wait early (stop). */
-  #wakeRetry: (() => void) | null = null;
-  /** Highest append seq whose rows are written to the OS. */
-  #writtenSeq = 0;
   /** Highest append seq whose rows are fsynced and indexed. */
   #durableSeq = 0;
-  #lastSyncAt: number;
-  #loop: Promise<void> = Promise.resolve();
+  /** Unexpected ends of the writer thread since it last wrote, and how many came after stop(). */
+  #crashes = 0;
+  #crashesAtStop = 0;
+  /** After a restart: the writer is back once it confirms this seq (the rows sent again). */
+  #replaySeq: number | null = null;
+  #refuseTimer: TimerHandle | null = null;
+  #restartTimer: TimerHandle | null = null;
+  /** Resolves when the writer is done for good (stopped, or failed at stop). */
+  readonly #done: Promise<void>;
+  #finish: () => void = () => undefined;
+  /** Settles `open` once the first writer thread has started (or failed to). */
+  #started: { resolve: () => void; reject: (err: Error) => void } | null = null;
   /** What `open` repaired. */
   readonly recovery: LogRecoveryReport;
 
@@ -268,14 +210,26 @@ export class InferenceLogStore {
       stopAttempts: options.stopAttempts ?? DEFAULTS.stopAttempts,
       onError: options.onError ?? DEFAULTS.onError,
     };
+    const o = this.#opts;
+    this.#settings = {
+      dir: options.dir,
+      syncIntervalMs: o.syncIntervalMs,
+      segmentMaxRows: o.segmentMaxRows,
+      segmentMaxBytes: o.segmentMaxBytes,
+      maxBytesPerPipeline: o.maxBytesPerPipeline,
+      maxBytesTotal: o.maxBytesTotal,
+      retryDelayMs: o.retryDelayMs,
+      maxRetryDelayMs: o.maxRetryDelayMs,
+      stopAttempts: o.stopAttempts,
+    };
     this.#queue = new LogAppendQueue(this.#opts.queueCapacityRows);
-    this.#lastSyncAt = this.#clock.now();
+    this.#done = new Promise((resolve) => (this.#finish = resolve));
     this.recovery = recovery;
   }
 
   /**
    * Opens the store: repairs segments a crash left unsealed (cutting torn tails), removes
-   * orphan files, applies retention, and starts the writer loop.
+   * orphan files, applies retention, and starts the writer thread.
    */
   static async open(options: InferenceLogStoreOptions): Promise<InferenceLogStore> {
     await mkdir(options.dir, { recursive: true });
@@ -285,7 +239,10 @@ export class InferenceLogStore {
     await removeOrphanSegmentFiles(files);
     const store = new InferenceLogStore(options, recovery, cache);
     await enforceLogRetention(files, store.#opts, await options.index.pipelineIds());
-    store.#loop = store.#run();
+    await new Promise<void>((resolve, reject) => {
+      store.#started = { resolve, reject };
+      store.#start();
+    });
     return store;
   }
 
@@ -294,7 +251,7 @@ export class InferenceLogStore {
     return this.#state === 'open' && this.#down !== null ? 'retrying' : this.#state;
   }
 
-  /** The write failure the writer is retrying after, or `null` while writes succeed. */
+  /** The write failure (or writer-thread crash) the writer is recovering from, or `null` while writes succeed. */
   get lastError(): Error | null {
     return this.#down;
   }
@@ -304,13 +261,19 @@ export class InferenceLogStore {
     return this.#queue.queuedRows;
   }
 
+  /** The writer thread's id, `null` while none runs (being restarted, or stopped). */
+  get writerThreadId(): number | null {
+    return this.#thread?.threadId ?? null;
+  }
+
   /**
    * Queues inference rows (a table or one record batch with a `time` Timestamp(ms) column) for
    * the pipeline's log. Resolves as soon as they are queued, or — when the queue is full —
    * once the writer has made room: callers slow down, rows are never dropped. The batches
-   * must not be changed afterwards. Rejects with `shutting_down` after `stop()`, and with
-   * `log_store_unavailable` when the writer is failing and the queue stayed full for
-   * `unavailableWaitMs` (those rows are not queued).
+   * must not be changed before the promise settles (the writer copies them when it takes
+   * them). Rejects with `shutting_down` after `stop()`, and with `log_store_unavailable` when
+   * the writer is failing and the queue stayed full for `unavailableWaitMs` (those rows are
+   * not queued).
    */
   append(pipelineId: number, rows: Table | RecordBatch): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
@@ -323,7 +286,7 @@ export class InferenceLogStore {
     }
     const batches = (rows instanceof Table ? rows.batches : [rows]).filter((b) => b.numRows > 0);
     try {
-      for (const b of batches) checkBatch(b);
+      for (const b of batches) checkLogBatch(b);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
@@ -339,20 +302,43 @@ export class InferenceLogStore {
     if (this.#durableSeq >= target) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.#flushWaiters.push({ target, resolve, reject });
-      this.#queue.wake();
+      this.#thread?.send({ type: 'flush', seq: target });
     });
   }
 
   /**
    * Stops taking appends, writes and fsyncs everything queued (including appends waiting
-   * for room), seals every open segment and ends the writer loop. Safe to call twice.
+   * for room), seals every open segment and ends the writer thread. Safe to call twice.
    */
   async stop(): Promise<void> {
-    if (this.#state === 'open') this.#state = 'stopping';
-    this.#queue.wake();
-    this.#wakeRetry?.();
-    await this.#loop;
+    if (this.#state === 'open') {
+      this.#state = 'stopping';
+      this.#thread?.send({ type: 'stop', lastSeq: this.#queue.lastSeq });
+      if (this.#restartTimer !== null) {
+        // A writer thread waiting to be restarted: restart it now, to write what is left.
+        this.#clock.clearTimeout(this.#restartTimer);
+        this.#restartTimer = null;
+        void this.#restart();
+      }
+    }
+    await this.#done;
+    if (this.#refuseTimer !== null) this.#clock.clearTimeout(this.#refuseTimer);
+    this.#refuseTimer = null;
     if (this.#state === 'stopping') this.#state = 'stopped';
+  }
+
+  /**
+   * Ends the writer thread abruptly, as a crash would (for failure drills and tests): the
+   * store reports it through `onError`, shows `retrying`, restarts the thread and gives it
+   * again every row it had not confirmed written.
+   */
+  async killWriterThread(): Promise<void> {
+    await this.#thread?.terminate();
+  }
+
+  /** Bytes of segment files, of one pipeline or of all (as the index records them). */
+  storedBytes(pipelineId?: number): Promise<number> {
+    return this.#files.index.totalBytes(pipelineId);
   }
 
   /** Reads one page of a pipeline's log (see {@link LogQuery} for the defaults). */
@@ -361,7 +347,7 @@ export class InferenceLogStore {
       {
         index: this.#files.index,
         cache: this.#files.cache,
-        openSegment: (id) => this.#pipelines.get(id)?.open ?? undefined,
+        openSegment: (id) => this.#mirrors.get(id),
       },
       pipelineId,
       query,
@@ -385,277 +371,199 @@ export class InferenceLogStore {
     );
   }
 
-  /**
-   * The single writer: drains the queue, writes, syncs on schedule, and seals everything at
-   * stop. A failure does not end it: it repairs what the failed write left, keeps the rows it
-   * could not write, and retries with backoff (rows meanwhile wait in the bounded queue).
-   */
-  async #run(): Promise<void> {
-    let failures = 0;
-    let stopFailures = 0;
-    for (;;) {
-      try {
-        if (this.#down !== null) {
-          await this.#repair();
-          await this.#writeBacklog();
-          this.#down = null;
-          failures = 0;
-        }
-        if (await this.#step()) return;
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err));
-        this.#down = error;
-        failures++;
-        if (this.#state !== 'open' && ++stopFailures >= this.#opts.stopAttempts) {
-          this.#opts.onError(error, { attempt: failures, retryInMs: null });
-          this.#fail(error);
-          return;
-        }
-        const delay = Math.min(this.#opts.maxRetryDelayMs, this.#opts.retryDelayMs * 2 ** (failures - 1));
-        this.#opts.onError(error, { attempt: failures, retryInMs: delay });
-        await this.#waitToRetry(delay);
-      }
-    }
+  /** Starts a writer thread and gives it what an earlier one left unconfirmed. */
+  #start(): void {
+    this.#packer.reset();
+    this.#mirrors.clear();
+    this.#wants = false;
+    const thread: LogWriterThread = new LogWriterThread(this.#settings, this.#files.index, {
+      message: (msg) => {
+        if (this.#thread === thread) this.#onMessage(msg);
+      },
+      indexCalled: (method, args) => this.#onIndexCalled(method, args),
+      exit: (error) => {
+        if (this.#thread === thread) this.#onExit(error);
+      },
+    });
+    this.#thread = thread;
+    if (this.#unconfirmed.length > 0) this.#send(this.#unconfirmed);
+    // Back once it has written what it was given again (at once when that is nothing).
+    this.#replaySeq = this.#unconfirmed.at(-1)?.seq ?? 0;
+    const target = this.#flushWaiters.reduce((max, w) => Math.max(max, w.target), 0);
+    if (target > this.#durableSeq) thread.send({ type: 'flush', seq: target });
+    if (this.#state === 'stopping') thread.send({ type: 'stop', lastSeq: this.#queue.lastSeq });
   }
 
-  /** One turn of the writer loop; `true` once stopped with everything sealed. */
-  async #step(): Promise<boolean> {
+  /** Hands the queued appends to the writer thread when it has asked for rows. */
+  #pump(): void {
+    if (!this.#wants || this.#thread === null) return;
     if (this.#queue.hasItems) {
-      this.#take(this.#queue.takeAll());
-      await this.#writeBacklog();
-      if (this.#syncDue()) await this.#sync();
-      return false;
-    }
-    if (this.#writtenSeq > this.#durableSeq || this.#flushWaiters.length > 0) {
-      if (this.#syncDue() || this.#state !== 'open') {
-        await this.#sync();
-        return false;
-      }
-    }
-    if (this.#state !== 'open' && this.#queue.idle) {
-      await this.#sealAll();
-      this.#sync0();
-      return true;
-    }
-    await this.#idle();
-    return false;
-  }
-
-  /**
-   * Waits `delay` ms before the next attempt (less after stop). Meanwhile appends waiting for
-   * room longer than `unavailableWaitMs` are refused, so callers are not held indefinitely.
-   */
-  async #waitToRetry(delay: number): Promise<void> {
-    const bound = this.#opts.unavailableWaitMs;
-    const refuse = (): void => {
-      this.#queue.refuseWaitingSince(this.#clock.now() - bound, this.#unavailableError());
-    };
-    refuse();
-    let left = this.#state === 'open' ? delay : Math.min(delay, this.#opts.retryDelayMs);
-    while (left > 0) {
-      const oldest = this.#queue.oldestWaitSince;
-      // Wake when the oldest waiter's bound is up, if that comes before the retry.
-      const step = oldest === null ? left : Math.max(1, Math.min(left, oldest + bound - this.#clock.now()));
-      const started = this.#clock.now();
-      await new Promise<void>((resolve) => {
-        const timer = this.#clock.setTimeout(() => {
-          this.#wakeRetry = null;
-          resolve();
-        }, step);
-        this.#wakeRetry = () => {
-          this.#clock.clearTimeout(timer);
-          this.#wakeRetry = null;
-          resolve();
-        };
+      const items = this.#queue.takeAll();
+      this.#wants = false;
+      for (const item of items) this.#unconfirmed.push(item);
+      this.#send(items);
+    } else if (!this.#armed) {
+      this.#armed = true;
+      void this.#queue.whenItems().then(() => {
+        this.#armed = false;
+        this.#pump();
       });
-      refuse();
-      if (this.#state !== 'open' && this.#clock.now() - started < step) return;
-      left -= step;
     }
   }
 
-  /**
-   * Brings the files back to a known state after a failure: every open segment is closed and
-   * cut back to the batches its index confirms (a failed write may have left part of one),
-   * then sealed by crash recovery; pipelines re-read their position from the index.
-   */
-  async #repair(): Promise<void> {
-    for (const st of this.#pipelines.values()) {
-      const seg = st.open;
-      if (seg === null) continue;
-      this.#truncations.set(seg.path, seg.index.endOffset);
-      st.open = null;
-      await seg.close();
-    }
-    this.#pipelines.clear();
-    for (const [path, bytes] of this.#truncations) {
-      try {
-        await truncate(path, bytes);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-      this.#truncations.delete(path);
-    }
-    await recoverLogSegments(this.#files);
-  }
-
-  /** Moves appends taken from the queue into the per-pipeline backlog. */
-  #take(items: QueuedAppend[]): void {
-    for (const item of items) {
-      const list = this.#backlog.get(item.pipelineId);
-      if (list === undefined) this.#backlog.set(item.pipelineId, [...item.batches]);
-      else for (const b of item.batches) list.push(b);
-    }
-    this.#backlogSeq = items.at(-1)?.seq ?? this.#backlogSeq;
-  }
-
-  #syncDue(): boolean {
-    return this.#flushWaiters.length > 0 || this.#clock.now() - this.#lastSyncAt >= this.#opts.syncIntervalMs;
-  }
-
-  /** Waits for an append, a flush, stop, or (with unsynced rows) the sync deadline. */
-  async #idle(): Promise<void> {
-    let timer: TimerHandle | null = null;
-    if (this.#writtenSeq > this.#durableSeq) {
-      const wait = this.#lastSyncAt + this.#opts.syncIntervalMs - this.#clock.now();
-      timer = this.#clock.setTimeout(() => this.#queue.wake(), Math.max(0, wait));
-    }
-    try {
-      await this.#queue.whenItems();
-    } finally {
-      if (timer !== null) this.#clock.clearTimeout(timer);
-    }
-  }
-
-  async #pipelineState(pipelineId: number): Promise<PipelineWriteState> {
-    let st = this.#pipelines.get(pipelineId);
-    if (st === undefined) {
-      const [last] = await this.#files.index.newestSegments(pipelineId, 1);
-      st = {
-        nextSeq: (last?.seq ?? 0) + 1,
-        lastTime: last?.maxTime === null || last === undefined ? -(2n ** 63n) : BigInt(last.maxTime),
-        open: null,
-      };
-      this.#pipelines.set(pipelineId, st);
-    }
-    return st;
-  }
-
-  /** Writes the whole backlog (per pipeline, in arrival order), then applies retention. */
-  async #writeBacklog(): Promise<void> {
-    const sealedPipelines = new Set<number>();
-    // Time is non-decreasing per pipeline, not across them, so each pipeline is written apart.
-    for (const [pipelineId, batches] of this.#backlog) {
-      if (await this.#writePipeline(pipelineId, batches)) sealedPipelines.add(pipelineId);
-    }
-    this.#writtenSeq = this.#backlogSeq;
-    if (sealedPipelines.size > 0) await enforceLogRetention(this.#files, this.#opts, sealedPipelines);
-  }
-
-  /**
-   * Writes one pipeline's backlog and removes it. On a failure, leaves in the backlog exactly
-   * the batches that are not confirmed in the file (so a retry neither loses nor repeats rows)
-   * and rethrows. Returns whether a segment was sealed (rolled).
-   */
-  async #writePipeline(pipelineId: number, batches: RecordBatch[]): Promise<boolean> {
-    const st = await this.#pipelineState(pipelineId);
-    // A merged batch stays within a segment's caps, so segments still roll where configured.
-    const merged = coalesceLogBatches(
-      batches,
-      COALESCE_BELOW_ROWS,
-      Math.min(COALESCE_MAX_ROWS, this.#opts.segmentMaxRows),
-      Math.min(COALESCE_MAX_BYTES, this.#opts.segmentMaxBytes / 2),
+  #send(items: readonly QueuedAppend[]): void {
+    const body = this.#packer.pack(items.map((item) => item.batches));
+    this.#thread?.send(
+      { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: items.map((item) => item.pipelineId), body },
+      [body.arena, body.meta.buffer as ArrayBuffer],
     );
-    // Each staged batch, with its segment and its position there: it is in the file once the
-    // segment's batch index counts past that position.
-    const placed: { batch: RecordBatch; seg: OpenSegment; pos: number }[] = [];
-    let sealed = false;
+  }
+
+  #onMessage(msg: Exclude<FromWriter, { type: 'index-call' }>): void {
+    switch (msg.type) {
+      case 'ready':
+        this.#started?.resolve();
+        this.#started = null;
+        this.#confirm(msg.writtenSeq);
+        this.#applyProgress(msg.segments);
+        if (this.#replaySeq !== null && msg.writtenSeq >= this.#replaySeq) {
+          this.#replaySeq = null;
+          this.#recovered();
+        }
+        this.#wants = true;
+        this.#pump();
+        break;
+      case 'durable':
+        this.#confirm(msg.seq);
+        this.#applyProgress(msg.segments);
+        this.#durableSeq = Math.max(this.#durableSeq, msg.seq);
+        this.#releaseFlushes();
+        break;
+      case 'write-failed': {
+        const error = new Error(msg.message);
+        error.stack = msg.stack;
+        this.#down = error;
+        this.#opts.onError(error, { attempt: msg.attempt, retryInMs: msg.retryInMs });
+        this.#armRefusal();
+        break;
+      }
+      case 'recovered':
+        this.#recovered();
+        break;
+      case 'stopped':
+        if (msg.failed) this.#fail(this.#down ?? new Error('the inference log writer failed at stop'));
+        break;
+    }
+  }
+
+  #recovered(): void {
+    this.#down = null;
+    this.#crashes = 0;
+    if (this.#refuseTimer !== null) this.#clock.clearTimeout(this.#refuseTimer);
+    this.#refuseTimer = null;
+  }
+
+  /** The writer thread ended: at the end of stop, or unexpectedly (then it is restarted). */
+  #onExit(error: Error | null): void {
+    this.#thread = null;
+    this.#wants = false;
+    if (this.#started !== null) {
+      // The first thread never came up: `open` fails (nothing was queued yet).
+      this.#started.reject(error ?? new Error('The inference log writer thread ended before it started.'));
+      this.#started = null;
+      this.#state = 'failed';
+      this.#finish();
+      return;
+    }
+    if (error === null || this.#state === 'failed') {
+      this.#finish();
+      return;
+    }
+    this.#crashed(error);
+  }
+
+  #crashed(error: Error): void {
+    this.#crashes++;
+    const stopping = this.#state !== 'open';
+    if (stopping && ++this.#crashesAtStop >= this.#opts.stopAttempts) {
+      this.#opts.onError(error, { attempt: this.#crashes, retryInMs: null });
+      this.#fail(error);
+      this.#finish();
+      return;
+    }
+    const delay = Math.min(this.#opts.maxRetryDelayMs, this.#opts.retryDelayMs * 2 ** (this.#crashes - 1));
+    const wait = stopping ? Math.min(delay, this.#opts.retryDelayMs) : delay;
+    this.#down = error;
+    this.#opts.onError(error, { attempt: this.#crashes, retryInMs: wait });
+    this.#armRefusal();
+    this.#restartTimer = this.#clock.setTimeout(() => {
+      this.#restartTimer = null;
+      void this.#restart();
+    }, wait);
+  }
+
+  /** Seals what the dead thread left (as at open) and starts a new one. */
+  async #restart(): Promise<void> {
     try {
-      for (const original of merged) {
-        const { batch, last } = clampTime(original, st.lastTime);
-        st.lastTime = last;
-        const schemaId = schemaIdOf(batch.schema);
-        const msg = this.#encoder.encodeBatch(batch);
-        let seg = st.open;
-        if (
-          seg !== null &&
-          (seg.schemaId !== schemaId ||
-            (seg.plannedRows > 0 &&
-              (seg.plannedRows + batch.numRows > this.#opts.segmentMaxRows ||
-                seg.plannedBytes + msg.bytes + 8 > this.#opts.segmentMaxBytes)))
-        ) {
-          // Roll: a segment holds one schema and stays under its size caps.
-          await this.#seal(st, seg);
-          sealed = true;
-          seg = null;
-        }
-        if (seg === null) {
-          const seq = st.nextSeq++;
-          // Index row first: a file never exists without a row (orphans are swept at open).
-          await this.#files.index.addSegment({
-            pipelineId: pipelineId,
-            seq,
-            schemaId,
-            createdAt: this.#clock.now(),
-          });
-          seg = await OpenSegment.create(
-            {
-              pipelineId: pipelineId,
-              seq,
-              schemaId,
-              schema: batch.schema,
-              path: segmentPath(this.#files.root, pipelineId, seq),
-            },
-            this.#encoder.encodeSchema(batch.schema).chunks,
-          );
-          st.open = seg;
-        }
-        const t = timeValues(batch);
-        placed.push({ batch, seg, pos: seg.index.count + seg.stagedBatches });
-        seg.stage(msg.chunks, msg.bytes, batch.numRows, Number(t[0]), Number(last));
-      }
-      await st.open?.writeStaged();
+      await recoverLogSegments(this.#files);
     } catch (err) {
-      const firstUnwritten = placed.findIndex((p) => p.seg.index.count <= p.pos);
-      const from = firstUnwritten === -1 ? placed.length : firstUnwritten;
-      this.#backlog.set(pipelineId, [
-        ...placed.slice(from).map((p) => p.batch),
-        ...merged.slice(placed.length),
-      ]);
-      throw err;
+      this.#crashed(err instanceof Error ? err : new Error(String(err)));
+      return;
     }
-    this.#backlog.delete(pipelineId);
-    return sealed;
+    this.#start();
   }
 
-  async #seal(st: PipelineWriteState, seg: OpenSegment): Promise<void> {
-    const update = await seg.seal(sidecarPath(this.#files.root, seg.pipelineId, seg.seq));
-    await this.#files.index.updateSegments([update]);
-    this.#files.cache.put(seg.pipelineId, seg.seq, seg.view);
-    if (st.open === seg) st.open = null;
+  /**
+   * While the writer is down, refuses appends that waited for room longer than
+   * `unavailableWaitMs`, so callers are not held indefinitely; runs until it is back.
+   */
+  #armRefusal(): void {
+    if (this.#refuseTimer !== null) return;
+    const bound = this.#opts.unavailableWaitMs;
+    const tick = (): void => {
+      this.#refuseTimer = null;
+      if (this.#down === null || this.#state === 'failed') return;
+      const refused = this.#queue.refuseWaitingSince(this.#clock.now() - bound, this.#unavailableError());
+      // At stop the writer waits for every append up to the last seq: tell it fewer come.
+      if (refused > 0 && this.#state === 'stopping')
+        this.#thread?.send({ type: 'stop', lastSeq: this.#queue.lastSeq });
+      const oldest = this.#queue.oldestWaitSince;
+      const next = oldest === null ? bound : Math.max(1, oldest + bound - this.#clock.now());
+      this.#refuseTimer = this.#clock.setTimeout(tick, next);
+    };
+    tick();
   }
 
-  /** fsyncs every open segment with new bytes, updates the index, and releases flush waiters. */
-  async #sync(): Promise<void> {
-    const target = this.#writtenSeq;
-    const updates: LogSegmentUpdate[] = [];
-    for (const st of this.#pipelines.values()) {
-      const seg = st.open;
-      if (seg !== null && seg.dirty) {
-        await seg.sync();
-        updates.push(seg.update(false));
-      }
+  /** Drops the appends the writer confirmed written up to `seq`. */
+  #confirm(seq: number): void {
+    let n = 0;
+    while (n < this.#unconfirmed.length && (this.#unconfirmed[n]?.seq ?? Infinity) <= seq) n++;
+    if (n > 0) this.#unconfirmed.splice(0, n);
+  }
+
+  #applyProgress(segments: readonly SegmentProgress[]): void {
+    for (const p of segments) {
+      const mirror = this.#mirrors.get(p.pipelineId);
+      if (mirror?.seq === p.seq) mirror.apply(p);
+      else if (p.schemaMessage !== null)
+        this.#mirrors.set(
+          p.pipelineId,
+          SegmentMirror.fromFirst(this.#files.root, { ...p, schemaMessage: p.schemaMessage }),
+        );
     }
-    if (updates.length > 0) await this.#files.index.updateSegments(updates);
-    this.#durableSeq = target;
-    this.#lastSyncAt = this.#clock.now();
-    this.#releaseFlushes();
   }
 
-  /** After the final seal: everything written is durable. */
-  #sync0(): void {
-    this.#durableSeq = this.#writtenSeq;
-    this.#releaseFlushes();
+  /** Keeps the read cache and the mirrors in step with what the writer did to the index. */
+  #onIndexCalled(method: IndexMethod, args: unknown[]): void {
+    const forget = (pipelineId: number, seq: number): void => {
+      this.#files.cache.evict(pipelineId, seq);
+      if (this.#mirrors.get(pipelineId)?.seq === seq) this.#mirrors.delete(pipelineId);
+    };
+    if (method === 'updateSegments') {
+      for (const u of args[0] as LogSegmentUpdate[]) if (u.sealed) forget(u.pipelineId, u.seq);
+    } else if (method === 'deleteSegment') {
+      forget(args[0] as number, args[1] as number);
+    }
   }
 
   #releaseFlushes(): void {
@@ -667,17 +575,6 @@ export class InferenceLogStore {
     this.#flushWaiters = still;
   }
 
-  async #sealAll(): Promise<void> {
-    const sealed: number[] = [];
-    for (const [pipelineId, st] of this.#pipelines) {
-      if (st.open !== null) {
-        await this.#seal(st, st.open);
-        sealed.push(pipelineId);
-      }
-    }
-    if (sealed.length > 0) await enforceLogRetention(this.#files, this.#opts, sealed);
-  }
-
   /** Gives up (only at stop, after `stopAttempts` failed attempts): what is not written is lost. */
   #fail(err: Error): void {
     this.#failure = err;
@@ -685,6 +582,5 @@ export class InferenceLogStore {
     for (const w of this.#flushWaiters) w.reject(this.#closedError());
     this.#flushWaiters = [];
     this.#queue.failWaiters(this.#closedError());
-    for (const st of this.#pipelines.values()) void st.open?.close();
   }
 }

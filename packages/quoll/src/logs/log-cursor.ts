@@ -1,4 +1,4 @@
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 
 /** Where the next page of a log query starts: a row of a segment, and the direction of travel. */
 export interface LogCursor {

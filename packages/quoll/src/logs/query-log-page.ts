@@ -1,14 +1,15 @@
 import { LOG_DEFAULTS } from '@quoll/client/wire';
-import { Table } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
-import { ApiError } from '../server/api-error.js';
-import { decodeLogCursor, encodeLogCursor } from './log-cursor.js';
-import type { LogCursor } from './log-cursor.js';
+import { ApiError } from '../errors/index.js';
+import { decodeLogCursor } from './log-cursor.js';
 import type { LogSegmentIndex, LogSegmentRecord } from './log-segment-index.js';
-import type { OpenSegment } from './open-segment.js';
-import { reverseRecordBatch } from './reverse-record-batch.js';
-import { readBatchRange, timeValues } from './segment-file.js';
+import { LogPageBuilder } from './log-page-builder.js';
+import type { LogPage, LogQueryPlan } from './log-page-builder.js';
+import { readBatchRange } from './segment-file.js';
+import type { SegmentMirror } from './segment-mirror.js';
 import type { SegmentReadCache, SegmentView } from './segment-read-cache.js';
+
+export type { LogPage, LogQueryPlan } from './log-page-builder.js';
 
 /** Rows a query without a time range returns when no limit is given (the original's default). */
 export const DEFAULT_LOG_LIMIT = LOG_DEFAULTS.limit;
@@ -43,42 +44,12 @@ export interface LogQuery {
   cursor?: string;
 }
 
-/** One page of a pipeline's inference log. */
-export interface LogPage {
-  /**
-   * The rows, in the requested order, all of one schema (the first met in that order).
-   * No rows: an empty table without columns, like the original's empty DataFrame.
-   */
-  table: Table;
-  /** Number of rows in `table`. */
-  rows: number;
-  /** The schema id of the rows (`null` when there are none). */
-  schemaId: string | null;
-  /** Whether the byte cap cut the page short. */
-  truncated: boolean;
-  /** Whether rows of another schema follow in the requested order (not returned; see `nextCursor`). */
-  schemaChanged: boolean;
-  /** Pass as `cursor` to get the next page of the same query; `null` when no rows are left. */
-  nextCursor: string | null;
-}
-
 /** What a query needs from the store. */
 export interface LogReadContext {
   index: LogSegmentIndex;
   cache: SegmentReadCache;
   /** The segment the writer is appending to for a pipeline, if any. */
-  openSegment(pipelineId: number): OpenSegment | undefined;
-}
-
-/** A log query checked and with its defaults filled in. */
-export interface LogQueryPlan {
-  ranged: boolean;
-  start: number;
-  end: number;
-  order: 'asc' | 'desc';
-  limit: number;
-  maxBytes: number;
-  cursor: LogCursor | null;
+  openSegment(pipelineId: number): SegmentMirror | undefined;
 }
 
 function invalid(
@@ -137,19 +108,6 @@ export function planLogQuery(q: LogQuery): LogQueryPlan {
   };
 }
 
-/** First index in `t` whose value is ≥ `x` (`gt`: > `x`). */
-function bound(t: BigInt64Array, x: bigint, gt: boolean): number {
-  let lo = 0;
-  let hi = t.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const v = t[mid] ?? 0n;
-    if (gt ? v > x : v >= x) hi = mid;
-    else lo = mid + 1;
-  }
-  return lo;
-}
-
 /** The segments to visit, in order, with the writer's open segment merged in (the index lags it). */
 async function candidateSegments(
   ctx: LogReadContext,
@@ -161,8 +119,8 @@ async function candidateSegments(
     : await ctx.index.listSegments(pipelineId, p.order);
   const open = ctx.openSegment(pipelineId);
   const out = listed.filter((s) => s.seq !== open?.seq);
-  if (open !== undefined && open.index.count > 0) {
-    const u = open.update(false);
+  if (open !== undefined && open.view.index.count > 0) {
+    const u = open.update();
     if (!p.ranged || ((u.minTime ?? 0) <= p.end && (u.maxTime ?? 0) >= p.start)) {
       out.push({ ...u, schemaId: open.schemaId, createdAt: 0 });
       out.sort((a, b) => (p.order === 'asc' ? a.seq - b.seq : b.seq - a.seq));
@@ -179,15 +137,7 @@ export async function queryLogPage(ctx: LogReadContext, pipelineId: number, q: L
   const p = planLogQuery(q);
   const segments = await candidateSegments(ctx, pipelineId, p);
   const asc = p.order === 'asc';
-  const startT = BigInt(Math.ceil(p.start));
-  const endT = BigInt(Math.floor(p.end));
-  const pieces: RecordBatch[] = [];
-  let rowsOut = 0;
-  let bytesLeft = p.maxBytes;
-  let schemaId: string | null = null;
-  let truncated = false;
-  let schemaChanged = false;
-  let next: LogCursor | null = null;
+  const page = new LogPageBuilder(p);
   let stopped = false;
 
   for (let si = 0; si < segments.length && !stopped; si++) {
@@ -223,7 +173,7 @@ export async function queryLogPage(ctx: LogReadContext, pipelineId: number, q: L
       let w = b;
       let planRows = idx.rowCount(b);
       let planBytes = idx.length(b);
-      while (planRows < p.limit - rowsOut && planBytes < Math.min(bytesLeft, MAX_WINDOW_BYTES)) {
+      while (planRows < page.rowsWanted && planBytes < Math.min(page.bytesLeft, MAX_WINDOW_BYTES)) {
         const n = asc ? w + 1 : w - 1;
         if (asc ? n > bLast : n < bFirst) break;
         w = n;
@@ -240,61 +190,25 @@ export async function queryLogPage(ctx: LogReadContext, pipelineId: number, q: L
       }
       const lo = Math.min(b, w);
       for (let bi = b; asc ? bi <= w : bi >= w; bi += asc ? 1 : -1) {
-        const batch = batches[bi - lo] as RecordBatch;
-        const n = batch.numRows;
-        const rs = idx.rowStart(bi);
-        let from = 0;
-        let to = n;
-        let hitStart = false;
-        let hitEnd = false;
-        if (p.ranged && idx.firstTime(bi) < p.start) {
-          from = bound(timeValues(batch), startT, false);
-          hitStart = from > 0;
-        }
-        if (p.ranged && idx.lastTime(bi) > p.end) {
-          to = bound(timeValues(batch), endT, true);
-          hitEnd = true;
-        }
-        from = Math.max(from, minRow - rs);
-        to = Math.min(to, maxRow - rs + 1);
-        if (from < to) {
-          if (schemaId === null) {
-            schemaId = seg.schemaId;
-          } else if (seg.schemaId !== schemaId) {
-            // Only one schema per page, like the original; the cursor resumes at the new schema.
-            schemaChanged = true;
-            next = { seq: seg.seq, row: rs + (asc ? from : to - 1), order: p.order };
-            stopped = true;
-            break;
-          }
-          const perRow = idx.length(bi) / n;
-          let fit = Math.floor(bytesLeft / perRow);
-          if (rowsOut === 0) fit = Math.max(fit, 1);
-          const avail = to - from;
-          const room = p.limit - rowsOut;
-          const take = Math.min(avail, room, fit);
-          const piece = asc ? batch.slice(from, from + take) : batch.slice(to - take, to);
-          if (take > 0) pieces.push(asc ? piece : reverseRecordBatch(piece));
-          rowsOut += take;
-          bytesLeft -= take * perRow;
-          if (take < avail) {
-            // Cut inside this batch: by the byte cap when it, not the limit, was the tighter bound.
-            truncated = fit < Math.min(avail, room);
-            next = { seq: seg.seq, row: asc ? rs + from + take : rs + to - take - 1, order: p.order };
-            stopped = true;
-            break;
-          }
-        }
-        // Time is non-decreasing along a pipeline: past the range's far end nothing else matches.
-        const endHere = asc ? hitEnd : hitStart;
-        if (rowsOut >= p.limit) {
-          // Exactly full: point just past this batch's rows; the next page finds out whether any remain.
-          const more = !endHere && ((asc ? bi < bLast : bi > bFirst) || si < segments.length - 1);
-          next = more ? { seq: seg.seq, row: asc ? rs + to : rs + from - 1, order: p.order } : null;
+        const result = page.offer(
+          batches[bi - lo] as RecordBatch,
+          {
+            seq: seg.seq,
+            rowStart: idx.rowStart(bi),
+            schemaId: seg.schemaId,
+            firstTime: idx.firstTime(bi),
+            lastTime: idx.lastTime(bi),
+            bytes: idx.length(bi),
+          },
+          minRow,
+          maxRow,
+        );
+        if (result === 'full') page.full((asc ? bi < bLast : bi > bFirst) || si < segments.length - 1);
+        if (result === 'full' || result === 'stopped') {
           stopped = true;
           break;
         }
-        if (endHere) {
+        if (result === 'range-end') {
           segDone = true;
           break;
         }
@@ -302,13 +216,5 @@ export async function queryLogPage(ctx: LogReadContext, pipelineId: number, q: L
       b = asc ? w + 1 : w - 1;
     }
   }
-  const table = pieces.length === 0 ? new Table() : new Table(pieces);
-  return {
-    table,
-    rows: rowsOut,
-    schemaId,
-    truncated,
-    schemaChanged,
-    nextCursor: next === null ? null : encodeLogCursor(next),
-  };
+  return page.page();
 }

@@ -1,2 +1,3 @@
 export { ModelService } from './model-service.js';
 export type { ModelConfigPatch, ModelInspector } from './model-service.js';
+export type { ModelStore, NewModelVersion } from './model-store.js';

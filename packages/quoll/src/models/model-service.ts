@@ -3,8 +3,8 @@ import { readFile } from 'node:fs/promises';
 import type { Readable } from 'node:stream';
 import type { ModelConfigDto, ModelVersionDto, TensorInfoDto } from '@quoll/client/wire';
 import type { BlobStore } from '../blobs/index.js';
-import { ApiError } from '../server/api-error.js';
-import type { ModelStore } from '../store/index.js';
+import { ApiError } from '../errors/index.js';
+import type { ModelStore } from './model-store.js';
 import { validateName } from '../validation/index.js';
 
 /** Reads a model's declared inputs/outputs and proves the runtime can load it. */
@@ -36,6 +36,11 @@ export class ModelService {
    * and loaded once by the runtime before anything is recorded, so a bad file leaves no trace.
    * `config` (tensor fields, batch config) is checked against the model in the same step.
    */
+  /** The largest model file accepted, in bytes. */
+  get maxUploadBytes(): number {
+    return this.maxModelBytes;
+  }
+
   async upload(
     workspaceId: number,
     name: unknown,
@@ -102,9 +107,21 @@ export class ModelService {
     return this.store.listModelVersions(workspaceId);
   }
 
-  /** Path of a version's bytes. */
-  pathOf(model: ModelVersionDto): string {
-    return this.blobs.pathOf(model.sha);
+  /** Model versions of several workspaces (those a caller can see), newest first, optionally of one `name`. */
+  async listIn(workspaceIds: readonly number[], filter: { name?: string } = {}): Promise<ModelVersionDto[]> {
+    const lists = await Promise.all(workspaceIds.map((id) => this.store.listModelVersions(id)));
+    return lists
+      .flat()
+      .filter((m) => filter.name === undefined || m.name === filter.name)
+      .sort((a, b) => b.createdAt.localeCompare(a.createdAt) || b.id - a.id);
+  }
+
+  /**
+   * Path of a version's bytes on this node: on a node of a cluster they are fetched from the
+   * shared storage when not cached, and their SHA-256 is checked before the path is returned.
+   */
+  localPath(model: ModelVersionDto): Promise<string> {
+    return this.blobs.localPath(model.sha);
   }
 
   /** Sets tensor fields / batch config; both are checked against the model before saving. */
@@ -115,10 +132,16 @@ export class ModelService {
     patch: ModelConfigPatch,
   ): Promise<ModelVersionDto> {
     const model = await this.get(workspaceId, name, version);
-    return this.store.setModelConfig(
+    const updated = await this.store.setModelConfig(
       model.version,
       applyConfigPatch(name, model.inputs, model.config, patch),
     );
+    if (updated === null) {
+      throw new ApiError('model_not_found', `No model version ${model.version} exists.`, {
+        version: model.version,
+      });
+    }
+    return updated;
   }
 }
 

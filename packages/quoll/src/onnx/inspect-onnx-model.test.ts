@@ -1,6 +1,6 @@
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import { mulberry32 } from '../../../../test/support/synthetic-data.js';
 import {
   makeInt64SumModel,
@@ -8,11 +8,13 @@ import {
   makeScaleModel,
   makeTreeEnsembleRegressor,
 } from '../../../../test/support/synthetic-models.js';
+import {
+  hasSharedFixtures as hasFixtures,
+  SHARED_FIXTURES,
+} from '../../../../test/support/shared-fixtures.js';
 import { inspectOnnxModel } from './index.js';
 
-const RF_MODEL = '/work/shared/fixtures/houseprice/rf_model.onnx';
-const hasFixtures = existsSync(RF_MODEL);
-if (!hasFixtures) console.warn(`skipping rf_model.onnx inspection: ${RF_MODEL} is absent`);
+const RF_MODEL = `${SHARED_FIXTURES}rf_model.onnx`;
 
 function randomBytes(length: number, seed: number): Uint8Array {
   const random = mulberry32(seed);

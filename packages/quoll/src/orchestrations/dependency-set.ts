@@ -1,7 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import type { Hash } from 'node:crypto';
+import { lstat, readdir, readFile } from 'node:fs/promises';
 import { join, posix } from 'node:path';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 
 /** The npm dependencies an orchestration asks for, normalised for caching. */
 export interface DependencySet {
@@ -13,7 +14,25 @@ export interface DependencySet {
   hash: string;
   /** Where the `package.json` was found, relative to the zip root. */
   source: string;
+  /**
+   * Dependencies that are folders or tarballs inside the zip (`file:`, `link:` or a relative
+   * path); `dependencies` names them `file:<path in the zip>`, and the install points npm at
+   * a copy. @default []
+   */
+  local?: LocalDependency[];
+  /** The extracted zip root the `local` dependencies are copied from. */
+  localRoot?: string;
 }
+
+/** A dependency shipped inside the zip. */
+export interface LocalDependency {
+  name: string;
+  /** Path in the zip, relative to its root. */
+  from: string;
+}
+
+/** Specs npm reads as a path on disk: `file:…`, `link:…` (yarn/pnpm), or a bare relative or absolute path. */
+const LOCAL_SPEC = /^(file:|link:|\.{1,2}(\/|$)|\/|~)/;
 
 /** The SDK package, always provided by the server and never installed from the registry. */
 const CLIENT_PACKAGE = '@quoll/client';
@@ -84,6 +103,8 @@ export async function readDependencySet(
       );
     }
     const dependencies: Record<string, string> = {};
+    const local: LocalDependency[] = [];
+    const localHash = createHash('sha256');
     for (const name of Object.keys(deps).sort()) {
       const range = (deps as Record<string, unknown>)[name];
       if (typeof range !== 'string') {
@@ -94,13 +115,83 @@ export async function readDependencySet(
         );
       }
       if (name === CLIENT_PACKAGE) continue;
+      if (LOCAL_SPEC.test(range)) {
+        const dep = await resolveLocal(filesDir, place, source, name, range);
+        local.push(dep);
+        dependencies[name] = `file:${dep.from}`;
+        // The content decides whether an environment can be shared.
+        localHash.update(`${name}\0${dep.from}\0`);
+        await hashTree(join(filesDir, dep.from), localHash);
+        continue;
+      }
       dependencies[name] = range;
     }
     if (Object.keys(dependencies).length === 0) return null;
     const lockfile = await readIfExists(
       join(filesDir, place === '' ? 'package-lock.json' : `${place}/package-lock.json`),
     );
-    return { dependencies, lockfile, hash: hashDependencySet(dependencies, lockfile, nodeMajor), source };
+    const hash = hashDependencySet(
+      dependencies,
+      local.length === 0 ? lockfile : `${lockfile ?? ''}\0local\0${localHash.digest('hex')}`,
+      nodeMajor,
+    );
+    return local.length === 0
+      ? { dependencies, lockfile, hash, source }
+      : { dependencies, lockfile, hash, source, local, localRoot: filesDir };
   }
   return null;
+}
+
+/**
+ * Resolves a dependency given as a path: it must lie inside the zip and be a folder with a
+ * `package.json` or a tarball; anything else is refused with the reason.
+ */
+async function resolveLocal(
+  filesDir: string,
+  place: string,
+  source: string,
+  name: string,
+  range: string,
+): Promise<LocalDependency> {
+  const refuse = (why: string): ApiError =>
+    new ApiError(
+      'invalid_archive',
+      `The dependency "${name}": "${range}" in the orchestration's ${source} ${why}. ` +
+        'A path dependency must be a folder (with a package.json) or a .tgz inside the zip; publish anything else to a registry.',
+      { file: source, dependency: name },
+    );
+  const raw = range.replace(/^(file:|link:)/, '');
+  if (raw.startsWith('/') || raw.startsWith('~') || /^[A-Za-z]:/.test(raw))
+    throw refuse('is an absolute path, which does not exist where the orchestration is packaged');
+  const from = posix.normalize(posix.join(place === '' ? '.' : place, raw)).replace(/\/$/, '');
+  if (from === '..' || from.startsWith('../')) throw refuse('points outside the zip');
+  let st;
+  try {
+    st = await lstat(join(filesDir, from));
+  } catch {
+    throw refuse('is not in the zip');
+  }
+  if (st.isDirectory()) {
+    try {
+      await lstat(join(filesDir, from, 'package.json'));
+    } catch {
+      throw refuse('is a folder without a package.json');
+    }
+  } else if (!st.isFile() || !/\.(tgz|tar\.gz|tar)$/.test(from)) {
+    throw refuse('is neither a folder nor a .tgz tarball');
+  }
+  return { name, from };
+}
+
+/** Feeds a file or folder's relative paths and contents into `h`, in a stable order. */
+async function hashTree(path: string, h: Hash, rel = ''): Promise<void> {
+  const st = await lstat(path);
+  if (st.isDirectory()) {
+    h.update(`d\0${rel}\0`);
+    for (const entry of (await readdir(path)).sort())
+      await hashTree(join(path, entry), h, rel === '' ? entry : `${rel}/${entry}`);
+  } else if (st.isFile()) {
+    h.update(`f\0${rel}\0${st.size}\0`);
+    h.update(await readFile(path));
+  }
 }

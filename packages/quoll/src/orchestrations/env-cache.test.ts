@@ -1,6 +1,8 @@
 import {
   chmodSync,
   existsSync,
+  lstatSync,
+  mkdirSync,
   mkdtempSync,
   readFileSync,
   readdirSync,
@@ -12,7 +14,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hashDependencySet } from './dependency-set.js';
 import type { DependencySet } from './dependency-set.js';
-import { EnvCache, InstallError } from './env-cache.js';
+import { NO_LIMITS, setUpSandbox } from '../runner/index.js';
+import { EnvCache } from './env-cache.js';
+import { InstallError } from './install-error.js';
 
 let dir: string;
 
@@ -58,7 +62,7 @@ describe('EnvCache', () => {
     expect(b.dir).toBe(a.dir);
     expect(existsSync(join(a.nodeModulesDir, 'is-number', 'package.json'))).toBe(true);
     // Both callers see npm's output, the second by replay.
-    expect(linesA[0]).toMatch(/^\$ npm install/);
+    expect(linesA.find((l) => l.startsWith('$ npm'))).toMatch(/^\$ npm install/);
     expect(linesB).toEqual(linesA);
 
     const again = await envs.ensure(deps);
@@ -140,3 +144,113 @@ function isRunning(pid: number): boolean {
     return false;
   }
 }
+
+/** A package folder with a postinstall script that leaves a mark in its own folder. */
+function scriptedPackage(
+  root: string,
+  name: string,
+  script = "require('fs').writeFileSync('postinstall-ran', 'yes')",
+): string {
+  const pkgDir = join(root, name);
+  mkdirSync(pkgDir, { recursive: true });
+  writeFileSync(
+    join(pkgDir, 'package.json'),
+    JSON.stringify({
+      name,
+      version: '1.0.0',
+      main: 'index.js',
+      scripts: { postinstall: `node -e "${script}"` },
+    }),
+  );
+  writeFileSync(join(pkgDir, 'index.js'), `module.exports = '${name} loaded';`);
+  return pkgDir;
+}
+
+function localSet(root: string, names: string[]): DependencySet {
+  const dependencies = Object.fromEntries(names.map((n) => [n, `file:${n}`]));
+  return {
+    dependencies,
+    lockfile: null,
+    hash: hashDependencySet(dependencies, `local ${names.join(',')} ${Date.now()}`, 20),
+    source: 'package.json',
+    local: names.map((n) => ({ name: n, from: n })),
+    localRoot: root,
+  };
+}
+
+describe('EnvCache install scripts', () => {
+  it('does not run install scripts by default; a package in the zip is installed as a copy, not a link', async () => {
+    const zip = join(dir, 'zip');
+    scriptedPackage(zip, 'local-dep');
+    const envs = new EnvCache({ envsDir: join(dir, 'envs') });
+    const lines: string[] = [];
+    const env = await envs.ensure(localSet(zip, ['local-dep']), { log: (l) => lines.push(l) });
+    const installed = join(env.nodeModulesDir, 'local-dep');
+    expect(lstatSync(installed).isSymbolicLink()).toBe(false);
+    expect(readFileSync(join(installed, 'index.js'), 'utf8')).toContain('local-dep loaded');
+    expect(existsSync(join(installed, 'postinstall-ran'))).toBe(false);
+    expect(lines.join('\n')).toMatch(/install scripts: off/);
+    expect(lines.join('\n')).toMatch(/--ignore-scripts/);
+  });
+
+  it('runs the scripts of allowed packages only, and keys their environments apart', async () => {
+    const zip = join(dir, 'zip');
+    scriptedPackage(zip, 'allowed-dep');
+    scriptedPackage(zip, 'other-dep');
+    const envs = new EnvCache({ envsDir: join(dir, 'envs'), scripts: ['allowed-dep'] });
+    const deps = localSet(zip, ['allowed-dep', 'other-dep']);
+    const env = await envs.ensure(deps);
+    expect(existsSync(join(env.nodeModulesDir, 'allowed-dep', 'postinstall-ran'))).toBe(true);
+    expect(existsSync(join(env.nodeModulesDir, 'other-dep', 'postinstall-ran'))).toBe(false);
+    expect(env.dir).not.toBe(join(dir, 'envs', deps.hash));
+    expect(envs.nodeModulesDirOf(deps.hash)).toBe(env.nodeModulesDir);
+  });
+});
+
+const sandboxProbeDir = mkdtempSync(join(tmpdir(), 'quoll-envs-probe-'));
+const sandbox = await setUpSandbox({
+  mode: 'auto',
+  network: 'host',
+  taskUser: null,
+  limits: NO_LIMITS,
+  scratchDir: sandboxProbeDir,
+  apiPort: () => 9,
+});
+rmSync(sandboxProbeDir, { recursive: true, force: true });
+if (!sandbox.status.sandboxed) {
+  if (process.env.CI === 'true')
+    throw new Error(`CI must run the sandbox tests, but: ${sandbox.status.reason}`);
+  console.warn(`skipping the sandboxed-install tests: ${sandbox.status.reason}`);
+}
+
+describe.skipIf(!sandbox.status.sandboxed)('EnvCache in a sandbox', () => {
+  it("installs in the runs' sandbox: even an allowed script sees neither the server's files nor anything outside its build", async () => {
+    const secret = join(dir, 'credentials.json');
+    writeFileSync(secret, '{"token":"admin"}');
+    const zip = join(dir, 'zip');
+    scriptedPackage(
+      zip,
+      'nosy-dep',
+      `const fs = require('fs'); const r = {}; ` +
+        `try { fs.readFileSync('${secret}'); r.read = 'READ'; } catch (e) { r.read = e.code; } ` +
+        `try { fs.writeFileSync('${join(dir, 'planted')}', 'x'); r.write = 'WROTE'; } catch (e) { r.write = e.code; } ` +
+        `r.uid = process.getuid(); fs.writeFileSync('postinstall-ran', JSON.stringify(r));`,
+    );
+    const envs = new EnvCache({
+      envsDir: join(dir, 'envs'),
+      scripts: ['nosy-dep'],
+      launcher: sandbox.launcher,
+      user: sandbox.taskUser,
+    });
+    const env = await envs.ensure(localSet(zip, ['nosy-dep']));
+    const seen = JSON.parse(
+      readFileSync(join(env.nodeModulesDir, 'nosy-dep', 'postinstall-ran'), 'utf8'),
+    ) as Record<string, unknown>;
+    expect(seen).toMatchObject({ read: 'ENOENT', write: 'ENOENT' });
+    if (process.getuid?.() === 0) expect(seen.uid).toBe(65534);
+    expect(existsSync(join(dir, 'planted'))).toBe(false);
+    // A registry package installs there too (network, cache and config reach npm).
+    const fromRegistry = await envs.ensure(depSet({ 'is-number': '7.0.0' }));
+    expect(existsSync(join(fromRegistry.nodeModulesDir, 'is-number', 'package.json'))).toBe(true);
+  });
+});

@@ -1,22 +1,36 @@
-import { spawn } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
-import { access, mkdir, readdir, rename, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
+import { createHash, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { access, cp, lchown, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { DirectLauncher, findExecutable, NO_LIMITS, NodeRuntime } from '../runner/index.js';
+import type { Bind, LaunchSpec, ResourceLimits, RunLauncher, RunRuntime, TaskUser } from '../runner/index.js';
 import type { DependencySet } from './dependency-set.js';
+import type { InstallLogSink } from './install-error.js';
+import { publishBuild } from './publish-build.js';
+import { runInstallStep } from './run-install-step.js';
+import { SharedBuilds } from './shared-builds.js';
+
+/**
+ * Which dependencies may run their install scripts (`preinstall`, `install`, `postinstall`):
+ * `none`; `all`; or the named packages only (an admin's allowlist).
+ */
+export type InstallScripts = 'none' | 'all' | readonly string[];
 
 /** Options of an {@link EnvCache}. */
 export interface EnvCacheOptions {
   /** Where environments live: `<home>/envs`. */
   envsDir: string;
-  /** The npm executable. @default 'npm' */
+  /** The npm executable. @default the `npm` on PATH */
   npmCommand?: string;
   /**
-   * Whether npm runs dependencies' install scripts. On by default: ML packages with native
-   * parts need them, and orchestration code runs with the same trust when its task runs.
-   * @default true
+   * Which dependencies' install scripts run. Off by default: a script is arbitrary code run
+   * at packaging, before any task exists. Packages that need theirs (native add-ons that
+   * build or download at install) are allowed by name; their scripts run after the install,
+   * through `npm rebuild`, in the same sandbox.
+   * @default 'none'
    */
-  allowInstallScripts?: boolean;
+  scripts?: InstallScripts;
   /**
    * Environment for npm. The default is the server's, minus `QUOLL_*` variables (a
    * package's install script never sees Quoll settings or tokens) and minus what an
@@ -25,6 +39,22 @@ export interface EnvCacheOptions {
    * @default process.env without QUOLL_* and npm's per-project variables
    */
   env?: NodeJS.ProcessEnv;
+  /**
+   * How npm is started: the runs' launcher, so a sandbox holds installs too (npm then sees
+   * only its build folder read-write, its cache, the user's `.npmrc` read-only, the system
+   * folders and the network). @default new DirectLauncher()
+   */
+  launcher?: RunLauncher;
+  /** The user npm runs as (a root server's sandbox: the task user). @default null (the server's) */
+  user?: TaskUser | null;
+  /** Resource limits of the install. @default NO_LIMITS */
+  limits?: ResourceLimits;
+  /** The Node runtime whose installation a sandboxed npm needs. @default new NodeRuntime() */
+  runtime?: RunRuntime;
+  /** npm's cache for sandboxed installs. @default `<envsDir>/../npm-cache` */
+  npmCacheDir?: string;
+  /** The npm user config shown (read-only) to sandboxed installs. @default `~/.npmrc` when it exists */
+  npmrc?: string | null;
 }
 
 /** An installed dependency environment. */
@@ -38,57 +68,63 @@ export interface InstalledEnv {
   reused: boolean;
 }
 
-/** Receives npm's output, one line at a time. */
-export type InstallLogSink = (line: string) => void;
-
-/** npm failed: `firstLines` holds its first error lines, for the orchestration's error. */
-export class InstallError extends Error {
-  constructor(
-    message: string,
-    readonly firstLines: string,
-  ) {
-    super(message);
-    this.name = 'InstallError';
-  }
-}
-
-interface InFlight {
-  promise: Promise<InstalledEnv>;
-  sinks: Set<InstallLogSink>;
-  printed: string[];
-}
-
 /** Marks a temporary build directory; stale ones (a killed npm) are removed on start. */
 const TMP_PREFIX = '.tmp-';
 
 /**
- * A content-addressed cache of npm installs: one `<envsDir>/<hash>/` per dependency set.
+ * A content-addressed cache of npm installs: one `<envsDir>/<hash>/` per dependency set
+ * (and install-script policy: a policy other than the default adds a suffix).
  *
  * An environment is built in a temporary directory and renamed into place only when npm
  * succeeded, so the directory existing is the "complete" marker that survives restarts and
  * a failed or killed install is never cached. Concurrent requests for one set in this
- * process share one npm run (and all of them see its output).
+ * process share one npm run (and all of them see its output). npm installs with
+ * `--ignore-scripts` unless the policy allows scripts, and with `--install-links`, so a
+ * dependency shipped in the zip is copied into `node_modules` rather than linked.
  *
  * @example
- * const envs = new EnvCache({ envsDir: join(home, 'envs') });
+ * const envs = new EnvCache({ envsDir: join(home, 'envs'), launcher, user });
  * const env = await envs.ensure(deps, { signal, log: (l) => console.log(l) });
  */
 export class EnvCache {
-  private readonly inFlight = new Map<string, InFlight>();
+  private readonly inFlight = new SharedBuilds<InstalledEnv>();
   private installs = 0;
   private readonly npmCommand: string;
-  private readonly allowInstallScripts: boolean;
+  private readonly scripts: InstallScripts;
   private readonly env: NodeJS.ProcessEnv;
+  private readonly launcher: RunLauncher;
+  private readonly runtime: RunRuntime;
+  /** Appended to the directory name of environments built under a non-default script policy. */
+  private readonly suffix: string;
 
   constructor(private readonly options: EnvCacheOptions) {
-    this.npmCommand = options.npmCommand ?? 'npm';
-    this.allowInstallScripts = options.allowInstallScripts ?? true;
+    this.npmCommand = options.npmCommand ?? findExecutable('npm') ?? 'npm';
+    this.scripts = options.scripts ?? 'none';
     this.env = options.env ?? childEnv(process.env);
+    this.launcher = options.launcher ?? new DirectLauncher();
+    this.runtime = options.runtime ?? new NodeRuntime();
+    this.suffix =
+      this.scripts === 'none'
+        ? ''
+        : `-s${createHash('sha256')
+            .update(this.scripts === 'all' ? 'all' : [...this.scripts].sort().join(','))
+            .digest('hex')
+            .slice(0, 8)}`;
   }
 
   /** How many npm installs this cache has started (observability; reuses do not count). */
   get installCount(): number {
     return this.installs;
+  }
+
+  /** Which install scripts run, for the packaging log: `none`, `all`, or the allowed names. */
+  get scriptPolicy(): string {
+    return this.scripts === 'none' || this.scripts === 'all' ? this.scripts : this.scripts.join(', ');
+  }
+
+  /** The `node_modules` of the environment with this hash (whether installed or not). */
+  nodeModulesDirOf(hash: string): string {
+    return join(this.options.envsDir, `${hash}${this.suffix}`, 'node_modules');
   }
 
   /** Removes temporary build directories left by installs a stopped server cut short. */
@@ -111,36 +147,16 @@ export class EnvCache {
     deps: DependencySet,
     opts: { signal?: AbortSignal; log?: InstallLogSink } = {},
   ): Promise<InstalledEnv> {
-    const dir = join(this.options.envsDir, deps.hash);
+    const dir = join(this.options.envsDir, `${deps.hash}${this.suffix}`);
     const ready: InstalledEnv = {
       hash: deps.hash,
       dir,
       nodeModulesDir: join(dir, 'node_modules'),
       reused: true,
     };
-    const running = this.inFlight.get(deps.hash);
-    if (running !== undefined) {
-      if (opts.log !== undefined) {
-        for (const line of running.printed) opts.log(line);
-        running.sinks.add(opts.log);
-      }
-      const env = await running.promise;
-      return { ...env, reused: true };
-    }
-
-    // Registered before the first await, so a concurrent call for the same set joins it.
-    const flight: InFlight = { promise: Promise.resolve(ready), sinks: new Set(), printed: [] };
-    if (opts.log !== undefined) flight.sinks.add(opts.log);
-    const print = (line: string): void => {
-      flight.printed.push(line);
-      for (const sink of flight.sinks) sink(line);
-    };
-    flight.promise = (async () => {
-      if (await exists(dir)) return ready;
-      return this.install(deps, dir, print, opts.signal);
-    })().finally(() => this.inFlight.delete(deps.hash));
-    this.inFlight.set(deps.hash, flight);
-    return flight.promise;
+    return this.inFlight.run(deps.hash, opts.log, async (print) =>
+      (await exists(dir)) ? ready : this.install(deps, dir, print, opts.signal),
+    );
   }
 
   private async install(
@@ -150,101 +166,139 @@ export class EnvCache {
     signal: AbortSignal | undefined,
   ): Promise<InstalledEnv> {
     this.installs++;
+    await mkdir(this.options.envsDir, { recursive: true });
     const tmp = join(this.options.envsDir, `${TMP_PREFIX}${deps.hash}-${randomUUID().slice(0, 8)}`);
-    await mkdir(tmp, { recursive: true });
+    // The zip's own packages, copied beside the build folder: npm packs a `file:` folder
+    // outside the project into node_modules (it would only link one inside it).
+    const local = (deps.local ?? []).length > 0 ? `${tmp}.local` : null;
+    const user = this.options.user ?? null;
     try {
+      await this.launcher.prepare(this.spec(tmp, [], local));
+      const dependencies = { ...deps.dependencies };
+      if (local !== null) {
+        const inside = this.launcher.insidePath(local, 'local');
+        for (const dep of deps.local ?? []) {
+          await mkdir(dirname(join(local, dep.from)), { recursive: true });
+          await cp(join(deps.localRoot ?? '', dep.from), join(local, dep.from), { recursive: true });
+          dependencies[dep.name] = `file:${inside}/${dep.from}`;
+        }
+        if (user !== null) await chownTree(local, user);
+      }
       await writeFile(
         join(tmp, 'package.json'),
-        JSON.stringify(
-          { name: `quoll-env-${deps.hash}`, private: true, dependencies: deps.dependencies },
-          null,
-          2,
-        ),
+        JSON.stringify({ name: `quoll-env-${deps.hash}`, private: true, dependencies }, null, 2),
       );
       if (deps.lockfile !== null) await writeFile(join(tmp, 'package-lock.json'), deps.lockfile);
+      if (user !== null) await chownTree(tmp, user);
+      const prefix = this.launcher.workDir(tmp);
       // --prefix pins the install to the build folder whatever npm config is around.
       const args = [
         'install',
         '--prefix',
-        tmp,
+        prefix,
         '--omit=dev',
         '--no-audit',
         '--no-fund',
         '--no-update-notifier',
+        '--install-links',
       ];
-      if (!this.allowInstallScripts) args.push('--ignore-scripts');
+      if (this.scripts !== 'all') args.push('--ignore-scripts');
+      print(
+        this.scripts === 'none'
+          ? 'install scripts: off (an admin may allow packages by name with QUOLL_NPM_ALLOW_SCRIPTS)'
+          : `install scripts: allowed for ${this.scriptPolicy}`,
+      );
       print(`$ npm ${args.join(' ')}`);
-      await this.runNpm(args, tmp, print, signal);
-      try {
-        await rename(tmp, dir);
-      } catch (err) {
-        // Another process on this home finished the same set first: theirs is as good.
-        const code = (err as NodeJS.ErrnoException).code;
-        if (code !== 'ENOTEMPTY' && code !== 'EEXIST') throw err;
-        await rm(tmp, { recursive: true, force: true });
+      await this.runNpm(this.spec(tmp, args, local), print, signal);
+      if (Array.isArray(this.scripts)) {
+        // The allowed packages that are in this environment run their scripts now.
+        const allowed = (this.scripts as readonly string[]).filter((name) =>
+          existsSync(join(tmp, 'node_modules', name, 'package.json')),
+        );
+        if (allowed.length > 0) {
+          const rebuild = [
+            'rebuild',
+            ...allowed,
+            '--prefix',
+            prefix,
+            '--ignore-scripts=false',
+            '--foreground-scripts',
+          ];
+          print(`$ npm ${rebuild.join(' ')}`);
+          await this.runNpm(this.spec(tmp, rebuild, local), print, signal);
+        }
       }
+      await publishBuild(tmp, dir);
       return { hash: deps.hash, dir, nodeModulesDir: join(dir, 'node_modules'), reused: false };
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
+    } finally {
+      if (local !== null) await rm(local, { recursive: true, force: true });
     }
   }
 
-  private runNpm(
-    args: string[],
-    cwd: string,
-    print: InstallLogSink,
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    return new Promise((resolve, reject) => {
-      if (signal?.aborted === true) {
-        reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-        return;
+  /**
+   * How npm is launched in the build folder `tmp`: its cache and config, the runtime, the
+   * limits, and the copies of the zip's own packages (`local`, read-only).
+   */
+  private spec(tmp: string, args: string[], local: string | null): LaunchSpec {
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.env)) if (v !== undefined) env[k] = v;
+    const binds: Bind[] = [];
+    if (local !== null)
+      binds.push({ host: local, inside: this.launcher.insidePath(local, 'local'), readOnly: true });
+    if (this.launcher.sandboxed) {
+      binds.push(...this.runtime.installBinds(env));
+      // A private HOME (the sandbox's /tmp), a cache of its own, the operator's npm config read-only.
+      env.HOME = '/tmp';
+      const cache = this.options.npmCacheDir ?? join(dirname(this.options.envsDir), 'npm-cache');
+      const cacheInside = this.launcher.insidePath(cache, 'npm-cache');
+      binds.push({ host: cache, inside: cacheInside, readOnly: false });
+      env.npm_config_cache = cacheInside;
+      const npmrc = this.options.npmrc === undefined ? defaultNpmrc() : this.options.npmrc;
+      if (npmrc !== null) {
+        const inside = this.launcher.insidePath(npmrc, 'npmrc');
+        binds.push({ host: npmrc, inside, readOnly: true });
+        env.npm_config_userconfig = inside;
       }
-      // Own process group (detached): npm starts node-gyp, install scripts, git… and an
-      // abort must stop all of them, not only npm itself (which would leave orphans).
-      const child = spawn(this.npmCommand, args, {
-        cwd,
-        env: this.env,
-        detached: true,
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      const killGroup = (): void => {
-        if (child.pid === undefined) return;
-        try {
-          process.kill(-child.pid, 'SIGKILL');
-        } catch {
-          // ESRCH: the group is gone already.
-        }
-      };
-      signal?.addEventListener('abort', killGroup, { once: true });
-      const errors: string[] = [];
-      const collect = (stream: NodeJS.ReadableStream, isErr: boolean): Promise<void> =>
-        new Promise((done) => {
-          const rl = createInterface({ input: stream });
-          rl.on('line', (line) => {
-            print(line);
-            if (isErr && errors.length < 10 && /err/i.test(line)) errors.push(line.trim());
-          });
-          rl.on('close', done);
-        });
-      const outputs = Promise.all([collect(child.stdout, false), collect(child.stderr, true)]);
-      child.on('error', (err) => reject(err));
-      child.on('close', (code, sig) => {
-        signal?.removeEventListener('abort', killGroup);
-        // Whatever npm left running in its group (a stuck script) goes with it.
-        killGroup();
-        void outputs.then(() => {
-          if (code === 0) return resolve();
-          if (signal?.aborted)
-            return reject(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-          const firstLines =
-            errors.length > 0 ? errors.slice(0, 5).join('\n') : `npm exited with ${code ?? sig}`;
-          reject(new InstallError(`npm install failed (exit ${code ?? sig}):\n${firstLines}`, firstLines));
-        });
-      });
+    }
+    return {
+      runtime: 'npm',
+      warm: null,
+      argv: [this.npmCommand, ...args],
+      entry: this.npmCommand,
+      args,
+      runDir: tmp,
+      env,
+      runEnv: {},
+      user: this.options.user ?? null,
+      binds,
+      limits: this.options.limits ?? NO_LIMITS,
+    };
+  }
+
+  private runNpm(spec: LaunchSpec, print: InstallLogSink, signal: AbortSignal | undefined): Promise<void> {
+    return runInstallStep(this.launcher, spec, {
+      print,
+      signal,
+      what: 'npm install',
+      isErrorLine: (line) => /err/i.test(line),
     });
   }
+}
+
+/** The server user's npm config file, when there is one. */
+function defaultNpmrc(): string | null {
+  const path = join(homedir(), '.npmrc');
+  return existsSync(path) ? path : null;
+}
+
+/** Gives a folder tree to a user. */
+async function chownTree(dir: string, user: TaskUser): Promise<void> {
+  await lchown(dir, user.uid, user.gid);
+  for (const name of await readdir(dir, { recursive: true }))
+    await lchown(join(dir, name), user.uid, user.gid);
 }
 
 /** Variables an enclosing npm run sets about its project; they must not leak into our install. */

@@ -33,8 +33,20 @@ export interface OrchestrationStatusUpdate {
   updatedAt: string;
 }
 
+/** A packager asking for work (see {@link OrchestrationStore.claimOrchestrationForPackaging}). */
+export interface PackagingClaim {
+  /** Who packages: stable across restarts of the same node, unique among nodes. */
+  owner: string;
+  /** Now, RFC 3339 (the row's `updatedAt`). */
+  at: string;
+  /** Now, epoch ms: leases that ended before it are expired. */
+  now: number;
+  /** End of the lease, epoch ms. */
+  leaseUntil: number;
+}
+
 /** Where a packaging log line came from. */
-export type PackagingLogSource = 'quoll' | 'npm' | 'esbuild';
+export type PackagingLogSource = 'quoll' | 'npm' | 'esbuild' | 'pip';
 
 /** One line of an orchestration's packaging log. */
 export interface PackagingLogLine {
@@ -45,8 +57,8 @@ export interface PackagingLogLine {
 }
 
 /**
- * Storage port for orchestrations and their packaging logs. Backends (SQLite today) keep
- * the driver to themselves; every method is atomic on its own.
+ * Storage port for orchestrations and their packaging logs. Backends keep the driver to
+ * themselves; every method is atomic on its own and safe with several writers.
  */
 export interface OrchestrationStore {
   /** Inserts an orchestration in `pending_packaging`. */
@@ -63,16 +75,27 @@ export interface OrchestrationStore {
     update: OrchestrationStatusUpdate,
   ): Promise<OrchestrationRecord | null>;
   /**
-   * Atomically moves the oldest `pending_packaging` orchestration to `packaging` and returns
-   * it, so two packaging workers never take the same one; null when none is pending.
+   * Atomically takes the oldest orchestration that needs packaging — `pending_packaging`, or
+   * `packaging` under a lease that expired (its packager died) — moves it to `packaging` and
+   * leases it to `claim.owner` until `claim.leaseUntil` (epoch ms). Two packagers, in one
+   * process or on two nodes, never hold the same one; null when none is waiting.
    */
-  claimOrchestrationForPackaging(at: string): Promise<OrchestrationRecord | null>;
+  claimOrchestrationForPackaging(claim: PackagingClaim): Promise<OrchestrationRecord | null>;
   /**
-   * Moves every `packaging` orchestration back to `pending_packaging` (work a stopped
-   * server left unfinished) and returns how many moved.
+   * Extends the lease of an orchestration `owner` is packaging; false when the owner no
+   * longer holds it (the lease expired and another packager took it, or it was requeued).
    */
-  requeueOrchestrationPackaging(at: string): Promise<number>;
-  /** Appends lines, in order, to an orchestration's packaging log. */
+  renewPackagingLease(id: string, owner: string, leaseUntil: number): Promise<boolean>;
+  /**
+   * Moves back to `pending_packaging` every `packaging` orchestration leased to `owner` (work
+   * an earlier life of the same packager left unfinished) and returns how many moved. Others'
+   * work is left alone: it is taken over only once its lease expires.
+   */
+  requeueOrchestrationPackaging(owner: string, at: string): Promise<number>;
+  /**
+   * Appends lines, in order and after every line already there, to an orchestration's
+   * packaging log (concurrent appends never interleave inside one call's lines).
+   */
   appendPackagingLog(orchestrationId: string, lines: readonly PackagingLogLine[]): Promise<void>;
   /** The whole packaging log, oldest line first. */
   getPackagingLog(orchestrationId: string): Promise<PackagingLogLine[]>;

@@ -1,13 +1,5 @@
 import { execFile } from 'node:child_process';
-import {
-  copyFileSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -16,12 +8,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createZip } from '../../../../test/support/zip-builder.js';
 import type { ZipEntrySpec } from '../../../../test/support/zip-builder.js';
 import type { ReceivedFile } from '../blobs/index.js';
-import { ApiError } from '../server/api-error.js';
-import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
-import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
-import { SqliteOrchestrationStore } from '../store/sqlite/sqlite-orchestration-store.js';
+import { ApiError } from '../errors/index.js';
+import { openStore } from '../store/index.js';
+import type { Stores } from '../store/index.js';
 import { EnvCache } from './env-cache.js';
-import type { OrchestrationRecord } from './orchestration-store.js';
+import type { OrchestrationRecord, OrchestrationStore } from './orchestration-store.js';
 import { Packager } from './packager.js';
 import type { PackagerOptions } from './packager.js';
 
@@ -29,25 +20,21 @@ const run = promisify(execFile);
 
 let root: string;
 let home: string;
-let db: SqliteHandle;
-let store: SqliteOrchestrationStore;
+let stores: Stores;
+let store: OrchestrationStore;
 const packagers: Packager[] = [];
 
-beforeEach(() => {
+beforeEach(async () => {
   root = mkdtempSync(join(tmpdir(), 'quoll-packager-'));
   home = join(root, 'home');
   mkdirSync(home);
-  // Only the orchestration migration: the store must not depend on other tables.
-  const migrations = join(root, 'migrations');
-  mkdirSync(migrations);
-  copyFileSync(join(MIGRATIONS_DIR, '0004_orchestrations.sql'), join(migrations, '0004_orchestrations.sql'));
-  db = openSqliteDatabase(join(root, 'quoll.db'), migrations);
-  store = new SqliteOrchestrationStore(db);
+  stores = await openStore({ kind: 'sqlite', path: join(root, 'quoll.db') });
+  store = stores.orchestrations;
 });
 
 afterEach(async () => {
   for (const p of packagers.splice(0)) await p.stop();
-  db.close();
+  await stores.close();
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -206,7 +193,9 @@ describe('Packager', () => {
     expect(pkg).toEqual({
       dir: join(home, 'orchestrations', record.id, 'files'),
       entry: '.quoll/entry.mjs',
+      runtime: 'node',
       nodeModulesDir: join(home, 'orchestrations', record.id, 'node_modules'),
+      envNodeModulesDir: null,
     });
     expect(await runEntry(p, record.id)).toBe('js function\n');
   });
@@ -301,7 +290,9 @@ describe('Packager', () => {
     const first = packager();
     const record = await submit(first, [{ path: 'main.ts', content: "console.log('after restart')" }]);
     // A crash right after the claim: the row says packaging and nothing is running.
-    expect((await store.claimOrchestrationForPackaging(new Date().toISOString()))?.id).toBe(record.id);
+    const now = Date.now();
+    const claim = { owner: 'local', at: new Date(now).toISOString(), now, leaseUntil: now + 60_000 };
+    expect((await store.claimOrchestrationForPackaging(claim))?.id).toBe(record.id);
     const second = packager();
     await second.start();
     expect((await waitForStatus(record.id)).status).toBe('ready');

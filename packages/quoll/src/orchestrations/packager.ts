@@ -1,15 +1,25 @@
-import { randomUUID } from 'node:crypto';
-import { access, copyFile, mkdir, rename, rm } from 'node:fs/promises';
+import { execFile } from 'node:child_process';
+import { createHash, randomUUID } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { access, copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { join } from 'node:path';
-import type { ReceivedFile } from '../blobs/index.js';
-import { ApiError } from '../server/api-error.js';
+import type { ReceivedFile, SharedBlobStorage } from '../blobs/index.js';
+import { ApiError } from '../errors/index.js';
 import { COMPILED_ENTRY, CompileError, compileEntrypoint } from './compile-entrypoint.js';
 import { readDependencySet } from './dependency-set.js';
-import { EnvCache, InstallError } from './env-cache.js';
+import { EnvCache } from './env-cache.js';
+import { InstallError } from './install-error.js';
 import { linkNodeModules } from './link-node-modules.js';
 import { orchestrationPaths } from './orchestration-paths.js';
 import type { OrchestrationRecord, OrchestrationStore, PackagingLogSource } from './orchestration-store.js';
+import { PythonInterpreter } from '../runner/index.js';
+import { PythonEnvCache } from './python-env-cache.js';
+import { readPythonRequirements } from './python-requirements.js';
 import { resolveClientPackageDir } from './resolve-client-package.js';
+import { entrypointRuntime } from './select-entrypoint.js';
+import type { OrchestrationRuntime } from './select-entrypoint.js';
 import { DEFAULT_ARCHIVE_LIMITS, extractArchive, inspectArchive } from './zip-archive.js';
 import type { ArchiveLimits } from './zip-archive.js';
 
@@ -20,6 +30,11 @@ export interface PackagerOptions {
   home: string;
   /** Installed dependency sets. @default new EnvCache({ envsDir: `<home>/envs` }) */
   envCache?: EnvCache;
+  /**
+   * Python environments (virtual environments per requirement set). @default new
+   * PythonEnvCache({ envsDir: `<home>/envs`, python: new PythonInterpreter('python3') })
+   */
+  pythonEnvs?: PythonEnvCache;
   /** The `@quoll/client` package linked into every orchestration. @default resolveClientPackageDir() */
   clientPackageDir?: string;
   /** Zip-bomb and size guards. @default DEFAULT_ARCHIVE_LIMITS */
@@ -35,10 +50,28 @@ export interface PackagerOptions {
   now?: () => Date;
   /** Id generator for new orchestrations. @default crypto.randomUUID */
   newId?: () => string;
+  /**
+   * Who this packager is in the store's leases: stable across restarts of one node (so a
+   * restart takes back its own unfinished jobs at once) and unique among nodes.
+   * @default 'local'
+   */
+  owner?: string;
+  /**
+   * How long a claimed job is leased; the packager renews it every third of that while it
+   * works. A job whose packager died is taken over by another once its lease ends.
+   * @default 60000
+   */
+  leaseMs?: number;
   /** Node.js major version the dependency hash is keyed by. @default the running Node's */
   nodeMajor?: number;
   /** Reports failures of the packaging loop itself (not of a user's zip). @default console.error */
   onError?: (err: unknown) => void;
+  /**
+   * Where uploaded zips live for every node of a cluster (by SHA-256): a node asked to run
+   * an orchestration another node packaged builds its own copy from the stored zip, once.
+   * @default null (the embedded home: packages are where they were built)
+   */
+  shared?: SharedBlobStorage | null;
 }
 
 /** An accepted upload. */
@@ -55,14 +88,23 @@ export interface SubmitOrchestration {
 export interface PackageLocation {
   /** The extracted zip root: copy it to make a run's working directory. */
   dir: string;
-  /** The file to run, relative to `dir`: always `.quoll/entry.mjs`. */
+  /** The file to run, relative to `dir`: `.quoll/entry.mjs` for Node, the `.py` entrypoint for Python. */
   entry: string;
+  /** Which runtime runs `entry`. */
+  runtime: OrchestrationRuntime;
+  /** Python: the orchestration's virtual environment (host path). */
+  pythonEnvDir?: string;
   /**
    * Links to the dependencies and `@quoll/client`. A run started from a copy of `dir` must
    * see it as `node_modules` in the copy (or a parent folder); the entry is compiled with an
    * inline source map, so run it with `--enable-source-maps` for TypeScript line numbers.
    */
   nodeModulesDir: string;
+  /**
+   * The installed dependency environment's own `node_modules` (null: no dependencies): what a
+   * sandboxed run mounts read-only as its `node_modules`.
+   */
+  envNodeModulesDir: string | null;
 }
 
 /**
@@ -83,6 +125,8 @@ export interface PackageLocation {
 export class Packager {
   /** The dependency environments this packager uses. */
   readonly envCache: EnvCache;
+  /** The Python environments this packager uses. */
+  readonly pythonEnvs: PythonEnvCache;
   private readonly store: OrchestrationStore;
   private readonly home: string;
   private readonly limits: ArchiveLimits;
@@ -91,17 +135,25 @@ export class Packager {
   private readonly now: () => Date;
   private readonly newId: () => string;
   private readonly nodeMajor: number;
+  private readonly owner: string;
+  private readonly leaseMs: number;
   private readonly onError: (err: unknown) => void;
   private clientDir: string | undefined;
   private abort = new AbortController();
   private workers: Promise<void>[] = [];
   private readonly sleepers = new Set<() => void>();
   private state: 'new' | 'running' | 'stopped' = 'new';
+  private shared: SharedBlobStorage | null = null;
+  /** Local builds of packages made by other nodes, by orchestration id. */
+  private readonly localBuilds = new Map<string, Promise<void>>();
 
   constructor(options: PackagerOptions) {
     this.store = options.store;
     this.home = options.home;
     this.envCache = options.envCache ?? new EnvCache({ envsDir: join(options.home, 'envs') });
+    this.pythonEnvs =
+      options.pythonEnvs ??
+      new PythonEnvCache({ envsDir: join(options.home, 'envs'), python: new PythonInterpreter('python3') });
     this.clientDir = options.clientPackageDir;
     this.limits = options.limits ?? DEFAULT_ARCHIVE_LIMITS;
     this.concurrency = options.concurrency ?? 2;
@@ -109,6 +161,9 @@ export class Packager {
     this.now = options.now ?? (() => new Date());
     this.newId = options.newId ?? randomUUID;
     this.nodeMajor = options.nodeMajor ?? Number(process.versions.node.split('.')[0]);
+    this.owner = options.owner ?? 'local';
+    this.leaseMs = options.leaseMs ?? 60_000;
+    this.shared = options.shared ?? null;
     this.onError = options.onError ?? ((err) => console.error('quoll: packaging loop error:', err));
   }
 
@@ -116,12 +171,15 @@ export class Packager {
    * Validates an uploaded zip and records it as `pending_packaging`. A refused zip leaves
    * nothing behind: the upload file is deleted and no row is written.
    *
-   * @throws ApiError `invalid_archive`, `archive_unsafe_entry`, `archive_no_entrypoint` or `archive_too_large`.
+   * @throws ApiError `invalid_archive`, `archive_unsafe_entry`, `archive_no_entrypoint`,
+   * `archive_two_entrypoints`, `archive_too_large`, or `python_unavailable` (a Python zip on a
+   * server without a usable Python).
    */
   async submit(input: SubmitOrchestration): Promise<OrchestrationRecord> {
     let entrypoint: string;
     try {
       entrypoint = (await inspectArchive(input.upload.path, this.limits)).entrypoint;
+      if (entrypointRuntime(entrypoint) === 'python') await this.pythonEnvs.requirePython();
     } catch (err) {
       await rm(input.upload.path, { force: true });
       throw err;
@@ -129,6 +187,11 @@ export class Packager {
     const id = this.newId();
     const paths = orchestrationPaths(this.home, id);
     try {
+      // Every node of a cluster can build the package from the stored zip.
+      if (this.shared !== null && !(await this.shared.has(input.upload.sha256))) {
+        const path = input.upload.path;
+        await this.shared.put(input.upload.sha256, input.upload.size, () => createReadStream(path));
+      }
       await mkdir(paths.dir, { recursive: true });
       await moveFile(input.upload.path, paths.sourceZip);
       const record = await this.store.createOrchestration({
@@ -155,6 +218,17 @@ export class Packager {
    * @throws ApiError `orchestration_not_found`, or `orchestration_not_ready` unless it is `ready`.
    */
   async resolvePackage(orchestrationId: string): Promise<PackageLocation> {
+    const record = await this.checkReady(orchestrationId);
+    if (this.shared !== null) await this.ensureLocalBuild(record);
+    return this.locationOf(record);
+  }
+
+  /**
+   * The orchestration, if it is `ready` (without building anything on this node).
+   *
+   * @throws ApiError `orchestration_not_found`, or `orchestration_not_ready` unless it is `ready`.
+   */
+  async checkReady(orchestrationId: string): Promise<OrchestrationRecord> {
     const record = await this.store.getOrchestration(orchestrationId);
     if (record === null) {
       throw new ApiError(
@@ -172,20 +246,96 @@ export class Packager {
         { status: record.status },
       );
     }
-    const paths = orchestrationPaths(this.home, orchestrationId);
-    return { dir: paths.filesDir, entry: COMPILED_ENTRY, nodeModulesDir: paths.nodeModulesDir };
+    return record;
   }
 
   /**
-   * Starts the packaging workers after re-queueing orchestrations a stopped server left in
-   * `packaging` and removing half-built dependency environments.
+   * Builds, once per process, this node's copy of a package another node of the cluster made:
+   * the zip is fetched from the shared storage (its SHA-256 checked) and packaged again here.
+   */
+  private ensureLocalBuild(record: OrchestrationRecord): Promise<void> {
+    let pending = this.localBuilds.get(record.id);
+    if (pending === undefined) {
+      pending = this.buildLocally(record);
+      this.localBuilds.set(record.id, pending);
+      // A failed build is tried again by the next run.
+      pending.catch(() => this.localBuilds.delete(record.id));
+    }
+    return pending;
+  }
+
+  private async buildLocally(record: OrchestrationRecord): Promise<void> {
+    const paths = orchestrationPaths(this.home, record.id);
+    if (await exists(join(paths.dir, BUILT_MARKER))) return;
+    await this.fetchZip(record);
+    await this.packageOne(record, this.abort.signal, true);
+  }
+
+  /** Copies an orchestration's zip from the shared storage to this node (SHA-256 checked). */
+  private async fetchZip(record: OrchestrationRecord): Promise<void> {
+    const paths = orchestrationPaths(this.home, record.id);
+    const shared = this.shared;
+    if (shared === null) throw new Error('no shared storage to fetch the orchestration from');
+    await mkdir(paths.dir, { recursive: true });
+    const tmp = `${paths.sourceZip}.${randomUUID()}.part`;
+    const hash = createHash('sha256');
+    try {
+      await pipeline(
+        Readable.from(shared.read(record.sha)),
+        new Transform({
+          transform(chunk: Buffer, _enc, done) {
+            hash.update(chunk);
+            done(null, chunk);
+          },
+        }),
+        createWriteStream(tmp),
+      );
+      const got = hash.digest('hex');
+      if (got !== record.sha)
+        throw new Error(`the stored zip of orchestration ${record.id} has SHA-256 ${got}, not ${record.sha}`);
+      await rename(tmp, paths.sourceZip);
+    } finally {
+      await rm(tmp, { force: true });
+    }
+  }
+
+  /** Where a ready orchestration's package is on this node. */
+  private locationOf(record: OrchestrationRecord): PackageLocation {
+    const orchestrationId = record.id;
+    const paths = orchestrationPaths(this.home, orchestrationId);
+    if (record.entrypoint !== null && entrypointRuntime(record.entrypoint) === 'python') {
+      if (record.depHash === null)
+        throw new Error(`Python orchestration ${orchestrationId} has no environment`);
+      return {
+        dir: paths.filesDir,
+        entry: record.entrypoint,
+        runtime: 'python',
+        nodeModulesDir: paths.nodeModulesDir,
+        envNodeModulesDir: null,
+        pythonEnvDir: this.pythonEnvs.dirOf(record.depHash),
+      };
+    }
+    return {
+      dir: paths.filesDir,
+      entry: COMPILED_ENTRY,
+      runtime: 'node',
+      nodeModulesDir: paths.nodeModulesDir,
+      envNodeModulesDir: record.depHash === null ? null : this.envCache.nodeModulesDirOf(record.depHash),
+    };
+  }
+
+  /**
+   * Starts the packaging workers after re-queueing the orchestrations this packager (its
+   * `owner`) left in `packaging` when it last stopped, and removing half-built dependency
+   * environments.
    */
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`Packager.start(): already ${this.state}`);
     this.state = 'running';
     this.clientDir ??= resolveClientPackageDir();
     await this.envCache.removeStaleBuilds();
-    await this.store.requeueOrchestrationPackaging(this.now().toISOString());
+    await this.prunePythonEnvs();
+    await this.store.requeueOrchestrationPackaging(this.owner, this.now().toISOString());
     for (let i = 0; i < this.concurrency; i++) this.workers.push(this.work());
   }
 
@@ -204,6 +354,22 @@ export class Packager {
     this.wake();
     await Promise.all(this.workers);
     this.workers = [];
+  }
+
+  /**
+   * Removes the Python environments no orchestration uses (the cache holds only what some
+   * orchestration runs with). A failure is reported, never fatal.
+   */
+  private async prunePythonEnvs(): Promise<void> {
+    try {
+      const inUse = new Set<string>();
+      for (const record of await this.store.listOrchestrations())
+        if (record.depHash !== null && entrypointRuntime(record.entrypoint ?? '') === 'python')
+          inUse.add(record.depHash);
+      await this.pythonEnvs.prune(inUse);
+    } catch (err) {
+      this.onError(err);
+    }
   }
 
   /** Wakes idle workers to look for new work now. */
@@ -229,12 +395,18 @@ export class Packager {
     const signal = this.abort.signal;
     while (!signal.aborted) {
       try {
-        const record = await this.store.claimOrchestrationForPackaging(this.now().toISOString());
+        const now = this.now();
+        const record = await this.store.claimOrchestrationForPackaging({
+          owner: this.owner,
+          at: now.toISOString(),
+          now: now.getTime(),
+          leaseUntil: now.getTime() + this.leaseMs,
+        });
         if (record === null) {
           await this.sleep();
           continue;
         }
-        await this.packageOne(record, signal);
+        await this.underLease(record.id, () => this.packageOne(record, signal));
       } catch (err) {
         // A store failure: report it and back off instead of spinning.
         this.onError(err);
@@ -243,10 +415,37 @@ export class Packager {
     }
   }
 
-  private async packageOne(record: OrchestrationRecord, signal: AbortSignal): Promise<void> {
+  /** Runs `job` while renewing the lease on orchestration `id` every third of the lease. */
+  private async underLease(id: string, job: () => Promise<void>): Promise<void> {
+    const timer = setInterval(
+      () => {
+        const until = this.now().getTime() + this.leaseMs;
+        this.store.renewPackagingLease(id, this.owner, until).then(
+          (held) => {
+            if (!held) this.onError(new Error(`lost the packaging lease of orchestration ${id}`));
+          },
+          (err: unknown) => this.onError(err),
+        );
+      },
+      Math.max(1, Math.floor(this.leaseMs / 3)),
+    );
+    try {
+      await job();
+    } finally {
+      clearInterval(timer);
+    }
+  }
+
+  /**
+   * Packages one orchestration. `local`: this node's copy of a package another node made (no
+   * log, no status change; a failure is thrown to the run that needed it).
+   */
+  private async packageOne(record: OrchestrationRecord, signal: AbortSignal, local = false): Promise<void> {
     const paths = orchestrationPaths(this.home, record.id);
-    const log = new LogWriter(this.store, record.id, this.now, this.onError);
-    const earlier = await this.store.getPackagingLog(record.id);
+    const log = new LogWriter(local ? null : this.store, record.id, this.now, this.onError);
+    // Uploaded through another node of the cluster: its zip comes from the shared storage.
+    if (this.shared !== null && !(await exists(paths.sourceZip))) await this.fetchZip(record);
+    const earlier = local ? [] : await this.store.getPackagingLog(record.id);
     log.write(
       'quoll',
       earlier.length > 0 ? 'packaging again (the previous attempt was cut short)' : 'packaging started',
@@ -260,6 +459,18 @@ export class Packager {
         'quoll',
         `extracted ${manifest.files.length} files (${manifest.totalBytes} bytes); entrypoint ${manifest.entrypoint}`,
       );
+      if (manifest.entrypoint.includes('/')) {
+        const folder = manifest.entrypoint.slice(0, manifest.entrypoint.lastIndexOf('/'));
+        log.write(
+          'quoll',
+          `the entrypoint is in the folder ${folder}/: runs start in the zip root, so relative paths resolve from ` +
+            `there (write ${folder}/data.csv, not data.csv)`,
+        );
+      }
+      if (entrypointRuntime(manifest.entrypoint) === 'python') {
+        await this.packagePython(record, manifest.entrypoint, paths.filesDir, log, signal, local);
+        return;
+      }
 
       // package.json first: esbuild reads it too, and our message for a broken one is clearer.
       const deps = await readDependencySet(paths.filesDir, manifest.entrypoint, this.nodeMajor);
@@ -289,13 +500,12 @@ export class Packager {
         log.write('quoll', 'packaging interrupted by a server stop; it resumes when the server starts again');
         return;
       }
-      await this.store.setOrchestrationStatus(record.id, 'ready', {
+      await this.markReady(record, local, log, {
         entrypoint: manifest.entrypoint,
         depHash: deps?.hash ?? null,
         error: null,
         updatedAt: this.now().toISOString(),
       });
-      log.write('quoll', 'ready');
     } catch (err) {
       if (signal.aborted) {
         log.write('quoll', 'packaging interrupted by a server stop; it resumes when the server starts again');
@@ -303,6 +513,9 @@ export class Packager {
       }
       const reason = describeFailure(err);
       log.write('quoll', `packaging failed: ${reason}`);
+      // Stored before the status, as with `ready`: a reader who sees `error` sees why.
+      await log.flush();
+      if (local) throw new Error(`building this node's copy of orchestration ${record.id} failed: ${reason}`);
       await this.store.setOrchestrationStatus(record.id, 'error', {
         error: reason,
         updatedAt: this.now().toISOString(),
@@ -311,12 +524,91 @@ export class Packager {
       await log.flush();
     }
   }
+
+  /**
+   * The Python half of a packaging job: reads `requirements.txt`, checks the entrypoint
+   * compiles, and builds (or reuses) the virtual environment for the requirement set.
+   * Throws what the caller records as the orchestration's error.
+   */
+  private async packagePython(
+    record: OrchestrationRecord,
+    entrypoint: string,
+    filesDir: string,
+    log: LogWriter,
+    signal: AbortSignal,
+    local = false,
+  ): Promise<void> {
+    const python = await this.pythonEnvs.requirePython();
+    const reqs = await readPythonRequirements(filesDir, entrypoint);
+    for (const line of reqs.provided)
+      log.write(
+        'quoll',
+        `${reqs.source ?? 'requirements.txt'}: "${line}" skipped: the quoll client comes with the server`,
+      );
+    const hash = await this.pythonEnvs.hashOf(reqs.lines);
+    log.write(
+      'quoll',
+      reqs.lines.length === 0
+        ? `Python ${python.version.join('.')} (${python.executable}); no requirements (environment ${hash})`
+        : `Python ${python.version.join('.')} (${python.executable}); requirements from ${reqs.source ?? ''}: ` +
+            `${reqs.lines.join(', ')} (environment ${hash})`,
+    );
+    await checkPythonSyntax(python.executable, filesDir, entrypoint);
+    const env = await this.pythonEnvs.ensure(reqs.lines, { signal, log: (line) => log.write('pip', line) });
+    log.write(
+      'quoll',
+      env.reused ? `reusing Python environment ${env.hash}` : `built Python environment ${env.hash}`,
+    );
+    if (signal.aborted) {
+      log.write('quoll', 'packaging interrupted by a server stop; it resumes when the server starts again');
+      return;
+    }
+    await this.markReady(record, local, log, {
+      entrypoint,
+      depHash: env.hash,
+      error: null,
+      updatedAt: this.now().toISOString(),
+    });
+  }
+
+  /**
+   * Records a finished package: `ready` in the store (a packaging job), and on this node a
+   * marker that its copy is complete (so a run here does not build it again). The log's last
+   * line, `ready`, is stored first: whoever sees the status `ready` reads the whole log.
+   */
+  private async markReady(
+    record: OrchestrationRecord,
+    local: boolean,
+    log: LogWriter,
+    fields: { entrypoint: string; depHash: string | null; error: null; updatedAt: string },
+  ): Promise<void> {
+    log.write('quoll', 'ready');
+    await log.flush();
+    if (!local) await this.store.setOrchestrationStatus(record.id, 'ready', fields);
+    await writeFile(join(orchestrationPaths(this.home, record.id).dir, BUILT_MARKER), '');
+  }
+}
+
+/** The file in an orchestration's folder that says this node's copy of the package is complete. */
+const BUILT_MARKER = '.built';
+
+/** Whether a path exists. */
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 /** The user-facing reason a packaging failed: the first error lines, not a stack. */
 function describeFailure(err: unknown): string {
   if (err instanceof ApiError || err instanceof CompileError) return err.message;
-  if (err instanceof InstallError) return `npm install failed:\n${err.firstLines}`;
+  if (err instanceof InstallError)
+    return /^(pip install|python -m venv)/.test(err.message)
+      ? err.message
+      : `npm install failed:\n${err.firstLines}`;
   return `packaging failed unexpectedly: ${err instanceof Error ? err.message : String(err)}`;
 }
 
@@ -325,20 +617,54 @@ class LogWriter {
   private tail: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly store: OrchestrationStore,
+    /** null: lines are dropped (a node's own copy of a package logged elsewhere). */
+    private readonly store: OrchestrationStore | null,
     private readonly id: string,
     private readonly now: () => Date,
     private readonly onError: (err: unknown) => void,
   ) {}
 
   write(source: PackagingLogSource, line: string): void {
+    const store = this.store;
+    if (store === null) return;
     const entry = { time: this.now().toISOString(), source, line };
-    this.tail = this.tail.then(() => this.store.appendPackagingLog(this.id, [entry])).catch(this.onError);
+    this.tail = this.tail.then(() => store.appendPackagingLog(this.id, [entry])).catch(this.onError);
   }
 
   flush(): Promise<void> {
     return this.tail;
   }
+}
+
+/**
+ * Compiles the Python entrypoint without running it (`compile()` of its source), so a syntax
+ * error fails the packaging with Python's message instead of the first run.
+ */
+function checkPythonSyntax(python: string, filesDir: string, entrypoint: string): Promise<void> {
+  const script =
+    'import sys\nsrc = open(sys.argv[1], "rb").read()\n' +
+    'try:\n    compile(src, sys.argv[2], "exec", dont_inherit=True)\n' +
+    'except SyntaxError as e:\n    print(f"{e.filename}, line {e.lineno}: {e.msg}\\n    {(e.text or \'\').rstrip()}"); sys.exit(1)\n';
+  return new Promise((resolve, reject) => {
+    execFile(
+      python,
+      ['-I', '-c', script, join(filesDir, entrypoint), entrypoint],
+      { timeout: 60_000 },
+      (err, stdout) => {
+        if (err === null) return resolve();
+        const text = String(stdout).trim();
+        reject(
+          new ApiError(
+            'invalid_archive',
+            text !== ''
+              ? `Python cannot compile ${entrypoint}: ${text}`
+              : `Checking ${entrypoint} failed: ${err.message}`,
+            { file: entrypoint },
+          ),
+        );
+      },
+    );
+  });
 }
 
 /** Renames, falling back to copy + delete across file systems (a tmp dir elsewhere). */

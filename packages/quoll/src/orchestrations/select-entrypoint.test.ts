@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../server/api-error.js';
-import { selectEntrypoint } from './select-entrypoint.js';
+import { ApiError } from '../errors/index.js';
+import { entrypointRuntime, selectEntrypoint } from './select-entrypoint.js';
 
 function refusal(files: string[]): ApiError {
   try {
@@ -57,5 +57,42 @@ describe('selectEntrypoint', () => {
     const empty = refusal([]);
     expect(empty.code).toBe('archive_no_entrypoint');
     expect(empty.message).toContain('empty');
+  });
+});
+
+describe('selectEntrypoint for Python (the seed rule)', () => {
+  it('takes main.py at the root, else the only .py at the root', () => {
+    expect(selectEntrypoint(['main.py', 'helper.py', 'requirements.txt'])).toBe('main.py');
+    expect(selectEntrypoint(['job.py', 'requirements.txt', 'data/x.csv'])).toBe('job.py');
+    expect(entrypointRuntime('main.py')).toBe('python');
+    expect(entrypointRuntime('.quoll/entry.mjs')).toBe('node');
+  });
+
+  it('takes the shallowest main.py in a subfolder, like main.ts', () => {
+    expect(selectEntrypoint(['job/main.py', 'job/helper.py', 'job/requirements.txt'])).toBe('job/main.py');
+    expect(selectEntrypoint(['a/b/main.py', 'z/main.py'])).toBe('z/main.py');
+  });
+
+  it('ignores vendored folders (venv, site-packages, __pycache__)', () => {
+    expect(selectEntrypoint(['venv/lib/site-packages/x/main.py', 'run.py'])).toBe('run.py');
+  });
+
+  it('refuses a zip with both a Python and a TypeScript entrypoint, naming both', () => {
+    const err = refusal(['main.py', 'main.ts']);
+    expect(err.code).toBe('archive_two_entrypoints');
+    expect(err.message).toContain('main.ts');
+    expect(err.message).toContain('main.py');
+    expect(refusal(['job.py', 'job.js']).code).toBe('archive_two_entrypoints');
+  });
+
+  it('refuses two root .py scripts without a main.py, naming them', () => {
+    const err = refusal(['a.py', 'b.py']);
+    expect(err.code).toBe('archive_no_entrypoint');
+    expect(err.message).toContain('a.py, b.py');
+    expect(err.message).toContain('main.py');
+  });
+
+  it('a main in one language wins over several loose scripts of the other', () => {
+    expect(selectEntrypoint(['main.py', 'a.js', 'b.js'])).toBe('main.py');
   });
 });

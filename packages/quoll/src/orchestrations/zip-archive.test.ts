@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createZip } from '../../../../test/support/zip-builder.js';
 import type { ZipEntrySpec } from '../../../../test/support/zip-builder.js';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import { DEFAULT_ARCHIVE_LIMITS, extractArchive, inspectArchive } from './zip-archive.js';
 import type { ArchiveLimits } from './zip-archive.js';
 

@@ -2,7 +2,7 @@ import { mkdir, open, rm } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
 import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import { selectEntrypoint } from './select-entrypoint.js';
 
 /** Zip-bomb and size guards applied to every orchestration archive. */

@@ -24,7 +24,12 @@ interface Entry {
   settled: Promise<unknown>;
   /** Bumped by every deploy/undeploy so a stale load cannot overwrite a newer one. */
   generation: number;
+  /** The version this node was last asked to serve (loading, serving, or failed to load). */
+  target: string;
 }
+
+/** A deployment's state on this node (the pipeline service adds every node's replicas). */
+export type LocalStatus = Omit<PipelineStatusDto, 'replicas'>;
 
 /** What the inference hot path gets for a pipeline. */
 export type ServingLookup =
@@ -65,7 +70,8 @@ export class DeploymentManager {
 
   constructor(
     private readonly engine: InferenceEngine,
-    private readonly defaultWorkers: number,
+    /** Worker threads of a deployment whose config names none. */
+    readonly defaultWorkers: number,
     private readonly now: () => number,
   ) {}
 
@@ -96,6 +102,7 @@ export class DeploymentManager {
     const running = prev?.serving && prev.status === 'Running' ? prev : null;
     const entry = this.register(
       pipeline,
+      version.version,
       (prev?.generation ?? 0) + 1,
       running
         ? // A running pipeline keeps serving (and reporting) its current version while the new one loads.
@@ -126,7 +133,7 @@ export class DeploymentManager {
   fail(pipeline: DeployTarget, version: string, reason: string): void {
     const prev = this.byPipeline.get(pipeline.id);
     const retired = prev?.serving ?? null;
-    this.register(pipeline, (prev?.generation ?? 0) + 1, {
+    this.register(pipeline, version, (prev?.generation ?? 0) + 1, {
       status: 'Error',
       details: [reason],
       version,
@@ -140,6 +147,7 @@ export class DeploymentManager {
 
   private register(
     pipeline: DeployTarget,
+    target: string,
     generation: number,
     state: Pick<Entry, 'status' | 'details' | 'version' | 'steps' | 'workers' | 'deployedAt' | 'serving'>,
   ): Entry {
@@ -153,6 +161,7 @@ export class DeploymentManager {
       key,
       settled: Promise.resolve(),
       generation,
+      target,
     };
     this.byPipeline.set(pipeline.id, entry);
     this.byKey.set(key, entry);
@@ -178,6 +187,8 @@ export class DeploymentManager {
       if (entry.serving && entry.status === 'Running') {
         // A failed redeploy must not take down the healthy version: it keeps serving.
         entry.details = [`${reason}; still serving version ${entry.version}`];
+        // The version that keeps serving is the one recorded again as deployed.
+        entry.target = entry.version;
         return { result: 'failed', reason, stillServing: entry.version };
       }
       entry.status = 'Error';
@@ -214,7 +225,7 @@ export class DeploymentManager {
   }
 
   /** The pipeline's deployment status (`Undeployed` when it has none). */
-  status(pipelineId: number): PipelineStatusDto {
+  status(pipelineId: number): LocalStatus {
     const e = this.byPipeline.get(pipelineId);
     if (!e)
       return { status: 'Undeployed', details: [], version: null, models: [], workers: 0, deployedAt: null };
@@ -222,15 +233,45 @@ export class DeploymentManager {
       status: e.status,
       details: [...e.details],
       version: e.version,
-      models: e.steps.map((s) => ({ name: s.name, version: s.version, sha: s.sha, status: e.status })),
-      workers: e.serving ? e.workers : 0,
+      models: e.steps.map((s) => ({
+        name: s.name,
+        version: s.version,
+        sha: s.sha,
+        status: e.status,
+        loadedOn: e.serving ? e.serving.loadedOn(s.sha) : [],
+      })),
+      // The pool's workers that actually serve it (a request for more than the pool has gets the pool).
+      workers: e.serving ? e.serving.workerCount : 0,
       deployedAt: e.deployedAt,
     };
+  }
+
+  /**
+   * The version of each pipeline this node was last asked to serve (loading, serving or
+   * failed), by pipeline id: what a reconciler compares with the recorded deployments.
+   */
+  targets(): Map<number, string> {
+    return new Map([...this.byPipeline.values()].map((e) => [e.pipelineId, e.target]));
   }
 
   /** Whether the pipeline has a deployment (in any status but `Undeployed`). */
   isDeployed(pipelineId: number): boolean {
     return this.byPipeline.has(pipelineId);
+  }
+
+  /** Requests waiting for a worker, per serving pipeline (for the queue-depth metric). */
+  queueDepths(): Array<{ workspaceId: number; name: string; queued: number }> {
+    const depths: Array<{ workspaceId: number; name: string; queued: number }> = [];
+    for (const e of this.byKey.values()) {
+      if (e.serving === null) continue;
+      const at = e.key.indexOf('\u0000');
+      depths.push({
+        workspaceId: Number(e.key.slice(0, at)),
+        name: e.key.slice(at + 1),
+        queued: e.serving.queueDepth,
+      });
+    }
+    return depths;
   }
 
   /** Closes every deployment; in-flight requests finish first. */

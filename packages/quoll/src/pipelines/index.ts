@@ -1,4 +1,10 @@
 export { PipelineService } from './pipeline-service.js';
-export type { StepInput } from './pipeline-service.js';
+export type { ReplicaPlacement, StepInput } from './pipeline-service.js';
 export { DeploymentManager } from './deployment-manager.js';
-export type { DeployOutcome, DeployTarget, ServingLookup } from './deployment-manager.js';
+export type { DeployOutcome, DeployTarget, LocalStatus, ServingLookup } from './deployment-manager.js';
+export type { DeploymentRecord, NewDeploy, PipelineRecord, PipelineStore } from './pipeline-store.js';
+export { DeploymentReconciler } from './deployment-reconciler.js';
+export type { DeploymentReconcilerOptions } from './deployment-reconciler.js';
+export { planReplicaPlacement } from './replica-placement.js';
+export type { PlacementChanges, PlacementInput, ReplicaSlot } from './replica-placement.js';
+export type { ReplicaRecord, ReplicaReport, ReplicaStore } from './replica-store.js';

@@ -17,7 +17,9 @@ import type { Clock } from '../clock/index.js';
 import { ManualClock, systemClock } from '../clock/index.js';
 import { FINAL_LINE_PREFIX, TaskRunner, UNBOUNDED_RUN_TOKEN_TTL_MS } from './task-runner.js';
 import { restrictHomeForTaskUser } from './task-user.js';
-import type { PackagedOrchestration, RunRequest, TaskRunnerOptions } from './task-runner.js';
+import type { FileRunLogStore } from './file-run-log-store.js';
+import type { TaskRunnerOptions } from './task-runner.js';
+import type { PackagedOrchestration, RunRequest } from './run-request.js';
 
 let root: string;
 let runners: TaskRunner[];
@@ -216,7 +218,7 @@ describe('TaskRunner', () => {
       req(pkg('secret', "console.log('password=hunter2'); console.error('again hunter2!');")),
     );
     await h.done;
-    const text = readFileSync(r.logs.pathFor(h.runId), 'utf8');
+    const text = readFileSync((r.logs as FileRunLogStore).pathFor(h.runId), 'utf8');
     expect(text).not.toContain('hunter2');
     expect((await r.readRunLog(h.runId)).map((l) => l.line)).toEqual([
       'password=*****',
@@ -525,7 +527,9 @@ describe('TaskRunner warm processes', () => {
     expect(warmPids).toContain(pid);
     expect(await h.done).toMatchObject({ status: 'failure', exitCode: 7, reason: 'exit 7' });
     const log = await r.readRunLog(h.runId);
-    const seen = JSON.parse(log[0]!.line) as Record<string, unknown>;
+    const seen = JSON.parse(log[0]!.line) as { cwd: string } & Record<string, unknown>;
+    // The run directory is the one the waiting process was started in.
+    expect(seen.cwd).toMatch(new RegExp(`^${join(root, 'runs')}/warm-[0-9a-f-]+$`));
     expect(seen).toEqual({
       env: {
         QUOLL_URL: 'http://127.0.0.1:9',
@@ -537,8 +541,8 @@ describe('TaskRunner warm processes', () => {
         HOME: '/home/x',
       },
       data: 'payload',
-      cwd: join(root, 'runs', 'run-warm'),
-      argv: [join(root, 'runs', 'run-warm', 'main.mjs')],
+      cwd: seen.cwd,
+      argv: [join(seen.cwd, 'main.mjs')],
       sourceMaps: ['--enable-source-maps'],
     });
     expect(log.slice(1).map((l) => [l.stream, l.line])).toEqual([

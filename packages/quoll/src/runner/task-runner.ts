@@ -1,78 +1,31 @@
-import { spawn } from 'node:child_process';
-import type { ChildProcess } from 'node:child_process';
-import { existsSync, readFileSync, readlinkSync } from 'node:fs';
-import { chmod, cp, lchown, lstat, mkdir, readdir, rm, symlink } from 'node:fs/promises';
-import { isAbsolute, join, normalize, resolve, sep } from 'node:path';
+import { rm } from 'node:fs/promises';
+import { isAbsolute, join, normalize } from 'node:path';
 import type { TaskRunLogLineDto } from '@quoll/client/wire';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { systemClock } from '../clock/index.js';
+import { signalGroup } from './process-group.js';
+import type { LaunchedProcess, LaunchSpec } from './launch-spec.js';
+import { DirectLauncher } from './launchers/direct-launcher.js';
+import type { RunLauncher } from './launchers/run-launcher.js';
+import { WarmLauncher } from './launchers/warm-launcher.js';
 import { LineSplitter } from './line-splitter.js';
 import { NanoTimestamper } from './nano-timestamper.js';
-import { RunLogStore } from './run-log-store.js';
-import type { RunLogWriter } from './run-log-store.js';
+import { ensureRunsDir, fillRunDir } from './run-directory.js';
+import { NO_LIMITS, tighterLimits } from './resource-limits.js';
+import type { ResourceLimits } from './resource-limits.js';
+import { FileRunLogStore } from './file-run-log-store.js';
+import type { RunEnded, RunLogStore, RunLogWriter } from './run-log-store.js';
+import type { PackagedOrchestration, RunHandle, RunOutcome, RunRequest, RunToken } from './run-request.js';
+import { NodeRuntime } from './runtimes/node-runtime.js';
+import type { RunRuntime } from './runtimes/run-runtime.js';
 import type { TaskUser } from './task-user.js';
-import { WarmPool } from './warm-pool.js';
-import type { WarmSpawnSpec } from './warm-pool.js';
-
-/** A packaged orchestration, ready to run: what the orchestrations domain hands the runner. */
-export interface PackagedOrchestration {
-  /** Directory with the orchestration's files (the zip root after packaging). */
-  dir: string;
-  /** The ES module to run, relative to `dir` (`.mjs` or `.js`). */
-  entry: string;
-  /** Installed dependencies, linked (not copied) as `node_modules` in the run directory. @default `<dir>/node_modules` when present */
-  nodeModulesDir?: string;
-}
-
-/** A token a run uses to call the API; issued with a time to live, revoked when the run ends. */
-export interface RunToken {
-  token: string;
-  revoke(): Promise<void>;
-  /**
-   * Pushes the expiry to `ttlMs` from now; called periodically for runs without a timeout.
-   * @default none (such a run's token then lives for the TTL it was issued with)
-   */
-  renew?: (ttlMs: number) => Promise<void>;
-}
-
-/** What to run. */
-export interface RunRequest {
-  runId: string;
-  taskId: string;
-  workspaceId: number;
-  /** Passed to the run as `QUOLL_TASK_ARGS` (JSON). */
-  jsonArgs: Record<string, unknown>;
-  /** Seconds before the run is stopped as `timed_out`; null = no limit. */
-  timeoutSeconds: number | null;
-  /** The package, or a function that finds it when the run gets a slot. */
-  package: PackagedOrchestration | (() => Promise<PackagedOrchestration>);
-}
-
-/** How a run ended: a serialisable outcome, never a host exception. */
-export interface RunOutcome {
-  runId: string;
-  status: 'success' | 'failure' | 'timed_out' | 'killed';
-  exitCode: number | null;
-  /** Short cause, also the parenthesised part of the final log line (e.g. `exit 0`). */
-  reason: string;
-  /** When the process was spawned (clock ms), or null when it never started. */
-  startedAt: number | null;
-  finishedAt: number;
-}
-
-/** A run handed to the runner. */
-export interface RunHandle {
-  runId: string;
-  /** Resolves with the process id once spawned, or null if the run ended before spawning. */
-  spawned: Promise<number | null>;
-  /** Resolves when the run has ended and its final log line is on disk. */
-  done: Promise<RunOutcome>;
-}
 
 /** Options of {@link TaskRunner}. */
 export interface TaskRunnerOptions {
-  /** Directory of the per-run log files. */
+  /** Directory of the per-run log files (when `logs` is not given). */
   logsDir: string;
+  /** Where run logs are written and read. @default new FileRunLogStore({ dir: logsDir }) */
+  logs?: RunLogStore;
   /**
    * Directory under which each run gets a fresh working directory `<runsDir>/<runId>`.
    * Keep it outside the home (runs must not reach the credentials, key or database by a
@@ -86,11 +39,17 @@ export interface TaskRunnerOptions {
    */
   serverUrl: string | (() => string);
   /**
-   * Issues the workspace-scoped token a run gets as `QUOLL_TOKEN`, valid for `ttlMs`: the
+   * Issues the token a run gets as `QUOLL_TOKEN`, with the rights of `runsAs` (an admin
+   * token, or one bounded to `workspaceId`), valid for `ttlMs`: the
    * run's timeout plus the kill grace and a margin, or {@link UNBOUNDED_RUN_TOKEN_TTL_MS}
    * (renewed while the run lives) for runs without a timeout.
    */
-  issueRunToken(workspaceId: number, runId: string, ttlMs: number): Promise<RunToken>;
+  issueRunToken(
+    workspaceId: number,
+    runId: string,
+    ttlMs: number,
+    runsAs: 'admin' | 'workspace',
+  ): Promise<RunToken>;
   /**
    * Applied to every captured line of a run before it is stored (secret masking); gets the
    * run id so each run hides the values it read. @default identity
@@ -113,13 +72,25 @@ export interface TaskRunnerOptions {
   /** Time between SIGTERM and SIGKILL when stopping a run. @default 5000 */
   killGraceMs?: number;
   /**
-   * Environment the run's environment is taken from; only the allow-listed variables
-   * (PATH, HOME, locale, TZ, temp dirs, proxies, CA certs) pass, so server secrets do not
-   * leak into user code. @default process.env
+   * Environment the run's environment is taken from; only the variables the run's runtime
+   * allows (for Node: PATH, HOME, locale, TZ, temp dirs, proxies, CA certs) pass, so server
+   * secrets do not leak into user code. @default process.env
    */
   env?: NodeJS.ProcessEnv;
-  /** Node executable. @default process.execPath */
+  /** Node executable of the default Node runtime. @default process.execPath */
   nodePath?: string;
+  /**
+   * The runtimes that run packages, by {@link PackagedOrchestration.runtime}.
+   * @default [new NodeRuntime({ nodePath })]
+   */
+  runtimes?: readonly RunRuntime[];
+  /** How run processes are started (warm processes are kept in front of it). @default new DirectLauncher() */
+  launcher?: RunLauncher;
+  /**
+   * What each run may use; a run's own limits can only be tighter.
+   * @default NO_LIMITS
+   */
+  limits?: ResourceLimits;
   /** Keep `<runsDir>/<runId>` after the run (for debugging). @default false */
   keepRunDirs?: boolean;
   /** Called when a run's process has been spawned (e.g. to record its pid). @default none */
@@ -137,10 +108,6 @@ export const LOST_RUN_REASON = 'lost: the server stopped while the run was activ
 /** The reason given to runs stopped because the server shuts down. */
 export const STOPPED_RUN_REASON = 'stopped: the server shut down while the run was active';
 
-/** Environment variables passed from the server to runs. */
-const ENV_ALLOW =
-  /^(PATH|HOME|USER|LOGNAME|SHELL|LANG|LANGUAGE|LC_[A-Z_]+|TZ|TMPDIR|TEMP|TMP|SYSTEMROOT|NODE_EXTRA_CA_CERTS|SSL_CERT_FILE|SSL_CERT_DIR|HTTPS?_PROXY|NO_PROXY|https?_proxy|no_proxy)$/;
-
 /** How long to wait for a run's pipes to close after its process exits. */
 const PIPE_CLOSE_CAP_MS = 2_000;
 
@@ -150,9 +117,6 @@ export const UNBOUNDED_RUN_TOKEN_TTL_MS = 24 * 3600 * 1000;
 /** Extra token lifetime past a run's timeout and kill grace (log flush, revoke). */
 const RUN_TOKEN_MARGIN_MS = 60_000;
 
-/** Node flags of every run process: stack traces of compiled TypeScript point at the user's lines. */
-const NODE_FLAGS = ['--enable-source-maps'] as const;
-
 type StopCause = 'killed' | 'timed_out' | 'stopped';
 
 interface Job {
@@ -160,7 +124,7 @@ interface Job {
   log: RunLogWriter;
   stopCause: StopCause | null;
   stopDetail: string | null;
-  child: ChildProcess | null;
+  proc: LaunchedProcess | null;
   startedAt: number | null;
   timers: TimerHandle[];
   resolveSpawned: (pid: number | null) => void;
@@ -171,12 +135,13 @@ interface Job {
 }
 
 /**
- * Executes task runs as child processes, each in its own process group and fresh working
+ * Executes task runs as processes started by a {@link RunLauncher} (directly, or in a
+ * sandbox; warm processes in front) for a {@link RunRuntime}, each in a fresh working
  * directory, with a concurrency limit (FIFO queue), timeouts, kill, and line-by-line output
  * capture into durable per-run log files that end with a final status line.
  *
- * A run ends when its entry process exits; anything it left behind in its process group
- * is killed then.
+ * A run ends when its entry process exits; anything it left behind (its process group, or
+ * its whole sandbox) is killed then.
  *
  * @example
  * const runner = new TaskRunner({ logsDir, runsDir, serverUrl, issueRunToken });
@@ -195,7 +160,8 @@ export class TaskRunner {
   private readonly queue: Job[] = [];
   private readonly jobs = new Map<string, Job>();
   private readonly dones = new Map<string, Promise<RunOutcome>>();
-  private readonly pool: WarmPool;
+  private readonly launcher: WarmLauncher;
+  private readonly runtimes = new Map<string, RunRuntime>();
   private readonly taskUser: TaskUser | null;
   private runsDirReady: Promise<void> | null = null;
   private active = 0;
@@ -209,15 +175,21 @@ export class TaskRunner {
     this.redact = options.redact ?? ((line) => line);
     this.onError =
       options.onError ?? ((err, context) => console.error(`quoll: task runner (${context}):`, err));
-    this.logs = new RunLogStore(options.logsDir, this.onError);
+    this.logs = options.logs ?? new FileRunLogStore({ dir: options.logsDir, onError: this.onError });
     this.taskUser = options.taskUser ?? null;
-    this.pool = new WarmPool({
+    for (const runtime of options.runtimes ?? [new NodeRuntime({ nodePath: options.nodePath })])
+      this.runtimes.set(runtime.name, runtime);
+    this.launcher = new WarmLauncher({
+      inner: options.launcher ?? new DirectLauncher(),
       size: Math.max(0, Math.min(this.concurrency, Math.floor(options.warmProcesses ?? 2))),
-      nodePath: options.nodePath ?? process.execPath,
-      nodeFlags: NODE_FLAGS,
       dir: options.runsDir,
       onError: this.onError,
     });
+  }
+
+  /** The launcher runs go through (its name and whether it sandboxes). */
+  get launcherInfo(): { name: string; sandboxed: boolean } {
+    return { name: this.launcher.name, sandboxed: this.launcher.sandboxed };
   }
 
   /**
@@ -227,12 +199,27 @@ export class TaskRunner {
   async warm(): Promise<void> {
     if (this.stopping) return;
     await this.ensureRunsDir();
-    await this.pool.fill(this.spawnSpec());
+    // Waiting processes for the commonest run: a Node package without dependencies.
+    const runtime = this.runtimes.get('node') ?? [...this.runtimes.values()][0];
+    if (runtime === undefined) return;
+    const spec = await this.launchSpec(
+      runtime,
+      { dir: this.options.runsDir, entry: 'main.mjs', runtime: runtime.name },
+      join(this.options.runsDir, 'warm'),
+      {},
+      {},
+    );
+    await this.launcher.fill(spec);
   }
 
   /** Process ids of the idle warm processes (diagnostics and tests). */
   get warmPids(): number[] {
-    return this.pool.idlePids;
+    return this.launcher.idlePids;
+  }
+
+  /** Most runs executing at once (more wait in the queue). */
+  get concurrencyLimit(): number {
+    return this.concurrency;
   }
 
   /** Runs executing now (preparing or with a live process). */
@@ -265,7 +252,7 @@ export class TaskRunner {
       log: this.logs.openWriter(req.runId),
       stopCause: null,
       stopDetail: null,
-      child: null,
+      proc: null,
       startedAt: null,
       timers: [],
       resolveSpawned,
@@ -303,12 +290,22 @@ export class TaskRunner {
     return this.logs.read(runId, options);
   }
 
+  /** {@link TaskRunner.readRunLog}, streamed in constant memory. */
+  runLogLines(runId: string, options: { limit?: number } = {}): AsyncIterable<TaskRunLogLineDto> {
+    return this.logs.lines(runId, options);
+  }
+
   /**
    * A run's lines, existing then live, ending after the final status line (then `onFinal`
    * is called) or on abort.
    */
-  followRunLog(runId: string, signal?: AbortSignal, onFinal?: () => void): AsyncIterable<TaskRunLogLineDto> {
-    return this.logs.follow(runId, signal, onFinal);
+  followRunLog(
+    runId: string,
+    signal?: AbortSignal,
+    onFinal?: () => void,
+    ended?: RunEnded,
+  ): AsyncIterable<TaskRunLogLineDto> {
+    return this.logs.follow(runId, signal, onFinal, ended);
   }
 
   /**
@@ -317,7 +314,8 @@ export class TaskRunner {
    * then the final line `failure (<reason>)` is appended.
    */
   async closeLostRun(runId: string, pid: number | null, reason: string = LOST_RUN_REASON): Promise<void> {
-    if (pid !== null && this.ownsProcess(runId, pid)) signalGroup(pid, 'SIGKILL');
+    if (pid !== null && this.launcher.owns(pid, join(this.options.runsDir, runId)))
+      signalGroup(pid, 'SIGKILL');
     await this.writeFinalLine(runId, 'failure', reason);
   }
 
@@ -337,7 +335,7 @@ export class TaskRunner {
   async stop(): Promise<void> {
     this.stopping = true;
     for (const job of [...this.jobs.values()]) this.requestStop(job, 'stopped', STOPPED_RUN_REASON);
-    await Promise.all([this.pool.stop(), ...this.dones.values()]);
+    await Promise.all([this.launcher.stop(), ...this.dones.values()]);
   }
 
   private requestStop(job: Job, cause: StopCause, detail: string): void {
@@ -351,15 +349,15 @@ export class TaskRunner {
       return;
     }
     // A run still preparing is stopped right after preparation (see execute()).
-    if (job.child !== null) this.terminate(job);
+    if (job.proc !== null) this.terminate(job);
   }
 
   private terminate(job: Job): void {
-    const pid = job.child?.pid;
-    if (pid === undefined || job.terminating) return;
+    const proc = job.proc;
+    if (proc === null || job.terminating) return;
     job.terminating = true;
-    signalGroup(pid, 'SIGTERM');
-    job.timers.push(this.clock.setTimeout(() => signalGroup(pid, 'SIGKILL'), this.killGraceMs));
+    proc.signal('SIGTERM');
+    job.timers.push(this.clock.setTimeout(() => proc.signal('SIGKILL'), this.killGraceMs));
   }
 
   private pump(): void {
@@ -387,17 +385,50 @@ export class TaskRunner {
 
   private async execute(job: Job): Promise<void> {
     const { req } = job;
-    const runDir = join(this.options.runsDir, req.runId);
+    // The directory the launcher hands over (a warm process's) may differ from this one.
+    let runDir = join(this.options.runsDir, req.runId);
     let token: RunToken | null = null;
     try {
-      let entryPath: string;
+      let spec: LaunchSpec;
+      let prepared = false;
       try {
         const pkg = typeof req.package === 'function' ? await req.package() : req.package;
+        const runtime = this.runtimeFor(pkg);
         await this.ensureRunsDir();
-        entryPath = await prepareRunDir(pkg, runDir, this.taskUser);
-        token = await this.options.issueRunToken(req.workspaceId, req.runId, this.tokenTtlMs(req));
+        token = await this.options.issueRunToken(
+          req.workspaceId,
+          req.runId,
+          this.tokenTtlMs(req),
+          req.runsAs ?? 'workspace',
+        );
         if (req.timeoutSeconds === null) this.scheduleRenewal(job, token);
+        spec = await this.launchSpec(
+          runtime,
+          pkg,
+          runDir,
+          {
+            QUOLL_URL:
+              typeof this.options.serverUrl === 'function'
+                ? this.options.serverUrl()
+                : this.options.serverUrl,
+            QUOLL_TOKEN: token.token,
+            QUOLL_TASK_ID: req.taskId,
+            QUOLL_TASK_RUN_ID: req.runId,
+            QUOLL_TASK_ARGS: JSON.stringify(req.jsonArgs),
+          },
+          req.limits ?? {},
+        );
+        const given = await this.launcher.prepare(spec);
+        prepared = true;
+        if (given !== runDir) {
+          runDir = given;
+          spec = { ...spec, runDir };
+          spec = await this.launchSpec(runtime, pkg, runDir, spec.runEnv, req.limits ?? {});
+          await this.launcher.prepare(spec);
+        }
+        await fillRunDir(pkg, runDir, this.taskUser);
       } catch (err) {
+        if (prepared) this.launcher.abandon(spec!);
         if (job.stopCause !== null) return await this.finish(job, this.stoppedOutcome(job, null));
         return await this.finish(job, {
           status: 'failure',
@@ -405,8 +436,11 @@ export class TaskRunner {
           reason: `could not start: ${errorText(err)}`,
         });
       }
-      if (job.stopCause !== null) return await this.finish(job, this.stoppedOutcome(job, null));
-      const outcome = await this.spawnAndWait(job, entryPath, runDir, token.token);
+      if (job.stopCause !== null) {
+        this.launcher.abandon(spec);
+        return await this.finish(job, this.stoppedOutcome(job, null));
+      }
+      const outcome = await this.spawnAndWait(job, spec);
       await this.finish(job, outcome);
     } finally {
       if (token !== null)
@@ -419,6 +453,57 @@ export class TaskRunner {
         );
       }
     }
+  }
+
+  /** The runtime a package names (Node by default). */
+  private runtimeFor(pkg: PackagedOrchestration): RunRuntime {
+    const name = pkg.runtime ?? 'node';
+    const runtime = this.runtimes.get(name);
+    if (runtime === undefined) throw new Error(`no runtime "${name}" on this server`);
+    return runtime;
+  }
+
+  /** Everything a launcher needs to start `pkg` in `runDir` with the per-run variables `runEnv`. */
+  private async launchSpec(
+    runtime: RunRuntime,
+    pkg: PackagedOrchestration,
+    runDir: string,
+    runEnv: Record<string, string>,
+    limits: Partial<ResourceLimits>,
+  ): Promise<LaunchSpec> {
+    const entry = normalize(pkg.entry);
+    if (isAbsolute(entry) || entry.startsWith('..'))
+      throw new Error(`entry ${pkg.entry} is outside the package`);
+    const workDir = this.launcher.workDir(runDir);
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(this.options.env ?? process.env))
+      if (v !== undefined && runtime.envAllow.test(k)) env[k] = v;
+    const entryInside = join(workDir, entry);
+    const paths = {
+      workDir,
+      sandboxed: this.launcher.sandboxed,
+      insidePath: (host: string, name: string) => this.launcher.insidePath(host, name),
+      scratchDir: join(this.options.runsDir, '.quoll'),
+    };
+    let argv = runtime.argv(entryInside);
+    if (runtime.runCommand !== undefined) {
+      const command = await runtime.runCommand(entryInside, pkg, paths);
+      argv = command.argv;
+      Object.assign(env, command.env);
+    }
+    return {
+      runtime: runtime.name,
+      warm: runtime.warm,
+      argv,
+      entry: entryInside,
+      args: [],
+      runDir,
+      env,
+      runEnv,
+      user: this.taskUser,
+      binds: [...runtime.installBinds(env), ...(await runtime.dependencyBinds(pkg, paths))],
+      limits: tighterLimits(this.options.limits ?? NO_LIMITS, limits),
+    };
   }
 
   /** The token lifetime of a run: its timeout plus the kill grace and a margin. */
@@ -446,80 +531,46 @@ export class TaskRunner {
     arm();
   }
 
-  /** Creates the runs directory once: private, not a symlink, owned by this process's user. */
+  /** Creates the runs directory once (a failure, e.g. a full disk, is retried by the next run). */
   private ensureRunsDir(): Promise<void> {
-    this.runsDirReady ??= (async () => {
-      const dir = this.options.runsDir;
-      // A task user must be able to enter its own run directory, but not list the others.
-      const mode = this.taskUser === null ? 0o700 : 0o711;
-      await mkdir(dir, { recursive: true, mode });
-      const st = await lstat(dir);
-      const uid = process.getuid?.();
-      if (!st.isDirectory() || (uid !== undefined && st.uid !== uid)) {
-        throw new Error(
-          `The runs directory ${dir} is not a directory owned by this user; remove it or set QUOLL_RUNS_DIR elsewhere.`,
-        );
-      }
-      await chmod(dir, mode);
-    })();
-    // A failure (e.g. a full disk) is retried by the next run.
+    this.runsDirReady ??= ensureRunsDir(this.options.runsDir, this.taskUser);
     this.runsDirReady.catch(() => (this.runsDirReady = null));
     return this.runsDirReady;
   }
 
-  /** How run processes are started: the allow-listed environment and the task user. */
-  private spawnSpec(): WarmSpawnSpec {
-    const env: NodeJS.ProcessEnv = {};
-    for (const [k, v] of Object.entries(this.options.env ?? process.env)) if (ENV_ALLOW.test(k)) env[k] = v;
-    return { env, uid: this.taskUser?.uid ?? null, gid: this.taskUser?.gid ?? null };
-  }
-
   private spawnAndWait(
     job: Job,
-    entryPath: string,
-    runDir: string,
-    token: string,
+    spec: LaunchSpec,
   ): Promise<Omit<RunOutcome, 'runId' | 'startedAt' | 'finishedAt'>> {
     const { req } = job;
-    const spec = this.spawnSpec();
-    const runEnv: Record<string, string> = {
-      QUOLL_URL:
-        typeof this.options.serverUrl === 'function' ? this.options.serverUrl() : this.options.serverUrl,
-      QUOLL_TOKEN: token,
-      QUOLL_TASK_ID: req.taskId,
-      QUOLL_TASK_RUN_ID: req.runId,
-      QUOLL_TASK_ARGS: JSON.stringify(req.jsonArgs),
-    };
     return new Promise((resolvePromise) => {
-      // A warm process is already running (its 'spawn' is past); a cold one is started here.
-      let child: ChildProcess | null = this.pool.take(spec);
-      const warm = child !== null;
-      if (child !== null) {
-        WarmPool.assign(child, { cwd: runDir, env: runEnv, entry: entryPath, argv: [] });
-      } else {
-        try {
-          // Own process group (detached) so a kill reaches everything the run started.
-          child = spawn(this.options.nodePath ?? process.execPath, [...NODE_FLAGS, entryPath], {
-            cwd: runDir,
-            detached: true,
-            env: { ...spec.env, ...runEnv },
-            stdio: ['ignore', 'pipe', 'pipe'],
-            ...(spec.uid !== null ? { uid: spec.uid } : {}),
-            ...(spec.gid !== null ? { gid: spec.gid } : {}),
-          });
-        } catch (err) {
-          resolvePromise({ status: 'failure', exitCode: null, reason: `could not start: ${errorText(err)}` });
-          return;
-        }
+      let launched: LaunchedProcess;
+      try {
+        launched = this.launcher.launch(spec);
+      } catch (err) {
+        resolvePromise({ status: 'failure', exitCode: null, reason: `could not start: ${errorText(err)}` });
+        return;
       }
-      const proc = child;
-      job.child = proc;
+      job.proc = launched;
+      const proc = launched.child;
       const capture = (stream: 'stdout' | 'stderr'): LineSplitter => {
+        let full = false;
         // Redaction sees whole lines, before long ones are cut, so no secret is split.
-        const splitter = new LineSplitter((line) => job.log.write(this.stamper.stamp(), stream, line), {
-          redact: (text) => this.redact(text, req.runId),
+        const splitter = new LineSplitter(
+          (line) => {
+            if (!job.log.write(this.stamper.stamp(), stream, line)) full = true;
+          },
+          { redact: (text) => this.redact(text, req.runId) },
+        );
+        const pipe = proc[stream];
+        pipe?.on('data', (chunk: Buffer) => {
+          splitter.push(chunk);
+          if (!full) return;
+          // The log is behind: let the run's pipe fill (and the run wait) until it catches up.
+          full = false;
+          pipe.pause();
+          job.log.onDrain(() => pipe.resume());
         });
-        proc[stream]?.on('data', (chunk: Buffer) => splitter.push(chunk));
         return splitter;
       };
       const out = capture('stdout');
@@ -574,12 +625,13 @@ export class TaskRunner {
         // kill() may have arrived between spawn() and now.
         if (job.stopCause !== null) this.terminate(job);
       };
-      if (warm) onSpawned();
+      // A warm process is already running (its 'spawn' is past); a cold one is started now.
+      if (launched.alreadyRunning) onSpawned();
       else proc.once('spawn', onSpawned);
       proc.once('exit', (code, signal) => {
         exit = { code, signal };
-        // The run is its entry process: reap whatever it left in its group.
-        if (proc.pid !== undefined) signalGroup(proc.pid, 'SIGKILL');
+        // The run is its entry process: reap whatever it left (its group, or its sandbox).
+        launched.signal('SIGKILL');
         // A process that escaped the group (setsid) could hold the pipes open forever.
         job.timers.push(
           this.clock.setTimeout(() => {
@@ -643,67 +695,6 @@ export class TaskRunner {
         finishedAt: this.clock.now(),
       },
     );
-  }
-
-  /**
-   * Whether `pid` is (Linux, /proc) this run's process: a cold one names the run directory
-   * on its command line; a warm one runs this runner's launcher with the run directory as
-   * its working directory.
-   */
-  private ownsProcess(runId: string, pid: number): boolean {
-    const runDir = join(resolve(this.options.runsDir), runId);
-    try {
-      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-      if (cmdline.includes(runDir)) return true;
-      if (!cmdline.includes(resolve(this.pool.launcherPath))) return false;
-      const cwd = readlinkSync(`/proc/${pid}/cwd`);
-      return cwd === runDir || cwd.startsWith(runDir + sep);
-    } catch {
-      return false;
-    }
-  }
-}
-
-/**
- * Copies the package into a fresh private run directory (0700, owned by the task user when
- * one is set) and links its dependencies; returns the entry's absolute path.
- */
-async function prepareRunDir(
-  pkg: PackagedOrchestration,
-  runDir: string,
-  user: TaskUser | null,
-): Promise<string> {
-  const entry = normalize(pkg.entry);
-  if (isAbsolute(entry) || entry.startsWith('..'))
-    throw new Error(`entry ${pkg.entry} is outside the package`);
-  const source = resolve(pkg.dir);
-  await rm(runDir, { recursive: true, force: true });
-  await mkdir(runDir, { recursive: true, mode: 0o700 });
-  await chmod(runDir, 0o700);
-  const topModules = join(source, 'node_modules');
-  await cp(source, runDir, { recursive: true, filter: (src) => resolve(src) !== topModules });
-  const modules = pkg.nodeModulesDir ?? (existsSync(topModules) ? topModules : undefined);
-  if (modules !== undefined) await symlink(resolve(modules), join(runDir, 'node_modules'), 'dir');
-  const entryPath = join(resolve(runDir), entry);
-  if (!existsSync(entryPath)) throw new Error(`entry ${pkg.entry} not found in the package`);
-  if (user !== null) await chownTree(runDir, user);
-  return entryPath;
-}
-
-/** Gives a directory tree (links themselves, not their targets) to the task user. */
-async function chownTree(dir: string, user: TaskUser): Promise<void> {
-  await lchown(dir, user.uid, user.gid);
-  for (const name of await readdir(dir, { recursive: true })) {
-    await lchown(join(dir, name), user.uid, user.gid);
-  }
-}
-
-/** Sends a signal to a whole process group; a group that is already gone is fine. */
-function signalGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // ESRCH: the group has exited already.
   }
 }
 

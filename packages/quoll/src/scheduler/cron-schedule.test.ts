@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import { CronSchedule, normalizeSchedule, validateTimezone } from './cron-schedule.js';
 
 const at = (iso: string): number => Date.parse(iso);

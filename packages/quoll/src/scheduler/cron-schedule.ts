@@ -1,5 +1,5 @@
 import { Cron } from 'croner';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 
 /** What an invalid-schedule message shows as a working example. */
 const EXAMPLE = 'e.g. "*/5 * * * *" (every 5 minutes) or "0 2 * * *" (02:00 every day)';

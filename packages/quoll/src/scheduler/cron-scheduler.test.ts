@@ -1,22 +1,21 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Clock } from '../clock/index.js';
 import { ManualClock } from '../clock/index.js';
-import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
-import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
-import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store.js';
+import { openStore } from '../store/index.js';
+import type { Stores } from '../store/index.js';
 import { CronScheduler, MISSED_WHILE_DOWN, MISSED_WHILE_LATE } from './cron-scheduler.js';
-import type { TaskRecord, TaskRunRecord } from './task-store.js';
+import type { TaskRecord, TaskRunRecord, TaskStore } from './task-store.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
 const MIN = 60_000;
 
 let dir: string;
-let db: SqliteHandle;
+let stores: Stores;
 let clock: ManualClock;
-let store: SqliteTaskStore;
+let store: TaskStore;
 let created: TaskRunRecord[];
 const schedulers: CronScheduler[] = [];
 
@@ -39,19 +38,16 @@ async function scheduledTask(schedule = '* * * * *'): Promise<TaskRecord> {
   });
 }
 
-beforeEach(() => {
+beforeEach(async () => {
   dir = mkdtempSync(join(tmpdir(), 'quoll-cron-'));
-  const migrations = join(dir, 'migrations');
-  mkdirSync(migrations);
-  copyFileSync(join(MIGRATIONS_DIR, '0005_tasks.sql'), join(migrations, '0005_tasks.sql'));
-  db = openSqliteDatabase(join(dir, 'quoll.db'), migrations);
   clock = new ManualClock(T0 + 30_000);
-  store = new SqliteTaskStore(db, { clock });
+  stores = await openStore({ kind: 'sqlite', path: join(dir, 'quoll.db') }, { clock });
+  store = stores.tasks;
   created = [];
 });
 afterEach(async () => {
   for (const s of schedulers.splice(0)) await s.stop();
-  db.close();
+  await stores.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -1,7 +1,7 @@
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { systemClock } from '../clock/index.js';
 import { CronSchedule } from './cron-schedule.js';
-import type { TaskRunRecord, TaskStore } from './task-store.js';
+import type { RunOwner, TaskRunRecord, TaskStore } from './task-store.js';
 
 /** The fields of a scheduled task the scheduler needs. */
 export interface ScheduledTaskRef {
@@ -22,8 +22,12 @@ export interface CronSchedulerOptions {
   onRuns: (runs: TaskRunRecord[]) => void;
   /** Most missed ticks recorded per task per gap (the newest are kept). @default 100 */
   maxMissedRecorded?: number;
+  /** Told each boundary as it fires, with how late it fired (ms after the tick). @default none */
+  onTick?: (tick: number, lateMs: number) => void;
   /** Where failures of a boundary (e.g. the store) are reported. @default console.error */
   onError?: (err: unknown, context: string) => void;
+  /** The node the runs of a boundary are created for (holding their leases). @default none (unclaimed) */
+  owner?: RunOwner | null;
 }
 
 /** Reason recorded for ticks that passed while the server was not running. */
@@ -166,6 +170,7 @@ export class CronScheduler {
       return;
     }
     this.buckets.delete(tick);
+    this.options.onTick?.(tick, this.clock.now() - tick);
     const taskIds = [...bucket.taskIds].filter((id) => this.armed.get(id)?.tick === tick);
     const work = this.fire(tick, taskIds)
       .catch((err: unknown) => this.onError(err, `tick ${new Date(tick).toISOString()}`))
@@ -185,7 +190,10 @@ export class CronScheduler {
     const stillMine = (id: string): boolean => this.firing.get(id) === tick;
     let outcomes;
     try {
-      outcomes = await this.store.createTickRuns(taskIds.map((taskId) => ({ taskId, tick })));
+      outcomes = await this.store.createTickRuns(
+        taskIds.map((taskId) => ({ taskId, tick })),
+        this.options.owner ?? null,
+      );
     } catch (err) {
       // The store failed: keep the tasks scheduled for their next tick rather than dropping them.
       for (const [id, schedule] of schedules) if (stillMine(id)) this.armAfter(id, schedule, tick);

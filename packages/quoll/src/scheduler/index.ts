@@ -3,20 +3,25 @@ export { CronScheduler, MISSED_WHILE_DOWN, MISSED_WHILE_LATE } from './cron-sche
 export type { CronSchedulerOptions, ScheduledTaskRef } from './cron-scheduler.js';
 export { RestartBackoff, DEFAULT_BACKOFF } from './restart-backoff.js';
 export type { BackoffPolicy, RestartDecision } from './restart-backoff.js';
-export { TaskService } from './task-service.js';
+export { nodeLostReason, TaskService } from './task-service.js';
 export type {
   CreateOnceInput,
   CreateScheduledInput,
   CreateTaskInput,
+  TaskObserver,
   TaskServiceOptions,
 } from './task-service.js';
 export { toTaskDto, toTaskRunDto, toTaskTickDto } from './task-dto.js';
 export type {
   ListRunsFilter,
   ListTasksFilter,
+  HeldRun,
   NewTask,
+  RunOwner,
   RunResult,
+  TaskLimits,
   TaskRecord,
+  TaskRunsAs,
   TaskRunRecord,
   TaskStore,
   TickOutcome,

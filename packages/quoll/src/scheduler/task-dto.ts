@@ -15,6 +15,7 @@ export function toTaskDto(task: TaskRecord, workspaceName: string): TaskDto {
     timezone: task.timezone,
     jsonArgs: task.jsonArgs,
     timeout: task.timeout,
+    limits: task.limits,
     killed: task.killed,
     lastRunStatus: task.lastRunStatus,
     statusReason: task.statusReason,
@@ -32,6 +33,7 @@ export function toTaskRunDto(run: TaskRunRecord): TaskRunDto {
     tick: run.tick === null ? null : new Date(run.tick).toISOString(),
     exitCode: run.exitCode,
     reason: run.reason,
+    node: run.nodeId,
     createdAt: run.createdAt,
     updatedAt: run.updatedAt,
   };

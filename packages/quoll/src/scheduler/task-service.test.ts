@@ -1,25 +1,26 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock/index.js';
+import { LocalNotifier } from '../cluster/index.js';
 import type { PackagedOrchestration } from '../runner/index.js';
 import { LOST_RUN_REASON, TaskRunner } from '../runner/index.js';
-import { ApiError } from '../server/api-error.js';
-import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
-import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
-import { SqliteTaskStore } from '../store/sqlite/sqlite-task-store.js';
+import { ApiError } from '../errors/index.js';
+import { openStore } from '../store/index.js';
+import type { Stores } from '../store/index.js';
 import { MISSED_WHILE_DOWN } from './cron-scheduler.js';
-import { TaskService } from './task-service.js';
+import type { TaskStore } from './task-store.js';
+import { nodeLostReason, TaskService } from './task-service.js';
 import type { TaskServiceOptions } from './task-service.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 30);
 const MIN = 60_000;
 
 let root: string;
-let db: SqliteHandle;
+let stores: Stores;
 let clock: ManualClock;
-let store: SqliteTaskStore;
+let store: TaskStore;
 let packages: Map<string, PackagedOrchestration>;
 let services: { service: TaskService; runner: TaskRunner }[];
 
@@ -70,14 +71,11 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>): P
 
 const base = { workspaceId: 3, name: 'job' };
 
-beforeEach(() => {
+beforeEach(async () => {
   root = mkdtempSync(join(tmpdir(), 'quoll-tasks-'));
-  const migrations = join(root, 'migrations');
-  mkdirSync(migrations);
-  copyFileSync(join(MIGRATIONS_DIR, '0005_tasks.sql'), join(migrations, '0005_tasks.sql'));
-  db = openSqliteDatabase(join(root, 'quoll.db'), migrations);
   clock = new ManualClock(T0);
-  store = new SqliteTaskStore(db, { clock });
+  stores = await openStore({ kind: 'sqlite', path: join(root, 'quoll.db') }, { clock });
+  store = stores.tasks;
   packages = new Map();
   services = [];
 });
@@ -87,7 +85,7 @@ afterEach(async () => {
     expect(runner.activeCount + runner.queuedCount).toBe(0);
   }
   expect(clock.pendingTimers).toBe(0);
-  db.close();
+  await stores.close();
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -239,6 +237,16 @@ describe('TaskService', () => {
     await waitFor('restarted after the initial delay', async () => (await s.listRuns(task.id)).length === 4);
   });
 
+  it('a killed crash-looping task no longer says it is crash-looping', async () => {
+    const { service: s } = await service({ backoff: { initialMs: 1000, crashLoopAfter: 1 } });
+    const o = orchestration('o1', 'process.exit(1);');
+    const task = await s.createContinuous({ ...base, orchestrationId: o });
+    await waitFor('crash loop flagged', async () => (await s.getTask(task.id)).statusReason !== null);
+    expect(await s.kill(task.id)).toBe('pending_kill');
+    const killed = await s.getTask(task.id);
+    expect(killed).toMatchObject({ status: 'killed', statusReason: null });
+  });
+
   it('kill during the backoff wait of a continuous task starts no further run', async () => {
     const { service: s } = await service();
     const o = orchestration('o1', 'process.exit(1);');
@@ -279,7 +287,9 @@ describe('TaskService', () => {
       timeout: 900,
     });
     await store.setTaskStatus(scheduled.id, 'started');
-    const [tickRun] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }]);
+    // Held by this node (the default id, 'local') in its previous process.
+    const held = { nodeId: 'local', leaseMs: 15_000 };
+    const [tickRun] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }], held);
     const continuous = await store.createTask({
       ...base,
       type: 'Continuous Run',
@@ -290,7 +300,7 @@ describe('TaskService', () => {
       timeout: null,
     });
     await store.setTaskStatus(continuous.id, 'started');
-    const oldRun = await store.createRun({ taskId: continuous.id, tick: null });
+    const oldRun = await store.createRun({ taskId: continuous.id, tick: null, owner: held });
     await clock.advance(3 * MIN); // down for three minutes
 
     const revokeCalls: (readonly string[])[] = [];
@@ -384,5 +394,107 @@ describe('TaskService', () => {
       code: 'invalid_request',
     });
     await waitFor('the run ends', async () => (await s.getTask(task.id)).lastRunStatus === 'success');
+  });
+
+  describe('with several nodes on one store', () => {
+    const notifier = new LocalNotifier();
+
+    it("leaves another node's run alone until its lease ends, then closes it as node lost and restarts its continuous task here", async () => {
+      const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+      const continuous = await store.createTask({
+        ...base,
+        type: 'Continuous Run',
+        orchestrationId: o,
+        schedule: null,
+        timezone: null,
+        jsonArgs: {},
+        timeout: null,
+      });
+      await store.setTaskStatus(continuous.id, 'started');
+      const theirs = await store.createRun({
+        taskId: continuous.id,
+        tick: null,
+        owner: { nodeId: 'node-b', leaseMs: 15_000 },
+      });
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        notifier,
+        coordinatorClock: clock,
+      });
+      // Node B's run is B's while its lease lasts: no second run starts here.
+      await clock.advance(10_000);
+      expect((await s.getRun(theirs!.id)).status).toBe('running');
+      expect(await s.listRuns(continuous.id)).toHaveLength(1);
+      // B stopped renewing: once the lease is over, a round of this node closes the run.
+      await clock.advance(9_000);
+      await waitFor('the run closed', async () => (await s.readRunLog(theirs!.id)).length > 0);
+      expect(await s.getRun(theirs!.id)).toMatchObject({
+        status: 'failure',
+        reason: nodeLostReason('node-b'),
+      });
+      expect((await s.readRunLog(theirs!.id)).map((l) => l.line)).toEqual([
+        `quoll: run finished: failure (${nodeLostReason('node-b')})`,
+      ]);
+      await waitFor('restarted on node A', async () => (await s.listRuns(continuous.id)).length === 2);
+      const [fresh] = await s.listRuns(continuous.id);
+      expect(fresh).toMatchObject({ status: 'running', nodeId: 'node-a' });
+      await waitFor('it prints', async () => (await s.readRunLog(fresh!.id)).length > 0);
+      // Node A renews its own run's lease: however long it runs, nobody takes it as lost.
+      await clock.advance(60_000);
+      expect((await s.getRun(fresh!.id)).status).toBe('running');
+    });
+
+    it('a node that runs no tasks leaves its run waiting; a node that does claims and runs it', async () => {
+      const o = orchestration('o1', "console.log('claimed');");
+      const { service: front } = await service({
+        nodeId: 'front',
+        runsTasks: false,
+        notifier,
+        coordinatorClock: clock,
+      });
+      const task = await front.createOnce({ ...base, orchestrationId: o });
+      const [waiting] = await front.listRuns(task.id);
+      expect(waiting).toMatchObject({ status: 'running', nodeId: null });
+      await clock.advance(10_000);
+      expect((await front.getRun(waiting!.id)).status).toBe('running');
+      const { service: worker } = await service({ nodeId: 'worker', notifier, coordinatorClock: clock });
+      await waitFor('the run ends', async () => (await worker.getRun(waiting!.id)).status === 'success');
+      expect(await worker.getRun(waiting!.id)).toMatchObject({ nodeId: 'worker', exitCode: 0 });
+      expect((await worker.readRunLog(waiting!.id)).map((l) => l.line)).toContain('claimed');
+    });
+
+    it('kill() through one node stops the run another node executes', async () => {
+      const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+      const { service: runnerNode, runner } = await service({ nodeId: 'runs-it', notifier });
+      const { service: other } = await service({ nodeId: 'kills-it', notifier });
+      const task = await runnerNode.createOnce({ ...base, orchestrationId: o });
+      const [run] = await other.listRuns(task.id);
+      await waitFor('the run prints', async () => (await other.readRunLog(run!.id)).length > 0);
+      expect(run?.nodeId).toBe('runs-it');
+      expect(await other.kill(task.id)).toBe('pending_kill');
+      await waitFor('the run is killed', async () => (await other.getRun(run!.id)).status === 'killed');
+      await waitFor('the task is killed', async () => (await other.getTask(task.id)).status === 'killed');
+      expect(runner.activeCount).toBe(0);
+    });
+
+    it('a scheduled task created through one node ticks once, on one of the two', async () => {
+      const o = orchestration('o1', "console.log('tick');");
+      const { service: one } = await service({ nodeId: 'one', notifier, coordinatorClock: clock });
+      const { service: two } = await service({ nodeId: 'two', notifier, coordinatorClock: clock });
+      const task = await one.createScheduled({ ...base, orchestrationId: o, schedule: '* * * * *' });
+      // Node two learns of it by the message (or its next round) and arms it too.
+      await new Promise((r) => setImmediate(r));
+      await clock.advance(3_000);
+      await clock.advance(MIN);
+      await waitFor(
+        'the tick ran',
+        async () => (await two.listRuns(task.id, { status: 'success' })).length === 1,
+      );
+      const runs = await two.listRuns(task.id);
+      expect(runs).toHaveLength(1);
+      expect(['one', 'two']).toContain(runs[0]?.nodeId);
+      expect(await one.listTicks(task.id)).toEqual([]);
+    });
   });
 });

@@ -1,16 +1,21 @@
 import type { TaskRunLogLineDto, TaskRunStatus } from '@quoll/client/wire';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { systemClock } from '../clock/index.js';
-import type { PackagedOrchestration, RunOutcome, TaskRunner } from '../runner/index.js';
+import type { ClusterChannel, Notifier } from '../cluster/index.js';
+import { LocalNotifier, PeriodicLoop } from '../cluster/index.js';
+import type { PackagedOrchestration, ResourceLimits, RunOutcome, TaskRunner } from '../runner/index.js';
 import { LOST_RUN_REASON, STOPPED_RUN_REASON } from '../runner/index.js';
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 import { CronSchedule } from './cron-schedule.js';
 import { CronScheduler } from './cron-scheduler.js';
-import { RestartBackoff } from './restart-backoff.js';
+import { DEFAULT_BACKOFF, RestartBackoff } from './restart-backoff.js';
 import type { BackoffPolicy } from './restart-backoff.js';
 import type {
   ListRunsFilter,
   ListTasksFilter,
+  NewTask,
+  TaskLimits,
+  RunOwner,
   TaskRecord,
   TaskRunRecord,
   TaskStore,
@@ -25,6 +30,17 @@ export interface CreateTaskInput {
   name: string;
   /** Any JSON object, given to the run as `QUOLL_TASK_ARGS`. @default {} */
   jsonArgs?: Record<string, unknown>;
+  /**
+   * Resource limits of each run, each no looser than the server's ({@link TaskServiceOptions.limits});
+   * unchecked input (an `invalid_task_args` error names the bad one). @default {} (the server's)
+   */
+  limits?: unknown;
+  /**
+   * The kind of token creating the task: its runs get a token of the same kind (an admin
+   * token, or one bounded to the task's workspace), and workspace-scoped creators may only
+   * start runs when runs are sandboxed (or unsandboxed runs are allowed). @default 'admin'
+   */
+  creator?: 'admin' | 'workspace';
 }
 
 /** A run-once task. */
@@ -53,6 +69,11 @@ export interface TaskServiceOptions {
    * `orchestration_not_found`, `orchestration_not_ready`) when it cannot run.
    */
   resolvePackage: (orchestrationId: string) => PackagedOrchestration | Promise<PackagedOrchestration>;
+  /**
+   * Checks that an orchestration can run (throws like `resolvePackage`) without preparing
+   * it on this node. @default resolvePackage
+   */
+  checkPackage?: (orchestrationId: string) => Promise<void>;
   /** Should be the runner's clock. @default systemClock */
   clock?: Clock;
   /** Timeout of run-once and scheduled runs when none is given, in seconds. @default 900 */
@@ -69,6 +90,65 @@ export interface TaskServiceOptions {
   revokeStaleRunTokens?: (liveRunIds: readonly string[]) => Promise<void>;
   /** Where background failures are reported. @default console.error */
   onError?: (err: unknown, context: string) => void;
+  /**
+   * Who may create tasks when runs are not sandboxed: `allowed` = anyone; `admin-only` =
+   * workspace-scoped creators are refused with `sandbox_unavailable`. @default 'allowed'
+   */
+  unsandboxedRuns?: 'allowed' | 'admin-only';
+  /** Told of run starts, run ends and cron ticks (for metrics). @default none */
+  observer?: TaskObserver;
+  /**
+   * The server's limits of each run: the defaults, and the ceilings a task's own limits must
+   * stay under (null = none). @default no limits
+   */
+  limits?: ResourceLimits;
+  /**
+   * This node's id: runs it launches are recorded as its own and hold a lease it renews.
+   * @default 'local'
+   */
+  nodeId?: string;
+  /**
+   * How long a run's lease lasts without renewal; this node renews every fifth of it, and
+   * closes other nodes' runs whose lease ended as `failure (node lost: …)`. @default 15000
+   */
+  leaseMs?: number;
+  /**
+   * Whether this node runs task runs. A node that does not (`--no-tasks`) still accepts
+   * tasks: their runs wait, unclaimed, until a node that runs tasks claims them. @default true
+   */
+  runsTasks?: boolean;
+  /**
+   * The timers of the coordination loop (lease renewal, lost runs, claims), every fifth of
+   * `leaseMs`. @default systemClock, whatever `clock` is: tests that move `clock` by hand
+   * keep a steady loop unless they pass their clock here too
+   */
+  coordinatorClock?: Clock;
+  /** Messages between nodes (kills, new tasks, runs to claim). @default an in-process LocalNotifier */
+  notifier?: Notifier;
+  /**
+   * On stop, hand the continuous tasks whose runs this node stopped to another node (an
+   * unclaimed run each) instead of leaving them to be found idle. For nodes of a cluster.
+   * @default false
+   */
+  handOverOnStop?: boolean;
+}
+
+/** What {@link TaskService} reports as it works (the server's metrics listen). */
+export interface TaskObserver {
+  /** A run was handed to the runner. */
+  runStarted(): void;
+  /**
+   * A run ended with this status (`success`, `failure`, `killed`, `timed_out`); `started` is
+   * false for a run closed before it reached the runner.
+   */
+  runFinished(status: string, started: boolean): void;
+  /** A cron boundary fired `lateMs` after its tick time. */
+  tickFired(lateMs: number): void;
+}
+
+/** The reason a run gets when its node stopped renewing its lease (a crash, a lost network). */
+export function nodeLostReason(nodeId: string | null): string {
+  return `node lost: node ${nodeId ?? '(unknown)'} stopped renewing the run's lease`;
 }
 
 /** Longest accepted timeout: 7 days. */
@@ -113,10 +193,23 @@ export class TaskService {
   private readonly scheduled = new Map<string, TaskRecord>();
   private readonly restartTimers = new Map<string, TimerHandle>();
   private readonly crashLooping = new Set<string>();
+  /** Continuous tasks this node has run (to hand them over when it stops). */
+  private readonly continuousTasks = new Set<string>();
   /** Tasks whose kill has begun in this process; checked synchronously before any launch. */
   private readonly killing = new Set<string>();
   private readonly work = new Set<Promise<unknown>>();
   private state: 'new' | 'running' | 'stopping' = 'new';
+  /** This node as the owner of the runs it launches. */
+  private readonly owner: RunOwner;
+  private readonly runsTasks: boolean;
+  private readonly notifier: Notifier;
+  /** Runs this node handed to its runner, by id: their task ids. */
+  private readonly local = new Map<string, string>();
+  /** Lease renewal, lost-run recovery, claims and re-arming: one loop per node. */
+  private readonly coordinator: PeriodicLoop;
+  private readonly unsubscribes: (() => void)[] = [];
+  /** A continuous task idle this long (no run, no restart pending anywhere) is restarted by any node. */
+  private readonly orphanAfterMs: number;
 
   constructor(private readonly options: TaskServiceOptions) {
     this.store = options.store;
@@ -125,11 +218,24 @@ export class TaskService {
     this.defaultTimeout = options.defaultTimeoutSeconds ?? 900;
     this.onError = options.onError ?? ((err, context) => console.error(`quoll: tasks (${context}):`, err));
     this.backoff = new RestartBackoff(options.backoff);
+    const leaseMs = options.leaseMs ?? 15_000;
+    this.owner = { nodeId: options.nodeId ?? 'local', leaseMs };
+    this.runsTasks = options.runsTasks ?? true;
+    this.notifier = options.notifier ?? new LocalNotifier();
+    this.orphanAfterMs = (options.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs) + 2 * leaseMs;
+    this.coordinator = new PeriodicLoop({
+      step: () => this.coordinate(),
+      intervalMs: Math.max(50, Math.floor(leaseMs / 5)),
+      onError: (err) => this.onError(err, 'coordinating runs with the other nodes'),
+      clock: options.coordinatorClock ?? systemClock,
+    });
     this.scheduler = new CronScheduler({
+      owner: this.owner,
       store: this.store,
       clock: this.clock,
       maxMissedRecorded: options.maxMissedTicksRecorded ?? 100,
       onError: this.onError,
+      onTick: (_tick, lateMs) => options.observer?.tickFired(lateMs),
       onRuns: (runs) => {
         for (const run of runs) {
           const task = this.scheduled.get(run.taskId);
@@ -150,6 +256,9 @@ export class TaskService {
     this.state = 'running';
     for (const run of await this.store.runningRuns()) {
       if (this.runner.has(run.id)) continue;
+      // Other nodes' runs stay theirs until their lease ends (the coordinator closes them
+      // then); runs waiting to be claimed stay waiting.
+      if (run.nodeId !== this.owner.nodeId) continue;
       try {
         await this.runner.closeLostRun(run.id, run.pid, LOST_RUN_REASON);
       } catch (err) {
@@ -158,10 +267,7 @@ export class TaskService {
       await this.store.finishRun(run.id, { status: 'failure', exitCode: null, reason: LOST_RUN_REASON });
     }
     // The lost runs' tokens were never revoked (the process died first): revoke them now.
-    if (this.options.revokeStaleRunTokens !== undefined) {
-      const live = (await this.store.runningRuns()).map((r) => r.id).filter((id) => this.runner.has(id));
-      await this.options.revokeStaleRunTokens(live);
-    }
+    await this.revokeStaleTokens();
     // Warm processes for the runs about to start (continuous tasks) and the next ones.
     await this.runner.warm().catch((err: unknown) => this.onError(err, 'starting warm processes'));
     const tasks = (await this.store.listTasks({ killed: false })).reverse();
@@ -172,11 +278,147 @@ export class TaskService {
         this.onError(err, `resuming task ${task.id}`);
       }
     }
+    const on = async (channel: ClusterChannel, handler: (payload: string) => void): Promise<void> => {
+      this.unsubscribes.push(await this.notifier.subscribe(channel, handler));
+    };
+    await on('quoll_task_kill', (taskId) => this.onKillMessage(taskId));
+    await on('quoll_tasks', () => this.coordinator.wake());
+    await on('quoll_task_runs', () => this.coordinator.wake());
+    await on('quoll_nodes', () => this.coordinator.wake());
+    this.coordinator.start();
+  }
+
+  /** Revokes the tokens of runs no longer running anywhere (a crash left them unrevoked). */
+  private async revokeStaleTokens(): Promise<void> {
+    if (this.options.revokeStaleRunTokens === undefined) return;
+    const live = (await this.store.runningRuns()).map((r) => r.id);
+    await this.options.revokeStaleRunTokens(live);
+  }
+
+  /** Sends a message to every node (this one included); a failure is reported, not thrown. */
+  private async publish(channel: ClusterChannel, payload: string): Promise<void> {
+    try {
+      await this.notifier.publish(channel, payload);
+    } catch (err) {
+      this.onError(err, `telling the other nodes (${channel} ${payload})`);
+    }
+  }
+
+  /**
+   * One round of the coordinator: renews the leases of this node's runs (stopping those it no
+   * longer holds, and those whose task is being killed), closes runs whose node stopped
+   * renewing theirs, claims runs waiting for a node, and arms scheduled tasks made elsewhere.
+   */
+  private async coordinate(): Promise<void> {
+    if (this.state !== 'running') return;
+    const mine = [...this.local.keys()];
+    if (mine.length > 0) {
+      const held = await this.store.renewRunLeases(this.owner, mine);
+      const heldIds = new Set(held.map((h) => h.runId));
+      for (const runId of mine) {
+        // Closed by another node (this one stalled past its lease): the process must stop.
+        if (!heldIds.has(runId) && this.local.has(runId) && this.runner.kill(runId))
+          this.onError(new Error(`run ${runId} is no longer held by this node; stopped it`), 'lease');
+      }
+      for (const h of held) if (h.taskStatus === 'pending_kill') this.onKillMessage(h.taskId);
+    }
+    if (this.state !== 'running') return;
+    await this.closeLostRuns();
+    if (!this.runsTasks || this.state !== 'running') return;
+    const free = this.runner.concurrencyLimit - this.local.size;
+    if (free > 0) {
+      for (const run of await this.store.claimRuns(this.owner, free)) {
+        const task = await this.store.getTask(run.taskId);
+        if (task === null) {
+          await this.closeUnlaunched(run, 'failure', 'the task no longer exists');
+          continue;
+        }
+        this.launch(task, run);
+      }
+    }
+    await this.resync();
+  }
+
+  /** Closes runs whose node stopped renewing their lease; continuous tasks start again. */
+  private async closeLostRuns(): Promise<void> {
+    let closedAny = false;
+    for (const run of await this.store.expiredRuns()) {
+      const reason = nodeLostReason(run.nodeId);
+      const closed = await this.store.closeExpiredRun(run.id, { status: 'failure', exitCode: null, reason });
+      if (closed === null) continue;
+      closedAny = true;
+      try {
+        await this.runner.writeFinalLine(run.id, 'failure', reason);
+      } catch (err) {
+        this.onError(err, `closing the log of lost run ${run.id}`);
+      }
+      const task = await this.store.getTask(run.taskId);
+      if (task === null || task.killed) continue;
+      if (task.status === 'pending_kill') {
+        this.killing.add(task.id);
+        await this.completeKillIfIdle(task.id);
+      } else if (task.type === 'Continuous Run') {
+        await this.startContinuousRun(task);
+      }
+    }
+    if (closedAny) await this.revokeStaleTokens();
+  }
+
+  /**
+   * Arms scheduled tasks created on other nodes and drops killed ones; restarts continuous
+   * tasks nobody runs (their node stopped them and no restart is pending anywhere).
+   */
+  private async resync(): Promise<void> {
+    const live = await this.store.listTasks({ killed: false });
+    const scheduled = new Set<string>();
+    for (const task of live) {
+      if (this.state !== 'running') return;
+      if (task.status === 'pending_kill') {
+        if (!this.killing.has(task.id)) this.onKillMessage(task.id);
+        continue;
+      }
+      if (this.killing.has(task.id)) continue;
+      if (task.type === 'Scheduled Run') {
+        scheduled.add(task.id);
+        if (!this.scheduled.has(task.id)) {
+          this.scheduled.set(task.id, task);
+          this.scheduler.arm(task);
+        }
+      } else if (
+        task.type === 'Continuous Run' &&
+        task.status === 'started' &&
+        task.lastRunStatus !== 'running' &&
+        !this.restartTimers.has(task.id)
+      ) {
+        const [last] = await this.store.listRuns(task.id, { limit: 1 });
+        if (last === undefined || this.clock.now() - Date.parse(last.updatedAt) > this.orphanAfterMs)
+          await this.startContinuousRun(task);
+      }
+    }
+    for (const id of [...this.scheduled.keys()]) {
+      if (scheduled.has(id)) continue;
+      this.scheduler.disarm(id);
+      this.scheduled.delete(id);
+    }
+  }
+
+  /** A task is being killed (by any node): no run of it starts here, and its runs here stop. */
+  private onKillMessage(taskId: string): void {
+    if (this.state !== 'running') return;
+    this.killing.add(taskId);
+    this.scheduler.disarm(taskId);
+    this.scheduled.delete(taskId);
+    this.cancelRestart(taskId);
+    this.backoff.forget(taskId);
+    for (const [runId, owner] of this.local) if (owner === taskId) this.runner.kill(runId);
+    this.track(this.completeKillIfIdle(taskId), `completing the kill of task ${taskId}`);
   }
 
   private async resume(task: TaskRecord): Promise<void> {
     if (task.status === 'pending_kill') {
-      await this.store.markKilled(task.id);
+      // Its runs on other nodes end first; the last one to end marks it killed.
+      this.killing.add(task.id);
+      await this.completeKillIfIdle(task.id);
       return;
     }
     switch (task.type) {
@@ -185,8 +427,10 @@ export class TaskService {
         if (task.status === 'pending') await this.startOnce(task);
         return;
       case 'Scheduled Run':
-        this.scheduled.set(task.id, task);
-        await this.scheduler.recoverAndArm(task);
+        if (this.runsTasks) {
+          this.scheduled.set(task.id, task);
+          await this.scheduler.recoverAndArm(task);
+        }
         if (task.status === 'pending') await this.store.setTaskStatus(task.id, 'started');
         return;
       case 'Continuous Run':
@@ -225,9 +469,13 @@ export class TaskService {
       timezone: input.timezone === undefined || input.timezone === null ? null : parsed.timezone,
       timeout,
     });
-    this.scheduled.set(task.id, task);
-    this.scheduler.arm(task);
+    if (this.runsTasks) {
+      this.scheduled.set(task.id, task);
+      this.scheduler.arm(task);
+    }
     await this.store.setTaskStatus(task.id, 'started');
+    // The other nodes arm it too: each tick runs once, on whichever node creates its run first.
+    await this.publish('quoll_tasks', task.id);
     return this.mustGet(task.id);
   }
 
@@ -269,9 +517,17 @@ export class TaskService {
     this.backoff.forget(taskId);
     if (task.killed) return 'pending_kill';
     await this.store.setTaskStatus(taskId, 'pending_kill');
+    // A reason such as "crash loop" described the runs; once killed it no longer holds.
+    this.crashLooping.delete(taskId);
+    if (task.statusReason !== null) await this.store.setTaskStatusReason(taskId, null);
+    // The node running one of its runs stops it on this message (or at its next lease
+    // renewal, which sees the kill, if the message is lost).
+    await this.publish('quoll_task_kill', taskId);
     for (const run of await this.store.listRuns(taskId, { status: 'running' })) {
-      if (!this.runner.kill(run.id))
-        await this.closeUnlaunched(run, 'killed', 'the task was killed before the run started');
+      if (this.runner.kill(run.id)) continue;
+      // Another node's run: that node stops it; a dead node's run is closed when its lease ends.
+      if (run.nodeId !== null && run.nodeId !== this.owner.nodeId) continue;
+      await this.closeUnlaunched(run, 'killed', 'the task was killed before the run started');
     }
     await this.completeKillIfIdle(taskId);
     return 'pending_kill';
@@ -323,6 +579,16 @@ export class TaskService {
     return this.runner.readRunLog(runId, options);
   }
 
+  /** {@link TaskService.readRunLog}, streamed in constant memory whatever the log's size. */
+  async runLogLines(
+    runId: string,
+    options: { limit?: number } = {},
+  ): Promise<AsyncIterable<TaskRunLogLineDto>> {
+    await this.getRun(runId);
+    if (options.limit !== undefined) validateLimit(options.limit);
+    return this.runner.runLogLines(runId, options);
+  }
+
   /**
    * A run's log lines, existing then live, ending after the final status line (`onFinal` is
    * called just before it is yielded) or on abort.
@@ -333,7 +599,13 @@ export class TaskService {
     onFinal?: () => void,
   ): Promise<AsyncIterable<TaskRunLogLineDto>> {
     await this.getRun(runId);
-    return this.runner.followRunLog(runId, signal, onFinal);
+    // A finished run whose log lost its final line (cut by a crash, removed) still ends.
+    return this.runner.followRunLog(runId, signal, onFinal, async () => {
+      const run = await this.store.getRun(runId);
+      return run === null || run.status === 'running'
+        ? null
+        : { status: run.status, reason: run.reason ?? 'no reason recorded' };
+    });
   }
 
   /**
@@ -353,10 +625,35 @@ export class TaskService {
   async stop(): Promise<void> {
     if (this.state === 'stopping') return this.drain();
     this.state = 'stopping';
+    for (const off of this.unsubscribes.splice(0)) off();
+    await this.coordinator.stop();
     await this.scheduler.stop();
     for (const id of [...this.restartTimers.keys()]) this.cancelRestart(id);
+    const continuous = new Set(
+      [...this.local.values()].filter(
+        (taskId) => this.continuousTasks.has(taskId) && !this.killing.has(taskId),
+      ),
+    );
     await this.runner.stop();
     await this.drain();
+    if (this.options.handOverOnStop === true) await this.handOver(continuous);
+  }
+
+  /** Gives each continuous task this node stopped a run another node will claim. */
+  private async handOver(taskIds: ReadonlySet<string>): Promise<void> {
+    for (const taskId of taskIds) {
+      try {
+        const run = await this.store.createRun({ taskId, tick: null, owner: null });
+        if (run !== null) await this.publish('quoll_task_runs', run.id);
+      } catch (err) {
+        this.onError(err, `handing task ${taskId} over to another node`);
+      }
+    }
+  }
+
+  /** Whether this node is still coordinating (false once stopped): for tests. */
+  get coordinating(): boolean {
+    return this.coordinator.active;
   }
 
   private async drain(): Promise<void> {
@@ -375,16 +672,28 @@ export class TaskService {
 
   private async validateBase(
     input: CreateTaskInput,
-  ): Promise<Omit<CreateTaskInput, 'jsonArgs'> & { jsonArgs: Record<string, unknown> }> {
+  ): Promise<Pick<NewTask, 'orchestrationId' | 'workspaceId' | 'name' | 'jsonArgs' | 'runsAs' | 'limits'>> {
+    if (this.options.unsandboxedRuns === 'admin-only' && input.creator === 'workspace') {
+      throw new ApiError(
+        'sandbox_unavailable',
+        'Task runs cannot be sandboxed on this server, so workspace-scoped tokens may not start them. ' +
+          'An admin can install bubblewrap (see GET /v1/health for the reason) or start the server with --allow-unsandboxed-runs.',
+      );
+    }
     validateTaskName(input.name);
     const jsonArgs = validateJsonArgs(input.jsonArgs);
+    const limits = validateLimits(input.limits, this.options.limits ?? null);
     // Refuses unknown or unpackaged orchestrations before anything is written.
-    await this.options.resolvePackage(input.orchestrationId);
+    if (this.options.checkPackage !== undefined) await this.options.checkPackage(input.orchestrationId);
+    else await this.options.resolvePackage(input.orchestrationId);
     return {
       orchestrationId: input.orchestrationId,
       workspaceId: input.workspaceId,
       name: input.name,
       jsonArgs,
+      // A run acts with its creator's rights, as in Wallaroo.
+      runsAs: input.creator ?? 'admin',
+      limits,
     };
   }
 
@@ -399,16 +708,27 @@ export class TaskService {
   }
 
   private async startOnce(task: TaskRecord): Promise<void> {
-    const run = await this.store.createRun({ taskId: task.id, tick: null });
+    const run = await this.store.createRun({ taskId: task.id, tick: null, owner: this.runOwner() });
     await this.store.setTaskStatus(task.id, 'started');
-    if (run !== null) this.launch(task, run);
+    if (run !== null) await this.launchOrOffer(task, run);
   }
 
   private async startContinuousRun(task: TaskRecord): Promise<void> {
     this.restartTimers.delete(task.id);
     if (this.state !== 'running' || this.killing.has(task.id)) return;
-    const run = await this.store.createRun({ taskId: task.id, tick: null });
-    if (run !== null) this.launch(task, run);
+    const run = await this.store.createRun({ taskId: task.id, tick: null, owner: this.runOwner() });
+    if (run !== null) await this.launchOrOffer(task, run);
+  }
+
+  /** This node for the runs it creates, or null (unclaimed) when it does not run tasks. */
+  private runOwner(): RunOwner | null {
+    return this.runsTasks ? this.owner : null;
+  }
+
+  /** Launches a run created for this node, or tells the nodes that run tasks to claim it. */
+  private async launchOrOffer(task: TaskRecord, run: TaskRunRecord): Promise<void> {
+    if (run.nodeId === this.owner.nodeId) this.launch(task, run);
+    else await this.publish('quoll_task_runs', run.id);
   }
 
   /** Hands a created run to the runner. Synchronous, so a kill that has begun is always seen. */
@@ -425,12 +745,17 @@ export class TaskService {
       );
       return;
     }
+    this.options.observer?.runStarted();
+    if (task.type === 'Continuous Run') this.continuousTasks.add(task.id);
+    this.local.set(run.id, task.id);
     const handle = this.runner.start({
       runId: run.id,
       taskId: task.id,
       workspaceId: task.workspaceId,
+      runsAs: task.runsAs,
       jsonArgs: task.jsonArgs,
       timeoutSeconds: task.timeout,
+      limits: task.limits,
       package: async () => this.options.resolvePackage(task.orchestrationId),
     });
     this.track(
@@ -444,11 +769,16 @@ export class TaskService {
   }
 
   private async onRunEnded(task: TaskRecord, run: TaskRunRecord, outcome: RunOutcome): Promise<void> {
-    await this.store.finishRun(run.id, {
-      status: outcome.status,
-      exitCode: outcome.exitCode,
-      reason: outcome.reason,
-    });
+    try {
+      await this.store.finishRun(run.id, {
+        status: outcome.status,
+        exitCode: outcome.exitCode,
+        reason: outcome.reason,
+      });
+    } finally {
+      this.local.delete(run.id);
+    }
+    this.options.observer?.runFinished(outcome.status, true);
     if (this.killing.has(task.id)) {
       await this.completeKillIfIdle(task.id);
       return;
@@ -485,6 +815,7 @@ export class TaskService {
     reason: string,
   ): Promise<void> {
     const closed = await this.store.finishRun(run.id, { status, exitCode: null, reason });
+    if (closed !== null) this.options.observer?.runFinished(status, false);
     if (closed !== null) await this.runner.writeFinalLine(run.id, status, reason);
   }
 
@@ -544,6 +875,56 @@ function validateJsonArgs(args: unknown): Record<string, unknown> {
     );
   }
   return JSON.parse(text) as Record<string, unknown>;
+}
+
+/** The limits a task may set, what each means for its message, and the server setting behind it. */
+const LIMIT_FIELDS = [
+  { key: 'memoryBytes', setting: 'QUOLL_TASK_MEMORY', unit: ' bytes' },
+  { key: 'processes', setting: 'QUOLL_TASK_PROCESSES', unit: '' },
+  { key: 'openFiles', setting: 'QUOLL_TASK_OPEN_FILES', unit: '' },
+  { key: 'cpuSeconds', setting: 'QUOLL_TASK_CPU_SECONDS', unit: ' s' },
+] as const;
+
+/**
+ * A task's own limits: an object of positive whole numbers under the known names, each no
+ * looser than the server's (a task can ask for less, never more). Absent or null = {}.
+ */
+function validateLimits(raw: unknown, server: ResourceLimits | null): TaskLimits {
+  if (raw === undefined || raw === null) return {};
+  const example = 'e.g. { "memoryBytes": 536870912, "processes": 64, "openFiles": 1024, "cpuSeconds": 600 }';
+  if (typeof raw !== 'object' || Array.isArray(raw))
+    throw new ApiError('invalid_task_args', `Task limits must be a JSON object, ${example}.`, {
+      limits: raw,
+    });
+  const known = new Set<string>(LIMIT_FIELDS.map((f) => f.key));
+  for (const key of Object.keys(raw)) {
+    if (!known.has(key))
+      throw new ApiError(
+        'invalid_task_args',
+        `Unknown task limit "${key}": give memoryBytes, processes, openFiles or cpuSeconds, ${example}.`,
+        { limit: key },
+      );
+  }
+  const limits: TaskLimits = {};
+  for (const { key, setting, unit } of LIMIT_FIELDS) {
+    const value = (raw as Record<string, unknown>)[key];
+    if (value === undefined || value === null) continue;
+    if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 1)
+      throw new ApiError(
+        'invalid_task_args',
+        `Invalid task limit ${key} ${JSON.stringify(value)}: give a positive whole number.`,
+        { limit: key, value },
+      );
+    const ceiling = server?.[key] ?? null;
+    if (ceiling !== null && value > ceiling)
+      throw new ApiError(
+        'invalid_task_args',
+        `Task limit ${key} ${value}${unit} is above this server's ${ceiling}${unit} (${setting}): a task can only lower a limit.`,
+        { limit: key, value, serverLimit: ceiling },
+      );
+    limits[key] = value;
+  }
+  return limits;
 }
 
 function validateTimeout(timeout: unknown, fallback: number): number {

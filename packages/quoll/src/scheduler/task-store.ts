@@ -1,4 +1,13 @@
-import type { TaskRunStatus, TaskStatus, TaskType } from '@quoll/client/wire';
+import type { TaskLimitsDto, TaskRunStatus, TaskStatus, TaskType } from '@quoll/client/wire';
+
+/** A task's own resource limits for its runs: the wire form (whole numbers, each optional). */
+export type TaskLimits = TaskLimitsDto;
+
+/**
+ * Whose rights a task's runs act with, from the token that created the task: `admin` runs
+ * get an admin token, `workspace` runs one bounded to the task's workspace.
+ */
+export type TaskRunsAs = 'admin' | 'workspace';
 
 /** A task as stored. Times are RFC 3339 strings (UTC); ticks are epoch milliseconds. */
 export interface TaskRecord {
@@ -15,9 +24,13 @@ export interface TaskRecord {
   jsonArgs: Record<string, unknown>;
   /** Seconds each run may last; null = no limit. */
   timeout: number | null;
+  /** Limits the task set for its runs (each tighter than the server's); {} = the server's. */
+  limits: TaskLimits;
   killed: boolean;
   /** Why the task is in a notable state (e.g. the crash-loop message); null when healthy. */
   statusReason: string | null;
+  /** Whose rights its runs act with. */
+  runsAs: TaskRunsAs;
   /** The newest cron tick the scheduler has dealt with (run, skipped or missed); null before the first. */
   lastTick: number | null;
   /** Status of the newest run, or 'unknown' when the task has no run yet. */
@@ -36,6 +49,10 @@ export interface NewTask {
   timezone: string | null;
   jsonArgs: Record<string, unknown>;
   timeout: number | null;
+  /** Whose rights its runs act with. @default 'workspace' (the narrower) */
+  runsAs?: TaskRunsAs;
+  /** Its own limits for its runs. @default {} (the server's) */
+  limits?: TaskLimits;
 }
 
 /** A task run as stored. */
@@ -48,10 +65,29 @@ export interface TaskRunRecord {
   exitCode: number | null;
   /** Why the run ended the way it did; null while running. */
   reason: string | null;
-  /** OS process id of the run's process group leader, once spawned. */
+  /** OS process id of the run's process group leader, once spawned (on its node). */
   pid: number | null;
+  /**
+   * The node that runs it (holding its lease while it runs); null while it waits for a node
+   * to claim it (created by a node that does not run tasks).
+   */
+  nodeId: string | null;
   createdAt: string;
   updatedAt: string;
+}
+
+/** The node a run is created for (or claimed by), and how long its first lease lasts. */
+export interface RunOwner {
+  nodeId: string;
+  /** The lease lasts this long from now (the database's clock), until renewed. */
+  leaseMs: number;
+}
+
+/** A run a node still holds after a renewal, and the status of its task (to see kills). */
+export interface HeldRun {
+  runId: string;
+  taskId: string;
+  taskStatus: TaskStatus;
 }
 
 /** How a run ended. */
@@ -115,22 +151,53 @@ export interface TaskStore {
    * cannot be undone: a task in `pending_kill` only leaves it through {@link TaskStore.markKilled}.
    */
   setTaskStatus(id: string, status: Exclude<TaskStatus, 'killed'>): Promise<TaskRecord | null>;
-  /** Sets (or clears with null) the task's status reason, e.g. the crash-loop message. */
+  /**
+   * Sets (or clears with null) the task's status reason, e.g. the crash-loop message. A
+   * reason is never set on a task being killed or killed (a run ending late cannot bring it back).
+   */
   setTaskStatusReason(id: string, reason: string | null): Promise<void>;
-  /** Final state: status `killed`, `killed` = true. Returns null when the task is missing. */
+  /**
+   * Final state: status `killed`, `killed` = true, no status reason. Returns null when the
+   * task is missing.
+   */
   markKilled(id: string): Promise<TaskRecord | null>;
   /**
    * Creates a run unless one must not start: returns null when the task is missing, killed
    * or being killed, when a run for this tick exists, or when the task already has a running
    * run. A `Temporary Run` task gets at most one run ever.
    */
-  createRun(input: { taskId: string; tick: number | null }): Promise<TaskRunRecord | null>;
+  createRun(input: {
+    taskId: string;
+    tick: number | null;
+    owner?: RunOwner | null;
+  }): Promise<TaskRunRecord | null>;
   /**
    * One cron boundary for many tasks, in one transaction: for each item creates the
    * (task, tick) run, or records the tick as skipped when the previous run is still running.
-   * Also advances each task's `lastTick`.
+   * Also advances each task's `lastTick`. Created runs belong to `owner` (null: unclaimed).
    */
-  createTickRuns(items: readonly { taskId: string; tick: number }[]): Promise<TickOutcome[]>;
+  createTickRuns(
+    items: readonly { taskId: string; tick: number }[],
+    owner?: RunOwner | null,
+  ): Promise<TickOutcome[]>;
+  /**
+   * Claims up to `limit` unclaimed running runs (oldest first) for `owner`, skipping rows
+   * another node is claiming at the same moment: each run is claimed by exactly one node.
+   */
+  claimRuns(owner: RunOwner, limit: number): Promise<TaskRunRecord[]>;
+  /**
+   * Extends the lease of each of `runIds` that `owner` still holds (running, its node) to
+   * `leaseMs` from now; returns those, with their task's status. A run missing from the
+   * answer is no longer this node's (closed, or taken as lost): its process must stop.
+   */
+  renewRunLeases(owner: RunOwner, runIds: readonly string[]): Promise<HeldRun[]>;
+  /** Running runs whose lease has ended (their node stopped renewing it), oldest first. */
+  expiredRuns(limit?: number): Promise<TaskRunRecord[]>;
+  /**
+   * Closes a running run whose lease has ended (re-checked in the same statement, so a node
+   * that renewed meanwhile keeps it); returns null when it was not closed.
+   */
+  closeExpiredRun(runId: string, result: RunResult): Promise<TaskRunRecord | null>;
   /** Records the process id of a run that was spawned. */
   setRunPid(runId: string, pid: number): Promise<void>;
   /** Closes a running run; returns null when it is missing or already finished (finished runs never change). */

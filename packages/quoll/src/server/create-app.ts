@@ -1,18 +1,26 @@
 import Fastify, { LogController, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
-import { installErrorHandlers } from './error-handler.js';
+import { ApiError } from '../errors/index.js';
+import { installErrorHandlers, privatePaths } from './error-handler.js';
 import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
 import { logRoutes } from './routes/log-routes.js';
 import { modelRoutes } from './routes/model-routes.js';
+import { OPEN_INFERENCE_PUBLIC_PATHS, openInferenceRoutes } from './routes/open-inference-routes.js';
 import { orchestrationRoutes } from './routes/orchestration-routes.js';
 import { pipelineRoutes } from './routes/pipeline-routes.js';
+import { PYTHON_SDK_PREFIX, pythonSdkRoutes } from './routes/python-sdk-routes.js';
+import { clusterRoutes } from './routes/cluster-routes.js';
 import { taskRoutes } from './routes/task-routes.js';
+import { METRICS_PATH, metricsRoutes } from './routes/metrics-routes.js';
+import { SESSION_PATH, sessionRoutes } from './routes/session-routes.js';
+import { authenticateRequest } from './authenticate-request.js';
+import { consoleRoutes, isConsolePath } from './routes/console-routes.js';
 import { workspaceRoutes } from './routes/workspace-routes.js';
 import type { ServerContext } from './server-context.js';
 
-/** Paths that answer without a token. */
-const PUBLIC_PATHS = new Set(['/v1/health']);
+/** Paths that answer without a token (besides the Python client index under `/sdk/python/`). */
+const PUBLIC_PATHS = new Set(['/v1/health', ...OPEN_INFERENCE_PUBLIC_PATHS]);
 
 /** Route registrars that domains add (connections, logs, orchestrations, tasks). */
 export type RouteRegistrar = (app: FastifyInstance, ctx: ServerContext) => void | Promise<void>;
@@ -34,6 +42,21 @@ export interface HealthDto {
   status: 'ok' | 'degraded';
   /** The inference log writer: `retrying` after a write failure (rows stay queued). */
   inferenceLogs: string;
+  /**
+   * How task runs are isolated: `sandboxed` (bubblewrap) or not, with the `reason`; the run
+   * network; and `unsandboxedRuns` = `admin-only` when workspace-scoped tokens may not start runs.
+   */
+  runs: {
+    launcher: string;
+    sandboxed: boolean;
+    reason: string | null;
+    network: string;
+    unsandboxedRuns: 'allowed' | 'admin-only';
+  };
+  /** The metadata database: `unavailable` while it cannot be reached (the server keeps reconnecting). */
+  database: 'ok' | 'unavailable';
+  /** This node's id. */
+  node: string;
 }
 
 /**
@@ -70,13 +93,33 @@ export async function createApp(
     return503OnClosing: true,
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
   });
-  installErrorHandlers(app);
+  installErrorHandlers(app, privatePaths(ctx.config.home));
   app.decorateRequest('principal', null);
+  // Streamed uploads: refuse a declared length over the route's cap before reading the body
+  // (the stores still enforce the cap while they write, for chunked bodies).
+  app.addHook('onRequest', async (req) => {
+    const cap = req.routeOptions.config.maxBodyBytes;
+    const declared = Number(req.headers['content-length']);
+    if (cap !== undefined && Number.isFinite(declared) && declared > cap) {
+      throw new ApiError(
+        'payload_too_large',
+        `The body is ${declared} bytes; this route takes at most ${cap}.`,
+        {
+          maxBytes: cap,
+        },
+      );
+    }
+  });
   app.addHook('onRequest', async (req) => {
     const path = req.url.split('?', 1)[0] ?? '';
-    if (PUBLIC_PATHS.has(path)) return;
+    if (PUBLIC_PATHS.has(path) || path.startsWith(PYTHON_SDK_PREFIX)) return;
+    if (path === METRICS_PATH && ctx.config.metricsPublic) return;
+    // The console's page and files are public; what they show comes from the API.
+    if (isConsolePath(path) && (req.method === 'GET' || req.method === 'HEAD')) return;
     if (starting !== null) await starting;
-    req.principal = await ctx.tokens.authenticate(req.headers.authorization);
+    // Signing in (a link's code or a pasted token in the body) needs no principal yet.
+    if (path === SESSION_PATH && req.method === 'POST') return;
+    req.principal = await authenticateRequest(ctx, req);
   });
 
   await app.register(swagger, {
@@ -99,13 +142,21 @@ export async function createApp(
       schema: {
         tags: ['health'],
         summary:
-          'Liveness (no token needed): status ok, or degraded while the inference log writer retries after a write failure',
+          'Liveness (no token needed): status ok, or degraded while the inference log writer retries after a write failure or the database cannot be reached; database and node: this node and its database; runs: whether task runs are sandboxed (and why not), their network, and whether workspace-scoped tokens may start them',
         security: [],
       },
     },
     async (): Promise<HealthDto> => {
       const inferenceLogs = ctx.inferenceLogs.state;
-      return { status: inferenceLogs === 'open' ? 'ok' : 'degraded', inferenceLogs };
+      const { launcher, sandboxed, reason, network, unsandboxedRuns } = ctx.runIsolation;
+      const database = (await ctx.databaseHealth()).status;
+      return {
+        status: inferenceLogs === 'open' && database === 'ok' ? 'ok' : 'degraded',
+        inferenceLogs,
+        database,
+        node: ctx.nodeId,
+        runs: { launcher, sandboxed, reason, network, unsandboxedRuns },
+      };
     },
   );
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
@@ -113,11 +164,17 @@ export async function createApp(
   workspaceRoutes(app, ctx);
   pipelineRoutes(app, ctx);
   logRoutes(app, ctx);
+  metricsRoutes(app, ctx);
+  sessionRoutes(app, ctx);
   await app.register(async (scope) => modelRoutes(scope, ctx));
   await app.register(async (scope) => inferenceRoutes(scope, ctx));
+  await app.register(async (scope) => openInferenceRoutes(scope, ctx, () => starting === null));
   await app.register(async (scope) => connectionRoutes(scope, ctx));
   await app.register(async (scope) => orchestrationRoutes(scope, ctx));
   await app.register(async (scope) => taskRoutes(scope, ctx));
+  await app.register(async (scope) => pythonSdkRoutes(scope, ctx));
+  await app.register(async (scope) => clusterRoutes(scope, ctx));
+  await app.register(async (scope) => consoleRoutes(scope, ctx));
   for (const register of extraRoutes) {
     await app.register(async (scope) => register(scope, ctx));
   }

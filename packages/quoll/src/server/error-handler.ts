@@ -1,23 +1,149 @@
-import type { FastifyError, FastifyInstance } from 'fastify';
+import { homedir, tmpdir } from 'node:os';
+import { resolve } from 'node:path';
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '@quoll/client/wire';
-import { ApiError } from './api-error.js';
+import { ApiError, safeDetails, safeMessage, StorageUnavailableError } from '../errors/index.js';
 
 /** Builds the error body for a code. */
 export function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>): ErrorBody {
   return { error: details === undefined ? { code, message } : { code, message, details } };
 }
 
-/** Maps a thrown value to a catalogue error; unknown errors become `internal_error`. */
-export function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
-  const fe = err as Partial<FastifyError> & { validation?: unknown };
-  if (fe && typeof fe === 'object') {
-    if (fe.validation !== undefined || fe.code === 'FST_ERR_VALIDATION') {
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The content types a route takes, named when another is sent (415). @default JSON */
+    accepts?: string[];
+    /**
+     * For routes whose body is streamed (uploads, where Fastify's `bodyLimit` does not apply):
+     * a `Content-Length` above this is refused 413 before any byte is read.
+     */
+    maxBodyBytes?: number;
+  }
+}
+
+/** One error of the schema validator (Ajv), as Fastify passes it on. */
+interface SchemaIssue {
+  keyword: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message?: string;
+}
+
+/** A JSON Schema node, as far as messages need it. */
+interface SchemaNode {
+  properties?: Record<string, SchemaNode>;
+  items?: SchemaNode;
+  required?: string[];
+  enum?: unknown[];
+  type?: string | string[];
+}
+
+/** The schema of the value at `instancePath` (`/config/workers`) inside a route schema part. */
+function schemaAt(root: SchemaNode | undefined, instancePath: string): SchemaNode | undefined {
+  let node = root;
+  for (const segment of instancePath.split('/').filter(Boolean)) {
+    if (node === undefined) return undefined;
+    node =
+      /^\d+$/.test(segment) && node.items !== undefined
+        ? node.items
+        : node.properties?.[decodeURIComponent(segment)];
+  }
+  return node;
+}
+
+const quoteList = (names: readonly unknown[]): string => names.map((n) => JSON.stringify(n)).join(', ');
+
+/**
+ * A validation failure in words that name the field and what it accepts, e.g.
+ * `body/config has an unknown field "replicaCount"; accepted: "replicas", "workers", "cpus", "memory".`
+ */
+function validationError(
+  fe: { validation?: unknown; validationContext?: string; message?: string },
+  req?: FastifyRequest,
+): ApiError {
+  const issue = (Array.isArray(fe.validation) ? fe.validation[0] : undefined) as SchemaIssue | undefined;
+  const context = fe.validationContext ?? 'request';
+  if (issue === undefined) {
+    return new ApiError(
+      'invalid_request',
+      `Invalid request: ${fe.message ?? 'does not match the API schema'}.`,
+    );
+  }
+  const where = `${context}${issue.instancePath}`;
+  const routeSchema = req?.routeOptions.schema as Record<string, SchemaNode | undefined> | undefined;
+  const node = schemaAt(routeSchema?.[context], issue.instancePath);
+  const accepted = Object.keys(node?.properties ?? {});
+  const p = issue.params;
+  switch (issue.keyword) {
+    case 'additionalProperties': {
+      const field = String(p.additionalProperty);
       return new ApiError(
         'invalid_request',
-        `Invalid request: ${fe.message ?? 'does not match the API schema'}.`,
+        `${where} has an unknown field ${JSON.stringify(field)}; accepted: ${accepted.length > 0 ? quoteList(accepted) : 'none'}.`,
+        { field: `${where}/${field}`, accepted },
       );
     }
+    case 'required': {
+      const field = String(p.missingProperty);
+      return new ApiError(
+        'invalid_request',
+        `${where} is missing the required field ${JSON.stringify(field)}.`,
+        {
+          field: `${where}/${field}`,
+          required: node?.required ?? [field],
+        },
+      );
+    }
+    case 'enum': {
+      const allowed = Array.isArray(p.allowedValues) ? p.allowedValues : (node?.enum ?? []);
+      return new ApiError('invalid_request', `${where} must be one of ${quoteList(allowed)}.`, {
+        field: where,
+        accepted: allowed,
+      });
+    }
+    case 'type':
+      return new ApiError('invalid_request', `${where} must be ${String(p.type).replace(/,/g, ' or ')}.`, {
+        field: where,
+      });
+    default:
+      return new ApiError('invalid_request', `${where} ${issue.message ?? 'is not valid'}.`, {
+        field: where,
+      });
+  }
+}
+
+/** `unsupported_media_type` naming the Content-Type sent and the ones the route takes (its `config.accepts`). */
+export function unsupportedMediaType(req?: FastifyRequest): ApiError {
+  const accepts = req?.routeOptions.config.accepts ?? ['application/json'];
+  const sent = req?.headers['content-type']?.split(';')[0]?.trim() || 'none';
+  return new ApiError(
+    'unsupported_media_type',
+    `Content-Type ${JSON.stringify(sent)} is not accepted here; send one of: ${accepts.join(', ')}.`,
+    { contentType: sent, accepted: accepts },
+  );
+}
+
+/** System and driver codes of a full disk or quota (Node's fs, SQLite, PostgreSQL's disk_full). */
+const STORAGE_FULL_CODES = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL', '53100']);
+
+/** Maps a thrown value to a catalogue error; unknown errors become `internal_error`. */
+export function toApiError(err: unknown, req?: FastifyRequest): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof StorageUnavailableError) {
+    return new ApiError(
+      'database_unavailable',
+      'The database cannot be reached right now; the server keeps reconnecting (its log says why). Retry shortly; GET /v1/health shows the database state.',
+    );
+  }
+  const fe = err as Partial<FastifyError> & { validation?: unknown; validationContext?: string };
+  if (fe && typeof fe === 'object' && STORAGE_FULL_CODES.has(String(fe.code ?? ''))) {
+    return new ApiError(
+      'storage_full',
+      "The server's disk (or its quota) is full, so nothing was written; free space on the server and retry.",
+    );
+  }
+  if (fe && typeof fe === 'object') {
+    if (fe.validation !== undefined || fe.code === 'FST_ERR_VALIDATION') return validationError(fe, req);
     switch (fe.code ?? '') {
       case 'FST_ERR_CTP_BODY_TOO_LARGE':
         return new ApiError(
@@ -25,10 +151,7 @@ export function toApiError(err: unknown): ApiError {
           'The request body is over the size cap for this route; send less data per request.',
         );
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-        return new ApiError(
-          'unsupported_media_type',
-          `${fe.message ?? 'Unsupported Content-Type'}; see the OpenAPI document for accepted types.`,
-        );
+        return unsupportedMediaType(req);
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
         return new ApiError('invalid_request', fe.message ?? 'Invalid body.');
@@ -42,22 +165,57 @@ export function toApiError(err: unknown): ApiError {
   return new ApiError('internal_error', 'Internal server error; the server log has the details.');
 }
 
-/** Installs the error and not-found handlers that answer `{ error: { code, message } }`. */
-export function installErrorHandlers(app: FastifyInstance): void {
+/** The server's folders that error messages never show (its home, temporary and working folders). */
+export function privatePaths(home: string): string[] {
+  return [home, resolve(home), tmpdir(), homedir(), process.cwd()];
+}
+
+/**
+ * What becomes of a request body still unread when an error is answered (413 on a declared
+ * length, 503 `server_busy`, 507 `storage_full` in the middle of an upload). A body past its cap
+ * is never read further, and one whose stream was destroyed (a failed upload's pipeline
+ * destroys it) cannot be: its unread rest would stay in the connection, and a client reusing
+ * the connection for its next request (fetch keeps connections alive) would wait forever for an
+ * answer, so the answer says `Connection: close` and the server closes it. Any other unread
+ * rest is read and dropped (as Node does for a body never touched), so the client can finish
+ * sending, read the answer, and keep its connection.
+ */
+export function settleUnreadBody(req: FastifyRequest, reply: FastifyReply, code: ErrorCode): void {
+  const raw = req.raw;
+  if (raw.complete) return;
+  if (code === 'payload_too_large' || raw.destroyed) void reply.header('connection', 'close');
+  else raw.resume();
+}
+
+/**
+ * Installs the error and not-found handlers that answer `{ error: { code, message } }`.
+ * Messages and details are cleaned on the way out ({@link safeMessage}): `paths` (the server's
+ * home and working folders) and other absolute paths become `<path>`, stack frames go, and a
+ * message is at most 1 KiB with the offending value elided.
+ */
+export function installErrorHandlers(app: FastifyInstance, paths: readonly string[] = []): void {
   app.setErrorHandler((err, req, reply) => {
-    const apiError = toApiError(err);
+    const apiError = toApiError(err, req);
     const status = ERROR_CODES[apiError.code].status;
     if (status >= 500) req.log.error({ err }, 'request failed');
     else req.log.debug({ code: apiError.code }, apiError.message);
-    void reply.status(status).send(errorBody(apiError.code, apiError.message, apiError.details));
+    settleUnreadBody(req, reply, apiError.code);
+    void reply
+      .status(status)
+      .send(
+        errorBody(apiError.code, safeMessage(apiError.message, paths), safeDetails(apiError.details, paths)),
+      );
   });
   app.setNotFoundHandler((req, reply) => {
+    settleUnreadBody(req, reply, 'route_not_found');
     void reply
       .status(404)
       .send(
         errorBody(
           'route_not_found',
-          `No route ${req.method} ${req.url.split('?')[0] ?? ''}; the OpenAPI document at /v1/openapi.json lists the API.`,
+          safeMessage(
+            `No route ${req.method} ${req.url.split('?')[0] ?? ''}; the OpenAPI document at /v1/openapi.json lists the API.`,
+          ),
         ),
       );
   });

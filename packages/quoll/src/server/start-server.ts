@@ -1,30 +1,45 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { ensureCredentials, TokenService } from '../auth/index.js';
+import { ensureCredentials, SessionService, TokenService } from '../auth/index.js';
 import { BlobStore } from '../blobs/index.js';
 import type { ServerConfig } from '../config/index.js';
-import { ConnectionSealer, ConnectionService, createKeyring } from '../connections/index.js';
-import { InferenceEngine } from '../inference/index.js';
-import { InferenceLogStore } from '../logs/index.js';
+import { ConnectionSealer, ConnectionService, createKeyring, verifyMasterKey } from '../connections/index.js';
+import { DecodePool, formatOfMediaType, InferenceEngine } from '../inference/index.js';
+import { InferenceService, ReplicaDirectory } from '../serving/index.js';
+import { BodyBudget } from './body-budget.js';
+import { InferenceLogStore, type InferenceLogs } from '../logs/index.js';
 import { ModelService } from '../models/index.js';
-import { EnvCache, Packager } from '../orchestrations/index.js';
-import { resolveTaskUser, restrictHomeForTaskUser, TaskRunner } from '../runner/index.js';
+import { EnvCache, Packager, PythonEnvCache, resolveClientPackageDir } from '../orchestrations/index.js';
+import {
+  FileRunLogStore,
+  type RunLogStore,
+  NodeRuntime,
+  ProcessLedger,
+  PythonInterpreter,
+  PythonRuntime,
+  resolveTaskUser,
+  restrictHomeForTaskUser,
+  setUpSandbox,
+  startApiForwarder,
+  TaskRunner,
+} from '../runner/index.js';
 import { TaskService } from '../scheduler/index.js';
 import { inspectOnnxModel } from '../onnx/index.js';
-import { DeploymentManager, PipelineService } from '../pipelines/index.js';
-import {
-  openSqliteDatabase,
-  SqliteConnectionStore,
-  SqliteCoreStore,
-  SqliteLogSegmentIndex,
-  SqliteOrchestrationStore,
-  SqliteTaskStore,
-} from '../store/index.js';
+import { DeploymentManager, DeploymentReconciler, PipelineService } from '../pipelines/index.js';
+import { ClusterMembership, resolveNodeId, type NodeRole } from '../cluster/index.js';
+import { openStore } from '../store/index.js';
+import { locatePythonSdk } from '../python-sdk/index.js';
 import { WorkspaceService } from '../workspaces/index.js';
-import { ApiError } from './api-error.js';
+import { ApiError } from '../errors/index.js';
+import { MetricsWindow, ServerMetrics } from '../metrics/index.js';
 import { createApp } from './create-app.js';
+import { HomeLock } from './home-lock.js';
 import { RunSecrets, TASK_RUN_SUBJECT_PREFIX } from './run-secrets.js';
-import type { ServerContext } from './server-context.js';
+import type { RunIsolation, ServerContext } from './server-context.js';
+
+/** Memory a JSON inference body costs per byte once parsed (numbers become objects and arrays). */
+const JSON_BODY_COST = 8;
 
 /** A started server. */
 export interface RunningServer {
@@ -33,6 +48,8 @@ export interface RunningServer {
   readonly adminToken: string;
   readonly app: FastifyInstance;
   readonly context: ServerContext;
+  /** How task runs are isolated (also on `/v1/health`). */
+  readonly runIsolation: RunIsolation;
   /** Drains in-flight requests, then stops every loop and closes the database. */
   close(): Promise<void>;
 }
@@ -78,30 +95,88 @@ async function closeAll(closers: Closer[]): Promise<void> {
 /** The body of {@link startServer}: opens the home and builds every service, registering how to close each. */
 async function start(config: ServerConfig, closers: Closer[]): Promise<RunningServer> {
   await mkdir(config.home, { recursive: true, mode: 0o700 });
+  // One server per home, taken before anything in it is read or written: a second server
+  // stops here (HomeLockedError names the running one), so it never rewrites credentials.json.
+  const homeLock = await HomeLock.acquire(config.home);
+  // Registered first, so it is let go last, after everything else has closed.
+  closers.push(() => homeLock.release());
+  // What a previous server on this home left running (it was killed: its runs' and installs'
+  // process groups and sandboxes are still in the ledger) is stopped before any work is
+  // re-queued, so an old npm install never runs beside a new one of the same environment.
+  const processLedger = new ProcessLedger(join(config.home, 'processes'));
+  const leftovers = await processLedger.stopLeftovers();
   const now = (): number => Date.now();
   // Load (or create) the master key before anything else opens: a bad key file or
   // QUOLL_MASTER_KEY throws MasterKeyError here, and the CLI prints it and exits non-zero.
   const keyring = createKeyring({ home: config.home, env: process.env });
   // Resolved first: a bad QUOLL_TASK_USER stops the start before anything is opened.
-  const taskUser = config.taskUser === null ? null : resolveTaskUser(config.taskUser);
-  // The database holds token hashes and sealed secrets: owner-only (SQLite gives its
-  // -wal/-shm files the database file's mode).
-  await writeFile(`${config.home}/quoll.db`, '', { flag: 'a', mode: 0o600 });
-  await chmod(`${config.home}/quoll.db`, 0o600);
-  const db = openSqliteDatabase(`${config.home}/quoll.db`);
-  closers.push(() => {
-    db.close();
+  const configuredTaskUser = config.taskUser === null ? null : resolveTaskUser(config.taskUser);
+  // The port is known once the server listens; sandboxes read it when a run starts.
+  let listenPort = config.port;
+  const sandbox = await setUpSandbox({
+    mode: config.sandbox,
+    network: config.taskNetwork,
+    taskUser: configuredTaskUser,
+    limits: config.taskLimits,
+    scratchDir: join(config.runsDir, '.quoll'),
+    apiPort: () => listenPort,
+    tmpBytes: config.taskTmpBytes,
+    recorder: processLedger,
   });
-  const store = new SqliteCoreStore(db);
-  const blobs = new BlobStore(config.home);
+  // A root server's sandboxes drop to a task user even when none is configured (nobody).
+  const taskUser = sandbox.taskUser;
+  const runIsolation: RunIsolation = {
+    ...sandbox.status,
+    unsandboxedRuns: sandbox.status.sandboxed || config.allowUnsandboxedRuns ? 'allowed' : 'admin-only',
+  };
+  const nodeId = await resolveNodeId(config.home, config.nodeId);
+  // Until the app (and its logger) exists, connection errors of idle pool clients go to stderr.
+  let reportConnectionError = (err: Error): void => {
+    process.stderr.write(
+      `quoll: database connection error (reconnecting on the next call): ${err.message}\n`,
+    );
+  };
+  // Background loops report here: stderr until the app (and its logger) exists.
+  let reportLoopError = (err: unknown, context: string): void => {
+    process.stderr.write(`quoll: ${context} failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  };
+  const stores = await openStore(config.database, { onConnectionError: (err) => reportConnectionError(err) });
+  closers.push(() => stores.close());
+  // Every node of a cluster must hold the key the shared connections are sealed with: one with
+  // another key stops here (MasterKeyError, printed by the CLI) instead of failing on each read.
+  if (stores.dialect === 'postgres')
+    await verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString());
+  // On a node of a cluster, model files live in the database and <home>/blobs caches them.
+  const blobs = new BlobStore(config.home, stores.sharedBlobs);
   await blobs.init();
-  const tokens = new TokenService(store, now);
-  const workspaces = new WorkspaceService(store, now);
+  const tokens = new TokenService(stores.tokens, now);
+  const sessions = new SessionService(stores.tokens, tokens, now);
+  const workspaces = new WorkspaceService(stores.workspaces, now);
   await workspaces.ensureDefault();
-  const engine = new InferenceEngine({ workersPerDeployment: config.workersPerDeployment });
+  // The metrics read the services built below at each scrape (never before the server listens).
+  let deploymentsForMetrics: DeploymentManager | null = null;
+  let logsForMetrics: InferenceLogs | null = null;
+  const metrics = new ServerMetrics({
+    queueDepths: () => deploymentsForMetrics?.queueDepths() ?? [],
+    logQueuedRows: () => logsForMetrics?.queuedRows ?? 0,
+    logBytes: () => logsForMetrics?.storedBytes() ?? Promise.resolve(0),
+    logState: () => logsForMetrics?.state ?? 'stopped',
+  });
+  const metricsWindow = new MetricsWindow(metrics);
+  const engine = new InferenceEngine({
+    workersPerDeployment: config.workersPerDeployment,
+    poolWorkers: config.poolWorkers,
+    modelMemoryBytes: config.modelMemoryBytes,
+    ...(config.metrics ? { onBatch: (rows: number) => metrics.batch(rows) } : {}),
+  });
   closers.push(() => engine.close());
+  const decoder = new DecodePool({ deadlineMs: config.decodeDeadlineMs });
+  closers.push(() => decoder.close());
+  const bodyBudget = new BodyBudget(config.maxInflightBodyBytes, (type) =>
+    formatOfMediaType(type) === 'json' ? JSON_BODY_COST : 1,
+  );
   const models = new ModelService(
-    store,
+    stores.models,
     blobs,
     { inspect: (bytes) => inspectOnnxModel(bytes), validate: (path) => engine.validateModel(path) },
     config.maxModelBytes,
@@ -109,49 +184,122 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
   );
   const deployments = new DeploymentManager(engine, config.workersPerDeployment, now);
   closers.push(() => deployments.stop());
-  const pipelines = new PipelineService(store, models, deployments, now);
-  const connectionStore = new SqliteConnectionStore(db);
+  deploymentsForMetrics = deployments;
+  const pipelines = new PipelineService(
+    stores.pipelines,
+    models,
+    deployments,
+    now,
+    undefined,
+    // An embedded server is one node: one replica. A cluster places `replicas` of them (all
+    // inference nodes by default) on its nodes.
+    stores.replicas === null ? 1 : null,
+    stores.notifier,
+    { nodeId, store: stores.replicas, servesInference: config.servesInference },
+  );
+  // On a cluster, requests for a pipeline this node holds no replica of are forwarded.
+  const replicaDirectory =
+    stores.replicas === null
+      ? null
+      : new ReplicaDirectory({ store: stores.replicas, notifier: stores.notifier, nodeId });
+  if (replicaDirectory !== null) {
+    await replicaDirectory.start();
+    closers.push(() => replicaDirectory.stop());
+  }
+  const connectionStore = stores.connections;
   const connections = new ConnectionService({
     store: connectionStore,
     sealer: new ConnectionSealer(keyring),
   });
-  // Opening repairs what a crash left (torn segment tails) before the first request.
-  const inferenceLogs = await InferenceLogStore.open({
-    dir: `${config.home}/inference-logs`,
-    index: new SqliteLogSegmentIndex(db),
-    maxBytesPerPipeline: config.logMaxBytesPerPipeline,
-    maxBytesTotal: config.logMaxBytesTotal,
-    segmentMaxBytes: config.logSegmentMaxBytes,
-  });
+  // On a node of a cluster inference logs live in the database, so any node answers for all
+  // of them; an embedded home's are segment files, repaired at open (torn segment tails)
+  // before the first request.
+  const inferenceLogs: InferenceLogs =
+    stores.createInferenceLogStore !== null
+      ? stores.createInferenceLogStore({
+          nodeId,
+          maxBytesPerPipeline: config.logMaxBytesPerPipeline,
+          maxBytesTotal: config.logMaxBytesTotal,
+        })
+      : await InferenceLogStore.open({
+          dir: `${config.home}/inference-logs`,
+          index: stores.logIndex,
+          maxBytesPerPipeline: config.logMaxBytesPerPipeline,
+          maxBytesTotal: config.logMaxBytesTotal,
+          segmentMaxBytes: config.logSegmentMaxBytes,
+        });
   // After the HTTP drain (closers run newest first) no request can append: stopping writes,
   // fsyncs and seals every queued row.
   closers.push(() => inferenceLogs.stop());
-  const orchestrationStore = new SqliteOrchestrationStore(db);
+  logsForMetrics = inferenceLogs;
+  const orchestrationStore = stores.orchestrations;
   const packager = new Packager({
     store: orchestrationStore,
+    owner: nodeId,
+    // On a cluster the zips live in the database too: any node can build a package it runs.
+    shared: stores.sharedBlobs,
     home: config.home,
     envCache: new EnvCache({
       envsDir: `${config.home}/envs`,
-      allowInstallScripts: !config.npmIgnoreScripts,
+      scripts: config.npmScripts,
+      // Installs run in the runs' sandbox (as its user), with the runs' limits.
+      launcher: sandbox.launcher,
+      user: sandbox.status.sandboxed ? taskUser : null,
+      limits: config.taskLimits,
+    }),
+    // Python environments: made and filled the same way (the runs' sandbox, its user and limits).
+    pythonEnvs: new PythonEnvCache({
+      envsDir: `${config.home}/envs`,
+      python: new PythonInterpreter(config.python),
+      launcher: sandbox.launcher,
+      user: sandbox.status.sandboxed ? taskUser : null,
+      limits: config.taskLimits,
     }),
   });
   closers.push(() => packager.stop());
+  const pythonSdk = locatePythonSdk();
   const runSecrets = new RunSecrets();
   // The runner learns the URL once the server listens (port 0 picks it then).
   let serverUrl = '';
+  // On a node of a cluster run logs live in the database, so any node reads and follows them.
+  let runLogs: RunLogStore;
+  if (stores.createRunLogStore !== null) {
+    runLogs = stores.createRunLogStore({ maxBytesPerRun: config.runLogMaxBytes });
+  } else {
+    const files = new FileRunLogStore({
+      dir: `${config.home}/task-logs`,
+      maxBytesPerRun: config.runLogMaxBytes,
+      maxBytesTotal: config.runLogMaxBytesTotal,
+    });
+    // Learns the sizes of the logs on disk and applies the total cap before runs add to them.
+    await files.open();
+    runLogs = files;
+  }
   const runner = new TaskRunner({
     logsDir: `${config.home}/task-logs`,
+    logs: runLogs,
     // Outside the home: run code must not reach credentials, key or database by `../..`.
     runsDir: config.runsDir,
     concurrency: config.taskConcurrency,
     warmProcesses: config.taskWarmProcesses,
     taskUser,
+    launcher: sandbox.launcher,
+    runtimes: [
+      new NodeRuntime({ sdkDir: resolveClientPackageDir() }),
+      new PythonRuntime({ sdkLibDir: pythonSdk?.libDir ?? null }),
+    ],
+    limits: config.taskLimits,
     serverUrl: () => serverUrl,
-    issueRunToken: async (workspaceId, runId, ttlMs) => {
-      // A workspace-scoped token that expires shortly after the run's timeout (so a crash
-      // cannot leave it valid forever) and is revoked when the run ends; reads of
-      // connection details under its subject feed that run's redactor.
-      const issued = await tokens.issueForWorkspace(workspaceId, `${TASK_RUN_SUBJECT_PREFIX}${runId}`, ttlMs);
+    issueRunToken: async (workspaceId, runId, ttlMs, runsAs) => {
+      // A token with the rights of the task's creator (admin, or bounded to the task's
+      // workspace) that expires shortly after the run's timeout (so a crash cannot leave it
+      // valid forever) and is revoked when the run ends; reads of connection details under
+      // its subject feed that run's redactor.
+      const subject = `${TASK_RUN_SUBJECT_PREFIX}${runId}`;
+      const issued =
+        runsAs === 'admin'
+          ? await tokens.issueAdmin(subject, ttlMs)
+          : await tokens.issueForWorkspace(workspaceId, subject, ttlMs);
       runSecrets.register(runId);
       return {
         token: issued.token,
@@ -159,18 +307,32 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
           runSecrets.forget(runId);
           await tokens.revoke(issued.id);
         },
-        renew: (ttl) => store.setTokenExpiry(issued.id, new Date(now() + ttl).toISOString()),
+        renew: (ttl) => stores.tokens.setTokenExpiry(issued.id, new Date(now() + ttl).toISOString()),
       };
     },
     redact: (line, runId) => runSecrets.redact(line, runId),
   });
   const tasks = new TaskService({
-    store: new SqliteTaskStore(db),
+    store: stores.tasks,
     runner,
     resolvePackage: (id) => packager.resolvePackage(id),
+    checkPackage: async (id) => {
+      await packager.checkReady(id);
+    },
+    unsandboxedRuns: runIsolation.unsandboxedRuns,
+    // The server's limits: each run's defaults, and the ceilings of a task's own.
+    limits: config.taskLimits,
+    ...(config.metrics ? { observer: metrics } : {}),
+    // On a cluster: runs are this node's (leased), kills and new tasks reach every node.
+    nodeId,
+    leaseMs: config.leaseMs,
+    runsTasks: config.runsTasks,
+    notifier: stores.notifier,
+    handOverOnStop: stores.dialect === 'postgres',
+    onError: (err, context) => reportLoopError(err, context),
     // Tokens of runs a crashed server left behind: revoked at start.
     revokeStaleRunTokens: async (live) => {
-      await store.revokeTokensBySubjectPrefix(
+      await stores.tokens.revokeTokensBySubjectPrefix(
         TASK_RUN_SUBJECT_PREFIX,
         new Date(now()).toISOString(),
         live.map((id) => `${TASK_RUN_SUBJECT_PREFIX}${id}`),
@@ -179,14 +341,30 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
   });
   // Runs end (as failure, "stopped: …") and record their outcomes before the database closes.
   closers.push(() => tasks.stop());
+  const inference = new InferenceService({
+    deployments,
+    pipelines,
+    workspaces,
+    logs: inferenceLogs,
+    ...(config.metrics ? { metrics } : {}),
+    logging: config.inferenceLogs,
+    now,
+    ...(replicaDirectory === null ? {} : { replicas: replicaDirectory }),
+  });
   const context: ServerContext = {
     config,
+    nodeId,
+    nodes: stores.nodes,
+    replicaDirectory,
+    databaseHealth: () => stores.health(),
     now,
     tokens,
+    sessions,
     workspaces,
     models,
     pipelines,
     deployments,
+    inference,
     connections,
     connectionStore,
     inferenceLogs,
@@ -195,14 +373,22 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
     orchestrationStore,
     tasks,
     runSecrets,
+    pythonSdk,
+    runIsolation,
+    metrics,
+    metricsWindow,
+    decoder,
+    bodyBudget,
   };
+  if (config.metrics) {
+    metricsWindow.start();
+    closers.push(() => metricsWindow.stop());
+  }
 
-  // Deployments are registered before the port opens, so a request for a restored pipeline
-  // hears "not ready" (Starting) rather than "not deployed"; their models load in the background.
-  await pipelines.restoreDeployments();
   await packager.start();
-  // Every home folder exists now: narrow the home before a run as another user starts.
-  if (taskUser !== null) await restrictHomeForTaskUser(config.home);
+  // Every home folder exists now: narrow the home before a run as a configured user starts
+  // (a sandbox shows runs none of the home anyway).
+  if (configuredTaskUser !== null) await restrictHomeForTaskUser(config.home);
 
   // Task recovery restarts runs, and runs need the server URL (port 0 picks it at listen), so
   // the tasks start after listen; requests that arrive meanwhile wait at this gate.
@@ -213,6 +399,10 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
     refused = reject;
   });
   const app = await createApp(context, [], { ready });
+  reportLoopError = (err, context) => app.log.warn({ err }, `${context} failed; retrying`);
+  reportConnectionError = (err) => {
+    app.log.warn({ err }, 'database connection error; reconnecting on the next call');
+  };
   closers.push(async () => {
     refused(new ApiError('shutting_down', 'The server is stopping and takes no new work.'));
     // Stop taking requests and let in-flight ones finish, then stop the loops behind them.
@@ -225,11 +415,74 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  serverUrl = url;
+  listenPort = port;
+  // A run with a network of its own reaches the API on its loopback, at the same port.
+  serverUrl = config.taskNetwork === 'server-only' ? `http://127.0.0.1:${port}` : url;
+  if (sandbox.apiSocket !== null) {
+    const forwarder = await startApiForwarder(sandbox.apiSocket, () => ({
+      host: loopbackFor(config.host),
+      port,
+    }));
+    closers.push(() => forwarder.close());
+  }
+  await homeLock.announce(url);
   const creds = await ensureCredentials(config.home, url, tokens);
+  // This node joins the instance: registered with its URL and roles, then heartbeats; nodes
+  // that stop sending theirs are marked lost by whoever notices first.
+  const roles: NodeRole[] = ['api'];
+  if (config.runsTasks) roles.push('tasks');
+  if (config.servesInference) roles.push('inference');
+  const membership = new ClusterMembership({
+    store: stores.nodes,
+    notifier: stores.notifier,
+    // The URL other nodes forward requests to (QUOLL_NODE_URL when the listen address is not one).
+    node: { id: nodeId, url: config.nodeUrl ?? url, roles },
+    heartbeatMs: Math.max(100, Math.floor(config.leaseMs / 5)),
+    lostAfterMs: config.leaseMs,
+    onNodesLost: (ids) => app.log.warn({ nodes: ids }, 'nodes stopped sending heartbeats: marked lost'),
+    onSelfLost: () =>
+      app.log.warn({ nodeId }, 'this node was marked lost (it missed its heartbeats); registered again'),
+    onError: (err) => app.log.warn({ err }, 'cluster heartbeat failed; retrying'),
+  });
+  await membership.start();
+  closers.push(() => membership.stop());
+  // Deployments are registered before requests pass the gate, so a request for a restored
+  // pipeline hears "not ready" (Starting) rather than "not deployed"; their models load in the
+  // background. After the node is registered: on a cluster, replicas are placed on nodes that
+  // are up, and a restarted node keeps its own.
+  await pipelines.restoreDeployments();
+  // A deploy or undeploy through any node, or a node joining or lost, reaches this one (a
+  // message, and a timer).
+  const reconciler = new DeploymentReconciler({
+    pipelines,
+    notifier: stores.notifier,
+    onError: (err) => reportLoopError(err, 'reconciling deployments'),
+  });
+  await reconciler.start();
+  closers.push(() => reconciler.stop());
   // Recovery (lost runs closed, schedules re-armed, continuous tasks restarted) needs the URL.
   await tasks.start();
   opened();
-  app.log.info({ url, home: config.home }, 'quoll server listening');
-  return { url, adminToken: creds.token, app, context, close };
+  app.log.info(
+    { url, home: config.home, database: stores.dialect, nodeId, runs: runIsolation },
+    'quoll server listening',
+  );
+  if (leftovers.processes > 0)
+    app.log.warn(
+      { processes: leftovers.processes, groups: leftovers.stopped.map((e) => ({ pid: e.pid, dir: e.dir })) },
+      'stopped processes a previous server on this home left running',
+    );
+  if (!runIsolation.sandboxed)
+    app.log.warn(
+      { reason: runIsolation.reason, unsandboxedRuns: runIsolation.unsandboxedRuns },
+      'task runs are not sandboxed',
+    );
+  return { url, adminToken: creds.token, app, context, runIsolation, close };
+}
+
+/** An address that reaches a server listening on `host` from this machine. */
+function loopbackFor(host: string): string {
+  if (host === '0.0.0.0' || host === '') return '127.0.0.1';
+  if (host === '::') return '::1';
+  return host;
 }

@@ -1,4 +1,4 @@
-import { ApiError } from '../server/api-error.js';
+import { ApiError } from '../errors/index.js';
 
 /** Names used in URLs: models, pipelines. Letters, digits, `_`, `-`, `.`; 1–128 chars. */
 const URL_SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;

@@ -1,6 +1,7 @@
 import type { WhoAmIDto, WorkspaceDto } from '@quoll/client/wire';
-import { ApiError } from '../server/api-error.js';
-import type { Principal, WorkspaceStore } from '../store/index.js';
+import { ApiError } from '../errors/index.js';
+import type { Principal } from '../auth/index.js';
+import type { WorkspaceStore } from './workspace-store.js';
 import { validateName } from '../validation/index.js';
 import { canSeeWorkspace } from './can-see-workspace.js';
 
@@ -16,9 +17,8 @@ export class WorkspaceService {
 
   /** Creates the default workspace if the instance has none. */
   async ensureDefault(): Promise<WorkspaceDto> {
-    const existing = await this.store.getDefaultWorkspace();
-    if (existing) return existing;
-    return this.store.createWorkspace(DEFAULT_WORKSPACE_NAME, new Date(this.now()).toISOString(), true);
+    // One store step, so nodes starting together on one database all get the same workspace.
+    return this.store.ensureDefaultWorkspace(DEFAULT_WORKSPACE_NAME, new Date(this.now()).toISOString());
   }
 
   async create(principal: Principal, name: unknown): Promise<WorkspaceDto> {
@@ -28,7 +28,16 @@ export class WorkspaceService {
         'A workspace-scoped token cannot create workspaces; use an admin token.',
       );
     }
-    return this.store.createWorkspace(validateName('workspace', name), new Date(this.now()).toISOString());
+    const wsName = validateName('workspace', name);
+    const created = await this.store.createWorkspace(wsName, new Date(this.now()).toISOString());
+    if (created.outcome === 'name_taken') {
+      throw new ApiError(
+        'workspace_exists',
+        `A workspace named "${wsName}" already exists; use getWorkspace("${wsName}") to open it.`,
+        { name: wsName },
+      );
+    }
+    return created.workspace;
   }
 
   async list(principal: Principal): Promise<WorkspaceDto[]> {
@@ -41,6 +50,16 @@ export class WorkspaceService {
     const ws = await this.store.getWorkspaceByName(name);
     if (ws && canSeeWorkspace(principal, ws.id)) return ws;
     if (!ws && createIfNotExist && principal.kind === 'admin') return this.create(principal, name);
+    if (principal.kind === 'workspace') {
+      // The same words whether it is missing or only hidden; they say what this token sees.
+      const own = await this.store.getWorkspaceById(principal.workspaceId);
+      throw new ApiError(
+        'workspace_not_found',
+        `No workspace named "${name}" among those this token can see: it is bounded to workspace "${own?.name ?? String(principal.workspaceId)}". ` +
+          'Use that workspace, or an admin token (a task created with one runs with admin rights).',
+        { name },
+      );
+    }
     throw notFound(name);
   }
 
@@ -57,10 +76,16 @@ export class WorkspaceService {
     );
   }
 
-  async whoAmI(principal: Principal): Promise<WhoAmIDto> {
+  /**
+   * Who the principal is and its default workspace: a scoped token's own, else `home` when
+   * given (the task's workspace, for a task run acting as an admin), else the default one.
+   */
+  async whoAmI(principal: Principal, home?: number): Promise<WhoAmIDto> {
+    const homeWorkspace =
+      principal.kind === 'admin' && home !== undefined ? await this.store.getWorkspaceById(home) : null;
     const workspace =
       principal.kind === 'admin'
-        ? await this.ensureDefault()
+        ? (homeWorkspace ?? (await this.ensureDefault()))
         : await this.getById(principal, principal.workspaceId);
     return { kind: principal.kind, workspace, subject: principal.subject };
   }

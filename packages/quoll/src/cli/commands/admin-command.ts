@@ -1,20 +1,16 @@
 import { Command } from 'commander';
-import type { ConnectionAuditEntryDto } from '@quoll/client';
+import { ValidationError } from '@quoll/client';
 import { resolveServerConfig } from '../../config/index.js';
-// Imported directly, not through connections/index.ts: see the header of rotate-key-command.ts.
 import { clientFrom } from '../client-options.js';
 import { printRows, type OutputOptions } from '../output.js';
+import { AUDIT_VIEW, SESSION_VIEW } from '../views.js';
+import type { SessionInfo } from '../../auth/index.js';
 
-const auditColumns: [string, (e: ConnectionAuditEntryDto) => string | number][] = [
-  ['at', (e) => e.at],
-  ['subject', (e) => e.subject],
-  ['connection', (e) => e.connectionName],
-  ['action', (e) => e.action],
-];
-
-/** `quoll admin rotate-key|audit`. */
+/** `quoll admin rotate-key|migrate|audit|sessions`. */
 export function adminCommand(): Command {
-  const cmd = new Command('admin').description('Administration: master key rotation, audit trail');
+  const cmd = new Command('admin').description(
+    'Administration: master key rotation, audit trail, console sessions, moving a home to a cluster database',
+  );
   cmd
     .command('rotate-key')
     .description(
@@ -25,10 +21,39 @@ export function adminCommand(): Command {
     .action(async (_local: unknown, c: Command) => {
       // --home is also a global flag; read both levels, as `quoll server` does.
       const opts = c.optsWithGlobals<{ home?: string; retireOld?: boolean }>();
-      const { home } = resolveServerConfig({ home: opts.home }, process.env, process.cwd());
+      const { home, database } = resolveServerConfig({ home: opts.home }, process.env, process.cwd());
+      if (database.kind !== 'sqlite') {
+        // Every node holds the key; re-sealing from one node's files would lock the others out.
+        throw new Error(
+          'quoll admin rotate-key works on an embedded home; with a shared PostgreSQL database (QUOLL_DATABASE_URL) every node holds the master key, and rotating it across nodes is not supported yet. Unset QUOLL_DATABASE_URL to rotate an embedded home.',
+        );
+      }
       await (
-        await import('../../connections/rotate-key-command.js')
+        await import('./rotate-key-command.js')
       ).runRotateKeyCommand({ home, retireOld: opts.retireOld === true });
+    });
+  cmd
+    .command('migrate')
+    .description(
+      "Copy an embedded home (metadata, model files, orchestrations, connections still sealed, inference logs, run logs) into an empty cluster database, then verify row counts and SHA-256s. Safe to run again after an interruption; refuses a database holding anything else (migrate_target_not_empty). Stop the home's server first.",
+    )
+    .requiredOption('--from-home <dir>', 'the embedded home to copy (its server stopped)')
+    .option(
+      '--to <url>',
+      'the cluster database, postgres://USER[:PASSWORD]@HOST:PORT/DB (default: $QUOLL_DATABASE_URL)',
+    )
+    .action(async (opts: { fromHome: string; to?: string }) => {
+      const to = opts.to ?? process.env.QUOLL_DATABASE_URL;
+      if (to === undefined || !/^postgres(ql)?:\/\//.test(to)) {
+        throw new ValidationError(
+          'invalid_request',
+          `--to must be a postgres:// URL (or set QUOLL_DATABASE_URL); got ${to === undefined ? 'nothing' : `"${to.replace(/:[^:@/]*@/, ':*****@')}"`}.`,
+          0,
+        );
+      }
+      await (
+        await import('./migrate-home-command.js')
+      ).runMigrateHomeCommand({ fromHome: opts.fromHome, to });
     });
   cmd
     .command('audit')
@@ -37,10 +62,29 @@ export function adminCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions & { limit?: number }, c: Command) => {
       if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
-        throw new Error('--limit must be a positive integer.');
+        throw new ValidationError('invalid_request', '--limit must be a positive integer.', 0);
       }
       const entries = await (await clientFrom(c)).connectionAudit({ limit: opts.limit });
-      printRows(opts, entries, auditColumns);
+      printRows(opts, entries, AUDIT_VIEW, '(no audit entries)');
+    });
+  const sessions = cmd
+    .command('sessions')
+    .description(
+      'List live web-console sessions, newest first; `sessions revoke <id>` ends one (admin token only)',
+    )
+    .option('--json', 'print JSON')
+    .action(async (opts: OutputOptions, c: Command) => {
+      const client = await clientFrom(c, { select: false });
+      const list = await client.http.json<SessionInfo[]>('GET', '/v1/admin/sessions');
+      printRows(opts, list, SESSION_VIEW, '(no console sessions)');
+    });
+  sessions
+    .command('revoke <id>')
+    .description('End a console session at once (its browser is signed out)')
+    .action(async (id: string, _opts: unknown, c: Command) => {
+      const client = await clientFrom(c, { select: false });
+      await client.http.json<unknown>('DELETE', `/v1/admin/sessions/${encodeURIComponent(id)}`);
+      process.stdout.write(`revoked session ${id}\n`);
     });
   return cmd;
 }

@@ -1,8 +1,12 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { renderFields, type Client, type Workspace } from '@quoll/client';
+import { renderFields, ValidationError, type Client, type Workspace } from '@quoll/client';
 import { clientFrom } from '../client-options.js';
-import { printObject, type OutputOptions } from '../output.js';
+import { printOne, printRows, type OutputOptions } from '../output.js';
+import { CONNECTION_VIEW } from '../views.js';
+
+/** A mistake on the command line, reported like the server's validation errors. */
+const usage = (message: string): ValidationError => new ValidationError('invalid_request', message, 0);
 
 /** Options of `quoll connection create`. */
 interface CreateOptions extends OutputOptions {
@@ -16,7 +20,7 @@ interface CreateOptions extends OutputOptions {
  */
 async function readDetails(opts: CreateOptions): Promise<Record<string, unknown>> {
   if ((opts.details === undefined) === (opts.detailsFile === undefined)) {
-    throw new Error(
+    throw usage(
       'Give the details as exactly one of --details \'{"host": "…"}\' or --details-file <file.json>.',
     );
   }
@@ -31,7 +35,7 @@ async function readDetails(opts: CreateOptions): Promise<Record<string, unknown>
     try {
       text = file === '-' ? await readStdin() : await readFile(file, 'utf8');
     } catch (err) {
-      throw new Error(`Cannot read ${source}: ${(err as Error).message}`);
+      throw usage(`Cannot read ${source}: ${(err as Error).message}`);
     }
   }
   let parsed: unknown;
@@ -39,12 +43,12 @@ async function readDetails(opts: CreateOptions): Promise<Record<string, unknown>
     parsed = JSON.parse(text);
   } catch {
     // JSON.parse's own message quotes part of the text, which may be a password: not shown.
-    throw new Error(
+    throw usage(
       `The details in ${source} are not valid JSON: give one JSON object, e.g. {"host": "https://…"}.`,
     );
   }
   if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new Error(`The details in ${source} must be a JSON object, e.g. {"host": "https://…"}.`);
+    throw usage(`The details in ${source} must be a JSON object, e.g. {"host": "https://…"}.`);
   }
   return parsed as Record<string, unknown>;
 }
@@ -64,7 +68,7 @@ async function targetWorkspace(
   if (positional !== undefined) return client.getWorkspace(positional);
   if (c.optsWithGlobals<{ workspace?: string }>().workspace !== undefined)
     return client.getCurrentWorkspace();
-  throw new Error('Name the workspace: quoll connection attach <name> <workspace> (or -w <workspace>).');
+  throw usage('Name the workspace: quoll connection attach <name> <workspace> (or -w <workspace>).');
 }
 
 /** `quoll connection create|list|get|delete|attach|detach`. Details always print as `*****` except with `get --show-details`. */
@@ -85,7 +89,7 @@ export function connectionCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (name: string, type: string, opts: CreateOptions, c: Command) => {
       const details = await readDetails(opts);
-      printObject(opts, await (await clientFrom(c)).createConnection(name, type, details));
+      printOne(opts, await (await clientFrom(c)).createConnection(name, type, details), CONNECTION_VIEW);
     });
   cmd
     .command('list')
@@ -97,7 +101,7 @@ export function connectionCommand(): Command {
       const list = scoped
         ? await (await client.getCurrentWorkspace()).listConnections()
         : await client.listConnections();
-      printObject(opts, list);
+      printRows(opts, list, CONNECTION_VIEW, '(no connections)');
     });
   cmd
     .command('get <name>')
@@ -109,7 +113,7 @@ export function connectionCommand(): Command {
     .action(async (name: string, opts: OutputOptions & { showDetails?: boolean }, c: Command) => {
       const connection = await (await clientFrom(c)).getConnection(name);
       if (!opts.showDetails) {
-        printObject(opts, connection);
+        printOne(opts, connection, CONNECTION_VIEW);
         return;
       }
       const details = await connection.details();
@@ -118,13 +122,12 @@ export function connectionCommand(): Command {
         return;
       }
       process.stdout.write(
-        renderFields([
-          ['Name', connection.name],
-          ['Connection Type', connection.type],
-          ['Details', JSON.stringify(details)],
-          ['Created At', connection.createdAt],
-          ['Linked Workspaces', JSON.stringify(connection.workspaceNames)],
-        ]) + '\n',
+        renderFields(
+          CONNECTION_VIEW.map(([header, cell]) => [
+            header,
+            header === 'details' ? JSON.stringify(details) : cell(connection),
+          ]),
+        ) + '\n',
       );
     });
   cmd

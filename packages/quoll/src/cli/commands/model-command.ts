@@ -1,51 +1,61 @@
 import { Command } from 'commander';
-import type { ModelVersion } from '@quoll/client';
-import { clientFrom } from '../client-options.js';
-import { printObject, printRows, type OutputOptions } from '../output.js';
-
-const columns: [string, (m: ModelVersion) => string | number][] = [
-  ['name', (m) => m.name],
-  ['version', (m) => m.version],
-  ['file name', (m) => m.fileName],
-  ['sha', (m) => `${m.sha.slice(0, 12)}…`],
-  ['inputs', (m) => m.inputs.map((i) => i.name).join(', ')],
-  ['outputs', (m) => m.outputs.map((o) => o.name).join(', ')],
-  ['created at', (m) => m.createdAt],
-];
+import { clientFrom, listScope, parseWorkspaceId } from '../client-options.js';
+import { printOne, printRows, type OutputOptions } from '../output.js';
+import { formatBytes, Progress } from '../progress.js';
+import { MODEL_VIEW } from '../views.js';
 
 /** `quoll model upload|list|get|configure`. */
 export function modelCommand(): Command {
   const cmd = new Command('model').description('Models: upload ONNX files, list versions, configure');
   cmd
     .command('upload <name> <file>')
-    .description('Upload an ONNX model (same name again = new version)')
+    .description(
+      'Upload an ONNX model into the workspace (-w, else the default); the same name again = new version',
+    )
     .option('--tensor-fields <cols>', 'comma-separated input column names, one per model input')
     .option('--json', 'print JSON')
     .action(
       async (name: string, file: string, opts: OutputOptions & { tensorFields?: string }, c: Command) => {
+        const progress = Progress.start(`uploading ${file}`, opts);
         // The config travels with the upload, so a bad --tensor-fields stores nothing.
         const model = await (
           await clientFrom(c)
-        ).uploadModel(name, file, {
-          ...(opts.tensorFields ? { tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) } : {}),
-        });
-        printObject(opts, model);
+        )
+          .uploadModel(name, file, {
+            ...(opts.tensorFields ? { tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) } : {}),
+            onProgress: (sent, total) =>
+              progress.update(
+                total === null || sent < total
+                  ? `${formatBytes(sent)}${total === null ? '' : ` of ${formatBytes(total)}`}`
+                  : `${formatBytes(sent)} sent, reading the model`,
+              ),
+          })
+          .finally(() => progress.clear());
+        progress.done(`version ${model.version}`);
+        printOne(opts, model, MODEL_VIEW);
       },
     );
   cmd
     .command('list')
-    .description('List model versions, newest first')
+    .description(
+      'List model versions, newest first, of every workspace the token can see (-w or --workspace-id: one)',
+    )
+    .option('--workspace-id <id>', 'only this workspace', parseWorkspaceId)
     .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions, c: Command) =>
-      printRows(opts, await (await clientFrom(c)).listModels(), columns),
-    );
+    .action(async (opts: OutputOptions, c: Command) => {
+      const scope = listScope(c);
+      const models = await (
+        await clientFrom(c, { select: false })
+      ).listModels(Object.keys(scope).length > 0 ? scope : { allWorkspaces: true });
+      printRows(opts, models, MODEL_VIEW, '(no models)');
+    });
   cmd
     .command('get <name>')
     .description('Show the newest version of a model (or --model-version)')
     .option('--model-version <uuid>', 'a specific version (UUID)')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions & { modelVersion?: string }, c: Command) =>
-      printObject(opts, await (await clientFrom(c)).getModel(name, opts.modelVersion)),
+      printOne(opts, await (await clientFrom(c)).getModel(name, opts.modelVersion), MODEL_VIEW),
     );
   cmd
     .command('configure <name>')
@@ -65,7 +75,7 @@ export function modelCommand(): Command {
           ...(opts.tensorFields ? { tensorFields: opts.tensorFields.split(',').map((s) => s.trim()) } : {}),
           ...(opts.batch ? { batchConfig: opts.batch as 'single' } : {}),
         });
-        printObject(opts, model);
+        printOne(opts, model, MODEL_VIEW);
       },
     );
   return cmd;

@@ -1,49 +1,51 @@
 import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { tableToIPC, type Table } from 'apache-arrow';
-import type { InferenceRecord, Pipeline } from '@quoll/client';
-import { clientFrom } from '../client-options.js';
-import { printObject, printRows, type OutputOptions } from '../output.js';
+import type { InferenceRecord } from '@quoll/client';
+import type { DeploymentConfigDto } from '@quoll/client/wire';
+import { clientFrom, listScope, parseWorkspaceId } from '../client-options.js';
+import { formatTime } from '../format-time.js';
+import { printOne, printRows, type OutputOptions } from '../output.js';
+import { Progress } from '../progress.js';
+import { PIPELINE_STATUS_VIEW, PIPELINE_VERSION_VIEW, PIPELINE_VIEW } from '../views.js';
 import { pipelineLogsCommand } from './pipeline-logs-command.js';
 
-const columns: [string, (p: Pipeline) => string | number | boolean][] = [
-  ['name', (p) => p.name],
-  ['created', (p) => p.createdAt],
-  ['deployed', (p) => p.toJSON().deployed],
-  [
-    'steps',
-    (p) =>
-      p
-        .toJSON()
-        .steps.map((s) => s.model.name)
-        .join(', '),
-  ],
-  ['versions', (p) => p.toJSON().versions.length],
-];
+/** The deployment flags of `quoll pipeline deploy`. */
+interface DeployFlags {
+  replicas?: number;
+  workers?: number;
+  cpus?: number;
+  memory?: string;
+}
 
 /** `quoll pipeline list|create|add-step|...|infer|logs`. */
 export function pipelineCommand(): Command {
   const cmd = new Command('pipeline').description('Pipelines: build, add steps, deploy, infer');
   cmd
     .command('list')
-    .description('List pipelines')
+    .description('List pipelines of every workspace the token can see (-w or --workspace-id: one)')
+    .option('--workspace-id <id>', 'only this workspace', parseWorkspaceId)
     .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions, c: Command) =>
-      printRows(opts, await (await clientFrom(c)).listPipelines(), columns),
-    );
+    .action(async (opts: OutputOptions, c: Command) => {
+      const scope = listScope(c);
+      const pipelines = await (
+        await clientFrom(c, { select: false })
+      ).listPipelines(Object.keys(scope).length > 0 ? scope : { allWorkspaces: true });
+      printRows(opts, pipelines, PIPELINE_VIEW, '(no pipelines)');
+    });
   cmd
     .command('create <name>')
     .description('Build a pipeline (returns the existing one when the name exists)')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions, c: Command) =>
-      printObject(opts, await (await clientFrom(c)).buildPipeline(name)),
+      printOne(opts, await (await clientFrom(c)).buildPipeline(name), PIPELINE_VIEW),
     );
   cmd
     .command('get <name>')
     .description('Show a pipeline')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions, c: Command) =>
-      printObject(opts, await (await clientFrom(c)).getPipeline(name)),
+      printOne(opts, await (await clientFrom(c)).getPipeline(name), PIPELINE_VIEW),
     );
   cmd
     .command('add-step <pipeline> <model>')
@@ -54,7 +56,7 @@ export function pipelineCommand(): Command {
       async (name: string, model: string, opts: OutputOptions & { modelVersion?: string }, c: Command) => {
         const client = await clientFrom(c);
         const p = await client.getPipeline(name);
-        printObject(opts, await p.addModelStep(await client.getModel(model, opts.modelVersion)));
+        printOne(opts, await p.addModelStep(await client.getModel(model, opts.modelVersion)), PIPELINE_VIEW);
       },
     );
   cmd
@@ -72,9 +74,10 @@ export function pipelineCommand(): Command {
       ) => {
         const client = await clientFrom(c);
         const p = await client.getPipeline(name);
-        printObject(
+        printOne(
           opts,
           await p.replaceWithModelStep(Number(index), await client.getModel(model, opts.modelVersion)),
+          PIPELINE_VIEW,
         );
       },
     );
@@ -83,36 +86,71 @@ export function pipelineCommand(): Command {
     .description('Remove step <index> (0-based)')
     .option('--json', 'print JSON')
     .action(async (name: string, index: string, opts: OutputOptions, c: Command) =>
-      printObject(opts, await (await (await clientFrom(c)).getPipeline(name)).removeStep(Number(index))),
+      printOne(
+        opts,
+        await (await (await clientFrom(c)).getPipeline(name)).removeStep(Number(index)),
+        PIPELINE_VIEW,
+      ),
     );
   cmd
     .command('clear <pipeline>')
     .description('Remove every step')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions, c: Command) =>
-      printObject(opts, await (await (await clientFrom(c)).getPipeline(name)).clear()),
+      printOne(opts, await (await (await clientFrom(c)).getPipeline(name)).clear(), PIPELINE_VIEW),
     );
   cmd
     .command('versions <pipeline>')
     .description('List deployed versions, newest first')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions, c: Command) =>
-      printRows(opts, await (await (await clientFrom(c)).getPipeline(name)).versions(), [
-        ['version', (v) => v.version],
-        ['created at', (v) => v.createdAt],
-        ['steps', (v) => v.steps.map((s) => s.model.name).join(', ')],
-      ]),
+      printRows(
+        opts,
+        await (await (await clientFrom(c)).getPipeline(name)).versions(),
+        PIPELINE_VERSION_VIEW,
+      ),
     );
   cmd
     .command('deploy <pipeline>')
-    .description('Persist the steps as a new version and deploy it')
+    .description('Persist the steps as a version (unchanged steps reuse the newest) and deploy it')
     .option('--no-wait', 'return at once instead of waiting for Running')
-    .option('--workers <n>', 'worker threads', (v) => Number(v))
+    .option('--workers <n>', "worker threads, each on its own core (default: the server's --workers)", (v) =>
+      Number(v),
+    )
+    .option('--cpus <n>', 'cores the pipeline may use; without --workers, ceil(n) workers (0.5 → 1)', (v) =>
+      Number(v),
+    )
+    .option('--memory <size>', 'memory the models may take, e.g. 512Mi, 1Gi (refused when too small)')
+    .option(
+      '--replicas <n>',
+      'nodes serving the pipeline on a cluster (default: every inference node); 1 on an embedded server',
+      (v) => Number(v),
+    )
     .option('--json', 'print JSON')
-    .action(async (name: string, opts: OutputOptions & { wait: boolean; workers?: number }, c: Command) => {
+    .action(async (name: string, opts: OutputOptions & DeployFlags & { wait: boolean }, c: Command) => {
       const p = await (await clientFrom(c)).getPipeline(name);
-      await p.deploy({ waitForStatus: opts.wait, config: opts.workers ? { workers: opts.workers } : {} });
-      printObject(opts, await p.status());
+      const config: DeploymentConfigDto = {
+        ...(opts.replicas !== undefined ? { replicas: opts.replicas } : {}),
+        ...(opts.workers !== undefined ? { workers: opts.workers } : {}),
+        ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}),
+        ...(opts.memory !== undefined ? { memory: opts.memory } : {}),
+      };
+      const progress = Progress.start(`deploying ${name}`, opts);
+      if (!progress.visible || !opts.wait) {
+        await p.deploy({ waitForStatus: opts.wait, config });
+        printOne(opts, await p.status(), PIPELINE_STATUS_VIEW);
+        return;
+      }
+      // On a terminal: the status while the deploy settles.
+      await showWhile(
+        p.deploy({ waitForStatus: true, config }),
+        async () => {
+          const s = await p.status();
+          return `${s.status}${s.details.length > 0 ? ` (${s.details.at(-1) ?? ''})` : ''}`;
+        },
+        progress,
+      );
+      printOne(opts, await p.status(), PIPELINE_STATUS_VIEW);
     });
   cmd
     .command('undeploy <pipeline>')
@@ -121,14 +159,14 @@ export function pipelineCommand(): Command {
     .action(async (name: string, opts: OutputOptions, c: Command) => {
       const p = await (await clientFrom(c)).getPipeline(name);
       await p.undeploy();
-      printObject(opts, await p.status());
+      printOne(opts, await p.status(), PIPELINE_STATUS_VIEW);
     });
   cmd
     .command('status <pipeline>')
     .description('Show deployment status (Running, Starting, Error, Undeployed)')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions, c: Command) =>
-      printObject(opts, await (await (await clientFrom(c)).getPipeline(name)).status()),
+      printOne(opts, await (await (await clientFrom(c)).getPipeline(name)).status(), PIPELINE_STATUS_VIEW),
     );
   cmd
     .command('infer <pipeline> <file>')
@@ -184,9 +222,38 @@ function tableRecords(table: Table): InferenceRecord[] {
   });
 }
 
+/**
+ * Awaits `work` while a progress line shows what `describe` reads every quarter second; the
+ * line ends with `done` or is cleared when the work fails (its error is reported as usual).
+ */
+export async function showWhile<T>(
+  work: Promise<T>,
+  describe: () => Promise<string>,
+  progress: Progress,
+): Promise<T> {
+  let settled = false;
+  const poll = (async () => {
+    while (!settled) {
+      const text = await describe().catch(() => null);
+      if (!settled && text !== null) progress.update(text);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  })();
+  try {
+    const value = await work;
+    progress.done('done');
+    return value;
+  } catch (err) {
+    progress.clear();
+    throw err;
+  } finally {
+    settled = true;
+    await poll;
+  }
+}
+
 function formatCell(key: string, v: unknown): string {
-  if (key === 'time' && (typeof v === 'number' || typeof v === 'bigint'))
-    return new Date(Number(v)).toISOString().replace('T', ' ').replace('Z', '');
+  if (key === 'time' && (typeof v === 'number' || typeof v === 'bigint')) return formatTime(Number(v));
   if (Array.isArray(v)) return `[${v.map((x) => String(x)).join(', ')}]`;
   return String(v);
 }

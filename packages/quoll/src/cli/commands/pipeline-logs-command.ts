@@ -1,7 +1,8 @@
-import { Command } from 'commander';
+import { Command, InvalidArgumentError } from 'commander';
 import { tableToIPC } from 'apache-arrow';
-import type { LogRecord } from '@quoll/client';
+import { ValidationError, type LogRecord } from '@quoll/client';
 import { clientFrom } from '../client-options.js';
+import { formatTime } from '../format-time.js';
 import { printRows } from '../output.js';
 
 interface LogsFlags {
@@ -16,14 +17,15 @@ interface LogsFlags {
 }
 
 function formatCell(key: string, v: unknown): string {
-  if (key === 'time' && typeof v === 'number') return new Date(v).toISOString();
+  if (key === 'time' && typeof v === 'number') return formatTime(v);
   if (Array.isArray(v)) return `[${v.map((x) => String(x)).join(', ')}]`;
   return String(v);
 }
 
 function positiveInt(v: string): number {
   const n = Number(v);
-  if (!Number.isSafeInteger(n) || n < 1) throw new Error(`--limit must be a positive integer; got "${v}".`);
+  if (!Number.isSafeInteger(n) || n < 1)
+    throw new InvalidArgumentError(`give a positive integer (got "${v}").`);
   return n;
 }
 
@@ -67,8 +69,10 @@ export function pipelineLogsCommand(): Command {
       }
       if (opts.arrow) {
         if (process.stdout.isTTY) {
-          throw new Error(
+          throw new ValidationError(
+            'invalid_request',
             '--arrow writes binary Arrow IPC to stdout; redirect it to a file (e.g. > logs.arrow) or use --export DIR --arrow.',
+            0,
           );
         }
         const table = await pipeline.logs({ ...range, arrow: true });

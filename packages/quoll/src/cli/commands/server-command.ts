@@ -1,45 +1,122 @@
 import { Command } from 'commander';
-import { resolveServerConfig } from '../../config/index.js';
+import { redactDatabaseUrl, resolveServerConfig } from '../../config/index.js';
 
-/** `quoll server [--home DIR] [--host H] [--port P]`. */
+/** `quoll server [--home DIR] [--database postgres://…] [--host H] [--port P]`. */
 export function serverCommand(): Command {
   return new Command('server')
-    .description('Start the Quoll server on its embedded default (SQLite + files under the home directory)')
-    .option('--home <dir>', 'home directory with all state (default: $QUOLL_HOME, else ./.quoll)')
+    .description(
+      'Start the Quoll server: on its embedded default (SQLite + files under the home directory), or as a node of a cluster on a shared PostgreSQL database (--database)',
+    )
+    .option(
+      '--home <dir>',
+      'home directory: all state when embedded; node-local files (caches, run directories, credentials) with --database (default: $QUOLL_HOME, else ./.quoll)',
+    )
+    .option(
+      '--database <url>',
+      'run as a node of a cluster on this PostgreSQL database, postgres://USER@HOST:PORT/DB (env QUOLL_DATABASE_URL; pool size QUOLL_DATABASE_POOL_SIZE, default 10)',
+    )
     .option('--host <host>', 'address to listen on', undefined)
     .option('--port <port>', 'port to listen on (0 = any free port)', undefined)
     .option('--log-level <level>', 'log level: fatal, error, warn, info, debug, trace')
-    .option('--workers <n>', 'inference worker threads per deployed pipeline', (v) => Number(v))
+    .option(
+      '--workers <n>',
+      'model workers of the shared pool each deployed pipeline runs on, unless its deploy config says otherwise (default min(2, cores); env QUOLL_WORKERS)',
+      (v) => Number(v),
+    )
+    .option(
+      '--pool-workers <n>',
+      'model worker threads in the one pool shared by every deployed pipeline (default: --workers; env QUOLL_POOL_WORKERS)',
+      (v) => Number(v),
+    )
+    .option(
+      '--model-memory <size>',
+      'model bytes the pool may hold, e.g. 512MiB; over it least recently used models are unloaded and load again on demand (default 4GiB; env QUOLL_MODEL_MEMORY)',
+    )
     .option(
       '--task-concurrency <n>',
       'task runs executing at once; more wait in a queue (default 4; env QUOLL_TASK_CONCURRENCY)',
       (v) => Number(v),
     )
     .option(
+      '--sandbox <mode>',
+      'isolate task runs and installs: auto (bubblewrap when it works here), bubblewrap (required), off (env QUOLL_SANDBOX)',
+    )
+    .option(
+      '--allow-unsandboxed-runs',
+      'let workspace-scoped tokens start task runs although runs are not sandboxed (env QUOLL_ALLOW_UNSANDBOXED_RUNS=1)',
+    )
+    .option(
+      '--task-network <mode>',
+      "a sandboxed run's network: host, or server-only (only the Quoll API reachable) (env QUOLL_TASK_NETWORK)",
+    )
+    .option(
+      '--python <python>',
+      'the Python (>= 3.9, with venv) that packages and runs Python orchestrations: a name on PATH or a path (default python3; env QUOLL_PYTHON)',
+    )
+    .option(
+      '--no-tasks',
+      'on a cluster (--database): run no task runs on this node; runs of tasks created through it wait for a node that runs tasks',
+    )
+    .option(
+      '--no-inference',
+      'on a cluster (--database): load no pipelines on this node (it serves the API and tasks); inference requests it receives go to a node holding a replica',
+    )
+    .option(
       '--no-inference-logs',
       'do not write inference logs (existing logs stay readable; env QUOLL_INFERENCE_LOGS=off)',
+    )
+    .option(
+      '--no-metrics',
+      'keep no metrics: GET /metrics is off, the console shows no charts (env QUOLL_METRICS=off)',
+    )
+    .option(
+      '--metrics-public',
+      'serve GET /metrics (Prometheus) without a token (env QUOLL_METRICS_PUBLIC=1); otherwise it needs an admin token',
     )
     .action(async (_local: unknown, command: Command) => {
       // --home is also a global flag (for client commands); read both levels.
       const opts = command.optsWithGlobals<{
         home?: string;
+        database?: string;
         host?: string;
         port?: string;
         logLevel?: string;
         workers?: number;
+        poolWorkers?: number;
+        modelMemory?: string;
         taskConcurrency?: number;
         inferenceLogs?: boolean;
+        sandbox?: string;
+        allowUnsandboxedRuns?: boolean;
+        taskNetwork?: string;
+        metricsPublic?: boolean;
+        metrics?: boolean;
+        python?: string;
+        tasks?: boolean;
+        inference?: boolean;
       }>();
       const config = resolveServerConfig(
         {
           home: opts.home,
+          database: opts.database,
           host: opts.host,
           port: opts.port,
           logLevel: opts.logLevel,
           workersPerDeployment: opts.workers,
+          poolWorkers: opts.poolWorkers,
+          modelMemory: opts.modelMemory,
           taskConcurrency: opts.taskConcurrency,
           // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
           inferenceLogs: opts.inferenceLogs === false ? false : undefined,
+          sandbox: opts.sandbox,
+          allowUnsandboxedRuns: opts.allowUnsandboxedRuns === true ? true : undefined,
+          taskNetwork: opts.taskNetwork,
+          metricsPublic: opts.metricsPublic === true ? true : undefined,
+          // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
+          metrics: opts.metrics === false ? false : undefined,
+          python: opts.python,
+          tasks: opts.tasks === false ? false : undefined,
+          inference: opts.inference === false ? false : undefined,
         },
         process.env,
         process.cwd(),
@@ -47,8 +124,21 @@ export function serverCommand(): Command {
       // Loaded on demand: client commands must not pay for onnxruntime, SQLite and Fastify.
       const { startServer } = await import('../../server/index.js');
       const server = await startServer(config);
+      const where =
+        config.database.kind === 'sqlite'
+          ? `home ${config.home}`
+          : `node ${server.context.nodeId} on ${redactDatabaseUrl(config.database.url)}; node home ${config.home}`;
       process.stdout.write(
-        `quoll server listening on ${server.url} (home ${config.home}; credentials in ${config.home}/credentials.json)\n`,
+        `quoll server listening on ${server.url} (${where}; credentials in ${config.home}/credentials.json)\n`,
+      );
+      const runs = server.runIsolation;
+      process.stdout.write(
+        runs.sandboxed
+          ? `task runs: sandboxed with ${runs.launcher} (network: ${runs.network})\n`
+          : `task runs: NOT sandboxed (${runs.reason ?? 'no sandbox'}); ` +
+              (runs.unsandboxedRuns === 'allowed'
+                ? 'workspace-scoped tokens may still start runs (--allow-unsandboxed-runs)\n'
+                : 'only admin tokens may start runs (--allow-unsandboxed-runs lets workspace tokens too)\n'),
       );
       await new Promise<void>((resolve) => {
         let stopping = false;

@@ -1,7 +1,15 @@
 import { Command, InvalidArgumentError } from 'commander';
-import type { Client, Task, TaskRun } from '@quoll/client';
-import { clientFrom } from '../client-options.js';
-import { printObject, type OutputOptions } from '../output.js';
+import {
+  renderFields,
+  ValidationError,
+  type Client,
+  type Task,
+  type TaskLimitsDto,
+  type TaskRun,
+} from '@quoll/client';
+import { clientFrom, listScope, parseWorkspaceId } from '../client-options.js';
+import { printOne, printRows, type OutputOptions } from '../output.js';
+import { TASK_RUN_VIEW, TASK_TICK_VIEW, TASK_VIEW, runLogLine } from '../views.js';
 
 function parseJsonArgs(text: string): Record<string, unknown> {
   let parsed: unknown;
@@ -22,10 +30,80 @@ function parseWhole(text: string): number {
   return n;
 }
 
-interface CreateOptions extends OutputOptions {
+/** A positive whole number of bytes with an optional unit (`512MiB`, `1 GiB`, `1048576`). */
+function parseSize(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*(b|kib|mib|gib|tib)?$/i.exec(text.trim());
+  const unit = SIZE_UNITS[(m?.[2] ?? 'b').toLowerCase()];
+  const bytes = m !== null && unit !== undefined ? Math.floor(Number(m[1]) * unit) : NaN;
+  if (!Number.isSafeInteger(bytes) || bytes <= 0) {
+    throw new InvalidArgumentError(
+      'give a positive number of bytes, optionally with a unit (e.g. 512MiB, 1GiB).',
+    );
+  }
+  return bytes;
+}
+
+const SIZE_UNITS: Readonly<Record<string, number>> = {
+  b: 1,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+};
+
+function parsePositive(text: string): number {
+  const n = parseWhole(text);
+  if (n === 0) throw new InvalidArgumentError('give a whole number above 0.');
+  return n;
+}
+
+interface LimitOptions {
+  memory?: number;
+  processes?: number;
+  openFiles?: number;
+  cpuSeconds?: number;
+}
+
+interface CreateOptions extends OutputOptions, LimitOptions {
   name: string;
   args?: Record<string, unknown>;
   timeout?: number;
+}
+
+/** The per-run resource limit flags, shared by every command that creates a task. */
+function withLimitOptions(c: Command): Command {
+  return c
+    .option(
+      '--memory <size>',
+      "memory of each run's processes (e.g. 512MiB); tighter than the server's only",
+      parseSize,
+    )
+    .option(
+      '--processes <n>',
+      "processes and threads of a run; tighter than the server's only",
+      parsePositive,
+    )
+    .option(
+      '--open-files <n>',
+      "open files of each run's processes; tighter than the server's only",
+      parsePositive,
+    )
+    .option(
+      '--cpu-seconds <n>',
+      "CPU seconds of each run's processes; tighter than the server's only",
+      parsePositive,
+    );
+}
+
+/** The `limits` of a task from its flags; undefined when none is given (the server's apply). */
+function limitsOf(opts: LimitOptions): { limits?: TaskLimitsDto } {
+  const limits: TaskLimitsDto = {
+    ...(opts.memory !== undefined ? { memoryBytes: opts.memory } : {}),
+    ...(opts.processes !== undefined ? { processes: opts.processes } : {}),
+    ...(opts.openFiles !== undefined ? { openFiles: opts.openFiles } : {}),
+    ...(opts.cpuSeconds !== undefined ? { cpuSeconds: opts.cpuSeconds } : {}),
+  };
+  return Object.keys(limits).length === 0 ? {} : { limits };
 }
 
 async function orchestrationOf(c: Command, id: string): Promise<ReturnType<Client['getOrchestration']>> {
@@ -37,10 +115,12 @@ async function pickRun(task: Task, runId: string | undefined): Promise<TaskRun> 
   const runs = await task.lastRuns();
   const run = runId === undefined ? runs[0] : runs.find((r) => r.id === runId);
   if (run === undefined) {
-    throw new Error(
+    throw new ValidationError(
+      'invalid_request',
       runId === undefined
         ? `Task ${task.id} has no runs yet.`
         : `Task ${task.id} has no run ${runId}; "quoll task status ${task.id}" lists its runs.`,
+      0,
     );
   }
   return run;
@@ -51,8 +131,7 @@ export function taskCommand(): Command {
   const cmd = new Command('task').description(
     'Tasks: orchestrations run once, on a cron schedule, or continuously',
   );
-  cmd
-    .command('run-once <orchestration-id>')
+  withLimitOptions(cmd.command('run-once <orchestration-id>'))
     .description('Run an orchestration once, now')
     .requiredOption('--name <name>', 'task name')
     .option('--args <json>', 'jsonArgs given to the run (taskArgs())', parseJsonArgs)
@@ -65,11 +144,11 @@ export function taskCommand(): Command {
         name: opts.name,
         jsonArgs: opts.args ?? {},
         ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}),
+        ...limitsOf(opts),
       });
-      printObject(opts, task);
+      printOne(opts, task, TASK_VIEW);
     });
-  cmd
-    .command('schedule <orchestration-id>')
+  withLimitOptions(cmd.command('schedule <orchestration-id>'))
     .description('Run an orchestration at every tick of a 5-field cron schedule (UTC unless --timezone)')
     .requiredOption('--name <name>', 'task name')
     .requiredOption('--schedule <cron>', 'e.g. "*/5 * * * *"')
@@ -86,11 +165,11 @@ export function taskCommand(): Command {
         jsonArgs: opts.args ?? {},
         ...(opts.timezone !== undefined ? { timezone: opts.timezone } : {}),
         ...(opts.timeout !== undefined ? { timeout: opts.timeout } : {}),
+        ...limitsOf(opts),
       });
-      printObject(opts, task);
+      printOne(opts, task, TASK_VIEW);
     });
-  cmd
-    .command('continuous <orchestration-id>')
+  withLimitOptions(cmd.command('continuous <orchestration-id>'))
     .description('Keep one run of an orchestration going (restarted with backoff) until killed')
     .requiredOption('--name <name>', 'task name')
     .option('--args <json>', 'jsonArgs given to each run', parseJsonArgs)
@@ -98,24 +177,26 @@ export function taskCommand(): Command {
     .action(async (id: string, opts: CreateOptions, c: Command) => {
       const task = await (
         await orchestrationOf(c, id)
-      ).runContinuously({ name: opts.name, jsonArgs: opts.args ?? {} });
-      printObject(opts, task);
+      ).runContinuously({ name: opts.name, jsonArgs: opts.args ?? {}, ...limitsOf(opts) });
+      printOne(opts, task, TASK_VIEW);
     });
   cmd
     .command('list')
-    .description('List tasks (with -w: of that workspace); killed tasks only with --killed')
+    .description(
+      'List tasks, newest first, of every workspace the token can see (-w or --workspace-id: one); killed ones only with --killed',
+    )
     .option('--killed', 'include killed tasks')
+    .option('--workspace-id <id>', 'only this workspace', parseWorkspaceId)
+    .option('--orchestration-sha <sha>', 'only tasks of orchestrations uploaded with this zip (SHA-256)')
     .option('--json', 'print JSON')
-    .action(async (opts: OutputOptions & { killed?: boolean }, c: Command) => {
-      const client = await clientFrom(c);
-      const workspaceName = c.optsWithGlobals<{ workspace?: string }>().workspace;
-      printObject(
-        opts,
-        await client.listTasks({
-          killed: opts.killed === true,
-          ...(workspaceName === undefined ? {} : { workspaceName }),
-        }),
-      );
+    .action(async (opts: OutputOptions & { killed?: boolean; orchestrationSha?: string }, c: Command) => {
+      const client = await clientFrom(c, { select: false });
+      const tasks = await client.listTasks({
+        killed: opts.killed === true,
+        ...listScope(c),
+        ...(opts.orchestrationSha !== undefined ? { orchestrationSha: opts.orchestrationSha } : {}),
+      });
+      printRows(opts, tasks, TASK_VIEW, '(no tasks)');
     });
   cmd
     .command('status <task-id>')
@@ -130,7 +211,10 @@ export function taskCommand(): Command {
         process.stdout.write(JSON.stringify({ ...task.toJSON(), runs }, null, 2) + '\n');
         return;
       }
-      process.stdout.write(`${String(task)}\nStatus           ${status}\n\n${String(runs)}\n`);
+      process.stdout.write(
+        `${renderFields([...TASK_VIEW.map(([h, f]): [string, ReturnType<typeof f>] => [h, f(task)]), ['status', status]])}\n\n`,
+      );
+      printRows({}, runs, TASK_RUN_VIEW, '(no task runs)');
     });
   cmd
     .command('logs <task-id>')
@@ -149,11 +233,16 @@ export function taskCommand(): Command {
         const run = await pickRun(task, opts.run);
         if (opts.follow) {
           for await (const line of run.followLogs()) {
-            process.stdout.write((opts.json ? JSON.stringify(line) : String(line)) + '\n');
+            process.stdout.write((opts.json ? JSON.stringify(line) : runLogLine(line)) + '\n');
           }
           return;
         }
-        printObject(opts, await run.logs(opts.limit !== undefined ? { limit: opts.limit } : {}));
+        const lines = await run.logs(opts.limit !== undefined ? { limit: opts.limit } : {});
+        if (opts.json) process.stdout.write(JSON.stringify(lines, null, 2) + '\n');
+        else
+          process.stdout.write(
+            lines.length === 0 ? '(no logs yet)\n' : `${lines.map(runLogLine).join('\n')}\n`,
+          );
       },
     );
   cmd
@@ -163,7 +252,12 @@ export function taskCommand(): Command {
     .option('--json', 'print JSON')
     .action(async (id: string, opts: OutputOptions & { limit?: number }, c: Command) => {
       const task = await (await clientFrom(c)).getTask(id);
-      printObject(opts, await task.ticks(opts.limit !== undefined ? { limit: opts.limit } : {}));
+      printRows(
+        opts,
+        await task.ticks(opts.limit !== undefined ? { limit: opts.limit } : {}),
+        TASK_TICK_VIEW,
+        '(no skipped or missed ticks)',
+      );
     });
   cmd
     .command('kill <task-id>')

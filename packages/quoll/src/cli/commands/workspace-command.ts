@@ -1,31 +1,24 @@
 import { Command } from 'commander';
-import type { Workspace } from '@quoll/client';
 import { clientFrom } from '../client-options.js';
-import { printObject, printRows, type OutputOptions } from '../output.js';
-
-const columns: [string, (w: Workspace) => string | number | boolean][] = [
-  ['id', (w) => w.id],
-  ['name', (w) => w.name],
-  ['created at', (w) => w.createdAt],
-  ['default', (w) => w.isDefault],
-];
+import { printOne, printRows, type OutputOptions } from '../output.js';
+import { WORKSPACE_VIEW } from '../views.js';
 
 /** `quoll workspace list|create|get|current`. */
 export function workspaceCommand(): Command {
   const cmd = new Command('workspace').description('Workspaces: list, create, get');
   cmd
     .command('list')
-    .description('List workspaces')
+    .description('List the workspaces the token can see')
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions, c: Command) =>
-      printRows(opts, await (await clientFrom(c)).listWorkspaces(), columns),
+      printRows(opts, await (await clientFrom(c)).listWorkspaces(), WORKSPACE_VIEW),
     );
   cmd
     .command('create <name>')
     .description('Create a workspace')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions, c: Command) =>
-      printObject(opts, await (await clientFrom(c)).createWorkspace(name)),
+      printOne(opts, await (await clientFrom(c)).createWorkspace(name), WORKSPACE_VIEW),
     );
   cmd
     .command('get <name>')
@@ -33,17 +26,18 @@ export function workspaceCommand(): Command {
     .option('--create', 'create it when missing')
     .option('--json', 'print JSON')
     .action(async (name: string, opts: OutputOptions & { create?: boolean }, c: Command) =>
-      printObject(
+      printOne(
         opts,
         await (await clientFrom(c)).getWorkspace(name, { createIfNotExist: opts.create === true }),
+        WORKSPACE_VIEW,
       ),
     );
   cmd
     .command('current')
-    .description("Show the token's default workspace")
+    .description("Show the workspace commands act in (-w, else the token's default workspace)")
     .option('--json', 'print JSON')
     .action(async (opts: OutputOptions, c: Command) =>
-      printObject(opts, await (await clientFrom(c)).getCurrentWorkspace()),
+      printOne(opts, await (await clientFrom(c)).getCurrentWorkspace(), WORKSPACE_VIEW),
     );
   return cmd;
 }

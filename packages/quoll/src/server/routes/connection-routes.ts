@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { ConnectionAuditEntryDto, ConnectionDto, ConnectionWithDetailsDto } from '@quoll/client/wire';
 import type { ConnectionScope } from '../../connections/index.js';
-import type { Principal } from '../../store/index.js';
-import { ApiError } from '../api-error.js';
+import type { Principal } from '../../auth/index.js';
+import { ApiError } from '../../errors/index.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf, workspaceIdOf } from '../server-context.js';
 import { connectionAuditEntrySchema, connectionSchema, connectionWithDetailsSchema } from './schemas.js';

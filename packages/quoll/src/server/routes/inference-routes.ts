@@ -1,17 +1,18 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { tableToIPC, type Table } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import {
-  decodeInferenceBody,
-  encodeInferenceResult,
   formatOfMediaType,
+  quollBodyCodecs,
+  UNCHECKED_BODY_DECODER,
+  type RawInferenceBody,
   type ResultFormat,
 } from '../../inference/index.js';
-import { canSeeWorkspace } from '../../workspaces/index.js';
-import { ApiError } from '../api-error.js';
+import { NO_PIPELINE } from '../../metrics/index.js';
+import { ApiError } from '../../errors/index.js';
 import { negotiateFormat } from './accept-header.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
+import { forwardingHook } from '../forward-request.js';
 
 /**
  * `POST /v1/workspaces/:workspaceId/pipelines/:name/infer`: the inference endpoint of a deployed
@@ -25,11 +26,41 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
     { parseAs: 'buffer', bodyLimit: ctx.config.maxInferenceBytes },
     (_req, body, done) => done(null, body),
   );
+  // Every answer (errors too) is counted and timed; the pipeline label is set only once a
+  // serving pipeline is found, so unknown names never become label values.
+  app.decorateRequest('servedPipeline', null);
+  const metrics = ctx.config.metrics ? ctx.metrics : null;
+  if (metrics !== null)
+    // A callback hook, not an async one: no promise per request on the hot path.
+    app.addHook('onResponse', (req, reply, done) => {
+      const served = req.servedPipeline;
+      metrics.inferenceServed(
+        served?.workspaceId ?? 0,
+        served?.name ?? NO_PIPELINE,
+        reply.statusCode,
+        reply.elapsedTime / 1000,
+      );
+      done();
+    });
+
+  // QUOLL_BENCH_INPUT_CHECKS=off (benchmarks only): bodies decoded inline, unbudgeted.
+  const checked = ctx.config.inputChecks;
+  const codecs = quollBodyCodecs(checked ? ctx.decoder : UNCHECKED_BODY_DECODER);
+  // On a cluster, a request for a pipeline this node does not serve goes, as it arrives, to a
+  // node that does (before its body is read here).
+  const forward = forwardingHook(ctx, (req) => {
+    const params = req.params as { workspaceId: string; name: string };
+    return { workspaceId: Number(params.workspaceId), pipeline: params.name };
+  });
 
   app.post<{ Params: { workspaceId: string; name: string } }>(
     '/v1/workspaces/:workspaceId/pipelines/:name/infer',
     {
       bodyLimit: ctx.config.maxInferenceBytes,
+      ...(forward === undefined ? {} : { onRequest: forward }),
+      // Reserve the body's memory before it is read (503 server_busy when the server is full).
+      ...(checked ? { preParsing: ctx.bodyBudget.hook } : {}),
+      config: { accepts: [MEDIA_TYPES.json, MEDIA_TYPES.arrowFile, MEDIA_TYPES.arrowStream] },
       schema: {
         tags: ['inference'],
         summary:
@@ -38,55 +69,31 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
       },
     },
     async (req, reply) => {
-      const now = ctx.now();
-      const workspaceId = Number(req.params.workspaceId);
-      const principal = principalOf(req);
-      if (!canSeeWorkspace(principal, workspaceId)) {
-        throw new ApiError('workspace_not_found', `No workspace with id ${req.params.workspaceId} exists.`);
-      }
-      const found = ctx.deployments.lookup(workspaceId, req.params.name);
-      if (found.state !== 'serving') {
-        // Slow path: say precisely why (unknown workspace/pipeline, not deployed, or not ready).
-        await ctx.pipelines.get((await ctx.workspaces.getById(principal, workspaceId)).id, req.params.name);
-        if (found.state === 'not_deployed') {
-          throw new ApiError(
-            'pipeline_not_deployed',
-            `Pipeline "${req.params.name}" is not deployed; call deploy() first.`,
-            {
-              name: req.params.name,
-            },
-          );
-        }
-        throw new ApiError(
-          'pipeline_not_ready',
-          `Pipeline "${req.params.name}" is ${found.status}, not Running${found.details.length ? `: ${found.details.join('; ')}` : ''}.`,
-          { status: found.status, details: found.details },
-        );
-      }
       const contentType = req.headers['content-type'] ?? '';
       const format = negotiate(req, contentType);
-      const input = decodeInferenceBody(contentType, req.body as Buffer);
-      const result = await found.deployment.infer(input, now);
-      let answerType: string;
-      let body: Uint8Array | string;
-      let table: Table | null = null;
-      if (format === 'json') {
-        ({ contentType: answerType, body } = encodeInferenceResult(result, format));
-      } else {
-        // Build the Arrow result once: it is both the answer and the log rows.
-        table = result.toArrowTable();
-        answerType = format === 'arrow-file' ? MEDIA_TYPES.arrowFile : MEDIA_TYPES.arrowStream;
-        body = tableToIPC(table, format === 'arrow-file' ? 'file' : 'stream');
-      }
-      if (ctx.config.inferenceLogs) {
-        // Queued before the answer leaves, so a logs query after the answer sees the rows. The
-        // append only enqueues (the disk write is the log writer's); it waits only when the
-        // writer's queue is full, which slows callers instead of dropping rows.
-        await ctx.inferenceLogs.append(found.pipelineId, table ?? result.toArrowTable());
-      }
-      return reply.header('content-type', answerType).send(body);
+      const answer = await ctx.inference.infer(
+        principalOf(req),
+        { workspaceId: Number(req.params.workspaceId), pipeline: req.params.name },
+        codecs[format],
+        rawBodyOf(req, contentType),
+        (workspaceId) => (req.servedPipeline = { workspaceId, name: req.params.name }),
+      );
+      return reply.header('content-type', answer.contentType).send(answer.body);
     },
   );
+}
+
+/** A request's body and headers as the inference codecs read them. */
+export function rawBodyOf(req: FastifyRequest, contentType: string): RawInferenceBody {
+  const headers = req.headers;
+  return {
+    contentType,
+    body: (req.body as Buffer | undefined) ?? Buffer.alloc(0),
+    header: (name) => {
+      const value = headers[name];
+      return Array.isArray(value) ? value[0] : value;
+    },
+  };
 }
 
 /** What the endpoint can answer, in the order a wildcard falls back to. */

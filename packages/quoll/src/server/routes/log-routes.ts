@@ -4,7 +4,7 @@ import { MEDIA_TYPES } from '@quoll/client/wire';
 import { formatOfMediaType } from '../../inference/index.js';
 import { encodeLogPage } from '../../logs/index.js';
 import type { LogPage, LogQuery } from '../../logs/index.js';
-import { ApiError } from '../api-error.js';
+import { ApiError } from '../../errors/index.js';
 import { negotiateFormat } from './accept-header.js';
 import type { ServerContext } from '../server-context.js';
 import { workspaceIdOf } from '../server-context.js';

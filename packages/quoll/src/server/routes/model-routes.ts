@@ -1,30 +1,48 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { ApiError } from '../../errors/index.js';
+import { unsupportedMediaType } from '../error-handler.js';
+import {
+  MULTIPART_SLACK_BYTES,
+  acceptMultipart,
+  dispositionFileName,
+  readMultipartUpload,
+  textField,
+  type MultipartUpload,
+} from '../multipart-upload.js';
 import type { ServerContext } from '../server-context.js';
-import { workspaceIdOf } from '../server-context.js';
+import { principalOf, workspaceIdOf } from '../server-context.js';
+import { workspacesInScope } from './workspace-scope.js';
 import { modelVersionSchema } from './schemas.js';
 
 /** Model upload, listing and configuration under `/v1/workspaces/:workspaceId/models`. */
 export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
   // Uploads are streamed: the parser hands the raw request stream to the route untouched.
   app.addContentTypeParser('application/octet-stream', (_req, payload, done) => done(null, payload));
+  // Or a multipart form with a `file` part, as Wallaroo's API clients send it.
+  await acceptMultipart(app);
 
   app.post<{
     Params: { workspaceId: string };
-    Querystring: { name: string; fileName?: string; tensorFields?: string; batchConfig?: 'single' };
+    Querystring: { name?: string; fileName?: string; tensorFields?: string; batchConfig?: 'single' };
   }>(
     '/v1/workspaces/:workspaceId/models',
     {
+      // The file's cap plus room for a multipart form's boundaries and fields.
+      config: {
+        accepts: ['application/octet-stream', 'multipart/form-data'],
+        maxBodyBytes: ctx.models.maxUploadBytes + MULTIPART_SLACK_BYTES,
+      },
       schema: {
         tags: ['models'],
-        summary:
-          'Upload an ONNX model (body: the file bytes, application/octet-stream); same name again = new version',
+        summary: 'Upload an ONNX model; the same name again makes a new version',
+        description:
+          'The body is the model file (application/octet-stream), or a multipart/form-data form with the file in a part named "file" and the parameters as fields or in a JSON "metadata" part (e.g. {"name": "m"}). Query parameters win over form fields. The file name defaults to the form part\'s file name, then to the Content-Disposition filename, then to <name>.onnx.',
         querystring: {
           type: 'object',
-          required: ['name'],
           properties: {
-            name: { type: 'string' },
-            fileName: { type: 'string' },
+            name: { type: 'string', description: 'model name (or a "name" form field)' },
+            fileName: { type: 'string', description: 'file name to record' },
             tensorFields: {
               type: 'string',
               description: 'comma-separated input column names, one per model input',
@@ -37,12 +55,66 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
     },
     async (req, reply) => {
       const ws = await workspaceIdOf(ctx, req);
-      const { tensorFields, batchConfig } = req.query;
-      const model = await ctx.models.upload(ws, req.query.name, req.query.fileName, req.body as Readable, {
-        ...(tensorFields !== undefined ? { tensorFields: tensorFields.split(',').map((f) => f.trim()) } : {}),
-        ...(batchConfig !== undefined ? { batchConfig } : {}),
-      });
-      return reply.status(201).send(model);
+      let form: MultipartUpload | null = null;
+      try {
+        let body = req.body as Readable;
+        let { name, fileName, tensorFields, batchConfig } = req.query;
+        fileName ??= dispositionFileName(req.headers['content-disposition']);
+        if (req.isMultipart()) {
+          form = await readMultipartUpload(req, ctx.blobs, ctx.models.maxUploadBytes, 'model file');
+          name ??= textField(form.fields, 'name', 'model_name');
+          fileName ??= form.fileName ?? textField(form.fields, 'fileName', 'file_name');
+          tensorFields ??= textField(form.fields, 'tensorFields', 'tensor_fields');
+          const batch = textField(form.fields, 'batchConfig', 'batch_config');
+          if (batchConfig === undefined && batch === 'single') batchConfig = batch;
+          body = form.open();
+        } else if (typeof (body as Partial<Readable> | undefined)?.pipe !== 'function') {
+          throw unsupportedMediaType(req);
+        }
+        if (name === undefined) {
+          throw new ApiError(
+            'invalid_name',
+            'The model needs a name: give ?name=… (or, in a multipart form, a "name" field or metadata {"name": …}).',
+          );
+        }
+        const model = await ctx.models.upload(ws, name, fileName, body, {
+          ...(tensorFields !== undefined
+            ? { tensorFields: tensorFields.split(',').map((f) => f.trim()) }
+            : {}),
+          ...(batchConfig !== undefined ? { batchConfig } : {}),
+        });
+        return await reply.status(201).send(model);
+      } finally {
+        await form?.discard();
+      }
+    },
+  );
+
+  app.get<{ Querystring: { name?: string; workspaceId?: number; workspaceName?: string } }>(
+    '/v1/models',
+    {
+      schema: {
+        tags: ['models'],
+        summary:
+          'List model versions, newest first, across the workspaces the token can see (or one workspace)',
+        querystring: {
+          type: 'object',
+          properties: {
+            name: { type: 'string', description: "only this model's versions" },
+            workspaceId: { type: 'integer', description: 'only this workspace' },
+            workspaceName: { type: 'string', description: 'only this workspace' },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: { type: 'array', items: modelVersionSchema } },
+      },
+    },
+    async (req) => {
+      const scope = await workspacesInScope(ctx, principalOf(req), req.query);
+      return ctx.models.listIn(
+        [...scope.keys()],
+        req.query.name === undefined ? {} : { name: req.query.name },
+      );
     },
   );
 

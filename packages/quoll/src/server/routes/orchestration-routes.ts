@@ -6,15 +6,25 @@ import type {
   PackagingLogLineDto,
   TaskDto,
 } from '@quoll/client/wire';
+import { entrypointRuntime } from '../../orchestrations/index.js';
 import type { OrchestrationRecord } from '../../orchestrations/index.js';
 import { toTaskDto } from '../../scheduler/index.js';
-import type { Principal } from '../../store/index.js';
-import { ApiError } from '../api-error.js';
+import type { Principal } from '../../auth/index.js';
+import { ApiError } from '../../errors/index.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf, workspaceIdOf } from '../server-context.js';
 import { orchestrationSchema, packagingLogLineSchema, taskSchema } from './schemas.js';
 import { canSeeWorkspace } from '../../workspaces/index.js';
 import { workspacesInScope } from './workspace-scope.js';
+import { unsupportedMediaType } from '../error-handler.js';
+import {
+  MULTIPART_SLACK_BYTES,
+  acceptMultipart,
+  dispositionFileName,
+  readMultipartUpload,
+  textField,
+  type MultipartUpload,
+} from '../multipart-upload.js';
 
 /** Largest orchestration zip accepted, as uploaded (the expanded size has its own cap). */
 export const MAX_ORCHESTRATION_UPLOAD_BYTES = 256 * 1024 * 1024;
@@ -35,6 +45,7 @@ function toDto(record: OrchestrationRecord, workspaceName: string): Orchestratio
     status: record.status,
     error: record.error,
     entrypoint: record.entrypoint,
+    runtime: record.entrypoint === null ? null : entrypointRuntime(record.entrypoint),
     workspaceId: record.workspaceId,
     workspaceName,
     createdAt: record.createdAt,
@@ -72,17 +83,33 @@ export function orchestrationRoutes(app: FastifyInstance, ctx: ServerContext): v
   for (const type of ['application/zip', 'application/octet-stream', 'application/x-zip-compressed']) {
     app.addContentTypeParser(type, (_req, payload, done) => done(null, payload));
   }
+  // Or a multipart form with a `file` part, as Wallaroo's API clients send it.
+  void acceptMultipart(app);
 
   app.post<{ Params: { workspaceId: string }; Querystring: { name?: string; fileName?: string } }>(
     '/v1/workspaces/:workspaceId/orchestrations',
     {
+      config: {
+        accepts: [
+          'application/zip',
+          'application/x-zip-compressed',
+          'application/octet-stream',
+          'multipart/form-data',
+        ],
+        maxBodyBytes: MAX_ORCHESTRATION_UPLOAD_BYTES + MULTIPART_SLACK_BYTES,
+      },
       schema: {
         tags: ['orchestrations'],
         summary:
-          'Upload an orchestration zip (body: the zip bytes, application/zip); answers 201 in pending_packaging, packaging runs in the background',
+          'Upload an orchestration zip; answers 201 in pending_packaging, packaging runs in the background',
+        description:
+          'The body is the zip (application/zip or application/octet-stream), or a multipart/form-data form with the zip in a part named "file" and the name as a field or in a JSON "metadata" part ({"name": "…"}), as Wallaroo\'s API clients send it. The file name defaults to the form part\'s file name, then to the Content-Disposition filename, then to <name>.zip (orchestration.zip without a name).',
         querystring: {
           type: 'object',
-          properties: { name: { type: 'string' }, fileName: { type: 'string' } },
+          properties: {
+            name: { type: 'string', description: 'orchestration name (may be empty)' },
+            fileName: { type: 'string', description: 'file name to record' },
+          },
         },
         response: { 201: orchestrationSchema },
       },
@@ -90,26 +117,29 @@ export function orchestrationRoutes(app: FastifyInstance, ctx: ServerContext): v
     async (req, reply) => {
       const principal = principalOf(req);
       const workspaceId = await workspaceIdOf(ctx, req);
-      const name = req.query.name ?? '';
+      let form: MultipartUpload | null = null;
+      if (req.isMultipart()) {
+        form = await readMultipartUpload(req, ctx.blobs, MAX_ORCHESTRATION_UPLOAD_BYTES, 'orchestration zip');
+      } else if (typeof (req.body as Partial<Readable> | undefined)?.pipe !== 'function') {
+        throw unsupportedMediaType(req);
+      }
+      const name = req.query.name ?? (form === null ? undefined : textField(form.fields, 'name')) ?? '';
       if (name.length > 200) {
+        await form?.discard();
         throw new ApiError(
           'invalid_name',
           `The orchestration name is ${name.length} characters; use at most 200.`,
         );
       }
-      const fileName =
-        req.query.fileName === undefined || req.query.fileName === '' ? '_' : req.query.fileName;
-      if (typeof (req.body as Partial<Readable> | undefined)?.pipe !== 'function') {
-        throw new ApiError(
-          'unsupported_media_type',
-          'Send the zip bytes as the body with Content-Type application/zip (or application/octet-stream).',
-        );
-      }
-      const upload = await ctx.blobs.receive(
-        req.body as Readable,
-        MAX_ORCHESTRATION_UPLOAD_BYTES,
-        'orchestration zip',
-      );
+      const given =
+        req.query.fileName ||
+        form?.fileName ||
+        (form === null ? undefined : textField(form.fields, 'fileName', 'file_name')) ||
+        dispositionFileName(req.headers['content-disposition']);
+      const fileName = given || (name === '' ? 'orchestration.zip' : `${name}.zip`);
+      const upload =
+        form?.file ??
+        (await ctx.blobs.receive(req.body as Readable, MAX_ORCHESTRATION_UPLOAD_BYTES, 'orchestration zip'));
       const record = await ctx.packager.submit({ workspaceId, name, fileName, upload });
       return reply.status(201).send(toDto(record, await workspaceName(ctx, principal, workspaceId)));
     },
@@ -218,6 +248,11 @@ export function orchestrationRoutes(app: FastifyInstance, ctx: ServerContext): v
               description: 'IANA time zone of the schedule; default UTC',
             },
             timeout: { description: 'Seconds per run (whole number); default 900; continuous: none' },
+            // Untyped too: the service names the bad limit and the server's ceiling.
+            limits: {
+              description:
+                "Tighter resource limits for each run than the server's: { memoryBytes, processes, openFiles, cpuSeconds } (whole numbers)",
+            },
           },
           additionalProperties: false,
         },
@@ -233,6 +268,8 @@ export function orchestrationRoutes(app: FastifyInstance, ctx: ServerContext): v
         workspaceId: record.workspaceId,
         name: body.name,
         jsonArgs: body.jsonArgs,
+        limits: body.limits,
+        creator: principal.kind,
       };
       let task;
       switch (body.type) {

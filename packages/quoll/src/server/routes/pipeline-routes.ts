@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import type { DeploymentConfigDto } from '@quoll/client/wire';
 import type { StepInput } from '../../pipelines/index.js';
 import type { ServerContext } from '../server-context.js';
-import { workspaceIdOf } from '../server-context.js';
+import { principalOf, workspaceIdOf } from '../server-context.js';
+import { workspacesInScope } from './workspace-scope.js';
 import { pipelineSchema, pipelineStatusSchema, pipelineVersionSchema } from './schemas.js';
 
 type NameParams = { workspaceId: string; name: string };
@@ -39,6 +40,37 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
       },
     },
     async (req) => ctx.pipelines.list(await workspaceIdOf(ctx, req)),
+  );
+
+  app.get<{ Querystring: { name?: string; workspaceId?: number; workspaceName?: string } }>(
+    '/v1/pipelines',
+    {
+      schema: {
+        tags: ['pipelines'],
+        summary:
+          'List pipelines across the workspaces the token can see (or one workspace), optionally by exact name',
+        querystring: {
+          type: 'object',
+          properties: {
+            name: {
+              type: 'string',
+              description: 'only pipelines with this exact name (at most one per workspace)',
+            },
+            workspaceId: { type: 'integer', description: 'only this workspace' },
+            workspaceName: { type: 'string', description: 'only this workspace' },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: { type: 'array', items: pipelineSchema } },
+      },
+    },
+    async (req) => {
+      const scope = await workspacesInScope(ctx, principalOf(req), req.query);
+      return ctx.pipelines.listIn(
+        [...scope.keys()],
+        req.query.name === undefined ? {} : { name: req.query.name },
+      );
+    },
   );
 
   app.get<{ Params: NameParams }>(
@@ -93,14 +125,51 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
     {
       schema: {
         tags: ['pipelines'],
-        summary: 'Persist the steps as a new version and deploy it; with wait, answer when Running or Error',
+        summary:
+          'Persist the steps as a new version (unchanged steps reuse the newest) and deploy it; with wait, answer when Running or Error',
         body: {
           type: 'object',
           properties: {
             wait: { type: 'boolean' },
             config: {
               type: 'object',
-              properties: { workers: { type: 'integer', minimum: 1, maximum: 64 } },
+              description:
+                'Deployment settings; Wallaroo names map onto this server (replicas, cpus, memory), and what cannot be honoured is refused',
+              properties: {
+                replicas: {
+                  type: 'integer',
+                  minimum: 1,
+                  maximum: 1024,
+                  description:
+                    "Nodes serving the pipeline (Wallaroo's replica_count): on a cluster, that many inference nodes load it and the others forward its requests (default: every inference node); 1 on an embedded server",
+                  examples: [1],
+                },
+                workers: {
+                  type: 'integer',
+                  minimum: 1,
+                  maximum: 64,
+                  description: "Worker threads, each on its own core; default: the server's --workers",
+                  examples: [1],
+                },
+                cpus: {
+                  type: 'number',
+                  exclusiveMinimum: 0,
+                  maximum: 64,
+                  description:
+                    'Cores the pipeline may use (> 0); without workers, ceil(cpus) workers; with workers, they must agree',
+                  examples: [0.5],
+                },
+                memory: {
+                  description:
+                    'Memory the models may take: bytes, or a quantity such as "512Mi", "1Gi", "2G"; refused when workers × model size is over it',
+                  examples: ['1Gi'],
+                  // Integer first: the validator coerces, and bytes must stay a number.
+                  anyOf: [
+                    { type: 'integer', minimum: 1 },
+                    { type: 'string', minLength: 1, maxLength: 32 },
+                  ],
+                },
+              },
               additionalProperties: false,
             },
           },

@@ -94,11 +94,29 @@ export const pipelineStatusSchema = {
           version: { type: 'string' },
           sha: { type: 'string' },
           status: { type: 'string' },
+          loadedOn: { type: 'array', items: { type: 'integer' } },
         },
       },
     },
     workers: { type: 'integer' },
     deployedAt: { type: ['string', 'null'] },
+    replicas: {
+      type: 'array',
+      description:
+        'Each node holding a replica (on an embedded server, the server itself), as it last reported',
+      items: {
+        type: 'object',
+        properties: {
+          node: { type: 'string', examples: ['4f0c2a1e-6b7d-4c1e-9a8f-3d2b1c0e9f87'] },
+          nodeStatus: { type: 'string', enum: ['up', 'lost', 'stopped'] },
+          status: { type: 'string', enum: ['Running', 'Starting', 'Error', 'Undeployed'] },
+          version: { type: ['string', 'null'] },
+          details: { type: 'array', items: { type: 'string' }, examples: [[]] },
+          workers: { type: 'integer' },
+          updatedAt: { type: 'string' },
+        },
+      },
+    },
   },
 } as const;
 
@@ -161,6 +179,7 @@ export const orchestrationSchema = {
     status: { type: 'string', enum: ['pending_packaging', 'packaging', 'ready', 'error'] },
     error: { type: ['string', 'null'] },
     entrypoint: { type: ['string', 'null'] },
+    runtime: { type: ['string', 'null'], enum: ['node', 'python', null] },
     workspaceId: { type: 'integer' },
     workspaceName: { type: 'string' },
     createdAt: { type: 'string' },
@@ -173,7 +192,7 @@ export const packagingLogLineSchema = {
   type: 'object',
   properties: {
     time: { type: 'string' },
-    source: { type: 'string', enum: ['quoll', 'npm', 'esbuild'] },
+    source: { type: 'string', enum: ['quoll', 'npm', 'esbuild', 'pip'] },
     line: { type: 'string' },
   },
 } as const;
@@ -193,6 +212,15 @@ export const taskSchema = {
     timezone: { type: ['string', 'null'] },
     jsonArgs: { type: 'object', additionalProperties: true },
     timeout: { type: ['integer', 'null'] },
+    limits: {
+      type: 'object',
+      properties: {
+        memoryBytes: { type: 'integer' },
+        processes: { type: 'integer' },
+        openFiles: { type: 'integer' },
+        cpuSeconds: { type: 'integer' },
+      },
+    },
     killed: { type: 'boolean' },
     lastRunStatus: { type: 'string' },
     statusReason: { type: ['string', 'null'] },
@@ -223,6 +251,7 @@ export const taskRunSchema = {
     tick: { type: ['string', 'null'] },
     exitCode: { type: ['integer', 'null'] },
     reason: { type: ['string', 'null'] },
+    node: { type: ['string', 'null'] },
     createdAt: { type: 'string' },
     updatedAt: { type: 'string' },
   },

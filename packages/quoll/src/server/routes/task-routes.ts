@@ -1,14 +1,44 @@
+import type { ServerResponse } from 'node:http';
+import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import type { TaskDto, TaskRunDto, TaskRunLogLineDto, TaskRunStatus, TaskTickDto } from '@quoll/client/wire';
+import type { TaskDto, TaskRunDto, TaskRunStatus, TaskTickDto } from '@quoll/client/wire';
 import type { TaskRecord, TaskRunRecord } from '../../scheduler/index.js';
 import { toTaskDto, toTaskRunDto, toTaskTickDto } from '../../scheduler/index.js';
-import type { Principal } from '../../store/index.js';
-import { ApiError } from '../api-error.js';
+import type { Principal } from '../../auth/index.js';
+import { ApiError } from '../../errors/index.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
 import { taskRunLogLineSchema, taskRunSchema, taskSchema, taskTickSchema } from './schemas.js';
 import { canSeeWorkspace } from '../../workspaces/index.js';
 import { workspacesInScope } from './workspace-scope.js';
+
+/** A JSON array of `items`, produced in pieces of about 64 KiB. */
+async function* jsonArray(items: AsyncIterable<unknown>): AsyncGenerator<string> {
+  let piece = '[';
+  let first = true;
+  for await (const item of items) {
+    piece += (first ? '' : ',') + JSON.stringify(item);
+    first = false;
+    if (piece.length >= 65_536) {
+      yield piece;
+      piece = '';
+    }
+  }
+  yield `${piece}]`;
+}
+
+/** Resolves when a response can take more data (or is gone). */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
 
 /** Interval of the comment lines that keep an idle log stream (and its proxies) open. */
 const HEARTBEAT_MS = 15_000;
@@ -66,7 +96,13 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
   });
 
   app.get<{
-    Querystring: { killed?: boolean; workspaceName?: string; workspaceId?: number; orchestrationId?: string };
+    Querystring: {
+      killed?: boolean;
+      workspaceName?: string;
+      workspaceId?: number;
+      orchestrationId?: string;
+      orchestrationSha?: string;
+    };
   }>(
     '/v1/tasks',
     {
@@ -81,6 +117,10 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
             workspaceName: { type: 'string' },
             workspaceId: { type: 'integer' },
             orchestrationId: { type: 'string' },
+            orchestrationSha: {
+              type: 'string',
+              description: 'only tasks of orchestrations whose zip has this SHA-256 (hex)',
+            },
           },
         },
         response: { 200: { type: 'array', items: taskSchema } },
@@ -88,11 +128,31 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
     async (req): Promise<TaskDto[]> => {
       const scope = await workspacesInScope(ctx, principalOf(req), req.query);
-      const tasks = await ctx.tasks.listTasks({
+      const base = {
         killed: req.query.killed ?? false,
         ...(scope.size === 1 ? { workspaceId: [...scope.keys()][0] as number } : {}),
-        ...(req.query.orchestrationId !== undefined ? { orchestrationId: req.query.orchestrationId } : {}),
-      });
+      };
+      let orchestrationIds: (string | undefined)[] = [req.query.orchestrationId];
+      const sha = req.query.orchestrationSha?.toLowerCase();
+      if (sha !== undefined) {
+        const orchestrations = await ctx.orchestrationStore.listOrchestrations(
+          scope.size === 1 ? { workspaceId: [...scope.keys()][0] as number } : {},
+        );
+        orchestrationIds = orchestrations
+          .filter((o) => o.sha === sha && scope.has(o.workspaceId))
+          .map((o) => o.id)
+          .filter((id) => req.query.orchestrationId === undefined || id === req.query.orchestrationId);
+      }
+      const lists = await Promise.all(
+        orchestrationIds.map((orchestrationId) =>
+          ctx.tasks.listTasks({ ...base, ...(orchestrationId !== undefined ? { orchestrationId } : {}) }),
+        ),
+      );
+      // Newest first, as one list is (several lists only for a SHA shared by several uploads).
+      const tasks =
+        lists.length === 1
+          ? (lists[0] ?? [])
+          : lists.flat().sort((a, b) => b.createdAt.localeCompare(a.createdAt));
       return tasks.flatMap((t) => {
         const wsName = scope.get(t.workspaceId);
         return wsName === undefined ? [] : [toTaskDto(t, wsName)];
@@ -209,12 +269,14 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
         response: { 200: { type: 'array', items: taskRunLogLineSchema } },
       },
     },
-    async (req): Promise<TaskRunLogLineDto[]> => {
+    async (req, reply) => {
       await visibleRun(ctx, principalOf(req), req.params.id);
-      return ctx.tasks.readRunLog(
+      const lines = await ctx.tasks.runLogLines(
         req.params.id,
         req.query.limit !== undefined ? { limit: req.query.limit } : {},
       );
+      // Streamed (a run's log may be large): the array is written as it is read.
+      return reply.type('application/json; charset=utf-8').send(Readable.from(jsonArray(lines)));
     },
   );
 
@@ -252,7 +314,8 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
         heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
         for await (const line of lines) {
           if (res.destroyed) break;
-          res.write(`event: line\ndata: ${JSON.stringify(line)}\n\n`);
+          // A slow client slows the read down instead of buffering the log in memory.
+          if (!res.write(`event: line\ndata: ${JSON.stringify(line)}\n\n`)) await drained(res);
         }
         // "end" promises the run is over: only after its final status line, never on a
         // shutdown abort (the client then reports that the stream ended early).

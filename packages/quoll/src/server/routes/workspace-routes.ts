@@ -1,15 +1,42 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../server-context.js';
-import { ApiError } from '../api-error.js';
+import { ApiError } from '../../errors/index.js';
 import { principalOf } from '../server-context.js';
 import { workspaceSchema } from './schemas.js';
+import { TASK_RUN_SUBJECT_PREFIX } from '../run-secrets.js';
+import type { Principal } from '../../auth/index.js';
+
+/**
+ * The workspace of the task whose run holds this token (an admin-rights run still works in
+ * its task's workspace by default); undefined for other tokens.
+ */
+async function runWorkspaceOf(ctx: ServerContext, principal: Principal): Promise<number | undefined> {
+  if (principal.kind !== 'admin' || !principal.subject.startsWith(TASK_RUN_SUBJECT_PREFIX)) return undefined;
+  try {
+    const run = await ctx.tasks.getRun(principal.subject.slice(TASK_RUN_SUBJECT_PREFIX.length));
+    return (await ctx.tasks.getTask(run.taskId)).workspaceId;
+  } catch (err) {
+    // The run or task is gone (the token outlived it by a moment): the default workspace.
+    if (err instanceof ApiError) return undefined;
+    throw err;
+  }
+}
 
 /** `/v1/me`, `/v1/workspaces`. */
 export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void {
   app.get(
     '/v1/me',
-    { schema: { tags: ['workspaces'], summary: 'Who the token is, and its default workspace' } },
-    async (req) => ctx.workspaces.whoAmI(principalOf(req)),
+    {
+      schema: {
+        tags: ['workspaces'],
+        summary:
+          "Who the token is, and its default workspace (a task run's token: the task's workspace, whatever its rights)",
+      },
+    },
+    async (req) => {
+      const principal = principalOf(req);
+      return ctx.workspaces.whoAmI(principal, await runWorkspaceOf(ctx, principal));
+    },
   );
   app.get(
     '/v1/workspaces',

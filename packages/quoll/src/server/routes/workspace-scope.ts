@@ -1,4 +1,4 @@
-import type { Principal } from '../../store/index.js';
+import type { Principal } from '../../auth/index.js';
 import type { ServerContext } from '../server-context.js';
 
 /** Optional workspace filters of a cross-workspace listing. */

@@ -1,4 +1,6 @@
 import type {
+  AttachOutcome,
+  CreateConnectionOutcome,
   ConnectionAuditEntry,
   ConnectionRecord,
   ConnectionStore,
@@ -7,9 +9,8 @@ import type {
   SealedDetails,
   StoredConnectionAuditEntry,
 } from '../../connections/index.js';
-import { ApiError } from '../../server/api-error.js';
-import { isUniqueViolation } from './sqlite-core-store.js';
 import type { SqliteHandle } from './sqlite-database.js';
+import { isForeignKeyViolation, isUniqueViolation } from './sqlite-errors.js';
 
 interface ConnectionRow {
   id: string;
@@ -38,26 +39,24 @@ export class SqliteConnectionStore implements ConnectionStore {
     this.#db = db;
   }
 
-  async createConnection(c: NewConnection): Promise<ConnectionRecord> {
+  async createConnection(c: NewConnection): Promise<CreateConnectionOutcome> {
     const db = this.#db;
     try {
       db.transaction(() => {
         db.prepare(
           'INSERT INTO connections (id, name, type, key_id, sealed_details, created_at) VALUES (?, ?, ?, ?, ?, ?)',
         ).run(c.id, c.name, c.type, c.sealedDetails.keyId, c.sealedDetails.blob, c.createdAt);
-        if (c.attachTo !== undefined) this.#insertAttachment(c.id, c.attachTo, c.createdAt);
+        if (c.attachTo === undefined) return;
+        const outcome = this.#insertAttachment(c.id, c.attachTo, c.createdAt);
+        // Throwing rolls the connection back: nothing is stored unless all of it is.
+        if (outcome !== 'attached') throw new MissingSide(outcome);
       })();
     } catch (err) {
-      if (isUniqueViolation(err)) {
-        throw new ApiError(
-          'connection_exists',
-          `A connection named "${c.name}" already exists; choose a different name, or delete the existing one first.`,
-          { name: c.name },
-        );
-      }
+      if (err instanceof MissingSide) return { outcome: 'workspace_missing' };
+      if (isUniqueViolation(err)) return { outcome: 'name_taken' };
       throw err;
     }
-    return this.#required(c.id);
+    return { outcome: 'created', connection: await this.#required(c.id) };
   }
 
   async getById(id: string): Promise<ConnectionRecord | null> {
@@ -81,7 +80,7 @@ export class SqliteConnectionStore implements ConnectionStore {
 
   async list(): Promise<ConnectionRecord[]> {
     const rows = this.#db
-      .prepare('SELECT * FROM connections ORDER BY created_at, rowid')
+      .prepare('SELECT * FROM connections ORDER BY created_at, id')
       .all() as ConnectionRow[];
     return this.#toRecords(rows);
   }
@@ -90,7 +89,7 @@ export class SqliteConnectionStore implements ConnectionStore {
     const rows = this.#db
       .prepare(
         `SELECT c.* FROM connections c JOIN connection_workspaces cw ON cw.connection_id = c.id
-         WHERE cw.workspace_id = ? ORDER BY c.created_at, c.rowid`,
+         WHERE cw.workspace_id = ? ORDER BY c.created_at, c.id`,
       )
       .all(workspaceId) as ConnectionRow[];
     return this.#toRecords(rows);
@@ -104,8 +103,8 @@ export class SqliteConnectionStore implements ConnectionStore {
     );
   }
 
-  async attach(connectionId: string, workspaceId: number, at: string): Promise<void> {
-    this.#insertAttachment(connectionId, workspaceId, at);
+  async attach(connectionId: string, workspaceId: number, at: string): Promise<AttachOutcome> {
+    return this.#insertAttachment(connectionId, workspaceId, at);
   }
 
   async detach(connectionId: string, workspaceId: number): Promise<boolean> {
@@ -146,7 +145,7 @@ export class SqliteConnectionStore implements ConnectionStore {
 
   async listIdsNotSealedWith(keyId: string, limit: number): Promise<string[]> {
     const rows = this.#db
-      .prepare('SELECT id FROM connections WHERE key_id <> ? ORDER BY rowid LIMIT ?')
+      .prepare('SELECT id FROM connections WHERE key_id <> ? ORDER BY created_at, id LIMIT ?')
       .all(keyId, limit) as { id: string }[];
     return rows.map((r) => r.id);
   }
@@ -180,7 +179,7 @@ export class SqliteConnectionStore implements ConnectionStore {
     }));
   }
 
-  #insertAttachment(connectionId: string, workspaceId: number, at: string): void {
+  #insertAttachment(connectionId: string, workspaceId: number, at: string): AttachOutcome {
     try {
       // OR IGNORE makes attaching twice a no-op; foreign-key failures are still raised.
       this.#db
@@ -188,21 +187,13 @@ export class SqliteConnectionStore implements ConnectionStore {
           'INSERT OR IGNORE INTO connection_workspaces (connection_id, workspace_id, attached_at) VALUES (?, ?, ?)',
         )
         .run(connectionId, workspaceId, at);
+      return 'attached';
     } catch (err) {
       if (!isForeignKeyViolation(err)) throw err;
       // SQLite does not say which key failed: look.
       const hasConnection =
         this.#db.prepare('SELECT 1 FROM connections WHERE id = ?').get(connectionId) !== undefined;
-      if (!hasConnection) {
-        throw new ApiError('connection_not_found', `No connection has id "${connectionId}".`, {
-          id: connectionId,
-        });
-      }
-      throw new ApiError(
-        'workspace_not_found',
-        `No workspace has id ${workspaceId}; list workspaces to find the right one.`,
-        { workspaceId },
-      );
+      return hasConnection ? 'workspace_missing' : 'connection_missing';
     }
   }
 
@@ -248,9 +239,9 @@ function toRecord(row: ConnectionRow, workspaceNames: string[]): ConnectionRecor
   return { id: row.id, name: row.name, type: row.type, createdAt: row.created_at, workspaceNames };
 }
 
-/** Whether a better-sqlite3 error is a FOREIGN KEY constraint violation. */
-function isForeignKeyViolation(err: unknown): boolean {
-  return (
-    typeof err === 'object' && err !== null && 'code' in err && err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY'
-  );
+/** Thrown inside a transaction to roll it back when an attachment's other side is missing. */
+class MissingSide extends Error {
+  constructor(readonly side: Exclude<AttachOutcome, 'attached'>) {
+    super(side);
+  }
 }

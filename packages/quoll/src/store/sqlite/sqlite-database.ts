@@ -1,61 +1,64 @@
-import { readdirSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { migrationsDir, pendingMigrations, readMigrations } from '../schema-migrations.js';
 
 /** The better-sqlite3 handle type, kept inside the store folder. */
 export type SqliteHandle = Database.Database;
 
-/** Where the numbered plain-SQL migrations live (`migrations/0001_core.sql` …). */
-export const MIGRATIONS_DIR = fileURLToPath(new URL('../../../migrations/', import.meta.url));
+/** Where SQLite's numbered plain-SQL migrations live (`migrations/sqlite/0001_core.sql` …). */
+export const MIGRATIONS_DIR = migrationsDir('sqlite');
 
 /**
  * Opens (creating if needed) the SQLite metadata database and applies every numbered
- * migration not yet applied, each in its own transaction.
+ * migration not yet applied, each in its own transaction. A database migrated by a newer
+ * Quoll is refused (`SchemaTooNewError`) before anything is written.
  *
  * WAL mode lets readers run while the single writer commits; `synchronous=NORMAL` is
  * durable across process crashes (not power loss), which is what the embedded default promises.
  */
-export function openSqliteDatabase(path: string, migrationsDir: string = MIGRATIONS_DIR): SqliteHandle {
+export function openSqliteDatabase(path: string, migrationsDirectory: string = MIGRATIONS_DIR): SqliteHandle {
   const db = new Database(path);
-  db.pragma('journal_mode = WAL');
-  db.pragma('synchronous = NORMAL');
-  db.pragma('foreign_keys = ON');
-  db.pragma('busy_timeout = 5000');
-  applyMigrations(db, migrationsDir);
+  try {
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = NORMAL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    applyMigrations(db, migrationsDirectory, path);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
   return db;
 }
 
-/** A migration file name: `0001_core.sql`. */
-const MIGRATION_FILE = /^(\d{4})_([a-z0-9_]+)\.sql$/;
-
-/** Applies, in order, the migrations whose number is above the database's current one. */
-export function applyMigrations(db: SqliteHandle, migrationsDir: string): number[] {
+/**
+ * Applies, in order, the migrations not yet applied. `BEGIN IMMEDIATE` takes the write lock
+ * before reading which are applied, so two processes opening one file migrate it once.
+ */
+export function applyMigrations(
+  db: SqliteHandle,
+  migrationsDirectory: string,
+  where = 'this file',
+): number[] {
   db.exec(
     'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
   );
-  const applied = new Set(
-    (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
-      (r) => r.version,
-    ),
-  );
-  const files = readdirSync(migrationsDir)
-    .map((f) => ({ f, m: MIGRATION_FILE.exec(f) }))
-    .filter((x): x is { f: string; m: RegExpExecArray } => x.m !== null)
-    .sort((a, b) => a.f.localeCompare(b.f));
+  const files = readMigrations(migrationsDirectory);
   const done: number[] = [];
-  for (const { f, m } of files) {
-    const version = Number(m[1]);
-    if (applied.has(version)) continue;
-    const sql = readFileSync(`${migrationsDir}/${f}`, 'utf8');
-    db.transaction(() => {
-      db.exec(sql);
+  db.transaction(() => {
+    const applied = new Set(
+      (db.prepare('SELECT version FROM schema_migrations').all() as { version: number }[]).map(
+        (r) => r.version,
+      ),
+    );
+    for (const m of pendingMigrations(files, applied, where)) {
+      db.exec(m.sql);
       db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)').run(
-        version,
-        m[2],
+        m.version,
+        m.name,
         new Date().toISOString(),
       );
-    })();
-    done.push(version);
-  }
+      done.push(m.version);
+    }
+  }).immediate();
   return done;
 }

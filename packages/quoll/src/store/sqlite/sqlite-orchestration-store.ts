@@ -1,5 +1,6 @@
 import type { OrchestrationStatus } from '@quoll/client/wire';
 import type {
+  PackagingClaim,
   NewOrchestration,
   OrchestrationRecord,
   OrchestrationStatusUpdate,
@@ -8,6 +9,7 @@ import type {
   PackagingLogSource,
 } from '../../orchestrations/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
+import { isUniqueViolation } from './sqlite-errors.js';
 
 interface OrchestrationRow {
   id: string;
@@ -130,24 +132,38 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
     return Promise.resolve(row ? toRecord(row) : null);
   }
 
-  claimOrchestrationForPackaging(at: string): Promise<OrchestrationRecord | null> {
-    // One statement, so two workers (or two processes on one home) cannot claim the same row.
+  claimOrchestrationForPackaging(claim: PackagingClaim): Promise<OrchestrationRecord | null> {
+    // One statement: SQLite runs it as one write, so two claimers never take the same row.
     const row = this.db
       .prepare(
-        `UPDATE orchestrations SET status = 'packaging', updated_at = ?
-         WHERE id = (SELECT id FROM orchestrations WHERE status = 'pending_packaging' ORDER BY created_at, id LIMIT 1)
+        `UPDATE orchestrations SET status = 'packaging', lease_owner = @owner, lease_until = @leaseUntil, updated_at = @at
+         WHERE id = (
+           SELECT id FROM orchestrations
+           WHERE status = 'pending_packaging'
+              OR (status = 'packaging' AND (lease_until IS NULL OR lease_until < @now))
+           ORDER BY created_at, id LIMIT 1)
          RETURNING *`,
       )
-      .get(at) as OrchestrationRow | undefined;
+      .get(claim) as OrchestrationRow | undefined;
     return Promise.resolve(row ? toRecord(row) : null);
   }
 
-  requeueOrchestrationPackaging(at: string): Promise<number> {
+  renewPackagingLease(id: string, owner: string, leaseUntil: number): Promise<boolean> {
+    const r = this.db
+      .prepare(
+        "UPDATE orchestrations SET lease_until = ? WHERE id = ? AND status = 'packaging' AND lease_owner = ?",
+      )
+      .run(leaseUntil, id, owner);
+    return Promise.resolve(r.changes > 0);
+  }
+
+  requeueOrchestrationPackaging(owner: string, at: string): Promise<number> {
     const result = this.db
       .prepare(
-        `UPDATE orchestrations SET status = 'pending_packaging', updated_at = ? WHERE status = 'packaging'`,
+        `UPDATE orchestrations SET status = 'pending_packaging', lease_owner = NULL, lease_until = NULL, updated_at = ?
+         WHERE status = 'packaging' AND lease_owner = ?`,
       )
-      .run(at);
+      .run(at, owner);
     return Promise.resolve(result.changes);
   }
 
@@ -159,12 +175,20 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
     const insert = this.db.prepare(
       'INSERT INTO orchestration_packaging_logs (orchestration_id, seq, time, source, line) VALUES (?, ?, ?, ?, ?)',
     );
-    // Reading the last seq and inserting in one transaction keeps the order gap-free.
-    this.db.transaction(() => {
+    const append = this.db.transaction(() => {
       let seq = (next.get(orchestrationId) as { seq: number }).seq;
       for (const l of lines) insert.run(orchestrationId, ++seq, l.time, l.source, l.line);
-    })();
-    return Promise.resolve();
+    });
+    // The primary key (orchestration, seq) refuses a number another writer took between the
+    // read and the insert; the whole batch then retries after the new last line.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        append();
+        return Promise.resolve();
+      } catch (err) {
+        if (!isUniqueViolation(err) || attempt >= 10) return Promise.reject(asError(err));
+      }
+    }
   }
 
   getPackagingLog(orchestrationId: string): Promise<PackagingLogLine[]> {
@@ -175,4 +199,8 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
       .all(orchestrationId) as PackagingLogRow[];
     return Promise.resolve(rows.map((r) => ({ time: r.time, source: r.source, line: r.line })));
   }
+}
+
+function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }

@@ -1,14 +1,18 @@
-import { randomUUID } from 'node:crypto';
 import type { TaskRunStatus, TaskStatus, TaskType } from '@quoll/client/wire';
 import type { Clock } from '../../clock/index.js';
 import { systemClock } from '../../clock/index.js';
+import { timeOrderedId } from '../../ids/index.js';
 import type {
   ListRunsFilter,
   ListTasksFilter,
   NewTask,
+  HeldRun,
+  RunOwner,
   RunResult,
+  TaskLimits,
   TaskRecord,
   TaskRunRecord,
+  TaskRunsAs,
   TaskStore,
   TickOutcome,
   TickRecord,
@@ -26,8 +30,10 @@ interface TaskRow {
   timezone: string | null;
   json_args: string;
   timeout_seconds: number | null;
+  limits_json: string;
   killed: number;
   status_reason: string | null;
+  runs_as: TaskRunsAs;
   last_tick: number | null;
   created_at: string;
   updated_at: string;
@@ -41,6 +47,7 @@ interface RunRow {
   exit_code: number | null;
   reason: string | null;
   pid: number | null;
+  node_id: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -63,8 +70,10 @@ const toTask = (r: TaskRow): TaskRecord => ({
   timezone: r.timezone,
   jsonArgs: JSON.parse(r.json_args) as Record<string, unknown>,
   timeout: r.timeout_seconds,
+  limits: JSON.parse(r.limits_json) as TaskLimits,
   killed: r.killed === 1,
   statusReason: r.status_reason,
+  runsAs: r.runs_as,
   lastTick: r.last_tick,
   lastRunStatus: r.last_run_status ?? 'unknown',
   createdAt: r.created_at,
@@ -78,6 +87,7 @@ const toRun = (r: RunRow): TaskRunRecord => ({
   exitCode: r.exit_code,
   reason: r.reason,
   pid: r.pid,
+  nodeId: r.node_id,
   createdAt: r.created_at,
   updatedAt: r.updated_at,
 });
@@ -91,21 +101,21 @@ const toTick = (r: TickRow): TickRecord => ({
 
 /** The newest run's status, computed in the same query as the task. */
 const TASK_SELECT = `SELECT t.*, (SELECT r.status FROM task_runs r WHERE r.task_id = t.id
-  ORDER BY r.created_at DESC, r.rowid DESC LIMIT 1) AS last_run_status FROM tasks t`;
+  ORDER BY r.created_at DESC, r.id DESC LIMIT 1) AS last_run_status FROM tasks t`;
 
 /** Options of {@link SqliteTaskStore}. */
 export interface SqliteTaskStoreOptions {
   /** Source of created/updated times. @default systemClock */
   clock?: Clock;
-  /** Id generator for tasks and runs. @default crypto.randomUUID */
+  /** Id generator for tasks and runs; ids must sort by creation within a millisecond. @default time-ordered UUIDs (version 7) */
   newId?: () => string;
 }
 
 /**
- * {@link TaskStore} on SQLite (migration `0005_tasks.sql`). The (task, tick) uniqueness is a
- * table constraint; the "one running run per task" and "no run for a task being killed"
- * rules are checked and applied inside one transaction (SQLite has one writer, so the check
- * and the insert cannot interleave with another writer).
+ * {@link TaskStore} on SQLite (migrations 0005 and 0006). The (task, tick) uniqueness and
+ * "one running run per task" are constraints of the schema (as in PostgreSQL); "no run for a
+ * task being killed" is checked in the same transaction as the insert, which SQLite runs
+ * as the one writer.
  *
  * @example
  * const store = new SqliteTaskStore(openSqliteDatabase(`${home}/quoll.db`));
@@ -113,8 +123,16 @@ export interface SqliteTaskStoreOptions {
 export class SqliteTaskStore implements TaskStore {
   private readonly clock: Clock;
   private readonly newId: () => string;
-  private readonly insertRunTx: (taskId: string, tick: number | null) => TaskRunRecord | null;
-  private readonly tickRunsTx: (items: readonly { taskId: string; tick: number }[]) => TickOutcome[];
+  private readonly insertRunTx: (
+    taskId: string,
+    tick: number | null,
+    owner: RunOwner | null,
+  ) => TaskRunRecord | null;
+  private readonly tickRunsTx: (
+    items: readonly { taskId: string; tick: number }[],
+    owner: RunOwner | null,
+  ) => TickOutcome[];
+  private readonly claimTx: (owner: RunOwner, limit: number) => TaskRunRecord[];
   private readonly missedTx: (taskId: string, ticks: readonly number[], reason: string) => void;
 
   constructor(
@@ -122,7 +140,7 @@ export class SqliteTaskStore implements TaskStore {
     options: SqliteTaskStoreOptions = {},
   ) {
     this.clock = options.clock ?? systemClock;
-    this.newId = options.newId ?? randomUUID;
+    this.newId = options.newId ?? timeOrderedId;
 
     const getTask = db.prepare<[string], { type: TaskType; status: TaskStatus; killed: number }>(
       'SELECT type, status, killed FROM tasks WHERE id = ?',
@@ -137,9 +155,11 @@ export class SqliteTaskStore implements TaskStore {
       'SELECT 1 AS one FROM task_runs WHERE task_id = ? AND tick = ? UNION ALL SELECT 1 FROM task_ticks WHERE task_id = ? AND tick = ? LIMIT 1',
     );
     const insertRun = db.prepare(
-      `INSERT INTO task_runs (id, task_id, tick, status, created_at, updated_at)
-       VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT (task_id, tick) DO NOTHING`,
+      `INSERT INTO task_runs (id, task_id, tick, status, created_at, updated_at, node_id, lease_until)
+       VALUES (?, ?, ?, 'running', ?, ?, ?, ?) ON CONFLICT DO NOTHING`,
     );
+    const leaseOf = (owner: RunOwner | null): [string | null, number | null] =>
+      owner === null ? [null, null] : [owner.nodeId, this.clock.now() + owner.leaseMs];
     const insertTick = db.prepare(
       `INSERT INTO task_ticks (task_id, tick, kind, reason, recorded_at) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (task_id, tick) DO NOTHING`,
@@ -149,45 +169,18 @@ export class SqliteTaskStore implements TaskStore {
     );
     const live = (status: TaskStatus, killed: number): boolean => killed === 0 && status !== 'pending_kill';
 
-    this.insertRunTx = db.transaction((taskId: string, tick: number | null): TaskRunRecord | null => {
-      const task = getTask.get(taskId);
-      if (task === undefined || !live(task.status, task.killed)) return null;
-      if (hasRunning.get(taskId) !== undefined) return null;
-      if (task.type === 'Temporary Run' && hasAnyRun.get(taskId) !== undefined) return null;
-      if (tick !== null && tickTaken.get(taskId, tick, taskId, tick) !== undefined) return null;
-      const now = this.nowIso();
-      const id = this.newId();
-      if (insertRun.run(id, taskId, tick, now, now).changes === 0) return null;
-      if (tick !== null) advanceTick.run(tick, taskId, tick);
-      return {
-        id,
-        taskId,
-        status: 'running',
-        tick,
-        exitCode: null,
-        reason: null,
-        pid: null,
-        createdAt: now,
-        updatedAt: now,
-      };
-    });
-
-    this.tickRunsTx = db.transaction((items: readonly { taskId: string; tick: number }[]): TickOutcome[] => {
-      const now = this.nowIso();
-      return items.map(({ taskId, tick }): TickOutcome => {
+    this.insertRunTx = db.transaction(
+      (taskId: string, tick: number | null, owner: RunOwner | null): TaskRunRecord | null => {
         const task = getTask.get(taskId);
-        if (task === undefined || !live(task.status, task.killed))
-          return { taskId, tick, outcome: 'inactive' };
-        if (tickTaken.get(taskId, tick, taskId, tick) !== undefined)
-          return { taskId, tick, outcome: 'duplicate' };
-        advanceTick.run(tick, taskId, tick);
-        if (hasRunning.get(taskId) !== undefined) {
-          insertTick.run(taskId, tick, 'skipped', 'skipped: the previous run was still running', now);
-          return { taskId, tick, outcome: 'skipped' };
-        }
+        if (task === undefined || !live(task.status, task.killed)) return null;
+        if (hasRunning.get(taskId) !== undefined) return null;
+        if (task.type === 'Temporary Run' && hasAnyRun.get(taskId) !== undefined) return null;
+        if (tick !== null && tickTaken.get(taskId, tick, taskId, tick) !== undefined) return null;
+        const now = this.nowIso();
         const id = this.newId();
-        insertRun.run(id, taskId, tick, now, now);
-        const run: TaskRunRecord = {
+        if (insertRun.run(id, taskId, tick, now, now, ...leaseOf(owner)).changes === 0) return null;
+        if (tick !== null) advanceTick.run(tick, taskId, tick);
+        return {
           id,
           taskId,
           status: 'running',
@@ -195,11 +188,58 @@ export class SqliteTaskStore implements TaskStore {
           exitCode: null,
           reason: null,
           pid: null,
+          nodeId: owner?.nodeId ?? null,
           createdAt: now,
           updatedAt: now,
         };
-        return { taskId, tick, outcome: 'created', run };
-      });
+      },
+    );
+
+    this.tickRunsTx = db.transaction(
+      (items: readonly { taskId: string; tick: number }[], owner: RunOwner | null): TickOutcome[] => {
+        const now = this.nowIso();
+        return items.map(({ taskId, tick }): TickOutcome => {
+          const task = getTask.get(taskId);
+          if (task === undefined || !live(task.status, task.killed))
+            return { taskId, tick, outcome: 'inactive' };
+          if (tickTaken.get(taskId, tick, taskId, tick) !== undefined)
+            return { taskId, tick, outcome: 'duplicate' };
+          advanceTick.run(tick, taskId, tick);
+          if (hasRunning.get(taskId) !== undefined) {
+            insertTick.run(taskId, tick, 'skipped', 'skipped: the previous run was still running', now);
+            return { taskId, tick, outcome: 'skipped' };
+          }
+          const id = this.newId();
+          insertRun.run(id, taskId, tick, now, now, ...leaseOf(owner));
+          const run: TaskRunRecord = {
+            id,
+            taskId,
+            status: 'running',
+            tick,
+            exitCode: null,
+            reason: null,
+            pid: null,
+            nodeId: owner?.nodeId ?? null,
+            createdAt: now,
+            updatedAt: now,
+          };
+          return { taskId, tick, outcome: 'created', run };
+        });
+      },
+    );
+
+    const unclaimed = db.prepare<[number], RunRow>(
+      "SELECT * FROM task_runs WHERE status = 'running' AND node_id IS NULL ORDER BY created_at, id LIMIT ?",
+    );
+    const claim = db.prepare(
+      "UPDATE task_runs SET node_id = ?, lease_until = ? WHERE id = ? AND status = 'running' AND node_id IS NULL",
+    );
+    this.claimTx = db.transaction((owner: RunOwner, limit: number): TaskRunRecord[] => {
+      const until = this.clock.now() + owner.leaseMs;
+      return unclaimed
+        .all(limit)
+        .filter((r) => claim.run(owner.nodeId, until, r.id).changes > 0)
+        .map((r) => toRun({ ...r, node_id: owner.nodeId }));
     });
 
     this.missedTx = db.transaction((taskId: string, ticks: readonly number[], reason: string) => {
@@ -236,8 +276,8 @@ export class SqliteTaskStore implements TaskStore {
     this.db
       .prepare(
         `INSERT INTO tasks (id, name, type, status, orchestration_id, workspace_id, schedule, timezone,
-           json_args, timeout_seconds, created_at, updated_at)
-         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?)`,
+           json_args, timeout_seconds, runs_as, limits_json, created_at, updated_at)
+         VALUES (?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         id,
@@ -249,6 +289,8 @@ export class SqliteTaskStore implements TaskStore {
         input.timezone,
         JSON.stringify(input.jsonArgs),
         input.timeout,
+        input.runsAs ?? 'workspace',
+        JSON.stringify(input.limits ?? {}),
         now,
         now,
       );
@@ -271,7 +313,7 @@ export class SqliteTaskStore implements TaskStore {
       where.push('t.orchestration_id = ?');
       args.push(filter.orchestrationId);
     }
-    const sql = `${TASK_SELECT} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at DESC, t.rowid DESC`;
+    const sql = `${TASK_SELECT} ${where.length > 0 ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY t.created_at DESC, t.id DESC`;
     return Promise.resolve(
       this.db
         .prepare<(string | number)[], TaskRow>(sql)
@@ -292,24 +334,72 @@ export class SqliteTaskStore implements TaskStore {
 
   async setTaskStatusReason(id: string, reason: string | null): Promise<void> {
     this.db
-      .prepare('UPDATE tasks SET status_reason = ?, updated_at = ? WHERE id = ?')
-      .run(reason, this.nowIso(), id);
+      .prepare(
+        `UPDATE tasks SET status_reason = ?, updated_at = ? WHERE id = ?
+           AND (? IS NULL OR (killed = 0 AND status <> 'pending_kill'))`,
+      )
+      .run(reason, this.nowIso(), id, reason);
     return Promise.resolve();
   }
 
   async markKilled(id: string): Promise<TaskRecord | null> {
     this.db
-      .prepare("UPDATE tasks SET status = 'killed', killed = 1, updated_at = ? WHERE id = ? AND killed = 0")
+      .prepare(
+        "UPDATE tasks SET status = 'killed', killed = 1, status_reason = NULL, updated_at = ? WHERE id = ? AND killed = 0",
+      )
       .run(this.nowIso(), id);
     return Promise.resolve(this.taskById(id));
   }
 
-  async createRun(input: { taskId: string; tick: number | null }): Promise<TaskRunRecord | null> {
-    return Promise.resolve(this.insertRunTx(input.taskId, input.tick));
+  async createRun(input: {
+    taskId: string;
+    tick: number | null;
+    owner?: RunOwner | null;
+  }): Promise<TaskRunRecord | null> {
+    return Promise.resolve(this.insertRunTx(input.taskId, input.tick, input.owner ?? null));
   }
 
-  async createTickRuns(items: readonly { taskId: string; tick: number }[]): Promise<TickOutcome[]> {
-    return Promise.resolve(items.length === 0 ? [] : this.tickRunsTx(items));
+  async createTickRuns(
+    items: readonly { taskId: string; tick: number }[],
+    owner: RunOwner | null = null,
+  ): Promise<TickOutcome[]> {
+    return Promise.resolve(items.length === 0 ? [] : this.tickRunsTx(items, owner));
+  }
+
+  async claimRuns(owner: RunOwner, limit: number): Promise<TaskRunRecord[]> {
+    return limit <= 0 ? [] : this.claimTx(owner, limit);
+  }
+
+  async renewRunLeases(owner: RunOwner, runIds: readonly string[]): Promise<HeldRun[]> {
+    if (runIds.length === 0) return [];
+    const rows = this.db
+      .prepare<[number, string, string], { id: string; task_id: string; task_status: TaskStatus }>(
+        `UPDATE task_runs SET lease_until = ?
+         WHERE node_id = ? AND status = 'running' AND id IN (SELECT value FROM json_each(?))
+         RETURNING id, task_id, (SELECT status FROM tasks t WHERE t.id = task_runs.task_id) AS task_status`,
+      )
+      .all(this.clock.now() + owner.leaseMs, owner.nodeId, JSON.stringify(runIds));
+    return rows.map((r) => ({ runId: r.id, taskId: r.task_id, taskStatus: r.task_status }));
+  }
+
+  async expiredRuns(limit = 1_000): Promise<TaskRunRecord[]> {
+    return this.db
+      .prepare<[number, number], RunRow>(
+        `SELECT * FROM task_runs WHERE status = 'running' AND node_id IS NOT NULL AND lease_until < ?
+         ORDER BY created_at, id LIMIT ?`,
+      )
+      .all(this.clock.now(), limit)
+      .map(toRun);
+  }
+
+  async closeExpiredRun(runId: string, result: RunResult): Promise<TaskRunRecord | null> {
+    const row = this.db
+      .prepare<[string, number | null, string, string, string, number], RunRow>(
+        `UPDATE task_runs SET status = ?, exit_code = ?, reason = ?, updated_at = ?
+         WHERE id = ? AND status = 'running' AND node_id IS NOT NULL AND lease_until < ? RETURNING *`,
+      )
+      .get(result.status, result.exitCode, result.reason, this.nowIso(), runId, this.clock.now());
+    return row === undefined ? null : toRun(row);
   }
 
   async setRunPid(runId: string, pid: number): Promise<void> {
@@ -342,7 +432,7 @@ export class SqliteTaskStore implements TaskStore {
       sql += ' AND status = ?';
       args.push(filter.status);
     }
-    sql += ' ORDER BY created_at DESC, rowid DESC';
+    sql += ' ORDER BY created_at DESC, id DESC';
     if (filter.limit !== undefined) {
       sql += ' LIMIT ?';
       args.push(Math.max(0, Math.floor(filter.limit)));
@@ -358,7 +448,7 @@ export class SqliteTaskStore implements TaskStore {
   async runningRuns(): Promise<TaskRunRecord[]> {
     return Promise.resolve(
       this.db
-        .prepare<[], RunRow>("SELECT * FROM task_runs WHERE status = 'running' ORDER BY created_at, rowid")
+        .prepare<[], RunRow>("SELECT * FROM task_runs WHERE status = 'running' ORDER BY created_at, id")
         .all()
         .map(toRun),
     );
@@ -380,21 +470,20 @@ export class SqliteTaskStore implements TaskStore {
   }
 
   async listTickRecords(taskId: string, filter: { limit?: number } = {}): Promise<TickRecord[]> {
-    const limit = filter.limit === undefined ? -1 : Math.max(0, Math.floor(filter.limit));
-    return Promise.resolve(
-      this.db
-        .prepare<[string, number], TickRow>(
-          'SELECT * FROM task_ticks WHERE task_id = ? ORDER BY tick DESC LIMIT ?',
-        )
-        .all(taskId, limit)
-        .map(toTick),
-    );
+    const sql = 'SELECT * FROM task_ticks WHERE task_id = ? ORDER BY tick DESC';
+    const rows =
+      filter.limit === undefined
+        ? this.db.prepare<[string], TickRow>(sql).all(taskId)
+        : this.db
+            .prepare<[string, number], TickRow>(`${sql} LIMIT ?`)
+            .all(taskId, Math.max(0, Math.floor(filter.limit)));
+    return Promise.resolve(rows.map(toTick));
   }
 
   async lastRunStatus(taskId: string): Promise<TaskRunStatus | 'unknown'> {
     const row = this.db
       .prepare<[string], { status: TaskRunStatus }>(
-        'SELECT status FROM task_runs WHERE task_id = ? ORDER BY created_at DESC, rowid DESC LIMIT 1',
+        'SELECT status FROM task_runs WHERE task_id = ? ORDER BY created_at DESC, id DESC LIMIT 1',
       )
       .get(taskId);
     return Promise.resolve(row?.status ?? 'unknown');

@@ -1,0 +1,211 @@
+import { createHmac, randomBytes, randomUUID, timingSafeEqual } from 'node:crypto';
+import { ApiError } from '../errors/index.js';
+import type { Principal } from './principal.js';
+import { hashToken, type TokenService } from './token-service.js';
+import type { TokenRecord, TokenStore } from './token-store.js';
+
+/** Subject prefix of console sessions (`console-session:<who signed in>`). */
+export const SESSION_SUBJECT_PREFIX = 'console-session:';
+/** Subject prefix of one-time sign-in links (`console-link:<who asked>`); never a bearer token. */
+export const SIGN_IN_SUBJECT_PREFIX = 'console-link:';
+/** The session cookie's name. */
+export const SESSION_COOKIE = 'quoll_session';
+/** The header mutating cookie-authenticated requests must carry (the session's CSRF token). */
+export const CSRF_HEADER = 'x-quoll-csrf';
+/** How long a console session lives. */
+export const DEFAULT_SESSION_TTL_MS = 12 * 60 * 60 * 1000;
+/** How long a sign-in link can be used (once). */
+export const DEFAULT_SIGN_IN_TTL_MS = 10 * 60 * 1000;
+
+const SESSION_PREFIX = 'qs_';
+const LINK_PREFIX = 'ql_';
+
+/** A one-time sign-in link's secret (the link is `<server>/sign-in#code=<code>`). */
+export interface SignInLink {
+  code: string;
+  /** ISO 8601. */
+  expiresAt: string;
+}
+
+/** A session just started: the cookie value exists only here and in the Set-Cookie header. */
+export interface StartedSession {
+  id: string;
+  /** The cookie value. */
+  secret: string;
+  csrfToken: string;
+  principal: Principal;
+  expiresAt: string;
+}
+
+/** A console session as `quoll admin sessions` lists it. */
+export interface SessionInfo {
+  id: string;
+  /** Who signed in: the subject of the token or link the session came from. */
+  subject: string;
+  kind: 'admin' | 'workspace';
+  workspaceId: number | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+/** Options of {@link SessionService}. */
+export interface SessionServiceOptions {
+  /** @default 12 hours */
+  sessionTtlMs?: number;
+  /** @default 10 minutes */
+  signInTtlMs?: number;
+}
+
+/**
+ * Console sessions: one-time sign-in links, sessions started from a link or a pasted token,
+ * their CSRF tokens, listing and revocation. Links and sessions are tokens in the token store
+ * (hashes only) with their own subject prefixes, so they expire and revoke like any token and
+ * a session sees exactly what the token or principal it came from sees.
+ *
+ * @example
+ * const link = await sessions.createSignInLink(principal);   // printed by `quoll console`
+ * const started = await sessions.signInWithCode(link.code); // the browser's cookie
+ * const who = await sessions.authenticate(started.secret);
+ */
+export class SessionService {
+  readonly sessionTtlMs: number;
+  readonly #signInTtlMs: number;
+
+  constructor(
+    private readonly store: TokenStore,
+    private readonly tokens: TokenService,
+    private readonly now: () => number,
+    options: SessionServiceOptions = {},
+  ) {
+    this.sessionTtlMs = options.sessionTtlMs ?? DEFAULT_SESSION_TTL_MS;
+    this.#signInTtlMs = options.signInTtlMs ?? DEFAULT_SIGN_IN_TTL_MS;
+  }
+
+  /** A one-time link that signs a browser in as `principal` (same workspace scope). */
+  async createSignInLink(principal: Principal): Promise<SignInLink> {
+    const code = LINK_PREFIX + randomBytes(32).toString('base64url');
+    const expiresAt = new Date(this.now() + this.#signInTtlMs).toISOString();
+    await this.#insert(code, principal, SIGN_IN_SUBJECT_PREFIX, expiresAt);
+    return { code, expiresAt };
+  }
+
+  /** Uses a sign-in link's code (once: a second use, even concurrent, fails) and starts a session. */
+  async signInWithCode(code: string): Promise<StartedSession> {
+    const invalid = (): ApiError =>
+      new ApiError(
+        'invalid_token',
+        'This sign-in link is not valid (already used, expired or unknown); run `quoll console` for a new one.',
+      );
+    if (!code.startsWith(LINK_PREFIX)) throw invalid();
+    const link = await this.store.findTokenByHash(hashToken(code));
+    if (link === null || !link.subject.startsWith(SIGN_IN_SUBJECT_PREFIX) || !this.#live(link))
+      throw invalid();
+    if (!(await this.store.revokeToken(link.id, new Date(this.now()).toISOString()))) throw invalid();
+    return this.#start(principalOf(link, link.subject.slice(SIGN_IN_SUBJECT_PREFIX.length)));
+  }
+
+  /** Starts a session for a pasted API token (not a link or a session). */
+  async signInWithToken(token: string): Promise<StartedSession> {
+    if (token.startsWith(LINK_PREFIX) || token.startsWith(SESSION_PREFIX)) {
+      throw new ApiError('invalid_token', 'Paste an API token (qk_…), not a sign-in link or session.');
+    }
+    const principal = await this.tokens.authenticate(`Bearer ${token}`);
+    return this.#start(principal);
+  }
+
+  /** The principal of a session cookie; `invalid_token` when it is unknown, expired or revoked. */
+  async authenticate(secret: string): Promise<Principal> {
+    if (!secret.startsWith(SESSION_PREFIX)) {
+      throw new ApiError('invalid_token', 'The console session is not valid; sign in again.');
+    }
+    const principal = await this.tokens.authenticate(`Bearer ${secret}`);
+    return { ...principal, subject: principal.subject.slice(SESSION_SUBJECT_PREFIX.length) };
+  }
+
+  /** The CSRF token bound to a session (derived from its secret, so only its holder can know it). */
+  csrfTokenOf(secret: string): string {
+    return createHmac('sha256', secret).update('quoll-console-csrf').digest('base64url');
+  }
+
+  /** Throws `csrf_failed` unless `header` is the session's CSRF token. */
+  checkCsrf(secret: string, header: string | string[] | undefined): void {
+    const expected = Buffer.from(this.csrfTokenOf(secret));
+    const given = Buffer.from(typeof header === 'string' ? header : '');
+    if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throw new ApiError(
+        'csrf_failed',
+        `A request that changes something with the session cookie must send the session's CSRF token in the ${CSRF_HEADER} header (GET /v1/console/session gives it).`,
+      );
+    }
+  }
+
+  /** Live sessions, newest first. */
+  async list(): Promise<SessionInfo[]> {
+    const now = this.now();
+    return (await this.store.listTokensBySubjectPrefix(SESSION_SUBJECT_PREFIX))
+      .filter((t) => this.#live(t, now))
+      .map((t) => ({
+        id: t.id,
+        subject: t.subject.slice(SESSION_SUBJECT_PREFIX.length),
+        kind: t.kind,
+        workspaceId: t.workspaceId,
+        createdAt: t.createdAt,
+        expiresAt: t.expiresAt ?? '',
+      }));
+  }
+
+  /** Revokes a live session; it stops working at once. `session_not_found` when there is none. */
+  async revoke(id: string): Promise<void> {
+    if (!(await this.list()).some((s) => s.id === id)) {
+      throw new ApiError(
+        'session_not_found',
+        `No live console session has id "${id}"; list them with \`quoll admin sessions\`.`,
+      );
+    }
+    await this.tokens.revoke(id);
+  }
+
+  /** Ends the session whose cookie this is (sign out). */
+  async signOut(secret: string): Promise<void> {
+    const rec = await this.store.findTokenByHash(hashToken(secret));
+    if (rec !== null && rec.subject.startsWith(SESSION_SUBJECT_PREFIX)) await this.tokens.revoke(rec.id);
+  }
+
+  async #start(principal: Principal): Promise<StartedSession> {
+    const secret = SESSION_PREFIX + randomBytes(32).toString('base64url');
+    const expiresAt = new Date(this.now() + this.sessionTtlMs).toISOString();
+    const id = await this.#insert(secret, principal, SESSION_SUBJECT_PREFIX, expiresAt);
+    return { id, secret, csrfToken: this.csrfTokenOf(secret), principal, expiresAt };
+  }
+
+  async #insert(secret: string, principal: Principal, prefix: string, expiresAt: string): Promise<string> {
+    const id = randomUUID();
+    await this.store.insertToken({
+      id,
+      tokenHash: hashToken(secret),
+      kind: principal.kind,
+      workspaceId: principal.kind === 'workspace' ? principal.workspaceId : null,
+      subject: prefix + principal.subject,
+      createdAt: new Date(this.now()).toISOString(),
+      expiresAt,
+      revokedAt: null,
+    });
+    return id;
+  }
+
+  #live(t: TokenRecord, now = this.now()): boolean {
+    return t.revokedAt === null && t.expiresAt !== null && Date.parse(t.expiresAt) > now;
+  }
+}
+
+/** The principal a stored link or session stands for. */
+function principalOf(t: TokenRecord, subject: string): Principal {
+  return t.kind === 'workspace' && t.workspaceId !== null
+    ? { kind: 'workspace', workspaceId: t.workspaceId, subject, tokenId: t.id }
+    : { kind: 'admin', subject, tokenId: t.id };
+}
+
+/** Whether a principal came from a sign-in link's code (never valid as a bearer token). */
+export function isSignInLink(principal: Principal): boolean {
+  return principal.subject.startsWith(SIGN_IN_SUBJECT_PREFIX);
+}

@@ -1,0 +1,216 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { tableFromIPC, tableToIPC, type Table } from 'apache-arrow';
+import { makeArrowTensorTable, makeHouseRows } from '../../../../../test/support/synthetic-data.js';
+import { ApiError } from '../../errors/index.js';
+import { DecodePool } from './decode-pool.js';
+
+const ARROW_FILE = 'application/vnd.apache.arrow.file';
+const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
+
+let pools: DecodePool[] = [];
+function pool(options: ConstructorParameters<typeof DecodePool>[0] = {}): DecodePool {
+  const made = new DecodePool(options);
+  pools.push(made);
+  return made;
+}
+
+afterEach(async () => {
+  await Promise.all(pools.map((p) => p.close()));
+  pools = [];
+});
+
+function rowsOf(table: Table, column = 'tensor'): number[][] {
+  const vector = table.getChild(column)!;
+  return Array.from({ length: table.numRows }, (_, i) => Array.from(vector.get(i) as ArrayLike<number>));
+}
+
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof ApiError) return error.code;
+    throw error;
+  }
+  return 'ok';
+}
+
+describe('DecodePool', () => {
+  const table = makeArrowTensorTable(makeHouseRows(300, 7), 18);
+
+  it('decodes Arrow files and streams in a worker into the same table', async () => {
+    const decoder = pool();
+    for (const [type, layout] of [
+      [ARROW_FILE, 'file'],
+      [ARROW_STREAM, 'stream'],
+    ] as const) {
+      const input = await decoder.decode(type, tableToIPC(table, layout));
+      expect(input.kind).toBe('arrow');
+      if (input.kind !== 'arrow') continue;
+      expect(input.table.numRows).toBe(300);
+      expect(String(input.table.schema.fields[0]!.type)).toBe('FixedSizeList[18]<Float32>');
+      expect(rowsOf(input.table)).toEqual(rowsOf(table));
+    }
+    expect(decoder.workerCount).toBe(1);
+  });
+
+  it('parses small JSON on the calling thread and large JSON in a worker, to the same values', async () => {
+    const decoder = pool({ inlineJsonBytes: 1024 });
+    const records = rowsOf(table).map((tensor) => ({ tensor }));
+    const small = await decoder.decode('application/json', Buffer.from(JSON.stringify(records.slice(0, 2))));
+    expect(small).toEqual({ kind: 'records', records: records.slice(0, 2) });
+    const large = await decoder.decode('application/json', Buffer.from(JSON.stringify(records)));
+    expect(large.kind).toBe('arrow');
+    if (large.kind === 'arrow') {
+      expect(String(large.table.schema.fields[0]!.type)).toBe('FixedSizeList[18]<Float64>');
+      expect(rowsOf(large.table)).toEqual(records.map((r) => r.tensor));
+    }
+  });
+
+  it('refuses booleans, non-finite numbers and strings in large JSON naming the column and row', async () => {
+    const decoder = pool({ inlineJsonBytes: 0 });
+    const body = (value: string): Buffer => Buffer.from(`[{"x":[1,2]},{"x":[3,${value}]}]`);
+    for (const [value, code] of [
+      ['true', 'invalid_inference_input'],
+      ['1e999', 'invalid_inference_input'],
+      ['"7"', 'non_numeric_value'],
+      ['null', 'non_numeric_value'],
+    ] as const) {
+      const error = await decoder.decode('application/json', body(value)).catch((e: unknown) => e);
+      expect(error, value).toBeInstanceOf(ApiError);
+      expect((error as ApiError).code, value).toBe(code);
+      expect((error as ApiError).message, value).toContain('Column "x" row 1');
+    }
+  });
+
+  it('refuses a corrupt Arrow body with a catalogue code, and keeps serving', async () => {
+    const decoder = pool();
+    const good = tableToIPC(table, 'file');
+    for (const stride of [97, 13, 1021]) {
+      const bad = Buffer.from(good);
+      for (let i = 200; i < bad.length; i += stride) bad[i]! ^= 0xff;
+      expect(await codeOf(decoder.decode(ARROW_FILE, bad)), `stride ${stride}`).toMatch(
+        /^(invalid_inference_input|non_numeric_value|ok)$/,
+      );
+    }
+    expect((await decoder.decode(ARROW_FILE, tableToIPC(table, 'file'))).kind).toBe('arrow');
+  });
+
+  it('abandons a decode past its deadline, replaces the worker and decodes the next body', async () => {
+    const decoder = pool({ deadlineMs: 1, deadlineMsPerMiB: 0, inlineJsonBytes: 0 });
+    // About 4 MB of JSON takes far longer than 1 ms to parse.
+    const big = Buffer.from(
+      JSON.stringify(Array.from({ length: 20_000 }, () => ({ x: Array(18).fill(1.5) }))),
+    );
+    expect(await codeOf(decoder.decode('application/json', big))).toBe('input_decode_timeout');
+    expect(decoder.replacedWorkers).toBe(1);
+    const relaxed = pool();
+    expect((await relaxed.decode(ARROW_STREAM, tableToIPC(table, 'stream'))).kind).toBe('arrow');
+  });
+
+  it('answers payload_too_large when a decode needs more than the worker memory cap', async () => {
+    const decoder = pool({ workerMemoryMiB: 16, inlineJsonBytes: 0, deadlineMs: 60_000 });
+    // ~24 MB of JSON parses into far more than 16 MiB of objects.
+    const huge = Buffer.from(
+      JSON.stringify(Array.from({ length: 100_000 }, (_, i) => ({ x: [i, i + 0.5, i + 0.25] }))),
+    );
+    const code = await codeOf(decoder.decode('application/json', huge));
+    expect(code).toBe('payload_too_large');
+    expect(decoder.replacedWorkers).toBe(1);
+  });
+
+  it('refuses other media types, and stops its workers on close', async () => {
+    const decoder = pool();
+    expect(await codeOf(decoder.decode('text/csv', Buffer.from('a,b')))).toBe('unsupported_media_type');
+    const first = decoder.decode(ARROW_FILE, tableToIPC(table, 'file'));
+    await first;
+    expect(decoder.workerCount).toBe(1);
+    await decoder.close();
+    expect(decoder.workerCount).toBe(0);
+    expect(await codeOf(decoder.decode(ARROW_FILE, tableToIPC(table, 'file')))).toBe('shutting_down');
+  });
+
+  it('moves a body that owns its buffer to the worker instead of copying it', async () => {
+    const decoder = pool();
+    const bytes = new Uint8Array(tableToIPC(table, 'stream'));
+    const expected = rowsOf(tableFromIPC(bytes));
+    const input = await decoder.decode(ARROW_STREAM, bytes);
+    expect(bytes.byteLength).toBe(0);
+    expect(input.kind === 'arrow' && rowsOf(input.table)).toEqual(expected);
+  });
+
+  it('reads Open Inference bodies inline when small and in a worker when large, to the same tensors', async () => {
+    const decoder = pool({ inlineJsonBytes: 1024 });
+    const rows = rowsOf(table);
+    const body = (n: number): Buffer =>
+      Buffer.from(
+        JSON.stringify({
+          id: 'r1',
+          inputs: [{ name: 'tensor', shape: [n, 18], datatype: 'FP32', data: rows.slice(0, n) }],
+          outputs: [{ name: 'y', parameters: { binary_data: true } }],
+        }),
+      );
+    const small = await decoder.decodeOpenInference(body(2), undefined);
+    expect(decoder.workerCount).toBe(0);
+    const large = await decoder.decodeOpenInference(body(300), undefined);
+    expect(decoder.workerCount).toBe(1);
+    for (const [read, n] of [
+      [small, 2],
+      [large, 300],
+    ] as const) {
+      expect(read.id).toBe('r1');
+      expect(read.outputs).toEqual([{ name: 'y', binary: true }]);
+      expect(read.tensors[0]!.shape).toEqual([n, 18]);
+      expect(read.tensors[0]!.values).toBeInstanceOf(Float32Array);
+      expect(Array.from(read.tensors[0]!.values as Float32Array)).toEqual(
+        Array.from(new Float32Array(rows.slice(0, n).flat())),
+      );
+    }
+    // The binary-tensor extension: the JSON part, then the raw values.
+    const values = new Float32Array(rows.slice(0, 300).flat());
+    const head = Buffer.from(
+      JSON.stringify({
+        inputs: [
+          {
+            name: 'tensor',
+            shape: [300, 18],
+            datatype: 'FP32',
+            parameters: { binary_data_size: values.byteLength },
+          },
+        ],
+      }),
+    );
+    const binary = await decoder.decodeOpenInference(
+      Buffer.concat([head, Buffer.from(values.buffer)]),
+      String(head.byteLength),
+    );
+    expect(Array.from(binary.tensors[0]!.values as Float32Array)).toEqual(Array.from(values));
+  });
+
+  it('refuses hostile Open Inference bodies in the worker with catalogue codes, under the deadline', async () => {
+    const decoder = pool({ inlineJsonBytes: 0 });
+    const input = (data: string, shape = '[1, 2]'): Buffer =>
+      Buffer.from(`{"inputs": [{"name": "x", "shape": ${shape}, "datatype": "FP32", "data": ${data}}]}`);
+    const deep = `${'['.repeat(200_000)}1${']'.repeat(200_000)}`;
+    for (const [label, body, header] of [
+      ['not JSON', Buffer.from('{"inputs": [1, 2'), undefined],
+      ['deep nesting', input(deep), undefined],
+      ['a shape beyond its data', input('[1, 2]', '[1000000000, 1000]'), undefined],
+      ['a header length past the body', input('[1, 2]'), '99999999'],
+      [
+        'too many outputs',
+        Buffer.from(
+          `{"inputs": [{"name": "x", "shape": [1], "datatype": "FP32", "data": [1]}], "outputs": [${'{"name": "y"},'.repeat(2000)}{"name": "y"}]}`,
+        ),
+        undefined,
+      ],
+    ] as const) {
+      expect(await codeOf(decoder.decodeOpenInference(body, header)), label).toMatch(
+        /^(invalid_inference_input|invalid_tensor_shape)$/,
+      );
+    }
+    const slow = pool({ deadlineMs: 1, deadlineMsPerMiB: 0, inlineJsonBytes: 0 });
+    const big = input(JSON.stringify(Array(2_000_000).fill(1.5)), '[1000000, 2]');
+    expect(await codeOf(slow.decodeOpenInference(big, undefined))).toBe('input_decode_timeout');
+    expect(slow.replacedWorkers).toBe(1);
+  });
+});

@@ -1,0 +1,324 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { MEDIA_TYPES } from '@quoll/client/wire';
+import { ApiError, fromErrorOutcome, isErrorOutcome } from '../../errors/index.js';
+import { formatOfMediaType, parseRecords } from '../inference-input.js';
+import type { InferenceInput } from '../inference-input.js';
+import { readOpenInferenceBody } from '../open-inference-codec.js';
+import type { OpenInferenceBody } from '../open-inference-codec.js';
+import { DECODE_PROTOCOL_VERSION } from './decode-protocol.js';
+import type { DecodeFormat, DecodeReply, DecodeRequest, DecodeSuccess } from './decode-protocol.js';
+import { fromTransferredTable } from './transferred-table.js';
+
+/** Options of {@link DecodePool}. */
+export interface DecodePoolOptions {
+  /** Decode worker threads. @default 1 */
+  workers?: number;
+  /** The deadline of one decode, before the per-MiB allowance. @default 2000 */
+  deadlineMs?: number;
+  /** Deadline added per MiB of body (a large JSON body takes about 65 ms per MiB to parse). @default 200 */
+  deadlineMsPerMiB?: number;
+  /**
+   * JSON bodies (Quoll's records, Open Inference bodies) up to this size are parsed on the
+   * calling thread: parsing them is bounded (about 1 ms) and cheaper than a thread hop. Larger
+   * ones and every Arrow body go to a worker.
+   * @default 65536
+   */
+  inlineJsonBytes?: number;
+  /** The V8 old-generation cap of each worker in MiB: a body that needs more fails alone (413). @default 2048 */
+  workerMemoryMiB?: number;
+}
+
+interface Job {
+  format: DecodeFormat;
+  body: Uint8Array;
+  headerLength: string | undefined;
+  deadlineMs: number;
+  resolve(reply: DecodeSuccess): void;
+  reject(error: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  job: Job | null;
+  timer: NodeJS.Timeout | null;
+  id: number;
+  /** The worker has loaded its script (jobs and their deadlines start only then). */
+  ready: boolean;
+}
+
+/**
+ * Decodes inference bodies (Arrow IPC, large JSON records, large Open Inference bodies) in worker threads, one body per worker at a
+ * time, each under a deadline: a decode that runs past it (apache-arrow can loop forever on
+ * corrupt input) is answered `input_decode_timeout`, its worker terminated and replaced. A
+ * worker that runs out of its memory cap answers `payload_too_large`. The event loop only
+ * rebuilds the decoded columns (no parsing), so no body can stall it.
+ *
+ * @example
+ * const pool = new DecodePool();
+ * const input = await pool.decode('application/vnd.apache.arrow.file', body);
+ * await pool.close();
+ */
+export class DecodePool {
+  readonly #options: Required<DecodePoolOptions>;
+  readonly #slots: Slot[] = [];
+  readonly #queue: Job[] = [];
+  #nextId = 1;
+  #closed = false;
+  #replaced = 0;
+
+  constructor(options: DecodePoolOptions = {}) {
+    this.#options = {
+      workers: Math.max(1, options.workers ?? 1),
+      deadlineMs: Math.max(1, options.deadlineMs ?? 2000),
+      deadlineMsPerMiB: Math.max(0, options.deadlineMsPerMiB ?? 200),
+      inlineJsonBytes: Math.max(0, options.inlineJsonBytes ?? 64 * 1024),
+      workerMemoryMiB: Math.max(16, options.workerMemoryMiB ?? 2048),
+    };
+  }
+
+  /** Live worker threads (started on first use). */
+  get workerCount(): number {
+    return this.#slots.length;
+  }
+
+  /** Workers terminated and replaced after a decode ran past its deadline or died. */
+  get replacedWorkers(): number {
+    return this.#replaced;
+  }
+
+  /**
+   * Decodes an inference body: `application/json` records, an Arrow IPC file or stream.
+   * The body's memory may be handed to a worker (do not use it afterwards).
+   * @throws ApiError `unsupported_media_type`, `invalid_inference_input` (and the other input
+   * codes), `input_decode_timeout`, `payload_too_large`, `shutting_down`
+   */
+  decode(contentType: string, body: Uint8Array): Promise<InferenceInput> {
+    const format = formatOfMediaType(contentType);
+    if (format === null) {
+      const sent = contentType.split(';', 1)[0]?.trim().slice(0, 100) || 'none';
+      return Promise.reject(
+        new ApiError(
+          'unsupported_media_type',
+          `Content-Type "${sent}" is not accepted; send ${MEDIA_TYPES.json} (records), ${MEDIA_TYPES.arrowFile} or ${MEDIA_TYPES.arrowStream}.`,
+          { contentType: sent },
+        ),
+      );
+    }
+    if (format === 'json' && body.byteLength <= this.#options.inlineJsonBytes) {
+      try {
+        return Promise.resolve({ kind: 'records', records: parseRecords(body) });
+      } catch (error) {
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    return this.#submit(format === 'json' ? 'json' : 'arrow', body, undefined).then((reply) => {
+      if (reply.kind !== 'arrow') throw internal();
+      try {
+        return { kind: 'arrow', table: fromTransferredTable(reply.table) };
+      } catch {
+        throw new ApiError('invalid_inference_input', 'The body decodes to columns Quoll cannot read.');
+      }
+    });
+  }
+
+  /**
+   * Reads an Open Inference Protocol body (its JSON part, and binary tensors after
+   * `headerLength` bytes when given); bodies over the inline size in a worker, under a deadline.
+   * The body's memory may be handed to a worker (do not use it afterwards).
+   * @throws ApiError the codec's input errors, `input_decode_timeout`, `payload_too_large`, `shutting_down`
+   */
+  decodeOpenInference(body: Uint8Array, headerLength: string | undefined): Promise<OpenInferenceBody> {
+    if (body.byteLength <= this.#options.inlineJsonBytes) {
+      try {
+        return Promise.resolve(readOpenInferenceBody(body, headerLength));
+      } catch (error) {
+        return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      }
+    }
+    return this.#submit('open-inference', body, headerLength).then((reply) => {
+      if (reply.kind !== 'open-inference') throw internal();
+      return reply.body;
+    });
+  }
+
+  #submit(format: DecodeFormat, body: Uint8Array, headerLength: string | undefined): Promise<DecodeSuccess> {
+    if (this.#closed) {
+      return Promise.reject(
+        new ApiError('shutting_down', 'The server is stopping; it decodes no more requests.'),
+      );
+    }
+    const deadlineMs =
+      this.#options.deadlineMs + Math.ceil((body.byteLength / 2 ** 20) * this.#options.deadlineMsPerMiB);
+    return new Promise<DecodeSuccess>((resolve, reject) => {
+      this.#queue.push({ format, body, headerLength, deadlineMs, resolve, reject });
+      this.#pump();
+    });
+  }
+
+  /** Stops every worker; queued and running decodes are refused with `shutting_down`. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    const stopping = new ApiError('shutting_down', 'The server is stopping; it decodes no more requests.');
+    for (const job of this.#queue.splice(0)) job.reject(stopping);
+    const slots = this.#slots.splice(0);
+    await Promise.all(
+      slots.map(async (slot) => {
+        this.#finish(slot)?.reject(stopping);
+        await slot.worker.terminate();
+      }),
+    );
+  }
+
+  #pump(): void {
+    while (this.#queue.length > 0 && !this.#closed) {
+      const slot = this.#slots.find((candidate) => candidate.ready && candidate.job === null);
+      if (!slot) {
+        if (this.#slots.length < this.#options.workers) this.#spawn();
+        return;
+      }
+      this.#dispatch(slot, this.#queue.shift()!);
+    }
+  }
+
+  #spawn(): void {
+    const slot: Slot = {
+      worker: spawnDecodeWorker(this.#options.workerMemoryMiB),
+      job: null,
+      timer: null,
+      id: 0,
+      ready: false,
+    };
+    slot.worker.on('message', (reply: DecodeReply) => {
+      if (reply.v !== DECODE_PROTOCOL_VERSION) return;
+      if ('ready' in reply) {
+        slot.ready = true;
+        this.#pump();
+        return;
+      }
+      if (reply.id !== slot.id) return;
+      const job = this.#finish(slot);
+      if (!job) return;
+      if (reply.ok) {
+        job.resolve(reply);
+      } else {
+        job.reject(isErrorOutcome(reply.error) ? fromErrorOutcome(reply.error) : internal());
+      }
+      this.#pump();
+    });
+    // A worker that dies (out of its memory cap, or a crash) fails only its own decode; one
+    // that cannot even start fails the queue instead of being restarted in a loop.
+    slot.worker.on('error', (error: Error & { code?: string }) => {
+      const job = this.#finish(slot);
+      this.#replace(slot);
+      if (!slot.ready) {
+        for (const queued of this.#queue.splice(0)) queued.reject(internal());
+        return;
+      }
+      job?.reject(
+        error.code === 'ERR_WORKER_OUT_OF_MEMORY'
+          ? new ApiError(
+              'payload_too_large',
+              `The body needs more than the ${this.#options.workerMemoryMiB} MiB a decode may use; send fewer rows per request.`,
+            )
+          : internal(),
+      );
+      this.#pump();
+    });
+    slot.worker.on('exit', () => {
+      if (this.#slots.includes(slot)) {
+        const job = this.#finish(slot);
+        this.#replace(slot);
+        job?.reject(internal());
+        if (slot.ready) this.#pump();
+        else for (const queued of this.#queue.splice(0)) queued.reject(internal());
+      }
+    });
+    this.#slots.push(slot);
+  }
+
+  #dispatch(slot: Slot, job: Job): void {
+    slot.job = job;
+    slot.id = this.#nextId++;
+    const request: DecodeRequest = {
+      v: DECODE_PROTOCOL_VERSION,
+      id: slot.id,
+      format: job.format,
+      body: job.body,
+      headerLength: job.headerLength,
+    };
+    // Move the body when it owns its whole buffer; a slice of a shared one (small bodies come
+    // from Node's buffer pool) is copied instead.
+    const owned =
+      job.body.buffer instanceof ArrayBuffer &&
+      job.body.byteOffset === 0 &&
+      job.body.byteLength === job.body.buffer.byteLength &&
+      job.body.byteLength > 0;
+    slot.timer = setTimeout(() => this.#expire(slot), job.deadlineMs);
+    slot.timer.unref();
+    slot.worker.postMessage(request, owned ? [job.body.buffer as ArrayBuffer] : []);
+  }
+
+  #expire(slot: Slot): void {
+    const job = this.#finish(slot);
+    if (!job) return;
+    this.#replace(slot);
+    job.reject(
+      new ApiError(
+        'input_decode_timeout',
+        `The body was not decoded within ${job.deadlineMs} ms, so it was abandoned; it is most likely corrupt. Send an Arrow IPC file or stream (or JSON records) as an Arrow or JSON library writes them.`,
+        { deadlineMs: job.deadlineMs },
+      ),
+    );
+    this.#pump();
+  }
+
+  /** Clears a slot's job and timer, returning the job it had. */
+  #finish(slot: Slot): Job | null {
+    const job = slot.job;
+    slot.job = null;
+    if (slot.timer !== null) clearTimeout(slot.timer);
+    slot.timer = null;
+    return job;
+  }
+
+  /** Terminates a slot's worker (without waiting) and drops the slot; the next job spawns a fresh one. */
+  #replace(slot: Slot): void {
+    const index = this.#slots.indexOf(slot);
+    if (index === -1) return;
+    this.#slots.splice(index, 1);
+    this.#replaced++;
+    void slot.worker.terminate();
+  }
+}
+
+function internal(): ApiError {
+  return new ApiError('internal_error', 'Internal server error; the server log has the details.');
+}
+
+/**
+ * Starts `decode-worker.js` beside this file. From TypeScript sources (vitest, tsx) only the
+ * `.ts` exists; the worker then registers tsx itself before importing it.
+ */
+function spawnDecodeWorker(memoryMiB: number): Worker {
+  const resourceLimits = { maxOldGenerationSizeMb: memoryMiB };
+  const compiled = new URL('./decode-worker.js', import.meta.url);
+  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { resourceLimits });
+  const source = new URL('./decode-worker.ts', import.meta.url);
+  if (!import.meta.url.endsWith('.ts') || !existsSync(fileURLToPath(source))) {
+    throw new Error(
+      `The decode worker script is missing: ${fileURLToPath(compiled)}. Build the quoll package.`,
+    );
+  }
+  const manifestPath = createRequire(import.meta.url).resolve('tsx/package.json');
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as {
+    exports?: Record<string, { import?: { default?: string } }>;
+  };
+  const entry = manifest.exports?.['./esm/api']?.import?.default ?? './dist/esm/api/index.mjs';
+  const tsxApi = pathToFileURL(join(dirname(manifestPath), entry)).href;
+  const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source.href)}); });`;
+  return new Worker(bootstrap, { eval: true, resourceLimits });
+}

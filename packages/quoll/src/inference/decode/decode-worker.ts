@@ -1,0 +1,74 @@
+/**
+ * A decode worker: a worker_threads entry that turns inference bodies into plain data (an
+ * Arrow table's typed arrays, or JSON records) off the server's event loop. A body whose decode
+ * runs away only stalls this thread; the pool abandons and replaces it. Importing this file
+ * outside a worker does nothing.
+ */
+import { parentPort } from 'node:worker_threads';
+import { toErrorOutcome } from '../../errors/index.js';
+import { decodeArrowTable, parseRecords } from '../inference-input.js';
+import { readOpenInferenceBody } from '../open-inference-codec.js';
+import { DECODE_PROTOCOL_VERSION } from './decode-protocol.js';
+import type { DecodeReply, DecodeRequest } from './decode-protocol.js';
+import { recordsToTable } from './records-to-table.js';
+import { toTransferredTable } from './transferred-table.js';
+import type { TransferredData } from './transferred-table.js';
+
+/** The buffers of freshly built columns (owned by nobody else here), to move instead of copy. */
+function collectBuffers(chunks: TransferredData[], into: ArrayBuffer[]): void {
+  for (const chunk of chunks) {
+    for (const view of [chunk.values, chunk.valueOffsets]) {
+      if (view !== null && view.buffer instanceof ArrayBuffer && !into.includes(view.buffer))
+        into.push(view.buffer);
+    }
+    collectBuffers(chunk.children, into);
+  }
+}
+
+const port = parentPort;
+if (port) {
+  port.on('message', (request: DecodeRequest) => {
+    if (request.v !== DECODE_PROTOCOL_VERSION) {
+      const reply: DecodeReply = {
+        v: DECODE_PROTOCOL_VERSION,
+        id: request.id,
+        ok: false,
+        error: { code: 'internal_error', message: 'The decode worker speaks another protocol version.' },
+      };
+      port.postMessage(reply);
+      return;
+    }
+    let reply: DecodeReply;
+    const transfer: ArrayBuffer[] = [];
+    try {
+      if (request.format === 'open-inference') {
+        const body = readOpenInferenceBody(request.body, request.headerLength);
+        // Every tensor's values are fresh arrays of this thread (binary data is copied out).
+        for (const tensor of body.tensors) {
+          if (tensor.values.buffer instanceof ArrayBuffer && !transfer.includes(tensor.values.buffer))
+            transfer.push(tensor.values.buffer);
+        }
+        reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'open-inference', body };
+      } else if (request.format === 'json') {
+        // Records go back as float64 columns: cloning the parsed object graph back would cost
+        // the event loop more than parsing the JSON there.
+        const table = recordsToTable(parseRecords(request.body));
+        collectBuffers(table.batches.flat(), transfer);
+        reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'arrow', table };
+      } else {
+        const table = toTransferredTable(decodeArrowTable(request.body));
+        // The columns are views into the body (apache-arrow does not copy): hand it back.
+        if (request.body.buffer instanceof ArrayBuffer && request.body.buffer.byteLength > 0) {
+          transfer.push(request.body.buffer);
+        }
+        reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'arrow', table };
+      }
+    } catch (error) {
+      reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: false, error: toErrorOutcome(error) };
+    }
+    port.postMessage(reply, transfer);
+  });
+  // Jobs (and their deadlines) start only once the worker has loaded.
+  const ready: DecodeReply = { v: DECODE_PROTOCOL_VERSION, id: 0, ready: true };
+  port.postMessage(ready);
+}

@@ -1,0 +1,511 @@
+import {
+  Data,
+  Field,
+  FixedSizeList,
+  Float32,
+  Float64,
+  Int16,
+  Int32,
+  Int64,
+  Int8,
+  RecordBatch,
+  Schema,
+  Struct,
+  Table,
+  Uint16,
+  Uint32,
+  Uint64,
+  Uint8,
+} from 'apache-arrow';
+import type { DataType } from 'apache-arrow';
+import { MEDIA_TYPES } from '@quoll/client/wire';
+import { ApiError } from '../errors/index.js';
+import type { EncodedInference, InferenceCodec, ServedModel } from './inference-codec.js';
+import type { InferenceResult } from './inference-result.js';
+import { openInferenceDatatype } from './open-inference-datatype.js';
+import type { OpenInferenceDatatype } from './open-inference-datatype.js';
+import type { TensorData, WireTensor } from './tensor-data.js';
+
+/** The header of the binary-tensor extension: how many leading bytes of the body are JSON. */
+export const INFERENCE_HEADER_CONTENT_LENGTH = 'inference-header-content-length';
+
+/** What an Open Inference request asks of the answer. */
+export interface OpenInferenceRequest {
+  /** The request's `id`, echoed in the answer. */
+  id: string | undefined;
+  /** The outputs asked for, in order, and whether each comes as binary data; null = all, as JSON. */
+  outputs: { name: string; binary: boolean }[] | null;
+  /** `parameters.binary_data_output`: every output as binary data unless it says otherwise. */
+  binaryOutput: boolean;
+}
+
+/** Numeric data types a request may send (the engine feeds numbers; FP16 and BYTES it cannot). */
+type NumericDatatype = Exclude<OpenInferenceDatatype, 'FP16' | 'BYTES'>;
+
+interface NumericLayout {
+  bytes: number;
+  arrow: () => DataType;
+  array: new (length: number) => Exclude<TensorData, string[]>;
+  fromBytes: (buffer: ArrayBuffer) => Exclude<TensorData, string[]>;
+}
+
+const NUMERIC: Readonly<Record<NumericDatatype, NumericLayout>> = {
+  // BOOL travels as one byte per value (the protocol's binary layout) and feeds as uint8.
+  BOOL: { bytes: 1, arrow: () => new Uint8(), array: Uint8Array, fromBytes: (b) => new Uint8Array(b) },
+  UINT8: { bytes: 1, arrow: () => new Uint8(), array: Uint8Array, fromBytes: (b) => new Uint8Array(b) },
+  UINT16: { bytes: 2, arrow: () => new Uint16(), array: Uint16Array, fromBytes: (b) => new Uint16Array(b) },
+  UINT32: { bytes: 4, arrow: () => new Uint32(), array: Uint32Array, fromBytes: (b) => new Uint32Array(b) },
+  UINT64: {
+    bytes: 8,
+    arrow: () => new Uint64(),
+    array: BigUint64Array,
+    fromBytes: (b) => new BigUint64Array(b),
+  },
+  INT8: { bytes: 1, arrow: () => new Int8(), array: Int8Array, fromBytes: (b) => new Int8Array(b) },
+  INT16: { bytes: 2, arrow: () => new Int16(), array: Int16Array, fromBytes: (b) => new Int16Array(b) },
+  INT32: { bytes: 4, arrow: () => new Int32(), array: Int32Array, fromBytes: (b) => new Int32Array(b) },
+  INT64: { bytes: 8, arrow: () => new Int64(), array: BigInt64Array, fromBytes: (b) => new BigInt64Array(b) },
+  FP32: { bytes: 4, arrow: () => new Float32(), array: Float32Array, fromBytes: (b) => new Float32Array(b) },
+  FP64: { bytes: 8, arrow: () => new Float64(), array: Float64Array, fromBytes: (b) => new Float64Array(b) },
+};
+
+/** One decoded request tensor. */
+export interface RequestTensor {
+  name: string;
+  shape: number[];
+  datatype: NumericDatatype;
+  values: Exclude<TensorData, string[]>;
+}
+
+/** Inputs or outputs a request may name: a request is a few tensors, not a list to clone for a while. */
+export const MAX_OPEN_INFERENCE_TENSORS = 1024;
+
+/**
+ * An Open Inference request body as read, before it meets a pipeline: its input tensors (typed
+ * arrays, so it crosses from a decode worker by transfer) and what it asks of the answer.
+ */
+export interface OpenInferenceBody {
+  tensors: RequestTensor[];
+  id: string | undefined;
+  /** The outputs asked for, each with its own `parameters.binary_data` (undefined: the request's); null when not given. */
+  outputs: { name: string; binary: boolean | undefined }[] | null;
+  /** `parameters.binary_data_output`. */
+  binaryOutput: boolean;
+}
+
+/** What reads Open Inference bodies (the server's `DecodePool`, off the HTTP thread when large). */
+export interface OpenInferenceBodyDecoder {
+  decodeOpenInference(body: Uint8Array, headerLength: string | undefined): Promise<OpenInferenceBody>;
+}
+
+/**
+ * Reads an Open Inference body: the JSON part (the whole body, or its first
+ * `Inference-Header-Content-Length` bytes) and the binary tensors after it. Runs in a decode
+ * worker for large bodies, so it only reads and checks the body itself.
+ * @throws ApiError `invalid_inference_input`, `invalid_tensor_shape`, `non_numeric_value`
+ */
+export function readOpenInferenceBody(body: Uint8Array, headerLength: string | undefined): OpenInferenceBody {
+  const { json, binary } = splitBody(body, headerLength);
+  const header = parseHeader(json);
+  const tensors = readInputs(header.inputs, binary, json.byteLength);
+  return { tensors, ...readOutputs(header) };
+}
+
+/**
+ * The Open Inference Protocol v2 (KServe / Triton) inference body: JSON tensors
+ * (`{"inputs": [{"name", "shape", "datatype", "data"}], "outputs"?: [...]}`) and the
+ * binary-tensor extension (`Inference-Header-Content-Length` bytes of JSON, then each input
+ * with `parameters.binary_data_size` as raw little-endian bytes, in input order), read by
+ * `decoder` ({@link readOpenInferenceBody}, off the HTTP thread).
+ *
+ * Inputs become one Arrow column each (rows = the first dimension), so binding, casting and
+ * logging are exactly those of Quoll's own endpoint. The answer lists the last step's outputs
+ * (or those asked for) as `{"name", "datatype", "shape", "data"}`, or as binary data when
+ * asked (`parameters.binary_data` per output, `parameters.binary_data_output` for all).
+ *
+ * @example
+ * const codec = openInferenceCodec(decodePool);
+ * await service.infer(principal, address, codec, raw);
+ */
+export function openInferenceCodec(decoder: OpenInferenceBodyDecoder): InferenceCodec<OpenInferenceRequest> {
+  return {
+    async decode(raw, served) {
+      const body = await decoder.decodeOpenInference(raw.body, raw.header(INFERENCE_HEADER_CONTENT_LENGTH));
+      return {
+        input: { kind: 'arrow', table: toTable(body.tensors) },
+        request: requestedOutputs(body, served),
+      };
+    },
+    encode: encodeAnswer,
+  };
+}
+
+// ---------------------------------------------------------------- decoding
+
+function invalid(message: string, details?: Record<string, unknown>): ApiError {
+  return new ApiError('invalid_inference_input', message, details);
+}
+
+function splitBody(
+  body: Uint8Array,
+  declared: string | undefined,
+): { json: Uint8Array; binary: Uint8Array | null } {
+  if (declared === undefined) return { json: body, binary: null };
+  const length = /^\d{1,15}$/.test(declared.trim()) ? Number(declared.trim()) : NaN;
+  if (!Number.isSafeInteger(length) || length <= 0 || length > body.byteLength) {
+    throw invalid(
+      `Inference-Header-Content-Length "${declared}" is not a length within the body (${body.byteLength} bytes); send the byte length of the JSON part.`,
+      { header: declared, bodyBytes: body.byteLength },
+    );
+  }
+  return { json: body.subarray(0, length), binary: body.subarray(length) };
+}
+
+interface RequestHeader {
+  id?: unknown;
+  /** Checked by parseHeader: a non-empty list. */
+  inputs: unknown[];
+  outputs?: unknown;
+  parameters?: unknown;
+}
+
+function parseHeader(json: Uint8Array): RequestHeader {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));
+  } catch (error) {
+    throw invalid(
+      `The body is not valid JSON (${(error as Error).message}); send {"inputs": [{"name", "shape", "datatype", "data"}]}.`,
+    );
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw invalid('The body must be a JSON object: {"inputs": [{"name", "shape", "datatype", "data"}]}.');
+  const header = parsed as RequestHeader;
+  if (!Array.isArray(header.inputs) || header.inputs.length === 0)
+    throw invalid('The request has no "inputs"; send at least one input tensor.');
+  if (header.inputs.length > MAX_OPEN_INFERENCE_TENSORS)
+    throw invalid(
+      `The request has ${header.inputs.length} inputs; a request takes at most ${MAX_OPEN_INFERENCE_TENSORS}.`,
+    );
+  return header;
+}
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return value !== null && typeof value === 'object' && !Array.isArray(value);
+}
+
+function readInputs(inputs: unknown[], binary: Uint8Array | null, jsonBytes: number): RequestTensor[] {
+  const tensors: RequestTensor[] = [];
+  let offset = 0;
+  for (const [index, input] of inputs.entries()) {
+    if (!isObject(input)) throw invalid(`Input ${index} is not an object.`, { input: index });
+    const name = input.name;
+    if (typeof name !== 'string' || name === '')
+      throw invalid(`Input ${index} has no "name".`, { input: index });
+    if (tensors.some((tensor) => tensor.name === name))
+      throw invalid(`Input "${name}" is sent twice.`, { input: name });
+    const datatype = readDatatype(name, input.datatype);
+    const shape = readShape(name, input.shape);
+    const count = shape.reduce((a, b) => a * b, 1);
+    const parameters = isObject(input.parameters) ? input.parameters : {};
+    const size = parameters.binary_data_size;
+    let values: Exclude<TensorData, string[]>;
+    if (size !== undefined) {
+      const layout = NUMERIC[datatype];
+      if (binary === null)
+        throw invalid(
+          `Input "${name}" has parameters.binary_data_size but the request has no Inference-Header-Content-Length header; send the header with the JSON part's byte length.`,
+          { input: name },
+        );
+      if (typeof size !== 'number' || size !== count * layout.bytes)
+        throw invalid(
+          `Input "${name}" has binary_data_size ${JSON.stringify(size)} but shape [${shape.join(', ')}] of ${datatype} takes ${count * layout.bytes} bytes.`,
+          { input: name, expected: count * layout.bytes, got: size },
+        );
+      if (offset + size > binary.byteLength)
+        throw invalid(
+          `Input "${name}" needs ${size} bytes of binary data but only ${binary.byteLength - offset} remain in the body.`,
+          { input: name },
+        );
+      // A copy of its own: aligned for the typed array, and independent of the request buffer.
+      const copy = new Uint8Array(size);
+      copy.set(binary.subarray(offset, offset + size));
+      values = layout.fromBytes(copy.buffer);
+      offset += size;
+    } else {
+      // Every JSON value takes at least a byte: a shape holding more values than the JSON has
+      // bytes cannot match its data, and must not make us allocate for it.
+      if (count > jsonBytes)
+        throw new ApiError(
+          'invalid_tensor_shape',
+          `Input "${name}" has shape [${shape.join(', ')}] (${count} values), more than its JSON data can hold; send exactly as many values as the shape says.`,
+          { input: name, expected: count },
+        );
+      values = readJsonData(name, datatype, input.data, count, shape.length);
+    }
+    tensors.push({ name, shape, datatype, values });
+  }
+  if (binary !== null && offset !== binary.byteLength)
+    throw invalid(
+      `The body has ${binary.byteLength - offset} bytes of binary data that no input claims; give each binary input parameters.binary_data_size.`,
+    );
+  const rows = tensors[0]!.shape[0]!;
+  for (const tensor of tensors) {
+    if (tensor.shape[0] !== rows)
+      throw invalid(
+        `Input "${tensor.name}" has ${tensor.shape[0]} rows (its first dimension) but input "${tensors[0]!.name}" has ${rows}; every input needs the same batch size.`,
+        { input: tensor.name },
+      );
+  }
+  return tensors;
+}
+
+function readDatatype(name: string, datatype: unknown): NumericDatatype {
+  if (typeof datatype === 'string' && Object.hasOwn(NUMERIC, datatype)) return datatype as NumericDatatype;
+  if (datatype === 'FP16' || datatype === 'BYTES')
+    throw invalid(
+      `Input "${name}" is ${datatype}; Quoll feeds numeric inputs only (BOOL, UINT8–64, INT8–64, FP32, FP64).`,
+      { input: name, datatype },
+    );
+  throw invalid(
+    `Input "${name}" has datatype ${JSON.stringify(datatype)}; use one of ${Object.keys(NUMERIC).join(', ')}.`,
+    { input: name },
+  );
+}
+
+function readShape(name: string, shape: unknown): number[] {
+  if (
+    !Array.isArray(shape) ||
+    shape.length === 0 ||
+    !shape.every((dim): dim is number => Number.isSafeInteger(dim) && (dim as number) >= 0)
+  )
+    throw invalid(
+      `Input "${name}" has shape ${JSON.stringify(shape)}; send a list of non-negative integers whose first dimension is the batch size, e.g. [1, 18].`,
+      { input: name },
+    );
+  if (shape[0] === 0) throw invalid(`Input "${name}" has no rows (shape [0, …]); send at least one row.`);
+  // The values must fit a request body anyway; a product past 2^31 is a lie, not a tensor.
+  if (shape.reduce((a, b) => a * b, 1) > 2 ** 31)
+    throw invalid(`Input "${name}" has shape [${shape.join(', ')}], far more values than any body holds.`, {
+      input: name,
+    });
+  return shape;
+}
+
+function readJsonData(
+  name: string,
+  datatype: NumericDatatype,
+  data: unknown,
+  count: number,
+  rank: number,
+): Exclude<TensorData, string[]> {
+  if (!Array.isArray(data))
+    throw invalid(`Input "${name}" has no "data" array (nor parameters.binary_data_size).`, { input: name });
+  const layout = NUMERIC[datatype];
+  const values = new layout.array(count);
+  const big = values instanceof BigInt64Array || values instanceof BigUint64Array;
+  let index = 0;
+  const write = (value: unknown): void => {
+    if (index >= count) {
+      index++;
+      return;
+    }
+    let number: number;
+    if (typeof value === 'number' && (datatype !== 'BOOL' || value === 0 || value === 1)) number = value;
+    else if (typeof value === 'boolean' && datatype === 'BOOL') number = value ? 1 : 0;
+    else
+      throw new ApiError(
+        'non_numeric_value',
+        `Input "${name}" value ${index} is ${JSON.stringify(value)?.slice(0, 100)} where ${datatype === 'BOOL' ? 'true or false' : 'a number'} is expected.`,
+        { input: name, index },
+      );
+    if (big) {
+      if (!Number.isInteger(number))
+        throw new ApiError(
+          'non_numeric_value',
+          `Input "${name}" value ${index} is ${number}, not an integer (${datatype}).`,
+          {
+            input: name,
+            index,
+          },
+        );
+      (values as BigInt64Array)[index] = BigInt(number);
+    } else {
+      (values as Float64Array)[index] = number;
+    }
+    index++;
+  };
+  // Nested data (row-major, at most one list per dimension) is flattened with a stack of its
+  // own, so no nesting can exhaust the thread's call stack.
+  const stack: { list: unknown[]; at: number }[] = [{ list: data, at: 0 }];
+  while (stack.length > 0) {
+    const top = stack[stack.length - 1]!;
+    if (top.at === top.list.length) {
+      stack.pop();
+      continue;
+    }
+    const item = top.list[top.at++];
+    if (!Array.isArray(item)) {
+      write(item);
+      continue;
+    }
+    if (stack.length >= rank)
+      throw new ApiError(
+        'invalid_tensor_shape',
+        `Input "${name}" has data nested deeper than its ${rank} dimension(s); send its values flat or one list per dimension.`,
+        { input: name },
+      );
+    stack.push({ list: item, at: 0 });
+  }
+  if (index !== count)
+    throw new ApiError(
+      'invalid_tensor_shape',
+      `Input "${name}" has ${index} values but its shape holds ${count}; send exactly as many values as the shape says.`,
+      { input: name, expected: count, got: index },
+    );
+  return values;
+}
+
+function readOutputs(header: RequestHeader): Omit<OpenInferenceBody, 'tensors'> {
+  const parameters = isObject(header.parameters) ? header.parameters : {};
+  const binaryOutput = parameters.binary_data_output === true;
+  const id = typeof header.id === 'string' ? header.id : undefined;
+  if (header.outputs === undefined) return { id, outputs: null, binaryOutput };
+  if (!Array.isArray(header.outputs))
+    throw invalid('"outputs" must be a list of {"name": ...}.', { field: 'outputs' });
+  if (header.outputs.length > MAX_OPEN_INFERENCE_TENSORS)
+    throw invalid(
+      `The request asks for ${header.outputs.length} outputs; a request names at most ${MAX_OPEN_INFERENCE_TENSORS}.`,
+      { field: 'outputs' },
+    );
+  const outputs = header.outputs.map((output: unknown, index) => {
+    const name = isObject(output) ? output.name : undefined;
+    if (typeof name !== 'string') throw invalid(`Output ${index} has no "name".`, { output: index });
+    const own = isObject(output) && isObject(output.parameters) ? output.parameters.binary_data : undefined;
+    return { name, binary: typeof own === 'boolean' ? own : undefined };
+  });
+  return { id, outputs, binaryOutput };
+}
+
+/** What the request asks of the answer, its output names checked against the pipeline's. */
+function requestedOutputs(body: OpenInferenceBody, served: ServedModel): OpenInferenceRequest {
+  const { id, binaryOutput } = body;
+  if (body.outputs === null) return { id, outputs: null, binaryOutput };
+  const known = served.outputs.map((output) => output.name);
+  const outputs = body.outputs.map(({ name, binary }) => {
+    if (!known.includes(name))
+      throw new ApiError(
+        'unknown_output',
+        `Output "${name}" is not an output of pipeline "${served.name}"; its outputs are ${known.map((k) => `"${k}"`).join(', ')}.`,
+        { output: name, outputs: known },
+      );
+    return { name, binary: binary ?? binaryOutput };
+  });
+  return { id, outputs: outputs.length === 0 ? null : outputs, binaryOutput };
+}
+
+/** The request tensors as one Arrow table: a column per input, nested FixedSizeLists for the dimensions after the first. */
+function toTable(tensors: RequestTensor[]): Table {
+  const rows = tensors[0]!.shape[0]!;
+  const fields: Field[] = [];
+  const children: Data[] = [];
+  for (const tensor of tensors) {
+    const leafType = NUMERIC[tensor.datatype].arrow();
+    let data = new Data(leafType, 0, tensor.values.length, 0, [undefined, tensor.values, undefined]);
+    let type: DataType = leafType;
+    for (let level = tensor.shape.length - 1; level >= 1; level--) {
+      const size = tensor.shape[level]!;
+      type = new FixedSizeList(size, new Field('item', type, false));
+      data = new Data(type, 0, size === 0 ? 0 : data.length / size, 0, undefined, [data]);
+    }
+    fields.push(new Field(tensor.name, type, false));
+    children.push(data);
+  }
+  const schema = new Schema(fields);
+  const batch = new RecordBatch(schema, new Data(new Struct(fields), 0, rows, 0, undefined, children));
+  return new Table(schema, [batch]);
+}
+
+// ---------------------------------------------------------------- encoding
+
+interface OutputTensorJson {
+  name: string;
+  datatype: OpenInferenceDatatype;
+  shape: number[];
+  data?: unknown[];
+  parameters?: { binary_data_size: number };
+}
+
+function encodeAnswer(
+  result: InferenceResult,
+  request: OpenInferenceRequest,
+  served: ServedModel,
+): EncodedInference {
+  const wanted =
+    request.outputs ?? result.outputs.map((output) => ({ name: output.name, binary: request.binaryOutput }));
+  const outputs: OutputTensorJson[] = [];
+  const chunks: Uint8Array[] = [];
+  for (const { name, binary } of wanted) {
+    const tensor = result.outputs.find((output) => output.name === name);
+    if (!tensor) continue;
+    const entry: OutputTensorJson = {
+      name,
+      datatype: openInferenceDatatype(tensor.type),
+      shape: tensor.dims,
+    };
+    if (binary) {
+      const bytes = tensorBytes(tensor);
+      entry.parameters = { binary_data_size: bytes.byteLength };
+      chunks.push(bytes);
+    } else {
+      entry.data = jsonValues(tensor);
+    }
+    outputs.push(entry);
+  }
+  const answer: Record<string, unknown> = { model_name: served.name, model_version: served.version };
+  if (request.id !== undefined) answer.id = request.id;
+  answer.outputs = outputs;
+  const json = JSON.stringify(answer);
+  if (chunks.length === 0) return { contentType: MEDIA_TYPES.json, body: json };
+  const head = Buffer.from(json, 'utf8');
+  return {
+    contentType: MEDIA_TYPES.octetStream,
+    body: Buffer.concat([head, ...chunks]),
+    headers: { [INFERENCE_HEADER_CONTENT_LENGTH]: String(head.byteLength) },
+  };
+}
+
+/** An output's values as raw little-endian bytes (BYTES: each string as a 4-byte length then UTF-8). */
+function tensorBytes(tensor: WireTensor): Uint8Array {
+  const data = tensor.data;
+  if (Array.isArray(data)) {
+    const parts: Buffer[] = [];
+    for (const value of data) {
+      const text = Buffer.from(value, 'utf8');
+      const length = Buffer.alloc(4);
+      length.writeUInt32LE(text.byteLength);
+      parts.push(length, text);
+    }
+    return Buffer.concat(parts);
+  }
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/** An output's values as a flat JSON list (numbers; BOOL as true/false; FP16 decoded). */
+function jsonValues(tensor: WireTensor): unknown[] {
+  const data = tensor.data;
+  if (Array.isArray(data)) return data;
+  if (tensor.type === 'bool') return Array.from(data as Uint8Array, (value) => value !== 0);
+  if (tensor.type === 'float16') return Array.from(data as Uint16Array, halfToNumber);
+  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Array.from(data, Number);
+  return Array.from(data as Float32Array);
+}
+
+function halfToNumber(bits: number): number {
+  const sign = bits & 0x8000 ? -1 : 1;
+  const exponent = (bits >> 10) & 0x1f;
+  const fraction = bits & 0x3ff;
+  if (exponent === 0) return sign * 2 ** -14 * (fraction / 1024);
+  if (exponent === 0x1f) return fraction ? NaN : sign * Infinity;
+  return sign * 2 ** (exponent - 15) * (1 + fraction / 1024);
+}

@@ -1,0 +1,41 @@
+import { tableToIPC } from 'apache-arrow';
+import { MEDIA_TYPES } from '@quoll/client/wire';
+import type { InferenceCodec } from './inference-codec.js';
+import type { InferenceInput, ResultFormat } from './inference-input.js';
+import { encodeInferenceResult } from './inference-result.js';
+
+/** What reads Quoll's request bodies (the server's `DecodePool`, off the HTTP thread). */
+export interface QuollBodyDecoder {
+  decode(contentType: string, body: Uint8Array): Promise<InferenceInput>;
+}
+
+/**
+ * Quoll's own inference bodies (`/v1/.../infer`): JSON records, Arrow IPC file or stream in,
+ * read by `decoder`; the answer in each format (negotiated from Accept by the caller). Build
+ * once per server: one codec per answer format.
+ *
+ * @example
+ * const codecs = quollBodyCodecs(decodePool);
+ * await service.infer(principal, address, codecs['arrow-file'], raw);
+ */
+export function quollBodyCodecs(
+  decoder: QuollBodyDecoder,
+): Readonly<Record<ResultFormat, InferenceCodec<null>>> {
+  const codec = (format: ResultFormat): InferenceCodec<null> => ({
+    decode: async (raw) => ({ input: await decoder.decode(raw.contentType, raw.body), request: null }),
+    encode: (result) => {
+      if (format === 'json') return encodeInferenceResult(result, format);
+      // The Arrow table is built once per result: the log rows reuse it.
+      const file = format === 'arrow-file';
+      return {
+        contentType: file ? MEDIA_TYPES.arrowFile : MEDIA_TYPES.arrowStream,
+        body: tableToIPC(result.toArrowTable(), file ? 'file' : 'stream'),
+      };
+    },
+  });
+  return Object.freeze({
+    json: codec('json'),
+    'arrow-file': codec('arrow-file'),
+    'arrow-stream': codec('arrow-stream'),
+  });
+}

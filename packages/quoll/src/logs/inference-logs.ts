@@ -1,0 +1,30 @@
+import type { RecordBatch, Table } from 'apache-arrow';
+import type { InferenceLogStoreState } from './inference-log-store.js';
+import type { LogPage, LogQuery } from './query-log-page.js';
+
+/**
+ * The inference log as the server uses it: a port with two implementations, the embedded
+ * home's segment files ({@link InferenceLogStore}) and a cluster's PostgreSQL tables
+ * (`PostgresInferenceLogStore`), both with the same query semantics.
+ */
+export interface InferenceLogs {
+  /** The writer's state (on `/v1/health`). */
+  readonly state: InferenceLogStoreState;
+  /** The write failure the writer is retrying after, or `null` while writes succeed. */
+  readonly lastError: Error | null;
+  /** Rows queued and not yet taken by the writer. */
+  readonly queuedRows: number;
+  /**
+   * Queues rows (a table or one record batch with a `time` Timestamp(ms) column) for the
+   * pipeline's log; resolves once queued (waits while the queue is full).
+   */
+  append(pipelineId: number, rows: Table | RecordBatch): Promise<void>;
+  /** Resolves once every row appended so far through this store is stored. */
+  flush(): Promise<void>;
+  /** Reads one page of a pipeline's log (see {@link LogQuery} for the defaults). */
+  query(pipelineId: number, query?: LogQuery): Promise<LogPage>;
+  /** Bytes of stored log data, of one pipeline or of all. */
+  storedBytes(pipelineId?: number): Promise<number>;
+  /** Writes everything queued, then stops taking appends. Safe to call twice. */
+  stop(): Promise<void>;
+}

@@ -1,0 +1,41 @@
+import { Table } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
+import { ApiError } from '../errors/index.js';
+import { checkLogBatch } from './log-batch-checks.js';
+
+/**
+ * What an `append` takes: the non-empty batches of `rows`, each checked, and their row count.
+ * Throws `ApiError('invalid_request')` for a bad pipeline id or batch.
+ */
+export function admitLogRows(
+  pipelineId: number,
+  rows: Table | RecordBatch,
+): { batches: RecordBatch[]; rows: number } {
+  if (!Number.isSafeInteger(pipelineId) || pipelineId < 1) {
+    throw new ApiError('invalid_request', `A pipeline id must be a positive integer; got ${pipelineId}.`, {
+      pipelineId,
+    });
+  }
+  const batches = (rows instanceof Table ? rows.batches : [rows]).filter((b) => b.numRows > 0);
+  for (const b of batches) checkLogBatch(b);
+  return { batches, rows: batches.reduce((sum, b) => sum + b.numRows, 0) };
+}
+
+/** What a stopped log store answers: `shutting_down`, or (`failure` given) the write failure that stopped it. */
+export function logStoreClosedError(failure: Error | null): ApiError {
+  return failure !== null
+    ? new ApiError(
+        'internal_error',
+        `The inference log writer stopped after a write failure (${failure.message}); see the server log.`,
+      )
+    : new ApiError('shutting_down', 'The inference log store is stopped and takes no more rows.');
+}
+
+/** What an append refused after waiting `waitMs` for room while the writer fails (`down`) answers. */
+export function logStoreUnavailableError(down: Error | null, waitMs: number, state: string): ApiError {
+  return new ApiError(
+    'log_store_unavailable',
+    `The inference log cannot be written (${down?.message ?? 'unknown error'}) and its queue stayed full for ${waitMs} ms, so this request's rows were not logged; the writer keeps retrying (see GET /v1/health). Retry shortly.`,
+    { inferenceLogs: state },
+  );
+}

@@ -1,0 +1,68 @@
+import { Data, DataType, RecordBatch, TimeUnit, makeData } from 'apache-arrow';
+import { ApiError } from '../errors/index.js';
+import { timeValues } from './segment-file.js';
+
+/**
+ * Returns the batch with its `time` column made non-decreasing and not below `after`
+ * (each value raised to the running maximum), or the batch itself when it already is.
+ * Queries binary-search on time, so the order must hold along the whole pipeline.
+ */
+export function clampLogTime(batch: RecordBatch, after: bigint): { batch: RecordBatch; last: bigint } {
+  const t = timeValues(batch);
+  let prev = after;
+  let ok = true;
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i] as bigint;
+    if (v < prev) {
+      ok = false;
+      break;
+    }
+    prev = v;
+  }
+  if (ok) return { batch, last: prev };
+  const fixed = new BigInt64Array(t.length);
+  prev = after;
+  for (let i = 0; i < t.length; i++) {
+    const v = t[i] as bigint;
+    prev = v > prev ? v : prev;
+    fixed[i] = prev;
+  }
+  const col = batch.schema.fields.findIndex((f) => f.name === 'time');
+  const old = batch.data.children[col] as Data;
+  const children = batch.data.children.slice();
+  children[col] = new Data(old.type, 0, t.length, 0, [undefined, fixed]);
+  return {
+    batch: new RecordBatch(
+      batch.schema,
+      makeData({ type: batch.data.type, length: batch.numRows, nullCount: 0, children }),
+    ),
+    last: prev,
+  };
+}
+
+/** Checks that a batch can be logged; throws `ApiError('invalid_request')` naming what is wrong. */
+export function checkLogBatch(batch: RecordBatch): void {
+  const field = batch.schema.fields.find((f) => f.name === 'time');
+  if (field === undefined || !DataType.isTimestamp(field.type) || field.type.unit !== TimeUnit.MILLISECOND) {
+    throw new ApiError(
+      'invalid_request',
+      `An inference log batch needs a "time" column of type Timestamp(ms); got ${field === undefined ? 'no such column' : String(field.type)}.`,
+      { columns: batch.schema.fields.map((f) => f.name) },
+    );
+  }
+  if ((batch.getChild('time')?.nullCount ?? 0) > 0) {
+    throw new ApiError(
+      'invalid_request',
+      'The "time" column of an inference log batch has nulls; every row needs a time.',
+    );
+  }
+  if (batch.schema.fields.some((f) => DataType.isDictionary(f.type))) {
+    throw new ApiError(
+      'invalid_request',
+      'Dictionary-encoded columns cannot be logged; decode them before appending.',
+      {
+        columns: batch.schema.fields.filter((f) => DataType.isDictionary(f.type)).map((f) => f.name),
+      },
+    );
+  }
+}

@@ -1,0 +1,185 @@
+import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { ApiError } from '../errors/index.js';
+import type { ForwardTarget, PipelineAddress } from '../serving/index.js';
+import type { ServerContext } from './server-context.js';
+import { principalOf } from './server-context.js';
+
+/** Set on a forwarded request (the forwarding node's id): the receiver never forwards it again. */
+export const FORWARDED_BY_HEADER = 'x-quoll-forwarded-by';
+/** Set on every inference answer of a cluster node: the id of the node that ran it. */
+export const SERVED_BY_HEADER = 'x-quoll-served-by';
+
+/** Headers that belong to one connection, not to the request (RFC 9110 §7.6.1), and `host`. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authorization',
+  'transfer-encoding',
+  'te',
+  'trailer',
+  'upgrade',
+  'host',
+]);
+
+/** What {@link forwardRequest} needs besides the request. */
+export interface ForwardOptions {
+  /** This node's id (sent in {@link FORWARDED_BY_HEADER}). */
+  nodeId: string;
+  /** The bound on one forwarded exchange, from connecting to the answer's last byte, ms. */
+  timeoutMs: number;
+  /** Told of a node that could not be reached (it is tried last for a while). */
+  onUnreachable: (nodeId: string) => void;
+}
+
+/** How one attempt ended: answered (the reply is streaming), or the node could not be reached. */
+type Attempt = { sent: true } | { sent: false; reason: string };
+
+class ForwardTimeout extends Error {}
+
+/** How long a node may take to accept the connection before the next one is tried, ms. */
+const CONNECT_TIMEOUT_MS = 2_000;
+
+/**
+ * Sends the request, as it arrives (body streamed, not buffered; the same method, path, query
+ * and headers, the caller's `Authorization` included), to the first of `targets` that can be
+ * reached, and streams its answer back (status, headers and body). A node that refuses the
+ * connection is skipped before a byte of the body is read, so the next one gets the whole
+ * request. Throws `replica_unavailable` when no target could be reached (or one failed
+ * mid-request) and `timeout` when the exchange outlasts `timeoutMs`.
+ */
+export async function forwardRequest(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  targets: readonly ForwardTarget[],
+  options: ForwardOptions,
+): Promise<void> {
+  const failures: Array<{ node: string; url: string; reason: string }> = [];
+  for (const target of targets) {
+    const attempt = await forwardOnce(req, reply, target, options);
+    if (attempt.sent) return;
+    options.onUnreachable(target.nodeId);
+    failures.push({ node: target.nodeId, url: target.url, reason: attempt.reason });
+  }
+  throw new ApiError(
+    'replica_unavailable',
+    `No node serving this pipeline could be reached: ${failures
+      .map((f) => `node ${f.node} (${f.url}): ${f.reason}`)
+      .join('; ')}. Retry shortly.`,
+    { nodes: failures },
+  );
+}
+
+function forwardOnce(
+  req: FastifyRequest,
+  reply: FastifyReply,
+  target: ForwardTarget,
+  options: ForwardOptions,
+): Promise<Attempt> {
+  return new Promise<Attempt>((resolve, reject) => {
+    const url = new URL(req.raw.url ?? '/', target.url);
+    const headers: OutgoingHttpHeaders = {};
+    for (const [name, value] of Object.entries(req.headers)) {
+      if (value !== undefined && !HOP_BY_HOP.has(name)) headers[name] = value;
+    }
+    headers[FORWARDED_BY_HEADER] = options.nodeId;
+    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
+    const upstream = send(url, { method: req.method, headers });
+    let bodyStarted = false;
+    let answered = false;
+    const deadline = setTimeout(() => upstream.destroy(new ForwardTimeout()), options.timeoutMs);
+    const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
+    // A node that does not even connect in time is passed over for the next one.
+    const connectTimer = setTimeout(
+      () => {
+        if (!bodyStarted) upstream.destroy(new Error(`no connection within ${CONNECT_TIMEOUT_MS} ms`));
+      },
+      Math.min(CONNECT_TIMEOUT_MS, options.timeoutMs),
+    );
+    upstream.on('socket', (socket) => {
+      // Small answers must not wait for a delayed ACK (Nagle) on a kept-alive connection.
+      socket.setNoDelay(true);
+      // The body is read only once the node is connected: a refused connection leaves it
+      // whole for the next node.
+      const go = (): void => {
+        clearTimeout(connectTimer);
+        bodyStarted = true;
+        if (hasBody) req.raw.pipe(upstream);
+        else upstream.end();
+      };
+      if (socket.connecting) socket.once('connect', go);
+      else go();
+    });
+    // The caller went away: so does the forwarded request.
+    reply.raw.once('close', () => {
+      if (!reply.raw.writableFinished) upstream.destroy();
+    });
+    upstream.on('response', (res: IncomingMessage) => {
+      answered = true;
+      const done = (): void => clearTimeout(deadline);
+      res.once('end', done);
+      res.once('close', done);
+      void reply.status(res.statusCode ?? 502);
+      for (const [name, value] of Object.entries(res.headers)) {
+        if (value !== undefined && !HOP_BY_HOP.has(name)) void reply.header(name, value);
+      }
+      if (res.headers[SERVED_BY_HEADER] === undefined) void reply.header(SERVED_BY_HEADER, target.nodeId);
+      void reply.send(res);
+      resolve({ sent: true });
+    });
+    upstream.on('error', (err) => {
+      clearTimeout(deadline);
+      clearTimeout(connectTimer);
+      if (answered) return; // The answer's stream fails and the caller sees it cut.
+      if (err instanceof ForwardTimeout) {
+        reject(
+          new ApiError(
+            'timeout',
+            `Node ${target.nodeId} (${target.url}) did not answer the forwarded request within ${options.timeoutMs} ms (QUOLL_FORWARD_TIMEOUT_MS).`,
+            { node: target.nodeId, timeoutMs: options.timeoutMs },
+          ),
+        );
+      } else if (!bodyStarted) {
+        resolve({ sent: false, reason: err.message });
+      } else {
+        reject(
+          new ApiError(
+            'replica_unavailable',
+            `Node ${target.nodeId} (${target.url}) failed while the request was forwarded to it: ${err.message}. Retry shortly.`,
+            { nodes: [{ node: target.nodeId, url: target.url, reason: err.message }] },
+          ),
+        );
+      }
+    });
+  });
+}
+
+/**
+ * A route's `onRequest` hook on a node of a cluster: forwards the request to a node serving
+ * the pipeline when this one does not (see `InferenceService.route`), else lets it through;
+ * marks every answer with the node that ran it. Nothing on the embedded home.
+ */
+export function forwardingHook(
+  ctx: ServerContext,
+  addressOf: (req: FastifyRequest) => PipelineAddress,
+): ((req: FastifyRequest, reply: FastifyReply) => Promise<FastifyReply | undefined>) | undefined {
+  const directory = ctx.replicaDirectory;
+  if (directory === null) return undefined;
+  const options: ForwardOptions = {
+    nodeId: ctx.nodeId,
+    timeoutMs: ctx.config.forwardTimeoutMs,
+    onUnreachable: (nodeId) => directory.unreachable(nodeId),
+  };
+  return async (req, reply) => {
+    const forwarded = req.headers[FORWARDED_BY_HEADER] !== undefined;
+    const route = await ctx.inference.route(principalOf(req), addressOf(req), forwarded);
+    if (route.kind === 'local') {
+      void reply.header(SERVED_BY_HEADER, ctx.nodeId);
+      return undefined;
+    }
+    await forwardRequest(req, reply, route.targets, options);
+    return reply;
+  };
+}

@@ -1,0 +1,181 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ERROR_CODES, MEDIA_TYPES } from '@quoll/client/wire';
+import { openInferenceCodec, openInferenceMetadata } from '../../inference/index.js';
+import type { InferenceCodec, OpenInferenceRequest } from '../../inference/index.js';
+import { NO_PIPELINE } from '../../metrics/index.js';
+import type { PipelineAddress } from '../../serving/index.js';
+import { privatePaths, settleUnreadBody, toApiError } from '../error-handler.js';
+import { safeDetails, safeMessage } from '../../errors/index.js';
+import type { ServerContext } from '../server-context.js';
+import { principalOf } from '../server-context.js';
+import { rawBodyOf } from './inference-routes.js';
+import { forwardingHook } from '../forward-request.js';
+
+/** Paths of the protocol that answer without a token (health checks, as `/v1/health`). */
+export const OPEN_INFERENCE_PUBLIC_PATHS: readonly string[] = ['/v2/health/live', '/v2/health/ready'];
+
+/** Extensions of the protocol this server implements (`GET /v2`). */
+const EXTENSIONS = ['binary_tensor_data'];
+
+type ModelParams = { name: string; workspace?: string };
+
+/**
+ * The Open Inference Protocol v2 (KServe / Triton HTTP): `GET /v2/health/live`,
+ * `GET /v2/health/ready`, `GET /v2`, and per pipeline `GET /v2/models/{name}` (metadata),
+ * `GET /v2/models/{name}/ready` and `POST /v2/models/{name}/infer` (JSON tensors and the
+ * binary-tensor extension). Pipelines are those of the token's workspace (admin tokens: the
+ * default workspace), or of `/v2/workspaces/{workspace}/models/{name}`. Inference goes through
+ * the same use case as `/v1`: bearer auth, checks and logging are the same.
+ *
+ * Errors follow the protocol's body, `{"error": "<message>"}`, with the catalogue `code` (and
+ * `details`) beside it, so Triton and KServe clients print the message and Quoll clients keep
+ * the code.
+ */
+export async function openInferenceRoutes(
+  app: FastifyInstance,
+  ctx: ServerContext,
+  started: () => boolean,
+): Promise<void> {
+  // Messages and details are cleaned as on /v1: no server paths, no stack, at most 1 KiB.
+  const paths = privatePaths(ctx.config.home);
+  app.setErrorHandler((err, req, reply) => {
+    const apiError = toApiError(err, req);
+    const status = ERROR_CODES[apiError.code].status;
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    const body: Record<string, unknown> = {
+      error: safeMessage(apiError.message, paths),
+      code: apiError.code,
+    };
+    const details = safeDetails(apiError.details, paths);
+    if (details !== undefined) body.details = details;
+    settleUnreadBody(req, reply, apiError.code);
+    void reply.status(status).send(body);
+  });
+  // Inference bodies are read by the codec: JSON, or JSON plus binary tensors under any
+  // content type (Triton's client sends application/octet-stream, or none).
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser(
+    '*',
+    { parseAs: 'buffer', bodyLimit: ctx.config.maxInferenceBytes },
+    (_req, body, done) => done(null, body),
+  );
+
+  // Inferences are counted and timed as on /v1 (errors too); the pipeline label is set only
+  // once a serving pipeline is found, so unknown names never become label values.
+  app.decorateRequest('servedPipeline', null);
+  const metrics = ctx.config.metrics ? ctx.metrics : null;
+  if (metrics !== null)
+    app.addHook('onResponse', async (req, reply) => {
+      if (req.method !== 'POST') return;
+      const served = req.servedPipeline;
+      metrics.inferenceServed(
+        served?.workspaceId ?? 0,
+        served?.name ?? NO_PIPELINE,
+        reply.statusCode,
+        reply.elapsedTime / 1000,
+      );
+    });
+
+  app.get(
+    '/v2/health/live',
+    {
+      schema: {
+        tags: ['open inference'],
+        summary: 'Open Inference Protocol: the server is live (no token needed)',
+        security: [],
+      },
+    },
+    async () => ({ live: true }),
+  );
+  app.get(
+    '/v2/health/ready',
+    {
+      schema: {
+        tags: ['open inference'],
+        summary:
+          'Open Inference Protocol: the server is ready (started, database reachable); 503 otherwise (no token needed)',
+        security: [],
+      },
+    },
+    async (_req, reply) => {
+      const ready = started() && (await ctx.databaseHealth()).status === 'ok';
+      return reply.status(ready ? 200 : 503).send({ ready });
+    },
+  );
+  app.get(
+    '/v2',
+    { schema: { tags: ['open inference'], summary: 'Open Inference Protocol: server metadata' } },
+    async () => ({ name: 'quoll', version: '0.1.0', extensions: EXTENSIONS }),
+  );
+
+  // On a cluster, the requests for a pipeline this node does not serve go to a node that does.
+  const forward = forwardingHook(ctx, (req) => addressOf(req as FastifyRequest<{ Params: ModelParams }>));
+  const forwarding = forward === undefined ? {} : { onRequest: forward };
+  // Bodies are read in the decode pool (large ones off the HTTP thread, under its deadline),
+  // and reserve their memory first, counted as JSON whatever their Content-Type says.
+  const codec = openInferenceCodec(ctx.decoder);
+  const jsonCost = ctx.bodyBudget.costOf(MEDIA_TYPES.json);
+  const reserveBody = ctx.bodyBudget.hookWith(() => jsonCost);
+  for (const prefix of ['/v2/models/:name', '/v2/workspaces/:workspace/models/:name']) {
+    const where = prefix.includes(':workspace') ? 'the named workspace' : "the token's workspace";
+    app.get<{ Params: ModelParams }>(
+      prefix,
+      {
+        ...forwarding,
+        schema: {
+          tags: ['open inference'],
+          summary: `Open Inference Protocol: metadata of a deployed pipeline of ${where} (inputs of its first step, outputs of its last)`,
+        },
+      },
+      async (req) => openInferenceMetadata(await ctx.inference.describe(principalOf(req), addressOf(req))),
+    );
+    app.get<{ Params: ModelParams }>(
+      `${prefix}/ready`,
+      {
+        ...forwarding,
+        schema: {
+          tags: ['open inference'],
+          summary: `Open Inference Protocol: 200 when the pipeline of ${where} serves; else the error says why`,
+        },
+      },
+      async (req) => {
+        await ctx.inference.describe(principalOf(req), addressOf(req));
+        return { name: req.params.name, ready: true };
+      },
+    );
+    app.post<{ Params: ModelParams }>(
+      `${prefix}/infer`,
+      {
+        bodyLimit: ctx.config.maxInferenceBytes,
+        ...forwarding,
+        preParsing: reserveBody,
+        schema: {
+          tags: ['open inference'],
+          summary: `Open Inference Protocol: run a deployed pipeline of ${where}. Body: {"inputs": [{"name", "shape", "datatype", "data"}]}, or with Inference-Header-Content-Length the binary-tensor extension. Logged like every inference.`,
+        },
+      },
+      async (req, reply) => infer(ctx, codec, req, reply),
+    );
+  }
+}
+
+async function infer(
+  ctx: ServerContext,
+  codec: InferenceCodec<OpenInferenceRequest>,
+  req: FastifyRequest<{ Params: ModelParams }>,
+  reply: FastifyReply,
+): Promise<FastifyReply> {
+  const answer = await ctx.inference.infer(
+    principalOf(req),
+    addressOf(req),
+    codec,
+    rawBodyOf(req, req.headers['content-type'] ?? ''),
+    (workspaceId) => (req.servedPipeline = { workspaceId, name: req.params.name }),
+  );
+  if (answer.headers) void reply.headers(answer.headers);
+  return reply.header('content-type', answer.contentType).send(answer.body);
+}
+
+function addressOf(req: FastifyRequest<{ Params: ModelParams }>): PipelineAddress {
+  return { workspaceName: req.params.workspace ?? null, pipeline: req.params.name };
+}

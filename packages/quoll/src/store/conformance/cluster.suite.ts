@@ -1,0 +1,225 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { NodeRegistration } from '../../cluster/index.js';
+import { ClusterMembership } from '../../cluster/index.js';
+import type { NewTask, RunOwner } from '../../scheduler/index.js';
+import type { Stores } from '../stores.js';
+import type { MakeStores, OpenPeer } from './make-stores.js';
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Waits until `check` returns true (polling every 10 ms), failing after `ms`. */
+async function until(check: () => boolean, ms = 3_000): Promise<void> {
+  const giveUp = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > giveUp) throw new Error(`not true within ${ms} ms`);
+    await sleep(10);
+  }
+}
+
+/**
+ * The {@link NodeStore} and {@link Notifier} contracts, run against one backend. With
+ * `crossProcess`, a peer (another pool: another node) hears what this one publishes.
+ */
+export function clusterSuite(
+  backend: string,
+  makeStores: MakeStores,
+  openPeer: OpenPeer,
+  options: { crossProcess: boolean },
+): void {
+  describe(`${backend}: NodeStore and Notifier`, () => {
+    let stores: Stores;
+    const a: NodeRegistration = {
+      id: 'node-a',
+      url: 'http://10.0.0.1:8470',
+      roles: ['api', 'tasks', 'inference'],
+    };
+    const b: NodeRegistration = { id: 'node-b', url: 'http://10.0.0.2:8470', roles: ['api', 'inference'] };
+
+    beforeEach(async () => {
+      stores = await makeStores();
+    });
+    afterEach(async () => {
+      await stores.close();
+    });
+
+    it('registers nodes as up and lists them with their roles', async () => {
+      await stores.nodes.registerNode(b);
+      await stores.nodes.registerNode(a);
+      const nodes = await stores.nodes.listNodes();
+      expect(nodes.map((n) => [n.id, n.url, n.roles, n.status])).toEqual([
+        ['node-a', a.url, ['api', 'tasks', 'inference'], 'up'],
+        ['node-b', b.url, ['api', 'inference'], 'up'],
+      ]);
+      for (const n of nodes) expect(Date.parse(n.lastSeenAt)).toBeGreaterThanOrEqual(Date.parse(n.startedAt));
+    });
+
+    it('marks a node lost once its heartbeat is older than the timeout, and only then', async () => {
+      await stores.nodes.registerNode(a);
+      await stores.nodes.registerNode(b);
+      expect(await stores.nodes.markLostNodes(60_000)).toEqual([]);
+      await sleep(60);
+      expect(await stores.nodes.heartbeat('node-a')).toBe(true);
+      expect(await stores.nodes.markLostNodes(50)).toEqual(['node-b']);
+      // Marked once: a second pass finds nothing new.
+      expect(await stores.nodes.markLostNodes(50)).toEqual([]);
+      const byId = new Map((await stores.nodes.listNodes()).map((n) => [n.id, n.status]));
+      expect(byId).toEqual(
+        new Map([
+          ['node-a', 'up'],
+          ['node-b', 'lost'],
+        ]),
+      );
+      // A lost node's heartbeat is refused (it must re-register); registering makes it up again.
+      expect(await stores.nodes.heartbeat('node-b')).toBe(false);
+      await stores.nodes.registerNode(b);
+      expect(await stores.nodes.heartbeat('node-b')).toBe(true);
+      await stores.nodes.markStopped('node-b');
+      expect((await stores.nodes.listNodes()).find((n) => n.id === 'node-b')?.status).toBe('stopped');
+      expect(await stores.nodes.markLostNodes(0)).toEqual(['node-a']);
+    });
+
+    it('delivers a message to every subscriber of its channel, the publisher included, until unsubscribed', async () => {
+      const got: string[] = [];
+      const other: string[] = [];
+      const off = await stores.notifier.subscribe('quoll_task_kill', (p) => got.push(p));
+      const offOther = await stores.notifier.subscribe('quoll_deployments', (p) => other.push(p));
+      await stores.notifier.publish('quoll_task_kill', 'task-1');
+      await until(() => got.length === 1);
+      expect(got).toEqual(['task-1']);
+      expect(other).toEqual([]);
+      off();
+      await stores.notifier.publish('quoll_task_kill', 'task-2');
+      await stores.notifier.publish('quoll_deployments', 'p-1');
+      await until(() => other.length === 1);
+      expect(got).toEqual(['task-1']);
+      offOther();
+    });
+
+    it.skipIf(!options.crossProcess)('another node hears what this one publishes', async () => {
+      const peer = await openPeer(stores);
+      try {
+        const got: string[] = [];
+        const off = await peer.notifier.subscribe('quoll_tasks', (p) => got.push(p));
+        await stores.notifier.publish('quoll_tasks', 'task-9');
+        await until(() => got.length === 1);
+        expect(got).toEqual(['task-9']);
+        off();
+      } finally {
+        await peer.close();
+      }
+    });
+
+    it('a membership registers, beats, finds a silent peer lost, and stops cleanly as stopped', async () => {
+      const errors: unknown[] = [];
+      const lost: string[][] = [];
+      const heard: string[] = [];
+      const off = await stores.notifier.subscribe('quoll_nodes', (p) => heard.push(p));
+      await stores.nodes.registerNode(b);
+      const membership = new ClusterMembership({
+        store: stores.nodes,
+        notifier: stores.notifier,
+        node: a,
+        heartbeatMs: 20,
+        lostAfterMs: 150,
+        onNodesLost: (ids) => lost.push(ids),
+        onError: (err) => errors.push(err),
+      });
+      await membership.start();
+      expect(membership.active).toBe(true);
+      await until(() => lost.length === 1);
+      expect(lost).toEqual([['node-b']]);
+      const first = (await stores.nodes.listNodes()).find((n) => n.id === 'node-a');
+      await sleep(60);
+      const later = (await stores.nodes.listNodes()).find((n) => n.id === 'node-a');
+      expect(Date.parse(later?.lastSeenAt ?? '')).toBeGreaterThan(Date.parse(first?.lastSeenAt ?? ''));
+      await membership.stop();
+      expect(membership.active).toBe(false);
+      expect((await stores.nodes.listNodes()).map((n) => [n.id, n.status])).toEqual([
+        ['node-a', 'stopped'],
+        ['node-b', 'lost'],
+      ]);
+      await until(() => heard.filter((id) => id === 'node-a').length >= 2);
+      expect(heard).toContain('node-b');
+      off();
+      expect(errors).toEqual([]);
+    });
+
+    const newTask = (over: Partial<NewTask> = {}): NewTask => ({
+      name: 'job',
+      type: 'Continuous Run',
+      orchestrationId: 'orch-1',
+      workspaceId: 1,
+      schedule: null,
+      timezone: null,
+      jsonArgs: {},
+      timeout: null,
+      ...over,
+    });
+    const nodeA: RunOwner = { nodeId: 'node-a', leaseMs: 60_000 };
+    const nodeB: RunOwner = { nodeId: 'node-b', leaseMs: 60_000 };
+
+    it('a run created for a node is held by it; one created for nobody waits and is claimed once', async () => {
+      const held = await stores.tasks.createTask(newTask());
+      const waiting = await stores.tasks.createTask(newTask({ type: 'Temporary Run' }));
+      const run = await stores.tasks.createRun({ taskId: held.id, tick: null, owner: nodeA });
+      expect(run?.nodeId).toBe('node-a');
+      const queued = await stores.tasks.createRun({ taskId: waiting.id, tick: null, owner: null });
+      expect(queued?.nodeId).toBeNull();
+      const [claimB, claimA] = await Promise.all([
+        stores.tasks.claimRuns(nodeB, 5),
+        stores.tasks.claimRuns(nodeA, 5),
+      ]);
+      const claimed = [...claimA, ...claimB];
+      expect(claimed.map((r) => r.id)).toEqual([queued?.id]);
+      expect((await stores.tasks.getRun(queued?.id ?? ''))?.nodeId).toBe(claimed[0]?.nodeId);
+      expect(await stores.tasks.claimRuns(nodeA, 5)).toEqual([]);
+    });
+
+    it('tick runs belong to the node that created them', async () => {
+      const t = await stores.tasks.createTask(newTask({ type: 'Scheduled Run', schedule: '* * * * *' }));
+      const [outcome] = await stores.tasks.createTickRuns([{ taskId: t.id, tick: 60_000 }], nodeB);
+      if (outcome?.outcome !== 'created') throw new Error('no run created');
+      expect(outcome.run.nodeId).toBe('node-b');
+      expect((await stores.tasks.getRun(outcome.run.id))?.nodeId).toBe('node-b');
+    });
+
+    it('a holder renews its runs and sees kills; an expired lease is closed once, a renewed one never', async () => {
+      const t1 = await stores.tasks.createTask(newTask());
+      const t2 = await stores.tasks.createTask(newTask());
+      const short: RunOwner = { nodeId: 'node-a', leaseMs: 100 };
+      const r1 = await stores.tasks.createRun({ taskId: t1.id, tick: null, owner: short });
+      const r2 = await stores.tasks.createRun({ taskId: t2.id, tick: null, owner: short });
+      if (r1 === null || r2 === null) throw new Error('runs not created');
+      await stores.tasks.setTaskStatus(t2.id, 'pending_kill');
+      // Another node renews nothing of node A's.
+      expect(await stores.tasks.renewRunLeases(nodeB, [r1.id, r2.id])).toEqual([]);
+      const held = await stores.tasks.renewRunLeases(short, [r1.id, r2.id, 'missing']);
+      expect(held.sort((a, b) => a.runId.localeCompare(b.runId))).toEqual(
+        [
+          { runId: r1.id, taskId: t1.id, taskStatus: 'pending' },
+          { runId: r2.id, taskId: t2.id, taskStatus: 'pending_kill' },
+        ].sort((a, b) => a.runId.localeCompare(b.runId)),
+      );
+      expect(await stores.tasks.expiredRuns()).toEqual([]);
+      // r1 keeps being renewed for a minute; r2 is left to expire.
+      await stores.tasks.renewRunLeases(nodeA, [r1.id]);
+      await sleep(150);
+      const expired = await stores.tasks.expiredRuns();
+      expect(expired.map((r) => r.id)).toEqual([r2.id]);
+      const result = { status: 'failure' as const, exitCode: null, reason: 'node lost: node-a' };
+      expect(await stores.tasks.closeExpiredRun(r1.id, result)).toBeNull();
+      const [first, second] = await Promise.all([
+        stores.tasks.closeExpiredRun(r2.id, result),
+        stores.tasks.closeExpiredRun(r2.id, result),
+      ]);
+      expect([first, second].filter((r) => r !== null)).toHaveLength(1);
+      expect(await stores.tasks.getRun(r2.id)).toMatchObject({
+        status: 'failure',
+        reason: 'node lost: node-a',
+      });
+      // The holder's next renewal no longer lists the closed run: its process must stop.
+      expect((await stores.tasks.renewRunLeases(nodeA, [r1.id, r2.id])).map((h) => h.runId)).toEqual([r1.id]);
+      expect(await stores.tasks.expiredRuns()).toEqual([]);
+    });
+  });
+}

@@ -1,0 +1,160 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { NewOrchestration, OrchestrationStore } from '../../orchestrations/index.js';
+import type { Stores } from '../stores.js';
+import type { MakeStores } from './make-stores.js';
+
+/** A claim by `owner` at epoch ms `now`, leased for a minute. */
+const claim = (now = Date.UTC(2025, 2, 1), owner = 'node-a') => ({
+  owner,
+  at: new Date(now).toISOString(),
+  now,
+  leaseUntil: now + 60_000,
+});
+
+function orchestration(id: string, overrides: Partial<NewOrchestration> = {}): NewOrchestration {
+  return {
+    id,
+    workspaceId: 1,
+    name: `orch-${id}`,
+    fileName: `${id}.zip`,
+    sha: 'a'.repeat(64),
+    entrypoint: 'main.ts',
+    createdAt: `2025-01-01T00:00:0${id.length % 10}.000Z`,
+    ...overrides,
+  };
+}
+
+/** The {@link OrchestrationStore} contract, run against one backend. */
+export function orchestrationStoreSuite(backend: string, makeStores: MakeStores): void {
+  describe(`${backend}: OrchestrationStore`, () => {
+    let stores: Stores;
+    let store: OrchestrationStore;
+
+    beforeEach(async () => {
+      stores = await makeStores();
+      store = stores.orchestrations;
+    });
+    afterEach(async () => {
+      await stores.close();
+    });
+
+    it('creates an orchestration in pending_packaging and reads it back', async () => {
+      const created = await store.createOrchestration(orchestration('o1', { name: '' }));
+      expect(created).toEqual({
+        id: 'o1',
+        workspaceId: 1,
+        name: '',
+        fileName: 'o1.zip',
+        sha: 'a'.repeat(64),
+        status: 'pending_packaging',
+        error: null,
+        entrypoint: 'main.ts',
+        depHash: null,
+        createdAt: '2025-01-01T00:00:02.000Z',
+        updatedAt: '2025-01-01T00:00:02.000Z',
+      });
+      expect(await store.getOrchestration('o1')).toEqual(created);
+      expect(await store.getOrchestration('nope')).toBeNull();
+    });
+
+    it('lists all orchestrations oldest first, or those of one workspace', async () => {
+      await store.createOrchestration(
+        orchestration('b', { createdAt: '2025-01-02T00:00:00.000Z', workspaceId: 2 }),
+      );
+      await store.createOrchestration(orchestration('a', { createdAt: '2025-01-01T00:00:00.000Z' }));
+      expect((await store.listOrchestrations()).map((o) => o.id)).toEqual(['a', 'b']);
+      expect((await store.listOrchestrations({ workspaceId: 2 })).map((o) => o.id)).toEqual(['b']);
+      expect(await store.listOrchestrations({ workspaceId: 3 })).toEqual([]);
+    });
+
+    it('setOrchestrationStatus keeps omitted entrypoint and depHash, and clears an omitted error', async () => {
+      await store.createOrchestration(orchestration('o1'));
+      const failed = await store.setOrchestrationStatus('o1', 'error', {
+        error: 'boom',
+        updatedAt: '2025-02-01T00:00:00.000Z',
+      });
+      expect(failed).toMatchObject({
+        status: 'error',
+        error: 'boom',
+        entrypoint: 'main.ts',
+        updatedAt: '2025-02-01T00:00:00.000Z',
+      });
+      const ready = await store.setOrchestrationStatus('o1', 'ready', {
+        depHash: 'h1',
+        entrypoint: 'sub/main.ts',
+        updatedAt: '2025-02-02T00:00:00.000Z',
+      });
+      expect(ready).toMatchObject({ status: 'ready', error: null, entrypoint: 'sub/main.ts', depHash: 'h1' });
+      expect(await store.setOrchestrationStatus('missing', 'ready', { updatedAt: 'x' })).toBeNull();
+    });
+
+    it('claims pending orchestrations oldest first, each only once', async () => {
+      await store.createOrchestration(orchestration('late', { createdAt: '2025-01-02T00:00:00.000Z' }));
+      await store.createOrchestration(orchestration('early', { createdAt: '2025-01-01T00:00:00.000Z' }));
+      const first = await store.claimOrchestrationForPackaging(claim());
+      const second = await store.claimOrchestrationForPackaging(claim());
+      expect(first).toMatchObject({
+        id: 'early',
+        status: 'packaging',
+        updatedAt: '2025-03-01T00:00:00.000Z',
+      });
+      expect(second).toMatchObject({ id: 'late', status: 'packaging' });
+      expect(await store.claimOrchestrationForPackaging(claim())).toBeNull();
+    });
+
+    it('takes over a job only once its lease expired, and its old owner can no longer renew it', async () => {
+      const t0 = Date.UTC(2025, 2, 1);
+      await store.createOrchestration(orchestration('job'));
+      expect((await store.claimOrchestrationForPackaging(claim(t0, 'node-a')))?.id).toBe('job');
+      // Leased until t0 + 60 s: another node finds nothing to do before then.
+      expect(await store.claimOrchestrationForPackaging(claim(t0 + 59_000, 'node-b'))).toBeNull();
+      expect(await store.renewPackagingLease('job', 'node-a', t0 + 120_000)).toBe(true);
+      expect(await store.claimOrchestrationForPackaging(claim(t0 + 90_000, 'node-b'))).toBeNull();
+      // node-a stops renewing: after the lease, node-b takes the job over.
+      expect((await store.claimOrchestrationForPackaging(claim(t0 + 121_000, 'node-b')))?.id).toBe('job');
+      expect(await store.renewPackagingLease('job', 'node-a', t0 + 200_000)).toBe(false);
+      expect(await store.renewPackagingLease('job', 'node-b', t0 + 200_000)).toBe(true);
+    });
+
+    it("requeues only the requeuing owner's jobs and lists by status", async () => {
+      await store.createOrchestration(orchestration('p'));
+      await store.createOrchestration(orchestration('r'));
+      await store.createOrchestration(orchestration('other', { createdAt: '2025-01-09T00:00:00.000Z' }));
+      await store.claimOrchestrationForPackaging(claim());
+      await store.claimOrchestrationForPackaging(claim());
+      await store.claimOrchestrationForPackaging(claim(Date.UTC(2025, 2, 1), 'node-b'));
+      await store.setOrchestrationStatus('r', 'ready', { updatedAt: 't2' });
+      expect((await store.listOrchestrationsByStatus(['packaging'])).map((o) => o.id)).toEqual([
+        'p',
+        'other',
+      ]);
+      expect(await store.requeueOrchestrationPackaging('node-a', 't3')).toBe(1);
+      expect((await store.listOrchestrationsByStatus(['packaging'])).map((o) => o.id)).toEqual(['other']);
+      await store.setOrchestrationStatus('other', 'ready', { updatedAt: 't4' });
+      expect(
+        (await store.listOrchestrationsByStatus(['pending_packaging', 'ready'])).map((o) => [o.id, o.status]),
+      ).toEqual([
+        ['p', 'pending_packaging'],
+        ['r', 'ready'],
+        ['other', 'ready'],
+      ]);
+      expect(await store.listOrchestrationsByStatus([])).toEqual([]);
+    });
+
+    it('appends packaging log lines in order, per orchestration', async () => {
+      await store.appendPackagingLog('o1', [
+        { time: 't1', source: 'quoll', line: 'packaging started' },
+        { time: 't2', source: 'npm', line: 'added 1 package' },
+      ]);
+      await store.appendPackagingLog('o2', [{ time: 't1', source: 'quoll', line: 'other' }]);
+      await store.appendPackagingLog('o1', [{ time: 't3', source: 'esbuild', line: 'compiled' }]);
+      await store.appendPackagingLog('o1', []);
+      expect(await store.getPackagingLog('o1')).toEqual([
+        { time: 't1', source: 'quoll', line: 'packaging started' },
+        { time: 't2', source: 'npm', line: 'added 1 package' },
+        { time: 't3', source: 'esbuild', line: 'compiled' },
+      ]);
+      expect(await store.getPackagingLog('none')).toEqual([]);
+    });
+  });
+}

@@ -1,0 +1,112 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { TokenRecord, TokenStore } from '../../auth/index.js';
+import type { Stores } from '../stores.js';
+import type { MakeStores } from './make-stores.js';
+
+/** The {@link TokenStore} contract, run against one backend. */
+export function tokenStoreSuite(backend: string, makeStores: MakeStores): void {
+  describe(`${backend}: TokenStore`, () => {
+    let stores: Stores;
+    let store: TokenStore;
+    let ws: number;
+
+    beforeEach(async () => {
+      stores = await makeStores();
+      store = stores.tokens;
+      ws = (await stores.workspaces.ensureDefaultWorkspace('default', 't0')).id;
+    });
+    afterEach(async () => {
+      await stores.close();
+    });
+
+    const token = (id: string, over: Partial<TokenRecord> = {}): TokenRecord => ({
+      id,
+      tokenHash: `hash-${id}`,
+      kind: 'admin',
+      workspaceId: null,
+      subject: 'admin',
+      createdAt: '2025-01-01T00:00:00.000Z',
+      expiresAt: null,
+      revokedAt: null,
+      ...over,
+    });
+
+    it('stores tokens and finds them by hash', async () => {
+      const admin = token('a');
+      const scoped = token('w', { kind: 'workspace', workspaceId: ws, subject: 'reader', expiresAt: 'x' });
+      await store.insertToken(admin);
+      await store.insertToken(scoped);
+      expect(await store.findTokenByHash('hash-a')).toEqual(admin);
+      expect(await store.findTokenByHash('hash-w')).toEqual(scoped);
+      expect(await store.findTokenByHash('nope')).toBeNull();
+    });
+
+    it('a duplicate hash is refused', async () => {
+      await store.insertToken(token('a'));
+      await expect(store.insertToken(token('b', { tokenHash: 'hash-a' }))).rejects.toThrow();
+    });
+
+    it('revoking keeps the first revocation time; expiry is set only on live tokens', async () => {
+      await store.insertToken(token('a'));
+      await store.revokeToken('a', 't1');
+      await store.revokeToken('a', 't2');
+      await store.setTokenExpiry('a', 'e1');
+      expect(await store.findTokenByHash('hash-a')).toMatchObject({ revokedAt: 't1', expiresAt: null });
+      await store.insertToken(token('b'));
+      await store.setTokenExpiry('b', 'e2');
+      expect(await store.findTokenByHash('hash-b')).toMatchObject({ revokedAt: null, expiresAt: 'e2' });
+    });
+
+    it('revokeToken says whether this call revoked the token (a one-time token is used once)', async () => {
+      await store.insertToken(token('once'));
+      const outcomes = await Promise.all([store.revokeToken('once', 't1'), store.revokeToken('once', 't2')]);
+      expect(outcomes.filter(Boolean)).toHaveLength(1);
+      expect(await store.revokeToken('once', 't3')).toBe(false);
+      expect(await store.revokeToken('missing', 't3')).toBe(false);
+    });
+
+    it('lists unrevoked tokens by literal subject prefix, newest first', async () => {
+      await store.insertToken(
+        token('s1', { subject: 'console-session:a', createdAt: '2025-01-01T00:00:01.000Z' }),
+      );
+      await store.insertToken(
+        token('s2', {
+          kind: 'workspace',
+          workspaceId: ws,
+          subject: 'console-session:b',
+          createdAt: '2025-01-01T00:00:02.000Z',
+        }),
+      );
+      await store.insertToken(token('s3', { subject: 'console-session:c' }));
+      await store.insertToken(token('x', { subject: 'console-sessionZ' }));
+      await store.insertToken(token('y', { subject: 'console_session:d' }));
+      await store.revokeToken('s3', 't1');
+      const listed = await store.listTokensBySubjectPrefix('console-session:');
+      expect(listed.map((t) => t.id)).toEqual(['s2', 's1']);
+      expect(listed[0]).toMatchObject({ kind: 'workspace', workspaceId: ws, subject: 'console-session:b' });
+      expect(await store.listTokensBySubjectPrefix('console_')).toHaveLength(1);
+    });
+
+    it('revokes by subject prefix, keeping the listed subjects, and counts what it revoked', async () => {
+      for (const [id, subject] of [
+        ['1', 'task-run:a'],
+        ['2', 'task-run:b'],
+        ['3', 'task-run:c'],
+        ['4', 'admin'],
+        ['5', 'task-runner'],
+      ] as const) {
+        await store.insertToken(token(id, { kind: 'workspace', workspaceId: ws, subject }));
+      }
+      await store.revokeToken('3', 't0');
+      expect(await store.revokeTokensBySubjectPrefix('task-run:', 't1', ['task-run:b'])).toBe(1);
+      const revoked = async (id: string) => (await store.findTokenByHash(`hash-${id}`))?.revokedAt;
+      expect([await revoked('1'), await revoked('2'), await revoked('3')]).toEqual(['t1', null, 't0']);
+      expect([await revoked('4'), await revoked('5')]).toEqual([null, null]);
+      // A prefix is literal text: LIKE wildcards in it match only themselves.
+      await store.insertToken(token('6', { subject: 'x%y' }));
+      await store.insertToken(token('7', { subject: 'xzy' }));
+      expect(await store.revokeTokensBySubjectPrefix('x%', 't2')).toBe(1);
+      expect(await revoked('7')).toBeNull();
+    });
+  });
+}

@@ -1,0 +1,405 @@
+import pg from 'pg';
+import type { PoolClient, QueryResultRow } from 'pg';
+import { redactDatabaseUrl } from '../../config/index.js';
+import { StorageUnavailableError } from '../../errors/index.js';
+import { migrationsDir, pendingMigrations, readMigrations } from '../schema-migrations.js';
+import type { DatabaseHealth } from '../stores.js';
+
+/** Where PostgreSQL's numbered plain-SQL migrations live (`migrations/postgres/0001_core.sql` …). */
+export const POSTGRES_MIGRATIONS_DIR = migrationsDir('postgres');
+
+/** Something that runs SQL: the pool, or one client inside a transaction. */
+export interface Sql {
+  /** The rows of a statement. */
+  rows<R extends QueryResultRow>(text: string, values?: readonly unknown[]): Promise<R[]>;
+  /** The first row, or null. */
+  one<R extends QueryResultRow>(text: string, values?: readonly unknown[]): Promise<R | null>;
+  /** How many rows a statement changed. */
+  run(text: string, values?: readonly unknown[]): Promise<number>;
+}
+
+/** Options of {@link openPostgresDatabase}. */
+export interface PostgresDatabaseOptions {
+  /** `postgres://user@host:port/db`. */
+  url: string;
+  /** Connections kept open at most. @default 10 */
+  poolSize?: number;
+  /** Schema the tables live in (created if missing). @default the connection's default (`public`) */
+  schema?: string;
+  /** Migrations folder. @default POSTGRES_MIGRATIONS_DIR */
+  migrationsDirectory?: string;
+  /** Told about errors of idle connections (the server restarted, the network dropped). @default ignore */
+  onConnectionError?: (err: Error) => void;
+  /**
+   * How long to keep retrying while the database cannot be reached at start (nodes may start
+   * before their database); 0 fails at once.
+   * @default 30000
+   */
+  startTimeoutMs?: number;
+}
+
+// 64-bit integers (BIGINT, COUNT) and NUMERIC (SUM of BIGINT) come back as numbers, not strings:
+// every such column holds epoch milliseconds, byte counts or row counts, all far below 2^53.
+const INT8_OID = 20;
+const NUMERIC_OID = 1700;
+const toNumber = (v: string): number => Number(v);
+const types: pg.CustomTypesConfig = {
+  getTypeParser: ((oid: number, format: 'text' | 'binary' = 'text'): unknown =>
+    oid === INT8_OID || oid === NUMERIC_OID
+      ? toNumber
+      : (pg.types.getTypeParser(oid, format) as unknown)) as pg.CustomTypesConfig['getTypeParser'],
+};
+
+/** SQLSTATE codes the stores react to. */
+export const PG_UNIQUE_VIOLATION = '23505';
+export const PG_FOREIGN_KEY_VIOLATION = '23503';
+const RETRYABLE_TX = new Set(['40001', '40P01']);
+
+/** A pooled PostgreSQL database: SQL helpers, transactions, migrations under an advisory lock. */
+export class PostgresDatabase implements Sql {
+  readonly pool: pg.Pool;
+  readonly schema: string | null;
+  #health: DatabaseHealth = { status: 'ok', error: null };
+  #closed = false;
+  readonly #clientConfig: pg.ClientConfig;
+  readonly #onConnectionError: (err: Error) => void;
+  /** The one LISTEN connection of this process, and who listens on which channel. */
+  #listener: pg.Client | null = null;
+  #listenerReady: Promise<pg.Client> | null = null;
+  readonly #subscribers = new Map<string, Set<(payload: string) => void>>();
+  #reconnectTimer: NodeJS.Timeout | null = null;
+
+  private constructor(
+    pool: pg.Pool,
+    schema: string | null,
+    clientConfig: pg.ClientConfig,
+    onConnectionError: (err: Error) => void,
+  ) {
+    this.pool = pool;
+    this.schema = schema;
+    this.#clientConfig = clientConfig;
+    this.#onConnectionError = onConnectionError;
+  }
+
+  /** Connects, creates the schema if asked, and applies pending migrations (one migrator at a time). */
+  static async open(options: PostgresDatabaseOptions): Promise<PostgresDatabase> {
+    const schema = options.schema ?? null;
+    if (schema !== null && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
+      throw new Error(`Invalid PostgreSQL schema name "${schema}": use lower-case letters, digits and _.`);
+    }
+    const clientConfig: pg.ClientConfig = {
+      connectionString: options.url,
+      connectionTimeoutMillis: 10_000,
+      keepAlive: true,
+      types,
+      application_name: 'quoll',
+      ...(schema === null ? {} : { options: `-c search_path=${schema}` }),
+    };
+    const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000 });
+    const db = new PostgresDatabase(
+      pool,
+      schema,
+      clientConfig,
+      options.onConnectionError ?? (() => undefined),
+    );
+    // An idle connection that dies (server restart, network) is reported, never thrown: the
+    // pool replaces it on the next query. Without this listener the process would crash.
+    pool.on('error', (err) => {
+      db.#health = { status: 'unavailable', error: err.message };
+      db.#onConnectionError(err);
+    });
+    const giveUpAt = Date.now() + (options.startTimeoutMs ?? 30_000);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await db.migrate(options.migrationsDirectory ?? POSTGRES_MIGRATIONS_DIR, options.url);
+        return db;
+      } catch (err) {
+        const wait = Math.min(2_000, 100 * 2 ** attempt);
+        if (err instanceof StorageUnavailableError && Date.now() + wait < giveUpAt) {
+          options.onConnectionError?.(err);
+          await new Promise((resolve) => setTimeout(resolve, wait));
+          continue;
+        }
+        await pool.end();
+        if (err instanceof StorageUnavailableError) {
+          throw new StorageUnavailableError(
+            `cannot reach the database at ${redactDatabaseUrl(options.url)}: ${err.message}`,
+            { cause: err },
+          );
+        }
+        throw err;
+      }
+    }
+  }
+
+  /**
+   * Creates the schema if asked and applies pending migrations in one transaction, holding a session advisory lock keyed by the schema: nodes starting together migrate one
+   * at a time, and each one after the first finds nothing left to do. A database newer than
+   * this code is refused.
+   */
+  private async migrate(dir: string, url: string): Promise<number[]> {
+    const files = readMigrations(dir);
+    const client = await this.connect();
+    const lockKey = `quoll:migrate:${this.schema ?? ''}`;
+    try {
+      await client.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
+      try {
+        if (this.schema !== null) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+        await client.query(
+          'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
+        );
+        const applied = new Set(
+          (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+            (r) => r.version,
+          ),
+        );
+        const pending = pendingMigrations(files, applied, redactDatabaseUrl(url));
+        // All pending migrations in one transaction: a node sees the old schema or the new
+        // one, never half of an upgrade.
+        await client.query('BEGIN');
+        try {
+          for (const m of pending) {
+            await client.query(m.sql);
+            await client.query(
+              'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
+              [m.version, m.name, new Date().toISOString()],
+            );
+          }
+          await client.query('COMMIT');
+        } catch (err) {
+          await client.query('ROLLBACK');
+          throw err;
+        }
+        const done = pending.map((m) => m.version);
+        return done;
+      } finally {
+        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]);
+      }
+    } finally {
+      client.release();
+    }
+  }
+
+  /** The connection state as the last round-trips saw it. */
+  get health(): DatabaseHealth {
+    return this.#health;
+  }
+
+  /** Asks the database (one `SELECT 1`, bounded by `timeoutMs`) and updates {@link health}. */
+  async ping(timeoutMs = 2_000): Promise<DatabaseHealth> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.pool.query('SELECT 1'),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      this.#health = { status: 'ok', error: null };
+    } catch (err) {
+      this.#health = { status: 'unavailable', error: err instanceof Error ? err.message : String(err) };
+    } finally {
+      clearTimeout(timer);
+    }
+    return this.#health;
+  }
+
+  async rows<R extends QueryResultRow>(text: string, values: readonly unknown[] = []): Promise<R[]> {
+    return (await this.#query<R>(text, values)).rows;
+  }
+
+  async one<R extends QueryResultRow>(text: string, values: readonly unknown[] = []): Promise<R | null> {
+    return (await this.#query<R>(text, values)).rows[0] ?? null;
+  }
+
+  async run(text: string, values: readonly unknown[] = []): Promise<number> {
+    return (await this.#query(text, values)).rowCount ?? 0;
+  }
+
+  /**
+   * Runs `fn` in a transaction on one client (READ COMMITTED), committing when it resolves.
+   * A serialization failure or deadlock (another node's transaction won) retries the whole
+   * function, up to `attempts` times.
+   */
+  async transaction<T>(fn: (sql: Sql) => Promise<T>, attempts = 5): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const client = await this.connect();
+      let broken = false;
+      try {
+        await client.query('BEGIN');
+        const result = await fn(clientSql(client));
+        await client.query('COMMIT');
+        this.#health = { status: 'ok', error: null };
+        return result;
+      } catch (err) {
+        try {
+          await client.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
+        const code = sqlState(err);
+        if (code !== null && RETRYABLE_TX.has(code) && attempt < attempts) continue;
+        throw this.#translate(err);
+      } finally {
+        client.release(broken);
+      }
+    }
+  }
+
+  /**
+   * Calls `handler` with the payload of every `NOTIFY` on `channel`, until the returned
+   * function is called. One connection per process carries every channel; when it drops it
+   * is re-opened with backoff (notifications sent meanwhile are lost, so subscribers must
+   * also re-read on their own now and then).
+   */
+  async listen(channel: string, handler: (payload: string) => void): Promise<() => void> {
+    let handlers = this.#subscribers.get(channel);
+    const first = handlers === undefined;
+    if (handlers === undefined) {
+      handlers = new Set();
+      this.#subscribers.set(channel, handlers);
+    }
+    handlers.add(handler);
+    if (first) {
+      try {
+        const client = await this.#listenerClient();
+        await client.query(`LISTEN ${quoteIdent(channel)}`);
+      } catch (err) {
+        // The reconnect loop listens again; until then the subscriber polls.
+        this.#onConnectionError(err instanceof Error ? err : new Error(String(err)));
+      }
+    }
+    return () => {
+      const set = this.#subscribers.get(channel);
+      set?.delete(handler);
+      if (set !== undefined && set.size === 0) {
+        this.#subscribers.delete(channel);
+        void this.#listener?.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => undefined);
+      }
+    };
+  }
+
+  #listenerClient(): Promise<pg.Client> {
+    this.#listenerReady ??= (async () => {
+      const client = new pg.Client(this.#clientConfig);
+      client.on('notification', (msg) => {
+        for (const h of this.#subscribers.get(msg.channel) ?? []) h(msg.payload ?? '');
+      });
+      client.on('error', (err) => {
+        this.#health = { status: 'unavailable', error: err.message };
+        this.#onConnectionError(err);
+        this.#dropListener(client);
+      });
+      client.on('end', () => this.#dropListener(client));
+      try {
+        await client.connect();
+      } catch (err) {
+        this.#dropListener(client);
+        throw this.#translate(err);
+      }
+      this.#listener = client;
+      return client;
+    })();
+    return this.#listenerReady;
+  }
+
+  /** Forgets a broken LISTEN connection and re-opens it (with every channel) after a pause. */
+  #dropListener(client: pg.Client, attempt = 1): void {
+    if (this.#listener === client) this.#listener = null;
+    this.#listenerReady = null;
+    void client.end().catch(() => undefined);
+    if (this.#closed || this.#subscribers.size === 0 || this.#reconnectTimer !== null) return;
+    this.#reconnectTimer = setTimeout(
+      () => {
+        this.#reconnectTimer = null;
+        if (this.#closed || this.#subscribers.size === 0) return;
+        this.#listenerClient()
+          .then(async (fresh) => {
+            for (const channel of this.#subscribers.keys())
+              await fresh.query(`LISTEN ${quoteIdent(channel)}`);
+          })
+          .catch(() => this.#dropListener(client, attempt + 1));
+      },
+      Math.min(5_000, 100 * 2 ** attempt),
+    );
+  }
+
+  /** Closes every connection (the pool and the LISTEN connection). Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
+    this.#subscribers.clear();
+    const listener = this.#listener;
+    this.#listener = null;
+    await listener?.end().catch(() => undefined);
+    await this.pool.end();
+  }
+
+  private async connect(): Promise<PoolClient> {
+    try {
+      return await this.pool.connect();
+    } catch (err) {
+      throw this.#translate(err);
+    }
+  }
+
+  async #query<R extends QueryResultRow>(
+    text: string,
+    values: readonly unknown[],
+  ): Promise<pg.QueryResult<R>> {
+    try {
+      const result = await this.pool.query<R>(text, values as unknown[]);
+      this.#health = { status: 'ok', error: null };
+      return result;
+    } catch (err) {
+      throw this.#translate(err);
+    }
+  }
+
+  /** Connection-level failures become {@link StorageUnavailableError}; SQL errors pass through. */
+  #translate(err: unknown): unknown {
+    if (!isConnectionError(err)) return err;
+    const message = err instanceof Error ? err.message : String(err);
+    this.#health = { status: 'unavailable', error: message };
+    return new StorageUnavailableError(message, { cause: err });
+  }
+}
+
+function clientSql(client: PoolClient): Sql {
+  return {
+    rows: async <R extends QueryResultRow>(text: string, values: readonly unknown[] = []) =>
+      (await client.query<R>(text, values as unknown[])).rows,
+    one: async <R extends QueryResultRow>(text: string, values: readonly unknown[] = []) =>
+      (await client.query<R>(text, values as unknown[])).rows[0] ?? null,
+    run: async (text: string, values: readonly unknown[] = []) =>
+      (await client.query(text, values as unknown[])).rowCount ?? 0,
+  };
+}
+
+/** A channel or other identifier, double-quoted for SQL. */
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}
+
+/** The SQLSTATE of a driver error, or null. */
+export function sqlState(err: unknown): string | null {
+  if (typeof err !== 'object' || err === null || !('code' in err)) return null;
+  const code = err.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) ? code : null;
+}
+
+/** Whether a driver error means the connection (not the statement) failed. */
+function isConnectionError(err: unknown): boolean {
+  const code = typeof err === 'object' && err !== null && 'code' in err ? err.code : null;
+  if (typeof code === 'string') {
+    // Socket errors, and SQLSTATE class 08 (connection exception), 57P0x (server shutting down).
+    if (/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE|ENOTFOUND|EAI_AGAIN|EHOSTUNREACH)$/.test(code))
+      return true;
+    if (code.startsWith('08') || /^57P0[1-3]$/.test(code)) return true;
+  }
+  const message = err instanceof Error ? err.message : '';
+  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+    message,
+  );
+}

@@ -1,0 +1,301 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  Field,
+  FixedSizeList,
+  Float32,
+  RecordBatch,
+  Schema,
+  Struct,
+  TimestampMillisecond,
+  Uint32,
+  makeData,
+} from 'apache-arrow';
+import type { Data } from 'apache-arrow';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTestDatabase,
+  postgresAvailability,
+} from '../../../../../test/support/postgres-test-database.js';
+import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
+import { InferenceLogStore } from '../../logs/index.js';
+import type { InferenceLogs, LogPage, LogQuery } from '../../logs/index.js';
+import { openSqliteDatabase } from '../sqlite/sqlite-database.js';
+import type { SqliteHandle } from '../sqlite/sqlite-database.js';
+import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
+import { PostgresDatabase } from './postgres-database.js';
+import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
+
+const { run: runPostgresTests, skipReason } = await postgresAvailability();
+
+const T0 = 1_700_000_000_000;
+
+/**
+ * Rows as an inference logs them: `time`, `in.tensor` (FixedSizeList<Float32>[width]),
+ * `out.id` = [id], `check_failures`. Another `width` is another schema.
+ */
+function rows(ids: number[], times: number[], width = 2): RecordBatch {
+  const n = ids.length;
+  const timeType = new TimestampMillisecond();
+  const time = makeData({ type: timeType, length: n, data: BigInt64Array.from(times, BigInt) as never });
+  const values = new Float32Array(n * width);
+  ids.forEach((id, i) => values.fill(id, i * width, (i + 1) * width));
+  const input: Data = makeData({
+    type: new FixedSizeList(width, new Field('item', new Float32(), false)),
+    length: n,
+    nullCount: 0,
+    child: makeData({ type: new Float32(), length: n * width, data: values }),
+  });
+  const out = makeData({
+    type: new FixedSizeList(1, new Field('item', new Float32(), false)),
+    length: n,
+    nullCount: 0,
+    child: makeData({ type: new Float32(), length: n, data: Float32Array.from(ids) }),
+  });
+  const checks = makeData({ type: new Uint32(), length: n, data: new Uint32Array(n) });
+  const schema = new Schema([
+    new Field('time', timeType, false),
+    new Field('in.tensor', input.type, false),
+    new Field('out.id', out.type, false),
+    new Field('check_failures', new Uint32(), false),
+  ]);
+  return new RecordBatch(
+    schema,
+    makeData({
+      type: new Struct(schema.fields),
+      length: n,
+      nullCount: 0,
+      children: [time, input, out, checks],
+    }),
+  );
+}
+
+const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
+
+/** The ids and times of a page's rows, in order. */
+function content(page: LogPage): { ids: number[]; times: number[] } {
+  const ids: number[] = [];
+  const times: number[] = [];
+  for (const batch of page.table.batches) {
+    const out = batch.getChild('out.id');
+    const time = batch.getChild('time');
+    for (let i = 0; i < batch.numRows; i++) {
+      ids.push((out?.get(i) as { toArray(): Float32Array } | null)?.toArray()[0] ?? NaN);
+      times.push(Number(time?.get(i)));
+    }
+  }
+  return { ids, times };
+}
+
+/** Every page of a query, following its cursor to the end. */
+async function allPages(store: InferenceLogs, pipelineId: number, q: LogQuery): Promise<LogPage[]> {
+  const pages: LogPage[] = [];
+  let page = await store.query(pipelineId, q);
+  pages.push(page);
+  while (page.nextCursor !== null && pages.length < 200) {
+    page = await store.query(pipelineId, { ...q, cursor: page.nextCursor });
+    pages.push(page);
+  }
+  return pages;
+}
+
+/** What two stores must agree on for a page (cursors are opaque and differ between stores). */
+function summary(page: LogPage): Record<string, unknown> {
+  return {
+    ...content(page),
+    rows: page.rows,
+    schemaId: page.schemaId,
+    truncated: page.truncated,
+    schemaChanged: page.schemaChanged,
+    more: page.nextCursor !== null,
+  };
+}
+
+describe.skipIf(!runPostgresTests)(
+  `inference logs in PostgreSQL (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,
+  () => {
+    let database: TestDatabase;
+    const dbs: PostgresDatabase[] = [];
+    const stores: InferenceLogs[] = [];
+    let schemaNo = 0;
+    let dir: string;
+    let sqlite: SqliteHandle | null = null;
+
+    beforeAll(async () => {
+      database = await createTestDatabase();
+      dir = mkdtempSync(join(tmpdir(), 'quoll-pg-logs-'));
+    });
+    afterAll(async () => {
+      await database?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    afterEach(async () => {
+      for (const s of stores.splice(0)) await s.stop();
+      for (const d of dbs.splice(0)) await d.close();
+      sqlite?.close();
+      sqlite = null;
+    });
+
+    /** `nodes` stores (nodes of one cluster) on a fresh schema. */
+    async function cluster(
+      nodes: number,
+      options: { maxBytesPerPipeline?: number } = {},
+    ): Promise<PostgresInferenceLogStore[]> {
+      const schema = `logs${++schemaNo}`;
+      const out: PostgresInferenceLogStore[] = [];
+      for (let i = 0; i < nodes; i++) {
+        const db = await PostgresDatabase.open({ url: database.url, schema, poolSize: 3 });
+        dbs.push(db);
+        const store = new PostgresInferenceLogStore(db, { nodeId: `node-${i}`, ...options });
+        stores.push(store);
+        out.push(store);
+      }
+      return out;
+    }
+
+    /** The embedded store, with small segments so that pages cross segment boundaries. */
+    async function embedded(): Promise<InferenceLogStore> {
+      const home = mkdtempSync(join(dir, 'home-'));
+      sqlite = openSqliteDatabase(join(home, 'quoll.db'));
+      const store = await InferenceLogStore.open({
+        dir: join(home, 'logs'),
+        index: new SqliteLogSegmentIndex(sqlite),
+        segmentMaxRows: 700,
+      });
+      stores.push(store);
+      return store;
+    }
+
+    it('answers every query exactly as the embedded store does, page by page', async () => {
+      const [pg] = await cluster(1);
+      const file = await embedded();
+      // 2000 rows in batches of 50 and 300 (two rows per ms at places), then 300 of another schema.
+      const appends: RecordBatch[] = [];
+      for (let id = 0; id < 2000;) {
+        const n = id < 1000 ? 50 : 300;
+        const ids = range(id, Math.min(n, 2000 - id));
+        appends.push(
+          rows(
+            ids,
+            ids.map((i) => T0 + Math.floor(i / 2) * 10),
+          ),
+        );
+        id += n;
+      }
+      const later = range(2000, 300);
+      appends.push(
+        rows(
+          later,
+          later.map((i) => T0 + i * 10),
+          3,
+        ),
+      );
+      for (const store of [pg, file] as InferenceLogs[]) {
+        for (const b of appends) await store.append(7, b);
+        await store.flush();
+      }
+      const queries: LogQuery[] = [
+        {},
+        { limit: 1000 },
+        { limit: 2300 },
+        { order: 'asc', limit: 333 },
+        { start: T0, end: T0 + 1_000_000 },
+        { start: T0 + 2_345, end: T0 + 7_895, limit: 97 },
+        { start: T0 + 2_345, end: T0 + 7_895, order: 'desc', limit: 97 },
+        { start: T0 + 9_000, end: T0 + 21_000, limit: 250 },
+        { start: T0 + 9_000, end: T0 + 21_000, order: 'desc' },
+        { limit: 500, maxBytes: 2_000 },
+        { start: T0, end: T0 + 100_000, maxBytes: 5_000 },
+        { start: T0 + 100_000, end: T0 + 200_000 },
+        { start: T0 + 4_990, end: T0 + 4_990 },
+      ];
+      for (const q of queries) {
+        const [want, got] = await Promise.all([allPages(file, 7, q), allPages(pg as InferenceLogs, 7, q)]);
+        if (q.maxBytes === undefined) {
+          expect(got.map(summary), JSON.stringify(q)).toEqual(want.map(summary));
+        } else {
+          // The byte cap counts bytes per row of each stored batch, and the two stores merge
+          // small batches differently: the same rows in the same order, cut into capped pages.
+          const flat = (pages: LogPage[]): number[] => pages.flatMap((page) => content(page).ids);
+          expect(flat(got), JSON.stringify(q)).toEqual(flat(want));
+          expect(got.some((page) => page.truncated)).toBe(true);
+          expect(want.some((page) => page.truncated)).toBe(true);
+        }
+      }
+      // A pipeline without rows, and a bad query, alike too.
+      expect(summary(await pg!.query(8))).toEqual(summary(await file.query(8)));
+      await expect(pg!.query(7, { start: 5 })).rejects.toMatchObject({ code: 'invalid_time_range' });
+      expect(await pg!.storedBytes(7)).toBeGreaterThan(0);
+    });
+
+    it("any node reads the rows every node wrote, in one time order, and a page spans nodes' rows", async () => {
+      const nodes = await cluster(3);
+      // Each node logs its own ids at interleaved times.
+      await Promise.all(
+        nodes.map(async (store, n) => {
+          for (let k = 0; k < 20; k++) {
+            const ids = range(n * 10_000 + k * 10, 10);
+            await store.append(
+              1,
+              rows(
+                ids,
+                ids.map(() => T0 + k * 100 + n),
+              ),
+            );
+          }
+          await store.flush();
+        }),
+      );
+      for (const reader of nodes) {
+        const page = await reader.query(1, { start: T0, end: T0 + 1_000_000 });
+        const { ids, times } = content(page);
+        expect(page.rows).toBe(600);
+        expect(new Set(ids).size).toBe(600);
+        for (const n of [0, 1, 2])
+          expect(ids.filter((id) => Math.floor(id / 10_000) === n)).toHaveLength(200);
+        expect(times).toEqual([...times].sort((x, y) => x - y));
+        const newest = await reader.query(1, { limit: 600 });
+        expect(content(newest).ids).toEqual([...ids].reverse());
+      }
+    });
+
+    it('keeps a pipeline under its byte cap by dropping its oldest batches (never the newest)', async () => {
+      const [store] = await cluster(1, { maxBytesPerPipeline: 20_000 });
+      for (let k = 0; k < 30; k++) {
+        const ids = range(k * 100, 100);
+        await store!.append(
+          3,
+          rows(
+            ids,
+            ids.map((i) => T0 + i),
+          ),
+        );
+        await store!.flush();
+      }
+      const bytes = await store!.storedBytes(3);
+      expect(bytes).toBeLessThanOrEqual(20_000);
+      const { ids } = content(await store!.query(3, { limit: 10_000 }));
+      expect(ids[0]).toBe(2999);
+      expect(ids.length).toBeLessThan(3000);
+      expect(ids).toEqual(range(3000 - ids.length, ids.length).reverse());
+    });
+
+    it('stop() writes what is queued, ends the writer, and refuses further rows', async () => {
+      const [writer, reader] = await cluster(2);
+      const pending = writer!.append(
+        4,
+        rows(
+          range(0, 10),
+          range(0, 10).map((i) => T0 + i),
+        ),
+      );
+      await writer!.stop();
+      await pending;
+      expect(writer!.state).toBe('stopped');
+      expect((await reader!.query(4)).rows).toBe(10);
+      await expect(writer!.append(4, rows([1], [T0]))).rejects.toMatchObject({ code: 'shutting_down' });
+      await writer!.stop();
+    });
+  },
+);

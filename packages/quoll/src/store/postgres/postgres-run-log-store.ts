@@ -1,0 +1,338 @@
+import type { TaskRunLogLineDto } from '@quoll/client/wire';
+import type { RunEnded, RunLogStore, RunLogWriter } from '../../runner/index.js';
+import { DEFAULT_RUN_LOG_MAX_BYTES, formatBytes } from '../../runner/index.js';
+import type { PostgresDatabase } from './postgres-database.js';
+import { PG_UNIQUE_VIOLATION, sqlState } from './postgres-database.js';
+
+/** The channel every write announces itself on; the payload is the run id. */
+export const RUN_LOG_CHANNEL = 'quoll_run_log';
+
+/** A follower re-reads at least this often without a notification (one lost in a reconnect). */
+const FOLLOW_POLL_MS = 1_000;
+/** How often a quiet follower asks whether the run ended without a final line. */
+const ENDED_CHECK_MS = 5_000;
+/** Lines fetched per round-trip by a read or a follow (memory stays bounded). */
+const PAGE_LINES = 1_000;
+/** A writer asks its producer to pause above this many queued bytes. */
+const HIGH_WATER_BYTES = 1024 * 1024;
+/** Room kept under the per-run cap for quoll's own closing lines. */
+const CLOSING_ROOM = 4096;
+
+interface LineRow {
+  seq: number;
+  time: string;
+  stream: 'stdout' | 'stderr';
+  line: string;
+  final: boolean;
+}
+
+interface Pending {
+  time: string;
+  stream: 'stdout' | 'stderr';
+  line: string;
+  quoll: boolean;
+  final: boolean;
+}
+
+/** Options of {@link PostgresRunLogStore}. */
+export interface PostgresRunLogStoreOptions {
+  /** Most bytes one run's log may take (counted as the file store counts). @default 64 MiB */
+  maxBytesPerRun?: number;
+  /** Where write failures are reported. @default console.error */
+  onError?: (err: unknown, context: string) => void;
+}
+
+/**
+ * {@link RunLogStore} in PostgreSQL (table `task_run_log_lines`, migration 0007): any node reads
+ * any run's log and follows it live. Every write is one statement that inserts the lines and
+ * sends `NOTIFY quoll_run_log` with the run id; each node keeps one `LISTEN` connection that
+ * wakes its followers (who also re-read every second, in case a notification was lost while
+ * that connection reconnected). The per-run cap and its notes are the file store's.
+ */
+export class PostgresRunLogStore implements RunLogStore {
+  readonly #db: PostgresDatabase;
+  readonly #maxBytesPerRun: number;
+  readonly #onError: (err: unknown, context: string) => void;
+
+  constructor(db: PostgresDatabase, options: PostgresRunLogStoreOptions = {}) {
+    this.#db = db;
+    this.#maxBytesPerRun = Math.max(CLOSING_ROOM * 2, options.maxBytesPerRun ?? DEFAULT_RUN_LOG_MAX_BYTES);
+    this.#onError =
+      options.onError ?? ((err, context) => console.error(`quoll: run log error (${context}):`, err));
+  }
+
+  openWriter(runId: string): RunLogWriter {
+    return new PostgresRunLogWriter(this.#db, runId, this.#maxBytesPerRun, 0, this.#onError);
+  }
+
+  async appendFinal(runId: string, time: string, line: string): Promise<void> {
+    // The run's own writer (on a node that died) may have numbered lines: insert after them.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await insertLines(this.#db, runId, null, [
+          { time, stream: 'stdout', line, quoll: true, final: true },
+        ]);
+        return;
+      } catch (err) {
+        if (sqlState(err) !== PG_UNIQUE_VIOLATION || attempt >= 10) throw err;
+      }
+    }
+  }
+
+  async *lines(runId: string, options: { limit?: number } = {}): AsyncGenerator<TaskRunLogLineDto> {
+    const limit = options.limit;
+    if (limit !== undefined && limit <= 0) return;
+    let after = 0;
+    if (limit !== undefined) {
+      // Start just before the last `limit` lines.
+      const start = await this.#db.one<{ seq: number }>(
+        'SELECT seq FROM task_run_log_lines WHERE run_id = $1 ORDER BY seq DESC OFFSET $2 LIMIT 1',
+        [runId, limit],
+      );
+      after = start?.seq ?? 0;
+    }
+    for (;;) {
+      const rows = await this.#page(runId, after);
+      for (const row of rows) yield toDto(row);
+      if (rows.length < PAGE_LINES) return;
+      after = rows[rows.length - 1]?.seq ?? after;
+    }
+  }
+
+  async read(runId: string, options: { limit?: number } = {}): Promise<TaskRunLogLineDto[]> {
+    const all: TaskRunLogLineDto[] = [];
+    for await (const line of this.lines(runId, options)) all.push(line);
+    return all;
+  }
+
+  async *follow(
+    runId: string,
+    signal?: AbortSignal,
+    onFinal?: () => void,
+    ended?: RunEnded,
+  ): AsyncGenerator<TaskRunLogLineDto, void, undefined> {
+    let after = 0;
+    let wake: (() => void) | null = null;
+    // Subscribed before the first read, so a write between a read and the wait is not missed.
+    const unsubscribe = await this.#db.listen(RUN_LOG_CHANNEL, (payload) => {
+      if (payload === runId) wake?.();
+    });
+    const onAbort = (): void => wake?.();
+    signal?.addEventListener('abort', onAbort);
+    let quietSince = Date.now();
+    try {
+      for (;;) {
+        if (signal?.aborted === true) return;
+        let woken = false;
+        const notified = new Promise<void>((resolve) => {
+          wake = () => {
+            woken = true;
+            resolve();
+          };
+        });
+        const rows = await this.#page(runId, after);
+        for (const row of rows) {
+          after = row.seq;
+          if (row.final) onFinal?.();
+          yield toDto(row);
+          if (row.final) return;
+        }
+        if (rows.length > 0) {
+          quietSince = Date.now();
+          continue;
+        }
+        if (ended !== undefined && Date.now() - quietSince >= ENDED_CHECK_MS) {
+          quietSince = Date.now();
+          // Quiet for a while: a log that will never get its final line ends here.
+          const over = await ended();
+          if (over !== null && (await this.#page(runId, after)).length === 0) {
+            onFinal?.();
+            yield {
+              time: new Date().toISOString(),
+              stream: 'stdout',
+              line: `quoll: run finished: ${over.status} (${over.reason}; its log has no final line)`,
+            };
+            return;
+          }
+        }
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          notified,
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, FOLLOW_POLL_MS);
+          }),
+        ]);
+        clearTimeout(timer);
+        if (woken) quietSince = Date.now();
+      }
+    } finally {
+      wake = null;
+      signal?.removeEventListener('abort', onAbort);
+      unsubscribe();
+    }
+  }
+
+  #page(runId: string, after: number): Promise<LineRow[]> {
+    return this.#db.rows<LineRow>(
+      'SELECT seq, time, stream, line, final FROM task_run_log_lines WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
+      [runId, after, PAGE_LINES],
+    );
+  }
+}
+
+/**
+ * One run's writer: `write` only queues; queued lines are inserted together (one statement per
+ * round, numbered after the run's last line) and announced in that statement. Past the cap,
+ * lines are counted instead of written.
+ */
+class PostgresRunLogWriter implements RunLogWriter {
+  private pending: Pending[] = [];
+  private pendingBytes = 0;
+  private writing: Promise<void> | null = null;
+  private next: number | null = null;
+  private closed = false;
+  private capped = false;
+  private droppedLines = 0;
+  private droppedBytes = 0;
+  private drainListeners: (() => void)[] = [];
+
+  constructor(
+    private readonly db: PostgresDatabase,
+    private readonly runId: string,
+    private readonly maxBytes: number,
+    private written: number,
+    private readonly onError: (err: unknown, context: string) => void,
+  ) {}
+
+  write(time: string, stream: 'stdout' | 'stderr', line: string): boolean {
+    if (this.closed) return true;
+    // Counted as the file store counts a line (its JSON text), so both caps mean the same.
+    const bytes = Buffer.byteLength(JSON.stringify({ time, stream, line })) + 1;
+    if (this.capped || this.written + bytes > this.maxBytes - CLOSING_ROOM) {
+      if (!this.capped) {
+        this.capped = true;
+        this.enqueue({
+          time,
+          stream: 'stdout',
+          line: `quoll: this run's log reached its cap of ${formatBytes(this.maxBytes)}; further output is dropped and counted`,
+          quoll: true,
+          final: false,
+        });
+      }
+      this.droppedLines++;
+      this.droppedBytes += bytes;
+      return true;
+    }
+    this.enqueue({ time, stream, line, quoll: false, final: false }, bytes);
+    return this.pendingBytes < HIGH_WATER_BYTES;
+  }
+
+  onDrain(listener: () => void): void {
+    if (this.pendingBytes === 0 && this.writing === null) listener();
+    else this.drainListeners.push(listener);
+  }
+
+  async finish(time: string, line: string): Promise<void> {
+    if (this.droppedLines > 0) {
+      this.enqueue({
+        time,
+        stream: 'stdout',
+        line: `quoll: ${this.droppedLines} lines (${formatBytes(this.droppedBytes)}) of output were dropped after the log cap of ${formatBytes(this.maxBytes)}`,
+        quoll: true,
+        final: false,
+      });
+    }
+    this.enqueue({ time, stream: 'stdout', line, quoll: true, final: true });
+    this.closed = true;
+    // Each insert commits on its own: once drained, the final line is durable.
+    await this.drain();
+  }
+
+  async drain(): Promise<void> {
+    while (this.writing !== null) await this.writing;
+  }
+
+  private enqueue(entry: Pending, bytes = Buffer.byteLength(JSON.stringify(entry)) + 1): void {
+    this.written += bytes;
+    this.pending.push(entry);
+    this.pendingBytes += bytes;
+    this.kick();
+  }
+
+  private kick(): void {
+    if (this.writing !== null) return;
+    this.writing = this.flushLoop().finally(() => {
+      this.writing = null;
+      if (this.pending.length > 0) this.kick();
+      else this.drained();
+    });
+  }
+
+  private drained(): void {
+    const listeners = this.drainListeners;
+    this.drainListeners = [];
+    for (const listener of listeners) listener();
+  }
+
+  private async flushLoop(): Promise<void> {
+    while (this.pending.length > 0) {
+      const batch = this.pending;
+      this.pending = [];
+      this.pendingBytes = 0;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          this.next = await insertLines(this.db, this.runId, this.next, batch);
+          break;
+        } catch (err) {
+          // Numbers taken by another writer (a final line from recovery): renumber after them.
+          if (sqlState(err) === PG_UNIQUE_VIOLATION && attempt < 3) {
+            this.next = null;
+            continue;
+          }
+          this.onError(err, `writing the log of run ${this.runId}`);
+          break;
+        }
+      }
+    }
+  }
+}
+
+/**
+ * Inserts lines numbered from `first` (null: after the run's current last line) and notifies
+ * followers, in one statement. Returns the number after the last one inserted.
+ */
+async function insertLines(
+  db: PostgresDatabase,
+  runId: string,
+  first: number | null,
+  lines: readonly Pending[],
+): Promise<number> {
+  const row = await db.one<{ next: number }>(
+    `WITH base AS (
+       SELECT COALESCE($2::bigint, (SELECT COALESCE(MAX(seq), 0) + 1 FROM task_run_log_lines WHERE run_id = $1)) AS first
+     ), ins AS (
+       INSERT INTO task_run_log_lines (run_id, seq, time, stream, line, quoll, final)
+       SELECT $1, base.first + l.i - 1, l.time, l.stream, l.line, l.quoll, l.final
+       FROM base, unnest($3::text[], $4::text[], $5::text[], $6::boolean[], $7::boolean[])
+         WITH ORDINALITY AS l(time, stream, line, quoll, final, i)
+       RETURNING seq
+     )
+     SELECT (SELECT MAX(seq) + 1 FROM ins) AS next, pg_notify($8, $1)`,
+    [
+      runId,
+      first,
+      lines.map((l) => l.time),
+      lines.map((l) => l.stream),
+      lines.map((l) => l.line),
+      lines.map((l) => l.quoll),
+      lines.map((l) => l.final),
+      RUN_LOG_CHANNEL,
+    ],
+  );
+  if (row === null) throw new Error(`inserting the log lines of run ${runId} returned nothing`);
+  return row.next;
+}
+
+function toDto(row: LineRow): TaskRunLogLineDto {
+  return { time: row.time, stream: row.stream, line: row.line };
+}

@@ -1,0 +1,78 @@
+import type { TokenRecord, TokenStore } from '../../auth/index.js';
+import type { PostgresDatabase } from './postgres-database.js';
+
+interface TokenRow {
+  id: string;
+  token_hash: string;
+  kind: 'admin' | 'workspace';
+  workspace_id: number | null;
+  subject: string;
+  created_at: string;
+  expires_at: string | null;
+  revoked_at: string | null;
+}
+
+const toToken = (r: TokenRow): TokenRecord => ({
+  id: r.id,
+  tokenHash: r.token_hash,
+  kind: r.kind,
+  workspaceId: r.workspace_id,
+  subject: r.subject,
+  createdAt: r.created_at,
+  expiresAt: r.expires_at,
+  revokedAt: r.revoked_at,
+});
+
+/** {@link TokenStore} on PostgreSQL (table `api_tokens`, migration 0001). */
+export class PostgresTokenStore implements TokenStore {
+  constructor(private readonly db: PostgresDatabase) {}
+
+  async insertToken(t: TokenRecord): Promise<void> {
+    await this.db.run(
+      'INSERT INTO api_tokens (id, token_hash, kind, workspace_id, subject, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
+      [t.id, t.tokenHash, t.kind, t.workspaceId, t.subject, t.createdAt, t.expiresAt, t.revokedAt],
+    );
+  }
+
+  async findTokenByHash(tokenHash: string): Promise<TokenRecord | null> {
+    const r = await this.db.one<TokenRow>('SELECT * FROM api_tokens WHERE token_hash = $1', [tokenHash]);
+    return r ? toToken(r) : null;
+  }
+
+  async revokeToken(id: string, at: string): Promise<boolean> {
+    return (
+      (await this.db.run('UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL', [
+        at,
+        id,
+      ])) === 1
+    );
+  }
+
+  async listTokensBySubjectPrefix(prefix: string): Promise<TokenRecord[]> {
+    const rows = await this.db.rows<TokenRow>(
+      'SELECT * FROM api_tokens WHERE revoked_at IS NULL AND left(subject, length($1)) = $1 ORDER BY created_at DESC, id',
+      [prefix],
+    );
+    return rows.map(toToken);
+  }
+
+  async revokeTokensBySubjectPrefix(
+    prefix: string,
+    at: string,
+    keepSubjects: readonly string[] = [],
+  ): Promise<number> {
+    // left() compares the prefix literally (no LIKE wildcards); one statement, so it is atomic.
+    return this.db.run(
+      `UPDATE api_tokens SET revoked_at = $1
+       WHERE revoked_at IS NULL AND left(subject, length($2)) = $2 AND NOT (subject = ANY($3::text[]))`,
+      [at, prefix, [...keepSubjects]],
+    );
+  }
+
+  async setTokenExpiry(id: string, expiresAt: string): Promise<void> {
+    await this.db.run('UPDATE api_tokens SET expires_at = $1 WHERE id = $2 AND revoked_at IS NULL', [
+      expiresAt,
+      id,
+    ]);
+  }
+}

@@ -1,0 +1,86 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  clusterSuite,
+  concurrencySuite,
+  keyCheckStoreSuite,
+  runLogStoreSuite,
+  connectionStoreSuite,
+  logSegmentIndexSuite,
+  modelStoreSuite,
+  orchestrationStoreSuite,
+  pipelineStoreSuite,
+  taskStoreSuite,
+  tokenStoreSuite,
+  workspaceStoreSuite,
+} from '../conformance/index.js';
+import type { MakeStores, OpenPeer } from '../conformance/index.js';
+import { openStore } from '../open-store.js';
+import { SchemaTooNewError } from '../schema-migrations.js';
+import type { Stores } from '../stores.js';
+import { openSqliteDatabase } from './sqlite-database.js';
+import { FileRunLogStore } from '../../runner/index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'quoll-sqlite-stores-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const paths = new WeakMap<Stores, string>();
+let files = 0;
+
+/** A fresh database file per call. */
+const makeStores: MakeStores = async (options) => {
+  const path = join(root, `${++files}.db`);
+  const stores = await openStore({ kind: 'sqlite', path }, options);
+  paths.set(stores, path);
+  return stores;
+};
+
+/** Another handle on the same file, as a second process would have. */
+const openPeer: OpenPeer = async (stores, options) => {
+  const path = paths.get(stores);
+  if (path === undefined) throw new Error('not made by makeStores');
+  return openStore({ kind: 'sqlite', path }, options);
+};
+
+workspaceStoreSuite('sqlite', makeStores);
+tokenStoreSuite('sqlite', makeStores);
+modelStoreSuite('sqlite', makeStores);
+pipelineStoreSuite('sqlite', makeStores);
+connectionStoreSuite('sqlite', makeStores);
+logSegmentIndexSuite('sqlite', makeStores);
+orchestrationStoreSuite('sqlite', makeStores);
+taskStoreSuite('sqlite', makeStores);
+concurrencySuite('sqlite', makeStores, openPeer);
+clusterSuite('sqlite', makeStores, openPeer, { crossProcess: false });
+keyCheckStoreSuite('sqlite', makeStores);
+// The embedded home's run logs are files: the same contract as the database's.
+runLogStoreSuite('files', async ({ maxBytesPerRun }) => {
+  const dir = mkdtempSync(join(root, 'task-logs-'));
+  const storage = new FileRunLogStore({ dir, maxBytesPerRun });
+  await storage.open();
+  return { storage, close: async () => rmSync(dir, { recursive: true, force: true }) };
+});
+
+describe('sqlite: migrations', () => {
+  it('a database migrated by a newer Quoll is refused, and left as it was', async () => {
+    const path = join(root, 'newer.db');
+    const db = openSqliteDatabase(path);
+    db.prepare(
+      "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'future', 'x')",
+    ).run();
+    db.close();
+    await expect(openStore({ kind: 'sqlite', path })).rejects.toThrow(SchemaTooNewError);
+    await expect(openStore({ kind: 'sqlite', path })).rejects.toThrow(
+      /schema version 9999, but this Quoll knows only up to \d+.*Upgrade this node/,
+    );
+  });
+
+  it('creates the database file owner-only', async () => {
+    const { statSync } = await import('node:fs');
+    const stores = await makeStores();
+    await stores.close();
+    expect(statSync(join(root, `${files}.db`)).mode & 0o777).toBe(0o600);
+  });
+});
