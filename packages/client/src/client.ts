@@ -1,13 +1,16 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
-import { basename } from 'node:path';
-import { Readable } from 'node:stream';
 import { Connection, ConnectionList } from './connections/index.js';
-import { ValidationError } from './errors/index.js';
-import { HttpTransport, resolveClientOptions, type ClientOptions } from './http/index.js';
+import { NotFoundError, ValidationError } from './errors/index.js';
+import {
+  HttpTransport,
+  withUploadProgress,
+  type ClientOptions,
+  type RequestBody,
+  type UploadProgress,
+} from './http/index.js';
 import { ModelVersion } from './models/index.js';
 import { Orchestration, OrchestrationList } from './orchestrations/index.js';
 import { Pipeline } from './pipelines/index.js';
+import { browserPlatform, type ClientPlatform } from './platform/index.js';
 import { inTask, taskArgs } from './task-env/index.js';
 import { Task, TaskList } from './tasks/index.js';
 import type {
@@ -35,29 +38,61 @@ export interface UploadModelOptions {
   tensorFields?: string[];
   /** `'single'` runs one row at a time. @default null */
   batchConfig?: 'single';
+  /** Called as the bytes are sent (the CLI draws its progress line with it). @default none */
+  onProgress?: UploadProgress;
 }
 
 /**
- * The entry point of the SDK.
+ * Which workspaces a listing covers. Without any: the current workspace for models and
+ * pipelines, every workspace the token can see for orchestrations and tasks (as the original).
+ */
+export interface WorkspaceFilterOptions {
+  /** Only this workspace (by id). */
+  workspaceId?: number;
+  /** Only this workspace (by name). */
+  workspaceName?: string;
+  /** Every workspace the token can see (models and pipelines). @default false */
+  allWorkspaces?: boolean;
+}
+
+/**
+ * The entry point of the SDK. In Node, `new Client()` finds the server by itself (see
+ * `ClientOptions`); in a browser it talks to the page's origin unless given `{ url, token }`.
  * @example
  *   import { Client } from '@quoll/client';
- *   const client = new Client(); // reads ./.quoll/credentials.json, or QUOLL_URL + QUOLL_TOKEN
+ *   const client = new Client(); // Node: ./.quoll/credentials.json, or QUOLL_URL + QUOLL_TOKEN
  *   const ws = await client.getWorkspace('orchestrationworkspace', { createIfNotExist: true });
  *   client.setCurrentWorkspace(ws);
  */
 export class Client {
   /** @internal */
   readonly http: HttpTransport;
+  /** @internal */
+  readonly platform: ClientPlatform;
   private current: Workspace | null = null;
 
-  constructor(options: ClientOptions = {}) {
-    const { url, token } = resolveClientOptions(options);
-    this.http = new HttpTransport(url, token);
+  /** @param platform @internal the host (the Node entry passes its own). */
+  constructor(options: ClientOptions = {}, platform: ClientPlatform = browserPlatform) {
+    const { url, token } = platform.resolveTarget(options);
+    this.platform = platform;
+    this.http = new HttpTransport(url, token, {
+      ...(options.headers ? { headers: options.headers } : {}),
+      ...(options.fetch ? { fetch: options.fetch } : {}),
+    });
   }
 
   /** Base URL of the server. */
   get url(): string {
     return this.http.baseUrl;
+  }
+
+  /**
+   * The header that authenticates this client, for calling the HTTP API with another tool
+   * (`{}` when the client has no token, e.g. a browser session).
+   * @example await fetch(pipeline.url(), { method: 'POST', headers: { ...client.authHeader(), 'content-type': 'application/json' }, body })
+   */
+  authHeader(): Record<string, string> {
+    return this.http.authHeader();
   }
 
   // -- workspaces
@@ -134,13 +169,13 @@ export class Client {
   // -- models
 
   /**
-   * Uploads an ONNX model into the current workspace from a path or bytes; the same name
-   * again makes a new version.
+   * Uploads an ONNX model into the current workspace from a path (Node), bytes or a
+   * `Blob`/`File`; the same name again makes a new version.
    * @example const model = await client.uploadModel('orchestrationmodel', './models/rf_model.onnx');
    */
   async uploadModel(
     name: string,
-    pathOrBytes: string | Uint8Array,
+    pathOrBytes: string | Uint8Array | Blob,
     options: UploadModelOptions = {},
   ): Promise<ModelVersion> {
     if (options.framework !== undefined && options.framework !== 'onnx') {
@@ -151,28 +186,30 @@ export class Client {
       );
     }
     const ws = await this.workspaceId();
-    let body: Uint8Array | ReadableStream<Uint8Array>;
+    let body: RequestBody;
     let fileName: string;
+    let size: number | null = null;
     if (typeof pathOrBytes === 'string') {
-      const isFile = await stat(pathOrBytes).then(
-        (s) => s.isFile(),
-        () => false,
-      );
-      if (!isFile) {
-        throw new ValidationError(
-          'invalid_request',
-          `Model file "${pathOrBytes}" does not exist or is not a file; give the path of an .onnx file.`,
-          0,
-        );
-      }
-      body = Readable.toWeb(createReadStream(pathOrBytes)) as ReadableStream<Uint8Array>;
-      fileName = options.fileName ?? basename(pathOrBytes);
-    } else {
+      const file = await this.platform.openFile(pathOrBytes, {
+        what: 'Model file',
+        hint: 'give the path of an .onnx file',
+      });
+      body = file.body;
+      fileName = options.fileName ?? file.fileName;
+      size = file.size ?? null;
+    } else if (pathOrBytes instanceof Uint8Array || isBlob(pathOrBytes)) {
       body = pathOrBytes;
-      fileName = options.fileName ?? `${name}.onnx`;
+      fileName = options.fileName ?? blobName(pathOrBytes) ?? `${name}.onnx`;
+    } else {
+      throw new ValidationError(
+        'invalid_request',
+        'uploadModel() takes a file path, a Uint8Array or a Blob/File of an ONNX model.',
+        0,
+      );
     }
+    const upload = withUploadProgress(body, size, options.onProgress);
     const dto = await this.http.json<ModelVersionDto>('POST', `/v1/workspaces/${ws}/models`, {
-      body,
+      body: upload.body,
       contentType: 'application/octet-stream',
       query: {
         name,
@@ -182,6 +219,7 @@ export class Client {
       },
       timeoutMs: 600_000,
     });
+    upload.finished();
     return new ModelVersion(this.http, dto);
   }
 
@@ -198,12 +236,24 @@ export class Client {
     return new ModelVersion(this.http, dto);
   }
 
-  /** Every model version in the current workspace, newest first. */
-  async listModels(): Promise<ModelVersion[]> {
-    const ws = await this.workspaceId();
-    return (await this.http.json<ModelVersionDto[]>('GET', `/v1/workspaces/${ws}/models`)).map(
-      (m) => new ModelVersion(this.http, m),
-    );
+  /**
+   * Model versions newest first: of the current workspace, or of the workspace or all the
+   * workspaces the options name.
+   * @example await client.listModels({ workspaceName: 'orchestrationworkspace' })
+   */
+  async listModels(options: WorkspaceFilterOptions = {}): Promise<ModelVersion[]> {
+    return (
+      await this.http.json<ModelVersionDto[]>('GET', '/v1/models', { query: await this.scopeQuery(options) })
+    ).map((m) => new ModelVersion(this.http, m));
+  }
+
+  /** The query of a listing that defaults to the current workspace. */
+  private async scopeQuery(
+    options: WorkspaceFilterOptions,
+  ): Promise<Record<string, string | number | undefined>> {
+    const named = options.workspaceId !== undefined || (options.workspaceName ?? '') !== '';
+    if (named) return { workspaceId: options.workspaceId, workspaceName: options.workspaceName || undefined };
+    return options.allWorkspaces === true ? {} : { workspaceId: await this.workspaceId() };
   }
 
   // -- pipelines
@@ -214,6 +264,7 @@ export class Client {
     return new Pipeline(
       this.http,
       await this.http.json<PipelineDto>('POST', `/v1/workspaces/${ws}/pipelines`, { json: { name } }),
+      this.platform,
     );
   }
 
@@ -223,21 +274,35 @@ export class Client {
     return new Pipeline(
       this.http,
       await this.http.json<PipelineDto>('GET', `/v1/workspaces/${ws}/pipelines/${encodeURIComponent(name)}`),
+      this.platform,
     );
   }
 
-  /** Pipelines with this name (at most one per workspace); throws `NotFoundError` when none. */
+  /**
+   * Pipelines with this name in every workspace the token can see (at most one per workspace),
+   * oldest first; throws `NotFoundError` when there is none.
+   */
   async pipelinesByName(name: string): Promise<Pipeline[]> {
-    // Names are unique per workspace: at most one; getPipeline throws NotFoundError when none.
-    return [await this.getPipeline(name)];
+    const dtos = await this.http.json<PipelineDto[]>('GET', '/v1/pipelines', { query: { name } });
+    if (dtos.length === 0) {
+      throw new NotFoundError(
+        'pipeline_not_found',
+        `Pipeline not found: no workspace this token can see has a pipeline named "${name}".`,
+        404,
+        { pipelineName: name },
+      );
+    }
+    return dtos.map((p) => new Pipeline(this.http, p, this.platform));
   }
 
-  /** Every pipeline in the current workspace. */
-  async listPipelines(): Promise<Pipeline[]> {
-    const ws = await this.workspaceId();
-    return (await this.http.json<PipelineDto[]>('GET', `/v1/workspaces/${ws}/pipelines`)).map(
-      (p) => new Pipeline(this.http, p),
-    );
+  /**
+   * Pipelines oldest first: of the current workspace, or of the workspace or all the workspaces
+   * the options name.
+   */
+  async listPipelines(options: WorkspaceFilterOptions = {}): Promise<Pipeline[]> {
+    return (
+      await this.http.json<PipelineDto[]>('GET', '/v1/pipelines', { query: await this.scopeQuery(options) })
+    ).map((p) => new Pipeline(this.http, p, this.platform));
   }
 
   // -- connections
@@ -287,52 +352,55 @@ export class Client {
    * `pending_packaging` and is packaged in the background. A zip that breaks the rules
    * (no entrypoint, an entry escaping the root, a bomb) is a `ValidationError` /
    * `PayloadTooLargeError` and nothing is stored.
-   * @param source `{ path }` of a zip file, or `{ bytes, fileName? }` (file name default `_`).
+   * @param source `{ path }` of a zip file (Node), or `{ bytes, fileName? }` with a
+   *   `Uint8Array` or a `Blob`/`File` (file name default: the File's name, else `orchestration.zip`).
    * @param name the orchestration's name. @default ''
+   * @param onProgress called as the bytes are sent. @default none
    * @example const orchestration = await client.uploadOrchestration({ path: './remote_inference.zip' }, { name: 'houseprice' });
    */
   async uploadOrchestration(
-    source: { path: string } | { bytes: Uint8Array; fileName?: string },
-    options: { name?: string } = {},
+    source: { path: string } | { bytes: Uint8Array | Blob; fileName?: string },
+    options: { name?: string; onProgress?: UploadProgress } = {},
   ): Promise<Orchestration> {
     const ws = await this.workspaceId();
-    let body: Uint8Array | ReadableStream<Uint8Array>;
+    let body: RequestBody;
     let fileName: string;
-    if ('path' in source) {
-      try {
-        await stat(source.path);
-      } catch {
-        throw new ValidationError(
-          'invalid_request',
-          `Orchestration file "${source.path}" does not exist or cannot be read.`,
-          0,
-        );
-      }
-      body = Readable.toWeb(createReadStream(source.path)) as ReadableStream<Uint8Array>;
-      fileName = basename(source.path);
-    } else if (source.bytes instanceof Uint8Array) {
+    let size: number | null = null;
+    if ('path' in source && typeof source.path === 'string') {
+      const file = await this.platform.openFile(source.path, {
+        what: 'Orchestration file',
+        hint: 'give the path of a .zip file',
+      });
+      body = file.body;
+      fileName = file.fileName;
+      size = file.size ?? null;
+    } else if ('bytes' in source && (source.bytes instanceof Uint8Array || isBlob(source.bytes))) {
       body = source.bytes;
-      fileName = source.fileName ?? '_';
+      fileName = source.fileName ?? blobName(source.bytes) ?? 'orchestration.zip';
     } else {
       throw new ValidationError(
         'invalid_request',
-        'uploadOrchestration needs { path } or { bytes, fileName } of a zip.',
+        'uploadOrchestration() needs { path } or { bytes, fileName } of a zip.',
         0,
       );
     }
+    const upload = withUploadProgress(body, size, options.onProgress);
     const dto = await this.http.json<OrchestrationDto>('POST', `/v1/workspaces/${ws}/orchestrations`, {
-      body,
+      body: upload.body,
       contentType: 'application/zip',
       query: { name: options.name ?? '', fileName },
       timeoutMs: 600_000,
     });
+    upload.finished();
     return new Orchestration(this.http, dto);
   }
 
-  /** Orchestrations of every workspace this token can see (or of `workspaceName`), oldest first. */
-  async listOrchestrations(options: { workspaceName?: string } = {}): Promise<OrchestrationList> {
+  /** Orchestrations of every workspace this token can see (or of `workspaceId` / `workspaceName`), oldest first. */
+  async listOrchestrations(
+    options: { workspaceId?: number; workspaceName?: string } = {},
+  ): Promise<OrchestrationList> {
     const dtos = await this.http.json<OrchestrationDto[]>('GET', '/v1/orchestrations', {
-      query: { workspaceName: options.workspaceName },
+      query: { workspaceId: options.workspaceId, workspaceName: options.workspaceName || undefined },
     });
     return OrchestrationList.fill(dtos.map((d) => new Orchestration(this.http, d)));
   }
@@ -346,12 +414,25 @@ export class Client {
   }
 
   /**
-   * Tasks of every workspace this token can see (or of `workspaceName`), newest first.
+   * Tasks of every workspace this token can see (or of `workspaceId` / `workspaceName`), newest
+   * first; `orchestrationSha` keeps the tasks of orchestrations uploaded with that zip.
    * @param killed include killed tasks. @default false
    */
-  async listTasks(options: { killed?: boolean; workspaceName?: string } = {}): Promise<TaskList> {
+  async listTasks(
+    options: {
+      killed?: boolean;
+      workspaceId?: number;
+      workspaceName?: string;
+      orchestrationSha?: string;
+    } = {},
+  ): Promise<TaskList> {
     const dtos = await this.http.json<TaskDto[]>('GET', '/v1/tasks', {
-      query: { killed: options.killed, workspaceName: options.workspaceName },
+      query: {
+        killed: options.killed,
+        workspaceId: options.workspaceId,
+        workspaceName: options.workspaceName || undefined,
+        orchestrationSha: options.orchestrationSha,
+      },
     });
     return TaskList.fill(dtos.map((d) => new Task(this.http, d)));
   }
@@ -372,4 +453,21 @@ export class Client {
   taskArgs(): Record<string, unknown> {
     return taskArgs();
   }
+}
+
+/** A Blob or File (of this realm or another: `instanceof` fails across realms and polyfills). */
+function isBlob(value: unknown): value is Blob {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    typeof (value as Blob).arrayBuffer === 'function' &&
+    typeof (value as Blob).stream === 'function' &&
+    typeof (value as Blob).size === 'number'
+  );
+}
+
+/** A File's own name, when it has one. */
+function blobName(value: Uint8Array | Blob): string | undefined {
+  const name = (value as { name?: unknown }).name;
+  return typeof name === 'string' && name !== '' ? name : undefined;
 }

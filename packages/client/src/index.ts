@@ -1,6 +1,8 @@
+// The browser-safe root. Node resolves `@quoll/client` to ./node/index.ts (the `node` export
+// condition), which adds a Client that reads credentials files and local paths.
 export { Client } from './client.js';
-export type { UploadModelOptions } from './client.js';
-export type { ClientOptions } from './http/index.js';
+export type { UploadModelOptions, WorkspaceFilterOptions } from './client.js';
+export type { ClientOptions, UploadProgress } from './http/index.js';
 export { Workspace } from './workspaces/index.js';
 export { Connection, ConnectionList } from './connections/index.js';
 export { ModelVersion } from './models/index.js';
@@ -12,11 +14,13 @@ export type {
   ExportLogsSummary,
   InferenceRecord,
   InferOptions,
+  InferWithArrowOptions,
   LogRecord,
   LogRecords,
   LogsOptions,
   LogsResultInfo,
   LogsTable,
+  LogsTableOf,
   LogTime,
 } from './pipelines/index.js';
 export {
@@ -43,6 +47,8 @@ export {
   TaskTickList,
 } from './tasks/index.js';
 export type { LastRunsOptions } from './tasks/index.js';
+export { SDK_ARROW_RANGE } from './arrow-interop/index.js';
+export type { ArrowModule, ArrowTableLike, ArrowTableOf } from './arrow-interop/index.js';
 export { renderFields, renderTable } from './format/index.js';
 export type { Cell } from './format/index.js';
 /**
@@ -63,10 +69,12 @@ export type {
   PackagingLogLineDto,
   PipelineDto,
   PipelineStatusDto,
+  ReplicaStatusDto,
   PipelineStatusName,
   PipelineStepDto,
   PipelineVersionDto,
   TaskDto,
+  TaskLimitsDto,
   TaskRunDto,
   TaskTickDto,
   TaskRunLogLineDto,

@@ -1,5 +1,4 @@
-import { inspect } from 'node:util';
-import { renderFields } from '../format/index.js';
+import { inspectCustom, renderFields } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { ConnectionDto, ConnectionWithDetailsDto } from '../wire/index.js';
 
@@ -87,7 +86,7 @@ export class Connection {
     ]);
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }

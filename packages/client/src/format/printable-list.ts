@@ -1,4 +1,4 @@
-import { inspect } from 'node:util';
+import { inspectCustom } from './inspect-custom.js';
 
 /**
  * An array that prints as the seed's table (or as lines) with `String()`, `console.log` and in a
@@ -20,7 +20,7 @@ export abstract class PrintableList<T> extends Array<T> {
   /** The printed form. */
   abstract override toString(): string;
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }

@@ -10,12 +10,23 @@ const CONNECT_ERRORS = new Set([
   'ECONNRESET',
 ]);
 
+/** A raw request body. */
+export type RequestBody = Uint8Array | string | Blob | ReadableStream<Uint8Array>;
+
+/** Options of the transport itself. */
+export interface HttpTransportOptions {
+  /** Sent with every request. @default {} */
+  headers?: Record<string, string>;
+  /** @default globalThis.fetch */
+  fetch?: typeof fetch;
+}
+
 /** Options of one request. */
 export interface RequestOptions {
   /** A JSON body. */
   json?: unknown;
   /** A raw body (with `contentType`). */
-  body?: Uint8Array | string | ReadableStream<Uint8Array>;
+  body?: RequestBody;
   contentType?: string;
   accept?: string;
   query?: Record<string, string | number | boolean | undefined>;
@@ -29,10 +40,27 @@ export interface RequestOptions {
  * queries and bodies, and turns error answers into typed `QuollError`s.
  */
 export class HttpTransport {
+  readonly #token: string | null;
+  readonly #headers: Record<string, string>;
+  readonly #fetch: typeof fetch;
+
+  /** @param token the bearer token; null sends none (a browser session cookie authenticates instead). */
   constructor(
     readonly baseUrl: string,
-    private readonly token: string,
-  ) {}
+    token: string | null,
+    options: HttpTransportOptions = {},
+  ) {
+    this.#token = token;
+    this.#headers = { ...options.headers };
+    // Called unbound, as browsers require of window.fetch.
+    const f = options.fetch ?? globalThis.fetch;
+    this.#fetch = (input, init) => f(input, init);
+  }
+
+  /** The `Authorization` header this transport sends (empty without a token). */
+  authHeader(): Record<string, string> {
+    return this.#token === null ? {} : { Authorization: `Bearer ${this.#token}` };
+  }
 
   /** Full URL of a path. */
   url(path: string, query?: RequestOptions['query']): string {
@@ -43,7 +71,8 @@ export class HttpTransport {
 
   /** Sends a request; answers the raw Response when it is a success. */
   async send(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    const headers: Record<string, string> = { ...this.#headers };
+    if (this.#token !== null) headers.authorization = `Bearer ${this.#token}`;
     let body: RequestInit['body'];
     if (opts.json !== undefined) {
       headers['content-type'] = 'application/json';
@@ -56,12 +85,15 @@ export class HttpTransport {
     const signals = [AbortSignal.timeout(opts.timeoutMs ?? 60_000), ...(opts.signal ? [opts.signal] : [])];
     let res: Response;
     try {
-      res = await fetch(this.url(path, opts.query), {
+      res = await this.#fetch(this.url(path, opts.query), {
         method,
         headers,
         body,
         signal: AbortSignal.any(signals),
-        ...(body instanceof ReadableStream ? { duplex: 'half' } : {}),
+        // A streamed body needs half duplex (Node's fetch insists; browsers stream over HTTP/2 only).
+        ...(typeof ReadableStream !== 'undefined' && body instanceof ReadableStream
+          ? { duplex: 'half' }
+          : {}),
       });
     } catch (err) {
       const e = err as Error;

@@ -1,4 +1,5 @@
 export { HttpTransport } from './http-transport.js';
-export type { RequestOptions } from './http-transport.js';
-export { resolveClientOptions } from './resolve-client-options.js';
-export type { ClientOptions } from './resolve-client-options.js';
+export type { HttpTransportOptions, RequestBody, RequestOptions } from './http-transport.js';
+export type { ClientOptions } from './client-options.js';
+export { withUploadProgress } from './upload-progress.js';
+export type { UploadProgress } from './upload-progress.js';

@@ -1,5 +1,4 @@
-import { inspect } from 'node:util';
-import { renderFields } from '../format/index.js';
+import { inspectCustom, renderFields } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { ModelConfigDto, ModelVersionDto, TensorInfoDto } from '../wire/index.js';
 
@@ -84,7 +83,7 @@ export class ModelVersion {
     ]);
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }

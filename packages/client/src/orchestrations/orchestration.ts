@@ -1,6 +1,5 @@
-import { inspect } from 'node:util';
 import { errorFromCode } from '../errors/index.js';
-import { PrintableList, renderFields, renderTable } from '../format/index.js';
+import { inspectCustom, PrintableList, renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import { Task, TaskList, displayTime } from '../tasks/index.js';
 import type {
@@ -9,6 +8,7 @@ import type {
   OrchestrationStatus,
   PackagingLogLineDto,
   TaskDto,
+  TaskLimitsDto,
 } from '../wire/index.js';
 
 /** Options of `runOnce()`. */
@@ -18,6 +18,11 @@ export interface RunOnceOptions {
   jsonArgs?: Record<string, unknown>;
   /** Seconds the run may last before it is stopped as `timed_out`. @default 900 */
   timeout?: number;
+  /**
+   * Tighter resource limits for the run than the server's, e.g. `{ memoryBytes: 512 * 1024 ** 2, processes: 64 }`;
+   * a limit above the server's is a `ValidationError`. @default the server's
+   */
+  limits?: TaskLimitsDto;
 }
 
 /** Options of `runScheduled()`. */
@@ -33,6 +38,8 @@ export interface RunContinuouslyOptions {
   name: string;
   /** @default {} */
   jsonArgs?: Record<string, unknown>;
+  /** Tighter resource limits for each run than the server's (see `RunOnceOptions.limits`). @default the server's */
+  limits?: TaskLimitsDto;
 }
 
 /** One line of a packaging log; prints as `<time> <source> <line>`. */
@@ -52,7 +59,7 @@ export class PackagingLogLine implements PackagingLogLineDto {
     return `${this.time} ${this.source} ${this.line}`;
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }
@@ -174,6 +181,7 @@ export class Orchestration {
       name: options.name,
       jsonArgs: options.jsonArgs ?? {},
       timeout: options.timeout,
+      limits: options.limits,
     });
   }
 
@@ -186,12 +194,18 @@ export class Orchestration {
       jsonArgs: options.jsonArgs ?? {},
       timeout: options.timeout,
       timezone: options.timezone,
+      limits: options.limits,
     });
   }
 
   /** Keeps one run going, restarting it with backoff when it exits, until killed (a `Continuous Run`). */
   async runContinuously(options: RunContinuouslyOptions): Promise<Task> {
-    return this.createTask({ type: 'continuous', name: options.name, jsonArgs: options.jsonArgs ?? {} });
+    return this.createTask({
+      type: 'continuous',
+      name: options.name,
+      jsonArgs: options.jsonArgs ?? {},
+      limits: options.limits,
+    });
   }
 
   /** This orchestration's tasks, newest first (killed ones only with `{ killed: true }`). */
@@ -235,7 +249,7 @@ export class Orchestration {
     ]);
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }

@@ -1,5 +1,5 @@
 export { Pipeline } from './pipeline.js';
-export type { DeployOptions, InferenceRecord, InferOptions } from './pipeline.js';
+export type { DeployOptions, InferenceRecord, InferOptions, InferWithArrowOptions } from './pipeline.js';
 export { parseDataSize } from './data-size.js';
 export type {
   ExportLogsOptions,
@@ -9,5 +9,6 @@ export type {
   LogsOptions,
   LogsResultInfo,
   LogsTable,
+  LogsTableOf,
   LogTime,
 } from './pipeline-logs.js';

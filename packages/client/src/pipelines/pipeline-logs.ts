@@ -1,9 +1,8 @@
-import { mkdir, open, writeFile } from 'node:fs/promises';
-import type { FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { checkArrowModule, type ArrowModule, type ArrowTableOf } from '../arrow-interop/index.js';
 import { ValidationError } from '../errors/index.js';
 import type { HttpTransport } from '../http/index.js';
+import type { ClientPlatform, FileSink, SinkFile } from '../platform/index.js';
 import { LOG_DEFAULTS, MEDIA_TYPES } from '../wire/index.js';
 import { parseDataSize } from './data-size.js';
 
@@ -25,10 +24,12 @@ export interface LogsOptions {
   /** Latest time (inclusive). Give together with `start`. */
   end?: LogTime;
   /**
-   * Return an Arrow `Table` instead of records.
+   * Return an Arrow `Table` instead of records: `true` for a Table of the SDK's apache-arrow, or
+   * your own apache-arrow module (`import * as arrow from 'apache-arrow'`, ≥ 15) for a Table of
+   * your copy.
    * @default false
    */
-  arrow?: boolean;
+  arrow?: boolean | ArrowModule;
   /**
    * Size cap of the result in bytes of Arrow data; a bigger result is cut and flagged.
    * @default 10_000_000 (10 MB)
@@ -51,6 +52,9 @@ export type LogRecords = LogRecord[] & LogsResultInfo;
 
 /** `logs({ arrow: true })`: an Arrow `Table` with the {@link LogsResultInfo} flags as extra properties. */
 export type LogsTable = Table & LogsResultInfo;
+
+/** `logs({ arrow: yourArrow })`: a Table of your apache-arrow with the {@link LogsResultInfo} flags. */
+export type LogsTableOf<A extends ArrowModule> = ArrowTableOf<A> & LogsResultInfo;
 
 /** Options of `Pipeline.exportLogs()`. */
 export interface ExportLogsOptions {
@@ -108,6 +112,8 @@ interface FetchedPage {
   schemaId: string | null;
   /** Bytes of the body as received. */
   bodyBytes: number;
+  /** The body of an Arrow page. */
+  bytes?: Uint8Array;
   table?: Table;
   records?: LogRecord[];
 }
@@ -123,9 +129,7 @@ interface PageQuery {
 const DEFAULT_LIMIT = LOG_DEFAULTS.limit;
 const PAGE_BYTES = LOG_DEFAULTS.pageBytes;
 
-function warn(text: string): void {
-  process.stderr.write(`${text}\n`);
-}
+const utf8 = new TextEncoder();
 
 /** Turns a time bound into epoch ms; `ValidationError('invalid_time_range')` when it is not a time. */
 export function toEpochMs(name: 'start' | 'end', value: LogTime): number {
@@ -201,6 +205,7 @@ async function fetchPage(
       nextCursor: res.headers.get('x-quoll-next-cursor'),
       schemaId: res.headers.get('x-quoll-schema-id'),
       bodyBytes: bytes.byteLength,
+      bytes,
       table: tableFromIPC(bytes),
     };
   }
@@ -219,9 +224,15 @@ function withInfo<T extends object>(value: T, info: LogsResultInfo): T & LogsRes
 /** `Pipeline.logs()`: one page of the logs endpoint, with the original's warnings. */
 export async function fetchLogs(
   http: HttpTransport,
+  platform: ClientPlatform,
   path: string,
   options: LogsOptions,
-): Promise<LogRecords | LogsTable> {
+): Promise<LogRecords | LogsTable | (object & LogsResultInfo)> {
+  const warn = (text: string): void => platform.warn(text);
+  const userArrow =
+    typeof options.arrow === 'object' && options.arrow !== null
+      ? checkArrowModule(options.arrow, 'logs() option arrow')
+      : undefined;
   const range = timeRange(options);
   checkLimit(options.limit);
   if (options.maxBytes !== undefined && !(options.maxBytes > 0)) {
@@ -231,7 +242,7 @@ export async function fetchLogs(
       0,
     );
   }
-  const arrow = options.arrow === true;
+  const arrow = options.arrow === true || userArrow !== undefined;
   const page = await fetchPage(
     http,
     path,
@@ -267,18 +278,23 @@ export async function fetchLogs(
     schemaChanged: page.schemaChanged,
     moreAvailable,
   };
+  if (userArrow !== undefined) {
+    // Read with the caller's own apache-arrow, so the Table is of their copy.
+    const table = page.bytes === undefined ? null : userArrow.tableFromIPC(page.bytes);
+    return withInfo(table ?? {}, info);
+  }
   return arrow ? withInfo(page.table ?? new Table(), info) : withInfo(page.records ?? [], info);
 }
 
 /** Writes the files of one schema, one after the other. */
 class ExportFiles {
   readonly files: string[] = [];
-  #fh: FileHandle | null = null;
+  #file: SinkFile | null = null;
   #batches: Table[] = [];
   #current: string | null = null;
 
   constructor(
-    readonly directory: string,
+    readonly sink: FileSink,
     readonly prefix: string,
     readonly arrow: boolean,
   ) {}
@@ -288,53 +304,54 @@ class ExportFiles {
     if (this.files.length > 0 && schemaId === this.#current) return;
     await this.close();
     this.#current = schemaId;
-    const path = join(
-      this.directory,
-      `${this.prefix}-${this.files.length + 1}.${this.arrow ? 'arrow' : 'json'}`,
-    );
-    this.files.push(path);
-    if (!this.arrow) this.#fh = await open(path, 'w');
+    const name = `${this.prefix}-${this.files.length + 1}.${this.arrow ? 'arrow' : 'json'}`;
+    this.files.push(this.sink.path(name));
+    // An Arrow file is written whole at close (the IPC file footer needs every batch).
+    this.#file = await this.sink.create(name);
   }
 
   async writeLines(text: string): Promise<void> {
-    await this.#fh?.write(text);
+    await this.#file?.write(text);
   }
 
   addTable(table: Table): void {
     this.#batches.push(table);
   }
 
-  /** Finishes the current file (an Arrow file is written whole: the IPC file footer needs every batch). */
+  /** Finishes the current file. */
   async close(): Promise<void> {
-    if (this.#fh !== null) {
-      await this.#fh.close();
-      this.#fh = null;
+    const file = this.#file;
+    this.#file = null;
+    if (file === null) return;
+    try {
+      if (this.arrow && this.#batches.length > 0) {
+        const [first, ...rest] = this.#batches;
+        await file.write(tableToIPC((first as Table).concat(...rest), 'file'));
+      }
+    } finally {
+      this.#batches = [];
+      await file.close();
     }
-    const path = this.files.at(-1);
-    if (this.arrow && path !== undefined && this.#batches.length > 0) {
-      const [first, ...rest] = this.#batches;
-      await writeFile(path, tableToIPC((first as Table).concat(...rest), 'file'));
-    }
-    this.#batches = [];
   }
 }
 
 /** `Pipeline.exportLogs()`: pages through the logs endpoint with the cursor and writes numbered files. */
 export async function exportLogs(
   http: HttpTransport,
+  platform: ClientPlatform,
   path: string,
   pipelineName: string,
   options: ExportLogsOptions,
 ): Promise<ExportLogsSummary> {
+  const warn = (text: string): void => platform.warn(text);
   const sizeText = options.dataSizeLimit ?? '100 MiB';
   const budget = parseDataSize(sizeText);
   const range = timeRange(options);
   checkLimit(options.limit);
   const limit = options.limit ?? (range === null ? DEFAULT_LIMIT : Number.POSITIVE_INFINITY);
   const arrow = options.arrow === true;
-  const directory = options.directory ?? 'logs';
-  await mkdir(directory, { recursive: true });
-  const out = new ExportFiles(directory, options.filePrefix ?? pipelineName, arrow);
+  const sink = await platform.openDirectory(options.directory ?? 'logs');
+  const out = new ExportFiles(sink, options.filePrefix ?? pipelineName, arrow);
   let rows = 0;
   let bytes = 0;
   let truncated = false;
@@ -371,7 +388,7 @@ export async function exportLogs(
         taken = 0;
         for (const record of page.records ?? []) {
           const line = `${JSON.stringify(record)}\n`;
-          const size = Buffer.byteLength(line);
+          const size = utf8.encode(line).byteLength;
           if (bytes + size > budget) break;
           text += line;
           bytes += size;

@@ -1,11 +1,18 @@
-import { readFile } from 'node:fs/promises';
-import { extname } from 'node:path';
-import { inspect } from 'node:util';
-import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
+import { tableFromIPC, tableToIPC, type Table } from 'apache-arrow';
+import {
+  adoptTable,
+  checkArrowModule,
+  isArrowTableLike,
+  isInstanceOfCopy,
+  type ArrowModule,
+  type ArrowTableLike,
+  type ArrowTableOf,
+} from '../arrow-interop/index.js';
 import { NotDeployedError, ValidationError } from '../errors/index.js';
-import { renderFields } from '../format/index.js';
+import { inspectCustom, renderFields } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { ModelVersion } from '../models/index.js';
+import type { ClientPlatform } from '../platform/index.js';
 import {
   MEDIA_TYPES,
   type DeploymentConfigDto,
@@ -20,14 +27,20 @@ import type {
   ExportLogsSummary,
   LogRecords,
   LogsOptions,
+  LogsResultInfo,
   LogsTable,
+  LogsTableOf,
 } from './pipeline-logs.js';
 
 /** Options of `deploy()`. */
 export interface DeployOptions {
   /** Wait until the version is Running (or failed). @default true */
   waitForStatus?: boolean;
-  /** Deployment settings. @default {} (2 workers) */
+  /**
+   * Deployment settings: `workers`, and the names of Wallaroo's `DeploymentConfigBuilder`
+   * (`replicas`, `cpus`, `memory`), mapped onto this server; what it cannot honour is a
+   * `ValidationError` (`invalid_deployment_config`). @default {} (the server's workers)
+   */
   config?: DeploymentConfigDto;
 }
 
@@ -35,7 +48,17 @@ export interface DeployOptions {
 export interface InferOptions {
   /** Seconds to wait for the answer. @default 15 */
   timeout?: number;
+  /**
+   * Your own apache-arrow module (`import * as arrow from 'apache-arrow'`, version 15 or newer):
+   * a Table result is then read with it and is a Table of your copy, so your code (and your
+   * copy's `tableToIPC`) can use it. Also lets a Table of your copy be written with its own IPC
+   * writer. @default the SDK's apache-arrow (export `arrow`)
+   */
+  arrow?: ArrowModule;
 }
+
+/** `infer()` with `{ arrow }`: the result is a Table of that module. */
+export type InferWithArrowOptions<A extends ArrowModule> = InferOptions & { arrow: A };
 
 /** One inference result row in records form. */
 export type InferenceRecord = Record<string, unknown>;
@@ -46,6 +69,7 @@ export class Pipeline {
   constructor(
     protected readonly http: HttpTransport,
     protected dto: PipelineDto,
+    protected readonly platform: ClientPlatform,
   ) {}
 
   get name(): string {
@@ -115,10 +139,13 @@ export class Pipeline {
   }
 
   /**
-   * Persists the steps as a new version and deploys it. By default waits until it is Running;
+   * Persists the steps as a new version and deploys it; steps unchanged since the newest
+   * version reuse it (and, when it already runs with the same config, nothing reloads). By
+   * default waits until it is Running;
    * if a model fails to load, throws `NotDeployedError` with the reason. When a redeploy of a
    * running pipeline fails, the previous version keeps serving and this still throws.
    * @example await pipeline.deploy();
+   * @example await pipeline.deploy({ config: { replicas: 1, cpus: 0.5, memory: '1Gi' } }); // the tutorials' config
    */
   async deploy(options: DeployOptions = {}): Promise<this> {
     const wait = options.waitForStatus ?? true;
@@ -160,31 +187,73 @@ export class Pipeline {
 
   /**
    * Runs the deployed pipeline. An Arrow `Table` in gives an Arrow `Table` out; an array of
-   * records (`[{ tensor: [...] }]`) gives records out.
-   * @example const result = await pipeline.infer([{ tensor: [4, 2.5, 2900, ...] }]);
+   * records (`[{ tensor: [...] }]`) gives records out; Arrow IPC bytes (file or stream format)
+   * give Arrow IPC file bytes out.
+   *
+   * Tables may come from any apache-arrow ≥ 15, not only the SDK's copy (your own dependency, of
+   * another version or a second copy of the same one): they are carried over buffer by buffer.
+   * The result Table is of the SDK's apache-arrow (exported as `arrow`) unless you pass your module
+   * as `{ arrow }`, which makes it a Table of your copy.
+   * @example
+   *   const result = await pipeline.infer([{ tensor: [4, 2.5, 2900, ...] }]);
+   *   import * as arrow from 'apache-arrow';
+   *   const table = await pipeline.infer(myTable, { arrow }); // an arrow.Table of your copy
    */
-  infer(input: Table, options?: InferOptions): Promise<Table>;
+  infer<A extends ArrowModule>(
+    input: ArrowTableLike | Uint8Array | ArrayBuffer,
+    options: InferWithArrowOptions<A>,
+  ): Promise<ArrowTableOf<A>>;
+  infer(input: Table | ArrowTableLike, options?: InferOptions): Promise<Table>;
+  infer(input: Uint8Array | ArrayBuffer, options?: InferOptions): Promise<Uint8Array>;
   infer(input: InferenceRecord[], options?: InferOptions): Promise<InferenceRecord[]>;
   async infer(
-    input: Table | InferenceRecord[],
+    input: Table | ArrowTableLike | Uint8Array | ArrayBuffer | InferenceRecord[],
     options: InferOptions = {},
-  ): Promise<Table | InferenceRecord[]> {
-    if (isArrowTable(input)) return this.inferArrowBytes(tableToIPC(input, 'file'), options);
-    if (!Array.isArray(input)) {
-      throw new ValidationError(
-        'invalid_inference_input',
-        'infer() takes an Arrow Table or an array of records like [{ tensor: [...] }].',
-        0,
-      );
+  ): Promise<unknown> {
+    const arrow =
+      options.arrow === undefined ? undefined : checkArrowModule(options.arrow, 'infer() option arrow');
+    if (Array.isArray(input)) return this.inferJson(JSON.stringify(input), options);
+    if (input instanceof Uint8Array || input instanceof ArrayBuffer) {
+      const bytes = input instanceof Uint8Array ? input : new Uint8Array(input);
+      const answer = await this.inferArrowBytes(bytes, ipcFormat(bytes), options);
+      return arrow === undefined ? answer : arrow.tableFromIPC(answer);
     }
-    return this.inferJson(JSON.stringify(input), options);
+    if (isArrowTableLike(input)) {
+      // A Table of the module given is written by its own writer; any other by the SDK's.
+      const bytes =
+        arrow !== undefined && isInstanceOfCopy(arrow.Table, input)
+          ? arrow.tableToIPC(input as never, 'file')
+          : tableToIPC(adoptTable(input), 'file');
+      const answer = await this.inferArrowBytes(bytes, 'file', options);
+      return arrow === undefined ? tableFromIPC(answer) : arrow.tableFromIPC(answer);
+    }
+    throw new ValidationError(
+      'invalid_inference_input',
+      'infer() takes an Arrow Table (of any apache-arrow ≥ 15), Arrow IPC bytes, or an array of records like [{ tensor: [...] }].',
+      0,
+    );
   }
 
-  /** Runs the pipeline on a file: `.arrow` (Arrow IPC file) → Table; `.json` (records) → records. */
+  /**
+   * Runs the pipeline on a file (Node): `.arrow` (Arrow IPC file) → Table (of your apache-arrow
+   * with `{ arrow }`); `.json` (records) → records. In a browser, read the file yourself and call
+   * `infer()`.
+   */
   async inferFromFile(path: string, options: InferOptions = {}): Promise<Table | InferenceRecord[]> {
-    const ext = extname(path).toLowerCase();
-    if (ext === '.arrow') return this.inferArrowBytes(await readFile(path), options);
-    if (ext === '.json') return this.inferJson(await readFile(path, 'utf8'), options);
+    const ext = /\.[^./\\]*$/.exec(path)?.[0].toLowerCase() ?? '';
+    const use = { what: 'Input file', hint: 'give the path of an .arrow or .json file' };
+    if (ext === '.arrow') {
+      const arrow =
+        options.arrow === undefined
+          ? undefined
+          : checkArrowModule(options.arrow, 'inferFromFile() option arrow');
+      const bytes = await this.platform.readFile(path, use);
+      const answer = await this.inferArrowBytes(bytes, ipcFormat(bytes), options);
+      return (arrow === undefined ? tableFromIPC(answer) : arrow.tableFromIPC(answer)) as Table;
+    }
+    if (ext === '.json') {
+      return this.inferJson(new TextDecoder().decode(await this.platform.readFile(path, use)), options);
+    }
     throw new ValidationError(
       'invalid_inference_input',
       `File "${path}" is of type "${ext || '(none)'}", but only ".arrow" (Arrow IPC file) or ".json" (records) are accepted.`,
@@ -192,14 +261,19 @@ export class Pipeline {
     );
   }
 
-  private async inferArrowBytes(bytes: Uint8Array, options: InferOptions): Promise<Table> {
+  /** Posts Arrow IPC bytes; answers the result as Arrow IPC file bytes. */
+  private async inferArrowBytes(
+    bytes: Uint8Array,
+    format: 'file' | 'stream',
+    options: InferOptions,
+  ): Promise<Uint8Array> {
     const res = await this.http.send('POST', this.dto.inferencePath, {
       body: bytes,
-      contentType: MEDIA_TYPES.arrowFile,
+      contentType: format === 'file' ? MEDIA_TYPES.arrowFile : MEDIA_TYPES.arrowStream,
       accept: MEDIA_TYPES.arrowFile,
       timeoutMs: timeoutMs(options),
     });
-    return tableFromIPC(new Uint8Array(await res.arrayBuffer()));
+    return new Uint8Array(await res.arrayBuffer());
   }
 
   private async inferJson(body: string, options: InferOptions): Promise<InferenceRecord[]> {
@@ -215,7 +289,8 @@ export class Pipeline {
   /**
    * Reads the pipeline's inference log. Without a range: the newest `limit` (default 100) rows,
    * newest first. With `start` and `end` (both, inclusive): the rows in that window, oldest first.
-   * Records by default (`time` in epoch ms), an Arrow `Table` with `arrow: true`. The result
+   * Records by default (`time` in epoch ms), an Arrow `Table` with `arrow: true` (of your own
+   * apache-arrow with `arrow: yourArrowModule`). The result
    * has `truncated` (the 10 MB cap cut it), `schemaChanged` (rows of another schema were left
    * out) and `moreAvailable` (more rows than `limit`); each also prints a warning to stderr.
    * An empty window gives an empty result. Giving one of start/end is a `ValidationError`.
@@ -225,11 +300,12 @@ export class Pipeline {
    * const window = await pipeline.logs({ start: new Date(Date.now() - 60_000), end: new Date(), arrow: true });
    * if (window.truncated) await pipeline.exportLogs({ start, end });
    */
+  logs<A extends ArrowModule>(options: LogsOptions & { arrow: A }): Promise<LogsTableOf<A>>;
   logs(options: LogsOptions & { arrow: true }): Promise<LogsTable>;
   logs(options?: LogsOptions & { arrow?: false }): Promise<LogRecords>;
-  logs(options?: LogsOptions): Promise<LogRecords | LogsTable>;
-  async logs(options: LogsOptions = {}): Promise<LogRecords | LogsTable> {
-    return fetchLogs(this.http, this.path('/logs'), options);
+  logs(options?: LogsOptions): Promise<LogRecords | LogsTable | (object & LogsResultInfo)>;
+  async logs(options: LogsOptions = {}): Promise<LogRecords | LogsTable | (object & LogsResultInfo)> {
+    return fetchLogs(this.http, this.platform, this.path('/logs'), options);
   }
 
   /**
@@ -242,7 +318,7 @@ export class Pipeline {
    * await pipeline.exportLogs({ directory: 'logs', start, end, dataSizeLimit: '10 MiB' });
    */
   async exportLogs(options: ExportLogsOptions = {}): Promise<ExportLogsSummary> {
-    return exportLogs(this.http, this.path('/logs'), this.name, options);
+    return exportLogs(this.http, this.platform, this.path('/logs'), this.name, options);
   }
 
   toJSON(): PipelineDto {
@@ -260,22 +336,15 @@ export class Pipeline {
     ]);
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }
 
-/** A Table from this or another copy of apache-arrow (instanceof fails across copies). */
-function isArrowTable(input: unknown): input is Table {
-  return (
-    input instanceof Table ||
-    (typeof input === 'object' &&
-      input !== null &&
-      !Array.isArray(input) &&
-      'schema' in input &&
-      'batches' in input &&
-      'numRows' in input)
-  );
+/** `file` when the bytes start with the Arrow IPC file magic (`ARROW1`), else `stream`. */
+function ipcFormat(bytes: Uint8Array): 'file' | 'stream' {
+  const magic = [0x41, 0x52, 0x52, 0x4f, 0x57, 0x31];
+  return magic.every((b, i) => bytes[i] === b) ? 'file' : 'stream';
 }
 
 function stepOf(model: ModelVersion): PipelineStepDto {

@@ -1,8 +1,13 @@
+/** The process environment in Node; `{}` where there is none (a browser). */
+function processEnv(): Record<string, string | undefined> {
+  return (globalThis as { process?: { env?: Record<string, string | undefined> } }).process?.env ?? {};
+}
+
 /**
  * True exactly when the code runs inside a Quoll task run (`QUOLL_TASK_ID` is set).
  * @example if (inTask()) console.log('running as task', process.env.QUOLL_TASK_ID);
  */
-export function inTask(env: Record<string, string | undefined> = process.env): boolean {
+export function inTask(env: Record<string, string | undefined> = processEnv()): boolean {
   return env.QUOLL_TASK_ID !== undefined && env.QUOLL_TASK_ID !== '';
 }
 
@@ -11,7 +16,7 @@ export function inTask(env: Record<string, string | undefined> = process.env): b
  * @example const { pipelineName = 'orchestrationpipeline' } = taskArgs();
  */
 export function taskArgs<T extends Record<string, unknown> = Record<string, unknown>>(
-  env: Record<string, string | undefined> = process.env,
+  env: Record<string, string | undefined> = processEnv(),
 ): T {
   const raw = env.QUOLL_TASK_ARGS;
   if (raw === undefined || raw === '') return {} as T;

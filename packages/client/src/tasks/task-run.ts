@@ -1,6 +1,5 @@
-import { inspect } from 'node:util';
 import { QuollError, errorFromCode } from '../errors/index.js';
-import { PrintableList, renderFields, renderTable } from '../format/index.js';
+import { inspectCustom, PrintableList, renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { TaskRunDto, TaskRunLogLineDto, TaskRunStatus } from '../wire/index.js';
 import { displayTime } from './display-time.js';
@@ -31,7 +30,7 @@ export class TaskRunLogLine implements TaskRunLogLineDto {
     return `${time} ${this.stream} F ${this.line}`;
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }
@@ -93,6 +92,10 @@ export class TaskRun {
   /** The nominal cron tick of a scheduled run (RFC 3339), else null. */
   get tick(): string | null {
     return this.#dto.tick;
+  }
+  /** The id of the node that runs (or ran) it; null while it waits for one (or from an older server). */
+  get node(): string | null {
+    return this.#dto.node ?? null;
   }
 
   /** The same run, re-read from the server. */
@@ -197,7 +200,7 @@ export class TaskRun {
     ]);
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }

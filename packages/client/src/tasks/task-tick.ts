@@ -1,5 +1,4 @@
-import { inspect } from 'node:util';
-import { PrintableList, renderTable } from '../format/index.js';
+import { inspectCustom, PrintableList, renderTable } from '../format/index.js';
 import type { TaskTickDto } from '../wire/index.js';
 import { displayTime } from './display-time.js';
 
@@ -39,7 +38,7 @@ export class TaskTick implements TaskTickDto {
     return `${displayTime(this.tick)} ${this.kind}: ${this.reason}`;
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }

@@ -1,7 +1,14 @@
-import { inspect } from 'node:util';
-import { PrintableList, renderFields, renderTable } from '../format/index.js';
+import { inspectCustom, PrintableList, renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
-import type { TaskDto, TaskRunDto, TaskRunStatus, TaskStatus, TaskTickDto, TaskType } from '../wire/index.js';
+import type {
+  TaskDto,
+  TaskLimitsDto,
+  TaskRunDto,
+  TaskRunStatus,
+  TaskStatus,
+  TaskTickDto,
+  TaskType,
+} from '../wire/index.js';
 import { displayTime } from './display-time.js';
 import { TaskRun, TaskRunList } from './task-run.js';
 import { TaskTickList } from './task-tick.js';
@@ -57,6 +64,10 @@ export class Task {
   /** Seconds each run may last; null = no limit. */
   get timeout(): number | null {
     return this.#dto.timeout;
+  }
+  /** The resource limits the task set for its runs ({} = the server's); the server's apply to the rest. */
+  get limits(): TaskLimitsDto {
+    return { ...(this.#dto.limits ?? {}) };
   }
   get orchestrationId(): string {
     return this.#dto.orchestrationId;
@@ -159,7 +170,7 @@ export class Task {
     ]);
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }

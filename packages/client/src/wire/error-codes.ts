@@ -13,6 +13,18 @@ export const ERROR_CODES = {
     kind: 'auth',
     summary: 'The token may not do this (e.g. a workspace-scoped token on an admin route).',
   },
+  csrf_failed: {
+    status: 403,
+    kind: 'auth',
+    summary:
+      "A request that changes something was signed in by the console's session cookie without the session's CSRF token (x-quoll-csrf) or from another origin.",
+  },
+  sandbox_unavailable: {
+    status: 403,
+    kind: 'auth',
+    summary:
+      'Task runs are not sandboxed on this server, and workspace-scoped tokens may only start sandboxed runs.',
+  },
   // validation
   invalid_request: {
     status: 400,
@@ -30,6 +42,12 @@ export const ERROR_CODES = {
     kind: 'validation',
     summary: 'configure() was given tensor fields or a batch config that do not fit the model.',
   },
+  invalid_deployment_config: {
+    status: 400,
+    kind: 'validation',
+    summary:
+      "A deployment config asks for what the server cannot honour (replicas > 1 on an embedded server, workers and cpus that disagree, memory below the models' size).",
+  },
   invalid_step: {
     status: 400,
     kind: 'validation',
@@ -38,12 +56,18 @@ export const ERROR_CODES = {
   invalid_inference_input: {
     status: 400,
     kind: 'validation',
-    summary: 'The inference body cannot be read as JSON records or Arrow IPC.',
+    summary:
+      'The inference body cannot be read as JSON records or Arrow IPC, or holds a value the model input cannot take (a boolean, NaN, ±Infinity, or beyond the range of its type); the message names the column and row.',
   },
   unknown_input_column: {
     status: 400,
     kind: 'validation',
     summary: 'An input column does not map to any model input.',
+  },
+  unknown_output: {
+    status: 400,
+    kind: 'validation',
+    summary: 'An Open Inference request asks for an output the pipeline does not have.',
   },
   missing_model_input: {
     status: 400,
@@ -56,6 +80,12 @@ export const ERROR_CODES = {
     summary: 'A tensor value has the wrong width or shape for the model input.',
   },
   non_numeric_value: { status: 400, kind: 'validation', summary: 'A tensor value is not a number.' },
+  input_decode_timeout: {
+    status: 400,
+    kind: 'validation',
+    summary:
+      'The inference body was not decoded within its deadline and was abandoned (it is most likely corrupt).',
+  },
   unsupported_media_type: {
     status: 415,
     kind: 'validation',
@@ -89,7 +119,18 @@ export const ERROR_CODES = {
   archive_no_entrypoint: {
     status: 400,
     kind: 'validation',
-    summary: 'The orchestration zip has no main.ts/main.js (or single script) entrypoint.',
+    summary: 'The orchestration zip has no main.py or main.ts/main.js (or single script) entrypoint.',
+  },
+  archive_two_entrypoints: {
+    status: 400,
+    kind: 'validation',
+    summary: 'The orchestration zip has both a TypeScript/JavaScript and a Python entrypoint.',
+  },
+  python_unavailable: {
+    status: 400,
+    kind: 'validation',
+    summary:
+      'The zip is a Python orchestration but this server has no usable Python >= 3.9 with venv (QUOLL_PYTHON / --python).',
   },
   archive_unsafe_entry: {
     status: 400,
@@ -111,6 +152,11 @@ export const ERROR_CODES = {
   },
   // not found
   route_not_found: { status: 404, kind: 'not_found', summary: 'No API route has this method and path.' },
+  session_not_found: {
+    status: 404,
+    kind: 'not_found',
+    summary: 'No live console session has this id.',
+  },
   workspace_not_found: {
     status: 404,
     kind: 'not_found',
@@ -158,15 +204,57 @@ export const ERROR_CODES = {
     kind: 'not_deployed',
     summary: 'The pipeline is deploying or failed to load; status() says why.',
   },
+  replica_unavailable: {
+    status: 503,
+    kind: 'not_deployed',
+    summary:
+      'On a cluster: the request reached a node without a replica of the pipeline, and no node holding one could take it (loading, failed, lost or unreachable); details.nodes names them. Retry shortly.',
+  },
   // server side
   inference_failed: { status: 500, kind: 'internal', summary: 'The model runtime failed on this input.' },
   timeout: { status: 504, kind: 'internal', summary: 'The operation did not finish in time.' },
   shutting_down: { status: 503, kind: 'internal', summary: 'The server is stopping and takes no new work.' },
+  server_busy: {
+    status: 503,
+    kind: 'internal',
+    summary:
+      'The server already holds as many request bodies as its memory budget allows; retry shortly (or send smaller requests).',
+  },
+  storage_full: {
+    status: 507,
+    kind: 'internal',
+    summary:
+      "The server's disk (or quota) is full, so nothing was written; free space on the server and retry.",
+  },
   log_store_unavailable: {
     status: 503,
     kind: 'internal',
     summary:
       'The inference log cannot be written right now (e.g. a disk error) and its queue is full; the writer retries, GET /v1/health shows its state.',
+  },
+  migrate_source_invalid: {
+    status: 400,
+    kind: 'validation',
+    summary:
+      '`quoll admin migrate --from-home` was given no Quoll home, or one whose files do not match what its database records (a missing or damaged model file or archive).',
+  },
+  migrate_target_not_empty: {
+    status: 409,
+    kind: 'conflict',
+    summary:
+      "`quoll admin migrate` refuses a database that already holds data or another home's migration; it copies a home only into a new, empty database (re-running the same home's migration is fine).",
+  },
+  migrate_verification_failed: {
+    status: 500,
+    kind: 'internal',
+    summary:
+      'After `quoll admin migrate` copied a home, a count or SHA-256 in the database did not match the home; run it again.',
+  },
+  database_unavailable: {
+    status: 503,
+    kind: 'internal',
+    summary:
+      'The database cannot be reached right now; the server keeps reconnecting and GET /v1/health shows its state. Retry shortly.',
   },
   internal_error: {
     status: 500,

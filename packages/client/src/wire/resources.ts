@@ -99,16 +99,72 @@ export interface PipelineStatusDto {
   details: string[];
   /** The pipeline version being served (or loaded). */
   version: string | null;
-  models: { name: string; version: string; sha: string; status: PipelineStatusName }[];
-  /** Worker sessions serving this deployment. */
+  models: {
+    name: string;
+    version: string;
+    sha: string;
+    status: PipelineStatusName;
+    /**
+     * Indexes of the answering server's shared pool workers that hold this model's session now
+     * (the deployment's workers only). Empty while the model is unloaded under the server's
+     * model memory budget (it loads again on the next request), and on a cluster node that
+     * holds no replica of the pipeline.
+     */
+    loadedOn: number[];
+  }[];
+  /** Workers of the server's shared pool serving this deployment. */
   workers: number;
   deployedAt: string | null;
+  /**
+   * Each node holding a replica of the deployment, by node id: on a cluster the nodes the
+   * placement chose (`replicas` of them, or every inference node); on an embedded server the
+   * server itself. Empty when undeployed.
+   */
+  replicas: ReplicaStatusDto[];
 }
 
-/** Deployment options. */
+/** One node's replica of a deployed pipeline, as that node last reported it. */
+export interface ReplicaStatusDto {
+  /** The node's id (as in `GET /v1/admin/nodes`). */
+  node: string;
+  /** The node's own state: `up`, or `lost`/`stopped` until its replica is moved. */
+  nodeStatus: 'up' | 'lost' | 'stopped';
+  /** `Starting` from placement until the node has loaded the version, then `Running` (or `Error`). */
+  status: PipelineStatusName;
+  /** The version the node serves (or loads). */
+  version: string | null;
+  details: string[];
+  workers: number;
+  /** When the replica's state (status, version, details, workers) last changed (RFC 3339). */
+  updatedAt: string;
+}
+
+/**
+ * Deployment options. The names of Wallaroo's `DeploymentConfigBuilder` (`replica_count`,
+ * `cpus`, `memory`) map onto what a Quoll server runs; a value the server cannot honour is
+ * refused with `invalid_deployment_config`, never ignored.
+ * @example await pipeline.deploy({ config: { replicas: 1, cpus: 0.5, memory: '1Gi' } })
+ */
 export interface DeploymentConfigDto {
-  /** Worker threads serving the pipeline. @default 2 */
+  /**
+   * Nodes serving the pipeline (Wallaroo's `replica_count`). On a cluster, that many
+   * inference nodes load it (fewer while fewer are up) and the others forward its requests to
+   * them; an embedded server is one node, so only 1 fits there. @default every inference node
+   */
+  replicas?: number;
+  /** Worker threads serving the pipeline, each on its own core (1–64). @default the server's --workers (2) */
   workers?: number;
+  /**
+   * Cores the pipeline may use. Without `workers` it sets the worker count to `ceil(cpus)`
+   * (0.5 → 1 worker); with `workers`, the two must agree. @default as many as the workers
+   */
+  cpus?: number;
+  /**
+   * Memory the pipeline's models may take, as bytes or a quantity (`"512Mi"`, `"1Gi"`,
+   * `"2G"`): every worker holds each model, so a deploy whose workers × model size is over
+   * it is refused. @default no limit
+   */
+  memory?: string | number;
 }
 
 /** A pipeline and its current (draft) steps. */
@@ -153,6 +209,21 @@ export interface ConnectionAuditEntryDto {
   at: string;
 }
 
+/** A node of the instance (`GET /v1/admin/nodes`); an embedded home has one. */
+export interface NodeDto {
+  id: string;
+  /** Where the node serves the API, as it was started. */
+  url: string;
+  /** `api`, plus `tasks` and `inference` unless the node was started without them. */
+  roles: ('api' | 'tasks' | 'inference')[];
+  /** `up` while it sends heartbeats; `lost` once it stopped without saying so; `stopped` after a clean shutdown. */
+  status: 'up' | 'lost' | 'stopped';
+  /** ISO 8601, the database's clock. */
+  startedAt: string;
+  /** The last heartbeat, ISO 8601. */
+  lastSeenAt: string;
+}
+
 /** Orchestration packaging states. */
 export type OrchestrationStatus = 'pending_packaging' | 'packaging' | 'ready' | 'error';
 
@@ -166,6 +237,8 @@ export interface OrchestrationDto {
   /** Why packaging failed, when `status` is `error`. */
   error: string | null;
   entrypoint: string | null;
+  /** Which language runs it, from the entrypoint: `python` for a `.py`, else `node`. */
+  runtime?: 'node' | 'python' | null;
   workspaceId: number;
   workspaceName: string;
   createdAt: string;
@@ -181,6 +254,21 @@ export type TaskStatus = 'pending' | 'started' | 'pending_kill' | 'killed';
 /** Task-run outcomes. */
 export type TaskRunStatus = 'running' | 'success' | 'failure' | 'timed_out' | 'killed';
 
+/**
+ * What each run of a task may use; each limit can only tighten the server's (which applies
+ * where the task sets none). Enforced per process with resource limits, see docs/security.md.
+ */
+export interface TaskLimitsDto {
+  /** Private writable memory of each process, bytes (RLIMIT_DATA). */
+  memoryBytes?: number;
+  /** Processes and threads of the run (RLIMIT_NPROC). */
+  processes?: number;
+  /** Open files of each process (RLIMIT_NOFILE). */
+  openFiles?: number;
+  /** CPU seconds of each process (RLIMIT_CPU). */
+  cpuSeconds?: number;
+}
+
 /** A task: an orchestration run once, on a schedule or continuously. */
 export interface TaskDto {
   id: string;
@@ -195,6 +283,8 @@ export interface TaskDto {
   jsonArgs: Record<string, unknown>;
   /** Seconds; null = no limit. */
   timeout: number | null;
+  /** The limits the task set for its runs (the server's apply to the rest); {} = the server's. */
+  limits: TaskLimitsDto;
   killed: boolean;
   lastRunStatus: TaskRunStatus | 'unknown';
   /** Why the task is in a notable state (e.g. a continuous task's crash loop); null when healthy. */
@@ -224,6 +314,11 @@ export interface TaskRunDto {
   exitCode: number | null;
   /** Why the run ended the way it did (e.g. the lost-run reason). */
   reason: string | null;
+  /**
+   * The node that runs (or ran) it; null while it waits for a node to claim it. Optional:
+   * servers before distributed mode do not send it.
+   */
+  node?: string | null;
   createdAt: string;
   updatedAt: string;
 }
@@ -240,7 +335,7 @@ export interface TaskRunLogLineDto {
 export interface PackagingLogLineDto {
   /** RFC 3339, UTC. */
   time: string;
-  source: 'quoll' | 'npm' | 'esbuild';
+  source: 'quoll' | 'npm' | 'esbuild' | 'pip';
   line: string;
 }
 
@@ -255,4 +350,6 @@ export interface CreateTaskRequestDto {
   timezone?: string | null;
   /** Seconds per run (once and scheduled). @default 900 */
   timeout?: number | null;
+  /** Tighter resource limits for each run than the server's. @default the server's */
+  limits?: TaskLimitsDto;
 }

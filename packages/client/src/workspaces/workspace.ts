@@ -1,6 +1,5 @@
-import { inspect } from 'node:util';
 import { Connection, ConnectionList } from '../connections/index.js';
-import { renderFields } from '../format/index.js';
+import { inspectCustom, renderFields } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { ConnectionDto, WorkspaceDto } from '../wire/index.js';
 
@@ -55,7 +54,7 @@ export class Workspace {
     ]);
   }
 
-  [inspect.custom](): string {
+  [inspectCustom](): string {
     return this.toString();
   }
 }

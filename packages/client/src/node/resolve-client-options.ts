@@ -1,18 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { AuthError } from '../errors/index.js';
-
-/** Options of `new Client()`. */
-export interface ClientOptions {
-  /** Server URL, e.g. `http://127.0.0.1:8470`. */
-  url?: string;
-  /** Bearer token. */
-  token?: string;
-  /** Environment to read `QUOLL_URL`, `QUOLL_TOKEN`, `QUOLL_HOME` from. @default process.env */
-  env?: Record<string, string | undefined>;
-  /** Directory that `./.quoll/credentials.json` is relative to. @default process.cwd() */
-  cwd?: string;
-}
+import type { ClientOptions } from '../http/index.js';
 
 /**
  * Resolves where to connect, in the order of the spec: explicit `{ url, token }` → env
