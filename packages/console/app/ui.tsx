@@ -1,0 +1,387 @@
+import type { ComponentChildren, JSX } from 'preact';
+import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import type { TimeChartProps } from './chart-props.js';
+
+/** The state of a value loaded asynchronously. */
+export interface Async<T> {
+  data: T | undefined;
+  error: string | null;
+  loading: boolean;
+  reload: () => void;
+}
+
+/** Loads `load()` when `deps` change (and on reload(); every `refreshMs` when given). */
+export function useAsync<T>(load: () => Promise<T>, deps: unknown[], refreshMs?: number): Async<T> {
+  const [data, setData] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  // A layout effect: the request leaves at once, not after the browser has painted this render.
+  useLayoutEffect(() => {
+    let live = true;
+    setLoading(true);
+    load().then(
+      (value) => {
+        if (!live) return;
+        setData(value);
+        setError(null);
+        setLoading(false);
+      },
+      (err: unknown) => {
+        if (!live) return;
+        setError(err instanceof Error ? err.message : String(err));
+        setLoading(false);
+      },
+    );
+    return () => {
+      live = false;
+    };
+  }, [...deps, tick]);
+  useEffect(() => {
+    if (refreshMs === undefined) return;
+    const timer = setInterval(reload, refreshMs);
+    return () => clearInterval(timer);
+  }, [refreshMs, reload]);
+  return { data, error, loading, reload };
+}
+
+/** Shows an error message (role=alert, so screen readers announce it). */
+export function ErrorBox({ error }: { error: string | null | undefined }): JSX.Element | null {
+  if (!error) return null;
+  return (
+    <div class="error" role="alert">
+      {error}
+    </div>
+  );
+}
+
+/** A time as `YYYY-MM-DD HH:MM:SS` in the browser's zone. */
+export function formatTime(iso: string | number | null | undefined): string {
+  if (iso === null || iso === undefined || iso === '') return '-';
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return String(iso);
+  const two = (n: number): string => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())} ${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
+const GOOD = new Set(['Running', 'ready', 'success', 'ok', 'open', 'started', 'up']);
+const BAD = new Set(['Error', 'error', 'failure', 'timed_out', 'killed', 'degraded', 'unavailable', 'lost']);
+
+/** A status word, coloured by what it means. */
+export function Status({ value }: { value: string }): JSX.Element {
+  const tone = GOOD.has(value) ? 'ok' : BAD.has(value) ? 'bad' : 'warn';
+  return <span class={`badge ${tone}`}>{value}</span>;
+}
+
+/** One column of a {@link DataTable}. */
+export interface Column<T> {
+  label: string;
+  cell: (row: T) => ComponentChildren;
+}
+
+/** A table that shows `pageSize` rows at a time with a pager (lists of any length stay fast). */
+export function DataTable<T>(props: {
+  rows: readonly T[];
+  columns: readonly Column<T>[];
+  label: string;
+  pageSize?: number;
+  empty?: string;
+  rowKey?: (row: T, index: number) => string;
+}): JSX.Element {
+  const { rows, columns, label, pageSize = 25, empty = 'Nothing here yet.' } = props;
+  const [page, setPage] = useState(0);
+  const pages = Math.max(1, Math.ceil(rows.length / pageSize));
+  const at = Math.min(page, pages - 1);
+  const shown = rows.slice(at * pageSize, at * pageSize + pageSize);
+  return (
+    <div>
+      <div class="table-wrap">
+        <table aria-label={label}>
+          <thead>
+            <tr>
+              {columns.map((c) => (
+                <th scope="col" key={c.label}>
+                  {c.label}
+                </th>
+              ))}
+            </tr>
+          </thead>
+          <tbody>
+            {shown.length === 0 ? (
+              <tr>
+                <td colSpan={columns.length} class="muted">
+                  {empty}
+                </td>
+              </tr>
+            ) : (
+              shown.map((row, i) => (
+                <tr key={props.rowKey ? props.rowKey(row, at * pageSize + i) : String(at * pageSize + i)}>
+                  {columns.map((c) => (
+                    <td key={c.label}>{c.cell(row)}</td>
+                  ))}
+                </tr>
+              ))
+            )}
+          </tbody>
+        </table>
+      </div>
+      {rows.length > pageSize ? (
+        <nav class="pager" aria-label={`${label} pages`}>
+          <button type="button" onClick={() => setPage(at - 1)} disabled={at === 0}>
+            Previous
+          </button>
+          <span aria-live="polite">
+            Page {at + 1} of {pages} ({rows.length} rows)
+          </span>
+          <button type="button" onClick={() => setPage(at + 1)} disabled={at >= pages - 1}>
+            Next
+          </button>
+        </nav>
+      ) : null}
+    </div>
+  );
+}
+
+/** The props of {@link VirtualTable}. */
+export interface VirtualTableProps {
+  label: string;
+  /** Rows in all. */
+  count: number;
+  /** Column names. */
+  columns: readonly string[];
+  /** The cells' text of row `index` (called only for the rows on screen). */
+  row: (index: number) => readonly string[];
+  /** Most height of the scrolling box, px (fewer rows take less). @default 520 */
+  height?: number;
+}
+
+/** Row height in px (fixed: the table knows every row's place without measuring any). */
+const ROW_PX = 32;
+/** Rows drawn beyond each edge of the visible ones. */
+const OVERSCAN = 8;
+
+/**
+ * A table of any number of rows that draws only those on screen (plus a few): one scrolling box
+ * (focusable, so the keyboard scrolls it), spacer rows above and below, `aria-rowcount` and
+ * `aria-rowindex` so assistive technology knows where a row is in the whole.
+ */
+export function VirtualTable(props: VirtualTableProps): JSX.Element {
+  const { label, count, columns, row } = props;
+  // At most `height`; less for a few rows (the header, the rows, the border).
+  const height = Math.min(props.height ?? 520, (Math.max(count, 1) + 1) * ROW_PX + 2);
+  const [top, setTop] = useState(0);
+  const box = useRef<HTMLDivElement>(null);
+  const frame = useRef<number | null>(null);
+  // A new data set starts at the top.
+  useLayoutEffect(() => {
+    if (box.current) box.current.scrollTop = 0;
+    setTop(0);
+  }, [count, row]);
+  const visible = Math.ceil(height / ROW_PX);
+  const first = Math.max(0, Math.floor(top / ROW_PX) - OVERSCAN);
+  const last = Math.min(count, Math.floor(top / ROW_PX) + visible + OVERSCAN);
+  const rows: JSX.Element[] = [];
+  for (let i = first; i < last; i++) {
+    const cells = row(i);
+    rows.push(
+      <tr key={i} aria-rowindex={i + 2}>
+        {cells.map((text, c) => (
+          <td key={c} title={text.length > 40 ? text : undefined}>
+            {text}
+          </td>
+        ))}
+      </tr>,
+    );
+  }
+  return (
+    <div
+      class="virtual"
+      ref={box}
+      tabIndex={0}
+      role="region"
+      aria-label={`${label} (scrolls)`}
+      style={{ height: `${height}px` }}
+      onScroll={(e) => {
+        const el = e.currentTarget;
+        if (frame.current !== null) return;
+        frame.current = requestAnimationFrame(() => {
+          frame.current = null;
+          setTop(el.scrollTop);
+        });
+      }}
+    >
+      <table aria-label={label} aria-rowcount={count + 1}>
+        <thead>
+          <tr aria-rowindex={1}>
+            {columns.map((c) => (
+              <th scope="col" key={c}>
+                {c}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>
+          {count === 0 ? (
+            <tr>
+              <td colSpan={Math.max(1, columns.length)} class="muted">
+                No rows in this range.
+              </td>
+            </tr>
+          ) : null}
+          {first > 0 ? (
+            <tr class="spacer" aria-hidden="true">
+              <td colSpan={columns.length} style={{ height: `${first * ROW_PX}px` }} />
+            </tr>
+          ) : null}
+          {rows}
+          {last < count ? (
+            <tr class="spacer" aria-hidden="true">
+              <td colSpan={columns.length} style={{ height: `${(count - last) * ROW_PX}px` }} />
+            </tr>
+          ) : null}
+        </tbody>
+      </table>
+    </div>
+  );
+}
+
+/**
+ * A component whose code loads on first use (its own chunk): `fallback` (or "Loading…") until
+ * then. The load starts on first render, not after a paint.
+ */
+export function lazyComponent<P extends object>(
+  load: () => Promise<(props: P) => JSX.Element>,
+  fallback?: (props: P) => JSX.Element,
+): (props: P) => JSX.Element {
+  let loaded: ((props: P) => JSX.Element) | null = null;
+  let failed: string | null = null;
+  let pending: Promise<void> | null = null;
+  const start = (): Promise<void> =>
+    (pending ??= load().then(
+      (component) => {
+        loaded = component;
+      },
+      (err: unknown) => {
+        failed = `This part of the console did not load (${String(err)}); reload the page.`;
+      },
+    ));
+  return function Lazy(props: P): JSX.Element {
+    const [ready, setReady] = useState(loaded !== null || failed !== null);
+    if (!ready) void start();
+    useEffect(() => {
+      let live = true;
+      // Even when the chunk arrived between the render and this effect: render again with it.
+      if (!ready) void start().then(() => live && setReady(true));
+      return () => {
+        live = false;
+      };
+    }, []);
+    if (failed !== null) return <ErrorBox error={failed} />;
+    if (loaded !== null) {
+      const Component = loaded;
+      return <Component {...props} />;
+    }
+    return fallback ? fallback(props) : <p class="muted">Loading…</p>;
+  };
+}
+
+/** Loads chunks when the browser is idle (after what is on screen has been drawn). */
+export function prefetchWhenIdle(loads: ReadonlyArray<() => Promise<unknown>>): void {
+  const idle =
+    typeof requestIdleCallback === 'function'
+      ? (run: () => void) => requestIdleCallback(run, { timeout: 5000 })
+      : (run: () => void) => setTimeout(run, 1000);
+  setTimeout(() => {
+    const next = (i: number): void => {
+      if (i >= loads.length) return;
+      idle(() => {
+        void loads[i]!().catch(() => undefined);
+        next(i + 1);
+      });
+    };
+    next(0);
+  }, 1000);
+}
+
+/** A labelled form control. */
+export function Field(props: { label: string; children: ComponentChildren }): JSX.Element {
+  return (
+    <label class="field">
+      {props.label}
+      {props.children}
+    </label>
+  );
+}
+
+const LazyChart = lazyComponent<TimeChartProps>(
+  () => import('./chart.js').then((m): ((props: TimeChartProps) => JSX.Element) => m.UPlotChart),
+  // While uPlot loads: the same box (so nothing shifts when the chart appears).
+  (props: TimeChartProps) => (
+    <div
+      class="chart"
+      role="img"
+      aria-label={props.title}
+      style={{ minHeight: `${(props.height ?? 200) + 40}px` }}
+    >
+      <div class="chart-title">{props.title}</div>
+    </div>
+  ),
+);
+
+/**
+ * A line chart of series over time (seconds since the epoch), drawn by uPlot (its own chunk,
+ * loaded with the first chart); the box keeps its height while data arrives, so the page does
+ * not shift.
+ */
+export function TimeChart(props: TimeChartProps): JSX.Element {
+  return <LazyChart {...props} />;
+}
+
+/** A drop area for one file that is also a keyboard-usable file picker. */
+export function DropZone(props: {
+  label: string;
+  accept?: string;
+  onFile: (file: File) => void;
+}): JSX.Element {
+  const [over, setOver] = useState(false);
+  const input = useRef<HTMLInputElement>(null);
+  return (
+    <div
+      class={over ? 'dropzone over' : 'dropzone'}
+      onDragOver={(e) => {
+        e.preventDefault();
+        setOver(true);
+      }}
+      onDragLeave={() => setOver(false)}
+      onDrop={(e) => {
+        e.preventDefault();
+        setOver(false);
+        const file = e.dataTransfer?.files[0];
+        if (file) props.onFile(file);
+      }}
+    >
+      <p>Drop a file here, or</p>
+      <label class="field" style={{ alignItems: 'center' }}>
+        {props.label}
+        <input
+          ref={input}
+          type="file"
+          accept={props.accept}
+          onChange={(e) => {
+            const file = e.currentTarget.files?.[0];
+            if (file) props.onFile(file);
+          }}
+        />
+      </label>
+    </div>
+  );
+}
+
+/** A page heading plus the page's title in the tab. */
+export function PageTitle({ children }: { children: string }): JSX.Element {
+  useEffect(() => {
+    document.title = `${children} · Quoll`;
+  }, [children]);
+  return <h1>{children}</h1>;
+}
