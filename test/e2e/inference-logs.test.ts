@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { promisify } from 'node:util';
 import { join } from 'node:path';
 import { tableFromIPC, type Table } from 'apache-arrow';
+import pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   parseDataSize,
@@ -64,6 +65,56 @@ async function deploy(c: Client, name: string, tensorFields?: string[]): Promise
   return pipeline;
 }
 
+let newest: Promise<Pipeline> | null = null;
+
+/**
+ * The pipeline several tests read: 150 logged rows tagged 0 … 149, made by whichever test asks
+ * first, so no test depends on another having run before it.
+ */
+function newestPipeline(): Promise<Pipeline> {
+  newest ??= (async () => {
+    const p = await deploy(client, 'newest', ['tensor']);
+    for (let r = 0; r < 3; r++) await p.infer(tagged(r * 50, 50));
+    return p;
+  })();
+  return newest;
+}
+
+let ranges: Promise<{ p: Pipeline; times: number[] }> | null = null;
+
+/** Fifteen rows in five requests of three (tags 0 … 14), each request at its own time. */
+function rangesPipeline(): Promise<{ p: Pipeline; times: number[] }> {
+  ranges ??= (async () => {
+    const p = await deploy(client, 'ranges', ['tensor']);
+    // A few ms apart so each request has its own time.
+    for (let r = 0; r < 5; r++) {
+      await p.infer(tagged(r * 3, 3));
+      await sleep(15);
+    }
+    const all = await p.logs({ limit: 1000 });
+    return { p, times: [...new Set(all.map((r) => r.time as number))].sort((a, b) => a - b) };
+  })();
+  return ranges;
+}
+
+let schemas: Promise<{ p: Pipeline; start: number; end: number }> | null = null;
+
+/** Two JSON rows (tags 0, 1), then five Arrow rows of another schema (features 100 … 104). */
+function schemasPipeline(): Promise<{ p: Pipeline; start: number; end: number }> {
+  schemas ??= (async () => {
+    // No tensorFields: a single-input model takes its single column whatever its name.
+    const p = await deploy(client, 'schemas');
+    const start = Date.now() - 1;
+    await p.infer(tagged(0, 1));
+    await p.infer(tagged(1, 1));
+    const values = makeHouseRows(5, 9);
+    for (let i = 0; i < 5; i++) values[i * 18] = 100 + i;
+    await p.infer(makeArrowTensorTable(values, 18, 'features'));
+    return { p, start, end: Date.now() + 1 };
+  })();
+  return schemas;
+}
+
 /** `n` JSON records whose first feature is `first`, `first + 1`, … (a row id the test can find again). */
 function tagged(first: number, n: number): InferenceRecord[] {
   const base = Array.from(makeHouseRows(1, 3));
@@ -88,8 +139,7 @@ async function httpLogs(
 
 describe('logs() without a range', () => {
   it('returns the newest 100 rows newest first, says more exist, and honours limit', async () => {
-    const p = await deploy(client, 'newest', ['tensor']);
-    for (let r = 0; r < 3; r++) await p.infer(tagged(r * 50, 50));
+    const p = await newestPipeline();
 
     const { value: logs, stderr } = await stderrOf(() => p.logs());
     expect(logs).toHaveLength(100);
@@ -126,14 +176,7 @@ describe('logs({ start, end })', () => {
   let times: number[];
 
   beforeAll(async () => {
-    p = await deploy(client, 'ranges', ['tensor']);
-    // Five requests of three rows, a few ms apart so each request has its own time.
-    for (let r = 0; r < 5; r++) {
-      await p.infer(tagged(r * 3, 3));
-      await sleep(15);
-    }
-    const all = await p.logs({ limit: 1000 });
-    times = [...new Set(all.map((r) => r.time as number))].sort((a, b) => a - b);
+    ({ p, times } = await rangesPipeline());
   });
 
   it('includes both ends of the range and returns rows oldest first', async () => {
@@ -325,15 +368,7 @@ describe('schema changes', () => {
   let end: number;
 
   beforeAll(async () => {
-    // No tensorFields: a single-input model takes its single column whatever its name.
-    p = await deploy(client, 'schemas');
-    start = Date.now() - 1;
-    await p.infer(tagged(0, 1));
-    await p.infer(tagged(1, 1));
-    const values = makeHouseRows(5, 9);
-    for (let i = 0; i < 5; i++) values[i * 18] = 100 + i;
-    await p.infer(makeArrowTensorTable(values, 18, 'features'));
-    end = Date.now() + 1;
+    ({ p, start, end } = await schemasPipeline());
   });
 
   it('keeps schemas apart and says when a query crosses a change', async () => {
@@ -398,7 +433,7 @@ describe('exportLogs sizes and limits', () => {
     expect(parseDataSize('1.5 MiB')).toBe(1_572_864);
     expect(parseDataSize('10MiB')).toBe(10 * 1024 ** 2);
     expect(parseDataSize('1 gib')).toBe(1024 ** 3);
-    const p = await client.getPipeline('newest');
+    const p = await newestPipeline();
     for (const bad of ['10 MB', '0 MiB', 'abc', '-1 MiB', '1.5', '']) {
       await expect(p.exportLogs({ dataSizeLimit: bad, directory: join(dir, 'never') })).rejects.toMatchObject(
         {
@@ -410,7 +445,7 @@ describe('exportLogs sizes and limits', () => {
   });
 
   it('stops at the data size limit and at the row limit, and warns', async () => {
-    const p = await client.getPipeline('newest');
+    const p = await newestPipeline();
     const out = join(dir, 'small');
     const { value: small, stderr } = await stderrOf(() =>
       p.exportLogs({ directory: out, dataSizeLimit: '2 KiB', limit: 150 }),
@@ -446,6 +481,7 @@ describe('the CLI', () => {
   };
 
   it('quoll pipeline logs prints a table, JSON, Arrow on stdout, and exports files', async () => {
+    await Promise.all([newestPipeline(), rangesPipeline(), schemasPipeline()]);
     const table = (await cli(['pipeline', 'logs', 'newest', '--limit', '3'])).stdout.toString();
     const header = table.split('\n')[0] ?? '';
     expect(header.indexOf('time')).toBeLessThan(header.indexOf('in.tensor'));
@@ -519,6 +555,20 @@ describe('retention', () => {
       expect(tags.at(-1)).toBe(requests * 50 - 1);
       expect(tags[0]).toBeGreaterThan(0);
       expect(tags.every((t, i) => t === (tags[0] ?? 0) + i)).toBe(true);
+      if (s.database !== null) {
+        // A node of a cluster keeps the log as batches in the database: within the cap there.
+        const db = new pg.Client({ connectionString: s.database });
+        await db.connect();
+        const { rows } = await db
+          .query<{ bytes: string; batches: string }>(
+            'SELECT sum(bytes) AS bytes, count(*) AS batches FROM inference_log_batches WHERE pipeline_id = $1',
+            [p.id],
+          )
+          .finally(() => db.end());
+        expect(Number(rows[0]?.bytes)).toBeLessThanOrEqual(60000);
+        expect(Number(rows[0]?.batches)).toBeLessThan(requests);
+        return;
+      }
       const segDir = join(s.home, 'inference-logs', String(p.id));
       const segs = (await readdir(segDir)).filter((f) => f.endsWith('.arrows'));
       let bytes = 0;

@@ -197,7 +197,7 @@ describe('CLI', () => {
     expect(list.stdout).toMatch(/^id +name +status +filename/);
     expect(list.stdout).toContain(orchestration.id);
     expect((await cli(['orchestration', 'logs', orchestration.id])).stdout).toMatch(/quoll ready$/m);
-    expect((await cli(['orchestration', 'status', orchestration.id])).stdout).toMatch(/^Status +ready$/m);
+    expect((await cli(['orchestration', 'status', orchestration.id])).stdout).toMatch(/^status +ready$/m);
 
     const created = await cli([
       'task',
@@ -214,12 +214,55 @@ describe('CLI', () => {
     const task$ = await client.getTask(task.id);
     await waitFor('success', async () => ((await task$.lastRunStatus()) === 'success' ? true : undefined));
     const logs = await cli(['task', 'logs', task.id]);
-    expect(logs.stdout).toMatch(/Z stdout F from the cli run "\{\\"k\\":1\}"$/m);
-    expect(logs.stdout).toMatch(/Z stdout F quoll: run finished: success \(exit 0\)$/m);
+    expect(logs.stdout).toMatch(
+      /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z stdout from the cli run "\{\\"k\\":1\}"$/m,
+    );
+    expect(logs.stdout).toMatch(/Z stdout quoll: run finished: success \(exit 0\)$/m);
     const followed = await cli(['task', 'logs', task.id, '--follow']);
     expect(followed.stdout.trim().split('\n')).toHaveLength(2);
-    expect((await cli(['task', 'list'])).stdout).toMatch(/cli once +success +Temporary Run +True/);
-    expect((await cli(['task', 'status', task.id])).stdout).toMatch(/^task id +pod id +status/m);
+    expect((await cli(['task', 'list'])).stdout).toMatch(/cli once +success +Temporary Run +true/);
+    expect((await cli(['task', 'status', task.id])).stdout).toMatch(/^run id +status +exit code/m);
+    // Per-task resource limits from flags: the task keeps them; a malformed size is refused before a call.
+    const limited = await cli([
+      'task',
+      'schedule',
+      orchestration.id,
+      '--name',
+      'cli limited',
+      '--schedule',
+      '0 0 1 1 *',
+      '--memory',
+      '512MiB',
+      '--processes',
+      '64',
+      '--open-files',
+      '256',
+      '--cpu-seconds',
+      '30',
+      '--json',
+    ]);
+    expect(limited.code, limited.stderr).toBe(0);
+    const limitedTask = await client.getTask((JSON.parse(limited.stdout) as { id: string }).id);
+    expect(limitedTask.limits).toEqual({
+      memoryBytes: 512 * 1024 ** 2,
+      processes: 64,
+      openFiles: 256,
+      cpuSeconds: 30,
+    });
+    await limitedTask.kill();
+    const tasksBefore = (await client.listTasks()).length;
+    const badSize = await cli([
+      'task',
+      'run-once',
+      orchestration.id,
+      '--name',
+      'bad size',
+      '--memory',
+      'lots',
+    ]);
+    expect(badSize.code).not.toBe(0);
+    expect(badSize.stderr).toMatch(/--memory.*positive number of bytes/);
+    expect((await client.listTasks()).length).toBe(tasksBefore);
     const bad = await cli(['task', 'schedule', orchestration.id, '--name', 'bad', '--schedule', 'nope']);
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invalid_schedule/);

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError, type Client, type Orchestration, type Task } from '@quoll/client';
-import { processExists, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { processesTitled, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -45,7 +45,9 @@ console.log('Undeployed', args.pipeline_name);
 `;
 
 const SLEEPER = `
-console.log('pid ' + process.pid);
+// A title the test finds on the host: in a sandbox, process.pid is only valid inside.
+process.title = 'qs-' + process.env.QUOLL_TASK_RUN_ID.slice(-12);
+console.log('pid ' + process.title);
 await new Promise((resolve) => setTimeout(resolve, 120_000));
 console.log('woke up');
 `;
@@ -179,13 +181,17 @@ describe('run once', () => {
       if (first === undefined) return undefined;
       return (await first.logs()).some((l) => l.line.startsWith('pid ')) ? runs : undefined;
     });
-    const pid = Number((await run!.logs()).find((l) => l.line.startsWith('pid '))?.line.slice(4));
-    expect(processExists(pid)).toBe(true);
+    const title = (await run!.logs()).find((l) => l.line.startsWith('pid '))?.line.slice(4) ?? '';
+    expect(processesTitled(title)).toHaveLength(1);
     expect(await task.kill()).toBe('pending_kill');
     await waitFor('killed', async () => ((await task.status()) === 'killed' ? true : undefined));
     const [after] = await task.lastRuns();
     expect(after?.status).toBe('killed');
-    await waitFor('the run process to be gone', async () => (processExists(pid) ? undefined : true), 5_000);
+    await waitFor(
+      'the run process to be gone',
+      async () => (processesTitled(title).length > 0 ? undefined : true),
+      5_000,
+    );
     expect((await after!.logs()).at(-1)?.line).toBe('quoll: run finished: killed (the task was killed)');
     expect((await client.listTasks()).map((t) => t.id)).not.toContain(task.id);
     const withKilled = await client.listTasks({ killed: true });
@@ -280,7 +286,8 @@ describe('restart recovery', () => {
         return (await r.logs()).some((l) => l.line.startsWith('pid ')) ? r : undefined;
       });
       const runLogs = await run.logs();
-      const pid = Number(runLogs.find((l) => l.line.startsWith('pid '))?.line.slice(4));
+      const title = runLogs.find((l) => l.line.startsWith('pid '))?.line.slice(4) ?? '';
+      expect(processesTitled(title)).toHaveLength(1);
       const token = runLogs.find((l) => l.line.startsWith('token '))?.line.slice(6) ?? '';
       // The run's working directory is outside the home: `../..` does not lead to its secrets.
       const cwd = runLogs.find((l) => l.line.startsWith('cwd '))?.line.slice(4) ?? '';
@@ -302,7 +309,7 @@ describe('restart recovery', () => {
         );
         await waitFor(
           'the orphaned run process to be killed',
-          async () => (processExists(pid) ? undefined : true),
+          async () => (processesTitled(title).length > 0 ? undefined : true),
           5_000,
         );
         // The lost run's token was never revoked by the dead server: the new one revokes it.

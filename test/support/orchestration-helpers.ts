@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import type { Client, Orchestration } from '@quoll/client';
 import { createZip, type ZipEntrySpec } from './zip-builder.js';
 
@@ -29,6 +29,24 @@ export async function readyOrchestration(
     { name },
   );
   return orchestration.waitUntilReady({ timeoutMs: 60_000 });
+}
+
+/**
+ * Live host processes whose command line contains `marker` (a run sets its `process.title`:
+ * inside a sandbox its pid is only valid in its own PID namespace).
+ */
+export function processesTitled(marker: string): number[] {
+  const found: number[] = [];
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      if (readFileSync(`/proc/${name}/cmdline`, 'utf8').includes(marker) && processExists(Number(name)))
+        found.push(Number(name));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return found;
 }
 
 /**

@@ -204,6 +204,27 @@ export function makeInt64SumModel(options: Int64SumModelOptions = {}): Uint8Arra
   });
 }
 
+/**
+ * The model of the Open Inference Protocol's own request examples: `input0` uint32 [N, 2] and
+ * `input1` bool [N] → `output0` float32 [N, 2] (input0 as floats) and `output1` bool [N]
+ * (not input1).
+ */
+export function makeOpenInferenceExampleModel(): Uint8Array {
+  return encodeModel({
+    nodes: [
+      onnx.NodeProto.create({
+        opType: 'Cast',
+        input: ['input0'],
+        output: ['output0'],
+        attribute: [int('to', DataType.FLOAT)],
+      }),
+      onnx.NodeProto.create({ opType: 'Not', input: ['input1'], output: ['output1'] }),
+    ],
+    inputs: [valueInfo('input0', DataType.UINT32, ['N', 2]), valueInfo('input1', DataType.BOOL, ['N'])],
+    outputs: [valueInfo('output0', DataType.FLOAT, ['N', 2]), valueInfo('output1', DataType.BOOL, ['N'])],
+  });
+}
+
 interface GraphParts {
   nodes: Onnx.INodeProto[];
   inputs: Onnx.IValueInfoProto[];

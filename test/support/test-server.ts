@@ -1,9 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Client } from '@quoll/client';
+import { createTestDatabase, type TestDatabase } from './postgres-test-database.js';
 
 /** The built CLI; `npm test` builds first (pretest). */
 export const CLI = fileURLToPath(new URL('../../packages/quoll/dist/cli/main.js', import.meta.url));
@@ -13,6 +15,10 @@ export interface TestServer {
   url: string;
   token: string;
   home: string;
+  /** The PostgreSQL database the server is a node of; null for the embedded SQLite home. */
+  database: string | null;
+  /** Where its task runs get their directories (removed by cleanup()). */
+  runsDir: string;
   process: ChildProcess;
   /** Server output so far (for debugging failed tests). */
   output(): string;
@@ -21,20 +27,51 @@ export interface TestServer {
   stop(): Promise<number | null>;
   /** SIGKILL and wait. */
   kill(): Promise<void>;
-  /** Deletes the home (after stop). */
+  /** Deletes the home and the run directories (after stop). */
   cleanup(): Promise<void>;
 }
+
+/**
+ * With `QUOLL_TEST_SERVER_DATABASE=postgres`, every test server is a node on a fresh PostgreSQL
+ * database of its own (one per home, so a server restarted on the same home finds its data),
+ * dropped by `cleanup()`: the whole e2e suite then runs against the PostgreSQL store.
+ */
+const databasesByHome = new Map<string, TestDatabase>();
+
+async function databaseArgs(home: string, args: readonly string[]): Promise<string[]> {
+  if (!serversOnPostgres || args.includes('--database')) return [];
+  let db = databasesByHome.get(home);
+  if (db === undefined) {
+    db = await createTestDatabase();
+    databasesByHome.set(home, db);
+  }
+  return ['--database', db.url];
+}
+
+function databaseOf(args: readonly string[]): string | null {
+  const at = args.indexOf('--database');
+  return at === -1 ? null : (args[at + 1] ?? null);
+}
+
+/** Whether test servers run on PostgreSQL (`QUOLL_TEST_SERVER_DATABASE=postgres`). */
+export const serversOnPostgres = process.env.QUOLL_TEST_SERVER_DATABASE === 'postgres';
 
 /** Starts `quoll server --port 0` on a fresh (or given) home and waits until it listens. */
 export async function startTestServer(
   options: { home?: string; env?: NodeJS.ProcessEnv; args?: string[] } = {},
 ): Promise<TestServer> {
   const home = options.home ?? (await mkdtemp(join(tmpdir(), 'quoll-test-')));
+  const extra = [...(await databaseArgs(home, options.args ?? [])), ...(options.args ?? [])];
+  // Run directories of their own (one per home, so a restart finds its runs), removed by
+  // cleanup(). The name does not contain the home's path, which runs must not learn.
+  const runsDir =
+    options.env?.QUOLL_RUNS_DIR ??
+    join(tmpdir(), `quoll-test-runs-${createHash('sha256').update(home).digest('hex').slice(0, 12)}`);
   const child = spawn(
     process.execPath,
-    [CLI, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...(options.args ?? [])],
+    [CLI, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
     {
-      env: { ...process.env, ...options.env },
+      env: { ...process.env, QUOLL_RUNS_DIR: runsDir, ...options.env },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -60,6 +97,8 @@ export async function startTestServer(
     url,
     token: creds.token,
     home,
+    database: databaseOf(extra),
+    runsDir,
     process: child,
     output: () => out,
     client: () => new Client({ url, token: creds.token }),
@@ -76,6 +115,10 @@ export async function startTestServer(
     },
     async cleanup() {
       await rm(home, { recursive: true, force: true });
+      const db = databasesByHome.get(home);
+      databasesByHome.delete(home);
+      await db?.drop();
+      await rm(runsDir, { recursive: true, force: true });
     },
   };
 }

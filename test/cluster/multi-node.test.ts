@@ -1,0 +1,401 @@
+import { chmod, copyFile, mkdtemp } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client, InferenceRecord, Orchestration, Task, TaskRun } from '@quoll/client';
+import type { NodeDto } from '@quoll/client/wire';
+import { processesTitled, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import {
+  createTestDatabase,
+  postgresAvailability,
+  type TestDatabase,
+} from '../support/postgres-test-database.js';
+import { makeHouseRows } from '../support/synthetic-data.js';
+import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+
+const pg = await postgresAvailability();
+
+/** Short leases, so a lost node is noticed in seconds (renewed every 600 ms). */
+const LEASE_MS = 3_000;
+const MARKER = `qcl${process.pid}`;
+
+/** Runs until killed; its title lets the test find (and clean up) its process. */
+const SLEEPER = `
+process.title = '${MARKER}-' + process.env.QUOLL_TASK_RUN_ID.slice(-12);
+console.log('sleeping');
+await new Promise((resolve) => setTimeout(resolve, 600_000));
+`;
+const QUICK = `console.log('tick ran');\n`;
+
+async function nodesOf(server: TestServer): Promise<NodeDto[]> {
+  const res = await fetch(`${server.url}/v1/admin/nodes`, {
+    headers: { authorization: `Bearer ${server.token}` },
+  });
+  expect(res.status).toBe(200);
+  return (await res.json()) as NodeDto[];
+}
+
+async function nodeIdOf(server: TestServer): Promise<string> {
+  return ((await (await fetch(`${server.url}/v1/health`)).json()) as { node: string }).node;
+}
+
+/** What one inference through `server` answered, and which node ran it (`x-quoll-served-by`). */
+async function inferVia(
+  server: TestServer,
+  path: string,
+  rows: unknown,
+): Promise<{ status: number; servedBy: string | null; body: unknown }> {
+  const res = await fetch(`${server.url}${path}`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' },
+    body: JSON.stringify(rows),
+  });
+  return { status: res.status, servedBy: res.headers.get('x-quoll-served-by'), body: await res.json() };
+}
+
+/** The rows without their time: the same outputs from every node. */
+const outputsOf = (body: unknown): unknown =>
+  Array.isArray(body) ? body.map(({ time: _t, ...rest }: Record<string, unknown>) => rest) : body;
+
+/** The task's runs, read through `client` (any node). */
+async function runsOf(client: Client, task: Task): Promise<TaskRun[]> {
+  return [...(await (await client.getTask(task.id)).lastRuns())];
+}
+
+describe.skipIf(!pg.run)(
+  `three nodes on one PostgreSQL database (${pg.run ? 'PostgreSQL reachable' : pg.skipReason})`,
+  () => {
+    let db: TestDatabase;
+    let a: TestServer;
+    let b: TestServer;
+    let c: TestServer;
+    const ids = new Map<TestServer, string>();
+    let sleeper: Orchestration;
+    let quick: Orchestration;
+    let everyMinute: Task;
+    const servers: TestServer[] = [];
+
+    /** The pipeline with one replica (placed on B, whose id sorts first). */
+    let single: { path: string; expected: unknown; rows: unknown };
+    const start = async (
+      home: string | undefined,
+      nodeId: string,
+      args: string[] = [],
+    ): Promise<TestServer> => {
+      const server = await startTestServer({
+        ...(home === undefined ? {} : { home }),
+        args: ['--database', db.url, ...args],
+        env: { QUOLL_CLUSTER_LEASE_MS: String(LEASE_MS), QUOLL_NODE_ID: nodeId },
+      });
+      servers.push(server);
+      ids.set(server, await nodeIdOf(server));
+      return server;
+    };
+    /** A home holding only the cluster's master key (every node needs the same one). */
+    const homeWithKeyOf = async (server: TestServer): Promise<string> => {
+      const home = await mkdtemp(join(tmpdir(), 'quoll-cluster-node-'));
+      await copyFile(join(server.home, 'master.key'), join(home, 'master.key'));
+      await chmod(join(home, 'master.key'), 0o600);
+      return home;
+    };
+
+    beforeAll(async () => {
+      db = await createTestDatabase();
+      // Ties in replica placement go to the lowest node id: B's sorts first, so a pipeline
+      // with one replica deployed on idle nodes goes to B, the node the loss test kills. C
+      // serves no inference (--no-inference): it forwards.
+      a = await start(undefined, `${MARKER}-2a`);
+      [b, c] = await Promise.all([
+        start(await homeWithKeyOf(a), `${MARKER}-1b`),
+        start(await homeWithKeyOf(a), `${MARKER}-3c`, ['--no-inference']),
+      ]);
+      const client = a.client();
+      [sleeper, quick] = await Promise.all([
+        readyOrchestration(client, 'sleeper', { 'main.js': SLEEPER }),
+        readyOrchestration(client, 'quick', { 'main.js': QUICK }),
+      ]);
+      // Created first: its first tick comes while the other tests run.
+      everyMinute = await quick.runScheduled({ name: 'every minute', schedule: '* * * * *' });
+    }, 120_000);
+
+    afterAll(async () => {
+      for (const s of servers) {
+        await s.kill();
+        await s.cleanup();
+      }
+      for (const pid of processesTitled(MARKER)) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // Gone meanwhile.
+        }
+      }
+      await db?.drop();
+    });
+
+    it('every node registers with its roles, and every node lists them all', async () => {
+      const nodes = await waitFor('three nodes up', async () => {
+        const listed = await nodesOf(c);
+        return listed.filter((n) => n.status === 'up').length === 3 ? listed : undefined;
+      });
+      expect(nodes.map((n) => n.id).sort()).toEqual([...ids.values()].sort());
+      const roles = new Map(nodes.map((n) => [n.id, n.roles]));
+      expect(roles.get(ids.get(a)!)).toEqual(['api', 'tasks', 'inference']);
+      expect(roles.get(ids.get(b)!)).toEqual(['api', 'tasks', 'inference']);
+      expect(roles.get(ids.get(c)!)).toEqual(['api', 'tasks']);
+      expect((await nodesOf(a)).map((n) => n.id)).toEqual(nodes.map((n) => n.id));
+    });
+
+    it('a pipeline deployed through A is loaded by every inference node and answered by all (C forwards); undeployed through B, nobody serves it', async () => {
+      const model = await a.client().uploadModel('house', makeTreeEnsembleRegressor({ seed: 3 }));
+      const pipeline = await a.client().buildPipeline('spread');
+      await pipeline.addModelStep(model);
+      await pipeline.deploy();
+      const rows = [{ tensor: Array.from(makeHouseRows(1, 3)) }];
+      // The rows without their time: the same outputs from every node.
+      const outputs = (result: InferenceRecord[]): unknown[] => result.map(({ time: _t, ...rest }) => rest);
+      const expected = outputs(await pipeline.infer(rows));
+      for (const node of [b, c]) {
+        const there = await node.client().getPipeline('spread');
+        const got = await waitFor(
+          'the deployment to reach another node',
+          async () => there.infer(rows).catch(() => undefined),
+          15_000,
+        );
+        expect(outputs(got)).toEqual(expected);
+      }
+      // A replica on each inference node (the default), none on C, which forwards.
+      const status = await waitFor('both replicas Running', async () => {
+        const s = await (await c.client().getPipeline('spread')).status();
+        return s.replicas.filter((r) => r.status === 'Running').length === 2 ? s : undefined;
+      });
+      expect(status.status).toBe('Running');
+      expect(status.replicas.map((r) => r.node).sort()).toEqual([ids.get(a), ids.get(b)].sort());
+      for (const r of status.replicas) expect(r).toMatchObject({ nodeStatus: 'up', version: status.version });
+      const viaC = await inferVia(c, new URL(pipeline.url()).pathname, rows);
+      expect(viaC.status).toBe(200);
+      expect([ids.get(a), ids.get(b)]).toContain(viaC.servedBy);
+      expect(outputsOf(viaC.body)).toEqual(expected);
+      // Rows only B, and only C, answer (C forwards to A or B): A's log must hold both (the logs
+      // live in the database).
+      const own = new Map<TestServer, unknown[]>();
+      for (const [node, seed] of [
+        [b, 11],
+        [c, 12],
+      ] as const) {
+        const there = await node.client().getPipeline('spread');
+        own.set(node, outputs(await there.infer([{ tensor: Array.from(makeHouseRows(1, seed)) }])));
+      }
+      const viaA = await a.client().getPipeline('spread');
+      const logged = await waitFor(
+        "B's and C's rows in the log read through A",
+        async () => {
+          const rowsOfA = outputs(await viaA.logs({ limit: 1000 }));
+          const has = (want: unknown[]): boolean =>
+            want.every((r) => rowsOfA.some((l) => JSON.stringify(l) === JSON.stringify(r)));
+          return has(own.get(b) ?? []) && has(own.get(c) ?? []) ? rowsOfA : undefined;
+        },
+        15_000,
+      );
+      // One inference each through A, B and C, C's forwarded one, and B's and C's own: every one, once.
+      expect(logged).toHaveLength(6);
+      // exportLogs through C, by time range: the same six rows, in files.
+      const exported = await (
+        await c.client().getPipeline('spread')
+      ).exportLogs({
+        directory: await mkdtemp(join(tmpdir(), 'quoll-cluster-export-')),
+        start: 0,
+        end: Date.now() + 60_000,
+      });
+      expect(exported.rows).toBe(6);
+      await (await b.client().getPipeline('spread')).undeploy();
+      for (const node of [a, c]) {
+        const there = await node.client().getPipeline('spread');
+        const code = await waitFor(
+          'the undeploy to reach another node',
+          async () =>
+            there.infer(rows).then(
+              () => undefined,
+              (err: unknown) => (err as { code?: string }).code,
+            ),
+          15_000,
+        );
+        expect(code).toBe('pipeline_not_deployed');
+      }
+    });
+
+    it('replicas: 1 is placed on one node, and every node answers for it (forwarding, /v1 and /v2)', async () => {
+      const model = await c.client().uploadModel('house1', makeTreeEnsembleRegressor({ seed: 5 }));
+      // Deployed through C, which serves no inference: it places the replica and waits for it.
+      const pipeline = await c.client().buildPipeline('single');
+      await pipeline.addModelStep(model);
+      await pipeline.deploy({ config: { replicas: 1 } });
+      const status = await pipeline.status();
+      expect(status).toMatchObject({ status: 'Running', version: (await pipeline.versions())[0]?.version });
+      expect(status.replicas.map((r) => [r.node, r.status, r.version])).toEqual([
+        [ids.get(b), 'Running', status.version],
+      ]);
+      const rows = [{ tensor: Array.from(makeHouseRows(1, 5)) }];
+      const direct = await inferVia(b, new URL(pipeline.url()).pathname, rows);
+      expect(direct).toMatchObject({ status: 200, servedBy: ids.get(b) });
+      single = { path: new URL(pipeline.url()).pathname, expected: outputsOf(direct.body), rows };
+      for (const node of [a, c]) {
+        const got = await inferVia(node, new URL(pipeline.url()).pathname, rows);
+        expect(got.status).toBe(200);
+        expect(got.servedBy).toBe(ids.get(b));
+        expect(outputsOf(got.body)).toEqual(single.expected);
+      }
+      // The Open Inference Protocol's routes are forwarded alike.
+      const ready = await fetch(`${c.url}/v2/models/single/ready`, {
+        headers: { authorization: `Bearer ${c.token}` },
+      });
+      expect(ready.status).toBe(200);
+      expect(ready.headers.get('x-quoll-served-by')).toBe(ids.get(b));
+      // A forwarded request is never forwarded again: B would answer it itself.
+      const again = await fetch(`${a.url}${new URL(pipeline.url()).pathname}`, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${a.token}`,
+          'content-type': 'application/json',
+          'x-quoll-forwarded-by': ids.get(c)!,
+        },
+        body: JSON.stringify(rows),
+      });
+      expect(again.status).toBe(503);
+      const refused = (await again.json()) as { error: { code: string; message: string } };
+      expect(refused.error.code).toBe('replica_unavailable');
+      expect(refused.error.message).toContain(`node ${ids.get(b)}`);
+    });
+
+    it('kill() through A stops a run executing on C', async () => {
+      // A run-once task runs on the node that created it (one that runs tasks).
+      const viaC = await (await c.client().getOrchestration(sleeper.id)).runOnce({ name: 'started on C' });
+      const [run] = await waitFor('the run on C to start', async () => {
+        const runs = await runsOf(c.client(), viaC);
+        const first = runs[0];
+        return first !== undefined && (await first.logs()).some((l) => l.line === 'sleeping')
+          ? runs
+          : undefined;
+      });
+      expect(run?.node).toBe(ids.get(c));
+      expect(await (await a.client().getTask(viaC.id)).kill()).toBe('pending_kill');
+      const ended = await waitFor('the run on C to be killed', async () => {
+        const r = await run?.refresh();
+        return r === undefined || r.status === 'running' ? undefined : r;
+      });
+      expect(ended.status).toBe('killed');
+      expect((await ended.logs()).at(-1)?.line).toBe('quoll: run finished: killed (the task was killed)');
+      await waitFor('the task to be killed', async () =>
+        (await viaC.status()) === 'killed' ? true : undefined,
+      );
+    });
+
+    it('a scheduled tick runs exactly once across the three nodes', async () => {
+      const runs = await waitFor(
+        'the first tick of the every-minute task',
+        async () => {
+          const list = await runsOf(b.client(), everyMinute);
+          return list.length > 0 && list.every((r) => r.status !== 'running') ? list : undefined;
+        },
+        75_000,
+      );
+      const ticks = runs.map((r) => r.tick);
+      expect(new Set(ticks).size).toBe(ticks.length);
+      for (const r of runs) {
+        expect(r.status).toBe('success');
+        expect([...ids.values()]).toContain(r.node);
+      }
+      // Every node saw the tick; none recorded it as skipped or missed.
+      expect([...(await (await a.client().getTask(everyMinute.id)).ticks())]).toEqual([]);
+    }, 90_000);
+
+    it('when a node dies, its run is closed "node lost" once the lease ends and its continuous task moves', async () => {
+      const viaB = await b.client().getOrchestration(sleeper.id);
+      const once = await viaB.runOnce({ name: 'dies with B' });
+      const forever = await viaB.runContinuously({ name: 'moves off B' });
+      // Read through A: B is about to die.
+      const [onceRun, foreverRun] = await waitFor('both runs going on B', async () => {
+        const [o] = await runsOf(a.client(), once);
+        const [f] = await runsOf(a.client(), forever);
+        if (o === undefined || f === undefined) return undefined;
+        const started = async (r: TaskRun): Promise<boolean> =>
+          (await r.logs()).some((l) => l.line === 'sleeping');
+        return (await started(o)) && (await started(f)) ? ([o, f] as const) : undefined;
+      });
+      expect(onceRun.node).toBe(ids.get(b));
+      expect(foreverRun.node).toBe(ids.get(b));
+      const killedAt = Date.now();
+      await b.kill();
+      // B still looks up (its lease is not over): a request for its pipeline through C finds
+      // B unreachable and says which nodes serve it.
+      const during = await inferVia(c, single.path, single.rows);
+      expect(during.status).toBe(503);
+      expect(JSON.stringify(during.body)).toContain('replica_unavailable');
+      expect(JSON.stringify(during.body)).toContain(ids.get(b));
+
+      const lost = await waitFor(
+        'the run of the dead node to be closed',
+        async () => {
+          const r = await onceRun.refresh();
+          return r.status === 'running' ? undefined : r;
+        },
+        30_000,
+      );
+      expect(lost.status).toBe('failure');
+      expect(lost.reason).toBe(`node lost: node ${ids.get(b)} stopped renewing the run's lease`);
+      expect(Date.now() - killedAt).toBeLessThan(LEASE_MS * 2 + 10_000);
+      expect((await lost.logs()).at(-1)?.line).toBe(`quoll: run finished: failure (${lost.reason})`);
+
+      const moved = await waitFor(
+        'the continuous task to run on a live node',
+        async () => {
+          const runs = await runsOf(a.client(), forever);
+          const live = runs.find((r) => r.status === 'running' && r.node !== ids.get(b));
+          return live === undefined ? undefined : { runs, live };
+        },
+        30_000,
+      );
+      expect([ids.get(a), ids.get(c)]).toContain(moved.live.node);
+      expect(moved.runs.find((r) => r.id === foreverRun.id)?.status).toBe('failure');
+      const nodes = await waitFor('B to be marked lost', async () => {
+        const listed = await nodesOf(a);
+        return listed.find((n) => n.id === ids.get(b))?.status === 'lost' ? listed : undefined;
+      });
+      expect(
+        nodes
+          .filter((n) => n.status === 'up')
+          .map((n) => n.id)
+          .sort(),
+      ).toEqual([ids.get(a), ids.get(c)].sort());
+      // B's replica moved to A (the one inference node left): C and A answer through it.
+      const moved1 = await waitFor(
+        'the replica of "single" to move to A',
+        async () => {
+          const got = await inferVia(c, single.path, single.rows);
+          return got.status === 200 ? got : undefined;
+        },
+        30_000,
+      );
+      console.log(
+        `replica of "single" served again ${Date.now() - killedAt} ms after B was killed (lease ${LEASE_MS} ms)`,
+      );
+      expect(moved1.servedBy).toBe(ids.get(a));
+      expect(outputsOf(moved1.body)).toEqual(single.expected);
+      const after = await (await a.client().getPipeline('single')).status();
+      expect(after.replicas.map((r) => [r.node, r.status])).toEqual([[ids.get(a), 'Running']]);
+      await (await a.client().getTask(forever.id)).kill();
+      await waitFor('the moved task to be killed', async () =>
+        (await (await a.client().getTask(forever.id)).status()) === 'killed' ? true : undefined,
+      );
+    }, 90_000);
+
+    it('a node stopped with SIGTERM stops every loop, exits 0 and is listed as stopped', async () => {
+      await (await a.client().getTask(everyMinute.id)).kill();
+      expect(await c.stop()).toBe(0);
+      const nodes = await nodesOf(a);
+      expect(nodes.find((n) => n.id === ids.get(c))?.status).toBe('stopped');
+      expect(await a.stop()).toBe(0);
+    });
+  },
+);

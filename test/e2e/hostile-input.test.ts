@@ -1,0 +1,378 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { request, type ClientRequest } from 'node:http';
+import { tableToIPC } from 'apache-arrow';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ErrorBody, ErrorCode } from '@quoll/client/wire';
+import { makeArrowTensorTable, makeHouseRows } from '../support/synthetic-data.js';
+import { makeScaleModel } from '../support/synthetic-models.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+
+// Hostile bodies over HTTP: every request is answered 2xx (a still-valid body) or 4xx, none
+// stalls the server (a liveness guard aborts a request after 30 s), /v1/health keeps
+// answering between batches, and the server's peak resident memory over a fuzz run grows by
+// no more than its in-flight body budget. The count is fixed (about 300 requests), so the run is bounded.
+
+const MAX_BODY = 2 * 1024 * 1024;
+const INFLIGHT_BUDGET = 64 * 1024 * 1024;
+let server: TestServer;
+let url: string;
+
+beforeAll(async () => {
+  server = await startTestServer({
+    env: {
+      QUOLL_MAX_INFERENCE_BYTES: String(MAX_BODY),
+      QUOLL_MAX_INFLIGHT_BODY_BYTES: String(INFLIGHT_BUDGET),
+      QUOLL_DECODE_DEADLINE_MS: '3000',
+      QUOLL_INFERENCE_LOGS: 'off',
+    },
+  });
+  const client = server.client();
+  const model = await client.uploadModel(
+    'scale',
+    makeScaleModel({ inputName: 'tensor', width: 18, factor: 2 }),
+  );
+  const pipeline = await client.buildPipeline('hostile');
+  await pipeline.addModelStep(model);
+  await pipeline.deploy();
+  url = pipeline.url();
+});
+
+afterAll(async () => {
+  const code = await server.stop();
+  await server.cleanup();
+  expect(code).toBe(0);
+});
+
+async function post(
+  body: Uint8Array | string,
+  contentType: string | null,
+  target = url,
+): Promise<{ status: number; code?: string; message?: string }> {
+  const headers: Record<string, string> = { authorization: `Bearer ${server.token}` };
+  if (contentType !== null) headers['content-type'] = contentType;
+  const res = await fetch(target, { method: 'POST', headers, body, signal: AbortSignal.timeout(30_000) });
+  const text = await res.text();
+  if (res.status < 400) return { status: res.status };
+  const parsed = JSON.parse(text) as ErrorBody | { error: string; code: ErrorCode };
+  // Quoll's errors nest { code, message }; the Open Inference Protocol's put the message first.
+  return typeof parsed.error === 'string'
+    ? { status: res.status, code: (parsed as { code: ErrorCode }).code, message: parsed.error }
+    : { status: res.status, code: parsed.error.code, message: parsed.error.message };
+}
+
+/**
+ * Streams a body without a length (chunked), 64 KiB every few milliseconds up to `limit` bytes,
+ * until the server answers: its status, the bytes sent by then, and its Connection header.
+ */
+function chunkedUntilAnswered(
+  target: string,
+  type: string,
+  limit: number,
+): Promise<{ status: number; sent: number; connection: string | undefined }> {
+  return new Promise((resolve, reject) => {
+    let sent = 0;
+    let answered = false;
+    const req = request(target, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${server.token}`, 'content-type': type },
+    });
+    req.on('response', (res) => {
+      answered = true;
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, sent, connection: res.headers.connection });
+      req.destroy();
+    });
+    req.on('error', (error) => {
+      if (!answered) reject(error);
+    });
+    const chunk = Buffer.alloc(64 * 1024, 0x5b); // '[' over and over: never a complete body
+    const pump = (): void => {
+      if (answered) return;
+      if (sent >= limit) {
+        req.end();
+        return;
+      }
+      sent += chunk.length;
+      req.write(chunk, () => setTimeout(pump, 2));
+    };
+    pump();
+  });
+}
+
+/** Sends only the headers of a POST declaring `length` bytes; resolves with the status answered. */
+function declaredOnly(target: string, type: string, length: number): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const req = request(target, {
+      method: 'POST',
+      headers: {
+        authorization: `Bearer ${server.token}`,
+        'content-type': type,
+        'content-length': String(length),
+      },
+    });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+      req.destroy();
+    });
+    req.on('error', reject);
+    req.flushHeaders();
+  });
+}
+
+/** A /proc/<pid>/status field in bytes (VmRSS now, VmHWM the peak since the last reset). */
+function memoryOf(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN) * 1024;
+}
+
+/**
+ * Runs `send` and checks that the server process's peak resident memory over it (the kernel's
+ * VmHWM, reset just before) grew by no more than the in-flight body budget over its resident
+ * memory before: the bodies it holds at once are what the budget bounds.
+ */
+async function underMemoryBudget<T>(label: string, send: () => Promise<T>): Promise<T> {
+  const pid = server.process.pid!;
+  const before = memoryOf(pid, 'VmRSS');
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+  const result = await send();
+  const grown = memoryOf(pid, 'VmHWM') - before;
+  const mib = (n: number): string => `${(n / 2 ** 20).toFixed(1)} MiB`;
+  console.log(
+    `${label}: the server's peak RSS grew ${mib(grown)} over ${mib(before)} (budget ${mib(INFLIGHT_BUDGET)})`,
+  );
+  expect(grown, `${label}: peak RSS growth`).toBeLessThanOrEqual(INFLIGHT_BUDGET);
+  return result;
+}
+
+async function healthy(): Promise<void> {
+  const res = await fetch(`${server.url}/v1/health`, { signal: AbortSignal.timeout(10_000) });
+  expect(res.status).toBe(200);
+}
+
+const ARROW_FILE = 'application/vnd.apache.arrow.file';
+const ARROW_STREAM = 'application/vnd.apache.arrow.stream';
+const JSON_TYPE = 'application/json';
+
+const table = makeArrowTensorTable(makeHouseRows(64, 3), 18);
+const arrowFile = tableToIPC(table, 'file');
+const arrowStream = tableToIPC(table, 'stream');
+const rows = (n: number): number[][] =>
+  Array.from({ length: n }, (_, i) => Array.from({ length: 18 }, (_, j) => i + j / 4));
+const jsonSmall = Buffer.from(JSON.stringify(rows(16).map((tensor) => ({ tensor }))));
+// Over the 64 KiB that are parsed inline: this one goes to a decode worker.
+const jsonLarge = Buffer.from(JSON.stringify(rows(2000).map((tensor) => ({ tensor }))));
+
+function flipped(body: Uint8Array, stride: number, from: number): Buffer {
+  const out = Buffer.from(body);
+  for (let i = from; i < out.length; i += stride) out[i]! ^= 0xff;
+  return out;
+}
+
+/** Every 4-byte-aligned int32 in the first `span` bytes set to a huge value, one at a time. */
+function hugeFields(body: Uint8Array, span: number, step: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let at = 0; at + 8 <= Math.min(span, body.length); at += step) {
+    const copy = Buffer.from(body);
+    copy.writeInt32LE(0x7fffffff, at);
+    out.push(copy);
+    const negative = Buffer.from(body);
+    negative.writeInt32LE(-0x7fffffff, at);
+    out.push(negative);
+  }
+  return out;
+}
+
+function truncations(body: Uint8Array): Buffer[] {
+  return [1, 7, 8, 64, 200, Math.floor(body.length / 2), body.length - 10, body.length - 1].map((n) =>
+    Buffer.from(body.subarray(0, Math.max(0, n))),
+  );
+}
+
+/** Sends the cases four at a time; checks health after every batch. */
+async function sendAll(
+  cases: { body: Uint8Array | string; type: string }[],
+  label: string,
+): Promise<Map<number, number>> {
+  const statuses = new Map<number, number>();
+  for (let i = 0; i < cases.length; i += 4) {
+    const batch = cases.slice(i, i + 4);
+    const answers = await Promise.all(batch.map((c) => post(c.body, c.type)));
+    for (const [k, answer] of answers.entries()) {
+      statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+      const what = `${label} case ${i + k}: ${answer.status} ${answer.code ?? ''} ${answer.message ?? ''}`;
+      expect(answer.status >= 200 && answer.status < 500, what).toBe(true);
+      if (answer.status >= 400) expect(answer.message!.length, what).toBeLessThanOrEqual(1024);
+    }
+    await healthy();
+  }
+  return statuses;
+}
+
+describe('hostile inference bodies', () => {
+  it('the untouched bodies are served', async () => {
+    for (const [body, type] of [
+      [arrowFile, ARROW_FILE],
+      [arrowStream, ARROW_STREAM],
+      [jsonSmall, JSON_TYPE],
+      [jsonLarge, JSON_TYPE],
+    ] as const) {
+      expect((await post(body, type)).status).toBe(200);
+    }
+  });
+
+  it('Arrow files and streams with bytes flipped, cut short or with huge length fields: 2xx or 4xx, never a stall', async () => {
+    const cases: { body: Uint8Array; type: string }[] = [];
+    for (const [body, type] of [
+      [arrowFile, ARROW_FILE],
+      [arrowStream, ARROW_STREAM],
+    ] as const) {
+      for (const stride of [1, 3, 7, 13, 31, 61, 97, 127, 257, 1021]) {
+        for (const from of [0, 8, 100, 200, 500]) cases.push({ body: flipped(body, stride, from), type });
+      }
+      for (const cut of truncations(body)) cases.push({ body: cut, type });
+      for (const huge of hugeFields(body, 512, 16)) cases.push({ body: huge, type });
+    }
+    const statuses = await underMemoryBudget('arrow', () => sendAll(cases, 'arrow'));
+    // Most mutations break the body; the guard above already checked none was a 5xx or a stall.
+    expect(statuses.get(400) ?? 0).toBeGreaterThan(cases.length / 2);
+  });
+
+  it('JSON bodies flipped, cut short, deeply nested or holding absurd values: 2xx or 4xx', async () => {
+    const deep = `${'['.repeat(100_000)}1${']'.repeat(100_000)}`;
+    const cases: { body: Uint8Array | string; type: string }[] = [
+      { body: `[{"tensor": ${deep}}]`, type: JSON_TYPE },
+      { body: `{"tensor": ${'['.repeat(500_000)}`, type: JSON_TYPE },
+      { body: `[{"tensor": [${'1e999,'.repeat(17)}1e999]}]`, type: JSON_TYPE },
+      { body: `[{"tensor": [${'true,'.repeat(17)}true]}]`, type: JSON_TYPE },
+      { body: `[{"tensor": [${'1e39,'.repeat(17)}1e39]}]`, type: JSON_TYPE },
+      { body: `[{"tensor": "${'x'.repeat(1_500_000)}"}]`, type: JSON_TYPE },
+      { body: `[{"${'k'.repeat(1_000_000)}": [1]}]`, type: JSON_TYPE },
+      { body: `[${'{"tensor":[1]},'.repeat(100_000)}{"tensor":[1]}]`, type: JSON_TYPE },
+    ];
+    for (const body of [jsonSmall, jsonLarge]) {
+      for (const stride of [7, 31, 97, 1021]) {
+        for (const from of [0, 10, 300]) cases.push({ body: flipped(body, stride, from), type: JSON_TYPE });
+      }
+      for (const cut of truncations(body)) cases.push({ body: cut, type: JSON_TYPE });
+    }
+    await underMemoryBudget('json', () => sendAll(cases, 'json'));
+  });
+
+  it('refuses non-finite, boolean and out-of-range numbers naming the column and row', async () => {
+    for (const value of ['1e999', 'true', '1e39', '-1e39']) {
+      const body = `[{"tensor": [${Array(18).fill(1).join(',')}]}, {"tensor": [${Array(17).fill(1).join(',')}, ${value}]}]`;
+      const answer = await post(body, JSON_TYPE);
+      expect(answer.code, value).toBe('invalid_inference_input');
+      expect(answer.message, value).toContain('Column "tensor" row 1');
+    }
+  });
+
+  it('per content type: over the cap 413, wrong or missing type 415, empty 400', async () => {
+    for (const type of [ARROW_FILE, ARROW_STREAM, JSON_TYPE]) {
+      // Declared only: the server answers before the body is sent (so a sender may see EPIPE).
+      expect(await declaredOnly(url, type, MAX_BODY + 1), type).toBe(413);
+      const empty = await post(Buffer.alloc(0), type);
+      expect(empty.status, type).toBe(400);
+    }
+    expect((await post(arrowFile, 'text/plain')).status).toBe(415);
+    expect((await post(arrowFile, 'application/octet-stream')).status).toBe(415);
+    expect((await post(arrowFile, null)).status).toBe(415);
+    await healthy();
+  });
+
+  it('a declared body over the cap of an upload route is refused 413 before it is sent', async () => {
+    const workspaces = (await (
+      await fetch(`${server.url}/v1/workspaces`, { headers: { authorization: `Bearer ${server.token}` } })
+    ).json()) as { id: number }[] | { workspaces: { id: number }[] };
+    const list = Array.isArray(workspaces) ? workspaces : workspaces.workspaces;
+    const id = list[0]!.id;
+    for (const [path, type] of [
+      [`/v1/workspaces/${id}/models?name=big`, 'application/octet-stream'],
+      [`/v1/workspaces/${id}/orchestrations?name=big`, 'application/zip'],
+    ] as const) {
+      const status = await declaredOnly(`${server.url}${path}`, type, 2 ** 40);
+      expect(status, path).toBe(413);
+    }
+  });
+
+  it('Open Inference bodies, large or hostile, are read off the HTTP thread: 2xx or 4xx, never a stall', async () => {
+    const v2 = `${server.url}/v2/models/hostile/infer`;
+    const body = (n: number, extra = ''): string =>
+      JSON.stringify({
+        inputs: [{ name: 'tensor', shape: [n, 18], datatype: 'FP32', data: rows(n) }],
+      }).replace(/}$/, `${extra}}`);
+    // Over the 64 KiB read inline: this one goes to a decode worker.
+    const large = Buffer.from(body(2000));
+    expect(large.length).toBeGreaterThan(64 * 1024);
+    expect((await post(large, JSON_TYPE, v2)).status).toBe(200);
+    const deep = `${'['.repeat(300_000)}1${']'.repeat(300_000)}`;
+    const cases: { body: Uint8Array | string; type: string }[] = [
+      {
+        body: `{"inputs": [{"name": "tensor", "shape": [1, 18], "datatype": "FP32", "data": ${deep}}]}`,
+        type: JSON_TYPE,
+      },
+      { body: `{"inputs": ${'['.repeat(500_000)}`, type: JSON_TYPE },
+      {
+        body: body(1, `, "outputs": [${'{"name": "scaled"},'.repeat(100_000)}{"name": "scaled"}]`),
+        type: JSON_TYPE,
+      },
+      { body: body(1).replace('[1,18]', '[1000000000,1000]'), type: JSON_TYPE },
+      {
+        body: `{"inputs": [{"name": "tensor", "shape": [1, 18], "datatype": "FP32", "data": [${'1e999,'.repeat(17)}1]}]}`,
+        type: JSON_TYPE,
+      },
+      { body: large, type: 'application/octet-stream' },
+    ];
+    for (const stride of [7, 31, 97, 1021]) {
+      for (const from of [0, 10, 300]) cases.push({ body: flipped(large, stride, from), type: JSON_TYPE });
+    }
+    for (const cut of truncations(large)) cases.push({ body: cut, type: JSON_TYPE });
+    for (let i = 0; i < cases.length; i += 4) {
+      const answers = await Promise.all(cases.slice(i, i + 4).map((c) => post(c.body, c.type, v2)));
+      for (const [k, answer] of answers.entries()) {
+        const what = `v2 case ${i + k}: ${answer.status} ${answer.code ?? ''} ${answer.message ?? ''}`;
+        expect(answer.status >= 200 && answer.status < 500, what).toBe(true);
+        if (answer.status >= 400) expect(answer.message!.length, what).toBeLessThanOrEqual(1024);
+      }
+      await healthy();
+    }
+    expect(await declaredOnly(v2, JSON_TYPE, MAX_BODY + 1)).toBe(413);
+  });
+
+  it('a chunked body (no length) past the cap is refused 413 while it is read, and its connection closed', async () => {
+    for (const target of [url, `${server.url}/v2/models/hostile/infer`]) {
+      const answer = await chunkedUntilAnswered(target, JSON_TYPE, 64 * MAX_BODY);
+      expect(answer.status, target).toBe(413);
+      // Answered once the cap was passed, long before the sender would have stopped.
+      expect(answer.sent, target).toBeLessThan(16 * MAX_BODY);
+      expect(answer.connection, target).toBe('close');
+    }
+    await healthy();
+  });
+
+  it('bodies past the per-server budget are refused 503 server_busy, and the budget is given back', async () => {
+    // Four JSON bodies declaring 2 MiB each count 4 × 16 MiB = the whole 64 MiB budget.
+    const held: ClientRequest[] = [];
+    for (let i = 0; i < 4; i++) {
+      const req = request(url, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${server.token}`,
+          'content-type': JSON_TYPE,
+          'content-length': String(MAX_BODY),
+        },
+      });
+      req.on('error', () => undefined);
+      req.write('[');
+      held.push(req);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    const refused = await post(jsonSmall, JSON_TYPE);
+    expect(refused.status).toBe(503);
+    expect(refused.code).toBe('server_busy');
+    for (const req of held) req.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    expect((await post(jsonSmall, JSON_TYPE)).status).toBe(200);
+  });
+});

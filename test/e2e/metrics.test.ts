@@ -1,0 +1,150 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Client } from '@quoll/client';
+import { makeScaleModel } from '../support/synthetic-models.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+
+/** GET /metrics (Prometheus) and /v1/metrics/window against a real server with a deployed pipeline. */
+
+let server: TestServer;
+let client: Client;
+let workspaceId: number;
+let scopedToken: string;
+let otherToken: string;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  client = server.client();
+  const ws = await client.getWorkspace('metricsws', { createIfNotExist: true });
+  workspaceId = ws.id;
+  client.setCurrentWorkspace(ws);
+  const version = await client.uploadModel('scale', makeScaleModel({ width: 2 }), { fileName: 'scale.onnx' });
+  const pipeline = await client.buildPipeline('metricspipe');
+  await pipeline.addModelStep(version);
+  await pipeline.deploy();
+  await pipeline.infer([{ tensor: [1, 2] }, { tensor: [3, 4] }]);
+  await pipeline.infer([{ tensor: [5, 6] }]);
+  // A bad request to the same pipeline and one to a pipeline that does not exist.
+  const url = `${server.url}/v1/workspaces/${workspaceId}/pipelines`;
+  const headers = { authorization: `Bearer ${server.token}`, 'content-type': 'application/json' };
+  expect(
+    (await fetch(`${url}/metricspipe/infer`, { method: 'POST', headers, body: '[{"nope": 1}]' })).status,
+  ).toBe(400);
+  expect((await fetch(`${url}/no-such-pipe/infer`, { method: 'POST', headers, body: '[]' })).status).toBe(
+    404,
+  );
+  scopedToken = await client.createWorkspaceToken(ws, { subject: 'metrics-scoped' });
+  const other = await client.getWorkspace('metricsother', { createIfNotExist: true });
+  otherToken = await client.createWorkspaceToken(other, { subject: 'metrics-other' });
+}, 120_000);
+
+afterAll(async () => {
+  await server?.stop();
+  await server?.cleanup();
+});
+
+describe('GET /metrics', () => {
+  it('answers an admin token with the Prometheus text of requests, latency, rows, batches, log store, tasks and process', async () => {
+    const res = await fetch(`${server.url}/metrics`, {
+      headers: { authorization: `Bearer ${server.token}` },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    const text = await res.text();
+    const ws = String(workspaceId);
+    expect(text).toContain(
+      `quoll_inference_requests_total{workspace="${ws}",pipeline="metricspipe",status="200"} 2`,
+    );
+    expect(text).toContain(
+      `quoll_inference_requests_total{workspace="${ws}",pipeline="metricspipe",status="400"} 1`,
+    );
+    // The unknown pipeline's name never becomes a label value.
+    expect(text).toContain('quoll_inference_requests_total{workspace="0",pipeline="",status="404"} 1');
+    expect(text).not.toContain('no-such-pipe');
+    expect(text).toContain(
+      `quoll_inference_request_duration_seconds_count{workspace="${ws}",pipeline="metricspipe"} 3`,
+    );
+    expect(text).toContain(`quoll_inference_rows_total{workspace="${ws}",pipeline="metricspipe"} 3`);
+    expect(text).toMatch(/^quoll_inference_batch_rows_count [1-9]/m);
+    expect(text).toContain(`quoll_inference_queue_depth{workspace="${ws}",pipeline="metricspipe"} 0`);
+    expect(text).toMatch(/^quoll_inference_log_bytes \d+/m);
+    expect(text).toMatch(/^quoll_inference_log_queue_rows \d+/m);
+    expect(text).toContain('quoll_inference_log_writer_up 1');
+    expect(text).toContain('quoll_task_runs_running 0');
+    expect(text).toContain('# TYPE quoll_task_runs_total counter');
+    expect(text).toContain('# TYPE quoll_scheduler_lag_seconds histogram');
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+  });
+
+  it('refuses no token (401) and a workspace-scoped token (403 forbidden)', async () => {
+    const none = await fetch(`${server.url}/metrics`);
+    expect(none.status).toBe(401);
+    const scoped = await fetch(`${server.url}/metrics`, {
+      headers: { authorization: `Bearer ${scopedToken}` },
+    });
+    expect(scoped.status).toBe(403);
+    expect(((await scoped.json()) as { error: { code: string } }).error.code).toBe('forbidden');
+  });
+
+  it('answers without a token when the server runs with --metrics-public', async () => {
+    const open = await startTestServer({ args: ['--metrics-public'] });
+    try {
+      const res = await fetch(`${open.url}/metrics`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toContain('# TYPE quoll_inference_requests_total counter');
+      // Only /metrics is opened: the API still needs a token.
+      expect((await fetch(`${open.url}/v1/workspaces`)).status).toBe(401);
+    } finally {
+      await open.stop();
+      await open.cleanup();
+    }
+  });
+});
+
+describe('--no-metrics', () => {
+  it('keeps no metrics: /metrics is route_not_found and the window stays empty', async () => {
+    const off = await startTestServer({ args: ['--no-metrics'] });
+    try {
+      const headers = { authorization: `Bearer ${off.token}` };
+      const res = await fetch(`${off.url}/metrics`, { headers });
+      expect(res.status).toBe(404);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe('route_not_found');
+      const window = (await (await fetch(`${off.url}/v1/metrics/window`, { headers })).json()) as {
+        samples: unknown[];
+      };
+      expect(window.samples).toEqual([]);
+    } finally {
+      await off.stop();
+      await off.cleanup();
+    }
+  });
+});
+
+describe('GET /v1/metrics/window', () => {
+  it('gives the recent samples per pipeline, and a scoped token only its own workspace', async () => {
+    type Window = {
+      intervalSeconds: number;
+      samples: Array<{ time: string; pipelines: Array<{ pipeline: string; workspaceId: number }> }>;
+    };
+    const get = async (token: string): Promise<Window> => {
+      const res = await fetch(`${server.url}/v1/metrics/window`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      expect(res.status).toBe(200);
+      return (await res.json()) as Window;
+    };
+    let window = await get(server.token);
+    const deadline = Date.now() + 20_000;
+    while (window.samples.length === 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 500));
+      window = await get(server.token);
+    }
+    expect(window.intervalSeconds).toBe(5);
+    expect(window.samples.length).toBeGreaterThan(0);
+    const names = (w: Window): string[] => [
+      ...new Set(w.samples.flatMap((s) => s.pipelines.map((p) => p.pipeline))),
+    ];
+    expect(names(window)).toEqual(['metricspipe']);
+    expect(names(await get(scopedToken))).toEqual(['metricspipe']);
+    expect(names(await get(otherToken))).toEqual([]);
+  }, 30_000);
+});

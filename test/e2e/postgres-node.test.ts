@@ -1,0 +1,221 @@
+import { spawn } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { chmod, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { createServer, connect, type Server, type Socket } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Client, QuollError } from '@quoll/client';
+import { waitFor } from '../support/orchestration-helpers.js';
+import { makeHouseRows } from '../support/synthetic-data.js';
+import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
+import {
+  createTestDatabase,
+  postgresAvailability,
+  TEST_PG_URL,
+  type TestDatabase,
+} from '../support/postgres-test-database.js';
+import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
+
+const pg = await postgresAvailability();
+
+/** A TCP pass-through to PostgreSQL that the test can cut and restore: a database outage on demand. */
+class Outage {
+  #server: Server | null = null;
+  readonly #sockets = new Set<Socket>();
+  port = 0;
+
+  constructor(
+    private readonly host: string,
+    private readonly targetPort: number,
+  ) {}
+
+  async open(port = 0): Promise<void> {
+    const server = createServer((client) => {
+      const upstream = connect(this.targetPort, this.host);
+      for (const s of [client, upstream]) {
+        this.#sockets.add(s);
+        s.on('close', () => this.#sockets.delete(s));
+        s.on('error', () => s.destroy());
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+    const address = server.address();
+    this.port = typeof address === 'object' && address !== null ? address.port : port;
+    this.#server = server;
+  }
+
+  /** Refuses new connections and drops every open one. */
+  async cut(): Promise<void> {
+    const server = this.#server;
+    this.#server = null;
+    for (const s of this.#sockets) s.destroy();
+    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+}
+
+describe.skipIf(!pg.run)(`a node on PostgreSQL (${pg.run ? 'PostgreSQL reachable' : pg.skipReason})`, () => {
+  let db: TestDatabase;
+  let outage: Outage;
+  let server: TestServer;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const target = new URL(TEST_PG_URL);
+    outage = new Outage(target.hostname, Number(target.port || 5432));
+    await outage.open();
+    const viaProxy = new URL(db.url);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(outage.port);
+    server = await startTestServer({ args: ['--database', viaProxy.toString()] });
+  });
+  afterAll(async () => {
+    await server.stop();
+    await server.cleanup();
+    await outage.cut();
+    await db.drop();
+  });
+
+  const health = async (): Promise<{ status: string; database: string; node: string }> =>
+    (await (await fetch(`${server.url}/v1/health`)).json()) as {
+      status: string;
+      database: string;
+      node: string;
+    };
+
+  it('keeps its metadata in the database, not in the home', async () => {
+    const client = server.client();
+    await client.createWorkspace('on-postgres');
+    expect((await client.listWorkspaces()).map((w) => w.name)).toContain('on-postgres');
+    expect(await health()).toMatchObject({ status: 'ok', database: 'ok' });
+    const { readdir } = await import('node:fs/promises');
+    expect(await readdir(server.home)).not.toContain('quoll.db');
+  });
+
+  it('survives losing the database: answers 503 database_unavailable, says so on /v1/health, recovers when it is back', async () => {
+    const client = server.client();
+    const port = outage.port;
+    await outage.cut();
+    await waitFor(
+      'health to report the database unavailable',
+      async () => ((await health()).database === 'unavailable' ? true : undefined),
+      15_000,
+    );
+    expect((await health()).status).toBe('degraded');
+    // A new token is looked up in the database: the request cannot be answered, and says why.
+    const fresh = new Client({
+      url: server.url,
+      token: 'qk_not-in-any-cache',
+    });
+    const err = await fresh.listWorkspaces().then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(QuollError);
+    expect((err as QuollError).code).toBe('database_unavailable');
+    expect(server.process.exitCode).toBeNull();
+
+    await outage.open(port);
+    await waitFor(
+      'health to report the database back',
+      async () => ((await health()).database === 'ok' ? true : undefined),
+      30_000,
+    );
+    expect((await client.listWorkspaces()).map((w) => w.name)).toContain('on-postgres');
+  });
+});
+
+describe.skipIf(!pg.run)(
+  `nodes sharing a database (${pg.run ? 'PostgreSQL reachable' : pg.skipReason})`,
+  () => {
+    let db: TestDatabase;
+    const servers: TestServer[] = [];
+    beforeAll(async () => {
+      db = await createTestDatabase();
+    });
+    afterAll(async () => {
+      for (const s of servers) {
+        await s.stop();
+        await s.cleanup();
+      }
+      await db.drop();
+    });
+
+    it('a node on an empty home serves a model uploaded through another, fetched from the database', async () => {
+      const first = await startTestServer({ args: ['--database', db.url] });
+      servers.push(first);
+      const client = first.client();
+      const model = await client.uploadModel('shared', makeTreeEnsembleRegressor({ seed: 7 }));
+      await first.stop();
+
+      // Same database, same master key, nothing else: the model's bytes come from PostgreSQL.
+      const home = await mkdtemp(join(tmpdir(), 'quoll-node-b-'));
+      await copyFile(join(first.home, 'master.key'), join(home, 'master.key'));
+      await chmod(join(home, 'master.key'), 0o600);
+      const second = await startTestServer({ home, args: ['--database', db.url] });
+      servers.push(second);
+      const pipeline = await second.client().buildPipeline('shared-pipeline');
+      await pipeline.addModelStep(await second.client().getModel('shared', model.version));
+      await pipeline.deploy();
+      const [row] = await pipeline.infer([{ tensor: Array.from(makeHouseRows(1, 3)) }]);
+      expect(row).toHaveProperty('out.variable');
+      const cached = await readFile(join(home, 'blobs', 'sha256', model.sha.slice(0, 2), model.sha));
+      expect(createHash('sha256').update(cached).digest('hex')).toBe(model.sha);
+    });
+
+    it('a node with another master key refuses to start, naming both key ids', async () => {
+      // The database was joined (and its key check sealed) by the first test's node.
+      const err = await startTestServer({ args: ['--database', db.url] }).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(String(err)).toMatch(
+        /master key \(key id [0-9a-f]{16}\) is not the key of the database it joined \(key id [0-9a-f]{16}\)/,
+      );
+      expect(String(err)).toMatch(/QUOLL_MASTER_KEY/);
+    });
+  },
+);
+
+describe('an embedded (SQLite) start', () => {
+  let home: string;
+  beforeAll(async () => {
+    home = await mkdtemp(join(tmpdir(), 'quoll-no-pg-'));
+  });
+  afterAll(async () => {
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('never loads the PostgreSQL driver', async () => {
+    // A resolve hook that reports every module resolved from the pg package.
+    const hook = `data:text/javascript,${encodeURIComponent(`
+      import { register } from 'node:module';
+      register('data:text/javascript,' + encodeURIComponent(\`
+        export async function resolve(specifier, context, next) {
+          const r = await next(specifier, context);
+          if (/[\\\\/]node_modules[\\\\/]pg[\\\\/]/.test(r.url)) process.stderr.write('LOADED-PG ' + r.url + '\\\\n');
+          return r;
+        }\`));`)}`;
+    const child = spawn(process.execPath, ['--import', hook, CLI, 'server', '--home', home, '--port', '0'], {
+      env: { ...process.env, QUOLL_DATABASE_URL: '' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    await waitFor(
+      'the server to listen',
+      async () => (out.includes('listening on') ? true : undefined),
+      30_000,
+    );
+    const health = (await (await fetch(/listening on (\S+)/.exec(out)?.[1] + '/v1/health')).json()) as {
+      database: string;
+    };
+    expect(health.database).toBe('ok');
+    child.kill('SIGTERM');
+    await new Promise((resolve) => child.once('exit', resolve));
+    expect(out).not.toContain('LOADED-PG');
+    expect(out).toContain('listening on');
+  });
+});
