@@ -5,46 +5,35 @@
 // time per row, read from /proc around every wrk run: on a shared machine that is the steadier
 // measure of how much work a request costs.
 // Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3), BENCH_ONLY.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type * as arrow from 'apache-arrow';
-import { tableFromIPC, type Vector } from 'apache-arrow';
 import * as ort from 'onnxruntime-node';
-import { Client } from '@quoll/client';
-import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
-import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
-import { median, printTable, spawnPinned, waitFor, wrk, writeResults } from './support.js';
+import {
+  benchRows as rows,
+  cpuSeconds,
+  deployModel,
+  median,
+  modelName,
+  printTable,
+  REPS,
+  SECONDS,
+  spawnPinned,
+  startQuoll,
+  stopAll,
+  useFixture,
+  waitFor,
+  WARMUP,
+  wrk,
+  writeBenchModel,
+  writeLua,
+  writeResults,
+} from './support.js';
 
-const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 2);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const REPS = Number(process.env.BENCH_REPS ?? 3);
-const fixtures = fileURLToPath(new URL('../../shared/fixtures/houseprice/', import.meta.url));
-const useFixture = existsSync(`${fixtures}rf_model.onnx`);
 const work = mkdtempSync(join(tmpdir(), 'quoll-bench-'));
-
-// -- model and data
-const modelBytes = useFixture
-  ? readFileSync(`${fixtures}rf_model.onnx`)
-  : makeTreeEnsembleRegressor({ features: 18, trees: 50, depth: 8 });
-const modelPath = join(work, 'model.onnx');
-writeFileSync(modelPath, modelBytes);
-let base: Float32Array;
-if (useFixture) {
-  const t = tableFromIPC(readFileSync(`${fixtures}xtest-1k.arrow`));
-  const col = t.getChild('tensor') as Vector<arrow.FixedSizeList<arrow.Float32>>;
-  base = new Float32Array(t.numRows * 18);
-  for (let i = 0; i < t.numRows; i++) base.set(col.get(i)?.toArray() as Float32Array, i * 18);
-} else {
-  base = makeHouseRows(1000, 1);
-}
-function rows(n: number): Float32Array {
-  const out = new Float32Array(n * 18);
-  for (let i = 0; i < n; i++) out.set(base.subarray((i % 1000) * 18, (i % 1000) * 18 + 18), i * 18);
-  return out;
-}
+const modelPath = writeBenchModel(work);
 
 interface Workload {
   format: 'json' | 'arrow';
@@ -67,64 +56,20 @@ if (only)
     ...workloads.filter((w) => only.includes(`${w.format}:${w.batch}:${w.connections}`)),
   );
 
-function bodyFile(w: Workload): string {
-  const path = join(work, `${w.format}-${w.batch}.body`);
-  if (!existsSync(path)) {
-    const r = rows(w.batch);
-    if (w.format === 'json') {
-      const recs = Array.from({ length: w.batch }, (_, i) => ({
-        tensor: Array.from(r.subarray(i * 18, i * 18 + 18)),
-      }));
-      writeFileSync(path, JSON.stringify(recs));
-    } else {
-      writeFileSync(path, tableToIpcFile(makeArrowTensorTable(r, 18)));
-    }
-  }
-  return path;
-}
-
 function lua(w: Workload, token: string | null): string {
-  const path = join(work, `${w.format}-${w.batch}-${token ? 'q' : 'f'}.lua`);
-  const ct = w.format === 'json' ? 'application/json' : 'application/vnd.apache.arrow.file';
-  writeFileSync(
-    path,
-    [
-      'wrk.method = "POST"',
-      `local f = io.open("${bodyFile(w)}", "rb"); wrk.body = f:read("*a"); f:close()`,
-      `wrk.headers["Content-Type"] = "${ct}"`,
-      `wrk.headers["Accept"] = "${ct}"`,
-      ...(token ? [`wrk.headers["Authorization"] = "Bearer ${token}"`] : []),
-    ].join('\n'),
-  );
-  return path;
+  return writeLua(work, { format: w.format, batch: w.batch, token, tag: token ? 'q' : 'f' });
 }
 
 // -- servers
-const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
-const home = join(work, 'home');
-const quoll = spawnPinned('0', process.execPath, [
-  cli,
-  'server',
-  '--home',
-  home,
-  '--port',
-  '0',
-  '--log-level',
-  'warn',
-]);
-const qUrl = (await waitFor(quoll, /listening on (http:\S+)/))[1] ?? '';
-const creds = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
-const client = new Client({ url: qUrl, token: creds.token });
-const model = await (
-  await client.uploadModel('benchmodel', modelPath)
-).configure({ tensorFields: ['tensor'] });
-const pipeline = await client.buildPipeline('benchpipe');
-await pipeline.addModelStep(model);
-await pipeline.deploy();
-const quollInfer = pipeline.url();
+const quollServer = await startQuoll(work, 'home');
+const quoll = quollServer.proc;
+const creds = { token: quollServer.token };
+const quollInfer = (await deployModel(quollServer.client, 'benchmodel', modelPath, 'benchpipe')).url();
 
+// F with onnxruntime's default options (threads that escape taskset), as this bench always
+// measured it; bench/serving.bench.ts compares with the one-thread reference F1.
 const refScript = fileURLToPath(new URL('./reference-server.ts', import.meta.url));
-const ref = spawnPinned('0', process.execPath, ['--import', 'tsx', refScript, modelPath, '8471']);
+const ref = spawnPinned('0', process.execPath, ['--import', 'tsx', refScript, modelPath, '8471', '0']);
 await waitFor(ref, /listening on/);
 const refInfer = 'http://127.0.0.1:8471/infer';
 
@@ -152,18 +97,6 @@ async function rawRowsPerSec(batch: number, threads?: number): Promise<number> {
   }
   await session.release();
   return median(samples);
-}
-
-/** CPU seconds (user + system) used so far by a process, or NaN where /proc is missing. */
-function cpuSeconds(child: ChildProcess): number {
-  try {
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch {
-    return NaN;
-  }
 }
 
 /** One measured wrk run plus the server's CPU microseconds per row over it. */
@@ -260,14 +193,9 @@ try {
     console.log(JSON.stringify(row));
   }
 } finally {
-  const exited = new Promise((resolve) => quoll.once('exit', resolve));
-  quoll.kill('SIGTERM');
-  ref.kill('SIGTERM');
-  await exited;
+  await stopAll([quoll, ref]);
 }
-console.log(
-  `\nmodel: ${useFixture ? 'rf_model.onnx (fixture)' : 'synthetic tree ensemble'}; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}`,
-);
+console.log(`\nmodel: ${modelName}; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}`);
 printTable(
   [
     'format',

@@ -1,7 +1,9 @@
 // Inference log store micro-benchmark: append rows/s, and 1000-row time-range page latency on
 // a large store. Run: npx tsx bench/log-store.bench.ts [--rows 10000000]
-// Writes bench/results/log-store.json.
+// Writes bench/results/log-store.json. Beside rows/s, the append runs report the CPU time of
+// the main thread (the one that serves requests in a server) per row, from /proc (Linux).
 import {
+  readFileSync,
   closeSync,
   mkdirSync,
   mkdtempSync,
@@ -29,7 +31,7 @@ import {
 import { InferenceLogStore } from '../packages/quoll/src/logs/index.js';
 import { SqliteLogSegmentIndex } from '../packages/quoll/src/store/sqlite/sqlite-log-segment-index.js';
 import { MIGRATIONS_DIR, openSqliteDatabase } from '../packages/quoll/src/store/sqlite/sqlite-database.js';
-import { median, printTable, writeResults } from './support.js';
+import { median, percentile, printTable, writeResults } from './support.js';
 
 const argRows = process.argv.indexOf('--rows');
 const LARGE_ROWS = argRows > 0 ? Number(process.argv[argRows + 1]) : 10_000_000;
@@ -87,19 +89,32 @@ async function openStore(h: { dir: string; migrations: string }) {
   return { db, store };
 }
 
-/** Appends prebuilt batches and flushes; rows/s including the final fsync. */
-async function appendRun(batches: RecordBatch[]): Promise<number> {
+/** CPU seconds this process's main thread has used (NaN off Linux; 100 ticks per second assumed). */
+function mainThreadCpuSeconds(): number {
+  try {
+    const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Appends prebuilt batches and flushes; rows/s including the final fsync, and main-thread CPU µs per row. */
+async function appendRun(batches: RecordBatch[]): Promise<{ rowsPerSec: number; mainUsPerRow: number }> {
   const h = home();
   const { db, store } = await openStore(h);
   const rows = batches.reduce((s, b) => s + b.numRows, 0);
+  const cpu = mainThreadCpuSeconds();
   const t = performance.now();
   for (const b of batches) await store.append(1, b);
   await store.flush();
   const secs = (performance.now() - t) / 1000;
+  const mainUsPerRow = ((mainThreadCpuSeconds() - cpu) * 1e6) / rows;
   await store.stop();
   db.close();
   rmSync(h.dir, { recursive: true, force: true });
-  return rows / secs;
+  return { rowsPerSec: rows / secs, mainUsPerRow };
 }
 
 /** Reference: the same rows as Arrow IPC bytes written with plain fs writes and one fsync. */
@@ -116,11 +131,6 @@ function rawWriteRun(batches: RecordBatch[]): number {
   return rows / secs;
 }
 
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}
-
 const results: Record<string, unknown> = { largeRows: LARGE_ROWS };
 const table: (string | number)[][] = [];
 
@@ -129,15 +139,19 @@ for (const size of [1000, 100]) {
   const n = 2_000_000 / size;
   const batches = Array.from({ length: n }, (_, i) => batch(i * size, size));
   const store: number[] = [];
+  const mainUs: number[] = [];
   const raw: number[] = [];
   await appendRun(batches.slice(0, 100)); // warm-up
   for (let r = 0; r < 3; r++) {
-    store.push(await appendRun(batches));
+    const run = await appendRun(batches);
+    store.push(run.rowsPerSec);
+    mainUs.push(run.mainUsPerRow);
     raw.push(rawWriteRun(batches));
   }
   results[`append_batch${size}`] = {
     storeRowsPerSec: median(store),
     rawWriteRowsPerSec: median(raw),
+    mainThreadCpuUsPerRow: median(mainUs),
     runs: store,
   };
   table.push([
@@ -145,6 +159,7 @@ for (const size of [1000, 100]) {
     Math.round(median(store)),
     Math.round(median(raw)),
     (median(store) / median(raw)).toFixed(2),
+    median(mainUs).toFixed(3),
   ]);
 }
 
@@ -159,7 +174,7 @@ const h = home();
   await store.stop();
   db.close();
   results.largeBuild = { rows: LARGE_ROWS, seconds: secs, rowsPerSec: LARGE_ROWS / secs };
-  table.push([`build ${LARGE_ROWS} rows`, Math.round(LARGE_ROWS / secs), '', '']);
+  table.push([`build ${LARGE_ROWS} rows`, Math.round(LARGE_ROWS / secs), '', '', '']);
 }
 {
   const { db, store } = await openStore(h);
@@ -182,20 +197,20 @@ const h = home();
   const newest = await lat(() => ({}), 200, 100);
   const desc = await lat(() => ({ ...randomRange(), order: 'desc' as const }), 200, 1000);
   results.rangePage1000 = {
-    coldP50Ms: pct(cold, 50),
-    p50Ms: pct(warm, 50),
-    p90Ms: pct(warm, 90),
-    p99Ms: pct(warm, 99),
+    coldP50Ms: percentile(cold, 50),
+    p50Ms: percentile(warm, 50),
+    p90Ms: percentile(warm, 90),
+    p99Ms: percentile(warm, 99),
   };
-  results.newest100 = { p50Ms: pct(newest, 50), p99Ms: pct(newest, 99) };
-  results.rangePage1000Desc = { p50Ms: pct(desc, 50), p99Ms: pct(desc, 99) };
+  results.newest100 = { p50Ms: percentile(newest, 50), p99Ms: percentile(newest, 99) };
+  results.rangePage1000Desc = { p50Ms: percentile(desc, 50), p99Ms: percentile(desc, 99) };
   await store.stop();
   db.close();
 }
 rmSync(h.dir, { recursive: true, force: true });
 
 console.log('\nappend (rows/s; reference = tableToIPC + fs.writeSync of the same batches)');
-printTable(['case', 'store rows/s', 'raw rows/s', 'ratio'], table);
+printTable(['case', 'store rows/s', 'raw rows/s', 'ratio', 'main-thread CPU µs/row'], table);
 const r = results.rangePage1000 as Record<string, number>;
 const nw = results.newest100 as Record<string, number>;
 const d = results.rangePage1000Desc as Record<string, number>;

@@ -4,34 +4,55 @@
 // on/off/on/off …, median of BENCH_REPS (default 3). Target: on/off ≥ 0.90 at batch ≥ 100.
 // Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3),
 // BENCH_CONNECTIONS (default 16).
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+// Beside throughput, each server's CPU time per row (from /proc, Linux): of its main thread
+// (the request thread) and of the whole process. On a busy shared machine these move less than
+// rows/s, which depends on what else gets the core.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
-import { Client } from '@quoll/client';
-import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
-import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
-import { median, printTable, spawnPinned, waitFor, wrk, writeResults } from './support.js';
+import {
+  cpuSeconds,
+  deployModel,
+  median,
+  modelName,
+  printTable,
+  REPS,
+  SECONDS,
+  startQuoll,
+  stopAll,
+  useFixture,
+  WARMUP,
+  wrk,
+  writeBenchModel,
+  writeLua,
+  writeResults,
+} from './support.js';
 
-const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 2);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const REPS = Number(process.env.BENCH_REPS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
-const fixtures = fileURLToPath(new URL('../../shared/fixtures/houseprice/', import.meta.url));
-const useFixture = existsSync(`${fixtures}rf_model.onnx`);
 const work = mkdtempSync(join(tmpdir(), 'quoll-bench-logging-'));
+const modelPath = writeBenchModel(work);
 
-const modelBytes = useFixture
-  ? readFileSync(`${fixtures}rf_model.onnx`)
-  : makeTreeEnsembleRegressor({ features: 18, trees: 50, depth: 8 });
-const modelPath = join(work, 'model.onnx');
-writeFileSync(modelPath, modelBytes);
-const base = makeHouseRows(1000, 1);
-function rows(n: number): Float32Array {
-  const out = new Float32Array(n * 18);
-  for (let i = 0; i < n; i++) out.set(base.subarray((i % 1000) * 18, (i % 1000) * 18 + 18), i * 18);
-  return out;
+/** CPU seconds the main thread of a server has used (its request thread), NaN off Linux. */
+function mainThreadCpuSeconds(child: ChildProcess): number {
+  try {
+    const stat = readFileSync(`/proc/${child.pid}/task/${child.pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Runs `fn` (which returns the rows served) and gives the server's CPU µs per row: main thread and whole process. */
+function cpuPerRow(child: ChildProcess, fn: () => number): { mainUs: number; totalUs: number } {
+  const main0 = mainThreadCpuSeconds(child);
+  const total0 = cpuSeconds(child);
+  const rows = fn();
+  return {
+    mainUs: ((mainThreadCpuSeconds(child) - main0) * 1e6) / rows,
+    totalUs: ((cpuSeconds(child) - total0) * 1e6) / rows,
+  };
 }
 
 interface Workload {
@@ -43,33 +64,7 @@ for (const format of ['json', 'arrow'] as const)
   for (const batch of [100, 1000]) workloads.push({ format, batch });
 
 function lua(w: Workload, token: string, tag: string): string {
-  const body = join(work, `${w.format}-${w.batch}.body`);
-  if (!existsSync(body)) {
-    const r = rows(w.batch);
-    writeFileSync(
-      body,
-      w.format === 'json'
-        ? JSON.stringify(
-            Array.from({ length: w.batch }, (_, i) => ({
-              tensor: Array.from(r.subarray(i * 18, i * 18 + 18)),
-            })),
-          )
-        : tableToIpcFile(makeArrowTensorTable(r, 18)),
-    );
-  }
-  const ct = w.format === 'json' ? 'application/json' : 'application/vnd.apache.arrow.file';
-  const path = join(work, `${w.format}-${w.batch}-${tag}.lua`);
-  writeFileSync(
-    path,
-    [
-      'wrk.method = "POST"',
-      `local f = io.open("${body}", "rb"); wrk.body = f:read("*a"); f:close()`,
-      `wrk.headers["Content-Type"] = "${ct}"`,
-      `wrk.headers["Accept"] = "${ct}"`,
-      `wrk.headers["Authorization"] = "Bearer ${token}"`,
-    ].join('\n'),
-  );
-  return path;
+  return writeLua(work, { format: w.format, batch: w.batch, token, tag });
 }
 
 interface Started {
@@ -80,30 +75,10 @@ interface Started {
   pipelineId: number;
 }
 
-const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
 async function start(tag: string, extra: string[]): Promise<Started> {
-  const home = join(work, tag);
-  const proc = spawnPinned('0', process.execPath, [
-    cli,
-    'server',
-    '--home',
-    home,
-    '--port',
-    '0',
-    '--log-level',
-    'warn',
-    ...extra,
-  ]);
-  const url = (await waitFor(proc, /listening on (http:\S+)/))[1] ?? '';
-  const { token } = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
-  const client = new Client({ url, token });
-  const model = await (
-    await client.uploadModel('benchmodel', modelPath)
-  ).configure({ tensorFields: ['tensor'] });
-  const pipeline = await client.buildPipeline('benchpipe');
-  await pipeline.addModelStep(model);
-  await pipeline.deploy();
-  return { proc, home, token, inferUrl: pipeline.url(), pipelineId: pipeline.id };
+  const s = await startQuoll(work, tag, extra);
+  const pipeline = await deployModel(s.client, 'benchmodel', modelPath, 'benchpipe');
+  return { proc: s.proc, home: s.home, token: s.token, inferUrl: pipeline.url(), pipelineId: pipeline.id };
 }
 
 function logBytes(s: Started): number {
@@ -127,14 +102,32 @@ try {
     const ap99: number[] = [];
     const bp99: number[] = [];
     let errors = 0;
+    const cpu = {
+      onMain: [] as number[],
+      offMain: [] as number[],
+      onTotal: [] as number[],
+      offTotal: [] as number[],
+    };
     for (let rep = 0; rep < REPS; rep++) {
-      const x = wrk({ url: on.inferUrl, luaScript: onLua, connections: CONNECTIONS, seconds: SECONDS });
-      const y = wrk({ url: off.inferUrl, luaScript: offLua, connections: CONNECTIONS, seconds: SECONDS });
+      let x = { reqPerSec: NaN, p99Ms: NaN, non2xx: 0 };
+      let y = x;
+      const cx = cpuPerRow(on.proc, () => {
+        x = wrk({ url: on.inferUrl, luaScript: onLua, connections: CONNECTIONS, seconds: SECONDS });
+        return x.reqPerSec * w.batch * SECONDS;
+      });
+      const cy = cpuPerRow(off.proc, () => {
+        y = wrk({ url: off.inferUrl, luaScript: offLua, connections: CONNECTIONS, seconds: SECONDS });
+        return y.reqPerSec * w.batch * SECONDS;
+      });
       a.push(x.reqPerSec * w.batch);
       b.push(y.reqPerSec * w.batch);
       ap99.push(x.p99Ms);
       bp99.push(y.p99Ms);
       errors += x.non2xx + y.non2xx;
+      cpu.onMain.push(cx.mainUs);
+      cpu.offMain.push(cy.mainUs);
+      cpu.onTotal.push(cx.totalUs);
+      cpu.offTotal.push(cy.totalUs);
     }
     const A = median(a);
     const B = median(b);
@@ -146,26 +139,52 @@ try {
       onOverOff: A / B,
       onP99Ms: median(ap99),
       offP99Ms: median(bp99),
+      onMainCpuUsPerRow: median(cpu.onMain),
+      offMainCpuUsPerRow: median(cpu.offMain),
+      onTotalCpuUsPerRow: median(cpu.onTotal),
+      offTotalCpuUsPerRow: median(cpu.offTotal),
       non2xx: errors,
     };
     results.push(row);
-    table.push([w.format, w.batch, Math.round(A), Math.round(B), A / B, median(ap99), median(bp99), errors]);
+    table.push([
+      w.format,
+      w.batch,
+      Math.round(A),
+      Math.round(B),
+      A / B,
+      median(ap99),
+      median(bp99),
+      row.onMainCpuUsPerRow,
+      row.offMainCpuUsPerRow,
+      row.onTotalCpuUsPerRow,
+      row.offTotalCpuUsPerRow,
+      errors,
+    ]);
     console.log(JSON.stringify(row));
   }
 } finally {
-  on.proc.kill('SIGTERM');
-  off.proc.kill('SIGTERM');
-  await Promise.all(
-    [on, off].map((s) => new Promise((r) => (s.proc.exitCode !== null ? r(null) : s.proc.once('exit', r)))),
-  );
+  await stopAll([on.proc, off.proc]);
 }
 const written = logBytes(on);
 console.log(
-  `\nmodel: ${useFixture ? 'rf_model.onnx (fixture)' : 'synthetic tree ensemble'}; ${CONNECTIONS} connections; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}; ` +
+  `\nmodel: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}; ` +
     `log bytes written by the logging server: ${(written / 1024 ** 2).toFixed(1)} MiB`,
 );
 printTable(
-  ['format', 'batch', 'on rows/s', 'off rows/s', 'on/off', 'on p99 ms', 'off p99 ms', 'non2xx'],
+  [
+    'format',
+    'batch',
+    'on rows/s',
+    'off rows/s',
+    'on/off',
+    'on p99 ms',
+    'off p99 ms',
+    'on main µs/row',
+    'off main µs/row',
+    'on total µs/row',
+    'off total µs/row',
+    'non2xx',
+  ],
   table,
 );
 writeResults('logging', {

@@ -2,44 +2,12 @@
 // upload → ready without dependencies and with an already-installed dependency set,
 // runOnce → first line of user code seen by followLogs(), and printed line → visible to
 // followLogs(). Run: npx tsx bench/orchestrations.bench.ts — writes bench/results/orchestrations.json.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { cpus, tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Client, Orchestration } from '@quoll/client';
+import { cpus } from 'node:os';
+import type { Orchestration } from '@quoll/client';
 import { startTestServer } from '../test/support/test-server.js';
-import { createZip } from '../test/support/zip-builder.js';
-import { median, printTable, writeResults } from './support.js';
+import { median, now, percentile, printTable, uploadToReady, writeResults } from './support.js';
 
 const N = 10;
-const now = (): number => performance.timeOrigin + performance.now();
-const root = mkdtempSync(join(tmpdir(), 'quoll-bench-orch-'));
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-}
-
-/** Upload → status() 'ready', polled every 5 ms; returns ms and the orchestration. */
-async function uploadToReady(
-  client: Client,
-  files: Record<string, string>,
-  i: number,
-): Promise<[number, Orchestration]> {
-  // A unique comment makes every zip (and its sha) distinct, as real uploads are.
-  const entries = Object.entries(files).map(([path, content]) => ({
-    path,
-    content: path.endsWith('.json') ? content : `${content}\n// ${i} ${Math.random()}`,
-  }));
-  const bytes = await createZip(entries);
-  const t0 = now();
-  const o = await client.uploadOrchestration({ bytes, fileName: 'bench.zip' }, { name: `bench-${i}` });
-  for (;;) {
-    const s = await o.status();
-    if (s === 'ready') return [now() - t0, o];
-    if (s === 'error') throw new Error(`packaging failed: ${String(await o.packagingLogs())}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 const server = await startTestServer();
 try {
@@ -58,17 +26,17 @@ try {
     first ??= o;
   }
 
-  // 2. A dependency set installed once (a local file: package, so no registry is needed), then reused.
-  const lib = join(root, 'benchlib');
-  mkdirSync(lib, { recursive: true });
-  writeFileSync(
-    join(lib, 'package.json'),
-    JSON.stringify({ name: 'benchlib', version: '1.0.0', type: 'module', main: 'index.js' }),
-  );
-  writeFileSync(join(lib, 'index.js'), 'export const hello = () => "hello from benchlib";\n');
+  // 2. A dependency set installed once (a package shipped in the zip, so no registry is needed), then reused.
   const withDepsFiles = {
     'main.ts': "import { hello } from 'benchlib';\nconsole.log(hello());",
-    'package.json': JSON.stringify({ dependencies: { benchlib: `file:${lib}` } }),
+    'package.json': JSON.stringify({ dependencies: { benchlib: 'file:./benchlib' } }),
+    'benchlib/package.json': JSON.stringify({
+      name: 'benchlib',
+      version: '1.0.0',
+      type: 'module',
+      main: 'index.js',
+    }),
+    'benchlib/index.js': 'export const hello = () => "hello from benchlib";\n',
   };
   const [installMs] = await uploadToReady(client, withDepsFiles, -1);
   const withDeps: number[] = [];
@@ -117,7 +85,14 @@ try {
   );
   printTable(
     ['measure', 'n', 'p50 ms', 'p90 ms', 'max ms', 'target ms'],
-    rows.map(([name, xs, target]) => [name, xs.length, median(xs), pct(xs, 90), Math.max(...xs), target]),
+    rows.map(([name, xs, target]) => [
+      name,
+      xs.length,
+      median(xs),
+      percentile(xs, 90),
+      Math.max(...xs),
+      target,
+    ]),
   );
   writeResults('orchestrations', {
     cpus: cpus().length,
@@ -126,7 +101,7 @@ try {
       name,
       n: xs.length,
       p50: median(xs),
-      p90: pct(xs, 90),
+      p90: percentile(xs, 90),
       max: Math.max(...xs),
       targetMs: target,
     })),
@@ -134,5 +109,4 @@ try {
 } finally {
   await server.stop();
   await server.cleanup();
-  rmSync(root, { recursive: true, force: true });
 }

@@ -1,9 +1,23 @@
-// Shared pieces of the benchmarks: wrk runs, medians, result files.
+// Shared pieces of the benchmarks: the model and request bodies, starting Quoll servers with a
+// deployed pipeline, wrk runs, CPU time and load readings, medians, result files.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tableFromIPC, type FixedSizeList, type Float32, type Vector } from 'apache-arrow';
+import { Client, type Orchestration, type Pipeline } from '@quoll/client';
+import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
+import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
+import { hasSharedFixtures, SHARED_FIXTURES } from '../test/support/shared-fixtures.js';
+import { createZip } from '../test/support/zip-builder.js';
 
 export const RESULTS_DIR = fileURLToPath(new URL('./results/', import.meta.url));
+
+/** The p-th percentile (nearest rank) of `xs`. */
+export function percentile(xs: number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
+}
 
 export function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -103,4 +117,222 @@ export function printTable(headers: string[], rows: (string | number)[][]): void
   console.log(line(headers));
   console.log(w.map((x) => '-'.repeat(x)).join('  '));
   for (const r of cells) console.log(line(r));
+}
+
+/** Seconds (or repetitions) from the environment: BENCH_WARMUP_S, BENCH_SECONDS, BENCH_REPS. */
+export const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 2);
+export const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
+export const REPS = Number(process.env.BENCH_REPS ?? 3);
+
+// ../shared beside the repository, or QUOLL_SHARED_DIR (a git worktree is not beside it).
+const FIXTURES = SHARED_FIXTURES;
+/** Whether the tutorial's fixtures are here (else a synthetic model and rows of the same shape). */
+export const useFixture = hasSharedFixtures;
+/** How result files and tables name the model. */
+export const modelName = useFixture ? 'rf_model.onnx (fixture)' : 'synthetic tree ensemble';
+
+/** The benchmark model written into `work`: the tutorial's `rf_model.onnx`, else a synthetic one. */
+export function writeBenchModel(work: string): string {
+  const path = join(work, 'model.onnx');
+  writeFileSync(
+    path,
+    useFixture
+      ? readFileSync(`${FIXTURES}rf_model.onnx`)
+      : makeTreeEnsembleRegressor({ features: 18, trees: 50, depth: 8 }),
+  );
+  return path;
+}
+
+let baseRows: Float32Array | null = null;
+/** `n` input rows of 18 floats: the fixture's 1000 test rows (or synthetic ones), repeated. */
+export function benchRows(n: number): Float32Array {
+  if (!baseRows) {
+    if (useFixture) {
+      const t = tableFromIPC(readFileSync(`${FIXTURES}xtest-1k.arrow`));
+      const col = t.getChild('tensor') as Vector<FixedSizeList<Float32>>;
+      baseRows = new Float32Array(t.numRows * 18);
+      for (let i = 0; i < t.numRows; i++) baseRows.set(col.get(i)?.toArray() as Float32Array, i * 18);
+    } else {
+      baseRows = makeHouseRows(1000, 1);
+    }
+  }
+  const base = baseRows;
+  const count = base.length / 18;
+  const out = new Float32Array(n * 18);
+  for (let i = 0; i < n; i++) out.set(base.subarray((i % count) * 18, (i % count) * 18 + 18), i * 18);
+  return out;
+}
+
+/** Request body formats: Quoll's JSON records, Arrow IPC file, and the Open Inference Protocol's JSON tensors. */
+export type BodyFormat = 'json' | 'arrow' | 'oip';
+
+const CONTENT_TYPES: Record<BodyFormat, string> = {
+  json: 'application/json',
+  arrow: 'application/vnd.apache.arrow.file',
+  oip: 'application/json',
+};
+
+/** Writes (once) the body of a `batch`-row request in `format` under `work`; returns its path. */
+export function writeBody(work: string, format: BodyFormat, batch: number): string {
+  const path = join(work, `${format}-${batch}.body`);
+  if (existsSync(path)) return path;
+  const r = benchRows(batch);
+  if (format === 'arrow') writeFileSync(path, tableToIpcFile(makeArrowTensorTable(r, 18)));
+  else if (format === 'oip')
+    writeFileSync(
+      path,
+      JSON.stringify({
+        inputs: [{ name: 'tensor', shape: [batch, 18], datatype: 'FP32', data: Array.from(r) }],
+      }),
+    );
+  else
+    writeFileSync(
+      path,
+      JSON.stringify(
+        Array.from({ length: batch }, (_, i) => ({ tensor: Array.from(r.subarray(i * 18, i * 18 + 18)) })),
+      ),
+    );
+  return path;
+}
+
+/** A wrk Lua script POSTing a `batch`-row `format` body, with a bearer token when given. */
+export function writeLua(
+  work: string,
+  opts: { format: BodyFormat; batch: number; token?: string | null; tag: string },
+): string {
+  const ct = CONTENT_TYPES[opts.format];
+  const path = join(work, `${opts.format}-${opts.batch}-${opts.tag}.lua`);
+  writeFileSync(
+    path,
+    [
+      'wrk.method = "POST"',
+      `local f = io.open("${writeBody(work, opts.format, opts.batch)}", "rb"); wrk.body = f:read("*a"); f:close()`,
+      `wrk.headers["Content-Type"] = "${ct}"`,
+      `wrk.headers["Accept"] = "${ct}"`,
+      ...(opts.token ? [`wrk.headers["Authorization"] = "Bearer ${opts.token}"`] : []),
+    ].join('\n'),
+  );
+  return path;
+}
+
+/** A Quoll server started by a benchmark. */
+export interface BenchServer {
+  proc: ChildProcess;
+  home: string;
+  url: string;
+  token: string;
+  client: Client;
+}
+
+const CLI = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
+
+/**
+ * Starts the built Quoll server (home `<work>/<tag>`, any free port, log level warn) pinned to
+ * `cores`, with `extra` flags, `nodeArgs` for node itself (e.g. `--cpu-prof`) and `env` added to
+ * its environment.
+ */
+export async function startQuoll(
+  work: string,
+  tag: string,
+  extra: string[] = [],
+  opts: { cores?: string; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<BenchServer> {
+  const home = join(work, tag);
+  const proc = spawnPinned(
+    opts.cores ?? '0',
+    process.execPath,
+    [...(opts.nodeArgs ?? []), CLI, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
+    opts.env,
+  );
+  const url = (await waitFor(proc, /listening on (http:\S+)/))[1] ?? '';
+  const { token } = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
+  return { proc, home, url, token, client: new Client({ url, token }) };
+}
+
+/** Uploads `modelPath` as `model` (input column `tensor`) and deploys a one-step pipeline `pipeline`. */
+export async function deployModel(
+  client: Client,
+  model: string,
+  modelPath: string,
+  pipeline: string,
+): Promise<Pipeline> {
+  const uploaded = await (await client.uploadModel(model, modelPath)).configure({ tensorFields: ['tensor'] });
+  const p = await client.buildPipeline(pipeline);
+  await p.addModelStep(uploaded);
+  await p.deploy();
+  return p;
+}
+
+/** Sends SIGTERM to every process and waits until all have exited. */
+export async function stopAll(procs: ChildProcess[]): Promise<void> {
+  await Promise.all(
+    procs.map(
+      (p) =>
+        new Promise((resolve) => {
+          if (p.exitCode !== null || p.signalCode !== null) return resolve(null);
+          p.once('exit', resolve);
+          p.kill('SIGTERM');
+        }),
+    ),
+  );
+}
+
+/** CPU seconds (user + system) used so far by a process, or NaN where /proc is missing. */
+export function cpuSeconds(child: ChildProcess): number {
+  try {
+    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The 1-minute load average now (what else the shared machine was doing), or NaN. */
+export function loadAverage(): number {
+  try {
+    return Number(readFileSync('/proc/loadavg', 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}
+
+/** A process's resident memory (MiB) and thread count from /proc/<pid>/status. */
+export function processFootprint(pid: number): { rssMiB: number; threads: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const field = (name: string): number =>
+    Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssMiB: field('VmRSS') / 1024, threads: field('Threads') };
+}
+
+/** Wall-clock milliseconds (comparable across processes). */
+export const now = (): number => performance.timeOrigin + performance.now();
+
+/**
+ * Uploads an orchestration zip of `files` and polls `status()` every 5 ms until `ready`;
+ * returns the milliseconds taken and the orchestration. A unique comment in each top-level
+ * source file (`#` for Python, `//` for JavaScript and TypeScript) makes every zip, and its SHA,
+ * distinct, as real uploads are; other files (package.json, requirements.txt, packages shipped
+ * in subfolders, whose content is part of the dependency set) are left as they are.
+ */
+export async function uploadToReady(
+  client: Client,
+  files: Record<string, string>,
+  i: number,
+): Promise<[number, Orchestration]> {
+  const entries = Object.entries(files).map(([path, content]) => {
+    const topLevel = !path.includes('/');
+    const marker = !topLevel ? null : path.endsWith('.py') ? '#' : /\.[cm]?[jt]s$/.test(path) ? '//' : null;
+    return { path, content: marker === null ? content : `${content}\n${marker} ${i} ${Math.random()}` };
+  });
+  const bytes = await createZip(entries);
+  const t0 = now();
+  const o = await client.uploadOrchestration({ bytes, fileName: 'bench.zip' }, { name: `bench-${i}` });
+  for (;;) {
+    const s = await o.status();
+    if (s === 'ready') return [now() - t0, o];
+    if (s === 'error') throw new Error(`packaging failed: ${String(await o.packagingLogs())}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }

@@ -13,7 +13,7 @@ import { CronScheduler } from '../packages/quoll/src/scheduler/index.js';
 import type { TaskRunRecord } from '../packages/quoll/src/scheduler/index.js';
 import { MIGRATIONS_DIR, openSqliteDatabase } from '../packages/quoll/src/store/sqlite/sqlite-database.js';
 import { SqliteTaskStore } from '../packages/quoll/src/store/sqlite/sqlite-task-store.js';
-import { median, printTable, writeResults } from './support.js';
+import { median, percentile, printTable, writeResults } from './support.js';
 
 const root = mkdtempSync(join(tmpdir(), 'quoll-bench-tasks-'));
 const now = (): number => performance.timeOrigin + performance.now();
@@ -23,11 +23,6 @@ function pkg(name: string, source: string): PackagedOrchestration {
   mkdirSync(dir, { recursive: true });
   writeFileSync(join(dir, 'main.mjs'), source);
   return { dir, entry: 'main.mjs' };
-}
-
-function pct(xs: number[], p: number): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
 }
 
 // BENCH_WARM_PROCESSES=0 measures cold spawns only (the runner before the warm pool).
@@ -201,13 +196,13 @@ const results = {
   warmProcesses,
   startToFirstLine: {
     p50Ms: median(firstQ),
-    p95Ms: pct(firstQ, 95),
+    p95Ms: percentile(firstQ, 95),
     rawSpawnP50Ms: median(firstR),
     targetP50Ms: 150,
   },
   lineToFollower: {
     p50Ms: median(visible),
-    p95Ms: pct(visible, 95),
+    p95Ms: percentile(visible, 95),
     samples: visible.length,
     targetP50Ms: 100,
   },
@@ -230,9 +225,9 @@ printTable(
       median(firstQ) / median(firstR),
       '≤ 150',
     ],
-    ['start → first user line p95 (ms)', pct(firstQ, 95), pct(firstR, 95), '', ''],
+    ['start → first user line p95 (ms)', percentile(firstQ, 95), percentile(firstR, 95), '', ''],
     ['printed line → follower p50 (ms)', median(visible), '', '', '≤ 100'],
-    ['printed line → follower p95 (ms)', pct(visible, 95), '', '', ''],
+    ['printed line → follower p95 (ms)', percentile(visible, 95), '', '', ''],
     [
       'trivial runs per second (c=4)',
       median(perSecQ),

@@ -1,0 +1,141 @@
+// Cost of the hostile-input checks: the same inference workload against two Quoll servers, one
+// as shipped (bodies decoded in the decode pool under a deadline, Arrow framing checked, the
+// in-flight body budget reserved) and one started with QUOLL_BENCH_INPUT_CHECKS=off (bodies
+// decoded on the HTTP thread with no checks, as before them). JSON records and Arrow IPC
+// files, batches 1, 100 and 1000, BENCH_CONNECTIONS connections. Interleaved on/off, off/on …
+// (the order alternates per repetition), median of BENCH_REPS. Reports rows/s and each
+// server's CPU time per row (steadier than rows/s on a shared machine). Target: on/off ≥ 0.95.
+// Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3),
+// BENCH_CONNECTIONS (default 16), BENCH_ONLY.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  REPS,
+  SECONDS,
+  WARMUP,
+  cpuSeconds,
+  deployModel,
+  median,
+  modelName,
+  printTable,
+  startQuoll,
+  stopAll,
+  wrk,
+  writeBenchModel,
+  writeLua,
+  writeResults,
+  type BenchServer,
+} from './support.js';
+
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const work = mkdtempSync(join(tmpdir(), 'quoll-bench-checks-'));
+const modelPath = writeBenchModel(work);
+
+const workloads: { format: 'json' | 'arrow'; batch: number }[] = [];
+// BENCH_ONLY="json:1,arrow:1000" limits the run to those format:batch pairs.
+const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
+for (const format of ['json', 'arrow'] as const) {
+  for (const batch of [1, 100, 1000]) {
+    if (only === undefined || only.includes(`${format}:${batch}`)) workloads.push({ format, batch });
+  }
+}
+
+interface Sample {
+  rowsPerSec: number;
+  cpuUsPerRow: number;
+  non2xx: number;
+}
+
+interface Served extends BenchServer {
+  inferUrl: string;
+}
+
+async function serve(tag: string, env: NodeJS.ProcessEnv): Promise<Served> {
+  const server = await startQuoll(work, tag, [], { env });
+  const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+  return { ...server, inferUrl: pipeline.url() };
+}
+
+function measure(server: Served, lua: string, batch: number, seconds: number): Sample {
+  const before = cpuSeconds(server.proc);
+  const result = wrk({ url: server.inferUrl, luaScript: lua, connections: CONNECTIONS, seconds });
+  const used = cpuSeconds(server.proc) - before;
+  const rowsDone = result.reqPerSec * seconds * batch;
+  return {
+    rowsPerSec: result.reqPerSec * batch,
+    cpuUsPerRow: (used * 1e6) / rowsDone,
+    non2xx: result.non2xx,
+  };
+}
+
+const loadBefore = execFileSync('uptime', { encoding: 'utf8' }).trim();
+const on = await serve('on', {});
+const off = await serve('off', { QUOLL_BENCH_INPUT_CHECKS: 'off' });
+const results: Record<string, unknown>[] = [];
+const table: (string | number)[][] = [];
+try {
+  for (const w of workloads) {
+    const onLua = writeLua(work, { ...w, token: on.token, tag: 'on' });
+    const offLua = writeLua(work, { ...w, token: off.token, tag: 'off' });
+    measure(on, onLua, w.batch, WARMUP);
+    measure(off, offLua, w.batch, WARMUP);
+    const a: Sample[] = [];
+    const b: Sample[] = [];
+    for (let rep = 0; rep < REPS; rep++) {
+      if (rep % 2 === 0) {
+        a.push(measure(on, onLua, w.batch, SECONDS));
+        b.push(measure(off, offLua, w.batch, SECONDS));
+      } else {
+        b.push(measure(off, offLua, w.batch, SECONDS));
+        a.push(measure(on, onLua, w.batch, SECONDS));
+      }
+    }
+    const onRows = median(a.map((s) => s.rowsPerSec));
+    const offRows = median(b.map((s) => s.rowsPerSec));
+    const onCpu = median(a.map((s) => s.cpuUsPerRow));
+    const offCpu = median(b.map((s) => s.cpuUsPerRow));
+    const errors = [...a, ...b].reduce((n, s) => n + s.non2xx, 0);
+    const row = {
+      ...w,
+      connections: CONNECTIONS,
+      checksOnRowsPerSec: onRows,
+      checksOffRowsPerSec: offRows,
+      onOverOff: onRows / offRows,
+      checksOnCpuUsPerRow: onCpu,
+      checksOffCpuUsPerRow: offCpu,
+      cpuOnOverOff: onCpu / offCpu,
+      non2xx: errors,
+    };
+    results.push(row);
+    table.push([
+      w.format,
+      w.batch,
+      Math.round(onRows),
+      Math.round(offRows),
+      onRows / offRows,
+      onCpu,
+      offCpu,
+      onCpu / offCpu,
+      errors,
+    ]);
+  }
+} finally {
+  await stopAll([on.proc, off.proc]);
+}
+const loadAfter = execFileSync('uptime', { encoding: 'utf8' }).trim();
+console.log(`\nInput checks on vs off (${CONNECTIONS} connections, median of ${REPS}, ${SECONDS} s runs)`);
+console.log(`machine load before: ${loadBefore}\nmachine load after:  ${loadAfter}`);
+printTable(
+  ['format', 'batch', 'on rows/s', 'off rows/s', 'on/off', 'on µs/row', 'off µs/row', 'cpu on/off', 'non2xx'],
+  table,
+);
+console.log('target: on/off ≥ 0.95 (the checks cost at most 5 % of throughput)');
+writeResults('input-checks', {
+  model: modelName,
+  loadBefore,
+  loadAfter,
+  results,
+});
+rmSync(work, { recursive: true, force: true });

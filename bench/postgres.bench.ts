@@ -1,0 +1,231 @@
+// A node on PostgreSQL beside the embedded default, in one run (interleaved, median of 3):
+//  1. inference-log ingest rows/s: the embedded store (segment files, SQLite index) vs a
+//     cluster node's store (Arrow batches in PostgreSQL, see docs/distributed.md),
+//  2. a 1000-row page on a large log in PostgreSQL (--rows, default 10 000 000): a time range,
+//     and the newest rows,
+//  3. infer over HTTP, Arrow IPC batch 1000, c=1: a `--database` node vs an embedded server.
+// Needs PostgreSQL (QUOLL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
+// creates and drops its own databases. Run: npm run bench -- postgres [-- --rows 1000000]
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  Field,
+  FixedSizeList,
+  Float32,
+  RecordBatch,
+  Schema,
+  Struct,
+  TimestampMillisecond,
+  Uint32,
+  makeData,
+} from 'apache-arrow';
+import { Client } from '@quoll/client';
+import { InferenceLogStore, type InferenceLogs } from '../packages/quoll/src/logs/index.js';
+import { openStore } from '../packages/quoll/src/store/index.js';
+import { createTestDatabase } from '../test/support/postgres-test-database.js';
+import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
+import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
+import { median, printTable, waitFor, writeResults } from './support.js';
+
+const argRows = process.argv.indexOf('--rows');
+const LARGE_ROWS = argRows > 0 ? Number(process.argv[argRows + 1]) : 10_000_000;
+const T0 = 1_700_000_000_000;
+const WIDTH = 18;
+const ts = new TimestampMillisecond();
+const inType = new FixedSizeList(WIDTH, new Field('item', new Float32(), false));
+const outType = new FixedSizeList(1, new Field('item', new Float32(), false));
+const schema = new Schema([
+  new Field('time', ts, false),
+  new Field('in.tensor', inType, false),
+  new Field('out.variable', outType, false),
+  new Field('check_failures', new Uint32(), false),
+]);
+
+function batch(first: number, n: number): RecordBatch {
+  const time = new BigInt64Array(n);
+  for (let i = 0; i < n; i++) time[i] = BigInt(T0 + first + i);
+  const children = [
+    makeData({ type: ts, length: n, data: time as never }),
+    makeData({
+      type: inType,
+      length: n,
+      child: makeData({
+        type: new Float32(),
+        length: n * WIDTH,
+        data: new Float32Array(n * WIDTH).fill(1.5),
+      }),
+    }),
+    makeData({
+      type: outType,
+      length: n,
+      child: makeData({ type: new Float32(), length: n, data: new Float32Array(n) }),
+    }),
+    makeData({ type: new Uint32(), length: n, data: new Uint32Array(n) }),
+  ];
+  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: n, children }));
+}
+
+type Backend = 'sqlite' | 'postgres';
+
+/** The embedded store (files, SQLite index) or a cluster node's (PostgreSQL), fresh. */
+async function logStore(
+  backend: Backend,
+  pgUrl: string,
+  schemaName: string,
+): Promise<{ store: InferenceLogs; close: () => Promise<void> }> {
+  const dir = mkdtempSync(join(tmpdir(), 'quoll-pgbench-'));
+  const stores =
+    backend === 'sqlite'
+      ? await openStore({ kind: 'sqlite', path: join(dir, 'quoll.db') })
+      : await openStore({ kind: 'postgres', url: pgUrl, schema: schemaName });
+  const caps = { maxBytesPerPipeline: 1024 ** 4, maxBytesTotal: 1024 ** 4 };
+  const store: InferenceLogs =
+    stores.createInferenceLogStore !== null
+      ? stores.createInferenceLogStore({ nodeId: 'bench', ...caps })
+      : await InferenceLogStore.open({ dir: join(dir, 'logs'), index: stores.logIndex, ...caps });
+  return {
+    store,
+    close: async () => {
+      await store.stop();
+      await stores.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+const db = await createTestDatabase();
+const results: Record<string, unknown> = { largeRows: LARGE_ROWS };
+const rowsTable: (string | number)[][] = [];
+let schemas = 0;
+try {
+  // 1. Ingest: 1 M rows in 1000-row batches per run, S P S P …
+  const batches = Array.from({ length: 1000 }, (_, i) => batch(i * 1000, 1000));
+  const ingest: Record<Backend, number[]> = { sqlite: [], postgres: [] };
+  for (let r = 0; r < 3; r++) {
+    for (const backend of ['sqlite', 'postgres'] as const) {
+      const { store, close } = await logStore(backend, db.url, `ingest${++schemas}`);
+      const t = performance.now();
+      for (const b of batches) await store.append(1, b);
+      await store.flush();
+      ingest[backend].push(1_000_000 / ((performance.now() - t) / 1000));
+      await close();
+    }
+  }
+  results.ingest = { sqliteRowsPerSec: median(ingest.sqlite), postgresRowsPerSec: median(ingest.postgres) };
+  rowsTable.push([
+    'log ingest, batch 1000 (rows/s)',
+    Math.round(median(ingest.sqlite)),
+    Math.round(median(ingest.postgres)),
+    (median(ingest.postgres) / median(ingest.sqlite)).toFixed(2),
+  ]);
+
+  // 2. 1000-row pages on LARGE_ROWS rows in PostgreSQL: a time range, and the newest rows.
+  {
+    const { store, close } = await logStore('postgres', db.url, 'large');
+    const t = performance.now();
+    for (let first = 0; first < LARGE_ROWS; first += 1000) await store.append(1, batch(first, 1000));
+    await store.flush();
+    const loadRowsPerSec = LARGE_ROWS / ((performance.now() - t) / 1000);
+    const range: number[] = [];
+    const newest: number[] = [];
+    for (let i = 0; i < 300; i++) {
+      const start = T0 + Math.floor(Math.random() * (LARGE_ROWS - 1000));
+      let at = performance.now();
+      const page = await store.query(1, { start, end: start + 999 });
+      range.push(performance.now() - at);
+      if (page.rows !== 1000) throw new Error(`page had ${page.rows} rows`);
+      at = performance.now();
+      const last = await store.query(1, { limit: 1000 });
+      newest.push(performance.now() - at);
+      if (last.rows !== 1000) throw new Error(`newest page had ${last.rows} rows`);
+    }
+    results.rangePage1000 = { rows: LARGE_ROWS, p50Ms: median(range), loadRowsPerSec };
+    results.newestPage1000 = { rows: LARGE_ROWS, p50Ms: median(newest) };
+    await close();
+  }
+
+  // 3. Infer over HTTP: an embedded server and a node on PostgreSQL, same model and body.
+  const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
+  const body = tableToIpcFile(makeArrowTensorTable(makeHouseRows(1000, 1), WIDTH));
+  const model = makeTreeEnsembleRegressor({ seed: 1 });
+  const servers: { name: string; child: ChildProcess; url: string; home: string; token: string }[] = [];
+  for (const [name, extra] of [
+    ['embedded', []],
+    ['postgres node', ['--database', db.url]],
+  ] as const) {
+    const home = mkdtempSync(join(tmpdir(), 'quoll-pgbench-home-'));
+    const child = spawn(
+      process.execPath,
+      [cli, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const url = (await waitFor(child, /listening on (http:\S+)/))[1] ?? '';
+    const token = (JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string })
+      .token;
+    const client = new Client({ url, token });
+    const m = await (
+      await client.uploadModel(`bench-${servers.length}`, model)
+    ).configure({ tensorFields: ['tensor'] });
+    const p = await client.buildPipeline(`bench-${servers.length}`);
+    await p.addModelStep(m);
+    await p.deploy();
+    servers.push({ name, child, url: p.url(), home, token });
+  }
+  const rate: Record<string, number[]> = {};
+  for (let r = 0; r < 3; r++) {
+    for (const s of servers) {
+      const post = () =>
+        fetch(s.url, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${s.token}`,
+            'content-type': 'application/vnd.apache.arrow.file',
+            accept: 'application/vnd.apache.arrow.file',
+          },
+          body,
+        }).then((res) => res.arrayBuffer());
+      for (let i = 0; i < 20; i++) await post();
+      const t = performance.now();
+      let n = 0;
+      while (performance.now() - t < 3_000) {
+        await post();
+        n++;
+      }
+      (rate[s.name] ??= []).push((n * 1000) / ((performance.now() - t) / 1000));
+    }
+  }
+  const embedded = median(rate.embedded ?? []);
+  const node = median(rate['postgres node'] ?? []);
+  results.inferArrow1000 = {
+    embeddedRowsPerSec: embedded,
+    postgresNodeRowsPerSec: node,
+    ratio: node / embedded,
+  };
+  rowsTable.push([
+    'infer Arrow 1000, c=1 (rows/s)',
+    Math.round(embedded),
+    Math.round(node),
+    (node / embedded).toFixed(2),
+  ]);
+  for (const s of servers) {
+    s.child.kill('SIGTERM');
+    await new Promise((resolve) => s.child.once('exit', resolve));
+    rmSync(s.home, { recursive: true, force: true });
+  }
+} finally {
+  await db.drop();
+}
+
+printTable(['measure', 'embedded (SQLite)', 'PostgreSQL', 'PostgreSQL / embedded'], rowsTable);
+const page = results.rangePage1000 as { rows: number; p50Ms: number; loadRowsPerSec: number };
+const newestPage = results.newestPage1000 as { p50Ms: number };
+console.log(
+  `\n${page.rows} rows loaded into PostgreSQL at ${Math.round(page.loadRowsPerSec)} rows/s; 1000-row pages on them: ` +
+    `time range p50 ${page.p50Ms.toFixed(2)} ms, newest p50 ${newestPage.p50Ms.toFixed(2)} ms`,
+);
+writeResults('postgres', results);
