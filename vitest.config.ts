@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
+    // The seed tutorial runs once, in npm run test:e2e (vitest.acceptance.config.ts), not here too.
+    exclude: ['**/node_modules/**', '**/dist/**', 'test/acceptance/**'],
     // Real servers, real child processes and onnxruntime: forks isolate native state per file.
     pool: 'forks',
     testTimeout: 60_000,

@@ -20,8 +20,19 @@ Generated from the command tree (\`npx tsx scripts/gen-cli-docs.ts\`); \`quoll <
 prints the same. Client commands read the server URL and token from \`--url\`/\`--token\`, else
 \`QUOLL_URL\`/\`QUOLL_TOKEN\`, else \`<home>/credentials.json\` (\`--home\`, \`$QUOLL_HOME\`, \`./.quoll\`).
 Every listing prints a table, or JSON with \`--json\`. On failure a command prints
-\`error [<code>]: <message>\` to stderr and exits 2 (client error), 3 (server error) or 1
+\`error [<code>]: <message>\` to stderr — with \`--json\`, \`{"error": {"code", "message", "details"?}}\`
+on stdout (usage errors have code \`usage\`) — and exits 2 (client error), 3 (server error) or 1
 (server unreachable or bad usage).
+
+- **Times** print in one form everywhere: ISO 8601 in UTC with milliseconds (\`2026-12-01T13:41:51.123Z\`).
+- **Lists** (\`model\`, \`pipeline\`, \`orchestration\`, \`task list\`) cover every workspace the token
+  can see; \`-w NAME\` or \`--workspace-id ID\` narrows them to one. \`connection list\` lists the
+  instance's connections, with \`-w\` those attached to that workspace.
+- **Progress**: on a terminal, uploads, \`pipeline deploy\` and \`orchestration upload --wait\` show a
+  progress line on stderr; pipes and \`--json\` get only the output.
+- **Pipes**: output piped into a reader that stops early (\`| head\`) ends the command quietly.
+- **Completion**: \`source <(quoll completion bash)\` (or \`zsh\`; fish: \`quoll completion fish >
+  ~/.config/fish/completions/quoll.fish\`) completes commands, subcommands and flags.
 
 ${sections.join('\n')}`,
 );

@@ -40,7 +40,12 @@ summary.data = useFixtures ? 'fixtures' : 'generated';
 
 // -- a fresh embedded Quoll and a local file server standing in for the GitHub URL
 const server = await startServer(
-  resolveServerConfig({ home: join(work, 'home'), port: 0, logLevel: 'warn' }, process.env, work),
+  // Run directories inside the work folder too, so nothing is left behind in the temp dir.
+  resolveServerConfig(
+    { home: join(work, 'home'), port: 0, logLevel: 'warn' },
+    { ...process.env, QUOLL_RUNS_DIR: process.env.QUOLL_RUNS_DIR ?? join(work, 'runs') },
+    work,
+  ),
 );
 const files: Server = createServer((req, res) => {
   if (req.url?.startsWith('/xtest-1k.arrow')) {
