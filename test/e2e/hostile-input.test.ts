@@ -351,6 +351,64 @@ describe('hostile inference bodies', () => {
     await healthy();
   });
 
+  it('a burst of 16 concurrent large bodies per format: 200 or 503, health answers throughout, RSS under the budget', async () => {
+    // Bodies just under the 2 MiB cap. What the budget must count is not only the body: its
+    // decode (columns, parsed JSON), the model's input copy and the answer are held too.
+    const bigArrow = tableToIPC(makeArrowTensorTable(makeHouseRows(28_000, 5), 18), 'file');
+    const bigJson = Buffer.from(JSON.stringify(rows(12_000).map((tensor) => ({ tensor }))));
+    expect(bigArrow.length).toBeGreaterThan(MAX_BODY * 0.9);
+    expect(bigJson.length).toBeGreaterThan(MAX_BODY * 0.75);
+    expect(Math.max(bigArrow.length, bigJson.length)).toBeLessThanOrEqual(MAX_BODY);
+    // One of each first, outside the measurement: the decode worker and the model's arena start
+    // once (what the budget bounds is what the bodies in flight hold).
+    expect((await post(bigArrow, ARROW_FILE)).status).toBe(200);
+    expect((await post(bigJson, JSON_TYPE)).status).toBe(200);
+    for (const [body, type] of [
+      [bigArrow, ARROW_FILE],
+      [bigJson, JSON_TYPE],
+    ] as const) {
+      let bursting = true;
+      const health: number[] = [];
+      let slowest = 0;
+      // /v1/health every 50 ms while the burst runs: each must answer 200 within 5 s.
+      const probe = (async () => {
+        while (bursting) {
+          const started = Date.now();
+          try {
+            const res = await fetch(`${server.url}/v1/health`, { signal: AbortSignal.timeout(5_000) });
+            await res.arrayBuffer();
+            health.push(res.status);
+          } catch {
+            health.push(0); // no answer within 5 s
+          }
+          slowest = Math.max(slowest, Date.now() - started);
+          await new Promise((resolve) => setTimeout(resolve, Math.max(0, 50 - (Date.now() - started))));
+        }
+      })();
+      const answers = await underMemoryBudget(`burst ${type}`, async () => {
+        try {
+          return await Promise.all(Array.from({ length: 16 }, () => post(body, type)));
+        } finally {
+          bursting = false;
+          await probe;
+        }
+      });
+      const served = answers.filter((answer) => answer.status === 200).length;
+      console.log(
+        `burst ${type}: ${served}/16 served, ${16 - served} busy, ${health.length} health checks (slowest ${slowest} ms)`,
+      );
+      for (const answer of answers) {
+        if (answer.status !== 200) expect([answer.status, answer.code], type).toEqual([503, 'server_busy']);
+      }
+      expect(served, type).toBeGreaterThan(0);
+      expect(health.length, type).toBeGreaterThan(0);
+      expect(
+        health.every((status) => status === 200),
+        `${type}: ${health.join(',')}`,
+      ).toBe(true);
+    }
+  });
+
   it('bodies past the per-server budget are refused 503 server_busy, and the budget is given back', async () => {
     // Four JSON bodies declaring 2 MiB each count 4 × 16 MiB = the whole 64 MiB budget.
     const held: ClientRequest[] = [];

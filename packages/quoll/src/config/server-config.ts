@@ -65,7 +65,7 @@ export interface ServerConfig {
   /**
    * Most inference body bytes the server holds at once over all requests
    * (`QUOLL_MAX_INFLIGHT_BODY_BYTES`); a request that would pass it is refused 503
-   * `server_busy` before its body is read. JSON bodies count 8 times their size (parsing expands them).
+   * `server_busy` before its body is read. A request counts 8 times its body (decode, model input and answer).
    * @default 1 GiB
    */
   readonly maxInflightBodyBytes: number;

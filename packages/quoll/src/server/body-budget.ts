@@ -1,9 +1,37 @@
 import { Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { ApiError } from '../errors/index.js';
+import { formatOfMediaType } from '../inference/index.js';
 
 /** How many bytes of memory a body of a media type costs once read and decoded. */
 export type BodyCost = (contentType: string) => number;
+
+/**
+ * Memory one byte of an inference body stands for while its request is served, by format.
+ * Not only the body: what decoding it makes, the model's input copy, the model's output and
+ * the answer are all held until the answer is sent, and the V8 heaps that held them do not
+ * hand their pages back at once. Measured with bursts of 16 concurrent 2 MiB bodies under a
+ * 64 MiB budget (`test/e2e/hostile-input.test.ts`): the server's peak RSS grew by about 5.6
+ * bytes per Arrow body byte in flight and 5 per JSON body byte (when Arrow counted 1, a burst
+ * grew it by 170 MiB). Both count 8, so the budget bounds the growth with a margin:
+ *
+ * - Arrow: the body (1), the columns rebuilt from it after the decode worker (views, but the
+ *   worker's heap grows too), the model input cast to its element type (1), the runtime's
+ *   copy of it (1), the answer's Arrow table and IPC bytes (2), heap slack.
+ * - JSON: the text (1), the parsed records or float64 columns (2–3), the model input (0.5),
+ *   the answer's text, which repeats the inputs (1.5), heap slack.
+ */
+export const INFERENCE_BODY_COST = Object.freeze({ arrow: 8, json: 8 });
+
+/**
+ * {@link INFERENCE_BODY_COST} of a request's Content-Type; 1 for a type the endpoint does not
+ * take (refused 415 and never decoded).
+ */
+export function inferenceBodyCost(contentType: string): number {
+  const format = formatOfMediaType(contentType);
+  if (format === null) return 1;
+  return format === 'json' ? INFERENCE_BODY_COST.json : INFERENCE_BODY_COST.arrow;
+}
 
 /**
  * The server-wide memory budget of request bodies held at once: a request reserves its body's

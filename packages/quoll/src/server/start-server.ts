@@ -5,9 +5,9 @@ import { ensureCredentials, SessionService, TokenService } from '../auth/index.j
 import { BlobStore } from '../blobs/index.js';
 import type { ServerConfig } from '../config/index.js';
 import { ConnectionSealer, ConnectionService, createKeyring, verifyMasterKey } from '../connections/index.js';
-import { DecodePool, formatOfMediaType, InferenceEngine } from '../inference/index.js';
+import { DecodePool, InferenceEngine } from '../inference/index.js';
 import { InferenceService, ReplicaDirectory } from '../serving/index.js';
-import { BodyBudget } from './body-budget.js';
+import { BodyBudget, inferenceBodyCost } from './body-budget.js';
 import { InferenceLogStore, type InferenceLogs } from '../logs/index.js';
 import { ModelService } from '../models/index.js';
 import { EnvCache, Packager, PythonEnvCache, resolveClientPackageDir } from '../orchestrations/index.js';
@@ -37,9 +37,6 @@ import { createApp } from './create-app.js';
 import { HomeLock } from './home-lock.js';
 import { RunSecrets, TASK_RUN_SUBJECT_PREFIX } from './run-secrets.js';
 import type { RunIsolation, ServerContext } from './server-context.js';
-
-/** Memory a JSON inference body costs per byte once parsed (numbers become objects and arrays). */
-const JSON_BODY_COST = 8;
 
 /** A started server. */
 export interface RunningServer {
@@ -172,9 +169,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
   closers.push(() => engine.close());
   const decoder = new DecodePool({ deadlineMs: config.decodeDeadlineMs });
   closers.push(() => decoder.close());
-  const bodyBudget = new BodyBudget(config.maxInflightBodyBytes, (type) =>
-    formatOfMediaType(type) === 'json' ? JSON_BODY_COST : 1,
-  );
+  const bodyBudget = new BodyBudget(config.maxInflightBodyBytes, inferenceBodyCost);
   const models = new ModelService(
     stores.models,
     blobs,
