@@ -11,33 +11,8 @@ import type {
 import type { PostgresDatabase } from './postgres-database.js';
 import { PG_UNIQUE_VIOLATION, sqlState } from './postgres-database.js';
 
-interface OrchestrationRow {
-  id: string;
-  workspace_id: number;
-  name: string;
-  file_name: string;
-  sha: string;
-  status: OrchestrationStatus;
-  error: string | null;
-  entrypoint: string | null;
-  dep_hash: string | null;
-  created_at: string;
-  updated_at: string;
-}
-
-const toRecord = (row: OrchestrationRow): OrchestrationRecord => ({
-  id: row.id,
-  workspaceId: row.workspace_id,
-  name: row.name,
-  fileName: row.file_name,
-  sha: row.sha,
-  status: row.status,
-  error: row.error,
-  entrypoint: row.entrypoint,
-  depHash: row.dep_hash,
-  createdAt: row.created_at,
-  updatedAt: row.updated_at,
-});
+import type { OrchestrationRow } from '../rows/index.js';
+import { toOrchestration } from '../rows/index.js';
 
 /** {@link OrchestrationStore} on PostgreSQL (migrations 0004 and 0006). */
 export class PostgresOrchestrationStore implements OrchestrationStore {
@@ -50,12 +25,12 @@ export class PostgresOrchestrationStore implements OrchestrationStore {
       [input.id, input.workspaceId, input.name, input.fileName, input.sha, input.entrypoint, input.createdAt],
     );
     if (row === null) throw new Error('INSERT … RETURNING gave no row');
-    return toRecord(row);
+    return toOrchestration(row);
   }
 
   async getOrchestration(id: string): Promise<OrchestrationRecord | null> {
     const row = await this.db.one<OrchestrationRow>('SELECT * FROM orchestrations WHERE id = $1', [id]);
-    return row ? toRecord(row) : null;
+    return row ? toOrchestration(row) : null;
   }
 
   async listOrchestrations(filter: { workspaceId?: number } = {}): Promise<OrchestrationRecord[]> {
@@ -66,7 +41,7 @@ export class PostgresOrchestrationStore implements OrchestrationStore {
             'SELECT * FROM orchestrations WHERE workspace_id = $1 ORDER BY created_at, id',
             [filter.workspaceId],
           );
-    return rows.map(toRecord);
+    return rows.map(toOrchestration);
   }
 
   async listOrchestrationsByStatus(statuses: readonly OrchestrationStatus[]): Promise<OrchestrationRecord[]> {
@@ -75,7 +50,7 @@ export class PostgresOrchestrationStore implements OrchestrationStore {
       'SELECT * FROM orchestrations WHERE status = ANY($1::text[]) ORDER BY created_at, id',
       [[...statuses]],
     );
-    return rows.map(toRecord);
+    return rows.map(toOrchestration);
   }
 
   async setOrchestrationStatus(
@@ -103,7 +78,7 @@ export class PostgresOrchestrationStore implements OrchestrationStore {
         update.updatedAt,
       ],
     );
-    return row ? toRecord(row) : null;
+    return row ? toOrchestration(row) : null;
   }
 
   async claimOrchestrationForPackaging(claim: PackagingClaim): Promise<OrchestrationRecord | null> {
@@ -120,7 +95,7 @@ export class PostgresOrchestrationStore implements OrchestrationStore {
        RETURNING *`,
       [claim.owner, claim.leaseUntil, claim.at, claim.now],
     );
-    return row ? toRecord(row) : null;
+    return row ? toOrchestration(row) : null;
   }
 
   async renewPackagingLease(id: string, owner: string, leaseUntil: number): Promise<boolean> {

@@ -9,42 +9,14 @@ import type {
   PackagingLogSource,
 } from '../../orchestrations/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
+import type { OrchestrationRow } from '../rows/index.js';
+import { toOrchestration } from '../rows/index.js';
 import { isUniqueViolation } from './sqlite-errors.js';
-
-interface OrchestrationRow {
-  id: string;
-  workspace_id: number;
-  name: string;
-  file_name: string;
-  sha: string;
-  status: OrchestrationStatus;
-  error: string | null;
-  entrypoint: string | null;
-  dep_hash: string | null;
-  created_at: string;
-  updated_at: string;
-}
 
 interface PackagingLogRow {
   time: string;
   source: PackagingLogSource;
   line: string;
-}
-
-function toRecord(row: OrchestrationRow): OrchestrationRecord {
-  return {
-    id: row.id,
-    workspaceId: row.workspace_id,
-    name: row.name,
-    fileName: row.file_name,
-    sha: row.sha,
-    status: row.status,
-    error: row.error,
-    entrypoint: row.entrypoint,
-    depHash: row.dep_hash,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-  };
 }
 
 /**
@@ -73,13 +45,13 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
         input.createdAt,
         input.createdAt,
       ) as OrchestrationRow;
-    return Promise.resolve(toRecord(row));
+    return Promise.resolve(toOrchestration(row));
   }
 
   getOrchestration(id: string): Promise<OrchestrationRecord | null> {
     const row = this.db.prepare('SELECT * FROM orchestrations WHERE id = ?').get(id) as
       OrchestrationRow | undefined;
-    return Promise.resolve(row ? toRecord(row) : null);
+    return Promise.resolve(row ? toOrchestration(row) : null);
   }
 
   listOrchestrations(filter: { workspaceId?: number } = {}): Promise<OrchestrationRecord[]> {
@@ -90,7 +62,7 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
             .prepare('SELECT * FROM orchestrations WHERE workspace_id = ? ORDER BY created_at, id')
             .all(filter.workspaceId)
     ) as OrchestrationRow[];
-    return Promise.resolve(rows.map(toRecord));
+    return Promise.resolve(rows.map(toOrchestration));
   }
 
   listOrchestrationsByStatus(statuses: readonly OrchestrationStatus[]): Promise<OrchestrationRecord[]> {
@@ -99,7 +71,7 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
     const rows = this.db
       .prepare(`SELECT * FROM orchestrations WHERE status IN (${marks}) ORDER BY created_at, id`)
       .all(...statuses) as OrchestrationRow[];
-    return Promise.resolve(rows.map(toRecord));
+    return Promise.resolve(rows.map(toOrchestration));
   }
 
   setOrchestrationStatus(
@@ -129,7 +101,7 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
         depHash: update.depHash ?? null,
         updatedAt: update.updatedAt,
       }) as OrchestrationRow | undefined;
-    return Promise.resolve(row ? toRecord(row) : null);
+    return Promise.resolve(row ? toOrchestration(row) : null);
   }
 
   claimOrchestrationForPackaging(claim: PackagingClaim): Promise<OrchestrationRecord | null> {
@@ -145,7 +117,7 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
          RETURNING *`,
       )
       .get(claim) as OrchestrationRow | undefined;
-    return Promise.resolve(row ? toRecord(row) : null);
+    return Promise.resolve(row ? toOrchestration(row) : null);
   }
 
   renewPackagingLease(id: string, owner: string, leaseUntil: number): Promise<boolean> {

@@ -1,47 +1,8 @@
 import type { PipelineStepDto, PipelineVersionDto } from '@quoll/client/wire';
 import type { DeploymentRecord, NewDeploy, PipelineRecord, PipelineStore } from '../../pipelines/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
-
-interface PipelineRow {
-  id: number;
-  workspace_id: number;
-  name: string;
-  steps_json: string;
-  created_at: string;
-  updated_at: string;
-}
-interface PipelineVersionRow {
-  version: string;
-  pipeline_id: number;
-  steps_json: string;
-  created_at: string;
-}
-interface DeploymentRow {
-  pipeline_id: number;
-  version: string;
-  config_json: string;
-  deployed_at: string;
-}
-
-const toPipeline = (r: PipelineRow): PipelineRecord => ({
-  id: r.id,
-  workspaceId: r.workspace_id,
-  name: r.name,
-  steps: JSON.parse(r.steps_json) as PipelineStepDto[],
-  createdAt: r.created_at,
-  updatedAt: r.updated_at,
-});
-const toPipelineVersion = (r: PipelineVersionRow): PipelineVersionDto => ({
-  version: r.version,
-  createdAt: r.created_at,
-  steps: JSON.parse(r.steps_json) as PipelineStepDto[],
-});
-const toDeployment = (r: DeploymentRow): DeploymentRecord => ({
-  pipelineId: r.pipeline_id,
-  version: r.version,
-  config: JSON.parse(r.config_json) as DeploymentRecord['config'],
-  deployedAt: r.deployed_at,
-});
+import type { DeploymentRow, PipelineRow, PipelineVersionRow } from '../rows/index.js';
+import { toDeployment, toPipeline, toPipelineVersion } from '../rows/index.js';
 
 /** Newest first; version ids are time-ordered, so they break ties within one millisecond. */
 const VERSION_ORDER = 'ORDER BY created_at DESC, version DESC';

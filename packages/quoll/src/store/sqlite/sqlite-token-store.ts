@@ -1,27 +1,7 @@
 import type { TokenRecord, TokenStore } from '../../auth/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
-
-interface TokenRow {
-  id: string;
-  token_hash: string;
-  kind: 'admin' | 'workspace';
-  workspace_id: number | null;
-  subject: string;
-  created_at: string;
-  expires_at: string | null;
-  revoked_at: string | null;
-}
-
-const toToken = (r: TokenRow): TokenRecord => ({
-  id: r.id,
-  tokenHash: r.token_hash,
-  kind: r.kind,
-  workspaceId: r.workspace_id,
-  subject: r.subject,
-  createdAt: r.created_at,
-  expiresAt: r.expires_at,
-  revokedAt: r.revoked_at,
-});
+import type { TokenRow } from '../rows/index.js';
+import { toToken } from '../rows/index.js';
 
 /** {@link TokenStore} on SQLite (table `api_tokens`, migration 0001). */
 export class SqliteTokenStore implements TokenStore {
