@@ -5,17 +5,13 @@ import { open, readdir, rename, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { TaskRunLogLineDto } from '@quoll/client/wire';
+import { formatBytes } from './format-bytes.js';
+import { CLOSING_ROOM, QueuedRunLogWriter } from './queued-run-log-writer.js';
+import type { QueuedRunLogLine, StoredRunLogLine } from './queued-run-log-writer.js';
 import type { RunEnded, RunLogStore, RunLogWriter } from './run-log-store.js';
 
-/**
- * One line of a run's log file (`<logsDir>/<runId>.log`, one JSON object per line).
- * `quoll` marks lines written by quoll itself rather than by the run's code, `final` the
- * closing status line (so user output that looks like it cannot end a follow).
- */
-interface StoredLine extends TaskRunLogLineDto {
-  quoll?: true;
-  final?: true;
-}
+/** One line of a run's log file (`<logsDir>/<runId>.log`, one JSON object per line). */
+type StoredLine = StoredRunLogLine;
 
 /** Options of {@link FileRunLogStore}. */
 export interface FileRunLogStoreOptions {
@@ -53,12 +49,6 @@ const BACK_CHUNK = 64 * 1024;
 
 /** A "line" longer than this (a corrupt file without newlines) is skipped, not buffered. */
 const MAX_LINE_BYTES = 1024 * 1024;
-
-/** A writer asks its producer to pause above this many queued bytes. */
-const HIGH_WATER_BYTES = 1024 * 1024;
-
-/** Room kept under the per-run cap for quoll's own closing lines. */
-const CLOSING_ROOM = 4096;
 
 /** How often a follower with nothing to read checks whether the run ended without a final line. */
 const ENDED_CHECK_MS = 5_000;
@@ -341,67 +331,35 @@ interface WriterHooks {
 }
 
 /**
- * Appends one run's lines to its log file. `write` only queues; queued lines are written
- * together by one background write at a time, and followers are woken after each write.
- * Past the cap, lines are counted instead of written.
+ * Appends one run's lines to its log file: each batch is one append, followers are woken after
+ * each, and the final line is made durable (fsync) before the writer closes.
  */
-class FileRunLogWriter implements RunLogWriter {
-  private pending: string[] = [];
-  private pendingBytes = 0;
-  private writing: Promise<void> | null = null;
+class FileRunLogWriter extends QueuedRunLogWriter {
   private fh: Promise<FileHandle> | null = null;
-  private closed = false;
-  private capped = false;
-  private droppedLines = 0;
-  private droppedBytes = 0;
-  private drainListeners: (() => void)[] = [];
 
   constructor(
     private readonly path: string,
-    private readonly maxBytes: number,
-    private written: number,
+    maxBytes: number,
+    written: number,
     private readonly hooks: WriterHooks,
-  ) {}
-
-  write(time: string, stream: 'stdout' | 'stderr', line: string): boolean {
-    if (this.closed) return true;
-    const text = `${JSON.stringify({ time, stream, line })}\n`;
-    const bytes = Buffer.byteLength(text);
-    if (this.capped || this.written + bytes > this.maxBytes - CLOSING_ROOM) {
-      if (!this.capped) {
-        this.capped = true;
-        this.enqueue({
-          time,
-          stream: 'stdout',
-          line: `quoll: this run's log reached its cap of ${formatBytes(this.maxBytes)}; further output is dropped and counted`,
-          quoll: true,
-        });
-      }
-      this.droppedLines++;
-      this.droppedBytes += bytes;
-      return true;
-    }
-    this.enqueueText(text, bytes);
-    return this.pendingBytes < HIGH_WATER_BYTES;
+  ) {
+    super(maxBytes, written);
   }
 
-  onDrain(listener: () => void): void {
-    if (this.pendingBytes === 0 && this.writing === null) listener();
-    else this.drainListeners.push(listener);
+  protected async writeBatch(batch: QueuedRunLogLine[]): Promise<void> {
+    let text = '';
+    for (const queued of batch) text += queued.text;
+    try {
+      this.fh ??= open(this.path, 'a');
+      await (await this.fh).write(text);
+      this.hooks.grew(Buffer.byteLength(text));
+    } catch (err) {
+      this.hooks.onError(err, `writing ${this.path}`);
+    }
+    this.hooks.notify();
   }
 
-  async finish(time: string, line: string): Promise<void> {
-    if (this.droppedLines > 0) {
-      this.enqueue({
-        time,
-        stream: 'stdout',
-        line: `quoll: ${this.droppedLines} lines (${formatBytes(this.droppedBytes)}) of output were dropped after the log cap of ${formatBytes(this.maxBytes)}`,
-        quoll: true,
-      });
-    }
-    this.enqueue({ time, stream: 'stdout', line, quoll: true, final: true });
-    this.closed = true;
-    await this.drain();
+  protected async close(): Promise<void> {
     if (this.fh !== null) {
       const fh = await this.fh.catch(() => null);
       if (fh !== null) {
@@ -411,54 +369,6 @@ class FileRunLogWriter implements RunLogWriter {
       }
     }
     this.hooks.closed();
-  }
-
-  async drain(): Promise<void> {
-    while (this.writing !== null) await this.writing;
-  }
-
-  private enqueue(entry: StoredLine): void {
-    const text = `${JSON.stringify(entry)}\n`;
-    this.enqueueText(text, Buffer.byteLength(text));
-  }
-
-  private enqueueText(text: string, bytes: number): void {
-    this.written += bytes;
-    this.pending.push(text);
-    this.pendingBytes += bytes;
-    this.kick();
-  }
-
-  private kick(): void {
-    if (this.writing !== null) return;
-    this.writing = this.flushLoop().finally(() => {
-      this.writing = null;
-      if (this.pending.length > 0) this.kick();
-      else this.drained();
-    });
-  }
-
-  private drained(): void {
-    const listeners = this.drainListeners;
-    this.drainListeners = [];
-    for (const listener of listeners) listener();
-  }
-
-  private async flushLoop(): Promise<void> {
-    while (this.pending.length > 0) {
-      const text = this.pending.join('');
-      const bytes = this.pendingBytes;
-      this.pending = [];
-      this.pendingBytes = 0;
-      try {
-        this.fh ??= open(this.path, 'a');
-        await (await this.fh).write(text);
-        this.hooks.grew(bytes);
-      } catch (err) {
-        this.hooks.onError(err, `writing ${this.path}`);
-      }
-      this.hooks.notify();
-    }
   }
 }
 
@@ -550,20 +460,6 @@ function parseLine(text: string): StoredLine | null {
 
 function toDto(l: StoredLine): TaskRunLogLineDto {
   return { time: l.time, stream: l.stream, line: l.line };
-}
-
-/** `64 MiB`, `1.5 GiB`, `512 B`. */
-/** A byte count for a message: `16 KiB`, `1.5 MiB`. */
-export function formatBytes(bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let value = bytes;
-  let unit = 0;
-  while (value >= 1024 && unit < units.length - 1) {
-    value /= 1024;
-    unit++;
-  }
-  const text = Number.isInteger(value) ? String(value) : value.toFixed(1).replace(/\.0$/, '');
-  return `${text} ${units[unit] ?? 'B'}`;
 }
 
 /**

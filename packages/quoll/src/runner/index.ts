@@ -30,10 +30,12 @@ export { findExecutable } from './find-executable.js';
 export type { RunEnded, RunLogStore, RunLogWriter } from './run-log-store.js';
 export {
   DEFAULT_RUN_LOG_MAX_BYTES,
-  formatBytes,
   DEFAULT_RUN_LOG_MAX_BYTES_TOTAL,
   FileRunLogStore,
 } from './file-run-log-store.js';
+export { formatBytes } from './format-bytes.js';
+export { CLOSING_ROOM, QueuedRunLogWriter } from './queued-run-log-writer.js';
+export type { QueuedRunLogLine, StoredRunLogLine } from './queued-run-log-writer.js';
 export type { FileRunLogStoreOptions } from './file-run-log-store.js';
 export { NanoTimestamper, formatNanos } from './nano-timestamper.js';
 export { LineSplitter } from './line-splitter.js';

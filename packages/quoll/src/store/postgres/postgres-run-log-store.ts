@@ -1,6 +1,7 @@
 import type { TaskRunLogLineDto } from '@quoll/client/wire';
 import type { RunEnded, RunLogStore, RunLogWriter } from '../../runner/index.js';
-import { DEFAULT_RUN_LOG_MAX_BYTES, formatBytes } from '../../runner/index.js';
+import type { QueuedRunLogLine, StoredRunLogLine } from '../../runner/index.js';
+import { CLOSING_ROOM, DEFAULT_RUN_LOG_MAX_BYTES, QueuedRunLogWriter } from '../../runner/index.js';
 import type { PostgresDatabase } from './postgres-database.js';
 import { PG_UNIQUE_VIOLATION, sqlState } from './postgres-database.js';
 
@@ -13,10 +14,6 @@ const FOLLOW_POLL_MS = 1_000;
 const ENDED_CHECK_MS = 5_000;
 /** Lines fetched per round-trip by a read or a follow (memory stays bounded). */
 const PAGE_LINES = 1_000;
-/** A writer asks its producer to pause above this many queued bytes. */
-const HIGH_WATER_BYTES = 1024 * 1024;
-/** Room kept under the per-run cap for quoll's own closing lines. */
-const CLOSING_ROOM = 4096;
 
 interface LineRow {
   seq: number;
@@ -181,120 +178,54 @@ export class PostgresRunLogStore implements RunLogStore {
 }
 
 /**
- * One run's writer: `write` only queues; queued lines are inserted together (one statement per
- * round, numbered after the run's last line) and announced in that statement. Past the cap,
- * lines are counted instead of written.
+ * One run's writer: each queued batch is one statement, numbered after the run's last line and
+ * announced to followers in that statement; each commits on its own, so once drained the final
+ * line is durable.
  */
-class PostgresRunLogWriter implements RunLogWriter {
-  private pending: Pending[] = [];
-  private pendingBytes = 0;
-  private writing: Promise<void> | null = null;
+class PostgresRunLogWriter extends QueuedRunLogWriter {
   private next: number | null = null;
-  private closed = false;
-  private capped = false;
-  private droppedLines = 0;
-  private droppedBytes = 0;
-  private drainListeners: (() => void)[] = [];
 
   constructor(
     private readonly db: PostgresDatabase,
     private readonly runId: string,
-    private readonly maxBytes: number,
-    private written: number,
+    maxBytes: number,
+    written: number,
     private readonly onError: (err: unknown, context: string) => void,
-  ) {}
-
-  write(time: string, stream: 'stdout' | 'stderr', line: string): boolean {
-    if (this.closed) return true;
-    // Counted as the file store counts a line (its JSON text), so both caps mean the same.
-    const bytes = Buffer.byteLength(JSON.stringify({ time, stream, line })) + 1;
-    if (this.capped || this.written + bytes > this.maxBytes - CLOSING_ROOM) {
-      if (!this.capped) {
-        this.capped = true;
-        this.enqueue({
-          time,
-          stream: 'stdout',
-          line: `quoll: this run's log reached its cap of ${formatBytes(this.maxBytes)}; further output is dropped and counted`,
-          quoll: true,
-          final: false,
-        });
-      }
-      this.droppedLines++;
-      this.droppedBytes += bytes;
-      return true;
-    }
-    this.enqueue({ time, stream, line, quoll: false, final: false }, bytes);
-    return this.pendingBytes < HIGH_WATER_BYTES;
+  ) {
+    super(maxBytes, written);
   }
 
-  onDrain(listener: () => void): void {
-    if (this.pendingBytes === 0 && this.writing === null) listener();
-    else this.drainListeners.push(listener);
-  }
-
-  async finish(time: string, line: string): Promise<void> {
-    if (this.droppedLines > 0) {
-      this.enqueue({
-        time,
-        stream: 'stdout',
-        line: `quoll: ${this.droppedLines} lines (${formatBytes(this.droppedBytes)}) of output were dropped after the log cap of ${formatBytes(this.maxBytes)}`,
-        quoll: true,
-        final: false,
-      });
-    }
-    this.enqueue({ time, stream: 'stdout', line, quoll: true, final: true });
-    this.closed = true;
-    // Each insert commits on its own: once drained, the final line is durable.
-    await this.drain();
-  }
-
-  async drain(): Promise<void> {
-    while (this.writing !== null) await this.writing;
-  }
-
-  private enqueue(entry: Pending, bytes = Buffer.byteLength(JSON.stringify(entry)) + 1): void {
-    this.written += bytes;
-    this.pending.push(entry);
-    this.pendingBytes += bytes;
-    this.kick();
-  }
-
-  private kick(): void {
-    if (this.writing !== null) return;
-    this.writing = this.flushLoop().finally(() => {
-      this.writing = null;
-      if (this.pending.length > 0) this.kick();
-      else this.drained();
-    });
-  }
-
-  private drained(): void {
-    const listeners = this.drainListeners;
-    this.drainListeners = [];
-    for (const listener of listeners) listener();
-  }
-
-  private async flushLoop(): Promise<void> {
-    while (this.pending.length > 0) {
-      const batch = this.pending;
-      this.pending = [];
-      this.pendingBytes = 0;
-      for (let attempt = 1; ; attempt++) {
-        try {
-          this.next = await insertLines(this.db, this.runId, this.next, batch);
-          break;
-        } catch (err) {
-          // Numbers taken by another writer (a final line from recovery): renumber after them.
-          if (sqlState(err) === PG_UNIQUE_VIOLATION && attempt < 3) {
-            this.next = null;
-            continue;
-          }
-          this.onError(err, `writing the log of run ${this.runId}`);
-          break;
+  protected async writeBatch(batch: QueuedRunLogLine[]): Promise<void> {
+    const lines = batch.map(({ entry }) => toPending(entry));
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.next = await insertLines(this.db, this.runId, this.next, lines);
+        return;
+      } catch (err) {
+        // Numbers taken by another writer (a final line from recovery): renumber after them.
+        if (sqlState(err) === PG_UNIQUE_VIOLATION && attempt < 3) {
+          this.next = null;
+          continue;
         }
+        this.onError(err, `writing the log of run ${this.runId}`);
+        return;
       }
     }
   }
+
+  protected close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+function toPending(entry: StoredRunLogLine): Pending {
+  return {
+    time: entry.time,
+    stream: entry.stream,
+    line: entry.line,
+    quoll: entry.quoll === true,
+    final: entry.final === true,
+  };
 }
 
 /**
