@@ -391,6 +391,37 @@ describe('InferenceLogStore writing', () => {
     expect(all.flat()).toEqual(range(0, 500));
   });
 
+  it('hands small appends to the writer together once handOffDelayMs has passed, and at once on flush', async () => {
+    const store = await openStore({ handOffDelayMs: 400 });
+    for (let i = 0; i < 5; i++) await store.append(1, rows([i], [T0 + i]));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // The timer has not fired: the writer, idle and asking for rows, has been given none.
+    expect(store.queuedRows).toBe(5);
+    await vi.waitFor(() => expect(store.queuedRows).toBe(0), { timeout: 10_000, interval: 20 });
+    await store.flush();
+    expect(ids(await store.query(1, { limit: 10 }))).toEqual(range(0, 5).reverse());
+    await store.stop();
+
+    // A flush does not wait for the timer, and a full batch of rows is handed over at once.
+    const slow = await openStore({ handOffDelayMs: 600_000, handOffRows: 10 });
+    await slow.append(2, rows([0, 1], [T0, T0 + 1]));
+    await slow.flush();
+    expect(ids(await slow.query(2, { limit: 10 }))).toEqual([1, 0]);
+    await slow.append(2, rows([2, 3], [T0 + 2, T0 + 3]));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(slow.queuedRows).toBe(2);
+    await slow.append(
+      2,
+      rows(
+        range(4, 8),
+        range(4, 8).map((i) => T0 + i),
+      ),
+    );
+    await vi.waitFor(() => expect(slow.queuedRows).toBe(0), { timeout: 10_000, interval: 20 });
+    await slow.flush();
+    expect(ids(await slow.query(2, { limit: 20 }))).toEqual(range(0, 12).reverse());
+  });
+
   it('stop() writes everything queued, seals the segments, ends the writer thread and leaves no timer', async () => {
     // The store's own timers, counted through its clock (process-wide counts also see timers
     // that earlier tests left to run out, which a loaded machine keeps alive longer).

@@ -46,6 +46,20 @@ export interface InferenceLogStoreOptions {
    */
   syncIntervalMs?: number;
   /**
+   * Longest time appended rows wait on this thread before they are handed to the writer
+   * thread, so that many small appends (batch-1 requests) cross in one message, one wake-up of
+   * the writer and one file write instead of one each. A `flush()`, `stop()`, or a queue holding
+   * `handOffRows` rows hands them over at once. `0` hands every append over as soon as the
+   * writer is idle.
+   * @default 4
+   */
+  handOffDelayMs?: number;
+  /**
+   * Rows queued that are handed to the writer at once, without waiting for `handOffDelayMs`.
+   * @default 8192
+   */
+  handOffRows?: number;
+  /**
    * A segment takes no more batches once it holds this many rows.
    * @default 1_000_000
    */
@@ -115,6 +129,8 @@ const DEFAULTS = {
   clock: systemClock,
   queueCapacityRows: 500_000,
   syncIntervalMs: 200,
+  handOffDelayMs: 4,
+  handOffRows: 8192,
   segmentMaxRows: 1_000_000,
   segmentMaxBytes: 64 * 1024 * 1024,
   maxBytesPerPipeline: 1024 ** 3,
@@ -166,6 +182,10 @@ export class InferenceLogStore {
   #wants = false;
   /** Whether the next admitted append wakes {@link #pump}. */
   #armed = false;
+  /** The hand-off timer: queued rows go to the writer when it fires (see `handOffDelayMs`). */
+  #handOffTimer: TimerHandle | null = null;
+  /** Whether queued rows go to the writer as soon as it is idle (a flush or stop waits for them). */
+  #urgent = false;
   /** Appends sent to the writer thread and not yet confirmed written: sent again if it dies. */
   #unconfirmed: QueuedAppend[] = [];
   #flushWaiters: FlushWaiter[] = [];
@@ -200,6 +220,8 @@ export class InferenceLogStore {
     this.#opts = {
       queueCapacityRows: options.queueCapacityRows ?? DEFAULTS.queueCapacityRows,
       syncIntervalMs: options.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
+      handOffDelayMs: Math.max(0, options.handOffDelayMs ?? DEFAULTS.handOffDelayMs),
+      handOffRows: Math.max(1, options.handOffRows ?? DEFAULTS.handOffRows),
       segmentMaxRows: options.segmentMaxRows ?? DEFAULTS.segmentMaxRows,
       segmentMaxBytes: options.segmentMaxBytes ?? DEFAULTS.segmentMaxBytes,
       maxBytesPerPipeline: options.maxBytesPerPipeline ?? DEFAULTS.maxBytesPerPipeline,
@@ -292,7 +314,11 @@ export class InferenceLogStore {
     }
     const n = batches.reduce((sum, b) => sum + b.numRows, 0);
     if (n === 0) return Promise.resolve();
-    return this.#queue.push(pipelineId, batches, n, this.#clock.now());
+    const queued = this.#queue.push(pipelineId, batches, n, this.#clock.now());
+    // Enough rows for one hand-off, or a full queue: the writer gets them without the timer.
+    if (this.#queue.queuedRows >= this.#opts.handOffRows || this.#queue.oldestWaitSince !== null)
+      this.#pump();
+    return queued;
   }
 
   /** Resolves once every row appended so far (queued or waiting) is fsynced and indexed. */
@@ -303,6 +329,7 @@ export class InferenceLogStore {
     return new Promise<void>((resolve, reject) => {
       this.#flushWaiters.push({ target, resolve, reject });
       this.#thread?.send({ type: 'flush', seq: target });
+      this.#hurry();
     });
   }
 
@@ -314,6 +341,7 @@ export class InferenceLogStore {
     if (this.#state === 'open') {
       this.#state = 'stopping';
       this.#thread?.send({ type: 'stop', lastSeq: this.#queue.lastSeq });
+      this.#hurry();
       if (this.#restartTimer !== null) {
         // A writer thread waiting to be restarted: restart it now, to write what is left.
         this.#clock.clearTimeout(this.#restartTimer);
@@ -394,21 +422,62 @@ export class InferenceLogStore {
     if (this.#state === 'stopping') thread.send({ type: 'stop', lastSeq: this.#queue.lastSeq });
   }
 
-  /** Hands the queued appends to the writer thread when it has asked for rows. */
-  #pump(): void {
-    if (!this.#wants || this.#thread === null) return;
-    if (this.#queue.hasItems) {
-      const items = this.#queue.takeAll();
-      this.#wants = false;
-      for (const item of items) this.#unconfirmed.push(item);
-      this.#send(items);
-    } else if (!this.#armed) {
-      this.#armed = true;
-      void this.#queue.whenItems().then(() => {
-        this.#armed = false;
-        this.#pump();
-      });
+  /** Hands what is queued over without waiting for the hand-off timer (a flush or stop waits). */
+  #hurry(): void {
+    this.#urgent = true;
+    if (this.#handOffTimer !== null) {
+      this.#clock.clearTimeout(this.#handOffTimer);
+      this.#handOffTimer = null;
     }
+    this.#pump();
+  }
+
+  /**
+   * Hands the queued appends to the writer thread once it has asked for rows: at once when
+   * they are many, a flush or stop waits, or appends wait for room; otherwise once the
+   * hand-off timer (armed by the first append queued) fires, so appends that come meanwhile
+   * cross with them in one message.
+   */
+  #pump(): void {
+    if (!this.#queue.hasItems) {
+      this.#urgent = false;
+      if (!this.#armed) {
+        this.#armed = true;
+        void this.#queue.whenItems().then(() => {
+          this.#armed = false;
+          this.#pump();
+        });
+      }
+      return;
+    }
+    const now =
+      this.#urgent ||
+      this.#opts.handOffDelayMs === 0 ||
+      this.#state !== 'open' ||
+      this.#queue.queuedRows >= this.#opts.handOffRows ||
+      this.#queue.oldestWaitSince !== null;
+    if (!now) {
+      this.#handOffTimer ??= this.#clock.setTimeout(() => {
+        this.#handOffTimer = null;
+        this.#urgent = true;
+        this.#pump();
+      }, this.#opts.handOffDelayMs);
+      return;
+    }
+    if (!this.#wants || this.#thread === null) {
+      // Sent as soon as the writer asks (its `ready`).
+      this.#urgent = true;
+      return;
+    }
+    if (this.#handOffTimer !== null) {
+      this.#clock.clearTimeout(this.#handOffTimer);
+      this.#handOffTimer = null;
+    }
+    this.#urgent = false;
+    const items = this.#queue.takeAll();
+    this.#wants = false;
+    for (const item of items) this.#unconfirmed.push(item);
+    this.#send(items);
   }
 
   #send(items: readonly QueuedAppend[]): void {
