@@ -2,7 +2,9 @@ import { tableFromIPC } from 'apache-arrow';
 import type { Table } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
-import { checkArrowIpc } from './decode/check-arrow-ipc.js';
+import { readArrowIpcLayout } from './decode/check-arrow-ipc.js';
+import type { ArrowIpcLayout } from './decode/check-arrow-ipc.js';
+import { tableFromLayout } from './decode/table-from-layout.js';
 
 /** A decoded inference request: an Arrow table, or pandas-records style plain objects. */
 export type InferenceInput = { kind: 'arrow'; table: Table } | { kind: 'records'; records: unknown[] };
@@ -72,32 +74,26 @@ export const UNCHECKED_BODY_DECODER = {
 } as const;
 
 /**
- * Decodes an Arrow IPC file or stream after vetting its framing ({@link checkArrowIpc}), so
- * corrupt lengths and counts are refused before apache-arrow reads them. Runs on the calling
- * thread: the server calls it only inside its decode workers (a decode that still runs away
- * is abandoned there).
+ * Decodes an Arrow IPC file or stream by vetting its framing and building the columns as views
+ * of the body from what the vetting found ({@link readArrowIpcLayout}, {@link tableFromLayout}):
+ * corrupt lengths and counts are refused, and no other reader interprets the body's metadata,
+ * so the work is linear in the body. The server still runs the vetting only inside its decode
+ * workers, under a deadline.
  * @throws ApiError `invalid_inference_input` (or `non_numeric_value` for a column type Quoll cannot feed)
  */
 export function decodeArrowTable(body: Uint8Array): Table {
-  const summary = checkArrowIpc(body);
-  let table: Table;
-  try {
-    table = tableFromIPC(body);
-  } catch {
-    throw new ApiError(
-      'invalid_inference_input',
-      `The body is not readable Arrow IPC; send an Arrow IPC ${summary.layout}.`,
-    );
-  }
-  if (table.numRows !== summary.rows || table.numCols !== summary.columns.length) {
-    throw new ApiError(
-      'invalid_inference_input',
-      `The body is not readable Arrow IPC: it decodes to ${table.numRows} rows where its framing holds ${summary.rows}.`,
-    );
-  }
-  if (table.numRows === 0)
+  return tableFromLayout(body, readArrowLayout(body));
+}
+
+/**
+ * {@link readArrowIpcLayout}, refusing a body with no rows.
+ * @throws ApiError `invalid_inference_input` (or `non_numeric_value`)
+ */
+export function readArrowLayout(body: Uint8Array): ArrowIpcLayout {
+  const layout = readArrowIpcLayout(body);
+  if (layout.rows === 0)
     throw new ApiError('invalid_inference_input', 'The Arrow table has no rows; send at least one row.');
-  return table;
+  return layout;
 }
 
 /**

@@ -1,5 +1,6 @@
 import { ApiError } from '../../errors/index.js';
 import { FlatBufferBoundsError, FlatTable } from './flat-table.js';
+import type { TransferredField, TransferredType } from './transferred-table.js';
 
 /** What a vetted Arrow IPC body holds: how apache-arrow will read it, its rows, batches and columns. */
 export interface ArrowIpcSummary {
@@ -8,6 +9,24 @@ export interface ArrowIpcSummary {
   rows: number;
   batches: number;
   columns: string[];
+}
+
+/**
+ * Where one record batch's data lies in a vetted body: its rows, then per field node in
+ * schema pre-order its `[length, nullCount]`, and per buffer in the same order its
+ * `[offset, length]` in bytes from the start of the body. Plain numbers, so it crosses a
+ * worker boundary for next to nothing.
+ */
+export interface ArrowBatchLayout {
+  rows: number;
+  nodes: number[];
+  buffers: number[];
+}
+
+/** A vetted Arrow IPC body's schema and where every buffer lies ({@link readArrowIpcLayout}). */
+export interface ArrowIpcLayout extends ArrowIpcSummary {
+  fields: TransferredField[];
+  recordBatches: ArrowBatchLayout[];
 }
 
 /** The most FixedSizeList levels a tensor column may nest (a tensor of rank 32 is already absurd). */
@@ -44,11 +63,14 @@ const TYPE_NAMES: Record<number, string> = {
 
 /** One field of the schema, as far as buffer layout needs it. */
 interface FieldLayout {
+  /** The column's name (children carry their column's, for messages). */
   name: string;
   kind: 'numeric' | 'list' | 'fixed-size-list';
   /** Bytes per value (numeric), or values per row (fixed-size list). */
   width: number;
   child: FieldLayout | null;
+  /** The field as Arrow declares it (its own name, nullability and type). */
+  field: TransferredField;
 }
 
 /**
@@ -62,6 +84,17 @@ interface FieldLayout {
  * Throws `ApiError('invalid_inference_input')` (or `non_numeric_value` for a column of another type).
  */
 export function checkArrowIpc(bytes: Uint8Array): ArrowIpcSummary {
+  const { layout, rows, batches, columns } = readArrowIpcLayout(bytes);
+  return { layout, rows, batches, columns };
+}
+
+/**
+ * {@link checkArrowIpc}, also saying where each record batch's nodes and buffers lie, so the
+ * table can be built from views of the body without another reader ({@link tableFromLayout}):
+ * nothing but this bounded walk ever interprets the body's metadata.
+ * @throws ApiError as {@link checkArrowIpc}
+ */
+export function readArrowIpcLayout(bytes: Uint8Array): ArrowIpcLayout {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
     return isFile(bytes) ? checkFile(view) : checkStream(view, 0, view.byteLength, null);
@@ -117,10 +150,10 @@ function checkStream(
   start: number,
   end: number,
   known: FieldLayout[] | null,
-): ArrowIpcSummary {
+): ArrowIpcLayout {
   let schema = known;
   let rows = 0;
-  let batches = 0;
+  const batches: ArrowBatchLayout[] = [];
   let at = start;
   for (;;) {
     const frame = readFrame(view, at, end);
@@ -133,8 +166,9 @@ function checkStream(
       schema = readSchema(header);
     } else if (type === HEADER.recordBatch) {
       if (schema === null) throw corrupt('a record batch comes before the schema');
-      rows += checkBatch(view, header, schema, frame.body, frame.bodyLength);
-      batches++;
+      const batch = checkBatch(view, header, schema, frame.body, frame.bodyLength);
+      rows += batch.rows;
+      batches.push(batch);
     } else if (type === HEADER.dictionaryBatch) {
       throw corrupt('it holds dictionary batches; tensor columns are plain numbers');
     } else {
@@ -143,10 +177,26 @@ function checkStream(
     at = frame.next;
   }
   if (schema === null) throw corrupt('it has no schema');
-  return { layout: 'stream', rows, batches, columns: schema.map((field) => field.name) };
+  return layoutOf('stream', schema, rows, batches);
 }
 
-function checkFile(view: DataView): ArrowIpcSummary {
+function layoutOf(
+  layout: 'file' | 'stream',
+  schema: FieldLayout[],
+  rows: number,
+  batches: ArrowBatchLayout[],
+): ArrowIpcLayout {
+  return {
+    layout,
+    rows,
+    batches: batches.length,
+    columns: schema.map((field) => field.name),
+    fields: schema.map((field) => field.field),
+    recordBatches: batches,
+  };
+}
+
+function checkFile(view: DataView): ArrowIpcLayout {
   const size = view.byteLength;
   // "ARROW1" + 2 padding bytes, ..., footer, int32 footer length, "ARROW1".
   if (size < 8 + 4 + 6) throw corrupt('the file is too short');
@@ -166,6 +216,7 @@ function checkFile(view: DataView): ArrowIpcSummary {
   }
   const blocks = footer.vector(3, 24);
   let rows = 0;
+  const batches: ArrowBatchLayout[] = [];
   const count = blocks?.length ?? 0;
   for (let i = 0; i < count; i++) {
     // Block: offset int64, metaDataLength int32, padding, bodyLength int64.
@@ -187,9 +238,11 @@ function checkFile(view: DataView): ArrowIpcSummary {
     }
     const header = frame.meta.table(2);
     if (header === null) throw corrupt('a message has no header');
-    rows += checkBatch(view, header, schema, frame.body, frame.bodyLength);
+    const batch = checkBatch(view, header, schema, frame.body, frame.bodyLength);
+    rows += batch.rows;
+    batches.push(batch);
   }
-  return { layout: 'file', rows, batches: count, columns: schema.map((field) => field.name) };
+  return layoutOf('file', schema, rows, batches);
 }
 
 function readSchema(schema: FlatTable): FieldLayout[] {
@@ -206,37 +259,63 @@ function readSchema(schema: FlatTable): FieldLayout[] {
 
 function readField(field: FlatTable, fallbackName: string, depth: number): FieldLayout {
   if (depth > MAX_NESTING) throw corrupt(`a column nests more than ${MAX_NESTING} list levels`);
-  const name = depth === 0 ? (field.string(0) ?? fallbackName) : fallbackName;
+  const own = field.string(0);
+  const name = depth === 0 ? (own ?? fallbackName) : fallbackName;
+  const nullable = field.uint8(1, 0) !== 0;
   const typeTag = field.uint8(2, 0);
   const type = field.table(3);
   const children = field.tables(5);
   if (field.table(4) !== null) throw unsupported(name, 'Dictionary');
+  const declared = (arrowType: TransferredType): TransferredField => ({
+    name: depth === 0 ? name : (own ?? 'item'),
+    nullable,
+    type: arrowType,
+  });
   switch (typeTag) {
     case TYPE.int: {
       const bits = type?.int32(0, 0) ?? 0;
-      if (![8, 16, 32, 64].includes(bits))
+      if (bits !== 8 && bits !== 16 && bits !== 32 && bits !== 64)
         throw corrupt(`column "${name}" has an integer width of ${bits} bits`);
-      return { name, kind: 'numeric', width: bits / 8, child: null };
+      const signed = (type?.uint8(1, 0) ?? 0) !== 0;
+      return {
+        name,
+        kind: 'numeric',
+        width: bits / 8,
+        child: null,
+        field: declared({ id: 'int', bitWidth: bits, signed }),
+      };
     }
     case TYPE.floatingPoint: {
       const precision = type?.int16(0, 0) ?? 0;
       if (precision === 0) throw unsupported(name, 'Float16');
       if (precision !== 1 && precision !== 2)
         throw corrupt(`column "${name}" has an unknown float precision`);
-      return { name, kind: 'numeric', width: precision === 1 ? 4 : 8, child: null };
+      return {
+        name,
+        kind: 'numeric',
+        width: precision === 1 ? 4 : 8,
+        child: null,
+        field: declared({ id: 'float', bitWidth: precision === 1 ? 32 : 64 }),
+      };
     }
     case TYPE.fixedSizeList: {
       const size = type?.int32(0, 0) ?? 0;
       if (size <= 0 || children.length !== 1) throw corrupt(`column "${name}" is a malformed FixedSizeList`);
       const child = readField(children[0]!, name, depth + 1);
       if (child.kind === 'list') throw unsupported(name, 'FixedSizeList of List');
-      return { name, kind: 'fixed-size-list', width: size, child };
+      return {
+        name,
+        kind: 'fixed-size-list',
+        width: size,
+        child,
+        field: declared({ id: 'fixed-size-list', listSize: size, child: child.field }),
+      };
     }
     case TYPE.list: {
       if (children.length !== 1) throw corrupt(`column "${name}" is a malformed List`);
       const child = readField(children[0]!, name, depth + 1);
       if (child.kind !== 'numeric') throw unsupported(name, 'List of lists');
-      return { name, kind: 'list', width: 0, child };
+      return { name, kind: 'list', width: 0, child, field: declared({ id: 'list', child: child.field }) };
     }
     default:
       throw unsupported(name, TYPE_NAMES[typeTag] ?? `type #${typeTag}`);
@@ -251,14 +330,17 @@ function unsupported(column: string, type: string): ApiError {
   );
 }
 
-/** Checks one record batch against its schema and body range; returns its row count. */
+/**
+ * Checks one record batch against its schema and body range; returns its rows and where its
+ * nodes and buffers lie.
+ */
 function checkBatch(
   view: DataView,
   batch: FlatTable,
   schema: FieldLayout[],
   body: number,
   bodyLength: number,
-): number {
+): ArrowBatchLayout {
   if (batch.has(3)) throw corrupt('its buffers are compressed; send uncompressed Arrow');
   const rows = batch.int64(0, 0);
   if (!(rows >= 0)) throw corrupt(`a record batch claims ${rows} rows`);
@@ -266,6 +348,7 @@ function checkBatch(
   const buffers = batch.vector(2, 16);
   if (nodes === null || buffers === null) throw corrupt('a record batch lists no nodes or buffers');
   const cursor = { node: 0, buffer: 0 };
+  const layout: ArrowBatchLayout = { rows, nodes: [], buffers: [] };
   const node = (): { length: number; nulls: number } => {
     if (cursor.node >= nodes.length)
       throw corrupt('a record batch has fewer nodes than its schema has fields');
@@ -274,6 +357,7 @@ function checkBatch(
     const nulls = batch.int64At(at + 8);
     if (!(length >= 0) || !(nulls >= 0) || nulls > length)
       throw corrupt('a record batch has a bad row or null count');
+    layout.nodes.push(length, nulls);
     return { length, nulls };
   };
   const buffer = (): { offset: number; length: number } => {
@@ -285,6 +369,7 @@ function checkBatch(
     if (!(offset >= 0) || !(length >= 0) || offset + length > bodyLength) {
       throw corrupt('a buffer of a record batch lies outside its message body');
     }
+    layout.buffers.push(body + offset, length);
     return { offset: body + offset, length };
   };
   const checkField = (field: FieldLayout, expected: number | null): void => {
@@ -335,5 +420,5 @@ function checkBatch(
   if (cursor.node !== nodes.length || cursor.buffer !== buffers.length) {
     throw corrupt('a record batch has more nodes or buffers than its schema has fields');
   }
-  return rows;
+  return layout;
 }

@@ -53,6 +53,33 @@ describe('DecodePool', () => {
     expect(decoder.workerCount).toBe(1);
   });
 
+  it('decodes many small bodies at once (sent to the worker together) each into its own input', async () => {
+    const decoder = pool({ inlineJsonBytes: 0 });
+    const bodies = Array.from({ length: 60 }, (_, i) => {
+      const rows = makeHouseRows(1 + (i % 7), 100 + i);
+      if (i % 3 === 0) {
+        const records = rowsOf(makeArrowTensorTable(rows, 18)).map((tensor) => ({ tensor }));
+        return { type: 'application/json', body: Buffer.from(JSON.stringify(records)), rows };
+      }
+      const type = i % 3 === 1 ? ARROW_FILE : ARROW_STREAM;
+      return {
+        type,
+        body: Buffer.from(tableToIPC(makeArrowTensorTable(rows, 18), i % 3 === 1 ? 'file' : 'stream')),
+        rows,
+      };
+    });
+    const inputs = await Promise.all(bodies.map(({ type, body }) => decoder.decode(type, body)));
+    for (const [i, input] of inputs.entries()) {
+      expect(input.kind).toBe('arrow');
+      if (input.kind !== 'arrow') continue;
+      const expected = rowsOf(makeArrowTensorTable(bodies[i]!.rows, 18));
+      // JSON comes back as float64, Arrow as the body's float32: compare at float32 precision.
+      expect(rowsOf(input.table).map((row) => row.map((v) => Math.fround(v)))).toEqual(expected);
+    }
+    expect(decoder.workerCount).toBe(1);
+    expect(decoder.replacedWorkers).toBe(0);
+  });
+
   it('parses small JSON on the calling thread and large JSON in a worker, to the same values', async () => {
     const decoder = pool({ inlineJsonBytes: 1024 });
     const records = rowsOf(table).map((tensor) => ({ tensor }));

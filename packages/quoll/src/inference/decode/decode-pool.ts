@@ -11,6 +11,7 @@ import { readOpenInferenceBody } from '../open-inference-codec.js';
 import type { OpenInferenceBody } from '../open-inference-codec.js';
 import { DECODE_PROTOCOL_VERSION } from './decode-protocol.js';
 import type { DecodeFormat, DecodeReply, DecodeRequest, DecodeSuccess } from './decode-protocol.js';
+import { tableFromLayout } from './table-from-layout.js';
 import { fromTransferredTable } from './transferred-table.js';
 
 /** Options of {@link DecodePool}. */
@@ -41,14 +42,30 @@ interface Job {
   reject(error: Error): void;
 }
 
+/** A job sent to a worker, under the id its reply carries. */
+interface Sent {
+  job: Job;
+  id: number;
+}
+
 interface Slot {
   worker: Worker;
-  job: Job | null;
+  /**
+   * Jobs sent and not yet answered, in the order the worker takes them: one body, or several
+   * small ones sent in one message (as copies) while the worker was busy, so that under load
+   * one wake-up of each thread serves many requests. Each is answered on its own.
+   */
+  sent: Sent[];
+  /** The deadline of the first job sent (started when it reached the front). */
   timer: NodeJS.Timeout | null;
-  id: number;
   /** The worker has loaded its script (jobs and their deadlines start only then). */
   ready: boolean;
 }
+
+/** Most bodies sent to a worker in one message. */
+const MAX_BATCH = 32;
+/** Bodies up to this size may share a message (copied, so they can be sent again). */
+const MAX_BATCHED_BODY_BYTES = 64 * 1024;
 
 /**
  * Decodes inference bodies (Arrow IPC, large JSON records, large Open Inference bodies) in worker threads, one body per worker at a
@@ -116,12 +133,15 @@ export class DecodePool {
       }
     }
     return this.#submit(format === 'json' ? 'json' : 'arrow', body, undefined).then((reply) => {
-      if (reply.kind !== 'arrow') throw internal();
       try {
-        return { kind: 'arrow', table: fromTransferredTable(reply.table) };
+        if (reply.kind === 'arrow-layout')
+          // A body copied to the worker is still ours; a moved one came back.
+          return { kind: 'arrow', table: tableFromLayout(reply.body ?? body, reply.layout) };
+        if (reply.kind === 'arrow') return { kind: 'arrow', table: fromTransferredTable(reply.table) };
       } catch {
         throw new ApiError('invalid_inference_input', 'The body decodes to columns Quoll cannot read.');
       }
+      throw internal();
     });
   }
 
@@ -167,7 +187,7 @@ export class DecodePool {
     const slots = this.#slots.splice(0);
     await Promise.all(
       slots.map(async (slot) => {
-        this.#finish(slot)?.reject(stopping);
+        for (const job of this.#takeAll(slot)) job.reject(stopping);
         await slot.worker.terminate();
       }),
     );
@@ -175,21 +195,32 @@ export class DecodePool {
 
   #pump(): void {
     while (this.#queue.length > 0 && !this.#closed) {
-      const slot = this.#slots.find((candidate) => candidate.ready && candidate.job === null);
+      const slot = this.#slots.find((candidate) => candidate.ready && candidate.sent.length === 0);
       if (!slot) {
         if (this.#slots.length < this.#options.workers) this.#spawn();
         return;
       }
-      this.#dispatch(slot, this.#queue.shift()!);
+      // The small bodies waiting at the front go together, in one message: under load one
+      // wake-up of the worker serves many requests.
+      const jobs = [this.#queue.shift()!];
+      if (jobs[0]!.body.byteLength <= MAX_BATCHED_BODY_BYTES) {
+        while (
+          jobs.length < MAX_BATCH &&
+          this.#queue.length > 0 &&
+          this.#queue[0]!.body.byteLength <= MAX_BATCHED_BODY_BYTES
+        ) {
+          jobs.push(this.#queue.shift()!);
+        }
+      }
+      this.#dispatch(slot, jobs);
     }
   }
 
   #spawn(): void {
     const slot: Slot = {
       worker: spawnDecodeWorker(this.#options.workerMemoryMiB),
-      job: null,
+      sent: [],
       timer: null,
-      id: 0,
       ready: false,
     };
     slot.worker.on('message', (reply: DecodeReply) => {
@@ -199,9 +230,9 @@ export class DecodePool {
         this.#pump();
         return;
       }
-      if (reply.id !== slot.id) return;
-      const job = this.#finish(slot);
-      if (!job) return;
+      // The worker answers in the order it was sent; anything else is stale.
+      if (slot.sent[0]?.id !== reply.id) return;
+      const job = this.#finishFirst(slot)!;
       if (reply.ok) {
         job.resolve(reply);
       } else {
@@ -209,10 +240,12 @@ export class DecodePool {
       }
       this.#pump();
     });
-    // A worker that dies (out of its memory cap, or a crash) fails only its own decode; one
-    // that cannot even start fails the queue instead of being restarted in a loop.
+    // A worker that dies (out of its memory cap, or a crash) fails only the decode it was
+    // running (the jobs queued behind it are sent again); one that cannot even start fails the
+    // queue instead of being restarted in a loop.
     slot.worker.on('error', (error: Error & { code?: string }) => {
-      const job = this.#finish(slot);
+      const job = this.#finishFirst(slot);
+      this.#requeue(slot);
       this.#replace(slot);
       if (!slot.ready) {
         for (const queued of this.#queue.splice(0)) queued.reject(internal());
@@ -230,7 +263,8 @@ export class DecodePool {
     });
     slot.worker.on('exit', () => {
       if (this.#slots.includes(slot)) {
-        const job = this.#finish(slot);
+        const job = this.#finishFirst(slot);
+        this.#requeue(slot);
         this.#replace(slot);
         job?.reject(internal());
         if (slot.ready) this.#pump();
@@ -240,31 +274,46 @@ export class DecodePool {
     this.#slots.push(slot);
   }
 
-  #dispatch(slot: Slot, job: Job): void {
-    slot.job = job;
-    slot.id = this.#nextId++;
-    const request: DecodeRequest = {
-      v: DECODE_PROTOCOL_VERSION,
-      id: slot.id,
-      format: job.format,
-      body: job.body,
-      headerLength: job.headerLength,
-    };
-    // Move the body when it owns its whole buffer; a slice of a shared one (small bodies come
-    // from Node's buffer pool) is copied instead.
-    const owned =
-      job.body.buffer instanceof ArrayBuffer &&
-      job.body.byteOffset === 0 &&
-      job.body.byteLength === job.body.buffer.byteLength &&
-      job.body.byteLength > 0;
-    slot.timer = setTimeout(() => this.#expire(slot), job.deadlineMs);
+  #dispatch(slot: Slot, jobs: Job[]): void {
+    // Move a lone body when it owns its whole buffer. Several bodies in one message are copied
+    // (if one of them is abandoned, the ones after it are sent again), and so is a slice of a
+    // shared buffer (small bodies come from Node's buffer pool).
+    const lone = jobs.length === 1 ? jobs[0]!.body : null;
+    const moved =
+      lone !== null &&
+      lone.buffer instanceof ArrayBuffer &&
+      lone.byteOffset === 0 &&
+      lone.byteLength === lone.buffer.byteLength &&
+      lone.byteLength > 0;
+    const requests = jobs.map((job): DecodeRequest => {
+      const id = this.#nextId++;
+      slot.sent.push({ job, id });
+      return {
+        v: DECODE_PROTOCOL_VERSION,
+        id,
+        format: job.format,
+        body: job.body,
+        headerLength: job.headerLength,
+        moved,
+      };
+    });
+    this.#startDeadline(slot);
+    if (requests.length > 1) slot.worker.postMessage(requests);
+    else slot.worker.postMessage(requests[0], moved ? [lone.buffer] : []);
+  }
+
+  /** Starts the deadline of the job at the front of a worker's queue. */
+  #startDeadline(slot: Slot): void {
+    const first = slot.sent[0];
+    if (first === undefined) return;
+    slot.timer = setTimeout(() => this.#expire(slot), first.job.deadlineMs);
     slot.timer.unref();
-    slot.worker.postMessage(request, owned ? [job.body.buffer as ArrayBuffer] : []);
   }
 
   #expire(slot: Slot): void {
-    const job = this.#finish(slot);
+    const job = this.#finishFirst(slot);
     if (!job) return;
+    this.#requeue(slot);
     this.#replace(slot);
     job.reject(
       new ApiError(
@@ -276,13 +325,25 @@ export class DecodePool {
     this.#pump();
   }
 
-  /** Clears a slot's job and timer, returning the job it had. */
-  #finish(slot: Slot): Job | null {
-    const job = slot.job;
-    slot.job = null;
+  /** Takes the job at the front of a worker's queue, clearing its deadline (the next one's starts). */
+  #finishFirst(slot: Slot): Job | null {
     if (slot.timer !== null) clearTimeout(slot.timer);
     slot.timer = null;
-    return job;
+    const first = slot.sent.shift();
+    if (slot.sent.length > 0) this.#startDeadline(slot);
+    return first?.job ?? null;
+  }
+
+  /** Takes every job of a worker (for shutdown). */
+  #takeAll(slot: Slot): Job[] {
+    if (slot.timer !== null) clearTimeout(slot.timer);
+    slot.timer = null;
+    return slot.sent.splice(0).map((sent) => sent.job);
+  }
+
+  /** Puts the jobs queued in a worker that is being replaced back at the front of the queue. */
+  #requeue(slot: Slot): void {
+    this.#queue.unshift(...this.#takeAll(slot));
   }
 
   /** Terminates a slot's worker (without waiting) and drops the slot; the next job spawns a fresh one. */

@@ -5,13 +5,13 @@
  * outside a worker does nothing.
  */
 import { parentPort } from 'node:worker_threads';
+import type { MessagePort } from 'node:worker_threads';
 import { toErrorOutcome } from '../../errors/index.js';
-import { decodeArrowTable, parseRecords } from '../inference-input.js';
+import { parseRecords, readArrowLayout } from '../inference-input.js';
 import { readOpenInferenceBody } from '../open-inference-codec.js';
 import { DECODE_PROTOCOL_VERSION } from './decode-protocol.js';
 import type { DecodeReply, DecodeRequest } from './decode-protocol.js';
 import { recordsToTable } from './records-to-table.js';
-import { toTransferredTable } from './transferred-table.js';
 import type { TransferredData } from './transferred-table.js';
 
 /** The buffers of freshly built columns (owned by nobody else here), to move instead of copy. */
@@ -27,48 +27,62 @@ function collectBuffers(chunks: TransferredData[], into: ArrayBuffer[]): void {
 
 const port = parentPort;
 if (port) {
-  port.on('message', (request: DecodeRequest) => {
-    if (request.v !== DECODE_PROTOCOL_VERSION) {
-      const reply: DecodeReply = {
-        v: DECODE_PROTOCOL_VERSION,
-        id: request.id,
-        ok: false,
-        error: { code: 'internal_error', message: 'The decode worker speaks another protocol version.' },
-      };
-      port.postMessage(reply);
-      return;
-    }
-    let reply: DecodeReply;
-    const transfer: ArrayBuffer[] = [];
-    try {
-      if (request.format === 'open-inference') {
-        const body = readOpenInferenceBody(request.body, request.headerLength);
-        // Every tensor's values are fresh arrays of this thread (binary data is copied out).
-        for (const tensor of body.tensors) {
-          if (tensor.values.buffer instanceof ArrayBuffer && !transfer.includes(tensor.values.buffer))
-            transfer.push(tensor.values.buffer);
-        }
-        reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'open-inference', body };
-      } else if (request.format === 'json') {
-        // Records go back as float64 columns: cloning the parsed object graph back would cost
-        // the event loop more than parsing the JSON there.
-        const table = recordsToTable(parseRecords(request.body));
-        collectBuffers(table.batches.flat(), transfer);
-        reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'arrow', table };
-      } else {
-        const table = toTransferredTable(decodeArrowTable(request.body));
-        // The columns are views into the body (apache-arrow does not copy): hand it back.
-        if (request.body.buffer instanceof ArrayBuffer && request.body.buffer.byteLength > 0) {
-          transfer.push(request.body.buffer);
-        }
-        reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'arrow', table };
-      }
-    } catch (error) {
-      reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: false, error: toErrorOutcome(error) };
-    }
-    port.postMessage(reply, transfer);
+  port.on('message', (message: DecodeRequest | DecodeRequest[]) => {
+    if (Array.isArray(message)) for (const request of message) decodeOne(port, request);
+    else decodeOne(port, message);
   });
   // Jobs (and their deadlines) start only once the worker has loaded.
   const ready: DecodeReply = { v: DECODE_PROTOCOL_VERSION, id: 0, ready: true };
   port.postMessage(ready);
+}
+
+/** Decodes one body and answers it. */
+function decodeOne(port: MessagePort, request: DecodeRequest): void {
+  if (request.v !== DECODE_PROTOCOL_VERSION) {
+    const reply: DecodeReply = {
+      v: DECODE_PROTOCOL_VERSION,
+      id: request.id,
+      ok: false,
+      error: { code: 'internal_error', message: 'The decode worker speaks another protocol version.' },
+    };
+    port.postMessage(reply);
+    return;
+  }
+  let reply: DecodeReply;
+  const transfer: ArrayBuffer[] = [];
+  try {
+    if (request.format === 'open-inference') {
+      const body = readOpenInferenceBody(request.body, request.headerLength);
+      // Every tensor's values are fresh arrays of this thread (binary data is copied out).
+      for (const tensor of body.tensors) {
+        if (tensor.values.buffer instanceof ArrayBuffer && !transfer.includes(tensor.values.buffer))
+          transfer.push(tensor.values.buffer);
+      }
+      reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'open-inference', body };
+    } else if (request.format === 'json') {
+      // Records go back as float64 columns: cloning the parsed object graph back would cost
+      // the event loop more than parsing the JSON there.
+      const table = recordsToTable(parseRecords(request.body));
+      collectBuffers(table.batches.flat(), transfer);
+      reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'arrow', table };
+    } else {
+      // Only the vetted layout goes back (plain numbers), and the body if it was moved here:
+      // the parent builds the columns as views of it, which costs it less than reading Arrow
+      // IPC itself.
+      const layout = readArrowLayout(request.body);
+      const moved = request.moved && request.body.buffer instanceof ArrayBuffer;
+      if (moved) transfer.push(request.body.buffer as ArrayBuffer);
+      reply = {
+        v: DECODE_PROTOCOL_VERSION,
+        id: request.id,
+        ok: true,
+        kind: 'arrow-layout',
+        layout,
+        body: moved ? request.body : null,
+      };
+    }
+  } catch (error) {
+    reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: false, error: toErrorOutcome(error) };
+  }
+  port.postMessage(reply, transfer);
 }

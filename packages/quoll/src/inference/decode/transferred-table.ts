@@ -100,7 +100,8 @@ function describeType(type: DataType): TransferredType {
   throw new Error(`Arrow type ${Type[id]} cannot be transferred`);
 }
 
-function reviveField(field: TransferredField): Field {
+/** An Arrow field from its plain description. */
+export function reviveField(field: TransferredField): Field {
   return new Field(field.name, reviveType(field.type), field.nullable);
 }
 

@@ -1,0 +1,91 @@
+import { describe, expect, it } from 'vitest';
+import {
+  Field,
+  Int32,
+  List,
+  makeData,
+  RecordBatch,
+  Schema,
+  Struct,
+  Table,
+  tableFromIPC,
+  tableToIPC,
+  vectorFromArray,
+} from 'apache-arrow';
+import { makeArrowTensorTable, makeHouseRows } from '../../../../../test/support/synthetic-data.js';
+import { readArrowIpcLayout } from './check-arrow-ipc.js';
+import { tableFromLayout } from './table-from-layout.js';
+
+/** Every column as plain nested arrays (bigints as strings). */
+function plain(table: Table): unknown[] {
+  return table.schema.fields.map((field) =>
+    Array.from({ length: table.numRows }, (_, i) => {
+      const value = table.getChild(field.name)!.get(i) as unknown;
+      const out =
+        value !== null && typeof value === 'object' && 'toArray' in value
+          ? Array.from((value as { toArray(): ArrayLike<unknown> }).toArray())
+          : value;
+      return JSON.parse(
+        JSON.stringify(out, (_key, v: unknown) => (typeof v === 'bigint' ? String(v) : v)),
+      ) as unknown;
+    }),
+  );
+}
+
+function viaLayout(body: Uint8Array): Table {
+  return tableFromLayout(body, readArrowIpcLayout(body));
+}
+
+describe('tableFromLayout', () => {
+  const tensors = makeArrowTensorTable(makeHouseRows(50, 3), 18);
+  const lists = vectorFromArray(
+    Array.from({ length: 50 }, (_, i) =>
+      i % 5 === 4 ? null : Array.from({ length: i % 4 }, (_, j) => i + j),
+    ),
+    new List(new Field('item', new Int32(), true)),
+  );
+  const schema = new Schema([tensors.schema.fields[0]!, new Field('ragged', lists.type, true)]);
+  const mixed = new Table(
+    schema,
+    new RecordBatch(
+      schema,
+      makeData({
+        type: new Struct(schema.fields),
+        length: 50,
+        nullCount: 0,
+        children: [tensors.batches[0]!.data.children[0]!, lists.data[0]!],
+      }),
+    ),
+  );
+  const twoBatches = new Table([
+    ...tensors.batches,
+    ...makeArrowTensorTable(makeHouseRows(7, 4), 18).batches,
+  ]);
+
+  it('builds the table apache-arrow reads, for files and streams, lists with nulls and several batches', () => {
+    for (const table of [tensors, mixed, twoBatches]) {
+      for (const layout of ['file', 'stream'] as const) {
+        const body = tableToIPC(table, layout);
+        const built = viaLayout(body);
+        const read = tableFromIPC(body);
+        expect(built.numRows, layout).toBe(read.numRows);
+        expect(built.batches.length, layout).toBe(read.batches.length);
+        expect(String(built.schema), layout).toBe(String(read.schema));
+        expect(plain(built), layout).toEqual(plain(read));
+      }
+    }
+  });
+
+  it('copies buffers that are not aligned for their type instead of failing', () => {
+    const body = tableToIPC(mixed, 'stream');
+    const shifted = new Uint8Array(body.byteLength + 1).subarray(1);
+    shifted.set(body);
+    expect(plain(viaLayout(shifted))).toEqual(plain(tableFromIPC(body)));
+  });
+
+  it('shares one schema object between tables with the same fields', () => {
+    const a = viaLayout(tableToIPC(tensors, 'file'));
+    const b = viaLayout(tableToIPC(makeArrowTensorTable(makeHouseRows(2, 9), 18), 'stream'));
+    expect(a.schema).toBe(b.schema);
+  });
+});

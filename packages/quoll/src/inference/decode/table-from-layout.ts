@@ -1,0 +1,113 @@
+import { makeData, RecordBatch, Schema, Struct, Table, Type } from 'apache-arrow';
+import type { Data, DataType, Field, FixedSizeList, Float32, List } from 'apache-arrow';
+import type { ArrowBatchLayout, ArrowIpcLayout } from './check-arrow-ipc.js';
+import { reviveField } from './transferred-table.js';
+
+/** Schemas built so far, by their fields' description (requests of one client repeat one). */
+const schemas = new Map<string, { schema: Schema; type: Struct }>();
+const MAX_CACHED_SCHEMAS = 64;
+
+/**
+ * Builds the table a vetted Arrow IPC body holds from its layout ({@link readArrowIpcLayout}):
+ * the columns are views of `body` (copied only where a buffer is not aligned for its type), so
+ * nothing reads the body's metadata again. The schema objects are shared by every table with
+ * the same fields. `layout` must come from `body` (the offsets are not checked again).
+ *
+ * @example
+ * const table = tableFromLayout(body, readArrowIpcLayout(body));
+ */
+export function tableFromLayout(
+  body: Uint8Array,
+  layout: Pick<ArrowIpcLayout, 'fields' | 'recordBatches'>,
+): Table {
+  const key = JSON.stringify(layout.fields);
+  let cached = schemas.get(key);
+  if (cached === undefined) {
+    const fields = layout.fields.map((field) => reviveField(field));
+    cached = { schema: new Schema(fields), type: new Struct(fields) };
+    if (schemas.size >= MAX_CACHED_SCHEMAS) schemas.clear();
+    schemas.set(key, cached);
+  }
+  const { schema, type } = cached;
+  const batches = layout.recordBatches.map((batch) => {
+    const cursor = { node: 0, buffer: 0 };
+    const children = schema.fields.map((field) => columnData(body, batch, cursor, field));
+    return new RecordBatch(schema, makeData({ type, length: batch.rows, nullCount: 0, children }));
+  });
+  return new Table(schema, batches);
+}
+
+interface Cursor {
+  node: number;
+  buffer: number;
+}
+
+/** One field's data, consuming its nodes and buffers in the order the checker recorded them. */
+function columnData(body: Uint8Array, batch: ArrowBatchLayout, cursor: Cursor, field: Field): Data {
+  const length = batch.nodes[2 * cursor.node]!;
+  const nullCount = batch.nodes[2 * cursor.node + 1]!;
+  cursor.node++;
+  const validity = nextBuffer(batch, cursor);
+  const common = {
+    length,
+    nullCount,
+    ...(nullCount > 0 ? { nullBitmap: view(body, validity, Uint8Array, Math.ceil(length / 8)) } : {}),
+  };
+  const dataType = field.type as DataType;
+  const id = dataType.typeId;
+  if (id === Type.FixedSizeList) {
+    return makeData({
+      ...common,
+      type: dataType as FixedSizeList,
+      child: columnData(body, batch, cursor, dataType.children[0] as Field),
+    });
+  }
+  if (id === Type.List) {
+    const offsets = nextBuffer(batch, cursor);
+    return makeData({
+      ...common,
+      type: dataType as List,
+      // An empty list column may carry no offsets at all.
+      valueOffsets: length === 0 ? new Int32Array(1) : view(body, offsets, Int32Array, length + 1),
+      child: columnData(body, batch, cursor, dataType.children[0] as Field),
+    });
+  }
+  // A number column (the only other kind the checker lets through).
+  const values = nextBuffer(batch, cursor);
+  const ArrayType = (dataType as unknown as { ArrayType: TypedArrayType }).ArrayType;
+  return makeData({
+    ...common,
+    type: dataType as Float32,
+    data: view(body, values, ArrayType, length) as Float32Array,
+  });
+}
+
+function nextBuffer(batch: ArrowBatchLayout, cursor: Cursor): { offset: number; length: number } {
+  const at = 2 * cursor.buffer++;
+  return { offset: batch.buffers[at]!, length: batch.buffers[at + 1]! };
+}
+
+type TypedArray = ArrayBufferView & { length: number };
+type TypedArrayType = {
+  new (buffer: ArrayBufferLike, byteOffset: number, length: number): TypedArray;
+  BYTES_PER_ELEMENT: number;
+};
+
+/**
+ * `count` elements of `ArrayType` at a buffer of the body: a view when the buffer is aligned
+ * for the type (Arrow writers align to 8 bytes), else a copy.
+ */
+function view<T extends TypedArray>(
+  body: Uint8Array,
+  buffer: { offset: number; length: number },
+  ArrayType: {
+    new (buffer: ArrayBufferLike, byteOffset: number, length: number): T;
+    BYTES_PER_ELEMENT: number;
+  },
+  count: number,
+): T {
+  const start = body.byteOffset + buffer.offset;
+  if (start % ArrayType.BYTES_PER_ELEMENT === 0) return new ArrayType(body.buffer, start, count);
+  const bytes = count * ArrayType.BYTES_PER_ELEMENT;
+  return new ArrayType(body.buffer.slice(start, start + bytes), 0, count);
+}
