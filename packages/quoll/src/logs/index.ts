@@ -6,6 +6,8 @@ export { admitLogRows, logStoreClosedError, logStoreUnavailableError } from './l
 export { LogAppendQueue } from './log-append-queue.js';
 export type { QueuedAppend } from './log-append-queue.js';
 export { ArrowMessageEncoder } from './arrow-message-encoder.js';
+export { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
+export type { PackedBatches } from './log-batch-transfer.js';
 export {
   coalesceLogBatches,
   COALESCE_BELOW_ROWS,

@@ -4,13 +4,13 @@ import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { FileKeyring, verifyMasterKey } from '../connections/index.js';
 import { ApiError } from '../errors/index.js';
-import { InferenceLogStore } from '../logs/index.js';
+import { checkLogBatch, InferenceLogStore } from '../logs/index.js';
 import type { LogPage } from '../logs/index.js';
 import { FileRunLogStore } from '../runner/index.js';
 import { PostgresBlobStorage } from './postgres/postgres-blob-storage.js';
 import { PostgresDatabase } from './postgres/postgres-database.js';
 import type { Sql } from './postgres/postgres-database.js';
-import { PostgresInferenceLogStore } from './postgres/postgres-inference-log-store.js';
+import { PostgresLogBatchWriter } from './postgres/postgres-log-batch-writer.js';
 import { PostgresKeyCheckStore } from './postgres/postgres-key-check-store.js';
 import { openSqliteDatabase } from './sqlite/sqlite-database.js';
 import type { SqliteHandle } from './sqlite/sqlite-database.js';
@@ -387,7 +387,11 @@ async function copyInferenceLogs(
   const out: Record<string, number> = {};
   if (pipelineIds.length === 0) return out;
   const files = await InferenceLogStore.open({ dir: join(home, 'inference-logs'), index });
-  const target = new PostgresInferenceLogStore(db, { nodeId: `migrated:${source}` });
+  // No retention caps here: the home's log was within its own, the copy keeps all of it.
+  const target = new PostgresLogBatchWriter(`migrated:${source}`, {
+    maxBytesPerPipeline: Number.MAX_SAFE_INTEGER,
+    maxBytesTotal: Number.MAX_SAFE_INTEGER,
+  });
   try {
     for (const pipelineId of pipelineIds) {
       let want = 0;
@@ -396,7 +400,9 @@ async function copyInferenceLogs(
         want = await db.transaction(async (sql) => {
           let rows = 0;
           for await (const page of allPages(files, pipelineId)) {
-            rows += await target.storeBatchesIn(sql, pipelineId, page.table.batches);
+            for (const b of page.table.batches) checkLogBatch(b);
+            await target.write(sql, pipelineId, page.table.batches);
+            rows += page.rows;
           }
           await markDone(sql, source, step);
           return rows;
@@ -424,7 +430,6 @@ async function copyInferenceLogs(
       out[String(pipelineId)] = want;
     }
   } finally {
-    await target.stop();
     await files.stop();
   }
   return out;

@@ -36,6 +36,13 @@ export interface PostgresDatabaseOptions {
    * @default 30000
    */
   startTimeoutMs?: number;
+  /**
+   * Whether to apply pending migrations at open (under the advisory lock). A second
+   * connection of a process that already migrated (the inference log's writer thread) skips
+   * it and opens without a round-trip.
+   * @default true
+   */
+  migrate?: boolean;
 }
 
 // 64-bit integers (BIGINT, COUNT) and NUMERIC (SUM of BIGINT) come back as numbers, not strings:
@@ -59,6 +66,8 @@ const RETRYABLE_TX = new Set(['40001', '40P01']);
 export class PostgresDatabase implements Sql {
   readonly pool: pg.Pool;
   readonly schema: string | null;
+  /** The connection URL it was opened with (for another connection to the same database). */
+  readonly url: string;
   #health: DatabaseHealth = { status: 'ok', error: null };
   #closed = false;
   readonly #clientConfig: pg.ClientConfig;
@@ -70,11 +79,13 @@ export class PostgresDatabase implements Sql {
   #reconnectTimer: NodeJS.Timeout | null = null;
 
   private constructor(
+    url: string,
     pool: pg.Pool,
     schema: string | null,
     clientConfig: pg.ClientConfig,
     onConnectionError: (err: Error) => void,
   ) {
+    this.url = url;
     this.pool = pool;
     this.schema = schema;
     this.#clientConfig = clientConfig;
@@ -97,6 +108,7 @@ export class PostgresDatabase implements Sql {
     };
     const pool = new pg.Pool({ ...clientConfig, max: options.poolSize ?? 10, idleTimeoutMillis: 30_000 });
     const db = new PostgresDatabase(
+      options.url,
       pool,
       schema,
       clientConfig,
@@ -108,6 +120,7 @@ export class PostgresDatabase implements Sql {
       db.#health = { status: 'unavailable', error: err.message };
       db.#onConnectionError(err);
     });
+    if (options.migrate === false) return db;
     const giveUpAt = Date.now() + (options.startTimeoutMs ?? 30_000);
     for (let attempt = 1; ; attempt++) {
       try {

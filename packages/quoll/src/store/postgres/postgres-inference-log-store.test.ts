@@ -13,6 +13,7 @@ import {
   makeData,
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
+import { threadId } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   createTestDatabase,
@@ -26,6 +27,7 @@ import type { SqliteHandle } from '../sqlite/sqlite-database.js';
 import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
 import { PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
+import type { PostgresInferenceLogOptions } from './postgres-inference-log-store.js';
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
 
@@ -140,7 +142,7 @@ describe.skipIf(!runPostgresTests)(
     /** `nodes` stores (nodes of one cluster) on a fresh schema. */
     async function cluster(
       nodes: number,
-      options: { maxBytesPerPipeline?: number } = {},
+      options: Omit<PostgresInferenceLogOptions, 'nodeId'> = {},
     ): Promise<PostgresInferenceLogStore[]> {
       const schema = `logs${++schemaNo}`;
       const out: PostgresInferenceLogStore[] = [];
@@ -296,6 +298,94 @@ describe.skipIf(!runPostgresTests)(
       expect((await reader!.query(4)).rows).toBe(10);
       await expect(writer!.append(4, rows([1], [T0]))).rejects.toMatchObject({ code: 'shutting_down' });
       await writer!.stop();
+    });
+
+    it('stores on a writer thread of its own; a crashed thread is restarted and loses or repeats no row', async () => {
+      const errors: Error[] = [];
+      const [store] = await cluster(1, { retryDelayMs: 20, onError: (err) => errors.push(err) });
+      const writerThread = store!.writerThreadId;
+      expect(writerThread).not.toBeNull();
+      expect(writerThread).not.toBe(threadId);
+      await store!.append(
+        5,
+        rows(
+          range(0, 100),
+          range(0, 100).map((i) => T0 + i),
+        ),
+      );
+      await store!.flush();
+      // Queued while the thread dies: given again to the restarted one.
+      const pending = store!.append(
+        5,
+        rows(
+          range(100, 100),
+          range(100, 100).map((i) => T0 + i),
+        ),
+      );
+      await store!.killWriterThread();
+      await pending;
+      await store!.append(
+        5,
+        rows(
+          range(200, 100),
+          range(200, 100).map((i) => T0 + i),
+        ),
+      );
+      await store!.flush();
+      expect(errors.map((e) => e.message).join()).toMatch(/writer thread ended unexpectedly/);
+      expect(store!.state).toBe('open');
+      expect(store!.writerThreadId).not.toBe(writerThread);
+      const { ids } = content(await store!.query(5, { order: 'asc', limit: 1000 }));
+      expect(ids).toEqual(range(0, 300));
+    });
+
+    it('keeps rows queued while writes fail, shows retrying, and stores each once when the database is back', async () => {
+      const errors: Error[] = [];
+      const [store] = await cluster(1, {
+        retryDelayMs: 20,
+        maxRetryDelayMs: 50,
+        onError: (err) => errors.push(err),
+      });
+      await store!.append(
+        6,
+        rows(
+          range(0, 10),
+          range(0, 10).map((i) => T0 + i),
+        ),
+      );
+      await store!.flush();
+      const admin = await PostgresDatabase.open({
+        url: database.url,
+        schema: `logs${schemaNo}`,
+        poolSize: 1,
+      });
+      dbs.push(admin);
+      // Inserts fail while the table is renamed away.
+      await admin.run('ALTER TABLE inference_log_batches RENAME TO inference_log_batches_away');
+      await store!.append(
+        6,
+        rows(
+          range(10, 10),
+          range(10, 10).map((i) => T0 + i),
+        ),
+      );
+      const flushed = store!.flush();
+      await expect.poll(() => store!.state, { timeout: 10_000 }).toBe('retrying');
+      expect(store!.lastError?.message).toMatch(/inference_log_batches/);
+      await store!.append(
+        6,
+        rows(
+          range(20, 10),
+          range(20, 10).map((i) => T0 + i),
+        ),
+      );
+      await admin.run('ALTER TABLE inference_log_batches_away RENAME TO inference_log_batches');
+      await flushed;
+      await store!.flush();
+      expect(store!.state).toBe('open');
+      expect(errors.length).toBeGreaterThan(0);
+      const { ids } = content(await store!.query(6, { order: 'asc', limit: 1000 }));
+      expect(ids).toEqual(range(0, 30));
     });
   },
 );

@@ -1,22 +1,15 @@
+import type { Worker } from 'node:worker_threads';
 import { tableFromIPC } from 'apache-arrow';
 import type { RecordBatch, Table } from 'apache-arrow';
 import type { ApiError } from '../../errors/index.js';
 import {
-  ArrowMessageEncoder,
-  checkLogBatch,
-  clampLogTime,
-  coalesceLogBatches,
-  COALESCE_BELOW_ROWS,
-  COALESCE_MAX_BYTES,
-  COALESCE_MAX_ROWS,
   LogAppendQueue,
+  LogBatchPacker,
   LogPageBuilder,
   logStoreClosedError,
   logStoreUnavailableError,
   admitLogRows,
   planLogQuery,
-  schemaIdOf,
-  timeValues,
 } from '../../logs/index.js';
 import type {
   InferenceLogs,
@@ -26,7 +19,13 @@ import type {
   LogQueryPlan,
   QueuedAppend,
 } from '../../logs/index.js';
-import type { PostgresDatabase, Sql } from './postgres-database.js';
+import { spawnModuleWorker } from '../../threads/index.js';
+import type { PostgresDatabase } from './postgres-database.js';
+import type {
+  FromPostgresLogWriter,
+  PostgresLogWriterSettings,
+  ToPostgresLogWriter,
+} from './postgres-log-writer-protocol.js';
 
 /** Options of {@link PostgresInferenceLogStore}. */
 export interface PostgresInferenceLogOptions {
@@ -38,7 +37,7 @@ export interface PostgresInferenceLogOptions {
   maxBytesPerPipeline?: number;
   /** Retention: most batch bytes kept over all pipelines. @default 10 GiB */
   maxBytesTotal?: number;
-  /** First wait before a failed write is retried; doubles up to `maxRetryDelayMs`. @default 100 */
+  /** First wait before a failed write (or a writer-thread crash) is retried; doubles up to `maxRetryDelayMs`. @default 100 */
   retryDelayMs?: number;
   /** @default 5000 */
   maxRetryDelayMs?: number;
@@ -48,7 +47,7 @@ export interface PostgresInferenceLogOptions {
   stopAttempts?: number;
   /** Told about every failed write (`retryInMs` null: given up at stop). @default stderr */
   onError?: (error: Error, retry: { attempt: number; retryInMs: number | null }) => void;
-  /** Epoch ms stamped on stored batches. @default Date.now */
+  /** Epoch ms of this thread: when appends began waiting for room. (Stored batches carry the writer thread's system time.) @default Date.now */
   now?: () => number;
 }
 
@@ -68,14 +67,8 @@ interface FlushWaiter {
   reject: (err: Error) => void;
 }
 
-/** Most rows of one stored batch (small input batches are merged up to it). */
-const STORED_BATCH_MAX_ROWS = 4096;
-/** Most column bytes of one stored batch. */
-const STORED_BATCH_MAX_BYTES = 1024 * 1024;
 /** Batches listed per round-trip while a page is read. */
 const META_WINDOW = 32;
-/** Longest Int64 time, as the "no rows yet" head. */
-const NO_TIME = -(2n ** 63n);
 
 /**
  * The inference log of a node of a cluster, in PostgreSQL (migration 0013): every node's rows
@@ -83,30 +76,41 @@ const NO_TIME = -(2n ** 63n);
  * `exportLogs()` for rows written by any node, with the same paging, ordering, schema and byte
  * rules as an embedded home's segment files.
  *
- * `append` queues batches (bounded, as the file store); one writer loop takes what has queued,
- * merges small batches, and stores each pipeline's share in one transaction that holds the
- * pipeline's head row: times below the newest stored time are raised to it (time is
- * non-decreasing along the log across nodes), and the batches get the next sequence numbers.
- * A failed write is retried with backoff; its rows stay queued.
+ * `append` queues batches on the same bounded queue as the embedded store, and the same
+ * hand-off moves them to a writer thread (`postgres-log-writer-worker.ts`) whenever it is idle:
+ * one copy of the buffers into one transferred arena. The thread, on a connection of its own,
+ * merges small batches and stores everything it was given in one transaction, pipeline by
+ * pipeline under each pipeline's head row (see `PostgresLogBatchWriter`), many batches per
+ * `INSERT`. A failed write is retried with backoff (its rows stay with the thread); a crashed
+ * thread is restarted and given again the rows it had not confirmed.
  */
 export class PostgresInferenceLogStore implements InferenceLogs {
   readonly #db: PostgresDatabase;
   readonly #opts: Required<Omit<PostgresInferenceLogOptions, 'nodeId'>> & { nodeId: string };
+  readonly #settings: PostgresLogWriterSettings;
   readonly #queue: LogAppendQueue;
-  readonly #encoder = new ArrowMessageEncoder();
-  /** Schema messages by schema id, as read or written. */
+  readonly #packer = new LogBatchPacker();
+  /** Schema messages by schema id, as read. */
   readonly #schemas = new Map<string, Buffer>();
-  /** Schema ids whose row is committed (a rolled-back insert does not count). */
-  readonly #storedSchemas = new Set<string>();
-  readonly #backlog = new Map<number, RecordBatch[]>();
-  #backlogSeq = 0;
+  #worker: Worker | null = null;
+  /** Whether the writer thread asked for rows and none were sent since. */
+  #wants = false;
+  /** Whether the next admitted append wakes {@link #pump}. */
+  #armed = false;
+  /** Appends sent to the writer thread and not yet confirmed committed: sent again if it dies. */
+  #unconfirmed: QueuedAppend[] = [];
   #writtenSeq = 0;
   #flushWaiters: FlushWaiter[] = [];
   #state: Exclude<InferenceLogStoreState, 'retrying'> = 'open';
   #down: Error | null = null;
   #failure: Error | null = null;
-  #wakeRetry: (() => void) | null = null;
-  #loop: Promise<void>;
+  /** Unexpected ends of the writer thread since it last wrote, and how many came after stop(). */
+  #crashes = 0;
+  #crashesAtStop = 0;
+  #refuseTimer: NodeJS.Timeout | null = null;
+  #restartTimer: NodeJS.Timeout | null = null;
+  readonly #done: Promise<void>;
+  #finish: () => void = () => undefined;
 
   constructor(db: PostgresDatabase, options: PostgresInferenceLogOptions) {
     this.#db = db;
@@ -130,8 +134,20 @@ export class PostgresInferenceLogStore implements InferenceLogs {
         }),
       now: options.now ?? Date.now,
     };
+    const o = this.#opts;
+    this.#settings = {
+      url: db.url,
+      schema: db.schema,
+      nodeId: o.nodeId,
+      maxBytesPerPipeline: o.maxBytesPerPipeline,
+      maxBytesTotal: o.maxBytesTotal,
+      retryDelayMs: o.retryDelayMs,
+      maxRetryDelayMs: o.maxRetryDelayMs,
+      stopAttempts: o.stopAttempts,
+    };
     this.#queue = new LogAppendQueue(this.#opts.queueCapacityRows);
-    this.#loop = this.#run();
+    this.#done = new Promise((resolve) => (this.#finish = resolve));
+    this.#start();
   }
 
   get state(): InferenceLogStoreState {
@@ -146,6 +162,11 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     return this.#queue.queuedRows;
   }
 
+  /** The writer thread's id, `null` while none runs (being restarted, or stopped). */
+  get writerThreadId(): number | null {
+    return this.#worker?.threadId ?? null;
+  }
+
   append(pipelineId: number, rows: Table | RecordBatch): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
     let admitted: { batches: RecordBatch[]; rows: number };
@@ -158,22 +179,45 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     return this.#queue.push(pipelineId, admitted.batches, admitted.rows, this.#opts.now());
   }
 
+  /** Resolves once every row appended so far (queued or waiting) is committed. */
   flush(): Promise<void> {
     if (this.#state === 'failed') return Promise.reject(this.#closedError());
     const target = this.#queue.lastSeq;
     if (this.#writtenSeq >= target) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.#flushWaiters.push({ target, resolve, reject });
-      this.#queue.wake();
     });
   }
 
+  /** Stops taking appends, stores everything queued (and waiting), and ends the writer thread. Safe to call twice. */
   async stop(): Promise<void> {
-    if (this.#state === 'open') this.#state = 'stopping';
-    this.#queue.wake();
-    this.#wakeRetry?.();
-    await this.#loop;
+    if (this.#state === 'open') {
+      this.#state = 'stopping';
+      this.#send({ type: 'stop', lastSeq: this.#queue.lastSeq });
+      if (this.#restartTimer !== null) {
+        // A writer thread waiting to be restarted: restart it now, to write what is left.
+        clearTimeout(this.#restartTimer);
+        this.#restartTimer = null;
+        this.#start();
+      }
+    }
+    await this.#done;
+    if (this.#refuseTimer !== null) clearTimeout(this.#refuseTimer);
+    this.#refuseTimer = null;
     if (this.#state === 'stopping') this.#state = 'stopped';
+  }
+
+  /**
+   * Ends the writer thread abruptly, as a crash would (for failure drills and tests): the
+   * store reports it through `onError`, restarts the thread and gives it again every row it
+   * had not confirmed committed.
+   */
+  async killWriterThread(): Promise<void> {
+    const worker = this.#worker;
+    if (worker === null) return;
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    await worker.terminate();
+    await exited;
   }
 
   async storedBytes(pipelineId?: number): Promise<number> {
@@ -187,215 +231,161 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     return row?.bytes ?? 0;
   }
 
-  /**
-   * Stores batches now, inside the caller's transaction, bypassing the queue (for `quoll admin
-   * migrate`, which copies a whole log in one transaction). Returns the rows stored.
-   */
-  async storeBatchesIn(sql: Sql, pipelineId: number, batches: readonly RecordBatch[]): Promise<number> {
-    for (const b of batches) checkLogBatch(b);
-    await this.#writePipeline(sql, pipelineId, [...batches]);
-    return batches.reduce((sum, b) => sum + b.numRows, 0);
-  }
+  // ---- the writer thread ---------------------------------------------------------------------
 
-  // ---- writing -------------------------------------------------------------------------------
-
-  async #run(): Promise<void> {
-    let failures = 0;
-    let stopFailures = 0;
-    for (;;) {
-      try {
-        if (this.#queue.hasItems) this.#take(this.#queue.takeAll());
-        if (this.#backlog.size > 0) {
-          await this.#writeBacklog();
-          this.#down = null;
-          failures = 0;
-        }
-        this.#writtenSeq = this.#backlogSeq;
-        this.#releaseFlushes();
-        if (this.#queue.hasItems) continue;
-        if (this.#state !== 'open' && this.#queue.idle) return;
-        await this.#queue.whenItems();
-      } catch (err) {
-        const error = err instanceof Error ? err : new Error(String(err));
-        this.#down = error;
-        failures++;
-        if (this.#state !== 'open' && ++stopFailures >= this.#opts.stopAttempts) {
-          this.#opts.onError(error, { attempt: failures, retryInMs: null });
-          this.#fail(error);
-          return;
-        }
-        const delay = Math.min(this.#opts.maxRetryDelayMs, this.#opts.retryDelayMs * 2 ** (failures - 1));
-        this.#opts.onError(error, { attempt: failures, retryInMs: delay });
-        await this.#waitToRetry(this.#state === 'open' ? delay : Math.min(delay, this.#opts.retryDelayMs));
+  /** Starts a writer thread and gives it what an earlier one left unconfirmed. */
+  #start(): void {
+    this.#packer.reset();
+    this.#wants = false;
+    const worker = spawnModuleWorker(import.meta.url, 'postgres-log-writer-worker', {
+      workerData: this.#settings,
+    });
+    let error: Error | null = null;
+    let stopped = false;
+    worker.on('message', (msg: FromPostgresLogWriter) => {
+      if (this.#worker !== worker) return;
+      if (msg.type === 'stopped') stopped = true;
+      this.#onMessage(msg);
+    });
+    worker.on('error', (err) => {
+      error ??= err;
+    });
+    worker.once('exit', (code) => {
+      if (this.#worker !== worker) return;
+      this.#worker = null;
+      this.#wants = false;
+      if ((stopped && code === 0) || this.#state === 'failed') {
+        this.#finish();
+        return;
       }
-    }
-  }
-
-  #take(items: QueuedAppend[]): void {
-    for (const item of items) {
-      const list = this.#backlog.get(item.pipelineId);
-      if (list === undefined) this.#backlog.set(item.pipelineId, [...item.batches]);
-      else for (const b of item.batches) list.push(b);
-    }
-    this.#backlogSeq = items.at(-1)?.seq ?? this.#backlogSeq;
-  }
-
-  /** Each pipeline's backlog in a transaction of its own; a pipeline leaves the backlog once committed. */
-  async #writeBacklog(): Promise<void> {
-    for (const [pipelineId, batches] of this.#backlog) {
-      await this.#writeCommitted(pipelineId, batches);
-      this.#backlog.delete(pipelineId);
-    }
-    await this.#enforceTotalRetention();
-  }
-
-  /** One pipeline's batches in one transaction; the schemas it stored count once it commits. */
-  async #writeCommitted(pipelineId: number, batches: RecordBatch[]): Promise<void> {
-    const schemas = await this.#db.transaction((sql) => this.#writePipeline(sql, pipelineId, batches));
-    for (const id of schemas) this.#storedSchemas.add(id);
-  }
-
-  /**
-   * Stores one pipeline's batches under its head row, then applies the pipeline's byte cap.
-   * Returns the schema ids it inserted.
-   */
-  async #writePipeline(sql: Sql, pipelineId: number, batches: RecordBatch[]): Promise<string[]> {
-    const schemas: string[] = [];
-    await sql.run(
-      'INSERT INTO inference_log_heads (pipeline_id, next_seq) VALUES ($1, 1) ON CONFLICT (pipeline_id) DO NOTHING',
-      [pipelineId],
-    );
-    const head = await sql.one<{ next_seq: number; last_time: string | null }>(
-      'SELECT next_seq, last_time::text AS last_time FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE',
-      [pipelineId],
-    );
-    if (head === null) throw new Error(`inference log head of pipeline ${pipelineId} vanished`);
-    let seq = head.next_seq;
-    let lastTime = head.last_time === null ? NO_TIME : BigInt(head.last_time);
-    let rows = 0;
-    let bytes = 0;
-    // Stored batches stay small: a page fetches and decodes whole batches, so a 1000-row page
-    // should not pull a 16k-row one.
-    const merged = coalesceLogBatches(
-      batches,
-      COALESCE_BELOW_ROWS,
-      Math.min(COALESCE_MAX_ROWS, STORED_BATCH_MAX_ROWS),
-      Math.min(COALESCE_MAX_BYTES, STORED_BATCH_MAX_BYTES),
-    );
-    for (const original of merged) {
-      const { batch, last } = clampLogTime(original, lastTime);
-      lastTime = last;
-      const schemaId = schemaIdOf(batch.schema);
-      if (!this.#storedSchemas.has(schemaId) && !schemas.includes(schemaId)) {
-        const message = Buffer.concat(this.#encoder.encodeSchema(batch.schema).chunks);
-        await sql.run(
-          'INSERT INTO inference_log_schemas (schema_id, message) VALUES ($1, $2) ON CONFLICT (schema_id) DO NOTHING',
-          [schemaId, message],
-        );
-        schemas.push(schemaId);
-      }
-      const msg = this.#encoder.encodeBatch(batch);
-      const t = timeValues(batch);
-      await sql.run(
-        `INSERT INTO inference_log_batches
-           (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-        [
-          pipelineId,
-          seq++,
-          schemaId,
-          batch.numRows,
-          msg.bytes,
-          String(t[0]),
-          String(last),
-          this.#opts.nodeId,
-          this.#opts.now(),
-          Buffer.concat(msg.chunks, msg.bytes),
-        ],
+      this.#crashed(
+        new Error(
+          `The inference log writer thread ended unexpectedly (exit code ${code})${error ? `: ${error.message}` : ''}.`,
+          { cause: error ?? undefined },
+        ),
       );
-      rows += batch.numRows;
-      bytes += msg.bytes;
-    }
-    const updated = await sql.one<{ bytes: number }>(
-      `UPDATE inference_log_heads SET next_seq = $2, last_time = $3, rows = rows + $4, bytes = bytes + $5
-       WHERE pipeline_id = $1 RETURNING bytes`,
-      [pipelineId, seq, lastTime === NO_TIME ? null : String(lastTime), rows, bytes],
-    );
-    if ((updated?.bytes ?? 0) > this.#opts.maxBytesPerPipeline) {
-      await this.#trim(sql, pipelineId, (updated?.bytes ?? 0) - this.#opts.maxBytesPerPipeline);
-    }
-    return schemas;
+    });
+    this.#worker = worker;
+    if (this.#unconfirmed.length > 0) this.#sendItems(this.#unconfirmed);
+    if (this.#state === 'stopping') this.#send({ type: 'stop', lastSeq: this.#queue.lastSeq });
   }
 
-  /**
-   * Deletes a pipeline's oldest batches until at least `excess` bytes are gone, keeping its
-   * newest batch. The caller holds the pipeline's head row.
-   */
-  async #trim(sql: Sql, pipelineId: number, excess: number): Promise<void> {
-    const cut = await sql.one<{ seq: number | null; rows: number | null; bytes: number | null }>(
-      `WITH oldest AS (
-         SELECT seq, rows, bytes, sum(bytes) OVER (ORDER BY seq) AS running
-           FROM inference_log_batches
-          WHERE pipeline_id = $1 AND seq < (SELECT next_seq - 1 FROM inference_log_heads WHERE pipeline_id = $1)
-          ORDER BY seq)
-       SELECT max(seq) AS seq, sum(rows) AS rows, sum(bytes) AS bytes
-         FROM oldest WHERE running - bytes < $2`,
-      [pipelineId, excess],
-    );
-    if (cut?.seq === null || cut?.seq === undefined) return;
-    await sql.run('DELETE FROM inference_log_batches WHERE pipeline_id = $1 AND seq <= $2', [
-      pipelineId,
-      cut.seq,
-    ]);
-    await sql.run(
-      'UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3 WHERE pipeline_id = $1',
-      [pipelineId, cut.rows ?? 0, cut.bytes ?? 0],
-    );
+  #send(msg: ToPostgresLogWriter, transfer: ArrayBuffer[] = []): void {
+    this.#worker?.postMessage(msg, transfer);
   }
 
-  /** Over the total cap: the pipelines holding the oldest batches give them up first. */
-  async #enforceTotalRetention(): Promise<void> {
-    for (;;) {
-      const total = await this.storedBytes();
-      if (total <= this.#opts.maxBytesTotal) return;
-      const oldest = await this.#db.one<{ pipeline_id: number }>(
-        `SELECT b.pipeline_id FROM inference_log_batches b JOIN inference_log_heads h USING (pipeline_id)
-          WHERE b.seq < h.next_seq - 1 ORDER BY b.created_at LIMIT 1`,
-      );
-      if (oldest === null) return;
-      await this.#db.transaction(async (sql) => {
-        const head = await sql.one<{ next_seq: number }>(
-          'SELECT next_seq FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE',
-          [oldest.pipeline_id],
-        );
-        if (head !== null) await this.#trim(sql, oldest.pipeline_id, total - this.#opts.maxBytesTotal);
+  /** Hands the queued appends to the writer thread when it has asked for rows. */
+  #pump(): void {
+    if (!this.#wants || this.#worker === null) return;
+    if (this.#queue.hasItems) {
+      const items = this.#queue.takeAll();
+      this.#wants = false;
+      for (const item of items) this.#unconfirmed.push(item);
+      this.#sendItems(items);
+    } else if (!this.#armed) {
+      this.#armed = true;
+      void this.#queue.whenItems().then(() => {
+        this.#armed = false;
+        this.#pump();
       });
     }
   }
 
-  async #waitToRetry(delay: number): Promise<void> {
-    this.#queue.refuseWaitingSince(this.#opts.now() - this.#opts.unavailableWaitMs, this.#unavailableError());
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        this.#wakeRetry = null;
-        resolve();
-      }, delay);
-      this.#wakeRetry = () => {
-        clearTimeout(timer);
-        this.#wakeRetry = null;
-        resolve();
-      };
-    });
-    this.#queue.refuseWaitingSince(this.#opts.now() - this.#opts.unavailableWaitMs, this.#unavailableError());
+  #sendItems(items: readonly QueuedAppend[]): void {
+    const body = this.#packer.pack(items.map((item) => item.batches));
+    this.#send(
+      { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: items.map((item) => item.pipelineId), body },
+      [body.arena, body.meta.buffer as ArrayBuffer],
+    );
   }
 
-  #releaseFlushes(): void {
+  #onMessage(msg: FromPostgresLogWriter): void {
+    switch (msg.type) {
+      case 'ready':
+        this.#confirm(msg.writtenSeq);
+        if (this.#down !== null && this.#unconfirmed.length === 0) this.#recovered();
+        this.#wants = true;
+        this.#pump();
+        break;
+      case 'write-failed': {
+        const error = new Error(msg.message);
+        error.stack = msg.stack;
+        this.#down = error;
+        this.#opts.onError(error, { attempt: msg.attempt, retryInMs: msg.retryInMs });
+        this.#armRefusal();
+        break;
+      }
+      case 'recovered':
+        this.#recovered();
+        break;
+      case 'stopped':
+        if (msg.failed) this.#fail(this.#down ?? new Error('the inference log writer failed at stop'));
+        else this.#confirm(this.#queue.lastSeq);
+        break;
+    }
+  }
+
+  /** Drops the appends the writer confirmed committed up to `seq`, and releases flushes. */
+  #confirm(seq: number): void {
+    let n = 0;
+    while (n < this.#unconfirmed.length && (this.#unconfirmed[n]?.seq ?? Infinity) <= seq) n++;
+    if (n > 0) this.#unconfirmed.splice(0, n);
+    this.#writtenSeq = Math.max(this.#writtenSeq, seq);
     const still: FlushWaiter[] = [];
     for (const w of this.#flushWaiters) {
       if (w.target <= this.#writtenSeq) w.resolve();
       else still.push(w);
     }
     this.#flushWaiters = still;
+  }
+
+  #recovered(): void {
+    this.#down = null;
+    this.#crashes = 0;
+    if (this.#refuseTimer !== null) clearTimeout(this.#refuseTimer);
+    this.#refuseTimer = null;
+  }
+
+  #crashed(error: Error): void {
+    this.#crashes++;
+    const stopping = this.#state !== 'open';
+    if (stopping && ++this.#crashesAtStop >= this.#opts.stopAttempts) {
+      this.#opts.onError(error, { attempt: this.#crashes, retryInMs: null });
+      this.#fail(error);
+      this.#finish();
+      return;
+    }
+    const delay = Math.min(this.#opts.maxRetryDelayMs, this.#opts.retryDelayMs * 2 ** (this.#crashes - 1));
+    const wait = stopping ? Math.min(delay, this.#opts.retryDelayMs) : delay;
+    this.#down = error;
+    this.#opts.onError(error, { attempt: this.#crashes, retryInMs: wait });
+    this.#armRefusal();
+    this.#restartTimer = setTimeout(() => {
+      this.#restartTimer = null;
+      this.#start();
+    }, wait);
+  }
+
+  /**
+   * While the writer is down, refuses appends that waited for room longer than
+   * `unavailableWaitMs`, so callers are not held indefinitely; runs until it is back.
+   */
+  #armRefusal(): void {
+    if (this.#refuseTimer !== null) return;
+    const bound = this.#opts.unavailableWaitMs;
+    const tick = (): void => {
+      this.#refuseTimer = null;
+      if (this.#down === null || this.#state === 'failed') return;
+      const refused = this.#queue.refuseWaitingSince(this.#opts.now() - bound, this.#unavailableError());
+      // At stop the writer waits for every append up to the last seq: tell it fewer come.
+      if (refused > 0 && this.#state === 'stopping')
+        this.#send({ type: 'stop', lastSeq: this.#queue.lastSeq });
+      const oldest = this.#queue.oldestWaitSince;
+      const next = oldest === null ? bound : Math.max(1, oldest + bound - this.#opts.now());
+      this.#refuseTimer = setTimeout(tick, next);
+      this.#refuseTimer.unref();
+    };
+    tick();
   }
 
   #fail(err: Error): void {

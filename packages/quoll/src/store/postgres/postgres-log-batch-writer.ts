@@ -1,0 +1,207 @@
+import type { RecordBatch } from 'apache-arrow';
+import {
+  ArrowMessageEncoder,
+  clampLogTime,
+  coalesceLogBatches,
+  COALESCE_BELOW_ROWS,
+  COALESCE_MAX_BYTES,
+  COALESCE_MAX_ROWS,
+  schemaIdOf,
+  timeValues,
+} from '../../logs/index.js';
+import type { Sql } from './postgres-database.js';
+
+/** Most rows of one stored batch (small input batches are merged up to it). */
+export const STORED_BATCH_MAX_ROWS = 4096;
+/** Most column bytes of one stored batch. */
+export const STORED_BATCH_MAX_BYTES = 1024 * 1024;
+/** Most stored batches one `INSERT` carries (10 parameters each). */
+const INSERT_MAX_BATCHES = 64;
+/** Most batch bytes one `INSERT` carries. */
+const INSERT_MAX_BYTES = 16 * 1024 * 1024;
+/** Longest Int64 time, as the "no rows yet" head. */
+const NO_TIME = -(2n ** 63n);
+
+/** Retention caps, in batch bytes. */
+export interface LogRetentionCaps {
+  maxBytesPerPipeline: number;
+  maxBytesTotal: number;
+}
+
+/**
+ * Stores inference-log record batches in PostgreSQL (migration 0013), for the writer thread
+ * and for `quoll admin migrate`: per pipeline, under its head row (held `FOR UPDATE` until the
+ * caller's transaction ends), times below the newest stored time are raised to it and the
+ * batches get the next sequence numbers; small batches are merged, each stored batch is one
+ * Arrow IPC record-batch message, and many go in one multi-row `INSERT` (one round trip, the
+ * bytes sent as binary parameters).
+ */
+export class PostgresLogBatchWriter {
+  readonly #nodeId: string;
+  readonly #caps: LogRetentionCaps;
+  readonly #now: () => number;
+  readonly #encoder = new ArrowMessageEncoder();
+  /** Schema ids whose row is committed (a rolled-back insert does not count). */
+  readonly #storedSchemas = new Set<string>();
+
+  constructor(nodeId: string, caps: LogRetentionCaps, now: () => number = Date.now) {
+    this.#nodeId = nodeId;
+    this.#caps = caps;
+    this.#now = now;
+  }
+
+  /** Counts schemas as stored once the transaction that inserted them has committed. */
+  committed(schemaIds: readonly string[]): void {
+    for (const id of schemaIds) this.#storedSchemas.add(id);
+  }
+
+  /**
+   * Stores one pipeline's batches in the caller's transaction, then applies the pipeline's
+   * byte cap. Returns the schema ids it inserted (pass them to {@link committed} after commit).
+   * Several pipelines in one transaction must come in ascending id order (heads are locked in
+   * that order, so two nodes never deadlock).
+   */
+  async write(sql: Sql, pipelineId: number, batches: readonly RecordBatch[]): Promise<string[]> {
+    const schemas: string[] = [];
+    // One round trip creates the head if missing and locks it (the no-op update takes the lock).
+    const head = await sql.one<{ next_seq: number; last_time: string | null }>(
+      `INSERT INTO inference_log_heads AS h (pipeline_id, next_seq) VALUES ($1, 1)
+       ON CONFLICT (pipeline_id) DO UPDATE SET next_seq = h.next_seq
+       RETURNING next_seq, last_time::text AS last_time`,
+      [pipelineId],
+    );
+    if (head === null) throw new Error(`inference log head of pipeline ${pipelineId} vanished`);
+    let seq = head.next_seq;
+    let lastTime = head.last_time === null ? NO_TIME : BigInt(head.last_time);
+    let rows = 0;
+    let bytes = 0;
+    // Stored batches stay small: a page fetches and decodes whole batches, so a 1000-row page
+    // should not pull a 16k-row one.
+    const merged = coalesceLogBatches(
+      [...batches],
+      COALESCE_BELOW_ROWS,
+      Math.min(COALESCE_MAX_ROWS, STORED_BATCH_MAX_ROWS),
+      Math.min(COALESCE_MAX_BYTES, STORED_BATCH_MAX_BYTES),
+    );
+    const createdAt = this.#now();
+    let values: unknown[] = [];
+    let pending = 0;
+    let pendingBytes = 0;
+    const insert = async (): Promise<void> => {
+      if (pending === 0) return;
+      const tuples: string[] = [];
+      for (let k = 0; k < pending; k++) {
+        const b = k * 10;
+        tuples.push(
+          `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, $${b + 8}, $${b + 9}, $${b + 10})`,
+        );
+      }
+      await sql.run(
+        `INSERT INTO inference_log_batches
+           (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
+         VALUES ${tuples.join(', ')}`,
+        values,
+      );
+      values = [];
+      pending = 0;
+      pendingBytes = 0;
+    };
+    for (const original of merged) {
+      const { batch, last } = clampLogTime(original, lastTime);
+      lastTime = last;
+      const schemaId = schemaIdOf(batch.schema);
+      if (!this.#storedSchemas.has(schemaId) && !schemas.includes(schemaId)) {
+        const message = Buffer.concat(this.#encoder.encodeSchema(batch.schema).chunks);
+        await sql.run(
+          'INSERT INTO inference_log_schemas (schema_id, message) VALUES ($1, $2) ON CONFLICT (schema_id) DO NOTHING',
+          [schemaId, message],
+        );
+        schemas.push(schemaId);
+      }
+      const msg = this.#encoder.encodeBatch(batch);
+      const t = timeValues(batch);
+      values.push(
+        pipelineId,
+        seq++,
+        schemaId,
+        batch.numRows,
+        msg.bytes,
+        String(t[0]),
+        String(last),
+        this.#nodeId,
+        createdAt,
+        Buffer.concat(msg.chunks, msg.bytes),
+      );
+      pending++;
+      pendingBytes += msg.bytes;
+      rows += batch.numRows;
+      bytes += msg.bytes;
+      if (pending >= INSERT_MAX_BATCHES || pendingBytes >= INSERT_MAX_BYTES) await insert();
+    }
+    await insert();
+    const updated = await sql.one<{ bytes: number }>(
+      `UPDATE inference_log_heads SET next_seq = $2, last_time = $3, rows = rows + $4, bytes = bytes + $5
+       WHERE pipeline_id = $1 RETURNING bytes`,
+      [pipelineId, seq, lastTime === NO_TIME ? null : String(lastTime), rows, bytes],
+    );
+    if ((updated?.bytes ?? 0) > this.#caps.maxBytesPerPipeline) {
+      await this.#trim(sql, pipelineId, (updated?.bytes ?? 0) - this.#caps.maxBytesPerPipeline);
+    }
+    return schemas;
+  }
+
+  /**
+   * Over the total cap: the pipelines holding the oldest batches give them up first, each
+   * step in a transaction of its own (`transaction` runs one).
+   */
+  async enforceTotalRetention(
+    sql: Sql,
+    transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
+    for (;;) {
+      const row = await sql.one<{ bytes: number | null }>(
+        'SELECT sum(bytes) AS bytes FROM inference_log_heads',
+      );
+      const total = row?.bytes ?? 0;
+      if (total <= this.#caps.maxBytesTotal) return;
+      const oldest = await sql.one<{ pipeline_id: number }>(
+        `SELECT b.pipeline_id FROM inference_log_batches b JOIN inference_log_heads h USING (pipeline_id)
+          WHERE b.seq < h.next_seq - 1 ORDER BY b.created_at LIMIT 1`,
+      );
+      if (oldest === null) return;
+      await transaction(async (tx) => {
+        const head = await tx.one<{ next_seq: number }>(
+          'SELECT next_seq FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE',
+          [oldest.pipeline_id],
+        );
+        if (head !== null) await this.#trim(tx, oldest.pipeline_id, total - this.#caps.maxBytesTotal);
+      });
+    }
+  }
+
+  /**
+   * Deletes a pipeline's oldest batches until at least `excess` bytes are gone, keeping its
+   * newest batch. The caller holds the pipeline's head row.
+   */
+  async #trim(sql: Sql, pipelineId: number, excess: number): Promise<void> {
+    const cut = await sql.one<{ seq: number | null; rows: number | null; bytes: number | null }>(
+      `WITH oldest AS (
+         SELECT seq, rows, bytes, sum(bytes) OVER (ORDER BY seq) AS running
+           FROM inference_log_batches
+          WHERE pipeline_id = $1 AND seq < (SELECT next_seq - 1 FROM inference_log_heads WHERE pipeline_id = $1)
+          ORDER BY seq)
+       SELECT max(seq) AS seq, sum(rows) AS rows, sum(bytes) AS bytes
+         FROM oldest WHERE running - bytes < $2`,
+      [pipelineId, excess],
+    );
+    if (cut?.seq === null || cut?.seq === undefined) return;
+    await sql.run('DELETE FROM inference_log_batches WHERE pipeline_id = $1 AND seq <= $2', [
+      pipelineId,
+      cut.seq,
+    ]);
+    await sql.run(
+      'UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3 WHERE pipeline_id = $1',
+      [pipelineId, cut.rows ?? 0, cut.bytes ?? 0],
+    );
+  }
+}

@@ -1,0 +1,37 @@
+import type { PackedBatches } from '../../logs/index.js';
+
+/** What the PostgreSQL inference-log writer thread is started with (`workerData`). */
+export interface PostgresLogWriterSettings {
+  /** The database (the thread opens one connection of its own). */
+  url: string;
+  /** Schema the tables live in; `null`: the connection's default. */
+  schema: string | null;
+  /** This node's id, recorded on every batch it stores. */
+  nodeId: string;
+  maxBytesPerPipeline: number;
+  maxBytesTotal: number;
+  retryDelayMs: number;
+  maxRetryDelayMs: number;
+  stopAttempts: number;
+}
+
+/** Messages from the owning thread to the writer thread. */
+export type ToPostgresLogWriter =
+  /**
+   * Appends taken from the queue, in arrival order (the same packing as the embedded store's
+   * writer thread): the pipeline of each and its batches. `seq` is the highest append seq.
+   */
+  | { type: 'items'; seq: number; pipelineIds: number[]; body: PackedBatches }
+  /** Once every append up to `lastSeq` has come and is stored: close the connection and end. */
+  | { type: 'stop'; lastSeq: number };
+
+/** Messages from the writer thread to the owning thread. */
+export type FromPostgresLogWriter =
+  /** Idle and ready for appends; everything up to `writtenSeq` is committed. */
+  | { type: 'ready'; writtenSeq: number }
+  /** A write failed; the writer retries in `retryInMs` (`null`: it gives up, at stop only). */
+  | { type: 'write-failed'; message: string; stack: string; attempt: number; retryInMs: number | null }
+  /** Writes succeed again after failures. */
+  | { type: 'recovered' }
+  /** Stopped (`failed`: writes still failed at stop, what is unwritten is lost). */
+  | { type: 'stopped'; failed: boolean };

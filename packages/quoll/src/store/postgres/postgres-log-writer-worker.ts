@@ -1,0 +1,141 @@
+// The writer thread of a cluster node's inference log: stores the appends its owner sends in
+// PostgreSQL on a connection of its own, so merging, encoding and the database round trips
+// stay off the request thread (as the embedded store's writer thread keeps file writes off it).
+import { parentPort, workerData } from 'node:worker_threads';
+import type { RecordBatch } from 'apache-arrow';
+import { LogBatchUnpacker } from '../../logs/index.js';
+import { PostgresDatabase } from './postgres-database.js';
+import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
+import type {
+  FromPostgresLogWriter,
+  PostgresLogWriterSettings,
+  ToPostgresLogWriter,
+} from './postgres-log-writer-protocol.js';
+
+const port = parentPort;
+if (port === null) throw new Error('postgres-log-writer-worker.ts runs as a worker thread only');
+const settings = workerData as PostgresLogWriterSettings;
+const post = (message: FromPostgresLogWriter): void => port.postMessage(message);
+
+const db = await PostgresDatabase.open({
+  url: settings.url,
+  ...(settings.schema === null ? {} : { schema: settings.schema }),
+  poolSize: 1,
+  migrate: false,
+});
+const writer = new PostgresLogBatchWriter(settings.nodeId, settings);
+const unpacker = new LogBatchUnpacker();
+
+/** Rows received and not yet committed, per pipeline, in arrival order. */
+const backlog = new Map<number, RecordBatch[]>();
+/** Highest append seq whose rows are in the backlog, and the highest committed. */
+let backlogSeq = 0;
+let writtenSeq = 0;
+let stopSeq: number | null = null;
+let wake: (() => void) | null = null;
+const wakeUp = (): void => {
+  const fn = wake;
+  wake = null;
+  fn?.();
+};
+
+port.on('message', (msg: ToPostgresLogWriter) => {
+  if (msg.type === 'items') {
+    unpacker.learn(msg.body.schemas);
+    const groups = unpacker.unpack(msg.body);
+    msg.pipelineIds.forEach((pipelineId, k) => {
+      const batches = groups[k] ?? [];
+      const list = backlog.get(pipelineId);
+      if (list === undefined) backlog.set(pipelineId, batches);
+      else for (const b of batches) list.push(b);
+    });
+    backlogSeq = Math.max(backlogSeq, msg.seq);
+  } else {
+    stopSeq = msg.lastSeq;
+  }
+  wakeUp();
+});
+
+/** The rows being stored (kept across failed attempts), and the highest append seq among them. */
+let writing: { batches: Map<number, RecordBatch[]>; seq: number } | null = null;
+
+/**
+ * Stores what has come (or retries what a failed attempt held) in one transaction, pipelines
+ * in id order (the order their heads are locked in): a retry, or a restarted thread given the
+ * same rows again, neither loses nor repeats rows. Rows that come meanwhile wait for the next.
+ */
+async function writeBacklog(): Promise<void> {
+  if (writing === null) {
+    writing = { batches: new Map(backlog), seq: backlogSeq };
+    backlog.clear();
+  }
+  const { batches, seq } = writing;
+  const pipelineIds = [...batches.keys()].sort((a, b) => a - b);
+  const schemas = await db.transaction(async (sql) => {
+    const inserted: string[] = [];
+    for (const id of pipelineIds) inserted.push(...(await writer.write(sql, id, batches.get(id) ?? [])));
+    return inserted;
+  });
+  writer.committed(schemas);
+  writing = null;
+  writtenSeq = seq;
+  await writer.enforceTotalRetention(db, (fn) => db.transaction(fn));
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      wake = null;
+      resolve();
+    }, ms);
+    // Stop cuts a retry wait short.
+    wake = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+  });
+}
+
+async function run(): Promise<boolean> {
+  let failures = 0;
+  let stopFailures = 0;
+  for (;;) {
+    try {
+      if (writing !== null || backlog.size > 0) {
+        await writeBacklog();
+        if (failures > 0) post({ type: 'recovered' });
+        failures = 0;
+      }
+      if (backlog.size > 0) continue;
+      if (stopSeq !== null && writtenSeq >= stopSeq) return true;
+      post({ type: 'ready', writtenSeq });
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      failures++;
+      const base = {
+        type: 'write-failed',
+        message: error.message,
+        stack: error.stack ?? error.message,
+        attempt: failures,
+      } as const;
+      if (stopSeq !== null && ++stopFailures >= settings.stopAttempts) {
+        post({ ...base, retryInMs: null });
+        return false;
+      }
+      const delay = Math.min(settings.maxRetryDelayMs, settings.retryDelayMs * 2 ** (failures - 1));
+      const wait = stopSeq !== null ? Math.min(delay, settings.retryDelayMs) : delay;
+      post({ ...base, retryInMs: wait });
+      await sleep(wait);
+    }
+  }
+}
+
+const written = await run();
+await db.close();
+post({ type: 'stopped', failed: !written });
+// Without a listener nothing keeps the thread alive: it ends once the message is sent.
+port.removeAllListeners('message');
+port.unref();
