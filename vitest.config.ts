@@ -7,8 +7,10 @@ export default defineConfig({
     exclude: ['**/node_modules/**', '**/dist/**', 'test/acceptance/**'],
     // Real servers, real child processes and onnxruntime: forks isolate native state per file.
     pool: 'forks',
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
+    // Generous: many tests start servers and CLI processes, which on a loaded two-core machine
+    // take several times what they take on an idle one. A hung test still fails.
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
     reporters: ['default'],
   },
 });

@@ -406,7 +406,8 @@ describe('the CLI', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  });
+    // About twenty CLI processes, each a Node start: minutes on a loaded two-core machine.
+  }, 180_000);
 });
 
 describe('master key', () => {

@@ -626,7 +626,12 @@ describe('durability', () => {
         });
       expect(missing).toEqual([]);
 
-      // The store answers and takes new rows.
+      // The store answers and takes new rows once the restarted server has loaded the pipeline
+      // again (it answers Starting, and refuses inference, until then).
+      await vi.waitFor(async () => expect((await again.status()).status).toBe('Running'), {
+        timeout: 30_000,
+        interval: 100,
+      });
       const before = (await again.logs({ limit: 1 }))[0];
       await again.infer(tagged(1_000_000, 3));
       const after = await again.logs({ limit: 3 });
