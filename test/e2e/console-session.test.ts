@@ -182,6 +182,51 @@ describe('console sign-in', () => {
     expect((await call('/v1/admin/sessions', { cookie: s.cookie })).status).toBe(403);
   });
 
+  it("the overview answers each part as its own route does for the caller, in the caller's scope", async () => {
+    const client = server.client();
+    const mine = await client.getWorkspace('overview-mine', { createIfNotExist: true });
+    const other = await client.getWorkspace('overview-other', { createIfNotExist: true });
+    const elsewhere = server.client();
+    elsewhere.setCurrentWorkspace(other);
+    await elsewhere.buildPipeline('overview-hidden');
+    const token = await client.createWorkspaceToken(mine, { subject: 'overview-scoped' });
+    const scoped = await signedIn({ token });
+    const admin = await signedIn({ code: await linkCode() });
+    const read = async (cookie: string): Promise<Record<string, unknown>> => {
+      const res = await call('/v1/console/overview', { cookie });
+      expect(res.status).toBe(200);
+      return (await res.json()) as Record<string, unknown>;
+    };
+    // (The metrics window moves with time: its shape is checked below.)
+    const parts = [
+      ['health', '/v1/health'],
+      ['workspaces', '/v1/workspaces'],
+      ['pipelines', '/v1/pipelines'],
+      ['tasks', '/v1/tasks'],
+    ] as const;
+    for (const s of [scoped, admin]) {
+      const o = await read(s.cookie);
+      for (const [key, path] of parts) {
+        expect(o[key], key).toEqual(await (await call(path, { cookie: s.cookie })).json());
+      }
+      expect(o.statuses).toEqual({});
+      const window = o.window as { intervalSeconds: unknown; samples: unknown };
+      expect(typeof window.intervalSeconds).toBe('number');
+      expect(Array.isArray(window.samples)).toBe(true);
+    }
+    const seen = (await read(scoped.cookie)).workspaces as Array<{ name: string }>;
+    expect(seen.map((w) => w.name)).toEqual(['overview-mine']);
+    const names = ((await read(admin.cookie)).pipelines as Array<{ name: string }>).map((p) => p.name);
+    expect(names).toContain('overview-hidden');
+    expect(
+      ((await read(scoped.cookie)).pipelines as Array<{ name: string }>).map((p) => p.name),
+    ).not.toContain('overview-hidden');
+    // Without a session: what any API route answers without one.
+    const none = await call('/v1/console/overview');
+    expect(none.status).toBe(401);
+    expect(await codeOf(none)).toBe(await codeOf(await call('/v1/workspaces')));
+  });
+
   it('quoll admin sessions lists live sessions and revokes one at once; sign out ends a session and clears the cookie', async () => {
     const s = await signedIn({ code: await linkCode() });
     const me = (await (await call('/v1/console/session', { cookie: s.cookie })).json()) as {

@@ -2,10 +2,10 @@ import { render, type JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
 import './styles.css';
 import { Link, match, navigate, useLocation } from './router.js';
-import { loadSession, signOut, type ConsoleSession } from './session.js';
+import { loadSession, signInWithLink, signOut, type ConsoleSession } from './session.js';
 import { ErrorBox, lazyComponent, prefetchWhenIdle } from './ui.js';
 import { SignInPage } from './pages/sign-in.js';
-import { OverviewPage } from './pages/overview.js';
+import { OverviewPage, prefetchOverview } from './pages/overview.js';
 
 // The entry chunk holds the shell, sign-in and the overview (the first page); every other page
 // is its own chunk (the SDK, Arrow, uPlot and croner come with the pages that use them).
@@ -36,6 +36,12 @@ function chunkOf(path: string): (() => Promise<unknown>) | null {
   return section in pages ? pages[section as keyof typeof pages] : null;
 }
 void chunkOf(window.location.pathname)?.();
+// Requests that need no rendering leave now, while the page is still being built: signing in
+// with a link's code, then the overview (the page a sign-in lands on); on a reload of `/`, the
+// overview beside the session check (it fails harmlessly when not signed in).
+const linkSignIn = signInWithLink();
+if (linkSignIn !== null) linkSignIn.then(prefetchOverview, () => undefined);
+else if (window.location.pathname === '/') prefetchOverview();
 
 const NAV: ReadonlyArray<[string, string]> = [
   ['/', 'Overview'],

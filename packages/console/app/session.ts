@@ -36,6 +36,24 @@ export async function signIn(body: { code: string } | { token: string }): Promis
   return answer;
 }
 
+let linkSignIn: Promise<ConsoleSession> | null = null;
+
+/**
+ * When the page was opened from a one-time sign-in link (`/sign-in#code=…`): drops the code from
+ * the address bar and history and starts signing in with it, at once (the entry calls this
+ * while it loads, before anything renders). The same promise on every call; null without a code.
+ */
+export function signInWithLink(): Promise<ConsoleSession> | null {
+  if (linkSignIn !== null) return linkSignIn;
+  if (window.location.pathname !== '/sign-in') return null;
+  const code = new URLSearchParams(window.location.hash.slice(1)).get('code');
+  if (code === null) return null;
+  // The code works once: drop it from the address bar and history before using it.
+  window.history.replaceState(null, '', '/sign-in');
+  linkSignIn = signIn({ code });
+  return linkSignIn;
+}
+
 /** Ends the session (the server clears the cookie). */
 export async function signOut(session: ConsoleSession): Promise<void> {
   await fetch('/v1/console/session', {
@@ -46,12 +64,19 @@ export async function signOut(session: ConsoleSession): Promise<void> {
 }
 
 /** Headers every API call of the console sends (the CSRF token). */
-export function apiHeaders(session: ConsoleSession): Record<string, string> {
-  return session.csrfToken ? { [CSRF_HEADER]: session.csrfToken } : {};
+export function apiHeaders(session: ConsoleSession | null): Record<string, string> {
+  return session?.csrfToken ? { [CSRF_HEADER]: session.csrfToken } : {};
 }
 
-/** fetch() of an API path with the session's headers; throws the server's error message. */
-export async function api<T>(session: ConsoleSession, path: string, init: RequestInit = {}): Promise<T> {
+/**
+ * fetch() of an API path with the session's headers (null: none yet, fine for a GET); throws the
+ * server's error message.
+ */
+export async function api<T>(
+  session: ConsoleSession | null,
+  path: string,
+  init: RequestInit = {},
+): Promise<T> {
   const res = await fetch(path, {
     ...init,
     credentials: 'same-origin',

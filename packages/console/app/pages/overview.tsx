@@ -62,62 +62,72 @@ interface Deployed {
   name: string;
 }
 
-/** A pipeline's API path. */
-function pipelinePath(p: { workspaceId: number; name: string }): string {
-  return `/v1/workspaces/${p.workspaceId}/pipelines/${encodeURIComponent(p.name)}`;
+/** GET /v1/console/overview: the parts as their own routes answer them. */
+interface Overview {
+  health: Health;
+  window: MetricsWindow;
+  workspaces: WorkspaceDto[];
+  pipelines: PipelineDto[];
+  tasks: TaskDto[];
+  /** `"<workspace id>/<name>"` → status, for each deployed pipeline. */
+  statuses: Record<string, PipelineStatusDto>;
+}
+
+const OVERVIEW = '/v1/console/overview';
+
+/** An overview request started before the page rendered, and when. */
+let prefetched: { at: number; answer: Promise<Overview> } | null = null;
+
+/**
+ * Starts loading the overview now (the entry calls it as soon as the session exists, before the
+ * page renders); the overview page's first load takes this request instead of making its own.
+ */
+export function prefetchOverview(): void {
+  prefetched = { at: Date.now(), answer: api<Overview>(null, OVERVIEW) };
+  // Unobserved if the page never shows (another page was opened): no unhandled rejection.
+  prefetched.answer.catch(() => undefined);
 }
 
 /** Health, the log store, deployed pipelines with live rate and latency, running tasks, recent failures. */
 export function OverviewPage({ session }: { session: ConsoleSession }): JSX.Element {
-  const health = useAsync(() => api<Health>(session, '/v1/health'), [], 5000);
-  const window = useAsync(() => loadWindow(session), [], 5000);
-  // The first page: plain JSON calls (no SDK, no Arrow in the entry chunk), all at once. The
-  // deployed pipelines show as soon as the list arrives; their statuses fill in after.
-  const pipelines = useAsync(
-    async (): Promise<Deployed[]> => {
-      const [list, workspaces] = await Promise.all([
-        api<PipelineDto[]>(session, '/v1/pipelines'),
-        api<WorkspaceDto[]>(session, '/v1/workspaces'),
-      ]);
-      const names = new Map(workspaces.map((w) => [w.id, w.name]));
-      return list
-        .filter((p) => p.deployed)
-        .map((p) => ({
-          workspaceId: p.workspaceId,
-          workspaceName: names.get(p.workspaceId) ?? String(p.workspaceId),
-          name: p.name,
-        }));
+  // One call for the whole page (the server reads each part as its own route would).
+  const overview = useAsync(
+    () => {
+      const early = prefetched !== null && Date.now() - prefetched.at < 5000 ? prefetched.answer : null;
+      prefetched = null;
+      return early ?? api<Overview>(session, OVERVIEW);
     },
     [],
-    10000,
+    5000,
   );
-  const statuses = useAsync(async (): Promise<Map<string, PipelineStatusDto>> => {
-    const list = pipelines.data ?? [];
-    const answers = await Promise.all(
-      list.map((p) => api<PipelineStatusDto>(session, `${pipelinePath(p)}/status`)),
-    );
-    return new Map(list.map((p, i) => [`${p.workspaceId}/${p.name}`, answers[i]!]));
-  }, [pipelines.data]);
-  const tasks = useAsync(() => api<TaskDto[]>(session, '/v1/tasks'), [], 5000);
-  const latest = window.data?.samples[window.data.samples.length - 1];
-  const statusOf = (p: Deployed): PipelineStatusDto | undefined =>
-    statuses.data?.get(`${p.workspaceId}/${p.name}`);
+  const o = overview.data;
+  const pipelines = useMemo((): Deployed[] | undefined => {
+    if (!o) return undefined;
+    const names = new Map(o.workspaces.map((w) => [w.id, w.name]));
+    return o.pipelines
+      .filter((p) => p.deployed)
+      .map((p) => ({
+        workspaceId: p.workspaceId,
+        workspaceName: names.get(p.workspaceId) ?? String(p.workspaceId),
+        name: p.name,
+      }));
+  }, [o]);
+  const latest = o?.window.samples[o.window.samples.length - 1];
+  const statusOf = (p: Deployed): PipelineStatusDto | undefined => o?.statuses[`${p.workspaceId}/${p.name}`];
   const series = useMemo(
     () =>
-      (pipelines.data ?? [])
-        .slice(0, 3)
-        .map((p) => ({ p, s: pipelineSeries(window.data, p.workspaceId, p.name) })),
-    [pipelines.data, window.data],
+      (pipelines ?? []).slice(0, 3).map((p) => ({ p, s: pipelineSeries(o?.window, p.workspaceId, p.name) })),
+    [pipelines, o],
   );
-  const h = health.data;
-  const running = (tasks.data ?? []).filter((t) => !t.killed && t.lastRunStatus === 'running');
-  const failures = (tasks.data ?? []).filter(
+  const h = o?.health;
+  const running = (o?.tasks ?? []).filter((t) => !t.killed && t.lastRunStatus === 'running');
+  const failures = (o?.tasks ?? []).filter(
     (t) => t.lastRunStatus === 'failure' || t.lastRunStatus === 'timed_out',
   );
   return (
     <div>
       <PageTitle>Overview</PageTitle>
-      <ErrorBox error={health.error ?? pipelines.error ?? statuses.error ?? tasks.error ?? window.error} />
+      <ErrorBox error={overview.error} />
       <div class="grid">
         <div class="stat">
           <div class="label">Server</div>
@@ -136,15 +146,15 @@ export function OverviewPage({ session }: { session: ConsoleSession }): JSX.Elem
         </div>
         <div class="stat">
           <div class="label">Running tasks</div>
-          <div class="value">{tasks.data ? running.length : '…'}</div>
+          <div class="value">{o ? running.length : '…'}</div>
           <div class="muted">{latest ? `${latest.runningRuns} runs in the runner` : 'runs: …'}</div>
         </div>
       </div>
       <h2>Deployed pipelines</h2>
       <DataTable
         label="Deployed pipelines"
-        rows={pipelines.data ?? []}
-        empty={pipelines.loading ? 'Loading…' : 'No pipeline is deployed.'}
+        rows={pipelines ?? []}
+        empty={pipelines === undefined ? 'Loading…' : 'No pipeline is deployed.'}
         rowKey={(p) => `${p.workspaceId}/${p.name}`}
         columns={[
           {

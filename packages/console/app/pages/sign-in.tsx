@@ -1,6 +1,6 @@
 import type { JSX } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { signIn, type ConsoleSession } from '../session.js';
+import { signIn, signInWithLink, type ConsoleSession } from '../session.js';
 import { ErrorBox, Field } from '../ui.js';
 
 /**
@@ -9,16 +9,12 @@ import { ErrorBox, Field } from '../ui.js';
  */
 export function SignInPage({ onSignedIn }: { onSignedIn: (s: ConsoleSession) => void }): JSX.Element {
   const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+  // A link's code: signing in started while the page loaded (signInWithLink in the entry).
+  const [busy, setBusy] = useState(() => signInWithLink() !== null);
   const [token, setToken] = useState('');
   useEffect(() => {
     document.title = 'Sign in · Quoll';
-    const code = new URLSearchParams(window.location.hash.slice(1)).get('code');
-    if (code === null) return;
-    // The code works once: drop it from the address bar and history before using it.
-    window.history.replaceState(null, '', '/sign-in');
-    setBusy(true);
-    signIn({ code }).then(onSignedIn, (err: unknown) => {
+    signInWithLink()?.then(onSignedIn, (err: unknown) => {
       setBusy(false);
       setError(err instanceof Error ? err.message : String(err));
     });

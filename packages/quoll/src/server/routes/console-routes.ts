@@ -145,8 +145,83 @@ export function consoleRoutes(app: FastifyInstance, _ctx: ServerContext, dir = D
     return send(req, reply, index, false);
   };
 
+  app.get(
+    OVERVIEW_PATH,
+    {
+      schema: {
+        tags: ['console'],
+        summary:
+          "The console's first page in one answer: health, the metrics window, workspaces, pipelines, the status of each deployed one, and tasks, exactly as their own GET routes answer them for this caller",
+      },
+    },
+    async (req, reply) => {
+      reply.header('content-type', 'application/json; charset=utf-8');
+      try {
+        return reply.send(await overview(app, req));
+      } catch (err) {
+        if (err instanceof PartFailed) return reply.status(err.statusCode).send(err.body);
+        throw err;
+      }
+    },
+  );
   app.get('/*', { schema: { hide: true } }, handler);
   app.get('/', { schema: { hide: true } }, handler);
+}
+
+/** `GET /v1/console/overview`: what the console's first page shows, in one round trip. */
+export const OVERVIEW_PATH = '/v1/console/overview';
+
+/** The overview's parts and the GET route each is read from. */
+const OVERVIEW_PARTS: ReadonlyArray<[string, string]> = [
+  ['health', '/v1/health'],
+  ['window', '/v1/metrics/window'],
+  ['workspaces', '/v1/workspaces'],
+  ['pipelines', '/v1/pipelines'],
+  ['tasks', '/v1/tasks'],
+];
+
+/**
+ * The overview's JSON: each part is what its own route answers this request's caller (the same
+ * cookie or bearer token, so the same scope and checks, in process), spliced in as sent; then
+ * `statuses`, `"<workspace id>/<name>"` → the status of each deployed pipeline. A part that
+ * fails makes the whole fail with its status and error.
+ */
+async function overview(app: FastifyInstance, req: FastifyRequest): Promise<string> {
+  const headers: Record<string, string> = {};
+  if (req.headers.cookie !== undefined) headers.cookie = req.headers.cookie;
+  if (req.headers.authorization !== undefined) headers.authorization = req.headers.authorization;
+  const get = async (url: string): Promise<string> => {
+    const res = await app.inject({ method: 'GET', url, headers });
+    if (res.statusCode !== 200) {
+      throw new PartFailed(res.statusCode, res.body);
+    }
+    return res.body;
+  };
+  const bodies = await Promise.all(OVERVIEW_PARTS.map(([, url]) => get(url)));
+  const pipelines = JSON.parse(bodies[OVERVIEW_PARTS.findIndex(([k]) => k === 'pipelines')]!) as Array<{
+    workspaceId: number;
+    name: string;
+    deployed: boolean;
+  }>;
+  const deployed = pipelines.filter((p) => p.deployed);
+  const statuses = await Promise.all(
+    deployed.map((p) =>
+      get(`/v1/workspaces/${p.workspaceId}/pipelines/${encodeURIComponent(p.name)}/status`),
+    ),
+  );
+  const parts = OVERVIEW_PARTS.map(([key], i) => `${JSON.stringify(key)}:${bodies[i]!}`);
+  const byName = deployed.map((p, i) => `${JSON.stringify(`${p.workspaceId}/${p.name}`)}:${statuses[i]!}`);
+  return `{${parts.join(',')},"statuses":{${byName.join(',')}}}`;
+}
+
+/** A part of the overview answered with an error: the overview answers the same. */
+class PartFailed extends Error {
+  constructor(
+    readonly statusCode: number,
+    readonly body: string,
+  ) {
+    super(`an overview part answered ${statusCode}`);
+  }
 }
 
 function decodeURIComponentSafe(path: string): string | null {
