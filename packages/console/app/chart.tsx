@@ -1,5 +1,5 @@
 import type { JSX } from 'preact';
-import { useEffect, useLayoutEffect, useRef } from 'preact/hooks';
+import { useLayoutEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import type { Series, TimeChartProps } from './chart-props.js';
@@ -37,7 +37,10 @@ export function UPlotChart(props: TimeChartProps): JSX.Element {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const height = props.height ?? 200;
-  const shape = props.series.map((s) => s.label).join('\u0000');
+  // The plot is remade only for a new number of series; new labels are written into its legend
+  // (remaking it would force a layout of the whole page in the middle of a render).
+  const shape = props.series.length;
+  const labels = props.series.map((s) => s.label).join('\u0000');
   const theme = document.documentElement.dataset.theme;
   useLayoutEffect(() => {
     const el = box.current;
@@ -55,6 +58,8 @@ export function UPlotChart(props: TimeChartProps): JSX.Element {
       // The value axis is wide enough for seven-digit numbers.
       axes: [axis, { ...axis, size: 80 }],
       scales: { x: range ? { time: true, range: () => [range[0], range[1]] } : { time: true } },
+      // For the bench (performance timeline): when the canvas was last drawn.
+      hooks: { draw: [() => performance.mark('quoll:chart:drawn')] },
     };
     const u = new uPlot(opts, toData(props.times, props.series), el);
     plot.current = u;
@@ -72,8 +77,24 @@ export function UPlotChart(props: TimeChartProps): JSX.Element {
       plot.current = null;
     };
   }, [shape, height, theme, props.range?.[0], props.range?.[1]]);
+  useLayoutEffect(() => {
+    const u = plot.current;
+    if (u === null) return;
+    const cells = u.root.querySelectorAll('.u-legend .u-series .u-label');
+    // The legend has a row for the x series too when it shows live values.
+    const offset = cells.length === u.series.length ? 1 : 0;
+    props.series.forEach((s, i) => {
+      const series = u.series[i + 1];
+      if (series === undefined || series.label === s.label) return;
+      series.label = s.label;
+      const cell = cells[i + offset];
+      if (cell) cell.textContent = s.label;
+    });
+  }, [labels]);
   const first = useRef(true);
-  useEffect(() => {
+  // Before the paint (a layout effect): new data is drawn in the same frame as the rest of the
+  // render, not one paint later.
+  useLayoutEffect(() => {
     // The layout effect above drew the first data.
     if (first.current) {
       first.current = false;

@@ -158,6 +158,8 @@ export interface VirtualTableProps {
 
 /** Row height in px (fixed: the table knows every row's place without measuring any). */
 const ROW_PX = 32;
+/** Most characters of a cell's text laid out (420 px holds fewer). */
+const CELL_CHARS = 100;
 /** Rows drawn beyond each edge of the visible ones. */
 const OVERSCAN = 8;
 
@@ -173,9 +175,13 @@ export function VirtualTable(props: VirtualTableProps): JSX.Element {
   const [top, setTop] = useState(0);
   const box = useRef<HTMLDivElement>(null);
   const frame = useRef<number | null>(null);
+  // Where the box was last scrolled to (from its scroll events: reading scrollTop, or setting
+  // it, would force a layout in the middle of a render).
+  const scrolled = useRef(0);
   // A new data set starts at the top.
   useLayoutEffect(() => {
-    if (box.current) box.current.scrollTop = 0;
+    if (box.current && scrolled.current !== 0) box.current.scrollTop = 0;
+    scrolled.current = 0;
     setTop(0);
   }, [count, row]);
   const visible = Math.ceil(height / ROW_PX);
@@ -187,8 +193,10 @@ export function VirtualTable(props: VirtualTableProps): JSX.Element {
     rows.push(
       <tr key={i} aria-rowindex={i + 2}>
         {cells.map((text, c) => (
+          // The cell shows what fits (at most 420 px); the text laid out is capped likewise, so a
+          // long list does not cost its whole width in text layout. The title has it all.
           <td key={c} title={text.length > 40 ? text : undefined}>
-            {text}
+            {text.length > CELL_CHARS ? `${text.slice(0, CELL_CHARS)}…` : text}
           </td>
         ))}
       </tr>,
@@ -204,6 +212,7 @@ export function VirtualTable(props: VirtualTableProps): JSX.Element {
       style={{ height: `${height}px` }}
       onScroll={(e) => {
         const el = e.currentTarget;
+        scrolled.current = el.scrollTop;
         if (frame.current !== null) return;
         frame.current = requestAnimationFrame(() => {
           frame.current = null;
