@@ -10,6 +10,13 @@
 // load from the sign-in link's navigation start (the page's time origin), the log page from the
 // click on its tab. The wall clock seen from this script (including the browser round trips) is
 // reported beside each.
+//
+// Where the time goes is printed too (medians): the first load's timeline from the navigation
+// start (document, scripts, API calls), and the log page's steps from the click, from the
+// performance marks the console sets (quoll:logs:*) and the log request's resource timing:
+// click → request sent, server (request → first byte), transfer, body handed to the page, Arrow
+// parse, chart series, render and commit, the chart drawn (uPlot), then → the frame where the
+// end point is seen (style, layout, paint and the wait for that frame).
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -24,7 +31,10 @@ import { median, printTable, spawnPinned, waitFor, writeResults } from './suppor
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
 const CHROMIUM = process.env.QUOLL_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
+// BENCH_CLI: another build's CLI (and so its console), e.g. a worktree of the previous commit,
+// to alternate before/after runs in the same conditions.
+const cli =
+  process.env.BENCH_CLI ?? fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
 const home = mkdtempSync(join(tmpdir(), 'quoll-bench-console-'));
 const server = spawnPinned('0', process.execPath, [
   cli,
@@ -75,6 +85,8 @@ const firstLoad: number[] = [];
 const firstLoadWall: number[] = [];
 const logPage: number[] = [];
 const logPageWall: number[] = [];
+const breakdown: Record<string, number>[] = [];
+const loadTimeline: Record<string, number>[] = [];
 
 type Ready = 'overview' | 'logs';
 
@@ -87,6 +99,24 @@ interface PageGlobals {
   };
   __benchAt?: number;
   __benchClick?: number;
+  /** The page's performance timeline (navigation, resource and mark entries; fields as in the DOM). */
+  performance: {
+    now(): number;
+    getEntriesByType(type: 'navigation' | 'resource' | 'mark'): TimelineEntry[];
+  };
+}
+
+/** The fields of PerformanceNavigationTiming / PerformanceResourceTiming / PerformanceMark the bench reads. */
+interface TimelineEntry {
+  name: string;
+  startTime: number;
+  fetchStart: number;
+  requestStart: number;
+  responseStart: number;
+  responseEnd: number;
+  domInteractive: number;
+  encodedBodySize: number;
+  decodedBodySize: number;
 }
 
 /** Waits, checking on every animation frame, until `ready` holds; the page's clock at that frame. */
@@ -131,6 +161,44 @@ try {
     await page.goto(signIn, { waitUntil: 'commit' });
     firstLoad.push(await frameWhen(page, 'overview'));
     firstLoadWall.push(performance.now() - t);
+    if (process.env.BENCH_VERBOSE)
+      console.log(
+        JSON.stringify(
+          await page.evaluate(() =>
+            (globalThis as unknown as PageGlobals).performance
+              .getEntriesByType('resource')
+              .map((e) => [
+                e.name.replace(/^https?:\/\/[^/]+/, '').slice(0, 60),
+                Math.round(e.startTime),
+                Math.round(e.requestStart),
+                Math.round(e.responseStart),
+                Math.round(e.responseEnd),
+              ]),
+          ),
+        ),
+      );
+    // The first load's timeline (ms from navigation start): document, scripts, API calls.
+    loadTimeline.push(
+      await page.evaluate(() => {
+        const perf = (globalThis as unknown as PageGlobals).performance;
+        const nav = perf.getEntriesByType('navigation')[0];
+        const res = perf.getEntriesByType('resource');
+        const scripts = res.filter((e) => /\.js$/.test(e.name));
+        const api = res.filter((e) => e.name.includes('/v1/'));
+        return {
+          document: nav?.responseEnd ?? NaN,
+          domInteractive: nav?.domInteractive ?? NaN,
+          scripts: scripts.length,
+          // Encoded (as sent: brotli) against decoded bytes: the assets do arrive compressed.
+          scriptsKB: scripts.reduce((n, e) => n + e.encodedBodySize, 0) / 1024,
+          scriptsDecodedKB: scripts.reduce((n, e) => n + e.decodedBodySize, 0) / 1024,
+          scriptsEnd: Math.max(...scripts.map((e) => e.responseEnd)),
+          apiCalls: api.length,
+          firstApiStart: Math.min(...api.map((e) => e.startTime)),
+          lastApiEnd: Math.max(...api.map((e) => e.responseEnd)),
+        };
+      }),
+    );
     await page.goto(`${url}/pipelines/${ws.id}/benchpipe`);
     await page.getByRole('heading', { name: 'Pipeline benchpipe' }).waitFor();
     await page.evaluate(() => {
@@ -147,6 +215,35 @@ try {
     logPageWall.push(performance.now() - t);
     const clicked = await page.evaluate(() => (globalThis as unknown as PageGlobals).__benchClick ?? NaN);
     logPage.push(drawn - clicked);
+    // Where the log page's time went, from the performance timeline (all relative to the click).
+    const timeline = await page.evaluate(() => {
+      const perf = (globalThis as unknown as PageGlobals).performance;
+      const marks: Record<string, number> = {};
+      for (const m of perf.getEntriesByType('mark')) marks[m.name] = m.startTime;
+      const res = perf.getEntriesByType('resource').filter((e) => /\/logs\?/.test(e.name));
+      const r = res[res.length - 1];
+      return {
+        marks,
+        fetchStart: r?.fetchStart ?? NaN,
+        requestStart: r?.requestStart ?? NaN,
+        responseStart: r?.responseStart ?? NaN,
+        responseEnd: r?.responseEnd ?? NaN,
+        bytes: r?.encodedBodySize ?? NaN,
+      };
+    });
+    const m = timeline.marks;
+    breakdown.push({
+      toRequest: (m['quoll:logs:request'] ?? NaN) - clicked,
+      server: timeline.responseStart - timeline.requestStart,
+      transfer: timeline.responseEnd - timeline.responseStart,
+      toBytes: (m['quoll:logs:bytes'] ?? NaN) - timeline.responseEnd,
+      parse: (m['quoll:logs:parsed'] ?? NaN) - (m['quoll:logs:bytes'] ?? NaN),
+      series: (m['quoll:logs:series'] ?? NaN) - (m['quoll:logs:parsed'] ?? NaN),
+      commit: (m['quoll:logs:committed'] ?? NaN) - (m['quoll:logs:series'] ?? NaN),
+      chart: (m['quoll:chart:drawn'] ?? NaN) - (m['quoll:logs:committed'] ?? NaN),
+      toFrame: drawn - Math.max(m['quoll:chart:drawn'] ?? NaN, m['quoll:logs:committed'] ?? NaN),
+      kb: timeline.bytes / 1024,
+    });
     await context.close();
   }
 } finally {
@@ -184,8 +281,19 @@ printTable(
     ],
   ],
 );
+/** The median of each field over the repetitions. */
+const medians = (rows: Record<string, number>[]): Record<string, number> =>
+  Object.fromEntries(
+    Object.keys(rows[0] ?? {}).map((k) => [k, Math.round(median(rows.map((r) => r[k] ?? NaN)) * 10) / 10]),
+  );
+const firstLoadTimeline = medians(loadTimeline);
+const logPageBreakdown = medians(breakdown);
+console.log('first load timeline (ms from navigation start, medians):', JSON.stringify(firstLoadTimeline));
+console.log('log page breakdown (ms, medians):', JSON.stringify(logPageBreakdown));
 writeResults('console', {
   reps: REPS,
   ...row,
+  firstLoadTimeline,
+  logPageBreakdown,
   samples: { reference, firstLoad, firstLoadWall, logPage, logPageWall },
 });
