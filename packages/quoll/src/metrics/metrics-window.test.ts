@@ -11,6 +11,21 @@ const sources = {
 };
 
 describe('ServerMetrics', () => {
+  it('starts the process metrics (event-loop monitor, GC observer) at the first scrape, not before', async () => {
+    const metrics = new ServerMetrics(sources);
+    metrics.inferenceServed(3, 'p', 200, 0.003);
+    expect(metrics.registry.getSingleMetric('nodejs_eventloop_lag_seconds')).toBeUndefined();
+    expect(metrics.registry.getSingleMetric('nodejs_gc_duration_seconds')).toBeUndefined();
+    const first = await metrics.render();
+    expect(metrics.registry.getSingleMetric('nodejs_eventloop_lag_seconds')).toBeDefined();
+    expect(first).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(first).toMatch(/^process_cpu_user_seconds_total \d/m);
+    // Once: a second scrape has each family once.
+    const second = await metrics.render();
+    expect(second.match(/^# TYPE process_resident_memory_bytes /gm)).toHaveLength(1);
+    expect(second).toContain('quoll_inference_requests_total{workspace="3",pipeline="p",status="200"} 1');
+  });
+
   it('renders every family in the Prometheus text format with the recorded values', async () => {
     const metrics = new ServerMetrics(sources);
     metrics.inferenceServed(3, 'p', 200, 0.003);

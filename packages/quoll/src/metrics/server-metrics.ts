@@ -132,11 +132,11 @@ export class ServerMetrics implements TaskObserver {
   readonly #batchBuckets = new Float64Array(BATCH_BUCKETS.length + 1);
   #batchRows = 0;
   #batches = 0;
+  #processMetrics = false;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
     this.contentType = this.registry.contentType;
-    collectDefaultMetrics({ register: this.registry });
     new Gauge({
       name: 'quoll_inference_queue_depth',
       help: 'Inference requests waiting for a worker, by workspace id and pipeline name.',
@@ -251,8 +251,18 @@ export class ServerMetrics implements TaskObserver {
     return totals;
   }
 
-  /** Every metric in the Prometheus text format. */
+  /**
+   * Every metric in the Prometheus text format. The process metrics (prom-client's default
+   * collectors: CPU, memory, heap, handles, file descriptors, event-loop lag, GC) start at the
+   * first scrape: a server nobody scrapes (or one with `--no-metrics`, which answers no scrape)
+   * keeps no event-loop monitor or GC observer running. CPU, memory and the like are read at
+   * each scrape anyway; event-loop lag and GC durations count from the first scrape on.
+   */
   async render(): Promise<string> {
+    if (!this.#processMetrics) {
+      this.#processMetrics = true;
+      collectDefaultMetrics({ register: this.registry });
+    }
     const out: string[] = [];
     const all = [...this.#series.values()].flatMap((m) => [...m.values()]);
     const labels = (s: PipelineSeries): string =>
