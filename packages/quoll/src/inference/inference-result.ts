@@ -24,7 +24,7 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
-import type { DataType } from 'apache-arrow';
+import type { DataType, Vector } from 'apache-arrow';
 import type { TensorElementType } from '@quoll/client/wire';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput } from './inference-input.js';
@@ -168,8 +168,7 @@ export class InferenceResult {
         const records = input.records as Record<string, unknown>[];
         return (row: number): unknown => records[row]![column];
       }
-      const vector = input.table.getChild(column)!;
-      return (row: number): unknown => toPlain(vector.get(row));
+      return plainReader(input.table.getChild(column)!);
     });
     const outColumns = this.outputs.map((output) => {
       const width = rowWidth(output.dims);
@@ -389,6 +388,30 @@ function nest(data: TensorData, offset: number, width: number, rest: readonly nu
 }
 
 /** An Arrow cell as plain JSON-able values. */
+/**
+ * Reads a column's rows as plain values. A one-chunk FixedSizeList of numbers with no nulls (a
+ * tensor column, and what JSON records decoded in a worker become) is read straight from its
+ * values, as many times faster than apache-arrow's per-row vectors; anything else row by row.
+ */
+function plainReader(vector: Vector): (row: number) => unknown {
+  const data = vector.data.length === 1 ? vector.data[0] : undefined;
+  const child = data?.children[0];
+  if (data !== undefined && child !== undefined && (data.type as DataType).typeId === Type.FixedSizeList) {
+    const width = (data.type as FixedSizeList).listSize;
+    const values: unknown = child.values;
+    if (
+      data.offset === 0 &&
+      child.offset === 0 &&
+      data.nullCount === 0 &&
+      child.nullCount === 0 &&
+      (values instanceof Float64Array || values instanceof Float32Array || values instanceof Int32Array)
+    ) {
+      return (row) => Array.from(values.subarray(row * width, (row + 1) * width));
+    }
+  }
+  return (row) => toPlain(vector.get(row));
+}
+
 function toPlain(value: unknown): unknown {
   if (typeof value === 'bigint') return Number(value);
   if (value !== null && typeof value === 'object' && Symbol.iterator in value && typeof value !== 'string') {
