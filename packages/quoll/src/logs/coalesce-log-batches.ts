@@ -1,5 +1,6 @@
-import { DataType, RecordBatch, Struct, makeData } from 'apache-arrow';
-import type { Data } from 'apache-arrow';
+import { DataType, Struct, makeData } from 'apache-arrow';
+import type { Data, RecordBatch } from 'apache-arrow';
+import { batchOf } from './log-batch-checks.js';
 import { schemaIdOf } from './schema-id.js';
 
 /** Batches with fewer rows than this are merged with their neighbours of the same schema. */
@@ -69,7 +70,7 @@ function concatBatches(batches: RecordBatch[]): RecordBatch | null {
     if (merged === null) return null;
     children.push(merged);
   }
-  return new RecordBatch(
+  return batchOf(
     first.schema,
     makeData({ type: new Struct(first.schema.fields), length: total, nullCount: 0, children }),
   );

@@ -6,6 +6,12 @@ import type { Clock, TimerHandle } from '../clock/index.js';
 import { ApiError } from '../errors/index.js';
 import { LogAppendQueue } from './log-append-queue.js';
 import type { QueuedAppend } from './log-append-queue.js';
+import {
+  COALESCE_BELOW_ROWS,
+  COALESCE_MAX_BYTES,
+  COALESCE_MAX_ROWS,
+  coalesceLogBatches,
+} from './coalesce-log-batches.js';
 import { checkLogBatch } from './log-batch-checks.js';
 import { LogBatchPacker } from './log-batch-transfer.js';
 import { enforceLogRetention, removeOrphanSegmentFiles } from './log-segment-files.js';
@@ -480,10 +486,35 @@ export class InferenceLogStore {
     this.#send(items);
   }
 
+  /**
+   * Sends appends to the writer thread as one group per pipeline (rows keep their order within
+   * a pipeline, the only order the log has), small batches of one schema merged first: many
+   * one-row results cross as one batch, so packing here and unpacking, schema lookups and
+   * merging there are paid per hand-off rather than per request.
+   */
   #send(items: readonly QueuedAppend[]): void {
-    const body = this.#packer.pack(items.map((item) => item.batches));
+    const byPipeline = new Map<number, RecordBatch[]>();
+    for (const item of items) {
+      const list = byPipeline.get(item.pipelineId);
+      if (list === undefined) byPipeline.set(item.pipelineId, [...item.batches]);
+      else for (const batch of item.batches) list.push(batch);
+    }
+    const { segmentMaxRows, segmentMaxBytes } = this.#opts;
+    const groups: RecordBatch[][] = [];
+    for (const batches of byPipeline.values())
+      groups.push(
+        batches.length < 2
+          ? batches
+          : coalesceLogBatches(
+              batches,
+              COALESCE_BELOW_ROWS,
+              Math.min(COALESCE_MAX_ROWS, segmentMaxRows),
+              Math.min(COALESCE_MAX_BYTES, segmentMaxBytes / 2),
+            ),
+      );
+    const body = this.#packer.pack(groups);
     this.#thread?.send(
-      { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: items.map((item) => item.pipelineId), body },
+      { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: [...byPipeline.keys()], body },
       [body.arena, body.meta.buffer as ArrayBuffer],
     );
   }

@@ -1,4 +1,5 @@
 import { Data, DataType, RecordBatch, TimeUnit, makeData } from 'apache-arrow';
+import type { Schema, Struct } from 'apache-arrow';
 import { ApiError } from '../errors/index.js';
 import { timeValues } from './segment-file.js';
 
@@ -32,7 +33,7 @@ export function clampLogTime(batch: RecordBatch, after: bigint): { batch: Record
   const children = batch.data.children.slice();
   children[col] = new Data(old.type, 0, t.length, 0, [undefined, fixed]);
   return {
-    batch: new RecordBatch(
+    batch: batchOf(
       batch.schema,
       makeData({ type: batch.data.type, length: batch.numRows, nullCount: 0, children }),
     ),
@@ -40,8 +41,27 @@ export function clampLogTime(batch: RecordBatch, after: bigint): { batch: Record
   };
 }
 
+/**
+ * A record batch of `schema` and `data` that keeps `schema` itself: Arrow's constructor derives
+ * an equal copy (cloning every field), and work keyed by schema object (the schema id, the
+ * transfer to the writer thread) should find the one it has seen.
+ */
+export function batchOf(schema: Schema, data: Data<Struct>): RecordBatch {
+  const batch = new RecordBatch(schema, data);
+  (batch as { schema: Schema }).schema = schema;
+  return batch;
+}
+
+/** Schemas that passed the checks of {@link checkLogBatch}, with the index of their `time` column. */
+const checkedSchemas = new WeakMap<Schema, number>();
+
 /** Checks that a batch can be logged; throws `ApiError('invalid_request')` naming what is wrong. */
 export function checkLogBatch(batch: RecordBatch): void {
+  const known = checkedSchemas.get(batch.schema);
+  if (known !== undefined) {
+    if ((batch.data.children[known]?.nullCount ?? 0) > 0) throw timeNullsError();
+    return;
+  }
   const field = batch.schema.fields.find((f) => f.name === 'time');
   if (field === undefined || !DataType.isTimestamp(field.type) || field.type.unit !== TimeUnit.MILLISECOND) {
     throw new ApiError(
@@ -50,12 +70,7 @@ export function checkLogBatch(batch: RecordBatch): void {
       { columns: batch.schema.fields.map((f) => f.name) },
     );
   }
-  if ((batch.getChild('time')?.nullCount ?? 0) > 0) {
-    throw new ApiError(
-      'invalid_request',
-      'The "time" column of an inference log batch has nulls; every row needs a time.',
-    );
-  }
+  if ((batch.getChild('time')?.nullCount ?? 0) > 0) throw timeNullsError();
   if (batch.schema.fields.some((f) => DataType.isDictionary(f.type))) {
     throw new ApiError(
       'invalid_request',
@@ -65,4 +80,15 @@ export function checkLogBatch(batch: RecordBatch): void {
       },
     );
   }
+  checkedSchemas.set(
+    batch.schema,
+    batch.schema.fields.findIndex((f) => f.name === 'time'),
+  );
+}
+
+function timeNullsError(): ApiError {
+  return new ApiError(
+    'invalid_request',
+    'The "time" column of an inference log batch has nulls; every row needs a time.',
+  );
 }

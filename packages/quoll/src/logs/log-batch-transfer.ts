@@ -1,6 +1,7 @@
-import { Data, RecordBatch, Struct, tableFromIPC } from 'apache-arrow';
-import type { DataType, Schema } from 'apache-arrow';
+import { Data, Struct, tableFromIPC } from 'apache-arrow';
+import type { DataType, RecordBatch, Schema } from 'apache-arrow';
 import { ARROW_EOS, ArrowMessageEncoder } from './arrow-message-encoder.js';
+import { batchOf } from './log-batch-checks.js';
 
 /** The typed-array kinds Arrow buffers come in; a packed buffer names one by index. */
 const VIEW_TYPES = [
@@ -18,6 +19,9 @@ const VIEW_TYPES = [
 ] as const;
 
 type View = InstanceType<(typeof VIEW_TYPES)[number]>;
+
+/** Each typed-array constructor's index in {@link VIEW_TYPES}. */
+const VIEW_KINDS = new Map<unknown, number>(VIEW_TYPES.map((T, kind) => [T, kind]));
 
 /** A schema the receiver has not seen yet: its Arrow IPC schema message. */
 export interface PackedSchema {
@@ -66,7 +70,7 @@ export class LogBatchPacker {
         meta.push(-1, 0, 0);
         return;
       }
-      const kind = VIEW_TYPES.findIndex((T) => v instanceof T);
+      const kind = VIEW_KINDS.get(v.constructor) ?? VIEW_TYPES.findIndex((T) => v instanceof T);
       if (kind === -1)
         throw new Error(`log writer: cannot move an Arrow buffer of type ${v.constructor.name}`);
       meta.push(kind, bytes, (v as View).length);
@@ -126,7 +130,7 @@ export class LogBatchPacker {
 
 /** Rebuilds, in the writer thread, the record batches a {@link LogBatchPacker} packed. */
 export class LogBatchUnpacker {
-  readonly #schemas = new Map<number, Schema>();
+  readonly #schemas = new Map<number, { schema: Schema; struct: Struct }>();
 
   /** Learns schemas sent with a message (before unpacking its batches). */
   learn(schemas: readonly PackedSchema[]): void {
@@ -134,7 +138,8 @@ export class LogBatchUnpacker {
       const stream = new Uint8Array(s.message.byteLength + ARROW_EOS.byteLength);
       stream.set(s.message, 0);
       stream.set(ARROW_EOS, s.message.byteLength);
-      this.#schemas.set(s.id, tableFromIPC(stream).schema);
+      const schema = tableFromIPC(stream).schema;
+      this.#schemas.set(s.id, { schema, struct: new Struct(schema.fields) });
     }
   }
 
@@ -168,18 +173,13 @@ export class LogBatchUnpacker {
       for (let j = 0; j < count; j++) {
         const id = next();
         const rows = next();
-        const schema = this.#schemas.get(id);
-        if (schema === undefined) throw new Error(`log writer: batch of unknown schema ${id}`);
+        const known = this.#schemas.get(id);
+        if (known === undefined) throw new Error(`log writer: batch of unknown schema ${id}`);
+        const { schema, struct } = known;
         const children = schema.fields.map((f) => unpackData(f.type as DataType));
-        const data = new Data(
-          new Struct(schema.fields),
-          0,
-          rows,
-          0,
-          [undefined, undefined, undefined],
-          children,
-        );
-        group.push(new RecordBatch(schema, data));
+        const data = new Data(struct, 0, rows, 0, [undefined, undefined, undefined], children);
+        // Every batch of a schema keeps its one Schema object, so the writer's schema id is computed once.
+        group.push(batchOf(schema, data));
       }
       return group;
     });
