@@ -409,16 +409,17 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   /**
    * One page of a pipeline's log, by the rules of `queryLogPage` (the embedded store's): the
    * batches are listed a window at a time along `seq` from where the range (or cursor) starts,
-   * and only the ones the page needs are fetched and decoded.
+   * and only the ones the page needs are fetched and decoded. The first window comes in one
+   * round trip with the bytes of the batches the page will likely use (where the range starts
+   * is found in the same statement); a further window, or a batch that estimate missed, costs
+   * one more.
    */
   async query(pipelineId: number, q: LogQuery = {}): Promise<LogPage> {
     const p = planLogQuery(q);
     const asc = p.order === 'asc';
     const page = new LogPageBuilder(p);
-    let from = await this.#firstSeq(pipelineId, p);
-    while (from !== null) {
-      const window = await this.#listBatches(pipelineId, from, asc, META_WINDOW);
-      if (window.length === 0) break;
+    let window = await this.#firstWindow(pipelineId, p);
+    while (window.length > 0) {
       // Only the batches the page can still use: none past the range's far end, and no more
       // than the rows and bytes left (the next window starts after the last one used).
       const usable: BatchMeta[] = [];
@@ -437,9 +438,9 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       }
       const lastUsed = usable.at(-1);
       const logEnded = usable.length === window.length && window.length < META_WINDOW;
-      from =
+      const next =
         rangeEnded || logEnded || lastUsed === undefined ? null : asc ? lastUsed.seq + 1 : lastUsed.seq - 1;
-      const batches = await this.#fetchBatches(pipelineId, usable);
+      const batches = await this.#decodeBatches(pipelineId, usable);
       for (let i = 0; i < usable.length; i++) {
         const m = usable[i] as BatchMeta;
         const batch = batches.get(m.seq);
@@ -461,31 +462,47 @@ export class PostgresInferenceLogStore implements InferenceLogs {
         );
         if (result === 'next') continue;
         if (result === 'full') {
-          page.full(i < usable.length - 1 || (await this.#hasBatchAfter(pipelineId, m.seq, p)));
+          // The window often says already whether a usable batch follows.
+          const after = window[window.indexOf(m) + 1];
+          page.full(
+            i < usable.length - 1 ||
+              (after !== undefined
+                ? this.#inRange(after, p)
+                : window.length === META_WINDOW && (await this.#hasBatchAfter(pipelineId, m.seq, p))),
+          );
         }
         return page.page();
       }
+      if (next === null) break;
+      window = await this.#listBatches(pipelineId, next, asc, META_WINDOW);
     }
     return page.page();
   }
 
-  /** The seq a query starts at (its cursor's, or where the range begins), or null when none. */
-  async #firstSeq(pipelineId: number, p: LogQueryPlan): Promise<number | null> {
-    if (p.cursor !== null) return p.cursor.seq;
+  /** Whether a batch holds rows of the query's range (every batch does, unranged). */
+  #inRange(m: BatchMeta, p: LogQueryPlan): boolean {
+    return !p.ranged || (p.order === 'asc' ? m.min_time <= p.end : m.max_time >= p.start);
+  }
+
+  /**
+   * The first window of a query in one round trip: from its cursor's batch, or from where its
+   * range begins (found by index in the same statement).
+   */
+  #firstWindow(pipelineId: number, p: LogQueryPlan): Promise<BatchMeta[]> {
     const asc = p.order === 'asc';
-    if (!p.ranged) return asc ? 0 : Number.MAX_SAFE_INTEGER;
-    const row = asc
-      ? await this.#db.one<{ seq: number }>(
-          `SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND max_time >= $2
-            ORDER BY max_time, seq LIMIT 1`,
-          [pipelineId, Math.ceil(p.start)],
-        )
-      : await this.#db.one<{ seq: number }>(
-          `SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND min_time <= $2
-            ORDER BY min_time DESC, seq DESC LIMIT 1`,
-          [pipelineId, Math.floor(p.end)],
-        );
-    return row?.seq ?? null;
+    if (p.cursor !== null) return this.#listBatches(pipelineId, p.cursor.seq, asc, META_WINDOW);
+    if (!p.ranged) return this.#listBatches(pipelineId, asc ? 0 : Number.MAX_SAFE_INTEGER, asc, META_WINDOW);
+    const start = asc
+      ? `(SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND max_time >= $3
+           ORDER BY max_time, seq LIMIT 1)`
+      : `(SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND min_time <= $3
+           ORDER BY min_time DESC, seq DESC LIMIT 1)`;
+    return this.#db.rows<BatchMeta>(
+      `SELECT seq, schema_id, rows, bytes, min_time, max_time FROM inference_log_batches
+        WHERE pipeline_id = $1 AND seq ${asc ? '>=' : '<='} ${start}
+        ORDER BY seq ${asc ? 'ASC' : 'DESC'} LIMIT $2`,
+      [pipelineId, META_WINDOW, asc ? Math.ceil(p.start) : Math.floor(p.end)],
+    );
   }
 
   #listBatches(pipelineId: number, from: number, asc: boolean, limit: number): Promise<BatchMeta[]> {
@@ -500,21 +517,28 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   async #hasBatchAfter(pipelineId: number, seq: number, p: LogQueryPlan): Promise<boolean> {
     const asc = p.order === 'asc';
     const [m] = await this.#listBatches(pipelineId, asc ? seq + 1 : seq - 1, asc, 1);
-    if (m === undefined) return false;
-    return !p.ranged || (asc ? m.min_time <= p.end : m.max_time >= p.start);
+    return m !== undefined && this.#inRange(m, p);
   }
 
-  /** The listed batches, decoded, by seq (a batch deleted meanwhile is missing). */
-  async #fetchBatches(pipelineId: number, metas: readonly BatchMeta[]): Promise<Map<number, RecordBatch>> {
+  /**
+   * The listed batches, decoded, by seq (a batch deleted meanwhile is missing): one round trip
+   * by primary key (the seqs of a window are contiguous).
+   */
+  async #decodeBatches(pipelineId: number, metas: readonly BatchMeta[]): Promise<Map<number, RecordBatch>> {
     const out = new Map<number, RecordBatch>();
     if (metas.length === 0) return out;
-    const rows = await this.#db.rows<{ seq: number; schema_id: string; data: Buffer }>(
-      'SELECT seq, schema_id, data FROM inference_log_batches WHERE pipeline_id = $1 AND seq = ANY($2::bigint[])',
-      [pipelineId, metas.map((m) => m.seq)],
+    const seqs = metas.map((m) => m.seq);
+    const low = Math.min(...seqs);
+    const rows = await this.#db.rows<{ seq: number; data: Buffer }>(
+      `SELECT seq, data FROM inference_log_batches
+        WHERE pipeline_id = $1 AND seq BETWEEN $2 AND $3`,
+      [pipelineId, low, Math.max(...seqs)],
     );
+    const bySeq = new Map(metas.map((m) => [m.seq, m]));
     for (const r of rows) {
-      const schema = await this.#schemaMessage(r.schema_id);
-      out.set(r.seq, decodeBatch(schema, r.data));
+      const m = bySeq.get(r.seq);
+      if (m === undefined) continue;
+      out.set(m.seq, decodeBatch(await this.#schemaMessage(m.schema_id), r.data));
     }
     return out;
   }

@@ -12,7 +12,7 @@ import {
 import type { Sql } from './postgres-database.js';
 
 /** Most rows of one stored batch (small input batches are merged up to it). */
-export const STORED_BATCH_MAX_ROWS = 4096;
+export const STORED_BATCH_MAX_ROWS = 1024;
 /** Most column bytes of one stored batch. */
 export const STORED_BATCH_MAX_BYTES = 1024 * 1024;
 /** Most stored batches one `INSERT` carries (10 parameters each). */
