@@ -1,11 +1,12 @@
 // Cost of metrics: the same inference workload against two Quoll servers, one keeping metrics
 // (the default) and scraped every second on /metrics (a Prometheus far more eager than the
 // usual 15 s), and one started with --no-metrics. JSON batch 1 (where per-request work weighs
-// most) and Arrow batch 1000, 16 connections. Interleaved on/off/on/off …, median of BENCH_REPS
+// most) and Arrow batch 1000, 16 connections. Interleaved on/off, off/on …, median of BENCH_REPS
 // (default 3). Target: on/off ≥ 0.98. Besides rows/s, each server's own CPU time per request
 // (user + system from /proc over each run; steadier than rows/s on a shared machine), and the
 // recording itself timed in this process: what ServerMetrics costs per inference request
-// (inferenceServed + rowsInferred + batch) and per scrape (render).
+// (inferenceServed + rowsInferred + batch) and per scrape (render). Also the median (and range)
+// of the paired ratios: each on run over the off run next to it (order alternating).
 // Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3),
 // BENCH_CONNECTIONS (default 16).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -175,8 +176,12 @@ try {
       return { rps: r.reqPerSec, cpuUs: (used * 1e6) / (r.reqPerSec * SECONDS), non2xx: r.non2xx };
     };
     for (let rep = 0; rep < REPS; rep++) {
-      const x = run(on, onLua);
-      const y = run(off, offLua);
+      // on/off, then off/on, …: neither server is always the one that runs first.
+      const onFirst = rep % 2 === 0;
+      const first = onFirst ? run(on, onLua) : run(off, offLua);
+      const second = onFirst ? run(off, offLua) : run(on, onLua);
+      const x = onFirst ? first : second;
+      const y = onFirst ? second : first;
       a.push(x.rps * w.batch);
       b.push(y.rps * w.batch);
       cpuA.push(x.cpuUs);
@@ -185,12 +190,18 @@ try {
     }
     const A = median(a);
     const B = median(b);
+    // Each on run against the off run next to it (the machine's load moves less within a
+    // pair than across the whole run): the median and the range of those ratios.
+    const paired = a.map((x, i) => x / b[i]!);
     const row = {
       ...w,
       connections: CONNECTIONS,
       onRowsPerSec: A,
       offRowsPerSec: B,
       onOverOff: A / B,
+      pairedOnOverOff: median(paired),
+      pairedMin: Math.min(...paired),
+      pairedMax: Math.max(...paired),
       onCpuUsPerRequest: median(cpuA),
       offCpuUsPerRequest: median(cpuB),
       cpuOnOverOff: median(cpuA) / median(cpuB),
@@ -203,6 +214,7 @@ try {
       Math.round(A),
       Math.round(B),
       A / B,
+      `${row.pairedOnOverOff.toFixed(3)} (${row.pairedMin.toFixed(2)}–${row.pairedMax.toFixed(2)})`,
       row.onCpuUsPerRequest,
       row.offCpuUsPerRequest,
       row.cpuOnOverOff,
@@ -230,6 +242,7 @@ printTable(
     'metrics on rows/s',
     'off rows/s',
     'on/off',
+    'paired on/off (range)',
     'on cpu µs/req',
     'off cpu µs/req',
     'cpu on/off',
