@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { chmod, copyFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -266,6 +267,41 @@ describe.skipIf(!pg.run)(
       const refused = (await again.json()) as { error: { code: string; message: string } };
       expect(refused.error.code).toBe('replica_unavailable');
       expect(refused.error.message).toContain(`node ${ids.get(b)}`);
+    });
+
+    it('an orchestration packaged on one node runs on the others from its shared archive, not rebuilt', async () => {
+      const withDep = await readyOrchestration(a.client(), 'with-dep', {
+        'package.json': JSON.stringify({ dependencies: { 'zip-dep': 'file:./zip-dep' } }),
+        'zip-dep/package.json': JSON.stringify({ name: 'zip-dep', version: '1.0.0', main: 'index.js' }),
+        'zip-dep/index.js': "module.exports = 'from the dependency';",
+        'main.mjs': "import dep from 'zip-dep';\nconsole.log(dep);\n",
+      });
+      const packaging = (await withDep.packagingLogs()).map((l) => l.line);
+      expect(packaging.join('\n')).toMatch(
+        /packaged output shared with the cluster \(archive [0-9a-f]{12}\)/,
+      );
+      for (const node of [a, b, c]) {
+        const task = await (await node.client().getOrchestration(withDep.id)).runOnce({ name: 'shared' });
+        const run = await waitFor('the run to end', async () => {
+          const [r] = await runsOf(node.client(), task);
+          return r !== undefined && r.status !== 'running' ? r : undefined;
+        });
+        const lines = (await run.logs()).map((l) => l.line);
+        expect(run.status, lines.join('\n')).toBe('success');
+        expect(lines[0]).toBe('from the dependency');
+      }
+      // A node that built the package fetched the zip; one that unpacked the archive never did.
+      // The uploader and at most one packager hold the zip, so one of the three at least has
+      // the package without it, and every node has the compiled entry and the dependency.
+      const holdsZip = [a, b, c].map((node) =>
+        existsSync(join(node.home, 'orchestrations', withDep.id, 'source.zip')),
+      );
+      expect(holdsZip.filter((held) => !held).length).toBeGreaterThanOrEqual(1);
+      for (const node of [a, b, c]) {
+        expect(
+          existsSync(join(node.home, 'orchestrations', withDep.id, 'files', '.quoll', 'entry.mjs')),
+        ).toBe(true);
+      }
     });
 
     it('kill() through A stops a run executing on C', async () => {

@@ -6,6 +6,12 @@ import type { OrchestrationDto, OrchestrationStatus } from '@quoll/client/wire';
  */
 export interface OrchestrationRecord extends Omit<OrchestrationDto, 'workspaceName'> {
   depHash: string | null;
+  /**
+   * SHA-256 of the packaged output's archive in a cluster's shared blob storage (the files as
+   * built and their dependency environment), which other nodes unpack instead of building;
+   * null when there is none (an embedded home).
+   */
+  packageSha: string | null;
 }
 
 /** What is recorded for a newly accepted upload. */
@@ -30,6 +36,8 @@ export interface OrchestrationStatusUpdate {
   entrypoint?: string | null;
   /** Kept as is when omitted. */
   depHash?: string | null;
+  /** Kept as is when omitted. */
+  packageSha?: string | null;
   updatedAt: string;
 }
 

@@ -4,7 +4,7 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { access, copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { ReceivedFile, SharedBlobStorage } from '../blobs/index.js';
 import { ApiError } from '../errors/index.js';
 import { COMPILED_ENTRY, CompileError, compileEntrypoint } from './compile-entrypoint.js';
@@ -13,6 +13,8 @@ import { EnvCache } from './env-cache.js';
 import { InstallError } from './install-error.js';
 import { linkNodeModules } from './link-node-modules.js';
 import { orchestrationPaths } from './orchestration-paths.js';
+import { restorePackage, sharePackage } from './package-archive.js';
+import type { PackageTrees } from './package-archive.js';
 import type { OrchestrationRecord, OrchestrationStore, PackagingLogSource } from './orchestration-store.js';
 import { PythonInterpreter } from '../runner/index.js';
 import { PythonEnvCache } from './python-env-cache.js';
@@ -250,8 +252,9 @@ export class Packager {
   }
 
   /**
-   * Builds, once per process, this node's copy of a package another node of the cluster made:
-   * the zip is fetched from the shared storage (its SHA-256 checked) and packaged again here.
+   * Puts in place, once per process, this node's copy of a package another node of the cluster
+   * made: its archived output (files and environment) when it shared one, else the zip, fetched
+   * from the shared storage (SHA-256 checked) and packaged again here.
    */
   private ensureLocalBuild(record: OrchestrationRecord): Promise<void> {
     let pending = this.localBuilds.get(record.id);
@@ -267,6 +270,23 @@ export class Packager {
   private async buildLocally(record: OrchestrationRecord): Promise<void> {
     const paths = orchestrationPaths(this.home, record.id);
     if (await exists(join(paths.dir, BUILT_MARKER))) return;
+    if (record.packageSha !== null && this.shared !== null) {
+      try {
+        await restorePackage(this.shared, record.packageSha, this.packageTrees(record), this.tmpDir);
+        if (record.entrypoint === null || entrypointRuntime(record.entrypoint) !== 'python') {
+          await linkNodeModules(
+            paths.nodeModulesDir,
+            record.depHash === null ? null : this.envCache.nodeModulesDirOf(record.depHash),
+            this.clientDir ?? resolveClientPackageDir(),
+          );
+        }
+        await writeFile(join(paths.dir, BUILT_MARKER), '');
+        return;
+      } catch (err) {
+        // The archive is a shortcut: without it this node builds its copy from the zip.
+        this.onError(err);
+      }
+    }
     await this.fetchZip(record);
     await this.packageOne(record, this.abort.signal, true);
   }
@@ -500,9 +520,11 @@ export class Packager {
         log.write('quoll', 'packaging interrupted by a server stop; it resumes when the server starts again');
         return;
       }
+      const depHash = deps?.hash ?? null;
       await this.markReady(record, local, log, {
         entrypoint: manifest.entrypoint,
-        depHash: deps?.hash ?? null,
+        depHash,
+        packageSha: local ? undefined : await this.share(record, manifest.entrypoint, depHash, log),
         error: null,
         updatedAt: this.now().toISOString(),
       });
@@ -566,9 +588,58 @@ export class Packager {
     await this.markReady(record, local, log, {
       entrypoint,
       depHash: env.hash,
+      packageSha: local ? undefined : await this.share(record, entrypoint, env.hash, log),
       error: null,
       updatedAt: this.now().toISOString(),
     });
+  }
+
+  /**
+   * In a cluster, stores the packaged output (files and environment) as one archive in the
+   * shared storage so other nodes unpack it instead of building their own; its SHA-256, or null
+   * (embedded home, or the archive failed: other nodes then build from the zip).
+   */
+  private async share(
+    record: OrchestrationRecord,
+    entrypoint: string,
+    depHash: string | null,
+    log: LogWriter,
+  ): Promise<string | null> {
+    if (this.shared === null) return null;
+    try {
+      const sha = await sharePackage(
+        this.shared,
+        this.packageTrees({ ...record, entrypoint, depHash }),
+        this.tmpDir,
+      );
+      log.write('quoll', `packaged output shared with the cluster (archive ${sha.slice(0, 12)})`);
+      return sha;
+    } catch (err) {
+      log.write(
+        'quoll',
+        `the packaged output could not be shared (${err instanceof Error ? err.message : String(err)}); ` +
+          'other nodes build their own copy from the zip',
+      );
+      return null;
+    }
+  }
+
+  /** The trees a package archive holds: the files as built and the dependency environment. */
+  private packageTrees(record: Pick<OrchestrationRecord, 'id' | 'entrypoint' | 'depHash'>): PackageTrees {
+    const { filesDir } = orchestrationPaths(this.home, record.id);
+    if (record.depHash === null) return { filesDir, envDir: null };
+    const python = record.entrypoint !== null && entrypointRuntime(record.entrypoint) === 'python';
+    return {
+      filesDir,
+      envDir: python
+        ? this.pythonEnvs.dirOf(record.depHash)
+        : dirname(this.envCache.nodeModulesDirOf(record.depHash)),
+    };
+  }
+
+  /** Scratch space on the home's file system (archives are renamed into place). */
+  private get tmpDir(): string {
+    return join(this.home, 'orchestrations', '.tmp');
   }
 
   /**
@@ -580,7 +651,13 @@ export class Packager {
     record: OrchestrationRecord,
     local: boolean,
     log: LogWriter,
-    fields: { entrypoint: string; depHash: string | null; error: null; updatedAt: string },
+    fields: {
+      entrypoint: string;
+      depHash: string | null;
+      packageSha: string | null | undefined;
+      error: null;
+      updatedAt: string;
+    },
   ): Promise<void> {
     log.write('quoll', 'ready');
     await log.flush();

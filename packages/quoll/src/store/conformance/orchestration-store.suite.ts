@@ -50,6 +50,7 @@ export function orchestrationStoreSuite(backend: string, makeStores: MakeStores)
         error: null,
         entrypoint: 'main.ts',
         depHash: null,
+        packageSha: null,
         createdAt: '2025-01-01T00:00:02.000Z',
         updatedAt: '2025-01-01T00:00:02.000Z',
       });
@@ -86,6 +87,25 @@ export function orchestrationStoreSuite(backend: string, makeStores: MakeStores)
       });
       expect(ready).toMatchObject({ status: 'ready', error: null, entrypoint: 'sub/main.ts', depHash: 'h1' });
       expect(await store.setOrchestrationStatus('missing', 'ready', { updatedAt: 'x' })).toBeNull();
+    });
+
+    it('setOrchestrationStatus sets the package archive SHA when given and keeps it when omitted', async () => {
+      await store.createOrchestration(orchestration('o1'));
+      const archived = await store.setOrchestrationStatus('o1', 'ready', {
+        packageSha: 'b'.repeat(64),
+        updatedAt: '2025-02-01T00:00:00.000Z',
+      });
+      expect(archived?.packageSha).toBe('b'.repeat(64));
+      const again = await store.setOrchestrationStatus('o1', 'ready', {
+        updatedAt: '2025-02-02T00:00:00.000Z',
+      });
+      expect(again?.packageSha).toBe('b'.repeat(64));
+      expect((await store.getOrchestration('o1'))?.packageSha).toBe('b'.repeat(64));
+      const cleared = await store.setOrchestrationStatus('o1', 'pending_packaging', {
+        packageSha: null,
+        updatedAt: '2025-02-03T00:00:00.000Z',
+      });
+      expect(cleared?.packageSha).toBeNull();
     });
 
     it('claims pending orchestrations oldest first, each only once', async () => {

@@ -58,14 +58,15 @@ export class PostgresOrchestrationStore implements OrchestrationStore {
     status: OrchestrationStatus,
     update: OrchestrationStatusUpdate,
   ): Promise<OrchestrationRecord | null> {
-    // Omitted entrypoint/depHash keep their value; an omitted error is cleared.
+    // Omitted entrypoint/depHash/packageSha keep their value; an omitted error is cleared.
     const row = await this.db.one<OrchestrationRow>(
       `UPDATE orchestrations SET
          status = $2,
          error = $3,
          entrypoint = CASE WHEN $4 THEN $5 ELSE entrypoint END,
          dep_hash = CASE WHEN $6 THEN $7 ELSE dep_hash END,
-         updated_at = $8
+         updated_at = $8,
+         package_sha = CASE WHEN $9 THEN $10 ELSE package_sha END
        WHERE id = $1 RETURNING *`,
       [
         id,
@@ -76,6 +77,8 @@ export class PostgresOrchestrationStore implements OrchestrationStore {
         update.depHash !== undefined,
         update.depHash ?? null,
         update.updatedAt,
+        update.packageSha !== undefined,
+        update.packageSha ?? null,
       ],
     );
     return row ? toOrchestration(row) : null;

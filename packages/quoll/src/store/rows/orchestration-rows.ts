@@ -11,6 +11,7 @@ export interface OrchestrationRow {
   error: string | null;
   entrypoint: string | null;
   dep_hash: string | null;
+  package_sha: string | null;
   created_at: string;
   updated_at: string;
 }
@@ -25,6 +26,7 @@ export const toOrchestration = (row: OrchestrationRow): OrchestrationRecord => (
   error: row.error,
   entrypoint: row.entrypoint,
   depHash: row.dep_hash,
+  packageSha: row.package_sha,
   createdAt: row.created_at,
   updatedAt: row.updated_at,
 });

@@ -79,7 +79,7 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
     status: OrchestrationStatus,
     update: OrchestrationStatusUpdate,
   ): Promise<OrchestrationRecord | null> {
-    // Omitted entrypoint/depHash keep their value; an omitted error is cleared, so a
+    // Omitted entrypoint/depHash/packageSha keep their value; an omitted error is cleared, so a
     // re-packaged orchestration does not carry a stale failure reason.
     const row = this.db
       .prepare(
@@ -88,6 +88,7 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
            error = @error,
            entrypoint = CASE WHEN @setEntrypoint THEN @entrypoint ELSE entrypoint END,
            dep_hash = CASE WHEN @setDepHash THEN @depHash ELSE dep_hash END,
+           package_sha = CASE WHEN @setPackageSha THEN @packageSha ELSE package_sha END,
            updated_at = @updatedAt
          WHERE id = @id RETURNING *`,
       )
@@ -99,6 +100,8 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
         entrypoint: update.entrypoint ?? null,
         setDepHash: update.depHash !== undefined ? 1 : 0,
         depHash: update.depHash ?? null,
+        setPackageSha: update.packageSha !== undefined ? 1 : 0,
+        packageSha: update.packageSha ?? null,
         updatedAt: update.updatedAt,
       }) as OrchestrationRow | undefined;
     return Promise.resolve(row ? toOrchestration(row) : null);
