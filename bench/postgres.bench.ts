@@ -1,6 +1,7 @@
 // A node on PostgreSQL beside the embedded default, in one run (interleaved, median of 3):
 //  1. inference-log ingest rows/s: the embedded store (segment files, SQLite index) vs a
-//     cluster node's store (Arrow batches in PostgreSQL, see docs/distributed.md),
+//     cluster node's store (Arrow batches in PostgreSQL, see docs/distributed.md), each
+//     after a first small append has started its writer thread,
 //  2. a 1000-row page on a large log in PostgreSQL (--rows, default 10 000 000): a time range,
 //     and the newest rows,
 //  3. infer over HTTP, Arrow IPC batch 1000, c=1: a `--database` node vs an embedded server.
@@ -107,6 +108,10 @@ try {
   for (let r = 0; r < 3; r++) {
     for (const backend of ['sqlite', 'postgres'] as const) {
       const { store, close } = await logStore(backend, db.url, `ingest${++schemas}`);
+      // Steady state: both writer threads up (the embedded store's open waits for its thread,
+      // a node's store starts its own in the background) and the pipeline's log begun.
+      await store.append(1, batch(-10, 10));
+      await store.flush();
       const t = performance.now();
       for (const b of batches) await store.append(1, b);
       await store.flush();
