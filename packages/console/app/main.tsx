@@ -83,9 +83,9 @@ function Page({ session, path }: { session: ConsoleSession; path: string }): JSX
   );
 }
 
-function App(): JSX.Element {
+function App({ signedIn }: { signedIn?: ConsoleSession }): JSX.Element {
   const loc = useLocation();
-  const [session, setSession] = useState<ConsoleSession | null | undefined>(undefined);
+  const [session, setSession] = useState<ConsoleSession | null | undefined>(signedIn);
   const [error, setError] = useState<string | null>(null);
   const [theme, setTheme] = useState<Theme>(initialTheme);
   // Set while rendering (not in an effect): the pages below read it as they render (charts).
@@ -161,4 +161,18 @@ function App(): JSX.Element {
   );
 }
 
-render(<App />, document.getElementById('app')!);
+const root = document.getElementById('app')!;
+if (linkSignIn === null) render(<App />, root);
+else {
+  // Opened from a sign-in link: nothing is drawn until the code has been exchanged (a few
+  // hundred ms at most), so the main thread is free to send the overview request the moment
+  // the session exists; then the overview is the first page drawn. If signing in fails, the
+  // sign-in page shows why.
+  linkSignIn.then(
+    (session) => {
+      window.history.replaceState(null, '', '/');
+      render(<App signedIn={session} />, root);
+    },
+    () => render(<App />, root),
+  );
+}
