@@ -6,12 +6,7 @@ import type { Clock, TimerHandle } from '../clock/index.js';
 import { ApiError } from '../errors/index.js';
 import { LogAppendQueue } from './log-append-queue.js';
 import type { QueuedAppend } from './log-append-queue.js';
-import {
-  COALESCE_BELOW_ROWS,
-  COALESCE_MAX_BYTES,
-  COALESCE_MAX_ROWS,
-  coalesceLogBatches,
-} from './coalesce-log-batches.js';
+import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS, coalesceLogBatches } from './coalesce-log-batches.js';
 import { checkLogBatch } from './log-batch-checks.js';
 import { LogBatchPacker } from './log-batch-transfer.js';
 import { enforceLogRetention, removeOrphanSegmentFiles } from './log-segment-files.js';
@@ -116,6 +111,13 @@ export interface InferenceLogStoreOptions {
    */
   onError?: (error: Error, retry: { attempt: number; retryInMs: number | null }) => void;
 }
+
+/**
+ * Batches smaller than this are merged on the request thread before they cross to the writer
+ * (their per-batch costs there outweigh the copy); bigger ones cross as they are, and the writer
+ * merges those under its own threshold, so their rows are not copied twice here.
+ */
+const MERGE_HERE_BELOW_ROWS = 64;
 
 /**
  * The writer's state: `open` takes appends; `retrying` after a write failure or an unexpected
@@ -494,20 +496,22 @@ export class InferenceLogStore {
    */
   #send(items: readonly QueuedAppend[]): void {
     const byPipeline = new Map<number, RecordBatch[]>();
+    let small = 0;
     for (const item of items) {
       const list = byPipeline.get(item.pipelineId);
       if (list === undefined) byPipeline.set(item.pipelineId, [...item.batches]);
       else for (const batch of item.batches) list.push(batch);
+      for (const batch of item.batches) if (batch.numRows < MERGE_HERE_BELOW_ROWS) small++;
     }
     const { segmentMaxRows, segmentMaxBytes } = this.#opts;
     const groups: RecordBatch[][] = [];
     for (const batches of byPipeline.values())
       groups.push(
-        batches.length < 2
+        small < 2 || batches.length < 2
           ? batches
           : coalesceLogBatches(
               batches,
-              COALESCE_BELOW_ROWS,
+              MERGE_HERE_BELOW_ROWS,
               Math.min(COALESCE_MAX_ROWS, segmentMaxRows),
               Math.min(COALESCE_MAX_BYTES, segmentMaxBytes / 2),
             ),
