@@ -533,6 +533,7 @@ function ownCalls(zip: Uint8Array): (Call & { status: number })[] {
       status: 200,
     },
     { what: "the metrics window of A's pipelines", method: 'GET', path: '/v1/metrics/window', status: 200 },
+    { what: "the console's overview of A", method: 'GET', path: '/v1/console/overview', status: 200 },
     { what: 'a console sign-in link', method: 'POST', path: '/v1/console/sign-in-links', status: 200 },
     {
       what: 'a console session from the pasted token',
@@ -617,6 +618,7 @@ describe('a token scoped to workspace A, while workspace B holds one of everythi
       `/v1/workspaces/${wsA.id}/pipelines`,
       '/v1/pipelines',
       '/v1/models',
+      '/v1/console/overview',
     ];
     for (const path of all) expect(JSON.stringify(await get(path)), path).not.toContain('scope-b');
   });
