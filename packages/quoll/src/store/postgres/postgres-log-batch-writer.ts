@@ -87,6 +87,9 @@ export class PostgresLogBatchWriter {
     let values: unknown[] = [];
     let pending = 0;
     let pendingBytes = 0;
+    // One statement is in flight while the next batches are encoded: the driver queues it
+    // behind the one executing, and this waits for the older one before sending a third.
+    const flight: { last: Promise<number> | null } = { last: null };
     const insert = async (): Promise<void> => {
       if (pending === 0) return;
       const tuples: string[] = [];
@@ -96,15 +99,20 @@ export class PostgresLogBatchWriter {
           `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, $${b + 8}, $${b + 9}, $${b + 10})`,
         );
       }
-      await sql.run(
+      const sent = sql.run(
         `INSERT INTO inference_log_batches
            (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
          VALUES ${tuples.join(', ')}`,
         values,
       );
+      // Its failure is seen where it is awaited, below or at the next insert.
+      sent.catch(() => undefined);
       values = [];
       pending = 0;
       pendingBytes = 0;
+      const older = flight.last;
+      flight.last = sent;
+      await older;
     };
     for (const original of merged) {
       const { batch, last } = clampLogTime(original, lastTime);
@@ -139,6 +147,7 @@ export class PostgresLogBatchWriter {
       if (pending >= INSERT_MAX_BATCHES || pendingBytes >= INSERT_MAX_BYTES) await insert();
     }
     await insert();
+    await flight.last;
     const updated = await sql.one<{ bytes: number }>(
       `UPDATE inference_log_heads SET next_seq = $2, last_time = $3, rows = rows + $4, bytes = bytes + $5
        WHERE pipeline_id = $1 RETURNING bytes`,
