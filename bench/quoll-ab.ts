@@ -1,0 +1,92 @@
+// Two Quoll servers side by side: builds (CLI_A / CLI_B, paths of `dist/cli/main.js`, e.g. of
+// main's worktree and of a branch's) or flags (ARGS_A / ARGS_B, e.g. --no-inference-logs), both
+// pinned to core 0 with wrk on core 1, interleaved A B A B …, median of the runs. CPU per request
+// is the whole process's (every thread) from /proc, which a shared machine moves less than req/s.
+// Usage: CLI_A=… [CLI_B=…] [ARGS_A=…] [ARGS_B=…] [FORMAT=json|arrow] [BATCH=1]
+//   npx tsx bench/quoll-ab.ts [connections=1] [seconds=3] [runs=3]
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from '@quoll/client';
+import {
+  cpuSeconds,
+  deployModel,
+  loadAverage,
+  median,
+  spawnPinned,
+  stopAll,
+  waitFor,
+  wrk,
+  writeBenchModel,
+  writeLua,
+  type BodyFormat,
+} from './support.js';
+
+const [connections = 1, seconds = 3, runs = 3] = process.argv.slice(2).map(Number);
+const format = (process.env.FORMAT ?? 'json') as BodyFormat;
+const batch = Number(process.env.BATCH ?? 1);
+const cliA = process.env.CLI_A;
+if (cliA === undefined) throw new Error('Set CLI_A to the dist/cli/main.js of the first build.');
+const work = mkdtempSync(join(tmpdir(), 'quoll-ab-'));
+const modelPath = writeBenchModel(work);
+const flags = (value: string | undefined): string[] => (value ?? '').split(' ').filter(Boolean);
+const sides = [
+  { label: 'A', cli: cliA, args: flags(process.env.ARGS_A) },
+  { label: 'B', cli: process.env.CLI_B ?? cliA, args: flags(process.env.ARGS_B) },
+].map((side) => ({ ...side, rps: [] as number[], p99: [] as number[], cpu: [] as number[] }));
+
+const servers = [];
+try {
+  for (const side of sides) {
+    const home = join(work, side.label);
+    const proc = spawnPinned('0', process.execPath, [
+      side.cli,
+      'server',
+      '--home',
+      home,
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+      ...side.args,
+    ]);
+    servers.push(proc);
+    const url = (await waitFor(proc, /listening on (http:\S+)/))[1] ?? '';
+    const { token } = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
+    const pipeline = await deployModel(new Client({ url, token }), 'benchmodel', modelPath, 'benchpipe');
+    Object.assign(side, {
+      proc,
+      url: pipeline.url(),
+      lua: writeLua(work, { format, batch, token, tag: side.label }),
+    });
+  }
+  const ready = sides as ((typeof sides)[number] & {
+    proc: (typeof servers)[number];
+    url: string;
+    lua: string;
+  })[];
+  for (const side of ready) wrk({ url: side.url, luaScript: side.lua, connections, seconds: 2 });
+  const loadBefore = loadAverage();
+  for (let run = 0; run < runs; run++)
+    for (const side of ready) {
+      const before = cpuSeconds(side.proc);
+      const r = wrk({ url: side.url, luaScript: side.lua, connections, seconds });
+      side.rps.push(r.reqPerSec);
+      side.p99.push(r.p99Ms);
+      side.cpu.push(((cpuSeconds(side.proc) - before) * 1e6) / (r.reqPerSec * seconds));
+    }
+  console.log(
+    `${format} batch ${batch} × ${connections}, ${seconds} s × ${runs}, load ${loadBefore}–${loadAverage()}`,
+  );
+  for (const side of ready)
+    console.log(
+      `${side.label} ${side.cli} ${side.args.join(' ')}: ${Math.round(median(side.rps))} req/s, p99 ${median(side.p99)} ms, CPU ${median(side.cpu).toFixed(0)} µs/request [${side.cpu.map((c) => c.toFixed(0)).join(' ')}]`,
+    );
+  const [a, b] = ready;
+  console.log(
+    `B/A req/s ${(median(b!.rps) / median(a!.rps)).toFixed(2)}; CPU per request A/B ${(median(a!.cpu) / median(b!.cpu)).toFixed(2)}`,
+  );
+} finally {
+  await stopAll(servers);
+  rmSync(work, { recursive: true, force: true });
+}
