@@ -2,9 +2,11 @@ import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { access, mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import type { Readable } from 'node:stream';
+import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiError } from '../errors/index.js';
+import { copySharedBlob, sha256OfFile } from './copy-shared-blob.js';
 import { BlobNotFoundError } from './shared-blob-storage.js';
 import type { SharedBlobStorage } from './shared-blob-storage.js';
 
@@ -137,35 +139,18 @@ export class BlobStore {
     }
     if (this.shared === null)
       throw new Error(`the file with SHA-256 ${sha256} could not be found on this node`);
-    const tmp = join(this.tmpDir, randomUUID());
-    const hash = createHash('sha256');
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
+    await mkdir(this.tmpDir, { recursive: true });
+    await mkdir(join(this.blobDir, sha256.slice(0, 2)), { recursive: true });
     try {
-      await mkdir(this.tmpDir, { recursive: true });
-      try {
-        await pipeline(Readable.from(this.shared.read(sha256)), meter, createWriteStream(tmp));
-      } catch (err) {
-        if (err instanceof BlobNotFoundError) {
-          throw new Error(
-            `the file with SHA-256 ${sha256} could not be found on this node or in the shared storage`,
-            { cause: err },
-          );
-        }
-        throw err;
+      await copySharedBlob(this.shared, sha256, path, join(this.tmpDir, randomUUID()));
+    } catch (err) {
+      if (err instanceof BlobNotFoundError) {
+        throw new Error(
+          `the file with SHA-256 ${sha256} could not be found on this node or in the shared storage`,
+          { cause: err },
+        );
       }
-      const got = hash.digest('hex');
-      if (got !== sha256) {
-        throw new Error(`blob ${sha256} read from the shared storage has SHA-256 ${got}; refusing to use it`);
-      }
-      await mkdir(join(this.blobDir, sha256.slice(0, 2)), { recursive: true });
-      await rename(tmp, path);
-    } finally {
-      await rm(tmp, { force: true });
+      throw err;
     }
     this.verified.add(sha256);
     return path;
@@ -184,10 +169,4 @@ async function exists(path: string): Promise<boolean> {
   } catch {
     return false;
   }
-}
-
-async function sha256OfFile(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }

@@ -1,11 +1,10 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
+import { copySharedBlob, sha256OfFile } from '../blobs/index.js';
 import type { SharedBlobStorage } from '../blobs/index.js';
 
 const run = promisify(execFile);
@@ -47,7 +46,7 @@ export async function sharePackage(
     ];
     if (trees.envDir !== null) args.push('-C', dirname(trees.envDir), basename(trees.envDir));
     await run('tar', args, { timeout: TAR_TIMEOUT_MS, maxBuffer: 1024 * 1024 });
-    const sha = await sha256Of(archive);
+    const sha = await sha256OfFile(archive);
     const { size } = await stat(archive);
     await shared.put(sha, size, () => createReadStream(archive));
     return sha;
@@ -73,19 +72,7 @@ export async function restorePackage(
   const archive = join(tmpDir, `package-${id}.tar.gz`);
   const staging = join(tmpDir, `package-${id}`);
   try {
-    const hash = createHash('sha256');
-    await pipeline(
-      Readable.from(shared.read(sha)),
-      new Transform({
-        transform(chunk: Buffer, _enc, done) {
-          hash.update(chunk);
-          done(null, chunk);
-        },
-      }),
-      createWriteStream(archive),
-    );
-    const got = hash.digest('hex');
-    if (got !== sha) throw new Error(`the stored package archive has SHA-256 ${got}, not ${sha}`);
+    await copySharedBlob(shared, sha, archive);
     await mkdir(staging);
     await run('tar', ['-xzf', archive, '--numeric-owner', '-C', staging], {
       timeout: TAR_TIMEOUT_MS,
@@ -105,12 +92,6 @@ export async function restorePackage(
     await rm(archive, { force: true });
     await rm(staging, { recursive: true, force: true });
   }
-}
-
-async function sha256Of(path: string): Promise<string> {
-  const hash = createHash('sha256');
-  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
 }
 
 async function exists(path: string): Promise<boolean> {

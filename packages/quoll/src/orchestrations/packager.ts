@@ -1,10 +1,9 @@
 import { execFile } from 'node:child_process';
-import { createHash, randomUUID } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { randomUUID } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { access, copyFile, mkdir, rename, rm, writeFile } from 'node:fs/promises';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { dirname, join } from 'node:path';
+import { copySharedBlob } from '../blobs/index.js';
 import type { ReceivedFile, SharedBlobStorage } from '../blobs/index.js';
 import { ApiError } from '../errors/index.js';
 import { COMPILED_ENTRY, CompileError, compileEntrypoint } from './compile-entrypoint.js';
@@ -297,26 +296,7 @@ export class Packager {
     const shared = this.shared;
     if (shared === null) throw new Error('no shared storage to fetch the orchestration from');
     await mkdir(paths.dir, { recursive: true });
-    const tmp = `${paths.sourceZip}.${randomUUID()}.part`;
-    const hash = createHash('sha256');
-    try {
-      await pipeline(
-        Readable.from(shared.read(record.sha)),
-        new Transform({
-          transform(chunk: Buffer, _enc, done) {
-            hash.update(chunk);
-            done(null, chunk);
-          },
-        }),
-        createWriteStream(tmp),
-      );
-      const got = hash.digest('hex');
-      if (got !== record.sha)
-        throw new Error(`the stored zip of orchestration ${record.id} has SHA-256 ${got}, not ${record.sha}`);
-      await rename(tmp, paths.sourceZip);
-    } finally {
-      await rm(tmp, { force: true });
-    }
+    await copySharedBlob(shared, record.sha, paths.sourceZip);
   }
 
   /** Where a ready orchestration's package is on this node. */
