@@ -198,7 +198,7 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
     const rows = page.getByRole('table', { name: 'Inference log rows' });
     await rows.getByText(expected).first().waitFor();
     // The page settles: the rows are counted and not loading again and again.
-    await page.getByText(/^\d+ rows/).waitFor();
+    await page.getByText(/^\d+ rows?\b/).waitFor();
     await page.waitForTimeout(500);
     expect(await page.getByText('Loading…').count()).toBe(0);
     expect(await page.locator('.chart canvas').count()).toBeGreaterThan(0);
@@ -258,6 +258,11 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
     expect(await log.textContent()).not.toContain('console line 4');
     await log.getByText('console line 4').waitFor({ timeout: 30_000 });
     await page.getByText('run ended').waitFor({ timeout: 30_000 });
+    // Once its log has ended, the page shows the run as ended too (no manual refresh).
+    await page
+      .getByRole('table', { name: 'Runs' })
+      .getByText('success', { exact: true })
+      .waitFor({ timeout: 10_000 });
     await shot(page, '09-task-run-log');
   }, 120_000);
 

@@ -132,7 +132,7 @@ export function DataTable<T>(props: {
             Previous
           </button>
           <span aria-live="polite">
-            Page {at + 1} of {pages} ({rows.length} rows)
+            Page {at + 1} of {pages} ({countOf(rows.length, 'row')})
           </span>
           <button type="button" onClick={() => setPage(at + 1)} disabled={at >= pages - 1}>
             Next
@@ -393,4 +393,9 @@ export function PageTitle({ children }: { children: string }): JSX.Element {
     document.title = `${children} · Quoll`;
   }, [children]);
   return <h1>{children}</h1>;
+}
+
+/** `1 row`, `2 rows`, `0 rows`. */
+export function countOf(n: number, noun: string): string {
+  return `${n} ${n === 1 ? noun : `${noun}s`}`;
 }

@@ -13,6 +13,7 @@ import {
   PageTitle,
   Status,
   TimeChart,
+  countOf,
   formatTime,
   useAsync,
 } from '../ui.js';
@@ -314,7 +315,7 @@ function TryIt({ pipeline }: { pipeline: Pipeline }): JSX.Element {
           <button class="primary" type="submit" disabled={busy}>
             Infer
           </button>
-          <span aria-live="polite">{busy ? 'Running…' : result ? `${result.length} rows` : ''}</span>
+          <span aria-live="polite">{busy ? 'Running…' : result ? countOf(result.length, 'row') : ''}</span>
         </div>
         <DropZone
           label="Or a JSON or Arrow file"
@@ -561,7 +562,7 @@ function LogExplorer(props: { session: ConsoleSession; workspaceId: number; name
   const tables = page.data?.tables ?? NO_TABLES;
   const total = page.data?.total ?? 0;
   const summary = page.data
-    ? `${total} rows${page.data.more ? ' (the first 50 000; narrow the range, or export for all)' : ''}`
+    ? `${countOf(total, 'row')}${page.data.more ? ' (the first 50 000; narrow the range, or export for all)' : ''}`
     : '';
   const numeric = useMemo(() => {
     const first = tables[0];

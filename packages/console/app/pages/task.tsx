@@ -58,6 +58,18 @@ function RunLog({ run, onEnded }: { run: TaskRun; onEnded: () => void }): JSX.El
   );
 }
 
+/**
+ * Waits (up to 5 s) until a run whose log has ended is recorded as ended too: its final line is
+ * stored just before its status, so a page that reloads at once could still show it running.
+ */
+async function settle(run: TaskRun): Promise<void> {
+  for (let i = 0; i < 20; i++) {
+    const now = await run.refresh().catch(() => null);
+    if (now === null || now.status !== 'running') return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 /** A task: its fields, kill, run history and one run's log followed live. */
 export function TaskPage({ session, id }: { session: ConsoleSession; id: string }): JSX.Element {
   const loc = useLocation();
@@ -151,7 +163,11 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
         ]}
       />
       <h2>Run log</h2>
-      {run ? <RunLog run={run} onEnded={() => task.reload()} /> : <p class="muted">No run to show yet.</p>}
+      {run ? (
+        <RunLog run={run} onEnded={() => void settle(run).then(() => task.reload())} />
+      ) : (
+        <p class="muted">No run to show yet.</p>
+      )}
     </div>
   );
 }
