@@ -318,7 +318,7 @@ function TryIt({ pipeline }: { pipeline: Pipeline }): JSX.Element {
           <span aria-live="polite">{busy ? 'Running…' : result ? countOf(result.length, 'row') : ''}</span>
         </div>
         <DropZone
-          label="Or a JSON or Arrow file"
+          label="JSON or Arrow file"
           accept=".json,.arrow,.arrows,.feather,application/json"
           onFile={(file) =>
             run(async () => {
