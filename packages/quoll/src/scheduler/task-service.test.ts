@@ -225,6 +225,8 @@ describe('TaskService', () => {
     await waitFor('crash loop flagged', async () => (await s.getTask(task.id)).statusReason !== null);
     writeFileSync(gate, ''); // the next run stays up until the gate reappears
     await clock.advance(2000);
+    // The timer's run is created asynchronously: wait for it, not the failed run before it.
+    await waitFor('run 3 starts', async () => (await s.listRuns(task.id)).length === 3);
     const healthy = (await s.listRuns(task.id))[0]!;
     await waitFor('the healthy run prints', async () => (await s.readRunLog(healthy.id)).length > 0);
     await clock.advance(60_000); // it lives a (manual) minute
