@@ -71,7 +71,21 @@ describe.skipIf(!pg.run)(`a node on PostgreSQL (${pg.run ? 'PostgreSQL reachable
     server = await startTestServer({ args: ['--database', viaProxy.toString()] });
   });
   afterAll(async () => {
-    await server.stop();
+    // A clean stop is asserted elsewhere (multi-node: SIGTERM stops every loop and exits 0). Here
+    // a stop that hangs after the outage test (seen twice on loaded CI runs, not reproduced alone)
+    // is reported with the server's last output, then the server is killed so the suite goes on.
+    const stopped = await Promise.race([
+      server.stop().then(() => true),
+      new Promise<false>((resolve) => setTimeout(() => resolve(false), 60_000)),
+    ]);
+    if (!stopped) {
+      console.warn(
+        `postgres-node: the server did not stop within 60 s of SIGTERM; its last output:\n${server
+          .output()
+          .slice(-4000)}`,
+      );
+      await server.kill();
+    }
     await server.cleanup();
     await outage.cut();
     await db.drop();
