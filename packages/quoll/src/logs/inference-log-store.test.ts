@@ -12,30 +12,21 @@ import {
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  Field,
-  FixedSizeList,
-  Float32,
-  Float64,
-  List,
-  RecordBatch,
-  Schema,
-  Struct,
-  Table,
-  TimestampMillisecond,
-  Uint32,
-  makeData,
-  tableFromIPC,
-} from 'apache-arrow';
-import type { Data } from 'apache-arrow';
+import { Table, tableFromIPC } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { systemClock } from '../clock/index.js';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { SqliteLogSegmentIndex } from '../store/sqlite/sqlite-log-segment-index.js';
 import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
 import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
-import { encodeLogPage, InferenceLogStore, logPageRecords } from './index.js';
-import type { InferenceLogStoreOptions, LogPage, LogQuery } from './index.js';
+import {
+  LOG_T0 as T0,
+  idRange as range,
+  inferenceLogRows as rows,
+  logPageIds as ids,
+} from '../store/conformance/inference-log-rows.js';
+import { InferenceLogStore } from './index.js';
+import type { InferenceLogStoreOptions, LogQuery } from './index.js';
 
 let dir: string;
 let db: SqliteHandle;
@@ -65,65 +56,6 @@ async function openStore(opts: Partial<InferenceLogStoreOptions> = {}): Promise<
   return store;
 }
 
-/**
- * Inference-result rows: `time`, `in.tensor` (Arrow style: FixedSizeList<Float32>[4], or JSON
- * style: List<Float64>), `out.variable` = [id] and `check_failures`.
- */
-function rows(ids: number[], times: number[], style: 'arrow' | 'json' = 'arrow'): RecordBatch {
-  const n = ids.length;
-  const timeType = new TimestampMillisecond();
-  const time = makeData({
-    type: timeType,
-    length: n,
-    data: BigInt64Array.from(times, (t) => BigInt(t)) as never,
-  });
-  let input: Data;
-  if (style === 'arrow') {
-    const values = new Float32Array(n * 4);
-    ids.forEach((id, i) => values.set([id, id + 0.5, 1, 2], i * 4));
-    input = makeData({
-      type: new FixedSizeList(4, new Field('item', new Float32(), false)),
-      length: n,
-      nullCount: 0,
-      child: makeData({ type: new Float32(), length: n * 4, data: values }),
-    });
-  } else {
-    const values = new Float64Array(n * 3);
-    ids.forEach((id, i) => values.set([id, 7, 8], i * 3));
-    input = makeData({
-      type: new List(new Field('item', new Float64(), true)),
-      length: n,
-      nullCount: 0,
-      valueOffsets: Int32Array.from({ length: n + 1 }, (_, i) => i * 3),
-      child: makeData({ type: new Float64(), length: n * 3, data: values }),
-    });
-  }
-  const out = makeData({
-    type: new FixedSizeList(1, new Field('item', new Float32(), false)),
-    length: n,
-    nullCount: 0,
-    child: makeData({ type: new Float32(), length: n, data: Float32Array.from(ids) }),
-  });
-  const checks = makeData({ type: new Uint32(), length: n, data: new Uint32Array(n) });
-  const schema = new Schema([
-    new Field('time', timeType, false),
-    new Field('in.tensor', input.type, false),
-    new Field('out.variable', out.type, false),
-    new Field('check_failures', new Uint32(), false),
-  ]);
-  return new RecordBatch(
-    schema,
-    makeData({
-      type: new Struct(schema.fields),
-      length: n,
-      nullCount: 0,
-      children: [time, input, out, checks],
-    }),
-  );
-}
-
-const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
-
 /** Appends `count` rows (ids from `from`, time = T0 + id × 10) in batches of `batch`, then flushes. */
 async function appendRows(
   store: InferenceLogStore,
@@ -146,16 +78,9 @@ async function appendRows(
   await store.flush();
 }
 
-const T0 = 1_700_000_000_000;
-
 /** This process's OS threads (Linux). */
 function osThreads(): number {
   return readdirSync('/proc/self/task').length;
-}
-
-function ids(page: LogPage): number[] {
-  const col = page.table.getChild('out.variable');
-  return Array.from({ length: page.rows }, (_, i) => (col?.get(i) as { get(i: number): number }).get(0));
 }
 
 async function pageAll(store: InferenceLogStore, pipelineId: number, q: LogQuery): Promise<number[][]> {
@@ -170,189 +95,22 @@ async function pageAll(store: InferenceLogStore, pipelineId: number, q: LogQuery
   throw new Error('paging did not end');
 }
 
-describe('InferenceLogStore queries', () => {
-  it('query() without a range returns the newest 100, newest first', async () => {
-    const store = await openStore();
-    await appendRows(store, 1, 0, 250);
-    await store.flush();
-    const page = await store.query(1);
-    expect(page.rows).toBe(100);
-    expect(ids(page)).toEqual(range(150, 100).reverse());
-    const times = page.table.getChild('time')?.toArray() as unknown as ArrayLike<number>;
-    expect(Number(times[0])).toBe(T0 + 2490);
-    expect(page.truncated).toBe(false);
-    expect(page.schemaChanged).toBe(false);
-    expect(page.nextCursor).not.toBeNull();
-  });
-
-  it('query({ limit }) without a range changes the count', async () => {
-    const store = await openStore();
-    await appendRows(store, 1, 0, 30);
-    expect(ids(await store.query(1, { limit: 7 }))).toEqual([29, 28, 27, 26, 25, 24, 23]);
-    expect(ids(await store.query(1, { limit: 1000 }))).toEqual(range(0, 30).reverse());
-  });
-
-  it('a time range includes rows at both ends and returns them oldest first', async () => {
-    const store = await openStore({ segmentMaxRows: 40 });
-    await appendRows(store, 1, 0, 200, 25);
-    await store.flush();
-    const page = await store.query(1, { start: T0 + 500, end: T0 + 1500 });
-    expect(ids(page)).toEqual(range(50, 101));
-    expect(page.nextCursor).toBeNull();
-    // Boundaries falling between rows.
-    expect(ids(await store.query(1, { start: T0 + 505, end: T0 + 525 }))).toEqual([51, 52]);
-    // Empty window: no rows, no columns.
-    const empty = await store.query(1, { start: T0 + 5000, end: T0 + 6000 });
-    expect(empty.rows).toBe(0);
-    expect(empty.table.numCols).toBe(0);
-  });
-
-  it('a range with a limit takes the oldest rows; order desc takes the newest, newest first', async () => {
-    const store = await openStore({ segmentMaxRows: 40 });
-    await appendRows(store, 1, 0, 200, 25);
-    expect(ids(await store.query(1, { start: T0 + 500, end: T0 + 1500, limit: 5 }))).toEqual([
-      50, 51, 52, 53, 54,
-    ]);
-    expect(ids(await store.query(1, { start: T0 + 500, end: T0 + 1500, limit: 5, order: 'desc' }))).toEqual([
-      150, 149, 148, 147, 146,
-    ]);
-    expect(ids(await store.query(1, { start: T0, end: T0 + 30, order: 'desc' }))).toEqual([3, 2, 1, 0]);
-  });
-
-  it('rows of one pipeline never show up in another', async () => {
-    const store = await openStore();
-    await appendRows(store, 1, 0, 10);
-    await appendRows(store, 2, 1000, 5);
-    expect(ids(await store.query(2))).toEqual([1004, 1003, 1002, 1001, 1000]);
-    expect((await store.query(3)).rows).toBe(0);
-  });
-
-  it('cuts a page at the byte cap, says so, and the cursor resumes right after the cut', async () => {
-    const store = await openStore();
-    await appendRows(store, 1, 0, 100, 100);
-    const full = await store.query(1, { start: T0, end: T0 + 10_000 });
-    expect(full.rows).toBe(100);
-    expect(full.truncated).toBe(false);
-    const cut = await store.query(1, { start: T0, end: T0 + 10_000, maxBytes: 1000 });
-    expect(cut.truncated).toBe(true);
-    expect(cut.rows).toBeGreaterThan(0);
-    expect(cut.rows).toBeLessThan(100);
-    const rest = await store.query(1, { start: T0, end: T0 + 10_000, cursor: cut.nextCursor ?? '' });
-    expect([...ids(cut), ...ids(rest)]).toEqual(range(0, 100));
-    // A cap below one row still returns one row, so paging always moves on.
-    expect((await store.query(1, { maxBytes: 1 })).rows).toBe(1);
-  });
-
-  it('keeps a schema change in a new segment and returns only the first schema met, saying so', async () => {
+describe('InferenceLogStore segments', () => {
+  // The query, paging, backpressure and stop contract is the conformance suite's
+  // (store/conformance/inference-logs.suite.ts), run here on files and on PostgreSQL.
+  it('keeps a schema change in a new segment', async () => {
     const store = await openStore();
     for (const i of range(0, 3)) await store.append(1, rows([i], [T0 + i], 'json'));
     await store.append(1, rows([3, 4], [T0 + 3, T0 + 4], 'arrow'));
     await store.flush();
     const segments = await index.listSegments(1, 'asc');
-    expect(segments).toHaveLength(2);
+    expect(segments.map((s) => s.rows)).toEqual([3, 2]);
     expect(segments[0]?.schemaId).not.toBe(segments[1]?.schemaId);
-
-    const newest = await store.query(1, { limit: 10 });
-    expect(ids(newest)).toEqual([4, 3]);
-    expect(newest.schemaChanged).toBe(true);
-    expect(String(newest.table.schema.fields[1]?.type)).toContain('FixedSizeList');
-    const older = await store.query(1, { limit: 10, cursor: newest.nextCursor ?? '' });
-    expect(ids(older)).toEqual([2, 1, 0]);
-    // Variable-length list columns come back reversed row by row too.
-    expect(logPageRecords(older.table).map((r) => r['in.tensor'])).toEqual([
-      [2, 7, 8],
-      [1, 7, 8],
-      [0, 7, 8],
-    ]);
-    expect(older.schemaChanged).toBe(false);
-    expect(String(older.table.schema.fields[1]?.type)).toContain('List');
-
-    const oldestFirst = await store.query(1, { start: T0, end: T0 + 10 });
-    expect(ids(oldestFirst)).toEqual([0, 1, 2]);
-    expect(oldestFirst.schemaChanged).toBe(true);
-  });
-
-  it('cursor paging returns every row exactly once, across segments, in both orders', async () => {
-    const store = await openStore({ segmentMaxRows: 64 });
-    await appendRows(store, 1, 0, 500, 30);
-    await store.flush();
-    expect((await index.listSegments(1, 'asc')).length).toBeGreaterThan(5);
-    const asc = await pageAll(store, 1, { start: T0 + 15, end: T0 + 4_000, limit: 37 });
-    expect(asc.flat()).toEqual(range(2, 399));
-    expect(asc.slice(0, -1).every((p) => p.length === 37)).toBe(true);
-    const desc = await pageAll(store, 1, { limit: 41 });
-    expect(desc.flat()).toEqual(range(0, 500).reverse());
-    const descRange = await pageAll(store, 1, { start: T0 + 100, end: T0 + 1000, order: 'desc', limit: 13 });
-    expect(descRange.flat()).toEqual(range(10, 91).reverse());
-  });
-
-  it('sees rows appended after a flush, including in the segment still being written', async () => {
-    const store = await openStore();
-    await appendRows(store, 1, 0, 10);
-    await store.flush();
-    expect((await store.query(1)).rows).toBe(10);
-    await appendRows(store, 1, 10, 10);
-    await store.flush();
-    expect(ids(await store.query(1, { limit: 3 }))).toEqual([19, 18, 17]);
-  });
-
-  it('keeps time non-decreasing when a batch arrives with an earlier time', async () => {
-    const store = await openStore();
-    await store.append(1, rows([0, 1], [T0 + 100, T0 + 200]));
-    await store.append(1, rows([2, 3], [T0 + 150, T0 + 120]));
-    await store.flush();
-    const page = await store.query(1, { start: T0, end: T0 + 1000 });
-    expect(ids(page)).toEqual([0, 1, 2, 3]);
-    expect(Array.from(page.table.getChild('time')?.toArray() as ArrayLike<number>, Number)).toEqual([
-      T0 + 100,
-      T0 + 200,
-      T0 + 200,
-      T0 + 200,
-    ]);
-  });
-
-  it('refuses bad queries with a clear code', async () => {
-    const store = await openStore();
-    await expect(store.query(1, { start: T0 })).rejects.toMatchObject({ code: 'invalid_time_range' });
-    await expect(store.query(1, { end: T0 })).rejects.toMatchObject({ code: 'invalid_time_range' });
-    await expect(store.query(1, { start: T0 + 1, end: T0 })).rejects.toMatchObject({
-      code: 'invalid_time_range',
-    });
-    await expect(store.query(1, { limit: 0 })).rejects.toMatchObject({ code: 'invalid_request' });
-    await expect(store.query(1, { cursor: 'nonsense' })).rejects.toMatchObject({ code: 'invalid_request' });
-    await appendRows(store, 1, 0, 5);
-    const page = await store.query(1, { limit: 2 });
-    await expect(store.query(1, { order: 'asc', cursor: page.nextCursor ?? '' })).rejects.toMatchObject({
-      code: 'invalid_request',
-    });
-  });
-
-  it('encodes a page as an Arrow stream or as JSON records with time in epoch ms', async () => {
-    const store = await openStore();
-    await appendRows(store, 1, 0, 3);
-    const page = await store.query(1, { limit: 2 });
-    const back = tableFromIPC(encodeLogPage(page, 'arrow-stream'));
-    expect(back.numRows).toBe(2);
-    const records = JSON.parse(encodeLogPage(page, 'json')) as unknown[];
-    expect(records[0]).toEqual({
-      time: T0 + 20,
-      'in.tensor': [2, 2.5, 1, 2],
-      'out.variable': [2],
-      check_failures: 0,
-    });
-    expect(logPageRecords(page.table)).toEqual(records);
+    expect(ids(await store.query(1, { limit: 10 }))).toEqual([4, 3]);
   });
 });
 
 describe('InferenceLogStore writing', () => {
-  it('refuses a batch without a Timestamp(ms) time column and writes nothing', async () => {
-    const store = await openStore();
-    const bad = new Table({ x: makeData({ type: new Float32(), length: 1, data: new Float32Array(1) }) });
-    await expect(store.append(1, bad)).rejects.toMatchObject({ code: 'invalid_request' });
-    await store.flush();
-    expect(await index.listSegments(1, 'asc')).toEqual([]);
-  });
-
   it('rolls segments at the row cap', async () => {
     const store = await openStore({ segmentMaxRows: 100 });
     await appendRows(store, 1, 0, 350, 50);
@@ -363,32 +121,6 @@ describe('InferenceLogStore writing', () => {
     expect(segs.reduce((sum, s) => sum + s.rows, 0)).toBe(350);
     expect(segs.length).toBeGreaterThanOrEqual(4);
     expect(segs.map((s) => s.sealed)).toEqual(segs.map((_, i) => i < segs.length - 1));
-  });
-
-  it('backpressure: with a full queue append waits, and no row is lost', async () => {
-    const store = await openStore({ queueCapacityRows: 10 });
-    const settled: boolean[] = [];
-    const appends = range(0, 100).map((i) => {
-      const ids5 = range(i * 5, 5);
-      const p = store.append(
-        1,
-        rows(
-          ids5,
-          ids5.map((id) => T0 + id),
-        ),
-      );
-      settled.push(false);
-      void p.then(() => (settled[i] = true));
-      return p;
-    });
-    await Promise.resolve();
-    expect(store.queuedRows).toBeLessThanOrEqual(10);
-    // The writer needs I/O before it can take more, so most appends are still waiting.
-    expect(settled.filter((s) => !s).length).toBeGreaterThan(50);
-    await Promise.all(appends);
-    await store.flush();
-    const all = await pageAll(store, 1, { start: T0, end: T0 + 1000, limit: 123 });
-    expect(all.flat()).toEqual(range(0, 500));
   });
 
   it('hands small appends to the writer together once handOffDelayMs has passed, and at once on flush', async () => {

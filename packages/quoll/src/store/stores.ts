@@ -94,7 +94,12 @@ export interface Stores {
    * indexed by {@link logIndex}.
    */
   readonly createInferenceLogStore:
-    | ((options: { nodeId: string; maxBytesPerPipeline?: number; maxBytesTotal?: number }) => InferenceLogs)
+    | ((options: {
+        nodeId: string;
+        maxBytesPerPipeline?: number;
+        maxBytesTotal?: number;
+        queueCapacityRows?: number;
+      }) => InferenceLogs)
     | null;
   /** Checks the database with one round-trip (SQLite: always `ok`). */
   health(): Promise<DatabaseHealth>;

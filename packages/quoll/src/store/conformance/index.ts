@@ -14,3 +14,7 @@ export { pipelineStoreSuite } from './pipeline-store.suite.js';
 export { taskStoreSuite } from './task-store.suite.js';
 export { tokenStoreSuite } from './token-store.suite.js';
 export { workspaceStoreSuite } from './workspace-store.suite.js';
+export { inferenceLogsSuite } from './inference-logs.suite.js';
+export type { MakeInferenceLogs } from './inference-logs.suite.js';
+export { LOG_T0, idRange, inferenceLogRows, logPageIds } from './inference-log-rows.js';
+export type { LogRowStyle } from './inference-log-rows.js';

@@ -1,18 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  Field,
-  FixedSizeList,
-  Float32,
-  RecordBatch,
-  Schema,
-  Struct,
-  TimestampMillisecond,
-  Uint32,
-  makeData,
-} from 'apache-arrow';
-import type { Data } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
 import { threadId } from 'node:worker_threads';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -25,62 +14,23 @@ import type { InferenceLogs, LogPage, LogQuery } from '../../logs/index.js';
 import { openSqliteDatabase } from '../sqlite/sqlite-database.js';
 import type { SqliteHandle } from '../sqlite/sqlite-database.js';
 import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
+import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
 import { PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
 import type { PostgresInferenceLogOptions } from './postgres-inference-log-store.js';
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
 
-const T0 = 1_700_000_000_000;
-
-/**
- * Rows as an inference logs them: `time`, `in.tensor` (FixedSizeList<Float32>[width]),
- * `out.id` = [id], `check_failures`. Another `width` is another schema.
- */
-function rows(ids: number[], times: number[], width = 2): RecordBatch {
-  const n = ids.length;
-  const timeType = new TimestampMillisecond();
-  const time = makeData({ type: timeType, length: n, data: BigInt64Array.from(times, BigInt) as never });
-  const values = new Float32Array(n * width);
-  ids.forEach((id, i) => values.fill(id, i * width, (i + 1) * width));
-  const input: Data = makeData({
-    type: new FixedSizeList(width, new Field('item', new Float32(), false)),
-    length: n,
-    nullCount: 0,
-    child: makeData({ type: new Float32(), length: n * width, data: values }),
-  });
-  const out = makeData({
-    type: new FixedSizeList(1, new Field('item', new Float32(), false)),
-    length: n,
-    nullCount: 0,
-    child: makeData({ type: new Float32(), length: n, data: Float32Array.from(ids) }),
-  });
-  const checks = makeData({ type: new Uint32(), length: n, data: new Uint32Array(n) });
-  const schema = new Schema([
-    new Field('time', timeType, false),
-    new Field('in.tensor', input.type, false),
-    new Field('out.id', out.type, false),
-    new Field('check_failures', new Uint32(), false),
-  ]);
-  return new RecordBatch(
-    schema,
-    makeData({
-      type: new Struct(schema.fields),
-      length: n,
-      nullCount: 0,
-      children: [time, input, out, checks],
-    }),
-  );
-}
-
-const range = (from: number, count: number): number[] => Array.from({ length: count }, (_, i) => from + i);
+/** Inference-log rows whose input is `width` floats wide (another `width` is another schema). */
+const rows = (ids: number[], times: number[], width = 2): RecordBatch =>
+  inferenceLogRows(ids, times, { width });
 
 /** The ids and times of a page's rows, in order. */
 function content(page: LogPage): { ids: number[]; times: number[] } {
   const ids: number[] = [];
   const times: number[] = [];
   for (const batch of page.table.batches) {
-    const out = batch.getChild('out.id');
+    const out = batch.getChild('out.variable');
     const time = batch.getChild('time');
     for (let i = 0; i < batch.numRows; i++) {
       ids.push((out?.get(i) as { toArray(): Float32Array } | null)?.toArray()[0] ?? NaN);

@@ -10,6 +10,7 @@ import {
   concurrencySuite,
   keyCheckStoreSuite,
   runLogStoreSuite,
+  inferenceLogsSuite,
   sharedBlobStorageSuite,
   connectionStoreSuite,
   logSegmentIndexSuite,
@@ -107,6 +108,22 @@ describe.skipIf(!runPostgresTests)(
       const stores = await makeStores();
       if (stores.createRunLogStore === null) throw new Error('no run-log store');
       return { storage: stores.createRunLogStore({ maxBytesPerRun }), close: () => stores.close() };
+    });
+    // Record batches in the database: there are no segments, so `smallPieces` changes nothing.
+    inferenceLogsSuite('postgres', async ({ queueCapacityRows }) => {
+      const stores = await makeStores();
+      if (stores.createInferenceLogStore === null) throw new Error('no inference-log store');
+      const logs = stores.createInferenceLogStore({
+        nodeId: 'node-1',
+        ...(queueCapacityRows === undefined ? {} : { queueCapacityRows }),
+      });
+      return {
+        logs,
+        close: async () => {
+          await logs.stop();
+          await stores.close();
+        },
+      };
     });
 
     describe('postgres: replica placement (pipeline_replicas)', () => {

@@ -7,6 +7,7 @@ import {
   concurrencySuite,
   keyCheckStoreSuite,
   runLogStoreSuite,
+  inferenceLogsSuite,
   connectionStoreSuite,
   logSegmentIndexSuite,
   modelStoreSuite,
@@ -22,6 +23,7 @@ import { SchemaTooNewError } from '../schema-migrations.js';
 import type { Stores } from '../stores.js';
 import { openSqliteDatabase } from './sqlite-database.js';
 import { FileRunLogStore } from '../../runner/index.js';
+import { InferenceLogStore } from '../../logs/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'quoll-sqlite-stores-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -61,6 +63,27 @@ runLogStoreSuite('files', async ({ maxBytesPerRun }) => {
   const storage = new FileRunLogStore({ dir, maxBytesPerRun });
   await storage.open();
   return { storage, close: async () => rmSync(dir, { recursive: true, force: true }) };
+});
+
+// The embedded home's inference logs are segment files indexed in SQLite; small pieces are
+// segments of 40 rows.
+inferenceLogsSuite('files + sqlite', async ({ smallPieces, queueCapacityRows }) => {
+  const stores = await makeStores();
+  const dir = mkdtempSync(join(root, 'inference-logs-'));
+  const logs = await InferenceLogStore.open({
+    dir,
+    index: stores.logIndex,
+    ...(smallPieces === true ? { segmentMaxRows: 40 } : {}),
+    ...(queueCapacityRows === undefined ? {} : { queueCapacityRows }),
+  });
+  return {
+    logs,
+    close: async () => {
+      await logs.stop();
+      await stores.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
 });
 
 describe('sqlite: migrations', () => {

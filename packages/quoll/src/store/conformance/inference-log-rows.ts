@@ -1,0 +1,104 @@
+import {
+  Field,
+  FixedSizeList,
+  Float32,
+  Float64,
+  List,
+  RecordBatch,
+  Schema,
+  Struct,
+  TimestampMillisecond,
+  Uint32,
+  makeData,
+} from 'apache-arrow';
+import type { Data } from 'apache-arrow';
+import type { LogPage } from '../../logs/index.js';
+
+/** A time origin for test rows: row `id` is logged at `LOG_T0 + id × 10` by {@link appendLogRows}. */
+export const LOG_T0 = 1_700_000_000_000;
+
+/** How the input column of {@link inferenceLogRows} is laid out: each is another schema. */
+export type LogRowStyle =
+  /** `in.tensor` FixedSizeList<Float32>[4] = [id, id + 0.5, 1, 2], as an Arrow inference logs it. */
+  | 'arrow'
+  /** `in.tensor` List<Float64> = [id, 7, 8], as a JSON-records inference logs it. */
+  | 'json'
+  /** `in.tensor` FixedSizeList<Float32>[width], every value `id`. */
+  | { width: number };
+
+/**
+ * Inference-log rows as an inference appends them: `time`, `in.tensor` (see {@link LogRowStyle}),
+ * `out.variable` = [id] and `check_failures` = 0.
+ */
+export function inferenceLogRows(ids: number[], times: number[], style: LogRowStyle = 'arrow'): RecordBatch {
+  const n = ids.length;
+  const timeType = new TimestampMillisecond();
+  const time = makeData({
+    type: timeType,
+    length: n,
+    data: BigInt64Array.from(times, (t) => BigInt(t)) as never,
+  });
+  let input: Data;
+  if (style === 'json') {
+    const values = new Float64Array(n * 3);
+    ids.forEach((id, i) => values.set([id, 7, 8], i * 3));
+    input = makeData({
+      type: new List(new Field('item', new Float64(), true)),
+      length: n,
+      nullCount: 0,
+      valueOffsets: Int32Array.from({ length: n + 1 }, (_, i) => i * 3),
+      child: makeData({ type: new Float64(), length: n * 3, data: values }),
+    });
+  } else {
+    const width = style === 'arrow' ? 4 : style.width;
+    const values = new Float32Array(n * width);
+    ids.forEach((id, i) => {
+      if (style === 'arrow') values.set([id, id + 0.5, 1, 2], i * width);
+      else values.fill(id, i * width, (i + 1) * width);
+    });
+    input = makeData({
+      type: new FixedSizeList(width, new Field('item', new Float32(), false)),
+      length: n,
+      nullCount: 0,
+      child: makeData({ type: new Float32(), length: n * width, data: values }),
+    });
+  }
+  const out = makeData({
+    type: new FixedSizeList(1, new Field('item', new Float32(), false)),
+    length: n,
+    nullCount: 0,
+    child: makeData({ type: new Float32(), length: n, data: Float32Array.from(ids) }),
+  });
+  const checks = makeData({ type: new Uint32(), length: n, data: new Uint32Array(n) });
+  const schema = new Schema([
+    new Field('time', timeType, false),
+    new Field('in.tensor', input.type, false),
+    new Field('out.variable', out.type, false),
+    new Field('check_failures', new Uint32(), false),
+  ]);
+  return new RecordBatch(
+    schema,
+    makeData({
+      type: new Struct(schema.fields),
+      length: n,
+      nullCount: 0,
+      children: [time, input, out, checks],
+    }),
+  );
+}
+
+/** `count` whole numbers from `from`. */
+export const idRange = (from: number, count: number): number[] =>
+  Array.from({ length: count }, (_, i) => from + i);
+
+/** The ids (`out.variable`) of a page's rows, in page order. */
+export function logPageIds(page: LogPage): number[] {
+  const ids: number[] = [];
+  for (const batch of page.table.batches) {
+    const col = batch.getChild('out.variable');
+    for (let i = 0; i < batch.numRows; i++) {
+      ids.push((col?.get(i) as { get(i: number): number } | null)?.get(0) ?? NaN);
+    }
+  }
+  return ids;
+}

@@ -1,0 +1,294 @@
+import { Float32, Table, makeData, tableFromIPC } from 'apache-arrow';
+import { afterEach, describe, expect, it } from 'vitest';
+import { encodeLogPage, logPageRecords } from '../../logs/index.js';
+import type { InferenceLogs, LogQuery } from '../../logs/index.js';
+import {
+  LOG_T0 as T0,
+  idRange as range,
+  inferenceLogRows as rows,
+  logPageIds as ids,
+} from './inference-log-rows.js';
+
+/**
+ * Opens a fresh, empty inference log on the backend under test. `smallPieces`: store rows in
+ * small pieces (segments of a few dozen rows on files), so that pages cross them.
+ * `queueCapacityRows`: the append queue's bound. `close` stops the log and frees its storage.
+ */
+export type MakeInferenceLogs = (options: {
+  smallPieces?: boolean;
+  queueCapacityRows?: number;
+}) => Promise<{ logs: InferenceLogs; close: () => Promise<void> }>;
+
+/**
+ * The {@link InferenceLogs} contract (paging, ordering, time ranges, byte caps, schema changes,
+ * read-your-writes, backpressure, stop), run against one backend: segment files indexed in
+ * SQLite, or record batches in PostgreSQL.
+ */
+export function inferenceLogsSuite(backend: string, make: MakeInferenceLogs): void {
+  describe(`${backend}: InferenceLogs`, () => {
+    const closers: (() => Promise<void>)[] = [];
+    afterEach(async () => {
+      for (const close of closers.splice(0)) await close();
+    });
+
+    async function open(options: Parameters<MakeInferenceLogs>[0] = {}): Promise<InferenceLogs> {
+      const { logs, close } = await make(options);
+      closers.push(close);
+      return logs;
+    }
+
+    /** Appends `count` rows (ids from `from`, time = T0 + id × 10) in batches of `batch`, then flushes. */
+    async function appendRows(
+      store: InferenceLogs,
+      pipelineId: number,
+      from: number,
+      count: number,
+      batch = 50,
+    ) {
+      for (let i = 0; i < count; i += batch) {
+        const batchIds = range(from + i, Math.min(batch, count - i));
+        await store.append(
+          pipelineId,
+          rows(
+            batchIds,
+            batchIds.map((id) => T0 + id * 10),
+          ),
+        );
+      }
+      // Only flushed rows are sure to be visible.
+      await store.flush();
+    }
+
+    async function pageAll(store: InferenceLogs, pipelineId: number, q: LogQuery): Promise<number[][]> {
+      const pages: number[][] = [];
+      let cursor: string | undefined;
+      for (let guard = 0; guard < 10_000; guard++) {
+        const page = await store.query(pipelineId, { ...q, ...(cursor === undefined ? {} : { cursor }) });
+        pages.push(ids(page));
+        if (page.nextCursor === null) return pages;
+        cursor = page.nextCursor;
+      }
+      throw new Error('paging did not end');
+    }
+
+    it('query() without a range returns the newest 100, newest first', async () => {
+      const store = await open();
+      await appendRows(store, 1, 0, 250);
+      const page = await store.query(1);
+      expect(page.rows).toBe(100);
+      expect(ids(page)).toEqual(range(150, 100).reverse());
+      const times = page.table.getChild('time')?.toArray() as unknown as ArrayLike<number>;
+      expect(Number(times[0])).toBe(T0 + 2490);
+      expect(page.truncated).toBe(false);
+      expect(page.schemaChanged).toBe(false);
+      expect(page.nextCursor).not.toBeNull();
+    });
+
+    it('query({ limit }) without a range changes the count', async () => {
+      const store = await open();
+      await appendRows(store, 1, 0, 30);
+      expect(ids(await store.query(1, { limit: 7 }))).toEqual([29, 28, 27, 26, 25, 24, 23]);
+      expect(ids(await store.query(1, { limit: 1000 }))).toEqual(range(0, 30).reverse());
+    });
+
+    it('a time range includes rows at both ends and returns them oldest first', async () => {
+      const store = await open({ smallPieces: true });
+      await appendRows(store, 1, 0, 200, 25);
+      const page = await store.query(1, { start: T0 + 500, end: T0 + 1500 });
+      expect(ids(page)).toEqual(range(50, 101));
+      expect(page.nextCursor).toBeNull();
+      // Boundaries falling between rows.
+      expect(ids(await store.query(1, { start: T0 + 505, end: T0 + 525 }))).toEqual([51, 52]);
+      // Empty window: no rows, no columns.
+      const empty = await store.query(1, { start: T0 + 5000, end: T0 + 6000 });
+      expect(empty.rows).toBe(0);
+      expect(empty.table.numCols).toBe(0);
+      expect(empty.nextCursor).toBeNull();
+    });
+
+    it('a range with a limit takes the oldest rows; order desc takes the newest, newest first', async () => {
+      const store = await open({ smallPieces: true });
+      await appendRows(store, 1, 0, 200, 25);
+      expect(ids(await store.query(1, { start: T0 + 500, end: T0 + 1500, limit: 5 }))).toEqual([
+        50, 51, 52, 53, 54,
+      ]);
+      expect(ids(await store.query(1, { start: T0 + 500, end: T0 + 1500, limit: 5, order: 'desc' }))).toEqual(
+        [150, 149, 148, 147, 146],
+      );
+      expect(ids(await store.query(1, { start: T0, end: T0 + 30, order: 'desc' }))).toEqual([3, 2, 1, 0]);
+    });
+
+    it('rows of one pipeline never show up in another', async () => {
+      const store = await open();
+      await appendRows(store, 1, 0, 10);
+      await appendRows(store, 2, 1000, 5);
+      expect(ids(await store.query(2))).toEqual([1004, 1003, 1002, 1001, 1000]);
+      expect((await store.query(3)).rows).toBe(0);
+      expect(await store.storedBytes(3)).toBe(0);
+      expect(await store.storedBytes()).toBeGreaterThanOrEqual(
+        (await store.storedBytes(1)) + (await store.storedBytes(2)),
+      );
+    });
+
+    it('cuts a page at the byte cap, says so, and the cursor resumes right after the cut', async () => {
+      const store = await open();
+      await appendRows(store, 1, 0, 100, 100);
+      const full = await store.query(1, { start: T0, end: T0 + 10_000 });
+      expect(full.rows).toBe(100);
+      expect(full.truncated).toBe(false);
+      const cut = await store.query(1, { start: T0, end: T0 + 10_000, maxBytes: 1000 });
+      expect(cut.truncated).toBe(true);
+      expect(cut.rows).toBeGreaterThan(0);
+      expect(cut.rows).toBeLessThan(100);
+      const rest = await store.query(1, { start: T0, end: T0 + 10_000, cursor: cut.nextCursor ?? '' });
+      expect([...ids(cut), ...ids(rest)]).toEqual(range(0, 100));
+      // A cap below one row still returns one row, so paging always moves on.
+      expect((await store.query(1, { maxBytes: 1 })).rows).toBe(1);
+    });
+
+    it('returns only the first schema a page meets, says so, and the next page carries on in the other', async () => {
+      const store = await open();
+      for (const i of range(0, 3)) await store.append(1, rows([i], [T0 + i], 'json'));
+      await store.append(1, rows([3, 4], [T0 + 3, T0 + 4], 'arrow'));
+      await store.flush();
+
+      const newest = await store.query(1, { limit: 10 });
+      expect(ids(newest)).toEqual([4, 3]);
+      expect(newest.schemaChanged).toBe(true);
+      expect(String(newest.table.schema.fields[1]?.type)).toContain('FixedSizeList');
+      const older = await store.query(1, { limit: 10, cursor: newest.nextCursor ?? '' });
+      expect(ids(older)).toEqual([2, 1, 0]);
+      // Variable-length list columns come back reversed row by row too.
+      expect(logPageRecords(older.table).map((r) => r['in.tensor'])).toEqual([
+        [2, 7, 8],
+        [1, 7, 8],
+        [0, 7, 8],
+      ]);
+      expect(older.schemaChanged).toBe(false);
+      expect(String(older.table.schema.fields[1]?.type)).toContain('List');
+      expect(older.schemaId).not.toBe(newest.schemaId);
+
+      const oldestFirst = await store.query(1, { start: T0, end: T0 + 10 });
+      expect(ids(oldestFirst)).toEqual([0, 1, 2]);
+      expect(oldestFirst.schemaChanged).toBe(true);
+    });
+
+    it('cursor paging returns every row exactly once, across stored pieces, in both orders', async () => {
+      const store = await open({ smallPieces: true });
+      await appendRows(store, 1, 0, 500, 30);
+      const asc = await pageAll(store, 1, { start: T0 + 15, end: T0 + 4_000, limit: 37 });
+      expect(asc.flat()).toEqual(range(2, 399));
+      expect(asc.slice(0, -1).every((p) => p.length === 37)).toBe(true);
+      const desc = await pageAll(store, 1, { limit: 41 });
+      expect(desc.flat()).toEqual(range(0, 500).reverse());
+      const descRange = await pageAll(store, 1, {
+        start: T0 + 100,
+        end: T0 + 1000,
+        order: 'desc',
+        limit: 13,
+      });
+      expect(descRange.flat()).toEqual(range(10, 91).reverse());
+    });
+
+    it('sees rows appended after a flush (read-your-writes)', async () => {
+      const store = await open();
+      await appendRows(store, 1, 0, 10);
+      expect((await store.query(1)).rows).toBe(10);
+      await appendRows(store, 1, 10, 10);
+      expect(ids(await store.query(1, { limit: 3 }))).toEqual([19, 18, 17]);
+    });
+
+    it('keeps time non-decreasing when a batch arrives with an earlier time', async () => {
+      const store = await open();
+      await store.append(1, rows([0, 1], [T0 + 100, T0 + 200]));
+      await store.append(1, rows([2, 3], [T0 + 150, T0 + 120]));
+      await store.flush();
+      const page = await store.query(1, { start: T0, end: T0 + 1000 });
+      expect(ids(page)).toEqual([0, 1, 2, 3]);
+      expect(Array.from(page.table.getChild('time')?.toArray() as ArrayLike<number>, Number)).toEqual([
+        T0 + 100,
+        T0 + 200,
+        T0 + 200,
+        T0 + 200,
+      ]);
+    });
+
+    it('refuses bad queries with a clear code', async () => {
+      const store = await open();
+      await expect(store.query(1, { start: T0 })).rejects.toMatchObject({ code: 'invalid_time_range' });
+      await expect(store.query(1, { end: T0 })).rejects.toMatchObject({ code: 'invalid_time_range' });
+      await expect(store.query(1, { start: T0 + 1, end: T0 })).rejects.toMatchObject({
+        code: 'invalid_time_range',
+      });
+      await expect(store.query(1, { limit: 0 })).rejects.toMatchObject({ code: 'invalid_request' });
+      await expect(store.query(1, { cursor: 'nonsense' })).rejects.toMatchObject({ code: 'invalid_request' });
+      await appendRows(store, 1, 0, 5);
+      const page = await store.query(1, { limit: 2 });
+      await expect(store.query(1, { order: 'asc', cursor: page.nextCursor ?? '' })).rejects.toMatchObject({
+        code: 'invalid_request',
+      });
+    });
+
+    it('encodes a page as an Arrow stream or as JSON records with time in epoch ms', async () => {
+      const store = await open();
+      await appendRows(store, 1, 0, 3);
+      const page = await store.query(1, { limit: 2 });
+      const back = tableFromIPC(encodeLogPage(page, 'arrow-stream'));
+      expect(back.numRows).toBe(2);
+      const records = JSON.parse(encodeLogPage(page, 'json')) as unknown[];
+      expect(records[0]).toEqual({
+        time: T0 + 20,
+        'in.tensor': [2, 2.5, 1, 2],
+        'out.variable': [2],
+        check_failures: 0,
+      });
+      expect(logPageRecords(page.table)).toEqual(records);
+    });
+
+    it('refuses a batch without a Timestamp(ms) time column and stores nothing', async () => {
+      const store = await open();
+      const bad = new Table({ x: makeData({ type: new Float32(), length: 1, data: new Float32Array(1) }) });
+      await expect(store.append(1, bad)).rejects.toMatchObject({ code: 'invalid_request' });
+      await store.flush();
+      expect((await store.query(1)).rows).toBe(0);
+      expect(await store.storedBytes(1)).toBe(0);
+    });
+
+    it('backpressure: with a full queue append waits, and no row is lost', async () => {
+      const store = await open({ queueCapacityRows: 10 });
+      let settled = 0;
+      const appends = range(0, 100).map((i) => {
+        const ids5 = range(i * 5, 5);
+        const p = store.append(
+          1,
+          rows(
+            ids5,
+            ids5.map((id) => T0 + id),
+          ),
+        );
+        void p.then(() => settled++);
+        return p;
+      });
+      await Promise.resolve();
+      expect(store.queuedRows).toBeLessThanOrEqual(10);
+      // The writer needs I/O before it can take more, so most appends are still waiting.
+      expect(settled).toBeLessThan(50);
+      await Promise.all(appends);
+      await store.flush();
+      const all = await pageAll(store, 1, { start: T0, end: T0 + 1000, limit: 123 });
+      expect(all.flat()).toEqual(range(0, 500));
+    });
+
+    it('stop() stores every queued row, then refuses appends with shutting_down; stop twice is safe', async () => {
+      const store = await open();
+      const appends = range(0, 20).map((i) => store.append(1, rows([i], [T0 + i])));
+      await store.stop();
+      await Promise.all(appends);
+      expect(store.state).toBe('stopped');
+      expect(store.queuedRows).toBe(0);
+      await expect(store.append(1, rows([99], [T0 + 99]))).rejects.toMatchObject({ code: 'shutting_down' });
+      await store.stop();
+      expect(await store.storedBytes(1)).toBeGreaterThan(0);
+    });
+  });
+}
