@@ -21,12 +21,15 @@ import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-datab
 import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
 import {
   LOG_T0 as T0,
+  appendLogRows as appendRows,
   idRange as range,
   inferenceLogRows as rows,
   logPageIds as ids,
+  pageAllLogIds as pageAll,
+  queueLogRows as queueRows,
 } from '../store/conformance/inference-log-rows.js';
 import { InferenceLogStore } from './index.js';
-import type { InferenceLogStoreOptions, LogQuery } from './index.js';
+import type { InferenceLogStoreOptions } from './index.js';
 
 let dir: string;
 let db: SqliteHandle;
@@ -56,43 +59,9 @@ async function openStore(opts: Partial<InferenceLogStoreOptions> = {}): Promise<
   return store;
 }
 
-/** Appends `count` rows (ids from `from`, time = T0 + id × 10) in batches of `batch`, then flushes. */
-async function appendRows(
-  store: InferenceLogStore,
-  pipelineId: number,
-  from: number,
-  count: number,
-  batch = 50,
-) {
-  for (let i = 0; i < count; i += batch) {
-    const ids = range(from + i, Math.min(batch, count - i));
-    await store.append(
-      pipelineId,
-      rows(
-        ids,
-        ids.map((id) => T0 + id * 10),
-      ),
-    );
-  }
-  // Only flushed rows are sure to be visible.
-  await store.flush();
-}
-
 /** This process's OS threads (Linux). */
 function osThreads(): number {
   return readdirSync('/proc/self/task').length;
-}
-
-async function pageAll(store: InferenceLogStore, pipelineId: number, q: LogQuery): Promise<number[][]> {
-  const pages: number[][] = [];
-  let cursor: string | undefined;
-  for (let guard = 0; guard < 10_000; guard++) {
-    const page = await store.query(pipelineId, { ...q, ...(cursor === undefined ? {} : { cursor }) });
-    pages.push(ids(page));
-    if (page.nextCursor === null) return pages;
-    cursor = page.nextCursor;
-  }
-  throw new Error('paging did not end');
 }
 
 describe('InferenceLogStore segments', () => {
@@ -290,26 +259,6 @@ describe('InferenceLogStore write failures', () => {
   }
 
   const fast = { retryDelayMs: 2, maxRetryDelayMs: 10 } as const;
-
-  /** Like appendRows without the flush (a flush waits until the writer works again). */
-  async function queueRows(
-    store: InferenceLogStore,
-    pipelineId: number,
-    from: number,
-    count: number,
-    batch = 50,
-  ) {
-    for (let i = 0; i < count; i += batch) {
-      const ids = range(from + i, Math.min(batch, count - i));
-      await store.append(
-        pipelineId,
-        rows(
-          ids,
-          ids.map((id) => T0 + id * 10),
-        ),
-      );
-    }
-  }
 
   it('retries a failed write with backoff, keeps the queued rows and writes each exactly once', async () => {
     const failures: { message: string; retryInMs: number | null }[] = [];

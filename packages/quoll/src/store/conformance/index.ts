@@ -16,5 +16,12 @@ export { tokenStoreSuite } from './token-store.suite.js';
 export { workspaceStoreSuite } from './workspace-store.suite.js';
 export { inferenceLogsSuite } from './inference-logs.suite.js';
 export type { MakeInferenceLogs } from './inference-logs.suite.js';
-export { LOG_T0, idRange, inferenceLogRows, logPageIds } from './inference-log-rows.js';
+export {
+  LOG_T0,
+  appendLogRows,
+  idRange,
+  inferenceLogRows,
+  logPageIds,
+  pageAllLogIds,
+} from './inference-log-rows.js';
 export type { LogRowStyle } from './inference-log-rows.js';

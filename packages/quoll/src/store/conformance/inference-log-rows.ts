@@ -12,7 +12,7 @@ import {
   makeData,
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
-import type { LogPage } from '../../logs/index.js';
+import type { InferenceLogs, LogPage, LogQuery } from '../../logs/index.js';
 
 /** A time origin for test rows: row `id` is logged at `LOG_T0 + id × 10` by {@link appendLogRows}. */
 export const LOG_T0 = 1_700_000_000_000;
@@ -101,4 +101,53 @@ export function logPageIds(page: LogPage): number[] {
     }
   }
   return ids;
+}
+
+/** Appends `count` rows (ids from `from`, time = {@link LOG_T0} + id × 10) in batches of `batch`; no flush. */
+export async function queueLogRows(
+  store: InferenceLogs,
+  pipelineId: number,
+  from: number,
+  count: number,
+  batch = 50,
+): Promise<void> {
+  for (let i = 0; i < count; i += batch) {
+    const ids = idRange(from + i, Math.min(batch, count - i));
+    await store.append(
+      pipelineId,
+      inferenceLogRows(
+        ids,
+        ids.map((id) => LOG_T0 + id * 10),
+      ),
+    );
+  }
+}
+
+/** {@link queueLogRows}, then a flush: only flushed rows are sure to be visible. */
+export async function appendLogRows(
+  store: InferenceLogs,
+  pipelineId: number,
+  from: number,
+  count: number,
+  batch = 50,
+): Promise<void> {
+  await queueLogRows(store, pipelineId, from, count, batch);
+  await store.flush();
+}
+
+/** The ids of every page of a query, following its cursor to the end. */
+export async function pageAllLogIds(
+  store: InferenceLogs,
+  pipelineId: number,
+  q: LogQuery,
+): Promise<number[][]> {
+  const pages: number[][] = [];
+  let cursor: string | undefined;
+  for (let guard = 0; guard < 10_000; guard++) {
+    const page = await store.query(pipelineId, { ...q, ...(cursor === undefined ? {} : { cursor }) });
+    pages.push(logPageIds(page));
+    if (page.nextCursor === null) return pages;
+    cursor = page.nextCursor;
+  }
+  throw new Error('paging did not end');
 }

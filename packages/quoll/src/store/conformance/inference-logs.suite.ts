@@ -1,12 +1,14 @@
 import { Float32, Table, makeData, tableFromIPC } from 'apache-arrow';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeLogPage, logPageRecords } from '../../logs/index.js';
-import type { InferenceLogs, LogQuery } from '../../logs/index.js';
+import type { InferenceLogs } from '../../logs/index.js';
 import {
   LOG_T0 as T0,
+  appendLogRows as appendRows,
   idRange as range,
   inferenceLogRows as rows,
   logPageIds as ids,
+  pageAllLogIds as pageAll,
 } from './inference-log-rows.js';
 
 /**
@@ -35,40 +37,6 @@ export function inferenceLogsSuite(backend: string, make: MakeInferenceLogs): vo
       const { logs, close } = await make(options);
       closers.push(close);
       return logs;
-    }
-
-    /** Appends `count` rows (ids from `from`, time = T0 + id × 10) in batches of `batch`, then flushes. */
-    async function appendRows(
-      store: InferenceLogs,
-      pipelineId: number,
-      from: number,
-      count: number,
-      batch = 50,
-    ) {
-      for (let i = 0; i < count; i += batch) {
-        const batchIds = range(from + i, Math.min(batch, count - i));
-        await store.append(
-          pipelineId,
-          rows(
-            batchIds,
-            batchIds.map((id) => T0 + id * 10),
-          ),
-        );
-      }
-      // Only flushed rows are sure to be visible.
-      await store.flush();
-    }
-
-    async function pageAll(store: InferenceLogs, pipelineId: number, q: LogQuery): Promise<number[][]> {
-      const pages: number[][] = [];
-      let cursor: string | undefined;
-      for (let guard = 0; guard < 10_000; guard++) {
-        const page = await store.query(pipelineId, { ...q, ...(cursor === undefined ? {} : { cursor }) });
-        pages.push(ids(page));
-        if (page.nextCursor === null) return pages;
-        cursor = page.nextCursor;
-      }
-      throw new Error('paging did not end');
     }
 
     it('query() without a range returns the newest 100, newest first', async () => {
