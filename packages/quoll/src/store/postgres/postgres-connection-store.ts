@@ -11,25 +11,12 @@ import type {
 } from '../../connections/index.js';
 import type { PostgresDatabase, Sql } from './postgres-database.js';
 import { PG_FOREIGN_KEY_VIOLATION, sqlState } from './postgres-database.js';
+import type { ConnectionAuditRow, ConnectionRow } from '../rows/index.js';
+import { toConnection, toConnectionAudit, toSealedConnection } from '../rows/index.js';
 
-interface ConnectionRow {
-  id: string;
-  name: string;
-  type: string;
-  key_id: string;
-  sealed_details: Buffer;
-  created_at: string;
-  /** Names of the attached workspaces, sorted (aggregated by the query). */
+/** A connection row with the names of its workspaces, sorted (aggregated by the query). */
+interface ConnectionWithNamesRow extends ConnectionRow {
   workspace_names: string[];
-}
-
-interface AuditRow {
-  id: number;
-  at: string;
-  subject: string;
-  connection_id: string;
-  connection_name: string;
-  action: string;
 }
 
 /** Every connection column plus its workspaces' names, sorted, in one query. */
@@ -38,13 +25,7 @@ const SELECT_CONNECTIONS = `SELECT c.*, COALESCE(
      WHERE cw.connection_id = c.id), '{}') AS workspace_names
   FROM connections c`;
 
-const toRecord = (row: ConnectionRow): ConnectionRecord => ({
-  id: row.id,
-  name: row.name,
-  type: row.type,
-  createdAt: row.created_at,
-  workspaceNames: row.workspace_names,
-});
+const toRecord = (row: ConnectionWithNamesRow): ConnectionRecord => toConnection(row, row.workspace_names);
 
 /** Thrown inside a transaction to roll it back when an attachment's workspace is missing. */
 class MissingWorkspace extends Error {}
@@ -81,29 +62,29 @@ export class PostgresConnectionStore implements ConnectionStore {
   }
 
   async getById(id: string): Promise<ConnectionRecord | null> {
-    const row = await this.db.one<ConnectionRow>(`${SELECT_CONNECTIONS} WHERE c.id = $1`, [id]);
+    const row = await this.db.one<ConnectionWithNamesRow>(`${SELECT_CONNECTIONS} WHERE c.id = $1`, [id]);
     return row ? toRecord(row) : null;
   }
 
   async getByName(name: string): Promise<ConnectionRecord | null> {
-    const row = await this.db.one<ConnectionRow>(`${SELECT_CONNECTIONS} WHERE c.name = $1`, [name]);
+    const row = await this.db.one<ConnectionWithNamesRow>(`${SELECT_CONNECTIONS} WHERE c.name = $1`, [name]);
     return row ? toRecord(row) : null;
   }
 
   async getSealed(id: string): Promise<SealedConnectionRecord | null> {
-    const row = await this.db.one<ConnectionRow>(`${SELECT_CONNECTIONS} WHERE c.id = $1`, [id]);
+    const row = await this.db.one<ConnectionWithNamesRow>(`${SELECT_CONNECTIONS} WHERE c.id = $1`, [id]);
     if (!row) return null;
-    return { ...toRecord(row), sealed: { keyId: row.key_id, blob: row.sealed_details } };
+    return toSealedConnection(row, row.workspace_names);
   }
 
   async list(): Promise<ConnectionRecord[]> {
-    return (await this.db.rows<ConnectionRow>(`${SELECT_CONNECTIONS} ORDER BY c.created_at, c.id`)).map(
-      toRecord,
-    );
+    return (
+      await this.db.rows<ConnectionWithNamesRow>(`${SELECT_CONNECTIONS} ORDER BY c.created_at, c.id`)
+    ).map(toRecord);
   }
 
   async listForWorkspace(workspaceId: number): Promise<ConnectionRecord[]> {
-    const rows = await this.db.rows<ConnectionRow>(
+    const rows = await this.db.rows<ConnectionWithNamesRow>(
       `${SELECT_CONNECTIONS} WHERE EXISTS (SELECT 1 FROM connection_workspaces x WHERE x.connection_id = c.id AND x.workspace_id = $1)
        ORDER BY c.created_at, c.id`,
       [workspaceId],
@@ -186,17 +167,11 @@ export class PostgresConnectionStore implements ConnectionStore {
   }
 
   async listAudit(options: { limit: number }): Promise<StoredConnectionAuditEntry[]> {
-    const rows = await this.db.rows<AuditRow>('SELECT * FROM connection_audit ORDER BY id DESC LIMIT $1', [
-      options.limit,
-    ]);
-    return rows.map((r) => ({
-      id: r.id,
-      at: r.at,
-      subject: r.subject,
-      connectionId: r.connection_id,
-      connectionName: r.connection_name,
-      action: r.action as ConnectionAuditEntry['action'],
-    }));
+    const rows = await this.db.rows<ConnectionAuditRow>(
+      'SELECT * FROM connection_audit ORDER BY id DESC LIMIT $1',
+      [options.limit],
+    );
+    return rows.map(toConnectionAudit);
   }
 }
 

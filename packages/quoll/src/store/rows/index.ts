@@ -10,3 +10,5 @@ export type { TokenRow } from './token-rows.js';
 export { toToken } from './token-rows.js';
 export type { OrchestrationRow } from './orchestration-rows.js';
 export { toOrchestration } from './orchestration-rows.js';
+export type { ConnectionAuditRow, ConnectionRow } from './connection-rows.js';
+export { toConnection, toConnectionAudit, toSealedConnection } from './connection-rows.js';

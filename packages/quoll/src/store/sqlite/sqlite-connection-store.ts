@@ -11,24 +11,8 @@ import type {
 } from '../../connections/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
 import { isForeignKeyViolation, isUniqueViolation } from './sqlite-errors.js';
-
-interface ConnectionRow {
-  id: string;
-  name: string;
-  type: string;
-  key_id: string;
-  sealed_details: Buffer;
-  created_at: string;
-}
-
-interface AuditRow {
-  id: number;
-  at: string;
-  subject: string;
-  connection_id: string;
-  connection_name: string;
-  action: string;
-}
+import type { ConnectionAuditRow, ConnectionRow } from '../rows/index.js';
+import { toConnection, toConnectionAudit, toSealedConnection } from '../rows/index.js';
 
 /** The SQLite-backed `ConnectionStore` (tables from migration `0003_connections.sql`). */
 export class SqliteConnectionStore implements ConnectionStore {
@@ -75,7 +59,7 @@ export class SqliteConnectionStore implements ConnectionStore {
     const row = this.#db.prepare('SELECT * FROM connections WHERE id = ?').get(id) as
       ConnectionRow | undefined;
     if (!row) return null;
-    return { ...this.#toRecord(row), sealed: { keyId: row.key_id, blob: row.sealed_details } };
+    return toSealedConnection(row, this.#workspaceNames(row.id));
   }
 
   async list(): Promise<ConnectionRecord[]> {
@@ -168,15 +152,8 @@ export class SqliteConnectionStore implements ConnectionStore {
   async listAudit(options: { limit: number }): Promise<StoredConnectionAuditEntry[]> {
     const rows = this.#db
       .prepare('SELECT * FROM connection_audit ORDER BY id DESC LIMIT ?')
-      .all(options.limit) as AuditRow[];
-    return rows.map((r) => ({
-      id: r.id,
-      at: r.at,
-      subject: r.subject,
-      connectionId: r.connection_id,
-      connectionName: r.connection_name,
-      action: r.action as ConnectionAuditEntry['action'],
-    }));
+      .all(options.limit) as ConnectionAuditRow[];
+    return rows.map(toConnectionAudit);
   }
 
   #insertAttachment(connectionId: string, workspaceId: number, at: string): AttachOutcome {
@@ -204,16 +181,18 @@ export class SqliteConnectionStore implements ConnectionStore {
   }
 
   #toRecord(row: ConnectionRow): ConnectionRecord {
+    return toConnection(row, this.#workspaceNames(row.id));
+  }
+
+  /** The names of a connection's workspaces, sorted. */
+  #workspaceNames(connectionId: string): string[] {
     const names = this.#db
       .prepare(
         `SELECT w.name FROM connection_workspaces cw JOIN workspaces w ON w.id = cw.workspace_id
          WHERE cw.connection_id = ? ORDER BY w.name`,
       )
-      .all(row.id) as { name: string }[];
-    return toRecord(
-      row,
-      names.map((n) => n.name),
-    );
+      .all(connectionId) as { name: string }[];
+    return names.map((n) => n.name);
   }
 
   #toRecords(rows: ConnectionRow[]): ConnectionRecord[] {
@@ -231,12 +210,8 @@ export class SqliteConnectionStore implements ConnectionStore {
       if (names) names.push(link.name);
       else byConnection.set(link.id, [link.name]);
     }
-    return rows.map((row) => toRecord(row, byConnection.get(row.id) ?? []));
+    return rows.map((row) => toConnection(row, byConnection.get(row.id) ?? []));
   }
-}
-
-function toRecord(row: ConnectionRow, workspaceNames: string[]): ConnectionRecord {
-  return { id: row.id, name: row.name, type: row.type, createdAt: row.created_at, workspaceNames };
 }
 
 /** Thrown inside a transaction to roll it back when an attachment's other side is missing. */
