@@ -2,7 +2,9 @@
 // (one profile per thread: the HTTP thread and each model worker), pinned to core 0, while wrk
 // (core 1) sends batch-1 JSON requests; then the profiles are summed up by self time per
 // function and per area. Usage: tsx bench/profile.ts [connections=1] [seconds=8]
-// Env: BENCH_QUOLL_ARGS (extra server flags), PROFILE_KEEP=1 keeps the .cpuprofile files.
+// Env: BENCH_QUOLL_ARGS (extra server flags), PROFILE_KEEP=1 keeps the .cpuprofile files,
+// PROFILE_FORMAT (json | arrow, default json) and PROFILE_BATCH (rows per request, default 1).
+// The server inherits the environment (e.g. QUOLL_BENCH_INPUT_CHECKS=off).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,7 +41,9 @@ const server = await startQuoll(work, 'home', extra, {
   nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profiles],
 });
 const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
-const lua = writeLua(work, { format: 'json', batch: 1, token: server.token, tag: 'q' });
+const format = process.env.PROFILE_FORMAT === 'arrow' ? 'arrow' : 'json';
+const batch = Number(process.env.PROFILE_BATCH ?? 1);
+const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
 wrk({ url: pipeline.url(), luaScript: lua, connections, seconds: 2 });
 const load = loadAverage();
 /** CPU seconds (user + system) of each thread of the server, by thread id, with its name. */
@@ -101,7 +105,7 @@ const perThread = [...cpuAfter]
 const files = readdirSync(profiles).filter((f) => f.endsWith('.cpuprofile'));
 const requests = run.reqPerSec * seconds;
 console.log(
-  `${connections} connection(s), ${seconds} s: ${Math.round(run.reqPerSec)} req/s, p99 ${run.p99Ms} ms; load ${load}; ${files.length} profiles`,
+  `${format} batch ${batch}, ${connections} connection(s), ${seconds} s: ${Math.round(run.reqPerSec)} req/s, p99 ${run.p99Ms} ms; load ${load}; ${files.length} profiles`,
 );
 printTable(
   ['thread', 'CPU s', 'CPU µs / request'],
