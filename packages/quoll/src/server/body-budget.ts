@@ -1,5 +1,5 @@
 import { Transform } from 'node:stream';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest, RequestPayload } from 'fastify';
 import { ApiError } from '../errors/index.js';
 import { formatOfMediaType } from '../inference/index.js';
 
@@ -56,28 +56,47 @@ export class BodyBudget {
 
   /**
    * A Fastify `preParsing` hook: reserves `Content-Length` × cost up front, or chunk by chunk
-   * for a body of unknown length, and releases it when the response closes.
+   * for a body of unknown length, and releases it when the response closes. Callback style
+   * (no promise per request: it runs on every inference request).
    */
   readonly hook = (
     req: FastifyRequest,
     reply: FastifyReply,
-    payload: NodeJS.ReadableStream,
-  ): Promise<NodeJS.ReadableStream> => this.#reserve(req, reply, payload, this.costOf);
+    payload: RequestPayload,
+    done: (error?: Error | null, payload?: RequestPayload) => void,
+  ): void => this.#run(req, reply, payload, this.costOf, done);
 
   /**
    * The same hook with the route's own cost per media type (e.g. the Open Inference routes,
    * whose bodies are JSON whatever Content-Type they say).
    */
   hookWith(costOf: BodyCost): typeof this.hook {
-    return (req, reply, payload) => this.#reserve(req, reply, payload, costOf);
+    return (req, reply, payload, done) => this.#run(req, reply, payload, costOf, done);
   }
 
-  async #reserve(
+  #run(
     req: FastifyRequest,
     reply: FastifyReply,
-    payload: NodeJS.ReadableStream,
+    payload: RequestPayload,
     costOf: BodyCost,
-  ): Promise<NodeJS.ReadableStream> {
+    done: (error?: Error | null, payload?: RequestPayload) => void,
+  ): void {
+    let stream: RequestPayload;
+    try {
+      stream = this.#reserve(req, reply, payload, costOf);
+    } catch (error) {
+      done(error instanceof Error ? error : new Error(String(error)));
+      return;
+    }
+    done(null, stream);
+  }
+
+  #reserve(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    payload: RequestPayload,
+    costOf: BodyCost,
+  ): RequestPayload {
     const factor = costOf(req.headers['content-type'] ?? '');
     let held = 0;
     let answered = false;
@@ -125,6 +144,6 @@ export class BodyBudget {
         }
       },
     });
-    return (payload as unknown as NodeJS.ReadableStream & { pipe: Transform['pipe'] }).pipe(counted);
+    return payload.pipe(counted);
   }
 }
