@@ -4,6 +4,7 @@ import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import { readArrowIpcLayout } from './decode/check-arrow-ipc.js';
 import type { ArrowIpcLayout } from './decode/check-arrow-ipc.js';
+import type { WalkBudget } from './decode/flat-table.js';
 import { tableFromLayout } from './decode/table-from-layout.js';
 
 /** A decoded inference request: an Arrow table, or pandas-records style plain objects. */
@@ -86,11 +87,11 @@ export function decodeArrowTable(body: Uint8Array): Table {
 }
 
 /**
- * {@link readArrowIpcLayout}, refusing a body with no rows.
- * @throws ApiError `invalid_inference_input` (or `non_numeric_value`)
+ * {@link readArrowIpcLayout}, refusing a body with no rows; `budget` bounds the walk's steps.
+ * @throws ApiError `invalid_inference_input` (or `non_numeric_value`); `WalkBudgetExceeded` past `budget`
  */
-export function readArrowLayout(body: Uint8Array): ArrowIpcLayout {
-  const layout = readArrowIpcLayout(body);
+export function readArrowLayout(body: Uint8Array, budget?: WalkBudget): ArrowIpcLayout {
+  const layout = readArrowIpcLayout(body, budget);
   if (layout.rows === 0)
     throw new ApiError('invalid_inference_input', 'The Arrow table has no rows; send at least one row.');
   return layout;

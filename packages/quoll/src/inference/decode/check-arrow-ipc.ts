@@ -1,5 +1,6 @@
 import { ApiError } from '../../errors/index.js';
-import { FlatBufferBoundsError, FlatTable } from './flat-table.js';
+import { FlatBufferBoundsError, FlatTable, UNLIMITED_WALK } from './flat-table.js';
+import type { WalkBudget } from './flat-table.js';
 import type { TransferredField, TransferredType } from './transferred-table.js';
 
 /** What a vetted Arrow IPC body holds: how apache-arrow will read it, its rows, batches and columns. */
@@ -92,12 +93,16 @@ export function checkArrowIpc(bytes: Uint8Array): ArrowIpcSummary {
  * {@link checkArrowIpc}, also saying where each record batch's nodes and buffers lie, so the
  * table can be built from views of the body without another reader ({@link tableFromLayout}):
  * nothing but this bounded walk ever interprets the body's metadata.
- * @throws ApiError as {@link checkArrowIpc}
+ *
+ * Flatbuffer metadata can point at one table many times, so the walk's work is not bounded by
+ * the body's size alone: `budget` bounds it in steps (one per table read, node, buffer and
+ * block, one per 64 list offsets), and the walk throws `WalkBudgetExceeded` when it runs out.
+ * @throws ApiError as {@link checkArrowIpc}; `WalkBudgetExceeded` past `budget`
  */
-export function readArrowIpcLayout(bytes: Uint8Array): ArrowIpcLayout {
+export function readArrowIpcLayout(bytes: Uint8Array, budget: WalkBudget = UNLIMITED_WALK): ArrowIpcLayout {
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   try {
-    return isFile(bytes) ? checkFile(view) : checkStream(view, 0, view.byteLength, null);
+    return isFile(bytes) ? checkFile(view, budget) : checkStream(view, 0, view.byteLength, null, budget);
   } catch (error) {
     if (error instanceof FlatBufferBoundsError || error instanceof RangeError) {
       throw corrupt('its metadata points outside the body');
@@ -122,6 +127,7 @@ function readFrame(
   view: DataView,
   at: number,
   end: number,
+  budget: WalkBudget,
 ): { meta: FlatTable; body: number; bodyLength: number; next: number } | null {
   if (at + 4 > end) return null;
   let length = view.getInt32(at, true);
@@ -135,7 +141,7 @@ function readFrame(
   if (length < 0 || at + header + length > end)
     throw corrupt(`a message length (${length}) runs past the body`);
   const metaStart = at + header;
-  const meta = FlatTable.root(view, metaStart, metaStart + length);
+  const meta = FlatTable.root(view, metaStart, metaStart + length, budget);
   const version = meta.int16(0, 0);
   if (version < 3 || version > 4) throw corrupt(`the metadata version (${version}) is not Arrow V4 or V5`);
   const bodyLength = meta.int64(3, 0);
@@ -150,13 +156,14 @@ function checkStream(
   start: number,
   end: number,
   known: FieldLayout[] | null,
+  budget: WalkBudget,
 ): ArrowIpcLayout {
   let schema = known;
   let rows = 0;
   const batches: ArrowBatchLayout[] = [];
   let at = start;
   for (;;) {
-    const frame = readFrame(view, at, end);
+    const frame = readFrame(view, at, end, budget);
     if (frame === null) break;
     const type = frame.meta.uint8(1, 0);
     const header = frame.meta.table(2);
@@ -196,7 +203,7 @@ function layoutOf(
   };
 }
 
-function checkFile(view: DataView): ArrowIpcLayout {
+function checkFile(view: DataView, budget: WalkBudget): ArrowIpcLayout {
   const size = view.byteLength;
   // "ARROW1" + 2 padding bytes, ..., footer, int32 footer length, "ARROW1".
   if (size < 8 + 4 + 6) throw corrupt('the file is too short');
@@ -206,7 +213,7 @@ function checkFile(view: DataView): ArrowIpcLayout {
   const footerStart = size - 10 - footerLength;
   if (footerLength <= 0 || footerStart < 8)
     throw corrupt(`the footer length (${footerLength}) does not fit the file`);
-  const footer = FlatTable.root(view, footerStart, size - 10);
+  const footer = FlatTable.root(view, footerStart, size - 10, budget);
   const schemaTable = footer.table(1);
   if (schemaTable === null) throw corrupt('the footer has no schema');
   const schema = readSchema(schemaTable);
@@ -220,6 +227,7 @@ function checkFile(view: DataView): ArrowIpcLayout {
   const count = blocks?.length ?? 0;
   for (let i = 0; i < count; i++) {
     // Block: offset int64, metaDataLength int32, padding, bodyLength int64.
+    budget.spend(1);
     const slot = blocks!.at + 24 * i;
     const offset = footer.int64At(slot);
     const metaLength = footer.int32At(slot + 8);
@@ -232,7 +240,7 @@ function checkFile(view: DataView): ArrowIpcLayout {
     ) {
       throw corrupt(`record batch block ${i} points outside the file`);
     }
-    const frame = readFrame(view, offset, offset + metaLength + bodyLength);
+    const frame = readFrame(view, offset, offset + metaLength + bodyLength, budget);
     if (frame === null || frame.meta.uint8(1, 0) !== HEADER.recordBatch) {
       throw corrupt(`record batch block ${i} does not hold a record batch`);
     }
@@ -264,8 +272,10 @@ function readField(field: FlatTable, fallbackName: string, depth: number): Field
   const nullable = field.uint8(1, 0) !== 0;
   const typeTag = field.uint8(2, 0);
   const type = field.table(3);
-  const children = field.tables(5);
   if (field.table(4) !== null) throw unsupported(name, 'Dictionary');
+  // Only list types have children, exactly one: a numeric field's are never read, and a
+  // vector of many is refused before its tables are read (each one is a step of the walk).
+  const children = (): FlatTable[] => (field.vector(5, 4)?.length === 1 ? field.tables(5) : []);
   const declared = (arrowType: TransferredType): TransferredField => ({
     name: depth === 0 ? name : (own ?? 'item'),
     nullable,
@@ -300,8 +310,9 @@ function readField(field: FlatTable, fallbackName: string, depth: number): Field
     }
     case TYPE.fixedSizeList: {
       const size = type?.int32(0, 0) ?? 0;
-      if (size <= 0 || children.length !== 1) throw corrupt(`column "${name}" is a malformed FixedSizeList`);
-      const child = readField(children[0]!, name, depth + 1);
+      const kids = size <= 0 ? [] : children();
+      if (size <= 0 || kids.length !== 1) throw corrupt(`column "${name}" is a malformed FixedSizeList`);
+      const child = readField(kids[0]!, name, depth + 1);
       if (child.kind === 'list') throw unsupported(name, 'FixedSizeList of List');
       return {
         name,
@@ -312,8 +323,9 @@ function readField(field: FlatTable, fallbackName: string, depth: number): Field
       };
     }
     case TYPE.list: {
-      if (children.length !== 1) throw corrupt(`column "${name}" is a malformed List`);
-      const child = readField(children[0]!, name, depth + 1);
+      const kids = children();
+      if (kids.length !== 1) throw corrupt(`column "${name}" is a malformed List`);
+      const child = readField(kids[0]!, name, depth + 1);
       if (child.kind !== 'numeric') throw unsupported(name, 'List of lists');
       return { name, kind: 'list', width: 0, child, field: declared({ id: 'list', child: child.field }) };
     }
@@ -352,6 +364,7 @@ function checkBatch(
   const node = (): { length: number; nulls: number } => {
     if (cursor.node >= nodes.length)
       throw corrupt('a record batch has fewer nodes than its schema has fields');
+    batch.spend(1);
     const at = nodes.at + 16 * cursor.node++;
     const length = batch.int64At(at);
     const nulls = batch.int64At(at + 8);
@@ -363,6 +376,7 @@ function checkBatch(
   const buffer = (): { offset: number; length: number } => {
     if (cursor.buffer >= buffers.length)
       throw corrupt('a record batch has fewer buffers than its schema needs');
+    batch.spend(1);
     const at = buffers.at + 16 * cursor.buffer++;
     const offset = batch.int64At(at);
     const length = batch.int64At(at + 8);
@@ -397,6 +411,7 @@ function checkBatch(
         if (length > 0) {
           if (offsets.length < (length + 1) * 4)
             throw corrupt(`column "${field.name}" has a short offsets buffer`);
+          batch.spend(Math.ceil(length / 64));
           let previous = view.getInt32(offsets.offset, true);
           if (previous < 0) throw corrupt(`column "${field.name}" has a negative list offset`);
           for (let i = 1; i <= length; i++) {

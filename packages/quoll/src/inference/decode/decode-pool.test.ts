@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { tableFromIPC, tableToIPC, type Table } from 'apache-arrow';
+import { Table, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { makeArrowTensorTable, makeHouseRows } from '../../../../../test/support/synthetic-data.js';
 import { ApiError } from '../../errors/index.js';
 import { DecodePool } from './decode-pool.js';
@@ -38,7 +38,7 @@ describe('DecodePool', () => {
   const table = makeArrowTensorTable(makeHouseRows(300, 7), 18);
 
   it('decodes Arrow files and streams in a worker into the same table', async () => {
-    const decoder = pool();
+    const decoder = pool({ inlineArrowSteps: 0 });
     for (const [type, layout] of [
       [ARROW_FILE, 'file'],
       [ARROW_STREAM, 'stream'],
@@ -54,7 +54,7 @@ describe('DecodePool', () => {
   });
 
   it('decodes many small bodies at once (sent to the worker together) each into its own input', async () => {
-    const decoder = pool({ inlineJsonBytes: 0 });
+    const decoder = pool({ inlineJsonBytes: 0, inlineArrowSteps: 0 });
     const bodies = Array.from({ length: 60 }, (_, i) => {
       const rows = makeHouseRows(1 + (i % 7), 100 + i);
       if (i % 3 === 0) {
@@ -110,7 +110,7 @@ describe('DecodePool', () => {
   });
 
   it('refuses a corrupt Arrow body with a catalogue code, and keeps serving', async () => {
-    const decoder = pool();
+    const decoder = pool({ inlineArrowSteps: 0 });
     const good = tableToIPC(table, 'file');
     for (const stride of [97, 13, 1021]) {
       const bad = Buffer.from(good);
@@ -120,6 +120,54 @@ describe('DecodePool', () => {
       );
     }
     expect((await decoder.decode(ARROW_FILE, tableToIPC(table, 'file'))).kind).toBe('arrow');
+  });
+
+  it('walks an Arrow body within the step budget on the calling thread, and a longer one in a worker, to the same table', async () => {
+    const decoder = pool({ inlineArrowSteps: 64 });
+    for (const layout of ['file', 'stream'] as const) {
+      const input = await decoder.decode(
+        layout === 'file' ? ARROW_FILE : ARROW_STREAM,
+        tableToIPC(table, layout),
+      );
+      expect(input.kind === 'arrow' && rowsOf(input.table)).toEqual(rowsOf(table));
+    }
+    expect(decoder.workerCount).toBe(0);
+    // 30 record batches need far more than 64 steps: the worker walks it.
+    const batched = new Table(
+      table.schema,
+      Array.from({ length: 30 }, () => table.batches[0]!),
+    );
+    const input = await decoder.decode(ARROW_FILE, tableToIPC(batched, 'file'));
+    expect(input.kind === 'arrow' && input.table.numRows).toBe(30 * table.numRows);
+    expect(input.kind === 'arrow' && rowsOf(input.table).slice(-3)).toEqual(rowsOf(table).slice(-3));
+    expect(decoder.workerCount).toBe(1);
+  });
+
+  it('answers a corrupt Arrow body walked inline as the worker does', async () => {
+    const inline = pool();
+    const worker = pool({ inlineArrowSteps: 0 });
+    for (const layout of ['file', 'stream'] as const) {
+      const good = tableToIPC(table, layout);
+      const type = layout === 'file' ? ARROW_FILE : ARROW_STREAM;
+      for (const [start, stride] of [
+        [0, 7],
+        [8, 97],
+        [200, 13],
+        [100, 1021],
+        [good.length - 400, 5],
+      ] as const) {
+        const bad = Buffer.from(good);
+        for (let i = start; i < bad.length; i += stride) bad[i]! ^= 0xff;
+        const cut = Buffer.from(good.subarray(0, start + stride * 3));
+        for (const body of [bad, cut]) {
+          const got = await codeOf(inline.decode(type, Buffer.from(body)));
+          expect(got, `${layout} ${start}/${stride}`).toBe(
+            await codeOf(worker.decode(type, Buffer.from(body))),
+          );
+        }
+      }
+    }
+    expect(inline.workerCount).toBe(0);
   });
 
   it('abandons a decode past its deadline, replaces the worker and decodes the next body', async () => {
@@ -146,7 +194,7 @@ describe('DecodePool', () => {
   });
 
   it('refuses other media types, and stops its workers on close', async () => {
-    const decoder = pool();
+    const decoder = pool({ inlineArrowSteps: 0 });
     expect(await codeOf(decoder.decode('text/csv', Buffer.from('a,b')))).toBe('unsupported_media_type');
     const first = decoder.decode(ARROW_FILE, tableToIPC(table, 'file'));
     await first;
@@ -157,7 +205,7 @@ describe('DecodePool', () => {
   });
 
   it('moves a body that owns its buffer to the worker instead of copying it', async () => {
-    const decoder = pool();
+    const decoder = pool({ inlineArrowSteps: 0 });
     const bytes = new Uint8Array(tableToIPC(table, 'stream'));
     const expected = rowsOf(tableFromIPC(bytes));
     const input = await decoder.decode(ARROW_STREAM, bytes);

@@ -11,6 +11,33 @@ export class FlatBufferBoundsError extends Error {
   }
 }
 
+/**
+ * How much metadata work a walk may still do, in steps (one step: one table read, or one
+ * small fixed slice of a loop or of a string). Flatbuffers can point many times at one table, so the work of
+ * a walk is not bounded by the bytes alone; a walk that must stay cheap (on the HTTP thread)
+ * gives itself a budget and stops with {@link WalkBudgetExceeded} when it runs out.
+ */
+export class WalkBudget {
+  constructor(public left: number) {}
+
+  /** Takes `steps` from the budget; throws {@link WalkBudgetExceeded} when there are not enough. */
+  spend(steps: number): void {
+    this.left -= steps;
+    if (this.left < 0) throw new WalkBudgetExceeded();
+  }
+}
+
+/** A budget without a limit (a walk in a decode worker, under the pool's deadline). */
+export const UNLIMITED_WALK: WalkBudget = new WalkBudget(Infinity);
+
+/** A walk ran out of its {@link WalkBudget}: not a verdict on the body, only on where to walk it. */
+export class WalkBudgetExceeded extends Error {
+  constructor() {
+    super('The metadata walk ran out of its step budget.');
+    this.name = 'WalkBudgetExceeded';
+  }
+}
+
 /** One table of a flatbuffer: its position and its vtable, inside `[start, end)` of `view`. */
 export class FlatTable {
   private constructor(
@@ -20,21 +47,23 @@ export class FlatTable {
     private readonly pos: number,
     private readonly vtable: number,
     private readonly vtableSize: number,
+    private readonly budget: WalkBudget,
   ) {}
 
-  /** The root table of the flatbuffer stored in `[start, end)` of `view`. */
-  static root(view: DataView, start: number, end: number): FlatTable {
+  /** The root table of the flatbuffer stored in `[start, end)` of `view`; every table read spends a step of `budget`. */
+  static root(view: DataView, start: number, end: number, budget: WalkBudget = UNLIMITED_WALK): FlatTable {
     const rootOffset = u32(view, start, end, start);
-    return FlatTable.at(view, start, end, start + rootOffset);
+    return FlatTable.at(view, start, end, start + rootOffset, budget);
   }
 
-  private static at(view: DataView, start: number, end: number, pos: number): FlatTable {
+  private static at(view: DataView, start: number, end: number, pos: number, budget: WalkBudget): FlatTable {
+    budget.spend(1);
     const soffset = i32(view, start, end, pos);
     const vtable = pos - soffset;
     const vtableSize = u16(view, start, end, vtable);
     if (vtableSize < 4 || vtableSize % 2 !== 0) throw new FlatBufferBoundsError('bad vtable size');
     inRange(start, end, vtable, vtableSize);
-    return new FlatTable(view, start, end, pos, vtable, vtableSize);
+    return new FlatTable(view, start, end, pos, vtable, vtableSize, budget);
   }
 
   /** The position of field `index`, or -1 when the field is absent. */
@@ -78,7 +107,13 @@ export class FlatTable {
   table(index: number): FlatTable | null {
     const at = this.field(index);
     if (at === -1) return null;
-    return FlatTable.at(this.view, this.start, this.end, at + u32(this.view, this.start, this.end, at));
+    return FlatTable.at(
+      this.view,
+      this.start,
+      this.end,
+      at + u32(this.view, this.start, this.end, at),
+      this.budget,
+    );
   }
 
   /** A string field (UTF-8), or null when absent. */
@@ -88,6 +123,8 @@ export class FlatTable {
     const target = at + u32(this.view, this.start, this.end, at);
     const length = u32(this.view, this.start, this.end, target);
     inRange(this.start, this.end, target + 4, length);
+    // Many fields may share one long string: its bytes are work too (a step per 256).
+    this.budget.spend(length >>> 8);
     return Buffer.from(this.view.buffer, this.view.byteOffset + target + 4, length).toString('utf8');
   }
 
@@ -99,7 +136,13 @@ export class FlatTable {
     for (let i = 0; i < vector.length; i++) {
       const slot = vector.at + 4 * i;
       out.push(
-        FlatTable.at(this.view, this.start, this.end, slot + u32(this.view, this.start, this.end, slot)),
+        FlatTable.at(
+          this.view,
+          this.start,
+          this.end,
+          slot + u32(this.view, this.start, this.end, slot),
+          this.budget,
+        ),
       );
     }
     return out;
@@ -116,6 +159,11 @@ export class FlatTable {
     const length = u32(this.view, this.start, this.end, target);
     inRange(this.start, this.end, target + 4, length * size);
     return { at: target + 4, length };
+  }
+
+  /** Spends `steps` of this walk's budget (for loops over what the table describes). */
+  spend(steps: number): void {
+    this.budget.spend(steps);
   }
 
   /** Reads an int64 inside the range (for struct members of a {@link vector}). */
