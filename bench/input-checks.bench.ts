@@ -3,16 +3,17 @@
 // in-flight body budget reserved) and one started with QUOLL_BENCH_INPUT_CHECKS=off (bodies
 // decoded on the HTTP thread with no checks, as before them). JSON records and Arrow IPC
 // files, batches 1, 100 and 1000, BENCH_CONNECTIONS connections. Interleaved on/off, off/on …
-// (the order alternates per repetition), median of BENCH_REPS. Reports rows/s and each
-// server's CPU time per row (steadier than rows/s on a shared machine). Target: on/off ≥ 0.95.
-// Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3),
+// (the order alternates per repetition), BENCH_REPS pairs. Reports the median of the pairs'
+// on/off ratios (each pair ran back to back, so it shares the machine's load of the moment),
+// their range, and each server's CPU time per row (steadier than rows/s on a shared machine).
+// Target: on/off ≥ 0.95.
+// Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 5),
 // BENCH_CONNECTIONS (default 16), BENCH_ONLY.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
-  REPS,
   SECONDS,
   WARMUP,
   cpuSeconds,
@@ -30,6 +31,7 @@ import {
 } from './support.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+const REPS = Number(process.env.BENCH_REPS ?? 5);
 const work = mkdtempSync(join(tmpdir(), 'quoll-bench-checks-'));
 const modelPath = writeBenchModel(work);
 
@@ -97,12 +99,19 @@ try {
     const onCpu = median(a.map((s) => s.cpuUsPerRow));
     const offCpu = median(b.map((s) => s.cpuUsPerRow));
     const errors = [...a, ...b].reduce((n, s) => n + s.non2xx, 0);
+    // Pair by pair: rep i of "on" ran next to rep i of "off".
+    const pairs = a.map((s, i) => s.rowsPerSec / b[i]!.rowsPerSec);
+    const cpuPairs = a.map((s, i) => s.cpuUsPerRow / b[i]!.cpuUsPerRow);
     const row = {
       ...w,
       connections: CONNECTIONS,
       checksOnRowsPerSec: onRows,
       checksOffRowsPerSec: offRows,
       onOverOff: onRows / offRows,
+      pairedOnOverOff: median(pairs),
+      pairs,
+      pairedCpuOnOverOff: median(cpuPairs),
+      cpuPairs,
       checksOnCpuUsPerRow: onCpu,
       checksOffCpuUsPerRow: offCpu,
       cpuOnOverOff: onCpu / offCpu,
@@ -114,10 +123,11 @@ try {
       w.batch,
       Math.round(onRows),
       Math.round(offRows),
-      onRows / offRows,
+      median(pairs),
+      `${Math.min(...pairs).toFixed(2)}–${Math.max(...pairs).toFixed(2)}`,
       onCpu,
       offCpu,
-      onCpu / offCpu,
+      median(cpuPairs),
       errors,
     ]);
   }
@@ -125,10 +135,23 @@ try {
   await stopAll([on.proc, off.proc]);
 }
 const loadAfter = execFileSync('uptime', { encoding: 'utf8' }).trim();
-console.log(`\nInput checks on vs off (${CONNECTIONS} connections, median of ${REPS}, ${SECONDS} s runs)`);
+console.log(
+  `\nInput checks on vs off (${CONNECTIONS} connections, ${REPS} interleaved pairs of ${SECONDS} s runs; ratios are medians of the pairs)`,
+);
 console.log(`machine load before: ${loadBefore}\nmachine load after:  ${loadAfter}`);
 printTable(
-  ['format', 'batch', 'on rows/s', 'off rows/s', 'on/off', 'on µs/row', 'off µs/row', 'cpu on/off', 'non2xx'],
+  [
+    'format',
+    'batch',
+    'on rows/s',
+    'off rows/s',
+    'on/off',
+    'pairs range',
+    'on CPU µs/row',
+    'off CPU µs/row',
+    'CPU on/off',
+    'non2xx',
+  ],
   table,
 );
 console.log('target: on/off ≥ 0.95 (the checks cost at most 5 % of throughput)');
