@@ -37,6 +37,7 @@ import { createApp } from './create-app.js';
 import { HomeLock } from './home-lock.js';
 import { RunSecrets, TASK_RUN_SUBJECT_PREFIX } from './run-secrets.js';
 import type { RunIsolation, ServerContext } from './server-context.js';
+import { ShutdownSteps } from './shutdown-steps.js';
 
 /** A started server. */
 export interface RunningServer {
@@ -61,42 +62,24 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig): Promise<RunningServer> {
   // Everything start() opens registers its closer here: if a later step fails, what is open
   // is closed, newest first, and the error propagates.
-  const closers: Closer[] = [];
+  const closers = new ShutdownSteps();
   try {
     return await start(config, closers);
   } catch (err) {
     // The start error is the one to report; a failure while cleaning up must not mask it.
-    await closeAll(closers).catch(() => undefined);
+    await closers.closeAll().catch(() => undefined);
     throw err;
   }
 }
 
-/** One step of shutting down what {@link startServer} opened. */
-type Closer = () => Promise<void> | void;
-
-/** Runs (and removes) the closers newest first; each runs even if another throws, the first error is rethrown. */
-async function closeAll(closers: Closer[]): Promise<void> {
-  const errors: unknown[] = [];
-  for (let closer = closers.pop(); closer !== undefined; closer = closers.pop()) {
-    try {
-      await closer();
-    } catch (err) {
-      errors.push(err);
-    }
-  }
-  const [first] = errors;
-  if (first instanceof Error) throw first;
-  if (errors.length > 0) throw new Error(`closing the server failed: ${String(first)}`);
-}
-
 /** The body of {@link startServer}: opens the home and builds every service, registering how to close each. */
-async function start(config: ServerConfig, closers: Closer[]): Promise<RunningServer> {
+async function start(config: ServerConfig, closers: ShutdownSteps): Promise<RunningServer> {
   await mkdir(config.home, { recursive: true, mode: 0o700 });
   // One server per home, taken before anything in it is read or written: a second server
   // stops here (HomeLockedError names the running one), so it never rewrites credentials.json.
   const homeLock = await HomeLock.acquire(config.home);
   // Registered first, so it is let go last, after everything else has closed.
-  closers.push(() => homeLock.release());
+  closers.push({ what: 'home lock', close: () => homeLock.release() });
   // What a previous server on this home left running (it was killed: its runs' and installs'
   // process groups and sandboxes are still in the ledger) is stopped before any work is
   // re-queued, so an old npm install never runs beside a new one of the same environment.
@@ -138,7 +121,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
     process.stderr.write(`quoll: ${context} failed: ${err instanceof Error ? err.message : String(err)}\n`);
   };
   const stores = await openStore(config.database, { onConnectionError: (err) => reportConnectionError(err) });
-  closers.push(() => stores.close());
+  closers.push({ what: 'database connections', close: () => stores.close() });
   // Every node of a cluster must hold the key the shared connections are sealed with: one with
   // another key stops here (MasterKeyError, printed by the CLI) instead of failing on each read.
   if (stores.dialect === 'postgres')
@@ -166,9 +149,9 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
     modelMemoryBytes: config.modelMemoryBytes,
     ...(config.metrics ? { onBatch: (rows: number) => metrics.batch(rows) } : {}),
   });
-  closers.push(() => engine.close());
+  closers.push({ what: 'model workers', close: () => engine.close() });
   const decoder = new DecodePool({ deadlineMs: config.decodeDeadlineMs });
-  closers.push(() => decoder.close());
+  closers.push({ what: 'decode pool', close: () => decoder.close() });
   const bodyBudget = new BodyBudget(config.maxInflightBodyBytes, inferenceBodyCost);
   const models = new ModelService(
     stores.models,
@@ -178,7 +161,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
     now,
   );
   const deployments = new DeploymentManager(engine, config.workersPerDeployment, now);
-  closers.push(() => deployments.stop());
+  closers.push({ what: 'deployments', close: () => deployments.stop() });
   deploymentsForMetrics = deployments;
   const pipelines = new PipelineService(
     stores.pipelines,
@@ -199,7 +182,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
       : new ReplicaDirectory({ store: stores.replicas, notifier: stores.notifier, nodeId });
   if (replicaDirectory !== null) {
     await replicaDirectory.start();
-    closers.push(() => replicaDirectory.stop());
+    closers.push({ what: 'replica directory', close: () => replicaDirectory.stop() });
   }
   const connectionStore = stores.connections;
   const connections = new ConnectionService({
@@ -225,7 +208,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
         });
   // After the HTTP drain (closers run newest first) no request can append: stopping writes,
   // fsyncs and seals every queued row.
-  closers.push(() => inferenceLogs.stop());
+  closers.push({ what: 'inference log writer', close: () => inferenceLogs.stop() });
   logsForMetrics = inferenceLogs;
   const orchestrationStore = stores.orchestrations;
   const packager = new Packager({
@@ -251,7 +234,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
       limits: config.taskLimits,
     }),
   });
-  closers.push(() => packager.stop());
+  closers.push({ what: 'packager', close: () => packager.stop() });
   const pythonSdk = locatePythonSdk();
   const runSecrets = new RunSecrets();
   // The runner learns the URL once the server listens (port 0 picks it then).
@@ -335,7 +318,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
     },
   });
   // Runs end (as failure, "stopped: …") and record their outcomes before the database closes.
-  closers.push(() => tasks.stop());
+  closers.push({ what: 'task runs and schedules', close: () => tasks.stop() });
   const inference = new InferenceService({
     deployments,
     pipelines,
@@ -377,7 +360,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
   };
   if (config.metrics) {
     metricsWindow.start();
-    closers.push(() => metricsWindow.stop());
+    closers.push({ what: 'metrics window', close: () => metricsWindow.stop() });
   }
 
   await packager.start();
@@ -395,16 +378,21 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
   });
   const app = await createApp(context, [], { ready });
   reportLoopError = (err, context) => app.log.warn({ err }, `${context} failed; retrying`);
+  closers.report = (what, waitedMs) =>
+    app.log.warn({ step: what, waitedMs }, `still stopping: waiting for ${what}`);
   reportConnectionError = (err) => {
     app.log.warn({ err }, 'database connection error; reconnecting on the next call');
   };
-  closers.push(async () => {
-    refused(new ApiError('shutting_down', 'The server is stopping and takes no new work.'));
-    // Stop taking requests and let in-flight ones finish, then stop the loops behind them.
-    await app.close();
+  closers.push({
+    what: 'HTTP requests in flight',
+    close: async () => {
+      refused(new ApiError('shutting_down', 'The server is stopping and takes no new work.'));
+      // Stop taking requests and let in-flight ones finish, then stop the loops behind them.
+      await app.close();
+    },
   });
   let closed: Promise<void> | null = null;
-  const close = (): Promise<void> => (closed ??= closeAll(closers));
+  const close = (): Promise<void> => (closed ??= closers.closeAll());
 
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
@@ -418,7 +406,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
       host: loopbackFor(config.host),
       port,
     }));
-    closers.push(() => forwarder.close());
+    closers.push({ what: 'run API forwarder', close: () => forwarder.close() });
   }
   await homeLock.announce(url);
   const creds = await ensureCredentials(config.home, url, tokens);
@@ -440,7 +428,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
     onError: (err) => app.log.warn({ err }, 'cluster heartbeat failed; retrying'),
   });
   await membership.start();
-  closers.push(() => membership.stop());
+  closers.push({ what: 'cluster membership', close: () => membership.stop() });
   // Deployments are registered before requests pass the gate, so a request for a restored
   // pipeline hears "not ready" (Starting) rather than "not deployed"; their models load in the
   // background. After the node is registered: on a cluster, replicas are placed on nodes that
@@ -454,7 +442,7 @@ async function start(config: ServerConfig, closers: Closer[]): Promise<RunningSe
     onError: (err) => reportLoopError(err, 'reconciling deployments'),
   });
   await reconciler.start();
-  closers.push(() => reconciler.stop());
+  closers.push({ what: 'deployment reconciler', close: () => reconciler.stop() });
   // Recovery (lost runs closed, schedules re-armed, continuous tasks restarted) needs the URL.
   await tasks.start();
   opened();
