@@ -310,6 +310,12 @@ export class PostgresDatabase implements Sql {
         this.#dropListener(client);
         throw this.#translate(err);
       }
+      if (this.#closed) {
+        // Closed while this connection was being made (a reconnect after an outage): end it,
+        // or its open socket would keep the process from exiting after a stop.
+        await client.end().catch(() => undefined);
+        throw new StorageUnavailableError('the database handle was closed');
+      }
       this.#listener = client;
       return client;
     })();
@@ -345,7 +351,10 @@ export class PostgresDatabase implements Sql {
     this.#subscribers.clear();
     const listener = this.#listener;
     this.#listener = null;
+    // A LISTEN connection still being made ends itself once it sees the handle closed.
+    const connecting = this.#listenerReady;
     await listener?.end().catch(() => undefined);
+    await connecting?.catch(() => undefined);
     await this.pool.end();
   }
 
