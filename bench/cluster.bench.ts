@@ -1,6 +1,8 @@
 // Tasks on a three-node cluster (one PostgreSQL database, created and dropped here):
-//  1. runOnce → its first log line readable through the API, p50 of 10 (polled every 20 ms),
-//     on node A and, interleaved, on an embedded server (the reference),
+//  1. runOnce → its first log line, p50 of 10, on node A and, interleaved, on an embedded server
+//     (the reference), two ways: as a follower sees it (`followLogs()` on the run, opened as
+//     soon as the run is listed), and through the API by polling (runs, then the run's log,
+//     every 20 ms: each poll is three requests),
 //  2. node loss: the node running a run-once and a continuous run is SIGKILLed; how long until
 //     the run is closed `failure (node lost)` and the continuous task runs on another node,
 //     against the issue's bound of lease + 5 s,
@@ -68,39 +70,65 @@ try {
   //    interleaved.
   const embedded = await startTestServer({});
   const embeddedQuick = await readyOrchestration(embedded.client(), 'quick', { 'main.js': QUICK });
-  const firstLine = { node: [] as number[], embedded: [] as number[] };
+  const firstLine = {
+    follow: { node: [] as number[], embedded: [] as number[] },
+    poll: { node: [] as number[], embedded: [] as number[] },
+  };
+  /** Polls until `probe` gives a value, every `everyMs` (waitFor's own pause is 100 ms). */
+  const poll = async <T>(probe: () => Promise<T | undefined>, everyMs: number): Promise<T> => {
+    const giveUpAt = performance.now() + 30_000;
+    for (;;) {
+      const value = await probe();
+      if (value !== undefined) return value;
+      if (performance.now() > giveUpAt) throw new Error('gave up waiting for the first line');
+      await sleep(everyMs);
+    }
+  };
   try {
     for (let i = 0; i < 10; i++) {
-      for (const [kind, server, orchestration] of [
-        ['node', a, quick as Orchestration],
-        ['embedded', embedded, embeddedQuick],
-      ] as const) {
-        const t = performance.now();
-        const task = await orchestration.runOnce({ name: `once ${i}` });
-        await waitFor('the first line', async () => {
-          const [run] = await runsOf(server.client(), task);
-          if (run !== undefined && (await run.logs()).some((l) => l.line === 'tick ran')) return true;
-          await sleep(20);
-          return undefined;
-        });
-        firstLine[kind].push(performance.now() - t);
+      for (const how of ['follow', 'poll'] as const) {
+        for (const [kind, server, orchestration] of [
+          ['node', a, quick as Orchestration],
+          ['embedded', embedded, embeddedQuick],
+        ] as const) {
+          const t = performance.now();
+          const task = await orchestration.runOnce({ name: `once ${how} ${i}` });
+          if (how === 'follow') {
+            const run = await poll(async () => (await runsOf(server.client(), task))[0], 5);
+            for await (const line of run.followLogs()) if (line.line === 'tick ran') break;
+          } else {
+            await poll(async () => {
+              const [run] = await runsOf(server.client(), task);
+              return run !== undefined && (await run.logs()).some((l) => l.line === 'tick ran')
+                ? true
+                : undefined;
+            }, 20);
+          }
+          firstLine[how][kind].push(performance.now() - t);
+        }
       }
     }
   } finally {
     await embedded.stop();
     await embedded.cleanup();
   }
-  results.runOnceFirstLine = {
-    nodeP50Ms: median(firstLine.node),
-    nodeMaxMs: Math.max(...firstLine.node),
-    embeddedP50Ms: median(firstLine.embedded),
-    ratio: median(firstLine.node) / median(firstLine.embedded),
-  };
-  table.push([
-    'runOnce → first line, p50 of 10 (ms): node (embedded)',
-    `${Math.round(median(firstLine.node))} (${Math.round(median(firstLine.embedded))})`,
-    '≤ 200',
-  ]);
+  results.runOnceFirstLine = Object.fromEntries(
+    (['follow', 'poll'] as const).map((how) => [
+      how,
+      {
+        nodeP50Ms: median(firstLine[how].node),
+        nodeMaxMs: Math.max(...firstLine[how].node),
+        embeddedP50Ms: median(firstLine[how].embedded),
+        ratio: median(firstLine[how].node) / median(firstLine[how].embedded),
+      },
+    ]),
+  );
+  for (const how of ['follow', 'poll'] as const)
+    table.push([
+      `runOnce → first line ${how === 'follow' ? 'followed' : 'polled (20 ms)'}, p50 of 10 (ms): node (embedded)`,
+      `${Math.round(median(firstLine[how].node))} (${Math.round(median(firstLine[how].embedded))})`,
+      how === 'follow' ? '≤ 200' : '',
+    ]);
 
   // 2. Node loss: B runs a run-once and a continuous run, then is SIGKILLed.
   const viaB = await b.client().getOrchestration((sleeper as Orchestration).id);

@@ -392,16 +392,26 @@ export class TaskRunner {
       let spec: LaunchSpec;
       let prepared = false;
       try {
-        const pkg = typeof req.package === 'function' ? await req.package() : req.package;
+        // The package and the token side by side (each may be a database round trip); a token
+        // issued for a run whose package failed is still revoked below.
+        const [pkgResult, tokenResult, dirResult] = await Promise.allSettled([
+          typeof req.package === 'function' ? req.package() : req.package,
+          this.options.issueRunToken(
+            req.workspaceId,
+            req.runId,
+            this.tokenTtlMs(req),
+            req.runsAs ?? 'workspace',
+          ),
+          this.ensureRunsDir(),
+        ]);
+        if (tokenResult.status === 'fulfilled') token = tokenResult.value;
+        if (pkgResult.status === 'rejected') throw pkgResult.reason;
+        if (tokenResult.status === 'rejected') throw tokenResult.reason;
+        if (dirResult.status === 'rejected') throw dirResult.reason;
+        const pkg = pkgResult.value;
+        const runToken = tokenResult.value;
         const runtime = this.runtimeFor(pkg);
-        await this.ensureRunsDir();
-        token = await this.options.issueRunToken(
-          req.workspaceId,
-          req.runId,
-          this.tokenTtlMs(req),
-          req.runsAs ?? 'workspace',
-        );
-        if (req.timeoutSeconds === null) this.scheduleRenewal(job, token);
+        if (req.timeoutSeconds === null) this.scheduleRenewal(job, runToken);
         spec = await this.launchSpec(
           runtime,
           pkg,
@@ -411,7 +421,7 @@ export class TaskRunner {
               typeof this.options.serverUrl === 'function'
                 ? this.options.serverUrl()
                 : this.options.serverUrl,
-            QUOLL_TOKEN: token.token,
+            QUOLL_TOKEN: runToken.token,
             QUOLL_TASK_ID: req.taskId,
             QUOLL_TASK_RUN_ID: req.runId,
             QUOLL_TASK_ARGS: JSON.stringify(req.jsonArgs),

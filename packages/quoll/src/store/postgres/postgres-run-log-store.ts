@@ -50,6 +50,9 @@ export class PostgresRunLogStore implements RunLogStore {
   readonly #db: PostgresDatabase;
   readonly #maxBytesPerRun: number;
   readonly #onError: (err: unknown, context: string) => void;
+  /** Followers' wake-ups by run id, behind one subscription kept from the first follow on. */
+  readonly #followers = new Map<string, Set<() => void>>();
+  #subscribed: Promise<unknown> | null = null;
 
   constructor(db: PostgresDatabase, options: PostgresRunLogStoreOptions = {}) {
     this.#db = db;
@@ -111,9 +114,25 @@ export class PostgresRunLogStore implements RunLogStore {
     let after = 0;
     let wake: (() => void) | null = null;
     // Subscribed before the first read, so a write between a read and the wait is not missed.
-    const unsubscribe = await this.#db.listen(RUN_LOG_CHANNEL, (payload) => {
-      if (payload === runId) wake?.();
-    });
+    // The channel is listened to once, by the first follow, and stays so: later follows start
+    // without a LISTEN round trip (nor an UNLISTEN when they end).
+    this.#subscribed ??= this.#db
+      .listen(RUN_LOG_CHANNEL, (payload) => {
+        for (const w of this.#followers.get(payload) ?? []) w();
+      })
+      .catch((err: unknown) => {
+        this.#subscribed = null;
+        throw err;
+      });
+    await this.#subscribed;
+    const waker = (): void => wake?.();
+    const wakers = this.#followers.get(runId) ?? new Set<() => void>();
+    this.#followers.set(runId, wakers);
+    wakers.add(waker);
+    const unsubscribe = (): void => {
+      wakers.delete(waker);
+      if (wakers.size === 0 && this.#followers.get(runId) === wakers) this.#followers.delete(runId);
+    };
     const onAbort = (): void => wake?.();
     signal?.addEventListener('abort', onAbort);
     let quietSince = Date.now();

@@ -22,6 +22,9 @@ import type { RunRow, TaskRow, TickRow } from '../rows/index.js';
 import { TASK_SELECT, toRun, toTask, toTick } from '../rows/index.js';
 
 const SKIPPED_REASON = 'skipped: the previous run was still running';
+/** TASK_SELECT's last_run_status for the row `t` (for RETURNING clauses). */
+const LAST_RUN_STATUS = `(SELECT r.status FROM task_runs r WHERE r.task_id = t.id
+  ORDER BY r.created_at DESC, r.id DESC LIMIT 1)`;
 
 /**
  * {@link TaskStore} on PostgreSQL (migrations 0005 and 0006). The (task, tick) uniqueness and
@@ -53,10 +56,12 @@ export class PostgresTaskStore implements TaskStore {
   async createTask(input: NewTask): Promise<TaskRecord> {
     const now = this.nowIso();
     const id = this.newId();
-    await this.db.run(
+    // One round trip: the row as TASK_SELECT gives it (a new task has no last run).
+    const row = await this.db.one<TaskRow>(
       `INSERT INTO tasks (id, name, type, status, orchestration_id, workspace_id, schedule, timezone,
          json_args, timeout_seconds, runs_as, limits_json, created_at, updated_at)
-       VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $12, $10, $11, $11)`,
+       VALUES ($1, $2, $3, 'pending', $4, $5, $6, $7, $8, $9, $12, $10, $11, $11)
+       RETURNING *, NULL::text AS last_run_status`,
       [
         id,
         input.name,
@@ -72,9 +77,8 @@ export class PostgresTaskStore implements TaskStore {
         input.runsAs ?? 'workspace',
       ],
     );
-    const task = await this.taskById(this.db, id);
-    if (task === null) throw new Error(`task ${id} vanished right after it was written`);
-    return task;
+    if (row === null) throw new Error(`task ${id} was not returned by its INSERT`);
+    return toTask(row);
   }
 
   async getTask(id: string): Promise<TaskRecord | null> {
@@ -101,12 +105,14 @@ export class PostgresTaskStore implements TaskStore {
   }
 
   async setTaskStatus(id: string, status: Exclude<TaskStatus, 'killed'>): Promise<TaskRecord | null> {
-    const changed = await this.db.run(
-      `UPDATE tasks SET status = $1, updated_at = $2 WHERE id = $3 AND NOT killed
-         AND (status <> 'pending_kill' OR $1 = 'pending_kill')`,
+    // One round trip: the updated row as TASK_SELECT gives it.
+    const row = await this.db.one<TaskRow>(
+      `UPDATE tasks t SET status = $1, updated_at = $2 WHERE t.id = $3 AND NOT t.killed
+         AND (t.status <> 'pending_kill' OR $1 = 'pending_kill')
+       RETURNING t.*, ${LAST_RUN_STATUS} AS last_run_status`,
       [status, this.nowIso(), id],
     );
-    return changed === 0 ? null : this.taskById(this.db, id);
+    return row === null ? null : toTask(row);
   }
 
   async setTaskStatusReason(id: string, reason: string | null): Promise<void> {
@@ -133,16 +139,16 @@ export class PostgresTaskStore implements TaskStore {
     return this.db.transaction(async (sql) => {
       const task = await lockTask(sql, input.taskId);
       if (task === null || !isLive(task)) return null;
-      if (task.type === 'Temporary Run') {
-        if (
-          (await sql.one('SELECT 1 AS one FROM task_runs WHERE task_id = $1 LIMIT 1', [input.taskId])) !==
-          null
-        ) {
-          return null;
-        }
-      }
       if (input.tick !== null && (await tickTaken(sql, input.taskId, input.tick))) return null;
-      const run = await this.insertRun(sql, input.taskId, input.tick, input.owner ?? null);
+      // A run-once task gets one run ever: checked in the insert itself (a statement after the
+      // lock, so it sees a run committed by whoever held the lock before).
+      const run = await this.insertRun(
+        sql,
+        input.taskId,
+        input.tick,
+        input.owner ?? null,
+        task.type === 'Temporary Run',
+      );
       if (run !== null && input.tick !== null) await advanceTick(sql, input.taskId, input.tick);
       return run;
     });
@@ -271,14 +277,16 @@ export class PostgresTaskStore implements TaskStore {
     taskId: string,
     tick: number | null,
     owner: RunOwner | null,
+    onlyIfFirst = false,
   ): Promise<TaskRunRecord | null> {
     const now = this.nowIso();
     const row = await sql.one<RunRow>(
       `INSERT INTO task_runs (id, task_id, tick, status, created_at, updated_at, node_id, lease_until)
-       VALUES ($1, $2, $3, 'running', $4, $4, $5::text,
-         CASE WHEN $5::text IS NULL THEN NULL ELSE ${PG_NOW_MS} + $6::bigint END)
+       SELECT $1::text, $2::text, $3::bigint, 'running', $4::text, $4::text, $5::text,
+         CASE WHEN $5::text IS NULL THEN NULL ELSE ${PG_NOW_MS} + $6::bigint END
+       WHERE NOT $7::boolean OR NOT EXISTS (SELECT 1 FROM task_runs WHERE task_id = $2::text)
        ON CONFLICT DO NOTHING RETURNING *`,
-      [this.newId(), taskId, tick, now, owner?.nodeId ?? null, owner?.leaseMs ?? 0],
+      [this.newId(), taskId, tick, now, owner?.nodeId ?? null, owner?.leaseMs ?? 0, onlyIfFirst],
     );
     return row === null ? null : toRun(row);
   }
