@@ -77,6 +77,10 @@ export class PostgresDatabase implements Sql {
   #listenerReady: Promise<pg.Client> | null = null;
   readonly #subscribers = new Map<string, Set<(payload: string) => void>>();
   #reconnectTimer: NodeJS.Timeout | null = null;
+  /** Whether `#listener` has connected (false while it connects). */
+  #listenerConnected = false;
+  /** Reconnects of the LISTEN connection in a row (the backoff grows with them). */
+  #reconnects = 0;
 
   private constructor(
     url: string,
@@ -292,13 +296,21 @@ export class PostgresDatabase implements Sql {
     };
   }
 
+  /**
+   * The LISTEN connection: one at a time, connecting or connected (`#listener` is set from the
+   * moment it is created, so events of an older, dropped one change nothing).
+   */
   #listenerClient(): Promise<pg.Client> {
+    if (this.#closed) return Promise.reject(new Error('the database connection is closed'));
     this.#listenerReady ??= (async () => {
       const client = new pg.Client(this.#clientConfig);
+      this.#listener = client;
+      this.#listenerConnected = false;
       client.on('notification', (msg) => {
         for (const h of this.#subscribers.get(msg.channel) ?? []) h(msg.payload ?? '');
       });
       client.on('error', (err) => {
+        if (this.#listener !== client) return;
         this.#health = { status: 'unavailable', error: err.message };
         this.#onConnectionError(err);
         this.#dropListener(client);
@@ -310,24 +322,32 @@ export class PostgresDatabase implements Sql {
         this.#dropListener(client);
         throw this.#translate(err);
       }
-      if (this.#closed) {
-        // Closed while this connection was being made (a reconnect after an outage): end it,
-        // or its open socket would keep the process from exiting after a stop.
+      if (this.#closed || this.#listener !== client) {
+        // Closed (or dropped) while it connected: it must not outlive close(), whose process
+        // would otherwise never exit.
         await client.end().catch(() => undefined);
-        throw new StorageUnavailableError('the database handle was closed');
+        throw new StorageUnavailableError('the LISTEN connection was closed while it connected');
       }
-      this.#listener = client;
+      this.#listenerConnected = true;
+      this.#reconnects = 0;
       return client;
     })();
     return this.#listenerReady;
   }
 
   /** Forgets a broken LISTEN connection and re-opens it (with every channel) after a pause. */
-  #dropListener(client: pg.Client, attempt = 1): void {
-    if (this.#listener === client) this.#listener = null;
+  #dropListener(client: pg.Client): void {
+    // Its 'end' after its 'error', or a connection already replaced: nothing left to do.
+    if (this.#listener !== client) return;
+    this.#listener = null;
     this.#listenerReady = null;
     void client.end().catch(() => undefined);
+    this.#scheduleReconnect();
+  }
+
+  #scheduleReconnect(): void {
     if (this.#closed || this.#subscribers.size === 0 || this.#reconnectTimer !== null) return;
+    this.#reconnects++;
     this.#reconnectTimer = setTimeout(
       () => {
         this.#reconnectTimer = null;
@@ -337,24 +357,32 @@ export class PostgresDatabase implements Sql {
             for (const channel of this.#subscribers.keys())
               await fresh.query(`LISTEN ${quoteIdent(channel)}`);
           })
-          .catch(() => this.#dropListener(client, attempt + 1));
+          .catch(() => {
+            // A failed connect was dropped already; a connection that failed to LISTEN is.
+            const current = this.#listener;
+            if (current !== null) this.#dropListener(current);
+            else this.#scheduleReconnect();
+          });
       },
-      Math.min(5_000, 100 * 2 ** attempt),
+      Math.min(5_000, 100 * 2 ** this.#reconnects),
     );
   }
 
-  /** Closes every connection (the pool and the LISTEN connection). Safe to call twice. */
+  /** Closes every connection (the pool and the LISTEN connection, even one still connecting). Safe to call twice. */
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
+    this.#reconnectTimer = null;
     this.#subscribers.clear();
     const listener = this.#listener;
+    const connecting = this.#listenerConnected ? null : this.#listenerReady;
     this.#listener = null;
-    // A LISTEN connection still being made ends itself once it sees the handle closed.
-    const connecting = this.#listenerReady;
-    await listener?.end().catch(() => undefined);
-    await connecting?.catch(() => undefined);
+    this.#listenerReady = null;
+    // One connected is ended here; one still connecting ends itself as soon as its connect
+    // settles (see #listenerClient), and close() waits for that, so no socket is left behind.
+    if (connecting === null) await listener?.end().catch(() => undefined);
+    else await connecting.catch(() => undefined);
     await this.pool.end();
   }
 
