@@ -1,6 +1,6 @@
-import { mkdir, open } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { closeSync, fdatasyncSync, mkdirSync, openSync, writeSync, writevSync } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import type { Schema } from 'apache-arrow';
 import { ARROW_EOS } from './arrow-message-encoder.js';
 import type { LogSegmentUpdate } from './log-segment-index.js';
@@ -20,6 +20,11 @@ interface PendingBatch {
  * ({@link OpenSegment.stage}), written together in one positioned write
  * ({@link OpenSegment.writeStaged}), and only then entered in the batch index, so a reader
  * never sees a batch that is not fully in the file.
+ *
+ * Only the log writer's own thread uses it, so its file calls are synchronous: that thread
+ * exists to wait for the disk, and an asynchronous call would hand each write to libuv's
+ * thread pool and back, two more thread wake-ups per write (on one core, each costs more CPU
+ * than a small write itself). The methods stay promise-returning for the writer's loop.
  */
 export class OpenSegment {
   readonly pipelineId: number;
@@ -29,7 +34,9 @@ export class OpenSegment {
   readonly path: string;
   readonly index: SegmentBatchIndex;
   readonly schemaMessage: Uint8Array;
-  readonly #fh: FileHandle;
+  readonly #fd: number;
+  /** Whether the descriptor was closed (its number may then belong to another file). */
+  #closed = false;
   #pending: PendingBatch[] = [];
   #pendingRows = 0;
   #pendingBytes = 0;
@@ -38,7 +45,7 @@ export class OpenSegment {
 
   private constructor(
     fields: Pick<OpenSegment, 'pipelineId' | 'seq' | 'schemaId' | 'schema' | 'path' | 'schemaMessage'>,
-    fh: FileHandle,
+    fd: number,
   ) {
     this.pipelineId = fields.pipelineId;
     this.seq = fields.seq;
@@ -47,7 +54,7 @@ export class OpenSegment {
     this.path = fields.path;
     this.schemaMessage = fields.schemaMessage;
     this.index = new SegmentBatchIndex(fields.schemaMessage.byteLength);
-    this.#fh = fh;
+    this.#fd = fd;
     this.#dirty = true;
   }
 
@@ -56,16 +63,16 @@ export class OpenSegment {
     fields: Pick<OpenSegment, 'pipelineId' | 'seq' | 'schemaId' | 'schema' | 'path'>,
     schemaChunks: Uint8Array[],
   ): Promise<OpenSegment> {
-    await mkdir(dirname(fields.path), { recursive: true });
+    mkdirSync(dirname(fields.path), { recursive: true });
     const schemaMessage = Buffer.concat(schemaChunks);
-    const fh = await open(fields.path, 'w');
+    const fd = openSync(fields.path, 'w');
     try {
-      await writeFully(fh, schemaMessage, 0);
+      writeFullySync(fd, schemaMessage, 0);
     } catch (err) {
-      await fh.close();
+      closeSync(fd);
       throw err;
     }
-    return new OpenSegment({ ...fields, schemaMessage: new Uint8Array(schemaMessage) }, fh);
+    return Promise.resolve(new OpenSegment({ ...fields, schemaMessage: new Uint8Array(schemaMessage) }, fd));
   }
 
   /** Batches staged and not yet written. */
@@ -101,14 +108,14 @@ export class OpenSegment {
   }
 
   /** Writes every staged batch in one write, then makes them visible in the index. */
-  async writeStaged(): Promise<void> {
-    if (this.#pending.length === 0) return;
+  writeStaged(): Promise<void> {
+    if (this.#pending.length === 0) return Promise.resolve();
     const pending = this.#pending;
     const chunks: Uint8Array[] = [];
     for (const p of pending) for (const c of p.chunks) chunks.push(c);
     let offset = this.index.endOffset;
     // Gathered write straight from the batches' own buffers: no copy into one big buffer.
-    await writevFully(this.#fh, chunks, this.#pendingBytes, offset);
+    writevFully(this.#fd, chunks, this.#pendingBytes, offset);
     this.#pending = [];
     this.#pendingRows = 0;
     this.#pendingBytes = 0;
@@ -117,12 +124,14 @@ export class OpenSegment {
       offset += p.bytes;
     }
     this.#dirty = true;
+    return Promise.resolve();
   }
 
   /** Forces written bytes to disk. */
-  async sync(): Promise<void> {
-    await this.#fh.datasync();
+  sync(): Promise<void> {
+    fdatasyncSync(this.#fd);
     this.#dirty = false;
+    return Promise.resolve();
   }
 
   /** Counters for the index row. */
@@ -145,16 +154,25 @@ export class OpenSegment {
    */
   async seal(sidecar: string): Promise<LogSegmentUpdate> {
     await this.writeStaged();
-    await writeFully(this.#fh, Buffer.from(ARROW_EOS), this.index.endOffset);
+    writeFullySync(this.#fd, ARROW_EOS, this.index.endOffset);
     await this.sync();
-    await this.#fh.close();
+    this.#closed = true;
+    closeSync(this.#fd);
     await this.index.save(sidecar);
     return this.update(true);
   }
 
   /** Closes the file without sealing (after a failure). */
-  async close(): Promise<void> {
-    await this.#fh.close().catch(() => undefined);
+  close(): Promise<void> {
+    if (!this.#closed) {
+      this.#closed = true;
+      try {
+        closeSync(this.#fd);
+      } catch {
+        // Closing failed (e.g. EIO): the descriptor is released all the same.
+      }
+    }
+    return Promise.resolve();
   }
 }
 
@@ -162,25 +180,26 @@ export class OpenSegment {
 const IOV_MAX = 1024;
 
 /** Writes `chunks` (`bytes` in total) at `position` with gathered writes, finishing any short write plainly. */
-async function writevFully(
-  fh: FileHandle,
-  chunks: Uint8Array[],
-  bytes: number,
-  position: number,
-): Promise<void> {
+function writevFully(fd: number, chunks: Uint8Array[], bytes: number, position: number): void {
   let done = 0;
   for (let i = 0; i < chunks.length; i += IOV_MAX) {
     const group = chunks.slice(i, i + IOV_MAX);
     const size = group.reduce((sum, c) => sum + c.byteLength, 0);
-    const { bytesWritten } = await fh.writev(group, position + done);
+    const bytesWritten = writevSync(fd, group, position + done);
     if (bytesWritten < size) {
       // Rare (a full disk, a signal): write what is left of this group byte-exactly.
       const rest = Buffer.concat(group, size).subarray(bytesWritten);
-      await writeFully(fh, rest, position + done + bytesWritten);
+      writeFullySync(fd, rest, position + done + bytesWritten);
     }
     done += size;
   }
   if (done !== bytes) throw new Error(`Segment write planned ${bytes} bytes but the chunks hold ${done}.`);
+}
+
+/** Writes all of `buf` at `position`, looping over short writes (blocking the calling thread). */
+function writeFullySync(fd: number, buf: Uint8Array, position: number): void {
+  let done = 0;
+  while (done < buf.byteLength) done += writeSync(fd, buf, done, buf.byteLength - done, position + done);
 }
 
 /** Writes all of `buf` at `position`, looping over short writes. */
