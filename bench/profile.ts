@@ -44,7 +44,7 @@ const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benc
 const format = process.env.PROFILE_FORMAT === 'arrow' ? 'arrow' : 'json';
 const batch = Number(process.env.PROFILE_BATCH ?? 1);
 const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
-wrk({ url: pipeline.url(), luaScript: lua, connections, seconds: 2 });
+wrk({ url: pipeline.url(), luaScript: lua, connections, seconds: Number(process.env.PROFILE_WARMUP_S ?? 2) });
 const load = loadAverage();
 /** CPU seconds (user + system) of each thread of the server, by thread id, with its name. */
 function threadCpu(pid: number): Map<string, { name: string; seconds: number }> {
