@@ -3,7 +3,8 @@
 // (core 1) sends batch-1 JSON requests; then the profiles are summed up by self time per
 // function and per area. Usage: tsx bench/profile.ts [connections=1] [seconds=8]
 // Env: BENCH_QUOLL_ARGS (extra server flags), PROFILE_KEEP=1 keeps the .cpuprofile files,
-// PROFILE_FORMAT (json | arrow, default json) and PROFILE_BATCH (rows per request, default 1).
+// PROFILE_FORMAT (json | arrow, default json), PROFILE_BATCH (rows per request, default 1) and
+// PROFILE_WARMUP_S (warm-up seconds, default 2; V8 still compiles after 2 s, so 10+ for a steady state).
 // The server inherits the environment (e.g. QUOLL_BENCH_INPUT_CHECKS=off).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
