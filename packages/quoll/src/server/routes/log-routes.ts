@@ -17,6 +17,7 @@ interface LogsQueryString {
   cursor?: string;
   order?: string;
   maxBytes?: string;
+  columns?: string;
 }
 
 /** Largest `maxBytes` a logs query may ask for: 64 MiB. */
@@ -92,6 +93,40 @@ function toLogQuery(q: LogsQueryString): LogQuery {
   return query;
 }
 
+/** Most entries a `columns` list may hold. */
+export const MAX_LOG_COLUMNS = 256;
+
+/**
+ * Parses `columns`: comma-separated column names, or prefixes ending in `*` (`out.*` = every
+ * output). Throws `invalid_request` on an empty entry or too many entries.
+ */
+export function parseLogColumns(raw: string): string[] {
+  const entries = raw.split(',').map((c) => c.trim());
+  if (entries.length > MAX_LOG_COLUMNS || entries.some((c) => c === '' || c === '*')) {
+    throw new ApiError(
+      'invalid_request',
+      `Log columns must be 1 to ${MAX_LOG_COLUMNS} comma-separated column names or prefixes ending in "*" (e.g. time,out.*); got "${raw.length > 200 ? `${raw.slice(0, 200)}…` : raw}".`,
+      { columns: raw.length > 200 ? `${raw.slice(0, 200)}…` : raw },
+    );
+  }
+  return entries;
+}
+
+/**
+ * The page with only the columns `wanted` names (exact names, or prefixes ending in `*`), in the
+ * page's own column order. A name no column of this page has is skipped: pages of a query can
+ * have different schemas.
+ */
+export function selectLogColumns(page: LogPage, wanted: readonly string[]): LogPage {
+  const exact = new Set(wanted.filter((c) => !c.endsWith('*')));
+  const prefixes = wanted.filter((c) => c.endsWith('*')).map((c) => c.slice(0, -1));
+  const names = page.table.schema.fields
+    .map((f) => f.name)
+    .filter((n) => exact.has(n) || prefixes.some((p) => n.startsWith(p)));
+  if (names.length === page.table.schema.fields.length) return page;
+  return { ...page, table: page.table.select(names) };
+}
+
 type LogAnswer = 'json' | 'arrow-stream' | 'arrow-file';
 
 /** What the logs endpoint can answer; JSON unless Accept asks for Arrow. */
@@ -148,7 +183,7 @@ export function logRoutes(app: FastifyInstance, ctx: ServerContext): void {
           '(default 10 MB) of Arrow data. Answers `application/json` ({ records, rows, truncated, schemaChanged, nextCursor, schemaId }) or, with ' +
           'Accept `application/vnd.apache.arrow.stream` / `.file`, Arrow IPC; headers x-quoll-rows, x-quoll-truncated, x-quoll-schema-changed, ' +
           'x-quoll-next-cursor (absent on the last page) and x-quoll-schema-id carry the same flags. Pass nextCursor as `cursor` (with the same ' +
-          'other parameters) for the next page. The page includes every inference answered before the query.',
+          'other parameters) for the next page. `columns` (e.g. time,out.*) narrows the answer to those columns. The page includes every inference answered before the query.',
         querystring: {
           type: 'object',
           properties: {
@@ -174,6 +209,11 @@ export function logRoutes(app: FastifyInstance, ctx: ServerContext): void {
               description: 'Byte cap of the page (default 10000000, at most 67108864).',
             },
             cursor: { type: 'string', description: 'nextCursor of the previous page.' },
+            columns: {
+              type: 'string',
+              description:
+                "Only these columns: comma-separated names, or prefixes ending in * (e.g. time,out.*). Names this page's schema lacks are skipped. Default: every column.",
+            },
           },
           additionalProperties: false,
         },
@@ -182,12 +222,16 @@ export function logRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (req, reply) => {
       const answer = negotiate(req);
       const query = toLogQuery(req.query);
+      const columns =
+        req.query.columns === undefined || req.query.columns === ''
+          ? null
+          : parseLogColumns(req.query.columns);
       const pipeline = await ctx.pipelines.get(await workspaceIdOf(ctx, req), req.params.name);
       // Read-your-writes: rows of inferences already answered may still sit in the writer's
       // queue; wait for them so a query right after an inference sees it.
       if (ctx.inferenceLogs.state === 'open') await ctx.inferenceLogs.flush();
       const page = await ctx.inferenceLogs.query(pipeline.id, query);
-      return send(reply, page, answer);
+      return send(reply, columns === null ? page : selectLogColumns(page, columns), answer);
     },
   );
 }
