@@ -41,6 +41,8 @@ let shots: string;
 let input: string;
 let expected: RegExp;
 let model: Buffer;
+/** The deployed pipeline's page (for the dark-scheme pass). */
+let pipelinePath: string;
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
@@ -185,6 +187,7 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
     expect(await replica.getByRole('cell').nth(3).textContent()).toBe(String(replicas[0]!.workers));
     await page.getByText(`${workers} worker`).first().waitFor();
     await shot(page, '04-pipeline');
+    pipelinePath = new URL(page.url()).pathname;
 
     await page.getByRole('link', { name: 'Try it' }).click();
     expect(page.url()).toMatch(/\?tab=try$/);
@@ -209,9 +212,19 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
     const exported = JSON.parse(await readFile(file, 'utf8')) as Array<Record<string, unknown>>;
     expect(exported.length).toBeGreaterThan(0);
     expect(exported[0]).toHaveProperty('out.variable');
+    // Shown without the inputs (most of a page's bytes) until asked for: then in.tensor too.
+    expect(await rows.getByRole('columnheader', { name: 'in.tensor' }).count()).toBe(0);
     await shot(page, '06-log-explorer');
+    await page.getByLabel('Show input columns (in.*)').check();
+    await rows.getByRole('columnheader', { name: 'in.tensor' }).waitFor();
+    expect(page.url()).toContain('inputs=1');
+    await rows.getByText(expected).first().waitFor();
+    await shot(page, '06b-log-explorer-inputs');
 
-    // Back goes to the previous page of the console.
+    // Back goes to the previous page of the console: the rows without the inputs, then try it.
+    await page.goBack();
+    expect(page.url()).not.toContain('inputs=1');
+    await expect.poll(() => rows.getByRole('columnheader', { name: 'in.tensor' }).count()).toBe(0);
     await page.goBack();
     expect(page.url()).toMatch(/\?tab=try$/);
     await page.getByLabel('Input records (JSON)').waitFor();
@@ -331,6 +344,55 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
     await shot(page, '13-overview-dark');
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('shows every page in the dark scheme (screenshots), the schedule preview with its error too', async () => {
+    // The previous test switched to the dark theme; it is kept across page loads.
+    const visits: Array<[string, string, () => Promise<unknown>]> = [
+      ['workspaces', '/workspaces', () => page.getByRole('cell', { name: 'consolews' }).waitFor()],
+      ['models', '/models', () => page.getByRole('cell', { name: 'housemodel', exact: true }).waitFor()],
+      ['pipelines', '/pipelines', () => page.getByRole('cell', { name: 'housepipe' }).first().waitFor()],
+      ['pipeline', pipelinePath, () => page.locator('.stat .badge', { hasText: 'Running' }).waitFor()],
+      [
+        'log-explorer',
+        `${pipelinePath}?tab=logs`,
+        () => page.getByRole('table', { name: 'Inference log rows' }).getByText(expected).first().waitFor(),
+      ],
+      [
+        'connections',
+        '/connections',
+        () => page.getByRole('cell', { name: 'consoleconn', exact: true }).waitFor(),
+      ],
+      [
+        'orchestrations',
+        '/orchestrations',
+        () => page.getByRole('row').filter({ hasText: 'consoleorch' }).first().waitFor(),
+      ],
+      ['tasks', '/tasks?killed=1', () => page.getByRole('cell', { name: 'every ten' }).waitFor()],
+    ];
+    for (const [name, path, ready] of visits) {
+      await page.goto(`${server.url}${path}`);
+      await ready();
+      await expect.poll(() => page.getByText('Loading…').count()).toBe(0);
+      expect(await page.locator('html').getAttribute('data-theme')).toBe('dark');
+      await shot(page, `14-dark-${name}`);
+    }
+    await page.goto(`${server.url}/orchestrations`);
+    await page
+      .getByRole('row')
+      .filter({ hasText: 'consoleorch' })
+      .getByRole('link', { name: 'Create a task' })
+      .first()
+      .click();
+    await page.getByLabel('Kind').selectOption('scheduled');
+    await page.getByLabel('Time zone').fill('Europe/Paris');
+    await expect.poll(() => page.getByLabel('Next five ticks').locator('li').count()).toBe(5);
+    await shot(page, '14-dark-schedule-form');
+    await page.getByLabel('Schedule (cron, 5 fields)').fill('61 * * * *');
+    await page.getByLabel('Next five ticks').locator('.bad').waitFor();
+    expect(await page.getByRole('button', { name: 'Create task' }).isDisabled()).toBe(true);
+    await shot(page, '14-dark-schedule-form-error');
+    expect(errors).toEqual([]);
+  }, 90_000);
 
   it('a workspace-scoped token pasted into the sign-in page sees nothing of another workspace', async () => {
     const client = server.client();

@@ -57,7 +57,17 @@ export function UPlotChart(props: TimeChartProps): JSX.Element {
       ],
       // The value axis is wide enough for seven-digit numbers.
       axes: [axis, { ...axis, size: 80 }],
-      scales: { x: range ? { time: true, range: () => [range[0], range[1]] } : { time: true } },
+      scales: {
+        x: range ? { time: true, range: () => [range[0], range[1]] } : { time: true },
+        // Without a value (no request in the window), 0 to 1: the axis still draws, so the
+        // plot keeps its gutter and nothing moves when the first value comes.
+        y: {
+          range: (_u, min, max) =>
+            min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)
+              ? [0, 1]
+              : uPlot.rangeNum(min, max, 0.1, true),
+        },
+      },
       // For the bench (performance timeline): when the canvas was last drawn.
       hooks: { draw: [() => performance.mark('quoll:chart:drawn')] },
     };

@@ -95,7 +95,7 @@ export function DataTable<T>(props: {
   const at = Math.min(page, pages - 1);
   const shown = rows.slice(at * pageSize, at * pageSize + pageSize);
   return (
-    <div>
+    <div class="data-table">
       <div class="table-wrap">
         <table aria-label={label}>
           <thead>

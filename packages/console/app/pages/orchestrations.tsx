@@ -99,7 +99,7 @@ export function OrchestrationsPage({ session }: { session: ConsoleSession }): JS
             label: 'Actions',
             cell: (o) => (
               <div>
-                <div class="row">
+                <div class="row center">
                   <button
                     type="button"
                     aria-expanded={open === o.id}

@@ -209,7 +209,6 @@ function PipelineOverview({
           { label: 'Status', cell: (m) => <Status value={m.status} /> },
         ]}
       />
-      <div style={{ height: '14px' }} />
       <div class="panel">
         <TimeChart
           title="Requests per second"
@@ -495,14 +494,22 @@ interface LogTables {
 }
 
 /**
+ * What the explorer asks for unless the input columns are shown: the time, the outputs and the
+ * check failures. The inputs (`in.*`, e.g. 18 numbers a row) are most of a page's bytes.
+ */
+const SHOWN_WITHOUT_INPUTS = 'time,out.*,check_failures';
+
+/**
  * Arrow pages of at most 10 000 rows, oldest first, up to 50 000 rows for the view: the chart
- * reads two columns straight from them, cells are read only for the rows on screen.
+ * reads two columns straight from them, cells are read only for the rows on screen. `columns`
+ * (the log API's list) narrows what the server sends; null = every column.
  */
 async function loadLogTables(
   session: ConsoleSession,
   path: string,
   start: number,
   end: number,
+  columns: string | null,
 ): Promise<LogTables> {
   const tables: arrow.Table[] = [];
   let total = 0;
@@ -511,6 +518,7 @@ async function loadLogTables(
   performance.mark('quoll:logs:request');
   do {
     const q = new URLSearchParams({ start: String(start), end: String(end), limit: '10000' });
+    if (columns !== null) q.set('columns', columns);
     if (cursor) q.set('cursor', cursor);
     const res = await fetch(`${path}?${q.toString()}`, {
       credentials: 'same-origin',
@@ -550,13 +558,18 @@ function LogExplorer(props: { session: ConsoleSession; workspaceId: number; name
   const [opened] = useState(() => Date.now());
   const start = Number(loc.query.get('start') ?? opened - 3_600_000);
   const end = Number(loc.query.get('end') ?? opened + 60_000);
+  // The input columns are loaded only when asked for (`&inputs=1`): they are most of the bytes.
+  const inputs = loc.query.get('inputs') === '1';
   const base = `/pipelines/${workspaceId}/${encodeURIComponent(name)}?tab=logs`;
   const path = `/v1/workspaces/${workspaceId}/pipelines/${encodeURIComponent(name)}/logs`;
   const [column, setColumn] = useState<string | null>(null);
   const [refreshed, setRefreshed] = useState(0);
   // The request leaves while this renders (not in an effect): before the chart below is laid
   // out and made, which would otherwise delay it by a layout and a paint.
-  const request = useMemo(() => loadLogTables(session, path, start, end), [path, start, end, refreshed]);
+  const request = useMemo(
+    () => loadLogTables(session, path, start, end, inputs ? null : SHOWN_WITHOUT_INPUTS),
+    [path, start, end, inputs, refreshed],
+  );
   const page = useAsync(() => request, [request]);
   const [info, setInfo] = useState<string>('');
   const tables = page.data?.tables ?? NO_TABLES;
@@ -592,7 +605,9 @@ function LogExplorer(props: { session: ConsoleSession; workspaceId: number; name
   useLayoutEffect(() => {
     if (tables.length > 0) performance.mark('quoll:logs:committed');
   }, [tables]);
-  const setRange = (s: number, e: number): void => navigate(`${base}&start=${s}&end=${e}`);
+  const go = (s: number, e: number, withInputs: boolean): void =>
+    navigate(`${base}&start=${s}&end=${e}${withInputs ? '&inputs=1' : ''}`);
+  const setRange = (s: number, e: number): void => go(s, e, inputs);
   const download = (format: 'json' | 'arrow'): void => {
     const q = new URLSearchParams({ start: String(start), end: String(end), maxBytes: '67108864' });
     void (async () => {
@@ -637,12 +652,6 @@ function LogExplorer(props: { session: ConsoleSession; workspaceId: number; name
         <button type="button" onClick={() => setRefreshed((n) => n + 1)}>
           Refresh
         </button>
-        <button type="button" onClick={() => download('json')}>
-          Export JSON
-        </button>
-        <button type="button" onClick={() => download('arrow')}>
-          Export Arrow
-        </button>
       </div>
       <ErrorBox error={page.error} />
       <p aria-live="polite" class="muted" id="log-summary">
@@ -667,6 +676,20 @@ function LogExplorer(props: { session: ConsoleSession; workspaceId: number; name
           series={[{ label: chosen ?? '-', values: series.values }]}
           height={200}
         />
+      </div>
+      <div class="row table-tools" role="group" aria-label="Rows">
+        <label class="check">
+          <input type="checkbox" checked={inputs} onChange={(e) => go(start, end, e.currentTarget.checked)} />
+          Show input columns (in.*)
+        </label>
+        <span class="spacer" />
+        {/* Exports hold every column of the range, whatever the table shows. */}
+        <button type="button" onClick={() => download('json')}>
+          Export JSON
+        </button>
+        <button type="button" onClick={() => download('arrow')}>
+          Export Arrow
+        </button>
       </div>
       <ArrowRowsTable label="Inference log rows" tables={tables} total={total} />
     </div>

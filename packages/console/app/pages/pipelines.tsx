@@ -89,7 +89,7 @@ export function PipelinesPage({ session }: { session: ConsoleSession }): JSX.Ele
               ))}
             </select>
           </Field>
-          <label class="field" style={{ flexDirection: 'row', alignItems: 'center', gap: '6px' }}>
+          <label class="check">
             <input type="checkbox" checked={deploy} onChange={(e) => setDeploy(e.currentTarget.checked)} />
             Deploy it
           </label>

@@ -133,7 +133,7 @@ export function TasksPage({ session }: { session: ConsoleSession }): JSX.Element
             ))}
           </select>
         </Field>
-        <label class="field" style={{ flexDirection: 'row', alignItems: 'center', gap: '6px' }}>
+        <label class="check">
           <input
             type="checkbox"
             checked={killed}
@@ -234,23 +234,32 @@ function CreateTask(props: {
         </Field>
       </div>
       {kind === 'scheduled' ? (
-        <div class="row" style={{ marginTop: '10px' }}>
-          <Field label="Schedule (cron, 5 fields)">
-            <input value={schedule} onInput={(e) => setSchedule(e.currentTarget.value)} class="mono" />
-          </Field>
-          <Field label="Time zone">
-            <input value={timezone} onInput={(e) => setTimezone(e.currentTarget.value)} />
-          </Field>
-          <div aria-live="polite" aria-label="Next five ticks">
-            {preview.error ? (
-              <span class="bad">{preview.error}</span>
-            ) : (
-              <ol class="mono" style={{ margin: 0 }}>
-                {preview.ticks.map((t) => (
-                  <li key={t.getTime()}>{formatIn(t, timezone)}</li>
-                ))}
-              </ol>
-            )}
+        <div class="schedule">
+          <div class="row">
+            <Field label="Schedule (cron, 5 fields)">
+              <input value={schedule} onInput={(e) => setSchedule(e.currentTarget.value)} class="mono" />
+            </Field>
+            <Field label="Time zone">
+              <input value={timezone} onInput={(e) => setTimezone(e.currentTarget.value)} />
+            </Field>
+          </div>
+          {/* Below the inputs, one line of ticks (or the reason there are none) of a fixed
+              height: typing a schedule never moves the form. */}
+          <div class="ticks" role="group" aria-labelledby="next-ticks-label">
+            <div class="ticks-label" id="next-ticks-label">
+              Next five ticks <span class="muted">in {timezone.trim() || 'UTC'}</span>
+            </div>
+            <div class="ticks-body" aria-live="polite">
+              {preview.error ? (
+                <p class="bad">{preview.error}</p>
+              ) : (
+                <ol class="ticks-list mono">
+                  {preview.ticks.map((t) => (
+                    <li key={t.getTime()}>{formatIn(t, timezone)}</li>
+                  ))}
+                </ol>
+              )}
+            </div>
           </div>
         </div>
       ) : null}
