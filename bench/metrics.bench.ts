@@ -1,112 +1,79 @@
-// Cost of metrics: the same inference workload against two Quoll servers, one keeping metrics
-// (the default) and scraped every second on /metrics (a Prometheus far more eager than the
-// usual 15 s), and one started with --no-metrics. JSON batch 1 (where per-request work weighs
-// most) and Arrow batch 1000, 16 connections. Interleaved on/off, off/on …, median of BENCH_REPS
-// (default 3). Target: on/off ≥ 0.98. Besides rows/s, each server's own CPU time per request
-// (user + system from /proc over each run; steadier than rows/s on a shared machine), and the
+// Cost of metrics, end to end over HTTP: the same inference workload against Quoll servers of
+// the same build, one keeping metrics (the default) and scraped on /metrics every second (a
+// Prometheus 15 times more eager than the usual 15 s), one started with --no-metrics, and a
+// second --no-metrics server as a control (A/A: what two identical servers differ by here,
+// i.e. how finely this machine measures at all). JSON batch 1 (where per-request work weighs
+// most) and Arrow batch 1000, 16 connections per server from wrk on the other core.
+//
+// Paired and simultaneous: in each round three pairs take load one after the other, the two
+// servers of a pair at the same time, both pinned to the same core (so each gets about half of
+// it): on with off, off with control, control with on (the pairs' order rotates from round to
+// round). Whatever else the shared machine does then hits both servers of a pair in the same
+// seconds, and a server that spends more CPU per request answers fewer of them: the ratio of
+// their requests/s is the throughput cost. (Measured one after the other instead, rotating, 15
+// rounds of 2 s, the middle half of on/off spanned 0.80–1.12 at load 8–9.) Reported: the
+// median over pairs of on / no-metrics (off or control; 2 pairs a round) and its middle half
+// (25th–75th percentile), the same for control/off (A/A, 1 pair a round: what to expect of no
+// difference at all), and each server's CPU time per request (all threads, nanoseconds from
+// /proc/<pid>/task/*/schedstat). Target: on / no-metrics ≥ 0.98 (metrics cost ≤ 2 %). Also the
 // recording itself timed in this process: what ServerMetrics costs per inference request
-// (inferenceServed + rowsInferred + batch) and per scrape (render). Also the median (and range)
-// of the paired ratios: each on run over the off run next to it (order alternating).
-// Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3),
-// BENCH_CONNECTIONS (default 16).
-import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// (inferenceServed + rowsInferred + batch) and per scrape (render).
+// Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 3), BENCH_ROUNDS (default 8),
+// BENCH_CONNECTIONS (default 16), BENCH_FORMATS (default json,arrow), BENCH_SCRAPE_S (seconds
+// between scrapes, default 1; 0 = no scraper: the metrics server then never starts its process
+// collectors, so on/off is the per-request recording alone).
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { Client } from '@quoll/client';
-import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
-import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
 import { ServerMetrics } from '../packages/quoll/dist/metrics/index.js';
-import { cpuSeconds, median, printTable, spawnPinned, waitFor, wrk, writeResults } from './support.js';
+import {
+  deployModel,
+  loadAverage,
+  median,
+  modelName,
+  percentile,
+  printTable,
+  startQuoll,
+  stopAll,
+  wrkAsync,
+  writeBenchModel,
+  writeLua,
+  writeResults,
+  type BenchServer,
+} from './support.js';
 
 const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 2);
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const REPS = Number(process.env.BENCH_REPS ?? 3);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
-const fixtures = fileURLToPath(new URL('../../shared/fixtures/houseprice/', import.meta.url));
-const useFixture = existsSync(`${fixtures}rf_model.onnx`);
 const work = mkdtempSync(join(tmpdir(), 'quoll-bench-metrics-'));
-
-const modelPath = join(work, 'model.onnx');
-writeFileSync(
-  modelPath,
-  useFixture
-    ? readFileSync(`${fixtures}rf_model.onnx`)
-    : makeTreeEnsembleRegressor({ features: 18, trees: 50, depth: 8 }),
-);
-const base = makeHouseRows(1000, 1);
+const modelPath = writeBenchModel(work);
 
 interface Workload {
   format: 'json' | 'arrow';
   batch: number;
 }
-const workloads: Workload[] = [
-  { format: 'json', batch: 1 },
-  { format: 'arrow', batch: 1000 },
-];
+const FORMATS = (process.env.BENCH_FORMATS ?? 'json,arrow').split(',');
+const SCRAPE_S = Number(process.env.BENCH_SCRAPE_S ?? 1);
+const workloads: Workload[] = (
+  [
+    { format: 'json', batch: 1 },
+    { format: 'arrow', batch: 1000 },
+  ] as Workload[]
+).filter((w) => FORMATS.includes(w.format));
 
-function lua(w: Workload, token: string, tag: string): string {
-  const body = join(work, `${w.format}-${w.batch}.body`);
-  if (!existsSync(body)) {
-    const r = base.subarray(0, w.batch * 18);
-    writeFileSync(
-      body,
-      w.format === 'json'
-        ? JSON.stringify(
-            Array.from({ length: w.batch }, (_, i) => ({
-              tensor: Array.from(r.subarray(i * 18, i * 18 + 18)),
-            })),
-          )
-        : tableToIpcFile(makeArrowTensorTable(r, 18)),
-    );
+/** CPU nanoseconds used so far by every live thread of a process (schedstat's first field). */
+function cpuNs(pid: number): number {
+  let sum = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
   }
-  const ct = w.format === 'json' ? 'application/json' : 'application/vnd.apache.arrow.file';
-  const path = join(work, `${w.format}-${w.batch}-${tag}.lua`);
-  writeFileSync(
-    path,
-    [
-      'wrk.method = "POST"',
-      `local f = io.open("${body}", "rb"); wrk.body = f:read("*a"); f:close()`,
-      `wrk.headers["Content-Type"] = "${ct}"`,
-      `wrk.headers["Accept"] = "${ct}"`,
-      `wrk.headers["Authorization"] = "Bearer ${token}"`,
-    ].join('\n'),
-  );
-  return path;
-}
-
-interface Started {
-  proc: ChildProcess;
-  url: string;
-  token: string;
-  inferUrl: string;
-}
-
-const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
-async function start(tag: string, extra: string[]): Promise<Started> {
-  const home = join(work, tag);
-  const proc = spawnPinned('0', process.execPath, [
-    cli,
-    'server',
-    '--home',
-    home,
-    '--port',
-    '0',
-    '--log-level',
-    'warn',
-    ...extra,
-  ]);
-  const url = (await waitFor(proc, /listening on (http:\S+)/))[1] ?? '';
-  const { token } = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
-  const client = new Client({ url, token });
-  const model = await (
-    await client.uploadModel('benchmodel', modelPath)
-  ).configure({ tensorFields: ['tensor'] });
-  const pipeline = await client.buildPipeline('benchpipe');
-  await pipeline.addModelStep(model);
-  await pipeline.deploy();
-  return { proc, url, token, inferUrl: pipeline.url() };
+  return sum;
 }
 
 /** ns per request of the recording calls and ms per render, median of 3 timed loops. */
@@ -140,122 +107,189 @@ async function recordingCost(): Promise<{ nsPerRequest: number; renderMs: number
 const recording = await recordingCost();
 console.log(JSON.stringify({ recording }));
 
-const on = await start('on', []);
-const off = await start('off', ['--no-metrics']);
-// The scraper is its own process: wrk runs synchronously in this one.
-const scraper = spawn(
-  process.execPath,
-  [
-    '-e',
-    `let n = 0, bytes = 0; setInterval(async () => { const r = await fetch(process.argv[1] + '/metrics', { headers: { authorization: 'Bearer ' + process.argv[2] } }); bytes = (await r.text()).length; n++; }, 1000); process.on('SIGTERM', () => { console.log(JSON.stringify({ scrapes: n, bytes })); process.exit(0); });`,
-    on.url,
-    on.token,
-  ],
-  { stdio: ['ignore', 'pipe', 'inherit'] },
-);
+interface Lane {
+  name: 'on' | 'off' | 'control';
+  server: BenchServer;
+  inferUrl: string;
+}
+
+async function lane(name: Lane['name'], extra: string[]): Promise<Lane> {
+  const server = await startQuoll(work, name, extra);
+  const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+  return { name, server, inferUrl: pipeline.url() };
+}
+
+const loadBefore = loadAverage();
+// Started in this order (the metrics server neither first nor last), each on its own home.
+const off = await lane('off', ['--no-metrics']);
+const on = await lane('on', []);
+const control = await lane('control', ['--no-metrics']);
+const lanes = [on, off, control];
+// The scraper is its own process, like Prometheus.
+const scraper =
+  SCRAPE_S <= 0
+    ? null
+    : spawn(
+        process.execPath,
+        [
+          '-e',
+          `let n = 0, bytes = 0; setInterval(async () => { const r = await fetch(process.argv[1] + '/metrics', { headers: { authorization: 'Bearer ' + process.argv[2] } }); bytes = (await r.text()).length; n++; }, Number(process.argv[3])); process.on('SIGTERM', () => { console.log(JSON.stringify({ scrapes: n, bytes })); process.exit(0); });`,
+          on.server.url,
+          on.server.token,
+          String(SCRAPE_S * 1000),
+        ],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
 let scraped = '';
-scraper.stdout?.on('data', (d: Buffer) => (scraped += d.toString()));
+scraper?.stdout?.on('data', (d: Buffer) => (scraped += d.toString()));
+
+/** The median and the middle half (25th–75th percentile) of xs, as text. */
+const spread = (xs: number[]): string =>
+  `${median(xs).toFixed(3)} (${percentile(xs, 25).toFixed(3)}–${percentile(xs, 75).toFixed(3)})`;
+
 const results: Record<string, unknown>[] = [];
 const table: (string | number)[][] = [];
 try {
   for (const w of workloads) {
-    const onLua = lua(w, on.token, 'on');
-    const offLua = lua(w, off.token, 'off');
-    wrk({ url: on.inferUrl, luaScript: onLua, connections: CONNECTIONS, seconds: WARMUP });
-    wrk({ url: off.inferUrl, luaScript: offLua, connections: CONNECTIONS, seconds: WARMUP });
-    const a: number[] = [];
-    const b: number[] = [];
-    const cpuA: number[] = [];
-    const cpuB: number[] = [];
-    let errors = 0;
-    /** One wrk run and the server's CPU µs per request over it. */
-    const run = (s: Started, luaScript: string): { rps: number; cpuUs: number; non2xx: number } => {
-      const before = cpuSeconds(s.proc);
-      const r = wrk({ url: s.inferUrl, luaScript, connections: CONNECTIONS, seconds: SECONDS });
-      const used = cpuSeconds(s.proc) - before;
-      return { rps: r.reqPerSec, cpuUs: (used * 1e6) / (r.reqPerSec * SECONDS), non2xx: r.non2xx };
+    const scripts = new Map(
+      lanes.map((l) => [
+        l.name,
+        writeLua(work, { format: w.format, batch: w.batch, token: l.server.token, tag: l.name }),
+      ]),
+    );
+    type Run = { rps: number; cpuNsPerRequest: number; non2xx: number };
+    /** wrk against each lane at the same time: requests/s, CPU ns per request, non-2xx answers. */
+    const together = async (ls: Lane[], seconds: number): Promise<Run[]> => {
+      const before = ls.map((l) => cpuNs(l.server.proc.pid!));
+      const got = await Promise.all(
+        ls.map((l) =>
+          wrkAsync({ url: l.inferUrl, luaScript: scripts.get(l.name)!, connections: CONNECTIONS, seconds }),
+        ),
+      );
+      return got.map((r, i) => ({
+        rps: r.reqPerSec,
+        cpuNsPerRequest: (cpuNs(ls[i]!.server.proc.pid!) - before[i]!) / (r.reqPerSec * seconds),
+        non2xx: r.non2xx,
+      }));
     };
-    for (let rep = 0; rep < REPS; rep++) {
-      // on/off, then off/on, …: neither server is always the one that runs first.
-      const onFirst = rep % 2 === 0;
-      const first = onFirst ? run(on, onLua) : run(off, offLua);
-      const second = onFirst ? run(off, offLua) : run(on, onLua);
-      const x = onFirst ? first : second;
-      const y = onFirst ? second : first;
-      a.push(x.rps * w.batch);
-      b.push(y.rps * w.batch);
-      cpuA.push(x.cpuUs);
-      cpuB.push(y.cpuUs);
-      errors += x.non2xx + y.non2xx;
+    await together([on, off], WARMUP);
+    await together([off, control], WARMUP);
+    await together([control, on], WARMUP);
+    const rps: Record<Lane['name'], number[]> = { on: [], off: [], control: [] };
+    const cpu: Record<Lane['name'], number[]> = { on: [], off: [], control: [] };
+    // The metrics server over a --no-metrics one (off or control), and the A/A control/off.
+    const onOverOff: number[] = [];
+    const controlOverOff: number[] = [];
+    const cpuOnOverOff: number[] = [];
+    const cpuControlOverOff: number[] = [];
+    let errors = 0;
+    for (let round = 0; round < ROUNDS; round++) {
+      // Every server is in two of the three pairs, and the pairs' order rotates: none is busier
+      // or idler than another before its runs (with one server in every pair, that one came out
+      // 5–10 % ahead of both others).
+      const pairs: Array<[Lane, Lane]> = [
+        [on, off],
+        [off, control],
+        [control, on],
+      ];
+      for (let k = 0; k < pairs.length; k++) {
+        const [x, y] = pairs[(k + round) % pairs.length]!;
+        const [rx, ry] = (await together([x, y], SECONDS)) as [Run, Run];
+        errors += rx.non2xx + ry.non2xx;
+        const byName = new Map([
+          [x.name, rx],
+          [y.name, ry],
+        ]);
+        for (const [name, r] of byName) {
+          rps[name].push(r.rps * w.batch);
+          cpu[name].push(r.cpuNsPerRequest);
+        }
+        const metricsOn = byName.get('on');
+        const noMetrics = byName.get('off') ?? byName.get('control')!;
+        if (metricsOn !== undefined) {
+          onOverOff.push(metricsOn.rps / noMetrics.rps);
+          cpuOnOverOff.push(metricsOn.cpuNsPerRequest / noMetrics.cpuNsPerRequest);
+        } else {
+          const c = byName.get('control')!;
+          const o = byName.get('off')!;
+          controlOverOff.push(c.rps / o.rps);
+          cpuControlOverOff.push(c.cpuNsPerRequest / o.cpuNsPerRequest);
+        }
+      }
     }
-    const A = median(a);
-    const B = median(b);
-    // Each on run against the off run next to it (the machine's load moves less within a
-    // pair than across the whole run): the median and the range of those ratios.
-    const paired = a.map((x, i) => x / b[i]!);
     const row = {
       ...w,
       connections: CONNECTIONS,
-      onRowsPerSec: A,
-      offRowsPerSec: B,
-      onOverOff: A / B,
-      pairedOnOverOff: median(paired),
-      pairedMin: Math.min(...paired),
-      pairedMax: Math.max(...paired),
-      onCpuUsPerRequest: median(cpuA),
-      offCpuUsPerRequest: median(cpuB),
-      cpuOnOverOff: median(cpuA) / median(cpuB),
+      rounds: ROUNDS,
+      onRowsPerSec: median(rps.on),
+      offRowsPerSec: median(rps.off),
+      controlRowsPerSec: median(rps.control),
+      onOverOff: median(onOverOff),
+      onOverOffIqr: [percentile(onOverOff, 25), percentile(onOverOff, 75)],
+      controlOverOff: median(controlOverOff),
+      controlOverOffIqr: [percentile(controlOverOff, 25), percentile(controlOverOff, 75)],
+      cpuUsPerRequest: {
+        on: median(cpu.on) / 1000,
+        off: median(cpu.off) / 1000,
+        control: median(cpu.control) / 1000,
+      },
+      cpuOnOverOff: median(cpuOnOverOff),
+      cpuControlOverOff: median(cpuControlOverOff),
+      ratios: { onOverOff, controlOverOff, cpuOnOverOff, cpuControlOverOff },
       non2xx: errors,
     };
     results.push(row);
     table.push([
       w.format,
       w.batch,
-      Math.round(A),
-      Math.round(B),
-      A / B,
-      `${row.pairedOnOverOff.toFixed(3)} (${row.pairedMin.toFixed(2)}–${row.pairedMax.toFixed(2)})`,
-      row.onCpuUsPerRequest,
-      row.offCpuUsPerRequest,
-      row.cpuOnOverOff,
+      Math.round(row.onRowsPerSec),
+      Math.round(row.offRowsPerSec),
+      Math.round(row.controlRowsPerSec),
+      spread(onOverOff),
+      spread(controlOverOff),
+      `${row.cpuUsPerRequest.on.toFixed(1)} / ${row.cpuUsPerRequest.off.toFixed(1)} / ${row.cpuUsPerRequest.control.toFixed(1)}`,
+      spread(cpuOnOverOff),
+      spread(cpuControlOverOff),
       errors,
     ]);
-    console.log(JSON.stringify(row));
+    console.log(JSON.stringify({ ...row, ratios: undefined }));
   }
 } finally {
-  const scraperExit = new Promise((r) => scraper.once('exit', r));
-  scraper.kill('SIGTERM');
-  await scraperExit;
-  on.proc.kill('SIGTERM');
-  off.proc.kill('SIGTERM');
-  await Promise.all(
-    [on, off].map((s) => new Promise((r) => (s.proc.exitCode !== null ? r(null) : s.proc.once('exit', r)))),
-  );
+  if (scraper !== null) {
+    const scraperExit = new Promise((r) => scraper.once('exit', r));
+    scraper.kill('SIGTERM');
+    await scraperExit;
+  }
+  await stopAll(lanes.map((l) => l.server.proc));
 }
+const loadAfter = loadAverage();
 console.log(
-  `\nmodel: ${useFixture ? 'rf_model.onnx (fixture)' : 'synthetic tree ensemble'}; ${CONNECTIONS} connections; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}; scraper: ${scraped.trim()}; recording ${recording.nsPerRequest.toFixed(0)} ns/request, render ${recording.renderMs.toFixed(2)} ms`,
+  `\nmodel: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, ${ROUNDS} rounds of three ${SECONDS}s pairs (on with off, off with control, control with on, at the same time); scraper: ${scraper === null ? 'none (BENCH_SCRAPE_S=0)' : `every ${SCRAPE_S}s ${scraped.trim()}`}; recording ${recording.nsPerRequest.toFixed(0)} ns/request, render ${recording.renderMs.toFixed(2)} ms; load average ${loadBefore} → ${loadAfter}`,
 );
+console.log('ratios: median over rounds of each round’s own ratio (25th–75th percentile)');
 printTable(
   [
     'format',
     'batch',
-    'metrics on rows/s',
+    'on rows/s',
     'off rows/s',
-    'on/off',
-    'paired on/off (range)',
-    'on cpu µs/req',
-    'off cpu µs/req',
-    'cpu on/off',
+    'control rows/s',
+    'on/no-metrics',
+    'control/off (A/A)',
+    'cpu µs/req on/off/control',
+    'cpu on/no-metrics',
+    'cpu control/off',
     'non2xx',
   ],
   table,
 );
 writeResults('metrics', {
-  model: useFixture ? 'rf_model.onnx' : 'synthetic',
+  model: modelName,
   connections: CONNECTIONS,
   warmupS: WARMUP,
   seconds: SECONDS,
-  reps: REPS,
+  rounds: ROUNDS,
+  loadAverage: [loadBefore, loadAfter],
   scraper: scraped.trim(),
   recording,
   results,

@@ -68,14 +68,16 @@ export interface WrkResult {
   non2xx: number;
 }
 
-/** Runs wrk with a POST body from a Lua script; returns throughput and latency. */
-export function wrk(opts: {
+interface WrkOptions {
   url: string;
   luaScript: string;
   connections: number;
   seconds: number;
   threads?: number;
-}): WrkResult {
+}
+
+/** wrk's command line (pinned to core 1 when possible). */
+function wrkCommand(opts: WrkOptions): [string, string[]] {
   const args = [
     `-t${opts.threads ?? 1}`,
     `-c${opts.connections}`,
@@ -85,11 +87,11 @@ export function wrk(opts: {
     opts.luaScript,
     opts.url,
   ];
-  const r = canPin
-    ? spawnSync('taskset', ['-c', '1', 'wrk', ...args], { encoding: 'utf8' })
-    : spawnSync('wrk', args, { encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
-  const out = r.stdout;
+  return canPin ? ['taskset', ['-c', '1', 'wrk', ...args]] : ['wrk', args];
+}
+
+/** Throughput, latency and non-2xx answers from wrk's report. */
+function parseWrk(out: string): WrkResult {
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? NaN);
   const lat = (p: string): number => {
     const m = new RegExp(`\\s${p}%\\s+([\\d.]+)(us|ms|s)`).exec(out);
@@ -99,6 +101,30 @@ export function wrk(opts: {
   };
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(out)?.[1] ?? 0);
   return { reqPerSec: rps, p50Ms: lat('50'), p99Ms: lat('99'), non2xx };
+}
+
+/** Runs wrk with a POST body from a Lua script; returns throughput and latency. */
+export function wrk(opts: WrkOptions): WrkResult {
+  const [cmd, args] = wrkCommand(opts);
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`wrk failed: ${r.stderr}`);
+  return parseWrk(r.stdout);
+}
+
+/** {@link wrk} without blocking this process: several can run at the same time. */
+export function wrkAsync(opts: WrkOptions): Promise<WrkResult> {
+  const [cmd, args] = wrkCommand(opts);
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.once('error', reject);
+    child.once('exit', (code) =>
+      code === 0 ? resolve(parseWrk(out)) : reject(new Error(`wrk failed (${String(code)}): ${err}`)),
+    );
+  });
 }
 
 /** Writes `bench/results/<name>.json`. */
