@@ -3,13 +3,14 @@
 /** One series of a `TimeChart` (ui.tsx). */
 export interface Series {
   label: string;
-  values: ReadonlyArray<number | null>;
+  /** null = no value (a gap); a Float64Array (no boxed numbers) when no value is missing. */
+  values: ReadonlyArray<number | null> | Float64Array;
 }
 
 /** The props of `TimeChart` (ui.tsx). */
 export interface TimeChartProps {
   title: string;
-  times: readonly number[];
+  times: readonly number[] | Float64Array;
   series: readonly Series[];
   height?: number;
   /** The x range shown (seconds since the epoch); default: the data's. */

@@ -122,7 +122,7 @@ export function UPlotChart(props: TimeChartProps): JSX.Element {
   );
 }
 
-function toData(times: readonly number[], series: readonly Series[]): uPlot.AlignedData {
+function toData(times: readonly number[] | Float64Array, series: readonly Series[]): uPlot.AlignedData {
   return [
     times instanceof Float64Array ? times : Float64Array.from(times),
     ...series.map((s) => s.values),

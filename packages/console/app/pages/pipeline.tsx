@@ -362,49 +362,97 @@ function isNumericType(type: arrow.DataType): boolean {
 const PER_SECOND = [1, 1e3, 1e6, 1e9];
 
 /**
- * A column's numbers (a list's first element), read straight from the Arrow buffers (no
- * per-row get()); the general path only for types this does not know.
+ * A column's numbers (a list's first element) written into `out` from `at` on, read straight
+ * from the Arrow buffers (no per-row get(), and nothing allocated per row: a boxed number or a
+ * BigInt per row made the young-generation GC the largest cost of a 10 000-row page); NaN where
+ * a row has no value. The general path only for types this does not know. Returns whether any
+ * row had no value.
  */
-function columnNumbers(vector: arrow.Vector | null, out: (number | null)[]): void {
-  if (vector === null) return;
+function columnNumbers(vector: arrow.Vector | null, out: Float64Array, at: number): boolean {
+  if (vector === null) {
+    out.fill(NaN, at);
+    return true;
+  }
+  let missing = false;
+  let k = at;
   for (const data of vector.data as arrow.Data[]) {
     const type = data.type;
     const nulls = data.nullCount > 0;
     const n = data.length;
-    if ((arrow.DataType.isInt(type) || arrow.DataType.isFloat(type)) && !isHalf(type)) {
-      const values = data.values as ArrayLike<number | bigint>;
-      for (let i = 0; i < n; i++) out.push(nulls && !data.getValid(i) ? null : Number(values[i]));
+    if (arrow.DataType.isFloat(type) && !isHalf(type)) {
+      const values = data.values as Float32Array | Float64Array;
+      for (let i = 0; i < n; i++) out[k++] = nulls && !data.getValid(i) ? NaN : values[i]!;
+    } else if (arrow.DataType.isInt(type)) {
+      readIntegers(data, out, k);
+      k += n;
     } else if (arrow.DataType.isList(type) && listOfNumbers(data.children[0])) {
       const offsets = data.valueOffsets as ArrayLike<number>;
       const child = data.children[0]!;
       const childNulls = child.nullCount > 0;
-      const values = child.values as ArrayLike<number | bigint>;
+      const values = childValues(child);
       for (let i = 0; i < n; i++) {
-        const at = offsets[i]!;
-        out.push(
-          (nulls && !data.getValid(i)) || offsets[i + 1]! <= at || (childNulls && !child.getValid(at))
-            ? null
-            : Number(values[at]),
-        );
+        const first = offsets[i]!;
+        out[k++] =
+          (nulls && !data.getValid(i)) || offsets[i + 1]! <= first || (childNulls && !child.getValid(first))
+            ? NaN
+            : values(first);
       }
     } else if (arrow.DataType.isFixedSizeList(type) && listOfNumbers(data.children[0])) {
       const size = type.listSize;
       const child = data.children[0]!;
       const childNulls = child.nullCount > 0;
-      const values = child.values as ArrayLike<number | bigint>;
+      const values = childValues(child);
       for (let i = 0; i < n; i++) {
-        const at = i * size;
-        out.push(
-          (nulls && !data.getValid(i)) || size === 0 || (childNulls && !child.getValid(at))
-            ? null
-            : Number(values[at]),
-        );
+        const first = i * size;
+        out[k++] =
+          (nulls && !data.getValid(i)) || size === 0 || (childNulls && !child.getValid(first))
+            ? NaN
+            : values(first);
       }
     } else {
       const v = new arrow.Vector([data]);
-      for (let i = 0; i < n; i++) out.push(firstNumber(v.get(i)));
+      for (let i = 0; i < n; i++) out[k++] = firstNumber(v.get(i)) ?? NaN;
     }
   }
+  for (let i = at; i < k; i++) if (Number.isNaN(out[i])) missing = true;
+  return missing;
+}
+
+/** 2^32, to join a 64-bit integer's two 32-bit halves without making a BigInt. */
+const TWO_32 = 4_294_967_296;
+
+/**
+ * An integer column into `out` from `at` on; 64-bit ones from their two 32-bit halves (exact
+ * up to 2^53, the nearest double beyond), so no BigInt is made per row.
+ */
+function readIntegers(data: arrow.Data, out: Float64Array, at: number): void {
+  const nulls = data.nullCount > 0;
+  const values = data.values as ArrayLike<number> | BigInt64Array | BigUint64Array;
+  if (values instanceof BigInt64Array || values instanceof BigUint64Array) {
+    const halves = new Int32Array(values.buffer, values.byteOffset, values.length * 2);
+    const signed = values instanceof BigInt64Array;
+    for (let i = 0; i < data.length; i++) {
+      const lo = halves[2 * i]! >>> 0;
+      const hi = halves[2 * i + 1]!;
+      out[at + i] = nulls && !data.getValid(i) ? NaN : (signed ? hi : hi >>> 0) * TWO_32 + lo;
+    }
+  } else {
+    for (let i = 0; i < data.length; i++) out[at + i] = nulls && !data.getValid(i) ? NaN : values[i]!;
+  }
+}
+
+/** A list child's value at an index, as a double (64-bit integers from their halves). */
+function childValues(child: arrow.Data): (index: number) => number {
+  const values = child.values as ArrayLike<number> | BigInt64Array | BigUint64Array;
+  if (values instanceof BigInt64Array || values instanceof BigUint64Array) {
+    const halves = new Int32Array(values.buffer, values.byteOffset, values.length * 2);
+    const signed = values instanceof BigInt64Array;
+    return (i) => {
+      const hi = halves[2 * i + 1]!;
+      return (signed ? hi : hi >>> 0) * TWO_32 + (halves[2 * i]! >>> 0);
+    };
+  }
+  return (i) => values[i]!;
 }
 
 function isHalf(type: arrow.DataType): boolean {
@@ -416,19 +464,21 @@ function listOfNumbers(child: arrow.Data | undefined): boolean {
   return t !== undefined && (arrow.DataType.isInt(t) || arrow.DataType.isFloat(t)) && !isHalf(t);
 }
 
-/** The `time` column in seconds since the epoch, from the Timestamp buffer when it is one. */
-function timeSeconds(vector: arrow.Vector | null, out: number[]): void {
+/** The `time` column in seconds since the epoch into `out` from `at` on, from the Timestamp buffer. */
+function timeSeconds(vector: arrow.Vector | null, out: Float64Array, at: number): void {
   if (vector === null) return;
+  let k = at;
   for (const data of vector.data as arrow.Data[]) {
     const type = data.type;
     if (arrow.DataType.isTimestamp(type) && data.values instanceof BigInt64Array) {
       const per = PER_SECOND[type.unit] ?? 1e3;
-      const values = data.values;
-      for (let i = 0; i < data.length; i++) out.push(Number(values[i]) / per);
+      readIntegers(data, out, k);
+      for (let i = k; i < k + data.length; i++) out[i] = out[i]! / per;
     } else {
       const v = new arrow.Vector([data]);
-      for (let i = 0; i < data.length; i++) out.push(Number(v.get(i)) / 1000);
+      for (let i = 0; i < data.length; i++) out[k + i] = Number(v.get(i)) / 1000;
     }
+    k += data.length;
   }
 }
 
@@ -590,17 +640,23 @@ function LogExplorer(props: { session: ConsoleSession; workspaceId: number; name
       ? column
       : (numeric.find((c) => c.startsWith('out.')) ?? numeric[0] ?? null);
   const series = useMemo(() => {
-    const times: number[] = [];
-    const values: (number | null)[] = [];
+    // Typed arrays filled in place: no boxed number per row (see columnNumbers).
+    const times = new Float64Array(chosen ? total : 0);
+    let values: Float64Array | (number | null)[] = new Float64Array(times.length);
     if (chosen) {
+      let at = 0;
+      let missing = false;
       for (const table of tables) {
-        timeSeconds(table.getChild('time'), times);
-        columnNumbers(table.getChild(chosen), values);
+        timeSeconds(table.getChild('time'), times, at);
+        if (columnNumbers(table.getChild(chosen), values, at)) missing = true;
+        at += table.numRows;
       }
+      // Rows without a value are gaps in the chart (uPlot draws null as a gap, NaN not).
+      if (missing) values = Array.from(values, (v) => (Number.isNaN(v) ? null : v));
     }
     if (tables.length > 0) performance.mark('quoll:logs:series');
     return { times, values };
-  }, [tables, chosen]);
+  }, [tables, chosen, total]);
   // For the bench: the rows and the chart's data are in the DOM (before style, layout and paint).
   useLayoutEffect(() => {
     if (tables.length > 0) performance.mark('quoll:logs:committed');
