@@ -295,16 +295,42 @@ export function lazyComponent<P extends object>(
   };
 }
 
-/** Loads chunks when the browser is idle (after what is on screen has been drawn). */
+/** When the person last clicked or typed (performance.now()), for {@link prefetchWhenIdle}. */
+let lastInput = -Infinity;
+/** How long after a click or key press the prefetch keeps out of the way. */
+const QUIET_AFTER_INPUT_MS = 2000;
+
+/**
+ * Loads chunks when the browser is idle (after what is on screen has been drawn), and not in
+ * the two seconds after a click or key press: the browser is "idle" while the page waits for
+ * what that input asked for, and compiling a chunk then (~150 ms under load) held the answer
+ * back (a log page's rows waited behind it).
+ */
 export function prefetchWhenIdle(loads: ReadonlyArray<() => Promise<unknown>>): void {
+  const noteInput = (): void => {
+    lastInput = performance.now();
+  };
+  addEventListener('pointerdown', noteInput, { capture: true, passive: true });
+  addEventListener('keydown', noteInput, { capture: true, passive: true });
   const idle =
     typeof requestIdleCallback === 'function'
       ? (run: () => void) => requestIdleCallback(run, { timeout: 5000 })
       : (run: () => void) => setTimeout(run, 1000);
+  const quietly = (run: () => void): void => {
+    idle(() => {
+      const wait = lastInput + QUIET_AFTER_INPUT_MS - performance.now();
+      if (wait > 0) setTimeout(() => quietly(run), wait);
+      else run();
+    });
+  };
   setTimeout(() => {
     const next = (i: number): void => {
-      if (i >= loads.length) return;
-      idle(() => {
+      if (i >= loads.length) {
+        removeEventListener('pointerdown', noteInput, { capture: true });
+        removeEventListener('keydown', noteInput, { capture: true });
+        return;
+      }
+      quietly(() => {
         void loads[i]!().catch(() => undefined);
         next(i + 1);
       });
