@@ -7,6 +7,8 @@
 // on/off ratios (each pair ran back to back, so it shares the machine's load of the moment),
 // their range, and each server's CPU time per row (steadier than rows/s on a shared machine).
 // Target: on/off ≥ 0.95.
+// BENCH_AA=1 starts the "off" server with the checks on too (an A/A run): its ratios show how
+// far two identical servers drift apart on this machine, the noise floor of the A/B ratios.
 // Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 5),
 // BENCH_CONNECTIONS (default 16), BENCH_ONLY.
 import { execFileSync } from 'node:child_process';
@@ -74,7 +76,8 @@ function measure(server: Served, lua: string, batch: number, seconds: number): S
 
 const loadBefore = execFileSync('uptime', { encoding: 'utf8' }).trim();
 const on = await serve('on', {});
-const off = await serve('off', { QUOLL_BENCH_INPUT_CHECKS: 'off' });
+const aa = process.env.BENCH_AA === '1';
+const off = await serve('off', aa ? {} : { QUOLL_BENCH_INPUT_CHECKS: 'off' });
 const results: Record<string, unknown>[] = [];
 const table: (string | number)[][] = [];
 try {
@@ -136,7 +139,7 @@ try {
 }
 const loadAfter = execFileSync('uptime', { encoding: 'utf8' }).trim();
 console.log(
-  `\nInput checks on vs off (${CONNECTIONS} connections, ${REPS} interleaved pairs of ${SECONDS} s runs; ratios are medians of the pairs)`,
+  `\nInput checks on vs ${aa ? 'on (A/A run: both servers checked)' : 'off'} (${CONNECTIONS} connections, ${REPS} interleaved pairs of ${SECONDS} s runs; ratios are medians of the pairs)`,
 );
 console.log(`machine load before: ${loadBefore}\nmachine load after:  ${loadAfter}`);
 printTable(
@@ -155,7 +158,7 @@ printTable(
   table,
 );
 console.log('target: on/off ≥ 0.95 (the checks cost at most 5 % of throughput)');
-writeResults('input-checks', {
+writeResults(aa ? 'input-checks-aa' : 'input-checks', {
   model: modelName,
   loadBefore,
   loadAfter,
