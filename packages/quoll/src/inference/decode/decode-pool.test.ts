@@ -93,6 +93,20 @@ describe('DecodePool', () => {
     }
   });
 
+  it('reads rows of different widths in large JSON as a List column, and a lone number among lists as a shape error', async () => {
+    const decoder = pool({ inlineJsonBytes: 0 });
+    const ragged = await decoder.decode(
+      'application/json',
+      Buffer.from('[{"x":[1,2]},{"x":[3,4]},{"x":[5]}]'),
+    );
+    expect(ragged.kind === 'arrow' && String(ragged.table.schema.fields[0]!.type)).toBe('List<Float64>');
+    expect(ragged.kind === 'arrow' && rowsOf(ragged.table, 'x')).toEqual([[1, 2], [3, 4], [5]]);
+    const lone = decoder.decode('application/json', Buffer.from('[{"x":[1,2]},{"x":[3,4]},{"x":5}]'));
+    const error = await lone.catch((e: unknown) => e);
+    expect((error as ApiError).code).toBe('invalid_tensor_shape');
+    expect((error as ApiError).message).toContain('Column "x" row 2');
+  });
+
   it('refuses booleans, non-finite numbers and strings in large JSON naming the column and row', async () => {
     const decoder = pool({ inlineJsonBytes: 0 });
     const body = (value: string): Buffer => Buffer.from(`[{"x":[1,2]},{"x":[3,${value}]}]`);

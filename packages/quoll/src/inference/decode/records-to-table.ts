@@ -57,24 +57,27 @@ function columnOf(
   const rows = records.length;
   const shape = rowShape(records[0]![column], column);
   const width = shape.reduce((a, b) => a * b, 1);
-  if (shape.length === 1) {
-    // Flat rows: equal widths make a FixedSizeList, different ones a List.
-    const ragged = records.some(
-      (record) => !Array.isArray(record[column]) || (record[column] as unknown[]).length !== width,
-    );
-    if (ragged) return listColumn(records, column);
-  }
   const values = new Float64Array(rows * width);
-  for (let row = 0; row < rows; row++) {
-    const value = records[row]![column];
-    const offset = row * width;
-    if (shape.length === 0) {
-      values[offset] = numberAt(value, column, row);
-    } else if (shape.length === 1) {
-      const items = value as unknown[];
-      for (let i = 0; i < width; i++) values[offset + i] = numberAt(items[i], column, row);
-    } else {
-      writeNested(values, offset, value, shape, 0, column, row);
+  if (shape.length === 1) {
+    // Flat rows (the common case, { tensor: [18 numbers] }) in one pass: equal widths make a
+    // FixedSizeList; at the first row of another width (or not a list) start again as a List.
+    for (let row = 0; row < rows; row++) {
+      const items = records[row]![column];
+      if (!Array.isArray(items) || items.length !== width) return listColumn(records, column);
+      const offset = row * width;
+      for (let i = 0; i < width; i++) {
+        const item: unknown = items[i];
+        // A finite number (v - v is NaN for NaN and ±Infinity); anything else is named by numberAt.
+        values[offset + i] =
+          typeof item === 'number' && item - item === 0 ? item : numberAt(item, column, row);
+      }
+    }
+  } else {
+    for (let row = 0; row < rows; row++) {
+      const value = records[row]![column];
+      const offset = row * width;
+      if (shape.length === 0) values[offset] = numberAt(value, column, row);
+      else writeNested(values, offset, value, shape, 0, column, row);
     }
   }
   let type: TransferredType = { id: 'float', bitWidth: 64 };
