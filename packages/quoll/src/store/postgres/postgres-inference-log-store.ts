@@ -59,8 +59,6 @@ interface BatchMeta {
   bytes: number;
   min_time: number;
   max_time: number;
-  /** The batch's bytes when the listing brought them (the first window's likely ones). */
-  data?: Buffer | null;
 }
 
 interface FlushWaiter {
@@ -420,7 +418,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     const p = planLogQuery(q);
     const asc = p.order === 'asc';
     const page = new LogPageBuilder(p);
-    let window = await this.#firstWindow(pipelineId, p, page.rowsWanted, page.bytesLeft);
+    let window = await this.#firstWindow(pipelineId, p);
     while (window.length > 0) {
       // Only the batches the page can still use: none past the range's far end, and no more
       // than the rows and bytes left (the next window starts after the last one used).
@@ -488,60 +486,22 @@ export class PostgresInferenceLogStore implements InferenceLogs {
 
   /**
    * The first window of a query in one round trip: from its cursor's batch, or from where its
-   * range begins (found by index in the same statement), with the bytes of the batches the page
-   * likely uses: those of the range, as long as the rows and bytes before them (not counting the
-   * first batch, which a range or cursor may enter midway) stay under what the page wants.
+   * range begins (found by index in the same statement).
    */
-  #firstWindow(
-    pipelineId: number,
-    p: LogQueryPlan,
-    rowsWanted: number,
-    bytesLeft: number,
-  ): Promise<BatchMeta[]> {
+  #firstWindow(pipelineId: number, p: LogQueryPlan): Promise<BatchMeta[]> {
     const asc = p.order === 'asc';
-    // $3: the seq to start at, or (ranged, no cursor) the range's near end in time.
-    const fromTime = p.cursor === null && p.ranged;
-    const from = !fromTime
-      ? '$3::bigint'
-      : asc
-        ? `(SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND max_time >= $3::bigint
-             ORDER BY max_time, seq LIMIT 1)`
-        : `(SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND min_time <= $3::bigint
-             ORDER BY min_time DESC, seq DESC LIMIT 1)`;
-    const bound =
-      p.cursor !== null
-        ? p.cursor.seq
-        : !p.ranged
-          ? asc
-            ? 0
-            : Number.MAX_SAFE_INTEGER
-          : asc
-            ? Math.ceil(p.start)
-            : Math.floor(p.end);
-    // $6: the range's far end (null unranged): a batch wholly past it is listed, not fetched.
-    const inRange = `($6::bigint IS NULL OR ${asc ? 'min_time <= $6::bigint' : 'max_time >= $6::bigint'})`;
-    const farEnd = !p.ranged ? null : asc ? Math.floor(p.end) : Math.ceil(p.start);
-    const order = asc ? 'ASC' : 'DESC';
+    if (p.cursor !== null) return this.#listBatches(pipelineId, p.cursor.seq, asc, META_WINDOW);
+    if (!p.ranged) return this.#listBatches(pipelineId, asc ? 0 : Number.MAX_SAFE_INTEGER, asc, META_WINDOW);
+    const start = asc
+      ? `(SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND max_time >= $3
+           ORDER BY max_time, seq LIMIT 1)`
+      : `(SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND min_time <= $3
+           ORDER BY min_time DESC, seq DESC LIMIT 1)`;
     return this.#db.rows<BatchMeta>(
-      `SELECT seq, schema_id, rows, bytes, min_time, max_time,
-              CASE WHEN before_rows - first_rows < $4::bigint AND before_bytes - first_bytes < $5::bigint AND ${inRange}
-                   THEN data END AS data
-         FROM (SELECT seq, schema_id, rows, bytes, min_time, max_time, data,
-                      sum(rows) OVER w - rows AS before_rows, sum(bytes) OVER w - bytes AS before_bytes,
-                      first_value(rows) OVER w AS first_rows, first_value(bytes) OVER w AS first_bytes
-                 FROM inference_log_batches
-                WHERE pipeline_id = $1 AND seq ${asc ? '>=' : '<='} ${from}
-                WINDOW w AS (ORDER BY seq ${order})
-                ORDER BY seq ${order} LIMIT $2) listed
-        ORDER BY seq ${order}`,
-      [
-        pipelineId,
-        META_WINDOW,
-        bound,
-        Math.min(rowsWanted, Number.MAX_SAFE_INTEGER),
-        Math.min(bytesLeft, Number.MAX_SAFE_INTEGER),
-        farEnd,
-      ],
+      `SELECT seq, schema_id, rows, bytes, min_time, max_time FROM inference_log_batches
+        WHERE pipeline_id = $1 AND seq ${asc ? '>=' : '<='} ${start}
+        ORDER BY seq ${asc ? 'ASC' : 'DESC'} LIMIT $2`,
+      [pipelineId, META_WINDOW, asc ? Math.ceil(p.start) : Math.floor(p.end)],
     );
   }
 
@@ -566,19 +526,15 @@ export class PostgresInferenceLogStore implements InferenceLogs {
    */
   async #decodeBatches(pipelineId: number, metas: readonly BatchMeta[]): Promise<Map<number, RecordBatch>> {
     const out = new Map<number, RecordBatch>();
-    for (const m of metas) {
-      if (m.data !== undefined && m.data !== null)
-        out.set(m.seq, decodeBatch(await this.#schemaMessage(m.schema_id), m.data));
-    }
-    const missing = metas.filter((m) => !out.has(m.seq));
-    if (missing.length === 0) return out;
-    const seqs = missing.map((m) => m.seq);
+    if (metas.length === 0) return out;
+    const seqs = metas.map((m) => m.seq);
+    const low = Math.min(...seqs);
     const rows = await this.#db.rows<{ seq: number; data: Buffer }>(
       `SELECT seq, data FROM inference_log_batches
         WHERE pipeline_id = $1 AND seq BETWEEN $2 AND $3`,
-      [pipelineId, Math.min(...seqs), Math.max(...seqs)],
+      [pipelineId, low, Math.max(...seqs)],
     );
-    const bySeq = new Map(missing.map((m) => [m.seq, m]));
+    const bySeq = new Map(metas.map((m) => [m.seq, m]));
     for (const r of rows) {
       const m = bySeq.get(r.seq);
       if (m === undefined) continue;
