@@ -21,6 +21,8 @@ describe('ManualClock', () => {
     expect(clock.now()).toBe(1300);
     expect(clock.pendingTimers).toBe(1);
     expect(clock.nextTimerAt()).toBe(2000);
+    expect(clock.hasTimerIn(700)).toBe(true);
+    expect(clock.hasTimerIn(699)).toBe(false);
   });
 
   it('fires timers with the same due time in the order they were set, and not cleared ones', async () => {

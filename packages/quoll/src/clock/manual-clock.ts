@@ -57,6 +57,13 @@ export class ManualClock implements Clock {
     return this.timers.size;
   }
 
+  /** Whether a waiting timer falls due `ms` from now: lets a test wait until a delay is armed before advancing past it. */
+  hasTimerIn(ms: number): boolean {
+    const due = this.current + ms;
+    for (const t of this.timers) if (t.due === due) return true;
+    return false;
+  }
+
   /** The due time of the earliest waiting timer, or null when none waits. */
   nextTimerAt(): number | null {
     const next = this.earliest();

@@ -69,6 +69,15 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>): P
   throw new Error(`timed out waiting for: ${what}`);
 }
 
+/**
+ * Waits until a restart `ms` from now is armed. A run's failure is stored before its restart
+ * timer is set (the crash-loop flag is written in between), so advancing the manual clock as
+ * soon as the failure shows could pass before the timer exists, and it would never fire.
+ */
+async function restartArmed(ms: number): Promise<void> {
+  await waitFor(`a restart in ${ms} ms`, () => clock.hasTimerIn(ms));
+}
+
 const base = { workspaceId: 3, name: 'job' };
 
 beforeEach(async () => {
@@ -193,6 +202,7 @@ describe('TaskService', () => {
       [4, 8000],
       [5, 8000],
     ] as const) {
+      await restartArmed(delay);
       await clock.advance(delay - 1);
       expect(await runs()).toBe(n);
       await clock.advance(1);
@@ -220,10 +230,12 @@ describe('TaskService', () => {
     const task = await s.createContinuous({ ...base, orchestrationId: o });
     const failures = async (): Promise<number> => (await s.listRuns(task.id, { status: 'failure' })).length;
     await waitFor('run 1 fails', async () => (await failures()) === 1);
+    await restartArmed(1000);
     await clock.advance(1000);
     await waitFor('run 2 fails', async () => (await failures()) === 2);
     await waitFor('crash loop flagged', async () => (await s.getTask(task.id)).statusReason !== null);
     writeFileSync(gate, ''); // the next run stays up until the gate reappears
+    await restartArmed(2000);
     await clock.advance(2000);
     // The timer's run is created asynchronously: wait for it, not the failed run before it.
     await waitFor('run 3 starts', async () => (await s.listRuns(task.id)).length === 3);
@@ -233,6 +245,7 @@ describe('TaskService', () => {
     writeFileSync(gate, '');
     await waitFor('the healthy run ends', async () => (await s.getRun(healthy.id)).status === 'success');
     await waitFor('crash loop cleared', async () => (await s.getTask(task.id)).statusReason === null);
+    await restartArmed(1000);
     await clock.advance(999);
     expect(await s.listRuns(task.id)).toHaveLength(3);
     await clock.advance(1);
