@@ -300,9 +300,12 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
     // The zone shows that it will take the file.
     await expect.poll(() => zone.getAttribute('class')).toContain('over');
     await zone.dispatchEvent('drop', { dataTransfer: transfer });
-    await page.getByText('Uploaded droppedorch; packaging…').waitFor();
+    // Packaging may already be done when the list first shows the row.
+    await page.getByText(/^Uploaded droppedorch; (packaging…|ready\.)$/).waitFor();
     const row = page.getByRole('row').filter({ hasText: 'droppedorch' });
     await row.locator('.badge', { hasText: 'ready' }).waitFor({ timeout: 60_000 });
+    // The upload's message follows its packaging, not only the row.
+    await page.getByText('Uploaded droppedorch; ready.').waitFor();
     // The server holds that very zip, under the file's name.
     const held = (await server.client().listOrchestrations()).find((o) => o.name === 'droppedorch');
     expect(held?.toJSON()).toMatchObject({

@@ -59,7 +59,8 @@ export function ModelsPage({ session }: { session: ConsoleSession }): JSX.Elemen
           <DropZone label="ONNX model file" accept=".onnx" onFile={(f) => setFile(f)} />
         </div>
         <div class="row">
-          <span class="muted">{file ? `${file.name} (${file.size} bytes)` : 'No file chosen'}</span>
+          {/* The file input says when none is chosen; a dropped file shows here. */}
+          {file ? <span class="muted">{`${file.name} (${file.size} bytes)`}</span> : null}
           <button class="primary" type="submit" disabled={!file || name.trim() === '' || chosen === null}>
             Upload model
           </button>

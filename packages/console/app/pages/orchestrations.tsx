@@ -36,6 +36,8 @@ export function OrchestrationsPage({ session }: { session: ConsoleSession }): JS
   const [status, setStatus] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [open, setOpen] = useState<string | null>(null);
+  /** The orchestration this page uploaded last: its message follows its packaging. */
+  const [uploaded, setUploaded] = useState<{ id: string; name: string } | null>(null);
   const chosen = ws ?? workspaces.data?.[0]?.id ?? null;
   const upload = (file: File): void => {
     const workspace = workspaces.data?.find((w) => w.id === chosen);
@@ -44,6 +46,7 @@ export function OrchestrationsPage({ session }: { session: ConsoleSession }): JS
       return;
     }
     setError(null);
+    setUploaded(null);
     setStatus(`Uploading ${file.name}…`);
     clientIn(session, workspace)
       .uploadOrchestration(
@@ -52,7 +55,8 @@ export function OrchestrationsPage({ session }: { session: ConsoleSession }): JS
       )
       .then(
         (o) => {
-          setStatus(`Uploaded ${o.name}; packaging…`);
+          setStatus(null);
+          setUploaded({ id: o.id, name: o.name });
           setPackaging(true);
           list.reload();
         },
@@ -62,6 +66,17 @@ export function OrchestrationsPage({ session }: { session: ConsoleSession }): JS
         },
       );
   };
+  const uploadedStatus =
+    uploaded === null ? undefined : list.data?.find((o) => o.id === uploaded.id)?.toJSON().status;
+  const message =
+    status ??
+    (uploaded === null
+      ? null
+      : uploadedStatus === 'ready'
+        ? `Uploaded ${uploaded.name}; ready.`
+        : uploadedStatus === 'error'
+          ? `Uploaded ${uploaded.name}; packaging failed (see its packaging log).`
+          : `Uploaded ${uploaded.name}; packaging…`);
   return (
     <div>
       <PageTitle>Orchestrations</PageTitle>
@@ -75,7 +90,7 @@ export function OrchestrationsPage({ session }: { session: ConsoleSession }): JS
           </Field>
         </div>
         <DropZone label="Orchestration zip" accept=".zip,application/zip" onFile={upload} />
-        <p aria-live="polite">{status}</p>
+        <p aria-live="polite">{message}</p>
       </div>
       <DataTable<Orchestration>
         label="Orchestrations"
