@@ -1,7 +1,6 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,55 +14,20 @@ import {
   TEST_PG_URL,
   type TestDatabase,
 } from '../support/postgres-test-database.js';
+import { TcpProxy } from '../support/tcp-proxy.js';
 import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
 
 const pg = await postgresAvailability();
 
-/** A TCP pass-through to PostgreSQL that the test can cut and restore: a database outage on demand. */
-class Outage {
-  #server: Server | null = null;
-  readonly #sockets = new Set<Socket>();
-  port = 0;
-
-  constructor(
-    private readonly host: string,
-    private readonly targetPort: number,
-  ) {}
-
-  async open(port = 0): Promise<void> {
-    const server = createServer((client) => {
-      const upstream = connect(this.targetPort, this.host);
-      for (const s of [client, upstream]) {
-        this.#sockets.add(s);
-        s.on('close', () => this.#sockets.delete(s));
-        s.on('error', () => s.destroy());
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    const address = server.address();
-    this.port = typeof address === 'object' && address !== null ? address.port : port;
-    this.#server = server;
-  }
-
-  /** Refuses new connections and drops every open one. */
-  async cut(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
-    for (const s of this.#sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
-
 describe.skipIf(!pg.run)(`a node on PostgreSQL (${pg.run ? 'PostgreSQL reachable' : pg.skipReason})`, () => {
   let db: TestDatabase;
-  let outage: Outage;
+  let outage: TcpProxy;
   let server: TestServer;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     const target = new URL(TEST_PG_URL);
-    outage = new Outage(target.hostname, Number(target.port || 5432));
+    outage = new TcpProxy(target);
     await outage.open();
     const viaProxy = new URL(db.url);
     viaProxy.hostname = '127.0.0.1';

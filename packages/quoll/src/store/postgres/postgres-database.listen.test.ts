@@ -1,4 +1,3 @@
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
@@ -6,57 +5,10 @@ import {
   postgresAvailability,
 } from '../../../../../test/support/postgres-test-database.js';
 import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
+import { TcpProxy } from '../../../../../test/support/tcp-proxy.js';
 import { PostgresDatabase } from './postgres-database.js';
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
-
-/**
- * A TCP pass-through to PostgreSQL that can drop every connection, and hold new ones for
- * `delayMs` before passing them on (a slow network while a connection is being made).
- */
-class Proxy {
-  #server: Server | null = null;
-  readonly sockets = new Set<Socket>();
-  accepted = 0;
-  delayMs = 0;
-  port = 0;
-
-  constructor(private readonly target: URL) {}
-
-  async open(port = 0): Promise<void> {
-    const server = createServer((client) => {
-      this.accepted++;
-      this.sockets.add(client);
-      client.on('close', () => this.sockets.delete(client));
-      client.on('error', () => client.destroy());
-      client.pause();
-      setTimeout(() => {
-        if (client.destroyed) return;
-        const upstream = connect(Number(this.target.port || 5432), this.target.hostname);
-        this.sockets.add(upstream);
-        upstream.on('close', () => {
-          this.sockets.delete(upstream);
-          client.destroy();
-        });
-        upstream.on('error', () => upstream.destroy());
-        client.on('close', () => upstream.destroy());
-        client.pipe(upstream).pipe(client);
-        client.resume();
-      }, this.delayMs);
-    });
-    await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
-    const address = server.address();
-    this.port = typeof address === 'object' && address !== null ? address.port : port;
-    this.#server = server;
-  }
-
-  async cut(): Promise<void> {
-    const server = this.#server;
-    this.#server = null;
-    for (const s of this.sockets) s.destroy();
-    if (server) await new Promise<void>((resolve) => server.close(() => resolve()));
-  }
-}
 
 describe.skipIf(!runPostgresTests)(
   `PostgresDatabase LISTEN connection (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,
@@ -70,7 +22,7 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it('a close() while the LISTEN connection is being re-made leaves no connection open', async () => {
-      const proxy = new Proxy(new URL(database.url));
+      const proxy = new TcpProxy(new URL(database.url));
       await proxy.open();
       const url = new URL(database.url);
       url.hostname = '127.0.0.1';
@@ -99,7 +51,7 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it('after an outage, one LISTEN connection carries notifications again, and close() ends it', async () => {
-      const proxy = new Proxy(new URL(database.url));
+      const proxy = new TcpProxy(new URL(database.url));
       await proxy.open();
       const url = new URL(database.url);
       url.hostname = '127.0.0.1';
