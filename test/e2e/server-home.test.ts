@@ -8,7 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Client } from '@quoll/client';
 import { NO_LIMITS, setUpSandbox } from '../../packages/quoll/src/runner/index.js';
 import {
@@ -202,8 +202,13 @@ describe.each([
       servers.push(next);
       // Listening comes after the leftovers are stopped: by now every old process is gone.
       for (const pid of [...runPids, ...installPids]) expect(processExists(pid), `pid ${pid}`).toBe(false);
+      // The log line may reach the pipe just after the listening line (the logger writes on its own).
       if (sandbox === 'off')
-        expect(next.output()).toContain('stopped processes a previous server on this home left running');
+        await vi.waitFor(
+          () =>
+            expect(next.output()).toContain('stopped processes a previous server on this home left running'),
+          { timeout: 10_000, interval: 50 },
+        );
       // Then the work goes on: the lost run is closed, the install is packaging again.
       const c2 = new Client({ url: next.url, token: next.token });
       c2.setCurrentWorkspace(ws);
