@@ -460,6 +460,63 @@ describe('TaskService', () => {
       expect((await s.getRun(fresh!.id)).status).toBe('running');
     });
 
+    it("does not start a continuous task another node has just created (its first run is that node's to make)", async () => {
+      const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+      // Node B stored the task and marked it started, and is about to create its first run.
+      const task = await store.createTask({
+        ...base,
+        type: 'Continuous Run',
+        orchestrationId: o,
+        schedule: null,
+        timezone: null,
+        jsonArgs: {},
+        timeout: null,
+      });
+      await store.setTaskStatus(task.id, 'started');
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        notifier,
+        coordinatorClock: clock,
+      });
+      // Rounds of node A in the meantime leave it alone.
+      await clock.advance(20_000);
+      expect(await s.listRuns(task.id)).toEqual([]);
+      const mine = await store.createRun({
+        taskId: task.id,
+        tick: null,
+        owner: { nodeId: 'node-b', leaseMs: 15_000 },
+      });
+      expect(mine).toMatchObject({ nodeId: 'node-b' });
+      expect(await s.listRuns(task.id)).toHaveLength(1);
+    });
+
+    it('starts a continuous task whose creating node died before making its first run', async () => {
+      const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+      const task = await store.createTask({
+        ...base,
+        type: 'Continuous Run',
+        orchestrationId: o,
+        schedule: null,
+        timezone: null,
+        jsonArgs: {},
+        timeout: null,
+      });
+      await store.setTaskStatus(task.id, 'started');
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        notifier,
+        coordinatorClock: clock,
+      });
+      // Longer than the longest restart back-off plus two leases: nobody is going to start it.
+      for (let i = 0; i < 12; i += 1) await clock.advance(30_000);
+      await waitFor('node A starts it', async () => (await s.listRuns(task.id)).length === 1);
+      const [run] = await s.listRuns(task.id);
+      expect(run).toMatchObject({ status: 'running', nodeId: 'node-a' });
+      await waitFor('it prints', async () => (await s.readRunLog(run!.id)).length > 0);
+    });
+
     it('a node that runs no tasks leaves its run waiting; a node that does claims and runs it', async () => {
       const o = orchestration('o1', "console.log('claimed');");
       const { service: front } = await service({

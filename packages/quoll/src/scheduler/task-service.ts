@@ -390,9 +390,7 @@ export class TaskService {
         task.lastRunStatus !== 'running' &&
         !this.restartTimers.has(task.id)
       ) {
-        const [last] = await this.store.listRuns(task.id, { limit: 1 });
-        if (last === undefined || this.clock.now() - Date.parse(last.updatedAt) > this.orphanAfterMs)
-          await this.startContinuousRun(task);
+        if (await this.isOrphaned(task)) await this.startContinuousRun(task);
       }
     }
     for (const id of [...this.scheduled.keys()]) {
@@ -400,6 +398,18 @@ export class TaskService {
       this.scheduler.disarm(id);
       this.scheduled.delete(id);
     }
+  }
+
+  /**
+   * True when nobody is going to start a run of this continuous task: its last run (or, with
+   * none yet, the task itself) has not changed for longer than the longest restart back-off
+   * plus two leases. A task with no run yet may be between its creation and its first run on
+   * the node that created it, and that run is that node's to make.
+   */
+  private async isOrphaned(task: TaskRecord): Promise<boolean> {
+    const [last] = await this.store.listRuns(task.id, { limit: 1 });
+    const quietSince = Date.parse(last?.updatedAt ?? task.updatedAt);
+    return this.clock.now() - quietSince > this.orphanAfterMs;
   }
 
   /** A task is being killed (by any node): no run of it starts here, and its runs here stop. */
@@ -434,6 +444,10 @@ export class TaskService {
         if (task.status === 'pending') await this.store.setTaskStatus(task.id, 'started');
         return;
       case 'Continuous Run':
+        // A task without any run may be another node's, created a moment ago: its first run
+        // is that node's to make (the coordinator's rounds take it over if it never comes).
+        if ((await this.store.listRuns(task.id, { limit: 1 })).length === 0 && !(await this.isOrphaned(task)))
+          return;
         if (task.status === 'pending') await this.store.setTaskStatus(task.id, 'started');
         await this.startContinuousRun(task);
         return;
