@@ -7,6 +7,7 @@
 //  3. infer over HTTP, Arrow IPC batch 1000, c=1: a `--database` node vs an embedded server.
 // Needs PostgreSQL (QUOLL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
 // creates and drops its own databases. Run: npm run bench -- postgres [-- --rows 1000000]
+// QUOLL_BENCH_PG_PARTS=infer (or ingest,pages, comma-separated) runs only those parts.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -33,6 +34,9 @@ import { median, printTable, waitFor, writeResults } from './support.js';
 
 const argRows = process.argv.indexOf('--rows');
 const LARGE_ROWS = argRows > 0 ? Number(process.argv[argRows + 1]) : 10_000_000;
+const PARTS = new Set(
+  (process.env.QUOLL_BENCH_PG_PARTS ?? 'ingest,pages,infer').split(',').map((p) => p.trim()),
+);
 const T0 = 1_700_000_000_000;
 const WIDTH = 18;
 const ts = new TimestampMillisecond();
@@ -103,32 +107,34 @@ const rowsTable: (string | number)[][] = [];
 let schemas = 0;
 try {
   // 1. Ingest: 1 M rows in 1000-row batches per run, S P S P …
-  const batches = Array.from({ length: 1000 }, (_, i) => batch(i * 1000, 1000));
-  const ingest: Record<Backend, number[]> = { sqlite: [], postgres: [] };
-  for (let r = 0; r < 3; r++) {
-    for (const backend of ['sqlite', 'postgres'] as const) {
-      const { store, close } = await logStore(backend, db.url, `ingest${++schemas}`);
-      // Steady state: both writer threads up (the embedded store's open waits for its thread,
-      // a node's store starts its own in the background) and the pipeline's log begun.
-      await store.append(1, batch(-10, 10));
-      await store.flush();
-      const t = performance.now();
-      for (const b of batches) await store.append(1, b);
-      await store.flush();
-      ingest[backend].push(1_000_000 / ((performance.now() - t) / 1000));
-      await close();
+  if (PARTS.has('ingest')) {
+    const batches = Array.from({ length: 1000 }, (_, i) => batch(i * 1000, 1000));
+    const ingest: Record<Backend, number[]> = { sqlite: [], postgres: [] };
+    for (let r = 0; r < 3; r++) {
+      for (const backend of ['sqlite', 'postgres'] as const) {
+        const { store, close } = await logStore(backend, db.url, `ingest${++schemas}`);
+        // Steady state: both writer threads up (the embedded store's open waits for its thread,
+        // a node's store starts its own in the background) and the pipeline's log begun.
+        await store.append(1, batch(-10, 10));
+        await store.flush();
+        const t = performance.now();
+        for (const b of batches) await store.append(1, b);
+        await store.flush();
+        ingest[backend].push(1_000_000 / ((performance.now() - t) / 1000));
+        await close();
+      }
     }
+    results.ingest = { sqliteRowsPerSec: median(ingest.sqlite), postgresRowsPerSec: median(ingest.postgres) };
+    rowsTable.push([
+      'log ingest, batch 1000 (rows/s)',
+      Math.round(median(ingest.sqlite)),
+      Math.round(median(ingest.postgres)),
+      (median(ingest.postgres) / median(ingest.sqlite)).toFixed(2),
+    ]);
   }
-  results.ingest = { sqliteRowsPerSec: median(ingest.sqlite), postgresRowsPerSec: median(ingest.postgres) };
-  rowsTable.push([
-    'log ingest, batch 1000 (rows/s)',
-    Math.round(median(ingest.sqlite)),
-    Math.round(median(ingest.postgres)),
-    (median(ingest.postgres) / median(ingest.sqlite)).toFixed(2),
-  ]);
 
   // 2. 1000-row pages on LARGE_ROWS rows in PostgreSQL: a time range, and the newest rows.
-  {
+  if (PARTS.has('pages')) {
     const { store, close } = await logStore('postgres', db.url, 'large');
     const t = performance.now();
     for (let first = 0; first < LARGE_ROWS; first += 1000) await store.append(1, batch(first, 1000));
@@ -153,84 +159,87 @@ try {
   }
 
   // 3. Infer over HTTP: an embedded server and a node on PostgreSQL, same model and body.
-  const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
-  const body = tableToIpcFile(makeArrowTensorTable(makeHouseRows(1000, 1), WIDTH));
-  const model = makeTreeEnsembleRegressor({ seed: 1 });
-  const servers: { name: string; child: ChildProcess; url: string; home: string; token: string }[] = [];
-  for (const [name, extra] of [
-    ['embedded', []],
-    ['postgres node', ['--database', db.url]],
-  ] as const) {
-    const home = mkdtempSync(join(tmpdir(), 'quoll-pgbench-home-'));
-    const child = spawn(
-      process.execPath,
-      [cli, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
-      {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const url = (await waitFor(child, /listening on (http:\S+)/))[1] ?? '';
-    const token = (JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string })
-      .token;
-    const client = new Client({ url, token });
-    const m = await (
-      await client.uploadModel(`bench-${servers.length}`, model)
-    ).configure({ tensorFields: ['tensor'] });
-    const p = await client.buildPipeline(`bench-${servers.length}`);
-    await p.addModelStep(m);
-    await p.deploy();
-    servers.push({ name, child, url: p.url(), home, token });
-  }
-  const rate: Record<string, number[]> = {};
-  for (let r = 0; r < 3; r++) {
-    for (const s of servers) {
-      const post = () =>
-        fetch(s.url, {
-          method: 'POST',
-          headers: {
-            authorization: `Bearer ${s.token}`,
-            'content-type': 'application/vnd.apache.arrow.file',
-            accept: 'application/vnd.apache.arrow.file',
-          },
-          body,
-        }).then((res) => res.arrayBuffer());
-      for (let i = 0; i < 20; i++) await post();
-      const t = performance.now();
-      let n = 0;
-      while (performance.now() - t < 3_000) {
-        await post();
-        n++;
-      }
-      (rate[s.name] ??= []).push((n * 1000) / ((performance.now() - t) / 1000));
+  if (PARTS.has('infer')) {
+    const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
+    const body = tableToIpcFile(makeArrowTensorTable(makeHouseRows(1000, 1), WIDTH));
+    const model = makeTreeEnsembleRegressor({ seed: 1 });
+    const servers: { name: string; child: ChildProcess; url: string; home: string; token: string }[] = [];
+    for (const [name, extra] of [
+      ['embedded', []],
+      ['postgres node', ['--database', db.url]],
+    ] as const) {
+      const home = mkdtempSync(join(tmpdir(), 'quoll-pgbench-home-'));
+      const child = spawn(
+        process.execPath,
+        [cli, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
+        {
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      const url = (await waitFor(child, /listening on (http:\S+)/))[1] ?? '';
+      const token = (JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string })
+        .token;
+      const client = new Client({ url, token });
+      const m = await (
+        await client.uploadModel(`bench-${servers.length}`, model)
+      ).configure({ tensorFields: ['tensor'] });
+      const p = await client.buildPipeline(`bench-${servers.length}`);
+      await p.addModelStep(m);
+      await p.deploy();
+      servers.push({ name, child, url: p.url(), home, token });
     }
-  }
-  const embedded = median(rate.embedded ?? []);
-  const node = median(rate['postgres node'] ?? []);
-  results.inferArrow1000 = {
-    embeddedRowsPerSec: embedded,
-    postgresNodeRowsPerSec: node,
-    ratio: node / embedded,
-  };
-  rowsTable.push([
-    'infer Arrow 1000, c=1 (rows/s)',
-    Math.round(embedded),
-    Math.round(node),
-    (node / embedded).toFixed(2),
-  ]);
-  for (const s of servers) {
-    s.child.kill('SIGTERM');
-    await new Promise((resolve) => s.child.once('exit', resolve));
-    rmSync(s.home, { recursive: true, force: true });
+    const rate: Record<string, number[]> = {};
+    for (let r = 0; r < 3; r++) {
+      for (const s of servers) {
+        const post = () =>
+          fetch(s.url, {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${s.token}`,
+              'content-type': 'application/vnd.apache.arrow.file',
+              accept: 'application/vnd.apache.arrow.file',
+            },
+            body,
+          }).then((res) => res.arrayBuffer());
+        for (let i = 0; i < 20; i++) await post();
+        const t = performance.now();
+        let n = 0;
+        while (performance.now() - t < 3_000) {
+          await post();
+          n++;
+        }
+        (rate[s.name] ??= []).push((n * 1000) / ((performance.now() - t) / 1000));
+      }
+    }
+    const embedded = median(rate.embedded ?? []);
+    const node = median(rate['postgres node'] ?? []);
+    results.inferArrow1000 = {
+      embeddedRowsPerSec: embedded,
+      postgresNodeRowsPerSec: node,
+      ratio: node / embedded,
+    };
+    rowsTable.push([
+      'infer Arrow 1000, c=1 (rows/s)',
+      Math.round(embedded),
+      Math.round(node),
+      (node / embedded).toFixed(2),
+    ]);
+    for (const s of servers) {
+      s.child.kill('SIGTERM');
+      await new Promise((resolve) => s.child.once('exit', resolve));
+      rmSync(s.home, { recursive: true, force: true });
+    }
   }
 } finally {
   await db.drop();
 }
 
 printTable(['measure', 'embedded (SQLite)', 'PostgreSQL', 'PostgreSQL / embedded'], rowsTable);
-const page = results.rangePage1000 as { rows: number; p50Ms: number; loadRowsPerSec: number };
-const newestPage = results.newestPage1000 as { p50Ms: number };
-console.log(
-  `\n${page.rows} rows loaded into PostgreSQL at ${Math.round(page.loadRowsPerSec)} rows/s; 1000-row pages on them: ` +
-    `time range p50 ${page.p50Ms.toFixed(2)} ms, newest p50 ${newestPage.p50Ms.toFixed(2)} ms`,
-);
+const page = results.rangePage1000 as { rows: number; p50Ms: number; loadRowsPerSec: number } | undefined;
+const newestPage = results.newestPage1000 as { p50Ms: number } | undefined;
+if (page !== undefined && newestPage !== undefined)
+  console.log(
+    `\n${page.rows} rows loaded into PostgreSQL at ${Math.round(page.loadRowsPerSec)} rows/s; 1000-row pages on them: ` +
+      `time range p50 ${page.p50Ms.toFixed(2)} ms, newest p50 ${newestPage.p50Ms.toFixed(2)} ms`,
+  );
 writeResults('postgres', results);

@@ -233,6 +233,74 @@ describe.skipIf(!runPostgresTests)(
       expect(ids).toEqual(range(3000 - ids.length, ids.length).reverse());
     });
 
+    it('keeps all pipelines under the total cap, whichever pipeline or node wrote last', async () => {
+      const [a, b] = await cluster(2, { maxBytesTotal: 30_000 });
+      for (let k = 0; k < 20; k++) {
+        for (const [store, pipelineId] of [
+          [a!, 11],
+          [b!, 12],
+        ] as const) {
+          const ids = range(k * 100, 100);
+          await store.append(
+            pipelineId,
+            rows(
+              ids,
+              ids.map((i) => T0 + i),
+            ),
+          );
+          await store.flush();
+        }
+      }
+      // Node b wrote last; node a's next write sees b's rows in the total.
+      expect(await a!.storedBytes()).toBeLessThanOrEqual(30_000);
+      for (const pipelineId of [11, 12]) {
+        const { ids } = content(await a!.query(pipelineId, { limit: 10_000 }));
+        expect(ids[0]).toBe(1999);
+        expect(ids.length).toBeLessThan(2000);
+        expect(ids).toEqual(range(2000 - ids.length, ids.length).reverse());
+      }
+    });
+
+    it('hands the appends of many requests to the writer together (one transaction); flush and stop hand them at once', async () => {
+      // A delay no test waits out: flush() and stop() must not wait for the timer.
+      const [store, reader] = await cluster(2, { handOffDelayMs: 600_000 });
+      const admin = await PostgresDatabase.open({
+        url: database.url,
+        schema: `logs${schemaNo}`,
+        poolSize: 1,
+      });
+      dbs.push(admin);
+      // Three appends too large to be merged into one stored batch (600 + 600 > 1024 rows).
+      for (let k = 0; k < 3; k++) {
+        const ids = range(k * 600, 600);
+        await store!.append(
+          9,
+          rows(
+            ids,
+            ids.map((i) => T0 + i),
+          ),
+        );
+      }
+      await store!.flush();
+      const batches = await admin.rows<{ seq: number; tx: string }>(
+        'SELECT seq, xmin::text AS tx FROM inference_log_batches WHERE pipeline_id = 9 ORDER BY seq',
+      );
+      expect(batches).toHaveLength(3);
+      expect(new Set(batches.map((row) => row.tx)).size).toBe(1);
+      const last = range(1800, 10);
+      const pending = store!.append(
+        9,
+        rows(
+          last,
+          last.map((i) => T0 + i),
+        ),
+      );
+      await store!.stop();
+      await pending;
+      const { ids } = content(await reader!.query(9, { order: 'asc', limit: 10_000 }));
+      expect(ids).toEqual(range(0, 1810));
+    });
+
     it('stop() writes what is queued, ends the writer, and refuses further rows', async () => {
       const [writer, reader] = await cluster(2);
       const pending = writer!.append(

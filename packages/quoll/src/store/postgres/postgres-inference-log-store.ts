@@ -33,6 +33,19 @@ export interface PostgresInferenceLogOptions {
   nodeId: string;
   /** Rows the append queue holds before `append` makes callers wait. @default 500_000 */
   queueCapacityRows?: number;
+  /**
+   * Longest time appended rows wait on this thread before they are handed to the writer
+   * thread, so that the appends of many requests cross in one message and are stored in one
+   * transaction (as the embedded store's `handOffDelayMs`). A `flush()`, `stop()`, or a queue
+   * holding `handOffRows` rows hands them over at once; `0` hands every append over as soon as
+   * the writer is idle. Each hand-off costs a copy into a fresh arena, a wake-up of the writer
+   * thread and one transaction of five round trips and a commit, so one per request (batch
+   * 1000, one connection) took node / embedded infer from about 1.0 to 0.6–0.7 (issue 13).
+   * @default 20
+   */
+  handOffDelayMs?: number;
+  /** Rows queued that are handed to the writer at once, without waiting for `handOffDelayMs`. @default 8192 */
+  handOffRows?: number;
   /** Retention: most batch bytes kept per pipeline (oldest go first). @default 1 GiB */
   maxBytesPerPipeline?: number;
   /** Retention: most batch bytes kept over all pipelines. @default 10 GiB */
@@ -77,8 +90,10 @@ const META_WINDOW = 32;
  * rules as an embedded home's segment files.
  *
  * `append` queues batches on the same bounded queue as the embedded store, and the same
- * hand-off moves them to a writer thread (`postgres-log-writer-worker.ts`) whenever it is idle:
- * one copy of the buffers into one transferred arena. The thread, on a connection of its own,
+ * hand-off moves them to a writer thread (`postgres-log-writer-worker.ts`) when it is idle,
+ * at most `handOffDelayMs` (20 ms) after the first of them was queued (at once for a flush,
+ * a stop, or `handOffRows` rows): one copy of the buffers into one transferred arena for the
+ * appends of many requests. The thread, on a connection of its own,
  * merges small batches and stores everything it was given in one transaction, pipeline by
  * pipeline under each pipeline's head row (see `PostgresLogBatchWriter`), many batches per
  * `INSERT`. A failed write is retried with backoff (its rows stay with the thread); a crashed
@@ -97,6 +112,10 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   #wants = false;
   /** Whether the next admitted append wakes {@link #pump}. */
   #armed = false;
+  /** Whether queued rows go to the writer as soon as it asks (a flush, a stop, the timer fired). */
+  #urgent = false;
+  /** The hand-off timer: queued rows go to the writer when it fires (see `handOffDelayMs`). */
+  #handOffTimer: NodeJS.Timeout | null = null;
   /** Appends sent to the writer thread and not yet confirmed committed: sent again if it dies. */
   #unconfirmed: QueuedAppend[] = [];
   #writtenSeq = 0;
@@ -117,6 +136,8 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     this.#opts = {
       nodeId: options.nodeId,
       queueCapacityRows: options.queueCapacityRows ?? 500_000,
+      handOffDelayMs: Math.max(0, options.handOffDelayMs ?? 20),
+      handOffRows: options.handOffRows ?? 8192,
       maxBytesPerPipeline: options.maxBytesPerPipeline ?? 1024 ** 3,
       maxBytesTotal: options.maxBytesTotal ?? 10 * 1024 ** 3,
       retryDelayMs: options.retryDelayMs ?? 100,
@@ -176,7 +197,11 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     if (admitted.rows === 0) return Promise.resolve();
-    return this.#queue.push(pipelineId, admitted.batches, admitted.rows, this.#opts.now());
+    const queued = this.#queue.push(pipelineId, admitted.batches, admitted.rows, this.#opts.now());
+    // Enough rows for one hand-off, or a full queue: the writer gets them without the timer.
+    if (this.#queue.queuedRows >= this.#opts.handOffRows || this.#queue.oldestWaitSince !== null)
+      this.#pump();
+    return queued;
   }
 
   /** Resolves once every row appended so far (queued or waiting) is committed. */
@@ -186,6 +211,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     if (this.#writtenSeq >= target) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.#flushWaiters.push({ target, resolve, reject });
+      this.#hurry();
     });
   }
 
@@ -194,6 +220,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     if (this.#state === 'open') {
       this.#state = 'stopping';
       this.#send({ type: 'stop', lastSeq: this.#queue.lastSeq });
+      this.#hurry();
       if (this.#restartTimer !== null) {
         // A writer thread waiting to be restarted: restart it now, to write what is left.
         clearTimeout(this.#restartTimer);
@@ -202,6 +229,8 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       }
     }
     await this.#done;
+    if (this.#handOffTimer !== null) clearTimeout(this.#handOffTimer);
+    this.#handOffTimer = null;
     if (this.#refuseTimer !== null) clearTimeout(this.#refuseTimer);
     this.#refuseTimer = null;
     if (this.#state === 'stopping') this.#state = 'stopped';
@@ -274,21 +303,62 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     this.#worker?.postMessage(msg, transfer);
   }
 
-  /** Hands the queued appends to the writer thread when it has asked for rows. */
-  #pump(): void {
-    if (!this.#wants || this.#worker === null) return;
-    if (this.#queue.hasItems) {
-      const items = this.#queue.takeAll();
-      this.#wants = false;
-      for (const item of items) this.#unconfirmed.push(item);
-      this.#sendItems(items);
-    } else if (!this.#armed) {
-      this.#armed = true;
-      void this.#queue.whenItems().then(() => {
-        this.#armed = false;
-        this.#pump();
-      });
+  /** Hands what is queued to the writer as soon as it asks (a flush or a stop waits for it). */
+  #hurry(): void {
+    this.#urgent = true;
+    if (this.#handOffTimer !== null) {
+      clearTimeout(this.#handOffTimer);
+      this.#handOffTimer = null;
     }
+    this.#pump();
+  }
+
+  /**
+   * Hands the queued appends to the writer thread once it has asked for rows: at once when
+   * they are many, a flush or stop waits, or appends wait for room; otherwise once the
+   * hand-off timer (armed by the first append queued) fires, so appends that come meanwhile
+   * cross with them in one message and one transaction.
+   */
+  #pump(): void {
+    if (!this.#queue.hasItems) {
+      this.#urgent = false;
+      if (!this.#armed) {
+        this.#armed = true;
+        void this.#queue.whenItems().then(() => {
+          this.#armed = false;
+          this.#pump();
+        });
+      }
+      return;
+    }
+    const now =
+      this.#urgent ||
+      this.#opts.handOffDelayMs === 0 ||
+      this.#state !== 'open' ||
+      this.#queue.queuedRows >= this.#opts.handOffRows ||
+      this.#queue.oldestWaitSince !== null;
+    if (!now) {
+      this.#handOffTimer ??= setTimeout(() => {
+        this.#handOffTimer = null;
+        this.#urgent = true;
+        this.#pump();
+      }, this.#opts.handOffDelayMs);
+      return;
+    }
+    if (!this.#wants || this.#worker === null) {
+      // Sent as soon as the writer asks (its `ready`).
+      this.#urgent = true;
+      return;
+    }
+    if (this.#handOffTimer !== null) {
+      clearTimeout(this.#handOffTimer);
+      this.#handOffTimer = null;
+    }
+    this.#urgent = false;
+    const items = this.#queue.takeAll();
+    this.#wants = false;
+    for (const item of items) this.#unconfirmed.push(item);
+    this.#sendItems(items);
   }
 
   #sendItems(items: readonly QueuedAppend[]): void {

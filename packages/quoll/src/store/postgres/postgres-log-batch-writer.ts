@@ -43,6 +43,8 @@ export class PostgresLogBatchWriter {
   readonly #encoder = new ArrowMessageEncoder();
   /** Schema ids whose row is committed (a rolled-back insert does not count). */
   readonly #storedSchemas = new Set<string>();
+  /** Whether a write since the last {@link enforceTotalRetention} may have passed the total cap. */
+  #overTotal = true;
 
   constructor(nodeId: string, caps: LogRetentionCaps, now: () => number = Date.now) {
     this.#nodeId = nodeId;
@@ -148,11 +150,16 @@ export class PostgresLogBatchWriter {
     }
     await insert();
     await flight.last;
-    const updated = await sql.one<{ bytes: number }>(
+    // The total over all pipelines comes in the same round trip, so that the total cap costs
+    // a statement of its own only when it may be passed. The subquery reads the statement's
+    // snapshot (this head before the update), hence `+ $5`.
+    const updated = await sql.one<{ bytes: number; total: number }>(
       `UPDATE inference_log_heads SET next_seq = $2, last_time = $3, rows = rows + $4, bytes = bytes + $5
-       WHERE pipeline_id = $1 RETURNING bytes`,
+       WHERE pipeline_id = $1
+       RETURNING bytes, (SELECT coalesce(sum(bytes), 0) FROM inference_log_heads) + $5 AS total`,
       [pipelineId, seq, lastTime === NO_TIME ? null : String(lastTime), rows, bytes],
     );
+    if ((updated?.total ?? 0) > this.#caps.maxBytesTotal) this.#overTotal = true;
     if ((updated?.bytes ?? 0) > this.#caps.maxBytesPerPipeline) {
       await this.#trim(sql, pipelineId, (updated?.bytes ?? 0) - this.#caps.maxBytesPerPipeline);
     }
@@ -161,12 +168,17 @@ export class PostgresLogBatchWriter {
 
   /**
    * Over the total cap: the pipelines holding the oldest batches give them up first, each
-   * step in a transaction of its own (`transaction` runs one).
+   * step in a transaction of its own (`transaction` runs one). Reads the total only when a
+   * write since the last call (or the first call) may have passed the cap: every write reads
+   * the total of all nodes' pipelines, so rows another node stored count at this node's next
+   * write, and that node checks after its own.
    */
   async enforceTotalRetention(
     sql: Sql,
     transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
   ): Promise<void> {
+    if (!this.#overTotal) return;
+    this.#overTotal = false;
     for (;;) {
       const row = await sql.one<{ bytes: number | null }>(
         'SELECT sum(bytes) AS bytes FROM inference_log_heads',
