@@ -373,10 +373,13 @@ function recordsColumnData(
 /** Row values as plain nested arrays of numbers (bigints become numbers for JSON). */
 function nest(data: TensorData, offset: number, width: number, rest: readonly number[]): unknown[] {
   if (rest.length <= 1) {
-    const out = new Array<unknown>(width);
-    for (let i = 0; i < width; i++) {
+    if (width === 0) return [];
+    // Packed (see plainReader): JSON.stringify reads a holey array element by element.
+    const first = data[offset];
+    const out = [typeof first === 'bigint' ? Number(first) : first];
+    for (let i = 1; i < width; i++) {
       const value = data[offset + i];
-      out[i] = typeof value === 'bigint' ? Number(value) : value;
+      out.push(typeof value === 'bigint' ? Number(value) : value);
     }
     return out;
   }
@@ -407,11 +410,15 @@ function plainReader(vector: Vector): (row: number) => unknown {
       (values instanceof Float64Array || values instanceof Float32Array || values instanceof Int32Array)
     ) {
       // A plain loop into a fresh array: no subarray view and no iterator per row (for JSON
-      // records decoded in a worker, Array.from(subarray) cost more than parsing them).
+      // records decoded in a worker, Array.from(subarray) cost more than parsing them). The
+      // array is packed, not `new Array(width)`: JSON.stringify has a fast path for packed
+      // arrays only and reads a holey one element by element (1000 rows of 18 numbers: 1.27 ms
+      // against 0.82 for packed ones or the arrays JSON.parse made, measured in-process).
+      if (width === 0) return () => [];
       return (row) => {
-        const out = new Array<number>(width);
         const base = row * width;
-        for (let i = 0; i < width; i++) out[i] = values[base + i]!;
+        const out = [values[base]!];
+        for (let i = 1; i < width; i++) out.push(values[base + i]!);
         return out;
       };
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Field, Float64, List, Table, vectorFromArray } from 'apache-arrow';
+import { Field, FixedSizeList, Float64, List, Table, vectorFromArray } from 'apache-arrow';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import { makeArrowTensorTable } from '../../../../test/support/synthetic-data.js';
@@ -214,6 +214,25 @@ describe('strict numbers', () => {
     const error = apiError(() => buildFeeds({ kind: 'arrow', table }, [{ column: 'v', input }]));
     expect(error.code).toBe('invalid_inference_input');
     expect(error.details).toMatchObject({ column: 'v', row: 2 });
+    // Rows of 3 (what JSON records decoded in a worker become): the row of the value is named.
+    const wide: TensorInfoDto = { name: 'in', type: 'float32', shape: [null, 3] };
+    const type = new FixedSizeList(3, new Field('item', new Float64(), false));
+    for (const bad of [NaN, -Infinity, -1e39]) {
+      const rows = [
+        [1, 2, 3],
+        [4, 5, 6],
+        [7, bad, 9],
+      ];
+      const fsl = new Table({ v: vectorFromArray(rows, type) });
+      const refused = apiError(() =>
+        buildFeeds({ kind: 'arrow', table: fsl }, [{ column: 'v', input: wide }]),
+      );
+      expect(refused.code).toBe('invalid_inference_input');
+      expect(refused.details).toMatchObject({ column: 'v', row: 2 });
+    }
+    const ok = new Table({ v: vectorFromArray([[0.1, -2, 3.4028234663852886e38]], type) });
+    const [fed] = buildFeeds({ kind: 'arrow', table: ok }, [{ column: 'v', input: wide }]);
+    expect(Array.from(fed!.data as Float32Array)).toEqual([Math.fround(0.1), -2, 3.4028234663852886e38]);
   });
 
   it('refuses rows nested deeper than 32 levels instead of recursing', () => {

@@ -4,7 +4,13 @@ import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import type { InferenceInput } from './inference-input.js';
 import { MAX_ROW_RANK } from './decode/records-to-table.js';
-import { allocateNumeric, ELEMENT_RANGES, firstNonFinite, sameArrayType } from './tensor-data.js';
+import {
+  allocateNumeric,
+  ELEMENT_RANGES,
+  firstNonFinite,
+  float64IntoFloat32,
+  sameArrayType,
+} from './tensor-data.js';
 import type { NumericSink, TensorData, WireTensor } from './tensor-data.js';
 
 /** Which request column feeds which model input of the first step. */
@@ -327,6 +333,11 @@ function castInto(
         if (bad !== -1) throw unrepresentable(column, Math.floor((offset + bad) / width), part[bad]!, input);
       }
       (sink.data as Float32Array).set(part as Float32Array, offset);
+    } else if (part instanceof Float64Array && sink.data instanceof Float32Array) {
+      // JSON records decoded in a worker (float64 columns) into a float32 input: one
+      // monomorphic loop instead of a setter call per value.
+      const bad = float64IntoFloat32(part, sink.data, offset);
+      if (bad !== -1) throw unrepresentable(column, Math.floor((offset + bad) / width), part[bad]!, input);
     } else {
       const numbers = part as Exclude<TensorData, string[]>;
       for (let i = 0; i < numbers.length; i++) {

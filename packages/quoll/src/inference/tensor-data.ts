@@ -140,6 +140,20 @@ function ranged(
       };
 }
 
+/**
+ * Copies float64 values into `into` from `offset` on, as float32, stopping at the first value
+ * float32 cannot hold (NaN, ±Infinity, beyond ±{@link FLOAT32_MAX}): its index in `from`, or -1
+ * when all were copied.
+ */
+export function float64IntoFloat32(from: Float64Array, into: Float32Array, offset: number): number {
+  for (let i = 0; i < from.length; i++) {
+    const value = from[i]!;
+    if (!(value >= -FLOAT32_MAX && value <= FLOAT32_MAX)) return i;
+    into[offset + i] = value;
+  }
+  return -1;
+}
+
 /** The index of the first NaN or ±Infinity of a float array, or -1 when every value is finite. */
 export function firstNonFinite(data: Float32Array | Float64Array): number {
   for (let i = 0; i < data.length; i++) {
