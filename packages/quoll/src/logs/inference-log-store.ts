@@ -6,7 +6,7 @@ import type { Clock, TimerHandle } from '../clock/index.js';
 import { ApiError } from '../errors/index.js';
 import { LogAppendQueue } from './log-append-queue.js';
 import type { QueuedAppend } from './log-append-queue.js';
-import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS, coalesceLogBatches } from './coalesce-log-batches.js';
+import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { checkLogBatch } from './log-batch-checks.js';
 import { LogBatchPacker } from './log-batch-transfer.js';
 import { enforceLogRetention, removeOrphanSegmentFiles } from './log-segment-files.js';
@@ -115,13 +115,6 @@ export interface InferenceLogStoreOptions {
 }
 
 /**
- * Batches smaller than this are merged on the request thread before they cross to the writer
- * (their per-batch costs there outweigh the copy); bigger ones cross as they are, and the writer
- * merges those under its own threshold, so their rows are not copied twice here.
- */
-const MERGE_HERE_BELOW_ROWS = 64;
-
-/**
  * The writer's state: `open` takes appends; `retrying` after a write failure or an unexpected
  * end of the writer thread (appends are still queued, the writer retries with backoff, or is
  * restarted, and returns to `open` once a write succeeds); after `stop()` it is `stopped`, or
@@ -184,7 +177,7 @@ export class InferenceLogStore {
   readonly #opts: Required<Omit<InferenceLogStoreOptions, 'dir' | 'index' | 'clock'>>;
   readonly #settings: LogWriterSettings;
   readonly #queue: LogAppendQueue;
-  readonly #packer = new LogBatchPacker();
+  readonly #packer: LogBatchPacker;
   /** What the writer thread has written of each pipeline's open segment. */
   readonly #mirrors = new Map<number, SegmentMirror>();
   #thread: LogWriterThread | null = null;
@@ -255,6 +248,11 @@ export class InferenceLogStore {
       stopAttempts: o.stopAttempts,
     };
     this.#queue = new LogAppendQueue(this.#opts.queueCapacityRows);
+    // Merged batches stay within a segment's caps, so segments still roll where configured.
+    this.#packer = new LogBatchPacker({
+      mergeMaxRows: Math.min(COALESCE_MAX_ROWS, o.segmentMaxRows),
+      mergeMaxBytes: Math.min(COALESCE_MAX_BYTES, o.segmentMaxBytes / 2),
+    });
     this.#done = new Promise((resolve) => (this.#finish = resolve));
     this.recovery = recovery;
   }
@@ -492,33 +490,19 @@ export class InferenceLogStore {
 
   /**
    * Sends appends to the writer thread as one group per pipeline (rows keep their order within
-   * a pipeline, the only order the log has), small batches of one schema merged first: many
-   * one-row results cross as one batch, so packing here and unpacking, schema lookups and
-   * merging there are paid per hand-off rather than per request.
+   * a pipeline, the only order the log has). The packer merges each pipeline's consecutive
+   * batches of one schema as it copies them into the message's arena: many results cross as
+   * one batch, so unpacking, schema lookups and merging in the writer are paid per hand-off
+   * rather than per request, and the rows are copied once on their way.
    */
   #send(items: readonly QueuedAppend[]): void {
     const byPipeline = new Map<number, RecordBatch[]>();
-    let small = 0;
     for (const item of items) {
       const list = byPipeline.get(item.pipelineId);
       if (list === undefined) byPipeline.set(item.pipelineId, [...item.batches]);
       else for (const batch of item.batches) list.push(batch);
-      for (const batch of item.batches) if (batch.numRows < MERGE_HERE_BELOW_ROWS) small++;
     }
-    const { segmentMaxRows, segmentMaxBytes } = this.#opts;
-    const groups: RecordBatch[][] = [];
-    for (const batches of byPipeline.values())
-      groups.push(
-        small < 2 || batches.length < 2
-          ? batches
-          : coalesceLogBatches(
-              batches,
-              MERGE_HERE_BELOW_ROWS,
-              Math.min(COALESCE_MAX_ROWS, segmentMaxRows),
-              Math.min(COALESCE_MAX_BYTES, segmentMaxBytes / 2),
-            ),
-      );
-    const body = this.#packer.pack(groups);
+    const body = this.#packer.pack([...byPipeline.values()]);
     this.#thread?.send(
       { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: [...byPipeline.keys()], body },
       [body.arena, body.meta.buffer as ArrayBuffer],
@@ -528,6 +512,7 @@ export class InferenceLogStore {
   #onMessage(msg: Exclude<FromWriter, { type: 'index-call' }>): void {
     switch (msg.type) {
       case 'ready':
+        this.#packer.recycle(msg.arenas);
         this.#started?.resolve();
         this.#started = null;
         this.#confirm(msg.writtenSeq);

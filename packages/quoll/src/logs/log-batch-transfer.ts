@@ -1,7 +1,9 @@
-import { Data, Struct, tableFromIPC } from 'apache-arrow';
-import type { DataType, RecordBatch, Schema } from 'apache-arrow';
+import { Data, DataType, Struct, tableFromIPC } from 'apache-arrow';
+import type { RecordBatch, Schema } from 'apache-arrow';
 import { ARROW_EOS, ArrowMessageEncoder } from './arrow-message-encoder.js';
+import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { batchOf } from './log-batch-checks.js';
+import { schemaIdOf } from './schema-id.js';
 
 /** The typed-array kinds Arrow buffers come in; a packed buffer names one by index. */
 const VIEW_TYPES = [
@@ -43,46 +45,102 @@ export interface PackedBatches {
    * element count) for `[valueOffsets, values, nullBitmap, typeIds]`, kind -1 where absent.
    */
   meta: Float64Array;
-  /** Every buffer's bytes, each at an 8-byte aligned offset. */
+  /** Every buffer's bytes, each at an 8-byte aligned offset (a reused arena may be longer than they need). */
   arena: ArrayBuffer;
+}
+
+/** Limits of the batches {@link LogBatchPacker} merges while packing. */
+export interface LogBatchPackerOptions {
+  /**
+   * A merged batch holds at most this many rows (a single batch above it crosses as it is).
+   * @default COALESCE_MAX_ROWS (16 384)
+   */
+  mergeMaxRows?: number;
+  /**
+   * A merged batch holds at most this many bytes of column data.
+   * @default COALESCE_MAX_BYTES (4 MiB)
+   */
+  mergeMaxBytes?: number;
+}
+
+/** Arenas kept for reuse; more come back only when the writer falls behind. */
+const POOLED_ARENAS = 4;
+/** Smallest arena allocated: sizes are rounded up to a power of two from here, so pooled ones fit later hand-offs. */
+const MIN_ARENA_BYTES = 64 * 1024;
+
+/** A copy into the arena: `source`'s bytes at `at`. */
+interface Copy {
+  source: Uint8Array;
+  at: number;
 }
 
 /**
  * Turns record batches into messages for the writer thread: every buffer is copied once, into
- * one arena per message (so the caller may reuse or release its own, e.g. a shared hand-off
- * ring), and the arena is handed over without a second copy — one transferred buffer however
- * many batches, since transferring thousands of small ones costs more than the copy. Each
- * distinct `Schema` object crosses once, as an IPC schema message.
+ * one arena per message (so the caller may reuse or release its own), and the arena is handed
+ * over without a second copy — one transferred buffer however many batches, since
+ * transferring thousands of small ones costs more than the copy. Consecutive batches of a
+ * group with one schema of fixed-width columns without nulls (what inference results are) are
+ * merged by that same copy: they cross as one batch, so the writer neither merges nor copies
+ * them again. Arenas the writer is done with come back through {@link recycle} and are
+ * reused (a fresh arena per hand-off costs page faults, and its external memory drives
+ * garbage collections on both threads). Each distinct `Schema` object crosses once, as an IPC
+ * schema message.
  */
 export class LogBatchPacker {
   #ids = new WeakMap<Schema, number>();
   readonly #encoder = new ArrowMessageEncoder();
   #next = 0;
+  readonly #maxRows: number;
+  readonly #maxBytes: number;
+  readonly #pool: ArrayBuffer[] = [];
 
-  /** Packs groups of batches (e.g. one group per append) into one message body. */
+  constructor(options: LogBatchPackerOptions = {}) {
+    this.#maxRows = Math.max(1, options.mergeMaxRows ?? COALESCE_MAX_ROWS);
+    this.#maxBytes = Math.max(1, options.mergeMaxBytes ?? COALESCE_MAX_BYTES);
+  }
+
+  /** Arenas of earlier messages that the receiver no longer reads: later messages reuse them. */
+  recycle(arenas: readonly ArrayBuffer[]): void {
+    for (const arena of arenas) {
+      if (arena.byteLength === 0) continue; // detached (transferred again meanwhile)
+      if (this.#pool.length < POOLED_ARENAS) this.#pool.push(arena);
+      else {
+        // Keep the biggest: they fit the most hand-offs.
+        const smallest = this.#pool.reduce((k, a, i, all) => (a.byteLength < all[k]!.byteLength ? i : k), 0);
+        if (arena.byteLength > this.#pool[smallest]!.byteLength) this.#pool[smallest] = arena;
+      }
+    }
+  }
+
+  /** Arenas waiting for reuse (for tests and diagnostics). */
+  get pooledArenas(): number {
+    return this.#pool.length;
+  }
+
+  /** Packs groups of batches (e.g. one group per pipeline) into one message body. */
   pack(groups: readonly (readonly RecordBatch[])[]): PackedBatches {
     const schemas: PackedSchema[] = [];
-    const views: View[] = [];
+    const copies: Copy[] = [];
     const meta: number[] = [];
     let bytes = 0;
+    /** Reserves room for `byteLength` bytes of `kind` holding `count` elements; returns the offset. */
+    const reserve = (kind: number, byteLength: number, count: number): number => {
+      const at = bytes;
+      meta.push(kind, at, count);
+      // 8-byte alignment keeps every kind's view constructible at its offset.
+      bytes += (byteLength + 7) & ~7;
+      return at;
+    };
     const place = (v: ArrayBufferView | null | undefined): void => {
       if (v === null || v === undefined) {
         meta.push(-1, 0, 0);
         return;
       }
-      const kind = VIEW_KINDS.get(v.constructor) ?? VIEW_TYPES.findIndex((T) => v instanceof T);
-      if (kind === -1)
-        throw new Error(`log writer: cannot move an Arrow buffer of type ${v.constructor.name}`);
-      meta.push(kind, bytes, (v as View).length);
-      views.push(v as View);
-      // 8-byte alignment keeps every kind's view constructible at its offset.
-      bytes += (v.byteLength + 7) & ~7;
+      const at = reserve(kindOf(v), v.byteLength, (v as View).length);
+      copies.push({ source: new Uint8Array(v.buffer, v.byteOffset, v.byteLength), at });
     };
     const packData = (d: Data): void => {
-      const b = d as unknown as Record<
-        'valueOffsets' | 'values' | 'nullBitmap' | 'typeIds',
-        ArrayBufferView | undefined
-      >;
+      const b = d as unknown as Record<BufferName, ArrayBufferView | undefined>;
       meta.push(d.offset, d.length, d.nullCount, d.children.length);
       place(b.valueOffsets);
       place(b.values);
@@ -90,22 +148,91 @@ export class LogBatchPacker {
       place(b.typeIds);
       for (const c of d.children) packData(c);
     };
+    /** The column of several parts as one node: their values back to back, no null bitmap. */
+    const packMerged = (type: DataType, parts: readonly Part[], total: number): void => {
+      const first = parts[0]!.data;
+      meta.push(0, total, 0, DataType.isFixedSizeList(type) ? 1 : 0);
+      if (DataType.isFixedSizeList(type)) {
+        meta.push(-1, 0, 0, -1, 0, 0, -1, 0, 0, -1, 0, 0);
+        const size = type.listSize;
+        // A sliced fixed-size list's child is sliced with it, so each part's items start at 0.
+        packMerged(
+          (type.children[0] as { type: DataType }).type,
+          parts.map((p) => ({ data: p.data.children[0] as Data, length: p.length * size })),
+          total * size,
+        );
+        return;
+      }
+      const values = first.values as View;
+      const stride = first.stride;
+      const width = values.BYTES_PER_ELEMENT * stride;
+      meta.push(-1, 0, 0);
+      let at = reserve(kindOf(values), total * width, total * stride);
+      for (const p of parts) {
+        // Flat values of a (sliced) Data start at its first row.
+        const v = p.data.values as View;
+        copies.push({ source: new Uint8Array(v.buffer, v.byteOffset, p.length * width), at });
+        at += p.length * width;
+      }
+      meta.push(-1, 0, 0, -1, 0, 0);
+    };
+    const packRun = (run: readonly RecordBatch[], rows: number): void => {
+      const first = run[0]!;
+      meta.push(this.#schemaId(first.schema, schemas), rows);
+      if (run.length === 1) {
+        for (const column of first.data.children) packData(column);
+        return;
+      }
+      first.schema.fields.forEach((field, c) =>
+        packMerged(
+          field.type as DataType,
+          run.map((b) => ({ data: b.data.children[c] as Data, length: b.numRows })),
+          rows,
+        ),
+      );
+    };
     const counts: number[] = [];
     for (const group of groups) {
-      counts.push(group.length);
+      let count = 0;
+      let run: RecordBatch[] = [];
+      let runRows = 0;
+      let runBytes = 0;
+      let runId = '';
+      const end = (): void => {
+        if (run.length > 0) {
+          packRun(run, runRows);
+          count++;
+        }
+        run = [];
+        runRows = 0;
+        runBytes = 0;
+      };
       for (const batch of group) {
-        meta.push(this.#schemaId(batch.schema, schemas), batch.numRows);
-        for (const column of batch.data.children) packData(column);
+        if (!mergeable(batch)) {
+          end();
+          packRun([batch], batch.numRows);
+          count++;
+          continue;
+        }
+        const id = schemaIdOf(batch.schema);
+        const size = batch.data.byteLength;
+        if (
+          run.length > 0 &&
+          (id !== runId || runRows + batch.numRows > this.#maxRows || runBytes + size > this.#maxBytes)
+        )
+          end();
+        run.push(batch);
+        runRows += batch.numRows;
+        runBytes += size;
+        runId = id;
       }
+      end();
+      counts.push(count);
     }
-    // Not zero-filled and never from Node's shared pool: the whole ArrayBuffer is this arena.
-    const arena = Buffer.allocUnsafeSlow(bytes);
-    let at = 0;
-    for (const v of views) {
-      arena.set(new Uint8Array(v.buffer, v.byteOffset, v.byteLength), at);
-      at += (v.byteLength + 7) & ~7;
-    }
-    return { schemas, counts, meta: Float64Array.from(meta), arena: arena.buffer };
+    const arena = this.#arena(bytes);
+    const target = new Uint8Array(arena);
+    for (const { source, at } of copies) target.set(source, at);
+    return { schemas, counts, meta: Float64Array.from(meta), arena };
   }
 
   /**
@@ -114,6 +241,20 @@ export class LogBatchPacker {
    */
   reset(): void {
     this.#ids = new WeakMap();
+  }
+
+  /** A pooled arena of at least `bytes`, the smallest that fits, or a new one. */
+  #arena(bytes: number): ArrayBuffer {
+    let best = -1;
+    for (let i = 0; i < this.#pool.length; i++) {
+      const size = this.#pool[i]!.byteLength;
+      if (size >= bytes && (best === -1 || size < this.#pool[best]!.byteLength)) best = i;
+    }
+    if (best !== -1) return this.#pool.splice(best, 1)[0]!;
+    let size = MIN_ARENA_BYTES;
+    while (size < bytes) size *= 2;
+    // Never from Node's shared pool: the whole ArrayBuffer is this arena (its tail unused).
+    return new ArrayBuffer(size);
   }
 
   #schemaId(schema: Schema, schemas: PackedSchema[]): number {
@@ -126,6 +267,48 @@ export class LogBatchPacker {
     }
     return id;
   }
+}
+
+type BufferName = 'valueOffsets' | 'values' | 'nullBitmap' | 'typeIds';
+
+interface Part {
+  data: Data;
+  /** Rows (or list items) of `data` to take, from its start. */
+  length: number;
+}
+
+function kindOf(v: ArrayBufferView): number {
+  const kind = VIEW_KINDS.get(v.constructor) ?? VIEW_TYPES.findIndex((T) => v instanceof T);
+  if (kind === -1) throw new Error(`log writer: cannot move an Arrow buffer of type ${v.constructor.name}`);
+  return kind;
+}
+
+/** Batches whose schema has only mergeable columns, remembered per schema object. */
+const mergeableSchemas = new WeakMap<Schema, boolean>();
+
+/** Whether a type's values can be merged by copying them back to back: fixed-width numbers, timestamps and fixed-size lists of those. */
+function mergeableType(type: DataType): boolean {
+  if (DataType.isFixedSizeList(type)) {
+    const child = type.children[0] as { type: DataType } | undefined;
+    return child !== undefined && mergeableType(child.type);
+  }
+  return DataType.isInt(type) || DataType.isFloat(type) || DataType.isTimestamp(type);
+}
+
+function withoutNulls(d: Data): boolean {
+  if (d.nullCount !== 0) return false;
+  for (const c of d.children) if (!withoutNulls(c)) return false;
+  return true;
+}
+
+/** Whether a batch can be merged with its neighbours of the same schema. */
+function mergeable(batch: RecordBatch): boolean {
+  let typesOk = mergeableSchemas.get(batch.schema);
+  if (typesOk === undefined) {
+    typesOk = batch.schema.fields.every((f) => mergeableType(f.type as DataType));
+    mergeableSchemas.set(batch.schema, typesOk);
+  }
+  return typesOk && batch.data.children.every(withoutNulls);
 }
 
 /** Rebuilds, in the writer thread, the record batches a {@link LogBatchPacker} packed. */

@@ -50,9 +50,10 @@ export interface SegmentProgress {
 export type FromWriter =
   /**
    * Idle and ready for appends. Everything up to `writtenSeq` has reached the OS; `segments`
-   * says what was added to the open segments since the last report.
+   * says what was added to the open segments since the last report; `arenas` are the arenas of
+   * `items` messages the writer no longer reads (transferred back, for the packer to reuse).
    */
-  | { type: 'ready'; writtenSeq: number; segments: SegmentProgress[] }
+  | { type: 'ready'; writtenSeq: number; segments: SegmentProgress[]; arenas: ArrayBuffer[] }
   /** Everything up to `seq` is fsynced and indexed; `segments` as in `ready`. */
   | { type: 'durable'; seq: number; segments: SegmentProgress[] }
   /** A write failed; the writer retries in `retryInMs` (`null`: it gives up, at stop only). */

@@ -14,7 +14,9 @@ const settings = workerData as LogWriterSettings;
 
 const calls = new Map<number, { resolve: (value: unknown) => void; reject: (err: Error) => void }>();
 let nextCall = 0;
-const post = (message: FromWriter): void => port.postMessage(message);
+// Arenas go back to the owner without a copy (its packer reuses them).
+const post = (message: FromWriter): void =>
+  port.postMessage(message, message.type === 'ready' ? message.arenas : []);
 
 function call(method: IndexMethod, args: unknown[]): Promise<never> {
   const id = ++nextCall;
@@ -56,6 +58,7 @@ port.on('message', (msg: ToWriter) => {
       writer.give({
         seq: msg.seq,
         appends: msg.pipelineIds.map((pipelineId, k) => ({ pipelineId, batches: groups[k] ?? [] })),
+        arena: msg.body.arena,
       });
       break;
     }

@@ -30,6 +30,8 @@ export interface WriterInput {
   /** Highest append seq among them. */
   seq: number;
   appends: { pipelineId: number; batches: RecordBatch[] }[];
+  /** The buffer the batches are views of, handed back (in `ready`) once they are written. */
+  arena?: ArrayBuffer;
 }
 
 /**
@@ -53,6 +55,8 @@ export class LogWriter {
   readonly #backlog = new Map<number, RecordBatch[]>();
   /** Highest append seq whose rows are in the backlog. */
   #backlogSeq = 0;
+  /** Arenas of the inputs taken, with their seq: handed back once everything up to it is written. */
+  #arenas: { seq: number; arena: ArrayBuffer }[] = [];
   /** Segment files to cut back to their confirmed length before recovery (path → bytes). */
   readonly #truncations = new Map<string, number>();
   /** Batch-index entries already reported per open segment. */
@@ -169,7 +173,12 @@ export class LogWriter {
       this.#post({ type: 'durable', seq: this.#durableSeq, segments: [] });
       return true;
     }
-    this.#post({ type: 'ready', writtenSeq: this.#writtenSeq, segments: this.#progress() });
+    this.#post({
+      type: 'ready',
+      writtenSeq: this.#writtenSeq,
+      segments: this.#progress(),
+      arenas: this.#writtenArenas(),
+    });
     const unsynced = this.#writtenSeq > this.#durableSeq;
     await this.#wait(
       unsynced ? this.#lastSyncAt + this.#settings.syncIntervalMs - this.#clock.now() : null,
@@ -220,9 +229,20 @@ export class LogWriter {
     );
   }
 
+  /**
+   * The arenas whose batches are all written: the writes are synchronous and nothing keeps a
+   * view of a batch once its pipeline's backlog is written, so they can be reused.
+   */
+  #writtenArenas(): ArrayBuffer[] {
+    let n = 0;
+    while (n < this.#arenas.length && this.#arenas[n]!.seq <= this.#writtenSeq) n++;
+    return n === 0 ? [] : this.#arenas.splice(0, n).map((a) => a.arena);
+  }
+
   /** Moves the inbox into the per-pipeline backlog. */
   #take(): void {
     for (const input of this.#inbox) {
+      if (input.arena !== undefined) this.#arenas.push({ seq: input.seq, arena: input.arena });
       for (const a of input.appends) {
         const list = this.#backlog.get(a.pipelineId);
         if (list === undefined) this.#backlog.set(a.pipelineId, [...a.batches]);

@@ -21,6 +21,7 @@ import type {
 } from '../../logs/index.js';
 import { spawnModuleWorker } from '../../threads/index.js';
 import type { PostgresDatabase } from './postgres-database.js';
+import { STORED_BATCH_MAX_BYTES, STORED_BATCH_MAX_ROWS } from './postgres-log-batch-writer.js';
 import type {
   FromPostgresLogWriter,
   PostgresLogWriterSettings,
@@ -104,7 +105,11 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   readonly #opts: Required<Omit<PostgresInferenceLogOptions, 'nodeId'>> & { nodeId: string };
   readonly #settings: PostgresLogWriterSettings;
   readonly #queue: LogAppendQueue;
-  readonly #packer = new LogBatchPacker();
+  /** Merges a pipeline's small batches up to the size the writer stores them at (it merges no further). */
+  readonly #packer = new LogBatchPacker({
+    mergeMaxRows: STORED_BATCH_MAX_ROWS,
+    mergeMaxBytes: STORED_BATCH_MAX_BYTES,
+  });
   /** Schema messages by schema id, as read. */
   readonly #schemas = new Map<string, Buffer>();
   #worker: Worker | null = null;
@@ -361,17 +366,28 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     this.#sendItems(items);
   }
 
+  /**
+   * One group per pipeline (rows keep their order within a pipeline, the only order the log
+   * has): the packer merges its consecutive batches as it copies them into the arena.
+   */
   #sendItems(items: readonly QueuedAppend[]): void {
-    const body = this.#packer.pack(items.map((item) => item.batches));
-    this.#send(
-      { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: items.map((item) => item.pipelineId), body },
-      [body.arena, body.meta.buffer as ArrayBuffer],
-    );
+    const byPipeline = new Map<number, RecordBatch[]>();
+    for (const item of items) {
+      const list = byPipeline.get(item.pipelineId);
+      if (list === undefined) byPipeline.set(item.pipelineId, [...item.batches]);
+      else for (const batch of item.batches) list.push(batch);
+    }
+    const body = this.#packer.pack([...byPipeline.values()]);
+    this.#send({ type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: [...byPipeline.keys()], body }, [
+      body.arena,
+      body.meta.buffer as ArrayBuffer,
+    ]);
   }
 
   #onMessage(msg: FromPostgresLogWriter): void {
     switch (msg.type) {
       case 'ready':
+        this.#packer.recycle(msg.arenas);
         this.#confirm(msg.writtenSeq);
         if (this.#down !== null && this.#unconfirmed.length === 0) this.#recovered();
         this.#wants = true;

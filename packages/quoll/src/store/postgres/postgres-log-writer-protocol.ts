@@ -19,7 +19,7 @@ export interface PostgresLogWriterSettings {
 export type ToPostgresLogWriter =
   /**
    * Appends taken from the queue, in arrival order (the same packing as the embedded store's
-   * writer thread): the pipeline of each and its batches. `seq` is the highest append seq.
+   * writer thread): one group of batches per pipeline. `seq` is the highest append seq.
    */
   | { type: 'items'; seq: number; pipelineIds: number[]; body: PackedBatches }
   /** Once every append up to `lastSeq` has come and is stored: close the connection and end. */
@@ -27,8 +27,11 @@ export type ToPostgresLogWriter =
 
 /** Messages from the writer thread to the owning thread. */
 export type FromPostgresLogWriter =
-  /** Idle and ready for appends; everything up to `writtenSeq` is committed. */
-  | { type: 'ready'; writtenSeq: number }
+  /**
+   * Idle and ready for appends; everything up to `writtenSeq` is committed. `arenas` are the
+   * arenas of `items` messages the writer no longer reads (transferred back, for reuse).
+   */
+  | { type: 'ready'; writtenSeq: number; arenas: ArrayBuffer[] }
   /** A write failed; the writer retries in `retryInMs` (`null`: it gives up, at stop only). */
   | { type: 'write-failed'; message: string; stack: string; attempt: number; retryInMs: number | null }
   /** Writes succeed again after failures. */

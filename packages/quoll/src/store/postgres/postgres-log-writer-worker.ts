@@ -15,7 +15,9 @@ import type {
 const port = parentPort;
 if (port === null) throw new Error('postgres-log-writer-worker.ts runs as a worker thread only');
 const settings = workerData as PostgresLogWriterSettings;
-const post = (message: FromPostgresLogWriter): void => port.postMessage(message);
+// Arenas go back to the owner without a copy (its packer reuses them).
+const post = (message: FromPostgresLogWriter): void =>
+  port.postMessage(message, message.type === 'ready' ? message.arenas : []);
 
 const db = await PostgresDatabase.open({
   url: settings.url,
@@ -31,6 +33,8 @@ const backlog = new Map<number, RecordBatch[]>();
 /** Highest append seq whose rows are in the backlog, and the highest committed. */
 let backlogSeq = 0;
 let writtenSeq = 0;
+/** Arenas of the messages received, with their seq: handed back once everything up to it is committed. */
+const arenas: { seq: number; arena: ArrayBuffer }[] = [];
 let stopSeq: number | null = null;
 let wake: (() => void) | null = null;
 const wakeUp = (): void => {
@@ -50,6 +54,7 @@ port.on('message', (msg: ToPostgresLogWriter) => {
       else for (const b of batches) list.push(b);
     });
     backlogSeq = Math.max(backlogSeq, msg.seq);
+    arenas.push({ seq: msg.seq, arena: msg.body.arena });
   } else {
     stopSeq = msg.lastSeq;
   }
@@ -108,7 +113,10 @@ async function run(): Promise<boolean> {
       }
       if (backlog.size > 0) continue;
       if (stopSeq !== null && writtenSeq >= stopSeq) return true;
-      post({ type: 'ready', writtenSeq });
+      // Committed batches are no longer read (the driver has sent their bytes), so their arenas can be reused.
+      let n = 0;
+      while (n < arenas.length && arenas[n]!.seq <= writtenSeq) n++;
+      post({ type: 'ready', writtenSeq, arenas: arenas.splice(0, n).map((a) => a.arena) });
       await new Promise<void>((resolve) => {
         wake = resolve;
       });
