@@ -5,14 +5,15 @@
 // files, batches 1, 100 and 1000, BENCH_CONNECTIONS connections. Interleaved on/off, off/on …
 // (the order alternates per repetition), BENCH_REPS pairs. Reports the median of the pairs'
 // on/off ratios (each pair ran back to back, so it shares the machine's load of the moment),
-// their range, and each server's CPU time per row (steadier than rows/s on a shared machine).
+// their range, and each server's CPU time per row (steadier than rows/s on a shared machine),
+// all threads and the HTTP thread alone (the rest: decode, model and log workers, V8's GC helpers).
 // Target: on/off ≥ 0.95.
 // BENCH_AA=1 starts the "off" server with the checks on too (an A/A run): its ratios show how
 // far two identical servers drift apart on this machine, the noise floor of the A/B ratios.
 // Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 5),
 // BENCH_CONNECTIONS (default 16), BENCH_ONLY.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -49,7 +50,20 @@ for (const format of ['json', 'arrow'] as const) {
 interface Sample {
   rowsPerSec: number;
   cpuUsPerRow: number;
+  /** The HTTP (main) thread's share of cpuUsPerRow. */
+  mainCpuUsPerRow: number;
   non2xx: number;
+}
+
+/** CPU seconds (user + system) of a process's main thread so far, or NaN where /proc is missing. */
+function mainThreadSeconds(pid: number | undefined): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    return NaN;
+  }
 }
 
 interface Served extends BenchServer {
@@ -64,12 +78,15 @@ async function serve(tag: string, env: NodeJS.ProcessEnv): Promise<Served> {
 
 function measure(server: Served, lua: string, batch: number, seconds: number): Sample {
   const before = cpuSeconds(server.proc);
+  const mainBefore = mainThreadSeconds(server.proc.pid);
   const result = wrk({ url: server.inferUrl, luaScript: lua, connections: CONNECTIONS, seconds });
   const used = cpuSeconds(server.proc) - before;
+  const mainUsed = mainThreadSeconds(server.proc.pid) - mainBefore;
   const rowsDone = result.reqPerSec * seconds * batch;
   return {
     rowsPerSec: result.reqPerSec * batch,
     cpuUsPerRow: (used * 1e6) / rowsDone,
+    mainCpuUsPerRow: (mainUsed * 1e6) / rowsDone,
     non2xx: result.non2xx,
   };
 }
@@ -101,6 +118,8 @@ try {
     const offRows = median(b.map((s) => s.rowsPerSec));
     const onCpu = median(a.map((s) => s.cpuUsPerRow));
     const offCpu = median(b.map((s) => s.cpuUsPerRow));
+    const onMain = median(a.map((s) => s.mainCpuUsPerRow));
+    const offMain = median(b.map((s) => s.mainCpuUsPerRow));
     const errors = [...a, ...b].reduce((n, s) => n + s.non2xx, 0);
     // Pair by pair: rep i of "on" ran next to rep i of "off".
     const pairs = a.map((s, i) => s.rowsPerSec / b[i]!.rowsPerSec);
@@ -118,6 +137,8 @@ try {
       checksOnCpuUsPerRow: onCpu,
       checksOffCpuUsPerRow: offCpu,
       cpuOnOverOff: onCpu / offCpu,
+      checksOnMainCpuUsPerRow: onMain,
+      checksOffMainCpuUsPerRow: offMain,
       non2xx: errors,
     };
     results.push(row);
@@ -131,6 +152,7 @@ try {
       onCpu,
       offCpu,
       median(cpuPairs),
+      `${onMain.toFixed(2)} / ${offMain.toFixed(2)}`,
       errors,
     ]);
   }
@@ -153,6 +175,7 @@ printTable(
     'on CPU µs/row',
     'off CPU µs/row',
     'CPU on/off',
+    'HTTP thread µs/row on / off',
     'non2xx',
   ],
   table,
