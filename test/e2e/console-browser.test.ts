@@ -233,15 +233,27 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
   it('creates a connection shown masked, and reveals it with the audit notice', async () => {
     await page.getByRole('link', { name: 'Connections' }).click();
     await page.getByLabel('Connection name').fill('consoleconn');
-    await page
-      .getByLabel('Details (JSON; stored encrypted, shown masked)')
-      .fill('{"url": "https://example.com", "token": "s3cret-value"}');
+    const detailsField = page.getByLabel('Details (JSON; stored encrypted, shown masked)');
+    await detailsField.fill('{"url": "https://example.com", "token": "s3cret-value"}');
+    // The details' label sits as far below the name field as the fields of a row sit apart.
+    const nameBox = (await page.getByLabel('Connection name').boundingBox())!;
+    const detailsLabel = (await page.locator('label.field', { has: detailsField }).boundingBox())!;
+    expect(detailsLabel.y - (nameBox.y + nameBox.height)).toBeGreaterThanOrEqual(8);
     await page.getByRole('button', { name: 'Create connection' }).click();
     await page.getByRole('cell', { name: 'consoleconn', exact: true }).waitFor();
     expect(await page.content()).not.toContain('s3cret-value');
     await page.getByText('recorded in the audit trail').waitFor();
+    const row = page
+      .getByRole('row')
+      .filter({ has: page.getByRole('cell', { name: 'consoleconn', exact: true }) });
+    const masked = (await row.boundingBox())!.height;
+    const attachAt = (await page.getByRole('button', { name: 'Attach consoleconn' }).boundingBox())!.x;
     await page.getByRole('button', { name: 'Reveal consoleconn' }).click();
     await page.getByLabel('Details of consoleconn').getByText('s3cret-value').waitFor();
+    // Revealing shows the details on one line in the masked text's place: the row keeps its
+    // height and the columns their widths (no layout shift).
+    expect((await row.boundingBox())!.height).toBe(masked);
+    expect((await page.getByRole('button', { name: 'Attach consoleconn' }).boundingBox())!.x).toBe(attachAt);
     const audit = await server.client().connectionAudit();
     expect(audit.some((e) => e.connectionName === 'consoleconn')).toBe(true);
     await shot(page, '07-connections');

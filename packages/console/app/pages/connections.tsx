@@ -12,7 +12,7 @@ const MASK = '••••••••';
 export function ConnectionsPage({ session }: { session: ConsoleSession }): JSX.Element {
   const list = useAsync(async () => [...(await sessionClient(session).listConnections())], []);
   const workspaces = useAsync(() => sessionClient(session).listWorkspaces(), []);
-  const [revealed, setRevealed] = useState<Record<string, string>>({});
+  const [revealed, setRevealed] = useState<Record<string, { line: string; indented: string }>>({});
   const [error, setError] = useState<string | null>(null);
   const [name, setName] = useState('');
   const [type, setType] = useState('HTTP');
@@ -20,8 +20,16 @@ export function ConnectionsPage({ session }: { session: ConsoleSession }): JSX.E
   const [ws, setWs] = useState<number | null>(null);
   const chosen = ws ?? workspaces.data?.[0]?.id ?? null;
   const fail = (err: unknown): void => setError(err instanceof Error ? err.message : String(err));
+  // On one line in the masked text's place (nothing moves); the indented JSON is the tooltip.
   const reveal = (c: Connection): void => {
-    c.details().then((d) => setRevealed((r) => ({ ...r, [c.name]: JSON.stringify(d, null, 2) })), fail);
+    c.details().then(
+      (d) =>
+        setRevealed((r) => ({
+          ...r,
+          [c.name]: { line: JSON.stringify(d), indented: JSON.stringify(d, null, 2) },
+        })),
+      fail,
+    );
   };
   const attach = (c: Connection, add: boolean): void => {
     const workspace = workspaces.data?.find((w) => w.id === chosen);
@@ -99,28 +107,36 @@ export function ConnectionsPage({ session }: { session: ConsoleSession }): JSX.E
           { label: 'Created', cell: (c) => formatTime(c.createdAt) },
           {
             label: 'Details',
-            cell: (c) =>
-              revealed[c.name] !== undefined ? (
-                <pre class="mono" aria-label={`Details of ${c.name}`}>
-                  {revealed[c.name]}
-                </pre>
+            cell: (c) => {
+              const shown = revealed[c.name];
+              return shown !== undefined ? (
+                <span class="mono secret" aria-label={`Details of ${c.name}`} title={shown.indented}>
+                  {shown.line}
+                </span>
               ) : (
-                <span class="mono" aria-label="masked">
+                <span class="mono secret" aria-label="masked">
                   {MASK}
                 </span>
-              ),
+              );
+            },
           },
           {
             label: 'Actions',
             cell: (c) => (
               <div class="row">
                 {revealed[c.name] === undefined ? (
-                  <button type="button" onClick={() => reveal(c)} aria-label={`Reveal ${c.name}`}>
+                  <button
+                    type="button"
+                    class="reveal-toggle"
+                    onClick={() => reveal(c)}
+                    aria-label={`Reveal ${c.name}`}
+                  >
                     Reveal
                   </button>
                 ) : (
                   <button
                     type="button"
+                    class="reveal-toggle"
                     onClick={() => setRevealed(({ [c.name]: _gone, ...rest }) => rest)}
                     aria-label={`Hide ${c.name}`}
                   >
