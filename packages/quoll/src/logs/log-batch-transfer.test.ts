@@ -126,6 +126,9 @@ describe('log batches crossing to the writer thread', () => {
     const second = packer.pack([[batch([3], [2.5])]]);
     expect(second.arena).toBe(first.arena);
     expect(packer.pooledArenas).toBe(0);
+    // An arena of a backlog (over 8 MiB) is not kept.
+    packer.recycle([new ArrayBuffer(16 * 1024 * 1024)]);
+    expect(packer.pooledArenas).toBe(0);
     // The reused arena holds the new rows.
     expect(unpacker.unpack(second).flat()[0]!.getChild('out.v')!.toArray()).toEqual(new Float32Array([2.5]));
   });

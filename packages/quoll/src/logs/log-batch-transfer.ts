@@ -65,6 +65,11 @@ export interface LogBatchPackerOptions {
 
 /** Arenas kept for reuse; more come back only when the writer falls behind. */
 const POOLED_ARENAS = 4;
+/**
+ * Bigger arenas are not kept: they carry a backlog the writer fell behind on (a 20 ms hand-off
+ * is well under 1 MiB), and keeping them would hold that memory for good.
+ */
+const POOLED_ARENA_MAX_BYTES = 8 * 1024 * 1024;
 /** Smallest arena allocated: sizes are rounded up to a power of two from here, so pooled ones fit later hand-offs. */
 const MIN_ARENA_BYTES = 64 * 1024;
 
@@ -102,7 +107,8 @@ export class LogBatchPacker {
   /** Arenas of earlier messages that the receiver no longer reads: later messages reuse them. */
   recycle(arenas: readonly ArrayBuffer[]): void {
     for (const arena of arenas) {
-      if (arena.byteLength === 0) continue; // detached (transferred again meanwhile)
+      // Detached (transferred again meanwhile), or too big to keep.
+      if (arena.byteLength === 0 || arena.byteLength > POOLED_ARENA_MAX_BYTES) continue;
       if (this.#pool.length < POOLED_ARENAS) this.#pool.push(arena);
       else {
         // Keep the biggest: they fit the most hand-offs.
