@@ -1,0 +1,189 @@
+// Where a cluster node's infer request costs more than an embedded server's: infer over HTTP,
+// Arrow IPC batch 1000, c=1, servers interleaved in short windows, and per request: the server
+// process's CPU, its PostgreSQL backends' CPU (/proc/<backend pid>), PostgreSQL transactions
+// (pg_stat_database) and minor page faults. Linux only (/proc), needs PostgreSQL
+// (QUOLL_TEST_PG_URL); creates and drops two databases.
+// PROBE_CONFIGS (default emb,node): emb, node, emb-nolog, node-nolog (QUOLL_INFERENCE_LOGS=off),
+// base (a node from another build: PROBE_BASE_CLI=/path/to/dist/cli/main.js). PROBE_ROUNDS (3),
+// PROBE_SECONDS (3), PROBE_PROF=1 (--cpu-prof into /tmp/quoll-probe-prof/<config>).
+// Run: node --import tsx bench/postgres-probe.ts
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import pg from 'pg';
+import { Client } from '@quoll/client';
+import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
+import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
+import { cpuSeconds, median, waitFor } from './support.js';
+
+const WIDTH = 18;
+const SECS = Number(process.env.PROBE_SECONDS ?? 3);
+const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 3);
+const PROF = process.env.PROBE_PROF === '1';
+const configs = (process.env.PROBE_CONFIGS ?? 'emb,node').split(',');
+const PG_URL = process.env.QUOLL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+const urlOf = (name: string): string => {
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
+};
+async function makeDb(name: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const root = new pg.Client({ connectionString: PG_URL });
+  await root.connect();
+  await root.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await root.query(`CREATE DATABASE ${name}`);
+  await root.end();
+  return {
+    url: urlOf(name),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: PG_URL });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+const db = await makeDb(`quoll_probe_${process.pid}_1`);
+const db2 = await makeDb(`quoll_probe_${process.pid}_2`);
+const admin = new pg.Client({ connectionString: db.url });
+await admin.connect();
+const dbNames = [new URL(db.url).pathname.slice(1), new URL(db2.url).pathname.slice(1)];
+function procCpu(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return 0;
+  }
+}
+function minflt(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return Number(f[7]);
+}
+async function backendPids(): Promise<number[]> {
+  const r = await admin.query<{ pid: number }>(
+    'SELECT pid FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
+    [dbNames],
+  );
+  return r.rows.map((x) => x.pid);
+}
+async function xacts(): Promise<number> {
+  await admin.query('SELECT pg_stat_force_next_flush()').catch(() => undefined);
+  const r = await admin.query<{ n: string }>(
+    'SELECT sum(xact_commit + xact_rollback) AS n FROM pg_stat_database WHERE datname = ANY($1)',
+    [dbNames],
+  );
+  return Number(r.rows[0]?.n ?? 0);
+}
+const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
+const body = tableToIpcFile(makeArrowTensorTable(makeHouseRows(1000, 1), WIDTH));
+const model = makeTreeEnsembleRegressor({ seed: 1 });
+interface S {
+  name: string;
+  child: ChildProcess;
+  url: string;
+  home: string;
+  token: string;
+  node: boolean;
+}
+const servers: S[] = [];
+try {
+  for (const name of configs) {
+    const base = name.startsWith('base');
+    const node = name.startsWith('node') || base;
+    const logsOff = name.endsWith('-nolog');
+    const home = mkdtempSync(join(tmpdir(), 'quoll-probe-home-'));
+    const child = spawn(
+      process.execPath,
+      [
+        ...(PROF ? ['--cpu-prof', `--cpu-prof-dir=/tmp/quoll-probe-prof/${name}`] : []),
+        base ? (process.env.PROBE_BASE_CLI ?? cli) : cli,
+        'server',
+        '--home',
+        home,
+        '--port',
+        '0',
+        '--log-level',
+        'warn',
+        ...(node ? ['--database', logsOff || base ? db2.url : db.url] : []),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, ...(logsOff ? { QUOLL_INFERENCE_LOGS: 'off' } : {}) },
+      },
+    );
+    const url = (await waitFor(child, /listening on (http:\S+)/))[1] ?? '';
+    const token = (JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string })
+      .token;
+    const client = new Client({ url, token });
+    const m = await (
+      await client.uploadModel(`bench-${servers.length}`, model)
+    ).configure({ tensorFields: ['tensor'] });
+    const p = await client.buildPipeline(`bench-${servers.length}`);
+    await p.addModelStep(m);
+    await p.deploy();
+    servers.push({ name, child, url: p.url(), home, token, node });
+  }
+  const rate: Record<string, number[]> = {};
+  const cpuPerReq: Record<string, number[]> = {};
+  const pgCpuPerReq: Record<string, number[]> = {};
+  const xactPerReq: Record<string, number[]> = {};
+  const flt: Record<string, number[]> = {};
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const s of servers) {
+      const post = () =>
+        fetch(s.url, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${s.token}`,
+            'content-type': 'application/vnd.apache.arrow.file',
+            accept: 'application/vnd.apache.arrow.file',
+          },
+          body,
+        }).then((res) => res.arrayBuffer());
+      for (let i = 0; i < 20; i++) await post();
+      const pids = await backendPids();
+      const pg0 = pids.reduce((a, p) => a + procCpu(p), 0);
+      const x0 = await xacts();
+      const c0 = cpuSeconds(s.child);
+      const f0 = minflt(s.child.pid!);
+      const t = performance.now();
+      let n = 0;
+      while (performance.now() - t < SECS * 1000) {
+        await post();
+        n++;
+      }
+      const el = (performance.now() - t) / 1000;
+      const c1 = cpuSeconds(s.child);
+      (flt[s.name] ??= []).push((minflt(s.child.pid!) - f0) / n);
+      const pg1 = pids.reduce((a, p) => a + procCpu(p), 0);
+      const x1 = await xacts();
+      (rate[s.name] ??= []).push((n * 1000) / el);
+      (cpuPerReq[s.name] ??= []).push(((c1 - c0) * 1000) / n);
+      (pgCpuPerReq[s.name] ??= []).push(((pg1 - pg0) * 1000) / n);
+      (xactPerReq[s.name] ??= []).push((x1 - x0 - 2) / n);
+    }
+  }
+  for (const s of servers)
+    console.log(
+      `${s.name.padEnd(12)} rows/s ${rate[s.name]!.map((x) => Math.round(x)).join(' ')} | median ${Math.round(median(rate[s.name]!))} | server CPU ms/req ${median(cpuPerReq[s.name]!).toFixed(2)} | pg backends CPU ms/req ${median(pgCpuPerReq[s.name]!).toFixed(2)} | pg xact/req ${median(xactPerReq[s.name]!).toFixed(3)} | minflt/req ${median(flt[s.name]!).toFixed(0)}`,
+    );
+  const e = median(rate.emb ?? []);
+  const n = median(rate.node ?? []);
+  if (e && n) console.log(`node/embedded ${(n / e).toFixed(2)}`);
+  const b = median(rate.base ?? []);
+  if (e && b) console.log(`base/embedded ${(b / e).toFixed(2)}`);
+} finally {
+  for (const s of servers) {
+    s.child.kill('SIGTERM');
+    await new Promise((resolve) => s.child.once('exit', resolve));
+    rmSync(s.home, { recursive: true, force: true });
+  }
+  await admin.end();
+  await db.drop();
+  await db2.drop();
+}
