@@ -10,7 +10,7 @@ import { ApiError } from '../errors/index.js';
 import { openStore } from '../store/index.js';
 import type { Stores } from '../store/index.js';
 import { MISSED_WHILE_DOWN } from './cron-scheduler.js';
-import type { TaskStore } from './task-store.js';
+import type { TaskRecord, TaskStore } from './task-store.js';
 import { nodeLostReason, TaskService } from './task-service.js';
 import type { TaskServiceOptions } from './task-service.js';
 
@@ -30,6 +30,20 @@ function orchestration(id: string, source: string): string {
   writeFileSync(join(dir, 'main.mjs'), source);
   packages.set(id, { dir, entry: 'main.mjs' });
   return id;
+}
+
+/** A continuous task stored as a node stores it (created, then `started`), with no run yet. */
+async function startedContinuousTask(orchestrationId: string): Promise<TaskRecord> {
+  const task = await store.createTask({
+    ...base,
+    type: 'Continuous Run',
+    orchestrationId,
+    schedule: null,
+    timezone: null,
+    jsonArgs: {},
+    timeout: null,
+  });
+  return (await store.setTaskStatus(task.id, 'started')) ?? task;
 }
 
 async function service(
@@ -305,16 +319,7 @@ describe('TaskService', () => {
     // Held by this node (the default id, 'local') in its previous process.
     const held = { nodeId: 'local', leaseMs: 15_000 };
     const [tickRun] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }], held);
-    const continuous = await store.createTask({
-      ...base,
-      type: 'Continuous Run',
-      orchestrationId: o,
-      schedule: null,
-      timezone: null,
-      jsonArgs: {},
-      timeout: null,
-    });
-    await store.setTaskStatus(continuous.id, 'started');
+    const continuous = await startedContinuousTask(o);
     const oldRun = await store.createRun({ taskId: continuous.id, tick: null, owner: held });
     await clock.advance(3 * MIN); // down for three minutes
 
@@ -416,16 +421,7 @@ describe('TaskService', () => {
 
     it("leaves another node's run alone until its lease ends, then closes it as node lost and restarts its continuous task here", async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
-      const continuous = await store.createTask({
-        ...base,
-        type: 'Continuous Run',
-        orchestrationId: o,
-        schedule: null,
-        timezone: null,
-        jsonArgs: {},
-        timeout: null,
-      });
-      await store.setTaskStatus(continuous.id, 'started');
+      const continuous = await startedContinuousTask(o);
       const theirs = await store.createRun({
         taskId: continuous.id,
         tick: null,
@@ -463,16 +459,7 @@ describe('TaskService', () => {
     it("does not start a continuous task another node has just created (its first run is that node's to make)", async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       // Node B stored the task and marked it started, and is about to create its first run.
-      const task = await store.createTask({
-        ...base,
-        type: 'Continuous Run',
-        orchestrationId: o,
-        schedule: null,
-        timezone: null,
-        jsonArgs: {},
-        timeout: null,
-      });
-      await store.setTaskStatus(task.id, 'started');
+      const task = await startedContinuousTask(o);
       const { service: s } = await service({
         nodeId: 'node-a',
         leaseMs: 15_000,
@@ -493,16 +480,7 @@ describe('TaskService', () => {
 
     it('starts a continuous task whose creating node died before making its first run', async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
-      const task = await store.createTask({
-        ...base,
-        type: 'Continuous Run',
-        orchestrationId: o,
-        schedule: null,
-        timezone: null,
-        jsonArgs: {},
-        timeout: null,
-      });
-      await store.setTaskStatus(task.id, 'started');
+      const task = await startedContinuousTask(o);
       const { service: s } = await service({
         nodeId: 'node-a',
         leaseMs: 15_000,
