@@ -5,6 +5,8 @@ export { checkLogBatch, clampLogTime } from './log-batch-checks.js';
 export { admitLogRows, logStoreClosedError, logStoreUnavailableError } from './log-append-rules.js';
 export { LogAppendQueue } from './log-append-queue.js';
 export type { QueuedAppend } from './log-append-queue.js';
+export { LogHandOff } from './log-hand-off.js';
+export type { LogHandOffOptions, LogItemsMessage } from './log-hand-off.js';
 export { ArrowMessageEncoder } from './arrow-message-encoder.js';
 export { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
 export type { PackedBatches } from './log-batch-transfer.js';

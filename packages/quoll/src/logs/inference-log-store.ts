@@ -1,14 +1,11 @@
 import { mkdir } from 'node:fs/promises';
-import { Table } from 'apache-arrow';
-import type { RecordBatch } from 'apache-arrow';
+import type { RecordBatch, Table } from 'apache-arrow';
 import { systemClock } from '../clock/index.js';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { ApiError } from '../errors/index.js';
-import { LogAppendQueue } from './log-append-queue.js';
-import type { QueuedAppend } from './log-append-queue.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
-import { checkLogBatch } from './log-batch-checks.js';
-import { LogBatchPacker } from './log-batch-transfer.js';
+import { admitLogRows } from './log-append-rules.js';
+import { LogHandOff } from './log-hand-off.js';
 import { enforceLogRetention, removeOrphanSegmentFiles } from './log-segment-files.js';
 import type { LogFilesContext } from './log-segment-files.js';
 import type { LogSegmentIndex, LogSegmentUpdate } from './log-segment-index.js';
@@ -176,21 +173,11 @@ export class InferenceLogStore {
   readonly #clock: Clock;
   readonly #opts: Required<Omit<InferenceLogStoreOptions, 'dir' | 'index' | 'clock'>>;
   readonly #settings: LogWriterSettings;
-  readonly #queue: LogAppendQueue;
-  readonly #packer: LogBatchPacker;
+  /** The append queue, the hand-off timer, the packing, and what the writer has not confirmed. */
+  readonly #handOff: LogHandOff;
   /** What the writer thread has written of each pipeline's open segment. */
   readonly #mirrors = new Map<number, SegmentMirror>();
   #thread: LogWriterThread | null = null;
-  /** Whether the writer thread asked for rows and none were sent since. */
-  #wants = false;
-  /** Whether the next admitted append wakes {@link #pump}. */
-  #armed = false;
-  /** The hand-off timer: queued rows go to the writer when it fires (see `handOffDelayMs`). */
-  #handOffTimer: TimerHandle | null = null;
-  /** Whether queued rows go to the writer as soon as it is idle (a flush or stop waits for them). */
-  #urgent = false;
-  /** Appends sent to the writer thread and not yet confirmed written: sent again if it dies. */
-  #unconfirmed: QueuedAppend[] = [];
   #flushWaiters: FlushWaiter[] = [];
   #state: Exclude<InferenceLogStoreState, 'retrying'> = 'open';
   #failure: Error | null = null;
@@ -247,11 +234,18 @@ export class InferenceLogStore {
       maxRetryDelayMs: o.maxRetryDelayMs,
       stopAttempts: o.stopAttempts,
     };
-    this.#queue = new LogAppendQueue(this.#opts.queueCapacityRows);
-    // Merged batches stay within a segment's caps, so segments still roll where configured.
-    this.#packer = new LogBatchPacker({
-      mergeMaxRows: Math.min(COALESCE_MAX_ROWS, o.segmentMaxRows),
-      mergeMaxBytes: Math.min(COALESCE_MAX_BYTES, o.segmentMaxBytes / 2),
+    this.#handOff = new LogHandOff({
+      queueCapacityRows: o.queueCapacityRows,
+      handOffDelayMs: o.handOffDelayMs,
+      handOffRows: o.handOffRows,
+      clock: this.#clock,
+      // Merged batches stay within a segment's caps, so segments still roll where configured.
+      packer: {
+        mergeMaxRows: Math.min(COALESCE_MAX_ROWS, o.segmentMaxRows),
+        mergeMaxBytes: Math.min(COALESCE_MAX_BYTES, o.segmentMaxBytes / 2),
+      },
+      closing: () => this.#state !== 'open',
+      post: (msg, transfer) => this.#thread?.send(msg, transfer),
     });
     this.#done = new Promise((resolve) => (this.#finish = resolve));
     this.recovery = recovery;
@@ -288,7 +282,7 @@ export class InferenceLogStore {
 
   /** Rows queued and not yet taken by the writer. */
   get queuedRows(): number {
-    return this.#queue.queuedRows;
+    return this.#handOff.queue.queuedRows;
   }
 
   /** The writer thread's id, `null` while none runs (being restarted, or stopped). */
@@ -307,37 +301,25 @@ export class InferenceLogStore {
    */
   append(pipelineId: number, rows: Table | RecordBatch): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
-    if (!Number.isSafeInteger(pipelineId) || pipelineId < 1) {
-      return Promise.reject(
-        new ApiError('invalid_request', `A pipeline id must be a positive integer; got ${pipelineId}.`, {
-          pipelineId,
-        }),
-      );
-    }
-    const batches = (rows instanceof Table ? rows.batches : [rows]).filter((b) => b.numRows > 0);
+    let admitted: { batches: RecordBatch[]; rows: number };
     try {
-      for (const b of batches) checkLogBatch(b);
+      admitted = admitLogRows(pipelineId, rows);
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
-    const n = batches.reduce((sum, b) => sum + b.numRows, 0);
-    if (n === 0) return Promise.resolve();
-    const queued = this.#queue.push(pipelineId, batches, n, this.#clock.now());
-    // Enough rows for one hand-off, or a full queue: the writer gets them without the timer.
-    if (this.#queue.queuedRows >= this.#opts.handOffRows || this.#queue.oldestWaitSince !== null)
-      this.#pump();
-    return queued;
+    if (admitted.rows === 0) return Promise.resolve();
+    return this.#handOff.push(pipelineId, admitted.batches, admitted.rows);
   }
 
   /** Resolves once every row appended so far (queued or waiting) is fsynced and indexed. */
   flush(): Promise<void> {
     if (this.#state === 'failed') return Promise.reject(this.#closedError());
-    const target = this.#queue.lastSeq;
+    const target = this.#handOff.queue.lastSeq;
     if (this.#durableSeq >= target) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.#flushWaiters.push({ target, resolve, reject });
       this.#thread?.send({ type: 'flush', seq: target });
-      this.#hurry();
+      this.#handOff.hurry();
     });
   }
 
@@ -348,8 +330,8 @@ export class InferenceLogStore {
   async stop(): Promise<void> {
     if (this.#state === 'open') {
       this.#state = 'stopping';
-      this.#thread?.send({ type: 'stop', lastSeq: this.#queue.lastSeq });
-      this.#hurry();
+      this.#thread?.send({ type: 'stop', lastSeq: this.#handOff.queue.lastSeq });
+      this.#handOff.hurry();
       if (this.#restartTimer !== null) {
         // A writer thread waiting to be restarted: restart it now, to write what is left.
         this.#clock.clearTimeout(this.#restartTimer);
@@ -358,6 +340,7 @@ export class InferenceLogStore {
       }
     }
     await this.#done;
+    this.#handOff.close();
     if (this.#refuseTimer !== null) this.#clock.clearTimeout(this.#refuseTimer);
     this.#refuseTimer = null;
     if (this.#state === 'stopping') this.#state = 'stopped';
@@ -409,9 +392,7 @@ export class InferenceLogStore {
 
   /** Starts a writer thread and gives it what an earlier one left unconfirmed. */
   #start(): void {
-    this.#packer.reset();
     this.#mirrors.clear();
-    this.#wants = false;
     const thread: LogWriterThread = new LogWriterThread(this.#settings, this.#files.index, {
       message: (msg) => {
         if (this.#thread === thread) this.#onMessage(msg);
@@ -422,110 +403,29 @@ export class InferenceLogStore {
       },
     });
     this.#thread = thread;
-    if (this.#unconfirmed.length > 0) this.#send(this.#unconfirmed);
     // Back once it has written what it was given again (at once when that is nothing).
-    this.#replaySeq = this.#unconfirmed.at(-1)?.seq ?? 0;
+    this.#replaySeq = this.#handOff.attach();
     const target = this.#flushWaiters.reduce((max, w) => Math.max(max, w.target), 0);
     if (target > this.#durableSeq) thread.send({ type: 'flush', seq: target });
-    if (this.#state === 'stopping') thread.send({ type: 'stop', lastSeq: this.#queue.lastSeq });
-  }
-
-  /** Hands what is queued over without waiting for the hand-off timer (a flush or stop waits). */
-  #hurry(): void {
-    this.#urgent = true;
-    if (this.#handOffTimer !== null) {
-      this.#clock.clearTimeout(this.#handOffTimer);
-      this.#handOffTimer = null;
-    }
-    this.#pump();
-  }
-
-  /**
-   * Hands the queued appends to the writer thread once it has asked for rows: at once when
-   * they are many, a flush or stop waits, or appends wait for room; otherwise once the
-   * hand-off timer (armed by the first append queued) fires, so appends that come meanwhile
-   * cross with them in one message.
-   */
-  #pump(): void {
-    if (!this.#queue.hasItems) {
-      this.#urgent = false;
-      if (!this.#armed) {
-        this.#armed = true;
-        void this.#queue.whenItems().then(() => {
-          this.#armed = false;
-          this.#pump();
-        });
-      }
-      return;
-    }
-    const now =
-      this.#urgent ||
-      this.#opts.handOffDelayMs === 0 ||
-      this.#state !== 'open' ||
-      this.#queue.queuedRows >= this.#opts.handOffRows ||
-      this.#queue.oldestWaitSince !== null;
-    if (!now) {
-      this.#handOffTimer ??= this.#clock.setTimeout(() => {
-        this.#handOffTimer = null;
-        this.#urgent = true;
-        this.#pump();
-      }, this.#opts.handOffDelayMs);
-      return;
-    }
-    if (!this.#wants || this.#thread === null) {
-      // Sent as soon as the writer asks (its `ready`).
-      this.#urgent = true;
-      return;
-    }
-    if (this.#handOffTimer !== null) {
-      this.#clock.clearTimeout(this.#handOffTimer);
-      this.#handOffTimer = null;
-    }
-    this.#urgent = false;
-    const items = this.#queue.takeAll();
-    this.#wants = false;
-    for (const item of items) this.#unconfirmed.push(item);
-    this.#send(items);
-  }
-
-  /**
-   * Sends appends to the writer thread as one group per pipeline (rows keep their order within
-   * a pipeline, the only order the log has). The packer merges each pipeline's consecutive
-   * batches of one schema as it copies them into the message's arena: many results cross as
-   * one batch, so unpacking, schema lookups and merging in the writer are paid per hand-off
-   * rather than per request, and the rows are copied once on their way.
-   */
-  #send(items: readonly QueuedAppend[]): void {
-    const byPipeline = new Map<number, RecordBatch[]>();
-    for (const item of items) {
-      const list = byPipeline.get(item.pipelineId);
-      if (list === undefined) byPipeline.set(item.pipelineId, [...item.batches]);
-      else for (const batch of item.batches) list.push(batch);
-    }
-    const body = this.#packer.pack([...byPipeline.values()]);
-    this.#thread?.send(
-      { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: [...byPipeline.keys()], body },
-      [body.arena, body.meta.buffer as ArrayBuffer],
-    );
+    if (this.#state === 'stopping') thread.send({ type: 'stop', lastSeq: this.#handOff.queue.lastSeq });
   }
 
   #onMessage(msg: Exclude<FromWriter, { type: 'index-call' }>): void {
     switch (msg.type) {
       case 'ready':
-        this.#packer.recycle(msg.arenas);
+        this.#handOff.recycle(msg.arenas);
         this.#started?.resolve();
         this.#started = null;
-        this.#confirm(msg.writtenSeq);
+        this.#handOff.confirm(msg.writtenSeq);
         this.#applyProgress(msg.segments);
         if (this.#replaySeq !== null && msg.writtenSeq >= this.#replaySeq) {
           this.#replaySeq = null;
           this.#recovered();
         }
-        this.#wants = true;
-        this.#pump();
+        this.#handOff.wantsRows();
         break;
       case 'durable':
-        this.#confirm(msg.seq);
+        this.#handOff.confirm(msg.seq);
         this.#applyProgress(msg.segments);
         this.#durableSeq = Math.max(this.#durableSeq, msg.seq);
         this.#releaseFlushes();
@@ -557,7 +457,7 @@ export class InferenceLogStore {
   /** The writer thread ended: at the end of stop, or unexpectedly (then it is restarted). */
   #onExit(error: Error | null): void {
     this.#thread = null;
-    this.#wants = false;
+    this.#handOff.detach();
     if (this.#started !== null) {
       // The first thread never came up: `open` fails (nothing was queued yet).
       this.#started.reject(error ?? new Error('The inference log writer thread ended before it started.'));
@@ -614,22 +514,16 @@ export class InferenceLogStore {
     const tick = (): void => {
       this.#refuseTimer = null;
       if (this.#down === null || this.#state === 'failed') return;
-      const refused = this.#queue.refuseWaitingSince(this.#clock.now() - bound, this.#unavailableError());
+      const queue = this.#handOff.queue;
+      const refused = queue.refuseWaitingSince(this.#clock.now() - bound, this.#unavailableError());
       // At stop the writer waits for every append up to the last seq: tell it fewer come.
       if (refused > 0 && this.#state === 'stopping')
-        this.#thread?.send({ type: 'stop', lastSeq: this.#queue.lastSeq });
-      const oldest = this.#queue.oldestWaitSince;
+        this.#thread?.send({ type: 'stop', lastSeq: queue.lastSeq });
+      const oldest = queue.oldestWaitSince;
       const next = oldest === null ? bound : Math.max(1, oldest + bound - this.#clock.now());
       this.#refuseTimer = this.#clock.setTimeout(tick, next);
     };
     tick();
-  }
-
-  /** Drops the appends the writer confirmed written up to `seq`. */
-  #confirm(seq: number): void {
-    let n = 0;
-    while (n < this.#unconfirmed.length && (this.#unconfirmed[n]?.seq ?? Infinity) <= seq) n++;
-    if (n > 0) this.#unconfirmed.splice(0, n);
   }
 
   #applyProgress(segments: readonly SegmentProgress[]): void {
@@ -672,6 +566,6 @@ export class InferenceLogStore {
     this.#state = 'failed';
     for (const w of this.#flushWaiters) w.reject(this.#closedError());
     this.#flushWaiters = [];
-    this.#queue.failWaiters(this.#closedError());
+    this.#handOff.queue.failWaiters(this.#closedError());
   }
 }

@@ -3,8 +3,7 @@ import { tableFromIPC } from 'apache-arrow';
 import type { RecordBatch, Table } from 'apache-arrow';
 import type { ApiError } from '../../errors/index.js';
 import {
-  LogAppendQueue,
-  LogBatchPacker,
+  LogHandOff,
   LogPageBuilder,
   logStoreClosedError,
   logStoreUnavailableError,
@@ -17,8 +16,8 @@ import type {
   LogPage,
   LogQuery,
   LogQueryPlan,
-  QueuedAppend,
 } from '../../logs/index.js';
+import { systemClock } from '../../clock/index.js';
 import { spawnModuleWorker } from '../../threads/index.js';
 import type { PostgresDatabase } from './postgres-database.js';
 import { STORED_BATCH_MAX_BYTES, STORED_BATCH_MAX_ROWS } from './postgres-log-batch-writer.js';
@@ -104,25 +103,11 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   readonly #db: PostgresDatabase;
   readonly #opts: Required<Omit<PostgresInferenceLogOptions, 'nodeId'>> & { nodeId: string };
   readonly #settings: PostgresLogWriterSettings;
-  readonly #queue: LogAppendQueue;
-  /** Merges a pipeline's small batches up to the size the writer stores them at (it merges no further). */
-  readonly #packer = new LogBatchPacker({
-    mergeMaxRows: STORED_BATCH_MAX_ROWS,
-    mergeMaxBytes: STORED_BATCH_MAX_BYTES,
-  });
+  /** The append queue, the hand-off timer, the packing, and what the writer has not confirmed. */
+  readonly #handOff: LogHandOff;
   /** Schema messages by schema id, as read. */
   readonly #schemas = new Map<string, Buffer>();
   #worker: Worker | null = null;
-  /** Whether the writer thread asked for rows and none were sent since. */
-  #wants = false;
-  /** Whether the next admitted append wakes {@link #pump}. */
-  #armed = false;
-  /** Whether queued rows go to the writer as soon as it asks (a flush, a stop, the timer fired). */
-  #urgent = false;
-  /** The hand-off timer: queued rows go to the writer when it fires (see `handOffDelayMs`). */
-  #handOffTimer: NodeJS.Timeout | null = null;
-  /** Appends sent to the writer thread and not yet confirmed committed: sent again if it dies. */
-  #unconfirmed: QueuedAppend[] = [];
   #writtenSeq = 0;
   #flushWaiters: FlushWaiter[] = [];
   #state: Exclude<InferenceLogStoreState, 'retrying'> = 'open';
@@ -171,7 +156,21 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       maxRetryDelayMs: o.maxRetryDelayMs,
       stopAttempts: o.stopAttempts,
     };
-    this.#queue = new LogAppendQueue(this.#opts.queueCapacityRows);
+    const now = o.now;
+    this.#handOff = new LogHandOff({
+      queueCapacityRows: o.queueCapacityRows,
+      handOffDelayMs: o.handOffDelayMs,
+      handOffRows: o.handOffRows,
+      clock: {
+        now,
+        setTimeout: (fn, ms) => systemClock.setTimeout(fn, ms),
+        clearTimeout: (handle) => systemClock.clearTimeout(handle),
+      },
+      // Merges a pipeline's small batches up to the size the writer stores them at (it merges no further).
+      packer: { mergeMaxRows: STORED_BATCH_MAX_ROWS, mergeMaxBytes: STORED_BATCH_MAX_BYTES },
+      closing: () => this.#state !== 'open',
+      post: (msg, transfer) => this.#send(msg, transfer),
+    });
     this.#done = new Promise((resolve) => (this.#finish = resolve));
     this.#start();
   }
@@ -185,7 +184,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   }
 
   get queuedRows(): number {
-    return this.#queue.queuedRows;
+    return this.#handOff.queue.queuedRows;
   }
 
   /** The writer thread's id, `null` while none runs (being restarted, or stopped). */
@@ -202,21 +201,17 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       return Promise.reject(err instanceof Error ? err : new Error(String(err)));
     }
     if (admitted.rows === 0) return Promise.resolve();
-    const queued = this.#queue.push(pipelineId, admitted.batches, admitted.rows, this.#opts.now());
-    // Enough rows for one hand-off, or a full queue: the writer gets them without the timer.
-    if (this.#queue.queuedRows >= this.#opts.handOffRows || this.#queue.oldestWaitSince !== null)
-      this.#pump();
-    return queued;
+    return this.#handOff.push(pipelineId, admitted.batches, admitted.rows);
   }
 
   /** Resolves once every row appended so far (queued or waiting) is committed. */
   flush(): Promise<void> {
     if (this.#state === 'failed') return Promise.reject(this.#closedError());
-    const target = this.#queue.lastSeq;
+    const target = this.#handOff.queue.lastSeq;
     if (this.#writtenSeq >= target) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
       this.#flushWaiters.push({ target, resolve, reject });
-      this.#hurry();
+      this.#handOff.hurry();
     });
   }
 
@@ -224,8 +219,8 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   async stop(): Promise<void> {
     if (this.#state === 'open') {
       this.#state = 'stopping';
-      this.#send({ type: 'stop', lastSeq: this.#queue.lastSeq });
-      this.#hurry();
+      this.#send({ type: 'stop', lastSeq: this.#handOff.queue.lastSeq });
+      this.#handOff.hurry();
       if (this.#restartTimer !== null) {
         // A writer thread waiting to be restarted: restart it now, to write what is left.
         clearTimeout(this.#restartTimer);
@@ -234,8 +229,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       }
     }
     await this.#done;
-    if (this.#handOffTimer !== null) clearTimeout(this.#handOffTimer);
-    this.#handOffTimer = null;
+    this.#handOff.close();
     if (this.#refuseTimer !== null) clearTimeout(this.#refuseTimer);
     this.#refuseTimer = null;
     if (this.#state === 'stopping') this.#state = 'stopped';
@@ -269,8 +263,6 @@ export class PostgresInferenceLogStore implements InferenceLogs {
 
   /** Starts a writer thread and gives it what an earlier one left unconfirmed. */
   #start(): void {
-    this.#packer.reset();
-    this.#wants = false;
     const worker = spawnModuleWorker(import.meta.url, 'postgres-log-writer-worker', {
       workerData: this.#settings,
     });
@@ -287,7 +279,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     worker.once('exit', (code) => {
       if (this.#worker !== worker) return;
       this.#worker = null;
-      this.#wants = false;
+      this.#handOff.detach();
       if ((stopped && code === 0) || this.#state === 'failed') {
         this.#finish();
         return;
@@ -300,98 +292,21 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       );
     });
     this.#worker = worker;
-    if (this.#unconfirmed.length > 0) this.#sendItems(this.#unconfirmed);
-    if (this.#state === 'stopping') this.#send({ type: 'stop', lastSeq: this.#queue.lastSeq });
+    this.#handOff.attach();
+    if (this.#state === 'stopping') this.#send({ type: 'stop', lastSeq: this.#handOff.queue.lastSeq });
   }
 
   #send(msg: ToPostgresLogWriter, transfer: ArrayBuffer[] = []): void {
     this.#worker?.postMessage(msg, transfer);
   }
 
-  /** Hands what is queued to the writer as soon as it asks (a flush or a stop waits for it). */
-  #hurry(): void {
-    this.#urgent = true;
-    if (this.#handOffTimer !== null) {
-      clearTimeout(this.#handOffTimer);
-      this.#handOffTimer = null;
-    }
-    this.#pump();
-  }
-
-  /**
-   * Hands the queued appends to the writer thread once it has asked for rows: at once when
-   * they are many, a flush or stop waits, or appends wait for room; otherwise once the
-   * hand-off timer (armed by the first append queued) fires, so appends that come meanwhile
-   * cross with them in one message and one transaction.
-   */
-  #pump(): void {
-    if (!this.#queue.hasItems) {
-      this.#urgent = false;
-      if (!this.#armed) {
-        this.#armed = true;
-        void this.#queue.whenItems().then(() => {
-          this.#armed = false;
-          this.#pump();
-        });
-      }
-      return;
-    }
-    const now =
-      this.#urgent ||
-      this.#opts.handOffDelayMs === 0 ||
-      this.#state !== 'open' ||
-      this.#queue.queuedRows >= this.#opts.handOffRows ||
-      this.#queue.oldestWaitSince !== null;
-    if (!now) {
-      this.#handOffTimer ??= setTimeout(() => {
-        this.#handOffTimer = null;
-        this.#urgent = true;
-        this.#pump();
-      }, this.#opts.handOffDelayMs);
-      return;
-    }
-    if (!this.#wants || this.#worker === null) {
-      // Sent as soon as the writer asks (its `ready`).
-      this.#urgent = true;
-      return;
-    }
-    if (this.#handOffTimer !== null) {
-      clearTimeout(this.#handOffTimer);
-      this.#handOffTimer = null;
-    }
-    this.#urgent = false;
-    const items = this.#queue.takeAll();
-    this.#wants = false;
-    for (const item of items) this.#unconfirmed.push(item);
-    this.#sendItems(items);
-  }
-
-  /**
-   * One group per pipeline (rows keep their order within a pipeline, the only order the log
-   * has): the packer merges its consecutive batches as it copies them into the arena.
-   */
-  #sendItems(items: readonly QueuedAppend[]): void {
-    const byPipeline = new Map<number, RecordBatch[]>();
-    for (const item of items) {
-      const list = byPipeline.get(item.pipelineId);
-      if (list === undefined) byPipeline.set(item.pipelineId, [...item.batches]);
-      else for (const batch of item.batches) list.push(batch);
-    }
-    const body = this.#packer.pack([...byPipeline.values()]);
-    this.#send({ type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: [...byPipeline.keys()], body }, [
-      body.arena,
-      body.meta.buffer as ArrayBuffer,
-    ]);
-  }
-
   #onMessage(msg: FromPostgresLogWriter): void {
     switch (msg.type) {
       case 'ready':
-        this.#packer.recycle(msg.arenas);
+        this.#handOff.recycle(msg.arenas);
         this.#confirm(msg.writtenSeq);
-        if (this.#down !== null && this.#unconfirmed.length === 0) this.#recovered();
-        this.#wants = true;
-        this.#pump();
+        if (this.#down !== null && !this.#handOff.hasUnconfirmed) this.#recovered();
+        this.#handOff.wantsRows();
         break;
       case 'write-failed': {
         const error = new Error(msg.message);
@@ -406,16 +321,14 @@ export class PostgresInferenceLogStore implements InferenceLogs {
         break;
       case 'stopped':
         if (msg.failed) this.#fail(this.#down ?? new Error('the inference log writer failed at stop'));
-        else this.#confirm(this.#queue.lastSeq);
+        else this.#confirm(this.#handOff.queue.lastSeq);
         break;
     }
   }
 
   /** Drops the appends the writer confirmed committed up to `seq`, and releases flushes. */
   #confirm(seq: number): void {
-    let n = 0;
-    while (n < this.#unconfirmed.length && (this.#unconfirmed[n]?.seq ?? Infinity) <= seq) n++;
-    if (n > 0) this.#unconfirmed.splice(0, n);
+    this.#handOff.confirm(seq);
     this.#writtenSeq = Math.max(this.#writtenSeq, seq);
     const still: FlushWaiter[] = [];
     for (const w of this.#flushWaiters) {
@@ -462,11 +375,11 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     const tick = (): void => {
       this.#refuseTimer = null;
       if (this.#down === null || this.#state === 'failed') return;
-      const refused = this.#queue.refuseWaitingSince(this.#opts.now() - bound, this.#unavailableError());
+      const queue = this.#handOff.queue;
+      const refused = queue.refuseWaitingSince(this.#opts.now() - bound, this.#unavailableError());
       // At stop the writer waits for every append up to the last seq: tell it fewer come.
-      if (refused > 0 && this.#state === 'stopping')
-        this.#send({ type: 'stop', lastSeq: this.#queue.lastSeq });
-      const oldest = this.#queue.oldestWaitSince;
+      if (refused > 0 && this.#state === 'stopping') this.#send({ type: 'stop', lastSeq: queue.lastSeq });
+      const oldest = queue.oldestWaitSince;
       const next = oldest === null ? bound : Math.max(1, oldest + bound - this.#opts.now());
       this.#refuseTimer = setTimeout(tick, next);
       this.#refuseTimer.unref();
@@ -479,7 +392,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     this.#state = 'failed';
     for (const w of this.#flushWaiters) w.reject(this.#closedError());
     this.#flushWaiters = [];
-    this.#queue.failWaiters(this.#closedError());
+    this.#handOff.queue.failWaiters(this.#closedError());
   }
 
   #closedError(): ApiError {

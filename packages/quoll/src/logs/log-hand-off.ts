@@ -1,0 +1,207 @@
+import type { RecordBatch } from 'apache-arrow';
+import type { Clock, TimerHandle } from '../clock/index.js';
+import { LogAppendQueue } from './log-append-queue.js';
+import type { QueuedAppend } from './log-append-queue.js';
+import { LogBatchPacker } from './log-batch-transfer.js';
+import type { LogBatchPackerOptions, PackedBatches } from './log-batch-transfer.js';
+
+/** What both writer threads (embedded and PostgreSQL) are given: the appends up to `seq`, one group per pipeline. */
+export interface LogItemsMessage {
+  type: 'items';
+  seq: number;
+  pipelineIds: number[];
+  body: PackedBatches;
+}
+
+/** Options of {@link LogHandOff}. */
+export interface LogHandOffOptions {
+  /** Rows the queue holds before appends wait for room (backpressure). */
+  queueCapacityRows: number;
+  /** Longest time queued rows wait before they are handed over (`0`: as soon as the writer asks). */
+  handOffDelayMs: number;
+  /** Rows queued that are handed over at once, without waiting for `handOffDelayMs`. */
+  handOffRows: number;
+  /** The hand-off timer's clock, and the time appends begin waiting for room. */
+  clock: Clock;
+  /** Limits of the batches the packer merges (the writer's caps). */
+  packer: LogBatchPackerOptions;
+  /** Whether queued rows go over as soon as the writer asks, timer or not (the store is stopping). */
+  closing: () => boolean;
+  /** Posts the items to the running writer thread, transferring `transfer`. */
+  post: (msg: LogItemsMessage, transfer: ArrayBuffer[]) => void;
+}
+
+/**
+ * The front half of an inference log store's hand-off to its writer thread, shared by the
+ * embedded store (`InferenceLogStore`) and the PostgreSQL one: the bounded append queue
+ * (backpressure counted in rows), the hand-off timer that lets the appends of many requests
+ * cross in one message, the packing of those appends into one transferred arena per message
+ * (one group per pipeline, rows in order within it), and the appends sent but not yet
+ * confirmed written, which a restarted writer thread is given again.
+ *
+ * The store tells it when a writer thread starts ({@link attach}), ends ({@link detach}), asks
+ * for rows ({@link wantsRows}), confirms rows ({@link confirm}) and returns arenas
+ * ({@link recycle}); flushes and stops call {@link hurry}.
+ */
+export class LogHandOff {
+  readonly queue: LogAppendQueue;
+  readonly #opts: LogHandOffOptions;
+  readonly #packer: LogBatchPacker;
+  /** Whether a writer thread runs (rows can be posted). */
+  #attached = false;
+  /** Whether the writer thread asked for rows and none were sent since. */
+  #wants = false;
+  /** Whether the next admitted append wakes {@link #pump}. */
+  #armed = false;
+  /** Whether queued rows go to the writer as soon as it asks (a flush, a stop, the timer fired). */
+  #urgent = false;
+  /** The hand-off timer: queued rows go to the writer when it fires (see `handOffDelayMs`). */
+  #timer: TimerHandle | null = null;
+  /** Appends sent to the writer thread and not yet confirmed written: sent again if it dies. */
+  #unconfirmed: QueuedAppend[] = [];
+
+  constructor(options: LogHandOffOptions) {
+    this.#opts = options;
+    this.queue = new LogAppendQueue(options.queueCapacityRows);
+    this.#packer = new LogBatchPacker(options.packer);
+  }
+
+  /** Whether appends were sent that the writer has not confirmed. */
+  get hasUnconfirmed(): boolean {
+    return this.#unconfirmed.length > 0;
+  }
+
+  /**
+   * Queues checked, non-empty batches of one append; resolves once admitted (at once when there
+   * is room). Many rows queued, or appends waiting for room, hand over without the timer.
+   */
+  push(pipelineId: number, batches: RecordBatch[], rows: number): Promise<void> {
+    const queue = this.queue;
+    const queued = queue.push(pipelineId, batches, rows, this.#opts.clock.now());
+    if (queue.queuedRows >= this.#opts.handOffRows || queue.oldestWaitSince !== null) this.#pump();
+    return queued;
+  }
+
+  /** Hands what is queued over without waiting for the timer (a flush or stop waits for it). */
+  hurry(): void {
+    this.#urgent = true;
+    this.#clearTimer();
+    this.#pump();
+  }
+
+  /**
+   * A new writer thread runs: it knows no schema yet, and is given again every append an earlier
+   * one left unconfirmed. Returns the seq of the last of those (`0` when none).
+   */
+  attach(): number {
+    this.#packer.reset();
+    this.#attached = true;
+    this.#wants = false;
+    if (this.#unconfirmed.length > 0) this.#send(this.#unconfirmed);
+    return this.#unconfirmed.at(-1)?.seq ?? 0;
+  }
+
+  /** The writer thread ended: nothing is sent until the next {@link attach}. */
+  detach(): void {
+    this.#attached = false;
+    this.#wants = false;
+  }
+
+  /** The writer thread asked for rows: sent now, or when the timer fires or a flush hurries. */
+  wantsRows(): void {
+    this.#wants = true;
+    this.#pump();
+  }
+
+  /** Arenas the writer thread no longer reads, for later messages. */
+  recycle(arenas: readonly ArrayBuffer[]): void {
+    this.#packer.recycle(arenas);
+  }
+
+  /** Drops the appends the writer confirmed written up to `seq` (they will not be sent again). */
+  confirm(seq: number): void {
+    const unconfirmed = this.#unconfirmed;
+    let n = 0;
+    while (n < unconfirmed.length && (unconfirmed[n]?.seq ?? Infinity) <= seq) n++;
+    if (n > 0) unconfirmed.splice(0, n);
+  }
+
+  /** Cancels the hand-off timer (at the end of stop). */
+  close(): void {
+    this.#clearTimer();
+  }
+
+  #clearTimer(): void {
+    if (this.#timer !== null) {
+      this.#opts.clock.clearTimeout(this.#timer);
+      this.#timer = null;
+    }
+  }
+
+  /**
+   * Hands the queued appends to the writer thread once it has asked for rows: at once when
+   * they are many, a flush or stop waits, or appends wait for room; otherwise once the
+   * hand-off timer (armed by the first append queued) fires, so appends that come meanwhile
+   * cross with them in one message.
+   */
+  #pump(): void {
+    const queue = this.queue;
+    if (!queue.hasItems) {
+      this.#urgent = false;
+      if (!this.#armed) {
+        this.#armed = true;
+        void queue.whenItems().then(() => {
+          this.#armed = false;
+          this.#pump();
+        });
+      }
+      return;
+    }
+    const now =
+      this.#urgent ||
+      this.#opts.handOffDelayMs === 0 ||
+      this.#opts.closing() ||
+      queue.queuedRows >= this.#opts.handOffRows ||
+      queue.oldestWaitSince !== null;
+    if (!now) {
+      this.#timer ??= this.#opts.clock.setTimeout(() => {
+        this.#timer = null;
+        this.#urgent = true;
+        this.#pump();
+      }, this.#opts.handOffDelayMs);
+      return;
+    }
+    if (!this.#wants || !this.#attached) {
+      // Sent as soon as the writer asks (its `ready`).
+      this.#urgent = true;
+      return;
+    }
+    this.#clearTimer();
+    this.#urgent = false;
+    const items = queue.takeAll();
+    this.#wants = false;
+    for (const item of items) this.#unconfirmed.push(item);
+    this.#send(items);
+  }
+
+  /**
+   * Sends appends to the writer thread as one group per pipeline (rows keep their order within
+   * a pipeline, the only order the log has). The packer merges each pipeline's consecutive
+   * batches of one schema as it copies them into the message's arena: many results cross as
+   * one batch, so unpacking, schema lookups and merging in the writer are paid per hand-off
+   * rather than per request, and the rows are copied once on their way.
+   */
+  #send(items: readonly QueuedAppend[]): void {
+    const byPipeline = new Map<number, RecordBatch[]>();
+    for (const item of items) {
+      const list = byPipeline.get(item.pipelineId);
+      if (list === undefined) byPipeline.set(item.pipelineId, [...item.batches]);
+      else for (const batch of item.batches) list.push(batch);
+    }
+    const body = this.#packer.pack([...byPipeline.values()]);
+    this.#opts.post(
+      { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: [...byPipeline.keys()], body },
+      [body.arena, body.meta.buffer as ArrayBuffer],
+    );
+  }
+}
