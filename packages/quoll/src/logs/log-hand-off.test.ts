@@ -1,0 +1,150 @@
+import { describe, expect, it } from 'vitest';
+import { Field, Float32, RecordBatch, Schema, Struct, TimestampMillisecond, makeData } from 'apache-arrow';
+import { ManualClock } from '../clock/index.js';
+import { LogBatchUnpacker } from './log-batch-transfer.js';
+import { LogHandOff } from './log-hand-off.js';
+import type { LogHandOffOptions, LogItemsMessage } from './log-hand-off.js';
+
+const fields = [
+  new Field('time', new TimestampMillisecond(), false),
+  new Field('out.v', new Float32(), false),
+];
+const schema = new Schema(fields);
+
+/** A batch of `values.length` rows at `time`, of the one shared schema. */
+function batch(time: number, values: number[]): RecordBatch {
+  const n = values.length;
+  const t = makeData({
+    type: new TimestampMillisecond(),
+    length: n,
+    data: BigInt64Array.from(values, () => BigInt(time)) as never,
+  });
+  const v = makeData({ type: new Float32(), length: n, data: Float32Array.from(values) });
+  const b = new RecordBatch(schema, makeData({ type: new Struct(fields), length: n, children: [t, v] }));
+  (b as { schema: Schema }).schema = schema;
+  return b;
+}
+
+/** A hand-off whose "writer thread" records what it is given and reads it back as the writer would. */
+function setUp(options: Partial<LogHandOffOptions> = {}) {
+  const clock = new ManualClock(1_000);
+  const sent: LogItemsMessage[] = [];
+  let closing = false;
+  const handOff = new LogHandOff({
+    queueCapacityRows: 1_000,
+    handOffDelayMs: 20,
+    handOffRows: 100,
+    clock,
+    packer: {},
+    closing: () => closing,
+    post: (msg) => sent.push(msg),
+    ...options,
+  });
+  let unpacker = new LogBatchUnpacker();
+  /** The values of every row of a message, per pipeline (what a new writer thread reads). */
+  const read = (msg: LogItemsMessage): Record<number, number[]> => {
+    unpacker.learn(msg.body.schemas);
+    const groups = unpacker.unpack(msg.body);
+    const out: Record<number, number[]> = {};
+    msg.pipelineIds.forEach((id, i) => {
+      out[id] = groups[i]!.flatMap((b) => [...(b.getChild('out.v')!.toArray() as Float32Array)]);
+    });
+    return out;
+  };
+  const newWriter = (): void => {
+    unpacker = new LogBatchUnpacker();
+  };
+  return { clock, sent, handOff, read, newWriter, close: () => (closing = true) };
+}
+
+describe('LogHandOff', () => {
+  it('hands the appends of many requests over together when the timer fires, one group per pipeline in order', async () => {
+    const { clock, sent, handOff, read } = setUp();
+    handOff.attach();
+    handOff.wantsRows();
+    await handOff.push(1, [batch(1, [1, 2])], 2);
+    await handOff.push(2, [batch(1, [10])], 1);
+    await handOff.push(1, [batch(2, [3])], 1);
+    expect(sent).toHaveLength(0);
+    await clock.advance(19);
+    expect(sent).toHaveLength(0);
+    await clock.advance(1);
+    expect(sent).toHaveLength(1);
+    expect(sent[0]!.seq).toBe(3);
+    expect(read(sent[0]!)).toEqual({ 1: [1, 2, 3], 2: [10] });
+    expect(handOff.queue.queuedRows).toBe(0);
+  });
+
+  it('hands over at once when handOffRows are queued, or when a flush hurries, without the timer', async () => {
+    const { sent, handOff } = setUp({ handOffRows: 3 });
+    handOff.attach();
+    handOff.wantsRows();
+    await handOff.push(1, [batch(1, [1, 2, 3])], 3);
+    expect(sent).toHaveLength(1);
+    // The writer has not asked again: a hurried append waits for its `ready`.
+    await handOff.push(1, [batch(1, [4])], 1);
+    handOff.hurry();
+    expect(sent).toHaveLength(1);
+    handOff.wantsRows();
+    expect(sent).toHaveLength(2);
+  });
+
+  it('gives a restarted writer thread every append it was sent and did not confirm, and nothing confirmed', async () => {
+    const { clock, sent, handOff, read, newWriter } = setUp();
+    handOff.attach();
+    handOff.wantsRows();
+    await handOff.push(1, [batch(1, [1])], 1);
+    await clock.advance(20);
+    handOff.wantsRows();
+    await handOff.push(1, [batch(2, [2])], 1);
+    await clock.advance(20);
+    expect(sent.map((m) => m.seq)).toEqual([1, 2]);
+    // The writer confirmed the first message, then died with the second.
+    handOff.confirm(1);
+    expect(handOff.hasUnconfirmed).toBe(true);
+    handOff.detach();
+    await handOff.push(1, [batch(3, [3])], 1);
+    handOff.hurry();
+    expect(sent).toHaveLength(2);
+    newWriter();
+    expect(handOff.attach()).toBe(2);
+    expect(sent).toHaveLength(3);
+    // The schema is sent again (the new thread knows none) with the unconfirmed rows only.
+    expect(read(sent[2]!)).toEqual({ 1: [2] });
+    handOff.confirm(2);
+    expect(handOff.hasUnconfirmed).toBe(false);
+    handOff.wantsRows();
+    expect(read(sent[3]!)).toEqual({ 1: [3] });
+  });
+
+  it('makes appends wait for room when the queue is full (backpressure) and admits them once rows are taken', async () => {
+    const { sent, handOff } = setUp({ queueCapacityRows: 4, handOffRows: 100 });
+    handOff.attach();
+    await handOff.push(1, [batch(1, [1, 2, 3])], 3);
+    let admitted = false;
+    const waiting = handOff.push(1, [batch(1, [4, 5])], 2).then(() => (admitted = true));
+    await Promise.resolve();
+    expect(admitted).toBe(false);
+    expect(sent).toHaveLength(0);
+    // A waiting append hands over without the timer as soon as the writer asks.
+    handOff.wantsRows();
+    await waiting;
+    expect(admitted).toBe(true);
+    expect(sent).toHaveLength(1);
+    expect(handOff.queue.queuedRows).toBe(2);
+  });
+
+  it('hands over without the timer while closing, and close() leaves no timer behind', async () => {
+    const { clock, sent, handOff, close } = setUp();
+    handOff.attach();
+    handOff.wantsRows();
+    await handOff.push(1, [batch(1, [1])], 1);
+    expect(clock.pendingTimers).toBe(1);
+    handOff.close();
+    expect(clock.pendingTimers).toBe(0);
+    close();
+    await handOff.push(1, [batch(1, [2])], 1);
+    handOff.hurry();
+    expect(sent).toHaveLength(1);
+  });
+});
