@@ -170,13 +170,14 @@ export class InferenceResult {
     });
     const inKeys = this.#columns.map((column) => `in.${column}`);
     const outKeys = this.outputs.map((output) => `out.${output.name}`);
-    const records: Record<string, unknown>[] = new Array<Record<string, unknown>>(rows);
+    // Packed (pushed), not `new Array(rows)`: JSON.stringify reads a holey array element by element.
+    const records: Record<string, unknown>[] = [];
     for (let row = 0; row < rows; row++) {
       const record: Record<string, unknown> = { time: this.time };
       for (let i = 0; i < inKeys.length; i++) record[inKeys[i]!] = inColumns[i]!(row);
       for (let i = 0; i < outKeys.length; i++) record[outKeys[i]!] = outColumns[i]!(row);
       record.check_failures = 0;
-      records[row] = record;
+      records.push(record);
     }
     return records;
   }
