@@ -250,6 +250,14 @@ describe('hostile inference bodies', () => {
       { body: `[{"${'k'.repeat(1_000_000)}": [1]}]`, type: JSON_TYPE },
       { body: `[${'{"tensor":[1]},'.repeat(100_000)}{"tensor":[1]}]`, type: JSON_TYPE },
     ];
+    // The same absurd values in a body over the inline size: the decode worker's byte scanner
+    // meets them and leaves the body to the general parse, which refuses it.
+    const large = jsonLarge.toString();
+    const lastRow = large.lastIndexOf('[') + 1;
+    for (const value of ['1e999', 'true', '1e39', 'null', '"1"', `1${'0'.repeat(400)}`, '[[[1]]]']) {
+      cases.push({ body: `${large.slice(0, lastRow)}${value},${large.slice(lastRow)}`, type: JSON_TYPE });
+      cases.push({ body: `${large.slice(0, lastRow)}${value}`, type: JSON_TYPE });
+    }
     for (const body of [jsonSmall, jsonLarge]) {
       for (const stride of [7, 31, 97, 1021]) {
         for (const from of [0, 10, 300]) cases.push({ body: flipped(body, stride, from), type: JSON_TYPE });
@@ -260,11 +268,15 @@ describe('hostile inference bodies', () => {
   });
 
   it('refuses non-finite, boolean and out-of-range numbers naming the column and row', async () => {
-    for (const value of ['1e999', 'true', '1e39', '-1e39']) {
-      const body = `[{"tensor": [${Array(18).fill(1).join(',')}]}, {"tensor": [${Array(17).fill(1).join(',')}, ${value}]}]`;
-      const answer = await post(body, JSON_TYPE);
-      expect(answer.code, value).toBe('invalid_inference_input');
-      expect(answer.message, value).toContain('Column "tensor" row 1');
+    // 2 rows are parsed on the HTTP thread; 2 000 (over 64 KiB) by the decode worker's scanner.
+    for (const rowCount of [2, 2000]) {
+      const before = `{"tensor": [${Array(18).fill(0.125).join(',')}]}, `.repeat(rowCount - 1);
+      for (const value of ['1e999', '-1e999', 'true', 'false', '1e39', '-1e39']) {
+        const body = `[${before}{"tensor": [${Array(17).fill(1).join(',')}, ${value}]}]`;
+        const answer = await post(body, JSON_TYPE);
+        expect(answer.code, value).toBe('invalid_inference_input');
+        expect(answer.message, value).toContain(`Column "tensor" row ${rowCount - 1}`);
+      }
     }
   });
 

@@ -198,9 +198,10 @@ describe('DecodePool', () => {
 
   it('answers payload_too_large when a decode needs more than the worker memory cap', async () => {
     const decoder = pool({ workerMemoryMiB: 16, inlineJsonBytes: 0, deadlineMs: 60_000 });
-    // ~24 MB of JSON parses into far more than 16 MiB of objects.
+    // ~2.6 MB of JSON parses into far more than 16 MiB of objects. Nested lists: the worker's
+    // byte scanner (which would read flat ones into 2.4 MB of columns) leaves them to JSON.parse.
     const huge = Buffer.from(
-      JSON.stringify(Array.from({ length: 100_000 }, (_, i) => ({ x: [i, i + 0.5, i + 0.25] }))),
+      JSON.stringify(Array.from({ length: 100_000 }, (_, i) => ({ x: [[i, i + 0.5, i + 0.25]] }))),
     );
     const code = await codeOf(decoder.decode('application/json', huge));
     expect(code).toBe('payload_too_large');

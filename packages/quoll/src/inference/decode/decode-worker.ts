@@ -7,11 +7,11 @@
 import { parentPort } from 'node:worker_threads';
 import type { MessagePort } from 'node:worker_threads';
 import { toErrorOutcome } from '../../errors/index.js';
-import { parseRecords, readArrowLayout } from '../inference-input.js';
+import { readArrowLayout } from '../inference-input.js';
 import { readOpenInferenceBody } from '../open-inference-codec.js';
 import { DECODE_PROTOCOL_VERSION } from './decode-protocol.js';
 import type { DecodeReply, DecodeRequest } from './decode-protocol.js';
-import { recordsToTable } from './records-to-table.js';
+import { jsonRecordsToTable } from './scan-records.js';
 import type { TransferredData } from './transferred-table.js';
 
 /** The buffers of freshly built columns (owned by nobody else here), to move instead of copy. */
@@ -61,8 +61,9 @@ function decodeOne(port: MessagePort, request: DecodeRequest): void {
       reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'open-inference', body };
     } else if (request.format === 'json') {
       // Records go back as float64 columns: cloning the parsed object graph back would cost
-      // the event loop more than parsing the JSON there.
-      const table = recordsToTable(parseRecords(request.body));
+      // the event loop more than parsing the JSON there. The plain shape is read straight from
+      // the bytes; anything else (and every invalid body) the general way, which names the error.
+      const table = jsonRecordsToTable(request.body);
       collectBuffers(table.batches.flat(), transfer);
       reply = { v: DECODE_PROTOCOL_VERSION, id: request.id, ok: true, kind: 'arrow', table };
     } else {

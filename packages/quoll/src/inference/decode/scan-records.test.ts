@@ -1,0 +1,251 @@
+import { describe, expect, it } from 'vitest';
+import { ApiError } from '../../errors/index.js';
+import { parseRecords } from '../inference-input.js';
+import { recordsToTable } from './records-to-table.js';
+import { jsonRecordsToTable, scanRecords } from './scan-records.js';
+import type { TransferredData, TransferredTable } from './transferred-table.js';
+
+const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'utf8'));
+
+/** The general path's answer: its table, or its error's code and message. */
+function general(body: Uint8Array): TransferredTable | { code: string; message: string } {
+  try {
+    return recordsToTable(parseRecords(body));
+  } catch (error) {
+    if (!(error instanceof ApiError)) throw error;
+    return { code: error.code, message: error.message };
+  }
+}
+
+/**
+ * A table with each float64 value as its bit pattern (so -0 and 0 differ, and NaN is seen), for
+ * exact comparison.
+ */
+function bits(table: TransferredTable): unknown {
+  const data = (chunk: TransferredData): unknown => ({
+    ...chunk,
+    values:
+      chunk.values === null
+        ? null
+        : Array.from(new BigUint64Array((chunk.values as Float64Array).slice().buffer), String),
+    children: chunk.children.map(data),
+  });
+  return { fields: table.fields, batches: table.batches.map((batch) => batch.map(data)) };
+}
+
+/** The scanner reads `text` and agrees bit for bit with the general path. */
+function expectScannedAsGeneral(text: string): void {
+  const body = bytes(text);
+  const scanned = scanRecords(body);
+  expect(scanned, text.slice(0, 200)).not.toBeNull();
+  const expected = general(body);
+  expect('code' in expected ? expected : bits(expected)).toEqual(bits(scanned!));
+}
+
+/** A decode's table as bits, or its error's code and message. */
+function outcome(decode: () => TransferredTable | { code: string; message: string }): unknown {
+  try {
+    const got = decode();
+    return 'code' in got ? got : bits(got);
+  } catch (error) {
+    return { code: (error as ApiError).code, message: (error as ApiError).message };
+  }
+}
+
+/** The scanner leaves `text` to the general path, and the combined decode answers as it does. */
+function expectLeftToGeneral(text: string): void {
+  const body = bytes(text);
+  expect(scanRecords(body), text.slice(0, 200)).toBeNull();
+  expect(outcome(() => jsonRecordsToTable(body))).toEqual(outcome(() => general(body)));
+}
+
+/** A small deterministic generator (mulberry32). */
+function random(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Numbers as JSON writers print them, and as hand-written bodies spell them. */
+const NUMBER_SPELLINGS = [
+  '0',
+  '-0',
+  '0.0',
+  '-0.0',
+  '1',
+  '-1',
+  '2.5',
+  '47.606300354003906',
+  '-122.0199966430664',
+  '0.1',
+  '0.30000000000000004',
+  '1e5',
+  '1E5',
+  '1e+5',
+  '1e-5',
+  '1.5E-3',
+  '-7e0',
+  '123456789012345678',
+  '9007199254740993',
+  '9007199254740992',
+  '900719925474099',
+  '9007199254740991',
+  '1e22',
+  '1e23',
+  '1e-22',
+  '1e-23',
+  '1.7976931348623157e308',
+  '5e-324',
+  '2.2250738585072014e-308',
+  '1e-400',
+  '0e999999999999',
+  '0.000000000000000000000001234',
+  '1.00000000000000000000000001',
+  '123.456e-2',
+  '100000000000000000000000',
+  `1${'0'.repeat(300)}`,
+  `0.${'3'.repeat(400)}`,
+  '4.9406564584124654e-324',
+  '1.7976931348623158e308',
+];
+
+describe('scanRecords', () => {
+  it('reads the plain records shape exactly as JSON.parse and recordsToTable do', () => {
+    const rnd = random(1);
+    const rows = Array.from({ length: 300 }, () => ({
+      tensor: Array.from({ length: 18 }, () => Math.fround((rnd() - 0.5) * 10 ** Math.floor(rnd() * 12))),
+    }));
+    expectScannedAsGeneral(JSON.stringify(rows));
+    // White space everywhere JSON allows it.
+    expectScannedAsGeneral(JSON.stringify(rows.slice(0, 20), null, 2));
+    expectScannedAsGeneral(` \t\r\n[ { "tensor" : [ 1 , 2 ] } ,\n{"tensor":[3,4]} ] \n`);
+    // Several columns, single numbers per row, keys of any printable ASCII.
+    expectScannedAsGeneral('[{"a":1,"b b":[1,2,3],"c-1.x":-0},{"a":2,"b b":[4,5,6],"c-1.x":7}]');
+    expectScannedAsGeneral('[{"x":1}]');
+    // One row of 100 000 values, and 50 000 rows of one (the columns grow past the estimate).
+    expectScannedAsGeneral(`[{"t":[${Array.from({ length: 100_000 }, (_, i) => i / 7).join(',')}]}]`);
+    expectScannedAsGeneral(
+      `[{"t":[1]},${Array.from({ length: 50_000 }, (_, i) => `{"t":[${i}]}`).join(',')}]`,
+    );
+  });
+
+  it('converts every spelling of a number to the float64 JSON.parse gives', () => {
+    for (const spelling of NUMBER_SPELLINGS) {
+      expectScannedAsGeneral(`[{"t":[${spelling},${spelling}]},{"t":[1,${spelling}]}]`);
+      expectScannedAsGeneral(`[{"t":${spelling}},{"t":${spelling}}]`);
+    }
+    // Random doubles printed shortest, fixed and exponential.
+    const rnd = random(2);
+    const values: string[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const value = (rnd() - 0.5) * 2 ** Math.floor(rnd() * 200 - 100);
+      values.push(
+        String(value),
+        value.toFixed(Math.floor(rnd() * 20)),
+        value.toExponential(Math.floor(rnd() * 20)),
+      );
+    }
+    expectScannedAsGeneral(`[{"t":[${values.join(',')}]}]`);
+  });
+
+  it('leaves every other shape to the general path, which answers it', () => {
+    for (const text of [
+      // Valid, but not the plain shape.
+      '{"tensor":[[1,2],[3,4]]}',
+      '[{"a":[1],"b":[2]},{"b":[2],"a":[1]}]',
+      '[{"a":[1],"a":[2]}]',
+      '[{"a\\u0062":[1]}]',
+      '[{"é":[1]}]',
+      '[{"0":[1]}]',
+      '[{"__proto__":[1]}]',
+      '[{"":[1]}]',
+      `[{"${'k'.repeat(300)}":[1]}]`,
+      '[{"t":[[1,2],[3,4]]}]',
+      '[{"t":[1,2]},{"t":[1,2,3]}]',
+      '[{"t":[1,2,3]},{"t":[1,2]}]',
+      '[{"t":[1]},{"t":2}]',
+      '[{"t":1},{"t":[2]}]',
+      // Refused by the general path, naming the column and row.
+      '[{"t":[1]},{"t":[1e999]}]',
+      '[{"t":[1]},{"t":[-1e400]}]',
+      '[{"t":[true]}]',
+      '[{"t":[1]},{"t":[false]}]',
+      '[{"t":[null]}]',
+      '[{"t":["1"]}]',
+      '[{"t":[]}]',
+      '[{"t":[1]},{"t":[1],"u":[2]}]',
+      '[{"t":[1],"u":[2]},{"t":[1]}]',
+      '[{"t":[1]},{"u":[1]}]',
+      '[{"t":[1]},{}]',
+      '[{}]',
+      '[]',
+      '[1]',
+      '[{"t":[1]},[1]]',
+      // Not JSON.
+      '',
+      ' ',
+      '[{"t":[01]}]',
+      '[{"t":[1.]}]',
+      '[{"t":[.5]}]',
+      '[{"t":[-]}]',
+      '[{"t":[+1]}]',
+      '[{"t":[1e]}]',
+      '[{"t":[1e+]}]',
+      '[{"t":[NaN]}]',
+      '[{"t":[Infinity]}]',
+      '[{"t":[0x10]}]',
+      '[{"t":[1,]}]',
+      '[{"t":[1]},]',
+      '[{"t":[1]}] x',
+      '[{"t":[1]}]]',
+      '\uFEFF[{"t":[1]}]',
+      '[{"t":[1]}\u00a0]',
+      `[{"t":${'['.repeat(10_000)}1${']'.repeat(10_000)}}]`,
+      `[{"t":${'['.repeat(10_000)}`,
+    ]) {
+      expectLeftToGeneral(text);
+    }
+  });
+
+  it('refuses nothing the general path accepts and accepts nothing it refuses: every prefix, and 4 000 random edits', () => {
+    const text = '[{"a":[1,-2.5,3e2,47.606300354003906],"b":0.1},{"a":[0,-0,1E-3,9007199254740993],"b":-7}]';
+    for (let cut = 0; cut < text.length; cut++) expectLeftToGeneral(text.slice(0, cut));
+    const rnd = random(3);
+    const alphabet = '0123456789-+.eE,[]{}": \ntrufalsn\\a';
+    const seen = { scanned: 0, left: 0 };
+    for (let i = 0; i < 4000; i++) {
+      const chars = [...text];
+      for (let edits = 1 + Math.floor(rnd() * 3); edits > 0; edits--) {
+        const at = Math.floor(rnd() * chars.length);
+        const ch = alphabet[Math.floor(rnd() * alphabet.length)]!;
+        const kind = rnd();
+        if (kind < 0.5) chars[at] = ch;
+        else if (kind < 0.75) chars.splice(at, 1);
+        else chars.splice(at, 0, ch);
+      }
+      const mutated = chars.join('');
+      const body = bytes(mutated);
+      const scanned = scanRecords(body);
+      const expected = general(body);
+      if (scanned === null) {
+        seen.left++;
+        expect(
+          outcome(() => jsonRecordsToTable(body)),
+          mutated,
+        ).toEqual(outcome(() => expected));
+      } else {
+        seen.scanned++;
+        // What the scanner reads, the general path reads to the same bits.
+        expect('code' in expected ? expected : bits(expected), mutated).toEqual(bits(scanned));
+      }
+    }
+    // Both sides were exercised.
+    expect(seen.scanned).toBeGreaterThan(100);
+    expect(seen.left).toBeGreaterThan(100);
+  });
+});

@@ -1,0 +1,399 @@
+import { parseRecords } from '../inference-input.js';
+import { recordsToTable } from './records-to-table.js';
+import type { TransferredData, TransferredField, TransferredTable } from './transferred-table.js';
+
+/** Exact powers of ten as float64 (10^22 is the largest one a double holds exactly). */
+const POW10 = [
+  1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+  1e20, 1e21, 1e22,
+];
+/** A mantissa below this stays below 2^53 after one more decimal digit (so it is exact). */
+const MANTISSA_LIMIT = 900719925474099;
+/** Exponent digits are counted up to here; beyond, the number goes to the exact slow path. */
+const EXPONENT_LIMIT = 100000;
+/** A key of more bytes goes to the general path (which clips it in any error message). */
+const MAX_KEY_BYTES = 256;
+
+const QUOTE = 0x22;
+const COMMA = 0x2c;
+const MINUS = 0x2d;
+const DOT = 0x2e;
+const ZERO = 0x30;
+const NINE = 0x39;
+const COLON = 0x3a;
+const ONE = 0x31;
+const OPEN_LIST = 0x5b;
+const BACKSLASH = 0x5c;
+const CLOSE_LIST = 0x5d;
+const OPEN_OBJECT = 0x7b;
+const CLOSE_OBJECT = 0x7d;
+
+/** One column being filled, row after row. */
+interface Column {
+  name: string;
+  /** Where the key's bytes lie in record 0 (every later record repeats them byte for byte). */
+  keyStart: number;
+  keyEnd: number;
+  /** Values per row: a list's length, or 0 for one number per row. */
+  width: number;
+  values: Float64Array;
+  count: number;
+}
+
+/** Numbers left to the exact conversion: where each lies in the body and where its value goes. */
+interface SlowNumbers {
+  starts: number[];
+  ends: number[];
+  columns: number[];
+  indexes: number[];
+}
+
+/**
+ * Reads a JSON records body (`[{"tensor": [1, 2.5, …]}, …]`) straight from its bytes into
+ * float64 columns, making no string and no object per record: the decode worker's fast path
+ * for large bodies. It takes only the plain shape: every record with the same keys (printable
+ * ASCII, no escapes) in the same order, each value one number or a flat, non-empty list of
+ * numbers of the same length in every row. It answers `null` for anything else, valid or not
+ * (other shapes, `true`, `null`, `1e999`, strings, nesting, truncation, bad syntax): the caller
+ * then decodes the body the general way (`parseRecords`, then `recordsToTable`), which gives
+ * the answer or the catalogue error naming the column and row. So for any body this answers what
+ * the general path answers, or nothing.
+ *
+ * Numbers follow JSON's grammar exactly. One with a mantissa below 2^53 and a power of ten up
+ * to 22 is one exact float64 operation (Clinger's fast path, correctly rounded); every other is
+ * converted by `JSON.parse` over a list of only those numbers. So every value is the float64 that
+ * `JSON.parse` reads from the body. A value that converts to ±Infinity sends the body to the
+ * general path, which refuses it.
+ *
+ * One pass, linear in the body; it allocates 8 bytes per number (each at least 2 bytes of body)
+ * and the exact conversion's list.
+ */
+export function scanRecords(body: Uint8Array): TransferredTable | null {
+  const slow: SlowNumbers = { starts: [], ends: [], columns: [], indexes: [] };
+  let at = skipSpace(body, 0);
+  if (body[at] !== OPEN_LIST) return null;
+  at = skipSpace(body, at + 1);
+  if (body[at] !== OPEN_OBJECT) return null;
+  const columns: Column[] = [];
+  at = firstRecord(body, at + 1, columns, slow);
+  if (at < 0) return null;
+  reserve(columns, body.length, at);
+  let rows = 1;
+  for (;;) {
+    at = skipSpace(body, at);
+    const next = body[at];
+    if (next === CLOSE_LIST) break;
+    if (next !== COMMA) return null;
+    at = skipSpace(body, at + 1);
+    if (body[at] !== OPEN_OBJECT) return null;
+    at = record(body, at + 1, columns, slow);
+    if (at < 0) return null;
+    rows++;
+  }
+  if (skipSpace(body, at + 1) !== body.length) return null;
+  if (!convertSlow(body, columns, slow)) return null;
+  return table(columns, rows);
+}
+
+/** Record 0 from after its `{`: sets the columns, their order and widths; the index after its `}`, or -1. */
+function firstRecord(body: Uint8Array, from: number, columns: Column[], slow: SlowNumbers): number {
+  let at = from;
+  for (;;) {
+    at = skipSpace(body, at);
+    if (body[at] !== QUOTE) return -1;
+    const keyStart = at + 1;
+    const keyEnd = keyEndAt(body, keyStart);
+    if (keyEnd < 0) return -1;
+    const name = keyName(body, keyStart, keyEnd);
+    if (name === null || columns.some((column) => column.name === name)) return -1;
+    at = colon(body, keyEnd + 1);
+    if (at < 0) return -1;
+    const index = columns.length;
+    const column: Column = { name, keyStart, keyEnd, width: 0, values: new Float64Array(64), count: 0 };
+    columns.push(column);
+    if (body[at] === OPEN_LIST) {
+      // Any length but 0 (the general path names an empty list); the column grows as it goes.
+      at = skipSpace(body, at + 1);
+      if (body[at] === CLOSE_LIST) return -1;
+      for (;;) {
+        if (column.count === column.values.length) grow(column);
+        at = readNumber(body, at, column.values, column.count, index, slow);
+        if (at < 0) return -1;
+        column.count++;
+        at = skipSpace(body, at);
+        const next = body[at++];
+        if (next === CLOSE_LIST) break;
+        if (next !== COMMA) return -1;
+        at = skipSpace(body, at);
+      }
+      column.width = column.count;
+    } else {
+      at = readNumber(body, at, column.values, 0, index, slow);
+      if (at < 0) return -1;
+      column.count = 1;
+    }
+    at = skipSpace(body, at);
+    const next = body[at++];
+    if (next === CLOSE_OBJECT) return at;
+    if (next !== COMMA) return -1;
+  }
+}
+
+/**
+ * A later record from after its `{`: record 0's keys in record 0's order, values of the same
+ * widths; the index after its `}`, or -1.
+ */
+function record(body: Uint8Array, from: number, columns: Column[], slow: SlowNumbers): number {
+  const last = columns.length - 1;
+  let at = from;
+  for (let index = 0; ; index++) {
+    const column = columns[index]!;
+    at = skipSpace(body, at);
+    if (body[at] !== QUOTE) return -1;
+    at++;
+    // Record 0's key bytes (printable, no quote or backslash), then the closing quote.
+    for (let key = column.keyStart; key < column.keyEnd; key++, at++) if (body[at] !== body[key]) return -1;
+    if (body[at] !== QUOTE) return -1;
+    at = colon(body, at + 1);
+    if (at < 0) return -1;
+    const width = column.width;
+    let count = column.count;
+    // Room for this row (the capacity only doubles, and it is at least one row already).
+    if (count + Math.max(1, width) > column.values.length) grow(column);
+    const values = column.values;
+    if (width === 0) {
+      at = readNumber(body, at, values, count, index, slow);
+      if (at < 0) return -1;
+      count++;
+    } else {
+      if (body[at] !== OPEN_LIST) return -1;
+      const stop = count + width;
+      at++;
+      for (;;) {
+        at = skipSpace(body, at);
+        at = readNumber(body, at, values, count, index, slow);
+        if (at < 0) return -1;
+        count++;
+        at = skipSpace(body, at);
+        const next = body[at++];
+        if (next === CLOSE_LIST) break;
+        if (next !== COMMA || count === stop) return -1;
+      }
+      if (count !== stop) return -1;
+    }
+    column.count = count;
+    at = skipSpace(body, at);
+    const next = body[at++];
+    if (next === CLOSE_OBJECT) return index === last ? at : -1;
+    if (next !== COMMA || index === last) return -1;
+  }
+}
+
+/**
+ * One JSON number at `from`, written to `values[index]` (or noted for the exact conversion);
+ * the index after it, or -1 when there is none. Past the body's end a read gives `undefined`,
+ * which no comparison below accepts.
+ */
+function readNumber(
+  body: Uint8Array,
+  from: number,
+  values: Float64Array,
+  index: number,
+  column: number,
+  slow: SlowNumbers,
+): number {
+  let at = from;
+  let byte = body[at]!;
+  const negative = byte === MINUS;
+  if (negative) byte = body[++at]!;
+  let mantissa = 0;
+  let exponent = 0;
+  let exact = true;
+  if (byte === ZERO) {
+    byte = body[++at]!;
+  } else if (byte >= ONE && byte <= NINE) {
+    do {
+      if (mantissa < MANTISSA_LIMIT) mantissa = mantissa * 10 + (byte - ZERO);
+      else exact = false;
+      byte = body[++at]!;
+    } while (byte >= ZERO && byte <= NINE);
+  } else {
+    return -1;
+  }
+  if (byte === DOT) {
+    byte = body[++at]!;
+    if (!(byte >= ZERO && byte <= NINE)) return -1;
+    do {
+      if (mantissa < MANTISSA_LIMIT) {
+        mantissa = mantissa * 10 + (byte - ZERO);
+        exponent--;
+      } else {
+        exact = false;
+      }
+      byte = body[++at]!;
+    } while (byte >= ZERO && byte <= NINE);
+  }
+  if (byte === 0x65 || byte === 0x45) {
+    byte = body[++at]!;
+    const sign = byte === MINUS ? -1 : 1;
+    if (byte === MINUS || byte === 0x2b) byte = body[++at]!;
+    if (!(byte >= ZERO && byte <= NINE)) return -1;
+    let written = 0;
+    do {
+      if (written < EXPONENT_LIMIT) written = written * 10 + (byte - ZERO);
+      else exact = false;
+      byte = body[++at]!;
+    } while (byte >= ZERO && byte <= NINE);
+    exponent += sign * written;
+  }
+  if (exact && (mantissa === 0 || (exponent >= -22 && exponent <= 22))) {
+    const magnitude =
+      mantissa === 0 ? 0 : exponent >= 0 ? mantissa * POW10[exponent]! : mantissa / POW10[-exponent]!;
+    values[index] = negative ? -magnitude : magnitude;
+  } else {
+    slow.starts.push(from);
+    slow.ends.push(at);
+    slow.columns.push(column);
+    slow.indexes.push(index);
+  }
+  return at;
+}
+
+/** The index of the first byte at or after `at` that is not JSON white space. */
+function skipSpace(body: Uint8Array, from: number): number {
+  let at = from;
+  let byte = body[at];
+  while (byte === 0x20 || byte === 0x0a || byte === 0x0d || byte === 0x09) byte = body[++at];
+  return at;
+}
+
+/** A `:` (with white space around it) at `from`: the index after it, or -1. */
+function colon(body: Uint8Array, from: number): number {
+  const at = skipSpace(body, from);
+  return body[at] === COLON ? skipSpace(body, at + 1) : -1;
+}
+
+/** The closing quote of a key whose bytes start at `start` (printable ASCII, no escapes), or -1. */
+function keyEndAt(body: Uint8Array, start: number): number {
+  const limit = Math.min(body.length, start + MAX_KEY_BYTES);
+  for (let at = start; at < limit; at++) {
+    const byte = body[at]!;
+    if (byte === QUOTE) return at;
+    if (byte < 0x20 || byte > 0x7e || byte === BACKSLASH) return -1;
+  }
+  return -1;
+}
+
+/**
+ * A key's name, or null for one the general path could order or treat differently: an array
+ * index (`"0"`: objects list those first), `__proto__`, or the empty key.
+ */
+function keyName(body: Uint8Array, start: number, end: number): string | null {
+  if (end === start) return null;
+  const first = body[start]!;
+  if (first >= ZERO && first <= NINE) return null;
+  const name = String.fromCharCode(...body.subarray(start, end));
+  return name === '__proto__' ? null : name;
+}
+
+/** After record 0 (which ended at `used`): room for the rows the body's size suggests. */
+function reserve(columns: Column[], bodyBytes: number, used: number): void {
+  const rows = Math.ceil((bodyBytes / Math.max(2, used)) * 1.05) + 1;
+  for (const column of columns) {
+    const needed = rows * Math.max(1, column.width);
+    if (needed > column.values.length) {
+      const values = new Float64Array(needed);
+      values.set(column.values.subarray(0, column.count));
+      column.values = values;
+    }
+  }
+}
+
+function grow(column: Column): void {
+  const values = new Float64Array(column.values.length * 2);
+  values.set(column.values);
+  column.values = values;
+}
+
+/**
+ * The numbers the fast path left, converted by `JSON.parse` over one list of only them (each
+ * already checked against JSON's grammar); false if one is not finite (the general path refuses
+ * it, naming the column and row).
+ */
+function convertSlow(body: Uint8Array, columns: Column[], slow: SlowNumbers): boolean {
+  const { starts, ends } = slow;
+  const count = starts.length;
+  if (count === 0) return true;
+  let size = 1 + count;
+  for (let i = 0; i < count; i++) size += ends[i]! - starts[i]!;
+  const text = Buffer.allocUnsafe(size);
+  let at = 0;
+  text[at++] = OPEN_LIST;
+  for (let i = 0; i < count; i++) {
+    if (i > 0) text[at++] = COMMA;
+    for (let from = starts[i]!, to = ends[i]!; from < to; from++) text[at++] = body[from]!;
+  }
+  text[at] = CLOSE_LIST;
+  const numbers = JSON.parse(text.toString('latin1')) as number[];
+  const { columns: targets, indexes } = slow;
+  for (let i = 0; i < count; i++) {
+    const value = numbers[i]!;
+    // A finite number (v - v is NaN for ±Infinity).
+    if (value - value !== 0) return false;
+    columns[targets[i]!]!.values[indexes[i]!] = value;
+  }
+  return true;
+}
+
+/** The columns as `recordsToTable` describes them: Float64, or a FixedSizeList of Float64. */
+function table(columns: Column[], rows: number): TransferredTable {
+  const fields: TransferredField[] = [];
+  const chunks: TransferredData[] = [];
+  for (const column of columns) {
+    const total = column.count;
+    const values = total === column.values.length ? column.values : column.values.slice(0, total);
+    const leaf: TransferredData = {
+      offset: 0,
+      length: total,
+      nullCount: 0,
+      nullBitmap: null,
+      values,
+      valueOffsets: null,
+      children: [],
+    };
+    if (column.width === 0) {
+      fields.push({ name: column.name, nullable: false, type: { id: 'float', bitWidth: 64 } });
+      chunks.push(leaf);
+      continue;
+    }
+    fields.push({
+      name: column.name,
+      nullable: false,
+      type: {
+        id: 'fixed-size-list',
+        listSize: column.width,
+        child: { name: 'item', nullable: false, type: { id: 'float', bitWidth: 64 } },
+      },
+    });
+    chunks.push({
+      offset: 0,
+      length: rows,
+      nullCount: 0,
+      nullBitmap: null,
+      values: null,
+      valueOffsets: null,
+      children: [leaf],
+    });
+  }
+  return { fields, batches: [chunks] };
+}
+
+/**
+ * A JSON records body as float64 columns, in a decode worker: the plain shape read straight
+ * from the bytes ({@link scanRecords}), any other body (and every invalid one) parsed the
+ * general way, whose catalogue error names the column and row.
+ * @throws ApiError `invalid_inference_input`, `non_numeric_value`, `invalid_tensor_shape`, `unknown_input_column`
+ */
+export function jsonRecordsToTable(body: Uint8Array): TransferredTable {
+  return scanRecords(body) ?? recordsToTable(parseRecords(body));
+}
