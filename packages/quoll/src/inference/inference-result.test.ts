@@ -1,5 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { Field, FixedSizeList, Float32, Float64, List, Table, vectorFromArray } from 'apache-arrow';
+import {
+  Field,
+  FixedSizeList,
+  Float32,
+  Float64,
+  List,
+  RecordBatch,
+  Table,
+  tableToIPC,
+  vectorFromArray,
+} from 'apache-arrow';
 import { makeArrowTensorTable } from '../../../../test/support/synthetic-data.js';
 import { InferenceResult } from './inference-result.js';
 import type { WireTensor } from './tensor-data.js';
@@ -42,6 +52,52 @@ describe('InferenceResult.toRecords', () => {
       const got = new InferenceResult({ kind: 'arrow', table }, ['tensor'], outputs, 5, 7).toRecords();
       expect(got.map((record) => record['in.tensor'])).toEqual(expected);
       expect(got.map((record) => record['out.y'])).toEqual([[1], [2], [3], [4], [5]]);
+    }
+  });
+});
+
+/** Arrow values as plain JSON-able values (lists as arrays, bigints as strings). */
+function plain(value: unknown): unknown {
+  if (typeof value === 'bigint') return String(value);
+  if (value !== null && typeof value === 'object' && Symbol.iterator in value)
+    return Array.from(value as Iterable<unknown>, plain);
+  return value;
+}
+
+describe('InferenceResult.toArrowTable', () => {
+  it("builds batches that are what Arrow's own constructor makes of the same schema and data (guards an apache-arrow upgrade)", () => {
+    const records = rows.map((tensor) => ({ tensor }));
+    const f32 = makeArrowTensorTable(Float32Array.from(rows.flat()), 3);
+    const chunked = new Table([...f32.slice(0, 2).batches, ...f32.slice(2).batches]);
+    for (const input of [
+      { kind: 'records' as const, records },
+      { kind: 'arrow' as const, table: f32 },
+      { kind: 'arrow' as const, table: chunked },
+    ]) {
+      const table = new InferenceResult(input, ['tensor'], outputs, 5, 7).toArrowTable();
+      // The same batches through Arrow's constructor (which clones the schema and rebuilds the struct).
+      const constructed = table.batches.map((batch) => new RecordBatch(batch.schema, batch.data));
+      for (const [i, batch] of table.batches.entries()) {
+        const reference = constructed[i]!;
+        // Our batches set exactly the own fields Arrow's constructor sets: a new field in a later
+        // apache-arrow release fails here instead of being missing from every result batch.
+        expect(Object.keys(batch).sort()).toEqual(Object.keys(reference).sort());
+        expect(Object.getPrototypeOf(batch)).toBe(RecordBatch.prototype);
+        expect(batch instanceof RecordBatch).toBe(true);
+        expect(batch.schema).toBe(table.schema);
+        expect(batch.numRows).toBe(reference.numRows);
+        expect(batch.numCols).toBe(reference.numCols);
+        expect(batch.metadata).toEqual(reference.metadata);
+        for (const field of table.schema.fields)
+          expect(plain(batch.getChild(field.name))).toEqual(plain(reference.getChild(field.name)));
+      }
+      const viaConstructor = new Table(constructed);
+      expect(table.numRows).toBe(5);
+      expect(plain(table.getChild('in.tensor'))).toEqual(rows);
+      for (const format of ['stream', 'file'] as const)
+        expect(Buffer.from(tableToIPC(table, format))).toEqual(
+          Buffer.from(tableToIPC(viaConstructor, format)),
+        );
     }
   });
 });
