@@ -21,7 +21,10 @@
 // Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 3), BENCH_ROUNDS (default 8),
 // BENCH_CONNECTIONS (default 16), BENCH_FORMATS (default json,arrow), BENCH_SCRAPE_S (seconds
 // between scrapes, default 1; 0 = no scraper: the metrics server then never starts its process
-// collectors, so on/off is the per-request recording alone).
+// collectors, so on/off is the per-request recording alone). For bisecting, the metrics
+// server alone: BENCH_ON_CLI (another build's dist/cli/main.js), BENCH_ON_ARGS (extra flags,
+// e.g. --no-metrics: then the scraper's GET /metrics answers 404), BENCH_ON_ENV ("K=V K=V");
+// BENCH_SCRAPER_CORE pins the scraper (default: unpinned).
 import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -113,8 +116,12 @@ interface Lane {
   inferUrl: string;
 }
 
-async function lane(name: Lane['name'], extra: string[]): Promise<Lane> {
-  const server = await startQuoll(work, name, extra);
+async function lane(
+  name: Lane['name'],
+  extra: string[],
+  opts: Parameters<typeof startQuoll>[3] = {},
+): Promise<Lane> {
+  const server = await startQuoll(work, name, extra, opts);
   const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
   return { name, server, inferUrl: pipeline.url() };
 }
@@ -122,7 +129,15 @@ async function lane(name: Lane['name'], extra: string[]): Promise<Lane> {
 const loadBefore = loadAverage();
 // Started in this order (the metrics server neither first nor last), each on its own home.
 const off = await lane('off', ['--no-metrics']);
-const on = await lane('on', []);
+const on = await lane('on', (process.env.BENCH_ON_ARGS ?? '').split(' ').filter(Boolean), {
+  ...(process.env.BENCH_ON_CLI ? { cli: process.env.BENCH_ON_CLI } : {}),
+  env: Object.fromEntries(
+    (process.env.BENCH_ON_ENV ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => kv.split('=', 2) as [string, string]),
+  ),
+});
 const control = await lane('control', ['--no-metrics']);
 const lanes = [on, off, control];
 // The scraper is its own process, like Prometheus.
@@ -130,8 +145,9 @@ const scraper =
   SCRAPE_S <= 0
     ? null
     : spawn(
-        process.execPath,
+        process.env.BENCH_SCRAPER_CORE ? 'taskset' : process.execPath,
         [
+          ...(process.env.BENCH_SCRAPER_CORE ? ['-c', process.env.BENCH_SCRAPER_CORE, process.execPath] : []),
           '-e',
           `let n = 0, bytes = 0; setInterval(async () => { const r = await fetch(process.argv[1] + '/metrics', { headers: { authorization: 'Bearer ' + process.argv[2] } }); bytes = (await r.text()).length; n++; }, Number(process.argv[3])); process.on('SIGTERM', () => { console.log(JSON.stringify({ scrapes: n, bytes })); process.exit(0); });`,
           on.server.url,

@@ -261,13 +261,24 @@ export async function startQuoll(
   work: string,
   tag: string,
   extra: string[] = [],
-  opts: { cores?: string; nodeArgs?: string[]; env?: NodeJS.ProcessEnv } = {},
+  opts: { cores?: string; nodeArgs?: string[]; env?: NodeJS.ProcessEnv; cli?: string } = {},
 ): Promise<BenchServer> {
   const home = join(work, tag);
   const proc = spawnPinned(
     opts.cores ?? '0',
     process.execPath,
-    [...(opts.nodeArgs ?? []), CLI, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
+    [
+      ...(opts.nodeArgs ?? []),
+      opts.cli ?? CLI,
+      'server',
+      '--home',
+      home,
+      '--port',
+      '0',
+      '--log-level',
+      'warn',
+      ...extra,
+    ],
     opts.env,
   );
   const url = (await waitFor(proc, /listening on (http:\S+)/))[1] ?? '';
