@@ -1,7 +1,13 @@
-import type { FastifyRequest } from 'fastify';
+import type { IncomingHttpHeaders } from 'node:http';
 import { CSRF_HEADER, isSignInLink, SESSION_COOKIE, type Principal } from '../auth/index.js';
 import { ApiError } from '../errors/index.js';
 import type { ServerContext } from './server-context.js';
+
+/** What authentication reads of a request (a Fastify request, or Node's for a raw route). */
+export interface RequestHead {
+  headers: IncomingHttpHeaders;
+  method: string;
+}
 
 /** Methods that change nothing, so a session cookie alone may make them. */
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -12,7 +18,7 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
  * something must also carry the session's CSRF token and, when the browser says where it
  * comes from, come from this server's own origin.
  */
-export async function authenticateRequest(ctx: ServerContext, req: FastifyRequest): Promise<Principal> {
+export async function authenticateRequest(ctx: ServerContext, req: RequestHead): Promise<Principal> {
   const header = req.headers.authorization;
   if (header !== undefined && header !== '') {
     const principal = await ctx.tokens.authenticate(header);
@@ -35,7 +41,7 @@ export async function authenticateRequest(ctx: ServerContext, req: FastifyReques
 }
 
 /** Refuses a request whose Origin header (when sent) is not this server's origin. */
-export function checkSameOrigin(req: FastifyRequest): void {
+export function checkSameOrigin(req: RequestHead): void {
   const origin = req.headers.origin;
   if (origin === undefined) return;
   const host = req.headers.host;

@@ -1,4 +1,5 @@
-import Fastify, { LogController, type FastifyInstance } from 'fastify';
+import { createServer, type Server } from 'node:http';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import swagger from '@fastify/swagger';
 import { ApiError } from '../errors/index.js';
 import { installErrorHandlers, privatePaths } from './error-handler.js';
@@ -13,6 +14,7 @@ import { PYTHON_SDK_PREFIX, pythonSdkRoutes } from './routes/python-sdk-routes.j
 import { clusterRoutes } from './routes/cluster-routes.js';
 import { taskRoutes } from './routes/task-routes.js';
 import { METRICS_PATH, metricsRoutes } from './routes/metrics-routes.js';
+import { metricsScrape } from './metrics-scrape.js';
 import { SESSION_PATH, sessionRoutes } from './routes/session-routes.js';
 import { authenticateRequest } from './authenticate-request.js';
 import { consoleRoutes, isConsolePath } from './routes/console-routes.js';
@@ -74,7 +76,24 @@ export async function createApp(
     () => (starting = null),
     () => undefined,
   );
+  // GET /metrics is answered before Fastify routes anything (metrics-scrape.ts says why).
+  const scrape = metricsScrape(ctx, {
+    ready: () => starting,
+    privatePaths: privatePaths(ctx.config.home),
+    logError: (err) => app.log.error({ err }, 'request failed'),
+  });
   const app = Fastify({
+    // The server Fastify would build (HTTP/1.1, its timeouts), with the scrape in front.
+    serverFactory: (handler, opts: FastifyServerOptions & { http?: object }): Server => {
+      const server = createServer(opts.http ?? {}, (req, res) => {
+        if (!scrape(req, res)) handler(req, res);
+      });
+      if (opts.keepAliveTimeout !== undefined) server.keepAliveTimeout = opts.keepAliveTimeout;
+      if (opts.requestTimeout !== undefined) server.requestTimeout = opts.requestTimeout;
+      if (opts.connectionTimeout !== undefined) server.setTimeout(opts.connectionTimeout);
+      if ((opts.maxRequestsPerSocket ?? 0) > 0) server.maxRequestsPerSocket = opts.maxRequestsPerSocket!;
+      return server;
+    },
     logger: ctx.config.logging
       ? {
           level: ctx.config.logLevel,
