@@ -85,6 +85,25 @@ describe('GET /metrics', () => {
     expect(((await scoped.json()) as { error: { code: string } }).error.code).toBe('forbidden');
   });
 
+  it('answers a scrape (answered before Fastify routes it) as the rest of the API answers', async () => {
+    const admin = { authorization: `Bearer ${server.token}` };
+    // Errors carry the catalogue's body and content type.
+    const bad = await fetch(`${server.url}/metrics`, { headers: { authorization: 'Basic nope' } });
+    expect(bad.status).toBe(401);
+    expect(bad.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(((await bad.json()) as { error: { code: string } }).error.code).toBe('unauthenticated');
+    // A query string is the same path (Prometheus may add one).
+    const withQuery = await fetch(`${server.url}/metrics?name[]=up`, { headers: admin });
+    expect(withQuery.status).toBe(200);
+    expect(withQuery.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
+    expect(Number(withQuery.headers.get('content-length'))).toBe(Buffer.byteLength(await withQuery.text()));
+    // HEAD stays with Fastify's route: same rules, no body.
+    expect((await fetch(`${server.url}/metrics`, { method: 'HEAD' })).status).toBe(401);
+    const head = await fetch(`${server.url}/metrics`, { method: 'HEAD', headers: admin });
+    expect(head.status).toBe(200);
+    expect(await head.text()).toBe('');
+  });
+
   it('answers without a token when the server runs with --metrics-public', async () => {
     const open = await startTestServer({ args: ['--metrics-public'] });
     try {
