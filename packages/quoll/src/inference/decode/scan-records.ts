@@ -9,6 +9,7 @@ const POW10 = [
 ];
 /** A mantissa below this stays below 2^53 after one more decimal digit (so it is exact). */
 const MANTISSA_LIMIT = 900719925474099;
+const TWO_53 = 2 ** 53;
 /** Exponent digits are counted up to here; beyond, the number goes to the exact slow path. */
 const EXPONENT_LIMIT = 100000;
 /** A key of more bytes goes to the general path (which clips it in any error message). */
@@ -191,10 +192,58 @@ function record(body: Uint8Array, from: number, columns: Column[], slow: SlowNum
 
 /**
  * One JSON number at `from`, written to `values[index]` (or noted for the exact conversion);
- * the index after it, or -1 when there is none. Past the body's end a read gives `undefined`,
- * which no comparison below accepts.
+ * the index after it, or -1 when there is none. The common case (no exponent, a mantissa below
+ * 2^53, at most 22 decimals) is read here, small enough to be inlined into the loops above; any
+ * other number is read again by {@link readAnyNumber}. Past the body's end a read gives
+ * `undefined`, which no comparison below accepts.
  */
 function readNumber(
+  body: Uint8Array,
+  from: number,
+  values: Float64Array,
+  index: number,
+  column: number,
+  slow: SlowNumbers,
+): number {
+  let at = from;
+  let byte = body[at]!;
+  const negative = byte === MINUS;
+  if (negative) byte = body[++at]!;
+  // Past 2^53 the sum is rounded, but never back below 2^53: such a mantissa is caught below.
+  let mantissa = 0;
+  let decimals = 0;
+  if (byte === ZERO) {
+    byte = body[++at]!;
+  } else if (byte >= ONE && byte <= NINE) {
+    do {
+      mantissa = mantissa * 10 + (byte - ZERO);
+      byte = body[++at]!;
+    } while (byte >= ZERO && byte <= NINE);
+  } else {
+    return -1;
+  }
+  if (byte === DOT) {
+    byte = body[++at]!;
+    if (!(byte >= ZERO && byte <= NINE)) return -1;
+    do {
+      mantissa = mantissa * 10 + (byte - ZERO);
+      decimals++;
+      byte = body[++at]!;
+    } while (byte >= ZERO && byte <= NINE);
+  }
+  if (byte === 0x65 || byte === 0x45 || mantissa >= TWO_53 || decimals > 22)
+    return readAnyNumber(body, from, values, index, column, slow);
+  // One correctly rounded division of two exact doubles (Clinger's fast path).
+  const magnitude = mantissa / POW10[decimals]!;
+  values[index] = negative ? -magnitude : magnitude;
+  return at;
+}
+
+/**
+ * Any JSON number at `from` (as {@link readNumber}, which it backs): exact in float64 when its
+ * mantissa is below 2^53 and its power of ten at most 22, else noted for the exact conversion.
+ */
+function readAnyNumber(
   body: Uint8Array,
   from: number,
   values: Float64Array,
@@ -351,7 +400,9 @@ function table(columns: Column[], rows: number): TransferredTable {
   const chunks: TransferredData[] = [];
   for (const column of columns) {
     const total = column.count;
-    const values = total === column.values.length ? column.values : column.values.slice(0, total);
+    // A view of the first `total` values: the buffer (sized by the estimate, a little over) moves
+    // to the parent as it is, with no copy.
+    const values = column.values.subarray(0, total);
     const leaf: TransferredData = {
       offset: 0,
       length: total,
