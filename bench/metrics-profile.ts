@@ -8,7 +8,6 @@
 // Env: BENCH_SCRAPE_S (default 1; 0 = no scraper), PROFILE_WARMUP_S (default 8),
 // PROFILE_FORMAT (json | arrow, default json), PROFILE_BATCH (default 1), PROFILE_KEEP=1,
 // BENCH_ON_ARGS / BENCH_OFF_ARGS (extra flags of each server; e.g. BENCH_OFF_ARGS= for an A/A).
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,7 +16,9 @@ import {
   loadAverage,
   printTable,
   startQuoll,
+  startScraper,
   stopAll,
+  threadCpuNs,
   wrkAsync,
   writeBenchModel,
   writeLua,
@@ -61,50 +62,21 @@ async function side(name: Side['name'], extra: string[]): Promise<Side> {
   return { name, server, url: pipeline.url(), lua, profiles };
 }
 
-function cpuNs(pid: number): number {
-  let sum = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return sum;
-}
-
 const loadBefore = loadAverage();
 const off = await side('off', flags(process.env.BENCH_OFF_ARGS, '--no-metrics'));
 const on = await side('on', flags(process.env.BENCH_ON_ARGS, ''));
 const sides = [on, off];
-const scraper =
-  scrapeS <= 0
-    ? null
-    : spawn(
-        process.execPath,
-        [
-          '-e',
-          `let n = 0; setInterval(async () => { const r = await fetch(process.argv[1] + '/metrics', { headers: { authorization: 'Bearer ' + process.argv[2] } }); await r.text(); n++; }, Number(process.argv[3])); process.on('SIGTERM', () => { console.log(JSON.stringify({ scrapes: n })); process.exit(0); });`,
-          on.server.url,
-          on.server.token,
-          String(scrapeS * 1000),
-        ],
-        { stdio: ['ignore', 'inherit', 'inherit'] },
-      );
+const scraper = scrapeS <= 0 ? null : startScraper(on.server.url, on.server.token, scrapeS);
 
 const load = (s: number) =>
   Promise.all(sides.map((x) => wrkAsync({ url: x.url, luaScript: x.lua, connections, seconds: s })));
 await load(warmup);
-const cpuBefore = sides.map((s) => cpuNs(s.server.proc.pid!));
+const cpuBefore = sides.map((s) => threadCpuNs(s.server.proc.pid!));
 const from = Number(process.hrtime.bigint() / 1000n);
 const runs = await load(seconds);
 const to = Number(process.hrtime.bigint() / 1000n);
-const cpuAfter = sides.map((s) => cpuNs(s.server.proc.pid!));
-if (scraper !== null) {
-  const exited = new Promise((r) => scraper.once('exit', r));
-  scraper.kill('SIGTERM');
-  await exited;
-}
+const cpuAfter = sides.map((s) => threadCpuNs(s.server.proc.pid!));
+const scraped = (await scraper?.stop()) ?? '';
 await stopAll(sides.map((s) => s.server.proc));
 const loadAfter = loadAverage();
 
@@ -137,7 +109,7 @@ function mainThread(dir: string): Map<string, number> {
 
 const requests = runs.map((r) => r.reqPerSec * seconds);
 console.log(
-  `${format} batch ${batch}, ${connections} connections per server, ${seconds} s after ${warmup} s warm-up; scraper ${scraper === null ? 'none' : `every ${scrapeS}s`}; load ${loadBefore} → ${loadAfter}`,
+  `${format} batch ${batch}, ${connections} connections per server, ${seconds} s after ${warmup} s warm-up; scraper ${scraper === null ? 'none' : `every ${scrapeS}s ${scraped}`}; load ${loadBefore} → ${loadAfter}`,
 );
 printTable(
   ['server', 'req/s', 'CPU µs/request (all threads)'],

@@ -25,8 +25,7 @@
 // server alone: BENCH_ON_CLI (another build's dist/cli/main.js), BENCH_ON_ARGS (extra flags,
 // e.g. --no-metrics: then the scraper's GET /metrics answers 404), BENCH_ON_ENV ("K=V K=V");
 // BENCH_SCRAPER_CORE pins the scraper (default: unpinned).
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServerMetrics } from '../packages/quoll/dist/metrics/index.js';
@@ -38,7 +37,9 @@ import {
   percentile,
   printTable,
   startQuoll,
+  startScraper,
   stopAll,
+  threadCpuNs,
   wrkAsync,
   writeBenchModel,
   writeLua,
@@ -65,19 +66,6 @@ const workloads: Workload[] = (
     { format: 'arrow', batch: 1000 },
   ] as Workload[]
 ).filter((w) => FORMATS.includes(w.format));
-
-/** CPU nanoseconds used so far by every live thread of a process (schedstat's first field). */
-function cpuNs(pid: number): number {
-  let sum = 0;
-  for (const tid of readdirSync(`/proc/${pid}/task`)) {
-    try {
-      sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
-    } catch {
-      // The thread ended between the listing and the read.
-    }
-  }
-  return sum;
-}
 
 /** ns per request of the recording calls and ms per render, median of 3 timed loops. */
 async function recordingCost(): Promise<{ nsPerRequest: number; renderMs: number }> {
@@ -144,20 +132,8 @@ const lanes = [on, off, control];
 const scraper =
   SCRAPE_S <= 0
     ? null
-    : spawn(
-        process.env.BENCH_SCRAPER_CORE ? 'taskset' : process.execPath,
-        [
-          ...(process.env.BENCH_SCRAPER_CORE ? ['-c', process.env.BENCH_SCRAPER_CORE, process.execPath] : []),
-          '-e',
-          `let n = 0, bytes = 0; setInterval(async () => { const r = await fetch(process.argv[1] + '/metrics', { headers: { authorization: 'Bearer ' + process.argv[2] } }); bytes = (await r.text()).length; n++; }, Number(process.argv[3])); process.on('SIGTERM', () => { console.log(JSON.stringify({ scrapes: n, bytes })); process.exit(0); });`,
-          on.server.url,
-          on.server.token,
-          String(SCRAPE_S * 1000),
-        ],
-        { stdio: ['ignore', 'pipe', 'inherit'] },
-      );
+    : startScraper(on.server.url, on.server.token, SCRAPE_S, process.env.BENCH_SCRAPER_CORE);
 let scraped = '';
-scraper?.stdout?.on('data', (d: Buffer) => (scraped += d.toString()));
 
 /** The median and the middle half (25th–75th percentile) of xs, as text. */
 const spread = (xs: number[]): string =>
@@ -176,7 +152,7 @@ try {
     type Run = { rps: number; cpuNsPerRequest: number; non2xx: number };
     /** wrk against each lane at the same time: requests/s, CPU ns per request, non-2xx answers. */
     const together = async (ls: Lane[], seconds: number): Promise<Run[]> => {
-      const before = ls.map((l) => cpuNs(l.server.proc.pid!));
+      const before = ls.map((l) => threadCpuNs(l.server.proc.pid!));
       const got = await Promise.all(
         ls.map((l) =>
           wrkAsync({ url: l.inferUrl, luaScript: scripts.get(l.name)!, connections: CONNECTIONS, seconds }),
@@ -184,7 +160,7 @@ try {
       );
       return got.map((r, i) => ({
         rps: r.reqPerSec,
-        cpuNsPerRequest: (cpuNs(ls[i]!.server.proc.pid!) - before[i]!) / (r.reqPerSec * seconds),
+        cpuNsPerRequest: (threadCpuNs(ls[i]!.server.proc.pid!) - before[i]!) / (r.reqPerSec * seconds),
         non2xx: r.non2xx,
       }));
     };
@@ -271,11 +247,7 @@ try {
     console.log(JSON.stringify({ ...row, ratios: undefined }));
   }
 } finally {
-  if (scraper !== null) {
-    const scraperExit = new Promise((r) => scraper.once('exit', r));
-    scraper.kill('SIGTERM');
-    await scraperExit;
-  }
+  if (scraper !== null) scraped = await scraper.stop();
   await stopAll(lanes.map((l) => l.server.proc));
 }
 const loadAfter = loadAverage();

@@ -16,7 +16,7 @@ import pg from 'pg';
 import { Client } from '@quoll/client';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
-import { cpuSeconds, median, waitFor } from './support.js';
+import { cpuSeconds, median, minorFaults, waitFor } from './support.js';
 
 const WIDTH = 18;
 const SECS = Number(process.env.PROBE_SECONDS ?? 3);
@@ -50,20 +50,6 @@ const db2 = await makeDb(`quoll_probe_${process.pid}_2`);
 const admin = new pg.Client({ connectionString: db.url });
 await admin.connect();
 const dbNames = [new URL(db.url).pathname.slice(1), new URL(db2.url).pathname.slice(1)];
-function procCpu(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / 100;
-  } catch {
-    return 0;
-  }
-}
-function minflt(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return Number(f[7]);
-}
 async function backendPids(): Promise<number[]> {
   const r = await admin.query<{ pid: number }>(
     'SELECT pid FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
@@ -147,10 +133,10 @@ try {
         }).then((res) => res.arrayBuffer());
       for (let i = 0; i < 20; i++) await post();
       const pids = await backendPids();
-      const pg0 = pids.reduce((a, p) => a + procCpu(p), 0);
+      const pg0 = pids.reduce((a, p) => a + (cpuSeconds(p) || 0), 0);
       const x0 = await xacts();
       const c0 = cpuSeconds(s.child);
-      const f0 = minflt(s.child.pid!);
+      const f0 = minorFaults(s.child.pid!);
       const t = performance.now();
       let n = 0;
       while (performance.now() - t < SECS * 1000) {
@@ -159,8 +145,8 @@ try {
       }
       const el = (performance.now() - t) / 1000;
       const c1 = cpuSeconds(s.child);
-      (flt[s.name] ??= []).push((minflt(s.child.pid!) - f0) / n);
-      const pg1 = pids.reduce((a, p) => a + procCpu(p), 0);
+      (flt[s.name] ??= []).push((minorFaults(s.child.pid!) - f0) / n);
+      const pg1 = pids.reduce((a, p) => a + (cpuSeconds(p) || 0), 0);
       const x1 = await xacts();
       (rate[s.name] ??= []).push((n * 1000) / el);
       (cpuPerReq[s.name] ??= []).push(((c1 - c0) * 1000) / n);

@@ -1,7 +1,7 @@
 // Shared pieces of the benchmarks: the model and request bodies, starting Quoll servers with a
 // deployed pipeline, wrk runs, CPU time and load readings, medians, result files.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tableFromIPC, type FixedSizeList, type Float32, type Vector } from 'apache-arrow';
@@ -314,16 +314,73 @@ export async function stopAll(procs: ChildProcess[]): Promise<void> {
   );
 }
 
-/** CPU seconds (user + system) used so far by a process, or NaN where /proc is missing. */
-export function cpuSeconds(child: ChildProcess): number {
+/** The fields of `/proc/<pid>/stat` after the parenthesised command name (Linux only). */
+function procStat(pid: number): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/** CPU seconds (user + system) used so far by a process, or NaN where /proc is missing (or it ended). */
+export function cpuSeconds(proc: ChildProcess | number): number {
   try {
-    const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the whole line.
+    const fields = procStat(typeof proc === 'number' ? proc : (proc.pid ?? -1));
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return NaN;
   }
+}
+
+/** Minor page faults of a process so far (field 10 of `/proc/<pid>/stat`). */
+export function minorFaults(pid: number): number {
+  return Number(procStat(pid)[7]);
+}
+
+/**
+ * CPU nanoseconds used so far by every live thread of a process (the first field of each
+ * `/proc/<pid>/task/<tid>/schedstat`): finer than {@link cpuSeconds}' clock ticks.
+ */
+export function threadCpuNs(pid: number): number {
+  let sum = 0;
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      sum += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended between the listing and the read.
+    }
+  }
+  return sum;
+}
+
+/** A process scraping a server's `/metrics` like Prometheus. */
+export interface Scraper {
+  /** Stops it; resolves with its summary line (`{"scrapes":n,"bytes":b}`). */
+  stop(): Promise<string>;
+}
+
+/**
+ * Starts a separate process that GETs `<url>/metrics` with `token` every `seconds` (its own
+ * process, like Prometheus), pinned to `core` when given.
+ */
+export function startScraper(url: string, token: string, seconds: number, core?: string): Scraper {
+  const script = `let n = 0, bytes = 0; setInterval(async () => { const r = await fetch(process.argv[1] + '/metrics', { headers: { authorization: 'Bearer ' + process.argv[2] } }); bytes = (await r.text()).length; n++; }, Number(process.argv[3])); process.on('SIGTERM', () => { console.log(JSON.stringify({ scrapes: n, bytes })); process.exit(0); });`;
+  const args = ['-e', script, url, token, String(seconds * 1000)];
+  const child =
+    core === undefined
+      ? spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] })
+      : spawn('taskset', ['-c', core, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  return {
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((resolve) => child.once('exit', resolve));
+        child.kill('SIGTERM');
+        await exited;
+      }
+      return out.trim();
+    },
+  };
 }
 
 /** The 1-minute load average now (what else the shared machine was doing), or NaN. */
