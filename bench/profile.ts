@@ -3,7 +3,7 @@
 // (core 1) sends batch-1 JSON requests; then the profiles are summed up by self time per
 // function and per area. Usage: tsx bench/profile.ts [connections=1] [seconds=8]
 // Env: BENCH_QUOLL_ARGS (extra server flags), PROFILE_KEEP=1 keeps the .cpuprofile files,
-// PROFILE_FORMAT (json | arrow, default json), PROFILE_BATCH (rows per request, default 1) and
+// PROFILE_FORMAT (json | arrow | oip — the Open Inference Protocol's JSON tensors on /v2, default json), PROFILE_BATCH (rows per request, default 1) and
 // PROFILE_WARMUP_S (warm-up seconds, default 2; V8 still compiles after 2 s, so 10+ for a steady state).
 // The server inherits the environment (e.g. QUOLL_BENCH_INPUT_CHECKS=off).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -18,6 +18,7 @@ import {
   wrk,
   writeBenchModel,
   writeLua,
+  type BodyFormat,
 } from './support.js';
 
 interface ProfileNode {
@@ -42,10 +43,14 @@ const server = await startQuoll(work, 'home', extra, {
   nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profiles],
 });
 const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
-const format = process.env.PROFILE_FORMAT === 'arrow' ? 'arrow' : 'json';
+const format: BodyFormat =
+  process.env.PROFILE_FORMAT === 'arrow' || process.env.PROFILE_FORMAT === 'oip'
+    ? process.env.PROFILE_FORMAT
+    : 'json';
+const url = format === 'oip' ? `${server.url}/v2/models/benchpipe/infer` : pipeline.url();
 const batch = Number(process.env.PROFILE_BATCH ?? 1);
 const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
-wrk({ url: pipeline.url(), luaScript: lua, connections, seconds: Number(process.env.PROFILE_WARMUP_S ?? 2) });
+wrk({ url, luaScript: lua, connections, seconds: Number(process.env.PROFILE_WARMUP_S ?? 2) });
 const load = loadAverage();
 /** CPU seconds (user + system) of each thread of the server, by thread id, with its name. */
 function threadCpu(pid: number): Map<string, { name: string; seconds: number }> {
@@ -68,7 +73,7 @@ function threadCpu(pid: number): Map<string, { name: string; seconds: number }> 
 // Only samples inside the measured run count (not start-up, deploy or warm-up).
 const cpuBefore = threadCpu(server.proc.pid!);
 const from = Number(process.hrtime.bigint() / 1000n);
-const run = wrk({ url: pipeline.url(), luaScript: lua, connections, seconds });
+const run = wrk({ url, luaScript: lua, connections, seconds });
 const to = Number(process.hrtime.bigint() / 1000n);
 const cpuAfter = threadCpu(server.proc.pid!);
 await stopAll([server.proc]);

@@ -2,7 +2,9 @@
 // main's worktree and of a branch's) or flags (ARGS_A / ARGS_B, e.g. --no-inference-logs), both
 // pinned to core 0 with wrk on core 1, interleaved A B A B …, median of the runs. CPU per request
 // is the whole process's (every thread) from /proc, which a shared machine moves less than req/s.
-// Usage: CLI_A=… [CLI_B=…] [ARGS_A=…] [ARGS_B=…] [FORMAT=json|arrow] [BATCH=1]
+// Usage: CLI_A=… [CLI_B=…] [ARGS_A=…] [ARGS_B=…] [FORMAT=json|arrow|oip] [FORMAT_B=FORMAT] [BATCH=1]
+// (oip: the Open Inference Protocol's JSON tensors, on /v2/models/benchpipe/infer; FORMAT_B, e.g.
+// FORMAT=oip FORMAT_B=json with one build, compares the two endpoints)
 //   npx tsx bench/quoll-ab.ts [connections=1] [seconds=3] [runs=3]
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,8 +33,13 @@ const work = mkdtempSync(join(tmpdir(), 'quoll-ab-'));
 const modelPath = writeBenchModel(work);
 const flags = (value: string | undefined): string[] => (value ?? '').split(' ').filter(Boolean);
 const sides = [
-  { label: 'A', cli: cliA, args: flags(process.env.ARGS_A) },
-  { label: 'B', cli: process.env.CLI_B ?? cliA, args: flags(process.env.ARGS_B) },
+  { label: 'A', cli: cliA, args: flags(process.env.ARGS_A), format },
+  {
+    label: 'B',
+    cli: process.env.CLI_B ?? cliA,
+    args: flags(process.env.ARGS_B),
+    format: (process.env.FORMAT_B ?? format) as BodyFormat,
+  },
 ].map((side) => ({ ...side, rps: [] as number[], p99: [] as number[], cpu: [] as number[] }));
 
 const servers = [];
@@ -56,8 +63,8 @@ try {
     const pipeline = await deployModel(new Client({ url, token }), 'benchmodel', modelPath, 'benchpipe');
     Object.assign(side, {
       proc,
-      url: pipeline.url(),
-      lua: writeLua(work, { format, batch, token, tag: side.label }),
+      url: side.format === 'oip' ? `${url}/v2/models/benchpipe/infer` : pipeline.url(),
+      lua: writeLua(work, { format: side.format, batch, token, tag: side.label }),
     });
   }
   const ready = sides as ((typeof sides)[number] & {
@@ -80,7 +87,7 @@ try {
   );
   for (const side of ready)
     console.log(
-      `${side.label} ${side.cli} ${side.args.join(' ')}: ${Math.round(median(side.rps))} req/s, p99 ${median(side.p99)} ms, CPU ${median(side.cpu).toFixed(0)} µs/request [${side.cpu.map((c) => c.toFixed(0)).join(' ')}]`,
+      `${side.label} ${side.format} ${side.cli} ${side.args.join(' ')}: ${Math.round(median(side.rps))} req/s, p99 ${median(side.p99)} ms, CPU ${median(side.cpu).toFixed(0)} µs/request [${side.cpu.map((c) => c.toFixed(0)).join(' ')}]`,
     );
   const [a, b] = ready;
   console.log(
