@@ -82,8 +82,7 @@ export class InferenceResult {
       const schemaFields = input.table.schema.fields;
       const indexes = this.#columns.map((column) => schemaFields.findIndex((field) => field.name === column));
       const inFields = indexes.map((index) => schemaFields[index]!);
-      let key = 'a';
-      for (const field of inFields) key += `\u0001${field.name}\u0000${fieldKey(field)}`;
+      const key = arrowInputKey(input.table.schema, this.#columns, inFields);
       layout = this.#layout(key, () =>
         inFields.map((field) => new Field(`in.${field.name}`, field.type as DataType, field.nullable)),
       );
@@ -253,6 +252,28 @@ const TIME_TYPE = new TimestampMillisecond();
 const CHECK_FAILURES_TYPE = new Uint32();
 
 /** A field's type with its children's names and nullability, as a cache key. */
+/**
+ * The layout key of Arrow input columns. Requests that share a schema object (the Open
+ * Inference codec's, built once per request layout) reuse the key computed for it.
+ */
+const arrowInputKeys = new WeakMap<Schema, { columns: readonly string[]; key: string }>();
+
+function arrowInputKey(schema: Schema, columns: readonly string[], inFields: readonly Field[]): string {
+  const known = arrowInputKeys.get(schema);
+  if (known !== undefined && sameStrings(known.columns, columns)) return known.key;
+  let key = 'a';
+  for (const field of inFields) key += `\u0001${field.name}\u0000${fieldKey(field)}`;
+  arrowInputKeys.set(schema, { columns, key });
+  return key;
+}
+
+function sameStrings(a: readonly string[], b: readonly string[]): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
 function fieldKey(field: Field): string {
   const type = field.type as DataType;
   // Every concrete Arrow type names itself and its parameters in toString ("FixedSizeList[18]<Float32>").

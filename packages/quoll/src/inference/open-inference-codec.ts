@@ -404,25 +404,68 @@ function requestedOutputs(body: OpenInferenceBody, served: ServedModel): OpenInf
   return { id, outputs: outputs.length === 0 ? null : outputs, binaryOutput };
 }
 
-/** The request tensors as one Arrow table: a column per input, nested FixedSizeLists for the dimensions after the first. */
+/** The Arrow types of one request layout (names, data types, dimensions after the first), built once. */
+interface TableLayout {
+  schema: Schema;
+  struct: Struct;
+  /** Per tensor: its leaf type, then one FixedSizeList type per dimension after the first, innermost first. */
+  levels: DataType[][];
+}
+
+/** Layouts by request layout key; a server sees a handful, more than this many is unusual. */
+const tableLayouts = new Map<string, TableLayout>();
+const MAX_TABLE_LAYOUTS = 256;
+
+function tableLayout(tensors: RequestTensor[]): TableLayout {
+  let key = '';
+  for (const tensor of tensors) {
+    key += `${tensor.name}\u0000${tensor.datatype}`;
+    for (let level = 1; level < tensor.shape.length; level++) key += `,${tensor.shape[level]!}`;
+    key += '\u0001';
+  }
+  let layout = tableLayouts.get(key);
+  if (layout === undefined) {
+    const fields: Field[] = [];
+    const levels: DataType[][] = [];
+    for (const tensor of tensors) {
+      let type: DataType = NUMERIC[tensor.datatype].arrow();
+      const chain = [type];
+      for (let level = tensor.shape.length - 1; level >= 1; level--) {
+        type = new FixedSizeList(tensor.shape[level]!, new Field('item', type, false));
+        chain.push(type);
+      }
+      fields.push(new Field(tensor.name, type, false));
+      levels.push(chain);
+    }
+    layout = { schema: new Schema(fields), struct: new Struct(fields), levels };
+    if (tableLayouts.size >= MAX_TABLE_LAYOUTS) tableLayouts.clear();
+    tableLayouts.set(key, layout);
+  }
+  return layout;
+}
+
+/**
+ * The request tensors as one Arrow table: a column per input, nested FixedSizeLists for the
+ * dimensions after the first. The schema and types are shared by every request of the same
+ * layout, so per request only the column data is built (and the log sees one schema).
+ */
 function toTable(tensors: RequestTensor[]): Table {
   const rows = tensors[0]!.shape[0]!;
-  const fields: Field[] = [];
+  const { schema, struct, levels } = tableLayout(tensors);
   const children: Data[] = [];
-  for (const tensor of tensors) {
-    const leafType = NUMERIC[tensor.datatype].arrow();
-    let data = new Data(leafType, 0, tensor.values.length, 0, [undefined, tensor.values, undefined]);
-    let type: DataType = leafType;
-    for (let level = tensor.shape.length - 1; level >= 1; level--) {
+  for (const [i, tensor] of tensors.entries()) {
+    const chain = levels[i]!;
+    let data = new Data(chain[0]!, 0, tensor.values.length, 0, [undefined, tensor.values, undefined]);
+    for (let level = tensor.shape.length - 1, at = 1; level >= 1; level--, at++) {
       const size = tensor.shape[level]!;
-      type = new FixedSizeList(size, new Field('item', type, false));
-      data = new Data(type, 0, size === 0 ? 0 : data.length / size, 0, undefined, [data]);
+      data = new Data(chain[at]!, 0, size === 0 ? 0 : data.length / size, 0, undefined, [data]);
     }
-    fields.push(new Field(tensor.name, type, false));
     children.push(data);
   }
-  const schema = new Schema(fields);
-  const batch = new RecordBatch(schema, new Data(new Struct(fields), 0, rows, 0, undefined, children));
+  const batch = new RecordBatch(schema, new Data(struct, 0, rows, 0, undefined, children));
+  // The constructor re-derives an equal schema (cloning every field); put the shared one back,
+  // so the table below and the inference log recognise it without comparing field by field.
+  (batch as { schema: Schema }).schema = schema;
   return new Table(schema, [batch]);
 }
 

@@ -53,27 +53,32 @@ export async function openInferenceRoutes(
   });
   // Inference bodies are read by the codec: JSON, or JSON plus binary tensors under any
   // content type (Triton's client sends application/octet-stream, or none).
+  // The types clients send are named as well as the catch-all: Fastify caches the parser of a
+  // named type, but parses the Content-Type header again on every request that falls to '*'.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser(
-    '*',
-    { parseAs: 'buffer', bodyLimit: ctx.config.maxInferenceBytes },
-    (_req, body, done) => done(null, body),
-  );
+  const asBuffer = { parseAs: 'buffer' as const, bodyLimit: ctx.config.maxInferenceBytes };
+  const keepBuffer = (_req: FastifyRequest, body: Buffer, done: (err: null, body: Buffer) => void): void =>
+    done(null, body);
+  app.addContentTypeParser([MEDIA_TYPES.json, MEDIA_TYPES.octetStream], asBuffer, keepBuffer);
+  app.addContentTypeParser('*', asBuffer, keepBuffer);
 
   // Inferences are counted and timed as on /v1 (errors too); the pipeline label is set only
   // once a serving pipeline is found, so unknown names never become label values.
   app.decorateRequest('servedPipeline', null);
   const metrics = ctx.config.metrics ? ctx.metrics : null;
   if (metrics !== null)
-    app.addHook('onResponse', async (req, reply) => {
-      if (req.method !== 'POST') return;
-      const served = req.servedPipeline;
-      metrics.inferenceServed(
-        served?.workspaceId ?? 0,
-        served?.name ?? NO_PIPELINE,
-        reply.statusCode,
-        reply.elapsedTime / 1000,
-      );
+    // A callback hook, not an async one: no promise per request on the hot path.
+    app.addHook('onResponse', (req, reply, done) => {
+      if (req.method === 'POST') {
+        const served = req.servedPipeline;
+        metrics.inferenceServed(
+          served?.workspaceId ?? 0,
+          served?.name ?? NO_PIPELINE,
+          reply.statusCode,
+          reply.elapsedTime / 1000,
+        );
+      }
+      done();
     });
 
   app.get(

@@ -1,0 +1,90 @@
+import { describe, expect, it } from 'vitest';
+import type { Table } from 'apache-arrow';
+import type { ServedModel } from './inference-codec.js';
+import { openInferenceCodec, readOpenInferenceBody } from './open-inference-codec.js';
+import { InferenceResult } from './inference-result.js';
+
+const served: ServedModel = {
+  name: 'pipe',
+  version: '1',
+  inputs: [{ name: 'tensor', type: 'float32', shape: [null, 2, 3] }],
+  outputs: [{ name: 'y', type: 'float32', shape: [null, 1] }],
+};
+const codec = openInferenceCodec({
+  decodeOpenInference: (body, headerLength) => Promise.resolve(readOpenInferenceBody(body, headerLength)),
+});
+
+async function decode(request: unknown): Promise<Table> {
+  const body = Buffer.from(JSON.stringify(request));
+  const { input } = await codec.decode(
+    { contentType: 'application/json', body, header: () => undefined },
+    served,
+  );
+  if (input.kind !== 'arrow') throw new Error('expected an Arrow input');
+  return input.table;
+}
+
+const tensor = (rows: number, offset: number): unknown => ({
+  name: 'tensor',
+  shape: [rows, 2, 3],
+  datatype: 'FP32',
+  data: Array.from({ length: rows * 6 }, (_, i) => i + offset),
+});
+
+describe('openInferenceCodec.decode', () => {
+  it('builds each request its own columns under one schema per request layout', async () => {
+    const a = await decode({ inputs: [tensor(1, 0)] });
+    const b = await decode({ inputs: [tensor(3, 100)] });
+    // Same names, data types and dimensions after the first: one schema object, and its batches keep it.
+    expect(b.schema).toBe(a.schema);
+    expect(a.batches[0]!.schema).toBe(a.schema);
+    expect(b.batches[0]!.schema).toBe(a.schema);
+    expect(String(a.schema.fields[0]!.type)).toBe('FixedSizeList[2]<FixedSizeList[3]<Float32>>');
+    // The values are each request's own.
+    expect(a.numRows).toBe(1);
+    expect(b.numRows).toBe(3);
+    const rowOf = (table: Table, row: number): number[][] =>
+      Array.from(table.getChild('tensor')!.get(row) as Iterable<{ toArray(): Float32Array }>, (inner) =>
+        Array.from(inner.toArray()),
+      );
+    expect(rowOf(a, 0)).toEqual([
+      [0, 1, 2],
+      [3, 4, 5],
+    ]);
+    expect(rowOf(b, 2)).toEqual([
+      [112, 113, 114],
+      [115, 116, 117],
+    ]);
+    // Another layout (other inner dimensions, or another data type) gets a schema of its own.
+    const flat = await decode({
+      inputs: [{ name: 'tensor', shape: [1, 6], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6] }],
+    });
+    const f64 = await decode({ inputs: [{ ...(tensor(1, 0) as object), datatype: 'FP64' }] });
+    expect(flat.schema).not.toBe(a.schema);
+    expect(f64.schema).not.toBe(a.schema);
+    expect(String(f64.schema.fields[0]!.type)).toBe('FixedSizeList[2]<FixedSizeList[3]<Float64>>');
+  });
+
+  it("gives the log rows of requests of one layout one schema, with each request's inputs", async () => {
+    const logOf = async (offset: number): Promise<Table> => {
+      const table = await decode({ inputs: [tensor(1, offset)] });
+      const outputs = [
+        { name: 'y', type: 'float32' as const, dims: [1, 1], data: new Float32Array([offset]) },
+      ];
+      return new InferenceResult({ kind: 'arrow', table }, ['tensor'], outputs, 1, 7).toArrowTable();
+    };
+    const first = await logOf(0);
+    const second = await logOf(50);
+    expect(second.schema).toBe(first.schema);
+    const outOf = (table: Table): number[] =>
+      Array.from((table.getChild('out.y')!.get(0) as { toArray(): Float32Array }).toArray());
+    expect(outOf(first)).toEqual([0]);
+    expect(outOf(second)).toEqual([50]);
+    const inOf = (table: Table): number[] =>
+      Array.from(table.getChild('in.tensor')!.get(0) as Iterable<{ toArray(): Float32Array }>).flatMap(
+        (inner) => Array.from(inner.toArray()),
+      );
+    expect(inOf(first)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(inOf(second)).toEqual([50, 51, 52, 53, 54, 55]);
+  });
+});
