@@ -302,9 +302,9 @@ function outputShape(output: WireTensor): number[] {
  * a result's columns all have the batch's length, so that work (≈ 4 µs per request, measured
  * in-process) only costs, and the shared schema must stay the batch's own anyway: the table
  * and the log writer recognise it by identity. Same prototype and fields as a constructed
- * batch (`schema`, `data`, `_metadata`).
+ * batch (`schema`, `data`, `_metadata`). Its columns must all have `data`'s length.
  */
-function resultBatch(schema: Schema, data: Data<Struct>): RecordBatch {
+export function resultBatch(schema: Schema, data: Data<Struct>): RecordBatch {
   const batch = Object.create(RecordBatch.prototype) as RecordBatch & {
     schema: Schema;
     data: Data<Struct>;

@@ -8,7 +8,6 @@ import {
   Int32,
   Int64,
   Int8,
-  RecordBatch,
   Schema,
   Struct,
   Table,
@@ -21,6 +20,7 @@ import type { DataType } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import type { EncodedInference, InferenceCodec, ServedModel } from './inference-codec.js';
+import { resultBatch } from './inference-result.js';
 import type { InferenceResult } from './inference-result.js';
 import { openInferenceDatatype } from './open-inference-datatype.js';
 import type { OpenInferenceDatatype } from './open-inference-datatype.js';
@@ -462,11 +462,10 @@ function toTable(tensors: RequestTensor[]): Table {
     }
     children.push(data);
   }
-  const batch = new RecordBatch(schema, new Data(struct, 0, rows, 0, undefined, children));
-  // The constructor re-derives an equal schema (cloning every field); put the shared one back,
-  // so the table below and the inference log recognise it without comparing field by field.
-  (batch as { schema: Schema }).schema = schema;
-  return new Table(schema, [batch]);
+  // Every column has `rows` rows (readInputs checked each tensor's first dimension), so the
+  // batch keeps the shared schema as it is: the table below and the inference log recognise it
+  // by identity, without Arrow's constructor cloning it.
+  return new Table(schema, [resultBatch(schema, new Data(struct, 0, rows, 0, undefined, children))]);
 }
 
 // ---------------------------------------------------------------- encoding
