@@ -258,6 +258,17 @@ describe('hostile inference bodies', () => {
       cases.push({ body: `${large.slice(0, lastRow)}${value},${large.slice(lastRow)}`, type: JSON_TYPE });
       cases.push({ body: `${large.slice(0, lastRow)}${value}`, type: JSON_TYPE });
     }
+    // Nesting in a body over the inline size, four at once (sendAll's batch): refused from its
+    // bytes before the decode worker's parse would build 100 000 levels (≈ 18 MiB each, far over
+    // the body's share of the budget).
+    for (const value of [deep, '['.repeat(500_000)]) {
+      for (let copy = 0; copy < 2; copy++) {
+        cases.unshift({
+          body: `${large.slice(0, lastRow)}${value},${large.slice(lastRow)}`,
+          type: JSON_TYPE,
+        });
+      }
+    }
     for (const body of [jsonSmall, jsonLarge]) {
       for (const stride of [7, 31, 97, 1021]) {
         for (const from of [0, 10, 300]) cases.push({ body: flipped(body, stride, from), type: JSON_TYPE });

@@ -205,10 +205,25 @@ describe('scanRecords', () => {
       '[{"t":[1]}]]',
       '\uFEFF[{"t":[1]}]',
       '[{"t":[1]}\u00a0]',
+    ]) {
+      expectLeftToGeneral(text);
+    }
+  });
+
+  it('leaves nesting beyond any records body to the general path, which refuses it from the bytes before parsing', () => {
+    for (const text of [
       `[{"t":${'['.repeat(10_000)}1${']'.repeat(10_000)}}]`,
       `[{"t":${'['.repeat(10_000)}`,
     ]) {
-      expectLeftToGeneral(text);
+      const body = bytes(text);
+      expect(scanRecords(body)).toBeNull();
+      // The parse alone refuses both as well (a shape error, not JSON); the depth check refuses
+      // them first, without building 10 000 levels.
+      expect(outcome(() => general(body))).toHaveProperty('code');
+      expect(outcome(() => jsonRecordsToTable(body))).toEqual({
+        code: 'invalid_inference_input',
+        message: expect.stringContaining('more than 64 levels deep') as string,
+      });
     }
   });
 

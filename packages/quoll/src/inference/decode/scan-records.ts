@@ -1,5 +1,6 @@
 import { parseRecords } from '../inference-input.js';
 import { recordsToTable } from './records-to-table.js';
+import { refuseDeepJson } from './refuse-deep-json.js';
 import type { TransferredData, TransferredField, TransferredTable } from './transferred-table.js';
 
 /** Exact powers of ten as float64 (10^22 is the largest one a double holds exactly). */
@@ -442,9 +443,13 @@ function table(columns: Column[], rows: number): TransferredTable {
 /**
  * A JSON records body as float64 columns, in a decode worker: the plain shape read straight
  * from the bytes ({@link scanRecords}), any other body (and every invalid one) parsed the
- * general way, whose catalogue error names the column and row.
+ * general way, whose catalogue error names the column and row. A body nested deeper than any
+ * records body can be is refused from its bytes before that parse ({@link refuseDeepJson}).
  * @throws ApiError `invalid_inference_input`, `non_numeric_value`, `invalid_tensor_shape`, `unknown_input_column`
  */
 export function jsonRecordsToTable(body: Uint8Array): TransferredTable {
-  return scanRecords(body) ?? recordsToTable(parseRecords(body));
+  const scanned = scanRecords(body);
+  if (scanned) return scanned;
+  refuseDeepJson(body);
+  return recordsToTable(parseRecords(body));
 }
