@@ -20,6 +20,7 @@ import type { DataType } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import type { EncodedInference, InferenceCodec, ServedModel } from './inference-codec.js';
+import { refuseDeepJson } from './decode/refuse-deep-json.js';
 import { resultBatch } from './inference-result.js';
 import type { InferenceResult } from './inference-result.js';
 import { openInferenceDatatype } from './open-inference-datatype.js';
@@ -170,6 +171,8 @@ interface RequestHeader {
 }
 
 function parseHeader(json: Uint8Array): RequestHeader {
+  // JSON.parse would build every level of a `[[[[…` flood before the checks below see it.
+  refuseDeepJson(json);
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(json.buffer, json.byteOffset, json.byteLength).toString('utf8'));

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ApiError } from '../../errors/index.js';
 import { MAX_JSON_NESTING, refuseDeepJson } from './refuse-deep-json.js';
+import { readOpenInferenceBody } from '../open-inference-codec.js';
 import { jsonRecordsToTable } from './scan-records.js';
 
 const bytes = (text: string): Uint8Array => Buffer.from(text);
@@ -48,5 +49,19 @@ describe('refuseDeepJson', () => {
     // Deeper than a value may be, but within the limit: still the general path's shape error.
     const rank = `[{"x": ${nested(40)}}]`;
     expect(codeOf(() => jsonRecordsToTable(bytes(rank)))).toBe('invalid_tensor_shape');
+  });
+
+  it('sits in front of the Open Inference body parse too', () => {
+    const tensor = (data: string): Uint8Array =>
+      bytes(`{"inputs": [{"name": "x", "shape": [1, 2, 2], "datatype": "FP32", "data": ${data}}]}`);
+    expect(readOpenInferenceBody(tensor('[[[1, 2], [3, 4]]]'), undefined).tensors).toHaveLength(1);
+    let message = '';
+    try {
+      readOpenInferenceBody(tensor(nested(100_000)), undefined);
+    } catch (error) {
+      message = (error as ApiError).code + ' ' + (error as ApiError).message;
+    }
+    expect(message).toContain('invalid_inference_input');
+    expect(message).toContain('more than 64 levels deep');
   });
 });

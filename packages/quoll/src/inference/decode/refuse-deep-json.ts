@@ -2,9 +2,9 @@ import { ApiError } from '../../errors/index.js';
 import { MAX_ROW_RANK } from './records-to-table.js';
 
 /**
- * The deepest nesting of arrays and objects a JSON records body may have before it is parsed:
- * records or columns (2 levels) around values of at most {@link MAX_ROW_RANK} dimensions, with
- * room to spare. Anything deeper is refused by the records decoding anyway; refusing it from
+ * The deepest nesting of arrays and objects a JSON inference body may have before it is parsed:
+ * records or columns (2 levels) around values of at most {@link MAX_ROW_RANK} dimensions, or an
+ * Open Inference body's 3 levels around a tensor's data, with room to spare. Anything deeper is refused by the records decoding anyway; refusing it from
  * the bytes first keeps `JSON.parse` from building a 100 000-level structure (≈ 18 MiB of
  * heap from a 200 KB body, far more than the body's share of the memory budget).
  */
@@ -35,7 +35,7 @@ export function refuseDeepJson(body: Uint8Array, limit: number = MAX_JSON_NESTIN
       if (++depth > limit) {
         throw new ApiError(
           'invalid_inference_input',
-          `The body nests arrays or objects more than ${limit} levels deep; send records of at most ${MAX_ROW_RANK} dimensions per value, like [{"tensor": [1, 2, 3]}].`,
+          `The body nests arrays or objects more than ${limit} levels deep; a tensor has at most ${MAX_ROW_RANK} dimensions.`,
         );
       }
     } else if (byte === CLOSE_ARRAY || byte === CLOSE_OBJECT) {
