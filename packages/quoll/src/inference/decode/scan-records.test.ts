@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { mulberry32 as random } from '../../../../../test/support/synthetic-data.js';
 import { ApiError } from '../../errors/index.js';
 import { parseRecords } from '../inference-input.js';
 import { recordsToTable } from './records-to-table.js';
@@ -57,18 +58,6 @@ function expectLeftToGeneral(text: string): void {
   const body = bytes(text);
   expect(scanRecords(body), text.slice(0, 200)).toBeNull();
   expect(outcome(() => jsonRecordsToTable(body))).toEqual(outcome(() => general(body)));
-}
-
-/** A small deterministic generator (mulberry32). */
-function random(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Numbers as JSON writers print them, and as hand-written bodies spell them. */
