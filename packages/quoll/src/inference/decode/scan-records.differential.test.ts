@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as random } from '../../../../../test/support/synthetic-data.js';
+import { transferredTableBits as bits } from '../../../../../test/support/transferred-table-bits.js';
 import { ApiError } from '../../errors/index.js';
 import { parseRecords } from '../inference-input.js';
 import { recordsToTable } from './records-to-table.js';
 import { jsonRecordsToTable, scanRecords } from './scan-records.js';
-import type { TransferredData, TransferredTable } from './transferred-table.js';
+import type { TransferredTable } from './transferred-table.js';
 
 /**
  * Differential test of the decode worker's byte scanner against the general path (JSON.parse,
@@ -14,20 +15,6 @@ import type { TransferredData, TransferredTable } from './transferred-table.js';
  */
 
 type Outcome = { table: unknown } | { code: string; message: string };
-
-/** A table with each float64 value as its bit pattern (so -0 and 0 differ). */
-function bits(table: TransferredTable): unknown {
-  const data = (chunk: TransferredData): unknown => ({
-    ...chunk,
-    values:
-      chunk.values === null
-        ? null
-        : Array.from(new BigUint64Array((chunk.values as Float64Array).slice().buffer), String),
-    valueOffsets: chunk.valueOffsets === null ? null : Array.from(chunk.valueOffsets),
-    children: chunk.children.map(data),
-  });
-  return { fields: table.fields, batches: table.batches.map((batch) => batch.map(data)) };
-}
 
 function outcomeOf(decode: () => TransferredTable): Outcome {
   try {

@@ -1,10 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 as random } from '../../../../../test/support/synthetic-data.js';
+import { transferredTableBits as bits } from '../../../../../test/support/transferred-table-bits.js';
 import { ApiError } from '../../errors/index.js';
 import { parseRecords } from '../inference-input.js';
 import { recordsToTable } from './records-to-table.js';
 import { jsonRecordsToTable, scanRecords } from './scan-records.js';
-import type { TransferredData, TransferredTable } from './transferred-table.js';
+import type { TransferredTable } from './transferred-table.js';
 
 const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'utf8'));
 
@@ -16,22 +17,6 @@ function general(body: Uint8Array): TransferredTable | { code: string; message: 
     if (!(error instanceof ApiError)) throw error;
     return { code: error.code, message: error.message };
   }
-}
-
-/**
- * A table with each float64 value as its bit pattern (so -0 and 0 differ, and NaN is seen), for
- * exact comparison.
- */
-function bits(table: TransferredTable): unknown {
-  const data = (chunk: TransferredData): unknown => ({
-    ...chunk,
-    values:
-      chunk.values === null
-        ? null
-        : Array.from(new BigUint64Array((chunk.values as Float64Array).slice().buffer), String),
-    children: chunk.children.map(data),
-  });
-  return { fields: table.fields, batches: table.batches.map((batch) => batch.map(data)) };
 }
 
 /** The scanner reads `text` and agrees bit for bit with the general path. */
