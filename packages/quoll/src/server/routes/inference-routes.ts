@@ -7,9 +7,9 @@ import {
   type RawInferenceBody,
   type ResultFormat,
 } from '../../inference/index.js';
-import { NO_PIPELINE } from '../../metrics/index.js';
 import { ApiError } from '../../errors/index.js';
 import { negotiateFormat } from './accept-header.js';
+import { countInferences } from './count-inferences.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
 import { forwardingHook } from '../forward-request.js';
@@ -26,22 +26,7 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
     { parseAs: 'buffer', bodyLimit: ctx.config.maxInferenceBytes },
     (_req, body, done) => done(null, body),
   );
-  // Every answer (errors too) is counted and timed; the pipeline label is set only once a
-  // serving pipeline is found, so unknown names never become label values.
-  app.decorateRequest('servedPipeline', null);
-  const metrics = ctx.config.metrics ? ctx.metrics : null;
-  if (metrics !== null)
-    // A callback hook, not an async one: no promise per request on the hot path.
-    app.addHook('onResponse', (req, reply, done) => {
-      const served = req.servedPipeline;
-      metrics.inferenceServed(
-        served?.workspaceId ?? 0,
-        served?.name ?? NO_PIPELINE,
-        reply.statusCode,
-        reply.elapsedTime / 1000,
-      );
-      done();
-    });
+  countInferences(app, ctx);
 
   // QUOLL_BENCH_INPUT_CHECKS=off (benchmarks only): bodies decoded inline, unbudgeted.
   const checked = ctx.config.inputChecks;

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, MEDIA_TYPES } from '@quoll/client/wire';
 import { openInferenceCodec, openInferenceMetadata } from '../../inference/index.js';
 import type { InferenceCodec, OpenInferenceRequest } from '../../inference/index.js';
-import { NO_PIPELINE } from '../../metrics/index.js';
+import { countInferences } from './count-inferences.js';
 import type { PipelineAddress } from '../../serving/index.js';
 import { privatePaths, settleUnreadBody, toApiError } from '../error-handler.js';
 import { safeDetails, safeMessage } from '../../errors/index.js';
@@ -62,24 +62,7 @@ export async function openInferenceRoutes(
   app.addContentTypeParser([MEDIA_TYPES.json, MEDIA_TYPES.octetStream], asBuffer, keepBuffer);
   app.addContentTypeParser('*', asBuffer, keepBuffer);
 
-  // Inferences are counted and timed as on /v1 (errors too); the pipeline label is set only
-  // once a serving pipeline is found, so unknown names never become label values.
-  app.decorateRequest('servedPipeline', null);
-  const metrics = ctx.config.metrics ? ctx.metrics : null;
-  if (metrics !== null)
-    // A callback hook, not an async one: no promise per request on the hot path.
-    app.addHook('onResponse', (req, reply, done) => {
-      if (req.method === 'POST') {
-        const served = req.servedPipeline;
-        metrics.inferenceServed(
-          served?.workspaceId ?? 0,
-          served?.name ?? NO_PIPELINE,
-          reply.statusCode,
-          reply.elapsedTime / 1000,
-        );
-      }
-      done();
-    });
+  countInferences(app, ctx);
 
   app.get(
     '/v2/health/live',
