@@ -32,6 +32,37 @@ beforeAll(async () => {
   expect((await fetch(`${url}/no-such-pipe/infer`, { method: 'POST', headers, body: '[]' })).status).toBe(
     404,
   );
+  // Refused before the handler: no token (401), a body of a type the route does not take (415).
+  const json = { 'content-type': 'application/json' };
+  expect(
+    (await fetch(`${url}/metricspipe/infer`, { method: 'POST', headers: json, body: '[{"tensor": [1, 2]}]' }))
+      .status,
+  ).toBe(401);
+  expect(
+    (
+      await fetch(`${url}/metricspipe/infer`, {
+        method: 'POST',
+        headers: { ...headers, 'content-type': 'application/xml' },
+        body: '<tensor/>',
+      })
+    ).status,
+  ).toBe(415);
+  // Open Inference: an answer and a bad body are counted; its GETs (metadata, readiness, and a
+  // GET the error handler answers) are not.
+  const v2 = `${server.url}/v2/workspaces/metricsws/models`;
+  // The bad body's data do not fill its shape.
+  const tensor = (data: number[]): string =>
+    JSON.stringify({ inputs: [{ name: 'tensor', shape: [1, 2], datatype: 'FP32', data }] });
+  expect(
+    (await fetch(`${v2}/metricspipe/infer`, { method: 'POST', headers, body: tensor([7, 8]) })).status,
+  ).toBe(200);
+  expect(
+    (await fetch(`${v2}/metricspipe/infer`, { method: 'POST', headers, body: tensor([7]) })).status,
+  ).toBe(400);
+  const auth = { authorization: `Bearer ${server.token}` };
+  expect((await fetch(`${v2}/metricspipe`, { headers: auth })).status).toBe(200);
+  expect((await fetch(`${v2}/metricspipe/ready`, { headers: auth })).status).toBe(200);
+  expect((await fetch(`${v2}/no-such-pipe/ready`, { headers: auth })).status).toBe(404);
   scopedToken = await client.createWorkspaceToken(ws, { subject: 'metrics-scoped' });
   const other = await client.getWorkspace('metricsother', { createIfNotExist: true });
   otherToken = await client.createWorkspaceToken(other, { subject: 'metrics-other' });
@@ -51,19 +82,38 @@ describe('GET /metrics', () => {
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await res.text();
     const ws = String(workspaceId);
-    expect(text).toContain(
-      `quoll_inference_requests_total{workspace="${ws}",pipeline="metricspipe",status="200"} 2`,
+    // Every answer exactly once, by status: 2 + 1 (OIP) answered, 1 + 1 (OIP) bad input; the
+    // OIP GETs not at all.
+    const requests = text.split('\n').filter((l) => l.startsWith('quoll_inference_requests_total{'));
+    expect(requests.sort()).toEqual(
+      [
+        `quoll_inference_requests_total{workspace="${ws}",pipeline="metricspipe",status="200"} 3`,
+        `quoll_inference_requests_total{workspace="${ws}",pipeline="metricspipe",status="400"} 2`,
+        // Refused before any pipeline was found (the unknown pipeline's name never becomes a
+        // label value).
+        'quoll_inference_requests_total{workspace="0",pipeline="",status="401"} 1',
+        'quoll_inference_requests_total{workspace="0",pipeline="",status="404"} 1',
+        'quoll_inference_requests_total{workspace="0",pipeline="",status="415"} 1',
+      ].sort(),
     );
-    expect(text).toContain(
-      `quoll_inference_requests_total{workspace="${ws}",pipeline="metricspipe",status="400"} 1`,
-    );
-    // The unknown pipeline's name never becomes a label value.
-    expect(text).toContain('quoll_inference_requests_total{workspace="0",pipeline="",status="404"} 1');
     expect(text).not.toContain('no-such-pipe');
     expect(text).toContain(
-      `quoll_inference_request_duration_seconds_count{workspace="${ws}",pipeline="metricspipe"} 3`,
+      `quoll_inference_request_duration_seconds_count{workspace="${ws}",pipeline="metricspipe"} 5`,
     );
-    expect(text).toContain(`quoll_inference_rows_total{workspace="${ws}",pipeline="metricspipe"} 3`);
+    expect(text).toContain(
+      `quoll_inference_request_duration_seconds_bucket{le="+Inf",workspace="${ws}",pipeline="metricspipe"} 5`,
+    );
+    expect(text).toContain('quoll_inference_request_duration_seconds_count{workspace="0",pipeline=""} 3');
+    // Each answer timed from its arrival: more than nothing, less than the test took.
+    const sum = Number(
+      /^quoll_inference_request_duration_seconds_sum\{workspace="\d+",pipeline="metricspipe"\} (\S+)$/m.exec(
+        text,
+      )?.[1],
+    );
+    expect(sum).toBeGreaterThan(0);
+    expect(sum).toBeLessThan(60);
+    // 2 + 1 rows on /v1, 1 on OIP.
+    expect(text).toContain(`quoll_inference_rows_total{workspace="${ws}",pipeline="metricspipe"} 4`);
     expect(text).toMatch(/^quoll_inference_batch_rows_count [1-9]/m);
     expect(text).toContain(`quoll_inference_queue_depth{workspace="${ws}",pipeline="metricspipe"} 0`);
     expect(text).toMatch(/^quoll_inference_log_bytes \d+/m);

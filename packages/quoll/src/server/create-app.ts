@@ -114,9 +114,13 @@ export async function createApp(
   });
   installErrorHandlers(app, privatePaths(ctx.config.home));
   app.decorateRequest('principal', null);
+  app.decorateRequest('receivedAt', 0);
+  // Inference answers are timed from here (count-inferences.ts), only when metrics are on.
+  const timed = ctx.config.metrics;
   // Streamed uploads: refuse a declared length over the route's cap before reading the body
   // (the stores still enforce the cap while they write, for chunked bodies).
   app.addHook('onRequest', async (req) => {
+    if (timed) req.receivedAt = performance.now();
     const cap = req.routeOptions.config.maxBodyBytes;
     const declared = Number(req.headers['content-length']);
     if (cap !== undefined && Number.isFinite(declared) && declared > cap) {

@@ -187,14 +187,15 @@ export function settleUnreadBody(req: FastifyRequest, reply: FastifyReply, code:
   else raw.resume();
 }
 
+/** A Fastify error handler that answers synchronously (the answer is sent when it returns). */
+export type SyncErrorHandler = (err: unknown, req: FastifyRequest, reply: FastifyReply) => void;
+
 /**
- * Installs the error and not-found handlers that answer `{ error: { code, message } }`.
- * Messages and details are cleaned on the way out ({@link safeMessage}): `paths` (the server's
- * home and working folders) and other absolute paths become `<path>`, stack frames go, and a
- * message is at most 1 KiB with the offending value elided.
+ * The API's error handler: answers `{ error: { code, message, details? } }` with the catalogue
+ * status, messages and details cleaned of `paths` (see {@link installErrorHandlers}).
  */
-export function installErrorHandlers(app: FastifyInstance, paths: readonly string[] = []): void {
-  app.setErrorHandler((err, req, reply) => {
+export function apiErrorHandler(paths: readonly string[] = []): SyncErrorHandler {
+  return (err, req, reply) => {
     const apiError = toApiError(err, req);
     const status = ERROR_CODES[apiError.code].status;
     if (status >= 500) req.log.error({ err }, 'request failed');
@@ -205,7 +206,17 @@ export function installErrorHandlers(app: FastifyInstance, paths: readonly strin
       .send(
         errorBody(apiError.code, safeMessage(apiError.message, paths), safeDetails(apiError.details, paths)),
       );
-  });
+  };
+}
+
+/**
+ * Installs the error and not-found handlers that answer `{ error: { code, message } }`.
+ * Messages and details are cleaned on the way out ({@link safeMessage}): `paths` (the server's
+ * home and working folders) and other absolute paths become `<path>`, stack frames go, and a
+ * message is at most 1 KiB with the offending value elided.
+ */
+export function installErrorHandlers(app: FastifyInstance, paths: readonly string[] = []): void {
+  app.setErrorHandler(apiErrorHandler(paths));
   app.setNotFoundHandler((req, reply) => {
     settleUnreadBody(req, reply, 'route_not_found');
     void reply

@@ -13,6 +13,7 @@ import { countInferences } from './count-inferences.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
 import { forwardingHook } from '../forward-request.js';
+import { apiErrorHandler, privatePaths } from '../error-handler.js';
 
 /**
  * `POST /v1/workspaces/:workspaceId/pipelines/:name/infer`: the inference endpoint of a deployed
@@ -26,7 +27,7 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
     { parseAs: 'buffer', bodyLimit: ctx.config.maxInferenceBytes },
     (_req, body, done) => done(null, body),
   );
-  countInferences(app, ctx);
+  const answered = countInferences(app, ctx, apiErrorHandler(privatePaths(ctx.config.home)));
 
   // QUOLL_BENCH_INPUT_CHECKS=off (benchmarks only): bodies decoded inline, unbudgeted.
   const checked = ctx.config.inputChecks;
@@ -63,7 +64,9 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
         rawBodyOf(req, contentType),
         (workspaceId) => (req.servedPipeline = { workspaceId, name: req.params.name }),
       );
-      return reply.header('content-type', answer.contentType).send(answer.body);
+      void reply.header('content-type', answer.contentType).send(answer.body);
+      answered(req, reply);
+      return reply;
     },
   );
 }

@@ -38,7 +38,7 @@ export async function openInferenceRoutes(
 ): Promise<void> {
   // Messages and details are cleaned as on /v1: no server paths, no stack, at most 1 KiB.
   const paths = privatePaths(ctx.config.home);
-  app.setErrorHandler((err, req, reply) => {
+  const answered = countInferences(app, ctx, (err, req, reply) => {
     const apiError = toApiError(err, req);
     const status = ERROR_CODES[apiError.code].status;
     if (status >= 500) req.log.error({ err }, 'request failed');
@@ -61,8 +61,6 @@ export async function openInferenceRoutes(
     done(null, body);
   app.addContentTypeParser([MEDIA_TYPES.json, MEDIA_TYPES.octetStream], asBuffer, keepBuffer);
   app.addContentTypeParser('*', asBuffer, keepBuffer);
-
-  countInferences(app, ctx);
 
   app.get(
     '/v2/health/live',
@@ -142,7 +140,11 @@ export async function openInferenceRoutes(
           summary: `Open Inference Protocol: run a deployed pipeline of ${where}. Body: {"inputs": [{"name", "shape", "datatype", "data"}]}, or with Inference-Header-Content-Length the binary-tensor extension. Logged like every inference.`,
         },
       },
-      async (req, reply) => infer(ctx, codec, req, reply),
+      async (req, reply) => {
+        await infer(ctx, codec, req, reply);
+        answered(req, reply);
+        return reply;
+      },
     );
   }
 }
@@ -152,7 +154,7 @@ async function infer(
   codec: InferenceCodec<OpenInferenceRequest>,
   req: FastifyRequest<{ Params: ModelParams }>,
   reply: FastifyReply,
-): Promise<FastifyReply> {
+): Promise<void> {
   const answer = await ctx.inference.infer(
     principalOf(req),
     addressOf(req),
@@ -161,7 +163,7 @@ async function infer(
     (workspaceId) => (req.servedPipeline = { workspaceId, name: req.params.name }),
   );
   if (answer.headers) void reply.headers(answer.headers);
-  return reply.header('content-type', answer.contentType).send(answer.body);
+  void reply.header('content-type', answer.contentType).send(answer.body);
 }
 
 function addressOf(req: FastifyRequest<{ Params: ModelParams }>): PipelineAddress {
