@@ -24,7 +24,10 @@
 // collectors, so on/off is the per-request recording alone). For bisecting, the metrics
 // server alone: BENCH_ON_CLI (another build's dist/cli/main.js), BENCH_ON_ARGS (extra flags,
 // e.g. --no-metrics: then the scraper's GET /metrics answers 404), BENCH_ON_ENV ("K=V K=V");
-// BENCH_SCRAPER_CORE pins the scraper (default: unpinned).
+// BENCH_SCRAPER_CORE pins the scraper (default: unpinned). For an A/B of two builds, the
+// reference servers (off and control) alike: BENCH_REF_CLI (another build), BENCH_REF_ARGS (their
+// flags instead of --no-metrics; "" = metrics on, unscraped), e.g. BENCH_SCRAPE_S=0
+// BENCH_REF_ARGS= BENCH_REF_CLI=<the build before>: this build over that one, A/A between two of it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -115,8 +118,13 @@ async function lane(
 }
 
 const loadBefore = loadAverage();
+const refArgs =
+  process.env.BENCH_REF_ARGS === undefined
+    ? ['--no-metrics']
+    : process.env.BENCH_REF_ARGS.split(' ').filter(Boolean);
+const ref = process.env.BENCH_REF_CLI ? { cli: process.env.BENCH_REF_CLI } : {};
 // Started in this order (the metrics server neither first nor last), each on its own home.
-const off = await lane('off', ['--no-metrics']);
+const off = await lane('off', refArgs, ref);
 const on = await lane('on', (process.env.BENCH_ON_ARGS ?? '').split(' ').filter(Boolean), {
   ...(process.env.BENCH_ON_CLI ? { cli: process.env.BENCH_ON_CLI } : {}),
   env: Object.fromEntries(
@@ -126,7 +134,7 @@ const on = await lane('on', (process.env.BENCH_ON_ARGS ?? '').split(' ').filter(
       .map((kv) => kv.split('=', 2) as [string, string]),
   ),
 });
-const control = await lane('control', ['--no-metrics']);
+const control = await lane('control', refArgs, ref);
 const lanes = [on, off, control];
 // The scraper is its own process, like Prometheus.
 const scraper =
@@ -252,7 +260,7 @@ try {
 }
 const loadAfter = loadAverage();
 console.log(
-  `\nmodel: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, ${ROUNDS} rounds of three ${SECONDS}s pairs (on with off, off with control, control with on, at the same time); scraper: ${scraper === null ? 'none (BENCH_SCRAPE_S=0)' : `every ${SCRAPE_S}s ${scraped.trim()}`}; recording ${recording.nsPerRequest.toFixed(0)} ns/request, render ${recording.renderMs.toFixed(2)} ms; load average ${loadBefore} → ${loadAfter}`,
+  `\nmodel: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, ${ROUNDS} rounds of three ${SECONDS}s pairs (on with off, off with control, control with on, at the same time); scraper: ${scraper === null ? 'none (BENCH_SCRAPE_S=0)' : `every ${SCRAPE_S}s ${scraped.trim()}`}; recording ${recording.nsPerRequest.toFixed(0)} ns/request, render ${recording.renderMs.toFixed(2)} ms; off and control: ${process.env.BENCH_REF_CLI ?? 'this build'} ${refArgs.join(' ') || '(metrics on)'}; load average ${loadBefore} → ${loadAfter}`,
 );
 console.log('ratios: median over rounds of each round’s own ratio (25th–75th percentile)');
 printTable(
