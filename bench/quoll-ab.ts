@@ -2,7 +2,8 @@
 // main's worktree and of a branch's) or flags (ARGS_A / ARGS_B, e.g. --no-inference-logs), both
 // pinned to core 0 with wrk on core 1, interleaved A B A B …, median of the runs. CPU per request
 // is the whole process's (every thread) from /proc, which a shared machine moves less than req/s.
-// Usage: CLI_A=… [CLI_B=…] [ARGS_A=…] [ARGS_B=…] [FORMAT=json|arrow|oip] [FORMAT_B=FORMAT] [BATCH=1]
+// Usage: CLI_A=… [CLI_B=…] [ARGS_A=…] [ARGS_B=…] [NODE_ARGS_A=…] [NODE_ARGS_B=…] [FORMAT=json|arrow|oip]
+// [FORMAT_B=FORMAT] [BATCH=1] (NODE_ARGS_*: flags for node itself, e.g. --single-threaded-gc)
 // (oip: the Open Inference Protocol's JSON tensors, on /v2/models/benchpipe/infer; FORMAT_B, e.g.
 // FORMAT=oip FORMAT_B=json with one build, compares the two endpoints)
 //   npx tsx bench/quoll-ab.ts [connections=1] [seconds=3] [runs=3]
@@ -33,11 +34,18 @@ const work = mkdtempSync(join(tmpdir(), 'quoll-ab-'));
 const modelPath = writeBenchModel(work);
 const flags = (value: string | undefined): string[] => (value ?? '').split(' ').filter(Boolean);
 const sides = [
-  { label: 'A', cli: cliA, args: flags(process.env.ARGS_A), format },
+  {
+    label: 'A',
+    cli: cliA,
+    args: flags(process.env.ARGS_A),
+    nodeArgs: flags(process.env.NODE_ARGS_A),
+    format,
+  },
   {
     label: 'B',
     cli: process.env.CLI_B ?? cliA,
     args: flags(process.env.ARGS_B),
+    nodeArgs: flags(process.env.NODE_ARGS_B),
     format: (process.env.FORMAT_B ?? format) as BodyFormat,
   },
 ].map((side) => ({ ...side, rps: [] as number[], p99: [] as number[], cpu: [] as number[] }));
@@ -47,6 +55,7 @@ try {
   for (const side of sides) {
     const home = join(work, side.label);
     const proc = spawnPinned('0', process.execPath, [
+      ...side.nodeArgs,
       side.cli,
       'server',
       '--home',
@@ -87,7 +96,7 @@ try {
   );
   for (const side of ready)
     console.log(
-      `${side.label} ${side.format} ${side.cli} ${side.args.join(' ')}: ${Math.round(median(side.rps))} req/s, p99 ${median(side.p99)} ms, CPU ${median(side.cpu).toFixed(0)} µs/request [${side.cpu.map((c) => c.toFixed(0)).join(' ')}]`,
+      `${side.label} ${side.format} ${[...side.nodeArgs, side.cli, ...side.args].join(' ')}: ${Math.round(median(side.rps))} req/s, p99 ${median(side.p99)} ms [${side.p99.map((p) => p.toFixed(1)).join(' ')}], CPU ${median(side.cpu).toFixed(0)} µs/request [${side.cpu.map((c) => c.toFixed(0)).join(' ')}]`,
     );
   const [a, b] = ready;
   console.log(
