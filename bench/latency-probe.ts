@@ -9,7 +9,8 @@
 // overlap a GC pause or a writer message, against the share of all requests that do (what chance
 // alone gives), and how they cluster in time.
 // Usage: npx tsx bench/latency-probe.ts [connections=16] [seconds=6]
-// Env: PROBE_WARMUP_S (10), PROBE_FORMAT (json | arrow | oip), PROBE_BATCH (1),
+// Env: PROBE_WARMUP_S (10), PROBE_FORMAT (json | arrow | oip), PROBE_BATCH (1), PROBE_KEEP=1 (keeps
+// the recording), QUOLL_CLI (the server's dist/cli/main.js; default this checkout's),
 // BENCH_QUOLL_ARGS (extra server flags, e.g. --no-inference-logs), PROBE_NODE_ARGS (node flags).
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +47,7 @@ const flags = (value: string | undefined): string[] => (value ?? '').split(' ').
 const server = await startQuoll(work, 'home', flags(process.env.BENCH_QUOLL_ARGS), {
   nodeArgs: [...flags(process.env.PROBE_NODE_ARGS), '--import', preload],
   env: { LATENCY_PROBE_OUT: outFile },
+  ...(process.env.QUOLL_CLI ? { cli: process.env.QUOLL_CLI } : {}),
 });
 try {
   const pipeline = await deployModel(server.client, 'benchmodel', writeBenchModel(work), 'benchpipe');
@@ -93,10 +95,15 @@ for (const [kind, ms] of byKind)
     `HTTP thread GC ${kind}: ${(ms.length / spanS).toFixed(1)}/s, p50 ${percentile(ms, 50).toFixed(2)} ms, ` +
       `max ${Math.max(...ms).toFixed(2)} ms, ${((ms.reduce((a, b) => a + b, 0) / (spanS * 1000)) * 100).toFixed(1)} % of the time`,
   );
-for (const type of ['ready', 'durable'])
+// The longest gap between two messages of a kind bounds how long rows waited to be written
+// (to reach the OS: then they survive a process crash) or fsynced (to survive a power loss).
+for (const type of ['ready', 'durable']) {
+  const at = rec.writer.filter((w) => w[1] === type).map((w) => w[0]);
+  const gaps = at.slice(1).map((t, i) => t - at[i]!);
   console.log(
-    `writer '${type}' messages: ${(rec.writer.filter((w) => w[1] === type).length / spanS).toFixed(1)}/s`,
+    `writer '${type}' messages: ${(at.length / spanS).toFixed(1)}/s, longest gap ${Math.max(0, ...gaps).toFixed(0)} ms`,
   );
+}
 
 /** Share of `of` whose [start, start + duration] overlaps one of `events` ([at, length]). */
 function overlapShare(of: [number, number][], events: [number, number][]): number {
