@@ -4,7 +4,9 @@
 //     after a first small append has started its writer thread,
 //  2. a 1000-row page on a large log in PostgreSQL (--rows, default 10 000 000): a time range,
 //     and the newest rows,
-//  3. infer over HTTP, Arrow IPC batch 1000, c=1: a `--database` node vs an embedded server.
+//  3. infer over HTTP, Arrow IPC batch 1000, c=1: a `--database` node vs an embedded server,
+//     after a CHECKPOINT (the parts before leave PostgreSQL writing out their rows), the
+//     server that goes first alternating round by round.
 // Needs PostgreSQL (QUOLL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
 // creates and drops its own databases. Run: npm run bench -- postgres [-- --rows 1000000]
 // QUOLL_BENCH_PG_PARTS=infer (or ingest,pages, comma-separated) runs only those parts.
@@ -24,6 +26,7 @@ import {
   Uint32,
   makeData,
 } from 'apache-arrow';
+import pg from 'pg';
 import { Client } from '@quoll/client';
 import { InferenceLogStore, type InferenceLogs } from '../packages/quoll/src/logs/index.js';
 import { openStore } from '../packages/quoll/src/store/index.js';
@@ -188,9 +191,23 @@ try {
       await p.deploy();
       servers.push({ name, child, url: p.url(), home, token });
     }
+    // The parts above store about 13 M rows (1.1 GB) in PostgreSQL, which its checkpoints
+    // (requested by the WAL they wrote) and the kernel were still writing out during the
+    // windows below, on the cores both servers share. Both start once it is written.
+    const checkpointAt = performance.now();
+    const admin = new pg.Client({ connectionString: db.url });
+    await admin.connect();
+    try {
+      await admin.query('CHECKPOINT');
+    } finally {
+      await admin.end();
+    }
+    results.checkpointBeforeInferMs = performance.now() - checkpointAt;
     const rate: Record<string, number[]> = {};
     for (let r = 0; r < 3; r++) {
-      for (const s of servers) {
+      // Which server goes first alternates, so that a machine getting busier or quieter across
+      // a round does not favour one of them.
+      for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
         const post = () =>
           fetch(s.url, {
             method: 'POST',
@@ -242,4 +259,6 @@ if (page !== undefined && newestPage !== undefined)
     `\n${page.rows} rows loaded into PostgreSQL at ${Math.round(page.loadRowsPerSec)} rows/s; 1000-row pages on them: ` +
       `time range p50 ${page.p50Ms.toFixed(2)} ms, newest p50 ${newestPage.p50Ms.toFixed(2)} ms`,
   );
+if (typeof results.checkpointBeforeInferMs === 'number')
+  console.log(`CHECKPOINT before the infer part took ${Math.round(results.checkpointBeforeInferMs)} ms`);
 writeResults('postgres', results);
