@@ -1,17 +1,18 @@
 import { stat } from 'node:fs/promises';
 import type { TensorInfoDto } from '@quoll/client/wire';
-import { ApiError } from '../errors/index.js';
-import type { InferenceInput } from './inference-input.js';
+import { ApiError, fromErrorOutcome } from '../errors/index.js';
+import { fromTransferredTable } from './decode/transferred-table.js';
+import type { EngineInput, InferenceInput, UndecodedRecords } from './inference-input.js';
 import type { StepModel } from './step-model.js';
 import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-binding.js';
 import type { ColumnBinding } from './input-binding.js';
 import { InferenceResult } from './inference-result.js';
-import { concatTensorData, rowWidth } from './tensor-data.js';
+import { concatTensorData, feedLayoutKey, rowWidth } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import type { PoolPlan, PooledModel, PoolWorker } from './pool-worker.js';
 import type { ModelWorkerPool } from './model-worker-pool.js';
 import { WorkerFailure } from './worker-handle.js';
-import type { WorkerStepSpec } from './worker-protocol.js';
+import type { RecordsPart, WorkerStepSpec } from './worker-protocol.js';
 
 /** How a deployment runs its workers (the engine's options, resolved). */
 export interface DeploymentOptions {
@@ -41,7 +42,7 @@ const MAX_CACHED_SCHEMAS = 64;
 const MAX_IN_FLIGHT_PER_WORKER = 2;
 
 /** One request waiting for (or running in) a worker: its feeds and whom to answer. */
-interface Job {
+interface FeedsJob {
   feeds: WireTensor[];
   rows: number;
   /** Requests with equal keys have the same feeds apart from the row count, so they can be concatenated. */
@@ -49,6 +50,19 @@ interface Job {
   resolve: (outputs: WireTensor[]) => void;
   reject: (error: unknown) => void;
 }
+
+/** JSON records the worker decodes; their rows are known only there, so it merges them itself. */
+interface RecordsJob {
+  records: UndecodedRecords;
+  key: typeof RECORDS_KEY;
+  resolve: (part: RecordsPart) => void;
+  reject: (error: unknown) => void;
+}
+
+type Job = FeedsJob | RecordsJob;
+
+/** The merge key of every {@link RecordsJob} (no feeds key starts with this character). */
+const RECORDS_KEY = '\u0002records';
 
 /**
  * A loaded pipeline: runs on some workers of the server's shared pool, each holding every
@@ -167,12 +181,13 @@ export class Deployment {
    * Rejects with a catalogue `ApiError` for bad input (see `bindColumns`/`buildFeeds`) and
    * `inference_failed` when the runtime fails.
    */
-  async infer(input: InferenceInput, now: number): Promise<InferenceResult> {
+  async infer(input: EngineInput, now: number): Promise<InferenceResult> {
     if (this.#closing)
       throw new ApiError(
         'pipeline_not_deployed',
         `Deployment ${this.id} is closed; deploy the pipeline again.`,
       );
+    if (input.kind === 'undecoded-records') return this.#inferRecords(input, now);
     const columns = inputColumns(input);
     const bindings = this.#bindingsFor(columns);
     const rows = inputRowCount(input);
@@ -184,6 +199,37 @@ export class Deployment {
       return new InferenceResult(input, columns, outputs, rows, now);
     } finally {
       this.#inFlight.delete(run);
+    }
+  }
+
+  /** JSON records decoded, checked and run by the worker; the answer gets their decoded columns. */
+  async #inferRecords(records: UndecodedRecords, now: number): Promise<InferenceResult> {
+    const run = this.#runRecords(records);
+    this.#inFlight.add(run);
+    let part: RecordsPart;
+    try {
+      part = await run;
+    } finally {
+      this.#inFlight.delete(run);
+    }
+    if (part.status === 'refused') throw fromErrorOutcome(part.error);
+    const input: InferenceInput = { kind: 'arrow', table: fromTransferredTable(part.table) };
+    return new InferenceResult(input, inputColumns(input), part.outputs, input.table.numRows, now);
+  }
+
+  async #runRecords(records: UndecodedRecords): Promise<RecordsPart> {
+    if (this.#workers.length === 0)
+      throw new ApiError(
+        'pipeline_not_ready',
+        `Deployment ${this.id} has no running worker; check the pipeline status.`,
+      );
+    try {
+      return await new Promise<RecordsPart>((resolve, reject) => {
+        this.#queue.push({ records, key: RECORDS_KEY, resolve, reject });
+        this.#dispatch();
+      });
+    } catch (error) {
+      throw inferError(error, this.#steps);
     }
   }
 
@@ -227,7 +273,7 @@ export class Deployment {
         }
       }
       return await new Promise<WireTensor[]>((resolve, reject) => {
-        let key = rows > this.#options.maxMergeRows ? '' : mergeKey(feeds);
+        let key = rows > this.#options.maxMergeRows ? '' : feedLayoutKey(feeds);
         if (this.#unmergeable.has(key)) key = '';
         this.#queue.push({ feeds, rows, key, resolve, reject });
         this.#dispatch();
@@ -274,12 +320,17 @@ export class Deployment {
     }
     const group: Job[] = [head];
     const rest: Job[] = [];
-    let total = head.rows;
+    // Records bodies: their rows are known only once decoded, so a group holds as many bodies
+    // as full-size merged requests would fit in a run; the worker applies the row caps.
+    const records = head.key === RECORDS_KEY;
+    const maxBodies = Math.max(1, Math.floor(this.#options.maxBatchRows / this.#options.maxMergeRows));
+    let total = 'rows' in head ? head.rows : 1;
     for (let i = 1; i < queue.length; i++) {
       const job = queue[i]!;
-      if (job.key === head.key && total + job.rows <= this.#options.maxBatchRows) {
+      const rows = 'rows' in job ? job.rows : 1;
+      if (job.key === head.key && total + rows <= (records ? maxBodies : this.#options.maxBatchRows)) {
         group.push(job);
-        total += job.rows;
+        total += rows;
       } else {
         rest.push(job);
       }
@@ -288,9 +339,14 @@ export class Deployment {
     return group;
   }
 
-  #send(worker: PoolWorker, group: Job[]): void {
-    this.#runs++;
+  #send(worker: PoolWorker, jobs: Job[]): void {
     const plan = this.#plan!;
+    if (jobs[0]!.key === RECORDS_KEY) {
+      this.#sendRecords(worker, jobs as RecordsJob[]);
+      return;
+    }
+    this.#runs++;
+    const group = jobs as FeedsJob[];
     if (group.length === 1) {
       const job = group[0]!;
       this.#options.onBatch?.(job.rows);
@@ -332,6 +388,35 @@ export class Deployment {
       )
       .finally(() => this.#dispatch());
   }
+
+  /** Records bodies to one worker in one message: it decodes them, merges what it can, runs. */
+  #sendRecords(worker: PoolWorker, group: RecordsJob[]): void {
+    let deadlineMs = 0;
+    for (const job of group) deadlineMs += job.records.deadlineMs;
+    worker
+      .runRecords(
+        this.#plan!,
+        group.map((job) => job.records.body),
+        deadlineMs,
+        { maxMergeRows: this.#options.maxMergeRows, maxBatchRows: this.#options.maxBatchRows },
+      )
+      .then(
+        ({ parts, runs }) => {
+          this.#runs += runs.length;
+          for (const rows of runs) this.#options.onBatch?.(rows);
+          for (const [i, job] of group.entries()) {
+            const part = parts[i];
+            if (part) job.resolve(part);
+            else
+              job.reject(new WorkerFailure('protocol', 'The worker answered fewer bodies than it was sent.'));
+          }
+        },
+        (error: unknown) => {
+          for (const job of group) job.reject(error);
+        },
+      )
+      .finally(() => this.#dispatch());
+  }
 }
 
 /** Worker step specs, with which output of step i-1 feeds each input of step i. */
@@ -344,6 +429,7 @@ function planSteps(steps: readonly StepModel[]): WorkerStepSpec[] {
       path: step.path,
       inputs: step.inputs,
       single: step.config.batchConfig === 'single',
+      tensorFields: step.config.tensorFields ?? null,
     };
     if (index === 0) return { ...base, feedsFrom: null };
     const previous = steps[index - 1]!;
@@ -360,14 +446,6 @@ function planSteps(steps: readonly StepModel[]): WorkerStepSpec[] {
     });
     return { ...base, feedsFrom };
   });
-}
-
-/** What must match for two requests to share a run: every feed's name, element type and per-row shape. */
-function mergeKey(feeds: readonly WireTensor[]): string {
-  let key = '';
-  for (const feed of feeds)
-    key += `${feed.name}\u0000${feed.type}\u0000${feed.dims.slice(1).join(',')}\u0001`;
-  return key;
 }
 
 /** Rows [start, start+rows) of every output, as views of the merged run's buffers (no copy). */

@@ -4,7 +4,7 @@ export type { Deployment } from './deployment.js';
 export type { ModelWorkerPool } from './model-worker-pool.js';
 export type { StepModel } from './step-model.js';
 export { decodeInferenceBody, formatOfMediaType, UNCHECKED_BODY_DECODER } from './inference-input.js';
-export type { ResultFormat, InferenceInput } from './inference-input.js';
+export type { EngineInput, ResultFormat, InferenceInput, UndecodedRecords } from './inference-input.js';
 export { encodeInferenceResult } from './inference-result.js';
 export type { InferenceResult } from './inference-result.js';
 export { DecodePool } from './decode/decode-pool.js';

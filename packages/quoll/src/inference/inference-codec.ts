@@ -1,5 +1,5 @@
 import type { TensorInfoDto } from '@quoll/client/wire';
-import type { InferenceInput } from './inference-input.js';
+import type { EngineInput } from './inference-input.js';
 import type { InferenceResult } from './inference-result.js';
 
 /** A request body as it arrived, before any codec read it. */
@@ -28,7 +28,7 @@ export interface ServedModel {
 
 /** A decoded request: the engine's input, plus what the codec must remember to write the answer. */
 export interface DecodedInference<Request> {
-  input: InferenceInput;
+  input: EngineInput;
   request: Request;
 }
 

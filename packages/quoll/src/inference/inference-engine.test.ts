@@ -582,6 +582,111 @@ describe('InferenceEngine', () => {
     });
   });
 
+  describe('JSON records decoded in the model worker', () => {
+    const json = (value: unknown): { kind: 'undecoded-records'; body: Uint8Array; deadlineMs: number } => ({
+      kind: 'undecoded-records',
+      body: new TextEncoder().encode(JSON.stringify(value)),
+      deadlineMs: 5000,
+    });
+
+    it('answers as the same records decoded on the calling thread: outputs, exact inputs, time', async () => {
+      const bytes = makeTreeEnsembleRegressor({ seed: 3 });
+      const deployment = await engine({ workersPerDeployment: 1 }).deploy('tree', [step('tree', bytes)]);
+      const rows = makeHouseRows(700, 6);
+      // Values float32 cannot hold exactly: the answer must echo what was sent, not its float32.
+      const records = Array.from({ length: 700 }, (_, row) => ({
+        tensor: Array.from(rows.subarray(row * 18, row * 18 + 18), (v, i) => (i === 0 ? v + 0.1 : v)),
+      }));
+      const inWorker = await deployment.infer(json(records), 7);
+      const inline = await deployment.infer({ kind: 'records', records }, 7);
+      expect(inWorker.rowCount).toBe(700);
+      expect(inWorker.toRecords()).toEqual(inline.toRecords());
+      expect(inWorker.toRecords()[5]!['in.tensor']).toEqual(records[5]!.tensor);
+      expect(column(inWorker.toArrowTable(), 'out.variable')).toEqual(
+        column(inline.toArrowTable(), 'out.variable'),
+      );
+    });
+
+    it('merges queued bodies of one shape into shared runs and answers each with its own rows', async () => {
+      const deployment = await engine({ workersPerDeployment: 1 }).deploy('scale', [
+        step('scale', makeScaleModel({ inputName: 'x', outputName: 'y', width: 4 })),
+      ]);
+      const sent = Array.from({ length: 24 }, (_, n) =>
+        Array.from({ length: 1 + (n % 3) }, (_, row) => [n * 10 + row, 0.5, 0.25, row]),
+      );
+      const results = await Promise.all(
+        sent.map((rows, n) => deployment.infer(json(rows.map((x) => ({ x }))), 100 + n)),
+      );
+      expect(deployment.runCount).toBeLessThan(24);
+      for (const [n, result] of results.entries()) {
+        expect(result.time).toBe(100 + n);
+        const records = result.toRecords();
+        expect(records.map((record) => record['in.x'])).toEqual(sent[n]);
+        expect(records.map((record) => record['out.y'])).toEqual(
+          sent[n]!.map((row) => row.map((v) => v * 2)),
+        );
+      }
+    });
+
+    it('refuses non-finite, boolean, out-of-range and malformed bodies naming the column and row; the others in the same run are answered', async () => {
+      const deployment = await engine({ workersPerDeployment: 1 }).deploy('scale', [
+        step('scale', makeScaleModel({ inputName: 'x', outputName: 'y', width: 4 })),
+      ]);
+      const good = (n: number): string => `{"x":[${n},1,2,3]}`;
+      const bodies = [
+        `[${good(1)},{"x":[1,2,1e999,4]}]`,
+        `[${good(2)},${good(2)},{"x":[1,true,3,4]}]`,
+        `[${good(3)},{"x":[1,2,3,3.5e38]}]`,
+        `[${good(4)},{"x":[1,2,3]`,
+        `[${good(5)}]`,
+      ];
+      const outcomes = await Promise.allSettled(
+        bodies.map((text) =>
+          deployment.infer(
+            { kind: 'undecoded-records', body: new TextEncoder().encode(text), deadlineMs: 5000 },
+            0,
+          ),
+        ),
+      );
+      const reasons = outcomes.map((outcome) =>
+        outcome.status === 'rejected' ? (outcome.reason as ApiError) : null,
+      );
+      for (const reason of reasons.slice(0, 4)) expect(reason).toBeInstanceOf(ApiError);
+      expect(reasons.slice(0, 4).map((reason) => reason!.code)).toEqual(
+        new Array(4).fill('invalid_inference_input'),
+      );
+      expect(reasons[0]!.details).toMatchObject({ column: 'x', row: 1 });
+      expect(reasons[1]!.details).toMatchObject({ column: 'x', row: 2 });
+      expect(reasons[1]!.message).toMatch(/boolean/);
+      expect(reasons[2]!.details).toMatchObject({ column: 'x', row: 1 });
+      expect(reasons[3]!.message).toMatch(/not valid JSON/);
+      expect(outcomes[4]!.status).toBe('fulfilled');
+      const fine = (outcomes[4] as PromiseFulfilledResult<InferenceResult>).value.toRecords();
+      expect(fine).toEqual([{ time: 0, 'in.x': [5, 1, 2, 3], 'out.y': [10, 2, 4, 6], check_failures: 0 }]);
+    });
+
+    it('abandons a decode past its deadline, answers input_decode_timeout, replaces the worker and serves the next body', async () => {
+      const created = engine({ workersPerDeployment: 1 });
+      const deployment = await created.deploy('scale', [
+        step('scale', makeScaleModel({ inputName: 'x', outputName: 'y', width: 4 })),
+      ]);
+      const loadsBefore = created.pool.loadCount;
+      // ~9 MB of records: tens of milliseconds to parse, far past a 1 ms deadline.
+      const big = new TextEncoder().encode(
+        `[${Array.from({ length: 200_000 }, (_, n) => `{"x":[${n}.125,1.5,2.75,3.0625]}`).join(',')}]`,
+      );
+      const error = await rejection(
+        deployment.infer({ kind: 'undecoded-records', body: big, deadlineMs: 1 }, 0),
+      );
+      expect(error.code).toBe('input_decode_timeout');
+      expect(error.details).toEqual({ deadlineMs: 1 });
+      const next = await deployment.infer(json([{ x: [1, 2, 3, 4] }]), 0);
+      expect(next.toRecords()[0]!['out.y']).toEqual([2, 4, 6, 8]);
+      // The fresh worker loaded the model again.
+      expect(created.pool.loadCount).toBe(loadsBefore + 1);
+    });
+  });
+
   it('rejects deploy with onnxruntime reason when a model fails to load, leaving no worker', async () => {
     const { onnx } = onnxProto;
     const model = onnx.ModelProto.decode(makeScaleModel());

@@ -10,6 +10,21 @@ import { tableFromLayout } from './decode/table-from-layout.js';
 /** A decoded inference request: an Arrow table, or pandas-records style plain objects. */
 export type InferenceInput = { kind: 'arrow'; table: Table } | { kind: 'records'; records: unknown[] };
 
+/**
+ * JSON records over the decode pool's inline size (and within its `modelWorkerJsonBytes`), not
+ * decoded yet: the model worker that runs the request decodes and checks them, under
+ * `deadlineMs`, so the request crosses to no third thread.
+ */
+export interface UndecodedRecords {
+  kind: 'undecoded-records';
+  body: Uint8Array;
+  /** The decode's deadline in the model worker (from when it starts there). */
+  deadlineMs: number;
+}
+
+/** What the inference engine takes: a decoded request, or JSON records its model worker decodes. */
+export type EngineInput = InferenceInput | UndecodedRecords;
+
 /** The formats an inference result can be written in. */
 export type ResultFormat = 'json' | 'arrow-file' | 'arrow-stream';
 

@@ -4,12 +4,19 @@
  * and runs requests one after another, so the server's event loop never runs a model.
  * Importing this file outside a worker does nothing.
  */
-import { parentPort } from 'node:worker_threads';
+import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
-import { castTensorData, concatTensorData, rowWidth, transferList } from './tensor-data.js';
+import { toErrorOutcome } from '../errors/index.js';
+import { recordsToTable } from './decode/records-to-table.js';
+import { refuseDeepJson } from './decode/refuse-deep-json.js';
+import { collectBuffers } from './decode/transferred-table.js';
+import type { TransferredTable } from './decode/transferred-table.js';
+import { parseRecords } from './inference-input.js';
+import { bindColumns, buildFeeds, inputColumns } from './input-binding.js';
+import { castTensorData, concatTensorData, feedLayoutKey, rowWidth, transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
-import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
-import type { ParentMessage, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
+import { DECODE_PROGRESS, WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
+import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
 interface LoadedStep {
   spec: WorkerStepSpec;
@@ -34,6 +41,10 @@ const plans = new Map<string, WorkerStepSpec[]>();
 // Requests run strictly one at a time: onnxruntime already uses the core, and overlapping
 // runs would only make each request slower.
 let queue: Promise<void> = Promise.resolve();
+/** Where this worker tells the parent which JSON decode it is in (see {@link DECODE_PROGRESS}). */
+const started = workerData as { progress?: Int32Array; progressBase?: number } | null;
+const progress = started?.progress ?? new Int32Array(DECODE_PROGRESS.length);
+const progressBase = started?.progressBase ?? Date.now();
 
 if (port) {
   port.on('message', (message: ParentMessage) => {
@@ -95,6 +106,22 @@ async function handle(message: ParentMessage): Promise<void> {
         reply({ v, type: 'failed', id: message.id, stage: 'validate', ...describe(error) });
       }
       return;
+    case 'infer-records':
+      try {
+        const { parts, runs } = await inferRecords(message);
+        const transfer: ArrayBuffer[] = [];
+        for (const part of parts) {
+          if (part.status === 'done') {
+            for (const buffer of transferList(part.outputs))
+              if (!transfer.includes(buffer)) transfer.push(buffer);
+            collectBuffers(part.table.batches.flat(), transfer);
+          }
+        }
+        reply({ v, type: 'records-result', id: message.id, parts, runs }, transfer);
+      } catch (error) {
+        reply({ v, type: 'failed', id: message.id, stage: 'infer', ...describe(error) });
+      }
+      return;
     case 'infer':
       try {
         const outputs = await runPipeline(stepsOf(message.plan), message.feeds, message.rows);
@@ -104,6 +131,121 @@ async function handle(message: ParentMessage): Promise<void> {
       }
       return;
   }
+}
+
+/** A body decoded and checked, waiting for its run. */
+interface DecodedBody {
+  index: number;
+  table: TransferredTable;
+  feeds: WireTensor[];
+  rows: number;
+  key: string;
+}
+
+/**
+ * `infer-records`: decodes and checks every body first (the parent's deadline watches this part
+ * through `progress`), then runs the accepted ones, merging neighbours that share a feed layout.
+ */
+async function inferRecords(
+  message: Extract<ParentMessage, { type: 'infer-records' }>,
+): Promise<{ parts: RecordsPart[]; runs: number[] }> {
+  const steps = stepsOf(message.plan);
+  const first = steps[0]!.spec;
+  const parts: RecordsPart[] = [];
+  const decoded: DecodedBody[] = [];
+  Atomics.store(progress, DECODE_PROGRESS.startedAt, Date.now() - progressBase);
+  Atomics.store(progress, DECODE_PROGRESS.decoding, message.id);
+  try {
+    for (const [index, body] of message.bodies.entries()) {
+      try {
+        // What the decode pool's general path does, then the feeds straight from the records
+        // (as for a body parsed on the HTTP thread): the same checks, strict numbers included.
+        refuseDeepJson(body);
+        const records = parseRecords(body);
+        const table = recordsToTable(records);
+        const input = { kind: 'records' as const, records };
+        const feeds = buildFeeds(input, bindColumns(inputColumns(input), first.inputs, first.tensorFields));
+        parts.push({ status: 'done', table, outputs: [] });
+        decoded.push({ index, table, feeds, rows: records.length, key: feedLayoutKey(feeds) });
+      } catch (error) {
+        parts.push({ status: 'refused', error: toErrorOutcome(error) });
+      }
+    }
+  } finally {
+    Atomics.store(progress, DECODE_PROGRESS.decoded, message.id);
+    Atomics.store(progress, DECODE_PROGRESS.decoding, 0);
+  }
+  const runs: number[] = [];
+  let at = 0;
+  while (at < decoded.length) {
+    // The same grouping as the parent's dynamic batching: same layout, each body at most
+    // maxMergeRows, the run at most maxBatchRows.
+    const group = [decoded[at]!];
+    let total = group[0]!.rows;
+    at++;
+    if (total <= message.maxMergeRows) {
+      while (at < decoded.length) {
+        const next = decoded[at]!;
+        if (next.key !== group[0]!.key || next.rows > message.maxMergeRows) break;
+        if (total + next.rows > message.maxBatchRows) break;
+        group.push(next);
+        total += next.rows;
+        at++;
+      }
+    }
+    for (const [body, outputs] of await runGroup(steps, group, total, runs)) {
+      parts[body.index] = { status: 'done', table: body.table, outputs };
+    }
+  }
+  return { parts, runs };
+}
+
+/** Runs a group of decoded bodies as one run (alone when the outputs are not one row per input row). */
+async function runGroup(
+  steps: LoadedStep[],
+  group: DecodedBody[],
+  total: number,
+  runs: number[],
+): Promise<[DecodedBody, WireTensor[]][]> {
+  if (group.length === 1) {
+    runs.push(total);
+    return [[group[0]!, await runPipeline(steps, group[0]!.feeds, total)]];
+  }
+  const feeds = group[0]!.feeds.map((feed, f) => ({
+    ...feed,
+    dims: [total, ...feed.dims.slice(1)],
+    data: concatTensorData(group.map((body) => body.feeds[f]!.data)),
+  }));
+  runs.push(total);
+  const outputs = await runPipeline(steps, feeds, total);
+  if (outputs.some((output) => output.dims[0] !== total)) {
+    // A model that aggregates over the batch: each body runs on its own.
+    const alone: [DecodedBody, WireTensor[]][] = [];
+    for (const body of group) {
+      runs.push(body.rows);
+      alone.push([body, await runPipeline(steps, body.feeds, body.rows)]);
+    }
+    return alone;
+  }
+  const split: [DecodedBody, WireTensor[]][] = [];
+  let start = 0;
+  for (const body of group) {
+    split.push([body, sliceRows(outputs, start, body.rows)]);
+    start += body.rows;
+  }
+  return split;
+}
+
+/** Rows [start, start+rows) of every output, each in a buffer of its own (each part is transferred on its own). */
+function sliceRows(outputs: readonly WireTensor[], start: number, rows: number): WireTensor[] {
+  return outputs.map((output) => {
+    const width = rowWidth(output.dims);
+    return {
+      ...output,
+      dims: [rows, ...output.dims.slice(1)],
+      data: output.data.slice(start * width, (start + rows) * width),
+    };
+  });
 }
 
 /** The plan's steps with their sessions; the parent loads every model before it sends a run. */

@@ -1,5 +1,6 @@
 import type { WireTensor } from './tensor-data.js';
 import { WorkerFailure, WorkerHandle } from './worker-handle.js';
+import type { MergeCaps, RecordsAnswer } from './worker-handle.js';
 import type { WorkerStepSpec } from './worker-protocol.js';
 
 /** A model as the pool loads it: by SHA, with its file and an estimate of what it costs to hold. */
@@ -130,6 +131,25 @@ export class PoolWorker {
     run.then(settled, settled);
     // A failed load explains a failed run better than "not loaded" does.
     return ready === null ? run : Promise.all([ready, run]).then(([, outputs]) => outputs);
+  }
+
+  /**
+   * Decodes JSON records bodies in the thread and runs them ({@link WorkerHandle.inferRecords}),
+   * after the plan and its models are in place, as {@link run} does.
+   */
+  runRecords(
+    plan: PoolPlan,
+    bodies: Uint8Array[],
+    deadlineMs: number,
+    caps: MergeCaps,
+  ): Promise<RecordsAnswer> {
+    const handle = this.#handle;
+    if (!handle) return Promise.reject(new WorkerFailure('exit', 'The inference worker is stopped.'));
+    const ready = this.#ensure(plan);
+    const run = handle.inferRecords(plan.key, bodies, deadlineMs, caps);
+    const settled = (): void => this.#wake();
+    run.then(settled, settled);
+    return ready === null ? run : Promise.all([ready, run]).then(([, answer]) => answer);
   }
 
   /** Calls `listener` once, the next time a run on this worker settles. */

@@ -1,12 +1,15 @@
 import { tableToIPC } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { InferenceCodec } from './inference-codec.js';
-import type { InferenceInput, ResultFormat } from './inference-input.js';
+import type { EngineInput, ResultFormat } from './inference-input.js';
 import { encodeInferenceResult } from './inference-result.js';
 
-/** What reads Quoll's request bodies (the server's `DecodePool`, off the HTTP thread). */
+/**
+ * What reads Quoll's request bodies (the server's `DecodePool`, off the HTTP thread; large JSON
+ * records may be left to the model worker, see `DecodePool.decodeForModelWorker`).
+ */
 export interface QuollBodyDecoder {
-  decode(contentType: string, body: Uint8Array): Promise<InferenceInput>;
+  decode(contentType: string, body: Uint8Array): Promise<EngineInput>;
 }
 
 /**

@@ -290,3 +290,14 @@ function arrayTypeOf(type: TensorElementType): new (length: number) => Exclude<T
       throw new ApiError('inference_failed', `A step input of type ${type} cannot be fed from numbers.`);
   }
 }
+
+/**
+ * What must match for two requests' feeds to be concatenated into one run (dynamic batching):
+ * every feed's name, element type and per-row shape.
+ */
+export function feedLayoutKey(feeds: readonly WireTensor[]): string {
+  let key = '';
+  for (const feed of feeds)
+    key += `${feed.name}\u0000${feed.type}\u0000${feed.dims.slice(1).join(',')}\u0001`;
+  return key;
+}

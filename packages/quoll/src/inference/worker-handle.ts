@@ -3,10 +3,11 @@ import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { ApiError } from '../errors/index.js';
 import { transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
-import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
-import type { ParentMessage, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
+import { DECODE_PROGRESS, WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
+import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
 /** A worker's answer to a request that failed: the stage, the step (when known) and the runtime's message. */
 export class WorkerFailure extends Error {
@@ -25,6 +26,20 @@ interface Pending {
   reject(error: Error): void;
 }
 
+/** What the worker made of the JSON bodies of one `inferRecords` call. */
+export interface RecordsAnswer {
+  /** One per body, in order. */
+  parts: RecordsPart[];
+  /** The rows of each model run made (merged bodies count once, together). */
+  runs: number[];
+}
+
+/** How `inferRecords` may merge the bodies it sends (the deployment's dynamic-batching caps). */
+export interface MergeCaps {
+  maxMergeRows: number;
+  maxBatchRows: number;
+}
+
 /**
  * One inference worker thread and its in-flight requests. Requests are matched to answers
  * by id; `inFlight` lets the pool pick the least busy worker. Control messages (load, plan)
@@ -34,6 +49,10 @@ export class WorkerHandle {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   readonly #exited: Promise<void>;
+  /** Which JSON decode the worker is in, since when (see {@link DECODE_PROGRESS}). */
+  readonly #progress = new Int32Array(new SharedArrayBuffer(DECODE_PROGRESS.length * 4));
+  readonly #progressBase = Date.now();
+  #abandoned = false;
   /** Resolves the promise `close()` waits on once no request is pending. */
   #onDrained: (() => void) | null = null;
   #nextId = 1;
@@ -43,12 +62,12 @@ export class WorkerHandle {
   onUnexpectedExit: ((error: Error) => void) | undefined;
 
   constructor() {
-    this.#worker = spawnInferenceWorker();
+    this.#worker = spawnInferenceWorker({ progress: this.#progress, progressBase: this.#progressBase });
     this.#exited = new Promise((resolve) => {
       this.#worker.once('exit', (code) => {
         const error = new WorkerFailure('exit', `The inference worker stopped (exit code ${code}).`);
         this.#failAll(error);
-        if (!this.#closing) this.onUnexpectedExit?.(error);
+        if (!this.#closing && !this.#abandoned) this.onUnexpectedExit?.(error);
         resolve();
       });
     });
@@ -112,6 +131,93 @@ export class WorkerHandle {
     });
   }
 
+  /**
+   * Decodes JSON records bodies in the worker, checks them against the plan's first step and
+   * runs them (merging those that share a layout, within `caps`), each answered on its own.
+   * The decode runs under `deadlineMs` (from when the worker starts it): past it the call
+   * rejects with `input_decode_timeout` and the thread is terminated (the pool starts a fresh
+   * one; the other requests it held fail). A body's buffer is moved when it owns it whole.
+   */
+  inferRecords(
+    plan: string,
+    bodies: Uint8Array[],
+    deadlineMs: number,
+    caps: MergeCaps,
+  ): Promise<RecordsAnswer> {
+    const sent = bodies.map((body) =>
+      body.buffer instanceof ArrayBuffer &&
+      body.byteOffset === 0 &&
+      body.byteLength === body.buffer.byteLength
+        ? body
+        : body.slice(),
+    );
+    const transfer: ArrayBuffer[] = [];
+    for (const body of sent)
+      if (body.buffer instanceof ArrayBuffer && !transfer.includes(body.buffer)) transfer.push(body.buffer);
+    const message: ParentMessage = {
+      v: WORKER_PROTOCOL_VERSION,
+      type: 'infer-records',
+      id: 0,
+      plan,
+      bodies: sent,
+      ...caps,
+    };
+    const answer = this.#request(message, transfer);
+    this.#watchDecode(message.id, deadlineMs);
+    return answer.then((reply) => {
+      if (reply.type !== 'records-result')
+        throw new WorkerFailure('protocol', `Unexpected answer "${reply.type}" to infer-records.`);
+      return { parts: reply.parts, runs: reply.runs };
+    });
+  }
+
+  /**
+   * Abandons the worker when the decode of message `id` runs past `deadlineMs` from its start.
+   * Nothing is sent per decode: the worker writes where it is into shared memory, read here
+   * only when a deadline falls due.
+   */
+  #watchDecode(id: number, deadlineMs: number): void {
+    const check = (): void => {
+      if (!this.#pending.has(id) || this.#abandoned) return;
+      // Decoded: what runs now is the model, which this deadline does not bound.
+      if (Atomics.load(this.#progress, DECODE_PROGRESS.decoded) >= id) return;
+      let wait = deadlineMs;
+      if (Atomics.load(this.#progress, DECODE_PROGRESS.decoding) === id) {
+        const began = this.#progressBase + Atomics.load(this.#progress, DECODE_PROGRESS.startedAt);
+        const elapsed = Date.now() - began;
+        if (elapsed >= deadlineMs) {
+          this.#abandon(
+            id,
+            new ApiError(
+              'input_decode_timeout',
+              `The body was not decoded within ${deadlineMs} ms, so it was abandoned; it is most likely corrupt. Send JSON records as a JSON library writes them.`,
+              { deadlineMs },
+            ),
+          );
+          return;
+        }
+        wait = deadlineMs - elapsed;
+      }
+      // Not started yet (behind another run), or started less than a deadline ago.
+      setTimeout(check, wait).unref();
+    };
+    setTimeout(check, deadlineMs).unref();
+  }
+
+  /**
+   * Answers request `id` with `error` and terminates the thread; its other requests fail as on
+   * a crash. The owner hears of it at once (`onUnexpectedExit`), so the next request goes to a
+   * fresh thread instead of this dying one.
+   */
+  #abandon(id: number, error: Error): void {
+    const pending = this.#pending.get(id);
+    this.#pending.delete(id);
+    this.#abandoned = true;
+    pending?.reject(error);
+    void this.#worker.terminate();
+    this.onUnexpectedExit?.(new WorkerFailure('exit', 'The inference worker was abandoned.'));
+  }
+
   /** Waits for in-flight requests to be answered, then stops the thread. Idempotent. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
@@ -125,7 +231,8 @@ export class WorkerHandle {
 
   /** Sends `message` under a fresh id (its `id` is overwritten) and resolves with the answer. */
   #request(message: ParentMessage, transfer: ArrayBuffer[]): Promise<WorkerMessage> {
-    if (this.#closing) return Promise.reject(new WorkerFailure('exit', 'The inference worker is closing.'));
+    if (this.#closing || this.#abandoned)
+      return Promise.reject(new WorkerFailure('exit', 'The inference worker is closing.'));
     const id = this.#nextId++;
     message.id = id;
     return new Promise<WorkerMessage>((resolve, reject) => {
@@ -147,9 +254,9 @@ export class WorkerHandle {
  * (vitest, tsx) only the `.ts` exists; the worker then registers tsx itself before importing
  * it, because a worker's `--import` in execArgv does not apply to its entry module on Node 20.
  */
-function spawnInferenceWorker(): Worker {
+function spawnInferenceWorker(workerData: { progress: Int32Array; progressBase: number }): Worker {
   const compiled = new URL('./inference-worker.js', import.meta.url);
-  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled);
+  if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { workerData });
   const source = new URL('./inference-worker.ts', import.meta.url);
   if (!import.meta.url.endsWith('.ts') || !existsSync(fileURLToPath(source))) {
     throw new Error(
@@ -158,7 +265,7 @@ function spawnInferenceWorker(): Worker {
   }
   const tsxApi = tsxEsmApiUrl();
   const bootstrap = `import(${JSON.stringify(tsxApi)}).then((tsx) => { tsx.register(); return import(${JSON.stringify(source.href)}); });`;
-  return new Worker(bootstrap, { eval: true });
+  return new Worker(bootstrap, { eval: true, workerData });
 }
 
 /** The ESM entry of tsx's register API (its CommonJS twin cannot be imported from a worker). */

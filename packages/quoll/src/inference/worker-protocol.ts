@@ -1,4 +1,6 @@
 import type { TensorInfoDto } from '@quoll/client/wire';
+import type { ErrorOutcome } from '../errors/index.js';
+import type { TransferredTable } from './decode/transferred-table.js';
 import type { WireTensor } from './tensor-data.js';
 
 /**
@@ -6,7 +8,7 @@ import type { WireTensor } from './tensor-data.js';
  * Both sides import this file; a message with another `v` is refused, so a stale worker
  * script cannot silently misread a newer parent.
  */
-export const WORKER_PROTOCOL_VERSION = 2;
+export const WORKER_PROTOCOL_VERSION = 3;
 
 /** One model step of a pipeline plan, as a worker runs it. */
 export interface WorkerStepSpec {
@@ -25,7 +27,34 @@ export interface WorkerStepSpec {
   feedsFrom: string[] | null;
   /** Run rows one at a time (`batchConfig: 'single'`) and concatenate the outputs. */
   single: boolean;
+  /** The first step's `tensorFields` (which request column feeds input i), for JSON bodies the worker decodes. */
+  tensorFields: string[] | null;
 }
+
+/**
+ * What became of one JSON records body of an `infer-records` message: run (its decoded input
+ * columns, float64, for the answer and the log, and its outputs), or refused with a catalogue
+ * error (not records, a strict-number or shape check failed).
+ */
+export type RecordsPart =
+  | { status: 'done'; table: TransferredTable; outputs: WireTensor[] }
+  | { status: 'refused'; error: ErrorOutcome };
+
+/**
+ * Shared with each worker (an `Int32Array` over a `SharedArrayBuffer`): which `infer-records`
+ * message it is decoding and since when, so the parent can abandon a decode that overruns its
+ * deadline without the worker sending a message per decode.
+ */
+export const DECODE_PROGRESS = {
+  /** The id of the `infer-records` message being decoded, 0 when none. */
+  decoding: 0,
+  /** When that decode began: ms after the `progressBase` the worker was started with. */
+  startedAt: 1,
+  /** The id of the last `infer-records` message whose bodies are all decoded. */
+  decoded: 2,
+  /** Slots of the array. */
+  length: 3,
+} as const;
 
 /**
  * Parent → worker. Messages are handled strictly in order, so a `load-model` sent before an
@@ -55,6 +84,22 @@ export type ParentMessage =
       plan: string;
       rows: number;
       feeds: WireTensor[];
+    }
+  /**
+   * Decodes JSON records bodies (each at most the decode pool's `modelWorkerJsonBytes`), checks
+   * and casts them to the plan's first step, runs those that share a feed layout together (within the row caps,
+   * as the parent's dynamic batching would) and answers each body on its own.
+   */
+  | {
+      v: typeof WORKER_PROTOCOL_VERSION;
+      type: 'infer-records';
+      id: number;
+      plan: string;
+      bodies: Uint8Array[];
+      /** Bodies with more rows than this run alone. */
+      maxMergeRows: number;
+      /** Most rows one merged run may hold. */
+      maxBatchRows: number;
     };
 
 /** Worker → parent. Every message answers the request with the same `id`. */
@@ -63,6 +108,14 @@ export type WorkerMessage =
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'done'; id: number }
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'validated'; id: number }
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'result'; id: number; outputs: WireTensor[] }
+  /** Answers `infer-records`: one part per body, in order, and the rows of each model run made. */
+  | {
+      v: typeof WORKER_PROTOCOL_VERSION;
+      type: 'records-result';
+      id: number;
+      parts: RecordsPart[];
+      runs: number[];
+    }
   | {
       v: typeof WORKER_PROTOCOL_VERSION;
       type: 'failed';

@@ -93,6 +93,27 @@ describe('DecodePool', () => {
     }
   });
 
+  it('leaves JSON records between the inline size and modelWorkerJsonBytes to the model worker, and decodes the rest', async () => {
+    const decoder = pool({ inlineJsonBytes: 1024, modelWorkerJsonBytes: 16 * 1024 });
+    const records = rowsOf(table).map((tensor) => ({ tensor }));
+    const text = (rows: number): Buffer => Buffer.from(JSON.stringify(records.slice(0, rows)));
+    expect((await decoder.decodeForModelWorker('application/json', text(2))).kind).toBe('records');
+    const middle = text(100);
+    expect(middle.byteLength).toBeGreaterThan(1024);
+    expect(middle.byteLength).toBeLessThanOrEqual(16 * 1024);
+    const left = await decoder.decodeForModelWorker('application/json; charset=utf-8', middle);
+    // The decode pool's own deadline: 2 s plus 200 ms per MiB.
+    const deadlineMs = 2000 + Math.ceil((middle.byteLength / 2 ** 20) * 200);
+    expect(left).toEqual({ kind: 'undecoded-records', body: middle, deadlineMs });
+    expect(decoder.workerCount).toBe(0);
+    const large = text(300);
+    expect(large.byteLength).toBeGreaterThan(16 * 1024);
+    expect((await decoder.decodeForModelWorker('application/json', large)).kind).toBe('arrow');
+    const arrow = await decoder.decodeForModelWorker(ARROW_FILE, tableToIPC(table, 'file'));
+    expect(arrow.kind).toBe('arrow');
+    expect(await codeOf(decoder.decodeForModelWorker('text/csv', middle))).toBe('unsupported_media_type');
+  });
+
   it('reads rows of different widths in large JSON as a List column, and a lone number among lists as a shape error', async () => {
     const decoder = pool({ inlineJsonBytes: 0 });
     const ragged = await decoder.decode(

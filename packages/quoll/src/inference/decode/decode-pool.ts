@@ -6,7 +6,7 @@ import { Worker } from 'node:worker_threads';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError, fromErrorOutcome, isErrorOutcome } from '../../errors/index.js';
 import { formatOfMediaType, parseRecords, readArrowLayout } from '../inference-input.js';
-import type { InferenceInput } from '../inference-input.js';
+import type { EngineInput, InferenceInput } from '../inference-input.js';
 import { readOpenInferenceBody } from '../open-inference-codec.js';
 import type { OpenInferenceBody } from '../open-inference-codec.js';
 import { DECODE_PROTOCOL_VERSION } from './decode-protocol.js';
@@ -30,6 +30,16 @@ export interface DecodePoolOptions {
    * @default 65536
    */
   inlineJsonBytes?: number;
+  /**
+   * {@link DecodePool.decodeForModelWorker}: JSON records bodies up to this size (over
+   * `inlineJsonBytes`) are decoded by the model worker that runs them, which saves the thread
+   * hop to a decode worker. The parse's objects are about ten times the body (bodies nested
+   * deeper than records can be are refused from their bytes first), so this bounds what one
+   * decode holds in a model worker, which has no heap cap of its own. Larger ones go to a
+   * decode worker (byte scanner, heap cap).
+   * @default 1048576
+   */
+  modelWorkerJsonBytes?: number;
   /**
    * An Arrow body's framing is walked on the calling thread when the walk takes at most this
    * many steps (a table read, a node, a buffer or a block each; 64 list offsets): the walk never
@@ -108,6 +118,7 @@ export class DecodePool {
       deadlineMs: Math.max(1, options.deadlineMs ?? 2000),
       deadlineMsPerMiB: Math.max(0, options.deadlineMsPerMiB ?? 200),
       inlineJsonBytes: Math.max(0, options.inlineJsonBytes ?? 64 * 1024),
+      modelWorkerJsonBytes: Math.max(0, options.modelWorkerJsonBytes ?? 2 ** 20),
       inlineArrowSteps: Math.max(0, options.inlineArrowSteps ?? 512),
       workerMemoryMiB: Math.max(16, options.workerMemoryMiB ?? 2048),
     };
@@ -166,6 +177,29 @@ export class DecodePool {
   }
 
   /**
+   * As {@link decode}, except that JSON records over the inline size and up to
+   * `modelWorkerJsonBytes` are left undecoded (`UndecodedRecords`) for the model worker
+   * that runs the request: it decodes them with the same checks, under the same deadline, so
+   * the request crosses to no third thread.
+   * @throws ApiError as {@link decode}
+   */
+  decodeForModelWorker(contentType: string, body: Uint8Array): Promise<EngineInput> {
+    if (
+      this.#closed ||
+      body.byteLength <= this.#options.inlineJsonBytes ||
+      body.byteLength > this.#options.modelWorkerJsonBytes ||
+      formatOfMediaType(contentType) !== 'json'
+    )
+      return this.decode(contentType, body);
+    return Promise.resolve({ kind: 'undecoded-records', body, deadlineMs: this.#deadlineOf(body) });
+  }
+
+  /** The deadline of one body's decode: the base plus the per-MiB allowance. */
+  #deadlineOf(body: Uint8Array): number {
+    return this.#options.deadlineMs + Math.ceil((body.byteLength / 2 ** 20) * this.#options.deadlineMsPerMiB);
+  }
+
+  /**
    * An Arrow body walked on the calling thread within the step budget, its answer (the table,
    * or the walk's catalogue error); null when the walk ran out of steps (the worker walks it).
    */
@@ -213,8 +247,7 @@ export class DecodePool {
         new ApiError('shutting_down', 'The server is stopping; it decodes no more requests.'),
       );
     }
-    const deadlineMs =
-      this.#options.deadlineMs + Math.ceil((body.byteLength / 2 ** 20) * this.#options.deadlineMsPerMiB);
+    const deadlineMs = this.#deadlineOf(body);
     return new Promise<DecodeSuccess>((resolve, reject) => {
       this.#queue.push({ format, body, headerLength, deadlineMs, resolve, reject });
       this.#pump();

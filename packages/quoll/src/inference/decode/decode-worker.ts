@@ -12,18 +12,7 @@ import { readOpenInferenceBody } from '../open-inference-codec.js';
 import { DECODE_PROTOCOL_VERSION } from './decode-protocol.js';
 import type { DecodeReply, DecodeRequest } from './decode-protocol.js';
 import { jsonRecordsToTable } from './scan-records.js';
-import type { TransferredData } from './transferred-table.js';
-
-/** The buffers of freshly built columns (owned by nobody else here), to move instead of copy. */
-function collectBuffers(chunks: TransferredData[], into: ArrayBuffer[]): void {
-  for (const chunk of chunks) {
-    for (const view of [chunk.values, chunk.valueOffsets]) {
-      if (view !== null && view.buffer instanceof ArrayBuffer && !into.includes(view.buffer))
-        into.push(view.buffer);
-    }
-    collectBuffers(chunk.children, into);
-  }
-}
+import { collectBuffers } from './transferred-table.js';
 
 const port = parentPort;
 if (port) {

@@ -56,6 +56,20 @@ export interface TransferredTable {
   batches: TransferredData[][];
 }
 
+/**
+ * Adds the buffers of freshly built columns (owned by nobody else on this thread) to a transfer
+ * list, so `postMessage` moves them instead of copying.
+ */
+export function collectBuffers(chunks: TransferredData[], into: ArrayBuffer[]): void {
+  for (const chunk of chunks) {
+    for (const view of [chunk.values, chunk.valueOffsets]) {
+      if (view !== null && view.buffer instanceof ArrayBuffer && !into.includes(view.buffer))
+        into.push(view.buffer);
+    }
+    collectBuffers(chunk.children, into);
+  }
+}
+
 /** A table of tensor columns as plain data (throws for a column type outside {@link TransferredType}). */
 export function toTransferredTable(table: Table): TransferredTable {
   return {

@@ -31,7 +31,13 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
 
   // QUOLL_BENCH_INPUT_CHECKS=off (benchmarks only): bodies decoded inline, unbudgeted.
   const checked = ctx.config.inputChecks;
-  const codecs = quollBodyCodecs(checked ? ctx.decoder : UNCHECKED_BODY_DECODER);
+  // Large JSON records are decoded by the model worker that runs them (no third thread).
+  const decoder = ctx.decoder;
+  const codecs = quollBodyCodecs(
+    checked
+      ? { decode: (contentType, body) => decoder.decodeForModelWorker(contentType, body) }
+      : UNCHECKED_BODY_DECODER,
+  );
   // On a cluster, a request for a pipeline this node does not serve goes, as it arrives, to a
   // node that does (before its body is read here).
   const forward = forwardingHook(ctx, (req) => {
