@@ -11,7 +11,7 @@ import { concatTensorData, feedLayoutKey, rowWidth } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import type { PoolPlan, PooledModel, PoolWorker } from './pool-worker.js';
 import type { ModelWorkerPool } from './model-worker-pool.js';
-import { WorkerFailure } from './worker-handle.js';
+import { DecodeTimeout, WorkerFailure } from './worker-handle.js';
 import type { RecordsPart, WorkerStepSpec } from './worker-protocol.js';
 
 /** How a deployment runs its workers (the engine's options, resolved). */
@@ -55,11 +55,14 @@ interface FeedsJob {
 interface RecordsJob {
   records: UndecodedRecords;
   key: typeof RECORDS_KEY;
-  resolve: (part: RecordsPart) => void;
+  resolve: (part: AnsweredPart) => void;
   reject: (error: unknown) => void;
 }
 
 type Job = FeedsJob | RecordsJob;
+
+/** A records body the worker ran or refused (a runtime failure rejects its job instead). */
+type AnsweredPart = Exclude<RecordsPart, { status: 'failed' }>;
 
 /** The merge key of every {@link RecordsJob} (no feeds key starts with this character). */
 const RECORDS_KEY = '\u0002records';
@@ -206,7 +209,7 @@ export class Deployment {
   async #inferRecords(records: UndecodedRecords, now: number): Promise<InferenceResult> {
     const run = this.#runRecords(records);
     this.#inFlight.add(run);
-    let part: RecordsPart;
+    let part: AnsweredPart;
     try {
       part = await run;
     } finally {
@@ -217,14 +220,14 @@ export class Deployment {
     return new InferenceResult(input, inputColumns(input), part.outputs, input.table.numRows, now);
   }
 
-  async #runRecords(records: UndecodedRecords): Promise<RecordsPart> {
+  async #runRecords(records: UndecodedRecords): Promise<AnsweredPart> {
     if (this.#workers.length === 0)
       throw new ApiError(
         'pipeline_not_ready',
         `Deployment ${this.id} has no running worker; check the pipeline status.`,
       );
     try {
-      return await new Promise<RecordsPart>((resolve, reject) => {
+      return await new Promise<AnsweredPart>((resolve, reject) => {
         this.#queue.push({ records, key: RECORDS_KEY, resolve, reject });
         this.#dispatch();
       });
@@ -391,13 +394,11 @@ export class Deployment {
 
   /** Records bodies to one worker in one message: it decodes them, merges what it can, runs. */
   #sendRecords(worker: PoolWorker, group: RecordsJob[]): void {
-    let deadlineMs = 0;
-    for (const job of group) deadlineMs += job.records.deadlineMs;
     worker
       .runRecords(
         this.#plan!,
         group.map((job) => job.records.body),
-        deadlineMs,
+        group.map((job) => job.records.deadlineMs),
         { maxMergeRows: this.#options.maxMergeRows, maxBatchRows: this.#options.maxBatchRows },
       )
       .then(
@@ -406,12 +407,20 @@ export class Deployment {
           for (const rows of runs) this.#options.onBatch?.(rows);
           for (const [i, job] of group.entries()) {
             const part = parts[i];
-            if (part) job.resolve(part);
-            else
+            if (!part)
               job.reject(new WorkerFailure('protocol', 'The worker answered fewer bodies than it was sent.'));
+            else if (part.status === 'failed')
+              job.reject(new WorkerFailure('infer', part.message, part.step));
+            else job.resolve(part);
           }
         },
         (error: unknown) => {
+          if (error instanceof DecodeTimeout) {
+            // Only the body that overran is answered so; the others go again, to a fresh worker.
+            group[error.body]?.reject(error.error);
+            this.#queue.unshift(...group.filter((_, i) => i !== error.body));
+            return;
+          }
           for (const job of group) job.reject(error);
         },
       )

@@ -24,6 +24,7 @@ import {
 import { hasSharedFixtures, SHARED_FIXTURES } from '../../../../test/support/shared-fixtures.js';
 import { decodeInferenceBody, encodeInferenceResult, InferenceEngine } from './index.js';
 import type { Deployment, InferenceResult, StepModel } from './index.js';
+import type { EngineInput } from './inference-input.js';
 
 const FIXTURES = SHARED_FIXTURES;
 const hasFixtures = hasSharedFixtures;
@@ -92,6 +93,22 @@ function column(table: Table, name: string): number[][] {
   return Array.from({ length: table.numRows }, (_, row) =>
     Array.from(table.getChild(name)!.get(row) as Iterable<number>),
   );
+}
+
+/** The scale model with a free row width ([N, D]) and a factor of shape `factorDims`. */
+function freeWidthScaleModel(factor: number[], factorDims: number[]): Uint8Array {
+  const { onnx } = onnxProto;
+  const model = onnx.ModelProto.decode(makeScaleModel({ inputName: 'x', outputName: 'y' }));
+  const graph = model.graph!;
+  for (const info of [...graph.input!, ...graph.output!])
+    info.type!.tensorType!.shape!.dim![1] = { dimParam: 'D' };
+  graph.initializer![0] = onnx.TensorProto.create({
+    name: 'factor',
+    dataType: onnx.TensorProto.DataType.FLOAT,
+    dims: factorDims,
+    floatData: factor,
+  });
+  return onnx.ModelProto.encode(model).finish();
 }
 
 describe('InferenceEngine with the tutorial model', () => {
@@ -311,22 +328,6 @@ describe('InferenceEngine', () => {
   });
 
   describe('dynamic batching', () => {
-    /** The scale model with a free row width ([N, D]) and a factor of shape `factorDims`. */
-    function freeWidthScaleModel(factor: number[], factorDims: number[]): Uint8Array {
-      const { onnx } = onnxProto;
-      const model = onnx.ModelProto.decode(makeScaleModel({ inputName: 'x', outputName: 'y' }));
-      const graph = model.graph!;
-      for (const info of [...graph.input!, ...graph.output!])
-        info.type!.tensorType!.shape!.dim![1] = { dimParam: 'D' };
-      graph.initializer![0] = onnx.TensorProto.create({
-        name: 'factor',
-        dataType: onnx.TensorProto.DataType.FLOAT,
-        dims: factorDims,
-        floatData: factor,
-      });
-      return onnx.ModelProto.encode(model).finish();
-    }
-
     /** A records request: `rows` rows of `width` values, all distinct per request. */
     function request(
       n: number,
@@ -663,6 +664,90 @@ describe('InferenceEngine', () => {
       expect(outcomes[4]!.status).toBe('fulfilled');
       const fine = (outcomes[4] as PromiseFulfilledResult<InferenceResult>).value.toRecords();
       expect(fine).toEqual([{ time: 0, 'in.x': [5, 1, 2, 3], 'out.y': [10, 2, 4, 6], check_failures: 0 }]);
+    });
+
+    it('answers only the body that overran its deadline with input_decode_timeout; the others sent with it are served', async () => {
+      const created = engine({ workersPerDeployment: 1 });
+      const deployment = await created.deploy('scale', [
+        step('scale', makeScaleModel({ inputName: 'x', outputName: 'y', width: 4 })),
+      ]);
+      const loadsBefore = created.pool.loadCount;
+      const slow = new TextEncoder().encode(
+        `[${Array.from({ length: 200_000 }, (_, n) => `{"x":[${n}.125,1.5,2.75,3.0625]}`).join(',')}]`,
+      );
+      const small = (n: number): EngineInput => json([{ x: [n, 1, 2, 3] }]);
+      // Two bodies fill the worker (two in flight), so the next four queue and go as one
+      // message: one decoded before the slow body, two after it.
+      const outcomes = await Promise.allSettled([
+        deployment.infer(small(1), 0),
+        deployment.infer(small(2), 0),
+        deployment.infer(small(3), 0),
+        deployment.infer({ kind: 'undecoded-records', body: slow, deadlineMs: 1 }, 0),
+        deployment.infer(small(4), 0),
+        deployment.infer(small(5), 0),
+      ]);
+      const slowOutcome = outcomes[3];
+      expect(slowOutcome.status).toBe('rejected');
+      expect(((slowOutcome as PromiseRejectedResult).reason as ApiError).code).toBe('input_decode_timeout');
+      for (const [i, n] of [
+        [0, 1],
+        [1, 2],
+        [2, 3],
+        [4, 4],
+        [5, 5],
+      ] as const) {
+        expect(outcomes[i].status).toBe('fulfilled');
+        const result = (outcomes[i] as PromiseFulfilledResult<InferenceResult>).value;
+        expect(result.toRecords()[0]!['out.y']).toEqual([n * 2, 2, 4, 6]);
+      }
+      // The worker was replaced (the fresh one loaded the model) and served the others.
+      expect(created.pool.loadCount).toBe(loadsBefore + 1);
+    });
+
+    it('a body the runtime fails on fails alone: refused and other bodies of its message get their own answers', async () => {
+      // factor has 3 values: rows of width 3 multiply, rows of width 4 make onnxruntime fail.
+      const deployment = await engine({ workersPerDeployment: 1 }).deploy('picky', [
+        step('picky', freeWidthScaleModel([1, 2, 3], [3])),
+      ]);
+      const body = (text: string): EngineInput => ({
+        kind: 'undecoded-records',
+        body: new TextEncoder().encode(text),
+        deadlineMs: 5000,
+      });
+      const texts = [
+        '[{"x":[0,0,0]}]',
+        '[{"x":[0,0,0]}]',
+        // One message from here: two of width 3 (merged), two of width 4 (merged, failing),
+        // a malformed one, one of width 3 again.
+        '[{"x":[1,1,1]}]',
+        '[{"x":[2,2,2]}]',
+        '[{"x":[3,3,3,3]}]',
+        '[{"x":[4,4,4,4]}]',
+        '[{"x":[5,5,',
+        '[{"x":[6,6,6]}]',
+      ];
+      const outcomes = await Promise.allSettled(texts.map((text) => deployment.infer(body(text), 0)));
+      const codes = outcomes.map((outcome) =>
+        outcome.status === 'fulfilled' ? 'ok' : ((outcome.reason as ApiError).code ?? 'not an ApiError'),
+      );
+      expect(codes).toEqual([
+        'ok',
+        'ok',
+        'ok',
+        'ok',
+        'inference_failed',
+        'inference_failed',
+        'invalid_inference_input',
+        'ok',
+      ]);
+      for (const [i, n] of [
+        [2, 1],
+        [3, 2],
+        [7, 6],
+      ] as const) {
+        const result = (outcomes[i] as PromiseFulfilledResult<InferenceResult>).value;
+        expect(result.toRecords()[0]!['out.y']).toEqual([n, n * 2, n * 3]);
+      }
     });
 
     it('abandons a decode past its deadline, answers input_decode_timeout, replaces the worker and serves the next body', async () => {

@@ -15,7 +15,8 @@ import { parseRecords } from './inference-input.js';
 import { bindColumns, buildFeeds, inputColumns } from './input-binding.js';
 import { castTensorData, concatTensorData, feedLayoutKey, rowWidth, transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
-import { DECODE_PROGRESS, WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
+import { DecodeProgress } from './decode-progress.js';
+import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
 interface LoadedStep {
@@ -41,10 +42,10 @@ const plans = new Map<string, WorkerStepSpec[]>();
 // Requests run strictly one at a time: onnxruntime already uses the core, and overlapping
 // runs would only make each request slower.
 let queue: Promise<void> = Promise.resolve();
-/** Where this worker tells the parent which JSON decode it is in (see {@link DECODE_PROGRESS}). */
-const started = workerData as { progress?: Int32Array; progressBase?: number } | null;
-const progress = started?.progress ?? new Int32Array(DECODE_PROGRESS.length);
-const progressBase = started?.progressBase ?? Date.now();
+/** Where this worker tells the parent which JSON body it is decoding (see {@link DecodeProgress}). */
+const progress = new DecodeProgress(
+  (workerData as { progress?: SharedArrayBuffer } | null)?.progress ?? new SharedArrayBuffer(24),
+);
 
 if (port) {
   port.on('message', (message: ParentMessage) => {
@@ -153,10 +154,10 @@ async function inferRecords(
   const first = steps[0]!.spec;
   const parts: RecordsPart[] = [];
   const decoded: DecodedBody[] = [];
-  Atomics.store(progress, DECODE_PROGRESS.startedAt, Date.now() - progressBase);
-  Atomics.store(progress, DECODE_PROGRESS.decoding, message.id);
   try {
     for (const [index, body] of message.bodies.entries()) {
+      // Each body has its own deadline, from its own start (the parent reads this).
+      progress.begin(message.id, index);
       try {
         // What the decode pool's general path does, then the feeds straight from the records
         // (as for a body parsed on the HTTP thread): the same checks, strict numbers included.
@@ -172,8 +173,7 @@ async function inferRecords(
       }
     }
   } finally {
-    Atomics.store(progress, DECODE_PROGRESS.decoded, message.id);
-    Atomics.store(progress, DECODE_PROGRESS.decoding, 0);
+    progress.end(message.id);
   }
   const runs: number[] = [];
   let at = 0;
@@ -193,47 +193,63 @@ async function inferRecords(
         at++;
       }
     }
-    for (const [body, outputs] of await runGroup(steps, group, total, runs)) {
-      parts[body.index] = { status: 'done', table: body.table, outputs };
+    for (const [body, outcome] of await runGroup(steps, group, total, runs)) {
+      parts[body.index] = Array.isArray(outcome)
+        ? { status: 'done', table: body.table, outputs: outcome }
+        : { status: 'failed', ...outcome };
     }
   }
   return { parts, runs };
 }
 
-/** Runs a group of decoded bodies as one run (alone when the outputs are not one row per input row). */
+/** A body's outputs, or why the runtime failed on it. */
+type RunOutcome = WireTensor[] | { message: string; step?: number };
+
+/**
+ * Runs a group of decoded bodies as one run. When the merged run fails, or its outputs are not
+ * one row per input row (a model that aggregates over the batch), each body runs on its own, so
+ * a body's answer never depends on its neighbours: a failure is reported only for the bodies
+ * that fail alone.
+ */
 async function runGroup(
   steps: LoadedStep[],
   group: DecodedBody[],
   total: number,
   runs: number[],
-): Promise<[DecodedBody, WireTensor[]][]> {
-  if (group.length === 1) {
+): Promise<[DecodedBody, RunOutcome][]> {
+  if (group.length > 1) {
+    const feeds = group[0]!.feeds.map((feed, f) => ({
+      ...feed,
+      dims: [total, ...feed.dims.slice(1)],
+      data: concatTensorData(group.map((body) => body.feeds[f]!.data)),
+    }));
     runs.push(total);
-    return [[group[0]!, await runPipeline(steps, group[0]!.feeds, total)]];
-  }
-  const feeds = group[0]!.feeds.map((feed, f) => ({
-    ...feed,
-    dims: [total, ...feed.dims.slice(1)],
-    data: concatTensorData(group.map((body) => body.feeds[f]!.data)),
-  }));
-  runs.push(total);
-  const outputs = await runPipeline(steps, feeds, total);
-  if (outputs.some((output) => output.dims[0] !== total)) {
-    // A model that aggregates over the batch: each body runs on its own.
-    const alone: [DecodedBody, WireTensor[]][] = [];
-    for (const body of group) {
-      runs.push(body.rows);
-      alone.push([body, await runPipeline(steps, body.feeds, body.rows)]);
+    let outputs: WireTensor[] | null = null;
+    try {
+      outputs = await runPipeline(steps, feeds, total);
+    } catch {
+      // One of them (at least) fails: find which by running each alone, below.
     }
-    return alone;
+    if (outputs && outputs.every((output) => output.dims[0] === total)) {
+      const split: [DecodedBody, RunOutcome][] = [];
+      let start = 0;
+      for (const body of group) {
+        split.push([body, sliceRows(outputs, start, body.rows)]);
+        start += body.rows;
+      }
+      return split;
+    }
   }
-  const split: [DecodedBody, WireTensor[]][] = [];
-  let start = 0;
+  const alone: [DecodedBody, RunOutcome][] = [];
   for (const body of group) {
-    split.push([body, sliceRows(outputs, start, body.rows)]);
-    start += body.rows;
+    runs.push(body.rows);
+    try {
+      alone.push([body, await runPipeline(steps, body.feeds, body.rows)]);
+    } catch (error) {
+      alone.push([body, describe(error)]);
+    }
   }
-  return split;
+  return alone;
 }
 
 /** Rows [start, start+rows) of every output, each in a buffer of its own (each part is transferred on its own). */

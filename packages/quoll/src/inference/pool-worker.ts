@@ -140,13 +140,13 @@ export class PoolWorker {
   runRecords(
     plan: PoolPlan,
     bodies: Uint8Array[],
-    deadlineMs: number,
+    deadlinesMs: number[],
     caps: MergeCaps,
   ): Promise<RecordsAnswer> {
     const handle = this.#handle;
     if (!handle) return Promise.reject(new WorkerFailure('exit', 'The inference worker is stopped.'));
     const ready = this.#ensure(plan);
-    const run = handle.inferRecords(plan.key, bodies, deadlineMs, caps);
+    const run = handle.inferRecords(plan.key, bodies, deadlinesMs, caps);
     const settled = (): void => this.#wake();
     run.then(settled, settled);
     return ready === null ? run : Promise.all([ready, run]).then(([, answer]) => answer);

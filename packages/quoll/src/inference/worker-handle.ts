@@ -6,7 +6,8 @@ import { Worker } from 'node:worker_threads';
 import { ApiError } from '../errors/index.js';
 import { transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
-import { DECODE_PROGRESS, WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
+import { DecodeProgress } from './decode-progress.js';
+import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
 /** A worker's answer to a request that failed: the stage, the step (when known) and the runtime's message. */
@@ -18,6 +19,20 @@ export class WorkerFailure extends Error {
   ) {
     super(message);
     this.name = 'WorkerFailure';
+  }
+}
+
+/**
+ * Body `body` of an `inferRecords` call overran its decode deadline: `error` is its answer. The
+ * other bodies of the call were not at fault; they were copied when sent, so they can go again.
+ */
+export class DecodeTimeout extends Error {
+  constructor(
+    readonly body: number,
+    readonly error: ApiError,
+  ) {
+    super(error.message);
+    this.name = 'DecodeTimeout';
   }
 }
 
@@ -49,9 +64,8 @@ export class WorkerHandle {
   readonly #worker: Worker;
   readonly #pending = new Map<number, Pending>();
   readonly #exited: Promise<void>;
-  /** Which JSON decode the worker is in, since when (see {@link DECODE_PROGRESS}). */
-  readonly #progress = new Int32Array(new SharedArrayBuffer(DECODE_PROGRESS.length * 4));
-  readonly #progressBase = Date.now();
+  /** Which JSON body the worker is decoding, since when (shared with it). */
+  readonly #progress = new DecodeProgress();
   #abandoned = false;
   /** Resolves the promise `close()` waits on once no request is pending. */
   #onDrained: (() => void) | null = null;
@@ -62,7 +76,7 @@ export class WorkerHandle {
   onUnexpectedExit: ((error: Error) => void) | undefined;
 
   constructor() {
-    this.#worker = spawnInferenceWorker({ progress: this.#progress, progressBase: this.#progressBase });
+    this.#worker = spawnInferenceWorker({ progress: this.#progress.buffer });
     this.#exited = new Promise((resolve) => {
       this.#worker.once('exit', (code) => {
         const error = new WorkerFailure('exit', `The inference worker stopped (exit code ${code}).`);
@@ -134,26 +148,28 @@ export class WorkerHandle {
   /**
    * Decodes JSON records bodies in the worker, checks them against the plan's first step and
    * runs them (merging those that share a layout, within `caps`), each answered on its own.
-   * The decode runs under `deadlineMs` (from when the worker starts it): past it the call
-   * rejects with `input_decode_timeout` and the thread is terminated (the pool starts a fresh
-   * one; the other requests it held fail). A body's buffer is moved when it owns it whole.
+   * Body i's decode runs under `deadlinesMs[i]` from when the worker starts it: past it the
+   * call rejects with a {@link DecodeTimeout} naming that body and the thread is terminated
+   * (the pool starts a fresh one; the other requests it held fail). A lone body's buffer is
+   * moved when it owns it whole; several are copied, so the caller can send the others again.
    */
   inferRecords(
     plan: string,
     bodies: Uint8Array[],
-    deadlineMs: number,
+    deadlinesMs: number[],
     caps: MergeCaps,
   ): Promise<RecordsAnswer> {
-    const sent = bodies.map((body) =>
-      body.buffer instanceof ArrayBuffer &&
-      body.byteOffset === 0 &&
-      body.byteLength === body.buffer.byteLength
-        ? body
-        : body.slice(),
-    );
     const transfer: ArrayBuffer[] = [];
-    for (const body of sent)
-      if (body.buffer instanceof ArrayBuffer && !transfer.includes(body.buffer)) transfer.push(body.buffer);
+    const sent = bodies.map((body) => {
+      const whole =
+        body.buffer instanceof ArrayBuffer &&
+        body.byteOffset === 0 &&
+        body.byteLength === body.buffer.byteLength;
+      if (whole && bodies.length > 1) return body; // cloned by postMessage
+      const own = whole ? body : body.slice();
+      transfer.push(own.buffer as ArrayBuffer);
+      return own;
+    });
     const message: ParentMessage = {
       v: WORKER_PROTOCOL_VERSION,
       type: 'infer-records',
@@ -163,7 +179,7 @@ export class WorkerHandle {
       ...caps,
     };
     const answer = this.#request(message, transfer);
-    this.#watchDecode(message.id, deadlineMs);
+    this.#watchDecode(message.id, deadlinesMs);
     return answer.then((reply) => {
       if (reply.type !== 'records-result')
         throw new WorkerFailure('protocol', `Unexpected answer "${reply.type}" to infer-records.`);
@@ -172,36 +188,37 @@ export class WorkerHandle {
   }
 
   /**
-   * Abandons the worker when the decode of message `id` runs past `deadlineMs` from its start.
-   * Nothing is sent per decode: the worker writes where it is into shared memory, read here
-   * only when a deadline falls due.
+   * Abandons the worker when the decode of a body of message `id` runs past that body's
+   * deadline from its own start (seen at most one deadline of the bodies after it late). Nothing
+   * is sent per decode: the worker writes where it is into shared memory, read here only when a
+   * deadline falls due.
    */
-  #watchDecode(id: number, deadlineMs: number): void {
+  #watchDecode(id: number, deadlinesMs: number[]): void {
     const check = (): void => {
       if (!this.#pending.has(id) || this.#abandoned) return;
-      // Decoded: what runs now is the model, which this deadline does not bound.
-      if (Atomics.load(this.#progress, DECODE_PROGRESS.decoded) >= id) return;
-      let wait = deadlineMs;
-      if (Atomics.load(this.#progress, DECODE_PROGRESS.decoding) === id) {
-        const began = this.#progressBase + Atomics.load(this.#progress, DECODE_PROGRESS.startedAt);
-        const elapsed = Date.now() - began;
-        if (elapsed >= deadlineMs) {
-          this.#abandon(
-            id,
-            new ApiError(
-              'input_decode_timeout',
-              `The body was not decoded within ${deadlineMs} ms, so it was abandoned; it is most likely corrupt. Send JSON records as a JSON library writes them.`,
-              { deadlineMs },
-            ),
+      const now = this.#progress.read(id);
+      // Decoded: what runs now is the model, which these deadlines do not bound.
+      if (now.state === 'decoded') return;
+      // Look again before the body decoding now, or any body after it, could overrun.
+      let wait = Math.min(...deadlinesMs);
+      if (now.state === 'decoding') {
+        const deadlineMs = deadlinesMs[now.body]!;
+        const later = deadlinesMs.slice(now.body + 1);
+        if (now.elapsedMs >= deadlineMs) {
+          const error = new ApiError(
+            'input_decode_timeout',
+            `The body was not decoded within ${deadlineMs} ms, so it was abandoned; it is most likely corrupt. Send JSON records as a JSON library writes them.`,
+            { deadlineMs },
           );
+          this.#abandon(id, new DecodeTimeout(now.body, error));
           return;
         }
-        wait = deadlineMs - elapsed;
+        wait = Math.min(deadlineMs - now.elapsedMs, ...later);
       }
       // Not started yet (behind another run), or started less than a deadline ago.
-      setTimeout(check, wait).unref();
+      setTimeout(check, Math.max(1, wait)).unref();
     };
-    setTimeout(check, deadlineMs).unref();
+    setTimeout(check, Math.min(...deadlinesMs)).unref();
   }
 
   /**
@@ -254,7 +271,7 @@ export class WorkerHandle {
  * (vitest, tsx) only the `.ts` exists; the worker then registers tsx itself before importing
  * it, because a worker's `--import` in execArgv does not apply to its entry module on Node 20.
  */
-function spawnInferenceWorker(workerData: { progress: Int32Array; progressBase: number }): Worker {
+function spawnInferenceWorker(workerData: { progress: SharedArrayBuffer }): Worker {
   const compiled = new URL('./inference-worker.js', import.meta.url);
   if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { workerData });
   const source = new URL('./inference-worker.ts', import.meta.url);

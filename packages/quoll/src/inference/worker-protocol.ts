@@ -8,7 +8,7 @@ import type { WireTensor } from './tensor-data.js';
  * Both sides import this file; a message with another `v` is refused, so a stale worker
  * script cannot silently misread a newer parent.
  */
-export const WORKER_PROTOCOL_VERSION = 3;
+export const WORKER_PROTOCOL_VERSION = 4;
 
 /** One model step of a pipeline plan, as a worker runs it. */
 export interface WorkerStepSpec {
@@ -33,28 +33,14 @@ export interface WorkerStepSpec {
 
 /**
  * What became of one JSON records body of an `infer-records` message: run (its decoded input
- * columns, float64, for the answer and the log, and its outputs), or refused with a catalogue
- * error (not records, a strict-number or shape check failed).
+ * columns, float64, for the answer and the log, and its outputs), refused with a catalogue
+ * error (not records, a strict-number or shape check failed), or failed in the runtime (run on
+ * its own after a merged run failed, so a failure is only ever its own).
  */
 export type RecordsPart =
   | { status: 'done'; table: TransferredTable; outputs: WireTensor[] }
-  | { status: 'refused'; error: ErrorOutcome };
-
-/**
- * Shared with each worker (an `Int32Array` over a `SharedArrayBuffer`): which `infer-records`
- * message it is decoding and since when, so the parent can abandon a decode that overruns its
- * deadline without the worker sending a message per decode.
- */
-export const DECODE_PROGRESS = {
-  /** The id of the `infer-records` message being decoded, 0 when none. */
-  decoding: 0,
-  /** When that decode began: ms after the `progressBase` the worker was started with. */
-  startedAt: 1,
-  /** The id of the last `infer-records` message whose bodies are all decoded. */
-  decoded: 2,
-  /** Slots of the array. */
-  length: 3,
-} as const;
+  | { status: 'refused'; error: ErrorOutcome }
+  | { status: 'failed'; message: string; step?: number };
 
 /**
  * Parent → worker. Messages are handled strictly in order, so a `load-model` sent before an
