@@ -14,25 +14,16 @@
 // Run: flock /tmp/quoll-bench.lock node --import tsx bench/postgres-log-insert.ts
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
+import { scratchPgDatabase } from './support.js';
 
 const N = Number(process.env.INSERT_BATCHES ?? 900);
 const PER = Number(process.env.INSERT_PER_TX ?? 3);
 const SIZE = 88_000;
 const VARIANTS = (process.env.INSERT_VARIANTS ?? 'today,today2,named,async,single,merged').split(',');
-const PG_URL = process.env.QUOLL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const name = `pg_insert_${process.pid}`;
-const url = new URL(PG_URL);
-url.pathname = `/${name}`;
-
-const root = new pg.Client({ connectionString: PG_URL });
-await root.connect();
-await root.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-await root.query(`CREATE DATABASE ${name}`);
-const c = new pg.Client({ connectionString: url.toString() });
+const scratch = await scratchPgDatabase(`pg_insert_${process.pid}`);
+const c = scratch.client;
+const pid = scratch.backendPid;
 try {
-  await c.connect();
-  const pid = (await c.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p ?? 0;
   const cpuNs = (path: string): number => Number(readFileSync(path, 'utf8').split(' ')[0]);
   for (const v of VARIANTS)
     await c.query(`
@@ -95,7 +86,5 @@ try {
         `client CPU ${((client[v] ?? 0) / 1e6 / N).toFixed(3)} ms, wall ${((wall[v] ?? 0) / N).toFixed(3)} ms`,
     );
 } finally {
-  await c.end().catch(() => undefined);
-  await root.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await root.end();
+  await scratch.drop();
 }

@@ -9,25 +9,16 @@
 // Run: flock /tmp/quoll-bench.lock node --import tsx bench/postgres-log-layout.ts
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import pg from 'pg';
+import { scratchPgDatabase } from './support.js';
 
 const N = Number(process.env.LAYOUT_BATCHES ?? 600);
 const PER = Number(process.env.LAYOUT_PER_TX ?? 3);
 const SIZE = Number(process.env.LAYOUT_BYTES ?? 88_000);
 const CHUNK = Number(process.env.LAYOUT_CHUNK ?? 8000);
-const PG_URL = process.env.QUOLL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
-const name = `pglayout_layout_${process.pid}`;
-const url = new URL(PG_URL);
-url.pathname = `/${name}`;
-
-const root = new pg.Client({ connectionString: PG_URL });
-await root.connect();
-await root.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-await root.query(`CREATE DATABASE ${name}`);
-const c = new pg.Client({ connectionString: url.toString() });
+const scratch = await scratchPgDatabase(`pglayout_layout_${process.pid}`);
+const c = scratch.client;
+const pid = scratch.backendPid;
 try {
-  await c.connect();
-  const pid = (await c.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p ?? 0;
   /** CPU seconds of the backend (user + system, clock ticks of 10 ms). */
   const backendCpu = (): number => {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -127,7 +118,5 @@ try {
       `read two batches, ${layout.padEnd(8)} backend CPU ${((reads[layout] * 1000) / 300).toFixed(2)} ms`,
     );
 } finally {
-  await c.end().catch(() => undefined);
-  await root.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await root.end();
+  await scratch.drop();
 }

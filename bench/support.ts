@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { tableFromIPC, type FixedSizeList, type Float32, type Vector } from 'apache-arrow';
 import { Client, type Orchestration, type Pipeline } from '@quoll/client';
+import pg from 'pg';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
 import { hasSharedFixtures, SHARED_FIXTURES } from '../test/support/shared-fixtures.js';
@@ -428,5 +429,42 @@ export async function uploadToReady(
     if (s === 'ready') return [now() - t0, o];
     if (s === 'error') throw new Error(`packaging failed: ${String(await o.packagingLogs())}`);
     await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** A fresh PostgreSQL database of a bench script's own, a client on it and its backend's pid. */
+export interface ScratchDatabase {
+  client: pg.Client;
+  /** The PostgreSQL backend serving `client` (its CPU is in /proc/<pid>). */
+  backendPid: number;
+  /** Closes the client and drops the database. */
+  drop(): Promise<void>;
+}
+
+/**
+ * Creates database `name` (dropping a leftover of that name first) on the server of
+ * `QUOLL_TEST_PG_URL` (default: the local `postgres` database) and connects one client to it.
+ */
+export async function scratchPgDatabase(name: string): Promise<ScratchDatabase> {
+  const adminUrl = process.env.QUOLL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const root = new pg.Client({ connectionString: adminUrl });
+  await root.connect();
+  await root.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  await root.query(`CREATE DATABASE ${name}`);
+  const client = new pg.Client({ connectionString: url.toString() });
+  const drop = async (): Promise<void> => {
+    await client.end().catch(() => undefined);
+    await root.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    await root.end();
+  };
+  try {
+    await client.connect();
+    const backendPid = (await client.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]?.p ?? 0;
+    return { client, backendPid, drop };
+  } catch (error) {
+    await drop();
+    throw error;
   }
 }
