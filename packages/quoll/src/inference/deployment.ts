@@ -7,7 +7,7 @@ import type { StepModel } from './step-model.js';
 import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-binding.js';
 import type { ColumnBinding } from './input-binding.js';
 import { InferenceResult } from './inference-result.js';
-import { concatTensorData, feedLayoutKey, rowWidth } from './tensor-data.js';
+import { concatTensorData, feedLayoutKey, mergeFeeds, rowWidth } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import type { PoolPlan, PooledModel, PoolWorker } from './pool-worker.js';
 import type { ModelWorkerPool } from './model-worker-pool.js';
@@ -362,11 +362,10 @@ export class Deployment {
     let total = 0;
     for (const job of group) total += job.rows;
     this.#options.onBatch?.(total);
-    const feeds = group[0]!.feeds.map((feed, f) => ({
-      ...feed,
-      dims: [total, ...feed.dims.slice(1)],
-      data: concatTensorData(group.map((job) => job.feeds[f]!.data)),
-    }));
+    const feeds = mergeFeeds(
+      group.map((job) => job.feeds),
+      total,
+    );
     worker
       .run(plan, feeds, total)
       .then(

@@ -13,7 +13,14 @@ import { collectBuffers } from './decode/transferred-table.js';
 import type { TransferredTable } from './decode/transferred-table.js';
 import { parseRecords } from './inference-input.js';
 import { bindColumns, buildFeeds, inputColumns } from './input-binding.js';
-import { castTensorData, concatTensorData, feedLayoutKey, rowWidth, transferList } from './tensor-data.js';
+import {
+  castTensorData,
+  concatTensorData,
+  feedLayoutKey,
+  mergeFeeds,
+  rowWidth,
+  transferList,
+} from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import { DecodeProgress } from './decode-progress.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
@@ -218,11 +225,10 @@ async function runGroup(
   runs: number[],
 ): Promise<[DecodedBody, RunOutcome][]> {
   if (group.length > 1) {
-    const feeds = group[0]!.feeds.map((feed, f) => ({
-      ...feed,
-      dims: [total, ...feed.dims.slice(1)],
-      data: concatTensorData(group.map((body) => body.feeds[f]!.data)),
-    }));
+    const feeds = mergeFeeds(
+      group.map((body) => body.feeds),
+      total,
+    );
     runs.push(total);
     let outputs: WireTensor[] | null = null;
     try {

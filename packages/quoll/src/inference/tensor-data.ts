@@ -301,3 +301,15 @@ export function feedLayoutKey(feeds: readonly WireTensor[]): string {
     key += `${feed.name}\u0000${feed.type}\u0000${feed.dims.slice(1).join(',')}\u0001`;
   return key;
 }
+
+/**
+ * The feeds of several requests of one {@link feedLayoutKey} as one run's: each feed's rows
+ * concatenated in request order, `total` rows in all (dynamic batching, on either thread).
+ */
+export function mergeFeeds(requests: readonly (readonly WireTensor[])[], total: number): WireTensor[] {
+  return requests[0]!.map((feed, f) => ({
+    ...feed,
+    dims: [total, ...feed.dims.slice(1)],
+    data: concatTensorData(requests.map((feeds) => feeds[f]!.data)),
+  }));
+}
