@@ -241,4 +241,33 @@ describe('the quoll CLI', () => {
       expect(help.stdout).toContain(group);
     }
   });
+
+  it('starts without loading apache-arrow or the SDK client for --help and completion', async () => {
+    // A module-load hook that names every module the CLI loads on stderr.
+    const hooks = join(dir, 'load-hooks.mjs');
+    await writeFile(
+      join(dir, 'trace-loads.mjs'),
+      "import { register } from 'node:module';\n" +
+        `register(${JSON.stringify(new URL(`file://${hooks}`).href)});\n`,
+    );
+    await writeFile(
+      hooks,
+      'export async function load(url, context, next) {\n' +
+        "  process.stderr.write('LOADED ' + url + '\\n');\n" +
+        '  return next(url, context);\n}\n',
+    );
+    for (const args of [['--help'], ['completion', 'bash'], ['pipeline', '--help']]) {
+      const { stdout, stderr } = await exec(
+        process.execPath,
+        ['--import', join(dir, 'trace-loads.mjs'), CLI, ...args],
+        { env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' } },
+      );
+      expect(stdout.length).toBeGreaterThan(100);
+      const loaded = stderr.split('\n').filter((l) => l.startsWith('LOADED '));
+      expect(loaded.some((l) => l.includes('/cli/build-program.js'))).toBe(true);
+      expect(
+        loaded.filter((l) => /apache-arrow|flatbuffers|[/\\]client[/\\]dist[/\\]client\.js/.test(l)),
+      ).toEqual([]);
+    }
+  });
 });

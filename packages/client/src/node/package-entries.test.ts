@@ -41,4 +41,18 @@ describe('@quoll/client entry points', () => {
     );
     expect(new root.Client({ url: 'http://h:1' }).authHeader()).toEqual({});
   });
+
+  it("the errors and format entries hold the root entry's own classes and functions", async () => {
+    const sdk = await import('@quoll/client');
+    const errors = await import('@quoll/client/errors');
+    const format = await import('@quoll/client/format');
+    // One module instance: an error thrown by the Client is instanceof the light entry's class.
+    expect(errors.QuollError).toBe(sdk.QuollError);
+    expect(errors.ValidationError).toBe(sdk.ValidationError);
+    expect(format.renderTable).toBe(sdk.renderTable);
+    expect(format.renderFields([['name', 'x']])).toBe(sdk.renderFields([['name', 'x']]));
+    const cjsErrors = require('@quoll/client/errors') as { QuollError: unknown };
+    expect(require.resolve('@quoll/client/errors')).toMatch(/dist[/\\]cjs[/\\]errors[/\\]index\.js$/);
+    expect(cjsErrors.QuollError).toBe((require('@quoll/client') as Entry).QuollError);
+  });
 });

@@ -1,5 +1,5 @@
 import { InvalidArgumentError, type Command } from 'commander';
-import { Client } from '@quoll/client';
+import type { Client } from '@quoll/client';
 
 /** Global connection options of client commands. */
 export interface ConnectionFlags {
@@ -17,6 +17,9 @@ export async function clientFrom(cmd: Command, options: { select?: boolean } = {
   const env = flags.home
     ? { ...process.env, QUOLL_HOME: flags.home, QUOLL_URL: undefined, QUOLL_TOKEN: undefined }
     : process.env;
+  // Loaded here, not at start: the SDK's root loads apache-arrow (~150 modules), which `--help`,
+  // `completion` and the server command never need.
+  const { Client } = await import('@quoll/client');
   const client = new Client({ url: flags.url, token: flags.token, env });
   if (flags.workspace && options.select !== false) {
     client.setCurrentWorkspace(await client.getWorkspace(flags.workspace));

@@ -1,5 +1,6 @@
 import { ERROR_CODES, type ErrorCode } from '@quoll/client/wire';
-import { QuollError, renderFields, renderTable, type Cell } from '@quoll/client';
+import { QuollError } from '@quoll/client/errors';
+import { renderFields, renderTable, type Cell } from '@quoll/client/format';
 import { cliTerms } from './cli-hints.js';
 import { nativeModuleHint } from './native-module-hint.js';
 import type { Column } from './views.js';

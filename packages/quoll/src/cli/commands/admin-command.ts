@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { ValidationError } from '@quoll/client';
+import { ValidationError } from '@quoll/client/errors';
 import { resolveServerConfig } from '../../config/index.js';
 import { clientFrom } from '../client-options.js';
 import { printRows, type OutputOptions } from '../output.js';

@@ -1,6 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { renderFields, ValidationError, type Client, type Workspace } from '@quoll/client';
+import type { Client, Workspace } from '@quoll/client';
+import { ValidationError } from '@quoll/client/errors';
+import { renderFields } from '@quoll/client/format';
 import { clientFrom } from '../client-options.js';
 import { printOne, printRows, type OutputOptions } from '../output.js';
 import { CONNECTION_VIEW } from '../views.js';

@@ -1,4 +1,4 @@
-import { QuollError } from '@quoll/client';
+import { QuollError } from '@quoll/client/errors';
 import { ApiError } from '../../errors/index.js';
 import { HomeLock } from '../../server/index.js';
 import { checkMigrationSource, migrateHome } from '../../store/migrate-home.js';

@@ -1,6 +1,6 @@
 import { writeFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { tableToIPC, type Table } from 'apache-arrow';
+import type { Table } from 'apache-arrow';
 import type { InferenceRecord } from '@quoll/client';
 import type { DeploymentConfigDto } from '@quoll/client/wire';
 import { clientFrom, listScope, parseWorkspaceId } from '../client-options.js';
@@ -185,6 +185,8 @@ export function pipelineCommand(): Command {
         const result = await p.inferFromFile(file);
         const records: InferenceRecord[] = Array.isArray(result) ? result : tableRecords(result);
         if (opts.out) {
+          // apache-arrow is already loaded by the client here; a static import would load it for every command.
+          const { tableToIPC } = await import('apache-arrow');
           await writeFile(
             opts.out,
             Array.isArray(result) ? JSON.stringify(result) : tableToIPC(result, 'file'),

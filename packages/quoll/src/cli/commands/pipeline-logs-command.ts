@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
-import { tableToIPC } from 'apache-arrow';
-import { ValidationError, type LogRecord } from '@quoll/client';
+import type { LogRecord } from '@quoll/client';
+import { ValidationError } from '@quoll/client/errors';
 import { clientFrom } from '../client-options.js';
 import { formatTime } from '../format-time.js';
 import { printRows } from '../output.js';
@@ -76,6 +76,7 @@ export function pipelineLogsCommand(): Command {
           );
         }
         const table = await pipeline.logs({ ...range, arrow: true });
+        const { tableToIPC } = await import('apache-arrow'); // loaded already, with the client
         process.stdout.write(tableToIPC(table, 'file'));
         return;
       }

@@ -1,12 +1,7 @@
 import { Command, InvalidArgumentError } from 'commander';
-import {
-  renderFields,
-  ValidationError,
-  type Client,
-  type Task,
-  type TaskLimitsDto,
-  type TaskRun,
-} from '@quoll/client';
+import type { Client, Task, TaskLimitsDto, TaskRun } from '@quoll/client';
+import { ValidationError } from '@quoll/client/errors';
+import { renderFields } from '@quoll/client/format';
 import { clientFrom, listScope, parseWorkspaceId } from '../client-options.js';
 import { printOne, printRows, type OutputOptions } from '../output.js';
 import { TASK_RUN_VIEW, TASK_TICK_VIEW, TASK_VIEW, runLogLine } from '../views.js';
