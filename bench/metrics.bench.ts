@@ -15,7 +15,7 @@
 // median over pairs of on / no-metrics (off or control; 2 pairs a round) and its middle half
 // (25th–75th percentile), the same for control/off (A/A, 1 pair a round: what to expect of no
 // difference at all), and each server's CPU time per request (all threads, nanoseconds from
-// /proc/<pid>/task/*/schedstat). Target: on / no-metrics ≥ 0.98 (metrics cost ≤ 2 %). Also the
+// /proc/<pid>/task/*/schedstat), all threads and the main (HTTP) thread alone. Target: on / no-metrics ≥ 0.98 (metrics cost ≤ 2 %). Also the
 // recording itself timed in this process: what ServerMetrics costs per inference request
 // (inferenceServed + rowsInferred + batch) and per scrape (render).
 // Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 3), BENCH_ROUNDS (default 8),
@@ -35,6 +35,7 @@ import { ServerMetrics } from '../packages/quoll/dist/metrics/index.js';
 import {
   deployModel,
   loadAverage,
+  mainThreadCpuNs,
   median,
   modelName,
   percentile,
@@ -157,10 +158,14 @@ try {
         writeLua(work, { format: w.format, batch: w.batch, token: l.server.token, tag: l.name }),
       ]),
     );
-    type Run = { rps: number; cpuNsPerRequest: number; non2xx: number };
-    /** wrk against each lane at the same time: requests/s, CPU ns per request, non-2xx answers. */
+    type Run = { rps: number; cpuNsPerRequest: number; mainNsPerRequest: number; non2xx: number };
+    /**
+     * wrk against each lane at the same time: requests/s, CPU ns per request (all threads, and
+     * the main thread, i.e. the HTTP thread, alone), non-2xx answers.
+     */
     const together = async (ls: Lane[], seconds: number): Promise<Run[]> => {
       const before = ls.map((l) => threadCpuNs(l.server.proc.pid!));
+      const mainBefore = ls.map((l) => mainThreadCpuNs(l.server.proc.pid!));
       const got = await Promise.all(
         ls.map((l) =>
           wrkAsync({ url: l.inferUrl, luaScript: scripts.get(l.name)!, connections: CONNECTIONS, seconds }),
@@ -169,6 +174,8 @@ try {
       return got.map((r, i) => ({
         rps: r.reqPerSec,
         cpuNsPerRequest: (threadCpuNs(ls[i]!.server.proc.pid!) - before[i]!) / (r.reqPerSec * seconds),
+        mainNsPerRequest:
+          (mainThreadCpuNs(ls[i]!.server.proc.pid!) - mainBefore[i]!) / (r.reqPerSec * seconds),
         non2xx: r.non2xx,
       }));
     };
@@ -177,11 +184,14 @@ try {
     await together([control, on], WARMUP);
     const rps: Record<Lane['name'], number[]> = { on: [], off: [], control: [] };
     const cpu: Record<Lane['name'], number[]> = { on: [], off: [], control: [] };
+    const mainCpu: Record<Lane['name'], number[]> = { on: [], off: [], control: [] };
     // The metrics server over a --no-metrics one (off or control), and the A/A control/off.
     const onOverOff: number[] = [];
     const controlOverOff: number[] = [];
     const cpuOnOverOff: number[] = [];
     const cpuControlOverOff: number[] = [];
+    const mainOnOverOff: number[] = [];
+    const mainControlOverOff: number[] = [];
     let errors = 0;
     for (let round = 0; round < ROUNDS; round++) {
       // Every server is in two of the three pairs, and the pairs' order rotates: none is busier
@@ -203,17 +213,20 @@ try {
         for (const [name, r] of byName) {
           rps[name].push(r.rps * w.batch);
           cpu[name].push(r.cpuNsPerRequest);
+          mainCpu[name].push(r.mainNsPerRequest);
         }
         const metricsOn = byName.get('on');
         const noMetrics = byName.get('off') ?? byName.get('control')!;
         if (metricsOn !== undefined) {
           onOverOff.push(metricsOn.rps / noMetrics.rps);
           cpuOnOverOff.push(metricsOn.cpuNsPerRequest / noMetrics.cpuNsPerRequest);
+          mainOnOverOff.push(metricsOn.mainNsPerRequest / noMetrics.mainNsPerRequest);
         } else {
           const c = byName.get('control')!;
           const o = byName.get('off')!;
           controlOverOff.push(c.rps / o.rps);
           cpuControlOverOff.push(c.cpuNsPerRequest / o.cpuNsPerRequest);
+          mainControlOverOff.push(c.mainNsPerRequest / o.mainNsPerRequest);
         }
       }
     }
@@ -235,7 +248,21 @@ try {
       },
       cpuOnOverOff: median(cpuOnOverOff),
       cpuControlOverOff: median(cpuControlOverOff),
-      ratios: { onOverOff, controlOverOff, cpuOnOverOff, cpuControlOverOff },
+      mainThreadUsPerRequest: {
+        on: median(mainCpu.on) / 1000,
+        off: median(mainCpu.off) / 1000,
+        control: median(mainCpu.control) / 1000,
+      },
+      mainOnOverOff: median(mainOnOverOff),
+      mainControlOverOff: median(mainControlOverOff),
+      ratios: {
+        onOverOff,
+        controlOverOff,
+        cpuOnOverOff,
+        cpuControlOverOff,
+        mainOnOverOff,
+        mainControlOverOff,
+      },
       non2xx: errors,
     };
     results.push(row);
@@ -250,6 +277,9 @@ try {
       `${row.cpuUsPerRequest.on.toFixed(1)} / ${row.cpuUsPerRequest.off.toFixed(1)} / ${row.cpuUsPerRequest.control.toFixed(1)}`,
       spread(cpuOnOverOff),
       spread(cpuControlOverOff),
+      `${row.mainThreadUsPerRequest.on.toFixed(1)} / ${row.mainThreadUsPerRequest.off.toFixed(1)} / ${row.mainThreadUsPerRequest.control.toFixed(1)}`,
+      spread(mainOnOverOff),
+      spread(mainControlOverOff),
       errors,
     ]);
     console.log(JSON.stringify({ ...row, ratios: undefined }));
@@ -275,6 +305,9 @@ printTable(
     'cpu µs/req on/off/control',
     'cpu on/no-metrics',
     'cpu control/off',
+    'main µs/req on/off/control',
+    'main on/no-metrics',
+    'main control/off',
     'non2xx',
   ],
   table,

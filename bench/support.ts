@@ -353,6 +353,18 @@ export function threadCpuNs(pid: number): number {
   return sum;
 }
 
+/**
+ * CPU nanoseconds used so far by a process's main thread alone (`/proc/<pid>/task/<pid>/schedstat`:
+ * for a Quoll server the HTTP thread, the one whose tid is the pid), or NaN once it has ended.
+ */
+export function mainThreadCpuNs(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[0]);
+  } catch {
+    return NaN;
+  }
+}
+
 /** A process scraping a server's `/metrics` like Prometheus. */
 export interface Scraper {
   /** Stops it; resolves with its summary line (`{"scrapes":n,"bytes":b}`). */
