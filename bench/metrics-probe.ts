@@ -10,7 +10,8 @@
 // --no-metrics = an A/A that sizes the start-order effect), PROBE_A_CLI / PROBE_B_CLI (another
 // build's dist/cli/main.js, e.g. a copy with one thing switched off), PROBE_ROUNDS (4),
 // PROBE_SECONDS (5), PROBE_WARMUP_S (10), PROBE_SCRAPE_S (0 = a is never scraped),
-// PROBE_WRK_B_FIRST=1 (start b's wrk first).
+// PROBE_A_ENV / PROBE_B_ENV ("K=V K=V": e.g. QUOLL_METRICS=yes and QUOLL_METRICS=off give both
+// servers the same command line and environment size), PROBE_WRK_B_FIRST=1 (start b's wrk first).
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -42,8 +43,15 @@ interface Side {
   lua: string;
   out: string[];
 }
-async function side(name: string, extra: string[], cli?: string): Promise<Side> {
-  const server = await startQuoll(work, name, extra, { nodeArgs, ...(cli ? { cli } : {}) });
+const envOf = (v: string | undefined): NodeJS.ProcessEnv =>
+  Object.fromEntries(
+    (v ?? '')
+      .split(' ')
+      .filter(Boolean)
+      .map((kv) => kv.split('=', 2) as [string, string]),
+  );
+async function side(name: string, extra: string[], cli?: string, env?: string): Promise<Side> {
+  const server = await startQuoll(work, name, extra, { nodeArgs, env: envOf(env), ...(cli ? { cli } : {}) });
   const out: string[] = [];
   let partial = '';
   server.proc.stdout!.on('data', (d: Buffer) => {
@@ -74,8 +82,18 @@ function threads(pid: number): Map<string, number> {
 }
 
 const loadBefore = loadAverage();
-const b = await side('b', flags(process.env.PROBE_B_ARGS, '--no-metrics'), process.env.PROBE_B_CLI);
-const a = await side('a', flags(process.env.PROBE_A_ARGS, ''), process.env.PROBE_A_CLI);
+const b = await side(
+  'b',
+  flags(process.env.PROBE_B_ARGS, '--no-metrics'),
+  process.env.PROBE_B_CLI,
+  process.env.PROBE_B_ENV,
+);
+const a = await side(
+  'a',
+  flags(process.env.PROBE_A_ARGS, ''),
+  process.env.PROBE_A_CLI,
+  process.env.PROBE_A_ENV,
+);
 const sides = process.env.PROBE_WRK_B_FIRST ? [b, a] : [a, b];
 const scraper = SCRAPE > 0 ? startScraper(a.server.url, a.server.token, SCRAPE) : null;
 const load = (s: number) =>
