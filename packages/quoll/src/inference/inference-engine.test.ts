@@ -666,6 +666,50 @@ describe('InferenceEngine', () => {
       expect(fine).toEqual([{ time: 0, 'in.x': [5, 1, 2, 3], 'out.y': [10, 2, 4, 6], check_failures: 0 }]);
     });
 
+    it('answers each body as the same records decoded on the calling thread: the feeds cast from the echoed columns', async () => {
+      const deployment = await engine({ workersPerDeployment: 1 }).deploy('scale', [
+        step('scale', makeScaleModel({ inputName: 'x', outputName: 'y', width: 4 })),
+      ]);
+      const bodies = [
+        '[{"x":[1,2,3]}]', // row 0 narrower than the input
+        '[{"x":[1,2,3,4]},{"x":[1,2,3,4]},{"x":[1,2,3]}]', // a later row of another length (a List column)
+        '[{"x":[1,2,3,4]},{"x":[1,-3.5e38,3,4]}]', // beyond float32
+        '[{"x":5}]', // a number where the input takes 4 per row
+        '[{"x":[[1,2],[3,4.5]]},{"x":[[5,6],[7,-0.25]]}]', // 2 × 2 rows into a width-4 input
+        '[{"x":[0.1,2,3,4]},{"x":[1e-7,2,3,3.4028234663852886e38]}]',
+      ];
+      const answer = async (input: Parameters<typeof deployment.infer>[0]): Promise<unknown> => {
+        try {
+          return (await deployment.infer(input, 3)).toRecords();
+        } catch (error) {
+          const refused = error as ApiError;
+          return { code: refused.code, message: refused.message, details: refused.details };
+        }
+      };
+      const answers: unknown[] = [];
+      for (const text of bodies) {
+        const inWorker = await answer({
+          kind: 'undecoded-records',
+          body: new TextEncoder().encode(text),
+          deadlineMs: 5000,
+        });
+        const inline = await answer({ kind: 'records', records: JSON.parse(text) as unknown[] });
+        expect(inWorker, text).toEqual(inline);
+        answers.push(inWorker);
+      }
+      expect(answers.slice(0, 4).map((answer) => (answer as { code: string }).code)).toEqual([
+        'invalid_tensor_shape',
+        'invalid_tensor_shape',
+        'invalid_inference_input',
+        'invalid_tensor_shape',
+      ]);
+      expect((answers[1] as { details: unknown }).details).toMatchObject({ row: 2 });
+      expect((answers[4] as Record<string, unknown>[])[1]!['out.y']).toEqual([10, 12, 14, -0.5]);
+      expect((answers[5] as Record<string, unknown>[])[1]!['in.x']).toEqual([
+        1e-7, 2, 3, 3.4028234663852886e38,
+      ]);
+    });
+
     it('answers only the body that overran its deadline with input_decode_timeout; the others sent with it are served', async () => {
       const created = engine({ workersPerDeployment: 1 });
       const deployment = await created.deploy('scale', [

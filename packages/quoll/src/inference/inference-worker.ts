@@ -12,7 +12,7 @@ import { refuseDeepJson } from './decode/refuse-deep-json.js';
 import { collectBuffers } from './decode/transferred-table.js';
 import type { TransferredTable } from './decode/transferred-table.js';
 import { parseRecords } from './inference-input.js';
-import { bindColumns, buildFeeds, inputColumns } from './input-binding.js';
+import { bindColumns, buildFeedsFromRecordColumns } from './input-binding.js';
 import {
   castTensorData,
   concatTensorData,
@@ -166,13 +166,17 @@ async function inferRecords(
       // Each body has its own deadline, from its own start (the parent reads this).
       progress.begin(message.id, index);
       try {
-        // What the decode pool's general path does, then the feeds straight from the records
-        // (as for a body parsed on the HTTP thread): the same checks, strict numbers included.
+        // What the decode pool's general path does (the float64 columns, which the answer and
+        // the log echo), then the feeds cast from those columns: one walk of the records, with
+        // the checks buildFeeds makes for a body parsed on the HTTP thread, strict numbers included.
         refuseDeepJson(body);
         const records = parseRecords(body);
         const table = recordsToTable(records);
-        const input = { kind: 'records' as const, records };
-        const feeds = buildFeeds(input, bindColumns(inputColumns(input), first.inputs, first.tensorFields));
+        const columns = table.fields.map((field) => field.name);
+        const feeds = buildFeedsFromRecordColumns(
+          table,
+          bindColumns(columns, first.inputs, first.tensorFields),
+        );
         parts.push({ status: 'done', table, outputs: [] });
         decoded.push({ index, table, feeds, rows: records.length, key: feedLayoutKey(feeds) });
       } catch (error) {

@@ -2,8 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { Field, FixedSizeList, Float64, List, Table, vectorFromArray } from 'apache-arrow';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
-import { makeArrowTensorTable } from '../../../../test/support/synthetic-data.js';
-import { bindColumns, buildFeeds } from './input-binding.js';
+import { makeArrowTensorTable, mulberry32 } from '../../../../test/support/synthetic-data.js';
+import { recordsToTable } from './decode/records-to-table.js';
+import { bindColumns, buildFeeds, buildFeedsFromRecordColumns } from './input-binding.js';
+import type { ColumnBinding } from './input-binding.js';
+import type { WireTensor } from './tensor-data.js';
 
 const tensor18: TensorInfoDto = { name: 'float_input', type: 'float32', shape: [null, 18] };
 
@@ -242,5 +245,155 @@ describe('strict numbers', () => {
       buildFeeds({ kind: 'records', records: [{ x: deep }] }, [{ column: 'x', input: f32 }]),
     );
     expect(error.code).toBe('invalid_tensor_shape');
+  });
+});
+
+describe('buildFeedsFromRecordColumns', () => {
+  /** What a build gave: each feed's name, type, dims, array type and bytes, or the error's code, message and details. */
+  function outcome(build: () => WireTensor[]): unknown {
+    try {
+      return build().map((feed) => {
+        const data = feed.data as Exclude<WireTensor['data'], string[]>;
+        return {
+          name: feed.name,
+          type: feed.type,
+          dims: feed.dims,
+          array: data.constructor.name,
+          bytes: Array.from(new Uint8Array(data.buffer, data.byteOffset, data.byteLength)),
+        };
+      });
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      return { code: error.code, message: error.message, details: error.details };
+    }
+  }
+
+  // Values at and past the edges of every element type, fractions, -0, subnormals; and a few
+  // that recordsToTable refuses before any feed is built.
+  const numbers = [
+    0,
+    -0,
+    1,
+    -1,
+    0.1,
+    2.5,
+    -128.9,
+    127.9,
+    128,
+    255.5,
+    256,
+    32767,
+    32768,
+    -32769,
+    65536,
+    2 ** 31,
+    -(2 ** 31) - 1,
+    2 ** 32,
+    2 ** 53 + 2,
+    2 ** 63,
+    2 ** 64,
+    -(2 ** 63) - 4096,
+    3.4028234663852886e38,
+    -3.4028234663852886e38,
+    3.5e38,
+    -3.5e38,
+    1e300,
+    Number.MIN_VALUE,
+    0.1 + 0.2,
+  ];
+  const refused = [true, null, '1', [1], {}];
+  const types = [
+    'float32',
+    'float64',
+    'int8',
+    'int16',
+    'int32',
+    'int64',
+    'uint8',
+    'uint16',
+    'uint32',
+    'uint64',
+    'bool',
+    'float16',
+    'string',
+  ] as const;
+
+  it('gives the feeds and the errors buildFeeds gives from the same records, over 6 000 generated requests', () => {
+    const random = mulberry32(9);
+    const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+    const counts = { fed: 0, refusedByTable: 0, refusedByFeeds: 0 };
+    for (let n = 0; n < 6000; n++) {
+      const rows = 1 + Math.floor(random() * 5);
+      // Row shape: a number, a flat list, or a 2-D list.
+      const shape = pick([[], [1], [3], [4], [2, 2], [3, 1]] as number[][]);
+      const value = (): unknown => {
+        const leaf = (): unknown =>
+          random() < 0.02 ? pick(refused) : random() < 0.5 ? pick([0, 1, 2.5, -7]) : pick(numbers);
+        const build = (level: number): unknown =>
+          level === shape.length ? leaf() : Array.from({ length: shape[level]! }, () => build(level + 1));
+        const made = build(0);
+        // Now and then a flat row of another length (a List column), or a row of another shape.
+        if (Array.isArray(made) && random() < 0.08)
+          return shape.length === 1 ? made.concat([1]) : made.slice(1);
+        return made;
+      };
+      const columns = random() < 0.8 ? ['x'] : ['x', 'y'];
+      const records = Array.from({ length: rows }, () =>
+        Object.fromEntries(columns.map((column) => [column, value()])),
+      );
+      const bindings: ColumnBinding[] = columns.map((column) => {
+        const width = shape.reduce((a, b) => a * b, 1);
+        const declared = pick([
+          [null, width],
+          ['N', ...shape],
+          [null, width + 1],
+          [null],
+          [],
+          [null, 2, 2],
+          [null, 'M'],
+        ] as (number | string | null)[][]);
+        return {
+          column,
+          input: { name: `in_${column}`, type: pick(types), shape: declared },
+        };
+      });
+      let table;
+      try {
+        table = recordsToTable(records);
+      } catch {
+        counts.refusedByTable++;
+        continue;
+      }
+      const expected = outcome(() => buildFeeds({ kind: 'records', records }, bindings));
+      const got = outcome(() => buildFeedsFromRecordColumns(table, bindings));
+      expect(got, JSON.stringify({ records, bindings })).toEqual(expected);
+      if (Array.isArray(got)) counts.fed++;
+      else counts.refusedByFeeds++;
+    }
+    // Every branch was taken often (the comparison is not between two refusals only).
+    expect(counts.fed).toBeGreaterThan(500);
+    expect(counts.refusedByFeeds).toBeGreaterThan(500);
+    expect(counts.refusedByTable).toBeGreaterThan(200);
+  });
+
+  it('names the row of a List column whose length differs, and of a value the input cannot hold', () => {
+    const input: TensorInfoDto = { name: 'in', type: 'float32', shape: [null, 2] };
+    const lengths = recordsToTable([{ x: [1, 2] }, { x: [1, 2] }, { x: [1, 2, 3] }]);
+    const shape = apiError(() => buildFeedsFromRecordColumns(lengths, [{ column: 'x', input }]));
+    expect(shape.code).toBe('invalid_tensor_shape');
+    expect(shape.details).toMatchObject({ column: 'x', row: 2, expected: [2], got: [3] });
+    const overflow = recordsToTable([{ x: [1, 2] }, { x: [1, -1e39] }]);
+    const range = apiError(() => buildFeedsFromRecordColumns(overflow, [{ column: 'x', input }]));
+    expect(range.code).toBe('invalid_inference_input');
+    expect(range.details).toMatchObject({ column: 'x', row: 1 });
+  });
+
+  it('builds its feed in a buffer of its own, not the echoed column', () => {
+    const table = recordsToTable([{ x: [1.5, 2] }, { x: [3, 4] }]);
+    const input: TensorInfoDto = { name: 'in', type: 'float64', shape: [null, 2] };
+    const [feed] = buildFeedsFromRecordColumns(table, [{ column: 'x', input }]);
+    const echoed = table.batches[0]![0]!.children[0]!.values as Float64Array;
+    expect(Array.from(feed!.data as Float64Array)).toEqual([1.5, 2, 3, 4]);
+    expect((feed!.data as Float64Array).buffer).not.toBe(echoed.buffer);
   });
 });

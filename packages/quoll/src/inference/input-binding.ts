@@ -4,6 +4,7 @@ import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import type { InferenceInput } from './inference-input.js';
 import { MAX_ROW_RANK } from './decode/records-to-table.js';
+import type { TransferredTable } from './decode/transferred-table.js';
 import {
   allocateNumeric,
   ELEMENT_RANGES,
@@ -125,6 +126,74 @@ export function buildFeeds(input: InferenceInput, bindings: readonly ColumnBindi
     }
   }
   return bindings.map((binding) => recordsFeed(records as Record<string, unknown>[], binding));
+}
+
+/**
+ * The feeds {@link buildFeeds} builds from JSON records, built from the float64 columns that
+ * `recordsToTable` read from those same records (the columns the model worker echoes for the
+ * answer and the log), so the records are walked once, not twice: the same feeds, bit for bit,
+ * and the same errors. `recordsToTable` has already refused everything but finite numbers,
+ * records with other columns and rows of another nested shape; what is left to refuse here is a
+ * first row whose shape is not the declared one, rows of another length (a List column), and
+ * values the input's element type cannot hold, in the order `buildFeeds` finds them.
+ */
+export function buildFeedsFromRecordColumns(
+  table: TransferredTable,
+  bindings: readonly ColumnBinding[],
+): WireTensor[] {
+  return bindings.map((binding) => recordColumnFeed(table, binding));
+}
+
+function recordColumnFeed(table: TransferredTable, binding: ColumnBinding): WireTensor {
+  const { column, input } = binding;
+  const at = table.fields.findIndex((field) => field.name === column);
+  const chunk = table.batches.length === 1 ? table.batches[0]![at] : undefined;
+  if (at === -1 || chunk === undefined) throw new Error(`no records column "${column}" to feed from`);
+  const rows = chunk.length;
+  // Down the FixedSizeLists (and at most one List) to the float64 leaf, as recordsToTable builds them.
+  const shape: number[] = [];
+  let type = table.fields[at]!.type;
+  let data = chunk;
+  let offsets: Int32Array | null = null;
+  while (type.id === 'fixed-size-list') {
+    shape.push(type.listSize);
+    type = type.child.type;
+    data = data.children[0]!;
+  }
+  if (type.id === 'list' && shape.length === 0 && data.valueOffsets !== null) {
+    offsets = data.valueOffsets;
+    shape.push(offsets[1]! - offsets[0]!);
+    type = type.child.type;
+    data = data.children[0]!;
+  }
+  const values = data.values;
+  if (type.id !== 'float' || type.bitWidth !== 64 || !(values instanceof Float64Array) || chunk.offset !== 0)
+    throw new Error(`column "${column}" is not a records column of float64 values`);
+  const declared = declaredRowShape(input);
+  checkWidth(column, input, declared, shape, 0);
+  const width = product(shape);
+  const sink = allocateNumeric(input.type, rows * width, column);
+  if (offsets === null) {
+    const bad = fillFromFloat64(sink, values, 0);
+    if (bad !== -1) throw unrepresentable(column, Math.floor(bad / width), values[bad]!, input);
+  } else {
+    // Flat rows of several lengths: row by row, the length first, as buildFeeds checks them.
+    for (let row = 0; row < rows; row++) {
+      const start = offsets[row]!;
+      const length = offsets[row + 1]! - start;
+      if (length !== width) throw shapeError(column, input, declared ?? shape, [length], row);
+      const bad = fillFromFloat64(sink, values.subarray(start, start + length), row * width);
+      if (bad !== -1) throw unrepresentable(column, row, values[start + bad]!, input);
+    }
+  }
+  return { name: input.name, type: input.type, dims: feedDims(rows, declared, shape), data: sink.data };
+}
+
+/** Writes `from` into the sink at `offset`; the index in `from` of the first value it cannot hold, or -1. */
+function fillFromFloat64(sink: NumericSink, from: Float64Array, offset: number): number {
+  if (sink.data instanceof Float32Array) return float64IntoFloat32(from, sink.data, offset);
+  for (let i = 0; i < from.length; i++) if (!sink.set(offset + i, from[i]!)) return i;
+  return -1;
 }
 
 // ---------------------------------------------------------------- shapes
