@@ -4,11 +4,14 @@
 // (pg_stat_database) and minor page faults. Linux only (/proc), needs PostgreSQL
 // (QUOLL_TEST_PG_URL); creates and drops two databases.
 // PROBE_CONFIGS (default emb,node): emb, node, emb-nolog, node-nolog (QUOLL_INFERENCE_LOGS=off),
-// base (a node from another build: PROBE_BASE_CLI=/path/to/dist/cli/main.js). PROBE_ROUNDS (3),
-// PROBE_SECONDS (3), PROBE_PROF=1 (--cpu-prof into /tmp/quoll-probe-prof/<config>).
+// base (a node from another build: PROBE_BASE_CLI=/path/to/dist/cli/main.js), emb-base (an
+// embedded server from that build). PROBE_ROUNDS (3), PROBE_SECONDS (3), PROBE_PROF=1 (--cpu-prof
+// into /tmp/quoll-probe-prof/<config>), PROBE_THREADS=1 (CPU and minor faults per request of each
+// server thread, named by its tid's offset from the main thread's), PROBE_DB_PREFIX (quoll_probe:
+// the scratch databases' name prefix).
 // Run: node --import tsx bench/postgres-probe.ts
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -22,6 +25,22 @@ const WIDTH = 18;
 const SECS = Number(process.env.PROBE_SECONDS ?? 3);
 const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 3);
 const PROF = process.env.PROBE_PROF === '1';
+const THREADS = process.env.PROBE_THREADS === '1';
+/** Per thread of a process: CPU ns (schedstat) and minor faults (stat field 10), by tid. */
+function threadStats(pid: number): Map<number, { cpuNs: number; minflt: number }> {
+  const out = new Map<number, { cpuNs: number; minflt: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const cpuNs = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const minflt = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
+      out.set(Number(tid), { cpuNs, minflt });
+    } catch {
+      // the thread ended
+    }
+  }
+  return out;
+}
 const configs = (process.env.PROBE_CONFIGS ?? 'emb,node').split(',');
 const PG_URL = process.env.QUOLL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 const urlOf = (name: string): string => {
@@ -45,8 +64,9 @@ async function makeDb(name: string): Promise<{ url: string; drop: () => Promise<
     },
   };
 }
-const db = await makeDb(`quoll_probe_${process.pid}_1`);
-const db2 = await makeDb(`quoll_probe_${process.pid}_2`);
+const DB_PREFIX = process.env.PROBE_DB_PREFIX ?? 'quoll_probe';
+const db = await makeDb(`${DB_PREFIX}_${process.pid}_1`);
+const db2 = await makeDb(`${DB_PREFIX}_${process.pid}_2`);
 const admin = new pg.Client({ connectionString: db.url });
 await admin.connect();
 const dbNames = [new URL(db.url).pathname.slice(1), new URL(db2.url).pathname.slice(1)];
@@ -79,8 +99,8 @@ interface S {
 const servers: S[] = [];
 try {
   for (const name of configs) {
-    const base = name.startsWith('base');
-    const node = name.startsWith('node') || base;
+    const base = name.startsWith('base') || name.endsWith('-base');
+    const node = name.startsWith('node') || name.startsWith('base');
     const logsOff = name.endsWith('-nolog');
     const home = mkdtempSync(join(tmpdir(), 'quoll-probe-home-'));
     const child = spawn(
@@ -119,6 +139,8 @@ try {
   const pgCpuPerReq: Record<string, number[]> = {};
   const xactPerReq: Record<string, number[]> = {};
   const flt: Record<string, number[]> = {};
+  /** Per config and thread (by tid order): CPU ms and minor faults per request, per window. */
+  const perThread: Record<string, Map<number, { cpu: number[]; flt: number[] }>> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const s of servers) {
       const post = () =>
@@ -139,6 +161,7 @@ try {
       const x0 = await xacts(own);
       const c0 = cpuSeconds(s.child);
       const f0 = minorFaults(s.child.pid!);
+      const th0 = THREADS ? threadStats(s.child.pid!) : null;
       const t = performance.now();
       let n = 0;
       while (performance.now() - t < SECS * 1000) {
@@ -147,6 +170,16 @@ try {
       }
       const el = (performance.now() - t) / 1000;
       const c1 = cpuSeconds(s.child);
+      if (th0 !== null) {
+        const byTid = (perThread[s.name] ??= new Map());
+        for (const [tid, b] of threadStats(s.child.pid!)) {
+          const a = th0.get(tid) ?? { cpuNs: 0, minflt: 0 };
+          const e = byTid.get(tid) ?? { cpu: [], flt: [] };
+          e.cpu.push((b.cpuNs - a.cpuNs) / 1e6 / n);
+          e.flt.push((b.minflt - a.minflt) / n);
+          byTid.set(tid, e);
+        }
+      }
       (flt[s.name] ??= []).push((minorFaults(s.child.pid!) - f0) / n);
       const pg1 = pids.reduce((a, p) => a + (cpuSeconds(p) || 0), 0);
       const x1 = await xacts(own);
@@ -161,11 +194,25 @@ try {
     console.log(
       `${s.name.padEnd(12)} rows/s ${rate[s.name]!.map((x) => Math.round(x)).join(' ')} | median ${Math.round(median(rate[s.name]!))} | server CPU ms/req ${median(cpuPerReq[s.name]!).toFixed(2)} | pg backends CPU ms/req ${median(pgCpuPerReq[s.name]!).toFixed(2)} | pg xact/req ${median(xactPerReq[s.name]!).toFixed(3)} | minflt/req ${median(flt[s.name]!).toFixed(0)}`,
     );
+  for (const [name, byTid] of Object.entries(perThread)) {
+    const rows = [...byTid]
+      .sort((a, b) => a[0] - b[0])
+      .map(([tid, v]) => ({ tid, cpu: median(v.cpu), flt: median(v.flt) }));
+    console.log(
+      `${name.padEnd(12)} threads (tid order, CPU ms/req minflt/req, >0.05 ms): ${rows
+        .filter((r) => r.cpu > 0.05)
+        .map((r) => `${r.tid - rows[0]!.tid}:${r.cpu.toFixed(2)}/${r.flt.toFixed(0)}`)
+        .join(' ')}`,
+    );
+  }
   const e = median(rate.emb ?? []);
   const n = median(rate.node ?? []);
   if (e && n) console.log(`node/embedded ${(n / e).toFixed(2)}`);
   const b = median(rate.base ?? []);
   if (e && b) console.log(`base/embedded ${(b / e).toFixed(2)}`);
+  const eb = median(rate['emb-base'] ?? []);
+  if (eb && b) console.log(`base/emb-base ${(b / eb).toFixed(2)}`);
+  if (eb && e) console.log(`embedded/emb-base ${(e / eb).toFixed(2)}`);
 } finally {
   for (const s of servers) {
     s.child.kill('SIGTERM');
