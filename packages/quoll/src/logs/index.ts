@@ -10,6 +10,8 @@ export type { LogHandOffOptions, LogItemsMessage } from './log-hand-off.js';
 export { ArrowMessageEncoder } from './arrow-message-encoder.js';
 export { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
 export type { PackedBatches } from './log-batch-transfer.js';
+export { LogStaging, StagedRows, StagedRun } from './log-staging.js';
+export type { LogStagingLimits, StagedEntry, StagedLeaf } from './log-staging.js';
 export {
   coalesceLogBatches,
   COALESCE_BELOW_ROWS,

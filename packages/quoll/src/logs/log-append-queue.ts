@@ -5,6 +5,7 @@ export interface QueuedAppend {
   /** Position in arrival order, starting at 1. */
   seq: number;
   pipelineId: number;
+  /** The rows (empty once an `onAdmit` hook has taken them: see {@link LogAppendQueue}). */
   batches: RecordBatch[];
   rows: number;
 }
@@ -32,9 +33,15 @@ export class LogAppendQueue {
   /** Appends are admitted in seq order: this is the highest admitted so far. */
   #lastAdmittedSeq = 0;
   #onItems: (() => void) | null = null;
+  readonly #onAdmit: ((item: QueuedAppend) => void) | null;
 
-  constructor(capacityRows: number) {
+  /**
+   * `onAdmit` is called with each append as it is admitted, in seq order; it may take the
+   * rows (copy them and empty `batches`), so the queue keeps none once admitted.
+   */
+  constructor(capacityRows: number, onAdmit?: (item: QueuedAppend) => void) {
     this.capacityRows = capacityRows;
+    this.#onAdmit = onAdmit ?? null;
   }
 
   /** Sequence number of the latest append, admitted or waiting (refused ones do not count). */
@@ -129,6 +136,7 @@ export class LogAppendQueue {
   }
 
   #admit(item: QueuedAppend): void {
+    this.#onAdmit?.(item);
     this.#items.push(item);
     this.#lastAdmittedSeq = item.seq;
     this.#rows += item.rows;

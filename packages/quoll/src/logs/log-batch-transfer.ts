@@ -3,27 +3,9 @@ import type { RecordBatch, Schema } from 'apache-arrow';
 import { ARROW_EOS, ArrowMessageEncoder } from './arrow-message-encoder.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { batchOf } from './log-batch-checks.js';
+import { StagedRun, VIEW_TYPES, kindOf, mergeable } from './log-staging.js';
+import type { StagedEntry, View } from './log-staging.js';
 import { schemaIdOf } from './schema-id.js';
-
-/** The typed-array kinds Arrow buffers come in; a packed buffer names one by index. */
-const VIEW_TYPES = [
-  Uint8Array,
-  Int8Array,
-  Uint16Array,
-  Int16Array,
-  Uint32Array,
-  Int32Array,
-  Float32Array,
-  Float64Array,
-  BigInt64Array,
-  BigUint64Array,
-  Uint8ClampedArray,
-] as const;
-
-type View = InstanceType<(typeof VIEW_TYPES)[number]>;
-
-/** Each typed-array constructor's index in {@link VIEW_TYPES}. */
-const VIEW_KINDS = new Map<unknown, number>(VIEW_TYPES.map((T, kind) => [T, kind]));
 
 /** A schema the receiver has not seen yet: its Arrow IPC schema message. */
 export interface PackedSchema {
@@ -123,8 +105,11 @@ export class LogBatchPacker {
     return this.#pool.length;
   }
 
-  /** Packs groups of batches (e.g. one group per pipeline) into one message body. */
-  pack(groups: readonly (readonly RecordBatch[])[]): PackedBatches {
+  /**
+   * Packs groups of batches (e.g. one group per pipeline) into one message body. A group may
+   * hold runs a {@link LogStaging} copied already: each crosses as one batch.
+   */
+  pack(groups: readonly (readonly StagedEntry[])[]): PackedBatches {
     const schemas: PackedSchema[] = [];
     const copies: Copy[] = [];
     const meta: number[] = [];
@@ -197,6 +182,24 @@ export class LogBatchPacker {
         ),
       );
     };
+    /** A staged run as one batch, laid out as {@link packMerged} lays out merged batches. */
+    const packStaged = (staged: StagedRun): void => {
+      meta.push(this.#schemaId(staged.schema, schemas), staged.rows);
+      let k = 0;
+      const node = (type: DataType, total: number): void => {
+        if (DataType.isFixedSizeList(type)) {
+          meta.push(0, total, 0, 1, -1, 0, 0, -1, 0, 0, -1, 0, 0, -1, 0, 0);
+          node((type.children[0] as { type: DataType }).type, total * type.listSize);
+          return;
+        }
+        const leaf = staged.leaves[k++]!;
+        meta.push(0, total, 0, 0, -1, 0, 0);
+        const at = reserve(leaf.kind, leaf.used, leaf.used / leaf.bytesPerElement);
+        copies.push({ source: leaf.buf.subarray(0, leaf.used), at });
+        meta.push(-1, 0, 0, -1, 0, 0);
+      };
+      for (const field of staged.schema.fields) node(field.type as DataType, staged.rows);
+    };
     const counts: number[] = [];
     for (const group of groups) {
       let count = 0;
@@ -214,6 +217,12 @@ export class LogBatchPacker {
         runBytes = 0;
       };
       for (const batch of group) {
+        if (batch instanceof StagedRun) {
+          end();
+          packStaged(batch);
+          count++;
+          continue;
+        }
         if (!mergeable(batch)) {
           end();
           packRun([batch], batch.numRows);
@@ -281,40 +290,6 @@ interface Part {
   data: Data;
   /** Rows (or list items) of `data` to take, from its start. */
   length: number;
-}
-
-function kindOf(v: ArrayBufferView): number {
-  const kind = VIEW_KINDS.get(v.constructor) ?? VIEW_TYPES.findIndex((T) => v instanceof T);
-  if (kind === -1) throw new Error(`log writer: cannot move an Arrow buffer of type ${v.constructor.name}`);
-  return kind;
-}
-
-/** Batches whose schema has only mergeable columns, remembered per schema object. */
-const mergeableSchemas = new WeakMap<Schema, boolean>();
-
-/** Whether a type's values can be merged by copying them back to back: fixed-width numbers, timestamps and fixed-size lists of those. */
-function mergeableType(type: DataType): boolean {
-  if (DataType.isFixedSizeList(type)) {
-    const child = type.children[0] as { type: DataType } | undefined;
-    return child !== undefined && mergeableType(child.type);
-  }
-  return DataType.isInt(type) || DataType.isFloat(type) || DataType.isTimestamp(type);
-}
-
-function withoutNulls(d: Data): boolean {
-  if (d.nullCount !== 0) return false;
-  for (const c of d.children) if (!withoutNulls(c)) return false;
-  return true;
-}
-
-/** Whether a batch can be merged with its neighbours of the same schema. */
-function mergeable(batch: RecordBatch): boolean {
-  let typesOk = mergeableSchemas.get(batch.schema);
-  if (typesOk === undefined) {
-    typesOk = batch.schema.fields.every((f) => mergeableType(f.type as DataType));
-    mergeableSchemas.set(batch.schema, typesOk);
-  }
-  return typesOk && batch.data.children.every(withoutNulls);
 }
 
 /** Rebuilds, in the writer thread, the record batches a {@link LogBatchPacker} packed. */

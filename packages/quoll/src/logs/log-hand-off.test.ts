@@ -75,6 +75,18 @@ describe('LogHandOff', () => {
     expect(handOff.queue.queuedRows).toBe(0);
   });
 
+  it('copies an append’s rows when it is admitted, so the caller’s batch is not kept until the hand-off', async () => {
+    const { clock, sent, handOff, read } = setUp();
+    handOff.attach();
+    handOff.wantsRows();
+    const b = batch(1, [1, 2]);
+    await handOff.push(1, [b], 2);
+    // Reused by its owner once admitted: the queued rows are a copy.
+    (b.getChild('out.v')!.data[0]!.values as Float32Array).fill(-1);
+    await clock.advance(20);
+    expect(read(sent[0]!)).toEqual({ 1: [1, 2] });
+  });
+
   it('hands over at once when handOffRows are queued, or when a flush hurries, without the timer', async () => {
     const { sent, handOff } = setUp({ handOffRows: 3 });
     handOff.attach();

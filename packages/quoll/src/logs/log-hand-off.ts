@@ -1,9 +1,11 @@
 import type { RecordBatch } from 'apache-arrow';
 import type { Clock, TimerHandle } from '../clock/index.js';
+import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { LogAppendQueue } from './log-append-queue.js';
-import type { QueuedAppend } from './log-append-queue.js';
 import { LogBatchPacker } from './log-batch-transfer.js';
 import type { LogBatchPackerOptions, PackedBatches } from './log-batch-transfer.js';
+import { LogStaging } from './log-staging.js';
+import type { StagedRows } from './log-staging.js';
 
 /** What both writer threads (embedded and PostgreSQL) are given: the appends up to `seq`, one group per pipeline. */
 export interface LogItemsMessage {
@@ -34,10 +36,12 @@ export interface LogHandOffOptions {
 /**
  * The front half of an inference log store's hand-off to its writer thread, shared by the
  * embedded store (`InferenceLogStore`) and the PostgreSQL one: the bounded append queue
- * (backpressure counted in rows), the hand-off timer that lets the appends of many requests
- * cross in one message, the packing of those appends into one transferred arena per message
- * (one group per pipeline, rows in order within it), and the appends sent but not yet
- * confirmed written, which a restarted writer thread is given again.
+ * (backpressure counted in rows), the copy of each admitted append's rows into reused
+ * buffers ({@link LogStaging}: nothing of a request is kept once it is admitted), the
+ * hand-off timer that lets the appends of many requests cross in one message, the packing of
+ * those rows into one transferred arena per message (one group per pipeline, rows in order
+ * within it), and the rows sent but not yet confirmed written, which a restarted writer
+ * thread is given again.
  *
  * The store tells it when a writer thread starts ({@link attach}), ends ({@link detach}), asks
  * for rows ({@link wantsRows}), confirms rows ({@link confirm}) and returns arenas
@@ -47,6 +51,7 @@ export class LogHandOff {
   readonly queue: LogAppendQueue;
   readonly #opts: LogHandOffOptions;
   readonly #packer: LogBatchPacker;
+  readonly #staging: LogStaging;
   /** Whether a writer thread runs (rows can be posted). */
   #attached = false;
   /** Whether the writer thread asked for rows and none were sent since. */
@@ -57,12 +62,20 @@ export class LogHandOff {
   #urgent = false;
   /** The hand-off timer: queued rows go to the writer when it fires (see `handOffDelayMs`). */
   #timer: TimerHandle | null = null;
-  /** Appends sent to the writer thread and not yet confirmed written: sent again if it dies. */
-  #unconfirmed: QueuedAppend[] = [];
+  /** Rows sent to the writer thread and not yet confirmed written, per message: sent again if it dies. */
+  #unconfirmed: StagedRows[] = [];
 
   constructor(options: LogHandOffOptions) {
     this.#opts = options;
-    this.queue = new LogAppendQueue(options.queueCapacityRows);
+    this.#staging = new LogStaging({
+      maxRows: options.packer.mergeMaxRows ?? COALESCE_MAX_ROWS,
+      maxBytes: options.packer.mergeMaxBytes ?? COALESCE_MAX_BYTES,
+    });
+    // Admitted rows are copied at once: the caller's batches are not kept.
+    this.queue = new LogAppendQueue(options.queueCapacityRows, (item) => {
+      this.#staging.add(item.pipelineId, item.batches);
+      item.batches = [];
+    });
     this.#packer = new LogBatchPacker(options.packer);
   }
 
@@ -97,7 +110,7 @@ export class LogHandOff {
     this.#packer.reset();
     this.#attached = true;
     this.#wants = false;
-    if (this.#unconfirmed.length > 0) this.#send(this.#unconfirmed);
+    for (const staged of this.#unconfirmed) this.#send(staged);
     return this.#unconfirmed.at(-1)?.seq ?? 0;
   }
 
@@ -118,12 +131,13 @@ export class LogHandOff {
     this.#packer.recycle(arenas);
   }
 
-  /** Drops the appends the writer confirmed written up to `seq` (they will not be sent again). */
+  /** Drops the rows the writer confirmed written up to `seq` (they will not be sent again; their buffers are reused). */
   confirm(seq: number): void {
     const unconfirmed = this.#unconfirmed;
     let n = 0;
     while (n < unconfirmed.length && (unconfirmed[n]?.seq ?? Infinity) <= seq) n++;
-    if (n > 0) unconfirmed.splice(0, n);
+    if (n === 0) return;
+    for (const staged of unconfirmed.splice(0, n)) this.#staging.release(staged);
   }
 
   /** Cancels the hand-off timer (at the end of stop). */
@@ -178,30 +192,26 @@ export class LogHandOff {
     }
     this.#clearTimer();
     this.#urgent = false;
+    // Taken before the queue admits waiters, whose rows belong to the next message.
+    const staged = this.#staging.take();
     const items = queue.takeAll();
     this.#wants = false;
-    for (const item of items) this.#unconfirmed.push(item);
-    this.#send(items);
+    staged.seq = items.at(-1)?.seq ?? 0;
+    this.#unconfirmed.push(staged);
+    this.#send(staged);
   }
 
   /**
-   * Sends appends to the writer thread as one group per pipeline (rows keep their order within
-   * a pipeline, the only order the log has). The packer merges each pipeline's consecutive
-   * batches of one schema as it copies them into the message's arena: many results cross as
-   * one batch, so unpacking, schema lookups and merging in the writer are paid per hand-off
-   * rather than per request, and the rows are copied once on their way.
+   * Sends staged rows to the writer thread as one group per pipeline (rows keep their order
+   * within a pipeline, the only order the log has). Each staged run (many results of one
+   * schema, merged as they were admitted) crosses as one batch, so unpacking, schema lookups
+   * and merging in the writer are paid per hand-off rather than per request.
    */
-  #send(items: readonly QueuedAppend[]): void {
-    const byPipeline = new Map<number, RecordBatch[]>();
-    for (const item of items) {
-      const list = byPipeline.get(item.pipelineId);
-      if (list === undefined) byPipeline.set(item.pipelineId, [...item.batches]);
-      else for (const batch of item.batches) list.push(batch);
-    }
-    const body = this.#packer.pack([...byPipeline.values()]);
-    this.#opts.post(
-      { type: 'items', seq: items.at(-1)?.seq ?? 0, pipelineIds: [...byPipeline.keys()], body },
-      [body.arena, body.meta.buffer as ArrayBuffer],
-    );
+  #send(staged: StagedRows): void {
+    const body = this.#packer.pack([...staged.groups.values()]);
+    this.#opts.post({ type: 'items', seq: staged.seq, pipelineIds: [...staged.groups.keys()], body }, [
+      body.arena,
+      body.meta.buffer as ArrayBuffer,
+    ]);
   }
 }

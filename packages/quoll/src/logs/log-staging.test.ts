@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import {
+  Field,
+  FixedSizeList,
+  Float32,
+  Float64,
+  RecordBatch,
+  Schema,
+  Struct,
+  TimestampMillisecond,
+  makeData,
+} from 'apache-arrow';
+import type { Data } from 'apache-arrow';
+import { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
+import { LogStaging, StagedRun } from './log-staging.js';
+
+const inType = new FixedSizeList(3, new Field('item', new Float64(), false));
+const fields = [
+  new Field('time', new TimestampMillisecond(), true),
+  new Field('in.x', inType, false),
+  new Field('out.v', new Float32(), false),
+];
+const schema = new Schema(fields);
+
+/** A batch of `schema` (the shared object, as inference results give it): row i has time t, inputs [v, v+0.25, v+0.5] and output v. */
+function batch(time: number, values: number[], nullTimeAt = -1): RecordBatch {
+  const n = values.length;
+  const bitmap = new Uint8Array(Math.ceil(n / 8)).fill(0xff);
+  if (nullTimeAt >= 0) bitmap[nullTimeAt >> 3]! &= ~(1 << (nullTimeAt & 7));
+  const t = makeData({
+    type: new TimestampMillisecond(),
+    length: n,
+    data: BigInt64Array.from(values, () => BigInt(time)) as never,
+    ...(nullTimeAt >= 0 ? { nullBitmap: bitmap } : {}),
+  });
+  const items = makeData({
+    type: new Float64(),
+    length: n * 3,
+    data: Float64Array.from(values.flatMap((v) => [v, v + 0.25, v + 0.5])),
+  });
+  const x = makeData({ type: inType, length: n, child: items });
+  const v = makeData({ type: new Float32(), length: n, data: Float32Array.from(values) });
+  const b = new RecordBatch(schema, makeData({ type: new Struct(fields), length: n, children: [t, x, v] }));
+  (b as { schema: Schema }).schema = schema;
+  return b;
+}
+
+/** Packs staged groups as the hand-off does and reads them back as the writer thread does. */
+function crossing(groups: Parameters<LogBatchPacker['pack']>[0]): RecordBatch[][] {
+  const body = new LogBatchPacker().pack(groups);
+  const unpacker = new LogBatchUnpacker();
+  unpacker.learn(body.schemas);
+  return unpacker.unpack(body);
+}
+
+function rows(batches: RecordBatch[]): { t: (number | null)[]; x: number[][]; v: number[] }[] {
+  return batches.map((b) => ({
+    t: [...b.getChild('time')!].map((t) => (t === null ? null : Number(t))),
+    x: [...b.getChild('in.x')!].map((l) => [...(l as { toArray(): Float64Array }).toArray()]),
+    v: [...(b.getChild('out.v')!.toArray() as Float32Array)],
+  }));
+}
+
+describe('LogStaging', () => {
+  it('copies each append as it comes: later changes to the caller’s arrays do not reach the log', () => {
+    const staging = new LogStaging({ maxRows: 1_000, maxBytes: 1 << 20 });
+    const a = batch(1, [1, 2]);
+    staging.add(7, [a]);
+    // The caller reuses its buffers once the append is admitted.
+    (a.getChild('out.v')!.data[0]!.values as Float32Array).fill(99);
+    (a.getChild('in.x')!.data[0]!.children[0]!.values as Float64Array).fill(99);
+    staging.add(7, [batch(2, [3])]);
+    const staged = staging.take();
+    expect(staging.stagedRows).toBe(0);
+    expect(staged.rows).toBe(3);
+    const group = staged.groups.get(7)!;
+    // One run, no batch kept.
+    expect(group).toHaveLength(1);
+    expect(group[0]).toBeInstanceOf(StagedRun);
+    expect(rows(crossing([group]).flat())).toEqual([
+      {
+        t: [1, 1, 2],
+        x: [
+          [1, 1.25, 1.5],
+          [2, 2.25, 2.5],
+          [3, 3.25, 3.5],
+        ],
+        v: [1, 2, 3],
+      },
+    ]);
+  });
+
+  it('copies sliced batches from their first row, keeps batches with nulls as they are and in order, and starts a new run at the cap', () => {
+    const staging = new LogStaging({ maxRows: 4, maxBytes: 1 << 20 });
+    const whole = batch(1, [10, 11, 12, 13]);
+    staging.add(1, [whole.slice(1, 3)]);
+    const withNull = batch(2, [20, 21], 1);
+    staging.add(1, [withNull]);
+    staging.add(1, [batch(3, [30, 31, 32])]);
+    staging.add(1, [batch(4, [40, 41])]);
+    staging.add(2, [batch(5, [50])]);
+    const staged = staging.take();
+    const g1 = staged.groups.get(1)!;
+    expect(g1.map((e) => (e instanceof StagedRun ? `run ${e.rows}` : `batch ${e.numRows}`))).toEqual([
+      'run 2',
+      'batch 2',
+      'run 3',
+      'run 2',
+    ]);
+    // The batch with a null is the caller's own object (it cannot be merged, so it is packed as it is).
+    expect(g1[1]).toBe(withNull);
+    const [read1, read2] = crossing([g1, staged.groups.get(2)!]);
+    expect(rows(read1!).map((r) => r.v)).toEqual([
+      [11, 12],
+      [20, 21],
+      [30, 31, 32],
+      [40, 41],
+    ]);
+    expect(rows(read1!)[0]!.x).toEqual([
+      [11, 11.25, 11.5],
+      [12, 12.25, 12.5],
+    ]);
+    expect(rows(read1!)[1]!.t).toEqual([2, null]);
+    expect(rows(read2!).map((r) => r.v)).toEqual([[50]]);
+  });
+
+  it('grows a run past its first buffer, and reuses released buffers for later runs', () => {
+    const staging = new LogStaging({ maxRows: 100_000, maxBytes: 1 << 30 });
+    const values = Array.from({ length: 300 }, (_, i) => i);
+    // 300 rows × 3 Float64 = 7.2 KB per append: past the first 4 KiB buffer.
+    for (let k = 0; k < 5; k++) staging.add(1, [batch(k, values)]);
+    const first = staging.take();
+    const read = crossing([first.groups.get(1)!]).flat();
+    expect(read.map((b) => b.numRows)).toEqual([1500]);
+    const x = (read[0]!.getChild('in.x')!.data[0] as Data).children[0]!.values as Float64Array;
+    expect(x.length).toBe(4500);
+    expect([x[0], x[899 * 3 + 2], x[4499]]).toEqual([0, 299.5, 299.5]);
+    const pooledBefore = staging.pooledBuffers;
+    staging.release(first);
+    expect(staging.pooledBuffers).toBeGreaterThan(pooledBefore);
+    expect(first.groups.size).toBe(0);
+    const pooled = staging.pooledBuffers;
+    staging.add(1, [batch(9, [1])]);
+    // The new run's three leaves came from the pool.
+    expect(staging.pooledBuffers).toBe(pooled - 3);
+    expect(rows(crossing([staging.take().groups.get(1)!]).flat())[0]!.v).toEqual([1]);
+  });
+});

@@ -1,0 +1,287 @@
+import { DataType } from 'apache-arrow';
+import type { Data, RecordBatch, Schema } from 'apache-arrow';
+import { schemaIdOf } from './schema-id.js';
+
+/** The typed-array kinds a packed buffer names by index (shared with the packer and unpacker). */
+export const VIEW_TYPES = [
+  Uint8Array,
+  Int8Array,
+  Uint16Array,
+  Int16Array,
+  Uint32Array,
+  Int32Array,
+  Float32Array,
+  Float64Array,
+  BigInt64Array,
+  BigUint64Array,
+  Uint8ClampedArray,
+] as const;
+
+export type View = InstanceType<(typeof VIEW_TYPES)[number]>;
+
+/** Each typed-array constructor's index in {@link VIEW_TYPES}. */
+const VIEW_KINDS = new Map<unknown, number>(VIEW_TYPES.map((T, kind) => [T, kind]));
+
+/** The index of a typed array's kind in {@link VIEW_TYPES}. */
+export function kindOf(v: ArrayBufferView): number {
+  const kind = VIEW_KINDS.get(v.constructor) ?? VIEW_TYPES.findIndex((T) => v instanceof T);
+  if (kind === -1) throw new Error(`log writer: cannot move an Arrow buffer of type ${v.constructor.name}`);
+  return kind;
+}
+
+/** Batches whose schema has only mergeable columns, remembered per schema object. */
+const mergeableSchemas = new WeakMap<Schema, boolean>();
+
+/** Whether a type's values can be merged by copying them back to back: fixed-width numbers, timestamps and fixed-size lists of those. */
+function mergeableType(type: DataType): boolean {
+  if (DataType.isFixedSizeList(type)) {
+    const child = type.children[0] as { type: DataType } | undefined;
+    return child !== undefined && mergeableType(child.type);
+  }
+  return DataType.isInt(type) || DataType.isFloat(type) || DataType.isTimestamp(type);
+}
+
+function withoutNulls(d: Data): boolean {
+  if (d.nullCount !== 0) return false;
+  for (const c of d.children) if (!withoutNulls(c)) return false;
+  return true;
+}
+
+/**
+ * Whether a batch can be merged with its neighbours of the same schema: every column
+ * fixed-width (numbers, timestamps, fixed-size lists of those) and without nulls, which is
+ * what inference results are.
+ */
+export function mergeable(batch: RecordBatch): boolean {
+  let typesOk = mergeableSchemas.get(batch.schema);
+  if (typesOk === undefined) {
+    typesOk = batch.schema.fields.every((f) => mergeableType(f.type as DataType));
+    mergeableSchemas.set(batch.schema, typesOk);
+  }
+  return typesOk && batch.data.children.every(withoutNulls);
+}
+
+/** One leaf column of a {@link StagedRun}: its values back to back. */
+export interface StagedLeaf {
+  /** Typed-array kind of the values (index in {@link VIEW_TYPES}). */
+  readonly kind: number;
+  readonly bytesPerElement: number;
+  /** The bytes copied so far are `buf[0, used)`; the rest is room. */
+  buf: Uint8Array;
+  used: number;
+}
+
+/**
+ * Consecutive mergeable batches of one pipeline and one schema, copied: each leaf column's
+ * values back to back in a reused buffer, the batches themselves not kept. The packer writes
+ * it as one batch (the layout of its merged batches).
+ */
+export class StagedRun {
+  readonly schema: Schema;
+  /** The schema's id (batches of equal ids merge, whatever their `Schema` object). */
+  readonly id: string;
+  rows = 0;
+  /** Bytes of column data of the batches merged (the caps count these, as the packer does). */
+  bytes = 0;
+  /** Leaf columns, depth first in field order. */
+  readonly leaves: StagedLeaf[];
+
+  constructor(schema: Schema, id: string, leaves: StagedLeaf[]) {
+    this.schema = schema;
+    this.id = id;
+    this.leaves = leaves;
+  }
+}
+
+/** What a pipeline's group holds: staged runs, and the batches that cannot merge (kept as they are). */
+export type StagedEntry = StagedRun | RecordBatch;
+
+/** The rows of the appends admitted since the last hand-off, copied, one group per pipeline in arrival order. */
+export class StagedRows {
+  readonly groups = new Map<number, StagedEntry[]>();
+  /** The highest append seq among them (set when handed over). */
+  seq = 0;
+  rows = 0;
+}
+
+/** Limits of {@link LogStaging}'s runs: the writer's caps, as for the packer's merges. */
+export interface LogStagingLimits {
+  maxRows: number;
+  maxBytes: number;
+}
+
+/** Smallest leaf buffer allocated. */
+const MIN_LEAF_BYTES = 4 * 1024;
+/** Free leaf buffers kept for reuse, at most this many bytes in all. */
+const POOL_MAX_BYTES = 32 * 1024 * 1024;
+/** A leaf buffer above this is not kept (it carried a backlog). */
+const POOLED_LEAF_MAX_BYTES = 8 * 1024 * 1024;
+/** Free leaf buffers kept, at most (the pool is searched per new leaf). */
+const POOL_MAX_BUFFERS = 256;
+
+/**
+ * Copies each admitted append's rows, as it is admitted, into reused per-leaf buffers
+ * ({@link StagedRun}), so that nothing of a request (its result table, Arrow objects, typed
+ * arrays) is kept until the hand-off and until the writer confirms the rows: on the request
+ * thread those survived every young-generation collection and were copied, promoted and
+ * collected again. The buffers of rows handed over stay with the hand-off until the writer
+ * confirms them (a restarted writer is given them again), then come back through
+ * {@link release}.
+ */
+export class LogStaging {
+  readonly #limits: LogStagingLimits;
+  #current = new StagedRows();
+  readonly #pool: ArrayBuffer[] = [];
+  #pooledBytes = 0;
+  /** Per schema id, the bytes each leaf held when its last run was released (the next run starts that big). */
+  readonly #hints = new Map<string, number[]>();
+
+  constructor(limits: LogStagingLimits) {
+    this.#limits = { maxRows: Math.max(1, limits.maxRows), maxBytes: Math.max(1, limits.maxBytes) };
+  }
+
+  /** Rows staged since the last {@link take}. */
+  get stagedRows(): number {
+    return this.#current.rows;
+  }
+
+  /** Free buffers kept for reuse (for tests and diagnostics). */
+  get pooledBuffers(): number {
+    return this.#pool.length;
+  }
+
+  /** Copies the batches of one append (non-empty, checked) into the pipeline's group. */
+  add(pipelineId: number, batches: readonly RecordBatch[]): void {
+    const current = this.#current;
+    let group = current.groups.get(pipelineId);
+    if (group === undefined) {
+      group = [];
+      current.groups.set(pipelineId, group);
+    }
+    for (const batch of batches) {
+      current.rows += batch.numRows;
+      if (!mergeable(batch)) {
+        group.push(batch);
+        continue;
+      }
+      const id = schemaIdOf(batch.schema);
+      const size = batch.data.byteLength;
+      const last = group.at(-1);
+      let run: StagedRun;
+      if (
+        last instanceof StagedRun &&
+        last.id === id &&
+        last.rows + batch.numRows <= this.#limits.maxRows &&
+        last.bytes + size <= this.#limits.maxBytes
+      )
+        run = last;
+      else {
+        run = this.#newRun(batch, id);
+        group.push(run);
+      }
+      this.#copy(run, batch);
+      run.rows += batch.numRows;
+      run.bytes += size;
+    }
+  }
+
+  /** The rows staged since the last call; what comes next is staged apart. */
+  take(): StagedRows {
+    const taken = this.#current;
+    this.#current = new StagedRows();
+    return taken;
+  }
+
+  /** Buffers of rows the writer confirmed: later runs reuse them. */
+  release(staged: StagedRows): void {
+    for (const group of staged.groups.values())
+      for (const entry of group) {
+        if (!(entry instanceof StagedRun)) continue;
+        this.#hints.set(
+          entry.id,
+          entry.leaves.map((l) => l.used),
+        );
+        for (const leaf of entry.leaves) {
+          this.#free(leaf.buf.buffer as ArrayBuffer);
+          leaf.buf = EMPTY;
+          leaf.used = 0;
+        }
+      }
+    staged.groups.clear();
+  }
+
+  #newRun(batch: RecordBatch, id: string): StagedRun {
+    const hints = this.#hints.get(id);
+    const leaves: StagedLeaf[] = [];
+    const visit = (d: Data): void => {
+      if (DataType.isFixedSizeList(d.type)) {
+        visit(d.children[0] as Data);
+        return;
+      }
+      const values = d.values as View;
+      leaves.push({
+        kind: kindOf(values),
+        bytesPerElement: values.BYTES_PER_ELEMENT,
+        buf: new Uint8Array(this.#acquire(hints?.[leaves.length] ?? 0)),
+        used: 0,
+      });
+    };
+    for (const column of batch.data.children) visit(column);
+    return new StagedRun(batch.schema, id, leaves);
+  }
+
+  /** Appends the batch's values to each leaf of the run. */
+  #copy(run: StagedRun, batch: RecordBatch): void {
+    let k = 0;
+    const visit = (d: Data, length: number): void => {
+      if (DataType.isFixedSizeList(d.type)) {
+        // A sliced fixed-size list's child is sliced with it, so its items start at 0.
+        visit(d.children[0] as Data, length * d.type.listSize);
+        return;
+      }
+      const leaf = run.leaves[k++]!;
+      // Flat values of a (sliced) Data start at its first row.
+      const v = d.values as View;
+      const bytes = length * d.stride * v.BYTES_PER_ELEMENT;
+      const need = leaf.used + bytes;
+      if (need > leaf.buf.byteLength) {
+        const grown = new Uint8Array(this.#acquire(Math.max(need, leaf.buf.byteLength * 2)));
+        grown.set(leaf.buf.subarray(0, leaf.used));
+        if (leaf.buf.byteLength > 0) this.#free(leaf.buf.buffer as ArrayBuffer);
+        leaf.buf = grown;
+      }
+      leaf.buf.set(new Uint8Array(v.buffer, v.byteOffset, bytes), leaf.used);
+      leaf.used = need;
+    };
+    const n = batch.numRows;
+    for (const column of batch.data.children) visit(column, n);
+  }
+
+  /** A pooled buffer of at least `bytes` (the smallest that fits), or a new one. */
+  #acquire(bytes: number): ArrayBuffer {
+    let best = -1;
+    for (let i = 0; i < this.#pool.length; i++) {
+      const size = this.#pool[i]!.byteLength;
+      if (size >= bytes && (best === -1 || size < this.#pool[best]!.byteLength)) best = i;
+    }
+    if (best !== -1) {
+      const buf = this.#pool[best]!;
+      this.#pool[best] = this.#pool[this.#pool.length - 1]!;
+      this.#pool.pop();
+      this.#pooledBytes -= buf.byteLength;
+      return buf;
+    }
+    let size = MIN_LEAF_BYTES;
+    while (size < bytes) size *= 2;
+    return new ArrayBuffer(size);
+  }
+
+  #free(buf: ArrayBuffer): void {
+    if (buf.byteLength === 0 || buf.byteLength > POOLED_LEAF_MAX_BYTES) return;
+    if (this.#pool.length >= POOL_MAX_BUFFERS || this.#pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
+    this.#pool.push(buf);
+    this.#pooledBytes += buf.byteLength;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
