@@ -143,6 +143,13 @@ describe('LogStaging', () => {
     staging.add(1, [batch(9, [1])]);
     // The new run's three leaves came from the pool.
     expect(staging.pooledBuffers).toBe(pooled - 3);
-    expect(rows(crossing([staging.take().groups.get(1)!]).flat())[0]!.v).toEqual([1]);
+    const next = staging.take();
+    expect(rows(crossing([next.groups.get(1)!]).flat())[0]!.v).toEqual([1]);
+    // The busy pipeline's next run starts as big as its last; another pipeline's starts small.
+    const leafBytes = (staged: ReturnType<LogStaging['take']>, pipelineId: number): number[] =>
+      (staged.groups.get(pipelineId)![0] as StagedRun).leaves.map((l) => l.buf.byteLength);
+    expect(leafBytes(next, 1)[1]).toBeGreaterThanOrEqual(1500 * 3 * 8);
+    staging.add(2, [batch(9, [1])]);
+    expect(leafBytes(staging.take(), 2)).toEqual([4096, 4096, 4096]);
   });
 });

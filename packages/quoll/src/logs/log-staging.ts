@@ -116,6 +116,8 @@ const MIN_LEAF_BYTES = 4 * 1024;
 const POOL_MAX_BYTES = 32 * 1024 * 1024;
 /** A leaf buffer above this is not kept (it carried a backlog). */
 const POOLED_LEAF_MAX_BYTES = 8 * 1024 * 1024;
+/** A new run's leaf starts at most this big (bigger ones grow as rows come). */
+const MAX_HINT_BYTES = 1024 * 1024;
 /** Free leaf buffers kept, at most (the pool is searched per new leaf). */
 const POOL_MAX_BUFFERS = 256;
 
@@ -133,7 +135,11 @@ export class LogStaging {
   #current = new StagedRows();
   readonly #pool: ArrayBuffer[] = [];
   #pooledBytes = 0;
-  /** Per schema id, the bytes each leaf held when its last run was released (the next run starts that big). */
+  /**
+   * Per pipeline and schema id, the bytes each leaf held when its last run was released (the
+   * next run starts that big, up to {@link MAX_HINT_BYTES}): per pipeline, so that many quiet
+   * pipelines of one model do not each start as big as the busiest.
+   */
   readonly #hints = new Map<string, number[]>();
 
   constructor(limits: LogStagingLimits) {
@@ -176,7 +182,7 @@ export class LogStaging {
       )
         run = last;
       else {
-        run = this.#newRun(batch, id);
+        run = this.#newRun(batch, id, this.#hints.get(`${pipelineId}:${id}`));
         group.push(run);
       }
       this.#copy(run, batch);
@@ -194,12 +200,12 @@ export class LogStaging {
 
   /** Buffers of rows the writer confirmed: later runs reuse them. */
   release(staged: StagedRows): void {
-    for (const group of staged.groups.values())
+    for (const [pipelineId, group] of staged.groups)
       for (const entry of group) {
         if (!(entry instanceof StagedRun)) continue;
         this.#hints.set(
-          entry.id,
-          entry.leaves.map((l) => l.used),
+          `${pipelineId}:${entry.id}`,
+          entry.leaves.map((l) => Math.min(l.used, MAX_HINT_BYTES)),
         );
         for (const leaf of entry.leaves) {
           this.#free(leaf.buf.buffer as ArrayBuffer);
@@ -210,8 +216,7 @@ export class LogStaging {
     staged.groups.clear();
   }
 
-  #newRun(batch: RecordBatch, id: string): StagedRun {
-    const hints = this.#hints.get(id);
+  #newRun(batch: RecordBatch, id: string, hints: number[] | undefined): StagedRun {
     const leaves: StagedLeaf[] = [];
     const visit = (d: Data): void => {
       if (DataType.isFixedSizeList(d.type)) {
