@@ -5,7 +5,6 @@ export interface QueuedAppend {
   /** Position in arrival order, starting at 1. */
   seq: number;
   pipelineId: number;
-  /** The rows (empty once an `onAdmit` hook has taken them: see {@link LogAppendQueue}). */
   batches: RecordBatch[];
   rows: number;
 }
@@ -27,6 +26,8 @@ interface Waiter {
 export class LogAppendQueue {
   readonly capacityRows: number;
   #items: QueuedAppend[] = [];
+  /** Appends admitted and not yet taken (with an `onAdmit` hook they are not kept in `#items`). */
+  #admitted = 0;
   #rows = 0;
   readonly #waiters: Waiter[] = [];
   #lastSeq = 0;
@@ -36,8 +37,9 @@ export class LogAppendQueue {
   readonly #onAdmit: ((item: QueuedAppend) => void) | null;
 
   /**
-   * `onAdmit` is called with each append as it is admitted, in seq order; it may take the
-   * rows (copy them and empty `batches`), so the queue keeps none once admitted.
+   * `onAdmit` is called with each append as it is admitted, in seq order, and takes its rows
+   * (copies them): the queue then keeps nothing of the append, only counts it, and
+   * {@link takeAll} returns no items (`lastAdmittedSeq` says up to where they went).
    */
   constructor(capacityRows: number, onAdmit?: (item: QueuedAppend) => void) {
     this.capacityRows = capacityRows;
@@ -49,6 +51,11 @@ export class LogAppendQueue {
     return this.#waiters.at(-1)?.item.seq ?? this.#lastAdmittedSeq;
   }
 
+  /** Seq of the latest admitted append (`0` before the first). */
+  get lastAdmittedSeq(): number {
+    return this.#lastAdmittedSeq;
+  }
+
   /** Rows currently queued (admitted, not yet taken by the writer). */
   get queuedRows(): number {
     return this.#rows;
@@ -56,12 +63,12 @@ export class LogAppendQueue {
 
   /** Whether nothing is queued or waiting. */
   get idle(): boolean {
-    return this.#items.length === 0 && this.#waiters.length === 0;
+    return this.#admitted === 0 && this.#waiters.length === 0;
   }
 
   /** Whether something is admitted and ready for the writer. */
   get hasItems(): boolean {
-    return this.#items.length > 0;
+    return this.#admitted > 0;
   }
 
   /** When the longest-waiting append began waiting, or `null` when none waits. */
@@ -86,6 +93,7 @@ export class LogAppendQueue {
   takeAll(): QueuedAppend[] {
     const items = this.#items;
     this.#items = [];
+    this.#admitted = 0;
     this.#rows = 0;
     while (this.#waiters.length > 0) {
       const w = this.#waiters[0];
@@ -118,7 +126,7 @@ export class LogAppendQueue {
 
   /** Resolves when an append is admitted (at once if one is queued already). */
   whenItems(): Promise<void> {
-    if (this.#items.length > 0) return Promise.resolve();
+    if (this.#admitted > 0) return Promise.resolve();
     return new Promise((resolve) => {
       this.#onItems = resolve;
     });
@@ -136,8 +144,10 @@ export class LogAppendQueue {
   }
 
   #admit(item: QueuedAppend): void {
-    this.#onAdmit?.(item);
-    this.#items.push(item);
+    this.#admitted++;
+    // With a hook the append is not kept: the hook took its rows, and its seq is `lastAdmittedSeq`.
+    if (this.#onAdmit !== null) this.#onAdmit(item);
+    else this.#items.push(item);
     this.#lastAdmittedSeq = item.seq;
     this.#rows += item.rows;
     this.wake();

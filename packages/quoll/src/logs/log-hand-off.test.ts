@@ -87,6 +87,27 @@ describe('LogHandOff', () => {
     expect(read(sent[0]!)).toEqual({ 1: [1, 2] });
   });
 
+  it('keeps nothing of an admitted append in its queue, only counts it (the rows are staged)', async () => {
+    const { sent, handOff, read } = setUp();
+    handOff.attach();
+    await handOff.push(1, [batch(1, [1])], 1);
+    await handOff.push(1, [batch(1, [2])], 1);
+    const queue = handOff.queue;
+    expect([queue.hasItems, queue.idle, queue.queuedRows, queue.lastAdmittedSeq]).toEqual([
+      true,
+      false,
+      2,
+      2,
+    ]);
+    // What the writer gets carries the seq of the last admitted append and both rows.
+    handOff.hurry();
+    handOff.wantsRows();
+    expect(sent.map((m) => m.seq)).toEqual([2]);
+    expect(read(sent[0]!)).toEqual({ 1: [1, 2] });
+    expect([queue.hasItems, queue.idle, queue.queuedRows]).toEqual([false, true, 0]);
+    expect(queue.takeAll()).toEqual([]);
+  });
+
   it('hands over at once when handOffRows are queued, or when a flush hurries, without the timer', async () => {
     const { sent, handOff } = setUp({ handOffRows: 3 });
     handOff.attach();

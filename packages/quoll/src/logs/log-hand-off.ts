@@ -71,10 +71,9 @@ export class LogHandOff {
       maxRows: options.packer.mergeMaxRows ?? COALESCE_MAX_ROWS,
       maxBytes: options.packer.mergeMaxBytes ?? COALESCE_MAX_BYTES,
     });
-    // Admitted rows are copied at once: the caller's batches are not kept.
+    // Admitted rows are copied at once: nothing of the append is kept.
     this.queue = new LogAppendQueue(options.queueCapacityRows, (item) => {
       this.#staging.add(item.pipelineId, item.batches);
-      item.batches = [];
     });
     this.#packer = new LogBatchPacker(options.packer);
   }
@@ -194,9 +193,9 @@ export class LogHandOff {
     this.#urgent = false;
     // Taken before the queue admits waiters, whose rows belong to the next message.
     const staged = this.#staging.take();
-    const items = queue.takeAll();
+    staged.seq = queue.lastAdmittedSeq;
+    queue.takeAll();
     this.#wants = false;
-    staged.seq = items.at(-1)?.seq ?? 0;
     this.#unconfirmed.push(staged);
     this.#send(staged);
   }
