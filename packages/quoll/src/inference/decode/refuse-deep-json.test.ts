@@ -112,6 +112,14 @@ describe('refuseDeepJson', () => {
     expect(codeOf(() => jsonRecordsToTable(bytes(rank)))).toBe('invalid_tensor_shape');
   });
 
+  it('passes an empty body at any offset, the end of its buffer included', () => {
+    const backing = new Uint8Array(5);
+    for (let offset = 0; offset <= 5; offset++) {
+      expect(() => refuseDeepJson(backing.subarray(offset, offset))).not.toThrow();
+    }
+    expect(() => refuseDeepJson(new Uint8Array(0))).not.toThrow();
+  });
+
   it('sits in front of the Open Inference body parse too', () => {
     const tensor = (data: string): Uint8Array =>
       bytes(`{"inputs": [{"name": "x", "shape": [1, 2, 2], "datatype": "FP32", "data": ${data}}]}`);

@@ -38,6 +38,8 @@ for (let pair = 0; pair < 65536; pair++) {
  */
 export function refuseDeepJson(body: Uint8Array, limit: number = MAX_JSON_NESTING): void {
   const length = body.length;
+  // Nothing to nest; and the word view below cannot start one byte past the end of the buffer.
+  if (length === 0) return;
   // The words start at the first even address of the body: `lead` bytes (0 or 1) from its start.
   const lead = body.byteOffset & 1;
   const words = new Uint16Array(body.buffer, body.byteOffset + lead, Math.max(0, length - lead) >> 1);
