@@ -11,23 +11,35 @@
 // round). Whatever else the shared machine does then hits both servers of a pair in the same
 // seconds, and a server that spends more CPU per request answers fewer of them: the ratio of
 // their requests/s is the throughput cost. (Measured one after the other instead, rotating, 15
-// rounds of 2 s, the middle half of on/off spanned 0.80–1.12 at load 8–9.) Reported: the
-// median over pairs of on / no-metrics (off or control; 2 pairs a round) and its middle half
-// (25th–75th percentile), the same for control/off (A/A, 1 pair a round: what to expect of no
-// difference at all), and each server's CPU time per request (all threads, nanoseconds from
-// /proc/<pid>/task/*/schedstat), all threads and the main (HTTP) thread alone. Target: on / no-metrics ≥ 0.98 (metrics cost ≤ 2 %). Also the
-// recording itself timed in this process: what ServerMetrics costs per inference request
-// (inferenceServed + rowsInferred + batch) and per scrape (render).
-// Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 3), BENCH_ROUNDS (default 8),
-// BENCH_CONNECTIONS (default 16), BENCH_FORMATS (default json,arrow), BENCH_SCRAPE_S (seconds
-// between scrapes, default 1; 0 = no scraper: the metrics server then never starts its process
-// collectors, so on/off is the per-request recording alone). For bisecting, the metrics
-// server alone: BENCH_ON_CLI (another build's dist/cli/main.js), BENCH_ON_ARGS (extra flags,
-// e.g. --no-metrics: then the scraper's GET /metrics answers 404), BENCH_ON_ENV ("K=V K=V");
-// BENCH_SCRAPER_CORE pins the scraper (default: unpinned). For an A/B of two builds, the
-// reference servers (off and control) alike: BENCH_REF_CLI (another build), BENCH_REF_ARGS (their
-// flags instead of --no-metrics; "" = metrics on, unscraped), e.g. BENCH_SCRAPE_S=0
-// BENCH_REF_ARGS= BENCH_REF_CLI=<the build before>: this build over that one, A/A between two of it.
+// rounds of 2 s, the middle half of on/off spanned 0.80–1.12 at load 8–9.)
+//
+// Rotated start order: the servers are started, warmed up and measured in BENCH_ROTATIONS
+// rotations (default 3), restarted (fresh homes) between them, and each rotation starts them in
+// another order: off, on, control; then on, control, off; then control, off, on. So over three
+// rotations each role is started first, second and third once, and whatever a server's place
+// in the start order does (PIDs, memory placement, the scheduler's view of older tasks) falls on
+// every role alike instead of on the metrics server alone (it used to be started second always).
+//
+// Reported, pooled over rotations and per rotation: the median over pairs of on / no-metrics
+// (off or control; 2 pairs a round) and its middle half (25th–75th percentile), the same for
+// control/off (A/A, 1 pair a round: what to expect of no difference at all), and each server's
+// CPU time per request (nanoseconds from /proc/<pid>/task/*/schedstat), all threads and the main
+// (HTTP) thread alone; and, whatever the role, the requests/s of the server started first,
+// second or third over its partner's in the same pair (the start order's own effect).
+// Target: on / no-metrics ≥ 0.98 (metrics cost ≤ 2 %). Also the recording itself timed in this
+// process: what ServerMetrics costs per inference request (inferenceServed + rowsInferred +
+// batch) and per scrape (render).
+// Env: BENCH_WARMUP_S (per pair and rotation, default 2), BENCH_SECONDS (default 3),
+// BENCH_ROTATIONS (default 3), BENCH_ROUNDS (per rotation, default 5), BENCH_CONNECTIONS (default
+// 16), BENCH_FORMATS (default json,arrow), BENCH_SCRAPE_S (seconds between scrapes, default 1; 0
+// = no scraper: the metrics server then never starts its process collectors, so on/off is the
+// per-request recording alone). For bisecting, the metrics server alone: BENCH_ON_CLI (another
+// build's dist/cli/main.js), BENCH_ON_ARGS (extra flags, e.g. --no-metrics: then the scraper's
+// GET /metrics answers 404), BENCH_ON_ENV ("K=V K=V"); BENCH_SCRAPER_CORE pins the scraper
+// (default: unpinned). For an A/B of two builds, the reference servers (off and control) alike:
+// BENCH_REF_CLI (another build), BENCH_REF_ARGS (their flags instead of --no-metrics; "" =
+// metrics on, unscraped), e.g. BENCH_SCRAPE_S=0 BENCH_REF_ARGS= BENCH_REF_CLI=<the build
+// before>: this build over that one, A/A between two of it.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -53,7 +65,8 @@ import {
 
 const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 2);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8);
+const ROTATIONS = Number(process.env.BENCH_ROTATIONS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const work = mkdtempSync(join(tmpdir(), 'quoll-bench-metrics-'));
 const modelPath = writeBenchModel(work);
@@ -102,31 +115,20 @@ async function recordingCost(): Promise<{ nsPerRequest: number; renderMs: number
 const recording = await recordingCost();
 console.log(JSON.stringify({ recording }));
 
+type Role = 'on' | 'off' | 'control';
 interface Lane {
-  name: 'on' | 'off' | 'control';
+  name: Role;
   server: BenchServer;
   inferUrl: string;
 }
 
-async function lane(
-  name: Lane['name'],
-  extra: string[],
-  opts: Parameters<typeof startQuoll>[3] = {},
-): Promise<Lane> {
-  const server = await startQuoll(work, name, extra, opts);
-  const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
-  return { name, server, inferUrl: pipeline.url() };
-}
-
-const loadBefore = loadAverage();
 const refArgs =
   process.env.BENCH_REF_ARGS === undefined
     ? ['--no-metrics']
     : process.env.BENCH_REF_ARGS.split(' ').filter(Boolean);
 const ref = process.env.BENCH_REF_CLI ? { cli: process.env.BENCH_REF_CLI } : {};
-// Started in this order (the metrics server neither first nor last), each on its own home.
-const off = await lane('off', refArgs, ref);
-const on = await lane('on', (process.env.BENCH_ON_ARGS ?? '').split(' ').filter(Boolean), {
+const onArgs = (process.env.BENCH_ON_ARGS ?? '').split(' ').filter(Boolean);
+const onOpts: Parameters<typeof startQuoll>[3] = {
   ...(process.env.BENCH_ON_CLI ? { cli: process.env.BENCH_ON_CLI } : {}),
   env: Object.fromEntries(
     (process.env.BENCH_ON_ENV ?? '')
@@ -134,157 +136,255 @@ const on = await lane('on', (process.env.BENCH_ON_ARGS ?? '').split(' ').filter(
       .filter(Boolean)
       .map((kv) => kv.split('=', 2) as [string, string]),
   ),
-});
-const control = await lane('control', refArgs, ref);
-const lanes = [on, off, control];
-// The scraper is its own process, like Prometheus.
-const scraper =
-  SCRAPE_S <= 0
-    ? null
-    : startScraper(on.server.url, on.server.token, SCRAPE_S, process.env.BENCH_SCRAPER_CORE);
-let scraped = '';
+};
+
+/** Starts one server (home `<work>/<role>-<rotation>`) and deploys the bench pipeline on it. */
+async function lane(name: Role, rotation: number): Promise<Lane> {
+  const server =
+    name === 'on'
+      ? await startQuoll(work, `${name}-${rotation}`, onArgs, onOpts)
+      : await startQuoll(work, `${name}-${rotation}`, refArgs, ref);
+  const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+  return { name, server, inferUrl: pipeline.url() };
+}
+
+/** Rotation r starts the roles in this order rotated by r (r = 0: the metrics server second). */
+const BASE_ORDER: Role[] = ['off', 'on', 'control'];
+const startOrder = (rotation: number): Role[] => BASE_ORDER.map((_, k) => BASE_ORDER[(k + rotation) % 3]!);
 
 /** The median and the middle half (25th–75th percentile) of xs, as text. */
 const spread = (xs: number[]): string =>
-  `${median(xs).toFixed(3)} (${percentile(xs, 25).toFixed(3)}–${percentile(xs, 75).toFixed(3)})`;
+  xs.length === 0
+    ? '–'
+    : `${median(xs).toFixed(3)} (${percentile(xs, 25).toFixed(3)}–${percentile(xs, 75).toFixed(3)})`;
 
-const results: Record<string, unknown>[] = [];
-const table: (string | number)[][] = [];
-try {
-  for (const w of workloads) {
-    const scripts = new Map(
-      lanes.map((l) => [
-        l.name,
-        writeLua(work, { format: w.format, batch: w.batch, token: l.server.token, tag: l.name }),
-      ]),
-    );
-    type Run = { rps: number; cpuNsPerRequest: number; mainNsPerRequest: number; non2xx: number };
-    /**
-     * wrk against each lane at the same time: requests/s, CPU ns per request (all threads, and
-     * the main thread, i.e. the HTTP thread, alone), non-2xx answers.
-     */
-    const together = async (ls: Lane[], seconds: number): Promise<Run[]> => {
-      const before = ls.map((l) => threadCpuNs(l.server.proc.pid!));
-      const mainBefore = ls.map((l) => mainThreadCpuNs(l.server.proc.pid!));
-      const got = await Promise.all(
-        ls.map((l) =>
-          wrkAsync({ url: l.inferUrl, luaScript: scripts.get(l.name)!, connections: CONNECTIONS, seconds }),
-        ),
-      );
-      return got.map((r, i) => ({
-        rps: r.reqPerSec,
-        cpuNsPerRequest: (threadCpuNs(ls[i]!.server.proc.pid!) - before[i]!) / (r.reqPerSec * seconds),
-        mainNsPerRequest:
-          (mainThreadCpuNs(ls[i]!.server.proc.pid!) - mainBefore[i]!) / (r.reqPerSec * seconds),
-        non2xx: r.non2xx,
-      }));
-    };
-    await together([on, off], WARMUP);
-    await together([off, control], WARMUP);
-    await together([control, on], WARMUP);
-    const rps: Record<Lane['name'], number[]> = { on: [], off: [], control: [] };
-    const cpu: Record<Lane['name'], number[]> = { on: [], off: [], control: [] };
-    const mainCpu: Record<Lane['name'], number[]> = { on: [], off: [], control: [] };
-    // The metrics server over a --no-metrics one (off or control), and the A/A control/off.
-    const onOverOff: number[] = [];
-    const controlOverOff: number[] = [];
-    const cpuOnOverOff: number[] = [];
-    const cpuControlOverOff: number[] = [];
-    const mainOnOverOff: number[] = [];
-    const mainControlOverOff: number[] = [];
-    let errors = 0;
-    for (let round = 0; round < ROUNDS; round++) {
-      // Every server is in two of the three pairs, and the pairs' order rotates: none is busier
-      // or idler than another before its runs (with one server in every pair, that one came out
-      // 5–10 % ahead of both others).
-      const pairs: Array<[Lane, Lane]> = [
-        [on, off],
-        [off, control],
-        [control, on],
-      ];
-      for (let k = 0; k < pairs.length; k++) {
-        const [x, y] = pairs[(k + round) % pairs.length]!;
-        const [rx, ry] = (await together([x, y], SECONDS)) as [Run, Run];
-        errors += rx.non2xx + ry.non2xx;
-        const byName = new Map([
-          [x.name, rx],
-          [y.name, ry],
-        ]);
-        for (const [name, r] of byName) {
-          rps[name].push(r.rps * w.batch);
-          cpu[name].push(r.cpuNsPerRequest);
-          mainCpu[name].push(r.mainNsPerRequest);
+/** Paired ratios of one workload: on over no-metrics, the A/A, and by start position. */
+interface Ratios {
+  onOverOff: number[];
+  controlOverOff: number[];
+  cpuOnOverOff: number[];
+  cpuControlOverOff: number[];
+  mainOnOverOff: number[];
+  mainControlOverOff: number[];
+  /** Requests/s of the server started first, second, third over its partner's in the pair. */
+  byPosition: [number[], number[], number[]];
+  rps: Record<Role, number[]>;
+  cpu: Record<Role, number[]>;
+  mainCpu: Record<Role, number[]>;
+  errors: number;
+}
+const newRatios = (): Ratios => ({
+  onOverOff: [],
+  controlOverOff: [],
+  cpuOnOverOff: [],
+  cpuControlOverOff: [],
+  mainOnOverOff: [],
+  mainControlOverOff: [],
+  byPosition: [[], [], []],
+  rps: { on: [], off: [], control: [] },
+  cpu: { on: [], off: [], control: [] },
+  mainCpu: { on: [], off: [], control: [] },
+  errors: 0,
+});
+const pooled = new Map(workloads.map((w) => [w.format, newRatios()]));
+const perRotation = new Map(workloads.map((w) => [w.format, [] as Ratios[]]));
+type Run = { rps: number; cpuNsPerRequest: number; mainNsPerRequest: number; non2xx: number };
+
+/**
+ * wrk against each lane at the same time: requests/s, CPU ns per request (all threads, and
+ * the main thread, i.e. the HTTP thread, alone), non-2xx answers.
+ */
+async function together(ls: Lane[], scripts: Map<Role, string>, seconds: number): Promise<Run[]> {
+  const before = ls.map((l) => threadCpuNs(l.server.proc.pid!));
+  const mainBefore = ls.map((l) => mainThreadCpuNs(l.server.proc.pid!));
+  const got = await Promise.all(
+    ls.map((l) =>
+      wrkAsync({ url: l.inferUrl, luaScript: scripts.get(l.name)!, connections: CONNECTIONS, seconds }),
+    ),
+  );
+  return got.map((r, i) => ({
+    rps: r.reqPerSec,
+    cpuNsPerRequest: (threadCpuNs(ls[i]!.server.proc.pid!) - before[i]!) / (r.reqPerSec * seconds),
+    mainNsPerRequest: (mainThreadCpuNs(ls[i]!.server.proc.pid!) - mainBefore[i]!) / (r.reqPerSec * seconds),
+    non2xx: r.non2xx,
+  }));
+}
+
+/** Warms up and measures one workload on the three started lanes, into `into` (one or more). */
+async function measure(w: Workload, lanes: Lane[], order: Role[], into: Ratios[]): Promise<void> {
+  const byName = new Map(lanes.map((l) => [l.name, l]));
+  const [on, off, control] = [byName.get('on')!, byName.get('off')!, byName.get('control')!];
+  const scripts = new Map(
+    lanes.map((l) => [
+      l.name,
+      writeLua(work, { format: w.format, batch: w.batch, token: l.server.token, tag: l.name }),
+    ]),
+  );
+  await together([on, off], scripts, WARMUP);
+  await together([off, control], scripts, WARMUP);
+  await together([control, on], scripts, WARMUP);
+  for (let round = 0; round < ROUNDS; round++) {
+    // Every server is in two of the three pairs, and the pairs' order rotates: none is busier
+    // or idler than another before its runs (with one server in every pair, that one came out
+    // 5–10 % ahead of both others).
+    const pairs: Array<[Lane, Lane]> = [
+      [on, off],
+      [off, control],
+      [control, on],
+    ];
+    for (let k = 0; k < pairs.length; k++) {
+      const [x, y] = pairs[(k + round) % pairs.length]!;
+      const [rx, ry] = (await together([x, y], scripts, SECONDS)) as [Run, Run];
+      const runs = new Map([
+        [x.name, rx],
+        [y.name, ry],
+      ]);
+      for (const r of into) {
+        r.errors += rx.non2xx + ry.non2xx;
+        for (const [name, run] of runs) {
+          r.rps[name].push(run.rps * w.batch);
+          r.cpu[name].push(run.cpuNsPerRequest);
+          r.mainCpu[name].push(run.mainNsPerRequest);
         }
-        const metricsOn = byName.get('on');
-        const noMetrics = byName.get('off') ?? byName.get('control')!;
+        r.byPosition[order.indexOf(x.name)]!.push(rx.rps / ry.rps);
+        r.byPosition[order.indexOf(y.name)]!.push(ry.rps / rx.rps);
+        const metricsOn = runs.get('on');
+        const noMetrics = runs.get('off') ?? runs.get('control')!;
         if (metricsOn !== undefined) {
-          onOverOff.push(metricsOn.rps / noMetrics.rps);
-          cpuOnOverOff.push(metricsOn.cpuNsPerRequest / noMetrics.cpuNsPerRequest);
-          mainOnOverOff.push(metricsOn.mainNsPerRequest / noMetrics.mainNsPerRequest);
+          r.onOverOff.push(metricsOn.rps / noMetrics.rps);
+          r.cpuOnOverOff.push(metricsOn.cpuNsPerRequest / noMetrics.cpuNsPerRequest);
+          r.mainOnOverOff.push(metricsOn.mainNsPerRequest / noMetrics.mainNsPerRequest);
         } else {
-          const c = byName.get('control')!;
-          const o = byName.get('off')!;
-          controlOverOff.push(c.rps / o.rps);
-          cpuControlOverOff.push(c.cpuNsPerRequest / o.cpuNsPerRequest);
-          mainControlOverOff.push(c.mainNsPerRequest / o.mainNsPerRequest);
+          const c = runs.get('control')!;
+          const o = runs.get('off')!;
+          r.controlOverOff.push(c.rps / o.rps);
+          r.cpuControlOverOff.push(c.cpuNsPerRequest / o.cpuNsPerRequest);
+          r.mainControlOverOff.push(c.mainNsPerRequest / o.mainNsPerRequest);
         }
       }
     }
-    const row = {
-      ...w,
-      connections: CONNECTIONS,
-      rounds: ROUNDS,
-      onRowsPerSec: median(rps.on),
-      offRowsPerSec: median(rps.off),
-      controlRowsPerSec: median(rps.control),
-      onOverOff: median(onOverOff),
-      onOverOffIqr: [percentile(onOverOff, 25), percentile(onOverOff, 75)],
-      controlOverOff: median(controlOverOff),
-      controlOverOffIqr: [percentile(controlOverOff, 25), percentile(controlOverOff, 75)],
-      cpuUsPerRequest: medianUs(cpu),
-      cpuOnOverOff: median(cpuOnOverOff),
-      cpuControlOverOff: median(cpuControlOverOff),
-      mainThreadUsPerRequest: medianUs(mainCpu),
-      mainOnOverOff: median(mainOnOverOff),
-      mainControlOverOff: median(mainControlOverOff),
-      ratios: {
-        onOverOff,
-        controlOverOff,
-        cpuOnOverOff,
-        cpuControlOverOff,
-        mainOnOverOff,
-        mainControlOverOff,
-      },
-      non2xx: errors,
-    };
-    results.push(row);
-    table.push([
-      w.format,
-      w.batch,
-      Math.round(row.onRowsPerSec),
-      Math.round(row.offRowsPerSec),
-      Math.round(row.controlRowsPerSec),
-      spread(onOverOff),
-      spread(controlOverOff),
-      `${row.cpuUsPerRequest.on.toFixed(1)} / ${row.cpuUsPerRequest.off.toFixed(1)} / ${row.cpuUsPerRequest.control.toFixed(1)}`,
-      spread(cpuOnOverOff),
-      spread(cpuControlOverOff),
-      `${row.mainThreadUsPerRequest.on.toFixed(1)} / ${row.mainThreadUsPerRequest.off.toFixed(1)} / ${row.mainThreadUsPerRequest.control.toFixed(1)}`,
-      spread(mainOnOverOff),
-      spread(mainControlOverOff),
-      errors,
-    ]);
-    console.log(JSON.stringify({ ...row, ratios: undefined }));
   }
-} finally {
-  if (scraper !== null) scraped = await scraper.stop();
-  await stopAll(lanes.map((l) => l.server.proc));
+}
+
+const loadBefore = loadAverage();
+const scrapes: string[] = [];
+for (let rotation = 0; rotation < ROTATIONS; rotation++) {
+  const order = startOrder(rotation);
+  const lanes: Lane[] = [];
+  let scraper: ReturnType<typeof startScraper> | null = null;
+  try {
+    for (const role of order) lanes.push(await lane(role, rotation));
+    const on = lanes.find((l) => l.name === 'on')!;
+    // The scraper is its own process, like Prometheus.
+    scraper =
+      SCRAPE_S <= 0
+        ? null
+        : startScraper(on.server.url, on.server.token, SCRAPE_S, process.env.BENCH_SCRAPER_CORE);
+    for (const w of workloads) {
+      const mine = newRatios();
+      perRotation.get(w.format)!.push(mine);
+      await measure(w, lanes, order, [pooled.get(w.format)!, mine]);
+      console.log(
+        JSON.stringify({
+          rotation,
+          order,
+          format: w.format,
+          onOverOff: median(mine.onOverOff),
+          controlOverOff: median(mine.controlOverOff),
+          cpuOnOverOff: median(mine.cpuOnOverOff),
+          load: loadAverage(),
+        }),
+      );
+    }
+  } finally {
+    if (scraper !== null) scrapes.push(await scraper.stop());
+    await stopAll(lanes.map((l) => l.server.proc));
+  }
 }
 const loadAfter = loadAverage();
+
+const results: Record<string, unknown>[] = [];
+const table: (string | number)[][] = [];
+const rotationTable: (string | number)[][] = [];
+/** A summary of paired ratios (all of them, or one rotation's). */
+const summary = (r: Ratios) => ({
+  onRowsPerSec: median(r.rps.on),
+  offRowsPerSec: median(r.rps.off),
+  controlRowsPerSec: median(r.rps.control),
+  onOverOff: median(r.onOverOff),
+  onOverOffIqr: [percentile(r.onOverOff, 25), percentile(r.onOverOff, 75)],
+  controlOverOff: median(r.controlOverOff),
+  controlOverOffIqr: [percentile(r.controlOverOff, 25), percentile(r.controlOverOff, 75)],
+  cpuUsPerRequest: medianUs(r.cpu),
+  cpuOnOverOff: median(r.cpuOnOverOff),
+  cpuControlOverOff: median(r.cpuControlOverOff),
+  mainThreadUsPerRequest: medianUs(r.mainCpu),
+  mainOnOverOff: median(r.mainOnOverOff),
+  mainControlOverOff: median(r.mainControlOverOff),
+  startedFirstSecondThirdOverPartner: r.byPosition.map((xs) => median(xs)),
+  non2xx: r.errors,
+});
+for (const w of workloads) {
+  const all = pooled.get(w.format)!;
+  const rotations = perRotation.get(w.format)!;
+  const row = {
+    ...w,
+    connections: CONNECTIONS,
+    rotations: ROTATIONS,
+    roundsPerRotation: ROUNDS,
+    ...summary(all),
+    perRotation: rotations.map((r, k) => ({ order: startOrder(k), ...summary(r) })),
+    ratios: {
+      onOverOff: all.onOverOff,
+      controlOverOff: all.controlOverOff,
+      cpuOnOverOff: all.cpuOnOverOff,
+      cpuControlOverOff: all.cpuControlOverOff,
+      mainOnOverOff: all.mainOnOverOff,
+      mainControlOverOff: all.mainControlOverOff,
+      byPosition: all.byPosition,
+    },
+  };
+  results.push(row);
+  const us = (x: { on: number; off: number; control: number }): string =>
+    `${x.on.toFixed(1)} / ${x.off.toFixed(1)} / ${x.control.toFixed(1)}`;
+  table.push([
+    w.format,
+    w.batch,
+    Math.round(row.onRowsPerSec),
+    Math.round(row.offRowsPerSec),
+    Math.round(row.controlRowsPerSec),
+    spread(all.onOverOff),
+    spread(all.controlOverOff),
+    us(row.cpuUsPerRequest),
+    spread(all.cpuOnOverOff),
+    spread(all.cpuControlOverOff),
+    us(row.mainThreadUsPerRequest),
+    spread(all.mainOnOverOff),
+    spread(all.mainControlOverOff),
+    all.byPosition.map((xs) => median(xs).toFixed(3)).join(' / '),
+    all.errors,
+  ]);
+  rotations.forEach((r, k) =>
+    rotationTable.push([
+      w.format,
+      startOrder(k).join(', '),
+      spread(r.onOverOff),
+      spread(r.controlOverOff),
+      median(r.cpuOnOverOff).toFixed(3),
+      median(r.cpuControlOverOff).toFixed(3),
+      median(r.mainOnOverOff).toFixed(3),
+      median(r.mainControlOverOff).toFixed(3),
+      r.byPosition.map((xs) => median(xs).toFixed(3)).join(' / '),
+    ]),
+  );
+  console.log(JSON.stringify({ ...row, perRotation: undefined, ratios: undefined }));
+}
 console.log(
-  `\nmodel: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, ${ROUNDS} rounds of three ${SECONDS}s pairs (on with off, off with control, control with on, at the same time); scraper: ${scraper === null ? 'none (BENCH_SCRAPE_S=0)' : `every ${SCRAPE_S}s ${scraped.trim()}`}; recording ${recording.nsPerRequest.toFixed(0)} ns/request, render ${recording.renderMs.toFixed(2)} ms; off and control: ${process.env.BENCH_REF_CLI ?? 'this build'} ${refArgs.join(' ') || '(metrics on)'}; load average ${loadBefore} → ${loadAfter}`,
+  `\nmodel: ${modelName}; ${CONNECTIONS} connections; ${ROTATIONS} start-order rotations, each: warmup ${WARMUP}s per pair, ${ROUNDS} rounds of three ${SECONDS}s pairs (on with off, off with control, control with on, at the same time); scraper: ${SCRAPE_S <= 0 ? 'none (BENCH_SCRAPE_S=0)' : `every ${SCRAPE_S}s ${scrapes.join(' ')}`}; recording ${recording.nsPerRequest.toFixed(0)} ns/request, render ${recording.renderMs.toFixed(2)} ms; off and control: ${process.env.BENCH_REF_CLI ?? 'this build'} ${refArgs.join(' ') || '(metrics on)'}; load average ${loadBefore} → ${loadAfter}`,
 );
-console.log('ratios: median over rounds of each round’s own ratio (25th–75th percentile)');
+console.log(
+  'pooled over rotations; ratios: median over pairs of each pair’s own ratio (25th–75th percentile)',
+);
 printTable(
   [
     'format',
@@ -300,28 +400,41 @@ printTable(
     'main µs/req on/off/control',
     'main on/no-metrics',
     'main control/off',
+    'started 1st/2nd/3rd over partner',
     'non2xx',
   ],
   table,
+);
+console.log('per rotation (start order)');
+printTable(
+  [
+    'format',
+    'started',
+    'on/no-metrics',
+    'control/off (A/A)',
+    'cpu on/no-metrics',
+    'cpu A/A',
+    'main on/no-metrics',
+    'main A/A',
+    '1st/2nd/3rd over partner',
+  ],
+  rotationTable,
 );
 writeResults('metrics', {
   model: modelName,
   connections: CONNECTIONS,
   warmupS: WARMUP,
   seconds: SECONDS,
-  rounds: ROUNDS,
+  rotations: ROTATIONS,
+  roundsPerRotation: ROUNDS,
   loadAverage: [loadBefore, loadAfter],
-  scraper: scraped.trim(),
+  scraper: scrapes,
   recording,
   results,
 });
 rmSync(work, { recursive: true, force: true });
 
 /** Each server's median CPU per request, nanoseconds in, microseconds out. */
-function medianUs(ns: { on: number[]; off: number[]; control: number[] }): {
-  on: number;
-  off: number;
-  control: number;
-} {
+function medianUs(ns: Record<Role, number[]>): Record<Role, number> {
   return { on: median(ns.on) / 1000, off: median(ns.off) / 1000, control: median(ns.control) / 1000 };
 }
