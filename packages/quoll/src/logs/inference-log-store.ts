@@ -246,6 +246,11 @@ export class InferenceLogStore {
       },
       closing: () => this.#state !== 'open',
       post: (msg, transfer) => this.#thread?.send(msg, transfer),
+      // At stop the writer waits for every append up to the last seq: tell it fewer come.
+      lastSeqLowered: () => {
+        if (this.#state === 'stopping')
+          this.#thread?.send({ type: 'stop', lastSeq: this.#handOff.queue.lastSeq });
+      },
     });
     this.#done = new Promise((resolve) => (this.#finish = resolve));
     this.recovery = recovery;

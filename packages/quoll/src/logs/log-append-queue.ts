@@ -81,15 +81,19 @@ export class LogAppendQueue {
     const item: QueuedAppend = { seq: ++this.#lastSeq, pipelineId, batches, rows };
     // Waiters go first so that appends keep their order (and time stays non-decreasing).
     if (this.#waiters.length === 0 && this.#fits(rows)) {
-      this.#admit(item);
-      return Promise.resolve();
+      const failed = this.#admit(item);
+      return failed === null ? Promise.resolve() : Promise.reject(failed);
     }
     return new Promise<void>((resolve, reject) => {
       this.#waiters.push({ item, since: now, admit: resolve, refuse: reject });
     });
   }
 
-  /** Removes and returns every admitted append, then admits waiters that now fit. */
+  /**
+   * Removes and returns every admitted append, then admits waiters that now fit. Never throws:
+   * a waiter whose rows the `onAdmit` hook fails to take is refused (its promise rejects) and
+   * takes no room.
+   */
   takeAll(): QueuedAppend[] {
     const items = this.#items;
     this.#items = [];
@@ -99,8 +103,9 @@ export class LogAppendQueue {
       const w = this.#waiters[0];
       if (w === undefined || !this.#fits(w.item.rows)) break;
       this.#waiters.shift();
-      this.#admit(w.item);
-      w.admit();
+      const failed = this.#admit(w.item);
+      if (failed === null) w.admit();
+      else w.refuse(failed);
     }
     return items;
   }
@@ -143,13 +148,25 @@ export class LogAppendQueue {
     return this.#rows === 0 || this.#rows + rows <= this.capacityRows;
   }
 
-  #admit(item: QueuedAppend): void {
-    this.#admitted++;
+  /**
+   * Admits an append, or returns why its rows could not be taken (the `onAdmit` hook threw).
+   * An append counts as admitted (its rows, its seq as `lastAdmittedSeq`) only once the hook
+   * has taken its rows: a failed one is like a refused one, its seq is never handed over and
+   * `lastSeq` does not count it (so a flush or stop called afterwards does not wait for it).
+   */
+  #admit(item: QueuedAppend): Error | null {
     // With a hook the append is not kept: the hook took its rows, and its seq is `lastAdmittedSeq`.
-    if (this.#onAdmit !== null) this.#onAdmit(item);
-    else this.#items.push(item);
+    if (this.#onAdmit !== null) {
+      try {
+        this.#onAdmit(item);
+      } catch (err) {
+        return err instanceof Error ? err : new Error(String(err));
+      }
+    } else this.#items.push(item);
+    this.#admitted++;
     this.#lastAdmittedSeq = item.seq;
     this.#rows += item.rows;
     this.wake();
+    return null;
   }
 }

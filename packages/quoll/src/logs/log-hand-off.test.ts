@@ -25,6 +25,18 @@ function batch(time: number, values: number[]): RecordBatch {
   return b;
 }
 
+/** A batch that says it has `n` rows but holds no value in its last column: copying it fails (a RangeError). */
+function torn(time: number, n: number): RecordBatch {
+  const [t] = batch(
+    time,
+    Array.from({ length: n }, (_, i) => 100 + i),
+  ).data.children;
+  const v = makeData({ type: new Float32(), length: n, data: new Float32Array(0) });
+  const b = new RecordBatch(schema, makeData({ type: new Struct(fields), length: n, children: [t!, v] }));
+  (b as { schema: Schema }).schema = schema;
+  return b;
+}
+
 /** A hand-off whose "writer thread" records what it is given and reads it back as the writer would. */
 function setUp(options: Partial<LogHandOffOptions> = {}) {
   const clock = new ManualClock(1_000);
@@ -165,6 +177,62 @@ describe('LogHandOff', () => {
     expect(admitted).toBe(true);
     expect(sent).toHaveLength(1);
     expect(handOff.queue.queuedRows).toBe(2);
+  });
+
+  it('rejects an append admitted at once whose rows cannot be copied, and counts neither its rows nor its seq', async () => {
+    const { sent, handOff, read } = setUp();
+    const queue = handOff.queue;
+    handOff.attach();
+    await handOff.push(1, [batch(1, [1, 2, 3])], 3);
+    await expect(handOff.push(1, [torn(1, 1)], 1)).rejects.toThrow(RangeError);
+    expect([queue.queuedRows, queue.lastAdmittedSeq, queue.lastSeq]).toEqual([3, 1, 1]);
+    await handOff.push(1, [batch(1, [4])], 1);
+    handOff.hurry();
+    handOff.wantsRows();
+    expect(sent.map((m) => m.seq)).toEqual([3]);
+    expect(read(sent[0]!)).toEqual({ 1: [1, 2, 3, 4] });
+  });
+
+  it('rejects an append waiting for room whose rows cannot be copied, and loses nothing taken before it or admitted after it', async () => {
+    let lowered = 0;
+    const { sent, handOff, read } = setUp({ queueCapacityRows: 4, lastSeqLowered: () => lowered++ });
+    const queue = handOff.queue;
+    handOff.attach();
+    await handOff.push(1, [batch(1, [1, 2, 3])], 3);
+    // Two appends wait for room; the first fails when the hand-off admits it.
+    const failing = handOff.push(1, [torn(2, 2)], 2);
+    const next = handOff.push(1, [batch(3, [4])], 1);
+    const settled = { failing: '', next: '' };
+    failing.then(
+      () => (settled.failing = 'admitted'),
+      (err: Error) => (settled.failing = err.name),
+    );
+    void next.then(() => (settled.next = 'admitted'));
+    expect(queue.lastSeq).toBe(3);
+    try {
+      handOff.wantsRows();
+    } catch {
+      // (the hand-off before this fix threw here, and lost the rows it had taken)
+    }
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).toEqual({ failing: 'RangeError', next: 'admitted' });
+    // The rows taken before it went over, and stay unconfirmed until the writer confirms them.
+    expect(sent.map((m) => m.seq)).toEqual([1]);
+    expect(read(sent[0]!)).toEqual({ 1: [1, 2, 3] });
+    expect(handOff.hasUnconfirmed).toBe(true);
+    expect([queue.queuedRows, queue.lastAdmittedSeq, queue.lastSeq, lowered]).toEqual([1, 3, 3, 0]);
+    handOff.hurry();
+    handOff.wantsRows();
+    expect(sent.map((m) => m.seq)).toEqual([1, 3]);
+    expect(read(sent[1]!)).toEqual({ 1: [4] });
+    // The last append waiting fails: the last seq goes down, and the hand-off says so (a stop waits for it).
+    await handOff.push(1, [batch(5, [5, 6, 7])], 3);
+    const last = handOff.push(1, [torn(6, 2)], 2);
+    expect(queue.lastSeq).toBe(5);
+    handOff.wantsRows();
+    await expect(last).rejects.toThrow(RangeError);
+    expect([queue.lastAdmittedSeq, queue.lastSeq, lowered, queue.idle]).toEqual([4, 4, 1, true]);
+    expect(read(sent[2]!)).toEqual({ 1: [5, 6, 7] });
   });
 
   it('hands over without the timer while closing, and close() leaves no timer behind', async () => {

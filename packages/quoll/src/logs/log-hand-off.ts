@@ -31,6 +31,12 @@ export interface LogHandOffOptions {
   closing: () => boolean;
   /** Posts the items to the running writer thread, transferring `transfer`. */
   post: (msg: LogItemsMessage, transfer: ArrayBuffer[]) => void;
+  /**
+   * The queue's `lastSeq` went down: the last append waiting for room could not be admitted
+   * (its rows could not be copied; its caller's promise rejects). A stop under way waits for
+   * every append up to the last seq, so it must be told fewer come.
+   */
+  lastSeqLowered?: () => void;
 }
 
 /**
@@ -191,13 +197,16 @@ export class LogHandOff {
     }
     this.#clearTimer();
     this.#urgent = false;
-    // Taken before the queue admits waiters, whose rows belong to the next message.
+    // Taken before the queue admits waiters, whose rows belong to the next message; kept as
+    // unconfirmed before anything else runs, so that no failure after this loses them.
     const staged = this.#staging.take();
     staged.seq = queue.lastAdmittedSeq;
-    queue.takeAll();
-    this.#wants = false;
     this.#unconfirmed.push(staged);
+    this.#wants = false;
+    const lastSeq = queue.lastSeq;
+    queue.takeAll();
     this.#send(staged);
+    if (queue.lastSeq < lastSeq) this.#opts.lastSeqLowered?.();
   }
 
   /**

@@ -45,6 +45,22 @@ function batch(time: number, values: number[], nullTimeAt = -1): RecordBatch {
   return b;
 }
 
+/**
+ * A batch that says it has `n` rows but whose last column holds no value: copying it fails
+ * (a RangeError) after its first columns were copied.
+ */
+function torn(time: number, n: number): RecordBatch {
+  const whole = batch(
+    time,
+    Array.from({ length: n }, (_, i) => 100 + i),
+  );
+  const [t, x] = whole.data.children;
+  const v = makeData({ type: new Float32(), length: n, data: new Float32Array(0) });
+  const b = new RecordBatch(schema, makeData({ type: new Struct(fields), length: n, children: [t!, x!, v] }));
+  (b as { schema: Schema }).schema = schema;
+  return b;
+}
+
 /** Packs staged groups as the hand-off does and reads them back as the writer thread does. */
 function crossing(groups: Parameters<LogBatchPacker['pack']>[0]): RecordBatch[][] {
   const body = new LogBatchPacker().pack(groups);
@@ -122,6 +138,35 @@ describe('LogStaging', () => {
     ]);
     expect(rows(read1!)[1]!.t).toEqual([2, null]);
     expect(rows(read2!).map((r) => r.v)).toEqual([[50]]);
+  });
+
+  it('stages an append all or nothing: a copy that fails part-way leaves the run it was merging into as it was', () => {
+    const staging = new LogStaging({ maxRows: 1_000, maxBytes: 1 << 20 });
+    staging.add(1, [batch(1, [1, 2])]);
+    // The first batch of this append is copied whole, the second fails after its first columns.
+    expect(() => staging.add(1, [batch(2, [3]), torn(9, 3)])).toThrow(RangeError);
+    // A pipeline whose first append fails keeps no group (nor an empty run).
+    expect(() => staging.add(2, [torn(9, 2)])).toThrow(RangeError);
+    staging.add(1, [batch(4, [4])]);
+    expect(staging.stagedRows).toBe(3);
+    const staged = staging.take();
+    expect([...staged.groups.keys()]).toEqual([1]);
+    const group = staged.groups.get(1)!;
+    expect(group.map((e) => (e instanceof StagedRun ? `run ${e.rows}` : `batch ${e.numRows}`))).toEqual([
+      'run 3',
+    ]);
+    // Every column of the run holds the same rows: nothing of the failed append, none shifted.
+    expect(rows(crossing([group]).flat())).toEqual([
+      {
+        t: [1, 1, 4],
+        x: [
+          [1, 1.25, 1.5],
+          [2, 2.25, 2.5],
+          [4, 4.25, 4.5],
+        ],
+        v: [1, 2, 4],
+      },
+    ]);
   });
 
   it('grows a run past its first buffer, and reuses released buffers for later runs', () => {

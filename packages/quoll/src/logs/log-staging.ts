@@ -156,14 +156,46 @@ export class LogStaging {
     return this.#pool.length;
   }
 
-  /** Copies the batches of one append (non-empty, checked) into the pipeline's group. */
+  /**
+   * Copies the batches of one append (non-empty, checked) into the pipeline's group, all or
+   * nothing: when a copy fails (a buffer cannot be allocated, a column cannot be read) what
+   * this append staged is rolled back, each leaf of the run it was merging into keeps its
+   * length (so the run's columns stay aligned), and the error is thrown to the caller.
+   */
   add(pipelineId: number, batches: readonly RecordBatch[]): void {
     const current = this.#current;
     let group = current.groups.get(pipelineId);
+    const created = group === undefined;
     if (group === undefined) {
       group = [];
       current.groups.set(pipelineId, group);
     }
+    // Only the group's last run can be merged into; runs after it are new.
+    const entries = group.length;
+    const last = group.at(-1);
+    const run = last instanceof StagedRun ? last : null;
+    const before =
+      run === null ? null : { rows: run.rows, bytes: run.bytes, used: run.leaves.map((l) => l.used) };
+    const rows = current.rows;
+    try {
+      this.#add(group, pipelineId, batches);
+    } catch (err) {
+      for (const entry of group.splice(entries))
+        if (entry instanceof StagedRun)
+          for (const leaf of entry.leaves) this.#free(leaf.buf.buffer as ArrayBuffer);
+      if (run !== null && before !== null) {
+        run.rows = before.rows;
+        run.bytes = before.bytes;
+        run.leaves.forEach((leaf, i) => (leaf.used = before.used[i]!));
+      }
+      if (created) current.groups.delete(pipelineId);
+      current.rows = rows;
+      throw err;
+    }
+  }
+
+  #add(group: StagedEntry[], pipelineId: number, batches: readonly RecordBatch[]): void {
+    const current = this.#current;
     for (const batch of batches) {
       current.rows += batch.numRows;
       if (!mergeable(batch)) {

@@ -170,6 +170,10 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       packer: { mergeMaxRows: STORED_BATCH_MAX_ROWS, mergeMaxBytes: STORED_BATCH_MAX_BYTES },
       closing: () => this.#state !== 'open',
       post: (msg, transfer) => this.#send(msg, transfer),
+      // At stop the writer waits for every append up to the last seq: tell it fewer come.
+      lastSeqLowered: () => {
+        if (this.#state === 'stopping') this.#send({ type: 'stop', lastSeq: this.#handOff.queue.lastSeq });
+      },
     });
     this.#done = new Promise((resolve) => (this.#finish = resolve));
     this.#start();
