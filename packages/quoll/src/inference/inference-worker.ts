@@ -7,11 +7,9 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { toErrorOutcome } from '../errors/index.js';
-import { recordsToTable } from './decode/records-to-table.js';
-import { refuseDeepJson } from './decode/refuse-deep-json.js';
+import { jsonRecordsToTable } from './decode/scan-records.js';
 import { collectBuffers } from './decode/transferred-table.js';
 import type { TransferredTable } from './decode/transferred-table.js';
-import { parseRecords } from './inference-input.js';
 import { bindColumns, buildFeedsFromRecordColumns } from './input-binding.js';
 import {
   castTensorData,
@@ -166,19 +164,19 @@ async function inferRecords(
       // Each body has its own deadline, from its own start (the parent reads this).
       progress.begin(message.id, index);
       try {
-        // What the decode pool's general path does (the float64 columns, which the answer and
-        // the log echo), then the feeds cast from those columns: one walk of the records, with
-        // the checks buildFeeds makes for a body parsed on the HTTP thread, strict numbers included.
-        refuseDeepJson(body);
-        const records = parseRecords(body);
-        const table = recordsToTable(records);
+        // What the decode pool does (the float64 columns, which the answer and the log echo:
+        // the plain shape read from the bytes, any other body parsed the general way), then the
+        // feeds cast from those columns, with the checks buildFeeds makes for a body parsed on
+        // the HTTP thread, strict numbers included.
+        const table = jsonRecordsToTable(body);
+        const rows = table.batches[0]![0]!.length;
         const columns = table.fields.map((field) => field.name);
         const feeds = buildFeedsFromRecordColumns(
           table,
           bindColumns(columns, first.inputs, first.tensorFields),
         );
         parts.push({ status: 'done', table, outputs: [] });
-        decoded.push({ index, table, feeds, rows: records.length, key: feedLayoutKey(feeds) });
+        decoded.push({ index, table, feeds, rows, key: feedLayoutKey(feeds) });
       } catch (error) {
         parts.push({ status: 'refused', error: toErrorOutcome(error) });
       }
