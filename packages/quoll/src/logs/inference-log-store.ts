@@ -299,8 +299,8 @@ export class InferenceLogStore {
    * Queues inference rows (a table or one record batch with a `time` Timestamp(ms) column) for
    * the pipeline's log. Resolves as soon as they are queued, or — when the queue is full —
    * once the writer has made room: callers slow down, rows are never dropped. The batches
-   * must not be changed before the promise settles (their rows are copied when they are
-   * admitted, and not kept). Rejects with `shutting_down` after `stop()`, and with `log_store_unavailable` when
+   * must not be changed afterwards: small ones are copied when they are admitted, bigger ones
+   * (32 KiB of column data and more) are kept until the writer has written them. Rejects with `shutting_down` after `stop()`, and with `log_store_unavailable` when
    * the writer is failing and the queue stayed full for `unavailableWaitMs` (those rows are
    * not queued).
    */

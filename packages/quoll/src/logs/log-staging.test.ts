@@ -12,7 +12,7 @@ import {
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
 import { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
-import { LogStaging, StagedRun } from './log-staging.js';
+import { LogStaging, STAGE_MAX_BYTES, StagedRun } from './log-staging.js';
 
 const inType = new FixedSizeList(3, new Field('item', new Float64(), false));
 const fields = [
@@ -167,6 +167,25 @@ describe('LogStaging', () => {
         v: [1, 2, 4],
       },
     ]);
+  });
+
+  it('keeps a batch of STAGE_MAX_BYTES or more as it is (the packer copies it once), in order between staged runs', () => {
+    const staging = new LogStaging({ maxRows: 100_000, maxBytes: 1 << 30 });
+    // 36 B per row: 1000 rows are past 32 KiB.
+    const values = Array.from({ length: 1000 }, (_, i) => i);
+    const big = batch(2, values);
+    expect(big.data.byteLength).toBeGreaterThanOrEqual(STAGE_MAX_BYTES);
+    staging.add(1, [batch(1, [-1])]);
+    staging.add(1, [big]);
+    staging.add(1, [batch(3, [-2])]);
+    const group = staging.take().groups.get(1)!;
+    expect(group.map((e) => (e instanceof StagedRun ? `run ${e.rows}` : `batch ${e.numRows}`))).toEqual([
+      'run 1',
+      'batch 1000',
+      'run 1',
+    ]);
+    expect(group[1]).toBe(big);
+    expect(rows(crossing([group]).flat()).map((r) => r.v)).toEqual([[-1], values, [-2]]);
   });
 
   it('grows a run past its first buffer, and reuses released buffers for later runs', () => {
