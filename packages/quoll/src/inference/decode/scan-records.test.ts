@@ -4,7 +4,7 @@ import { transferredTableBits as bits } from '../../../../../test/support/transf
 import { ApiError } from '../../errors/index.js';
 import { parseRecords } from '../inference-input.js';
 import { recordsToTable } from './records-to-table.js';
-import { jsonRecordsToTable, scanRecords } from './scan-records.js';
+import { jsonRecordsToTable, longDecimal, scanRecords } from './scan-records.js';
 import type { TransferredTable } from './transferred-table.js';
 
 const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'utf8'));
@@ -236,5 +236,50 @@ describe('scanRecords', () => {
     // Both sides were exercised.
     expect(seen.scanned).toBeGreaterThan(100);
     expect(seen.left).toBeGreaterThan(100);
+  });
+
+  it('converts 17-19 digit decimals (float32 values printed as doubles) to the bits JSON.parse gives, or leaves them', () => {
+    const rnd = random(917);
+    const f32 = new Float32Array(1);
+    let converted = 0;
+    let left = 0;
+    const texts: string[] = [];
+    for (let i = 0; i < 20_000; i++) {
+      f32[0] = (rnd() - 0.5) * 10 ** Math.floor(rnd() * 12 - 4);
+      texts.push(String(f32[0]));
+      // Near halfway between two doubles, written with 17-19 significant digits.
+      const x = (1 + rnd()) * 2 ** Math.floor(rnd() * 40 - 20);
+      const halfway = (x + (x + x * 2 ** -52)) / 2;
+      texts.push(halfway.toPrecision(17), halfway.toPrecision(19), x.toPrecision(18));
+    }
+    for (const text of texts) {
+      const scanned = scanRecords(bytes(`[{"a": [${text}, 1]}]`));
+      expect(scanned, text).not.toBeNull();
+      const got = (scanned!.batches[0]![0]!.children[0]!.values as Float64Array)[0];
+      expect(Object.is(got, JSON.parse(text) as number), text).toBe(true);
+    }
+    // The double-double division directly: its answer is exact or NaN (left to JSON.parse).
+    for (let i = 0; i < 50_000; i++) {
+      const mantissa = 900719925474099 + Math.floor(rnd() * 8106479329266892);
+      const lowDigits = 1 + Math.floor(rnd() * 4);
+      const low = Math.floor(rnd() * 10 ** lowDigits);
+      const power = Math.floor(rnd() * 23);
+      const digits = `${mantissa}${String(low).padStart(lowDigits, '0')}`;
+      const text =
+        power === 0
+          ? digits
+          : power >= digits.length
+            ? `0.${digits.padStart(power, '0')}`
+            : `${digits.slice(0, digits.length - power)}.${digits.slice(digits.length - power)}`;
+      const value = longDecimal(mantissa, 10 ** lowDigits, low, 10 ** power);
+      if (Number.isNaN(value)) left++;
+      else {
+        converted++;
+        expect(value, text).toBe(JSON.parse(text) as number);
+      }
+    }
+    // Nearly all take the fast way; the few near halfway are left to the exact conversion.
+    expect(converted).toBeGreaterThan(49_000);
+    expect(left).toBeGreaterThan(0);
   });
 });

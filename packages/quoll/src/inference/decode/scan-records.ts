@@ -11,6 +11,8 @@ const POW10 = [
 /** A mantissa below this stays below 2^53 after one more decimal digit (so it is exact). */
 const MANTISSA_LIMIT = 900719925474099;
 const TWO_53 = 2 ** 53;
+/** At most 4 digits past the mantissa go to `low` (see {@link readAnyNumber}): scale up to 10^4. */
+const LOW_SCALE_LIMIT = 10000;
 /** Exponent digits are counted up to here; beyond, the number goes to the exact slow path. */
 const EXPONENT_LIMIT = 100000;
 /** A key of more bytes goes to the general path (which clips it in any error message). */
@@ -62,9 +64,10 @@ interface SlowNumbers {
  * the general path answers, or nothing.
  *
  * Numbers follow JSON's grammar exactly. One with a mantissa below 2^53 and a power of ten up
- * to 22 is one exact float64 operation (Clinger's fast path, correctly rounded); every other is
- * converted by `JSON.parse` over a list of only those numbers. So every value is the float64 that
- * `JSON.parse` reads from the body. A value that converts to ±Infinity sends the body to the
+ * to 22 is one exact float64 operation (Clinger's fast path, correctly rounded); one of up to 4
+ * more digits over such a power is divided in double-double arithmetic ({@link longDecimal}),
+ * taken when that settles the rounding; every other is converted by `JSON.parse` over a list of
+ * only those numbers. So every value is the float64 that `JSON.parse` reads from the body. A value that converts to ±Infinity sends the body to the
  * general path, which refuses it.
  *
  * One pass, linear in the body; it allocates 8 bytes per number (each at least 2 bytes of body)
@@ -242,7 +245,9 @@ function readNumber(
 
 /**
  * Any JSON number at `from` (as {@link readNumber}, which it backs): exact in float64 when its
- * mantissa is below 2^53 and its power of ten at most 22, else noted for the exact conversion.
+ * mantissa is below 2^53 and its power of ten at most 22; a mantissa of up to 4 more digits
+ * divided by such a power (`47.606300354003906`, how a float32 value prints as a double) by
+ * {@link longDecimal} when that settles the rounding; else noted for the exact conversion.
  */
 function readAnyNumber(
   body: Uint8Array,
@@ -256,7 +261,11 @@ function readAnyNumber(
   let byte = body[at]!;
   const negative = byte === MINUS;
   if (negative) byte = body[++at]!;
+  // The digits are mantissa * scale + low: the first ones in mantissa (below 2^53), up to
+  // 4 more in low (scale = 10^their count); any digit beyond makes it inexact.
   let mantissa = 0;
+  let low = 0;
+  let scale = 1;
   let exponent = 0;
   let exact = true;
   if (byte === ZERO) {
@@ -264,7 +273,10 @@ function readAnyNumber(
   } else if (byte >= ONE && byte <= NINE) {
     do {
       if (mantissa < MANTISSA_LIMIT) mantissa = mantissa * 10 + (byte - ZERO);
-      else exact = false;
+      else if (scale < LOW_SCALE_LIMIT) {
+        low = low * 10 + (byte - ZERO);
+        scale *= 10;
+      } else exact = false;
       byte = body[++at]!;
     } while (byte >= ZERO && byte <= NINE);
   } else {
@@ -276,6 +288,10 @@ function readAnyNumber(
     do {
       if (mantissa < MANTISSA_LIMIT) {
         mantissa = mantissa * 10 + (byte - ZERO);
+        exponent--;
+      } else if (scale < LOW_SCALE_LIMIT) {
+        low = low * 10 + (byte - ZERO);
+        scale *= 10;
         exponent--;
       } else {
         exact = false;
@@ -296,9 +312,17 @@ function readAnyNumber(
     } while (byte >= ZERO && byte <= NINE);
     exponent += sign * written;
   }
-  if (exact && (mantissa === 0 || (exponent >= -22 && exponent <= 22))) {
+  if (exact && scale === 1 && (mantissa === 0 || (exponent >= -22 && exponent <= 22))) {
     const magnitude =
       mantissa === 0 ? 0 : exponent >= 0 ? mantissa * POW10[exponent]! : mantissa / POW10[-exponent]!;
+    values[index] = negative ? -magnitude : magnitude;
+    return at;
+  }
+  const magnitude =
+    exact && scale > 1 && exponent >= -22 && exponent <= 0
+      ? longDecimal(mantissa, scale, low, POW10[-exponent]!)
+      : NaN;
+  if (magnitude === magnitude) {
     values[index] = negative ? -magnitude : magnitude;
   } else {
     slow.starts.push(from);
@@ -307,6 +331,49 @@ function readAnyNumber(
     slow.indexes.push(index);
   }
   return at;
+}
+
+/** Splits a double into high and low halves of 26 bits (Dekker), for exact products. */
+const SPLITTER = 134217729;
+/** 2^-70: how close to halfway between two doubles (relative) a quotient is left to the exact path. */
+const TIE_MARGIN = 2 ** -70;
+
+/** The rounding error of `a * b`, which rounded to `product`: a * b = product + error exactly (Dekker). */
+function productError(a: number, b: number, product: number): number {
+  let t = SPLITTER * a;
+  const aHigh = t - (t - a);
+  const aLow = a - aHigh;
+  t = SPLITTER * b;
+  const bHigh = t - (t - b);
+  const bLow = b - bHigh;
+  return aHigh * bHigh - product + aHigh * bLow + aLow * bHigh + aLow * bLow;
+}
+
+/**
+ * (mantissa * scale + low) / divisor correctly rounded, or NaN when this cannot tell: mantissa
+ * is below 2^53, scale a power of ten up to 10^4, low below scale, divisor an exact power of
+ * ten up to 10^22. The numerator is held exactly as a sum of two doubles and divided in
+ * double-double arithmetic (error below 2^-100 of the quotient); the quotient's rounding to
+ * one double is taken only when the exact value lies further than 2^-70 of it from halfway
+ * between two doubles, so every value returned is the double `JSON.parse` reads.
+ */
+export function longDecimal(mantissa: number, scale: number, low: number, divisor: number): number {
+  // mantissa * scale + low = high + tail exactly, high + (tail's rounding) to within 2^-105.
+  const product = mantissa * scale;
+  const productTail = productError(mantissa, scale, product);
+  const high = product + low;
+  const back = high - product;
+  const tail = product - (high - back) + (low - back) + productTail;
+  // Divide: q1 the rounded quotient, q2 the rest of it from the exact remainder.
+  const q1 = high / divisor;
+  const p = q1 * divisor;
+  const remainder = high - p - productError(q1, divisor, p) + tail;
+  const q2 = remainder / divisor;
+  // q1 + q2 = x + y exactly (|q2| is far below |q1|), x the nearest double.
+  const x = q1 + q2;
+  const y = q2 - (x - q1);
+  const margin = x * TIE_MARGIN;
+  return x + (y + margin) === x && x + (y - margin) === x ? x : NaN;
 }
 
 /** The index of the first byte at or after `at` that is not JSON white space. */
