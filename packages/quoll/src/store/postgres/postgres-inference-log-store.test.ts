@@ -17,6 +17,7 @@ import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
 import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
 import { PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
+import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
 import type { PostgresInferenceLogOptions } from './postgres-inference-log-store.js';
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
@@ -179,6 +180,48 @@ describe.skipIf(!runPostgresTests)(
       expect(summary(await pg!.query(8))).toEqual(summary(await file.query(8)));
       await expect(pg!.query(7, { start: 5 })).rejects.toMatchObject({ code: 'invalid_time_range' });
       expect(await pg!.storedBytes(7)).toBeGreaterThan(0);
+    });
+
+    it('stores each batch with its own bytes when one write sends several statements and passes its reused buffer', async () => {
+      // 133 stored batches of 1024 rows (about 100 kB each): three INSERTs per write, the third
+      // queued while the second is in flight, and more bytes than the writer's reused buffer
+      // holds; then a second pipeline in the same transaction and a third write after it.
+      const [reader] = await cluster(1);
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 1 });
+      dbs.push(db);
+      const writer = new PostgresLogBatchWriter('w', {
+        maxBytesPerPipeline: Number.MAX_SAFE_INTEGER,
+        maxBytesTotal: Number.MAX_SAFE_INTEGER,
+      });
+      const batches = (first: number, count: number): RecordBatch[] =>
+        Array.from({ length: count }, (_, k) => {
+          const ids = range(first + k * 1024, 1024);
+          return rows(
+            ids,
+            ids.map((id) => T0 + id),
+            24,
+          );
+        });
+      const schemas = await db.transaction(async (sql) => [
+        ...(await writer.write(sql, 1, batches(0, 133))),
+        ...(await writer.write(sql, 2, batches(1_000_000, 70))),
+      ]);
+      writer.committed(schemas);
+      await db.transaction((sql) => writer.write(sql, 1, batches(133 * 1024, 5)));
+      for (const [pipelineId, first, n] of [
+        [1, 0, 138 * 1024],
+        [2, 1_000_000, 70 * 1024],
+      ] as const) {
+        const ids: number[] = [];
+        const times: number[] = [];
+        for (const page of await allPages(reader!, pipelineId, { start: T0, end: T0 + 2_000_000 })) {
+          const c = content(page);
+          ids.push(...c.ids);
+          times.push(...c.times);
+        }
+        expect(ids).toEqual(range(first, n));
+        expect(times).toEqual(range(first, n).map((id) => T0 + id));
+      }
     });
 
     it("any node reads the rows every node wrote, in one time order, and a page spans nodes' rows", async () => {
