@@ -330,6 +330,32 @@ describe('InferenceLogStore write failures', () => {
     expect(ids(await store.query(4, { start: T0, end: T0 + 10_000 }))).toEqual(range(0, 20));
   });
 
+  it('a flush() called while an append waits for room resolves once the rest is written, when that append is refused', async () => {
+    const store = await openStore({
+      ...fast,
+      queueCapacityRows: 10,
+      unavailableWaitMs: 30,
+      onError: () => undefined,
+    });
+    const unblock = blockPipelineDir(4);
+    await queueRows(store, 4, 0, 10, 10); // taken by the writer, whose write fails
+    await vi.waitFor(() => expect(store.state).toBe('retrying'));
+    await queueRows(store, 4, 10, 10, 10); // fills the queue
+    const refused = queueRows(store, 4, 20, 5, 5);
+    // Called while the last append waits: it waits for that append's seq, which never comes.
+    let flushed = false;
+    const flush = store.flush().then(() => (flushed = true));
+    await expect(refused).rejects.toMatchObject({ code: 'log_store_unavailable' });
+    // Not before the admitted rows are written: the writer is still failing.
+    expect(flushed).toBe(false);
+    unblock();
+    await vi.waitFor(() => expect(store.state).toBe('open'));
+    // No append follows: before the fix nothing moved the flush past the refused seq.
+    await vi.waitFor(() => expect(flushed).toBe(true), { timeout: 10_000 });
+    await flush;
+    expect(ids(await store.query(4, { start: T0, end: T0 + 10_000 }))).toEqual(range(0, 20));
+  });
+
   it('stop() while writes keep failing gives up after a few attempts and ends the writer', async () => {
     const failures: (number | null)[] = [];
     const store = await openStore({

@@ -246,11 +246,7 @@ export class InferenceLogStore {
       },
       closing: () => this.#state !== 'open',
       post: (msg, transfer) => this.#thread?.send(msg, transfer),
-      // At stop the writer waits for every append up to the last seq: tell it fewer come.
-      lastSeqLowered: () => {
-        if (this.#state === 'stopping')
-          this.#thread?.send({ type: 'stop', lastSeq: this.#handOff.queue.lastSeq });
-      },
+      lastSeqLowered: () => this.#lastSeqLowered(),
     });
     this.#done = new Promise((resolve) => (this.#finish = resolve));
     this.recovery = recovery;
@@ -521,9 +517,7 @@ export class InferenceLogStore {
       if (this.#down === null || this.#state === 'failed') return;
       const queue = this.#handOff.queue;
       const refused = queue.refuseWaitingSince(this.#clock.now() - bound, this.#unavailableError());
-      // At stop the writer waits for every append up to the last seq: tell it fewer come.
-      if (refused > 0 && this.#state === 'stopping')
-        this.#thread?.send({ type: 'stop', lastSeq: queue.lastSeq });
+      if (refused > 0) this.#lastSeqLowered();
       const oldest = queue.oldestWaitSince;
       const next = oldest === null ? bound : Math.max(1, oldest + bound - this.#clock.now());
       this.#refuseTimer = this.#clock.setTimeout(tick, next);
@@ -554,6 +548,20 @@ export class InferenceLogStore {
     } else if (method === 'deleteSegment') {
       forget(args[0] as number, args[1] as number);
     }
+  }
+
+  /**
+   * Appends waiting for room were refused (or failed their copy), so the last seq may have gone
+   * down. A flush or stop waiting for a seq above it would wait for an append that never comes:
+   * every append still to be written has a seq at most the queue's last, so theirs become that.
+   * The writer thread needs no new flush message: it already syncs for a seq at least each
+   * target (`flush()` sent it), and a restarted thread is sent the lowered ones at start.
+   */
+  #lastSeqLowered(): void {
+    const lastSeq = this.#handOff.queue.lastSeq;
+    for (const w of this.#flushWaiters) w.target = Math.min(w.target, lastSeq);
+    this.#releaseFlushes();
+    if (this.#state === 'stopping') this.#thread?.send({ type: 'stop', lastSeq });
   }
 
   #releaseFlushes(): void {

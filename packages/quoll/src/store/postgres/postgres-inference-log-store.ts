@@ -170,10 +170,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       packer: { mergeMaxRows: STORED_BATCH_MAX_ROWS, mergeMaxBytes: STORED_BATCH_MAX_BYTES },
       closing: () => this.#state !== 'open',
       post: (msg, transfer) => this.#send(msg, transfer),
-      // At stop the writer waits for every append up to the last seq: tell it fewer come.
-      lastSeqLowered: () => {
-        if (this.#state === 'stopping') this.#send({ type: 'stop', lastSeq: this.#handOff.queue.lastSeq });
-      },
+      lastSeqLowered: () => this.#lastSeqLowered(),
     });
     this.#done = new Promise((resolve) => (this.#finish = resolve));
     this.#start();
@@ -330,10 +327,27 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     }
   }
 
+  /**
+   * Appends waiting for room were refused (or failed their copy), so the last seq may have gone
+   * down. A flush or stop waiting for a seq above it would wait for an append that never comes:
+   * every append still to be stored has a seq at most the queue's last, so theirs become that.
+   */
+  #lastSeqLowered(): void {
+    const lastSeq = this.#handOff.queue.lastSeq;
+    for (const w of this.#flushWaiters) w.target = Math.min(w.target, lastSeq);
+    this.#releaseFlushes();
+    if (this.#state === 'stopping') this.#send({ type: 'stop', lastSeq });
+  }
+
   /** Drops the appends the writer confirmed committed up to `seq`, and releases flushes. */
   #confirm(seq: number): void {
     this.#handOff.confirm(seq);
     this.#writtenSeq = Math.max(this.#writtenSeq, seq);
+    this.#releaseFlushes();
+  }
+
+  /** Resolves the flushes whose target is committed. */
+  #releaseFlushes(): void {
     const still: FlushWaiter[] = [];
     for (const w of this.#flushWaiters) {
       if (w.target <= this.#writtenSeq) w.resolve();
@@ -381,8 +395,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       if (this.#down === null || this.#state === 'failed') return;
       const queue = this.#handOff.queue;
       const refused = queue.refuseWaitingSince(this.#opts.now() - bound, this.#unavailableError());
-      // At stop the writer waits for every append up to the last seq: tell it fewer come.
-      if (refused > 0 && this.#state === 'stopping') this.#send({ type: 'stop', lastSeq: queue.lastSeq });
+      if (refused > 0) this.#lastSeqLowered();
       const oldest = queue.oldestWaitSince;
       const next = oldest === null ? bound : Math.max(1, oldest + bound - this.#opts.now());
       this.#refuseTimer = setTimeout(tick, next);
