@@ -392,10 +392,27 @@ describe('hostile inference bodies', () => {
     // once (what the budget bounds is what the bodies in flight hold).
     expect((await post(bigArrow, ARROW_FILE)).status).toBe(200);
     expect((await post(bigJson, JSON_TYPE)).status).toBe(200);
+    const checkAnswers = (answers: Array<{ status: number; code?: string }>, type: string): number => {
+      const served = answers.filter((answer) => answer.status === 200).length;
+      for (const answer of answers) {
+        if (answer.status !== 200) expect([answer.status, answer.code], type).toEqual([503, 'server_busy']);
+      }
+      expect(served, type).toBeGreaterThan(0);
+      return served;
+    };
     for (const [body, type] of [
       [bigArrow, ARROW_FILE],
       [bigJson, JSON_TYPE],
     ] as const) {
+      // A first burst outside the measurement too, as the JSON fuzz does: the first 16 bodies at
+      // once widen the young generations of the HTTP thread and the workers, which V8 keeps
+      // (46–58 MiB of the 64 MiB budget in CI runs and here), whatever the bodies hold. The
+      // measured burst is the second: 13–26 MiB here with the budget, 66 MiB with the server's
+      // budget raised to 1 GiB (4 runs, 3 December).
+      checkAnswers(
+        await Promise.all(Array.from({ length: 16 }, () => post(body, type))),
+        `first burst ${type}`,
+      );
       let bursting = true;
       const health: number[] = [];
       let slowest = 0;
@@ -422,14 +439,10 @@ describe('hostile inference bodies', () => {
           await probe;
         }
       });
-      const served = answers.filter((answer) => answer.status === 200).length;
+      const served = checkAnswers(answers, type);
       console.log(
         `burst ${type}: ${served}/16 served, ${16 - served} busy, ${health.length} health checks (slowest ${slowest} ms)`,
       );
-      for (const answer of answers) {
-        if (answer.status !== 200) expect([answer.status, answer.code], type).toEqual([503, 'server_busy']);
-      }
-      expect(served, type).toBeGreaterThan(0);
       expect(health.length, type).toBeGreaterThan(0);
       expect(
         health.every((status) => status === 200),
