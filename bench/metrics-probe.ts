@@ -12,6 +12,7 @@
 // PROBE_SECONDS (5), PROBE_WARMUP_S (10), PROBE_SCRAPE_S (0 = a is never scraped),
 // PROBE_A_ENV / PROBE_B_ENV ("K=V K=V": e.g. QUOLL_METRICS=yes and QUOLL_METRICS=off give both
 // servers the same command line and environment size), PROBE_WRK_B_FIRST=1 (start b's wrk first).
+// PROBE_NODE_ARGS (more flags for node in both servers, e.g. --trace-pretenuring).
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -34,7 +35,11 @@ const WARMUP = Number(process.env.PROBE_WARMUP_S ?? 10);
 const SCRAPE = Number(process.env.PROBE_SCRAPE_S ?? 0);
 const work = mkdtempSync(join(tmpdir(), 'quoll-metrics-probe-'));
 const modelPath = writeBenchModel(work);
-const nodeArgs = ['--trace-gc', ...(process.env.PROBE_DEOPT ? ['--trace-deopt'] : [])];
+const nodeArgs = [
+  '--trace-gc',
+  ...(process.env.PROBE_DEOPT ? ['--trace-deopt'] : []),
+  ...(process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean),
+];
 
 interface Side {
   name: string;

@@ -1,3 +1,4 @@
+import { Registry, collectDefaultMetrics } from 'prom-client';
 import { describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock/index.js';
 import { MetricsWindow, quantileMs } from './metrics-window.js';
@@ -24,6 +25,18 @@ describe('ServerMetrics', () => {
     const second = await metrics.render();
     expect(second.match(/^# TYPE process_resident_memory_bytes /gm)).toHaveLength(1);
     expect(second).toContain('quoll_inference_requests_total{workspace="3",pipeline="p",status="200"} 1');
+  });
+
+  it("keeps every one of prom-client's default process metrics, with its type", async () => {
+    const families = (text: string): string[] =>
+      [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => `${m[1]} ${m[2]}`).sort();
+    const defaults = new Registry();
+    collectDefaultMetrics({ register: defaults });
+    const expected = families(await defaults.metrics());
+    expect(expected).toContain('nodejs_eventloop_lag_p99_seconds gauge');
+    expect(expected).toContain('nodejs_gc_duration_seconds histogram');
+    const ours = families(await new ServerMetrics(sources).render());
+    expect(ours.filter((f) => !f.startsWith('quoll_'))).toEqual(expected);
   });
 
   it('renders every family in the Prometheus text format with the recorded values', async () => {
