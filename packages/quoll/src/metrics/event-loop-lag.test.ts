@@ -70,4 +70,15 @@ describe('collectEventLoopLag', () => {
     expect(p50).toBeGreaterThanOrEqual(min * 0.999);
     expect(p50).toBeLessThanOrEqual(max * 1.001);
   });
+
+  it('records nothing once stopped (the timer is gone)', async () => {
+    const registry = new Registry();
+    const stop = collectEventLoopLag(registry, 5);
+    await read(registry);
+    await sleep(40);
+    expect((await read(registry)).get('nodejs_eventloop_lag_mean_seconds')).toBeGreaterThan(0);
+    stop();
+    await sleep(40);
+    expect((await read(registry)).get('nodejs_eventloop_lag_mean_seconds')).toBeNaN();
+  });
 });

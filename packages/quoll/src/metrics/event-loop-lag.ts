@@ -18,9 +18,9 @@ const HIGHEST_NS = 3_600_000_000_000;
  * plain numbers, so the mean and the (population) standard deviation cost a division and a
  * square root. Each scrape reads the interval since the previous one and starts a new one;
  * `nodejs_eventloop_lag_seconds` is, as in prom-client, the wait of one `setImmediate`.
- * The timer is unref'd: it never keeps the process alive.
+ * The timer is unref'd (it never keeps the process alive); the returned function stops it.
  */
-export function collectEventLoopLag(registry: Registry, resolutionMs: number): void {
+export function collectEventLoopLag(registry: Registry, resolutionMs: number): () => void {
   const histogram = createHistogram({ lowest: 1000, highest: HIGHEST_NS, figures: 3 });
   let previous = performance.now();
   // Sums of each delay's distance from the resolution (small numbers: no precision lost in the variance).
@@ -28,7 +28,7 @@ export function collectEventLoopLag(registry: Registry, resolutionMs: number): v
   let count = 0;
   let sum = 0;
   let squares = 0;
-  setInterval(() => {
+  const timer = setInterval(() => {
     const now = performance.now();
     const ns = Math.round((now - previous) * 1e6);
     previous = now;
@@ -95,4 +95,5 @@ export function collectEventLoopLag(registry: Registry, resolutionMs: number): v
     'The 99th percentile of the recorded event loop delays.',
     'average',
   );
+  return () => clearInterval(timer);
 }

@@ -27,6 +27,25 @@ describe('ServerMetrics', () => {
     expect(second).toContain('quoll_inference_requests_total{workspace="3",pipeline="p",status="200"} 1');
   });
 
+  it('close() stops the event-loop lag timer, and a scrape after it starts none again', async () => {
+    const lagMean = (text: string): string | undefined =>
+      /^nodejs_eventloop_lag_mean_seconds (\S+)$/m.exec(text)?.[1];
+    const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+    const metrics = new ServerMetrics(sources);
+    await metrics.render();
+    await sleep(250); // two or more firings of the 100 ms timer
+    expect(Number(lagMean(await metrics.render()))).toBeGreaterThan(0.09);
+    metrics.close();
+    await sleep(250);
+    expect(lagMean(await metrics.render())).toBe('Nan');
+    // Closed before its first scrape: no timer is ever started.
+    const unscraped = new ServerMetrics(sources);
+    unscraped.close();
+    await unscraped.render();
+    await sleep(250);
+    expect(lagMean(await unscraped.render())).toBeUndefined();
+  });
+
   it("keeps every one of prom-client's default process metrics, with its type", async () => {
     const families = (text: string): string[] =>
       [...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => `${m[1]} ${m[2]}`).sort();

@@ -172,6 +172,8 @@ export class ServerMetrics implements TaskObserver {
   #batchRows = 0;
   #batches = 0;
   #processMetrics = false;
+  /** Stops the event-loop lag timer (null until the first scrape starts it). */
+  #stopLag: (() => void) | null = null;
 
   constructor(sources: MetricsSources) {
     const registers = [this.registry];
@@ -269,6 +271,16 @@ export class ServerMetrics implements TaskObserver {
     this.schedulerLag.observe(Math.max(0, lateMs) / 1000);
   }
 
+  /**
+   * Stops the event-loop lag timer that the first scrape started; no process collector starts
+   * after this (a later render still answers, with the lag gauges as they were).
+   */
+  close(): void {
+    this.#processMetrics = true;
+    this.#stopLag?.();
+    this.#stopLag = null;
+  }
+
   /** Runs currently handed to the runner. */
   get runningRuns(): number {
     return this.#running;
@@ -304,7 +316,7 @@ export class ServerMetrics implements TaskObserver {
       this.#processMetrics = true;
       for (const name of PROCESS_COLLECTORS)
         (requireCjs(`prom-client/lib/metrics/${name}.js`) as DefaultCollector)(this.registry, {});
-      collectEventLoopLag(this.registry, EVENT_LOOP_RESOLUTION_MS);
+      this.#stopLag = collectEventLoopLag(this.registry, EVENT_LOOP_RESOLUTION_MS);
     }
     const out: string[] = [];
     const all = [...this.#series.values()].flatMap((m) => [...m.values()]);

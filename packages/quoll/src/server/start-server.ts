@@ -361,6 +361,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   if (config.metrics) {
     metricsWindow.start();
     closers.push({ what: 'metrics window', close: () => metricsWindow.stop() });
+    closers.push({ what: 'event-loop lag timer', close: () => metrics.close() });
   }
 
   await packager.start();
