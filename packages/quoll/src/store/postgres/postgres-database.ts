@@ -3,6 +3,7 @@ import type { PoolClient, QueryResultRow } from 'pg';
 import { redactDatabaseUrl } from '../../config/index.js';
 import { StorageUnavailableError } from '../../errors/index.js';
 import { migrationsDir, pendingMigrations, readMigrations } from '../schema-migrations.js';
+import type { BoundResult, PostgresBoundStatement } from './postgres-bound-statement.js';
 import type { DatabaseHealth } from '../stores.js';
 
 /** Where PostgreSQL's numbered plain-SQL migrations live (`migrations/postgres/0001_core.sql` …). */
@@ -16,6 +17,8 @@ export interface Sql {
   one<R extends QueryResultRow>(text: string, values?: readonly unknown[]): Promise<R | null>;
   /** How many rows a statement changed. */
   run(text: string, values?: readonly unknown[]): Promise<number>;
+  /** Runs a statement that writes its own protocol messages (see {@link PostgresBoundStatement}). */
+  bound(statement: PostgresBoundStatement): Promise<BoundResult>;
 }
 
 /** Options of {@link openPostgresDatabase}. */
@@ -233,6 +236,22 @@ export class PostgresDatabase implements Sql {
     return (await this.#query(text, values)).rowCount ?? 0;
   }
 
+  async bound(statement: PostgresBoundStatement): Promise<BoundResult> {
+    const client = await this.connect();
+    let broken = false;
+    try {
+      client.query(statement);
+      const result = await statement.result;
+      this.#health = { status: 'ok', error: null };
+      return result;
+    } catch (err) {
+      broken = isConnectionError(err);
+      throw this.#translate(err);
+    } finally {
+      client.release(broken);
+    }
+  }
+
   /**
    * Runs `fn` in a transaction on one client (READ COMMITTED), committing when it resolves.
    * A serialization failure or deadlock (another node's transaction won) retries the whole
@@ -424,6 +443,10 @@ function clientSql(client: PoolClient): Sql {
       (await client.query<R>(text, values as unknown[])).rows[0] ?? null,
     run: async (text: string, values: readonly unknown[] = []) =>
       (await client.query(text, values as unknown[])).rowCount ?? 0,
+    bound: (statement: PostgresBoundStatement) => {
+      client.query(statement);
+      return statement.result;
+    },
   };
 }
 

@@ -224,6 +224,95 @@ describe.skipIf(!runPostgresTests)(
       }
     });
 
+    it('stores a known head in one statement, and falls back to the locked write once another node moved it', async () => {
+      const [reader] = await cluster(1);
+      const open = async (): Promise<PostgresDatabase> => {
+        const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 1 });
+        dbs.push(db);
+        return db;
+      };
+      const [dbA, dbB] = [await open(), await open()];
+      const caps = { maxBytesPerPipeline: Number.MAX_SAFE_INTEGER, maxBytesTotal: Number.MAX_SAFE_INTEGER };
+      const [a, b] = [new PostgresLogBatchWriter('a', caps), new PostgresLogBatchWriter('b', caps)];
+      const batch = (first: number, n: number, t: number): RecordBatch =>
+        rows(
+          range(first, n),
+          range(first, n).map((k) => t + k),
+        );
+      const locked = async (
+        w: PostgresLogBatchWriter,
+        db: PostgresDatabase,
+        bs: RecordBatch[],
+      ): Promise<void> => w.committed(await db.transaction((sql) => w.write(sql, 1, bs)));
+      // Head unknown: nothing stored, then the locked write learns it.
+      expect(await a.writeAlone(dbA, 1, [batch(0, 10, T0)])).toBe(false);
+      await locked(a, dbA, [batch(0, 10, T0)]);
+      expect(await a.writeAlone(dbA, 1, [batch(10, 10, T0 + 100), batch(20, 5, T0 + 200)])).toBe(true);
+      // Another node stores rows (its times are older: they are raised to the newest stored).
+      await locked(b, dbB, [batch(25, 5, T0)]);
+      expect(await a.writeAlone(dbA, 1, [batch(30, 5, T0 + 300)])).toBe(false);
+      await locked(a, dbA, [batch(30, 5, T0 + 300)]);
+      expect(await a.writeAlone(dbA, 1, [batch(35, 5, T0 + 400)])).toBe(true);
+      // A head `b` wrote, unchanged since, is current again for `b` only after its own write.
+      expect(await b.writeAlone(dbB, 1, [batch(40, 5, T0 + 500)])).toBe(false);
+      const heads = await dbA.rows<{ seq: string; node_id: string; rows: number; min_time: string }>(
+        'SELECT seq::text, node_id, rows, min_time::text FROM inference_log_batches WHERE pipeline_id = 1 ORDER BY seq',
+      );
+      expect(heads.map((h) => [Number(h.seq), h.node_id, h.rows])).toEqual([
+        [1, 'a', 10],
+        [2, 'a', 15],
+        [3, 'b', 5],
+        [4, 'a', 5],
+        [5, 'a', 5],
+      ]);
+      expect(Number(heads[2]!.min_time)).toBe(T0 + 224);
+      const ids: number[] = [];
+      for (const page of await allPages(reader!, 1, { order: 'asc' })) ids.push(...content(page).ids);
+      expect(ids).toEqual(range(0, 40));
+      const head = await dbA.one<{ next_seq: string; rows: string; bytes: string }>(
+        'SELECT next_seq::text, rows::text, bytes::text FROM inference_log_heads WHERE pipeline_id = 1',
+      );
+      const stored = await dbA.one<{ bytes: string }>(
+        'SELECT sum(bytes)::text AS bytes FROM inference_log_batches',
+      );
+      expect([head?.next_seq, head?.rows, head?.bytes]).toEqual(['6', '40', stored?.bytes]);
+    });
+
+    it('applies the byte cap of a pipeline a one-statement write passed at the next retention pass', async () => {
+      await cluster(1);
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 1 });
+      dbs.push(db);
+      const batch = (first: number): RecordBatch =>
+        rows(
+          range(first, 100),
+          range(first, 100).map((k) => T0 + k),
+        );
+      const probe = new PostgresLogBatchWriter('p', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      probe.committed(await db.transaction((sql) => probe.write(sql, 9, [batch(0)])));
+      const one = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      // Room for two stored batches of this size.
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 2 * one + 10, maxBytesTotal: 1e12 });
+      w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(0)])));
+      for (const first of [100, 200, 300]) expect(await w.writeAlone(db, 1, [batch(first)])).toBe(true);
+      const count = async (): Promise<number> =>
+        Number(
+          (
+            await db.one<{ n: string }>(
+              'SELECT count(*)::text AS n FROM inference_log_batches WHERE pipeline_id = 1',
+            )
+          )?.n,
+        );
+      expect(await count()).toBe(4);
+      await w.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      expect(await count()).toBe(2);
+      const head = await db.one<{ bytes: string; rows: string }>(
+        'SELECT bytes::text, rows::text FROM inference_log_heads WHERE pipeline_id = 1',
+      );
+      expect([Number(head?.bytes), head?.rows]).toEqual([2 * one, '200']);
+    });
+
     it("any node reads the rows every node wrote, in one time order, and a page spans nodes' rows", async () => {
       const nodes = await cluster(3);
       // Each node logs its own ids at interleaved times.

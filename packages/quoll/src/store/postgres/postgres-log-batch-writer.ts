@@ -9,6 +9,7 @@ import {
   schemaIdOf,
   timeValues,
 } from '../../logs/index.js';
+import { BoundMessageBuffer, PostgresBoundStatement, type BoundValue } from './postgres-bound-statement.js';
 import type { Sql } from './postgres-database.js';
 
 /** Most rows of one stored batch (small input batches are merged up to it). */
@@ -19,11 +20,6 @@ export const STORED_BATCH_MAX_BYTES = 1024 * 1024;
 const INSERT_MAX_BATCHES = 64;
 /** Most batch bytes one `INSERT` carries. */
 const INSERT_MAX_BYTES = 16 * 1024 * 1024;
-/**
- * Most bytes of the buffer the stored batches' bytes are copied into, kept from one write to
- * the next (a transaction holding more copies the rest into buffers of their own).
- */
-const SLAB_MAX_BYTES = 8 * 1024 * 1024;
 /** Longest Int64 time, as the "no rows yet" head. */
 const NO_TIME = -(2n ** 63n);
 
@@ -47,18 +43,24 @@ export class PostgresLogBatchWriter {
   readonly #now: () => number;
   readonly #encoder = new ArrowMessageEncoder();
   /**
-   * The batches' bytes as the `pg` driver takes them (one `Buffer` per value), copied into one
-   * buffer reused by every write: a fresh 88 kB `Buffer` per batch is memory outside V8's heap
-   * that V8 counts towards its next full collection (a node's writer thread under load ran 11–12
-   * of them per ~700 requests, 1–5 with this). Reused only once the write's statements have all
-   * settled (the driver has copied their values into its own message by then).
+   * The `INSERT`s' protocol messages, built in one buffer reused from statement to statement
+   * (each batch's bytes copied into it once from the encoder's chunks): the driver would build
+   * each in a fresh buffer grown value by value, memory outside V8's heap that brings the
+   * writer isolate's full collections forward.
    */
-  #slab = Buffer.alloc(0);
-  #slabUsed = 0;
+  readonly #messages = new BoundMessageBuffer();
   /** Schema ids whose row is committed (a rolled-back insert does not count). */
   readonly #storedSchemas = new Set<string>();
   /** Whether a write since the last {@link enforceTotalRetention} may have passed the total cap. */
   #overTotal = true;
+  /**
+   * Each pipeline's head as this writer last wrote it (`next_seq`, `last_time`), for
+   * {@link writeAlone}. It may be stale (a rolled-back write, another node's): a stale head
+   * never matches the row it is checked against, so it only costs a fallback.
+   */
+  readonly #heads = new Map<number, { nextSeq: number; lastTime: bigint }>();
+  /** Pipelines {@link writeAlone} left over their byte cap, with the bytes it read. */
+  readonly #trimDue = new Map<number, number>();
 
   constructor(nodeId: string, caps: LogRetentionCaps, now: () => number = Date.now) {
     this.#nodeId = nodeId;
@@ -78,17 +80,118 @@ export class PostgresLogBatchWriter {
    * that order, so two nodes never deadlock).
    */
   async write(sql: Sql, pipelineId: number, batches: readonly RecordBatch[]): Promise<string[]> {
-    this.#slabUsed = 0;
     // One statement is in flight while the next batches are encoded: the driver queues it
     // behind the one executing, and this waits for the older one before sending a third.
     const flight: { last: Promise<number> | null } = { last: null };
     try {
       return await this.#write(sql, pipelineId, batches, flight);
     } catch (err) {
-      // The slab's bytes may still be waiting in the driver's queue: the next write reuses it.
+      // A statement may still be waiting in the driver's queue, holding views of the batches.
       await flight.last?.catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * Stores one pipeline's batches in a single statement, outside any transaction (one round
+   * trip instead of `BEGIN`, the head, the `INSERT`, the head's update and `COMMIT`), when this
+   * writer knows the pipeline's head from its own last write: the statement updates the head
+   * only if it still holds that `next_seq` and `last_time` (so nothing was stored meanwhile,
+   * by this node or another), and inserts the batches only if it did, atomically. Returns
+   * false, having stored nothing, when the head is unknown or moved, a schema is not stored
+   * yet, or the batches do not fit one statement: {@link write} in a transaction does it then.
+   * The pipeline's byte cap is applied by the next {@link enforceTotalRetention}.
+   */
+  async writeAlone(sql: Sql, pipelineId: number, batches: readonly RecordBatch[]): Promise<boolean> {
+    const head = this.#heads.get(pipelineId);
+    if (head === undefined) return false;
+    const merged = this.#merge(batches);
+    if (merged.length === 0 || merged.length > INSERT_MAX_BATCHES) return false;
+    let seq = head.nextSeq;
+    let lastTime = head.lastTime;
+    let rows = 0;
+    let bytes = 0;
+    const tuples: string[] = [];
+    const values: BoundValue[] = [];
+    for (const original of merged) {
+      const { batch, last } = clampLogTime(original, lastTime);
+      lastTime = last;
+      const schemaId = schemaIdOf(batch.schema);
+      if (!this.#storedSchemas.has(schemaId)) return false;
+      const msg = this.#encoder.encodeBatch(batch);
+      const t = timeValues(batch);
+      const b = 9 + values.length;
+      tuples.push(
+        `($${b + 1}::bigint, $${b + 2}::text, $${b + 3}::integer, $${b + 4}::integer, $${b + 5}::bigint, $${b + 6}::bigint, $${b + 7}::bytea)`,
+      );
+      values.push(
+        String(seq++),
+        schemaId,
+        String(batch.numRows),
+        String(msg.bytes),
+        String(t[0]),
+        String(last),
+        msg,
+      );
+      rows += batch.numRows;
+      bytes += msg.bytes;
+    }
+    if (bytes > INSERT_MAX_BYTES) return false;
+    const result = await sql.bound(
+      new PostgresBoundStatement(
+        `quoll_log_append_${merged.length}`,
+        // The head's update runs first (the insert reads it), and the insert stores nothing when
+        // it changed no row. The total reads the statement's snapshot (the head before), hence `+ $5`.
+        `WITH head AS (
+           UPDATE inference_log_heads
+              SET next_seq = $2::bigint, last_time = $3::bigint, rows = rows + $4::bigint, bytes = bytes + $5::bigint
+            WHERE pipeline_id = $1::integer AND next_seq = $6::bigint AND last_time IS NOT DISTINCT FROM $7::bigint
+           RETURNING bytes
+         ), stored AS (
+           INSERT INTO inference_log_batches
+             (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
+           SELECT $1::integer, v.seq, v.schema_id, v.rows, v.bytes, v.min_time, v.max_time, $8::text, $9::bigint, v.data
+             FROM (VALUES ${tuples.join(', ')}) AS v (seq, schema_id, rows, bytes, min_time, max_time, data)
+            WHERE EXISTS (SELECT FROM head)
+         )
+         SELECT bytes, (SELECT coalesce(sum(bytes), 0) FROM inference_log_heads) + $5::bigint AS total
+           FROM head`,
+        [
+          String(pipelineId),
+          String(seq),
+          String(lastTime),
+          String(rows),
+          String(bytes),
+          String(head.nextSeq),
+          head.lastTime === NO_TIME ? null : String(head.lastTime),
+          this.#nodeId,
+          String(this.#now()),
+          ...values,
+        ],
+        this.#messages,
+      ),
+    );
+    const row = result.rows[0];
+    if (row === undefined) {
+      this.#heads.delete(pipelineId);
+      return false;
+    }
+    this.#heads.set(pipelineId, { nextSeq: seq, lastTime });
+    if (Number(row[1]) > this.#caps.maxBytesTotal) this.#overTotal = true;
+    if (Number(row[0]) > this.#caps.maxBytesPerPipeline) this.#trimDue.set(pipelineId, Number(row[0]));
+    return true;
+  }
+
+  /** Small batches merged up to the stored batch size. */
+  #merge(batches: readonly RecordBatch[]): RecordBatch[] {
+    // Stored batches stay small: a page fetches and decodes whole batches, so a 1000-row page
+    // should not pull a 16k-row one.
+    return coalesceLogBatches(
+      [...batches],
+      COALESCE_BELOW_ROWS,
+      Math.min(COALESCE_MAX_ROWS, STORED_BATCH_MAX_ROWS),
+      Math.min(COALESCE_MAX_BYTES, STORED_BATCH_MAX_BYTES),
+    );
   }
 
   async #write(
@@ -110,16 +213,9 @@ export class PostgresLogBatchWriter {
     let lastTime = head.last_time === null ? NO_TIME : BigInt(head.last_time);
     let rows = 0;
     let bytes = 0;
-    // Stored batches stay small: a page fetches and decodes whole batches, so a 1000-row page
-    // should not pull a 16k-row one.
-    const merged = coalesceLogBatches(
-      [...batches],
-      COALESCE_BELOW_ROWS,
-      Math.min(COALESCE_MAX_ROWS, STORED_BATCH_MAX_ROWS),
-      Math.min(COALESCE_MAX_BYTES, STORED_BATCH_MAX_BYTES),
-    );
+    const merged = this.#merge(batches);
     const createdAt = this.#now();
-    let values: unknown[] = [];
+    let values: BoundValue[] = [];
     let pending = 0;
     let pendingBytes = 0;
     const insert = async (): Promise<void> => {
@@ -131,12 +227,19 @@ export class PostgresLogBatchWriter {
           `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7}, $${b + 8}, $${b + 9}, $${b + 10})`,
         );
       }
-      const sent = sql.run(
-        `INSERT INTO inference_log_batches
-           (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
-         VALUES ${tuples.join(', ')}`,
-        values,
-      );
+      // Prepared once per batch count on the connection; `$10`, `$20` … (the bytes) go as binary.
+      const sent = sql
+        .bound(
+          new PostgresBoundStatement(
+            `quoll_log_insert_${pending}`,
+            `INSERT INTO inference_log_batches
+               (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
+             VALUES ${tuples.join(', ')}`,
+            values,
+            this.#messages,
+          ),
+        )
+        .then((r) => r.rowCount);
       // Its failure is seen where it is awaited, below or at the next insert.
       sent.catch(() => undefined);
       values = [];
@@ -161,16 +264,16 @@ export class PostgresLogBatchWriter {
       const msg = this.#encoder.encodeBatch(batch);
       const t = timeValues(batch);
       values.push(
-        pipelineId,
-        seq++,
+        String(pipelineId),
+        String(seq++),
         schemaId,
-        batch.numRows,
-        msg.bytes,
+        String(batch.numRows),
+        String(msg.bytes),
         String(t[0]),
         String(last),
         this.#nodeId,
-        createdAt,
-        this.#copy(msg.chunks, msg.bytes),
+        String(createdAt),
+        msg,
       );
       pending++;
       pendingBytes += msg.bytes;
@@ -189,6 +292,7 @@ export class PostgresLogBatchWriter {
        RETURNING bytes, (SELECT coalesce(sum(bytes), 0) FROM inference_log_heads) + $5 AS total`,
       [pipelineId, seq, lastTime === NO_TIME ? null : String(lastTime), rows, bytes],
     );
+    this.#heads.set(pipelineId, { nextSeq: seq, lastTime });
     if ((updated?.total ?? 0) > this.#caps.maxBytesTotal) this.#overTotal = true;
     if ((updated?.bytes ?? 0) > this.#caps.maxBytesPerPipeline) {
       await this.#trim(sql, pipelineId, (updated?.bytes ?? 0) - this.#caps.maxBytesPerPipeline);
@@ -196,28 +300,9 @@ export class PostgresLogBatchWriter {
     return schemas;
   }
 
-  /** One stored batch's bytes as one `Buffer`, in the slab while it has room. */
-  #copy(chunks: readonly Uint8Array[], bytes: number): Buffer {
-    if (this.#slab.length - this.#slabUsed < bytes) {
-      if (this.#slabUsed + bytes > SLAB_MAX_BYTES) return Buffer.concat(chunks, bytes);
-      // Bytes already copied keep the old slab alive until their statement has been sent.
-      this.#slab = Buffer.allocUnsafeSlow(
-        Math.min(SLAB_MAX_BYTES, Math.max(1024 * 1024, 2 * (this.#slabUsed + bytes))),
-      );
-      this.#slabUsed = 0;
-    }
-    const out = this.#slab.subarray(this.#slabUsed, this.#slabUsed + bytes);
-    let offset = 0;
-    for (const chunk of chunks) {
-      out.set(chunk, offset);
-      offset += chunk.byteLength;
-    }
-    this.#slabUsed += bytes;
-    return out;
-  }
-
   /**
-   * Over the total cap: the pipelines holding the oldest batches give them up first, each
+   * First the byte caps of pipelines {@link writeAlone} left over theirs, each in a
+   * transaction of its own holding the pipeline's head. Then, over the total cap: the pipelines holding the oldest batches give them up first, each
    * step in a transaction of its own (`transaction` runs one). Reads the total only when a
    * write since the last call (or the first call) may have passed the cap: every write reads
    * the total of all nodes' pipelines, so rows another node stored count at this node's next
@@ -227,6 +312,17 @@ export class PostgresLogBatchWriter {
     sql: Sql,
     transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
   ): Promise<void> {
+    for (const pipelineId of [...this.#trimDue.keys()]) {
+      await transaction(async (tx) => {
+        const head = await tx.one<{ bytes: string }>(
+          'SELECT bytes FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE',
+          [pipelineId],
+        );
+        const over = Number(head?.bytes ?? 0) - this.#caps.maxBytesPerPipeline;
+        if (over > 0) await this.#trim(tx, pipelineId, over);
+      });
+      this.#trimDue.delete(pipelineId);
+    }
     if (!this.#overTotal) return;
     this.#overTotal = false;
     for (;;) {

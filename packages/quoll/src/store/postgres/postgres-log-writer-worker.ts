@@ -76,12 +76,16 @@ async function writeBacklog(): Promise<void> {
   }
   const { batches, seq } = writing;
   const pipelineIds = [...batches.keys()].sort((a, b) => a - b);
-  const schemas = await db.transaction(async (sql) => {
-    const inserted: string[] = [];
-    for (const id of pipelineIds) inserted.push(...(await writer.write(sql, id, batches.get(id) ?? [])));
-    return inserted;
-  });
-  writer.committed(schemas);
+  // One pipeline (the common case) goes in one statement when the writer knows its head.
+  const only = pipelineIds.length === 1 ? pipelineIds[0]! : null;
+  if (only === null || !(await writer.writeAlone(db, only, batches.get(only) ?? []))) {
+    const schemas = await db.transaction(async (sql) => {
+      const inserted: string[] = [];
+      for (const id of pipelineIds) inserted.push(...(await writer.write(sql, id, batches.get(id) ?? [])));
+      return inserted;
+    });
+    writer.committed(schemas);
+  }
   writing = null;
   writtenSeq = seq;
   await writer.enforceTotalRetention(db, (fn) => db.transaction(fn));
