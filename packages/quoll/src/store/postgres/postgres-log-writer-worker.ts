@@ -66,8 +66,9 @@ let writing: { batches: Map<number, RecordBatch[]>; seq: number } | null = null;
 
 /**
  * Stores what has come (or retries what a failed attempt held) in one transaction, pipelines
- * in id order (the order their heads are locked in): a retry, or a restarted thread given the
- * same rows again, neither loses nor repeats rows. Rows that come meanwhile wait for the next.
+ * in id order (the order their heads are locked in), or for one pipeline in one statement
+ * (`writeAlone`): a retry, or a restarted thread given the same rows again, neither loses nor
+ * repeats rows. Rows that come meanwhile wait for the next.
  */
 async function writeBacklog(): Promise<void> {
   if (writing === null) {
