@@ -118,21 +118,12 @@ export class PostgresLogBatchWriter {
       lastTime = last;
       const schemaId = schemaIdOf(batch.schema);
       if (!this.#storedSchemas.has(schemaId)) return false;
-      const msg = this.#encoder.encodeBatch(batch);
-      const t = timeValues(batch);
+      const { fields, msg } = this.#encode(batch, seq++, schemaId, last);
       const b = 9 + values.length;
       tuples.push(
         `($${b + 1}::bigint, $${b + 2}::text, $${b + 3}::integer, $${b + 4}::integer, $${b + 5}::bigint, $${b + 6}::bigint, $${b + 7}::bytea)`,
       );
-      values.push(
-        String(seq++),
-        schemaId,
-        String(batch.numRows),
-        String(msg.bytes),
-        String(t[0]),
-        String(last),
-        msg,
-      );
+      values.push(...fields, msg);
       rows += batch.numRows;
       bytes += msg.bytes;
     }
@@ -180,6 +171,24 @@ export class PostgresLogBatchWriter {
     if (Number(row[1]) > this.#caps.maxBytesTotal) this.#overTotal = true;
     if (Number(row[0]) > this.#caps.maxBytesPerPipeline) this.#trimDue.set(pipelineId, Number(row[0]));
     return true;
+  }
+
+  /**
+   * One stored batch's message, and its `seq, schema_id, rows, bytes, min_time, max_time`
+   * parameters (`last` is its clamped newest time).
+   */
+  #encode(
+    batch: RecordBatch,
+    seq: number,
+    schemaId: string,
+    last: bigint,
+  ): { fields: string[]; msg: { chunks: Uint8Array[]; bytes: number } } {
+    const msg = this.#encoder.encodeBatch(batch);
+    const first = timeValues(batch)[0];
+    return {
+      fields: [String(seq), schemaId, String(batch.numRows), String(msg.bytes), String(first), String(last)],
+      msg,
+    };
   }
 
   /** Small batches merged up to the stored batch size. */
@@ -261,20 +270,8 @@ export class PostgresLogBatchWriter {
         );
         schemas.push(schemaId);
       }
-      const msg = this.#encoder.encodeBatch(batch);
-      const t = timeValues(batch);
-      values.push(
-        String(pipelineId),
-        String(seq++),
-        schemaId,
-        String(batch.numRows),
-        String(msg.bytes),
-        String(t[0]),
-        String(last),
-        this.#nodeId,
-        String(createdAt),
-        msg,
-      );
+      const { fields, msg } = this.#encode(batch, seq++, schemaId, last);
+      values.push(String(pipelineId), ...fields, this.#nodeId, String(createdAt), msg);
       pending++;
       pendingBytes += msg.bytes;
       rows += batch.numRows;
