@@ -57,11 +57,14 @@ export function clusterSuite(
       await stores.nodes.registerNode(a);
       await stores.nodes.registerNode(b);
       expect(await stores.nodes.markLostNodes(60_000)).toEqual([]);
-      await sleep(60);
+      // node-b's heartbeat ages past the timeout while node-a's is fresh. The timeout is wide
+      // (500 ms) so that node-a's stays within it across the round trips below on a loaded
+      // machine (at 50 ms it was once marked lost too, at load 9).
+      await sleep(600);
       expect(await stores.nodes.heartbeat('node-a')).toBe(true);
-      expect(await stores.nodes.markLostNodes(50)).toEqual(['node-b']);
+      expect(await stores.nodes.markLostNodes(500)).toEqual(['node-b']);
       // Marked once: a second pass finds nothing new.
-      expect(await stores.nodes.markLostNodes(50)).toEqual([]);
+      expect(await stores.nodes.markLostNodes(500)).toEqual([]);
       const byId = new Map((await stores.nodes.listNodes()).map((n) => [n.id, n.status]));
       expect(byId).toEqual(
         new Map([
