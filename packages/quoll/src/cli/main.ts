@@ -1,6 +1,10 @@
 #!/usr/bin/env node
-import { buildProgram } from './build-program.js';
-import { reportError } from './output.js';
+import { setServerHeapGrowth } from './server-heap-growth.js';
+
+// Before the program's modules load, so that every collection of the server sees it.
+setServerHeapGrowth(process.argv.slice(2));
+const { buildProgram } = await import('./build-program.js');
+const { reportError } = await import('./output.js');
 
 // `quoll … | head` closes the pipe early: stop quietly instead of dying on EPIPE with a stack.
 for (const stream of [process.stdout, process.stderr]) {
