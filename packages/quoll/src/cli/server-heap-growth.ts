@@ -24,11 +24,12 @@ export const SERVER_HEAP_GROWTH_FLAG = '--heap-growing-percent=300';
  * memory: up to ≈ 4 × the live heap before a full collection.
  *
  * Returns whether the flag was set: not for other commands, nor when the node command line
- * already sets it (also through `NODE_OPTIONS`), which then wins.
+ * already sets it, which then wins (node refuses it in `NODE_OPTIONS`: it goes on node's own
+ * command line, `node --heap-growing-percent=100 …/quoll server`).
  */
 export function setServerHeapGrowth(
   args: readonly string[],
-  nodeFlags: readonly string[] = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)],
+  nodeFlags: readonly string[] = process.execArgv,
 ): boolean {
   if (!isServerCommand(args)) return false;
   if (nodeFlags.some((flag) => /^--heap[-_]growing[-_]percent\b/.test(flag))) return false;
