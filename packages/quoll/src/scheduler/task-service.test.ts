@@ -238,7 +238,7 @@ describe('TaskService', () => {
       `import { existsSync, rmSync } from 'node:fs';
        const gate = ${JSON.stringify(gate)};
        if (!existsSync(gate)) process.exit(1);
-       console.log('healthy'); rmSync(gate);
+       rmSync(gate); console.log('healthy');
        const t = setInterval(() => { if (existsSync(gate)) { clearInterval(t); } }, 5);`,
     );
     const task = await s.createContinuous({ ...base, orchestrationId: o });
@@ -254,6 +254,9 @@ describe('TaskService', () => {
     // The timer's run is created asynchronously: wait for it, not the failed run before it.
     await waitFor('run 3 starts', async () => (await s.listRuns(task.id)).length === 3);
     const healthy = (await s.listRuns(task.id))[0]!;
+    // It prints once it has removed the gate, so the gate written below is the one it waits for
+    // (printing first, a CI run once wrote the gate before the run removed the old one, and the
+    // run never ended).
     await waitFor('the healthy run prints', async () => (await s.readRunLog(healthy.id)).length > 0);
     await clock.advance(60_000); // it lives a (manual) minute
     writeFileSync(gate, '');
