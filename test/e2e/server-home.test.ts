@@ -2,7 +2,8 @@
 // running one, and leaves credentials.json alone; a SIGKILLed server's home is free again.
 // Restart hygiene: what a SIGKILLed server's installs and runs left running is stopped by the
 // next server on the home before it re-queues any work.
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -85,6 +86,38 @@ describe('one server per home', () => {
     expect(code, `signal ${String(next.process.signalCode)}; output:\n${next.output()}`).toBe(0);
     // A clean stop takes its server.json along.
     await expect(readFile(join(first.home, 'server.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+  }, 60_000);
+
+  it('a SIGTERM sent the moment the server says it is listening stops it cleanly', async () => {
+    // The handler must be in place before the line that tells the world the server is up: a
+    // signal with no handler yet kills the process where it stands (CI, 3 December).
+    for (let round = 0; round < 3; round++) {
+      const home = mkdtempSync(join(tmpdir(), 'quoll-term-'));
+      const runs = mkdtempSync(join(tmpdir(), 'quoll-term-runs-'));
+      try {
+        const child = spawn(process.execPath, [CLI, 'server', '--home', home, '--port', '0'], {
+          env: { ...process.env, QUOLL_RUNS_DIR: runs },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        });
+        let out = '';
+        let sent = false;
+        child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString();
+          if (!sent && out.includes('listening on')) {
+            sent = true;
+            child.kill('SIGTERM');
+          }
+        });
+        const [code, signal] = (await once(child, 'exit')) as [number | null, NodeJS.Signals | null];
+        expect({ code, signal }, out).toEqual({ code: 0, signal: null });
+        expect(out).toContain('listening on');
+        await expect(readFile(join(home, 'server.json'))).rejects.toMatchObject({ code: 'ENOENT' });
+      } finally {
+        rmSync(home, { recursive: true, force: true });
+        rmSync(runs, { recursive: true, force: true });
+      }
+    }
   }, 60_000);
 });
 

@@ -124,6 +124,24 @@ export function serverCommand(): Command {
       // Loaded on demand: client commands must not pay for onnxruntime, SQLite and Fastify.
       const { startServer } = await import('../../server/index.js');
       const server = await startServer(config);
+      // The handlers go in before the "listening" line: whoever reads that line may send SIGTERM
+      // at once, and a signal with no handler yet takes the kernel's default (the process dies
+      // where it stands, leaving its home's lock behind). Seen in CI on 3 December.
+      const stopped = new Promise<void>((resolve) => {
+        let stopping = false;
+        const stop = (signal: NodeJS.Signals): void => {
+          if (stopping) return;
+          stopping = true;
+          server.app.log.info({ signal }, 'stopping: draining requests and loops');
+          server.close().then(resolve, (err: unknown) => {
+            server.app.log.error({ err }, 'error while stopping');
+            process.exitCode = 1;
+            resolve();
+          });
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      });
       const where =
         config.database.kind === 'sqlite'
           ? `home ${config.home}`
@@ -140,20 +158,6 @@ export function serverCommand(): Command {
                 ? 'workspace-scoped tokens may still start runs (--allow-unsandboxed-runs)\n'
                 : 'only admin tokens may start runs (--allow-unsandboxed-runs lets workspace tokens too)\n'),
       );
-      await new Promise<void>((resolve) => {
-        let stopping = false;
-        const stop = (signal: NodeJS.Signals): void => {
-          if (stopping) return;
-          stopping = true;
-          server.app.log.info({ signal }, 'stopping: draining requests and loops');
-          server.close().then(resolve, (err: unknown) => {
-            server.app.log.error({ err }, 'error while stopping');
-            process.exitCode = 1;
-            resolve();
-          });
-        };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
-      });
+      await stopped;
     });
 }
