@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
 import { Field, Float32, RecordBatch, Schema, Struct, TimestampMillisecond, makeData } from 'apache-arrow';
 import { ManualClock } from '../clock/index.js';
+import { BufferLease } from '../threads/index.js';
 import { LogBatchUnpacker } from './log-batch-transfer.js';
 import { LogHandOff } from './log-hand-off.js';
+import { STAGE_MAX_BYTES } from './log-staging.js';
 import type { LogHandOffOptions, LogItemsMessage } from './log-hand-off.js';
 
 const fields = [
@@ -247,5 +249,82 @@ describe('LogHandOff', () => {
     await handOff.push(1, [batch(1, [2])], 1);
     handOff.hurry();
     expect(sent).toHaveLength(1);
+  });
+
+  describe('buffers lent by another thread (a BufferLease, as a model worker lends the echoed columns)', () => {
+    /** A lease over the buffer of the batch's `out.v` values, as the request thread holds it; `freed` counts its frees. */
+    function lent(b: RecordBatch): { lease: BufferLease; freed: () => number } {
+      let freed = 0;
+      const values = b.getChild('out.v')!.data[0]!.values as Float32Array;
+      const lease = new BufferLease([values.buffer as ArrayBuffer], () => freed++);
+      return { lease, freed: () => freed };
+    }
+    const rowsOf = (n: number, from: number): number[] => Array.from({ length: n }, (_, i) => from + i);
+    // 12 bytes a row: 3000 rows are kept as they are, 10 are copied.
+    const BIG = 3000;
+
+    it('holds the lease of a batch it keeps until the writer confirms it, through a writer restart', async () => {
+      expect(BIG * 12).toBeGreaterThanOrEqual(STAGE_MAX_BYTES);
+      const { sent, handOff, read, newWriter } = setUp({ queueCapacityRows: 10_000, handOffRows: 10_000 });
+      handOff.attach();
+      handOff.wantsRows();
+      const big = batch(1, rowsOf(BIG, 0));
+      const { lease, freed } = lent(big);
+      await handOff.push(1, [big], BIG);
+      // The request is done with it (answer written, append admitted): the log still reads it.
+      lease.release();
+      expect([freed(), lease.held]).toEqual([0, true]);
+      handOff.hurry();
+      expect(sent).toHaveLength(1);
+      expect(freed()).toBe(0);
+      // The writer died before confirming: the new one is given the batch again, still intact.
+      handOff.detach();
+      newWriter();
+      handOff.attach();
+      expect(sent).toHaveLength(2);
+      expect(read(sent[1]!)).toEqual({ 1: rowsOf(BIG, 0) });
+      expect(freed()).toBe(0);
+      handOff.confirm(sent[1]!.seq);
+      expect([freed(), lease.held]).toEqual([1, false]);
+    });
+
+    it('takes no hold on a batch it copies: the lease is freed when the request lets go', async () => {
+      const { sent, handOff, read } = setUp();
+      handOff.attach();
+      handOff.wantsRows();
+      const small = batch(1, rowsOf(10, 0));
+      const { lease, freed } = lent(small);
+      await handOff.push(1, [small], 10);
+      lease.release();
+      expect(freed()).toBe(1);
+      // Overwritten once freed (what the worker's next scan would do): the log copied it already.
+      (small.getChild('out.v')!.data[0]!.values as Float32Array).fill(-1);
+      handOff.hurry();
+      expect(read(sent[0]!)).toEqual({ 1: rowsOf(10, 0) });
+    });
+
+    it('lets go of a kept batch whose append fails (another batch of it cannot be copied)', async () => {
+      const { handOff } = setUp({ queueCapacityRows: 10_000 });
+      handOff.attach();
+      const big = batch(1, rowsOf(BIG, 0));
+      const { lease, freed } = lent(big);
+      await expect(handOff.push(1, [big, torn(1, 1)], BIG + 1)).rejects.toThrow(RangeError);
+      expect(freed()).toBe(0);
+      lease.release();
+      expect(freed()).toBe(1);
+    });
+
+    it('refuses to keep a batch whose lease is already freed, and holds none of the append', async () => {
+      const { handOff } = setUp({ queueCapacityRows: 10_000 });
+      handOff.attach();
+      const first = batch(1, rowsOf(BIG, 0));
+      const second = batch(2, rowsOf(BIG, 0));
+      const kept = lent(first);
+      const gone = lent(second);
+      gone.lease.release();
+      await expect(handOff.push(1, [first, second], 2 * BIG)).rejects.toThrow(/already handed back/);
+      kept.lease.release();
+      expect(kept.freed()).toBe(1);
+    });
   });
 });

@@ -1,5 +1,7 @@
 import { DataType } from 'apache-arrow';
 import type { Data, RecordBatch, Schema } from 'apache-arrow';
+import { leaseOf } from '../threads/index.js';
+import type { BufferLease } from '../threads/index.js';
 import { schemaIdOf } from './schema-id.js';
 
 /** The typed-array kinds a packed buffer names by index (shared with the packer and unpacker). */
@@ -197,6 +199,7 @@ export class LogStaging {
       for (const entry of group.splice(entries))
         if (entry instanceof StagedRun)
           for (const leaf of entry.leaves) this.#free(leaf.buf.buffer as ArrayBuffer);
+        else releaseLeases(entry);
       if (run !== null) {
         run.rows = runRows;
         run.bytes = runBytes;
@@ -214,6 +217,9 @@ export class LogStaging {
       current.rows += batch.numRows;
       const size = batch.data.byteLength;
       if (size >= STAGE_MAX_BYTES || !mergeable(batch)) {
+        // Kept as it is until the writer confirms it: buffers another thread lent (a model
+        // worker's echoed input columns) must not go back to it before then.
+        retainLeases(batch);
         group.push(batch);
         continue;
       }
@@ -248,7 +254,10 @@ export class LogStaging {
   release(staged: StagedRows): void {
     for (const [pipelineId, group] of staged.groups)
       for (const entry of group) {
-        if (!(entry instanceof StagedRun)) continue;
+        if (!(entry instanceof StagedRun)) {
+          releaseLeases(entry);
+          continue;
+        }
         this.#hints.set(
           `${pipelineId}:${entry.id}`,
           entry.leaves.map((l) => Math.min(l.used, MAX_HINT_BYTES)),
@@ -336,3 +345,36 @@ export class LogStaging {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/** The leases of the buffers a batch's columns view, one per leaf (see `BufferLease`). */
+function leasesOf(batch: RecordBatch): BufferLease[] {
+  const found: BufferLease[] = [];
+  const visit = (d: Data): void => {
+    const values = d.values as ArrayBufferView | undefined;
+    if (values !== undefined) {
+      const lease = leaseOf(values.buffer);
+      if (lease !== undefined) found.push(lease);
+    }
+    for (const child of d.children) visit(child);
+  };
+  for (const column of batch.data.children) visit(column);
+  return found;
+}
+
+/**
+ * Holds the leases of a batch kept as it is, all or none: a lease already freed (its buffers
+ * may be written again) throws before any is retained.
+ */
+function retainLeases(batch: RecordBatch): void {
+  const found = leasesOf(batch);
+  if (found.length === 0) return;
+  for (const lease of found)
+    if (!lease.held)
+      throw new Error('log staging: a batch kept for the writer views buffers already handed back');
+  for (const lease of found) lease.retain();
+}
+
+/** Lets go of what {@link retainLeases} held for the batch (the same leaves, so the same leases). */
+function releaseLeases(batch: RecordBatch): void {
+  for (const lease of leasesOf(batch)) lease.release();
+}
