@@ -395,6 +395,41 @@ describe('the 10 MB size cap', () => {
   });
 });
 
+describe('JSON bodies decoded in the model worker (64 KiB to 1 MiB)', () => {
+  it('answers and logs every row exactly as sent while the echoed columns go back to the worker between requests', async () => {
+    const p = await deploy(client, 'lent', ['tensor']);
+    const base = Array.from(makeHouseRows(1, 5)).slice(1);
+    // Request r: 600 rows tagged r * 1000 + row (+ 0.1: float32 cannot hold it), the rest per request.
+    const body = (r: number): { tensor: number[] }[] =>
+      Array.from({ length: 600 }, (_, row) => ({
+        tensor: [r * 1000 + row + 0.1, ...base.map((v) => v + r / 7)],
+      }));
+    expect(JSON.stringify(body(0)).length).toBeGreaterThan(64 * 1024);
+    const start = Date.now() - 1;
+    const requests = 32;
+    // Eight at a time, so answers, log hand-offs and the reuse of released buffers interleave.
+    for (let wave = 0; wave < requests; wave += 8) {
+      await Promise.all(
+        Array.from({ length: 8 }, async (_, k) => {
+          const sent = body(wave + k);
+          const answer = await p.infer(sent);
+          expect(answer.map((r) => r['in.tensor'])).toEqual(sent.map((r) => r.tensor));
+        }),
+      );
+    }
+    const logged = await p.logs({ start, end: Date.now() + 1, arrow: true });
+    expect(logged.numRows).toBe(requests * 600);
+    const column = logged.getChild('in.tensor')!;
+    const byTag = new Map<number, number[]>();
+    for (let i = 0; i < logged.numRows; i++) {
+      const row = [...(column.get(i) as { toArray(): Float64Array }).toArray()];
+      byTag.set(row[0]!, row);
+    }
+    for (let r = 0; r < requests; r++)
+      for (const record of body(r)) expect(byTag.get(record.tensor[0]!)).toEqual(record.tensor);
+  });
+});
+
 describe('schema changes', () => {
   let p: Pipeline;
   let start: number;

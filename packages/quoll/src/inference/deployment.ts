@@ -1,7 +1,9 @@
 import { stat } from 'node:fs/promises';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError, fromErrorOutcome } from '../errors/index.js';
-import { fromTransferredTable } from './decode/transferred-table.js';
+import { BufferLease } from '../threads/index.js';
+import { collectBuffers, fromTransferredTable } from './decode/transferred-table.js';
+import { echoBuffers } from './echo-buffers.js';
 import type { EngineInput, InferenceInput, UndecodedRecords } from './inference-input.js';
 import type { StepModel } from './step-model.js';
 import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-binding.js';
@@ -216,8 +218,13 @@ export class Deployment {
       this.#inFlight.delete(run);
     }
     if (part.status === 'refused') throw fromErrorOutcome(part.error);
+    // The worker's columns are lent: they go back to a worker once the result is released and
+    // no reader (the inference log) holds them any more.
+    const buffers: ArrayBuffer[] = [];
+    collectBuffers(part.table.batches.flat(), buffers);
+    const lease = new BufferLease(buffers, giveBack);
     const input: InferenceInput = { kind: 'arrow', table: fromTransferredTable(part.table) };
-    return new InferenceResult(input, inputColumns(input), part.outputs, input.table.numRows, now);
+    return new InferenceResult(input, inputColumns(input), part.outputs, input.table.numRows, now, lease);
   }
 
   async #runRecords(records: UndecodedRecords): Promise<AnsweredPart> {
@@ -523,4 +530,9 @@ function inferError(error: unknown, steps: readonly StepModel[]): ApiError {
     `Inference failed: ${message}`,
     step ? { model: step.name, version: step.version } : undefined,
   );
+}
+
+/** Buffers of a released result, for the next `infer-records` message to take back to a worker. */
+function giveBack(buffers: readonly ArrayBuffer[]): void {
+  for (const buffer of buffers) echoBuffers.give(buffer);
 }

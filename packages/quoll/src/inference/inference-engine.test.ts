@@ -25,6 +25,7 @@ import { hasSharedFixtures, SHARED_FIXTURES } from '../../../../test/support/sha
 import { decodeInferenceBody, encodeInferenceResult, InferenceEngine } from './index.js';
 import type { Deployment, InferenceResult, StepModel } from './index.js';
 import type { EngineInput } from './inference-input.js';
+import { echoBuffers } from './echo-buffers.js';
 
 const FIXTURES = SHARED_FIXTURES;
 const hasFixtures = hasSharedFixtures;
@@ -606,6 +607,43 @@ describe('InferenceEngine', () => {
       expect(column(inWorker.toArrowTable(), 'out.variable')).toEqual(
         column(inline.toArrowTable(), 'out.variable'),
       );
+    });
+
+    it('lends the echoed columns: a result still held keeps its values while released ones go back to a worker', async () => {
+      const deployment = await engine({ workersPerDeployment: 1 }).deploy('scale', [
+        step('scale', makeScaleModel({ inputName: 'x', outputName: 'y', width: 4 })),
+      ]);
+      // 600 rows of 4 doubles (19 KB a column, pooled), values float32 cannot hold exactly.
+      const rowsOf = (n: number): number[][] =>
+        Array.from({ length: 600 }, (_, row) => [n + 0.1, row, -n - row / 3, n * 1e-7]);
+      const inputsOf = (result: InferenceResult): unknown[] => result.toRecords().map((r) => r['in.x']);
+      const bufferOf = (result: InferenceResult): ArrayBuffer => {
+        const list = result.toArrowTable().getChild('in.x')!.data[0]!;
+        return (list.children[0]!.values as Float64Array).buffer as ArrayBuffer;
+      };
+      const held = await deployment.infer(json(rowsOf(1).map((x) => ({ x }))), 0);
+      const heldBuffer = bufferOf(held);
+      const waiting = echoBuffers.size;
+      for (let n = 2; n < 12; n++) {
+        const result = await deployment.infer(json(rowsOf(n).map((x) => ({ x }))), 0);
+        expect(inputsOf(result)).toEqual(rowsOf(n));
+        const buffer = bufferOf(result);
+        result.release();
+        // Released: waiting here for the next message to a worker, which takes it (detached here).
+        expect(echoBuffers.size).toBe(waiting + 1);
+        expect(buffer.byteLength).toBeGreaterThan(0);
+        if (n === 11) break;
+        const next = deployment.infer(json(rowsOf(100 + n).map((x) => ({ x }))), 0);
+        expect(buffer.byteLength).toBe(0);
+        expect(echoBuffers.size).toBe(waiting);
+        expect(inputsOf(await next)).toEqual(rowsOf(100 + n));
+      }
+      // Never sent back while held: its buffer and values are its own.
+      expect(heldBuffer.byteLength).toBeGreaterThan(0);
+      expect(inputsOf(held)).toEqual(rowsOf(1));
+      held.release();
+      held.release(); // a second release is a no-op
+      expect(echoBuffers.size).toBe(waiting + 2);
     });
 
     it('merges queued bodies of one shape into shared runs and answers each with its own rows', async () => {

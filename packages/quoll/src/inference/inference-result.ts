@@ -28,6 +28,7 @@ import type { DataType, Vector } from 'apache-arrow';
 import type { TensorElementType } from '@quoll/client/wire';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput } from './inference-input.js';
+import type { BufferLease } from '../threads/index.js';
 import { rowWidth } from './tensor-data.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
@@ -47,6 +48,8 @@ export class InferenceResult {
   readonly #columns: readonly string[];
   /** Built once: the answer (Arrow formats) and the log rows share it. */
   #table: Table | null = null;
+  /** The lease of the input's buffers when a model worker lent them (see {@link release}). */
+  #lease: BufferLease | null;
 
   constructor(
     input: InferenceInput,
@@ -54,12 +57,28 @@ export class InferenceResult {
     outputs: readonly WireTensor[],
     rowCount: number,
     time: number,
+    lease: BufferLease | null = null,
   ) {
     this.#input = input;
     this.#columns = columns;
     this.outputs = outputs;
     this.rowCount = rowCount;
     this.time = time;
+    this.#lease = lease;
+  }
+
+  /**
+   * Says the caller is done with this result: the answer is encoded and the log has taken its
+   * rows (it copies small batches and holds the lease of those it keeps). When the input's
+   * columns were lent by a model worker (a JSON records body decoded there), their buffers go
+   * back to it once no reader is left, instead of each request's columns waiting for a garbage
+   * collection; the result must not be read after this. A no-op for other inputs, and when
+   * called again.
+   */
+  release(): void {
+    const lease = this.#lease;
+    this.#lease = null;
+    lease?.release();
   }
 
   /**

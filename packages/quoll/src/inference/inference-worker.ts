@@ -8,6 +8,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import * as ort from 'onnxruntime-node';
 import { toErrorOutcome } from '../errors/index.js';
 import { jsonRecordsToTable } from './decode/scan-records.js';
+import type { ColumnAllocator } from './decode/scan-records.js';
 import { collectBuffers } from './decode/transferred-table.js';
 import type { TransferredTable } from './decode/transferred-table.js';
 import { bindColumns, buildFeedsFromRecordColumns } from './input-binding.js';
@@ -21,6 +22,7 @@ import {
 } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import { DecodeProgress } from './decode-progress.js';
+import { echoBuffers } from './echo-buffers.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
@@ -139,6 +141,22 @@ async function handle(message: ParentMessage): Promise<void> {
   }
 }
 
+/**
+ * The scan's float64 columns (the ones echoed back) in buffers the parent sent back once it no
+ * longer read them, so that no request brings a new buffer into the parent's isolate.
+ */
+const echoColumns: ColumnAllocator = {
+  float64: (length) => new Float64Array(echoBuffers.take(length * 8), 0, length),
+  free: (values) => echoBuffers.give(values.buffer as ArrayBuffer),
+};
+
+/** Gives a decoded table's buffers back to this worker's pool (a body refused or failed after its decode). */
+function reuseTable(table: TransferredTable): void {
+  const buffers: ArrayBuffer[] = [];
+  collectBuffers(table.batches.flat(), buffers);
+  for (const buffer of buffers) echoBuffers.give(buffer);
+}
+
 /** A body decoded and checked, waiting for its run. */
 interface DecodedBody {
   index: number;
@@ -155,6 +173,8 @@ interface DecodedBody {
 async function inferRecords(
   message: Extract<ParentMessage, { type: 'infer-records' }>,
 ): Promise<{ parts: RecordsPart[]; runs: number[] }> {
+  // Buffers of earlier answers the parent is done with.
+  for (const buffer of message.recycled ?? []) echoBuffers.give(buffer);
   const steps = stepsOf(message.plan);
   const first = steps[0]!.spec;
   const parts: RecordsPart[] = [];
@@ -163,12 +183,13 @@ async function inferRecords(
     for (const [index, body] of message.bodies.entries()) {
       // Each body has its own deadline, from its own start (the parent reads this).
       progress.begin(message.id, index);
+      let table: TransferredTable | null = null;
       try {
         // What the decode pool does (the float64 columns, which the answer and the log echo:
         // the plain shape read from the bytes, any other body parsed the general way), then the
         // feeds cast from those columns, with the checks buildFeeds makes for a body parsed on
         // the HTTP thread, strict numbers included.
-        const table = jsonRecordsToTable(body);
+        table = jsonRecordsToTable(body, echoColumns);
         const rows = table.batches[0]![0]!.length;
         const columns = table.fields.map((field) => field.name);
         const feeds = buildFeedsFromRecordColumns(
@@ -178,6 +199,7 @@ async function inferRecords(
         parts.push({ status: 'done', table, outputs: [] });
         decoded.push({ index, table, feeds, rows, key: feedLayoutKey(feeds) });
       } catch (error) {
+        if (table !== null) reuseTable(table);
         parts.push({ status: 'refused', error: toErrorOutcome(error) });
       }
     }
@@ -203,9 +225,11 @@ async function inferRecords(
       }
     }
     for (const [body, outcome] of await runGroup(steps, group, total, runs)) {
-      parts[body.index] = Array.isArray(outcome)
-        ? { status: 'done', table: body.table, outputs: outcome }
-        : { status: 'failed', ...outcome };
+      if (Array.isArray(outcome)) parts[body.index] = { status: 'done', table: body.table, outputs: outcome };
+      else {
+        reuseTable(body.table);
+        parts[body.index] = { status: 'failed', ...outcome };
+      }
     }
   }
   return { parts, runs };

@@ -7,6 +7,7 @@ import { ApiError } from '../errors/index.js';
 import { transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import { DecodeProgress } from './decode-progress.js';
+import { ECHO_BUFFERS_PER_MESSAGE, echoBuffers } from './echo-buffers.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
@@ -170,12 +171,16 @@ export class WorkerHandle {
       transfer.push(own.buffer as ArrayBuffer);
       return own;
     });
+    // Echoed columns of earlier answers that nothing reads any more go back for reuse.
+    const recycled = echoBuffers.drain(ECHO_BUFFERS_PER_MESSAGE);
+    for (const buffer of recycled) transfer.push(buffer);
     const message: ParentMessage = {
       v: WORKER_PROTOCOL_VERSION,
       type: 'infer-records',
       id: 0,
       plan,
       bodies: sent,
+      recycled,
       ...caps,
     };
     const answer = this.#request(message, transfer);

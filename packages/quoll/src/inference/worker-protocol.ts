@@ -82,6 +82,11 @@ export type ParentMessage =
       id: number;
       plan: string;
       bodies: Uint8Array[];
+      /**
+       * Buffers of earlier answers' echoed columns the parent no longer reads (transferred), for
+       * the worker's scans to fill again (see `echo-buffers.ts`).
+       */
+      recycled?: ArrayBuffer[];
       /** Bodies with more rows than this run alone. */
       maxMergeRows: number;
       /** Most rows one merged run may hold. */

@@ -21,7 +21,12 @@ import type { ForwardTarget, ReplicaDirectory } from './replica-directory.js';
 export type PipelineAddress =
   { workspaceId: number; pipeline: string } | { workspaceName: string | null; pipeline: string };
 
-/** Where the inference log rows go (the `InferenceLogStore`). */
+/**
+ * Where the inference log rows go (the `InferenceLogStore`). Once `append` settles the caller
+ * releases the result: a sink that keeps the table's buffers past that must copy them or retain
+ * their `BufferLease` (the store's staging does: it copies small batches and holds the lease of
+ * those it keeps until its writer confirms them).
+ */
 export interface InferenceLogSink {
   append(pipelineId: number, rows: Table): Promise<void>;
 }
@@ -159,13 +164,19 @@ export class InferenceService {
     onServing?.(workspaceId);
     const { input, request } = await codec.decode(raw, served);
     const result = await deployment.infer(input, now);
-    this.#metrics?.rowsInferred(workspaceId, address.pipeline, result.rowCount);
-    const answer = codec.encode(result, request, served);
-    // Queued before the answer leaves, so a logs query after the answer sees the rows. The
-    // append only enqueues (the disk write is the log writer's); it waits only when the
-    // writer's queue is full, which slows callers instead of dropping rows.
-    if (this.#logging) await this.#logs.append(pipelineId, result.toArrowTable());
-    return answer;
+    try {
+      this.#metrics?.rowsInferred(workspaceId, address.pipeline, result.rowCount);
+      const answer = codec.encode(result, request, served);
+      // Queued before the answer leaves, so a logs query after the answer sees the rows. The
+      // append only enqueues (the disk write is the log writer's); it waits only when the
+      // writer's queue is full, which slows callers instead of dropping rows.
+      if (this.#logging) await this.#logs.append(pipelineId, result.toArrowTable());
+      return answer;
+    } finally {
+      // The answer is encoded (its own bytes) and the log has copied the rows or holds what it
+      // keeps: the input's buffers can go back to the worker that lent them.
+      result.release();
+    }
   }
 
   /** What a deployed pipeline takes and answers (its first step's inputs, its last step's outputs). */

@@ -5,6 +5,7 @@ import { ApiError } from '../../errors/index.js';
 import { parseRecords } from '../inference-input.js';
 import { recordsToTable } from './records-to-table.js';
 import { jsonRecordsToTable, longDecimal, scanRecords } from './scan-records.js';
+import type { ColumnAllocator } from './scan-records.js';
 import type { TransferredTable } from './transferred-table.js';
 
 const bytes = (text: string): Uint8Array => new Uint8Array(Buffer.from(text, 'utf8'));
@@ -19,13 +20,53 @@ function general(body: Uint8Array): TransferredTable | { code: string; message: 
   }
 }
 
-/** The scanner reads `text` and agrees bit for bit with the general path. */
+/**
+ * A model worker's kind of allocator at its worst: every array reused when one is free (the
+ * scan's outgrown ones, and every table it made before), over a buffer larger than asked and
+ * full of stale values (NaN, -0, huge numbers), so a scan that read a value it did not write
+ * would differ from the general path.
+ */
+function dirtyColumns(): ColumnAllocator & { reused: number } {
+  const free: ArrayBuffer[] = [];
+  const stale = [Number.NaN, -0, 1e300, -7.25];
+  let fills = 0;
+  const alloc = {
+    reused: 0,
+    float64(length: number): Float64Array {
+      const at = free.findIndex((buffer) => buffer.byteLength >= length * 8);
+      const buffer = at === -1 ? new ArrayBuffer(length * 8 + 104) : free.splice(at, 1)[0]!;
+      if (at !== -1) alloc.reused++;
+      new Float64Array(buffer).fill(stale[fills++ % stale.length]!);
+      return new Float64Array(buffer, 0, length);
+    },
+    free(values: Float64Array): void {
+      free.push(values.buffer as ArrayBuffer);
+    },
+  };
+  return alloc;
+}
+
+/** One dirty allocator for every scan of this file, its tables handed back after each comparison. */
+const dirty = dirtyColumns();
+
+/** The buffers of a scanned table, back to {@link dirty} (as the parent sends them back to the worker). */
+function handBack(table: TransferredTable): void {
+  for (const chunk of table.batches.flat()) {
+    const leaf = chunk.values === null ? chunk.children[0]! : chunk;
+    dirty.free(leaf.values as Float64Array);
+  }
+}
+
+/** The scanner reads `text` and agrees bit for bit with the general path, in new arrays and in reused dirty ones. */
 function expectScannedAsGeneral(text: string): void {
   const body = bytes(text);
   const scanned = scanRecords(body);
   expect(scanned, text.slice(0, 200)).not.toBeNull();
   const expected = general(body);
   expect('code' in expected ? expected : bits(expected)).toEqual(bits(scanned!));
+  const reused = scanRecords(body, dirty);
+  expect(bits(reused!), text.slice(0, 200)).toEqual(bits(scanned!));
+  handBack(reused!);
 }
 
 /** A decode's table as bits, or its error's code and message. */
@@ -106,6 +147,16 @@ describe('scanRecords', () => {
     expectScannedAsGeneral(
       `[{"t":[1]},${Array.from({ length: 50_000 }, (_, i) => `{"t":[${i}]}`).join(',')}]`,
     );
+  });
+
+  it('reads into reused buffers full of stale values as into new ones', () => {
+    const before = dirty.reused;
+    const rows = (n: number): string =>
+      JSON.stringify(
+        Array.from({ length: n }, (_, i) => ({ t: [i / 3, -i, 47.606300354003906 + i], s: i * 0.1 })),
+      );
+    for (const n of [400, 50, 400, 1, 1200, 400]) expectScannedAsGeneral(rows(n));
+    expect(dirty.reused - before).toBeGreaterThan(4);
   });
 
   it('converts every spelling of a number to the float64 JSON.parse gives', () => {

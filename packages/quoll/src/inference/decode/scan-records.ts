@@ -42,7 +42,25 @@ interface Column {
   width: number;
   values: Float64Array;
   count: number;
+  /** Where its buffers come from and go back to when it grows. */
+  alloc: ColumnAllocator;
 }
+
+/**
+ * Where a scan's float64 columns come from: `float64(n)` is a zeroed or reused array of exactly
+ * `n` values (whatever the rest of its buffer holds is never read), `free` takes back one the
+ * scan outgrew. A model worker lends reused buffers (`echo-buffers.ts`); by default each is new.
+ */
+export interface ColumnAllocator {
+  float64(length: number): Float64Array;
+  free(values: Float64Array): void;
+}
+
+/** A new array per column; nothing reused. */
+export const NEW_COLUMNS: ColumnAllocator = {
+  float64: (length) => new Float64Array(length),
+  free: () => {},
+};
 
 /** Numbers left to the exact conversion: where each lies in the body and where its value goes. */
 interface SlowNumbers {
@@ -73,14 +91,14 @@ interface SlowNumbers {
  * One pass, linear in the body; it allocates 8 bytes per number (each at least 2 bytes of body)
  * and the exact conversion's list.
  */
-export function scanRecords(body: Uint8Array): TransferredTable | null {
+export function scanRecords(body: Uint8Array, alloc: ColumnAllocator = NEW_COLUMNS): TransferredTable | null {
   const slow: SlowNumbers = { starts: [], ends: [], columns: [], indexes: [] };
   let at = skipSpace(body, 0);
   if (body[at] !== OPEN_LIST) return null;
   at = skipSpace(body, at + 1);
   if (body[at] !== OPEN_OBJECT) return null;
   const columns: Column[] = [];
-  at = firstRecord(body, at + 1, columns, slow);
+  at = firstRecord(body, at + 1, columns, slow, alloc);
   if (at < 0) return null;
   reserve(columns, body.length, at);
   let rows = 1;
@@ -101,7 +119,13 @@ export function scanRecords(body: Uint8Array): TransferredTable | null {
 }
 
 /** Record 0 from after its `{`: sets the columns, their order and widths; the index after its `}`, or -1. */
-function firstRecord(body: Uint8Array, from: number, columns: Column[], slow: SlowNumbers): number {
+function firstRecord(
+  body: Uint8Array,
+  from: number,
+  columns: Column[],
+  slow: SlowNumbers,
+  alloc: ColumnAllocator,
+): number {
   let at = from;
   for (;;) {
     at = skipSpace(body, at);
@@ -114,7 +138,15 @@ function firstRecord(body: Uint8Array, from: number, columns: Column[], slow: Sl
     at = colon(body, keyEnd + 1);
     if (at < 0) return -1;
     const index = columns.length;
-    const column: Column = { name, keyStart, keyEnd, width: 0, values: new Float64Array(64), count: 0 };
+    const column: Column = {
+      name,
+      keyStart,
+      keyEnd,
+      width: 0,
+      values: new Float64Array(64),
+      count: 0,
+      alloc,
+    };
     columns.push(column);
     if (body[at] === OPEN_LIST) {
       // Any length but 0 (the general path names an empty list); the column grows as it goes.
@@ -419,16 +451,18 @@ function reserve(columns: Column[], bodyBytes: number, used: number): void {
   for (const column of columns) {
     const needed = rows * Math.max(1, column.width);
     if (needed > column.values.length) {
-      const values = new Float64Array(needed);
+      const values = column.alloc.float64(needed);
       values.set(column.values.subarray(0, column.count));
+      column.alloc.free(column.values);
       column.values = values;
     }
   }
 }
 
 function grow(column: Column): void {
-  const values = new Float64Array(column.values.length * 2);
+  const values = column.alloc.float64(column.values.length * 2);
   values.set(column.values);
+  column.alloc.free(column.values);
   column.values = values;
 }
 
@@ -514,8 +548,8 @@ function table(columns: Column[], rows: number): TransferredTable {
  * records body can be is refused from its bytes before that parse ({@link refuseDeepJson}).
  * @throws ApiError `invalid_inference_input`, `non_numeric_value`, `invalid_tensor_shape`, `unknown_input_column`
  */
-export function jsonRecordsToTable(body: Uint8Array): TransferredTable {
-  const scanned = scanRecords(body);
+export function jsonRecordsToTable(body: Uint8Array, alloc: ColumnAllocator = NEW_COLUMNS): TransferredTable {
+  const scanned = scanRecords(body, alloc);
   if (scanned) return scanned;
   refuseDeepJson(body);
   return recordsToTable(parseRecords(body));
