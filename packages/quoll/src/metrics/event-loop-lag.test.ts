@@ -1,29 +1,27 @@
-import { Registry } from 'prom-client';
 import { describe, expect, it } from 'vitest';
-import { collectEventLoopLag } from './event-loop-lag.js';
+import { EventLoopLag } from './event-loop-lag.js';
 
-/** The registry's `nodejs_eventloop_lag_*` values by name (seconds). */
-async function read(registry: Registry): Promise<Map<string, number>> {
+/** The `nodejs_eventloop_lag_*` values of one scrape's text, by name (seconds). */
+function read(lag: EventLoopLag): Map<string, number> {
   const values = new Map<string, number>();
-  for (const line of (await registry.metrics()).split('\n')) {
+  for (const line of lag.text().split('\n')) {
     const m = /^(nodejs_eventloop_lag_\w+) (\S+)$/.exec(line);
-    if (m) values.set(m[1]!, m[2] === 'Nan' ? NaN : Number(m[2]));
+    if (m) values.set(m[1]!, Number(m[2]));
   }
   return values;
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('collectEventLoopLag', () => {
+describe('EventLoopLag', () => {
   it('reports the delays since the previous scrape, a blocked loop included, then starts afresh', async () => {
-    const registry = new Registry();
-    collectEventLoopLag(registry, 10);
-    await read(registry); // starts the interval now
+    const monitor = new EventLoopLag(10);
+    read(monitor); // starts the interval now
     await sleep(50);
     const blockedUntil = performance.now() + 150;
     while (performance.now() < blockedUntil);
     await sleep(50);
-    const lag = await read(registry);
+    const lag = read(monitor);
     // The same eight families as prom-client's collector.
     expect([...lag.keys()].sort()).toEqual([
       'nodejs_eventloop_lag_max_seconds',
@@ -46,18 +44,31 @@ describe('collectEventLoopLag', () => {
     // One long delay among short ones: the spread is large against the mean.
     expect(lag.get('nodejs_eventloop_lag_stddev_seconds')).toBeGreaterThan(0.02);
     // The next scrape at once covers no timer firing: nothing recorded, as Node's monitor after a reset.
-    const empty = await read(registry);
+    const empty = read(monitor);
     expect(empty.get('nodejs_eventloop_lag_mean_seconds')).toBeNaN();
     expect(empty.get('nodejs_eventloop_lag_max_seconds')).toBe(0);
     expect(empty.get('nodejs_eventloop_lag_p99_seconds')).toBe(0);
+    monitor.stop();
+  });
+
+  it("reports as nodejs_eventloop_lag_seconds the previous scrape's setImmediate wait (0 at the first)", async () => {
+    const monitor = new EventLoopLag(100);
+    expect(read(monitor).get('nodejs_eventloop_lag_seconds')).toBe(0);
+    // The loop is blocked before the immediate the scrape started can run.
+    const blockedUntil = performance.now() + 60;
+    while (performance.now() < blockedUntil);
+    await new Promise((resolve) => setImmediate(resolve));
+    const lag = read(monitor).get('nodejs_eventloop_lag_seconds')!;
+    expect(lag).toBeGreaterThanOrEqual(0.055);
+    expect(lag).toBeLessThan(10);
+    monitor.stop();
   });
 
   it('computes the mean and standard deviation of the recorded delays', async () => {
-    const registry = new Registry();
-    collectEventLoopLag(registry, 5);
-    await read(registry);
+    const monitor = new EventLoopLag(5);
+    read(monitor);
     await sleep(200);
-    const lag = await read(registry);
+    const lag = read(monitor);
     const min = lag.get('nodejs_eventloop_lag_min_seconds')!;
     const max = lag.get('nodejs_eventloop_lag_max_seconds')!;
     const mean = lag.get('nodejs_eventloop_lag_mean_seconds')!;
@@ -69,16 +80,17 @@ describe('collectEventLoopLag', () => {
     const p50 = lag.get('nodejs_eventloop_lag_p50_seconds')!;
     expect(p50).toBeGreaterThanOrEqual(min * 0.999);
     expect(p50).toBeLessThanOrEqual(max * 1.001);
+    monitor.stop();
   });
 
   it('records nothing once stopped (the timer is gone)', async () => {
-    const registry = new Registry();
-    const stop = collectEventLoopLag(registry, 5);
-    await read(registry);
+    const monitor = new EventLoopLag(5);
+    const stop = (): void => monitor.stop();
+    read(monitor);
     await sleep(40);
-    expect((await read(registry)).get('nodejs_eventloop_lag_mean_seconds')).toBeGreaterThan(0);
+    expect(read(monitor).get('nodejs_eventloop_lag_mean_seconds')).toBeGreaterThan(0);
     stop();
     await sleep(40);
-    expect((await read(registry)).get('nodejs_eventloop_lag_mean_seconds')).toBeNaN();
+    expect(read(monitor).get('nodejs_eventloop_lag_mean_seconds')).toBeNaN();
   });
 });

@@ -1,33 +1,14 @@
-import { createRequire } from 'node:module';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { TaskObserver } from '../scheduler/index.js';
-import { collectEventLoopLag } from './event-loop-lag.js';
-
-/** One of prom-client's default collectors: registers its metrics in `registry`. */
-type DefaultCollector = (registry: Registry, config: object) => void;
-
-/**
- * prom-client's default collectors (`collectDefaultMetrics`) but its event-loop lag, which
- * {@link collectEventLoopLag} replaces (same metrics, a fraction of the cost per scrape): CPU,
- * start time, memory, file descriptors, active resources, handles and requests, heap and heap
- * spaces, Node's version, GC durations. Loaded one by one from prom-client's own files (the
- * package pins its version; `collectDefaultMetrics` cannot leave one out).
- */
-const PROCESS_COLLECTORS: readonly string[] = [
-  'processCpuTotal',
-  'processStartTime',
-  'osMemoryHeap',
-  'processOpenFileDescriptors',
-  'processMaxFileDescriptors',
-  'processResources',
-  'processHandles',
-  'processRequests',
-  'heapSizeAndUsed',
-  'heapSpacesSizeAndUsed',
-  'version',
-  'gc',
-];
-const requireCjs = createRequire(import.meta.url);
+import { ProcessMetrics } from './process-metrics.js';
+import {
+  PROMETHEUS_CONTENT_TYPE,
+  bucketOf,
+  bucketPrefixes,
+  escapeLabel,
+  formatValue,
+  header,
+  histogramText,
+} from './prometheus-text.js';
 
 /** Where {@link ServerMetrics} reads the gauges it reports at each scrape. */
 export interface MetricsSources {
@@ -67,8 +48,9 @@ export const NO_PIPELINE = '';
 
 /** One pipeline's inference numbers, kept as plain numbers (turned into text at a scrape). */
 interface PipelineSeries {
-  workspace: string;
   pipeline: string;
+  /** `workspace="…",pipeline="…"`, escaped (built once). */
+  labels: string;
   /** Requests answered, by HTTP status. */
   byStatus: Map<number, number>;
   /** Requests per latency bucket (not cumulative; `+Inf` last). */
@@ -90,67 +72,71 @@ export interface PipelineTotals {
   buckets: number[];
 }
 
-/** Index of the first bucket whose upper bound holds `value` (`bounds.length` = `+Inf`). */
-function bucketOf(bounds: readonly number[], value: number): number {
-  let i = 0;
-  while (i < bounds.length && value > bounds[i]!) i++;
-  return i;
-}
-
-/** A label value or help text escaped for the Prometheus text format. */
-function escapeLabel(value: string): string {
-  return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
-function formatValue(value: number): string {
-  if (Number.isNaN(value)) return 'NaN';
-  if (value === Infinity) return '+Inf';
-  if (value === -Infinity) return '-Inf';
-  return String(value);
-}
-
-/** A histogram family's lines (buckets cumulative, then _sum and _count). */
-function histogramLines(
-  out: string[],
-  name: string,
-  bounds: readonly number[],
-  buckets: Float64Array,
-  sum: number,
-  count: number,
-  labels: string,
-): void {
-  const rest = labels === '' ? '' : `,${labels}`;
-  let cumulative = 0;
-  for (let i = 0; i <= bounds.length; i++) {
-    cumulative += buckets[i]!;
-    const le = i < bounds.length ? formatValue(bounds[i]!) : '+Inf';
-    out.push(`${name}_bucket{le="${le}"${rest}} ${formatValue(cumulative)}`);
-  }
-  const braces = labels === '' ? '' : `{${labels}}`;
-  out.push(`${name}_sum${braces} ${formatValue(sum)}`);
-  out.push(`${name}_count${braces} ${formatValue(count)}`);
-}
-
-function header(out: string[], name: string, type: string, help: string): void {
-  out.push(`# HELP ${name} ${help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}`);
-  out.push(`# TYPE ${name} ${type}`);
-}
-
 const REQUESTS = 'quoll_inference_requests_total';
 const DURATION = 'quoll_inference_request_duration_seconds';
 const ROWS = 'quoll_inference_rows_total';
 const BATCH = 'quoll_inference_batch_rows';
+const QUEUE_DEPTH = 'quoll_inference_queue_depth';
+const LOG_QUEUE_ROWS = 'quoll_inference_log_queue_rows';
+const LOG_BYTES = 'quoll_inference_log_bytes';
+const LOG_WRITER_UP = 'quoll_inference_log_writer_up';
+const TASK_RUNS = 'quoll_task_runs_total';
+const TASK_RUNS_RUNNING = 'quoll_task_runs_running';
+const SCHEDULER_LAG = 'quoll_scheduler_lag_seconds';
+
+/** Every Quoll family's `# HELP` and `# TYPE` lines, built once. */
+const H = {
+  queueDepth: header(
+    QUEUE_DEPTH,
+    'gauge',
+    'Inference requests waiting for a worker, by workspace id and pipeline name.',
+  ),
+  logQueueRows: header(LOG_QUEUE_ROWS, 'gauge', 'Inference-log rows queued for the writer.'),
+  logBytes: header(LOG_BYTES, 'gauge', 'Bytes of inference-log segments kept.'),
+  logWriterUp: header(
+    LOG_WRITER_UP,
+    'gauge',
+    '1 while the inference-log writer is open and writing, 0 while it retries or is stopped.',
+  ),
+  taskRuns: header(TASK_RUNS, 'counter', 'Task runs ended, by status (success, failure, killed, timed_out).'),
+  taskRunsRunning: header(
+    TASK_RUNS_RUNNING,
+    'gauge',
+    'Task runs handed to the runner and not yet ended (queued for a slot or executing).',
+  ),
+  schedulerLag: header(SCHEDULER_LAG, 'histogram', 'How late each cron boundary fired after its tick time.'),
+  requests: header(
+    REQUESTS,
+    'counter',
+    'Inference requests answered, by workspace id, pipeline name and HTTP status (pipeline "" = no serving pipeline).',
+  ),
+  duration: header(
+    DURATION,
+    'histogram',
+    'Inference request latency (received to answered), by workspace id and pipeline name.',
+  ),
+  rows: header(ROWS, 'counter', 'Rows inferred, by workspace id and pipeline name.'),
+  batch: header(
+    BATCH,
+    'histogram',
+    'Rows per model run sent to a worker (requests merged by dynamic batching count together).',
+  ),
+};
+const DURATION_PREFIXES = bucketPrefixes(DURATION, LATENCY_BUCKETS);
+const BATCH_PREFIXES = bucketPrefixes(BATCH, BATCH_BUCKETS);
+const LAG_PREFIXES = bucketPrefixes(SCHEDULER_LAG, LAG_BUCKETS);
 
 /**
  * The server's Prometheus metrics: inference requests, latency and rows per pipeline, queue
  * depth and batch sizes, the inference-log store, task runs by status, scheduler lateness and
  * the process metrics. Implements {@link TaskObserver}.
  *
- * The per-request numbers (requests, latency, rows, batch sizes) are plain numbers in nested
- * maps (no label objects, hashing or allocation per request: prom-client's labelled children
- * cost ~10 µs per request here); they become Prometheus text only when scraped. The rest
- * (gauges read at a scrape, task runs, scheduler lag, process metrics) is prom-client's, but
- * the event-loop lag ({@link collectEventLoopLag}: the same metrics for half the cost of a scrape).
+ * Everything is kept as plain numbers (no label objects, hashing or allocation per request:
+ * prom-client's labelled children cost ~10 µs per request here) and becomes Prometheus text
+ * only when scraped, written by this code: the help and type lines are built once, each sample
+ * line at each scrape. The process metrics are prom-client's default families, written by
+ * {@link ProcessMetrics} (same names, help, types and meaning for a fraction of the cost of a
+ * scrape; docs/benchmarks.md, "Metrics on vs off").
  *
  * @example
  * const metrics = new ServerMetrics(sources);
@@ -159,81 +145,26 @@ const BATCH = 'quoll_inference_batch_rows';
  */
 export class ServerMetrics implements TaskObserver {
   /** Content type of {@link render}'s text. */
-  readonly contentType: string;
-  readonly registry = new Registry();
-  readonly taskRuns: Counter<'status'>;
-  readonly schedulerLag: Histogram;
+  readonly contentType: string = PROMETHEUS_CONTENT_TYPE;
   /** Upper bounds (seconds) of the latency histogram's buckets. */
   readonly latencyBuckets: readonly number[] = LATENCY_BUCKETS;
+  readonly #sources: MetricsSources;
   #running = 0;
   /** By workspace id, then pipeline name: no key string is built per request. */
   readonly #series = new Map<number, Map<string, PipelineSeries>>();
   readonly #batchBuckets = new Float64Array(BATCH_BUCKETS.length + 1);
   #batchRows = 0;
   #batches = 0;
-  #processMetrics = false;
-  /** Stops the event-loop lag timer (null until the first scrape starts it). */
-  #stopLag: (() => void) | null = null;
+  /** Task runs ended, by status. */
+  readonly #taskRuns = new Map<string, number>();
+  /** Scheduler lateness per bucket (not cumulative; `+Inf` last), sum (s) and count. */
+  readonly #lagBuckets = new Float64Array(LAG_BUCKETS.length + 1);
+  #lagSum = 0;
+  #lagCount = 0;
+  readonly #process = new ProcessMetrics(EVENT_LOOP_RESOLUTION_MS);
 
   constructor(sources: MetricsSources) {
-    const registers = [this.registry];
-    this.contentType = this.registry.contentType;
-    new Gauge({
-      name: 'quoll_inference_queue_depth',
-      help: 'Inference requests waiting for a worker, by workspace id and pipeline name.',
-      labelNames: ['workspace', 'pipeline'],
-      registers,
-      collect() {
-        this.reset();
-        for (const d of sources.queueDepths())
-          this.set({ workspace: String(d.workspaceId), pipeline: d.name }, d.queued);
-      },
-    });
-    new Gauge({
-      name: 'quoll_inference_log_queue_rows',
-      help: 'Inference-log rows queued for the writer.',
-      registers,
-      collect() {
-        this.set(sources.logQueuedRows());
-      },
-    });
-    new Gauge({
-      name: 'quoll_inference_log_bytes',
-      help: 'Bytes of inference-log segments kept.',
-      registers,
-      async collect() {
-        this.set(await sources.logBytes());
-      },
-    });
-    new Gauge({
-      name: 'quoll_inference_log_writer_up',
-      help: '1 while the inference-log writer is open and writing, 0 while it retries or is stopped.',
-      registers,
-      collect() {
-        this.set(sources.logState() === 'open' ? 1 : 0);
-      },
-    });
-    this.taskRuns = new Counter({
-      name: 'quoll_task_runs_total',
-      help: 'Task runs ended, by status (success, failure, killed, timed_out).',
-      labelNames: ['status'],
-      registers,
-    });
-    const running = (): number => this.#running;
-    new Gauge({
-      name: 'quoll_task_runs_running',
-      help: 'Task runs handed to the runner and not yet ended (queued for a slot or executing).',
-      registers,
-      collect() {
-        this.set(running());
-      },
-    });
-    this.schedulerLag = new Histogram({
-      name: 'quoll_scheduler_lag_seconds',
-      help: 'How late each cron boundary fired after its tick time.',
-      buckets: LAG_BUCKETS,
-      registers,
-    });
+    this.#sources = sources;
   }
 
   /** Records one answered inference request (`pipeline` = {@link NO_PIPELINE} when none served it). */
@@ -264,21 +195,23 @@ export class ServerMetrics implements TaskObserver {
 
   runFinished(status: string, started: boolean): void {
     if (started) this.#running = Math.max(0, this.#running - 1);
-    this.taskRuns.inc({ status });
+    this.#taskRuns.set(status, (this.#taskRuns.get(status) ?? 0) + 1);
   }
 
   tickFired(lateMs: number): void {
-    this.schedulerLag.observe(Math.max(0, lateMs) / 1000);
+    const seconds = Math.max(0, lateMs) / 1000;
+    if (!Number.isFinite(seconds)) return;
+    this.#lagBuckets[bucketOf(LAG_BUCKETS, seconds)]! += 1;
+    this.#lagSum += seconds;
+    this.#lagCount += 1;
   }
 
   /**
-   * Stops the event-loop lag timer that the first scrape started; no process collector starts
-   * after this (a later render still answers, with the lag gauges as they were).
+   * Stops the event-loop lag timer and the GC observer that the first scrape started; none
+   * starts after this (a later render still answers, with the lag and GC figures as they were).
    */
   close(): void {
-    this.#processMetrics = true;
-    this.#stopLag?.();
-    this.#stopLag = null;
+    this.#process.close();
   }
 
   /** Runs currently handed to the runner. */
@@ -303,52 +236,49 @@ export class ServerMetrics implements TaskObserver {
   }
 
   /**
-   * Every metric in the Prometheus text format. The process metrics (prom-client's default
-   * collectors: CPU, memory, heap, handles, file descriptors, GC; the event-loop lag of
-   * {@link collectEventLoopLag}) start at the
-   * first scrape: a server nobody scrapes (or one with `--no-metrics`, which answers no scrape)
-   * keeps no event-loop monitor or GC observer running. CPU, memory and the like are read at
-   * each scrape anyway; event-loop lag and GC durations count from the first scrape on (the lag
-   * sampled every {@link EVENT_LOOP_RESOLUTION_MS} ms).
+   * Every metric in the Prometheus text format. The event-loop lag timer and the GC observer
+   * ({@link ProcessMetrics}) start at the first scrape: a server nobody scrapes (or one with
+   * `--no-metrics`, which answers no scrape) keeps neither running. CPU, memory and the like
+   * are read at each scrape anyway; event-loop lag and GC durations count from the first
+   * scrape on (the lag sampled every {@link EVENT_LOOP_RESOLUTION_MS} ms).
    */
   async render(): Promise<string> {
-    if (!this.#processMetrics) {
-      this.#processMetrics = true;
-      for (const name of PROCESS_COLLECTORS)
-        (requireCjs(`prom-client/lib/metrics/${name}.js`) as DefaultCollector)(this.registry, {});
-      this.#stopLag = collectEventLoopLag(this.registry, EVENT_LOOP_RESOLUTION_MS);
-    }
-    const out: string[] = [];
-    const all = [...this.#series.values()].flatMap((m) => [...m.values()]);
-    const labels = (s: PipelineSeries): string =>
-      `workspace="${s.workspace}",pipeline="${escapeLabel(s.pipeline)}"`;
-    header(
-      out,
-      REQUESTS,
-      'counter',
-      'Inference requests answered, by workspace id, pipeline name and HTTP status (pipeline "" = no serving pipeline).',
+    this.#process.start();
+    const sources = this.#sources;
+    // The one asynchronous source first, so that the rest is read in one go after it.
+    const logBytes = await sources.logBytes();
+    let text = H.queueDepth;
+    for (const d of sources.queueDepths())
+      text += `${QUEUE_DEPTH}{workspace="${d.workspaceId}",pipeline="${escapeLabel(d.name)}"} ${formatValue(d.queued)}\n`;
+    text +=
+      `${H.logQueueRows}${LOG_QUEUE_ROWS} ${formatValue(sources.logQueuedRows())}\n` +
+      `${H.logBytes}${LOG_BYTES} ${formatValue(logBytes)}\n` +
+      `${H.logWriterUp}${LOG_WRITER_UP} ${sources.logState() === 'open' ? 1 : 0}\n` +
+      H.taskRuns;
+    for (const [status, n] of this.#taskRuns) text += `${TASK_RUNS}{status="${escapeLabel(status)}"} ${n}\n`;
+    text +=
+      `${H.taskRunsRunning}${TASK_RUNS_RUNNING} ${this.#running}\n` +
+      H.schedulerLag +
+      histogramText(SCHEDULER_LAG, LAG_PREFIXES, this.#lagBuckets, this.#lagSum, this.#lagCount, '') +
+      this.#process.text();
+
+    text += H.requests;
+    for (const byName of this.#series.values())
+      for (const s of byName.values())
+        for (const [status, n] of s.byStatus) text += `${REQUESTS}{${s.labels},status="${status}"} ${n}\n`;
+    text += H.duration;
+    for (const byName of this.#series.values())
+      for (const s of byName.values())
+        text += histogramText(DURATION, DURATION_PREFIXES, s.buckets, s.seconds, s.count, s.labels);
+    text += H.rows;
+    for (const byName of this.#series.values())
+      for (const s of byName.values())
+        if (s.rows > 0 || s.count > 0) text += `${ROWS}{${s.labels}} ${formatValue(s.rows)}\n`;
+    return (
+      text +
+      H.batch +
+      histogramText(BATCH, BATCH_PREFIXES, this.#batchBuckets, this.#batchRows, this.#batches, '')
     );
-    for (const s of all)
-      for (const [status, n] of s.byStatus) out.push(`${REQUESTS}{${labels(s)},status="${status}"} ${n}`);
-    header(
-      out,
-      DURATION,
-      'histogram',
-      'Inference request latency (received to answered), by workspace id and pipeline name.',
-    );
-    for (const s of all)
-      histogramLines(out, DURATION, LATENCY_BUCKETS, s.buckets, s.seconds, s.count, labels(s));
-    header(out, ROWS, 'counter', 'Rows inferred, by workspace id and pipeline name.');
-    for (const s of all)
-      if (s.rows > 0 || s.count > 0) out.push(`${ROWS}{${labels(s)}} ${formatValue(s.rows)}`);
-    header(
-      out,
-      BATCH,
-      'histogram',
-      'Rows per model run sent to a worker (requests merged by dynamic batching count together).',
-    );
-    histogramLines(out, BATCH, BATCH_BUCKETS, this.#batchBuckets, this.#batchRows, this.#batches, '');
-    return `${await this.registry.metrics()}\n${out.join('\n')}\n`;
   }
 
   #seriesOf(workspaceId: number, pipeline: string): PipelineSeries {
@@ -360,8 +290,8 @@ export class ServerMetrics implements TaskObserver {
     let series = byName.get(pipeline);
     if (series === undefined) {
       series = {
-        workspace: String(workspaceId),
         pipeline,
+        labels: `workspace="${workspaceId}",pipeline="${escapeLabel(pipeline)}"`,
         byStatus: new Map(),
         buckets: new Float64Array(LATENCY_BUCKETS.length + 1),
         seconds: 0,
