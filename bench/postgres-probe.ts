@@ -8,7 +8,8 @@
 // embedded server from that build). PROBE_ROUNDS (3), PROBE_SECONDS (3), PROBE_PROF=1 (--cpu-prof
 // into /tmp/quoll-probe-prof/<config>), PROBE_THREADS=1 (CPU and minor faults per request of each
 // server thread, named by its tid's offset from the main thread's), PROBE_DB_PREFIX (quoll_probe:
-// the scratch databases' name prefix).
+// the scratch databases' name prefix), PROBE_WINDOWS=1 (each window's server and backend CPU per request,
+// not only their medians).
 // Run: node --import tsx bench/postgres-probe.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -190,6 +191,11 @@ try {
       (xactPerReq[s.name] ??= []).push((x1 - x0 - (s.name === 'node' ? 2 : 0)) / n);
     }
   }
+  if (process.env.PROBE_WINDOWS === '1')
+    for (const s of servers)
+      console.log(
+        `${s.name.padEnd(12)} per window: CPU ms/req ${cpuPerReq[s.name]!.map((x) => x.toFixed(2)).join(' ')} | pg backends CPU ms/req ${pgCpuPerReq[s.name]!.map((x) => x.toFixed(2)).join(' ')}`,
+      );
   for (const s of servers)
     console.log(
       `${s.name.padEnd(12)} rows/s ${rate[s.name]!.map((x) => Math.round(x)).join(' ')} | median ${Math.round(median(rate[s.name]!))} | server CPU ms/req ${median(cpuPerReq[s.name]!).toFixed(2)} | pg backends CPU ms/req ${median(pgCpuPerReq[s.name]!).toFixed(2)} | pg xact/req ${median(xactPerReq[s.name]!).toFixed(3)} | minflt/req ${median(flt[s.name]!).toFixed(0)}`,
@@ -204,6 +210,14 @@ try {
         .map((r) => `${r.tid - rows[0]!.tid}:${r.cpu.toFixed(2)}/${r.flt.toFixed(0)}`)
         .join(' ')}`,
     );
+    if (process.env.PROBE_WINDOWS === '1')
+      for (const r of rows.filter((x) => x.cpu > 0.05))
+        console.log(
+          `${name.padEnd(12)} thread ${r.tid - rows[0]!.tid} per window: ${byTid
+            .get(r.tid)!
+            .cpu.map((x) => x.toFixed(2))
+            .join(' ')}`,
+        );
   }
   const e = median(rate.emb ?? []);
   const n = median(rate.node ?? []);
