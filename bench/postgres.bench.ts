@@ -6,7 +6,8 @@
 //     and the newest rows,
 //  3. infer over HTTP, Arrow IPC batch 1000, c=1: a `--database` node vs an embedded server,
 //     after a CHECKPOINT (the parts before leave PostgreSQL writing out their rows), the
-//     server that goes first alternating round by round.
+//     server that goes first alternating round by round, after warm-up rounds
+//     (QUOLL_BENCH_PG_INFER_WARMUP_ROUNDS, default 8) whose windows are printed, not counted.
 // Needs PostgreSQL (QUOLL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
 // creates and drops its own databases. Run: npm run bench -- postgres [-- --rows 1000000]
 // QUOLL_BENCH_PG_PARTS=infer (or ingest,pages, comma-separated) runs only those parts.
@@ -40,6 +41,12 @@ const LARGE_ROWS = argRows > 0 ? Number(process.argv[argRows + 1]) : 10_000_000;
 const PARTS = new Set(
   (process.env.QUOLL_BENCH_PG_PARTS ?? 'ingest,pages,infer').split(',').map((p) => p.trim()),
 );
+// Infer: rounds of 3 s windows per server (alternating which goes first) before the 3 measured
+// rounds. Each server's CPU per request halves over its first ~7 windows (about 20 s of
+// requests: V8 compiling the request path and the isolates' code, a node's log writer with
+// the `pg` driver's), then stays flat; without these rounds the median window was one of
+// them, and measured the node's longer warm-up as much as its request (docs/benchmarks.md).
+const INFER_WARMUP_ROUNDS = Number(process.env.QUOLL_BENCH_PG_INFER_WARMUP_ROUNDS ?? 8);
 const T0 = 1_700_000_000_000;
 const WIDTH = 18;
 const ts = new TimestampMillisecond();
@@ -204,7 +211,8 @@ try {
     }
     results.checkpointBeforeInferMs = performance.now() - checkpointAt;
     const rate: Record<string, number[]> = {};
-    for (let r = 0; r < 3; r++) {
+    const windows: Record<string, number[]> = {};
+    for (let r = 0; r < INFER_WARMUP_ROUNDS + 3; r++) {
       // Which server goes first alternates, so that a machine getting busier or quieter across
       // a round does not favour one of them.
       for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
@@ -225,9 +233,12 @@ try {
           await post();
           n++;
         }
-        (rate[s.name] ??= []).push((n * 1000) / ((performance.now() - t) / 1000));
+        const rowsPerSec = (n * 1000) / ((performance.now() - t) / 1000);
+        (windows[s.name] ??= []).push(rowsPerSec);
+        if (r >= INFER_WARMUP_ROUNDS) (rate[s.name] ??= []).push(rowsPerSec);
       }
     }
+    results.inferWindows = { warmupRounds: INFER_WARMUP_ROUNDS, rowsPerSec: windows };
     const embedded = median(rate.embedded ?? []);
     const node = median(rate['postgres node'] ?? []);
     results.inferArrow1000 = {
@@ -259,6 +270,13 @@ if (page !== undefined && newestPage !== undefined)
     `\n${page.rows} rows loaded into PostgreSQL at ${Math.round(page.loadRowsPerSec)} rows/s; 1000-row pages on them: ` +
       `time range p50 ${page.p50Ms.toFixed(2)} ms, newest p50 ${newestPage.p50Ms.toFixed(2)} ms`,
   );
+const inferWindows = results.inferWindows as
+  { warmupRounds: number; rowsPerSec: Record<string, number[]> } | undefined;
+if (inferWindows !== undefined)
+  for (const [name, w] of Object.entries(inferWindows.rowsPerSec))
+    console.log(
+      `infer windows, ${name} (rows/s; the first ${inferWindows.warmupRounds} warm-up): ${w.map((x) => Math.round(x)).join(' ')}`,
+    );
 if (typeof results.checkpointBeforeInferMs === 'number')
   console.log(`CHECKPOINT before the infer part took ${Math.round(results.checkpointBeforeInferMs)} ms`);
 writeResults('postgres', results);
