@@ -7,7 +7,8 @@
 //  3. infer over HTTP, Arrow IPC batch 1000, c=1: a `--database` node vs an embedded server,
 //     after a CHECKPOINT (the parts before leave PostgreSQL writing out their rows), the
 //     server that goes first alternating round by round, after warm-up rounds
-//     (QUOLL_BENCH_PG_INFER_WARMUP_ROUNDS, default 8) whose windows are printed, not counted.
+//     (QUOLL_BENCH_PG_INFER_WARMUP_ROUNDS, default 8) whose windows are printed, not counted;
+//     median of 4 measured rounds (an even number: see INFER_ROUNDS).
 // Needs PostgreSQL (QUOLL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
 // creates and drops its own databases. Run: npm run bench -- postgres [-- --rows 1000000]
 // QUOLL_BENCH_PG_PARTS=infer (or ingest,pages, comma-separated) runs only those parts.
@@ -41,12 +42,16 @@ const LARGE_ROWS = argRows > 0 ? Number(process.argv[argRows + 1]) : 10_000_000;
 const PARTS = new Set(
   (process.env.QUOLL_BENCH_PG_PARTS ?? 'ingest,pages,infer').split(',').map((p) => p.trim()),
 );
-// Infer: rounds of 3 s windows per server (alternating which goes first) before the 3 measured
+// Infer: rounds of 3 s windows per server (alternating which goes first) before the measured
 // rounds. Each server's CPU per request halves over its first ~7 windows (about 20 s of
 // requests: V8 compiling the request path and the isolates' code, a node's log writer with
 // the `pg` driver's), then stays flat; without these rounds the median window was one of
 // them, and measured the node's longer warm-up as much as its request (docs/benchmarks.md).
 const INFER_WARMUP_ROUNDS = Number(process.env.QUOLL_BENCH_PG_INFER_WARMUP_ROUNDS ?? 8);
+// Measured rounds: even, so that each server runs its window right after its own previous
+// one (ABBA order) as often as the other; with 3, the server that goes first in the first
+// measured round had that position in two of them.
+const INFER_ROUNDS = 4;
 const T0 = 1_700_000_000_000;
 const WIDTH = 18;
 const ts = new TimestampMillisecond();
@@ -212,7 +217,7 @@ try {
     results.checkpointBeforeInferMs = performance.now() - checkpointAt;
     const rate: Record<string, number[]> = {};
     const windows: Record<string, number[]> = {};
-    for (let r = 0; r < INFER_WARMUP_ROUNDS + 3; r++) {
+    for (let r = 0; r < INFER_WARMUP_ROUNDS + INFER_ROUNDS; r++) {
       // Which server goes first alternates, so that a machine getting busier or quieter across
       // a round does not favour one of them.
       for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
@@ -277,6 +282,16 @@ if (inferWindows !== undefined)
     console.log(
       `infer windows, ${name} (rows/s; the first ${inferWindows.warmupRounds} warm-up): ${w.map((x) => Math.round(x)).join(' ')}`,
     );
+if (inferWindows !== undefined) {
+  const e = inferWindows.rowsPerSec.embedded ?? [];
+  const n = inferWindows.rowsPerSec['postgres node'] ?? [];
+  console.log(
+    `infer node / embedded by measured round (each round's two windows): ${n
+      .slice(inferWindows.warmupRounds)
+      .map((x, i) => (x / (e[inferWindows.warmupRounds + i] ?? NaN)).toFixed(2))
+      .join(' ')}`,
+  );
+}
 if (typeof results.checkpointBeforeInferMs === 'number')
   console.log(`CHECKPOINT before the infer part took ${Math.round(results.checkpointBeforeInferMs)} ms`);
 writeResults('postgres', results);
