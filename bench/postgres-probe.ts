@@ -9,7 +9,8 @@
 // into /tmp/quoll-probe-prof/<config>), PROBE_THREADS=1 (CPU and minor faults per request of each
 // server thread, named by its tid's offset from the main thread's), PROBE_DB_PREFIX (quoll_probe:
 // the scratch databases' name prefix), PROBE_WINDOWS=1 (each window's server and backend CPU per request,
-// not only their medians).
+// not only their medians), PROBE_SQL_DB2 (SQL run on the second database once the servers have
+// started, e.g. a storage setting for the `base` node to be compared).
 // Run: node --import tsx bench/postgres-probe.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -135,6 +136,12 @@ try {
     await p.deploy();
     servers.push({ name, child, url: p.url(), home, token, node });
   }
+  if (process.env.PROBE_SQL_DB2) {
+    const c = new pg.Client({ connectionString: db2.url });
+    await c.connect();
+    await c.query(process.env.PROBE_SQL_DB2);
+    await c.end();
+  }
   const rate: Record<string, number[]> = {};
   const cpuPerReq: Record<string, number[]> = {};
   const pgCpuPerReq: Record<string, number[]> = {};
@@ -218,6 +225,21 @@ try {
             .cpu.map((x) => x.toFixed(2))
             .join(' ')}`,
         );
+  }
+  for (const url of [db.url, db2.url]) {
+    const c = new pg.Client({ connectionString: url });
+    await c.connect();
+    const r = await c
+      .query<{ n: string; stored: string; raw: string }>(
+        'SELECT count(*) AS n, avg(pg_column_size(data)) AS stored, avg(octet_length(data)) AS raw FROM inference_log_batches',
+      )
+      .catch(() => null);
+    await c.end();
+    const row = r?.rows[0];
+    if (row && Number(row.n) > 0)
+      console.log(
+        `${new URL(url).pathname.slice(1)}: ${row.n} stored batches, ${Math.round(Number(row.raw))} bytes each, ${Math.round(Number(row.stored))} stored`,
+      );
   }
   const e = median(rate.emb ?? []);
   const n = median(rate.node ?? []);
