@@ -3,7 +3,9 @@
 // JSON records and Arrow IPC file, batches 100 and 1000, 16 connections. Interleaved
 // on/off/on/off …, median of BENCH_REPS (default 3). Target: on/off ≥ 0.90 at batch ≥ 100.
 // Env: BENCH_WARMUP_S (default 2), BENCH_SECONDS (default 4), BENCH_REPS (default 3),
-// BENCH_CONNECTIONS (default 16).
+// BENCH_CONNECTIONS (default 16), BENCH_ONLY (workloads to run, e.g. `json-100,arrow-100`; all four
+// when unset), BENCH_AA=1 (an A/A run: the second server logs too, so "on/off" shows how far two
+// identical servers differ on this machine at the time).
 // Beside throughput, each server's CPU time per row (from /proc, Linux): of its main thread
 // (the request thread) and of the whole process. On a busy shared machine these move less than
 // rows/s, which depends on what else gets the core.
@@ -14,6 +16,7 @@ import type { ChildProcess } from 'node:child_process';
 import {
   cpuSeconds,
   deployModel,
+  loadAverage,
   median,
   modelName,
   printTable,
@@ -60,8 +63,12 @@ interface Workload {
   batch: number;
 }
 const workloads: Workload[] = [];
+const only = (process.env.BENCH_ONLY ?? '').split(',').filter(Boolean);
 for (const format of ['json', 'arrow'] as const)
-  for (const batch of [100, 1000]) workloads.push({ format, batch });
+  for (const batch of [100, 1000])
+    if (only.length === 0 || only.includes(`${format}-${batch}`)) workloads.push({ format, batch });
+if (workloads.length === 0) throw new Error(`BENCH_ONLY=${process.env.BENCH_ONLY} names no workload`);
+const aa = process.env.BENCH_AA === '1';
 
 function lua(w: Workload, token: string, tag: string): string {
   return writeLua(work, { format: w.format, batch: w.batch, token, tag });
@@ -87,8 +94,9 @@ function logBytes(s: Started): number {
   return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
 }
 
+const loadBefore = loadAverage();
 const on = await start('on', []);
-const off = await start('off', ['--no-inference-logs']);
+const off = await start('off', aa ? [] : ['--no-inference-logs']);
 const results: Record<string, unknown>[] = [];
 const table: (string | number)[][] = [];
 try {
@@ -167,7 +175,7 @@ try {
 }
 const written = logBytes(on);
 console.log(
-  `\nmodel: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}; ` +
+  `\n${aa ? 'A/A (both servers log); ' : ''}model: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}; load ${loadBefore}–${loadAverage()}; ` +
     `log bytes written by the logging server: ${(written / 1024 ** 2).toFixed(1)} MiB`,
 );
 printTable(
@@ -187,7 +195,7 @@ printTable(
   ],
   table,
 );
-writeResults('logging', {
+writeResults(aa ? 'logging-aa' : 'logging', {
   model: useFixture ? 'rf_model.onnx' : 'synthetic',
   connections: CONNECTIONS,
   warmupS: WARMUP,
