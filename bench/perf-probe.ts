@@ -5,7 +5,9 @@
 // Prints each server's rate, CPU per request and CPU per request of each thread (from perf's
 // samples; the HTTP thread named), and leaves <PROBE_OUT>/{on,off}.data for
 // `perf report -i … --sort pid,sym --no-children`. Needs perf and the right to trace the
-// servers. Usage: tsx bench/perf-probe.ts [seconds=5]. Hold /tmp/quoll-bench.lock while it runs.
+// servers. Usage: tsx bench/perf-probe.ts [seconds=5]. Env: PROBE_FORMAT (json | arrow, default
+// json), PROBE_CONNECTIONS (default 16), PROBE_SIDES (default "on,off"; "on" profiles the checked
+// server alone), PROBE_WARMUP_S (default 3). Hold /tmp/quoll-bench.lock while it runs.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -19,6 +21,7 @@ import {
   wrk,
   writeBenchModel,
   writeLua,
+  type BodyFormat,
 } from './support.js';
 
 const [seconds = 5] = process.argv.slice(2).map(Number);
@@ -26,17 +29,23 @@ const work = mkdtempSync(join(tmpdir(), 'quoll-perf-probe-'));
 const out = process.env.PROBE_OUT ?? work;
 const modelPath = writeBenchModel(work);
 const batch = Number(process.env.PROBE_BATCH ?? 1000);
+const format = (process.env.PROBE_FORMAT ?? 'json') as BodyFormat;
+const connections = Number(process.env.PROBE_CONNECTIONS ?? 16);
+const warmup = Number(process.env.PROBE_WARMUP_S ?? 3);
+const wantedSides = (process.env.PROBE_SIDES ?? 'on,off').split(',');
 const servers = [];
-for (const [tag, env] of [
-  ['on', {}],
-  ['off', { QUOLL_BENCH_INPUT_CHECKS: 'off' }],
-] as const) {
+for (const [tag, env] of (
+  [
+    ['on', {}],
+    ['off', { QUOLL_BENCH_INPUT_CHECKS: 'off' }],
+  ] as const
+).filter(([tag]) => wantedSides.includes(tag))) {
   const server = await startQuoll(work, tag, [], { nodeArgs: ['--perf-basic-prof'], env });
   const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
-  const lua = writeLua(work, { format: 'json', batch, token: server.token, tag });
+  const lua = writeLua(work, { format, batch, token: server.token, tag });
   servers.push({ tag, server, url: pipeline.url(), lua });
 }
-for (const s of servers) wrk({ url: s.url, luaScript: s.lua, connections: 16, seconds: 3 });
+for (const s of servers) wrk({ url: s.url, luaScript: s.lua, connections, seconds: warmup });
 for (const s of servers) {
   const pid = String(s.server.proc.pid);
   const data = join(out, `${s.tag}.data`);
@@ -44,7 +53,7 @@ for (const s of servers) {
   await new Promise((resolve) => setTimeout(resolve, 500));
   const before = cpuSeconds(s.server.proc);
   const load = loadAverage();
-  const run = wrk({ url: s.url, luaScript: s.lua, connections: 16, seconds });
+  const run = wrk({ url: s.url, luaScript: s.lua, connections, seconds });
   const used = cpuSeconds(s.server.proc) - before;
   perf.kill('SIGINT');
   await new Promise((resolve) => perf.once('exit', resolve));
