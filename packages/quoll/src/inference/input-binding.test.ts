@@ -6,6 +6,7 @@ import { makeArrowTensorTable, mulberry32 } from '../../../../test/support/synth
 import { recordsToTable } from './decode/records-to-table.js';
 import { bindColumns, buildFeeds, buildFeedsFromRecordColumns } from './input-binding.js';
 import type { ColumnBinding } from './input-binding.js';
+import { transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 
 const tensor18: TensorInfoDto = { name: 'float_input', type: 'float32', shape: [null, 18] };
@@ -47,15 +48,33 @@ describe('bindColumns', () => {
 });
 
 describe('buildFeeds', () => {
-  it('copies a FixedSizeList<Float32> column into a buffer of its own, as [rows, 18]', () => {
+  it('lends a FixedSizeList<Float32> column that fills its buffer as it is, as [rows, 18], never to be transferred', () => {
     const values = Float32Array.from({ length: 36 }, (_, i) => i);
     const table = makeArrowTensorTable(values, 18);
     const [feed] = buildFeeds({ kind: 'arrow', table }, [{ column: 'tensor', input: tensor18 }]);
     expect(feed!.dims).toEqual([2, 18]);
     expect(Array.from(feed!.data as Float32Array)).toEqual(Array.from(values));
-    // Its own buffer: transferring it to a worker cannot detach the request's table.
-    expect((feed!.data as Float32Array).buffer).not.toBe(values.buffer);
-    expect((feed!.data as Float32Array).byteLength).toBe((feed!.data as Float32Array).buffer.byteLength);
+    // The request's own values (no copy on this thread); a run copies them into its message
+    // instead of moving their buffer, so the request's table stays readable.
+    expect((feed!.data as Float32Array).buffer).toBe(values.buffer);
+    expect(transferList([feed!])).toEqual([]);
+    // A feed of the same shape in a buffer of its own is moved.
+    const own: WireTensor = { ...feed!, data: values.slice() };
+    expect(transferList([own])).toEqual([(own.data as Float32Array).buffer]);
+  });
+
+  it('copies a column that is a small part of a larger buffer into a buffer of its own', () => {
+    const body = new Float32Array(36 * 4);
+    body.set(
+      Float32Array.from({ length: 36 }, (_, i) => i),
+      36,
+    );
+    const table = makeArrowTensorTable(body.subarray(36, 72), 18);
+    const [feed] = buildFeeds({ kind: 'arrow', table }, [{ column: 'tensor', input: tensor18 }]);
+    expect(Array.from(feed!.data as Float32Array)).toEqual(Array.from(body.subarray(36, 72)));
+    // Lending it would make the run's message carry the whole buffer.
+    expect((feed!.data as Float32Array).buffer).not.toBe(body.buffer);
+    expect(transferList([feed!])).toEqual([(feed!.data as Float32Array).buffer]);
   });
 
   it('casts a float column to a float64 input and a plain numeric column feeds a width-1 input', () => {

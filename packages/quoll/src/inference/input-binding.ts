@@ -10,6 +10,7 @@ import {
   ELEMENT_RANGES,
   firstNonFinite,
   float64IntoFloat32,
+  lendView,
   sameArrayType,
 } from './tensor-data.js';
 import type { NumericSink, TensorData, WireTensor } from './tensor-data.js';
@@ -102,7 +103,9 @@ export function inputRowCount(input: InferenceInput): number {
 
 /**
  * Builds the first step's feeds: one flat array per input, cast to its declared element
- * type, in a buffer of its own (so it can be transferred to a worker).
+ * type, in a buffer of its own (so it can be transferred to a worker), or an Arrow column's
+ * values lent as they are when they already have the input's type (`lendView`: copied into the
+ * worker's message, never transferred).
  */
 export function buildFeeds(input: InferenceInput, bindings: readonly ColumnBinding[]): WireTensor[] {
   if (input.kind === 'arrow') {
@@ -391,7 +394,7 @@ function castInto(
       const bad = firstNonFinite(first);
       if (bad !== -1) throw unrepresentable(column, Math.floor(bad / width), first[bad]!, input);
     }
-    return (first as Float32Array).slice();
+    return ownOrLent(first as Exclude<TensorData, string[]>);
   }
   const sink = allocateNumeric(input.type, length, column);
   let offset = 0;
@@ -418,6 +421,18 @@ function castInto(
     offset += part.length;
   }
   return sink.data;
+}
+
+/**
+ * The values of a single chunk as the feed: lent as they are when they fill at least half of
+ * their buffer (an Arrow body's column: postMessage copies the buffer into the run's message, the
+ * one copy either way), else copied into a buffer of their own (a small view of a large or pooled
+ * buffer would make the message carry the rest of it).
+ */
+function ownOrLent(values: Exclude<TensorData, string[]>): TensorData {
+  const buffer = values.buffer;
+  if (buffer instanceof ArrayBuffer && values.byteLength * 2 >= buffer.byteLength) return lendView(values);
+  return values.slice();
 }
 
 /**

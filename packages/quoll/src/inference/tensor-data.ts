@@ -218,11 +218,27 @@ export function castTensorData(data: TensorData, type: TensorElementType, name: 
   return out;
 }
 
+/** Feeds that are views of a request's own buffers (see {@link lendView}). */
+const lent = new WeakSet<object>();
+
+/**
+ * Marks `data`, a view of buffers the caller still reads (a request body whose columns the
+ * answer echoes and the log keeps), as lent to a worker run: {@link transferList} never moves
+ * its buffer, so postMessage copies it into the message instead. That copy replaces the one the
+ * caller would otherwise make to own a transferable buffer, and it is made outside the caller's
+ * heap (no new ArrayBuffer on the HTTP thread per request). The message carries the view's
+ * whole underlying buffer, so lend only views that cover most of it.
+ */
+export function lendView<T extends Exclude<TensorData, string[]>>(data: T): T {
+  lent.add(data);
+  return data;
+}
+
 /** The transferable buffers of some tensors, so postMessage moves them instead of copying. */
 export function transferList(tensors: readonly WireTensor[]): ArrayBuffer[] {
   const buffers: ArrayBuffer[] = [];
   for (const tensor of tensors) {
-    if (Array.isArray(tensor.data)) continue;
+    if (Array.isArray(tensor.data) || lent.has(tensor.data)) continue;
     const buffer = tensor.data.buffer;
     // Only whole, plain ArrayBuffers can be moved; a view into a shared or larger buffer is copied instead.
     if (
