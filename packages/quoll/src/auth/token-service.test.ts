@@ -52,6 +52,34 @@ describe('TokenService', () => {
     await expect(server.authenticate(header)).rejects.toMatchObject({ code: 'invalid_token' });
   });
 
+  it('cachedPrincipal answers what authenticate would, only while the lookup is cached and trusted', async () => {
+    const clock = new ManualClock(Date.UTC(2025, 0, 1));
+    const tokens = await service(clock);
+    const issued = await tokens.issueAdmin('ops', 60_000);
+    const header = `Bearer ${issued.token}`;
+    // Never looked up: only authenticate (the store) can answer.
+    expect(tokens.cachedPrincipal(header)).toBeNull();
+    const principal = await tokens.authenticate(header);
+    expect(tokens.cachedPrincipal(header)).toBe(principal);
+    expect(tokens.cachedPrincipal(`bearer  ${issued.token} `)).toBe(principal);
+    for (const other of [undefined, '', issued.token, `Basic ${issued.token}`, 'Bearer qk_unknown'])
+      expect(tokens.cachedPrincipal(other)).toBeNull();
+    // Due for its recheck against the store: not answered from the cache.
+    await clock.advance(5_000);
+    expect(tokens.cachedPrincipal(header)).toBeNull();
+    const rechecked = await tokens.authenticate(header);
+    expect(tokens.cachedPrincipal(header)).toBe(rechecked);
+    expect(rechecked).toEqual(principal);
+    // Revoked here: gone at once.
+    await tokens.revoke(issued.id);
+    expect(tokens.cachedPrincipal(header)).toBeNull();
+    // An expired token is never answered, even from a fresh entry.
+    const short = await tokens.issueAdmin('short', 1_000);
+    await tokens.authenticate(`Bearer ${short.token}`);
+    await clock.advance(1_000);
+    expect(tokens.cachedPrincipal(`Bearer ${short.token}`)).toBeNull();
+  });
+
   it('a token revoked through the same service fails at once', async () => {
     const clock = new ManualClock(0);
     const tokens = await service(clock);

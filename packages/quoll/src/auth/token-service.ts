@@ -93,11 +93,9 @@ export class TokenService {
       throw new ApiError('unauthenticated', 'Malformed Authorization header: expected "Bearer <token>".');
     }
     // The cache is keyed by the presented token itself: hashing is only needed on a miss.
-    const cached = this.cache.get(match[1]);
     const now = this.now();
-    if (cached && now < cached.recheckAt && (cached.expiresAt === null || cached.expiresAt > now)) {
-      return cached.principal;
-    }
+    const cached = this.#fresh(match[1], now);
+    if (cached !== null) return cached;
     const hash = hashToken(match[1]);
     const rec = await this.store.findTokenByHash(hash);
     const expiresAt = rec?.expiresAt ? Date.parse(rec.expiresAt) : null;
@@ -114,6 +112,28 @@ export class TokenService {
         : { kind: 'workspace', workspaceId: rec.workspaceId, subject: rec.subject, tokenId: rec.id };
     this.cache.set(match[1], { principal, expiresAt, recheckAt: now + this.cacheTtlMs });
     return principal;
+  }
+
+  /**
+   * The principal {@link authenticate} would answer for `header` without asking the store: the
+   * cached lookup of a well-formed bearer token while it is trusted; null for anything else (no
+   * or another header, a token not cached or due for its recheck), which `authenticate` answers.
+   * Lets the request path skip a promise per request.
+   */
+  cachedPrincipal(header: string | undefined): Principal | null {
+    if (header === undefined || header === '') return null;
+    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+    if (!match?.[1]) return null;
+    return this.#fresh(match[1], this.now());
+  }
+
+  /** The cached principal of `token` while its entry is trusted and the token unexpired, else null. */
+  #fresh(token: string, now: number): Principal | null {
+    const cached = this.cache.get(token);
+    if (cached && now < cached.recheckAt && (cached.expiresAt === null || cached.expiresAt > now)) {
+      return cached.principal;
+    }
+    return null;
   }
 
   /** Revokes a token by id; it stops working at once. */

@@ -1,5 +1,10 @@
 import { createServer, type Server } from 'node:http';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyRequest,
+  type FastifyServerOptions,
+} from 'fastify';
 import swagger from '@fastify/swagger';
 import { ApiError } from '../errors/index.js';
 import { installErrorHandlers, privatePaths } from './error-handler.js';
@@ -16,6 +21,7 @@ import { taskRoutes } from './routes/task-routes.js';
 import { METRICS_PATH, metricsRoutes } from './routes/metrics-routes.js';
 import { metricsScrape } from './metrics-scrape.js';
 import { SESSION_PATH, sessionRoutes } from './routes/session-routes.js';
+import { isSignInLink } from '../auth/index.js';
 import { authenticateRequest } from './authenticate-request.js';
 import { consoleRoutes, isConsolePath } from './routes/console-routes.js';
 import { workspaceRoutes } from './routes/workspace-routes.js';
@@ -117,33 +123,51 @@ export async function createApp(
   app.decorateRequest('receivedAt', 0);
   // Inference answers are timed from here (count-inferences.ts), only when metrics are on.
   const timed = ctx.config.metrics;
-  // Streamed uploads: refuse a declared length over the route's cap before reading the body
-  // (the stores still enforce the cap while they write, for chunked bodies).
-  app.addHook('onRequest', async (req) => {
+  // One callback hook for every request (no promise per request on the hot path): the time,
+  // the declared body length against the route's cap, then the principal.
+  app.addHook('onRequest', (req, _reply, done) => {
     if (timed) req.receivedAt = performance.now();
+    // Streamed uploads: refuse a declared length over the route's cap before reading the body
+    // (the stores still enforce the cap while they write, for chunked bodies).
     const cap = req.routeOptions.config.maxBodyBytes;
-    const declared = Number(req.headers['content-length']);
-    if (cap !== undefined && Number.isFinite(declared) && declared > cap) {
-      throw new ApiError(
-        'payload_too_large',
-        `The body is ${declared} bytes; this route takes at most ${cap}.`,
-        {
-          maxBytes: cap,
-        },
-      );
+    if (cap !== undefined) {
+      const declared = Number(req.headers['content-length']);
+      if (Number.isFinite(declared) && declared > cap) {
+        done(
+          new ApiError(
+            'payload_too_large',
+            `The body is ${declared} bytes; this route takes at most ${cap}.`,
+            {
+              maxBytes: cap,
+            },
+          ),
+        );
+        return;
+      }
     }
-  });
-  app.addHook('onRequest', async (req) => {
-    const path = req.url.split('?', 1)[0] ?? '';
-    if (PUBLIC_PATHS.has(path) || path.startsWith(PYTHON_SDK_PREFIX)) return;
-    if (path === METRICS_PATH && ctx.config.metricsPublic) return;
+    const url = req.url;
+    const query = url.indexOf('?');
+    const path = query === -1 ? url : url.slice(0, query);
+    if (PUBLIC_PATHS.has(path) || path.startsWith(PYTHON_SDK_PREFIX)) return done();
+    if (path === METRICS_PATH && ctx.config.metricsPublic) return done();
     // The console's page and files are public; what they show comes from the API.
-    if (isConsolePath(path) && (req.method === 'GET' || req.method === 'HEAD')) return;
+    if (isConsolePath(path) && (req.method === 'GET' || req.method === 'HEAD')) return done();
+    // Started, and a bearer token whose lookup is cached: no promise.
+    if (starting === null && !(path === SESSION_PATH && req.method === 'POST')) {
+      const cached = ctx.tokens.cachedPrincipal(req.headers.authorization);
+      if (cached !== null && !isSignInLink(cached)) {
+        req.principal = cached;
+        return done();
+      }
+    }
+    authenticateSlowly(req, path).then(() => done(), done);
+  });
+  const authenticateSlowly = async (req: FastifyRequest, path: string): Promise<void> => {
     if (starting !== null) await starting;
     // Signing in (a link's code or a pasted token in the body) needs no principal yet.
     if (path === SESSION_PATH && req.method === 'POST') return;
     req.principal = await authenticateRequest(ctx, req);
-  });
+  };
 
   await app.register(swagger, {
     openapi: {
