@@ -253,7 +253,11 @@ export interface BenchServer {
   client: Client;
 }
 
-const CLI = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
+// BENCH_QUOLL_CLI: another build's dist/cli/main.js (e.g. a copy of main's), to run a bench
+// against it with the same bench code.
+const CLI =
+  process.env.BENCH_QUOLL_CLI ??
+  fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
 
 /**
  * Starts the built Quoll server (home `<work>/<tag>`, any free port, log level warn) pinned to
