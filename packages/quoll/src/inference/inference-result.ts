@@ -29,6 +29,8 @@ import type { TensorElementType } from '@quoll/client/wire';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput } from './inference-input.js';
 import type { BufferLease } from '../threads/index.js';
+import { kindOf } from '../logs/index.js';
+import type { LogRowLeaf, LogRowSource } from '../logs/index.js';
 import { rowWidth } from './tensor-data.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
@@ -92,6 +94,34 @@ export class InferenceResult {
     return this.#table;
   }
 
+  /**
+   * The rows for the inference log: the result's Arrow table when it has one or reuses the
+   * input's columns (an Arrow request, or an Arrow answer already built), otherwise — JSON
+   * records — a {@link LogRowSource} that writes the same rows (the same schema object, the
+   * same values byte for byte) straight into the log's staging buffers, without the table's
+   * fresh typed arrays and Arrow objects built only to be copied again.
+   */
+  logRows(): Table | LogRowSource {
+    const input = this.#input;
+    if (this.#table !== null || input.kind === 'arrow') return this.toArrowTable();
+    const records = input.records as Record<string, unknown>[];
+    const { layout, shapes } = this.#recordsLayout(records);
+    return new RecordsLogRows(this, layout.schema, records, this.#columns, shapes);
+  }
+
+  /** The layout of a records result: its `in.*` columns' shapes and the shared schema. */
+  #recordsLayout(records: Record<string, unknown>[]): { layout: ResultLayout; shapes: number[][] } {
+    const shapes = this.#columns.map((column) => jsonShape(records[0]?.[column]));
+    let key = 'r';
+    for (const [i, column] of this.#columns.entries()) key += `\u0001${column}\u0000${shapes[i]!.join(',')}`;
+    const layout = this.#layout(key, () =>
+      this.#columns.map(
+        (column, i) => new Field(`in.${column}`, nestedType(new Float64(), shapes[i]!), false),
+      ),
+    );
+    return { layout, shapes };
+  }
+
   #buildArrowTable(): Table {
     const input = this.#input;
     // One result batch per input batch, so `in.*` columns are reused chunk for chunk.
@@ -113,15 +143,9 @@ export class InferenceResult {
       }
     } else {
       const records = input.records as Record<string, unknown>[];
-      const shapes = this.#columns.map((column) => jsonShape(records[0]?.[column]));
-      let key = 'r';
-      for (const [i, column] of this.#columns.entries())
-        key += `\u0001${column}\u0000${shapes[i]!.join(',')}`;
-      layout = this.#layout(key, () =>
-        this.#columns.map(
-          (column, i) => new Field(`in.${column}`, nestedType(new Float64(), shapes[i]!), false),
-        ),
-      );
+      const found = this.#recordsLayout(records);
+      layout = found.layout;
+      const shapes = found.shapes;
       const inputs = this.#columns.map((column, i) =>
         recordsColumnData(records, column, shapes[i]!, layout.inTypes[i]!),
       );
@@ -402,6 +426,23 @@ function recordsColumnData(
 ): Data {
   const width = shape.reduce((a, b) => a * b, 1);
   const values = new Float64Array(records.length * width);
+  fillRecordsColumn(records, column, shape, values);
+  return listData(type, primitiveData(leafTypeOf(type), values.length, values));
+}
+
+/**
+ * Writes a records request's input column into `values` (`records.length × width` elements,
+ * row after row; numbers as they are, booleans as 0/1, anything else as a Float64Array
+ * assignment converts it). Every element is written, so `values` may be a reused buffer: the
+ * log's staging and {@link recordsColumnData} get the same bytes.
+ */
+function fillRecordsColumn(
+  records: Record<string, unknown>[],
+  column: string,
+  shape: readonly number[],
+  values: Float64Array,
+): void {
+  const width = shape.reduce((a, b) => a * b, 1);
   let offset = 0;
   if (shape.length === 1) {
     // The common case ({ tensor: [18 numbers] }): a flat loop, no recursion.
@@ -418,8 +459,98 @@ function recordsColumnData(
       else values[offset++] = typeof value === 'boolean' ? Number(value) : (value as number);
     };
     for (const record of records) push(record[column]);
+    // Rows with fewer values than the first leave the tail as a fresh array has it.
+    if (offset < values.length) values.fill(0, offset);
   }
-  return listData(type, primitiveData(leafTypeOf(type), values.length, values));
+}
+
+/** Typed-array kinds (as the log's staging names them) of the fixed columns of a result. */
+const TIME_KIND = kindOf(new BigInt64Array(0));
+const FLOAT64_KIND = kindOf(new Float64Array(0));
+const CHECK_FAILURES_KIND = kindOf(new Uint32Array(0));
+
+/**
+ * The log rows of a JSON records result, written straight into the log's staging buffers:
+ * the same leaf columns, in the same order and with the same bytes, as the one batch of
+ * {@link InferenceResult.toArrowTable} (`time`, `in.*` as Float64, `out.*`, `check_failures`).
+ * Outputs that are not fixed-width numbers (bool, string), or whose length does not match the
+ * rows, make {@link leaves} `null`, and the log then takes the table.
+ */
+class RecordsLogRows implements LogRowSource {
+  readonly kind = 'log-row-source' as const;
+  readonly schema: Schema;
+  readonly numRows: number;
+  readonly leaves: readonly LogRowLeaf[] | null;
+  readonly byteLength: number;
+  readonly #result: InferenceResult;
+  readonly #records: Record<string, unknown>[];
+  readonly #columns: readonly string[];
+  readonly #shapes: readonly number[][];
+
+  constructor(
+    result: InferenceResult,
+    schema: Schema,
+    records: Record<string, unknown>[],
+    columns: readonly string[],
+    shapes: readonly number[][],
+  ) {
+    this.#result = result;
+    this.schema = schema;
+    this.#records = records;
+    this.#columns = columns;
+    this.#shapes = shapes;
+    const rows = result.rowCount;
+    this.numRows = rows;
+    let leaves: LogRowLeaf[] | null = [{ kind: TIME_KIND, width: 1 }];
+    let bytes = rows * 8;
+    for (const shape of shapes) {
+      const width = shape.reduce((a, b) => a * b, 1);
+      leaves.push({ kind: FLOAT64_KIND, width });
+      bytes += rows * width * 8;
+    }
+    for (const output of result.outputs) {
+      const width = rowWidth(output.dims);
+      if (
+        output.type === 'bool' ||
+        output.type === 'string' ||
+        Array.isArray(output.data) ||
+        output.data.length !== rows * width
+      ) {
+        leaves = null;
+        break;
+      }
+      leaves.push({ kind: kindOf(output.data), width });
+      bytes += output.data.byteLength;
+    }
+    leaves?.push({ kind: CHECK_FAILURES_KIND, width: 1 });
+    bytes += rows * 4;
+    if (records.length !== rows) leaves = null;
+    this.leaves = leaves;
+    this.byteLength = leaves === null ? 0 : bytes;
+  }
+
+  writeLeaf(index: number, target: ArrayBufferView): void {
+    const inputs = this.#columns.length;
+    if (index === 0) {
+      (target as BigInt64Array).fill(BigInt(this.#result.time));
+    } else if (index <= inputs) {
+      fillRecordsColumn(
+        this.#records,
+        this.#columns[index - 1]!,
+        this.#shapes[index - 1]!,
+        target as Float64Array,
+      );
+    } else if (index <= inputs + this.#result.outputs.length) {
+      const data = this.#result.outputs[index - 1 - inputs]!.data as Exclude<TensorData, string[]>;
+      (target as Uint8Array).set(data as Uint8Array);
+    } else {
+      (target as Uint32Array).fill(0);
+    }
+  }
+
+  toTable(): Table {
+    return this.#result.toArrowTable();
+  }
 }
 
 // ---------------------------------------------------------------- records building

@@ -1,8 +1,10 @@
 export { InferenceLogStore } from './inference-log-store.js';
 export type { InferenceLogStoreOptions, InferenceLogStoreState } from './inference-log-store.js';
 export type { InferenceLogs } from './inference-logs.js';
-export { checkLogBatch, clampLogTime } from './log-batch-checks.js';
 export { admitLogRows, logStoreClosedError, logStoreUnavailableError } from './log-append-rules.js';
+export { isLogRowSource } from './log-row-source.js';
+export type { LogAppendBatch, LogRowLeaf, LogRowSource } from './log-row-source.js';
+export { checkLogBatch, checkLogSchema, clampLogTime } from './log-batch-checks.js';
 export { LogAppendQueue } from './log-append-queue.js';
 export type { QueuedAppend } from './log-append-queue.js';
 export { LogHandOff } from './log-hand-off.js';
@@ -10,7 +12,7 @@ export type { LogHandOffOptions, LogItemsMessage } from './log-hand-off.js';
 export { ArrowMessageEncoder } from './arrow-message-encoder.js';
 export { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
 export type { PackedBatches } from './log-batch-transfer.js';
-export { LogStaging, StagedRows, StagedRun } from './log-staging.js';
+export { LogStaging, StagedRows, StagedRun, kindOf } from './log-staging.js';
 export type { LogStagingLimits, StagedEntry, StagedLeaf } from './log-staging.js';
 export {
   coalesceLogBatches,

@@ -6,6 +6,7 @@ import { ApiError } from '../errors/index.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { admitLogRows } from './log-append-rules.js';
 import { LogHandOff } from './log-hand-off.js';
+import type { LogRowSource } from './log-row-source.js';
 import { enforceLogRetention, removeOrphanSegmentFiles } from './log-segment-files.js';
 import type { LogFilesContext } from './log-segment-files.js';
 import type { LogSegmentIndex, LogSegmentUpdate } from './log-segment-index.js';
@@ -300,9 +301,9 @@ export class InferenceLogStore {
    * the writer is failing and the queue stayed full for `unavailableWaitMs` (those rows are
    * not queued).
    */
-  append(pipelineId: number, rows: Table | RecordBatch): Promise<void> {
+  append(pipelineId: number, rows: Table | RecordBatch | LogRowSource): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
-    let admitted: { batches: RecordBatch[]; rows: number };
+    let admitted: ReturnType<typeof admitLogRows>;
     try {
       admitted = admitLogRows(pipelineId, rows);
     } catch (err) {

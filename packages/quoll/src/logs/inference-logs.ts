@@ -1,5 +1,6 @@
 import type { RecordBatch, Table } from 'apache-arrow';
 import type { InferenceLogStoreState } from './inference-log-store.js';
+import type { LogRowSource } from './log-row-source.js';
 import type { LogPage, LogQuery } from './query-log-page.js';
 
 /**
@@ -15,10 +16,11 @@ export interface InferenceLogs {
   /** Rows queued and not yet taken by the writer. */
   readonly queuedRows: number;
   /**
-   * Queues rows (a table or one record batch with a `time` Timestamp(ms) column) for the
-   * pipeline's log; resolves once queued (waits while the queue is full).
+   * Queues rows (a table, one record batch or a {@link LogRowSource}, with a `time`
+   * Timestamp(ms) column) for the pipeline's log; resolves once queued (waits while the queue
+   * is full).
    */
-  append(pipelineId: number, rows: Table | RecordBatch): Promise<void>;
+  append(pipelineId: number, rows: Table | RecordBatch | LogRowSource): Promise<void>;
   /** Resolves once every row appended so far through this store is stored. */
   flush(): Promise<void>;
   /** Reads one page of a pipeline's log (see {@link LogQuery} for the defaults). */

@@ -1,11 +1,11 @@
-import type { RecordBatch } from 'apache-arrow';
+import type { LogAppendBatch } from './log-row-source.js';
 
 /** Batches of one `append` call, waiting for the writer. */
 export interface QueuedAppend {
   /** Position in arrival order, starting at 1. */
   seq: number;
   pipelineId: number;
-  batches: RecordBatch[];
+  batches: LogAppendBatch[];
   rows: number;
 }
 
@@ -77,7 +77,7 @@ export class LogAppendQueue {
   }
 
   /** Queues batches; resolves once admitted (at once when there is room). `now` dates a wait. */
-  push(pipelineId: number, batches: RecordBatch[], rows: number, now: number): Promise<void> {
+  push(pipelineId: number, batches: LogAppendBatch[], rows: number, now: number): Promise<void> {
     const item: QueuedAppend = { seq: ++this.#lastSeq, pipelineId, batches, rows };
     // Waiters go first so that appends keep their order (and time stays non-decreasing).
     if (this.#waiters.length === 0 && this.#fits(rows)) {

@@ -1,20 +1,33 @@
 import { Table } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { ApiError } from '../errors/index.js';
-import { checkLogBatch } from './log-batch-checks.js';
+import { checkLogBatch, checkLogSchema } from './log-batch-checks.js';
+import { isLogRowSource } from './log-row-source.js';
+import type { LogAppendBatch, LogRowSource } from './log-row-source.js';
+import { STAGE_MAX_BYTES } from './log-staging.js';
 
 /**
  * What an `append` takes: the non-empty batches of `rows`, each checked, and their row count.
+ * A {@link LogRowSource} is kept as it is when the staging will copy it (small, every column
+ * fixed-width numbers); otherwise its table's batches are taken.
  * Throws `ApiError('invalid_request')` for a bad pipeline id or batch.
  */
 export function admitLogRows(
   pipelineId: number,
-  rows: Table | RecordBatch,
-): { batches: RecordBatch[]; rows: number } {
+  rows: Table | RecordBatch | LogRowSource,
+): { batches: LogAppendBatch[]; rows: number } {
   if (!Number.isSafeInteger(pipelineId) || pipelineId < 1) {
     throw new ApiError('invalid_request', `A pipeline id must be a positive integer; got ${pipelineId}.`, {
       pipelineId,
     });
+  }
+  if (isLogRowSource(rows)) {
+    if (rows.leaves !== null && rows.byteLength < STAGE_MAX_BYTES) {
+      if (rows.numRows === 0) return { batches: [], rows: 0 };
+      checkLogSchema(rows.schema);
+      return { batches: [rows], rows: rows.numRows };
+    }
+    return admitLogRows(pipelineId, rows.toTable());
   }
   const batches = (rows instanceof Table ? rows.batches : [rows]).filter((b) => b.numRows > 0);
   for (const b of batches) checkLogBatch(b);

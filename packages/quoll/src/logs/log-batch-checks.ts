@@ -57,33 +57,38 @@ const checkedSchemas = new WeakMap<Schema, number>();
 
 /** Checks that a batch can be logged; throws `ApiError('invalid_request')` naming what is wrong. */
 export function checkLogBatch(batch: RecordBatch): void {
-  const known = checkedSchemas.get(batch.schema);
-  if (known !== undefined) {
-    if ((batch.data.children[known]?.nullCount ?? 0) > 0) throw timeNullsError();
-    return;
-  }
-  const field = batch.schema.fields.find((f) => f.name === 'time');
+  const known = checkLogSchema(batch.schema);
+  if ((batch.data.children[known]?.nullCount ?? 0) > 0) throw timeNullsError();
+}
+
+/**
+ * Checks that rows of `schema` can be logged (a `time` column of type Timestamp(ms), no
+ * dictionary-encoded column) and returns the index of its `time` column; throws
+ * `ApiError('invalid_request')` naming what is wrong. Remembered per schema object.
+ */
+export function checkLogSchema(schema: Schema): number {
+  const known = checkedSchemas.get(schema);
+  if (known !== undefined) return known;
+  const field = schema.fields.find((f) => f.name === 'time');
   if (field === undefined || !DataType.isTimestamp(field.type) || field.type.unit !== TimeUnit.MILLISECOND) {
     throw new ApiError(
       'invalid_request',
       `An inference log batch needs a "time" column of type Timestamp(ms); got ${field === undefined ? 'no such column' : String(field.type)}.`,
-      { columns: batch.schema.fields.map((f) => f.name) },
+      { columns: schema.fields.map((f) => f.name) },
     );
   }
-  if ((batch.getChild('time')?.nullCount ?? 0) > 0) throw timeNullsError();
-  if (batch.schema.fields.some((f) => DataType.isDictionary(f.type))) {
+  if (schema.fields.some((f) => DataType.isDictionary(f.type))) {
     throw new ApiError(
       'invalid_request',
       'Dictionary-encoded columns cannot be logged; decode them before appending.',
       {
-        columns: batch.schema.fields.filter((f) => DataType.isDictionary(f.type)).map((f) => f.name),
+        columns: schema.fields.filter((f) => DataType.isDictionary(f.type)).map((f) => f.name),
       },
     );
   }
-  checkedSchemas.set(
-    batch.schema,
-    batch.schema.fields.findIndex((f) => f.name === 'time'),
-  );
+  const index = schema.fields.findIndex((f) => f.name === 'time');
+  checkedSchemas.set(schema, index);
+  return index;
 }
 
 function timeNullsError(): ApiError {

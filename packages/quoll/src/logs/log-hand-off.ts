@@ -1,7 +1,7 @@
-import type { RecordBatch } from 'apache-arrow';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { LogAppendQueue } from './log-append-queue.js';
+import type { LogAppendBatch } from './log-row-source.js';
 import { LogBatchPacker } from './log-batch-transfer.js';
 import type { LogBatchPackerOptions, PackedBatches } from './log-batch-transfer.js';
 import { LogStaging } from './log-staging.js';
@@ -93,7 +93,7 @@ export class LogHandOff {
    * Queues checked, non-empty batches of one append; resolves once admitted (at once when there
    * is room). Many rows queued, or appends waiting for room, hand over without the timer.
    */
-  push(pipelineId: number, batches: RecordBatch[], rows: number): Promise<void> {
+  push(pipelineId: number, batches: LogAppendBatch[], rows: number): Promise<void> {
     const queue = this.queue;
     const queued = queue.push(pipelineId, batches, rows, this.#opts.clock.now());
     if (queue.queuedRows >= this.#opts.handOffRows || queue.oldestWaitSince !== null) this.#pump();

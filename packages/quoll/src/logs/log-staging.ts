@@ -2,6 +2,8 @@ import { DataType } from 'apache-arrow';
 import type { Data, RecordBatch, Schema } from 'apache-arrow';
 import { leaseOf } from '../threads/index.js';
 import type { BufferLease } from '../threads/index.js';
+import { isLogRowSource } from './log-row-source.js';
+import type { LogAppendBatch, LogRowSource } from './log-row-source.js';
 import { schemaIdOf } from './schema-id.js';
 
 /** The typed-array kinds a packed buffer names by index (shared with the packer and unpacker). */
@@ -174,7 +176,7 @@ export class LogStaging {
    * this append staged is rolled back, each leaf of the run it was merging into keeps its
    * length (so the run's columns stay aligned), and the error is thrown to the caller.
    */
-  add(pipelineId: number, batches: readonly RecordBatch[]): void {
+  add(pipelineId: number, batches: readonly LogAppendBatch[]): void {
     const current = this.#current;
     let group = current.groups.get(pipelineId);
     const created = group === undefined;
@@ -211,10 +213,22 @@ export class LogStaging {
     }
   }
 
-  #add(group: StagedEntry[], pipelineId: number, batches: readonly RecordBatch[]): void {
+  #add(group: StagedEntry[], pipelineId: number, batches: readonly LogAppendBatch[]): void {
     const current = this.#current;
     for (const batch of batches) {
       current.rows += batch.numRows;
+      if (isLogRowSource(batch)) {
+        // Admitted only when small and fixed-width (`admitLogRows`): always staged.
+        const size = batch.byteLength;
+        const id = schemaIdOf(batch.schema);
+        const run = this.#runFor(group, id, batch.numRows, size, () =>
+          this.#newSourceRun(batch, id, this.#hints.get(`${pipelineId}:${id}`)),
+        );
+        this.#copySource(run, batch);
+        run.rows += batch.numRows;
+        run.bytes += size;
+        continue;
+      }
       const size = batch.data.byteLength;
       if (size >= STAGE_MAX_BYTES || !mergeable(batch)) {
         // Kept as it is until the writer confirms it: buffers another thread lent (a model
@@ -224,23 +238,28 @@ export class LogStaging {
         continue;
       }
       const id = schemaIdOf(batch.schema);
-      const last = group.at(-1);
-      let run: StagedRun;
-      if (
-        last instanceof StagedRun &&
-        last.id === id &&
-        last.rows + batch.numRows <= this.#limits.maxRows &&
-        last.bytes + size <= this.#limits.maxBytes
-      )
-        run = last;
-      else {
-        run = this.#newRun(batch, id, this.#hints.get(`${pipelineId}:${id}`));
-        group.push(run);
-      }
+      const run = this.#runFor(group, id, batch.numRows, size, () =>
+        this.#newRun(batch, id, this.#hints.get(`${pipelineId}:${id}`)),
+      );
       this.#copy(run, batch);
       run.rows += batch.numRows;
       run.bytes += size;
     }
+  }
+
+  /** The group's last run when rows of schema `id` fit in it (the writer's caps), else a new one (`create`). */
+  #runFor(group: StagedEntry[], id: string, rows: number, bytes: number, create: () => StagedRun): StagedRun {
+    const last = group.at(-1);
+    if (
+      last instanceof StagedRun &&
+      last.id === id &&
+      last.rows + rows <= this.#limits.maxRows &&
+      last.bytes + bytes <= this.#limits.maxBytes
+    )
+      return last;
+    const run = create();
+    group.push(run);
+    return run;
   }
 
   /** The rows staged since the last call; what comes next is staged apart. */
@@ -290,6 +309,42 @@ export class LogStaging {
     return new StagedRun(batch.schema, id, leaves);
   }
 
+  /** A run for rows of `source`'s schema, with its leaves' kinds. */
+  #newSourceRun(source: LogRowSource, id: string, hints: number[] | undefined): StagedRun {
+    const leaves: StagedLeaf[] = (source.leaves ?? []).map((leaf, i) => ({
+      kind: leaf.kind,
+      bytesPerElement: VIEW_TYPES[leaf.kind]!.BYTES_PER_ELEMENT,
+      buf: new Uint8Array(this.#acquire(hints?.[i] ?? 0)),
+      used: 0,
+    }));
+    return new StagedRun(source.schema, id, leaves);
+  }
+
+  /** Has the source write its rows' values at the end of each leaf of the run. */
+  #copySource(run: StagedRun, source: LogRowSource): void {
+    const n = source.numRows;
+    const leaves = source.leaves ?? [];
+    for (let k = 0; k < leaves.length; k++) {
+      const elements = n * leaves[k]!.width;
+      const leaf = this.#room(run.leaves[k]!, elements * run.leaves[k]!.bytesPerElement);
+      const T = VIEW_TYPES[leaf.kind]!;
+      source.writeLeaf(k, new T(leaf.buf.buffer as ArrayBuffer, leaf.used, elements));
+      leaf.used += elements * leaf.bytesPerElement;
+    }
+  }
+
+  /** The leaf, its buffer grown (the bytes so far kept) so that `bytes` more fit after `used`. */
+  #room(leaf: StagedLeaf, bytes: number): StagedLeaf {
+    const need = leaf.used + bytes;
+    if (need > leaf.buf.byteLength) {
+      const grown = new Uint8Array(this.#acquire(Math.max(need, leaf.buf.byteLength * 2)));
+      grown.set(leaf.buf.subarray(0, leaf.used));
+      if (leaf.buf.byteLength > 0) this.#free(leaf.buf.buffer as ArrayBuffer);
+      leaf.buf = grown;
+    }
+    return leaf;
+  }
+
   /** Appends the batch's values to each leaf of the run. */
   #copy(run: StagedRun, batch: RecordBatch): void {
     let k = 0;
@@ -303,15 +358,9 @@ export class LogStaging {
       // Flat values of a (sliced) Data start at its first row.
       const v = d.values as View;
       const bytes = length * d.stride * v.BYTES_PER_ELEMENT;
-      const need = leaf.used + bytes;
-      if (need > leaf.buf.byteLength) {
-        const grown = new Uint8Array(this.#acquire(Math.max(need, leaf.buf.byteLength * 2)));
-        grown.set(leaf.buf.subarray(0, leaf.used));
-        if (leaf.buf.byteLength > 0) this.#free(leaf.buf.buffer as ArrayBuffer);
-        leaf.buf = grown;
-      }
+      this.#room(leaf, bytes);
       leaf.buf.set(new Uint8Array(v.buffer, v.byteOffset, bytes), leaf.used);
-      leaf.used = need;
+      leaf.used += bytes;
     };
     const n = batch.numRows;
     for (const column of batch.data.children) visit(column, n);

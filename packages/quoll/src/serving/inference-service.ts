@@ -1,4 +1,5 @@
 import type { Table } from 'apache-arrow';
+import type { LogRowSource } from '../logs/index.js';
 import type { Principal } from '../auth/index.js';
 import { ApiError } from '../errors/index.js';
 import type {
@@ -22,13 +23,15 @@ export type PipelineAddress =
   { workspaceId: number; pipeline: string } | { workspaceName: string | null; pipeline: string };
 
 /**
- * Where the inference log rows go (the `InferenceLogStore`). Once `append` settles the caller
- * releases the result: a sink that keeps the table's buffers past that must copy them or retain
- * their `BufferLease` (the store's staging does: it copies small batches and holds the lease of
+ * Where the inference log rows go (the `InferenceLogStore`): the result's Arrow table, or for
+ * JSON records a `LogRowSource` that writes the same rows straight into the store's staging
+ * (its `toTable()` gives them as a table). Once `append` settles the caller releases the
+ * result: a sink that keeps the rows' buffers past that must copy them or retain their
+ * `BufferLease` (the store's staging does: it copies small batches and holds the lease of
  * those it keeps until its writer confirms them).
  */
 export interface InferenceLogSink {
-  append(pipelineId: number, rows: Table): Promise<void>;
+  append(pipelineId: number, rows: Table | LogRowSource): Promise<void>;
 }
 
 /** Where inference counts go (the server's `/metrics`). */
@@ -170,7 +173,7 @@ export class InferenceService {
       // Queued before the answer leaves, so a logs query after the answer sees the rows. The
       // append only enqueues (the disk write is the log writer's); it waits only when the
       // writer's queue is full, which slows callers instead of dropping rows.
-      if (this.#logging) await this.#logs.append(pipelineId, result.toArrowTable());
+      if (this.#logging) await this.#logs.append(pipelineId, result.logRows());
       return answer;
     } finally {
       // The answer is encoded (its own bytes) and the log has copied the rows or holds what it

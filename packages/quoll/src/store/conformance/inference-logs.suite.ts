@@ -1,6 +1,6 @@
-import { Float32, Table, makeData, tableFromIPC } from 'apache-arrow';
+import { Float32, Table, makeData, tableFromIPC, tableToIPC } from 'apache-arrow';
 import { afterEach, describe, expect, it } from 'vitest';
-import { encodeLogPage, logPageRecords } from '../../logs/index.js';
+import { encodeLogPage, isLogRowSource, logPageRecords } from '../../logs/index.js';
 import type { InferenceLogs } from '../../logs/index.js';
 import {
   LOG_T0 as T0,
@@ -10,6 +10,7 @@ import {
   logPageIds as ids,
   pageAllLogIds as pageAll,
 } from './inference-log-rows.js';
+import { recordsLogCases } from './records-log-cases.js';
 
 /**
  * Opens a fresh, empty inference log on the backend under test. `smallPieces`: store rows in
@@ -38,6 +39,36 @@ export function inferenceLogsSuite(backend: string, make: MakeInferenceLogs): vo
       closers.push(close);
       return logs;
     }
+
+    it('stores the rows of a JSON result written straight into the staging as its Arrow table, byte for byte', async () => {
+      const store = await open();
+      const cases = recordsLogCases();
+      for (const [i, c] of cases.entries()) {
+        // Pipeline 10 + i by the table (the old path), 30 + i by `logRows()`; twice each, so
+        // the second append merges with the first.
+        for (let k = 0; k < 2; k++) {
+          await store.append(10 + i, c.make().toArrowTable());
+          const rows = c.make().logRows();
+          expect(isLogRowSource(rows), c.name).toBe(true);
+          await store.append(30 + i, rows);
+        }
+      }
+      await store.flush();
+      for (const [i, c] of cases.entries()) {
+        const byTable = await store.query(10 + i, { limit: 1000 });
+        const bySource = await store.query(30 + i, { limit: 1000 });
+        const expected = c.make().toArrowTable();
+        expect(bySource.rows, c.name).toBe(expected.numRows * 2);
+        expect(bySource.schemaId, c.name).toBe(byTable.schemaId);
+        expect(
+          Buffer.from(tableToIPC(bySource.table, 'stream')).equals(
+            Buffer.from(tableToIPC(byTable.table, 'stream')),
+          ),
+          c.name,
+        ).toBe(true);
+        expect(encodeLogPage(bySource, 'json'), c.name).toEqual(encodeLogPage(byTable, 'json'));
+      }
+    });
 
     it('query() without a range returns the newest 100, newest first', async () => {
       const store = await open();

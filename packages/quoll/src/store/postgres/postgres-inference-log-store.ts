@@ -14,6 +14,7 @@ import type {
   InferenceLogs,
   InferenceLogStoreState,
   LogPage,
+  LogRowSource,
   LogQuery,
   LogQueryPlan,
 } from '../../logs/index.js';
@@ -193,9 +194,9 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     return this.#worker?.threadId ?? null;
   }
 
-  append(pipelineId: number, rows: Table | RecordBatch): Promise<void> {
+  append(pipelineId: number, rows: Table | RecordBatch | LogRowSource): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
-    let admitted: { batches: RecordBatch[]; rows: number };
+    let admitted: ReturnType<typeof admitLogRows>;
     try {
       admitted = admitLogRows(pipelineId, rows);
     } catch (err) {

@@ -1,0 +1,145 @@
+import { describe, expect, it } from 'vitest';
+import { RecordBatch, Table } from 'apache-arrow';
+import type { Data } from 'apache-arrow';
+import { admitLogRows, isLogRowSource, kindOf, LogStaging, StagedRun } from '../logs/index.js';
+import type { LogRowSource, StagedRows } from '../logs/index.js';
+import { recordsLogCases } from '../store/conformance/records-log-cases.js';
+
+const LIMITS = { maxRows: 100_000, maxBytes: 64 * 1024 * 1024 };
+
+/** Every staged run's schema, rows, bytes and leaves (kind and the bytes written), per pipeline. */
+function snapshot(staged: StagedRows): unknown[] {
+  const out: unknown[] = [];
+  for (const [pipelineId, group] of staged.groups)
+    for (const entry of group) {
+      if (!(entry instanceof StagedRun)) {
+        out.push({ pipelineId, kept: entry.numRows });
+        continue;
+      }
+      out.push({
+        pipelineId,
+        schema: entry.schema,
+        id: entry.id,
+        rows: entry.rows,
+        bytes: entry.bytes,
+        leaves: entry.leaves.map((l) => ({
+          kind: l.kind,
+          bytes: Buffer.from(l.buf.subarray(0, l.used)).toString('hex'),
+        })),
+      });
+    }
+  return out;
+}
+
+/** Overwrites every value buffer of a table with 0xa5 bytes (garbage the staging must not keep). */
+function garbage(table: Table): Table {
+  const visit = (d: Data): void => {
+    const v = d.values as ArrayBufferView | undefined;
+    if (v !== undefined) new Uint8Array(v.buffer, v.byteOffset, v.byteLength).fill(0xa5);
+    for (const c of d.children) visit(c);
+  };
+  for (const b of table.batches) visit(b.data);
+  return table;
+}
+
+describe('InferenceResult.logRows (JSON records written straight into the log staging)', () => {
+  for (const c of recordsLogCases()) {
+    it(`stages the same schema and bytes as the result table: ${c.name}`, () => {
+      const old = new LogStaging(LIMITS);
+      for (let k = 0; k < 3; k++) old.add(1, admitLogRows(1, c.make().toArrowTable()).batches);
+
+      const direct = new LogStaging(LIMITS);
+      // The pool first holds buffers of garbage of the run's sizes: every byte must be written.
+      direct.add(1, admitLogRows(1, garbage(c.make().toArrowTable())).batches);
+      direct.release(direct.take());
+      const pooled = direct.pooledBuffers;
+      if (c.staged) expect(pooled).toBeGreaterThan(0);
+      for (let k = 0; k < 3; k++) {
+        const rows = c.make().logRows();
+        expect(isLogRowSource(rows)).toBe(true);
+        const admitted = admitLogRows(1, rows);
+        // Staged from the source itself, or (not fixed-width, or big) from its table.
+        expect(admitted.batches.every((b) => isLogRowSource(b))).toBe(c.staged);
+        expect(admitted.batches.every((b) => b instanceof RecordBatch)).toBe(!c.staged);
+        direct.add(1, admitted.batches);
+      }
+      // The garbage buffers were taken again (so the bytes compared below were written over them).
+      if (c.staged) expect(direct.pooledBuffers).toBeLessThan(pooled);
+      expect(snapshot(direct.take())).toEqual(snapshot(old.take()));
+    });
+  }
+
+  for (const c of recordsLogCases().filter((c) => c.staged)) {
+    it(`writes every element of each leaf, as the table holds it, over garbage: ${c.name}`, () => {
+      const source = c.make().logRows() as LogRowSource;
+      const table = c.make().toArrowTable();
+      expect(source.schema).toBe(table.schema);
+      expect(source.numRows).toBe(table.numRows);
+      expect(table.batches.length).toBe(1);
+      expect(source.byteLength).toBe(table.batches[0]!.data.byteLength);
+      const leaves: ArrayBufferView[] = [];
+      const visit = (d: Data): void => {
+        if (d.children.length > 0) for (const child of d.children) visit(child);
+        else leaves.push(d.values as ArrayBufferView);
+      };
+      for (const column of table.batches[0]!.data.children) visit(column);
+      expect(source.leaves?.length).toBe(leaves.length);
+      leaves.forEach((values, i) => {
+        const leaf = source.leaves![i]!;
+        expect(leaf.kind).toBe(kindOf(values));
+        const T = values.constructor as new (n: number) => ArrayBufferView;
+        const target = new T(source.numRows * leaf.width);
+        new Uint8Array(target.buffer).fill(0xa5);
+        source.writeLeaf(i, target);
+        expect(
+          Buffer.from(target.buffer).equals(Buffer.from(values.buffer, values.byteOffset, values.byteLength)),
+        ).toBe(true);
+      });
+    });
+  }
+
+  it('gives the table itself once the answer built it (an Arrow answer to JSON records)', () => {
+    const result = recordsLogCases()[0]!.make();
+    const table = result.toArrowTable();
+    expect(result.logRows()).toBe(table);
+  });
+
+  it('a source whose write fails stages nothing of it and leaves the run it merged into as it was', () => {
+    const c = recordsLogCases()[1]!;
+    const staging = new LogStaging(LIMITS);
+    staging.add(1, admitLogRows(1, c.make().logRows()).batches);
+    const good = c.make().logRows() as LogRowSource;
+    const failing: LogRowSource = {
+      kind: 'log-row-source',
+      schema: good.schema,
+      numRows: good.numRows,
+      leaves: good.leaves,
+      byteLength: good.byteLength,
+      writeLeaf: (index, target) => {
+        if (index === 3) throw new Error('boom');
+        good.writeLeaf(index, target);
+      },
+      toTable: () => good.toTable(),
+    };
+    expect(() => staging.add(1, admitLogRows(1, failing).batches)).toThrow('boom');
+    staging.add(1, admitLogRows(1, c.make().logRows()).batches);
+
+    const old = new LogStaging(LIMITS);
+    for (let k = 0; k < 2; k++) old.add(1, admitLogRows(1, c.make().toArrowTable()).batches);
+    expect(staging.stagedRows).toBe(old.stagedRows);
+    expect(snapshot(staging.take())).toEqual(snapshot(old.take()));
+  });
+
+  it('checks the schema of a source as of a batch', () => {
+    const good = recordsLogCases()[0]!.make().logRows() as LogRowSource;
+    const noTime = new Table({ x: good.toTable().getChild('in.tensor')! });
+    const bad: LogRowSource = {
+      ...good,
+      kind: 'log-row-source',
+      schema: noTime.schema,
+      writeLeaf: () => {},
+      toTable: () => noTime,
+    };
+    expect(() => admitLogRows(1, bad)).toThrow(/time/);
+  });
+});
