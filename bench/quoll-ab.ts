@@ -3,7 +3,7 @@
 // pinned to core 0 with wrk on core 1, interleaved A B A B …, median of the runs. CPU per request
 // is the whole process's (every thread) from /proc, which a shared machine moves less than req/s.
 // Usage: CLI_A=… [CLI_B=…] [ARGS_A=…] [ARGS_B=…] [NODE_ARGS_A=…] [NODE_ARGS_B=…] [FORMAT=json|arrow|oip]
-// [FORMAT_B=FORMAT] [BATCH=1] (NODE_ARGS_*: flags for node itself, e.g. --single-threaded-gc)
+// [FORMAT_B=FORMAT] [BATCH=1] [AB_WARMUP_S=2] (NODE_ARGS_*: flags for node itself, e.g. --single-threaded-gc)
 // (oip: the Open Inference Protocol's JSON tensors, on /v2/models/benchpipe/infer; FORMAT_B, e.g.
 // FORMAT=oip FORMAT_B=json with one build, compares the two endpoints)
 //   npx tsx bench/quoll-ab.ts [connections=1] [seconds=3] [runs=3]
@@ -81,7 +81,9 @@ try {
     url: string;
     lua: string;
   })[];
-  for (const side of ready) wrk({ url: side.url, luaScript: side.lua, connections, seconds: 2 });
+  // Each server's warm-up (V8 still compiles the request path for 10+ s at batch 1).
+  const warmup = Number(process.env.AB_WARMUP_S ?? 2);
+  for (const side of ready) wrk({ url: side.url, luaScript: side.lua, connections, seconds: warmup });
   const loadBefore = loadAverage();
   for (let run = 0; run < runs; run++)
     for (const side of ready) {
