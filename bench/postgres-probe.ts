@@ -10,7 +10,12 @@
 // server thread, named by its tid's offset from the main thread's), PROBE_DB_PREFIX (quoll_probe:
 // the scratch databases' name prefix), PROBE_WINDOWS=1 (each window's server and backend CPU per request,
 // not only their medians), PROBE_SQL_DB2 (SQL run on the second database once the servers have
-// started, e.g. a storage setting for the `base` node to be compared).
+// started, e.g. a storage setting for the `base` node to be compared; `;;` between statements
+// runs them one by one). Always printed, per request: PostgreSQL's shared processes' CPU
+// (walwriter, checkpointer, background writer: the WAL and heap writes a node's backend leaves
+// to them, which no server's figure counts), the kernel's worker threads' CPU (writeback of
+// dirty pages, for both servers' writes), and the whole machine's busy CPU (every process, so
+// other load counts in it too).
 // Run: node --import tsx bench/postgres-probe.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -42,6 +47,35 @@ function threadStats(pid: number): Map<number, { cpuNs: number; minflt: number }
     }
   }
   return out;
+}
+/** CPU seconds of PostgreSQL's shared processes (not backends) and of the kernel's worker threads. */
+function sharedCpu(): { pgAux: number; kworker: number } {
+  let pgAux = 0;
+  let kworker = 0;
+  for (const pid of readdirSync('/proc')) {
+    if (!/^[0-9]+$/.test(pid)) continue;
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const isAux =
+        comm === 'postgres' &&
+        /checkpointer|background writer|walwriter/.test(readFileSync(`/proc/${pid}/cmdline`, 'utf8'));
+      const isKworker = comm.startsWith('kworker') || comm.startsWith('jbd2') || comm.startsWith('flush-');
+      if (!isAux && !isKworker) continue;
+      const secs = Number(readFileSync(`/proc/${pid}/schedstat`, 'utf8').split(' ')[0]) / 1e9;
+      if (isAux) pgAux += secs;
+      else kworker += secs;
+    } catch {
+      // the process ended
+    }
+  }
+  return { pgAux, kworker };
+}
+/** Busy CPU seconds of the whole machine (all cores; idle and iowait left out). */
+function machineBusy(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const total = f.slice(0, 8).reduce((a, b) => a + b, 0);
+  return (total - f[3]! - f[4]!) / 100;
 }
 const configs = (process.env.PROBE_CONFIGS ?? 'emb,node').split(',');
 const PG_URL = process.env.QUOLL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -139,7 +173,8 @@ try {
   if (process.env.PROBE_SQL_DB2) {
     const c = new pg.Client({ connectionString: db2.url });
     await c.connect();
-    await c.query(process.env.PROBE_SQL_DB2);
+    // `;;` separates statements run one by one (VACUUM cannot run in a multi-statement query).
+    for (const statement of process.env.PROBE_SQL_DB2.split(';;')) await c.query(statement);
     await c.end();
   }
   const rate: Record<string, number[]> = {};
@@ -147,6 +182,9 @@ try {
   const pgCpuPerReq: Record<string, number[]> = {};
   const xactPerReq: Record<string, number[]> = {};
   const flt: Record<string, number[]> = {};
+  const pgAuxPerReq: Record<string, number[]> = {};
+  const kworkerPerReq: Record<string, number[]> = {};
+  const machinePerReq: Record<string, number[]> = {};
   /** Per config and thread (by tid order): CPU ms and minor faults per request, per window. */
   const perThread: Record<string, Map<number, { cpu: number[]; flt: number[] }>> = {};
   for (let r = 0; r < ROUNDS; r++) {
@@ -170,6 +208,8 @@ try {
       const c0 = cpuSeconds(s.child);
       const f0 = minorFaults(s.child.pid!);
       const th0 = THREADS ? threadStats(s.child.pid!) : null;
+      const sh0 = sharedCpu();
+      const m0 = machineBusy();
       const t = performance.now();
       let n = 0;
       while (performance.now() - t < SECS * 1000) {
@@ -178,6 +218,10 @@ try {
       }
       const el = (performance.now() - t) / 1000;
       const c1 = cpuSeconds(s.child);
+      const sh1 = sharedCpu();
+      (pgAuxPerReq[s.name] ??= []).push(((sh1.pgAux - sh0.pgAux) * 1000) / n);
+      (kworkerPerReq[s.name] ??= []).push(((sh1.kworker - sh0.kworker) * 1000) / n);
+      (machinePerReq[s.name] ??= []).push(((machineBusy() - m0) * 1000) / n);
       if (th0 !== null) {
         const byTid = (perThread[s.name] ??= new Map());
         for (const [tid, b] of threadStats(s.child.pid!)) {
@@ -206,6 +250,10 @@ try {
   for (const s of servers)
     console.log(
       `${s.name.padEnd(12)} rows/s ${rate[s.name]!.map((x) => Math.round(x)).join(' ')} | median ${Math.round(median(rate[s.name]!))} | server CPU ms/req ${median(cpuPerReq[s.name]!).toFixed(2)} | pg backends CPU ms/req ${median(pgCpuPerReq[s.name]!).toFixed(2)} | pg xact/req ${median(xactPerReq[s.name]!).toFixed(3)} | minflt/req ${median(flt[s.name]!).toFixed(0)}`,
+    );
+  for (const s of servers)
+    console.log(
+      `${s.name.padEnd(12)} shared CPU ms/req: pg walwriter+checkpointer+bgwriter ${median(pgAuxPerReq[s.name]!).toFixed(3)} | kernel workers ${median(kworkerPerReq[s.name]!).toFixed(3)} | machine busy ${median(machinePerReq[s.name]!).toFixed(2)}${process.env.PROBE_WINDOWS === '1' ? ` | per window: pg aux ${pgAuxPerReq[s.name]!.map((x) => x.toFixed(2)).join(' ')}; machine ${machinePerReq[s.name]!.map((x) => x.toFixed(2)).join(' ')}` : ''}`,
     );
   for (const [name, byTid] of Object.entries(perThread)) {
     const rows = [...byTid]
