@@ -130,6 +130,36 @@ describe('InferenceResult.logRows (JSON records written straight into the log st
     expect(snapshot(staging.take())).toEqual(snapshot(old.take()));
   });
 
+  it('the staging refuses a source admitLogRows would not stage, and keeps what it had', () => {
+    const c = recordsLogCases().find((x) => x.staged)!;
+    const expected = new LogStaging(LIMITS);
+    expected.add(1, admitLogRows(1, c.make().logRows()).batches);
+
+    const staging = new LogStaging(LIMITS);
+    staging.add(1, admitLogRows(1, c.make().logRows()).batches);
+    const good = c.make().logRows() as LogRowSource;
+    const write = (index: number, target: ArrayBufferView): void => good.writeLeaf(index, target);
+    const toTable = (): Table => good.toTable();
+    const noLeaves: LogRowSource = {
+      ...good,
+      kind: 'log-row-source',
+      leaves: null,
+      writeLeaf: write,
+      toTable,
+    };
+    const big: LogRowSource = {
+      ...good,
+      kind: 'log-row-source',
+      byteLength: 32 * 1024,
+      writeLeaf: write,
+      toTable,
+    };
+    expect(() => staging.add(1, [noLeaves])).toThrow(/admitLogRows/);
+    expect(() => staging.add(1, [big])).toThrow(/admitLogRows/);
+    expect(staging.stagedRows).toBe(good.numRows);
+    expect(snapshot(staging.take())).toEqual(snapshot(expected.take()));
+  });
+
   it('checks the schema of a source as of a batch', () => {
     const good = recordsLogCases()[0]!.make().logRows() as LogRowSource;
     const noTime = new Table({ x: good.toTable().getChild('in.tensor')! });

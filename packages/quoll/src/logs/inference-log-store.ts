@@ -293,11 +293,13 @@ export class InferenceLogStore {
   }
 
   /**
-   * Queues inference rows (a table or one record batch with a `time` Timestamp(ms) column) for
-   * the pipeline's log. Resolves as soon as they are queued, or — when the queue is full —
-   * once the writer has made room: callers slow down, rows are never dropped. The batches
-   * must not be changed afterwards: small ones are copied when they are admitted, bigger ones
-   * (32 KiB of column data and more) are kept until the writer has written them. Rejects with `shutting_down` after `stop()`, and with `log_store_unavailable` when
+   * Queues inference rows (a table, one record batch with a `time` Timestamp(ms) column, or a
+   * {@link LogRowSource} of such rows) for the pipeline's log. Resolves as soon as they are
+   * queued, or — when the queue is full — once the writer has made room: callers slow down,
+   * rows are never dropped. The rows must not be changed until the promise settles: small
+   * batches are copied when they are admitted (which, with the queue full, is after `append`
+   * returns; a source writes its rows then), bigger ones (32 KiB of column data and more) are
+   * kept until the writer has written them. Rejects with `shutting_down` after `stop()`, and with `log_store_unavailable` when
    * the writer is failing and the queue stayed full for `unavailableWaitMs` (those rows are
    * not queued).
    */

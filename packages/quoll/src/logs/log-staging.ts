@@ -3,7 +3,7 @@ import type { Data, RecordBatch, Schema } from 'apache-arrow';
 import { leaseOf } from '../threads/index.js';
 import type { BufferLease } from '../threads/index.js';
 import { isLogRowSource } from './log-row-source.js';
-import type { LogAppendBatch, LogRowSource } from './log-row-source.js';
+import type { LogAppendBatch, LogRowLeaf, LogRowSource } from './log-row-source.js';
 import { schemaIdOf } from './schema-id.js';
 
 /** The typed-array kinds a packed buffer names by index (shared with the packer and unpacker). */
@@ -218,13 +218,19 @@ export class LogStaging {
     for (const batch of batches) {
       current.rows += batch.numRows;
       if (isLogRowSource(batch)) {
-        // Admitted only when small and fixed-width (`admitLogRows`): always staged.
+        // Admitted only when small and fixed-width (`admitLogRows`): always staged. Anything
+        // else is refused (and rolled back by `add`), never staged as a run without columns.
+        const leaves = batch.leaves;
         const size = batch.byteLength;
+        if (leaves === null || size >= STAGE_MAX_BYTES)
+          throw new Error(
+            'A log row source is staged only when admitLogRows admitted it (fixed-width, under 32 KiB).',
+          );
         const id = schemaIdOf(batch.schema);
         const run = this.#runFor(group, id, batch.numRows, size, () =>
-          this.#newSourceRun(batch, id, this.#hints.get(`${pipelineId}:${id}`)),
+          this.#newSourceRun(batch.schema, leaves, id, this.#hints.get(`${pipelineId}:${id}`)),
         );
-        this.#copySource(run, batch);
+        this.#copySource(run, batch, leaves);
         run.rows += batch.numRows;
         run.bytes += size;
         continue;
@@ -309,21 +315,25 @@ export class LogStaging {
     return new StagedRun(batch.schema, id, leaves);
   }
 
-  /** A run for rows of `source`'s schema, with its leaves' kinds. */
-  #newSourceRun(source: LogRowSource, id: string, hints: number[] | undefined): StagedRun {
-    const leaves: StagedLeaf[] = (source.leaves ?? []).map((leaf, i) => ({
+  /** A run for rows of a source's schema, with its leaves' kinds. */
+  #newSourceRun(
+    schema: Schema,
+    sourceLeaves: readonly LogRowLeaf[],
+    id: string,
+    hints: number[] | undefined,
+  ): StagedRun {
+    const leaves: StagedLeaf[] = sourceLeaves.map((leaf, i) => ({
       kind: leaf.kind,
       bytesPerElement: VIEW_TYPES[leaf.kind]!.BYTES_PER_ELEMENT,
       buf: new Uint8Array(this.#acquire(hints?.[i] ?? 0)),
       used: 0,
     }));
-    return new StagedRun(source.schema, id, leaves);
+    return new StagedRun(schema, id, leaves);
   }
 
   /** Has the source write its rows' values at the end of each leaf of the run. */
-  #copySource(run: StagedRun, source: LogRowSource): void {
+  #copySource(run: StagedRun, source: LogRowSource, leaves: readonly LogRowLeaf[]): void {
     const n = source.numRows;
-    const leaves = source.leaves ?? [];
     for (let k = 0; k < leaves.length; k++) {
       const elements = n * leaves[k]!.width;
       const leaf = this.#room(run.leaves[k]!, elements * run.leaves[k]!.bytesPerElement);
