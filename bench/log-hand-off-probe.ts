@@ -4,12 +4,17 @@
 // Each turn builds CONNECTIONS result-like batches of ROWS rows (time, in.tensor 18 × float32
 // in a fresh "body" buffer, out.variable 1 × float32, check_failures) and appends them.
 // Prints CPU µs per append (whole process, building included), the µs per append spent in
-// push() itself, and GC pause µs per append, over SECONDS after WARMUP_S.
-// Usage: DIST=packages/quoll/dist [ROWS=1000] [CONNECTIONS=16] [SECONDS=3] [WARMUP_S=1]
+// push() itself, and GC pause µs per append (in all, and by kind: minor, incremental marking,
+// weak callbacks …), over SECONDS after WARMUP_S. WORKER=1 posts each message to a real worker
+// thread (which gives the arena back, transferred, WRITER_MS later) instead of simulating it, and
+// prints the µs per append spent in postMessage (with both threads on one core, that includes
+// the worker preempting).
+// Usage: DIST=packages/quoll/dist [ROWS=1000] [CONNECTIONS=16] [SECONDS=3] [WARMUP_S=1] [WORKER=1]
 //   taskset -c 1 npx tsx bench/log-hand-off-probe.ts
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import {
   Field,
   FixedSizeList,
@@ -28,6 +33,7 @@ const CONNECTIONS = Number(process.env.CONNECTIONS ?? 16);
 const SECONDS = Number(process.env.SECONDS ?? 3);
 const WARMUP_S = Number(process.env.WARMUP_S ?? 1);
 const WRITER_MS = Number(process.env.WRITER_MS ?? 2);
+const WORKER = process.env.WORKER === '1';
 
 interface HandOff {
   push(pipelineId: number, batches: RecordBatch[], rows: number): Promise<void>;
@@ -69,6 +75,23 @@ function resultBatch(n: number, time: number): RecordBatch {
   return b;
 }
 
+/** A stand-in writer thread: gives each message's arena back, transferred, WRITER_MS after it came. */
+const worker = WORKER
+  ? new Worker(
+      `const { parentPort } = require('node:worker_threads');
+       parentPort.on('message', (m) => setTimeout(
+         () => parentPort.postMessage({ seq: m.seq, arena: m.body.arena }, [m.body.arena]), ${WRITER_MS}));`,
+      { eval: true },
+    )
+  : null;
+worker?.unref();
+worker?.on('message', (m: { seq: number; arena: ArrayBuffer }) => {
+  handOff.recycle([m.arena]);
+  handOff.confirm(m.seq);
+  handOff.wantsRows();
+});
+let postUs = 0;
+
 const handOff: HandOff = new LogHandOff({
   queueCapacityRows: 500_000,
   handOffDelayMs: 20,
@@ -80,7 +103,13 @@ const handOff: HandOff = new LogHandOff({
   },
   packer: { mergeMaxRows: 16_384, mergeMaxBytes: 4 * 1024 * 1024 },
   closing: () => false,
-  post: (msg: { seq: number; body: { arena: ArrayBuffer } }) => {
+  post: (msg: { seq: number; body: { arena: ArrayBuffer } }, transfer: ArrayBuffer[]) => {
+    if (worker !== null) {
+      const t0 = process.hrtime.bigint();
+      worker.postMessage(msg, transfer);
+      postUs += Number(process.hrtime.bigint() - t0) / 1000;
+      return;
+    }
     setTimeout(() => {
       handOff.recycle([msg.body.arena]);
       handOff.confirm(msg.seq);
@@ -92,8 +121,14 @@ handOff.attach();
 handOff.wantsRows();
 
 let gcUs = 0;
+/** GC pause µs by kind (perf_hooks' `detail.kind`: 1 minor, 2 major, 4 incremental, 8 weak callbacks). */
+let gcKinds: Record<string, number> = {};
 new PerformanceObserver((list) => {
-  for (const e of list.getEntries()) gcUs += e.duration * 1000;
+  for (const e of list.getEntries()) {
+    gcUs += e.duration * 1000;
+    const kind = String((e as { detail?: { kind?: number } }).detail?.kind ?? '?');
+    gcKinds[kind] = (gcKinds[kind] ?? 0) + e.duration * 1000;
+  }
 }).observe({ entryTypes: ['gc'] });
 
 const turn = async (): Promise<number> => {
@@ -124,6 +159,8 @@ const until = async (ms: number): Promise<{ appends: number; pushUs: number }> =
 await until(WARMUP_S * 1000);
 const cpu0 = process.cpuUsage();
 gcUs = 0;
+gcKinds = {};
+postUs = 0;
 const { appends, pushUs } = await until(SECONDS * 1000);
 const cpu = process.cpuUsage(cpu0);
 const gc = gcUs;
@@ -135,6 +172,10 @@ console.log(
     cpuUsPerAppend: +((cpu.user + cpu.system) / appends).toFixed(1),
     pushUsPerAppend: +(pushUs / appends).toFixed(1),
     gcUsPerAppend: +(gc / appends).toFixed(1),
+    gcUsPerAppendByKind: Object.fromEntries(
+      Object.entries(gcKinds).map(([kind, us]) => [kind, +(us / appends).toFixed(1)]),
+    ),
+    ...(worker !== null ? { postUsPerAppend: +(postUs / appends).toFixed(1) } : {}),
   }),
 );
 process.exit(0);
