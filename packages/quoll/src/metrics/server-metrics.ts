@@ -1,5 +1,6 @@
 import type { TaskObserver } from '../scheduler/index.js';
 import { ProcessMetrics } from './process-metrics.js';
+import { StatusCounts } from './status-counts.js';
 import {
   PROMETHEUS_CONTENT_TYPE,
   bucketOf,
@@ -51,8 +52,8 @@ interface PipelineSeries {
   pipeline: string;
   /** `workspace="…",pipeline="…"`, escaped (built once). */
   labels: string;
-  /** Requests answered, by HTTP status. */
-  byStatus: Map<number, number>;
+  /** Requests answered, by HTTP status: see {@link StatusCounts}. */
+  byStatus: StatusCounts;
   /** Requests per latency bucket (not cumulative; `+Inf` last). */
   buckets: Float64Array;
   seconds: number;
@@ -152,6 +153,14 @@ export class ServerMetrics implements TaskObserver {
   #running = 0;
   /** By workspace id, then pipeline name: no key string is built per request. */
   readonly #series = new Map<number, Map<string, PipelineSeries>>();
+  /**
+   * The series last looked up, with its key: a server mostly answers one pipeline after
+   * another, and each request records twice (`rowsInferred`, then `inferenceServed`), so most
+   * recordings compare a number and a short string instead of two `Map` lookups.
+   */
+  #lastWorkspaceId = -1;
+  #lastPipeline: string | null = null;
+  #last: PipelineSeries | null = null;
   readonly #batchBuckets = new Float64Array(BATCH_BUCKETS.length + 1);
   #batchRows = 0;
   #batches = 0;
@@ -171,7 +180,7 @@ export class ServerMetrics implements TaskObserver {
   inferenceServed(workspaceId: number, pipeline: string, status: number, seconds: number): void {
     if (!Number.isFinite(seconds)) return;
     const series = this.#seriesOf(workspaceId, pipeline);
-    series.byStatus.set(status, (series.byStatus.get(status) ?? 0) + 1);
+    series.byStatus.add(status);
     series.buckets[bucketOf(LATENCY_BUCKETS, seconds)]! += 1;
     series.seconds += seconds;
     series.count += 1;
@@ -224,8 +233,7 @@ export class ServerMetrics implements TaskObserver {
     const totals: PipelineTotals[] = [];
     for (const [workspaceId, byName] of this.#series) {
       for (const s of byName.values()) {
-        let errors = 0;
-        for (const [status, n] of s.byStatus) if (status >= 400) errors += n;
+        const errors = s.byStatus.errors();
         const buckets: number[] = [];
         let cumulative = 0;
         for (const n of s.buckets) buckets.push((cumulative += n));
@@ -265,7 +273,8 @@ export class ServerMetrics implements TaskObserver {
     text += H.requests;
     for (const byName of this.#series.values())
       for (const s of byName.values())
-        for (const [status, n] of s.byStatus) text += `${REQUESTS}{${s.labels},status="${status}"} ${n}\n`;
+        for (const [status, n] of s.byStatus.entries())
+          text += `${REQUESTS}{${s.labels},status="${status}"} ${n}\n`;
     text += H.duration;
     for (const byName of this.#series.values())
       for (const s of byName.values())
@@ -282,6 +291,16 @@ export class ServerMetrics implements TaskObserver {
   }
 
   #seriesOf(workspaceId: number, pipeline: string): PipelineSeries {
+    if (this.#last !== null && workspaceId === this.#lastWorkspaceId && pipeline === this.#lastPipeline)
+      return this.#last;
+    const series = this.#lookUp(workspaceId, pipeline);
+    this.#lastWorkspaceId = workspaceId;
+    this.#lastPipeline = pipeline;
+    this.#last = series;
+    return series;
+  }
+
+  #lookUp(workspaceId: number, pipeline: string): PipelineSeries {
     let byName = this.#series.get(workspaceId);
     if (byName === undefined) {
       byName = new Map();
@@ -292,7 +311,7 @@ export class ServerMetrics implements TaskObserver {
       series = {
         pipeline,
         labels: `workspace="${workspaceId}",pipeline="${escapeLabel(pipeline)}"`,
-        byStatus: new Map(),
+        byStatus: new StatusCounts(),
         buckets: new Float64Array(LATENCY_BUCKETS.length + 1),
         seconds: 0,
         count: 0,
