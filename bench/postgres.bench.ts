@@ -5,10 +5,16 @@
 //  2. a 1000-row page on a large log in PostgreSQL (--rows, default 10 000 000): a time range,
 //     and the newest rows,
 //  3. infer over HTTP, Arrow IPC batch 1000, c=1: a `--database` node vs an embedded server,
-//     after a CHECKPOINT (the parts before leave PostgreSQL writing out their rows), the
-//     server that goes first alternating round by round, after warm-up rounds
-//     (QUOLL_BENCH_PG_INFER_WARMUP_ROUNDS, default 8) whose windows are printed, not counted;
-//     median of 4 measured rounds (an even number: see INFER_ROUNDS).
+//     after a CHECKPOINT (the parts before leave PostgreSQL writing out their rows), in rounds
+//     of one 3 s window per server, the order rotating round by round. Warm-up rounds (at least
+//     QUOLL_BENCH_PG_INFER_WARMUP_ROUNDS, default 8, more while a server is still getting
+//     faster, at most QUOLL_BENCH_PG_INFER_WARMUP_MAX, default 14) are printed, not counted;
+//     then QUOLL_BENCH_PG_INFER_ROUNDS (default 12) measured rounds. The figure is the median
+//     of the per-round ratios (each round's node window over its embedded window), printed with
+//     their quartiles; the ratio of the two servers' median windows is printed beside it.
+//     QUOLL_BENCH_PG_INFER_AA=1 adds a second embedded server (an A/A: its ratio to the first
+//     is the measure's own noise); QUOLL_BENCH_PG_INFER_CAP=<bytes> adds a node on a database
+//     of its own whose per-pipeline log cap is that many bytes (a node at its retention cap).
 // Needs PostgreSQL (QUOLL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
 // creates and drops its own databases. Run: npm run bench -- postgres [-- --rows 1000000]
 // QUOLL_BENCH_PG_PARTS=infer (or ingest,pages, comma-separated) runs only those parts.
@@ -35,23 +41,30 @@ import { openStore } from '../packages/quoll/src/store/index.js';
 import { createTestDatabase } from '../test/support/postgres-test-database.js';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../test/support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
-import { median, printTable, waitFor, writeResults } from './support.js';
+import { median, percentile, printTable, waitFor, writeResults } from './support.js';
 
 const argRows = process.argv.indexOf('--rows');
 const LARGE_ROWS = argRows > 0 ? Number(process.argv[argRows + 1]) : 10_000_000;
 const PARTS = new Set(
   (process.env.QUOLL_BENCH_PG_PARTS ?? 'ingest,pages,infer').split(',').map((p) => p.trim()),
 );
-// Infer: rounds of 3 s windows per server (alternating which goes first) before the measured
-// rounds. Each server's CPU per request halves over its first ~7 windows (about 20 s of
-// requests: V8 compiling the request path and the isolates' code, a node's log writer with
-// the `pg` driver's), then stays flat; without these rounds the median window was one of
-// them, and measured the node's longer warm-up as much as its request (docs/benchmarks.md).
+// Infer: rounds of 3 s windows per server before the measured rounds. Each server's CPU per
+// request halves over its first ~7 windows (about 20 s of requests: V8 compiling the request
+// path and the isolates' code, a node's log writer with the `pg` driver's), then stays flat;
+// without these rounds the median window was one of them (docs/benchmarks.md). Past the
+// minimum, warm-up goes on while any server's last 3 windows average more than 5 % above its
+// 3 before (still getting faster), up to the maximum: the same rule for every server.
 const INFER_WARMUP_ROUNDS = Number(process.env.QUOLL_BENCH_PG_INFER_WARMUP_ROUNDS ?? 8);
-// Measured rounds: even, so that each server runs its window right after its own previous
-// one (ABBA order) as often as the other; with 3, the server that goes first in the first
-// measured round had that position in two of them.
-const INFER_ROUNDS = 4;
+const INFER_WARMUP_MAX = Math.max(
+  INFER_WARMUP_ROUNDS,
+  Number(process.env.QUOLL_BENCH_PG_INFER_WARMUP_MAX ?? 14),
+);
+// Measured rounds: with 4, the rounds' ratios spread 0.73–1.12 in one quiet run (each window
+// is 3 s on 2 shared cores), so the median of 4 moved by ±0.05 from run to run. A multiple of
+// 2 and 3, so that with the order rotating each server takes each position equally often.
+const INFER_ROUNDS = Number(process.env.QUOLL_BENCH_PG_INFER_ROUNDS ?? 12);
+const INFER_AA = process.env.QUOLL_BENCH_PG_INFER_AA === '1';
+const INFER_CAP = process.env.QUOLL_BENCH_PG_INFER_CAP;
 const T0 = 1_700_000_000_000;
 const WIDTH = 18;
 const ts = new TimestampMillisecond();
@@ -120,6 +133,7 @@ const db = await createTestDatabase();
 const results: Record<string, unknown> = { largeRows: LARGE_ROWS };
 const rowsTable: (string | number)[][] = [];
 let schemas = 0;
+let capDb: Awaited<ReturnType<typeof createTestDatabase>> | null = null;
 try {
   // 1. Ingest: 1 M rows in 1000-row batches per run, S P S P …
   if (PARTS.has('ingest')) {
@@ -178,18 +192,28 @@ try {
     const cli = fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
     const body = tableToIpcFile(makeArrowTensorTable(makeHouseRows(1000, 1), WIDTH));
     const model = makeTreeEnsembleRegressor({ seed: 1 });
+    if (INFER_CAP !== undefined) capDb = await createTestDatabase();
+    const configs: { name: string; args: string[]; env: NodeJS.ProcessEnv }[] = [
+      { name: 'embedded', args: [], env: {} },
+      { name: 'postgres node', args: ['--database', db.url], env: {} },
+      ...(INFER_AA ? [{ name: 'embedded B', args: [], env: {} }] : []),
+      ...(capDb !== null && INFER_CAP !== undefined
+        ? [
+            {
+              name: 'node at cap',
+              args: ['--database', capDb.url],
+              env: { QUOLL_LOG_MAX_BYTES_PER_PIPELINE: INFER_CAP },
+            },
+          ]
+        : []),
+    ];
     const servers: { name: string; child: ChildProcess; url: string; home: string; token: string }[] = [];
-    for (const [name, extra] of [
-      ['embedded', []],
-      ['postgres node', ['--database', db.url]],
-    ] as const) {
+    for (const { name, args, env } of configs) {
       const home = mkdtempSync(join(tmpdir(), 'quoll-pgbench-home-'));
       const child = spawn(
         process.execPath,
-        [cli, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
-        {
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
+        [cli, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...args],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
       );
       const url = (await waitFor(child, /listening on (http:\S+)/))[1] ?? '';
       const token = (JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string })
@@ -215,12 +239,25 @@ try {
       await admin.end();
     }
     results.checkpointBeforeInferMs = performance.now() - checkpointAt;
-    const rate: Record<string, number[]> = {};
     const windows: Record<string, number[]> = {};
-    for (let r = 0; r < INFER_WARMUP_ROUNDS + INFER_ROUNDS; r++) {
-      // Which server goes first alternates, so that a machine getting busier or quieter across
-      // a round does not favour one of them.
-      for (const s of r % 2 === 0 ? servers : [...servers].reverse()) {
+    const mean = (xs: number[]): number => xs.reduce((a, x) => a + x, 0) / xs.length;
+    // Whether any server's last 3 windows average more than 5 % above its 3 before.
+    const stillWarming = (): boolean =>
+      servers.some((s) => {
+        const w = windows[s.name] ?? [];
+        return w.length >= 6 && mean(w.slice(-3)) > 1.05 * mean(w.slice(-6, -3));
+      });
+    let warmup = 0;
+    let measured = 0;
+    for (let r = 0; measured < INFER_ROUNDS; r++) {
+      const warming = r < INFER_WARMUP_ROUNDS || (r < INFER_WARMUP_MAX && warmup === r && stillWarming());
+      if (warming) warmup++;
+      else measured++;
+      // The order rotates round by round (embedded, node | node, embedded | … with two), so
+      // that a machine getting busier or quieter across a round favours no server, and each
+      // server runs right after its own previous window as often as the others.
+      const order = servers.map((_, i) => servers[(i + r) % servers.length]!);
+      for (const s of order) {
         const post = () =>
           fetch(s.url, {
             method: 'POST',
@@ -238,25 +275,44 @@ try {
           await post();
           n++;
         }
-        const rowsPerSec = (n * 1000) / ((performance.now() - t) / 1000);
-        (windows[s.name] ??= []).push(rowsPerSec);
-        if (r >= INFER_WARMUP_ROUNDS) (rate[s.name] ??= []).push(rowsPerSec);
+        (windows[s.name] ??= []).push((n * 1000) / ((performance.now() - t) / 1000));
       }
     }
-    results.inferWindows = { warmupRounds: INFER_WARMUP_ROUNDS, rowsPerSec: windows };
-    const embedded = median(rate.embedded ?? []);
-    const node = median(rate['postgres node'] ?? []);
+    results.inferWindows = { warmupRounds: warmup, rowsPerSec: windows };
+    const emb = (windows.embedded ?? []).slice(warmup);
+    const paired: Record<
+      string,
+      { ratios: number[]; median: number; q1: number; q3: number; ofMedians: number }
+    > = {};
+    for (const s of servers.slice(1)) {
+      const w = (windows[s.name] ?? []).slice(warmup);
+      const ratios = w.map((x, i) => x / (emb[i] ?? NaN));
+      paired[s.name] = {
+        ratios,
+        median: median(ratios),
+        q1: percentile(ratios, 25),
+        q3: percentile(ratios, 75),
+        ofMedians: median(w) / median(emb),
+      };
+    }
+    results.inferPaired = paired;
+    const embedded = median(emb);
+    const node = median((windows['postgres node'] ?? []).slice(warmup));
     results.inferArrow1000 = {
       embeddedRowsPerSec: embedded,
       postgresNodeRowsPerSec: node,
-      ratio: node / embedded,
+      ratio: paired['postgres node']?.median ?? NaN,
+      ratioOfMedians: node / embedded,
     };
-    rowsTable.push([
-      'infer Arrow 1000, c=1 (rows/s)',
-      Math.round(embedded),
-      Math.round(node),
-      (node / embedded).toFixed(2),
-    ]);
+    for (const s of servers.slice(1)) {
+      const q = paired[s.name];
+      rowsTable.push([
+        s.name === 'postgres node' ? 'infer Arrow 1000, c=1 (rows/s)' : `infer Arrow 1000, c=1: ${s.name}`,
+        Math.round(embedded),
+        Math.round(median((windows[s.name] ?? []).slice(warmup))),
+        q === undefined ? '' : `${q.median.toFixed(2)} (IQR ${q.q1.toFixed(2)}–${q.q3.toFixed(2)})`,
+      ]);
+    }
     for (const s of servers) {
       s.child.kill('SIGTERM');
       await new Promise((resolve) => s.child.once('exit', resolve));
@@ -265,6 +321,7 @@ try {
   }
 } finally {
   await db.drop();
+  await capDb?.drop();
 }
 
 printTable(['measure', 'embedded (SQLite)', 'PostgreSQL', 'PostgreSQL / embedded'], rowsTable);
@@ -282,16 +339,15 @@ if (inferWindows !== undefined)
     console.log(
       `infer windows, ${name} (rows/s; the first ${inferWindows.warmupRounds} warm-up): ${w.map((x) => Math.round(x)).join(' ')}`,
     );
-if (inferWindows !== undefined) {
-  const e = inferWindows.rowsPerSec.embedded ?? [];
-  const n = inferWindows.rowsPerSec['postgres node'] ?? [];
-  console.log(
-    `infer node / embedded by measured round (each round's two windows): ${n
-      .slice(inferWindows.warmupRounds)
-      .map((x, i) => (x / (e[inferWindows.warmupRounds + i] ?? NaN)).toFixed(2))
-      .join(' ')}`,
-  );
-}
+const inferPaired = results.inferPaired as
+  Record<string, { ratios: number[]; median: number; ofMedians: number }> | undefined;
+if (inferPaired !== undefined)
+  for (const [name, q] of Object.entries(inferPaired))
+    console.log(
+      `infer ${name} / embedded by measured round: ${q.ratios.map((x) => x.toFixed(2)).join(' ')}; ` +
+        `median ${q.median.toFixed(3)}, min ${Math.min(...q.ratios).toFixed(2)}, max ${Math.max(...q.ratios).toFixed(2)}; ` +
+        `ratio of median windows ${q.ofMedians.toFixed(3)}`,
+    );
 if (typeof results.checkpointBeforeInferMs === 'number')
   console.log(`CHECKPOINT before the infer part took ${Math.round(results.checkpointBeforeInferMs)} ms`);
 writeResults('postgres', results);
