@@ -344,6 +344,50 @@ describe.skipIf(!runPostgresTests)(
       }
     });
 
+    it('reuses the space its retention frees: a log kept at its cap stops growing on disk', async () => {
+      await cluster(1);
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 1 });
+      dbs.push(db);
+      // 1000 rows of 18 floats: about 88 kB per stored batch, kept out of line (TOAST).
+      const batch = (first: number): RecordBatch =>
+        rows(
+          range(first, 1000),
+          range(first, 1000).map((k) => T0 + k),
+          18,
+        );
+      const cap = 4 * 1024 * 1024;
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: cap, maxBytesTotal: 1e12 });
+      const onDisk = async (): Promise<number> =>
+        Number(
+          (
+            await db.one<{ size: string }>(
+              `SELECT (pg_relation_size(oid) + pg_relation_size(reltoastrelid))::text AS size
+                 FROM pg_class WHERE oid = 'inference_log_batches'::regclass`,
+            )
+          )?.size,
+        );
+      // 400 batches (about 35 MB, eight times the cap), as the writer thread stores them: a
+      // write, then the retention pass.
+      for (let k = 0; k < 400; k++) {
+        w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(k * 1000)])));
+        await w.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      }
+      const head = await db.one<{ bytes: string; rows: string }>(
+        'SELECT bytes::text, rows::text FROM inference_log_heads WHERE pipeline_id = 1',
+      );
+      expect(Number(head?.bytes)).toBeLessThanOrEqual(cap);
+      // The cap, what one vacuum period deletes (a quarter of the cap), and pages' slack; the
+      // table without a vacuum holds every batch ever written (eight caps).
+      expect(await onDisk()).toBeLessThan(2 * cap);
+      // What is kept is the newest batches, consecutive, and the head counts them.
+      const kept = await db.one<{ n: string; min: string; max: string }>(
+        'SELECT count(*)::text AS n, min(seq)::text AS min, max(seq)::text AS max FROM inference_log_batches WHERE pipeline_id = 1',
+      );
+      expect(kept?.max).toBe('400');
+      expect(Number(kept?.max) - Number(kept?.min) + 1).toBe(Number(kept?.n));
+      expect(Number(head?.rows)).toBe(Number(kept?.n) * 1000);
+    });
+
     it('keeps a pipeline under its byte cap by dropping its oldest batches (never the newest)', async () => {
       const [store] = await cluster(1, { maxBytesPerPipeline: 20_000 });
       for (let k = 0; k < 30; k++) {

@@ -20,6 +20,16 @@ export const STORED_BATCH_MAX_BYTES = 1024 * 1024;
 const INSERT_MAX_BATCHES = 64;
 /** Most batch bytes one `INSERT` carries. */
 const INSERT_MAX_BYTES = 16 * 1024 * 1024;
+/**
+ * Batch bytes this writer's retention deletes between two `VACUUM`s of the batches table: a
+ * quarter of the per-pipeline cap, within 1–64 MiB. Deleted batches leave dead TOAST chunks
+ * that only a vacuum makes reusable; until one runs, every write extends the table by new
+ * pages (PostgreSQL writes each one zeroed first, about half its CPU per stored batch), and a
+ * log at its cap grows on disk without end when autovacuum is off or behind.
+ */
+export function vacuumAfterTrimmedBytes(maxBytesPerPipeline: number): number {
+  return Math.min(64 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(maxBytesPerPipeline / 4)));
+}
 /** Longest Int64 time, as the "no rows yet" head. */
 const NO_TIME = -(2n ** 63n);
 
@@ -61,6 +71,8 @@ export class PostgresLogBatchWriter {
   readonly #heads = new Map<number, { nextSeq: number; lastTime: bigint }>();
   /** Pipelines {@link writeAlone} left over their byte cap, with the bytes it read. */
   readonly #trimDue = new Map<number, number>();
+  /** Batch bytes deleted by retention since this writer's last `VACUUM` (see {@link vacuumAfterTrimmedBytes}). */
+  #trimmedSinceVacuum = 0;
 
   constructor(nodeId: string, caps: LogRetentionCaps, now: () => number = Date.now) {
     this.#nodeId = nodeId;
@@ -320,8 +332,22 @@ export class PostgresLogBatchWriter {
       });
       this.#trimDue.delete(pipelineId);
     }
-    if (!this.#overTotal) return;
-    this.#overTotal = false;
+    if (this.#overTotal) {
+      this.#overTotal = false;
+      await this.#enforceTotal(sql, transaction);
+    }
+    if (this.#trimmedSinceVacuum >= vacuumAfterTrimmedBytes(this.#caps.maxBytesPerPipeline)) {
+      this.#trimmedSinceVacuum = 0;
+      // Outside any transaction (the pool's statement). SKIP_LOCKED: another node vacuuming the
+      // table does the same work, so this one does not wait for it. PROCESS_TOAST is the default.
+      await sql.run('VACUUM (SKIP_LOCKED) inference_log_batches');
+    }
+  }
+
+  async #enforceTotal(
+    sql: Sql,
+    transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
+  ): Promise<void> {
     for (;;) {
       const row = await sql.one<{ bytes: number | null }>(
         'SELECT sum(bytes) AS bytes FROM inference_log_heads',
@@ -367,5 +393,7 @@ export class PostgresLogBatchWriter {
       'UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3 WHERE pipeline_id = $1',
       [pipelineId, cut.rows ?? 0, cut.bytes ?? 0],
     );
+    // Counted before the caller's commit: a rolled-back trim only brings a vacuum forward.
+    this.#trimmedSinceVacuum += Number(cut.bytes ?? 0);
   }
 }
