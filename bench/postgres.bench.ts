@@ -14,7 +14,9 @@
 //     their quartiles; the ratio of the two servers' median windows is printed beside it.
 //     QUOLL_BENCH_PG_INFER_AA=1 adds a second embedded server (an A/A: its ratio to the first
 //     is the measure's own noise); QUOLL_BENCH_PG_INFER_CAP=<bytes> adds a node on a database
-//     of its own whose per-pipeline log cap is that many bytes (a node at its retention cap).
+//     of its own whose per-pipeline log cap is that many bytes (a node at its retention cap);
+//     with QUOLL_BENCH_PG_INFER_CAP_BASE=<path of another build's dist/cli/main.js>, a second
+//     node at its cap runs that build, on a database of its own (an A/B of the node's code).
 // Needs PostgreSQL (QUOLL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
 // creates and drops its own databases. Run: npm run bench -- postgres [-- --rows 1000000]
 // QUOLL_BENCH_PG_PARTS=infer (or ingest,pages, comma-separated) runs only those parts.
@@ -65,6 +67,7 @@ const INFER_WARMUP_MAX = Math.max(
 const INFER_ROUNDS = Number(process.env.QUOLL_BENCH_PG_INFER_ROUNDS ?? 12);
 const INFER_AA = process.env.QUOLL_BENCH_PG_INFER_AA === '1';
 const INFER_CAP = process.env.QUOLL_BENCH_PG_INFER_CAP;
+const INFER_CAP_BASE = process.env.QUOLL_BENCH_PG_INFER_CAP_BASE;
 const T0 = 1_700_000_000_000;
 const WIDTH = 18;
 const ts = new TimestampMillisecond();
@@ -134,6 +137,7 @@ const results: Record<string, unknown> = { largeRows: LARGE_ROWS };
 const rowsTable: (string | number)[][] = [];
 let schemas = 0;
 let capDb: Awaited<ReturnType<typeof createTestDatabase>> | null = null;
+let capBaseDb: Awaited<ReturnType<typeof createTestDatabase>> | null = null;
 try {
   // 1. Ingest: 1 M rows in 1000-row batches per run, S P S P …
   if (PARTS.has('ingest')) {
@@ -193,7 +197,8 @@ try {
     const body = tableToIpcFile(makeArrowTensorTable(makeHouseRows(1000, 1), WIDTH));
     const model = makeTreeEnsembleRegressor({ seed: 1 });
     if (INFER_CAP !== undefined) capDb = await createTestDatabase();
-    const configs: { name: string; args: string[]; env: NodeJS.ProcessEnv }[] = [
+    if (INFER_CAP !== undefined && INFER_CAP_BASE !== undefined) capBaseDb = await createTestDatabase();
+    const configs: { name: string; args: string[]; env: NodeJS.ProcessEnv; cli?: string }[] = [
       { name: 'embedded', args: [], env: {} },
       { name: 'postgres node', args: ['--database', db.url], env: {} },
       ...(INFER_AA ? [{ name: 'embedded B', args: [], env: {} }] : []),
@@ -206,13 +211,23 @@ try {
             },
           ]
         : []),
+      ...(capBaseDb !== null && INFER_CAP !== undefined && INFER_CAP_BASE !== undefined
+        ? [
+            {
+              name: 'node at cap, base build',
+              args: ['--database', capBaseDb.url],
+              env: { QUOLL_LOG_MAX_BYTES_PER_PIPELINE: INFER_CAP },
+              cli: INFER_CAP_BASE,
+            },
+          ]
+        : []),
     ];
     const servers: { name: string; child: ChildProcess; url: string; home: string; token: string }[] = [];
-    for (const { name, args, env } of configs) {
+    for (const { name, args, env, cli: serverCli } of configs) {
       const home = mkdtempSync(join(tmpdir(), 'quoll-pgbench-home-'));
       const child = spawn(
         process.execPath,
-        [cli, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...args],
+        [serverCli ?? cli, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...args],
         { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } },
       );
       const url = (await waitFor(child, /listening on (http:\S+)/))[1] ?? '';
@@ -322,6 +337,7 @@ try {
 } finally {
   await db.drop();
   await capDb?.drop();
+  await capBaseDb?.drop();
 }
 
 printTable(['measure', 'embedded (SQLite)', 'PostgreSQL', 'PostgreSQL / embedded'], rowsTable);
