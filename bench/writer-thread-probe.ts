@@ -1,0 +1,110 @@
+// Where logging's CPU goes, thread by thread: one Quoll server (logging on; off with
+// BENCH_QUOLL_ARGS=--no-inference-logs) pinned to core 0, deployed with the bench model, warmed
+// up with wrk (16 connections) for WARMUP_S (default 10), then CPU µs per request and per row of
+// every thread from /proc/<pid>/task over a wrk run of `seconds`. Node names every thread
+// "node": the request thread's id is the process id, the four V8 platform (GC/compiler) threads
+// come right after it, the log writer thread before the model worker.
+// PERF=1 runs `perf record -F 1999 -g` on the server during the measured run (PERF_OUT, default
+// /tmp/wtp.perf.data; NODE_ARGS=--perf-basic-prof names JIT frames). TRACE_OUT=<file> appends
+// the server's stdout and stderr there (e.g. with NODE_ARGS="--trace-opt --trace-deopt"), with
+// markers around the measured run.
+// Usage: [NODE_ARGS=…] [PERF=1] npx tsx bench/writer-thread-probe.ts [format=json] [batch=100] [seconds=6]
+import { spawn } from 'node:child_process';
+import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  deployModel,
+  loadAverage,
+  startQuoll,
+  stopAll,
+  wrk,
+  writeBenchModel,
+  writeLua,
+  type BodyFormat,
+} from './support.js';
+
+const [fmt = 'json', batchArg = '100', secondsArg = '6'] = process.argv.slice(2);
+const format: BodyFormat = fmt === 'arrow' || fmt === 'oip' ? fmt : 'json';
+const batch = Number(batchArg);
+const seconds = Number(secondsArg);
+const work = mkdtempSync(join(tmpdir(), 'quoll-wtp-'));
+const modelPath = writeBenchModel(work);
+const extra = (process.env.BENCH_QUOLL_ARGS ?? '').split(' ').filter(Boolean);
+const nodeArgs = (process.env.NODE_ARGS ?? '').split(' ').filter(Boolean);
+const server = await startQuoll(work, 'home', extra, { nodeArgs });
+const traceOut = process.env.TRACE_OUT;
+if (traceOut !== undefined) {
+  server.proc.stdout?.on('data', (d: Buffer) => appendFileSync(traceOut, d));
+  server.proc.stderr?.on('data', (d: Buffer) => appendFileSync(traceOut, d));
+}
+const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
+wrk({ url: pipeline.url(), luaScript: lua, connections: 16, seconds: Number(process.env.WARMUP_S ?? 10) });
+
+/** CPU seconds (user + system) of each thread of `pid`, by thread id. */
+function threadCpu(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  const dir = `/proc/${pid}/task`;
+  if (!existsSync(dir)) return out;
+  for (const tid of readdirSync(dir)) {
+    try {
+      const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
+const pid = server.proc.pid ?? 0;
+const load0 = loadAverage();
+const perf =
+  process.env.PERF === '1'
+    ? spawn(
+        'perf',
+        [
+          'record',
+          '-F',
+          '1999',
+          '-g',
+          '-p',
+          String(pid),
+          '-o',
+          process.env.PERF_OUT ?? '/tmp/wtp.perf.data',
+          '--',
+          'sleep',
+          String(seconds),
+        ],
+        { stdio: 'inherit' },
+      )
+    : null;
+if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
+const before = threadCpu(pid);
+const r = wrk({ url: pipeline.url(), luaScript: lua, connections: 16, seconds });
+const after = threadCpu(pid);
+if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
+if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
+const requests = r.reqPerSec * seconds;
+console.log(
+  `${format} ${batch} × 16: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
+);
+let total = 0;
+const rows: [string, number][] = [];
+for (const [tid, cpu] of after) {
+  const used = cpu - (before.get(tid) ?? 0);
+  total += used;
+  if (used > 0) rows.push([tid === String(pid) ? `${tid} (request thread)` : tid, (used * 1e6) / requests]);
+}
+rows.sort((a, b) => Number.parseInt(a[0]) - Number.parseInt(b[0]));
+for (const [name, us] of rows)
+  console.log(
+    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row`,
+  );
+console.log(
+  `  ${'total'.padEnd(24)} ${((total * 1e6) / requests).toFixed(1).padStart(7)} µs/request ${((total * 1e6) / requests / batch).toFixed(3)} µs/row`,
+);
+await stopAll([server.proc]);
+rmSync(work, { recursive: true, force: true });
