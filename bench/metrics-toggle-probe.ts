@@ -1,0 +1,146 @@
+// The per-request metrics recording's cost measured inside ONE server, so that nothing but the
+// recording differs between what is compared: no second process (start order, memory placement,
+// the scheduler's view of it), no other minutes of the shared machine. A copy of this build's
+// dist (packages/quoll/dist-toggle, rebuilt at each run; removed after) is patched so that the
+// metrics server switches its per-request recording every PROBE_SEGMENT_MS between modes, in
+// the order PROBE_MODES, and adds up its HTTP thread's CPU (/proc/self/task/<pid>/schedstat) and
+// the requests that arrived, per mode:
+//   0  nothing recorded per request (no start time, no answered(), no rows, no batch)
+//   1  as shipped (start time in the root onRequest hook, inferenceServed, rowsInferred, batch)
+//   2  the start time alone (the hook stores performance.now(); nothing recorded)
+//   3  the recording alone, without a clock (inferenceServed with a constant latency, rows, batch)
+// One server of the copy (metrics on, never scraped) pinned to core 0, wrk on core 1, JSON
+// batch 1 × 16 connections (the metrics bench's workload), PROBE_WARMUP_S, then `seconds`
+// measured. Prints each mode's HTTP-thread CPU per request and requests per segment, over mode 0.
+// Usage: npx tsx bench/metrics-toggle-probe.ts [seconds=100]
+// Env: PROBE_MODES (default "1,0,2,0,3,0": mode 0 between the others, so that no periodic work
+// falls on one mode), PROBE_SEGMENT_MS (default 700), PROBE_WARMUP_S (default 8).
+// Hold /tmp/quoll-bench.lock while it runs.
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  deployModel,
+  loadAverage,
+  startQuoll,
+  stopAll,
+  wrkAsync,
+  writeBenchModel,
+  writeLua,
+} from './support.js';
+
+const [seconds = 100] = process.argv.slice(2).map(Number);
+const modesOrder = process.env.PROBE_MODES ?? '1,0,2,0,3,0';
+const warmup = Number(process.env.PROBE_WARMUP_S ?? 8);
+const dist = fileURLToPath(new URL('../packages/quoll/dist/', import.meta.url));
+const copy = fileURLToPath(new URL('../packages/quoll/dist-toggle/', import.meta.url));
+
+/** Replaces `from` by `to` in a file of the copy; throws when the build no longer has `from`. */
+function patch(file: string, from: string, to: string): void {
+  const path = join(copy, file);
+  const text = readFileSync(path, 'utf8');
+  if (!text.includes(from)) throw new Error(`${file}: "${from}" not found; update the probe`);
+  writeFileSync(path, text.replace(from, to));
+}
+
+rmSync(copy, { recursive: true, force: true });
+cpSync(dist, copy, { recursive: true });
+const gate = '(globalThis.__m3.mode === 1 || globalThis.__m3.mode === 3)';
+patch(
+  'server/create-app.js',
+  'export async function createApp(',
+  `import { readFileSync as m3Read } from 'node:fs';
+const M3 = (globalThis.__m3 = { mode: 0, requests: [0, 0, 0, 0], cpu: [0, 0, 0, 0], segments: [0, 0, 0, 0] });
+{
+  const order = ${JSON.stringify(modesOrder)}.split(',').map(Number);
+  const cpuNow = () => Number(m3Read('/proc/self/task/' + process.pid + '/schedstat', 'utf8').split(' ')[0]);
+  let at = cpuNow();
+  let i = 0;
+  M3.mode = order[0];
+  setInterval(() => {
+    const c = cpuNow();
+    M3.cpu[M3.mode] += c - at;
+    M3.segments[M3.mode]++;
+    at = c;
+    i = (i + 1) % order.length;
+    M3.mode = order[i];
+  }, ${Number(process.env.PROBE_SEGMENT_MS ?? 700)}).unref();
+  process.on('SIGUSR2', () => process.stderr.write('M3 ' + JSON.stringify(M3) + '\\n'));
+}
+export async function createApp(`,
+);
+patch(
+  'server/create-app.js',
+  'if (timed)\n            req.receivedAt = performance.now();',
+  'M3.requests[M3.mode]++;\n        if (timed && (M3.mode === 1 || M3.mode === 2))\n            req.receivedAt = performance.now();',
+);
+patch(
+  'server/routes/count-inferences.js',
+  "if (req.method !== 'POST')",
+  `if (!${gate})\n            return;\n        if (req.method !== 'POST')`,
+);
+patch(
+  'server/routes/count-inferences.js',
+  '(performance.now() - req.receivedAt) / 1000',
+  '(globalThis.__m3.mode === 3 ? 0.1 : performance.now() - req.receivedAt) / 1000',
+);
+patch(
+  'serving/inference-service.js',
+  'this.#metrics?.rowsInferred(',
+  `if (${gate}) this.#metrics?.rowsInferred(`,
+);
+patch(
+  'server/start-server.js',
+  'onBatch: (rows) => metrics.batch(rows)',
+  `onBatch: (rows) => { if (${gate}) metrics.batch(rows); }`,
+);
+
+interface Counts {
+  requests: number[];
+  cpu: number[];
+  segments: number[];
+}
+const work = mkdtempSync(join(tmpdir(), 'quoll-metrics-toggle-'));
+const modelPath = writeBenchModel(work);
+const server = await startQuoll(work, 'toggle', [], { cli: join(copy, 'cli/main.js') });
+try {
+  let err = '';
+  server.proc.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  const counts = async (): Promise<Counts> => {
+    const from = err.length;
+    server.proc.kill('SIGUSR2');
+    for (let i = 0; i < 100 && !err.slice(from).includes('\n'); i++)
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    const line = /M3 (.*)/.exec(err.slice(from))?.[1];
+    if (line === undefined) throw new Error('the server printed no counts');
+    return JSON.parse(line) as Counts;
+  };
+  const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+  const lua = writeLua(work, { format: 'json', batch: 1, token: server.token, tag: 'toggle' });
+  await wrkAsync({ url: pipeline.url(), luaScript: lua, connections: 16, seconds: warmup });
+  const loadBefore = loadAverage();
+  const a = await counts();
+  const run = await wrkAsync({ url: pipeline.url(), luaScript: lua, connections: 16, seconds });
+  const b = await counts();
+  const modes = [...new Set(modesOrder.split(',').map(Number))].sort().map((mode) => {
+    const requests = b.requests[mode]! - a.requests[mode]!;
+    const segments = b.segments[mode]! - a.segments[mode]!;
+    return { mode, segments, requests, usPerRequest: (b.cpu[mode]! - a.cpu[mode]!) / 1000 / requests };
+  });
+  const base = modes.find((m) => m.mode === 0);
+  console.log(
+    `JSON 1 x 16, ${seconds} s, modes ${modesOrder}, ${run.reqPerSec.toFixed(0)} req/s, load ${loadBefore} -> ${loadAverage()}`,
+  );
+  for (const m of modes)
+    console.log(
+      `mode ${m.mode}: ${m.segments} segments, ${m.requests} requests, HTTP thread ${m.usPerRequest.toFixed(2)} µs/request` +
+        (base === undefined
+          ? ''
+          : `, over mode 0: CPU ${(m.usPerRequest / base.usPerRequest).toFixed(4)}, requests per segment ${(m.requests / m.segments / (base.requests / base.segments)).toFixed(4)}`),
+    );
+} finally {
+  await stopAll([server.proc]);
+  rmSync(copy, { recursive: true, force: true });
+  rmSync(work, { recursive: true, force: true });
+}
