@@ -17,7 +17,7 @@ import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
 import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
 import { PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
-import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
+import { PostgresLogBatchWriter, VACUUM_LOG_BATCHES } from './postgres-log-batch-writer.js';
 import type { PostgresInferenceLogOptions } from './postgres-inference-log-store.js';
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
@@ -367,11 +367,19 @@ describe.skipIf(!runPostgresTests)(
           )?.size,
         );
       // 400 batches (about 35 MB, eight times the cap), as the writer thread stores them: a
-      // write, then the retention pass.
+      // write, the retention pass, and the vacuum when the writer says one is due.
+      let vacuums = 0;
       for (let k = 0; k < 400; k++) {
         w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(k * 1000)])));
         await w.enforceTotalRetention(db, (fn) => db.transaction(fn));
+        if (w.takeVacuumDue()) {
+          vacuums++;
+          await db.run(VACUUM_LOG_BATCHES);
+        }
       }
+      // Due once per quarter of the cap trimmed: about (35 - 4) / 1 MB.
+      expect(vacuums).toBeGreaterThan(20);
+      expect(vacuums).toBeLessThan(40);
       const head = await db.one<{ bytes: string; rows: string }>(
         'SELECT bytes::text, rows::text FROM inference_log_heads WHERE pipeline_id = 1',
       );
@@ -386,6 +394,43 @@ describe.skipIf(!runPostgresTests)(
       expect(kept?.max).toBe('400');
       expect(Number(kept?.max) - Number(kept?.min) + 1).toBe(Number(kept?.n));
       expect(Number(head?.rows)).toBe(Number(kept?.n) * 1000);
+    });
+
+    it('the writer thread vacuums after its trims beside its writes: a store kept at its cap stays near it on disk', async () => {
+      const cap = 4 * 1024 * 1024;
+      const vacuumErrors: string[] = [];
+      const [store] = await cluster(1, {
+        maxBytesPerPipeline: cap,
+        onVacuumError: (m) => vacuumErrors.push(m),
+      });
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 1 });
+      dbs.push(db);
+      // 300 appends of about 88 kB (about 26 MB, six caps), each flushed: every flush is
+      // answered while vacuums run on the writer's second connection.
+      for (let k = 0; k < 300; k++) {
+        const ids = range(k * 1000, 1000);
+        await store!.append(
+          4,
+          rows(
+            ids,
+            ids.map((i) => T0 + i),
+            18,
+          ),
+        );
+        await store!.flush();
+      }
+      const { ids } = content(await store!.query(4, { limit: 100_000 }));
+      // Stop waits for a vacuum still running.
+      await store!.stop();
+      const size = await db.one<{ size: string }>(
+        `SELECT (pg_relation_size(oid) + pg_relation_size(reltoastrelid))::text AS size
+           FROM pg_class WHERE oid = 'inference_log_batches'::regclass`,
+      );
+      // Without the vacuums the table holds every batch ever written (six caps).
+      expect(Number(size?.size)).toBeLessThan(2 * cap);
+      expect(vacuumErrors).toEqual([]);
+      expect(ids[0]).toBe(299_999);
+      expect(ids).toEqual(range(300_000 - ids.length, ids.length).reverse());
     });
 
     it('keeps a pipeline under its byte cap by dropping its oldest batches (never the newest)', async () => {

@@ -61,6 +61,8 @@ export interface PostgresInferenceLogOptions {
   stopAttempts?: number;
   /** Told about every failed write (`retryInMs` null: given up at stop). @default stderr */
   onError?: (error: Error, retry: { attempt: number; retryInMs: number | null }) => void;
+  /** Told when the writer's vacuum after retention trims fails (nothing is lost: the rows are stored). @default stderr */
+  onVacuumError?: (message: string) => void;
   /** Epoch ms of this thread: when appends began waiting for room. (Stored batches carry the writer thread's system time.) @default Date.now */
   now?: () => number;
 }
@@ -142,6 +144,13 @@ export class PostgresInferenceLogStore implements InferenceLogs {
             retry.retryInMs === null
               ? `quoll: inference log writer gave up at stop after ${retry.attempt} failed attempts: ${error.message}\n`
               : `quoll: storing inference logs failed (attempt ${retry.attempt}, retrying in ${retry.retryInMs} ms; rows stay queued): ${error.message}\n`,
+          );
+        }),
+      onVacuumError:
+        options.onVacuumError ??
+        ((message) => {
+          process.stderr.write(
+            `quoll: vacuuming the inference log table failed (its freed space waits for the next vacuum or autovacuum): ${message}\n`,
           );
         }),
       now: options.now ?? Date.now,
@@ -320,6 +329,9 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       }
       case 'recovered':
         this.#recovered();
+        break;
+      case 'vacuum-failed':
+        this.#opts.onVacuumError(msg.message);
         break;
       case 'stopped':
         if (msg.failed) this.#fail(this.#down ?? new Error('the inference log writer failed at stop'));

@@ -30,6 +30,14 @@ const INSERT_MAX_BYTES = 16 * 1024 * 1024;
 export function vacuumAfterTrimmedBytes(maxBytesPerPipeline: number): number {
   return Math.min(64 * 1024 * 1024, Math.max(1024 * 1024, Math.floor(maxBytesPerPipeline / 4)));
 }
+/**
+ * Makes the space of trimmed batches reusable. Outside any transaction. `SKIP_LOCKED`: another
+ * node vacuuming the table does the same work, so this one does not wait for it; `TRUNCATE
+ * false`: a log at its cap refills the freed pages, so the end of the table is not cut off
+ * (which would take a lock that stops every node's inserts for a moment). The TOAST table is
+ * vacuumed with it (`PROCESS_TOAST` is the default).
+ */
+export const VACUUM_LOG_BATCHES = 'VACUUM (SKIP_LOCKED, TRUNCATE false) inference_log_batches';
 /** Longest Int64 time, as the "no rows yet" head. */
 const NO_TIME = -(2n ** 63n);
 
@@ -336,12 +344,19 @@ export class PostgresLogBatchWriter {
       this.#overTotal = false;
       await this.#enforceTotal(sql, transaction);
     }
-    if (this.#trimmedSinceVacuum >= vacuumAfterTrimmedBytes(this.#caps.maxBytesPerPipeline)) {
-      this.#trimmedSinceVacuum = 0;
-      // Outside any transaction (the pool's statement). SKIP_LOCKED: another node vacuuming the
-      // table does the same work, so this one does not wait for it. PROCESS_TOAST is the default.
-      await sql.run('VACUUM (SKIP_LOCKED) inference_log_batches');
-    }
+  }
+
+  /**
+   * Whether this writer's trims since the last call that said so have deleted enough bytes
+   * ({@link vacuumAfterTrimmedBytes} of the smaller cap) for a {@link VACUUM_LOG_BATCHES}; the
+   * count starts again when it says so. The writer thread runs the vacuum on a connection of
+   * its own, beside its writes (`postgres-log-writer-worker.ts`).
+   */
+  takeVacuumDue(): boolean {
+    const cap = Math.min(this.#caps.maxBytesPerPipeline, this.#caps.maxBytesTotal);
+    if (this.#trimmedSinceVacuum < vacuumAfterTrimmedBytes(cap)) return false;
+    this.#trimmedSinceVacuum = 0;
+    return true;
   }
 
   async #enforceTotal(

@@ -2,7 +2,7 @@ import type { PackedBatches } from '../../logs/index.js';
 
 /** What the PostgreSQL inference-log writer thread is started with (`workerData`). */
 export interface PostgresLogWriterSettings {
-  /** The database (the thread opens one connection of its own). */
+  /** The database (the thread opens a connection of its own for its writes, and one for its vacuums). */
   url: string;
   /** Schema the tables live in; `null`: the connection's default. */
   schema: string | null;
@@ -36,5 +36,7 @@ export type FromPostgresLogWriter =
   | { type: 'write-failed'; message: string; stack: string; attempt: number; retryInMs: number | null }
   /** Writes succeed again after failures. */
   | { type: 'recovered' }
+  /** The vacuum after retention trims failed (nothing else changes: the rows are stored). */
+  | { type: 'vacuum-failed'; message: string }
   /** Stopped (`failed`: writes still failed at stop, what is unwritten is lost). */
   | { type: 'stopped'; failed: boolean };

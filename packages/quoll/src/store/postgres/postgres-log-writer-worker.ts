@@ -5,7 +5,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { RecordBatch } from 'apache-arrow';
 import { LogBatchUnpacker } from '../../logs/index.js';
 import { PostgresDatabase } from './postgres-database.js';
-import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
+import { PostgresLogBatchWriter, VACUUM_LOG_BATCHES } from './postgres-log-batch-writer.js';
 import type {
   FromPostgresLogWriter,
   PostgresLogWriterSettings,
@@ -22,7 +22,8 @@ const post = (message: FromPostgresLogWriter): void =>
 const db = await PostgresDatabase.open({
   url: settings.url,
   ...(settings.schema === null ? {} : { schema: settings.schema }),
-  poolSize: 1,
+  // One connection for the writes, one for the occasional vacuum that runs beside them.
+  poolSize: 2,
   migrate: false,
 });
 const writer = new PostgresLogBatchWriter(settings.nodeId, settings);
@@ -90,6 +91,35 @@ async function writeBacklog(): Promise<void> {
   writing = null;
   writtenSeq = seq;
   await writer.enforceTotalRetention(db, (fn) => db.transaction(fn));
+  vacuumIfDue();
+}
+
+/** The vacuum running, if one is: at most one at a time. */
+let vacuuming: Promise<void> | null = null;
+
+/** Resolves once no vacuum runs. */
+function vacuumEnded(): Promise<void> {
+  return vacuuming ?? Promise.resolve();
+}
+
+/**
+ * Once the trims have deleted enough, vacuums the batches table on the second connection,
+ * not awaited: writes, their `ready` (acks, read-your-writes) and the queue behind them never
+ * wait for it (it takes no lock that inserts or deletes wait for). A failure is reported and
+ * changes nothing else: the rows are stored, and the space waits for the next vacuum (or
+ * autovacuum).
+ */
+function vacuumIfDue(): void {
+  if (vacuuming !== null || !writer.takeVacuumDue()) return;
+  vacuuming = db.run(VACUUM_LOG_BATCHES).then(
+    () => {
+      vacuuming = null;
+    },
+    (err: unknown) => {
+      vacuuming = null;
+      post({ type: 'vacuum-failed', message: err instanceof Error ? err.message : String(err) });
+    },
+  );
 }
 
 function sleep(ms: number): Promise<void> {
@@ -147,6 +177,8 @@ async function run(): Promise<boolean> {
 }
 
 const written = await run();
+// A vacuum still running ends first (the pool closes once its connections are back).
+await vacuumEnded();
 await db.close();
 post({ type: 'stopped', failed: !written });
 // Without a listener nothing keeps the thread alive: it ends once the message is sent.
