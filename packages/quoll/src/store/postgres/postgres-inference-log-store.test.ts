@@ -433,6 +433,73 @@ describe.skipIf(!runPostgresTests)(
       expect(ids).toEqual(range(300_000 - ids.length, ids.length).reverse());
     });
 
+    /** Appends `n` flushed batches of about 88 kB (1000 rows of 18 floats) from row `first`. */
+    async function appendBig(store: PostgresInferenceLogStore, pipelineId: number, first: number, n: number) {
+      for (let k = 0; k < n; k++) {
+        const ids = range(first + k * 1000, 1000);
+        await store.append(
+          pipelineId,
+          rows(
+            ids,
+            ids.map((i) => T0 + i),
+            18,
+          ),
+        );
+        await store.flush();
+      }
+    }
+
+    it('answers flushes while its vacuum runs, and a stop cancels a vacuum still running', async () => {
+      const vacuumErrors: string[] = [];
+      // The "vacuum" sleeps far longer than the test's timeout: only a cancel ends it in time.
+      const [store] = await cluster(1, {
+        maxBytesPerPipeline: 1024 * 1024,
+        vacuumStatement: 'SELECT pg_sleep(600)',
+        onVacuumError: (m) => vacuumErrors.push(m),
+      });
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 1 });
+      dbs.push(db);
+      const sleeping = async (): Promise<number> =>
+        Number(
+          (
+            await db.one<{ n: string }>(
+              "SELECT count(*)::text AS n FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(600)' AND state = 'active'",
+            )
+          )?.n,
+        );
+      // Over the 1 MiB cap by more than 1 MiB of trims: the vacuum is due and starts.
+      await appendBig(store!, 5, 0, 30);
+      await expect.poll(sleeping, { timeout: 10_000 }).toBe(1);
+      // Writes go on beside it: more appends, each flushed (stored and readable), while it runs.
+      await appendBig(store!, 5, 30_000, 5);
+      expect(content(await store!.query(5, { limit: 1 })).ids).toEqual([34_999]);
+      expect(await sleeping()).toBe(1);
+      await store!.stop();
+      expect(await sleeping()).toBe(0);
+      // Cancelled at stop: not a failure.
+      expect(vacuumErrors).toEqual([]);
+    }, 20_000);
+
+    it('reports a failed vacuum and changes nothing else: no retrying, every row stored once', async () => {
+      const vacuumErrors: string[] = [];
+      const [store] = await cluster(1, {
+        maxBytesPerPipeline: 1024 * 1024,
+        vacuumStatement: 'SELECT 1/0',
+        onVacuumError: (m) => vacuumErrors.push(m),
+      });
+      await appendBig(store!, 6, 0, 30);
+      await expect.poll(() => vacuumErrors.length, { timeout: 10_000 }).toBeGreaterThan(0);
+      expect(vacuumErrors[0]).toMatch(/division by zero/);
+      expect(store!.state).toBe('open');
+      await appendBig(store!, 6, 30_000, 30);
+      expect(store!.state).toBe('open');
+      const { ids } = content(await store!.query(6, { limit: 100_000 }));
+      expect(ids[0]).toBe(59_999);
+      expect(ids).toEqual(range(60_000 - ids.length, ids.length).reverse());
+      // The next vacuum comes after another quarter of the cap is trimmed (and fails again).
+      expect(vacuumErrors.length).toBeGreaterThan(1);
+    });
+
     it('keeps a pipeline under its byte cap by dropping its oldest batches (never the newest)', async () => {
       const [store] = await cluster(1, { maxBytesPerPipeline: 20_000 });
       for (let k = 0; k < 30; k++) {

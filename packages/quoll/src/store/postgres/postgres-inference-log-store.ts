@@ -63,6 +63,8 @@ export interface PostgresInferenceLogOptions {
   onError?: (error: Error, retry: { attempt: number; retryInMs: number | null }) => void;
   /** Told when the writer's vacuum after retention trims fails (nothing is lost: the rows are stored). @default stderr */
   onVacuumError?: (message: string) => void;
+  /** Tests only: the statement the writer thread runs as its vacuum after trims. */
+  vacuumStatement?: string;
   /** Epoch ms of this thread: when appends began waiting for room. (Stored batches carry the writer thread's system time.) @default Date.now */
   now?: () => number;
 }
@@ -104,7 +106,9 @@ const META_WINDOW = 32;
  */
 export class PostgresInferenceLogStore implements InferenceLogs {
   readonly #db: PostgresDatabase;
-  readonly #opts: Required<Omit<PostgresInferenceLogOptions, 'nodeId'>> & { nodeId: string };
+  readonly #opts: Required<Omit<PostgresInferenceLogOptions, 'nodeId' | 'vacuumStatement'>> & {
+    nodeId: string;
+  };
   readonly #settings: PostgresLogWriterSettings;
   /** The append queue, the hand-off timer, the packing, and what the writer has not confirmed. */
   readonly #handOff: LogHandOff;
@@ -165,6 +169,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       retryDelayMs: o.retryDelayMs,
       maxRetryDelayMs: o.maxRetryDelayMs,
       stopAttempts: o.stopAttempts,
+      ...(options.vacuumStatement === undefined ? {} : { vacuumStatement: options.vacuumStatement }),
     };
     const now = o.now;
     this.#handOff = new LogHandOff({

@@ -13,6 +13,8 @@ export interface PostgresLogWriterSettings {
   retryDelayMs: number;
   maxRetryDelayMs: number;
   stopAttempts: number;
+  /** Tests only: the statement run as the vacuum after trims (default `VACUUM_LOG_BATCHES`). */
+  vacuumStatement?: string;
 }
 
 /** Messages from the owning thread to the writer thread. */

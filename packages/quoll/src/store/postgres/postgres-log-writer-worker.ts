@@ -58,6 +58,7 @@ port.on('message', (msg: ToPostgresLogWriter) => {
     arenas.push({ seq: msg.seq, arena: msg.body.arena });
   } else {
     stopSeq = msg.lastSeq;
+    cancelVacuum();
   }
   wakeUp();
 });
@@ -96,6 +97,10 @@ async function writeBacklog(): Promise<void> {
 
 /** The vacuum running, if one is: at most one at a time. */
 let vacuuming: Promise<void> | null = null;
+/** The backend running it (to cancel it at stop), and whether it was cancelled. */
+let vacuumPid: number | null = null;
+let vacuumCancelled = false;
+const vacuumStatement = settings.vacuumStatement ?? VACUUM_LOG_BATCHES;
 
 /** Resolves once no vacuum runs. */
 function vacuumEnded(): Promise<void> {
@@ -103,23 +108,56 @@ function vacuumEnded(): Promise<void> {
 }
 
 /**
- * Once the trims have deleted enough, vacuums the batches table on the second connection,
- * not awaited: writes, their `ready` (acks, read-your-writes) and the queue behind them never
- * wait for it (it takes no lock that inserts or deletes wait for). A failure is reported and
- * changes nothing else: the rows are stored, and the space waits for the next vacuum (or
- * autovacuum).
+ * Once the trims have deleted enough, vacuums the batches table on a client of its own (the
+ * pool's second), not awaited: writes, their `ready` (acks, read-your-writes) and the queue
+ * behind them never wait for it (it takes no lock that inserts or deletes wait for). A failure
+ * is reported and changes nothing else: the rows are stored, and the next vacuum comes after
+ * another quarter of the cap is trimmed (a vacuum that keeps failing is not retried at every
+ * write). None starts once a stop has come, and a stop cancels a running one.
  */
 function vacuumIfDue(): void {
-  if (vacuuming !== null || !writer.takeVacuumDue()) return;
-  vacuuming = db.run(VACUUM_LOG_BATCHES).then(
+  if (vacuuming !== null || stopSeq !== null || !writer.takeVacuumDue()) return;
+  vacuumCancelled = false;
+  vacuuming = vacuum().then(
     () => {
       vacuuming = null;
     },
     (err: unknown) => {
       vacuuming = null;
+      if (vacuumCancelled) return;
       post({ type: 'vacuum-failed', message: err instanceof Error ? err.message : String(err) });
     },
   );
+}
+
+async function vacuum(): Promise<void> {
+  const client = await db.pool.connect();
+  // A connection lost while checked out emits 'error' on the client: without a listener it
+  // would end the thread. The query rejects too, and the client is discarded on release.
+  let broken: Error | undefined;
+  const onError = (err: Error): void => {
+    broken = err;
+  };
+  client.on('error', onError);
+  try {
+    vacuumPid = (client as unknown as { processID?: number }).processID ?? null;
+    await client.query(vacuumStatement);
+  } catch (err) {
+    broken ??= err instanceof Error ? err : new Error(String(err));
+    throw err;
+  } finally {
+    vacuumPid = null;
+    client.off('error', onError);
+    client.release(broken);
+  }
+}
+
+/** At stop: a running vacuum is cancelled (the next one, on any node, does its work). */
+function cancelVacuum(): void {
+  const pid = vacuumPid;
+  if (vacuuming === null || pid === null) return;
+  vacuumCancelled = true;
+  db.run('SELECT pg_cancel_backend($1)', [pid]).catch(() => undefined);
 }
 
 function sleep(ms: number): Promise<void> {
