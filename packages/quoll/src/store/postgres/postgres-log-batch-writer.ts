@@ -22,8 +22,8 @@ const INSERT_MAX_BATCHES = 64;
 const INSERT_MAX_BYTES = 16 * 1024 * 1024;
 /**
  * Batch bytes this writer's retention deletes between two `VACUUM`s of the batches table: a
- * quarter of the cap (the smaller of the per-pipeline and total caps), within 1–64 MiB. Deleted batches leave dead TOAST chunks
- * that only a vacuum makes reusable; until one runs, every write extends the table by new
+ * quarter of the cap (the smaller of the per-pipeline and total caps), within 1–64 MiB.
+ * Deleted batches leave dead TOAST chunks that only a vacuum makes reusable; until one runs, every write extends the table by new
  * pages (PostgreSQL writes each one zeroed first, about half its CPU per stored batch), and a
  * log at its cap grows on disk without end when autovacuum is off or behind.
  */

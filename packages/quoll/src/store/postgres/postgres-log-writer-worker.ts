@@ -140,6 +140,8 @@ async function vacuum(): Promise<void> {
   };
   client.on('error', onError);
   try {
+    // A stop that came while the connection was opening had no backend to cancel: skip.
+    if (stopSeq !== null) return;
     vacuumPid = (client as unknown as { processID?: number }).processID ?? null;
     await client.query(vacuumStatement);
   } catch (err) {
