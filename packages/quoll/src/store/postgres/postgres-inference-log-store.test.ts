@@ -645,6 +645,106 @@ describe.skipIf(!runPostgresTests)(
       expect(ids).toEqual(range(0, 300));
     });
 
+    it('a writer thread that dies in the retention pass after its commit is not given those rows again', async () => {
+      // Node a stores three batches of pipeline 1 (the oldest in the log); node b's total cap
+      // holds them and one more batch only, so b's first write goes over it and b's retention
+      // pass, after its commit, trims pipeline 1 under pipeline 1's head, which a third
+      // connection holds meanwhile. The pass waits there; b's writer thread dies in it.
+      const [a] = await cluster(1);
+      for (let k = 0; k < 3; k++) {
+        await a!.append(
+          1,
+          rows(
+            range(k * 100, 100),
+            range(k * 100, 100).map((i) => T0 + i),
+          ),
+        );
+        await a!.flush();
+      }
+      const bytesA = await a!.storedBytes();
+      const schema = `logs${schemaNo}`;
+      const db = await PostgresDatabase.open({ url: database.url, schema, poolSize: 2 });
+      dbs.push(db);
+      const b = new PostgresInferenceLogStore(db, {
+        nodeId: 'node-b',
+        maxBytesTotal: Math.floor((bytesA * 3.5) / 3),
+        retryDelayMs: 20,
+        onError: () => undefined,
+      });
+      stores.push(b);
+      const lock = await db.pool.connect();
+      let flushed: Promise<void> = Promise.resolve();
+      try {
+        await lock.query('BEGIN');
+        await lock.query('SELECT FROM inference_log_heads WHERE pipeline_id = 1 FOR UPDATE');
+        await b.append(
+          2,
+          rows(
+            range(0, 100),
+            range(0, 100).map((i) => T0 + i),
+          ),
+        );
+        flushed = b.flush();
+        // Committed, and the retention pass waits for the head's lock.
+        for (let tries = 0; ; tries++) {
+          const state = await db.one<{ stored: number; waiting: number }>(
+            `SELECT (SELECT count(*) FROM inference_log_batches WHERE pipeline_id = 2)::integer AS stored,
+                    (SELECT count(*) FROM pg_locks WHERE NOT granted)::integer AS waiting`,
+          );
+          if (state?.stored === 1 && state.waiting > 0) break;
+          expect(tries).toBeLessThan(500);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+        await b.killWriterThread();
+      } finally {
+        await lock.query('ROLLBACK');
+        lock.release();
+      }
+      // The flush waiting for the committed rows ends with the thread, and the restarted one
+      // is not given them again.
+      await flushed;
+      await b.append(
+        2,
+        rows(
+          range(100, 100),
+          range(100, 100).map((i) => T0 + i),
+        ),
+      );
+      await b.flush();
+      const stored = await db.rows<{ seq: number }>(
+        'SELECT seq FROM inference_log_batches WHERE pipeline_id = 2 ORDER BY seq',
+      );
+      expect(stored.map((r) => r.seq)).toEqual([1, 2]);
+      const { ids } = content(await b.query(2, { order: 'asc', limit: 1000 }));
+      expect(ids).toEqual(range(0, 200));
+    });
+
+    it('stops after its writer thread was restarted with nothing left to store', async () => {
+      const [store] = await cluster(1, { retryDelayMs: 20, onError: () => undefined });
+      await store!.append(
+        6,
+        rows(
+          range(0, 100),
+          range(0, 100).map((i) => T0 + i),
+        ),
+      );
+      await store!.flush();
+      const first = store!.writerThreadId;
+      await store!.killWriterThread();
+      for (let tries = 0; store!.writerThreadId === null || store!.writerThreadId === first; tries++) {
+        expect(tries).toBeLessThan(500);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      // The new thread is given no rows: it must not wait for the ones its predecessor stored.
+      const stopped = await Promise.race([
+        store!.stop().then(() => 'stopped'),
+        new Promise((resolve) => setTimeout(() => resolve('still stopping'), 3000)),
+      ]);
+      expect(stopped).toBe('stopped');
+      expect(store!.state).toBe('stopped');
+      expect(store!.writerThreadId).toBeNull();
+    });
+
     it('keeps rows queued while writes fail, shows retrying, and stores each once when the database is back', async () => {
       const errors: Error[] = [];
       const [store] = await cluster(1, {

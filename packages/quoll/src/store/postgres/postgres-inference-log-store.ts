@@ -109,13 +109,15 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   readonly #opts: Required<Omit<PostgresInferenceLogOptions, 'nodeId' | 'vacuumStatement'>> & {
     nodeId: string;
   };
-  readonly #settings: PostgresLogWriterSettings;
+  readonly #settings: Omit<PostgresLogWriterSettings, 'confirmedSeq'>;
   /** The append queue, the hand-off timer, the packing, and what the writer has not confirmed. */
   readonly #handOff: LogHandOff;
   /** Schema messages by schema id, as read. */
   readonly #schemas = new Map<string, Buffer>();
   #worker: Worker | null = null;
   #writtenSeq = 0;
+  /** Highest append seq the writer said is committed (its `ready`, the one {@link flush} waits for, may come later). */
+  #committedSeq = 0;
   #flushWaiters: FlushWaiter[] = [];
   #state: Exclude<InferenceLogStoreState, 'retrying'> = 'open';
   #down: Error | null = null;
@@ -280,7 +282,9 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   /** Starts a writer thread and gives it what an earlier one left unconfirmed. */
   #start(): void {
     const worker = spawnModuleWorker(import.meta.url, 'postgres-log-writer-worker', {
-      workerData: this.#settings,
+      // A restarted thread counts what its predecessors committed as written: a stop waits for
+      // no append seq below it (given nothing again, it would wait for them forever).
+      workerData: { ...this.#settings, confirmedSeq: this.#writtenSeq } satisfies PostgresLogWriterSettings,
     });
     let error: Error | null = null;
     let stopped = false;
@@ -296,6 +300,8 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       if (this.#worker !== worker) return;
       this.#worker = null;
       this.#handOff.detach();
+      // Rows it committed before dying (in the retention pass after a commit) are stored.
+      this.#confirm(this.#committedSeq);
       if ((stopped && code === 0) || this.#state === 'failed') {
         this.#finish();
         return;
@@ -323,6 +329,11 @@ export class PostgresInferenceLogStore implements InferenceLogs {
         this.#confirm(msg.writtenSeq);
         if (this.#down !== null && !this.#handOff.hasUnconfirmed) this.#recovered();
         this.#handOff.wantsRows();
+        break;
+      case 'committed':
+        // Not given again to a restarted thread; flushes still wait for the retention pass (`ready`).
+        this.#handOff.confirm(msg.writtenSeq);
+        this.#committedSeq = Math.max(this.#committedSeq, msg.writtenSeq);
         break;
       case 'write-failed': {
         const error = new Error(msg.message);

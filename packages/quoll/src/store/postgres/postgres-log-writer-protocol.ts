@@ -13,6 +13,8 @@ export interface PostgresLogWriterSettings {
   retryDelayMs: number;
   maxRetryDelayMs: number;
   stopAttempts: number;
+  /** Highest append seq already committed (by an earlier writer thread of the store): written from the start. */
+  confirmedSeq: number;
   /** Tests only: the statement run as the vacuum after trims (default `VACUUM_LOG_BATCHES`). */
   vacuumStatement?: string;
 }
@@ -34,6 +36,13 @@ export type FromPostgresLogWriter =
    * arenas of `items` messages the writer no longer reads (transferred back, for reuse).
    */
   | { type: 'ready'; writtenSeq: number; arenas: ArrayBuffer[] }
+  /**
+   * Everything up to `writtenSeq` is committed: sent as soon as a write's commit returns, before
+   * the retention pass after it (which may wait on other nodes' locks), so that a thread that
+   * dies during that pass is not given those rows again, to store them twice. (`ready`, which
+   * flushes wait for, still comes after the pass.)
+   */
+  | { type: 'committed'; writtenSeq: number }
   /** A write failed; the writer retries in `retryInMs` (`null`: it gives up, at stop only). */
   | { type: 'write-failed'; message: string; stack: string; attempt: number; retryInMs: number | null }
   /** Writes succeed again after failures. */

@@ -33,7 +33,7 @@ const unpacker = new LogBatchUnpacker();
 const backlog = new Map<number, RecordBatch[]>();
 /** Highest append seq whose rows are in the backlog, and the highest committed. */
 let backlogSeq = 0;
-let writtenSeq = 0;
+let writtenSeq = settings.confirmedSeq;
 /** Arenas of the messages received, with their seq: handed back once everything up to it is committed. */
 const arenas: { seq: number; arena: ArrayBuffer }[] = [];
 let stopSeq: number | null = null;
@@ -91,6 +91,8 @@ async function writeBacklog(): Promise<void> {
   }
   writing = null;
   writtenSeq = seq;
+  // Confirmed before the retention pass: the owner gives unconfirmed rows to a restarted thread.
+  post({ type: 'committed', writtenSeq });
   await writer.enforceTotalRetention(db, (fn) => db.transaction(fn));
   vacuumIfDue();
 }
