@@ -677,6 +677,7 @@ describe.skipIf(!runPostgresTests)(
       try {
         await lock.query('BEGIN');
         await lock.query('SELECT FROM inference_log_heads WHERE pipeline_id = 1 FOR UPDATE');
+        const lockPid = Number((await lock.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
         await b.append(
           2,
           rows(
@@ -685,11 +686,13 @@ describe.skipIf(!runPostgresTests)(
           ),
         );
         flushed = b.flush();
-        // Committed, and the retention pass waits for the head's lock.
+        // Committed, and the retention pass waits for the head's lock (blocked by this test's
+        // connection, not by whatever another test file holds on the same server).
         for (let tries = 0; ; tries++) {
           const state = await db.one<{ stored: number; waiting: number }>(
             `SELECT (SELECT count(*) FROM inference_log_batches WHERE pipeline_id = 2)::integer AS stored,
-                    (SELECT count(*) FROM pg_locks WHERE NOT granted)::integer AS waiting`,
+                    (SELECT count(*) FROM pg_stat_activity
+                      WHERE ${lockPid} = ANY(pg_blocking_pids(pid)))::integer AS waiting`,
           );
           if (state?.stored === 1 && state.waiting > 0) break;
           expect(tries).toBeLessThan(500);
