@@ -677,7 +677,9 @@ describe.skipIf(!runPostgresTests)(
       try {
         await lock.query('BEGIN');
         await lock.query('SELECT FROM inference_log_heads WHERE pipeline_id = 1 FOR UPDATE');
-        const lockPid = Number((await lock.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid);
+        const lockPid = Number(
+          (await lock.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid,
+        );
         await b.append(
           2,
           rows(
