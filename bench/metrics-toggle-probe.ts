@@ -9,12 +9,19 @@
 //   1  as shipped (start time in the root onRequest hook, inferenceServed, rowsInferred, batch)
 //   2  the start time alone (the hook stores performance.now(); nothing recorded)
 //   3  the recording alone, without a clock (inferenceServed with a constant latency, rows, batch)
+//   4  as 1, but recorded by another build's ServerMetrics (PROBE_SHIPPED: a directory holding
+//      that build's dist/metrics/*.js, copied into the copy as metrics-shipped/): the recording
+//      as shipped before a change against the changed one, in the same process and minutes
 // One server of the copy (metrics on, never scraped) pinned to core 0, wrk on core 1, JSON
 // batch 1 × 16 connections (the metrics bench's workload), PROBE_WARMUP_S, then `seconds`
 // measured. Prints each mode's HTTP-thread CPU per request and requests per segment, over mode 0.
 // Usage: npx tsx bench/metrics-toggle-probe.ts [seconds=100]
-// Env: PROBE_MODES (default "1,0,2,0,3,0": mode 0 between the others, so that no periodic work
-// falls on one mode), PROBE_SEGMENT_MS (default 700), PROBE_WARMUP_S (default 8).
+// Env: PROBE_MODES (default "1,0,2,0,3,0", or "1,0,4,0" with PROBE_SHIPPED: mode 0 between the
+// others, so that no periodic work falls on one mode), PROBE_SEGMENT_MS (default 700),
+// PROBE_WARMUP_S (default 8), PROBE_SHIPPED (see mode 4).
+// Example (the recording of the build in packages/quoll/dist against main's):
+//   mkdir /tmp/shipped && cp <main>/packages/quoll/dist/metrics/*.js /tmp/shipped/
+//   PROBE_SHIPPED=/tmp/shipped npx tsx bench/metrics-toggle-probe.ts 100
 // Hold /tmp/quoll-bench.lock while it runs.
 import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +38,10 @@ import {
 } from './support.js';
 
 const [seconds = 100] = process.argv.slice(2).map(Number);
-const modesOrder = process.env.PROBE_MODES ?? '1,0,2,0,3,0';
+const shipped = process.env.PROBE_SHIPPED;
+const modesOrder = process.env.PROBE_MODES ?? (shipped === undefined ? '1,0,2,0,3,0' : '1,0,4,0');
+if (shipped === undefined && modesOrder.split(',').includes('4'))
+  throw new Error('mode 4 needs PROBE_SHIPPED (see the header)');
 const warmup = Number(process.env.PROBE_WARMUP_S ?? 8);
 const dist = fileURLToPath(new URL('../packages/quoll/dist/', import.meta.url));
 const copy = fileURLToPath(new URL('../packages/quoll/dist-toggle/', import.meta.url));
@@ -48,12 +58,21 @@ rmSync(copy, { recursive: true, force: true });
 // Without the declaration files and source maps (nothing runs them; eslint would lint the
 // declarations of a copy left while it runs).
 cpSync(dist, copy, { recursive: true, filter: (src) => !/\.d\.ts$|\.map$/.test(src) });
-const gate = '(globalThis.__m3.mode === 1 || globalThis.__m3.mode === 3)';
+if (shipped !== undefined)
+  cpSync(shipped, join(copy, 'metrics-shipped'), {
+    recursive: true,
+    filter: (src) => !/\.d\.ts$|\.map$/.test(src),
+  });
+const gate = '(globalThis.__m3.mode === 1 || globalThis.__m3.mode === 3 || globalThis.__m3.mode === 4)';
+/** The recorder of the current mode: the other build's in mode 4, this build's otherwise. */
+const recorder = (own: string): string => `(globalThis.__m3.mode === 4 ? globalThis.__m3.shipped : ${own})`;
 patch(
   'server/create-app.js',
   'export async function createApp(',
   `import { readFileSync as m3Read } from 'node:fs';
-const M3 = (globalThis.__m3 = { mode: 0, requests: [0, 0, 0, 0], cpu: [0, 0, 0, 0], segments: [0, 0, 0, 0] });
+${shipped === undefined ? '' : "import { ServerMetrics as M3Shipped } from '../metrics-shipped/server-metrics.js';"}
+const M3 = (globalThis.__m3 = { mode: 0, requests: [0, 0, 0, 0, 0], cpu: [0, 0, 0, 0, 0], segments: [0, 0, 0, 0, 0] });
+${shipped === undefined ? '' : 'M3.shipped = new M3Shipped({ queueDepths: () => [], logQueuedRows: () => 0, logBytes: async () => 0, logState: () => "open" });'}
 {
   const order = ${JSON.stringify(modesOrder)}.split(',').map(Number);
   const cpuNow = () => Number(m3Read('/proc/self/task/' + process.pid + '/schedstat', 'utf8').split(' ')[0]);
@@ -75,7 +94,7 @@ export async function createApp(`,
 patch(
   'server/create-app.js',
   'if (timed)\n            req.receivedAt = performance.now();',
-  'M3.requests[M3.mode]++;\n        if (timed && (M3.mode === 1 || M3.mode === 2))\n            req.receivedAt = performance.now();',
+  'M3.requests[M3.mode]++;\n        if (timed && (M3.mode === 1 || M3.mode === 2 || M3.mode === 4))\n            req.receivedAt = performance.now();',
 );
 patch(
   'server/routes/count-inferences.js',
@@ -88,14 +107,19 @@ patch(
   '(globalThis.__m3.mode === 3 ? 0.1 : performance.now() - req.receivedAt) / 1000',
 );
 patch(
+  'server/routes/count-inferences.js',
+  'metrics.inferenceServed(',
+  `${recorder('metrics')}.inferenceServed(`,
+);
+patch(
   'serving/inference-service.js',
   'this.#metrics?.rowsInferred(',
-  `if (${gate}) this.#metrics?.rowsInferred(`,
+  `if (${gate}) ${recorder('this.#metrics')}?.rowsInferred(`,
 );
 patch(
   'server/start-server.js',
   'onBatch: (rows) => metrics.batch(rows)',
-  `onBatch: (rows) => { if (${gate}) metrics.batch(rows); }`,
+  `onBatch: (rows) => { if (${gate}) ${recorder('metrics')}.batch(rows); }`,
 );
 
 interface Counts {
