@@ -64,8 +64,27 @@ if (shipped !== undefined)
     filter: (src) => !/\.d\.ts$|\.map$/.test(src),
   });
 const gate = '(globalThis.__m3.mode === 1 || globalThis.__m3.mode === 3 || globalThis.__m3.mode === 4)';
-/** The recorder of the current mode: the other build's in mode 4, this build's otherwise. */
-const recorder = (own: string): string => `(globalThis.__m3.mode === 4 ? globalThis.__m3.shipped : ${own})`;
+/**
+ * A recording call as its own statement in mode 4's twin: `own.method(args)` becomes `if (mode
+ * 4) <the other build's instance>.method(args); else own.method(args);`. Two call sites, each
+ * seeing one class, rather than one call site choosing its receiver: a site shared by both
+ * classes is polymorphic and may be optimised for the class seen first, i.e. the mode listed
+ * first in PROBE_MODES (a suspicion: with the first version of mode 4, one shared site, the
+ * mode listed first came out cheaper in all six runs of either order).
+ */
+const twin = (own: string, method: string, args: string): string =>
+  shipped === undefined
+    ? `${own}.${method}(${args});`
+    : `if (globalThis.__m3.mode === 4) globalThis.__m3.shipped.${method}(${args}); else ${own}.${method}(${args});`;
+/** Replaces the one line of a file of the copy that holds `from` by `to(that line, trimmed)`. */
+function patchLine(file: string, from: string, to: (line: string) => string): void {
+  const path = join(copy, file);
+  const lines = readFileSync(path, 'utf8').split('\n');
+  const at = lines.findIndex((l) => l.includes(from));
+  if (at < 0) throw new Error(`${file}: "${from}" not found; update the probe`);
+  lines[at] = to(lines[at]!.trim());
+  writeFileSync(path, lines.join('\n'));
+}
 patch(
   'server/create-app.js',
   'export async function createApp(',
@@ -106,20 +125,21 @@ patch(
   '(performance.now() - req.receivedAt) / 1000',
   '(globalThis.__m3.mode === 3 ? 0.1 : performance.now() - req.receivedAt) / 1000',
 );
-patch(
-  'server/routes/count-inferences.js',
-  'metrics.inferenceServed(',
-  `${recorder('metrics')}.inferenceServed(`,
-);
-patch(
-  'serving/inference-service.js',
-  'this.#metrics?.rowsInferred(',
-  `if (${gate}) ${recorder('this.#metrics')}?.rowsInferred(`,
-);
+patchLine('server/routes/count-inferences.js', 'metrics.inferenceServed(', (line) => {
+  const args = /^metrics\.inferenceServed\((.*)\);$/.exec(line)?.[1];
+  if (args === undefined) throw new Error(`count-inferences.js: "${line}" is not one call; update the probe`);
+  return twin('metrics', 'inferenceServed', args);
+});
+patchLine('serving/inference-service.js', 'this.#metrics?.rowsInferred(', (line) => {
+  const args = /^this\.#metrics\?\.rowsInferred\((.*)\);$/.exec(line)?.[1];
+  if (args === undefined)
+    throw new Error(`inference-service.js: "${line}" is not one call; update the probe`);
+  return `if (${gate}) { ${twin('this.#metrics?', 'rowsInferred', args)} }`;
+});
 patch(
   'server/start-server.js',
   'onBatch: (rows) => metrics.batch(rows)',
-  `onBatch: (rows) => { if (${gate}) ${recorder('metrics')}.batch(rows); }`,
+  `onBatch: (rows) => { if (${gate}) { ${twin('metrics', 'batch', 'rows')} } }`,
 );
 
 interface Counts {
