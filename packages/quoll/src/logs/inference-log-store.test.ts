@@ -418,4 +418,68 @@ describe('InferenceLogStore writer thread', () => {
     expect(store.state).toBe('stopped');
     expect((await index.unsealedSegments()).length).toBe(0);
   });
+  /** `'done'` if `p` settles within `ms`, else `'timed out'` (a hang fails the test, not the suite). */
+  async function within(p: Promise<unknown>, ms: number): Promise<'done' | 'timed out'> {
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timed out'>((resolve) => (timer = setTimeout(() => resolve('timed out'), ms)));
+    try {
+      return await Promise.race([p.then(() => 'done' as const), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * A store whose writer confirmed (`ready`) the rows of one append and then died, before
+   * its next fsync: the restarted thread is given nothing. `stopAttempts: 1` so that cleanup
+   * can end a stop that hangs (a crash during stop then fails the store at once).
+   */
+  async function restartedWithNothingToResend(): Promise<{ store: InferenceLogStore; cleanup: () => Promise<void> }> {
+    const store = await openStore({ retryDelayMs: 20, syncIntervalMs: 60_000, stopAttempts: 1, onError: () => undefined });
+    stores.splice(stores.indexOf(store), 1);
+    const cleanup = async (): Promise<void> => {
+      const stopping = store.stop();
+      if ((await within(stopping, 3000)) === 'timed out') await store.killWriterThread();
+      await stopping;
+    };
+    await queueRows(store, 1, 0, 100);
+    // The writer's `ready` brings its progress: the rows are readable once it confirmed them.
+    await vi.waitFor(async () => expect(ids(await store.query(1, { limit: 1000 })).length).toBe(100), {
+      timeout: 10_000,
+    });
+    return { store, cleanup };
+  }
+
+  it('stops after its writer thread was restarted with nothing to resend', async () => {
+    const { store, cleanup } = await restartedWithNothingToResend();
+    try {
+      const first = store.writerThreadId;
+      await store.killWriterThread();
+      await vi.waitFor(() => expect(store.state).toBe('open'), { timeout: 10_000 });
+      expect(store.writerThreadId).not.toBe(first);
+      // The new thread must not wait at stop for the appends its predecessor wrote.
+      expect(await within(store.stop(), 3000)).toBe('done');
+      expect(store.state).toBe('stopped');
+      expect(store.writerThreadId).toBeNull();
+      expect(ids(await store.query(1, { order: 'asc', limit: 1000 }))).toEqual(range(0, 100));
+    } finally {
+      await cleanup();
+    }
+  });
+
+  it('a flush after the writer thread died before syncing what it confirmed resolves', async () => {
+    const { store, cleanup } = await restartedWithNothingToResend();
+    try {
+      await store.killWriterThread();
+      // Called while the thread is down; the restart's recovery fsyncs what the dead one wrote.
+      expect(await within(store.flush(), 3000)).toBe('done');
+      expect(store.state).toBe('open');
+      // And once the new thread runs, a flush has nothing to wait for either.
+      expect(await within(store.flush(), 3000)).toBe('done');
+      await appendRows(store, 1, 100, 10);
+      expect(ids(await store.query(1, { order: 'asc', limit: 1000 }))).toEqual(range(0, 110));
+    } finally {
+      await cleanup();
+    }
+  });
 });
