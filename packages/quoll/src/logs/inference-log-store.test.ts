@@ -421,7 +421,9 @@ describe('InferenceLogStore writer thread', () => {
   /** `'done'` if `p` settles within `ms`, else `'timed out'` (a hang fails the test, not the suite). */
   async function within(p: Promise<unknown>, ms: number): Promise<'done' | 'timed out'> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<'timed out'>((resolve) => (timer = setTimeout(() => resolve('timed out'), ms)));
+    const timeout = new Promise<'timed out'>(
+      (resolve) => (timer = setTimeout(() => resolve('timed out'), ms)),
+    );
     try {
       return await Promise.race([p.then(() => 'done' as const), timeout]);
     } finally {
@@ -434,8 +436,16 @@ describe('InferenceLogStore writer thread', () => {
    * its next fsync: the restarted thread is given nothing. `stopAttempts: 1` so that cleanup
    * can end a stop that hangs (a crash during stop then fails the store at once).
    */
-  async function restartedWithNothingToResend(): Promise<{ store: InferenceLogStore; cleanup: () => Promise<void> }> {
-    const store = await openStore({ retryDelayMs: 20, syncIntervalMs: 60_000, stopAttempts: 1, onError: () => undefined });
+  async function restartedWithNothingToResend(): Promise<{
+    store: InferenceLogStore;
+    cleanup: () => Promise<void>;
+  }> {
+    const store = await openStore({
+      retryDelayMs: 20,
+      syncIntervalMs: 60_000,
+      stopAttempts: 1,
+      onError: () => undefined,
+    });
     stores.splice(stores.indexOf(store), 1);
     const cleanup = async (): Promise<void> => {
       const stopping = store.stop();
@@ -473,7 +483,7 @@ describe('InferenceLogStore writer thread', () => {
       await store.killWriterThread();
       // Called while the thread is down; the restart's recovery fsyncs what the dead one wrote.
       expect(await within(store.flush(), 3000)).toBe('done');
-      expect(store.state).toBe('open');
+      await vi.waitFor(() => expect(store.state).toBe('open'), { timeout: 10_000 });
       // And once the new thread runs, a flush has nothing to wait for either.
       expect(await within(store.flush(), 3000)).toBe('done');
       await appendRows(store, 1, 100, 10);

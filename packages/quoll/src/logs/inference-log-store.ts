@@ -173,7 +173,7 @@ export class InferenceLogStore {
   readonly #files: LogFilesContext;
   readonly #clock: Clock;
   readonly #opts: Required<Omit<InferenceLogStoreOptions, 'dir' | 'index' | 'clock'>>;
-  readonly #settings: LogWriterSettings;
+  readonly #settings: Omit<LogWriterSettings, 'startSeq'>;
   /** The append queue, the hand-off timer, the packing, and what the writer has not confirmed. */
   readonly #handOff: LogHandOff;
   /** What the writer thread has written of each pipeline's open segment. */
@@ -186,6 +186,8 @@ export class InferenceLogStore {
   #down: Error | null = null;
   /** Highest append seq whose rows are fsynced and indexed. */
   #durableSeq = 0;
+  /** Highest append seq the writer confirmed written to the OS (`ready`), or durable. */
+  #writtenSeq = 0;
   /** Unexpected ends of the writer thread since it last wrote, and how many came after stop(). */
   #crashes = 0;
   #crashesAtStop = 0;
@@ -397,7 +399,10 @@ export class InferenceLogStore {
   /** Starts a writer thread and gives it what an earlier one left unconfirmed. */
   #start(): void {
     this.#mirrors.clear();
-    const thread: LogWriterThread = new LogWriterThread(this.#settings, this.#files.index, {
+    // A restarted thread starts at what its predecessors confirmed: given nothing again, it
+    // would otherwise wait at stop (and flush) for append seqs it never sees.
+    const settings: LogWriterSettings = { ...this.#settings, startSeq: this.#writtenSeq };
+    const thread: LogWriterThread = new LogWriterThread(settings, this.#files.index, {
       message: (msg) => {
         if (this.#thread === thread) this.#onMessage(msg);
       },
@@ -421,6 +426,7 @@ export class InferenceLogStore {
         this.#started?.resolve();
         this.#started = null;
         this.#handOff.confirm(msg.writtenSeq);
+        this.#writtenSeq = Math.max(this.#writtenSeq, msg.writtenSeq);
         this.#applyProgress(msg.segments);
         if (this.#replaySeq !== null && msg.writtenSeq >= this.#replaySeq) {
           this.#replaySeq = null;
@@ -432,6 +438,7 @@ export class InferenceLogStore {
         this.#handOff.confirm(msg.seq);
         this.#applyProgress(msg.segments);
         this.#durableSeq = Math.max(this.#durableSeq, msg.seq);
+        this.#writtenSeq = Math.max(this.#writtenSeq, msg.seq);
         this.#releaseFlushes();
         break;
       case 'write-failed': {
@@ -505,6 +512,10 @@ export class InferenceLogStore {
       this.#crashed(err instanceof Error ? err : new Error(String(err)));
       return;
     }
+    // Recovery fsynced and indexed what the dead thread had written (sealed segments were
+    // fsynced when sealed): every row it confirmed is durable, and flushes waiting for them end.
+    this.#durableSeq = Math.max(this.#durableSeq, this.#writtenSeq);
+    this.#releaseFlushes();
     this.#start();
   }
 

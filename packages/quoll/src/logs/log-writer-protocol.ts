@@ -13,6 +13,13 @@ export interface LogWriterSettings {
   retryDelayMs: number;
   maxRetryDelayMs: number;
   stopAttempts: number;
+  /**
+   * Highest append seq an earlier writer thread of the store confirmed written (`0` for the
+   * first): the thread counts everything up to it as taken, written and durable (the store
+   * starts it only after recovery has fsynced what the dead one left), so stop and flush do
+   * not wait for those appends.
+   */
+  startSeq: number;
 }
 
 /** An index method the writer thread calls through the owning thread. */

@@ -87,6 +87,9 @@ export class LogWriter {
     this.#clock = clock;
     this.#post = post;
     this.#lastSyncAt = clock.now();
+    this.#backlogSeq = settings.startSeq;
+    this.#writtenSeq = settings.startSeq;
+    this.#durableSeq = settings.startSeq;
   }
 
   /** Takes appends (kept until written, also across failed attempts). */
