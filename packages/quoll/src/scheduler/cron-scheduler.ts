@@ -201,7 +201,10 @@ export class CronScheduler {
     }
     const created: TaskRunRecord[] = [];
     for (const o of outcomes) if (o.outcome === 'created') created.push(o.run);
-    if (created.length > 0 && !this.stopped) this.options.onRuns(created);
+    // Handed on even when a stop came meanwhile: they are committed, so the receiver must give
+    // them an outcome (a stopping task service closes them as stopped rather than leaving them
+    // `running` until a lease or the next start notices).
+    if (created.length > 0) this.options.onRuns(created);
     if (this.stopped) return;
     const now = this.clock.now();
     for (const o of outcomes) {

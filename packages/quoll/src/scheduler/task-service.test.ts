@@ -5,7 +5,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock/index.js';
 import { LocalNotifier } from '../cluster/index.js';
 import type { PackagedOrchestration } from '../runner/index.js';
-import { LOST_RUN_REASON, TaskRunner } from '../runner/index.js';
+import { LOST_RUN_REASON, STOPPED_RUN_REASON, TaskRunner } from '../runner/index.js';
 import { ApiError } from '../errors/index.js';
 import { openStore } from '../store/index.js';
 import type { Stores } from '../store/index.js';
@@ -407,6 +407,38 @@ describe('TaskService', () => {
     await expect(s.createOnce({ ...base, orchestrationId: o })).rejects.toMatchObject({
       code: 'shutting_down',
     });
+  });
+
+  it('stop() during a boundary closes the runs the boundary created, instead of leaving them running', async () => {
+    // The boundary's transaction is in flight when the stop comes: its runs are committed
+    // after the scheduler stopped, and must still reach an outcome.
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let entered!: () => void;
+    const inside = new Promise<void>((r) => (entered = r));
+    const createTickRuns: TaskStore['createTickRuns'] = async (ticks, owner) => {
+      entered();
+      await gate;
+      return store.createTickRuns(ticks, owner);
+    };
+    const gated = new Proxy(store, {
+      get: (target, key) => {
+        if (key === 'createTickRuns') return createTickRuns;
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const { service: s } = await service({ store: gated });
+    const o = orchestration('o1', "console.log('tick run');");
+    const task = await s.createScheduled({ ...base, orchestrationId: o, schedule: '* * * * *' });
+    void clock.advance(30_000);
+    await inside;
+    const stopped = s.stop();
+    release();
+    await stopped;
+    const runs = await s.listRuns(task.id);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]).toMatchObject({ status: 'failure', reason: STOPPED_RUN_REASON });
   });
 
   it('listRuns refuses an unknown status filter', async () => {
