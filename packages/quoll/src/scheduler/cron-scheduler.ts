@@ -18,7 +18,10 @@ export interface CronSchedulerOptions {
   store: TaskStore;
   /** @default systemClock */
   clock?: Clock;
-  /** Receives the runs created at one boundary, synchronously after they are committed. */
+  /**
+   * Receives the runs created at one boundary, synchronously after they are committed; also for
+   * a boundary that was in flight when {@link CronScheduler.stop} was called (its runs exist).
+   */
   onRuns: (runs: TaskRunRecord[]) => void;
   /** Most missed ticks recorded per task per gap (the newest are kept). @default 100 */
   maxMissedRecorded?: number;
