@@ -549,6 +549,56 @@ describe('TaskService', () => {
       expect((await worker.readRunLog(waiting!.id)).map((l) => l.line)).toContain('claimed');
     });
 
+    it('a round that fails between claiming a run and launching it launches it in a later round (its lease kept)', async () => {
+      const o = orchestration('o1', "console.log('claimed');");
+      const { service: front } = await service({
+        nodeId: 'front',
+        runsTasks: false,
+        notifier,
+        coordinatorClock: clock,
+      });
+      const task = await front.createOnce({ ...base, orchestrationId: o });
+      const [waiting] = await front.listRuns(task.id);
+      // The worker's first read of a task after a claim fails (the database blinked).
+      let claimedOnce = false;
+      let failed = false;
+      const blinking = new Proxy(store, {
+        get: (target, key) => {
+          if (key === 'claimRuns')
+            return async (...args: Parameters<TaskStore['claimRuns']>) => {
+              const runs = await target.claimRuns(...args);
+              if (runs.length > 0) claimedOnce = true;
+              return runs;
+            };
+          if (key === 'getTask')
+            return async (id: string) => {
+              if (claimedOnce && !failed) {
+                failed = true;
+                throw new Error('connection lost');
+              }
+              return target.getTask(id);
+            };
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const errors: string[] = [];
+      const { service: worker } = await service({
+        nodeId: 'worker',
+        store: blinking,
+        notifier,
+        coordinatorClock: clock,
+        onError: (_err, context) => errors.push(context),
+      });
+      await waitFor('the claim and the failed read', () => failed);
+      // Past the lease: the claim must not have been left unrenewed and closed as node lost.
+      for (let i = 0; i < 6; i += 1) await clock.advance(5_000);
+      await waitFor('the run ends', async () => (await worker.getRun(waiting!.id)).status !== 'running');
+      expect(await worker.getRun(waiting!.id)).toMatchObject({ status: 'success', nodeId: 'worker' });
+      expect((await worker.readRunLog(waiting!.id)).map((l) => l.line)).toContain('claimed');
+      expect(errors).toContain('coordinating runs with the other nodes');
+    });
+
     it('kill() through one node stops the run another node executes', async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       const { service: runnerNode, runner } = await service({ nodeId: 'runs-it', notifier });

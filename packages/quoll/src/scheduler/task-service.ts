@@ -205,6 +205,12 @@ export class TaskService {
   private readonly notifier: Notifier;
   /** Runs this node handed to its runner, by id: their task ids. */
   private readonly local = new Map<string, string>();
+  /**
+   * Runs this node claimed and has not launched yet (their task is being read), by id. Their
+   * leases are renewed like those of {@link local} runs, and a round that failed before launching
+   * them launches them in a later one: a claim is never left unrenewed, to be closed as lost.
+   */
+  private readonly claimed = new Map<string, TaskRunRecord>();
   /** Lease renewal, lost-run recovery, claims and re-arming: one loop per node. */
   private readonly coordinator: PeriodicLoop;
   private readonly unsubscribes: (() => void)[] = [];
@@ -311,10 +317,12 @@ export class TaskService {
    */
   private async coordinate(): Promise<void> {
     if (this.state !== 'running') return;
-    const mine = [...this.local.keys()];
+    const mine = [...this.local.keys(), ...this.claimed.keys()];
     if (mine.length > 0) {
       const held = await this.store.renewRunLeases(this.owner, mine);
       const heldIds = new Set(held.map((h) => h.runId));
+      // A claim another node closed meanwhile (this one stalled past its lease) is dropped.
+      for (const runId of [...this.claimed.keys()]) if (!heldIds.has(runId)) this.claimed.delete(runId);
       for (const runId of mine) {
         // Closed by another node (this one stalled past its lease): the process must stop.
         if (!heldIds.has(runId) && this.local.has(runId) && this.runner.kill(runId))
@@ -325,18 +333,25 @@ export class TaskService {
     if (this.state !== 'running') return;
     await this.closeLostRuns();
     if (!this.runsTasks || this.state !== 'running') return;
-    const free = this.runner.concurrencyLimit - this.local.size;
-    if (free > 0) {
-      for (const run of await this.store.claimRuns(this.owner, free)) {
-        const task = await this.store.getTask(run.taskId);
-        if (task === null) {
-          await this.closeUnlaunched(run, 'failure', 'the task no longer exists');
-          continue;
-        }
-        this.launch(task, run);
-      }
-    }
+    const free = this.runner.concurrencyLimit - this.local.size - this.claimed.size;
+    if (free > 0)
+      for (const run of await this.store.claimRuns(this.owner, free)) this.claimed.set(run.id, run);
+    await this.launchClaimed();
     await this.resync();
+  }
+
+  /** Launches the runs this node claimed, each once its task is read (see {@link claimed}). */
+  private async launchClaimed(): Promise<void> {
+    for (const run of [...this.claimed.values()]) {
+      if (this.state !== 'running') return;
+      const task = await this.store.getTask(run.taskId);
+      if (!this.claimed.delete(run.id)) continue;
+      if (task === null) {
+        await this.closeUnlaunched(run, 'failure', 'the task no longer exists');
+        continue;
+      }
+      this.launch(task, run);
+    }
   }
 
   /** Closes runs whose node stopped renewing their lease; continuous tasks start again. */
@@ -640,6 +655,11 @@ export class TaskService {
     this.state = 'stopping';
     for (const off of this.unsubscribes.splice(0)) off();
     await this.coordinator.stop();
+    // Claimed in a round that did not get to launch them: closed as a launch while stopping is.
+    for (const run of [...this.claimed.values()]) {
+      this.claimed.delete(run.id);
+      this.track(this.closeUnlaunched(run, 'failure', STOPPED_RUN_REASON), `closing run ${run.id}`);
+    }
     await this.scheduler.stop();
     for (const id of [...this.restartTimers.keys()]) this.cancelRestart(id);
     const continuous = new Set(
