@@ -599,6 +599,40 @@ describe('TaskService', () => {
       expect(errors).toContain('coordinating runs with the other nodes');
     });
 
+    it("a run's outcome the store refused once is stored by a later round, not lost to the lease", async () => {
+      const o = orchestration('o1', "console.log('done');");
+      let refused = false;
+      const blinking = new Proxy(store, {
+        get: (target, key) => {
+          if (key === 'finishRun')
+            return async (...args: Parameters<TaskStore['finishRun']>) => {
+              if (!refused && args[1].status === 'success') {
+                refused = true;
+                throw new Error('connection lost');
+              }
+              return target.finishRun(...args);
+            };
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const errors: string[] = [];
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        store: blinking,
+        notifier,
+        coordinatorClock: clock,
+        onError: (_err, context) => errors.push(context),
+      });
+      const task = await s.createOnce({ ...base, orchestrationId: o });
+      const [run] = await s.listRuns(task.id);
+      await waitFor('the refused outcome', () => refused);
+      for (let i = 0; i < 6; i += 1) await clock.advance(5_000);
+      await waitFor('the run closed', async () => (await s.getRun(run!.id)).status !== 'running');
+      expect(await s.getRun(run!.id)).toMatchObject({ status: 'success', exitCode: 0 });
+      expect(errors).toContain(`recording the outcome of run ${run!.id}`);
+    });
+
     it('kill() through one node stops the run another node executes', async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       const { service: runnerNode, runner } = await service({ nodeId: 'runs-it', notifier });

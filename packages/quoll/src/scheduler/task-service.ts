@@ -211,6 +211,11 @@ export class TaskService {
    * them launches them in a later one: a claim is never left unrenewed, to be closed as lost.
    */
   private readonly claimed = new Map<string, TaskRunRecord>();
+  /** Runs that ended here whose outcome the store did not take yet, by id (still in {@link local}). */
+  private readonly unrecorded = new Map<
+    string,
+    { task: TaskRecord; run: TaskRunRecord; outcome: RunOutcome }
+  >();
   /** Lease renewal, lost-run recovery, claims and re-arming: one loop per node. */
   private readonly coordinator: PeriodicLoop;
   private readonly unsubscribes: (() => void)[] = [];
@@ -330,6 +335,7 @@ export class TaskService {
       }
       for (const h of held) if (h.taskStatus === 'pending_kill') this.onKillMessage(h.taskId);
     }
+    await this.recordUnrecorded();
     if (this.state !== 'running') return;
     await this.closeLostRuns();
     if (!this.runsTasks || this.state !== 'running') return;
@@ -655,6 +661,8 @@ export class TaskService {
     this.state = 'stopping';
     for (const off of this.unsubscribes.splice(0)) off();
     await this.coordinator.stop();
+    // One more try for outcomes the store refused; left to the lease's expiry if it fails again.
+    this.track(this.recordUnrecorded(), 'recording the outcomes of ended runs');
     // Claimed in a round that did not get to launch them: closed as a launch while stopping is.
     for (const run of [...this.claimed.values()]) {
       this.claimed.delete(run.id);
@@ -814,9 +822,31 @@ export class TaskService {
         exitCode: outcome.exitCode,
         reason: outcome.reason,
       });
-    } finally {
-      this.local.delete(run.id);
+    } catch (err) {
+      // Kept in `local`, so its lease is still renewed: the coordinator's next round stores the
+      // outcome again, instead of the run being closed as lost once the lease runs out.
+      this.unrecorded.set(run.id, { task, run, outcome });
+      throw err;
     }
+    this.local.delete(run.id);
+    await this.afterRunRecorded(task, outcome);
+  }
+
+  /** Stores the outcomes whose first write failed (see {@link unrecorded}); throws on a failure. */
+  private async recordUnrecorded(): Promise<void> {
+    for (const { task, run, outcome } of [...this.unrecorded.values()]) {
+      await this.store.finishRun(run.id, {
+        status: outcome.status,
+        exitCode: outcome.exitCode,
+        reason: outcome.reason,
+      });
+      this.unrecorded.delete(run.id);
+      this.local.delete(run.id);
+      this.track(this.afterRunRecorded(task, outcome), `after run ${run.id}`);
+    }
+  }
+
+  private async afterRunRecorded(task: TaskRecord, outcome: RunOutcome): Promise<void> {
     this.options.observer?.runFinished(outcome.status, true);
     if (this.killing.has(task.id)) {
       await this.completeKillIfIdle(task.id);
