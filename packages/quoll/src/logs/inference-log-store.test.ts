@@ -418,7 +418,10 @@ describe('InferenceLogStore writer thread', () => {
     expect(store.state).toBe('stopped');
     expect((await index.unsealedSegments()).length).toBe(0);
   });
-  /** `'done'` if `p` settles within `ms`, else `'timed out'` (a hang fails the test, not the suite). */
+  /**
+   * `'done'` if `p` settles within `ms`, else `'timed out'` (a hang fails the test, not the
+   * suite). The hangs these tests catch are forever; the limits leave room for a loaded machine.
+   */
   async function within(p: Promise<unknown>, ms: number): Promise<'done' | 'timed out'> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<'timed out'>(
@@ -449,7 +452,7 @@ describe('InferenceLogStore writer thread', () => {
     stores.splice(stores.indexOf(store), 1);
     const cleanup = async (): Promise<void> => {
       const stopping = store.stop();
-      if ((await within(stopping, 3000)) === 'timed out') await store.killWriterThread();
+      if ((await within(stopping, 15_000)) === 'timed out') await store.killWriterThread();
       await stopping;
     };
     await queueRows(store, 1, 0, 100);
@@ -468,7 +471,7 @@ describe('InferenceLogStore writer thread', () => {
       await vi.waitFor(() => expect(store.state).toBe('open'), { timeout: 10_000 });
       expect(store.writerThreadId).not.toBe(first);
       // The new thread must not wait at stop for the appends its predecessor wrote.
-      expect(await within(store.stop(), 3000)).toBe('done');
+      expect(await within(store.stop(), 15_000)).toBe('done');
       expect(store.state).toBe('stopped');
       expect(store.writerThreadId).toBeNull();
       expect(ids(await store.query(1, { order: 'asc', limit: 1000 }))).toEqual(range(0, 100));
@@ -482,10 +485,10 @@ describe('InferenceLogStore writer thread', () => {
     try {
       await store.killWriterThread();
       // Called while the thread is down; the restart's recovery fsyncs what the dead one wrote.
-      expect(await within(store.flush(), 3000)).toBe('done');
+      expect(await within(store.flush(), 15_000)).toBe('done');
       await vi.waitFor(() => expect(store.state).toBe('open'), { timeout: 10_000 });
       // And once the new thread runs, a flush has nothing to wait for either.
-      expect(await within(store.flush(), 3000)).toBe('done');
+      expect(await within(store.flush(), 15_000)).toBe('done');
       await appendRows(store, 1, 100, 10);
       expect(ids(await store.query(1, { order: 'asc', limit: 1000 }))).toEqual(range(0, 110));
     } finally {

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RecordBatch } from 'apache-arrow';
 import { threadId } from 'node:worker_threads';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import {
   createTestDatabase,
   postgresAvailability,
@@ -740,10 +740,12 @@ describe.skipIf(!runPostgresTests)(
         expect(tries).toBeLessThan(500);
         await new Promise((resolve) => setTimeout(resolve, 10));
       }
+      await vi.waitFor(() => expect(store!.state).toBe('open'), { timeout: 20_000 });
       // The new thread is given no rows: it must not wait for the ones its predecessor stored.
+      // (The old code waited forever; 15 s leaves room for a loaded CI machine.)
       const stopped = await Promise.race([
         store!.stop().then(() => 'stopped'),
-        new Promise((resolve) => setTimeout(() => resolve('still stopping'), 3000)),
+        new Promise((resolve) => setTimeout(() => resolve('still stopping'), 15_000)),
       ]);
       expect(stopped).toBe('stopped');
       expect(store!.state).toBe('stopped');
