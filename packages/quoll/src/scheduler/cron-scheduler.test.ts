@@ -98,6 +98,56 @@ describe('CronScheduler', () => {
     expect((await store.listRuns(task.id)).map((r) => r.tick)).toEqual([T0 + 2 * MIN, T0 + MIN]);
   });
 
+  it('a scheduler starting just after a tick a peer is about to fire does not record it missed; the tick runs once', async () => {
+    const task = await scheduledTask();
+    const owner = { nodeId: 'b', leaseMs: 15_000 };
+    // Node B is running and armed for T0+1min; its timer has not fired yet.
+    const b = new CronScheduler({
+      store,
+      clock,
+      owner,
+      peerGraceMs: 15_000,
+      onRuns: (r) => created.push(...r),
+    });
+    schedulers.push(b);
+    b.arm(task);
+    // Node A starts 1 ms after the tick (on its own clock) and recovers the task.
+    const aClock = new ManualClock(T0 + MIN + 1);
+    const a = new CronScheduler({
+      store,
+      clock: aClock,
+      owner: { nodeId: 'a', leaseMs: 15_000 },
+      peerGraceMs: 15_000,
+      onRuns: (r) => created.push(...r),
+    });
+    schedulers.push(a);
+    await a.recoverAndArm((await store.getTask(task.id))!);
+    expect(await store.listTickRecords(task.id)).toEqual([]);
+    // B fires its tick, then A its own arming of the same tick: one run, whoever came first.
+    await clock.advance(30_000);
+    await aClock.advance(0);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN]);
+    expect((await store.listRuns(task.id)).map((r) => r.tick)).toEqual([T0 + MIN]);
+    expect(await store.listTickRecords(task.id)).toEqual([]);
+  });
+
+  it('a peer that never fires a tick leaves it to a scheduler that started within the grace, late', async () => {
+    const task = await scheduledTask();
+    await clock.advance(35_000); // T0+1min passed 5 s ago, and nobody fired it
+    const a = new CronScheduler({
+      store,
+      clock,
+      owner: { nodeId: 'a', leaseMs: 15_000 },
+      peerGraceMs: 15_000,
+      onRuns: (r) => created.push(...r),
+    });
+    schedulers.push(a);
+    await a.recoverAndArm((await store.getTask(task.id))!);
+    await clock.advance(0);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN]);
+    expect(await store.listTickRecords(task.id)).toEqual([]);
+  });
+
   it('records ticks missed while no scheduler ran and does not replay them', async () => {
     const task = await scheduledTask();
     const first = newScheduler();

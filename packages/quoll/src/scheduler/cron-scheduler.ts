@@ -25,6 +25,13 @@ export interface CronSchedulerOptions {
   onRuns: (runs: TaskRunRecord[]) => void;
   /** Most missed ticks recorded per task per gap (the newest are kept). @default 100 */
   maxMissedRecorded?: number;
+  /**
+   * How late another scheduler on the same store may fire a tick (ms). A tick younger than this
+   * is never recorded as missed by this one, which fires it itself instead: the store gives it
+   * one run whoever comes first. For nodes of a cluster (their lease); one node has no peer to
+   * wait for. @default 0
+   */
+  peerGraceMs?: number;
   /** Told each boundary as it fires, with how late it fired (ms after the tick). @default none */
   onTick?: (tick: number, lateMs: number) => void;
   /** Where failures of a boundary (e.g. the store) are reported. @default console.error */
@@ -61,6 +68,7 @@ export class CronScheduler {
   private readonly store: TaskStore;
   private readonly clock: Clock;
   private readonly maxMissed: number;
+  private readonly peerGraceMs: number;
   private readonly onError: (err: unknown, context: string) => void;
   private readonly buckets = new Map<number, Bucket>();
   private readonly armed = new Map<string, { schedule: CronSchedule; tick: number }>();
@@ -74,6 +82,7 @@ export class CronScheduler {
     this.store = options.store;
     this.clock = options.clock ?? systemClock;
     this.maxMissed = Math.max(0, options.maxMissedRecorded ?? 100);
+    this.peerGraceMs = Math.max(0, options.peerGraceMs ?? 0);
     this.onError =
       options.onError ?? ((err, context) => console.error(`quoll: scheduler (${context}):`, err));
   }
@@ -100,8 +109,12 @@ export class CronScheduler {
   async recoverAndArm(task: ScheduledTaskRef): Promise<void> {
     const schedule = this.scheduleOf(task);
     const from = task.lastTick ?? Date.parse(task.createdAt);
-    await this.recordMissed(task.id, schedule, from, this.clock.now(), MISSED_WHILE_DOWN);
-    this.arm(task);
+    // Ticks within the peers' grace may be in another scheduler's hands right now: fired here
+    // too (late, or as a duplicate the store refuses), never recorded as missed.
+    const until = this.clock.now() - this.peerGraceMs;
+    await this.recordMissed(task.id, schedule, from, until, MISSED_WHILE_DOWN);
+    if (this.stopped) return;
+    this.armAfter(task.id, schedule, Math.max(from, until));
   }
 
   /** Arms a task for its first tick after now (re-arming replaces the previous tick). */
@@ -219,10 +232,11 @@ export class CronScheduler {
         continue;
       }
       const next = schedule.nextAfter(tick);
-      if (next !== null && next <= now)
-        await this.recordMissed(o.taskId, schedule, tick, now, MISSED_WHILE_LATE);
+      const until = now - this.peerGraceMs;
+      if (next !== null && next <= until)
+        await this.recordMissed(o.taskId, schedule, tick, until, MISSED_WHILE_LATE);
       if (this.stopped) return;
-      if (stillMine(o.taskId)) this.armAfter(o.taskId, schedule, Math.max(tick, now));
+      if (stillMine(o.taskId)) this.armAfter(o.taskId, schedule, Math.max(tick, until));
     }
   }
 

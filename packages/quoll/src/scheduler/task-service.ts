@@ -123,6 +123,12 @@ export interface TaskServiceOptions {
    * keep a steady loop unless they pass their clock here too
    */
   coordinatorClock?: Clock;
+  /**
+   * How late another node may fire a cron tick before this one records it as missed: ticks
+   * younger than this, at start or after this node fell behind, are fired here too (the store
+   * gives each tick one run). For nodes of a cluster. @default 0
+   */
+  peerTickGraceMs?: number;
   /** Messages between nodes (kills, new tasks, runs to claim). @default an in-process LocalNotifier */
   notifier?: Notifier;
   /**
@@ -245,6 +251,7 @@ export class TaskService {
       store: this.store,
       clock: this.clock,
       maxMissedRecorded: options.maxMissedTicksRecorded ?? 100,
+      peerGraceMs: options.peerTickGraceMs ?? 0,
       onError: this.onError,
       onTick: (_tick, lateMs) => options.observer?.tickFired(lateMs),
       onRuns: (runs) => {

@@ -307,6 +307,8 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     runsTasks: config.runsTasks,
     notifier: stores.notifier,
     handOverOnStop: stores.dialect === 'postgres',
+    // A peer may be up to a lease late with a tick before this node calls it missed.
+    peerTickGraceMs: stores.dialect === 'postgres' ? config.leaseMs : 0,
     onError: (err, context) => reportLoopError(err, context),
     // Tokens of runs a crashed server left behind: revoked at start.
     revokeStaleRunTokens: async (live) => {
