@@ -633,6 +633,63 @@ describe('TaskService', () => {
       expect(errors).toContain(`recording the outcome of run ${run!.id}`);
     });
 
+    it('keeps renewing its own leases through a round that closes many lost runs', async () => {
+      const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+      // Each lost run takes a second of the (manual) clock to close: the round outlasts a lease.
+      let slow = false;
+      const slowStore = new Proxy(store, {
+        get: (target, key) => {
+          if (key === 'closeExpiredRun')
+            return async (...args: Parameters<TaskStore['closeExpiredRun']>) => {
+              if (slow) await clock.advance(1_000);
+              return target.closeExpiredRun(...args);
+            };
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        store: slowStore,
+        notifier,
+        coordinatorClock: clock,
+      });
+      const mine = await s.createOnce({ ...base, orchestrationId: o });
+      const [run] = await s.listRuns(mine.id);
+      await waitFor('the run prints', async () => (await s.readRunLog(run!.id)).length > 0);
+      // Node B died holding 20 runs whose leases have just ended.
+      const lost: string[] = [];
+      for (let i = 0; i < 20; i += 1) {
+        const task = await store.createTask({
+          ...base,
+          name: `b${i}`,
+          type: 'Temporary Run',
+          orchestrationId: o,
+          schedule: null,
+          timezone: null,
+          jsonArgs: {},
+          timeout: 900,
+        });
+        const r = await store.createRun({
+          taskId: task.id,
+          tick: null,
+          owner: { nodeId: 'node-b', leaseMs: 1 },
+        });
+        lost.push(r!.id);
+      }
+      slow = true;
+      await clock.advance(3_000); // the next round
+      await waitFor(
+        'the lost runs closed',
+        async () => (await store.getRun(lost.at(-1)!))?.status === 'failure',
+      );
+      slow = false;
+      // 20 s passed in that round: node A's own run must still be held, not up for closing.
+      expect((await store.expiredRuns()).map((r) => r.id)).not.toContain(run!.id);
+      expect((await s.getRun(run!.id)).status).toBe('running');
+    });
+
     it('kill() through one node stops the run another node executes', async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       const { service: runnerNode, runner } = await service({ nodeId: 'runs-it', notifier });

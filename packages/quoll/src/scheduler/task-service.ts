@@ -224,6 +224,11 @@ export class TaskService {
   >();
   /** Lease renewal, lost-run recovery, claims and re-arming: one loop per node. */
   private readonly coordinator: PeriodicLoop;
+  private readonly coordinatorClock: Clock;
+  /** The coordinator's interval: a fifth of the lease. */
+  private readonly renewEveryMs: number;
+  /** When ({@link coordinatorClock}) this node last renewed its leases. */
+  private renewedAt = 0;
   private readonly unsubscribes: (() => void)[] = [];
   /** A continuous task idle this long (no run, no restart pending anywhere) is restarted by any node. */
   private readonly orphanAfterMs: number;
@@ -240,11 +245,13 @@ export class TaskService {
     this.runsTasks = options.runsTasks ?? true;
     this.notifier = options.notifier ?? new LocalNotifier();
     this.orphanAfterMs = (options.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs) + 2 * leaseMs;
+    this.renewEveryMs = Math.max(50, Math.floor(leaseMs / 5));
+    this.coordinatorClock = options.coordinatorClock ?? systemClock;
     this.coordinator = new PeriodicLoop({
       step: () => this.coordinate(),
-      intervalMs: Math.max(50, Math.floor(leaseMs / 5)),
+      intervalMs: this.renewEveryMs,
       onError: (err) => this.onError(err, 'coordinating runs with the other nodes'),
-      clock: options.coordinatorClock ?? systemClock,
+      clock: this.coordinatorClock,
     });
     this.scheduler = new CronScheduler({
       owner: this.owner,
@@ -329,6 +336,33 @@ export class TaskService {
    */
   private async coordinate(): Promise<void> {
     if (this.state !== 'running') return;
+    await this.renewLeases();
+    await this.recordUnrecorded();
+    if (this.state !== 'running') return;
+    await this.closeLostRuns();
+    if (!this.runsTasks || this.state !== 'running') return;
+    const free = this.runner.concurrencyLimit - this.local.size - this.claimed.size;
+    if (free > 0)
+      for (const run of await this.store.claimRuns(this.owner, free)) this.claimed.set(run.id, run);
+    await this.launchClaimed();
+    await this.resync();
+  }
+
+  /**
+   * Renews again when a renewal interval has passed since the last one: called between the
+   * steps of a long round (many lost runs to close and restart), whose own leases must not run
+   * out while it works (others would close them as lost and run them a second time).
+   */
+  private async renewIfDue(): Promise<void> {
+    if (this.coordinatorClock.now() - this.renewedAt >= this.renewEveryMs) await this.renewLeases();
+  }
+
+  /**
+   * Renews the leases of this node's runs; stops those it no longer holds, and those whose task
+   * is being killed.
+   */
+  private async renewLeases(): Promise<void> {
+    this.renewedAt = this.coordinatorClock.now();
     const mine = [...this.local.keys(), ...this.claimed.keys()];
     if (mine.length > 0) {
       const held = await this.store.renewRunLeases(this.owner, mine);
@@ -342,21 +376,13 @@ export class TaskService {
       }
       for (const h of held) if (h.taskStatus === 'pending_kill') this.onKillMessage(h.taskId);
     }
-    await this.recordUnrecorded();
-    if (this.state !== 'running') return;
-    await this.closeLostRuns();
-    if (!this.runsTasks || this.state !== 'running') return;
-    const free = this.runner.concurrencyLimit - this.local.size - this.claimed.size;
-    if (free > 0)
-      for (const run of await this.store.claimRuns(this.owner, free)) this.claimed.set(run.id, run);
-    await this.launchClaimed();
-    await this.resync();
   }
 
   /** Launches the runs this node claimed, each once its task is read (see {@link claimed}). */
   private async launchClaimed(): Promise<void> {
     for (const run of [...this.claimed.values()]) {
       if (this.state !== 'running') return;
+      await this.renewIfDue();
       const task = await this.store.getTask(run.taskId);
       if (!this.claimed.delete(run.id)) continue;
       if (task === null) {
@@ -371,6 +397,8 @@ export class TaskService {
   private async closeLostRuns(): Promise<void> {
     let closedAny = false;
     for (const run of await this.store.expiredRuns()) {
+      if (this.state !== 'running') break;
+      await this.renewIfDue();
       const reason = nodeLostReason(run.nodeId);
       const closed = await this.store.closeExpiredRun(run.id, { status: 'failure', exitCode: null, reason });
       if (closed === null) continue;
