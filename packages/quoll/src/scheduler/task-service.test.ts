@@ -690,6 +690,43 @@ describe('TaskService', () => {
       expect((await s.getRun(run!.id)).status).toBe('running');
     });
 
+    it('keeps renewing the leases of runs it is stopping until their outcome is stored', async () => {
+      orchestration('o1', "console.log('up');");
+      // The run's package takes long to prepare (an archive fetched, an environment built).
+      let release!: () => void;
+      const prepared = new Promise<void>((r) => (release = r));
+      let preparing = false;
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        notifier,
+        coordinatorClock: clock,
+        checkPackage: async () => undefined,
+        resolvePackage: async (id) => {
+          preparing = true;
+          await prepared;
+          return packages.get(id)!;
+        },
+      });
+      const task = await s.createOnce({ ...base, orchestrationId: 'o1' });
+      const [run] = await s.listRuns(task.id);
+      await waitFor('the run preparing', () => preparing);
+      const stopping = s.stop();
+      // Longer than the lease passes while the stop waits for the preparation.
+      for (let i = 0; i < 5; i += 1) await clock.advance(5_000);
+      expect((await store.expiredRuns()).map((r) => r.id)).not.toContain(run!.id);
+      release();
+      let done = false;
+      void stopping.then(() => (done = true));
+      // The runner's kill grace runs on the manual clock too.
+      for (let i = 0; i < 100 && !done; i += 1) {
+        await clock.advance(1_000);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      await stopping;
+      expect(await store.getRun(run!.id)).toMatchObject({ status: 'failure', reason: STOPPED_RUN_REASON });
+    });
+
     it('kill() through one node stops the run another node executes', async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       const { service: runnerNode, runner } = await service({ nodeId: 'runs-it', notifier });

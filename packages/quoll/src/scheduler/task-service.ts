@@ -710,8 +710,25 @@ export class TaskService {
         (taskId) => this.continuousTasks.has(taskId) && !this.killing.has(taskId),
       ),
     );
-    await this.runner.stop();
-    await this.drain();
+    // The runs being stopped are still this node's until their outcome is stored: their leases
+    // are renewed meanwhile (a run still preparing stops only once its preparation ends), or
+    // another node would close them as lost and start continuous tasks while they still run.
+    const renewing = new PeriodicLoop({
+      step: async () => {
+        const mine = [...this.local.keys()];
+        if (mine.length > 0) await this.store.renewRunLeases(this.owner, mine);
+      },
+      intervalMs: this.renewEveryMs,
+      onError: (err) => this.onError(err, 'renewing the leases of runs being stopped'),
+      clock: this.coordinatorClock,
+    });
+    renewing.start();
+    try {
+      await this.runner.stop();
+      await this.drain();
+    } finally {
+      await renewing.stop();
+    }
     if (this.options.handOverOnStop === true) await this.handOver(continuous);
   }
 
