@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { build, formatMessages } from 'esbuild';
 import type { BuildFailure, Message } from 'esbuild';
+import { ImportConfinement, scrubMessages } from './confine-imports.js';
+import { pinnedTsconfig } from './pinned-tsconfig.js';
 
 /** Where the compiled entrypoint goes, relative to the orchestration's files. */
 export const COMPILED_ENTRY = '.quoll/entry.mjs';
@@ -45,6 +47,11 @@ async function format(messages: Message[], kind: 'error' | 'warning'): Promise<s
  * time from the orchestration's `node_modules`. Top-level `await` works because the
  * output is ESM.
  *
+ * esbuild runs on the host, as the server's user, so what it may read is pinned: every
+ * bundled or loaded file must lie inside `filesDir` (symbolic links followed; see
+ * {@link ImportConfinement}), the upload's `tsconfig.json` counts only for options that name
+ * no file (see {@link pinnedTsconfig}), and error messages quote no other file and no host path.
+ *
  * Note: `import.meta.url` inside bundled code is the URL of `entry.mjs`; code should read
  * its files relative to the working directory (the zip root), as the seed's scripts do.
  *
@@ -52,6 +59,13 @@ async function format(messages: Message[], kind: 'error' | 'warning'): Promise<s
  */
 export async function compileEntrypoint(filesDir: string, entrypoint: string): Promise<CompileResult> {
   const outfile = join(filesDir, COMPILED_ENTRY);
+  const tsconfig = await pinnedTsconfig(filesDir, entrypoint);
+  const confinement = await ImportConfinement.of(filesDir);
+  const scrub = (messages: Message[]): Message[] => scrubMessages(messages, confinement, [filesDir]);
+  const notes =
+    tsconfig.source !== null && tsconfig.ignored.length > 0
+      ? [`${tsconfig.source}: ignored ${tsconfig.ignored.join(', ')} (only options that name no file apply)`]
+      : [];
   try {
     const result = await build({
       absWorkingDir: filesDir,
@@ -64,14 +78,16 @@ export async function compileEntrypoint(filesDir: string, entrypoint: string): P
       packages: 'external',
       sourcemap: 'inline',
       banner: { js: REQUIRE_BANNER },
+      tsconfigRaw: tsconfig.raw,
+      plugins: [confinement.plugin()],
       logLevel: 'silent',
       write: true,
     });
-    return { outfile, warnings: await format(result.warnings, 'warning') };
+    return { outfile, warnings: [...notes, ...(await format(scrub(result.warnings), 'warning'))] };
   } catch (err) {
     const failure = err as Partial<BuildFailure>;
     if (!Array.isArray(failure.errors)) throw err;
-    const messages = await format(failure.errors, 'error');
+    const messages = await format(scrub(failure.errors), 'error');
     const first = messages.slice(0, 12).join('\n');
     throw new CompileError(`Compiling ${entrypoint} failed:\n${first}`, messages);
   }

@@ -1,0 +1,132 @@
+import { realpath } from 'node:fs/promises';
+import { isAbsolute, relative, sep } from 'node:path';
+import type { Message, Plugin } from 'esbuild';
+
+/** Marks the plugin's own `build.resolve` call so its `onResolve` does not recurse. */
+const RESOLVING = Symbol('quoll-confine-resolving');
+
+/**
+ * An esbuild plugin that keeps a bundle inside `root` (the extracted upload): every import
+ * esbuild would bundle must resolve, symbolic links followed, to a file under `root`, and
+ * esbuild loads no other file. esbuild runs on the host as the server's user, so without
+ * this `import key from '../../../master.key' with { type: 'text' }` (or an absolute path,
+ * or `require()` of one) would copy a host file into the package or into an error message.
+ *
+ * Imports left external (npm packages, Node built-ins; `packages: 'external'`) are not
+ * touched: they resolve at run time, inside the run's sandbox.
+ *
+ * `approved` collects, relative to `root`, the files that passed: error excerpts may quote
+ * those and nothing else (see {@link scrubMessages}).
+ */
+export class ImportConfinement {
+  /** Files (relative to the root, `/`-separated) esbuild was allowed to load. */
+  readonly approved = new Set<string>();
+
+  private constructor(readonly root: string) {}
+
+  /** `dir` with symbolic links resolved: the root every loaded file must lie under. */
+  static async of(dir: string): Promise<ImportConfinement> {
+    return new ImportConfinement(await realpath(dir));
+  }
+
+  /** `path`'s location relative to the root, or null when it lies outside (or does not exist). */
+  async inside(path: string): Promise<string | null> {
+    let real: string;
+    try {
+      real = await realpath(path);
+    } catch {
+      return null;
+    }
+    const rel = relative(this.root, real);
+    if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return null;
+    return rel.split(sep).join('/');
+  }
+
+  /** The esbuild plugin: refuses, naming the import, what resolves or loads outside the root. */
+  plugin(): Plugin {
+    return {
+      name: 'quoll-confine-imports',
+      setup: (build) => {
+        build.onResolve({ filter: /.*/ }, async (args) => {
+          // Our own nested resolve, and the entry point (chosen by the packager, checked at load).
+          if (args.pluginData === RESOLVING || args.kind === 'entry-point') return undefined;
+          const result = await build.resolve(args.path, {
+            kind: args.kind,
+            importer: args.importer,
+            namespace: args.namespace,
+            resolveDir: args.resolveDir,
+            with: args.with,
+            pluginData: RESOLVING,
+          });
+          if (result.errors.length > 0) return { errors: result.errors, warnings: result.warnings };
+          // A package or a Node built-in: resolved at run time, in the sandbox.
+          if (result.external) return { path: result.path, external: true, sideEffects: result.sideEffects };
+          if (result.namespace === 'file' && (await this.inside(result.path)) === null)
+            return { errors: [{ text: outsideText(args.path, args.importer, this.root) }] };
+          return {
+            path: result.path,
+            namespace: result.namespace,
+            sideEffects: result.sideEffects,
+            suffix: result.suffix,
+            pluginData: result.pluginData as unknown,
+          };
+        });
+        // The last word, whatever resolved a path (glob imports, tsconfig, package.json fields).
+        build.onLoad({ filter: /.*/ }, async (args) => {
+          if (args.namespace !== 'file') return undefined;
+          const rel = await this.inside(args.path);
+          if (rel === null)
+            return {
+              errors: [
+                { text: 'refused to load a file outside the orchestration’s files (the zip’s contents)' },
+              ],
+            };
+          this.approved.add(rel);
+          return undefined;
+        });
+      },
+    };
+  }
+}
+
+function outsideText(specifier: string, importer: string, root: string): string {
+  const from = importer === '' ? '' : ` in ${relative(root, importer).split(sep).join('/')}`;
+  return (
+    `import "${specifier}"${from} resolves outside the orchestration’s files: ` +
+    'an orchestration may only bundle files from its own zip (package imports stay external)'
+  );
+}
+
+/**
+ * `messages` made safe to show a workspace user: a message (or note) located in a file the
+ * user did not upload loses its text and excerpt, since esbuild quotes the bytes of a file
+ * it failed to parse (`Unexpected "…" in JSON`); and the host's absolute path of the files
+ * is removed from every text.
+ */
+export function scrubMessages(
+  messages: Message[],
+  confinement: ImportConfinement,
+  dirs: string[],
+): Message[] {
+  const prefixes = [...new Set([...dirs, confinement.root])]
+    .map((d) => d.replace(/\/+$/, ''))
+    .sort((a, b) => b.length - a.length);
+  const scrubText = (text: string): string => {
+    let out = text;
+    for (const p of prefixes) out = out.split(`${p}/`).join('').split(p).join('.');
+    return out;
+  };
+  const scrub = <T extends { text: string; location: Message['location'] }>(m: T): T => {
+    if (m.location === null) return { ...m, text: scrubText(m.text) };
+    const file = scrubText(m.location.file);
+    if (confinement.approved.has(file))
+      return { ...m, text: scrubText(m.text), location: { ...m.location, file } };
+    // About a file the user did not upload (a host package.json, say): its text may quote it.
+    return {
+      ...m,
+      text: `esbuild reported a problem in ${file}, which is not part of the upload (details not shown)`,
+      location: { ...m.location, file, lineText: '', suggestion: '' },
+    };
+  };
+  return messages.map((m) => ({ ...scrub(m), notes: m.notes.map(scrub) }));
+}
