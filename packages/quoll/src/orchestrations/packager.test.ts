@@ -1,5 +1,13 @@
 import { execFile } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -334,5 +342,141 @@ describe('Packager', () => {
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
     expect((await store.getOrchestration(record.id))?.status).toBe('pending_packaging');
     await expect(p.start()).rejects.toThrow(/already stopped/);
+  });
+});
+
+describe('Packager keeps the compile inside the upload', () => {
+  const SECRET = 'S3CRET-TOKEN-do-not-leak';
+  const KEY = 'MASTERKEYBYTES';
+
+  /** Host files next to the orchestrations, as `<home>/credentials.json` and `<home>/master.key` are. */
+  function plantSecrets(): string {
+    writeFileSync(join(home, 'credentials.json'), JSON.stringify({ token: SECRET }));
+    writeFileSync(join(home, 'master.key'), `${KEY}\n`);
+    const outside = join(root, 'secret.txt');
+    writeFileSync(outside, SECRET);
+    return outside;
+  }
+
+  /** Everything a workspace user can read about the orchestration: its error and its log. */
+  async function visible(id: string): Promise<string> {
+    const record = await store.getOrchestration(id);
+    return `${record?.error ?? ''}\n${logText(await store.getPackagingLog(id))}`;
+  }
+
+  const refused: [string, string, (outside: string) => string][] = [
+    [
+      'a JSON file above the files',
+      'main.ts',
+      () => "import c from '../../../credentials.json';\nconsole.log(c.token);",
+    ],
+    [
+      'a file above imported as text',
+      'main.ts',
+      () => "import k from '../../../master.key' with { type: 'text' };\nconsole.log(k);",
+    ],
+    [
+      'a file above imported as JSON that does not parse (esbuild would quote it)',
+      'main.ts',
+      () => "import k from '../../../master.key' with { type: 'json' };\nconsole.log(k);",
+    ],
+    [
+      'an absolute path',
+      'main.ts',
+      (outside) => `import s from '${outside}' with { type: 'text' };\nconsole.log(s);`,
+    ],
+    [
+      'a require() of a file above',
+      'main.js',
+      () => "const c = require('../../../credentials.json');\nconsole.log(c);",
+    ],
+    [
+      'a glob import reaching above',
+      'main.js',
+      () =>
+        'const name = process.argv[2];\nconst m = await import(`../../../${name}.json`);\nconsole.log(m);',
+    ],
+  ];
+  for (const [what, entry, source] of refused) {
+    it(`ends in error, naming the import and quoting no secret, for ${what}`, async () => {
+      const outside = plantSecrets();
+      const p = packager();
+      await p.start();
+      const record = await submit(p, [{ path: entry, content: source(outside) }]);
+      const done = await waitForStatus(record.id);
+      const shown = await visible(record.id);
+      expect(shown).not.toContain(SECRET);
+      expect(shown).not.toContain(KEY);
+      // No host path but the one the upload wrote itself (the absolute import).
+      expect(shown).not.toContain(home);
+      expect(existsSync(join(home, 'orchestrations', record.id, 'files', '.quoll', 'entry.mjs'))).toBe(false);
+      expect(done.status).toBe('error');
+      expect(done.error).toContain(`Compiling ${entry} failed`);
+      expect(done.error).toMatch(/outside the orchestration’s files/);
+    });
+  }
+
+  it('ignores tsconfig.json settings that name files (extends, paths, baseUrl) and says so', async () => {
+    plantSecrets();
+    const p = packager();
+    await p.start();
+    const record = await submit(p, [
+      {
+        path: 'tsconfig.json',
+        content: JSON.stringify({
+          extends: '../../../master.key',
+          compilerOptions: { baseUrl: '.', paths: { secret: ['../../../credentials.json'] } },
+        }),
+      },
+      { path: 'main.ts', content: "import * as s from 'secret';\nconsole.log(typeof s);" },
+    ]);
+    const done = await waitForStatus(record.id);
+    // `secret` stays a package import (resolved at run time), not the host file.
+    expect(done.status).toBe('ready');
+    const shown = await visible(record.id);
+    expect(shown).toContain('tsconfig.json: ignored extends, compilerOptions.baseUrl, compilerOptions.paths');
+    expect(shown).not.toContain(KEY);
+    const entry = readFileSync(
+      join(home, 'orchestrations', record.id, 'files', '.quoll', 'entry.mjs'),
+      'utf8',
+    );
+    expect(entry).not.toContain(SECRET);
+    expect(entry).toMatch(/from "secret"/);
+  });
+
+  it('still packages a multi-file upload: relative imports, a text import inside the zip, an npm package, a commented tsconfig', async () => {
+    plantSecrets();
+    const p = packager();
+    await p.start();
+    const record = await submit(p, [
+      IS_NUMBER_PKG,
+      {
+        path: 'tsconfig.json',
+        content:
+          '{\n  // decorators, as TypeScript allows\n  "compilerOptions": { "experimentalDecorators": true, },\n}',
+      },
+      {
+        path: 'main.ts',
+        content: [
+          "import isNumber from 'is-number';",
+          "import { twice } from './lib/math.js';",
+          "import note from './data/note.txt' with { type: 'text' };",
+          "import cfg from './data/cfg.json';",
+          'function tag(_t: unknown, _k: string): void {}',
+          'class C { @tag m(): number { return twice(21); } }',
+          'console.log(isNumber(1), new C().m(), note.trim(), cfg.n);',
+        ].join('\n'),
+      },
+      {
+        path: 'lib/math.ts',
+        content: "import { one } from '../lib/one.js';\nexport const twice = (n: number) => n * 2 * one;",
+      },
+      { path: 'lib/one.ts', content: 'export const one = 1;' },
+      { path: 'data/note.txt', content: 'inside the zip\n' },
+      { path: 'data/cfg.json', content: '{"n": 7}' },
+    ]);
+    const done = await waitForStatus(record.id);
+    expect(done).toMatchObject({ status: 'ready', error: null });
+    expect(await runEntry(p, record.id)).toBe('true 42 inside the zip 7\n');
   });
 });
