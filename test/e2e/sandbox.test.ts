@@ -2,7 +2,7 @@
 // (read the home through /proc and by path, list other runs, call admin routes, leave processes
 // behind, fork-bomb, exhaust memory) and each attempt fails while the run reports normally. And
 // a server without a sandbox says so and refuses runs from workspace tokens unless allowed.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
@@ -289,6 +289,40 @@ describe.skipIf(!probe.status.sandboxed)('a hostile run with a workspace token',
       /"up": "file:\.\.\/up" .* points outside the zip/,
     );
   });
+
+  it('cannot bundle the home’s secrets at packaging: the import is refused and no error quotes them', async () => {
+    const credentials = readFileSync(join(server.home, 'credentials.json'), 'utf8');
+    const key = readFileSync(join(server.home, 'master.key'));
+    const secrets = [
+      (JSON.parse(credentials) as { token?: string }).token ?? credentials,
+      key.toString('utf8').trim().slice(0, 16),
+      key.toString('hex').slice(0, 16),
+      server.home,
+    ];
+    // `../../../` from <home>/orchestrations/<id>/files is the home.
+    const attempts = {
+      json: "import c from '../../../credentials.json';\nconsole.log(c);",
+      text: "import k from '../../../master.key' with { type: 'text' };\nconsole.log(k);",
+      parse: "import k from '../../../master.key' with { type: 'json' };\nconsole.log(k);",
+      absolute: `import c from '${join(server.home, 'credentials.json')}';\nconsole.log(c);`,
+    };
+    for (const [name, source] of Object.entries(attempts)) {
+      const o = await scoped.uploadOrchestration(
+        { bytes: await createZip([{ path: 'main.ts', content: source }]), fileName: `${name}.zip` },
+        { name },
+      );
+      const status = await waitFor('packaging to end', async () => {
+        const s = await o.status();
+        return s === 'error' || s === 'ready' ? s : undefined;
+      });
+      const shown = `${o.error ?? ''}\n${(await o.packagingLogs()).map((l) => l.line).join('\n')}`;
+      // The absolute attempt wrote the home's path itself; the others must not learn it.
+      const hidden = name === 'absolute' ? secrets.slice(0, 3) : secrets;
+      for (const secret of hidden) expect(shown, name).not.toContain(secret);
+      expect(status, name).toBe('error');
+      expect(o.error, name).toContain('resolves outside the orchestration’s files');
+    }
+  }, 120_000);
 });
 
 describe.skipIf(!probe.status.sandboxed)('runs with --task-network server-only', () => {
