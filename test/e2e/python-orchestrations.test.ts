@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,6 +155,10 @@ describe('Python orchestrations', () => {
       ?.line.split(' ')
       .at(-1);
     expect(built).toMatch(/^[0-9a-f]{32}$/);
+    // The install had a pip cache of its own, removed after it: nothing one install's build
+    // backend writes there is read by another (no shared <home>/pip-cache).
+    expect(existsSync(join(server.home, 'pip-cache'))).toBe(false);
+    expect(readdirSync(join(server.home, 'envs')).filter((n) => n.endsWith('-pip-cache'))).toEqual([]);
 
     // The same set written differently (comments, spacing) is the same environment.
     const second = await upload('helper-2', {

@@ -35,7 +35,7 @@ export interface PythonEnvCacheOptions {
   env?: NodeJS.ProcessEnv;
   /**
    * How the commands are started: the runs' launcher, so a sandbox holds installs too (pip
-   * then sees its build folder read-write, its cache, the interpreter, pip's config files and
+   * then sees its build folder and a cache of its own read-write, the interpreter, pip's config files and
    * the local folders they name read-only, the system folders and the network).
    * @default new DirectLauncher()
    */
@@ -44,8 +44,6 @@ export interface PythonEnvCacheOptions {
   user?: TaskUser | null;
   /** Resource limits of an install. @default NO_LIMITS */
   limits?: ResourceLimits;
-  /** pip's cache for sandboxed installs. @default `<envsDir>/../pip-cache` */
-  pipCacheDir?: string;
 }
 
 /** A built Python environment. */
@@ -55,6 +53,14 @@ export interface PythonEnv {
   dir: string;
   /** True when it already existed (nothing built by this call). */
   reused: boolean;
+}
+
+/**
+ * pip's cache for the install building in `tmp`, made for it and removed after it. Its name
+ * starts like `tmp`'s, so a server killed mid-install leaves it to the same start-up sweep.
+ */
+function pipCacheOf(tmp: string): string {
+  return `${tmp}-pip-cache`;
 }
 
 /** Marks a temporary build directory (shared with the npm cache, whose start removes stale ones). */
@@ -192,6 +198,10 @@ export class PythonEnvCache {
     const external = pipCanTarget(info.pip);
     const extraBinds = this.launcher.sandboxed ? await this.pipConfigBinds(info) : [];
     try {
+      if (this.launcher.sandboxed) {
+        await mkdir(pipCacheOf(tmp), { mode: 0o700 });
+        if (user !== null) await lchown(pipCacheOf(tmp), user.uid, user.gid);
+      }
       await this.launcher.prepare(this.spec(info, tmp, [], extraBinds));
       const requirementsFile = 'quoll-requirements.txt';
       await writeFile(join(tmp, requirementsFile), lines.length === 0 ? '' : `${lines.join('\n')}\n`);
@@ -232,6 +242,8 @@ export class PythonEnvCache {
     } catch (err) {
       await rm(tmp, { recursive: true, force: true });
       throw err;
+    } finally {
+      await rm(pipCacheOf(tmp), { recursive: true, force: true });
     }
   }
 
@@ -245,7 +257,9 @@ export class PythonEnvCache {
     const binds: Bind[] = [];
     if (this.launcher.sandboxed) {
       binds.push(...pythonInstallBinds(info), ...extraBinds);
-      const cache = this.options.pipCacheDir ?? join(dirname(this.options.envsDir), 'pip-cache');
+      // A cache of this install's own: a shared one would let one install's build backend (an
+      // sdist's setup.py runs arbitrary code) plant wheels or responses another install trusts.
+      const cache = pipCacheOf(tmp);
       const cacheInside = this.launcher.insidePath(cache, 'pip-cache');
       binds.push({ host: cache, inside: cacheInside, readOnly: false });
       env.PIP_CACHE_DIR = cacheInside;
