@@ -22,11 +22,16 @@ export class ImportConfinement {
   /** Files (relative to the root, `/`-separated) esbuild was allowed to load. */
   readonly approved = new Set<string>();
 
-  private constructor(readonly root: string) {}
+  private constructor(
+    /** The files as esbuild was given them (`absWorkingDir`). */
+    readonly dir: string,
+    /** The same, symbolic links resolved. */
+    readonly root: string,
+  ) {}
 
   /** `dir` with symbolic links resolved: the root every loaded file must lie under. */
   static async of(dir: string): Promise<ImportConfinement> {
-    return new ImportConfinement(await realpath(dir));
+    return new ImportConfinement(dir, await realpath(dir));
   }
 
   /** `path`'s location relative to the root, or null when it lies outside (or does not exist). */
@@ -40,6 +45,15 @@ export class ImportConfinement {
     const rel = relative(this.root, real);
     if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return null;
     return rel.split(sep).join('/');
+  }
+
+  /** `path` as a message may show it: relative to the files, never a host path. */
+  shown(path: string): string {
+    for (const base of [this.root, this.dir]) {
+      const rel = relative(base, path);
+      if (!rel.startsWith('..') && !isAbsolute(rel)) return rel.split(sep).join('/');
+    }
+    return '(a file outside the upload)';
   }
 
   /** The esbuild plugin: refuses, naming the import, what resolves or loads outside the root. */
@@ -62,7 +76,7 @@ export class ImportConfinement {
           // A package or a Node built-in: resolved at run time, in the sandbox.
           if (result.external) return { path: result.path, external: true, sideEffects: result.sideEffects };
           if (result.namespace === 'file' && (await this.inside(result.path)) === null)
-            return { errors: [{ text: outsideText(args.path, args.importer, this.root) }] };
+            return { errors: [{ text: outsideText(args.path, this.shown(args.importer)) }] };
           return {
             path: result.path,
             namespace: result.namespace,
@@ -89,10 +103,9 @@ export class ImportConfinement {
   }
 }
 
-function outsideText(specifier: string, importer: string, root: string): string {
-  const from = importer === '' ? '' : ` in ${relative(root, importer).split(sep).join('/')}`;
+function outsideText(specifier: string, importer: string): string {
   return (
-    `import "${specifier}"${from} resolves outside the orchestration’s files: ` +
+    `import "${specifier}" in ${importer} resolves outside the orchestration’s files: ` +
     'an orchestration may only bundle files from its own zip (package imports stay external)'
   );
 }
