@@ -313,6 +313,147 @@ describe.skipIf(!runPostgresTests)(
       expect([Number(head?.bytes), head?.rows]).toEqual([2 * one, '200']);
     });
 
+    /** `'done'` when `promise` settles within `ms`, else `'timed out'` (for what must not wait on a lock). */
+    async function within(promise: Promise<unknown>, ms = 10_000): Promise<'done' | 'timed out'> {
+      let timer: NodeJS.Timeout | undefined;
+      const result = await Promise.race([
+        promise.then(
+          () => 'done' as const,
+          () => 'done' as const,
+        ),
+        new Promise<'timed out'>((resolve) => {
+          timer = setTimeout(() => resolve('timed out'), ms);
+        }),
+      ]);
+      clearTimeout(timer);
+      return result;
+    }
+
+    /**
+     * Holds a pipeline's head row (`FOR UPDATE`) in a transaction left open on a connection of
+     * its own, as another node does while it writes that pipeline, or one stopped mid-write.
+     * `release` rolls it back.
+     */
+    async function holdHead(
+      db: PostgresDatabase,
+      pipelineId: number,
+    ): Promise<{ release: () => Promise<void> }> {
+      const client = await db.pool.connect();
+      await client.query('BEGIN');
+      await client.query('SELECT FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE', [pipelineId]);
+      return {
+        release: async () => {
+          await client.query('ROLLBACK');
+          client.release();
+        },
+      };
+    }
+
+    /** The seqs of a pipeline's stored batches, in order. */
+    async function storedSeqs(db: PostgresDatabase, pipelineId: number): Promise<number[]> {
+      const stored = await db.rows<{ seq: string }>(
+        'SELECT seq::text FROM inference_log_batches WHERE pipeline_id = $1 ORDER BY seq',
+        [pipelineId],
+      );
+      return stored.map((r) => Number(r.seq));
+    }
+
+    /** Every head counts its pipeline's stored rows and bytes, and its newest batch is stored. */
+    async function expectHeadsConsistent(db: PostgresDatabase): Promise<void> {
+      const heads = await db.rows<{ pipeline_id: number; head: string; stored: string }>(
+        `SELECT h.pipeline_id, concat_ws(' ', h.rows, h.bytes, h.next_seq - 1) AS head,
+                concat_ws(' ', coalesce(sum(b.rows), 0), coalesce(sum(b.bytes), 0), max(b.seq)) AS stored
+           FROM inference_log_heads h LEFT JOIN inference_log_batches b USING (pipeline_id)
+          GROUP BY h.pipeline_id, h.rows, h.bytes, h.next_seq ORDER BY h.pipeline_id`,
+      );
+      expect(heads.length).toBeGreaterThan(0);
+      for (const h of heads) expect(h.stored, `pipeline ${h.pipeline_id}`).toBe(h.head);
+    }
+
+    it('a retention pass passes over a head another connection holds: the cap a one-statement write passed stays due until it is free', async () => {
+      await cluster(1);
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 2 });
+      dbs.push(db);
+      const batch = (first: number): RecordBatch =>
+        rows(
+          range(first, 100),
+          range(first, 100).map((k) => T0 + k),
+        );
+      const probe = new PostgresLogBatchWriter('p', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      probe.committed(await db.transaction((sql) => probe.write(sql, 9, [batch(0)])));
+      const one = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      // Room for two stored batches; three one-statement writes leave the pipeline over it.
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 2 * one + 10, maxBytesTotal: 1e12 });
+      w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(0)])));
+      for (const first of [100, 200, 300]) expect(await w.writeAlone(db, 1, [batch(first)])).toBe(true);
+      const held = await holdHead(db, 1);
+      let pass: Promise<void> = Promise.resolve();
+      try {
+        pass = w.enforceTotalRetention(db, (fn) => db.transaction(fn));
+        expect(await within(pass)).toBe('done');
+        await pass;
+        expect(await storedSeqs(db, 1)).toEqual([1, 2, 3, 4]);
+      } finally {
+        await held.release();
+        await pass.catch(() => undefined);
+      }
+      // Still due: the next pass applies it.
+      await w.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      expect(await storedSeqs(db, 1)).toEqual([3, 4]);
+      await expectHeadsConsistent(db);
+    });
+
+    it('over the total cap, a pass trims the next-oldest pipelines while the oldest one is held, ends when only held ones are left, and trims that one at the next pass', async () => {
+      await cluster(1);
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 2 });
+      dbs.push(db);
+      // Three batches each of pipelines 1, 2 and 3, stored in that order (a clock that ticks per write).
+      let tick = 0;
+      const setup = new PostgresLogBatchWriter(
+        's',
+        { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 },
+        () => ++tick,
+      );
+      for (const pipelineId of [1, 2, 3]) {
+        for (let k = 0; k < 3; k++) {
+          const ids = range(pipelineId * 1000 + k * 100, 100);
+          const b = rows(
+            ids,
+            ids.map((i) => T0 + i),
+          );
+          setup.committed(await db.transaction((sql) => setup.write(sql, pipelineId, [b])));
+        }
+      }
+      const sizes = await db.rows<{ bytes: number }>('SELECT DISTINCT bytes FROM inference_log_batches');
+      expect(sizes).toHaveLength(1);
+      const one = sizes[0]!.bytes;
+      // Nine batches against room for three and a half.
+      const r = new PostgresLogBatchWriter('r', {
+        maxBytesPerPipeline: 1e12,
+        maxBytesTotal: Math.floor(3.5 * one),
+      });
+      const held = await holdHead(db, 1);
+      let pass: Promise<void> = Promise.resolve();
+      try {
+        pass = r.enforceTotalRetention(db, (fn) => db.transaction(fn));
+        expect(await within(pass)).toBe('done');
+        await pass;
+        // Pipelines 2 and 3 kept their newest batch only; pipeline 1 (held) is untouched and the
+        // total still over the cap: nothing else could go.
+        expect(await Promise.all([1, 2, 3].map((id) => storedSeqs(db, id)))).toEqual([[1, 2, 3], [3], [3]]);
+        await expectHeadsConsistent(db);
+      } finally {
+        await held.release();
+        await pass.catch(() => undefined);
+      }
+      // No write since: the pass that ended over the cap left the next one to check it.
+      await r.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      expect(await Promise.all([1, 2, 3].map((id) => storedSeqs(db, id)))).toEqual([[3], [3], [3]]);
+      await expectHeadsConsistent(db);
+    });
+
     it("any node reads the rows every node wrote, in one time order, and a page spans nodes' rows", async () => {
       const nodes = await cluster(3);
       // Each node logs its own ids at interleaved times.
@@ -547,6 +688,103 @@ describe.skipIf(!runPostgresTests)(
         expect(ids.length).toBeLessThan(2000);
         expect(ids).toEqual(range(2000 - ids.length, ids.length).reverse());
       }
+    });
+
+    /**
+     * Node a stores three batches of pipeline 1 (the oldest in the log); node b's total cap
+     * holds three and a half of them, so b's first write of pipeline 2 goes over it and b's
+     * retention pass would trim pipeline 1.
+     */
+    async function oldestPipelineAndNodeB(): Promise<{
+      a: PostgresInferenceLogStore;
+      b: PostgresInferenceLogStore;
+      db: PostgresDatabase;
+      cap: number;
+      errors: Error[];
+    }> {
+      const [a] = await cluster(1);
+      for (let k = 0; k < 3; k++) {
+        await a!.append(
+          1,
+          rows(
+            range(k * 100, 100),
+            range(k * 100, 100).map((i) => T0 + i),
+          ),
+        );
+        await a!.flush();
+      }
+      const cap = Math.floor((3.5 * (await a!.storedBytes())) / 3);
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 2 });
+      dbs.push(db);
+      const errors: Error[] = [];
+      const b = new PostgresInferenceLogStore(db, {
+        nodeId: 'node-b',
+        maxBytesTotal: cap,
+        onError: (err) => errors.push(err),
+      });
+      stores.push(b);
+      return { a: a!, b, db, cap, errors };
+    }
+
+    const appendTo = (store: PostgresInferenceLogStore, pipelineId: number, first: number): Promise<void> =>
+      store.append(
+        pipelineId,
+        rows(
+          range(first, 100),
+          range(first, 100).map((i) => T0 + i),
+        ),
+      );
+
+    it("acks a node's writes over the total cap while another connection holds the oldest pipeline's head, and enforces the cap once it is free", async () => {
+      const { b, db, cap, errors } = await oldestPipelineAndNodeB();
+      const held = await holdHead(db, 1);
+      let flushed: Promise<void> = Promise.resolve();
+      try {
+        for (const first of [0, 100]) {
+          await appendTo(b, 2, first);
+          flushed = b.flush();
+          expect(await within(flushed)).toBe('done');
+          await flushed;
+        }
+        // Pipeline 1 is untouched; pipeline 2 gave up what it could (all but its newest batch).
+        expect(await storedSeqs(db, 1)).toEqual([1, 2, 3]);
+        expect(await storedSeqs(db, 2)).toEqual([2]);
+        expect(await b.storedBytes()).toBeGreaterThan(cap);
+      } finally {
+        await held.release();
+        await flushed.catch(() => undefined);
+      }
+      // The pass after the next write trims pipeline 1.
+      await appendTo(b, 2, 200);
+      await b.flush();
+      expect(await b.storedBytes()).toBeLessThanOrEqual(cap);
+      expect(await storedSeqs(db, 1)).toEqual([3]);
+      expect(content(await b.query(1, { order: 'asc', limit: 1000 })).ids).toEqual(range(200, 100));
+      expect(content(await b.query(2, { order: 'asc', limit: 1000 })).ids).toEqual(range(100, 200));
+      await expectHeadsConsistent(db);
+      expect(errors).toEqual([]);
+      expect(b.state).toBe('open');
+    });
+
+    it('stop() stores what is queued and returns while another connection holds the head its retention pass would trim', async () => {
+      const { a, b, db, errors } = await oldestPipelineAndNodeB();
+      const held = await holdHead(db, 1);
+      let stopped: Promise<void> = Promise.resolve();
+      try {
+        const pending = appendTo(b, 2, 0);
+        stopped = b.stop();
+        expect(await within(stopped)).toBe('done');
+        await stopped;
+        await pending;
+        expect(b.state).toBe('stopped');
+      } finally {
+        await held.release();
+        await stopped.catch(() => undefined);
+      }
+      expect(errors).toEqual([]);
+      expect(await storedSeqs(db, 1)).toEqual([1, 2, 3]);
+      expect(content(await a.query(2, { order: 'asc', limit: 1000 })).ids).toEqual(range(0, 100));
+      await expectHeadsConsistent(db);
     });
 
     it('hands the appends of many requests to the writer together (one transaction); flush and stop hand them at once', async () => {
