@@ -886,8 +886,10 @@ describe.skipIf(!runPostgresTests)(
     it('a writer thread that dies in the retention pass after its commit is not given those rows again', async () => {
       // Node a stores three batches of pipeline 1 (the oldest in the log); node b's total cap
       // holds them and one more batch only, so b's first write goes over it and b's retention
-      // pass, after its commit, trims pipeline 1 under pipeline 1's head, which a third
-      // connection holds meanwhile. The pass waits there; b's writer thread dies in it.
+      // pass, after its commit, trims pipeline 1. A third connection holds pipeline 1's oldest
+      // batch row meanwhile (a pass passes over a held head, but no node holds a batch row
+      // without its head: this stands in for a pass that takes long). The pass waits there;
+      // b's writer thread dies in it.
       const [a] = await cluster(1);
       for (let k = 0; k < 3; k++) {
         await a!.append(
@@ -914,7 +916,7 @@ describe.skipIf(!runPostgresTests)(
       let flushed: Promise<void> = Promise.resolve();
       try {
         await lock.query('BEGIN');
-        await lock.query('SELECT FROM inference_log_heads WHERE pipeline_id = 1 FOR UPDATE');
+        await lock.query('SELECT FROM inference_log_batches WHERE pipeline_id = 1 AND seq = 1 FOR UPDATE');
         const lockPid = Number(
           (await lock.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid,
         );
@@ -926,7 +928,7 @@ describe.skipIf(!runPostgresTests)(
           ),
         );
         flushed = b.flush();
-        // Committed, and the retention pass waits for the head's lock (blocked by this test's
+        // Committed, and the retention pass waits for the batch's lock (blocked by this test's
         // connection, not by whatever another test file holds on the same server).
         for (let tries = 0; ; tries++) {
           const state = await db.one<{ stored: number; waiting: number }>(

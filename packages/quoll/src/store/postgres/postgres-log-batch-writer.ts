@@ -319,26 +319,37 @@ export class PostgresLogBatchWriter {
 
   /**
    * First the byte caps of pipelines {@link writeAlone} left over theirs, each in a
-   * transaction of its own holding the pipeline's head. Then, over the total cap: the pipelines holding the oldest batches give them up first, each
-   * step in a transaction of its own (`transaction` runs one). Reads the total only when a
-   * write since the last call (or the first call) may have passed the cap: every write reads
-   * the total of all nodes' pipelines, so rows another node stored count at this node's next
-   * write, and that node checks after its own.
+   * transaction of its own holding the pipeline's head. Then, over the total cap: the pipelines
+   * holding the oldest batches give them up first, each step in a transaction of its own
+   * (`transaction` runs one). Reads the total only when a write since the last call (or the
+   * first call) may have passed the cap: every write reads the total of all nodes' pipelines,
+   * so rows another node stored count at this node's next write, and that node checks after
+   * its own.
+   *
+   * Never waits for a head another connection holds (`SKIP LOCKED`): another node writing
+   * that pipeline, or one stopped mid-transaction, would otherwise hold this writer's next
+   * hand-offs (their acks, read-your-writes, the queue behind them) and its stop for as long.
+   * A held pipeline is left for a later call: its own cap stays due here (the locked write
+   * holding it applies the cap itself), and over the total the next-oldest pipelines not held
+   * give up their batches instead.
    */
   async enforceTotalRetention(
     sql: Sql,
     transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
   ): Promise<void> {
     for (const pipelineId of [...this.#trimDue.keys()]) {
+      let held = false;
       await transaction(async (tx) => {
         const head = await tx.one<{ bytes: string }>(
-          'SELECT bytes FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE',
+          'SELECT bytes FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE SKIP LOCKED',
           [pipelineId],
         );
+        // No row: another transaction holds it (heads are never deleted).
+        held = head === null;
         const over = Number(head?.bytes ?? 0) - this.#caps.maxBytesPerPipeline;
         if (over > 0) await this.#trim(tx, pipelineId, over);
       });
-      this.#trimDue.delete(pipelineId);
+      if (!held) this.#trimDue.delete(pipelineId);
     }
     if (this.#overTotal) {
       this.#overTotal = false;
@@ -359,10 +370,17 @@ export class PostgresLogBatchWriter {
     return true;
   }
 
+  /**
+   * Trims the pipelines holding the oldest batches until the total is within its cap. A
+   * pipeline whose head another transaction holds, or that had nothing left to trim once
+   * locked, is passed over for the rest of the call, so the loop ends: each step deletes a
+   * batch or passes a pipeline over. When it ends over the cap, the next call checks again.
+   */
   async #enforceTotal(
     sql: Sql,
     transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
   ): Promise<void> {
+    const passedOver: number[] = [];
     for (;;) {
       const row = await sql.one<{ bytes: number | null }>(
         'SELECT sum(bytes) AS bytes FROM inference_log_heads',
@@ -371,24 +389,34 @@ export class PostgresLogBatchWriter {
       if (total <= this.#caps.maxBytesTotal) return;
       const oldest = await sql.one<{ pipeline_id: number }>(
         `SELECT b.pipeline_id FROM inference_log_batches b JOIN inference_log_heads h USING (pipeline_id)
-          WHERE b.seq < h.next_seq - 1 ORDER BY b.created_at LIMIT 1`,
+          WHERE b.seq < h.next_seq - 1 AND b.pipeline_id <> ALL($1::integer[])
+          ORDER BY b.created_at LIMIT 1`,
+        [passedOver],
       );
-      if (oldest === null) return;
+      if (oldest === null) {
+        // Over the cap with only held pipelines left to trim: a later call tries them again.
+        if (passedOver.length > 0) this.#overTotal = true;
+        return;
+      }
+      let deleted = 0;
       await transaction(async (tx) => {
+        deleted = 0;
         const head = await tx.one<{ next_seq: number }>(
-          'SELECT next_seq FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE',
+          'SELECT next_seq FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE SKIP LOCKED',
           [oldest.pipeline_id],
         );
-        if (head !== null) await this.#trim(tx, oldest.pipeline_id, total - this.#caps.maxBytesTotal);
+        if (head !== null)
+          deleted = await this.#trim(tx, oldest.pipeline_id, total - this.#caps.maxBytesTotal);
       });
+      if (deleted === 0) passedOver.push(oldest.pipeline_id);
     }
   }
 
   /**
    * Deletes a pipeline's oldest batches until at least `excess` bytes are gone, keeping its
-   * newest batch. The caller holds the pipeline's head row.
+   * newest batch. The caller holds the pipeline's head row. Returns the batch bytes deleted.
    */
-  async #trim(sql: Sql, pipelineId: number, excess: number): Promise<void> {
+  async #trim(sql: Sql, pipelineId: number, excess: number): Promise<number> {
     const cut = await sql.one<{ seq: number | null; rows: number | null; bytes: number | null }>(
       `WITH oldest AS (
          SELECT seq, rows, bytes, sum(bytes) OVER (ORDER BY seq) AS running
@@ -399,7 +427,7 @@ export class PostgresLogBatchWriter {
          FROM oldest WHERE running - bytes < $2`,
       [pipelineId, excess],
     );
-    if (cut?.seq === null || cut?.seq === undefined) return;
+    if (cut?.seq === null || cut?.seq === undefined) return 0;
     await sql.run('DELETE FROM inference_log_batches WHERE pipeline_id = $1 AND seq <= $2', [
       pipelineId,
       cut.seq,
@@ -410,5 +438,6 @@ export class PostgresLogBatchWriter {
     );
     // Counted before the caller's commit: a rolled-back trim only brings a vacuum forward.
     this.#trimmedSinceVacuum += Number(cut.bytes ?? 0);
+    return Number(cut.bytes ?? 0);
   }
 }

@@ -38,9 +38,9 @@ export type FromPostgresLogWriter =
   | { type: 'ready'; writtenSeq: number; arenas: ArrayBuffer[] }
   /**
    * Everything up to `writtenSeq` is committed: sent as soon as a write's commit returns, before
-   * the retention pass after it (which may wait on other nodes' locks), so that a thread that
-   * dies during that pass is not given those rows again, to store them twice. (`ready`, which
-   * flushes wait for, still comes after the pass.)
+   * the retention pass after it, so that a thread that dies during that pass is not given those
+   * rows again, to store them twice. (`ready`, which flushes wait for, still comes after the
+   * pass; it passes over the heads other connections hold rather than wait for them.)
    */
   | { type: 'committed'; writtenSeq: number }
   /** A write failed; the writer retries in `retryInMs` (`null`: it gives up, at stop only). */
