@@ -314,7 +314,7 @@ describe.skipIf(!runPostgresTests)(
     });
 
     /** `'done'` when `promise` settles within `ms`, else `'timed out'` (for what must not wait on a lock). */
-    async function within(promise: Promise<unknown>, ms = 10_000): Promise<'done' | 'timed out'> {
+    async function within(promise: Promise<unknown>, ms = 30_000): Promise<'done' | 'timed out'> {
       let timer: NodeJS.Timeout | undefined;
       const result = await Promise.race([
         promise.then(
@@ -332,16 +332,20 @@ describe.skipIf(!runPostgresTests)(
     /**
      * Holds a pipeline's head row (`FOR UPDATE`) in a transaction left open on a connection of
      * its own, as another node does while it writes that pipeline, or one stopped mid-write.
-     * `release` rolls it back.
+     * `pid` is its backend; `release` rolls it back.
      */
     async function holdHead(
       db: PostgresDatabase,
       pipelineId: number,
-    ): Promise<{ release: () => Promise<void> }> {
+    ): Promise<{ pid: number; release: () => Promise<void> }> {
       const client = await db.pool.connect();
       await client.query('BEGIN');
       await client.query('SELECT FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE', [pipelineId]);
+      const pid = Number(
+        (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid,
+      );
       return {
+        pid,
         release: async () => {
           await client.query('ROLLBACK');
           client.release();
@@ -405,11 +409,11 @@ describe.skipIf(!runPostgresTests)(
       await expectHeadsConsistent(db);
     });
 
-    it('over the total cap, a pass trims the next-oldest pipelines while the oldest one is held, ends when only held ones are left, and trims that one at the next pass', async () => {
-      await cluster(1);
-      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 2 });
-      dbs.push(db);
-      // Three batches each of pipelines 1, 2 and 3, stored in that order (a clock that ticks per write).
+    /**
+     * Three stored batches (of one size) each of pipelines 1, 2 and 3, stored in that order (a
+     * clock that ticks per write); returns a batch's bytes.
+     */
+    async function threePipelines(db: PostgresDatabase): Promise<number> {
       let tick = 0;
       const setup = new PostgresLogBatchWriter(
         's',
@@ -428,11 +432,19 @@ describe.skipIf(!runPostgresTests)(
       }
       const sizes = await db.rows<{ bytes: number }>('SELECT DISTINCT bytes FROM inference_log_batches');
       expect(sizes).toHaveLength(1);
-      const one = sizes[0]!.bytes;
+      return sizes[0]!.bytes;
+    }
+
+    it('over the total cap, a pass trims the next-oldest pipelines once the oldest one stays held, ends when only held ones are left, and trims that one at the next pass', async () => {
+      await cluster(1);
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 2 });
+      dbs.push(db);
+      const one = await threePipelines(db);
       // Nine batches against room for three and a half.
       const r = new PostgresLogBatchWriter('r', {
         maxBytesPerPipeline: 1e12,
         maxBytesTotal: Math.floor(3.5 * one),
+        retentionLockWaitMs: 200,
       });
       const held = await holdHead(db, 1);
       let pass: Promise<void> = Promise.resolve();
@@ -451,6 +463,41 @@ describe.skipIf(!runPostgresTests)(
       // No write since: the pass that ended over the cap left the next one to check it.
       await r.enforceTotalRetention(db, (fn) => db.transaction(fn));
       expect(await Promise.all([1, 2, 3].map((id) => storedSeqs(db, id)))).toEqual([[3], [3], [3]]);
+      await expectHeadsConsistent(db);
+    });
+
+    it('over the total cap, a pass waits for a head held for a moment (a write in progress): the oldest batches still go first', async () => {
+      await cluster(1);
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 3 });
+      dbs.push(db);
+      const one = await threePipelines(db);
+      // Nine batches against room for seven and a half: pipeline 1's two oldest must go.
+      const r = new PostgresLogBatchWriter('r', {
+        maxBytesPerPipeline: 1e12,
+        maxBytesTotal: Math.floor(7.5 * one),
+        retentionLockWaitMs: 600_000,
+      });
+      const held = await holdHead(db, 1);
+      let pass: Promise<void> = Promise.resolve();
+      try {
+        pass = r.enforceTotalRetention(db, (fn) => db.transaction(fn));
+        for (let tries = 0; ; tries++) {
+          const waiting = await db.one<{ n: number }>(
+            `SELECT count(*)::integer AS n FROM pg_stat_activity WHERE ${held.pid} = ANY(pg_blocking_pids(pid))`,
+          );
+          if ((waiting?.n ?? 0) > 0) break;
+          expect(tries).toBeLessThan(500);
+          await new Promise((resolve) => setTimeout(resolve, 10));
+        }
+      } finally {
+        await held.release();
+      }
+      await pass;
+      expect(await Promise.all([1, 2, 3].map((id) => storedSeqs(db, id)))).toEqual([
+        [3],
+        [1, 2, 3],
+        [1, 2, 3],
+      ]);
       await expectHeadsConsistent(db);
     });
 
@@ -886,10 +933,9 @@ describe.skipIf(!runPostgresTests)(
     it('a writer thread that dies in the retention pass after its commit is not given those rows again', async () => {
       // Node a stores three batches of pipeline 1 (the oldest in the log); node b's total cap
       // holds them and one more batch only, so b's first write goes over it and b's retention
-      // pass, after its commit, trims pipeline 1. A third connection holds pipeline 1's oldest
-      // batch row meanwhile (a pass passes over a held head, but no node holds a batch row
-      // without its head: this stands in for a pass that takes long). The pass waits there;
-      // b's writer thread dies in it.
+      // pass, after its commit, trims pipeline 1 under pipeline 1's head, which a third
+      // connection holds meanwhile. The pass waits there (as long as this test needs); b's
+      // writer thread dies in it.
       const [a] = await cluster(1);
       for (let k = 0; k < 3; k++) {
         await a!.append(
@@ -908,6 +954,7 @@ describe.skipIf(!runPostgresTests)(
       const b = new PostgresInferenceLogStore(db, {
         nodeId: 'node-b',
         maxBytesTotal: Math.floor((bytesA * 3.5) / 3),
+        retentionLockWaitMs: 600_000,
         retryDelayMs: 20,
         onError: () => undefined,
       });
@@ -916,7 +963,7 @@ describe.skipIf(!runPostgresTests)(
       let flushed: Promise<void> = Promise.resolve();
       try {
         await lock.query('BEGIN');
-        await lock.query('SELECT FROM inference_log_batches WHERE pipeline_id = 1 AND seq = 1 FOR UPDATE');
+        await lock.query('SELECT FROM inference_log_heads WHERE pipeline_id = 1 FOR UPDATE');
         const lockPid = Number(
           (await lock.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid,
         );
@@ -928,7 +975,7 @@ describe.skipIf(!runPostgresTests)(
           ),
         );
         flushed = b.flush();
-        // Committed, and the retention pass waits for the batch's lock (blocked by this test's
+        // Committed, and the retention pass waits for the head's lock (blocked by this test's
         // connection, not by whatever another test file holds on the same server).
         for (let tries = 0; ; tries++) {
           const state = await db.one<{ stored: number; waiting: number }>(

@@ -21,7 +21,11 @@ import type {
 import { systemClock } from '../../clock/index.js';
 import { spawnModuleWorker } from '../../threads/index.js';
 import type { PostgresDatabase } from './postgres-database.js';
-import { STORED_BATCH_MAX_BYTES, STORED_BATCH_MAX_ROWS } from './postgres-log-batch-writer.js';
+import {
+  RETENTION_LOCK_WAIT_MS,
+  STORED_BATCH_MAX_BYTES,
+  STORED_BATCH_MAX_ROWS,
+} from './postgres-log-batch-writer.js';
 import type {
   FromPostgresLogWriter,
   PostgresLogWriterSettings,
@@ -51,6 +55,14 @@ export interface PostgresInferenceLogOptions {
   maxBytesPerPipeline?: number;
   /** Retention: most batch bytes kept over all pipelines. @default 10 GiB */
   maxBytesTotal?: number;
+  /**
+   * Retention: longest the writer's retention pass waits for a lock another transaction
+   * holds (the head of the pipeline holding the oldest batches, as another node's write does
+   * for its duration) before it passes that pipeline over until a later pass; a pipeline's
+   * own cap waits for no lock. The node's acknowledgements and its stop wait for the pass.
+   * @default 1000
+   */
+  retentionLockWaitMs?: number;
   /** First wait before a failed write (or a writer-thread crash) is retried; doubles up to `maxRetryDelayMs`. @default 100 */
   retryDelayMs?: number;
   /** @default 5000 */
@@ -139,6 +151,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       handOffRows: options.handOffRows ?? 8192,
       maxBytesPerPipeline: options.maxBytesPerPipeline ?? 1024 ** 3,
       maxBytesTotal: options.maxBytesTotal ?? 10 * 1024 ** 3,
+      retentionLockWaitMs: options.retentionLockWaitMs ?? RETENTION_LOCK_WAIT_MS,
       retryDelayMs: options.retryDelayMs ?? 100,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 5_000,
       unavailableWaitMs: options.unavailableWaitMs ?? 10_000,
@@ -168,6 +181,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       nodeId: o.nodeId,
       maxBytesPerPipeline: o.maxBytesPerPipeline,
       maxBytesTotal: o.maxBytesTotal,
+      retentionLockWaitMs: o.retentionLockWaitMs,
       retryDelayMs: o.retryDelayMs,
       maxRetryDelayMs: o.maxRetryDelayMs,
       stopAttempts: o.stopAttempts,

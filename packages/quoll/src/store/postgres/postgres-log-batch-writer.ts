@@ -10,7 +10,7 @@ import {
   timeValues,
 } from '../../logs/index.js';
 import { BoundMessageBuffer, PostgresBoundStatement, type BoundValue } from './postgres-bound-statement.js';
-import type { Sql } from './postgres-database.js';
+import { sqlState, type Sql } from './postgres-database.js';
 
 /** Most rows of one stored batch (small input batches are merged up to it). */
 export const STORED_BATCH_MAX_ROWS = 1024;
@@ -41,11 +41,22 @@ export const VACUUM_LOG_BATCHES = 'VACUUM (SKIP_LOCKED, TRUNCATE false) inferenc
 /** Longest Int64 time, as the "no rows yet" head. */
 const NO_TIME = -(2n ** 63n);
 
-/** Retention caps, in batch bytes. */
+/** Retention caps, in batch bytes, and how long retention waits for a lock. */
 export interface LogRetentionCaps {
   maxBytesPerPipeline: number;
   maxBytesTotal: number;
+  /**
+   * Longest a retention step waits for a lock another transaction holds (the head of the
+   * pipeline holding the oldest batches, or a batch row) before it passes that pipeline over.
+   * @default 1000
+   */
+  retentionLockWaitMs?: number;
 }
+
+/** Default of {@link LogRetentionCaps.retentionLockWaitMs}. */
+export const RETENTION_LOCK_WAIT_MS = 1000;
+/** PostgreSQL's `lock_not_available`: `lock_timeout` passed. */
+const LOCK_NOT_AVAILABLE = '55P03';
 
 /**
  * Stores inference-log record batches in PostgreSQL (migration 0013), for the writer thread
@@ -81,11 +92,16 @@ export class PostgresLogBatchWriter {
   readonly #trimDue = new Map<number, number>();
   /** Batch bytes deleted by retention since this writer's last `VACUUM` (see {@link vacuumAfterTrimmedBytes}). */
   #trimmedSinceVacuum = 0;
+  /** Pipelines whose head a retention step waited for in vain: not waited for again until taken. */
+  readonly #heldHeads = new Set<number>();
+  /** `retentionLockWaitMs` (at least 1: a `lock_timeout` of 0 waits forever). */
+  readonly #lockWaitMs: number;
 
   constructor(nodeId: string, caps: LogRetentionCaps, now: () => number = Date.now) {
     this.#nodeId = nodeId;
     this.#caps = caps;
     this.#now = now;
+    this.#lockWaitMs = Math.max(1, Math.ceil(caps.retentionLockWaitMs ?? RETENTION_LOCK_WAIT_MS));
   }
 
   /** Counts schemas as stored once the transaction that inserted them has committed. */
@@ -326,30 +342,25 @@ export class PostgresLogBatchWriter {
    * so rows another node stored count at this node's next write, and that node checks after
    * its own.
    *
-   * Never waits for a head another connection holds (`SKIP LOCKED`): another node writing
-   * that pipeline, or one stopped mid-transaction, would otherwise hold this writer's next
-   * hand-offs (their acks, read-your-writes, the queue behind them) and its stop for as long.
-   * A held pipeline is left for a later call: its own cap stays due here (the locked write
-   * holding it applies the cap itself), and over the total the next-oldest pipelines not held
-   * give up their batches instead.
+   * Waits for no lock another transaction holds for long: another node stopped mid-write would
+   * otherwise hold this writer's next hand-offs (their acks, read-your-writes, the queue behind
+   * them) and its stop for as long. A pipeline's own cap waits for no head (the locked write
+   * holding it applies the cap itself; otherwise it stays due for the next call). Over the
+   * total, a step waits up to `retentionLockWaitMs` for the head of the pipeline holding the
+   * oldest batches (a write in progress ends within it, and the oldest go first), then passes
+   * that pipeline over (the next-oldest give up their batches instead) and waits for its head
+   * no more until a step has taken it again.
    */
   async enforceTotalRetention(
     sql: Sql,
     transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
   ): Promise<void> {
     for (const pipelineId of [...this.#trimDue.keys()]) {
-      let held = false;
-      await transaction(async (tx) => {
-        const head = await tx.one<{ bytes: string }>(
-          'SELECT bytes FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE SKIP LOCKED',
-          [pipelineId],
-        );
-        // No row: another transaction holds it (heads are never deleted).
-        held = head === null;
-        const over = Number(head?.bytes ?? 0) - this.#caps.maxBytesPerPipeline;
+      const trimmed = await this.#underHead(transaction, pipelineId, false, async (tx, bytes) => {
+        const over = bytes - this.#caps.maxBytesPerPipeline;
         if (over > 0) await this.#trim(tx, pipelineId, over);
       });
-      if (!held) this.#trimDue.delete(pipelineId);
+      if (trimmed) this.#trimDue.delete(pipelineId);
     }
     if (this.#overTotal) {
       this.#overTotal = false;
@@ -372,9 +383,9 @@ export class PostgresLogBatchWriter {
 
   /**
    * Trims the pipelines holding the oldest batches until the total is within its cap. A
-   * pipeline whose head another transaction holds, or that had nothing left to trim once
-   * locked, is passed over for the rest of the call, so the loop ends: each step deletes a
-   * batch or passes a pipeline over. When it ends over the cap, the next call checks again.
+   * pipeline whose head stays held, or that had nothing left to trim once locked, is passed
+   * over for the rest of the call, so the loop ends: each step deletes a batch or passes a
+   * pipeline over. When it ends over the cap, the next call checks again.
    */
   async #enforceTotal(
     sql: Sql,
@@ -398,18 +409,47 @@ export class PostgresLogBatchWriter {
         if (passedOver.length > 0) this.#overTotal = true;
         return;
       }
+      const id = oldest.pipeline_id;
       let deleted = 0;
-      await transaction(async (tx) => {
-        deleted = 0;
-        const head = await tx.one<{ next_seq: number }>(
-          'SELECT next_seq FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE SKIP LOCKED',
-          [oldest.pipeline_id],
-        );
-        if (head !== null)
-          deleted = await this.#trim(tx, oldest.pipeline_id, total - this.#caps.maxBytesTotal);
+      const locked = await this.#underHead(transaction, id, !this.#heldHeads.has(id), async (tx) => {
+        deleted = await this.#trim(tx, id, total - this.#caps.maxBytesTotal);
       });
-      if (deleted === 0) passedOver.push(oldest.pipeline_id);
+      if (locked) this.#heldHeads.delete(id);
+      else this.#heldHeads.add(id);
+      if (deleted === 0) passedOver.push(id);
     }
+  }
+
+  /**
+   * Runs `fn` in a transaction of its own holding the pipeline's head, given the head's bytes.
+   * Returns false, having done nothing, when another transaction holds the head: at once
+   * (`wait` false), or once `retentionLockWaitMs` has passed. Every statement in it waits for
+   * a lock at most that long (a batch row another session locked, too).
+   */
+  async #underHead(
+    transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
+    pipelineId: number,
+    wait: boolean,
+    fn: (tx: Sql, bytes: number) => Promise<void>,
+  ): Promise<boolean> {
+    let locked = false;
+    try {
+      await transaction(async (tx) => {
+        await tx.run("SELECT set_config('lock_timeout', $1, true)", [`${this.#lockWaitMs}ms`]);
+        const head = await tx.one<{ bytes: string }>(
+          `SELECT bytes FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE${wait ? '' : ' SKIP LOCKED'}`,
+          [pipelineId],
+        );
+        // No row: another transaction holds it (heads are never deleted).
+        locked = head !== null;
+        if (head !== null) await fn(tx, Number(head.bytes));
+      });
+    } catch (err) {
+      // Rolled back: nothing this step did is kept.
+      if (sqlState(err) !== LOCK_NOT_AVAILABLE) throw err;
+      return false;
+    }
+    return locked;
   }
 
   /**

@@ -10,6 +10,8 @@ export interface PostgresLogWriterSettings {
   nodeId: string;
   maxBytesPerPipeline: number;
   maxBytesTotal: number;
+  /** Longest a retention step waits for a lock another transaction holds (see `LogRetentionCaps`). */
+  retentionLockWaitMs: number;
   retryDelayMs: number;
   maxRetryDelayMs: number;
   stopAttempts: number;
