@@ -412,6 +412,8 @@ export class PostgresLogBatchWriter {
       const id = oldest.pipeline_id;
       let deleted = 0;
       const locked = await this.#underHead(transaction, id, !this.#heldHeads.has(id), async (tx) => {
+        // Set by the attempt that commits (a deadlock retries the whole transaction).
+        deleted = 0;
         deleted = await this.#trim(tx, id, total - this.#caps.maxBytesTotal);
       });
       if (locked) this.#heldHeads.delete(id);
