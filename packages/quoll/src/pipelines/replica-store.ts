@@ -39,6 +39,8 @@ export interface ReplicaStore {
   /**
    * In one transaction, under a lock every node takes for it: reads deployments, nodes and
    * replicas, applies the plan, and returns what changed (nothing when the placement holds).
+   * When another node has held that lock for longer than the lock timeout (it stalled in the
+   * middle of its placement), changes nothing and returns no changes: a later round places.
    */
   rebalance(): Promise<PlacementChanges>;
   /** The pipelines `nodeId` holds a replica of. */

@@ -46,7 +46,26 @@ export interface PostgresDatabaseOptions {
    * @default true
    */
   migrate?: boolean;
+  /**
+   * How long a connection may sit idle inside a transaction before the server ends it
+   * (`idle_in_transaction_session_timeout`): a node stalled or cut off mid-transaction
+   * releases its row and advisory locks after this, not after TCP keepalive's two hours.
+   * Every transaction of Quoll runs SQL back to back (a model upload reads its chunks from a
+   * local file), so the default is far above any legitimate pause. 0 turns it off.
+   * @default 60000
+   */
+  idleInTransactionTimeoutMs?: number;
+  /**
+   * How long a cluster-coordination transaction ({@link PostgresDatabase.coordinate}: replica
+   * placement, the runs of a cron tick) waits for a lock another node holds before it gives up
+   * (`lock_timeout`, SQLSTATE 55P03); the caller retries at its next round.
+   * @default 5000
+   */
+  coordinationLockTimeoutMs?: number;
 }
+
+/** TCP keepalive's first probe after this much silence (the OS default is two hours). */
+const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
 
 // 64-bit integers (BIGINT, COUNT) and NUMERIC (SUM of BIGINT) come back as numbers, not strings:
 // every such column holds epoch milliseconds, byte counts or row counts, all far below 2^53.
@@ -63,6 +82,8 @@ const types: pg.CustomTypesConfig = {
 /** SQLSTATE codes the stores react to. */
 export const PG_UNIQUE_VIOLATION = '23505';
 export const PG_FOREIGN_KEY_VIOLATION = '23503';
+/** `lock_not_available`: a lock wait ran past `lock_timeout` (see {@link PostgresDatabase.coordinate}). */
+export const PG_LOCK_NOT_AVAILABLE = '55P03';
 const RETRYABLE_TX = new Set(['40001', '40P01']);
 
 /** A pooled PostgreSQL database: SQL helpers, transactions, migrations under an advisory lock. */
@@ -71,6 +92,8 @@ export class PostgresDatabase implements Sql {
   readonly schema: string | null;
   /** The connection URL it was opened with (for another connection to the same database). */
   readonly url: string;
+  /** How long {@link coordinate} waits for a lock, ms. */
+  readonly coordinationLockTimeoutMs: number;
   #health: DatabaseHealth = { status: 'ok', error: null };
   #closed = false;
   readonly #clientConfig: pg.ClientConfig;
@@ -91,8 +114,10 @@ export class PostgresDatabase implements Sql {
     schema: string | null,
     clientConfig: pg.ClientConfig,
     onConnectionError: (err: Error) => void,
+    coordinationLockTimeoutMs: number,
   ) {
     this.url = url;
+    this.coordinationLockTimeoutMs = coordinationLockTimeoutMs;
     this.pool = pool;
     this.schema = schema;
     this.#clientConfig = clientConfig;
@@ -105,10 +130,23 @@ export class PostgresDatabase implements Sql {
     if (schema !== null && !/^[a-z_][a-z0-9_]{0,62}$/.test(schema)) {
       throw new Error(`Invalid PostgreSQL schema name "${schema}": use lower-case letters, digits and _.`);
     }
+    const idleInTransaction = options.idleInTransactionTimeoutMs ?? 60_000;
+    const lockTimeout = options.coordinationLockTimeoutMs ?? 5_000;
+    for (const [name, value] of [
+      ['idleInTransactionTimeoutMs', idleInTransaction],
+      ['coordinationLockTimeoutMs', lockTimeout],
+    ] as const) {
+      if (!Number.isInteger(value) || value < 0) {
+        throw new Error(`Invalid ${name} ${value}: use a whole number of milliseconds (0 turns it off).`);
+      }
+    }
     const clientConfig: pg.ClientConfig = {
       connectionString: options.url,
       connectionTimeoutMillis: 10_000,
       keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_INITIAL_DELAY_MS,
+      // pg leaves the server's default (off) for 0.
+      idle_in_transaction_session_timeout: idleInTransaction,
       types,
       application_name: 'quoll',
       ...(schema === null ? {} : { options: `-c search_path=${schema}` }),
@@ -120,6 +158,7 @@ export class PostgresDatabase implements Sql {
       schema,
       clientConfig,
       options.onConnectionError ?? (() => undefined),
+      lockTimeout,
     );
     // An idle connection that dies (server restart, network) is reported, never thrown: the
     // pool replaces it on the next query. Without this listener the process would crash.
@@ -159,44 +198,53 @@ export class PostgresDatabase implements Sql {
    */
   private async migrate(dir: string, url: string): Promise<number[]> {
     const files = readMigrations(dir);
-    const client = await this.connect();
+    const out = await this.#checkout();
+    const { sql } = out;
     const lockKey = `quoll:migrate:${this.schema ?? ''}`;
+    let failed = false;
     try {
-      await client.query('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
+      await sql.run('SELECT pg_advisory_lock(hashtext($1))', [lockKey]);
       try {
-        if (this.schema !== null) await client.query(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
-        await client.query(
+        if (this.schema !== null) await sql.run(`CREATE SCHEMA IF NOT EXISTS ${this.schema}`);
+        await sql.run(
           'CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)',
         );
         const applied = new Set(
-          (await client.query<{ version: number }>('SELECT version FROM schema_migrations')).rows.map(
+          (await sql.rows<{ version: number }>('SELECT version FROM schema_migrations')).map(
             (r) => r.version,
           ),
         );
         const pending = pendingMigrations(files, applied, redactDatabaseUrl(url));
         // All pending migrations in one transaction: a node sees the old schema or the new
         // one, never half of an upgrade.
-        await client.query('BEGIN');
+        await sql.run('BEGIN');
         try {
           for (const m of pending) {
-            await client.query(m.sql);
-            await client.query(
-              'INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)',
-              [m.version, m.name, new Date().toISOString()],
-            );
+            await sql.run(m.sql);
+            await sql.run('INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)', [
+              m.version,
+              m.name,
+              new Date().toISOString(),
+            ]);
           }
-          await client.query('COMMIT');
+          await sql.run('COMMIT');
         } catch (err) {
-          await client.query('ROLLBACK');
+          // A lost connection rolled back on the server already; the error that broke it is
+          // the one to report (open() retries a lost connection).
+          if (out.lost === null) await sql.run('ROLLBACK');
           throw err;
         }
         const done = pending.map((m) => m.version);
         return done;
       } finally {
-        await client.query('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]);
+        // A session lock dies with its connection: nothing to unlock on a lost one.
+        if (out.lost === null) await sql.run('SELECT pg_advisory_unlock(hashtext($1))', [lockKey]);
       }
+    } catch (err) {
+      failed = true;
+      throw err;
     } finally {
-      client.release();
+      out.release(failed);
     }
   }
 
@@ -237,18 +285,17 @@ export class PostgresDatabase implements Sql {
   }
 
   async bound(statement: PostgresBoundStatement): Promise<BoundResult> {
-    const client = await this.connect();
+    const out = await this.#checkout();
     let broken = false;
     try {
-      client.query(statement);
-      const result = await statement.result;
+      const result = await out.sql.bound(statement);
       this.#health = { status: 'ok', error: null };
       return result;
     } catch (err) {
-      broken = isConnectionError(err);
-      throw this.#translate(err);
+      broken = err instanceof StorageUnavailableError;
+      throw err;
     } finally {
-      client.release(broken);
+      out.release(broken);
     }
   }
 
@@ -258,26 +305,44 @@ export class PostgresDatabase implements Sql {
    * function, up to `attempts` times.
    */
   async transaction<T>(fn: (sql: Sql) => Promise<T>, attempts = 5): Promise<T> {
+    return this.#transaction('BEGIN', fn, attempts);
+  }
+
+  /**
+   * A {@link transaction} for coordinating nodes (replica placement, the runs of a cron tick):
+   * a lock wait past {@link coordinationLockTimeoutMs} fails with SQLSTATE
+   * {@link PG_LOCK_NOT_AVAILABLE} instead of waiting on a node that stalled holding the lock,
+   * so the caller can retry at its next round.
+   */
+  coordinate<T>(fn: (sql: Sql) => Promise<T>): Promise<T> {
+    // One round-trip: both statements in one simple query.
+    return this.#transaction(`BEGIN; SET LOCAL lock_timeout = ${this.coordinationLockTimeoutMs}`, fn, 5);
+  }
+
+  async #transaction<T>(begin: string, fn: (sql: Sql) => Promise<T>, attempts: number): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await this.connect();
+      const out = await this.#checkout();
       let broken = false;
       try {
-        await client.query('BEGIN');
-        const result = await fn(clientSql(client));
-        await client.query('COMMIT');
+        await out.sql.run(begin);
+        const result = await fn(out.sql);
+        await out.sql.run('COMMIT');
         this.#health = { status: 'ok', error: null };
         return result;
       } catch (err) {
         try {
-          await client.query('ROLLBACK');
+          await out.sql.run('ROLLBACK');
         } catch {
           broken = true;
         }
+        // The connection broke: whatever `fn` made of that, the transaction did not commit
+        // and the database could not be reached.
+        if (out.lost !== null) throw lostConnection(out.lost);
         const code = sqlState(err);
         if (code !== null && RETRYABLE_TX.has(code) && attempt < attempts) continue;
         throw this.#translate(err);
       } finally {
-        client.release(broken);
+        out.release(broken);
       }
     }
   }
@@ -405,12 +470,65 @@ export class PostgresDatabase implements Sql {
     await this.pool.end();
   }
 
-  private async connect(): Promise<PoolClient> {
+  /**
+   * A client of the pool, watched for as long as it is checked out. The pool listens for the
+   * errors of idle clients only: a connection that breaks while checked out (the server
+   * restarted, the backend was terminated, the network dropped) emits 'error' on the client,
+   * which with no listener would end the process. Here it is recorded instead: the next
+   * statement fails with {@link StorageUnavailableError}, and `release` discards the client.
+   */
+  async #checkout(): Promise<Checkout> {
+    let client: PoolClient;
     try {
-      return await this.pool.connect();
+      client = await this.pool.connect();
     } catch (err) {
       throw this.#translate(err);
     }
+    let lost: Error | null = null;
+    // A terminated backend reports its error message, then its socket's end: one report.
+    const onError = (err: Error): void => {
+      if (lost !== null) return;
+      lost = err;
+      this.#health = { status: 'unavailable', error: err.message };
+      this.#onConnectionError(err);
+    };
+    client.on('error', onError);
+    const guard = async <T>(run: () => Promise<T>): Promise<T> => {
+      if (lost !== null) throw lostConnection(lost);
+      try {
+        return await run();
+      } catch (err) {
+        // The statement's own error comes after the client's 'error' (pg rejects it on the next tick).
+        if (lost !== null) throw lostConnection(lost);
+        throw this.#translate(err);
+      }
+    };
+    let released = false;
+    return {
+      sql: {
+        rows: <R extends QueryResultRow>(text: string, values: readonly unknown[] = []) =>
+          guard(async () => (await client.query<R>(text, values as unknown[])).rows),
+        one: <R extends QueryResultRow>(text: string, values: readonly unknown[] = []) =>
+          guard(async () => (await client.query<R>(text, values as unknown[])).rows[0] ?? null),
+        run: (text, values = []) =>
+          guard(async () => (await client.query(text, values as unknown[])).rowCount ?? 0),
+        bound: (statement) =>
+          guard(() => {
+            client.query(statement);
+            return statement.result;
+          }),
+      },
+      get lost() {
+        return lost;
+      },
+      release: (broken) => {
+        if (released) return;
+        released = true;
+        client.off('error', onError);
+        // An error makes the pool destroy the client rather than hand it out again.
+        client.release(lost ?? broken);
+      },
+    };
   }
 
   async #query<R extends QueryResultRow>(
@@ -428,26 +546,25 @@ export class PostgresDatabase implements Sql {
 
   /** Connection-level failures become {@link StorageUnavailableError}; SQL errors pass through. */
   #translate(err: unknown): unknown {
-    if (!isConnectionError(err)) return err;
+    if (err instanceof StorageUnavailableError || !isConnectionError(err)) return err;
     const message = err instanceof Error ? err.message : String(err);
     this.#health = { status: 'unavailable', error: message };
     return new StorageUnavailableError(message, { cause: err });
   }
 }
 
-function clientSql(client: PoolClient): Sql {
-  return {
-    rows: async <R extends QueryResultRow>(text: string, values: readonly unknown[] = []) =>
-      (await client.query<R>(text, values as unknown[])).rows,
-    one: async <R extends QueryResultRow>(text: string, values: readonly unknown[] = []) =>
-      (await client.query<R>(text, values as unknown[])).rows[0] ?? null,
-    run: async (text: string, values: readonly unknown[] = []) =>
-      (await client.query(text, values as unknown[])).rowCount ?? 0,
-    bound: (statement: PostgresBoundStatement) => {
-      client.query(statement);
-      return statement.result;
-    },
-  };
+/** A checked-out client (see `PostgresDatabase.#checkout`). */
+interface Checkout {
+  /** Statements on this client; after the connection broke, each fails with {@link StorageUnavailableError}. */
+  readonly sql: Sql;
+  /** The error that broke the connection while checked out, or null. */
+  readonly lost: Error | null;
+  /** Gives the client back (once); a broken or lost one is destroyed. */
+  release(broken: boolean): void;
+}
+
+function lostConnection(err: Error): StorageUnavailableError {
+  return new StorageUnavailableError(`the database connection was lost: ${err.message}`, { cause: err });
 }
 
 /** A channel or other identifier, double-quoted for SQL. */

@@ -2,6 +2,7 @@ import type { PipelineStatusName } from '@quoll/client/wire';
 import type { NodeRecord } from '../../cluster/index.js';
 import type { PlacementChanges, ReplicaRecord, ReplicaReport, ReplicaStore } from '../../pipelines/index.js';
 import { planReplicaPlacement } from '../../pipelines/index.js';
+import { PG_LOCK_NOT_AVAILABLE, sqlState } from './postgres-database.js';
 import type { PostgresDatabase } from './postgres-database.js';
 import { PG_NOW_MS } from './postgres-node-store.js';
 
@@ -40,8 +41,21 @@ const SELECT_REPLICAS = `SELECT r.pipeline_id, r.node_id, n.url, n.status AS nod
 export class PostgresReplicaStore implements ReplicaStore {
   constructor(private readonly db: PostgresDatabase) {}
 
-  rebalance(): Promise<PlacementChanges> {
-    return this.db.transaction(async (sql) => {
+  async rebalance(): Promise<PlacementChanges> {
+    try {
+      return await this.#place();
+    } catch (err) {
+      // Another node has held the placement lock past the lock timeout: it stalled inside its
+      // placement (its transaction ends when the database's idle-in-transaction timeout
+      // ends its session). Waiting on it would block this node's round, deploy() and stop();
+      // this round places nothing and a later one (any node's, every few seconds) catches up.
+      if (sqlState(err) === PG_LOCK_NOT_AVAILABLE) return { add: [], remove: [] };
+      throw err;
+    }
+  }
+
+  #place(): Promise<PlacementChanges> {
+    return this.db.coordinate(async (sql) => {
       // One placement at a time in the whole cluster (keyed by schema: tests share a server).
       await sql.run(`SELECT pg_advisory_xact_lock(hashtext('quoll_replicas:' || current_schema()))`);
       const deployments = await sql.rows<{ pipeline_id: number; config_json: string }>(

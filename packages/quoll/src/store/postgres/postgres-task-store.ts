@@ -16,6 +16,7 @@ import type {
   TickOutcome,
   TickRecord,
 } from '../../scheduler/index.js';
+import { PG_LOCK_NOT_AVAILABLE, sqlState } from './postgres-database.js';
 import type { PostgresDatabase, Sql } from './postgres-database.js';
 import { PG_NOW_MS } from './postgres-node-store.js';
 import type { RunRow, TaskRow, TickRow } from '../rows/index.js';
@@ -163,7 +164,25 @@ export class PostgresTaskStore implements TaskStore {
     // are locked first, in id order on every node: two nodes handling the same boundary queue
     // behind each other (never deadlock), and the second finds the first one's runs.
     const taskIds = [...new Set(items.map((i) => i.taskId))];
-    return this.db.transaction(async (sql) => {
+    try {
+      return await this.#createTickRuns(items, taskIds, owner);
+    } catch (err) {
+      if (sqlState(err) !== PG_LOCK_NOT_AVAILABLE) throw err;
+      // A node that stalled while holding these task rows (mid-boundary) must not stop cron
+      // here: this boundary gives up (the scheduler keeps the tasks armed for their next tick).
+      throw new Error(
+        `another node has held the rows of these tasks for over ${this.db.coordinationLockTimeoutMs} ms (stalled inside a transaction?); their runs of this tick were not created`,
+        { cause: err },
+      );
+    }
+  }
+
+  #createTickRuns(
+    items: readonly { taskId: string; tick: number }[],
+    taskIds: string[],
+    owner: RunOwner | null,
+  ): Promise<TickOutcome[]> {
+    return this.db.coordinate(async (sql) => {
       const now = this.nowIso();
       const live = new Set(
         (
