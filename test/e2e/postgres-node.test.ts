@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { chmod, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import pgDriver from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, QuollError } from '@quoll/client';
 import { waitFor } from '../support/orchestration-helpers.js';
@@ -72,6 +73,35 @@ describe.skipIf(!pg.run)(`a node on PostgreSQL (${pg.run ? 'PostgreSQL reachable
     const { readdir } = await import('node:fs/promises');
     expect(await readdir(server.home)).not.toContain('quoll.db');
   });
+
+  it('deploy() answers while another node holds the placement lock (stalled mid-placement), and the replica is placed once it is free', async () => {
+    const client = server.client();
+    const model = await client.uploadModel('stalled-placement', makeTreeEnsembleRegressor({ seed: 3 }));
+    const pipeline = await client.buildPipeline('stalled-placement');
+    await pipeline.addModelStep(model);
+    // Another node, stalled inside its placement transaction: it holds the lock and never commits.
+    const stalled = new pgDriver.Client({ connectionString: db.url });
+    await stalled.connect();
+    try {
+      await stalled.query('BEGIN');
+      await stalled.query(`SELECT pg_advisory_xact_lock(hashtext('quoll_replicas:' || current_schema()))`);
+      const started = Date.now();
+      await pipeline.deploy({ waitForStatus: false });
+      // The lock timeout (5 s) and the request, not the stalled node's lifetime.
+      expect(Date.now() - started).toBeLessThan(30_000);
+      expect((await pipeline.status()).replicas).toEqual([]);
+    } finally {
+      await stalled.query('ROLLBACK');
+      await stalled.end();
+    }
+    // The next reconcile round (every 5 s) places and loads it.
+    await waitFor(
+      'the pipeline to be placed and running',
+      async () => ((await pipeline.status()).status === 'Running' ? true : undefined),
+      60_000,
+    );
+    await pipeline.undeploy();
+  }, 120_000);
 
   it('survives losing the database: answers 503 database_unavailable, says so on /v1/health, recovers when it is back', async () => {
     const client = server.client();
