@@ -335,8 +335,8 @@ export class PostgresDatabase implements Sql {
         } catch {
           broken = true;
         }
-        // The connection broke: whatever `fn` made of that, the transaction did not commit
-        // and the database could not be reached.
+        // The connection broke: whatever `fn` made of that, the database could not be reached
+        // (and the transaction was rolled back, unless it broke during COMMIT's round-trip).
         if (out.lost !== null) throw lostConnection(out.lost);
         const code = sqlState(err);
         if (code !== null && RETRYABLE_TX.has(code) && attempt < attempts) continue;
