@@ -9,11 +9,22 @@
 // Beside throughput, each server's CPU time per row (from /proc, Linux): of its main thread
 // (the request thread) and of the whole process. On a busy shared machine these move less than
 // rows/s, which depends on what else gets the core.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+// BENCH_LOSS=1 measures instead the other half of the target, "no row lost at ≤ 80 % load": one
+// logging server; for each workload its most requests/s (wrk), then an open-loop fixed-rate load
+// (bench/fixed-rate-load.js) at BENCH_LOSS_LOAD (default 0.8) of it for BENCH_LOSS_SECONDS
+// (default 10), each row tagged; the log read back through exportLogs (waiting up to
+// BENCH_LOSS_DRAIN_S, default 30) must hold every acknowledged row once. Writes
+// bench/results/logging-loss.json.
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { ChildProcess } from 'node:child_process';
+import { tableFromIPC } from 'apache-arrow';
+import type { Pipeline } from '@quoll/client';
+import { makeArrowTensorTable, tableToIpcFile } from '../test/support/synthetic-data.js';
 import {
+  benchRows,
   cpuSeconds,
   deployModel,
   loadAverage,
@@ -22,6 +33,7 @@ import {
   printTable,
   REPS,
   SECONDS,
+  spawnPinned,
   startQuoll,
   stopAll,
   useFixture,
@@ -69,6 +81,10 @@ for (const format of ['json', 'arrow'] as const)
     if (only.length === 0 || only.includes(`${format}-${batch}`)) workloads.push({ format, batch });
 if (workloads.length === 0) throw new Error(`BENCH_ONLY=${process.env.BENCH_ONLY} names no workload`);
 const aa = process.env.BENCH_AA === '1';
+const lossMode = process.env.BENCH_LOSS === '1';
+const LOSS_LOAD = Number(process.env.BENCH_LOSS_LOAD ?? 0.8);
+const LOSS_SECONDS = Number(process.env.BENCH_LOSS_SECONDS ?? 10);
+const LOSS_DRAIN_S = Number(process.env.BENCH_LOSS_DRAIN_S ?? 30);
 
 function lua(w: Workload, token: string, tag: string): string {
   return writeLua(work, { format: w.format, batch: w.batch, token, tag });
@@ -94,127 +110,381 @@ function logBytes(s: Started): number {
   return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
 }
 
-const loadBefore = loadAverage();
-const on = await start('on', []);
-const off = await start('off', aa ? [] : ['--no-inference-logs']);
-const results: Record<string, unknown>[] = [];
-const table: (string | number)[][] = [];
-try {
-  for (const w of workloads) {
-    const onLua = lua(w, on.token, 'on');
-    const offLua = lua(w, off.token, 'off');
-    wrk({ url: on.inferUrl, luaScript: onLua, connections: CONNECTIONS, seconds: WARMUP });
-    wrk({ url: off.inferUrl, luaScript: offLua, connections: CONNECTIONS, seconds: WARMUP });
-    const a: number[] = [];
-    const b: number[] = [];
-    const ap99: number[] = [];
-    const bp99: number[] = [];
-    let errors = 0;
-    const cpu = {
-      onMain: [] as number[],
-      offMain: [] as number[],
-      onTotal: [] as number[],
-      offTotal: [] as number[],
-    };
-    for (let rep = 0; rep < REPS; rep++) {
-      let x = { reqPerSec: NaN, p99Ms: NaN, non2xx: 0 };
-      let y = x;
-      const runOn = (): { mainUs: number; totalUs: number } =>
-        cpuPerRow(on.proc, () => {
-          x = wrk({ url: on.inferUrl, luaScript: onLua, connections: CONNECTIONS, seconds: SECONDS });
-          return x.reqPerSec * w.batch * SECONDS;
-        });
-      const runOff = (): { mainUs: number; totalUs: number } =>
-        cpuPerRow(off.proc, () => {
-          y = wrk({ url: off.inferUrl, luaScript: offLua, connections: CONNECTIONS, seconds: SECONDS });
-          return y.reqPerSec * w.batch * SECONDS;
-        });
-      // Which server goes first alternates: in an A/A run (3 December) the server measured
-      // first in every pair was 3-4 % slower, a bias that always fell on "on".
-      let cx: { mainUs: number; totalUs: number };
-      let cy: { mainUs: number; totalUs: number };
-      if (rep % 2 === 0) {
-        cx = runOn();
-        cy = runOff();
-      } else {
-        cy = runOff();
-        cx = runOn();
+/** The on/off throughput comparison (the default). */
+async function measureOnOff(): Promise<void> {
+  const loadBefore = loadAverage();
+  const on = await start('on', []);
+  const off = await start('off', aa ? [] : ['--no-inference-logs']);
+  const results: Record<string, unknown>[] = [];
+  const table: (string | number)[][] = [];
+  try {
+    for (const w of workloads) {
+      const onLua = lua(w, on.token, 'on');
+      const offLua = lua(w, off.token, 'off');
+      wrk({ url: on.inferUrl, luaScript: onLua, connections: CONNECTIONS, seconds: WARMUP });
+      wrk({ url: off.inferUrl, luaScript: offLua, connections: CONNECTIONS, seconds: WARMUP });
+      const a: number[] = [];
+      const b: number[] = [];
+      const ap99: number[] = [];
+      const bp99: number[] = [];
+      let errors = 0;
+      const cpu = {
+        onMain: [] as number[],
+        offMain: [] as number[],
+        onTotal: [] as number[],
+        offTotal: [] as number[],
+      };
+      for (let rep = 0; rep < REPS; rep++) {
+        let x = { reqPerSec: NaN, p99Ms: NaN, non2xx: 0 };
+        let y = x;
+        const runOn = (): { mainUs: number; totalUs: number } =>
+          cpuPerRow(on.proc, () => {
+            x = wrk({ url: on.inferUrl, luaScript: onLua, connections: CONNECTIONS, seconds: SECONDS });
+            return x.reqPerSec * w.batch * SECONDS;
+          });
+        const runOff = (): { mainUs: number; totalUs: number } =>
+          cpuPerRow(off.proc, () => {
+            y = wrk({ url: off.inferUrl, luaScript: offLua, connections: CONNECTIONS, seconds: SECONDS });
+            return y.reqPerSec * w.batch * SECONDS;
+          });
+        // Which server goes first alternates: in an A/A run (3 December) the server measured
+        // first in every pair was 3-4 % slower, a bias that always fell on "on".
+        let cx: { mainUs: number; totalUs: number };
+        let cy: { mainUs: number; totalUs: number };
+        if (rep % 2 === 0) {
+          cx = runOn();
+          cy = runOff();
+        } else {
+          cy = runOff();
+          cx = runOn();
+        }
+        a.push(x.reqPerSec * w.batch);
+        b.push(y.reqPerSec * w.batch);
+        ap99.push(x.p99Ms);
+        bp99.push(y.p99Ms);
+        errors += x.non2xx + y.non2xx;
+        cpu.onMain.push(cx.mainUs);
+        cpu.offMain.push(cy.mainUs);
+        cpu.onTotal.push(cx.totalUs);
+        cpu.offTotal.push(cy.totalUs);
       }
-      a.push(x.reqPerSec * w.batch);
-      b.push(y.reqPerSec * w.batch);
-      ap99.push(x.p99Ms);
-      bp99.push(y.p99Ms);
-      errors += x.non2xx + y.non2xx;
-      cpu.onMain.push(cx.mainUs);
-      cpu.offMain.push(cy.mainUs);
-      cpu.onTotal.push(cx.totalUs);
-      cpu.offTotal.push(cy.totalUs);
+      const A = median(a);
+      const B = median(b);
+      const row = {
+        ...w,
+        connections: CONNECTIONS,
+        onRowsPerSec: A,
+        offRowsPerSec: B,
+        onOverOff: A / B,
+        onP99Ms: median(ap99),
+        offP99Ms: median(bp99),
+        onMainCpuUsPerRow: median(cpu.onMain),
+        offMainCpuUsPerRow: median(cpu.offMain),
+        onTotalCpuUsPerRow: median(cpu.onTotal),
+        offTotalCpuUsPerRow: median(cpu.offTotal),
+        non2xx: errors,
+      };
+      results.push(row);
+      table.push([
+        w.format,
+        w.batch,
+        Math.round(A),
+        Math.round(B),
+        A / B,
+        median(ap99),
+        median(bp99),
+        row.onMainCpuUsPerRow,
+        row.offMainCpuUsPerRow,
+        row.onTotalCpuUsPerRow,
+        row.offTotalCpuUsPerRow,
+        errors,
+      ]);
+      console.log(JSON.stringify(row));
     }
-    const A = median(a);
-    const B = median(b);
-    const row = {
-      ...w,
-      connections: CONNECTIONS,
-      onRowsPerSec: A,
-      offRowsPerSec: B,
-      onOverOff: A / B,
-      onP99Ms: median(ap99),
-      offP99Ms: median(bp99),
-      onMainCpuUsPerRow: median(cpu.onMain),
-      offMainCpuUsPerRow: median(cpu.offMain),
-      onTotalCpuUsPerRow: median(cpu.onTotal),
-      offTotalCpuUsPerRow: median(cpu.offTotal),
-      non2xx: errors,
-    };
-    results.push(row);
-    table.push([
-      w.format,
-      w.batch,
-      Math.round(A),
-      Math.round(B),
-      A / B,
-      median(ap99),
-      median(bp99),
-      row.onMainCpuUsPerRow,
-      row.offMainCpuUsPerRow,
-      row.onTotalCpuUsPerRow,
-      row.offTotalCpuUsPerRow,
-      errors,
-    ]);
-    console.log(JSON.stringify(row));
+  } finally {
+    await stopAll([on.proc, off.proc]);
   }
-} finally {
-  await stopAll([on.proc, off.proc]);
+  const written = logBytes(on);
+  console.log(
+    `\n${aa ? 'A/A (both servers log); ' : ''}model: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}; load ${loadBefore}–${loadAverage()}; ` +
+      `log bytes written by the logging server: ${(written / 1024 ** 2).toFixed(1)} MiB`,
+  );
+  printTable(
+    [
+      'format',
+      'batch',
+      'on rows/s',
+      'off rows/s',
+      'on/off',
+      'on p99 ms',
+      'off p99 ms',
+      'on main µs/row',
+      'off main µs/row',
+      'on total µs/row',
+      'off total µs/row',
+      'non2xx',
+    ],
+    table,
+  );
+  writeResults(aa ? 'logging-aa' : 'logging', {
+    model: useFixture ? 'rf_model.onnx' : 'synthetic',
+    connections: CONNECTIONS,
+    warmupS: WARMUP,
+    seconds: SECONDS,
+    reps: REPS,
+    logBytes: written,
+    results,
+  });
 }
-const written = logBytes(on);
-console.log(
-  `\n${aa ? 'A/A (both servers log); ' : ''}model: ${modelName}; ${CONNECTIONS} connections; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}; load ${loadBefore}–${loadAverage()}; ` +
-    `log bytes written by the logging server: ${(written / 1024 ** 2).toFixed(1)} MiB`,
-);
-printTable(
-  [
-    'format',
-    'batch',
-    'on rows/s',
-    'off rows/s',
-    'on/off',
-    'on p99 ms',
-    'off p99 ms',
-    'on main µs/row',
-    'off main µs/row',
-    'on total µs/row',
-    'off total µs/row',
-    'non2xx',
-  ],
-  table,
-);
-writeResults(aa ? 'logging-aa' : 'logging', {
-  model: useFixture ? 'rf_model.onnx' : 'synthetic',
-  connections: CONNECTIONS,
-  warmupS: WARMUP,
-  seconds: SECONDS,
-  reps: REPS,
-  logBytes: written,
-  results,
-});
+
+/** The first tag of the fixed-rate load's rows: above any first feature of the bench rows (wrk's, untagged). */
+const FIRST_TAG = 2_000_000;
+/** Float32 holds every integer up to 2^24 exactly: the tags must stay below it. */
+const LAST_TAG = 2 ** 24;
+
+/** A `batch`-row body of `format` whose rows' first feature the load generator overwrites with a tag. */
+function taggableBody(
+  format: 'json' | 'arrow',
+  batch: number,
+): { parts?: string[]; template?: string; offsets?: number[] } {
+  const r = benchRows(batch);
+  if (format === 'arrow') {
+    const bytes = Buffer.from(tableToIpcFile(makeArrowTensorTable(r, 18)));
+    const at = bytes.indexOf(Buffer.from(r.buffer, r.byteOffset, r.byteLength));
+    if (at < 0) throw new Error('the rows are not contiguous in the Arrow body');
+    const offsets = Array.from({ length: batch }, (_, i) => at + i * 18 * 4);
+    // The patched body must read back with the tags where the log will show them.
+    const check = Buffer.from(bytes);
+    offsets.forEach((o, i) => check.writeFloatLE(FIRST_TAG + i, o));
+    const col = tableFromIPC(check).getChild('tensor');
+    for (let i = 0; i < batch; i++)
+      if (Number((col?.get(i) as { get(j: number): number } | null)?.get(0)) !== FIRST_TAG + i)
+        throw new Error(`row ${i} of the patched Arrow body does not carry its tag`);
+    return { template: bytes.toString('base64'), offsets };
+  }
+  const rest = (i: number): string => `,${Array.from(r.subarray(i * 18 + 1, i * 18 + 18)).join(',')}]}`;
+  const parts = ['[{"tensor":['];
+  for (let i = 1; i < batch; i++) parts.push(`${rest(i - 1)},{"tensor":[`);
+  parts.push(`${rest(batch - 1)}]`);
+  const check = JSON.parse(parts.map((p, i) => (i === 0 ? p : `${FIRST_TAG + i - 1}${p}`)).join('')) as {
+    tensor: number[];
+  }[];
+  if (
+    check.length !== batch ||
+    check.some((row, i) => row.tensor[0] !== FIRST_TAG + i || row.tensor.length !== 18)
+  )
+    throw new Error('the JSON body template does not carry its tags');
+  return { parts };
+}
+
+interface LoadReport {
+  total: number;
+  sent: number;
+  answered: number;
+  acked: number;
+  non2xx: number;
+  errors: number;
+  unanswered: number;
+  sendSeconds: number;
+  lastAnswerS: number;
+  latencyP50Ms: number | null;
+  latencyP99Ms: number | null;
+  latencyMaxMs: number | null;
+  maxLateMs: number;
+  ackedRequests: number[];
+}
+
+/** Runs bench/fixed-rate-load.js (its own process, on wrk's core) with `cfg`; resolves with its report. */
+function fixedRateLoad(cfg: Record<string, unknown>): Promise<LoadReport> {
+  const cfgPath = join(work, 'load.json');
+  writeFileSync(cfgPath, JSON.stringify(cfg));
+  const child = spawnPinned('1', process.execPath, [
+    fileURLToPath(new URL('./fixed-rate-load.js', import.meta.url)),
+    cfgPath,
+  ]);
+  let out = '';
+  let err = '';
+  child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr?.on('data', (d: Buffer) => (err += d.toString()));
+  return new Promise((resolve, reject) => {
+    child.once('close', (code) =>
+      code === 0
+        ? resolve(JSON.parse(out) as LoadReport)
+        : reject(new Error(`load generator failed (${String(code)}): ${err}`)),
+    );
+  });
+}
+
+/** How many times each tag (≥ FIRST_TAG) appears in the pipeline's log since `from`, read back through exportLogs. */
+async function loggedTags(p: Pipeline, from: Date, dir: string): Promise<Map<number, number>> {
+  rmSync(dir, { recursive: true, force: true });
+  const summary = await p.exportLogs({
+    directory: dir,
+    arrow: true,
+    start: from,
+    end: new Date(Date.now() + 1000),
+    dataSizeLimit: '4 GiB',
+  });
+  if (summary.truncated) throw new Error('the export was cut short by its data size limit');
+  const tags = new Map<number, number>();
+  for (const f of summary.files) {
+    const t = tableFromIPC(readFileSync(f));
+    const col = t.getChild('in.tensor');
+    for (let i = 0; i < t.numRows; i++) {
+      const tag = Number((col?.get(i) as { get(j: number): number } | null)?.get(0));
+      if (tag >= FIRST_TAG) tags.set(tag, (tags.get(tag) ?? 0) + 1);
+    }
+  }
+  return tags;
+}
+
+/**
+ * BENCH_LOSS=1: for each workload, the logging server's most requests/s (wrk, median of
+ * BENCH_REPS), then an open-loop load at BENCH_LOSS_LOAD of it for BENCH_LOSS_SECONDS, every
+ * row tagged; then the log is read back through exportLogs until every acknowledged row is
+ * there or BENCH_LOSS_DRAIN_S pass. Target: no acknowledged row missing, none twice.
+ */
+async function measureRowsLost(): Promise<void> {
+  const firstFeatureMax = Math.max(...Array.from(benchRows(1000).filter((_, i) => i % 18 === 0)));
+  if (firstFeatureMax >= FIRST_TAG)
+    throw new Error(`a bench row's first feature (${firstFeatureMax}) reaches the tags`);
+  const loadBefore = loadAverage();
+  const s = await startQuoll(work, 'loss', []);
+  const results: Record<string, unknown>[] = [];
+  const table: (string | number)[][] = [];
+  try {
+    for (const w of workloads) {
+      const name = `loss-${w.format}-${w.batch}`;
+      const p = await deployModel(s.client, `model-${name}`, modelPath, name);
+      const luaScript = writeLua(work, { format: w.format, batch: w.batch, token: s.token, tag: name });
+      wrk({ url: p.url(), luaScript, connections: CONNECTIONS, seconds: WARMUP });
+      const max = median(
+        Array.from(
+          { length: REPS },
+          () => wrk({ url: p.url(), luaScript, connections: CONNECTIONS, seconds: SECONDS }).reqPerSec,
+        ),
+      );
+      const rate = LOSS_LOAD * max;
+      if (FIRST_TAG + Math.round(rate * LOSS_SECONDS) * w.batch >= LAST_TAG)
+        throw new Error(
+          `${name}: ${Math.round(rate * LOSS_SECONDS) * w.batch} rows do not fit the float32 tags`,
+        );
+      const from = new Date(Date.now() - 100);
+      const load = await fixedRateLoad({
+        url: p.url(),
+        token: s.token,
+        contentType: w.format === 'arrow' ? 'application/vnd.apache.arrow.file' : 'application/json',
+        batch: w.batch,
+        rate,
+        seconds: LOSS_SECONDS,
+        connections: CONNECTIONS,
+        firstTag: FIRST_TAG,
+        ...taggableBody(w.format, w.batch),
+      });
+      const loadDone = performance.now();
+      const ackedRows = load.acked * w.batch;
+      let tags = new Map<number, number>();
+      let missing = ackedRows;
+      // Rows reach the log after their answer (a writer thread): read it again until all are there.
+      let reads = 0;
+      let missingAtFirstRead = NaN;
+      for (;;) {
+        tags = await loggedTags(p, from, join(work, 'export'));
+        reads++;
+        missing = 0;
+        for (const k of load.ackedRequests)
+          for (let i = 0; i < w.batch; i++) if (!tags.has(FIRST_TAG + k * w.batch + i)) missing++;
+        if (reads === 1) missingAtFirstRead = missing;
+        if (missing === 0 || performance.now() - loadDone > LOSS_DRAIN_S * 1000) break;
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const visibleAfterS = (performance.now() - loadDone) / 1000;
+      const ackedSet = new Set(load.ackedRequests);
+      let loggedRows = 0;
+      let duplicates = 0;
+      let loggedUnacked = 0;
+      for (const [tag, n] of tags) {
+        loggedRows += n;
+        duplicates += n - 1;
+        if (!ackedSet.has(Math.floor((tag - FIRST_TAG) / w.batch))) loggedUnacked += n;
+      }
+      const loadSummary = { ...load, ackedRequests: undefined }; // (JSON leaves it out)
+      const row = {
+        ...w,
+        connections: CONNECTIONS,
+        maxReqPerSec: max,
+        load: LOSS_LOAD,
+        targetReqPerSec: rate,
+        // Answered over the time until the last answer: below the target rate when the server fell behind.
+        achievedReqPerSec: load.answered / Math.max(load.sendSeconds, load.lastAnswerS),
+        seconds: LOSS_SECONDS,
+        ...loadSummary,
+        ackedRows,
+        loggedRows,
+        lostRows: missing,
+        duplicateRows: duplicates,
+        loggedUnackedRows: loggedUnacked,
+        checkedAfterS: visibleAfterS,
+        logReads: reads,
+        missingAtFirstRead,
+      };
+      results.push(row);
+      table.push([
+        w.format,
+        w.batch,
+        Math.round(max),
+        Math.round(rate),
+        row.achievedReqPerSec,
+        load.sent,
+        ackedRows,
+        loggedRows,
+        missing,
+        duplicates,
+        load.non2xx + load.errors + load.unanswered,
+        load.latencyP99Ms ?? NaN,
+        load.maxLateMs,
+        visibleAfterS,
+      ]);
+      console.log(JSON.stringify(row));
+    }
+  } finally {
+    await stopAll([s.proc]);
+  }
+  console.log(
+    `\nrows lost at ${LOSS_LOAD * 100} % of the logging server's most requests/s; model: ${modelName}; ${CONNECTIONS} connections; ` +
+      `max: warmup ${WARMUP}s, median of ${REPS} × ${SECONDS}s (wrk); load ${LOSS_SECONDS}s open-loop; machine load ${loadBefore}–${loadAverage()}`,
+  );
+  printTable(
+    [
+      'format',
+      'batch',
+      'max req/s',
+      'load req/s',
+      'achieved',
+      'sent',
+      'acked rows',
+      'logged rows',
+      'lost',
+      'doubled',
+      'failed req',
+      'p99 ms',
+      'gen late ms',
+      'checked after s',
+    ],
+    table,
+  );
+  writeResults('logging-loss', {
+    model: useFixture ? 'rf_model.onnx' : 'synthetic',
+    connections: CONNECTIONS,
+    warmupS: WARMUP,
+    seconds: SECONDS,
+    reps: REPS,
+    load: LOSS_LOAD,
+    loadSeconds: LOSS_SECONDS,
+    drainS: LOSS_DRAIN_S,
+    results,
+  });
+}
+
+await (lossMode ? measureRowsLost() : measureOnOff());
 rmSync(work, { recursive: true, force: true });
