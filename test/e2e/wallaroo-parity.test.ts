@@ -83,6 +83,34 @@ describe('uploads', () => {
     expect(JSON.stringify(missing.body)).toContain('no file part');
   });
 
+  it('a multipart form that cannot be parsed (no boundary, cut short) is refused 400 invalid_request, not 500', async () => {
+    const ws = await client.getCurrentWorkspace();
+    const forms = [
+      { type: 'multipart/form-data', body: 'garbage' },
+      { type: 'multipart/form-data; boundary=zzz', body: '--yyy\r\ngarbage' },
+      {
+        type: 'multipart/form-data; boundary=zzz',
+        body: '--zzz\r\nContent-Disposition: form-data; name="file"; filename="a.zip"\r\n\r\nPK\u0003\u0004',
+      },
+    ];
+    for (const route of ['orchestrations', 'models?name=formcut']) {
+      for (const { type, body } of forms) {
+        const answer = await api(`/v1/workspaces/${ws.id}/${route}`, {
+          method: 'POST',
+          body,
+          headers: { 'content-type': type },
+        });
+        const what = `${route} ${type}: ${JSON.stringify(answer.body)}`;
+        expect(answer.status, what).toBe(400);
+        expect((answer.body.error as { code: string }).code, what).toBe('invalid_request');
+        expect((answer.body.error as { message: string }).message, what).toMatch(
+          /^The multipart form is not readable: /,
+        );
+      }
+    }
+    expect((await client.listModels()).map((m) => m.name)).not.toContain('formcut');
+  });
+
   it('a content type they do not take is refused with the accepted ones named', async () => {
     const ws = await client.getCurrentWorkspace();
     const answer = await api(`/v1/workspaces/${ws.id}/orchestrations`, {

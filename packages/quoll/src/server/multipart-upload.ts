@@ -144,6 +144,12 @@ export async function readMultipartUpload(
     if (typeof code === 'string' && code.startsWith('FST_') && !(err instanceof ApiError)) {
       throw new ApiError('invalid_request', `The multipart form is not readable: ${(err as Error).message}.`);
     }
+    if (isMalformedForm(err)) {
+      throw new ApiError(
+        'invalid_request',
+        `The multipart form is not readable: ${err.message}. Send a multipart/form-data body with its boundary, ended by the closing boundary.`,
+      );
+    }
     throw err;
   }
   if (received === null) {
@@ -164,6 +170,21 @@ export async function readMultipartUpload(
     },
     discard: () => blobs.discard(file),
   };
+}
+
+/**
+ * Busboy reports a form it cannot parse (no boundary in the Content-Type, a body cut short
+ * before its closing boundary, a malformed part header) as a plain `Error` with neither a code
+ * nor a syscall: the client's mistake, not the server's. A disk error (a syscall), a dropped
+ * connection (a code) or a bug (a TypeError and the like) is none of these.
+ */
+function isMalformedForm(err: unknown): err is Error {
+  return (
+    err instanceof Error &&
+    err.constructor === Error &&
+    (err as NodeJS.ErrnoException).code === undefined &&
+    (err as NodeJS.ErrnoException).syscall === undefined
+  );
 }
 
 /** A text field of the form (a number becomes its decimal text); undefined when absent. */
