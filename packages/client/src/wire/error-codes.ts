@@ -96,6 +96,18 @@ export const ERROR_CODES = {
     kind: 'validation',
     summary: 'The Accept header asks for a format the endpoint cannot produce.',
   },
+  header_too_large: {
+    status: 431,
+    kind: 'validation',
+    summary:
+      "The request's headers are over the server's limit (16 KiB in all, e.g. an oversized token or cookie); the connection is closed.",
+  },
+  request_timeout: {
+    status: 408,
+    kind: 'validation',
+    summary:
+      "The request's headers did not arrive in full within the server's deadline (60 s); the connection is closed.",
+  },
   invalid_time_range: {
     status: 400,
     kind: 'validation',

@@ -1,5 +1,7 @@
+import { STATUS_CODES } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
+import type { Duplex } from 'node:stream';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '@quoll/client/wire';
 import { ApiError, safeDetails, safeMessage, StorageUnavailableError } from '../errors/index.js';
@@ -185,6 +187,40 @@ export function settleUnreadBody(req: FastifyRequest, reply: FastifyReply, code:
   if (raw.complete) return;
   if (code === 'payload_too_large' || raw.destroyed) void reply.header('connection', 'close');
   else raw.resume();
+}
+
+/**
+ * The answer to a request Node's HTTP parser refused before any route saw it (Fastify's
+ * `clientErrorHandler`): headers over the size limit (431 `header_too_large`), headers not in
+ * within the headers deadline (408 `request_timeout`), anything else that is not HTTP/1.1 (400
+ * `invalid_request`), with the catalogue's body instead of Fastify's own. The connection is
+ * closed after it, as Node does; a connection already reset gets nothing.
+ */
+export function answerClientError(err: Error & { code?: string }, socket: Duplex): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  let code: ErrorCode;
+  let message: string;
+  if (err.code === 'HPE_HEADER_OVERFLOW') {
+    code = 'header_too_large';
+    message =
+      "The request's headers are over the server's 16 KiB limit; send a shorter token, fewer cookies or fewer headers.";
+  } else if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    code = 'request_timeout';
+    message = "The request's headers did not arrive in full within the server's deadline; send them at once.";
+  } else {
+    code = 'invalid_request';
+    // The parser's reason, e.g. "Invalid header value char"; never the bytes it choked on.
+    const reason = typeof err.code === 'string' && err.code.startsWith('HPE_') ? ` (${err.code})` : '';
+    message = `The request is not valid HTTP/1.1${reason}; check the request line, headers and Content-Length or chunked framing.`;
+  }
+  const status = ERROR_CODES[code].status;
+  const body = JSON.stringify(errorBody(code, message));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nContent-Type: application/json; charset=utf-8\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(err);
 }
 
 /** A Fastify error handler that answers synchronously (the answer is sent when it returns). */

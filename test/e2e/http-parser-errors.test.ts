@@ -1,0 +1,69 @@
+import { connect } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ERROR_CODES, type ErrorBody } from '@quoll/client/wire';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+
+// Requests Node's HTTP parser refuses before any route sees them still answer with the
+// catalogue's body and status, and the server stays up.
+
+let server: TestServer;
+
+beforeAll(async () => {
+  server = await startTestServer();
+});
+
+afterAll(async () => {
+  const code = await server.stop();
+  await server.cleanup();
+  expect(code).toBe(0);
+});
+
+/** Writes raw bytes on a fresh connection; resolves with what came back once the server closes it. */
+function rawExchange(bytes: string): Promise<string> {
+  const { port, hostname } = new URL(server.url);
+  return new Promise((resolve, reject) => {
+    const socket = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    socket.on('error', reject);
+    socket.on('close', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    socket.setTimeout(20_000, () => socket.destroy(new Error('no answer within 20 s')));
+    socket.end(bytes);
+  });
+}
+
+function parse(answer: string): { status: number; body: ErrorBody } {
+  const [head = '', body = ''] = answer.split('\r\n\r\n');
+  return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), body: JSON.parse(body) as ErrorBody };
+}
+
+describe('requests the HTTP parser refuses', () => {
+  it('headers over the size limit: 431 header_too_large; garbage or a Content-Length that lies: 400 invalid_request', async () => {
+    const cases = [
+      {
+        bytes: `GET /v1/health HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${'q'.repeat(20_000)}\r\n\r\n`,
+        code: 'header_too_large' as const,
+      },
+      { bytes: 'GARBAGE\r\n\r\n', code: 'invalid_request' as const },
+      {
+        bytes:
+          'POST /v1/workspaces HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!',
+        code: 'invalid_request' as const,
+      },
+      {
+        bytes:
+          'POST /v1/workspaces HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n',
+        code: 'invalid_request' as const,
+      },
+    ];
+    for (const { bytes, code } of cases) {
+      const answer = parse(await rawExchange(bytes));
+      const what = `${bytes.slice(0, 40)}: ${JSON.stringify(answer)}`;
+      expect(answer.status, what).toBe(ERROR_CODES[code].status);
+      expect(answer.body.error.code, what).toBe(code);
+      expect(answer.body.error.message.length, what).toBeLessThanOrEqual(1024);
+    }
+    const health = await fetch(`${server.url}/v1/health`);
+    expect(health.status).toBe(200);
+  });
+});
