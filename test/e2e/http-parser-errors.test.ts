@@ -3,8 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES, type ErrorBody } from '@quoll/client/wire';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
-// Requests Node's HTTP parser refuses before any route sees them still answer with the
-// catalogue's body and status, and the server stays up.
+// Requests Node's HTTP parser or Fastify's router refuses before any route sees them still
+// answer with the catalogue's body and status, and the server stays up.
 
 let server: TestServer;
 
@@ -37,7 +37,7 @@ function parse(answer: string): { status: number; body: ErrorBody } {
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), body: JSON.parse(body) as ErrorBody };
 }
 
-describe('requests the HTTP parser refuses', () => {
+describe('requests refused before any route sees them', () => {
   it('headers over the size limit: 431 header_too_large; garbage or a Content-Length that lies: 400 invalid_request', async () => {
     const cases = [
       {
@@ -65,5 +65,14 @@ describe('requests the HTTP parser refuses', () => {
     }
     const health = await fetch(`${server.url}/v1/health`);
     expect(health.status).toBe(200);
+  });
+
+  it('a path that is not valid percent-encoding: 400 invalid_request, not a framework code', async () => {
+    for (const path of ['/v1/workspaces/by-name/%E0%A4%A', '/v1/workspaces/by-name/%C0%AF']) {
+      const res = await fetch(`${server.url}${path}`, { headers: server.client().authHeader() });
+      const body = (await res.json()) as ErrorBody;
+      expect(res.status, path).toBe(400);
+      expect(body.error.code, `${path}: ${JSON.stringify(body)}`).toBe('invalid_request');
+    }
   });
 });

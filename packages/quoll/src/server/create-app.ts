@@ -7,7 +7,7 @@ import Fastify, {
 } from 'fastify';
 import swagger from '@fastify/swagger';
 import { ApiError } from '../errors/index.js';
-import { answerClientError, installErrorHandlers, privatePaths } from './error-handler.js';
+import { answerClientError, apiErrorHandler, installErrorHandlers, privatePaths } from './error-handler.js';
 import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
 import { logRoutes } from './routes/log-routes.js';
@@ -116,8 +116,9 @@ export async function createApp(
     bodyLimit: 16 * 1024 * 1024,
     forceCloseConnections: false,
     return503OnClosing: true,
-    // Requests the HTTP parser refuses answer with the catalogue's body too.
+    // Requests the HTTP parser or the router refuses answer with the catalogue's body too.
     clientErrorHandler: answerClientError,
+    frameworkErrors: (err, req, reply) => apiErrorHandler(privatePaths(ctx.config.home))(err, req, reply),
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
   });
   installErrorHandlers(app, privatePaths(ctx.config.home));

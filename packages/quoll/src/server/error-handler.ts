@@ -154,6 +154,11 @@ export function toApiError(err: unknown, req?: FastifyRequest): ApiError {
         );
       case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
         return unsupportedMediaType(req);
+      case 'FST_ERR_BAD_URL':
+        return new ApiError(
+          'invalid_request',
+          'The URL path is not valid percent-encoding (a "%" not followed by two hex digits, or bytes that are not UTF-8); encode each name with encodeURIComponent.',
+        );
       case 'FST_ERR_CTP_EMPTY_JSON_BODY':
       case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
         return new ApiError('invalid_request', fe.message ?? 'Invalid body.');
