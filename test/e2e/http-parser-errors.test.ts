@@ -67,6 +67,29 @@ describe('requests refused before any route sees them', () => {
     expect(health.status).toBe(200);
   });
 
+  it('a compressed body (Content-Encoding gzip, br) is refused 415 unsupported_media_type, not read as sent', async () => {
+    const headers = { ...server.client().authHeader(), 'content-type': 'application/json' };
+    for (const encoding of ['gzip', 'br', 'deflate, gzip']) {
+      const res = await fetch(`${server.url}/v1/workspaces`, {
+        method: 'POST',
+        headers: { ...headers, 'content-encoding': encoding },
+        body: JSON.stringify({ name: 'encoded' }),
+      });
+      const body = (await res.json()) as ErrorBody;
+      expect(res.status, encoding).toBe(415);
+      expect(body.error.code, `${encoding}: ${JSON.stringify(body)}`).toBe('unsupported_media_type');
+    }
+    const identity = await fetch(`${server.url}/v1/workspaces`, {
+      method: 'POST',
+      headers: { ...headers, 'content-encoding': 'identity' },
+      body: JSON.stringify({ name: 'plain' }),
+    });
+    expect(identity.status).toBe(201);
+    const names = (await server.client().listWorkspaces()).map((w) => w.name);
+    expect(names).toContain('plain');
+    expect(names).not.toContain('encoded');
+  });
+
   it('a path that is not valid percent-encoding: 400 invalid_request, not a framework code', async () => {
     for (const path of ['/v1/workspaces/by-name/%E0%A4%A', '/v1/workspaces/by-name/%C0%AF']) {
       const res = await fetch(`${server.url}${path}`, { headers: server.client().authHeader() });

@@ -89,7 +89,8 @@ export const ERROR_CODES = {
   unsupported_media_type: {
     status: 415,
     kind: 'validation',
-    summary: 'The Content-Type is not one the endpoint accepts.',
+    summary:
+      'The Content-Type is not one the endpoint accepts, or the body is compressed (a Content-Encoding other than identity).',
   },
   not_acceptable: {
     status: 406,

@@ -27,7 +27,7 @@ ERROR_CODES: Dict[str, Dict[str, object]] = {
     "invalid_tensor_shape": {"status": 400, "kind": "validation", "summary": "A tensor value has the wrong width or shape for the model input."},
     "non_numeric_value": {"status": 400, "kind": "validation", "summary": "A tensor value is not a number."},
     "input_decode_timeout": {"status": 400, "kind": "validation", "summary": "The inference body was not decoded within its deadline and was abandoned (it is most likely corrupt)."},
-    "unsupported_media_type": {"status": 415, "kind": "validation", "summary": "The Content-Type is not one the endpoint accepts."},
+    "unsupported_media_type": {"status": 415, "kind": "validation", "summary": "The Content-Type is not one the endpoint accepts, or the body is compressed (a Content-Encoding other than identity)."},
     "not_acceptable": {"status": 406, "kind": "validation", "summary": "The Accept header asks for a format the endpoint cannot produce."},
     "header_too_large": {"status": 431, "kind": "validation", "summary": "The request's headers are over the server's limit (16 KiB in all, e.g. an oversized token or cookie); the connection is closed."},
     "request_timeout": {"status": 408, "kind": "validation", "summary": "The request's headers did not arrive in full within the server's deadline (60 s); the connection is closed."},

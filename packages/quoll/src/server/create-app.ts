@@ -130,6 +130,19 @@ export async function createApp(
   // the declared body length against the route's cap, then the principal.
   app.addHook('onRequest', (req, _reply, done) => {
     if (timed) req.receivedAt = performance.now();
+    // No route decodes compressed bodies: read as they are, a gzip body would be a misleading
+    // JSON or ONNX error, and a brotli one of valid-looking bytes would be taken as sent.
+    const encoding = req.headers['content-encoding'];
+    if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+      done(
+        new ApiError(
+          'unsupported_media_type',
+          `Content-Encoding ${JSON.stringify(encoding)} is not accepted; send the body uncompressed (without Content-Encoding).`,
+          { contentEncoding: encoding },
+        ),
+      );
+      return;
+    }
     // Streamed uploads: refuse a declared length over the route's cap before reading the body
     // (the stores still enforce the cap while they write, for chunked bodies).
     const cap = req.routeOptions.config.maxBodyBytes;
