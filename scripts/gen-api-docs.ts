@@ -310,8 +310,9 @@ with \`invalid_request\` naming the field and the accepted ones:
 \`\`\`
 
 The inference endpoint of a deployed pipeline accepts \`application/json\` (records),
-\`application/vnd.apache.arrow.file\` and \`application/vnd.apache.arrow.stream\`, and answers in
-the format \`Accept\` asks for (default: the request's). Uploads (models, orchestrations) take the
+\`application/vnd.apache.arrow.file\` and \`application/vnd.apache.arrow.stream\` (at most 1024
+record batches and 1024 columns), and answers in the format \`Accept\` asks for (default: the
+request's). Uploads (models, orchestrations) take the
 raw file as the body, or \`multipart/form-data\` with a \`file\` part (as Wallaroo's API clients send).
 Examples below are generated from the schemas: names and values are illustrative.
 

@@ -3,6 +3,7 @@ import { request, type ClientRequest } from 'node:http';
 import { tableToIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorBody, ErrorCode } from '@quoll/client/wire';
+import { withRecordBatchBlocks } from '../support/arrow-file-footer.js';
 import { makeArrowTensorTable, makeHouseRows } from '../support/synthetic-data.js';
 import { makeScaleModel } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -474,5 +475,23 @@ describe('hostile inference bodies', () => {
     for (const req of held) req.destroy();
     await new Promise((resolve) => setTimeout(resolve, 500));
     expect((await post(jsonSmall, JSON_TYPE)).status).toBe(200);
+  });
+});
+
+describe('hostile Arrow file footers', () => {
+  it('a file listing one record batch 1 000 or 10 000 times is refused 400 invalid_inference_input, health answering meanwhile', async () => {
+    // 24 bytes of footer per block: each would count the batch's 64 rows once more.
+    const aliased = (blocks: number): Buffer =>
+      withRecordBatchBlocks(arrowFile, ([first]) => Array.from({ length: blocks }, () => first!));
+    const [few, many] = await Promise.all([
+      post(aliased(1_000), ARROW_FILE),
+      post(aliased(10_000), ARROW_FILE),
+      healthy(),
+    ]);
+    expect([few.status, few.code], few.message).toEqual([400, 'invalid_inference_input']);
+    expect(few.message).toContain('overlaps the block before it');
+    expect([many.status, many.code], many.message).toEqual([400, 'invalid_inference_input']);
+    expect(many.message).toContain('record batches');
+    await healthy();
   });
 });

@@ -32,6 +32,18 @@ export interface ArrowIpcLayout extends ArrowIpcSummary {
 
 /** The most FixedSizeList levels a tensor column may nest (a tensor of rank 32 is already absurd). */
 const MAX_NESTING = 32;
+/**
+ * The most columns a body may have: as many as an Open Inference request may send tensors. A
+ * schema's fields can all point at one table, so without a cap a few bytes per field would
+ * build millions of them.
+ */
+export const MAX_ARROW_COLUMNS = 1024;
+/**
+ * The most record batches a body may hold. Each batch becomes its own objects when the table is
+ * built on the HTTP thread (tens of microseconds each), so a body of many tiny batches would
+ * stall it; a client that sends more can combine its chunks (`table.combine_chunks()` in pyarrow).
+ */
+export const MAX_ARROW_RECORD_BATCHES = 1024;
 const MAGIC = Buffer.from('ARROW1');
 /** Message header types (Message.fbs). */
 const HEADER = { schema: 1, dictionaryBatch: 2, recordBatch: 3 } as const;
@@ -79,7 +91,10 @@ interface FieldLayout {
  * offset and length lies inside the body, each record batch has exactly the nodes and buffers its
  * schema calls for, row counts fit the bytes that hold them (so a corrupt count cannot claim 10^12
  * rows), list offsets are in order, and every column is a tensor column Quoll can feed (numbers,
- * FixedSizeList or List of numbers; no dictionaries, compression or big-endian data).
+ * FixedSizeList or List of numbers; no dictionaries, compression or big-endian data). A file's
+ * footer blocks must follow one another without overlapping (so no batch is counted twice and
+ * the rows are bounded by the file's size), and a body holds at most
+ * {@link MAX_ARROW_RECORD_BATCHES} batches and {@link MAX_ARROW_COLUMNS} columns.
  *
  * The work is linear in the body size: every loop runs over counts already checked against it.
  * Throws `ApiError('invalid_inference_input')` (or `non_numeric_value` for a column of another type).
@@ -173,6 +188,7 @@ function checkStream(
       schema = readSchema(header);
     } else if (type === HEADER.recordBatch) {
       if (schema === null) throw corrupt('a record batch comes before the schema');
+      if (batches.length >= MAX_ARROW_RECORD_BATCHES) throw tooManyBatches();
       const batch = checkBatch(view, header, schema, frame.body, frame.bodyLength);
       rows += batch.rows;
       batches.push(batch);
@@ -225,6 +241,10 @@ function checkFile(view: DataView, budget: WalkBudget): ArrowIpcLayout {
   let rows = 0;
   const batches: ArrowBatchLayout[] = [];
   const count = blocks?.length ?? 0;
+  if (count > MAX_ARROW_RECORD_BATCHES) throw tooManyBatches();
+  // Where the block before ended: blocks must come in file order and never overlap, or a few
+  // bytes of footer per block would count one batch's rows again and again.
+  let previousEnd = 8;
   for (let i = 0; i < count; i++) {
     // Block: offset int64, metaDataLength int32, padding, bodyLength int64.
     budget.spend(1);
@@ -240,6 +260,10 @@ function checkFile(view: DataView, budget: WalkBudget): ArrowIpcLayout {
     ) {
       throw corrupt(`record batch block ${i} points outside the file`);
     }
+    if (offset < previousEnd) {
+      throw corrupt(`record batch block ${i} overlaps the block before it (or comes before it in the file)`);
+    }
+    previousEnd = offset + metaLength + bodyLength;
     const frame = readFrame(view, offset, offset + metaLength + bodyLength, budget);
     if (frame === null || frame.meta.uint8(1, 0) !== HEADER.recordBatch) {
       throw corrupt(`record batch block ${i} does not hold a record batch`);
@@ -253,8 +277,22 @@ function checkFile(view: DataView, budget: WalkBudget): ArrowIpcLayout {
   return layoutOf('file', schema, rows, batches);
 }
 
+function tooManyBatches(): ApiError {
+  return new ApiError(
+    'invalid_inference_input',
+    `The Arrow body holds more than ${MAX_ARROW_RECORD_BATCHES} record batches; combine them into fewer (pyarrow: table.combine_chunks()).`,
+  );
+}
+
 function readSchema(schema: FlatTable): FieldLayout[] {
   if (schema.int16(0, 0) !== 0) throw corrupt('it is big-endian; send little-endian Arrow');
+  const declared = schema.vector(1, 4)?.length ?? 0;
+  if (declared > MAX_ARROW_COLUMNS) {
+    throw new ApiError(
+      'invalid_inference_input',
+      `The Arrow table has ${declared} columns; at most ${MAX_ARROW_COLUMNS} are accepted.`,
+    );
+  }
   const fields = schema.tables(1).map((field, i) => readField(field, `column ${i}`, 0));
   if (fields.length === 0) {
     throw new ApiError(
