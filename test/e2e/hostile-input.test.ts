@@ -495,3 +495,17 @@ describe('hostile Arrow file footers', () => {
     await healthy();
   });
 });
+
+describe('hostile Open Inference shapes', () => {
+  it('a shape of 8 000 dimensions is refused 400 invalid_tensor_shape, not a stack overflow', async () => {
+    const v2 = `${server.url}/v2/models/hostile/infer`;
+    const shape = Array<number>(8000).fill(1);
+    const answer = await post(
+      JSON.stringify({ inputs: [{ name: 'tensor', shape, datatype: 'FP32', data: [1] }] }),
+      JSON_TYPE,
+      v2,
+    );
+    expect([answer.status, answer.code], answer.message).toEqual([400, 'invalid_tensor_shape']);
+    await healthy();
+  });
+});

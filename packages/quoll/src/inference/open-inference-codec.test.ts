@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import type { Table } from 'apache-arrow';
 import type { ServedModel } from './inference-codec.js';
-import { openInferenceCodec, readOpenInferenceBody } from './open-inference-codec.js';
+import {
+  MAX_OPEN_INFERENCE_RANK,
+  openInferenceCodec,
+  readOpenInferenceBody,
+} from './open-inference-codec.js';
+import { ApiError } from '../errors/index.js';
 import { InferenceResult } from './inference-result.js';
 
 const served: ServedModel = {
@@ -86,5 +91,27 @@ describe('openInferenceCodec.decode', () => {
       );
     expect(inOf(first)).toEqual([0, 1, 2, 3, 4, 5]);
     expect(inOf(second)).toEqual([50, 51, 52, 53, 54, 55]);
+  });
+});
+
+describe('readOpenInferenceBody shapes', () => {
+  const body = (shape: number[]): Buffer =>
+    Buffer.from(JSON.stringify({ inputs: [{ name: 'tensor', shape, datatype: 'FP32', data: [1] }] }));
+
+  it(`reads a shape of ${MAX_OPEN_INFERENCE_RANK} dimensions, and refuses more as invalid_tensor_shape before building anything of them`, () => {
+    const most = readOpenInferenceBody(body(Array<number>(MAX_OPEN_INFERENCE_RANK).fill(1)), undefined);
+    expect(most.tensors[0]!.shape).toHaveLength(MAX_OPEN_INFERENCE_RANK);
+    // 8 000 dimensions of 1 (16 KB): nested list types that deep overflow apache-arrow's stack.
+    for (const rank of [MAX_OPEN_INFERENCE_RANK + 1, 8000]) {
+      let error: unknown;
+      try {
+        readOpenInferenceBody(body(Array<number>(rank).fill(1)), undefined);
+      } catch (caught) {
+        error = caught;
+      }
+      expect(error, String(rank)).toBeInstanceOf(ApiError);
+      expect((error as ApiError).code, String(rank)).toBe('invalid_tensor_shape');
+      expect((error as ApiError).message, String(rank)).toContain(`${rank} dimensions`);
+    }
   });
 });

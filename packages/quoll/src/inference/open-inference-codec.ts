@@ -20,6 +20,7 @@ import type { DataType } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import type { EncodedInference, InferenceCodec, ServedModel } from './inference-codec.js';
+import { MAX_ROW_RANK } from './decode/records-to-table.js';
 import { refuseDeepJson } from './decode/refuse-deep-json.js';
 import { resultBatch } from './inference-result.js';
 import type { InferenceResult } from './inference-result.js';
@@ -80,6 +81,13 @@ export interface RequestTensor {
 
 /** Inputs or outputs a request may name: a request is a few tensors, not a list to clone for a while. */
 export const MAX_OPEN_INFERENCE_TENSORS = 1024;
+
+/**
+ * The most dimensions an input's shape may have: the batch, then at most {@link MAX_ROW_RANK}
+ * per row, as for JSON records and Arrow columns. Each dimension becomes a nested list type, and
+ * what builds and reads those types recurses per level.
+ */
+export const MAX_OPEN_INFERENCE_RANK = MAX_ROW_RANK + 1;
 
 /**
  * An Open Inference request body as read, before it meets a pipeline: its input tensors (typed
@@ -285,6 +293,12 @@ function readShape(name: string, shape: unknown): number[] {
     throw invalid(
       `Input "${name}" has shape ${JSON.stringify(shape)}; send a list of non-negative integers whose first dimension is the batch size, e.g. [1, 18].`,
       { input: name },
+    );
+  if (shape.length > MAX_OPEN_INFERENCE_RANK)
+    throw new ApiError(
+      'invalid_tensor_shape',
+      `Input "${name}" has a shape of ${shape.length} dimensions; send at most ${MAX_OPEN_INFERENCE_RANK} (the batch size, then at most ${MAX_ROW_RANK} per row).`,
+      { input: name, rank: shape.length },
     );
   if (shape[0] === 0) throw invalid(`Input "${name}" has no rows (shape [0, …]); send at least one row.`);
   // The values must fit a request body anyway; a product past 2^31 is a lie, not a tensor.
