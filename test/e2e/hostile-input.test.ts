@@ -509,3 +509,39 @@ describe('hostile Open Inference shapes', () => {
     await healthy();
   });
 });
+
+describe('hostile content types', () => {
+  it('a text/plain (or other unsupported) body is refused 415 before it is read', async () => {
+    // Declared only, within the caps: a parser for the type would wait for the body; none answers.
+    const answerTo = (type: string): Promise<number | string> =>
+      new Promise((resolve, reject) => {
+        const req = request(url, {
+          method: 'POST',
+          headers: {
+            authorization: `Bearer ${server.token}`,
+            'content-type': type,
+            'content-length': String(MAX_BODY),
+          },
+        });
+        const timer = setTimeout(() => {
+          resolve('no answer within 5 s');
+          req.destroy();
+        }, 5_000);
+        req.on('response', (res) => {
+          clearTimeout(timer);
+          res.resume();
+          resolve(res.statusCode ?? 0);
+          req.destroy();
+        });
+        req.on('error', (error) => {
+          clearTimeout(timer);
+          reject(error);
+        });
+        req.flushHeaders();
+      });
+    for (const type of ['text/plain', 'text/plain; charset=utf-8', 'application/octet-stream']) {
+      expect(await answerTo(type), type).toBe(415);
+    }
+    await healthy();
+  });
+});

@@ -25,7 +25,7 @@ export const INFERENCE_BODY_COST = Object.freeze({ arrow: 8, json: 8 });
 
 /**
  * {@link INFERENCE_BODY_COST} of a request's Content-Type; 1 for a type the endpoint does not
- * take (refused 415 and never decoded).
+ * take (refused 415 before it is read).
  */
 export function inferenceBodyCost(contentType: string): number {
   const format = formatOfMediaType(contentType);

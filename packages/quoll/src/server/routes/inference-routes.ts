@@ -21,7 +21,9 @@ import { apiErrorHandler, privatePaths } from '../error-handler.js';
  * by the inference decoder, straight into tensors).
  */
 export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext): Promise<void> {
-  app.removeContentTypeParser(['application/json']);
+  // Only the types the endpoint takes have a parser: any other (Fastify's text/plain among them)
+  // is refused 415 before its body is read, instead of being buffered up to the size cap first.
+  app.removeAllContentTypeParsers();
   app.addContentTypeParser(
     [MEDIA_TYPES.json, MEDIA_TYPES.arrowFile, MEDIA_TYPES.arrowStream],
     { parseAs: 'buffer', bodyLimit: ctx.config.maxInferenceBytes },
