@@ -1,9 +1,8 @@
-import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
 import type { TensorElementType, TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
-
-const { onnx } = onnxProto;
+import { OnnxWireError, readModelInterface } from './read-model-interface.js';
+import type { ModelInterface } from './read-model-interface.js';
 
 /** What Quoll reads from an ONNX file: its tensor interface and provenance. */
 export interface OnnxModelInfo {
@@ -48,23 +47,22 @@ const EXPECTED = 'Upload an ONNX model file (.onnx, a serialized ModelProto).';
  */
 export function inspectOnnxModel(bytes: Uint8Array): OnnxModelInfo {
   if (bytes.byteLength === 0) throw invalid('The file is empty.');
-  let model: Onnx.ModelProto;
+  let model: ModelInterface;
   try {
-    model = onnx.ModelProto.decode(bytes);
+    // Only the interface: tensor payloads and nodes are skipped by their length, not decoded.
+    model = readModelInterface(bytes);
   } catch (error) {
-    // protobufjs reports truncation and garbage as wire-format errors; both mean "not ONNX".
-    throw invalid(`The file cannot be read as an ONNX protobuf (${(error as Error).message}).`);
+    // Truncation and garbage are wire-format errors; both mean "not ONNX".
+    if (error instanceof OnnxWireError)
+      throw invalid(`The file cannot be read as an ONNX protobuf (${error.message}).`);
+    throw error;
   }
   const graph = model.graph;
   // Random bytes sometimes decode as a ModelProto with no graph or no IR version: reject those too.
-  if (!graph || toNumber(model.irVersion) <= 0) {
+  if (!graph || model.irVersion <= 0) {
     throw invalid('The file parses as protobuf but holds no ONNX model graph (no graph or IR version).');
   }
-  const initializers = new Set<string>();
-  for (const init of graph.initializer ?? []) if (init.name) initializers.add(init.name);
-  for (const sparse of graph.sparseInitializer ?? []) {
-    if (sparse.values?.name) initializers.add(sparse.values.name);
-  }
+  const initializers = new Set<string>(graph.initializerNames);
   const inputs = (graph.input ?? [])
     .filter((value) => !initializers.has(value.name ?? ''))
     .map((value) => tensorInfo(value, 'input'));

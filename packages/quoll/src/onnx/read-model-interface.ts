@@ -1,0 +1,241 @@
+import onnxProto from 'onnx-proto';
+import type { onnx as Onnx } from 'onnx-proto';
+
+const { onnx } = onnxProto;
+
+/**
+ * The parts of an ONNX ModelProto that say how to call the model, read without decoding the
+ * rest: the graph's inputs and outputs, the names of its initializers, the opsets and producer.
+ */
+export interface ModelInterface {
+  /** `ir_version`; 0 when absent. */
+  irVersion: number;
+  producerName: string;
+  opsetImport: Onnx.OperatorSetIdProto[];
+  /** The graph (the last, should the field repeat, as `ModelProto.decode` takes it), or null. */
+  graph: {
+    /** Names of the dense initializers and of the sparse ones' values, in file order. */
+    initializerNames: string[];
+    input: Onnx.ValueInfoProto[];
+    output: Onnx.ValueInfoProto[];
+  } | null;
+}
+
+/** The bytes are not a protobuf message of the shape read, saying why. */
+export class OnnxWireError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'OnnxWireError';
+  }
+}
+
+/** Wire types (protobuf encoding). */
+const WIRE = { varint: 0, fixed64: 1, delimited: 2, fixed32: 5 } as const;
+
+/**
+ * Reads a model's interface ({@link ModelInterface}) from a serialized ModelProto. Only the
+ * ModelProto and GraphProto levels are walked field by field; every field not needed (the
+ * graph's nodes, tensor payloads, training info, functions, metadata) is skipped by its length
+ * without being decoded, and a tensor initializer is read for its name alone. A full
+ * `ModelProto.decode` builds every payload value (one `Long` object per int64 value of an
+ * initializer), so a few megabytes of varints cost seconds and hundreds of megabytes of heap.
+ * The graph's inputs and outputs are small messages and are decoded whole with `onnx-proto`.
+ * @throws OnnxWireError when the bytes are not well-formed protobuf of that shape
+ */
+export function readModelInterface(bytes: Uint8Array): ModelInterface {
+  const model: ModelInterface = { irVersion: 0, producerName: '', opsetImport: [], graph: null };
+  const reader = new WireReader(bytes, 0, bytes.byteLength);
+  while (!reader.done) {
+    const { field, wire } = reader.tag();
+    switch (field) {
+      case 1:
+        reader.expect(field, wire, WIRE.varint);
+        model.irVersion = reader.int64();
+        break;
+      case 2:
+        model.producerName = reader.string(field, wire);
+        break;
+      case 7: {
+        const { start, end } = reader.delimited(field, wire);
+        model.graph = readGraph(bytes, start, end);
+        break;
+      }
+      case 8: {
+        const { start, end } = reader.delimited(field, wire);
+        model.opsetImport.push(decodeWith(onnx.OperatorSetIdProto, bytes, start, end));
+        break;
+      }
+      default:
+        reader.skip(wire);
+    }
+  }
+  return model;
+}
+
+function readGraph(bytes: Uint8Array, from: number, to: number): NonNullable<ModelInterface['graph']> {
+  const graph: NonNullable<ModelInterface['graph']> = { initializerNames: [], input: [], output: [] };
+  const reader = new WireReader(bytes, from, to);
+  while (!reader.done) {
+    const { field, wire } = reader.tag();
+    switch (field) {
+      case 5: {
+        // initializer: TensorProto, whose name is field 8.
+        const { start, end } = reader.delimited(field, wire);
+        const name = readNameField(bytes, start, end, 8);
+        if (name !== '') graph.initializerNames.push(name);
+        break;
+      }
+      case 15: {
+        // sparse_initializer: SparseTensorProto, whose values (field 1) are a TensorProto.
+        const { start, end } = reader.delimited(field, wire);
+        const values = lastDelimited(bytes, start, end, 1);
+        const name = values === null ? '' : readNameField(bytes, values.start, values.end, 8);
+        if (name !== '') graph.initializerNames.push(name);
+        break;
+      }
+      case 11:
+      case 12: {
+        const { start, end } = reader.delimited(field, wire);
+        (field === 11 ? graph.input : graph.output).push(decodeWith(onnx.ValueInfoProto, bytes, start, end));
+        break;
+      }
+      default:
+        reader.skip(wire);
+    }
+  }
+  return graph;
+}
+
+/** The string in field `wanted` of the message in `[from, to)` (the last, if repeated), or `''`. */
+function readNameField(bytes: Uint8Array, from: number, to: number, wanted: number): string {
+  const range = lastDelimited(bytes, from, to, wanted);
+  return range === null ? '' : utf8(bytes, range.start, range.end);
+}
+
+/** Where the last length-delimited field `wanted` of the message in `[from, to)` lies, or null. */
+function lastDelimited(
+  bytes: Uint8Array,
+  from: number,
+  to: number,
+  wanted: number,
+): { start: number; end: number } | null {
+  let found: { start: number; end: number } | null = null;
+  const reader = new WireReader(bytes, from, to);
+  while (!reader.done) {
+    const { field, wire } = reader.tag();
+    if (field === wanted) found = reader.delimited(field, wire);
+    else reader.skip(wire);
+  }
+  return found;
+}
+
+function decodeWith<T>(
+  type: { decode(bytes: Uint8Array): T },
+  bytes: Uint8Array,
+  start: number,
+  end: number,
+): T {
+  try {
+    return type.decode(bytes.subarray(start, end));
+  } catch (error) {
+    throw new OnnxWireError((error as Error).message);
+  }
+}
+
+function utf8(bytes: Uint8Array, start: number, end: number): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('utf8');
+}
+
+/** A cursor over the fields of one protobuf message in `[pos, end)` of `bytes`. */
+class WireReader {
+  constructor(
+    private readonly bytes: Uint8Array,
+    private pos: number,
+    private readonly end: number,
+  ) {}
+
+  get done(): boolean {
+    return this.pos >= this.end;
+  }
+
+  tag(): { field: number; wire: number } {
+    const key = this.varint();
+    if (key > 0xffffffff) throw new OnnxWireError(`a field key (${key}) is out of range`);
+    return { field: Math.floor(key / 8), wire: key % 8 };
+  }
+
+  /** A varint as an unsigned number (exact up to 2^53). */
+  varint(): number {
+    let result = 0;
+    let scale = 1;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new OnnxWireError('a varint is cut off');
+      const byte = this.bytes[this.pos++]!;
+      result += (byte & 0x7f) * scale;
+      if (byte < 0x80) return result;
+      scale *= 128;
+    }
+    throw new OnnxWireError('a varint is longer than 10 bytes');
+  }
+
+  /** A varint read as a signed 64-bit integer (as protobuf's int64), as a number. */
+  int64(): number {
+    let result = 0n;
+    let shift = 0n;
+    for (let i = 0; i < 10; i++) {
+      if (this.pos >= this.end) throw new OnnxWireError('a varint is cut off');
+      const byte = this.bytes[this.pos++]!;
+      result |= BigInt(byte & 0x7f) << shift;
+      if (byte < 0x80) return Number(BigInt.asIntN(64, result));
+      shift += 7n;
+    }
+    throw new OnnxWireError('a varint is longer than 10 bytes');
+  }
+
+  expect(field: number, wire: number, expected: number): void {
+    if (wire !== expected) throw new OnnxWireError(`field ${field} has wire type ${wire}, not ${expected}`);
+  }
+
+  delimited(field: number, wire: number): { start: number; end: number } {
+    this.expect(field, wire, WIRE.delimited);
+    return this.span();
+  }
+
+  string(field: number, wire: number): string {
+    const { start, end } = this.delimited(field, wire);
+    return utf8(this.bytes, start, end);
+  }
+
+  /** Skips one field's value. Groups (wire types 3 and 4, deprecated, never written by ONNX) are refused. */
+  skip(wire: number): void {
+    switch (wire) {
+      case WIRE.varint:
+        this.varint();
+        return;
+      case WIRE.fixed64:
+        this.advance(8);
+        return;
+      case WIRE.delimited:
+        this.span();
+        return;
+      case WIRE.fixed32:
+        this.advance(4);
+        return;
+      default:
+        throw new OnnxWireError(`invalid wire type ${wire} at offset ${this.pos}`);
+    }
+  }
+
+  private span(): { start: number; end: number } {
+    const length = this.varint();
+    const start = this.pos;
+    this.advance(length);
+    return { start, end: this.pos };
+  }
+
+  private advance(length: number): void {
+    if (length > this.end - this.pos)
+      throw new OnnxWireError(`a field of ${length} bytes runs past its message`);
+    this.pos += length;
+  }
+}
