@@ -1,12 +1,14 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
  * The console's sign-in rules against a real server: one-time links from `quoll console`, the
  * HttpOnly SameSite=Strict session cookie, CSRF on requests that change something, workspace
- * scope, sign out, and `quoll admin sessions` listing and revoking.
+ * scope, sign out, and `quoll admin sessions` listing and revoking; a session never outlives
+ * the API token it came from, and a run's token or a session can start none.
  */
 
 const exec = promisify(execFile);
@@ -181,6 +183,72 @@ describe('console sign-in', () => {
     // Admin routes stay closed to it.
     expect((await call('/v1/admin/sessions', { cookie: s.cookie })).status).toBe(403);
   });
+
+  it('a session from a short-lived token ends when the token expires, not 12 hours later', async () => {
+    const client = server.client();
+    const mine = await client.getWorkspace('session-short', { createIfNotExist: true });
+    const token = await client.createWorkspaceToken(mine, { subject: 'short-lived', ttlSeconds: 1 });
+    const issuedAt = Date.now();
+    const s = await signedIn({ token });
+    const expiresAt = Date.parse(
+      ((await (await call('/v1/console/session', { cookie: s.cookie })).json()) as { expiresAt: string })
+        .expiresAt,
+    );
+    expect(expiresAt).toBeLessThanOrEqual(issuedAt + 2_000);
+    expect(Number(/Max-Age=(\d+)/.exec(s.setCookie)?.[1])).toBeLessThanOrEqual(1);
+    await new Promise((r) => setTimeout(r, 2_000));
+    const after = await call('/v1/workspaces', { cookie: s.cookie });
+    expect(after.status).toBe(401);
+    expect(await codeOf(after)).toBe('invalid_token');
+  });
+
+  it('a session can make no sign-in link, by cookie or as a bearer token', async () => {
+    const s = await signedIn({ code: await linkCode() });
+    const secret = s.cookie.slice(s.cookie.indexOf('=') + 1);
+    expect(secret.startsWith('qs_')).toBe(true);
+    const asBearer = await fetch(`${server.url}/v1/console/sign-in-links`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${secret}`, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(asBearer.status).toBe(403);
+    expect(await codeOf(asBearer)).toBe('forbidden');
+    const byCookie = await call('/v1/console/sign-in-links', {
+      method: 'POST',
+      cookie: s.cookie,
+      csrf: s.csrf,
+      origin: server.url,
+      json: {},
+    });
+    expect(byCookie.status).toBe(403);
+    expect(await codeOf(byCookie)).toBe('forbidden');
+    // The session itself still works.
+    expect((await call('/v1/workspaces', { cookie: s.cookie })).status).toBe(200);
+  });
+
+  it("a task run's token can start no console session and make no sign-in link", async () => {
+    const client = server.client();
+    await client.getWorkspace('session-run', { createIfNotExist: true });
+    client.setCurrentWorkspace(await client.getWorkspace('session-run'));
+    const main = `
+const post = (path, headers, body) => fetch(process.env.QUOLL_URL + path, {
+  method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: JSON.stringify(body) });
+const session = await post('/v1/console/session', {}, { token: process.env.QUOLL_TOKEN });
+console.log('session ' + session.status + ' ' + (session.headers.get('set-cookie') ?? 'no-cookie').slice(0, 14));
+const link = await post('/v1/console/sign-in-links', { authorization: 'Bearer ' + process.env.QUOLL_TOKEN }, {});
+console.log('link ' + link.status);
+`;
+    const orchestration = await readyOrchestration(client, 'session-from-run', { 'main.mjs': main });
+    const task = await orchestration.runOnce({ name: 'session-from-run' });
+    const run = await waitFor('the run to finish', async () => {
+      const [r] = await task.lastRuns();
+      return r !== undefined && r.status !== 'running' ? r : undefined;
+    });
+    const lines = (await run.logs()).map((l) => l.line);
+    expect(run.status, lines.join('\n')).toBe('success');
+    expect(lines).toContain('session 403 no-cookie');
+    expect(lines).toContain('link 403');
+  }, 90_000);
 
   it("the overview answers each part as its own route does for the caller, in the caller's scope", async () => {
     const client = server.client();

@@ -7,11 +7,17 @@
 export const ERROR_CODES = {
   // auth
   unauthenticated: { status: 401, kind: 'auth', summary: 'No bearer token was sent.' },
-  invalid_token: { status: 401, kind: 'auth', summary: 'The bearer token is unknown, revoked or expired.' },
+  invalid_token: {
+    status: 401,
+    kind: 'auth',
+    summary:
+      'The bearer token (or console session) is unknown, revoked or expired; a console session also ends when the API token it came from is revoked or expires.',
+  },
   forbidden: {
     status: 403,
     kind: 'auth',
-    summary: 'The token may not do this (e.g. a workspace-scoped token on an admin route).',
+    summary:
+      "The token may not do this (e.g. a workspace-scoped token on an admin route, or a task run's token or a console session asking for a console session or sign-in link).",
   },
   csrf_failed: {
     status: 403,

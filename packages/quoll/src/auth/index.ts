@@ -13,5 +13,6 @@ export {
   SESSION_COOKIE,
   SESSION_SUBJECT_PREFIX,
   SIGN_IN_SUBJECT_PREFIX,
+  TASK_RUN_SUBJECT_PREFIX,
 } from './session-service.js';
 export type { SessionInfo, SessionServiceOptions, SignInLink, StartedSession } from './session-service.js';

@@ -8,11 +8,13 @@ import type { TokenRecord, TokenStore } from './token-store.js';
 export const SESSION_SUBJECT_PREFIX = 'console-session:';
 /** Subject prefix of one-time sign-in links (`console-link:<who asked>`); never a bearer token. */
 export const SIGN_IN_SUBJECT_PREFIX = 'console-link:';
+/** Subject prefix of a task run's token (`task-run:<runId>`): it can start no session or link. */
+export const TASK_RUN_SUBJECT_PREFIX = 'task-run:';
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'quoll_session';
 /** The header mutating cookie-authenticated requests must carry (the session's CSRF token). */
 export const CSRF_HEADER = 'x-quoll-csrf';
-/** How long a console session lives. */
+/** How long a console session lives at most (never past the token it came from). */
 export const DEFAULT_SESSION_TTL_MS = 12 * 60 * 60 * 1000;
 /** How long a sign-in link can be used (once). */
 export const DEFAULT_SIGN_IN_TTL_MS = 10 * 60 * 1000;
@@ -34,7 +36,10 @@ export interface StartedSession {
   secret: string;
   csrfToken: string;
   principal: Principal;
+  /** ISO 8601: the session TTL from now, or the source token's expiry when that comes first. */
   expiresAt: string;
+  /** Seconds until `expiresAt` (the cookie's Max-Age). */
+  maxAgeSeconds: number;
 }
 
 /** A console session as `quoll admin sessions` lists it. */
@@ -60,7 +65,10 @@ export interface SessionServiceOptions {
  * Console sessions: one-time sign-in links, sessions started from a link or a pasted token,
  * their CSRF tokens, listing and revocation. Links and sessions are tokens in the token store
  * (hashes only) with their own subject prefixes, so they expire and revoke like any token and
- * a session sees exactly what the token or principal it came from sees.
+ * a session sees exactly what the token or principal it came from sees. Each records the API
+ * token it came from (its parent): it expires no later than that token and stops working once
+ * that token is revoked or expired ({@link TokenService.authenticate} checks). Only an API
+ * token can start one: not a task run's token (it must end with its run), a session or a link.
  *
  * @example
  * const link = await sessions.createSignInLink(principal);   // printed by `quoll console`
@@ -81,11 +89,15 @@ export class SessionService {
     this.#signInTtlMs = options.signInTtlMs ?? DEFAULT_SIGN_IN_TTL_MS;
   }
 
-  /** A one-time link that signs a browser in as `principal` (same workspace scope). */
+  /**
+   * A one-time link that signs a browser in as `principal` (same workspace scope); `forbidden`
+   * unless the principal is an API token's (not a run's token or a console session).
+   */
   async createSignInLink(principal: Principal): Promise<SignInLink> {
+    const source = await this.#sourceToken(principal, 'make a sign-in link');
     const code = LINK_PREFIX + randomBytes(32).toString('base64url');
-    const expiresAt = new Date(this.now() + this.#signInTtlMs).toISOString();
-    await this.#insert(code, principal, SIGN_IN_SUBJECT_PREFIX, expiresAt);
+    const expiresAt = this.#expiry(this.now(), this.#signInTtlMs, source);
+    await this.#insert(code, principal, SIGN_IN_SUBJECT_PREFIX, expiresAt, source.id);
     return { code, expiresAt };
   }
 
@@ -100,17 +112,23 @@ export class SessionService {
     const link = await this.store.findTokenByHash(hashToken(code));
     if (link === null || !link.subject.startsWith(SIGN_IN_SUBJECT_PREFIX) || !this.#live(link))
       throw invalid();
+    // The token the link was made from must still be valid; the session is bound to it.
+    const source = link.parentId === null ? null : await this.store.findTokenById(link.parentId);
+    if (source === null || !this.#live(source, this.now(), true)) throw invalid();
     if (!(await this.store.revokeToken(link.id, new Date(this.now()).toISOString()))) throw invalid();
-    return this.#start(principalOf(link, link.subject.slice(SIGN_IN_SUBJECT_PREFIX.length)));
+    return this.#start(principalOf(link, link.subject.slice(SIGN_IN_SUBJECT_PREFIX.length)), source);
   }
 
-  /** Starts a session for a pasted API token (not a link or a session). */
+  /**
+   * Starts a session for a pasted API token (not a link, a session or a task run's token:
+   * `forbidden` for those that are valid bearer tokens).
+   */
   async signInWithToken(token: string): Promise<StartedSession> {
     if (token.startsWith(LINK_PREFIX) || token.startsWith(SESSION_PREFIX)) {
       throw new ApiError('invalid_token', 'Paste an API token (qk_…), not a sign-in link or session.');
     }
     const principal = await this.tokens.authenticate(`Bearer ${token}`);
-    return this.#start(principal);
+    return this.#start(principal, await this.#sourceToken(principal, 'start a console session'));
   }
 
   /** The principal of a session cookie; `invalid_token` when it is unknown, expired or revoked. */
@@ -139,19 +157,32 @@ export class SessionService {
     }
   }
 
-  /** Live sessions, newest first. */
+  /** Live sessions (the token each came from still valid), newest first. */
   async list(): Promise<SessionInfo[]> {
     const now = this.now();
-    return (await this.store.listTokensBySubjectPrefix(SESSION_SUBJECT_PREFIX))
-      .filter((t) => this.#live(t, now))
-      .map((t) => ({
-        id: t.id,
-        subject: t.subject.slice(SESSION_SUBJECT_PREFIX.length),
-        kind: t.kind,
-        workspaceId: t.workspaceId,
-        createdAt: t.createdAt,
-        expiresAt: t.expiresAt ?? '',
-      }));
+    const sources = new Map<string, boolean>();
+    const sourceLive = async (id: string | null): Promise<boolean> => {
+      if (id === null) return false;
+      let live = sources.get(id);
+      if (live === undefined) {
+        const source = await this.store.findTokenById(id);
+        live = source !== null && this.#live(source, now, true);
+        sources.set(id, live);
+      }
+      return live;
+    };
+    const sessions: TokenRecord[] = [];
+    for (const t of await this.store.listTokensBySubjectPrefix(SESSION_SUBJECT_PREFIX)) {
+      if (this.#live(t, now) && (await sourceLive(t.parentId))) sessions.push(t);
+    }
+    return sessions.map((t) => ({
+      id: t.id,
+      subject: t.subject.slice(SESSION_SUBJECT_PREFIX.length),
+      kind: t.kind,
+      workspaceId: t.workspaceId,
+      createdAt: t.createdAt,
+      expiresAt: t.expiresAt ?? '',
+    }));
   }
 
   /** Revokes a live session; it stops working at once. `session_not_found` when there is none. */
@@ -171,14 +202,57 @@ export class SessionService {
     if (rec !== null && rec.subject.startsWith(SESSION_SUBJECT_PREFIX)) await this.tokens.revoke(rec.id);
   }
 
-  async #start(principal: Principal): Promise<StartedSession> {
+  async #start(principal: Principal, source: TokenRecord): Promise<StartedSession> {
     const secret = SESSION_PREFIX + randomBytes(32).toString('base64url');
-    const expiresAt = new Date(this.now() + this.sessionTtlMs).toISOString();
-    const id = await this.#insert(secret, principal, SESSION_SUBJECT_PREFIX, expiresAt);
-    return { id, secret, csrfToken: this.csrfTokenOf(secret), principal, expiresAt };
+    const now = this.now();
+    const expiresAt = this.#expiry(now, this.sessionTtlMs, source);
+    const id = await this.#insert(secret, principal, SESSION_SUBJECT_PREFIX, expiresAt, source.id);
+    const maxAgeSeconds = Math.max(0, Math.floor((Date.parse(expiresAt) - now) / 1000));
+    return { id, secret, csrfToken: this.csrfTokenOf(secret), principal, expiresAt, maxAgeSeconds };
   }
 
-  async #insert(secret: string, principal: Principal, prefix: string, expiresAt: string): Promise<string> {
+  /**
+   * The stored API token behind `principal`, which a session or link will be bound to;
+   * `forbidden` when it is a task run's token, a console session or a link.
+   */
+  async #sourceToken(principal: Principal, what: string): Promise<TokenRecord> {
+    const source = await this.store.findTokenById(principal.tokenId);
+    if (source === null || !this.#live(source, this.now(), true)) {
+      throw new ApiError('invalid_token', 'The token is not valid (unknown, revoked or expired).');
+    }
+    if (source.subject.startsWith(TASK_RUN_SUBJECT_PREFIX)) {
+      throw new ApiError(
+        'forbidden',
+        `A task run's token cannot ${what}: it is valid only while its run lives. Use an API token (\`quoll console\` with the admin token, or a workspace token).`,
+      );
+    }
+    if (
+      source.parentId !== null ||
+      source.subject.startsWith(SESSION_SUBJECT_PREFIX) ||
+      source.subject.startsWith(SIGN_IN_SUBJECT_PREFIX)
+    ) {
+      throw new ApiError(
+        'forbidden',
+        `A console session cannot ${what}: run \`quoll console\` with an API token for a new sign-in link.`,
+      );
+    }
+    return source;
+  }
+
+  /** `ttlMs` after `now`, but never past the expiry of the token it comes from. */
+  #expiry(now: number, ttlMs: number, source: TokenRecord): string {
+    const own = now + ttlMs;
+    const cap = source.expiresAt === null ? own : Date.parse(source.expiresAt);
+    return new Date(Math.min(own, cap)).toISOString();
+  }
+
+  async #insert(
+    secret: string,
+    principal: Principal,
+    prefix: string,
+    expiresAt: string,
+    parentId: string,
+  ): Promise<string> {
     const id = randomUUID();
     await this.store.insertToken({
       id,
@@ -189,12 +263,15 @@ export class SessionService {
       createdAt: new Date(this.now()).toISOString(),
       expiresAt,
       revokedAt: null,
+      parentId,
     });
     return id;
   }
 
-  #live(t: TokenRecord, now = this.now()): boolean {
-    return t.revokedAt === null && t.expiresAt !== null && Date.parse(t.expiresAt) > now;
+  /** Unrevoked and unexpired; `neverExpires` accepts no expiry at all (API tokens). */
+  #live(t: TokenRecord, now = this.now(), neverExpires = false): boolean {
+    if (t.revokedAt !== null) return false;
+    return t.expiresAt === null ? neverExpires : Date.parse(t.expiresAt) > now;
   }
 }
 

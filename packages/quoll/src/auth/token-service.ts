@@ -1,6 +1,6 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import type { Principal } from './principal.js';
-import type { TokenStore } from './token-store.js';
+import type { TokenRecord, TokenStore } from './token-store.js';
 import { ApiError } from '../errors/index.js';
 
 /** Prefix of every Quoll API token, so leaked tokens are recognisable. */
@@ -22,7 +22,9 @@ export const DEFAULT_TOKEN_CACHE_TTL_MS = 5_000;
 
 interface CachedToken {
   principal: Principal;
-  /** When the token itself expires (epoch ms), `null` for never. */
+  /** The token a session was made from (revoking that one evicts this entry too). */
+  parentId: string | null;
+  /** When the token (or the token it was made from) expires (epoch ms), `null` for never. */
   expiresAt: number | null;
   /** When this cache entry must be checked against the store again (epoch ms). */
   recheckAt: number;
@@ -76,6 +78,7 @@ export class TokenService {
       createdAt: new Date(this.now()).toISOString(),
       expiresAt: expiresAt === null ? null : new Date(expiresAt).toISOString(),
       revokedAt: null,
+      parentId: null,
     });
     return { id, token };
   }
@@ -98,8 +101,16 @@ export class TokenService {
     if (cached !== null) return cached;
     const hash = hashToken(match[1]);
     const rec = await this.store.findTokenByHash(hash);
-    const expiresAt = rec?.expiresAt ? Date.parse(rec.expiresAt) : null;
-    if (!rec || rec.revokedAt !== null || (expiresAt !== null && expiresAt <= now)) {
+    // A console session or sign-in link lives no longer than the token it was made from: when
+    // that one is revoked or expires (a run's token when its run ends), so does the session.
+    const parent = rec?.parentId ? await this.store.findTokenById(rec.parentId) : null;
+    const expiresAt = earliest(expiryOf(rec), expiryOf(parent));
+    if (
+      !rec ||
+      rec.revokedAt !== null ||
+      (rec.parentId !== null && (parent === null || parent.revokedAt !== null)) ||
+      (expiresAt !== null && expiresAt <= now)
+    ) {
       this.cache.delete(match[1]);
       throw new ApiError(
         'invalid_token',
@@ -110,7 +121,12 @@ export class TokenService {
       rec.kind === 'admin' || rec.workspaceId === null
         ? { kind: 'admin', subject: rec.subject, tokenId: rec.id }
         : { kind: 'workspace', workspaceId: rec.workspaceId, subject: rec.subject, tokenId: rec.id };
-    this.cache.set(match[1], { principal, expiresAt, recheckAt: now + this.cacheTtlMs });
+    this.cache.set(match[1], {
+      principal,
+      parentId: rec.parentId,
+      expiresAt,
+      recheckAt: now + this.cacheTtlMs,
+    });
     return principal;
   }
 
@@ -139,6 +155,19 @@ export class TokenService {
   /** Revokes a token by id; it stops working at once. */
   async revoke(id: string): Promise<void> {
     await this.store.revokeToken(id, new Date(this.now()).toISOString());
-    for (const [token, entry] of this.cache) if (entry.principal.tokenId === id) this.cache.delete(token);
+    // The sessions made from it end with it.
+    for (const [token, entry] of this.cache) {
+      if (entry.principal.tokenId === id || entry.parentId === id) this.cache.delete(token);
+    }
   }
+}
+
+/** A stored token's expiry (epoch ms), null for none (or no token). */
+function expiryOf(rec: TokenRecord | null | undefined): number | null {
+  return rec?.expiresAt ? Date.parse(rec.expiresAt) : null;
+}
+
+/** The earlier of two expiries, null meaning never. */
+function earliest(a: number | null, b: number | null): number | null {
+  return a === null ? b : b === null ? a : Math.min(a, b);
 }

@@ -8,6 +8,11 @@ export interface TokenRecord {
   createdAt: string;
   expiresAt: string | null;
   revokedAt: string | null;
+  /**
+   * The API token a console session or sign-in link was made from: it stops working once that
+   * one is revoked or expired. Null for API tokens (and run tokens).
+   */
+  parentId: string | null;
 }
 
 /**
@@ -17,6 +22,8 @@ export interface TokenRecord {
 export interface TokenStore {
   insertToken(token: TokenRecord): Promise<void>;
   findTokenByHash(tokenHash: string): Promise<TokenRecord | null>;
+  /** The token with this id (revoked or not), or null. */
+  findTokenById(id: string): Promise<TokenRecord | null>;
   /**
    * Revokes a token (a revoked token stays revoked, with its first revocation time); true when
    * this call revoked it, false when it was already revoked or does not exist (so a one-time

@@ -1,7 +1,5 @@
+import { TASK_RUN_SUBJECT_PREFIX } from '../auth/index.js';
 import { SecretRedactor } from '../connections/index.js';
-
-/** The token subject of a task run: `task-run:<runId>`. */
-export const TASK_RUN_SUBJECT_PREFIX = 'task-run:';
 
 /**
  * The connection values each active task run has read, so that run's captured output hides

@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { ensureCredentials, SessionService, TokenService } from '../auth/index.js';
+import { ensureCredentials, SessionService, TASK_RUN_SUBJECT_PREFIX, TokenService } from '../auth/index.js';
 import { BlobStore } from '../blobs/index.js';
 import type { ServerConfig } from '../config/index.js';
 import { ConnectionSealer, ConnectionService, createKeyring, verifyMasterKey } from '../connections/index.js';
@@ -35,7 +35,7 @@ import { ApiError } from '../errors/index.js';
 import { MetricsWindow, ServerMetrics } from '../metrics/index.js';
 import { createApp } from './create-app.js';
 import { HomeLock } from './home-lock.js';
-import { RunSecrets, TASK_RUN_SUBJECT_PREFIX } from './run-secrets.js';
+import { RunSecrets } from './run-secrets.js';
 import type { RunIsolation, ServerContext } from './server-context.js';
 import { ShutdownSteps } from './shutdown-steps.js';
 

@@ -60,7 +60,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['console'],
         summary:
-          'A one-time sign-in link for the console (used by `quoll console`): the browser that opens it is signed in as this token (same workspace scope); it works once, for 10 minutes',
+          "A one-time sign-in link for the console (used by `quoll console`): the browser that opens it is signed in as this token (same workspace scope); it works once, for 10 minutes (never past the token's own expiry). Needs an API token: a task run's token or a console session is refused (forbidden)",
       },
     },
     async (req): Promise<SignInLinkDto> => {
@@ -75,7 +75,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['console'],
         summary:
-          "Start a console session from a sign-in link's code or a pasted API token: sets the HttpOnly SameSite=Strict session cookie and answers the session's CSRF token (no bearer token needed)",
+          "Start a console session from a sign-in link's code or a pasted API token: sets the HttpOnly SameSite=Strict session cookie and answers the session's CSRF token (no bearer token needed). The session lasts 12 hours at most, never past the API token's expiry, and ends when that token is revoked; a task run's token is refused (forbidden)",
         security: [],
         body: {
           type: 'object',
@@ -97,7 +97,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: ServerContext): void {
         code !== undefined
           ? await ctx.sessions.signInWithCode(code)
           : await ctx.sessions.signInWithToken(token!);
-      setSessionCookie(req, reply, started.secret, Math.floor(ctx.sessions.sessionTtlMs / 1000));
+      setSessionCookie(req, reply, started.secret, started.maxAgeSeconds);
       reply.header('cache-control', 'no-store');
       return dto(started.principal, started.csrfToken, started.expiresAt);
     },

@@ -3,8 +3,7 @@ import type { ServerContext } from '../server-context.js';
 import { ApiError } from '../../errors/index.js';
 import { principalOf } from '../server-context.js';
 import { workspaceSchema } from './schemas.js';
-import { TASK_RUN_SUBJECT_PREFIX } from '../run-secrets.js';
-import type { Principal } from '../../auth/index.js';
+import { TASK_RUN_SUBJECT_PREFIX, type Principal } from '../../auth/index.js';
 
 /**
  * The workspace of the task whose run holds this token (an admin-rights run still works in

@@ -178,6 +178,7 @@ export function concurrencySuite(backend: string, makeStores: MakeStores, openPe
         createdAt: 't',
         expiresAt: null,
         revokedAt: null,
+        parentId: null,
       });
       await b.tokens.revokeToken('t1', 'r');
       expect((await a.tokens.findTokenByHash('h1'))?.revokedAt).toBe('r');

@@ -28,6 +28,7 @@ export function tokenStoreSuite(backend: string, makeStores: MakeStores): void {
       createdAt: '2025-01-01T00:00:00.000Z',
       expiresAt: null,
       revokedAt: null,
+      parentId: null,
       ...over,
     });
 
@@ -39,6 +40,22 @@ export function tokenStoreSuite(backend: string, makeStores: MakeStores): void {
       expect(await store.findTokenByHash('hash-a')).toEqual(admin);
       expect(await store.findTokenByHash('hash-w')).toEqual(scoped);
       expect(await store.findTokenByHash('nope')).toBeNull();
+    });
+
+    it('keeps the parent a session was made from, and finds tokens by id, revoked or not', async () => {
+      await store.insertToken(token('p', { expiresAt: '2025-01-02T00:00:00.000Z' }));
+      const child = token('c', { subject: 'console-session:admin', parentId: 'p' });
+      await store.insertToken(child);
+      expect(await store.findTokenByHash('hash-c')).toEqual(child);
+      expect(await store.findTokenById('c')).toEqual(child);
+      await store.revokeToken('p', 't1');
+      expect(await store.findTokenById('p')).toMatchObject({
+        id: 'p',
+        parentId: null,
+        revokedAt: 't1',
+        expiresAt: '2025-01-02T00:00:00.000Z',
+      });
+      expect(await store.findTokenById('missing')).toBeNull();
     });
 
     it('a duplicate hash is refused', async () => {

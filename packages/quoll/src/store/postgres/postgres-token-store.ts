@@ -3,19 +3,34 @@ import type { PostgresDatabase } from './postgres-database.js';
 import type { TokenRow } from '../rows/index.js';
 import { toToken } from '../rows/index.js';
 
-/** {@link TokenStore} on PostgreSQL (table `api_tokens`, migration 0001). */
+/** {@link TokenStore} on PostgreSQL (table `api_tokens`, migrations 0001 and 0015). */
 export class PostgresTokenStore implements TokenStore {
   constructor(private readonly db: PostgresDatabase) {}
 
   async insertToken(t: TokenRecord): Promise<void> {
     await this.db.run(
-      'INSERT INTO api_tokens (id, token_hash, kind, workspace_id, subject, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)',
-      [t.id, t.tokenHash, t.kind, t.workspaceId, t.subject, t.createdAt, t.expiresAt, t.revokedAt],
+      'INSERT INTO api_tokens (id, token_hash, kind, workspace_id, subject, created_at, expires_at, revoked_at, parent_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)',
+      [
+        t.id,
+        t.tokenHash,
+        t.kind,
+        t.workspaceId,
+        t.subject,
+        t.createdAt,
+        t.expiresAt,
+        t.revokedAt,
+        t.parentId,
+      ],
     );
   }
 
   async findTokenByHash(tokenHash: string): Promise<TokenRecord | null> {
     const r = await this.db.one<TokenRow>('SELECT * FROM api_tokens WHERE token_hash = $1', [tokenHash]);
+    return r ? toToken(r) : null;
+  }
+
+  async findTokenById(id: string): Promise<TokenRecord | null> {
+    const r = await this.db.one<TokenRow>('SELECT * FROM api_tokens WHERE id = $1', [id]);
     return r ? toToken(r) : null;
   }
 

@@ -9,6 +9,7 @@ export interface TokenRow {
   created_at: string;
   expires_at: string | null;
   revoked_at: string | null;
+  parent_id: string | null;
 }
 
 export const toToken = (r: TokenRow): TokenRecord => ({
@@ -20,4 +21,5 @@ export const toToken = (r: TokenRow): TokenRecord => ({
   createdAt: r.created_at,
   expiresAt: r.expires_at,
   revokedAt: r.revoked_at,
+  parentId: r.parent_id,
 });

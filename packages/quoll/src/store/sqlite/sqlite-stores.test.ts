@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -21,7 +21,7 @@ import type { MakeStores, OpenPeer } from '../conformance/index.js';
 import { openStore } from '../open-store.js';
 import { SchemaTooNewError } from '../schema-migrations.js';
 import type { Stores } from '../stores.js';
-import { openSqliteDatabase } from './sqlite-database.js';
+import { MIGRATIONS_DIR, openSqliteDatabase } from './sqlite-database.js';
 import { FileRunLogStore } from '../../runner/index.js';
 import { InferenceLogStore } from '../../logs/index.js';
 
@@ -98,6 +98,39 @@ describe('sqlite: migrations', () => {
     await expect(openStore({ kind: 'sqlite', path })).rejects.toThrow(
       /schema version 9999, but this Quoll knows only up to \d+.*Upgrade this node/,
     );
+  });
+
+  it('0015 ends the console sessions and sign-in links made before it (they have no parent token), and nothing else', async () => {
+    const before = join(root, 'migrations-0014');
+    mkdirSync(before);
+    for (const f of readdirSync(MIGRATIONS_DIR).filter((f) => f < '0015')) {
+      copyFileSync(join(MIGRATIONS_DIR, f), join(before, f));
+    }
+    const path = join(root, 'sessions-0014.db');
+    const db = openSqliteDatabase(path, before);
+    const insert = db.prepare(
+      "INSERT INTO api_tokens (id, token_hash, kind, workspace_id, subject, created_at, expires_at, revoked_at) VALUES (?, ?, 'admin', NULL, ?, 't0', NULL, NULL)",
+    );
+    for (const [id, subject] of [
+      ['api', 'admin'],
+      ['run', 'task-run:r1'],
+      ['session', 'console-session:admin'],
+      ['link', 'console-link:admin'],
+    ] as const) {
+      insert.run(id, `hash-${id}`, subject);
+    }
+    db.close();
+    const stores = await openStore({ kind: 'sqlite', path });
+    try {
+      const revoked = async (id: string) => (await stores.tokens.findTokenById(id))?.revokedAt ?? null;
+      expect(await revoked('api')).toBeNull();
+      expect(await revoked('run')).toBeNull();
+      expect(await revoked('session')).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+      expect(await revoked('link')).not.toBeNull();
+      expect(await stores.tokens.findTokenById('api')).toMatchObject({ parentId: null });
+    } finally {
+      await stores.close();
+    }
   });
 
   it('creates the database file owner-only', async () => {

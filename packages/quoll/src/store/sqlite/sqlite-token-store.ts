@@ -3,21 +3,36 @@ import type { SqliteHandle } from './sqlite-database.js';
 import type { TokenRow } from '../rows/index.js';
 import { toToken } from '../rows/index.js';
 
-/** {@link TokenStore} on SQLite (table `api_tokens`, migration 0001). */
+/** {@link TokenStore} on SQLite (table `api_tokens`, migrations 0001 and 0015). */
 export class SqliteTokenStore implements TokenStore {
   constructor(private readonly db: SqliteHandle) {}
 
   async insertToken(t: TokenRecord): Promise<void> {
     this.db
       .prepare(
-        'INSERT INTO api_tokens (id, token_hash, kind, workspace_id, subject, created_at, expires_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)',
+        'INSERT INTO api_tokens (id, token_hash, kind, workspace_id, subject, created_at, expires_at, revoked_at, parent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)',
       )
-      .run(t.id, t.tokenHash, t.kind, t.workspaceId, t.subject, t.createdAt, t.expiresAt, t.revokedAt);
+      .run(
+        t.id,
+        t.tokenHash,
+        t.kind,
+        t.workspaceId,
+        t.subject,
+        t.createdAt,
+        t.expiresAt,
+        t.revokedAt,
+        t.parentId,
+      );
   }
 
   async findTokenByHash(tokenHash: string): Promise<TokenRecord | null> {
     const r = this.db.prepare('SELECT * FROM api_tokens WHERE token_hash = ?').get(tokenHash) as
       TokenRow | undefined;
+    return r ? toToken(r) : null;
+  }
+
+  async findTokenById(id: string): Promise<TokenRecord | null> {
+    const r = this.db.prepare('SELECT * FROM api_tokens WHERE id = ?').get(id) as TokenRow | undefined;
     return r ? toToken(r) : null;
   }
 
