@@ -53,6 +53,23 @@ afterAll(async () => {
 });
 
 describe('console assets', () => {
+  it('a percent-encoded API path is no console path: without a token it is refused as its plain spelling is', async () => {
+    for (const path of ['/%76%31/openapi.json', '/%76%32', '/%76%31/workspaces', '/v%31/openapi.json']) {
+      const res = await get(path);
+      expect(res.status, path).toBe(401);
+      expect(res.body.toString(), path).toContain('Missing bearer token');
+    }
+    // With a token the router's decoding still reaches the route.
+    const withToken = await get('/%76%31/openapi.json', { authorization: `Bearer ${server.token}` });
+    expect(withToken.status).toBe(200);
+    expect((JSON.parse(withToken.body.toString()) as { openapi: string }).openapi).toMatch(/^3\./);
+    // What is public stays public, however it is spelt; an encoded API path that no route
+    // answers is refused like its plain spelling, not served the console page.
+    expect((await get('/%76%31/health')).status).toBe(200);
+    expect((await get('/workspaces')).status).toBe(200);
+    expect((await get('/%76%31/no-such-route')).status).toBe((await get('/v1/no-such-route')).status);
+  });
+
   it('sends a hashed asset immutable, as brotli or gzip when asked (the built bytes either way), plain otherwise', async () => {
     const path = entryScript();
     const file = readFileSync(new URL(`.${path}`, CONSOLE));

@@ -23,7 +23,7 @@ import { metricsScrape } from './metrics-scrape.js';
 import { SESSION_PATH, sessionRoutes } from './routes/session-routes.js';
 import { isSignInLink } from '../auth/index.js';
 import { authenticateRequest } from './authenticate-request.js';
-import { consoleRoutes, isConsolePath } from './routes/console-routes.js';
+import { consoleRoutes, isConsolePageRoute } from './routes/console-routes.js';
 import { workspaceRoutes } from './routes/workspace-routes.js';
 import type { ServerContext } from './server-context.js';
 
@@ -161,27 +161,34 @@ export async function createApp(
         return;
       }
     }
-    const url = req.url;
-    const query = url.indexOf('?');
-    const path = query === -1 ? url : url.slice(0, query);
-    if (PUBLIC_PATHS.has(path) || path.startsWith(PYTHON_SDK_PREFIX)) return done();
-    if (path === METRICS_PATH && ctx.config.metricsPublic) return done();
+    // What is public is decided on the route the router matched, not on the raw URL: the router
+    // percent-decodes the path, so `/%76%31/openapi.json` reaches `/v1/openapi.json`.
+    const route = req.routeOptions.url;
+    if (route !== undefined && (PUBLIC_PATHS.has(route) || route.startsWith(PYTHON_SDK_PREFIX))) {
+      return done();
+    }
+    if (route === METRICS_PATH && ctx.config.metricsPublic) return done();
     // The console's page and files are public; what they show comes from the API.
-    if (isConsolePath(path) && (req.method === 'GET' || req.method === 'HEAD')) return done();
+    if (req.method === 'GET' || req.method === 'HEAD') {
+      const url = req.url;
+      const query = url.indexOf('?');
+      if (isConsolePageRoute(route, query === -1 ? url : url.slice(0, query))) return done();
+    }
+    // Signing in (a link's code or a pasted token in the body) needs no principal yet.
+    const signingIn = route === SESSION_PATH && req.method === 'POST';
     // Started, and a bearer token whose lookup is cached: no promise.
-    if (starting === null && !(path === SESSION_PATH && req.method === 'POST')) {
+    if (starting === null && !signingIn) {
       const cached = ctx.tokens.cachedPrincipal(req.headers.authorization);
       if (cached !== null && !isSignInLink(cached)) {
         req.principal = cached;
         return done();
       }
     }
-    authenticateSlowly(req, path).then(() => done(), done);
+    authenticateSlowly(req, signingIn).then(() => done(), done);
   });
-  const authenticateSlowly = async (req: FastifyRequest, path: string): Promise<void> => {
+  const authenticateSlowly = async (req: FastifyRequest, signingIn: boolean): Promise<void> => {
     if (starting !== null) await starting;
-    // Signing in (a link's code or a pasted token in the body) needs no principal yet.
-    if (path === SESSION_PATH && req.method === 'POST') return;
+    if (signingIn) return;
     req.principal = await authenticateRequest(ctx, req);
   };
 

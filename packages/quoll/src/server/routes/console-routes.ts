@@ -59,6 +59,21 @@ export function isConsolePath(path: string): boolean {
   );
 }
 
+/** The routes that serve the console's page and files (`/` and the catch-all). */
+const PAGE_ROUTES: ReadonlySet<string> = new Set(['/', '/*']);
+
+/**
+ * Whether a request the router matched to `route` (its pattern, `req.routeOptions.url`;
+ * undefined when none matched) is for the console's page or files, which GET and HEAD may
+ * read without a token. Decided on the matched route and the decoded path, never on the raw
+ * URL alone: the router percent-decodes, so `/%76%31/openapi.json` is `/v1/openapi.json`.
+ */
+export function isConsolePageRoute(route: string | undefined, rawPath: string): boolean {
+  if (route === undefined || !PAGE_ROUTES.has(route)) return false;
+  const path = decodeURIComponentSafe(rawPath);
+  return path !== null && isConsolePath(path);
+}
+
 /**
  * Serves the web console at `/`: its built files (hashed assets cached for a year and immutable,
  * the rest revalidated by ETag; brotli or gzip as compressed by the build, when asked) and
