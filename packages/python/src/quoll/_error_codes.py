@@ -10,8 +10,8 @@ __all__ = ["ERROR_CODES"]
 #: Every code the server returns, with its HTTP status, kind (which error class) and meaning.
 ERROR_CODES: Dict[str, Dict[str, object]] = {
     "unauthenticated": {"status": 401, "kind": "auth", "summary": "No bearer token was sent."},
-    "invalid_token": {"status": 401, "kind": "auth", "summary": "The bearer token is unknown, revoked or expired."},
-    "forbidden": {"status": 403, "kind": "auth", "summary": "The token may not do this (e.g. a workspace-scoped token on an admin route)."},
+    "invalid_token": {"status": 401, "kind": "auth", "summary": "The bearer token (or console session) is unknown, revoked or expired; a console session also ends when the API token it came from is revoked or expires."},
+    "forbidden": {"status": 403, "kind": "auth", "summary": "The token may not do this (e.g. a workspace-scoped token on an admin route, or a task run's token or a console session asking for a console session or sign-in link)."},
     "csrf_failed": {"status": 403, "kind": "auth", "summary": "A request that changes something was signed in by the console's session cookie without the session's CSRF token (x-quoll-csrf) or from another origin."},
     "sandbox_unavailable": {"status": 403, "kind": "auth", "summary": "Task runs are not sandboxed on this server, and workspace-scoped tokens may only start sandboxed runs."},
     "invalid_request": {"status": 400, "kind": "validation", "summary": "The request body, query or parameters do not match the API schema."},
