@@ -727,6 +727,96 @@ describe('TaskService', () => {
       expect(await store.getRun(run!.id)).toMatchObject({ status: 'failure', reason: STOPPED_RUN_REASON });
     });
 
+    it('an outcome the store keeps refusing holds up no other work of the round, and is given up after a lease', async () => {
+      const o = orchestration('o1', "console.log('done');");
+      const refusing = new Proxy(store, {
+        get: (target, key) => {
+          if (key === 'finishRun')
+            return async (...args: Parameters<TaskStore['finishRun']>) => {
+              if (args[1].status === 'success') throw new Error('value refused');
+              return target.finishRun(...args);
+            };
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const errors: string[] = [];
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        store: refusing,
+        notifier,
+        coordinatorClock: clock,
+        onError: (_err, context) => errors.push(context),
+      });
+      const task = await s.createOnce({ ...base, orchestrationId: o });
+      const [run] = await s.listRuns(task.id);
+      await waitFor('the refused outcome', () => errors.includes(`recording the outcome of run ${run!.id}`));
+      // Node B died holding a run: this node's rounds still close it.
+      const other = await startedContinuousTask(o);
+      const lost = await store.createRun({
+        taskId: other.id,
+        tick: null,
+        owner: { nodeId: 'node-b', leaseMs: 1 },
+      });
+      await clock.advance(3_000);
+      await waitFor('the lost run closed', async () => (await store.getRun(lost!.id))?.status === 'failure');
+      // A lease after the run ended, its outcome is given up: it leaves this node, whose lease
+      // then runs out, and a round closes the run as lost.
+      const givenUp = `recording the outcome of run ${run!.id} (given up: its lease will run out)`;
+      for (let i = 0; i < 40 && (await store.getRun(run!.id))?.status === 'running'; i += 1) {
+        await clock.advance(3_000);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(errors).toContain(givenUp);
+      expect(await store.getRun(run!.id)).toMatchObject({
+        status: 'failure',
+        reason: nodeLostReason('node-a'),
+      });
+    });
+
+    it('a refused outcome that another node has meanwhile closed restarts nothing here', async () => {
+      const o = orchestration('o1', "console.log('once');");
+      let first = true;
+      const blinking = new Proxy(store, {
+        get: (target, key) => {
+          if (key === 'finishRun')
+            return async (...args: Parameters<TaskStore['finishRun']>) => {
+              if (first && args[1].status === 'success') {
+                first = false;
+                // Node B closed the run as lost while this node's database was away.
+                await target.finishRun(args[0], {
+                  status: 'failure',
+                  exitCode: null,
+                  reason: nodeLostReason('node-a'),
+                });
+                throw new Error('connection lost');
+              }
+              return target.finishRun(...args);
+            };
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const errors: string[] = [];
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        store: blinking,
+        notifier,
+        coordinatorClock: clock,
+        onError: (_err, context) => errors.push(context),
+      });
+      const task = await s.createContinuous({ ...base, orchestrationId: o });
+      const [run] = await s.listRuns(task.id);
+      await waitFor('the refused outcome', () => errors.includes(`recording the outcome of run ${run!.id}`));
+      // The next round finds the run closed by node B, which restarted the task itself.
+      for (let i = 0; i < 4; i += 1) await clock.advance(3_000);
+      await new Promise((r) => setTimeout(r, 200));
+      expect(await s.listRuns(task.id)).toHaveLength(1);
+      expect((await s.getRun(run!.id)).reason).toBe(nodeLostReason('node-a'));
+    });
+
     it('kill() through one node stops the run another node executes', async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       const { service: runnerNode, runner } = await service({ nodeId: 'runs-it', notifier });

@@ -220,7 +220,7 @@ export class TaskService {
   /** Runs that ended here whose outcome the store did not take yet, by id (still in {@link local}). */
   private readonly unrecorded = new Map<
     string,
-    { task: TaskRecord; run: TaskRunRecord; outcome: RunOutcome }
+    { task: TaskRecord; run: TaskRunRecord; outcome: RunOutcome; since: number }
   >();
   /** Lease renewal, lost-run recovery, claims and re-arming: one loop per node. */
   private readonly coordinator: PeriodicLoop;
@@ -446,6 +446,7 @@ export class TaskService {
         task.lastRunStatus !== 'running' &&
         !this.restartTimers.has(task.id)
       ) {
+        await this.renewIfDue();
         if (await this.isOrphaned(task)) await this.startContinuousRun(task);
       }
     }
@@ -696,22 +697,9 @@ export class TaskService {
     this.state = 'stopping';
     for (const off of this.unsubscribes.splice(0)) off();
     await this.coordinator.stop();
-    // One more try for outcomes the store refused; left to the lease's expiry if it fails again.
-    this.track(this.recordUnrecorded(), 'recording the outcomes of ended runs');
-    // Claimed in a round that did not get to launch them: closed as a launch while stopping is.
-    for (const run of [...this.claimed.values()]) {
-      this.claimed.delete(run.id);
-      this.track(this.closeUnlaunched(run, 'failure', STOPPED_RUN_REASON), `closing run ${run.id}`);
-    }
-    await this.scheduler.stop();
-    for (const id of [...this.restartTimers.keys()]) this.cancelRestart(id);
-    const continuous = new Set(
-      [...this.local.values()].filter(
-        (taskId) => this.continuousTasks.has(taskId) && !this.killing.has(taskId),
-      ),
-    );
-    // The runs being stopped are still this node's until their outcome is stored: their leases
-    // are renewed meanwhile (a run still preparing stops only once its preparation ends), or
+    // From here until every run's outcome is stored, the runs being stopped are still this
+    // node's: their leases are renewed meanwhile (a boundary in flight can hold the scheduler's
+    // stop for seconds, and a run still preparing stops only once its preparation ends), or
     // another node would close them as lost and start continuous tasks while they still run.
     const renewing = new PeriodicLoop({
       step: async () => {
@@ -723,7 +711,22 @@ export class TaskService {
       clock: this.coordinatorClock,
     });
     renewing.start();
+    let continuous: Set<string>;
     try {
+      // One more try for outcomes the store refused; left to the lease's expiry if it fails again.
+      this.track(this.recordUnrecorded(), 'recording the outcomes of ended runs');
+      // Claimed in a round that did not get to launch them: closed as a launch while stopping is.
+      for (const run of [...this.claimed.values()]) {
+        this.claimed.delete(run.id);
+        this.track(this.closeUnlaunched(run, 'failure', STOPPED_RUN_REASON), `closing run ${run.id}`);
+      }
+      await this.scheduler.stop();
+      for (const id of [...this.restartTimers.keys()]) this.cancelRestart(id);
+      continuous = new Set(
+        [...this.local.values()].filter(
+          (taskId) => this.continuousTasks.has(taskId) && !this.killing.has(taskId),
+        ),
+      );
       await this.runner.stop();
       await this.drain();
     } finally {
@@ -868,34 +871,70 @@ export class TaskService {
   }
 
   private async onRunEnded(task: TaskRecord, run: TaskRunRecord, outcome: RunOutcome): Promise<void> {
+    let closed: TaskRunRecord | null;
     try {
-      await this.store.finishRun(run.id, {
+      closed = await this.store.finishRun(run.id, {
         status: outcome.status,
         exitCode: outcome.exitCode,
         reason: outcome.reason,
       });
     } catch (err) {
-      // Kept in `local`, so its lease is still renewed: the coordinator's next round stores the
+      // Kept in `local`, so its lease is still renewed: the coordinator's next rounds store the
       // outcome again, instead of the run being closed as lost once the lease runs out.
-      this.unrecorded.set(run.id, { task, run, outcome });
+      this.unrecorded.set(run.id, { task, run, outcome, since: this.coordinatorClock.now() });
       throw err;
     }
     this.local.delete(run.id);
-    await this.afterRunRecorded(task, outcome);
+    await this.afterFinish(task, outcome, closed);
   }
 
-  /** Stores the outcomes whose first write failed (see {@link unrecorded}); throws on a failure. */
+  /**
+   * Stores the outcomes whose first write failed (see {@link unrecorded}), each on its own: a
+   * failure is reported and the round goes on. One the store still refuses a lease after it
+   * ended is given up: the run leaves this node, whose lease then runs out, and a round (here or
+   * on another node) closes it as lost.
+   */
   private async recordUnrecorded(): Promise<void> {
-    for (const { task, run, outcome } of [...this.unrecorded.values()]) {
-      await this.store.finishRun(run.id, {
-        status: outcome.status,
-        exitCode: outcome.exitCode,
-        reason: outcome.reason,
-      });
+    for (const { task, run, outcome, since } of [...this.unrecorded.values()]) {
+      let closed: TaskRunRecord | null;
+      try {
+        closed = await this.store.finishRun(run.id, {
+          status: outcome.status,
+          exitCode: outcome.exitCode,
+          reason: outcome.reason,
+        });
+      } catch (err) {
+        const givingUp = this.coordinatorClock.now() - since >= this.owner.leaseMs;
+        if (givingUp) {
+          this.unrecorded.delete(run.id);
+          this.local.delete(run.id);
+        }
+        this.onError(
+          err,
+          givingUp
+            ? `recording the outcome of run ${run.id} (given up: its lease will run out)`
+            : `recording the outcome of run ${run.id} (will retry)`,
+        );
+        continue;
+      }
       this.unrecorded.delete(run.id);
       this.local.delete(run.id);
-      this.track(this.afterRunRecorded(task, outcome), `after run ${run.id}`);
+      this.track(this.afterFinish(task, outcome, closed), `after run ${run.id}`);
     }
+  }
+
+  /**
+   * After a run's outcome was stored: a run another node had already closed (this one stalled
+   * past its lease) was dealt with there, continuous restart included, so only a kill in
+   * progress is completed here.
+   */
+  private async afterFinish(
+    task: TaskRecord,
+    outcome: RunOutcome,
+    closed: TaskRunRecord | null,
+  ): Promise<void> {
+    if (closed !== null) return this.afterRunRecorded(task, outcome);
+    await this.completeKillIfIdle(task.id);
   }
 
   private async afterRunRecorded(task: TaskRecord, outcome: RunOutcome): Promise<void> {
