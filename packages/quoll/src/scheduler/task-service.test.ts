@@ -549,6 +549,75 @@ describe('TaskService', () => {
       expect((await worker.readRunLog(waiting!.id)).map((l) => l.line)).toContain('claimed');
     });
 
+    it('a kill that finds a run unclaimed and a node that claims it at that moment: the run never starts', async () => {
+      const o = orchestration('o1', "console.log('claimed');");
+      // The kill message is lost between the nodes (each hears only its own): the claimer
+      // learns of the kill from the store alone.
+      let armed = false;
+      let claimNow!: () => void;
+      const claimGate = new Promise<void>((r) => (claimNow = r));
+      let claimedIt!: () => void;
+      const claimDone = new Promise<void>((r) => (claimedIt = r));
+      // Node A's kill lists the task's runs and sees the run unclaimed; node B's claim
+      // commits before A goes on to close it.
+      const frontStore = new Proxy(store, {
+        get: (target, key) => {
+          if (key === 'listRuns')
+            return async (...args: Parameters<TaskStore['listRuns']>) => {
+              const runs = await target.listRuns(...args);
+              if (armed) {
+                armed = false;
+                claimNow();
+                await claimDone;
+              }
+              return runs;
+            };
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const workerStore = new Proxy(store, {
+        get: (target, key) => {
+          if (key === 'claimRuns')
+            return async (...args: Parameters<TaskStore['claimRuns']>) => {
+              await claimGate;
+              const runs = await target.claimRuns(...args);
+              if (runs.length > 0) claimedIt();
+              return runs;
+            };
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const { service: front } = await service({
+        nodeId: 'front',
+        runsTasks: false,
+        store: frontStore,
+        notifier: new LocalNotifier(),
+        coordinatorClock: clock,
+      });
+      const task = await front.createOnce({ ...base, orchestrationId: o });
+      const [waiting] = await front.listRuns(task.id);
+      let started = 0;
+      const { service: worker, runner } = await service({
+        nodeId: 'worker',
+        store: workerStore,
+        notifier: new LocalNotifier(),
+        coordinatorClock: clock,
+        observer: { runStarted: () => (started += 1), runFinished: () => {}, tickFired: () => {} },
+      });
+      armed = true;
+      await front.kill(task.id);
+      await waitFor('the task killed', async () => (await worker.getTask(task.id)).status === 'killed');
+      await waitFor('the run closed', async () => (await worker.readRunLog(waiting!.id)).length > 0);
+      await waitFor('the worker idle', () => runner.activeCount + runner.queuedCount === 0);
+      expect(started).toBe(0);
+      expect(await worker.getRun(waiting!.id)).toMatchObject({ status: 'killed' });
+      expect((await worker.readRunLog(waiting!.id)).map((l) => l.line)).toEqual([
+        'quoll: run finished: killed (the task was killed before the run started)',
+      ]);
+    });
+
     it('a round that fails between claiming a run and launching it launches it in a later round (its lease kept)', async () => {
       const o = orchestration('o1', "console.log('claimed');");
       const { service: front } = await service({

@@ -389,6 +389,9 @@ export class TaskService {
         await this.closeUnlaunched(run, 'failure', 'the task no longer exists');
         continue;
       }
+      // Killed after this round claimed the run (its kill message may be late or lost): the run
+      // is closed, not started (launch() closes the runs of a task being killed).
+      if (task.killed || task.status === 'pending_kill') this.killing.add(task.id);
       this.launch(task, run);
     }
   }
@@ -597,7 +600,11 @@ export class TaskService {
       if (this.runner.kill(run.id)) continue;
       // Another node's run: that node stops it; a dead node's run is closed when its lease ends.
       if (run.nodeId !== null && run.nodeId !== this.owner.nodeId) continue;
-      await this.closeUnlaunched(run, 'killed', 'the task was killed before the run started');
+      // A run waiting for a node is closed only if still unclaimed: a node that claimed it since
+      // the list was read sees the kill when it reads the task to launch it, or when it renews.
+      await this.closeUnlaunched(run, 'killed', 'the task was killed before the run started', {
+        unclaimed: run.nodeId === null,
+      });
     }
     await this.completeKillIfIdle(taskId);
     return 'pending_kill';
@@ -968,13 +975,20 @@ export class TaskService {
     this.restartTimers.delete(taskId);
   }
 
-  /** Ends a run the runner never held; the log line is written only by whoever closed it. */
+  /**
+   * Ends a run the runner never held; the log line is written only by whoever closed it. With
+   * `unclaimed`, only while no node has claimed it (then that node's to stop).
+   */
   private async closeUnlaunched(
     run: TaskRunRecord,
     status: RunOutcome['status'],
     reason: string,
+    { unclaimed = false }: { unclaimed?: boolean } = {},
   ): Promise<void> {
-    const closed = await this.store.finishRun(run.id, { status, exitCode: null, reason });
+    const result = { status, exitCode: null, reason };
+    const closed = unclaimed
+      ? await this.store.closeUnclaimedRun(run.id, result)
+      : await this.store.finishRun(run.id, result);
     if (closed !== null) this.options.observer?.runFinished(status, false);
     if (closed !== null) await this.runner.writeFinalLine(run.id, status, reason);
   }

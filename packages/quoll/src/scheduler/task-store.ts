@@ -202,6 +202,11 @@ export interface TaskStore {
   setRunPid(runId: string, pid: number): Promise<void>;
   /** Closes a running run; returns null when it is missing or already finished (finished runs never change). */
   finishRun(runId: string, result: RunResult): Promise<TaskRunRecord | null>;
+  /**
+   * Closes a running run no node has claimed (re-checked in the same statement); returns null
+   * when it is missing, finished, or claimed meanwhile: a claimed run is its node's to stop.
+   */
+  closeUnclaimedRun(runId: string, result: RunResult): Promise<TaskRunRecord | null>;
   getRun(runId: string): Promise<TaskRunRecord | null>;
   /** A task's runs, newest first. */
   listRuns(taskId: string, filter?: ListRunsFilter): Promise<TaskRunRecord[]>;

@@ -178,6 +178,30 @@ export function clusterSuite(
       expect(await stores.tasks.claimRuns(nodeA, 5)).toEqual([]);
     });
 
+    it('closes an unclaimed run only while nobody has claimed it', async () => {
+      const task = await stores.tasks.createTask(newTask({ type: 'Temporary Run' }));
+      const waiting = await stores.tasks.createRun({ taskId: task.id, tick: null, owner: null });
+      if (waiting === null) throw new Error('run not created');
+      const killed = { status: 'killed' as const, exitCode: null, reason: 'killed before it started' };
+      const [claimed] = await stores.tasks.claimRuns(nodeB, 5);
+      expect(claimed?.id).toBe(waiting.id);
+      // Claimed meanwhile: the claimer stops it, the run stays running and its node's.
+      expect(await stores.tasks.closeUnclaimedRun(waiting.id, killed)).toBeNull();
+      expect(await stores.tasks.getRun(waiting.id)).toMatchObject({ status: 'running', nodeId: 'node-b' });
+      const other = await stores.tasks.createTask(newTask({ type: 'Temporary Run' }));
+      const free = await stores.tasks.createRun({ taskId: other.id, tick: null, owner: null });
+      if (free === null) throw new Error('run not created');
+      expect(await stores.tasks.closeUnclaimedRun(free.id, killed)).toMatchObject({
+        id: free.id,
+        status: 'killed',
+        reason: 'killed before it started',
+      });
+      // Closed runs never change, and nobody claims them.
+      expect(await stores.tasks.closeUnclaimedRun(free.id, killed)).toBeNull();
+      expect(await stores.tasks.claimRuns(nodeA, 5)).toEqual([]);
+      expect(await stores.tasks.closeUnclaimedRun('missing', killed)).toBeNull();
+    });
+
     it('tick runs belong to the node that created them', async () => {
       const t = await stores.tasks.createTask(newTask({ type: 'Scheduled Run', schedule: '* * * * *' }));
       const [outcome] = await stores.tasks.createTickRuns([{ taskId: t.id, tick: 60_000 }], nodeB);

@@ -369,6 +369,15 @@ export class PostgresTaskStore implements TaskStore {
     return row === null ? null : toRun(row);
   }
 
+  async closeUnclaimedRun(runId: string, result: RunResult): Promise<TaskRunRecord | null> {
+    const row = await this.db.one<RunRow>(
+      `UPDATE task_runs SET status = $1, exit_code = $2, reason = $3, updated_at = $4
+       WHERE id = $5 AND status = 'running' AND node_id IS NULL RETURNING *`,
+      [result.status, result.exitCode, result.reason, this.nowIso(), runId],
+    );
+    return row === null ? null : toRun(row);
+  }
+
   async getRun(runId: string): Promise<TaskRunRecord | null> {
     const row = await this.db.one<RunRow>('SELECT * FROM task_runs WHERE id = $1', [runId]);
     return row === null ? null : toRun(row);

@@ -332,6 +332,16 @@ export class SqliteTaskStore implements TaskStore {
     return Promise.resolve(changed === 0 ? null : this.runById(runId));
   }
 
+  async closeUnclaimedRun(runId: string, result: RunResult): Promise<TaskRunRecord | null> {
+    const row = this.db
+      .prepare<[string, number | null, string, string, string], RunRow>(
+        `UPDATE task_runs SET status = ?, exit_code = ?, reason = ?, updated_at = ?
+         WHERE id = ? AND status = 'running' AND node_id IS NULL RETURNING *`,
+      )
+      .get(result.status, result.exitCode, result.reason, this.nowIso(), runId);
+    return Promise.resolve(row === undefined ? null : toRun(row));
+  }
+
   private runById(runId: string): TaskRunRecord | null {
     const row = this.db.prepare<[string], RunRow>('SELECT * FROM task_runs WHERE id = ?').get(runId);
     return row === undefined ? null : toRun(row);
