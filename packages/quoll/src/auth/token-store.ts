@@ -37,6 +37,12 @@ export interface TokenStore {
    * subject is in `keepSubjects`; returns how many were revoked.
    */
   revokeTokensBySubjectPrefix(prefix: string, at: string, keepSubjects?: readonly string[]): Promise<number>;
+  /**
+   * Revokes every unrevoked token whose subject is `prefix` followed by the id of a task run
+   * that is not running (ended, or missing); returns how many were revoked. One statement that
+   * checks the runs itself: a run created and given its token meanwhile (by any node) keeps it.
+   */
+  revokeEndedRunTokens(prefix: string, at: string): Promise<number>;
   /** Sets the expiry of an unrevoked token (ISO time). */
   setTokenExpiry(id: string, expiresAt: string): Promise<void>;
 }

@@ -83,11 +83,12 @@ export interface TaskServiceOptions {
   /** Most missed ticks recorded per task per outage. @default 100 */
   maxMissedTicksRecorded?: number;
   /**
-   * Revokes every unrevoked run token (subject `task-run:<id>`) except those of `liveRunIds`;
-   * called by {@link TaskService.start}, so tokens of runs a crashed server left behind stop
-   * working. @default none
+   * Revokes every unrevoked run token (subject `task-run:<id>`) whose run is not running,
+   * checking the runs in the same statement (a run another node creates meanwhile keeps its
+   * token); called by {@link TaskService.start} and after lost runs are closed, so tokens of
+   * runs a crashed server left behind stop working. @default none
    */
-  revokeStaleRunTokens?: (liveRunIds: readonly string[]) => Promise<void>;
+  revokeStaleRunTokens?: () => Promise<void>;
   /** Where background failures are reported. @default console.error */
   onError?: (err: unknown, context: string) => void;
   /**
@@ -315,9 +316,7 @@ export class TaskService {
 
   /** Revokes the tokens of runs no longer running anywhere (a crash left them unrevoked). */
   private async revokeStaleTokens(): Promise<void> {
-    if (this.options.revokeStaleRunTokens === undefined) return;
-    const live = (await this.store.runningRuns()).map((r) => r.id);
-    await this.options.revokeStaleRunTokens(live);
+    await this.options.revokeStaleRunTokens?.();
   }
 
   /** Sends a message to every node (this one included); a failure is reported, not thrown. */

@@ -310,13 +310,10 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     // A peer may be up to a lease late with a tick before this node calls it missed.
     peerTickGraceMs: stores.dialect === 'postgres' ? config.leaseMs : 0,
     onError: (err, context) => reportLoopError(err, context),
-    // Tokens of runs a crashed server left behind: revoked at start.
-    revokeStaleRunTokens: async (live) => {
-      await stores.tokens.revokeTokensBySubjectPrefix(
-        TASK_RUN_SUBJECT_PREFIX,
-        new Date(now()).toISOString(),
-        live.map((id) => `${TASK_RUN_SUBJECT_PREFIX}${id}`),
-      );
+    // Tokens of runs a crashed server (or node) left behind: revoked at start and after lost
+    // runs are closed, in one statement that checks the runs (tokens and runs share the database).
+    revokeStaleRunTokens: async () => {
+      await stores.tokens.revokeEndedRunTokens(TASK_RUN_SUBJECT_PREFIX, new Date(now()).toISOString());
     },
   });
   // Runs end (as failure, "stopped: …") and record their outcomes before the database closes.

@@ -125,5 +125,51 @@ export function tokenStoreSuite(backend: string, makeStores: MakeStores): void {
       expect(await store.revokeTokensBySubjectPrefix('x%', 't2')).toBe(1);
       expect(await revoked('7')).toBeNull();
     });
+
+    it("revokes the tokens of runs no longer running, never a running run's, even one issued mid-cleanup", async () => {
+      const newTask = {
+        name: 'job',
+        type: 'Temporary Run' as const,
+        orchestrationId: 'orch-1',
+        workspaceId: ws,
+        schedule: null,
+        timezone: null,
+        jsonArgs: {},
+        timeout: null,
+      };
+      const runToken = (id: string, runId: string): TokenRecord =>
+        token(id, { kind: 'workspace', workspaceId: ws, subject: `task-run:${runId}` });
+      const live = await stores.tasks.createRun({
+        taskId: (await stores.tasks.createTask(newTask)).id,
+        tick: null,
+        owner: null,
+      });
+      const ended = await stores.tasks.createRun({
+        taskId: (await stores.tasks.createTask(newTask)).id,
+        tick: null,
+        owner: null,
+      });
+      if (live === null || ended === null) throw new Error('runs not created');
+      await stores.tasks.finishRun(ended.id, { status: 'failure', exitCode: null, reason: 'lost' });
+      await store.insertToken(runToken('live', live.id));
+      await store.insertToken(runToken('ended', ended.id));
+      await store.insertToken(runToken('gone', 'no-such-run'));
+      await store.insertToken(token('admin', { subject: 'admin' }));
+      // A run another node creates during the cleanup, its token issued: the cleanup reads
+      // the running runs in its own statement, so the token is kept.
+      const fresh = await stores.tasks.createRun({
+        taskId: (await stores.tasks.createTask(newTask)).id,
+        tick: null,
+        owner: { nodeId: 'node-b', leaseMs: 60_000 },
+      });
+      if (fresh === null) throw new Error('run not created');
+      await store.insertToken(runToken('fresh', fresh.id));
+      expect(await store.revokeEndedRunTokens('task-run:', 't1')).toBe(2);
+      const revoked = async (id: string) => (await store.findTokenById(id))?.revokedAt;
+      expect(await revoked('fresh')).toBeNull();
+      expect(await revoked('live')).toBeNull();
+      expect([await revoked('ended'), await revoked('gone')]).toEqual(['t1', 't1']);
+      expect(await revoked('admin')).toBeNull();
+    });
   });
 }

@@ -64,6 +64,18 @@ export class PostgresTokenStore implements TokenStore {
     );
   }
 
+  async revokeEndedRunTokens(prefix: string, at: string): Promise<number> {
+    // One statement, one snapshot: a token it sees was issued after its run was created, so
+    // the run is seen too.
+    return this.db.run(
+      `UPDATE api_tokens SET revoked_at = $1
+       WHERE revoked_at IS NULL AND left(subject, length($2)) = $2
+         AND NOT EXISTS (SELECT 1 FROM task_runs r
+                          WHERE r.id = substr(api_tokens.subject, length($2) + 1) AND r.status = 'running')`,
+      [at, prefix],
+    );
+  }
+
   async setTokenExpiry(id: string, expiresAt: string): Promise<void> {
     await this.db.run('UPDATE api_tokens SET expires_at = $1 WHERE id = $2 AND revoked_at IS NULL', [
       expiresAt,

@@ -71,6 +71,19 @@ export class SqliteTokenStore implements TokenStore {
     })();
   }
 
+  async revokeEndedRunTokens(prefix: string, at: string): Promise<number> {
+    return Promise.resolve(
+      this.db
+        .prepare(
+          `UPDATE api_tokens SET revoked_at = ?
+           WHERE revoked_at IS NULL AND substr(subject, 1, ?) = ?
+             AND NOT EXISTS (SELECT 1 FROM task_runs r
+                              WHERE r.id = substr(api_tokens.subject, ? + 1) AND r.status = 'running')`,
+        )
+        .run(at, prefix.length, prefix, prefix.length).changes,
+    );
+  }
+
   async setTokenExpiry(id: string, expiresAt: string): Promise<void> {
     this.db
       .prepare('UPDATE api_tokens SET expires_at = ? WHERE id = ? AND revoked_at IS NULL')
