@@ -545,3 +545,177 @@ describe('hostile content types', () => {
     await healthy();
   });
 });
+
+describe('bodies that trickle', () => {
+  // A server of its own with a 1 s idle timeout (the grace before the 16 KiB/s minimum rate too)
+  // and a budget one declared 2 MiB JSON body fills (2 MiB × 8 = 16 MiB).
+  const IDLE_MS = 1000;
+  let slow: TestServer;
+  let slowUrl: string;
+
+  beforeAll(async () => {
+    slow = await startTestServer({
+      env: {
+        QUOLL_MAX_INFERENCE_BYTES: String(MAX_BODY),
+        QUOLL_MAX_INFLIGHT_BODY_BYTES: String(8 * MAX_BODY),
+        QUOLL_BODY_IDLE_TIMEOUT_MS: String(IDLE_MS),
+        QUOLL_BODY_MIN_RATE: '16 KiB',
+        QUOLL_INFERENCE_LOGS: 'off',
+      },
+    });
+    const client = slow.client();
+    const model = await client.uploadModel(
+      'scale',
+      makeScaleModel({ inputName: 'tensor', width: 18, factor: 2 }),
+    );
+    const pipeline = await client.buildPipeline('trickle');
+    await pipeline.addModelStep(model);
+    await pipeline.deploy();
+    slowUrl = pipeline.url();
+  });
+
+  afterAll(async () => {
+    const code = await slow.stop();
+    await slow.cleanup();
+    expect(code).toBe(0);
+  });
+
+  async function postTo(body: Uint8Array): Promise<{ status: number; code?: string }> {
+    const res = await fetch(slowUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${slow.token}`, 'content-type': JSON_TYPE },
+      body,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    return res.status < 400
+      ? { status: res.status }
+      : { status: res.status, code: (JSON.parse(text) as ErrorBody).error.code };
+  }
+
+  /**
+   * Declares `declared` bytes, then sends `chunk` every `everyMs` until the server answers or
+   * closes the connection, or `giveUpMs` passes: the status (0 = closed unanswered, -1 = neither)
+   * and how long it took.
+   */
+  function trickle(
+    target: string,
+    type: string,
+    declared: number,
+    chunk: Buffer,
+    everyMs: number,
+    giveUpMs: number,
+  ): Promise<{ status: number; code?: string; ms: number }> {
+    return new Promise((resolve) => {
+      const start = performance.now();
+      let settled = false;
+      const settle = (status: number, code?: string): void => {
+        if (settled) return;
+        settled = true;
+        clearInterval(timer);
+        clearTimeout(giveUp);
+        req.destroy();
+        resolve({ status, ...(code === undefined ? {} : { code }), ms: performance.now() - start });
+      };
+      const giveUp = setTimeout(() => settle(-1), giveUpMs);
+      const req = request(target, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${slow.token}`,
+          'content-type': type,
+          'content-length': String(declared),
+        },
+      });
+      req.on('response', (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (part: string) => (text += part));
+        res.on('end', () => {
+          let code: string | undefined;
+          try {
+            code = (JSON.parse(text) as ErrorBody).error.code;
+          } catch {
+            code = undefined;
+          }
+          settle(res.statusCode ?? 0, code);
+        });
+      });
+      req.on('error', () => settle(0));
+      req.on('close', () => setTimeout(() => settle(0), 200));
+      let sent = 0;
+      const send = (): void => {
+        const part = chunk.subarray(0, Math.min(chunk.length, declared - sent));
+        if (part.length === 0) return;
+        sent += part.length;
+        req.write(part);
+      };
+      send();
+      // Declared last: `settle` reads it only from events, which come later.
+      const timer = setInterval(send, everyMs);
+    });
+  }
+
+  it('a body trickling one byte at a time holding the whole budget is cut 408, and inference is served again', async () => {
+    // Like the live probe: a 2 MiB JSON body declared (the whole budget), then one byte at a time.
+    const trickling = trickle(slowUrl, JSON_TYPE, MAX_BODY, Buffer.from('['), 300, 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const meanwhile = await postTo(jsonSmall);
+    expect(meanwhile.code, 'the trickler holds the budget at first').toBe('server_busy');
+    const cut = await trickling;
+    expect(cut.status, `answered after ${Math.round(cut.ms)} ms`).toBe(408);
+    expect(cut.code).toBe('request_timeout');
+    // Grace (1 s) + a sweep (250 ms) + the answer, with room for a loaded machine.
+    expect(cut.ms).toBeLessThan(6000);
+    expect((await postTo(jsonSmall)).status).toBe(200);
+  });
+
+  it('a body that stops sending is cut 408 after the idle timeout, on an upload route too', async () => {
+    const workspaces = (await (
+      await fetch(`${slow.url}/v1/workspaces`, { headers: { authorization: `Bearer ${slow.token}` } })
+    ).json()) as { id: number }[] | { workspaces: { id: number }[] };
+    const id = (Array.isArray(workspaces) ? workspaces : workspaces.workspaces)[0]!.id;
+    for (const [target, type] of [
+      [slowUrl, JSON_TYPE],
+      [`${slow.url}/v2/models/trickle/infer`, JSON_TYPE],
+      [`${slow.url}/v1/workspaces/${id}/models?name=stalled`, 'application/octet-stream'],
+      [`${slow.url}/v1/workspaces/${id}/orchestrations?name=stalled`, 'application/zip'],
+    ] as const) {
+      // 64 KiB at once, then nothing (the interval outlives the deadline).
+      const cut = await trickle(target, type, 1024 * 1024, Buffer.alloc(64 * 1024, 0x5b), 60_000, 15_000);
+      expect(cut.status, `${target}: after ${Math.round(cut.ms)} ms`).toBe(408);
+      expect(cut.ms, target).toBeLessThan(6000);
+    }
+    expect((await postTo(jsonSmall)).status).toBe(200);
+  });
+
+  it('a slow but steady body above the minimum rate is served', async () => {
+    // About 300 KiB in 8 KiB parts every 100 ms (≈ 80 KiB/s, 5× the minimum): some 4 s, past the grace.
+    const body = jsonLarge;
+    const answer = await new Promise<{ status: number; ms: number }>((resolve, reject) => {
+      const start = performance.now();
+      const req = request(slowUrl, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${slow.token}`,
+          'content-type': JSON_TYPE,
+          'content-length': String(body.length),
+        },
+      });
+      req.on('response', (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - start }));
+      });
+      req.on('error', reject);
+      let at = 0;
+      const send = (): void => {
+        const part = body.subarray(at, at + 8 * 1024);
+        at += part.length;
+        if (at >= body.length) req.end(part);
+        else req.write(part, () => setTimeout(send, 100));
+      };
+      send();
+    });
+    expect(answer.ms, 'took longer than the grace').toBeGreaterThan(2 * IDLE_MS);
+    expect(answer.status).toBe(200);
+  });
+});

@@ -70,6 +70,17 @@ export interface ServerConfig {
    */
   readonly maxInflightBodyBytes: number;
   /**
+   * Longest wait for the next bytes of a request body, ms (`QUOLL_BODY_IDLE_TIMEOUT_MS`); also the
+   * grace before {@link bodyMinBytesPerSecond} applies. Past it 408 `request_timeout` and the
+   * connection is closed. @default 20000
+   */
+  readonly bodyIdleTimeoutMs: number;
+  /**
+   * Least average rate of a request body once it has been arriving for the idle timeout, bytes per
+   * second (`QUOLL_BODY_MIN_RATE`); slower bodies are cut like idle ones. @default 16 KiB
+   */
+  readonly bodyMinBytesPerSecond: number;
+  /**
    * Deadline of decoding one inference body in a decode worker, plus 200 ms per MiB
    * (`QUOLL_DECODE_DEADLINE_MS`); past it the decode is abandoned (400 `input_decode_timeout`).
    * @default 2000
@@ -230,6 +241,10 @@ export interface ServerConfigInput {
   maxInferenceBytes?: number | undefined;
   /** Inference body bytes held at once (embedders and tests; else `QUOLL_MAX_INFLIGHT_BODY_BYTES`). */
   maxInflightBodyBytes?: number | undefined;
+  /** Request body idle timeout, ms (embedders and tests; else `QUOLL_BODY_IDLE_TIMEOUT_MS`). */
+  bodyIdleTimeoutMs?: number | undefined;
+  /** Least request body rate, bytes per second (embedders and tests; else `QUOLL_BODY_MIN_RATE`). */
+  bodyMinBytesPerSecond?: number | undefined;
   /** From `--python`. */
   python?: string | undefined;
   /** `false` from `--no-tasks`. */
@@ -483,6 +498,11 @@ export function resolveServerConfig(
     maxInflightBodyBytes:
       input.maxInflightBodyBytes ??
       parseByteSize('QUOLL_MAX_INFLIGHT_BODY_BYTES', env.QUOLL_MAX_INFLIGHT_BODY_BYTES, 1024 ** 3),
+    bodyIdleTimeoutMs:
+      input.bodyIdleTimeoutMs ??
+      parsePositiveInt('QUOLL_BODY_IDLE_TIMEOUT_MS', env.QUOLL_BODY_IDLE_TIMEOUT_MS, 20_000),
+    bodyMinBytesPerSecond:
+      input.bodyMinBytesPerSecond ?? parseByteSize('QUOLL_BODY_MIN_RATE', env.QUOLL_BODY_MIN_RATE, 16 * 1024),
     decodeDeadlineMs: parsePositiveInt('QUOLL_DECODE_DEADLINE_MS', env.QUOLL_DECODE_DEADLINE_MS, 2000),
     inputChecks: env.QUOLL_BENCH_INPUT_CHECKS !== 'off',
     workersPerDeployment: workers,

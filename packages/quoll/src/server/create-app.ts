@@ -8,6 +8,7 @@ import Fastify, {
 import swagger from '@fastify/swagger';
 import { ApiError } from '../errors/index.js';
 import { answerClientError, apiErrorHandler, installErrorHandlers, privatePaths } from './error-handler.js';
+import { BodyReceiveDeadline } from './body-receive-deadline.js';
 import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
 import { logRoutes } from './routes/log-routes.js';
@@ -88,12 +89,24 @@ export async function createApp(
     privatePaths: privatePaths(ctx.config.home),
     logError: (err) => app.log.error({ err }, 'request failed'),
   });
+  // Bodies that trickle are cut (408) so they cannot hold the body budget or a socket forever.
+  const bodyDeadline = new BodyReceiveDeadline(
+    { idleMs: ctx.config.bodyIdleTimeoutMs, minBytesPerSecond: ctx.config.bodyMinBytesPerSecond },
+    (req, why, received) =>
+      app.log.warn(
+        { method: req.method, url: req.url, why, received },
+        'request body too slow: answered 408 and closed the connection',
+      ),
+  );
   const app = Fastify({
     // The server Fastify would build (HTTP/1.1, its timeouts), with the scrape in front.
     serverFactory: (handler, opts: FastifyServerOptions & { http?: object }): Server => {
       const server = createServer(opts.http ?? {}, (req, res) => {
-        if (!scrape(req, res)) handler(req, res);
+        if (scrape(req, res)) return;
+        bodyDeadline.watch(req, res);
+        handler(req, res);
       });
+      server.once('close', () => bodyDeadline.stop());
       if (opts.keepAliveTimeout !== undefined) server.keepAliveTimeout = opts.keepAliveTimeout;
       if (opts.requestTimeout !== undefined) server.requestTimeout = opts.requestTimeout;
       if (opts.connectionTimeout !== undefined) server.setTimeout(opts.connectionTimeout);
