@@ -113,7 +113,7 @@ export const ERROR_CODES = {
     status: 408,
     kind: 'validation',
     summary:
-      "The request's headers did not arrive in full within the server's deadline (60 s); the connection is closed.",
+      "The request's headers did not arrive in full within the server's deadline (60 s), or its body paused too long or arrived too slowly (QUOLL_BODY_IDLE_TIMEOUT_MS, QUOLL_BODY_MIN_RATE); the connection is closed.",
   },
   invalid_time_range: {
     status: 400,

@@ -30,7 +30,7 @@ ERROR_CODES: Dict[str, Dict[str, object]] = {
     "unsupported_media_type": {"status": 415, "kind": "validation", "summary": "The Content-Type is not one the endpoint accepts, or the body is compressed (a Content-Encoding other than identity)."},
     "not_acceptable": {"status": 406, "kind": "validation", "summary": "The Accept header asks for a format the endpoint cannot produce."},
     "header_too_large": {"status": 431, "kind": "validation", "summary": "The request's headers are over the server's limit (16 KiB in all, e.g. an oversized token or cookie); the connection is closed."},
-    "request_timeout": {"status": 408, "kind": "validation", "summary": "The request's headers did not arrive in full within the server's deadline (60 s); the connection is closed."},
+    "request_timeout": {"status": 408, "kind": "validation", "summary": "The request's headers did not arrive in full within the server's deadline (60 s), or its body paused too long or arrived too slowly (QUOLL_BODY_IDLE_TIMEOUT_MS, QUOLL_BODY_MIN_RATE); the connection is closed."},
     "invalid_time_range": {"status": 400, "kind": "validation", "summary": "A log query gave start without end (or the reverse), or start is after end."},
     "invalid_data_size": {"status": 400, "kind": "validation", "summary": "A data size string is not of the form \"<number> <KiB|MiB|GiB|TiB>\" or is not positive."},
     "invalid_connection": {"status": 400, "kind": "validation", "summary": "A connection type is empty or its details are not a JSON object within the size cap."},
