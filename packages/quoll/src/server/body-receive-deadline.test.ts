@@ -1,5 +1,7 @@
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { afterEach, describe, expect, it } from 'vitest';
 import { BodyReceiveDeadline } from './body-receive-deadline.js';
 
@@ -78,6 +80,28 @@ describe('BodyReceiveDeadline', () => {
     expect(JSON.parse(answer.text)).toMatchObject({ error: { code: 'request_timeout' } });
     expect(performance.now() - started).toBeGreaterThanOrEqual(IDLE_MS);
     expect(deadline!.watching).toBe(0);
+  });
+
+  it('fails the body for whoever reads it, so an upload in progress is cleaned up', async () => {
+    let failed: unknown = null;
+    const url = await serve((req) => {
+      // Like the blob store: the body piped to a sink, the partial file removed when it fails.
+      pipeline(req, new Writable({ write: (_chunk, _enc, done) => done() })).catch(
+        (err: unknown) => (failed = err),
+      );
+    });
+    const answer = await new Promise<number>((resolve) => {
+      const req = request(url, { method: 'POST', headers: { 'content-length': '100000' } });
+      req.on('response', (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      });
+      req.on('error', () => resolve(0));
+      req.write(Buffer.alloc(1000, 1));
+    });
+    expect(answer).toBe(408);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(failed).toMatchObject({ code: 'request_timeout' });
   });
 
   it('does not count the time the server itself is not reading', async () => {

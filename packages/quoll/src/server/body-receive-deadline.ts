@@ -1,6 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ERROR_CODES } from '@quoll/client/wire';
+import { ApiError } from '../errors/index.js';
 import { errorBody } from './error-handler.js';
 
 /** How slowly a request body may arrive. */
@@ -111,7 +112,7 @@ export class BodyReceiveDeadline {
       if (why === null) continue;
       this.#watched.delete(req);
       this.onCut(req, why, received);
-      cut(w, why, idleMs, minBytesPerSecond);
+      cut(req, w, why, idleMs, minBytesPerSecond);
     }
     if (this.#watched.size === 0) this.stop();
   }
@@ -123,17 +124,27 @@ export class BodyReceiveDeadline {
   }
 }
 
-/** Answers 408 if nothing was answered yet, then closes the connection (the body is not read on). */
-function cut(w: Watch, why: BodyCut, idleMs: number, minBytesPerSecond: number): void {
+/**
+ * Answers 408 if nothing was answered yet, then fails the body (whoever reads it sees the error:
+ * an upload's partial file is removed) and closes the connection. The body has to be failed
+ * explicitly: once a response has finished Node no longer aborts its request when the socket
+ * closes, so a reader would wait for the rest of the body forever.
+ */
+function cut(req: IncomingMessage, w: Watch, why: BodyCut, idleMs: number, minBytesPerSecond: number): void {
   const { res, socket } = w;
-  if (res.headersSent || res.writableEnded) {
-    socket.destroy();
-    return;
-  }
   const message =
     why === 'idle'
       ? `The request body sent nothing for ${idleMs} ms; send the body without pauses (the server waits at most ${idleMs} ms between bytes).`
       : `The request body arrived slower than ${minBytesPerSecond} bytes per second on average; send it faster or from a closer network.`;
+  const close = (): void => {
+    // Emitted on the body only if it has an 'error' listener (Node's IncomingMessage).
+    req.destroy(new ApiError('request_timeout', message));
+    socket.destroy();
+  };
+  if (res.headersSent || res.writableEnded) {
+    close();
+    return;
+  }
   const body = JSON.stringify(errorBody('request_timeout', message));
   res.writeHead(ERROR_CODES.request_timeout.status, {
     'content-type': 'application/json; charset=utf-8',
@@ -141,10 +152,10 @@ function cut(w: Watch, why: BodyCut, idleMs: number, minBytesPerSecond: number):
     connection: 'close',
   });
   // A client that reads nothing cannot keep the socket open with the answer unsent.
-  const closing = setTimeout(() => socket.destroy(), 1000);
+  const closing = setTimeout(close, 1000);
   closing.unref();
   res.end(body, () => {
     clearTimeout(closing);
-    socket.destroy();
+    close();
   });
 }
