@@ -121,4 +121,13 @@ describe('BodyReceiveDeadline', () => {
     deadline!.sweep();
     expect(deadline!.watching).toBe(0);
   });
+
+  it('keeps nothing of a request whose body came with its headers (the serving path)', async () => {
+    const url = await serve(readAll);
+    for (let i = 0; i < 20; i += 1) {
+      expect(await send(url, Buffer.alloc(200, 1), 1, 0)).toEqual({ status: 200, text: '200' });
+    }
+    // No sweep ran (its interval is 75 ms and nothing started it): nothing was kept to sweep.
+    expect(deadline!.watching).toBe(0);
+  });
 });
