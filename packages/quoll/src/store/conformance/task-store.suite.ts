@@ -193,6 +193,17 @@ export function taskStoreSuite(backend: string, makeStores: MakeStores): void {
       expect(await store.createRun({ taskId: t.id, tick: T0 })).toBeNull();
     });
 
+    it('never records a tick that has a run as missed (a peer ran it while this node looked)', async () => {
+      const t = await store.createTask(task());
+      const [made] = await store.createTickRuns([{ taskId: t.id, tick: T0 }]);
+      expect(made?.outcome).toBe('created');
+      await store.recordMissedTicks(t.id, [T0, T0 + 60_000], 'missed: down');
+      expect((await store.listTickRecords(t.id)).map((r) => [r.tick, r.kind])).toEqual([
+        [T0 + 60_000, 'missed'],
+      ]);
+      expect((await store.getTask(t.id))?.lastTick).toBe(T0 + 60_000);
+    });
+
     it('records a run pid and lists running runs oldest first', async () => {
       const a = await store.createTask(task({ type: 'Continuous Run', schedule: null }));
       await clock.advance(10);

@@ -414,9 +414,14 @@ export class PostgresTaskStore implements TaskStore {
   async recordMissedTicks(taskId: string, ticks: readonly number[], reason: string): Promise<void> {
     if (ticks.length === 0) return;
     await this.db.transaction(async (sql) => {
+      // Under the task's row, as a boundary's runs are made: a peer's boundary in flight for one
+      // of these ticks commits first, and its run keeps the tick from being called missed.
+      await sql.run('SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE', [taskId]);
       await sql.run(
         `INSERT INTO task_ticks (task_id, tick, kind, reason, recorded_at)
-         SELECT $1, t, 'missed', $3, $4 FROM unnest($2::bigint[]) AS t ON CONFLICT (task_id, tick) DO NOTHING`,
+         SELECT $1, t, 'missed', $3, $4 FROM unnest($2::bigint[]) AS t
+          WHERE NOT EXISTS (SELECT 1 FROM task_runs r WHERE r.task_id = $1 AND r.tick = t)
+         ON CONFLICT (task_id, tick) DO NOTHING`,
         [taskId, [...ticks], reason, this.nowIso()],
       );
       await advanceTick(sql, taskId, Math.max(...ticks));
