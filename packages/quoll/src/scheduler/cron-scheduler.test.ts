@@ -6,7 +6,7 @@ import type { Clock } from '../clock/index.js';
 import { ManualClock } from '../clock/index.js';
 import { openStore } from '../store/index.js';
 import type { Stores } from '../store/index.js';
-import { CronScheduler, MISSED_WHILE_DOWN, MISSED_WHILE_LATE } from './cron-scheduler.js';
+import { CronScheduler, MISSED_WHILE_DOWN, MISSED_WHILE_LATE, STORE_RETRY_MS } from './cron-scheduler.js';
 import type { TaskRecord, TaskRunRecord, TaskStore } from './task-store.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
@@ -146,6 +146,43 @@ describe('CronScheduler', () => {
     await clock.advance(0);
     expect(created.map((r) => r.tick)).toEqual([T0 + MIN]);
     expect(await store.listTickRecords(task.id)).toEqual([]);
+  });
+
+  it('on a cluster, a boundary the store refused is tried again within the grace', async () => {
+    const task = await scheduledTask();
+    let refused = 0;
+    const refusing = new Proxy(store, {
+      get: (target, key) => {
+        if (key === 'createTickRuns')
+          return async (...args: Parameters<TaskStore['createTickRuns']>) => {
+            if (refused === 0) {
+              refused += 1;
+              throw new Error('canceling statement due to lock timeout');
+            }
+            return target.createTickRuns(...args);
+          };
+        const value: unknown = Reflect.get(target, key);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
+    const errors: unknown[] = [];
+    const s = new CronScheduler({
+      store: refusing,
+      clock,
+      owner: { nodeId: 'a', leaseMs: 15_000 },
+      peerGraceMs: 15_000,
+      onError: (err) => errors.push(err),
+      onRuns: (r) => created.push(...r),
+    });
+    schedulers.push(s);
+    s.arm(task);
+    await clock.advance(30_000);
+    expect(refused).toBe(1);
+    expect(created).toHaveLength(0);
+    await clock.advance(STORE_RETRY_MS);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN]);
+    expect(errors).toHaveLength(1);
+    expect(s.nextTickOf(task.id)).toBe(T0 + 2 * MIN);
   });
 
   it('records ticks missed while no scheduler ran and does not replay them', async () => {

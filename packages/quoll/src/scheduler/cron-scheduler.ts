@@ -13,6 +13,9 @@ export interface ScheduledTaskRef {
   createdAt: string;
 }
 
+/** How long after a boundary the store refused it is tried again, within the peers' grace (ms). */
+export const STORE_RETRY_MS = 1_000;
+
 /** Options of {@link CronScheduler}. */
 export interface CronSchedulerOptions {
   store: TaskStore;
@@ -173,6 +176,18 @@ export class CronScheduler {
     bucket.taskIds.add(taskId);
   }
 
+  /** Arms a task for `tick` again, {@link STORE_RETRY_MS} from now (its boundary failed). */
+  private armRetry(taskId: string, schedule: CronSchedule, tick: number): void {
+    this.disarm(taskId);
+    this.armed.set(taskId, { schedule, tick });
+    let bucket = this.buckets.get(tick);
+    if (bucket === undefined) {
+      bucket = { timer: this.clock.setTimeout(() => this.onTimer(tick), STORE_RETRY_MS), taskIds: new Set() };
+      this.buckets.set(tick, bucket);
+    }
+    bucket.taskIds.add(taskId);
+  }
+
   private setTimer(tick: number): TimerHandle {
     return this.clock.setTimeout(() => this.onTimer(tick), Math.max(0, tick - this.clock.now()));
   }
@@ -211,8 +226,15 @@ export class CronScheduler {
         this.options.owner ?? null,
       );
     } catch (err) {
-      // The store failed: keep the tasks scheduled for their next tick rather than dropping them.
-      for (const [id, schedule] of schedules) if (stillMine(id)) this.armAfter(id, schedule, tick);
+      // The store failed (unreachable, or a peer held the tasks' rows past the lock timeout).
+      // While the tick is younger than the peers' grace it is tried again shortly: a peer may
+      // not make its run either. After that (or on one node) the tasks wait for their next tick.
+      const retry = this.clock.now() + STORE_RETRY_MS - tick < this.peerGraceMs;
+      for (const [id, schedule] of schedules) {
+        if (!stillMine(id)) continue;
+        if (retry) this.armRetry(id, schedule, tick);
+        else this.armAfter(id, schedule, tick);
+      }
       throw err;
     }
     const created: TaskRunRecord[] = [];
