@@ -25,6 +25,17 @@ function newScheduler(c: Clock = clock): CronScheduler {
   return s;
 }
 
+/** The test's store with some of its methods replaced (the others as they are). */
+function storeWith(overrides: Partial<TaskStore>): TaskStore {
+  return new Proxy(store, {
+    get: (target, key) => {
+      if (typeof key === 'string' && key in overrides) return overrides[key as keyof TaskStore];
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 async function scheduledTask(schedule = '* * * * *'): Promise<TaskRecord> {
   return store.createTask({
     name: 'every minute',
@@ -151,18 +162,13 @@ describe('CronScheduler', () => {
   it('on a cluster, a boundary the store refused is tried again within the grace', async () => {
     const task = await scheduledTask();
     let refused = 0;
-    const refusing = new Proxy(store, {
-      get: (target, key) => {
-        if (key === 'createTickRuns')
-          return async (...args: Parameters<TaskStore['createTickRuns']>) => {
-            if (refused === 0) {
-              refused += 1;
-              throw new Error('canceling statement due to lock timeout');
-            }
-            return target.createTickRuns(...args);
-          };
-        const value: unknown = Reflect.get(target, key);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    const refusing = storeWith({
+      createTickRuns: async (...args: Parameters<TaskStore['createTickRuns']>) => {
+        if (refused === 0) {
+          refused += 1;
+          throw new Error('canceling statement due to lock timeout');
+        }
+        return store.createTickRuns(...args);
       },
     });
     const errors: unknown[] = [];

@@ -92,6 +92,17 @@ async function restartArmed(ms: number): Promise<void> {
   await waitFor(`a restart in ${ms} ms`, () => clock.hasTimerIn(ms));
 }
 
+/** The test's store with some of its methods replaced (the others as they are). */
+function storeWith(overrides: Partial<TaskStore>): TaskStore {
+  return new Proxy(store, {
+    get: (target, key) => {
+      if (typeof key === 'string' && key in overrides) return overrides[key as keyof TaskStore];
+      const value: unknown = Reflect.get(target, key);
+      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+    },
+  });
+}
+
 const base = { workspaceId: 3, name: 'job' };
 
 beforeEach(async () => {
@@ -422,13 +433,7 @@ describe('TaskService', () => {
       await gate;
       return store.createTickRuns(ticks, owner);
     };
-    const gated = new Proxy(store, {
-      get: (target, key) => {
-        if (key === 'createTickRuns') return createTickRuns;
-        const value: unknown = Reflect.get(target, key);
-        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-      },
-    });
+    const gated = storeWith({ createTickRuns });
     const { service: s } = await service({ store: gated });
     const o = orchestration('o1', "console.log('tick run');");
     const task = await s.createScheduled({ ...base, orchestrationId: o, schedule: '* * * * *' });
@@ -561,33 +566,23 @@ describe('TaskService', () => {
       const claimDone = new Promise<void>((r) => (claimedIt = r));
       // Node A's kill lists the task's runs and sees the run unclaimed; node B's claim
       // commits before A goes on to close it.
-      const frontStore = new Proxy(store, {
-        get: (target, key) => {
-          if (key === 'listRuns')
-            return async (...args: Parameters<TaskStore['listRuns']>) => {
-              const runs = await target.listRuns(...args);
-              if (armed) {
-                armed = false;
-                claimNow();
-                await claimDone;
-              }
-              return runs;
-            };
-          const value: unknown = Reflect.get(target, key);
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const frontStore = storeWith({
+        listRuns: async (...args: Parameters<TaskStore['listRuns']>) => {
+          const runs = await store.listRuns(...args);
+          if (armed) {
+            armed = false;
+            claimNow();
+            await claimDone;
+          }
+          return runs;
         },
       });
-      const workerStore = new Proxy(store, {
-        get: (target, key) => {
-          if (key === 'claimRuns')
-            return async (...args: Parameters<TaskStore['claimRuns']>) => {
-              await claimGate;
-              const runs = await target.claimRuns(...args);
-              if (runs.length > 0) claimedIt();
-              return runs;
-            };
-          const value: unknown = Reflect.get(target, key);
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const workerStore = storeWith({
+        claimRuns: async (...args: Parameters<TaskStore['claimRuns']>) => {
+          await claimGate;
+          const runs = await store.claimRuns(...args);
+          if (runs.length > 0) claimedIt();
+          return runs;
         },
       });
       const { service: front } = await service({
@@ -632,24 +627,18 @@ describe('TaskService', () => {
       // The worker's first read of a task after a claim fails (the database blinked).
       let claimedOnce = false;
       let failed = false;
-      const blinking = new Proxy(store, {
-        get: (target, key) => {
-          if (key === 'claimRuns')
-            return async (...args: Parameters<TaskStore['claimRuns']>) => {
-              const runs = await target.claimRuns(...args);
-              if (runs.length > 0) claimedOnce = true;
-              return runs;
-            };
-          if (key === 'getTask')
-            return async (id: string) => {
-              if (claimedOnce && !failed) {
-                failed = true;
-                throw new Error('connection lost');
-              }
-              return target.getTask(id);
-            };
-          const value: unknown = Reflect.get(target, key);
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const blinking = storeWith({
+        claimRuns: async (...args: Parameters<TaskStore['claimRuns']>) => {
+          const runs = await store.claimRuns(...args);
+          if (runs.length > 0) claimedOnce = true;
+          return runs;
+        },
+        getTask: async (id: string) => {
+          if (claimedOnce && !failed) {
+            failed = true;
+            throw new Error('connection lost');
+          }
+          return store.getTask(id);
         },
       });
       const errors: string[] = [];
@@ -672,18 +661,13 @@ describe('TaskService', () => {
     it("a run's outcome the store refused once is stored by a later round, not lost to the lease", async () => {
       const o = orchestration('o1', "console.log('done');");
       let refused = false;
-      const blinking = new Proxy(store, {
-        get: (target, key) => {
-          if (key === 'finishRun')
-            return async (...args: Parameters<TaskStore['finishRun']>) => {
-              if (!refused && args[1].status === 'success') {
-                refused = true;
-                throw new Error('connection lost');
-              }
-              return target.finishRun(...args);
-            };
-          const value: unknown = Reflect.get(target, key);
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const blinking = storeWith({
+        finishRun: async (...args: Parameters<TaskStore['finishRun']>) => {
+          if (!refused && args[1].status === 'success') {
+            refused = true;
+            throw new Error('connection lost');
+          }
+          return store.finishRun(...args);
         },
       });
       const errors: string[] = [];
@@ -707,15 +691,10 @@ describe('TaskService', () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       // Each lost run takes a second of the (manual) clock to close: the round outlasts a lease.
       let slow = false;
-      const slowStore = new Proxy(store, {
-        get: (target, key) => {
-          if (key === 'closeExpiredRun')
-            return async (...args: Parameters<TaskStore['closeExpiredRun']>) => {
-              if (slow) await clock.advance(1_000);
-              return target.closeExpiredRun(...args);
-            };
-          const value: unknown = Reflect.get(target, key);
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const slowStore = storeWith({
+        closeExpiredRun: async (...args: Parameters<TaskStore['closeExpiredRun']>) => {
+          if (slow) await clock.advance(1_000);
+          return store.closeExpiredRun(...args);
         },
       });
       const { service: s } = await service({
@@ -799,15 +778,10 @@ describe('TaskService', () => {
 
     it('an outcome the store keeps refusing holds up no other work of the round, and is given up after a lease', async () => {
       const o = orchestration('o1', "console.log('done');");
-      const refusing = new Proxy(store, {
-        get: (target, key) => {
-          if (key === 'finishRun')
-            return async (...args: Parameters<TaskStore['finishRun']>) => {
-              if (args[1].status === 'success') throw new Error('value refused');
-              return target.finishRun(...args);
-            };
-          const value: unknown = Reflect.get(target, key);
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const refusing = storeWith({
+        finishRun: async (...args: Parameters<TaskStore['finishRun']>) => {
+          if (args[1].status === 'success') throw new Error('value refused');
+          return store.finishRun(...args);
         },
       });
       const errors: string[] = [];
@@ -848,24 +822,19 @@ describe('TaskService', () => {
     it('a refused outcome that another node has meanwhile closed restarts nothing here', async () => {
       const o = orchestration('o1', "console.log('once');");
       let first = true;
-      const blinking = new Proxy(store, {
-        get: (target, key) => {
-          if (key === 'finishRun')
-            return async (...args: Parameters<TaskStore['finishRun']>) => {
-              if (first && args[1].status === 'success') {
-                first = false;
-                // Node B closed the run as lost while this node's database was away.
-                await target.finishRun(args[0], {
-                  status: 'failure',
-                  exitCode: null,
-                  reason: nodeLostReason('node-a'),
-                });
-                throw new Error('connection lost');
-              }
-              return target.finishRun(...args);
-            };
-          const value: unknown = Reflect.get(target, key);
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      const blinking = storeWith({
+        finishRun: async (...args: Parameters<TaskStore['finishRun']>) => {
+          if (first && args[1].status === 'success') {
+            first = false;
+            // Node B closed the run as lost while this node's database was away.
+            await store.finishRun(args[0], {
+              status: 'failure',
+              exitCode: null,
+              reason: nodeLostReason('node-a'),
+            });
+            throw new Error('connection lost');
+          }
+          return store.finishRun(...args);
         },
       });
       const errors: string[] = [];

@@ -879,11 +879,7 @@ export class TaskService {
   private async onRunEnded(task: TaskRecord, run: TaskRunRecord, outcome: RunOutcome): Promise<void> {
     let closed: TaskRunRecord | null;
     try {
-      closed = await this.store.finishRun(run.id, {
-        status: outcome.status,
-        exitCode: outcome.exitCode,
-        reason: outcome.reason,
-      });
+      closed = await this.storeOutcome(run, outcome);
     } catch (err) {
       // Kept in `local`, so its lease is still renewed: the coordinator's next rounds store the
       // outcome again, instead of the run being closed as lost once the lease runs out.
@@ -904,11 +900,7 @@ export class TaskService {
     for (const { task, run, outcome, since } of [...this.unrecorded.values()]) {
       let closed: TaskRunRecord | null;
       try {
-        closed = await this.store.finishRun(run.id, {
-          status: outcome.status,
-          exitCode: outcome.exitCode,
-          reason: outcome.reason,
-        });
+        closed = await this.storeOutcome(run, outcome);
       } catch (err) {
         const givingUp = this.coordinatorClock.now() - since >= this.owner.leaseMs;
         if (givingUp) {
@@ -927,6 +919,14 @@ export class TaskService {
       this.local.delete(run.id);
       this.track(this.afterFinish(task, outcome, closed), `after run ${run.id}`);
     }
+  }
+
+  private storeOutcome(run: TaskRunRecord, outcome: RunOutcome): Promise<TaskRunRecord | null> {
+    return this.store.finishRun(run.id, {
+      status: outcome.status,
+      exitCode: outcome.exitCode,
+      reason: outcome.reason,
+    });
   }
 
   /**
