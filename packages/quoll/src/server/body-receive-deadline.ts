@@ -117,12 +117,23 @@ export class BodyReceiveDeadline {
       const bytes = w.socket.bytesRead;
       const sinceSweep = at - w.lastSweepAt;
       w.lastSweepAt = at;
+      // A sweep far later than its interval: the event loop stalled (a synchronous load, a big
+      // parse), and bytes waiting in the kernel were not read meanwhile. Not the client's time.
+      const stalled = Math.max(0, sinceSweep - 2 * this.#tickMs);
+      if (stalled > 0) {
+        w.excusedMs += stalled;
+        w.lastProgressAt += stalled;
+      }
       if (bytes > w.lastBytes) {
         w.lastBytes = bytes;
         w.lastProgressAt = at;
-      } else if (req.readableLength >= req.readableHighWaterMark) {
+      }
+      // The server is the slow reader (its buffer full, or the body paused by a pipe whose
+      // destination is slow): that time counts neither as idle nor against the rate, even when
+      // a few bytes came in while it drained some.
+      if (req.readableLength >= req.readableHighWaterMark || req.isPaused()) {
         w.lastProgressAt = at;
-        w.excusedMs += sinceSweep;
+        w.excusedMs += sinceSweep - stalled;
       }
       const active = at - w.startedAt - w.excusedMs;
       const received = w.lastBytes - w.startBytes;
