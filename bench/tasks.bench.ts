@@ -6,7 +6,7 @@
 // `quoll server`, over consecutive minute boundaries, with skipped and doubled ticks — writes
 // bench/results/tasks-cron-start.json (see measureCronStart).
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { offsetClock } from '../packages/quoll/src/clock/index.js';
@@ -165,10 +165,8 @@ async function measureRunner(): Promise<void> {
 
   // 4. 1000 `* * * * *` tasks: real SQLite store, real timers, a clock shifted so the next
   // minute boundary is ~1.5 s away; time from the boundary until all runs are committed.
-  const migrations = join(root, 'migrations');
-  mkdirSync(migrations);
-  copyFileSync(join(MIGRATIONS_DIR, '0005_tasks.sql'), join(migrations, '0005_tasks.sql'));
-  const db = openSqliteDatabase(join(root, 'quoll.db'), migrations);
+  // Every migration: the task store's statements use columns later ones added (node_id, …).
+  const db = openSqliteDatabase(join(root, 'quoll.db'), MIGRATIONS_DIR);
   const real = Date.now();
   const boundary = Math.ceil((real + 60_000) / 60_000) * 60_000;
   const clock = offsetClock(boundary - 1_500 - real);
