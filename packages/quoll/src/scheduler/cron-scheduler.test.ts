@@ -191,6 +191,75 @@ describe('CronScheduler', () => {
     expect(s.nextTickOf(task.id)).toBe(T0 + 2 * MIN);
   });
 
+  /** A store that refuses the first `times` boundaries (all when Infinity), and a scheduler on it. */
+  function refusingScheduler(times: number, peerGraceMs = 15_000) {
+    const seen = { refused: 0, errors: [] as string[], ticks: [] as number[], recovered: [] as string[] };
+    const refusing = storeWith({
+      createTickRuns: async (...args: Parameters<TaskStore['createTickRuns']>) => {
+        if (seen.refused < times) {
+          seen.refused += 1;
+          throw new Error('canceling statement due to lock timeout');
+        }
+        return store.createTickRuns(...args);
+      },
+    });
+    const s = new CronScheduler({
+      store: refusing,
+      clock,
+      owner: { nodeId: 'a', leaseMs: 15_000 },
+      peerGraceMs,
+      onError: (_err, context) => seen.errors.push(context),
+      onTick: (tick) => seen.ticks.push(tick),
+      onRecovered: (message) => seen.recovered.push(message),
+      onRuns: (r) => created.push(...r),
+    });
+    schedulers.push(s);
+    return { s, seen };
+  }
+
+  it('reports a boundary refused again and again once, and once when the store takes it', async () => {
+    const task = await scheduledTask();
+    const { s, seen } = refusingScheduler(5);
+    s.arm(task);
+    await clock.advance(30_000);
+    for (let i = 0; i < 5; i++) await clock.advance(STORE_RETRY_MS);
+    expect(seen.refused).toBe(5);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN]);
+    expect(seen.ticks).toEqual([T0 + MIN]);
+    expect(seen.errors).toHaveLength(1);
+    expect(seen.errors[0]).toContain('reported once');
+    expect(seen.recovered).toHaveLength(1);
+    expect(seen.recovered[0]).toContain('at try 6');
+    expect(s.nextTickOf(task.id)).toBe(T0 + 2 * MIN);
+    await store.finishRun(created[0]!.id, { status: 'success', exitCode: 0, reason: 'exit 0' });
+    await clock.advance(MIN);
+    expect(created.map((r) => r.tick)).toEqual([T0 + MIN, T0 + 2 * MIN]);
+    expect(seen.ticks).toEqual([T0 + MIN, T0 + 2 * MIN]);
+    expect(seen.errors).toHaveLength(1);
+    expect(seen.recovered).toHaveLength(1);
+  });
+
+  it('reports a boundary given up after its tries once more, and the next boundary afresh', async () => {
+    const task = await scheduledTask();
+    const { s, seen } = refusingScheduler(Infinity, 4_000);
+    s.arm(task);
+    await clock.advance(30_000);
+    for (let i = 0; i < 10; i++) await clock.advance(STORE_RETRY_MS);
+    // Tried at +0, +1, +2 and +3 s (each retry still younger than the 4 s grace), then given up.
+    expect(seen.refused).toBe(4);
+    expect(seen.ticks).toEqual([T0 + MIN]);
+    expect(seen.errors).toHaveLength(2);
+    expect(seen.errors[1]).toContain('given up after 4 tries');
+    expect(seen.recovered).toEqual([]);
+    expect(s.nextTickOf(task.id)).toBe(T0 + 2 * MIN);
+    // The next boundary is a new one: its first failure is reported again.
+    await clock.advance(50_000);
+    expect(seen.ticks).toEqual([T0 + MIN, T0 + 2 * MIN]);
+    expect(seen.errors).toHaveLength(3);
+    expect(seen.errors[2]).toContain('reported once');
+    expect(created).toEqual([]);
+  });
+
   it('records ticks missed while no scheduler ran and does not replay them', async () => {
     const task = await scheduledTask();
     const first = newScheduler();

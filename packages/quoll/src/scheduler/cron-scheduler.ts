@@ -37,8 +37,17 @@ export interface CronSchedulerOptions {
   peerGraceMs?: number;
   /** Told each boundary as it fires, with how late it fired (ms after the tick). @default none */
   onTick?: (tick: number, lateMs: number) => void;
-  /** Where failures of a boundary (e.g. the store) are reported. @default console.error */
+  /**
+   * Where failures of a boundary (e.g. the store) are reported: once per boundary, however
+   * often it is tried again, and once more if it is given up after being tried again.
+   * @default console.error
+   */
   onError?: (err: unknown, context: string) => void;
+  /**
+   * Told once when a boundary the store refused is taken on a later try (what happened, for
+   * the log). @default console.error
+   */
+  onRecovered?: (message: string) => void;
   /** The node the runs of a boundary are created for (holding their leases). @default none (unclaimed) */
   owner?: RunOwner | null;
 }
@@ -73,12 +82,19 @@ export class CronScheduler {
   private readonly maxMissed: number;
   private readonly peerGraceMs: number;
   private readonly onError: (err: unknown, context: string) => void;
+  private readonly onRecovered: (message: string) => void;
   private readonly buckets = new Map<number, Bucket>();
   private readonly armed = new Map<string, { schedule: CronSchedule; tick: number }>();
   private readonly schedules = new Map<string, CronSchedule>();
   /** Tasks whose tick is being processed, so a disarm during processing prevents re-arming. */
   private readonly firing = new Map<string, number>();
   private readonly inflight = new Set<Promise<void>>();
+  /**
+   * Boundaries the store refused that are being tried again, by tick: the tries so far. Their
+   * failure was reported at the first; later tries report nothing until the boundary is taken
+   * (recovered) or given up.
+   */
+  private readonly refused = new Map<number, number>();
   private stopped = false;
 
   constructor(private readonly options: CronSchedulerOptions) {
@@ -88,6 +104,7 @@ export class CronScheduler {
     this.peerGraceMs = Math.max(0, options.peerGraceMs ?? 0);
     this.onError =
       options.onError ?? ((err, context) => console.error(`quoll: scheduler (${context}):`, err));
+    this.onRecovered = options.onRecovered ?? ((message) => console.error(`quoll: scheduler: ${message}`));
   }
 
   /** How many tasks wait for a tick. */
@@ -138,6 +155,8 @@ export class CronScheduler {
     if (bucket.taskIds.size === 0) {
       this.clock.clearTimeout(bucket.timer);
       this.buckets.delete(current.tick);
+      // Nothing waits for a boundary being tried again any more: its story ends unreported.
+      this.refused.delete(current.tick);
     }
   }
 
@@ -148,6 +167,7 @@ export class CronScheduler {
     this.buckets.clear();
     this.armed.clear();
     this.firing.clear();
+    this.refused.clear();
     while (this.inflight.size > 0) await Promise.all([...this.inflight]);
   }
 
@@ -201,7 +221,8 @@ export class CronScheduler {
       return;
     }
     this.buckets.delete(tick);
-    this.options.onTick?.(tick, this.clock.now() - tick);
+    // A boundary tried again was told to the observer at its first try.
+    if (!this.refused.has(tick)) this.options.onTick?.(tick, this.clock.now() - tick);
     const taskIds = [...bucket.taskIds].filter((id) => this.armed.get(id)?.tick === tick);
     const work = this.fire(tick, taskIds)
       .catch((err: unknown) => this.onError(err, `tick ${new Date(tick).toISOString()}`))
@@ -230,12 +251,37 @@ export class CronScheduler {
       // While the tick is younger than the peers' grace it is tried again shortly: a peer may
       // not make its run either. After that (or on one node) the tasks wait for their next tick.
       const retry = this.clock.now() + STORE_RETRY_MS - tick < this.peerGraceMs;
+      let retried = false;
       for (const [id, schedule] of schedules) {
         if (!stillMine(id)) continue;
-        if (retry) this.armRetry(id, schedule, tick);
-        else this.armAfter(id, schedule, tick);
+        if (retry) {
+          this.armRetry(id, schedule, tick);
+          retried = true;
+        } else this.armAfter(id, schedule, tick);
       }
-      throw err;
+      // Reported once per boundary: at its first failure, and when it is given up after tries.
+      const tries = (this.refused.get(tick) ?? 0) + 1;
+      if (retried && !this.stopped) this.refused.set(tick, tries);
+      else this.refused.delete(tick);
+      const when = new Date(tick).toISOString();
+      if (tries === 1) {
+        this.onError(
+          err,
+          retried
+            ? `tick ${when} (tried again every ${STORE_RETRY_MS} ms while younger than ${this.peerGraceMs} ms; reported once)`
+            : `tick ${when} (its tasks wait for their next tick)`,
+        );
+      } else if (!retried) {
+        this.onError(err, `tick ${when} (given up after ${tries} tries: its tasks wait for their next tick)`);
+      }
+      return;
+    }
+    const tries = this.refused.get(tick);
+    if (tries !== undefined) {
+      this.refused.delete(tick);
+      this.onRecovered(
+        `tick ${new Date(tick).toISOString()}: the store took the boundary at try ${tries + 1}, ${this.clock.now() - tick} ms after the tick`,
+      );
     }
     const created: TaskRunRecord[] = [];
     for (const o of outcomes) if (o.outcome === 'created') created.push(o.run);

@@ -92,6 +92,11 @@ export interface TaskServiceOptions {
   /** Where background failures are reported. @default console.error */
   onError?: (err: unknown, context: string) => void;
   /**
+   * Told once when a cron boundary the store refused (reported once through `onError`) is
+   * taken on a later try. @default console.error
+   */
+  onRecovered?: (message: string) => void;
+  /**
    * Who may create tasks when runs are not sandboxed: `allowed` = anyone; `admin-only` =
    * workspace-scoped creators are refused with `sandbox_unavailable`. @default 'allowed'
    */
@@ -261,6 +266,7 @@ export class TaskService {
       maxMissedRecorded: options.maxMissedTicksRecorded ?? 100,
       peerGraceMs: options.peerTickGraceMs ?? 0,
       onError: this.onError,
+      ...(options.onRecovered === undefined ? {} : { onRecovered: options.onRecovered }),
       onTick: (_tick, lateMs) => options.observer?.tickFired(lateMs),
       onRuns: (runs) => {
         for (const run of runs) {

@@ -120,6 +120,10 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   let reportLoopError = (err: unknown, context: string): void => {
     process.stderr.write(`quoll: ${context} failed: ${err instanceof Error ? err.message : String(err)}\n`);
   };
+  // Background troubles that ended (a refused cron boundary taken later): stderr until the app exists.
+  let reportRecovered = (message: string): void => {
+    process.stderr.write(`quoll: ${message}\n`);
+  };
   const stores = await openStore(config.database, { onConnectionError: (err) => reportConnectionError(err) });
   closers.push({ what: 'database connections', close: () => stores.close() });
   // Every node of a cluster must hold the key the shared connections are sealed with: one with
@@ -310,6 +314,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     // A peer may be up to a lease late with a tick before this node calls it missed.
     peerTickGraceMs: stores.dialect === 'postgres' ? config.leaseMs : 0,
     onError: (err, context) => reportLoopError(err, context),
+    onRecovered: (message) => reportRecovered(message),
     // Tokens of runs a crashed server (or node) left behind: revoked at start and after lost
     // runs are closed, in one statement that checks the runs (tokens and runs share the database).
     revokeStaleRunTokens: async () => {
@@ -378,6 +383,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   });
   const app = await createApp(context, [], { ready });
   reportLoopError = (err, context) => app.log.warn({ err }, `${context} failed; retrying`);
+  reportRecovered = (message) => app.log.info(message);
   closers.report = (what, waitedMs) =>
     app.log.warn({ step: what, waitedMs }, `still stopping: waiting for ${what}`);
   reportConnectionError = (err) => {
