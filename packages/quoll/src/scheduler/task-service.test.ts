@@ -856,6 +856,44 @@ describe('TaskService', () => {
       expect((await s.getRun(run!.id)).reason).toBe(nodeLostReason('node-a'));
     });
 
+    it("a continuous run's outcome committed but whose reply was lost still gets its restart backoff", async () => {
+      const o = orchestration('o1', "console.error('crash'); process.exit(2);");
+      let lost = 0;
+      const blinking = storeWith({
+        finishRun: async (...args: Parameters<TaskStore['finishRun']>) => {
+          const closed = await store.finishRun(...args);
+          if (lost === 0 && args[1].status === 'failure') {
+            lost += 1;
+            // The commit went through; the connection broke before its reply arrived.
+            throw new Error('Connection terminated unexpectedly');
+          }
+          return closed;
+        },
+      });
+      const errors: string[] = [];
+      const { service: s } = await service({
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        store: blinking,
+        notifier,
+        coordinatorClock: clock,
+        backoff: { initialMs: 1000, maxMs: 8000 },
+        onError: (_err, context) => errors.push(context),
+      });
+      const task = await s.createContinuous({ ...base, orchestrationId: o });
+      const [run] = await s.listRuns(task.id);
+      await waitFor('the lost reply', () => errors.includes(`recording the outcome of run ${run!.id}`));
+      expect((await s.getRun(run!.id)).status).toBe('failure');
+      // The next round's write finds the run closed with this node's own outcome: the restart
+      // is armed with the first step of the backoff, as if the first write had answered.
+      await clock.advance(3_000);
+      await restartArmed(1000);
+      await clock.advance(1000);
+      await waitFor('run 2 ended', async () => (await s.listRuns(task.id, { status: 'failure' })).length === 2);
+      await restartArmed(2000);
+      expect(await s.listRuns(task.id)).toHaveLength(2);
+    });
+
     it('kill() through one node stops the run another node executes', async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       const { service: runnerNode, runner } = await service({ nodeId: 'runs-it', notifier });

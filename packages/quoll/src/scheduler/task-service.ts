@@ -927,12 +927,25 @@ export class TaskService {
     }
   }
 
-  private storeOutcome(run: TaskRunRecord, outcome: RunOutcome): Promise<TaskRunRecord | null> {
-    return this.store.finishRun(run.id, {
-      status: outcome.status,
-      exitCode: outcome.exitCode,
-      reason: outcome.reason,
-    });
+  /**
+   * Stores a run's outcome; null when someone else closed the run first. A run found already
+   * closed with exactly this outcome was closed by an earlier write of this node whose reply was
+   * lost (the connection broke after the commit): that is this node's close, and what follows it
+   * (the continuous restart with its backoff) depends on the stored outcome, not on which write
+   * answered. No other closer writes a runner's outcome: another node closes a run as
+   * `node lost`, and runs the runner never held are closed with reasons of their own.
+   */
+  private async storeOutcome(run: TaskRunRecord, outcome: RunOutcome): Promise<TaskRunRecord | null> {
+    const result = { status: outcome.status, exitCode: outcome.exitCode, reason: outcome.reason };
+    const closed = await this.store.finishRun(run.id, result);
+    if (closed !== null) return closed;
+    const stored = await this.store.getRun(run.id);
+    const ours =
+      stored !== null &&
+      stored.status === result.status &&
+      stored.exitCode === result.exitCode &&
+      stored.reason === result.reason;
+    return ours ? stored : null;
   }
 
   /**
