@@ -47,10 +47,12 @@ export interface PackagingClaim {
   owner: string;
   /** Now, RFC 3339 (the row's `updatedAt`). */
   at: string;
-  /** Now, epoch ms: leases that ended before it are expired. */
-  now: number;
-  /** End of the lease, epoch ms. */
-  leaseUntil: number;
+  /**
+   * How long the lease lasts from now, in ms. "Now" is the store's clock (on PostgreSQL the
+   * database's), never the claimer's: leases are stamped and compared by one clock, so a node
+   * whose clock runs ahead cannot take over a job whose lease is still running.
+   */
+  leaseMs: number;
 }
 
 /** Where a packaging log line came from. */
@@ -85,15 +87,16 @@ export interface OrchestrationStore {
   /**
    * Atomically takes the oldest orchestration that needs packaging — `pending_packaging`, or
    * `packaging` under a lease that expired (its packager died) — moves it to `packaging` and
-   * leases it to `claim.owner` until `claim.leaseUntil` (epoch ms). Two packagers, in one
+   * leases it to `claim.owner` for `claim.leaseMs` (expiry and lease both by the store's clock). Two packagers, in one
    * process or on two nodes, never hold the same one; null when none is waiting.
    */
   claimOrchestrationForPackaging(claim: PackagingClaim): Promise<OrchestrationRecord | null>;
   /**
-   * Extends the lease of an orchestration `owner` is packaging; false when the owner no
-   * longer holds it (the lease expired and another packager took it, or it was requeued).
+   * Extends the lease of an orchestration `owner` is packaging to `leaseMs` from now (the
+   * store's clock); false when the owner no longer holds it (the lease expired and another
+   * packager took it, or it was requeued).
    */
-  renewPackagingLease(id: string, owner: string, leaseUntil: number): Promise<boolean>;
+  renewPackagingLease(id: string, owner: string, leaseMs: number): Promise<boolean>;
   /**
    * Moves back to `pending_packaging` every `packaging` orchestration leased to `owner` (work
    * an earlier life of the same packager left unfinished) and returns how many moved. Others'

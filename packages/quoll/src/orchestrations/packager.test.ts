@@ -76,6 +76,11 @@ async function waitForStatus(
   }
 }
 
+/** A claim by `owner`, now, leased for `leaseMs` by the store's clock. */
+function claimBy(owner: string, leaseMs: number): { owner: string; at: string; leaseMs: number } {
+  return { owner, at: new Date().toISOString(), leaseMs };
+}
+
 async function runEntry(p: Packager, id: string): Promise<string> {
   const pkg = await p.resolvePackage(id);
   const { stdout } = await run(process.execPath, [pkg.entry], { cwd: pkg.dir });
@@ -298,13 +303,23 @@ describe('Packager', () => {
     const first = packager();
     const record = await submit(first, [{ path: 'main.ts', content: "console.log('after restart')" }]);
     // A crash right after the claim: the row says packaging and nothing is running.
-    const now = Date.now();
-    const claim = { owner: 'local', at: new Date(now).toISOString(), now, leaseUntil: now + 60_000 };
-    expect((await store.claimOrchestrationForPackaging(claim))?.id).toBe(record.id);
+    expect((await store.claimOrchestrationForPackaging(claimBy('local', 60_000)))?.id).toBe(record.id);
     const second = packager();
     await second.start();
     expect((await waitForStatus(record.id)).status).toBe('ready');
     expect(await runEntry(second, record.id)).toBe('after restart\n');
+  });
+
+  it("a packager whose clock runs ahead does not take over a job another packager's lease still holds", async () => {
+    const first = packager({ owner: 'node-a' });
+    const record = await submit(first, [{ path: 'main.ts', content: "console.log('node a')" }]);
+    // node-a claims it (and would renew it every 20 s): leased for a minute.
+    expect((await store.claimOrchestrationForPackaging(claimBy('node-a', 60_000)))?.id).toBe(record.id);
+    // node-b's clock is 10 minutes ahead of node-a's: by its own clock the lease ended long ago.
+    const ahead = packager({ owner: 'node-b', now: () => new Date(Date.now() + 10 * 60_000) });
+    await ahead.start();
+    await new Promise((r) => setTimeout(r, 400)); // 8 of its polls
+    expect(await store.getOrchestration(record.id)).toMatchObject({ status: 'packaging' });
   });
 
   it('stop() kills a running npm install, leaves the job in packaging, and the next start finishes it', async () => {

@@ -395,12 +395,11 @@ export class Packager {
     const signal = this.abort.signal;
     while (!signal.aborted) {
       try {
-        const now = this.now();
+        // The lease is stamped and expired by the store's clock, not this node's.
         const record = await this.store.claimOrchestrationForPackaging({
           owner: this.owner,
-          at: now.toISOString(),
-          now: now.getTime(),
-          leaseUntil: now.getTime() + this.leaseMs,
+          at: this.now().toISOString(),
+          leaseMs: this.leaseMs,
         });
         if (record === null) {
           await this.sleep();
@@ -419,8 +418,7 @@ export class Packager {
   private async underLease(id: string, job: () => Promise<void>): Promise<void> {
     const timer = setInterval(
       () => {
-        const until = this.now().getTime() + this.leaseMs;
-        this.store.renewPackagingLease(id, this.owner, until).then(
+        this.store.renewPackagingLease(id, this.owner, this.leaseMs).then(
           (held) => {
             if (!held) this.onError(new Error(`lost the packaging lease of orchestration ${id}`));
           },

@@ -136,8 +136,7 @@ export function concurrencySuite(backend: string, makeStores: MakeStores, openPe
           const r = await stores.orchestrations.claimOrchestrationForPackaging({
             owner,
             at: 't',
-            now: T0,
-            leaseUntil: T0 + 60_000,
+            leaseMs: 60_000,
           });
           if (r === null) return got;
           got.push(r.id);

@@ -3,13 +3,14 @@ import type { NewOrchestration, OrchestrationStore } from '../../orchestrations/
 import type { Stores } from '../stores.js';
 import type { MakeStores } from './make-stores.js';
 
-/** A claim by `owner` at epoch ms `now`, leased for a minute. */
-const claim = (now = Date.UTC(2025, 2, 1), owner = 'node-a') => ({
+/** A claim by `owner` stamped `at` (the row's updatedAt), leased for `leaseMs` by the store's clock. */
+const claim = (now = Date.UTC(2025, 2, 1), owner = 'node-a', leaseMs = 60_000) => ({
   owner,
   at: new Date(now).toISOString(),
-  now,
-  leaseUntil: now + 60_000,
+  leaseMs,
 });
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
 function orchestration(id: string, overrides: Partial<NewOrchestration> = {}): NewOrchestration {
   return {
@@ -122,18 +123,18 @@ export function orchestrationStoreSuite(backend: string, makeStores: MakeStores)
       expect(await store.claimOrchestrationForPackaging(claim())).toBeNull();
     });
 
-    it('takes over a job only once its lease expired, and its old owner can no longer renew it', async () => {
-      const t0 = Date.UTC(2025, 2, 1);
+    it('takes over a job only once its lease expired (by the store clock), and its old owner can no longer renew it', async () => {
       await store.createOrchestration(orchestration('job'));
-      expect((await store.claimOrchestrationForPackaging(claim(t0, 'node-a')))?.id).toBe('job');
-      // Leased until t0 + 60 s: another node finds nothing to do before then.
-      expect(await store.claimOrchestrationForPackaging(claim(t0 + 59_000, 'node-b'))).toBeNull();
-      expect(await store.renewPackagingLease('job', 'node-a', t0 + 120_000)).toBe(true);
-      expect(await store.claimOrchestrationForPackaging(claim(t0 + 90_000, 'node-b'))).toBeNull();
-      // node-a stops renewing: after the lease, node-b takes the job over.
-      expect((await store.claimOrchestrationForPackaging(claim(t0 + 121_000, 'node-b')))?.id).toBe('job');
-      expect(await store.renewPackagingLease('job', 'node-a', t0 + 200_000)).toBe(false);
-      expect(await store.renewPackagingLease('job', 'node-b', t0 + 200_000)).toBe(true);
+      expect((await store.claimOrchestrationForPackaging(claim(undefined, 'node-a')))?.id).toBe('job');
+      // Leased for a minute: another node finds nothing to do before then, whatever its clock says.
+      expect(await store.claimOrchestrationForPackaging(claim(Date.UTC(2030, 0, 1), 'node-b'))).toBeNull();
+      // node-a renews it for 100 ms only, then stops renewing: after that, node-b takes it over.
+      expect(await store.renewPackagingLease('job', 'node-a', 100)).toBe(true);
+      await sleep(150);
+      expect((await store.claimOrchestrationForPackaging(claim(undefined, 'node-b')))?.id).toBe('job');
+      expect(await store.renewPackagingLease('job', 'node-a', 60_000)).toBe(false);
+      expect(await store.renewPackagingLease('job', 'node-b', 60_000)).toBe(true);
+      expect(await store.claimOrchestrationForPackaging(claim(undefined, 'node-a'))).toBeNull();
     });
 
     it("requeues only the requeuing owner's jobs and lists by status", async () => {

@@ -10,6 +10,7 @@ import type {
 } from '../../orchestrations/index.js';
 import type { PostgresDatabase } from './postgres-database.js';
 import { PG_UNIQUE_VIOLATION, sqlState } from './postgres-database.js';
+import { PG_NOW_MS } from './postgres-node-store.js';
 
 import type { OrchestrationRow } from '../rows/index.js';
 import { toOrchestration } from '../rows/index.js';
@@ -88,23 +89,25 @@ export class PostgresOrchestrationStore implements OrchestrationStore {
     // SKIP LOCKED: a row another claimer is taking right now is passed over, not waited for,
     // so claimers on several nodes never take the same job and never block each other.
     const row = await this.db.one<OrchestrationRow>(
-      `UPDATE orchestrations SET status = 'packaging', lease_owner = $1, lease_until = $2, updated_at = $3
+      // The database's clock stamps and expires leases (as for task runs): nodes' clocks differ.
+      `UPDATE orchestrations SET status = 'packaging', lease_owner = $1, lease_until = ${PG_NOW_MS} + $2::bigint, updated_at = $3
        WHERE id = (
          SELECT id FROM orchestrations
          WHERE status = 'pending_packaging'
-            OR (status = 'packaging' AND (lease_until IS NULL OR lease_until < $4))
+            OR (status = 'packaging' AND (lease_until IS NULL OR lease_until < ${PG_NOW_MS}))
          ORDER BY created_at, id LIMIT 1
          FOR UPDATE SKIP LOCKED)
        RETURNING *`,
-      [claim.owner, claim.leaseUntil, claim.at, claim.now],
+      [claim.owner, claim.leaseMs, claim.at],
     );
     return row ? toOrchestration(row) : null;
   }
 
-  async renewPackagingLease(id: string, owner: string, leaseUntil: number): Promise<boolean> {
+  async renewPackagingLease(id: string, owner: string, leaseMs: number): Promise<boolean> {
     const n = await this.db.run(
-      "UPDATE orchestrations SET lease_until = $1 WHERE id = $2 AND status = 'packaging' AND lease_owner = $3",
-      [leaseUntil, id, owner],
+      `UPDATE orchestrations SET lease_until = ${PG_NOW_MS} + $1::bigint
+       WHERE id = $2 AND status = 'packaging' AND lease_owner = $3`,
+      [leaseMs, id, owner],
     );
     return n > 0;
   }

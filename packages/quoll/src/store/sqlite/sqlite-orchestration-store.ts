@@ -8,6 +8,8 @@ import type {
   PackagingLogLine,
   PackagingLogSource,
 } from '../../orchestrations/index.js';
+import type { Clock } from '../../clock/index.js';
+import { systemClock } from '../../clock/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
 import type { OrchestrationRow } from '../rows/index.js';
 import { toOrchestration } from '../rows/index.js';
@@ -27,7 +29,15 @@ interface PackagingLogRow {
  * const store = new SqliteOrchestrationStore(openSqliteDatabase(join(home, 'quoll.db')));
  */
 export class SqliteOrchestrationStore implements OrchestrationStore {
-  constructor(private readonly db: SqliteHandle) {}
+  private readonly clock: Clock;
+
+  /** @param options `clock`: the clock leases are stamped and expired by (one machine's). */
+  constructor(
+    private readonly db: SqliteHandle,
+    options: { clock?: Clock } = {},
+  ) {
+    this.clock = options.clock ?? systemClock;
+  }
 
   createOrchestration(input: NewOrchestration): Promise<OrchestrationRecord> {
     const row = this.db
@@ -111,7 +121,7 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
     // One statement: SQLite runs it as one write, so two claimers never take the same row.
     const row = this.db
       .prepare(
-        `UPDATE orchestrations SET status = 'packaging', lease_owner = @owner, lease_until = @leaseUntil, updated_at = @at
+        `UPDATE orchestrations SET status = 'packaging', lease_owner = @owner, lease_until = @now + @leaseMs, updated_at = @at
          WHERE id = (
            SELECT id FROM orchestrations
            WHERE status = 'pending_packaging'
@@ -119,16 +129,18 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
            ORDER BY created_at, id LIMIT 1)
          RETURNING *`,
       )
-      .get(claim) as OrchestrationRow | undefined;
+      .get({ owner: claim.owner, at: claim.at, leaseMs: claim.leaseMs, now: this.clock.now() }) as
+      | OrchestrationRow
+      | undefined;
     return Promise.resolve(row ? toOrchestration(row) : null);
   }
 
-  renewPackagingLease(id: string, owner: string, leaseUntil: number): Promise<boolean> {
+  renewPackagingLease(id: string, owner: string, leaseMs: number): Promise<boolean> {
     const r = this.db
       .prepare(
         "UPDATE orchestrations SET lease_until = ? WHERE id = ? AND status = 'packaging' AND lease_owner = ?",
       )
-      .run(leaseUntil, id, owner);
+      .run(this.clock.now() + leaseMs, id, owner);
     return Promise.resolve(r.changes > 0);
   }
 

@@ -31,7 +31,7 @@ export function openSqliteStores(path: string, options: StoreOptions = {}): Stor
     pipelines: new SqlitePipelineStore(db),
     connections: new SqliteConnectionStore(db),
     logIndex: new SqliteLogSegmentIndex(db),
-    orchestrations: new SqliteOrchestrationStore(db),
+    orchestrations: new SqliteOrchestrationStore(db, options),
     tasks: new SqliteTaskStore(db, options),
     keyCheck: new SqliteKeyCheckStore(db),
     nodes: new SqliteNodeStore(db, options),
