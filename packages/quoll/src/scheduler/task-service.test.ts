@@ -889,7 +889,10 @@ describe('TaskService', () => {
       await clock.advance(3_000);
       await restartArmed(1000);
       await clock.advance(1000);
-      await waitFor('run 2 ended', async () => (await s.listRuns(task.id, { status: 'failure' })).length === 2);
+      await waitFor(
+        'run 2 ended',
+        async () => (await s.listRuns(task.id, { status: 'failure' })).length === 2,
+      );
       await restartArmed(2000);
       expect(await s.listRuns(task.id)).toHaveLength(2);
     });

@@ -130,8 +130,7 @@ export class SqliteOrchestrationStore implements OrchestrationStore {
          RETURNING *`,
       )
       .get({ owner: claim.owner, at: claim.at, leaseMs: claim.leaseMs, now: this.clock.now() }) as
-      | OrchestrationRow
-      | undefined;
+      OrchestrationRow | undefined;
     return Promise.resolve(row ? toOrchestration(row) : null);
   }
 
