@@ -148,6 +148,21 @@ describe.skipIf(!pg.run)(
       expect((await nodesOf(a)).map((n) => n.id)).toEqual(nodes.map((n) => n.id));
     });
 
+    it("a node started with a live node's id refuses to start, naming the id; that node is untouched", async () => {
+      const refused = startTestServer({
+        home: await homeWithKeyOf(a),
+        args: ['--database', db.url],
+        env: { QUOLL_CLUSTER_LEASE_MS: String(LEASE_MS), QUOLL_NODE_ID: ids.get(a)! },
+      });
+      await expect(refused).rejects.toThrow(
+        new RegExp(
+          `error \\[node_id_in_use\\]: Node id "${ids.get(a)!}" is in use by another running process`,
+        ),
+      );
+      const nodes = await nodesOf(a);
+      expect(nodes.filter((n) => n.id === ids.get(a)).map((n) => [n.url, n.status])).toEqual([[a.url, 'up']]);
+    }, 60_000);
+
     it('a pipeline deployed through A is loaded by every inference node and answered by all (C forwards); undeployed through B, nobody serves it', async () => {
       const model = await a.client().uploadModel('house', makeTreeEnsembleRegressor({ seed: 3 }));
       const pipeline = await a.client().buildPipeline('spread');

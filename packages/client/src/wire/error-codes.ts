@@ -251,6 +251,12 @@ export const ERROR_CODES = {
     summary:
       'The inference log cannot be written right now (e.g. a disk error) and its queue is full; the writer retries, GET /v1/health shows its state.',
   },
+  node_id_in_use: {
+    status: 409,
+    kind: 'conflict',
+    summary:
+      'A cluster node refused to start: another running process holds its node id (a copied --home, or the same QUOLL_NODE_ID twice) and still sends heartbeats. Give each node its own id, or stop the other process.',
+  },
   migrate_source_invalid: {
     status: 400,
     kind: 'validation',

@@ -1,4 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Clock } from '../clock/index.js';
+import { systemClock } from '../clock/index.js';
+import { ApiError } from '../errors/index.js';
 import type { Notifier } from './notifier.js';
 import type { NodeRegistration, NodeStore } from './node-store.js';
 import { PeriodicLoop } from './periodic-loop.js';
@@ -23,6 +26,27 @@ export interface ClusterMembershipOptions {
   onError: (err: unknown) => void;
   /** @default systemClock */
   clock?: Clock;
+  /**
+   * Whether {@link ClusterMembership.start} refuses an id another live process holds (see
+   * there). Off where something else already keeps a second process out (an embedded home's
+   * lock). @default true
+   */
+  checkDuplicateId?: boolean;
+}
+
+/**
+ * The error of a node whose id another live process holds (a copied home, the same
+ * `QUOLL_NODE_ID` given twice): code `node_id_in_use`, naming the id and that process's URL.
+ */
+export function nodeIdInUse(nodeId: string, holderUrl: string): ApiError {
+  const where = holderUrl === '' ? 'a node that is still starting' : `the node at ${holderUrl}`;
+  return new ApiError(
+    'node_id_in_use',
+    `Node id "${nodeId}" is in use by another running process (${where}, still sending heartbeats): ` +
+      "two processes with one id would renew each other's run leases. Give this node its own id " +
+      "(a --home of its own, not a copy of another node's, or another QUOLL_NODE_ID), or stop the other process first.",
+    { nodeId, holderUrl },
+  );
 }
 
 /**
@@ -38,14 +62,22 @@ export class ClusterMembership {
   readonly #options: ClusterMembershipOptions;
   readonly #lostAfterMs: number;
   readonly #loop: PeriodicLoop;
+  readonly #heartbeatMs: number;
+  readonly #clock: Clock;
+  /** This process, as the holder of its node id (heartbeats of another process do not count). */
+  readonly #instance = randomUUID();
+  #node: NodeRegistration;
   #started = false;
 
   constructor(options: ClusterMembershipOptions) {
     this.#options = options;
+    this.#node = { ...options.node, instance: this.#instance };
     this.#lostAfterMs = options.lostAfterMs ?? 15_000;
+    this.#heartbeatMs = options.heartbeatMs ?? 2_000;
+    this.#clock = options.clock ?? systemClock;
     this.#loop = new PeriodicLoop({
       step: () => this.#beat(),
-      intervalMs: options.heartbeatMs ?? 2_000,
+      intervalMs: this.#heartbeatMs,
       onError: options.onError,
       ...(options.clock === undefined ? {} : { clock: options.clock }),
     });
@@ -56,12 +88,43 @@ export class ClusterMembership {
     return this.#loop.active;
   }
 
-  /** Registers this node (`up`) and starts the heartbeats. */
+  /**
+   * Registers this node (`up`) and starts the heartbeats. When another process holds the id
+   * (its row is `up` and was seen within `lostAfterMs`), waits: if that process's heartbeat
+   * moves on meanwhile it is alive, and this rejects with `node_id_in_use` (within about one
+   * heartbeat interval); if it stays silent for `lostAfterMs` (a crash just before this start),
+   * the id is taken over.
+   */
   async start(): Promise<void> {
-    await this.#options.store.registerNode(this.#options.node);
+    const { store } = this.#options;
+    const node = { ...this.#node, instance: this.#instance };
+    let seen: string | null = null;
+    if (this.#options.checkDuplicateId === false) await store.registerNode(node);
+    else
+      for (;;) {
+        const holder = await store.claimNodeId(node, this.#lostAfterMs);
+        if (holder === null) break;
+        if (seen !== null && holder.lastSeenAt !== seen) throw nodeIdInUse(node.id, holder.url);
+        seen ??= holder.lastSeenAt;
+        await new Promise<void>((resolve) =>
+          this.#clock.setTimeout(resolve, Math.max(10, this.#heartbeatMs / 2)),
+        );
+      }
     this.#started = true;
-    await this.#options.notifier.publish('quoll_nodes', this.#options.node.id).catch(this.#options.onError);
+    await this.#options.notifier.publish('quoll_nodes', node.id).catch(this.#options.onError);
     this.#loop.start();
+  }
+
+  /**
+   * Changes what this started node registers (its URL and roles, once it listens): written at
+   * once and told to the other nodes.
+   */
+  async update(change: Pick<NodeRegistration, 'url' | 'roles'>): Promise<void> {
+    this.#node = { ...this.#node, ...change };
+    const { store } = this.#options;
+    const held = await store.claimNodeId({ ...this.#node, instance: this.#instance }, this.#lostAfterMs);
+    if (held !== null) throw nodeIdInUse(this.#node.id, held.url);
+    await this.#options.notifier.publish('quoll_nodes', this.#node.id).catch(this.#options.onError);
   }
 
   /** Runs one heartbeat (and lost-node check) now; for tests and benches. */
@@ -84,9 +147,13 @@ export class ClusterMembership {
   }
 
   async #beat(): Promise<void> {
-    const { store, node } = this.#options;
-    if (!(await store.heartbeat(node.id))) {
-      await store.registerNode(node);
+    const { store } = this.#options;
+    const node = { ...this.#node, instance: this.#instance };
+    if (!(await store.heartbeat(node.id, node.instance))) {
+      // Marked lost (this node stalled): registered again. Taken meanwhile by another process
+      // with this id (this one stalled for a whole lease): never taken back, reported each beat.
+      const holder = await store.claimNodeId(node, this.#lostAfterMs);
+      if (holder !== null) throw nodeIdInUse(node.id, holder.url);
       this.#options.onSelfLost?.();
     }
     const lost = await store.markLostNodes(this.#lostAfterMs);

@@ -18,6 +18,11 @@ export interface NodeRegistration {
   id: string;
   url: string;
   roles: readonly NodeRole[];
+  /**
+   * The process holding the id (a random token made at its start): heartbeats of another
+   * process with the same id do not count as this one's. @default none (older callers)
+   */
+  instance?: string;
 }
 
 /**
@@ -28,10 +33,21 @@ export interface NodeStore {
   /** Registers (or re-registers after a restart) a node as `up`, seen now. */
   registerNode(node: NodeRegistration): Promise<void>;
   /**
-   * Records a heartbeat. Returns false when the node's row says it is not `up` (another node
-   * found it lost): the caller must treat every lease it held as gone.
+   * Registers `node` (as {@link registerNode}) unless another process holds its id: a row that
+   * is `up`, of another instance (or of none), seen within `staleAfterMs`. Returns null when
+   * registered, else that row (whose `lastSeenAt` moves on while its process lives). One
+   * statement: of two processes claiming one id at once, one gets it.
    */
-  heartbeat(nodeId: string): Promise<boolean>;
+  claimNodeId(
+    node: NodeRegistration & { instance: string },
+    staleAfterMs: number,
+  ): Promise<NodeRecord | null>;
+  /**
+   * Records a heartbeat. Returns false when the node's row says it is not `up` (another node
+   * found it lost), or, given `instance`, when another process holds the id: the caller must
+   * treat every lease it held as gone.
+   */
+  heartbeat(nodeId: string, instance?: string): Promise<boolean>;
   /** Marks every `up` node not seen for `timeoutMs` as `lost`; returns their ids. */
   markLostNodes(timeoutMs: number): Promise<string[]>;
   /** Marks a node `stopped` (a clean shutdown). */

@@ -130,6 +130,35 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   // another key stops here (MasterKeyError, printed by the CLI) instead of failing on each read.
   if (stores.dialect === 'postgres')
     await verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString());
+  // The node id is this process's before anything acts under it (packaging jobs requeued, own
+  // runs closed as lost): another live process holding it (a copied --home, the same
+  // QUOLL_NODE_ID twice) stops this start with node_id_in_use. Registered with no roles and the
+  // URL it is given until it listens; heartbeats from now; nodes that stop sending theirs are
+  // marked lost by whoever notices first.
+  let membershipLog: { warn: (obj: object, msg: string) => void } = {
+    warn: (obj, msg) => {
+      const err = (obj as { err?: unknown }).err;
+      process.stderr.write(`quoll: ${msg}${err instanceof Error ? `: ${err.message}` : ''}\n`);
+    },
+  };
+  const membership = new ClusterMembership({
+    store: stores.nodes,
+    notifier: stores.notifier,
+    node: { id: nodeId, url: config.nodeUrl ?? '', roles: [] },
+    heartbeatMs: Math.max(100, Math.floor(config.leaseMs / 5)),
+    lostAfterMs: config.leaseMs,
+    // An embedded home is held by one process already (its lock): nothing to wait for there.
+    checkDuplicateId: stores.dialect === 'postgres',
+    onNodesLost: (ids) => membershipLog.warn({ nodes: ids }, 'nodes stopped sending heartbeats: marked lost'),
+    onSelfLost: () =>
+      membershipLog.warn(
+        { nodeId },
+        'this node was marked lost (it missed its heartbeats); registered again',
+      ),
+    onError: (err) => membershipLog.warn({ err }, 'cluster heartbeat failed; retrying'),
+  });
+  await membership.start();
+  closers.push({ what: 'cluster membership', close: () => membership.stop() });
   // On a node of a cluster, model files live in the database and <home>/blobs caches them.
   const blobs = new BlobStore(config.home, stores.sharedBlobs);
   await blobs.init();
@@ -416,25 +445,13 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   }
   await homeLock.announce(url);
   const creds = await ensureCredentials(config.home, url, tokens);
-  // This node joins the instance: registered with its URL and roles, then heartbeats; nodes
-  // that stop sending theirs are marked lost by whoever notices first.
+  // This node joins the instance with its URL and roles (it held its id since the start).
   const roles: NodeRole[] = ['api'];
   if (config.runsTasks) roles.push('tasks');
   if (config.servesInference) roles.push('inference');
-  const membership = new ClusterMembership({
-    store: stores.nodes,
-    notifier: stores.notifier,
-    // The URL other nodes forward requests to (QUOLL_NODE_URL when the listen address is not one).
-    node: { id: nodeId, url: config.nodeUrl ?? url, roles },
-    heartbeatMs: Math.max(100, Math.floor(config.leaseMs / 5)),
-    lostAfterMs: config.leaseMs,
-    onNodesLost: (ids) => app.log.warn({ nodes: ids }, 'nodes stopped sending heartbeats: marked lost'),
-    onSelfLost: () =>
-      app.log.warn({ nodeId }, 'this node was marked lost (it missed its heartbeats); registered again'),
-    onError: (err) => app.log.warn({ err }, 'cluster heartbeat failed; retrying'),
-  });
-  await membership.start();
-  closers.push({ what: 'cluster membership', close: () => membership.stop() });
+  // The URL other nodes forward requests to (QUOLL_NODE_URL when the listen address is not one).
+  await membership.update({ url: config.nodeUrl ?? url, roles });
+  membershipLog = app.log;
   // Deployments are registered before requests pass the gate, so a request for a restored
   // pipeline hears "not ready" (Starting) rather than "not deployed"; their models load in the
   // background. After the node is registered: on a cluster, replicas are placed on nodes that

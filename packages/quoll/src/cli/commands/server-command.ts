@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { QuollError } from '@quoll/client/errors';
+import { ApiError } from '../../errors/index.js';
 import { redactDatabaseUrl, resolveServerConfig } from '../../config/index.js';
 
 /** `quoll server [--home DIR] [--database postgres://…] [--host H] [--port P]`. */
@@ -123,7 +125,10 @@ export function serverCommand(): Command {
       );
       // Loaded on demand: client commands must not pay for onnxruntime, SQLite and Fastify.
       const { startServer } = await import('../../server/index.js');
-      const server = await startServer(config);
+      // A start refused with a catalogue code (e.g. node_id_in_use) prints as `error [code]: …`.
+      const server = await startServer(config).catch((err: unknown) => {
+        throw err instanceof ApiError ? new QuollError(err.code, err.message, 0, err.details) : err;
+      });
       // The handlers go in before the "listening" line: whoever reads that line may send SIGTERM
       // at once, and a signal with no handler yet takes the kernel's default (the process dies
       // where it stands, leaving its home's lock behind). Seen in CI on 3 December.

@@ -147,6 +147,83 @@ export function clusterSuite(
       expect(errors).toEqual([]);
     });
 
+    /** A membership of `node` on `on` (this node's stores unless given), with quick beats. */
+    const member = (node: NodeRegistration, on: Stores = stores, errors: unknown[] = []) =>
+      new ClusterMembership({
+        store: on.nodes,
+        notifier: on.notifier,
+        node,
+        heartbeatMs: 30,
+        lostAfterMs: 400,
+        onError: (err) => errors.push(err),
+      });
+
+    it('a second process starting with a live node id is refused with node_id_in_use, naming the id', async () => {
+      const peer = options.crossProcess ? await openPeer(stores) : stores;
+      const first = member(a);
+      const second = member({ ...a, url: 'http://10.0.0.9:8470' }, peer);
+      try {
+        await first.start();
+        const started = Date.now();
+        await expect(second.start()).rejects.toMatchObject({
+          code: 'node_id_in_use',
+          details: { nodeId: 'node-a', holderUrl: a.url },
+          message: expect.stringContaining('"node-a"') as unknown,
+        });
+        // Refused within a few heartbeats, well before the holder could be thought lost.
+        expect(Date.now() - started).toBeLessThan(400);
+        expect(second.active).toBe(false);
+        // The holder's row is untouched and it keeps beating.
+        expect((await stores.nodes.listNodes()).map((n) => [n.id, n.url, n.status])).toEqual([
+          ['node-a', a.url, 'up'],
+        ]);
+        const seen = (await stores.nodes.listNodes())[0]?.lastSeenAt;
+        await sleep(100);
+        expect((await stores.nodes.listNodes())[0]?.lastSeenAt).not.toBe(seen);
+      } finally {
+        await second.stop();
+        await first.stop();
+        if (peer !== stores) await peer.close();
+      }
+    });
+
+    it('a node id whose holder stopped is taken at once; one whose holder went silent, after the lease', async () => {
+      const first = member(a);
+      await first.start();
+      await first.stop();
+      const again = member(a);
+      const t0 = Date.now();
+      await again.start();
+      expect(Date.now() - t0).toBeLessThan(200);
+      // A crash: the row stays up, fresh, and nobody beats for it any more.
+      await again.stop();
+      await stores.nodes.registerNode({ ...a, instance: 'crashed-process' });
+      const restarted = member(a);
+      const t1 = Date.now();
+      await restarted.start();
+      const waited = Date.now() - t1;
+      expect(waited).toBeGreaterThanOrEqual(300);
+      expect(waited).toBeLessThan(2_000);
+      expect((await stores.nodes.listNodes()).map((n) => [n.id, n.status])).toEqual([['node-a', 'up']]);
+      await restarted.stop();
+    });
+
+    it('claimNodeId takes a free, stopped, stale or own id, never a live one of another process', async () => {
+      const mine = { ...a, instance: 'p1' };
+      expect(await stores.nodes.claimNodeId(mine, 60_000)).toBeNull();
+      expect(await stores.nodes.claimNodeId(mine, 60_000)).toBeNull();
+      const holder = await stores.nodes.claimNodeId({ ...a, url: 'http://other', instance: 'p2' }, 60_000);
+      expect(holder).toMatchObject({ id: 'node-a', url: a.url, status: 'up' });
+      // Another process's heartbeat does not count as the holder's.
+      expect(await stores.nodes.heartbeat('node-a', 'p2')).toBe(false);
+      expect(await stores.nodes.heartbeat('node-a', 'p1')).toBe(true);
+      await sleep(60);
+      expect(await stores.nodes.claimNodeId({ ...a, instance: 'p2' }, 50)).toBeNull();
+      expect(await stores.nodes.heartbeat('node-a', 'p1')).toBe(false);
+      await stores.nodes.markStopped('node-a');
+      expect(await stores.nodes.claimNodeId({ ...a, instance: 'p3' }, 60_000)).toBeNull();
+    });
+
     const newTask = (over: Partial<NewTask> = {}): NewTask => ({
       name: 'job',
       type: 'Continuous Run',

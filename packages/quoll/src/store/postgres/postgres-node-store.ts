@@ -28,18 +28,39 @@ export class PostgresNodeStore implements NodeStore {
 
   async registerNode(node: NodeRegistration): Promise<void> {
     await this.db.run(
-      `INSERT INTO cluster_nodes (id, url, roles, status, started_at, last_seen)
-       VALUES ($1, $2, $3, 'up', ${PG_NOW_MS}, ${PG_NOW_MS})
+      `INSERT INTO cluster_nodes (id, url, roles, status, started_at, last_seen, instance)
+       VALUES ($1, $2, $3, 'up', ${PG_NOW_MS}, ${PG_NOW_MS}, $4)
        ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, roles = EXCLUDED.roles, status = 'up',
-         started_at = EXCLUDED.started_at, last_seen = EXCLUDED.last_seen`,
-      [node.id, node.url, node.roles.join(',')],
+         started_at = EXCLUDED.started_at, last_seen = EXCLUDED.last_seen, instance = EXCLUDED.instance`,
+      [node.id, node.url, node.roles.join(','), node.instance ?? null],
     );
   }
 
-  async heartbeat(nodeId: string): Promise<boolean> {
+  async claimNodeId(
+    node: NodeRegistration & { instance: string },
+    staleAfterMs: number,
+  ): Promise<NodeRecord | null> {
+    const claimed = await this.db.rows<{ id: string }>(
+      `INSERT INTO cluster_nodes (id, url, roles, status, started_at, last_seen, instance)
+       VALUES ($1, $2, $3, 'up', ${PG_NOW_MS}, ${PG_NOW_MS}, $4)
+       ON CONFLICT (id) DO UPDATE SET url = EXCLUDED.url, roles = EXCLUDED.roles, status = 'up',
+         started_at = EXCLUDED.started_at, last_seen = EXCLUDED.last_seen, instance = EXCLUDED.instance
+       WHERE cluster_nodes.status <> 'up' OR cluster_nodes.instance = EXCLUDED.instance
+          OR cluster_nodes.last_seen < ${PG_NOW_MS} - $5::bigint
+       RETURNING id`,
+      [node.id, node.url, node.roles.join(','), node.instance, staleAfterMs],
+    );
+    if (claimed.length > 0) return null;
+    const holder = await this.db.one<NodeRow>('SELECT * FROM cluster_nodes WHERE id = $1', [node.id]);
+    // Gone meanwhile (nothing deletes rows today): nobody holds it, and the next claim takes it.
+    return holder ? toNodeRecord(holder) : null;
+  }
+
+  async heartbeat(nodeId: string, instance?: string): Promise<boolean> {
     const changed = await this.db.run(
-      `UPDATE cluster_nodes SET last_seen = ${PG_NOW_MS} WHERE id = $1 AND status = 'up'`,
-      [nodeId],
+      `UPDATE cluster_nodes SET last_seen = ${PG_NOW_MS}
+       WHERE id = $1 AND status = 'up' AND ($2::text IS NULL OR instance = $2::text)`,
+      [nodeId, instance ?? null],
     );
     return changed > 0;
   }
