@@ -11,6 +11,13 @@ import { FORWARDED_BY_HEADER, forwardRequest, SERVED_BY_HEADER } from './forward
 let echo: Server;
 /** A node that takes the request and never answers. */
 let silent: Server;
+/**
+ * A node whose kept-alive connections go stale: the second request on a connection is met with a
+ * reset before any answer (as when the node closed or lost it while it sat in the pool); a
+ * request on a fresh connection is echoed. Counts the requests it received and answered.
+ */
+let stale: Server;
+const staleSeen = { received: 0, answered: 0 };
 /** A port nobody listens on. */
 let closedPort: number;
 let app: FastifyInstance;
@@ -45,6 +52,25 @@ beforeAll(async () => {
     }),
   );
   silent = await listen(createServer(() => undefined));
+  const perSocket = new WeakMap<object, number>();
+  stale = await listen(
+    createServer((req: IncomingMessage, res) => {
+      staleSeen.received += 1;
+      const n = (perSocket.get(req.socket) ?? 0) + 1;
+      perSocket.set(req.socket, n);
+      if (n > 1) {
+        req.socket.resetAndDestroy();
+        return;
+      }
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        staleSeen.answered += 1;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ body: Buffer.concat(chunks).toString() }));
+      });
+    }),
+  );
   const probe = await listen(createServer());
   closedPort = (probe.address() as AddressInfo).port;
   await new Promise((resolve) => probe.close(resolve));
@@ -53,6 +79,7 @@ beforeAll(async () => {
     { nodeId: 'echo', url: urlOf(echo) },
   ]);
   targetsByName.set('slow', [{ nodeId: 'silent', url: urlOf(silent) }]);
+  targetsByName.set('stale', [{ nodeId: 'stale', url: urlOf(stale) }]);
   targetsByName.set('none', [
     { nodeId: 'dead', url: `http://127.0.0.1:${closedPort}` },
     { nodeId: 'dead2', url: `http://127.0.0.1:${closedPort}` },
@@ -80,7 +107,8 @@ beforeAll(async () => {
 afterAll(async () => {
   await app.close();
   silent.closeAllConnections();
-  await Promise.all([echo, silent].map((s) => new Promise((resolve) => s.close(resolve))));
+  stale.closeAllConnections();
+  await Promise.all([echo, silent, stale].map((s) => new Promise((resolve) => s.close(resolve))));
 });
 
 const post = (name: string, body: string): Promise<Response> =>
@@ -115,6 +143,19 @@ describe('forwardRequest', () => {
     expect(error.message).toMatch(
       /^No node serving this pipeline could be reached: node dead \(http:\/\/127\.0\.0\.1:\d+\): .*ECONNREFUSED.*; node dead2 /,
     );
+  });
+
+  it('a pooled connection reset before any answer is tried once more on a fresh one, the whole body resent', async () => {
+    const first = await post('stale', '"warm the pool"');
+    expect(first.status).toBe(200);
+    // The next request reuses the kept-alive connection, which the node resets on sight.
+    const body = JSON.stringify([{ tensor: Array.from({ length: 20_000 }, (_, i) => i) }]);
+    const res = await post('stale', body);
+    expect(res.status).toBe(200);
+    expect(await res.json()).toEqual({ body });
+    // Received on the stale connection (reset, never answered), then once more on a fresh one.
+    expect(staleSeen).toEqual({ received: 3, answered: 2 });
+    expect(unreachable).not.toContain('stale');
   });
 
   it('bounds the exchange: a node that never answers is a 504 timeout naming it', async () => {

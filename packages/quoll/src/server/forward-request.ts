@@ -34,8 +34,30 @@ export interface ForwardOptions {
   onUnreachable: (nodeId: string) => void;
 }
 
-/** How one attempt ended: answered (the reply is streaming), or the node could not be reached. */
-type Attempt = { sent: true } | { sent: false; reason: string };
+/**
+ * The request body as far as it was read from the caller while an attempt on a pooled
+ * connection went on, to send again on a fresh connection; `ended`: that was all of it.
+ */
+interface Replay {
+  chunks: Buffer[];
+  ended: boolean;
+}
+
+/**
+ * How one attempt ended: answered (the reply is streaming), or the node could not be reached;
+ * with `replay`, a pooled connection failed before any answer and the request may be sent
+ * again, whole, on a fresh connection.
+ */
+type Attempt = { sent: true } | { sent: false; reason: string; replay?: Replay };
+
+/**
+ * Most request-body bytes kept for a resend while a request on a pooled connection has no
+ * answer yet; a larger body read before the failure is not resent (the caller gets the 503).
+ */
+const REPLAY_LIMIT_BYTES = 4 * 1024 * 1024;
+
+/** Socket errors of a pooled connection the node had closed or lost: nothing of the request was taken. */
+const STALE_SOCKET_CODES = new Set(['ECONNRESET', 'EPIPE']);
 
 class ForwardTimeout extends Error {}
 
@@ -49,6 +71,12 @@ const CONNECT_TIMEOUT_MS = 2_000;
  * connection is skipped before a byte of the body is read, so the next one gets the whole
  * request. Throws `replica_unavailable` when no target could be reached (or one failed
  * mid-request) and `timeout` when the exchange outlasts `timeoutMs`.
+ *
+ * A kept-alive (pooled) connection that fails with a reset or a broken pipe before any byte of
+ * the answer is tried once more on a fresh connection, with the body read so far sent again
+ * (kept up to {@link REPLAY_LIMIT_BYTES}): the node had closed or lost that connection (its
+ * idle timeout, a restart, a crash), so it took nothing of this request — Node's own advice for
+ * `reusedSocket`. A failure on a fresh connection, or after the answer began, is never resent.
  */
 export async function forwardRequest(
   req: FastifyRequest,
@@ -57,8 +85,15 @@ export async function forwardRequest(
   options: ForwardOptions,
 ): Promise<void> {
   const failures: Array<{ node: string; url: string; reason: string }> = [];
+  // Once part of the body was read for a pooled connection that failed, every later attempt
+  // sends it again first (on a fresh connection).
+  let replay: Replay | undefined;
   for (const target of targets) {
-    const attempt = await forwardOnce(req, reply, target, options);
+    let attempt = await forwardOnce(req, reply, target, options, replay);
+    if (!attempt.sent && attempt.replay !== undefined) {
+      replay = attempt.replay;
+      attempt = await forwardOnce(req, reply, target, options, replay);
+    }
     if (attempt.sent) return;
     options.onUnreachable(target.nodeId);
     failures.push({ node: target.nodeId, url: target.url, reason: attempt.reason });
@@ -77,6 +112,7 @@ function forwardOnce(
   reply: FastifyReply,
   target: ForwardTarget,
   options: ForwardOptions,
+  replay?: Replay,
 ): Promise<Attempt> {
   return new Promise<Attempt>((resolve, reject) => {
     const url = new URL(req.raw.url ?? '/', target.url);
@@ -86,8 +122,25 @@ function forwardOnce(
     }
     headers[FORWARDED_BY_HEADER] = options.nodeId;
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const upstream = send(url, { method: req.method, headers });
+    // A resend goes on a connection of its own (`agent: false`), never on another pooled one.
+    const upstream = send(url, {
+      method: req.method,
+      headers,
+      ...(replay === undefined ? {} : { agent: false }),
+    });
     let bodyStarted = false;
+    // The body read for a pooled connection, while it may still be resent (null: it may not).
+    let kept: Buffer[] | null = null;
+    let keptBytes = 0;
+    const keep = (chunk: Buffer): void => {
+      if (kept === null) return;
+      keptBytes += chunk.length;
+      if (keptBytes > REPLAY_LIMIT_BYTES) kept = null;
+      else kept.push(chunk);
+    };
+    const stopKeeping = (): void => {
+      req.raw.off('data', keep);
+    };
     let answered = false;
     const deadline = setTimeout(() => upstream.destroy(new ForwardTimeout()), options.timeoutMs);
     const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
@@ -106,6 +159,16 @@ function forwardOnce(
       const go = (): void => {
         clearTimeout(connectTimer);
         bodyStarted = true;
+        if (replay !== undefined) {
+          for (const chunk of replay.chunks) upstream.write(chunk);
+          if (!hasBody || replay.ended) upstream.end();
+          else req.raw.pipe(upstream);
+          return;
+        }
+        if (upstream.reusedSocket) {
+          kept = [];
+          if (hasBody) req.raw.on('data', keep);
+        }
         if (hasBody) req.raw.pipe(upstream);
         else upstream.end();
       };
@@ -118,6 +181,8 @@ function forwardOnce(
     });
     upstream.on('response', (res: IncomingMessage) => {
       answered = true;
+      stopKeeping();
+      kept = null;
       const done = (): void => clearTimeout(deadline);
       res.once('end', done);
       res.once('close', done);
@@ -132,7 +197,22 @@ function forwardOnce(
     upstream.on('error', (err) => {
       clearTimeout(deadline);
       clearTimeout(connectTimer);
+      stopKeeping();
       if (answered) return; // The answer's stream fails and the caller sees it cut.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (kept !== null && code !== undefined && STALE_SOCKET_CODES.has(code)) {
+        // Nothing more is read until the resend pipes the rest.
+        if (hasBody) {
+          req.raw.unpipe(upstream);
+          req.raw.pause();
+        }
+        resolve({
+          sent: false,
+          reason: err.message,
+          replay: { chunks: kept, ended: !hasBody || req.raw.readableEnded },
+        });
+        return;
+      }
       if (err instanceof ForwardTimeout) {
         reject(
           new ApiError(
