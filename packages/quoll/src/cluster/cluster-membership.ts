@@ -3,7 +3,7 @@ import type { Clock } from '../clock/index.js';
 import { systemClock } from '../clock/index.js';
 import { ApiError } from '../errors/index.js';
 import type { Notifier } from './notifier.js';
-import type { NodeRegistration, NodeStore } from './node-store.js';
+import type { NodeRecord, NodeRegistration, NodeStore } from './node-store.js';
 import { PeriodicLoop } from './periodic-loop.js';
 
 /** Options of {@link ClusterMembership}. */
@@ -121,8 +121,7 @@ export class ClusterMembership {
    */
   async update(change: Pick<NodeRegistration, 'url' | 'roles'>): Promise<void> {
     this.#node = { ...this.#node, ...change };
-    const { store } = this.#options;
-    const held = await store.claimNodeId({ ...this.#node, instance: this.#instance }, this.#lostAfterMs);
+    const held = await this.#register();
     if (held !== null) throw nodeIdInUse(this.#node.id, held.url);
     await this.#options.notifier.publish('quoll_nodes', this.#node.id).catch(this.#options.onError);
   }
@@ -146,14 +145,30 @@ export class ClusterMembership {
     }
   }
 
+  /**
+   * Writes what this node registers (its id kept only while no other live process holds it);
+   * that process's row when one does. Written again when {@link update} changed it meanwhile,
+   * so a heartbeat's re-registration never leaves the URL and roles of before.
+   */
+  async #register(): Promise<NodeRecord | null> {
+    for (;;) {
+      const node = this.#node;
+      const holder = await this.#options.store.claimNodeId(
+        { ...node, instance: this.#instance },
+        this.#lostAfterMs,
+      );
+      if (holder !== null || node === this.#node) return holder;
+    }
+  }
+
   async #beat(): Promise<void> {
     const { store } = this.#options;
-    const node = { ...this.#node, instance: this.#instance };
-    if (!(await store.heartbeat(node.id, node.instance))) {
+    const id = this.#node.id;
+    if (!(await store.heartbeat(id, this.#instance))) {
       // Marked lost (this node stalled): registered again. Taken meanwhile by another process
       // with this id (this one stalled for a whole lease): never taken back, reported each beat.
-      const holder = await store.claimNodeId(node, this.#lostAfterMs);
-      if (holder !== null) throw nodeIdInUse(node.id, holder.url);
+      const holder = await this.#register();
+      if (holder !== null) throw nodeIdInUse(id, holder.url);
       this.#options.onSelfLost?.();
     }
     const lost = await store.markLostNodes(this.#lostAfterMs);

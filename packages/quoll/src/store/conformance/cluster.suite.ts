@@ -208,6 +208,44 @@ export function clusterSuite(
       await restarted.stop();
     });
 
+    it('a re-registration racing update() never leaves the URL and roles of before', async () => {
+      let delayClaims = false;
+      const nodes = stores.nodes;
+      const slow: typeof nodes = new Proxy(nodes, {
+        get: (target, key) => {
+          if (key === 'claimNodeId')
+            return async (...args: Parameters<typeof nodes.claimNodeId>) => {
+              // The write lands after update()'s own (another pooled connection, a slower one).
+              if (delayClaims && args[0].roles.length === 0) await sleep(100);
+              return target.claimNodeId(...args);
+            };
+          const value: unknown = Reflect.get(target, key);
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const membership = new ClusterMembership({
+        store: slow,
+        notifier: stores.notifier,
+        node: { id: 'node-a', url: '', roles: [] },
+        heartbeatMs: 60_000,
+        lostAfterMs: 60_000,
+        onError: () => undefined,
+      });
+      await membership.start();
+      // Another node found this one lost (it stalled while starting): its next beat registers again.
+      await sleep(5);
+      expect(await stores.nodes.markLostNodes(0)).toEqual(['node-a']);
+      delayClaims = true;
+      const beat = membership.beatNow();
+      await sleep(20);
+      await membership.update({ url: a.url, roles: a.roles });
+      await beat;
+      expect((await stores.nodes.listNodes()).map((n) => [n.url, n.roles, n.status])).toEqual([
+        [a.url, a.roles, 'up'],
+      ]);
+      await membership.stop();
+    });
+
     it('claimNodeId takes a free, stopped, stale or own id, never a live one of another process', async () => {
       const mine = { ...a, instance: 'p1' };
       expect(await stores.nodes.claimNodeId(mine, 60_000)).toBeNull();
