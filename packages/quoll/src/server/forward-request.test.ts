@@ -80,6 +80,10 @@ beforeAll(async () => {
   ]);
   targetsByName.set('slow', [{ nodeId: 'silent', url: urlOf(silent) }]);
   targetsByName.set('stale', [{ nodeId: 'stale', url: urlOf(stale) }]);
+  targetsByName.set('starting', [
+    { nodeId: 'starting', url: '' },
+    { nodeId: 'echo', url: urlOf(echo) },
+  ]);
   targetsByName.set('none', [
     { nodeId: 'dead', url: `http://127.0.0.1:${closedPort}` },
     { nodeId: 'dead2', url: `http://127.0.0.1:${closedPort}` },
@@ -156,6 +160,13 @@ describe('forwardRequest', () => {
     // Received on the stale connection (reset, never answered), then once more on a fresh one.
     expect(staleSeen).toEqual({ received: 3, answered: 2 });
     expect(unreachable).not.toContain('stale');
+  });
+
+  it('passes over a node that is starting and has no URL yet', async () => {
+    const res = await post('starting', '[1]');
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as { body: string }).body).toBe('[1]');
+    expect(unreachable).toContain('starting');
   });
 
   it('bounds the exchange: a node that never answers is a 504 timeout naming it', async () => {

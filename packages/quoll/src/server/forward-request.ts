@@ -114,6 +114,8 @@ function forwardOnce(
   options: ForwardOptions,
   replay?: Replay,
 ): Promise<Attempt> {
+  // A node that is starting has no URL yet (unless QUOLL_NODE_URL gives one): passed over.
+  if (target.url === '') return Promise.resolve({ sent: false, reason: 'it is starting (no URL yet)' });
   return new Promise<Attempt>((resolve, reject) => {
     const url = new URL(req.raw.url ?? '/', target.url);
     const headers: OutgoingHttpHeaders = {};

@@ -132,9 +132,12 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     await verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString());
   // The node id is this process's before anything acts under it (packaging jobs requeued, own
   // runs closed as lost): another live process holding it (a copied --home, the same
-  // QUOLL_NODE_ID twice) stops this start with node_id_in_use. Registered with no roles and the
-  // URL it is given until it listens; heartbeats from now; nodes that stop sending theirs are
+  // QUOLL_NODE_ID twice) stops this start with node_id_in_use. Registered with its roles, and
+  // QUOLL_NODE_URL (or none) until it listens; heartbeats from now; nodes that stop sending theirs are
   // marked lost by whoever notices first.
+  const roles: NodeRole[] = ['api'];
+  if (config.runsTasks) roles.push('tasks');
+  if (config.servesInference) roles.push('inference');
   let membershipLog: { warn: (obj: object, msg: string) => void } = {
     warn: (obj, msg) => {
       const err = (obj as { err?: unknown }).err;
@@ -144,7 +147,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   const membership = new ClusterMembership({
     store: stores.nodes,
     notifier: stores.notifier,
-    node: { id: nodeId, url: config.nodeUrl ?? '', roles: [] },
+    node: { id: nodeId, url: config.nodeUrl ?? '', roles },
     heartbeatMs: Math.max(100, Math.floor(config.leaseMs / 5)),
     lostAfterMs: config.leaseMs,
     // An embedded home is held by one process already (its lock): nothing to wait for there.
@@ -445,10 +448,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   }
   await homeLock.announce(url);
   const creds = await ensureCredentials(config.home, url, tokens);
-  // This node joins the instance with its URL and roles (it held its id since the start).
-  const roles: NodeRole[] = ['api'];
-  if (config.runsTasks) roles.push('tasks');
-  if (config.servesInference) roles.push('inference');
+  // This node's URL is known now (it held its id, with its roles, since the start).
   // The URL other nodes forward requests to (QUOLL_NODE_URL when the listen address is not one).
   await membership.update({ url: config.nodeUrl ?? url, roles });
   membershipLog = app.log;
