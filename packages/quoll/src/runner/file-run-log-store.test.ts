@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,19 @@ beforeEach(() => {
   logs = new FileRunLogStore(dir);
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+/** How many of this process's file descriptors are open on `path` (Linux: /proc/self/fd). */
+function descriptorsOn(path: string): number {
+  let count = 0;
+  for (const fd of readdirSync('/proc/self/fd')) {
+    try {
+      if (readlinkSync(`/proc/self/fd/${fd}`) === path) count++;
+    } catch {
+      // Closed meanwhile (e.g. the descriptor readdir itself used).
+    }
+  }
+  return count;
+}
 
 describe('FileRunLogStore', () => {
   it('refuses run ids that are not safe file names', () => {
@@ -72,6 +85,24 @@ describe('FileRunLogStore', () => {
     const followed: string[] = [];
     for await (const l of logs.follow('r4')) followed.push(l.line);
     expect(followed).toEqual(['before', 'quoll: run finished: failure (lost)']);
+  });
+
+  it("a final line for a run whose writer is gone closes that writer's file (never left to the garbage collector)", async () => {
+    const path = logs.pathFor('r5');
+    const w = logs.openWriter('r5');
+    w.write(T, 'stdout', 'before');
+    await w.drain();
+    expect(descriptorsOn(path)).toBe(1);
+    await logs.appendFinal('r5', T, 'quoll: run finished: failure (lost)');
+    expect(descriptorsOn(path)).toBe(0);
+    // The writer that was replaced writes nothing more after the final line.
+    w.write(T, 'stdout', 'after');
+    await w.drain();
+    expect(descriptorsOn(path)).toBe(0);
+    expect((await logs.read('r5')).map((l) => l.line)).toEqual([
+      'before',
+      'quoll: run finished: failure (lost)',
+    ]);
   });
 
   it('keeps multi-byte characters intact', async () => {

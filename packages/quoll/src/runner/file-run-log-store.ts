@@ -80,6 +80,8 @@ export class FileRunLogStore implements RunLogStore {
   private readonly onError: (err: unknown, context: string) => void;
   /** Every log's size, oldest first (insertion order), for the total cap. */
   private readonly entries = new Map<string, Entry>();
+  /** The writer of each run this process opened and has not finished. */
+  private readonly writers = new Map<string, FileRunLogWriter>();
   private total = 0;
   private retention: Promise<void> = Promise.resolve();
 
@@ -141,7 +143,7 @@ export class FileRunLogStore implements RunLogStore {
     entry.open = true;
     this.entries.delete(runId);
     this.entries.set(runId, entry);
-    return new FileRunLogWriter(path, this.maxBytesPerRun, entry.bytes, {
+    const writer: FileRunLogWriter = new FileRunLogWriter(path, this.maxBytesPerRun, entry.bytes, {
       notify: () => this.events.emit(runId),
       onError: this.onError,
       grew: (bytes) => {
@@ -149,14 +151,24 @@ export class FileRunLogStore implements RunLogStore {
         this.total += bytes;
       },
       closed: () => {
+        if (this.writers.get(runId) === writer) this.writers.delete(runId);
         entry.open = false;
         this.scheduleRetention();
       },
     });
+    this.writers.set(runId, writer);
+    return writer;
   }
 
   async appendFinal(runId: string, time: string, line: string): Promise<void> {
     const path = this.pathFor(runId);
+    // A writer of this run that is gone without its final line is retired first: its file is
+    // closed (not left to the garbage collector, DEP0137) and it writes nothing after this line.
+    const gone = this.writers.get(runId);
+    if (gone !== undefined) {
+      this.writers.delete(runId);
+      await gone.retire();
+    }
     await terminateTornLine(path);
     let size = 0;
     try {
@@ -336,6 +348,8 @@ interface WriterHooks {
  */
 class FileRunLogWriter extends QueuedRunLogWriter {
   private fh: Promise<FileHandle> | null = null;
+  /** Set by {@link FileRunLogWriter.retire}: the file is closed and nothing more is written. */
+  private retired = false;
 
   constructor(
     private readonly path: string,
@@ -347,6 +361,7 @@ class FileRunLogWriter extends QueuedRunLogWriter {
   }
 
   protected async writeBatch(batch: QueuedRunLogLine[]): Promise<void> {
+    if (this.retired) return;
     let text = '';
     for (const queued of batch) text += queued.text;
     try {
@@ -359,7 +374,19 @@ class FileRunLogWriter extends QueuedRunLogWriter {
     this.hooks.notify();
   }
 
+  /**
+   * Closes the file of a writer that will never finish (its run's final line is written by
+   * another), after the batch in flight; lines queued later are dropped.
+   */
+  async retire(): Promise<void> {
+    this.retired = true;
+    await this.drain();
+    const fh = await this.fh?.catch(() => null);
+    await fh?.close().catch(() => {});
+  }
+
   protected async close(): Promise<void> {
+    if (this.retired) return;
     if (this.fh !== null) {
       const fh = await this.fh.catch(() => null);
       if (fh !== null) {
