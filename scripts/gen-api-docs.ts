@@ -302,11 +302,14 @@ parameters, request body, responses and examples. Every route but \`/v1/health\`
 \`Authorization: Bearer <token>\` (the SDK's \`client.authHeader()\` gives it).
 
 Errors answer with the status of their code and \`{ "error": { "code", "message", "details"? } }\`,
-the code from the [catalogue](errors.md); a body or query field the route does not know is refused
-with \`invalid_request\` naming the field and the accepted ones:
+the code from the [catalogue](errors.md); a body field or a query parameter the route does not
+declare is refused with \`invalid_request\` (400) naming it and the accepted ones, and nothing is
+done. This holds on every \`/v1\` and \`/v2\` route: one that lists no query parameters takes none,
+so a typo such as \`?nmae=\` is an error, never a filter silently ignored:
 
 \`\`\`json
-{ "error": { "code": "invalid_request", "message": "body/config has an unknown field \\"gpus\\"; accepted: replicas, workers, cpus, memory.", "details": { "field": "body/config/gpus" } } }
+{ "error": { "code": "invalid_request", "message": "body/config has an unknown field \\"gpus\\"; accepted: \\"replicas\\", \\"workers\\", \\"cpus\\", \\"memory\\".", "details": { "field": "body/config/gpus", "accepted": ["replicas", "workers", "cpus", "memory"] } } }
+{ "error": { "code": "invalid_request", "message": "querystring has an unknown parameter \\"nmae\\"; accepted: \\"name\\", \\"workspaceId\\", \\"workspaceName\\".", "details": { "field": "querystring/nmae", "accepted": ["name", "workspaceId", "workspaceName"] } } }
 \`\`\`
 
 The inference endpoint of a deployed pipeline accepts \`application/json\` (records),

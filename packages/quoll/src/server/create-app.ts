@@ -9,6 +9,7 @@ import swagger from '@fastify/swagger';
 import { ApiError } from '../errors/index.js';
 import { answerClientError, apiErrorHandler, installErrorHandlers, privatePaths } from './error-handler.js';
 import { BodyReceiveDeadline } from './body-receive-deadline.js';
+import { refuseUnknownQueryParameters } from './strict-query.js';
 import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
 import { logRoutes } from './routes/log-routes.js';
@@ -135,6 +136,9 @@ export async function createApp(
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
   });
   installErrorHandlers(app, privatePaths(ctx.config.home));
+  // Before any route: a query parameter an API route does not declare is refused (400), as an
+  // unknown body field is (removeAdditional stays false above, so nothing is stripped instead).
+  refuseUnknownQueryParameters(app);
   app.decorateRequest('principal', null);
   app.decorateRequest('receivedAt', 0);
   // Inference answers are timed from here (count-inferences.ts), only when metrics are on.

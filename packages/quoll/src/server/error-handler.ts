@@ -79,9 +79,10 @@ function validationError(
   switch (issue.keyword) {
     case 'additionalProperties': {
       const field = String(p.additionalProperty);
+      const noun = context === 'querystring' ? 'parameter' : 'field';
       return new ApiError(
         'invalid_request',
-        `${where} has an unknown field ${JSON.stringify(field)}; accepted: ${accepted.length > 0 ? quoteList(accepted) : 'none'}.`,
+        `${where} has an unknown ${noun} ${JSON.stringify(field)}; accepted: ${accepted.length > 0 ? quoteList(accepted) : 'none'}.`,
         { field: `${where}/${field}`, accepted },
       );
     }
