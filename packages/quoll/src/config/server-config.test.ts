@@ -33,3 +33,23 @@ describe('resolveServerConfig: the roles and forwarding of a cluster node', () =
     );
   });
 });
+
+describe('resolveServerConfig: the task memory limit and the Node.js that runs tasks', () => {
+  it('on Node 24 and later, QUOLL_TASK_MEMORY below the floor Node needs to start is refused, naming the floor', () => {
+    const low = { QUOLL_TASK_MEMORY: '512 MiB' };
+    expect(() => resolveServerConfig({ home: '/tmp/h' }, low, '/', '24.22.3')).toThrow(
+      /^QUOLL_TASK_MEMORY "512 MiB" is below 600 MiB, the least Node\.js 24\.22\.3 needs to start a task run/,
+    );
+    expect(() => resolveServerConfig({ home: '/tmp/h' }, low, '/', '25.0.0')).toThrow(/below 600 MiB/);
+    // At or above the floor, unlimited, or the default: accepted.
+    for (const memory of ['600 MiB', '1 GiB', 'none', undefined]) {
+      const env = memory === undefined ? {} : { QUOLL_TASK_MEMORY: memory };
+      expect(() => resolveServerConfig({ home: '/tmp/h' }, env, '/', '24.22.3'), memory).not.toThrow();
+    }
+    // Node 20 and 22 start under 64 MiB: no floor there.
+    for (const version of ['20.9.0', '22.23.5']) {
+      const config = resolveServerConfig({ home: '/tmp/h' }, { QUOLL_TASK_MEMORY: '64 MiB' }, '/', version);
+      expect(config.taskLimits.memoryBytes).toBe(64 * 1024 ** 2);
+    }
+  });
+});

@@ -259,6 +259,17 @@ export const DEFAULT_LOG_MAX_BYTES_PER_PIPELINE = 1024 ** 3;
 export const DEFAULT_LOG_MAX_BYTES_TOTAL = 10 * 1024 ** 3;
 /** Default memory limit of each run process: 4 GiB. */
 export const DEFAULT_TASK_MEMORY_BYTES = 4 * 1024 ** 3;
+/**
+ * The least per-process memory limit (RLIMIT_DATA) under which a Node.js of this version starts
+ * a task run, or null where there is none to speak of. Node 24 reserves its code range up front
+ * and stops (`Failed to reserve virtual memory for CodeRange`) below about 570 MiB (seen with
+ * 24.22.3); Node 20 and 22 start under 64 MiB. The floor keeps a margin above what was seen.
+ */
+export function nodeMemoryFloorBytes(nodeVersion: string): number | null {
+  const major = Number.parseInt(nodeVersion.replace(/^v/, ''), 10);
+  return major >= 24 ? 600 * 1024 ** 2 : null;
+}
+
 /** Default inference-log segment size: 64 MiB. */
 export const DEFAULT_LOG_SEGMENT_MAX_BYTES = 64 * 1024 ** 2;
 
@@ -395,11 +406,14 @@ export const DEFAULT_PORT = 8470;
  * `QUOLL_SANDBOX`, `QUOLL_ALLOW_UNSANDBOXED_RUNS`, `QUOLL_TASK_NETWORK`, `QUOLL_TASK_MEMORY`, `QUOLL_TASK_PROCESSES`,
  * `QUOLL_TASK_OPEN_FILES`, `QUOLL_TASK_CPU_SECONDS`, `QUOLL_TASK_TMP_SIZE`, `QUOLL_RUN_LOG_MAX_BYTES`,
  * `QUOLL_RUN_LOG_MAX_BYTES_TOTAL`), then defaults (`./.quoll`, 127.0.0.1, 8470).
+ * `nodeVersion` is the Node.js that task runs start on (the server's): a `QUOLL_TASK_MEMORY`
+ * below what it needs to start ({@link nodeMemoryFloorBytes}) is refused.
  */
 export function resolveServerConfig(
   input: ServerConfigInput,
   env: NodeJS.ProcessEnv,
   cwd: string,
+  nodeVersion: string = process.versions.node,
 ): ServerConfig {
   const port = Number(input.port ?? env.QUOLL_PORT ?? DEFAULT_PORT);
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -556,10 +570,7 @@ export function resolveServerConfig(
       'host',
     ),
     taskLimits: Object.freeze({
-      memoryBytes:
-        env.QUOLL_TASK_MEMORY !== undefined && /^(none|unlimited|off)$/i.test(env.QUOLL_TASK_MEMORY.trim())
-          ? null
-          : parseByteSize('QUOLL_TASK_MEMORY', env.QUOLL_TASK_MEMORY, DEFAULT_TASK_MEMORY_BYTES),
+      memoryBytes: parseTaskMemory(env.QUOLL_TASK_MEMORY, nodeVersion),
       processes: parseLimit('QUOLL_TASK_PROCESSES', env.QUOLL_TASK_PROCESSES, 512),
       openFiles: parseLimit('QUOLL_TASK_OPEN_FILES', env.QUOLL_TASK_OPEN_FILES, 16384),
       cpuSeconds: parseLimit('QUOLL_TASK_CPU_SECONDS', env.QUOLL_TASK_CPU_SECONDS, null),
@@ -573,6 +584,24 @@ export function resolveServerConfig(
     ),
   });
 }
+
+/**
+ * `QUOLL_TASK_MEMORY`: bytes, or none. Below what the Node.js of the runs needs to start, every
+ * run (and the sandbox probe) would fail before its code starts, so the server refuses it.
+ */
+function parseTaskMemory(raw: string | undefined, nodeVersion: string): number | null {
+  if (raw !== undefined && /^(none|unlimited|off)$/i.test(raw.trim())) return null;
+  const bytes = parseByteSize('QUOLL_TASK_MEMORY', raw, DEFAULT_TASK_MEMORY_BYTES);
+  const floor = nodeMemoryFloorBytes(nodeVersion);
+  if (floor !== null && bytes < floor) {
+    throw new Error(
+      `QUOLL_TASK_MEMORY "${raw ?? ''}" is below ${formatMiB(floor)}, the least Node.js ${nodeVersion} needs to start a task run (below about 570 MiB it cannot reserve its code range, and every run would fail before its code starts). Give ${formatMiB(floor)} or more (1 GiB recommended), or none.`,
+    );
+  }
+  return bytes;
+}
+
+const formatMiB = (bytes: number): string => `${Math.round(bytes / 1024 ** 2)} MiB`;
 
 /** The trimmed value, or undefined when it is missing or blank. */
 function nonEmpty(value: string | undefined): string | undefined {
