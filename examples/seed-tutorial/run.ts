@@ -4,7 +4,6 @@
 // Options: --summary <file> writes the key results as JSON (the e2e test reads it);
 //          --skip-schedule leaves out the scheduled-task section (about 1–2 minutes).
 import { createServer, type Server } from 'node:http';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { ZipFile } from 'yazl';
 import { arrow, Client, NotFoundError, renderTable, type Pipeline, type Workspace } from '@quoll/client';
 import { resolveServerConfig, startServer } from 'quoll';
+import { hasSharedFixtures, SHARED_FIXTURES } from '../../test/support/shared-dir.js';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../../test/support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../../test/support/synthetic-models.js';
 
@@ -23,9 +23,10 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 const section = (title: string): void => console.log(`\n## ${title}\n`);
 const summary: Record<string, unknown> = {};
 
-// -- the tutorial's model and data from ../shared when present, else the project's own
-const fixtures = fileURLToPath(new URL('../../../shared/fixtures/houseprice/', import.meta.url));
-const useFixtures = existsSync(join(fixtures, 'rf_model.onnx'));
+// -- the tutorial's model and data from the shared folder when present (../shared beside the
+// repository, or QUOLL_SHARED_DIR, as the tests find it), else the project's own
+const fixtures = SHARED_FIXTURES;
+const useFixtures = hasSharedFixtures;
 const work = await mkdtemp(join(tmpdir(), 'quoll-seed-'));
 const modelFileName = join(work, 'rf_model.onnx');
 const arrowFile = join(work, 'xtest-1k.arrow');
