@@ -8,6 +8,7 @@ import { openStore } from '../store/index.js';
 import type { Stores } from '../store/index.js';
 import { CronScheduler, MISSED_WHILE_DOWN, MISSED_WHILE_LATE, STORE_RETRY_MS } from './cron-scheduler.js';
 import type { TaskRecord, TaskRunRecord, TaskStore } from './task-store.js';
+import { storeWith } from '../store/conformance/store-with.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
 const MIN = 60_000;
@@ -23,17 +24,6 @@ function newScheduler(c: Clock = clock): CronScheduler {
   const s = new CronScheduler({ store, clock: c, onRuns: (runs) => created.push(...runs) });
   schedulers.push(s);
   return s;
-}
-
-/** The test's store with some of its methods replaced (the others as they are). */
-function storeWith(overrides: Partial<TaskStore>): TaskStore {
-  return new Proxy(store, {
-    get: (target, key) => {
-      if (typeof key === 'string' && key in overrides) return overrides[key as keyof TaskStore];
-      const value: unknown = Reflect.get(target, key);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }
 
 async function scheduledTask(schedule = '* * * * *'): Promise<TaskRecord> {
@@ -162,7 +152,7 @@ describe('CronScheduler', () => {
   it('on a cluster, a boundary the store refused is tried again within the grace', async () => {
     const task = await scheduledTask();
     let refused = 0;
-    const refusing = storeWith({
+    const refusing = storeWith(store, {
       createTickRuns: async (...args: Parameters<TaskStore['createTickRuns']>) => {
         if (refused === 0) {
           refused += 1;

@@ -13,6 +13,7 @@ import { MISSED_WHILE_DOWN } from './cron-scheduler.js';
 import type { TaskRecord, TaskStore } from './task-store.js';
 import { nodeLostReason, TaskService } from './task-service.js';
 import type { TaskServiceOptions } from './task-service.js';
+import { storeWith } from '../store/conformance/store-with.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 30);
 const MIN = 60_000;
@@ -90,17 +91,6 @@ async function waitFor(what: string, check: () => boolean | Promise<boolean>): P
  */
 async function restartArmed(ms: number): Promise<void> {
   await waitFor(`a restart in ${ms} ms`, () => clock.hasTimerIn(ms));
-}
-
-/** The test's store with some of its methods replaced (the others as they are). */
-function storeWith(overrides: Partial<TaskStore>): TaskStore {
-  return new Proxy(store, {
-    get: (target, key) => {
-      if (typeof key === 'string' && key in overrides) return overrides[key as keyof TaskStore];
-      const value: unknown = Reflect.get(target, key);
-      return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-    },
-  });
 }
 
 const base = { workspaceId: 3, name: 'job' };
@@ -433,7 +423,7 @@ describe('TaskService', () => {
       await gate;
       return store.createTickRuns(ticks, owner);
     };
-    const gated = storeWith({ createTickRuns });
+    const gated = storeWith(store, { createTickRuns });
     const { service: s } = await service({ store: gated });
     const o = orchestration('o1', "console.log('tick run');");
     const task = await s.createScheduled({ ...base, orchestrationId: o, schedule: '* * * * *' });
@@ -459,6 +449,22 @@ describe('TaskService', () => {
 
   describe('with several nodes on one store', () => {
     const notifier = new LocalNotifier();
+
+    /** A service of another node over `taskStore` (e.g. this store with methods replaced), collecting its errors' contexts. */
+    async function nodeOver(
+      taskStore: TaskStore,
+      options: Partial<TaskServiceOptions> & { nodeId: string },
+    ): Promise<{ node: TaskService; errors: string[] }> {
+      const errors: string[] = [];
+      const { service: node } = await service({
+        store: taskStore,
+        notifier,
+        coordinatorClock: clock,
+        onError: (_err, context) => errors.push(context),
+        ...options,
+      });
+      return { node, errors };
+    }
 
     it("leaves another node's run alone until its lease ends, then closes it as node lost and restarts its continuous task here", async () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
@@ -566,7 +572,7 @@ describe('TaskService', () => {
       const claimDone = new Promise<void>((r) => (claimedIt = r));
       // Node A's kill lists the task's runs and sees the run unclaimed; node B's claim
       // commits before A goes on to close it.
-      const frontStore = storeWith({
+      const frontStore = storeWith(store, {
         listRuns: async (...args: Parameters<TaskStore['listRuns']>) => {
           const runs = await store.listRuns(...args);
           if (armed) {
@@ -577,7 +583,7 @@ describe('TaskService', () => {
           return runs;
         },
       });
-      const workerStore = storeWith({
+      const workerStore = storeWith(store, {
         claimRuns: async (...args: Parameters<TaskStore['claimRuns']>) => {
           await claimGate;
           const runs = await store.claimRuns(...args);
@@ -627,7 +633,7 @@ describe('TaskService', () => {
       // The worker's first read of a task after a claim fails (the database blinked).
       let claimedOnce = false;
       let failed = false;
-      const blinking = storeWith({
+      const blinking = storeWith(store, {
         claimRuns: async (...args: Parameters<TaskStore['claimRuns']>) => {
           const runs = await store.claimRuns(...args);
           if (runs.length > 0) claimedOnce = true;
@@ -641,14 +647,7 @@ describe('TaskService', () => {
           return store.getTask(id);
         },
       });
-      const errors: string[] = [];
-      const { service: worker } = await service({
-        nodeId: 'worker',
-        store: blinking,
-        notifier,
-        coordinatorClock: clock,
-        onError: (_err, context) => errors.push(context),
-      });
+      const { node: worker, errors } = await nodeOver(blinking, { nodeId: 'worker' });
       await waitFor('the claim and the failed read', () => failed);
       // Past the lease: the claim must not have been left unrenewed and closed as node lost.
       for (let i = 0; i < 6; i += 1) await clock.advance(5_000);
@@ -661,7 +660,7 @@ describe('TaskService', () => {
     it("a run's outcome the store refused once is stored by a later round, not lost to the lease", async () => {
       const o = orchestration('o1', "console.log('done');");
       let refused = false;
-      const blinking = storeWith({
+      const blinking = storeWith(store, {
         finishRun: async (...args: Parameters<TaskStore['finishRun']>) => {
           if (!refused && args[1].status === 'success') {
             refused = true;
@@ -670,14 +669,7 @@ describe('TaskService', () => {
           return store.finishRun(...args);
         },
       });
-      const errors: string[] = [];
-      const { service: s } = await service({
-        nodeId: 'node-a',
-        store: blinking,
-        notifier,
-        coordinatorClock: clock,
-        onError: (_err, context) => errors.push(context),
-      });
+      const { node: s, errors } = await nodeOver(blinking, { nodeId: 'node-a' });
       const task = await s.createOnce({ ...base, orchestrationId: o });
       const [run] = await s.listRuns(task.id);
       await waitFor('the refused outcome', () => refused);
@@ -691,7 +683,7 @@ describe('TaskService', () => {
       const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
       // Each lost run takes a second of the (manual) clock to close: the round outlasts a lease.
       let slow = false;
-      const slowStore = storeWith({
+      const slowStore = storeWith(store, {
         closeExpiredRun: async (...args: Parameters<TaskStore['closeExpiredRun']>) => {
           if (slow) await clock.advance(1_000);
           return store.closeExpiredRun(...args);
@@ -778,21 +770,13 @@ describe('TaskService', () => {
 
     it('an outcome the store keeps refusing holds up no other work of the round, and is given up after a lease', async () => {
       const o = orchestration('o1', "console.log('done');");
-      const refusing = storeWith({
+      const refusing = storeWith(store, {
         finishRun: async (...args: Parameters<TaskStore['finishRun']>) => {
           if (args[1].status === 'success') throw new Error('value refused');
           return store.finishRun(...args);
         },
       });
-      const errors: string[] = [];
-      const { service: s } = await service({
-        nodeId: 'node-a',
-        leaseMs: 15_000,
-        store: refusing,
-        notifier,
-        coordinatorClock: clock,
-        onError: (_err, context) => errors.push(context),
-      });
+      const { node: s, errors } = await nodeOver(refusing, { nodeId: 'node-a', leaseMs: 15_000 });
       const task = await s.createOnce({ ...base, orchestrationId: o });
       const [run] = await s.listRuns(task.id);
       await waitFor('the refused outcome', () => errors.includes(`recording the outcome of run ${run!.id}`));
@@ -822,7 +806,7 @@ describe('TaskService', () => {
     it('a refused outcome that another node has meanwhile closed restarts nothing here', async () => {
       const o = orchestration('o1', "console.log('once');");
       let first = true;
-      const blinking = storeWith({
+      const blinking = storeWith(store, {
         finishRun: async (...args: Parameters<TaskStore['finishRun']>) => {
           if (first && args[1].status === 'success') {
             first = false;
@@ -837,15 +821,7 @@ describe('TaskService', () => {
           return store.finishRun(...args);
         },
       });
-      const errors: string[] = [];
-      const { service: s } = await service({
-        nodeId: 'node-a',
-        leaseMs: 15_000,
-        store: blinking,
-        notifier,
-        coordinatorClock: clock,
-        onError: (_err, context) => errors.push(context),
-      });
+      const { node: s, errors } = await nodeOver(blinking, { nodeId: 'node-a', leaseMs: 15_000 });
       const task = await s.createContinuous({ ...base, orchestrationId: o });
       const [run] = await s.listRuns(task.id);
       await waitFor('the refused outcome', () => errors.includes(`recording the outcome of run ${run!.id}`));

@@ -278,10 +278,23 @@ describe.skipIf(!runPostgresTests)(
       expect([head?.next_seq, head?.rows, head?.bytes]).toEqual(['6', '40', stored?.bytes]);
     });
 
-    it('applies the byte cap of a pipeline a one-statement write passed at the next retention pass', async () => {
+    /** A one-node cluster and a database client of the test's own with `poolSize` connections. */
+    async function oneNode(poolSize: number): Promise<PostgresDatabase> {
       await cluster(1);
-      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 1 });
+      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize });
       dbs.push(db);
+      return db;
+    }
+
+    /**
+     * A one-node cluster whose pipeline 1 has a byte cap with room for two stored batches of one
+     * size (`one` bytes each) and four stored: one written in a transaction, then three
+     * one-statement writes, which leave it over the cap until a retention pass.
+     */
+    async function pipelineOverItsCap(
+      poolSize: number,
+    ): Promise<{ db: PostgresDatabase; w: PostgresLogBatchWriter; one: number }> {
+      const db = await oneNode(poolSize);
       const batch = (first: number): RecordBatch =>
         rows(
           range(first, 100),
@@ -292,10 +305,14 @@ describe.skipIf(!runPostgresTests)(
       const one = Number(
         (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
       );
-      // Room for two stored batches of this size.
       const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 2 * one + 10, maxBytesTotal: 1e12 });
       w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(0)])));
       for (const first of [100, 200, 300]) expect(await w.writeAlone(db, 1, [batch(first)])).toBe(true);
+      return { db, w, one };
+    }
+
+    it('applies the byte cap of a pipeline a one-statement write passed at the next retention pass', async () => {
+      const { db, w, one } = await pipelineOverItsCap(1);
       const count = async (): Promise<number> =>
         Number(
           (
@@ -375,23 +392,7 @@ describe.skipIf(!runPostgresTests)(
     }
 
     it('a retention pass passes over a head another connection holds: the cap a one-statement write passed stays due until it is free', async () => {
-      await cluster(1);
-      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 2 });
-      dbs.push(db);
-      const batch = (first: number): RecordBatch =>
-        rows(
-          range(first, 100),
-          range(first, 100).map((k) => T0 + k),
-        );
-      const probe = new PostgresLogBatchWriter('p', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
-      probe.committed(await db.transaction((sql) => probe.write(sql, 9, [batch(0)])));
-      const one = Number(
-        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
-      );
-      // Room for two stored batches; three one-statement writes leave the pipeline over it.
-      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 2 * one + 10, maxBytesTotal: 1e12 });
-      w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(0)])));
-      for (const first of [100, 200, 300]) expect(await w.writeAlone(db, 1, [batch(first)])).toBe(true);
+      const { db, w } = await pipelineOverItsCap(2);
       const held = await holdHead(db, 1);
       let pass: Promise<void> = Promise.resolve();
       try {
@@ -436,9 +437,7 @@ describe.skipIf(!runPostgresTests)(
     }
 
     it('over the total cap, a pass trims the next-oldest pipelines once the oldest one stays held, ends when only held ones are left, and trims that one at the next pass', async () => {
-      await cluster(1);
-      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 2 });
-      dbs.push(db);
+      const db = await oneNode(2);
       const one = await threePipelines(db);
       // Nine batches against room for three and a half.
       const r = new PostgresLogBatchWriter('r', {
@@ -467,9 +466,7 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it('over the total cap, a pass waits for a head held for a moment (a write in progress): the oldest batches still go first', async () => {
-      await cluster(1);
-      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 3 });
-      dbs.push(db);
+      const db = await oneNode(3);
       const one = await threePipelines(db);
       // Nine batches against room for seven and a half: pipeline 1's two oldest must go.
       const r = new PostgresLogBatchWriter('r', {
@@ -533,9 +530,7 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it('reuses the space its retention frees: a log kept at its cap stops growing on disk', async () => {
-      await cluster(1);
-      const db = await PostgresDatabase.open({ url: database.url, schema: `logs${schemaNo}`, poolSize: 1 });
-      dbs.push(db);
+      const db = await oneNode(1);
       // 1000 rows of 18 floats: about 88 kB per stored batch, kept out of line (TOAST).
       const batch = (first: number): RecordBatch =>
         rows(
