@@ -135,6 +135,13 @@ export function runLogStoreSuite(backend: string, make: MakeRunLogStore): void {
       }
       expect(seen[0]).toBe('partial');
       expect(seen[1]).toMatch(/^quoll: run finished: failure \(lost; its log has no final line\)$/);
+      // As a server does for a lost run: the final line, which retires the writer left open
+      // here (a crashed one's process would be gone; this one would keep its file open).
+      await storage.appendFinal('run-cut', t(2), 'quoll: run finished: failure (lost)');
+      expect((await storage.read('run-cut')).map((l) => l.line)).toEqual([
+        'partial',
+        'quoll: run finished: failure (lost)',
+      ]);
     }, 20_000);
 
     it('an aborted follow ends without the final line', async () => {
