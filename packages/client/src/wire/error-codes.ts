@@ -35,7 +35,8 @@ export const ERROR_CODES = {
   invalid_request: {
     status: 400,
     kind: 'validation',
-    summary: 'The request body, query or parameters do not match the API schema.',
+    summary:
+      'The request body, query or parameters do not match the API schema; a body field or query parameter the route does not declare is refused too, named with the accepted ones.',
   },
   invalid_name: {
     status: 400,

@@ -14,7 +14,7 @@ ERROR_CODES: Dict[str, Dict[str, object]] = {
     "forbidden": {"status": 403, "kind": "auth", "summary": "The token may not do this (e.g. a workspace-scoped token on an admin route, or a task run's token or a console session asking for a console session or sign-in link)."},
     "csrf_failed": {"status": 403, "kind": "auth", "summary": "A request that changes something was signed in by the console's session cookie without the session's CSRF token (x-quoll-csrf) or from another origin."},
     "sandbox_unavailable": {"status": 403, "kind": "auth", "summary": "Task runs are not sandboxed on this server, and workspace-scoped tokens may only start sandboxed runs."},
-    "invalid_request": {"status": 400, "kind": "validation", "summary": "The request body, query or parameters do not match the API schema."},
+    "invalid_request": {"status": 400, "kind": "validation", "summary": "The request body, query or parameters do not match the API schema; a body field or query parameter the route does not declare is refused too, named with the accepted ones."},
     "invalid_name": {"status": 400, "kind": "validation", "summary": "A name is empty, too long or has characters that are not allowed."},
     "invalid_model": {"status": 400, "kind": "validation", "summary": "The uploaded file is not a valid ONNX model."},
     "invalid_model_config": {"status": 400, "kind": "validation", "summary": "configure() was given tensor fields or a batch config that do not fit the model."},
