@@ -34,6 +34,19 @@ function orchestration(id: string, source: string): string {
 }
 
 /** A continuous task stored as a node stores it (created, then `started`), with no run yet. */
+/** An every-minute scheduled task written straight to the store (as a previous process left it), still pending. */
+async function storedScheduledTask(orchestrationId: string): Promise<TaskRecord> {
+  return store.createTask({
+    ...base,
+    type: 'Scheduled Run',
+    orchestrationId,
+    schedule: '* * * * *',
+    timezone: null,
+    jsonArgs: {},
+    timeout: 900,
+  });
+}
+
 async function startedContinuousTask(orchestrationId: string): Promise<TaskRecord> {
   const task = await store.createTask({
     ...base,
@@ -310,15 +323,7 @@ describe('TaskService', () => {
     // State left by a previous server process that died: a scheduled task whose run was
     // running, and a continuous task whose run was running.
     const o = orchestration('o1', "console.log('resumed');");
-    const scheduled = await store.createTask({
-      ...base,
-      type: 'Scheduled Run',
-      orchestrationId: o,
-      schedule: '* * * * *',
-      timezone: null,
-      jsonArgs: {},
-      timeout: 900,
-    });
+    const scheduled = await storedScheduledTask(o);
     await store.setTaskStatus(scheduled.id, 'started');
     // Held by this node (the default id, 'local') in its previous process.
     const held = { nodeId: 'local', leaseMs: 15_000 };
@@ -367,15 +372,7 @@ describe('TaskService', () => {
 
   it('on start, completes kills and starts run-once tasks whose run was never created', async () => {
     const o = orchestration('o1', "console.log('late start');");
-    const killing = await store.createTask({
-      ...base,
-      type: 'Scheduled Run',
-      orchestrationId: o,
-      schedule: '* * * * *',
-      timezone: null,
-      jsonArgs: {},
-      timeout: 900,
-    });
+    const killing = await storedScheduledTask(o);
     await store.setTaskStatus(killing.id, 'pending_kill');
     const once = await store.createTask({
       ...base,

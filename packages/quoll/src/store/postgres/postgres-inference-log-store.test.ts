@@ -436,15 +436,28 @@ describe.skipIf(!runPostgresTests)(
       return sizes[0]!.bytes;
     }
 
-    it('over the total cap, a pass trims the next-oldest pipelines once the oldest one stays held, ends when only held ones are left, and trims that one at the next pass', async () => {
-      const db = await oneNode(2);
+    /**
+     * {@link threePipelines} on a one-node cluster (`poolSize` connections), and a writer whose
+     * total cap has room for `room` of its batches, waiting `retentionLockWaitMs` for a held head.
+     */
+    async function threePipelinesOverTotalCap(
+      poolSize: number,
+      room: number,
+      retentionLockWaitMs: number,
+    ): Promise<{ db: PostgresDatabase; r: PostgresLogBatchWriter }> {
+      const db = await oneNode(poolSize);
       const one = await threePipelines(db);
-      // Nine batches against room for three and a half.
       const r = new PostgresLogBatchWriter('r', {
         maxBytesPerPipeline: 1e12,
-        maxBytesTotal: Math.floor(3.5 * one),
-        retentionLockWaitMs: 200,
+        maxBytesTotal: Math.floor(room * one),
+        retentionLockWaitMs,
       });
+      return { db, r };
+    }
+
+    it('over the total cap, a pass trims the next-oldest pipelines once the oldest one stays held, ends when only held ones are left, and trims that one at the next pass', async () => {
+      // Nine batches against room for three and a half.
+      const { db, r } = await threePipelinesOverTotalCap(2, 3.5, 200);
       const held = await holdHead(db, 1);
       let pass: Promise<void> = Promise.resolve();
       try {
@@ -466,14 +479,8 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it('over the total cap, a pass waits for a head held for a moment (a write in progress): the oldest batches still go first', async () => {
-      const db = await oneNode(3);
-      const one = await threePipelines(db);
       // Nine batches against room for seven and a half: pipeline 1's two oldest must go.
-      const r = new PostgresLogBatchWriter('r', {
-        maxBytesPerPipeline: 1e12,
-        maxBytesTotal: Math.floor(7.5 * one),
-        retentionLockWaitMs: 600_000,
-      });
+      const { db, r } = await threePipelinesOverTotalCap(3, 7.5, 600_000);
       const held = await holdHead(db, 1);
       let pass: Promise<void> = Promise.resolve();
       try {
