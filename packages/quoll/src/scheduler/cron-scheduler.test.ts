@@ -184,7 +184,7 @@ describe('CronScheduler', () => {
   /** A store that refuses the first `times` boundaries (all when Infinity), and a scheduler on it. */
   function refusingScheduler(times: number, peerGraceMs = 15_000) {
     const seen = { refused: 0, errors: [] as string[], ticks: [] as number[], recovered: [] as string[] };
-    const refusing = storeWith({
+    const refusing = storeWith(store, {
       createTickRuns: async (...args: Parameters<TaskStore['createTickRuns']>) => {
         if (seen.refused < times) {
           seen.refused += 1;

@@ -832,7 +832,7 @@ describe('TaskService', () => {
     it("a continuous run's outcome committed but whose reply was lost still gets its restart backoff", async () => {
       const o = orchestration('o1', "console.error('crash'); process.exit(2);");
       let lost = 0;
-      const blinking = storeWith({
+      const blinking = storeWith(store, {
         finishRun: async (...args: Parameters<TaskStore['finishRun']>) => {
           const closed = await store.finishRun(...args);
           if (lost === 0 && args[1].status === 'failure') {
