@@ -253,4 +253,36 @@ describe.skipIf(!sandbox.status.sandboxed)('EnvCache in a sandbox', () => {
     const fromRegistry = await envs.ensure(depSet({ 'is-number': '7.0.0' }));
     expect(existsSync(join(fromRegistry.nodeModulesDir, 'is-number', 'package.json'))).toBe(true);
   });
+
+  it('with install scripts allowed, each install has an npm cache of its own, removed after it: a script cannot plant entries another install trusts', async () => {
+    const zip = join(dir, 'zip');
+    scriptedPackage(
+      zip,
+      'planter-dep',
+      `const fs = require('fs'); const cache = process.env.npm_config_cache; ` +
+        `fs.writeFileSync(require('path').join(cache, 'planted'), 'x'); fs.writeFileSync('postinstall-ran', cache);`,
+    );
+    const shared = join(dir, 'npm-cache');
+    const envs = new EnvCache({
+      envsDir: join(dir, 'envs'),
+      scripts: ['planter-dep'],
+      launcher: sandbox.launcher,
+      user: sandbox.taskUser,
+      npmCacheDir: shared,
+    });
+    const env = await envs.ensure(localSet(zip, ['planter-dep']));
+    expect(existsSync(join(env.nodeModulesDir, 'planter-dep', 'postinstall-ran'))).toBe(true);
+    // Neither the shared cache nor any leftover per-install cache holds what the script wrote.
+    expect(existsSync(join(shared, 'planted'))).toBe(false);
+    expect(readdirSync(join(dir, 'envs')).filter((n) => n.endsWith('-npm-cache'))).toEqual([]);
+    // Without install scripts, installs keep sharing the server's npm cache.
+    const plain = new EnvCache({
+      envsDir: join(dir, 'plain-envs'),
+      launcher: sandbox.launcher,
+      user: sandbox.taskUser,
+      npmCacheDir: shared,
+    });
+    await plain.ensure(depSet({ 'is-number': '7.0.0' }));
+    expect(readdirSync(shared).length).toBeGreaterThan(0);
+  });
 });

@@ -51,7 +51,11 @@ export interface EnvCacheOptions {
   limits?: ResourceLimits;
   /** The Node runtime whose installation a sandboxed npm needs. @default new NodeRuntime() */
   runtime?: RunRuntime;
-  /** npm's cache for sandboxed installs. @default `<envsDir>/../npm-cache` */
+  /**
+   * npm's cache for sandboxed installs that run no install scripts. An install that may run
+   * scripts gets a cache of its own instead (see {@link EnvCache}).
+   * @default `<envsDir>/../npm-cache`
+   */
   npmCacheDir?: string;
   /** The npm user config shown (read-only) to sandboxed installs. @default `~/.npmrc` when it exists */
   npmrc?: string | null;
@@ -72,6 +76,15 @@ export interface InstalledEnv {
 const TMP_PREFIX = '.tmp-';
 
 /**
+ * npm's cache for the install building in `tmp` when install scripts may run, made for it and
+ * removed after it. Its name starts like `tmp`'s, so a server killed mid-install leaves it to
+ * the same start-up sweep.
+ */
+function npmCacheOf(tmp: string): string {
+  return `${tmp}-npm-cache`;
+}
+
+/**
  * A content-addressed cache of npm installs: one `<envsDir>/<hash>/` per dependency set
  * (and install-script policy: a policy other than the default adds a suffix).
  *
@@ -80,7 +93,10 @@ const TMP_PREFIX = '.tmp-';
  * a failed or killed install is never cached. Concurrent requests for one set in this
  * process share one npm run (and all of them see its output). npm installs with
  * `--ignore-scripts` unless the policy allows scripts, and with `--install-links`, so a
- * dependency shipped in the zip is copied into `node_modules` rather than linked.
+ * dependency shipped in the zip is copied into `node_modules` rather than linked. In a sandbox,
+ * an install whose policy allows scripts gets an npm cache of its own, removed after it: a
+ * script is arbitrary code, and could otherwise plant cache entries (packuments, tarballs under
+ * their keys) that a later install of another workspace's dependencies would trust.
  *
  * @example
  * const envs = new EnvCache({ envsDir: join(home, 'envs'), launcher, user });
@@ -172,7 +188,12 @@ export class EnvCache {
     // outside the project into node_modules (it would only link one inside it).
     const local = (deps.local ?? []).length > 0 ? `${tmp}.local` : null;
     const user = this.options.user ?? null;
+    const ownCache = this.ownCache(tmp);
     try {
+      if (ownCache !== null) {
+        await mkdir(ownCache, { mode: 0o700 });
+        if (user !== null) await lchown(ownCache, user.uid, user.gid);
+      }
       await this.launcher.prepare(this.spec(tmp, [], local));
       const dependencies = { ...deps.dependencies };
       if (local !== null) {
@@ -235,7 +256,13 @@ export class EnvCache {
       throw err;
     } finally {
       if (local !== null) await rm(local, { recursive: true, force: true });
+      if (ownCache !== null) await rm(ownCache, { recursive: true, force: true });
     }
+  }
+
+  /** The npm cache of the install building in `tmp` alone, when it needs one (null: the shared one). */
+  private ownCache(tmp: string): string | null {
+    return this.launcher.sandboxed && this.scripts !== 'none' ? npmCacheOf(tmp) : null;
   }
 
   /**
@@ -250,9 +277,11 @@ export class EnvCache {
       binds.push({ host: local, inside: this.launcher.insidePath(local, 'local'), readOnly: true });
     if (this.launcher.sandboxed) {
       binds.push(...this.runtime.installBinds(env));
-      // A private HOME (the sandbox's /tmp), a cache of its own, the operator's npm config read-only.
+      // A private HOME (the sandbox's /tmp), a cache apart from the server user's (this
+      // install's own when scripts may run), the operator's npm config read-only.
       env.HOME = '/tmp';
-      const cache = this.options.npmCacheDir ?? join(dirname(this.options.envsDir), 'npm-cache');
+      const cache =
+        this.ownCache(tmp) ?? this.options.npmCacheDir ?? join(dirname(this.options.envsDir), 'npm-cache');
       const cacheInside = this.launcher.insidePath(cache, 'npm-cache');
       binds.push({ host: cache, inside: cacheInside, readOnly: false });
       env.npm_config_cache = cacheInside;
