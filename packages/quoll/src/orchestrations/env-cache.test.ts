@@ -7,6 +7,7 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -249,6 +250,13 @@ describe.skipIf(!sandbox.status.sandboxed)('EnvCache in a sandbox', () => {
     expect(seen).toMatchObject({ read: 'ENOENT', write: 'ENOENT' });
     if (process.getuid?.() === 0) expect(seen.uid).toBe(65534);
     expect(existsSync(join(dir, 'planted'))).toBe(false);
+    // The published environment is the server's, not writable by the task user: a later run
+    // or install as that user cannot rewrite what other orchestrations run with.
+    for (const path of [env.dir, env.nodeModulesDir, join(env.nodeModulesDir, 'nosy-dep', 'index.js')]) {
+      const st = statSync(path);
+      expect(st.uid).toBe(process.getuid?.());
+      expect(st.mode & 0o022).toBe(0);
+    }
     // A registry package installs there too (network, cache and config reach npm).
     const fromRegistry = await envs.ensure(depSet({ 'is-number': '7.0.0' }));
     expect(existsSync(join(fromRegistry.nodeModulesDir, 'is-number', 'package.json'))).toBe(true);

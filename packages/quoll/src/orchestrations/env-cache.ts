@@ -9,6 +9,7 @@ import type { DependencySet } from './dependency-set.js';
 import type { InstallLogSink } from './install-error.js';
 import { publishBuild } from './publish-build.js';
 import { runInstallStep } from './run-install-step.js';
+import { sealBuild } from './seal-build.js';
 import { SharedBuilds } from './shared-builds.js';
 
 /**
@@ -249,6 +250,8 @@ export class EnvCache {
           await this.runNpm(this.spec(tmp, rebuild, local), print, signal);
         }
       }
+      // npm ran as the task user: the environment becomes the server's before others use it.
+      await sealBuild(tmp, user);
       await publishBuild(tmp, dir);
       return { hash: deps.hash, dir, nodeModulesDir: join(dir, 'node_modules'), reused: false };
     } catch (err) {

@@ -19,6 +19,7 @@ import type { InstallLogSink } from './install-error.js';
 import { publishBuild } from './publish-build.js';
 import { hashPythonEnv } from './python-requirements.js';
 import { runInstallStep } from './run-install-step.js';
+import { sealBuild, writeNewFile } from './seal-build.js';
 import { SharedBuilds } from './shared-builds.js';
 
 /** Options of a {@link PythonEnvCache}. */
@@ -236,7 +237,10 @@ export class PythonEnvCache {
         basePrefix: info.basePrefix,
         requirements: [...lines],
       };
-      await writeFile(join(tmp, PYTHON_ENV_META), `${JSON.stringify(meta, null, 2)}\n`);
+      // The build folder was the sandbox's /quoll/run: anything in it may be a link its code
+      // planted. It becomes the server's first, then the metadata is written as a new file.
+      await sealBuild(tmp, user);
+      await writeNewFile(join(tmp, PYTHON_ENV_META), `${JSON.stringify(meta, null, 2)}\n`);
       await publishBuild(tmp, dir);
       return { hash, dir, reused: false };
     } catch (err) {
