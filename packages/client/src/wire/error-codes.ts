@@ -157,6 +157,12 @@ export const ERROR_CODES = {
     kind: 'validation',
     summary: 'An orchestration zip entry escapes the root (../, absolute path or link).',
   },
+  dependency_source_refused: {
+    status: 400,
+    kind: 'validation',
+    summary:
+      'An orchestration dependency is fetched from git (git+…, github:, user/repo, a lockfile git entry); installs take dependencies from the registry or the zip only.',
+  },
   invalid_schedule: { status: 400, kind: 'validation', summary: 'A cron schedule or time zone is invalid.' },
   invalid_task_args: { status: 400, kind: 'validation', summary: 'Task jsonArgs or timeout are not valid.' },
   // too large

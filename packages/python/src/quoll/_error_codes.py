@@ -39,6 +39,7 @@ ERROR_CODES: Dict[str, Dict[str, object]] = {
     "archive_two_entrypoints": {"status": 400, "kind": "validation", "summary": "The orchestration zip has both a TypeScript/JavaScript and a Python entrypoint."},
     "python_unavailable": {"status": 400, "kind": "validation", "summary": "The zip is a Python orchestration but this server has no usable Python >= 3.9 with venv (QUOLL_PYTHON / --python)."},
     "archive_unsafe_entry": {"status": 400, "kind": "validation", "summary": "An orchestration zip entry escapes the root (../, absolute path or link)."},
+    "dependency_source_refused": {"status": 400, "kind": "validation", "summary": "An orchestration dependency is fetched from git (git+…, github:, user/repo, a lockfile git entry); installs take dependencies from the registry or the zip only."},
     "invalid_schedule": {"status": 400, "kind": "validation", "summary": "A cron schedule or time zone is invalid."},
     "invalid_task_args": {"status": 400, "kind": "validation", "summary": "Task jsonArgs or timeout are not valid."},
     "payload_too_large": {"status": 413, "kind": "payload_too_large", "summary": "The request body is over the size cap for this route."},

@@ -20,13 +20,13 @@ function manifest(dependencies: Record<string, string>, at = ''): void {
   write(at === '' ? 'package.json' : `${at}/package.json`, JSON.stringify({ dependencies }));
 }
 
-async function refusal(entry = 'main.js'): Promise<ApiError> {
+async function refusal(entry = 'main.js', code = 'invalid_archive'): Promise<ApiError> {
   const err = await readDependencySet(files, entry, 20).then(
     () => null,
     (e: unknown) => e,
   );
   expect(err).toBeInstanceOf(ApiError);
-  expect((err as ApiError).code).toBe('invalid_archive');
+  expect((err as ApiError).code).toBe(code);
   return err as ApiError;
 }
 
@@ -78,5 +78,47 @@ describe('readDependencySet: dependencies in the zip', () => {
     write('bare/readme.txt', 'no manifest');
     manifest({ bare: 'file:bare' });
     expect((await refusal()).message).toMatch(/folder without a package.json/);
+  });
+});
+
+describe('readDependencySet: git sources', () => {
+  it('refuses a git dependency in package.json, in a lockfile and in a package of the zip, naming it', async () => {
+    for (const spec of [
+      'git+file:///quoll/local/libx/repo.git#HEAD',
+      'git+https://example.com/x.git',
+      'git://example.com/x.git',
+      'github:user/repo',
+      'user/repo#main',
+      'https://example.com/x.git',
+    ]) {
+      manifest({ evil: spec });
+      const err = await refusal('main.js', 'dependency_source_refused');
+      expect(err.message).toContain(`"evil": "${spec}"`);
+      expect(err.details).toMatchObject({ file: 'package.json', dependency: 'evil' });
+    }
+    manifest({ ok: '^1.0.0' });
+    write(
+      'package-lock.json',
+      JSON.stringify({
+        lockfileVersion: 3,
+        packages: {
+          'node_modules/ok': { version: '1.0.0', resolved: 'git+ssh://git@example.com/ok.git#abc' },
+        },
+      }),
+    );
+    expect((await refusal('main.js', 'dependency_source_refused')).details).toMatchObject({
+      file: 'package-lock.json',
+    });
+    rmSync(join(files, 'package-lock.json'));
+    write(
+      'libx/package.json',
+      JSON.stringify({ name: 'libx', dependencies: { yy: 'git+file:///quoll/local/x.git' } }),
+    );
+    manifest({ libx: 'file:./libx' });
+    expect((await refusal('main.js', 'dependency_source_refused')).message).toMatch(/"yy"/);
+    // Registry ranges, aliases, tarball URLs and paths still pass.
+    write('libx/package.json', JSON.stringify({ name: 'libx', dependencies: { yy: '^2.0.0' } }));
+    manifest({ a: '^1.2.3', b: 'npm:@scope/pkg@1', c: 'https://example.com/c.tgz', libx: 'file:./libx' });
+    expect(await readDependencySet(files, 'main.js', 20)).not.toBeNull();
   });
 });

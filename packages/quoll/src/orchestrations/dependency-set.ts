@@ -31,6 +31,51 @@ export interface LocalDependency {
   from: string;
 }
 
+/**
+ * Specs npm fetches with git: `git+…`/`git:` URLs, hosted shortcuts (`github:`, `gitlab:`,
+ * `bitbucket:`, `gist:`, bare `user/repo`), and URLs of a `.git` repository. Installs never run
+ * git (a clone's `prepare` script and its `.npmrc` would run code): refused up front.
+ */
+const GIT_SPEC =
+  /^(git\+|git:|github:|gitlab:|bitbucket:|gist:|[\w.-]+\/[\w.-]+(#.*)?$|https?:\/\/\S+\.git(#.*)?$)/i;
+
+/** A lockfile's `resolved` (or v1 `version`) naming a git source. */
+const GIT_LOCK_ENTRY = /"(resolved|version)"\s*:\s*"(git\+|git:|github:|gitlab:|bitbucket:|gist:)/i;
+
+function refuseGit(source: string, what: string, details: Record<string, string>): ApiError {
+  return new ApiError(
+    'dependency_source_refused',
+    `${what} in the orchestration's ${source} is fetched from git, which packaging does not do. ` +
+      'Publish the package to the registry, or put it in the zip as a folder or .tgz and name it by path ("file:./pkg").',
+    { file: source, ...details },
+  );
+}
+
+/**
+ * Refuses a folder of the zip used as a dependency whose own `package.json` names a git
+ * dependency (npm would fetch it for that folder). A tarball is not looked into: npm's
+ * `npm_config_git` of installs fails any clone anyway.
+ */
+async function refuseGitInside(filesDir: string, from: string): Promise<void> {
+  const source = `${from}/package.json`;
+  const text = await readIfExists(join(filesDir, source)).catch(() => null);
+  if (text === null) return;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return; // npm reports it, naming the file.
+  }
+  for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies']) {
+    const deps = (parsed as Record<string, unknown> | null)?.[field];
+    if (deps === null || typeof deps !== 'object' || Array.isArray(deps)) continue;
+    for (const [name, range] of Object.entries(deps as Record<string, unknown>)) {
+      if (typeof range === 'string' && GIT_SPEC.test(range) && !LOCAL_SPEC.test(range))
+        throw refuseGit(source, `The dependency "${name}": "${range}"`, { dependency: name });
+    }
+  }
+}
+
 /** Specs npm reads as a path on disk: `file:…`, `link:…` (yarn/pnpm), or a bare relative or absolute path. */
 const LOCAL_SPEC = /^(file:|link:|\.{1,2}(\/|$)|\/|~)/;
 
@@ -70,7 +115,8 @@ async function readIfExists(path: string): Promise<string | null> {
  * Only `dependencies` count: `devDependencies` are for the author's editor and tests.
  *
  * @throws ApiError `invalid_archive` when the `package.json` is not valid JSON or its
- * `dependencies` is not an object of strings.
+ * `dependencies` is not an object of strings; `dependency_source_refused` when a dependency
+ * (of the `package.json`, of a folder of the zip it names, or a lockfile entry) comes from git.
  */
 export async function readDependencySet(
   filesDir: string,
@@ -115,8 +161,11 @@ export async function readDependencySet(
         );
       }
       if (name === CLIENT_PACKAGE) continue;
+      if (GIT_SPEC.test(range) && !LOCAL_SPEC.test(range))
+        throw refuseGit(source, `The dependency "${name}": "${range}"`, { dependency: name });
       if (LOCAL_SPEC.test(range)) {
         const dep = await resolveLocal(filesDir, place, source, name, range);
+        await refuseGitInside(filesDir, dep.from);
         local.push(dep);
         dependencies[name] = `file:${dep.from}`;
         // The content decides whether an environment can be shared.
@@ -127,9 +176,9 @@ export async function readDependencySet(
       dependencies[name] = range;
     }
     if (Object.keys(dependencies).length === 0) return null;
-    const lockfile = await readIfExists(
-      join(filesDir, place === '' ? 'package-lock.json' : `${place}/package-lock.json`),
-    );
+    const lockSource = place === '' ? 'package-lock.json' : `${place}/package-lock.json`;
+    const lockfile = await readIfExists(join(filesDir, lockSource));
+    if (lockfile !== null && GIT_LOCK_ENTRY.test(lockfile)) throw refuseGit(lockSource, 'An entry', {});
     const hash = hashDependencySet(
       dependencies,
       local.length === 0 ? lockfile : `${lockfile ?? ''}\0local\0${localHash.digest('hex')}`,

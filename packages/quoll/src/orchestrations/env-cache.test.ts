@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
+  chownSync,
   existsSync,
   lstatSync,
   mkdirSync,
@@ -292,5 +294,94 @@ describe.skipIf(!sandbox.status.sandboxed)('EnvCache in a sandbox', () => {
     });
     await plain.ensure(depSet({ 'is-number': '7.0.0' }));
     expect(readdirSync(shared).length).toBeGreaterThan(0);
+  });
+
+  it("an install script sees none of the server's environment but what npm needs", async () => {
+    const zip = join(dir, 'zip');
+    scriptedPackage(
+      zip,
+      'env-dep',
+      `require('fs').writeFileSync('postinstall-ran', JSON.stringify(process.env));`,
+    );
+    const envs = new EnvCache({
+      envsDir: join(dir, 'envs'),
+      scripts: ['env-dep'],
+      launcher: sandbox.launcher,
+      user: sandbox.taskUser,
+      env: {
+        ...process.env,
+        FAKE_SERVER_SECRET: 's3cr3t-env-value',
+        AWS_SECRET_ACCESS_KEY: 'AKIAFAKESECRET',
+        QUOLL_TOKEN: 'qtok',
+        npm_config_registry: 'https://registry.npmjs.org/',
+      },
+    });
+    const env = await envs.ensure(localSet(zip, ['env-dep']));
+    const seen = JSON.parse(
+      readFileSync(join(env.nodeModulesDir, 'env-dep', 'postinstall-ran'), 'utf8'),
+    ) as Record<string, string>;
+    expect(seen).not.toHaveProperty('FAKE_SERVER_SECRET');
+    expect(seen).not.toHaveProperty('AWS_SECRET_ACCESS_KEY');
+    expect(seen).not.toHaveProperty('QUOLL_TOKEN');
+    // Where npm fetches from does pass.
+    expect(seen.npm_config_registry).toBe('https://registry.npmjs.org/');
+  });
+
+  it("a git dependency cannot make npm run the program a cloned repository's .npmrc names as git", async () => {
+    // The reviewer's case: a bare repository in the zip whose .npmrc says git=./evil.sh; npm
+    // clones it (with the real git), then installs in the clone, which reads that .npmrc.
+    const zip = join(dir, 'zip');
+    const libx = join(zip, 'libx');
+    mkdirSync(libx, { recursive: true });
+    writeFileSync(join(libx, 'package.json'), JSON.stringify({ name: 'libx', version: '1.0.0' }));
+    const work = join(dir, 'gitwork');
+    mkdirSync(work);
+    writeFileSync(
+      join(work, 'package.json'),
+      JSON.stringify({
+        name: 'evil',
+        version: '1.0.0',
+        scripts: { prepare: 'node -e 0' },
+        dependencies: { yy: 'git+file:///quoll/local/libx/repo.git#HEAD' },
+      }),
+    );
+    writeFileSync(join(work, '.npmrc'), 'git=./evil.sh\n');
+    writeFileSync(
+      join(work, 'evil.sh'),
+      '#!/bin/sh\nenv > /quoll/npm-cache/leak.txt\nexec /usr/bin/git "$@"\n',
+    );
+    chmodSync(join(work, 'evil.sh'), 0o755);
+    const git = (...args: string[]): void => {
+      execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', ...args], {
+        cwd: work,
+        stdio: 'ignore',
+      });
+    };
+    git('init', '-q');
+    git('add', '-A');
+    git('commit', '-qm', 'init');
+    execFileSync('git', ['clone', '-q', '--bare', work, join(libx, 'repo.git')], { stdio: 'ignore' });
+    const shared = join(dir, 'npm-cache');
+    mkdirSync(shared);
+    if (sandbox.taskUser !== null) chownSync(shared, sandbox.taskUser.uid, sandbox.taskUser.gid);
+    const envs = new EnvCache({
+      envsDir: join(dir, 'envs'),
+      launcher: sandbox.launcher,
+      user: sandbox.taskUser,
+      npmCacheDir: shared,
+      env: { ...process.env, FAKE_SERVER_SECRET: 's3cr3t-env-value' },
+    });
+    const deps = localSet(zip, ['libx']);
+    deps.dependencies.evil = 'git+file:///quoll/local/libx/repo.git#HEAD';
+    const lines: string[] = [];
+    const outcome = await envs.ensure(deps, { log: (l) => lines.push(l) }).then(
+      () => 'installed',
+      (err: unknown) => err,
+    );
+    expect(existsSync(join(shared, 'leak.txt'))).toBe(false);
+    expect(lines.join('\n')).not.toMatch(/s3cr3t-env-value/);
+    // No git dependency is fetched at all: the install fails, and nothing is cached.
+    expect(outcome).toBeInstanceOf(InstallError);
+    expect(readdirSync(join(dir, 'envs')).filter((n) => !n.startsWith('.'))).toEqual([]);
   });
 });

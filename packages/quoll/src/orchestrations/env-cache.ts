@@ -8,6 +8,7 @@ import type { Bind, LaunchSpec, ResourceLimits, RunLauncher, RunRuntime, TaskUse
 import type { DependencySet } from './dependency-set.js';
 import type { InstallLogSink } from './install-error.js';
 import { publishBuild } from './publish-build.js';
+import { npmInstallEnv } from './install-env.js';
 import { runInstallStep } from './run-install-step.js';
 import { sealBuild } from './seal-build.js';
 import { SharedBuilds } from './shared-builds.js';
@@ -33,11 +34,11 @@ export interface EnvCacheOptions {
    */
   scripts?: InstallScripts;
   /**
-   * Environment for npm. The default is the server's, minus `QUOLL_*` variables (a
-   * package's install script never sees Quoll settings or tokens) and minus what an
-   * enclosing `npm run`/`npm start` sets about its own project (workspace, prefix, lifecycle),
-   * which would point npm at the wrong folder.
-   * @default process.env without QUOLL_* and npm's per-project variables
+   * The server's environment, of which npm gets only an allow-list (see `npmInstallEnv`):
+   * PATH, HOME, locale, TZ, temp dirs, proxies, CA settings and npm's fetch settings
+   * (`npm_config_registry`, `npm_config_//host/:_authToken`, …). Everything else (secrets,
+   * cloud credentials, `QUOLL_*`, an enclosing `npm run`'s project variables) stays out.
+   * @default process.env
    */
   env?: NodeJS.ProcessEnv;
   /**
@@ -117,7 +118,7 @@ export class EnvCache {
   constructor(private readonly options: EnvCacheOptions) {
     this.npmCommand = options.npmCommand ?? findExecutable('npm') ?? 'npm';
     this.scripts = options.scripts ?? 'none';
-    this.env = options.env ?? childEnv(process.env);
+    this.env = options.env ?? process.env;
     this.launcher = options.launcher ?? new DirectLauncher();
     this.runtime = options.runtime ?? new NodeRuntime();
     this.suffix =
@@ -273,8 +274,7 @@ export class EnvCache {
    * limits, and the copies of the zip's own packages (`local`, read-only).
    */
   private spec(tmp: string, args: string[], local: string | null): LaunchSpec {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.env)) if (v !== undefined) env[k] = v;
+    const env = npmInstallEnv(this.env);
     const binds: Bind[] = [];
     if (local !== null)
       binds.push({ host: local, inside: this.launcher.insidePath(local, 'local'), readOnly: true });
@@ -331,16 +331,6 @@ async function chownTree(dir: string, user: TaskUser): Promise<void> {
   await lchown(dir, user.uid, user.gid);
   for (const name of await readdir(dir, { recursive: true }))
     await lchown(join(dir, name), user.uid, user.gid);
-}
-
-/** Variables an enclosing npm run sets about its project; they must not leak into our install. */
-const NPM_PROJECT_VARS =
-  /^(npm_lifecycle_|npm_package_|npm_command$|npm_execpath$|npm_node_execpath$|init_cwd$|npm_config_(workspaces?|include_workspace_root|global|prefix|local_prefix)$)/i;
-
-function childEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
-  return Object.fromEntries(
-    Object.entries(env).filter(([k]) => !k.startsWith('QUOLL_') && !NPM_PROJECT_VARS.test(k)),
-  );
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -18,6 +18,7 @@ import type {
 import type { InstallLogSink } from './install-error.js';
 import { publishBuild } from './publish-build.js';
 import { hashPythonEnv } from './python-requirements.js';
+import { pipInstallEnv } from './install-env.js';
 import { runInstallStep } from './run-install-step.js';
 import { sealBuild, writeNewFile } from './seal-build.js';
 import { SharedBuilds } from './shared-builds.js';
@@ -29,9 +30,11 @@ export interface PythonEnvCacheOptions {
   /** The interpreter environments are made from (`QUOLL_PYTHON` / `--python`). */
   python: PythonInterpreter;
   /**
-   * Environment for `python -m venv` and pip: the server's minus `QUOLL_*` variables, so pip's
-   * own configuration (`PIP_INDEX_URL`, `PIP_FIND_LINKS`, proxies, its config files) applies
-   * as the operator set it. @default process.env without QUOLL_*
+   * The server's environment, of which `python -m venv` and pip get only an allow-list (see
+   * `pipInstallEnv`): PATH, HOME, locale, TZ, temp dirs, proxies, CA settings and pip's fetch
+   * settings (`PIP_INDEX_URL`, `PIP_FIND_LINKS`, `PIP_CONFIG_FILE`, …), so pip's configuration
+   * applies as the operator set it and nothing else (secrets, cloud credentials, `QUOLL_*`)
+   * reaches an sdist's build code. @default process.env
    */
   env?: NodeJS.ProcessEnv;
   /**
@@ -104,8 +107,7 @@ export class PythonEnvCache {
 
   constructor(private readonly options: PythonEnvCacheOptions) {
     this.python = options.python;
-    this.env =
-      options.env ?? Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('QUOLL_')));
+    this.env = options.env ?? process.env;
     this.launcher = options.launcher ?? new DirectLauncher();
   }
 
@@ -253,10 +255,8 @@ export class PythonEnvCache {
 
   /** How a command runs in the build folder `tmp`: the interpreter, pip's config and cache, the limits. */
   private spec(info: PythonInfo, tmp: string, argv: string[], extraBinds: readonly Bind[]): LaunchSpec {
-    const env: Record<string, string> = {};
-    for (const [k, v] of Object.entries(this.env)) if (v !== undefined) env[k] = v;
-    // Python's own variables of the server's shell must not redirect the build.
-    for (const k of ['PYTHONPATH', 'PYTHONHOME', 'VIRTUAL_ENV', 'PYTHONSTARTUP']) delete env[k];
+    // An allow-list of the server's: an sdist's build backend is arbitrary code and sees it all.
+    const env = pipInstallEnv(this.env);
     env.PYTHONNOUSERSITE = '1';
     const binds: Bind[] = [];
     if (this.launcher.sandboxed) {
@@ -292,7 +292,7 @@ export class PythonEnvCache {
    */
   private pipConfigBinds(info: PythonInfo): Promise<Bind[]> {
     this.pipConfig ??= new Promise<Bind[]>((resolve) => {
-      const env: NodeJS.ProcessEnv = { ...this.env, PYTHONNOUSERSITE: '1' };
+      const env: NodeJS.ProcessEnv = { ...pipInstallEnv(this.env), PYTHONNOUSERSITE: '1' };
       execFile(info.executable, ['-m', 'pip', 'config', 'debug'], { env, timeout: 60_000 }, (err, stdout) => {
         const paths = new Set<string>();
         const text = err === null ? String(stdout) : '';
@@ -311,7 +311,7 @@ export class PythonEnvCache {
           }
         }
         // Values from the environment, in case pip could not be asked.
-        for (const [k, v] of Object.entries(this.env)) {
+        for (const [k, v] of Object.entries(pipInstallEnv(this.env))) {
           if (!k.startsWith('PIP_') || v === undefined) continue;
           for (const token of v.split(/\s+/)) {
             const path = token.startsWith('file://')
