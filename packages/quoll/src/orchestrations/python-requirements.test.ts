@@ -30,6 +30,15 @@ describe('normaliseRequirements', () => {
       '-c constraints.txt',
       './pkg',
       '/opt/x.whl',
+      // A local path after an option or a direct reference, not only at the line's start.
+      '--find-links /opt/wheels',
+      '-f file:///opt/wheels',
+      '--find-links=/opt/wheels',
+      '--index-url file:///srv/simple',
+      '--extra-index-url=file:///srv/simple',
+      'pkg @ file:///opt/pkg-1.0.tar.gz',
+      'pkg@file:///opt/pkg',
+      'pkg @ ../pkg',
     ]) {
       let err: unknown;
       try {
@@ -40,6 +49,13 @@ describe('normaliseRequirements', () => {
       expect(err, line).toBeInstanceOf(ApiError);
       expect((err as ApiError).code).toBe('invalid_archive');
     }
+    // Remote sources and ordinary requirements still pass.
+    expect(
+      normaliseRequirements(
+        '--find-links https://wheels.example/ \n-i https://pypi.example/simple\nrequests==2.31.0 ; python_version >= "3.9"\npkg @ https://files.example/pkg-1.0.tar.gz\nx==1 --hash=sha256:abc\n',
+        'requirements.txt',
+      ).lines,
+    ).toHaveLength(5);
   });
 });
 

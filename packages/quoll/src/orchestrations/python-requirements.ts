@@ -20,7 +20,22 @@ const CLIENT = /^quoll(\s*\[[^\]]*\])?\s*(([<>=!~]=?|===).*|;.*|@.*)?$/i;
 const FILE_OPTIONS = /^(-r|--requirement|-c|--constraint|-e|--editable)(\s|=|$)/;
 
 /** A requirement given as a path or file URL (a folder or wheel on the packaging machine). */
-const LOCAL = /^(\.{1,2}\/|\/|~|file:)/;
+const LOCAL = /^(\.{1,2}\/|\/|~|file:)/i;
+
+/**
+ * Whether a normalised line names a local path anywhere pip would read one: at its start, as
+ * an option's value (`--find-links /opt/wheels`, `-i=file:///srv/simple`), or as a direct
+ * reference (`pkg @ file:///…`, `pkg@../pkg`).
+ */
+function namesLocalPath(line: string): boolean {
+  for (const token of line.split(' ')) {
+    const value = /^-[\w-]*=/.test(token) ? token.slice(token.indexOf('=') + 1) : token;
+    if (LOCAL.test(value)) return true;
+    const at = value.indexOf('@');
+    if (at > 0 && LOCAL.test(value.slice(at + 1))) return true;
+  }
+  return false;
+}
 
 /**
  * Normalises the text of a `requirements.txt`: joins `\` continuations, drops comments
@@ -48,7 +63,7 @@ export function normaliseRequirements(text: string, source: string): { lines: st
         { file: source, line },
       );
     }
-    if (LOCAL.test(line)) {
+    if (namesLocalPath(line)) {
       throw new ApiError(
         'invalid_archive',
         `The orchestration's ${source} line "${line}" names a local path, which does not exist where the ` +
