@@ -315,7 +315,9 @@ so a typo such as \`?nmae=\` is an error, never a filter silently ignored:
 The inference endpoint of a deployed pipeline accepts \`application/json\` (records),
 \`application/vnd.apache.arrow.file\` and \`application/vnd.apache.arrow.stream\` (at most 1024
 record batches and 1024 columns), and answers in the format \`Accept\` asks for (default: the
-request's). Uploads (models, orchestrations) take the
+request's). A large answer is the same answer, written in slices so that the server keeps
+answering meanwhile: an Arrow answer of more than 65 536 rows comes as record batches of at most
+65 536 rows each. Uploads (models, orchestrations) take the
 raw file as the body, or \`multipart/form-data\` with a \`file\` part (as Wallaroo's API clients send).
 Examples below are generated from the schemas: names and values are illustrative.
 

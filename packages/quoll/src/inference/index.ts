@@ -5,7 +5,7 @@ export type { ModelWorkerPool } from './model-worker-pool.js';
 export type { StepModel } from './step-model.js';
 export { decodeInferenceBody, formatOfMediaType, UNCHECKED_BODY_DECODER } from './inference-input.js';
 export type { EngineInput, ResultFormat, InferenceInput, UndecodedRecords } from './inference-input.js';
-export { encodeInferenceResult } from './inference-result.js';
+export { encodeInferenceAnswer, encodeInferenceResult, JSON_SLICE_ROWS } from './inference-result.js';
 export type { InferenceResult } from './inference-result.js';
 export { DecodePool } from './decode/decode-pool.js';
 export type { DecodePoolOptions } from './decode/decode-pool.js';

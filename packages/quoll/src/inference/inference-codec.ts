@@ -35,7 +35,11 @@ export interface DecodedInference<Request> {
 /** An answer ready to send. */
 export interface EncodedInference {
   contentType: string;
-  body: Uint8Array | string;
+  /**
+   * The answer's bytes; a large answer, encoded a slice at a time so the thread is never held
+   * long, as its parts in order (sent one after another, `Content-Length` their total).
+   */
+  body: Uint8Array | string | readonly Uint8Array[];
   /** Extra response headers (e.g. `Inference-Header-Content-Length`). */
   headers?: Readonly<Record<string, string>>;
 }
@@ -47,12 +51,17 @@ export interface EncodedInference {
  * use case's.
  *
  * `decode` throws catalogue errors (`ApiError`) for bodies it cannot read; it may be async so
- * that decoding can move off the HTTP thread.
+ * that decoding can move off the HTTP thread. `encode` may be async too: a large answer is
+ * written in slices that yield to the event loop between them (`encodeInferenceAnswer`).
  */
 export interface InferenceCodec<Request> {
   decode(
     raw: RawInferenceBody,
     served: ServedModel,
   ): DecodedInference<Request> | Promise<DecodedInference<Request>>;
-  encode(result: InferenceResult, request: Request, served: ServedModel): EncodedInference;
+  encode(
+    result: InferenceResult,
+    request: Request,
+    served: ServedModel,
+  ): EncodedInference | Promise<EncodedInference>;
 }

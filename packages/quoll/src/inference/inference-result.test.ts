@@ -7,11 +7,17 @@ import {
   List,
   RecordBatch,
   Table,
+  tableFromIPC,
   tableToIPC,
   vectorFromArray,
 } from 'apache-arrow';
 import { makeArrowTensorTable } from '../../../../test/support/synthetic-data.js';
-import { InferenceResult } from './inference-result.js';
+import {
+  ARROW_SLICE_ROWS,
+  encodeInferenceAnswer,
+  InferenceResult,
+  JSON_SLICE_ROWS,
+} from './inference-result.js';
 import type { WireTensor } from './tensor-data.js';
 
 const rows = Array.from({ length: 5 }, (_, i) => Array.from({ length: 3 }, (_, j) => i * 10 + j + 0.25));
@@ -101,3 +107,76 @@ describe('InferenceResult.toArrowTable', () => {
     }
   });
 });
+
+describe('encodeInferenceAnswer', () => {
+  // Rows over both slice sizes, not a multiple of either, with a second output of another type.
+  const n = ARROW_SLICE_ROWS + JSON_SLICE_ROWS + 17;
+  const values = new Float32Array(n * 3);
+  for (let i = 0; i < values.length; i++) values[i] = (i % 1000) / 8 - 40;
+  const big = (): InferenceResult =>
+    new InferenceResult(
+      { kind: 'arrow', table: makeArrowTensorTable(values, 3) },
+      ['tensor'],
+      [
+        { name: 'y', type: 'float32', dims: [n, 1], data: values.subarray(0, n) },
+        {
+          name: 'k',
+          type: 'int64',
+          dims: [n],
+          data: BigInt64Array.from({ length: n }, (_, i) => BigInt(i - 5)),
+        },
+      ],
+      n,
+      1_764_800_000_123,
+    );
+
+  it('writes a large JSON answer in slices, byte for byte what one JSON.stringify of its records gives', async () => {
+    const result = big();
+    const answer = await encodeInferenceAnswer(result, 'json');
+    expect(answer.contentType).toBe('application/json');
+    expect(Array.isArray(answer.body)).toBe(true);
+    const parts = answer.body as readonly Uint8Array[];
+    expect(parts.length).toBeGreaterThan(n / JSON_SLICE_ROWS);
+    expect(Buffer.concat(parts).toString('utf8')).toBe(JSON.stringify(result.toRecords()));
+    // A small answer is still one string, as before.
+    const small = await encodeInferenceAnswer(
+      new InferenceResult(
+        { kind: 'records', records: rows.map((tensor) => ({ tensor })) },
+        ['tensor'],
+        outputs,
+        5,
+        7,
+      ),
+      'json',
+    );
+    expect(typeof small.body).toBe('string');
+  });
+
+  it('writes a large Arrow answer as batches of at most ARROW_SLICE_ROWS rows, the same table', async () => {
+    for (const format of ['arrow-file', 'arrow-stream'] as const) {
+      const result = big();
+      const answer = await encodeInferenceAnswer(result, format);
+      expect(Array.isArray(answer.body), format).toBe(true);
+      const got = tableFromIPC(Buffer.concat(answer.body as readonly Uint8Array[]));
+      const whole = tableFromIPC(
+        tableToIPC(result.toArrowTable(), format === 'arrow-file' ? 'file' : 'stream'),
+      );
+      expect(got.numRows, format).toBe(n);
+      expect(
+        got.batches.every((batch) => batch.numRows <= ARROW_SLICE_ROWS),
+        format,
+      ).toBe(true);
+      expect(got.schema.fields.map(String), format).toEqual(whole.schema.fields.map(String));
+      // Every 97th row, and the rows either side of each slice's edge.
+      const sample = Array.from({ length: n }, (_, row) => row).filter(
+        (row) => row % 97 === 0 || (row + 1) % ARROW_SLICE_ROWS <= 2 || row === n - 1,
+      );
+      const rowsOf = (table: Table): string[] => sample.map((row) => JSON.stringify(table.get(row), bigints));
+      expect(rowsOf(got), format).toEqual(rowsOf(whole));
+    }
+  });
+});
+
+function bigints(_key: string, value: unknown): unknown {
+  return typeof value === 'bigint' ? value.toString() : value;
+}

@@ -11,6 +11,8 @@ import {
   Int64,
   Int8,
   RecordBatch,
+  RecordBatchFileWriter,
+  RecordBatchStreamWriter,
   Schema,
   Struct,
   Table,
@@ -194,9 +196,11 @@ export class InferenceResult {
     return layout;
   }
 
-  /** The result as flat records: `{ time, 'in.tensor': [...], 'out.variable': [718013.75], check_failures: 0 }`. */
-  toRecords(): Record<string, unknown>[] {
-    const rows = this.rowCount;
+  /**
+   * The result as flat records: `{ time, 'in.tensor': [...], 'out.variable': [718013.75], check_failures: 0 }`;
+   * rows [start, end) only when given (a large answer is written a slice at a time).
+   */
+  toRecords(start = 0, end = this.rowCount): Record<string, unknown>[] {
     const input = this.#input;
     const inColumns = this.#columns.map((column) => {
       if (input.kind === 'records') {
@@ -214,7 +218,7 @@ export class InferenceResult {
     const outKeys = this.outputs.map((output) => `out.${output.name}`);
     // Packed (pushed), not `new Array(rows)`: JSON.stringify reads a holey array element by element.
     const records: Record<string, unknown>[] = [];
-    for (let row = 0; row < rows; row++) {
+    for (let row = start; row < end; row++) {
       const record: Record<string, unknown> = { time: this.time };
       for (let i = 0; i < inKeys.length; i++) record[inKeys[i]!] = inColumns[i]!(row);
       for (let i = 0; i < outKeys.length; i++) record[outKeys[i]!] = outColumns[i]!(row);
@@ -243,6 +247,105 @@ export function encodeInferenceResult(
     case 'arrow-stream':
       return { contentType: MEDIA_TYPES.arrowStream, body: tableToIPC(result.toArrowTable(), 'stream') };
   }
+}
+
+/**
+ * Rows of a JSON answer written at once: at most this many records exist at a time, and an
+ * answer with more rows is written slice by slice.
+ */
+export const JSON_SLICE_ROWS = 4096;
+
+/**
+ * How long (ms) a large answer's encoding runs before it lets the event loop answer others
+ * (health checks, small requests): one slice of {@link JSON_SLICE_ROWS} rows takes a few
+ * milliseconds, so the HTTP thread is never held much longer than this.
+ */
+export const YIELD_AFTER_MS = 10;
+
+/**
+ * Rows of an Arrow answer from which it is written a record batch of at most this many rows
+ * at a time (a larger batch of the result is written as slices of it).
+ */
+export const ARROW_SLICE_ROWS = 65_536;
+
+/**
+ * Writes a result in a wire format, like {@link encodeInferenceResult}, without holding the
+ * thread for long: a JSON answer of more than {@link JSON_SLICE_ROWS} rows is written slice by
+ * slice (the same bytes as one `JSON.stringify` of all records), an Arrow answer of more than
+ * {@link ARROW_SLICE_ROWS} rows as record batches of at most that many rows (the same rows and
+ * schema), yielding to the event loop between slices; such an answer comes back as its parts
+ * in order (send them one after another, `Content-Length` their total). Smaller answers are
+ * encoded as {@link encodeInferenceResult} does, in one go.
+ */
+export async function encodeInferenceAnswer(
+  result: InferenceResult,
+  format: ResultFormat,
+): Promise<{ contentType: string; body: Uint8Array | string | readonly Uint8Array[] }> {
+  if (format === 'json') {
+    if (result.rowCount <= JSON_SLICE_ROWS) return encodeInferenceResult(result, format);
+    return { contentType: MEDIA_TYPES.json, body: await jsonRecordsInSlices(result) };
+  }
+  if (result.rowCount <= ARROW_SLICE_ROWS) return encodeInferenceResult(result, format);
+  const file = format === 'arrow-file';
+  return {
+    contentType: file ? MEDIA_TYPES.arrowFile : MEDIA_TYPES.arrowStream,
+    body: await arrowInSlices(result.toArrowTable(), file),
+  };
+}
+
+/**
+ * An Arrow IPC file or stream of `table` as parts, its record batches written at most
+ * {@link ARROW_SLICE_ROWS} rows at a time. The parts are copies: the table's buffers may go
+ * back to a model worker (`InferenceResult.release`) while the answer is still being sent.
+ */
+async function arrowInSlices(table: Table, file: boolean): Promise<Uint8Array[]> {
+  const writer = file ? new RecordBatchFileWriter() : new RecordBatchStreamWriter();
+  let since = performance.now();
+  const pause = async (): Promise<void> => {
+    if (performance.now() - since < YIELD_AFTER_MS) return;
+    await yieldToEventLoop();
+    since = performance.now();
+  };
+  for (const batch of table.batches) {
+    for (let start = 0; start < batch.numRows; start += ARROW_SLICE_ROWS) {
+      writer.write(batch.numRows <= ARROW_SLICE_ROWS ? batch : batch.slice(start, start + ARROW_SLICE_ROWS));
+      await pause();
+    }
+  }
+  writer.finish();
+  const parts: Uint8Array[] = [];
+  for await (const chunk of writer as AsyncIterable<Uint8Array>) {
+    parts.push(chunk.slice());
+    await pause();
+  }
+  return parts;
+}
+
+/**
+ * A JSON records answer as UTF-8 parts: `[`, each slice's records, `]`. A slice is
+ * `JSON.stringify` of its records without the array's brackets, so the parts joined are what
+ * one `JSON.stringify(result.toRecords())` gives.
+ */
+async function jsonRecordsInSlices(result: InferenceResult): Promise<Uint8Array[]> {
+  const rows = result.rowCount;
+  const parts: Uint8Array[] = [Buffer.from('[')];
+  let since = performance.now();
+  for (let start = 0; start < rows; start += JSON_SLICE_ROWS) {
+    const end = Math.min(rows, start + JSON_SLICE_ROWS);
+    const json = JSON.stringify(result.toRecords(start, end));
+    parts.push(Buffer.from(start === 0 ? json.slice(1, -1) : `,${json.slice(1, -1)}`));
+    if (performance.now() - since >= YIELD_AFTER_MS) {
+      await yieldToEventLoop();
+      since = performance.now();
+    }
+  }
+  parts.push(Buffer.from(']'));
+  return parts;
+}
+
+/** Resolves once the event loop has run its pending I/O (a macrotask later). */
+export function yieldToEventLoop(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
 }
 
 // ---------------------------------------------------------------- Arrow building

@@ -115,3 +115,59 @@ describe('readOpenInferenceBody shapes', () => {
     }
   });
 });
+
+describe('openInferenceCodec.encode', () => {
+  it('writes a large JSON answer in slices, byte for byte what one JSON.stringify gives; binary outputs follow as parts', async () => {
+    const n = 70_001;
+    const y = Float32Array.from({ length: n * 2 }, (_, i) => (i % 977) / 4 - 3);
+    const flags = Uint8Array.from({ length: n }, (_, i) => i % 3);
+    const result = new InferenceResult(
+      { kind: 'arrow', table: await decode({ inputs: [tensor(1, 0)] }) },
+      ['tensor'],
+      [
+        { name: 'y', type: 'float32', dims: [n, 2], data: y },
+        { name: 'ok', type: 'bool', dims: [n], data: flags },
+      ],
+      n,
+      1,
+    );
+    const request = { id: 'r"1', outputs: null, binaryOutput: false };
+    const answer = await codec.encode(result, request, served);
+    expect(Array.isArray(answer.body)).toBe(true);
+    const expected = JSON.stringify({
+      model_name: 'pipe',
+      model_version: '1',
+      id: 'r"1',
+      outputs: [
+        { name: 'y', datatype: 'FP32', shape: [n, 2], data: Array.from(y) },
+        { name: 'ok', datatype: 'BOOL', shape: [n], data: Array.from(flags, (v) => v !== 0) },
+      ],
+    });
+    expect(Buffer.concat(answer.body as readonly Uint8Array[]).toString('utf8')).toBe(expected);
+
+    // `ok` as binary data: the JSON header names its size, its bytes follow.
+    const mixed = await codec.encode(
+      result,
+      {
+        id: undefined,
+        outputs: [
+          { name: 'y', binary: false },
+          { name: 'ok', binary: true },
+        ],
+        binaryOutput: false,
+      },
+      served,
+    );
+    const body = Buffer.concat(mixed.body as readonly Uint8Array[]);
+    const headLength = Number(mixed.headers!['inference-header-content-length']);
+    expect(JSON.parse(body.subarray(0, headLength).toString('utf8'))).toEqual({
+      model_name: 'pipe',
+      model_version: '1',
+      outputs: [
+        { name: 'y', datatype: 'FP32', shape: [n, 2], data: Array.from(y) },
+        { name: 'ok', datatype: 'BOOL', shape: [n], parameters: { binary_data_size: n } },
+      ],
+    });
+    expect(Buffer.compare(body.subarray(headLength), Buffer.from(flags))).toBe(0);
+  });
+});

@@ -22,7 +22,7 @@ import { ApiError } from '../errors/index.js';
 import type { EncodedInference, InferenceCodec, ServedModel } from './inference-codec.js';
 import { MAX_ROW_RANK } from './decode/records-to-table.js';
 import { refuseDeepJson } from './decode/refuse-deep-json.js';
-import { resultBatch } from './inference-result.js';
+import { resultBatch, YIELD_AFTER_MS, yieldToEventLoop } from './inference-result.js';
 import type { InferenceResult } from './inference-result.js';
 import { openInferenceDatatype } from './open-inference-datatype.js';
 import type { OpenInferenceDatatype } from './open-inference-datatype.js';
@@ -495,15 +495,27 @@ interface OutputTensorJson {
   parameters?: { binary_data_size: number };
 }
 
+/** Output values (all outputs together) from which a JSON answer is written in slices. */
+const SLICED_JSON_VALUES = 65_536;
+
+/** Output values written at once in a sliced JSON answer. */
+const JSON_SLICE_VALUES = 32_768;
+
+/**
+ * The answer. Small ones are one `JSON.stringify`; when the outputs given as JSON hold more
+ * than {@link SLICED_JSON_VALUES} values, their `data` is written slice by slice (the same
+ * bytes), yielding to the event loop between slices, and the answer comes back as its parts.
+ * Binary outputs follow the JSON header as their own parts (never copied into one buffer).
+ */
 function encodeAnswer(
   result: InferenceResult,
   request: OpenInferenceRequest,
   served: ServedModel,
-): EncodedInference {
+): EncodedInference | Promise<EncodedInference> {
   const wanted =
     request.outputs ?? result.outputs.map((output) => ({ name: output.name, binary: request.binaryOutput }));
-  const outputs: OutputTensorJson[] = [];
-  const chunks: Uint8Array[] = [];
+  const outputs: { entry: OutputTensorJson; tensor: WireTensor; binary: boolean }[] = [];
+  let jsonValueCount = 0;
   for (const { name, binary } of wanted) {
     const tensor = result.outputs.find((output) => output.name === name);
     if (!tensor) continue;
@@ -512,18 +524,21 @@ function encodeAnswer(
       datatype: openInferenceDatatype(tensor.type),
       shape: tensor.dims,
     };
-    if (binary) {
-      const bytes = tensorBytes(tensor);
-      entry.parameters = { binary_data_size: bytes.byteLength };
-      chunks.push(bytes);
-    } else {
-      entry.data = jsonValues(tensor);
-    }
-    outputs.push(entry);
+    outputs.push({ entry, tensor, binary });
+    if (!binary) jsonValueCount += tensor.data.length;
   }
   const answer: Record<string, unknown> = { model_name: served.name, model_version: served.version };
   if (request.id !== undefined) answer.id = request.id;
-  answer.outputs = outputs;
+  const chunks: Uint8Array[] = [];
+  for (const { entry, tensor, binary } of outputs) {
+    if (!binary) continue;
+    const bytes = tensorBytes(tensor);
+    entry.parameters = { binary_data_size: bytes.byteLength };
+    chunks.push(bytes);
+  }
+  if (jsonValueCount > SLICED_JSON_VALUES) return slicedAnswer(answer, outputs, chunks);
+  for (const { entry, tensor, binary } of outputs) if (!binary) entry.data = jsonValues(tensor);
+  answer.outputs = outputs.map((output) => output.entry);
   const json = JSON.stringify(answer);
   if (chunks.length === 0) return { contentType: MEDIA_TYPES.json, body: json };
   const head = Buffer.from(json, 'utf8');
@@ -531,6 +546,51 @@ function encodeAnswer(
     contentType: MEDIA_TYPES.octetStream,
     body: Buffer.concat([head, ...chunks]),
     headers: { [INFERENCE_HEADER_CONTENT_LENGTH]: String(head.byteLength) },
+  };
+}
+
+/**
+ * An answer whose JSON outputs are large, as parts: what `JSON.stringify` of the whole answer
+ * gives, each output's `data` written {@link JSON_SLICE_VALUES} values at a time; then the
+ * binary outputs, if any.
+ */
+async function slicedAnswer(
+  answer: Record<string, unknown>,
+  outputs: readonly { entry: OutputTensorJson; tensor: WireTensor; binary: boolean }[],
+  chunks: readonly Uint8Array[],
+): Promise<EncodedInference> {
+  const parts: Uint8Array[] = [];
+  // `{"model_name":…,"outputs":[` then each entry, then `]}`.
+  const shell = JSON.stringify({ ...answer, outputs: [] });
+  parts.push(Buffer.from(shell.slice(0, -2)));
+  let since = performance.now();
+  for (const [i, { entry, tensor, binary }] of outputs.entries()) {
+    const separator = i === 0 ? '' : ',';
+    if (binary) {
+      parts.push(Buffer.from(separator + JSON.stringify(entry)));
+      continue;
+    }
+    // The entry without data, its closing brace replaced by the data key: `{"name":…,"shape":[…],"data":[`.
+    parts.push(Buffer.from(`${separator}${JSON.stringify(entry).slice(0, -1)},"data":[`));
+    const count = tensor.data.length;
+    for (let start = 0; start < count; start += JSON_SLICE_VALUES) {
+      const json = JSON.stringify(jsonValues(tensor, start, Math.min(count, start + JSON_SLICE_VALUES)));
+      parts.push(Buffer.from(start === 0 ? json.slice(1, -1) : `,${json.slice(1, -1)}`));
+      if (performance.now() - since >= YIELD_AFTER_MS) {
+        await yieldToEventLoop();
+        since = performance.now();
+      }
+    }
+    parts.push(Buffer.from(']}'));
+  }
+  parts.push(Buffer.from(']}'));
+  if (chunks.length === 0) return { contentType: MEDIA_TYPES.json, body: parts };
+  let headLength = 0;
+  for (const part of parts) headLength += part.byteLength;
+  return {
+    contentType: MEDIA_TYPES.octetStream,
+    body: [...parts, ...chunks],
+    headers: { [INFERENCE_HEADER_CONTENT_LENGTH]: String(headLength) },
   };
 }
 
@@ -550,14 +610,19 @@ function tensorBytes(tensor: WireTensor): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
-/** An output's values as a flat JSON list (numbers; BOOL as true/false; FP16 decoded). */
-function jsonValues(tensor: WireTensor): unknown[] {
+/**
+ * An output's values [start, end) (all by default) as a flat JSON list (numbers; BOOL as
+ * true/false; FP16 decoded).
+ */
+function jsonValues(tensor: WireTensor, start = 0, end = tensor.data.length): unknown[] {
+  const whole = start === 0 && end === tensor.data.length;
   const data = tensor.data;
-  if (Array.isArray(data)) return data;
-  if (tensor.type === 'bool') return Array.from(data as Uint8Array, (value) => value !== 0);
-  if (tensor.type === 'float16') return Array.from(data as Uint16Array, halfToNumber);
-  if (data instanceof BigInt64Array || data instanceof BigUint64Array) return Array.from(data, Number);
-  return Array.from(data as Float32Array);
+  if (Array.isArray(data)) return whole ? data : data.slice(start, end);
+  const values = whole ? data : data.subarray(start, end);
+  if (tensor.type === 'bool') return Array.from(values as Uint8Array, (value) => value !== 0);
+  if (tensor.type === 'float16') return Array.from(values as Uint16Array, halfToNumber);
+  if (values instanceof BigInt64Array || values instanceof BigUint64Array) return Array.from(values, Number);
+  return Array.from(values as Float32Array);
 }
 
 function halfToNumber(bits: number): number {

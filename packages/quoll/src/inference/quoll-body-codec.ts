@@ -1,8 +1,6 @@
-import { tableToIPC } from 'apache-arrow';
-import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { InferenceCodec } from './inference-codec.js';
 import type { EngineInput, ResultFormat } from './inference-input.js';
-import { encodeInferenceResult } from './inference-result.js';
+import { encodeInferenceAnswer } from './inference-result.js';
 
 /**
  * What reads Quoll's request bodies (the server's `DecodePool`, off the HTTP thread; large JSON
@@ -26,15 +24,9 @@ export function quollBodyCodecs(
 ): Readonly<Record<ResultFormat, InferenceCodec<null>>> {
   const codec = (format: ResultFormat): InferenceCodec<null> => ({
     decode: async (raw) => ({ input: await decoder.decode(raw.contentType, raw.body), request: null }),
-    encode: (result) => {
-      if (format === 'json') return encodeInferenceResult(result, format);
-      // The Arrow table is built once per result: the log rows reuse it.
-      const file = format === 'arrow-file';
-      return {
-        contentType: file ? MEDIA_TYPES.arrowFile : MEDIA_TYPES.arrowStream,
-        body: tableToIPC(result.toArrowTable(), file ? 'file' : 'stream'),
-      };
-    },
+    // A large answer is written in slices, yielding to the event loop between them. The Arrow
+    // table is built once per result: the log rows reuse it.
+    encode: (result) => encodeInferenceAnswer(result, format),
   });
   return Object.freeze({
     json: codec('json'),

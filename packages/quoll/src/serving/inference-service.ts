@@ -169,7 +169,7 @@ export class InferenceService {
     const result = await deployment.infer(input, now);
     try {
       this.#metrics?.rowsInferred(workspaceId, address.pipeline, result.rowCount);
-      const answer = codec.encode(result, request, served);
+      const answer = await codec.encode(result, request, served);
       // Queued before the answer leaves, so a logs query after the answer sees the rows. The
       // append only enqueues (the disk write is the log writer's); it waits only when the
       // writer's queue is full, which slows callers instead of dropping rows.

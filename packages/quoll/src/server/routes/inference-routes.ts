@@ -1,9 +1,11 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { Readable } from 'node:stream';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import {
   formatOfMediaType,
   quollBodyCodecs,
   UNCHECKED_BODY_DECODER,
+  type EncodedInference,
   type RawInferenceBody,
   type ResultFormat,
 } from '../../inference/index.js';
@@ -72,7 +74,7 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
         rawBodyOf(req, contentType),
         (workspaceId) => (req.servedPipeline = { workspaceId, name: req.params.name }),
       );
-      void reply.header('content-type', answer.contentType).send(answer.body);
+      sendInferenceAnswer(reply, answer);
       answered(req, reply);
       return reply;
     },
@@ -90,6 +92,24 @@ export function rawBodyOf(req: FastifyRequest, contentType: string): RawInferenc
       return Array.isArray(value) ? value[0] : value;
     },
   };
+}
+
+/**
+ * Sends an encoded answer: its bytes as they are, or, for a large answer written in slices,
+ * its parts one after another (as the socket takes them) with their total as Content-Length.
+ */
+export function sendInferenceAnswer(reply: FastifyReply, answer: EncodedInference): void {
+  if (answer.headers) void reply.headers(answer.headers);
+  void reply.header('content-type', answer.contentType);
+  const body = answer.body;
+  if (typeof body === 'string' || !Array.isArray(body)) {
+    void reply.send(body);
+    return;
+  }
+  const parts = body as readonly Uint8Array[];
+  let length = 0;
+  for (const part of parts) length += part.byteLength;
+  void reply.header('content-length', length).send(Readable.from(parts, { objectMode: false }));
 }
 
 /** What the endpoint can answer, in the order a wildcard falls back to. */

@@ -8,7 +8,7 @@ import { privatePaths, settleUnreadBody, toApiError } from '../error-handler.js'
 import { safeDetails, safeMessage } from '../../errors/index.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
-import { rawBodyOf } from './inference-routes.js';
+import { rawBodyOf, sendInferenceAnswer } from './inference-routes.js';
 import { forwardingHook } from '../forward-request.js';
 
 /** Paths of the protocol that answer without a token (health checks, as `/v1/health`). */
@@ -162,8 +162,7 @@ async function infer(
     rawBodyOf(req, req.headers['content-type'] ?? ''),
     (workspaceId) => (req.servedPipeline = { workspaceId, name: req.params.name }),
   );
-  if (answer.headers) void reply.headers(answer.headers);
-  void reply.header('content-type', answer.contentType).send(answer.body);
+  sendInferenceAnswer(reply, answer);
 }
 
 function addressOf(req: FastifyRequest<{ Params: ModelParams }>): PipelineAddress {
