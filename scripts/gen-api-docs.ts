@@ -317,7 +317,9 @@ The inference endpoint of a deployed pipeline accepts \`application/json\` (reco
 record batches and 1024 columns), and answers in the format \`Accept\` asks for (default: the
 request's). A large answer is the same answer, written in slices so that the server keeps
 answering meanwhile: an Arrow answer of more than 65 536 rows comes as record batches of at most
-65 536 rows each. Uploads (models, orchestrations) take the
+65 536 rows each. A numeric id in a path or query (\`{workspaceId}\`, \`?workspaceId=\`) is
+decimal digits only, 1 to 2147483647, without sign, spaces or leading zeros: \`0x2\`, \`1e3\`,
+\`+2\` or \`02\` are refused with \`invalid_request\` (400), never read as another id. Uploads (models, orchestrations) take the
 raw file as the body, or \`multipart/form-data\` with a \`file\` part (as Wallaroo's API clients send).
 Examples below are generated from the schemas: names and values are illustrative.
 

@@ -15,6 +15,7 @@ import type { Principal } from '../auth/index.js';
 import type { WorkspaceService } from '../workspaces/index.js';
 import type { DatabaseHealth } from '../store/index.js';
 import { ApiError } from '../errors/index.js';
+import { parseNumericId } from '../validation/index.js';
 import type { SandboxStatus } from '../runner/index.js';
 import type { DecodePool } from '../inference/index.js';
 import type { RunSecrets } from './run-secrets.js';
@@ -100,12 +101,15 @@ export function principalOf(req: FastifyRequest): Principal {
   return req.principal;
 }
 
-/** Parses `:workspaceId` and checks the caller may see it (else it does not exist for them). */
+/**
+ * Parses `:workspaceId` strictly (`parseNumericId`: `0x2`, `1e3`, `02` … are `invalid_request`,
+ * never another workspace) and checks the caller may see it (else it does not exist for them).
+ */
 export async function workspaceIdOf(ctx: ServerContext, req: FastifyRequest): Promise<number> {
-  const raw = (req.params as { workspaceId?: string }).workspaceId;
-  const id = Number(raw);
-  if (!Number.isInteger(id)) {
-    throw new ApiError('invalid_request', `Workspace id "${String(raw)}" is not an integer.`);
-  }
-  return (await ctx.workspaces.getById(principalOf(req), id)).id;
+  return (await ctx.workspaces.getById(principalOf(req), workspaceIdParam(req))).id;
+}
+
+/** `:workspaceId` of a request, parsed strictly (see {@link parseNumericId}); not checked against the caller. */
+export function workspaceIdParam(req: FastifyRequest): number {
+  return parseNumericId((req.params as { workspaceId?: string }).workspaceId, 'Workspace id');
 }

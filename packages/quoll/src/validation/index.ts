@@ -1,1 +1,2 @@
 export { validateName } from './validate-name.js';
+export { MAX_NUMERIC_ID, parseNumericId } from './parse-id.js';

@@ -13,7 +13,7 @@ import { ApiError } from '../../errors/index.js';
 import { negotiateFormat } from './accept-header.js';
 import { countInferences } from './count-inferences.js';
 import type { ServerContext } from '../server-context.js';
-import { principalOf } from '../server-context.js';
+import { principalOf, workspaceIdParam } from '../server-context.js';
 import { forwardingHook } from '../forward-request.js';
 import { apiErrorHandler, privatePaths } from '../error-handler.js';
 
@@ -44,10 +44,10 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
   );
   // On a cluster, a request for a pipeline this node does not serve goes, as it arrives, to a
   // node that does (before its body is read here).
-  const forward = forwardingHook(ctx, (req) => {
-    const params = req.params as { workspaceId: string; name: string };
-    return { workspaceId: Number(params.workspaceId), pipeline: params.name };
-  });
+  const forward = forwardingHook(ctx, (req) => ({
+    workspaceId: workspaceIdParam(req),
+    pipeline: (req.params as { name: string }).name,
+  }));
 
   app.post<{ Params: { workspaceId: string; name: string } }>(
     '/v1/workspaces/:workspaceId/pipelines/:name/infer',
@@ -69,7 +69,7 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
       const format = negotiate(req, contentType);
       const answer = await ctx.inference.infer(
         principalOf(req),
-        { workspaceId: Number(req.params.workspaceId), pipeline: req.params.name },
+        { workspaceId: workspaceIdParam(req), pipeline: req.params.name },
         codecs[format],
         rawBodyOf(req, contentType),
         (workspaceId) => (req.servedPipeline = { workspaceId, name: req.params.name }),

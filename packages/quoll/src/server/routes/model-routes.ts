@@ -12,7 +12,7 @@ import {
 } from '../multipart-upload.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf, workspaceIdOf } from '../server-context.js';
-import { workspacesInScope } from './workspace-scope.js';
+import { WORKSPACE_ID_QUERY, workspacesInScope } from './workspace-scope.js';
 import { modelVersionSchema } from './schemas.js';
 
 /** Model upload, listing and configuration under `/v1/workspaces/:workspaceId/models`. */
@@ -90,7 +90,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
     },
   );
 
-  app.get<{ Querystring: { name?: string; workspaceId?: number; workspaceName?: string } }>(
+  app.get<{ Querystring: { name?: string; workspaceId?: string; workspaceName?: string } }>(
     '/v1/models',
     {
       schema: {
@@ -101,7 +101,7 @@ export async function modelRoutes(app: FastifyInstance, ctx: ServerContext): Pro
           type: 'object',
           properties: {
             name: { type: 'string', description: "only this model's versions" },
-            workspaceId: { type: 'integer', description: 'only this workspace' },
+            workspaceId: WORKSPACE_ID_QUERY,
             workspaceName: { type: 'string', description: 'only this workspace' },
           },
           additionalProperties: false,

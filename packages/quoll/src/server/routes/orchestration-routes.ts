@@ -15,7 +15,7 @@ import type { ServerContext } from '../server-context.js';
 import { principalOf, workspaceIdOf } from '../server-context.js';
 import { orchestrationSchema, packagingLogLineSchema, taskSchema } from './schemas.js';
 import { canSeeWorkspace } from '../../workspaces/index.js';
-import { workspacesInScope } from './workspace-scope.js';
+import { WORKSPACE_ID_QUERY, workspacesInScope } from './workspace-scope.js';
 import { unsupportedMediaType } from '../error-handler.js';
 import {
   MULTIPART_SLACK_BYTES,
@@ -145,7 +145,7 @@ export function orchestrationRoutes(app: FastifyInstance, ctx: ServerContext): v
     },
   );
 
-  app.get<{ Querystring: { workspaceName?: string; workspaceId?: number } }>(
+  app.get<{ Querystring: { workspaceName?: string; workspaceId?: string } }>(
     '/v1/orchestrations',
     {
       schema: {
@@ -154,7 +154,7 @@ export function orchestrationRoutes(app: FastifyInstance, ctx: ServerContext): v
           'List orchestrations, oldest first, across the workspaces the token can see (or one workspace)',
         querystring: {
           type: 'object',
-          properties: { workspaceName: { type: 'string' }, workspaceId: { type: 'integer' } },
+          properties: { workspaceName: { type: 'string' }, workspaceId: WORKSPACE_ID_QUERY },
         },
         response: { 200: { type: 'array', items: orchestrationSchema } },
       },

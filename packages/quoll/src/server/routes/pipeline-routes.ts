@@ -3,7 +3,7 @@ import type { DeploymentConfigDto } from '@quoll/client/wire';
 import type { StepInput } from '../../pipelines/index.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf, workspaceIdOf } from '../server-context.js';
-import { workspacesInScope } from './workspace-scope.js';
+import { WORKSPACE_ID_QUERY, workspacesInScope } from './workspace-scope.js';
 import { pipelineSchema, pipelineStatusSchema, pipelineVersionSchema } from './schemas.js';
 
 type NameParams = { workspaceId: string; name: string };
@@ -42,7 +42,7 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
     async (req) => ctx.pipelines.list(await workspaceIdOf(ctx, req)),
   );
 
-  app.get<{ Querystring: { name?: string; workspaceId?: number; workspaceName?: string } }>(
+  app.get<{ Querystring: { name?: string; workspaceId?: string; workspaceName?: string } }>(
     '/v1/pipelines',
     {
       schema: {
@@ -56,7 +56,7 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
               type: 'string',
               description: 'only pipelines with this exact name (at most one per workspace)',
             },
-            workspaceId: { type: 'integer', description: 'only this workspace' },
+            workspaceId: WORKSPACE_ID_QUERY,
             workspaceName: { type: 'string', description: 'only this workspace' },
           },
           additionalProperties: false,

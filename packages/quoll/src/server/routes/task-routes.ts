@@ -10,7 +10,7 @@ import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
 import { taskRunLogLineSchema, taskRunSchema, taskSchema, taskTickSchema } from './schemas.js';
 import { canSeeWorkspace } from '../../workspaces/index.js';
-import { workspacesInScope } from './workspace-scope.js';
+import { WORKSPACE_ID_QUERY, workspacesInScope } from './workspace-scope.js';
 
 /** A JSON array of `items`, produced in pieces of about 64 KiB. */
 async function* jsonArray(items: AsyncIterable<unknown>): AsyncGenerator<string> {
@@ -99,7 +99,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     Querystring: {
       killed?: boolean;
       workspaceName?: string;
-      workspaceId?: number;
+      workspaceId?: string;
       orchestrationId?: string;
       orchestrationSha?: string;
     };
@@ -115,7 +115,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
           properties: {
             killed: { type: 'boolean' },
             workspaceName: { type: 'string' },
-            workspaceId: { type: 'integer' },
+            workspaceId: WORKSPACE_ID_QUERY,
             orchestrationId: { type: 'string' },
             orchestrationSha: {
               type: 'string',

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../server-context.js';
 import { ApiError } from '../../errors/index.js';
-import { principalOf } from '../server-context.js';
+import { principalOf, workspaceIdParam } from '../server-context.js';
 import { workspaceSchema } from './schemas.js';
 import { TASK_RUN_SUBJECT_PREFIX, type Principal } from '../../auth/index.js';
 
@@ -103,7 +103,7 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
       if (principal.kind !== 'admin') {
         throw new ApiError('forbidden', 'Only an admin token can issue workspace tokens.');
       }
-      const ws = await ctx.workspaces.getById(principal, Number(req.params.workspaceId));
+      const ws = await ctx.workspaces.getById(principal, workspaceIdParam(req));
       const ttl = req.body?.ttlSeconds;
       const issued = await ctx.tokens.issueForWorkspace(
         ws.id,
@@ -118,6 +118,6 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
     {
       schema: { tags: ['workspaces'], summary: 'Get a workspace by id', response: { 200: workspaceSchema } },
     },
-    async (req) => ctx.workspaces.getById(principalOf(req), Number(req.params.workspaceId)),
+    async (req) => ctx.workspaces.getById(principalOf(req), workspaceIdParam(req)),
   );
 }
