@@ -7,7 +7,13 @@ import Fastify, {
 } from 'fastify';
 import swagger from '@fastify/swagger';
 import { ApiError } from '../errors/index.js';
-import { answerClientError, apiErrorHandler, installErrorHandlers, privatePaths } from './error-handler.js';
+import {
+  answerClientError,
+  apiErrorHandler,
+  installErrorHandlers,
+  logAnsweredError,
+  privatePaths,
+} from './error-handler.js';
 import { BodyReceiveDeadline } from './body-receive-deadline.js';
 import { refuseUnknownQueryParameters } from './strict-query.js';
 import { connectionRoutes } from './routes/connection-routes.js';
@@ -88,7 +94,7 @@ export async function createApp(
   const scrape = metricsScrape(ctx, {
     ready: () => starting,
     privatePaths: privatePaths(ctx.config.home),
-    logError: (err) => app.log.error({ err }, 'request failed'),
+    logError: (err, apiError) => logAnsweredError(app.log, apiError, err),
   });
   // Bodies that trickle are cut (408) so they cannot hold the body budget or a socket forever.
   const bodyDeadline = new BodyReceiveDeadline(

@@ -64,3 +64,67 @@ describe('error messages clients see', () => {
     expect(res.json<ErrorBody>().error.message).toContain('/v1/nowhere/at/all');
   });
 });
+
+describe('how answered errors are logged', () => {
+  /** A Fastify app whose JSON log lines are collected, with routes that throw `errors`. */
+  async function logged(errors: Record<string, () => unknown>): Promise<Record<string, unknown>[]> {
+    const lines: Record<string, unknown>[] = [];
+    const logApp = Fastify({
+      logger: {
+        level: 'debug',
+        stream: { write: (line: string) => lines.push(JSON.parse(line) as Record<string, unknown>) },
+      },
+      disableRequestLogging: true,
+    });
+    installErrorHandlers(logApp, [HOME]);
+    for (const [path, fail] of Object.entries(errors))
+      logApp.get(`/${path}`, async () => {
+        throw fail();
+      });
+    await logApp.ready();
+    for (const path of Object.keys(errors)) await logApp.inject({ method: 'GET', url: `/${path}` });
+    await logApp.close();
+    return lines;
+  }
+
+  it('an expected 503 or 507 is one info or warn line without a stack; a real 5xx is an error with its stack', async () => {
+    const lines = await logged({
+      busy: () => new ApiError('server_busy', 'The server holds as many bodies as its budget allows.'),
+      loading: () => new ApiError('pipeline_not_ready', 'Pipeline "p" is Deploying, not Running.'),
+      replica: () => new ApiError('replica_unavailable', 'No node can take it now.'),
+      stopping: () => new ApiError('shutting_down', 'The server is stopping.'),
+      database: () => new ApiError('database_unavailable', 'The database cannot be reached.'),
+      logs: () => new ApiError('log_store_unavailable', 'The log cannot be written.'),
+      disk: () => Object.assign(new Error('ENOSPC: no space left on device'), { code: 'ENOSPC' }),
+      bug: () => new TypeError('x is undefined'),
+      model: () => new ApiError('inference_failed', 'Inference failed: bad shape'),
+    });
+    const byCode = new Map<string, Record<string, unknown>>();
+    for (const line of lines) if (typeof line.code === 'string') byCode.set(line.code, line);
+    const INFO = 30;
+    const WARN = 40;
+    const ERROR = 50;
+    for (const [code, level] of [
+      ['server_busy', INFO],
+      ['pipeline_not_ready', INFO],
+      ['replica_unavailable', INFO],
+      ['shutting_down', INFO],
+      ['database_unavailable', WARN],
+      ['log_store_unavailable', WARN],
+      ['storage_full', WARN],
+    ] as const) {
+      const line = byCode.get(code);
+      expect(line, code).toBeDefined();
+      expect(line!.level, code).toBe(level);
+      expect(line!.err, code).toBeUndefined();
+      expect(JSON.stringify(line), code).not.toMatch(/\n\s*at /);
+    }
+    const errors = lines.filter((line) => line.level === ERROR);
+    expect(errors).toHaveLength(2);
+    for (const line of errors) expect((line.err as { stack?: string }).stack).toMatch(/\n\s*at /);
+    expect(errors.map((line) => (line.err as { message: string }).message)).toEqual([
+      'x is undefined',
+      'Inference failed: bad shape',
+    ]);
+  });
+});

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { homedir, tmpdir } from 'node:os';
 import { resolve } from 'node:path';
 import type { Duplex } from 'node:stream';
-import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ERROR_CODES, type ErrorBody, type ErrorCode } from '@quoll/client/wire';
 import { ApiError, safeDetails, safeMessage, StorageUnavailableError } from '../errors/index.js';
 
@@ -229,6 +229,41 @@ export function answerClientError(err: Error & { code?: string }, socket: Duplex
   socket.destroy(err);
 }
 
+/**
+ * The 5xx refusals the server answers by design, not because something broke: the level their
+ * one log line has (no error object, so no stack). A full body budget, a pipeline still
+ * loading, a replica elsewhere or a server stopping are the normal course of things (info);
+ * a database, log store or disk that cannot take writes is an operational problem an operator
+ * should see (warn). Every other 5xx (`internal_error`, `inference_failed`, …) stays an error
+ * with its stack.
+ */
+export const EXPECTED_REFUSALS: Readonly<Partial<Record<ErrorCode, 'info' | 'warn'>>> = {
+  server_busy: 'info',
+  pipeline_not_ready: 'info',
+  replica_unavailable: 'info',
+  shutting_down: 'info',
+  timeout: 'warn',
+  log_store_unavailable: 'warn',
+  database_unavailable: 'warn',
+  storage_full: 'warn',
+};
+
+/**
+ * Logs an error answered with `apiError`'s status: an expected refusal (see
+ * {@link EXPECTED_REFUSALS}) as one line at its level with its code and message, any other
+ * 5xx at error level with the original error (and its stack), a 4xx at debug level.
+ */
+export function logAnsweredError(log: FastifyBaseLogger, apiError: ApiError, err: unknown): void {
+  const status = ERROR_CODES[apiError.code].status;
+  if (status < 500) {
+    log.debug({ code: apiError.code }, apiError.message);
+    return;
+  }
+  const level = EXPECTED_REFUSALS[apiError.code];
+  if (level === undefined) log.error({ err }, 'request failed');
+  else log[level]({ code: apiError.code, status }, `request refused: ${safeMessage(apiError.message)}`);
+}
+
 /** A Fastify error handler that answers synchronously (the answer is sent when it returns). */
 export type SyncErrorHandler = (err: unknown, req: FastifyRequest, reply: FastifyReply) => void;
 
@@ -240,8 +275,7 @@ export function apiErrorHandler(paths: readonly string[] = []): SyncErrorHandler
   return (err, req, reply) => {
     const apiError = toApiError(err, req);
     const status = ERROR_CODES[apiError.code].status;
-    if (status >= 500) req.log.error({ err }, 'request failed');
-    else req.log.debug({ code: apiError.code }, apiError.message);
+    logAnsweredError(req.log, apiError, err);
     settleUnreadBody(req, reply, apiError.code);
     void reply
       .status(status)

@@ -15,8 +15,8 @@ export interface MetricsScrapeOptions {
   ready: () => Promise<void> | null;
   /** Folders that error messages never show (as in the Fastify error handler). */
   privatePaths: readonly string[];
-  /** Where an error answered with a 5xx status is logged. */
-  logError: (err: unknown) => void;
+  /** Where an error answered with a 5xx status is logged (`apiError`: what it was answered as). */
+  logError: (err: unknown, apiError: ApiError) => void;
 }
 
 /**
@@ -58,7 +58,7 @@ export function metricsScrape(ctx: ServerContext, options: MetricsScrapeOptions)
     } catch (err) {
       const apiError = toApiError(err);
       const status = ERROR_CODES[apiError.code].status;
-      if (status >= 500) options.logError(err);
+      if (status >= 500) options.logError(err, apiError);
       const body = JSON.stringify(
         errorBody(
           apiError.code,

@@ -4,7 +4,7 @@ import { openInferenceCodec, openInferenceMetadata } from '../../inference/index
 import type { InferenceCodec, OpenInferenceRequest } from '../../inference/index.js';
 import { countInferences } from './count-inferences.js';
 import type { PipelineAddress } from '../../serving/index.js';
-import { privatePaths, settleUnreadBody, toApiError } from '../error-handler.js';
+import { logAnsweredError, privatePaths, settleUnreadBody, toApiError } from '../error-handler.js';
 import { safeDetails, safeMessage } from '../../errors/index.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
@@ -41,7 +41,7 @@ export async function openInferenceRoutes(
   const answered = countInferences(app, ctx, (err, req, reply) => {
     const apiError = toApiError(err, req);
     const status = ERROR_CODES[apiError.code].status;
-    if (status >= 500) req.log.error({ err }, 'request failed');
+    logAnsweredError(req.log, apiError, err);
     const body: Record<string, unknown> = {
       error: safeMessage(apiError.message, paths),
       code: apiError.code,
