@@ -1,4 +1,4 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import { ERROR_CODES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
@@ -176,16 +176,18 @@ function cut(req: IncomingMessage, w: Watch, why: BodyCut, idleMs: number, minBy
     close();
     return;
   }
+  // Written on the socket, not through `res`: the body's reader (Fastify's body parser, an
+  // upload handler) then fails with the error `close` gives it, and Fastify answers that error
+  // into the closed socket, as for a client gone away. Through `res`, Fastify found the reply
+  // already sent: "Reply was already sent" (a warning), or for an upload its handler's
+  // rejection logged at error level with a stack.
   const body = JSON.stringify(errorBody('request_timeout', message));
-  res.writeHead(ERROR_CODES.request_timeout.status, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    connection: 'close',
-  });
+  const status = ERROR_CODES.request_timeout.status;
+  const head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n`;
   // A client that reads nothing cannot keep the socket open with the answer unsent.
   const closing = setTimeout(close, 1000);
   closing.unref();
-  res.end(body, () => {
+  socket.write(head + body, () => {
     clearTimeout(closing);
     close();
   });
