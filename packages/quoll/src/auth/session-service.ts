@@ -10,6 +10,15 @@ export const SESSION_SUBJECT_PREFIX = 'console-session:';
 export const SIGN_IN_SUBJECT_PREFIX = 'console-link:';
 /** Subject prefix of a task run's token (`task-run:<runId>`): it can start no session or link. */
 export const TASK_RUN_SUBJECT_PREFIX = 'task-run:';
+/**
+ * Subject prefixes the server gives its own tokens; an API token's free-text subject may not
+ * start with one (it would be taken for a session, a link or a run's token).
+ */
+export const RESERVED_SUBJECT_PREFIXES: readonly string[] = [
+  SESSION_SUBJECT_PREFIX,
+  SIGN_IN_SUBJECT_PREFIX,
+  TASK_RUN_SUBJECT_PREFIX,
+];
 /** The session cookie's name. */
 export const SESSION_COOKIE = 'quoll_session';
 /** The header mutating cookie-authenticated requests must carry (the session's CSRF token). */
@@ -212,10 +221,25 @@ export class SessionService {
   }
 
   /**
+   * The stored API token behind `principal`; `forbidden` when it is a task run's token, a
+   * console session or a link. Whatever may outlive the credential that asks for it (a session,
+   * a link, a new token) needs an API token: a run's token must end with its run, and a session
+   * with the token it came from.
+   * @param what what is asked, for the message ("issue workspace tokens").
+   */
+  async apiTokenOf(principal: Principal, what: string): Promise<TokenRecord> {
+    return this.#sourceToken(principal, what, 'use an API token (the admin token in <home>/credentials.json)');
+  }
+
+  /**
    * The stored API token behind `principal`, which a session or link will be bound to;
    * `forbidden` when it is a task run's token, a console session or a link.
    */
-  async #sourceToken(principal: Principal, what: string): Promise<TokenRecord> {
+  async #sourceToken(
+    principal: Principal,
+    what: string,
+    sessionHint = 'run `quoll console` with an API token for a new sign-in link',
+  ): Promise<TokenRecord> {
     const source = await this.store.findTokenById(principal.tokenId);
     if (source === null || !this.#live(source, this.now(), true)) {
       throw new ApiError('invalid_token', 'The token is not valid (unknown, revoked or expired).');
@@ -233,7 +257,7 @@ export class SessionService {
     ) {
       throw new ApiError(
         'forbidden',
-        `A console session cannot ${what}: run \`quoll console\` with an API token for a new sign-in link.`,
+        `A console session cannot ${what}: ${sessionHint}.`,
       );
     }
     return source;

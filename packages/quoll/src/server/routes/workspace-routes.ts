@@ -3,7 +3,10 @@ import type { ServerContext } from '../server-context.js';
 import { ApiError } from '../../errors/index.js';
 import { principalOf, workspaceIdParam } from '../server-context.js';
 import { workspaceSchema } from './schemas.js';
-import { TASK_RUN_SUBJECT_PREFIX, type Principal } from '../../auth/index.js';
+import { RESERVED_SUBJECT_PREFIXES, TASK_RUN_SUBJECT_PREFIX, type Principal } from '../../auth/index.js';
+
+/** The longest life a workspace token can be given: ten years, in seconds. */
+export const MAX_TOKEN_TTL_SECONDS = 10 * 365 * 24 * 60 * 60;
 
 /**
  * The workspace of the task whose run holds this token (an admin-rights run still works in
@@ -84,12 +87,13 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
     {
       schema: {
         tags: ['workspaces'],
-        summary: 'Issue a token that sees only this workspace (admin only)',
+        summary:
+          "Issue a token that sees only this workspace (an admin API token only: not a task run's token or a console session). Without ttlSeconds it never expires; list and revoke tokens under /v1/admin/tokens. The subject may not start with console-session:, console-link: or task-run:",
         body: {
           type: 'object',
           properties: {
             subject: { type: 'string', maxLength: 200 },
-            ttlSeconds: { type: 'integer', minimum: 1 },
+            ttlSeconds: { type: 'integer', minimum: 1, maximum: MAX_TOKEN_TTL_SECONDS },
           },
           additionalProperties: false,
         },
@@ -103,11 +107,22 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
       if (principal.kind !== 'admin') {
         throw new ApiError('forbidden', 'Only an admin token can issue workspace tokens.');
       }
+      // A run's token or a console session must not turn into a credential that outlives it.
+      await ctx.sessions.apiTokenOf(principal, 'issue workspace tokens');
+      const subject = req.body?.subject;
+      const reserved = RESERVED_SUBJECT_PREFIXES.find((p) => subject?.startsWith(p) === true);
+      if (reserved !== undefined) {
+        throw new ApiError(
+          'invalid_request',
+          `body/subject may not start with "${reserved}": the server gives that prefix to its own tokens (console sessions, sign-in links, task runs). Choose another subject.`,
+          { subject },
+        );
+      }
       const ws = await ctx.workspaces.getById(principal, workspaceIdParam(req));
       const ttl = req.body?.ttlSeconds;
       const issued = await ctx.tokens.issueForWorkspace(
         ws.id,
-        req.body?.subject ?? `workspace:${ws.name}`,
+        subject ?? `workspace:${ws.name}`,
         ttl === undefined ? undefined : ttl * 1000,
       );
       return reply.status(201).send(issued);
