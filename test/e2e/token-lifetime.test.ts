@@ -198,11 +198,19 @@ describe('token issuance', () => {
     });
     expect(byCookie.status).toBe(403);
     expect(byCookie.body.error?.code).toBe('forbidden');
-    const byBearer = await api(`/v1/workspaces/${wsA.id}/tokens`, { method: 'POST', bearer: s.secret, json: {} });
+    const byBearer = await api(`/v1/workspaces/${wsA.id}/tokens`, {
+      method: 'POST',
+      bearer: s.secret,
+      json: {},
+    });
     expect(byBearer.status).toBe(403);
     expect(byBearer.body.error?.code).toBe('forbidden');
     // An API token still can.
-    const issued = await api(`/v1/workspaces/${wsA.id}/tokens`, { method: 'POST', bearer: server.token, json: {} });
+    const issued = await api(`/v1/workspaces/${wsA.id}/tokens`, {
+      method: 'POST',
+      bearer: server.token,
+      json: {},
+    });
     expect(issued.status).toBe(201);
   });
 
@@ -257,12 +265,21 @@ describe('listing and revoking API tokens', () => {
     // Sessions are not API tokens (they have their own list); no secret or hash is ever shown.
     expect(rows.some((r) => r.id === s.id)).toBe(false);
     expect(JSON.stringify(rows)).not.toContain(issued.token);
-    expect(Object.keys(row ?? {}).sort()).toEqual(['createdAt', 'expiresAt', 'id', 'kind', 'subject', 'workspaceId']);
+    expect(Object.keys(row ?? {}).sort()).toEqual([
+      'createdAt',
+      'expiresAt',
+      'id',
+      'kind',
+      'subject',
+      'workspaceId',
+    ]);
     expect(await admin.listTokens()).toEqual(rows);
 
     // Admin only.
     expect((await api('/v1/admin/tokens', { bearer: tokenA })).status).toBe(403);
-    expect((await api(`/v1/admin/tokens/${issued.id}`, { method: 'DELETE', bearer: tokenA })).status).toBe(403);
+    expect((await api(`/v1/admin/tokens/${issued.id}`, { method: 'DELETE', bearer: tokenA })).status).toBe(
+      403,
+    );
 
     const revoked = await api(`/v1/admin/tokens/${issued.id}`, { method: 'DELETE', bearer: server.token });
     expect(revoked.status).toBe(204);
@@ -315,9 +332,14 @@ describe('open log streams', () => {
     const byBearer = await follow(runId, { authorization: `Bearer ${s.secret}` });
     const byShort = await follow(runId, { authorization: `Bearer ${short.token}` });
     const byApiToken = await follow(runId, { authorization: `Bearer ${tokenA}` });
-    await waitFor('lines', async () => (byCookie.events.length > 0 && byBearer.events.length > 0) || undefined);
+    await waitFor(
+      'lines',
+      async () => (byCookie.events.length > 0 && byBearer.events.length > 0) || undefined,
+    );
 
-    expect((await api(`/v1/admin/sessions/${s.id}`, { method: 'DELETE', bearer: server.token })).status).toBe(204);
+    expect((await api(`/v1/admin/sessions/${s.id}`, { method: 'DELETE', bearer: server.token })).status).toBe(
+      204,
+    );
     const revokedAt = Date.now();
     for (const f of [byCookie, byBearer]) {
       const closedAt = await closedWithin(f, 10_000);
@@ -348,12 +370,17 @@ describe('cookie requests with side effects', () => {
     });
     expect(evil.status).toBe(403);
     expect(evil.body.error?.code).toBe('csrf_failed');
-    const noCsrf = await api('/v1/workspaces/by-name/csrf-made-me?createIfNotExist=true', { cookie: s.cookie });
+    const noCsrf = await api('/v1/workspaces/by-name/csrf-made-me?createIfNotExist=true', {
+      cookie: s.cookie,
+    });
     expect(noCsrf.status).toBe(403);
     expect(noCsrf.body.error?.code).toBe('csrf_failed');
     expect((await admin.listWorkspaces()).some((w) => w.name === 'csrf-made-me')).toBe(false);
     // Reading needs neither; the console's own request (same origin, CSRF token) creates.
-    const read = await api(`/v1/workspaces/by-name/${wsA.name}`, { cookie: s.cookie, origin: 'http://evil.example' });
+    const read = await api(`/v1/workspaces/by-name/${wsA.name}`, {
+      cookie: s.cookie,
+      origin: 'http://evil.example',
+    });
     expect(read.status).toBe(200);
     const made = await api('/v1/workspaces/by-name/csrf-made-me?createIfNotExist=true', {
       cookie: s.cookie,

@@ -228,7 +228,11 @@ export class SessionService {
    * @param what what is asked, for the message ("issue workspace tokens").
    */
   async apiTokenOf(principal: Principal, what: string): Promise<TokenRecord> {
-    return this.#sourceToken(principal, what, 'use an API token (the admin token in <home>/credentials.json)');
+    return this.#sourceToken(
+      principal,
+      what,
+      'use an API token (the admin token in <home>/credentials.json)',
+    );
   }
 
   /**
@@ -255,10 +259,7 @@ export class SessionService {
       source.subject.startsWith(SESSION_SUBJECT_PREFIX) ||
       source.subject.startsWith(SIGN_IN_SUBJECT_PREFIX)
     ) {
-      throw new ApiError(
-        'forbidden',
-        `A console session cannot ${what}: ${sessionHint}.`,
-      );
+      throw new ApiError('forbidden', `A console session cannot ${what}: ${sessionHint}.`);
     }
     return source;
   }

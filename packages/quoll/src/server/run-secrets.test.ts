@@ -23,4 +23,15 @@ describe('RunSecrets', () => {
     expect(secrets.redact('hunter22', 'run-z')).toBe('hunter22');
     expect(secrets.size).toBe(1);
   });
+
+  it("hides the secrets given at registration (the run's own token) from the first line on", () => {
+    const secrets = new RunSecrets();
+    secrets.register('run-a', ['qk_runtokenvalue']);
+    expect(secrets.redact('TOKEN=qk_runtokenvalue.', 'run-a')).toBe('TOKEN=*****.');
+    // Registering again keeps what the run already hides, and adds.
+    secrets.recordRead('task-run:run-a', { password: 'hunter22' });
+    secrets.register('run-a', ['second-secret']);
+    expect(secrets.redact('qk_runtokenvalue hunter22 second-secret', 'run-a')).toBe('***** ***** *****');
+    expect(secrets.redact('qk_runtokenvalue', 'run-b')).toBe('qk_runtokenvalue');
+  });
 });

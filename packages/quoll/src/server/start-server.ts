@@ -307,14 +307,15 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     issueRunToken: async (workspaceId, runId, ttlMs, runsAs) => {
       // A token with the rights of the task's creator (admin, or bounded to the task's
       // workspace) that expires shortly after the run's timeout (so a crash cannot leave it
-      // valid forever) and is revoked when the run ends; reads of connection details under
-      // its subject feed that run's redactor.
+      // valid forever) and is revoked when the run ends; the token itself and reads of
+      // connection details under its subject feed that run's redactor.
       const subject = `${TASK_RUN_SUBJECT_PREFIX}${runId}`;
       const issued =
         runsAs === 'admin'
           ? await tokens.issueAdmin(subject, ttlMs)
           : await tokens.issueForWorkspace(workspaceId, subject, ttlMs);
-      runSecrets.register(runId);
+      // The run's output never shows its own token (whoever reads the run's log could use it).
+      runSecrets.register(runId, [issued.token]);
       return {
         token: issued.token,
         revoke: async () => {
