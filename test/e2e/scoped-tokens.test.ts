@@ -332,6 +332,8 @@ function refusedCalls(zip: Uint8Array): RefusedCall[] {
     fb({ what: 'read the Prometheus metrics of every workspace', method: 'GET', path: '/metrics' }),
     fb({ what: 'list console sessions', method: 'GET', path: '/v1/admin/sessions' }),
     fb({ what: 'revoke a console session', method: 'DELETE', path: '/v1/admin/sessions/some-session' }),
+    fb({ what: 'list API tokens', method: 'GET', path: '/v1/admin/tokens' }),
+    fb({ what: 'revoke an API token', method: 'DELETE', path: '/v1/admin/tokens/some-token' }),
     fb({ what: 'list the nodes', method: 'GET', path: '/v1/admin/nodes' }),
     // orchestrations
     nf({

@@ -14,11 +14,13 @@ import { browserPlatform, type ClientPlatform } from './platform/index.js';
 import { inTask, taskArgs } from './task-env/index.js';
 import { Task, TaskList } from './tasks/index.js';
 import type {
+  ApiTokenDto,
   ConnectionAuditEntryDto,
   ConnectionDto,
   ModelVersionDto,
   OrchestrationDto,
   PipelineDto,
+  IssuedTokenDto,
   TaskDto,
   WhoAmIDto,
   WorkspaceDto,
@@ -144,21 +146,47 @@ export class Client {
   }
 
   /**
-   * Issues a token that sees only `workspace` (admin tokens only); tasks get such tokens.
-   * @param ttlSeconds how long it lives. @default forever
+   * Issues a token that sees only `workspace` (an admin API token only: not a run's token or
+   * a console session) and returns the token alone; {@link issueWorkspaceToken} also returns
+   * its id, which {@link revokeToken} takes.
+   * @param ttlSeconds how long it lives, at most ten years. @default forever
    */
   async createWorkspaceToken(
     workspace: Workspace,
     options: { subject?: string; ttlSeconds?: number } = {},
   ): Promise<string> {
-    const issued = await this.http.json<{ id: string; token: string }>(
-      'POST',
-      `/v1/workspaces/${workspace.id}/tokens`,
-      {
-        json: options,
-      },
-    );
-    return issued.token;
+    return (await this.issueWorkspaceToken(workspace, options)).token;
+  }
+
+  /**
+   * Issues a token that sees only `workspace` (an admin API token only) and returns it with its
+   * id: keep the id to revoke the token later. The subject may not start with
+   * `console-session:`, `console-link:` or `task-run:`.
+   * @param ttlSeconds how long it lives, at most ten years. @default forever
+   * @example
+   * const { id, token } = await client.issueWorkspaceToken(ws, { subject: 'ci', ttlSeconds: 86400 });
+   * await client.revokeToken(id);
+   */
+  async issueWorkspaceToken(
+    workspace: Workspace,
+    options: { subject?: string; ttlSeconds?: number } = {},
+  ): Promise<IssuedTokenDto> {
+    return this.http.json<IssuedTokenDto>('POST', `/v1/workspaces/${workspace.id}/tokens`, {
+      json: options,
+    });
+  }
+
+  /** Live API tokens, newest first, without their secrets (admin token only). */
+  async listTokens(): Promise<ApiTokenDto[]> {
+    return this.http.json<ApiTokenDto[]>('GET', '/v1/admin/tokens');
+  }
+
+  /**
+   * Revokes an API token by id: it stops working at once, and so do the console sessions made
+   * from it (admin token only). `token_not_found` when no live API token has this id.
+   */
+  async revokeToken(id: string): Promise<void> {
+    await this.http.send('DELETE', `/v1/admin/tokens/${encodeURIComponent(id)}`);
   }
 
   /** @internal */

@@ -17,7 +17,7 @@ export const ERROR_CODES = {
     status: 403,
     kind: 'auth',
     summary:
-      "The token may not do this (e.g. a workspace-scoped token on an admin route, or a task run's token or a console session asking for a console session or sign-in link).",
+      "The token may not do this (e.g. a workspace-scoped token on an admin route, or a task run's token or a console session asking for a console session, a sign-in link or a new token).",
   },
   csrf_failed: {
     status: 403,
@@ -182,6 +182,12 @@ export const ERROR_CODES = {
     status: 404,
     kind: 'not_found',
     summary: 'No live console session has this id.',
+  },
+  token_not_found: {
+    status: 404,
+    kind: 'not_found',
+    summary:
+      'No live API token has this id (revoked, expired, unknown, or a console session: those are revoked under /v1/admin/sessions).',
   },
   workspace_not_found: {
     status: 404,

@@ -30,6 +30,8 @@ export type {
   TensorInfoDto,
   WhoAmIDto,
   WorkspaceDto,
+  ApiTokenDto,
+  IssuedTokenDto,
 } from './resources.js';
 export { MEDIA_TYPES } from './media-types.js';
 export { LOG_DEFAULTS } from './log-defaults.js';

@@ -22,6 +22,25 @@ export interface WhoAmIDto {
   subject: string;
 }
 
+/** A token just issued: `token` is shown once (the server keeps only its hash); `id` revokes it. */
+export interface IssuedTokenDto {
+  id: string;
+  token: string;
+}
+
+/** A live API token as `GET /v1/admin/tokens` lists it (never its secret). */
+export interface ApiTokenDto {
+  id: string;
+  /** Who it was issued to: `admin`, `workspace:<name>`, a chosen subject, or `task-run:<runId>`. */
+  subject: string;
+  kind: 'admin' | 'workspace';
+  /** The one workspace a `workspace` token sees; null for `admin`. */
+  workspaceId: number | null;
+  createdAt: string;
+  /** Null for a token that never expires. */
+  expiresAt: string | null;
+}
+
 /** Element types a model input or output can declare. */
 export type TensorElementType =
   | 'float32'

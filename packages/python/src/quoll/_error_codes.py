@@ -11,7 +11,7 @@ __all__ = ["ERROR_CODES"]
 ERROR_CODES: Dict[str, Dict[str, object]] = {
     "unauthenticated": {"status": 401, "kind": "auth", "summary": "No bearer token was sent."},
     "invalid_token": {"status": 401, "kind": "auth", "summary": "The bearer token (or console session) is unknown, revoked or expired; a console session also ends when the API token it came from is revoked or expires."},
-    "forbidden": {"status": 403, "kind": "auth", "summary": "The token may not do this (e.g. a workspace-scoped token on an admin route, or a task run's token or a console session asking for a console session or sign-in link)."},
+    "forbidden": {"status": 403, "kind": "auth", "summary": "The token may not do this (e.g. a workspace-scoped token on an admin route, or a task run's token or a console session asking for a console session, a sign-in link or a new token)."},
     "csrf_failed": {"status": 403, "kind": "auth", "summary": "A request that changes something was signed in by the console's session cookie without the session's CSRF token (x-quoll-csrf) or from another origin."},
     "sandbox_unavailable": {"status": 403, "kind": "auth", "summary": "Task runs are not sandboxed on this server, and workspace-scoped tokens may only start sandboxed runs."},
     "invalid_request": {"status": 400, "kind": "validation", "summary": "The request body, query or parameters do not match the API schema; a body field or query parameter the route does not declare is refused too, named with the accepted ones."},
@@ -46,6 +46,7 @@ ERROR_CODES: Dict[str, Dict[str, object]] = {
     "archive_too_large": {"status": 413, "kind": "payload_too_large", "summary": "The orchestration zip expands past the size or compression-ratio cap (zip bomb guard)."},
     "route_not_found": {"status": 404, "kind": "not_found", "summary": "No API route has this method and path."},
     "session_not_found": {"status": 404, "kind": "not_found", "summary": "No live console session has this id."},
+    "token_not_found": {"status": 404, "kind": "not_found", "summary": "No live API token has this id (revoked, expired, unknown, or a console session: those are revoked under /v1/admin/sessions)."},
     "workspace_not_found": {"status": 404, "kind": "not_found", "summary": "No workspace has this name or id (or the token cannot see it)."},
     "model_not_found": {"status": 404, "kind": "not_found", "summary": "No model has this name or version in the workspace."},
     "pipeline_not_found": {"status": 404, "kind": "not_found", "summary": "No pipeline has this name in the workspace."},

@@ -17,6 +17,20 @@ export interface IssuedToken {
   token: string;
 }
 
+/** An API token as the admin lists it: never its secret (which is not kept) or its hash. */
+export interface TokenInfo {
+  id: string;
+  /** Who it was issued to (`admin`, `workspace:<name>`, a chosen subject, `task-run:<runId>`). */
+  subject: string;
+  kind: 'admin' | 'workspace';
+  /** The one workspace it sees; null for an admin token. */
+  workspaceId: number | null;
+  /** ISO 8601. */
+  createdAt: string;
+  /** ISO 8601; null for a token that never expires. */
+  expiresAt: string | null;
+}
+
 /** How long a cached token lookup is trusted before the store is asked again. */
 export const DEFAULT_TOKEN_CACHE_TTL_MS = 5_000;
 
@@ -152,12 +166,54 @@ export class TokenService {
     return null;
   }
 
-  /** Revokes a token by id; it stops working at once. */
-  async revoke(id: string): Promise<void> {
-    await this.store.revokeToken(id, new Date(this.now()).toISOString());
+  /**
+   * Revokes a token by id; it stops working at once, and so do the console sessions and
+   * sign-in links made from it. True when this call revoked it (false: already revoked, or none).
+   */
+  async revoke(id: string): Promise<boolean> {
+    const revoked = await this.store.revokeToken(id, new Date(this.now()).toISOString());
     // The sessions made from it end with it.
     for (const [token, entry] of this.cache) {
       if (entry.principal.tokenId === id || entry.parentId === id) this.cache.delete(token);
+    }
+    return revoked;
+  }
+
+  /**
+   * Live API tokens (unrevoked, unexpired; run tokens too, console sessions not), newest first.
+   * `quoll admin tokens list`.
+   */
+  async list(): Promise<TokenInfo[]> {
+    const tokens = await this.store.listApiTokens(new Date(this.now()).toISOString());
+    return tokens.map((t) => ({
+      id: t.id,
+      subject: t.subject,
+      kind: t.kind,
+      workspaceId: t.workspaceId,
+      createdAt: t.createdAt,
+      expiresAt: t.expiresAt,
+    }));
+  }
+
+  /**
+   * Revokes a live API token (or a run's token) by id: it stops working at once, and the
+   * console sessions made from it end with it. `token_not_found` when no live API token has
+   * this id (a console session's id included: `SessionService.revoke` ends those).
+   */
+  async revokeApiToken(id: string): Promise<void> {
+    const rec = await this.store.findTokenById(id);
+    const expiresAt = expiryOf(rec);
+    const live =
+      rec !== null &&
+      rec.parentId === null &&
+      rec.revokedAt === null &&
+      (expiresAt === null || expiresAt > this.now());
+    if (!live || !(await this.revoke(id))) {
+      throw new ApiError(
+        'token_not_found',
+        `No live API token has id "${id}"; list them with \`quoll admin tokens list\` (console sessions: \`quoll admin sessions\`).`,
+        { id },
+      );
     }
   }
 }

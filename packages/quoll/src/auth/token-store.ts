@@ -30,6 +30,11 @@ export interface TokenStore {
    * token is used once even by concurrent callers).
    */
   revokeToken(id: string, at: string): Promise<boolean>;
+  /**
+   * Unrevoked tokens made from no other (API tokens and run tokens; not console sessions or
+   * sign-in links) that have no expiry or expire after `liveAt` (ISO time), newest first.
+   */
+  listApiTokens(liveAt: string): Promise<TokenRecord[]>;
   /** Unrevoked tokens whose subject starts with `prefix` (compared literally), newest first. */
   listTokensBySubjectPrefix(prefix: string): Promise<TokenRecord[]>;
   /**

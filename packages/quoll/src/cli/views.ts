@@ -15,7 +15,7 @@ import type {
   Cell,
 } from '@quoll/client';
 import { formatTime } from './format-time.js';
-import type { SessionInfo } from '../auth/index.js';
+import type { SessionInfo, TokenInfo } from '../auth/index.js';
 
 /** A table column (or a field of a one-object view): header and how to read the cell. */
 export type Column<T> = readonly [header: string, cell: (item: T) => Cell];
@@ -167,6 +167,14 @@ export const SESSION_VIEW: readonly Column<SessionInfo>[] = [
   ['scope', (s) => (s.kind === 'admin' ? 'admin' : `workspace ${String(s.workspaceId)}`)],
   ['created', (s) => formatTime(s.createdAt)],
   ['expires', (s) => formatTime(s.expiresAt)],
+];
+
+export const TOKEN_VIEW: readonly Column<TokenInfo>[] = [
+  ['id', (t) => t.id],
+  ['subject', (t) => t.subject],
+  ['scope', (t) => (t.kind === 'admin' ? 'admin' : `workspace ${String(t.workspaceId)}`)],
+  ['created', (t) => formatTime(t.createdAt)],
+  ['expires', (t) => (t.expiresAt === null ? 'never' : formatTime(t.expiresAt))],
 ];
 
 /** A captured run line as the CLI prints it: `<time> <stream> <line>`. */

@@ -29,6 +29,7 @@ import { taskRoutes } from './routes/task-routes.js';
 import { METRICS_PATH, metricsRoutes } from './routes/metrics-routes.js';
 import { metricsScrape } from './metrics-scrape.js';
 import { SESSION_PATH, sessionRoutes } from './routes/session-routes.js';
+import { tokenRoutes } from './routes/token-routes.js';
 import { isSignInLink } from '../auth/index.js';
 import { authenticateRequest } from './authenticate-request.js';
 import { consoleRoutes, isConsolePageRoute } from './routes/console-routes.js';
@@ -259,6 +260,7 @@ export async function createApp(
   logRoutes(app, ctx);
   metricsRoutes(app, ctx);
   sessionRoutes(app, ctx);
+  tokenRoutes(app, ctx);
   await app.register(async (scope) => modelRoutes(scope, ctx));
   await app.register(async (scope) => inferenceRoutes(scope, ctx));
   await app.register(async (scope) => openInferenceRoutes(scope, ctx, () => starting === null));

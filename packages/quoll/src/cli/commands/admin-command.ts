@@ -3,13 +3,13 @@ import { ValidationError } from '@quoll/client/errors';
 import { resolveServerConfig } from '../../config/index.js';
 import { clientFrom } from '../client-options.js';
 import { printRows, type OutputOptions } from '../output.js';
-import { AUDIT_VIEW, SESSION_VIEW } from '../views.js';
+import { AUDIT_VIEW, SESSION_VIEW, TOKEN_VIEW } from '../views.js';
 import type { SessionInfo } from '../../auth/index.js';
 
-/** `quoll admin rotate-key|migrate|audit|sessions`. */
+/** `quoll admin rotate-key|migrate|audit|sessions|tokens`. */
 export function adminCommand(): Command {
   const cmd = new Command('admin').description(
-    'Administration: master key rotation, audit trail, console sessions, moving a home to a cluster database',
+    'Administration: master key rotation, audit trail, console sessions, API tokens, moving a home to a cluster database',
   );
   cmd
     .command('rotate-key')
@@ -85,6 +85,36 @@ export function adminCommand(): Command {
       const client = await clientFrom(c, { select: false });
       await client.http.json<unknown>('DELETE', `/v1/admin/sessions/${encodeURIComponent(id)}`);
       process.stdout.write(`revoked session ${id}\n`);
+    });
+  const tokens = cmd
+    .command('tokens')
+    .description(
+      "List live API tokens (admin, workspace, running tasks'), newest first, never their secrets; `tokens revoke <id>` revokes one (admin token only)",
+    )
+    .option('--json', 'print JSON')
+    .action(async (opts: OutputOptions, c: Command) => {
+      const client = await clientFrom(c, { select: false });
+      printRows(opts, await client.listTokens(), TOKEN_VIEW, '(no API tokens)');
+    });
+  tokens
+    .command('list')
+    .description('List live API tokens, newest first (the same as `quoll admin tokens`)')
+    .option('--json', 'print JSON')
+    .action(async (_opts: OutputOptions, c: Command) => {
+      const client = await clientFrom(c, { select: false });
+      // `--json` after `list` may be parsed as the parent's option: read both levels.
+      const opts = c.optsWithGlobals<OutputOptions>();
+      printRows(opts, await client.listTokens(), TOKEN_VIEW, '(no API tokens)');
+    });
+  tokens
+    .command('revoke <id>')
+    .description(
+      'Revoke an API token at once; the console sessions made from it end too (a console session: `quoll admin sessions revoke`)',
+    )
+    .action(async (id: string, _opts: unknown, c: Command) => {
+      const client = await clientFrom(c, { select: false });
+      await client.revokeToken(id);
+      process.stdout.write(`revoked token ${id}\n`);
     });
   return cmd;
 }

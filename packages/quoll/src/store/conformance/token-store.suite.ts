@@ -82,6 +82,60 @@ export function tokenStoreSuite(backend: string, makeStores: MakeStores): void {
       expect(await store.revokeToken('missing', 't3')).toBe(false);
     });
 
+    it('lists live API tokens (unrevoked, unexpired, not sessions or links), newest first', async () => {
+      const at = (s: number): string => `2025-01-01T00:00:${String(s).padStart(2, '0')}.000Z`;
+      await store.insertToken(token('admin', { createdAt: at(1) }));
+      await store.insertToken(
+        token('scoped', {
+          kind: 'workspace',
+          workspaceId: ws,
+          subject: 'w',
+          createdAt: at(3),
+          expiresAt: at(30),
+        }),
+      );
+      await store.insertToken(token('run', { subject: 'task-run:r1', createdAt: at(2), expiresAt: at(40) }));
+      await store.insertToken(token('expired', { createdAt: at(4), expiresAt: at(10) }));
+      await store.insertToken(token('exactly', { createdAt: at(5), expiresAt: at(20) }));
+      await store.insertToken(token('revoked', { createdAt: at(6) }));
+      await store.revokeToken('revoked', at(7));
+      await store.insertToken(
+        token('session', {
+          subject: 'console-session:admin',
+          parentId: 'admin',
+          createdAt: at(8),
+          expiresAt: at(50),
+        }),
+      );
+      await store.insertToken(
+        token('link', {
+          subject: 'console-link:admin',
+          parentId: 'admin',
+          createdAt: at(9),
+          expiresAt: at(50),
+        }),
+      );
+      const listed = await store.listApiTokens(at(20));
+      expect(listed.map((t) => t.id)).toEqual(['scoped', 'run', 'admin']);
+      expect(listed[0]).toEqual(
+        token('scoped', {
+          kind: 'workspace',
+          workspaceId: ws,
+          subject: 'w',
+          createdAt: at(3),
+          expiresAt: at(30),
+        }),
+      );
+      expect((await store.listApiTokens(at(35))).map((t) => t.id)).toEqual(['run', 'admin']);
+      expect((await store.listApiTokens(at(0))).map((t) => t.id)).toEqual([
+        'exactly',
+        'expired',
+        'scoped',
+        'run',
+        'admin',
+      ]);
+    });
+
     it('lists unrevoked tokens by literal subject prefix, newest first', async () => {
       await store.insertToken(
         token('s1', { subject: 'console-session:a', createdAt: '2025-01-01T00:00:01.000Z' }),

@@ -43,6 +43,17 @@ export class PostgresTokenStore implements TokenStore {
     );
   }
 
+  async listApiTokens(liveAt: string): Promise<TokenRecord[]> {
+    // ISO times compare as text, byte by byte (COLLATE "C": a locale's order may skip punctuation).
+    const rows = await this.db.rows<TokenRow>(
+      `SELECT * FROM api_tokens
+       WHERE revoked_at IS NULL AND parent_id IS NULL AND (expires_at IS NULL OR expires_at COLLATE "C" > $1)
+       ORDER BY created_at DESC, id`,
+      [liveAt],
+    );
+    return rows.map(toToken);
+  }
+
   async listTokensBySubjectPrefix(prefix: string): Promise<TokenRecord[]> {
     const rows = await this.db.rows<TokenRow>(
       'SELECT * FROM api_tokens WHERE revoked_at IS NULL AND left(subject, length($1)) = $1 ORDER BY created_at DESC, id',

@@ -43,6 +43,15 @@ export class SqliteTokenStore implements TokenStore {
     );
   }
 
+  async listApiTokens(liveAt: string): Promise<TokenRecord[]> {
+    const rows = this.db
+      .prepare(
+        'SELECT * FROM api_tokens WHERE revoked_at IS NULL AND parent_id IS NULL AND (expires_at IS NULL OR expires_at > ?) ORDER BY created_at DESC, id',
+      )
+      .all(liveAt) as TokenRow[];
+    return rows.map(toToken);
+  }
+
   async listTokensBySubjectPrefix(prefix: string): Promise<TokenRecord[]> {
     const rows = this.db
       .prepare(
