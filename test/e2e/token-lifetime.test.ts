@@ -1,8 +1,10 @@
 import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Client, Orchestration, Workspace } from '@quoll/client';
+import { Client, type Orchestration, type Workspace } from '@quoll/client';
 import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { findPythons } from '../support/python.js';
 import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
@@ -14,6 +16,19 @@ import { CLI, startTestServer, type TestServer } from '../support/test-server.js
  */
 
 const exec = promisify(execFile);
+const pythons = await findPythons();
+/** The Python client follows a task's last run; prints what ended the follow. */
+const PY_FOLLOW = `
+import os
+from quoll import Client
+run = Client(os.environ["QUOLL_URL"], os.environ["QUOLL_TOKEN"]).get_task_by_id(os.environ["TASK_ID"]).last_runs()[0]
+try:
+    for line in run.follow_logs():
+        pass
+    print("ended")
+except Exception as e:
+    print(type(e).__name__, getattr(e, "code", None), getattr(e, "status", None))
+`;
 let server: TestServer;
 let admin: Client;
 let adminA: Client;
@@ -119,15 +134,16 @@ function closedWithin(f: Follow, ms: number): Promise<number | null> {
   return Promise.race([f.closed, new Promise<null>((r) => setTimeout(() => r(null), ms))]);
 }
 
-/** Starts a run of the ticker (prints a line a second for 40 s) in A; its id once it runs. */
-async function tickingRun(name: string): Promise<string> {
+/** Starts a run of the ticker (prints a line a second for 40 s) in A; its task's and its id once it runs. */
+async function tickingRun(name: string): Promise<{ taskId: string; runId: string }> {
   const task = await ticker.runOnce({ name });
-  return waitFor(`${name} to print`, async () => {
+  const runId = await waitFor(`${name} to print`, async () => {
     const [r] = await task.lastRuns();
     if (r === undefined || r.status !== 'running') return undefined;
     const lines = await r.logs();
     return lines.some((l) => l.line.startsWith('tick')) ? r.id : undefined;
   });
+  return { taskId: task.id, runId };
 }
 
 beforeAll(async () => {
@@ -318,7 +334,7 @@ describe('listing and revoking API tokens', () => {
 
 describe('open log streams', () => {
   it('end with an error event when their session is revoked or their token expires', async () => {
-    const runId = await tickingRun('ticking');
+    const { taskId, runId } = await tickingRun('ticking');
     const s = await session(tokenA);
     const short = (
       await api(`/v1/workspaces/${wsA.id}/tokens`, {
@@ -332,6 +348,30 @@ describe('open log streams', () => {
     const byBearer = await follow(runId, { authorization: `Bearer ${s.secret}` });
     const byShort = await follow(runId, { authorization: `Bearer ${short.token}` });
     const byApiToken = await follow(runId, { authorization: `Bearer ${tokenA}` });
+    // The SDK's follow throws the catalogue's error when the server ends the stream.
+    const shortClient = new Client({ url: server.url, token: short.token });
+    const [shortRun] = await (await shortClient.getTask(taskId)).lastRuns();
+    // So does the Python client's (when this machine has a Python).
+    const viaPython =
+      pythons[0] === undefined
+        ? null
+        : exec(pythons[0].command, ['-c', PY_FOLLOW], {
+            env: {
+              ...process.env,
+              PYTHONPATH: fileURLToPath(new URL('../../packages/python/src', import.meta.url)),
+              QUOLL_URL: server.url,
+              QUOLL_TOKEN: short.token,
+              TASK_ID: taskId,
+            },
+          });
+    const viaSdk = (async (): Promise<unknown> => {
+      try {
+        for await (const line of shortRun!.followLogs()) void line;
+        return 'ended';
+      } catch (err) {
+        return err;
+      }
+    })();
     await waitFor(
       'lines',
       async () => (byCookie.events.length > 0 && byBearer.events.length > 0) || undefined,
@@ -354,6 +394,8 @@ describe('open log streams', () => {
     expect(shortClosed).not.toBeNull();
     expect(shortClosed! - issuedAt).toBeLessThan(6_000 + 10_000);
     expect(byShort.events.at(-1)?.type).toBe('error');
+    expect(await viaSdk).toMatchObject({ name: 'AuthError', code: 'invalid_token', status: 401 });
+    if (viaPython !== null) expect((await viaPython).stdout.trim()).toBe('AuthError invalid_token 401');
     // A stream whose token is still valid goes on.
     expect(await closedWithin(byApiToken, 100)).toBeNull();
     const lines = byApiToken.events.length;
@@ -389,6 +431,24 @@ describe('cookie requests with side effects', () => {
     });
     expect(made.status).toBe(200);
     expect(made.body.name).toBe('csrf-made-me');
+    // Revealing a connection's details writes an audit row: the same rule.
+    await admin.createConnection('csrf_conn', 'HTTP', { host: 'http://127.0.0.1:9/csrf' });
+    const audited = (await admin.connectionAudit()).length;
+    const reveal = await api('/v1/connections/csrf_conn/details', {
+      cookie: s.cookie,
+      origin: 'http://evil.example',
+    });
+    expect(reveal.status).toBe(403);
+    expect(reveal.body.error?.code).toBe('csrf_failed');
+    expect((await api('/v1/connections/csrf_conn/details', { cookie: s.cookie })).status).toBe(403);
+    expect((await admin.connectionAudit()).length).toBe(audited);
+    const revealed = await api('/v1/connections/csrf_conn/details', {
+      cookie: s.cookie,
+      csrf: s.csrf,
+      origin: server.url,
+    });
+    expect(revealed.status).toBe(200);
+    expect((await admin.connectionAudit()).length).toBe(audited + 1);
     // The SDK (a bearer token) is unaffected.
     expect((await admin.getWorkspace('sdk-made', { createIfNotExist: true })).name).toBe('sdk-made');
   });

@@ -1,4 +1,4 @@
-import { QuollError, errorFromCode } from '../errors/index.js';
+import { QuollError, errorFromCode, errorFromResponse } from '../errors/index.js';
 import { inspectCustom, PrintableList, renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type { TaskRunDto, TaskRunLogLineDto, TaskRunStatus } from '../wire/index.js';
@@ -127,6 +127,8 @@ export class TaskRun {
    * ends after the final status line (or when `signal` aborts, or the loop breaks). When
    * the server closes the stream before the run finished (it is shutting down), the
    * iteration throws a `QuollError` with code `shutting_down`; follow again once it is back.
+   * When the token (or console session) is revoked or expires meanwhile, the server ends the
+   * stream and the iteration throws an `AuthError` (`invalid_token`).
    * @param signal stops following. @default none
    * @example for await (const line of run.followLogs()) console.log(String(line));
    */
@@ -173,6 +175,13 @@ export class TaskRun {
           buffer = buffer.slice(cut + 2);
           if (event === null) continue;
           if (event.type === 'end') return;
+          if (event.type === 'error') {
+            // The server ended the stream: the token or session was revoked or expired.
+            const e = JSON.parse(event.data) as { code?: unknown; message?: unknown; status?: unknown };
+            throw errorFromResponse(typeof e.status === 'number' ? e.status : 0, {
+              error: { code: e.code, message: e.message },
+            });
+          }
           if (event.type === 'line') yield new TaskRunLogLine(JSON.parse(event.data) as TaskRunLogLineDto);
         }
       }

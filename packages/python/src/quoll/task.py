@@ -6,7 +6,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 from ._format import PrintableList, display_time, html_fields, render_fields
 from ._http import HttpTransport
 from ._http import segment as _q
-from .errors import error_from_code
+from .errors import error_from_code, error_from_response
 
 __all__ = ["Task", "TaskList", "TaskRun", "TaskRunList", "TaskRunLogLine", "TaskRunLogs"]
 
@@ -93,6 +93,8 @@ class TaskRun:
         Raises:
             QuollError: ``shutting_down`` when the server closed the stream before the run
                 finished; follow again once it is back.
+            AuthError: ``invalid_token`` when the token was revoked or expired meanwhile (the
+                server ends the stream).
 
         Example::
 
@@ -108,6 +110,16 @@ class TaskRun:
                 if raw == "":
                     if event == "end":
                         return
+                    if event == "error" and data:
+                        # The server ended the stream: the token (or session) was revoked or expired.
+                        err = json.loads("\n".join(data))
+                        status = err.get("status") if isinstance(err, dict) else None
+                        raise error_from_response(
+                            status if isinstance(status, int) else 0,
+                            {"error": {"code": err.get("code"), "message": err.get("message")}}
+                            if isinstance(err, dict)
+                            else None,
+                        )
                     if event == "line" and data:
                         yield TaskRunLogLine(json.loads("\n".join(data)))
                     event, data = "message", []

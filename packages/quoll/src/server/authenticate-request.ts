@@ -40,6 +40,20 @@ export async function authenticateRequest(ctx: ServerContext, req: RequestHead):
   return principal;
 }
 
+/**
+ * For a GET that changes something (`createIfNotExist` creating a workspace, an unmasked read
+ * writing an audit row): when the session cookie signs it in, the same origin and CSRF checks
+ * as any other change (`csrf_failed`); a bearer token needs neither.
+ */
+export function checkCookieMayChange(ctx: ServerContext, req: RequestHead): void {
+  const header = req.headers.authorization;
+  if (header !== undefined && header !== '') return;
+  const secret = readCookie(req.headers.cookie, SESSION_COOKIE);
+  if (secret === null) return;
+  checkSameOrigin(req);
+  ctx.sessions.checkCsrf(secret, req.headers[CSRF_HEADER]);
+}
+
 /** Refuses a request whose Origin header (when sent) is not this server's origin. */
 export function checkSameOrigin(req: RequestHead): void {
   const origin = req.headers.origin;

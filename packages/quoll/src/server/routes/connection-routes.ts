@@ -5,6 +5,7 @@ import type { Principal } from '../../auth/index.js';
 import { ApiError } from '../../errors/index.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf, workspaceIdOf } from '../server-context.js';
+import { checkCookieMayChange } from '../authenticate-request.js';
 import { connectionAuditEntrySchema, connectionSchema, connectionWithDetailsSchema } from './schemas.js';
 
 /** Largest body `POST /v1/connections` takes: the details cap (64 KiB of JSON) plus room for name and type. */
@@ -96,13 +97,16 @@ export function connectionRoutes(app: FastifyInstance, ctx: ServerContext): void
     {
       schema: {
         tags: ['connections'],
-        summary: 'Get a connection with its unmasked details; the read is recorded in the audit trail',
+        summary:
+          "Get a connection with its unmasked details; the read is recorded in the audit trail (with the console's session cookie it needs the CSRF header and the server's own origin, as a POST does)",
         params: nameParams,
         response: { 200: connectionWithDetailsSchema },
       },
     },
     async (req, reply): Promise<ConnectionWithDetailsDto> => {
       const principal = principalOf(req);
+      // The read writes an audit row (and reveals secrets): a cross-site page must not cause it.
+      checkCookieMayChange(ctx, req);
       const { connection, details } = await ctx.connections.details(
         scopeOf(principal),
         { name: req.params.name },

@@ -1,6 +1,7 @@
 import type { ServerResponse } from 'node:http';
 import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
+import { ERROR_CODES } from '@quoll/client/wire';
 import type { TaskDto, TaskRunDto, TaskRunStatus, TaskTickDto } from '@quoll/client/wire';
 import type { TaskRecord, TaskRunRecord } from '../../scheduler/index.js';
 import { toTaskDto, toTaskRunDto, toTaskTickDto } from '../../scheduler/index.js';
@@ -8,6 +9,7 @@ import type { Principal } from '../../auth/index.js';
 import { ApiError } from '../../errors/index.js';
 import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
+import { authenticateRequest } from '../authenticate-request.js';
 import { taskRunLogLineSchema, taskRunSchema, taskSchema, taskTickSchema } from './schemas.js';
 import { canSeeWorkspace } from '../../workspaces/index.js';
 import { WORKSPACE_ID_QUERY, workspacesInScope } from './workspace-scope.js';
@@ -42,6 +44,12 @@ function drained(res: ServerResponse): Promise<void> {
 
 /** Interval of the comment lines that keep an idle log stream (and its proxies) open. */
 const HEARTBEAT_MS = 15_000;
+
+/**
+ * How often an open log stream checks that its token or session is still valid (a cached
+ * lookup, no database query most times): a revoked or expired one ends the stream.
+ */
+export const STREAM_RECHECK_MS = 2_000;
 
 const idParams = {
   type: 'object',
@@ -286,7 +294,7 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       schema: {
         tags: ['tasks'],
         summary:
-          'Follow a run\'s output as server-sent events: one "line" event per line (data = {time, stream, line}), existing lines first, then an "end" event after the final status line. A stream that closes without "end" (server shutdown) did not see the run finish',
+          'Follow a run\'s output as server-sent events: one "line" event per line (data = {time, stream, line}), existing lines first, then an "end" event after the final status line. When the token or console session is revoked or expires, an "error" event (data = {code, message, status}, e.g. invalid_token) ends the stream within seconds. A stream that closes without "end" (server shutdown) did not see the run finish',
         params: idParams,
         produces: ['text/event-stream'],
       },
@@ -295,12 +303,14 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
       await visibleRun(ctx, principalOf(req), req.params.id);
       const abort = new AbortController();
       let sawFinal = false;
+      let refused = false;
       const lines = await ctx.tasks.followRunLog(req.params.id, abort.signal, () => (sawFinal = true));
       // Registered only once following has begun, and always removed below.
       followers.add(abort);
       reply.hijack();
       const res = reply.raw;
       let heartbeat: NodeJS.Timeout | undefined;
+      let recheck: NodeJS.Timeout | undefined;
       try {
         res.writeHead(200, {
           'content-type': 'text/event-stream; charset=utf-8',
@@ -312,6 +322,27 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
         // The client went away: stop reading the log.
         res.once('close', () => abort.abort());
         heartbeat = setInterval(() => res.write(': keep-alive\n\n'), HEARTBEAT_MS);
+        // The token or session was checked once, above: a stream may outlive it by hours. Once
+        // it is revoked or expired, an "error" event (the catalogue's code) ends the stream.
+        recheck = setInterval(() => {
+          authenticateRequest(ctx, req).then(
+            () => undefined,
+            (err: unknown) => {
+              if (abort.signal.aborted || res.destroyed) return;
+              if (!(err instanceof ApiError) || ERROR_CODES[err.code].status !== 401) {
+                // The store could not answer (an outage): the next check tries again.
+                req.log.warn({ err }, 'rechecking the token of a log stream failed');
+                return;
+              }
+              const status = ERROR_CODES[err.code].status;
+              refused = true;
+              res.write(
+                `event: error\ndata: ${JSON.stringify({ code: err.code, message: err.message, status })}\n\n`,
+              );
+              abort.abort();
+            },
+          );
+        }, STREAM_RECHECK_MS);
         for await (const line of lines) {
           if (res.destroyed) break;
           // A slow client slows the read down instead of buffering the log in memory.
@@ -319,11 +350,12 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
         }
         // "end" promises the run is over: only after its final status line, never on a
         // shutdown abort (the client then reports that the stream ended early).
-        if (sawFinal && !res.destroyed) res.write(`event: end\ndata: {}\n\n`);
+        if (sawFinal && !refused && !res.destroyed) res.write(`event: end\ndata: {}\n\n`);
       } catch (err) {
         if (!abort.signal.aborted) req.log.error({ err }, 'following a run log failed');
       } finally {
         clearInterval(heartbeat);
+        clearInterval(recheck);
         followers.delete(abort);
         abort.abort();
         res.end();

@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../server-context.js';
 import { ApiError } from '../../errors/index.js';
 import { principalOf, workspaceIdParam } from '../server-context.js';
+import { checkCookieMayChange } from '../authenticate-request.js';
 import { workspaceSchema } from './schemas.js';
 import { RESERVED_SUBJECT_PREFIXES, TASK_RUN_SUBJECT_PREFIX, type Principal } from '../../auth/index.js';
 
@@ -74,13 +75,19 @@ export function workspaceRoutes(app: FastifyInstance, ctx: ServerContext): void 
     {
       schema: {
         tags: ['workspaces'],
-        summary: 'Get a workspace by name, optionally creating it',
+        summary:
+          "Get a workspace by name, optionally creating it (with the console's session cookie, createIfNotExist needs the CSRF header and the server's own origin, as a POST does)",
         querystring: { type: 'object', properties: { createIfNotExist: { type: 'boolean' } } },
         response: { 200: workspaceSchema },
       },
     },
-    async (req) =>
-      ctx.workspaces.getByName(principalOf(req), req.params.name, req.query.createIfNotExist === true),
+    async (req) => {
+      const principal = principalOf(req);
+      const create = req.query.createIfNotExist === true;
+      // A GET that may create: a cross-site page must not make a signed-in browser do it.
+      if (create) checkCookieMayChange(ctx, req);
+      return ctx.workspaces.getByName(principal, req.params.name, create);
+    },
   );
   app.post<{ Params: { workspaceId: string }; Body: { subject?: string; ttlSeconds?: number } | undefined }>(
     '/v1/workspaces/:workspaceId/tokens',
