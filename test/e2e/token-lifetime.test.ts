@@ -449,6 +449,17 @@ describe('cookie requests with side effects', () => {
     });
     expect(revealed.status).toBe(200);
     expect((await admin.connectionAudit()).length).toBe(audited + 1);
+    // A session is named the same (its session form) by cookie and as a bearer token: in
+    // /v1/me and in the audit trail.
+    const byBearer = await api('/v1/connections/csrf_conn/details', { bearer: s.secret });
+    expect(byBearer.status).toBe(200);
+    const [viaBearer, viaCookie] = await admin.connectionAudit({ limit: 2 });
+    expect(viaCookie?.subject).toBe('console-session:admin');
+    expect(viaBearer?.subject).toBe('console-session:admin');
+    expect((await api('/v1/me', { cookie: s.cookie })).body.subject).toBe('console-session:admin');
+    expect((await api('/v1/me', { bearer: s.secret })).body.subject).toBe('console-session:admin');
+    // The console still shows who signed in.
+    expect((await api('/v1/console/session', { cookie: s.cookie })).body.subject).toBe('admin');
     // The SDK (a bearer token) is unaffected.
     expect((await admin.getWorkspace('sdk-made', { createIfNotExist: true })).name).toBe('sdk-made');
   });

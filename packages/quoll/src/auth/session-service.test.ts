@@ -41,7 +41,10 @@ describe('SessionService: a session never outlives the API token it came from', 
     const viaLink = await sessions.signInWithCode(link.code);
     expect(viaLink.expiresAt).toBe(started.expiresAt);
     await clock.advance(59_999);
-    expect(await sessions.authenticate(started.secret)).toMatchObject({ workspaceId: ws, subject: 'short' });
+    expect(await sessions.authenticate(started.secret)).toMatchObject({
+      workspaceId: ws,
+      subject: 'console-session:short',
+    });
     await clock.advance(1);
     for (const s of [started, viaLink]) {
       await expect(sessions.authenticate(s.secret)).rejects.toMatchObject({ code: 'invalid_token' });
@@ -70,7 +73,7 @@ describe('SessionService: a session never outlives the API token it came from', 
         code: 'invalid_token',
       });
     }
-    expect(await sessions.authenticate(unrelated.secret)).toMatchObject({ subject: 'other' });
+    expect(await sessions.authenticate(unrelated.secret)).toMatchObject({ subject: 'console-session:other' });
     expect((await sessions.list()).map((s) => s.id)).toEqual([unrelated.id]);
   });
 

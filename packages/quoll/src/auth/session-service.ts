@@ -140,13 +140,16 @@ export class SessionService {
     return this.#start(principal, await this.#sourceToken(principal, 'start a console session'));
   }
 
-  /** The principal of a session cookie; `invalid_token` when it is unknown, expired or revoked. */
+  /**
+   * The principal of a session cookie; `invalid_token` when it is unknown, expired or revoked.
+   * Its subject is the session's (`console-session:<who signed in>`), as when the same secret
+   * is sent as a bearer token, so `/v1/me` and the audit trail name a session alike either way.
+   */
   async authenticate(secret: string): Promise<Principal> {
     if (!secret.startsWith(SESSION_PREFIX)) {
       throw new ApiError('invalid_token', 'The console session is not valid; sign in again.');
     }
-    const principal = await this.tokens.authenticate(`Bearer ${secret}`);
-    return { ...principal, subject: principal.subject.slice(SESSION_SUBJECT_PREFIX.length) };
+    return this.tokens.authenticate(`Bearer ${secret}`);
   }
 
   /** The CSRF token bound to a session (derived from its secret, so only its holder can know it). */

@@ -1,5 +1,11 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { SESSION_COOKIE, type Principal, type SessionInfo, type StartedSession } from '../../auth/index.js';
+import {
+  SESSION_COOKIE,
+  SESSION_SUBJECT_PREFIX,
+  type Principal,
+  type SessionInfo,
+  type StartedSession,
+} from '../../auth/index.js';
 import { ApiError } from '../../errors/index.js';
 import { checkSameOrigin, readCookie } from '../authenticate-request.js';
 import type { ServerContext } from '../server-context.js';
@@ -30,7 +36,10 @@ function dto(principal: Principal, csrfToken: string | null, expiresAt: string |
   return {
     kind: principal.kind,
     workspaceId: principal.kind === 'workspace' ? principal.workspaceId : null,
-    subject: principal.subject,
+    // Who signed in: a session's principal is named `console-session:<who>`.
+    subject: principal.subject.startsWith(SESSION_SUBJECT_PREFIX)
+      ? principal.subject.slice(SESSION_SUBJECT_PREFIX.length)
+      : principal.subject,
     csrfToken,
     expiresAt,
   };
