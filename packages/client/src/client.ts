@@ -149,7 +149,7 @@ export class Client {
    * Issues a token that sees only `workspace` (an admin API token only: not a run's token or
    * a console session) and returns the token alone; {@link issueWorkspaceToken} also returns
    * its id, which {@link revokeToken} takes.
-   * @param ttlSeconds how long it lives, at most ten years. @default forever
+   * @param options `subject` (who it is for) and `ttlSeconds` (how long it lives, at most ten years; default forever).
    */
   async createWorkspaceToken(
     workspace: Workspace,
@@ -162,7 +162,7 @@ export class Client {
    * Issues a token that sees only `workspace` (an admin API token only) and returns it with its
    * id: keep the id to revoke the token later. The subject may not start with
    * `console-session:`, `console-link:` or `task-run:`.
-   * @param ttlSeconds how long it lives, at most ten years. @default forever
+   * @param options `subject` (who it is for) and `ttlSeconds` (how long it lives, at most ten years; default forever).
    * @example
    * const { id, token } = await client.issueWorkspaceToken(ws, { subject: 'ci', ttlSeconds: 86400 });
    * await client.revokeToken(id);

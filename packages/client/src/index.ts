@@ -85,4 +85,6 @@ export type {
   TensorInfoDto,
   WhoAmIDto,
   WorkspaceDto,
+  ApiTokenDto,
+  IssuedTokenDto,
 } from './wire/index.js';
