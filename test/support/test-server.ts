@@ -56,9 +56,27 @@ function databaseOf(args: readonly string[]): string | null {
 /** Whether test servers run on PostgreSQL (`QUOLL_TEST_SERVER_DATABASE=postgres`). */
 export const serversOnPostgres = process.env.QUOLL_TEST_SERVER_DATABASE === 'postgres';
 
+function withInherited(
+  stdio: ('ignore' | 'pipe')[],
+  fds: Record<number, number>,
+): ('ignore' | 'pipe' | number)[] {
+  const out: ('ignore' | 'pipe' | number)[] = [...stdio];
+  for (const [at, fd] of Object.entries(fds)) {
+    while (out.length <= Number(at)) out.push('ignore');
+    out[Number(at)] = fd;
+  }
+  return out;
+}
+
 /** Starts `quoll server --port 0` on a fresh (or given) home and waits until it listens. */
 export async function startTestServer(
-  options: { home?: string; env?: NodeJS.ProcessEnv; args?: string[] } = {},
+  options: {
+    home?: string;
+    env?: NodeJS.ProcessEnv;
+    args?: string[];
+    /** Descriptors the server inherits, as a supervisor's `exec 200<>file` leaves them: number in the server → open descriptor here. */
+    inheritFds?: Record<number, number>;
+  } = {},
 ): Promise<TestServer> {
   const home = options.home ?? (await mkdtemp(join(tmpdir(), 'quoll-test-')));
   const extra = [...(await databaseArgs(home, options.args ?? [])), ...(options.args ?? [])];
@@ -72,22 +90,24 @@ export async function startTestServer(
     [CLI, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
     {
       env: { ...process.env, QUOLL_RUNS_DIR: runsDir, ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: withInherited(['ignore', 'pipe', 'pipe'], options.inheritFds ?? {}),
     },
   );
+  const { stdout, stderr } = child;
+  if (stdout === null || stderr === null) throw new Error('the server has no output pipes');
   let out = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  stdout.on('data', (d: Buffer) => (out += d.toString()));
+  stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const url = await new Promise<string>((resolve, reject) => {
     const onData = (): void => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m?.[1]) {
-        child.stdout.off('data', onData);
+        stdout.off('data', onData);
         resolve(m[1]);
       }
     };
-    child.stdout.on('data', onData);
+    stdout.on('data', onData);
     void exited.then((code) =>
       reject(new Error(`quoll server exited with ${String(code)} before listening:\n${out}`)),
     );

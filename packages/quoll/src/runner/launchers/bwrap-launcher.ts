@@ -6,6 +6,7 @@ import type { Readable } from 'node:stream';
 import type { LaunchedProcess, LaunchSpec } from '../launch-spec.js';
 import type { ProcessRecorder } from '../process-ledger.js';
 import { signalGroup } from '../process-group.js';
+import { stdioWithoutInherited } from '../inherited-fds.js';
 import { prlimitArgs } from '../resource-limits.js';
 import { createRunDir } from '../run-directory.js';
 import type { RunLauncher } from './run-launcher.js';
@@ -140,7 +141,8 @@ export class BwrapLauncher implements RunLauncher {
       // Own process group, so SIGKILL to it also reaches bwrap itself.
       detached: true,
       env: { ...spec.env, ...spec.runEnv },
-      stdio: [spec.stdin ?? 'ignore', 'pipe', 'pipe', 'pipe'],
+      // Nothing the server inherited reaches bwrap, and so the sandbox.
+      stdio: stdioWithoutInherited([spec.stdin ?? 'ignore', 'pipe', 'pipe', 'pipe']),
     });
     const recorder = this.options.recorder ?? null;
     const recorded: number[] = [];
@@ -207,7 +209,7 @@ export class BwrapLauncher implements RunLauncher {
     const r = spawnSync(this.options.bwrapPath, args, {
       env: { ...spec.env, ...spec.runEnv },
       // --info-fd 3 needs an fd 3.
-      stdio: ['ignore', 'pipe', 'pipe', 'pipe'],
+      stdio: stdioWithoutInherited(['ignore', 'pipe', 'pipe', 'pipe']),
       timeout: 10_000,
       encoding: 'utf8',
     });

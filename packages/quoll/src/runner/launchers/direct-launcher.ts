@@ -5,6 +5,7 @@ import { dirname, relative, resolve, isAbsolute } from 'node:path';
 import type { LaunchedProcess, LaunchSpec } from '../launch-spec.js';
 import type { ProcessRecorder } from '../process-ledger.js';
 import { signalGroup } from '../process-group.js';
+import { stdioWithoutInherited } from '../inherited-fds.js';
 import { prlimitArgs } from '../resource-limits.js';
 import { createRunDir } from '../run-directory.js';
 import type { RunLauncher } from './run-launcher.js';
@@ -66,7 +67,8 @@ export class DirectLauncher implements RunLauncher {
       cwd: spec.runDir,
       detached: true,
       env: { ...spec.env, ...spec.runEnv },
-      stdio: [spec.stdin ?? 'ignore', 'pipe', 'pipe'],
+      // Nothing the server inherited (a host file, a lock, a socket) reaches the run.
+      stdio: stdioWithoutInherited([spec.stdin ?? 'ignore', 'pipe', 'pipe']),
       ...(spec.user !== null ? { uid: spec.user.uid, gid: spec.user.gid } : {}),
     });
     const recorder = this.options.recorder ?? null;
