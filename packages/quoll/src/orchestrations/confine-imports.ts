@@ -1,5 +1,5 @@
-import { realpath } from 'node:fs/promises';
-import { isAbsolute, relative, sep } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
+import { dirname, extname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { Message, Plugin } from 'esbuild';
 
 /** Marks the plugin's own `build.resolve` call so its `onResolve` does not recurse. */
@@ -45,6 +45,24 @@ export class ImportConfinement {
     const rel = relative(this.root, real);
     if (rel === '' || rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel)) return null;
     return rel.split(sep).join('/');
+  }
+
+  /**
+   * Whether the glob `pattern` (`*` for each `${…}`), taken from `dir` (a file's folder, real
+   * or not), could match anything outside the root: its static folder lies outside, it is
+   * absolute, or a `..` follows a wildcard.
+   */
+  leaves(dir: string, pattern: string): boolean {
+    if (pattern.startsWith('/')) return true;
+    const parts = pattern.split('/');
+    const star = parts.findIndex((p) => p.includes('*'));
+    if (star >= 0 && parts.slice(star).includes('..')) return true;
+    const fixed = parts.slice(0, star >= 0 ? star : parts.length - 1).join('/');
+    for (const base of [this.dir, this.root]) {
+      const rel = relative(base, resolve(dir, fixed));
+      if (!(rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel))) return false;
+    }
+    return true;
   }
 
   /** `path` as a message may show it: relative to the files, never a host path. */
@@ -96,11 +114,60 @@ export class ImportConfinement {
               ],
             };
           this.approved.add(rel);
+          // esbuild expands a template or concatenated import path (`../../x${n}.json`) as a
+          // glob against the disk, before any plugin sees it: refused here, before the file
+          // is parsed, so what exists outside never changes the outcome.
+          if (SOURCE_EXTENSIONS.has(extname(args.path))) {
+            const text = await readFile(args.path, 'utf8');
+            const line = leavingGlob(text, (pattern) => this.leaves(dirname(args.path), pattern));
+            if (line !== null) return { errors: [{ text: globText(this.shown(args.path), line) }] };
+          }
           return undefined;
         });
       },
     };
   }
+}
+
+/** Files esbuild parses for imports (the ones whose dynamic imports it may expand). */
+const SOURCE_EXTENSIONS = new Set(['.js', '.mjs', '.cjs', '.jsx', '.ts', '.mts', '.cts', '.tsx']);
+
+/** `import(` or `require(` followed by a template literal up to its end. */
+const TEMPLATE_IMPORT = /\b(?:import|require)\s*\(\s*`([^`]*)`/g;
+/** `import(` or `require(` followed by a quoted string and `+`, up to the closing parenthesis. */
+const CONCAT_IMPORT = /\b(?:import|require)\s*\(\s*(['"])([^'"\n]*)\1\s*\+([^)]*)\)/g;
+
+/**
+ * The 1-based line of the first import in `source` whose path esbuild would expand as a glob
+ * and that `leaves` says reaches outside, else null. Read from the text (comments and strings
+ * included: erring towards refusal).
+ */
+function leavingGlob(source: string, leaves: (pattern: string) => boolean): number | null {
+  const found: number[] = [];
+  for (const m of source.matchAll(TEMPLATE_IMPORT)) {
+    const body = m[1] ?? '';
+    if (!body.includes('${')) continue;
+    if (leaves(body.replace(/\$\{[^}]*\}/g, '*'))) found.push(m.index);
+  }
+  for (const m of source.matchAll(CONCAT_IMPORT)) {
+    // The rest's own string parts joined, each expression a wildcard.
+    const rest = (m[3] ?? '').split('+').map((part) => {
+      const q = /^\s*(['"])([^'"]*)\1\s*$/.exec(part);
+      return q ? (q[2] ?? '') : '*';
+    });
+    if (leaves(`${m[2] ?? ''}${rest.join('')}`)) found.push(m.index);
+  }
+  if (found.length === 0) return null;
+  const first = Math.min(...found);
+  return source.slice(0, first).split('\n').length;
+}
+
+function globText(file: string, line: number): string {
+  return (
+    `${file}:${String(line)}: an import() or require() path built from parts (a template or +) ` +
+    'that may reach outside the orchestration’s files is refused: esbuild would match it against ' +
+    'the disk; keep such paths inside the zip (`./data/${name}.json`)'
+  );
 }
 
 function outsideText(specifier: string, importer: string): string {

@@ -336,7 +336,6 @@ describe('Packager', () => {
       if (logText(await store.getPackagingLog(record.id)).includes('resolving...')) break;
       await new Promise((r) => setTimeout(r, 20));
     }
-    await p.stop();
     expect((await store.getOrchestration(record.id))?.status).toBe('packaging');
     expect(logText(await store.getPackagingLog(record.id))).toContain('interrupted by a server stop');
     expect(readdirSync(join(home, 'envs'))).toEqual([]);
@@ -351,7 +350,6 @@ describe('Packager', () => {
   it('stop() ends the loop: a zip submitted afterwards stays pending until a packager starts', async () => {
     const p = packager();
     await p.start();
-    await p.stop();
     const record = await submit(p, [{ path: 'main.ts', content: 'console.log(1)' }]);
     // Give a still-running worker every chance to claim it (it was woken by submit).
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
@@ -430,6 +428,48 @@ describe('Packager keeps the compile inside the upload', () => {
       expect(done.error).toMatch(/outside the orchestration’s files/);
     });
   }
+
+  it('refuses a glob import reaching outside the same way whether or not host files match it', async () => {
+    const source = [
+      'const n = process.argv[2];',
+      'const c = await import(`../../../credentials${n}.json`);',
+      "const k = require('../../../master' + n + '.key');",
+      'console.log(c, k);',
+    ].join('\n');
+    const outcome = async (): Promise<{ status: string; error: string | null }> => {
+      const p = packager();
+      await p.start();
+      const record = await submit(p, [{ path: 'main.js', content: source }]);
+      const done = await waitForStatus(record.id);
+      const shown = await visible(record.id);
+      expect(shown).not.toContain(SECRET);
+      expect(shown).not.toContain(home);
+      return { status: done.status, error: done.error };
+    };
+    plantSecrets();
+    const withFiles = await outcome();
+    rmSync(join(home, 'credentials.json'));
+    rmSync(join(home, 'master.key'));
+    const without = await outcome();
+    expect(withFiles.status).toBe('error');
+    expect(without).toEqual(withFiles);
+    expect(withFiles.error).toMatch(/main\.js:2: .*outside the orchestration’s files is refused/);
+  });
+
+  it('still expands a glob import that stays inside the upload', async () => {
+    const p = packager();
+    await p.start();
+    const record = await submit(p, [
+      { path: 'data/a.json', content: '{"v":1}' },
+      {
+        path: 'main.js',
+        content:
+          'const n = process.argv[2] ?? "a";\nconst m = await import(`./data/${n}.json`);\nconsole.log(m);',
+      },
+    ]);
+    const done = await waitForStatus(record.id);
+    expect(done.status, done.error ?? '').toBe('ready');
+  });
 
   it('ignores tsconfig.json settings that name files (extends, paths, baseUrl) and says so', async () => {
     plantSecrets();
