@@ -53,3 +53,29 @@ describe('resolveServerConfig: the task memory limit and the Node.js that runs t
     }
   });
 });
+
+describe('resolveServerConfig: task slots per workspace', () => {
+  it('leaves one slot of the concurrency to other workspaces by default; a setting is capped at the concurrency', () => {
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/')).toMatchObject({
+      taskConcurrency: 4,
+      taskWorkspaceConcurrency: 3,
+    });
+    expect(
+      resolveServerConfig({ home: '/tmp/h', taskConcurrency: 1 }, {}, '/').taskWorkspaceConcurrency,
+    ).toBe(1);
+    expect(
+      resolveServerConfig({ home: '/tmp/h' }, { QUOLL_TASK_WORKSPACE_CONCURRENCY: '9' }, '/')
+        .taskWorkspaceConcurrency,
+    ).toBe(4);
+    expect(
+      resolveServerConfig(
+        { home: '/tmp/h', taskWorkspaceConcurrency: 2 },
+        { QUOLL_TASK_WORKSPACE_CONCURRENCY: '9' },
+        '/',
+      ).taskWorkspaceConcurrency,
+    ).toBe(2);
+    expect(() =>
+      resolveServerConfig({ home: '/tmp/h' }, { QUOLL_TASK_WORKSPACE_CONCURRENCY: '0' }, '/'),
+    ).toThrow(/^Invalid task workspace concurrency "0": give an integer from 1 to 256/);
+  });
+});

@@ -139,6 +139,13 @@ export interface ServerConfig {
   /** Task runs executing at once; more wait in a queue (`--task-concurrency`, `QUOLL_TASK_CONCURRENCY`). @default 4 */
   readonly taskConcurrency: number;
   /**
+   * Task runs of one workspace executing at once (`--task-workspace-concurrency`,
+   * `QUOLL_TASK_WORKSPACE_CONCURRENCY`), at most `taskConcurrency`: below it, one workspace's
+   * continuous tasks cannot hold every slot. Waiting workspaces take free slots in turn.
+   * @default taskConcurrency − 1 (at least 1)
+   */
+  readonly taskWorkspaceConcurrency: number;
+  /**
    * Pre-started Node processes kept ready for task runs (`QUOLL_TASK_WARM_PROCESSES`; 0 = off),
    * at most `taskConcurrency`. Each saves a run Node's start-up (~0.1 s) at ~40 MB idle.
    * @default 2
@@ -231,6 +238,8 @@ export interface ServerConfigInput {
   metricsPublic?: boolean | undefined;
   /** From `--task-concurrency`. */
   taskConcurrency?: number | undefined;
+  /** From `--task-workspace-concurrency`. */
+  taskWorkspaceConcurrency?: number | undefined;
   /** From `--sandbox`. */
   sandbox?: string | undefined;
   /** `true` from `--allow-unsandboxed-runs`. */
@@ -444,6 +453,17 @@ export function resolveServerConfig(
       `Invalid task concurrency "${String(input.taskConcurrency ?? env.QUOLL_TASK_CONCURRENCY)}": give an integer from 1 to 256 (--task-concurrency or QUOLL_TASK_CONCURRENCY).`,
     );
   }
+  const workspaceInput = input.taskWorkspaceConcurrency ?? env.QUOLL_TASK_WORKSPACE_CONCURRENCY;
+  const taskWorkspaceConcurrency = Number(workspaceInput ?? Math.max(1, taskConcurrency - 1));
+  if (
+    !Number.isInteger(taskWorkspaceConcurrency) ||
+    taskWorkspaceConcurrency < 1 ||
+    taskWorkspaceConcurrency > 256
+  ) {
+    throw new Error(
+      `Invalid task workspace concurrency "${String(workspaceInput)}": give an integer from 1 to 256 (--task-workspace-concurrency or QUOLL_TASK_WORKSPACE_CONCURRENCY).`,
+    );
+  }
   const taskWarmProcesses = Number(env.QUOLL_TASK_WARM_PROCESSES ?? 2);
   if (!Number.isInteger(taskWarmProcesses) || taskWarmProcesses < 0 || taskWarmProcesses > 256) {
     throw new Error(
@@ -545,6 +565,7 @@ export function resolveServerConfig(
       DEFAULT_LOG_SEGMENT_MAX_BYTES,
     ),
     taskConcurrency,
+    taskWorkspaceConcurrency: Math.min(taskWorkspaceConcurrency, taskConcurrency),
     taskWarmProcesses: Math.min(taskWarmProcesses, taskConcurrency),
     runsDir:
       env.QUOLL_RUNS_DIR !== undefined && env.QUOLL_RUNS_DIR.trim() !== ''

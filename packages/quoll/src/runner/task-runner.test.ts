@@ -346,6 +346,51 @@ describe('TaskRunner', () => {
     expect(serialOrder).toEqual(['s-1', 's-2', 's-3', 's-4']);
   });
 
+  it('keeps a slot from a workspace at its cap: another workspace runs while its runs wait', async () => {
+    const r = runner({ concurrency: 4, workspaceConcurrency: 3 });
+    const gate = join(root, 'gate-cap');
+    // Continuous-like runs: they hold their slot until the gate opens.
+    const holder = pkg(
+      'holder',
+      `import { existsSync } from 'node:fs';
+       const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) clearInterval(t); }, 10);`,
+    );
+    const hogs = [1, 2, 3, 4].map((i) => r.start(req(holder, { runId: `hog-${i}`, workspaceId: 1 })));
+    await Promise.all(hogs.slice(0, 3).map((h) => h.spawned));
+    const other = r.start(req(pkg('other', "console.log('b ran');"), { runId: 'b-1', workspaceId: 2 }));
+    const outcome = await Promise.race([
+      other.done,
+      new Promise<null>((resolve) => setTimeout(() => resolve(null), 30_000)),
+    ]);
+    expect(outcome?.status).toBe('success');
+    // Workspace 1's fourth run still waits: three of its runs hold three slots.
+    expect(r.queuedCount).toBe(1);
+    expect(r.activeCount).toBe(3);
+    writeFileSync(gate, '');
+    expect((await Promise.all(hogs.map((h) => h.done))).map((o) => o.status)).toEqual([
+      'success',
+      'success',
+      'success',
+      'success',
+    ]);
+    expect(r.workspaceConcurrencyLimit).toBe(3);
+  });
+
+  it('gives free slots to waiting workspaces in turn, each workspace FIFO', async () => {
+    const order: string[] = [];
+    const r = runner({ concurrency: 1, onSpawn: (runId) => order.push(runId) });
+    const quick = pkg('quick-rr', "console.log('done');");
+    const handles = [
+      r.start(req(quick, { runId: 'a-1', workspaceId: 1 })),
+      r.start(req(quick, { runId: 'a-2', workspaceId: 1 })),
+      r.start(req(quick, { runId: 'a-3', workspaceId: 1 })),
+      r.start(req(quick, { runId: 'b-1', workspaceId: 2 })),
+      r.start(req(quick, { runId: 'b-2', workspaceId: 2 })),
+    ];
+    await Promise.all(handles.map((h) => h.done));
+    expect(order).toEqual(['a-1', 'b-1', 'a-2', 'b-2', 'a-3']);
+  });
+
   it('kills a queued run without starting it', async () => {
     const r = runner({ concurrency: 1 });
     const slow = r.start(req(pkg('block', "console.log('x'); setInterval(() => {}, 1000);")));

@@ -57,8 +57,17 @@ export interface TaskRunnerOptions {
   redact?: (line: string, runId: string) => string;
   /** Time source for timeouts, grace periods and log timestamps. @default systemClock */
   clock?: Clock;
-  /** Runs executing at once; further runs wait in FIFO order. @default 4 */
+  /**
+   * Runs executing at once; further runs wait, each workspace's in FIFO order, and the
+   * workspaces take turns (round-robin) for each free slot. @default 4
+   */
   concurrency?: number;
+  /**
+   * Runs of one workspace executing at once (at most `concurrency`): with less than
+   * `concurrency`, one workspace's long runs (continuous tasks) cannot hold every slot and
+   * keep another's waiting. @default concurrency (no cap; the server sets concurrency − 1)
+   */
+  workspaceConcurrency?: number;
   /**
    * Pre-started Node processes kept waiting for a run (saves Node's start-up per run);
    * at most `concurrency`, 0 disables. @default min(2, concurrency)
@@ -157,7 +166,13 @@ export class TaskRunner {
   private readonly killGraceMs: number;
   private readonly redact: (line: string, runId: string) => string;
   private readonly onError: (err: unknown, context: string) => void;
-  private readonly queue: Job[] = [];
+  private readonly workspaceConcurrency: number;
+  /** Waiting runs, per workspace, in FIFO order; a workspace's entry goes when it empties. */
+  private readonly queues = new Map<number, Job[]>();
+  /** Runs executing per workspace. */
+  private readonly activeIn = new Map<number, number>();
+  /** The workspace served last: the next free slot goes to the first waiting one after it. */
+  private lastServed: number | null = null;
   private readonly jobs = new Map<string, Job>();
   private readonly dones = new Map<string, Promise<RunOutcome>>();
   private readonly launcher: WarmLauncher;
@@ -171,6 +186,10 @@ export class TaskRunner {
     this.clock = options.clock ?? systemClock;
     this.stamper = new NanoTimestamper(this.clock);
     this.concurrency = Math.max(1, Math.floor(options.concurrency ?? 4));
+    this.workspaceConcurrency = Math.min(
+      this.concurrency,
+      Math.max(1, Math.floor(options.workspaceConcurrency ?? this.concurrency)),
+    );
     this.killGraceMs = Math.max(0, options.killGraceMs ?? 5_000);
     this.redact = options.redact ?? ((line) => line);
     this.onError =
@@ -227,9 +246,16 @@ export class TaskRunner {
     return this.active;
   }
 
+  /** Most runs of one workspace executing at once. */
+  get workspaceConcurrencyLimit(): number {
+    return this.workspaceConcurrency;
+  }
+
   /** Runs waiting for a slot. */
   get queuedCount(): number {
-    return this.queue.length;
+    let n = 0;
+    for (const q of this.queues.values()) n += q.length;
+    return n;
   }
 
   /** Whether the runner holds this run (queued or executing). */
@@ -267,7 +293,9 @@ export class TaskRunner {
       job.stopCause = 'stopped';
       this.finishUnstarted(job, { status: 'failure', exitCode: null, reason: STOPPED_RUN_REASON });
     } else {
-      this.queue.push(job);
+      const queue = this.queues.get(req.workspaceId);
+      if (queue === undefined) this.queues.set(req.workspaceId, [job]);
+      else queue.push(job);
       this.pump();
     }
     return { runId: req.runId, spawned, done };
@@ -342,9 +370,11 @@ export class TaskRunner {
     if (job.finished || job.stopCause !== null) return;
     job.stopCause = cause;
     job.stopDetail = detail;
-    const queued = this.queue.indexOf(job);
+    const queue = this.queues.get(job.req.workspaceId) ?? [];
+    const queued = queue.indexOf(job);
     if (queued >= 0) {
-      this.queue.splice(queued, 1);
+      queue.splice(queued, 1);
+      if (queue.length === 0) this.queues.delete(job.req.workspaceId);
       this.finishUnstarted(job, this.stoppedOutcome(job, null));
       return;
     }
@@ -361,9 +391,10 @@ export class TaskRunner {
   }
 
   private pump(): void {
-    while (this.active < this.concurrency && this.queue.length > 0) {
-      const job = this.queue.shift() as Job;
+    for (let job = this.next(); job !== null; job = this.next()) {
+      const workspaceId = job.req.workspaceId;
       this.active++;
+      this.activeIn.set(workspaceId, (this.activeIn.get(workspaceId) ?? 0) + 1);
       this.execute(job)
         .catch((err: unknown) => {
           this.onError(err, `run ${job.req.runId}`);
@@ -377,10 +408,34 @@ export class TaskRunner {
         .finally(() => {
           // The slot is free and the run directory gone before anyone hears the outcome.
           this.active--;
+          const left = (this.activeIn.get(workspaceId) ?? 1) - 1;
+          if (left > 0) this.activeIn.set(workspaceId, left);
+          else this.activeIn.delete(workspaceId);
           this.release(job);
           this.pump();
         });
     }
+  }
+
+  /**
+   * Takes the run a free slot goes to, or null (no free slot, or every waiting workspace at
+   * its cap): the first waiting run of the first workspace after the one served last (in
+   * the order they started waiting) that is under its cap.
+   */
+  private next(): Job | null {
+    if (this.active >= this.concurrency) return null;
+    const ids = [...this.queues.keys()];
+    const after = this.lastServed === null ? -1 : ids.indexOf(this.lastServed);
+    for (let i = 1; i <= ids.length; i++) {
+      const id = ids[(after + i + ids.length) % ids.length] as number;
+      if ((this.activeIn.get(id) ?? 0) >= this.workspaceConcurrency) continue;
+      const queue = this.queues.get(id) as Job[];
+      const job = queue.shift() as Job;
+      if (queue.length === 0) this.queues.delete(id);
+      this.lastServed = id;
+      return job;
+    }
+    return null;
   }
 
   private async execute(job: Job): Promise<void> {

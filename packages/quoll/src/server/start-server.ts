@@ -295,6 +295,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     // Outside the home: run code must not reach credentials, key or database by `../..`.
     runsDir: config.runsDir,
     concurrency: config.taskConcurrency,
+    workspaceConcurrency: config.taskWorkspaceConcurrency,
     warmProcesses: config.taskWarmProcesses,
     taskUser,
     launcher: sandbox.launcher,

@@ -40,6 +40,11 @@ export function serverCommand(): Command {
       (v) => Number(v),
     )
     .option(
+      '--task-workspace-concurrency <n>',
+      'task runs of one workspace executing at once, so one cannot hold every slot; waiting workspaces take turns (default task concurrency - 1, at least 1; env QUOLL_TASK_WORKSPACE_CONCURRENCY)',
+      (v) => Number(v),
+    )
+    .option(
       '--sandbox <mode>',
       'isolate task runs and installs: auto (bubblewrap when it works here), bubblewrap (required), off (env QUOLL_SANDBOX)',
     )
@@ -87,6 +92,7 @@ export function serverCommand(): Command {
         poolWorkers?: number;
         modelMemory?: string;
         taskConcurrency?: number;
+        taskWorkspaceConcurrency?: number;
         inferenceLogs?: boolean;
         sandbox?: string;
         allowUnsandboxedRuns?: boolean;
@@ -108,6 +114,7 @@ export function serverCommand(): Command {
           poolWorkers: opts.poolWorkers,
           modelMemory: opts.modelMemory,
           taskConcurrency: opts.taskConcurrency,
+          taskWorkspaceConcurrency: opts.taskWorkspaceConcurrency,
           // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
           inferenceLogs: opts.inferenceLogs === false ? false : undefined,
           sandbox: opts.sandbox,
