@@ -83,9 +83,14 @@ describe.each([
         closeSync(fd);
       }
       servers.push(server);
+      // Both share the host network (the default): the server says what that lets a run reach.
+      await waitFor('the run isolation lines', async () =>
+        server.output().includes('task runs:') ? true : undefined,
+      );
       // The server itself holds it (the test would prove nothing otherwise).
       expect(readlinkSync(`/proc/${String(server.process.pid)}/fd/200`)).toBe(hostFile);
       const report = await reportOf(server);
+      expect(server.output()).toContain("warning: task runs share this host's network");
       expect(Object.values(report.fds)).not.toContain(hostFile);
       expect(report.read).not.toContain('host secret');
       expect(readFileSync(hostFile, 'utf8')).toBe('host secret\n');

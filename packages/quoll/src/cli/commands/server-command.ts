@@ -170,6 +170,12 @@ export function serverCommand(): Command {
                 ? 'workspace-scoped tokens may still start runs (--allow-unsandboxed-runs)\n'
                 : 'only admin tokens may start runs (--allow-unsandboxed-runs lets workspace tokens too)\n'),
       );
+      if (!runs.sandboxed || runs.network === 'host')
+        process.stdout.write(
+          "warning: task runs share this host's network: they reach every service listening here, " +
+            'loopback included (a database trusting local connections, an admin port); ' +
+            '--task-network server-only gives a sandboxed run only the Quoll API\n',
+        );
       await stopped;
     });
 }
