@@ -336,6 +336,7 @@ describe('Packager', () => {
       if (logText(await store.getPackagingLog(record.id)).includes('resolving...')) break;
       await new Promise((r) => setTimeout(r, 20));
     }
+    await p.stop();
     expect((await store.getOrchestration(record.id))?.status).toBe('packaging');
     expect(logText(await store.getPackagingLog(record.id))).toContain('interrupted by a server stop');
     expect(readdirSync(join(home, 'envs'))).toEqual([]);
@@ -350,6 +351,7 @@ describe('Packager', () => {
   it('stop() ends the loop: a zip submitted afterwards stays pending until a packager starts', async () => {
     const p = packager();
     await p.start();
+    await p.stop();
     const record = await submit(p, [{ path: 'main.ts', content: 'console.log(1)' }]);
     // Give a still-running worker every chance to claim it (it was woken by submit).
     for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
