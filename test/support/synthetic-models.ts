@@ -205,6 +205,39 @@ export function makeInt64SumModel(options: Int64SumModelOptions = {}): Uint8Arra
 }
 
 /**
+ * float32 [N, 1] → float32 [N, 1], the input unchanged, whose run time the input chooses: it
+ * also multiplies two k × k matrices, k the largest input value (0 or 1: microseconds; 2000:
+ * a hundred milliseconds or more on one core). The model a request can make slow, for tests of what a
+ * slow run must not hold up.
+ */
+export function makeSlowOnDemandModel(): Uint8Array {
+  const node = (opType: string, input: string[], output: string, attribute: Onnx.IAttributeProto[] = []) =>
+    onnx.NodeProto.create({ opType, input, output: [output], attribute });
+  return encodeModel({
+    nodes: [
+      node('Cast', ['x'], 'xi', [int('to', DataType.INT64)]),
+      node('ReduceMax', ['xi'], 'k0', [int('keepdims', 0)]),
+      node('Reshape', ['k0', 'one'], 'k'),
+      node('Concat', ['k', 'k'], 'kk', [int('axis', 0)]),
+      node('ConstantOfShape', ['kk'], 'square', [
+        onnx.AttributeProto.create({
+          name: 'value',
+          type: AttributeType.TENSOR,
+          t: floatTensor('value', [1], [1]),
+        }),
+      ]),
+      node('MatMul', ['square', 'square'], 'product'),
+      node('ReduceSum', ['product'], 'total', [int('keepdims', 0)]),
+      node('Mul', ['total', 'zero'], 'nothing'),
+      node('Add', ['x', 'nothing'], 'y'),
+    ],
+    initializers: [int64Tensor('one', [1], [1]), floatTensor('zero', [0], [])],
+    inputs: [valueInfo('x', DataType.FLOAT, ['N', 1])],
+    outputs: [valueInfo('y', DataType.FLOAT, ['N', 1])],
+  });
+}
+
+/**
  * The model of the Open Inference Protocol's own request examples: `input0` uint32 [N, 2] and
  * `input1` bool [N] → `output0` float32 [N, 2] (input0 as floats) and `output1` bool [N]
  * (not input1).

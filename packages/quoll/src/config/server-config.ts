@@ -112,6 +112,13 @@ export interface ServerConfig {
    * @default 4 GiB
    */
   readonly modelMemoryBytes: number;
+  /**
+   * Whether idle model workers take small runs of fast models through the synchronous
+   * shared-memory hand-off (`--no-sync-handoff`, `QUOLL_SYNC_HANDOFF=off` send every run by
+   * message; see the engine's `syncHandoff`).
+   * @default true
+   */
+  readonly syncHandoff: boolean;
   /** Pino log level. @default 'info' */
   readonly logLevel: string;
   /** Whether to write server logs at all (false for an embedded server in tests or examples). @default true */
@@ -232,6 +239,8 @@ export interface ServerConfigInput {
   modelMemory?: number | string | undefined;
   /** `false` from `--no-inference-logs`. */
   inferenceLogs?: boolean | undefined;
+  /** `false` from `--no-sync-handoff`. */
+  syncHandoff?: boolean | undefined;
   /** `false` from `--no-metrics`. */
   metrics?: boolean | undefined;
   /** `true` from `--metrics-public`. */
@@ -409,7 +418,7 @@ export const DEFAULT_PORT = 8470;
 /**
  * Resolves the configuration: explicit input, then environment (`QUOLL_HOME`, `QUOLL_DATABASE_URL`,
  * `QUOLL_DATABASE_POOL_SIZE`, `QUOLL_NODE_ID`, `QUOLL_NODE_URL`, `QUOLL_FORWARD_TIMEOUT_MS`, `QUOLL_CLUSTER_LEASE_MS`, `QUOLL_HOST`,
- * `QUOLL_PORT`, `QUOLL_LOG_LEVEL`, `QUOLL_WORKERS`, `QUOLL_POOL_WORKERS`, `QUOLL_MODEL_MEMORY`, `QUOLL_INFERENCE_LOGS`,
+ * `QUOLL_PORT`, `QUOLL_LOG_LEVEL`, `QUOLL_WORKERS`, `QUOLL_POOL_WORKERS`, `QUOLL_MODEL_MEMORY`, `QUOLL_SYNC_HANDOFF`, `QUOLL_INFERENCE_LOGS`,
  * `QUOLL_LOG_MAX_BYTES_PER_PIPELINE`, `QUOLL_LOG_MAX_BYTES_TOTAL`, `QUOLL_LOG_SEGMENT_MAX_BYTES`,
  * `QUOLL_TASK_CONCURRENCY`, `QUOLL_TASK_WARM_PROCESSES`, `QUOLL_RUNS_DIR`, `QUOLL_TASK_USER`, `QUOLL_NPM_IGNORE_SCRIPTS`, `QUOLL_NPM_ALLOW_SCRIPTS`, `QUOLL_PYTHON`,
  * `QUOLL_SANDBOX`, `QUOLL_ALLOW_UNSANDBOXED_RUNS`, `QUOLL_TASK_NETWORK`, `QUOLL_TASK_MEMORY`, `QUOLL_TASK_PROCESSES`,
@@ -542,6 +551,7 @@ export function resolveServerConfig(
     workersPerDeployment: workers,
     poolWorkers,
     modelMemoryBytes,
+    syncHandoff: input.syncHandoff ?? parseSwitch('QUOLL_SYNC_HANDOFF', env.QUOLL_SYNC_HANDOFF) ?? true,
     logLevel: input.logLevel ?? env.QUOLL_LOG_LEVEL ?? 'info',
     logging: input.logging ?? true,
     inferenceLogs:

@@ -31,6 +31,15 @@ export interface InferenceEngineOptions {
   maxMergeRows?: number;
   /** Told the rows of every model run sent to a worker (for the batch-size metric). @default none */
   onBatch?: (rows: number) => void;
+  /**
+   * The synchronous hand-off: an idle worker parks in `Atomics.wait` and takes small runs of
+   * fast models (at most 32 rows, runs of at most 200 µs) through shared memory, and the
+   * calling thread waits for the answer synchronously for at most 400 µs before it waits
+   * asynchronously (a model whose runs are longer goes by message). `false` sends every run
+   * by message (server: `QUOLL_SYNC_HANDOFF=0`).
+   * @default true
+   */
+  syncHandoff?: boolean;
 }
 
 /** Per-deployment overrides of {@link InferenceEngineOptions}. */
@@ -63,6 +72,7 @@ export class InferenceEngine {
       size: Math.max(1, options.poolWorkers ?? workersPerDeployment),
       threadsPerWorker: Math.max(1, options.threadsPerWorker ?? 1),
       memoryBudgetBytes: options.modelMemoryBytes ?? 4 * 1024 ** 3,
+      syncHandoff: options.syncHandoff ?? true,
     });
     this.#options = Object.freeze({
       workersPerDeployment,

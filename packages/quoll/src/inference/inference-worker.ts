@@ -5,7 +5,9 @@
  * Importing this file outside a worker does nothing.
  */
 import { parentPort, workerData } from 'node:worker_threads';
+import { performance } from 'node:perf_hooks';
 import * as ort from 'onnxruntime-node';
+import { binding, initOrt } from 'onnxruntime-node/dist/binding.js';
 import { toErrorOutcome } from '../errors/index.js';
 import { jsonRecordsToTable } from './decode/scan-records.js';
 import type { ColumnAllocator } from './decode/scan-records.js';
@@ -23,12 +25,13 @@ import {
 import type { WireTensor } from './tensor-data.js';
 import { DecodeProgress } from './decode-progress.js';
 import { echoBuffers } from './echo-buffers.js';
+import { LANE, Lane, SLOT } from './handoff-lane.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
 interface LoadedStep {
   spec: WorkerStepSpec;
-  session: ort.InferenceSession;
+  session: NativeSession;
 }
 
 /** Thrown inside the worker to say which step failed. */
@@ -43,21 +46,85 @@ class StepError extends Error {
 
 const port = parentPort;
 /** Sessions by model SHA. */
-const sessions = new Map<string, ort.InferenceSession>();
+const sessions = new Map<string, NativeSession>();
 /** Pipeline plans by key. */
 const plans = new Map<string, WorkerStepSpec[]>();
 // Requests run strictly one at a time: onnxruntime already uses the core, and overlapping
 // runs would only make each request slower.
 let queue: Promise<void> = Promise.resolve();
 /** Where this worker tells the parent which JSON body it is decoding (see {@link DecodeProgress}). */
-const progress = new DecodeProgress(
-  (workerData as { progress?: SharedArrayBuffer } | null)?.progress ?? new SharedArrayBuffer(24),
-);
+const data = workerData as { progress?: SharedArrayBuffer; lane?: SharedArrayBuffer } | null;
+const progress = new DecodeProgress(data?.progress ?? new SharedArrayBuffer(24));
+/** The synchronous hand-off, when the parent gave one (see `handoff-lane.ts`). */
+const lane = data?.lane ? new Lane(data.lane) : null;
+/** Messages received, and those not yet handled: the worker parks only when none is left. */
+let received = 0;
+let unhandled = 0;
 
 if (port) {
   port.on('message', (message: ParentMessage) => {
-    queue = queue.then(() => handle(message));
+    received++;
+    unhandled++;
+    queue = queue
+      .then(() => handle(message))
+      .finally(() => {
+        if (--unhandled === 0 && lane) setImmediate(park);
+      });
   });
+  if (lane) setImmediate(park);
+}
+
+/** How long one park lasts before the worker looks at its event loop again (it parks again at once). */
+const PARK_SLICE_MS = 1000;
+
+/**
+ * Parks the idle worker in `Atomics.wait` on the lane's doorbell and serves slot requests
+ * synchronously, without returning to the event loop between them; leaves when the parent has
+ * posted a message (handled on the event loop, after which the worker parks again), when told
+ * to stop, and once per {@link PARK_SLICE_MS}.
+ */
+function park(): void {
+  if (!lane || unhandled > 0 || Atomics.load(lane.control, LANE.parkable) !== 1) return;
+  const control = lane.control;
+  Atomics.store(control, LANE.parked, 1);
+  for (;;) {
+    const bell = Atomics.load(control, LANE.doorbell);
+    if (Atomics.load(control, LANE.stop) === 1 || Atomics.load(control, LANE.posted) !== received) break;
+    if (Atomics.load(control, LANE.state) === SLOT.request) {
+      serveSlot(lane);
+      continue;
+    }
+    if (Atomics.wait(control, LANE.doorbell, bell, PARK_SLICE_MS) === 'timed-out') break;
+  }
+  Atomics.store(control, LANE.parked, 0);
+  // A request written while the worker was leaving is served now rather than after the slice.
+  if (Atomics.load(control, LANE.state) === SLOT.request) serveSlot(lane);
+  if (
+    Atomics.load(control, LANE.stop) !== 1 &&
+    Atomics.load(control, LANE.posted) === received &&
+    Atomics.load(control, LANE.parkable) === 1
+  )
+    setImmediate(park);
+}
+
+/** Runs the slot's request and writes its outputs (or its failure) back. */
+function serveSlot(lane: Lane): void {
+  const started = performance.now();
+  let state: number = SLOT.done;
+  try {
+    const request = lane.readRequest();
+    const outputs = runPipeline(stepsOf(request.plan), request.feeds, request.rows);
+    if (!lane.writeTensors(outputs)) state = SLOT.declined;
+  } catch (error) {
+    lane.writeFailure(describe(error));
+    state = SLOT.failed;
+  }
+  Atomics.store(
+    lane.control,
+    LANE.runUs,
+    Math.min(2 ** 31 - 1, Math.round((performance.now() - started) * 1000)),
+  );
+  lane.settle(state);
 }
 
 function reply(message: WorkerMessage, transfer: ArrayBuffer[] = []): void {
@@ -83,7 +150,7 @@ async function handle(message: ParentMessage): Promise<void> {
     case 'load-model':
       try {
         if (!sessions.has(message.sha))
-          sessions.set(message.sha, await createSession(message.path, message.threads));
+          sessions.set(message.sha, createSession(message.path, message.threads));
         reply({ v, type: 'done', id: message.id });
       } catch (error) {
         const reason = error instanceof Error ? error.message : String(error);
@@ -93,7 +160,7 @@ async function handle(message: ParentMessage): Promise<void> {
     case 'unload-model': {
       const session = sessions.get(message.sha);
       sessions.delete(message.sha);
-      await session?.release();
+      session?.release();
       reply({ v, type: 'done', id: message.id });
       return;
     }
@@ -107,8 +174,7 @@ async function handle(message: ParentMessage): Promise<void> {
       return;
     case 'validate':
       try {
-        const session = await createSession(message.model, 1);
-        await session.release();
+        createSession(message.model, 1).release();
         reply({ v, type: 'validated', id: message.id });
       } catch (error) {
         reply({ v, type: 'failed', id: message.id, stage: 'validate', ...describe(error) });
@@ -132,8 +198,10 @@ async function handle(message: ParentMessage): Promise<void> {
       return;
     case 'infer':
       try {
-        const outputs = await runPipeline(stepsOf(message.plan), message.feeds, message.rows);
-        reply({ v, type: 'result', id: message.id, outputs }, transferList(outputs));
+        const started = performance.now();
+        const outputs = runPipeline(stepsOf(message.plan), message.feeds, message.rows);
+        const runUs = Math.round((performance.now() - started) * 1000);
+        reply({ v, type: 'result', id: message.id, outputs, runUs }, transferList(outputs));
       } catch (error) {
         reply({ v, type: 'failed', id: message.id, stage: 'infer', ...describe(error) });
       }
@@ -224,7 +292,7 @@ async function inferRecords(
         at++;
       }
     }
-    for (const [body, outcome] of await runGroup(steps, group, total, runs)) {
+    for (const [body, outcome] of runGroup(steps, group, total, runs)) {
       if (Array.isArray(outcome)) parts[body.index] = { status: 'done', table: body.table, outputs: outcome };
       else {
         reuseTable(body.table);
@@ -244,12 +312,12 @@ type RunOutcome = WireTensor[] | { message: string; step?: number };
  * a body's answer never depends on its neighbours: a failure is reported only for the bodies
  * that fail alone.
  */
-async function runGroup(
+function runGroup(
   steps: LoadedStep[],
   group: DecodedBody[],
   total: number,
   runs: number[],
-): Promise<[DecodedBody, RunOutcome][]> {
+): [DecodedBody, RunOutcome][] {
   if (group.length > 1) {
     const feeds = mergeFeeds(
       group.map((body) => body.feeds),
@@ -258,7 +326,7 @@ async function runGroup(
     runs.push(total);
     let outputs: WireTensor[] | null = null;
     try {
-      outputs = await runPipeline(steps, feeds, total);
+      outputs = runPipeline(steps, feeds, total);
     } catch {
       // One of them (at least) fails: find which by running each alone, below.
     }
@@ -276,7 +344,7 @@ async function runGroup(
   for (const body of group) {
     runs.push(body.rows);
     try {
-      alone.push([body, await runPipeline(steps, body.feeds, body.rows)]);
+      alone.push([body, runPipeline(steps, body.feeds, body.rows)]);
     } catch (error) {
       alone.push([body, describe(error)]);
     }
@@ -312,24 +380,62 @@ function describe(error: unknown): { message: string; step?: number } {
   return error instanceof StepError ? { message, step: error.step } : { message };
 }
 
-function createSession(model: string | Uint8Array, threads: number): Promise<ort.InferenceSession> {
+/**
+ * An onnxruntime session driven through onnxruntime-node's native binding, which runs
+ * synchronously: the package's `InferenceSession.run` only wraps the same native call in a
+ * `setImmediate` and a promise, which a worker that never returns to its event loop between
+ * runs (see {@link park}) cannot wait for. Loading and checking the model are the package's own
+ * steps (`OnnxruntimeSessionHandler`), so a model loads or fails exactly as it did through it.
+ */
+class NativeSession {
+  readonly #native = new binding.InferenceSession();
+  readonly inputNames: string[];
+  readonly outputNames: string[];
+  readonly #fetches: Record<string, null> = {};
+
+  constructor(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions) {
+    initOrt();
+    if (typeof model === 'string') this.#native.loadModel(model, options);
+    else this.#native.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, options);
+    for (const meta of [...this.#native.inputMetadata, ...this.#native.outputMetadata])
+      if (meta.isTensor && !SUPPORTED_TYPES.has(meta.type))
+        throw new Error(`Unsupported data type: ${meta.type}`);
+    this.inputNames = this.#native.inputMetadata.map((meta) => meta.name);
+    this.outputNames = this.#native.outputMetadata.map((meta) => meta.name);
+    for (const name of this.outputNames) this.#fetches[name] = null;
+  }
+
+  /** Runs the model now (the calling thread runs it), with the checks the package's `run` makes. */
+  run(feeds: Record<string, ort.Tensor>): Record<string, ort.OnnxValue> {
+    for (const name of this.inputNames)
+      if (feeds[name] === undefined) throw new Error(`input '${name}' is missing in 'feeds'.`);
+    return this.#native.run(feeds, { ...this.#fetches }, {});
+  }
+
+  release(): void {
+    this.#native.dispose();
+  }
+}
+
+/** Element types onnxruntime-node maps to tensors (its `dataTypeStrings`). */
+const SUPPORTED_TYPES = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 21, 22]);
+
+function createSession(model: string | Uint8Array, threads: number): NativeSession {
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
   };
-  return typeof model === 'string'
-    ? ort.InferenceSession.create(model, options)
-    : ort.InferenceSession.create(model, options);
+  return new NativeSession(model, options);
 }
 
-async function runPipeline(steps: LoadedStep[], feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+function runPipeline(steps: LoadedStep[], feeds: WireTensor[], rows: number): WireTensor[] {
   let current = feeds;
   for (const [index, step] of steps.entries()) {
     const inputs = index === 0 ? current : chainFeeds(step.spec, current, rows);
     try {
-      current = step.spec.single ? await runRowByRow(step, inputs, rows) : await runOnce(step, inputs);
+      current = step.spec.single ? runRowByRow(step, inputs, rows) : runOnce(step, inputs);
     } catch (error) {
       throw new StepError(
         index,
@@ -361,10 +467,10 @@ function chainFeeds(spec: WorkerStepSpec, previous: WireTensor[], rows: number):
   });
 }
 
-async function runOnce(step: LoadedStep, inputs: WireTensor[]): Promise<WireTensor[]> {
+function runOnce(step: LoadedStep, inputs: WireTensor[]): WireTensor[] {
   const feeds: Record<string, ort.Tensor> = {};
   for (const input of inputs) feeds[input.name] = new ort.Tensor(input.type, input.data, input.dims);
-  const results = await step.session.run(feeds);
+  const results = step.session.run(feeds);
   return step.session.outputNames.map((name) => {
     const tensor = results[name];
     if (!tensor) throw new Error(`the model returned no output "${name}"`);
@@ -378,11 +484,11 @@ async function runOnce(step: LoadedStep, inputs: WireTensor[]): Promise<WireTens
 }
 
 /** `batchConfig: 'single'`: one run per row with a batch of 1, outputs concatenated along rows. */
-async function runRowByRow(step: LoadedStep, inputs: WireTensor[], rows: number): Promise<WireTensor[]> {
+function runRowByRow(step: LoadedStep, inputs: WireTensor[], rows: number): WireTensor[] {
   const perRow: WireTensor[][] = [];
   for (let row = 0; row < rows; row++) {
     perRow.push(
-      await runOnce(
+      runOnce(
         step,
         inputs.map((input) => {
           const width = rowWidth(input.dims);

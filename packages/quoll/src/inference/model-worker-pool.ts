@@ -11,6 +11,8 @@ export interface ModelWorkerPoolOptions {
    * Over it, a worker unloads its least recently used models not needed by the run at hand.
    */
   memoryBudgetBytes: number;
+  /** Whether workers take small runs through the synchronous hand-off (`handoff-lane.ts`). @default false */
+  syncHandoff?: boolean;
 }
 
 /**
@@ -28,7 +30,7 @@ export class ModelWorkerPool {
     const perWorker = Math.max(1, Math.floor(options.memoryBudgetBytes / size));
     this.#workers = Array.from(
       { length: size },
-      (_, index) => new PoolWorker(index, options.threadsPerWorker, perWorker),
+      (_, index) => new PoolWorker(index, options.threadsPerWorker, perWorker, options.syncHandoff === true),
     );
   }
 
@@ -45,6 +47,11 @@ export class ModelWorkerPool {
   /** Model loads since start, over all workers (a model reloaded after eviction counts again). */
   get loadCount(): number {
     return this.#workers.reduce((sum, worker) => sum + worker.loads, 0);
+  }
+
+  /** The pool's workers, by index. */
+  get workers(): readonly PoolWorker[] {
+    return this.#workers;
   }
 
   /** Picks `count` workers (at most the pool's size) for a deployment: those with the fewest deployments. */

@@ -43,6 +43,7 @@ export class PoolWorker {
   readonly index: number;
   readonly #threads: number;
   readonly #budget: number;
+  readonly #syncHandoff: boolean;
   #handle: WorkerHandle | null = null;
   /** Loaded (or loading) models, in least-recently-used order (Map keeps insertion order). */
   #models = new Map<string, ResidentModel>();
@@ -56,10 +57,16 @@ export class PoolWorker {
   /** Loads since start (for tests and status: how often models came back after eviction). */
   loads = 0;
 
-  constructor(index: number, threads: number, budgetBytes: number) {
+  constructor(index: number, threads: number, budgetBytes: number, syncHandoff = false) {
     this.index = index;
     this.#threads = threads;
     this.#budget = budgetBytes;
+    this.#syncHandoff = syncHandoff;
+  }
+
+  /** Runs of this slot's current thread through the synchronous hand-off (see `handoff-lane.ts`). */
+  get laneRuns(): { sync: number; late: number } {
+    return this.#handle?.laneRuns ?? { sync: 0, late: 0 };
   }
 
   /** Whether a thread is running. */
@@ -236,7 +243,7 @@ export class PoolWorker {
   }
 
   #start(): void {
-    const handle = new WorkerHandle();
+    const handle = new WorkerHandle({ syncHandoff: this.#syncHandoff });
     this.#handle = handle;
     handle.onUnexpectedExit = () => {
       if (this.#handle !== handle) return;

@@ -2,12 +2,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ApiError } from '../errors/index.js';
 import { transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import { DecodeProgress } from './decode-progress.js';
 import { ECHO_BUFFERS_PER_MESSAGE, echoBuffers } from './echo-buffers.js';
+import { LANE, Lane, SLOT } from './handoff-lane.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
@@ -56,6 +58,43 @@ export interface MergeCaps {
   maxBatchRows: number;
 }
 
+/** `Atomics.waitAsync` (Node 16+; in TypeScript's ES2024 lib, newer than this project's). */
+const waitAsync = (
+  Atomics as unknown as {
+    waitAsync(
+      array: Int32Array,
+      index: number,
+      value: number,
+    ): { async: false; value: string } | { async: true; value: Promise<string> };
+  }
+).waitAsync.bind(Atomics);
+
+/** Options of {@link WorkerHandle}. */
+export interface WorkerHandleOptions {
+  /**
+   * Give the worker the synchronous hand-off (`handoff-lane.ts`): small runs of fast models go
+   * through shared memory while the worker is idle, and the caller waits for them in
+   * `Atomics.wait` for at most {@link LANE_MAX_WAIT_US}. @default false
+   */
+  syncHandoff?: boolean;
+}
+
+/** A plan takes the lane only while its runs take the worker at most this long (µs, smoothed). */
+export const LANE_MAX_RUN_US = 200;
+/** The longest the caller's thread waits synchronously for a lane answer (µs); later, it waits asynchronously. */
+export const LANE_MAX_WAIT_US = 400;
+/** Runs with more rows than this always go by message. */
+export const LANE_MAX_ROWS = 32;
+/**
+ * Runs the lane leaves to the message path after the last time a run found the worker busy
+ * (ms): another request arriving while one runs means requests overlap, and then dynamic
+ * batching (requests queued behind a run share the next one) is worth more than a quick
+ * hand-off, while a caller waiting synchronously would keep the next requests from queueing.
+ */
+export const LANE_CONTENDED_HOLD_MS = 200;
+/** One eligible run in this many goes by message anyway, to see whether requests overlap. */
+export const LANE_PROBE_EVERY = 16;
+
 /**
  * One inference worker thread and its in-flight requests. Requests are matched to answers
  * by id; `inFlight` lets the pool pick the least busy worker. Control messages (load, plan)
@@ -75,9 +114,31 @@ export class WorkerHandle {
   #closed: Promise<void> | null = null;
   /** Called once when the worker dies without being asked to (not called after `close()`). */
   onUnexpectedExit: ((error: Error) => void) | undefined;
+  /** The synchronous hand-off, when enabled. */
+  readonly #lane: Lane | null;
+  /** Whether a run occupies the lane's slot. */
+  #laneBusy = false;
+  /**
+   * How long each plan's runs take the worker (µs, smoothed; NaN after the first run, which
+   * warms the session up and says little). Plans not measured yet go by message, which measures them.
+   */
+  readonly #runUs = new Map<string, number>();
+  /** Plans whose outputs did not fit the slot: by message from then on. */
+  readonly #laneRefused = new Set<string>();
+  /** When a run last found the worker busy (`performance.now()`). */
+  #contendedAt = Number.NEGATIVE_INFINITY;
+  /** Runs that could have taken the lane (every {@link LANE_PROBE_EVERY}th goes by message). */
+  #laneEligible = 0;
+  /** Lane runs so far: answered while the caller waited synchronously, and answered later. */
+  readonly laneRuns = { sync: 0, late: 0 };
 
-  constructor() {
-    this.#worker = spawnInferenceWorker({ progress: this.#progress.buffer });
+  constructor(options: WorkerHandleOptions = {}) {
+    this.#lane = options.syncHandoff === true ? new Lane() : null;
+    if (this.#lane) Atomics.store(this.#lane.control, LANE.parkable, 1);
+    this.#worker = spawnInferenceWorker({
+      progress: this.#progress.buffer,
+      ...(this.#lane ? { lane: this.#lane.buffer } : {}),
+    });
     this.#exited = new Promise((resolve) => {
       this.#worker.once('exit', (code) => {
         const error = new WorkerFailure('exit', `The inference worker stopped (exit code ${code}).`);
@@ -135,6 +196,13 @@ export class WorkerHandle {
 
   /** Runs a pipeline plan whose models are loaded; the feeds' buffers are transferred (unusable afterwards). */
   infer(plan: string, feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+    if (this.#lane !== null && (this.#pending.size > 0 || this.#laneBusy)) {
+      this.#contendedAt = performance.now();
+      // An idle worker need not park while requests overlap (it would only be woken for each).
+      Atomics.store(this.#lane.control, LANE.parkable, 0);
+    }
+    const viaLane = this.#inferOnLane(plan, feeds, rows);
+    if (viaLane !== null) return viaLane;
     // The hot path: one promise per run, no async wrapper.
     return this.#request(
       { v: WORKER_PROTOCOL_VERSION, type: 'infer', id: 0, plan, rows, feeds },
@@ -142,8 +210,93 @@ export class WorkerHandle {
     ).then((answer) => {
       if (answer.type !== 'result')
         throw new WorkerFailure('protocol', `Unexpected answer "${answer.type}" to infer.`);
+      if (answer.runUs !== undefined) this.#observe(plan, answer.runUs);
       return answer.outputs;
     });
+  }
+
+  /**
+   * The synchronous hand-off: when the worker is parked with nothing else to do, no run has
+   * found it busy for {@link LANE_CONTENDED_HOLD_MS}, the plan's runs are short and the run
+   * fits the slot (and it is not one of the probes, {@link LANE_PROBE_EVERY}), writes it there and waits for the answer in
+   * `Atomics.wait`, at most a few hundred µs (three times the plan's run time plus 100 µs,
+   * within {@link LANE_MAX_WAIT_US}); a later answer is awaited asynchronously (`waitAsync`)
+   * and counts as a long run, which turns the lane off for the plan until its runs are short
+   * again. Null when the run goes by message instead.
+   */
+  #inferOnLane(plan: string, feeds: WireTensor[], rows: number): Promise<WireTensor[]> | null {
+    const lane = this.#lane;
+    if (lane === null || this.#laneBusy || this.#pending.size > 0 || this.#closing || this.#abandoned)
+      return null;
+    const runUs = this.#runUs.get(plan);
+    if (runUs === undefined || !(runUs <= LANE_MAX_RUN_US) || rows > LANE_MAX_ROWS) return null;
+    if (this.#laneRefused.has(plan) || performance.now() - this.#contendedAt < LANE_CONTENDED_HOLD_MS)
+      return null;
+    // Quiet again: the worker parks once it is next idle (this run goes by message if it is not yet parked).
+    Atomics.store(lane.control, LANE.parkable, 1);
+    if (Atomics.load(lane.control, LANE.parked) !== 1) return null;
+    if (++this.#laneEligible % LANE_PROBE_EVERY === 0) return null;
+    if (!lane.writeRequest(plan, rows, feeds)) return null;
+    const control = lane.control;
+    Atomics.store(control, LANE.state, SLOT.request);
+    lane.ring();
+    const waitUs = Math.min(LANE_MAX_WAIT_US, 3 * runUs + 100);
+    Atomics.wait(control, LANE.state, SLOT.request, waitUs / 1000);
+    if (Atomics.load(control, LANE.state) !== SLOT.request) {
+      this.laneRuns.sync++;
+      return this.#laneAnswer(lane, plan, feeds, rows);
+    }
+    // Late: the run counts (inFlight, close() waits for it) and is answered when the worker is done.
+    this.laneRuns.late++;
+    this.#laneBusy = true;
+    const id = this.#nextId++;
+    return new Promise<WorkerMessage>((resolve, reject) => {
+      this.#pending.set(id, { resolve, reject });
+      const waiting = waitAsync(control, LANE.state, SLOT.request);
+      const settled = (): void => {
+        if (!this.#pending.has(id)) return; // failed meanwhile (the worker died)
+        this.#pending.delete(id);
+        resolve({ v: WORKER_PROTOCOL_VERSION, type: 'done', id });
+        if (this.#pending.size === 0) this.#onDrained?.();
+      };
+      if (waiting.async) void waiting.value.then(settled);
+      else settled();
+    })
+      .finally(() => (this.#laneBusy = false))
+      .then(() => {
+        const answer = this.#laneAnswer(lane, plan, feeds, rows);
+        // A late answer turns the lane off for the plan at once, whatever the worker measured.
+        this.#runUs.set(plan, Math.max(LANE_MAX_RUN_US + 1, this.#runUs.get(plan) ?? 0));
+        return answer;
+      });
+  }
+
+  /** Reads the lane's answer; a declined run (outputs too large for the slot) goes again by message. */
+  #laneAnswer(lane: Lane, plan: string, feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+    const state = Atomics.load(lane.control, LANE.state);
+    Atomics.store(lane.control, LANE.state, SLOT.empty);
+    this.#observe(plan, Atomics.load(lane.control, LANE.runUs));
+    if (state === SLOT.done) return Promise.resolve(lane.readTensors());
+    if (state === SLOT.failed) {
+      const failure = lane.readFailure();
+      return Promise.reject(new WorkerFailure('infer', failure.message, failure.step));
+    }
+    // Model runs have no side effects: running it again by message is sound.
+    this.#laneRefused.add(plan);
+    return this.infer(plan, feeds, rows);
+  }
+
+  /**
+   * Records a run time of `plan` (µs), smoothed over the last ten runs or so, a run counting at
+   * most four times the lane's limit (one preempted run does not close the lane); the first run
+   * is left out. A late lane answer closes the lane at once (see {@link #inferOnLane}).
+   */
+  #observe(plan: string, runUs: number): void {
+    const previous = this.#runUs.get(plan);
+    const sample = Math.min(runUs, 4 * LANE_MAX_RUN_US);
+    if (previous === undefined) this.#runUs.set(plan, Number.NaN);
+    else if (Number.isNaN(previous)) this.#runUs.set(plan, runUs);
+    else this.#runUs.set(plan, 0.9 * previous + 0.1 * sample);
   }
 
   /**
@@ -245,6 +398,11 @@ export class WorkerHandle {
     this.#closed ??= (async () => {
       this.#closing = true;
       if (this.#pending.size > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
+      if (this.#lane) {
+        // A parked worker leaves its park (terminate would interrupt it too; this says so plainly).
+        Atomics.store(this.#lane.control, LANE.stop, 1);
+        this.#lane.ring();
+      }
       await this.#worker.terminate();
       await this.#exited;
     })();
@@ -260,6 +418,8 @@ export class WorkerHandle {
     return new Promise<WorkerMessage>((resolve, reject) => {
       this.#pending.set(id, { resolve, reject });
       this.#worker.postMessage(message, transfer);
+      // A parked worker reads its messages only once woken.
+      this.#lane?.posted();
     });
   }
 
@@ -276,7 +436,7 @@ export class WorkerHandle {
  * (vitest, tsx) only the `.ts` exists; the worker then registers tsx itself before importing
  * it, because a worker's `--import` in execArgv does not apply to its entry module on Node 20.
  */
-function spawnInferenceWorker(workerData: { progress: SharedArrayBuffer }): Worker {
+function spawnInferenceWorker(workerData: { progress: SharedArrayBuffer; lane?: SharedArrayBuffer }): Worker {
   const compiled = new URL('./inference-worker.js', import.meta.url);
   if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { workerData });
   const source = new URL('./inference-worker.ts', import.meta.url);

@@ -98,7 +98,8 @@ export type WorkerMessage =
   /** Answers `load-model`, `unload-model`, `plan` and `forget-plan`. */
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'done'; id: number }
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'validated'; id: number }
-  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'result'; id: number; outputs: WireTensor[] }
+  /** Answers `infer`; `runUs` is how long the worker ran the pipeline. */
+  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'result'; id: number; outputs: WireTensor[]; runUs?: number }
   /** Answers `infer-records`: one part per body, in order, and the rows of each model run made. */
   | {
       v: typeof WORKER_PROTOCOL_VERSION;

@@ -183,6 +183,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     workersPerDeployment: config.workersPerDeployment,
     poolWorkers: config.poolWorkers,
     modelMemoryBytes: config.modelMemoryBytes,
+    syncHandoff: config.syncHandoff,
     ...(config.metrics ? { onBatch: (rows: number) => metrics.batch(rows) } : {}),
   });
   closers.push({ what: 'model workers', close: () => engine.close() });

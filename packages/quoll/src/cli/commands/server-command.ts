@@ -69,6 +69,10 @@ export function serverCommand(): Command {
       'on a cluster (--database): load no pipelines on this node (it serves the API and tasks); inference requests it receives go to a node holding a replica',
     )
     .option(
+      '--no-sync-handoff',
+      'send every run to the model workers by message, never through the synchronous shared-memory hand-off for small runs of fast models (env QUOLL_SYNC_HANDOFF=off)',
+    )
+    .option(
       '--no-inference-logs',
       'do not write inference logs (existing logs stay readable; env QUOLL_INFERENCE_LOGS=off)',
     )
@@ -94,6 +98,7 @@ export function serverCommand(): Command {
         taskConcurrency?: number;
         taskWorkspaceConcurrency?: number;
         inferenceLogs?: boolean;
+        syncHandoff?: boolean;
         sandbox?: string;
         allowUnsandboxedRuns?: boolean;
         taskNetwork?: string;
@@ -117,6 +122,7 @@ export function serverCommand(): Command {
           taskWorkspaceConcurrency: opts.taskWorkspaceConcurrency,
           // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
           inferenceLogs: opts.inferenceLogs === false ? false : undefined,
+          syncHandoff: opts.syncHandoff === false ? false : undefined,
           sandbox: opts.sandbox,
           allowUnsandboxedRuns: opts.allowUnsandboxedRuns === true ? true : undefined,
           taskNetwork: opts.taskNetwork,
