@@ -1,6 +1,7 @@
 import { request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { hasRefusedQueryParameter } from './strict-query.js';
 import { ApiError } from '../errors/index.js';
 import type { ForwardTarget, PipelineAddress } from '../serving/index.js';
 import type { ServerContext } from './server-context.js';
@@ -255,6 +256,9 @@ export function forwardingHook(
     onUnreachable: (nodeId) => directory.unreachable(nodeId),
   };
   return async (req, reply) => {
+    // A request its route will refuse is refused here, by the route's own validation, as on
+    // any node: never forwarded, nor answered by where the pipeline lives.
+    if (hasRefusedQueryParameter(req)) return undefined;
     const forwarded = req.headers[FORWARDED_BY_HEADER] !== undefined;
     const route = await ctx.inference.route(principalOf(req), addressOf(req), forwarded);
     if (route.kind === 'local') {

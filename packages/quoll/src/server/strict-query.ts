@@ -1,4 +1,4 @@
-import type { FastifyInstance, RouteOptions } from 'fastify';
+import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify';
 
 /** The API's paths: `/v1` and the Open Inference Protocol's `/v2` (not the console, /metrics or /sdk). */
 function isApiPath(url: string): boolean {
@@ -26,4 +26,20 @@ export function refuseUnknownQueryParameters(app: FastifyInstance): void {
   app.addHook('onRoute', (route) => {
     if (isApiPath(route.url)) route.schema = withStrictQuery(route.schema);
   });
+}
+
+/**
+ * Whether the request names a query parameter its route refuses (see {@link withStrictQuery}).
+ * For hooks that act before validation (a cluster node's forwarding): such a request is left
+ * to the route's own validation, so a node answers the same 400 whether or not it serves the
+ * pipeline.
+ */
+export function hasRefusedQueryParameter(req: FastifyRequest): boolean {
+  const schema = req.routeOptions.schema?.querystring as
+    | { properties?: Record<string, unknown>; additionalProperties?: unknown }
+    | undefined;
+  if (schema === undefined || schema.additionalProperties !== false) return false;
+  const declared = schema.properties ?? {};
+  const query = req.query as Record<string, unknown> | null | undefined;
+  return Object.keys(query ?? {}).some((name) => !Object.hasOwn(declared, name));
 }
