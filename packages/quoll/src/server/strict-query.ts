@@ -36,8 +36,7 @@ export function refuseUnknownQueryParameters(app: FastifyInstance): void {
  */
 export function hasRefusedQueryParameter(req: FastifyRequest): boolean {
   const schema = req.routeOptions.schema?.querystring as
-    | { properties?: Record<string, unknown>; additionalProperties?: unknown }
-    | undefined;
+    { properties?: Record<string, unknown>; additionalProperties?: unknown } | undefined;
   if (schema === undefined || schema.additionalProperties !== false) return false;
   const declared = schema.properties ?? {};
   const query = req.query as Record<string, unknown> | null | undefined;
