@@ -131,13 +131,16 @@ export class ClusterMembership {
     return this.#loop.runNow();
   }
 
-  /** Stops the heartbeats and marks this node `stopped`. Idempotent. */
+  /**
+   * Stops the heartbeats and marks this node `stopped`, unless another process took its id
+   * meanwhile (this one stalled past the lease): that process's row stays `up`. Idempotent.
+   */
   async stop(): Promise<void> {
     await this.#loop.stop();
     if (!this.#started) return;
     this.#started = false;
     try {
-      await this.#options.store.markStopped(this.#options.node.id);
+      await this.#options.store.markStopped(this.#options.node.id, this.#instance);
       await this.#options.notifier.publish('quoll_nodes', this.#options.node.id);
     } catch (err) {
       // The database may be gone at shutdown; the others will find this node lost instead.

@@ -50,8 +50,12 @@ export interface NodeStore {
   heartbeat(nodeId: string, instance?: string): Promise<boolean>;
   /** Marks every `up` node not seen for `timeoutMs` as `lost`; returns their ids. */
   markLostNodes(timeoutMs: number): Promise<string[]>;
-  /** Marks a node `stopped` (a clean shutdown). */
-  markStopped(nodeId: string): Promise<void>;
+  /**
+   * Marks a node `stopped` (a clean shutdown). Given `instance`, only while that process holds
+   * the id: a stalled process whose id another process took over meanwhile leaves that one's
+   * row as it is.
+   */
+  markStopped(nodeId: string, instance?: string): Promise<void>;
   /** Every registered node, by id. */
   listNodes(): Promise<NodeRecord[]>;
 }

@@ -262,6 +262,40 @@ export function clusterSuite(
       expect(await stores.nodes.claimNodeId({ ...a, instance: 'p3' }, 60_000)).toBeNull();
     });
 
+    it('markStopped given an instance stops only that process: a stalled old process stopping leaves the live one up', async () => {
+      expect(await stores.nodes.claimNodeId({ ...a, instance: 'old' }, 60_000)).toBeNull();
+      await sleep(60);
+      // The old process stalled past the staleness bound; a new process took the id.
+      expect(await stores.nodes.claimNodeId({ ...a, url: 'http://new', instance: 'new' }, 50)).toBeNull();
+      await stores.nodes.markStopped('node-a', 'old');
+      expect((await stores.nodes.listNodes()).map((n) => [n.id, n.url, n.status])).toEqual([
+        ['node-a', 'http://new', 'up'],
+      ]);
+      expect(await stores.nodes.heartbeat('node-a', 'new')).toBe(true);
+      await stores.nodes.markStopped('node-a', 'new');
+      expect((await stores.nodes.listNodes()).map((n) => n.status)).toEqual(['stopped']);
+    });
+
+    it('a membership whose id another process took over meanwhile stops without marking that process stopped', async () => {
+      const errors: unknown[] = [];
+      const old = new ClusterMembership({
+        store: stores.nodes,
+        notifier: stores.notifier,
+        node: a,
+        heartbeatMs: 60_000,
+        lostAfterMs: 50,
+        onError: (err) => errors.push(err),
+      });
+      await old.start();
+      await sleep(60);
+      // Another process with the same id, after the old one's row went silent for the bound.
+      expect(await stores.nodes.claimNodeId({ ...a, url: 'http://new', instance: 'live' }, 50)).toBeNull();
+      await old.stop();
+      expect((await stores.nodes.listNodes()).map((n) => [n.url, n.status])).toEqual([['http://new', 'up']]);
+      expect(await stores.nodes.heartbeat('node-a', 'live')).toBe(true);
+      expect(errors).toEqual([]);
+    });
+
     const newTask = (over: Partial<NewTask> = {}): NewTask => ({
       name: 'job',
       type: 'Continuous Run',

@@ -74,10 +74,12 @@ export class PostgresNodeStore implements NodeStore {
     return rows.map((r) => r.id).sort();
   }
 
-  async markStopped(nodeId: string): Promise<void> {
-    await this.db.run(`UPDATE cluster_nodes SET status = 'stopped', last_seen = ${PG_NOW_MS} WHERE id = $1`, [
-      nodeId,
-    ]);
+  async markStopped(nodeId: string, instance?: string): Promise<void> {
+    await this.db.run(
+      `UPDATE cluster_nodes SET status = 'stopped', last_seen = ${PG_NOW_MS}
+       WHERE id = $1 AND ($2::text IS NULL OR instance = $2::text)`,
+      [nodeId, instance ?? null],
+    );
   }
 
   async listNodes(): Promise<NodeRecord[]> {

@@ -72,10 +72,12 @@ export class SqliteNodeStore implements NodeStore {
     return Promise.resolve(rows.map((r) => r.id).sort());
   }
 
-  async markStopped(nodeId: string): Promise<void> {
+  async markStopped(nodeId: string, instance?: string): Promise<void> {
     this.db
-      .prepare("UPDATE cluster_nodes SET status = 'stopped', last_seen = ? WHERE id = ?")
-      .run(this.clock.now(), nodeId);
+      .prepare(
+        "UPDATE cluster_nodes SET status = 'stopped', last_seen = ? WHERE id = ? AND (? IS NULL OR instance IS ?)",
+      )
+      .run(this.clock.now(), nodeId, instance ?? null, instance ?? null);
     return Promise.resolve();
   }
 
