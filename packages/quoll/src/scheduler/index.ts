@@ -13,6 +13,7 @@ export type {
 } from './task-service.js';
 export { toTaskDto, toTaskRunDto, toTaskTickDto } from './task-dto.js';
 export type {
+  ClaimOptions,
   ListRunsFilter,
   ListTasksFilter,
   HeldRun,

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { ManualClock } from '../clock/index.js';
 import { LocalNotifier } from '../cluster/index.js';
-import type { PackagedOrchestration } from '../runner/index.js';
+import type { PackagedOrchestration, TaskRunnerOptions } from '../runner/index.js';
 import { LOST_RUN_REASON, STOPPED_RUN_REASON, TaskRunner } from '../runner/index.js';
 import { ApiError } from '../errors/index.js';
 import { openStore } from '../store/index.js';
@@ -62,6 +62,7 @@ async function startedContinuousTask(orchestrationId: string): Promise<TaskRecor
 
 async function service(
   over: Partial<TaskServiceOptions> = {},
+  runnerOver: Partial<TaskRunnerOptions> = {},
 ): Promise<{ service: TaskService; runner: TaskRunner }> {
   const runner = new TaskRunner({
     logsDir: join(root, 'logs'),
@@ -70,6 +71,7 @@ async function service(
     clock,
     killGraceMs: 1_000,
     issueRunToken: () => Promise.resolve({ token: 't', revoke: () => Promise.resolve() }),
+    ...runnerOver,
   });
   const s = new TaskService({
     store,
@@ -615,6 +617,44 @@ describe('TaskService', () => {
       expect((await worker.readRunLog(waiting!.id)).map((l) => l.line)).toEqual([
         'quoll: run finished: killed (the task was killed before the run started)',
       ]);
+    });
+
+    it("claims no more of one workspace's waiting runs than --task-workspace-concurrency, and leaves the other slots to other workspaces", async () => {
+      const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+      const { service: front } = await service({
+        nodeId: 'front',
+        runsTasks: false,
+        notifier,
+        coordinatorClock: clock,
+      });
+      // One workspace floods run-once tasks through a node that runs none.
+      const flood: string[] = [];
+      for (let i = 0; i < 5; i += 1) flood.push((await front.createOnce({ ...base, orchestrationId: o })).id);
+      const { service: worker, runner } = await service(
+        { nodeId: 'worker', notifier, coordinatorClock: clock },
+        { concurrency: 3, workspaceConcurrency: 2 },
+      );
+      const heldWorkspaces = async (): Promise<number[]> => {
+        const held = (await store.runningRuns()).filter((r) => r.nodeId === 'worker');
+        const out: number[] = [];
+        for (const run of held) out.push((await worker.getTask(run.taskId)).workspaceId);
+        return out.sort();
+      };
+      await waitFor('the worker running two runs', () => runner.activeCount === 2);
+      // Rounds go by with a slot free: the flood's third run is not claimed, to wait here.
+      for (let i = 0; i < 3; i += 1) {
+        await clock.advance(3_000);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+      expect(await heldWorkspaces()).toEqual([3, 3]);
+      expect(runner.queuedCount).toBe(0);
+      expect((await store.runningRuns()).filter((r) => r.nodeId === null)).toHaveLength(3);
+      // Another workspace's run takes the free slot at once.
+      const late = await front.createOnce({ ...base, workspaceId: 4, orchestrationId: o });
+      await waitFor('the worker running three runs', () => runner.activeCount === 3);
+      expect(await heldWorkspaces()).toEqual([3, 3, 4]);
+      expect((await worker.listRuns(late.id))[0]?.nodeId).toBe('worker');
+      for (const id of [...flood, late.id]) await front.kill(id);
     });
 
     it('a round that fails between claiming a run and launching it launches it in a later round (its lease kept)', async () => {

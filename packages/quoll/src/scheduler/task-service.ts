@@ -347,8 +347,13 @@ export class TaskService {
     await this.closeLostRuns();
     if (!this.runsTasks || this.state !== 'running') return;
     const free = this.runner.concurrencyLimit - this.local.size - this.claimed.size;
+    // The runner's per-workspace cap holds for claims too: a run claimed over it would only
+    // wait here while another node (or another workspace's run) could have had the slot.
     if (free > 0)
-      for (const run of await this.store.claimRuns(this.owner, free)) this.claimed.set(run.id, run);
+      for (const run of await this.store.claimRuns(this.owner, free, {
+        workspaceLimit: this.runner.workspaceConcurrencyLimit,
+      }))
+        this.claimed.set(run.id, run);
     await this.launchClaimed();
     await this.resync();
   }

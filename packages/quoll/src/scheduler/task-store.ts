@@ -83,6 +83,15 @@ export interface RunOwner {
   leaseMs: number;
 }
 
+/** How {@link TaskStore.claimRuns} shares a node's free slots between workspaces. */
+export interface ClaimOptions {
+  /**
+   * Most running runs of one workspace the claiming node may hold after the claim (the node's
+   * `--task-workspace-concurrency`). @default no limit
+   */
+  workspaceLimit?: number;
+}
+
 /** A run a node still holds after a renewal, and the status of its task (to see kills). */
 export interface HeldRun {
   runId: string;
@@ -181,10 +190,14 @@ export interface TaskStore {
     owner?: RunOwner | null,
   ): Promise<TickOutcome[]>;
   /**
-   * Claims up to `limit` unclaimed running runs (oldest first) for `owner`, skipping rows
-   * another node is claiming at the same moment: each run is claimed by exactly one node.
+   * Claims up to `limit` unclaimed running runs for `owner`, skipping rows another node is
+   * claiming at the same moment: each run is claimed by exactly one node. With
+   * `workspaceLimit`, the owner ends up holding at most that many running runs of one
+   * workspace (those it already holds count), and the slots go to the workspaces in turn:
+   * first to those holding the fewest runs on this node, ties to the oldest waiting run.
+   * Returned oldest first.
    */
-  claimRuns(owner: RunOwner, limit: number): Promise<TaskRunRecord[]>;
+  claimRuns(owner: RunOwner, limit: number, options?: ClaimOptions): Promise<TaskRunRecord[]>;
   /**
    * Extends the lease of each of `runIds` that `owner` still holds (running, its node) to
    * `leaseMs` from now; returns those, with their task's status. A run missing from the

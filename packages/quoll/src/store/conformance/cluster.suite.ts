@@ -327,6 +327,73 @@ export function clusterSuite(
       expect(await stores.tasks.claimRuns(nodeA, 5)).toEqual([]);
     });
 
+    /** A waiting (unclaimed) run of a new run-once task of `workspaceId`. */
+    async function waitingRun(workspaceId: number): Promise<string> {
+      const task = await stores.tasks.createTask(newTask({ type: 'Temporary Run', workspaceId }));
+      const run = await stores.tasks.createRun({ taskId: task.id, tick: null, owner: null });
+      if (run === null) throw new Error('run not created');
+      await sleep(2); // distinct creation times: the claim's order is by them
+      return run.id;
+    }
+
+    it('a claim takes at most the per-workspace cap of one workspace per node, counting the runs the node holds', async () => {
+      // Workspace 1 floods; workspace 2's runs come after all of its.
+      const flood = [];
+      for (let i = 0; i < 6; i++) flood.push(await waitingRun(1));
+      const other = [await waitingRun(2), await waitingRun(2)];
+      // Node A already runs one run of workspace 1 (created through its own API).
+      const own = await stores.tasks.createTask(newTask({ workspaceId: 1 }));
+      await stores.tasks.createRun({ taskId: own.id, tick: null, owner: nodeA });
+      const claimedA = await stores.tasks.claimRuns(nodeA, 10, { workspaceLimit: 2 });
+      // One more of workspace 1 (it holds one), two of workspace 2; oldest first within each.
+      expect(claimedA.map((r) => r.id).sort()).toEqual([flood[0], ...other].sort());
+      for (const r of claimedA) expect(r.nodeId).toBe('node-a');
+      // At its cap in both workspaces: nothing more for node A, whatever its free slots.
+      expect(await stores.tasks.claimRuns(nodeA, 10, { workspaceLimit: 2 })).toEqual([]);
+      // The cap is per node: node B takes its own share of workspace 1.
+      const claimedB = await stores.tasks.claimRuns(nodeB, 10, { workspaceLimit: 2 });
+      expect(claimedB.map((r) => r.id)).toEqual([flood[1], flood[2]]);
+      // Without a cap, everything left is claimed.
+      const rest = await stores.tasks.claimRuns(nodeB, 10);
+      expect(rest.map((r) => r.id)).toEqual([flood[3], flood[4], flood[5]]);
+    });
+
+    it('a claim gives free slots to the waiting workspaces in turn, not to the oldest flood', async () => {
+      const flood = [];
+      for (let i = 0; i < 4; i++) flood.push(await waitingRun(1));
+      const second = await waitingRun(2);
+      const third = [await waitingRun(3), await waitingRun(3)];
+      const order: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const got = await stores.tasks.claimRuns(nodeA, 1, { workspaceLimit: 3 });
+        expect(got).toHaveLength(1);
+        order.push(got[0]?.id ?? '');
+      }
+      // Each round goes to a workspace holding the fewest runs here (ties: the oldest waiting run).
+      expect(order).toEqual([flood[0], second, third[0], flood[1], third[1], flood[2]]);
+      expect(await stores.tasks.claimRuns(nodeA, 1, { workspaceLimit: 3 })).toEqual([]);
+    });
+
+    it('nodes claiming at once with a cap each stay under it and never share a run', async () => {
+      for (let i = 0; i < 8; i++) await waitingRun(1);
+      for (let i = 0; i < 3; i++) await waitingRun(2);
+      const [claimA, claimB] = await Promise.all([
+        stores.tasks.claimRuns(nodeA, 10, { workspaceLimit: 3 }),
+        stores.tasks.claimRuns(nodeB, 10, { workspaceLimit: 3 }),
+      ]);
+      const ids = [...claimA, ...claimB].map((r) => r.id);
+      expect(new Set(ids).size).toBe(ids.length);
+      for (const node of ['node-a', 'node-b']) {
+        const held = (await stores.tasks.runningRuns()).filter((r) => r.nodeId === node);
+        const byWorkspace = new Map<number, number>();
+        for (const run of held) {
+          const task = await stores.tasks.getTask(run.taskId);
+          byWorkspace.set(task?.workspaceId ?? 0, (byWorkspace.get(task?.workspaceId ?? 0) ?? 0) + 1);
+        }
+        for (const n of byWorkspace.values()) expect(n).toBeLessThanOrEqual(3);
+      }
+    });
+
     it('closes an unclaimed run only while nobody has claimed it', async () => {
       const task = await stores.tasks.createTask(newTask({ type: 'Temporary Run' }));
       const waiting = await stores.tasks.createRun({ taskId: task.id, tick: null, owner: null });

@@ -4,6 +4,7 @@ import { systemClock } from '../../clock/index.js';
 import { timeOrderedId } from '../../ids/index.js';
 import type { IdGenerator } from '../../ids/index.js';
 import type {
+  ClaimOptions,
   ListRunsFilter,
   ListTasksFilter,
   NewTask,
@@ -310,17 +311,33 @@ export class PostgresTaskStore implements TaskStore {
     return row === null ? null : toRun(row);
   }
 
-  async claimRuns(owner: RunOwner, limit: number): Promise<TaskRunRecord[]> {
+  async claimRuns(owner: RunOwner, limit: number, options: ClaimOptions = {}): Promise<TaskRunRecord[]> {
     if (limit <= 0) return [];
-    // SKIP LOCKED: nodes claiming together each take other rows; none waits, none doubles.
+    // One statement. Each waiting run gets its slot in its workspace on this node: the runs
+    // of that workspace this node holds, plus its rank among the workspace's waiting runs.
+    // Slots over the cap are never taken (a run ranked before one skipped below only lowers
+    // the real count), and the lowest slots go first, so workspaces take turns. SKIP LOCKED:
+    // nodes claiming together each take other rows; none waits, none doubles.
     const rows = await this.db.rows<RunRow>(
-      `UPDATE task_runs SET node_id = $1, lease_until = ${PG_NOW_MS} + $2::bigint
-       WHERE id IN (
-         SELECT id FROM task_runs WHERE status = 'running' AND node_id IS NULL
-         ORDER BY created_at, id LIMIT $3 FOR UPDATE SKIP LOCKED
-       ) AND status = 'running' AND node_id IS NULL
-       RETURNING *`,
-      [owner.nodeId, owner.leaseMs, limit],
+      `WITH held AS (
+         SELECT t.workspace_id, count(*) AS n FROM task_runs h JOIN tasks t ON t.id = h.task_id
+         WHERE h.status = 'running' AND h.node_id = $1 GROUP BY t.workspace_id
+       ), ranked AS (
+         SELECT w.id, coalesce(held.n, 0)
+             + row_number() OVER (PARTITION BY t.workspace_id ORDER BY w.created_at, w.id) AS slot
+         FROM task_runs w JOIN tasks t ON t.id = w.task_id
+         LEFT JOIN held ON held.workspace_id = t.workspace_id
+         WHERE w.status = 'running' AND w.node_id IS NULL
+       ), picked AS (
+         SELECT r.id FROM task_runs r JOIN ranked k ON k.id = r.id
+         WHERE ($4::bigint IS NULL OR k.slot <= $4::bigint) AND r.status = 'running' AND r.node_id IS NULL
+         ORDER BY k.slot, r.created_at, r.id LIMIT $3
+         FOR UPDATE OF r SKIP LOCKED
+       )
+       UPDATE task_runs SET node_id = $1, lease_until = ${PG_NOW_MS} + $2::bigint
+       FROM picked WHERE task_runs.id = picked.id AND task_runs.status = 'running' AND task_runs.node_id IS NULL
+       RETURNING task_runs.*`,
+      [owner.nodeId, owner.leaseMs, limit, options.workspaceLimit ?? null],
     );
     return rows.map(toRun).sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
   }

@@ -3,6 +3,7 @@ import type { Clock } from '../../clock/index.js';
 import { systemClock } from '../../clock/index.js';
 import { timeOrderedId } from '../../ids/index.js';
 import type {
+  ClaimOptions,
   ListRunsFilter,
   ListTasksFilter,
   NewTask,
@@ -48,7 +49,11 @@ export class SqliteTaskStore implements TaskStore {
     items: readonly { taskId: string; tick: number }[],
     owner: RunOwner | null,
   ) => TickOutcome[];
-  private readonly claimTx: (owner: RunOwner, limit: number) => TaskRunRecord[];
+  private readonly claimTx: (
+    owner: RunOwner,
+    limit: number,
+    workspaceLimit: number | null,
+  ) => TaskRunRecord[];
   private readonly missedTx: (taskId: string, ticks: readonly number[], reason: string) => void;
 
   constructor(
@@ -144,19 +149,36 @@ export class SqliteTaskStore implements TaskStore {
       },
     );
 
-    const unclaimed = db.prepare<[number], RunRow>(
-      "SELECT * FROM task_runs WHERE status = 'running' AND node_id IS NULL ORDER BY created_at, id LIMIT ?",
+    // Each waiting run's slot in its workspace on the claiming node: the runs of that workspace
+    // the node holds, plus its rank among the workspace's waiting runs (see claimRuns).
+    const unclaimed = db.prepare<[string, number | null, number | null, number], RunRow>(
+      `WITH held AS (
+         SELECT t.workspace_id, count(*) AS n FROM task_runs h JOIN tasks t ON t.id = h.task_id
+         WHERE h.status = 'running' AND h.node_id = ? GROUP BY t.workspace_id
+       ), ranked AS (
+         SELECT w.id, coalesce(held.n, 0)
+             + row_number() OVER (PARTITION BY t.workspace_id ORDER BY w.created_at, w.id) AS slot
+         FROM task_runs w JOIN tasks t ON t.id = w.task_id
+         LEFT JOIN held ON held.workspace_id = t.workspace_id
+         WHERE w.status = 'running' AND w.node_id IS NULL
+       )
+       SELECT r.* FROM task_runs r JOIN ranked k ON k.id = r.id
+       WHERE (? IS NULL OR k.slot <= ?)
+       ORDER BY k.slot, r.created_at, r.id LIMIT ?`,
     );
     const claim = db.prepare(
       "UPDATE task_runs SET node_id = ?, lease_until = ? WHERE id = ? AND status = 'running' AND node_id IS NULL",
     );
-    this.claimTx = db.transaction((owner: RunOwner, limit: number): TaskRunRecord[] => {
-      const until = this.clock.now() + owner.leaseMs;
-      return unclaimed
-        .all(limit)
-        .filter((r) => claim.run(owner.nodeId, until, r.id).changes > 0)
-        .map((r) => toRun({ ...r, node_id: owner.nodeId }));
-    });
+    this.claimTx = db.transaction(
+      (owner: RunOwner, limit: number, workspaceLimit: number | null): TaskRunRecord[] => {
+        const until = this.clock.now() + owner.leaseMs;
+        return unclaimed
+          .all(owner.nodeId, workspaceLimit, workspaceLimit, limit)
+          .filter((r) => claim.run(owner.nodeId, until, r.id).changes > 0)
+          .map((r) => toRun({ ...r, node_id: owner.nodeId }))
+          .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
+      },
+    );
 
     const tickHasRun = db.prepare<[string, number], { one: number }>(
       'SELECT 1 AS one FROM task_runs WHERE task_id = ? AND tick = ?',
@@ -287,8 +309,8 @@ export class SqliteTaskStore implements TaskStore {
     return Promise.resolve(items.length === 0 ? [] : this.tickRunsTx(items, owner));
   }
 
-  async claimRuns(owner: RunOwner, limit: number): Promise<TaskRunRecord[]> {
-    return limit <= 0 ? [] : this.claimTx(owner, limit);
+  async claimRuns(owner: RunOwner, limit: number, options: ClaimOptions = {}): Promise<TaskRunRecord[]> {
+    return limit <= 0 ? [] : this.claimTx(owner, limit, options.workspaceLimit ?? null);
   }
 
   async renewRunLeases(owner: RunOwner, runIds: readonly string[]): Promise<HeldRun[]> {
