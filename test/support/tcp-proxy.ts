@@ -3,11 +3,14 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 /**
  * A TCP pass-through to a server (PostgreSQL in the tests) that the test can cut and restore —
  * a database outage on demand — and that can hold new connections for `delayMs` before
- * passing them on (a slow network while a connection is being made).
+ * passing them on (a slow network while a connection is being made), or freeze the open
+ * connections without closing them (a half-open outage).
  */
 export class TcpProxy {
   #server: Server | null = null;
   readonly sockets = new Set<Socket>();
+  /** Connections {@link TcpProxy.stall} froze (still open; `cut()` drops them). */
+  readonly stalled = new Set<Socket>();
   accepted = 0;
   delayMs = 0;
   port = 0;
@@ -39,6 +42,19 @@ export class TcpProxy {
     const address = server.address();
     this.port = typeof address === 'object' && address !== null ? address.port : port;
     this.#server = server;
+  }
+
+  /**
+   * A half-open outage: every open connection stops carrying bytes either way, but neither end
+   * is closed (no FIN, no reset), as when the database's host vanished from the network. New
+   * connections still pass.
+   */
+  stall(): void {
+    for (const s of this.sockets) {
+      s.unpipe();
+      s.pause();
+      this.stalled.add(s);
+    }
   }
 
   /** Refuses new connections and drops every open one; `open(port)` restores it. */

@@ -24,6 +24,16 @@ export const CLUSTER_CHANNELS: readonly ClusterChannel[] = [
   'quoll_nodes',
 ];
 
+/** Options of {@link Notifier.subscribe}. */
+export interface SubscribeOptions {
+  /**
+   * Called when messages may have been lost: after the node's listening connection was
+   * re-opened (it dropped, or stopped answering its liveness check), once it listens again.
+   * The subscriber re-reads what the messages would have told it. Never called in-process.
+   */
+  onCatchUp?: () => void;
+}
+
 /**
  * Port: messages between the nodes of one instance (PostgreSQL `LISTEN`/`NOTIFY` on a
  * cluster, in-process for the embedded home). A node hears its own messages too, so handlers
@@ -33,6 +43,13 @@ export const CLUSTER_CHANNELS: readonly ClusterChannel[] = [
 export interface Notifier {
   /** Sends `payload` to every subscriber of `channel` on every node (this one included). */
   publish(channel: ClusterChannel, payload: string): Promise<void>;
-  /** Calls `handler` for every message on `channel` until the returned function is called. */
-  subscribe(channel: ClusterChannel, handler: (payload: string) => void): Promise<() => void>;
+  /**
+   * Calls `handler` for every message on `channel` until the returned function is called, and
+   * `options.onCatchUp` whenever messages may have been lost (see {@link SubscribeOptions}).
+   */
+  subscribe(
+    channel: ClusterChannel,
+    handler: (payload: string) => void,
+    options?: SubscribeOptions,
+  ): Promise<() => void>;
 }

@@ -7,6 +7,7 @@ import {
 import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
 import { TcpProxy } from '../../../../../test/support/tcp-proxy.js';
 import { PostgresDatabase } from './postgres-database.js';
+import type { PostgresDatabaseOptions } from './postgres-database.js';
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
 
@@ -86,6 +87,116 @@ describe.skipIf(!runPostgresTests)(
         await db.close();
       }
       await vi.waitFor(() => expect(proxy.sockets.size).toBe(0), { timeout: 10_000, interval: 50 });
+      await proxy.cut();
+    });
+
+    /** A database reached through `proxy`, without migrations (every proxied connection is the LISTEN one). */
+    async function throughProxy(
+      proxy: TcpProxy,
+      options: Partial<PostgresDatabaseOptions> = {},
+    ): Promise<PostgresDatabase> {
+      const url = new URL(database.url);
+      url.hostname = '127.0.0.1';
+      url.port = String(proxy.port);
+      return PostgresDatabase.open({ url: url.toString(), poolSize: 1, migrate: false, ...options });
+    }
+
+    it('a half-open LISTEN connection (the server gone without a FIN) is found by its check, re-opened, and its subscribers told to catch up', async () => {
+      const proxy = new TcpProxy(new URL(database.url));
+      await proxy.open();
+      const errors: Error[] = [];
+      const db = await throughProxy(proxy, {
+        listenerCheckMs: 100,
+        listenerCheckTimeoutMs: 300,
+        onConnectionError: (err) => errors.push(err),
+      });
+      const notifier = new pg.Client({ connectionString: database.url });
+      await notifier.connect();
+      try {
+        const notes: string[] = [];
+        let caughtUp = 0;
+        await db.listen('quoll_test_channel', (payload) => notes.push(payload), {
+          onCatchUp: () => (caughtUp += 1),
+        });
+        await notifier.query(`NOTIFY quoll_test_channel, 'before'`);
+        await vi.waitFor(() => expect(notes).toEqual(['before']), { timeout: 5_000, interval: 20 });
+        expect(caughtUp).toBe(0);
+        const before = proxy.accepted;
+        proxy.stall();
+        // Sent while the connection is deaf: lost, which is what the catch-up is for.
+        await notifier.query(`NOTIFY quoll_test_channel, 'lost'`);
+        await vi.waitFor(() => expect(proxy.accepted).toBeGreaterThan(before), {
+          timeout: 15_000,
+          interval: 20,
+        });
+        await vi.waitFor(() => expect(caughtUp).toBe(1), { timeout: 15_000, interval: 20 });
+        expect(errors.map((e) => e.message).join('\n')).toMatch(/LISTEN connection did not answer/);
+        let n = 0;
+        await vi.waitFor(
+          async () => {
+            await notifier.query(`NOTIFY quoll_test_channel, 'after${++n}'`);
+            expect(notes.some((p) => p.startsWith('after'))).toBe(true);
+          },
+          { timeout: 15_000, interval: 50 },
+        );
+        expect(notes).not.toContain('lost');
+        // The frozen connection was let go: only the new one's two sockets, and the two frozen
+        // ones the proxy still holds open (its side never closes them).
+        await vi.waitFor(() => expect(proxy.sockets.size - proxy.stalled.size).toBe(2), {
+          timeout: 5_000,
+          interval: 20,
+        });
+      } finally {
+        await notifier.end();
+        await db.close();
+      }
+      await proxy.cut();
+    });
+
+    it('subscribers are told to catch up after every re-opened LISTEN connection, never at the first one', async () => {
+      const proxy = new TcpProxy(new URL(database.url));
+      await proxy.open();
+      const db = await throughProxy(proxy);
+      try {
+        const caught: string[] = [];
+        await db.listen('quoll_test_a', () => undefined, { onCatchUp: () => caught.push('a') });
+        await db.listen('quoll_test_b', () => undefined, { onCatchUp: () => caught.push('b') });
+        await db.listen('quoll_test_b', () => undefined);
+        expect(caught).toEqual([]);
+        for (const round of [1, 2]) {
+          const port = proxy.port;
+          await proxy.cut();
+          await proxy.open(port);
+          await vi.waitFor(() => expect(caught.length).toBe(2 * round), { timeout: 15_000, interval: 20 });
+        }
+        expect(caught.sort()).toEqual(['a', 'a', 'b', 'b']);
+      } finally {
+        await db.close();
+      }
+      await proxy.cut();
+    });
+
+    it('the liveness check stops with close(): no timer, no query, no connection after it', async () => {
+      const proxy = new TcpProxy(new URL(database.url));
+      await proxy.open();
+      const errors: Error[] = [];
+      const db = await throughProxy(proxy, {
+        listenerCheckMs: 20,
+        // Longer than the test may take: a close() that waited for it would fail the test.
+        listenerCheckTimeoutMs: 600_000,
+        onConnectionError: (err) => errors.push(err),
+      });
+      await db.listen('quoll_test_channel', () => undefined);
+      expect(db.listenerCheckActive).toBe(true);
+      // Closed while a check may wait on a connection that does not answer.
+      proxy.stall();
+      await new Promise((resolve) => setTimeout(resolve, 60));
+      await db.close();
+      expect(db.listenerCheckActive).toBe(false);
+      const accepted = proxy.accepted;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      expect(proxy.accepted).toBe(accepted);
+      expect(errors).toEqual([]);
       await proxy.cut();
     });
   },

@@ -62,10 +62,41 @@ export interface PostgresDatabaseOptions {
    * @default 5000
    */
   coordinationLockTimeoutMs?: number;
+  /**
+   * How often the LISTEN connection is checked with a `SELECT 1` of its own: a connection the
+   * server vanished from without closing it (a half-open TCP connection) delivers nothing and
+   * reports no error, so only an unanswered question finds it. 0 turns the check off.
+   * @default 5000
+   */
+  listenerCheckMs?: number;
+  /**
+   * How long that check waits for its answer; past it the connection is taken as broken,
+   * destroyed and re-opened (and the subscribers told to catch up).
+   * @default 5000
+   */
+  listenerCheckTimeoutMs?: number;
+}
+
+/** Options of {@link PostgresDatabase.listen}. */
+export interface ListenOptions {
+  /**
+   * Called after the LISTEN connection was re-opened (a drop, a failed liveness check), once it
+   * listens again: notifications sent while it was down are lost, so the subscriber re-reads
+   * what they would have told it. Not called for the first connection.
+   */
+  onCatchUp?: () => void;
+}
+
+/** One {@link PostgresDatabase.listen} call. */
+interface Subscription {
+  handler: (payload: string) => void;
+  onCatchUp: (() => void) | undefined;
 }
 
 /** TCP keepalive's first probe after this much silence (the OS default is two hours). */
 const KEEPALIVE_INITIAL_DELAY_MS = 10_000;
+/** How long closing a connection waits for the server's goodbye before destroying the socket. */
+const END_GRACE_MS = 1_000;
 
 // 64-bit integers (BIGINT, COUNT) and NUMERIC (SUM of BIGINT) come back as numbers, not strings:
 // every such column holds epoch milliseconds, byte counts or row counts, all far below 2^53.
@@ -101,12 +132,20 @@ export class PostgresDatabase implements Sql {
   /** The one LISTEN connection of this process, and who listens on which channel. */
   #listener: pg.Client | null = null;
   #listenerReady: Promise<pg.Client> | null = null;
-  readonly #subscribers = new Map<string, Set<(payload: string) => void>>();
+  readonly #subscribers = new Map<string, Set<Subscription>>();
   #reconnectTimer: NodeJS.Timeout | null = null;
   /** Whether `#listener` has connected (false while it connects). */
   #listenerConnected = false;
   /** Reconnects of the LISTEN connection in a row (the backoff grows with them). */
   #reconnects = 0;
+  /** The liveness check of the LISTEN connection: its interval and deadline (0: no check). */
+  readonly #checkMs: number;
+  readonly #checkTimeoutMs: number;
+  #checkTimer: NodeJS.Timeout | null = null;
+  /** The check in flight, if any (close() waits for it; it ends at once on close). */
+  #checkRun: Promise<void> | null = null;
+  /** Aborted by close(): ends a check waiting for its answer. */
+  readonly #closing = new AbortController();
 
   private constructor(
     url: string,
@@ -115,7 +154,10 @@ export class PostgresDatabase implements Sql {
     clientConfig: pg.ClientConfig,
     onConnectionError: (err: Error) => void,
     coordinationLockTimeoutMs: number,
+    listenerCheck: { everyMs: number; timeoutMs: number },
   ) {
+    this.#checkMs = listenerCheck.everyMs;
+    this.#checkTimeoutMs = listenerCheck.timeoutMs;
     this.url = url;
     this.coordinationLockTimeoutMs = coordinationLockTimeoutMs;
     this.pool = pool;
@@ -132,9 +174,15 @@ export class PostgresDatabase implements Sql {
     }
     const idleInTransaction = options.idleInTransactionTimeoutMs ?? 60_000;
     const lockTimeout = options.coordinationLockTimeoutMs ?? 5_000;
+    const listenerCheck = {
+      everyMs: options.listenerCheckMs ?? 5_000,
+      timeoutMs: options.listenerCheckTimeoutMs ?? 5_000,
+    };
     for (const [name, value] of [
       ['idleInTransactionTimeoutMs', idleInTransaction],
       ['coordinationLockTimeoutMs', lockTimeout],
+      ['listenerCheckMs', listenerCheck.everyMs],
+      ['listenerCheckTimeoutMs', listenerCheck.timeoutMs],
     ] as const) {
       if (!Number.isInteger(value) || value < 0) {
         throw new Error(`Invalid ${name} ${value}: use a whole number of milliseconds (0 turns it off).`);
@@ -159,6 +207,7 @@ export class PostgresDatabase implements Sql {
       clientConfig,
       options.onConnectionError ?? (() => undefined),
       lockTimeout,
+      listenerCheck,
     );
     // An idle connection that dies (server restart, network) is reported, never thrown: the
     // pool replaces it on the next query. Without this listener the process would crash.
@@ -349,18 +398,24 @@ export class PostgresDatabase implements Sql {
 
   /**
    * Calls `handler` with the payload of every `NOTIFY` on `channel`, until the returned
-   * function is called. One connection per process carries every channel; when it drops it
-   * is re-opened with backoff (notifications sent meanwhile are lost, so subscribers must
-   * also re-read on their own now and then).
+   * function is called. One connection per process carries every channel; when it drops, or
+   * stops answering its liveness check (every `listenerCheckMs`), it is re-opened with backoff.
+   * Notifications sent meanwhile are lost: `options.onCatchUp` is called once it listens again,
+   * for the subscriber to re-read what it may have missed.
    */
-  async listen(channel: string, handler: (payload: string) => void): Promise<() => void> {
-    let handlers = this.#subscribers.get(channel);
-    const first = handlers === undefined;
-    if (handlers === undefined) {
-      handlers = new Set();
-      this.#subscribers.set(channel, handlers);
+  async listen(
+    channel: string,
+    handler: (payload: string) => void,
+    options: ListenOptions = {},
+  ): Promise<() => void> {
+    let subscriptions = this.#subscribers.get(channel);
+    const first = subscriptions === undefined;
+    if (subscriptions === undefined) {
+      subscriptions = new Set();
+      this.#subscribers.set(channel, subscriptions);
     }
-    handlers.add(handler);
+    const subscription: Subscription = { handler, onCatchUp: options.onCatchUp };
+    subscriptions.add(subscription);
     if (first) {
       try {
         const client = await this.#listenerClient();
@@ -372,12 +427,17 @@ export class PostgresDatabase implements Sql {
     }
     return () => {
       const set = this.#subscribers.get(channel);
-      set?.delete(handler);
+      set?.delete(subscription);
       if (set !== undefined && set.size === 0) {
         this.#subscribers.delete(channel);
         void this.#listener?.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => undefined);
       }
     };
+  }
+
+  /** Whether the liveness check of the LISTEN connection is armed or running (false once closed). */
+  get listenerCheckActive(): boolean {
+    return this.#checkTimer !== null || this.#checkRun !== null;
   }
 
   /**
@@ -391,7 +451,7 @@ export class PostgresDatabase implements Sql {
       this.#listener = client;
       this.#listenerConnected = false;
       client.on('notification', (msg) => {
-        for (const h of this.#subscribers.get(msg.channel) ?? []) h(msg.payload ?? '');
+        for (const s of this.#subscribers.get(msg.channel) ?? []) s.handler(msg.payload ?? '');
       });
       client.on('error', (err) => {
         if (this.#listener !== client) return;
@@ -414,9 +474,75 @@ export class PostgresDatabase implements Sql {
       }
       this.#listenerConnected = true;
       this.#reconnects = 0;
+      this.#armCheck();
       return client;
     })();
     return this.#listenerReady;
+  }
+
+  /** Schedules the next liveness check of the LISTEN connection (one chain at a time). */
+  #armCheck(): void {
+    if (this.#closed || this.#checkMs === 0 || this.#checkTimer !== null || this.#checkRun !== null) return;
+    this.#checkTimer = setTimeout(() => {
+      this.#checkTimer = null;
+      this.#checkRun = this.#checkListener().finally(() => {
+        this.#checkRun = null;
+        // Re-armed while a connection listens; a reconnect arms it again once it has one.
+        if (this.#listener !== null && this.#listenerConnected) this.#armCheck();
+      });
+    }, this.#checkMs);
+  }
+
+  /**
+   * Asks the LISTEN connection a `SELECT 1`: with no answer within the deadline (or an error)
+   * the connection is broken whatever its socket says (a half-open one never reports), so it
+   * is destroyed and re-opened, and the subscribers catch up once it listens again.
+   */
+  async #checkListener(): Promise<void> {
+    const client = this.#listener;
+    if (client === null || !this.#listenerConnected || this.#closed) return;
+    let timer: NodeJS.Timeout | undefined;
+    let onClose: (() => void) | undefined;
+    const signal = this.#closing.signal;
+    const outcome = await Promise.race([
+      client.query('SELECT 1').then(
+        () => 'ok' as const,
+        (err: unknown) => (err instanceof Error ? err : new Error(String(err))),
+      ),
+      new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), this.#checkTimeoutMs);
+      }),
+      new Promise<'closed'>((resolve) => {
+        onClose = () => resolve('closed');
+        signal.addEventListener('abort', onClose, { once: true });
+      }),
+    ]);
+    clearTimeout(timer);
+    if (onClose !== undefined) signal.removeEventListener('abort', onClose);
+    if (outcome === 'ok' || outcome === 'closed' || this.#closed || this.#listener !== client) return;
+    const err =
+      outcome === 'timeout'
+        ? new Error(
+            `the LISTEN connection did not answer within ${this.#checkTimeoutMs} ms (a half-open connection?); re-opening it`,
+          )
+        : outcome;
+    this.#health = { status: 'unavailable', error: err.message };
+    this.#onConnectionError(err);
+    // end() would wait for the server's goodbye, which a half-open connection never sends.
+    client.connection.stream.destroy();
+    this.#dropListener(client);
+  }
+
+  /** Tells every subscriber that wants it to re-read (the LISTEN connection was re-opened). */
+  #catchUp(): void {
+    for (const subscriptions of this.#subscribers.values())
+      for (const { onCatchUp } of subscriptions) {
+        try {
+          onCatchUp?.();
+        } catch (err) {
+          this.#onConnectionError(err instanceof Error ? err : new Error(String(err)));
+        }
+      }
   }
 
   /** Forgets a broken LISTEN connection and re-opens it (with every channel) after a pause. */
@@ -425,7 +551,7 @@ export class PostgresDatabase implements Sql {
     if (this.#listener !== client) return;
     this.#listener = null;
     this.#listenerReady = null;
-    void client.end().catch(() => undefined);
+    void endClient(client);
     this.#scheduleReconnect();
   }
 
@@ -440,6 +566,8 @@ export class PostgresDatabase implements Sql {
           .then(async (fresh) => {
             for (const channel of this.#subscribers.keys())
               await fresh.query(`LISTEN ${quoteIdent(channel)}`);
+            // Listening again: what was announced meanwhile is lost; the subscribers re-read.
+            if (this.#listener === fresh && !this.#closed) this.#catchUp();
           })
           .catch(() => {
             // A failed connect was dropped already; a connection that failed to LISTEN is.
@@ -458,6 +586,10 @@ export class PostgresDatabase implements Sql {
     this.#closed = true;
     if (this.#reconnectTimer !== null) clearTimeout(this.#reconnectTimer);
     this.#reconnectTimer = null;
+    if (this.#checkTimer !== null) clearTimeout(this.#checkTimer);
+    this.#checkTimer = null;
+    this.#closing.abort();
+    await this.#checkRun;
     this.#subscribers.clear();
     const listener = this.#listener;
     const connecting = this.#listenerConnected ? null : this.#listenerReady;
@@ -465,8 +597,8 @@ export class PostgresDatabase implements Sql {
     this.#listenerReady = null;
     // One connected is ended here; one still connecting ends itself as soon as its connect
     // settles (see #listenerClient), and close() waits for that, so no socket is left behind.
-    if (connecting === null) await listener?.end().catch(() => undefined);
-    else await connecting.catch(() => undefined);
+    if (connecting !== null) await connecting.catch(() => undefined);
+    else if (listener !== null) await endClient(listener);
     await this.pool.end();
   }
 
@@ -561,6 +693,28 @@ interface Checkout {
   readonly lost: Error | null;
   /** Gives the client back (once); a broken or lost one is destroyed. */
   release(broken: boolean): void;
+}
+
+/**
+ * Ends a client, destroying its socket when the server's goodbye does not come within
+ * {@link END_GRACE_MS} (a half-open connection never answers, and `end()` would wait forever).
+ */
+async function endClient(client: pg.Client): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const ended = client.end().then(
+    () => true,
+    () => true,
+  );
+  const inTime = await Promise.race([
+    ended,
+    new Promise<false>((resolve) => {
+      timer = setTimeout(() => resolve(false), END_GRACE_MS);
+    }),
+  ]);
+  clearTimeout(timer);
+  if (inTime) return;
+  client.connection.stream.destroy();
+  await ended;
 }
 
 function lostConnection(err: Error): StorageUnavailableError {
