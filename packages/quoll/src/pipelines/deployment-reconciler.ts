@@ -18,7 +18,8 @@ export interface DeploymentReconcilerOptions {
  * Keeps this node serving what the shared database says is deployed on it: a deploy or
  * undeploy through any node is announced on `quoll_deployments`, a node joining, leaving or
  * found lost on `quoll_nodes` (its replicas move), and every node reconciles at once (and on
- * a timer, for a message lost while its listening connection re-opened).
+ * a timer; and at once when its listening connection was re-opened, since a message may have
+ * been lost meanwhile).
  * @example
  * const reconciler = new DeploymentReconciler({ pipelines, notifier: stores.notifier, onError });
  * await reconciler.start();
@@ -48,8 +49,12 @@ export class DeploymentReconciler {
 
   /** Listens for deployment messages and starts the loop (its first round runs now). */
   async start(): Promise<void> {
-    for (const channel of ['quoll_deployments', 'quoll_nodes'] as const)
-      this.#unsubscribe.push(await this.#notifier.subscribe(channel, () => this.#loop.wake()));
+    const wake = (): void => this.#loop.wake();
+    // A deploy, undeploy or node change announced while the listening connection was down is
+    // lost: a round runs as soon as it listens again (onCatchUp), not only at the next timer.
+    // One connection carries both channels: one catch-up (one round) covers both.
+    this.#unsubscribe.push(await this.#notifier.subscribe('quoll_deployments', wake, { onCatchUp: wake }));
+    this.#unsubscribe.push(await this.#notifier.subscribe('quoll_nodes', wake));
     this.#loop.start();
   }
 

@@ -14,6 +14,7 @@ import type { TaskRecord, TaskStore } from './task-store.js';
 import { nodeLostReason, TaskService } from './task-service.js';
 import type { TaskServiceOptions } from './task-service.js';
 import { storeWith } from '../store/conformance/store-with.js';
+import { LossyNotifier } from '../../../../test/support/lossy-notifier.js';
 
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 30);
 const MIN = 60_000;
@@ -617,6 +618,32 @@ describe('TaskService', () => {
       expect((await worker.readRunLog(waiting!.id)).map((l) => l.line)).toEqual([
         'quoll: run finished: killed (the task was killed before the run started)',
       ]);
+    });
+
+    it('a kill announced while its listening connection was down reaches the run once the connection is back', async () => {
+      const o = orchestration('o1', "console.log('up'); setInterval(() => {}, 1000);");
+      // The worker hears nothing the front publishes while deaf; its rounds run only when woken.
+      const lossy = new LossyNotifier();
+      const { service: worker, runner } = await service({
+        nodeId: 'worker',
+        notifier: lossy,
+        coordinatorClock: clock,
+      });
+      const { service: front } = await service({
+        nodeId: 'front',
+        runsTasks: false,
+        notifier: new LocalNotifier(),
+        coordinatorClock: clock,
+      });
+      const task = await worker.createOnce({ ...base, orchestrationId: o });
+      await waitFor('the run started', () => runner.activeCount === 1);
+      lossy.deaf = true;
+      await front.kill(task.id);
+      await new Promise((r) => setTimeout(r, 50));
+      expect(runner.activeCount).toBe(1);
+      lossy.reconnect();
+      await waitFor('the run stopped', () => runner.activeCount === 0);
+      await waitFor('the task killed', async () => (await worker.getTask(task.id)).status === 'killed');
     });
 
     it("claims no more of one workspace's waiting runs than --task-workspace-concurrency, and leaves the other slots to other workspaces", async () => {

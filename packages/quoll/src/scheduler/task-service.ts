@@ -1,7 +1,7 @@
 import type { TaskRunLogLineDto, TaskRunStatus } from '@quoll/client/wire';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { systemClock } from '../clock/index.js';
-import type { ClusterChannel, Notifier } from '../cluster/index.js';
+import type { ClusterChannel, Notifier, SubscribeOptions } from '../cluster/index.js';
 import { LocalNotifier, PeriodicLoop } from '../cluster/index.js';
 import type { PackagedOrchestration, ResourceLimits, RunOutcome, TaskRunner } from '../runner/index.js';
 import { LOST_RUN_REASON, STOPPED_RUN_REASON } from '../runner/index.js';
@@ -310,10 +310,20 @@ export class TaskService {
         this.onError(err, `resuming task ${task.id}`);
       }
     }
-    const on = async (channel: ClusterChannel, handler: (payload: string) => void): Promise<void> => {
-      this.unsubscribes.push(await this.notifier.subscribe(channel, handler));
+    const on = async (
+      channel: ClusterChannel,
+      handler: (payload: string) => void,
+      options: SubscribeOptions = {},
+    ): Promise<void> => {
+      this.unsubscribes.push(await this.notifier.subscribe(channel, handler, options));
     };
-    await on('quoll_task_kill', (taskId) => this.onKillMessage(taskId));
+    // After the listening connection re-opened, a kill, a new task or a run to claim may have
+    // been announced meanwhile and lost: one coordinator round re-reads them all (renewal sees
+    // kills of held runs, resync the tasks being killed and scheduled tasks, the claim runs).
+    // One connection carries every channel, so one catch-up covers them.
+    await on('quoll_task_kill', (taskId) => this.onKillMessage(taskId), {
+      onCatchUp: () => this.coordinator.wake(),
+    });
     await on('quoll_tasks', () => this.coordinator.wake());
     await on('quoll_task_runs', () => this.coordinator.wake());
     await on('quoll_nodes', () => this.coordinator.wake());

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { LocalNotifier } from '../cluster/index.js';
 import type { ReplicaRecord, ReplicaStore } from '../pipelines/index.js';
 import { ReplicaDirectory } from './replica-directory.js';
+import { LossyNotifier } from '../../../../test/support/lossy-notifier.js';
 
 const replica = (
   nodeId: string,
@@ -91,5 +92,24 @@ describe('ReplicaDirectory', () => {
     await notifier.publish('quoll_deployments', '1');
     await new Promise((resolve) => setImmediate(resolve));
     expect((await directory.replicas(1, 'p'))[0]?.nodeId).toBe('b');
+  });
+
+  it('drops what it read when its listening connection was re-opened (messages may have been lost)', async () => {
+    const notifier = new LossyNotifier();
+    let rows = [replica('a', 'Starting')];
+    const store = storeOf(() => rows);
+    const directory = new ReplicaDirectory({ store, notifier, nodeId: 'self', now: () => 0 });
+    await directory.start();
+    expect((await directory.replicas(1, 'p'))[0]?.status).toBe('Starting');
+    // The deployment message is lost while the connection is down.
+    notifier.deaf = true;
+    rows = [replica('a', 'Running')];
+    await notifier.publish('quoll_deployments', '1');
+    expect((await directory.replicas(1, 'p'))[0]?.status).toBe('Starting');
+    notifier.reconnect();
+    expect((await directory.replicas(1, 'p'))[0]?.status).toBe('Running');
+    expect(store.reads).toBe(2);
+    await directory.stop();
+    expect(notifier.catchUpCount).toBe(0);
   });
 });

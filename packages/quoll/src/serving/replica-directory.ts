@@ -57,8 +57,10 @@ export class ReplicaDirectory {
 
   /** Listens for the messages that make what was read stale. */
   async start(): Promise<void> {
+    const drop = (): void => this.#cache.clear();
+    // What was read may be stale after the listening connection re-opened (messages lost).
     for (const channel of ['quoll_deployments', 'quoll_nodes'] as const)
-      this.#unsubscribe.push(await this.#options.notifier.subscribe(channel, () => this.#cache.clear()));
+      this.#unsubscribe.push(await this.#options.notifier.subscribe(channel, drop, { onCatchUp: drop }));
   }
 
   /** Stops listening. Idempotent. */

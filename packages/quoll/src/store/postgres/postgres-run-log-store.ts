@@ -43,8 +43,8 @@ export interface PostgresRunLogStoreOptions {
  * {@link RunLogStore} in PostgreSQL (table `task_run_log_lines`, migration 0007): any node reads
  * any run's log and follows it live. Every write is one statement that inserts the lines and
  * sends `NOTIFY quoll_run_log` with the run id; each node keeps one `LISTEN` connection that
- * wakes its followers (who also re-read every second, in case a notification was lost while
- * that connection reconnected). The per-run cap and its notes are the file store's.
+ * wakes its followers (who also re-read every second, and at once when that connection was
+ * re-opened, in case a notification was lost meanwhile). The per-run cap and its notes are the file store's.
  */
 export class PostgresRunLogStore implements RunLogStore {
   readonly #db: PostgresDatabase;
@@ -117,9 +117,19 @@ export class PostgresRunLogStore implements RunLogStore {
     // The channel is listened to once, by the first follow, and stays so: later follows start
     // without a LISTEN round trip (nor an UNLISTEN when they end).
     this.#subscribed ??= this.#db
-      .listen(RUN_LOG_CHANNEL, (payload) => {
-        for (const w of this.#followers.get(payload) ?? []) w();
-      })
+      .listen(
+        RUN_LOG_CHANNEL,
+        (payload) => {
+          for (const w of this.#followers.get(payload) ?? []) w();
+        },
+        {
+          // Lines written while the connection was down were announced to nobody: every
+          // follower re-reads now rather than at its next poll.
+          onCatchUp: () => {
+            for (const wakers of this.#followers.values()) for (const w of wakers) w();
+          },
+        },
+      )
       .catch((err: unknown) => {
         this.#subscribed = null;
         throw err;
