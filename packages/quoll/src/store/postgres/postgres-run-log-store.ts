@@ -8,7 +8,7 @@ import { PG_UNIQUE_VIOLATION, sqlState } from './postgres-database.js';
 /** The channel every write announces itself on; the payload is the run id. */
 export const RUN_LOG_CHANNEL = 'quoll_run_log';
 
-/** A follower re-reads at least this often without a notification (one lost in a reconnect). */
+/** A follower re-reads at least this often without a notification, by default. */
 const FOLLOW_POLL_MS = 1_000;
 /** How often a quiet follower asks whether the run ended without a final line. */
 const ENDED_CHECK_MS = 5_000;
@@ -37,6 +37,11 @@ export interface PostgresRunLogStoreOptions {
   maxBytesPerRun?: number;
   /** Where write failures are reported. @default console.error */
   onError?: (err: unknown, context: string) => void;
+  /**
+   * How often a follower re-reads without a notification (one lost in a reconnect is also made
+   * up for at once, when the connection listens again). @default 1000
+   */
+  followPollMs?: number;
 }
 
 /**
@@ -50,6 +55,7 @@ export class PostgresRunLogStore implements RunLogStore {
   readonly #db: PostgresDatabase;
   readonly #maxBytesPerRun: number;
   readonly #onError: (err: unknown, context: string) => void;
+  readonly #followPollMs: number;
   /** Followers' wake-ups by run id, behind one subscription kept from the first follow on. */
   readonly #followers = new Map<string, Set<() => void>>();
   #subscribed: Promise<unknown> | null = null;
@@ -57,6 +63,7 @@ export class PostgresRunLogStore implements RunLogStore {
   constructor(db: PostgresDatabase, options: PostgresRunLogStoreOptions = {}) {
     this.#db = db;
     this.#maxBytesPerRun = Math.max(CLOSING_ROOM * 2, options.maxBytesPerRun ?? DEFAULT_RUN_LOG_MAX_BYTES);
+    this.#followPollMs = Math.max(1, options.followPollMs ?? FOLLOW_POLL_MS);
     this.#onError =
       options.onError ?? ((err, context) => console.error(`quoll: run log error (${context}):`, err));
   }
@@ -185,7 +192,7 @@ export class PostgresRunLogStore implements RunLogStore {
         await Promise.race([
           notified,
           new Promise<void>((resolve) => {
-            timer = setTimeout(resolve, FOLLOW_POLL_MS);
+            timer = setTimeout(resolve, this.#followPollMs);
           }),
         ]);
         clearTimeout(timer);
