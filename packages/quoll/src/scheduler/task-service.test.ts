@@ -447,6 +447,22 @@ describe('TaskService', () => {
     await waitFor('the run ends', async () => (await s.getTask(task.id)).lastRunStatus === 'success');
   });
 
+  it('refuses a limit past the safe integers (invalid_request), which the store cannot bind', async () => {
+    // GET /v1/tasks/:id/runs?limit=1e20 (an integer to the query's schema) was a 500: SQLite
+    // answered "datatype mismatch" for a LIMIT no 64-bit integer holds.
+    const { service: s } = await service();
+    const o = orchestration('o1', '');
+    const task = await s.createOnce({ ...base, orchestrationId: o });
+    await waitFor('the run ends', async () => (await s.getTask(task.id)).lastRunStatus === 'success');
+    for (const limit of [1e20, 2 ** 53, Number.MAX_VALUE]) {
+      await expect(s.listRuns(task.id, { limit })).rejects.toMatchObject({ code: 'invalid_request' });
+      await expect(s.listTicks(task.id, { limit })).rejects.toMatchObject({ code: 'invalid_request' });
+      const [run] = await s.listRuns(task.id);
+      await expect(s.readRunLog(run!.id, { limit })).rejects.toMatchObject({ code: 'invalid_request' });
+    }
+    expect(await s.listRuns(task.id, { limit: Number.MAX_SAFE_INTEGER })).toHaveLength(1);
+  });
+
   describe('with several nodes on one store', () => {
     const notifier = new LocalNotifier();
 

@@ -1152,10 +1152,11 @@ function validateTimeout(timeout: unknown, fallback: number): number {
 }
 
 function validateLimit(limit: unknown): void {
-  if (typeof limit !== 'number' || !Number.isInteger(limit) || limit < 0) {
+  // A safe integer: past 2^53 a number is no longer exact, and the stores cannot bind 1e20.
+  if (typeof limit !== 'number' || !Number.isSafeInteger(limit) || limit < 0) {
     throw new ApiError(
       'invalid_request',
-      `Invalid limit ${JSON.stringify(limit)}: give a whole number ≥ 0, e.g. 100.`,
+      `Invalid limit ${JSON.stringify(limit)}: give a whole number from 0 to ${Number.MAX_SAFE_INTEGER}, e.g. 100.`,
       {
         limit,
       },
