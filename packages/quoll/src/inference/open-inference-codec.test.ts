@@ -171,3 +171,86 @@ describe('openInferenceCodec.encode', () => {
     expect(Buffer.compare(body.subarray(headLength), Buffer.from(flags))).toBe(0);
   });
 });
+
+describe('readOpenInferenceBody refuses what it would read wrongly', () => {
+  const codeOf = (run: () => unknown): string | undefined => {
+    try {
+      run();
+    } catch (error) {
+      if (error instanceof ApiError) return error.code;
+      throw error;
+    }
+    return undefined;
+  };
+  const json = (request: unknown): Buffer => Buffer.from(JSON.stringify(request));
+  const input = { name: 'tensor', shape: [1, 2], datatype: 'FP32', data: [1, 2] };
+
+  it('an output asked for twice: each copy would be written in full (1024 copies of one output made a 4.5 GB answer, a 500)', () => {
+    const twice = json({
+      inputs: [input],
+      outputs: [{ name: 'y' }, { name: 'y', parameters: { binary_data: true } }],
+    });
+    expect(codeOf(() => readOpenInferenceBody(twice, undefined))).toBe('invalid_inference_input');
+    const once = json({ inputs: [input], outputs: [{ name: 'y' }, { name: 'z' }] });
+    expect(readOpenInferenceBody(once, undefined).outputs).toEqual([
+      { name: 'y', binary: undefined },
+      { name: 'z', binary: undefined },
+    ]);
+  });
+
+  it('JSON values the declared datatype cannot hold, instead of wrapping or truncating them', () => {
+    const value = (datatype: string, v: unknown): Buffer =>
+      json({ inputs: [{ name: 'tensor', shape: [1, 1], datatype, data: [v] }] });
+    for (const [datatype, v] of [
+      ['INT8', 300],
+      ['INT8', -129],
+      ['UINT8', 256],
+      ['UINT8', -1],
+      ['UINT16', 65_536],
+      ['INT16', 40_000],
+      ['UINT32', -1],
+      ['UINT32', 2 ** 32],
+      ['INT32', 2 ** 31],
+      ['INT32', 1.5],
+      ['UINT64', -1],
+      ['UINT64', 1e20],
+      ['INT64', 2 ** 63],
+      ['INT64', 1e300],
+      ['INT64', 0.5],
+    ] as const) {
+      expect(
+        codeOf(() => readOpenInferenceBody(value(datatype, v), undefined)),
+        `${datatype} ${v}`,
+      ).toBe('invalid_inference_input');
+    }
+    // The edges are values, and floats take any number (FP32 rounds as it always did).
+    for (const [datatype, v] of [
+      ['INT8', -128],
+      ['INT8', 127],
+      ['UINT8', 255],
+      ['UINT32', 2 ** 32 - 1],
+      ['INT32', -(2 ** 31)],
+      ['UINT64', 2 ** 53],
+      ['INT64', -(2 ** 53)],
+      ['FP32', 1e300],
+      ['FP64', -1.5],
+    ] as const) {
+      expect(
+        readOpenInferenceBody(value(datatype, v), undefined).tensors[0]!.values.length,
+        `${datatype} ${v}`,
+      ).toBe(1);
+    }
+  });
+
+  it('BOOL binary data other than 0 and 1 (onnxruntime gave Not(7) = true)', () => {
+    const head = json({
+      inputs: [{ name: 'flag', shape: [3], datatype: 'BOOL', parameters: { binary_data_size: 3 } }],
+    });
+    const body = (bytes: number[]): Buffer => Buffer.concat([head, Buffer.from(bytes)]);
+    expect(codeOf(() => readOpenInferenceBody(body([1, 0, 7]), String(head.byteLength)))).toBe(
+      'invalid_inference_input',
+    );
+    const flags = readOpenInferenceBody(body([1, 0, 1]), String(head.byteLength)).tensors[0]!.values;
+    expect(flags).toEqual(new Uint8Array([1, 0, 1]));
+  });
+});

@@ -46,6 +46,8 @@ type NumericDatatype = Exclude<OpenInferenceDatatype, 'FP16' | 'BYTES'>;
 
 interface NumericLayout {
   bytes: number;
+  /** Integer types: the values they hold, [least, past the greatest); floats hold any number. */
+  range?: readonly [number, number];
   arrow: () => DataType;
   array: new (length: number) => Exclude<TensorData, string[]>;
   fromBytes: (buffer: ArrayBuffer) => Exclude<TensorData, string[]>;
@@ -54,19 +56,62 @@ interface NumericLayout {
 const NUMERIC: Readonly<Record<NumericDatatype, NumericLayout>> = {
   // BOOL travels as one byte per value (the protocol's binary layout) and feeds as uint8.
   BOOL: { bytes: 1, arrow: () => new Uint8(), array: Uint8Array, fromBytes: (b) => new Uint8Array(b) },
-  UINT8: { bytes: 1, arrow: () => new Uint8(), array: Uint8Array, fromBytes: (b) => new Uint8Array(b) },
-  UINT16: { bytes: 2, arrow: () => new Uint16(), array: Uint16Array, fromBytes: (b) => new Uint16Array(b) },
-  UINT32: { bytes: 4, arrow: () => new Uint32(), array: Uint32Array, fromBytes: (b) => new Uint32Array(b) },
+  UINT8: {
+    bytes: 1,
+    range: [0, 2 ** 8],
+    arrow: () => new Uint8(),
+    array: Uint8Array,
+    fromBytes: (b) => new Uint8Array(b),
+  },
+  UINT16: {
+    bytes: 2,
+    range: [0, 2 ** 16],
+    arrow: () => new Uint16(),
+    array: Uint16Array,
+    fromBytes: (b) => new Uint16Array(b),
+  },
+  UINT32: {
+    bytes: 4,
+    range: [0, 2 ** 32],
+    arrow: () => new Uint32(),
+    array: Uint32Array,
+    fromBytes: (b) => new Uint32Array(b),
+  },
   UINT64: {
     bytes: 8,
+    range: [0, 2 ** 64],
     arrow: () => new Uint64(),
     array: BigUint64Array,
     fromBytes: (b) => new BigUint64Array(b),
   },
-  INT8: { bytes: 1, arrow: () => new Int8(), array: Int8Array, fromBytes: (b) => new Int8Array(b) },
-  INT16: { bytes: 2, arrow: () => new Int16(), array: Int16Array, fromBytes: (b) => new Int16Array(b) },
-  INT32: { bytes: 4, arrow: () => new Int32(), array: Int32Array, fromBytes: (b) => new Int32Array(b) },
-  INT64: { bytes: 8, arrow: () => new Int64(), array: BigInt64Array, fromBytes: (b) => new BigInt64Array(b) },
+  INT8: {
+    bytes: 1,
+    range: [-(2 ** 7), 2 ** 7],
+    arrow: () => new Int8(),
+    array: Int8Array,
+    fromBytes: (b) => new Int8Array(b),
+  },
+  INT16: {
+    bytes: 2,
+    range: [-(2 ** 15), 2 ** 15],
+    arrow: () => new Int16(),
+    array: Int16Array,
+    fromBytes: (b) => new Int16Array(b),
+  },
+  INT32: {
+    bytes: 4,
+    range: [-(2 ** 31), 2 ** 31],
+    arrow: () => new Int32(),
+    array: Int32Array,
+    fromBytes: (b) => new Int32Array(b),
+  },
+  INT64: {
+    bytes: 8,
+    range: [-(2 ** 63), 2 ** 63],
+    arrow: () => new Int64(),
+    array: BigInt64Array,
+    fromBytes: (b) => new BigInt64Array(b),
+  },
   FP32: { bytes: 4, arrow: () => new Float32(), array: Float32Array, fromBytes: (b) => new Float32Array(b) },
   FP64: { bytes: 8, arrow: () => new Float64(), array: Float64Array, fromBytes: (b) => new Float64Array(b) },
 };
@@ -241,6 +286,15 @@ function readInputs(inputs: unknown[], binary: Uint8Array | null, jsonBytes: num
       // A copy of its own: aligned for the typed array, and independent of the request buffer.
       const copy = new Uint8Array(size);
       copy.set(binary.subarray(offset, offset + size));
+      // A BOOL is the byte 0 or 1: onnxruntime takes other bytes as they are (Not(7) is true).
+      if (datatype === 'BOOL') {
+        const at = copy.findIndex((byte) => byte > 1);
+        if (at !== -1)
+          throw invalid(
+            `Input "${name}" value ${at} is the byte ${copy[at]!}, where a BOOL is 0 (false) or 1 (true).`,
+            { input: name, index: at },
+          );
+      }
       values = layout.fromBytes(copy.buffer);
       offset += size;
     } else {
@@ -321,6 +375,8 @@ function readJsonData(
   const layout = NUMERIC[datatype];
   const values = new layout.array(count);
   const big = values instanceof BigInt64Array || values instanceof BigUint64Array;
+  // Stored in an integer array, 300 as INT8 would be 44 and 1.5 as INT32 1: refused instead.
+  const [least, past] = layout.range ?? [-Infinity, Infinity];
   let index = 0;
   const write = (value: unknown): void => {
     if (index >= count) {
@@ -336,16 +392,12 @@ function readJsonData(
         `Input "${name}" value ${index} is ${JSON.stringify(value)?.slice(0, 100)} where ${datatype === 'BOOL' ? 'true or false' : 'a number'} is expected.`,
         { input: name, index },
       );
+    if (layout.range !== undefined && !(Number.isInteger(number) && number >= least && number < past))
+      throw invalid(
+        `Input "${name}" value ${index} is ${number}, which ${datatype} cannot hold; send integers from ${least} to ${BigInt(past) - 1n}.`,
+        { input: name, index, datatype },
+      );
     if (big) {
-      if (!Number.isInteger(number))
-        throw new ApiError(
-          'non_numeric_value',
-          `Input "${name}" value ${index} is ${number}, not an integer (${datatype}).`,
-          {
-            input: name,
-            index,
-          },
-        );
       (values as BigInt64Array)[index] = BigInt(number);
     } else {
       (values as Float64Array)[index] = number;
@@ -395,9 +447,14 @@ function readOutputs(header: RequestHeader): Omit<OpenInferenceBody, 'tensors'> 
       `The request asks for ${header.outputs.length} outputs; a request names at most ${MAX_OPEN_INFERENCE_TENSORS}.`,
       { field: 'outputs' },
     );
+  const named = new Set<string>();
   const outputs = header.outputs.map((output: unknown, index) => {
     const name = isObject(output) ? output.name : undefined;
     if (typeof name !== 'string') throw invalid(`Output ${index} has no "name".`, { output: index });
+    // Each copy would be written in full: 1024 copies of one output, a thousandfold answer.
+    if (named.has(name))
+      throw invalid(`Output "${name}" is asked for twice; name each output once.`, { output: name });
+    named.add(name);
     const own = isObject(output) && isObject(output.parameters) ? output.parameters.binary_data : undefined;
     return { name, binary: typeof own === 'boolean' ? own : undefined };
   });
