@@ -17,6 +17,7 @@ import {
   encodeInferenceAnswer,
   InferenceResult,
   JSON_SLICE_ROWS,
+  JSON_SLICE_VALUES,
 } from './inference-result.js';
 import type { WireTensor } from './tensor-data.js';
 
@@ -150,6 +151,40 @@ describe('encodeInferenceAnswer', () => {
       'json',
     );
     expect(typeof small.body).toBe('string');
+  });
+
+  it('slices a JSON answer of wide rows by its values, not only by its rows', async () => {
+    // 300 rows of 4096 input and 4096 output values: far under JSON_SLICE_ROWS rows, but 2.5 M
+    // values, which one JSON.stringify wrote in one go (a model 4096 wide held /v1/health for
+    // 2.3 s with 4000 such rows).
+    const width = 4096;
+    const rowCount = 300;
+    const wide = new Float32Array(rowCount * width);
+    for (let i = 0; i < wide.length; i++) wide[i] = (i % 613) / 4;
+    for (const input of ['arrow', 'records'] as const) {
+      const table = makeArrowTensorTable(wide, width);
+      const result = new InferenceResult(
+        input === 'arrow'
+          ? { kind: 'arrow', table }
+          : {
+              kind: 'records',
+              records: Array.from({ length: rowCount }, (_, row) => ({
+                tensor: Array.from(wide.subarray(row * width, (row + 1) * width)),
+              })),
+            },
+        ['tensor'],
+        [{ name: 'y', type: 'float32', dims: [rowCount, width], data: wide }],
+        rowCount,
+        7,
+      );
+      const answer = await encodeInferenceAnswer(result, 'json');
+      expect(Array.isArray(answer.body), input).toBe(true);
+      const parts = answer.body as readonly Uint8Array[];
+      // `[`, the slices, `]`: no slice holds more than JSON_SLICE_VALUES values.
+      const valuesPerRow = 2 + 2 * width;
+      expect(parts.length - 2, input).toBeGreaterThanOrEqual((rowCount * valuesPerRow) / JSON_SLICE_VALUES);
+      expect(Buffer.concat(parts).toString('utf8'), input).toBe(JSON.stringify(result.toRecords()));
+    }
   });
 
   it('writes a large Arrow answer as batches of at most ARROW_SLICE_ROWS rows, the same table', async () => {

@@ -197,6 +197,32 @@ export class InferenceResult {
   }
 
   /**
+   * About how many values one of {@link toRecords}' records holds: its time and check_failures,
+   * each output's values per row, and each input column's (from its first record, or the
+   * Arrow column's leaf values per row). What sizes the slices of a large JSON answer.
+   */
+  jsonValuesPerRow(): number {
+    const input = this.#input;
+    let values = 2;
+    for (const output of this.outputs) values += rowWidth(output.dims);
+    for (const column of this.#columns) {
+      if (input.kind === 'records') {
+        const first = (input.records as Record<string, unknown>[])[0]?.[column];
+        values += Math.max(
+          1,
+          jsonShape(first).reduce((a, b) => a * b, 1),
+        );
+        continue;
+      }
+      const chunks = (input.table.getChild(column)?.data ?? []) as readonly DataTree[];
+      let leaves = 0;
+      for (const data of chunks) leaves += leafValues(data);
+      values += Math.max(1, Math.ceil(leaves / Math.max(1, this.rowCount)));
+    }
+    return values;
+  }
+
+  /**
    * The result as flat records: `{ time, 'in.tensor': [...], 'out.variable': [718013.75], check_failures: 0 }`;
    * rows [start, end) only when given (a large answer is written a slice at a time).
    */
@@ -256,6 +282,13 @@ export function encodeInferenceResult(
 export const JSON_SLICE_ROWS = 4096;
 
 /**
+ * Values (each input's and output's, a record's time and check_failures) of a JSON answer
+ * written at once: a slice of wide rows holds fewer than {@link JSON_SLICE_ROWS} of them (at
+ * least one), so what is written between two yields is bounded by its values, not its rows.
+ */
+export const JSON_SLICE_VALUES = 65_536;
+
+/**
  * How long (ms) a large answer's encoding runs before it lets the event loop answer others
  * (health checks, small requests): one slice of {@link JSON_SLICE_ROWS} rows takes a few
  * milliseconds, so the HTTP thread is never held much longer than this.
@@ -282,8 +315,14 @@ export async function encodeInferenceAnswer(
   format: ResultFormat,
 ): Promise<{ contentType: string; body: Uint8Array | string | readonly Uint8Array[] }> {
   if (format === 'json') {
-    if (result.rowCount <= JSON_SLICE_ROWS) return encodeInferenceResult(result, format);
-    return { contentType: MEDIA_TYPES.json, body: await jsonRecordsInSlices(result) };
+    // One row is written in one go whatever its width (and batch 1 skips the sizing).
+    if (result.rowCount <= 1) return encodeInferenceResult(result, format);
+    const sliceRows = Math.max(
+      1,
+      Math.min(JSON_SLICE_ROWS, Math.floor(JSON_SLICE_VALUES / result.jsonValuesPerRow())),
+    );
+    if (result.rowCount <= sliceRows) return encodeInferenceResult(result, format);
+    return { contentType: MEDIA_TYPES.json, body: await jsonRecordsInSlices(result, sliceRows) };
   }
   if (result.rowCount <= ARROW_SLICE_ROWS) return encodeInferenceResult(result, format);
   const file = format === 'arrow-file';
@@ -326,12 +365,12 @@ async function arrowInSlices(table: Table, file: boolean): Promise<Uint8Array[]>
  * `JSON.stringify` of its records without the array's brackets, so the parts joined are what
  * one `JSON.stringify(result.toRecords())` gives.
  */
-async function jsonRecordsInSlices(result: InferenceResult): Promise<Uint8Array[]> {
+async function jsonRecordsInSlices(result: InferenceResult, sliceRows: number): Promise<Uint8Array[]> {
   const rows = result.rowCount;
   const parts: Uint8Array[] = [Buffer.from('[')];
   let since = performance.now();
-  for (let start = 0; start < rows; start += JSON_SLICE_ROWS) {
-    const end = Math.min(rows, start + JSON_SLICE_ROWS);
+  for (let start = 0; start < rows; start += sliceRows) {
+    const end = Math.min(rows, start + sliceRows);
     const json = JSON.stringify(result.toRecords(start, end));
     parts.push(Buffer.from(start === 0 ? json.slice(1, -1) : `,${json.slice(1, -1)}`));
     if (performance.now() - since >= YIELD_AFTER_MS) {
@@ -684,6 +723,20 @@ function nest(data: TensorData, offset: number, width: number, rest: readonly nu
  * tensor column, and what JSON records decoded in a worker become) is read straight from its
  * values, as many times faster than apache-arrow's per-row vectors; anything else row by row.
  */
+/** What {@link leafValues} reads of an Arrow `Data`. */
+interface DataTree {
+  readonly length: number;
+  readonly children: readonly DataTree[];
+}
+
+/** Leaf values under `data` (a list's whole child, so at least what its rows hold). */
+function leafValues(data: DataTree): number {
+  if (data.children.length === 0) return data.length;
+  let values = 0;
+  for (const child of data.children) values += leafValues(child);
+  return values;
+}
+
 function plainReader(vector: Vector): (row: number) => unknown {
   const data = vector.data.length === 1 ? vector.data[0] : undefined;
   const child = data?.children[0];
