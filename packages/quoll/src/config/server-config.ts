@@ -81,6 +81,13 @@ export interface ServerConfig {
    */
   readonly bodyMinBytesPerSecond: number;
   /**
+   * Longest time an answer's bytes may wait unsent without any of them leaving, ms
+   * (`QUOLL_ANSWER_IDLE_TIMEOUT_MS`): a client that reads nothing of its answer for that long
+   * has its connection closed, which frees the answer and its request's body budget.
+   * @default 60000
+   */
+  readonly answerIdleTimeoutMs: number;
+  /**
    * Deadline of decoding one inference body in a decode worker, plus 200 ms per MiB
    * (`QUOLL_DECODE_DEADLINE_MS`); past it the decode is abandoned (400 `input_decode_timeout`).
    * @default 2000
@@ -263,6 +270,8 @@ export interface ServerConfigInput {
   bodyIdleTimeoutMs?: number | undefined;
   /** Least request body rate, bytes per second (embedders and tests; else `QUOLL_BODY_MIN_RATE`). */
   bodyMinBytesPerSecond?: number | undefined;
+  /** Answer send idle timeout, ms (embedders and tests; else `QUOLL_ANSWER_IDLE_TIMEOUT_MS`). */
+  answerIdleTimeoutMs?: number | undefined;
   /** From `--python`. */
   python?: string | undefined;
   /** `false` from `--no-tasks`. */
@@ -546,6 +555,9 @@ export function resolveServerConfig(
       parsePositiveInt('QUOLL_BODY_IDLE_TIMEOUT_MS', env.QUOLL_BODY_IDLE_TIMEOUT_MS, 20_000),
     bodyMinBytesPerSecond:
       input.bodyMinBytesPerSecond ?? parseByteSize('QUOLL_BODY_MIN_RATE', env.QUOLL_BODY_MIN_RATE, 16 * 1024),
+    answerIdleTimeoutMs:
+      input.answerIdleTimeoutMs ??
+      parsePositiveInt('QUOLL_ANSWER_IDLE_TIMEOUT_MS', env.QUOLL_ANSWER_IDLE_TIMEOUT_MS, 60_000),
     decodeDeadlineMs: parsePositiveInt('QUOLL_DECODE_DEADLINE_MS', env.QUOLL_DECODE_DEADLINE_MS, 2000),
     inputChecks: env.QUOLL_BENCH_INPUT_CHECKS !== 'off',
     workersPerDeployment: workers,

@@ -15,6 +15,7 @@ import {
   privatePaths,
 } from './error-handler.js';
 import { BodyReceiveDeadline } from './body-receive-deadline.js';
+import { AnswerSendDeadline } from './answer-send-deadline.js';
 import { refuseUnknownQueryParameters } from './strict-query.js';
 import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
@@ -106,6 +107,13 @@ export async function createApp(
         'request body too slow: answered 408 and closed the connection',
       ),
   );
+  // Answers a client leaves unread are cut, so they cannot hold memory or the body budget forever.
+  const answerDeadline = new AnswerSendDeadline(ctx.config.answerIdleTimeoutMs, (socket, unsent) =>
+    app.log.warn(
+      { remoteAddress: socket.remoteAddress, unsentBytes: unsent, idleMs: ctx.config.answerIdleTimeoutMs },
+      'answer unread: the client read none of it for the idle timeout; closed the connection',
+    ),
+  );
   const app = Fastify({
     // The server Fastify would build (HTTP/1.1, its timeouts), with the scrape in front.
     serverFactory: (handler, opts: FastifyServerOptions & { http?: object }): Server => {
@@ -115,6 +123,7 @@ export async function createApp(
         handler(req, res);
       });
       server.once('close', () => bodyDeadline.stop());
+      answerDeadline.attach(server);
       if (opts.keepAliveTimeout !== undefined) server.keepAliveTimeout = opts.keepAliveTimeout;
       if (opts.requestTimeout !== undefined) server.requestTimeout = opts.requestTimeout;
       if (opts.connectionTimeout !== undefined) server.setTimeout(opts.connectionTimeout);
