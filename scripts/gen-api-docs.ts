@@ -316,8 +316,9 @@ The inference endpoint of a deployed pipeline accepts \`application/json\` (reco
 \`application/vnd.apache.arrow.file\` and \`application/vnd.apache.arrow.stream\` (at most 1024
 record batches and 1024 columns), and answers in the format \`Accept\` asks for (default: the
 request's). A large answer is the same answer, written in slices so that the server keeps
-answering meanwhile: an Arrow answer of more than 65 536 rows comes as record batches of at most
-65 536 rows each. A numeric id in a path or query (\`{workspaceId}\`, \`?workspaceId=\`) is
+answering meanwhile: an Arrow answer of more than 65 536 rows, or of more than 2 097 152 values
+(inputs and outputs together), comes as record batches of at most 65 536 rows each (fewer when
+its rows are wide). A numeric id in a path or query (\`{workspaceId}\`, \`?workspaceId=\`) is
 decimal digits only, 1 to 2147483647, without sign, spaces or leading zeros: \`0x2\`, \`1e3\`,
 \`+2\` or \`02\` are refused with \`invalid_request\` (400), never read as another id. Uploads (models, orchestrations) take the
 raw file as the body, or \`multipart/form-data\` with a \`file\` part (as Wallaroo's API clients send).

@@ -302,11 +302,19 @@ export const YIELD_AFTER_MS = 10;
 export const ARROW_SLICE_ROWS = 65_536;
 
 /**
+ * Values of an Arrow answer's record batch (as counted for {@link JSON_SLICE_VALUES}): a batch
+ * of wide rows holds fewer than {@link ARROW_SLICE_ROWS} of them (at least one), so no one
+ * write copies much more than about 16 MB.
+ */
+export const ARROW_SLICE_VALUES = 2 ** 21;
+
+/**
  * Writes a result in a wire format, like {@link encodeInferenceResult}, without holding the
- * thread for long: a JSON answer of more than {@link JSON_SLICE_ROWS} rows is written slice by
- * slice (the same bytes as one `JSON.stringify` of all records), an Arrow answer of more than
- * {@link ARROW_SLICE_ROWS} rows as record batches of at most that many rows (the same rows and
- * schema), yielding to the event loop between slices; such an answer comes back as its parts
+ * thread for long: a JSON answer of more than {@link JSON_SLICE_ROWS} rows (or
+ * {@link JSON_SLICE_VALUES} values) is written slice by slice (the same bytes as one
+ * `JSON.stringify` of all records), an Arrow answer of more than {@link ARROW_SLICE_ROWS} rows
+ * (or {@link ARROW_SLICE_VALUES} values) as record batches of at most that many (the same rows
+ * and schema), yielding to the event loop between slices; such an answer comes back as its parts
  * in order (send them one after another, `Content-Length` their total). Smaller answers are
  * encoded as {@link encodeInferenceResult} does, in one go.
  */
@@ -314,30 +322,26 @@ export async function encodeInferenceAnswer(
   result: InferenceResult,
   format: ResultFormat,
 ): Promise<{ contentType: string; body: Uint8Array | string | readonly Uint8Array[] }> {
-  if (format === 'json') {
-    // One row is written in one go whatever its width (and batch 1 skips the sizing).
-    if (result.rowCount <= 1) return encodeInferenceResult(result, format);
-    const sliceRows = Math.max(
-      1,
-      Math.min(JSON_SLICE_ROWS, Math.floor(JSON_SLICE_VALUES / result.jsonValuesPerRow())),
-    );
-    if (result.rowCount <= sliceRows) return encodeInferenceResult(result, format);
-    return { contentType: MEDIA_TYPES.json, body: await jsonRecordsInSlices(result, sliceRows) };
-  }
-  if (result.rowCount <= ARROW_SLICE_ROWS) return encodeInferenceResult(result, format);
+  // One row is written in one go whatever its width (and batch 1 skips the sizing).
+  if (result.rowCount <= 1) return encodeInferenceResult(result, format);
+  const json = format === 'json';
+  const [most, values] = json ? [JSON_SLICE_ROWS, JSON_SLICE_VALUES] : [ARROW_SLICE_ROWS, ARROW_SLICE_VALUES];
+  const sliceRows = Math.max(1, Math.min(most, Math.floor(values / result.jsonValuesPerRow())));
+  if (result.rowCount <= sliceRows) return encodeInferenceResult(result, format);
+  if (json) return { contentType: MEDIA_TYPES.json, body: await jsonRecordsInSlices(result, sliceRows) };
   const file = format === 'arrow-file';
   return {
     contentType: file ? MEDIA_TYPES.arrowFile : MEDIA_TYPES.arrowStream,
-    body: await arrowInSlices(result.toArrowTable(), file),
+    body: await arrowInSlices(result.toArrowTable(), file, sliceRows),
   };
 }
 
 /**
  * An Arrow IPC file or stream of `table` as parts, its record batches written at most
- * {@link ARROW_SLICE_ROWS} rows at a time. The parts are copies: the table's buffers may go
+ * `sliceRows` rows at a time. The parts are copies: the table's buffers may go
  * back to a model worker (`InferenceResult.release`) while the answer is still being sent.
  */
-async function arrowInSlices(table: Table, file: boolean): Promise<Uint8Array[]> {
+async function arrowInSlices(table: Table, file: boolean, sliceRows: number): Promise<Uint8Array[]> {
   const writer = file ? new RecordBatchFileWriter() : new RecordBatchStreamWriter();
   let since = performance.now();
   const pause = async (): Promise<void> => {
@@ -346,8 +350,8 @@ async function arrowInSlices(table: Table, file: boolean): Promise<Uint8Array[]>
     since = performance.now();
   };
   for (const batch of table.batches) {
-    for (let start = 0; start < batch.numRows; start += ARROW_SLICE_ROWS) {
-      writer.write(batch.numRows <= ARROW_SLICE_ROWS ? batch : batch.slice(start, start + ARROW_SLICE_ROWS));
+    for (let start = 0; start < batch.numRows; start += sliceRows) {
+      writer.write(batch.numRows <= sliceRows ? batch : batch.slice(start, start + sliceRows));
       await pause();
     }
   }
