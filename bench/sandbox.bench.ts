@@ -33,6 +33,7 @@ const LIMITS: ResourceLimits = {
   processes: 512,
   openFiles: 16384,
   cpuSeconds: null,
+  diskBytes: 2 * 1024 ** 3,
 };
 
 async function launcherFor(

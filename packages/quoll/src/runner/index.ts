@@ -23,6 +23,16 @@ export type { BwrapLauncherOptions } from './launchers/bwrap-launcher.js';
 export { DEFAULT_SANDBOX_USER, setUpSandbox } from './sandbox.js';
 export type { SandboxMode, SandboxOptions, SandboxSetup, SandboxStatus, TaskNetwork } from './sandbox.js';
 export { NO_LIMITS, prlimitArgs, tighterLimits } from './resource-limits.js';
+export {
+  DEFAULT_DISK_CHECK_INTERVAL_MS,
+  DEFAULT_DISK_MAX_ENTRIES,
+  DISK_LIMIT_REASON_PREFIX,
+  DiskWatcher,
+  diskLimitReason,
+} from './disk-watcher.js';
+export type { DiskWatcherOptions } from './disk-watcher.js';
+export { measureDiskUsage } from './disk-usage.js';
+export type { DiskUsage } from './disk-usage.js';
 export type { ResourceLimits } from './resource-limits.js';
 export { startApiForwarder } from './api-forwarder.js';
 export type { ApiForwarder } from './api-forwarder.js';

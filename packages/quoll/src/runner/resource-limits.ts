@@ -16,6 +16,12 @@ export interface ResourceLimits {
   openFiles: number | null;
   /** CPU seconds of each process (RLIMIT_CPU: SIGXCPU, then SIGKILL); null = none. */
   cpuSeconds: number | null;
+  /**
+   * Disk the run may fill, bytes; null = none. Its directory's allocated size is watched (the
+   * run fails past it, see `DiskWatcher`), and each file any of its processes writes is
+   * bounded by it exactly (RLIMIT_FSIZE: a write past it fails with EFBIG).
+   */
+  diskBytes: number | null;
 }
 
 /** No limits at all. */
@@ -24,6 +30,7 @@ export const NO_LIMITS: ResourceLimits = Object.freeze({
   processes: null,
   openFiles: null,
   cpuSeconds: null,
+  diskBytes: null,
 });
 
 /** The tighter of two limits for each resource (null = none). */
@@ -35,6 +42,7 @@ export function tighterLimits(a: ResourceLimits, b: Partial<ResourceLimits>): Re
     processes: pick(a.processes, b.processes),
     openFiles: pick(a.openFiles, b.openFiles),
     cpuSeconds: pick(a.cpuSeconds, b.cpuSeconds),
+    diskBytes: pick(a.diskBytes, b.diskBytes),
   };
 }
 
@@ -51,5 +59,6 @@ export function prlimitArgs(prlimitPath: string, limits: ResourceLimits): string
   add('nproc', limits.processes);
   add('nofile', limits.openFiles);
   add('cpu', limits.cpuSeconds);
+  add('fsize', limits.diskBytes);
   return args.length === 0 ? [] : [prlimitPath, ...args, '--'];
 }

@@ -255,6 +255,45 @@ describe.skipIf(!probe.status.sandboxed)('bubblewrap sandbox', () => {
     expect(out.at(-1)).toBe('quoll: run finished: success (exit 0)');
   });
 
+  it('a sandboxed run cannot write one file past its disk limit, and ends failure with nothing left', async () => {
+    const r = await sandboxRunner({ limits: limited({ diskBytes: 4 * 1024 ** 2 }) });
+    const h = r.start(
+      req(
+        pkg(
+          'bigfile',
+          `import { openSync, writeSync, statSync } from 'node:fs';
+           const fd = openSync('big.bin', 'w');
+           try { for (let i = 0; i < 32; i++) writeSync(fd, Buffer.alloc(1024 * 1024, 1)); console.log('wrote 32 MiB'); }
+           catch (e) { console.log(e.code, 'at', statSync('big.bin').size); }`,
+        ),
+        { timeoutSeconds: 60 },
+      ),
+    );
+    expect(await h.done).toMatchObject({ status: 'failure', reason: 'disk limit exceeded (4194304 bytes)' });
+    const out = await lines(r, h.runId);
+    expect(out[0]).toBe('EFBIG at 4194304');
+    expect(out.at(-1)).toBe('quoll: run finished: failure (disk limit exceeded (4194304 bytes))');
+    expect(readdirSync(join(root, 'runs')).filter((n) => !n.startsWith('.'))).toEqual([]);
+  });
+
+  it('a sandboxed run spreading past its disk limit over many files is stopped, its files removed', async () => {
+    const r = await sandboxRunner({ limits: limited({ diskBytes: 4 * 1024 ** 2 }), diskCheckIntervalMs: 20 });
+    const h = r.start(
+      req(
+        pkg(
+          'spread',
+          `import { writeFileSync } from 'node:fs';
+           console.log('spreading');
+           for (let i = 0; ; i++) { writeFileSync('part-' + i, Buffer.alloc(256 * 1024, 1)); await new Promise((r) => setTimeout(r, 2)); }`,
+        ),
+        { timeoutSeconds: 60 },
+      ),
+    );
+    expect(await h.done).toMatchObject({ status: 'failure', reason: 'disk limit exceeded (4194304 bytes)' });
+    expect(readdirSync(join(root, 'runs')).filter((n) => !n.startsWith('.'))).toEqual([]);
+    expect(hostProcessesWith(h.runId)).toEqual([]);
+  });
+
   it('a fork bomb stops at the process limit and the run still ends normally', async () => {
     const r = await sandboxRunner({ limits: limited({ processes: 64 }) });
     const h = r.start(

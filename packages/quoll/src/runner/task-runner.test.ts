@@ -16,6 +16,7 @@ import type { TaskRunLogLineDto } from '@quoll/client/wire';
 import type { Clock } from '../clock/index.js';
 import { ManualClock, systemClock } from '../clock/index.js';
 import { FINAL_LINE_PREFIX, TaskRunner, UNBOUNDED_RUN_TOKEN_TTL_MS } from './task-runner.js';
+import { NO_LIMITS } from './resource-limits.js';
 import { restrictHomeForTaskUser } from './task-user.js';
 import type { FileRunLogStore } from './file-run-log-store.js';
 import type { TaskRunnerOptions } from './task-runner.js';
@@ -549,6 +550,109 @@ describe('TaskRunner', () => {
       expect(stderr.join('\n')).toContain('typed boom 1');
       expect(stderr.join('\n')).toMatch(/main\.ts:2/);
     }
+  });
+});
+
+describe('TaskRunner disk limit', () => {
+  const MiB = 1024 ** 2;
+  const limited = (diskBytes: number): TaskRunnerOptions['limits'] => ({ ...NO_LIMITS, diskBytes });
+
+  it('a run that keeps writing past its disk limit ends failure with the reason, and its files are removed', async () => {
+    const r = runner({ limits: limited(64 * MiB), diskCheckIntervalMs: 20, warmProcesses: 0 });
+    // The task's own limit is tighter than the runner's, so it is the one that holds.
+    const h = r.start(
+      req(
+        pkg(
+          'filler',
+          `import { writeFileSync } from 'node:fs';
+           console.log('writing');
+           for (let i = 0; ; i++) {
+             writeFileSync('chunk-' + i, Buffer.alloc(64 * 1024, 1));
+             await new Promise((r) => setTimeout(r, 2));
+           }`,
+        ),
+        { limits: { diskBytes: MiB }, timeoutSeconds: 30 },
+      ),
+    );
+    const outcome = await h.done;
+    expect(outcome).toMatchObject({ status: 'failure', reason: 'disk limit exceeded (1048576 bytes)' });
+    const log = await r.readRunLog(h.runId);
+    expect(log[0]?.line).toBe('writing');
+    expect(log.at(-1)?.line).toBe(`${FINAL_LINE_PREFIX}failure (disk limit exceeded (1048576 bytes))`);
+    expect(existsSync(join(root, 'runs', h.runId))).toBe(false);
+  });
+
+  it('a run that wrote past its limit between two looks and exited 0 still ends failure, and nothing is left', async () => {
+    const r = runner({ limits: limited(MiB), diskCheckIntervalMs: 3_600_000, warmProcesses: 0 });
+    const h = r.start(
+      req(
+        pkg(
+          'burst',
+          `import { writeFileSync } from 'node:fs';
+           for (let i = 0; i < 4; i++) writeFileSync('part-' + i, Buffer.alloc(512 * 1024, 1));
+           console.log('done');`,
+        ),
+      ),
+    );
+    expect(await h.done).toMatchObject({ status: 'failure', reason: 'disk limit exceeded (1048576 bytes)' });
+    expect(existsSync(join(root, 'runs', h.runId))).toBe(false);
+  });
+
+  it('a run under its disk limit is untouched', async () => {
+    const r = runner({ limits: limited(4 * MiB), diskCheckIntervalMs: 10, warmProcesses: 0 });
+    const h = r.start(
+      req(
+        pkg(
+          'small',
+          `import { writeFileSync } from 'node:fs';
+           writeFileSync('out.bin', Buffer.alloc(256 * 1024, 1));
+           await new Promise((r) => setTimeout(r, 200));
+           console.log('fine');`,
+        ),
+      ),
+    );
+    expect(await h.done).toMatchObject({ status: 'success', exitCode: 0, reason: 'exit 0' });
+  });
+
+  it('a run with more files than the watcher counts is over its limit', async () => {
+    const r = runner({
+      limits: limited(1024 * MiB),
+      diskCheckIntervalMs: 20,
+      diskMaxEntries: 50,
+      warmProcesses: 0,
+    });
+    const h = r.start(
+      req(
+        pkg(
+          'many',
+          `import { writeFileSync } from 'node:fs';
+           for (let i = 0; ; i++) { writeFileSync('f' + i, ''); await new Promise((r) => setTimeout(r, 1)); }`,
+        ),
+        { timeoutSeconds: 30 },
+      ),
+    );
+    expect(await h.done).toMatchObject({
+      status: 'failure',
+      reason: 'disk limit exceeded (more than 50 files)',
+    });
+  });
+
+  it('leaves no watcher timer behind when a run ends, or when the runner stops', async () => {
+    const clock = new ManualClock(Date.UTC(2025, 0, 1));
+    const r = runner({ clock, limits: limited(64 * MiB), warmProcesses: 0 });
+    const h = r.start(req(pkg('quick', "console.log('x');")));
+    await h.done;
+    expect(clock.pendingTimers).toBe(0);
+    const long = r.start(
+      req(pkg('long', "console.log('up'); setInterval(() => {}, 1000);"), { timeoutSeconds: 600 }),
+    );
+    await followUntil(r, long.runId, (l) => l.line === 'up');
+    // The run's timeout and its disk watcher.
+    expect(clock.pendingTimers).toBe(2);
+    await clock.advance(600);
+    await r.stop();
+    expect((await long.done).status).toBe('failure');
+    expect(clock.pendingTimers).toBe(0);
   });
 });
 

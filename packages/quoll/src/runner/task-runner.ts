@@ -10,6 +10,7 @@ import type { RunLauncher } from './launchers/run-launcher.js';
 import { WarmLauncher } from './launchers/warm-launcher.js';
 import { LineSplitter } from './line-splitter.js';
 import { NanoTimestamper } from './nano-timestamper.js';
+import { DiskWatcher } from './disk-watcher.js';
 import { ensureRunsDir, fillRunDir } from './run-directory.js';
 import { NO_LIMITS, tighterLimits } from './resource-limits.js';
 import type { ResourceLimits } from './resource-limits.js';
@@ -100,6 +101,13 @@ export interface TaskRunnerOptions {
    * @default NO_LIMITS
    */
   limits?: ResourceLimits;
+  /**
+   * Least time between two looks at a run's directory when it has a disk limit
+   * ({@link ResourceLimits.diskBytes}); see {@link DiskWatcher}. @default 500
+   */
+  diskCheckIntervalMs?: number;
+  /** Most entries a run's directory may hold when it has a disk limit. @default 100000 */
+  diskMaxEntries?: number;
   /** Keep `<runsDir>/<runId>` after the run (for debugging). @default false */
   keepRunDirs?: boolean;
   /** Called when a run's process has been spawned (e.g. to record its pid). @default none */
@@ -126,7 +134,7 @@ export const UNBOUNDED_RUN_TOKEN_TTL_MS = 24 * 3600 * 1000;
 /** Extra token lifetime past a run's timeout and kill grace (log flush, revoke). */
 const RUN_TOKEN_MARGIN_MS = 60_000;
 
-type StopCause = 'killed' | 'timed_out' | 'stopped';
+type StopCause = 'killed' | 'timed_out' | 'stopped' | 'disk';
 
 interface Job {
   req: RunRequest;
@@ -136,6 +144,8 @@ interface Job {
   proc: LaunchedProcess | null;
   startedAt: number | null;
   timers: TimerHandle[];
+  /** Watches the run's directory while it runs, when it has a disk limit. */
+  disk: DiskWatcher | null;
   resolveSpawned: (pid: number | null) => void;
   resolveDone: (o: RunOutcome) => void;
   finished: boolean;
@@ -281,6 +291,7 @@ export class TaskRunner {
       proc: null,
       startedAt: null,
       timers: [],
+      disk: null,
       resolveSpawned,
       resolveDone,
       finished: false,
@@ -506,7 +517,7 @@ export class TaskRunner {
         return await this.finish(job, this.stoppedOutcome(job, null));
       }
       const outcome = await this.spawnAndWait(job, spec);
-      await this.finish(job, outcome);
+      await this.finish(job, await this.checkDisk(job, outcome));
     } finally {
       if (token !== null)
         await token
@@ -678,6 +689,7 @@ export class TaskRunner {
         const pid = proc.pid as number;
         job.resolveSpawned(pid);
         this.options.onSpawn?.(req.runId, pid);
+        this.watchDisk(job, spec, launched);
         if (req.timeoutSeconds !== null) {
           const seconds = req.timeoutSeconds;
           job.timers.push(
@@ -695,6 +707,8 @@ export class TaskRunner {
       else proc.once('spawn', onSpawned);
       proc.once('exit', (code, signal) => {
         exit = { code, signal };
+        // The run's last look at its directory comes once it has ended (see checkDisk).
+        void job.disk?.stop();
         // The run is its entry process: reap whatever it left (its group, or its sandbox).
         launched.signal('SIGKILL');
         // A process that escaped the group (setsid) could hold the pipes open forever.
@@ -710,6 +724,47 @@ export class TaskRunner {
     });
   }
 
+  /**
+   * The outcome of a run with a disk limit: a last look at its directory once it has ended
+   * (it may have gone past the limit since the watcher's last walk, then exited), so a run
+   * over its limit ends `failure` whatever its exit code, unless it was stopped otherwise.
+   */
+  private async checkDisk(
+    job: Job,
+    outcome: Omit<RunOutcome, 'runId' | 'startedAt' | 'finishedAt'>,
+  ): Promise<Omit<RunOutcome, 'runId' | 'startedAt' | 'finishedAt'>> {
+    const disk = job.disk;
+    if (disk === null) return outcome;
+    await disk.stop();
+    if (job.stopCause !== null && job.stopCause !== 'disk') return outcome;
+    if (job.stopCause === null && !(await disk.check())) return outcome;
+    return { status: 'failure', exitCode: outcome.exitCode, reason: job.stopDetail ?? 'disk limit exceeded' };
+  }
+
+  /** Starts watching the run's directory when it has a disk limit: past it, the run is killed at once. */
+  private watchDisk(job: Job, spec: LaunchSpec, proc: LaunchedProcess): void {
+    const limit = spec.limits.diskBytes;
+    if (limit === null) return;
+    job.disk = new DiskWatcher({
+      dir: spec.runDir,
+      limitBytes: limit,
+      clock: this.clock,
+      ...(this.options.diskCheckIntervalMs !== undefined
+        ? { intervalMs: this.options.diskCheckIntervalMs }
+        : {}),
+      ...(this.options.diskMaxEntries !== undefined ? { maxEntries: this.options.diskMaxEntries } : {}),
+      onExceeded: (reason) => {
+        if (job.finished || job.stopCause !== null) return;
+        job.stopCause = 'disk';
+        job.stopDetail = reason;
+        // No grace period: every second of it is more written.
+        job.terminating = true;
+        proc.signal('SIGKILL');
+      },
+    });
+    job.disk.start();
+  }
+
   private stoppedOutcome(
     job: Job,
     code: number | null,
@@ -719,6 +774,8 @@ export class TaskRunner {
         return { status: 'killed', exitCode: code, reason: job.stopDetail ?? 'killed' };
       case 'timed_out':
         return { status: 'timed_out', exitCode: code, reason: job.stopDetail ?? 'timed out' };
+      case 'disk':
+        return { status: 'failure', exitCode: code, reason: job.stopDetail ?? 'disk limit exceeded' };
       case 'stopped':
       case null:
         return { status: 'failure', exitCode: code, reason: STOPPED_RUN_REASON };
