@@ -286,6 +286,11 @@ export interface TaskLimitsDto {
   openFiles?: number;
   /** CPU seconds of each process (RLIMIT_CPU). */
   cpuSeconds?: number;
+  /**
+   * Disk the run may fill, bytes: its directory's size on disk (watched; past it the run ends
+   * `failure`, "disk limit exceeded") and each file it writes (RLIMIT_FSIZE).
+   */
+  diskBytes?: number;
 }
 
 /** A task: an orchestration run once, on a schedule or continuously. */

@@ -50,7 +50,36 @@ describe('resolveServerConfig: the task memory limit and the Node.js that runs t
     for (const version of ['20.9.0', '22.23.5']) {
       const config = resolveServerConfig({ home: '/tmp/h' }, { QUOLL_TASK_MEMORY: '64 MiB' }, '/', version);
       expect(config.taskLimits.memoryBytes).toBe(64 * 1024 ** 2);
+      expect(config.taskMemoryFloorBytes).toBeNull();
     }
+    // The floor a task's own memoryBytes is held to at creation.
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/', '24.22.3').taskMemoryFloorBytes).toBe(
+      600 * 1024 ** 2,
+    );
+  });
+});
+
+describe('resolveServerConfig: the task disk limit', () => {
+  it('is 2 GiB by default; QUOLL_TASK_DISK or --task-disk (which wins) set it, none turns it off, nonsense is refused', () => {
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').taskLimits.diskBytes).toBe(2 * 1024 ** 3);
+    expect(
+      resolveServerConfig({ home: '/tmp/h' }, { QUOLL_TASK_DISK: '10 GiB' }, '/').taskLimits.diskBytes,
+    ).toBe(10 * 1024 ** 3);
+    const flag = resolveServerConfig(
+      { home: '/tmp/h', taskDisk: '512 MiB' },
+      { QUOLL_TASK_DISK: '10 GiB' },
+      '/',
+    );
+    expect(flag.taskLimits.diskBytes).toBe(512 * 1024 ** 2);
+    expect(
+      resolveServerConfig({ home: '/tmp/h' }, { QUOLL_TASK_DISK: 'none' }, '/').taskLimits.diskBytes,
+    ).toBeNull();
+    expect(() => resolveServerConfig({ home: '/tmp/h' }, { QUOLL_TASK_DISK: 'lots' }, '/')).toThrow(
+      /^Invalid QUOLL_TASK_DISK "lots": give a positive number of bytes/,
+    );
+    expect(() => resolveServerConfig({ home: '/tmp/h', taskDisk: '-1' }, {}, '/')).toThrow(
+      /^Invalid --task-disk "-1"/,
+    );
   });
 });
 

@@ -214,14 +214,22 @@ export interface ServerConfig {
    * What each run may use, server-wide; a task can only ask for less. null = no limit.
    * `QUOLL_TASK_MEMORY` (bytes per process, @default 4 GiB), `QUOLL_TASK_PROCESSES`
    * (@default 512), `QUOLL_TASK_OPEN_FILES` (per process, @default 16384),
-   * `QUOLL_TASK_CPU_SECONDS` (per process, @default none); `none` turns one off.
+   * `QUOLL_TASK_CPU_SECONDS` (per process, @default none), `QUOLL_TASK_DISK` / `--task-disk`
+   * (what a run's directory may hold, and each file it writes, bytes; @default 2 GiB); `none`
+   * turns one off.
    */
   readonly taskLimits: {
     readonly memoryBytes: number | null;
     readonly processes: number | null;
     readonly openFiles: number | null;
     readonly cpuSeconds: number | null;
+    readonly diskBytes: number | null;
   };
+  /**
+   * The least `memoryBytes` a task may set: what the Node.js of the runs (the server's) needs
+   * to start, or null where there is none (see {@link nodeMemoryFloorBytes}).
+   */
+  readonly taskMemoryFloorBytes: number | null;
   /** Size of a sandboxed run's private /tmp, a tmpfs held in memory (`QUOLL_TASK_TMP_SIZE`). @default 1 GiB */
   readonly taskTmpBytes: number;
   /** Most bytes one run's log keeps; later output is dropped and counted (`QUOLL_RUN_LOG_MAX_BYTES`). @default 64 MiB */
@@ -262,6 +270,8 @@ export interface ServerConfigInput {
   allowUnsandboxedRuns?: boolean | undefined;
   /** From `--task-network`. */
   taskNetwork?: string | undefined;
+  /** From `--task-disk`: bytes, a size such as `10 GiB`, or `none`. */
+  taskDisk?: number | string | undefined;
   /** Largest inference body, bytes (embedders and tests; else `QUOLL_MAX_INFERENCE_BYTES`). */
   maxInferenceBytes?: number | undefined;
   /** Inference body bytes held at once (embedders and tests; else `QUOLL_MAX_INFLIGHT_BODY_BYTES`). */
@@ -284,6 +294,8 @@ export interface ServerConfigInput {
 export const DEFAULT_LOG_MAX_BYTES_PER_PIPELINE = 1024 ** 3;
 /** Default inference-log retention over all pipelines: 10 GiB. */
 export const DEFAULT_LOG_MAX_BYTES_TOTAL = 10 * 1024 ** 3;
+/** Default disk limit of each run (its directory, and each file it writes): 2 GiB. */
+export const DEFAULT_TASK_DISK_BYTES = 2 * 1024 ** 3;
 /** Default memory limit of each run process: 4 GiB. */
 export const DEFAULT_TASK_MEMORY_BYTES = 4 * 1024 ** 3;
 /**
@@ -431,7 +443,7 @@ export const DEFAULT_PORT = 8470;
  * `QUOLL_LOG_MAX_BYTES_PER_PIPELINE`, `QUOLL_LOG_MAX_BYTES_TOTAL`, `QUOLL_LOG_SEGMENT_MAX_BYTES`,
  * `QUOLL_TASK_CONCURRENCY`, `QUOLL_TASK_WARM_PROCESSES`, `QUOLL_RUNS_DIR`, `QUOLL_TASK_USER`, `QUOLL_NPM_IGNORE_SCRIPTS`, `QUOLL_NPM_ALLOW_SCRIPTS`, `QUOLL_PYTHON`,
  * `QUOLL_SANDBOX`, `QUOLL_ALLOW_UNSANDBOXED_RUNS`, `QUOLL_TASK_NETWORK`, `QUOLL_TASK_MEMORY`, `QUOLL_TASK_PROCESSES`,
- * `QUOLL_TASK_OPEN_FILES`, `QUOLL_TASK_CPU_SECONDS`, `QUOLL_TASK_TMP_SIZE`, `QUOLL_RUN_LOG_MAX_BYTES`,
+ * `QUOLL_TASK_OPEN_FILES`, `QUOLL_TASK_CPU_SECONDS`, `QUOLL_TASK_DISK`, `QUOLL_TASK_TMP_SIZE`, `QUOLL_RUN_LOG_MAX_BYTES`,
  * `QUOLL_RUN_LOG_MAX_BYTES_TOTAL`), then defaults (`./.quoll`, 127.0.0.1, 8470).
  * `nodeVersion` is the Node.js that task runs start on (the server's): a `QUOLL_TASK_MEMORY`
  * below what it needs to start ({@link nodeMemoryFloorBytes}) is refused.
@@ -617,7 +629,12 @@ export function resolveServerConfig(
       processes: parseLimit('QUOLL_TASK_PROCESSES', env.QUOLL_TASK_PROCESSES, 512),
       openFiles: parseLimit('QUOLL_TASK_OPEN_FILES', env.QUOLL_TASK_OPEN_FILES, 16384),
       cpuSeconds: parseLimit('QUOLL_TASK_CPU_SECONDS', env.QUOLL_TASK_CPU_SECONDS, null),
+      diskBytes:
+        input.taskDisk === undefined
+          ? parseOptionalByteSize('QUOLL_TASK_DISK', env.QUOLL_TASK_DISK, DEFAULT_TASK_DISK_BYTES)
+          : parseOptionalByteSize('--task-disk', String(input.taskDisk), DEFAULT_TASK_DISK_BYTES),
     }),
+    taskMemoryFloorBytes: nodeMemoryFloorBytes(nodeVersion),
     taskTmpBytes: parseByteSize('QUOLL_TASK_TMP_SIZE', env.QUOLL_TASK_TMP_SIZE, 1024 ** 3),
     runLogMaxBytes: parseByteSize('QUOLL_RUN_LOG_MAX_BYTES', env.QUOLL_RUN_LOG_MAX_BYTES, 64 * 1024 ** 2),
     runLogMaxBytesTotal: parseByteSize(
@@ -645,6 +662,12 @@ function parseTaskMemory(raw: string | undefined, nodeVersion: string): number |
 }
 
 const formatMiB = (bytes: number): string => `${Math.round(bytes / 1024 ** 2)} MiB`;
+
+/** A size in bytes (see {@link parseByteSize}), or null for `none`. */
+function parseOptionalByteSize(name: string, raw: string | undefined, fallback: number): number | null {
+  if (raw !== undefined && /^(none|unlimited|off)$/i.test(raw.trim())) return null;
+  return parseByteSize(name, raw, fallback);
+}
 
 /** The trimmed value, or undefined when it is missing or blank. */
 function nonEmpty(value: string | undefined): string | undefined {

@@ -171,6 +171,58 @@ describe('TaskService', () => {
     expect(clock.pendingTimers).toBe(0);
   });
 
+  it('takes a disk limit under the server limit, and refuses one above it, naming QUOLL_TASK_DISK', async () => {
+    const server = {
+      memoryBytes: null,
+      processes: null,
+      openFiles: null,
+      cpuSeconds: null,
+      diskBytes: 1024 ** 3,
+    };
+    const { service: s } = await service({ limits: server });
+    const o = orchestration('o1', '');
+    const task = await s.createScheduled({
+      ...base,
+      orchestrationId: o,
+      schedule: '0 0 * * *',
+      limits: { diskBytes: 1024 ** 2 },
+    });
+    expect(task.limits).toEqual({ diskBytes: 1024 ** 2 });
+    const above = s.createScheduled({
+      ...base,
+      name: 'big',
+      orchestrationId: o,
+      schedule: '0 0 * * *',
+      limits: { diskBytes: 2 * 1024 ** 3 },
+    });
+    await expect(above).rejects.toMatchObject({ code: 'invalid_task_args' });
+    await expect(above).rejects.toThrow(/QUOLL_TASK_DISK/);
+    expect((await s.listTasks({ killed: true })).map((t) => t.name)).toEqual(['job']);
+  });
+
+  it('refuses a task memory limit below what the Node.js of the runs needs to start, and writes nothing', async () => {
+    const { service: s } = await service({ memoryFloorBytes: 600 * 1024 ** 2 });
+    const o = orchestration('o1', '');
+    const low = s.createScheduled({
+      ...base,
+      orchestrationId: o,
+      schedule: '0 0 * * *',
+      limits: { memoryBytes: 512 * 1024 ** 2 },
+    });
+    await expect(low).rejects.toMatchObject({ code: 'invalid_task_args' });
+    await expect(low).rejects.toThrow(
+      /^Task limit memoryBytes 536870912 bytes is below 629145600 bytes \(600 MiB\), the least the Node\.js of this server's runs needs to start/,
+    );
+    expect(await s.listTasks({ killed: true })).toEqual([]);
+    const ok = await s.createScheduled({
+      ...base,
+      orchestrationId: o,
+      schedule: '0 0 * * *',
+      limits: { memoryBytes: 1024 ** 3 },
+    });
+    expect(ok.limits).toEqual({ memoryBytes: 1024 ** 3 });
+  });
+
   it('stores the normalised schedule and runs a scheduled task at each tick', async () => {
     const { service: s } = await service();
     const o = orchestration('o1', "console.log('tick run');");

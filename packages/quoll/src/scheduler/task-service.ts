@@ -109,6 +109,12 @@ export interface TaskServiceOptions {
    */
   limits?: ResourceLimits;
   /**
+   * The least `memoryBytes` a task may set: what the Node.js of this server's runs needs to
+   * start (Node 24: 600 MiB, see `nodeMemoryFloorBytes`); below it every run would fail
+   * before its code starts. null = none. @default null
+   */
+  memoryFloorBytes?: number | null;
+  /**
    * This node's id: runs it launches are recorded as its own and hold a lease it renews.
    * @default 'local'
    */
@@ -805,7 +811,11 @@ export class TaskService {
     }
     validateTaskName(input.name);
     const jsonArgs = validateJsonArgs(input.jsonArgs);
-    const limits = validateLimits(input.limits, this.options.limits ?? null);
+    const limits = validateLimits(
+      input.limits,
+      this.options.limits ?? null,
+      this.options.memoryFloorBytes ?? null,
+    );
     // Refuses unknown or unpackaged orchestrations before anything is written.
     if (this.options.checkPackage !== undefined) await this.options.checkPackage(input.orchestrationId);
     else await this.options.resolvePackage(input.orchestrationId);
@@ -1090,15 +1100,17 @@ const LIMIT_FIELDS = [
   { key: 'processes', setting: 'QUOLL_TASK_PROCESSES', unit: '' },
   { key: 'openFiles', setting: 'QUOLL_TASK_OPEN_FILES', unit: '' },
   { key: 'cpuSeconds', setting: 'QUOLL_TASK_CPU_SECONDS', unit: ' s' },
+  { key: 'diskBytes', setting: 'QUOLL_TASK_DISK', unit: ' bytes' },
 ] as const;
 
 /**
  * A task's own limits: an object of positive whole numbers under the known names, each no
  * looser than the server's (a task can ask for less, never more). Absent or null = {}.
  */
-function validateLimits(raw: unknown, server: ResourceLimits | null): TaskLimits {
+function validateLimits(raw: unknown, server: ResourceLimits | null, memoryFloor: number | null): TaskLimits {
   if (raw === undefined || raw === null) return {};
-  const example = 'e.g. { "memoryBytes": 536870912, "processes": 64, "openFiles": 1024, "cpuSeconds": 600 }';
+  const example =
+    'e.g. { "memoryBytes": 1073741824, "processes": 64, "openFiles": 1024, "cpuSeconds": 600, "diskBytes": 1073741824 }';
   if (typeof raw !== 'object' || Array.isArray(raw))
     throw new ApiError('invalid_task_args', `Task limits must be a JSON object, ${example}.`, {
       limits: raw,
@@ -1108,7 +1120,7 @@ function validateLimits(raw: unknown, server: ResourceLimits | null): TaskLimits
     if (!known.has(key))
       throw new ApiError(
         'invalid_task_args',
-        `Unknown task limit "${key}": give memoryBytes, processes, openFiles or cpuSeconds, ${example}.`,
+        `Unknown task limit "${key}": give memoryBytes, processes, openFiles, cpuSeconds or diskBytes, ${example}.`,
         { limit: key },
       );
   }
@@ -1128,6 +1140,12 @@ function validateLimits(raw: unknown, server: ResourceLimits | null): TaskLimits
         'invalid_task_args',
         `Task limit ${key} ${value}${unit} is above this server's ${ceiling}${unit} (${setting}): a task can only lower a limit.`,
         { limit: key, value, serverLimit: ceiling },
+      );
+    if (key === 'memoryBytes' && memoryFloor !== null && value < memoryFloor)
+      throw new ApiError(
+        'invalid_task_args',
+        `Task limit memoryBytes ${value} bytes is below ${memoryFloor} bytes (${Math.round(memoryFloor / 1024 ** 2)} MiB), the least the Node.js of this server's runs needs to start (Node 24 and later cannot reserve their code range below it, so every run would fail before its code starts). Give ${memoryFloor} or more (1 GiB recommended), or leave memoryBytes out.`,
+        { limit: key, value, floor: memoryFloor },
       );
     limits[key] = value;
   }

@@ -339,6 +339,8 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     unsandboxedRuns: runIsolation.unsandboxedRuns,
     // The server's limits: each run's defaults, and the ceilings of a task's own.
     limits: config.taskLimits,
+    // A task's own memory limit below what Node needs to start is refused at creation.
+    memoryFloorBytes: config.taskMemoryFloorBytes,
     ...(config.metrics ? { observer: metrics } : {}),
     // On a cluster: runs are this node's (leased), kills and new tasks reach every node.
     nodeId,

@@ -57,6 +57,10 @@ export function serverCommand(): Command {
       "a sandboxed run's network: host, or server-only (only the Quoll API reachable) (env QUOLL_TASK_NETWORK)",
     )
     .option(
+      '--task-disk <size>',
+      "what one task run may write: its directory's size on disk, and each file it writes (e.g. 10GiB, or none; default 2GiB; env QUOLL_TASK_DISK); a run past it ends failure (disk limit exceeded)",
+    )
+    .option(
       '--python <python>',
       'the Python (>= 3.9, with venv) that packages and runs Python orchestrations: a name on PATH or a path (default python3; env QUOLL_PYTHON)',
     )
@@ -102,6 +106,7 @@ export function serverCommand(): Command {
         sandbox?: string;
         allowUnsandboxedRuns?: boolean;
         taskNetwork?: string;
+        taskDisk?: string;
         metricsPublic?: boolean;
         metrics?: boolean;
         python?: string;
@@ -126,6 +131,7 @@ export function serverCommand(): Command {
           sandbox: opts.sandbox,
           allowUnsandboxedRuns: opts.allowUnsandboxedRuns === true ? true : undefined,
           taskNetwork: opts.taskNetwork,
+          taskDisk: opts.taskDisk,
           metricsPublic: opts.metricsPublic === true ? true : undefined,
           // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
           metrics: opts.metrics === false ? false : undefined,

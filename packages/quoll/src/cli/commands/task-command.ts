@@ -57,6 +57,7 @@ interface LimitOptions {
   processes?: number;
   openFiles?: number;
   cpuSeconds?: number;
+  disk?: number;
 }
 
 interface CreateOptions extends OutputOptions, LimitOptions {
@@ -87,6 +88,11 @@ function withLimitOptions(c: Command): Command {
       '--cpu-seconds <n>',
       "CPU seconds of each run's processes; tighter than the server's only",
       parsePositive,
+    )
+    .option(
+      '--disk <size>',
+      "what a run may write: its directory's size on disk and each file (e.g. 1GiB); tighter than the server's only",
+      parseSize,
     );
 }
 
@@ -97,6 +103,7 @@ function limitsOf(opts: LimitOptions): { limits?: TaskLimitsDto } {
     ...(opts.processes !== undefined ? { processes: opts.processes } : {}),
     ...(opts.openFiles !== undefined ? { openFiles: opts.openFiles } : {}),
     ...(opts.cpuSeconds !== undefined ? { cpuSeconds: opts.cpuSeconds } : {}),
+    ...(opts.disk !== undefined ? { diskBytes: opts.disk } : {}),
   };
   return Object.keys(limits).length === 0 ? {} : { limits };
 }

@@ -251,7 +251,7 @@ export function orchestrationRoutes(app: FastifyInstance, ctx: ServerContext): v
             // Untyped too: the service names the bad limit and the server's ceiling.
             limits: {
               description:
-                "Tighter resource limits for each run than the server's: { memoryBytes, processes, openFiles, cpuSeconds } (whole numbers)",
+                "Tighter resource limits for each run than the server's: { memoryBytes, processes, openFiles, cpuSeconds, diskBytes } (whole numbers)",
             },
           },
           additionalProperties: false,

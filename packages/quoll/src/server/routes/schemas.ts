@@ -219,6 +219,7 @@ export const taskSchema = {
         processes: { type: 'integer' },
         openFiles: { type: 'integer' },
         cpuSeconds: { type: 'integer' },
+        diskBytes: { type: 'integer' },
       },
     },
     killed: { type: 'boolean' },
