@@ -81,6 +81,19 @@ describe('resolveServerConfig: the task disk limit', () => {
       /^Invalid --task-disk "-1"/,
     );
   });
+
+  it('installs (npm, pip) have a disk limit of their own, 16 GiB by default (QUOLL_INSTALL_DISK), none turns it off', () => {
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').installDiskBytes).toBe(16 * 1024 ** 3);
+    expect(
+      resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INSTALL_DISK: '40 GiB' }, '/').installDiskBytes,
+    ).toBe(40 * 1024 ** 3);
+    expect(
+      resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INSTALL_DISK: 'none' }, '/').installDiskBytes,
+    ).toBeNull();
+    expect(() => resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INSTALL_DISK: '0' }, '/')).toThrow(
+      /^Invalid QUOLL_INSTALL_DISK "0"/,
+    );
+  });
 });
 
 describe('resolveServerConfig: task slots per workspace', () => {

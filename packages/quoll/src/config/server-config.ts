@@ -230,6 +230,12 @@ export interface ServerConfig {
    * to start, or null where there is none (see {@link nodeMemoryFloorBytes}).
    */
   readonly taskMemoryFloorBytes: number | null;
+  /**
+   * What one install (npm, `python -m venv`, pip) may write: its build folder and its own
+   * cache together, and each file (`QUOLL_INSTALL_DISK`); apart from `QUOLL_TASK_DISK` because
+   * ML dependencies (a CUDA wheel) are large. null = none. @default 16 GiB
+   */
+  readonly installDiskBytes: number | null;
   /** Size of a sandboxed run's private /tmp, a tmpfs held in memory (`QUOLL_TASK_TMP_SIZE`). @default 1 GiB */
   readonly taskTmpBytes: number;
   /** Most bytes one run's log keeps; later output is dropped and counted (`QUOLL_RUN_LOG_MAX_BYTES`). @default 64 MiB */
@@ -443,7 +449,7 @@ export const DEFAULT_PORT = 8470;
  * `QUOLL_LOG_MAX_BYTES_PER_PIPELINE`, `QUOLL_LOG_MAX_BYTES_TOTAL`, `QUOLL_LOG_SEGMENT_MAX_BYTES`,
  * `QUOLL_TASK_CONCURRENCY`, `QUOLL_TASK_WARM_PROCESSES`, `QUOLL_RUNS_DIR`, `QUOLL_TASK_USER`, `QUOLL_NPM_IGNORE_SCRIPTS`, `QUOLL_NPM_ALLOW_SCRIPTS`, `QUOLL_PYTHON`,
  * `QUOLL_SANDBOX`, `QUOLL_ALLOW_UNSANDBOXED_RUNS`, `QUOLL_TASK_NETWORK`, `QUOLL_TASK_MEMORY`, `QUOLL_TASK_PROCESSES`,
- * `QUOLL_TASK_OPEN_FILES`, `QUOLL_TASK_CPU_SECONDS`, `QUOLL_TASK_DISK`, `QUOLL_TASK_TMP_SIZE`, `QUOLL_RUN_LOG_MAX_BYTES`,
+ * `QUOLL_TASK_OPEN_FILES`, `QUOLL_TASK_CPU_SECONDS`, `QUOLL_TASK_DISK`, `QUOLL_INSTALL_DISK`, `QUOLL_TASK_TMP_SIZE`, `QUOLL_RUN_LOG_MAX_BYTES`,
  * `QUOLL_RUN_LOG_MAX_BYTES_TOTAL`), then defaults (`./.quoll`, 127.0.0.1, 8470).
  * `nodeVersion` is the Node.js that task runs start on (the server's): a `QUOLL_TASK_MEMORY`
  * below what it needs to start ({@link nodeMemoryFloorBytes}) is refused.
@@ -635,6 +641,7 @@ export function resolveServerConfig(
           : parseOptionalByteSize('--task-disk', String(input.taskDisk), DEFAULT_TASK_DISK_BYTES),
     }),
     taskMemoryFloorBytes: nodeMemoryFloorBytes(nodeVersion),
+    installDiskBytes: parseOptionalByteSize('QUOLL_INSTALL_DISK', env.QUOLL_INSTALL_DISK, 16 * 1024 ** 3),
     taskTmpBytes: parseByteSize('QUOLL_TASK_TMP_SIZE', env.QUOLL_TASK_TMP_SIZE, 1024 ** 3),
     runLogMaxBytes: parseByteSize('QUOLL_RUN_LOG_MAX_BYTES', env.QUOLL_RUN_LOG_MAX_BYTES, 64 * 1024 ** 2),
     runLogMaxBytesTotal: parseByteSize(

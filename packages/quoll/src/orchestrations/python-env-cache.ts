@@ -344,6 +344,8 @@ export class PythonEnvCache {
       print,
       signal,
       what,
+      // The environment being built and pip's cache of this install alone, bounded together.
+      diskDirs: [spec.runDir, pipCacheOf(spec.runDir)],
       isErrorLine: (line) => line.trim() !== '',
       // pip says why on stderr, its ERROR lines first.
       reasonOf: (errors) => {

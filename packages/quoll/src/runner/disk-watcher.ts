@@ -30,22 +30,22 @@ export function diskLimitReason(
 
 /** Options of {@link DiskWatcher}. */
 export interface DiskWatcherOptions {
-  /** The directory whose allocated size is bounded. */
-  dir: string;
-  /** Most allocated bytes `dir` may hold. */
+  /** The directories whose allocated size, together, is bounded (a run's directory; an install's build folder and own cache). */
+  dirs: readonly string[];
+  /** Most allocated bytes `dirs` may hold together. */
   limitBytes: number;
-  /** Most entries `dir` may hold (the walk stops there). @default DEFAULT_DISK_MAX_ENTRIES */
+  /** Most entries `dirs` may hold together (the walk stops there). @default DEFAULT_DISK_MAX_ENTRIES */
   maxEntries?: number;
   /** Least time between walks. @default DEFAULT_DISK_CHECK_INTERVAL_MS */
   intervalMs?: number;
   /** Time source for the pauses. @default systemClock */
   clock?: Clock;
-  /** Called once, when `dir` is over the limit (or cannot be measured), with the reason. Watching then stops. */
+  /** Called once, when `dirs` are over the limit (or cannot be measured), with the reason. Watching then stops. */
   onExceeded: (reason: string) => void;
 }
 
 /**
- * Watches what a directory holds on disk while a run (or install) writes there: walks it
+ * Watches what directories hold on disk while a run (or install) writes there: walks them
  * (see {@link measureDiskUsage}) every `intervalMs` or more — more when the walk itself is
  * slow — and calls `onExceeded` once it holds more than `limitBytes` or more than
  * `maxEntries` entries. Between two walks a writer can go past the limit by what it writes
@@ -55,7 +55,7 @@ export interface DiskWatcherOptions {
  * of it is left once it resolves.
  *
  * @example
- * const w = new DiskWatcher({ dir: runDir, limitBytes: 2 * 1024 ** 3, onExceeded: (why) => kill(why) });
+ * const w = new DiskWatcher({ dirs: [runDir], limitBytes: 2 * 1024 ** 3, onExceeded: (why) => kill(why) });
  * w.start();
  * // … the run ends:
  * await w.stop();
@@ -118,13 +118,23 @@ export class DiskWatcher {
   }
 
   private walk(): Promise<void> {
-    const { dir, limitBytes } = this.options;
+    const { dirs, limitBytes } = this.options;
     const walking = (async () => {
       let reason: string | null = null;
       try {
-        const usage = await measureDiskUsage(dir, { maxEntries: this.maxEntries, stopAtBytes: limitBytes });
-        if (usage.bytes > limitBytes || usage.truncated)
-          reason = diskLimitReason(limitBytes, usage, this.maxEntries);
+        const total = { bytes: 0, entries: 0, truncated: false };
+        for (const dir of dirs) {
+          const usage = await measureDiskUsage(dir, {
+            maxEntries: this.maxEntries - total.entries,
+            stopAtBytes: limitBytes - total.bytes,
+          });
+          total.bytes += usage.bytes;
+          total.entries += usage.entries;
+          total.truncated ||= usage.truncated;
+          if (total.bytes > limitBytes || total.truncated) break;
+        }
+        if (total.bytes > limitBytes || total.truncated)
+          reason = diskLimitReason(limitBytes, total, this.maxEntries);
       } catch (err) {
         // What cannot be measured cannot be let grow.
         reason = `${DISK_LIMIT_REASON_PREFIX} (cannot measure: ${err instanceof Error ? err.message : String(err)})`;

@@ -746,7 +746,7 @@ export class TaskRunner {
     const limit = spec.limits.diskBytes;
     if (limit === null) return;
     job.disk = new DiskWatcher({
-      dir: spec.runDir,
+      dirs: [spec.runDir],
       limitBytes: limit,
       clock: this.clock,
       ...(this.options.diskCheckIntervalMs !== undefined

@@ -248,6 +248,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   closers.push({ what: 'inference log writer', close: () => inferenceLogs.stop() });
   logsForMetrics = inferenceLogs;
   const orchestrationStore = stores.orchestrations;
+  const installLimits = { ...config.taskLimits, diskBytes: config.installDiskBytes };
   const packager = new Packager({
     store: orchestrationStore,
     owner: nodeId,
@@ -257,10 +258,11 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     envCache: new EnvCache({
       envsDir: `${config.home}/envs`,
       scripts: config.npmScripts,
-      // Installs run in the runs' sandbox (as its user), with the runs' limits.
+      // Installs run in the runs' sandbox (as its user), with the runs' limits but a disk
+      // limit of their own (dependencies are larger than what a run writes).
       launcher: sandbox.launcher,
       user: sandbox.status.sandboxed ? taskUser : null,
-      limits: config.taskLimits,
+      limits: installLimits,
     }),
     // Python environments: made and filled the same way (the runs' sandbox, its user and limits).
     pythonEnvs: new PythonEnvCache({
@@ -268,7 +270,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
       python: new PythonInterpreter(config.python),
       launcher: sandbox.launcher,
       user: sandbox.status.sandboxed ? taskUser : null,
-      limits: config.taskLimits,
+      limits: installLimits,
     }),
   });
   closers.push({ what: 'packager', close: () => packager.stop() });
