@@ -296,6 +296,24 @@ describe.skipIf(!sandbox.status.sandboxed)('EnvCache in a sandbox', () => {
     expect(readdirSync(shared).length).toBeGreaterThan(0);
   });
 
+  it('keeps the shared npm cache, writable by the task user, inside a folder of the server user that the task user cannot enter', async () => {
+    const uid = process.getuid?.();
+    const user = sandbox.taskUser;
+    if (user === null || uid === undefined || user.uid === uid) return; // needs a root server's task user
+    const home = join(dir, 'home');
+    // A cache a previous version left owned by the task user is taken back.
+    mkdirSync(join(home, 'npm-cache'), { recursive: true, mode: 0o755 });
+    chownSync(join(home, 'npm-cache'), user.uid, user.gid);
+    const envs = new EnvCache({ envsDir: join(home, 'envs'), launcher: sandbox.launcher, user });
+    await envs.ensure(depSet({ 'is-number': '7.0.0' }));
+    const parent = statSync(join(home, 'npm-cache'));
+    expect(parent.uid).toBe(uid);
+    expect(parent.mode & 0o777).toBe(0o700);
+    const cache = join(home, 'npm-cache', 'shared');
+    expect(statSync(cache).uid).toBe(user.uid);
+    expect(readdirSync(cache).length).toBeGreaterThan(0);
+  });
+
   it("an install script sees none of the server's environment but what npm needs", async () => {
     const zip = join(dir, 'zip');
     scriptedPackage(

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { access, cp, lchown, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, chmod, cp, lchown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DirectLauncher, findExecutable, NO_LIMITS, NodeRuntime } from '../runner/index.js';
@@ -56,7 +56,9 @@ export interface EnvCacheOptions {
   /**
    * npm's cache for sandboxed installs that run no install scripts. An install that may run
    * scripts gets a cache of its own instead (see {@link EnvCache}).
-   * @default `<envsDir>/../npm-cache`
+   * @default `<envsDir>/../npm-cache/shared` (its parent kept the server user's, 0700: the
+   * cache must be the install user's to be written, but that user must not reach it outside
+   * a sandbox)
    */
   npmCacheDir?: string;
   /** The npm user config shown (read-only) to sandboxed installs. @default `~/.npmrc` when it exists */
@@ -284,7 +286,7 @@ export class EnvCache {
       // install's own when scripts may run), the operator's npm config read-only.
       env.HOME = '/tmp';
       const cache =
-        this.ownCache(tmp) ?? this.options.npmCacheDir ?? join(dirname(this.options.envsDir), 'npm-cache');
+        this.ownCache(tmp) ?? this.options.npmCacheDir ?? join(this.sharedCacheParent(), 'shared');
       const cacheInside = this.launcher.insidePath(cache, 'npm-cache');
       binds.push({ host: cache, inside: cacheInside, readOnly: false });
       env.npm_config_cache = cacheInside;
@@ -310,8 +312,49 @@ export class EnvCache {
     };
   }
 
-  private runNpm(spec: LaunchSpec, print: InstallLogSink, signal: AbortSignal | undefined): Promise<void> {
+  /** The folder holding the default shared npm cache: `<envsDir>/../npm-cache`. */
+  private sharedCacheParent(): string {
+    return join(dirname(this.options.envsDir), 'npm-cache');
+  }
+
+  /**
+   * Makes the default shared cache's parent the server user's, 0700, and nothing in it but
+   * the cache: the cache itself is the install user's (npm writes it as that user), and with
+   * a task user the home is 0711, so only this parent keeps that user (any process of it
+   * outside a sandbox) from reaching the cache other installs trust. A parent an earlier
+   * version left to the task user is taken back, and what it held (which that user could
+   * write) is dropped.
+   */
+  private async ensureSharedCacheParent(): Promise<void> {
+    const parent = this.sharedCacheParent();
+    await mkdir(parent, { recursive: true, mode: 0o700 });
+    let st = await lstat(parent);
+    if (!st.isDirectory()) {
+      await rm(parent, { force: true });
+      await mkdir(parent, { mode: 0o700 });
+      st = await lstat(parent);
+    }
+    const uid = process.getuid?.();
+    if (uid !== undefined && st.uid !== uid) {
+      await lchown(parent, uid, process.getgid?.() ?? st.gid);
+      for (const name of await readdir(parent))
+        await rm(join(parent, name), { recursive: true, force: true });
+    }
+    await chmod(parent, 0o700);
+  }
+
+  private async runNpm(
+    spec: LaunchSpec,
+    print: InstallLogSink,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const ownCache = this.ownCache(spec.runDir);
+    if (this.launcher.sandboxed && ownCache === null && this.options.npmCacheDir === undefined)
+      await this.ensureSharedCacheParent();
     return runInstallStep(this.launcher, spec, {
+      // The build folder and this install's own cache, bounded together; a shared cache holds
+      // the tarballs of what builds extract into their (bounded) folders, and no script writes it.
+      diskDirs: ownCache === null ? [spec.runDir] : [spec.runDir, ownCache],
       print,
       signal,
       what: 'npm install',
