@@ -213,7 +213,13 @@ describe.skipIf(!probe.status.sandboxed)('a hostile run with a workspace token',
       expect(run.status, lines.join('\n')).toBe('success');
       return lines.join('\n');
     };
-    const tight = { memoryBytes: 256 * 1024 ** 2, processes: 64, openFiles: 256, cpuSeconds: 30 };
+    const tight = {
+      memoryBytes: 256 * 1024 ** 2,
+      processes: 64,
+      openFiles: 256,
+      cpuSeconds: 30,
+      diskBytes: 64 * 1024 ** 2,
+    };
     const task = await limitsProbe.runOnce({ name: 'tight', limits: tight });
     expect(task.limits).toEqual(tight);
     const seen = await limitsOf(task);
@@ -221,12 +227,15 @@ describe.skipIf(!probe.status.sandboxed)('a hostile run with a workspace token',
     expect(seen).toMatch(/^Max processes\s+64\s+64\s/m);
     expect(seen).toMatch(/^Max open files\s+256\s+256\s/m);
     expect(seen).toMatch(/^Max cpu time\s+30\s+30\s+seconds/m);
+    expect(seen).toMatch(/^Max file size\s+67108864\s+67108864\s+bytes/m);
     // A limit the task leaves out is the server's (QUOLL_TASK_MEMORY=512 MiB, QUOLL_TASK_PROCESSES=128).
     const partial = await limitsProbe.runOnce({ name: 'partial', limits: { openFiles: 100 } });
     const partialSeen = await limitsOf(partial);
     expect(partialSeen).toMatch(/^Max data size\s+536870912\s+536870912\s+bytes/m);
     expect(partialSeen).toMatch(/^Max processes\s+128\s+128\s/m);
     expect(partialSeen).toMatch(/^Max open files\s+100\s+100\s/m);
+    // The server's default disk limit: 2 GiB.
+    expect(partialSeen).toMatch(/^Max file size\s+2147483648\s+2147483648\s+bytes/m);
     // Looser than the server's, or not a limit at all: refused, and no task is made.
     const before = (await scoped.listTasks()).length;
     const refused: Record<string, number>[] = [{ memoryBytes: 1024 ** 3 }, { processes: 0 }, { swap: 1 }];
@@ -240,6 +249,25 @@ describe.skipIf(!probe.status.sandboxed)('a hostile run with a workspace token',
       .catch((e: unknown) => e as QuollError);
     expect((above as QuollError).message).toContain('QUOLL_TASK_MEMORY');
     expect((await scoped.listTasks()).length).toBe(before);
+  }, 120_000);
+
+  it('a run filling its directory is stopped at its disk limit: failure with the reason, nothing left in the runs directory', async () => {
+    const filler = await readyOrchestration(scoped, 'filler', {
+      'main.mjs': `import { writeFileSync } from 'node:fs';
+        console.log('filling');
+        for (let i = 0; ; i++) { writeFileSync('part-' + i, Buffer.alloc(1024 * 1024, 1)); await new Promise((r) => setTimeout(r, 5)); }`,
+    });
+    const task = await filler.runOnce({ name: 'filler', timeout: 60, limits: { diskBytes: 8 * 1024 ** 2 } });
+    const run = await waitFor('the run to end', async () => {
+      const [r] = await task.lastRuns();
+      return r !== undefined && r.status !== 'running' ? r : undefined;
+    });
+    expect(run.status).toBe('failure');
+    const lines = (await run.logs()).map((l) => l.line);
+    expect(lines.at(-1)).toBe('quoll: run finished: failure (disk limit exceeded (8388608 bytes))');
+    // Its files are gone (whichever directory it ran in: its own, or a warm process's).
+    const left = readdirSync(server.runsDir).filter((n) => existsSync(join(server.runsDir, n, 'part-0')));
+    expect(left).toEqual([]);
   }, 120_000);
 
   it('packages dependencies without their install scripts, a package in the zip included; a sandboxed run imports them', async () => {
