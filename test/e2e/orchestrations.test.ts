@@ -239,6 +239,8 @@ describe('CLI', () => {
       '256',
       '--cpu-seconds',
       '30',
+      '--disk',
+      '1GiB',
       '--json',
     ]);
     expect(limited.code, limited.stderr).toBe(0);
@@ -248,6 +250,7 @@ describe('CLI', () => {
       processes: 64,
       openFiles: 256,
       cpuSeconds: 30,
+      diskBytes: 1024 ** 3,
     });
     await limitedTask.kill();
     const tasksBefore = (await client.listTasks()).length;
