@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { access, chmod, cp, lchown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { DirectLauncher, findExecutable, NO_LIMITS, NodeRuntime } from '../runner/index.js';
+import { DirectLauncher, findExecutable, NO_LIMITS, NodeRuntime, removeRunDir } from '../runner/index.js';
 import type { Bind, LaunchSpec, ResourceLimits, RunLauncher, RunRuntime, TaskUser } from '../runner/index.js';
 import type { DependencySet } from './dependency-set.js';
 import type { InstallLogSink } from './install-error.js';
@@ -151,8 +151,7 @@ export class EnvCache {
   async removeStaleBuilds(): Promise<void> {
     await mkdir(this.options.envsDir, { recursive: true });
     for (const name of await readdir(this.options.envsDir)) {
-      if (name.startsWith(TMP_PREFIX))
-        await rm(join(this.options.envsDir, name), { recursive: true, force: true });
+      if (name.startsWith(TMP_PREFIX)) await removeRunDir(join(this.options.envsDir, name));
     }
   }
 
@@ -258,11 +257,11 @@ export class EnvCache {
       await publishBuild(tmp, dir);
       return { hash: deps.hash, dir, nodeModulesDir: join(dir, 'node_modules'), reused: false };
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
+      await removeRunDir(tmp);
       throw err;
     } finally {
       if (local !== null) await rm(local, { recursive: true, force: true });
-      if (ownCache !== null) await rm(ownCache, { recursive: true, force: true });
+      if (ownCache !== null) await removeRunDir(ownCache);
     }
   }
 
@@ -337,8 +336,7 @@ export class EnvCache {
     const uid = process.getuid?.();
     if (uid !== undefined && st.uid !== uid) {
       await lchown(parent, uid, process.getgid?.() ?? st.gid);
-      for (const name of await readdir(parent))
-        await rm(join(parent, name), { recursive: true, force: true });
+      for (const name of await readdir(parent)) await removeRunDir(join(parent, name));
     }
     await chmod(parent, 0o700);
   }

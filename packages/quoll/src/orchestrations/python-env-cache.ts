@@ -1,10 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import { access, lchown, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { access, lchown, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
 import { ApiError } from '../errors/index.js';
-import { DirectLauncher, NO_LIMITS, PYTHON_ENV_META, pythonInstallBinds } from '../runner/index.js';
+import {
+  DirectLauncher,
+  NO_LIMITS,
+  PYTHON_ENV_META,
+  pythonInstallBinds,
+  removeRunDir,
+} from '../runner/index.js';
 import type {
   Bind,
   LaunchSpec,
@@ -179,7 +185,7 @@ export class PythonEnvCache {
       if (!name.startsWith(ENV_PREFIX)) continue;
       const hash = name.slice(ENV_PREFIX.length);
       if (inUse.has(hash) || this.inFlight.has(hash)) continue;
-      await rm(join(this.options.envsDir, name), { recursive: true, force: true });
+      await removeRunDir(join(this.options.envsDir, name));
       removed.push(hash);
     }
     return removed;
@@ -246,10 +252,10 @@ export class PythonEnvCache {
       await publishBuild(tmp, dir);
       return { hash, dir, reused: false };
     } catch (err) {
-      await rm(tmp, { recursive: true, force: true });
+      await removeRunDir(tmp);
       throw err;
     } finally {
-      await rm(pipCacheOf(tmp), { recursive: true, force: true });
+      await removeRunDir(pipCacheOf(tmp));
     }
   }
 

@@ -32,6 +32,7 @@ export {
 } from './disk-watcher.js';
 export type { DiskWatcherOptions } from './disk-watcher.js';
 export { measureDiskUsage } from './disk-usage.js';
+export { removeRunDir } from './run-directory.js';
 export type { DiskUsage } from './disk-usage.js';
 export type { ResourceLimits } from './resource-limits.js';
 export { startApiForwarder } from './api-forwarder.js';

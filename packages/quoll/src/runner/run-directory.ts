@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { chmod, cp, lchown, lstat, mkdir, readdir } from 'node:fs/promises';
+import { chmod, cp, lchown, lstat, mkdir, readdir, rm } from 'node:fs/promises';
 import { isAbsolute, join, normalize, resolve } from 'node:path';
 import type { PackagedOrchestration } from './run-request.js';
 import type { TaskUser } from './task-user.js';
@@ -56,4 +56,36 @@ export async function chownTree(dir: string, user: TaskUser): Promise<void> {
   for (const name of await readdir(dir, { recursive: true })) {
     await lchown(join(dir, name), user.uid, user.gid);
   }
+}
+
+/**
+ * Removes a run (or build) directory and everything in it. A run can take its owner's rights
+ * off a folder it made (`chmod 000`), and a server that is not root then cannot list or empty
+ * it: its files would outlive the run, run after run. When a plain removal fails, every folder
+ * of the tree (links not followed) is given back to its owner (0700) and the removal retried.
+ */
+export async function removeRunDir(dir: string): Promise<void> {
+  try {
+    await rm(dir, { recursive: true, force: true });
+    return;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code !== 'EACCES' && code !== 'EPERM') throw err;
+  }
+  await openUp(dir);
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Gives the owner read, write and search rights on `dir` and every folder below it. */
+async function openUp(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await lstat(dir);
+  } catch {
+    return;
+  }
+  if (!st.isDirectory()) return;
+  await chmod(dir, 0o700);
+  for (const entry of await readdir(dir, { withFileTypes: true }))
+    if (entry.isDirectory()) await openUp(join(dir, entry.name));
 }

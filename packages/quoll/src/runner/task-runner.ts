@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { isAbsolute, join, normalize } from 'node:path';
 import type { TaskRunLogLineDto } from '@quoll/client/wire';
 import type { Clock, TimerHandle } from '../clock/index.js';
@@ -11,7 +10,7 @@ import { WarmLauncher } from './launchers/warm-launcher.js';
 import { LineSplitter } from './line-splitter.js';
 import { NanoTimestamper } from './nano-timestamper.js';
 import { DiskWatcher } from './disk-watcher.js';
-import { ensureRunsDir, fillRunDir } from './run-directory.js';
+import { ensureRunsDir, fillRunDir, removeRunDir } from './run-directory.js';
 import { NO_LIMITS, tighterLimits } from './resource-limits.js';
 import type { ResourceLimits } from './resource-limits.js';
 import { FileRunLogStore } from './file-run-log-store.js';
@@ -524,9 +523,7 @@ export class TaskRunner {
           .revoke()
           .catch((err: unknown) => this.onError(err, `revoking the token of run ${req.runId}`));
       if (this.options.keepRunDirs !== true) {
-        await rm(runDir, { recursive: true, force: true }).catch((err: unknown) =>
-          this.onError(err, `removing ${runDir}`),
-        );
+        await removeRunDir(runDir).catch((err: unknown) => this.onError(err, `removing ${runDir}`));
       }
     }
   }
