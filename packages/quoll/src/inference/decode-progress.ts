@@ -6,6 +6,10 @@ export type DecodeState =
 const DECODING = 0;
 const BODY = 1;
 const DECODED = 2;
+/** A slot nobody writes: the abandoned worker waits on it until it is terminated. */
+const HALT = 3;
+/** In `DECODING`: the parent abandoned the decode (message ids are positive). */
+const ABANDONED = -1;
 const SINCE_OFFSET = 16;
 const BYTES = 24;
 
@@ -28,21 +32,43 @@ export class DecodeProgress {
 
   constructor(buffer: SharedArrayBuffer = new SharedArrayBuffer(BYTES)) {
     this.buffer = buffer;
-    this.#slots = new Int32Array(buffer, 0, 3);
+    this.#slots = new Int32Array(buffer, 0, 4);
     this.#since = new BigInt64Array(buffer, SINCE_OFFSET, 1);
   }
 
-  /** Worker: body `body` of message `message` starts decoding now. */
+  /**
+   * Worker: body `body` of message `message` starts decoding now. Never returns when the parent
+   * has abandoned the decode (see {@link abandon}).
+   */
   begin(message: number, body: number): void {
     Atomics.store(this.#since, 0, process.hrtime.bigint());
     Atomics.store(this.#slots, BODY, body);
-    Atomics.store(this.#slots, DECODING, message);
+    if (Atomics.exchange(this.#slots, DECODING, message) === ABANDONED) this.#halt();
   }
 
-  /** Worker: every body of message `message` is decoded (or refused). */
+  /**
+   * Worker: every body of message `message` is decoded (or refused). Never returns when the
+   * parent has abandoned the decode, so an abandoned worker never starts the runs after it.
+   */
   end(message: number): void {
+    if (Atomics.compareExchange(this.#slots, DECODING, message, 0) !== message) this.#halt();
     Atomics.store(this.#slots, DECODED, message);
-    Atomics.store(this.#slots, DECODING, 0);
+  }
+
+  /**
+   * Parent: claims the decode of message `message` as abandoned, so the worker stops at its
+   * next step ({@link begin} or {@link end}) and the parent may terminate it; false when the
+   * worker has already left the decode (it runs the model now, or waits for the next message).
+   * onnxruntime-node aborts the whole process when its thread is terminated inside a model run:
+   * this is what keeps a decode deadline from ever terminating one there.
+   */
+  abandon(message: number): boolean {
+    return Atomics.compareExchange(this.#slots, DECODING, message, ABANDONED) === message;
+  }
+
+  /** Worker, abandoned: waits to be terminated (`Atomics.wait` is interrupted by terminate). */
+  #halt(): never {
+    for (;;) Atomics.wait(this.#slots, HALT, 0);
   }
 
   /** Parent: where the decode of message `message` stands (ids grow, so a later one means done). */

@@ -65,8 +65,9 @@ if (port) {
   port.on('message', (message: ParentMessage) => {
     received++;
     unhandled++;
+    // handleSafely never rejects: a failure answers its own message and the next ones still run.
     queue = queue
-      .then(() => handle(message))
+      .then(() => handleSafely(message))
       .finally(() => {
         if (--unhandled === 0 && lane) setImmediate(park);
       });
@@ -131,6 +132,26 @@ function reply(message: WorkerMessage, transfer: ArrayBuffer[] = []): void {
   port?.postMessage(message, transfer);
 }
 
+/**
+ * Handles one message; whatever goes wrong in it (a message that is not one, a release that
+ * throws) is answered as a failure of that message when it has an id, and never rejects: a
+ * rejection would leave every later message of the queue unhandled and, unhandled itself, end
+ * the thread with the requests of other callers in it.
+ */
+async function handleSafely(message: ParentMessage): Promise<void> {
+  try {
+    await handle(message);
+  } catch (error) {
+    const id: unknown = (message as { id?: unknown } | null)?.id;
+    if (typeof id !== 'number') return;
+    try {
+      reply({ v: WORKER_PROTOCOL_VERSION, type: 'failed', id, stage: 'protocol', ...describe(error) });
+    } catch {
+      // Nothing more can be said to the parent about this message.
+    }
+  }
+}
+
 async function handle(message: ParentMessage): Promise<void> {
   const v = WORKER_PROTOCOL_VERSION;
   // The union says v is always current; a stale script on the other side may still send another.
@@ -160,8 +181,13 @@ async function handle(message: ParentMessage): Promise<void> {
     case 'unload-model': {
       const session = sessions.get(message.sha);
       sessions.delete(message.sha);
-      session?.release();
-      reply({ v, type: 'done', id: message.id });
+      try {
+        session?.release();
+        reply({ v, type: 'done', id: message.id });
+      } catch (error) {
+        // Forgotten either way: no later run takes a session the runtime could not release.
+        reply({ v, type: 'failed', id: message.id, stage: 'load', ...describe(error) });
+      }
       return;
     }
     case 'plan':
@@ -206,6 +232,18 @@ async function handle(message: ParentMessage): Promise<void> {
         reply({ v, type: 'failed', id: message.id, stage: 'infer', ...describe(error) });
       }
       return;
+    default: {
+      // The union says nothing else arrives; a newer parent of the same protocol version might.
+      const unknown = message as { type: unknown; id: number };
+      reply({
+        v,
+        type: 'failed',
+        id: unknown.id,
+        stage: 'protocol',
+        message: `Worker does not know the message type ${JSON.stringify(unknown.type)}.`,
+      });
+      return;
+    }
   }
 }
 

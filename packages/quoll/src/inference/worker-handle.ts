@@ -13,6 +13,9 @@ import { LANE, Lane, SLOT } from './handoff-lane.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
+/** What a request the thread died with is told: its pool starts a fresh thread (`PoolWorker`). */
+const RETRY = '; a fresh worker takes the next requests, so retry this one.';
+
 /** A worker's answer to a request that failed: the stage, the step (when known) and the runtime's message. */
 export class WorkerFailure extends Error {
   constructor(
@@ -107,6 +110,8 @@ export class WorkerHandle {
   /** Which JSON body the worker is decoding, since when (shared with it). */
   readonly #progress = new DecodeProgress();
   #abandoned = false;
+  /** Set once the thread has exited: nothing sent to it would ever be answered. */
+  #dead = false;
   /** Resolves the promise `close()` waits on once no request is pending. */
   #onDrained: (() => void) | null = null;
   #nextId = 1;
@@ -141,14 +146,17 @@ export class WorkerHandle {
     });
     this.#exited = new Promise((resolve) => {
       this.#worker.once('exit', (code) => {
-        const error = new WorkerFailure('exit', `The inference worker stopped (exit code ${code}).`);
+        this.#dead = true;
+        const error = new WorkerFailure('exit', `The inference worker stopped (exit code ${code})${RETRY}`);
         this.#failAll(error);
+        // A lane run answered late waits on the slot's state: wake it (it finds its request failed).
+        if (this.#lane) Atomics.notify(this.#lane.control, LANE.state);
         if (!this.#closing && !this.#abandoned) this.onUnexpectedExit?.(error);
         resolve();
       });
     });
     this.#worker.on('error', (error) =>
-      this.#failAll(new WorkerFailure('exit', `The inference worker crashed: ${error.message}`)),
+      this.#failAll(new WorkerFailure('exit', `The inference worker crashed: ${error.message}${RETRY}`)),
     );
     this.#worker.on('message', (message: WorkerMessage) => {
       const pending = this.#pending.get(message.id);
@@ -226,7 +234,14 @@ export class WorkerHandle {
    */
   #inferOnLane(plan: string, feeds: WireTensor[], rows: number): Promise<WireTensor[]> | null {
     const lane = this.#lane;
-    if (lane === null || this.#laneBusy || this.#pending.size > 0 || this.#closing || this.#abandoned)
+    if (
+      lane === null ||
+      this.#laneBusy ||
+      this.#pending.size > 0 ||
+      this.#closing ||
+      this.#abandoned ||
+      this.#dead
+    )
       return null;
     const runUs = this.#runUs.get(plan);
     if (runUs === undefined || !(runUs <= LANE_MAX_RUN_US) || rows > LANE_MAX_ROWS) return null;
@@ -363,6 +378,11 @@ export class WorkerHandle {
         const deadlineMs = deadlinesMs[now.body]!;
         const later = deadlinesMs.slice(now.body + 1);
         if (now.elapsedMs >= deadlineMs) {
+          // The worker left the decode meanwhile: it runs the model, which may not be interrupted.
+          if (!this.#progress.abandon(id)) {
+            setTimeout(check, 1).unref();
+            return;
+          }
           const error = new ApiError(
             'input_decode_timeout',
             `The body was not decoded within ${deadlineMs} ms, so it was abandoned; it is most likely corrupt. Send JSON records as a JSON library writes them.`,
@@ -411,6 +431,7 @@ export class WorkerHandle {
 
   /** Sends `message` under a fresh id (its `id` is overwritten) and resolves with the answer. */
   #request(message: ParentMessage, transfer: ArrayBuffer[]): Promise<WorkerMessage> {
+    if (this.#dead) return Promise.reject(new WorkerFailure('exit', `The inference worker stopped${RETRY}`));
     if (this.#closing || this.#abandoned)
       return Promise.reject(new WorkerFailure('exit', 'The inference worker is closing.'));
     const id = this.#nextId++;
