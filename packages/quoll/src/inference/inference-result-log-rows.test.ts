@@ -58,9 +58,9 @@ describe('InferenceResult.logRows (JSON records written straight into the log st
         const rows = c.make().logRows();
         expect(isLogRowSource(rows)).toBe(true);
         const admitted = admitLogRows(1, rows);
-        // Staged from the source itself, or (not fixed-width, or big) from its table.
-        expect(admitted.batches.every((b) => isLogRowSource(b))).toBe(c.staged);
-        expect(admitted.batches.every((b) => b instanceof RecordBatch)).toBe(!c.staged);
+        // The source itself (copied when small, kept when big), or (not fixed-width) its table.
+        expect(admitted.batches.every((b) => isLogRowSource(b))).toBe(c.source);
+        expect(admitted.batches.every((b) => b instanceof RecordBatch)).toBe(!c.source);
         direct.add(1, admitted.batches);
       }
       // The garbage buffers were taken again (so the bytes compared below were written over them).
@@ -69,7 +69,49 @@ describe('InferenceResult.logRows (JSON records written straight into the log st
     });
   }
 
-  for (const c of recordsLogCases().filter((c) => c.staged)) {
+  /** The table's leaf value buffers, depth first in field order (what a source's leaves are). */
+  function tableLeaves(table: Table): ArrayBufferView[] {
+    const leaves: ArrayBufferView[] = [];
+    const visit = (d: Data): void => {
+      if (d.children.length > 0) for (const child of d.children) visit(child);
+      else leaves.push(d.values as ArrayBufferView);
+    };
+    for (const column of table.batches[0]!.data.children) visit(column);
+    return leaves;
+  }
+
+  for (const c of recordsLogCases().filter((c) => c.source)) {
+    it(`writes each leaf a slice of rows at a time (leafWriter) with the bytes of the table, over garbage: ${c.name}`, () => {
+      const source = c.make().logRows() as LogRowSource;
+      const table = c.make().toArrowTable();
+      const leaves = tableLeaves(table);
+      expect(typeof source.leafWriter).toBe('function');
+      // Slices of 1 row, of 2, and of more than is left (the last ends the leaf).
+      for (const sizes of [[1], [2], [source.numRows + 5], [3, 1, 7]]) {
+        leaves.forEach((values, i) => {
+          const leaf = source.leaves![i]!;
+          const T = values.constructor as new (n: number) => ArrayBufferView;
+          const target = new T(source.numRows * leaf.width);
+          new Uint8Array(target.buffer).fill(0xa5);
+          const write = source.leafWriter!(i, target);
+          let written = 0;
+          for (let k = 0; written < source.numRows; k++) {
+            const rows = Math.min(sizes[k % sizes.length]!, source.numRows - written);
+            write(rows);
+            written += rows;
+          }
+          expect(
+            Buffer.from(target.buffer).equals(
+              Buffer.from(values.buffer, values.byteOffset, values.byteLength),
+            ),
+            `leaf ${i}, slices of ${sizes.join(', ')}`,
+          ).toBe(true);
+        });
+      }
+    });
+  }
+
+  for (const c of recordsLogCases().filter((c) => c.source)) {
     it(`writes every element of each leaf, as the table holds it, over garbage: ${c.name}`, () => {
       const source = c.make().logRows() as LogRowSource;
       const table = c.make().toArrowTable();
@@ -147,17 +189,40 @@ describe('InferenceResult.logRows (JSON records written straight into the log st
       writeLeaf: write,
       toTable,
     };
+    expect(() => staging.add(1, [noLeaves])).toThrow(/admitLogRows/);
+    expect(staging.stagedRows).toBe(good.numRows);
+    expect(snapshot(staging.take())).toEqual(snapshot(expected.take()));
+  });
+
+  it('keeps a big source as it is (no table built, nothing written at admission), after the runs before it', () => {
+    const c = recordsLogCases().find((x) => x.staged)!;
+    const staging = new LogStaging(LIMITS);
+    staging.add(1, admitLogRows(1, c.make().logRows()).batches);
+    const good = c.make().logRows() as LogRowSource;
+    let written = 0;
     const big: LogRowSource = {
       ...good,
       kind: 'log-row-source',
+      leaves: good.leaves,
       byteLength: 32 * 1024,
-      writeLeaf: write,
-      toTable,
+      writeLeaf: (index, target) => {
+        written++;
+        good.writeLeaf(index, target);
+      },
+      toTable: () => {
+        throw new Error('no table is built for a big source');
+      },
     };
-    expect(() => staging.add(1, [noLeaves])).toThrow(/admitLogRows/);
-    expect(() => staging.add(1, [big])).toThrow(/admitLogRows/);
-    expect(staging.stagedRows).toBe(good.numRows);
-    expect(snapshot(staging.take())).toEqual(snapshot(expected.take()));
+    const admitted = admitLogRows(1, big);
+    expect(admitted.batches).toEqual([big]);
+    staging.add(1, admitted.batches);
+    expect(written).toBe(0);
+    const staged = staging.take();
+    expect(staged.rows).toBe(2 * good.numRows);
+    const group = staged.groups.get(1)!;
+    expect(group).toHaveLength(2);
+    expect(group[0]).toBeInstanceOf(StagedRun);
+    expect(group[1]).toBe(big);
   });
 
   it('checks the schema of a source as of a batch', () => {

@@ -588,26 +588,44 @@ function fillRecordsColumn(
   shape: readonly number[],
   values: Float64Array,
 ): void {
+  const offset = fillRecordsRows(records, column, shape, values, 0, records.length, 0);
+  // Rows with fewer values than the first leave the tail as a fresh array has it.
+  if (offset < values.length) values.fill(0, offset);
+}
+
+/**
+ * Writes rows `[from, to)` of a records request's input column into `values` from element
+ * `offset` on, as {@link fillRecordsColumn} writes them, and returns the element after them:
+ * the whole column written slice after slice (each from the offset the previous returned) has
+ * the bytes of the column written in one go.
+ */
+function fillRecordsRows(
+  records: Record<string, unknown>[],
+  column: string,
+  shape: readonly number[],
+  values: Float64Array,
+  from: number,
+  to: number,
+  offset: number,
+): number {
   const width = shape.reduce((a, b) => a * b, 1);
-  let offset = 0;
   if (shape.length === 1) {
     // The common case ({ tensor: [18 numbers] }): a flat loop, no recursion.
-    for (const record of records) {
-      const row = record[column] as unknown[];
+    for (let r = from; r < to; r++) {
+      const row = records[r]![column] as unknown[];
       for (let i = 0; i < width; i++) {
         const value = row[i];
         values[offset++] = typeof value === 'boolean' ? Number(value) : (value as number);
       }
     }
-  } else {
-    const push = (value: unknown): void => {
-      if (Array.isArray(value)) for (const item of value) push(item);
-      else values[offset++] = typeof value === 'boolean' ? Number(value) : (value as number);
-    };
-    for (const record of records) push(record[column]);
-    // Rows with fewer values than the first leave the tail as a fresh array has it.
-    if (offset < values.length) values.fill(0, offset);
+    return offset;
   }
+  const push = (value: unknown): void => {
+    if (Array.isArray(value)) for (const item of value) push(item);
+    else values[offset++] = typeof value === 'boolean' ? Number(value) : (value as number);
+  };
+  for (let r = from; r < to; r++) push(records[r]![column]);
+  return offset;
 }
 
 /** Typed-array kinds (as the log's staging names them) of the fixed columns of a result. */
@@ -692,6 +710,38 @@ class RecordsLogRows implements LogRowSource {
     } else {
       (target as Uint32Array).fill(0);
     }
+  }
+
+  leafWriter(index: number, target: ArrayBufferView): (rows: number) => void {
+    const inputs = this.#columns.length;
+    const total = this.numRows;
+    let row = 0;
+    if (index >= 1 && index <= inputs) {
+      const values = target as Float64Array;
+      const column = this.#columns[index - 1]!;
+      const shape = this.#shapes[index - 1]!;
+      let offset = 0;
+      return (rows) => {
+        const to = Math.min(total, row + rows);
+        offset = fillRecordsRows(this.#records, column, shape, values, row, to, offset);
+        row = to;
+        // As fillRecordsColumn: rows with fewer values than the first leave the tail zero.
+        if (row === total && offset < values.length) values.fill(0, offset);
+      };
+    }
+    // The other leaves are the same value per row or a copy of the output: by element ranges.
+    const view = target as unknown as { length: number; subarray(a: number, b: number): ArrayBufferView };
+    const width = total === 0 ? 0 : view.length / total;
+    return (rows) => {
+      const to = Math.min(total, row + rows);
+      const part = view.subarray(row * width, to * width);
+      if (index === 0) (part as BigInt64Array).fill(BigInt(this.#result.time));
+      else if (index <= inputs + this.#result.outputs.length) {
+        const data = this.#result.outputs[index - 1 - inputs]!.data as Exclude<TensorData, string[]>;
+        (part as Uint8Array).set((data as Uint8Array).subarray(row * width, to * width));
+      } else (part as Uint32Array).fill(0);
+      row = to;
+    };
   }
 
   toTable(): Table {

@@ -2,8 +2,8 @@ import type { Clock, TimerHandle } from '../clock/index.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { LogAppendQueue } from './log-append-queue.js';
 import type { LogAppendBatch } from './log-row-source.js';
-import { LogBatchPacker } from './log-batch-transfer.js';
-import type { LogBatchPackerOptions, PackedBatches } from './log-batch-transfer.js';
+import { LogBatchPacker, LogPackError, PACK_SLICE_BYTES } from './log-batch-transfer.js';
+import type { LogBatchPackerOptions, LogPackJob, PackedBatches } from './log-batch-transfer.js';
 import { LogStaging } from './log-staging.js';
 import type { StagedRows } from './log-staging.js';
 
@@ -37,6 +37,19 @@ export interface LogHandOffOptions {
    * every append up to the last seq, so it must be told fewer come.
    */
   lastSeqLowered?: () => void;
+  /**
+   * Bytes packed into a message per turn of the event loop: a bigger hand-off (a million-row
+   * append) is packed a slice at a time, yielding between slices, and posted once complete.
+   * @default PACK_SLICE_BYTES (512 KiB)
+   */
+  sliceBytes?: number;
+  /**
+   * Rows an append had acknowledged that could not be read when they were packed (a torn
+   * batch kept as it is, a big row source that throws): they are left out of the message, the
+   * rest goes on. Told once per entry left out.
+   * @default prints to stderr
+   */
+  rowsDropped?: (error: LogPackError) => void;
 }
 
 /**
@@ -70,6 +83,13 @@ export class LogHandOff {
   #timer: TimerHandle | null = null;
   /** Rows sent to the writer thread and not yet confirmed written, per message: sent again if it dies. */
   #unconfirmed: StagedRows[] = [];
+  /** Messages to post, in order; the first may be being packed ({@link #job}). */
+  #outbox: StagedRows[] = [];
+  /** The packing of the outbox's first message, when it takes more than one slice. */
+  #job: LogPackJob | null = null;
+  /** The turn of the event loop the job's next slice waits for. */
+  #resume: NodeJS.Immediate | null = null;
+  #packSlices = 0;
 
   constructor(options: LogHandOffOptions) {
     this.#opts = options;
@@ -82,6 +102,11 @@ export class LogHandOff {
       this.#staging.add(item.pipelineId, item.batches);
     });
     this.#packer = new LogBatchPacker(options.packer);
+  }
+
+  /** Slices packed so far, one per turn of the event loop at most (for tests and diagnostics). */
+  get packSlices(): number {
+    return this.#packSlices;
   }
 
   /** Whether appends were sent that the writer has not confirmed. */
@@ -112,6 +137,7 @@ export class LogHandOff {
    * one left unconfirmed. Returns the seq of the last of those (`0` when none).
    */
   attach(): number {
+    this.#abandon();
     this.#packer.reset();
     this.#attached = true;
     this.#wants = false;
@@ -121,8 +147,21 @@ export class LogHandOff {
 
   /** The writer thread ended: nothing is sent until the next {@link attach}. */
   detach(): void {
+    this.#abandon();
     this.#attached = false;
     this.#wants = false;
+  }
+
+  /**
+   * Drops the messages not posted yet, a packing under way included (its arena goes back to
+   * the pool): they are unconfirmed, and the next {@link attach} sends them again.
+   */
+  #abandon(): void {
+    if (this.#resume !== null) clearImmediate(this.#resume);
+    this.#resume = null;
+    if (this.#job !== null) this.#packer.abandon(this.#job);
+    this.#job = null;
+    this.#outbox = [];
   }
 
   /** The writer thread asked for rows: sent now, or when the timer fires or a flush hurries. */
@@ -145,9 +184,10 @@ export class LogHandOff {
     for (const staged of unconfirmed.splice(0, n)) this.#staging.release(staged);
   }
 
-  /** Cancels the hand-off timer (at the end of stop). */
+  /** Cancels the hand-off timer and a packing under way (at the end of stop). */
   close(): void {
     this.#clearTimer();
+    this.#abandon();
   }
 
   #clearTimer(): void {
@@ -213,13 +253,54 @@ export class LogHandOff {
    * Sends staged rows to the writer thread as one group per pipeline (rows keep their order
    * within a pipeline, the only order the log has). Each staged run (many results of one
    * schema, merged as they were admitted) crosses as one batch, so unpacking, schema lookups
-   * and merging in the writer are paid per hand-off rather than per request.
+   * and merging in the writer are paid per hand-off rather than per request. Messages are
+   * posted in order; one of more than `sliceBytes` is packed a slice per turn of the event loop.
    */
   #send(staged: StagedRows): void {
-    const body = this.#packer.pack([...staged.groups.values()]);
-    this.#opts.post({ type: 'items', seq: staged.seq, pipelineIds: [...staged.groups.keys()], body }, [
-      body.arena,
-      body.meta.buffer as ArrayBuffer,
-    ]);
+    this.#outbox.push(staged);
+    if (this.#job === null && this.#resume === null) this.#drain();
   }
+
+  /** Packs and posts the outbox's messages in order, yielding to the event loop between slices. */
+  #drain(): void {
+    this.#resume = null;
+    const slice = Math.max(1, this.#opts.sliceBytes ?? PACK_SLICE_BYTES);
+    while (this.#attached && this.#outbox.length > 0) {
+      const staged = this.#outbox[0]!;
+      let done: boolean;
+      try {
+        this.#job ??= this.#packer.begin([...staged.groups.values()]);
+        this.#packSlices++;
+        done = this.#job.step(slice);
+      } catch (err) {
+        if (!(err instanceof LogPackError)) throw err;
+        // What cannot be read is left out (and told); the message is packed again without it.
+        if (this.#job !== null) this.#packer.abandon(this.#job);
+        this.#job = null;
+        this.#drop(staged, err);
+        continue;
+      }
+      if (!done) {
+        this.#resume = setImmediate(() => this.#drain());
+        return;
+      }
+      const body = this.#job.body;
+      this.#job = null;
+      this.#outbox.shift();
+      this.#opts.post({ type: 'items', seq: staged.seq, pipelineIds: [...staged.groups.keys()], body }, [
+        body.arena,
+        body.meta.buffer as ArrayBuffer,
+      ]);
+    }
+  }
+
+  /** Takes the entries a packing could not read out of `staged` for good. */
+  #drop(staged: StagedRows, err: LogPackError): void {
+    this.#staging.drop(staged, err.entries);
+    (this.#opts.rowsDropped ?? defaultRowsDropped)(err);
+  }
+}
+
+function defaultRowsDropped(err: LogPackError): void {
+  process.stderr.write(`quoll: ${err.message}; those rows are not logged.\n`);
 }

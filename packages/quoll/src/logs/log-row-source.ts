@@ -13,8 +13,10 @@ export interface LogRowLeaf {
  * them: an inference result of JSON records hands the log this instead of its table (which
  * it would build only for the log, with fresh typed arrays the staging then copies again).
  * The rows must be exactly those of {@link toTable}: same schema object, same values byte for
- * byte. The log store stages them when they are small and every column is fixed-width
- * numbers without nulls ({@link leaves} not `null`), and otherwise logs {@link toTable}.
+ * byte. When every column is fixed-width numbers without nulls ({@link leaves} not `null`)
+ * the log store stages small ones (copies them at `append`) and keeps big ones (32 KiB and
+ * more) until they are handed to its writer thread, where they write themselves into the
+ * hand-off's arena in slices of rows; otherwise it logs {@link toTable}.
  */
 export interface LogRowSource {
   readonly kind: 'log-row-source';
@@ -33,6 +35,15 @@ export interface LogRowSource {
    * leaf's kind and exactly that length (of a reused buffer: every element must be written).
    */
   writeLeaf(index: number, target: ArrayBufferView): void;
+  /**
+   * Like {@link writeLeaf}, a slice of rows at a time, for a big source (one of a million
+   * rows written in one go held the request thread for tens to hundreds of milliseconds): each
+   * call of the returned function writes the next `rows` rows of leaf `index` into `target`
+   * (the whole leaf, as for {@link writeLeaf}); once every row is written, every element of
+   * `target` is, with exactly the bytes {@link writeLeaf} writes. Optional: without it the
+   * leaf is written by {@link writeLeaf} in one go.
+   */
+  leafWriter?(index: number, target: ArrayBufferView): (rows: number) => void;
   /** The rows as an Arrow table of one batch. */
   toTable(): Table;
 }

@@ -97,8 +97,12 @@ export class StagedRun {
   }
 }
 
-/** What a pipeline's group holds: staged runs, and the batches that cannot merge or are big (kept as they are). */
-export type StagedEntry = StagedRun | RecordBatch;
+/**
+ * What a pipeline's group holds: staged runs, and the batches that cannot merge or are big and
+ * the big row sources (kept as they are: the packer copies them, or has them write themselves,
+ * into the hand-off's arena in slices).
+ */
+export type StagedEntry = StagedRun | RecordBatch | LogRowSource;
 
 /** The rows of the appends admitted since the last hand-off, copied, one group per pipeline in arrival order. */
 export class StagedRows {
@@ -201,7 +205,7 @@ export class LogStaging {
       for (const entry of group.splice(entries))
         if (entry instanceof StagedRun)
           for (const leaf of entry.leaves) this.#free(leaf.buf.buffer as ArrayBuffer);
-        else releaseLeases(entry);
+        else if (!isLogRowSource(entry)) releaseLeases(entry);
       if (run !== null) {
         run.rows = runRows;
         run.bytes = runBytes;
@@ -218,14 +222,18 @@ export class LogStaging {
     for (const batch of batches) {
       current.rows += batch.numRows;
       if (isLogRowSource(batch)) {
-        // Admitted only when small and fixed-width (`admitLogRows`): always staged. Anything
-        // else is refused (and rolled back by `add`), never staged as a run without columns.
+        // Admitted only when fixed-width (`admitLogRows`): anything else is refused (and rolled
+        // back by `add`), never staged as a run without columns.
         const leaves = batch.leaves;
         const size = batch.byteLength;
-        if (leaves === null || size >= STAGE_MAX_BYTES)
-          throw new Error(
-            'A log row source is staged only when admitLogRows admitted it (fixed-width, under 32 KiB).',
-          );
+        if (leaves === null)
+          throw new Error('A log row source is staged only when admitLogRows admitted it (fixed-width).');
+        if (size >= STAGE_MAX_BYTES) {
+          // Kept until the writer confirms it: the packer has it write its rows into the
+          // arena a slice at a time (and again for a restarted writer), no table built for it.
+          group.push(batch);
+          continue;
+        }
         const id = schemaIdOf(batch.schema);
         const run = this.#runFor(group, id, batch.numRows, size, () =>
           this.#newSourceRun(batch.schema, leaves, id, this.#hints.get(`${pipelineId}:${id}`)),
@@ -280,7 +288,7 @@ export class LogStaging {
     for (const [pipelineId, group] of staged.groups)
       for (const entry of group) {
         if (!(entry instanceof StagedRun)) {
-          releaseLeases(entry);
+          if (!isLogRowSource(entry)) releaseLeases(entry);
           continue;
         }
         this.#hints.set(
@@ -294,6 +302,32 @@ export class LogStaging {
         }
       }
     staged.groups.clear();
+  }
+
+  /**
+   * Takes `entries` out of rows handed over (rows that could not be read when they were packed:
+   * they will never be written), letting go of what was held for them.
+   */
+  drop(staged: StagedRows, entries: readonly StagedEntry[]): void {
+    const gone = new Set(entries);
+    for (const [pipelineId, group] of staged.groups) {
+      const kept: StagedEntry[] = [];
+      for (const entry of group) {
+        if (!gone.has(entry)) {
+          kept.push(entry);
+          continue;
+        }
+        if (entry instanceof StagedRun) {
+          staged.rows -= entry.rows;
+          for (const leaf of entry.leaves) this.#free(leaf.buf.buffer as ArrayBuffer);
+          continue;
+        }
+        staged.rows -= entry.numRows;
+        if (!isLogRowSource(entry)) releaseLeases(entry);
+      }
+      if (kept.length === 0) staged.groups.delete(pipelineId);
+      else staged.groups.set(pipelineId, kept);
+    }
   }
 
   #newRun(batch: RecordBatch, id: string, hints: number[] | undefined): StagedRun {

@@ -8,8 +8,14 @@ import type { WireTensor } from '../../inference/tensor-data.js';
  */
 export interface RecordsLogCase {
   name: string;
-  /** Whether `logRows()` gives a source the staging copies (else its table is logged). */
+  /** Whether `logRows()` gives a source the staging copies when it is admitted (small, fixed-width). */
   staged: boolean;
+  /**
+   * Whether `admitLogRows` takes the source itself: every column fixed-width numbers. Small ones
+   * are copied (`staged`); big ones (32 KiB and more) are kept and write themselves into the
+   * hand-off's arena in slices. Otherwise its table is logged.
+   */
+  source: boolean;
   make: () => InferenceResult;
 }
 
@@ -34,6 +40,7 @@ export function recordsLogCases(): RecordsLogCase[] {
     {
       name: '100 records of 18 numbers, one float32 output',
       staged: true,
+      source: true,
       make: () =>
         result(
           flatRecords(100),
@@ -51,6 +58,7 @@ export function recordsLogCases(): RecordsLogCase[] {
     {
       name: 'null, missing, boolean, string, -0 and huge values; five outputs of other types',
       staged: true,
+      source: true,
       make: () => {
         // Float64Array assignment: null -> 0, undefined (a short row) -> NaN, 'x' -> NaN, '2.5' -> 2.5.
         const records: Record<string, unknown>[] = [
@@ -97,6 +105,7 @@ export function recordsLogCases(): RecordsLogCase[] {
     {
       name: 'a 2 x 3 column with a short row, a scalar column, a uint8 output',
       staged: true,
+      source: true,
       make: () => {
         const records: Record<string, unknown>[] = [
           {
@@ -138,6 +147,7 @@ export function recordsLogCases(): RecordsLogCase[] {
     {
       name: 'a bool output (not fixed-width numbers: the table is logged)',
       staged: false,
+      source: false,
       make: () =>
         result(
           flatRecords(4),
@@ -146,8 +156,9 @@ export function recordsLogCases(): RecordsLogCase[] {
         ),
     },
     {
-      name: '300 records (32 KiB or more: the table is logged, kept as it is)',
+      name: '300 records (32 KiB or more: the source is kept, written at the hand-off)',
       staged: false,
+      source: true,
       make: () =>
         result(
           flatRecords(300),
@@ -161,6 +172,35 @@ export function recordsLogCases(): RecordsLogCase[] {
             },
           ],
         ),
+    },
+    {
+      name: '450 records of a 2 x 3 column with short rows, a scalar column (big: kept, written at the hand-off)',
+      staged: false,
+      source: true,
+      make: () => {
+        const records: Record<string, unknown>[] = Array.from({ length: 450 }, (_, i) => ({
+          image:
+            i % 97 === 5
+              ? [[i, i + 1, i + 2], [i + 3]]
+              : [
+                  [i, i + 0.5, i + 1],
+                  [i + 1.5, i + 2, i + 2.5],
+                ],
+          bias: i % 3 === 0 ? null : i * 0.25,
+        }));
+        return result(
+          records,
+          ['image', 'bias'],
+          [
+            {
+              name: 'score',
+              type: 'float64',
+              dims: [450, 2],
+              data: Float64Array.from({ length: 900 }, (_, i) => i / 7),
+            },
+          ],
+        );
+      },
     },
   ];
 }
