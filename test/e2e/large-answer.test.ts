@@ -13,9 +13,9 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
 const ROWS = 1_000_000;
 const WIDTH = 2;
 /**
- * Far above one slice of encoding (milliseconds), well below the stall of one whole answer. What
- * is still done in one go for such a request (the inference log's copy of its rows, a few
- * hundred ms on a loaded machine) stays under it.
+ * Far above one slice of encoding (milliseconds), well below the stall of one whole answer. The
+ * inference log's hand-off of the rows (a few hundred ms in one go on a loaded machine before) is
+ * packed in slices too (`logs/log-hand-off.large-append.test.ts`).
  */
 const HEALTH_BOUND_MS = 3_000;
 
