@@ -10,7 +10,13 @@ export type { QueuedAppend } from './log-append-queue.js';
 export { LogHandOff } from './log-hand-off.js';
 export type { LogHandOffOptions, LogItemsMessage } from './log-hand-off.js';
 export { ArrowMessageEncoder } from './arrow-message-encoder.js';
-export { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
+export {
+  LogBatchPacker,
+  LogBatchUnpacker,
+  LogPackError,
+  LogPackJob,
+  PACK_SLICE_BYTES,
+} from './log-batch-transfer.js';
 export type { PackedBatches } from './log-batch-transfer.js';
 export { LogStaging, StagedRows, StagedRun, kindOf } from './log-staging.js';
 export type { LogStagingLimits, StagedEntry, StagedLeaf } from './log-staging.js';
