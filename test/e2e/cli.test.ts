@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
+import { runCli, type CliResult } from '../support/run-cli.js';
 import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
 
 const exec = promisify(execFile);
@@ -18,17 +19,8 @@ const ISO = /\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\b/;
 const OTHER_TIMES = /\b\d{4}-\d{2}-[A-Z][a-z]{2}\b|\b\d{4}-\d{2}-\d{2} \d{2}:\d{2}/;
 
 /** Runs the CLI against the test server; never throws, answers code + output. */
-async function quoll(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, '--home', server.home, ...args], {
-      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-      maxBuffer: 64 * 1024 * 1024,
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function quoll(...args: string[]): Promise<CliResult> {
+  return runCli(server.home, args);
 }
 
 beforeAll(async () => {

@@ -18,6 +18,7 @@ import {
 } from '@quoll/client';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
+import { runCli, type CliResult } from '../support/run-cli.js';
 import { CLI, serversOnPostgres, startTestServer, type TestServer } from '../support/test-server.js';
 
 const run = promisify(execFile);
@@ -34,19 +35,8 @@ let arrowUrl: string;
 const arrowBytes = tableToIpcFile(makeArrowTensorTable(makeHouseRows(ROWS, 11), 18));
 
 /** Runs the built CLI against the test server's home; resolves stdout, stderr and the exit code. */
-async function cli(
-  args: string[],
-  home = server.home,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, '--home', home, ...args], {
-      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function cli(args: string[], home = server.home): Promise<CliResult> {
+  return runCli(home, args);
 }
 
 /** Every regular file under `dir`, recursively. */

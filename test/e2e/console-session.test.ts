@@ -1,8 +1,7 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
-import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
+import { runCli, type CliResult } from '../support/run-cli.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
  * The console's sign-in rules against a real server: one-time links from `quoll console`, the
@@ -11,19 +10,10 @@ import { CLI, startTestServer, type TestServer } from '../support/test-server.js
  * the API token it came from, and a run's token or a session can start none.
  */
 
-const exec = promisify(execFile);
 let server: TestServer;
 
-async function quoll(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, '--home', server.home, ...args], {
-      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function quoll(...args: string[]): Promise<CliResult> {
+  return runCli(server.home, args);
 }
 
 /** A fresh one-time link through the CLI; its code. */

@@ -1,32 +1,22 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { inspect, promisify } from 'node:util';
+import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, NotFoundError, PayloadTooLargeError, ValidationError, type Workspace } from '@quoll/client';
 import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import { createZip } from '../support/zip-builder.js';
-import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
-
-const run = promisify(execFile);
+import { runCli, type CliResult } from '../support/run-cli.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
 
 let server: TestServer;
 let client: Client;
 let workspace: Workspace;
 let dir: string;
 
-async function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [CLI, '--home', server.home, ...args], {
-      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
+function cli(args: string[]): Promise<CliResult> {
+  return runCli(server.home, args);
 }
 
 beforeAll(async () => {
