@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, TaskRun } from '@quoll/client';
 import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { sseEvents } from '../support/sse-events.js';
 import { serversOnPostgres, startTestServer, type TestServer } from '../support/test-server.js';
 
 let server: TestServer;
@@ -47,18 +48,7 @@ async function followEvents(runId: string): Promise<string[]> {
   });
   expect(res.status).toBe(200);
   const events: string[] = [];
-  let text = '';
-  const decoder = new TextDecoder();
-  for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-    text += decoder.decode(chunk, { stream: true });
-    let at: number;
-    while ((at = text.indexOf('\n\n')) >= 0) {
-      const block = text.slice(0, at);
-      text = text.slice(at + 2);
-      const event = /^event: (\w+)/m.exec(block)?.[1];
-      if (event !== undefined) events.push(event);
-    }
-  }
+  for await (const event of sseEvents(res.body)) events.push(event.type);
   return events;
 }
 

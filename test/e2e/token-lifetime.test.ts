@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type Orchestration, type Workspace } from '@quoll/client';
 import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import { findPythons } from '../support/python.js';
-import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
+import { runCli, type CliResult } from '../support/run-cli.js';
+import { sseEvents } from '../support/sse-events.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
 
 /**
  * How long API tokens live and what they can become, against a real server: a run's token or
@@ -37,16 +39,8 @@ let wsA: Workspace;
 let tokenA: string;
 let ticker: Orchestration;
 
-async function quoll(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, [CLI, '--home', server.home, ...args], {
-      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code: number; stdout: string; stderr: string };
-    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
-  }
+function quoll(...args: string[]): Promise<CliResult> {
+  return runCli(server.home, args);
 }
 
 interface Answer {
@@ -107,20 +101,8 @@ async function follow(runId: string, headers: Record<string, string>): Promise<F
   expect(res.status).toBe(200);
   const events: Follow['events'] = [];
   const closed = (async (): Promise<number> => {
-    let text = '';
-    const decoder = new TextDecoder();
     try {
-      for await (const chunk of res.body as AsyncIterable<Uint8Array>) {
-        text += decoder.decode(chunk, { stream: true });
-        let at: number;
-        while ((at = text.indexOf('\n\n')) >= 0) {
-          const block = text.slice(0, at);
-          text = text.slice(at + 2);
-          const type = /^event: (\w+)/m.exec(block)?.[1];
-          if (type !== undefined)
-            events.push({ type, data: /^data: (.*)$/m.exec(block)?.[1] ?? '', at: Date.now() });
-        }
-      }
+      for await (const event of sseEvents(res.body)) events.push({ ...event, at: Date.now() });
     } catch {
       // A broken stream counts as closed.
     }
