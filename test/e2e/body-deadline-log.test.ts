@@ -1,6 +1,6 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ErrorBody } from '@quoll/client/wire';
+import { errorCodeOf } from '../support/error-code-of.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
 // A body cut by the receive deadline is answered 408 request_timeout once: the server logs the
@@ -33,19 +33,10 @@ function stalled(path: string, type: string): Promise<{ status: number; code?: s
     });
     req.setTimeout(15_000, () => req.destroy(new Error(`no answer from ${path} within 15 s`)));
     req.on('response', (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (part: string) => (text += part));
-      res.on('end', () => {
-        let code: string | undefined;
-        try {
-          code = (JSON.parse(text) as ErrorBody).error.code;
-        } catch {
-          code = undefined;
-        }
+      errorCodeOf(res).then((code) => {
         resolve({ status: res.statusCode ?? 0, ...(code === undefined ? {} : { code }) });
         req.destroy();
-      });
+      }, reject);
     });
     req.on('error', reject);
     req.write(Buffer.alloc(16, 0x5b));

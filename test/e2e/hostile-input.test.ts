@@ -4,6 +4,8 @@ import { tableToIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorBody, ErrorCode } from '@quoll/client/wire';
 import { withRecordBatchBlocks } from '../support/arrow-file-footer.js';
+import { deployModelPipeline } from '../support/deploy-model-pipeline.js';
+import { errorCodeOf } from '../support/error-code-of.js';
 import { makeArrowTensorTable, makeHouseRows } from '../support/synthetic-data.js';
 import { makeScaleModel } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -27,15 +29,8 @@ beforeAll(async () => {
       QUOLL_INFERENCE_LOGS: 'off',
     },
   });
-  const client = server.client();
-  const model = await client.uploadModel(
-    'scale',
-    makeScaleModel({ inputName: 'tensor', width: 18, factor: 2 }),
-  );
-  const pipeline = await client.buildPipeline('hostile');
-  await pipeline.addModelStep(model);
-  await pipeline.deploy();
-  url = pipeline.url();
+  const model = makeScaleModel({ inputName: 'tensor', width: 18, factor: 2 });
+  url = (await deployModelPipeline(server.client(), 'hostile', 'scale', model)).url();
 });
 
 afterAll(async () => {
@@ -563,15 +558,8 @@ describe('bodies that trickle', () => {
         QUOLL_INFERENCE_LOGS: 'off',
       },
     });
-    const client = slow.client();
-    const model = await client.uploadModel(
-      'scale',
-      makeScaleModel({ inputName: 'tensor', width: 18, factor: 2 }),
-    );
-    const pipeline = await client.buildPipeline('trickle');
-    await pipeline.addModelStep(model);
-    await pipeline.deploy();
-    slowUrl = pipeline.url();
+    const model = makeScaleModel({ inputName: 'tensor', width: 18, factor: 2 });
+    slowUrl = (await deployModelPipeline(slow.client(), 'trickle', 'scale', model)).url();
   });
 
   afterAll(async () => {
@@ -627,18 +615,10 @@ describe('bodies that trickle', () => {
         },
       });
       req.on('response', (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (part: string) => (text += part));
-        res.on('end', () => {
-          let code: string | undefined;
-          try {
-            code = (JSON.parse(text) as ErrorBody).error.code;
-          } catch {
-            code = undefined;
-          }
-          settle(res.statusCode ?? 0, code);
-        });
+        errorCodeOf(res).then(
+          (code) => settle(res.statusCode ?? 0, code),
+          () => settle(0),
+        );
       });
       req.on('error', () => settle(0));
       req.on('close', () => setTimeout(() => settle(0), 200));

@@ -1,5 +1,6 @@
 import { tableFromIPC, tableToIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { deployModelPipeline } from '../support/deploy-model-pipeline.js';
 import { makeArrowTensorTable } from '../support/synthetic-data.js';
 import { makeScaleModel } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -24,15 +25,8 @@ let url: string;
 
 beforeAll(async () => {
   server = await startTestServer({ env: { QUOLL_MAX_INFERENCE_BYTES: String(512 * 1024 ** 2) } });
-  const client = server.client();
-  const model = await client.uploadModel(
-    'scale',
-    makeScaleModel({ inputName: 'tensor', width: WIDTH, factor: 2 }),
-  );
-  const pipeline = await client.buildPipeline('large');
-  await pipeline.addModelStep(model);
-  await pipeline.deploy();
-  url = pipeline.url();
+  const model = makeScaleModel({ inputName: 'tensor', width: WIDTH, factor: 2 });
+  url = (await deployModelPipeline(server.client(), 'large', 'scale', model)).url();
 });
 
 afterAll(async () => {
@@ -40,6 +34,16 @@ afterAll(async () => {
   await server.cleanup();
   expect(code).toBe(0);
 });
+
+/** An answer, and how /v1/health fared while it was written. */
+interface AnsweredMeanwhile {
+  status: number;
+  body: Buffer;
+  /** The slowest health answer seen meanwhile. */
+  slowestHealthMs: number;
+  /** How many health answers were seen. */
+  checks: number;
+}
 
 /**
  * Sends one request and polls /v1/health every 20 ms until it is answered: the answer's status
@@ -49,7 +53,7 @@ async function whileAnswered(
   target: string,
   body: Uint8Array | string,
   headers: Record<string, string>,
-): Promise<{ status: number; body: Buffer; slowestHealthMs: number; checks: number }> {
+): Promise<AnsweredMeanwhile> {
   let done = false;
   let slowest = 0;
   let checks = 0;
@@ -79,6 +83,22 @@ async function whileAnswered(
   }
 }
 
+/** Logs how /v1/health fared while `what` was answered, and checks the answer is a 200. */
+function expectAnswered(what: string, answer: AnsweredMeanwhile): void {
+  console.log(`${what}: health slowest ${answer.slowestHealthMs.toFixed(0)} ms over ${answer.checks} checks`);
+  expect(answer.status, answer.body.subarray(0, 300).toString()).toBe(200);
+}
+
+/** An Arrow answer holds every row, the last one's input doubled. */
+function expectArrowRows(body: Buffer): void {
+  const table = tableFromIPC(body);
+  expect(table.numRows).toBe(ROWS);
+  expect([...(table.getChild('out.scaled')!.get(ROWS - 1) as Iterable<number>)]).toEqual([
+    2 * (ROWS - 1),
+    2 * ((ROWS - 1) % 7),
+  ]);
+}
+
 function jsonBody(): string {
   const parts: string[] = [];
   for (let i = 0; i < ROWS; i++) parts.push(`{"tensor":[${i},${i % 7}]}`);
@@ -97,10 +117,7 @@ function tensorValues(): Float32Array {
 describe('a million-row answer', () => {
   it('JSON records in, JSON out: /v1/health answers meanwhile', async () => {
     const answer = await whileAnswered(url, jsonBody(), { 'content-type': 'application/json' });
-    console.log(
-      `json→json: health slowest ${answer.slowestHealthMs.toFixed(0)} ms over ${answer.checks} checks`,
-    );
-    expect(answer.status, answer.body.subarray(0, 300).toString()).toBe(200);
+    expectAnswered('json→json', answer);
     const records = JSON.parse(answer.body.toString('utf8')) as Record<string, unknown>[];
     expect(records).toHaveLength(ROWS);
     expect(records[ROWS - 1]!['in.tensor']).toEqual([ROWS - 1, (ROWS - 1) % 7]);
@@ -113,32 +130,16 @@ describe('a million-row answer', () => {
       'content-type': 'application/json',
       accept: ARROW_STREAM,
     });
-    console.log(
-      `json→arrow: health slowest ${answer.slowestHealthMs.toFixed(0)} ms over ${answer.checks} checks`,
-    );
-    expect(answer.status, answer.body.subarray(0, 300).toString()).toBe(200);
-    const table = tableFromIPC(answer.body);
-    expect(table.numRows).toBe(ROWS);
-    expect([...(table.getChild('out.scaled')!.get(ROWS - 1) as Iterable<number>)]).toEqual([
-      2 * (ROWS - 1),
-      2 * ((ROWS - 1) % 7),
-    ]);
+    expectAnswered('json→arrow', answer);
+    expectArrowRows(answer.body);
     expect(answer.slowestHealthMs).toBeLessThan(HEALTH_BOUND_MS);
   });
 
   it('Arrow file in, Arrow file out: /v1/health answers meanwhile', async () => {
     const body = tableToIPC(makeArrowTensorTable(tensorValues(), WIDTH), 'file');
     const answer = await whileAnswered(url, body, { 'content-type': ARROW_FILE });
-    console.log(
-      `arrow→arrow: health slowest ${answer.slowestHealthMs.toFixed(0)} ms over ${answer.checks} checks`,
-    );
-    expect(answer.status, answer.body.subarray(0, 300).toString()).toBe(200);
-    const table = tableFromIPC(answer.body);
-    expect(table.numRows).toBe(ROWS);
-    expect([...(table.getChild('out.scaled')!.get(ROWS - 1) as Iterable<number>)]).toEqual([
-      2 * (ROWS - 1),
-      2 * ((ROWS - 1) % 7),
-    ]);
+    expectAnswered('arrow→arrow', answer);
+    expectArrowRows(answer.body);
     expect(answer.slowestHealthMs).toBeLessThan(HEALTH_BOUND_MS);
   });
 
@@ -148,10 +149,7 @@ describe('a million-row answer', () => {
     const answer = await whileAnswered(`${server.url}/v2/models/large/infer`, body, {
       'content-type': 'application/json',
     });
-    console.log(
-      `v2 json: health slowest ${answer.slowestHealthMs.toFixed(0)} ms over ${answer.checks} checks`,
-    );
-    expect(answer.status, answer.body.subarray(0, 300).toString()).toBe(200);
+    expectAnswered('v2 json', answer);
     const parsed = JSON.parse(answer.body.toString('utf8')) as {
       outputs: { name: string; shape: number[]; data: number[] }[];
     };
