@@ -5,26 +5,14 @@ import { closeSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { NO_LIMITS, setUpSandbox } from '../../packages/quoll/src/runner/index.js';
 import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { probeSandbox } from '../support/probe-sandbox.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'quoll-inherited-fds-'));
 const hostFile = join(dir, 'host-only.txt');
 writeFileSync(hostFile, 'host secret\n', { mode: 0o600 });
-const probe = await setUpSandbox({
-  mode: 'auto',
-  network: 'host',
-  taskUser: null,
-  limits: NO_LIMITS,
-  scratchDir: dir,
-  apiPort: () => 9,
-});
-if (!probe.status.sandboxed) {
-  if (process.env.CI === 'true')
-    throw new Error(`CI must run the sandbox tests, but: ${probe.status.reason}`);
-  console.warn(`skipping the sandboxed case (no sandbox here): ${probe.status.reason}`);
-}
+const probe = await probeSandbox('the sandboxed case');
 
 /** Lists its descriptors and what they are, then tries the inherited one by number. */
 const PROBE = `

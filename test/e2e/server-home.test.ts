@@ -11,13 +11,13 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Client } from '@quoll/client';
-import { NO_LIMITS, setUpSandbox } from '../../packages/quoll/src/runner/index.js';
 import {
   processesTitled,
   processExists,
   readyOrchestration,
   waitFor,
 } from '../support/orchestration-helpers.js';
+import { probeSandbox } from '../support/probe-sandbox.js';
 import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
 import { createZip } from '../support/zip-builder.js';
 
@@ -121,21 +121,7 @@ describe('one server per home', () => {
   }, 60_000);
 });
 
-const probeDir = mkdtempSync(join(tmpdir(), 'quoll-home-probe-'));
-const probe = await setUpSandbox({
-  mode: 'auto',
-  network: 'host',
-  taskUser: null,
-  limits: NO_LIMITS,
-  scratchDir: probeDir,
-  apiPort: () => 9,
-});
-rmSync(probeDir, { recursive: true, force: true });
-if (!probe.status.sandboxed) {
-  if (process.env.CI === 'true')
-    throw new Error(`CI must run the sandbox tests, but: ${probe.status.reason}`);
-  console.warn(`skipping restart hygiene with a sandbox (no sandbox here): ${probe.status.reason}`);
-}
+const probe = await probeSandbox('restart hygiene with a sandbox');
 
 describe.each([
   { sandbox: 'off', run: true },

@@ -17,9 +17,9 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { hashDependencySet } from './dependency-set.js';
 import type { DependencySet } from './dependency-set.js';
-import { NO_LIMITS, setUpSandbox } from '../runner/index.js';
 import { EnvCache } from './env-cache.js';
 import { InstallError } from './install-error.js';
+import { probeSandbox } from '../../../../test/support/probe-sandbox.js';
 
 let dir: string;
 
@@ -210,21 +210,7 @@ describe('EnvCache install scripts', () => {
   });
 });
 
-const sandboxProbeDir = mkdtempSync(join(tmpdir(), 'quoll-envs-probe-'));
-const sandbox = await setUpSandbox({
-  mode: 'auto',
-  network: 'host',
-  taskUser: null,
-  limits: NO_LIMITS,
-  scratchDir: sandboxProbeDir,
-  apiPort: () => 9,
-});
-rmSync(sandboxProbeDir, { recursive: true, force: true });
-if (!sandbox.status.sandboxed) {
-  if (process.env.CI === 'true')
-    throw new Error(`CI must run the sandbox tests, but: ${sandbox.status.reason}`);
-  console.warn(`skipping the sandboxed-install tests: ${sandbox.status.reason}`);
-}
+const sandbox = await probeSandbox('the sandboxed-install tests');
 
 describe.skipIf(!sandbox.status.sandboxed)('EnvCache in a sandbox', () => {
   it("installs in the runs' sandbox: even an allowed script sees neither the server's files nor anything outside its build", async () => {
