@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arrow as sdkArrow, ValidationError, type Pipeline } from '@quoll/client';
-import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
 import { makeScaleModel } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -151,14 +151,7 @@ console.log(JSON.stringify({
 `,
     });
     const task = await orchestration.runOnce({ name: 'own arrow', jsonArgs: { pipeline: 'arrowinterop' } });
-    const run = await waitFor(
-      'the run to end',
-      async () => {
-        const [r] = await task.lastRuns();
-        return r !== undefined && r.status !== 'running' ? r : undefined;
-      },
-      60_000,
-    );
+    const run = await lastRunEnded(task, 60_000);
     const lines = (await run.logs()).map((l) => l.line);
     expect(run.status, lines.join('\n')).toBe('success');
     const result = lines.find((l) => l.startsWith('{'));

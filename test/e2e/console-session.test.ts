@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
 import { runCli, type CliResult } from '../support/run-cli.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -230,10 +230,7 @@ console.log('link ' + link.status);
 `;
     const orchestration = await readyOrchestration(client, 'session-from-run', { 'main.mjs': main });
     const task = await orchestration.runOnce({ name: 'session-from-run' });
-    const run = await waitFor('the run to finish', async () => {
-      const [r] = await task.lastRuns();
-      return r !== undefined && r.status !== 'running' ? r : undefined;
-    });
+    const run = await lastRunEnded(task, 30_000, 'the run to finish');
     const lines = (await run.logs()).map((l) => l.line);
     expect(run.status, lines.join('\n')).toBe('success');
     expect(lines).toContain('session 403 no-cookie');

@@ -5,7 +5,7 @@ import { closeSync, mkdtempSync, openSync, readFileSync, readlinkSync, rmSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { lastRunEnded, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import { probeSandbox } from '../support/probe-sandbox.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -38,14 +38,7 @@ async function reportOf(
 ): Promise<{ fds: Record<string, string>; read: string; wrote: string }> {
   const orchestration = await readyOrchestration(server.client(), 'fds', { 'main.mjs': PROBE });
   const task = await orchestration.runOnce({ name: 'fds', timeout: 60 });
-  const run = await waitFor(
-    'the run to end',
-    async () => {
-      const [r] = await task.lastRuns();
-      return r !== undefined && r.status !== 'running' ? r : undefined;
-    },
-    90_000,
-  );
+  const run = await lastRunEnded(task, 90_000);
   const logs = await run.logs();
   expect(run.status, logs.map((l) => l.line).join('\n')).toBe('success');
   const line = logs.find((l) => l.line.startsWith('REPORT '))?.line ?? 'REPORT {}';

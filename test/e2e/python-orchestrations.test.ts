@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@quoll/client';
 import { ValidationError, type Orchestration, type Workspace } from '@quoll/client';
-import { processesTitled, waitFor } from '../support/orchestration-helpers.js';
+import { lastRunEnded, processesTitled, waitFor } from '../support/orchestration-helpers.js';
 import { findPythons, noPythonReason, PYTHON_REQUIRED, type PythonInfo } from '../support/python.js';
 import { createZip } from '../support/zip-builder.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -59,14 +59,7 @@ async function settled(o: Orchestration): Promise<string> {
 }
 
 async function finishedRun(task: Awaited<ReturnType<Orchestration['runOnce']>>) {
-  return waitFor(
-    'the run to finish',
-    async () => {
-      const [r] = await task.lastRuns();
-      return r !== undefined && r.status !== 'running' ? r : undefined;
-    },
-    60_000,
-  );
+  return lastRunEnded(task, 60_000, 'the run to finish');
 }
 
 beforeAll(async () => {

@@ -6,7 +6,7 @@ import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, TaskRun } from '@quoll/client';
-import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
 import { sseEvents } from '../support/sse-events.js';
 import { serversOnPostgres, startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -25,14 +25,7 @@ afterAll(async () => {
 async function finishedRun(files: Record<string, string>, name: string): Promise<TaskRun> {
   const orchestration = await readyOrchestration(client, name, files);
   const task = await orchestration.runOnce({ name });
-  return waitFor(
-    `${name} to end`,
-    async () => {
-      const [r] = await task.lastRuns();
-      return r !== undefined && r.status !== 'running' ? r : undefined;
-    },
-    120_000,
-  );
+  return lastRunEnded(task, 120_000, `${name} to end`);
 }
 
 /** The server's resident memory, KiB. */

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it, vi } from 'vitest';
 import { Client } from '@quoll/client';
 import {
+  lastRunEnded,
   processesTitled,
   processExists,
   readyOrchestration,
@@ -234,10 +235,7 @@ describe.each([
       const c2 = new Client({ url: next.url, token: next.token });
       c2.setCurrentWorkspace(ws);
       const tasks = await c2.listTasks();
-      const lost = await waitFor('the lost run', async () => {
-        const [r] = await tasks[0]!.lastRuns();
-        return r !== undefined && r.status !== 'running' ? r : undefined;
-      });
+      const lost = await lastRunEnded(tasks[0]!, 30_000, 'the lost run');
       expect(lost.status).toBe('failure');
       expect(await (await c2.getOrchestration(installing.id)).status()).toBe('packaging');
     },

@@ -4,7 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError, type Client, type Orchestration, type Task } from '@quoll/client';
-import { processesTitled, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import {
+  lastRunEnded,
+  processesTitled,
+  readyOrchestration,
+  waitFor,
+} from '../support/orchestration-helpers.js';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -118,10 +123,7 @@ describe('run once', () => {
     expect(String(task)).toMatch(/^Type +Temporary Run$/m);
     expect(String(task)).toMatch(/^Active +True$/m);
     await waitFor('started', async () => ((await task.status()) === 'started' ? true : undefined));
-    const run = await waitFor('the run to finish', async () => {
-      const [r] = await task.lastRuns();
-      return r !== undefined && r.status !== 'running' ? r : undefined;
-    });
+    const run = await lastRunEnded(task, 30_000, 'the run to finish');
     const logs = await run.logs();
     const text = logs.map((l) => l.line).join('\n');
     expect(run.status, text).toBe('success');

@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type Orchestration, type Workspace } from '@quoll/client';
-import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { lastRunEnded, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import { findPythons } from '../support/python.js';
 import { runCli, type CliResult } from '../support/run-cli.js';
 import { sseEvents } from '../support/sse-events.js';
@@ -160,14 +160,7 @@ describe('token issuance', () => {
     });
     // The admin created the task: its runs get admin rights (the spec's contract).
     const task = await orchestration.runOnce({ name: 'admin-nightly' });
-    const run = await waitFor(
-      'the minter to end',
-      async () => {
-        const [r] = await task.lastRuns();
-        return r !== undefined && r.status !== 'running' ? r : undefined;
-      },
-      60_000,
-    );
+    const run = await lastRunEnded(task, 60_000, 'the minter to end');
     expect(run.status).toBe('success');
     // Workspace A reads the logs of runs in A, an admin's task's too.
     const scoped = await api(`/v1/task-runs/${run.id}/logs`, { bearer: tokenA });

@@ -1,5 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs';
-import type { Client, Orchestration } from '@quoll/client';
+import type { Client, Orchestration, Task, TaskRun } from '@quoll/client';
 import { createZip, type ZipEntrySpec } from './zip-builder.js';
 
 /** Polls `probe` every 100 ms until it returns a value other than undefined; fails after `timeoutMs`. */
@@ -29,6 +29,18 @@ export async function readyOrchestration(
     { name },
   );
   return orchestration.waitUntilReady({ timeoutMs: 60_000 });
+}
+
+/** Waits until the task's newest run has ended (any status but running); fails after `timeoutMs`. */
+export function lastRunEnded(task: Task, timeoutMs = 30_000, what = 'the run to end'): Promise<TaskRun> {
+  return waitFor(
+    what,
+    async () => {
+      const [r] = await task.lastRuns();
+      return r !== undefined && r.status !== 'running' ? r : undefined;
+    },
+    timeoutMs,
+  );
 }
 
 /**
