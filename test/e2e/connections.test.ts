@@ -1,8 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
 import { chmod, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect, promisify } from 'node:util';
@@ -16,6 +14,7 @@ import {
   ValidationError,
   type Connection,
 } from '@quoll/client';
+import { signedArrowFileServer, type SignedArrowFileServer } from '../support/signed-arrow-file-server.js';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
 import { runCli, type CliResult } from '../support/run-cli.js';
@@ -29,7 +28,7 @@ const ROWS = 25;
 
 let server: TestServer;
 let client: Client;
-let files: Server;
+let files: SignedArrowFileServer;
 /** `http://127.0.0.1:<port>/data/xtest.arrow?sig=<SECRET>`: answers only with the right signature. */
 let arrowUrl: string;
 const arrowBytes = tableToIpcFile(makeArrowTensorTable(makeHouseRows(ROWS, 11), 18));
@@ -51,20 +50,8 @@ async function allFiles(dir: string): Promise<string[]> {
 }
 
 beforeAll(async () => {
-  files = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.pathname !== '/data/xtest.arrow' || url.searchParams.get('sig') !== SECRET) {
-      res.writeHead(403).end('bad signature');
-      return;
-    }
-    if (req.headers.accept !== 'application/vnd.apache.arrow.file') {
-      res.writeHead(406).end('ask for application/vnd.apache.arrow.file');
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/vnd.apache.arrow.file' }).end(Buffer.from(arrowBytes));
-  });
-  await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
-  arrowUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}/data/xtest.arrow?sig=${SECRET}`;
+  files = await signedArrowFileServer(arrowBytes, SECRET);
+  arrowUrl = files.url;
   server = await startTestServer();
   client = server.client();
 });
@@ -72,7 +59,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const code = await server.stop();
   await server.cleanup();
-  await new Promise<void>((resolve) => files.close(() => resolve()));
+  await files.close();
   expect(code).toBe(0);
 });
 

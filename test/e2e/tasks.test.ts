@@ -1,6 +1,4 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ValidationError, type Client, type Orchestration, type Task } from '@quoll/client';
@@ -10,6 +8,7 @@ import {
   readyOrchestration,
   waitFor,
 } from '../support/orchestration-helpers.js';
+import { signedArrowFileServer, type SignedArrowFileServer } from '../support/signed-arrow-file-server.js';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -59,7 +58,7 @@ console.log('woke up');
 
 let server: TestServer;
 let client: Client;
-let files: Server;
+let files: SignedArrowFileServer;
 let arrowUrl: string;
 let seed: Orchestration;
 let sleeper: Orchestration;
@@ -69,16 +68,8 @@ let killedSchedule: Task;
 
 beforeAll(async () => {
   const arrowBytes = tableToIpcFile(makeArrowTensorTable(makeHouseRows(ROWS, 3), 18));
-  files = createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (url.searchParams.get('sig') !== SECRET) {
-      res.writeHead(403).end('bad signature');
-      return;
-    }
-    res.writeHead(200, { 'content-type': 'application/vnd.apache.arrow.file' }).end(Buffer.from(arrowBytes));
-  });
-  await new Promise<void>((resolve) => files.listen(0, '127.0.0.1', resolve));
-  arrowUrl = `http://127.0.0.1:${(files.address() as AddressInfo).port}/data/xtest.arrow?sig=${SECRET}`;
+  files = await signedArrowFileServer(arrowBytes, SECRET);
+  arrowUrl = files.url;
 
   server = await startTestServer();
   client = server.client();
@@ -104,7 +95,7 @@ beforeAll(async () => {
 afterAll(async () => {
   const code = await server?.stop();
   await server?.cleanup();
-  await new Promise<void>((resolve) => files?.close(() => resolve()));
+  await files?.close();
   expect(code).toBe(0);
 });
 
