@@ -1,7 +1,7 @@
-import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { build, type Metafile } from 'esbuild';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, hasChromium, launchChromium } from '../support/launch-chromium.js';
 import { makeScaleModel } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -12,8 +12,6 @@ import { startTestServer, type TestServer } from '../support/test-server.js';
  */
 
 const REPO = fileURLToPath(new URL('../..', import.meta.url));
-const CHROMIUM = process.env.QUOLL_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const inCi = process.env.CI === 'true';
 if (!hasChromium && !inCi) {
   console.warn(`skipped: no Chromium at ${CHROMIUM} (set QUOLL_TEST_CHROMIUM); the bundle checks still run`);
@@ -104,20 +102,7 @@ describe('@quoll/client in a browser bundle', () => {
 
     it('runs the seed flow from the page: Blob upload, deploy, records and Arrow inference, typed errors, printing', async () => {
       const { code } = await bundle();
-      const { chromium } = await import('playwright-core');
-      const browser = await chromium.launch({
-        executablePath: CHROMIUM,
-        headless: true,
-        args: [
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      const browser = await launchChromium();
       close = () => browser.close();
       const page = await browser.newPage();
       const errors: string[] = [];

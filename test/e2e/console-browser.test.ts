@@ -8,6 +8,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, hasChromium, launchChromium } from '../support/launch-chromium.js';
 import { hasSharedFixtures, SHARED_FIXTURES } from '../support/shared-fixtures.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
 import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
@@ -20,8 +21,6 @@ import { createZip } from '../support/zip-builder.js';
  * go to a temporary directory (printed), never into the repository.
  */
 
-const CHROMIUM = process.env.QUOLL_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
 const inCi = process.env.CI === 'true';
 const CONSOLE_BUILT = existsSync(new URL('../../packages/quoll/console/index.html', import.meta.url));
 if (!hasChromium && !inCi) console.warn(`skipped: no Chromium at ${CHROMIUM} (set QUOLL_TEST_CHROMIUM)`);
@@ -99,20 +98,7 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
       const v = row!['out.variable']![0]!;
       expected = new RegExp(String(Number(v.toPrecision(10))).replace('.', '\\.'));
     }
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     const context = await browser.newContext({
       viewport: { width: 1280, height: 900 },
       acceptDownloads: true,
