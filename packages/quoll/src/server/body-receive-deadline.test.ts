@@ -1,4 +1,11 @@
-import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import {
+  createServer,
+  request,
+  type ClientRequest,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -43,8 +50,23 @@ function send(
   parts: number,
   everyMs: number,
 ): Promise<{ status: number; text: string }> {
+  const req = request(url, { method: 'POST', headers: { 'content-length': String(body.length) } });
+  const answer = answerOf(req);
+  const size = Math.ceil(body.length / parts);
+  let at = 0;
+  const next = (): void => {
+    const part = body.subarray(at, at + size);
+    at += part.length;
+    if (at >= body.length) req.end(part);
+    else req.write(part, () => setTimeout(next, everyMs));
+  };
+  next();
+  return answer;
+}
+
+/** The status and body of a request's answer; status 0 when the connection failed instead. */
+function answerOf(req: ClientRequest): Promise<{ status: number; text: string }> {
   return new Promise((resolve) => {
-    const req = request(url, { method: 'POST', headers: { 'content-length': String(body.length) } });
     req.on('response', (res) => {
       let text = '';
       res.setEncoding('utf8');
@@ -52,15 +74,6 @@ function send(
       res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
     });
     req.on('error', () => resolve({ status: 0, text: '' }));
-    const size = Math.ceil(body.length / parts);
-    let at = 0;
-    const next = (): void => {
-      const part = body.subarray(at, at + size);
-      at += part.length;
-      if (at >= body.length) req.end(part);
-      else req.write(part, () => setTimeout(next, everyMs));
-    };
-    next();
   });
 }
 
@@ -68,17 +81,10 @@ describe('BodyReceiveDeadline', () => {
   it('cuts a body that stops with 408 request_timeout and stops watching it', async () => {
     const url = await serve(readAll);
     const started = performance.now();
-    const answer = await new Promise<{ status: number; text: string }>((resolve) => {
-      const req = request(url, { method: 'POST', headers: { 'content-length': '1000' } });
-      req.on('response', (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (text += c));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-      });
-      req.on('error', () => resolve({ status: 0, text: '' }));
-      req.write('x');
-    });
+    const req = request(url, { method: 'POST', headers: { 'content-length': '1000' } });
+    const answered = answerOf(req);
+    req.write('x');
+    const answer = await answered;
     expect(answer.status).toBe(408);
     expect(JSON.parse(answer.text)).toMatchObject({ error: { code: 'request_timeout' } });
     expect(performance.now() - started).toBeGreaterThanOrEqual(IDLE_MS);
