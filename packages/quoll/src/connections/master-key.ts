@@ -6,6 +6,7 @@ import {
   mkdirSync,
   openSync,
   readFileSync,
+  renameSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -136,14 +137,7 @@ export function readKeyFile(path: string): MasterKey | null {
  * Losing the file loses every connection, so it is durable before anything is sealed with it.
  */
 export function writeKeyFileExclusive(path: string, key: MasterKey): boolean {
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, `${key.key.toString('base64')}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
+  const temp = writeTempKeyFile(path, key);
   try {
     linkSync(temp, path);
     return true;
@@ -155,6 +149,27 @@ export function writeKeyFileExclusive(path: string, key: MasterKey): boolean {
     unlinkSync(temp);
     fsyncDirectory(dirname(path));
   }
+}
+
+/**
+ * Atomically replaces a key file: the key is written and fsynced under a temporary name, then
+ * renamed over `path` (the caller makes the rename durable with {@link fsyncDirectory}).
+ */
+export function replaceKeyFile(path: string, key: MasterKey): void {
+  renameSync(writeTempKeyFile(path, key), path);
+}
+
+/** Writes the key, fsynced, to a new mode-0600 file beside `path`; that file's path. */
+function writeTempKeyFile(path: string, key: MasterKey): string {
+  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
+  const fd = openSync(temp, 'wx', 0o600);
+  try {
+    writeSync(fd, `${key.key.toString('base64')}\n`);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  return temp;
 }
 
 /** Makes a rename or link in `dir` durable (best effort: some platforms cannot open directories). */

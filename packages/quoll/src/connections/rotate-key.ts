@@ -1,5 +1,4 @@
-import { randomBytes } from 'node:crypto';
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { renameSync, unlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConnectionSealer } from './connection-sealer.js';
 import type { ConnectionStore } from './connection-store.js';
@@ -14,6 +13,7 @@ import {
   generateMasterKey,
   isNotFound,
   readKeyFile,
+  replaceKeyFile,
   writeKeyFileExclusive,
 } from './master-key.js';
 import type { MasterKey } from './master-key.js';
@@ -181,19 +181,6 @@ async function resealAll(
       }
     }
   }
-}
-
-/** Atomically replaces a key file (temp file, fsync, rename). */
-function replaceKeyFile(path: string, key: MasterKey): void {
-  const temp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const fd = openSync(temp, 'wx', 0o600);
-  try {
-    writeSync(fd, `${key.key.toString('base64')}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temp, path);
 }
 
 function refuseEnvKey(env: NodeJS.ProcessEnv): void {
