@@ -1,11 +1,12 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { access, mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { ApiError } from '../errors/index.js';
+import { pathExists } from '../files/index.js';
 import { copySharedBlob, sha256OfFile } from './copy-shared-blob.js';
 import { BlobNotFoundError } from './shared-blob-storage.js';
 import type { SharedBlobStorage } from './shared-blob-storage.js';
@@ -104,7 +105,7 @@ export class BlobStore {
     this.verified.add(file.sha256);
     const dest = this.pathOf(file.sha256);
     await mkdir(join(this.blobDir, file.sha256.slice(0, 2)), { recursive: true });
-    if (await exists(dest)) {
+    if (await pathExists(dest)) {
       await rm(file.path, { force: true });
     } else {
       await rename(file.path, dest);
@@ -129,7 +130,7 @@ export class BlobStore {
   }
 
   private async ensureLocal(sha256: string, path: string): Promise<string> {
-    if (await exists(path)) {
+    if (await pathExists(path)) {
       // The embedded home's files are the artefacts themselves; a cache copy is checked.
       if (this.shared === null || (await sha256OfFile(path)) === sha256) {
         this.verified.add(sha256);
@@ -159,14 +160,5 @@ export class BlobStore {
   /** Deletes a received file that will not be kept. */
   async discard(file: ReceivedFile | { path: string }): Promise<void> {
     await rm(file.path, { force: true });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }

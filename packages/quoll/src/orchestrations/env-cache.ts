@@ -1,10 +1,11 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { access, chmod, cp, lchown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, lchown, lstat, mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { DirectLauncher, findExecutable, NO_LIMITS, NodeRuntime, removeRunDir } from '../runner/index.js';
 import type { Bind, LaunchSpec, ResourceLimits, RunLauncher, RunRuntime, TaskUser } from '../runner/index.js';
+import { pathExists } from '../files/index.js';
 import type { DependencySet } from './dependency-set.js';
 import type { InstallLogSink } from './install-error.js';
 import { publishBuild } from './publish-build.js';
@@ -174,7 +175,7 @@ export class EnvCache {
       reused: true,
     };
     return this.inFlight.run(deps.hash, opts.log, async (print) =>
-      (await exists(dir)) ? ready : this.install(deps, dir, print, opts.signal),
+      (await pathExists(dir)) ? ready : this.install(deps, dir, print, opts.signal),
     );
   }
 
@@ -372,13 +373,4 @@ async function chownTree(dir: string, user: TaskUser): Promise<void> {
   await lchown(dir, user.uid, user.gid);
   for (const name of await readdir(dir, { recursive: true }))
     await lchown(join(dir, name), user.uid, user.gid);
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
 }

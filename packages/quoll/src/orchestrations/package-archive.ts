@@ -1,11 +1,12 @@
 import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { copySharedBlob, sha256OfFile } from '../blobs/index.js';
 import type { SharedBlobStorage } from '../blobs/index.js';
+import { pathExists } from '../files/index.js';
 
 const run = promisify(execFile);
 
@@ -78,11 +79,11 @@ export async function restorePackage(
       timeout: TAR_TIMEOUT_MS,
       maxBuffer: 1024 * 1024,
     });
-    if (trees.envDir !== null && !(await exists(trees.envDir))) {
+    if (trees.envDir !== null && !(await pathExists(trees.envDir))) {
       await mkdir(dirname(trees.envDir), { recursive: true });
       // Another restore or build may publish the same environment first: theirs is as good.
       await rename(join(staging, basename(trees.envDir)), trees.envDir).catch(async (err: unknown) => {
-        if (!(await exists(trees.envDir as string))) throw err;
+        if (!(await pathExists(trees.envDir as string))) throw err;
       });
     }
     await rm(trees.filesDir, { recursive: true, force: true });
@@ -91,14 +92,5 @@ export async function restorePackage(
   } finally {
     await rm(archive, { force: true });
     await rm(staging, { recursive: true, force: true });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }

@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { copySharedBlob } from '../blobs/index.js';
 import type { ReceivedFile, SharedBlobStorage } from '../blobs/index.js';
 import { ApiError } from '../errors/index.js';
+import { pathExists } from '../files/index.js';
 import { COMPILED_ENTRY, CompileError, compileEntrypoint } from './compile-entrypoint.js';
 import { readDependencySet } from './dependency-set.js';
 import { EnvCache } from './env-cache.js';
@@ -268,7 +269,7 @@ export class Packager {
 
   private async buildLocally(record: OrchestrationRecord): Promise<void> {
     const paths = orchestrationPaths(this.home, record.id);
-    if (await exists(join(paths.dir, BUILT_MARKER))) return;
+    if (await pathExists(join(paths.dir, BUILT_MARKER))) return;
     if (record.packageSha !== null && this.shared !== null) {
       try {
         await restorePackage(this.shared, record.packageSha, this.packageTrees(record), this.tmpDir);
@@ -442,7 +443,7 @@ export class Packager {
     const paths = orchestrationPaths(this.home, record.id);
     const log = new LogWriter(local ? null : this.store, record.id, this.now, this.onError);
     // Uploaded through another node of the cluster: its zip comes from the shared storage.
-    if (this.shared !== null && !(await exists(paths.sourceZip))) await this.fetchZip(record);
+    if (this.shared !== null && !(await pathExists(paths.sourceZip))) await this.fetchZip(record);
     const earlier = local ? [] : await this.store.getPackagingLog(record.id);
     log.write(
       'quoll',
@@ -646,16 +647,6 @@ export class Packager {
 
 /** The file in an orchestration's folder that says this node's copy of the package is complete. */
 const BUILT_MARKER = '.built';
-
-/** Whether a path exists. */
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** The user-facing reason a packaging failed: the first error lines, not a stack. */
 function describeFailure(err: unknown): string {

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { access, lchown, mkdir, readdir, writeFile } from 'node:fs/promises';
+import { lchown, mkdir, readdir, writeFile } from 'node:fs/promises';
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { dirname, isAbsolute, join } from 'node:path';
@@ -21,6 +21,7 @@ import type {
   RunLauncher,
   TaskUser,
 } from '../runner/index.js';
+import { pathExists } from '../files/index.js';
 import type { InstallLogSink } from './install-error.js';
 import { publishBuild } from './publish-build.js';
 import { hashPythonEnv } from './python-requirements.js';
@@ -163,7 +164,7 @@ export class PythonEnvCache {
     const hash = hashPythonEnv(lines, info);
     const dir = this.dirOf(hash);
     return this.inFlight.run(hash, opts.log, async (print) =>
-      (await exists(dir))
+      (await pathExists(dir))
         ? { hash, dir, reused: true }
         : this.build(info, lines, hash, dir, print, opts.signal),
     );
@@ -359,14 +360,5 @@ export class PythonEnvCache {
         return (reasons.length > 0 ? reasons : errors).slice(0, 5);
       },
     });
-  }
-}
-
-async function exists(path: string): Promise<boolean> {
-  try {
-    await access(path);
-    return true;
-  } catch {
-    return false;
   }
 }
