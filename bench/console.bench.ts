@@ -25,12 +25,12 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import { Client } from '@quoll/client';
+import { launchChromium } from '../test/support/launch-chromium.js';
 import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
 import { makeArrowTensorTable, makeHouseRows } from '../test/support/synthetic-data.js';
 import { median, printTable, spawnPinned, waitFor, writeResults } from './support.js';
 
 const REPS = Number(process.env.BENCH_REPS ?? 5);
-const CHROMIUM = process.env.QUOLL_TEST_CHROMIUM ?? '/usr/bin/chromium';
 // BENCH_CLI: another build's CLI (and so its console), e.g. a worktree of the previous commit,
 // to alternate before/after runs in the same conditions.
 const cli =
@@ -66,20 +66,7 @@ const link = (): string =>
     ) as { url: string }
   ).url;
 
-const { chromium } = await import('playwright-core');
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  headless: true,
-  args: [
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
-});
+const browser = await launchChromium();
 const reference: number[] = [];
 const firstLoad: number[] = [];
 const firstLoadWall: number[] = [];
