@@ -8,7 +8,7 @@ import { deployModelPipeline } from '../support/deploy-model-pipeline.js';
 import { errorCodeOf } from '../support/error-code-of.js';
 import { makeArrowTensorTable, makeHouseRows } from '../support/synthetic-data.js';
 import { makeScaleModel } from '../support/synthetic-models.js';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 // Hostile bodies over HTTP: every request is answered 2xx (a still-valid body) or 4xx, none
 // stalls the server (a liveness guard aborts a request after 30 s), /v1/health keeps
@@ -33,11 +33,7 @@ beforeAll(async () => {
   url = (await deployModelPipeline(server.client(), 'hostile', 'scale', model)).url();
 });
 
-afterAll(async () => {
-  const code = await server.stop();
-  await server.cleanup();
-  expect(code).toBe(0);
-});
+afterAll(() => stopTestServer(server));
 
 async function post(
   body: Uint8Array | string,
@@ -562,11 +558,7 @@ describe('bodies that trickle', () => {
     slowUrl = (await deployModelPipeline(slow.client(), 'trickle', 'scale', model)).url();
   });
 
-  afterAll(async () => {
-    const code = await slow.stop();
-    await slow.cleanup();
-    expect(code).toBe(0);
-  });
+  afterAll(() => stopTestServer(slow));
 
   async function postTo(body: Uint8Array): Promise<{ status: number; code?: string }> {
     const res = await fetch(slowUrl, {

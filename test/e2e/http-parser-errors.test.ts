@@ -1,7 +1,7 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ERROR_CODES, type ErrorBody } from '@quoll/client/wire';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 // Requests Node's HTTP parser or Fastify's router refuses before any route sees them still
 // answer with the catalogue's body and status, and the server stays up.
@@ -12,11 +12,7 @@ beforeAll(async () => {
   server = await startTestServer();
 });
 
-afterAll(async () => {
-  const code = await server.stop();
-  await server.cleanup();
-  expect(code).toBe(0);
-});
+afterAll(() => stopTestServer(server));
 
 /** Writes raw bytes on a fresh connection; resolves with what came back once the server closes it. */
 function rawExchange(bytes: string): Promise<string> {

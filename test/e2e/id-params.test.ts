@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorBody } from '@quoll/client/wire';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 // Numeric ids in URLs are read strictly: only the canonical decimal form names a workspace.
 // `Number()` read `0x1`, `1e0`, `+1`, ` 1` and `01` as workspace 1, so
@@ -13,11 +13,7 @@ beforeAll(async () => {
   server = await startTestServer({ env: { QUOLL_INFERENCE_LOGS: 'off' } });
 });
 
-afterAll(async () => {
-  const code = await server.stop();
-  await server.cleanup();
-  expect(code).toBe(0);
-});
+afterAll(() => stopTestServer(server));
 
 /** Other spellings of 1 (the default workspace), and what is no id at all. */
 const NOT_IDS = [

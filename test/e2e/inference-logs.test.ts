@@ -16,7 +16,7 @@ import {
 } from '@quoll/client';
 import { makeArrowTensorTable, makeHouseRows } from '../support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
-import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
+import { CLI, startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 const MODEL = makeTreeEnsembleRegressor({ features: 18, trees: 3, depth: 3, seed: 4 });
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -32,10 +32,8 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const code = await server.stop();
-  await server.cleanup();
   await rm(dir, { recursive: true, force: true });
-  expect(code).toBe(0);
+  await stopTestServer(server);
 });
 
 afterEach(() => {

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployModelPipeline } from '../support/deploy-model-pipeline.js';
 import { makeArrowTensorTable } from '../support/synthetic-data.js';
 import { makeScaleModel } from '../support/synthetic-models.js';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 // A large answer is written without stalling the server: while a request of a million rows is
 // answered (JSON or Arrow, Quoll's /v1 route and the Open Inference /v2 route), /v1/health keeps
@@ -29,11 +29,7 @@ beforeAll(async () => {
   url = (await deployModelPipeline(server.client(), 'large', 'scale', model)).url();
 });
 
-afterAll(async () => {
-  const code = await server.stop();
-  await server.cleanup();
-  expect(code).toBe(0);
-});
+afterAll(() => stopTestServer(server));
 
 /** An answer, and how /v1/health fared while it was written. */
 interface AnsweredMeanwhile {

@@ -16,7 +16,7 @@ import {
 import { hasSharedFixtures, SHARED_FIXTURES, SKIP_REASON } from '../support/shared-fixtures.js';
 import { makeArrowTensorTable, makeHouseRows, tableToIpcFile } from '../support/synthetic-data.js';
 import { makeMultiIoModel, makeScaleModel, makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 let server: TestServer;
 let client: Client;
@@ -29,11 +29,9 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  const code = await server.stop();
-  await server.cleanup();
   await rm(dir, { recursive: true, force: true });
   // SIGTERM drains and exits cleanly.
-  expect(code).toBe(0);
+  await stopTestServer(server);
 });
 
 function column(table: Table, name: string): number[][] {

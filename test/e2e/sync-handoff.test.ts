@@ -2,7 +2,7 @@ import { performance } from 'node:perf_hooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@quoll/client';
 import { makeSlowOnDemandModel } from '../support/synthetic-models.js';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 // The synchronous hand-off (on by default) through a real server: the HTTP thread may wait for a
 // small run in Atomics.wait, but never beyond its bound, so a run the request made slow does
@@ -16,11 +16,7 @@ beforeAll(async () => {
   client = server.client();
 });
 
-afterAll(async () => {
-  const code = await server.stop();
-  await server.cleanup();
-  expect(code).toBe(0);
-});
+afterAll(() => stopTestServer(server));
 
 describe('synchronous hand-off', () => {
   it('/v1/health answers promptly while a model the lane took runs long', async () => {

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from '@quoll/client';
-import { startTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 import { createZip } from '../support/zip-builder.js';
 
 /** A query parameter an API route does not declare is refused, never silently ignored. */
@@ -13,10 +13,7 @@ beforeAll(async () => {
   client = server.client();
 });
 
-afterAll(async () => {
-  await server.stop();
-  await server.cleanup();
-});
+afterAll(() => stopTestServer(server));
 
 interface Answer {
   status: number;

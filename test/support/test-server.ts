@@ -142,3 +142,16 @@ export async function startTestServer(
     },
   };
 }
+
+/**
+ * Stops a test server the way a test file's `afterAll` must: SIGTERM (it drains), its home and
+ * run directories deleted, then an error unless it exited 0, with its output to say why.
+ *
+ * @example afterAll(() => stopTestServer(server));
+ */
+export async function stopTestServer(server: TestServer): Promise<void> {
+  const code = await server.stop();
+  await server.cleanup();
+  if (code !== 0)
+    throw new Error(`quoll server exited with ${String(code)}, not 0; its output:\n${server.output()}`);
+}
