@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiFetch, type ApiFetchInit } from '../support/api-fetch.js';
 import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
 import { runCli, type CliResult } from '../support/run-cli.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -49,20 +50,8 @@ async function signedIn(body: Record<string, string>): Promise<Signed> {
   return { cookie, csrf: json.csrfToken, setCookie, body: json };
 }
 
-function call(
-  path: string,
-  init: { method?: string; cookie?: string; csrf?: string; origin?: string; json?: unknown } = {},
-): Promise<Response> {
-  const headers: Record<string, string> = {};
-  if (init.cookie) headers.cookie = init.cookie;
-  if (init.csrf) headers['x-quoll-csrf'] = init.csrf;
-  if (init.origin) headers.origin = init.origin;
-  if (init.json !== undefined) headers['content-type'] = 'application/json';
-  return fetch(`${server.url}${path}`, {
-    method: init.method ?? 'GET',
-    headers,
-    ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
-  });
+function call(path: string, init: Omit<ApiFetchInit, 'bearer'> = {}): Promise<Response> {
+  return apiFetch(`${server.url}${path}`, init);
 }
 
 async function codeOf(res: Response): Promise<string> {

@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, type Orchestration, type Workspace } from '@quoll/client';
+import { apiFetch, type ApiFetchInit } from '../support/api-fetch.js';
 import { lastRunEnded, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import { findPythons } from '../support/python.js';
 import { runCli, type CliResult } from '../support/run-cli.js';
@@ -48,28 +49,8 @@ interface Answer {
   body: Record<string, unknown> & { error?: { code: string; message: string } };
 }
 
-async function api(
-  path: string,
-  init: {
-    method?: string;
-    bearer?: string;
-    cookie?: string;
-    csrf?: string;
-    origin?: string;
-    json?: unknown;
-  } = {},
-): Promise<Answer> {
-  const headers: Record<string, string> = {};
-  if (init.bearer !== undefined) headers.authorization = `Bearer ${init.bearer}`;
-  if (init.cookie !== undefined) headers.cookie = init.cookie;
-  if (init.csrf !== undefined) headers['x-quoll-csrf'] = init.csrf;
-  if (init.origin !== undefined) headers.origin = init.origin;
-  if (init.json !== undefined) headers['content-type'] = 'application/json';
-  const res = await fetch(`${server.url}${path}`, {
-    method: init.method ?? 'GET',
-    headers,
-    ...(init.json !== undefined ? { body: JSON.stringify(init.json) } : {}),
-  });
+async function api(path: string, init: ApiFetchInit = {}): Promise<Answer> {
+  const res = await apiFetch(`${server.url}${path}`, init);
   const text = await res.text();
   return { status: res.status, body: text === '' ? {} : (JSON.parse(text) as Answer['body']) };
 }
