@@ -1,4 +1,5 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import type { ApiTokenDto } from '@quoll/client/wire';
 import type { Principal } from './principal.js';
 import type { TokenRecord, TokenStore } from './token-store.js';
 import { ApiError } from '../errors/index.js';
@@ -17,19 +18,11 @@ export interface IssuedToken {
   token: string;
 }
 
-/** An API token as the admin lists it: never its secret (which is not kept) or its hash. */
-export interface TokenInfo {
-  id: string;
-  /** Who it was issued to (`admin`, `workspace:<name>`, a chosen subject, `task-run:<runId>`). */
-  subject: string;
-  kind: 'admin' | 'workspace';
-  /** The one workspace it sees; null for an admin token. */
-  workspaceId: number | null;
-  /** ISO 8601. */
-  createdAt: string;
-  /** ISO 8601; null for a token that never expires. */
-  expiresAt: string | null;
-}
+/**
+ * An API token as the admin lists it: never its secret (which is not kept) or its hash. The
+ * wire shape of `GET /v1/admin/tokens`, so the server answers exactly what the SDK reads.
+ */
+export type TokenInfo = ApiTokenDto;
 
 /** How long a cached token lookup is trusted before the store is asked again. */
 export const DEFAULT_TOKEN_CACHE_TTL_MS = 5_000;
