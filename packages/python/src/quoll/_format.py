@@ -4,7 +4,15 @@ import datetime
 import html
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, TypeVar
 
-__all__ = ["render_table", "render_fields", "html_table", "html_fields", "display_time", "PrintableList"]
+__all__ = [
+    "render_table",
+    "render_fields",
+    "html_table",
+    "html_fields",
+    "display_time",
+    "PrintableFields",
+    "PrintableList",
+]
 
 T = TypeVar("T")
 
@@ -82,6 +90,22 @@ def display_time(iso: Optional[str]) -> str:
         return iso
     d = d.astimezone(datetime.timezone.utc)
     return f"{d.year}-{d.day:02d}-{_MONTHS[d.month - 1]} {d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+
+
+class PrintableFields:
+    """An object that prints its ``_fields()`` as ``field  value`` lines (and a table in Jupyter)."""
+
+    def _fields(self) -> Sequence[Tuple[str, Any]]:  # pragma: no cover - every class overrides it
+        return []
+
+    def __str__(self) -> str:
+        return render_fields(self._fields())
+
+    def __repr__(self) -> str:
+        return self.__str__()
+
+    def _repr_html_(self) -> str:
+        return html_fields(self._fields())
 
 
 class PrintableList(List[T]):

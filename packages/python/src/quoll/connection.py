@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, List, Sequence, Tuple
 
-from ._format import PrintableList, html_fields, render_fields
+from ._format import PrintableFields, PrintableList
 from ._http import HttpTransport
 from ._http import segment as _q
 
@@ -16,7 +16,7 @@ def _linked(names: Sequence[str]) -> str:
     return "[" + ", ".join(f"'{n}'" for n in names) + "]"
 
 
-class Connection:
+class Connection(PrintableFields):
     """A connection. The object never holds the details: ``details()`` fetches them each time
     (an audited read), so no print, log or ``repr`` of it can show them.
 
@@ -90,14 +90,6 @@ class Connection:
             ("Created At", self.created_at()),
             ("Linked Workspaces", _linked(self._dto["workspaceNames"])),
         ]
-
-    def __str__(self) -> str:
-        return render_fields(self._fields())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return html_fields(self._fields())
 
 
 class ConnectionList(PrintableList[Connection]):

@@ -2,7 +2,7 @@
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ._format import PrintableList, html_fields, render_fields
+from ._format import PrintableFields, PrintableList
 from ._http import HttpTransport
 from ._http import segment as _q
 from .errors import ValidationError
@@ -25,7 +25,7 @@ def _io(tensors: Sequence[Dict[str, Any]]) -> str:
     )
 
 
-class ModelVersion:
+class ModelVersion(PrintableFields):
     """One uploaded version of a model; ``configure()`` sets how request columns map to it."""
 
     def __init__(self, http: HttpTransport, dto: Dict[str, Any]) -> None:
@@ -122,14 +122,6 @@ class ModelVersion:
             ("tensor fields", ", ".join(fields) if fields else None),
             ("created at", self.created_at()),
         ]
-
-    def __str__(self) -> str:
-        return render_fields(self._fields())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return html_fields(self._fields())
 
 
 class ModelList(PrintableList[ModelVersion]):

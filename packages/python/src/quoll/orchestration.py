@@ -3,7 +3,7 @@
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from ._format import PrintableList, display_time, html_fields, render_fields
+from ._format import PrintableFields, PrintableList, display_time
 from ._http import HttpTransport
 from ._http import segment as _q
 from .errors import error_from_code
@@ -42,7 +42,7 @@ class PackagingLogs(List[PackagingLogLine]):
     __repr__ = __str__
 
 
-class Orchestration:
+class Orchestration(PrintableFields):
     """An uploaded orchestration: ``pending_packaging`` → ``packaging`` → ``ready`` | ``error``.
 
     Example::
@@ -197,14 +197,6 @@ class Orchestration:
             ("Workspace ID", self.workspace_id()),
             ("Workspace Name", self.workspace_name()),
         ]
-
-    def __str__(self) -> str:
-        return render_fields(self._fields())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return html_fields(self._fields())
 
 
 class OrchestrationList(PrintableList[Orchestration]):

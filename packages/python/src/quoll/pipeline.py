@@ -5,7 +5,7 @@ import os
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from . import _frames
-from ._format import PrintableList, html_fields, render_fields
+from ._format import PrintableFields, PrintableList
 from ._http import HttpTransport
 from ._http import segment as _q
 from ._logs import LogTime, export_logs, fetch_logs
@@ -40,7 +40,7 @@ def _snake(status: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
-class Pipeline:
+class Pipeline(PrintableFields):
     """A pipeline. ``deploy()`` persists the steps as a version and serves it; ``infer()`` runs it.
 
     Example::
@@ -351,14 +351,6 @@ class Pipeline:
             ("versions", ", ".join(self._dto.get("versions") or []) or None),
             ("steps", ", ".join(s["model"]["name"] for s in self._dto.get("steps") or []) or None),
         ]
-
-    def __str__(self) -> str:
-        return render_fields(self._fields())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return html_fields(self._fields())
 
 
 class PipelineList(PrintableList[Pipeline]):

@@ -3,7 +3,7 @@
 import json
 from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 
-from ._format import PrintableList, display_time, html_fields, render_fields
+from ._format import PrintableFields, PrintableList, display_time
 from ._http import HttpTransport
 from ._http import segment as _q
 from .errors import error_from_code, error_from_response
@@ -49,7 +49,7 @@ class TaskRunLogs(List[TaskRunLogLine]):
     __repr__ = __str__
 
 
-class TaskRun:
+class TaskRun(PrintableFields):
     """One run of a task: its outcome and its captured output.
 
     Attributes are as fetched (``refresh()`` re-reads them): ``id`` (the original's "pod id",
@@ -155,14 +155,6 @@ class TaskRun:
             ("Updated At", display_time(self.updated_at)),
         ]
 
-    def __str__(self) -> str:
-        return render_fields(self._fields())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return html_fields(self._fields())
-
 
 class TaskRunList(PrintableList[TaskRun]):
     """Runs, newest first; prints the seed's ``task id | pod id | status | created at | updated at``."""
@@ -174,7 +166,7 @@ class TaskRunList(PrintableList[TaskRun]):
         return [[r.task_id, r.id, r.status, display_time(r.created_at), display_time(r.updated_at)] for r in self]
 
 
-class Task:
+class Task(PrintableFields):
     """A task. Identity fields are methods as in the original (``task.id()``, ``task.name()``);
     ``status()`` and ``last_run_status()`` re-read the server each call.
 
@@ -296,14 +288,6 @@ class Task:
             ("Workspace Name", self.workspace_name()),
         ]
         return fields
-
-    def __str__(self) -> str:
-        return render_fields(self._fields())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return html_fields(self._fields())
 
 
 class TaskList(PrintableList[Task]):

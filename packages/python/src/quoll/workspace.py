@@ -1,8 +1,8 @@
 """Workspaces: models, pipelines and orchestrations live in one."""
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, Sequence, Tuple
 
-from ._format import PrintableList, html_fields, render_fields
+from ._format import PrintableFields, PrintableList
 from ._http import HttpTransport
 from ._http import segment as _q
 from .connection import Connection, ConnectionList
@@ -10,7 +10,7 @@ from .connection import Connection, ConnectionList
 __all__ = ["Workspace", "WorkspaceList"]
 
 
-class Workspace:
+class Workspace(PrintableFields):
     """A workspace. Its fields are methods, as in the original SDK: ``ws.name()``, ``ws.id()``."""
 
     def __init__(self, http: HttpTransport, dto: Dict[str, Any]) -> None:
@@ -46,7 +46,7 @@ class Workspace:
         """The plain data: ``{"id", "name", "created_at", "is_default"}``."""
         return {"id": self.id(), "name": self.name(), "created_at": self.created_at(), "is_default": self.is_default()}
 
-    def _fields(self) -> Sequence[Any]:
+    def _fields(self) -> List[Tuple[str, Any]]:
         return [("name", self.name()), ("id", self.id()), ("created at", self.created_at()), ("default", self.is_default())]
 
     def __eq__(self, other: object) -> bool:
@@ -54,14 +54,6 @@ class Workspace:
 
     def __hash__(self) -> int:
         return hash(("workspace", self.id()))
-
-    def __str__(self) -> str:
-        return render_fields(self._fields())
-
-    __repr__ = __str__
-
-    def _repr_html_(self) -> str:
-        return html_fields(self._fields())
 
 
 class WorkspaceList(PrintableList[Workspace]):
