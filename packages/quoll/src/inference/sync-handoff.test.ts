@@ -1,55 +1,18 @@
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { inspectOnnxModel } from '../onnx/index.js';
+import { describe, expect, it } from 'vitest';
 import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
 import {
   makeInt64SumModel,
   makeSlowOnDemandModel,
   makeTreeEnsembleRegressor,
 } from '../../../../test/support/synthetic-models.js';
-import { InferenceEngine } from './index.js';
-import type { StepModel } from './index.js';
+import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
 import { LANE_MAX_WAIT_US } from './worker-handle.js';
 
 // The synchronous hand-off (handoff-lane.ts): small runs of fast models through shared memory
 // while the worker is parked in Atomics.wait, the caller waiting synchronously within a bound.
 
-let dir: string;
-const engines: InferenceEngine[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'quoll-handoff-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((engine) => engine.close()));
-});
-
-function engine(syncHandoff: boolean): InferenceEngine {
-  const created = new InferenceEngine({ workersPerDeployment: 1, syncHandoff });
-  engines.push(created);
-  return created;
-}
-
-let files = 0;
-function step(name: string, bytes: Uint8Array): StepModel {
-  const path = join(dir, `${name}-${files++}.onnx`);
-  writeFileSync(path, bytes);
-  const info = inspectOnnxModel(readFileSync(path));
-  return {
-    name,
-    version: '1',
-    sha: createHash('sha256').update(bytes).digest('hex'),
-    path,
-    inputs: info.inputs,
-    outputs: info.outputs,
-    config: { tensorFields: null, batchConfig: null },
-  };
-}
+const { engine, step } = inferenceEngineFixture('quoll-handoff-');
 
 /** Lets a parked worker be parked: the lane is taken only while the worker waits in it. */
 async function settle(): Promise<void> {
@@ -69,8 +32,10 @@ async function untilLane(worker: { laneRuns: { sync: number } }, run: () => Prom
 describe('synchronous hand-off', () => {
   it('answers small runs of a fast model through the lane exactly as by message', async () => {
     const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
-    const lane = await engine(true).deploy('tree', [step('tree', bytes)]);
-    const message = await engine(false).deploy('tree', [step('tree', bytes)]);
+    const laneEngine = engine(true);
+    const messageEngine = engine(false);
+    const lane = await laneEngine.deploy('tree', [step('tree', bytes)]);
+    const message = await messageEngine.deploy('tree', [step('tree', bytes)]);
     const rows = makeHouseRows(40, 3);
     const viaLane: unknown[] = [];
     const viaMessage: unknown[] = [];
@@ -85,8 +50,8 @@ describe('synchronous hand-off', () => {
       viaMessage.push((await message.infer({ kind: 'records', records }, 5)).toRecords());
     }
     expect(viaLane).toEqual(viaMessage);
-    const [laneWorker] = engines[0]!.pool.workers;
-    const [messageWorker] = engines[1]!.pool.workers;
+    const [laneWorker] = laneEngine.pool.workers;
+    const [messageWorker] = messageEngine.pool.workers;
     // The first run of a plan goes by message (it measures the model); later ones take the lane.
     expect(laneWorker!.laneRuns.sync).toBeGreaterThan(20);
     expect(messageWorker!.laneRuns).toEqual({ sync: 0, late: 0 });

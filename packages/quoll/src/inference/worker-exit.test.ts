@@ -1,16 +1,11 @@
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type * as WorkerThreads from 'node:worker_threads';
 import type { Worker } from 'node:worker_threads';
-import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { ERROR_CODES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
-import { inspectOnnxModel } from '../onnx/index.js';
 import { makeInt64SumModel, makeSlowOnDemandModel } from '../../../../test/support/synthetic-models.js';
-import { InferenceEngine } from './index.js';
-import type { Deployment, StepModel } from './index.js';
+import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
+import type { Deployment, InferenceEngine } from './index.js';
 import type { PoolWorker } from './pool-worker.js';
 import { WorkerHandle } from './worker-handle.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
@@ -40,38 +35,7 @@ vi.mock('node:worker_threads', async (importOriginal) => {
   return { ...actual, Worker: RecordedWorker };
 });
 
-let dir: string;
-const engines: InferenceEngine[] = [];
-
-beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), 'quoll-worker-exit-'));
-});
-afterAll(() => rmSync(dir, { recursive: true, force: true }));
-afterEach(async () => {
-  await Promise.all(engines.splice(0).map((engine) => engine.close()));
-});
-
-function engine(syncHandoff: boolean): InferenceEngine {
-  const created = new InferenceEngine({ workersPerDeployment: 1, syncHandoff });
-  engines.push(created);
-  return created;
-}
-
-let files = 0;
-function step(name: string, bytes: Uint8Array): StepModel {
-  const path = join(dir, `${name}-${files++}.onnx`);
-  writeFileSync(path, bytes);
-  const info = inspectOnnxModel(readFileSync(path));
-  return {
-    name,
-    version: '1',
-    sha: createHash('sha256').update(bytes).digest('hex'),
-    path,
-    inputs: info.inputs,
-    outputs: info.outputs,
-    config: { tensorFields: null, batchConfig: null },
-  };
-}
+const { engine, step } = inferenceEngineFixture('quoll-worker-exit-');
 
 /** The value the test worker dies on (`DIE_ON` of `dying-inference-worker.ts`, which is not imported here: it is a worker entry). */
 const DIE_ON = 666;

@@ -1,0 +1,54 @@
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { InferenceEngine } from '../../packages/quoll/src/inference/index.js';
+import type { StepModel } from '../../packages/quoll/src/inference/index.js';
+import { inspectOnnxModel } from '../../packages/quoll/src/onnx/index.js';
+
+/** Engines and model steps for a test file of the inference engine. */
+export interface InferenceEngineFixture {
+  /** An engine of one worker per deployment, closed after each test. */
+  readonly engine: (syncHandoff: boolean) => InferenceEngine;
+  /** A step of the model `bytes`, written to a file of its own in the file's temporary folder. */
+  readonly step: (name: string, bytes: Uint8Array) => StepModel;
+}
+
+/**
+ * Registers the hooks (a temporary folder for the file, engines closed after each test) and
+ * returns the fixture. Call it once at the top level of a test file.
+ */
+export function inferenceEngineFixture(prefix: string): InferenceEngineFixture {
+  let dir = '';
+  let files = 0;
+  const engines: InferenceEngine[] = [];
+  beforeAll(() => {
+    dir = mkdtempSync(join(tmpdir(), prefix));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  afterEach(async () => {
+    await Promise.all(engines.splice(0).map((engine) => engine.close()));
+  });
+  return {
+    engine: (syncHandoff) => {
+      const created = new InferenceEngine({ workersPerDeployment: 1, syncHandoff });
+      engines.push(created);
+      return created;
+    },
+    step: (name, bytes) => {
+      const path = join(dir, `${name}-${files++}.onnx`);
+      writeFileSync(path, bytes);
+      const info = inspectOnnxModel(readFileSync(path));
+      return {
+        name,
+        version: '1',
+        sha: createHash('sha256').update(bytes).digest('hex'),
+        path,
+        inputs: info.inputs,
+        outputs: info.outputs,
+        config: { tensorFields: null, batchConfig: null },
+      };
+    },
+  };
+}
