@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http';
 import { Transform } from 'node:stream';
 import type { FastifyReply, FastifyRequest, RequestPayload } from 'fastify';
 import { ApiError } from '../errors/index.js';
@@ -41,6 +42,8 @@ export function inferenceBodyCost(contentType: string): number {
  */
 export class BodyBudget {
   #inUse = 0;
+  /** How to give back what each request still holds, by its Node request. */
+  readonly #releases = new WeakMap<IncomingMessage, () => void>();
 
   constructor(
     /** The budget, bytes. */
@@ -52,6 +55,16 @@ export class BodyBudget {
   /** Bytes currently reserved. */
   get inUse(): number {
     return this.#inUse;
+  }
+
+  /**
+   * Gives back at once what `req` holds, before its response closes: for a request whose body
+   * was cut (answered 408 straight on the socket), the client may read that answer and send its
+   * next request before the server sees the socket close. Later chunks of its body are not
+   * counted; releasing twice, or a request that holds nothing, is a no-op.
+   */
+  release(req: IncomingMessage): void {
+    this.#releases.get(req)?.();
   }
 
   /**
@@ -100,11 +113,13 @@ export class BodyBudget {
     const factor = costOf(req.headers['content-type'] ?? '');
     let held = 0;
     let answered = false;
-    reply.raw.once('close', () => {
+    const release = (): void => {
       answered = true;
       this.#inUse -= held;
       held = 0;
-    });
+    };
+    reply.raw.once('close', release);
+    this.#releases.set(req.raw, release);
     const reserve = (bytes: number): void => {
       // Chunks still arriving after the answer (a chunked body refused early) are dropped, not
       // held: counting them would keep their bytes reserved forever.

@@ -101,11 +101,14 @@ export async function createApp(
   // Bodies that trickle are cut (408) so they cannot hold the body budget or a socket forever.
   const bodyDeadline = new BodyReceiveDeadline(
     { idleMs: ctx.config.bodyIdleTimeoutMs, minBytesPerSecond: ctx.config.bodyMinBytesPerSecond },
-    (req, why, received) =>
+    (req, why, received) => {
+      // Before the 408 is written: the client may send its next request as soon as it reads it.
+      ctx.bodyBudget.release(req);
       app.log.warn(
         { method: req.method, url: req.url, why, received },
         'request body too slow: answered 408 and closed the connection',
-      ),
+      );
+    },
   );
   // Answers a client leaves unread are cut, so they cannot hold memory or the body budget forever.
   const answerDeadline = new AnswerSendDeadline(ctx.config.answerIdleTimeoutMs, (socket, unsent) =>

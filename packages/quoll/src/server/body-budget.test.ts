@@ -1,0 +1,87 @@
+import { request, type IncomingMessage } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import Fastify, { type FastifyInstance } from 'fastify';
+import { afterEach, describe, expect, it } from 'vitest';
+import { BodyBudget } from './body-budget.js';
+import { installErrorHandlers } from './error-handler.js';
+
+let app: FastifyInstance | null = null;
+
+afterEach(async () => {
+  await app?.close();
+  app = null;
+});
+
+/** An app whose one route reserves its body from `budget`; `seen` gets each Node request. */
+async function serve(budget: BodyBudget, seen: (req: IncomingMessage) => void): Promise<string> {
+  app = Fastify({ forceCloseConnections: true, logger: false });
+  installErrorHandlers(app);
+  app.addHook('onRequest', (req, _reply, done) => {
+    seen(req.raw);
+    done();
+  });
+  app.post('/in', { preParsing: budget.hook }, (req) => ({ bytes: JSON.stringify(req.body).length }));
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  return `http://127.0.0.1:${(app.server.address() as AddressInfo).port}/in`;
+}
+
+/** Declares `declared` bytes and sends only `sent`; destroy() drops the connection. */
+function partial(url: string, declared: number, sent: number): { destroy: () => void } {
+  const req = request(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', 'content-length': String(declared) },
+  });
+  req.on('error', () => undefined);
+  req.write(Buffer.alloc(sent, 0x5b));
+  return { destroy: () => req.destroy() };
+}
+
+async function until(check: () => boolean): Promise<void> {
+  for (let i = 0; i < 200 && !check(); i += 1) await new Promise((resolve) => setTimeout(resolve, 10));
+  expect(check()).toBe(true);
+}
+
+describe('BodyBudget', () => {
+  it('release gives back at once what a request holds, and its later close gives back nothing more', async () => {
+    const budget = new BodyBudget(1000);
+    const requests: IncomingMessage[] = [];
+    const url = await serve(budget, (req) => requests.push(req));
+    const first = partial(url, 998, 10);
+    await until(() => budget.inUse === 998);
+    // A second body does not fit while the first holds the budget.
+    const busy = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '[1,2,3]',
+    });
+    expect(busy.status).toBe(503);
+    expect(((await busy.json()) as { error: { code: string } }).error.code).toBe('server_busy');
+
+    budget.release(requests[0]!);
+    expect(budget.inUse).toBe(0);
+    budget.release(requests[0]!);
+    expect(budget.inUse).toBe(0);
+    const served = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '[1,2,3]',
+    });
+    expect(served.status).toBe(200);
+    expect(budget.inUse).toBe(0);
+
+    // The cut connection closing afterwards does not give its bytes back a second time.
+    const second = partial(url, 600, 10);
+    await until(() => budget.inUse === 600);
+    first.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(budget.inUse).toBe(600);
+    second.destroy();
+    await until(() => budget.inUse === 0);
+  });
+
+  it('a request that holds nothing releases nothing', () => {
+    const budget = new BodyBudget(1000);
+    budget.release({} as IncomingMessage);
+    expect(budget.inUse).toBe(0);
+  });
+});
