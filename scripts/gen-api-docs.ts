@@ -305,7 +305,10 @@ Errors answer with the status of their code and \`{ "error": { "code", "message"
 the code from the [catalogue](errors.md); a body field or a query parameter the route does not
 declare is refused with \`invalid_request\` (400) naming it and the accepted ones, and nothing is
 done. This holds on every \`/v1\` and \`/v2\` route: one that lists no query parameters takes none,
-so a typo such as \`?nmae=\` is an error, never a filter silently ignored:
+so a typo such as \`?nmae=\` is an error, never a filter silently ignored. A JSON body field is
+taken as the type the route declares, never converted: \`{"ttlSeconds": "10"}\`, \`[10]\` or \`true\`
+is \`invalid_request\` (\`body/ttlSeconds must be integer.\`), while query and path parameters,
+which are text, are read as the numbers and booleans they spell (\`?createIfNotExist=true\`):
 
 \`\`\`json
 { "error": { "code": "invalid_request", "message": "body/config has an unknown field \\"gpus\\"; accepted: \\"replicas\\", \\"workers\\", \\"cpus\\", \\"memory\\".", "details": { "field": "body/config/gpus", "accepted": ["replicas", "workers", "cpus", "memory"] } } }

@@ -36,6 +36,7 @@ import { authenticateRequest } from './authenticate-request.js';
 import { consoleRoutes, isConsolePageRoute } from './routes/console-routes.js';
 import { workspaceRoutes } from './routes/workspace-routes.js';
 import type { ServerContext } from './server-context.js';
+import { strictBodyValidator } from './strict-body-validator.js';
 
 /** Paths that answer without a token (besides the Python client index under `/sdk/python/`). */
 const PUBLIC_PATHS = new Set(['/v1/health', ...OPEN_INFERENCE_PUBLIC_PATHS]);
@@ -152,7 +153,9 @@ export async function createApp(
     // Requests the HTTP parser or the router refuses answer with the catalogue's body too.
     clientErrorHandler: answerClientError,
     frameworkErrors: (err, req, reply) => apiErrorHandler(privatePaths(ctx.config.home))(err, req, reply),
+    // Query strings, path parameters and headers coerce ('10' is 10); bodies never do.
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
+    schemaController: strictBodyValidator(),
   });
   installErrorHandlers(app, privatePaths(ctx.config.home));
   // Before any route: a query parameter an API route does not declare is refused (400), as an

@@ -163,7 +163,7 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
                   description:
                     'Memory the models may take: bytes, or a quantity such as "512Mi", "1Gi", "2G"; refused when workers × model size is over it',
                   examples: ['1Gi'],
-                  // Integer first: the validator coerces, and bytes must stay a number.
+                  // Bytes as a JSON number, or a quantity string (a string of digits is bytes too).
                   anyOf: [
                     { type: 'integer', minimum: 1 },
                     { type: 'string', minLength: 1, maxLength: 32 },
