@@ -1,11 +1,14 @@
+import type { RecordBatch } from 'apache-arrow';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { LogAppendQueue } from './log-append-queue.js';
-import type { LogAppendBatch } from './log-row-source.js';
+import { checkLogBatch } from './log-batch-checks.js';
+import { isLogRowSource } from './log-row-source.js';
+import type { LogAppendBatch, LogRowSource } from './log-row-source.js';
 import { LogBatchPacker, LogPackError, PACK_SLICE_BYTES } from './log-batch-transfer.js';
 import type { LogBatchPackerOptions, LogPackJob, PackedBatches } from './log-batch-transfer.js';
 import { LogStaging } from './log-staging.js';
-import type { StagedRows } from './log-staging.js';
+import type { StagedEntry, StagedRows } from './log-staging.js';
 
 /** What both writer threads (embedded and PostgreSQL) are given: the appends up to `seq`, one group per pipeline. */
 export interface LogItemsMessage {
@@ -45,8 +48,8 @@ export interface LogHandOffOptions {
   sliceBytes?: number;
   /**
    * Rows an append had acknowledged that could not be read when they were packed (a torn
-   * batch kept as it is, a big row source that throws): they are left out of the message, the
-   * rest goes on. Told once per entry left out.
+   * batch kept as it is, a big row source that throws and whose table cannot be built either):
+   * they are left out of the message, the rest goes on. Told once per packing that left rows out.
    * @default prints to stderr
    */
   rowsDropped?: (error: LogPackError) => void;
@@ -294,10 +297,43 @@ export class LogHandOff {
     }
   }
 
-  /** Takes the entries a packing could not read out of `staged` for good. */
+  /**
+   * An append was acknowledged before its rows were packed, so what a packing could not read is
+   * not given up at once: a row source is packed again from its table (the same rows, by its
+   * contract; built only on this failure). What still cannot be read is taken out of `staged`
+   * for good and told.
+   */
   #drop(staged: StagedRows, err: LogPackError): void {
-    this.#staging.drop(staged, err.entries);
-    (this.#opts.rowsDropped ?? defaultRowsDropped)(err);
+    const tables = new Map<StagedEntry, RecordBatch[]>();
+    const lost = err.entries.filter((entry) => {
+      const batches = isLogRowSource(entry) ? batchesOf(entry) : null;
+      if (batches !== null) tables.set(entry, batches);
+      return batches === null;
+    });
+    if (tables.size > 0) {
+      for (const [pipelineId, group] of staged.groups) {
+        staged.groups.set(
+          pipelineId,
+          group.flatMap((entry) => tables.get(entry) ?? [entry]),
+        );
+      }
+    }
+    if (lost.length === 0) return;
+    this.#staging.drop(staged, lost);
+    (this.#opts.rowsDropped ?? defaultRowsDropped)(
+      lost.length === err.entries.length ? err : new LogPackError(lost, err.cause),
+    );
+  }
+}
+
+/** A row source's rows as checked batches of its table, or `null` when they cannot be had. */
+function batchesOf(source: LogRowSource): RecordBatch[] | null {
+  try {
+    const batches = source.toTable().batches.filter((b) => b.numRows > 0);
+    for (const b of batches) checkLogBatch(b);
+    return batches.reduce((n, b) => n + b.numRows, 0) === source.numRows ? batches : null;
+  } catch {
+    return null;
   }
 }
 
