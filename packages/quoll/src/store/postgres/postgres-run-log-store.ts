@@ -2,6 +2,7 @@ import type { TaskRunLogLineDto } from '@quoll/client/wire';
 import type { RunEnded, RunLogStore, RunLogWriter } from '../../runner/index.js';
 import type { QueuedRunLogLine, StoredRunLogLine } from '../../runner/index.js';
 import { CLOSING_ROOM, DEFAULT_RUN_LOG_MAX_BYTES, QueuedRunLogWriter } from '../../runner/index.js';
+import { StorageUnavailableError } from '../../errors/index.js';
 import type { PostgresDatabase } from './postgres-database.js';
 import { PG_UNIQUE_VIOLATION, sqlState } from './postgres-database.js';
 
@@ -14,6 +15,11 @@ const FOLLOW_POLL_MS = 1_000;
 const ENDED_CHECK_MS = 5_000;
 /** Lines fetched per round-trip by a read or a follow (memory stays bounded). */
 const PAGE_LINES = 1_000;
+/** A follower's first wait after a read the database could not answer; it doubles up to {@link RETRY_MAX_MS}. */
+const RETRY_FIRST_MS = 100;
+const RETRY_MAX_MS = 5_000;
+/** How long a follower keeps retrying reads the database cannot answer, by default. */
+const FOLLOW_OUTAGE_MS = 5 * 60_000;
 
 interface LineRow {
   seq: number;
@@ -42,6 +48,11 @@ export interface PostgresRunLogStoreOptions {
    * up for at once, when the connection listens again). @default 1000
    */
   followPollMs?: number;
+  /**
+   * How long a follower keeps retrying reads that fail because the database cannot be reached
+   * (with backoff from 100 ms to 5 s) before its follow fails with that error. @default 300000
+   */
+  followOutageMs?: number;
 }
 
 /**
@@ -56,6 +67,7 @@ export class PostgresRunLogStore implements RunLogStore {
   readonly #maxBytesPerRun: number;
   readonly #onError: (err: unknown, context: string) => void;
   readonly #followPollMs: number;
+  readonly #followOutageMs: number;
   /** Followers' wake-ups by run id, behind one subscription kept from the first follow on. */
   readonly #followers = new Map<string, Set<() => void>>();
   #subscribed: Promise<unknown> | null = null;
@@ -64,6 +76,7 @@ export class PostgresRunLogStore implements RunLogStore {
     this.#db = db;
     this.#maxBytesPerRun = Math.max(CLOSING_ROOM * 2, options.maxBytesPerRun ?? DEFAULT_RUN_LOG_MAX_BYTES);
     this.#followPollMs = Math.max(1, options.followPollMs ?? FOLLOW_POLL_MS);
+    this.#followOutageMs = Math.max(0, options.followOutageMs ?? FOLLOW_OUTAGE_MS);
     this.#onError =
       options.onError ?? ((err, context) => console.error(`quoll: run log error (${context}):`, err));
   }
@@ -163,7 +176,8 @@ export class PostgresRunLogStore implements RunLogStore {
             resolve();
           };
         });
-        const rows = await this.#page(runId, after);
+        const rows = await this.#followPage(runId, after, signal);
+        if (rows === null) return;
         for (const row of rows) {
           after = row.seq;
           if (row.final) onFinal?.();
@@ -177,8 +191,14 @@ export class PostgresRunLogStore implements RunLogStore {
         if (ended !== undefined && Date.now() - quietSince >= ENDED_CHECK_MS) {
           quietSince = Date.now();
           // Quiet for a while: a log that will never get its final line ends here.
-          const over = await ended();
-          if (over !== null && (await this.#page(runId, after)).length === 0) {
+          // Asked again at the next check when the database cannot answer now.
+          const over = await ended().catch((err: unknown) => {
+            if (err instanceof StorageUnavailableError) return null;
+            throw err;
+          });
+          const more = over === null ? [] : await this.#followPage(runId, after, signal);
+          if (more === null) return;
+          if (over !== null && more.length === 0) {
             onFinal?.();
             yield {
               time: new Date().toISOString(),
@@ -202,6 +222,31 @@ export class PostgresRunLogStore implements RunLogStore {
       wake = null;
       signal?.removeEventListener('abort', onAbort);
       unsubscribe();
+    }
+  }
+
+  /**
+   * A follower's read. One the database cannot answer (an outage, a connection lost) is retried
+   * with backoff until the database is back, for at most `followOutageMs`, and told once per
+   * outage; `null` when `signal` aborts meanwhile (the follow ends cleanly).
+   */
+  async #followPage(
+    runId: string,
+    after: number,
+    signal: AbortSignal | undefined,
+  ): Promise<LineRow[] | null> {
+    const giveUpAt = Date.now() + this.#followOutageMs;
+    let delay = RETRY_FIRST_MS;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.#page(runId, after);
+      } catch (err) {
+        if (!(err instanceof StorageUnavailableError) || Date.now() + delay > giveUpAt) throw err;
+        if (attempt === 1)
+          this.#onError(err, `following the log of run ${runId}; retrying until the database answers`);
+      }
+      if (!(await pause(delay, signal))) return null;
+      delay = Math.min(RETRY_MAX_MS, delay * 2);
     }
   }
 
@@ -298,6 +343,21 @@ async function insertLines(
   );
   if (row === null) throw new Error(`inserting the log lines of run ${runId} returned nothing`);
   return row.next;
+}
+
+/** Waits `ms`; `false` at once if `signal` aborts (before or meanwhile). */
+function pause(ms: number, signal: AbortSignal | undefined): Promise<boolean> {
+  if (signal?.aborted === true) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    const done = (ok: boolean): void => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+      resolve(ok);
+    };
+    const onAbort = (): void => done(false);
+    const timer = setTimeout(() => done(true), ms);
+    signal?.addEventListener('abort', onAbort);
+  });
 }
 
 function toDto(row: LineRow): TaskRunLogLineDto {
