@@ -329,6 +329,37 @@ export class PostgresDatabase implements Sql {
     return (await this.#query<R>(text, values)).rows[0] ?? null;
   }
 
+  /**
+   * The rows of a read that must answer within `timeoutMs`. A pooled connection that went
+   * half-open (its peer gone without a FIN; TCP keepalive would take the OS's ~11 minutes of
+   * probes to notice) gives no answer: it is then destroyed, not handed out again, and the read
+   * fails with {@link StorageUnavailableError}, so a retry runs on a fresh connection.
+   */
+  async rowsWithin<R extends QueryResultRow>(
+    timeoutMs: number,
+    text: string,
+    values: readonly unknown[] = [],
+  ): Promise<R[]> {
+    try {
+      // The pool releases the client with the timeout's error, which destroys it.
+      const config: pg.QueryConfig & { query_timeout: number } = {
+        text,
+        values: values as unknown[],
+        query_timeout: timeoutMs,
+      };
+      const result = await this.pool.query<R>(config);
+      this.#health = { status: 'ok', error: null };
+      return result.rows;
+    } catch (err) {
+      if (err instanceof Error && err.message === 'Query read timeout') {
+        const message = `the database gave no answer within ${timeoutMs} ms; the connection was dropped`;
+        this.#health = { status: 'unavailable', error: message };
+        throw new StorageUnavailableError(message, { cause: err });
+      }
+      throw this.#translate(err);
+    }
+  }
+
   async run(text: string, values: readonly unknown[] = []): Promise<number> {
     return (await this.#query(text, values)).rowCount ?? 0;
   }

@@ -134,6 +134,48 @@ describe.skipIf(!runPostgresTests)(
       }
     });
 
+    it('a follower whose pooled connection went half-open (no answer, no close) reads on over a new one', async () => {
+      const direct = await PostgresDatabase.open({ url: database.url, schema: 'runlogs' });
+      const proxy = new TcpProxy(new URL(database.url));
+      await proxy.open();
+      const url = new URL(database.url);
+      url.hostname = '127.0.0.1';
+      url.port = String(proxy.port);
+      const db = await PostgresDatabase.open({ url: url.toString(), schema: 'runlogs', migrate: false });
+      const store = new PostgresRunLogStore(db, {
+        followPollMs: 20,
+        followReadTimeoutMs: 300,
+        onError: () => undefined,
+      });
+      const writer = new pg.Client({ connectionString: database.url, options: '-c search_path=runlogs' });
+      await writer.connect();
+      const insert = (seq: number, line: string) =>
+        writer.query(
+          `INSERT INTO task_run_log_lines (run_id, seq, time, stream, line) VALUES ('run-4', $1, $2, 'stdout', $3)`,
+          [seq, new Date().toISOString(), line],
+        );
+      const abort = new AbortController();
+      const got: string[] = [];
+      const following = (async () => {
+        for await (const line of store.follow('run-4', abort.signal)) got.push(line.line);
+      })();
+      try {
+        await insert(1, 'one');
+        await vi.waitFor(() => expect(got).toEqual(['one']), { timeout: 10_000, interval: 20 });
+        // Every open connection (the pool's and the LISTEN one) stops answering; new ones pass.
+        proxy.stall();
+        await insert(2, 'two');
+        await vi.waitFor(() => expect(got).toEqual(['one', 'two']), { timeout: 15_000, interval: 20 });
+      } finally {
+        abort.abort();
+        await following.catch(() => undefined);
+        await writer.end();
+        await db.close();
+        await direct.close();
+        await proxy.cut();
+      }
+    });
+
     it('a follower retrying through an outage stops at once when its reader goes away', async () => {
       const direct = await PostgresDatabase.open({ url: database.url, schema: 'runlogs' });
       const proxy = new TcpProxy(new URL(database.url));

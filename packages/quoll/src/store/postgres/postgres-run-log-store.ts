@@ -20,6 +20,8 @@ const RETRY_FIRST_MS = 100;
 const RETRY_MAX_MS = 5_000;
 /** How long a follower keeps retrying reads the database cannot answer, by default. */
 const FOLLOW_OUTAGE_MS = 5 * 60_000;
+/** How long a follower's read may go unanswered before its connection is taken as dead, by default. */
+const FOLLOW_READ_TIMEOUT_MS = 30_000;
 
 interface LineRow {
   seq: number;
@@ -53,6 +55,11 @@ export interface PostgresRunLogStoreOptions {
    * (with backoff from 100 ms to 5 s) before its follow fails with that error. @default 300000
    */
   followOutageMs?: number;
+  /**
+   * How long a follower's read may go unanswered before its connection is dropped as dead (a
+   * half-open one) and the read retried on a new one. @default 30000
+   */
+  followReadTimeoutMs?: number;
 }
 
 /**
@@ -68,6 +75,7 @@ export class PostgresRunLogStore implements RunLogStore {
   readonly #onError: (err: unknown, context: string) => void;
   readonly #followPollMs: number;
   readonly #followOutageMs: number;
+  readonly #followReadTimeoutMs: number;
   /** Followers' wake-ups by run id, behind one subscription kept from the first follow on. */
   readonly #followers = new Map<string, Set<() => void>>();
   #subscribed: Promise<unknown> | null = null;
@@ -77,6 +85,7 @@ export class PostgresRunLogStore implements RunLogStore {
     this.#maxBytesPerRun = Math.max(CLOSING_ROOM * 2, options.maxBytesPerRun ?? DEFAULT_RUN_LOG_MAX_BYTES);
     this.#followPollMs = Math.max(1, options.followPollMs ?? FOLLOW_POLL_MS);
     this.#followOutageMs = Math.max(0, options.followOutageMs ?? FOLLOW_OUTAGE_MS);
+    this.#followReadTimeoutMs = Math.max(1, options.followReadTimeoutMs ?? FOLLOW_READ_TIMEOUT_MS);
     this.#onError =
       options.onError ?? ((err, context) => console.error(`quoll: run log error (${context}):`, err));
   }
@@ -239,7 +248,7 @@ export class PostgresRunLogStore implements RunLogStore {
     let delay = RETRY_FIRST_MS;
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.#page(runId, after);
+        return await this.#page(runId, after, this.#followReadTimeoutMs);
       } catch (err) {
         if (!(err instanceof StorageUnavailableError) || Date.now() + delay > giveUpAt) throw err;
         if (attempt === 1)
@@ -250,11 +259,14 @@ export class PostgresRunLogStore implements RunLogStore {
     }
   }
 
-  #page(runId: string, after: number): Promise<LineRow[]> {
-    return this.#db.rows<LineRow>(
-      'SELECT seq, time, stream, line, final FROM task_run_log_lines WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3',
-      [runId, after, PAGE_LINES],
-    );
+  /** The lines after `after`; with `timeoutMs`, a read unanswered that long fails as the database's. */
+  #page(runId: string, after: number, timeoutMs?: number): Promise<LineRow[]> {
+    const text =
+      'SELECT seq, time, stream, line, final FROM task_run_log_lines WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3';
+    const values = [runId, after, PAGE_LINES];
+    return timeoutMs === undefined
+      ? this.#db.rows<LineRow>(text, values)
+      : this.#db.rowsWithin<LineRow>(timeoutMs, text, values);
   }
 }
 
