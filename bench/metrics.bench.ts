@@ -40,6 +40,8 @@
 // BENCH_REF_CLI (another build), BENCH_REF_ARGS (their flags instead of --no-metrics; "" =
 // metrics on, unscraped), e.g. BENCH_SCRAPE_S=0 BENCH_REF_ARGS= BENCH_REF_CLI=<the build
 // before>: this build over that one, A/A between two of it.
+// One run's median moves by about ±1 %: pool several runs (each run's bench/results/metrics.json
+// copied aside) with bench/metrics-pool.ts, which prints bootstrap intervals of the medians.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
