@@ -11,7 +11,8 @@
 // the scratch databases' name prefix), PROBE_WINDOWS=1 (each window's server and backend CPU per request,
 // not only their medians), PROBE_SQL_DB2 (SQL run on the second database once the servers have
 // started, e.g. a storage setting for the `base` node to be compared; `;;` between statements
-// runs them one by one). Always printed, per request: PostgreSQL's shared processes' CPU
+// runs them one by one), PROBE_SQL_DB1 (the same on the first database, the `node`'s: with both,
+// e.g. the same log prefilled for two builds). Always printed, per request: PostgreSQL's shared processes' CPU
 // (walwriter, checkpointer, background writer: the WAL and heap writes a node's backend leaves
 // to them, which no server's figure counts), the kernel's worker threads' CPU (writeback of
 // dirty pages, for both servers' writes), and the whole machine's busy CPU (every process, so
@@ -170,11 +171,15 @@ try {
     await p.deploy();
     servers.push({ name, child, url: p.url(), home, token, node });
   }
-  if (process.env.PROBE_SQL_DB2) {
-    const c = new pg.Client({ connectionString: db2.url });
+  for (const [sql, url] of [
+    [process.env.PROBE_SQL_DB1, db.url],
+    [process.env.PROBE_SQL_DB2, db2.url],
+  ] as const) {
+    if (!sql) continue;
+    const c = new pg.Client({ connectionString: url });
     await c.connect();
     // `;;` separates statements run one by one (VACUUM cannot run in a multi-statement query).
-    for (const statement of process.env.PROBE_SQL_DB2.split(';;')) await c.query(statement);
+    for (const statement of sql.split(';;')) await c.query(statement);
     await c.end();
   }
   const rate: Record<string, number[]> = {};

@@ -330,6 +330,72 @@ describe.skipIf(!runPostgresTests)(
       expect([Number(head?.bytes), head?.rows]).toEqual([2 * one, '200']);
     });
 
+    /**
+     * A one-node cluster whose pipeline 1 holds `count` stored batches of 100 rows (`one` bytes
+     * each), written by a writer without caps.
+     */
+    async function longLog(
+      count: number,
+    ): Promise<{ db: PostgresDatabase; one: number; batch: (k: number) => RecordBatch }> {
+      const db = await oneNode(1);
+      const batch = (k: number): RecordBatch =>
+        rows(
+          range(k * 100, 100),
+          range(k * 100, 100).map((i) => T0 + i),
+        );
+      const fill = new PostgresLogBatchWriter('f', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      fill.committed(await db.transaction((sql) => fill.write(sql, 1, [batch(0)])));
+      for (let k = 1; k < count; k++) expect(await fill.writeAlone(db, 1, [batch(k)])).toBe(true);
+      const one = Number(
+        (await db.one<{ bytes: string }>('SELECT min(bytes)::text AS bytes FROM inference_log_batches'))
+          ?.bytes,
+      );
+      return { db, one, batch };
+    }
+
+    /**
+     * Index entries of the batches table read so far in the caller's transaction (every plan
+     * that reads the table by index counts; `SET LOCAL` below rules out the other scans).
+     */
+    async function batchIndexReads(sql: { one: PostgresDatabase['one'] }): Promise<number> {
+      const row = await sql.one<{ n: string }>(
+        `SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid))::text AS n
+           FROM pg_index WHERE indrelid = 'inference_log_batches'::regclass`,
+      );
+      return Number(row?.n);
+    }
+
+    it('a write at the cap reads the oldest batches it trims, not the whole log', async () => {
+      const { db, one, batch } = await longLog(300);
+      // Room for 298 batches: the next write leaves the pipeline three over, so it trims three.
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 298 * one + 10, maxBytesTotal: 1e12 });
+      let reads = 0;
+      await db.transaction(async (sql) => {
+        await sql.run('SET LOCAL enable_seqscan = off');
+        await sql.run('SET LOCAL enable_bitmapscan = off');
+        const before = await batchIndexReads(sql);
+        await w.write(sql, 1, [batch(300)]);
+        reads = (await batchIndexReads(sql)) - before;
+      });
+      expect(await storedSeqs(db, 1)).toEqual(range(4, 298));
+      await expectHeadsConsistent(db);
+      // The log's length does not count: on the code before, 300 (every batch, read per write).
+      expect(reads).toBeLessThan(100);
+    });
+
+    it('a trim whose excess spans many batches deletes them all, oldest first, and keeps the newest', async () => {
+      const { db, one, batch } = await longLog(300);
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 40 * one + 10, maxBytesTotal: 1e12 });
+      w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(300)])));
+      expect(await storedSeqs(db, 1)).toEqual(range(262, 40));
+      await expectHeadsConsistent(db);
+      // A cap below one batch keeps the newest only.
+      const tiny = new PostgresLogBatchWriter('t', { maxBytesPerPipeline: 1, maxBytesTotal: 1e12 });
+      tiny.committed(await db.transaction((sql) => tiny.write(sql, 1, [batch(301)])));
+      expect(await storedSeqs(db, 1)).toEqual([302]);
+      await expectHeadsConsistent(db);
+    });
+
     /** `'done'` when `promise` settles within `ms`, else `'timed out'` (for what must not wait on a lock). */
     async function within(promise: Promise<unknown>, ms = 30_000): Promise<'done' | 'timed out'> {
       let timer: NodeJS.Timeout | undefined;
@@ -372,11 +438,12 @@ describe.skipIf(!runPostgresTests)(
 
     /** The seqs of a pipeline's stored batches, in order. */
     async function storedSeqs(db: PostgresDatabase, pipelineId: number): Promise<number[]> {
-      const stored = await db.rows<{ seq: string }>(
-        'SELECT seq::text FROM inference_log_batches WHERE pipeline_id = $1 ORDER BY seq',
+      // `ORDER BY seq` names the table's column (the number), not the text it is sent as.
+      const stored = await db.rows<{ s: string }>(
+        'SELECT seq::text AS s FROM inference_log_batches WHERE pipeline_id = $1 ORDER BY seq',
         [pipelineId],
       );
-      return stored.map((r) => Number(r.seq));
+      return stored.map((r) => Number(r.s));
     }
 
     /** Every head counts its pipeline's stored rows and bytes, and its newest batch is stored. */
