@@ -3,7 +3,8 @@
 // up with wrk (16 connections) for WARMUP_S (default 10), then CPU µs per request and per row of
 // every thread from /proc/<pid>/task over a wrk run of `seconds`. Node names every thread
 // "node": the request thread's id is the process id, the four V8 platform (GC/compiler) threads
-// come right after it, the log writer thread before the model worker.
+// come right after it, the log writer thread before the model worker. Each thread also shows
+// its wakes per second (voluntary context switches: it slept and was woken).
 // PERF=1 runs `perf record -F 1999 -g` on the server during the measured run (PERF_OUT, default
 // /tmp/wtp.perf.data; NODE_ARGS=--perf-basic-prof names JIT frames). TRACE_OUT=<file> appends
 // the server's stdout and stderr there (e.g. with NODE_ARGS="--trace-opt --trace-deopt"), with
@@ -41,6 +42,22 @@ if (traceOut !== undefined) {
 const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
 const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
 wrk({ url: pipeline.url(), luaScript: lua, connections: 16, seconds: Number(process.env.WARMUP_S ?? 10) });
+
+/** Voluntary context switches (the thread slept and was woken) of each thread of `pid`, by thread id. */
+function threadWakes(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  const dir = `/proc/${pid}/task`;
+  if (!existsSync(dir)) return out;
+  for (const tid of readdirSync(dir)) {
+    try {
+      const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`${dir}/${tid}/status`, 'utf8'));
+      out.set(tid, Number(m?.[1] ?? 0));
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
 
 /** CPU seconds (user + system) of each thread of `pid`, by thread id. */
 function threadCpu(pid: number): Map<string, number> {
@@ -83,8 +100,10 @@ const perf =
     : null;
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
 const before = threadCpu(pid);
+const wakesBefore = threadWakes(pid);
 const r = wrk({ url: pipeline.url(), luaScript: lua, connections: 16, seconds });
 const after = threadCpu(pid);
+const wakesAfter = threadWakes(pid);
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
 if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
 const requests = r.reqPerSec * seconds;
@@ -92,16 +111,18 @@ console.log(
   `${format} ${batch} × 16: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
 );
 let total = 0;
-const rows: [string, number][] = [];
+const rows: [string, number, number][] = [];
 for (const [tid, cpu] of after) {
   const used = cpu - (before.get(tid) ?? 0);
   total += used;
-  if (used > 0) rows.push([tid === String(pid) ? `${tid} (request thread)` : tid, (used * 1e6) / requests]);
+  const wakes = ((wakesAfter.get(tid) ?? 0) - (wakesBefore.get(tid) ?? 0)) / seconds;
+  if (used > 0)
+    rows.push([tid === String(pid) ? `${tid} (request thread)` : tid, (used * 1e6) / requests, wakes]);
 }
 rows.sort((a, b) => Number.parseInt(a[0]) - Number.parseInt(b[0]));
-for (const [name, us] of rows)
+for (const [name, us, wakes] of rows)
   console.log(
-    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row`,
+    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s`,
   );
 console.log(
   `  ${'total'.padEnd(24)} ${((total * 1e6) / requests).toFixed(1).padStart(7)} µs/request ${((total * 1e6) / requests / batch).toFixed(3)} µs/row`,
