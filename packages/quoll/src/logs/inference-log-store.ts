@@ -39,9 +39,10 @@ export interface InferenceLogStoreOptions {
   /**
    * Longest time written rows wait for an fsync (and the index update that makes them
    * count as flushed). Rows reach the OS, and so survive a process crash, as soon as the
-   * writer thread has written them (it asks for rows whenever it is idle); this bounds what a
-   * power loss can take.
-   * @default 200
+   * writer thread has written them (it asks for rows whenever it is idle); with
+   * `handOffDelayMs` before it, this bounds what a power loss can take (the defaults: 50 +
+   * 150 = the documented 200 ms).
+   * @default 150
    */
   syncIntervalMs?: number;
   /**
@@ -50,9 +51,12 @@ export interface InferenceLogStoreOptions {
    * the writer and one file write instead of one each. A `flush()`, `stop()`, or a queue holding
    * `handOffRows` rows hands them over at once. `0` hands every append over as soon as the
    * writer is idle. Each hand-off wakes the writer thread, which on a shared core preempts the
-   * request thread: 20 ms took 16 % of the CPU per batch-1 request off (against 4 ms) and is
-   * still far inside the crash guarantee (rows answered 1.5 s before a SIGKILL survive).
-   * @default 20
+   * request thread, and a wake-up of a sleeping thread costs it far more CPU than the write
+   * itself (on the 2-core VM of docs/benchmarks.md, ≈ 0.2 ms each: caches and page tables
+   * cold again): 20 ms took 16 % of the CPU per batch-1 request off (against 4 ms), and 50 ms
+   * a quarter of the writer thread's CPU at JSON batch 100 (against 20 ms); still far inside
+   * the crash guarantee (rows answered 1.5 s before a SIGKILL survive).
+   * @default 50
    */
   handOffDelayMs?: number;
   /**
@@ -126,11 +130,16 @@ interface FlushWaiter {
   reject: (err: Error) => void;
 }
 
-const DEFAULTS = {
+/**
+ * The store's defaults. `handOffDelayMs + syncIntervalMs` is the longest an answered row waits
+ * before it is fsynced: the "a power loss loses at most the last 200 ms" of
+ * docs/inference-logs.md.
+ */
+export const INFERENCE_LOG_DEFAULTS = {
   clock: systemClock,
   queueCapacityRows: 500_000,
-  syncIntervalMs: 200,
-  handOffDelayMs: 20,
+  syncIntervalMs: 150,
+  handOffDelayMs: 50,
   handOffRows: 8192,
   segmentMaxRows: 1_000_000,
   segmentMaxBytes: 64 * 1024 * 1024,
@@ -209,21 +218,21 @@ export class InferenceLogStore {
     cache: SegmentReadCache,
   ) {
     this.#files = { root: options.dir, index: options.index, cache };
-    this.#clock = options.clock ?? DEFAULTS.clock;
+    this.#clock = options.clock ?? INFERENCE_LOG_DEFAULTS.clock;
     this.#opts = {
-      queueCapacityRows: options.queueCapacityRows ?? DEFAULTS.queueCapacityRows,
-      syncIntervalMs: options.syncIntervalMs ?? DEFAULTS.syncIntervalMs,
-      handOffDelayMs: Math.max(0, options.handOffDelayMs ?? DEFAULTS.handOffDelayMs),
-      handOffRows: Math.max(1, options.handOffRows ?? DEFAULTS.handOffRows),
-      segmentMaxRows: options.segmentMaxRows ?? DEFAULTS.segmentMaxRows,
-      segmentMaxBytes: options.segmentMaxBytes ?? DEFAULTS.segmentMaxBytes,
-      maxBytesPerPipeline: options.maxBytesPerPipeline ?? DEFAULTS.maxBytesPerPipeline,
-      maxBytesTotal: options.maxBytesTotal ?? DEFAULTS.maxBytesTotal,
-      retryDelayMs: options.retryDelayMs ?? DEFAULTS.retryDelayMs,
-      maxRetryDelayMs: options.maxRetryDelayMs ?? DEFAULTS.maxRetryDelayMs,
-      unavailableWaitMs: options.unavailableWaitMs ?? DEFAULTS.unavailableWaitMs,
-      stopAttempts: options.stopAttempts ?? DEFAULTS.stopAttempts,
-      onError: options.onError ?? DEFAULTS.onError,
+      queueCapacityRows: options.queueCapacityRows ?? INFERENCE_LOG_DEFAULTS.queueCapacityRows,
+      syncIntervalMs: options.syncIntervalMs ?? INFERENCE_LOG_DEFAULTS.syncIntervalMs,
+      handOffDelayMs: Math.max(0, options.handOffDelayMs ?? INFERENCE_LOG_DEFAULTS.handOffDelayMs),
+      handOffRows: Math.max(1, options.handOffRows ?? INFERENCE_LOG_DEFAULTS.handOffRows),
+      segmentMaxRows: options.segmentMaxRows ?? INFERENCE_LOG_DEFAULTS.segmentMaxRows,
+      segmentMaxBytes: options.segmentMaxBytes ?? INFERENCE_LOG_DEFAULTS.segmentMaxBytes,
+      maxBytesPerPipeline: options.maxBytesPerPipeline ?? INFERENCE_LOG_DEFAULTS.maxBytesPerPipeline,
+      maxBytesTotal: options.maxBytesTotal ?? INFERENCE_LOG_DEFAULTS.maxBytesTotal,
+      retryDelayMs: options.retryDelayMs ?? INFERENCE_LOG_DEFAULTS.retryDelayMs,
+      maxRetryDelayMs: options.maxRetryDelayMs ?? INFERENCE_LOG_DEFAULTS.maxRetryDelayMs,
+      unavailableWaitMs: options.unavailableWaitMs ?? INFERENCE_LOG_DEFAULTS.unavailableWaitMs,
+      stopAttempts: options.stopAttempts ?? INFERENCE_LOG_DEFAULTS.stopAttempts,
+      onError: options.onError ?? INFERENCE_LOG_DEFAULTS.onError,
     };
     const o = this.#opts;
     this.#settings = {
