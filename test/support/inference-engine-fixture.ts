@@ -9,8 +9,11 @@ import { inspectOnnxModel } from '../../packages/quoll/src/onnx/index.js';
 
 /** Engines and model steps for a test file of the inference engine. */
 export interface InferenceEngineFixture {
-  /** An engine of one worker per deployment, closed after each test. */
-  readonly engine: (syncHandoff: boolean) => InferenceEngine;
+  /**
+   * An engine of one worker per deployment, closed after each test; inline runs (on the calling
+   * thread, `inline-runner.ts`) only when asked, so that the worker paths are what is tested.
+   */
+  readonly engine: (syncHandoff: boolean, inlineRuns?: boolean) => InferenceEngine;
   /** A step of the model `bytes`, written to a file of its own in the file's temporary folder. */
   readonly step: (name: string, bytes: Uint8Array) => StepModel;
 }
@@ -31,8 +34,8 @@ export function inferenceEngineFixture(prefix: string): InferenceEngineFixture {
     await Promise.all(engines.splice(0).map((engine) => engine.close()));
   });
   return {
-    engine: (syncHandoff) => {
-      const created = new InferenceEngine({ workersPerDeployment: 1, syncHandoff });
+    engine: (syncHandoff, inlineRuns = false) => {
+      const created = new InferenceEngine({ workersPerDeployment: 1, syncHandoff, inlineRuns });
       engines.push(created);
       return created;
     },

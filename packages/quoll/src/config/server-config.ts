@@ -126,6 +126,13 @@ export interface ServerConfig {
    * @default true
    */
   readonly syncHandoff: boolean;
+  /**
+   * Whether small runs of small models with bounded run times run on the HTTP thread, without a
+   * hand-off to a model worker (`--no-inline-runs`, `QUOLL_INLINE_RUNS=off` run every model in
+   * the workers; see the engine's `inlineRuns`).
+   * @default true
+   */
+  readonly inlineRuns: boolean;
   /** Pino log level. @default 'info' */
   readonly logLevel: string;
   /** Whether to write server logs at all (false for an embedded server in tests or examples). @default true */
@@ -262,6 +269,8 @@ export interface ServerConfigInput {
   inferenceLogs?: boolean | undefined;
   /** `false` from `--no-sync-handoff`. */
   syncHandoff?: boolean | undefined;
+  /** `false` from `--no-inline-runs`. */
+  inlineRuns?: boolean | undefined;
   /** `false` from `--no-metrics`. */
   metrics?: boolean | undefined;
   /** `true` from `--metrics-public`. */
@@ -445,7 +454,7 @@ export const DEFAULT_PORT = 8470;
 /**
  * Resolves the configuration: explicit input, then environment (`QUOLL_HOME`, `QUOLL_DATABASE_URL`,
  * `QUOLL_DATABASE_POOL_SIZE`, `QUOLL_NODE_ID`, `QUOLL_NODE_URL`, `QUOLL_FORWARD_TIMEOUT_MS`, `QUOLL_CLUSTER_LEASE_MS`, `QUOLL_HOST`,
- * `QUOLL_PORT`, `QUOLL_LOG_LEVEL`, `QUOLL_WORKERS`, `QUOLL_POOL_WORKERS`, `QUOLL_MODEL_MEMORY`, `QUOLL_SYNC_HANDOFF`, `QUOLL_INFERENCE_LOGS`,
+ * `QUOLL_PORT`, `QUOLL_LOG_LEVEL`, `QUOLL_WORKERS`, `QUOLL_POOL_WORKERS`, `QUOLL_MODEL_MEMORY`, `QUOLL_SYNC_HANDOFF`, `QUOLL_INLINE_RUNS`, `QUOLL_INFERENCE_LOGS`,
  * `QUOLL_LOG_MAX_BYTES_PER_PIPELINE`, `QUOLL_LOG_MAX_BYTES_TOTAL`, `QUOLL_LOG_SEGMENT_MAX_BYTES`,
  * `QUOLL_TASK_CONCURRENCY`, `QUOLL_TASK_WARM_PROCESSES`, `QUOLL_RUNS_DIR`, `QUOLL_TASK_USER`, `QUOLL_NPM_IGNORE_SCRIPTS`, `QUOLL_NPM_ALLOW_SCRIPTS`, `QUOLL_PYTHON`,
  * `QUOLL_SANDBOX`, `QUOLL_ALLOW_UNSANDBOXED_RUNS`, `QUOLL_TASK_NETWORK`, `QUOLL_TASK_MEMORY`, `QUOLL_TASK_PROCESSES`,
@@ -582,6 +591,7 @@ export function resolveServerConfig(
     poolWorkers,
     modelMemoryBytes,
     syncHandoff: input.syncHandoff ?? parseSwitch('QUOLL_SYNC_HANDOFF', env.QUOLL_SYNC_HANDOFF) ?? true,
+    inlineRuns: input.inlineRuns ?? parseSwitch('QUOLL_INLINE_RUNS', env.QUOLL_INLINE_RUNS) ?? true,
     logLevel: input.logLevel ?? env.QUOLL_LOG_LEVEL ?? 'info',
     logging: input.logging ?? true,
     inferenceLogs:

@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError, fromErrorOutcome } from '../errors/index.js';
 import { BufferLease } from '../threads/index.js';
@@ -9,6 +10,13 @@ import type { StepModel } from './step-model.js';
 import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-binding.js';
 import type { ColumnBinding } from './input-binding.js';
 import { InferenceResult } from './inference-result.js';
+import type { InlineSessions } from './inline-sessions.js';
+import {
+  INLINE_CONTENDED_HOLD_MS,
+  INLINE_MAX_BATCH_ELEMENTS,
+  INLINE_MAX_BATCH_ROWS,
+  InlineRunner,
+} from './inline-runner.js';
 import { concatTensorData, feedLayoutKey, mergeFeeds, rowWidth } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import type { PoolPlan, PooledModel, PoolWorker } from './pool-worker.js';
@@ -28,6 +36,8 @@ export interface DeploymentOptions {
   maxMergeRows: number;
   /** Told the rows of every run sent to a worker (merged requests count once, together). */
   onBatch?: ((rows: number) => void) | undefined;
+  /** Sessions on the calling thread for small runs of small, bounded models ({@link InlineRunner}); null: none. */
+  inlineSessions: InlineSessions | null;
 }
 
 /** Plans made so far (part of each plan's key). */
@@ -92,6 +102,13 @@ export class Deployment {
   readonly #pool: ModelWorkerPool;
   readonly #specs: WorkerStepSpec[];
   #plan: PoolPlan | null = null;
+  /** The pipeline's sessions on the calling thread, when its models qualify. */
+  #inline: InlineRunner | null = null;
+  /** Small runs waiting for the end of this turn of the event loop, to run inline together. */
+  #inlineQueue: FeedsJob[] = [];
+  #inlineScheduled = false;
+  /** When requests were last seen overlapping (`performance.now()`): see {@link INLINE_CONTENDED_HOLD_MS}. */
+  #contendedAt = Number.NEGATIVE_INFINITY;
   readonly #bindings = new Map<string, ColumnBinding[]>();
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Merge keys of requests whose outputs turned out not to be split by row; they run alone. */
@@ -179,6 +196,19 @@ export class Deployment {
       await Promise.all(workers.map((worker) => worker.unassign(plan.key)));
       throw loadError(failed.reason, this.#steps);
     }
+    // Loaded by a worker first: a model that fails to load fails there, with its reason.
+    if (this.#options.inlineSessions)
+      this.#inline = InlineRunner.create(this.#specs, this.#options.inlineSessions);
+  }
+
+  /** Bytes of the model files this deployment holds on the calling thread (0 when none). */
+  get inlineBytes(): number {
+    return this.#inline?.bytes ?? 0;
+  }
+
+  /** Runs made on the calling thread so far (see {@link InlineRunner}). */
+  get inlineRunCount(): number {
+    return this.#inline?.runs ?? 0;
   }
 
   /**
@@ -250,6 +280,8 @@ export class Deployment {
       const workers = this.#workers;
       this.#workers = [];
       await Promise.all(workers.map((worker) => worker.unassign(this.#plan?.key ?? null)));
+      this.#inline?.release();
+      this.#inline = null;
       this.#onClosed();
     })();
     return this.#closing;
@@ -274,6 +306,17 @@ export class Deployment {
         `Deployment ${this.id} has no running worker; check the pipeline status.`,
       );
     try {
+      // A small run of a small bounded model while requests do not overlap: run it on this
+      // thread, no hand-off, once this turn of the event loop has read every request it can.
+      const inline = this.#inline;
+      if (inline !== null && this.#inlineOpen() && inline.accepts(feeds, rows)) {
+        return await new Promise<WireTensor[]>((resolve, reject) => {
+          this.#inlineQueue.push({ feeds, rows, key: feedLayoutKey(feeds), resolve, reject });
+          if (this.#inlineScheduled) return;
+          this.#inlineScheduled = true;
+          setImmediate(() => this.#runInline());
+        });
+      }
       // A big batch with several idle workers: split it so every core works on this request.
       if (rows >= this.#options.splitRows && this.#queue.length === 0) {
         const idle = this.#workers.filter((worker) => worker.inFlight === 0);
@@ -290,6 +333,91 @@ export class Deployment {
       });
     } catch (error) {
       throw inferError(error, this.#steps);
+    }
+  }
+
+  /**
+   * Whether a small run may go inline now: not while requests overlap (one queued or running in
+   * a worker, or another inline one in this turn), nor for {@link INLINE_CONTENDED_HOLD_MS}
+   * after, as then dynamic batching shares one run between many requests in the worker, which
+   * on one core measured cheaper than a run per request here.
+   */
+  #inlineOpen(): boolean {
+    const now = performance.now();
+    if (this.#queue.length > 0 || this.#inlineQueue.length > 0 || this.#workers.some((w) => w.inFlight > 0))
+      this.#contendedAt = now;
+    return now - this.#contendedAt >= INLINE_CONTENDED_HOLD_MS;
+  }
+
+  /**
+   * Runs the small runs of the last turn inline: neighbours with the same feed layout merged
+   * (at most {@link INLINE_MAX_BATCH_ROWS} rows and {@link INLINE_MAX_BATCH_ELEMENTS} values a
+   * run); a merged run that fails, or whose outputs are not one row per input row, runs each
+   * request alone, so no request's answer depends on its neighbours.
+   */
+  #runInline(): void {
+    this.#inlineScheduled = false;
+    const jobs = this.#inlineQueue;
+    this.#inlineQueue = [];
+    const inline = this.#inline;
+    let at = 0;
+    while (at < jobs.length) {
+      const group = [jobs[at]!];
+      let rows = group[0]!.rows;
+      let elements = feedElements(group[0]!.feeds);
+      for (at++; at < jobs.length; at++) {
+        const next = jobs[at]!;
+        const more = feedElements(next.feeds);
+        if (next.key !== group[0]!.key || this.#unmergeable.has(next.key)) break;
+        if (rows + next.rows > INLINE_MAX_BATCH_ROWS || elements + more > INLINE_MAX_BATCH_ELEMENTS) break;
+        group.push(next);
+        rows += next.rows;
+        elements += more;
+      }
+      if (inline === null) {
+        // Closed meanwhile (close() waits for these, so this does not happen): the workers run them.
+        for (const job of group) this.#queue.push(job);
+        this.#dispatch();
+        continue;
+      }
+      this.#runInlineGroup(inline, group, rows);
+    }
+  }
+
+  #runInlineGroup(inline: InlineRunner, group: FeedsJob[], rows: number): void {
+    if (group.length > 1) {
+      let outputs: WireTensor[] | null = null;
+      this.#runs++;
+      this.#options.onBatch?.(rows);
+      try {
+        outputs = inline.run(
+          mergeFeeds(
+            group.map((job) => job.feeds),
+            rows,
+          ),
+          rows,
+        );
+      } catch {
+        // One of them (at least) fails: find which by running each alone, below.
+      }
+      if (outputs && outputs.every((output) => output.dims[0] === rows)) {
+        let start = 0;
+        for (const job of group) {
+          job.resolve(sliceRows(outputs, start, job.rows));
+          start += job.rows;
+        }
+        return;
+      }
+      if (outputs) this.#unmergeable.add(group[0]!.key);
+    }
+    for (const job of group) {
+      this.#runs++;
+      this.#options.onBatch?.(job.rows);
+      try {
+        job.resolve(inline.run(job.feeds, job.rows));
+      } catch (error) {
+        job.reject(error);
+      }
     }
   }
 
@@ -432,6 +560,13 @@ export class Deployment {
       )
       .finally(() => this.#dispatch());
   }
+}
+
+/** Values in a run's feeds, all feeds together. */
+function feedElements(feeds: readonly WireTensor[]): number {
+  let elements = 0;
+  for (const feed of feeds) elements += feed.data.length;
+  return elements;
 }
 
 /** Worker step specs, with which output of step i-1 feeds each input of step i. */

@@ -1,5 +1,6 @@
 import { ApiError } from '../errors/index.js';
 import { Deployment } from './deployment.js';
+import { InlineSessions } from './inline-sessions.js';
 import type { DeploymentOptions } from './deployment.js';
 import type { StepModel } from './step-model.js';
 import { ModelWorkerPool } from './model-worker-pool.js';
@@ -40,6 +41,18 @@ export interface InferenceEngineOptions {
    * @default true
    */
   syncHandoff?: boolean;
+  /**
+   * Inline runs: a pipeline whose models are small (≤ 1 MiB of ONNX together) and made only of
+   * operators whose run time the input's size bounds (tree ensembles, linear models, element-wise
+   * arithmetic; no loops, branches or value-dependent shapes) also gets sessions on the calling
+   * thread, and its runs of at most 8 rows run there when nothing is queued, with no hand-off
+   * to a worker, while requests do not overlap (after 3 runs over 10 ms within 256, never again
+   * for that deployment). Each model is held once on the calling thread, within the memory
+   * budget of one pool worker (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB). `false` runs every
+   * model in the worker pool (server: `--no-inline-runs`, `QUOLL_INLINE_RUNS=off`).
+   * @default true
+   */
+  inlineRuns?: boolean;
 }
 
 /** Per-deployment overrides of {@link InferenceEngineOptions}. */
@@ -68,10 +81,12 @@ export class InferenceEngine {
 
   constructor(options: InferenceEngineOptions = {}) {
     const workersPerDeployment = Math.max(1, options.workersPerDeployment ?? 2);
+    const poolWorkers = Math.max(1, options.poolWorkers ?? workersPerDeployment);
+    const memoryBudgetBytes = options.modelMemoryBytes ?? 4 * 1024 ** 3;
     this.#pool = new ModelWorkerPool({
-      size: Math.max(1, options.poolWorkers ?? workersPerDeployment),
+      size: poolWorkers,
       threadsPerWorker: Math.max(1, options.threadsPerWorker ?? 1),
-      memoryBudgetBytes: options.modelMemoryBytes ?? 4 * 1024 ** 3,
+      memoryBudgetBytes,
       syncHandoff: options.syncHandoff ?? true,
     });
     this.#options = Object.freeze({
@@ -80,12 +95,22 @@ export class InferenceEngine {
       maxBatchRows: Math.max(1, options.maxBatchRows ?? 8192),
       maxMergeRows: Math.max(1, options.maxMergeRows ?? 1024),
       onBatch: options.onBatch,
+      // The calling thread holds models as one more worker would, within 64 MiB.
+      inlineSessions:
+        options.inlineRuns === false
+          ? null
+          : new InlineSessions(Math.min(64 * 1024 ** 2, Math.floor(memoryBudgetBytes / poolWorkers))),
     });
   }
 
   /** Worker threads currently alive: the pool's running threads plus model validations. */
   get workerCount(): number {
     return this.#pool.threadCount + this.#validators.size;
+  }
+
+  /** Model bytes (ONNX file sizes) held on the calling thread for inline runs, each model once. */
+  get inlineModelBytes(): number {
+    return this.#options.inlineSessions?.bytes ?? 0;
   }
 
   /** The shared pool (its size, threads and model loads). */

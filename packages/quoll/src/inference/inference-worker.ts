@@ -6,43 +6,23 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { performance } from 'node:perf_hooks';
-import * as ort from 'onnxruntime-node';
-import { binding, initOrt } from 'onnxruntime-node/dist/binding.js';
 import { toErrorOutcome } from '../errors/index.js';
 import { jsonRecordsToTable } from './decode/scan-records.js';
 import type { ColumnAllocator } from './decode/scan-records.js';
 import { collectBuffers } from './decode/transferred-table.js';
 import type { TransferredTable } from './decode/transferred-table.js';
 import { bindColumns, buildFeedsFromRecordColumns } from './input-binding.js';
-import {
-  castTensorData,
-  concatTensorData,
-  feedLayoutKey,
-  mergeFeeds,
-  rowWidth,
-  transferList,
-} from './tensor-data.js';
+import { feedLayoutKey, mergeFeeds, rowWidth, transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import { DecodeProgress } from './decode-progress.js';
 import { echoBuffers } from './echo-buffers.js';
 import { LANE, Lane, SLOT } from './handoff-lane.js';
+import { createSession } from './native-session.js';
+import type { NativeSession } from './native-session.js';
+import { runPipeline, StepError } from './run-pipeline.js';
+import type { LoadedStep } from './run-pipeline.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
-
-interface LoadedStep {
-  spec: WorkerStepSpec;
-  session: NativeSession;
-}
-
-/** Thrown inside the worker to say which step failed. */
-class StepError extends Error {
-  constructor(
-    readonly step: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
 
 const port = parentPort;
 /** Sessions by model SHA. */
@@ -416,132 +396,4 @@ function stepsOf(plan: string): LoadedStep[] {
 function describe(error: unknown): { message: string; step?: number } {
   const message = error instanceof Error ? error.message : String(error);
   return error instanceof StepError ? { message, step: error.step } : { message };
-}
-
-/**
- * An onnxruntime session driven through onnxruntime-node's native binding, which runs
- * synchronously: the package's `InferenceSession.run` only wraps the same native call in a
- * `setImmediate` and a promise, which a worker that never returns to its event loop between
- * runs (see {@link park}) cannot wait for. Loading and checking the model are the package's own
- * steps (`OnnxruntimeSessionHandler`), so a model loads or fails exactly as it did through it.
- */
-class NativeSession {
-  readonly #native = new binding.InferenceSession();
-  readonly inputNames: string[];
-  readonly outputNames: string[];
-  readonly #fetches: Record<string, null> = {};
-
-  constructor(model: string | Uint8Array, options: ort.InferenceSession.SessionOptions) {
-    initOrt();
-    if (typeof model === 'string') this.#native.loadModel(model, options);
-    else this.#native.loadModel(model.buffer as ArrayBuffer, model.byteOffset, model.byteLength, options);
-    for (const meta of [...this.#native.inputMetadata, ...this.#native.outputMetadata])
-      if (meta.isTensor && !SUPPORTED_TYPES.has(meta.type))
-        throw new Error(`Unsupported data type: ${meta.type}`);
-    this.inputNames = this.#native.inputMetadata.map((meta) => meta.name);
-    this.outputNames = this.#native.outputMetadata.map((meta) => meta.name);
-    for (const name of this.outputNames) this.#fetches[name] = null;
-  }
-
-  /** Runs the model now (the calling thread runs it), with the checks the package's `run` makes. */
-  run(feeds: Record<string, ort.Tensor>): Record<string, ort.OnnxValue> {
-    for (const name of this.inputNames)
-      if (feeds[name] === undefined) throw new Error(`input '${name}' is missing in 'feeds'.`);
-    return this.#native.run(feeds, { ...this.#fetches }, {});
-  }
-
-  release(): void {
-    this.#native.dispose();
-  }
-}
-
-/** Element types onnxruntime-node maps to tensors (its `dataTypeStrings`). */
-const SUPPORTED_TYPES = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 21, 22]);
-
-function createSession(model: string | Uint8Array, threads: number): NativeSession {
-  const options: ort.InferenceSession.SessionOptions = {
-    intraOpNumThreads: threads,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  };
-  return new NativeSession(model, options);
-}
-
-function runPipeline(steps: LoadedStep[], feeds: WireTensor[], rows: number): WireTensor[] {
-  let current = feeds;
-  for (const [index, step] of steps.entries()) {
-    const inputs = index === 0 ? current : chainFeeds(step.spec, current, rows);
-    try {
-      current = step.spec.single ? runRowByRow(step, inputs, rows) : runOnce(step, inputs);
-    } catch (error) {
-      throw new StepError(
-        index,
-        `${step.spec.label}: ${error instanceof Error ? error.message : String(error)}`,
-      );
-    }
-  }
-  return current;
-}
-
-/** Picks and casts the previous step's outputs into this step's inputs, as planned at deploy. */
-function chainFeeds(spec: WorkerStepSpec, previous: WireTensor[], rows: number): WireTensor[] {
-  return spec.inputs.map((input, i) => {
-    const source = previous.find((tensor) => tensor.name === spec.feedsFrom?.[i]);
-    if (!source) throw new Error(`no output feeds input "${input.name}"`);
-    // A [N,1] output may feed a [N] input (or the reverse): keep the row count, take the declared rest.
-    const declaredRest = input.shape.slice(1);
-    const fixed = declaredRest.every((dim): dim is number => typeof dim === 'number');
-    const dims =
-      input.shape.length > 0 && fixed && declaredRest.reduce((a, b) => a * b, 1) === rowWidth(source.dims)
-        ? [rows, ...declaredRest]
-        : source.dims;
-    return {
-      name: input.name,
-      type: input.type,
-      dims,
-      data: castTensorData(source.data, input.type, source.name),
-    };
-  });
-}
-
-function runOnce(step: LoadedStep, inputs: WireTensor[]): WireTensor[] {
-  const feeds: Record<string, ort.Tensor> = {};
-  for (const input of inputs) feeds[input.name] = new ort.Tensor(input.type, input.data, input.dims);
-  const results = step.session.run(feeds);
-  return step.session.outputNames.map((name) => {
-    const tensor = results[name];
-    if (!tensor) throw new Error(`the model returned no output "${name}"`);
-    return {
-      name,
-      type: tensor.type as WireTensor['type'],
-      dims: [...tensor.dims],
-      data: tensor.data,
-    };
-  });
-}
-
-/** `batchConfig: 'single'`: one run per row with a batch of 1, outputs concatenated along rows. */
-function runRowByRow(step: LoadedStep, inputs: WireTensor[], rows: number): WireTensor[] {
-  const perRow: WireTensor[][] = [];
-  for (let row = 0; row < rows; row++) {
-    perRow.push(
-      runOnce(
-        step,
-        inputs.map((input) => {
-          const width = rowWidth(input.dims);
-          return {
-            ...input,
-            dims: [1, ...input.dims.slice(1)],
-            data: input.data.slice(row * width, (row + 1) * width),
-          };
-        }),
-      ),
-    );
-  }
-  const first = perRow[0] ?? [];
-  return first.map((output, o) => {
-    const parts = perRow.map((outputs) => outputs[o]!.data);
-    return { ...output, dims: [rows, ...output.dims.slice(1)], data: concatTensorData(parts) };
-  });
 }

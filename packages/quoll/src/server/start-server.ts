@@ -184,6 +184,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     poolWorkers: config.poolWorkers,
     modelMemoryBytes: config.modelMemoryBytes,
     syncHandoff: config.syncHandoff,
+    inlineRuns: config.inlineRuns,
     ...(config.metrics ? { onBatch: (rows: number) => metrics.batch(rows) } : {}),
   });
   closers.push({ what: 'model workers', close: () => engine.close() });

@@ -77,6 +77,10 @@ export function serverCommand(): Command {
       'send every run to the model workers by message, never through the synchronous shared-memory hand-off for small runs of fast models (env QUOLL_SYNC_HANDOFF=off)',
     )
     .option(
+      '--no-inline-runs',
+      'run every model in the model workers, never a small run of a small bounded model (tree ensembles, linear models) on the HTTP thread (env QUOLL_INLINE_RUNS=off)',
+    )
+    .option(
       '--no-inference-logs',
       'do not write inference logs (existing logs stay readable; env QUOLL_INFERENCE_LOGS=off)',
     )
@@ -103,6 +107,7 @@ export function serverCommand(): Command {
         taskWorkspaceConcurrency?: number;
         inferenceLogs?: boolean;
         syncHandoff?: boolean;
+        inlineRuns?: boolean;
         sandbox?: string;
         allowUnsandboxedRuns?: boolean;
         taskNetwork?: string;
@@ -128,6 +133,7 @@ export function serverCommand(): Command {
           // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
           inferenceLogs: opts.inferenceLogs === false ? false : undefined,
           syncHandoff: opts.syncHandoff === false ? false : undefined,
+          inlineRuns: opts.inlineRuns === false ? false : undefined,
           sandbox: opts.sandbox,
           allowUnsandboxedRuns: opts.allowUnsandboxedRuns === true ? true : undefined,
           taskNetwork: opts.taskNetwork,

@@ -1,0 +1,126 @@
+import { describe, expect, it } from 'vitest';
+import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
+import {
+  makeScaleModel,
+  makeSlowOnDemandModel,
+  makeTreeEnsembleRegressor,
+} from '../../../../test/support/synthetic-models.js';
+import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
+import { InferenceEngine } from './inference-engine.js';
+import { INLINE_MAX_ROWS } from './inline-runner.js';
+
+// Inline runs (inline-runner.ts): small runs of small models with bounded run times run on the
+// calling thread, with no hand-off to a model worker.
+
+const { engine, step } = inferenceEngineFixture('quoll-inline-');
+
+function houseRecords(rows: Float32Array, from: number, count: number): { tensor: number[] }[] {
+  return Array.from({ length: count }, (_, i) => ({
+    tensor: Array.from(rows.subarray(((from + i) % 40) * 18, ((from + i) % 40) * 18 + 18)),
+  }));
+}
+
+describe('inline runs', () => {
+  it('answers small runs of a tree ensemble on the calling thread exactly as the workers do', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const inline = await engine(true, true).deploy('tree', [step('tree', bytes)]);
+    const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
+    const rows = makeHouseRows(40, 3);
+    const viaInline: unknown[] = [];
+    const viaWorkers: unknown[] = [];
+    for (let row = 0; row < 40; row++) {
+      // Batch 1, 2 and a batch over the inline limit (which goes to the worker).
+      const width = row % 3 === 2 ? INLINE_MAX_ROWS + 1 : (row % 3) + 1;
+      const records = houseRecords(rows, row, width);
+      viaInline.push((await inline.infer({ kind: 'records', records }, 5)).toRecords());
+      viaWorkers.push((await workers.infer({ kind: 'records', records }, 5)).toRecords());
+    }
+    expect(viaInline).toEqual(viaWorkers);
+    // Every batch of 1 or 2 rows ran inline; the larger ones did not.
+    expect(inline.inlineRunCount).toBe(27);
+    expect(inline.inlineBytes).toBe(bytes.byteLength);
+    expect(workers.inlineRunCount).toBe(0);
+    expect(workers.inlineBytes).toBe(0);
+  });
+
+  it('leaves overlapping requests to the workers (dynamic batching), with the same answers', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const inline = await engine(true, true).deploy('tree', [step('tree', bytes)]);
+    const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
+    const rows = makeHouseRows(40, 5);
+    const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, 1));
+    const viaInline = await Promise.all(
+      requests.map(async (records) => (await inline.infer({ kind: 'records', records }, 1)).toRecords()),
+    );
+    const viaWorkers = await Promise.all(
+      requests.map(async (records) => (await workers.infer({ kind: 'records', records }, 1)).toRecords()),
+    );
+    expect(viaInline).toEqual(viaWorkers);
+    // All sixteen were asked for in one turn: the first runs inline, the others overlap it.
+    expect(inline.inlineRunCount).toBe(1);
+  });
+
+  it('holds a model once on the calling thread for every deployment of it, within the budget of one worker', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const created = engine(true, true);
+    const first = await created.deploy('one', [step('tree', bytes)]);
+    const second = await created.deploy('two', [step('tree', bytes)]);
+    expect(first.inlineBytes).toBe(bytes.byteLength);
+    expect(second.inlineBytes).toBe(bytes.byteLength);
+    expect(created.inlineModelBytes).toBe(bytes.byteLength);
+    await first.close();
+    expect(created.inlineModelBytes).toBe(bytes.byteLength);
+    await second.close();
+    expect(created.inlineModelBytes).toBe(0);
+
+    // A budget smaller than the model: nothing is held on the calling thread, the workers run it.
+    const small = new InferenceEngine({ workersPerDeployment: 1, modelMemoryBytes: 1 });
+    try {
+      const tree = await small.deploy('tree', [step('tree', bytes)]);
+      await tree.infer({ kind: 'records', records: houseRecords(makeHouseRows(40, 3), 0, 1) }, 0);
+      expect(tree.inlineRunCount).toBe(0);
+      expect(small.inlineModelBytes).toBe(0);
+    } finally {
+      await small.close();
+    }
+  });
+
+  it('never runs a model whose run time its input can choose on the calling thread', async () => {
+    const slow = await engine(true, true).deploy('slow', [step('slow', makeSlowOnDemandModel())]);
+    const answer = await slow.infer({ kind: 'records', records: [{ x: [1] }] }, 0);
+    expect(answer.toRecords()[0]!['out.y']).toEqual([1]);
+    expect(slow.inlineBytes).toBe(0);
+    expect(slow.inlineRunCount).toBe(0);
+  });
+
+  it('leaves a batch of many values to the workers, however few rows it has', async () => {
+    // One row of 100 000 values: a small row count does not make a small run.
+    const wide = await engine(true, true).deploy('wide', [
+      step('wide', makeScaleModel({ width: 100_000, factor: 2 })),
+    ]);
+    const narrow = await engine(true, true).deploy('narrow', [
+      step('narrow', makeScaleModel({ width: 2, factor: 2 })),
+    ]);
+    const x = Array.from({ length: 100_000 }, (_, i) => i % 7);
+    const answer = await wide.infer({ kind: 'records', records: [{ tensor: x }] }, 0);
+    expect((answer.toRecords()[0]!['out.scaled'] as number[]).slice(0, 8)).toEqual([
+      0, 2, 4, 6, 8, 10, 12, 0,
+    ]);
+    expect(wide.inlineBytes).toBeGreaterThan(0);
+    expect(wide.inlineRunCount).toBe(0);
+    await narrow.infer({ kind: 'records', records: [{ tensor: [1, 2] }] }, 0);
+    expect(narrow.inlineRunCount).toBe(1);
+  });
+
+  it('refuses a request it cannot run exactly as the workers do', async () => {
+    const bytes = makeScaleModel({ width: 2, factor: 2 });
+    const inline = await engine(true, true).deploy('scale', [step('scale', bytes)]);
+    const workers = await engine(true, false).deploy('scale', [step('scale', bytes)]);
+    // Three values where the model takes two per row.
+    const records = [{ tensor: [1, 2, 3] }];
+    const inlineError = await inline.infer({ kind: 'records', records }, 0).catch((error: unknown) => error);
+    const workerError = await workers.infer({ kind: 'records', records }, 0).catch((error: unknown) => error);
+    expect(inlineError).toMatchObject({ code: (workerError as { code: string }).code });
+    expect((inlineError as Error).message).toEqual((workerError as Error).message);
+  });
+});
