@@ -1,5 +1,6 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request, type ClientRequest } from 'node:http';
+import { connect } from 'node:net';
 import { tableToIPC } from 'apache-arrow';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ErrorBody, ErrorCode } from '@quoll/client/wire';
@@ -689,5 +690,106 @@ describe('bodies that trickle', () => {
     });
     expect(answer.ms, 'took longer than the grace').toBeGreaterThan(2 * IDLE_MS);
     expect(answer.status).toBe(200);
+  });
+});
+
+describe('answers read too slowly', () => {
+  // A server of its own with a 2 s answer idle timeout (the grace before the minimum rate too)
+  // and a budget one Arrow body of some 8 MiB fills; its answer (inputs and outputs, some 16 MiB)
+  // is more than the kernel's buffers of a loopback connection take. The minimum rate is raised
+  // to 8 MiB/s: on loopback the kernel takes a reader's bytes a megabyte or so at a time, so a
+  // reader that moves the answer at all within the idle timeout is faster than the default.
+  const IDLE_MS = 2000;
+  const body = tableToIPC(makeArrowTensorTable(makeHouseRows(120_000, 7), 18), 'file');
+  let slow: TestServer;
+  let slowUrl: URL;
+
+  beforeAll(async () => {
+    slow = await startTestServer({
+      env: {
+        QUOLL_MAX_INFERENCE_BYTES: String(16 * 1024 * 1024),
+        QUOLL_MAX_INFLIGHT_BODY_BYTES: String(8 * body.length),
+        QUOLL_ANSWER_IDLE_TIMEOUT_MS: String(IDLE_MS),
+        QUOLL_ANSWER_MIN_RATE: '8 MiB',
+        QUOLL_INFERENCE_LOGS: 'off',
+      },
+    });
+    const model = makeScaleModel({ inputName: 'tensor', width: 18, factor: 2 });
+    slowUrl = new URL((await deployModelPipeline(slow.client(), 'sipping', 'scale', model)).url());
+  });
+
+  afterAll(() => stopTestServer(slow));
+
+  async function postSmall(): Promise<{ status: number; code?: string }> {
+    const res = await fetch(slowUrl, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${slow.token}`, 'content-type': JSON_TYPE },
+      body: jsonSmall,
+      signal: AbortSignal.timeout(30_000),
+    });
+    const text = await res.text();
+    return res.status < 400
+      ? { status: res.status }
+      : { status: res.status, code: (JSON.parse(text) as ErrorBody).error.code };
+  }
+
+  /**
+   * Posts the large body on a raw connection, then reads at most `bytes` of the answer every
+   * `everyMs`. Checks the answer holds the budget at first, that it is cut (a small inference
+   * served again within a bound) and what the server logged about it: that log's new lines.
+   */
+  async function sippedUntilCut(everyMs: number, bytes: number): Promise<string> {
+    const logFrom = slow.output().length;
+    const client = connect(Number(slowUrl.port), slowUrl.hostname);
+    client.on('error', () => undefined);
+    client.pause();
+    client.write(
+      `POST ${slowUrl.pathname} HTTP/1.1\r\nHost: ${slowUrl.host}\r\nAuthorization: Bearer ${slow.token}\r\n` +
+        `Content-Type: ${ARROW_FILE}\r\nAccept: ${ARROW_FILE}\r\nContent-Length: ${body.length}\r\n\r\n`,
+    );
+    client.write(body);
+    // The answer has begun (its first bytes have come): the budget is held by it.
+    await new Promise((resolve) => client.once('readable', resolve));
+    let read = '';
+    const sipping = setInterval(() => {
+      const chunk = client.read(Math.min(bytes, client.readableLength)) as Buffer | null;
+      if (chunk !== null && read.length < 15) read += chunk.toString('latin1', 0, 15);
+    }, everyMs);
+    try {
+      expect(await postSmall(), 'the slow reader holds the budget at first').toEqual({
+        status: 503,
+        code: 'server_busy',
+      });
+      // Cut: the grace (2 s) + a sweep (500 ms), with room for a loaded machine.
+      const start = performance.now();
+      let served = await postSmall();
+      while (served.status !== 200 && performance.now() - start < 20_000) {
+        await new Promise((r) => setTimeout(r, 200));
+        served = await postSmall();
+      }
+      const ms = Math.round(performance.now() - start);
+      expect(served.status, `still ${served.code ?? served.status} after ${ms} ms`).toBe(200);
+      // It was being read from the start of a 200.
+      expect(read.length).toBeGreaterThan(0);
+      expect('HTTP/1.1 200 OK'.slice(0, read.length)).toBe(read.slice(0, 15));
+      return slow.output().slice(logFrom);
+    } finally {
+      clearInterval(sipping);
+      client.destroy();
+    }
+  }
+
+  it('a client reading one byte of a large answer every 300 ms is cut, and inference is served again', async () => {
+    // On loopback the kernel takes nothing more of the answer from such a reader, so the idle
+    // timeout or the minimum rate cuts it, whichever comes first.
+    expect(await sippedUntilCut(300, 1)).toMatch(/answer (unread|read too slowly)/);
+  });
+
+  it('a client that takes some of the answer every idle period, below the minimum rate, is cut', async () => {
+    // 64 KiB every 50 ms (under 1.25 MiB/s, well under the 8 MiB/s minimum): the kernel takes
+    // more of the answer every second or so, so the idle timeout never comes. Before the minimum
+    // rate, such a reader held the answer and the budget for as long as its reading took.
+    const log = await sippedUntilCut(50, 64 * 1024);
+    expect(log).toMatch(/"why":"slow"[^\n]*answer read too slowly/);
   });
 });

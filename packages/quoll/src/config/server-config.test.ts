@@ -121,3 +121,24 @@ describe('resolveServerConfig: task slots per workspace', () => {
     ).toThrow(/^Invalid task workspace concurrency "0": give an integer from 1 to 256/);
   });
 });
+
+describe('resolveServerConfig: how slowly answers may be read', () => {
+  it('QUOLL_ANSWER_MIN_RATE: 16 KiB/s by default like the body minimum, a size per second, nonsense refused', () => {
+    const defaults = resolveServerConfig({ home: '/tmp/h' }, {}, '/');
+    expect(defaults).toMatchObject({ answerIdleTimeoutMs: 60_000, answerMinBytesPerSecond: 16 * 1024 });
+    expect(defaults.answerMinBytesPerSecond).toBe(defaults.bodyMinBytesPerSecond);
+    expect(resolveServerConfig({ home: '/tmp/h' }, { QUOLL_ANSWER_MIN_RATE: '1 MiB' }, '/')).toMatchObject({
+      answerMinBytesPerSecond: 1024 * 1024,
+    });
+    expect(
+      resolveServerConfig(
+        { home: '/tmp/h', answerMinBytesPerSecond: 100 },
+        { QUOLL_ANSWER_MIN_RATE: '1 MiB' },
+        '/',
+      ),
+    ).toMatchObject({ answerMinBytesPerSecond: 100 });
+    expect(() => resolveServerConfig({ home: '/tmp/h' }, { QUOLL_ANSWER_MIN_RATE: 'fast' }, '/')).toThrow(
+      /^Invalid QUOLL_ANSWER_MIN_RATE "fast"/,
+    );
+  });
+});

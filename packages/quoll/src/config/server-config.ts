@@ -88,6 +88,12 @@ export interface ServerConfig {
    */
   readonly answerIdleTimeoutMs: number;
   /**
+   * Least average rate an answer must leave at once its bytes have waited unsent for the answer
+   * idle timeout, bytes per second (`QUOLL_ANSWER_MIN_RATE`); slower readers are cut like idle
+   * ones. @default 16 KiB
+   */
+  readonly answerMinBytesPerSecond: number;
+  /**
    * Deadline of decoding one inference body in a decode worker, plus 200 ms per MiB
    * (`QUOLL_DECODE_DEADLINE_MS`); past it the decode is abandoned (400 `input_decode_timeout`).
    * @default 2000
@@ -297,6 +303,8 @@ export interface ServerConfigInput {
   bodyMinBytesPerSecond?: number | undefined;
   /** Answer send idle timeout, ms (embedders and tests; else `QUOLL_ANSWER_IDLE_TIMEOUT_MS`). */
   answerIdleTimeoutMs?: number | undefined;
+  /** Least answer send rate, bytes per second (embedders and tests; else `QUOLL_ANSWER_MIN_RATE`). */
+  answerMinBytesPerSecond?: number | undefined;
   /** From `--python`. */
   python?: string | undefined;
   /** `false` from `--no-tasks`. */
@@ -585,6 +593,9 @@ export function resolveServerConfig(
     answerIdleTimeoutMs:
       input.answerIdleTimeoutMs ??
       parsePositiveInt('QUOLL_ANSWER_IDLE_TIMEOUT_MS', env.QUOLL_ANSWER_IDLE_TIMEOUT_MS, 60_000),
+    answerMinBytesPerSecond:
+      input.answerMinBytesPerSecond ??
+      parseByteSize('QUOLL_ANSWER_MIN_RATE', env.QUOLL_ANSWER_MIN_RATE, 16 * 1024),
     decodeDeadlineMs: parsePositiveInt('QUOLL_DECODE_DEADLINE_MS', env.QUOLL_DECODE_DEADLINE_MS, 2000),
     inputChecks: env.QUOLL_BENCH_INPUT_CHECKS !== 'off',
     workersPerDeployment: workers,

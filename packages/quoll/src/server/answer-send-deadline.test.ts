@@ -1,7 +1,8 @@
+import { EventEmitter } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { AnswerSendDeadline } from './answer-send-deadline.js';
+import { AnswerSendDeadline, type AnswerCut } from './answer-send-deadline.js';
 
 const IDLE_MS = 300;
 /** An answer far larger than what the kernel's buffers of a loopback connection take. */
@@ -23,7 +24,10 @@ async function serve(
   handle: (req: IncomingMessage, res: ServerResponse) => void,
   cuts: number[] = [],
 ): Promise<number> {
-  deadline = new AnswerSendDeadline(IDLE_MS, (_socket, unsent) => cuts.push(unsent));
+  deadline = new AnswerSendDeadline(
+    { idleMs: IDLE_MS, minBytesPerSecond: 16 * 1024 },
+    (_socket, _why, unsent) => cuts.push(unsent),
+  );
   server = createServer(handle);
   deadline.attach(server);
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
@@ -111,6 +115,146 @@ describe('AnswerSendDeadline', () => {
     await new Promise((resolve) => setTimeout(resolve, 8 * IDLE_MS));
     expect(text).toMatch(/^HTTP\/1\.1 200 OK[\s\S]*done$/);
     expect(client.destroyed).toBe(false);
+    expect(cuts).toEqual([]);
+  });
+});
+
+/**
+ * A connection as the deadline reads it, on a clock the test moves: `write` hands the server's
+ * bytes to it (Node buffers them, libuv queues them), `read` lets the client take some (libuv's
+ * queue shrinks; a write whose queue is empty completes).
+ */
+class FakeConnection extends EventEmitter {
+  destroyed = false;
+  /** Bytes the server wrote, sent or not (Node's `bytesWritten`). */
+  bytesWritten = 0;
+  /** Bytes of writes not yet completed (Node's `writableLength`). */
+  writableLength = 0;
+  readonly _handle = { writeQueueSize: 0 };
+  readonly #writes: number[] = [];
+
+  write(bytes: number): void {
+    this.#writes.push(bytes);
+    this.bytesWritten += bytes;
+    this.writableLength += bytes;
+    if (this.#writes.length === 1) this._handle.writeQueueSize = bytes;
+  }
+
+  read(bytes: number): void {
+    while (bytes > 0 && this.#writes.length > 0) {
+      const taken = Math.min(bytes, this._handle.writeQueueSize);
+      bytes -= taken;
+      this._handle.writeQueueSize -= taken;
+      if (this._handle.writeQueueSize > 0) break;
+      this.writableLength -= this.#writes.shift()!;
+      this._handle.writeQueueSize = this.#writes[0] ?? 0;
+    }
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    this.emit('close');
+  }
+}
+
+describe('AnswerSendDeadline minimum rate', () => {
+  const GRACE_MS = 1000;
+  const MIN_RATE = 16 * 1024;
+  const TICK_MS = 250;
+
+  /** A deadline on a clock the test moves, watching one connection; its cuts and the clock. */
+  function watched(): {
+    conn: FakeConnection;
+    cuts: AnswerCut[];
+    step: (ms: number) => void;
+    clock: () => number;
+  } {
+    let clock = 0;
+    const cuts: AnswerCut[] = [];
+    const watcher = new AnswerSendDeadline(
+      { idleMs: GRACE_MS, minBytesPerSecond: MIN_RATE },
+      (_socket, why) => cuts.push(why),
+      () => clock,
+    );
+    deadlines.push(watcher);
+    const conn = new FakeConnection();
+    watcher.watch(conn as unknown as Socket);
+    watcher.stop(); // the test sweeps
+    return {
+      conn,
+      cuts,
+      clock: () => clock,
+      step: (ms: number) => {
+        clock += ms;
+        watcher.sweep();
+      },
+    };
+  }
+  const deadlines: AnswerSendDeadline[] = [];
+  afterEach(() => {
+    for (const watcher of deadlines.splice(0)) watcher.stop();
+  });
+
+  it('cuts a client that reads a little of a large answer every sweep, slower than the minimum rate', () => {
+    // Before: 1 KiB every 250 ms (4 KiB/s) was progress, so the idle deadline never came and the
+    // 64 MiB answer was held for as long as the client liked (4.5 hours at that rate).
+    const { conn, cuts, step, clock } = watched();
+    conn.write(64 * 1024 * 1024);
+    while (cuts.length === 0 && clock() < 60_000) {
+      conn.read(1024);
+      step(TICK_MS);
+    }
+    expect(cuts).toEqual(['slow']);
+    expect(conn.destroyed).toBe(true);
+    // The first sweep sees the bytes wait, then the grace, then the first sweep after it.
+    expect(clock()).toBeLessThanOrEqual(TICK_MS + GRACE_MS + TICK_MS);
+  });
+
+  it('never cuts a client reading at the minimum rate or faster, over many answers and writes', () => {
+    const { conn, cuts, step } = watched();
+    // 256 KiB answers in 16 KiB writes, read at 1.25× the minimum rate, for ten minutes.
+    for (let ms = 0; ms < 600_000; ms += TICK_MS) {
+      if (conn.writableLength === 0) for (let i = 0; i < 16; i += 1) conn.write(16 * 1024);
+      conn.read(Math.round((1.25 * MIN_RATE * TICK_MS) / 1000));
+      step(TICK_MS);
+    }
+    expect(cuts).toEqual([]);
+    expect(conn.destroyed).toBe(false);
+  });
+
+  it('measures each wait afresh: an answer read slowly at first is not held against the next one', () => {
+    const { conn, cuts, step } = watched();
+    // A quarter of the minimum rate, but all read within the grace.
+    conn.write(3 * 1024);
+    for (let ms = 0; ms < GRACE_MS && conn.writableLength > 0; ms += TICK_MS) {
+      conn.read(1024);
+      step(TICK_MS);
+    }
+    expect(conn.writableLength).toBe(0);
+    step(TICK_MS);
+    // The next answer, read just above the minimum rate: measured with the first, it would be under.
+    conn.write(1024 * 1024);
+    for (let ms = 0; ms < 20_000; ms += TICK_MS) {
+      conn.read(Math.round((1.1 * MIN_RATE * TICK_MS) / 1000));
+      step(TICK_MS);
+    }
+    expect(cuts).toEqual([]);
+  });
+
+  it('does not count an event-loop stall against the client', () => {
+    const { conn, cuts, step } = watched();
+    conn.write(64 * 1024 * 1024);
+    // Read at twice the minimum rate, then a 10 s stall of the server (no sweep, nothing written).
+    for (let ms = 0; ms < 2 * GRACE_MS; ms += TICK_MS) {
+      conn.read((2 * MIN_RATE * TICK_MS) / 1000);
+      step(TICK_MS);
+    }
+    conn.read(10 * 1024);
+    step(10_000);
+    for (let ms = 0; ms < 4 * GRACE_MS; ms += TICK_MS) {
+      conn.read((2 * MIN_RATE * TICK_MS) / 1000);
+      step(TICK_MS);
+    }
     expect(cuts).toEqual([]);
   });
 });

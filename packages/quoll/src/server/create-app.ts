@@ -112,11 +112,21 @@ export async function createApp(
     },
   );
   // Answers a client leaves unread are cut, so they cannot hold memory or the body budget forever.
-  const answerDeadline = new AnswerSendDeadline(ctx.config.answerIdleTimeoutMs, (socket, unsent) =>
-    app.log.warn(
-      { remoteAddress: socket.remoteAddress, unsentBytes: unsent, idleMs: ctx.config.answerIdleTimeoutMs },
-      'answer unread: the client read none of it for the idle timeout; closed the connection',
-    ),
+  // Answers a client reads too slowly (a few bytes now and then) are cut the same way.
+  const answerDeadline = new AnswerSendDeadline(
+    { idleMs: ctx.config.answerIdleTimeoutMs, minBytesPerSecond: ctx.config.answerMinBytesPerSecond },
+    (socket, why, unsent) =>
+      app.log.warn(
+        {
+          remoteAddress: socket.remoteAddress,
+          why,
+          unsentBytes: unsent,
+          idleMs: ctx.config.answerIdleTimeoutMs,
+        },
+        why === 'idle'
+          ? 'answer unread: the client read none of it for the idle timeout; closed the connection'
+          : 'answer read too slowly: under the minimum rate after the idle timeout; closed the connection',
+      ),
   );
   const app = Fastify({
     // The server Fastify would build (HTTP/1.1, its timeouts), with the scrape in front.
