@@ -142,3 +142,16 @@ describe('resolveServerConfig: how slowly answers may be read', () => {
     );
   });
 });
+
+describe('resolveServerConfig: inline runs', () => {
+  it('are off by default (a crafted model could hold the HTTP thread); QUOLL_INLINE_RUNS=on or --inline-runs (which wins) turn them on', () => {
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').inlineRuns).toBe(false);
+    expect(resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'on' }, '/').inlineRuns).toBe(true);
+    expect(
+      resolveServerConfig({ home: '/tmp/h', inlineRuns: true }, { QUOLL_INLINE_RUNS: 'off' }, '/').inlineRuns,
+    ).toBe(true);
+    expect(() => resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'sometimes' }, '/')).toThrow(
+      /QUOLL_INLINE_RUNS/,
+    );
+  });
+});

@@ -134,9 +134,9 @@ export interface ServerConfig {
   readonly syncHandoff: boolean;
   /**
    * Whether small runs of small models with bounded run times run on the HTTP thread, without a
-   * hand-off to a model worker (`--no-inline-runs`, `QUOLL_INLINE_RUNS=off` run every model in
-   * the workers; see the engine's `inlineRuns`).
-   * @default true
+   * hand-off to a model worker (`--inline-runs`, `QUOLL_INLINE_RUNS=on`; off by default: only
+   * for models whose authors are trusted, see the engine's `inlineRuns`).
+   * @default false
    */
   readonly inlineRuns: boolean;
   /** Pino log level. @default 'info' */
@@ -275,7 +275,7 @@ export interface ServerConfigInput {
   inferenceLogs?: boolean | undefined;
   /** `false` from `--no-sync-handoff`. */
   syncHandoff?: boolean | undefined;
-  /** `false` from `--no-inline-runs`. */
+  /** `true` from `--inline-runs`. */
   inlineRuns?: boolean | undefined;
   /** `false` from `--no-metrics`. */
   metrics?: boolean | undefined;
@@ -602,7 +602,7 @@ export function resolveServerConfig(
     poolWorkers,
     modelMemoryBytes,
     syncHandoff: input.syncHandoff ?? parseSwitch('QUOLL_SYNC_HANDOFF', env.QUOLL_SYNC_HANDOFF) ?? true,
-    inlineRuns: input.inlineRuns ?? parseSwitch('QUOLL_INLINE_RUNS', env.QUOLL_INLINE_RUNS) ?? true,
+    inlineRuns: input.inlineRuns ?? parseSwitch('QUOLL_INLINE_RUNS', env.QUOLL_INLINE_RUNS) ?? false,
     logLevel: input.logLevel ?? env.QUOLL_LOG_LEVEL ?? 'info',
     logging: input.logging ?? true,
     inferenceLogs:

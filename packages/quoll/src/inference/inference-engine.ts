@@ -48,9 +48,13 @@ export interface InferenceEngineOptions {
    * thread, and its runs of at most 8 rows run there when nothing is queued, with no hand-off
    * to a worker, while requests do not overlap (after 3 runs over 10 ms within 256, never again
    * for that deployment). Each model is held once on the calling thread, within the memory
-   * budget of one pool worker (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB). `false` runs every
-   * model in the worker pool (server: `--no-inline-runs`, `QUOLL_INLINE_RUNS=off`).
-   * @default true
+   * budget of one pool worker (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB).
+   *
+   * Off unless `true` (server: `--inline-runs`, `QUOLL_INLINE_RUNS=on`): only for models whose
+   * authors are trusted. The operator check bounds a run's time by the input's size only up to
+   * broadcasting and shapes computed from values, so a crafted small model can still take long
+   * enough, on the HTTP thread, to stall every request until the slow-run cut-off trips.
+   * @default false
    */
   inlineRuns?: boolean;
 }
@@ -97,7 +101,7 @@ export class InferenceEngine {
       onBatch: options.onBatch,
       // The calling thread holds models as one more worker would, within 64 MiB.
       inlineSessions:
-        options.inlineRuns === false
+        options.inlineRuns !== true
           ? null
           : new InlineSessions(Math.min(64 * 1024 ** 2, Math.floor(memoryBudgetBytes / poolWorkers))),
     });

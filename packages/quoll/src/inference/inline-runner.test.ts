@@ -74,7 +74,7 @@ describe('inline runs', () => {
     expect(created.inlineModelBytes).toBe(0);
 
     // A budget smaller than the model: nothing is held on the calling thread, the workers run it.
-    const small = new InferenceEngine({ workersPerDeployment: 1, modelMemoryBytes: 1 });
+    const small = new InferenceEngine({ workersPerDeployment: 1, modelMemoryBytes: 1, inlineRuns: true });
     try {
       const tree = await small.deploy('tree', [step('tree', bytes)]);
       await tree.infer({ kind: 'records', records: houseRecords(makeHouseRows(40, 3), 0, 1) }, 0);
@@ -82,6 +82,22 @@ describe('inline runs', () => {
       expect(small.inlineModelBytes).toBe(0);
     } finally {
       await small.close();
+    }
+  });
+
+  it('is off unless asked for: an engine without inlineRuns holds and runs nothing on the calling thread', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const plain = new InferenceEngine({ workersPerDeployment: 1 });
+    try {
+      const tree = await plain.deploy('tree', [step('tree', bytes)]);
+      for (let i = 0; i < 3; i++) {
+        await tree.infer({ kind: 'records', records: houseRecords(makeHouseRows(40, 3), i, 1) }, 0);
+      }
+      expect(tree.inlineRunCount).toBe(0);
+      expect(tree.inlineBytes).toBe(0);
+      expect(plain.inlineModelBytes).toBe(0);
+    } finally {
+      await plain.close();
     }
   });
 

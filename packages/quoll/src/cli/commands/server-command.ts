@@ -77,8 +77,8 @@ export function serverCommand(): Command {
       'send every run to the model workers by message, never through the synchronous shared-memory hand-off for small runs of fast models (env QUOLL_SYNC_HANDOFF=off)',
     )
     .option(
-      '--no-inline-runs',
-      'run every model in the model workers, never a small run of a small bounded model (tree ensembles, linear models) on the HTTP thread (env QUOLL_INLINE_RUNS=off)',
+      '--inline-runs',
+      'run small runs of small bounded models (tree ensembles, linear models) on the HTTP thread, with no hand-off to a model worker; only for trusted model authors: a crafted model can stall the HTTP thread (env QUOLL_INLINE_RUNS=on)',
     )
     .option(
       '--no-inference-logs',
@@ -133,7 +133,7 @@ export function serverCommand(): Command {
           // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
           inferenceLogs: opts.inferenceLogs === false ? false : undefined,
           syncHandoff: opts.syncHandoff === false ? false : undefined,
-          inlineRuns: opts.inlineRuns === false ? false : undefined,
+          inlineRuns: opts.inlineRuns === true ? true : undefined,
           sandbox: opts.sandbox,
           allowUnsandboxedRuns: opts.allowUnsandboxedRuns === true ? true : undefined,
           taskNetwork: opts.taskNetwork,
