@@ -4,6 +4,8 @@
 // is the whole process's (every thread) from /proc, which a shared machine moves less than req/s.
 // Usage: CLI_A=… [CLI_B=…] [ARGS_A=…] [ARGS_B=…] [NODE_ARGS_A=…] [NODE_ARGS_B=…] [FORMAT=json|arrow|oip]
 // [FORMAT_B=FORMAT] [BATCH=1] [AB_WARMUP_S=2] (NODE_ARGS_*: flags for node itself, e.g. --single-threaded-gc)
+// [ENV_A=…] [ENV_B=…] (environment of one side's server, e.g. ENV_B='QUOLL_INLINE_CONTENDED=off')
+// [AB_SERVER_CORES=0] (the cores both servers are pinned to, e.g. 0,1; wrk stays on core 1)
 // (oip: the Open Inference Protocol's JSON tensors, on /v2/models/benchpipe/infer; FORMAT_B, e.g.
 // FORMAT=oip FORMAT_B=json with one build, compares the two endpoints)
 //   npx tsx bench/quoll-ab.ts [connections=1] [seconds=3] [runs=3]
@@ -33,12 +35,18 @@ if (cliA === undefined) throw new Error('Set CLI_A to the dist/cli/main.js of th
 const work = mkdtempSync(join(tmpdir(), 'quoll-ab-'));
 const modelPath = writeBenchModel(work);
 const flags = (value: string | undefined): string[] => (value ?? '').split(' ').filter(Boolean);
+const environment = (value: string | undefined): Record<string, string> =>
+  Object.fromEntries(
+    flags(value).map((pair) => [pair.slice(0, pair.indexOf('=')), pair.slice(pair.indexOf('=') + 1)]),
+  );
+const serverCores = process.env.AB_SERVER_CORES ?? '0';
 const sides = [
   {
     label: 'A',
     cli: cliA,
     args: flags(process.env.ARGS_A),
     nodeArgs: flags(process.env.NODE_ARGS_A),
+    env: environment(process.env.ENV_A),
     format,
   },
   {
@@ -46,6 +54,7 @@ const sides = [
     cli: process.env.CLI_B ?? cliA,
     args: flags(process.env.ARGS_B),
     nodeArgs: flags(process.env.NODE_ARGS_B),
+    env: environment(process.env.ENV_B),
     format: (process.env.FORMAT_B ?? format) as BodyFormat,
   },
 ].map((side) => ({ ...side, rps: [] as number[], p99: [] as number[], cpu: [] as number[] }));
@@ -54,18 +63,23 @@ const servers = [];
 try {
   for (const side of sides) {
     const home = join(work, side.label);
-    const proc = spawnPinned('0', process.execPath, [
-      ...side.nodeArgs,
-      side.cli,
-      'server',
-      '--home',
-      home,
-      '--port',
-      '0',
-      '--log-level',
-      'warn',
-      ...side.args,
-    ]);
+    const proc = spawnPinned(
+      serverCores,
+      process.execPath,
+      [
+        ...side.nodeArgs,
+        side.cli,
+        'server',
+        '--home',
+        home,
+        '--port',
+        '0',
+        '--log-level',
+        'warn',
+        ...side.args,
+      ],
+      side.env,
+    );
     servers.push(proc);
     const url = (await waitFor(proc, /listening on (http:\S+)/))[1] ?? '';
     const { token } = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
@@ -94,11 +108,11 @@ try {
       side.cpu.push(((cpuSeconds(side.proc) - before) * 1e6) / (r.reqPerSec * seconds));
     }
   console.log(
-    `${format} batch ${batch} × ${connections}, ${seconds} s × ${runs}, load ${loadBefore}–${loadAverage()}`,
+    `${format} batch ${batch} × ${connections}, ${seconds} s × ${runs}, servers on core(s) ${serverCores}, load ${loadBefore}–${loadAverage()}`,
   );
   for (const side of ready)
     console.log(
-      `${side.label} ${side.format} ${[...side.nodeArgs, side.cli, ...side.args].join(' ')}: ${Math.round(median(side.rps))} req/s, p99 ${median(side.p99)} ms [${side.p99.map((p) => p.toFixed(1)).join(' ')}], CPU ${median(side.cpu).toFixed(0)} µs/request [${side.cpu.map((c) => c.toFixed(0)).join(' ')}]`,
+      `${side.label} ${side.format} ${[...Object.entries(side.env).map(([k, v]) => `${k}=${v}`), ...side.nodeArgs, side.cli, ...side.args].join(' ')}: ${Math.round(median(side.rps))} req/s, p99 ${median(side.p99)} ms [${side.p99.map((p) => p.toFixed(1)).join(' ')}], CPU ${median(side.cpu).toFixed(0)} µs/request [${side.cpu.map((c) => c.toFixed(0)).join(' ')}]`,
     );
   const [a, b] = ready;
   console.log(

@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { resolveServerConfig } from './server-config.js';
 
@@ -152,6 +153,21 @@ describe('resolveServerConfig: inline runs', () => {
     ).toBe(true);
     expect(() => resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'sometimes' }, '/')).toThrow(
       /QUOLL_INLINE_RUNS/,
+    );
+  });
+});
+
+describe('resolveServerConfig: inline runs while requests overlap', () => {
+  it('are on when the process may run on one CPU only; QUOLL_INLINE_CONTENDED=on|off decides otherwise', () => {
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').inlineWhenContended).toBe(
+      availableParallelism() === 1,
+    );
+    const on = resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_CONTENDED: 'on' }, '/');
+    expect(on.inlineWhenContended).toBe(true);
+    const off = resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_CONTENDED: 'off' }, '/');
+    expect(off.inlineWhenContended).toBe(false);
+    expect(() => resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_CONTENDED: 'maybe' }, '/')).toThrow(
+      /QUOLL_INLINE_CONTENDED/,
     );
   });
 });

@@ -139,6 +139,13 @@ export interface ServerConfig {
    * @default false
    */
   readonly inlineRuns: boolean;
+  /**
+   * With inline runs on: whether small runs run on the HTTP thread while requests overlap too,
+   * the requests of one turn merged into one run, instead of going to the model workers for
+   * dynamic batching (`QUOLL_INLINE_CONTENDED=on|off`; see the engine's `inlineWhenContended`).
+   * @default true when the process may run on one CPU only (`os.availableParallelism()` is 1), else false
+   */
+  readonly inlineWhenContended: boolean;
   /** Pino log level. @default 'info' */
   readonly logLevel: string;
   /** Whether to write server logs at all (false for an embedded server in tests or examples). @default true */
@@ -462,7 +469,7 @@ export const DEFAULT_PORT = 8470;
 /**
  * Resolves the configuration: explicit input, then environment (`QUOLL_HOME`, `QUOLL_DATABASE_URL`,
  * `QUOLL_DATABASE_POOL_SIZE`, `QUOLL_NODE_ID`, `QUOLL_NODE_URL`, `QUOLL_FORWARD_TIMEOUT_MS`, `QUOLL_CLUSTER_LEASE_MS`, `QUOLL_HOST`,
- * `QUOLL_PORT`, `QUOLL_LOG_LEVEL`, `QUOLL_WORKERS`, `QUOLL_POOL_WORKERS`, `QUOLL_MODEL_MEMORY`, `QUOLL_SYNC_HANDOFF`, `QUOLL_INLINE_RUNS`, `QUOLL_INFERENCE_LOGS`,
+ * `QUOLL_PORT`, `QUOLL_LOG_LEVEL`, `QUOLL_WORKERS`, `QUOLL_POOL_WORKERS`, `QUOLL_MODEL_MEMORY`, `QUOLL_SYNC_HANDOFF`, `QUOLL_INLINE_RUNS`, `QUOLL_INLINE_CONTENDED`, `QUOLL_INFERENCE_LOGS`,
  * `QUOLL_LOG_MAX_BYTES_PER_PIPELINE`, `QUOLL_LOG_MAX_BYTES_TOTAL`, `QUOLL_LOG_SEGMENT_MAX_BYTES`,
  * `QUOLL_TASK_CONCURRENCY`, `QUOLL_TASK_WARM_PROCESSES`, `QUOLL_RUNS_DIR`, `QUOLL_TASK_USER`, `QUOLL_NPM_IGNORE_SCRIPTS`, `QUOLL_NPM_ALLOW_SCRIPTS`, `QUOLL_PYTHON`,
  * `QUOLL_SANDBOX`, `QUOLL_ALLOW_UNSANDBOXED_RUNS`, `QUOLL_TASK_NETWORK`, `QUOLL_TASK_MEMORY`, `QUOLL_TASK_PROCESSES`,
@@ -603,6 +610,8 @@ export function resolveServerConfig(
     modelMemoryBytes,
     syncHandoff: input.syncHandoff ?? parseSwitch('QUOLL_SYNC_HANDOFF', env.QUOLL_SYNC_HANDOFF) ?? true,
     inlineRuns: input.inlineRuns ?? parseSwitch('QUOLL_INLINE_RUNS', env.QUOLL_INLINE_RUNS) ?? false,
+    inlineWhenContended:
+      parseSwitch('QUOLL_INLINE_CONTENDED', env.QUOLL_INLINE_CONTENDED) ?? availableParallelism() === 1,
     logLevel: input.logLevel ?? env.QUOLL_LOG_LEVEL ?? 'info',
     logging: input.logging ?? true,
     inferenceLogs:

@@ -38,6 +38,12 @@ export interface DeploymentOptions {
   onBatch?: ((rows: number) => void) | undefined;
   /** Sessions on the calling thread for small runs of small, bounded models ({@link InlineRunner}); null: none. */
   inlineSessions: InlineSessions | null;
+  /**
+   * Whether small runs that qualify run inline while requests overlap too (merged per turn of
+   * the event loop), instead of going to the workers for dynamic batching: see
+   * `InferenceEngineOptions.inlineWhenContended`.
+   */
+  inlineWhenContended: boolean;
 }
 
 /** Plans made so far (part of each plan's key). */
@@ -340,9 +346,12 @@ export class Deployment {
    * Whether a small run may go inline now: not while requests overlap (one queued or running in
    * a worker, or another inline one in this turn), nor for {@link INLINE_CONTENDED_HOLD_MS}
    * after, as then dynamic batching shares one run between many requests in the worker, which
-   * on one core measured cheaper than a run per request here.
+   * on one core measured cheaper than a run per request here. With `inlineWhenContended` (a
+   * process on one core), always: the requests of one turn are merged into one run here, which
+   * saves the worker's wake-up and message round trip that a worker's merged run costs.
    */
   #inlineOpen(): boolean {
+    if (this.#options.inlineWhenContended) return true;
     const now = performance.now();
     if (this.#queue.length > 0 || this.#inlineQueue.length > 0 || this.#workers.some((w) => w.inFlight > 0))
       this.#contendedAt = now;

@@ -57,6 +57,16 @@ export interface InferenceEngineOptions {
    * @default false
    */
   inlineRuns?: boolean;
+  /**
+   * With `inlineRuns`: small runs that qualify run on the calling thread while requests overlap
+   * too, the requests of one turn of the event loop merged into runs of at most 64 rows, instead
+   * of going to the workers for dynamic batching. On one core a worker's merged run costs a
+   * wake-up of the worker and a message each way on the core the calling thread needs; with more
+   * cores the workers run beside the calling thread. The server turns it on when the process may
+   * run on one CPU only (`os.availableParallelism()`, which follows the affinity mask).
+   * @default false
+   */
+  inlineWhenContended?: boolean;
 }
 
 /** Per-deployment overrides of {@link InferenceEngineOptions}. */
@@ -104,6 +114,7 @@ export class InferenceEngine {
         options.inlineRuns !== true
           ? null
           : new InlineSessions(Math.min(64 * 1024 ** 2, Math.floor(memoryBudgetBytes / poolWorkers))),
+      inlineWhenContended: options.inlineWhenContended === true,
     });
   }
 

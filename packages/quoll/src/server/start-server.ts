@@ -185,6 +185,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     modelMemoryBytes: config.modelMemoryBytes,
     syncHandoff: config.syncHandoff,
     inlineRuns: config.inlineRuns,
+    inlineWhenContended: config.inlineWhenContended,
     ...(config.metrics ? { onBatch: (rows: number) => metrics.batch(rows) } : {}),
   });
   closers.push({ what: 'model workers', close: () => engine.close() });

@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
+import { makeTreeEnsembleRegressor } from '../../../../test/support/synthetic-models.js';
+import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
+import { InferenceEngine } from './inference-engine.js';
+import { INLINE_MAX_BATCH_ROWS, INLINE_MAX_ROWS } from './inline-runner.js';
+
+// Deployment's routing of runs while requests overlap: to the workers (dynamic batching), or,
+// with `inlineWhenContended` (a process on one core), merged per turn on the calling thread.
+
+const { engine, step } = inferenceEngineFixture('quoll-deployment-');
+
+function houseRecords(rows: Float32Array, from: number, count: number): { tensor: number[] }[] {
+  return Array.from({ length: count }, (_, i) => ({
+    tensor: Array.from(rows.subarray(((from + i) % 40) * 18, ((from + i) % 40) * 18 + 18)),
+  }));
+}
+
+/** An engine of one worker per deployment with inline runs, also while requests overlap. */
+function contendedInlineEngine(created: InferenceEngine[]): InferenceEngine {
+  const made = new InferenceEngine({
+    workersPerDeployment: 1,
+    inlineRuns: true,
+    inlineWhenContended: true,
+  });
+  created.push(made);
+  return made;
+}
+
+describe('Deployment routing while requests overlap', () => {
+  it('with inlineWhenContended, runs the small requests of one turn as one merged run on the calling thread, answering as the workers do', async () => {
+    const created: InferenceEngine[] = [];
+    try {
+      const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+      const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
+      const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
+      const rows = makeHouseRows(40, 5);
+      const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, 1 + (i % 2)));
+      const wave = (): Promise<unknown[]> =>
+        Promise.all(
+          requests.map(async (records) =>
+            (await contended.infer({ kind: 'records', records }, 1)).toRecords(),
+          ),
+        );
+      const viaWorkers = await Promise.all(
+        requests.map(async (records) => (await workers.infer({ kind: 'records', records }, 1)).toRecords()),
+      );
+      expect(await wave()).toEqual(viaWorkers);
+      // Sixteen requests (24 rows) asked for in one turn: one run, on this thread.
+      expect(contended.inlineRunCount).toBe(1);
+      expect(contended.runCount).toBe(1);
+      // Right after requests overlapped, the next wave still runs here (no hold for the workers).
+      expect(await wave()).toEqual(viaWorkers);
+      expect(contended.inlineRunCount).toBe(2);
+      expect(contended.runCount).toBe(2);
+    } finally {
+      await Promise.all(created.map((made) => made.close()));
+    }
+  });
+
+  it('with inlineWhenContended, caps each merged run at INLINE_MAX_BATCH_ROWS rows', async () => {
+    const created: InferenceEngine[] = [];
+    try {
+      const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+      const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
+      const rows = makeHouseRows(40, 7);
+      const count = INLINE_MAX_BATCH_ROWS + 16;
+      const answers = await Promise.all(
+        Array.from({ length: count }, async (_, i) =>
+          (await contended.infer({ kind: 'records', records: houseRecords(rows, i, 1) }, 1)).toRecords(),
+        ),
+      );
+      expect(answers).toHaveLength(count);
+      // One run of INLINE_MAX_BATCH_ROWS rows, one of the other 16.
+      expect(contended.inlineRunCount).toBe(2);
+      expect(contended.runCount).toBe(2);
+    } finally {
+      await Promise.all(created.map((made) => made.close()));
+    }
+  });
+
+  it('with inlineWhenContended, still merges overlapping requests too big to run inline in the workers (dynamic batching)', async () => {
+    const created: InferenceEngine[] = [];
+    try {
+      const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+      const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
+      const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
+      const rows = makeHouseRows(40, 9);
+      const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, INLINE_MAX_ROWS + 1));
+      const viaContended = await Promise.all(
+        requests.map(async (records) => (await contended.infer({ kind: 'records', records }, 1)).toRecords()),
+      );
+      const viaWorkers = await Promise.all(
+        requests.map(async (records) => (await workers.infer({ kind: 'records', records }, 1)).toRecords()),
+      );
+      expect(viaContended).toEqual(viaWorkers);
+      expect(contended.inlineRunCount).toBe(0);
+      // Sixteen requests, fewer runs: those queued behind a busy worker were merged.
+      expect(contended.runCount).toBeLessThan(16);
+    } finally {
+      await Promise.all(created.map((made) => made.close()));
+    }
+  });
+
+  it('without inlineWhenContended, sends the requests that overlap to the workers for the hold after', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const inline = await engine(true, true).deploy('tree', [step('tree', bytes)]);
+    const rows = makeHouseRows(40, 5);
+    const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, 1));
+    for (let wave = 0; wave < 2; wave++)
+      await Promise.all(requests.map((records) => inline.infer({ kind: 'records', records }, 1)));
+    // The first request of the first wave ran inline; every other one overlapped or came within the hold.
+    expect(inline.inlineRunCount).toBe(1);
+    expect(inline.runCount).toBeGreaterThan(1);
+  });
+});
