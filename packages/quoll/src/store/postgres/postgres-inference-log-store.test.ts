@@ -305,7 +305,11 @@ describe.skipIf(!runPostgresTests)(
       const one = Number(
         (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
       );
-      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 2 * one + 10, maxBytesTotal: 1e12 });
+      // Room for two batches and a quarter: a trim takes it a step (a 32nd of the cap) below, two batches.
+      const w = new PostgresLogBatchWriter('w', {
+        maxBytesPerPipeline: 2 * one + Math.ceil(one / 4),
+        maxBytesTotal: 1e12,
+      });
       w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(0)])));
       for (const first of [100, 200, 300]) expect(await w.writeAlone(db, 1, [batch(first)])).toBe(true);
       return { db, w, one };
@@ -367,7 +371,8 @@ describe.skipIf(!runPostgresTests)(
 
     it('a write at the cap reads the oldest batches it trims, not the whole log', async () => {
       const { db, one, batch } = await longLog(300);
-      // Room for 298 batches: the next write leaves the pipeline three over, so it trims three.
+      // Room for 298 batches: the next write leaves the pipeline three over, so it trims those
+      // three and a step (a 32nd of the cap, 9.3 batches) more: 13.
       const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 298 * one + 10, maxBytesTotal: 1e12 });
       let reads = 0;
       await db.transaction(async (sql) => {
@@ -377,7 +382,7 @@ describe.skipIf(!runPostgresTests)(
         await w.write(sql, 1, [batch(300)]);
         reads = (await batchIndexReads(sql)) - before;
       });
-      expect(await storedSeqs(db, 1)).toEqual(range(4, 298));
+      expect(await storedSeqs(db, 1)).toEqual(range(14, 288));
       await expectHeadsConsistent(db);
       // The log's length does not count: on the code before, 300 (every batch, read per write).
       expect(reads).toBeLessThan(100);
@@ -385,14 +390,38 @@ describe.skipIf(!runPostgresTests)(
 
     it('a trim whose excess spans many batches deletes them all, oldest first, and keeps the newest', async () => {
       const { db, one, batch } = await longLog(300);
+      // Room for 40 batches: 261 over, and a step (1.25 batches) below the cap, so 263 go.
       const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 40 * one + 10, maxBytesTotal: 1e12 });
       w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(300)])));
-      expect(await storedSeqs(db, 1)).toEqual(range(262, 40));
+      expect(await storedSeqs(db, 1)).toEqual(range(264, 38));
       await expectHeadsConsistent(db);
       // A cap below one batch keeps the newest only.
       const tiny = new PostgresLogBatchWriter('t', { maxBytesPerPipeline: 1, maxBytesTotal: 1e12 });
       tiny.committed(await db.transaction((sql) => tiny.write(sql, 1, [batch(301)])));
       expect(await storedSeqs(db, 1)).toEqual([302]);
+      await expectHeadsConsistent(db);
+    });
+
+    it('a write that passes the cap trims a step below it, so the writes after it trim nothing until the cap is passed again', async () => {
+      const { db, one, batch } = await longLog(300);
+      // Room for 256 batches; a step is a 32nd of the cap: 8 batches.
+      const cap = 256 * one;
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: cap, maxBytesTotal: 1e12 });
+      const pass = (): Promise<void> => w.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      // 301 batches, 45 over the cap: the oldest 53 go, 248 (the cap less a step) stay.
+      w.committed(await db.transaction((sql) => w.write(sql, 1, [batch(300)])));
+      expect(await storedSeqs(db, 1)).toEqual(range(54, 248));
+      // Eight more writes (one statement each) fill the step: at the cap, nothing is trimmed.
+      for (let k = 301; k < 309; k++) {
+        expect(await w.writeAlone(db, 1, [batch(k)])).toBe(true);
+        await pass();
+      }
+      expect(await storedSeqs(db, 1)).toEqual(range(54, 256));
+      // The next passes it by one batch: a step below again, at the retention pass after it.
+      expect(await w.writeAlone(db, 1, [batch(309)])).toBe(true);
+      expect(await storedSeqs(db, 1)).toEqual(range(54, 257));
+      await pass();
+      expect(await storedSeqs(db, 1)).toEqual(range(63, 248));
       await expectHeadsConsistent(db);
     });
 

@@ -38,6 +38,17 @@ export function vacuumAfterTrimmedBytes(capBytes: number): number {
  * vacuumed with it (`PROCESS_TOAST` is the default).
  */
 export const VACUUM_LOG_BATCHES = 'VACUUM (SKIP_LOCKED, TRUNCATE false) inference_log_batches';
+/**
+ * How far below its byte cap a trim takes a pipeline that passed it: a 32nd of the cap, at most
+ * 32 MiB. A log at its cap is then trimmed once per step of writes (at the 1 GiB default, about
+ * 380 stored batches of 88 kB), not after every hand-off: each trim is a transaction of its own
+ * (seven statements and a commit), which at every hand-off cost a node more than the embedded
+ * store's retention (a whole 64 MiB segment file deleted at a time). The cap stays a bound: a
+ * pipeline never keeps more than its cap, and at least its cap less this step once it reached it.
+ */
+export function trimStepBytes(capBytes: number): number {
+  return Math.min(32 * 1024 * 1024, Math.floor(capBytes / 32));
+}
 /** Oldest batches a trim reads first (a hand-off's worth and more), and at most per statement. */
 const TRIM_FIRST_PAGE = 32;
 const TRIM_MAX_PAGE = 2048;
@@ -330,9 +341,8 @@ export class PostgresLogBatchWriter {
     );
     this.#heads.set(pipelineId, { nextSeq: seq, lastTime });
     if ((updated?.total ?? 0) > this.#caps.maxBytesTotal) this.#overTotal = true;
-    if ((updated?.bytes ?? 0) > this.#caps.maxBytesPerPipeline) {
-      await this.#trim(sql, pipelineId, (updated?.bytes ?? 0) - this.#caps.maxBytesPerPipeline);
-    }
+    const over = (updated?.bytes ?? 0) - this.#caps.maxBytesPerPipeline;
+    if (over > 0) await this.#trim(sql, pipelineId, over + trimStepBytes(this.#caps.maxBytesPerPipeline));
     return schemas;
   }
 
@@ -361,7 +371,7 @@ export class PostgresLogBatchWriter {
     for (const pipelineId of [...this.#trimDue.keys()]) {
       const trimmed = await this.#underHead(transaction, pipelineId, false, async (tx, bytes) => {
         const over = bytes - this.#caps.maxBytesPerPipeline;
-        if (over > 0) await this.#trim(tx, pipelineId, over);
+        if (over > 0) await this.#trim(tx, pipelineId, over + trimStepBytes(this.#caps.maxBytesPerPipeline));
       });
       if (trimmed) this.#trimDue.delete(pipelineId);
     }
