@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Table, tableFromIPC } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { systemClock } from '../clock/index.js';
+import { ManualClock, systemClock } from '../clock/index.js';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { SqliteLogSegmentIndex } from '../store/sqlite/sqlite-log-segment-index.js';
 import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
@@ -105,6 +105,25 @@ describe('InferenceLogStore defaults', () => {
     const { handOffDelayMs, syncIntervalMs } = INFERENCE_LOG_DEFAULTS;
     expect(handOffDelayMs).toBe(50);
     expect(handOffDelayMs + syncIntervalMs).toBeLessThanOrEqual(200);
+  });
+
+  it('waits the hand-off delay for the 12 000 rows a busy batch-100 server queues in it, then hands them over in one message', async () => {
+    // ≈ 2 400 JSON 100-row requests/s queue 12 000 rows in 50 ms: the delay, not the row count,
+    // must set how often the writer thread is woken (a hand-off every 35 ms at 8 192 rows).
+    const clock = new ManualClock(T0);
+    const store = await openStore({ clock });
+    const appends = 120;
+    for (const i of range(0, appends)) {
+      const first = i * 100;
+      await store.append(1, rows(range(first, 100), Array<number>(100).fill(T0)));
+    }
+    expect(store.queuedRows).toBe(appends * 100);
+    await clock.advance(INFERENCE_LOG_DEFAULTS.handOffDelayMs);
+    expect(store.queuedRows).toBe(0);
+    await store.flush();
+    expect((await index.listSegments(1, 'asc')).map((s) => s.rows)).toEqual([appends * 100]);
+    const page = await store.query(1, { limit: 3 });
+    expect(ids(page)).toEqual([11_999, 11_998, 11_997]);
   });
 });
 

@@ -50,9 +50,9 @@ export interface LogBatchPackerOptions {
 /** Arenas kept for reuse; more come back only when the writer falls behind. */
 const POOLED_ARENAS = 4;
 /**
- * Bigger arenas are not kept: they carry a backlog the writer fell behind on (a hand-off is at
- * most 8 192 rows, ≈ 1.3 MiB of JSON records' rows, while it keeps up), and keeping them would
- * hold that memory for good.
+ * Bigger arenas are not kept: they carry a backlog the writer fell behind on (the embedded
+ * store's hand-off is at most 32 768 rows, ≈ 5.2 MiB of JSON records' rows, while it keeps up),
+ * and keeping them would hold that memory for good.
  */
 const POOLED_ARENA_MAX_BYTES = 8 * 1024 * 1024;
 /** Smallest arena allocated: sizes are rounded up to a power of two from here, so pooled ones fit later hand-offs. */
