@@ -258,6 +258,56 @@ export function makeOpenInferenceExampleModel(): Uint8Array {
   });
 }
 
+/**
+ * Models a workspace user could craft to make one small run slow, each float32 [N, M] → float32
+ * [N, M] (the input plus zero), whose work grows with the square or cube of the values fed, M
+ * free: the kinds an operator allowlist let through (issue 10). `kind`:
+ * - `broadcast`: the input as a column plus the input as a row, `[E,1] + [1,E]`, summed (E²);
+ * - `self-product`: the input as a column times its transpose, that square times itself (E³);
+ * - `gather`: the input as one row, gathered at E zeros taken from the input, summed (E²).
+ */
+export function makeCraftedSlowModel(kind: 'broadcast' | 'self-product' | 'gather'): Uint8Array {
+  const node = (opType: string, input: string[], output: string, attribute: Onnx.IAttributeProto[] = []) =>
+    onnx.NodeProto.create({ opType, input, output: [output], attribute });
+  const big: Onnx.INodeProto[] =
+    kind === 'broadcast'
+      ? [
+          node('Reshape', ['x', 'column'], 'col'),
+          node('Reshape', ['x', 'row'], 'line'),
+          node('Add', ['col', 'line'], 'big'),
+        ]
+      : kind === 'self-product'
+        ? [
+            node('Reshape', ['x', 'column'], 'col'),
+            node('Transpose', ['col'], 'line', [ints('perm', [1, 0])]),
+            node('MatMul', ['col', 'line'], 'square'),
+            node('MatMul', ['square', 'square'], 'big'),
+          ]
+        : [
+            node('Reshape', ['x', 'row'], 'line'),
+            node('Reshape', ['x', 'flat'], 'values'),
+            node('Mul', ['values', 'zero'], 'zeros'),
+            node('Cast', ['zeros'], 'indices', [int('to', DataType.INT64)]),
+            node('Gather', ['line', 'indices'], 'big', [int('axis', 0)]),
+          ];
+  return encodeModel({
+    nodes: [
+      ...big,
+      node('ReduceSum', ['big'], 'total', [int('keepdims', 0)]),
+      node('Mul', ['total', 'zero'], 'nothing'),
+      node('Add', ['x', 'nothing'], 'y'),
+    ],
+    initializers: [
+      int64Tensor('column', [-1, 1], [2]),
+      int64Tensor('row', [1, -1], [2]),
+      int64Tensor('flat', [-1], [1]),
+      floatTensor('zero', [0], []),
+    ],
+    inputs: [valueInfo('x', DataType.FLOAT, ['N', 'M'])],
+    outputs: [valueInfo('y', DataType.FLOAT, ['N', 'M'])],
+  });
+}
+
 interface GraphParts {
   nodes: Onnx.INodeProto[];
   inputs: Onnx.IValueInfoProto[];

@@ -1,10 +1,16 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
 import {
+  makeCraftedSlowModel,
+  makeInt64SumModel,
+  makeMultiIoModel,
+  makeOpenInferenceExampleModel,
   makeScaleModel,
   makeSlowOnDemandModel,
   makeTreeEnsembleRegressor,
 } from '../../../../test/support/synthetic-models.js';
+import { hasSharedFixtures, SHARED_FIXTURES } from '../../../../test/support/shared-fixtures.js';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
 import { InferenceEngine } from './inference-engine.js';
 import { INLINE_MAX_ROWS } from './inline-runner.js';
@@ -107,6 +113,63 @@ describe('inline runs', () => {
     expect(answer.toRecords()[0]!['out.y']).toEqual([1]);
     expect(slow.inlineBytes).toBe(0);
     expect(slow.inlineRunCount).toBe(0);
+  });
+
+  it.each(['broadcast', 'self-product', 'gather'] as const)(
+    'never runs the crafted %s model, whose work grows with a power of its feed, on the calling thread',
+    async (kind) => {
+      const crafted = await engine(true, true).deploy(kind, [step(kind, makeCraftedSlowModel(kind))]);
+      const answer = await crafted.infer({ kind: 'records', records: [{ x: [1, 2, 3] }] }, 0);
+      expect(answer.toRecords()[0]!['out.y']).toEqual([1, 2, 3]);
+      expect(crafted.inlineBytes).toBe(0);
+      expect(crafted.inlineRunCount).toBe(0);
+    },
+  );
+
+  const smallModels: [string, () => Uint8Array][] = [
+    [
+      'tree ensemble of 20 trees, depth 5',
+      () => makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 }),
+    ],
+    [
+      'tree ensemble of 100 trees, depth 6, 29 features',
+      () => makeTreeEnsembleRegressor({ features: 29, trees: 100, depth: 6 }),
+    ],
+    ['scale model', () => makeScaleModel()],
+    ['multi-io model', () => makeMultiIoModel()],
+    ['int64 sum model', () => makeInt64SumModel()],
+    ['open inference example model', () => makeOpenInferenceExampleModel()],
+  ];
+  if (hasSharedFixtures)
+    smallModels.push(["tutorial's random forest", () => readFileSync(`${SHARED_FIXTURES}rf_model.onnx`)]);
+
+  it.each(smallModels)(
+    'holds the %s on the calling thread: its bound is within the budget',
+    async (_what, make) => {
+      const bytes = make();
+      const deployed = await engine(true, true).deploy('small', [step('small', bytes)]);
+      expect(deployed.inlineBytes).toBe(bytes.byteLength);
+    },
+  );
+
+  it('bounds a pipeline step by what the step before it feeds it', async () => {
+    const scale = makeScaleModel({ width: 18, outputName: 'scaled' });
+    const tree = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const bounded = await engine(true, true).deploy('chain', [step('scale', scale), step('tree', tree)]);
+    expect(bounded.inlineBytes).toBe(scale.byteLength + tree.byteLength);
+    const records = houseRecords(makeHouseRows(40, 3), 0, 1);
+    const viaWorkers = await engine(true, false).deploy('chain', [step('scale', scale), step('tree', tree)]);
+    expect((await bounded.infer({ kind: 'records', records }, 0)).toRecords()).toEqual(
+      (await viaWorkers.infer({ kind: 'records', records }, 0)).toRecords(),
+    );
+    expect(bounded.inlineRunCount).toBe(1);
+    // The crafted model behind a step of 18 values a row: its columns are as wide as those rows allow.
+    const crafted = makeCraftedSlowModel('broadcast');
+    const unbounded = await engine(true, true).deploy('crafted', [
+      step('scale', scale),
+      step('crafted', crafted),
+    ]);
+    expect(unbounded.inlineBytes).toBe(0);
   });
 
   it('leaves a batch of many values to the workers, however few rows it has', async () => {

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { readModelOperators } from '../onnx/index.js';
+import { boundModelWork } from '../onnx/index.js';
+import type { ModelWork, TensorBound } from '../onnx/index.js';
 import type { InlineSessions } from './inline-sessions.js';
 import type { NativeSession } from './native-session.js';
 import { runPipeline, StepError } from './run-pipeline.js';
@@ -39,101 +40,40 @@ export const INLINE_SLOW_WINDOW = 256;
 const WARMUP_RUNS = 4;
 
 /**
- * Operators whose run time is bounded by the size of their inputs and of the model: no loop,
- * no branch, and no output whose size is read from the values of a tensor (`ConstantOfShape`,
- * `Expand`, `Tile`, `Range`, `Pad`, `Resize`, `OneHot` and the like are absent). A model made
- * only of these runs, on a bounded input, in a bounded time whatever the values.
+ * The most work one inline run may do, in element operations of `boundModelWork` (an element
+ * read or written, a multiply-add, a tree node visited; {@link NODE_WORK} per node): 2^20,
+ * about a millisecond of one core at a nanosecond an operation, and a tenth of the slow-run
+ * cut-off ({@link INLINE_SLOW_RUN_US}). A pipeline is run inline only when its bound, for every
+ * feed the inline path takes whatever its values, is within it: the tutorial's forest (64 rows)
+ * is about 5 % of it, a crafted model that broadcasts or multiplies a reshaped input by
+ * itself is thousands of times over.
  */
-const BOUNDED_OPERATORS = new Set([
-  ...[
-    'TreeEnsembleRegressor',
-    'TreeEnsembleClassifier',
-    'TreeEnsemble',
-    'LinearRegressor',
-    'LinearClassifier',
-    'SVMRegressor',
-    'SVMClassifier',
-    'Normalizer',
-    'Scaler',
-    'Binarizer',
-    'Imputer',
-    'ArrayFeatureExtractor',
-    'FeatureVectorizer',
-  ].map((op) => `ai.onnx.ml:${op}`),
-  ...[
-    'Identity',
-    'Cast',
-    'Add',
-    'Sub',
-    'Mul',
-    'Div',
-    'Neg',
-    'Abs',
-    'Exp',
-    'Log',
-    'Sqrt',
-    'Reciprocal',
-    'Floor',
-    'Ceil',
-    'Round',
-    'Sign',
-    'Erf',
-    'Relu',
-    'LeakyRelu',
-    'Sigmoid',
-    'HardSigmoid',
-    'Tanh',
-    'Softplus',
-    'Softmax',
-    'LogSoftmax',
-    'Clip',
-    'Gemm',
-    'MatMul',
-    'BatchNormalization',
-    'Flatten',
-    'Reshape',
-    'Squeeze',
-    'Unsqueeze',
-    'Transpose',
-    'Concat',
-    'Slice',
-    'Gather',
-    'Shape',
-    'ArgMax',
-    'ArgMin',
-    'ReduceSum',
-    'ReduceMean',
-    'ReduceMax',
-    'ReduceMin',
-    'Sum',
-    'Max',
-    'Min',
-    'Where',
-    'Equal',
-    'Less',
-    'Greater',
-    'LessOrEqual',
-    'GreaterOrEqual',
-    'Not',
-    'And',
-    'Or',
-  ].map((op) => `ai.onnx:${op}`),
-]);
+export const INLINE_MAX_WORK = 2 ** 20;
 
 /**
  * A pipeline's sessions on the calling (HTTP) thread, for runs too small to be worth a hand-off
  * to another thread: on one core, every hand-off is a context switch to the worker and back,
  * which costs more than a batch-1 run of a small tree ensemble. Only pipelines whose models are
- * small (≤ {@link INLINE_MAX_MODEL_BYTES} together, and within the engine's budget for this thread, {@link InlineSessions}) and made only of operators whose run time
- * is bounded by the input's size get one, and only small runs (≤ {@link INLINE_MAX_ROWS} rows,
- * ≤ {@link INLINE_MAX_ELEMENTS} feed elements) take it, so no input can hold the thread long;
- * should runs still be slow ({@link INLINE_MAX_SLOW_RUNS} runs over {@link INLINE_SLOW_RUN_US}
- * close together), the pipeline runs everything in the worker pool from then on.
+ * small (≤ {@link INLINE_MAX_MODEL_BYTES} together, and within the engine's budget for this
+ * thread, {@link InlineSessions}) and whose work per run has a static bound within
+ * {@link INLINE_MAX_WORK} get one ({@link boundPipelineWork}: for every feed of at most
+ * {@link INLINE_MAX_BATCH_ROWS} rows and {@link INLINE_MAX_BATCH_ELEMENTS} values within the
+ * declared shapes, whatever the values), and only small runs (≤ {@link INLINE_MAX_ROWS} rows,
+ * ≤ {@link INLINE_MAX_ELEMENTS} feed elements, each dimension within the bound's) take it, so no
+ * input can hold the thread long. Should runs still be slow ({@link INLINE_MAX_SLOW_RUNS} runs
+ * over {@link INLINE_SLOW_RUN_US} close together: a second line of defence), the pipeline runs
+ * everything in the worker pool from then on.
  */
 export class InlineRunner {
   /** Bytes of the model files held (what the sessions cost at least). */
   readonly bytes: number;
+  /** The bound of a run's work this runner was admitted with (element operations). */
+  readonly work: number;
   readonly #steps: LoadedStep[];
+  /** The first step's inputs as the bound assumed them: a feed outside them goes to the workers. */
+  readonly #inputs: ReadonlyMap<string, TensorBound>;
+  /** The first dimension a feed's check starts at: 1 when the first step runs row by row. */
+  readonly #checkFrom: number;
   /** Slow runs in the current window; at {@link INLINE_MAX_SLOW_RUNS} it stays there for good. */
   #slowRuns = 0;
   #released = false;
@@ -141,9 +81,17 @@ export class InlineRunner {
   /** Runs made inline so far. */
   runs = 0;
 
-  private constructor(steps: LoadedStep[], bytes: number, giveBack: () => void) {
+  private constructor(
+    steps: LoadedStep[],
+    bytes: number,
+    bound: PipelineWork & { bounded: true },
+    giveBack: () => void,
+  ) {
     this.#steps = steps;
     this.bytes = bytes;
+    this.work = bound.work;
+    this.#inputs = bound.inputs;
+    this.#checkFrom = steps[0]?.spec.single ? 1 : 0;
     this.#giveBack = giveBack;
   }
 
@@ -160,12 +108,13 @@ export class InlineRunner {
         const file = readFileSync(spec.path);
         bytes += file.byteLength;
         if (bytes > INLINE_MAX_MODEL_BYTES) return null;
-        if (!readModelOperators(file).every((op) => BOUNDED_OPERATORS.has(op))) return null;
         files.set(spec.sha, file);
       }
     } catch {
       return null;
     }
+    const bound = boundPipelineWork(specs, files);
+    if (!bound.bounded || bound.work > INLINE_MAX_WORK) return null;
     const acquired = new Map<string, NativeSession>();
     const giveBack = (): null => {
       for (const sha of acquired.keys()) sessions.release(sha);
@@ -183,17 +132,25 @@ export class InlineRunner {
     return new InlineRunner(
       specs.map((spec) => ({ spec, session: acquired.get(spec.sha)! })),
       bytes,
+      bound,
       () => {
         for (const sha of acquired.keys()) sessions.release(sha);
       },
     );
   }
 
-  /** Whether a run of this size may run here now. */
+  /** Whether a run of this size and shape may run here now. */
   accepts(feeds: readonly WireTensor[], rows: number): boolean {
     if (this.#released || rows > INLINE_MAX_ROWS || this.#slowRuns >= INLINE_MAX_SLOW_RUNS) return false;
     let elements = 0;
-    for (const feed of feeds) elements += feed.data.length;
+    for (const feed of feeds) {
+      elements += feed.data.length;
+      // The bound holds for feeds within the dims it assumed, and only for those.
+      const assumed = this.#inputs.get(feed.name);
+      if (assumed === undefined || feed.dims.length !== assumed.dims.length) return false;
+      for (let j = this.#checkFrom; j < feed.dims.length; j++)
+        if (feed.dims[j]! > assumed.dims[j]!) return false;
+    }
     return elements <= INLINE_MAX_ELEMENTS;
   }
 
@@ -222,4 +179,53 @@ export class InlineRunner {
     this.#released = true;
     this.#giveBack();
   }
+}
+
+/** {@link boundPipelineWork}'s answer: a model's ({@link ModelWork}) for a whole pipeline. */
+export type PipelineWork =
+  | {
+      readonly bounded: true;
+      /** An upper bound of one run's work through every step, in element operations. */
+      readonly work: number;
+      /** The first step's inputs as the bound assumes them. */
+      readonly inputs: ReadonlyMap<string, TensorBound>;
+    }
+  | { readonly bounded: false; readonly reason: string };
+
+/**
+ * The bound of one inline run's work through a pipeline's steps (`boundModelWork` of each
+ * model): the first step fed at most {@link INLINE_MAX_BATCH_ROWS} rows (a merged run) and
+ * {@link INLINE_MAX_BATCH_ELEMENTS} values, each later step fed what the bound of the step
+ * before says of the output it takes; a step run row by row counts a run of one row
+ * {@link INLINE_MAX_BATCH_ROWS} times.
+ */
+export function boundPipelineWork(
+  specs: readonly WorkerStepSpec[],
+  files: ReadonlyMap<string, Uint8Array>,
+): PipelineWork {
+  let work = 0;
+  let inputs: ReadonlyMap<string, TensorBound> | null = null;
+  let given: Map<string, TensorBound> | undefined;
+  for (const [index, spec] of specs.entries()) {
+    const file = files.get(spec.sha);
+    if (!file) return { bounded: false, reason: `${spec.label}: not read` };
+    const bound: ModelWork = boundModelWork(file, {
+      rows: spec.single ? 1 : INLINE_MAX_BATCH_ROWS,
+      elements: INLINE_MAX_BATCH_ELEMENTS,
+      given,
+    });
+    if (!bound.bounded) return { bounded: false, reason: `${spec.label}: ${bound.reason}` };
+    work += (spec.single ? INLINE_MAX_BATCH_ROWS : 1) * bound.work;
+    inputs ??= bound.inputs;
+    const next = specs[index + 1];
+    if (next === undefined) break;
+    given = new Map();
+    for (const [i, input] of next.inputs.entries()) {
+      const source = bound.outputs.get(next.feedsFrom?.[i] ?? '');
+      if (!source)
+        return { bounded: false, reason: `${next.label}: input "${input.name}" has no bounded source` };
+      given.set(input.name, source);
+    }
+  }
+  return inputs === null ? { bounded: false, reason: 'no steps' } : { bounded: true, work, inputs };
 }

@@ -1,5 +1,8 @@
 import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
+import { lastDelimited, OnnxWireError, readNameField, WIRE, WireReader } from './wire-reader.js';
+
+export { OnnxWireError } from './wire-reader.js';
 
 const { onnx } = onnxProto;
 
@@ -20,17 +23,6 @@ export interface ModelInterface {
     output: Onnx.ValueInfoProto[];
   } | null;
 }
-
-/** The bytes are not a protobuf message of the shape read, saying why. */
-export class OnnxWireError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'OnnxWireError';
-  }
-}
-
-/** Wire types (protobuf encoding). */
-const WIRE = { varint: 0, fixed64: 1, delimited: 2, fixed32: 5 } as const;
 
 /**
  * Reads a model's interface ({@link ModelInterface}) from a serialized ModelProto. Only the
@@ -140,29 +132,6 @@ function readGraph(bytes: Uint8Array, from: number, to: number): NonNullable<Mod
   return graph;
 }
 
-/** The string in field `wanted` of the message in `[from, to)` (the last, if repeated), or `''`. */
-function readNameField(bytes: Uint8Array, from: number, to: number, wanted: number): string {
-  const range = lastDelimited(bytes, from, to, wanted);
-  return range === null ? '' : utf8(bytes, range.start, range.end);
-}
-
-/** Where the last length-delimited field `wanted` of the message in `[from, to)` lies, or null. */
-function lastDelimited(
-  bytes: Uint8Array,
-  from: number,
-  to: number,
-  wanted: number,
-): { start: number; end: number } | null {
-  let found: { start: number; end: number } | null = null;
-  const reader = new WireReader(bytes, from, to);
-  while (!reader.done) {
-    const { field, wire } = reader.tag();
-    if (field === wanted) found = reader.delimited(field, wire);
-    else reader.skip(wire);
-  }
-  return found;
-}
-
 function decodeWith<T>(
   type: { decode(bytes: Uint8Array): T },
   bytes: Uint8Array,
@@ -173,103 +142,5 @@ function decodeWith<T>(
     return type.decode(bytes.subarray(start, end));
   } catch (error) {
     throw new OnnxWireError((error as Error).message);
-  }
-}
-
-function utf8(bytes: Uint8Array, start: number, end: number): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset + start, end - start).toString('utf8');
-}
-
-/** A cursor over the fields of one protobuf message in `[pos, end)` of `bytes`. */
-class WireReader {
-  constructor(
-    private readonly bytes: Uint8Array,
-    private pos: number,
-    private readonly end: number,
-  ) {}
-
-  get done(): boolean {
-    return this.pos >= this.end;
-  }
-
-  tag(): { field: number; wire: number } {
-    const key = this.varint();
-    if (key > 0xffffffff) throw new OnnxWireError(`a field key (${key}) is out of range`);
-    return { field: Math.floor(key / 8), wire: key % 8 };
-  }
-
-  /** A varint as an unsigned number (exact up to 2^53). */
-  varint(): number {
-    let result = 0;
-    let scale = 1;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new OnnxWireError('a varint is cut off');
-      const byte = this.bytes[this.pos++]!;
-      result += (byte & 0x7f) * scale;
-      if (byte < 0x80) return result;
-      scale *= 128;
-    }
-    throw new OnnxWireError('a varint is longer than 10 bytes');
-  }
-
-  /** A varint read as a signed 64-bit integer (as protobuf's int64), as a number. */
-  int64(): number {
-    let result = 0n;
-    let shift = 0n;
-    for (let i = 0; i < 10; i++) {
-      if (this.pos >= this.end) throw new OnnxWireError('a varint is cut off');
-      const byte = this.bytes[this.pos++]!;
-      result |= BigInt(byte & 0x7f) << shift;
-      if (byte < 0x80) return Number(BigInt.asIntN(64, result));
-      shift += 7n;
-    }
-    throw new OnnxWireError('a varint is longer than 10 bytes');
-  }
-
-  expect(field: number, wire: number, expected: number): void {
-    if (wire !== expected) throw new OnnxWireError(`field ${field} has wire type ${wire}, not ${expected}`);
-  }
-
-  delimited(field: number, wire: number): { start: number; end: number } {
-    this.expect(field, wire, WIRE.delimited);
-    return this.span();
-  }
-
-  string(field: number, wire: number): string {
-    const { start, end } = this.delimited(field, wire);
-    return utf8(this.bytes, start, end);
-  }
-
-  /** Skips one field's value. Groups (wire types 3 and 4, deprecated, never written by ONNX) are refused. */
-  skip(wire: number): void {
-    switch (wire) {
-      case WIRE.varint:
-        this.varint();
-        return;
-      case WIRE.fixed64:
-        this.advance(8);
-        return;
-      case WIRE.delimited:
-        this.span();
-        return;
-      case WIRE.fixed32:
-        this.advance(4);
-        return;
-      default:
-        throw new OnnxWireError(`invalid wire type ${wire} at offset ${this.pos}`);
-    }
-  }
-
-  private span(): { start: number; end: number } {
-    const length = this.varint();
-    const start = this.pos;
-    this.advance(length);
-    return { start, end: this.pos };
-  }
-
-  private advance(length: number): void {
-    if (length > this.end - this.pos)
-      throw new OnnxWireError(`a field of ${length} bytes runs past its message`);
-    this.pos += length;
   }
 }

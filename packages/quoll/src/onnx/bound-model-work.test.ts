@@ -1,0 +1,158 @@
+import { readFileSync } from 'node:fs';
+import onnxProto from 'onnx-proto';
+import { describe, expect, it } from 'vitest';
+import {
+  makeCraftedSlowModel,
+  makeMultiIoModel,
+  makeScaleModel,
+  makeSlowOnDemandModel,
+  makeTreeEnsembleRegressor,
+} from '../../../../test/support/synthetic-models.js';
+import { hasSharedFixtures, SHARED_FIXTURES } from '../../../../test/support/shared-fixtures.js';
+import { boundModelWork, NODE_WORK } from './bound-model-work.js';
+import type { ModelWork } from './bound-model-work.js';
+
+const { onnx } = onnxProto;
+const { DataType } = onnx.TensorProto;
+const { AttributeType } = onnx.AttributeProto;
+
+/** The limits of an inline run: 64 rows, 16 Ki values. */
+const LIMITS = { rows: 64, elements: 16384 };
+
+function bounded(work: ModelWork): Extract<ModelWork, { bounded: true }> {
+  if (!work.bounded) throw new Error(`expected a bound, got: ${work.reason}`);
+  return work;
+}
+
+/** A model of `nodes` with float32 input x [N, width] and output y. */
+function graphModel(
+  nodes: onnxProto.onnx.INodeProto[],
+  options: { width?: number | string; initializers?: onnxProto.onnx.ITensorProto[] } = {},
+): Uint8Array {
+  const dims = ['N', options.width ?? 4].map((dim) =>
+    typeof dim === 'number' ? { dimValue: dim } : { dimParam: dim },
+  );
+  const tensorType = { elemType: DataType.FLOAT, shape: { dim: dims } };
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      opsetImport: [{ domain: '', version: 15 }],
+      graph: {
+        name: 'test',
+        node: nodes,
+        initializer: options.initializers ?? [],
+        input: [{ name: 'x', type: { tensorType } }],
+        output: [{ name: 'y', type: { tensorType } }],
+      },
+    }),
+  ).finish();
+}
+
+function node(
+  opType: string,
+  input: string[],
+  output: string,
+  attribute: onnxProto.onnx.IAttributeProto[] = [],
+) {
+  return onnx.NodeProto.create({ opType, input, output: [output], attribute });
+}
+
+describe('boundModelWork', () => {
+  it('bounds an element-wise model by the declared width and the limits, exactly', () => {
+    const work = bounded(boundModelWork(makeScaleModel({ width: 18 }), LIMITS));
+    // x [64, 18] (1152 values) times a scalar: 1152 written, 1152 + 1 read, one node.
+    expect(work.work).toBe(1152 + 1153 + NODE_WORK);
+    expect(work.inputs.get('tensor')).toEqual({ dims: [64, 18], elements: 1152 });
+    expect(work.outputs.get('scaled')).toEqual({ dims: [64, 18], elements: 1152 });
+    // Two inputs, two outputs, a reduction over a known axis.
+    const multi = bounded(boundModelWork(makeMultiIoModel(), LIMITS));
+    expect(multi.outputs.get('sum_a')).toEqual({ dims: [64, 1], elements: 64 });
+  });
+
+  it('bounds a tree ensemble by its rows times the depth of its trees, not their size', () => {
+    // 10 full trees of depth 4: 5 nodes on every path, one weight per leaf, one target.
+    const work = bounded(boundModelWork(makeTreeEnsembleRegressor({ trees: 10, depth: 4 }), LIMITS));
+    expect(work.work).toBe(64 * (10 * (5 + 1) + 1) + 64 * 18 + NODE_WORK);
+    expect(work.outputs.get('variable')).toEqual({ dims: [64, 1], elements: 64 });
+    // Twice as deep: the bound follows the depth (4 times the nodes would give far more).
+    const deeper = bounded(boundModelWork(makeTreeEnsembleRegressor({ trees: 10, depth: 8 }), LIMITS));
+    expect(deeper.work).toBe(64 * (10 * (9 + 1) + 1) + 64 * 18 + NODE_WORK);
+  });
+
+  it.runIf(hasSharedFixtures)("bounds the tutorial's random forest", () => {
+    const work = bounded(boundModelWork(readFileSync(`${SHARED_FIXTURES}rf_model.onnx`), LIMITS));
+    expect(work.inputs.get('float_input')).toEqual({ dims: [64, 18], elements: 1152 });
+    expect(work.work).toBeLessThan(2 ** 20);
+  });
+
+  it.each([
+    ['broadcast', 16384 ** 2],
+    ['gather', 16384 ** 2],
+    ['self-product', 16384 ** 3],
+  ] as const)('bounds the crafted %s model by a power of the values fed, as it runs', (kind, atLeast) => {
+    const work = bounded(boundModelWork(makeCraftedSlowModel(kind), LIMITS));
+    expect(work.work).toBeGreaterThanOrEqual(atLeast);
+    // Fed 100 values at most, the same model is small: the bound is of the feed, not the graph.
+    const small = bounded(boundModelWork(makeCraftedSlowModel(kind), { rows: 1, elements: 100 }));
+    expect(small.work).toBeLessThan(kind === 'self-product' ? 2 * 100 ** 3 : 4 * 100 ** 2 + 10 * NODE_WORK);
+  });
+
+  it('has no bound for operators that size their output from values, nor for a shape computed from values', () => {
+    expect(boundModelWork(makeSlowOnDemandModel(), LIMITS)).toEqual({
+      bounded: false,
+      reason: 'ConstantOfShape is not modelled',
+    });
+    // y = Reshape(x, Cast(x)): the shape is whatever the request sends.
+    const computed = graphModel([
+      node('Cast', ['x'], 'shape', [{ name: 'to', type: AttributeType.INT, i: DataType.INT64 }]),
+      node('Reshape', ['x', 'shape'], 'y'),
+    ]);
+    expect(boundModelWork(computed, LIMITS)).toEqual({
+      bounded: false,
+      reason: "Reshape's shape is computed from values",
+    });
+  });
+
+  it('has no bound for a subgraph, an unknown domain or nodes out of order', () => {
+    const branch = graphModel([
+      node('If', ['x'], 'y', [{ name: 'then_branch', type: AttributeType.GRAPH, g: { name: 'then' } }]),
+    ]);
+    expect(boundModelWork(branch, LIMITS)).toMatchObject({ bounded: false, reason: 'If is not modelled' });
+    const custom = graphModel([{ ...node('Gelu', ['x'], 'y'), domain: 'com.microsoft' }]);
+    expect(boundModelWork(custom, LIMITS)).toMatchObject({
+      bounded: false,
+      reason: 'com.microsoft:Gelu is not modelled',
+    });
+    const backwards = graphModel([node('Relu', ['h'], 'y'), node('Relu', ['x'], 'h')]);
+    expect(boundModelWork(backwards, LIMITS)).toEqual({
+      bounded: false,
+      reason: 'Relu reads "h" before any node makes it',
+    });
+  });
+
+  it('has no bound for a tree ensemble whose branches loop', () => {
+    const model = onnx.ModelProto.decode(makeTreeEnsembleRegressor({ trees: 2, depth: 3 }));
+    const trees = model.graph!.node![0]!;
+    const trueIds = trees.attribute!.find((a) => a.name === 'nodes_truenodeids')!;
+    // Node 1 (a branch of tree 0) leads back to the root.
+    trueIds.ints![1] = 0;
+    const looped = onnx.ModelProto.encode(model).finish();
+    expect(boundModelWork(looped, LIMITS)).toEqual({
+      bounded: false,
+      reason: 'TreeEnsembleRegressor has a cycle',
+    });
+  });
+
+  it('bounds a free dimension by the limits, and a fed input by what feeds it', () => {
+    const wide = bounded(boundModelWork(graphModel([node('Relu', ['x'], 'y')], { width: 'M' }), LIMITS));
+    expect(wide.inputs.get('x')).toEqual({ dims: [64, 16384], elements: 16384 });
+    const fed = bounded(
+      boundModelWork(graphModel([node('Relu', ['x'], 'y')], { width: 'M' }), {
+        ...LIMITS,
+        given: new Map([['x', { dims: [64, 3], elements: 192 }]]),
+      }),
+    );
+    expect(fed.inputs.get('x')).toEqual({ dims: [64, 64], elements: 192 });
+    expect(fed.work).toBe(192 + NODE_WORK);
+  });
+});
