@@ -145,14 +145,21 @@ describe('resolveServerConfig: how slowly answers may be read', () => {
 });
 
 describe('resolveServerConfig: inline runs', () => {
-  it('are off by default (a crafted model could hold the HTTP thread); QUOLL_INLINE_RUNS=on or --inline-runs (which wins) turn them on', () => {
-    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').inlineRuns).toBe(false);
-    expect(resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'on' }, '/').inlineRuns).toBe(true);
+  it('are on by default (a model is taken only with a bound of its work); QUOLL_INLINE_RUNS=off, --inline-runs off or --no-inline-runs (which win) turn them off', () => {
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').inlineRuns).toBe(true);
+    expect(resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'off' }, '/').inlineRuns).toBe(false);
+    expect(
+      resolveServerConfig({ home: '/tmp/h', inlineRuns: 'off' }, { QUOLL_INLINE_RUNS: 'on' }, '/').inlineRuns,
+    ).toBe(false);
+    expect(resolveServerConfig({ home: '/tmp/h', inlineRuns: false }, {}, '/').inlineRuns).toBe(false);
     expect(
       resolveServerConfig({ home: '/tmp/h', inlineRuns: true }, { QUOLL_INLINE_RUNS: 'off' }, '/').inlineRuns,
     ).toBe(true);
     expect(() => resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'sometimes' }, '/')).toThrow(
       /QUOLL_INLINE_RUNS/,
+    );
+    expect(() => resolveServerConfig({ home: '/tmp/h', inlineRuns: 'maybe' }, {}, '/')).toThrow(
+      /--inline-runs/,
     );
   });
 });

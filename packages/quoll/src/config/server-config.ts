@@ -133,10 +133,10 @@ export interface ServerConfig {
    */
   readonly syncHandoff: boolean;
   /**
-   * Whether small runs of small models with bounded run times run on the HTTP thread, without a
-   * hand-off to a model worker (`--inline-runs`, `QUOLL_INLINE_RUNS=on`; off by default: only
-   * for models whose authors are trusted, see the engine's `inlineRuns`).
-   * @default false
+   * Whether small runs of small models whose work per run has a static bound run on the HTTP
+   * thread, without a hand-off to a model worker (`--inline-runs off`, `--no-inline-runs` or
+   * `QUOLL_INLINE_RUNS=off` run every model in the workers; see the engine's `inlineRuns`).
+   * @default true
    */
   readonly inlineRuns: boolean;
   /**
@@ -282,8 +282,8 @@ export interface ServerConfigInput {
   inferenceLogs?: boolean | undefined;
   /** `false` from `--no-sync-handoff`. */
   syncHandoff?: boolean | undefined;
-  /** `true` from `--inline-runs`. */
-  inlineRuns?: boolean | undefined;
+  /** From `--inline-runs [on|off]` (`true` without a value) or `--no-inline-runs` (`false`). */
+  inlineRuns?: boolean | string | undefined;
   /** `false` from `--no-metrics`. */
   metrics?: boolean | undefined;
   /** `true` from `--metrics-public`. */
@@ -609,7 +609,12 @@ export function resolveServerConfig(
     poolWorkers,
     modelMemoryBytes,
     syncHandoff: input.syncHandoff ?? parseSwitch('QUOLL_SYNC_HANDOFF', env.QUOLL_SYNC_HANDOFF) ?? true,
-    inlineRuns: input.inlineRuns ?? parseSwitch('QUOLL_INLINE_RUNS', env.QUOLL_INLINE_RUNS) ?? false,
+    inlineRuns:
+      (typeof input.inlineRuns === 'string'
+        ? parseSwitch('--inline-runs', input.inlineRuns)
+        : input.inlineRuns) ??
+      parseSwitch('QUOLL_INLINE_RUNS', env.QUOLL_INLINE_RUNS) ??
+      true,
     inlineWhenContended:
       parseSwitch('QUOLL_INLINE_CONTENDED', env.QUOLL_INLINE_CONTENDED) ?? availableParallelism() === 1,
     logLevel: input.logLevel ?? env.QUOLL_LOG_LEVEL ?? 'info',

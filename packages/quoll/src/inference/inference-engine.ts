@@ -42,18 +42,17 @@ export interface InferenceEngineOptions {
    */
   syncHandoff?: boolean;
   /**
-   * Inline runs: a pipeline whose models are small (≤ 1 MiB of ONNX together) and made only of
-   * operators whose run time the input's size bounds (tree ensembles, linear models, element-wise
-   * arithmetic; no loops, branches or value-dependent shapes) also gets sessions on the calling
-   * thread, and its runs of at most 8 rows run there when nothing is queued, with no hand-off
-   * to a worker, while requests do not overlap (after 3 runs over 10 ms within 256, never again
-   * for that deployment). Each model is held once on the calling thread, within the memory
-   * budget of one pool worker (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB).
+   * Inline runs: a pipeline whose models are small (≤ 1 MiB of ONNX together) and whose work per
+   * run has a static bound within 2^20 element operations (`InlineRunner`: computed once from the
+   * graph at deploy, for every feed of at most 64 rows and 16 Ki values within the declared
+   * shapes, whatever the values; no loops, branches or value-dependent shapes) also gets sessions
+   * on the calling thread, and its runs of at most 8 rows run there when nothing is queued, with
+   * no hand-off to a worker, while requests do not overlap (after 3 runs over 10 ms within 256,
+   * never again for that deployment). Each model is held once on the calling thread, within the
+   * memory budget of one pool worker (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB).
    *
-   * Off unless `true` (server: `--inline-runs`, `QUOLL_INLINE_RUNS=on`): only for models whose
-   * authors are trusted. The operator check bounds a run's time by the input's size only up to
-   * broadcasting and shapes computed from values, so a crafted small model can still take long
-   * enough, on the HTTP thread, to stall every request until the slow-run cut-off trips.
+   * Off unless `true` for an engine made directly (tests and benches measure the workers); the
+   * server turns it on by default (`--inline-runs off`, `QUOLL_INLINE_RUNS=off` turn it off).
    * @default false
    */
   inlineRuns?: boolean;

@@ -77,9 +77,10 @@ export function serverCommand(): Command {
       'send every run to the model workers by message, never through the synchronous shared-memory hand-off for small runs of fast models (env QUOLL_SYNC_HANDOFF=off)',
     )
     .option(
-      '--inline-runs',
-      'run small runs of small bounded models (tree ensembles, linear models) on the HTTP thread, with no hand-off to a model worker; only for trusted model authors: a crafted model can stall the HTTP thread (env QUOLL_INLINE_RUNS=on)',
+      '--inline-runs [on|off]',
+      "run small runs (<= 8 rows) of small models whose work per run is provably small (a static bound from the model's graph: tree ensembles, linear models, element-wise arithmetic on declared shapes) on the HTTP thread, with no hand-off to a model worker (default on; env QUOLL_INLINE_RUNS)",
     )
+    .option('--no-inline-runs', 'run every model in the model workers (the same as --inline-runs off)')
     .option(
       '--no-inference-logs',
       'do not write inference logs (existing logs stay readable; env QUOLL_INFERENCE_LOGS=off)',
@@ -107,7 +108,7 @@ export function serverCommand(): Command {
         taskWorkspaceConcurrency?: number;
         inferenceLogs?: boolean;
         syncHandoff?: boolean;
-        inlineRuns?: boolean;
+        inlineRuns?: boolean | string;
         sandbox?: string;
         allowUnsandboxedRuns?: boolean;
         taskNetwork?: string;
@@ -133,7 +134,8 @@ export function serverCommand(): Command {
           // Commander defaults a --no-* flag to true; only an explicit flag overrides the environment.
           inferenceLogs: opts.inferenceLogs === false ? false : undefined,
           syncHandoff: opts.syncHandoff === false ? false : undefined,
-          inlineRuns: opts.inlineRuns === true ? true : undefined,
+          // Commander defaults the option to true once --no-inline-runs is declared: only a flag given overrides the environment.
+          inlineRuns: command.getOptionValueSource('inlineRuns') === 'cli' ? opts.inlineRuns : undefined,
           sandbox: opts.sandbox,
           allowUnsandboxedRuns: opts.allowUnsandboxedRuns === true ? true : undefined,
           taskNetwork: opts.taskNetwork,
