@@ -48,6 +48,17 @@ function graphModel(
   ).finish();
 }
 
+/** A varint's bytes. */
+function varint(value: number): Buffer {
+  const out: number[] = [];
+  while (value >= 0x80) {
+    out.push((value % 0x80) | 0x80);
+    value = Math.floor(value / 0x80);
+  }
+  out.push(value);
+  return Buffer.from(out);
+}
+
 function node(
   opType: string,
   input: string[],
@@ -141,6 +152,94 @@ describe('boundModelWork', () => {
       bounded: false,
       reason: 'TreeEnsembleRegressor has a cycle',
     });
+  });
+
+  it('has no bound for a string tensor of the model, whose length its element count does not bound', () => {
+    // Review F1: one 400 000-character string gathered at the rows' indices and compared.
+    const model = onnx.ModelProto.encode(
+      onnx.ModelProto.create({
+        irVersion: 8,
+        opsetImport: [{ domain: '', version: 19 }],
+        graph: {
+          name: 'strings',
+          node: [
+            node('Gather', ['S', 'X'], 'Y'),
+            node('Equal', ['Y', 'Y'], 'Z'),
+            node('Cast', ['Z'], 'W', [{ name: 'to', type: AttributeType.INT, i: DataType.FLOAT }]),
+          ],
+          initializer: [
+            { name: 'S', dataType: DataType.STRING, dims: [1], stringData: [Buffer.alloc(400_000, 'a')] },
+          ],
+          input: [
+            {
+              name: 'X',
+              type: { tensorType: { elemType: DataType.INT64, shape: { dim: [{ dimParam: 'N' }] } } },
+            },
+          ],
+          output: [
+            {
+              name: 'W',
+              type: { tensorType: { elemType: DataType.FLOAT, shape: { dim: [{ dimParam: 'N' }] } } },
+            },
+          ],
+        },
+      }),
+    ).finish();
+    expect(boundModelWork(model, LIMITS)).toMatchObject({ bounded: false });
+  });
+
+  it('has no bound for a model whose graph field repeats (onnxruntime merges the graphs; a reader keeping one would miss the other)', () => {
+    // Review F2: a hidden graph that multiplies its input by itself, then a visible Identity.
+    const hidden = graphModel([
+      node('Flatten', ['x'], 'f', [{ name: 'axis', type: AttributeType.INT, i: 0 }]),
+      node('Transpose', ['f'], 't', [{ name: 'perm', type: AttributeType.INTS, ints: [1, 0] }]),
+      node('MatMul', ['t', 'f'], 'o'),
+      node('MatMul', ['o', 'o'], 'y'),
+    ]);
+    const visible = graphModel([node('Identity', ['x'], 'y')]);
+    expect(bounded(boundModelWork(visible, LIMITS)).work).toBeLessThan(2 ** 20);
+    const both = Buffer.concat([hidden, visible]);
+    expect(boundModelWork(both, LIMITS)).toMatchObject({ bounded: false });
+    // Nor a Constant whose value tensor repeats (merged: the dims of both).
+    const constant = graphModel([
+      node('Constant', [], 'c', [
+        {
+          name: 'value',
+          type: AttributeType.TENSOR,
+          t: { dataType: DataType.FLOAT, dims: [1], floatData: [0] },
+        },
+      ]),
+      node('Add', ['x', 'c'], 'y'),
+    ]);
+    const repeated = onnx.ModelProto.decode(constant);
+    const constantNode = onnx.NodeProto.encode(repeated.graph!.node![0]!).finish();
+    const tensorField = onnx.AttributeProto.encode({
+      t: { dataType: DataType.FLOAT, dims: [100_000], floatData: [] },
+    }).finish();
+    // The node with its value attribute's tensor given twice: append a second t to the attribute.
+    const attribute = onnx.AttributeProto.encode(repeated.graph!.node![0]!.attribute![0]!).finish();
+    const doubled = Buffer.concat([attribute, tensorField]);
+    repeated.graph!.node![0]!.attribute = [];
+    const rest = onnx.NodeProto.encode(repeated.graph!.node![0]!).finish();
+    const nodeBytes = Buffer.concat([rest, Buffer.from([5 * 8 + 2]), varint(doubled.length), doubled]);
+    expect(constantNode.length).toBeGreaterThan(0);
+    repeated.graph!.node!.shift();
+    const graphRest = onnx.GraphProto.encode(repeated.graph!).finish();
+    repeated.graph = null;
+    const modelRest = onnx.ModelProto.encode(repeated).finish();
+    const graphBytes = Buffer.concat([
+      Buffer.from([1 * 8 + 2]),
+      varint(nodeBytes.length),
+      nodeBytes,
+      graphRest,
+    ]);
+    const withRepeatedValue = Buffer.concat([
+      modelRest,
+      Buffer.from([7 * 8 + 2]),
+      varint(graphBytes.length),
+      graphBytes,
+    ]);
+    expect(boundModelWork(withRepeatedValue, LIMITS)).toMatchObject({ bounded: false });
   });
 
   it('bounds a free dimension by the limits, and a fed input by what feeds it', () => {

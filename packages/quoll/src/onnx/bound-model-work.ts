@@ -59,6 +59,11 @@ const STRING_ELEMENT_WORK = 64;
 /** A tensor's bound inside the analysis, with its values when it is a small known integer tensor. */
 interface Bound extends TensorBound {
   readonly ints?: readonly number[] | undefined;
+  /**
+   * It may hold strings, each at most {@link STRING_ELEMENT_WORK} characters (numbers cast to
+   * strings, class labels): a node reading it is charged that much per element.
+   */
+  readonly strings?: boolean | undefined;
 }
 
 interface NodeBound {
@@ -129,11 +134,13 @@ function walk(model: Uint8Array, limits: WorkLimits): ModelWork {
       name === '' ? null : (tensors.get(name) ?? refuse(`${op} reads "${name}" before any node makes it`)),
     );
     const bound = rule(read, node);
-    work += NODE_WORK + bound.work;
+    const readsStrings = read.some((x) => x?.strings === true);
+    work += NODE_WORK + (readsStrings ? STRING_ELEMENT_WORK : 1) * bound.work;
     node.outputs.forEach((name, i) => {
       if (name === '') return;
       const output = bound.outputs[i] ?? refuse(`${op} has an output (#${i}) that is not modelled`);
-      tensors.set(name, output);
+      // What is made of strings may be strings (a Cast says for itself).
+      tensors.set(name, readsStrings && op !== 'Cast' ? { ...output, strings: true } : output);
     });
   }
   const outputs = new Map<string, TensorBound>();
@@ -177,6 +184,8 @@ function longToNumber(value: unknown): number {
 
 function tensorBound(tensor: GraphTensor, what: string): Bound {
   if (tensor.external) refuse(`${what} lives outside the model file`);
+  // A string's length is not bounded by the element count (a megabyte in one element).
+  if (tensor.dataType === STRING) refuse(`${what} holds strings`);
   return bound(tensor.dims, Infinity, tensor.ints ?? undefined);
 }
 
@@ -266,8 +275,9 @@ const cast: Rule = (inputs, node) => {
   const x = input(inputs, 0, node);
   const to = intAttribute(node, 'to', 0);
   const keepsIntegers = to === 6 || to === 7;
+  const out = bound(x.dims, x.elements, keepsIntegers ? x.ints : undefined);
   return {
-    outputs: [bound(x.dims, x.elements, keepsIntegers ? x.ints : undefined)],
+    outputs: [to === STRING ? { ...out, strings: true } : out],
     work: (to === STRING ? STRING_ELEMENT_WORK : 1) * x.elements,
   };
 };
@@ -444,16 +454,16 @@ const constant: Rule = (_inputs, node) => {
   const value = node.attributes.get('value');
   let out: Bound;
   if (value?.tensor) out = tensorBound(value.tensor, 'a Constant');
-  else if (node.attributes.has('value_float') || node.attributes.has('value_string')) out = bound([], 1);
+  else if (node.attributes.has('value_string') || node.attributes.has('value_strings'))
+    return refuse('a Constant of strings');
+  else if (node.attributes.has('value_float')) out = bound([], 1);
   else if (node.attributes.has('value_int')) out = bound([], 1, [node.attributes.get('value_int')!.int ?? 0]);
   else if (node.attributes.has('value_floats'))
     out = bound([node.attributes.get('value_floats')!.floats], Infinity);
   else if (node.attributes.has('value_ints')) {
     const ints = node.attributes.get('value_ints')!.ints;
     out = bound([ints.length], Infinity, ints);
-  } else if (node.attributes.has('value_strings'))
-    out = bound([node.attributes.get('value_strings')!.strings.length], Infinity);
-  else return refuse('a Constant of a kind not modelled');
+  } else return refuse('a Constant of a kind not modelled');
   return { outputs: [out], work: out.elements };
 };
 
@@ -552,12 +562,23 @@ function treeRowWork(node: GraphNode, weights: 'target' | 'class'): number {
   return work;
 }
 
-/** The longest string class label (copied into each row's label output), in characters. */
+/**
+ * The longest string class label (copied into each row's label output), in characters; a
+ * label longer than {@link STRING_ELEMENT_WORK} is not modelled (see `Bound.strings`).
+ */
 function longestLabel(node: GraphNode): number {
-  return (attribute(node, 'classlabels_strings')?.strings ?? []).reduce(
-    (most, label) => Math.max(most, label.length),
+  const longest = (attribute(node, 'classlabels_strings')?.strings ?? []).reduce(
+    (most, label) => Math.max(most, Buffer.byteLength(label)),
     0,
   );
+  if (longest > STRING_ELEMENT_WORK) refuse(`${node.opType} has a class label of ${longest} bytes`);
+  return longest;
+}
+
+/** The label output of a classifier: strings when its labels are. */
+function labels(rows: number, node: GraphNode): Bound {
+  const out = bound([rows], Infinity);
+  return attribute(node, 'classlabels_strings') ? { ...out, strings: true } : out;
 }
 
 const treeRegressor: Rule = (inputs, node) => {
@@ -581,7 +602,7 @@ const treeClassifier: Rule = (inputs, node) => {
   if (classes === 0) refuse('TreeEnsembleClassifier without class labels');
   const columns = Math.max(classes, 2);
   return {
-    outputs: [bound([rows], Infinity), bound([rows, columns], Infinity)],
+    outputs: [labels(rows, node), bound([rows, columns], Infinity)],
     work: rows * (treeRowWork(node, 'class') + 2 * columns + longestLabel(node)) + x.elements,
   };
 };
@@ -607,7 +628,7 @@ const linearClassifier: Rule = (inputs, node) => {
     attribute(node, 'intercepts')?.floats ?? 0,
   );
   return {
-    outputs: [bound([rows], Infinity), bound([rows, columns], Infinity)],
+    outputs: [labels(rows, node), bound([rows, columns], Infinity)],
     work: rows * (features * columns + 2 * columns + longestLabel(node)) + x.elements,
   };
 };

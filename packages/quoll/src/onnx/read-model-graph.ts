@@ -88,6 +88,7 @@ export function readModelGraph(bytes: Uint8Array): ModelGraph {
     hasFunctions: false,
   };
   const model = new WireReader(bytes, 0, bytes.byteLength);
+  let sawGraph = false;
   while (!model.done) {
     const { field, wire } = model.tag();
     if (field === 25) graph.hasFunctions = true;
@@ -95,7 +96,10 @@ export function readModelGraph(bytes: Uint8Array): ModelGraph {
       model.skip(wire);
       continue;
     }
-    // The last graph field wins, as ModelProto.decode takes it.
+    // A singular message field that occurs twice is merged by onnxruntime's parser (C++
+    // protobuf: both graphs' nodes run) but replaced by protobufjs: refuse rather than guess.
+    if (sawGraph) throw new OnnxWireError('the model has more than one graph field');
+    sawGraph = true;
     const span = model.delimited(field, wire);
     Object.assign(graph, readGraph(bytes, span.start, span.end), { hasFunctions: graph.hasFunctions });
   }
@@ -141,6 +145,7 @@ function readGraph(bytes: Uint8Array, from: number, to: number): Omit<ModelGraph
       }
       case 11: {
         const { start, end } = reader.delimited(field, wire);
+        checkSingular(bytes, start, end, VALUE_INFO);
         try {
           graph.inputs.push(onnx.ValueInfoProto.decode(bytes.subarray(start, end)));
         } catch (error) {
@@ -219,6 +224,8 @@ function readAttribute(bytes: Uint8Array, from: number, to: number): [string, Gr
         break;
       case 5: {
         const { start, end } = reader.delimited(field, wire);
+        // Repeated, onnxruntime would merge the two tensors: not read.
+        if (attribute.tensor !== null) attribute.opaque = true;
         attribute.tensor = readTensor(bytes, start, end);
         break;
       }
@@ -287,6 +294,12 @@ function readTensor(bytes: Uint8Array, from: number, to: number): GraphTensor {
       case 14:
         tensor.external = reader.int64Fast() === 1;
         break;
+      case 3:
+      case 13:
+        // segment, external_data: a tensor whose data is not (all) here is not modelled.
+        tensor.external = true;
+        reader.skip(wire);
+        break;
       default:
         reader.skip(wire);
     }
@@ -307,4 +320,45 @@ function readTensor(bytes: Uint8Array, from: number, to: number): GraphTensor {
   }
   tensor.ints = values.length === count && values.every(Number.isFinite) ? values : null;
   return tensor;
+}
+
+/**
+ * Which fields of a message are singular messages (each with the fields of its own that are),
+ * for {@link checkSingular}: `ValueInfoProto.type` → `TypeProto` (its value kinds, a oneof) →
+ * `TypeProto.Tensor.shape` → `TensorShapeProto.dim` → `Dimension` (a oneof of two scalars).
+ */
+interface Singular {
+  /** Field numbers of which at most one may occur, once (a oneof, or one singular field). */
+  readonly once: readonly (readonly number[])[];
+  /** Sub-messages to check, by field number. */
+  readonly inside: ReadonlyMap<number, Singular>;
+}
+
+const DIMENSION: Singular = { once: [[1, 2]], inside: new Map() };
+const SHAPE: Singular = { once: [], inside: new Map([[1, DIMENSION]]) };
+const TENSOR_TYPE: Singular = { once: [[2]], inside: new Map([[2, SHAPE]]) };
+const TYPE: Singular = { once: [[1, 4, 5, 8, 9]], inside: new Map([[1, TENSOR_TYPE]]) };
+const VALUE_INFO: Singular = { once: [[2]], inside: new Map([[2, TYPE]]) };
+
+/**
+ * Throws when a singular message field (or a oneof) of the message in `[from, to)` occurs more
+ * than once: C++ protobuf (onnxruntime) merges such repeats where protobufjs keeps the last, so
+ * the two would read different shapes.
+ */
+function checkSingular(bytes: Uint8Array, from: number, to: number, shape: Singular): void {
+  const seen = new Map<number, number>();
+  const reader = new WireReader(bytes, from, to);
+  while (!reader.done) {
+    const { field, wire } = reader.tag();
+    const group = shape.once.findIndex((fields) => fields.includes(field));
+    if (group >= 0) {
+      if (seen.has(group)) throw new OnnxWireError(`field ${field} of a graph input's type occurs twice`);
+      seen.set(group, field);
+    }
+    const inner = shape.inside.get(field);
+    if (inner && wire === WIRE.delimited) {
+      const span = reader.delimited(field, wire);
+      checkSingular(bytes, span.start, span.end, inner);
+    } else reader.skip(wire);
+  }
 }

@@ -101,6 +101,20 @@ describe('readModelInterface', () => {
     expect(grown).toBeLessThan(50 * 2 ** 20);
   });
 
+  it('refuses a model whose graph field repeats (onnxruntime would merge the two), as invalid_model', () => {
+    const twice = Buffer.concat([
+      makeScaleModel(),
+      makeScaleModel({ inputName: 'other', outputName: 'out' }),
+    ]);
+    let error: unknown;
+    try {
+      inspectOnnxModel(twice);
+    } catch (caught) {
+      error = caught;
+    }
+    expect((error as ApiError).code).toBe('invalid_model');
+  });
+
   it('refuses such an initializer cut short, as invalid_model', () => {
     const bytes = withInt64Initializer(makeScaleModel(), 100_000);
     let error: unknown;

@@ -15,7 +15,7 @@ export interface ModelInterface {
   irVersion: number;
   producerName: string;
   opsetImport: Onnx.OperatorSetIdProto[];
-  /** The graph (the last, should the field repeat, as `ModelProto.decode` takes it), or null. */
+  /** The graph, or null (a model whose graph field repeats is refused: onnxruntime would merge them). */
   graph: {
     /** Names of the dense initializers and of the sparse ones' values, in file order. */
     initializerNames: string[];
@@ -48,6 +48,9 @@ export function readModelInterface(bytes: Uint8Array): ModelInterface {
         model.producerName = reader.string(field, wire);
         break;
       case 7: {
+        // Twice, onnxruntime (C++ protobuf) would merge the graphs where protobufjs keeps the
+        // last: the inputs read here would not be the ones that run.
+        if (model.graph !== null) throw new OnnxWireError('the model has more than one graph field');
         const { start, end } = reader.delimited(field, wire);
         model.graph = readGraph(bytes, start, end);
         break;
