@@ -9,7 +9,7 @@ import {
   makeTreeEnsembleRegressor,
 } from '../../../../test/support/synthetic-models.js';
 import { hasSharedFixtures, SHARED_FIXTURES } from '../../../../test/support/shared-fixtures.js';
-import { boundModelWork, NODE_WORK } from './bound-model-work.js';
+import { boundModelWork, NODE_WORK, PORT_WORK } from './bound-model-work.js';
 import type { ModelWork } from './bound-model-work.js';
 
 const { onnx } = onnxProto;
@@ -71,8 +71,8 @@ function node(
 describe('boundModelWork', () => {
   it('bounds an element-wise model by the declared width and the limits, exactly', () => {
     const work = bounded(boundModelWork(makeScaleModel({ width: 18 }), LIMITS));
-    // x [64, 18] (1152 values) times a scalar: 1152 written, 1152 + 1 read, one node.
-    expect(work.work).toBe(1152 + 1153 + NODE_WORK);
+    // x [64, 18] (1152 values) times a scalar: 1152 written, 1152 + 1 read, one node of 3 ports.
+    expect(work.work).toBe(1152 + 1153 + NODE_WORK + 3 * PORT_WORK);
     expect(work.inputs.get('tensor')).toEqual({ dims: [64, 18], elements: 1152 });
     expect(work.outputs.get('scaled')).toEqual({ dims: [64, 18], elements: 1152 });
     // Two inputs, two outputs, a reduction over a known axis.
@@ -83,11 +83,11 @@ describe('boundModelWork', () => {
   it('bounds a tree ensemble by its rows times the depth of its trees, not their size', () => {
     // 10 full trees of depth 4: 5 nodes on every path, one weight per leaf, one target.
     const work = bounded(boundModelWork(makeTreeEnsembleRegressor({ trees: 10, depth: 4 }), LIMITS));
-    expect(work.work).toBe(64 * (10 * (5 + 1) + 1) + 64 * 18 + NODE_WORK);
+    expect(work.work).toBe(64 * (10 * (5 + 1) + 1) + 64 * 18 + NODE_WORK + 2 * PORT_WORK);
     expect(work.outputs.get('variable')).toEqual({ dims: [64, 1], elements: 64 });
     // Twice as deep: the bound follows the depth (4 times the nodes would give far more).
     const deeper = bounded(boundModelWork(makeTreeEnsembleRegressor({ trees: 10, depth: 8 }), LIMITS));
-    expect(deeper.work).toBe(64 * (10 * (9 + 1) + 1) + 64 * 18 + NODE_WORK);
+    expect(deeper.work).toBe(64 * (10 * (9 + 1) + 1) + 64 * 18 + NODE_WORK + 2 * PORT_WORK);
   });
 
   it.runIf(hasSharedFixtures)("bounds the tutorial's random forest", () => {
@@ -242,6 +242,49 @@ describe('boundModelWork', () => {
     expect(boundModelWork(withRepeatedValue, LIMITS)).toMatchObject({ bounded: false });
   });
 
+  it('has no bound for a tree ensemble whose tree ids interleave (onnxruntime starts a root at every change)', () => {
+    // Review F3: nodes of trees 0 and 1 listed alternately make every node a root.
+    const model = onnx.ModelProto.decode(makeTreeEnsembleRegressor({ trees: 2, depth: 2 }));
+    const trees = model.graph!.node![0]!;
+    const order = [0, 7, 1, 8, 2, 9, 3, 10, 4, 11, 5, 12, 6, 13];
+    for (const attribute of trees.attribute!)
+      if (attribute.name!.startsWith('nodes_')) {
+        if (attribute.ints?.length) attribute.ints = order.map((i) => attribute.ints![i] as number);
+        if (attribute.floats?.length) attribute.floats = order.map((i) => attribute.floats![i]!);
+        if (attribute.strings?.length) attribute.strings = order.map((i) => attribute.strings![i]!);
+      }
+    expect(boundModelWork(onnx.ModelProto.encode(model).finish(), LIMITS)).toEqual({
+      bounded: false,
+      reason: 'TreeEnsembleRegressor lists the nodes of a tree apart (tree 0)',
+    });
+  });
+
+  it('charges a variadic Sum once per input over the whole output, and every node per input it reads', () => {
+    // Review F4: Sum(C, X, C, C, ...) rewrites the broadcast output once per input.
+    const sumOf = (inputs: string[]): number =>
+      bounded(
+        boundModelWork(
+          graphModel([node('Sum', inputs, 'y')], {
+            width: 16,
+            initializers: [
+              { name: 'c', dataType: DataType.FLOAT, dims: [1, 16], floatData: Array(16).fill(0) },
+            ],
+          }),
+          LIMITS,
+        ),
+      ).work;
+    // x [64, 16] (1024 values) and c [1, 16]: three more inputs, three more passes over 1024.
+    expect(sumOf(['c', 'x', 'c', 'c', 'c']) - sumOf(['c', 'x'])).toBeGreaterThanOrEqual(3 * 1024);
+    // Review F6: a node of many inputs (one name, 3 bytes each) is refused.
+    const wide = graphModel([
+      node('Concat', Array<string>(300).fill('x'), 'y', [{ name: 'axis', type: AttributeType.INT, i: 1 }]),
+    ]);
+    expect(boundModelWork(wide, LIMITS)).toEqual({
+      bounded: false,
+      reason: 'Concat has 300 inputs (more than 256)',
+    });
+  });
+
   it('bounds a free dimension by the limits, and a fed input by what feeds it', () => {
     const wide = bounded(boundModelWork(graphModel([node('Relu', ['x'], 'y')], { width: 'M' }), LIMITS));
     expect(wide.inputs.get('x')).toEqual({ dims: [64, 16384], elements: 16384 });
@@ -252,6 +295,6 @@ describe('boundModelWork', () => {
       }),
     );
     expect(fed.inputs.get('x')).toEqual({ dims: [64, 64], elements: 192 });
-    expect(fed.work).toBe(192 + NODE_WORK);
+    expect(fed.work).toBe(192 + NODE_WORK + 2 * PORT_WORK);
   });
 });

@@ -53,6 +53,15 @@ const NODE_LIMIT = 2 ** 16;
 /** `TensorProto.DataType` of strings. */
 const STRING = 8;
 
+/**
+ * What each input and output of a node costs on top of {@link NODE_WORK}: onnxruntime fetches and
+ * checks each value (about 100 ns), whatever its size.
+ */
+export const PORT_WORK = 128;
+
+/** Nodes with more inputs (or outputs) than this are not modelled: no real model has them, and a name costs 3 bytes. */
+const MAX_NODE_INPUTS = 256;
+
 /** Work per element of a cast to or from strings (formatting or parsing a number), against 1 for arithmetic. */
 const STRING_ELEMENT_WORK = 64;
 
@@ -130,12 +139,19 @@ function walk(model: Uint8Array, limits: WorkLimits): ModelWork {
     const rule = RULES.get(op) ?? refuse(`${op} is not modelled`);
     for (const [name, held] of node.attributes)
       if (held.opaque) refuse(`${op} has a subgraph or an attribute that is not read ("${name}")`);
+    if (node.inputs.length > MAX_NODE_INPUTS || node.outputs.length > MAX_NODE_INPUTS)
+      refuse(
+        `${op} has ${Math.max(node.inputs.length, node.outputs.length)} inputs (more than ${MAX_NODE_INPUTS})`,
+      );
     const read = node.inputs.map((name) =>
       name === '' ? null : (tensors.get(name) ?? refuse(`${op} reads "${name}" before any node makes it`)),
     );
     const bound = rule(read, node);
     const readsStrings = read.some((x) => x?.strings === true);
-    work += NODE_WORK + (readsStrings ? STRING_ELEMENT_WORK : 1) * bound.work;
+    work +=
+      NODE_WORK +
+      PORT_WORK * (node.inputs.length + node.outputs.length) +
+      (readsStrings ? STRING_ELEMENT_WORK : 1) * bound.work;
     node.outputs.forEach((name, i) => {
       if (name === '') return;
       const output = bound.outputs[i] ?? refuse(`${op} has an output (#${i}) that is not modelled`);
@@ -263,6 +279,16 @@ function unary(factor = 1, keepValues = false): Rule {
  * inputs' (where no dimension is 0 each output dimension is one input's or their common size;
  * where one is 0 the output is empty), and at most the product of the broadcast dim bounds.
  */
+/**
+ * Sum, Max, Min: onnxruntime broadcasts pairwise, reading and writing the whole output once per
+ * input after the first.
+ */
+const variadic: Rule = (inputs, node) => {
+  const { outputs, work } = broadcast(inputs, node);
+  const present = inputs.filter((x) => x !== null).length;
+  return { outputs, work: work + Math.max(0, present - 1) * outputs[0]!.elements };
+};
+
 const broadcast: Rule = (inputs, node) => {
   const present = inputs.filter((x): x is Bound => x !== null);
   if (present.length === 0) refuse(`${node.opType} has no input`);
@@ -499,6 +525,15 @@ function treeRowWork(node: GraphNode, weights: 'target' | 'class'): number {
       refuse(`${node.opType} has a tree or node id past what is modelled`);
     return tree * NODE_LIMIT + id;
   };
+  // onnxruntime starts a tree (a root each row walks from) wherever the tree id changes from one
+  // node to the next: a tree whose nodes are listed apart would have many roots.
+  const started = new Set<number>();
+  for (let i = 0; i < count; i++) {
+    if (i > 0 && treeIds[i] === treeIds[i - 1]) continue;
+    if (started.has(treeIds[i]!))
+      refuse(`${node.opType} lists the nodes of a tree apart (tree ${treeIds[i]})`);
+    started.add(treeIds[i]!);
+  }
   const index = new Map<number, number>();
   for (let i = 0; i < count; i++) {
     const at = key(treeIds[i]!, nodeIds[i]!);
@@ -670,9 +705,6 @@ const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
     'Sub',
     'Mul',
     'Div',
-    'Sum',
-    'Max',
-    'Min',
     'Where',
     'Equal',
     'Less',
@@ -682,6 +714,7 @@ const RULES: ReadonlyMap<string, Rule> = new Map<string, Rule>([
     'And',
     'Or',
   ].map((op): [string, Rule] => [op, broadcast]),
+  ...['Sum', 'Max', 'Min'].map((op): [string, Rule] => [op, variadic]),
   ['MatMul', matMul],
   ['Gemm', gemm],
   ['Flatten', flatten],
