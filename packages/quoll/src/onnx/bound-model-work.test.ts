@@ -71,8 +71,9 @@ function node(
 describe('boundModelWork', () => {
   it('bounds an element-wise model by the declared width and the limits, exactly', () => {
     const work = bounded(boundModelWork(makeScaleModel({ width: 18 }), LIMITS));
-    // x [64, 18] (1152 values) times a scalar: 1152 written, 1152 + 1 read, one node of 3 ports.
-    expect(work.work).toBe(1152 + 1153 + NODE_WORK + 3 * PORT_WORK);
+    // x [64, 18] (1152 values) times a scalar: 1152 written, 1152 + 1 read, one node of 3 ports;
+    // then the graph's output copied out.
+    expect(work.work).toBe(1152 + 1153 + NODE_WORK + 3 * PORT_WORK + (PORT_WORK + 1152));
     expect(work.inputs.get('tensor')).toEqual({ dims: [64, 18], elements: 1152 });
     expect(work.outputs.get('scaled')).toEqual({ dims: [64, 18], elements: 1152 });
     // Two inputs, two outputs, a reduction over a known axis.
@@ -83,11 +84,13 @@ describe('boundModelWork', () => {
   it('bounds a tree ensemble by its rows times the depth of its trees, not their size', () => {
     // 10 full trees of depth 4: 5 nodes on every path, one weight per leaf, one target.
     const work = bounded(boundModelWork(makeTreeEnsembleRegressor({ trees: 10, depth: 4 }), LIMITS));
-    expect(work.work).toBe(64 * (10 * (5 + 1) + 1) + 64 * 18 + NODE_WORK + 2 * PORT_WORK);
+    expect(work.work).toBe(64 * (10 * (5 + 1) + 1) + 64 * 18 + NODE_WORK + 2 * PORT_WORK + (PORT_WORK + 64));
     expect(work.outputs.get('variable')).toEqual({ dims: [64, 1], elements: 64 });
     // Twice as deep: the bound follows the depth (4 times the nodes would give far more).
     const deeper = bounded(boundModelWork(makeTreeEnsembleRegressor({ trees: 10, depth: 8 }), LIMITS));
-    expect(deeper.work).toBe(64 * (10 * (9 + 1) + 1) + 64 * 18 + NODE_WORK + 2 * PORT_WORK);
+    expect(deeper.work).toBe(
+      64 * (10 * (9 + 1) + 1) + 64 * 18 + NODE_WORK + 2 * PORT_WORK + (PORT_WORK + 64),
+    );
   });
 
   it.runIf(hasSharedFixtures)("bounds the tutorial's random forest", () => {
@@ -285,6 +288,49 @@ describe('boundModelWork', () => {
     });
   });
 
+  it('keeps the values of a Concat only along one axis and for few of them, and refuses repeated graph outputs', () => {
+    const shapeInit = (name: string) => ({
+      name,
+      dataType: DataType.INT64,
+      dims: [2, 1],
+      int64Data: [1, 1024],
+    });
+    // Review F9: on axis 1, onnxruntime interleaves [[1],[1024]] and [[1],[1024]]: not [1, 1024, 1, 1024].
+    const interleaved = graphModel(
+      [
+        node('Concat', ['a', 'b'], 'pair', [{ name: 'axis', type: AttributeType.INT, i: 1 }]),
+        node('Reshape', ['x', 'pair'], 'y'),
+      ],
+      { initializers: [shapeInit('a'), shapeInit('b')] },
+    );
+    expect(boundModelWork(interleaved, LIMITS)).toEqual({
+      bounded: false,
+      reason: "Reshape's shape is computed from values",
+    });
+    // Review F7: values doubled by 40 Concats are not carried (a trillion of them would abort the process).
+    const doubling = [
+      node('Concat', ['one', 'one'], 'c0', [{ name: 'axis', type: AttributeType.INT, i: 0 }]),
+    ];
+    for (let i = 1; i < 40; i++)
+      doubling.push(
+        node('Concat', [`c${i - 1}`, `c${i - 1}`], `c${i}`, [
+          { name: 'axis', type: AttributeType.INT, i: 0 },
+        ]),
+      );
+    doubling.push(node('Reshape', ['x', 'c39'], 'y'));
+    const many = graphModel(doubling, {
+      initializers: [{ name: 'one', dataType: DataType.INT64, dims: [1], int64Data: [1] }],
+    });
+    expect(boundModelWork(many, LIMITS)).toMatchObject({ bounded: false });
+    // Review F8: one output listed many times costs onnxruntime a copy each.
+    const twice = onnx.ModelProto.decode(graphModel([node('Relu', ['x'], 'y')]));
+    twice.graph!.output!.push(twice.graph!.output![0]!);
+    expect(boundModelWork(onnx.ModelProto.encode(twice).finish(), LIMITS)).toEqual({
+      bounded: false,
+      reason: 'output "y" is listed twice',
+    });
+  });
+
   it('bounds a free dimension by the limits, and a fed input by what feeds it', () => {
     const wide = bounded(boundModelWork(graphModel([node('Relu', ['x'], 'y')], { width: 'M' }), LIMITS));
     expect(wide.inputs.get('x')).toEqual({ dims: [64, 16384], elements: 16384 });
@@ -295,6 +341,6 @@ describe('boundModelWork', () => {
       }),
     );
     expect(fed.inputs.get('x')).toEqual({ dims: [64, 64], elements: 192 });
-    expect(fed.work).toBe(192 + NODE_WORK + 2 * PORT_WORK);
+    expect(fed.work).toBe(192 + NODE_WORK + 2 * PORT_WORK + (PORT_WORK + 192));
   });
 });

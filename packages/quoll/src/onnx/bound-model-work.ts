@@ -1,5 +1,5 @@
 import type { onnx as Onnx } from 'onnx-proto';
-import { readModelGraph } from './read-model-graph.js';
+import { readModelGraph, SMALL_TENSOR_VALUES } from './read-model-graph.js';
 import type { GraphAttribute, GraphNode, GraphTensor } from './read-model-graph.js';
 
 /** Upper bounds of a tensor's shape that hold whatever values a run is fed. */
@@ -160,8 +160,14 @@ function walk(model: Uint8Array, limits: WorkLimits): ModelWork {
     });
   }
   const outputs = new Map<string, TensorBound>();
-  for (const name of graph.outputs)
-    outputs.set(name, tensors.get(name) ?? refuse(`output "${name}" is made by no node`));
+  if (graph.outputs.length > MAX_NODE_INPUTS) refuse(`the graph has ${graph.outputs.length} outputs`);
+  for (const name of graph.outputs) {
+    // Each output listed is copied out on its own: a name listed many times is many copies.
+    if (outputs.has(name)) refuse(`output "${name}" is listed twice`);
+    const output = tensors.get(name) ?? refuse(`output "${name}" is made by no node`);
+    outputs.set(name, output);
+    work += PORT_WORK + output.elements;
+  }
   if (!Number.isFinite(work)) refuse('the work has no finite bound');
   return { bounded: true, work, inputs, outputs };
 }
@@ -409,7 +415,11 @@ const concat: Rule = (inputs, node) => {
       ? present.reduce((sum, x) => sum + x.dims[j]!, 0)
       : Math.max(...present.map((x) => x.dims[j]!)),
   );
-  const ints = present.every((x) => x.ints !== undefined) ? present.flatMap((x) => x.ints!) : undefined;
+  // Values only of rank-1 pieces (on any other axis onnxruntime interleaves them), and only a
+  // few: values doubled node after node would otherwise fill the heap at deploy.
+  const known = present.every((x) => x.ints !== undefined && x.dims.length === 1);
+  const count = known ? present.reduce((sum, x) => sum + x.ints!.length, 0) : Infinity;
+  const ints = count <= SMALL_TENSOR_VALUES ? present.flatMap((x) => x.ints!) : undefined;
   const out = bound(
     dims,
     present.reduce((sum, x) => sum + x.elements, 0),
