@@ -145,13 +145,16 @@ describe('resolveServerConfig: how slowly answers may be read', () => {
 });
 
 describe('resolveServerConfig: inline runs', () => {
-  it('are on by default (a model is taken only with a bound of its work); QUOLL_INLINE_RUNS=off, --inline-runs off or --no-inline-runs (which win) turn them off', () => {
-    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').inlineRuns).toBe(true);
-    expect(resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'off' }, '/').inlineRuns).toBe(false);
+  it('are off by default (for trusted model authors: the work bound is a guard, not a proof); QUOLL_INLINE_RUNS=on or --inline-runs [on] turn them on, --inline-runs off or --no-inline-runs (which win) off', () => {
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').inlineRuns).toBe(false);
+    expect(resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'on' }, '/').inlineRuns).toBe(true);
     expect(
       resolveServerConfig({ home: '/tmp/h', inlineRuns: 'off' }, { QUOLL_INLINE_RUNS: 'on' }, '/').inlineRuns,
     ).toBe(false);
-    expect(resolveServerConfig({ home: '/tmp/h', inlineRuns: false }, {}, '/').inlineRuns).toBe(false);
+    expect(
+      resolveServerConfig({ home: '/tmp/h', inlineRuns: false }, { QUOLL_INLINE_RUNS: 'on' }, '/').inlineRuns,
+    ).toBe(false);
+    expect(resolveServerConfig({ home: '/tmp/h', inlineRuns: 'on' }, {}, '/').inlineRuns).toBe(true);
     expect(
       resolveServerConfig({ home: '/tmp/h', inlineRuns: true }, { QUOLL_INLINE_RUNS: 'off' }, '/').inlineRuns,
     ).toBe(true);

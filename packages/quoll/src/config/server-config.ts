@@ -134,9 +134,10 @@ export interface ServerConfig {
   readonly syncHandoff: boolean;
   /**
    * Whether small runs of small models whose work per run has a static bound run on the HTTP
-   * thread, without a hand-off to a model worker (`--inline-runs off`, `--no-inline-runs` or
-   * `QUOLL_INLINE_RUNS=off` run every model in the workers; see the engine's `inlineRuns`).
-   * @default true
+   * thread, without a hand-off to a model worker (`--inline-runs`, `QUOLL_INLINE_RUNS=on`; see
+   * the engine's `inlineRuns`). Off by default: for trusted model authors, the bound is a guard
+   * (reviewed crafted models it missed were fixed), not a proof.
+   * @default false
    */
   readonly inlineRuns: boolean;
   /**
@@ -614,7 +615,7 @@ export function resolveServerConfig(
         ? parseSwitch('--inline-runs', input.inlineRuns)
         : input.inlineRuns) ??
       parseSwitch('QUOLL_INLINE_RUNS', env.QUOLL_INLINE_RUNS) ??
-      true,
+      false,
     inlineWhenContended:
       parseSwitch('QUOLL_INLINE_CONTENDED', env.QUOLL_INLINE_CONTENDED) ?? availableParallelism() === 1,
     logLevel: input.logLevel ?? env.QUOLL_LOG_LEVEL ?? 'info',

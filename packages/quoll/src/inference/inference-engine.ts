@@ -51,8 +51,9 @@ export interface InferenceEngineOptions {
    * never again for that deployment). Each model is held once on the calling thread, within the
    * memory budget of one pool worker (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB).
    *
-   * Off unless `true` for an engine made directly (tests and benches measure the workers); the
-   * server turns it on by default (`--inline-runs off`, `QUOLL_INLINE_RUNS=off` turn it off).
+   * Off unless `true` (server: `--inline-runs`, `QUOLL_INLINE_RUNS=on`): for trusted model
+   * authors. The bound is a guard that reviewed crafted models no longer get past, not a proof;
+   * the slow-run cut-off stays behind it.
    * @default false
    */
   inlineRuns?: boolean;
