@@ -1,6 +1,7 @@
 import type { onnx as Onnx } from 'onnx-proto';
 import { readModelGraph, SMALL_TENSOR_VALUES } from './read-model-graph.js';
 import type { GraphAttribute, GraphNode, GraphTensor } from './read-model-graph.js';
+import { longToNumber } from './long-to-number.js';
 
 /** Upper bounds of a tensor's shape that hold whatever values a run is fed. */
 export interface TensorBound {
@@ -189,19 +190,6 @@ function inputBound(input: Onnx.ValueInfoProto, limits: WorkLimits): Bound {
     return j === 0 ? limits.rows : limits.elements;
   });
   return bound(dims, given ? given.elements : limits.elements);
-}
-
-/** protobufjs gives int64 fields as numbers or Long objects. */
-function longToNumber(value: unknown): number {
-  if (typeof value === 'number') return value;
-  if (
-    value !== null &&
-    typeof value === 'object' &&
-    'toNumber' in value &&
-    typeof value.toNumber === 'function'
-  )
-    return Number((value as { toNumber(): number }).toNumber());
-  return 0;
 }
 
 function tensorBound(tensor: GraphTensor, what: string): Bound {

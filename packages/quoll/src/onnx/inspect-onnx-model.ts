@@ -3,6 +3,7 @@ import type { TensorElementType, TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import { OnnxWireError, readModelInterface } from './read-model-interface.js';
 import type { ModelInterface } from './read-model-interface.js';
+import { longToNumber } from './long-to-number.js';
 
 /** What Quoll reads from an ONNX file: its tensor interface and provenance. */
 export interface OnnxModelInfo {
@@ -74,7 +75,7 @@ export function inspectOnnxModel(bytes: Uint8Array): OnnxModelInfo {
     outputs,
     opsetImports: model.opsetImport.map((opset) => ({
       domain: opset.domain ?? '',
-      version: toNumber(opset.version),
+      version: longToNumber(opset.version),
     })),
     producer: model.producerName ?? '',
   };
@@ -99,24 +100,10 @@ function tensorInfo(value: Onnx.IValueInfoProto, role: 'input' | 'output'): Tens
   // A missing shape means unknown rank; an empty dim list is reported as such.
   const shape = (tensorType.shape?.dim ?? []).map((dim): number | string | null => {
     if (dim.dimParam) return dim.dimParam;
-    if (dim.dimValue !== null && dim.dimValue !== undefined) return toNumber(dim.dimValue);
+    if (dim.dimValue !== null && dim.dimValue !== undefined) return longToNumber(dim.dimValue);
     return null;
   });
   return { name, type, shape };
-}
-
-/** protobufjs gives int64 fields as numbers or Long objects. */
-function toNumber(value: unknown): number {
-  if (typeof value === 'number') return value;
-  if (
-    value !== null &&
-    typeof value === 'object' &&
-    'toNumber' in value &&
-    typeof value.toNumber === 'function'
-  ) {
-    return Number((value as { toNumber(): number }).toNumber());
-  }
-  return 0;
 }
 
 function invalid(what: string): ApiError {
