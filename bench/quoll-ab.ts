@@ -9,18 +9,16 @@
 // (oip: the Open Inference Protocol's JSON tensors, on /v2/models/benchpipe/infer; FORMAT_B, e.g.
 // FORMAT=oip FORMAT_B=json with one build, compares the two endpoints)
 //   npx tsx bench/quoll-ab.ts [connections=1] [seconds=3] [runs=3]
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Client } from '@quoll/client';
 import {
   cpuSeconds,
   deployModel,
   loadAverage,
   median,
-  spawnPinned,
+  startQuoll,
   stopAll,
-  waitFor,
   wrk,
   writeBenchModel,
   writeLua,
@@ -62,30 +60,17 @@ const sides = [
 const servers = [];
 try {
   for (const side of sides) {
-    const home = join(work, side.label);
-    const proc = spawnPinned(
-      serverCores,
-      process.execPath,
-      [
-        ...side.nodeArgs,
-        side.cli,
-        'server',
-        '--home',
-        home,
-        '--port',
-        '0',
-        '--log-level',
-        'warn',
-        ...side.args,
-      ],
-      side.env,
-    );
-    servers.push(proc);
-    const url = (await waitFor(proc, /listening on (http:\S+)/))[1] ?? '';
-    const { token } = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
-    const pipeline = await deployModel(new Client({ url, token }), 'benchmodel', modelPath, 'benchpipe');
+    const server = await startQuoll(work, side.label, side.args, {
+      cores: serverCores,
+      nodeArgs: side.nodeArgs,
+      env: side.env,
+      cli: side.cli,
+    });
+    servers.push(server.proc);
+    const { url, token } = server;
+    const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
     Object.assign(side, {
-      proc,
+      proc: server.proc,
       url: side.format === 'oip' ? `${url}/v2/models/benchpipe/infer` : pipeline.url(),
       lua: writeLua(work, { format: side.format, batch, token, tag: side.label }),
     });
