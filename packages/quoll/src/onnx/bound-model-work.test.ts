@@ -11,6 +11,7 @@ import {
 import { hasSharedFixtures, SHARED_FIXTURES } from '../../../../test/support/shared-fixtures.js';
 import { boundModelWork, NODE_WORK, PORT_WORK } from './bound-model-work.js';
 import type { ModelWork } from './bound-model-work.js';
+import { varint } from '../../../../test/support/protobuf-wire.js';
 
 const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
@@ -46,17 +47,6 @@ function graphModel(
       },
     }),
   ).finish();
-}
-
-/** A varint's bytes. */
-function varint(value: number): Buffer {
-  const out: number[] = [];
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
-  }
-  out.push(value);
-  return Buffer.from(out);
 }
 
 function node(

@@ -16,24 +16,9 @@ import {
 } from '../../../../test/support/shared-fixtures.js';
 import { inspectOnnxModel } from './index.js';
 import { readModelInterface, readModelOperators } from './read-model-interface.js';
+import { delimited, varint } from '../../../../test/support/protobuf-wire.js';
 
 const { onnx } = onnxProto;
-
-/** A varint's bytes. */
-function varint(value: number): Buffer {
-  const out: number[] = [];
-  while (value >= 0x80) {
-    out.push((value % 0x80) | 0x80);
-    value = Math.floor(value / 0x80);
-  }
-  out.push(value);
-  return Buffer.from(out);
-}
-
-/** A length-delimited field `field` holding `bytes`. */
-function delimited(field: number, bytes: Uint8Array): Buffer {
-  return Buffer.concat([varint(field * 8 + 2), varint(bytes.byteLength), bytes]);
-}
 
 /**
  * `model` with one more initializer: an int64 tensor of `count` zeros, packed (`int64_data`,
