@@ -1,5 +1,4 @@
 export { inspectOnnxModel } from './inspect-onnx-model.js';
 export type { OnnxModelInfo } from './inspect-onnx-model.js';
-export { readModelOperators } from './read-model-interface.js';
 export { boundModelWork, NODE_WORK } from './bound-model-work.js';
 export type { ModelWork, TensorBound, WorkLimits } from './bound-model-work.js';

@@ -7,7 +7,6 @@ import {
   makeMultiIoModel,
   makeOpenInferenceExampleModel,
   makeScaleModel,
-  makeSlowOnDemandModel,
   makeTreeEnsembleRegressor,
 } from '../../../../test/support/synthetic-models.js';
 import {
@@ -15,7 +14,7 @@ import {
   SHARED_FIXTURES,
 } from '../../../../test/support/shared-fixtures.js';
 import { inspectOnnxModel } from './index.js';
-import { readModelInterface, readModelOperators } from './read-model-interface.js';
+import { readModelInterface } from './read-model-interface.js';
 import { delimited, varint } from '../../../../test/support/protobuf-wire.js';
 
 const { onnx } = onnxProto;
@@ -110,25 +109,5 @@ describe('readModelInterface', () => {
     }
     expect(error).toBeInstanceOf(ApiError);
     expect((error as ApiError).code).toBe('invalid_model');
-  });
-});
-
-describe('readModelOperators', () => {
-  it('lists each operator of the main graph once, with its domain', () => {
-    expect(readModelOperators(makeTreeEnsembleRegressor())).toEqual(['ai.onnx.ml:TreeEnsembleRegressor']);
-    expect(readModelOperators(makeScaleModel())).toEqual(['ai.onnx:Mul']);
-    expect(readModelOperators(makeSlowOnDemandModel()).sort()).toEqual(
-      [
-        'ai.onnx:Add',
-        'ai.onnx:Cast',
-        'ai.onnx:Concat',
-        'ai.onnx:ConstantOfShape',
-        'ai.onnx:MatMul',
-        'ai.onnx:Mul',
-        'ai.onnx:ReduceMax',
-        'ai.onnx:ReduceSum',
-        'ai.onnx:Reshape',
-      ].sort(),
-    );
   });
 });

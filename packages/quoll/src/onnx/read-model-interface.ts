@@ -67,40 +67,6 @@ export function readModelInterface(bytes: Uint8Array): ModelInterface {
   return model;
 }
 
-/**
- * The operators of a model's main graph, as `domain:op_type` (the default domain written as
- * `ai.onnx`), each once, read as {@link readModelInterface} reads: only the graph's nodes are
- * walked, and of each node only its op type and domain. Subgraphs (the attributes of `If`,
- * `Loop`, `Scan`) are not entered: their operators are not listed.
- * @throws OnnxWireError when the bytes are not well-formed protobuf of that shape
- */
-export function readModelOperators(bytes: Uint8Array): string[] {
-  const operators = new Set<string>();
-  const reader = new WireReader(bytes, 0, bytes.byteLength);
-  while (!reader.done) {
-    const { field, wire } = reader.tag();
-    if (field !== 7) {
-      reader.skip(wire);
-      continue;
-    }
-    const graph = reader.delimited(field, wire);
-    const nodes = new WireReader(bytes, graph.start, graph.end);
-    while (!nodes.done) {
-      const tag = nodes.tag();
-      if (tag.field !== 1) {
-        nodes.skip(tag.wire);
-        continue;
-      }
-      // NodeProto: op_type is field 4, domain field 7.
-      const node = nodes.delimited(tag.field, tag.wire);
-      const opType = readNameField(bytes, node.start, node.end, 4);
-      const domain = readNameField(bytes, node.start, node.end, 7);
-      operators.add(`${domain === '' ? 'ai.onnx' : domain}:${opType}`);
-    }
-  }
-  return [...operators];
-}
-
 function readGraph(bytes: Uint8Array, from: number, to: number): NonNullable<ModelInterface['graph']> {
   const graph: NonNullable<ModelInterface['graph']> = { initializerNames: [], input: [], output: [] };
   const reader = new WireReader(bytes, from, to);
