@@ -2,6 +2,7 @@ import type { onnx as Onnx } from 'onnx-proto';
 import { readModelGraph, SMALL_TENSOR_VALUES } from './read-model-graph.js';
 import type { GraphAttribute, GraphNode, GraphTensor } from './read-model-graph.js';
 import { longToNumber } from './long-to-number.js';
+import { longestTreePaths } from './longest-tree-paths.js';
 
 /** Upper bounds of a tensor's shape that hold whatever values a run is fed. */
 export interface TensorBound {
@@ -548,33 +549,8 @@ function treeRowWork(node: GraphNode, weights: 'target' | 'class'): number {
     onTrue[i] = leaf ? -1 : childOf(i, trueIds[i]!);
     onFalse[i] = leaf ? -1 : childOf(i, falseIds[i]!);
   }
-  // Longest path (in nodes) from each node, depth-first without recursion: 0 not seen yet, -1
-  // on the stack (met again: a cycle).
-  const depth = new Int32Array(count);
-  const stack: number[] = [];
-  for (let start = 0; start < count; start++) {
-    if (depth[start] !== 0) continue;
-    depth[start] = -1;
-    stack.push(start);
-    while (stack.length > 0) {
-      const at = stack[stack.length - 1]!;
-      const t = onTrue[at]!;
-      const f = onFalse[at]!;
-      if (t >= 0 && depth[t] === 0) {
-        depth[t] = -1;
-        stack.push(t);
-        continue;
-      }
-      if (f >= 0 && depth[f] === 0) {
-        depth[f] = -1;
-        stack.push(f);
-        continue;
-      }
-      if ((t >= 0 && depth[t] === -1) || (f >= 0 && depth[f] === -1)) refuse(`${node.opType} has a cycle`);
-      depth[at] = 1 + Math.max(t >= 0 ? depth[t]! : 0, f >= 0 ? depth[f]! : 0);
-      stack.pop();
-    }
-  }
+  // Longest path (in nodes) from each node.
+  const depth = longestTreePaths(onTrue, onFalse) ?? refuse(`${node.opType} has a cycle`);
   const deepest = new Map<number, number>();
   for (let i = 0; i < count; i++)
     deepest.set(treeIds[i]!, Math.max(deepest.get(treeIds[i]!) ?? 0, depth[i]!));
