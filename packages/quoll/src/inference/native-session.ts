@@ -1,5 +1,6 @@
 import type * as ort from 'onnxruntime-node';
 import { binding, initOrt } from 'onnxruntime-node/dist/binding.js';
+import { checkTreeDepths } from '../onnx/index.js';
 
 /**
  * An onnxruntime session driven through onnxruntime-node's native binding, which runs
@@ -41,7 +42,15 @@ export class NativeSession {
 /** Element types onnxruntime-node maps to tensors (its `dataTypeStrings`). */
 const SUPPORTED_TYPES = new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 21, 22]);
 
+/**
+ * A session of `model` (a file path or its bytes), the only way Quoll has onnxruntime load a
+ * model: the upload's validation, the pool workers' loads (of models stored before any check
+ * too) and the inline sessions all come here. What would crash the native loader rather than
+ * fail it is refused first, by `checkTreeDepths` (`ApiError('invalid_model')`), which reads a
+ * file given by path a node at a time.
+ */
 export function createSession(model: string | Uint8Array, threads: number): NativeSession {
+  checkTreeDepths(model);
   const options: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,

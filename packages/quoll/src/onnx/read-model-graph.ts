@@ -165,8 +165,8 @@ function readGraph(bytes: Uint8Array, from: number, to: number): Omit<ModelGraph
   return graph;
 }
 
-/** NodeProto: input 1, output 2, op_type 4, attribute 5, domain 7. */
-function readNode(bytes: Uint8Array, from: number, to: number): GraphNode {
+/** A node (NodeProto: input 1, output 2, op_type 4, attribute 5, domain 7) in `[from, to)` of `bytes`. */
+export function readNode(bytes: Uint8Array, from: number, to: number): GraphNode {
   const node: GraphNode = { opType: '', domain: '', inputs: [], outputs: [], attributes: new Map() };
   const reader = new WireReader(bytes, from, to);
   while (!reader.done) {
