@@ -43,7 +43,12 @@ export const ERROR_CODES = {
     kind: 'validation',
     summary: 'A name is empty, too long or has characters that are not allowed.',
   },
-  invalid_model: { status: 400, kind: 'validation', summary: 'The uploaded file is not a valid ONNX model.' },
+  invalid_model: {
+    status: 400,
+    kind: 'validation',
+    summary:
+      'The uploaded file is not a valid ONNX model, or holds what onnxruntime could not load without crashing: a tree ensemble with a tree deeper than 1024 levels (the message names its depth and the limit); a model stored before that check fails its deployment with the same message in the pipeline status.',
+  },
   invalid_model_config: {
     status: 400,
     kind: 'validation',

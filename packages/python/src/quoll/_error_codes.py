@@ -16,7 +16,7 @@ ERROR_CODES: Dict[str, Dict[str, object]] = {
     "sandbox_unavailable": {"status": 403, "kind": "auth", "summary": "Task runs are not sandboxed on this server, and workspace-scoped tokens may only start sandboxed runs."},
     "invalid_request": {"status": 400, "kind": "validation", "summary": "The request body, query or parameters do not match the API schema; a body field or query parameter the route does not declare is refused too, named with the accepted ones."},
     "invalid_name": {"status": 400, "kind": "validation", "summary": "A name is empty, too long or has characters that are not allowed."},
-    "invalid_model": {"status": 400, "kind": "validation", "summary": "The uploaded file is not a valid ONNX model."},
+    "invalid_model": {"status": 400, "kind": "validation", "summary": "The uploaded file is not a valid ONNX model, or holds what onnxruntime could not load without crashing: a tree ensemble with a tree deeper than 1024 levels (the message names its depth and the limit); a model stored before that check fails its deployment with the same message in the pipeline status."},
     "invalid_model_config": {"status": 400, "kind": "validation", "summary": "configure() was given tensor fields or a batch config that do not fit the model."},
     "invalid_deployment_config": {"status": 400, "kind": "validation", "summary": "A deployment config asks for what the server cannot honour (replicas > 1 on an embedded server, workers and cpus that disagree, memory below the models' size)."},
     "invalid_step": {"status": 400, "kind": "validation", "summary": "A pipeline step index is out of range or the pipeline has no steps to deploy."},
