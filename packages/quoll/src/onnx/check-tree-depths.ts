@@ -25,6 +25,18 @@ export const MAX_TREE_DEPTH = 1024;
 /** `op_type`s of `ai.onnx.ml` whose trees onnxruntime builds recursively. */
 const TREE_OPS = new Set(['TreeEnsembleRegressor', 'TreeEnsembleClassifier', 'TreeEnsemble']);
 
+/** The attributes of a tree ensemble that say where its branches lead (the rest are not decoded). */
+const TREE_ATTRIBUTES: ReadonlySet<string> = new Set([
+  'nodes_treeids',
+  'nodes_nodeids',
+  'nodes_truenodeids',
+  'nodes_falsenodeids',
+  'nodes_modes',
+  'nodes_trueleafs',
+  'nodes_falseleafs',
+  'tree_roots',
+]);
+
 /** The deepest tree of one ensemble node: its tree id (or index in `tree_roots`) and its levels. */
 interface DeepestTree {
   tree: number;
@@ -239,7 +251,7 @@ function scanNode(bytes: Uint8Array, from: number, to: number, pending: Pending[
 
 /** Refuses the tree ensemble node in `[from, to)` of `bytes` when a tree of it is too deep or loops. */
 function checkNode(bytes: Uint8Array, from: number, to: number): void {
-  const node = readNode(bytes, from, to);
+  const node = readNode(bytes, from, to, TREE_ATTRIBUTES);
   const name = nodeName(node, readNameField(bytes, from, to, 3));
   const deepest = node.opType === 'TreeEnsemble' ? deepestV5(node) : deepestV3(node);
   if (deepest === null)

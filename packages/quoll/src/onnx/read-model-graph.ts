@@ -165,8 +165,11 @@ function readGraph(bytes: Uint8Array, from: number, to: number): Omit<ModelGraph
   return graph;
 }
 
-/** A node (NodeProto: input 1, output 2, op_type 4, attribute 5, domain 7) in `[from, to)` of `bytes`. */
-export function readNode(bytes: Uint8Array, from: number, to: number): GraphNode {
+/**
+ * A node (NodeProto: input 1, output 2, op_type 4, attribute 5, domain 7) in `[from, to)` of
+ * `bytes`; with `only`, the attributes of other names are skipped, not decoded.
+ */
+export function readNode(bytes: Uint8Array, from: number, to: number, only?: ReadonlySet<string>): GraphNode {
   const node: GraphNode = { opType: '', domain: '', inputs: [], outputs: [], attributes: new Map() };
   const reader = new WireReader(bytes, from, to);
   while (!reader.done) {
@@ -186,6 +189,7 @@ export function readNode(bytes: Uint8Array, from: number, to: number): GraphNode
         break;
       case 5: {
         const { start, end } = reader.delimited(field, wire);
+        if (only && !only.has(attributeName(bytes, start, end))) break;
         const [name, attribute] = readAttribute(bytes, start, end);
         node.attributes.set(name, attribute);
         break;
@@ -195,6 +199,16 @@ export function readNode(bytes: Uint8Array, from: number, to: number): GraphNode
     }
   }
   return node;
+}
+
+/** The name of the attribute in `[from, to)`: its first field, as every ONNX writer puts it, else found. */
+function attributeName(bytes: Uint8Array, from: number, to: number): string {
+  const reader = new WireReader(bytes, from, to);
+  if (reader.done) return '';
+  const { field, wire } = reader.tag();
+  return field === 1 && wire === WIRE.delimited
+    ? reader.string(field, wire)
+    : readNameField(bytes, from, to, 1);
 }
 
 /** AttributeProto: name 1, f 2, i 3, s 4, t 5, g 6, floats 7, ints 8, strings 9, the rest opaque. */
