@@ -37,7 +37,7 @@ async function healthy(): Promise<number> {
 }
 
 describe('a tree too deep for onnxruntime to build', () => {
-  it('uploading a 6000-deep tree does not crash the server: invalid_model, nothing stored, the next upload works', async () => {
+  it('F2: uploading a 6000-deep tree does not crash the server: invalid_model, nothing stored, the next upload works', async () => {
     const client = server.client();
     const error = await refusal(client.uploadModel('deep', makeChainTree({ depth: 6000 })));
     expect(error.code).toBe('invalid_model');
