@@ -5,6 +5,7 @@ import onnxProto from 'onnx-proto';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ApiError } from '../errors/index.js';
 import { makeChainTree } from '../../../../test/support/deep-tree-models.js';
+import { delimited } from '../../../../test/support/protobuf-wire.js';
 import { makeTreeEnsembleRegressor } from '../../../../test/support/synthetic-models.js';
 import {
   hasSharedFixtures as hasFixtures,
@@ -95,6 +96,30 @@ describe('checkTreeDepths', () => {
     });
     model.opsetImport.push(onnx.OperatorSetIdProto.create({ domain: 'local', version: 1 }));
     expect(refusal(onnx.ModelProto.encode(model).finish()).message).toContain('is 1025 levels deep');
+  });
+
+  it('reads an attribute whose name is not its first field (any writer may order fields so)', () => {
+    const { onnx } = onnxProto;
+    const model = onnx.ModelProto.decode(makeChainTree({ depth: MAX_TREE_DEPTH + 1 }));
+    const tree = model.graph!.node![0]!;
+    const attributes = tree.attribute!.map((attribute) => {
+      const bytes = onnx.AttributeProto.encode(attribute).finish();
+      // Its first field is the name (key 0x0a, a one-byte length): moved to the end.
+      expect(bytes[0]).toBe(0x0a);
+      const name = bytes.subarray(0, 2 + bytes[1]!);
+      return Buffer.concat([bytes.subarray(name.byteLength), name]);
+    });
+    const node = Buffer.concat([
+      delimited(1, Buffer.from('x')),
+      delimited(2, Buffer.from('y0')),
+      delimited(4, Buffer.from(tree.opType!)),
+      delimited(7, Buffer.from(tree.domain!)),
+      ...attributes.map((attribute) => delimited(5, attribute)),
+    ]);
+    model.graph!.node = model.graph!.node!.slice(1);
+    // A second graph field holding the node (onnxruntime's parser merges the two).
+    const bytes = Buffer.concat([onnx.ModelProto.encode(model).finish(), delimited(7, delimited(1, node))]);
+    expect(refusal(bytes).message).toContain('is 1025 levels deep');
   });
 
   it('refuses a tree whose branches loop back (onnxruntime would recurse along the loop first)', () => {
