@@ -122,6 +122,24 @@ describe('checkTreeDepths', () => {
     expect(refusal(bytes).message).toContain('is 1025 levels deep');
   });
 
+  it('measures every node with ids when another list falls short (errs on the deep side)', () => {
+    const { onnx } = onnxProto;
+    for (const [op, list] of [
+      ['v3', 'nodes_truenodeids'],
+      ['v3', 'nodes_modes'],
+      ['v5', 'nodes_truenodeids'],
+    ] as const) {
+      const model = onnx.ModelProto.decode(makeChainTree({ depth: MAX_TREE_DEPTH + 1, op }));
+      const attribute = model.graph!.node![0]!.attribute!.find((a) => a.name === list)!;
+      // Half the list: the chain's lower half keeps its false children (nodes_modes: every node
+      // past the half reads as a branch, its leaves' ids 0 then lead back to the root).
+      if (list === 'nodes_modes') attribute.strings = attribute.strings!.slice(0, MAX_TREE_DEPTH);
+      else attribute.ints = (attribute.ints as number[]).slice(0, MAX_TREE_DEPTH / 2);
+      const error = refusal(onnx.ModelProto.encode(model).finish());
+      expect(error.message).toMatch(list === 'nodes_modes' ? /a cycle/ : /is 1025 levels deep/);
+    }
+  });
+
   it('refuses a tree whose branches loop back (onnxruntime would recurse along the loop first)', () => {
     const { onnx } = onnxProto;
     const model = onnx.ModelProto.decode(makeChainTree({ depth: 10 }));

@@ -281,9 +281,10 @@ function ints(node: GraphNode, name: string): readonly number[] {
 
 /**
  * TreeEnsembleRegressor/Classifier: nodes keyed by (tree id, node id), children by id within
- * the parent's tree, no children below a `LEAF`. Lists that do not line up are read as far as
- * they all go (onnxruntime refuses them before building anything); a child that does not exist
- * is none (onnxruntime refuses it when it gets there).
+ * the parent's tree, no children below a `LEAF`. Every node with ids is measured; where the
+ * other lists fall short (onnxruntime refuses lists that do not line up), the node is read as a
+ * branch without that child, erring on the deep side. A child that does not exist is none
+ * (onnxruntime refuses it when it gets there).
  */
 function deepestV3(node: GraphNode): DeepestTree | null {
   const treeIds = ints(node, 'nodes_treeids');
@@ -291,7 +292,7 @@ function deepestV3(node: GraphNode): DeepestTree | null {
   const trueIds = ints(node, 'nodes_truenodeids');
   const falseIds = ints(node, 'nodes_falsenodeids');
   const modes = node.attributes.get('nodes_modes')?.strings ?? [];
-  const count = Math.min(treeIds.length, nodeIds.length, trueIds.length, falseIds.length, modes.length);
+  const count = Math.min(treeIds.length, nodeIds.length);
   const index = new Map<number, Map<number, number>>();
   for (let i = 0; i < count; i++) {
     let tree = index.get(treeIds[i]!);
@@ -304,8 +305,10 @@ function deepestV3(node: GraphNode): DeepestTree | null {
   for (let i = 0; i < count; i++) {
     const leaf = modes[i] === 'LEAF';
     const tree = index.get(treeIds[i]!)!;
-    onTrue[i] = leaf ? -1 : (tree.get(trueIds[i]!) ?? -1);
-    onFalse[i] = leaf ? -1 : (tree.get(falseIds[i]!) ?? -1);
+    const t = trueIds[i];
+    const f = falseIds[i];
+    onTrue[i] = leaf || t === undefined ? -1 : (tree.get(t) ?? -1);
+    onFalse[i] = leaf || f === undefined ? -1 : (tree.get(f) ?? -1);
   }
   const paths = longestTreePaths(onTrue, onFalse);
   if (paths === null) return null;
@@ -323,14 +326,15 @@ function deepestV5(node: GraphNode): DeepestTree | null {
   const falseIds = ints(node, 'nodes_falsenodeids');
   const trueLeafs = ints(node, 'nodes_trueleafs');
   const falseLeafs = ints(node, 'nodes_falseleafs');
-  const count = Math.min(trueIds.length, falseIds.length);
-  const child = (id: number, leaf: number | undefined): number =>
-    leaf === 1 || !(id >= 0 && id < count) ? -1 : id;
+  // As long as the longer list: a child missing from the shorter one is none.
+  const count = Math.max(trueIds.length, falseIds.length);
+  const child = (id: number | undefined, leaf: number | undefined): number =>
+    leaf === 1 || id === undefined || !(id >= 0 && id < count) ? -1 : id;
   const onTrue = new Int32Array(count);
   const onFalse = new Int32Array(count);
   for (let i = 0; i < count; i++) {
-    onTrue[i] = child(trueIds[i]!, trueLeafs[i]);
-    onFalse[i] = child(falseIds[i]!, falseLeafs[i]);
+    onTrue[i] = child(trueIds[i], trueLeafs[i]);
+    onFalse[i] = child(falseIds[i], falseLeafs[i]);
   }
   const paths = longestTreePaths(onTrue, onFalse);
   if (paths === null) return null;
