@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
-import { request, type IncomingMessage } from 'node:http';
+import { IncomingMessage, request } from 'node:http';
+import { Socket } from 'node:net';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import type { AddressInfo } from 'node:net';
@@ -80,6 +81,45 @@ describe('BodyBudget', () => {
     expect(budget.inUse).toBe(600);
     second.destroy();
     await until(() => budget.inUse === 0);
+  });
+
+  it('a request marked as it arrives keeps one hidden class whether or not a body is reserved for it', () => {
+    // Requests of one class keep Node's request code (resOnFinish, clearIncoming, destroy, …)
+    // optimised for one shape; a property added only to inference requests made them a class
+    // of their own, and the first request of another kind (a scrape) de-optimised that code.
+    setFlagsFromString('--allow-natives-syntax');
+    // eslint-disable-next-line @typescript-eslint/no-implied-eval -- %-syntax parses only in code compiled after the flag
+    const haveSameMap = new Function('a', 'b', 'return %HaveSameMap(a, b)') as (
+      a: object,
+      b: object,
+    ) => boolean;
+    const budget = new BodyBudget(1000);
+    const reserve = (raw: IncomingMessage): void => {
+      const req = { headers: { 'content-length': '10' }, routeOptions: { bodyLimit: 1000 }, raw };
+      budget.hook(req as never, { raw: new EventEmitter() } as never, raw, () => undefined);
+    };
+    const arrive = (): IncomingMessage => {
+      const req = new IncomingMessage(new Socket());
+      budget.mark(req);
+      return req;
+    };
+
+    // Unmarked, the reservation's property gives the request a class of its own.
+    const unmarked = new IncomingMessage(new Socket());
+    reserve(unmarked);
+    expect(haveSameMap(unmarked, new IncomingMessage(new Socket()))).toBe(false);
+    budget.release(unmarked);
+
+    const inference = arrive();
+    const other = arrive();
+    reserve(inference);
+    expect(budget.inUse).toBe(10);
+    expect(haveSameMap(inference, other)).toBe(true);
+    // A marked request that reserved nothing gives back nothing.
+    budget.release(other);
+    expect(budget.inUse).toBe(10);
+    budget.release(inference);
+    expect(budget.inUse).toBe(0);
   });
 
   it('a request that holds nothing releases nothing', () => {

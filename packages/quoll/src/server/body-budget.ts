@@ -34,6 +34,12 @@ export function inferenceBodyCost(contentType: string): number {
   return format === 'json' ? INFERENCE_BODY_COST.json : INFERENCE_BODY_COST.arrow;
 }
 
+/**
+ * What a request's property holds while it holds nothing ({@link BodyBudget.mark}): a function
+ * of the same kind as the release the property holds later, so the property's type stays one.
+ */
+const NOTHING_HELD = (): void => undefined;
+
 /** A Node request as {@link BodyBudget} marks it: how to give back what it holds, under the budget's key. */
 type Releasable = IncomingMessage & Partial<Record<symbol, () => void>>;
 
@@ -60,6 +66,20 @@ export class BodyBudget {
     /** Cost multiplier per media type (JSON expands when parsed). */
     readonly costOf: BodyCost = () => 1,
   ) {}
+
+  /**
+   * Gives `req` the budget's property, holding nothing yet. The server calls it for every
+   * request it receives, before anything else reads the request, so that every Node request
+   * object of the server has one hidden class, whether or not it reaches an inference route.
+   * Added only when a body was reserved, the property gave inference requests a class of their
+   * own, and the first request of another kind (a `/metrics` scrape, a health check) then
+   * de-optimised the code of Node's that both run through (`resOnFinish`, `clearIncoming`,
+   * `destroy`, `endReadableNT`, … "wrong map" in `--trace-deopt`), which V8 had optimised for
+   * inference requests alone (bench/metrics-scrape-deopt-probe.ts).
+   */
+  mark(req: IncomingMessage): void {
+    (req as Releasable)[this.#key] = NOTHING_HELD;
+  }
 
   /** Bytes currently reserved. */
   get inUse(): number {

@@ -132,6 +132,8 @@ export async function createApp(
     // The server Fastify would build (HTTP/1.1, its timeouts), with the scrape in front.
     serverFactory: (handler, opts: FastifyServerOptions & { http?: object }): Server => {
       const server = createServer(opts.http ?? {}, (req, res) => {
+        // First: every request object gets the same hidden class (body-budget.ts, `mark`).
+        ctx.bodyBudget.mark(req);
         if (scrape(req, res)) return;
         bodyDeadline.watch(req, res);
         handler(req, res);
