@@ -72,10 +72,11 @@ export class BodyBudget {
    * request it receives, before anything else reads the request, so that every Node request
    * object of the server has one hidden class, whether or not it reaches an inference route.
    * Added only when a body was reserved, the property gave inference requests a class of their
-   * own, and the first request of another kind (a `/metrics` scrape, a health check) then
-   * de-optimised the code of Node's that both run through (`resOnFinish`, `clearIncoming`,
-   * `destroy`, `endReadableNT`, … "wrong map" in `--trace-deopt`), which V8 had optimised for
-   * inference requests alone (bench/metrics-scrape-deopt-probe.ts).
+   * own, and a request of another kind (a `/metrics` scrape, a health check) ran through Node's
+   * request code, which V8 had optimised for inference requests alone, in another: a first
+   * scrape de-optimised `resOnFinish` and `clearIncoming` ("wrong map";
+   * bench/metrics-scrape-deopt-probe.ts). The scrape also reads its request as an inference body
+   * is read (metrics-scrape.ts), which the same class needs too.
    */
   mark(req: IncomingMessage): void {
     (req as Releasable)[this.#key] = NOTHING_HELD;
