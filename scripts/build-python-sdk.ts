@@ -4,7 +4,8 @@
 //   quoll-<version>-py3-none-any.whl   the wheel (a zip with METADATA, WHEEL and RECORD; reproducible)
 //   lib/quoll/*.py                     the same files unpacked, linked into every orchestration venv
 //   sdk.json                           name, version, wheel file name, sha256, requires-python
-// Run by `npm run build` (npx tsx scripts/build-python-sdk.ts). A test checks that the committed
+// Run by `npm run build` (scripts/build.ts, when its inputs changed; alone: npx tsx
+// scripts/build-python-sdk.ts). A test checks that the committed
 // _error_codes.py equals what the catalogue generates.
 import { createHash } from 'node:crypto';
 import { mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
