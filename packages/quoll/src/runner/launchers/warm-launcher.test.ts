@@ -96,12 +96,14 @@ describe('WarmLauncher', () => {
     expect(b.proc.alreadyRunning).toBe(false);
     expect(b.proc.child.pid).not.toBe(pidA);
     expect(b.code).toBe(0);
-    // The refill for the newer kind evicts the older one (size 1).
+    // The refill for the newer kind evicts the older one (size 1). The evicted process's
+    // directory is removed once it has exited, after it left the idle list: wait for both.
+    const slots = (): string[] => readdirSync(dir).filter((n) => n.startsWith('warm-'));
     await waitFor(
-      'a process for the new environment waits',
-      () => l.idlePids.length === 1 && !l.idlePids.includes(pidA!),
+      'a process for the new environment waits, and the evicted one has left no directory',
+      () => l.idlePids.length === 1 && !l.idlePids.includes(pidA!) && slots().length === 1,
     );
-    expect(readdirSync(dir).filter((n) => n.startsWith('warm-'))).toHaveLength(1);
+    expect(slots()).toHaveLength(1);
   });
 
   it('does not give a run a process started with another program (a Python run of another environment)', async () => {
