@@ -3,11 +3,17 @@
 // (their dependencies come from the registry), and from there runs the CLI, a server, an SDK
 // round trip from an ES module and from CommonJS, TypeScript consumers (ESM and CommonJS,
 // `skipLibCheck: false`), an orchestration that imports the SDK, and the hint printed when a
-// native build was skipped. Run: npx tsx scripts/check-packed-install.ts [--keep]
+// native build was skipped.
+// Run: npx tsx scripts/check-packed-install.ts [--keep] [--pack-only DIR | --packs DIR]
+//
+// Packing runs both packages' prepack, which deletes and rebuilds their dist/: nothing else may
+// use the repository's build meanwhile. Everything after it only reads the tarballs, so CI packs
+// first (`--pack-only DIR`: pack into DIR and check the manifests) and then runs the rest from
+// those tarballs (`--packs DIR`) in the background, beside steps that leave a core idle.
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createZip } from '../test/support/zip-builder.js';
 import { makeScaleModel } from '../test/support/synthetic-models.js';
@@ -15,6 +21,19 @@ import { makeScaleModel } from '../test/support/synthetic-models.js';
 const REPO = fileURLToPath(new URL('..', import.meta.url));
 const TSC = join(REPO, 'node_modules', 'typescript', 'bin', 'tsc');
 const keep = process.argv.includes('--keep');
+
+/** The folder after `flag` on the command line, or null without the flag. */
+function dirOption(flag: string): string | null {
+  const at = process.argv.indexOf(flag);
+  if (at === -1) return null;
+  const value = process.argv[at + 1];
+  if (value === undefined || value.startsWith('--')) {
+    throw new Error(`${flag} needs a folder: npx tsx scripts/check-packed-install.ts ${flag} DIR`);
+  }
+  return resolve(value);
+}
+const packOnly = dirOption('--pack-only');
+const packsFrom = dirOption('--packs');
 const started = Date.now();
 
 function log(text: string): void {
@@ -260,48 +279,83 @@ async function startServer(
   };
 }
 
+/** What `npm pack --json` says of a package. */
+interface PackManifest {
+  name: string;
+  filename: string;
+  files: { path: string }[];
+}
+
+/** Where `--pack-only` leaves the manifests for `--packs`. */
+const MANIFESTS = 'manifests.json';
+
+/**
+ * Packs both packages into `packs` (running their prepack: dist/ is deleted and rebuilt) and
+ * checks what each ships; returns the tarballs' paths.
+ */
+async function packInto(packs: string): Promise<string[]> {
+  log(`packing into ${packs}`);
+  const packed = await run(
+    'npm',
+    ['pack', '--json', '--workspace', '@quoll/client', '--workspace', 'quoll', '--pack-destination', packs],
+    { cwd: REPO },
+  );
+  // Lifecycle scripts (the console's Vite build) print before npm's JSON, colour codes with '['
+  // included: the JSON starts at the line that is a lone '['.
+  const manifests = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[\s*$/m))) as PackManifest[];
+  for (const m of manifests) {
+    const paths = m.files.map((f) => f.path);
+    for (const required of ['README.md', 'LICENSE', 'package.json']) {
+      expectThat(paths.includes(required), `${m.name} ships no ${required}`);
+    }
+    expectThat(!paths.some((p) => p.endsWith('.test.ts')), `${m.name} ships test files`);
+    if (m.name === 'quoll') {
+      expectThat(paths.includes('python-sdk/sdk.json'), 'quoll ships the built Python client');
+    }
+    // Every source map points at a file that ships.
+    const maps = paths.filter((p) => p.endsWith('.js.map'));
+    expectThat(maps.length > 0, `${m.name} ships no source maps`);
+    for (const map of maps) {
+      const source = map.replace(/^dist\//, 'src/').replace(/\.js\.map$/, '.ts');
+      if (!paths.includes(source) && !map.startsWith('dist/cjs/')) {
+        expectThat(false, `${m.name}: ${map} points at ${source}, which is not in the package`);
+      }
+    }
+    log(`${m.filename}: ${m.files.length} files`);
+  }
+  await writeFile(join(packs, MANIFESTS), json(manifests));
+  return manifests.map((m) => join(packs, m.filename));
+}
+
+/** The tarballs a `--pack-only` run left in `packs`. */
+async function packedIn(packs: string): Promise<string[]> {
+  const text = await readFile(join(packs, MANIFESTS), 'utf8').catch(() => {
+    throw new Error(`${packs} holds no ${MANIFESTS}: pack first with --pack-only ${packs}`);
+  });
+  return (JSON.parse(text) as PackManifest[]).map((m) => join(packs, m.filename));
+}
+
 async function main(): Promise<void> {
+  if (packOnly !== null) {
+    await mkdir(packOnly, { recursive: true });
+    await packInto(packOnly);
+    log('packed');
+    return;
+  }
   const work = await mkdtemp(join(tmpdir(), 'quoll-packed-'));
-  const packs = join(work, 'packs');
   const dir = join(work, 'consumer');
-  await mkdir(packs);
   await mkdir(dir);
   let server: Awaited<ReturnType<typeof startServer>> | undefined;
   try {
-    log(`packing into ${packs}`);
-    const packed = await run(
-      'npm',
-      ['pack', '--json', '--workspace', '@quoll/client', '--workspace', 'quoll', '--pack-destination', packs],
-      { cwd: REPO },
-    );
-    // Lifecycle scripts (the console's Vite build) print before npm's JSON, colour codes with '['
-    // included: the JSON starts at the line that is a lone '['.
-    const manifests = JSON.parse(packed.stdout.slice(packed.stdout.search(/^\[\s*$/m))) as {
-      name: string;
-      filename: string;
-      files: { path: string }[];
-    }[];
-    for (const m of manifests) {
-      const paths = m.files.map((f) => f.path);
-      for (const required of ['README.md', 'LICENSE', 'package.json']) {
-        expectThat(paths.includes(required), `${m.name} ships no ${required}`);
-      }
-      expectThat(!paths.some((p) => p.endsWith('.test.ts')), `${m.name} ships test files`);
-      if (m.name === 'quoll') {
-        expectThat(paths.includes('python-sdk/sdk.json'), 'quoll ships the built Python client');
-      }
-      // Every source map points at a file that ships.
-      const maps = paths.filter((p) => p.endsWith('.js.map'));
-      expectThat(maps.length > 0, `${m.name} ships no source maps`);
-      for (const map of maps) {
-        const source = map.replace(/^dist\//, 'src/').replace(/\.js\.map$/, '.ts');
-        if (!paths.includes(source) && !map.startsWith('dist/cjs/')) {
-          expectThat(false, `${m.name}: ${map} points at ${source}, which is not in the package`);
-        }
-      }
-      log(`${m.filename}: ${m.files.length} files`);
+    let tarballs: string[];
+    if (packsFrom !== null) {
+      tarballs = await packedIn(packsFrom);
+      log(`the tarballs packed in ${packsFrom}`);
+    } else {
+      const packs = join(work, 'packs');
+      await mkdir(packs);
+      tarballs = await packInto(packs);
     }
-    const tarballs = manifests.map((m) => join(packs, m.filename));
 
     await writeConsumer(dir);
     log('npm install of the two tarballs (dependencies from the registry)');
