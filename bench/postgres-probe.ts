@@ -16,7 +16,8 @@
 // (walwriter, checkpointer, background writer: the WAL and heap writes a node's backend leaves
 // to them, which no server's figure counts), the kernel's worker threads' CPU (writeback of
 // dirty pages, for both servers' writes), and the whole machine's busy CPU (every process, so
-// other load counts in it too).
+// other load counts in it too), and the WAL the PostgreSQL server wrote per request in the
+// server's windows (the whole server's: any other database's writes meanwhile count too).
 // Run: node --import tsx bench/postgres-probe.ts
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -114,6 +115,13 @@ async function backendPids(names: string[] = dbNames): Promise<number[]> {
   );
   return r.rows.map((x) => x.pid);
 }
+/** The server's WAL position, in bytes (every database's writes: the one measured's, in its window). */
+async function walBytes(): Promise<number> {
+  const r = await admin.query<{ b: string }>(
+    "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS b",
+  );
+  return Number(r.rows[0]?.b ?? 0);
+}
 async function xacts(names: string[] = dbNames): Promise<number> {
   await admin.query('SELECT pg_stat_force_next_flush()').catch(() => undefined);
   const r = await admin.query<{ n: string }>(
@@ -190,6 +198,7 @@ try {
   const pgAuxPerReq: Record<string, number[]> = {};
   const kworkerPerReq: Record<string, number[]> = {};
   const machinePerReq: Record<string, number[]> = {};
+  const walPerReq: Record<string, number[]> = {};
   /** Per config and thread (by tid order): CPU ms and minor faults per request, per window. */
   const perThread: Record<string, Map<number, { cpu: number[]; flt: number[] }>> = {};
   for (let r = 0; r < ROUNDS; r++) {
@@ -215,6 +224,7 @@ try {
       const th0 = THREADS ? threadStats(s.child.pid!) : null;
       const sh0 = sharedCpu();
       const m0 = machineBusy();
+      const w0 = await walBytes();
       const t = performance.now();
       let n = 0;
       while (performance.now() - t < SECS * 1000) {
@@ -222,6 +232,7 @@ try {
         n++;
       }
       const el = (performance.now() - t) / 1000;
+      (walPerReq[s.name] ??= []).push(((await walBytes()) - w0) / 1024 / n);
       const c1 = cpuSeconds(s.child);
       const sh1 = sharedCpu();
       (pgAuxPerReq[s.name] ??= []).push(((sh1.pgAux - sh0.pgAux) * 1000) / n);
@@ -258,7 +269,7 @@ try {
     );
   for (const s of servers)
     console.log(
-      `${s.name.padEnd(12)} shared CPU ms/req: pg walwriter+checkpointer+bgwriter ${median(pgAuxPerReq[s.name]!).toFixed(3)} | kernel workers ${median(kworkerPerReq[s.name]!).toFixed(3)} | machine busy ${median(machinePerReq[s.name]!).toFixed(2)}${process.env.PROBE_WINDOWS === '1' ? ` | per window: pg aux ${pgAuxPerReq[s.name]!.map((x) => x.toFixed(2)).join(' ')}; machine ${machinePerReq[s.name]!.map((x) => x.toFixed(2)).join(' ')}` : ''}`,
+      `${s.name.padEnd(12)} shared CPU ms/req: pg walwriter+checkpointer+bgwriter ${median(pgAuxPerReq[s.name]!).toFixed(3)} | kernel workers ${median(kworkerPerReq[s.name]!).toFixed(3)} | machine busy ${median(machinePerReq[s.name]!).toFixed(2)} | WAL kB/req ${median(walPerReq[s.name]!).toFixed(1)}${process.env.PROBE_WINDOWS === '1' ? ` | per window: pg aux ${pgAuxPerReq[s.name]!.map((x) => x.toFixed(2)).join(' ')}; machine ${machinePerReq[s.name]!.map((x) => x.toFixed(2)).join(' ')}; WAL kB/req ${walPerReq[s.name]!.map((x) => x.toFixed(0)).join(' ')}` : ''}`,
     );
   for (const [name, byTid] of Object.entries(perThread)) {
     const rows = [...byTid]
