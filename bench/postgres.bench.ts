@@ -16,7 +16,9 @@
 //     is the measure's own noise); QUOLL_BENCH_PG_INFER_CAP=<bytes> adds a node on a database
 //     of its own whose per-pipeline log cap is that many bytes (a node at its retention cap);
 //     with QUOLL_BENCH_PG_INFER_CAP_BASE=<path of another build's dist/cli/main.js>, a second
-//     node at its cap runs that build, on a database of its own (an A/B of the node's code).
+//     node at its cap runs that build, on a database of its own (an A/B of the node's code);
+//     QUOLL_BENCH_PG_INFER_BASE=<path of another build's dist/cli/main.js> adds a node of that
+//     build at the default cap, on a database of its own (the same A/B, as the target is measured).
 // Needs PostgreSQL (QUOLL_TEST_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres);
 // creates and drops its own databases. Run: npm run bench -- postgres [-- --rows 1000000]
 // QUOLL_BENCH_PG_PARTS=infer (or ingest,pages, comma-separated) runs only those parts.
@@ -68,6 +70,7 @@ const INFER_ROUNDS = Number(process.env.QUOLL_BENCH_PG_INFER_ROUNDS ?? 12);
 const INFER_AA = process.env.QUOLL_BENCH_PG_INFER_AA === '1';
 const INFER_CAP = process.env.QUOLL_BENCH_PG_INFER_CAP;
 const INFER_CAP_BASE = process.env.QUOLL_BENCH_PG_INFER_CAP_BASE;
+const INFER_BASE = process.env.QUOLL_BENCH_PG_INFER_BASE;
 const T0 = 1_700_000_000_000;
 const WIDTH = 18;
 const ts = new TimestampMillisecond();
@@ -138,6 +141,7 @@ const rowsTable: (string | number)[][] = [];
 let schemas = 0;
 let capDb: Awaited<ReturnType<typeof createTestDatabase>> | null = null;
 let capBaseDb: Awaited<ReturnType<typeof createTestDatabase>> | null = null;
+let baseDb: Awaited<ReturnType<typeof createTestDatabase>> | null = null;
 try {
   // 1. Ingest: 1 M rows in 1000-row batches per run, S P S P …
   if (PARTS.has('ingest')) {
@@ -198,9 +202,13 @@ try {
     const model = makeTreeEnsembleRegressor({ seed: 1 });
     if (INFER_CAP !== undefined) capDb = await createTestDatabase();
     if (INFER_CAP !== undefined && INFER_CAP_BASE !== undefined) capBaseDb = await createTestDatabase();
+    if (INFER_BASE !== undefined) baseDb = await createTestDatabase();
     const configs: { name: string; args: string[]; env: NodeJS.ProcessEnv; cli?: string }[] = [
       { name: 'embedded', args: [], env: {} },
       { name: 'postgres node', args: ['--database', db.url], env: {} },
+      ...(baseDb !== null && INFER_BASE !== undefined
+        ? [{ name: 'postgres node, base build', args: ['--database', baseDb.url], env: {}, cli: INFER_BASE }]
+        : []),
       ...(INFER_AA ? [{ name: 'embedded B', args: [], env: {} }] : []),
       ...(capDb !== null && INFER_CAP !== undefined
         ? [
@@ -338,6 +346,7 @@ try {
   await db.drop();
   await capDb?.drop();
   await capBaseDb?.drop();
+  await baseDb?.drop();
 }
 
 printTable(['measure', 'embedded (SQLite)', 'PostgreSQL', 'PostgreSQL / embedded'], rowsTable);
