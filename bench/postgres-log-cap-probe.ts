@@ -11,8 +11,10 @@
 // No server, no HTTP: the rows are 1000 rows of 18 floats (about 88 kB stored), as the bench's.
 // CAP_PROBE_CAP (512 MiB), CAP_PROBE_HANDOFF (batches per hand-off, 12), CAP_PROBE_HANDOFFS
 // (hand-offs per variant per round, 40), CAP_PROBE_ROUNDS (10; the first two are not counted).
+// The base writer's database takes the migrations beside its build (its table layout).
 // Run: CAP_PROBE_BASE=… flock /tmp/quoll-bench.lock node --import tsx bench/postgres-log-cap-probe.ts
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { RecordBatch } from 'apache-arrow';
 import pg from 'pg';
 import { inferenceLogRows } from '../packages/quoll/src/store/conformance/inference-log-rows.js';
@@ -29,6 +31,13 @@ const WARM = 2;
 const PG_URL = process.env.QUOLL_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
 const variants: { name: string; mod: WriterModule }[] = [{ name: 'new', mod: current }];
+/** The base build's PostgreSQL migrations, beside its dist (`<package>/migrations/postgres/`), if there. */
+function baseMigrations(): string | undefined {
+  const base = process.env.CAP_PROBE_BASE;
+  if (!base) return undefined;
+  const dir = fileURLToPath(new URL('../../../migrations/postgres/', pathToFileURL(base)));
+  return existsSync(dir) ? dir : undefined;
+}
 if (process.env.CAP_PROBE_BASE) {
   variants.push({ name: 'base', mod: (await import(process.env.CAP_PROBE_BASE)) as WriterModule });
 }
@@ -133,7 +142,13 @@ try {
     await root.query(`CREATE DATABASE ${dbName}`);
     const url = new URL(PG_URL);
     url.pathname = `/${dbName}`;
-    const db = await PostgresDatabase.open({ url: url.toString(), poolSize: 2 });
+    // Each build on its own migrations (the base build's writer on the table layout it knows).
+    const migrations = v.name === 'base' ? baseMigrations() : undefined;
+    const db = await PostgresDatabase.open({
+      url: url.toString(),
+      poolSize: 2,
+      ...(migrations === undefined ? {} : { migrationsDirectory: migrations }),
+    });
     const caps = { maxBytesPerPipeline: CAP, maxBytesTotal: 1e15 };
     runs.push({
       name: v.name,
