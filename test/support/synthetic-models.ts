@@ -238,6 +238,27 @@ export function makeSlowOnDemandModel(): Uint8Array {
 }
 
 /**
+ * int64 [N, 1] indices → float32 [N, 1]: the entry of a table of four values (10, 20, 30, 40)
+ * at each index (`Gather`; -4 to -1 count from the end). Any other index fails the run in
+ * onnxruntime: the model a request can make fail, cheaply (its work is small and bounded).
+ */
+export function makeTableLookupModel(): Uint8Array {
+  return encodeModel({
+    nodes: [
+      onnx.NodeProto.create({
+        opType: 'Gather',
+        input: ['table', 'index'],
+        output: ['value'],
+        attribute: [int('axis', 0)],
+      }),
+    ],
+    initializers: [floatTensor('table', [10, 20, 30, 40], [4])],
+    inputs: [valueInfo('index', DataType.INT64, ['N', 1])],
+    outputs: [valueInfo('value', DataType.FLOAT, ['N', 1])],
+  });
+}
+
+/**
  * The model of the Open Inference Protocol's own request examples: `input0` uint32 [N, 2] and
  * `input1` bool [N] → `output0` float32 [N, 2] (input0 as floats) and `output1` bool [N]
  * (not input1).

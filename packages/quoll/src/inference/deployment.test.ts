@@ -33,6 +33,7 @@ describe('Deployment routing while requests overlap', () => {
     try {
       const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
       const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
+      await contended.inlineDecided;
       const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
       const rows = makeHouseRows(40, 5);
       const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, 1 + (i % 2)));
@@ -63,6 +64,7 @@ describe('Deployment routing while requests overlap', () => {
     try {
       const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
       const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
+      await contended.inlineDecided;
       const rows = makeHouseRows(40, 7);
       const count = INLINE_MAX_BATCH_ROWS + 16;
       const answers = await Promise.all(
@@ -84,6 +86,7 @@ describe('Deployment routing while requests overlap', () => {
     try {
       const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
       const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
+      await contended.inlineDecided;
       const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
       const rows = makeHouseRows(40, 9);
       const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, INLINE_MAX_ROWS + 1));
@@ -105,6 +108,7 @@ describe('Deployment routing while requests overlap', () => {
   it('without inlineWhenContended, sends the requests that overlap to the workers for the hold after', async () => {
     const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
     const inline = await engine(true, true).deploy('tree', [step('tree', bytes)]);
+    await inline.inlineDecided;
     const rows = makeHouseRows(40, 5);
     const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, 1));
     for (let wave = 0; wave < 2; wave++)

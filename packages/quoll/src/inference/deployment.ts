@@ -15,8 +15,13 @@ import {
   INLINE_CONTENDED_HOLD_MS,
   INLINE_MAX_BATCH_ELEMENTS,
   INLINE_MAX_BATCH_ROWS,
+  INLINE_MAX_SLOW_RUNS,
+  INLINE_SLOW_RUN_US,
   InlineRunner,
 } from './inline-runner.js';
+import type { InlineCandidate } from './inline-runner.js';
+import { formatUs } from './inline-prober.js';
+import type { InlineProber, InlineProbeTicket, InlineVerdict } from './inline-prober.js';
 import { concatTensorData, feedLayoutKey, mergeFeeds, rowWidth } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import type { PoolPlan, PooledModel, PoolWorker } from './pool-worker.js';
@@ -38,12 +43,30 @@ export interface DeploymentOptions {
   onBatch?: ((rows: number) => void) | undefined;
   /** Sessions on the calling thread for small runs of small, bounded models ({@link InlineRunner}); null: none. */
   inlineSessions: InlineSessions | null;
+  /** Runs the admission probe of a pipeline before it runs inline (with `inlineSessions`). */
+  inlineProber: InlineProber | null;
+  /** Told once per deployment whether its pipeline runs inline, and why (not called when inline runs are off). */
+  onInlineDecided?: ((deployment: string, admission: InlineAdmission) => void) | undefined;
   /**
    * Whether small runs that qualify run inline while requests overlap too (merged per turn of
    * the event loop), instead of going to the workers for dynamic batching: see
    * `InferenceEngineOptions.inlineWhenContended`.
    */
   inlineWhenContended: boolean;
+}
+
+/**
+ * Whether a deployment runs small runs on the calling thread (`Deployment.inline`):
+ * - `off`: the engine has inline runs off;
+ * - `probing`: its admission probe has not answered yet (runs go to the workers meanwhile);
+ * - `on`: admitted: the work bound and the probe passed;
+ * - `refused`: not admitted (the bound, the probe, the memory budget, or closed meanwhile);
+ * - `tripped`: admitted, then sent to the workers for good by the slow-run trip wire.
+ * `reason` says why, in words (for logs and status).
+ */
+export interface InlineAdmission {
+  readonly state: 'off' | 'probing' | 'on' | 'refused' | 'tripped';
+  readonly reason: string;
 }
 
 /** Plans made so far (part of each plan's key). */
@@ -108,8 +131,14 @@ export class Deployment {
   readonly #pool: ModelWorkerPool;
   readonly #specs: WorkerStepSpec[];
   #plan: PoolPlan | null = null;
-  /** The pipeline's sessions on the calling thread, when its models qualify. */
+  /** The pipeline's sessions on the calling thread, once its models qualified and its probe admitted it. */
   #inline: InlineRunner | null = null;
+  /** Whether it runs inline (or will not, or is being probed), and why. */
+  #admission: InlineAdmission = { state: 'off', reason: 'inline runs are off' };
+  /** Settles with {@link #admission} once it is decided. */
+  #decided: Promise<InlineAdmission> = Promise.resolve(this.#admission);
+  /** The admission probe while it runs. */
+  #probe: InlineProbeTicket | null = null;
   /** Small runs waiting for the end of this turn of the event loop, to run inline together. */
   #inlineQueue: FeedsJob[] = [];
   #inlineScheduled = false;
@@ -203,8 +232,81 @@ export class Deployment {
       throw loadError(failed.reason, this.#steps);
     }
     // Loaded by a worker first: a model that fails to load fails there, with its reason.
-    if (this.#options.inlineSessions)
-      this.#inline = InlineRunner.create(this.#specs, this.#options.inlineSessions);
+    this.#startInline();
+  }
+
+  /**
+   * Inline runs, in three steps: the models' files and the static work bound decide here whether
+   * the pipeline may run inline at all (`InlineRunner.qualify`); then the admission probe runs it
+   * on its largest inline feeds in the prober's thread, and nothing waits for it: runs go to the
+   * workers until it answers; a pipeline it admits gets its sessions on this thread then
+   * (`InlineRunner.create`). A probe that refuses, fails or overruns leaves it to the workers.
+   */
+  #startInline(): void {
+    const sessions = this.#options.inlineSessions;
+    const prober = this.#options.inlineProber;
+    if (sessions === null || prober === null) return;
+    const candidate = InlineRunner.qualify(this.#specs);
+    if ('reason' in candidate) {
+      this.#decide({ state: 'refused', reason: candidate.reason });
+      return;
+    }
+    this.#admission = {
+      state: 'probing',
+      reason: 'its admission probe has not answered yet; its runs go to the workers meanwhile',
+    };
+    const probe = prober.probe(this.#specs, candidate.files, candidate.layouts);
+    this.#probe = probe;
+    this.#decided = probe.verdict.then((verdict) => {
+      this.#probe = null;
+      return this.#admit(candidate, verdict, sessions, prober.limitUs);
+    });
+  }
+
+  /** What the probe's verdict makes of the pipeline: its sessions on this thread, or why not. */
+  #admit(
+    candidate: InlineCandidate,
+    verdict: InlineVerdict,
+    sessions: InlineSessions,
+    limitUs: number,
+  ): InlineAdmission {
+    if (this.#closing !== null)
+      return this.#decide({ state: 'refused', reason: 'the deployment closed before its probe answered' });
+    if (!verdict.admitted) return this.#decide({ state: 'refused', reason: verdict.reason });
+    const runner = InlineRunner.create(candidate, sessions);
+    if (runner === null)
+      return this.#decide({
+        state: 'refused',
+        reason: "its models do not fit the calling thread's memory budget, or cannot be loaded there",
+      });
+    this.#inline = runner;
+    const { report } = verdict;
+    return this.#decide({
+      state: 'on',
+      reason: `its work bound is ${candidate.bound.work} element operations; its slowest probed run (${report.slowest}) took ${formatUs(report.slowestUs)} at best, within ${formatUs(limitUs)} (${report.runs} runs)`,
+    });
+  }
+
+  #decide(admission: InlineAdmission): InlineAdmission {
+    this.#admission = admission;
+    this.#decided = Promise.resolve(admission);
+    this.#options.onInlineDecided?.(this.id, admission);
+    return admission;
+  }
+
+  /** Whether the pipeline runs small runs on the calling thread now, and why (see {@link InlineAdmission}). */
+  get inline(): InlineAdmission {
+    if (this.#admission.state === 'on' && this.#inline?.tripped === true)
+      return {
+        state: 'tripped',
+        reason: `${INLINE_MAX_SLOW_RUNS} runs took over ${formatUs(INLINE_SLOW_RUN_US)}; its runs go to the workers for good`,
+      };
+    return this.#admission;
+  }
+
+  /** Settles with {@link inline} once the admission is decided (at once when there is nothing to probe). */
+  get inlineDecided(): Promise<InlineAdmission> {
+    return this.#decided.then(() => this.inline);
   }
 
   /** Bytes of the model files this deployment holds on the calling thread (0 when none). */
@@ -282,6 +384,9 @@ export class Deployment {
   /** Lets in-flight and queued requests finish, then leaves its workers. Idempotent. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      // A probe still running is withdrawn (its thread stopped): nothing of it outlives the deployment.
+      await this.#probe?.cancel();
+      await this.#decided;
       await Promise.allSettled([...this.#inFlight]);
       const workers = this.#workers;
       this.#workers = [];

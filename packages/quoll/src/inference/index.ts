@@ -1,6 +1,7 @@
 export { InferenceEngine } from './inference-engine.js';
 export type { DeployOptions, InferenceEngineOptions } from './inference-engine.js';
-export type { Deployment } from './deployment.js';
+export type { Deployment, InlineAdmission } from './deployment.js';
+export type { InlineProbeOptions } from './inline-prober.js';
 export type { ModelWorkerPool } from './model-worker-pool.js';
 export type { StepModel } from './step-model.js';
 export { decodeInferenceBody, formatOfMediaType, UNCHECKED_BODY_DECODER } from './inference-input.js';

@@ -1,7 +1,9 @@
 import { ApiError } from '../errors/index.js';
 import { Deployment } from './deployment.js';
+import type { DeploymentOptions, InlineAdmission } from './deployment.js';
+import { InlineProber } from './inline-prober.js';
+import type { InlineProbeOptions } from './inline-prober.js';
 import { InlineSessions } from './inline-sessions.js';
-import type { DeploymentOptions } from './deployment.js';
 import type { StepModel } from './step-model.js';
 import { ModelWorkerPool } from './model-worker-pool.js';
 import { WorkerFailure, WorkerHandle } from './worker-handle.js';
@@ -42,21 +44,37 @@ export interface InferenceEngineOptions {
    */
   syncHandoff?: boolean;
   /**
-   * Inline runs: a pipeline whose models are small (≤ 1 MiB of ONNX together) and whose work per
-   * run has a static bound within 2^20 element operations (`InlineRunner`: computed once from the
-   * graph at deploy, for every feed of at most 64 rows and 16 Ki values within the declared
-   * shapes, whatever the values; no loops, branches or value-dependent shapes) also gets sessions
-   * on the calling thread, and its runs of at most 8 rows run there when nothing is queued, with
-   * no hand-off to a worker, while requests do not overlap (after 3 runs over 10 ms within 256,
-   * never again for that deployment). Each model is held once on the calling thread, within the
-   * memory budget of one pool worker (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB).
+   * Inline runs: small runs of small, fast pipelines run on the calling thread, with no hand-off
+   * to a worker (`InlineRunner`). Three guards stand between a pipeline and that thread:
+   * 1. a static bound (at deploy, from the graph): its models are small (≤ 1 MiB of ONNX
+   *    together) and the work of one run is at most 2^20 element operations for every feed of
+   *    at most 64 rows and 16 Ki values within the declared shapes, whatever the values (no
+   *    loops, branches or value-dependent shapes);
+   * 2. an admission probe (`InlineProber`, after the bound passed): the pipeline run in a thread
+   *    of its own on the largest feeds the inline path takes, with zeros, random, large, small,
+   *    negative and NaN values, a few times each; it runs inline only when every one of those
+   *    runs took at most `inlineProbe.limitUs` (2 ms) at best. Until the probe answers, the
+   *    deployment's runs go to the workers; a probe that fails or does not answer within
+   *    `inlineProbe.timeoutMs` leaves them there for good;
+   * 3. a trip wire: after 3 runs over 10 ms within 256, the deployment runs nothing inline any more.
+   * Admitted, its runs of at most 8 rows and 4096 values run there while requests do not overlap.
+   * Each model is held once on the calling thread, within the memory budget of one pool worker
+   * (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB).
    *
-   * Off unless `true` (server: `--inline-runs`, `QUOLL_INLINE_RUNS=on`): for trusted model
-   * authors. The bound is a guard that reviewed crafted models no longer get past, not a proof;
-   * the slow-run cut-off stays behind it.
+   * Off unless `true` here (an embedded engine runs every model in its workers unless asked);
+   * the server turns it on by default (`--no-inline-runs`, `QUOLL_INLINE_RUNS=off` turn it off).
+   * onnxruntime cannot interrupt a run: a run the guards let through that is slow after all
+   * holds the calling thread until it ends.
    * @default false
    */
   inlineRuns?: boolean;
+  /** The admission probe of inline runs (see `inlineRuns`). @default { limitUs: 2000, timeoutMs: 20000 } */
+  inlineProbe?: InlineProbeOptions;
+  /**
+   * Told once per deployment, with inline runs on, whether its pipeline runs inline and why
+   * (after its probe when it has one; the server logs it). @default none
+   */
+  onInlineDecided?: (deployment: string, admission: InlineAdmission) => void;
   /**
    * With `inlineRuns`: small runs that qualify run on the calling thread while requests overlap
    * too, the requests of one turn of the event loop merged into runs of at most 64 rows, instead
@@ -91,12 +109,14 @@ export class InferenceEngine {
   readonly #pool: ModelWorkerPool;
   readonly #deployments = new Set<Deployment>();
   readonly #validators = new Set<WorkerHandle>();
+  readonly #prober: InlineProber | null;
   #closed = false;
 
   constructor(options: InferenceEngineOptions = {}) {
     const workersPerDeployment = Math.max(1, options.workersPerDeployment ?? 2);
     const poolWorkers = Math.max(1, options.poolWorkers ?? workersPerDeployment);
     const memoryBudgetBytes = options.modelMemoryBytes ?? 4 * 1024 ** 3;
+    this.#prober = options.inlineRuns === true ? new InlineProber(options.inlineProbe) : null;
     this.#pool = new ModelWorkerPool({
       size: poolWorkers,
       threadsPerWorker: Math.max(1, options.threadsPerWorker ?? 1),
@@ -114,13 +134,15 @@ export class InferenceEngine {
         options.inlineRuns !== true
           ? null
           : new InlineSessions(Math.min(64 * 1024 ** 2, Math.floor(memoryBudgetBytes / poolWorkers))),
+      inlineProber: this.#prober,
+      onInlineDecided: options.onInlineDecided,
       inlineWhenContended: options.inlineWhenContended === true,
     });
   }
 
-  /** Worker threads currently alive: the pool's running threads plus model validations. */
+  /** Worker threads currently alive: the pool's running threads, model validations and the inline probe's. */
   get workerCount(): number {
-    return this.#pool.threadCount + this.#validators.size;
+    return this.#pool.threadCount + this.#validators.size + (this.#prober?.threadCount ?? 0);
   }
 
   /** Model bytes (ONNX file sizes) held on the calling thread for inline runs, each model once. */
@@ -186,6 +208,7 @@ export class InferenceEngine {
     this.#closed = true;
     await Promise.all([...this.#deployments].map((deployment) => deployment.close()));
     await Promise.all([...this.#validators].map((worker) => worker.close()));
+    await this.#prober?.close();
     await this.#pool.close();
   }
 }

@@ -4,11 +4,12 @@ import { boundModelWork } from '../onnx/index.js';
 import type { ModelWork, TensorBound } from '../onnx/index.js';
 import type { InlineSessions } from './inline-sessions.js';
 import type { NativeSession } from './native-session.js';
+import { probeLayouts } from './run-inline-probe.js';
 import { runPipeline, StepError } from './run-pipeline.js';
 import type { LoadedStep } from './run-pipeline.js';
 import type { WireTensor } from './tensor-data.js';
 import { WorkerFailure } from './worker-handle.js';
-import type { WorkerStepSpec } from './worker-protocol.js';
+import type { ProbeLayout, WorkerStepSpec } from './worker-protocol.js';
 
 /** Model files (all steps together) larger than this are never loaded on the calling thread. */
 export const INLINE_MAX_MODEL_BYTES = 1024 * 1024;
@@ -53,16 +54,32 @@ export const INLINE_MAX_WORK = 2 ** 20;
 /**
  * A pipeline's sessions on the calling (HTTP) thread, for runs too small to be worth a hand-off
  * to another thread: on one core, every hand-off is a context switch to the worker and back,
- * which costs more than a batch-1 run of a small tree ensemble. Only pipelines whose models are
- * small (≤ {@link INLINE_MAX_MODEL_BYTES} together, and within the engine's budget for this
- * thread, {@link InlineSessions}) and whose work per run has a static bound within
- * {@link INLINE_MAX_WORK} get one ({@link boundPipelineWork}: for every feed of at most
- * {@link INLINE_MAX_BATCH_ROWS} rows and {@link INLINE_MAX_BATCH_ELEMENTS} values within the
- * declared shapes, whatever the values), and only small runs (≤ {@link INLINE_MAX_ROWS} rows,
- * ≤ {@link INLINE_MAX_ELEMENTS} feed elements, each dimension within the bound's) take it, so no
- * input can hold the thread long. Should runs still be slow ({@link INLINE_MAX_SLOW_RUNS} runs
- * over {@link INLINE_SLOW_RUN_US} close together: a second line of defence), the pipeline runs
- * everything in the worker pool from then on.
+ * which costs more than a batch-1 run of a small tree ensemble. onnxruntime cannot interrupt a
+ * run, so a slow run here stalls every request of the server; three guards keep slow runs out:
+ *
+ * 1. **The static bound** ({@link qualify}, at deploy, on the graph alone): only pipelines whose
+ *    models are small (≤ {@link INLINE_MAX_MODEL_BYTES} together) and whose work per run has a
+ *    bound within {@link INLINE_MAX_WORK} ({@link boundPipelineWork}: for every feed of at most
+ *    {@link INLINE_MAX_BATCH_ROWS} rows and {@link INLINE_MAX_BATCH_ELEMENTS} values within the
+ *    declared shapes, whatever the values) qualify. Its cost model (element operations, so many
+ *    ns each) is an estimate: an operator slower per element than it assumes is not caught here.
+ * 2. **The admission probe** (`InlineProber`, `runInlineProbe`): a qualified pipeline is run, in
+ *    a thread of the prober's own, on the largest feeds the inline path takes (`probeLayouts`:
+ *    a merged run's most rows and values, each free dimension at its widest in turn) with six
+ *    value patterns (zeros, random, large, small/subnormal, negative, NaN), each at least three
+ *    times; only when every (layout, pattern)'s fastest run is within `INLINE_PROBE_LIMIT_US`
+ *    (2 ms, a fifth of {@link INLINE_SLOW_RUN_US}) does it get sessions here ({@link create}).
+ *    This measures what the bound estimates, on this machine's onnxruntime, for the shapes
+ *    that cost most; it cannot try every value, so a model whose time depends on values other
+ *    than those patterns in a way the bound does not see could still pass.
+ * 3. **The trip wire** ({@link run}): {@link INLINE_MAX_SLOW_RUNS} runs over
+ *    {@link INLINE_SLOW_RUN_US} within {@link INLINE_SLOW_WINDOW} runs send the pipeline to the
+ *    workers for good. It acts only after slow runs have stalled the thread.
+ *
+ * Only small runs take the inline path ({@link accepts}: ≤ {@link INLINE_MAX_ROWS} rows,
+ * ≤ {@link INLINE_MAX_ELEMENTS} feed elements, each dimension within the bound's; merged per
+ * turn into runs within the bound's limits by `Deployment`). Sessions are held once per model
+ * SHA for every deployment, within the engine's budget for this thread ({@link InlineSessions}).
  */
 export class InlineRunner {
   /** Bytes of the model files held (what the sessions cost at least). */
@@ -96,10 +113,11 @@ export class InlineRunner {
   }
 
   /**
-   * Loads the pipeline's models on this thread when they qualify (see the class); null when
-   * they do not, or when a model cannot be read or loaded here (the workers run everything).
+   * Whether a pipeline may run inline as far as can be told without running it (see the class):
+   * its models' files (read here) and the work bound, and the layouts its admission probe must
+   * run (`probeLayouts`); else why not. Reads and bounds on the calling thread (a few ms).
    */
-  static create(specs: readonly WorkerStepSpec[], sessions: InlineSessions): InlineRunner | null {
+  static qualify(specs: readonly WorkerStepSpec[]): InlineCandidate | { readonly reason: string } {
     const files = new Map<string, Uint8Array>();
     let bytes = 0;
     try {
@@ -107,21 +125,43 @@ export class InlineRunner {
         if (files.has(spec.sha)) continue;
         const file = readFileSync(spec.path);
         bytes += file.byteLength;
-        if (bytes > INLINE_MAX_MODEL_BYTES) return null;
+        if (bytes > INLINE_MAX_MODEL_BYTES)
+          return { reason: `its models hold more than ${INLINE_MAX_MODEL_BYTES} bytes of ONNX` };
         files.set(spec.sha, file);
       }
-    } catch {
-      return null;
+    } catch (error) {
+      return {
+        reason: `a model file cannot be read (${error instanceof Error ? error.message : String(error)})`,
+      };
     }
     const bound = boundPipelineWork(specs, files);
-    if (!bound.bounded || bound.work > INLINE_MAX_WORK) return null;
+    if (!bound.bounded) return { reason: `its work has no static bound: ${bound.reason}` };
+    if (bound.work > INLINE_MAX_WORK)
+      return {
+        reason: `the static bound of its work, ${bound.work} element operations, is over the ${INLINE_MAX_WORK} allowed`,
+      };
+    const first = specs[0]!;
+    const layouts = probeLayouts(first.inputs, first.single, {
+      rows: INLINE_MAX_BATCH_ROWS,
+      values: INLINE_MAX_BATCH_ELEMENTS,
+      requestValues: INLINE_MAX_ELEMENTS,
+    });
+    if (typeof layouts === 'string') return { reason: layouts };
+    return { specs, files, bytes, bound, layouts };
+  }
+
+  /**
+   * Creates the sessions of a qualified pipeline on this thread (once its probe admitted it);
+   * null when they do not fit the engine's budget for this thread or cannot be created here.
+   */
+  static create(candidate: InlineCandidate, sessions: InlineSessions): InlineRunner | null {
     const acquired = new Map<string, NativeSession>();
     const giveBack = (): null => {
       for (const sha of acquired.keys()) sessions.release(sha);
       return null;
     };
     try {
-      for (const [sha, file] of files) {
+      for (const [sha, file] of candidate.files) {
         const session = sessions.acquire(sha, file);
         if (session === null) return giveBack();
         acquired.set(sha, session);
@@ -130,13 +170,18 @@ export class InlineRunner {
       return giveBack();
     }
     return new InlineRunner(
-      specs.map((spec) => ({ spec, session: acquired.get(spec.sha)! })),
-      bytes,
-      bound,
+      candidate.specs.map((spec) => ({ spec, session: acquired.get(spec.sha)! })),
+      candidate.bytes,
+      candidate.bound,
       () => {
         for (const sha of acquired.keys()) sessions.release(sha);
       },
     );
+  }
+
+  /** Whether the slow-run trip wire has sent this pipeline to the workers for good. */
+  get tripped(): boolean {
+    return this.#slowRuns >= INLINE_MAX_SLOW_RUNS;
   }
 
   /** Whether a run of this size and shape may run here now. */
@@ -179,6 +224,17 @@ export class InlineRunner {
     this.#released = true;
     this.#giveBack();
   }
+}
+
+/** A pipeline that may run inline as far as its files and work bound tell ({@link InlineRunner.qualify}). */
+export interface InlineCandidate {
+  readonly specs: readonly WorkerStepSpec[];
+  /** Each model's bytes, by SHA: what was bounded, what the probe loads, what the sessions load. */
+  readonly files: ReadonlyMap<string, Uint8Array>;
+  readonly bytes: number;
+  readonly bound: PipelineWork & { bounded: true };
+  /** What the admission probe runs (`probeLayouts` of the first step). */
+  readonly layouts: ProbeLayout[];
 }
 
 /** {@link boundPipelineWork}'s answer: a model's ({@link ModelWork}) for a whole pipeline. */

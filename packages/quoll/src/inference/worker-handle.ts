@@ -11,7 +11,15 @@ import { DecodeProgress } from './decode-progress.js';
 import { ECHO_BUFFERS_PER_MESSAGE, echoBuffers } from './echo-buffers.js';
 import { LANE, Lane, SLOT } from './handoff-lane.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
-import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
+import type {
+  ParentMessage,
+  ProbeLayout,
+  ProbeReport,
+  ProbeSettings,
+  RecordsPart,
+  WorkerMessage,
+  WorkerStepSpec,
+} from './worker-protocol.js';
 
 /** What a request the thread died with is told: its pool starts a fresh thread (`PoolWorker`). */
 const RETRY = '; a fresh worker takes the next requests, so retry this one.';
@@ -200,6 +208,26 @@ export class WorkerHandle {
   /** Checks that onnxruntime can create a session from a file path or bytes. */
   async validate(model: string | Uint8Array): Promise<void> {
     await this.#request({ v: WORKER_PROTOCOL_VERSION, type: 'validate', id: 0, model }, []);
+  }
+
+  /**
+   * Runs the admission probe of inline runs on sessions of the probe's own, made from `models`
+   * (see `InlineProber`); rejects with a {@link WorkerFailure} (stage `load` or `infer`) when a
+   * model fails to load or a run fails. The bytes are copied into the message.
+   */
+  async probe(
+    steps: WorkerStepSpec[],
+    models: { sha: string; bytes: Uint8Array }[],
+    layouts: ProbeLayout[],
+    settings: ProbeSettings,
+  ): Promise<ProbeReport> {
+    const answer = await this.#request(
+      { v: WORKER_PROTOCOL_VERSION, type: 'probe', id: 0, steps, models, layouts, settings },
+      [],
+    );
+    if (answer.type !== 'probed')
+      throw new WorkerFailure('protocol', `Unexpected answer "${answer.type}" to probe.`);
+    return answer.report;
   }
 
   /** Runs a pipeline plan whose models are loaded; the feeds' buffers are transferred (unusable afterwards). */
@@ -420,6 +448,26 @@ export class WorkerHandle {
       if (this.#pending.size > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
       if (this.#lane) {
         // A parked worker leaves its park (terminate would interrupt it too; this says so plainly).
+        Atomics.store(this.#lane.control, LANE.stop, 1);
+        this.#lane.ring();
+      }
+      await this.#worker.terminate();
+      await this.#exited;
+    })();
+    return this.#closed;
+  }
+
+  /**
+   * Stops the thread without waiting for its requests, which fail (stage `exit`); resolves once
+   * it has exited. A run in onnxruntime's native code is not interrupted: the thread exits when
+   * that run returns. Idempotent, and `close()` afterwards resolves with it.
+   */
+  terminate(): Promise<void> {
+    this.#closing = true;
+    // A close() waiting for these goes on to stop the thread too.
+    this.#failAll(new WorkerFailure('exit', 'The inference worker was stopped.'));
+    this.#closed ??= (async () => {
+      if (this.#lane) {
         Atomics.store(this.#lane.control, LANE.stop, 1);
         this.#lane.ring();
       }

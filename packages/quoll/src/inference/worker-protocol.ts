@@ -8,7 +8,40 @@ import type { WireTensor } from './tensor-data.js';
  * Both sides import this file; a message with another `v` is refused, so a stale worker
  * script cannot silently misread a newer parent.
  */
-export const WORKER_PROTOCOL_VERSION = 4;
+export const WORKER_PROTOCOL_VERSION = 5;
+
+/** The shapes of one probed run: the dims of each of the first step's inputs, in their order. */
+export interface ProbeLayout {
+  /** The run's row count (what `runPipeline` is told; a `single` step runs this many one-row runs). */
+  readonly rows: number;
+  readonly dims: readonly (readonly number[])[];
+}
+
+/** How the probe runs (the parent's `InlineProber` sends them). */
+export interface ProbeSettings {
+  /** A run pattern whose fastest repeat is slower than this (µs) refuses the pipeline. */
+  readonly limitUs: number;
+  /** Repeats of each (layout, pattern) before its fastest may be taken as its time. */
+  readonly minRepeats: number;
+  /** Repeats at most of a (layout, pattern) whose runs are all over the limit, before it refuses. */
+  readonly maxRepeats: number;
+  /** Untimed runs first (onnxruntime allocates on the first runs of a session). */
+  readonly warmupRuns: number;
+}
+
+/** What the probe found. */
+export interface ProbeReport {
+  /** Whether every (layout, pattern) had a run within `limitUs`. */
+  readonly admitted: boolean;
+  /** The slowest (layout, pattern)'s fastest run (µs); the one that refused when not admitted. */
+  readonly slowestUs: number;
+  /** Which (layout, pattern) that was, in words. */
+  readonly slowest: string;
+  /** Timed runs made. */
+  readonly runs: number;
+  /** How long creating the sessions took the probe's thread (µs). */
+  readonly loadUs: number;
+}
 
 /** One model step of a pipeline plan, as a worker runs it. */
 export interface WorkerStepSpec {
@@ -91,6 +124,21 @@ export type ParentMessage =
       maxMergeRows: number;
       /** Most rows one merged run may hold. */
       maxBatchRows: number;
+    }
+  /**
+   * The admission probe of inline runs (`InlineProber`, `runInlineProbe`): loads the models
+   * from `models` (the bytes the parent read and bounded) into sessions of this message's own,
+   * with one thread as on the calling thread, runs the pipeline `steps` on `layouts` timed, and
+   * releases the sessions. Sent only to a worker of the prober's own, never to the pool's.
+   */
+  | {
+      v: typeof WORKER_PROTOCOL_VERSION;
+      type: 'probe';
+      id: number;
+      steps: WorkerStepSpec[];
+      models: { sha: string; bytes: Uint8Array }[];
+      layouts: ProbeLayout[];
+      settings: ProbeSettings;
     };
 
 /** Worker → parent. Every message answers the request with the same `id`. */
@@ -100,6 +148,8 @@ export type WorkerMessage =
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'validated'; id: number }
   /** Answers `infer`; `runUs` is how long the worker ran the pipeline. */
   | { v: typeof WORKER_PROTOCOL_VERSION; type: 'result'; id: number; outputs: WireTensor[]; runUs?: number }
+  /** Answers `probe`. */
+  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'probed'; id: number; report: ProbeReport }
   /** Answers `infer-records`: one part per body, in order, and the rows of each model run made. */
   | {
       v: typeof WORKER_PROTOCOL_VERSION;

@@ -1,0 +1,203 @@
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { TensorInfoDto } from '@quoll/client/wire';
+import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
+import {
+  makeCraftedSlowModel,
+  makeScaleModel,
+  makeTableLookupModel,
+  makeTreeEnsembleRegressor,
+} from '../../../../test/support/synthetic-models.js';
+import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
+import { InferenceEngine } from './inference-engine.js';
+import type { InferenceEngineOptions } from './inference-engine.js';
+import { INLINE_MAX_BATCH_ELEMENTS, INLINE_MAX_BATCH_ROWS, INLINE_MAX_ELEMENTS } from './inline-runner.js';
+import { PROBE_PATTERNS, probeFeeds, probeLayouts } from './run-inline-probe.js';
+
+// The admission probe of inline runs (inline-prober.ts, run-inline-probe.ts): a pipeline the
+// work bound lets through runs inline only once a run of it on the largest inline feeds, in a
+// thread of its own, was fast; until then, and when it was not, its runs go to the workers.
+
+const { engine, step } = inferenceEngineFixture('quoll-probe-');
+const created: InferenceEngine[] = [];
+afterEach(async () => {
+  await Promise.all(created.splice(0).map((made) => made.close()));
+});
+
+/** An engine of one worker per deployment with inline runs on, and `options`. */
+function inlineEngine(options: InferenceEngineOptions = {}): InferenceEngine {
+  const made = new InferenceEngine({
+    workersPerDeployment: 1,
+    syncHandoff: false,
+    inlineRuns: true,
+    ...options,
+  });
+  created.push(made);
+  return made;
+}
+
+function houseRecords(rows: Float32Array, from: number, count: number): { tensor: number[] }[] {
+  return Array.from({ length: count }, (_, i) => ({
+    tensor: Array.from(rows.subarray(((from + i) % 40) * 18, ((from + i) % 40) * 18 + 18)),
+  }));
+}
+
+const LIMITS = {
+  rows: INLINE_MAX_BATCH_ROWS,
+  values: INLINE_MAX_BATCH_ELEMENTS,
+  requestValues: INLINE_MAX_ELEMENTS,
+};
+const input = (
+  shape: (number | string | null)[],
+  type: TensorInfoDto['type'] = 'float32',
+): TensorInfoDto => ({
+  name: 'x',
+  type,
+  shape,
+});
+
+describe('probeLayouts', () => {
+  it('probes a model of fixed row width at the most rows a merged inline run holds', () => {
+    expect(probeLayouts([input(['N', 18])], false, LIMITS)).toEqual([{ rows: 64, dims: [[64, 18]] }]);
+    // Rows of 1024 values: 16 of them make the most values a merged run holds.
+    expect(probeLayouts([input(['N', 1024])], false, LIMITS)).toEqual([{ rows: 16, dims: [[16, 1024]] }]);
+  });
+
+  it('grows each free dimension after the first as far as a merged run allows, with many rows and with few wide ones', () => {
+    expect(probeLayouts([input(['N', 'M'])], false, LIMITS)).toEqual([
+      { rows: 64, dims: [[64, 1]] },
+      { rows: 64, dims: [[64, 256]] },
+      { rows: 4, dims: [[4, 4096]] },
+    ]);
+  });
+
+  it('refuses what no probe can stand for: a row wider than a request, an input Quoll cannot feed', () => {
+    expect(probeLayouts([input(['N', 100_000])], false, LIMITS)).toMatch(/a row holds 100000 values/);
+    expect(probeLayouts([input(['N', 2], 'float16')], false, LIMITS)).toMatch(/float16/);
+  });
+
+  it('gives every feed of every pattern the layout dims, with NaN only where the type holds it', () => {
+    const [layout] = probeLayouts([input(['N', 3])], false, LIMITS) as [{ rows: number; dims: number[][] }];
+    for (const pattern of PROBE_PATTERNS) {
+      const [feed] = probeFeeds([input(['N', 3])], layout, pattern)!;
+      expect(feed!.dims).toEqual([64, 3]);
+      expect(feed!.data).toHaveLength(192);
+    }
+    expect(Number.isNaN((probeFeeds([input(['N', 3])], layout, 'nan')![0]!.data as Float32Array)[0])).toBe(
+      true,
+    );
+    expect(probeFeeds([input(['N', 3], 'uint8')], layout, 'nan')).toBeNull();
+  });
+});
+
+describe('the admission probe', () => {
+  it('admits a tree ensemble once its probe answers; runs before that go to the workers, and inline answers equal the workers', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const workers = await engine(false, false).deploy('tree', [step('tree', bytes)]);
+    const inline = await inlineEngine().deploy('tree', [step('tree', bytes)]);
+    const rows = makeHouseRows(40, 3);
+    // Asked for in the turn deploy() resolved in: the probe cannot have answered yet.
+    expect(inline.inline.state).toBe('probing');
+    const early = await inline.infer({ kind: 'records', records: houseRecords(rows, 0, 1) }, 5);
+    expect(inline.inlineRunCount).toBe(0);
+    expect(inline.runCount).toBe(1);
+    expect(inline.inlineBytes).toBe(0);
+
+    const admission = await inline.inlineDecided;
+    expect(admission.state).toBe('on');
+    expect(admission.reason).toMatch(/slowest probed run .* within 2\.0 ms/);
+    expect(inline.inlineBytes).toBe(bytes.byteLength);
+    const viaInline: unknown[] = [early.toRecords()];
+    const viaWorkers: unknown[] = [];
+    for (let row = 0; row < 20; row++) {
+      const records = houseRecords(rows, row, (row % 3) + 1);
+      if (row > 0) viaInline.push((await inline.infer({ kind: 'records', records }, 5)).toRecords());
+      viaWorkers.push((await workers.infer({ kind: 'records', records }, 5)).toRecords());
+    }
+    expect(viaInline).toEqual(viaWorkers);
+    expect(inline.inlineRunCount).toBe(19);
+  });
+
+  it('refuses a pipeline slower in fact than its limit (0 µs here): its runs go to the workers, with the same answers', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const refused = await inlineEngine({ inlineProbe: { limitUs: 0 } }).deploy('tree', [step('tree', bytes)]);
+    const workers = await engine(false, false).deploy('tree', [step('tree', bytes)]);
+    const admission = await refused.inlineDecided;
+    expect(admission.state).toBe('refused');
+    expect(admission.reason).toMatch(/took .* at best, over the 0 µs allowed/);
+    const records = houseRecords(makeHouseRows(40, 3), 0, 2);
+    expect((await refused.infer({ kind: 'records', records }, 1)).toRecords()).toEqual(
+      (await workers.infer({ kind: 'records', records }, 1)).toRecords(),
+    );
+    expect(refused.inlineRunCount).toBe(0);
+    expect(refused.inlineBytes).toBe(0);
+  });
+
+  it('refuses a pipeline whose probe does not answer within its timeout, and stops the probe thread', async () => {
+    const made = inlineEngine({ inlineProbe: { timeoutMs: 1 } });
+    const deployed = await made.deploy('scale', [step('scale', makeScaleModel({ width: 2 }))]);
+    const admission = await deployed.inlineDecided;
+    expect(admission).toEqual({ state: 'refused', reason: 'the probe did not answer within 1 ms' });
+    expect((await deployed.infer({ kind: 'records', records: [{ tensor: [1, 2] }] }, 0)).toRecords()).toEqual(
+      [expect.objectContaining({ 'out.scaled': [2, 4] })],
+    );
+    expect(deployed.inlineRunCount).toBe(0);
+    await deployed.close();
+    await made.close();
+    expect(made.workerCount).toBe(0);
+  });
+
+  it('refuses a pipeline whose probe run fails (an index out of its table), which still answers good requests via the workers', async () => {
+    const lookup = await inlineEngine().deploy('lookup', [step('lookup', makeTableLookupModel())]);
+    const admission = await lookup.inlineDecided;
+    expect(admission.state).toBe('refused');
+    expect(admission.reason).toMatch(/^the probe failed: /);
+    const answer = await lookup.infer({ kind: 'records', records: [{ index: [2] }] }, 0);
+    expect(answer.toRecords()[0]!['out.value']).toEqual([30]);
+    expect(lookup.inlineRunCount).toBe(0);
+  });
+
+  it('never probes what the work bound refuses', async () => {
+    const crafted = await inlineEngine().deploy('crafted', [
+      step('crafted', makeCraftedSlowModel('self-product')),
+    ]);
+    expect(crafted.inline.state).toBe('refused');
+    expect(crafted.inline.reason).toMatch(/^the static bound of its work/);
+  });
+
+  it('leaves nothing behind when the deployment closes while its probe runs: no thread, no timer, no session', async () => {
+    // Only setTimeout is faked, so that the probe's own timer can be counted (it never fires here).
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const made = inlineEngine();
+      const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+      const deployed = await made.deploy('tree', [step('tree', bytes)]);
+      expect(deployed.inline.state).toBe('probing');
+      expect(vi.getTimerCount()).toBe(1);
+      expect(made.workerCount).toBe(2);
+      await deployed.close();
+      expect(deployed.inline).toEqual({
+        state: 'refused',
+        reason: 'the deployment closed before its probe answered',
+      });
+      expect(vi.getTimerCount()).toBe(0);
+      expect(made.inlineModelBytes).toBe(0);
+      expect(made.workerCount).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
+  });
+
+  it('probes deployments one at a time in one thread, each to its own verdict', async () => {
+    const made = inlineEngine();
+    const tree = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const deployed = await Promise.all([
+      made.deploy('a', [step('a', tree)]),
+      made.deploy('b', [step('b', makeTableLookupModel())]),
+      made.deploy('c', [step('c', makeScaleModel({ width: 2 }))]),
+    ]);
+    // The pool's one worker and the probe's thread.
+    expect(made.workerCount).toBeLessThanOrEqual(2);
+    const states = (await Promise.all(deployed.map((one) => one.inlineDecided))).map((one) => one.state);
+    expect(states).toEqual(['on', 'refused', 'on']);
+  });
+});

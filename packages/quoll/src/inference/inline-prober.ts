@@ -1,0 +1,222 @@
+import type { ProbeLayout, ProbeReport, ProbeSettings, WorkerStepSpec } from './worker-protocol.js';
+import { WorkerHandle } from './worker-handle.js';
+
+/**
+ * The slowest a probed run may be (µs, the fastest of its repeats) for a pipeline to run
+ * inline: a fifth of the slow-run cut-off (`INLINE_SLOW_RUN_US`, 10 ms) and twice the work
+ * bound's estimate of its budget (`INLINE_MAX_WORK`, ~1 ms), while the tutorial's forest's
+ * largest merged run (64 rows) takes 0.1–0.2 ms (see docs/benchmarks.md, inline lane,
+ * 4 December 21:30): a margin of ten over what the models inline runs are for take, and of
+ * five under the time that counts as a stall.
+ */
+export const INLINE_PROBE_LIMIT_US = 2000;
+
+/**
+ * How long a probe may take in all (ms), from when it is sent to its thread: the thread's start
+ * and the models' load included, so it is generous; past it the pipeline never runs inline and
+ * the thread is stopped (see {@link InlineProber}).
+ */
+export const INLINE_PROBE_TIMEOUT_MS = 20_000;
+
+/** The probe's runs: at least 3 of each (layout, pattern), at most 20 that are all too slow; 2 untimed first. */
+const PROBE_REPEATS = { minRepeats: 3, maxRepeats: 20, warmupRuns: 2 } as const;
+
+/** Options of {@link InlineProber} (the engine's `inlineProbe`). */
+export interface InlineProbeOptions {
+  /** See {@link INLINE_PROBE_LIMIT_US}. @default 2000 */
+  limitUs?: number;
+  /** See {@link INLINE_PROBE_TIMEOUT_MS}. @default 20000 */
+  timeoutMs?: number;
+}
+
+/** A probe's answer: whether the pipeline may run inline, and what the probe saw or why not. */
+export type InlineVerdict =
+  | { readonly admitted: true; readonly report: ProbeReport }
+  | { readonly admitted: false; readonly reason: string };
+
+/** A probe asked for: its answer (never rejects) and a way to withdraw it. */
+export interface InlineProbeTicket {
+  readonly verdict: Promise<InlineVerdict>;
+  /**
+   * Withdraws the probe (its verdict: not admitted, `cancelled`): a waiting one leaves the
+   * queue; a running one's thread is stopped, and the promise resolves once it has exited.
+   */
+  cancel(): Promise<void>;
+}
+
+interface ProbeJob {
+  readonly steps: WorkerStepSpec[];
+  readonly models: { sha: string; bytes: Uint8Array }[];
+  readonly layouts: ProbeLayout[];
+  resolve: (verdict: InlineVerdict) => void;
+}
+
+/**
+ * Runs the admission probes of inline runs (`runInlineProbe`) one at a time, in a worker thread
+ * of its own: started for the first probe, kept while probes wait, stopped once none does. Not
+ * the pool's workers: a probe there would hold up the requests queued behind it, and a probe
+ * that does not answer could not be stopped without losing them; this thread runs nothing
+ * else, so it is stopped outright (`WorkerHandle.terminate`) when a probe overruns
+ * {@link INLINE_PROBE_TIMEOUT_MS}, is cancelled, or fails (the next probe gets a fresh thread).
+ * One probe at a time: a server restoring a hundred deployments probes them in turn, with one
+ * thread's memory, while their runs go to the pool's workers.
+ *
+ * @example
+ * const prober = new InlineProber();
+ * const ticket = prober.probe(specs, files, layouts);
+ * const verdict = await ticket.verdict; // { admitted: true, report } or { admitted: false, reason }
+ * await prober.close();
+ */
+export class InlineProber {
+  readonly #settings: ProbeSettings;
+  readonly #timeoutMs: number;
+  #handle: WorkerHandle | null = null;
+  #queue: ProbeJob[] = [];
+  #current: ProbeJob | null = null;
+  #timer: NodeJS.Timeout | null = null;
+  /** Threads being stopped. */
+  readonly #stopping = new Set<Promise<void>>();
+  #closed = false;
+
+  constructor(options: InlineProbeOptions = {}) {
+    this.#settings = { limitUs: Math.max(0, options.limitUs ?? INLINE_PROBE_LIMIT_US), ...PROBE_REPEATS };
+    this.#timeoutMs = Math.max(1, options.timeoutMs ?? INLINE_PROBE_TIMEOUT_MS);
+  }
+
+  /** The most a probed run may take (µs). */
+  get limitUs(): number {
+    return this.#settings.limitUs;
+  }
+
+  /** Threads alive: the probe thread, and any being stopped. */
+  get threadCount(): number {
+    return (this.#handle === null ? 0 : 1) + this.#stopping.size;
+  }
+
+  /** Probes waiting or running. */
+  get pending(): number {
+    return this.#queue.length + (this.#current === null ? 0 : 1);
+  }
+
+  /**
+   * Queues a probe of the pipeline `steps` on `layouts` (`probeLayouts` of its first step),
+   * its models from `files` (by SHA: the bytes the work bound read).
+   */
+  probe(
+    steps: readonly WorkerStepSpec[],
+    files: ReadonlyMap<string, Uint8Array>,
+    layouts: ProbeLayout[],
+  ): InlineProbeTicket {
+    let resolve!: (verdict: InlineVerdict) => void;
+    const verdict = new Promise<InlineVerdict>((done) => (resolve = done));
+    const job: ProbeJob = {
+      steps: [...steps],
+      models: [...files].map(([sha, bytes]) => ({ sha, bytes })),
+      layouts,
+      resolve,
+    };
+    if (this.#closed) resolve({ admitted: false, reason: 'the engine is closed' });
+    else {
+      this.#queue.push(job);
+      this.#pump();
+    }
+    return { verdict, cancel: () => this.#cancel(job) };
+  }
+
+  /** Withdraws every probe and waits for the thread to stop. Idempotent. */
+  async close(): Promise<void> {
+    this.#closed = true;
+    for (const job of this.#queue.splice(0)) job.resolve({ admitted: false, reason: 'cancelled' });
+    if (this.#current !== null) this.#finish(this.#current, { admitted: false, reason: 'cancelled' }, true);
+    this.#stopThread(false);
+    await Promise.all([...this.#stopping]);
+  }
+
+  async #cancel(job: ProbeJob): Promise<void> {
+    const at = this.#queue.indexOf(job);
+    if (at >= 0) {
+      this.#queue.splice(at, 1);
+      job.resolve({ admitted: false, reason: 'cancelled' });
+      return;
+    }
+    if (this.#current !== job) return;
+    this.#finish(job, { admitted: false, reason: 'cancelled' }, true);
+    await Promise.all([...this.#stopping]);
+  }
+
+  /** Starts the next probe when none runs; stops the idle thread when none waits. */
+  #pump(): void {
+    if (this.#current !== null) return;
+    const job = this.#queue.shift();
+    if (job === undefined || this.#closed) {
+      this.#stopThread(false);
+      return;
+    }
+    this.#current = job;
+    const handle = (this.#handle ??= new WorkerHandle());
+    this.#timer = setTimeout(
+      () =>
+        this.#finish(
+          job,
+          { admitted: false, reason: `the probe did not answer within ${this.#timeoutMs} ms` },
+          true,
+        ),
+      this.#timeoutMs,
+    );
+    void handle.probe(job.steps, job.models, job.layouts, this.#settings).then(
+      (report) => this.#finish(job, verdictOf(report, this.#settings.limitUs), false),
+      (error: unknown) =>
+        this.#finish(
+          job,
+          {
+            admitted: false,
+            reason: `the probe failed: ${error instanceof Error ? error.message : String(error)}`,
+          },
+          true,
+        ),
+    );
+  }
+
+  /**
+   * Answers the running probe `job` (a later answer of the same job does nothing), stopping
+   * its thread when `stop` (overrun, cancelled, failed: the next probe gets a fresh one).
+   */
+  #finish(job: ProbeJob, verdict: InlineVerdict, stop: boolean): void {
+    if (this.#current !== job) return;
+    this.#current = null;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    job.resolve(verdict);
+    if (stop) this.#stopThread(true);
+    this.#pump();
+  }
+
+  /**
+   * Stops the thread (outright when `kill`, else once idle, which it is between probes); the
+   * stop is kept in {@link #stopping} until the thread has exited.
+   */
+  #stopThread(kill: boolean): void {
+    const handle = this.#handle;
+    if (handle === null) return;
+    this.#handle = null;
+    const stopped: Promise<void> = (kill ? handle.terminate() : handle.close())
+      .catch(() => undefined)
+      .finally(() => this.#stopping.delete(stopped));
+    this.#stopping.add(stopped);
+  }
+}
+
+/** The verdict of a report: admitted when every probed run was within `limitUs` (checked again here). */
+function verdictOf(report: ProbeReport, limitUs: number): InlineVerdict {
+  if (report.admitted && report.runs > 0 && report.slowestUs <= limitUs) return { admitted: true, report };
+  if (report.runs === 0) return { admitted: false, reason: 'the probe made no run' };
+  return {
+    admitted: false,
+    reason: `the probe's run on ${report.slowest} took ${formatUs(report.slowestUs)} at best, over the ${formatUs(limitUs)} allowed`,
+  };
+}
+
+/** Microseconds in words: `180 µs`, `2.4 ms`. */
+export function formatUs(us: number): string {
+  return us < 1000 ? `${Math.round(us)} µs` : `${(us / 1000).toFixed(1)} ms`;
+}

@@ -1,0 +1,325 @@
+import { performance } from 'node:perf_hooks';
+import type { TensorElementType, TensorInfoDto } from '@quoll/client/wire';
+import { runPipeline } from './run-pipeline.js';
+import type { LoadedStep } from './run-pipeline.js';
+import type { TensorData, WireTensor } from './tensor-data.js';
+import type { ProbeLayout, ProbeReport, ProbeSettings } from './worker-protocol.js';
+
+/**
+ * The admission probe of inline runs, the part that runs in a worker thread (the parent's side
+ * is `InlineProber`): the pipeline run, timed, on the largest feeds the inline path can ever
+ * take, with several value patterns each. Pure apart from the runs themselves: the feeds are
+ * made here from the plan the parent sent ({@link probeLayouts}), deterministically.
+ */
+
+/** What the inline path takes at most: the limits the layouts are made for (see `inline-runner.ts`). */
+export interface ProbeLimits {
+  /** Rows of one merged run (`INLINE_MAX_BATCH_ROWS`). */
+  readonly rows: number;
+  /** Values of one merged run, all feeds together (`INLINE_MAX_BATCH_ELEMENTS`). */
+  readonly values: number;
+  /** Values of one request, all feeds together (`INLINE_MAX_ELEMENTS`): a row holds at most this many. */
+  readonly requestValues: number;
+}
+
+/**
+ * The value patterns, each filling every feed: zeros; pseudo-random values over a wide range;
+ * the largest (±, near the type's maximum); the smallest (float subnormals, an integer type's
+ * minimum); negative; NaN (floats). A pattern that says nothing for an element type fills it
+ * with zeros, and is skipped when it says nothing for any feed.
+ */
+export const PROBE_PATTERNS = ['zeros', 'random', 'large', 'small', 'negative', 'nan'] as const;
+export type ProbePattern = (typeof PROBE_PATTERNS)[number];
+
+/** More free dimensions than this after the first (each probed at its widest) are not probed: refused. */
+const MAX_FREE_DIMS = 8;
+
+const FLOAT32_MAX = 3.4028234663852886e38;
+/** A float32 subnormal (below 2^-126), the kind some CPUs compute slowly. */
+const FLOAT32_SUBNORMAL = 1e-40;
+/** A float64 subnormal. */
+const FLOAT64_SUBNORMAL = 1e-310;
+
+/** Element types the probe feeds (what Quoll can feed from numbers: see `allocateNumeric`). */
+const FEEDABLE = new Set<TensorElementType>([
+  'float32',
+  'float64',
+  'int8',
+  'int16',
+  'int32',
+  'int64',
+  'uint8',
+  'uint16',
+  'uint32',
+  'uint64',
+  'bool',
+]);
+
+/**
+ * The shapes the probe runs the pipeline on, for its first step's declared `inputs`: the
+ * largest runs the inline path can take. A run merges requests of one per-row layout, so its
+ * feeds are `[rows, ...row dims]` with at most `limits.rows` rows, at most `limits.values`
+ * values in all, and a row of at most `limits.requestValues` values (a request of one row).
+ * Declared dimensions are kept; a free first dimension is the run's rows; the other free
+ * dimensions are 1 except one, grown as far as those limits allow, in turn for each of them:
+ *
+ * - the most rows (`limits.rows`, fewer when the fixed row is too wide), free dimensions at 1;
+ * - for each free dimension after the first: at the most rows, that dimension as wide as the
+ *   values left per row allow; and at `values / requestValues` rows (4), as wide as one
+ *   request's values allow (a wide row: a model whose work grows faster than its row's width is
+ *   slowest there).
+ *
+ * A `single` first step (run row by row) takes the same feeds; its model sees rows of one.
+ * An input with a fixed first dimension keeps it (a non-`single` run has that many rows).
+ * Returns why not instead when no run can be made: an input Quoll cannot feed, a fixed row
+ * wider than a request may be (no request of this pipeline ever runs inline), or more than
+ * {@link MAX_FREE_DIMS} free dimensions.
+ */
+export function probeLayouts(
+  inputs: readonly TensorInfoDto[],
+  single: boolean,
+  limits: ProbeLimits,
+): ProbeLayout[] | string {
+  if (inputs.length === 0) return 'the first step has no inputs';
+  const isFixed = (dim: number | string | null): dim is number => typeof dim === 'number' && dim > 0;
+  let fixedRows = Infinity;
+  /** Values of one row of each input, its free dimensions at 1 (a scalar input counts as one value a row). */
+  const rowWidths: number[] = [];
+  const free: [input: number, axis: number][] = [];
+  for (const [i, input] of inputs.entries()) {
+    if (!FEEDABLE.has(input.type))
+      return `input "${input.name}" is ${input.type}, which the probe cannot feed`;
+    const [first, ...rest] = input.shape;
+    if (!single && first !== undefined && isFixed(first)) fixedRows = Math.min(fixedRows, first);
+    let width = 1;
+    for (const [j, dim] of rest.entries()) {
+      if (isFixed(dim)) width *= dim;
+      else free.push([i, j + 1]);
+    }
+    rowWidths.push(width);
+  }
+  if (free.length > MAX_FREE_DIMS)
+    return `the first step's inputs have ${free.length} free dimensions, more than the ${MAX_FREE_DIMS} the probe tries`;
+  const rowWidth = rowWidths.reduce((a, b) => a + b, 0);
+  if (rowWidth > limits.requestValues)
+    return `a row holds ${rowWidth} values, more than the ${limits.requestValues} of a request the inline path takes`;
+  const mostRows = Math.max(1, Math.min(limits.rows, fixedRows, Math.floor(limits.values / rowWidth)));
+  const wideRows = Number.isFinite(fixedRows)
+    ? mostRows
+    : Math.max(1, Math.min(mostRows, Math.floor(limits.values / limits.requestValues)));
+  const layout = (rows: number, grow: [number, number] | null): ProbeLayout | null => {
+    const perRow = Math.min(limits.requestValues, Math.floor(limits.values / rows));
+    if (rowWidth > perRow) return null;
+    const dims = inputs.map((input, i) =>
+      input.shape.map((dim, j) => {
+        if (j === 0) return single || !isFixed(dim) ? rows : dim;
+        if (isFixed(dim)) return dim;
+        if (grow === null || grow[0] !== i || grow[1] !== j) return 1;
+        // This input's row grows from rowWidths[i] to rowWidths[i] × d; the others stay.
+        return 1 + Math.floor((perRow - rowWidth) / rowWidths[i]!);
+      }),
+    );
+    return { rows, dims };
+  };
+  const layouts: ProbeLayout[] = [];
+  const seen = new Set<string>();
+  const add = (made: ProbeLayout | null): void => {
+    if (made === null) return;
+    const key = JSON.stringify(made);
+    if (seen.has(key)) return;
+    seen.add(key);
+    layouts.push(made);
+  };
+  add(layout(mostRows, null));
+  for (const dim of free) {
+    add(layout(mostRows, dim));
+    add(layout(wideRows, dim));
+  }
+  return layouts;
+}
+
+/** The layout in words, for a verdict: `64 rows, x [64, 18]`. */
+export function describeLayout(inputs: readonly TensorInfoDto[], layout: ProbeLayout): string {
+  const feeds = inputs.map((input, i) => `${input.name} [${layout.dims[i]!.join(', ')}]`).join(', ');
+  return `${layout.rows} rows, ${feeds}`;
+}
+
+/** A small deterministic PRNG (mulberry32): floats in [0, 1). */
+function randomFrom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Integer ranges of the integer types (int64/uint64 as BigInt below). */
+const INT_RANGES: Partial<Record<TensorElementType, readonly [number, number]>> = {
+  int8: [-128, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+  uint8: [0, 255],
+  uint16: [0, 65535],
+  uint32: [0, 4294967295],
+  bool: [0, 1],
+};
+
+/**
+ * `length` values of `type` in `pattern`, or null when the pattern says nothing for the type
+ * (NaN of an integer, negative of an unsigned one).
+ */
+export function patternValues(
+  type: TensorElementType,
+  pattern: ProbePattern,
+  length: number,
+  seed: number,
+): TensorData | null {
+  const random = randomFrom(seed);
+  const sign = (i: number): number => (i % 2 === 0 ? 1 : -1);
+  if (type === 'float32' || type === 'float64') {
+    const data = type === 'float32' ? new Float32Array(length) : new Float64Array(length);
+    const max = type === 'float32' ? FLOAT32_MAX : Number.MAX_VALUE;
+    const tiny = type === 'float32' ? FLOAT32_SUBNORMAL : FLOAT64_SUBNORMAL;
+    for (let i = 0; i < length; i++) {
+      switch (pattern) {
+        case 'zeros':
+          break;
+        case 'random':
+          // Magnitudes from 1e-4 to 1e4, either sign: values of every scale a feature may have.
+          data[i] = (random() * 2 - 1) * 10 ** (random() * 8 - 4);
+          break;
+        case 'large':
+          data[i] = sign(i) * max * (0.5 + random() / 2);
+          break;
+        case 'small':
+          data[i] = sign(i) * tiny * (1 + random());
+          break;
+        case 'negative':
+          data[i] = -(1 + random() * 1e6);
+          break;
+        case 'nan':
+          data[i] = Number.NaN;
+          break;
+      }
+    }
+    return data;
+  }
+  if (type === 'int64' || type === 'uint64') {
+    const signed = type === 'int64';
+    if (pattern === 'nan' || (!signed && pattern === 'negative')) return null;
+    const data = signed ? new BigInt64Array(length) : new BigUint64Array(length);
+    const min = signed ? -(2n ** 63n) : 0n;
+    const max = signed ? 2n ** 63n - 1n : 2n ** 64n - 1n;
+    for (let i = 0; i < length; i++) {
+      const bits = (BigInt(Math.floor(random() * 2 ** 32)) << 32n) | BigInt(Math.floor(random() * 2 ** 32));
+      data[i] =
+        pattern === 'zeros'
+          ? 0n
+          : pattern === 'random'
+            ? signed
+              ? BigInt.asIntN(64, bits)
+              : bits
+            : pattern === 'large'
+              ? max
+              : pattern === 'small'
+                ? min
+                : -1n - BigInt(Math.floor(random() * 1e6));
+    }
+    return data;
+  }
+  const range = INT_RANGES[type];
+  if (range === undefined) return null;
+  const [min, max] = range;
+  if (pattern === 'nan' || (min === 0 && (pattern === 'negative' || pattern === 'small'))) return null;
+  const data =
+    type === 'int8'
+      ? new Int8Array(length)
+      : type === 'int16'
+        ? new Int16Array(length)
+        : type === 'int32'
+          ? new Int32Array(length)
+          : type === 'uint16'
+            ? new Uint16Array(length)
+            : type === 'uint32'
+              ? new Uint32Array(length)
+              : new Uint8Array(length);
+  for (let i = 0; i < length; i++) {
+    data[i] =
+      pattern === 'zeros'
+        ? 0
+        : pattern === 'random'
+          ? min + Math.floor(random() * (max - min + 1))
+          : pattern === 'large'
+            ? max
+            : pattern === 'small'
+              ? min
+              : -1 - Math.floor(random() * Math.min(1e6, -min - 1));
+  }
+  return data;
+}
+
+/** The feeds of one probed run, or null when the pattern says nothing for any of the inputs. */
+export function probeFeeds(
+  inputs: readonly TensorInfoDto[],
+  layout: ProbeLayout,
+  pattern: ProbePattern,
+): WireTensor[] | null {
+  let applies = false;
+  const feeds = inputs.map((input, i): WireTensor => {
+    const dims = [...layout.dims[i]!];
+    const length = dims.reduce((a, b) => a * b, 1);
+    const values = patternValues(input.type, pattern, length, 0x5eed + i * 7919 + layout.rows);
+    if (values !== null) applies = true;
+    return {
+      name: input.name,
+      type: input.type,
+      dims,
+      data: values ?? patternValues(input.type, 'zeros', length, 0)!,
+    };
+  });
+  return applies ? feeds : null;
+}
+
+/**
+ * Runs the probe on this thread (a worker's): `settings.warmupRuns` untimed runs, then every
+ * layout with every pattern, each repeated until `minRepeats` runs were made and the fastest of
+ * them is within `limitUs`, or `maxRepeats` runs were all over it, which refuses at once (the
+ * fastest repeat is taken so that a run the OS preempted does not count against the model).
+ * Wall time of `runPipeline`, as `InlineRunner` measures its own runs. Throws what a run throws.
+ */
+export function runInlineProbe(
+  steps: LoadedStep[],
+  layouts: readonly ProbeLayout[],
+  settings: ProbeSettings,
+  loadUs: number,
+): ProbeReport {
+  const inputs = steps[0]!.spec.inputs;
+  let runs = 0;
+  let slowestUs = 0;
+  let slowest = 'no run';
+  const first = layouts[0] ? probeFeeds(inputs, layouts[0], 'zeros') : null;
+  for (let i = 0; first !== null && i < settings.warmupRuns; i++) runPipeline(steps, first, layouts[0]!.rows);
+  for (const layout of layouts) {
+    for (const pattern of PROBE_PATTERNS) {
+      const feeds = probeFeeds(inputs, layout, pattern);
+      if (feeds === null) continue;
+      let fastest = Infinity;
+      for (let repeat = 1; repeat <= settings.maxRepeats; repeat++) {
+        const started = performance.now();
+        runPipeline(steps, feeds, layout.rows);
+        fastest = Math.min(fastest, (performance.now() - started) * 1000);
+        runs++;
+        if (repeat >= settings.minRepeats && fastest <= settings.limitUs) break;
+      }
+      if (fastest > slowestUs) {
+        slowestUs = fastest;
+        slowest = `${pattern} values, ${describeLayout(inputs, layout)}`;
+      }
+      if (fastest > settings.limitUs) return { admitted: false, slowestUs, slowest, runs, loadUs };
+    }
+  }
+  return { admitted: runs > 0, slowestUs, slowest, runs, loadUs };
+}
