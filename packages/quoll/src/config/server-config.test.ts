@@ -145,8 +145,9 @@ describe('resolveServerConfig: how slowly answers may be read', () => {
 });
 
 describe('resolveServerConfig: inline runs', () => {
-  it('are off by default (for trusted model authors: the work bound is a guard, not a proof); QUOLL_INLINE_RUNS=on or --inline-runs [on] turn them on, --inline-runs off or --no-inline-runs (which win) off', () => {
-    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').inlineRuns).toBe(false);
+  it('are on by default (each pipeline still passes the work bound and the admission probe); QUOLL_INLINE_RUNS=off or --inline-runs off / --no-inline-runs turn them off, a flag winning over the environment', () => {
+    expect(resolveServerConfig({ home: '/tmp/h' }, {}, '/').inlineRuns).toBe(true);
+    expect(resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'off' }, '/').inlineRuns).toBe(false);
     expect(resolveServerConfig({ home: '/tmp/h' }, { QUOLL_INLINE_RUNS: 'on' }, '/').inlineRuns).toBe(true);
     expect(
       resolveServerConfig({ home: '/tmp/h', inlineRuns: 'off' }, { QUOLL_INLINE_RUNS: 'on' }, '/').inlineRuns,

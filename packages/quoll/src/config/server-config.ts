@@ -133,11 +133,12 @@ export interface ServerConfig {
    */
   readonly syncHandoff: boolean;
   /**
-   * Whether small runs of small models whose work per run has a static bound run on the HTTP
-   * thread, without a hand-off to a model worker (`--inline-runs`, `QUOLL_INLINE_RUNS=on`; see
-   * the engine's `inlineRuns`). Off by default: for trusted model authors, the bound is a guard
-   * (reviewed crafted models it missed were fixed), not a proof.
-   * @default false
+   * Whether small runs of small, fast pipelines run on the HTTP thread, without a hand-off to a
+   * model worker (`--no-inline-runs`, `--inline-runs off`, `QUOLL_INLINE_RUNS=off` turn it off;
+   * see the engine's `inlineRuns`). A pipeline runs inline only when a static bound of its work
+   * and then a measured admission probe in a thread of its own let it, and a trip wire sends it
+   * back to the workers after slow runs.
+   * @default true
    */
   readonly inlineRuns: boolean;
   /**
@@ -615,7 +616,7 @@ export function resolveServerConfig(
         ? parseSwitch('--inline-runs', input.inlineRuns)
         : input.inlineRuns) ??
       parseSwitch('QUOLL_INLINE_RUNS', env.QUOLL_INLINE_RUNS) ??
-      false,
+      true,
     inlineWhenContended:
       parseSwitch('QUOLL_INLINE_CONTENDED', env.QUOLL_INLINE_CONTENDED) ?? availableParallelism() === 1,
     logLevel: input.logLevel ?? env.QUOLL_LOG_LEVEL ?? 'info',

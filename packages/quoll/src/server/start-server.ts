@@ -6,6 +6,7 @@ import { BlobStore } from '../blobs/index.js';
 import type { ServerConfig } from '../config/index.js';
 import { ConnectionSealer, ConnectionService, createKeyring, verifyMasterKey } from '../connections/index.js';
 import { DecodePool, InferenceEngine } from '../inference/index.js';
+import type { InlineAdmission } from '../inference/index.js';
 import { InferenceService, ReplicaDirectory } from '../serving/index.js';
 import { BodyBudget, inferenceBodyCost } from './body-budget.js';
 import { InferenceLogStore, type InferenceLogs } from '../logs/index.js';
@@ -179,6 +180,8 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     logState: () => logsForMetrics?.state ?? 'stopped',
   });
   const metricsWindow = new MetricsWindow(metrics);
+  // Whether each deployment runs inline, and why: to the log once the app exists (nothing before).
+  let reportInline: (deployment: string, admission: InlineAdmission) => void = () => undefined;
   const engine = new InferenceEngine({
     workersPerDeployment: config.workersPerDeployment,
     poolWorkers: config.poolWorkers,
@@ -186,6 +189,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     syncHandoff: config.syncHandoff,
     inlineRuns: config.inlineRuns,
     inlineWhenContended: config.inlineWhenContended,
+    onInlineDecided: (deployment, admission) => reportInline(deployment, admission),
     ...(config.metrics ? { onBatch: (rows: number) => metrics.batch(rows) } : {}),
   });
   closers.push({ what: 'model workers', close: () => engine.close() });
@@ -425,6 +429,11 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   const app = await createApp(context, [], { ready });
   reportLoopError = (err, context) => app.log.warn({ err }, `${context} failed; retrying`);
   reportRecovered = (message) => app.log.info(message);
+  reportInline = (deployment, admission) =>
+    app.log.info(
+      { deployment, inline: admission.state, reason: admission.reason },
+      `inline runs ${admission.state === 'on' ? 'on' : 'off'} for deployment ${deployment}: ${admission.reason}`,
+    );
   closers.report = (what, waitedMs) =>
     app.log.warn({ step: what, waitedMs }, `still stopping: waiting for ${what}`);
   reportConnectionError = (err) => {

@@ -78,7 +78,7 @@ export function serverCommand(): Command {
     )
     .option(
       '--inline-runs [on|off]',
-      "run small runs (<= 8 rows) of small models whose work per run has a small static bound (from the model's graph: tree ensembles, linear models, element-wise arithmetic on declared shapes) on the HTTP thread, with no hand-off to a model worker; off by default, for trusted model authors: the bound is a guard, not a proof (env QUOLL_INLINE_RUNS=on)",
+      "run small runs (<= 8 rows) of small, fast pipelines on the HTTP thread, with no hand-off to a model worker (default on; env QUOLL_INLINE_RUNS=off turns it off): a pipeline runs there only when a static bound of its work (from the model's graph) is small and an admission probe, its largest inline runs timed in a thread of their own, took at most 2 ms each; 3 runs over 10 ms send it back to the workers",
     )
     .option('--no-inline-runs', 'run every model in the model workers (the same as --inline-runs off)')
     .option(
