@@ -11,7 +11,8 @@ import { inferenceEngineFixture } from '../../../../test/support/inference-engin
 import { InferenceEngine } from './inference-engine.js';
 import type { InferenceEngineOptions } from './inference-engine.js';
 import { INLINE_MAX_BATCH_ELEMENTS, INLINE_MAX_BATCH_ROWS, INLINE_MAX_ELEMENTS } from './inline-runner.js';
-import { PROBE_PATTERNS, probeFeeds, probeLayouts } from './run-inline-probe.js';
+import { createSession } from './native-session.js';
+import { PROBE_PATTERNS, probeFeeds, probeLayouts, runInlineProbe } from './run-inline-probe.js';
 
 // The admission probe of inline runs (inline-prober.ts, run-inline-probe.ts): a pipeline the
 // work bound lets through runs inline only once a run of it on the largest inline feeds, in a
@@ -86,6 +87,58 @@ describe('probeLayouts', () => {
       true,
     );
     expect(probeFeeds([input(['N', 3], 'uint8')], layout, 'nan')).toBeNull();
+  });
+});
+
+describe('runInlineProbe', () => {
+  // The crafted model the work bound refuses (its work grows with the cube of its width), run
+  // here without the bound: a run of one row of 600 values is hundreds of millions of multiply-adds.
+  const slowSteps = () => [
+    {
+      spec: {
+        label: 'self-product',
+        sha: 'x',
+        path: '',
+        inputs: [input(['N', 'M'])],
+        feedsFrom: null,
+        single: false,
+        tensorFields: null,
+      },
+      session: createSession(makeCraftedSlowModel('self-product'), 1),
+    },
+  ];
+  const settings = { limitUs: 1000, minRepeats: 3, maxRepeats: 20, warmupRuns: 0, giveUpUs: 50_000 };
+
+  it('gives up on a (layout, pattern) whose runs are all slow after the give-up time, not after maxRepeats runs', () => {
+    const steps = slowSteps();
+    try {
+      const report = runInlineProbe(steps, [{ rows: 1, dims: [[1, 600]] }], settings, 0);
+      expect(report.admitted).toBe(false);
+      expect(report.slowestUs).toBeGreaterThan(1000);
+      expect(report.slowest).toBe('zeros values, 1 rows, x [1, 600]');
+      expect(report.runs).toBeLessThan(20);
+    } finally {
+      steps[0]!.session.release();
+    }
+  });
+
+  it('refuses at the first warm-up run when that alone takes longer than the give-up time', () => {
+    const steps = slowSteps();
+    try {
+      const report = runInlineProbe(
+        steps,
+        [{ rows: 1, dims: [[1, 600]] }],
+        { ...settings, warmupRuns: 2, giveUpUs: 1000 },
+        0,
+      );
+      expect(report).toMatchObject({
+        admitted: false,
+        runs: 1,
+        slowest: 'zeros values, 1 rows, x [1, 600] (a first run)',
+      });
+    } finally {
+      steps[0]!.session.release();
+    }
   });
 });
 

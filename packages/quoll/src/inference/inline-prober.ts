@@ -18,8 +18,15 @@ export const INLINE_PROBE_LIMIT_US = 2000;
  */
 export const INLINE_PROBE_TIMEOUT_MS = 20_000;
 
-/** The probe's runs: at least 3 of each (layout, pattern), at most 20 that are all too slow; 2 untimed first. */
+/**
+ * The probe's runs: 2 first, not counted; then at least 3 of each (layout, pattern); one whose
+ * runs are all too slow is tried up to 20 times (a run preempted by the OS is slow through no
+ * fault of the model; 20 on a busy machine rarely all are), or for 50 times the limit in all
+ * (100 ms at 2 ms), whichever comes first.
+ */
 const PROBE_REPEATS = { minRepeats: 3, maxRepeats: 20, warmupRuns: 2 } as const;
+/** See {@link PROBE_REPEATS}. */
+const GIVE_UP_LIMITS = 50;
 
 /** Options of {@link InlineProber} (the engine's `inlineProbe`). */
 export interface InlineProbeOptions {
@@ -79,7 +86,8 @@ export class InlineProber {
   #closed = false;
 
   constructor(options: InlineProbeOptions = {}) {
-    this.#settings = { limitUs: Math.max(0, options.limitUs ?? INLINE_PROBE_LIMIT_US), ...PROBE_REPEATS };
+    const limitUs = Math.max(0, options.limitUs ?? INLINE_PROBE_LIMIT_US);
+    this.#settings = { limitUs, giveUpUs: GIVE_UP_LIMITS * limitUs, ...PROBE_REPEATS };
     this.#timeoutMs = Math.max(1, options.timeoutMs ?? INLINE_PROBE_TIMEOUT_MS);
   }
 

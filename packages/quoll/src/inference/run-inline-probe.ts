@@ -284,11 +284,15 @@ export function probeFeeds(
 }
 
 /**
- * Runs the probe on this thread (a worker's): `settings.warmupRuns` untimed runs, then every
- * layout with every pattern, each repeated until `minRepeats` runs were made and the fastest of
- * them is within `limitUs`, or `maxRepeats` runs were all over it, which refuses at once (the
- * fastest repeat is taken so that a run the OS preempted does not count against the model).
- * Wall time of `runPipeline`, as `InlineRunner` measures its own runs. Throws what a run throws.
+ * Runs the probe on this thread (a worker's): `settings.warmupRuns` runs first (not counted,
+ * unless one of them alone overruns the give-up time below), then every layout with every
+ * pattern, each repeated until `minRepeats` runs were made and the fastest of them is within
+ * `limitUs` (the fastest is taken so that a run the OS preempted does not count against the
+ * model); it refuses at once when a (layout, pattern)'s runs were all over the limit after
+ * `maxRepeats` runs or after `giveUpUs` of them in all, so that a model that is slow in fact
+ * holds the probe's thread (and the probes queued behind it) about as long as one run of it,
+ * not `maxRepeats` of them. Wall time of `runPipeline`, as `InlineRunner` measures its own
+ * runs. Throws what a run throws.
  */
 export function runInlineProbe(
   steps: LoadedStep[],
@@ -297,22 +301,36 @@ export function runInlineProbe(
   loadUs: number,
 ): ProbeReport {
   const inputs = steps[0]!.spec.inputs;
+  const giveUpUs = settings.giveUpUs;
   let runs = 0;
   let slowestUs = 0;
   let slowest = 'no run';
+  const timed = (feeds: WireTensor[], rows: number): number => {
+    const started = performance.now();
+    runPipeline(steps, feeds, rows);
+    return (performance.now() - started) * 1000;
+  };
   const first = layouts[0] ? probeFeeds(inputs, layouts[0], 'zeros') : null;
-  for (let i = 0; first !== null && i < settings.warmupRuns; i++) runPipeline(steps, first, layouts[0]!.rows);
+  for (let i = 0; first !== null && i < settings.warmupRuns; i++) {
+    const us = timed(first, layouts[0]!.rows);
+    if (us > giveUpUs && us > settings.limitUs) {
+      const what = `zeros values, ${describeLayout(inputs, layouts[0]!)} (a first run)`;
+      return { admitted: false, slowestUs: us, slowest: what, runs: 1, loadUs };
+    }
+  }
   for (const layout of layouts) {
     for (const pattern of PROBE_PATTERNS) {
       const feeds = probeFeeds(inputs, layout, pattern);
       if (feeds === null) continue;
       let fastest = Infinity;
+      let spentUs = 0;
       for (let repeat = 1; repeat <= settings.maxRepeats; repeat++) {
-        const started = performance.now();
-        runPipeline(steps, feeds, layout.rows);
-        fastest = Math.min(fastest, (performance.now() - started) * 1000);
+        const us = timed(feeds, layout.rows);
+        fastest = Math.min(fastest, us);
+        spentUs += us;
         runs++;
         if (repeat >= settings.minRepeats && fastest <= settings.limitUs) break;
+        if (spentUs > giveUpUs && fastest > settings.limitUs) break;
       }
       if (fastest > slowestUs) {
         slowestUs = fastest;

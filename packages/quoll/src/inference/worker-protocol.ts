@@ -25,8 +25,10 @@ export interface ProbeSettings {
   readonly minRepeats: number;
   /** Repeats at most of a (layout, pattern) whose runs are all over the limit, before it refuses. */
   readonly maxRepeats: number;
-  /** Untimed runs first (onnxruntime allocates on the first runs of a session). */
+  /** Runs first, not counted (onnxruntime allocates on the first runs of a session). */
   readonly warmupRuns: number;
+  /** Time (µs) after which a (layout, pattern) whose runs were all over the limit refuses, whatever `maxRepeats` says. */
+  readonly giveUpUs: number;
 }
 
 /** What the probe found. */
