@@ -71,6 +71,64 @@ describe('probeLayouts', () => {
     ]);
   });
 
+  it('shares the room of a row evenly between inputs with free dimensions, as well as giving it all to each in turn', () => {
+    const two = [
+      { name: 'a', type: 'float32' as const, shape: ['N', 'A'] },
+      { name: 'b', type: 'float32' as const, shape: ['N', 'B'] },
+    ];
+    expect(probeLayouts(two, false, LIMITS)).toEqual([
+      {
+        rows: 64,
+        dims: [
+          [64, 1],
+          [64, 1],
+        ],
+      },
+      {
+        rows: 64,
+        dims: [
+          [64, 255],
+          [64, 1],
+        ],
+      },
+      {
+        rows: 4,
+        dims: [
+          [4, 4095],
+          [4, 1],
+        ],
+      },
+      {
+        rows: 64,
+        dims: [
+          [64, 1],
+          [64, 255],
+        ],
+      },
+      {
+        rows: 4,
+        dims: [
+          [4, 1],
+          [4, 4095],
+        ],
+      },
+      {
+        rows: 64,
+        dims: [
+          [64, 128],
+          [64, 128],
+        ],
+      },
+      {
+        rows: 4,
+        dims: [
+          [4, 2048],
+          [4, 2048],
+        ],
+      },
+    ]);
+  });
+
   it('refuses what no probe can stand for: a row wider than a request, an input Quoll cannot feed', () => {
     expect(probeLayouts([input(['N', 100_000])], false, LIMITS)).toMatch(/a row holds 100000 values/);
     expect(probeLayouts([input(['N', 2], 'float16')], false, LIMITS)).toMatch(/float16/);

@@ -67,7 +67,16 @@ const FEEDABLE = new Set<TensorElementType>([
  * - for each free dimension after the first: at the most rows, that dimension as wide as the
  *   values left per row allow; and at `values / requestValues` rows (4), as wide as one
  *   request's values allow (a wide row: a model whose work grows faster than its row's width is
- *   slowest there).
+ *   slowest there);
+ * - when several inputs have free dimensions: at both row counts, the values left per row
+ *   shared evenly between those inputs (each on its first free dimension).
+ *
+ * Why these: a run's work as a product of powers of its dimensions (rows^a × d1^b × …, the
+ * shape of every cost the work bound counts) is largest, under limits on their product, at a
+ * corner: all the room to one of them (the dimensions of one input multiply, so one grown
+ * dimension is such a corner); under a limit on a sum (the values of several inputs add up
+ * within a row), at a share of the room to each, which the even share stands for. A cost that
+ * does not grow with size (faster on larger feeds) is not looked for.
  *
  * A `single` first step (run row by row) takes the same feeds; its model sees rows of one.
  * An input with a fixed first dimension keeps it (a non-`single` run has that many rows).
@@ -107,16 +116,18 @@ export function probeLayouts(
   const wideRows = Number.isFinite(fixedRows)
     ? mostRows
     : Math.max(1, Math.min(mostRows, Math.floor(limits.values / limits.requestValues)));
-  const layout = (rows: number, grow: [number, number] | null): ProbeLayout | null => {
+  /** A layout of `rows` rows whose dimensions in `grow` (input, axis) share the values left per row. */
+  const layout = (rows: number, grow: readonly [number, number][]): ProbeLayout | null => {
     const perRow = Math.min(limits.requestValues, Math.floor(limits.values / rows));
     if (rowWidth > perRow) return null;
+    const share = Math.floor((perRow - rowWidth) / Math.max(1, grow.length));
     const dims = inputs.map((input, i) =>
       input.shape.map((dim, j) => {
         if (j === 0) return single || !isFixed(dim) ? rows : dim;
         if (isFixed(dim)) return dim;
-        if (grow === null || grow[0] !== i || grow[1] !== j) return 1;
-        // This input's row grows from rowWidths[i] to rowWidths[i] × d; the others stay.
-        return 1 + Math.floor((perRow - rowWidth) / rowWidths[i]!);
+        if (!grow.some(([gi, gj]) => gi === i && gj === j)) return 1;
+        // This input's row grows from rowWidths[i] to rowWidths[i] × d, by at most its share.
+        return 1 + Math.floor(share / rowWidths[i]!);
       }),
     );
     return { rows, dims };
@@ -130,10 +141,16 @@ export function probeLayouts(
     seen.add(key);
     layouts.push(made);
   };
-  add(layout(mostRows, null));
+  add(layout(mostRows, []));
   for (const dim of free) {
-    add(layout(mostRows, dim));
-    add(layout(wideRows, dim));
+    add(layout(mostRows, [dim]));
+    add(layout(wideRows, [dim]));
+  }
+  // The first free dimension of each input that has one, sharing the room.
+  const firstFree = free.filter(([i], at) => free.findIndex(([other]) => other === i) === at);
+  if (firstFree.length > 1) {
+    add(layout(mostRows, firstFree));
+    add(layout(wideRows, firstFree));
   }
   return layouts;
 }
