@@ -21,8 +21,8 @@ export const INLINE_PROBE_TIMEOUT_MS = 20_000;
 /**
  * The probe's runs: 2 first, not counted; then at least 3 of each (layout, pattern); one whose
  * runs are all too slow is tried up to 20 times (a run preempted by the OS is slow through no
- * fault of the model; 20 on a busy machine rarely all are), or for 50 times the limit in all
- * (100 ms at 2 ms), whichever comes first.
+ * fault of the model; 20 on a busy machine rarely all are), or, past its first 3, for 50 times
+ * the limit in all (100 ms at 2 ms), whichever comes first.
  */
 const PROBE_REPEATS = { minRepeats: 3, maxRepeats: 20, warmupRuns: 2 } as const;
 /** See {@link PROBE_REPEATS}. */

@@ -301,15 +301,14 @@ export function probeFeeds(
 }
 
 /**
- * Runs the probe on this thread (a worker's): `settings.warmupRuns` runs first (not counted,
- * unless one of them alone overruns the give-up time below), then every layout with every
- * pattern, each repeated until `minRepeats` runs were made and the fastest of them is within
- * `limitUs` (the fastest is taken so that a run the OS preempted does not count against the
- * model); it refuses at once when a (layout, pattern)'s runs were all over the limit after
- * `maxRepeats` runs or after `giveUpUs` of them in all, so that a model that is slow in fact
- * holds the probe's thread (and the probes queued behind it) about as long as one run of it,
- * not `maxRepeats` of them. Wall time of `runPipeline`, as `InlineRunner` measures its own
- * runs. Throws what a run throws.
+ * Runs the probe on this thread (a worker's): `settings.warmupRuns` runs first (not counted;
+ * cut short by one that takes the give-up time), then every layout with every pattern, each
+ * repeated until `minRepeats` runs were made and the fastest of them is within `limitUs` (the
+ * fastest is taken so that a run the OS preempted does not count against the model); it refuses
+ * at once when a (layout, pattern)'s runs were all over the limit after `maxRepeats` runs, or
+ * after `minRepeats` runs that took `giveUpUs` in all, so that a model that is slow in fact holds
+ * the probe's thread (and the probes queued behind it) for a few runs of it, not `maxRepeats`.
+ * Wall time of `runPipeline`, as `InlineRunner` measures its own runs. Throws what a run throws.
  */
 export function runInlineProbe(
   steps: LoadedStep[],
@@ -328,13 +327,9 @@ export function runInlineProbe(
     return (performance.now() - started) * 1000;
   };
   const first = layouts[0] ? probeFeeds(inputs, layouts[0], 'zeros') : null;
-  for (let i = 0; first !== null && i < settings.warmupRuns; i++) {
-    const us = timed(first, layouts[0]!.rows);
-    if (us > giveUpUs && us > settings.limitUs) {
-      const what = `zeros values, ${describeLayout(inputs, layouts[0]!)} (a first run)`;
-      return { admitted: false, slowestUs: us, slowest: what, runs: 1, loadUs };
-    }
-  }
+  for (let i = 0; first !== null && i < settings.warmupRuns; i++)
+    // One run as long as the give-up time is warm-up enough (the model is slow, or this thread was).
+    if (timed(first, layouts[0]!.rows) > giveUpUs) break;
   for (const layout of layouts) {
     for (const pattern of PROBE_PATTERNS) {
       const feeds = probeFeeds(inputs, layout, pattern);
@@ -346,8 +341,10 @@ export function runInlineProbe(
         fastest = Math.min(fastest, us);
         spentUs += us;
         runs++;
-        if (repeat >= settings.minRepeats && fastest <= settings.limitUs) break;
-        if (spentUs > giveUpUs && fastest > settings.limitUs) break;
+        if (repeat < settings.minRepeats) continue;
+        // Enough when one was fast; or when all were slow for the give-up time (one preempted
+        // run never decides it: at least minRepeats are made).
+        if (fastest <= settings.limitUs || spentUs > giveUpUs) break;
       }
       if (fastest > slowestUs) {
         slowestUs = fastest;
