@@ -16,12 +16,16 @@ function houseRecords(rows: Float32Array, from: number, count: number): { tensor
   }));
 }
 
-/** An engine of one worker per deployment with inline runs, also while requests overlap. */
+/**
+ * An engine of one worker per deployment with inline runs, also while requests overlap, and no
+ * practical limit to a turn's inline runs (these tests are about merging, not the turn budget).
+ */
 function contendedInlineEngine(created: InferenceEngine[]): InferenceEngine {
   const made = new InferenceEngine({
     workersPerDeployment: 1,
     inlineRuns: true,
     inlineWhenContended: true,
+    inlineTurnBudgetUs: 60_000_000,
   });
   created.push(made);
   return made;
@@ -33,7 +37,7 @@ describe('Deployment routing while requests overlap', () => {
     try {
       const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
       const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
-      await contended.inlineDecided;
+      expect((await contended.inlineDecided).state).toBe('on');
       const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
       const rows = makeHouseRows(40, 5);
       const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, 1 + (i % 2)));
@@ -64,7 +68,7 @@ describe('Deployment routing while requests overlap', () => {
     try {
       const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
       const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
-      await contended.inlineDecided;
+      expect((await contended.inlineDecided).state).toBe('on');
       const rows = makeHouseRows(40, 7);
       const count = INLINE_MAX_BATCH_ROWS + 16;
       const answers = await Promise.all(
@@ -86,7 +90,7 @@ describe('Deployment routing while requests overlap', () => {
     try {
       const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
       const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
-      await contended.inlineDecided;
+      expect((await contended.inlineDecided).state).toBe('on');
       const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
       const rows = makeHouseRows(40, 9);
       const requests = Array.from({ length: 16 }, (_, i) => houseRecords(rows, i, INLINE_MAX_ROWS + 1));
@@ -100,6 +104,60 @@ describe('Deployment routing while requests overlap', () => {
       expect(contended.inlineRunCount).toBe(0);
       // Sixteen requests, fewer runs: those queued behind a busy worker were merged.
       expect(contended.runCount).toBeLessThan(16);
+    } finally {
+      await Promise.all(created.map((made) => made.close()));
+    }
+  });
+
+  it('spends at most the turn budget on inline runs: the merged runs of one turn past it go to the workers, answering alike', async () => {
+    const created: InferenceEngine[] = [];
+    try {
+      const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+      // A budget of 0: the first run of a turn only.
+      const made = new InferenceEngine({
+        workersPerDeployment: 1,
+        inlineRuns: true,
+        inlineWhenContended: true,
+        inlineTurnBudgetUs: 0,
+      });
+      created.push(made);
+      const contended = await made.deploy('tree', [step('tree', bytes)]);
+      expect((await contended.inlineDecided).state).toBe('on');
+      const workers = await engine(true, false).deploy('tree', [step('tree', bytes)]);
+      const rows = makeHouseRows(40, 11);
+      // 160 requests of 8 rows in one turn: 20 merged runs of 64 rows.
+      const requests = Array.from({ length: 160 }, (_, i) => houseRecords(rows, i, INLINE_MAX_ROWS));
+      const viaContended = await Promise.all(
+        requests.map(async (records) => (await contended.infer({ kind: 'records', records }, 1)).toRecords()),
+      );
+      const viaWorkers = await Promise.all(
+        requests.map(async (records) => (await workers.infer({ kind: 'records', records }, 1)).toRecords()),
+      );
+      expect(viaContended).toEqual(viaWorkers);
+      expect(contended.inlineRunCount).toBe(1);
+      expect(contended.runCount).toBeGreaterThan(1);
+    } finally {
+      await Promise.all(created.map((made) => made.close()));
+    }
+  });
+
+  it('shares the turn budget between deployments: one request to each of two in one turn, with no time left, makes one inline run', async () => {
+    const created: InferenceEngine[] = [];
+    try {
+      const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+      const made = new InferenceEngine({ workersPerDeployment: 1, inlineRuns: true, inlineTurnBudgetUs: 0 });
+      created.push(made);
+      const one = await made.deploy('one', [step('tree', bytes)]);
+      const two = await made.deploy('two', [step('tree', bytes)]);
+      await Promise.all([one.inlineDecided, two.inlineDecided]);
+      const records = houseRecords(makeHouseRows(40, 13), 0, 1);
+      const [a, b] = await Promise.all([
+        one.infer({ kind: 'records', records }, 1),
+        two.infer({ kind: 'records', records }, 1),
+      ]);
+      expect(a.toRecords()).toEqual(b.toRecords());
+      expect(one.inlineRunCount + two.inlineRunCount).toBe(1);
+      expect(one.runCount + two.runCount).toBe(2);
     } finally {
       await Promise.all(created.map((made) => made.close()));
     }

@@ -11,6 +11,7 @@ import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-bi
 import type { ColumnBinding } from './input-binding.js';
 import { InferenceResult } from './inference-result.js';
 import type { InlineSessions } from './inline-sessions.js';
+import type { InlineTurns } from './inline-turns.js';
 import {
   INLINE_CONTENDED_HOLD_MS,
   INLINE_MAX_BATCH_ELEMENTS,
@@ -45,6 +46,8 @@ export interface DeploymentOptions {
   inlineSessions: InlineSessions | null;
   /** Runs the admission probe of a pipeline before it runs inline (with `inlineSessions`). */
   inlineProber: InlineProber | null;
+  /** The calling thread's time for inline runs per turn of its event loop, shared by every deployment (with `inlineSessions`). */
+  inlineTurns: InlineTurns | null;
   /** Told once per deployment whether its pipeline runs inline, and why (not called when inline runs are off). */
   onInlineDecided?: ((deployment: string, admission: InlineAdmission) => void) | undefined;
   /**
@@ -245,7 +248,7 @@ export class Deployment {
   #startInline(): void {
     const sessions = this.#options.inlineSessions;
     const prober = this.#options.inlineProber;
-    if (sessions === null || prober === null) return;
+    if (sessions === null || prober === null || this.#options.inlineTurns === null) return;
     const candidate = InlineRunner.qualify(this.#specs);
     if ('reason' in candidate) {
       this.#decide({ state: 'refused', reason: candidate.reason });
@@ -425,7 +428,7 @@ export class Deployment {
           this.#inlineQueue.push({ feeds, rows, key: feedLayoutKey(feeds), resolve, reject });
           if (this.#inlineScheduled) return;
           this.#inlineScheduled = true;
-          setImmediate(() => this.#runInline());
+          this.#options.inlineTurns!.schedule(() => this.#runInline());
         });
       }
       // A big batch with several idle workers: split it so every core works on this request.
@@ -467,7 +470,9 @@ export class Deployment {
    * Runs the small runs of the last turn inline: neighbours with the same feed layout merged
    * (at most {@link INLINE_MAX_BATCH_ROWS} rows and {@link INLINE_MAX_BATCH_ELEMENTS} values a
    * run); a merged run that fails, or whose outputs are not one row per input row, runs each
-   * request alone, so no request's answer depends on its neighbours.
+   * request alone, so no request's answer depends on its neighbours. Each run first claims
+   * time of the turn's budget, shared by every deployment (`InlineTurns`); once it is spent the
+   * turn's other runs go to the workers.
    */
   #runInline(): void {
     this.#inlineScheduled = false;
@@ -488,14 +493,23 @@ export class Deployment {
         rows += next.rows;
         elements += more;
       }
-      if (inline === null) {
-        // Closed meanwhile (close() waits for these, so this does not happen): the workers run them.
-        for (const job of group) this.#queue.push(job);
-        this.#dispatch();
+      // Closed meanwhile (close() waits for these, so this does not happen), or the turn's
+      // time for inline runs is spent: the workers run them.
+      if (inline === null || !this.#options.inlineTurns!.claim()) {
+        this.#toWorkers(group);
         continue;
       }
       this.#runInlineGroup(inline, group, rows);
     }
+  }
+
+  /** Small runs that were to run inline, sent to the workers instead (where they may merge). */
+  #toWorkers(jobs: FeedsJob[]): void {
+    for (const job of jobs) {
+      if (this.#unmergeable.has(job.key)) job.key = '';
+      this.#queue.push(job);
+    }
+    this.#dispatch();
   }
 
   #runInlineGroup(inline: InlineRunner, group: FeedsJob[], rows: number): void {
@@ -524,7 +538,16 @@ export class Deployment {
       }
       if (outputs) this.#unmergeable.add(group[0]!.key);
     }
-    for (const job of group) {
+    for (const [i, job] of group.entries()) {
+      // The group claimed one run; each run alone after its merged one claims its own, and once
+      // the turn's time is spent the rest go to the workers, alone (as here, so that no request's
+      // answer depends on its neighbours).
+      if (group.length > 1 && !this.#options.inlineTurns!.claim()) {
+        const rest = group.slice(i);
+        for (const left of rest) left.key = '';
+        this.#toWorkers(rest);
+        return;
+      }
       this.#runs++;
       this.#options.onBatch?.(job.rows);
       try {

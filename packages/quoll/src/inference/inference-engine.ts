@@ -4,6 +4,7 @@ import type { DeploymentOptions, InlineAdmission } from './deployment.js';
 import { InlineProber } from './inline-prober.js';
 import type { InlineProbeOptions } from './inline-prober.js';
 import { InlineSessions } from './inline-sessions.js';
+import { InlineTurns } from './inline-turns.js';
 import type { StepModel } from './step-model.js';
 import { ModelWorkerPool } from './model-worker-pool.js';
 import { WorkerFailure, WorkerHandle } from './worker-handle.js';
@@ -57,7 +58,8 @@ export interface InferenceEngineOptions {
    *    deployment's runs go to the workers; a probe that fails or does not answer within
    *    `inlineProbe.timeoutMs` leaves them there for good;
    * 3. a trip wire: after 3 runs over 10 ms within 256, the deployment runs nothing inline any more.
-   * Admitted, its runs of at most 8 rows and 4096 values run there while requests do not overlap.
+   * Admitted, its runs of at most 8 rows and 4096 values run there while requests do not overlap,
+   * within `inlineTurnBudgetUs` of inline runs per turn of the event loop for all deployments.
    * Each model is held once on the calling thread, within the memory budget of one pool worker
    * (`modelMemoryBytes` / `poolWorkers`, at most 64 MiB).
    *
@@ -70,6 +72,13 @@ export interface InferenceEngineOptions {
   inlineRuns?: boolean;
   /** The admission probe of inline runs (see `inlineRuns`). @default { limitUs: 2000, timeoutMs: 20000 } */
   inlineProbe?: InlineProbeOptions;
+  /**
+   * The most time (µs) inline runs may take the calling thread in one turn of its event loop,
+   * every deployment together (`InlineTurns`): past it, that turn's other small runs go to the
+   * workers. A turn's inline runs hold the thread for at most this plus one run (≤ 2 ms, the probe's limit).
+   * @default 2000
+   */
+  inlineTurnBudgetUs?: number;
   /**
    * Told once per deployment, with inline runs on, whether its pipeline runs inline and why
    * (after its probe when it has one; the server logs it). @default none
@@ -135,6 +144,7 @@ export class InferenceEngine {
           ? null
           : new InlineSessions(Math.min(64 * 1024 ** 2, Math.floor(memoryBudgetBytes / poolWorkers))),
       inlineProber: this.#prober,
+      inlineTurns: options.inlineRuns === true ? new InlineTurns(options.inlineTurnBudgetUs) : null,
       onInlineDecided: options.onInlineDecided,
       inlineWhenContended: options.inlineWhenContended === true,
     });
