@@ -117,6 +117,18 @@ describe('boundModelWork', () => {
     });
   });
 
+  it('has no bound for a cast of numbers to strings, whose time depends on the values (review F5)', () => {
+    // y = Cast(Cast(x, string), float): formatting 1.8e308 writes hundreds of digits, 0 one.
+    const formatted = graphModel([
+      node('Cast', ['x'], 's', [{ name: 'to', type: AttributeType.INT, i: DataType.STRING }]),
+      node('Cast', ['s'], 'y', [{ name: 'to', type: AttributeType.INT, i: DataType.FLOAT }]),
+    ]);
+    expect(boundModelWork(formatted, LIMITS)).toEqual({
+      bounded: false,
+      reason: 'Cast to strings (formatting a number takes time that depends on its value)',
+    });
+  });
+
   it('has no bound for a subgraph, an unknown domain or nodes out of order', () => {
     const branch = graphModel([
       node('If', ['x'], 'y', [{ name: 'then_branch', type: AttributeType.GRAPH, g: { name: 'then' } }]),

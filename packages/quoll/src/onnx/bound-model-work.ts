@@ -71,8 +71,8 @@ const STRING_ELEMENT_WORK = 64;
 interface Bound extends TensorBound {
   readonly ints?: readonly number[] | undefined;
   /**
-   * It may hold strings, each at most {@link STRING_ELEMENT_WORK} characters (numbers cast to
-   * strings, class labels): a node reading it is charged that much per element.
+   * It may hold strings, each at most {@link STRING_ELEMENT_WORK} characters (class labels; a
+   * cast of numbers to strings is refused): a node reading it is charged that much per element.
    */
   readonly strings?: boolean | undefined;
 }
@@ -295,6 +295,11 @@ const broadcast: Rule = (inputs, node) => {
 const cast: Rule = (inputs, node) => {
   const x = input(inputs, 0, node);
   const to = intAttribute(node, 'to', 0);
+  // onnxruntime formats each number at full precision: a huge double is hundreds of digits and
+  // took microseconds each (review F5), 0 one digit; no cost per element covers it, and a gate
+  // computed from the request can choose which the run formats.
+  if (to === STRING && !x.strings)
+    refuse('Cast to strings (formatting a number takes time that depends on its value)');
   const keepsIntegers = to === 6 || to === 7;
   const out = bound(x.dims, x.elements, keepsIntegers ? x.ints : undefined);
   return {
