@@ -54,21 +54,23 @@ try {
       single: false,
       tensorFields: null,
     };
-    const candidate = InlineRunner.qualify([spec]);
-    if ('reason' in candidate) {
-      console.log(`${name}: not qualified: ${candidate.reason}`);
+    const read = InlineRunner.readModels([spec]);
+    if ('reason' in read) {
+      console.log(`${name}: not qualified: ${read.reason}`);
       continue;
     }
     const slowest: number[] = [];
     let last = '';
+    let work = 0;
     for (let round = 0; round < rounds; round++) {
-      const verdict = await prober.probe([spec], candidate.files, candidate.layouts).verdict;
+      const verdict = await prober.probe([spec], read.files).verdict;
       if (!verdict.admitted) throw new Error(`${name}: ${verdict.reason}`);
       slowest.push(verdict.report.slowestUs);
+      work = verdict.report.work;
       last = `${verdict.report.slowest}; ${verdict.report.runs} runs, load ${Math.round(verdict.report.loadUs)} µs`;
     }
     console.log(
-      `${name} (${bytes.byteLength} B): bound ${candidate.bound.work} element ops; slowest probed run, median of ${rounds}: ${Math.round(median(slowest))} µs (${slowest.map((us) => Math.round(us)).join(' ')}); ${last}`,
+      `${name} (${bytes.byteLength} B): bound ${work} element ops; slowest probed run, median of ${rounds}: ${Math.round(median(slowest))} µs (${slowest.map((us) => Math.round(us)).join(' ')}); ${last}`,
     );
   }
 } finally {

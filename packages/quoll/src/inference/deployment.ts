@@ -20,9 +20,8 @@ import {
   INLINE_SLOW_RUN_US,
   InlineRunner,
 } from './inline-runner.js';
-import type { InlineCandidate } from './inline-runner.js';
-import { formatUs } from './inline-prober.js';
 import type { InlineProber, InlineProbeTicket, InlineVerdict } from './inline-prober.js';
+import { formatUs } from './run-inline-probe.js';
 import { concatTensorData, feedLayoutKey, mergeFeeds, rowWidth } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import type { PoolPlan, PooledModel, PoolWorker } from './pool-worker.js';
@@ -239,36 +238,36 @@ export class Deployment {
   }
 
   /**
-   * Inline runs, in three steps: the models' files and the static work bound decide here whether
-   * the pipeline may run inline at all (`InlineRunner.qualify`); then the admission probe runs it
-   * on its largest inline feeds in the prober's thread, and nothing waits for it: runs go to the
-   * workers until it answers; a pipeline it admits gets its sessions on this thread then
-   * (`InlineRunner.create`). A probe that refuses, fails or overruns leaves it to the workers.
+   * Inline runs: the models' files are read here (at most `INLINE_MAX_MODEL_BYTES`); the work
+   * bound, the sessions' load time and the timed runs are the admission probe's, in the
+   * prober's thread, and nothing waits for it: runs go to the workers until it answers; a
+   * pipeline it admits gets its sessions on this thread then (`InlineRunner.create`). A probe
+   * that refuses, fails or overruns leaves the pipeline to the workers.
    */
   #startInline(): void {
     const sessions = this.#options.inlineSessions;
     const prober = this.#options.inlineProber;
     if (sessions === null || prober === null || this.#options.inlineTurns === null) return;
-    const candidate = InlineRunner.qualify(this.#specs);
-    if ('reason' in candidate) {
-      this.#decide({ state: 'refused', reason: candidate.reason });
+    const models = InlineRunner.readModels(this.#specs);
+    if ('reason' in models) {
+      this.#decide({ state: 'refused', reason: models.reason });
       return;
     }
     this.#admission = {
       state: 'probing',
       reason: 'its admission probe has not answered yet; its runs go to the workers meanwhile',
     };
-    const probe = prober.probe(this.#specs, candidate.files, candidate.layouts);
+    const probe = prober.probe(this.#specs, models.files);
     this.#probe = probe;
     this.#decided = probe.verdict.then((verdict) => {
       this.#probe = null;
-      return this.#admit(candidate, verdict, sessions, prober.limitUs);
+      return this.#admit(models, verdict, sessions, prober.limitUs);
     });
   }
 
   /** What the probe's verdict makes of the pipeline: its sessions on this thread, or why not. */
   #admit(
-    candidate: InlineCandidate,
+    models: { readonly files: ReadonlyMap<string, Uint8Array>; readonly bytes: number },
     verdict: InlineVerdict,
     sessions: InlineSessions,
     limitUs: number,
@@ -276,17 +275,20 @@ export class Deployment {
     if (this.#closing !== null)
       return this.#decide({ state: 'refused', reason: 'the deployment closed before its probe answered' });
     if (!verdict.admitted) return this.#decide({ state: 'refused', reason: verdict.reason });
-    const runner = InlineRunner.create(candidate, sessions);
+    const { report } = verdict;
+    const runner = InlineRunner.create(
+      { specs: this.#specs, ...models, work: report.work, inputs: report.inputs },
+      sessions,
+    );
     if (runner === null)
       return this.#decide({
         state: 'refused',
         reason: "its models do not fit the calling thread's memory budget, or cannot be loaded there",
       });
     this.#inline = runner;
-    const { report } = verdict;
     return this.#decide({
       state: 'on',
-      reason: `its work bound is ${candidate.bound.work} element operations; its slowest probed run (${report.slowest}) took ${formatUs(report.slowestUs)} at best, within ${formatUs(limitUs)} (${report.runs} runs)`,
+      reason: `its work bound is ${report.work} element operations; its sessions loaded in ${formatUs(report.loadUs)}; its slowest probed run (${report.slowest}) took ${formatUs(report.slowestUs)} at best, within ${formatUs(limitUs)} (${report.runs} runs)`,
     });
   }
 

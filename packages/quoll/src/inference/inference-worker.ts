@@ -19,7 +19,7 @@ import { echoBuffers } from './echo-buffers.js';
 import { LANE, Lane, SLOT } from './handoff-lane.js';
 import { createSession } from './native-session.js';
 import type { NativeSession } from './native-session.js';
-import { runInlineProbe } from './run-inline-probe.js';
+import { probePipeline } from './run-inline-probe.js';
 import { runPipeline, StepError } from './run-pipeline.js';
 import type { LoadedStep } from './run-pipeline.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
@@ -232,32 +232,19 @@ async function handle(message: ParentMessage): Promise<void> {
 }
 
 /**
- * `probe`: the admission probe of inline runs, on sessions of its own (one intra-op thread, as
- * the calling thread's `InlineSessions` make them), created from the bytes the parent bounded
- * and released whatever happens. A model that fails to load answers `load`; a run that throws,
- * `infer` (the parent refuses the pipeline either way).
+ * `probe`: the admission probe of inline runs (`probePipeline`): the work bound, then sessions
+ * of its own (one intra-op thread, as the calling thread's `InlineSessions` make them) created
+ * from the bytes the parent read and released whatever happens, then the timed runs. A run that
+ * throws answers `infer` (the parent refuses the pipeline).
  */
 function probe(message: Extract<ParentMessage, { type: 'probe' }>): void {
   const v = WORKER_PROTOCOL_VERSION;
-  const loaded = new Map<string, NativeSession>();
-  let stage: 'load' | 'infer' = 'load';
   try {
-    const started = performance.now();
-    for (const model of message.models)
-      if (!loaded.has(model.sha)) loaded.set(model.sha, createSession(model.bytes, 1));
-    const loadUs = Math.round((performance.now() - started) * 1000);
-    const steps: LoadedStep[] = message.steps.map((spec, index) => {
-      const session = loaded.get(spec.sha);
-      if (!session) throw new StepError(index, `${spec.label}: the probe was not sent this model`);
-      return { spec, session };
-    });
-    stage = 'infer';
-    const report = runInlineProbe(steps, message.layouts, message.settings, loadUs);
+    const files = new Map(message.models.map((model) => [model.sha, model.bytes] as const));
+    const report = probePipeline(message.steps, files, message.settings, (bytes) => createSession(bytes, 1));
     reply({ v, type: 'probed', id: message.id, report });
   } catch (error) {
-    reply({ v, type: 'failed', id: message.id, stage, ...describe(error) });
-  } finally {
-    for (const session of loaded.values()) session.release();
+    reply({ v, type: 'failed', id: message.id, stage: 'infer', ...describe(error) });
   }
 }
 

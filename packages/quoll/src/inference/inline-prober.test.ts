@@ -165,12 +165,19 @@ describe('runInlineProbe', () => {
       session: createSession(makeCraftedSlowModel('self-product'), 1),
     },
   ];
-  const settings = { limitUs: 1000, minRepeats: 3, maxRepeats: 20, warmupRuns: 0, giveUpUs: 50_000 };
+  const settings = {
+    limitUs: 1000,
+    budgetUs: 60_000_000,
+    minRepeats: 3,
+    maxRepeats: 20,
+    warmupRuns: 0,
+    giveUpUs: 50_000,
+  };
 
   it('gives up on a (layout, pattern) whose runs are all slow after the give-up time, not after maxRepeats runs', () => {
     const steps = slowSteps();
     try {
-      const report = runInlineProbe(steps, [{ rows: 1, dims: [[1, 600]] }], settings, 0);
+      const report = runInlineProbe(steps, [{ rows: 1, dims: [[1, 600]] }], settings);
       expect(report.admitted).toBe(false);
       expect(report.slowestUs).toBeGreaterThan(1000);
       expect(report.slowest).toBe('zeros values, 1 rows, x [1, 600]');
@@ -184,12 +191,11 @@ describe('runInlineProbe', () => {
   it('cuts the warm-up short and gives up after minRepeats runs when each alone takes the give-up time', () => {
     const steps = slowSteps();
     try {
-      const report = runInlineProbe(
-        steps,
-        [{ rows: 1, dims: [[1, 600]] }],
-        { ...settings, warmupRuns: 2, giveUpUs: 1000 },
-        0,
-      );
+      const report = runInlineProbe(steps, [{ rows: 1, dims: [[1, 600]] }], {
+        ...settings,
+        warmupRuns: 2,
+        giveUpUs: 1000,
+      });
       expect(report).toMatchObject({ admitted: false, runs: 3, slowest: 'zeros values, 1 rows, x [1, 600]' });
     } finally {
       steps[0]!.session.release();
@@ -264,12 +270,36 @@ describe('the admission probe', () => {
     expect(lookup.inlineRunCount).toBe(0);
   });
 
-  it('never probes what the work bound refuses', async () => {
+  it('refuses what the work bound refuses, the bound computed in the probe thread, with no session made', async () => {
     const crafted = await inlineEngine().deploy('crafted', [
       step('crafted', makeCraftedSlowModel('self-product')),
     ]);
-    expect(crafted.inline.state).toBe('refused');
-    expect(crafted.inline.reason).toMatch(/^the static bound of its work/);
+    // deploy() did not walk the graph on this thread: the probe's thread does.
+    expect(crafted.inline.state).toBe('probing');
+    const admission = await crafted.inlineDecided;
+    expect(admission.state).toBe('refused');
+    expect(admission.reason).toMatch(/^the static bound of its work/);
+    expect(crafted.inlineBytes).toBe(0);
+  });
+
+  it('refuses a pipeline whose sessions take longer to create than the HTTP thread may spend (0 µs here)', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const slowLoad = await inlineEngine({ inlineProbe: { maxLoadUs: 0 } }).deploy('tree', [
+      step('tree', bytes),
+    ]);
+    const admission = await slowLoad.inlineDecided;
+    expect(admission.state).toBe('refused');
+    expect(admission.reason).toMatch(
+      /^creating its sessions took .*, over the 0 µs the HTTP thread may spend on it$/,
+    );
+  });
+
+  it('refuses a pipeline whose probe runs take longer in all than a probe may (0 µs here)', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const long = await inlineEngine({ inlineProbe: { budgetUs: 0 } }).deploy('tree', [step('tree', bytes)]);
+    const admission = await long.inlineDecided;
+    expect(admission.state).toBe('refused');
+    expect(admission.reason).toMatch(/^its probe's runs took .* in all, over the 0 µs a probe may take$/);
   });
 
   it('leaves nothing behind when the deployment closes while its probe runs: no thread, no timer, no session', async () => {

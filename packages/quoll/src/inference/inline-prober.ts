@@ -1,4 +1,10 @@
-import type { ProbeLayout, ProbeReport, ProbeSettings, WorkerStepSpec } from './worker-protocol.js';
+import {
+  INLINE_MAX_BATCH_ELEMENTS,
+  INLINE_MAX_BATCH_ROWS,
+  INLINE_MAX_ELEMENTS,
+  INLINE_MAX_WORK,
+} from './inline-runner.js';
+import type { ProbeReport, ProbeSettings, WorkerStepSpec } from './worker-protocol.js';
 import { WorkerHandle } from './worker-handle.js';
 
 /**
@@ -10,6 +16,21 @@ import { WorkerHandle } from './worker-handle.js';
  * five under the time that counts as a stall.
  */
 export const INLINE_PROBE_LIMIT_US = 2000;
+
+/**
+ * The longest creating a pipeline's sessions may take the probe's thread (µs): the HTTP thread
+ * creates its own once the probe admits it, in about as long, and cannot answer meanwhile. The
+ * tutorial's forest (226 KB) loads in ~3 ms, a 600 KB synthetic forest in ~24 ms (load 7,
+ * bench/inline-probe-times.ts); the review saw 13–119 ms for an 800 KB one.
+ */
+export const INLINE_PROBE_MAX_LOAD_US = 50_000;
+
+/**
+ * The most a probe's timed runs may take in all (µs): a model of many layouts each near the
+ * limit would otherwise hold the one probe thread, and the verdicts of the deployments queued
+ * behind it, for seconds (the review: 374 runs, 3.7 s). The tutorial's forest takes ~2 ms.
+ */
+export const INLINE_PROBE_BUDGET_US = 1_000_000;
 
 /**
  * How long a probe may take in all (ms), from when it is sent to its thread: the thread's start
@@ -34,6 +55,10 @@ export interface InlineProbeOptions {
   limitUs?: number;
   /** See {@link INLINE_PROBE_TIMEOUT_MS}. @default 20000 */
   timeoutMs?: number;
+  /** See {@link INLINE_PROBE_MAX_LOAD_US}. @default 50000 */
+  maxLoadUs?: number;
+  /** See {@link INLINE_PROBE_BUDGET_US}. @default 1000000 */
+  budgetUs?: number;
 }
 
 /** A probe's answer: whether the pipeline may run inline, and what the probe saw or why not. */
@@ -54,7 +79,6 @@ export interface InlineProbeTicket {
 interface ProbeJob {
   readonly steps: WorkerStepSpec[];
   readonly models: { sha: string; bytes: Uint8Array }[];
-  readonly layouts: ProbeLayout[];
   resolve: (verdict: InlineVerdict) => void;
 }
 
@@ -70,7 +94,7 @@ interface ProbeJob {
  *
  * @example
  * const prober = new InlineProber();
- * const ticket = prober.probe(specs, files, layouts);
+ * const ticket = prober.probe(specs, files);
  * const verdict = await ticket.verdict; // { admitted: true, report } or { admitted: false, reason }
  * await prober.close();
  */
@@ -87,7 +111,19 @@ export class InlineProber {
 
   constructor(options: InlineProbeOptions = {}) {
     const limitUs = Math.max(0, options.limitUs ?? INLINE_PROBE_LIMIT_US);
-    this.#settings = { limitUs, giveUpUs: GIVE_UP_LIMITS * limitUs, ...PROBE_REPEATS };
+    this.#settings = {
+      limits: {
+        rows: INLINE_MAX_BATCH_ROWS,
+        values: INLINE_MAX_BATCH_ELEMENTS,
+        requestValues: INLINE_MAX_ELEMENTS,
+      },
+      maxWork: INLINE_MAX_WORK,
+      maxLoadUs: Math.max(0, options.maxLoadUs ?? INLINE_PROBE_MAX_LOAD_US),
+      limitUs,
+      budgetUs: Math.max(0, options.budgetUs ?? INLINE_PROBE_BUDGET_US),
+      giveUpUs: GIVE_UP_LIMITS * limitUs,
+      ...PROBE_REPEATS,
+    };
     this.#timeoutMs = Math.max(1, options.timeoutMs ?? INLINE_PROBE_TIMEOUT_MS);
   }
 
@@ -107,20 +143,15 @@ export class InlineProber {
   }
 
   /**
-   * Queues a probe of the pipeline `steps` on `layouts` (`probeLayouts` of its first step),
-   * its models from `files` (by SHA: the bytes the work bound read).
+   * Queues a probe of the pipeline `steps`, its models from `files` (by SHA: the bytes its
+   * sessions on the calling thread will be made of).
    */
-  probe(
-    steps: readonly WorkerStepSpec[],
-    files: ReadonlyMap<string, Uint8Array>,
-    layouts: ProbeLayout[],
-  ): InlineProbeTicket {
+  probe(steps: readonly WorkerStepSpec[], files: ReadonlyMap<string, Uint8Array>): InlineProbeTicket {
     let resolve!: (verdict: InlineVerdict) => void;
     const verdict = new Promise<InlineVerdict>((done) => (resolve = done));
     const job: ProbeJob = {
       steps: [...steps],
       models: [...files].map(([sha, bytes]) => ({ sha, bytes })),
-      layouts,
       resolve,
     };
     if (this.#closed) resolve({ admitted: false, reason: 'the engine is closed' });
@@ -171,8 +202,8 @@ export class InlineProber {
         ),
       this.#timeoutMs,
     );
-    void handle.probe(job.steps, job.models, job.layouts, this.#settings).then(
-      (report) => this.#finish(job, verdictOf(report, this.#settings.limitUs), false),
+    void handle.probe(job.steps, job.models, this.#settings).then(
+      (report) => this.#finish(job, verdictOf(report), false),
       (error: unknown) =>
         this.#finish(
           job,
@@ -214,17 +245,7 @@ export class InlineProber {
   }
 }
 
-/** The verdict of a report: admitted when every probed run was within `limitUs` (checked again here). */
-function verdictOf(report: ProbeReport, limitUs: number): InlineVerdict {
-  if (report.admitted && report.runs > 0 && report.slowestUs <= limitUs) return { admitted: true, report };
-  if (report.runs === 0) return { admitted: false, reason: 'the probe made no run' };
-  return {
-    admitted: false,
-    reason: `the probe's run on ${report.slowest} took ${formatUs(report.slowestUs)} at best, over the ${formatUs(limitUs)} allowed`,
-  };
-}
-
-/** Microseconds in words: `180 µs`, `2.4 ms`. */
-export function formatUs(us: number): string {
-  return us < 1000 ? `${Math.round(us)} µs` : `${(us / 1000).toFixed(1)} ms`;
+/** The verdict of a report: admitted only when the probe's thread said so. */
+function verdictOf(report: ProbeReport): InlineVerdict {
+  return report.admitted ? { admitted: true, report } : { admitted: false, reason: report.reason };
 }

@@ -153,7 +153,7 @@ describe('inline runs', () => {
     async (_what, make) => {
       const bytes = make();
       const deployed = await engine(true, true).deploy('small', [step('small', bytes)]);
-      expect((await deployed.inlineDecided).state).toBe('on');
+      expect(await deployed.inlineDecided).toMatchObject({ state: 'on' });
       expect(deployed.inlineBytes).toBe(bytes.byteLength);
     },
   );
@@ -193,7 +193,7 @@ describe('inline runs', () => {
     expect((answer.toRecords()[0]!['out.scaled'] as number[]).slice(0, 8)).toEqual([
       0, 2, 4, 6, 8, 10, 12, 0,
     ]);
-    expect(wide.inline.reason).toMatch(/a row holds 100000 values/);
+    expect((await wide.inlineDecided).reason).toMatch(/a row holds 100000 values/);
     expect(wide.inlineBytes).toBe(0);
     expect(wide.inlineRunCount).toBe(0);
     await narrow.inlineDecided;

@@ -1,15 +1,13 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { boundModelWork } from '../onnx/index.js';
-import type { ModelWork, TensorBound } from '../onnx/index.js';
+import type { TensorBound } from '../onnx/index.js';
 import type { InlineSessions } from './inline-sessions.js';
 import type { NativeSession } from './native-session.js';
-import { probeLayouts } from './run-inline-probe.js';
 import { runPipeline, StepError } from './run-pipeline.js';
 import type { LoadedStep } from './run-pipeline.js';
 import type { WireTensor } from './tensor-data.js';
 import { WorkerFailure } from './worker-handle.js';
-import type { ProbeLayout, WorkerStepSpec } from './worker-protocol.js';
+import type { WorkerStepSpec } from './worker-protocol.js';
 
 /** Model files (all steps together) larger than this are never loaded on the calling thread. */
 export const INLINE_MAX_MODEL_BYTES = 1024 * 1024;
@@ -57,14 +55,17 @@ export const INLINE_MAX_WORK = 2 ** 20;
  * which costs more than a batch-1 run of a small tree ensemble. onnxruntime cannot interrupt a
  * run, so a slow run here stalls every request of the server; three guards keep slow runs out:
  *
- * 1. **The static bound** ({@link qualify}, at deploy, on the graph alone): only pipelines whose
- *    models are small (≤ {@link INLINE_MAX_MODEL_BYTES} together) and whose work per run has a
- *    bound within {@link INLINE_MAX_WORK} ({@link boundPipelineWork}: for every feed of at most
- *    {@link INLINE_MAX_BATCH_ROWS} rows and {@link INLINE_MAX_BATCH_ELEMENTS} values within the
- *    declared shapes, whatever the values) qualify. Its cost model (element operations, so many
- *    ns each) is an estimate: an operator slower per element than it assumes is not caught here.
- * 2. **The admission probe** (`InlineProber`, `runInlineProbe`): a qualified pipeline is run, in
- *    a thread of the prober's own, on the largest feeds the inline path takes (`probeLayouts`:
+ * 1. **The static bound** (at deploy, on the graph alone, computed in the probe's thread):
+ *    only pipelines whose models are small (≤ {@link INLINE_MAX_MODEL_BYTES} together,
+ *    {@link readModels}) and whose work per run has a bound within {@link INLINE_MAX_WORK}
+ *    (`boundPipelineWork`: for every feed of at most {@link INLINE_MAX_BATCH_ROWS} rows and
+ *    {@link INLINE_MAX_BATCH_ELEMENTS} values within the declared shapes, whatever the values)
+ *    qualify. Its cost model (element operations, so many ns each) is an estimate: an operator
+ *    slower per element than it assumes is not caught here.
+ * 2. **The admission probe** (`InlineProber`, `runInlineProbe`): a qualified pipeline's
+ *    sessions are created in a thread of the prober's own (taking longer than
+ *    `INLINE_PROBE_MAX_LOAD_US` refuses: the HTTP thread would take that long to create them),
+ *    and it is run there on the largest feeds the inline path takes (`probeLayouts`:
  *    a merged run's most rows and values, each free dimension at its widest in turn) with six
  *    value patterns (zeros, random, large, small/subnormal, negative, NaN), each at least three
  *    times; only when every (layout, pattern)'s fastest run is within `INLINE_PROBE_LIMIT_US`
@@ -101,7 +102,7 @@ export class InlineRunner {
   private constructor(
     steps: LoadedStep[],
     bytes: number,
-    bound: PipelineWork & { bounded: true },
+    bound: { readonly work: number; readonly inputs: ReadonlyMap<string, TensorBound> },
     giveBack: () => void,
   ) {
     this.#steps = steps;
@@ -113,11 +114,15 @@ export class InlineRunner {
   }
 
   /**
-   * Whether a pipeline may run inline as far as can be told without running it (see the class):
-   * its models' files (read here) and the work bound, and the layouts its admission probe must
-   * run (`probeLayouts`); else why not. Reads and bounds on the calling thread (a few ms).
+   * The model files of a pipeline, when they are small enough to run inline (see the class),
+   * else why not: read on the calling thread (at most {@link INLINE_MAX_MODEL_BYTES}); the work
+   * bound and the probe run on them in the probe's thread (`InlineProber`).
    */
-  static qualify(specs: readonly WorkerStepSpec[]): InlineCandidate | { readonly reason: string } {
+  static readModels(
+    specs: readonly WorkerStepSpec[],
+  ):
+    | { readonly files: ReadonlyMap<string, Uint8Array>; readonly bytes: number }
+    | { readonly reason: string } {
     const files = new Map<string, Uint8Array>();
     let bytes = 0;
     try {
@@ -134,20 +139,7 @@ export class InlineRunner {
         reason: `a model file cannot be read (${error instanceof Error ? error.message : String(error)})`,
       };
     }
-    const bound = boundPipelineWork(specs, files);
-    if (!bound.bounded) return { reason: `its work has no static bound: ${bound.reason}` };
-    if (bound.work > INLINE_MAX_WORK)
-      return {
-        reason: `the static bound of its work, ${bound.work} element operations, is over the ${INLINE_MAX_WORK} allowed`,
-      };
-    const first = specs[0]!;
-    const layouts = probeLayouts(first.inputs, first.single, {
-      rows: INLINE_MAX_BATCH_ROWS,
-      values: INLINE_MAX_BATCH_ELEMENTS,
-      requestValues: INLINE_MAX_ELEMENTS,
-    });
-    if (typeof layouts === 'string') return { reason: layouts };
-    return { specs, files, bytes, bound, layouts };
+    return { files, bytes };
   }
 
   /**
@@ -172,7 +164,7 @@ export class InlineRunner {
     return new InlineRunner(
       candidate.specs.map((spec) => ({ spec, session: acquired.get(spec.sha)! })),
       candidate.bytes,
-      candidate.bound,
+      candidate,
       () => {
         for (const sha of acquired.keys()) sessions.release(sha);
       },
@@ -226,62 +218,14 @@ export class InlineRunner {
   }
 }
 
-/** A pipeline that may run inline as far as its files and work bound tell ({@link InlineRunner.qualify}). */
+/** A pipeline its probe admitted: its model files and the work bound the probe computed. */
 export interface InlineCandidate {
   readonly specs: readonly WorkerStepSpec[];
-  /** Each model's bytes, by SHA: what was bounded, what the probe loads, what the sessions load. */
+  /** Each model's bytes, by SHA: what was bounded, what the probe loaded, what the sessions load. */
   readonly files: ReadonlyMap<string, Uint8Array>;
   readonly bytes: number;
-  readonly bound: PipelineWork & { bounded: true };
-  /** What the admission probe runs (`probeLayouts` of the first step). */
-  readonly layouts: ProbeLayout[];
-}
-
-/** {@link boundPipelineWork}'s answer: a model's ({@link ModelWork}) for a whole pipeline. */
-export type PipelineWork =
-  | {
-      readonly bounded: true;
-      /** An upper bound of one run's work through every step, in element operations. */
-      readonly work: number;
-      /** The first step's inputs as the bound assumes them. */
-      readonly inputs: ReadonlyMap<string, TensorBound>;
-    }
-  | { readonly bounded: false; readonly reason: string };
-
-/**
- * The bound of one inline run's work through a pipeline's steps (`boundModelWork` of each
- * model): the first step fed at most {@link INLINE_MAX_BATCH_ROWS} rows (a merged run) and
- * {@link INLINE_MAX_BATCH_ELEMENTS} values, each later step fed what the bound of the step
- * before says of the output it takes; a step run row by row counts a run of one row
- * {@link INLINE_MAX_BATCH_ROWS} times.
- */
-export function boundPipelineWork(
-  specs: readonly WorkerStepSpec[],
-  files: ReadonlyMap<string, Uint8Array>,
-): PipelineWork {
-  let work = 0;
-  let inputs: ReadonlyMap<string, TensorBound> | null = null;
-  let given: Map<string, TensorBound> | undefined;
-  for (const [index, spec] of specs.entries()) {
-    const file = files.get(spec.sha);
-    if (!file) return { bounded: false, reason: `${spec.label}: not read` };
-    const bound: ModelWork = boundModelWork(file, {
-      rows: spec.single ? 1 : INLINE_MAX_BATCH_ROWS,
-      elements: INLINE_MAX_BATCH_ELEMENTS,
-      given,
-    });
-    if (!bound.bounded) return { bounded: false, reason: `${spec.label}: ${bound.reason}` };
-    work += (spec.single ? INLINE_MAX_BATCH_ROWS : 1) * bound.work;
-    inputs ??= bound.inputs;
-    const next = specs[index + 1];
-    if (next === undefined) break;
-    given = new Map();
-    for (const [i, input] of next.inputs.entries()) {
-      const source = bound.outputs.get(next.feedsFrom?.[i] ?? '');
-      if (!source)
-        return { bounded: false, reason: `${next.label}: input "${input.name}" has no bounded source` };
-      given.set(input.name, source);
-    }
-  }
-  return inputs === null ? { bounded: false, reason: 'no steps' } : { bounded: true, work, inputs };
+  /** The work bound (`boundPipelineWork`, in element operations), as the probe computed it. */
+  readonly work: number;
+  /** The first step's inputs as the bound assumed them (what {@link InlineRunner.accepts} checks). */
+  readonly inputs: ReadonlyMap<string, TensorBound>;
 }

@@ -1,9 +1,17 @@
 import { performance } from 'node:perf_hooks';
 import type { TensorElementType, TensorInfoDto } from '@quoll/client/wire';
+import { boundPipelineWork } from './bound-pipeline-work.js';
+import type { NativeSession } from './native-session.js';
 import { runPipeline } from './run-pipeline.js';
 import type { LoadedStep } from './run-pipeline.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
-import type { ProbeLayout, ProbeReport, ProbeSettings } from './worker-protocol.js';
+import type {
+  ProbeLayout,
+  ProbeLimits,
+  ProbeReport,
+  ProbeSettings,
+  WorkerStepSpec,
+} from './worker-protocol.js';
 
 /**
  * The admission probe of inline runs, the part that runs in a worker thread (the parent's side
@@ -11,16 +19,6 @@ import type { ProbeLayout, ProbeReport, ProbeSettings } from './worker-protocol.
  * take, with several value patterns each. Pure apart from the runs themselves: the feeds are
  * made here from the plan the parent sent ({@link probeLayouts}), deterministically.
  */
-
-/** What the inline path takes at most: the limits the layouts are made for (see `inline-runner.ts`). */
-export interface ProbeLimits {
-  /** Rows of one merged run (`INLINE_MAX_BATCH_ROWS`). */
-  readonly rows: number;
-  /** Values of one merged run, all feeds together (`INLINE_MAX_BATCH_ELEMENTS`). */
-  readonly values: number;
-  /** Values of one request, all feeds together (`INLINE_MAX_ELEMENTS`): a row holds at most this many. */
-  readonly requestValues: number;
-}
 
 /**
  * The value patterns, each filling every feed: zeros; pseudo-random values over a wide range;
@@ -300,6 +298,75 @@ export function probeFeeds(
   return applies ? feeds : null;
 }
 
+/** Microseconds in words: `180 µs`, `2.4 ms`. */
+export function formatUs(us: number): string {
+  return us < 1000 ? `${Math.round(us)} µs` : `${(us / 1000).toFixed(1)} ms`;
+}
+
+/**
+ * The whole admission probe, on this thread (the prober's worker): the work bound of the
+ * pipeline `specs` from `files` (within `settings.maxWork`); the layouts of its largest inline
+ * runs ({@link probeLayouts}); its sessions, made with `load` (within `settings.maxLoadUs`, the
+ * faster of two loads when the first is over, as the HTTP thread will take about as long to
+ * make its own); then {@link runInlineProbe}. The
+ * sessions are released whatever happens; a run that throws throws.
+ */
+export function probePipeline(
+  specs: readonly WorkerStepSpec[],
+  files: ReadonlyMap<string, Uint8Array>,
+  settings: ProbeSettings,
+  load: (bytes: Uint8Array) => NativeSession,
+): ProbeReport {
+  const refused = (reason: string, more: Partial<ProbeReport> = {}): ProbeReport => ({
+    admitted: false,
+    reason,
+    work: 0,
+    inputs: new Map(),
+    slowestUs: 0,
+    slowest: 'no run',
+    runs: 0,
+    loadUs: 0,
+    ...more,
+  });
+  const bound = boundPipelineWork(specs, files, {
+    rows: settings.limits.rows,
+    elements: settings.limits.values,
+  });
+  if (!bound.bounded) return refused(`its work has no static bound: ${bound.reason}`);
+  const known = { work: bound.work, inputs: bound.inputs };
+  if (bound.work > settings.maxWork)
+    return refused(
+      `the static bound of its work, ${bound.work} element operations, is over the ${settings.maxWork} allowed`,
+      known,
+    );
+  const first = specs[0]!;
+  const layouts = probeLayouts(first.inputs, first.single, settings.limits);
+  if (typeof layouts === 'string') return refused(layouts, known);
+  const sessions = new Map<string, NativeSession>();
+  const loadAll = (): number => {
+    for (const session of sessions.values()) session.release();
+    sessions.clear();
+    const started = performance.now();
+    for (const spec of specs) if (!sessions.has(spec.sha)) sessions.set(spec.sha, load(files.get(spec.sha)!));
+    return (performance.now() - started) * 1000;
+  };
+  try {
+    // Over the limit once, loaded again and the faster taken: one preempted load does not refuse.
+    let loadUs = loadAll();
+    if (loadUs > settings.maxLoadUs) loadUs = Math.min(loadUs, loadAll());
+    if (loadUs > settings.maxLoadUs)
+      return refused(
+        `creating its sessions took ${formatUs(loadUs)}, over the ${formatUs(settings.maxLoadUs)} the HTTP thread may spend on it`,
+        { ...known, loadUs },
+      );
+    const steps = specs.map((spec) => ({ spec, session: sessions.get(spec.sha)! }));
+    const timing = runInlineProbe(steps, layouts, settings);
+    return { ...timing, ...known, loadUs };
+  } finally {
+    for (const session of sessions.values()) session.release();
+  }
+}
+
 /**
  * Runs the probe on this thread (a worker's): `settings.warmupRuns` runs first (not counted;
  * cut short by one that takes the give-up time), then every layout with every pattern, each
@@ -307,18 +374,19 @@ export function probeFeeds(
  * fastest is taken so that a run the OS preempted does not count against the model); it refuses
  * at once when a (layout, pattern)'s runs were all over the limit after `maxRepeats` runs, or
  * after `minRepeats` runs that took `giveUpUs` in all, so that a model that is slow in fact holds
- * the probe's thread (and the probes queued behind it) for a few runs of it, not `maxRepeats`.
+ * the probe's thread (and the probes queued behind it) for a few runs of it, not `maxRepeats`;
+ * and when the timed runs took `budgetUs` in all (a model of many layouts near the limit).
  * Wall time of `runPipeline`, as `InlineRunner` measures its own runs. Throws what a run throws.
  */
 export function runInlineProbe(
   steps: LoadedStep[],
   layouts: readonly ProbeLayout[],
-  settings: ProbeSettings,
-  loadUs: number,
-): ProbeReport {
+  settings: Omit<ProbeSettings, 'limits' | 'maxWork' | 'maxLoadUs'>,
+): Pick<ProbeReport, 'admitted' | 'reason' | 'slowestUs' | 'slowest' | 'runs'> {
   const inputs = steps[0]!.spec.inputs;
   const giveUpUs = settings.giveUpUs;
   let runs = 0;
+  let totalUs = 0;
   let slowestUs = 0;
   let slowest = 'no run';
   const timed = (feeds: WireTensor[], rows: number): number => {
@@ -346,12 +414,21 @@ export function runInlineProbe(
         // run never decides it: at least minRepeats are made).
         if (fastest <= settings.limitUs || spentUs > giveUpUs) break;
       }
+      totalUs += spentUs;
       if (fastest > slowestUs) {
         slowestUs = fastest;
         slowest = `${pattern} values, ${describeLayout(inputs, layout)}`;
       }
-      if (fastest > settings.limitUs) return { admitted: false, slowestUs, slowest, runs, loadUs };
+      if (fastest > settings.limitUs) {
+        const reason = `its probed run on ${slowest} took ${formatUs(slowestUs)} at best, over the ${formatUs(settings.limitUs)} allowed`;
+        return { admitted: false, reason, slowestUs, slowest, runs };
+      }
+      if (totalUs > settings.budgetUs) {
+        const reason = `its probe's runs took ${formatUs(totalUs)} in all, over the ${formatUs(settings.budgetUs)} a probe may take`;
+        return { admitted: false, reason, slowestUs, slowest, runs };
+      }
     }
   }
-  return { admitted: runs > 0, slowestUs, slowest, runs, loadUs };
+  if (runs === 0) return { admitted: false, reason: 'the probe made no run', slowestUs, slowest, runs };
+  return { admitted: true, reason: '', slowestUs, slowest, runs };
 }

@@ -13,7 +13,6 @@ import { LANE, Lane, SLOT } from './handoff-lane.js';
 import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type {
   ParentMessage,
-  ProbeLayout,
   ProbeReport,
   ProbeSettings,
   RecordsPart,
@@ -212,17 +211,16 @@ export class WorkerHandle {
 
   /**
    * Runs the admission probe of inline runs on sessions of the probe's own, made from `models`
-   * (see `InlineProber`); rejects with a {@link WorkerFailure} (stage `load` or `infer`) when a
-   * model fails to load or a run fails. The bytes are copied into the message.
+   * (see `InlineProber`); rejects with a {@link WorkerFailure} (stage `infer`) when a model fails
+   * to load or a run fails. The bytes are copied into the message.
    */
   async probe(
     steps: WorkerStepSpec[],
     models: { sha: string; bytes: Uint8Array }[],
-    layouts: ProbeLayout[],
     settings: ProbeSettings,
   ): Promise<ProbeReport> {
     const answer = await this.#request(
-      { v: WORKER_PROTOCOL_VERSION, type: 'probe', id: 0, steps, models, layouts, settings },
+      { v: WORKER_PROTOCOL_VERSION, type: 'probe', id: 0, steps, models, settings },
       [],
     );
     if (answer.type !== 'probed')

@@ -1,5 +1,6 @@
 import type { TensorInfoDto } from '@quoll/client/wire';
 import type { ErrorOutcome } from '../errors/index.js';
+import type { TensorBound } from '../onnx/index.js';
 import type { TransferredTable } from './decode/transferred-table.js';
 import type { WireTensor } from './tensor-data.js';
 
@@ -10,6 +11,16 @@ import type { WireTensor } from './tensor-data.js';
  */
 export const WORKER_PROTOCOL_VERSION = 5;
 
+/** What the inline path takes at most: the limits the probe's bound and layouts are made for (see `inline-runner.ts`). */
+export interface ProbeLimits {
+  /** Rows of one merged run (`INLINE_MAX_BATCH_ROWS`). */
+  readonly rows: number;
+  /** Values of one merged run, all feeds together (`INLINE_MAX_BATCH_ELEMENTS`). */
+  readonly values: number;
+  /** Values of one request, all feeds together (`INLINE_MAX_ELEMENTS`): a row holds at most this many. */
+  readonly requestValues: number;
+}
+
 /** The shapes of one probed run: the dims of each of the first step's inputs, in their order. */
 export interface ProbeLayout {
   /** The run's row count (what `runPipeline` is told; a `single` step runs this many one-row runs). */
@@ -17,10 +28,17 @@ export interface ProbeLayout {
   readonly dims: readonly (readonly number[])[];
 }
 
-/** How the probe runs (the parent's `InlineProber` sends them). */
+/** How the admission probe of inline runs judges a pipeline (the parent's `InlineProber` sends them). */
 export interface ProbeSettings {
+  readonly limits: ProbeLimits;
+  /** The most a run's work bound may be (element operations, `INLINE_MAX_WORK`). */
+  readonly maxWork: number;
+  /** The longest creating the pipeline's sessions may take (µs): the HTTP thread will take about as long. */
+  readonly maxLoadUs: number;
   /** A run pattern whose fastest repeat is slower than this (µs) refuses the pipeline. */
   readonly limitUs: number;
+  /** The most the timed runs may take in all (µs); past it the pipeline is refused. */
+  readonly budgetUs: number;
   /** Repeats of each (layout, pattern) before its fastest may be taken as its time. */
   readonly minRepeats: number;
   /** Repeats at most of a (layout, pattern) whose runs are all over the limit, before it refuses. */
@@ -33,9 +51,15 @@ export interface ProbeSettings {
 
 /** What the probe found. */
 export interface ProbeReport {
-  /** Whether every (layout, pattern) had a run within `limitUs`. */
+  /** Whether the pipeline may run inline: bounded, quick to load, every probed run within the limit. */
   readonly admitted: boolean;
-  /** The slowest (layout, pattern)'s fastest run (µs); the one that refused when not admitted. */
+  /** Why not, in words ('' when admitted). */
+  readonly reason: string;
+  /** The work bound (element operations; 0 when there is none). */
+  readonly work: number;
+  /** The first step's inputs as the bound assumed them (empty when there is no bound). */
+  readonly inputs: ReadonlyMap<string, TensorBound>;
+  /** The slowest (layout, pattern)'s fastest run (µs); the one that refused when it was the time. */
   readonly slowestUs: number;
   /** Which (layout, pattern) that was, in words. */
   readonly slowest: string;
@@ -128,10 +152,11 @@ export type ParentMessage =
       maxBatchRows: number;
     }
   /**
-   * The admission probe of inline runs (`InlineProber`, `runInlineProbe`): loads the models
-   * from `models` (the bytes the parent read and bounded) into sessions of this message's own,
-   * with one thread as on the calling thread, runs the pipeline `steps` on `layouts` timed, and
-   * releases the sessions. Sent only to a worker of the prober's own, never to the pool's.
+   * The admission probe of inline runs (`InlineProber`, `probePipeline`): bounds the work of
+   * the pipeline `steps` from `models` (the bytes the parent read), loads them into sessions of
+   * this message's own with one thread as on the calling thread, runs the pipeline timed on its
+   * largest inline feeds, and releases the sessions. Sent only to a worker of the prober's own,
+   * never to the pool's.
    */
   | {
       v: typeof WORKER_PROTOCOL_VERSION;
@@ -139,7 +164,6 @@ export type ParentMessage =
       id: number;
       steps: WorkerStepSpec[];
       models: { sha: string; bytes: Uint8Array }[];
-      layouts: ProbeLayout[];
       settings: ProbeSettings;
     };
 
