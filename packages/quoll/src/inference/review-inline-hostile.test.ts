@@ -1,0 +1,108 @@
+import { closeSync, mkdtempSync, openSync, rmSync, ftruncateSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
+import { makeRowFreeStringModel } from '../../../../test/support/hostile-inline-models.js';
+import { makeScaleModel } from '../../../../test/support/synthetic-models.js';
+import type { Deployment } from './deployment.js';
+import { InferenceEngine } from './inference-engine.js';
+import type { InferenceEngineOptions } from './inference-engine.js';
+import { INLINE_SLOW_RUN_US, InlineRunner } from './inline-runner.js';
+import type { WorkerStepSpec } from './worker-protocol.js';
+
+// Hostile input against inline runs (review of lane `inline`, 4 December, /work/review-inline.md):
+// each test is what a workspace user can do to hold the HTTP thread, and says what must hold.
+
+const { step } = inferenceEngineFixture('quoll-review-');
+const created: InferenceEngine[] = [];
+afterEach(async () => {
+  await Promise.all(created.splice(0).map((made) => made.close()));
+});
+const scratch = mkdtempSync(join(tmpdir(), 'quoll-review-files-'));
+afterAll(() => rmSync(scratch, { recursive: true, force: true }));
+
+function inlineEngine(options: InferenceEngineOptions = {}): InferenceEngine {
+  const made = new InferenceEngine({ workersPerDeployment: 1, syncHandoff: false, inlineRuns: true, ...options });
+  created.push(made);
+  return made;
+}
+
+/** How long (ms) the requests `fire` starts in this turn hold the thread: until a setImmediate queued after theirs runs. */
+async function turnHeldMs(fire: () => Promise<unknown>[]): Promise<{ heldMs: number; answers: unknown[] }> {
+  const started = performance.now();
+  const pending = fire();
+  await new Promise((resolve) => setImmediate(resolve));
+  const heldMs = performance.now() - started;
+  return { heldMs, answers: await Promise.all(pending) };
+}
+
+const SLOW_RUN_MS = INLINE_SLOW_RUN_US / 1000;
+
+describe('F1: deploy-time work on the calling thread', () => {
+  it('qualify refuses a model file over 1 MiB without reading it', () => {
+    const path = join(scratch, 'huge.onnx');
+    writeFileSync(path, makeScaleModel({ width: 2 }));
+    // 512 MiB (sparse: cheap to make), as a 2 GiB upload may be.
+    const fd = openSync(path, 'r+');
+    ftruncateSync(fd, 512 * 1024 * 1024);
+    closeSync(fd);
+    const spec = step('scale', makeScaleModel({ width: 2 }));
+    const started = performance.now();
+    const spec_: WorkerStepSpec = {
+      label: 'scale 1',
+      sha: spec.sha,
+      path,
+      inputs: spec.inputs,
+      feedsFrom: null,
+      single: false,
+      tensorFields: null,
+    };
+    const answer = InlineRunner.qualify([spec_]);
+    const ms = performance.now() - started;
+    expect(answer).toHaveProperty('reason');
+    // Reading 512 MiB takes hundreds of ms; a stat takes microseconds.
+    expect(ms).toBeLessThan(50);
+  });
+});
+
+describe('F3: many admitted deployments, one request each, in one turn', () => {
+  it('holds the thread no longer than one slow run, whatever the number of deployments', async () => {
+    const made = inlineEngine();
+    // Each run casts 4000 numbers to strings and back, whatever its rows: ~0.9 ms, within the
+    // probe's 2 ms, and a one-row request costs what the probe's 64-row run did.
+    const all: Deployment[] = [];
+    for (let i = 0; i < 32; i++)
+      all.push(await made.deploy(`d${i}`, [step(`d${i}`, makeRowFreeStringModel(4000, i))]));
+    const states = await Promise.all(all.map(async (d) => (await d.inlineDecided).state));
+    const deployments = all.filter((_, i) => states[i] === 'on');
+    expect(deployments.length).toBeGreaterThanOrEqual(24);
+    // Past each runner's warm-up runs, one request at a time.
+    for (let round = 0; round < 6; round++)
+      for (const d of deployments) await d.infer({ kind: 'records', records: [{ x: [1.5] }] }, 0);
+    const before = deployments.reduce((sum, d) => sum + d.inlineRunCount, 0);
+    const { heldMs } = await turnHeldMs(() =>
+      deployments.map((d) => d.infer({ kind: 'records', records: [{ x: [1.5] }] }, 0)),
+    );
+    const inlineRuns = deployments.reduce((sum, d) => sum + d.inlineRunCount, 0) - before;
+    console.log(`F3: ${inlineRuns} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`);
+    expect(heldMs).toBeLessThan(SLOW_RUN_MS);
+  }, 120_000);
+});
+
+describe('F4: inlineWhenContended (the default on one core): the runs of one turn are not capped', () => {
+  it('holds the thread no longer than one slow run when a turn brings many requests', async () => {
+    const made = inlineEngine({ inlineWhenContended: true });
+    const d = await made.deploy('one', [step('one', makeRowFreeStringModel(6000, 99))]);
+    expect((await d.inlineDecided).state).toBe('on');
+    for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [1.5] }] }, 0);
+    const eight = Array.from({ length: 8 }, () => ({ x: [1.5] }));
+    const before = d.inlineRunCount;
+    // 160 requests of 8 rows: 20 merged runs of 64 rows, one after the other in this turn.
+    const { heldMs } = await turnHeldMs(() =>
+      Array.from({ length: 160 }, () => d.infer({ kind: 'records', records: eight }, 0)),
+    );
+    console.log(`F4: ${d.inlineRunCount - before} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`);
+    expect(heldMs).toBeLessThan(SLOW_RUN_MS);
+  }, 60_000);
+});

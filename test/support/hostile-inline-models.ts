@@ -1,0 +1,304 @@
+/**
+ * Models a workspace user could craft against inline runs (the review of lane `inline`, 4
+ * December): each passes the static work bound (`boundModelWork`, 2^20) and is meant to pass
+ * the admission probe too, while some run of it (or its load) holds the thread it runs on.
+ */
+import onnxProto from 'onnx-proto';
+import type { onnx as Onnx } from 'onnx-proto';
+
+const { onnx } = onnxProto;
+const { AttributeType } = onnx.AttributeProto;
+const { DataType } = onnx.TensorProto;
+
+const node = (
+  opType: string,
+  input: string[],
+  output: string[],
+  attribute: Onnx.IAttributeProto[] = [],
+  domain = '',
+): Onnx.INodeProto => onnx.NodeProto.create({ opType, input, output, attribute, domain });
+
+/**
+ * One decision tree, float32 [N, 1] → float32 [N, 1], whose probed rows all leave within two
+ * nodes while rows whose feature is within (`low`, `high`] walk a chain of `depth` nodes:
+ * - node 0: `x > high` (NaN tracks true) → a leaf: NaN, positive random and large values leave;
+ * - node 1: `x <= low` → a leaf: zeros, negatives, subnormals, -large leave;
+ * - then the chain, each node `x <= low` → a leaf of its own, else the next one.
+ * Every probe pattern (0, ±1e-4..1e4 random, ±3e38, ±1e-40, -(1..1e6), NaN) leaves at once with
+ * `low` = 1e-30 and `high` = 2e-30; a value such as 1.5e-30, which the probe never feeds, walks
+ * the whole chain. Every branch has a leaf of its own (onnxruntime 1.30 lays each tree out
+ * depth first and refuses shared nodes). `rows` fixes the input's first dimension (1: the
+ * bound counts one row, so the chain may be 64 times deeper within the same bound); 0 leaves it free.
+ */
+export function makeDeepChainTree(options: {
+  depth: number;
+  low?: number;
+  high?: number;
+  rows?: number;
+}): Uint8Array {
+  const { depth, low = 1e-30, high = 2e-30, rows = 0 } = options;
+  const treeIds: number[] = [];
+  const nodeIds: number[] = [];
+  const featureIds: number[] = [];
+  const modes: string[] = [];
+  const values: number[] = [];
+  const trueIds: number[] = [];
+  const falseIds: number[] = [];
+  const missingTrue: number[] = [];
+  const leaves: number[] = [];
+  let next = 0;
+  const push = (mode: string, value: number, missing = 0): number => {
+    const id = next++;
+    treeIds.push(0);
+    nodeIds.push(id);
+    featureIds.push(0);
+    modes.push(mode);
+    values.push(value);
+    trueIds.push(0);
+    falseIds.push(0);
+    missingTrue.push(missing);
+    if (mode === 'LEAF') leaves.push(id);
+    return id;
+  };
+  const branch = (id: number, onTrue: number, onFalse: number): void => {
+    trueIds[id] = onTrue;
+    falseIds[id] = onFalse;
+  };
+  const root = push('BRANCH_GT', high, 1);
+  branch(root, push('LEAF', 0), push('BRANCH_LEQ', low));
+  let at = root + 2;
+  branch(at, push('LEAF', 0), next);
+  for (let i = 0; i < depth; i++) {
+    const chain = push('BRANCH_LEQ', low);
+    const exit = push('LEAF', 0);
+    branch(at, trueIds[at]!, chain);
+    at = chain;
+    trueIds[chain] = exit;
+  }
+  falseIds[at] = push('LEAF', 0);
+  const tree = node(
+    'TreeEnsembleRegressor',
+    ['x'],
+    ['y'],
+    [
+      intsAttr('nodes_treeids', treeIds),
+      intsAttr('nodes_nodeids', nodeIds),
+      intsAttr('nodes_featureids', featureIds),
+      stringsAttr('nodes_modes', modes),
+      floatsAttr('nodes_values', values),
+      intsAttr('nodes_truenodeids', trueIds),
+      intsAttr('nodes_falsenodeids', falseIds),
+      intsAttr('nodes_missing_value_tracks_true', missingTrue),
+      intsAttr('target_treeids', leaves.map(() => 0)),
+      intsAttr('target_nodeids', leaves),
+      intsAttr('target_ids', leaves.map(() => 0)),
+      floatsAttr('target_weights', leaves.map((_, i) => (i === leaves.length - 1 ? 2 : 1))),
+      intAttr('n_targets', 1),
+      stringAttr('post_transform', 'NONE'),
+      stringAttr('aggregate_function', 'SUM'),
+    ],
+    'ai.onnx.ml',
+  );
+  return encode({
+    nodes: [tree],
+    inputs: [valueInfo('x', DataType.FLOAT, [rows > 0 ? rows : 'N', 1])],
+    outputs: [valueInfo('y', DataType.FLOAT, [rows > 0 ? rows : 'N', 1])],
+    opsets: [
+      { domain: '', version: 15 },
+      { domain: 'ai.onnx.ml', version: 1 },
+    ],
+  });
+}
+
+/**
+ * float32 [N, 1] → float32 [N, 1] (the input plus zero), whose every run, of one row or 64,
+ * also casts `width` numbers to strings and back: work the bound counts at 64 an element
+ * (`STRING_ELEMENT_WORK`) but that does not grow with the rows, so a one-row request costs what
+ * the probe's 64-row run did. `width` tunes it to just under the probe's 2 ms.
+ */
+export function makeRowFreeStringModel(width: number, salt = 0): Uint8Array {
+  return encode({
+    nodes: [
+      node('ReduceSum', ['x'], ['s'], [intAttr('keepdims', 0)]),
+      node('Mul', ['w', 's'], ['ws']),
+      node('Cast', ['ws'], ['text'], [intAttr('to', DataType.STRING)]),
+      node('Cast', ['text'], ['back'], [intAttr('to', DataType.FLOAT)]),
+      node('ReduceSum', ['back'], ['total'], [intAttr('keepdims', 0)]),
+      node('Mul', ['total', 'zero'], ['nothing']),
+      node('Add', ['x', 'nothing'], ['y']),
+    ],
+    initializers: [
+      onnx.TensorProto.create({
+        name: 'w',
+        dataType: DataType.FLOAT,
+        dims: [width],
+        floatData: Array.from({ length: width }, (_, i) => 1 + i / 7 + salt),
+      }),
+      onnx.TensorProto.create({ name: 'zero', dataType: DataType.FLOAT, dims: [], floatData: [0] }),
+    ],
+    inputs: [valueInfo('x', DataType.FLOAT, ['N', 1])],
+    outputs: [valueInfo('y', DataType.FLOAT, ['N', 1])],
+  });
+}
+
+/**
+ * A graph of `count` Identity nodes in a chain on float32 [N, 1] (names as short as can be):
+ * a model of about 1 MiB at 45 000 nodes, whose bound the walk computes node by node on the
+ * calling thread before it refuses it.
+ */
+export function makeManyNodes(count: number): Uint8Array {
+  const name = (i: number): string => `_${i.toString(36)}`;
+  const nodes: Onnx.INodeProto[] = [];
+  for (let i = 0; i < count; i++) nodes.push(node('Identity', [i === 0 ? 'x' : name(i)], [name(i + 1)]));
+  return encode({
+    nodes,
+    inputs: [valueInfo('x', DataType.FLOAT, ['N', 1])],
+    outputs: [valueInfo(name(count), DataType.FLOAT, ['N', 1])],
+  });
+}
+
+/**
+ * One balanced tree of `depth` levels (2^(depth+1) - 1 nodes): its bound is tiny (a row visits
+ * depth + 1 nodes), its file near 1 MiB at depth 14: what onnxruntime builds at session creation.
+ */
+export function makeBigBalancedTree(depth: number, features = 1): Uint8Array {
+  const treeIds: number[] = [];
+  const nodeIds: number[] = [];
+  const featureIds: number[] = [];
+  const modes: string[] = [];
+  const values: number[] = [];
+  const trueIds: number[] = [];
+  const falseIds: number[] = [];
+  const leafIds: number[] = [];
+  const internal = 2 ** depth - 1;
+  const total = 2 ** (depth + 1) - 1;
+  for (let id = 0; id < total; id++) {
+    treeIds.push(0);
+    nodeIds.push(id);
+    featureIds.push(id % features);
+    if (id < internal) {
+      modes.push('BRANCH_LEQ');
+      values.push((id % 1000) / 1000);
+      trueIds.push(2 * id + 1);
+      falseIds.push(2 * id + 2);
+    } else {
+      modes.push('LEAF');
+      values.push(0);
+      trueIds.push(0);
+      falseIds.push(0);
+      leafIds.push(id);
+    }
+  }
+  const tree = node(
+    'TreeEnsembleRegressor',
+    ['x'],
+    ['y'],
+    [
+      intsAttr('nodes_treeids', treeIds),
+      intsAttr('nodes_nodeids', nodeIds),
+      intsAttr('nodes_featureids', featureIds),
+      stringsAttr('nodes_modes', modes),
+      floatsAttr('nodes_values', values),
+      intsAttr('nodes_truenodeids', trueIds),
+      intsAttr('nodes_falsenodeids', falseIds),
+      intsAttr('target_treeids', leafIds.map(() => 0)),
+      intsAttr('target_nodeids', leafIds),
+      intsAttr('target_ids', leafIds.map(() => 0)),
+      floatsAttr('target_weights', leafIds.map((id) => id % 7)),
+      intAttr('n_targets', 1),
+      stringAttr('post_transform', 'NONE'),
+      stringAttr('aggregate_function', 'SUM'),
+    ],
+    'ai.onnx.ml',
+  );
+  return encode({
+    nodes: [tree],
+    inputs: [valueInfo('x', DataType.FLOAT, ['N', features])],
+    outputs: [valueInfo('y', DataType.FLOAT, ['N', 1])],
+    opsets: [
+      { domain: '', version: 15 },
+      { domain: 'ai.onnx.ml', version: 1 },
+    ],
+  });
+}
+
+/** A model padded to `bytes` or more with an unknown ModelProto field (field 100), which onnxruntime skips. */
+export function padModel(model: Uint8Array, bytes: number): Uint8Array {
+  const size = Math.max(0, bytes - model.byteLength);
+  const length: number[] = [];
+  let v = size;
+  while (v >= 0x80) {
+    length.push((v % 0x80) | 0x80);
+    v = Math.floor(v / 0x80);
+  }
+  length.push(v);
+  return Buffer.concat([model, Buffer.from([0xa2, 0x06]), Buffer.from(length), Buffer.alloc(size)]);
+}
+
+// ---------------------------------------------------------------- encoding
+
+interface GraphParts {
+  nodes: Onnx.INodeProto[];
+  inputs: Onnx.IValueInfoProto[];
+  outputs: Onnx.IValueInfoProto[];
+  initializers?: Onnx.ITensorProto[];
+  opsets?: { domain: string; version: number }[];
+}
+
+function encode(parts: GraphParts): Uint8Array {
+  return onnx.ModelProto.encode(
+    onnx.ModelProto.create({
+      irVersion: 8,
+      producerName: 'quoll-review',
+      producerVersion: '1',
+      opsetImport: (parts.opsets ?? [{ domain: '', version: 15 }]).map((opset) =>
+        onnx.OperatorSetIdProto.create(opset),
+      ),
+      graph: onnx.GraphProto.create({
+        name: 'hostile',
+        node: parts.nodes,
+        input: parts.inputs,
+        output: parts.outputs,
+        initializer: parts.initializers ?? [],
+      }),
+    }),
+  ).finish();
+}
+
+function valueInfo(name: string, elemType: number, shape: (number | string)[]): Onnx.IValueInfoProto {
+  return onnx.ValueInfoProto.create({
+    name,
+    type: onnx.TypeProto.create({
+      tensorType: onnx.TypeProto.Tensor.create({
+        elemType,
+        shape: onnx.TensorShapeProto.create({
+          dim: shape.map((dim) =>
+            typeof dim === 'number'
+              ? onnx.TensorShapeProto.Dimension.create({ dimValue: dim })
+              : onnx.TensorShapeProto.Dimension.create({ dimParam: dim }),
+          ),
+        }),
+      }),
+    }),
+  });
+}
+
+function intsAttr(name: string, values: number[]): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({ name, type: AttributeType.INTS, ints: values });
+}
+function intAttr(name: string, value: number): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({ name, type: AttributeType.INT, i: value });
+}
+function floatsAttr(name: string, values: number[]): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({ name, type: AttributeType.FLOATS, floats: values });
+}
+function stringsAttr(name: string, values: string[]): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({
+    name,
+    type: AttributeType.STRINGS,
+    strings: values.map((value) => Buffer.from(value)),
+  });
+}
+function stringAttr(name: string, value: string): Onnx.IAttributeProto {
+  return onnx.AttributeProto.create({ name, type: AttributeType.STRING, s: Buffer.from(value) });
+}
