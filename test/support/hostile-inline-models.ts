@@ -32,11 +32,13 @@ const node = (
  */
 export function makeDeepChainTree(options: {
   depth: number;
+  /** Trees, each such a chain (their depths add up in the bound). @default 1 */
+  trees?: number;
   low?: number;
   high?: number;
   rows?: number;
 }): Uint8Array {
-  const { depth, low = 1e-30, high = 2e-30, rows = 0 } = options;
+  const { depth, trees = 1, low = 1e-30, high = 2e-30, rows = 0 } = options;
   const treeIds: number[] = [];
   const nodeIds: number[] = [];
   const featureIds: number[] = [];
@@ -45,37 +47,45 @@ export function makeDeepChainTree(options: {
   const trueIds: number[] = [];
   const falseIds: number[] = [];
   const missingTrue: number[] = [];
+  const leafTrees: number[] = [];
   const leaves: number[] = [];
-  let next = 0;
-  const push = (mode: string, value: number, missing = 0): number => {
-    const id = next++;
-    treeIds.push(0);
-    nodeIds.push(id);
-    featureIds.push(0);
-    modes.push(mode);
-    values.push(value);
-    trueIds.push(0);
-    falseIds.push(0);
-    missingTrue.push(missing);
-    if (mode === 'LEAF') leaves.push(id);
-    return id;
-  };
-  const branch = (id: number, onTrue: number, onFalse: number): void => {
-    trueIds[id] = onTrue;
-    falseIds[id] = onFalse;
-  };
-  const root = push('BRANCH_GT', high, 1);
-  branch(root, push('LEAF', 0), push('BRANCH_LEQ', low));
-  let at = root + 2;
-  branch(at, push('LEAF', 0), next);
-  for (let i = 0; i < depth; i++) {
-    const chain = push('BRANCH_LEQ', low);
-    const exit = push('LEAF', 0);
-    branch(at, trueIds[at]!, chain);
-    at = chain;
-    trueIds[chain] = exit;
+  for (let tree = 0; tree < trees; tree++) {
+    const base = treeIds.length;
+    let next = 0;
+    const push = (mode: string, value: number, missing = 0): number => {
+      const id = next++;
+      treeIds.push(tree);
+      nodeIds.push(id);
+      featureIds.push(0);
+      modes.push(mode);
+      values.push(value);
+      trueIds.push(0);
+      falseIds.push(0);
+      missingTrue.push(missing);
+      if (mode === 'LEAF') {
+        leafTrees.push(tree);
+        leaves.push(id);
+      }
+      return id;
+    };
+    const branch = (id: number, onTrue: number, onFalse: number): void => {
+      trueIds[base + id] = onTrue;
+      falseIds[base + id] = onFalse;
+    };
+    const root = push('BRANCH_GT', high, 1);
+    const exit0 = push('LEAF', 0);
+    const second = push('BRANCH_LEQ', low);
+    branch(root, exit0, second);
+    let at = second;
+    let onTrue = push('LEAF', 0);
+    for (let i = 0; i < depth; i++) {
+      const chain = push('BRANCH_LEQ', low);
+      branch(at, onTrue, chain);
+      at = chain;
+      onTrue = push('LEAF', 0);
+    }
+    branch(at, onTrue, push('LEAF', 0));
   }
-  falseIds[at] = push('LEAF', 0);
   const tree = node(
     'TreeEnsembleRegressor',
     ['x'],
@@ -89,10 +99,10 @@ export function makeDeepChainTree(options: {
       intsAttr('nodes_truenodeids', trueIds),
       intsAttr('nodes_falsenodeids', falseIds),
       intsAttr('nodes_missing_value_tracks_true', missingTrue),
-      intsAttr('target_treeids', leaves.map(() => 0)),
+      intsAttr('target_treeids', leafTrees),
       intsAttr('target_nodeids', leaves),
       intsAttr('target_ids', leaves.map(() => 0)),
-      floatsAttr('target_weights', leaves.map((_, i) => (i === leaves.length - 1 ? 2 : 1))),
+      floatsAttr('target_weights', leaves.map((_, i) => (i % 2 === 0 ? 1 : 2))),
       intAttr('n_targets', 1),
       stringAttr('post_transform', 'NONE'),
       stringAttr('aggregate_function', 'SUM'),
@@ -301,4 +311,69 @@ function stringsAttr(name: string, values: string[]): Onnx.IAttributeProto {
 }
 function stringAttr(name: string, value: string): Onnx.IAttributeProto {
   return onnx.AttributeProto.create({ name, type: AttributeType.STRING, s: Buffer.from(value) });
+}
+
+/**
+ * The value gate of {@link makeGatedFormatModel}: a three-split tree, float32 [N, 1] → [N, 1],
+ * 1 for a row whose value is within (`low`, `high`] and 0 for every other value, NaN included.
+ */
+function gateTree(input: string, output: string, low: number, high: number): Onnx.INodeProto {
+  // 0: x > high (NaN tracks true) → leaf 1 (0); else 2: x <= low → leaf 3 (0); else leaf 4 (1).
+  return node(
+    'TreeEnsembleRegressor',
+    [input],
+    [output],
+    [
+      intsAttr('nodes_treeids', [0, 0, 0, 0, 0]),
+      intsAttr('nodes_nodeids', [0, 1, 2, 3, 4]),
+      intsAttr('nodes_featureids', [0, 0, 0, 0, 0]),
+      stringsAttr('nodes_modes', ['BRANCH_GT', 'LEAF', 'BRANCH_LEQ', 'LEAF', 'LEAF']),
+      floatsAttr('nodes_values', [high, 0, low, 0, 0]),
+      intsAttr('nodes_truenodeids', [1, 0, 3, 0, 0]),
+      intsAttr('nodes_falsenodeids', [2, 0, 4, 0, 0]),
+      intsAttr('nodes_missing_value_tracks_true', [1, 0, 0, 0, 0]),
+      intsAttr('target_treeids', [0, 0, 0]),
+      intsAttr('target_nodeids', [1, 3, 4]),
+      intsAttr('target_ids', [0, 0, 0]),
+      floatsAttr('target_weights', [0, 0, 1]),
+      intAttr('n_targets', 1),
+      stringAttr('post_transform', 'NONE'),
+      stringAttr('aggregate_function', 'SUM'),
+    ],
+    'ai.onnx.ml',
+  );
+}
+
+/**
+ * float32 [N, 1] → `y` float32 [N, 1] (the input unchanged) and `text` string [K]: `K` doubles
+ * formatted as strings by a `Cast`, each 0 unless a row of the request is within (1e-30, 2e-30]
+ * (a value gate the probe's patterns never open), then `value` (default DBL_MAX, whose
+ * formatting costs glibc's printf ~2 µs against ~0.1 µs for 0). The bound counts 64 element
+ * operations a formatted number whatever the number: K = 16 000 is within 2^20.
+ */
+export function makeGatedFormatModel(count: number, value = Number.MAX_VALUE): Uint8Array {
+  return encode({
+    nodes: [
+      gateTree('x', 'g', 1e-30, 2e-30),
+      node('ReduceMax', ['g'], ['gmax'], [intAttr('keepdims', 0)]),
+      node('Cast', ['gmax'], ['gd'], [intAttr('to', DataType.DOUBLE)]),
+      node('Mul', ['w', 'gd'], ['wide']),
+      node('Cast', ['wide'], ['text'], [intAttr('to', DataType.STRING)]),
+      node('Identity', ['x'], ['y']),
+    ],
+    initializers: [
+      onnx.TensorProto.create({
+        name: 'w',
+        dataType: DataType.DOUBLE,
+        dims: [count],
+        doubleData: Array.from({ length: count }, () => value),
+      }),
+    ],
+    inputs: [valueInfo('x', DataType.FLOAT, ['N', 1])],
+    outputs: [valueInfo('y', DataType.FLOAT, ['N', 1]), valueInfo('text', DataType.STRING, [count])],
+    opsets: [
+      { domain: '', version: 15 },
+      { domain: 'ai.onnx.ml', version: 1 },
+    ],
+  });
 }

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
-import { makeRowFreeStringModel } from '../../../../test/support/hostile-inline-models.js';
+import { makeGatedFormatModel, makeRowFreeStringModel } from '../../../../test/support/hostile-inline-models.js';
 import { makeScaleModel } from '../../../../test/support/synthetic-models.js';
 import type { Deployment } from './deployment.js';
 import { InferenceEngine } from './inference-engine.js';
@@ -105,4 +105,45 @@ describe('F4: inlineWhenContended (the default on one core): the runs of one tur
     console.log(`F4: ${d.inlineRunCount - before} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`);
     expect(heldMs).toBeLessThan(SLOW_RUN_MS);
   }, 60_000);
+});
+
+describe('F5: a cost the probe\'s value patterns never open', () => {
+  it('an admitted pipeline never runs inline for longer than the slow-run cut-off, whatever the values', async () => {
+    const made = inlineEngine();
+    // 6000 doubles formatted as strings: "0" for every value the probe feeds (~1.5 ms a run),
+    // DBL_MAX when a row is within (1e-30, 2e-30] (~12 ms): the bound counts both the same.
+    const d = await made.deploy('gated', [step('gated', makeGatedFormatModel(6000))]);
+    const admission = await d.inlineDecided;
+    expect(admission.state).toBe('on');
+    for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [0] }] }, 0);
+    const before = d.inlineRunCount;
+    // Two runs in separate turns (fewer than the trip wire's three): the longer counts.
+    let heldMs = 0;
+    for (let i = 0; i < 2; i++) {
+      const turn = await turnHeldMs(() => [d.infer({ kind: 'records', records: [{ x: [1.5e-30] }] }, 0)]);
+      heldMs = Math.max(heldMs, turn.heldMs);
+    }
+    expect(d.inlineRunCount - before).toBe(2);
+    console.log(`F5: admitted with "${admission.reason}"; a 1-row run held the thread ${heldMs.toFixed(1)} ms`);
+    expect(heldMs).toBeLessThan(SLOW_RUN_MS);
+  }, 60_000);
+});
+
+describe('F3 x F5: gated deployments, one request each, in one turn', () => {
+  it('holds the thread no longer than one slow run', async () => {
+    const made = inlineEngine();
+    const all: Deployment[] = [];
+    for (let i = 0; i < 16; i++)
+      all.push(await made.deploy(`g${i}`, [step(`g${i}`, makeGatedFormatModel(6000 + i))]));
+    const states = await Promise.all(all.map(async (d) => (await d.inlineDecided).state));
+    const deployments = all.filter((_, i) => states[i] === 'on');
+    expect(deployments.length).toBeGreaterThanOrEqual(8);
+    for (let round = 0; round < 6; round++)
+      for (const d of deployments) await d.infer({ kind: 'records', records: [{ x: [0] }] }, 0);
+    const { heldMs } = await turnHeldMs(() =>
+      deployments.map((d) => d.infer({ kind: 'records', records: [{ x: [1.5e-30] }] }, 0)),
+    );
+    console.log(`F3xF5: ${deployments.length} admitted deployments, one gated request each: one turn held the thread ${heldMs.toFixed(1)} ms`);
+    expect(heldMs).toBeLessThan(SLOW_RUN_MS);
+  }, 120_000);
 });
