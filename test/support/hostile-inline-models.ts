@@ -126,7 +126,8 @@ export function makeDeepChainTree(options: {
  * (`STRING_ELEMENT_WORK`) but that does not grow with the rows, so a one-row request costs what
  * the probe's 64-row run did. `width` tunes it to just under the probe's 2 ms.
  */
-export function makeRowFreeStringModel(width: number, salt = 0): Uint8Array {
+export function makeRowFreeStringModel(width: number, salt = 0, freeDims = 1): Uint8Array {
+  const shape = ['N', ...Array.from({ length: freeDims }, (_, i) => `d${i}`)];
   return encode({
     nodes: [
       node('ReduceSum', ['x'], ['s'], [intAttr('keepdims', 0)]),
@@ -146,8 +147,8 @@ export function makeRowFreeStringModel(width: number, salt = 0): Uint8Array {
       }),
       onnx.TensorProto.create({ name: 'zero', dataType: DataType.FLOAT, dims: [], floatData: [0] }),
     ],
-    inputs: [valueInfo('x', DataType.FLOAT, ['N', 1])],
-    outputs: [valueInfo('y', DataType.FLOAT, ['N', 1])],
+    inputs: [valueInfo('x', DataType.FLOAT, freeDims === 1 ? ['N', 1] : shape)],
+    outputs: [valueInfo('y', DataType.FLOAT, freeDims === 1 ? ['N', 1] : shape)],
   });
 }
 
