@@ -3,7 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
-import { makeGatedFormatModel, makeRowFreeStringModel } from '../../../../test/support/hostile-inline-models.js';
+import {
+  makeDeepChainTree,
+  makeGatedFormatModel,
+  makeRowFreeStringModel,
+} from '../../../../test/support/hostile-inline-models.js';
 import { makeScaleModel } from '../../../../test/support/synthetic-models.js';
 import type { Deployment } from './deployment.js';
 import { InferenceEngine } from './inference-engine.js';
@@ -146,4 +150,41 @@ describe('F3 x F5: gated deployments, one request each, in one turn', () => {
     console.log(`F3xF5: ${deployments.length} admitted deployments, one gated request each: one turn held the thread ${heldMs.toFixed(1)} ms`);
     expect(heldMs).toBeLessThan(SLOW_RUN_MS);
   }, 120_000);
+});
+
+/** The longest the thread went without running a 1 ms interval timer while `action` ran (ms). */
+async function longestGapDuring(action: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 1);
+  try {
+    await action();
+  } finally {
+    clearInterval(timer);
+  }
+  return Math.max(longest, performance.now() - last);
+}
+
+describe('F6: admission work on the calling thread at deploy', () => {
+  it('admitting a pipeline of big trees does not hold the thread (bound walk, session creation)', async () => {
+    const made = inlineEngine();
+    // Four chains of 4000 nodes (800 KB): its bound (1 026 624) passes, every probe pattern
+    // leaves at the root, so it is admitted; its walk and its session are made on this thread.
+    const bytes = makeDeepChainTree({ depth: 4000, trees: 4 });
+    const model = step('chains', bytes);
+    // Loaded once in the pool's worker first, so that only the admission is timed below.
+    await (await made.deploy('warm', [model])).close();
+    let state = '';
+    const gap = await longestGapDuring(async () => {
+      const d = await made.deploy('chains', [model]);
+      state = (await d.inlineDecided).state;
+    });
+    console.log(`F6: admission ${state}; the thread was held up to ${gap.toFixed(1)} ms`);
+    expect(state).toBe('on');
+    expect(gap).toBeLessThan(SLOW_RUN_MS);
+  }, 60_000);
 });
