@@ -188,3 +188,22 @@ describe('F6: admission work on the calling thread at deploy', () => {
     expect(gap).toBeLessThan(SLOW_RUN_MS);
   }, 60_000);
 });
+
+describe('F7: probes under deploy/undeploy churn', () => {
+  it('undeploying while probes run and wait leaves no probe thread, and answers at once', async () => {
+    const made = inlineEngine();
+    // 8 free dims and runs near 2 ms: each probe takes seconds.
+    const deployed: Deployment[] = [];
+    for (let i = 0; i < 4; i++)
+      deployed.push(await made.deploy(`slow${i}`, [step(`slow${i}`, makeRowFreeStringModel(6000, i, 8))]));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(deployed.map((d) => d.inline.state)).toEqual(['probing', 'probing', 'probing', 'probing']);
+    const started = performance.now();
+    await Promise.all(deployed.map((d) => d.close()));
+    const closeMs = performance.now() - started;
+    console.log(`F7: closing 4 probing deployments took ${closeMs.toFixed(0)} ms; workers left ${made.workerCount}`);
+    expect(deployed.map((d) => d.inline.state)).toEqual(['refused', 'refused', 'refused', 'refused']);
+    expect(made.workerCount).toBe(0);
+    expect(closeMs).toBeLessThan(1000);
+  }, 60_000);
+});
