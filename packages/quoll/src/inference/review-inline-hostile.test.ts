@@ -27,7 +27,12 @@ const scratch = mkdtempSync(join(tmpdir(), 'quoll-review-files-'));
 afterAll(() => rmSync(scratch, { recursive: true, force: true }));
 
 function inlineEngine(options: InferenceEngineOptions = {}): InferenceEngine {
-  const made = new InferenceEngine({ workersPerDeployment: 1, syncHandoff: false, inlineRuns: true, ...options });
+  const made = new InferenceEngine({
+    workersPerDeployment: 1,
+    syncHandoff: false,
+    inlineRuns: true,
+    ...options,
+  });
   created.push(made);
   return made;
 }
@@ -106,12 +111,14 @@ describe('F4: inlineWhenContended (the default on one core): the runs of one tur
     const { heldMs } = await turnHeldMs(() =>
       Array.from({ length: 160 }, () => d.infer({ kind: 'records', records: eight }, 0)),
     );
-    console.log(`F4: ${d.inlineRunCount - before} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`);
+    console.log(
+      `F4: ${d.inlineRunCount - before} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`,
+    );
     expect(heldMs).toBeLessThan(SLOW_RUN_MS);
   }, 60_000);
 });
 
-describe('F5: a cost the probe\'s value patterns never open', () => {
+describe("F5: a cost the probe's value patterns never open", () => {
   it('an admitted pipeline never runs inline for longer than the slow-run cut-off, whatever the values', async () => {
     const made = inlineEngine();
     // 6000 doubles formatted as strings: "0" for every value the probe feeds (~1.5 ms a run),
@@ -128,7 +135,9 @@ describe('F5: a cost the probe\'s value patterns never open', () => {
       heldMs = Math.max(heldMs, turn.heldMs);
     }
     expect(d.inlineRunCount - before).toBe(2);
-    console.log(`F5: admitted with "${admission.reason}"; a 1-row run held the thread ${heldMs.toFixed(1)} ms`);
+    console.log(
+      `F5: admitted with "${admission.reason}"; a 1-row run held the thread ${heldMs.toFixed(1)} ms`,
+    );
     expect(heldMs).toBeLessThan(SLOW_RUN_MS);
   }, 60_000);
 });
@@ -147,7 +156,9 @@ describe('F3 x F5: gated deployments, one request each, in one turn', () => {
     const { heldMs } = await turnHeldMs(() =>
       deployments.map((d) => d.infer({ kind: 'records', records: [{ x: [1.5e-30] }] }, 0)),
     );
-    console.log(`F3xF5: ${deployments.length} admitted deployments, one gated request each: one turn held the thread ${heldMs.toFixed(1)} ms`);
+    console.log(
+      `F3xF5: ${deployments.length} admitted deployments, one gated request each: one turn held the thread ${heldMs.toFixed(1)} ms`,
+    );
     expect(heldMs).toBeLessThan(SLOW_RUN_MS);
   }, 120_000);
 });
@@ -201,7 +212,9 @@ describe('F7: probes under deploy/undeploy churn', () => {
     const started = performance.now();
     await Promise.all(deployed.map((d) => d.close()));
     const closeMs = performance.now() - started;
-    console.log(`F7: closing 4 probing deployments took ${closeMs.toFixed(0)} ms; workers left ${made.workerCount}`);
+    console.log(
+      `F7: closing 4 probing deployments took ${closeMs.toFixed(0)} ms; workers left ${made.workerCount}`,
+    );
     expect(deployed.map((d) => d.inline.state)).toEqual(['refused', 'refused', 'refused', 'refused']);
     expect(made.workerCount).toBe(0);
     expect(closeMs).toBeLessThan(1000);
