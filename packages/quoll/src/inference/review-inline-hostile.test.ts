@@ -220,3 +220,24 @@ describe('F7: probes under deploy/undeploy churn', () => {
     expect(closeMs).toBeLessThan(1000);
   }, 60_000);
 });
+
+describe('F8: the trip wire is not consulted between the runs of one turn', () => {
+  it('stops running inline in the turn its trip wire fires', async () => {
+    const made = inlineEngine({ inlineWhenContended: true });
+    const d = await made.deploy('gated', [step('gated', makeGatedFormatModel(6000))]);
+    expect((await d.inlineDecided).state).toBe('on');
+    for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [0] }] }, 0);
+    const gated = Array.from({ length: 8 }, () => ({ x: [1.5e-30] }));
+    const before = d.inlineRunCount;
+    // 160 gated requests of 8 rows: 20 merged runs, each slow (> 10 ms) on a busy machine or not.
+    const { heldMs } = await turnHeldMs(() =>
+      Array.from({ length: 160 }, () => d.infer({ kind: 'records', records: gated }, 0)),
+    );
+    const runs = d.inlineRunCount - before;
+    console.log(
+      `F8: ${runs} inline runs in one turn, ${heldMs.toFixed(1)} ms held; state afterwards: ${d.inline.state}`,
+    );
+    // Once tripped (3 slow runs), the rest of the turn's runs belong to the workers.
+    expect(runs).toBeLessThanOrEqual(3);
+  }, 60_000);
+});
