@@ -47,8 +47,12 @@ async function turnHeldMs(fire: () => Promise<unknown>[]): Promise<{ heldMs: num
 }
 
 const SLOW_RUN_MS = INLINE_SLOW_RUN_US / 1000;
-/** What one turn may hold the thread for: a few probe limits (2 ms each), half the slow-run cut-off. */
-const TURN_MS = SLOW_RUN_MS / 2;
+/**
+ * Inline runs one turn may make of the ~0.3 ms row-free model below: a few probe limits' worth
+ * (2 ms each). Counted, not timed: on this shared machine (load 10-19) wall times of the same runs
+ * vary tenfold, counts do not (998e527: 40, 40 and 161 runs in one turn).
+ */
+const TURN_RUNS = 10;
 
 describe('F1: deploy-time work on the calling thread', () => {
   it('qualify refuses a model file over 1 MiB without reading it', () => {
@@ -78,7 +82,7 @@ describe('F1: deploy-time work on the calling thread', () => {
 });
 
 describe('F3: many admitted deployments, one request each, in one turn', () => {
-  it('holds the thread no longer than a few probe limits, whatever the number of deployments', async () => {
+  it('makes no more than a few probe limits of inline runs, whatever the number of deployments', async () => {
     const made = inlineEngine();
     // Each run also takes 28 Erf of 16 000 values, whatever its rows (~0.3 ms; no strings): within
     // the bound and the probe, and a one-row request costs what the probe's 64-row run did.
@@ -102,12 +106,12 @@ describe('F3: many admitted deployments, one request each, in one turn', () => {
     );
     const inlineRuns = deployments.reduce((sum, d) => sum + d.inlineRunCount, 0) - before;
     console.log(`F3: ${inlineRuns} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`);
-    expect(heldMs).toBeLessThan(TURN_MS);
+    expect(inlineRuns).toBeLessThanOrEqual(TURN_RUNS);
   }, 120_000);
 });
 
 describe('F4: inlineWhenContended (the default on one core): the runs of one turn are not capped', () => {
-  it('holds the thread no longer than a few probe limits when a turn brings many requests', async () => {
+  it('makes no more than a few probe limits of inline runs when a turn brings many requests', async () => {
     const made = inlineEngine({ inlineWhenContended: true });
     const d = await made.deploy('one', [step('one', makeRowFreeMathModel({ width: 16_000, layers: 28 }))]);
     expect((await d.inlineDecided).state).toBe('on');
@@ -122,7 +126,7 @@ describe('F4: inlineWhenContended (the default on one core): the runs of one tur
     console.log(
       `F4: ${d.inlineRunCount - before} inline runs in one turn held the thread ${heldMs.toFixed(1)} ms`,
     );
-    expect(heldMs).toBeLessThan(TURN_MS);
+    expect(d.inlineRunCount - before).toBeLessThanOrEqual(TURN_RUNS);
   }, 60_000);
 });
 
@@ -234,7 +238,7 @@ describe('F7: probes under deploy/undeploy churn', () => {
 });
 
 describe('F8: one contended turn runs every request inline, past its trip wire', () => {
-  it('a turn of requests whose merged run is unmergeable holds the thread no longer than a few probe limits', async () => {
+  it('a turn of requests whose merged run is unmergeable makes no more than a few probe limits of inline runs', async () => {
     const made = inlineEngine({ inlineWhenContended: true });
     // A row-free output ([16 000]): merged runs are not one row per input row, so each request of
     // the group runs again alone, inline, in the same turn.
@@ -249,7 +253,7 @@ describe('F8: one contended turn runs every request inline, past its trip wire',
       Array.from({ length: 160 }, () => d.infer({ kind: 'records', records: eight }, 0)),
     );
     console.log(`F8: ${d.inlineRunCount - before} inline runs in one turn, ${heldMs.toFixed(1)} ms held`);
-    expect(heldMs).toBeLessThan(TURN_MS);
+    expect(d.inlineRunCount - before).toBeLessThanOrEqual(TURN_RUNS);
   }, 60_000);
 
   it('stops running inline in the turn its trip wire fires (gated runs, F5)', async () => {
