@@ -495,9 +495,9 @@ export class Deployment {
         rows += next.rows;
         elements += more;
       }
-      // Closed meanwhile (close() waits for these, so this does not happen), or the turn's
-      // time for inline runs is spent: the workers run them.
-      if (inline === null || !this.#options.inlineTurns!.claim()) {
+      // Closed meanwhile (close() waits for these, so this does not happen), tripped by a slow
+      // run of this turn (review F8), or the turn's time for inline runs is spent: the workers run them.
+      if (inline === null || inline.tripped || !this.#options.inlineTurns!.claim()) {
         this.#toWorkers(group);
         continue;
       }
@@ -544,7 +544,7 @@ export class Deployment {
       // The group claimed one run; each run alone after its merged one claims its own, and once
       // the turn's time is spent the rest go to the workers, alone (as here, so that no request's
       // answer depends on its neighbours).
-      if (group.length > 1 && !this.#options.inlineTurns!.claim()) {
+      if (group.length > 1 && (inline.tripped || !this.#options.inlineTurns!.claim())) {
         const rest = group.slice(i);
         for (const left of rest) left.key = '';
         this.#toWorkers(rest);

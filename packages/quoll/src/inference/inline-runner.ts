@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { TensorBound } from '../onnx/index.js';
 import type { InlineSessions } from './inline-sessions.js';
@@ -126,10 +126,21 @@ export class InlineRunner {
     const files = new Map<string, Uint8Array>();
     let bytes = 0;
     try {
+      // Sizes first (a stat each): a model of gigabytes is refused without being read (review F1).
+      const seen = new Set<string>();
+      for (const spec of specs) {
+        if (seen.has(spec.sha)) continue;
+        seen.add(spec.sha);
+        bytes += statSync(spec.path).size;
+        if (bytes > INLINE_MAX_MODEL_BYTES)
+          return { reason: `its models hold more than ${INLINE_MAX_MODEL_BYTES} bytes of ONNX` };
+      }
+      bytes = 0;
       for (const spec of specs) {
         if (files.has(spec.sha)) continue;
         const file = readFileSync(spec.path);
         bytes += file.byteLength;
+        // Grown since the stat (model files are immutable; this only keeps the limit exact).
         if (bytes > INLINE_MAX_MODEL_BYTES)
           return { reason: `its models hold more than ${INLINE_MAX_MODEL_BYTES} bytes of ONNX` };
         files.set(spec.sha, file);

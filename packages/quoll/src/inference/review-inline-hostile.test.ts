@@ -73,7 +73,7 @@ describe('F1: deploy-time work on the calling thread', () => {
       single: false,
       tensorFields: null,
     };
-    const answer = InlineRunner.qualify([spec_]);
+    const answer = InlineRunner.readModels([spec_]);
     const ms = performance.now() - started;
     expect(answer).toHaveProperty('reason');
     // Reading 256 MiB takes hundreds of ms; a stat takes microseconds.
@@ -114,7 +114,7 @@ describe('F4: inlineWhenContended (the default on one core): the runs of one tur
   it('makes no more than a few probe limits of inline runs when a turn brings many requests', async () => {
     const made = inlineEngine({ inlineWhenContended: true });
     const d = await made.deploy('one', [step('one', makeRowFreeMathModel({ width: 16_000, layers: 28 }))]);
-    expect((await d.inlineDecided).state).toBe('on');
+    expect(await d.inlineDecided).toMatchObject({ state: 'on' });
     for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [1.5] }] }, 0);
     const eight = Array.from({ length: 8 }, () => ({ x: [1.5] }));
     const before = d.inlineRunCount;
@@ -208,7 +208,9 @@ describe('F6: admission work on the calling thread at deploy', () => {
       state = (await d.inlineDecided).state;
     });
     console.log(`F6: admission ${state}; the thread was held up to ${gap.toFixed(1)} ms`);
-    expect(state).toBe('on');
+    // Admitted or refused (its sessions take too long to create for the HTTP thread): either is
+    // a good answer, as long as the thread was not held.
+    expect(['on', 'refused']).toContain(state);
     expect(gap).toBeLessThan(SLOW_RUN_MS);
   }, 60_000);
 });
