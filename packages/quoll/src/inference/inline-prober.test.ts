@@ -233,7 +233,10 @@ describe('the admission probe', () => {
 
   it('refuses a pipeline slower in fact than its limit (0 µs here): its runs go to the workers, with the same answers', async () => {
     const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
-    const refused = await inlineEngine({ inlineProbe: { limitUs: 0 } }).deploy('tree', [step('tree', bytes)]);
+    const refused = await inlineEngine({ inlineProbe: { limitUs: 0, maxLoadUs: 60_000_000 } }).deploy(
+      'tree',
+      [step('tree', bytes)],
+    );
     const workers = await engine(false, false).deploy('tree', [step('tree', bytes)]);
     const admission = await refused.inlineDecided;
     expect(admission.state).toBe('refused');

@@ -149,11 +149,17 @@ describe('inline runs', () => {
     smallModels.push(["tutorial's random forest", () => readFileSync(`${SHARED_FIXTURES}rf_model.onnx`)]);
 
   it.each(smallModels)(
-    'holds the %s on the calling thread: its bound is within the budget',
+    'holds the %s on the calling thread: its bound is within the budget (unless it loads slowly)',
     async (_what, make) => {
       const bytes = make();
       const deployed = await engine(true, true).deploy('small', [step('small', bytes)]);
-      expect(await deployed.inlineDecided).toMatchObject({ state: 'on' });
+      const admission = await deployed.inlineDecided;
+      // Within its bound; run inline unless its sessions take too long to create for the HTTP
+      // thread (INLINE_PROBE_MAX_LOAD_US: the 100-tree forest can, on a busy machine).
+      if (admission.state !== 'on') {
+        expect(admission.reason).toMatch(/^creating its sessions took /);
+        return;
+      }
       expect(deployed.inlineBytes).toBe(bytes.byteLength);
     },
   );

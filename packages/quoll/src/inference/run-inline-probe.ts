@@ -351,9 +351,10 @@ export function probePipeline(
     return (performance.now() - started) * 1000;
   };
   try {
-    // Over the limit once, loaded again and the faster taken: one preempted load does not refuse.
+    // Over the limit once (but not thrice over), loaded again and the faster taken: one
+    // preempted load does not refuse, and a model slow to load is not loaded twice for nothing.
     let loadUs = loadAll();
-    if (loadUs > settings.maxLoadUs) loadUs = Math.min(loadUs, loadAll());
+    if (loadUs > settings.maxLoadUs && loadUs < 3 * settings.maxLoadUs) loadUs = Math.min(loadUs, loadAll());
     if (loadUs > settings.maxLoadUs)
       return refused(
         `creating its sessions took ${formatUs(loadUs)}, over the ${formatUs(settings.maxLoadUs)} the HTTP thread may spend on it`,
