@@ -7,6 +7,8 @@ import { defineConfig } from 'vitest/config';
  * no other test file's load is on the machine meanwhile.
  */
 const ALONE = [
+  'packages/quoll/src/inference/inline-hostile-models.test.ts',
+  'test/e2e/inline-hostile-models.test.ts',
   'test/e2e/inline-runs.test.ts',
   'test/e2e/large-answer.test.ts',
   'test/e2e/sync-handoff.test.ts',
