@@ -4,6 +4,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
+import { floats, int, ints, strings } from './onnx-attributes.js';
 
 const { onnx } = onnxProto;
 const { AttributeType } = onnx.AttributeProto;
@@ -208,22 +209,6 @@ function valueInfo(name: string, shape: (number | string)[]): Onnx.IValueInfoPro
   });
 }
 
-function ints(name: string, values: number[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.INTS, ints: values });
-}
-function int(name: string, value: number): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.INT, i: value });
-}
-function floats(name: string, values: number[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.FLOATS, floats: values });
-}
-function strings(name: string, values: string[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({
-    name,
-    type: AttributeType.STRINGS,
-    strings: values.map((value) => Buffer.from(value)),
-  });
-}
 function tensor(name: string, kind: 'float' | 'uint8', values: number[]): Onnx.IAttributeProto {
   const t =
     kind === 'float'

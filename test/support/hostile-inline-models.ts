@@ -5,9 +5,9 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
+import { floats, int, ints, string, strings } from './onnx-attributes.js';
 
 const { onnx } = onnxProto;
-const { AttributeType } = onnx.AttributeProto;
 const { DataType } = onnx.TensorProto;
 
 const node = (
@@ -91,27 +91,27 @@ export function makeDeepChainTree(options: {
     ['x'],
     ['y'],
     [
-      intsAttr('nodes_treeids', treeIds),
-      intsAttr('nodes_nodeids', nodeIds),
-      intsAttr('nodes_featureids', featureIds),
-      stringsAttr('nodes_modes', modes),
-      floatsAttr('nodes_values', values),
-      intsAttr('nodes_truenodeids', trueIds),
-      intsAttr('nodes_falsenodeids', falseIds),
-      intsAttr('nodes_missing_value_tracks_true', missingTrue),
-      intsAttr('target_treeids', leafTrees),
-      intsAttr('target_nodeids', leaves),
-      intsAttr(
+      ints('nodes_treeids', treeIds),
+      ints('nodes_nodeids', nodeIds),
+      ints('nodes_featureids', featureIds),
+      strings('nodes_modes', modes),
+      floats('nodes_values', values),
+      ints('nodes_truenodeids', trueIds),
+      ints('nodes_falsenodeids', falseIds),
+      ints('nodes_missing_value_tracks_true', missingTrue),
+      ints('target_treeids', leafTrees),
+      ints('target_nodeids', leaves),
+      ints(
         'target_ids',
         leaves.map(() => 0),
       ),
-      floatsAttr(
+      floats(
         'target_weights',
         leaves.map((_, i) => (i % 2 === 0 ? 1 : 2)),
       ),
-      intAttr('n_targets', 1),
-      stringAttr('post_transform', 'NONE'),
-      stringAttr('aggregate_function', 'SUM'),
+      int('n_targets', 1),
+      string('post_transform', 'NONE'),
+      string('aggregate_function', 'SUM'),
     ],
     'ai.onnx.ml',
   );
@@ -136,11 +136,11 @@ export function makeRowFreeStringModel(width: number, salt = 0, freeDims = 1): U
   const shape = ['N', ...Array.from({ length: freeDims }, (_, i) => `d${i}`)];
   return encode({
     nodes: [
-      node('ReduceSum', ['x'], ['s'], [intAttr('keepdims', 0)]),
+      node('ReduceSum', ['x'], ['s'], [int('keepdims', 0)]),
       node('Mul', ['w', 's'], ['ws']),
-      node('Cast', ['ws'], ['text'], [intAttr('to', DataType.STRING)]),
-      node('Cast', ['text'], ['back'], [intAttr('to', DataType.FLOAT)]),
-      node('ReduceSum', ['back'], ['total'], [intAttr('keepdims', 0)]),
+      node('Cast', ['ws'], ['text'], [int('to', DataType.STRING)]),
+      node('Cast', ['text'], ['back'], [int('to', DataType.FLOAT)]),
+      node('ReduceSum', ['back'], ['total'], [int('keepdims', 0)]),
       node('Mul', ['total', 'zero'], ['nothing']),
       node('Add', ['x', 'nothing'], ['y']),
     ],
@@ -211,29 +211,29 @@ export function makeBigBalancedTree(depth: number, features = 1): Uint8Array {
     ['x'],
     ['y'],
     [
-      intsAttr('nodes_treeids', treeIds),
-      intsAttr('nodes_nodeids', nodeIds),
-      intsAttr('nodes_featureids', featureIds),
-      stringsAttr('nodes_modes', modes),
-      floatsAttr('nodes_values', values),
-      intsAttr('nodes_truenodeids', trueIds),
-      intsAttr('nodes_falsenodeids', falseIds),
-      intsAttr(
+      ints('nodes_treeids', treeIds),
+      ints('nodes_nodeids', nodeIds),
+      ints('nodes_featureids', featureIds),
+      strings('nodes_modes', modes),
+      floats('nodes_values', values),
+      ints('nodes_truenodeids', trueIds),
+      ints('nodes_falsenodeids', falseIds),
+      ints(
         'target_treeids',
         leafIds.map(() => 0),
       ),
-      intsAttr('target_nodeids', leafIds),
-      intsAttr(
+      ints('target_nodeids', leafIds),
+      ints(
         'target_ids',
         leafIds.map(() => 0),
       ),
-      floatsAttr(
+      floats(
         'target_weights',
         leafIds.map((id) => id % 7),
       ),
-      intAttr('n_targets', 1),
-      stringAttr('post_transform', 'NONE'),
-      stringAttr('aggregate_function', 'SUM'),
+      int('n_targets', 1),
+      string('post_transform', 'NONE'),
+      string('aggregate_function', 'SUM'),
     ],
     'ai.onnx.ml',
   );
@@ -309,26 +309,6 @@ function valueInfo(name: string, elemType: number, shape: (number | string)[]): 
   });
 }
 
-function intsAttr(name: string, values: number[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.INTS, ints: values });
-}
-function intAttr(name: string, value: number): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.INT, i: value });
-}
-function floatsAttr(name: string, values: number[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.FLOATS, floats: values });
-}
-function stringsAttr(name: string, values: string[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({
-    name,
-    type: AttributeType.STRINGS,
-    strings: values.map((value) => Buffer.from(value)),
-  });
-}
-function stringAttr(name: string, value: string): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.STRING, s: Buffer.from(value) });
-}
-
 /**
  * The value gate of {@link makeGatedFormatModel}: a three-split tree, float32 [N, 1] → [N, 1],
  * 1 for a row whose value is within (`low`, `high`] and 0 for every other value, NaN included.
@@ -340,21 +320,21 @@ function gateTree(input: string, output: string, low: number, high: number): Onn
     [input],
     [output],
     [
-      intsAttr('nodes_treeids', [0, 0, 0, 0, 0]),
-      intsAttr('nodes_nodeids', [0, 1, 2, 3, 4]),
-      intsAttr('nodes_featureids', [0, 0, 0, 0, 0]),
-      stringsAttr('nodes_modes', ['BRANCH_GT', 'LEAF', 'BRANCH_LEQ', 'LEAF', 'LEAF']),
-      floatsAttr('nodes_values', [high, 0, low, 0, 0]),
-      intsAttr('nodes_truenodeids', [1, 0, 3, 0, 0]),
-      intsAttr('nodes_falsenodeids', [2, 0, 4, 0, 0]),
-      intsAttr('nodes_missing_value_tracks_true', [1, 0, 0, 0, 0]),
-      intsAttr('target_treeids', [0, 0, 0]),
-      intsAttr('target_nodeids', [1, 3, 4]),
-      intsAttr('target_ids', [0, 0, 0]),
-      floatsAttr('target_weights', [0, 0, 1]),
-      intAttr('n_targets', 1),
-      stringAttr('post_transform', 'NONE'),
-      stringAttr('aggregate_function', 'SUM'),
+      ints('nodes_treeids', [0, 0, 0, 0, 0]),
+      ints('nodes_nodeids', [0, 1, 2, 3, 4]),
+      ints('nodes_featureids', [0, 0, 0, 0, 0]),
+      strings('nodes_modes', ['BRANCH_GT', 'LEAF', 'BRANCH_LEQ', 'LEAF', 'LEAF']),
+      floats('nodes_values', [high, 0, low, 0, 0]),
+      ints('nodes_truenodeids', [1, 0, 3, 0, 0]),
+      ints('nodes_falsenodeids', [2, 0, 4, 0, 0]),
+      ints('nodes_missing_value_tracks_true', [1, 0, 0, 0, 0]),
+      ints('target_treeids', [0, 0, 0]),
+      ints('target_nodeids', [1, 3, 4]),
+      ints('target_ids', [0, 0, 0]),
+      floats('target_weights', [0, 0, 1]),
+      int('n_targets', 1),
+      string('post_transform', 'NONE'),
+      string('aggregate_function', 'SUM'),
     ],
     'ai.onnx.ml',
   );
@@ -371,10 +351,10 @@ export function makeGatedFormatModel(count: number, value = Number.MAX_VALUE): U
   return encode({
     nodes: [
       gateTree('x', 'g', 1e-30, 2e-30),
-      node('ReduceMax', ['g'], ['gmax'], [intAttr('keepdims', 0)]),
-      node('Cast', ['gmax'], ['gd'], [intAttr('to', DataType.DOUBLE)]),
+      node('ReduceMax', ['g'], ['gmax'], [int('keepdims', 0)]),
+      node('Cast', ['gmax'], ['gd'], [int('to', DataType.DOUBLE)]),
       node('Mul', ['w', 'gd'], ['wide']),
-      node('Cast', ['wide'], ['text'], [intAttr('to', DataType.STRING)]),
+      node('Cast', ['wide'], ['text'], [int('to', DataType.STRING)]),
       node('Identity', ['x'], ['y']),
     ],
     initializers: [
@@ -410,12 +390,12 @@ export function makeRowFreeMathModel(options: {
   const { width, layers, salt = 0, freeDims = 1, wideOutput = false } = options;
   const shape = freeDims === 1 ? ['N', 1] : ['N', ...Array.from({ length: freeDims }, (_, i) => `d${i}`)];
   const nodes: Onnx.INodeProto[] = [
-    node('ReduceSum', ['x'], ['s'], [intAttr('keepdims', 0)]),
+    node('ReduceSum', ['x'], ['s'], [int('keepdims', 0)]),
     node('Mul', ['w', 's'], ['e0']),
   ];
   for (let i = 0; i < layers; i++) nodes.push(node('Erf', [`e${i}`], [`e${i + 1}`]));
   nodes.push(
-    node('ReduceSum', [`e${layers}`], ['total'], [intAttr('keepdims', 0)]),
+    node('ReduceSum', [`e${layers}`], ['total'], [int('keepdims', 0)]),
     node('Mul', ['total', 'zero'], ['nothing']),
     node('Add', ['x', 'nothing'], ['y']),
   );

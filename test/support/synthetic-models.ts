@@ -4,6 +4,7 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
+import { floats, int, ints, string, strings } from './onnx-attributes.js';
 import { HOUSE_FEATURE_RANGES, mulberry32 } from './synthetic-data.js';
 
 const { onnx } = onnxProto;
@@ -380,28 +381,4 @@ function floatTensor(name: string, values: number[], dims: number[]): Onnx.ITens
 
 function int64Tensor(name: string, values: number[], dims: number[]): Onnx.ITensorProto {
   return onnx.TensorProto.create({ name, dataType: DataType.INT64, dims, int64Data: values });
-}
-
-function ints(name: string, values: number[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.INTS, ints: values });
-}
-
-function int(name: string, value: number): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.INT, i: value });
-}
-
-function floats(name: string, values: number[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.FLOATS, floats: values });
-}
-
-function strings(name: string, values: string[]): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({
-    name,
-    type: AttributeType.STRINGS,
-    strings: values.map((value) => Buffer.from(value)),
-  });
-}
-
-function string(name: string, value: string): Onnx.IAttributeProto {
-  return onnx.AttributeProto.create({ name, type: AttributeType.STRING, s: Buffer.from(value) });
 }
