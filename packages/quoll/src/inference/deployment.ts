@@ -17,7 +17,6 @@ import {
   INLINE_MAX_BATCH_ELEMENTS,
   INLINE_MAX_BATCH_ROWS,
   INLINE_MAX_SLOW_RUNS,
-  INLINE_SLOW_RUN_US,
   InlineRunner,
 } from './inline-runner.js';
 import type { InlineProber, InlineProbeTicket, InlineVerdict } from './inline-prober.js';
@@ -47,7 +46,12 @@ export interface DeploymentOptions {
   inlineProber: InlineProber | null;
   /** The calling thread's time for inline runs per turn of its event loop, shared by every deployment (with `inlineSessions`). */
   inlineTurns: InlineTurns | null;
-  /** Told once per deployment whether its pipeline runs inline, and why (not called when inline runs are off). */
+  /** The trip wire's cut-off: an inline run longer than this (µs) counts as slow. */
+  inlineSlowRunUs: number;
+  /**
+   * Told once per deployment whether its pipeline runs inline, and why, and once more if its trip
+   * wire fires later (`tripped`); not called when inline runs are off.
+   */
   onInlineDecided?: ((deployment: string, admission: InlineAdmission) => void) | undefined;
   /**
    * Whether small runs that qualify run inline while requests overlap too (merged per turn of
@@ -279,6 +283,11 @@ export class Deployment {
     const runner = InlineRunner.create(
       { specs: this.#specs, ...models, work: report.work, inputs: report.inputs },
       sessions,
+      {
+        slowRunUs: this.#options.inlineSlowRunUs,
+        // Told once, as the wire fires: the runs that stalled the thread are the operator's to see.
+        onTripped: () => this.#options.onInlineDecided?.(this.id, this.inline),
+      },
     );
     if (runner === null)
       return this.#decide({
@@ -304,7 +313,7 @@ export class Deployment {
     if (this.#admission.state === 'on' && this.#inline?.tripped === true)
       return {
         state: 'tripped',
-        reason: `${INLINE_MAX_SLOW_RUNS} runs took over ${formatUs(INLINE_SLOW_RUN_US)}; its runs go to the workers for good`,
+        reason: `${INLINE_MAX_SLOW_RUNS} of its inline runs took over ${formatUs(this.#options.inlineSlowRunUs)}; its runs go to the workers for good`,
       };
     return this.#admission;
   }

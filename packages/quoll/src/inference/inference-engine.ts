@@ -3,6 +3,7 @@ import { Deployment } from './deployment.js';
 import type { DeploymentOptions, InlineAdmission } from './deployment.js';
 import { InlineProber } from './inline-prober.js';
 import type { InlineProbeOptions } from './inline-prober.js';
+import { INLINE_SLOW_RUN_US } from './inline-runner.js';
 import { InlineSessions } from './inline-sessions.js';
 import { InlineTurns } from './inline-turns.js';
 import type { StepModel } from './step-model.js';
@@ -80,8 +81,16 @@ export interface InferenceEngineOptions {
    */
   inlineTurnBudgetUs?: number;
   /**
+   * The trip wire's cut-off (µs of wall time): an inline run past it counts as slow, and 3 slow
+   * runs within 256 send the deployment's runs to the workers for good (`InlineRunner`). A test
+   * sets it low to see the wire fire without a model that is slow in fact.
+   * @default 10000
+   */
+  inlineSlowRunUs?: number;
+  /**
    * Told once per deployment, with inline runs on, whether its pipeline runs inline and why
-   * (after its probe when it has one; the server logs it). @default none
+   * (after its probe when it has one), and once more should its trip wire fire later (state
+   * `tripped`); the server logs both. @default none
    */
   onInlineDecided?: (deployment: string, admission: InlineAdmission) => void;
   /**
@@ -145,6 +154,7 @@ export class InferenceEngine {
           : new InlineSessions(Math.min(64 * 1024 ** 2, Math.floor(memoryBudgetBytes / poolWorkers))),
       inlineProber: this.#prober,
       inlineTurns: options.inlineRuns === true ? new InlineTurns(options.inlineTurnBudgetUs) : null,
+      inlineSlowRunUs: options.inlineSlowRunUs ?? INLINE_SLOW_RUN_US,
       onInlineDecided: options.onInlineDecided,
       inlineWhenContended: options.inlineWhenContended === true,
     });

@@ -249,6 +249,28 @@ describe('the admission probe', () => {
     expect(refused.inlineBytes).toBe(0);
   });
 
+  it('reports the trip wire as it fires (3 slow runs; 0 µs here), once, and sends the runs to the workers from then on', async () => {
+    const told: { deployment: string; state: string; reason: string }[] = [];
+    const tripping = await inlineEngine({
+      inlineSlowRunUs: 0,
+      onInlineDecided: (deployment, admission) => told.push({ deployment, ...admission }),
+    }).deploy('tree', [step('tree', makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 }))]);
+    expect((await tripping.inlineDecided).state).toBe('on');
+    const rows = makeHouseRows(40, 3);
+    // Four warm-up runs are not judged; the next three are slow by this cut-off.
+    for (let run = 0; run < 7; run++)
+      await tripping.infer({ kind: 'records', records: houseRecords(rows, run, 1) }, 5);
+    expect(tripping.inlineRunCount).toBe(7);
+    expect(tripping.inline.state).toBe('tripped');
+    expect(told.map((one) => one.state)).toEqual(['on', 'tripped']);
+    expect(told[1]!.deployment).toBe(tripping.id);
+    expect(told[1]!.reason).toMatch(/3 of its inline runs took over 0 µs/);
+    for (let run = 0; run < 5; run++)
+      await tripping.infer({ kind: 'records', records: houseRecords(rows, run, 1) }, 5);
+    expect(tripping.inlineRunCount).toBe(7);
+    expect(told).toHaveLength(2);
+  });
+
   it('refuses a pipeline whose probe does not answer within its timeout, and stops the probe thread', async () => {
     const made = inlineEngine({ inlineProbe: { timeoutMs: 1 } });
     const deployed = await made.deploy('scale', [step('scale', makeScaleModel({ width: 2 }))]);

@@ -96,6 +96,10 @@ export class InlineRunner {
   #slowRuns = 0;
   #released = false;
   readonly #giveBack: () => void;
+  /** A run longer than this (µs, wall time) counts as slow. */
+  readonly #slowRunUs: number;
+  /** Called once, when the trip wire fires. */
+  readonly #onTripped: () => void;
   /** Runs made inline so far. */
   runs = 0;
 
@@ -104,6 +108,7 @@ export class InlineRunner {
     bytes: number,
     bound: { readonly work: number; readonly inputs: ReadonlyMap<string, TensorBound> },
     giveBack: () => void,
+    trip: InlineTripWire,
   ) {
     this.#steps = steps;
     this.bytes = bytes;
@@ -111,6 +116,8 @@ export class InlineRunner {
     this.#inputs = bound.inputs;
     this.#checkFrom = steps[0]?.spec.single ? 1 : 0;
     this.#giveBack = giveBack;
+    this.#slowRunUs = trip.slowRunUs ?? INLINE_SLOW_RUN_US;
+    this.#onTripped = trip.onTripped ?? (() => undefined);
   }
 
   /**
@@ -157,7 +164,11 @@ export class InlineRunner {
    * Creates the sessions of a qualified pipeline on this thread (once its probe admitted it);
    * null when they do not fit the engine's budget for this thread or cannot be created here.
    */
-  static create(candidate: InlineCandidate, sessions: InlineSessions): InlineRunner | null {
+  static create(
+    candidate: InlineCandidate,
+    sessions: InlineSessions,
+    trip: InlineTripWire = {},
+  ): InlineRunner | null {
     const acquired = new Map<string, NativeSession>();
     const giveBack = (): null => {
       for (const sha of acquired.keys()) sessions.release(sha);
@@ -179,6 +190,7 @@ export class InlineRunner {
       () => {
         for (const sha of acquired.keys()) sessions.release(sha);
       },
+      trip,
     );
   }
 
@@ -215,8 +227,10 @@ export class InlineRunner {
       const message = error instanceof Error ? error.message : String(error);
       throw new WorkerFailure('infer', message, error instanceof StepError ? error.step : undefined);
     } finally {
-      if (this.runs > WARMUP_RUNS && (performance.now() - started) * 1000 > INLINE_SLOW_RUN_US)
+      if (this.runs > WARMUP_RUNS && (performance.now() - started) * 1000 > this.#slowRunUs) {
         this.#slowRuns++;
+        if (this.#slowRuns === INLINE_MAX_SLOW_RUNS) this.#onTripped();
+      }
       if (this.runs % INLINE_SLOW_WINDOW === 0 && this.#slowRuns < INLINE_MAX_SLOW_RUNS) this.#slowRuns = 0;
     }
   }
@@ -227,6 +241,14 @@ export class InlineRunner {
     this.#released = true;
     this.#giveBack();
   }
+}
+
+/** The slow-run trip wire of an {@link InlineRunner}. */
+export interface InlineTripWire {
+  /** A run longer than this (µs, wall time) counts as slow. @default {@link INLINE_SLOW_RUN_US} */
+  readonly slowRunUs?: number;
+  /** Called once, when {@link INLINE_MAX_SLOW_RUNS} slow runs within a window send the pipeline to the workers for good. */
+  readonly onTripped?: () => void;
 }
 
 /** A pipeline its probe admitted: its model files and the work bound the probe computed. */

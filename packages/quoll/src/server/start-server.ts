@@ -429,11 +429,17 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   const app = await createApp(context, [], { ready });
   reportLoopError = (err, context) => app.log.warn({ err }, `${context} failed; retrying`);
   reportRecovered = (message) => app.log.info(message);
-  reportInline = (deployment, admission) =>
-    app.log.info(
-      { deployment, inline: admission.state, reason: admission.reason },
-      `inline runs ${admission.state === 'on' ? 'on' : 'off'} for deployment ${deployment}: ${admission.reason}`,
-    );
+  reportInline = (deployment, admission) => {
+    const fields = { deployment, inline: admission.state, reason: admission.reason };
+    // A trip means runs held the HTTP thread past the cut-off: a warning, not a verdict.
+    if (admission.state === 'tripped')
+      app.log.warn(fields, `inline runs tripped for deployment ${deployment}: ${admission.reason}`);
+    else
+      app.log.info(
+        fields,
+        `inline runs ${admission.state === 'on' ? 'on' : 'off'} for deployment ${deployment}: ${admission.reason}`,
+      );
+  };
   closers.report = (what, waitedMs) =>
     app.log.warn({ step: what, waitedMs }, `still stopping: waiting for ${what}`);
   reportConnectionError = (err) => {
