@@ -4,7 +4,8 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
-import { floats, int, ints, strings } from './onnx-attributes.js';
+import { int, ints } from './onnx-attributes.js';
+import { node, treeEnsembleRegressor, valueInfo } from './onnx-graph.js';
 
 const { onnx } = onnxProto;
 const { AttributeType } = onnx.AttributeProto;
@@ -34,12 +35,12 @@ export function makeChainTree(options: ChainTreeOptions): Uint8Array {
     const thenBranch = onnx.GraphProto.create({
       name: `then${level}`,
       node: graphNodes,
-      output: [valueInfo(output, ['N', 1])],
+      output: [valueInfo(output, DataType.FLOAT, ['N', 1])],
     });
     const elseBranch = onnx.GraphProto.create({
       name: `else${level}`,
       node: [node('Identity', ['x'], [`e${level}`], [])],
-      output: [valueInfo(`e${level}`, ['N', 1])],
+      output: [valueInfo(`e${level}`, DataType.FLOAT, ['N', 1])],
     });
     graphNodes = [
       node(
@@ -66,8 +67,8 @@ export function makeChainTree(options: ChainTreeOptions): Uint8Array {
       graph: onnx.GraphProto.create({
         name: 'chain',
         node: graphNodes,
-        input: [valueInfo('x', ['N', 1])],
-        output: [valueInfo('y', ['N', 1])],
+        input: [valueInfo('x', DataType.FLOAT, ['N', 1])],
+        output: [valueInfo('y', DataType.FLOAT, ['N', 1])],
         initializer:
           nestedInIf > 0
             ? [onnx.TensorProto.create({ name: 'cond', dataType: DataType.BOOL, dims: [], int32Data: [1] })]
@@ -99,41 +100,18 @@ function chainV3(depth: number, input: string, output: string): Onnx.INodeProto 
   trueIds.push(0);
   falseIds.push(0);
   leaves.push(2 * depth);
-  return node(
-    'TreeEnsembleRegressor',
-    [input],
-    [output],
-    [
-      ints(
-        'nodes_treeids',
-        nodeIds.map(() => 0),
-      ),
-      ints('nodes_nodeids', nodeIds),
-      ints(
-        'nodes_featureids',
-        nodeIds.map(() => 0),
-      ),
-      strings('nodes_modes', modes),
-      floats('nodes_values', values),
-      ints('nodes_truenodeids', trueIds),
-      ints('nodes_falsenodeids', falseIds),
-      ints(
-        'target_treeids',
-        leaves.map(() => 0),
-      ),
-      ints('target_nodeids', leaves),
-      ints(
-        'target_ids',
-        leaves.map(() => 0),
-      ),
-      floats(
-        'target_weights',
-        leaves.map((_, i) => i),
-      ),
-      int('n_targets', 1),
-    ],
-    'ai.onnx.ml',
-  );
+  return treeEnsembleRegressor(input, output, {
+    treeIds: nodeIds.map(() => 0),
+    nodeIds,
+    featureIds: nodeIds.map(() => 0),
+    modes,
+    values,
+    trueIds,
+    falseIds,
+    targetTreeIds: leaves.map(() => 0),
+    targetNodeIds: leaves,
+    targetWeights: leaves.map((_, i) => i),
+  });
 }
 
 function chainV5(depth: number, input: string, output: string): Onnx.INodeProto {
@@ -179,34 +157,6 @@ function chainV5(depth: number, input: string, output: string): Onnx.INodeProto 
     ],
     'ai.onnx.ml',
   );
-}
-
-function node(
-  opType: string,
-  input: string[],
-  output: string[],
-  attribute: Onnx.IAttributeProto[],
-  domain = '',
-): Onnx.INodeProto {
-  return onnx.NodeProto.create({ opType, input, output, attribute, domain });
-}
-
-function valueInfo(name: string, shape: (number | string)[]): Onnx.IValueInfoProto {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType: DataType.FLOAT,
-        shape: onnx.TensorShapeProto.create({
-          dim: shape.map((dim) =>
-            typeof dim === 'number'
-              ? onnx.TensorShapeProto.Dimension.create({ dimValue: dim })
-              : onnx.TensorShapeProto.Dimension.create({ dimParam: dim }),
-          ),
-        }),
-      }),
-    }),
-  });
 }
 
 function tensor(name: string, kind: 'float' | 'uint8', values: number[]): Onnx.IAttributeProto {

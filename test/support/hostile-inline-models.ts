@@ -5,18 +5,18 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
-import { floats, int, ints, string, strings } from './onnx-attributes.js';
+import { int } from './onnx-attributes.js';
+import {
+  encodeModel,
+  node,
+  TREE_ENSEMBLE_OPSETS,
+  treeEnsembleRegressor,
+  valueInfo,
+  type GraphParts,
+} from './onnx-graph.js';
 
 const { onnx } = onnxProto;
 const { DataType } = onnx.TensorProto;
-
-const node = (
-  opType: string,
-  input: string[],
-  output: string[],
-  attribute: Onnx.IAttributeProto[] = [],
-  domain = '',
-): Onnx.INodeProto => onnx.NodeProto.create({ opType, input, output, attribute, domain });
 
 /**
  * One decision tree, float32 [N, 1] → float32 [N, 1], whose probed rows all leave within two
@@ -86,43 +86,24 @@ export function makeDeepChainTree(options: {
     }
     branch(at, onTrue, push('LEAF', 0));
   }
-  const tree = node(
-    'TreeEnsembleRegressor',
-    ['x'],
-    ['y'],
-    [
-      ints('nodes_treeids', treeIds),
-      ints('nodes_nodeids', nodeIds),
-      ints('nodes_featureids', featureIds),
-      strings('nodes_modes', modes),
-      floats('nodes_values', values),
-      ints('nodes_truenodeids', trueIds),
-      ints('nodes_falsenodeids', falseIds),
-      ints('nodes_missing_value_tracks_true', missingTrue),
-      ints('target_treeids', leafTrees),
-      ints('target_nodeids', leaves),
-      ints(
-        'target_ids',
-        leaves.map(() => 0),
-      ),
-      floats(
-        'target_weights',
-        leaves.map((_, i) => (i % 2 === 0 ? 1 : 2)),
-      ),
-      int('n_targets', 1),
-      string('post_transform', 'NONE'),
-      string('aggregate_function', 'SUM'),
-    ],
-    'ai.onnx.ml',
-  );
-  return encode({
+  const tree = treeEnsembleRegressor('x', 'y', {
+    treeIds,
+    nodeIds,
+    featureIds,
+    modes,
+    values,
+    trueIds,
+    falseIds,
+    missingTracksTrue: missingTrue,
+    targetTreeIds: leafTrees,
+    targetNodeIds: leaves,
+    targetWeights: leaves.map((_, i) => (i % 2 === 0 ? 1 : 2)),
+  });
+  return hostile({
     nodes: [tree],
     inputs: [valueInfo('x', DataType.FLOAT, [rows > 0 ? rows : 'N', 1])],
     outputs: [valueInfo('y', DataType.FLOAT, [rows > 0 ? rows : 'N', 1])],
-    opsets: [
-      { domain: '', version: 15 },
-      { domain: 'ai.onnx.ml', version: 1 },
-    ],
+    opsets: TREE_ENSEMBLE_OPSETS,
   });
 }
 
@@ -134,7 +115,7 @@ export function makeDeepChainTree(options: {
  */
 export function makeRowFreeStringModel(width: number, salt = 0, freeDims = 1): Uint8Array {
   const shape = ['N', ...Array.from({ length: freeDims }, (_, i) => `d${i}`)];
-  return encode({
+  return hostile({
     nodes: [
       node('ReduceSum', ['x'], ['s'], [int('keepdims', 0)]),
       node('Mul', ['w', 's'], ['ws']),
@@ -167,7 +148,7 @@ export function makeManyNodes(count: number): Uint8Array {
   const name = (i: number): string => `_${i.toString(36)}`;
   const nodes: Onnx.INodeProto[] = [];
   for (let i = 0; i < count; i++) nodes.push(node('Identity', [i === 0 ? 'x' : name(i)], [name(i + 1)]));
-  return encode({
+  return hostile({
     nodes,
     inputs: [valueInfo('x', DataType.FLOAT, ['N', 1])],
     outputs: [valueInfo(name(count), DataType.FLOAT, ['N', 1])],
@@ -206,45 +187,23 @@ export function makeBigBalancedTree(depth: number, features = 1): Uint8Array {
       leafIds.push(id);
     }
   }
-  const tree = node(
-    'TreeEnsembleRegressor',
-    ['x'],
-    ['y'],
-    [
-      ints('nodes_treeids', treeIds),
-      ints('nodes_nodeids', nodeIds),
-      ints('nodes_featureids', featureIds),
-      strings('nodes_modes', modes),
-      floats('nodes_values', values),
-      ints('nodes_truenodeids', trueIds),
-      ints('nodes_falsenodeids', falseIds),
-      ints(
-        'target_treeids',
-        leafIds.map(() => 0),
-      ),
-      ints('target_nodeids', leafIds),
-      ints(
-        'target_ids',
-        leafIds.map(() => 0),
-      ),
-      floats(
-        'target_weights',
-        leafIds.map((id) => id % 7),
-      ),
-      int('n_targets', 1),
-      string('post_transform', 'NONE'),
-      string('aggregate_function', 'SUM'),
-    ],
-    'ai.onnx.ml',
-  );
-  return encode({
+  const tree = treeEnsembleRegressor('x', 'y', {
+    treeIds,
+    nodeIds,
+    featureIds,
+    modes,
+    values,
+    trueIds,
+    falseIds,
+    targetTreeIds: leafIds.map(() => 0),
+    targetNodeIds: leafIds,
+    targetWeights: leafIds.map((id) => id % 7),
+  });
+  return hostile({
     nodes: [tree],
     inputs: [valueInfo('x', DataType.FLOAT, ['N', features])],
     outputs: [valueInfo('y', DataType.FLOAT, ['N', 1])],
-    opsets: [
-      { domain: '', version: 15 },
-      { domain: 'ai.onnx.ml', version: 1 },
-    ],
+    opsets: TREE_ENSEMBLE_OPSETS,
   });
 }
 
@@ -261,83 +220,25 @@ export function padModel(model: Uint8Array, bytes: number): Uint8Array {
   return Buffer.concat([model, Buffer.from([0xa2, 0x06]), Buffer.from(length), Buffer.alloc(size)]);
 }
 
-// ---------------------------------------------------------------- encoding
-
-interface GraphParts {
-  nodes: Onnx.INodeProto[];
-  inputs: Onnx.IValueInfoProto[];
-  outputs: Onnx.IValueInfoProto[];
-  initializers?: Onnx.ITensorProto[];
-  opsets?: { domain: string; version: number }[];
-}
-
-function encode(parts: GraphParts): Uint8Array {
-  return onnx.ModelProto.encode(
-    onnx.ModelProto.create({
-      irVersion: 8,
-      producerName: 'quoll-review',
-      producerVersion: '1',
-      opsetImport: (parts.opsets ?? [{ domain: '', version: 15 }]).map((opset) =>
-        onnx.OperatorSetIdProto.create(opset),
-      ),
-      graph: onnx.GraphProto.create({
-        name: 'hostile',
-        node: parts.nodes,
-        input: parts.inputs,
-        output: parts.outputs,
-        initializer: parts.initializers ?? [],
-      }),
-    }),
-  ).finish();
-}
-
-function valueInfo(name: string, elemType: number, shape: (number | string)[]): Onnx.IValueInfoProto {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: shape.map((dim) =>
-            typeof dim === 'number'
-              ? onnx.TensorShapeProto.Dimension.create({ dimValue: dim })
-              : onnx.TensorShapeProto.Dimension.create({ dimParam: dim }),
-          ),
-        }),
-      }),
-    }),
-  });
-}
-
 /**
  * The value gate of {@link makeGatedFormatModel}: a three-split tree, float32 [N, 1] → [N, 1],
  * 1 for a row whose value is within (`low`, `high`] and 0 for every other value, NaN included.
  */
 function gateTree(input: string, output: string, low: number, high: number): Onnx.INodeProto {
   // 0: x > high (NaN tracks true) → leaf 1 (0); else 2: x <= low → leaf 3 (0); else leaf 4 (1).
-  return node(
-    'TreeEnsembleRegressor',
-    [input],
-    [output],
-    [
-      ints('nodes_treeids', [0, 0, 0, 0, 0]),
-      ints('nodes_nodeids', [0, 1, 2, 3, 4]),
-      ints('nodes_featureids', [0, 0, 0, 0, 0]),
-      strings('nodes_modes', ['BRANCH_GT', 'LEAF', 'BRANCH_LEQ', 'LEAF', 'LEAF']),
-      floats('nodes_values', [high, 0, low, 0, 0]),
-      ints('nodes_truenodeids', [1, 0, 3, 0, 0]),
-      ints('nodes_falsenodeids', [2, 0, 4, 0, 0]),
-      ints('nodes_missing_value_tracks_true', [1, 0, 0, 0, 0]),
-      ints('target_treeids', [0, 0, 0]),
-      ints('target_nodeids', [1, 3, 4]),
-      ints('target_ids', [0, 0, 0]),
-      floats('target_weights', [0, 0, 1]),
-      int('n_targets', 1),
-      string('post_transform', 'NONE'),
-      string('aggregate_function', 'SUM'),
-    ],
-    'ai.onnx.ml',
-  );
+  return treeEnsembleRegressor(input, output, {
+    treeIds: [0, 0, 0, 0, 0],
+    nodeIds: [0, 1, 2, 3, 4],
+    featureIds: [0, 0, 0, 0, 0],
+    modes: ['BRANCH_GT', 'LEAF', 'BRANCH_LEQ', 'LEAF', 'LEAF'],
+    values: [high, 0, low, 0, 0],
+    trueIds: [1, 0, 3, 0, 0],
+    falseIds: [2, 0, 4, 0, 0],
+    missingTracksTrue: [1, 0, 0, 0, 0],
+    targetTreeIds: [0, 0, 0],
+    targetNodeIds: [1, 3, 4],
+    targetWeights: [0, 0, 1],
+  });
 }
 
 /**
@@ -348,7 +249,7 @@ function gateTree(input: string, output: string, low: number, high: number): Onn
  * operations a formatted number whatever the number: K = 16 000 is within 2^20.
  */
 export function makeGatedFormatModel(count: number, value = Number.MAX_VALUE): Uint8Array {
-  return encode({
+  return hostile({
     nodes: [
       gateTree('x', 'g', 1e-30, 2e-30),
       node('ReduceMax', ['g'], ['gmax'], [int('keepdims', 0)]),
@@ -367,10 +268,7 @@ export function makeGatedFormatModel(count: number, value = Number.MAX_VALUE): U
     ],
     inputs: [valueInfo('x', DataType.FLOAT, ['N', 1])],
     outputs: [valueInfo('y', DataType.FLOAT, ['N', 1]), valueInfo('text', DataType.STRING, [count])],
-    opsets: [
-      { domain: '', version: 15 },
-      { domain: 'ai.onnx.ml', version: 1 },
-    ],
+    opsets: TREE_ENSEMBLE_OPSETS,
   });
 }
 
@@ -400,7 +298,7 @@ export function makeRowFreeMathModel(options: {
     node('Add', ['x', 'nothing'], ['y']),
   );
   if (wideOutput) nodes.push(node('Identity', [`e${layers}`], ['wide']));
-  return encode({
+  return hostile({
     nodes,
     initializers: [
       onnx.TensorProto.create({
@@ -417,4 +315,8 @@ export function makeRowFreeMathModel(options: {
       ...(wideOutput ? [valueInfo('wide', DataType.FLOAT, [width])] : []),
     ],
   });
+}
+
+function hostile(parts: GraphParts): Uint8Array {
+  return encodeModel(parts, { producerName: 'quoll-review', graphName: 'hostile' });
 }

@@ -4,7 +4,14 @@
  */
 import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
-import { floats, int, ints, string, strings } from './onnx-attributes.js';
+import { int, ints } from './onnx-attributes.js';
+import {
+  encodeModel,
+  TREE_ENSEMBLE_OPSETS,
+  treeEnsembleRegressor,
+  valueInfo,
+  type GraphParts,
+} from './onnx-graph.js';
 import { HOUSE_FEATURE_RANGES, mulberry32 } from './synthetic-data.js';
 
 const { onnx } = onnxProto;
@@ -53,7 +60,6 @@ export function makeTreeEnsembleRegressor(options: TreeEnsembleOptions = {}): Ui
   const targets = {
     treeIds: [] as number[],
     nodeIds: [] as number[],
-    ids: [] as number[],
     weights: [] as number[],
   };
   const internal = 2 ** depth - 1;
@@ -80,43 +86,27 @@ export function makeTreeEnsembleRegressor(options: TreeEnsembleOptions = {}): Ui
         nodes.falseIds.push(0);
         targets.treeIds.push(tree);
         targets.nodeIds.push(node);
-        targets.ids.push(0);
         targets.weights.push(Math.round(leafMax * random() * 100) / 100);
       }
     }
   }
-  const node = onnx.NodeProto.create({
-    name: 'tree_ensemble',
-    opType: 'TreeEnsembleRegressor',
-    domain: 'ai.onnx.ml',
-    input: [inputName],
-    output: [outputName],
-    attribute: [
-      ints('nodes_treeids', nodes.treeIds),
-      ints('nodes_nodeids', nodes.nodeIds),
-      ints('nodes_featureids', nodes.featureIds),
-      strings('nodes_modes', nodes.modes),
-      floats('nodes_values', nodes.values),
-      ints('nodes_truenodeids', nodes.trueIds),
-      ints('nodes_falsenodeids', nodes.falseIds),
-      ints('target_treeids', targets.treeIds),
-      ints('target_nodeids', targets.nodeIds),
-      ints('target_ids', targets.ids),
-      floats('target_weights', targets.weights),
-      floats('base_values', [200_000]),
-      int('n_targets', 1),
-      string('post_transform', 'NONE'),
-      string('aggregate_function', 'SUM'),
-    ],
-  });
-  return encodeModel({
+  const node = treeEnsembleRegressor(
+    inputName,
+    outputName,
+    {
+      ...nodes,
+      targetTreeIds: targets.treeIds,
+      targetNodeIds: targets.nodeIds,
+      targetWeights: targets.weights,
+      baseValues: [200_000],
+    },
+    'tree_ensemble',
+  );
+  return synthetic({
     nodes: [node],
     inputs: [valueInfo(inputName, DataType.FLOAT, ['N', features])],
     outputs: [valueInfo(outputName, DataType.FLOAT, ['N', 1])],
-    opsets: [
-      { domain: '', version: 15 },
-      { domain: 'ai.onnx.ml', version: 1 },
-    ],
+    opsets: TREE_ENSEMBLE_OPSETS,
   });
 }
 
@@ -125,7 +115,7 @@ export function makeTreeEnsembleRegressor(options: TreeEnsembleOptions = {}): Ui
  * `sum_a` float32 [N,1] (row sums of a) and `scaled_b` float32 [N,2] (b × 2).
  */
 export function makeMultiIoModel(): Uint8Array {
-  return encodeModel({
+  return synthetic({
     nodes: [
       onnx.NodeProto.create({
         opType: 'ReduceSum',
@@ -169,7 +159,7 @@ export function makeScaleModel(options: ScaleModelOptions = {}): Uint8Array {
   } = options;
   const inputs = [valueInfo(inputName, DataType.FLOAT, ['N', width])];
   if (initializerAsInput) inputs.push(valueInfo('factor', DataType.FLOAT, []));
-  return encodeModel({
+  return synthetic({
     nodes: [onnx.NodeProto.create({ opType: 'Mul', input: [inputName, 'factor'], output: [outputName] })],
     initializers: [floatTensor('factor', [factor], [])],
     inputs,
@@ -190,7 +180,7 @@ export interface Int64SumModelOptions {
 /** int64 [N, width] → int64 [N, 1] row sums: proves numbers are cast to int64 and int64 outputs come back. */
 export function makeInt64SumModel(options: Int64SumModelOptions = {}): Uint8Array {
   const { inputName = 'x', outputName = 'sum', width = 3 } = options;
-  return encodeModel({
+  return synthetic({
     nodes: [
       onnx.NodeProto.create({
         opType: 'ReduceSum',
@@ -214,7 +204,7 @@ export function makeInt64SumModel(options: Int64SumModelOptions = {}): Uint8Arra
 export function makeSlowOnDemandModel(): Uint8Array {
   const node = (opType: string, input: string[], output: string, attribute: Onnx.IAttributeProto[] = []) =>
     onnx.NodeProto.create({ opType, input, output: [output], attribute });
-  return encodeModel({
+  return synthetic({
     nodes: [
       node('Cast', ['x'], 'xi', [int('to', DataType.INT64)]),
       node('ReduceMax', ['xi'], 'k0', [int('keepdims', 0)]),
@@ -244,7 +234,7 @@ export function makeSlowOnDemandModel(): Uint8Array {
  * onnxruntime: the model a request can make fail, cheaply (its work is small and bounded).
  */
 export function makeTableLookupModel(): Uint8Array {
-  return encodeModel({
+  return synthetic({
     nodes: [
       onnx.NodeProto.create({
         opType: 'Gather',
@@ -265,7 +255,7 @@ export function makeTableLookupModel(): Uint8Array {
  * (not input1).
  */
 export function makeOpenInferenceExampleModel(): Uint8Array {
-  return encodeModel({
+  return synthetic({
     nodes: [
       onnx.NodeProto.create({
         opType: 'Cast',
@@ -312,7 +302,7 @@ export function makeCraftedSlowModel(kind: 'broadcast' | 'self-product' | 'gathe
             node('Cast', ['zeros'], 'indices', [int('to', DataType.INT64)]),
             node('Gather', ['line', 'indices'], 'big', [int('axis', 0)]),
           ];
-  return encodeModel({
+  return synthetic({
     nodes: [
       ...big,
       node('ReduceSum', ['big'], 'total', [int('keepdims', 0)]),
@@ -330,55 +320,14 @@ export function makeCraftedSlowModel(kind: 'broadcast' | 'self-product' | 'gathe
   });
 }
 
-interface GraphParts {
-  nodes: Onnx.INodeProto[];
-  inputs: Onnx.IValueInfoProto[];
-  outputs: Onnx.IValueInfoProto[];
-  initializers?: Onnx.ITensorProto[];
-  opsets?: { domain: string; version: number }[];
-}
-
-function encodeModel(parts: GraphParts): Uint8Array {
-  const model = onnx.ModelProto.create({
-    irVersion: 8,
-    producerName: 'quoll-synthetic',
-    producerVersion: '1',
-    opsetImport: (parts.opsets ?? [{ domain: '', version: 15 }]).map((opset) =>
-      onnx.OperatorSetIdProto.create(opset),
-    ),
-    graph: onnx.GraphProto.create({
-      name: 'synthetic',
-      node: parts.nodes,
-      input: parts.inputs,
-      output: parts.outputs,
-      initializer: parts.initializers ?? [],
-    }),
-  });
-  return onnx.ModelProto.encode(model).finish();
-}
-
-function valueInfo(name: string, elemType: number, shape: (number | string)[]): Onnx.IValueInfoProto {
-  return onnx.ValueInfoProto.create({
-    name,
-    type: onnx.TypeProto.create({
-      tensorType: onnx.TypeProto.Tensor.create({
-        elemType,
-        shape: onnx.TensorShapeProto.create({
-          dim: shape.map((dim) =>
-            typeof dim === 'number'
-              ? onnx.TensorShapeProto.Dimension.create({ dimValue: dim })
-              : onnx.TensorShapeProto.Dimension.create({ dimParam: dim }),
-          ),
-        }),
-      }),
-    }),
-  });
-}
-
 function floatTensor(name: string, values: number[], dims: number[]): Onnx.ITensorProto {
   return onnx.TensorProto.create({ name, dataType: DataType.FLOAT, dims, floatData: values });
 }
 
 function int64Tensor(name: string, values: number[], dims: number[]): Onnx.ITensorProto {
   return onnx.TensorProto.create({ name, dataType: DataType.INT64, dims, int64Data: values });
+}
+
+function synthetic(parts: GraphParts): Uint8Array {
+  return encodeModel(parts, { producerName: 'quoll-synthetic', graphName: 'synthetic' });
 }
