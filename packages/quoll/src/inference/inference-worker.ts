@@ -235,13 +235,20 @@ async function handle(message: ParentMessage): Promise<void> {
  * `probe`: the admission probe of inline runs (`probePipeline`): the work bound, then sessions
  * of its own (one intra-op thread, as the calling thread's `InlineSessions` make them) created
  * from the bytes the parent read and released whatever happens, then the timed runs. A run that
- * throws answers `infer` (the parent refuses the pipeline).
+ * throws answers `infer` (the parent refuses the pipeline); so does a probe the parent stopped
+ * (`PROBE_CONTROL.stop`: before its next load or run), after which this thread is idle.
  */
 function probe(message: Extract<ParentMessage, { type: 'probe' }>): void {
   const v = WORKER_PROTOCOL_VERSION;
   try {
     const files = new Map(message.models.map((model) => [model.sha, model.bytes] as const));
-    const report = probePipeline(message.steps, files, message.settings, (bytes) => createSession(bytes, 1));
+    const report = probePipeline(
+      message.steps,
+      files,
+      message.settings,
+      (bytes) => createSession(bytes, 1),
+      message.control,
+    );
     reply({ v, type: 'probed', id: message.id, report });
   } catch (error) {
     reply({ v, type: 'failed', id: message.id, stage: 'infer', ...describe(error) });

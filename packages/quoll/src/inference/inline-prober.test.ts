@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
@@ -12,7 +14,15 @@ import { InferenceEngine } from './inference-engine.js';
 import type { InferenceEngineOptions } from './inference-engine.js';
 import { INLINE_MAX_BATCH_ELEMENTS, INLINE_MAX_BATCH_ROWS, INLINE_MAX_ELEMENTS } from './inline-runner.js';
 import { createSession } from './native-session.js';
-import { PROBE_PATTERNS, probeFeeds, probeLayouts, runInlineProbe } from './run-inline-probe.js';
+import {
+  PROBE_PATTERNS,
+  probeFeeds,
+  probeGate,
+  probeLayouts,
+  ProbeStopped,
+  runInlineProbe,
+} from './run-inline-probe.js';
+import { PROBE_CONTROL, PROBE_STATE } from './worker-protocol.js';
 
 // The admission probe of inline runs (inline-prober.ts, run-inline-probe.ts): a pipeline the
 // work bound lets through runs inline only once a run of it on the largest inline feeds, in a
@@ -363,4 +373,83 @@ describe('the admission probe', () => {
     const states = (await Promise.all(deployed.map((one) => one.inlineDecided))).map((one) => one.state);
     expect(states).toEqual(['on', 'refused', 'on']);
   });
+});
+
+/**
+ * A child process that probes a pipeline whose probe makes hundreds of runs of about a
+ * millisecond (`makeRowFreeMathModel`, 8 free dimensions: 17 layouts), and withdraws the probe
+ * as soon as its thread has started a load or run (it counts them in shared memory), `cycles`
+ * times: by `ticket.cancel()`, then by `prober.close()` (as a server stopping on SIGTERM does).
+ * It prints one line per cycle, then `done`.
+ */
+const STOP_CHILD = `
+import { InlineProber } from './src/inference/inline-prober.ts';
+import { inspectOnnxModel } from './src/onnx/index.ts';
+import { makeRowFreeMathModel } from '../../test/support/hostile-inline-models.ts';
+const bytes = makeRowFreeMathModel({ width: 15000, layers: 28, freeDims: 8 });
+const info = inspectOnnxModel(bytes);
+const spec = { label: 'slow', sha: 'slow', path: '(bytes)', inputs: info.inputs, feedsFrom: null, single: false, tensorFields: null };
+const cycles = Number(process.argv.at(-1));
+for (let cycle = 0; cycle < cycles; cycle++) {
+  const prober = new InlineProber({ limitUs: 1e9, budgetUs: 1e12, maxLoadUs: 1e9 });
+  const ticket = prober.probe([spec], new Map([['slow', bytes]]));
+  // Polled in a loop of its own (no timer): stopped right as its thread starts a load or a run.
+  while (prober.probeCalls === 0 && prober.pending > 0) await new Promise((r) => setImmediate(r));
+  const calls = prober.probeCalls;
+  if (cycle % 2 === 0) await ticket.cancel();
+  await prober.close();
+  const verdict = await ticket.verdict;
+  process.stdout.write(JSON.stringify({ calls, verdict, threads: prober.threadCount }) + '\\n');
+}
+process.stdout.write('done\\n');
+`;
+
+describe('stopping a probe', () => {
+  it('marks each call into onnxruntime in the control array, and makes none once stopped, whatever the call', () => {
+    const control = new Int32Array(new SharedArrayBuffer(PROBE_CONTROL.length * 4));
+    const gate = probeGate(control);
+    const seen: number[] = [];
+    expect(gate.call(() => (seen.push(Atomics.load(control, PROBE_CONTROL.state)), 7))).toBe(7);
+    expect(seen).toEqual([PROBE_STATE.native]);
+    expect(Atomics.load(control, PROBE_CONTROL.state)).toBe(PROBE_STATE.free);
+    // Stopped while inside a call: the call finishes, the state stays stopped, nothing else is called.
+    const was = gate.call(() => Atomics.exchange(control, PROBE_CONTROL.state, PROBE_STATE.stopped));
+    expect(was).toBe(PROBE_STATE.native);
+    expect(Atomics.load(control, PROBE_CONTROL.state)).toBe(PROBE_STATE.stopped);
+    const called = vi.fn(() => 0);
+    expect(() => gate.call(called)).toThrow(ProbeStopped);
+    const session = { release: vi.fn() };
+    gate.release(session as unknown as Parameters<typeof gate.release>[0]);
+    expect(called).not.toHaveBeenCalled();
+    expect(session.release).not.toHaveBeenCalled();
+    expect(Atomics.load(control, PROBE_CONTROL.calls)).toBe(2);
+  });
+
+  it('withdrawn while its thread loads or runs a model, the probe stops there and the process lives on (no abort)', async () => {
+    // Terminating a thread inside onnxruntime-node aborts the process ("terminate called after
+    // throwing an instance of 'Napi::Error'", SIGABRT): the server's exit code null on SIGTERM.
+    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', STOP_CHILD, '4'], {
+      cwd: fileURLToPath(new URL('../../', import.meta.url)),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+      child.on('exit', (...exit) => resolve(exit)),
+    );
+    expect({ code, signal }, out).toEqual({ code: 0, signal: null });
+    expect(out).toMatch(/done\n$/);
+    const cycles = out
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as { calls: number; verdict: unknown; threads: number });
+    expect(cycles).toHaveLength(4);
+    for (const cycle of cycles) {
+      // Stopped in its loads and runs, not before them, and not after it answered.
+      expect(cycle.calls).toBeGreaterThan(0);
+      expect(cycle.verdict).toEqual({ admitted: false, reason: 'cancelled' });
+      expect(cycle.threads).toBe(0);
+    }
+  }, 120_000);
 });

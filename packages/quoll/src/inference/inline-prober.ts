@@ -4,6 +4,7 @@ import {
   INLINE_MAX_ELEMENTS,
   INLINE_MAX_WORK,
 } from './inline-runner.js';
+import { PROBE_CONTROL, PROBE_STATE } from './worker-protocol.js';
 import type { ProbeReport, ProbeSettings, WorkerStepSpec } from './worker-protocol.js';
 import { WorkerHandle } from './worker-handle.js';
 
@@ -38,7 +39,7 @@ export const INLINE_PROBE_BUDGET_US = 1_000_000;
 /**
  * How long a probe may take in all (ms), from when it is sent to its thread: the thread's start
  * and the models' load included, so it is generous; past it the pipeline never runs inline and
- * the thread is stopped (see {@link InlineProber}).
+ * the thread is stopped (once out of the load or run it may be in: see {@link InlineProber}).
  */
 export const INLINE_PROBE_TIMEOUT_MS = 20_000;
 
@@ -74,7 +75,8 @@ export interface InlineProbeTicket {
   readonly verdict: Promise<InlineVerdict>;
   /**
    * Withdraws the probe (its verdict: not admitted, `cancelled`): a waiting one leaves the
-   * queue; a running one's thread is stopped, and the promise resolves once it has exited.
+   * queue; a running one's thread is stopped (see {@link InlineProber}), and the promise
+   * resolves once it has exited.
    */
   cancel(): Promise<void>;
 }
@@ -82,6 +84,8 @@ export interface InlineProbeTicket {
 interface ProbeJob {
   readonly steps: WorkerStepSpec[];
   readonly models: { sha: string; bytes: Uint8Array }[];
+  /** Shared with the probe's thread (`PROBE_CONTROL`): how to stop it, how far it got. */
+  readonly control: Int32Array;
   resolve: (verdict: InlineVerdict) => void;
 }
 
@@ -90,8 +94,9 @@ interface ProbeJob {
  * of its own: started for the first probe, kept while probes wait, stopped once none does. Not
  * the pool's workers: a probe there would hold up the requests queued behind it, and a probe
  * that does not answer could not be stopped without losing them; this thread runs nothing
- * else, so it is stopped outright (`WorkerHandle.terminate`) when a probe overruns
- * {@link INLINE_PROBE_TIMEOUT_MS}, is cancelled, or fails (the next probe gets a fresh thread).
+ * else, so it is stopped when a probe overruns {@link INLINE_PROBE_TIMEOUT_MS}, is cancelled,
+ * or fails (the next probe gets a fresh thread): told to make no more calls into onnxruntime,
+ * and terminated, though never inside one (a load or run it is in is let finish first).
  * One probe at a time: a server restoring a hundred deployments probes them in turn, with one
  * thread's memory, while their runs go to the pool's workers.
  *
@@ -140,6 +145,11 @@ export class InlineProber {
     return (this.#handle === null ? 0 : 1) + this.#stopping.size;
   }
 
+  /** Calls into onnxruntime (loads, runs, releases) the running probe has started (0 when none runs). */
+  get probeCalls(): number {
+    return this.#current === null ? 0 : Atomics.load(this.#current.control, PROBE_CONTROL.calls);
+  }
+
   /** Probes waiting or running. */
   get pending(): number {
     return this.#queue.length + (this.#current === null ? 0 : 1);
@@ -155,6 +165,7 @@ export class InlineProber {
     const job: ProbeJob = {
       steps: [...steps],
       models: [...files].map(([sha, bytes]) => ({ sha, bytes })),
+      control: new Int32Array(new SharedArrayBuffer(PROBE_CONTROL.length * 4)),
       resolve,
     };
     if (this.#closed) resolve({ admitted: false, reason: 'the engine is closed' });
@@ -165,7 +176,10 @@ export class InlineProber {
     return { verdict, cancel: () => this.#cancel(job) };
   }
 
-  /** Withdraws every probe and waits for the thread to stop. Idempotent. */
+  /**
+   * Withdraws every probe and waits for the thread to stop (a running probe's once the call
+   * into onnxruntime it is in returns: see {@link #finish}). Idempotent.
+   */
   async close(): Promise<void> {
     this.#closed = true;
     for (const job of this.#queue.splice(0)) job.resolve({ admitted: false, reason: 'cancelled' });
@@ -205,7 +219,7 @@ export class InlineProber {
         ),
       this.#timeoutMs,
     );
-    void handle.probe(job.steps, job.models, this.#settings).then(
+    void handle.probe(job.steps, job.models, this.#settings, job.control).then(
       (report) => this.#finish(job, verdictOf(report), false),
       (error: unknown) =>
         this.#finish(
@@ -221,7 +235,13 @@ export class InlineProber {
 
   /**
    * Answers the running probe `job` (a later answer of the same job does nothing), stopping
-   * its thread when `stop` (overrun, cancelled, failed: the next probe gets a fresh one).
+   * its thread when `stop` (overrun, cancelled, failed: the next probe gets a fresh one). The
+   * probe is stopped first (`PROBE_STATE.stopped`: its thread makes no more calls into
+   * onnxruntime); a thread in JavaScript then is terminated at once, and one inside onnxruntime
+   * (a load or run, which nothing can interrupt) is let finish that call, answer and go idle
+   * before it is ended: `Worker.terminate()` inside onnxruntime-node aborts the whole process
+   * (its binding throws a C++ exception it cannot hand to JavaScript), which a server stopping
+   * on SIGTERM during a probe did (exit code null).
    */
   #finish(job: ProbeJob, verdict: InlineVerdict, stop: boolean): void {
     if (this.#current !== job) return;
@@ -229,13 +249,18 @@ export class InlineProber {
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
     job.resolve(verdict);
-    if (stop) this.#stopThread(true);
+    if (stop) {
+      const was = Atomics.exchange(job.control, PROBE_CONTROL.state, PROBE_STATE.stopped);
+      this.#stopThread(was !== PROBE_STATE.native);
+    }
     this.#pump();
   }
 
   /**
-   * Stops the thread (outright when `kill`, else once idle, which it is between probes); the
-   * stop is kept in {@link #stopping} until the thread has exited.
+   * Stops the thread: outright when `kill` (only ever when it is known to make no call into
+   * onnxruntime: see {@link #finish}), else once idle, which it is between probes and once a
+   * stopped probe has answered (`WorkerHandle.close` waits for that). The stop is kept in
+   * {@link #stopping} until the thread has exited.
    */
   #stopThread(kill: boolean): void {
     const handle = this.#handle;

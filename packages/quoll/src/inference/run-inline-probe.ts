@@ -6,6 +6,7 @@ import type { NativeSession } from './native-session.js';
 import { runPipeline } from './run-pipeline.js';
 import type { LoadedStep } from './run-pipeline.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
+import { PROBE_CONTROL, PROBE_STATE } from './worker-protocol.js';
 import type {
   ProbeLayout,
   ProbeLimits,
@@ -299,6 +300,61 @@ export function probeFeeds(
   return applies ? feeds : null;
 }
 
+/** Thrown by a probe its parent withdrew (`PROBE_STATE.stopped`), instead of its next call into onnxruntime. */
+export class ProbeStopped extends Error {
+  constructor() {
+    super('the probe was stopped');
+    this.name = 'ProbeStopped';
+  }
+}
+
+/**
+ * How a probe calls into onnxruntime (loads, runs, releases) under its parent's `control`
+ * ({@link PROBE_CONTROL}): `call` marks the thread as in onnxruntime for the call's length, and
+ * throws {@link ProbeStopped} instead of calling once the parent stopped the probe; `release`
+ * releases a session the same way, or leaves it to the thread's end once stopped. Without
+ * `control`, calls are made as they come.
+ */
+export interface ProbeGate {
+  call<T>(fn: () => T): T;
+  release(session: NativeSession): void;
+}
+
+/** The {@link ProbeGate} of a probe's `control` array (none: calls are made as they come). */
+export function probeGate(control: Int32Array | undefined): ProbeGate {
+  if (control === undefined) return { call: (fn) => fn(), release: (session) => session.release() };
+  const enter = (): boolean => {
+    if (
+      Atomics.compareExchange(control, PROBE_CONTROL.state, PROBE_STATE.free, PROBE_STATE.native) !==
+      PROBE_STATE.free
+    )
+      return false;
+    Atomics.add(control, PROBE_CONTROL.calls, 1);
+    return true;
+  };
+  // Back to free unless the parent stopped the probe meanwhile (then it stays stopped).
+  const leave = (): void =>
+    void Atomics.compareExchange(control, PROBE_CONTROL.state, PROBE_STATE.native, PROBE_STATE.free);
+  return {
+    call: (fn) => {
+      if (!enter()) throw new ProbeStopped();
+      try {
+        return fn();
+      } finally {
+        leave();
+      }
+    },
+    release: (session) => {
+      if (!enter()) return;
+      try {
+        session.release();
+      } finally {
+        leave();
+      }
+    },
+  };
+}
+
 /** Microseconds in words: `180 µs`, `2.4 ms`. */
 export function formatUs(us: number): string {
   return us < 1000 ? `${Math.round(us)} µs` : `${(us / 1000).toFixed(1)} ms`;
@@ -311,13 +367,16 @@ export function formatUs(us: number): string {
  * faster of two loads when the first is over, as the HTTP thread will take about as long to
  * make its own); then {@link runInlineProbe}. Loads and runs are timed in this thread's CPU time
  * where the platform gives it (`threadClock`: Linux, or Node 23.9 and later), else in wall time.
- * The sessions are released whatever happens; a run that throws throws.
+ * The sessions are released whatever happens; a run that throws throws. With `control`
+ * ({@link PROBE_CONTROL}), every call into onnxruntime goes through its {@link probeGate}: the
+ * probe throws {@link ProbeStopped} instead of the next one once the parent stopped it.
  */
 export function probePipeline(
   specs: readonly WorkerStepSpec[],
   files: ReadonlyMap<string, Uint8Array>,
   settings: ProbeSettings,
   load: (bytes: Uint8Array) => NativeSession,
+  control?: Int32Array,
 ): ProbeReport {
   const refused = (reason: string, more: Partial<ProbeReport> = {}): ProbeReport => ({
     admitted: false,
@@ -348,12 +407,22 @@ export function probePipeline(
   // This thread's CPU time where the platform gives it: a model is judged by what it costs, not
   // by how often a busy machine preempted the probe meanwhile.
   const clock = threadClock();
+  const gate = probeGate(control);
   const loadAll = (): number => {
-    for (const session of sessions.values()) session.release();
+    for (const session of sessions.values()) gate.release(session);
     sessions.clear();
-    const started = clock.now();
-    for (const spec of specs) if (!sessions.has(spec.sha)) sessions.set(spec.sha, load(files.get(spec.sha)!));
-    return clock.now() - started;
+    let us = 0;
+    for (const spec of specs) {
+      if (sessions.has(spec.sha)) continue;
+      const bytes = files.get(spec.sha)!;
+      const started = clock.now();
+      sessions.set(
+        spec.sha,
+        gate.call(() => load(bytes)),
+      );
+      us += clock.now() - started;
+    }
+    return us;
   };
   try {
     // Over the limit once (but not thrice over), loaded again and the faster taken: one
@@ -366,10 +435,16 @@ export function probePipeline(
         { ...known, loadUs },
       );
     const steps = specs.map((spec) => ({ spec, session: sessions.get(spec.sha)! }));
-    const timing = runInlineProbe(steps, layouts, settings, () => clock.now());
+    const timing = runInlineProbe(
+      steps,
+      layouts,
+      settings,
+      () => clock.now(),
+      (fn) => gate.call(fn),
+    );
     return { ...timing, ...known, loadUs };
   } finally {
-    for (const session of sessions.values()) session.release();
+    for (const session of sessions.values()) gate.release(session);
     clock.close();
   }
 }
@@ -385,13 +460,15 @@ export function probePipeline(
  * and when the timed runs took `budgetUs` in all (a model of many layouts near the limit).
  * Each run timed with `now` (µs): `probePipeline` gives this thread's CPU time where the
  * platform has it (`threadClock`), so that runs the OS preempted on a busy machine do not refuse a
- * model that is fast; wall time by default. Throws what a run throws.
+ * model that is fast; wall time by default. Each run is made through `call` (the probe's
+ * {@link ProbeGate}; directly by default). Throws what a run or `call` throws.
  */
 export function runInlineProbe(
   steps: LoadedStep[],
   layouts: readonly ProbeLayout[],
   settings: Omit<ProbeSettings, 'limits' | 'maxWork' | 'maxLoadUs'>,
   now: () => number = () => performance.now() * 1000,
+  call: <T>(fn: () => T) => T = (fn) => fn(),
 ): Pick<ProbeReport, 'admitted' | 'reason' | 'slowestUs' | 'slowest' | 'runs'> {
   const inputs = steps[0]!.spec.inputs;
   const giveUpUs = settings.giveUpUs;
@@ -399,11 +476,12 @@ export function runInlineProbe(
   let totalUs = 0;
   let slowestUs = 0;
   let slowest = 'no run';
-  const timed = (feeds: WireTensor[], rows: number): number => {
-    const started = now();
-    runPipeline(steps, feeds, rows);
-    return now() - started;
-  };
+  const timed = (feeds: WireTensor[], rows: number): number =>
+    call(() => {
+      const started = now();
+      runPipeline(steps, feeds, rows);
+      return now() - started;
+    });
   const first = layouts[0] ? probeFeeds(inputs, layouts[0], 'zeros') : null;
   for (let i = 0; first !== null && i < settings.warmupRuns; i++)
     // One run as long as the give-up time is warm-up enough (the model is slow, or this thread was).

@@ -212,15 +212,17 @@ export class WorkerHandle {
   /**
    * Runs the admission probe of inline runs on sessions of the probe's own, made from `models`
    * (see `InlineProber`); rejects with a {@link WorkerFailure} (stage `infer`) when a model fails
-   * to load or a run fails. The bytes are copied into the message.
+   * to load or a run fails, or once `control`'s stop word is set (`PROBE_CONTROL`: the probe
+   * stops before its next load or run). The bytes are copied into the message.
    */
   async probe(
     steps: WorkerStepSpec[],
     models: { sha: string; bytes: Uint8Array }[],
     settings: ProbeSettings,
+    control: Int32Array,
   ): Promise<ProbeReport> {
     const answer = await this.#request(
-      { v: WORKER_PROTOCOL_VERSION, type: 'probe', id: 0, steps, models, settings },
+      { v: WORKER_PROTOCOL_VERSION, type: 'probe', id: 0, steps, models, settings, control },
       [],
     );
     if (answer.type !== 'probed')
@@ -457,8 +459,10 @@ export class WorkerHandle {
 
   /**
    * Stops the thread without waiting for its requests, which fail (stage `exit`); resolves once
-   * it has exited. A run in onnxruntime's native code is not interrupted: the thread exits when
-   * that run returns. Idempotent, and `close()` afterwards resolves with it.
+   * it has exited. Only for a thread known not to be inside onnxruntime: `Worker.terminate()`
+   * while onnxruntime-node loads or runs a model aborts the whole process (its binding throws a
+   * C++ exception it cannot hand to JavaScript); `InlineProber` knows through its probe's
+   * control array (`PROBE_CONTROL`). Idempotent, and `close()` afterwards resolves with it.
    */
   terminate(): Promise<void> {
     this.#closing = true;

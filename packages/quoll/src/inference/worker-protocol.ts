@@ -9,7 +9,7 @@ import type { WireTensor } from './tensor-data.js';
  * Both sides import this file; a message with another `v` is refused, so a stale worker
  * script cannot silently misread a newer parent.
  */
-export const WORKER_PROTOCOL_VERSION = 5;
+export const WORKER_PROTOCOL_VERSION = 6;
 
 /** What the inline path takes at most: the limits the probe's bound and layouts are made for (see `inline-runner.ts`). */
 export interface ProbeLimits {
@@ -27,6 +27,24 @@ export interface ProbeLayout {
   readonly rows: number;
   readonly dims: readonly (readonly number[])[];
 }
+
+/**
+ * The words of a probe's control array (an `Int32Array` on a `SharedArrayBuffer` of
+ * {@link PROBE_CONTROL.length} words, shared by the parent and the probe's thread):
+ * - `state`, one of {@link PROBE_STATE}: the probe's thread sets `native` (compare-and-swap from
+ *   `free`) before each call into onnxruntime (a session load, a run, a release) and `free`
+ *   after it; the parent withdraws the probe by swapping in `stopped`, after which the thread
+ *   makes no more calls into onnxruntime (it answers `failed`). What the swap returns says
+ *   whether the thread may be terminated at once (`free`: it is in JavaScript) or must be let
+ *   finish the call it is in (`native`): `Worker.terminate()` while onnxruntime-node loads or
+ *   runs a model aborts the whole process (its binding throws a C++ exception it cannot hand
+ *   to JavaScript);
+ * - `calls`: the calls into onnxruntime the probe has started so far.
+ */
+export const PROBE_CONTROL = { state: 0, calls: 1, length: 2 } as const;
+
+/** The values of `PROBE_CONTROL.state`. */
+export const PROBE_STATE = { free: 0, native: 1, stopped: 2 } as const;
 
 /** How the admission probe of inline runs judges a pipeline (the parent's `InlineProber` sends them). */
 export interface ProbeSettings {
@@ -165,6 +183,8 @@ export type ParentMessage =
       steps: WorkerStepSpec[];
       models: { sha: string; bytes: Uint8Array }[];
       settings: ProbeSettings;
+      /** The probe's control array ({@link PROBE_CONTROL}). */
+      control: Int32Array;
     };
 
 /** Worker → parent. Every message answers the request with the same `id`. */
