@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { afterEach, describe, expect, it, vi } from 'vitest';
+import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
 import {
@@ -12,16 +12,24 @@ import {
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
 import { InferenceEngine } from './inference-engine.js';
 import type { InferenceEngineOptions } from './inference-engine.js';
-import { INLINE_MAX_BATCH_ELEMENTS, INLINE_MAX_BATCH_ROWS, INLINE_MAX_ELEMENTS } from './inline-runner.js';
+import {
+  INLINE_MAX_BATCH_ELEMENTS,
+  INLINE_MAX_BATCH_ROWS,
+  INLINE_MAX_ELEMENTS,
+  INLINE_MAX_WORK,
+} from './inline-runner.js';
 import { createSession } from './native-session.js';
 import {
   PROBE_PATTERNS,
   probeFeeds,
   probeGate,
   probeLayouts,
+  probePipeline,
   ProbeStopped,
   runInlineProbe,
 } from './run-inline-probe.js';
+import { inspectOnnxModel } from '../onnx/index.js';
+import { threadClock } from '../threads/index.js';
 import { PROBE_CONTROL, PROBE_STATE } from './worker-protocol.js';
 
 // The admission probe of inline runs (inline-prober.ts, run-inline-probe.ts): a pipeline the
@@ -210,6 +218,74 @@ describe('runInlineProbe', () => {
     } finally {
       steps[0]!.session.release();
     }
+  });
+});
+
+describe('probePipeline: the load of its sessions', () => {
+  const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 3, depth: 3 });
+  const spec = {
+    label: 'tree',
+    sha: 'tree',
+    path: '(bytes)',
+    inputs: inspectOnnxModel(bytes).inputs,
+    feedsFrom: null,
+    single: false,
+    tensorFields: null,
+  };
+  const settings = {
+    limits: LIMITS,
+    maxWork: INLINE_MAX_WORK,
+    maxLoadUs: 20_000,
+    limitUs: 1e9,
+    budgetUs: 1e12,
+    giveUpUs: 1e9,
+    minRepeats: 1,
+    maxRepeats: 1,
+    warmupRuns: 0,
+  };
+  /** Loads the model after `extraMs[i]` ms of this thread's time for the i-th load (0 past the list); counts them. */
+  function loads(extraMs: number[]): {
+    load: (model: Uint8Array) => ReturnType<typeof createSession>;
+    count: () => number;
+  } {
+    let made = 0;
+    return {
+      load: (model) => {
+        // In the probe's clock (this thread's own time), so that a busy machine does not shorten it.
+        const clock = threadClock();
+        const until = clock.now() + (extraMs[made++] ?? 0) * 1000;
+        while (clock.now() < until);
+        clock.close();
+        return createSession(model, 1);
+      },
+      count: () => made,
+    };
+  }
+
+  // onnxruntime's first session in a process takes tens of ms more (its environment): not what is tested here.
+  beforeAll(() => createSession(bytes, 1).release());
+
+  it('takes the fastest of up to four loads when they come out over the limit: three slowed loads do not refuse', () => {
+    // Three loads over the 20 ms limit (not thrice over), as a load on a busy host can be; the fourth is not slowed.
+    const { load, count } = loads([35, 35, 35]);
+    const report = probePipeline([spec], new Map([['tree', bytes]]), settings, load);
+    expect(report.reason).toBe('');
+    expect(report.admitted).toBe(true);
+    expect(report.loadUs).toBeLessThan(20_000);
+    expect(count()).toBe(4);
+  });
+
+  it('refuses a pipeline whose four loads are all over the limit, after four loads; one thrice over, after one', () => {
+    const slow = loads([35, 35, 35, 35, 35]);
+    const report = probePipeline([spec], new Map([['tree', bytes]]), settings, slow.load);
+    expect(report.admitted).toBe(false);
+    expect(report.reason).toMatch(
+      /^creating its sessions took .*, over the 20\.0 ms the HTTP thread may spend on it$/,
+    );
+    expect(slow.count()).toBe(4);
+    const slower = loads([70, 0]);
+    expect(probePipeline([spec], new Map([['tree', bytes]]), settings, slower.load).admitted).toBe(false);
+    expect(slower.count()).toBe(1);
   });
 });
 

@@ -24,7 +24,7 @@ export const INLINE_PROBE_LIMIT_US = 2000;
  * long, and answers nothing meanwhile, once per deploy: the slow-run cut-off
  * (`INLINE_SLOW_RUN_US`), the most the review accepts of a hold of the thread (F6: at 25 ms an
  * admitted 800 KB model held it 24 ms). The tutorial's forest (226 KB) took 3–9 ms in the
- * probe's thread (load 5–7; the faster of two loads counts), so on a busy host it can be refused
+ * probe's thread (load 5–7; the fastest of up to four loads counts), so on a busy host it can be refused
  * and run in the workers: a loss of speed, not a stall.
  */
 export const INLINE_PROBE_MAX_LOAD_US = 10_000;
