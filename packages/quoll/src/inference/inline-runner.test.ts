@@ -13,7 +13,16 @@ import {
 import { hasSharedFixtures, SHARED_FIXTURES } from '../../../../test/support/shared-fixtures.js';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
 import { InferenceEngine } from './inference-engine.js';
-import { INLINE_MAX_ROWS } from './inline-runner.js';
+import {
+  INLINE_MAX_BATCH_ELEMENTS,
+  INLINE_MAX_BATCH_ROWS,
+  INLINE_MAX_ROWS,
+  InlineRunner,
+} from './inline-runner.js';
+import { InlineSessions } from './inline-sessions.js';
+import { boundPipelineWork } from './bound-pipeline-work.js';
+import type { ThreadClock } from '../threads/index.js';
+import type { WireTensor } from './tensor-data.js';
 
 // Inline runs (inline-runner.ts): small runs of small models with bounded run times run on the
 // calling thread, with no hand-off to a model worker.
@@ -218,5 +227,81 @@ describe('inline runs', () => {
     const workerError = await workers.infer({ kind: 'records', records }, 0).catch((error: unknown) => error);
     expect(inlineError).toMatchObject({ code: (workerError as { code: string }).code });
     expect((inlineError as Error).message).toEqual((workerError as Error).message);
+  });
+});
+
+describe('the trip wire', () => {
+  /** An InlineRunner of the tree ensemble, its runs judged against a cut-off of 0 µs (every run is slow in wall time). */
+  function runnerOf(clock: ThreadClock, tripped: () => void): { runner: InlineRunner; release: () => void } {
+    const spec = step('tree', makeTreeEnsembleRegressor({ features: 18, trees: 3, depth: 3 }));
+    const specs = [
+      {
+        label: 'tree',
+        sha: spec.sha,
+        path: spec.path,
+        inputs: spec.inputs,
+        feedsFrom: null,
+        single: false,
+        tensorFields: null,
+      },
+    ];
+    const models = InlineRunner.readModels(specs);
+    if (!('files' in models)) throw new Error(models.reason);
+    const bound = boundPipelineWork(specs, models.files, {
+      rows: INLINE_MAX_BATCH_ROWS,
+      elements: INLINE_MAX_BATCH_ELEMENTS,
+    });
+    if (!bound.bounded) throw new Error(bound.reason);
+    const sessions = new InlineSessions(1 << 30);
+    const runner = InlineRunner.create(
+      { specs, ...models, work: bound.work, inputs: bound.inputs },
+      sessions,
+      {
+        slowRunUs: 0,
+        onTripped: tripped,
+        clock,
+      },
+    );
+    if (runner === null) throw new Error('no runner');
+    return { runner, release: () => runner.release() };
+  }
+  const feeds = (): WireTensor[] => [
+    { name: 'float_input', type: 'float32', dims: [1, 18], data: makeHouseRows(1, 3) },
+  ];
+  /** A thread clock that moves `stepUs` per reading. */
+  const ticking = (stepUs: number): ThreadClock => {
+    let now = 0;
+    return { kind: 'unqueued', now: () => (now += stepUs), close: () => undefined };
+  };
+
+  it('does not fire on runs slow only in wall time (their thread waited for a CPU): a busy machine', () => {
+    let fired = 0;
+    // The thread's own time does not move: every run's wall time was spent waiting for a CPU.
+    const { runner, release } = runnerOf(ticking(0), () => fired++);
+    try {
+      for (let run = 0; run < 40; run++) runner.run(feeds(), 1);
+      expect(runner.runs).toBe(40);
+      expect(runner.tripped).toBe(false);
+      expect(runner.accepts(feeds(), 1)).toBe(true);
+      expect(fired).toBe(0);
+    } finally {
+      release();
+    }
+  });
+
+  it("fires on the third run slow in the thread's own time too, the first slow one counted once the next confirms it", () => {
+    let fired = 0;
+    const { runner, release } = runnerOf(ticking(1000), () => fired++);
+    try {
+      // Four warm-up runs are not judged; then three slow runs.
+      for (let run = 0; run < 6; run++) runner.run(feeds(), 1);
+      expect(runner.tripped).toBe(false);
+      runner.run(feeds(), 1);
+      expect(runner.tripped).toBe(true);
+      expect(fired).toBe(1);
+      expect(runner.accepts(feeds(), 1)).toBe(false);
+    } finally {
+      release();
+    }
   });
 });

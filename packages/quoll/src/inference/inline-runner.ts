@@ -1,6 +1,8 @@
 import { readFileSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { TensorBound } from '../onnx/index.js';
+import { callingThreadClock } from '../threads/index.js';
+import type { ThreadClock } from '../threads/index.js';
 import type { InlineSessions } from './inline-sessions.js';
 import type { NativeSession } from './native-session.js';
 import { runPipeline, StepError } from './run-pipeline.js';
@@ -25,10 +27,13 @@ export const INLINE_MAX_BATCH_ROWS = 64;
 /** …and at most this many feed elements. */
 export const INLINE_MAX_BATCH_ELEMENTS = 16 * 1024;
 /**
- * A run that takes longer than this (µs) counts as slow. Wall time, which a busy machine's
- * preemption lengthens (the process's CPU time costs a `getrusage` of several µs per run), so
- * the bound is far above what a run that qualifies takes (tens of µs) and slow runs must come
- * close together ({@link INLINE_MAX_SLOW_RUNS} in {@link INLINE_SLOW_WINDOW} runs).
+ * A run that takes longer than this (µs) counts as slow: far above what a run that qualifies
+ * takes (tens of µs), and slow runs must come close together ({@link INLINE_MAX_SLOW_RUNS} in
+ * {@link INLINE_SLOW_WINDOW} runs). Wall time first, which costs nothing more, but which a busy
+ * machine's preemption lengthens (a run of 0.2 ms waiting 10 ms for the CPU; on two servers
+ * sharing a core a healthy pipeline tripped so); so a run slow in wall time is confirmed in the
+ * thread's own time (`threadClock`, several µs a reading: paid only after a slow run, see
+ * {@link InlineRunner.run}).
  */
 export const INLINE_SLOW_RUN_US = 10_000;
 /** After this many slow runs within {@link INLINE_SLOW_WINDOW} runs, the deployment runs nothing inline any more. */
@@ -74,8 +79,9 @@ export const INLINE_MAX_WORK = 2 ** 20;
  *    that cost most; it cannot try every value, so a model whose time depends on values other
  *    than those patterns in a way the bound does not see could still pass.
  * 3. **The trip wire** ({@link run}): {@link INLINE_MAX_SLOW_RUNS} runs over
- *    {@link INLINE_SLOW_RUN_US} within {@link INLINE_SLOW_WINDOW} runs send the pipeline to the
- *    workers for good. It acts only after slow runs have stalled the thread.
+ *    {@link INLINE_SLOW_RUN_US} within {@link INLINE_SLOW_WINDOW} runs (in wall time, confirmed
+ *    in the thread's own time) send the pipeline to the workers for good. It acts only after
+ *    slow runs have stalled the thread.
  *
  * Only small runs take the inline path ({@link accepts}: ≤ {@link INLINE_MAX_ROWS} rows,
  * ≤ {@link INLINE_MAX_ELEMENTS} feed elements, each dimension within the bound's; merged per
@@ -94,9 +100,16 @@ export class InlineRunner {
   readonly #checkFrom: number;
   /** Slow runs in the current window; at {@link INLINE_MAX_SLOW_RUNS} it stays there for good. */
   #slowRuns = 0;
+  /** Runs of the current window slow in wall time and not timed in the thread's own time (0 or 1). */
+  #unconfirmed = 0;
+  /** Runs up to this one ({@link runs}) are timed in the thread's own time too. */
+  #confirmUntil = 0;
+  /** The thread's own time (given, or made on first need). */
+  readonly #clock: ThreadClock | undefined;
+  #fired = false;
   #released = false;
   readonly #giveBack: () => void;
-  /** A run longer than this (µs, wall time) counts as slow. */
+  /** A run longer than this (µs, in wall time and the thread's own) counts as slow. */
   readonly #slowRunUs: number;
   /** Called once, when the trip wire fires. */
   readonly #onTripped: () => void;
@@ -118,6 +131,7 @@ export class InlineRunner {
     this.#giveBack = giveBack;
     this.#slowRunUs = trip.slowRunUs ?? INLINE_SLOW_RUN_US;
     this.#onTripped = trip.onTripped ?? (() => undefined);
+    this.#clock = trip.clock;
   }
 
   /**
@@ -217,22 +231,52 @@ export class InlineRunner {
   /**
    * Runs the pipeline on this thread (call {@link accepts} first). Throws a
    * {@link WorkerFailure} (stage `infer`, with the failing step) as a worker's run would reject.
+   *
+   * The trip wire: a run over the cut-off in wall time is slow only if the thread's own time
+   * (less the time it waited for a CPU) says so too. Runs are timed in the thread's time only
+   * after one was slow in wall time, for the rest of that window and the next: that first one,
+   * not timed so, counts once a later one in the window is confirmed slow. So a pipeline slow in
+   * fact trips at the same third slow run as in wall time alone, while one whose runs were only
+   * kept from the CPU (a busy machine) does not, and quiet runs pay nothing for the thread clock.
    */
   run(feeds: WireTensor[], rows: number): WireTensor[] {
     const started = performance.now();
+    this.runs++;
+    const clock = this.runs > WARMUP_RUNS && this.runs <= this.#confirmUntil ? this.#threadClock() : null;
+    const threadStarted = clock === null ? 0 : clock.now();
     try {
-      this.runs++;
       return runPipeline(this.#steps, feeds, rows);
     } catch (error) {
       const message = error instanceof Error ? error.message : String(error);
       throw new WorkerFailure('infer', message, error instanceof StepError ? error.step : undefined);
     } finally {
-      if (this.runs > WARMUP_RUNS && (performance.now() - started) * 1000 > this.#slowRunUs) {
-        this.#slowRuns++;
-        if (this.#slowRuns === INLINE_MAX_SLOW_RUNS) this.#onTripped();
+      if (this.runs > WARMUP_RUNS && (performance.now() - started) * 1000 > this.#slowRunUs)
+        this.#slowInWallTime(clock === null ? null : clock.now() - threadStarted);
+      if (this.runs % INLINE_SLOW_WINDOW === 0 && this.#slowRuns < INLINE_MAX_SLOW_RUNS) {
+        this.#slowRuns = 0;
+        this.#unconfirmed = 0;
       }
-      if (this.runs % INLINE_SLOW_WINDOW === 0 && this.#slowRuns < INLINE_MAX_SLOW_RUNS) this.#slowRuns = 0;
     }
+  }
+
+  /** Judges a run slow in wall time by `threadUs`, its time in the thread's own (null: not timed so). */
+  #slowInWallTime(threadUs: number | null): void {
+    if (threadUs === null) {
+      this.#unconfirmed = 1;
+      this.#confirmUntil = (Math.floor(this.runs / INLINE_SLOW_WINDOW) + 2) * INLINE_SLOW_WINDOW;
+      return;
+    }
+    if (threadUs <= this.#slowRunUs) return;
+    this.#slowRuns += 1 + this.#unconfirmed;
+    this.#unconfirmed = 0;
+    if (this.#slowRuns >= INLINE_MAX_SLOW_RUNS && !this.#fired) {
+      this.#fired = true;
+      this.#onTripped();
+    }
+  }
+
+  #threadClock(): ThreadClock {
+    return this.#clock ?? callingThreadClock();
   }
 
   /** Gives the sessions back (the last user frees each); nothing runs here afterwards. Idempotent. */
@@ -245,10 +289,15 @@ export class InlineRunner {
 
 /** The slow-run trip wire of an {@link InlineRunner}. */
 export interface InlineTripWire {
-  /** A run longer than this (µs, wall time) counts as slow. @default {@link INLINE_SLOW_RUN_US} */
+  /** A run longer than this (µs, in wall time and the thread's own) counts as slow. @default {@link INLINE_SLOW_RUN_US} */
   readonly slowRunUs?: number;
   /** Called once, when {@link INLINE_MAX_SLOW_RUNS} slow runs within a window send the pipeline to the workers for good. */
   readonly onTripped?: () => void;
+  /**
+   * The calling thread's own time, which confirms a run slow in wall time (see
+   * {@link InlineRunner.run}). @default the calling thread's `threadClock()`, made on first need
+   */
+  readonly clock?: ThreadClock;
 }
 
 /** A pipeline its probe admitted: its model files and the work bound the probe computed. */

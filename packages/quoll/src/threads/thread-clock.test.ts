@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
-import { threadClock } from './thread-clock.js';
+import { callingThreadClock, threadClock } from './thread-clock.js';
 
 /** Keeps this thread computing for `ms` of wall time. */
 function spin(ms: number): number {
@@ -57,5 +57,16 @@ describe('threadClock', () => {
     expect(clock.now()).toBeGreaterThan(first);
     clock.close();
     clock.close();
+  });
+
+  it('callingThreadClock: one clock per thread, kept, of the kind threadClock gives', () => {
+    const clock = callingThreadClock();
+    expect(callingThreadClock()).toBe(clock);
+    const fresh = threadClock();
+    expect(clock.kind).toBe(fresh.kind);
+    fresh.close();
+    const first = clock.now();
+    spin(2);
+    expect(clock.now()).toBeGreaterThan(first);
   });
 });

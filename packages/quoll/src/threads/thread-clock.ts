@@ -79,3 +79,16 @@ export function threadClock(): ThreadClock {
   close();
   return WALL;
 }
+
+/** This thread's {@link callingThreadClock} (module state is per thread: each worker has its own). */
+let held: ThreadClock | null = null;
+
+/**
+ * One {@link ThreadClock} of the calling thread, made on the first call and kept for the
+ * thread's life (one file descriptor on Linux before Node 23.9): for code that reads the
+ * thread's time now and then, from many places, such as the inline trip wire.
+ */
+export function callingThreadClock(): ThreadClock {
+  held ??= threadClock();
+  return held;
+}
