@@ -5,7 +5,13 @@ export type { InlineProbeOptions } from './inline-prober.js';
 export type { ModelWorkerPool } from './model-worker-pool.js';
 export type { StepModel } from './step-model.js';
 export { decodeInferenceBody, formatOfMediaType, UNCHECKED_BODY_DECODER } from './inference-input.js';
-export type { EngineInput, ResultFormat, InferenceInput, UndecodedRecords } from './inference-input.js';
+export type {
+  EngineInput,
+  ResultFormat,
+  InferenceInput,
+  InputTensor,
+  UndecodedRecords,
+} from './inference-input.js';
 export { encodeInferenceAnswer, encodeInferenceResult, JSON_SLICE_ROWS } from './inference-result.js';
 export type { InferenceResult } from './inference-result.js';
 export { DecodePool } from './decode/decode-pool.js';

@@ -6,9 +6,29 @@ import { readArrowIpcLayout } from './decode/check-arrow-ipc.js';
 import type { ArrowIpcLayout } from './decode/check-arrow-ipc.js';
 import type { WalkBudget } from './decode/flat-table.js';
 import { tableFromLayout } from './decode/table-from-layout.js';
+import type { TensorData } from './tensor-data.js';
 
-/** A decoded inference request: an Arrow table, or pandas-records style plain objects. */
-export type InferenceInput = { kind: 'arrow'; table: Table } | { kind: 'records'; records: unknown[] };
+/**
+ * A request tensor as a codec read it (the Open Inference Protocol's inputs): flat row-major
+ * values and their dimensions, the first the rows. It feeds, answers and is logged as the Arrow
+ * column it would be (nested FixedSizeLists over `values`), without that column being built.
+ */
+export interface InputTensor {
+  /** The column's name (what binds it to a model input). */
+  readonly name: string;
+  /** Its dimensions: the rows, then each row's (every one at least 0; their product is `values.length`). */
+  readonly shape: readonly number[];
+  readonly values: Exclude<TensorData, string[]>;
+}
+
+/**
+ * A decoded inference request: an Arrow table, pandas-records style plain objects, or tensors
+ * (every one with `rows` as its first dimension).
+ */
+export type InferenceInput =
+  | { kind: 'arrow'; table: Table }
+  | { kind: 'records'; records: unknown[] }
+  | { kind: 'tensors'; tensors: readonly InputTensor[]; rows: number };
 
 /**
  * JSON records over the decode pool's inline size (and within its `modelWorkerJsonBytes`), not

@@ -4,6 +4,10 @@ import type { Data } from 'apache-arrow';
 import { admitLogRows, isLogRowSource, kindOf, LogStaging, StagedRun } from '../logs/index.js';
 import type { LogRowSource, StagedRows } from '../logs/index.js';
 import { recordsLogCases } from '../store/conformance/records-log-cases.js';
+import type { RecordsLogCase } from '../store/conformance/records-log-cases.js';
+import { InferenceResult } from './inference-result.js';
+import type { InputTensor } from './inference-input.js';
+import type { WireTensor } from './tensor-data.js';
 
 const LIMITS = { maxRows: 100_000, maxBytes: 64 * 1024 * 1024 };
 
@@ -42,8 +46,84 @@ function garbage(table: Table): Table {
   return table;
 }
 
-describe('InferenceResult.logRows (JSON records written straight into the log staging)', () => {
-  for (const c of recordsLogCases()) {
+/**
+ * Results of tensors inputs (the Open Inference Protocol's), as {@link recordsLogCases}: the
+ * bench's shape, every element type of a request, nested and scalar tensors, a bool output (its
+ * table logged) and a big one (kept, written at the hand-off).
+ */
+function tensorsLogCases(): RecordsLogCase[] {
+  const result = (tensors: InputTensor[], outputs: WireTensor[]): InferenceResult => {
+    const rows = tensors[0]!.shape[0]!;
+    const input = { kind: 'tensors' as const, tensors, rows };
+    return new InferenceResult(
+      input,
+      tensors.map((t) => t.name),
+      outputs,
+      rows,
+      1_733_200_000_456,
+    );
+  };
+  const fp32 = (rows: number): InputTensor => ({
+    name: 'tensor',
+    shape: [rows, 18],
+    values: Float32Array.from({ length: rows * 18 }, (_, i) => i * 0.5 - 7),
+  });
+  const variable = (rows: number): WireTensor => ({
+    name: 'variable',
+    type: 'float32',
+    dims: [rows, 1],
+    data: Float32Array.from({ length: rows }, (_, i) => i * 1.25 - 3),
+  });
+  return [
+    {
+      name: 'tensors: one FP32 [100, 18], one float32 output',
+      staged: true,
+      source: true,
+      make: () => result([fp32(100)], [variable(100)]),
+    },
+    {
+      name: 'tensors: INT64 [5, 2, 3], BOOL [5], FP64 [5, 4], UINT16 [5, 1] and INT8 [5, 2]; an int32 output',
+      staged: true,
+      source: true,
+      make: () =>
+        result(
+          [
+            {
+              name: 'grid',
+              shape: [5, 2, 3],
+              values: BigInt64Array.from({ length: 30 }, (_, i) => BigInt(i) - 9n),
+            },
+            { name: 'flag', shape: [5], values: Uint8Array.from([1, 0, 1, 1, 0]) },
+            { name: 'wide', shape: [5, 4], values: Float64Array.from({ length: 20 }, (_, i) => i / 3) },
+            { name: 'small', shape: [5, 1], values: Uint16Array.from({ length: 5 }, (_, i) => 65_530 + i) },
+            { name: 'tiny', shape: [5, 2], values: Int8Array.from({ length: 10 }, (_, i) => i * 25 - 128) },
+          ],
+          [{ name: 'label', type: 'int32', dims: [5], data: Int32Array.from({ length: 5 }, (_, i) => -i) }],
+        ),
+    },
+    {
+      name: 'tensors: a bool output (not fixed-width numbers: the table is logged)',
+      staged: false,
+      source: false,
+      make: () =>
+        result([fp32(4)], [{ name: 'yes', type: 'bool', dims: [4, 1], data: Uint8Array.from([1, 0, 0, 1]) }]),
+    },
+    {
+      name: 'tensors: FP32 [600, 18] (32 KiB or more: the source is kept, written at the hand-off)',
+      staged: false,
+      source: true,
+      make: () => result([fp32(600)], [variable(600)]),
+    },
+  ];
+}
+
+/** Every case of these tests: JSON records results, then tensors results. */
+function logCases(): RecordsLogCase[] {
+  return [...recordsLogCases(), ...tensorsLogCases()];
+}
+
+describe('InferenceResult.logRows (JSON records and tensors written straight into the log staging)', () => {
+  for (const c of logCases()) {
     it(`stages the same schema and bytes as the result table: ${c.name}`, () => {
       const old = new LogStaging(LIMITS);
       for (let k = 0; k < 3; k++) old.add(1, admitLogRows(1, c.make().toArrowTable()).batches);
@@ -80,7 +160,7 @@ describe('InferenceResult.logRows (JSON records written straight into the log st
     return leaves;
   }
 
-  for (const c of recordsLogCases().filter((c) => c.source)) {
+  for (const c of logCases().filter((c) => c.source)) {
     it(`writes each leaf a slice of rows at a time (leafWriter) with the bytes of the table, over garbage: ${c.name}`, () => {
       const source = c.make().logRows() as LogRowSource;
       const table = c.make().toArrowTable();
@@ -111,7 +191,7 @@ describe('InferenceResult.logRows (JSON records written straight into the log st
     });
   }
 
-  for (const c of recordsLogCases().filter((c) => c.source)) {
+  for (const c of logCases().filter((c) => c.source)) {
     it(`writes every element of each leaf, as the table holds it, over garbage: ${c.name}`, () => {
       const source = c.make().logRows() as LogRowSource;
       const table = c.make().toArrowTable();

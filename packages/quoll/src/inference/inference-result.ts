@@ -29,7 +29,7 @@ import {
 import type { DataType, Vector } from 'apache-arrow';
 import type { TensorElementType } from '@quoll/client/wire';
 import { MEDIA_TYPES } from '@quoll/client/wire';
-import type { ResultFormat, InferenceInput } from './inference-input.js';
+import type { ResultFormat, InferenceInput, InputTensor } from './inference-input.js';
 import type { BufferLease } from '../threads/index.js';
 import { kindOf } from '../logs/index.js';
 import type { LogRowLeaf, LogRowSource } from '../logs/index.js';
@@ -106,9 +106,42 @@ export class InferenceResult {
   logRows(): Table | LogRowSource {
     const input = this.#input;
     if (this.#table !== null || input.kind === 'arrow') return this.toArrowTable();
+    if (input.kind === 'tensors') {
+      const { layout, tensors } = this.#tensorsLayout(input.tensors);
+      return new TensorsLogRows(this, layout.schema, tensors);
+    }
     const records = input.records as Record<string, unknown>[];
     const { layout, shapes } = this.#recordsLayout(records);
     return new RecordsLogRows(this, layout.schema, records, this.#columns, shapes);
+  }
+
+  /**
+   * The layout of a tensors result, and its tensors in column order: each `in.*` column the
+   * tensor's element type in one non-nullable FixedSizeList per dimension after the first (the
+   * Arrow column the tensor stands for).
+   */
+  #tensorsLayout(all: readonly InputTensor[]): { layout: ResultLayout; tensors: InputTensor[] } {
+    const tensors = this.#columns.map((column) => {
+      const tensor = all.find((candidate) => candidate.name === column);
+      if (tensor === undefined) throw new Error(`no input tensor "${column}"`);
+      return tensor;
+    });
+    let key = 't';
+    for (const tensor of tensors) {
+      key += `\u0001${tensor.name}\u0000${tensor.values.constructor.name}`;
+      for (let level = 1; level < tensor.shape.length; level++) key += `,${tensor.shape[level]!}`;
+    }
+    const layout = this.#layout(key, () =>
+      tensors.map(
+        (tensor) =>
+          new Field(
+            `in.${tensor.name}`,
+            nestedType(arrowLeafOf(tensor.values), tensor.shape.slice(1)),
+            false,
+          ),
+      ),
+    );
+    return { layout, tensors };
   }
 
   /** The layout of a records result: its `in.*` columns' shapes and the shared schema. */
@@ -143,6 +176,14 @@ export class InferenceResult {
           inputs: indexes.map((index) => batch.data.children[index] as Data),
         });
       }
+    } else if (input.kind === 'tensors') {
+      const found = this.#tensorsLayout(input.tensors);
+      layout = found.layout;
+      const inputs = found.tensors.map((tensor, i) => {
+        const type = layout.inTypes[i]!;
+        return listData(type, primitiveData(leafTypeOf(type), tensor.values.length, tensor.values));
+      });
+      chunks.push({ length: this.rowCount, inputs });
     } else {
       const records = input.records as Record<string, unknown>[];
       const found = this.#recordsLayout(records);
@@ -214,6 +255,12 @@ export class InferenceResult {
         );
         continue;
       }
+      if (input.kind === 'tensors') {
+        const tensor = input.tensors.find((candidate) => candidate.name === column);
+        const leaves = tensor?.values.length ?? 0;
+        values += Math.max(1, Math.ceil(leaves / Math.max(1, this.rowCount)));
+        continue;
+      }
       const chunks = (input.table.getChild(column)?.data ?? []) as readonly DataTree[];
       let leaves = 0;
       for (const data of chunks) leaves += leafValues(data);
@@ -233,6 +280,8 @@ export class InferenceResult {
         const records = input.records as Record<string, unknown>[];
         return (row: number): unknown => records[row]![column];
       }
+      // Tensors read as the result table's column of them (the Arrow column they stand for).
+      if (input.kind === 'tensors') return plainReader(this.toArrowTable().getChild(`in.${column}`)!);
       return plainReader(input.table.getChild(column)!);
     });
     const outColumns = this.outputs.map((output) => {
@@ -422,6 +471,20 @@ function leafType(type: TensorElementType): DataType {
     case 'string':
       return new Utf8();
   }
+}
+
+/** The Arrow type of a typed array's values (a request tensor's element type). */
+function arrowLeafOf(values: Exclude<TensorData, string[]>): DataType {
+  if (values instanceof Float32Array) return new Float32();
+  if (values instanceof Float64Array) return new Float64();
+  if (values instanceof Int8Array) return new Int8();
+  if (values instanceof Int16Array) return new Int16();
+  if (values instanceof Int32Array) return new Int32();
+  if (values instanceof BigInt64Array) return new Int64();
+  if (values instanceof Uint16Array) return new Uint16();
+  if (values instanceof Uint32Array) return new Uint32();
+  if (values instanceof BigUint64Array) return new Uint64();
+  return new Uint8();
 }
 
 /** The Arrow schema and types shared by results of one signature (see `toArrowTable`). */
@@ -634,43 +697,34 @@ const FLOAT64_KIND = kindOf(new Float64Array(0));
 const CHECK_FAILURES_KIND = kindOf(new Uint32Array(0));
 
 /**
- * The log rows of a JSON records result, written straight into the log's staging buffers:
- * the same leaf columns, in the same order and with the same bytes, as the one batch of
- * {@link InferenceResult.toArrowTable} (`time`, `in.*` as Float64, `out.*`, `check_failures`).
+ * The log rows of a result whose input is not an Arrow table, written straight into the log's
+ * staging buffers: the same leaf columns, in the same order and with the same bytes, as the one
+ * batch of {@link InferenceResult.toArrowTable} (`time`, `in.*`, `out.*`, `check_failures`).
  * Outputs that are not fixed-width numbers (bool, string), or whose length does not match the
- * rows, make {@link leaves} `null`, and the log then takes the table.
+ * rows, make {@link leaves} `null`, and the log then takes the table. A subclass writes the
+ * `in.*` columns.
  */
-class RecordsLogRows implements LogRowSource {
+abstract class ResultLogRows implements LogRowSource {
   readonly kind = 'log-row-source' as const;
   readonly schema: Schema;
   readonly numRows: number;
   readonly leaves: readonly LogRowLeaf[] | null;
   readonly byteLength: number;
   readonly #result: InferenceResult;
-  readonly #records: Record<string, unknown>[];
-  readonly #columns: readonly string[];
-  readonly #shapes: readonly number[][];
+  readonly #inputs: number;
 
-  constructor(
-    result: InferenceResult,
-    schema: Schema,
-    records: Record<string, unknown>[],
-    columns: readonly string[],
-    shapes: readonly number[][],
-  ) {
+  /** `inputs`: the `in.*` leaves (kind and elements per row); `inputRows`: the rows they hold. */
+  constructor(result: InferenceResult, schema: Schema, inputs: readonly LogRowLeaf[], inputRows: number) {
     this.#result = result;
     this.schema = schema;
-    this.#records = records;
-    this.#columns = columns;
-    this.#shapes = shapes;
+    this.#inputs = inputs.length;
     const rows = result.rowCount;
     this.numRows = rows;
     let leaves: LogRowLeaf[] | null = [{ kind: TIME_KIND, width: 1 }];
     let bytes = rows * 8;
-    for (const shape of shapes) {
-      const width = shape.reduce((a, b) => a * b, 1);
-      leaves.push({ kind: FLOAT64_KIND, width });
-      bytes += rows * width * 8;
+    for (const input of inputs) {
+      leaves.push(input);
+      bytes += rows * input.width * VIEW_BYTES[input.kind]!;
     }
     for (const output of result.outputs) {
       const width = rowWidth(output.dims);
@@ -688,22 +742,33 @@ class RecordsLogRows implements LogRowSource {
     }
     leaves?.push({ kind: CHECK_FAILURES_KIND, width: 1 });
     bytes += rows * 4;
-    if (records.length !== rows) leaves = null;
+    if (inputRows !== rows) leaves = null;
     this.leaves = leaves;
     this.byteLength = leaves === null ? 0 : bytes;
   }
 
+  /** Writes `in.*` column `column` whole into `target` (every element). */
+  protected abstract writeInput(column: number, target: ArrayBufferView): void;
+
+  /**
+   * Writes rows `[from, to)` of `in.*` column `column` into `target` from element `offset` on;
+   * returns the element after them (the rows written slice after slice, each from the offset
+   * the previous returned, are the bytes {@link writeInput} writes).
+   */
+  protected abstract writeInputRows(
+    column: number,
+    target: ArrayBufferView,
+    from: number,
+    to: number,
+    offset: number,
+  ): number;
+
   writeLeaf(index: number, target: ArrayBufferView): void {
-    const inputs = this.#columns.length;
+    const inputs = this.#inputs;
     if (index === 0) {
       (target as BigInt64Array).fill(BigInt(this.#result.time));
     } else if (index <= inputs) {
-      fillRecordsColumn(
-        this.#records,
-        this.#columns[index - 1]!,
-        this.#shapes[index - 1]!,
-        target as Float64Array,
-      );
+      this.writeInput(index - 1, target);
     } else if (index <= inputs + this.#result.outputs.length) {
       const data = this.#result.outputs[index - 1 - inputs]!.data as Exclude<TensorData, string[]>;
       (target as Uint8Array).set(data as Uint8Array);
@@ -713,20 +778,18 @@ class RecordsLogRows implements LogRowSource {
   }
 
   leafWriter(index: number, target: ArrayBufferView): (rows: number) => void {
-    const inputs = this.#columns.length;
+    const inputs = this.#inputs;
     const total = this.numRows;
     let row = 0;
     if (index >= 1 && index <= inputs) {
-      const values = target as Float64Array;
-      const column = this.#columns[index - 1]!;
-      const shape = this.#shapes[index - 1]!;
+      const length = (target as Float64Array).length;
       let offset = 0;
       return (rows) => {
         const to = Math.min(total, row + rows);
-        offset = fillRecordsRows(this.#records, column, shape, values, row, to, offset);
+        offset = this.writeInputRows(index - 1, target, row, to, offset);
         row = to;
-        // As fillRecordsColumn: rows with fewer values than the first leave the tail zero.
-        if (row === total && offset < values.length) values.fill(0, offset);
+        // As writeInput: rows with fewer values than the first leave the tail zero.
+        if (row === total && offset < length) (target as Float64Array).fill(0, offset);
       };
     }
     // The other leaves are the same value per row or a copy of the output: by element ranges.
@@ -746,6 +809,93 @@ class RecordsLogRows implements LogRowSource {
 
   toTable(): Table {
     return this.#result.toArrowTable();
+  }
+}
+
+/** Bytes per element of each typed-array kind (index in the log's `VIEW_TYPES`, see `kindOf`). */
+const VIEW_BYTES: readonly number[] = (() => {
+  const bytes: number[] = [];
+  for (const array of [
+    new Uint8Array(0),
+    new Int8Array(0),
+    new Uint16Array(0),
+    new Int16Array(0),
+    new Uint32Array(0),
+    new Int32Array(0),
+    new Float32Array(0),
+    new Float64Array(0),
+    new BigInt64Array(0),
+    new BigUint64Array(0),
+  ])
+    bytes[kindOf(array)] = array.BYTES_PER_ELEMENT;
+  return bytes;
+})();
+
+/** The log rows of a JSON records result ({@link ResultLogRows}): each `in.*` column Float64 values from the records. */
+class RecordsLogRows extends ResultLogRows {
+  readonly #records: Record<string, unknown>[];
+  readonly #columns: readonly string[];
+  readonly #shapes: readonly number[][];
+
+  constructor(
+    result: InferenceResult,
+    schema: Schema,
+    records: Record<string, unknown>[],
+    columns: readonly string[],
+    shapes: readonly number[][],
+  ) {
+    const inputs = shapes.map((shape) => ({ kind: FLOAT64_KIND, width: shape.reduce((a, b) => a * b, 1) }));
+    super(result, schema, inputs, records.length);
+    this.#records = records;
+    this.#columns = columns;
+    this.#shapes = shapes;
+  }
+
+  protected writeInput(column: number, target: ArrayBufferView): void {
+    fillRecordsColumn(this.#records, this.#columns[column]!, this.#shapes[column]!, target as Float64Array);
+  }
+
+  protected writeInputRows(
+    column: number,
+    target: ArrayBufferView,
+    from: number,
+    to: number,
+    offset: number,
+  ): number {
+    const records = this.#records;
+    const name = this.#columns[column]!;
+    return fillRecordsRows(records, name, this.#shapes[column]!, target as Float64Array, from, to, offset);
+  }
+}
+
+/**
+ * The log rows of a tensors result ({@link ResultLogRows}): each `in.*` column a copy of its
+ * tensor's values (their own element type), as the result table holds them.
+ */
+class TensorsLogRows extends ResultLogRows {
+  readonly #tensors: readonly InputTensor[];
+
+  constructor(result: InferenceResult, schema: Schema, tensors: readonly InputTensor[]) {
+    const inputs = tensors.map((tensor) => ({ kind: kindOf(tensor.values), width: rowWidth(tensor.shape) }));
+    super(result, schema, inputs, tensors[0]?.shape[0] ?? result.rowCount);
+    this.#tensors = tensors;
+  }
+
+  protected writeInput(column: number, target: ArrayBufferView): void {
+    (target as Uint8Array).set(this.#tensors[column]!.values as Uint8Array);
+  }
+
+  protected writeInputRows(
+    column: number,
+    target: ArrayBufferView,
+    from: number,
+    to: number,
+    offset: number,
+  ): number {
+    const tensor = this.#tensors[column]!;
+    const width = rowWidth(tensor.shape);
+    (target as Uint8Array).set((tensor.values as Uint8Array).subarray(from * width, to * width), offset);
+    return offset + (to - from) * width;
   }
 }
 

@@ -1,5 +1,19 @@
 import { describe, expect, it } from 'vitest';
-import { Field, FixedSizeList, Float64, List, Table, vectorFromArray } from 'apache-arrow';
+import {
+  Field,
+  FixedSizeList,
+  Float32,
+  Float64,
+  Int32,
+  Int64,
+  List,
+  makeData,
+  Table,
+  Uint8,
+  Vector,
+  vectorFromArray,
+} from 'apache-arrow';
+import type { Data, DataType } from 'apache-arrow';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import { makeArrowTensorTable, mulberry32 } from '../../../../test/support/synthetic-data.js';
@@ -8,6 +22,7 @@ import { bindColumns, buildFeeds, buildFeedsFromRecordColumns } from './input-bi
 import type { ColumnBinding } from './input-binding.js';
 import { transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
+import type { InputTensor } from './inference-input.js';
 
 const tensor18: TensorInfoDto = { name: 'float_input', type: 'float32', shape: [null, 18] };
 
@@ -414,5 +429,126 @@ describe('buildFeedsFromRecordColumns', () => {
     const echoed = table.batches[0]![0]!.children[0]!.values as Float64Array;
     expect(Array.from(feed!.data as Float64Array)).toEqual([1.5, 2, 3, 4]);
     expect((feed!.data as Float64Array).buffer).not.toBe(echoed.buffer);
+  });
+});
+
+describe("buildFeeds from tensors (the Open Inference codec's input)", () => {
+  /** The Arrow column a tensor stands for: its values in one FixedSizeList per dimension after the first. */
+  function columnOf(tensor: InputTensor): Vector {
+    const values = tensor.values;
+    const leafType: DataType =
+      values instanceof Float32Array
+        ? new Float32()
+        : values instanceof Float64Array
+          ? new Float64()
+          : values instanceof BigInt64Array
+            ? new Int64()
+            : values instanceof Int32Array
+              ? new Int32()
+              : new Uint8();
+    let data: Data = makeData({ type: leafType, length: values.length, data: values } as never);
+    for (let level = tensor.shape.length - 1; level >= 1; level--) {
+      const size = tensor.shape[level]!;
+      const type = new FixedSizeList(size, new Field('item', data.type, false));
+      data = makeData({ type, length: data.length / size, nullCount: 0, child: data });
+    }
+    return new Vector([data]);
+  }
+
+  /** What buildFeeds makes of the tensors, and of the Arrow table of their columns: feeds or the error. */
+  function both(tensors: InputTensor[], bindings: ColumnBinding[]): [unknown, unknown] {
+    const rows = tensors[0]!.shape[0]!;
+    const table = new Table(Object.fromEntries(tensors.map((t) => [t.name, columnOf(t)])));
+    const outcome = (build: () => WireTensor[]): unknown => {
+      try {
+        return build().map((feed) => ({
+          name: feed.name,
+          type: feed.type,
+          dims: feed.dims,
+          array: feed.data.constructor.name,
+          data: Array.from(feed.data as ArrayLike<unknown>, (v) => String(v)),
+          // Lent (a view of the request's own values, never moved) or a buffer of its own.
+          lent: tensors.some((t) => t.values.buffer === (feed.data as Float32Array).buffer),
+          transfers: transferList([feed]).length,
+        }));
+      } catch (error) {
+        if (!(error instanceof ApiError)) throw error;
+        return { code: error.code, message: error.message, details: error.details };
+      }
+    };
+    return [
+      outcome(() => buildFeeds({ kind: 'tensors', tensors, rows }, bindings)),
+      outcome(() => buildFeeds({ kind: 'arrow', table }, bindings)),
+    ];
+  }
+
+  const fp32 = (shape: number[], at = -1, bad = 0): InputTensor => {
+    const values = Float32Array.from({ length: shape.reduce((a, b) => a * b, 1) }, (_, i) => i * 0.5 - 3);
+    if (at >= 0) values[at] = bad;
+    return { name: 'tensor', shape, values };
+  };
+  const input = (type: TensorInfoDto['type'], shape: TensorInfoDto['shape']): TensorInfoDto => ({
+    name: 'x',
+    type,
+    shape,
+  });
+
+  it('gives the feeds and the errors the Arrow columns they stand for give', () => {
+    const cases: [string, InputTensor[], ColumnBinding[]][] = [
+      ['FP32 [2, 18] into float32 [N, 18] (lent)', [fp32([2, 18])], [{ column: 'tensor', input: tensor18 }]],
+      [
+        'FP64 [2, 18] into float32 (cast)',
+        [{ name: 'tensor', shape: [2, 18], values: Float64Array.from({ length: 36 }, (_, i) => i / 7) }],
+        [{ column: 'tensor', input: tensor18 }],
+      ],
+      [
+        'FP32 [2, 2, 3] into float32 [N, 6]',
+        [fp32([2, 2, 3])],
+        [{ column: 'tensor', input: input('float32', [null, 6]) }],
+      ],
+      [
+        'FP32 [2, 2, 3] into float32 [N, 2, 3]',
+        [fp32([2, 2, 3])],
+        [{ column: 'tensor', input: input('float32', [null, 2, 3]) }],
+      ],
+      [
+        'INT64 [3] and INT32 [3, 2] into int64 [N] and float64 [N, 2]',
+        [
+          { name: 'id', shape: [3], values: BigInt64Array.from([5n, -6n, 7n]) },
+          { name: 'pair', shape: [3, 2], values: Int32Array.from([1, 2, 3, 4, 5, 6]) },
+        ],
+        [
+          { column: 'id', input: input('int64', [null]) },
+          { column: 'pair', input: { name: 'y', type: 'float64', shape: [null, 2] } },
+        ],
+      ],
+      ['FP32 [1, 17] into [N, 18] (a shape error)', [fp32([1, 17])], [{ column: 'tensor', input: tensor18 }]],
+      [
+        'FP32 with Infinity in row 1 (refused, the row named)',
+        [fp32([2, 18], 20, Infinity)],
+        [{ column: 'tensor', input: tensor18 }],
+      ],
+      [
+        'FP64 1e300 into float32 (refused)',
+        [{ name: 'tensor', shape: [1, 2], values: Float64Array.from([1, 1e300]) }],
+        [{ column: 'tensor', input: input('float32', [null, 2]) }],
+      ],
+      [
+        'INT32 300 into uint8 (refused)',
+        [{ name: 'tensor', shape: [2], values: Int32Array.from([3, 300]) }],
+        [{ column: 'tensor', input: input('uint8', [null]) }],
+      ],
+    ];
+    for (const [name, tensors, bindings] of cases) {
+      const [fromTensors, fromArrow] = both(tensors, bindings);
+      expect(fromTensors, name).toEqual(fromArrow);
+    }
+    // The first case is lent, the shape error is one: the comparison above saw both kinds.
+    expect(both(...(cases[0]!.slice(1) as [InputTensor[], ColumnBinding[]]))[0]).toMatchObject([
+      { lent: true, transfers: 0, dims: [2, 18] },
+    ]);
+    expect(both(...(cases[5]!.slice(1) as [InputTensor[], ColumnBinding[]]))[0]).toMatchObject({
+      code: 'invalid_tensor_shape',
+    });
   });
 });

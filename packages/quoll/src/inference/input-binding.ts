@@ -2,7 +2,7 @@ import { Type } from 'apache-arrow';
 import type { Data, DataType, Table, Vector } from 'apache-arrow';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
-import type { InferenceInput } from './inference-input.js';
+import type { InferenceInput, InputTensor } from './inference-input.js';
 import { MAX_ROW_RANK } from './decode/records-to-table.js';
 import type { TransferredTable } from './decode/transferred-table.js';
 import {
@@ -91,6 +91,7 @@ export function bindColumns(
 /** The column names of a request, in request order. */
 export function inputColumns(input: InferenceInput): string[] {
   if (input.kind === 'arrow') return input.table.schema.fields.map((field) => field.name);
+  if (input.kind === 'tensors') return input.tensors.map((tensor) => tensor.name);
   const first = input.records[0];
   if (!isRecord(first)) throw notARecord(0);
   return Object.keys(first);
@@ -98,6 +99,7 @@ export function inputColumns(input: InferenceInput): string[] {
 
 /** The number of rows of a request. */
 export function inputRowCount(input: InferenceInput): number {
+  if (input.kind === 'tensors') return input.rows;
   return input.kind === 'arrow' ? input.table.numRows : input.records.length;
 }
 
@@ -110,6 +112,9 @@ export function inputRowCount(input: InferenceInput): number {
 export function buildFeeds(input: InferenceInput, bindings: readonly ColumnBinding[]): WireTensor[] {
   if (input.kind === 'arrow') {
     return bindings.map((binding) => arrowFeed(input.table, binding));
+  }
+  if (input.kind === 'tensors') {
+    return bindings.map((binding) => tensorFeed(input.tensors, input.rows, binding));
   }
   const { records } = input;
   const columns = bindings.length;
@@ -326,6 +331,28 @@ function arrowFeed(table: Table, binding: ColumnBinding): WireTensor {
     type: input.type,
     dims: feedDims(rows, declared, rowShape),
     data: castInto(parts, input, rows * width, column, width),
+  };
+}
+
+/**
+ * The feed of a request tensor: what {@link arrowFeed} makes of the Arrow column the tensor
+ * stands for (nested FixedSizeLists of its dimensions after the first, no nulls, one chunk),
+ * from its values as they are.
+ */
+function tensorFeed(tensors: readonly InputTensor[], rows: number, binding: ColumnBinding): WireTensor {
+  const { column, input } = binding;
+  const tensor = tensors.find((candidate) => candidate.name === column);
+  if (!tensor)
+    throw new ApiError('missing_model_input', `The request has no input "${column}".`, { input: input.name });
+  const declared = declaredRowShape(input);
+  const rowShape = tensor.shape.slice(1);
+  checkWidth(column, input, declared, rowShape, 0);
+  const width = product(rowShape);
+  return {
+    name: input.name,
+    type: input.type,
+    dims: feedDims(rows, declared, rowShape),
+    data: castInto([tensor.values], input, rows * width, column, width),
   };
 }
 

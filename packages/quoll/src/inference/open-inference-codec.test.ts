@@ -8,6 +8,9 @@ import {
 } from './open-inference-codec.js';
 import { ApiError } from '../errors/index.js';
 import { InferenceResult } from './inference-result.js';
+import type { InferenceInput } from './inference-input.js';
+import { isLogRowSource } from '../logs/index.js';
+import type { LogRowSource } from '../logs/index.js';
 
 const served: ServedModel = {
   name: 'pipe',
@@ -19,14 +22,16 @@ const codec = openInferenceCodec({
   decodeOpenInference: (body, headerLength) => Promise.resolve(readOpenInferenceBody(body, headerLength)),
 });
 
-async function decode(request: unknown): Promise<Table> {
+type TensorsInput = Extract<InferenceInput, { kind: 'tensors' }>;
+
+async function decode(request: unknown): Promise<TensorsInput> {
   const body = Buffer.from(JSON.stringify(request));
   const { input } = await codec.decode(
     { contentType: 'application/json', body, header: () => undefined },
     served,
   );
-  if (input.kind !== 'arrow') throw new Error('expected an Arrow input');
-  return input.table;
+  if (input.kind !== 'tensors') throw new Error(`expected tensors, got ${input.kind}`);
+  return input;
 }
 
 const tensor = (rows: number, offset: number): unknown => ({
@@ -36,20 +41,42 @@ const tensor = (rows: number, offset: number): unknown => ({
   data: Array.from({ length: rows * 6 }, (_, i) => i + offset),
 });
 
+/** The result of `input` with one output `y` per row (`offset` its value). */
+function resultOf(input: TensorsInput, offset: number): InferenceResult {
+  const rows = input.rows;
+  const outputs = [
+    { name: 'y', type: 'float32' as const, dims: [rows, 1], data: new Float32Array(rows).fill(offset) },
+  ];
+  return new InferenceResult(input, ['tensor'], outputs, rows, 7);
+}
+
 describe('openInferenceCodec.decode', () => {
-  it('builds each request its own columns under one schema per request layout', async () => {
-    const a = await decode({ inputs: [tensor(1, 0)] });
-    const b = await decode({ inputs: [tensor(3, 100)] });
+  it('hands the engine the tensors as read (typed arrays and shapes), with no Arrow table built', async () => {
+    const input = await decode({
+      inputs: [tensor(3, 100), { name: 'id', shape: [3], datatype: 'INT64', data: [7, 8, 9] }],
+    });
+    expect(input.rows).toBe(3);
+    expect(input.tensors.map((t) => [t.name, t.shape])).toEqual([
+      ['tensor', [3, 2, 3]],
+      ['id', [3]],
+    ]);
+    expect(input.tensors[0]!.values).toEqual(Float32Array.from({ length: 18 }, (_, i) => i + 100));
+    expect(input.tensors[1]!.values).toEqual(BigInt64Array.from([7n, 8n, 9n]));
+  });
+
+  it('gives the result table of requests of one layout one schema, with each request its own columns', async () => {
+    const a = resultOf(await decode({ inputs: [tensor(1, 0)] }), 0).toArrowTable();
+    const b = resultOf(await decode({ inputs: [tensor(3, 100)] }), 0).toArrowTable();
     // Same names, data types and dimensions after the first: one schema object, and its batches keep it.
     expect(b.schema).toBe(a.schema);
     expect(a.batches[0]!.schema).toBe(a.schema);
     expect(b.batches[0]!.schema).toBe(a.schema);
-    expect(String(a.schema.fields[0]!.type)).toBe('FixedSizeList[2]<FixedSizeList[3]<Float32>>');
+    expect(String(a.schema.fields[1]!.type)).toBe('FixedSizeList[2]<FixedSizeList[3]<Float32>>');
     // The values are each request's own.
     expect(a.numRows).toBe(1);
     expect(b.numRows).toBe(3);
     const rowOf = (table: Table, row: number): number[][] =>
-      Array.from(table.getChild('tensor')!.get(row) as Iterable<{ toArray(): Float32Array }>, (inner) =>
+      Array.from(table.getChild('in.tensor')!.get(row) as Iterable<{ toArray(): Float32Array }>, (inner) =>
         Array.from(inner.toArray()),
       );
     expect(rowOf(a, 0)).toEqual([
@@ -61,36 +88,40 @@ describe('openInferenceCodec.decode', () => {
       [115, 116, 117],
     ]);
     // Another layout (other inner dimensions, or another data type) gets a schema of its own.
-    const flat = await decode({
-      inputs: [{ name: 'tensor', shape: [1, 6], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6] }],
-    });
-    const f64 = await decode({ inputs: [{ ...(tensor(1, 0) as object), datatype: 'FP64' }] });
+    const flat = resultOf(
+      await decode({
+        inputs: [{ name: 'tensor', shape: [1, 6], datatype: 'FP32', data: [1, 2, 3, 4, 5, 6] }],
+      }),
+      0,
+    ).toArrowTable();
+    const f64 = resultOf(
+      await decode({ inputs: [{ ...(tensor(1, 0) as object), datatype: 'FP64' }] }),
+      0,
+    ).toArrowTable();
     expect(flat.schema).not.toBe(a.schema);
     expect(f64.schema).not.toBe(a.schema);
-    expect(String(f64.schema.fields[0]!.type)).toBe('FixedSizeList[2]<FixedSizeList[3]<Float64>>');
+    expect(String(f64.schema.fields[1]!.type)).toBe('FixedSizeList[2]<FixedSizeList[3]<Float64>>');
   });
 
-  it("gives the log rows of requests of one layout one schema, with each request's inputs", async () => {
-    const logOf = async (offset: number): Promise<Table> => {
-      const table = await decode({ inputs: [tensor(1, offset)] });
-      const outputs = [
-        { name: 'y', type: 'float32' as const, dims: [1, 1], data: new Float32Array([offset]) },
-      ];
-      return new InferenceResult({ kind: 'arrow', table }, ['tensor'], outputs, 1, 7).toArrowTable();
+  it("gives the log rows of requests of one layout one schema (the result table's), with each request's inputs", async () => {
+    const first = resultOf(await decode({ inputs: [tensor(1, 0)] }), 0);
+    const second = resultOf(await decode({ inputs: [tensor(1, 50)] }), 50);
+    // Written straight from the tensors into the log's staging: no table built for the log.
+    const rows = [first.logRows(), second.logRows()];
+    expect(rows.every((r) => isLogRowSource(r))).toBe(true);
+    const [a, b] = rows as LogRowSource[];
+    expect(b!.schema).toBe(a!.schema);
+    expect(a!.schema).toBe(first.toArrowTable().schema);
+    const leaf = (source: LogRowSource, index: number): number[] => {
+      const target = new Float32Array(source.numRows * source.leaves![index]!.width);
+      source.writeLeaf(index, target);
+      return Array.from(target);
     };
-    const first = await logOf(0);
-    const second = await logOf(50);
-    expect(second.schema).toBe(first.schema);
-    const outOf = (table: Table): number[] =>
-      Array.from((table.getChild('out.y')!.get(0) as { toArray(): Float32Array }).toArray());
-    expect(outOf(first)).toEqual([0]);
-    expect(outOf(second)).toEqual([50]);
-    const inOf = (table: Table): number[] =>
-      Array.from(table.getChild('in.tensor')!.get(0) as Iterable<{ toArray(): Float32Array }>).flatMap(
-        (inner) => Array.from(inner.toArray()),
-      );
-    expect(inOf(first)).toEqual([0, 1, 2, 3, 4, 5]);
-    expect(inOf(second)).toEqual([50, 51, 52, 53, 54, 55]);
+    // Leaves: time, in.tensor, out.y, check_failures.
+    expect(leaf(a!, 1)).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(leaf(b!, 1)).toEqual([50, 51, 52, 53, 54, 55]);
+    expect(leaf(a!, 2)).toEqual([0]);
+    expect(leaf(b!, 2)).toEqual([50]);
   });
 });
 
@@ -122,7 +153,7 @@ describe('openInferenceCodec.encode', () => {
     const y = Float32Array.from({ length: n * 2 }, (_, i) => (i % 977) / 4 - 3);
     const flags = Uint8Array.from({ length: n }, (_, i) => i % 3);
     const result = new InferenceResult(
-      { kind: 'arrow', table: await decode({ inputs: [tensor(1, 0)] }) },
+      await decode({ inputs: [tensor(1, 0)] }),
       ['tensor'],
       [
         { name: 'y', type: 'float32', dims: [n, 2], data: y },

@@ -1,28 +1,9 @@
-import {
-  Data,
-  Field,
-  FixedSizeList,
-  Float32,
-  Float64,
-  Int16,
-  Int32,
-  Int64,
-  Int8,
-  Schema,
-  Struct,
-  Table,
-  Uint16,
-  Uint32,
-  Uint64,
-  Uint8,
-} from 'apache-arrow';
-import type { DataType } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
 import type { EncodedInference, InferenceCodec, ServedModel } from './inference-codec.js';
 import { MAX_ROW_RANK } from './decode/records-to-table.js';
 import { refuseDeepJson } from './decode/refuse-deep-json.js';
-import { resultBatch, YIELD_AFTER_MS, yieldToEventLoop } from './inference-result.js';
+import { YIELD_AFTER_MS, yieldToEventLoop } from './inference-result.js';
 import type { InferenceResult } from './inference-result.js';
 import { openInferenceDatatype } from './open-inference-datatype.js';
 import type { OpenInferenceDatatype } from './open-inference-datatype.js';
@@ -48,72 +29,63 @@ interface NumericLayout {
   bytes: number;
   /** Integer types: the values they hold, [least, past the greatest); floats hold any number. */
   range?: readonly [number, number];
-  arrow: () => DataType;
   array: new (length: number) => Exclude<TensorData, string[]>;
   fromBytes: (buffer: ArrayBuffer) => Exclude<TensorData, string[]>;
 }
 
 const NUMERIC: Readonly<Record<NumericDatatype, NumericLayout>> = {
   // BOOL travels as one byte per value (the protocol's binary layout) and feeds as uint8.
-  BOOL: { bytes: 1, arrow: () => new Uint8(), array: Uint8Array, fromBytes: (b) => new Uint8Array(b) },
+  BOOL: { bytes: 1, array: Uint8Array, fromBytes: (b) => new Uint8Array(b) },
   UINT8: {
     bytes: 1,
     range: [0, 2 ** 8],
-    arrow: () => new Uint8(),
     array: Uint8Array,
     fromBytes: (b) => new Uint8Array(b),
   },
   UINT16: {
     bytes: 2,
     range: [0, 2 ** 16],
-    arrow: () => new Uint16(),
     array: Uint16Array,
     fromBytes: (b) => new Uint16Array(b),
   },
   UINT32: {
     bytes: 4,
     range: [0, 2 ** 32],
-    arrow: () => new Uint32(),
     array: Uint32Array,
     fromBytes: (b) => new Uint32Array(b),
   },
   UINT64: {
     bytes: 8,
     range: [0, 2 ** 64],
-    arrow: () => new Uint64(),
     array: BigUint64Array,
     fromBytes: (b) => new BigUint64Array(b),
   },
   INT8: {
     bytes: 1,
     range: [-(2 ** 7), 2 ** 7],
-    arrow: () => new Int8(),
     array: Int8Array,
     fromBytes: (b) => new Int8Array(b),
   },
   INT16: {
     bytes: 2,
     range: [-(2 ** 15), 2 ** 15],
-    arrow: () => new Int16(),
     array: Int16Array,
     fromBytes: (b) => new Int16Array(b),
   },
   INT32: {
     bytes: 4,
     range: [-(2 ** 31), 2 ** 31],
-    arrow: () => new Int32(),
     array: Int32Array,
     fromBytes: (b) => new Int32Array(b),
   },
   INT64: {
     bytes: 8,
     range: [-(2 ** 63), 2 ** 63],
-    arrow: () => new Int64(),
     array: BigInt64Array,
     fromBytes: (b) => new BigInt64Array(b),
   },
-  FP32: { bytes: 4, arrow: () => new Float32(), array: Float32Array, fromBytes: (b) => new Float32Array(b) },
-  FP64: { bytes: 8, arrow: () => new Float64(), array: Float64Array, fromBytes: (b) => new Float64Array(b) },
+  FP32: { bytes: 4, array: Float32Array, fromBytes: (b) => new Float32Array(b) },
+  FP64: { bytes: 8, array: Float64Array, fromBytes: (b) => new Float64Array(b) },
 };
 
 /** One decoded request tensor. */
@@ -172,8 +144,9 @@ export function readOpenInferenceBody(body: Uint8Array, headerLength: string | u
  * with `parameters.binary_data_size` as raw little-endian bytes, in input order), read by
  * `decoder` ({@link readOpenInferenceBody}, off the HTTP thread).
  *
- * Inputs become one Arrow column each (rows = the first dimension), so binding, casting and
- * logging are exactly those of Quoll's own endpoint. The answer lists the last step's outputs
+ * Inputs go to the engine as tensors (`kind: 'tensors'`): each stands for the Arrow column of
+ * nested FixedSizeLists it would be (rows = the first dimension), so binding, casting and logging
+ * are exactly those of Quoll's own endpoint, without that column being built per request. The answer lists the last step's outputs
  * (or those asked for) as `{"name", "datatype", "shape", "data"}`, or as binary data when
  * asked (`parameters.binary_data` per output, `parameters.binary_data_output` for all).
  *
@@ -185,8 +158,10 @@ export function openInferenceCodec(decoder: OpenInferenceBodyDecoder): Inference
   return {
     async decode(raw, served) {
       const body = await decoder.decodeOpenInference(raw.body, raw.header(INFERENCE_HEADER_CONTENT_LENGTH));
+      // The tensors go to the engine as they are: the feeds, the log rows and (when asked for)
+      // the result table are made from their values, as from the Arrow columns they stand for.
       return {
-        input: { kind: 'arrow', table: toTable(body.tensors) },
+        input: { kind: 'tensors', tensors: body.tensors, rows: body.tensors[0]!.shape[0]! },
         request: requestedOutputs(body, served),
       };
     },
@@ -476,70 +451,6 @@ function requestedOutputs(body: OpenInferenceBody, served: ServedModel): OpenInf
     return { name, binary: binary ?? binaryOutput };
   });
   return { id, outputs: outputs.length === 0 ? null : outputs, binaryOutput };
-}
-
-/** The Arrow types of one request layout (names, data types, dimensions after the first), built once. */
-interface TableLayout {
-  schema: Schema;
-  struct: Struct;
-  /** Per tensor: its leaf type, then one FixedSizeList type per dimension after the first, innermost first. */
-  levels: DataType[][];
-}
-
-/** Layouts by request layout key; a server sees a handful, more than this many is unusual. */
-const tableLayouts = new Map<string, TableLayout>();
-const MAX_TABLE_LAYOUTS = 256;
-
-function tableLayout(tensors: RequestTensor[]): TableLayout {
-  let key = '';
-  for (const tensor of tensors) {
-    key += `${tensor.name}\u0000${tensor.datatype}`;
-    for (let level = 1; level < tensor.shape.length; level++) key += `,${tensor.shape[level]!}`;
-    key += '\u0001';
-  }
-  let layout = tableLayouts.get(key);
-  if (layout === undefined) {
-    const fields: Field[] = [];
-    const levels: DataType[][] = [];
-    for (const tensor of tensors) {
-      let type: DataType = NUMERIC[tensor.datatype].arrow();
-      const chain = [type];
-      for (let level = tensor.shape.length - 1; level >= 1; level--) {
-        type = new FixedSizeList(tensor.shape[level]!, new Field('item', type, false));
-        chain.push(type);
-      }
-      fields.push(new Field(tensor.name, type, false));
-      levels.push(chain);
-    }
-    layout = { schema: new Schema(fields), struct: new Struct(fields), levels };
-    if (tableLayouts.size >= MAX_TABLE_LAYOUTS) tableLayouts.clear();
-    tableLayouts.set(key, layout);
-  }
-  return layout;
-}
-
-/**
- * The request tensors as one Arrow table: a column per input, nested FixedSizeLists for the
- * dimensions after the first. The schema and types are shared by every request of the same
- * layout, so per request only the column data is built (and the log sees one schema).
- */
-function toTable(tensors: RequestTensor[]): Table {
-  const rows = tensors[0]!.shape[0]!;
-  const { schema, struct, levels } = tableLayout(tensors);
-  const children: Data[] = [];
-  for (const [i, tensor] of tensors.entries()) {
-    const chain = levels[i]!;
-    let data = new Data(chain[0]!, 0, tensor.values.length, 0, [undefined, tensor.values, undefined]);
-    for (let level = tensor.shape.length - 1, at = 1; level >= 1; level--, at++) {
-      const size = tensor.shape[level]!;
-      data = new Data(chain[at]!, 0, size === 0 ? 0 : data.length / size, 0, undefined, [data]);
-    }
-    children.push(data);
-  }
-  // Every column has `rows` rows (readInputs checked each tensor's first dimension), so the
-  // batch keeps the shared schema as it is: the table below and the inference log recognise it
-  // by identity, without Arrow's constructor cloning it.
-  return new Table(schema, [resultBatch(schema, new Data(struct, 0, rows, 0, undefined, children))]);
 }
 
 // ---------------------------------------------------------------- encoding
