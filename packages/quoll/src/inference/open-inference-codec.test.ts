@@ -203,6 +203,49 @@ describe('openInferenceCodec.encode', () => {
   });
 });
 
+describe('readOpenInferenceBody data', () => {
+  /** What the body of one [2, 3] input gives: its values, or the error's code, message and details. */
+  const read = (datatype: string, data: unknown): unknown => {
+    const body = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', shape: [2, 3], datatype, data }] }));
+    try {
+      return Array.from(
+        readOpenInferenceBody(body, undefined).tensors[0]!.values as ArrayLike<unknown>,
+        String,
+      );
+    } catch (error) {
+      if (!(error instanceof ApiError)) throw error;
+      return { code: error.code, message: error.message, details: error.details };
+    }
+  };
+  const nest = (flat: unknown[]): unknown[] => [flat.slice(0, 3), flat.slice(3)];
+
+  it('reads flat data as the same values, and refuses it with the same errors, as data nested per dimension', () => {
+    const cases: unknown[][] = [
+      [0.5, -1, 3.25, 1e30, -0, 7],
+      [1, 2, 'x', 4, 5, 6],
+      [1, 2, 3, null, 5, 6],
+      [true, 0, 1, 0, 1, 1],
+      [1, 2, 3, 4, 5, 6.5],
+      [1, 2, 300, 4, 5, 6],
+    ];
+    const seen = new Set<string>();
+    for (const datatype of ['FP32', 'FP64', 'INT32', 'UINT8', 'BOOL'])
+      for (const flat of cases) {
+        const got = read(datatype, flat);
+        expect(got, `${datatype} ${JSON.stringify(flat)}`).toEqual(read(datatype, nest(flat)));
+        seen.add(Array.isArray(got) ? 'values' : (got as { code: string }).code);
+      }
+    // Values and both kinds of refusal were compared.
+    expect([...seen].sort()).toEqual(['invalid_inference_input', 'non_numeric_value', 'values']);
+    // A list among flat items is read as the walk always read it (a list per dimension at most).
+    expect(read('FP32', [1, 2, 3, 4, 5, [6]])).toEqual(['1', '2', '3', '4', '5', '6']);
+    expect(read('FP32', [1, 2, 3, 4, 5, [[6]]])).toMatchObject({ code: 'invalid_tensor_shape' });
+    // Flat data of another length than the shape's is refused, not padded or cut.
+    expect(read('FP32', [1, 2, 3, 4, 5])).toMatchObject({ code: 'invalid_tensor_shape' });
+    expect(read('FP32', [1, 2, 3, 4, 5, 6, 7])).toMatchObject({ code: 'invalid_tensor_shape' });
+  });
+});
+
 describe('readOpenInferenceBody refuses what it would read wrongly', () => {
   const codeOf = (run: () => unknown): string | undefined => {
     try {

@@ -349,6 +349,19 @@ function readJsonData(
     throw invalid(`Input "${name}" has no "data" array (nor parameters.binary_data_size).`, { input: name });
   const layout = NUMERIC[datatype];
   const values = new layout.array(count);
+  // The common case, flat data of exactly `count` numbers for a float type (FP32, FP64): one
+  // tight loop. At the first item that is not a number (a nested list, or a value to refuse)
+  // the walk below starts over and reads every item as it always does.
+  if (layout.range === undefined && datatype !== 'BOOL' && data.length === count) {
+    const floats = values as Float32Array | Float64Array;
+    let at = 0;
+    for (; at < count; at++) {
+      const value: unknown = data[at];
+      if (typeof value !== 'number') break;
+      floats[at] = value;
+    }
+    if (at === count) return values;
+  }
   const big = values instanceof BigInt64Array || values instanceof BigUint64Array;
   // Stored in an integer array, 300 as INT8 would be 44 and 1.5 as INT32 1: refused instead.
   const [least, past] = layout.range ?? [-Infinity, Infinity];
