@@ -128,7 +128,7 @@ export class InferenceResult {
     });
     let key = 't';
     for (const tensor of tensors) {
-      key += `\u0001${tensor.name}\u0000${tensor.values.constructor.name}`;
+      key += `\u0001${keyName(tensor.name)}\u0000${tensor.values.constructor.name}`;
       for (let level = 1; level < tensor.shape.length; level++) key += `,${tensor.shape[level]!}`;
     }
     const layout = this.#layout(key, () =>
@@ -148,7 +148,8 @@ export class InferenceResult {
   #recordsLayout(records: Record<string, unknown>[]): { layout: ResultLayout; shapes: number[][] } {
     const shapes = this.#columns.map((column) => jsonShape(records[0]?.[column]));
     let key = 'r';
-    for (const [i, column] of this.#columns.entries()) key += `\u0001${column}\u0000${shapes[i]!.join(',')}`;
+    for (const [i, column] of this.#columns.entries())
+      key += `\u0001${keyName(column)}\u0000${shapes[i]!.join(',')}`;
     const layout = this.#layout(key, () =>
       this.#columns.map(
         (column, i) => new Field(`in.${column}`, nestedType(new Float64(), shapes[i]!), false),
@@ -214,7 +215,7 @@ export class InferenceResult {
   #layout(inputKey: string, inFields: () => Field[]): ResultLayout {
     let key = inputKey;
     for (const output of this.outputs)
-      key += `\u0002${output.name}\u0000${output.type}\u0000${output.dims.slice(1).join(',')}`;
+      key += `\u0002${keyName(output.name)}\u0000${output.type}\u0000${output.dims.slice(1).join(',')}`;
     let layout = layouts.get(key);
     if (!layout) {
       const ins = inFields();
@@ -503,7 +504,15 @@ const MAX_LAYOUTS = 256;
 const TIME_TYPE = new TimestampMillisecond();
 const CHECK_FAILURES_TYPE = new Uint32();
 
-/** A field's type with its children's names and nullability, as a cache key. */
+/**
+ * A name (a column's, an output's: any string a request or a model may hold) as a part of a
+ * layout key: prefixed with its length, so that no name can spell the separators and parts of
+ * other names and give its request another layout (review of 5 December, finding 1).
+ */
+function keyName(name: string): string {
+  return `${name.length}:${name}`;
+}
+
 /**
  * The layout key of Arrow input columns. Requests that share a schema object (the Open
  * Inference codec's, built once per request layout) reuse the key computed for it.
@@ -514,7 +523,7 @@ function arrowInputKey(schema: Schema, columns: readonly string[], inFields: rea
   const known = arrowInputKeys.get(schema);
   if (known !== undefined && sameStrings(known.columns, columns)) return known.key;
   let key = 'a';
-  for (const field of inFields) key += `\u0001${field.name}\u0000${fieldKey(field)}`;
+  for (const field of inFields) key += `\u0001${keyName(field.name)}\u0000${fieldKey(field)}`;
   arrowInputKeys.set(schema, { columns, key });
   return key;
 }
@@ -526,11 +535,12 @@ function sameStrings(a: readonly string[], b: readonly string[]): boolean {
   return true;
 }
 
+/** A field's type with its children's names and nullability, as a cache key. */
 function fieldKey(field: Field): string {
   const type = field.type as DataType;
   // Every concrete Arrow type names itself and its parameters in toString ("FixedSizeList[18]<Float32>").
   let key = `${(type as { toString(): string }).toString()}\u0000${field.nullable}`;
-  for (const child of type.children ?? []) key += `(${child.name}\u0000${fieldKey(child)})`;
+  for (const child of type.children ?? []) key += `(${keyName(child.name)}\u0000${fieldKey(child)})`;
   return key;
 }
 
