@@ -211,7 +211,9 @@ async function longestGapDuring(action: () => Promise<unknown>): Promise<number>
 
 describe('F6: admission work on the calling thread at deploy', () => {
   it('admitting a pipeline of big trees does not hold the thread (bound walk, session creation)', async () => {
-    const made = inlineEngine();
+    // Refused for its load time, it is probed again (INLINE_PROBE_LOAD_RETRY_DELAYS_MS): here
+    // after 10 ms each time, so that the probes made again are within the timed admission too.
+    const made = inlineEngine({ inlineProbe: { loadRetryDelaysMs: [10, 10, 10] } });
     // Sixteen chains of 1000 nodes (800 KB; within the 1024 levels a tree may have): its bound
     // passes, every probe pattern leaves at the root, so it is admitted; its walk and its
     // session are made on this thread.

@@ -31,6 +31,8 @@ import {
 import { inspectOnnxModel } from '../onnx/index.js';
 import { threadClock } from '../threads/index.js';
 import { PROBE_CONTROL, PROBE_STATE } from './worker-protocol.js';
+import type { WorkerStepSpec } from './worker-protocol.js';
+import { InlineProber } from './inline-prober.js';
 
 // The admission probe of inline runs (inline-prober.ts, run-inline-probe.ts): a pipeline the
 // work bound lets through runs inline only once a run of it on the largest inline feeds, in a
@@ -289,6 +291,19 @@ describe('probePipeline: the load of its sessions', () => {
   });
 });
 
+/** A one-step spec of a model given by its bytes (the prober needs no file). */
+function treeSpec(bytes: Uint8Array): WorkerStepSpec {
+  return {
+    label: 'tree',
+    sha: 'tree',
+    path: '(bytes)',
+    inputs: inspectOnnxModel(bytes).inputs,
+    feedsFrom: null,
+    single: false,
+    tensorFields: null,
+  };
+}
+
 describe('the admission probe', () => {
   it('admits a tree ensemble once its probe answers; runs before that go to the workers, and inline answers equal the workers', async () => {
     const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
@@ -395,9 +410,10 @@ describe('the admission probe', () => {
 
   it('refuses a pipeline whose sessions take longer to create than the HTTP thread may spend (0 µs here)', async () => {
     const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
-    const slowLoad = await inlineEngine({ inlineProbe: { maxLoadUs: 0 } }).deploy('tree', [
-      step('tree', bytes),
-    ]);
+    const slowLoad = await inlineEngine({ inlineProbe: { maxLoadUs: 0, loadRetryDelaysMs: [] } }).deploy(
+      'tree',
+      [step('tree', bytes)],
+    );
     const admission = await slowLoad.inlineDecided;
     expect(admission.state).toBe('refused');
     expect(admission.reason).toMatch(
@@ -434,6 +450,46 @@ describe('the admission probe', () => {
     } finally {
       vi.useRealTimers();
     }
+  });
+
+  it('probes again later, with backoff, a pipeline refused for its load time only, then answers with the last probe', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const prober = new InlineProber({ maxLoadUs: 0, loadRetryDelaysMs: [5, 10] });
+    try {
+      const ticket = prober.probe([treeSpec(bytes)], new Map([['tree', bytes]]));
+      const verdict = await ticket.verdict;
+      expect(verdict.admitted).toBe(false);
+      expect(!verdict.admitted && verdict.reason).toMatch(/^creating its sessions took /);
+      expect(prober.probesMade).toBe(3);
+    } finally {
+      await prober.close();
+    }
+  });
+
+  it('never probes again a pipeline refused for what it is (its runs too slow, 0 µs here): one probe', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const prober = new InlineProber({ limitUs: 0, loadRetryDelaysMs: [5, 10] });
+    try {
+      const verdict = await prober.probe([treeSpec(bytes)], new Map([['tree', bytes]])).verdict;
+      expect(!verdict.admitted && verdict.reason).toMatch(/at best, over the 0 µs allowed/);
+      expect(prober.probesMade).toBe(1);
+    } finally {
+      await prober.close();
+    }
+  });
+
+  it('withdraws a probe waiting to be made again: cancelled, and nothing left behind', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+    const prober = new InlineProber({ maxLoadUs: 0, loadRetryDelaysMs: [60_000] });
+    const ticket = prober.probe([treeSpec(bytes)], new Map([['tree', bytes]]));
+    while (prober.probesMade === 0 || prober.probeCalls > 0 || prober.pending > 0)
+      await new Promise((r) => setTimeout(r, 5));
+    // Refused once for its load, waiting a minute for the next probe.
+    expect(prober.probesMade).toBe(1);
+    await ticket.cancel();
+    expect(await ticket.verdict).toEqual({ admitted: false, reason: 'cancelled' });
+    await prober.close();
+    expect(prober.threadCount).toBe(0);
   });
 
   it('probes deployments one at a time in one thread, each to its own verdict', async () => {

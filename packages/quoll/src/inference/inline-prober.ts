@@ -44,6 +44,18 @@ export const INLINE_PROBE_BUDGET_US = 1_000_000;
 export const INLINE_PROBE_TIMEOUT_MS = 20_000;
 
 /**
+ * When a probe refuses a pipeline for its load time alone (creating its sessions took over
+ * {@link INLINE_PROBE_MAX_LOAD_US} in all of its loads), it is probed again after each of these
+ * delays (ms) in turn, until one admits it or gives another answer: a load slowed by what the
+ * host did at that moment (the same model's load in the pool's worker, another server's deploy
+ * on the same core: seen at 44 ms where the same server took 5 ms a minute before) does not
+ * refuse for good, while its runs go to the workers meanwhile. Nothing else is probed again: a
+ * pipeline refused by its bound, its runs, its probe's budget or a failure is refused for what
+ * it is.
+ */
+export const INLINE_PROBE_LOAD_RETRY_DELAYS_MS: readonly number[] = [2000, 10_000, 30_000];
+
+/**
  * The probe's runs: 2 first, not counted; then at least 3 of each (layout, pattern); one whose
  * runs are all too slow is tried up to 20 times (a run preempted by the OS is slow through no
  * fault of the model; 20 on a busy machine rarely all are), or, past its first 3, for 50 times
@@ -63,6 +75,8 @@ export interface InlineProbeOptions {
   maxLoadUs?: number;
   /** See {@link INLINE_PROBE_BUDGET_US}. @default 1000000 */
   budgetUs?: number;
+  /** See {@link INLINE_PROBE_LOAD_RETRY_DELAYS_MS}. @default [2000, 10000, 30000] */
+  loadRetryDelaysMs?: readonly number[];
 }
 
 /** A probe's answer: whether the pipeline may run inline, and what the probe saw or why not. */
@@ -84,9 +98,13 @@ export interface InlineProbeTicket {
 interface ProbeJob {
   readonly steps: WorkerStepSpec[];
   readonly models: { sha: string; bytes: Uint8Array }[];
-  /** Shared with the probe's thread (`PROBE_CONTROL`): how to stop it, how far it got. */
-  readonly control: Int32Array;
+  /** Shared with the probe's thread (`PROBE_CONTROL`): how to stop it, how far it got (a fresh one per probe made). */
+  control: Int32Array;
   resolve: (verdict: InlineVerdict) => void;
+  /** Probes of it made so far. */
+  made: number;
+  /** The timer of its next probe, while it waits for it (see {@link INLINE_PROBE_LOAD_RETRY_DELAYS_MS}). */
+  retry: NodeJS.Timeout | null;
 }
 
 /**
@@ -109,6 +127,10 @@ interface ProbeJob {
 export class InlineProber {
   readonly #settings: ProbeSettings;
   readonly #timeoutMs: number;
+  readonly #retryDelaysMs: readonly number[];
+  /** Probes waiting to be made again, each on its timer. */
+  readonly #retrying = new Set<ProbeJob>();
+  #probesMade = 0;
   #handle: WorkerHandle | null = null;
   #queue: ProbeJob[] = [];
   #current: ProbeJob | null = null;
@@ -133,6 +155,12 @@ export class InlineProber {
       ...PROBE_REPEATS,
     };
     this.#timeoutMs = Math.max(1, options.timeoutMs ?? INLINE_PROBE_TIMEOUT_MS);
+    this.#retryDelaysMs = options.loadRetryDelaysMs ?? INLINE_PROBE_LOAD_RETRY_DELAYS_MS;
+  }
+
+  /** Probes sent to the probe's thread so far (a pipeline probed again counts each time). */
+  get probesMade(): number {
+    return this.#probesMade;
   }
 
   /** The most a probed run may take (µs). */
@@ -150,7 +178,7 @@ export class InlineProber {
     return this.#current === null ? 0 : Atomics.load(this.#current.control, PROBE_CONTROL.calls);
   }
 
-  /** Probes waiting or running. */
+  /** Probes waiting or running (not those waiting to be made again). */
   get pending(): number {
     return this.#queue.length + (this.#current === null ? 0 : 1);
   }
@@ -167,6 +195,8 @@ export class InlineProber {
       models: [...files].map(([sha, bytes]) => ({ sha, bytes })),
       control: new Int32Array(new SharedArrayBuffer(PROBE_CONTROL.length * 4)),
       resolve,
+      made: 0,
+      retry: null,
     };
     if (this.#closed) resolve({ admitted: false, reason: 'the engine is closed' });
     else {
@@ -183,12 +213,17 @@ export class InlineProber {
   async close(): Promise<void> {
     this.#closed = true;
     for (const job of this.#queue.splice(0)) job.resolve({ admitted: false, reason: 'cancelled' });
+    for (const job of this.#retrying) this.#withdrawRetry(job);
     if (this.#current !== null) this.#finish(this.#current, { admitted: false, reason: 'cancelled' }, true);
     this.#stopThread(false);
     await Promise.all([...this.#stopping]);
   }
 
   async #cancel(job: ProbeJob): Promise<void> {
+    if (this.#retrying.has(job)) {
+      this.#withdrawRetry(job);
+      return;
+    }
     const at = this.#queue.indexOf(job);
     if (at >= 0) {
       this.#queue.splice(at, 1);
@@ -209,6 +244,8 @@ export class InlineProber {
       return;
     }
     this.#current = job;
+    job.made++;
+    this.#probesMade++;
     const handle = (this.#handle ??= new WorkerHandle());
     this.#timer = setTimeout(
       () =>
@@ -220,7 +257,12 @@ export class InlineProber {
       this.#timeoutMs,
     );
     void handle.probe(job.steps, job.models, this.#settings, job.control).then(
-      (report) => this.#finish(job, verdictOf(report), false),
+      (report) => {
+        const delayMs = this.#retryDelaysMs[job.made - 1];
+        if (!report.admitted && report.loadUs > this.#settings.maxLoadUs && delayMs !== undefined)
+          this.#retryLater(job, delayMs);
+        else this.#finish(job, verdictOf(report), false);
+      },
       (error: unknown) =>
         this.#finish(
           job,
@@ -231,6 +273,37 @@ export class InlineProber {
           true,
         ),
     );
+  }
+
+  /**
+   * Puts the running probe `job`, refused for its load time alone, aside for `delayMs`, then
+   * back in the queue with a fresh control array (see {@link INLINE_PROBE_LOAD_RETRY_DELAYS_MS});
+   * its thread answered, so it is idle, and the next probe goes on.
+   */
+  #retryLater(job: ProbeJob, delayMs: number): void {
+    if (this.#current !== job) return;
+    this.#current = null;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#retrying.add(job);
+    job.retry = setTimeout(() => {
+      job.retry = null;
+      this.#retrying.delete(job);
+      job.control = new Int32Array(new SharedArrayBuffer(PROBE_CONTROL.length * 4));
+      this.#queue.push(job);
+      this.#pump();
+    }, delayMs);
+    // A process with nothing else to do need not stay for it.
+    job.retry.unref();
+    this.#pump();
+  }
+
+  /** Withdraws a probe waiting to be made again: its timer cleared, its verdict `cancelled`. */
+  #withdrawRetry(job: ProbeJob): void {
+    if (job.retry !== null) clearTimeout(job.retry);
+    job.retry = null;
+    this.#retrying.delete(job);
+    job.resolve({ admitted: false, reason: 'cancelled' });
   }
 
   /**
