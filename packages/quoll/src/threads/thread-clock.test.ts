@@ -50,6 +50,34 @@ describe('threadClock', () => {
     },
   );
 
+  it.runIf(process.platform === 'linux')(
+    'never runs backwards while other threads crowd the CPUs, however often it is read (Linux)',
+    async () => {
+      const clock = threadClock();
+      try {
+        const crowded = crowd(800);
+        spin(50);
+        // Readings back to back for 500 ms: a preemption between the wall time and the wait it
+        // is corrected by must not make a later reading smaller than an earlier one.
+        const until = performance.now() + 500;
+        let last = clock.now();
+        let backwards = 0;
+        let readings = 0;
+        while (performance.now() < until) {
+          const now = clock.now();
+          if (now < last) backwards++;
+          last = now;
+          readings++;
+        }
+        await Promise.all(crowded);
+        console.log(`threadClock (${clock.kind}): ${readings} readings, ${backwards} backwards`);
+        expect(backwards).toBe(0);
+      } finally {
+        clock.close();
+      }
+    },
+  );
+
   it('counts on as the thread computes; close is idempotent', () => {
     const clock = threadClock();
     const first = clock.now();

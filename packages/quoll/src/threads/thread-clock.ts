@@ -12,8 +12,9 @@ import { performance } from 'node:perf_hooks';
  *   to as the thread gets a CPU back, so it is current whenever the thread reads it). Its first
  *   field, time on a CPU, would be simpler but moves only at scheduler ticks (milliseconds),
  *   too coarse for runs of microseconds. One file descriptor, held until
- *   {@link ThreadClock.close}, read with `pread` (about 4 µs a read). Time the thread blocks
- *   (sleeps, waits on a lock) counts, as in wall time;
+ *   {@link ThreadClock.close}, read with `pread` (about 4 µs a read; twice a reading, on each
+ *   side of the wall time, so that a preemption in between cannot skew it). Time the thread
+ *   blocks (sleeps, waits on a lock) counts, as in wall time;
  * - `kind: 'wall'`: `performance.now()`, elsewhere.
  * Make it on the thread it measures, and close it there.
  */
@@ -62,9 +63,18 @@ export function threadClock(): ThreadClock {
     }
     return ns;
   };
+  // The wait read before and after the wall time: a preemption between the two would pair a wall
+  // time with a wait it does not include (or the other way round), a reading off by the whole
+  // preemption (milliseconds) that can even run backwards; equal waits on both sides mean none
+  // happened in between. Tried a few times; after that the later pair, as before.
   const now = (): number => {
-    const wall = performance.now() * 1000;
-    return wall - waitedNs() / 1000;
+    let before = waitedNs();
+    for (let tries = 0; ; tries++) {
+      const wall = performance.now() * 1000;
+      const after = waitedNs();
+      if (after === before || tries === 3) return wall - after / 1000;
+      before = after;
+    }
   };
   const close = (): void => {
     if (!open) return;
