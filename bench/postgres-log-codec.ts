@@ -14,13 +14,12 @@
 // features from makeHouseRows, 1000 float32 outputs, 1000 zero uint32 check failures).
 // CODEC_BATCHES (600 per variant), CODEC_PER_TX (6: a node stored about 5–6 requests per
 // transaction in bench/postgres-probe.ts), CODEC_VARIANTS (raw,brotli0; also brotli1, deflate1,
-// chunked). The backend's CPU per batch depends on more than the bytes, so read a variant only
-// against another of the same run, and confirm a gain in the server (bench/postgres-probe.ts):
-// with five variants (five tables growing at once, 264 MB of raw batches against PostgreSQL's
-// 128 MB shared_buffers here) raw cost the backend 1.57 ms per batch, with two 0.68–0.85 ms at 6
-// batches per transaction but 1.85–2.63 ms at 3, where the server's node spent 0.58–0.64 ms per
-// request; brotli's gain over raw went from 0.5–1.3 ms per batch in those runs to none at 6 per
-// transaction and in the server (docs/benchmarks.md, pgnode lane of 5 December).
+// chunked). The inserts are named statements, as the node's writer's: with unnamed ones (this
+// script's first version) the backend planned each insert with its bytes folded in as
+// constants and copied them (a quarter of its perf samples), which tripled raw's backend CPU
+// per batch (1.85–2.63 ms against 0.79–0.80) and made compression look like a gain of 0.5–1.3 ms
+// per batch that the server did not show (docs/benchmarks.md, pgnode lane of 5 December).
+// Confirm any gain in the server (bench/postgres-probe.ts).
 // Run: flock /tmp/quoll-bench.lock timeout 330 node --import tsx bench/postgres-log-codec.ts
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -148,9 +147,21 @@ try {
     }
     const proc = processNs() - p0;
     await c.query('BEGIN');
-    await c.query(`INSERT INTO t_${v} VALUES ${tuples.join(', ')}`, vals);
+    // Named (prepared) statements, as the node's writer uses: an unnamed one is planned at each
+    // execution with its byte parameters folded in as constants, which the planner copies (a
+    // quarter of the backend's samples under perf, most of the page faults), a cost the node's
+    // backend mostly does not have (4 % of its samples).
+    await c.query({
+      name: `ins_${v}_${PER}`,
+      text: `INSERT INTO t_${v} VALUES ${tuples.join(', ')}`,
+      values: vals,
+    });
     if (v === 'chunked')
-      await c.query(`INSERT INTO t_${v}_chunks VALUES ${chunkTuples.join(', ')}`, chunkVals);
+      await c.query({
+        name: `ins_${v}_chunks_${chunkTuples.length}`,
+        text: `INSERT INTO t_${v}_chunks VALUES ${chunkTuples.join(', ')}`,
+        values: chunkVals,
+      });
     await c.query('COMMIT');
     return { proc, stored };
   };
