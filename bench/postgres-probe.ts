@@ -6,8 +6,11 @@
 // PROBE_CONFIGS (default emb,node): emb, node, emb-nolog, node-nolog (QUOLL_INFERENCE_LOGS=off),
 // base (a node from another build: PROBE_BASE_CLI=/path/to/dist/cli/main.js), emb-base (an
 // embedded server from that build). PROBE_ROUNDS (3), PROBE_SECONDS (3), PROBE_PROF=1 (--cpu-prof
-// into /tmp/quoll-probe-prof/<config>), PROBE_THREADS=1 (CPU and minor faults per request of each
-// server thread, named by its tid's offset from the main thread's), PROBE_DB_PREFIX (quoll_probe:
+// into /tmp/quoll-probe-prof/<config>, worker threads included), PROBE_THREADS=1 (CPU and minor
+// faults per request of each server thread, by its tid's offset from the main thread's and its
+// name, then summed by name; Node 20 names every thread `node` but V8's profiler threads, so
+// the offsets tell them apart: the main thread 0, V8's four platform workers (GC helpers) just after, then
+// the log writer, then the inference workers), PROBE_DB_PREFIX (quoll_probe:
 // the scratch databases' name prefix), PROBE_WINDOWS=1 (each window's server and backend CPU per request,
 // not only their medians), PROBE_SQL_DB2 (SQL run on the second database once the servers have
 // started, e.g. a storage setting for the `base` node to be compared; `;;` between statements
@@ -36,14 +39,15 @@ const ROUNDS = Number(process.env.PROBE_ROUNDS ?? 3);
 const PROF = process.env.PROBE_PROF === '1';
 const THREADS = process.env.PROBE_THREADS === '1';
 /** Per thread of a process: CPU ns (schedstat) and minor faults (stat field 10), by tid. */
-function threadStats(pid: number): Map<number, { cpuNs: number; minflt: number }> {
-  const out = new Map<number, { cpuNs: number; minflt: number }>();
+function threadStats(pid: number): Map<number, { cpuNs: number; minflt: number; comm: string }> {
+  const out = new Map<number, { cpuNs: number; minflt: number; comm: string }>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
       const cpuNs = Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       const minflt = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[7]);
-      out.set(Number(tid), { cpuNs, minflt });
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      out.set(Number(tid), { cpuNs, minflt, comm });
     } catch {
       // the thread ended
     }
@@ -200,7 +204,7 @@ try {
   const machinePerReq: Record<string, number[]> = {};
   const walPerReq: Record<string, number[]> = {};
   /** Per config and thread (by tid order): CPU ms and minor faults per request, per window. */
-  const perThread: Record<string, Map<number, { cpu: number[]; flt: number[] }>> = {};
+  const perThread: Record<string, Map<number, { cpu: number[]; flt: number[]; comm: string }>> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const s of servers) {
       const post = () =>
@@ -242,7 +246,7 @@ try {
         const byTid = (perThread[s.name] ??= new Map());
         for (const [tid, b] of threadStats(s.child.pid!)) {
           const a = th0.get(tid) ?? { cpuNs: 0, minflt: 0 };
-          const e = byTid.get(tid) ?? { cpu: [], flt: [] };
+          const e = byTid.get(tid) ?? { cpu: [], flt: [], comm: b.comm };
           e.cpu.push((b.cpuNs - a.cpuNs) / 1e6 / n);
           e.flt.push((b.minflt - a.minflt) / n);
           byTid.set(tid, e);
@@ -274,11 +278,26 @@ try {
   for (const [name, byTid] of Object.entries(perThread)) {
     const rows = [...byTid]
       .sort((a, b) => a[0] - b[0])
-      .map(([tid, v]) => ({ tid, cpu: median(v.cpu), flt: median(v.flt) }));
+      .map(([tid, v]) => ({ tid, cpu: median(v.cpu), flt: median(v.flt), comm: v.comm }));
     console.log(
       `${name.padEnd(12)} threads (tid order, CPU ms/req minflt/req, >0.05 ms): ${rows
         .filter((r) => r.cpu > 0.05)
-        .map((r) => `${r.tid - rows[0]!.tid}:${r.cpu.toFixed(2)}/${r.flt.toFixed(0)}`)
+        .map((r) => `${r.tid - rows[0]!.tid}(${r.comm}):${r.cpu.toFixed(2)}/${r.flt.toFixed(0)}`)
+        .join(' ')}`,
+    );
+    // By thread name (Node names its threads: the main thread, each worker's, libuv's pool, V8's
+    // platform workers): the sum over threads of each window's CPU per request, medians.
+    const byName = new Map<string, number[]>();
+    for (const v of byTid.values()) {
+      const sums = byName.get(v.comm) ?? [];
+      v.cpu.forEach((x, i) => (sums[i] = (sums[i] ?? 0) + x));
+      byName.set(v.comm, sums);
+    }
+    console.log(
+      `${name.padEnd(12)} by thread name (CPU ms/req, medians of window sums): ${[...byName]
+        .map(([comm, sums]) => ({ comm, cpu: median(sums) }))
+        .sort((a, b) => b.cpu - a.cpu)
+        .map((x) => `${x.comm}:${x.cpu.toFixed(3)}`)
         .join(' ')}`,
     );
     if (process.env.PROBE_WINDOWS === '1')
