@@ -41,3 +41,21 @@ describe('InferenceResult of tensors: the shared layout', () => {
     expect(one.toArrowTable().schema.fields.map((field) => field.name)).toEqual(expected);
   });
 });
+
+describe('InferenceResult of tensors: a zero-size dimension', () => {
+  // OIP takes shape [2, 0] (every dimension at least 0). Its in.* column must hold a row per
+  // row (each an empty list), as the log rows written straight from the tensor do; a column of
+  // length 0 under 2 rows is what the log takes whenever it logs the table (a bool output, or
+  // a big request on base), and it reads back as null rows.
+  it('the table column of an [N, 0] tensor has N rows of empty lists', () => {
+    const tensors: InputTensor[] = [{ name: 'x', shape: [2, 0], values: new Float32Array(0) }];
+    const output: WireTensor = { name: 'o', type: 'bool', dims: [2, 1], data: Uint8Array.from([1, 0]) };
+    const answer = new InferenceResult({ kind: 'tensors', tensors, rows: 2 }, ['x'], [output], 2, TIME);
+    const column = answer.toArrowTable().getChild('in.x')!;
+    expect(column.data.map((data) => data.length)).toEqual([2]);
+    expect([...column].map((row) => (row === null ? null : [...(row as Iterable<number>)]))).toEqual([
+      [],
+      [],
+    ]);
+  });
+});
