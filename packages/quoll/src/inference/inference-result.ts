@@ -182,7 +182,11 @@ export class InferenceResult {
       layout = found.layout;
       const inputs = found.tensors.map((tensor, i) => {
         const type = layout.inTypes[i]!;
-        return listData(type, primitiveData(leafTypeOf(type), tensor.values.length, tensor.values));
+        return listData(
+          type,
+          primitiveData(leafTypeOf(type), tensor.values.length, tensor.values),
+          this.rowCount,
+        );
       });
       chunks.push({ length: this.rowCount, inputs });
     } else {
@@ -601,7 +605,7 @@ function outputData(output: WireTensor, start: number, length: number, type: Dat
     const values = slice as Exclude<TensorData, string[]>;
     leaf = primitiveData(leafTypeOf(type), values.length, values);
   }
-  return listData(type, leaf);
+  return listData(type, leaf, length);
 }
 
 /** The innermost (non-list) type of nested FixedSizeLists. */
@@ -612,20 +616,24 @@ function leafTypeOf(type: DataType): DataType {
 }
 
 /** Wraps leaf values in the FixedSizeList levels of `type`, from the innermost out. */
-function listData(type: DataType, leaf: Data): Data {
-  const levels: DataType[] = [];
+function listData(type: DataType, leaf: Data, rows: number): Data {
+  const levels: FixedSizeList[] = [];
   let current = type;
   while (current.typeId === Type.FixedSizeList) {
-    levels.push(current);
+    levels.push(current as FixedSizeList);
     current = (current.children[0] as Field).type as DataType;
   }
-  let data = leaf;
-  let cells = leaf.length;
-  for (let level = levels.length - 1; level >= 0; level--) {
-    const list = levels[level] as FixedSizeList;
-    cells = list.listSize === 0 ? 0 : cells / list.listSize;
-    data = new Data(list, 0, cells, 0, undefined, [data]);
+  // Each level's length from the rows down, not from the leaf up: a zero-size dimension holds
+  // no values, yet every row (and every cell above it) is still there, an empty list.
+  const lengths: number[] = [];
+  let count = rows;
+  for (const list of levels) {
+    lengths.push(count);
+    count *= list.listSize;
   }
+  let data = leaf;
+  for (let level = levels.length - 1; level >= 0; level--)
+    data = new Data(levels[level]!, 0, lengths[level]!, 0, undefined, [data]);
   return data;
 }
 
@@ -646,7 +654,7 @@ function recordsColumnData(
   const width = shape.reduce((a, b) => a * b, 1);
   const values = new Float64Array(records.length * width);
   fillRecordsColumn(records, column, shape, values);
-  return listData(type, primitiveData(leafTypeOf(type), values.length, values));
+  return listData(type, primitiveData(leafTypeOf(type), values.length, values), records.length);
 }
 
 /**
