@@ -237,7 +237,7 @@ describe('probePipeline: the load of its sessions', () => {
   const settings = {
     limits: LIMITS,
     maxWork: INLINE_MAX_WORK,
-    maxLoadUs: 20_000,
+    maxLoadUs: 50_000,
     limitUs: 1e9,
     budgetUs: 1e12,
     giveUpUs: 1e9,
@@ -268,24 +268,25 @@ describe('probePipeline: the load of its sessions', () => {
   beforeAll(() => createSession(bytes, 1).release());
 
   it('takes the fastest of up to four loads when they come out over the limit: three slowed loads do not refuse', () => {
-    // Three loads over the 20 ms limit (not thrice over), as a load on a busy host can be; the fourth is not slowed.
-    const { load, count } = loads([35, 35, 35]);
+    // Three loads over the 50 ms limit (not thrice over), as a load on a busy host can be; the
+    // fourth is not slowed. (At a 20 ms limit, this test failed once at load 14.)
+    const { load, count } = loads([80, 80, 80]);
     const report = probePipeline([spec], new Map([['tree', bytes]]), settings, load);
     expect(report.reason).toBe('');
     expect(report.admitted).toBe(true);
-    expect(report.loadUs).toBeLessThan(20_000);
+    expect(report.loadUs).toBeLessThan(50_000);
     expect(count()).toBe(4);
   });
 
   it('refuses a pipeline whose four loads are all over the limit, after four loads; one thrice over, after one', () => {
-    const slow = loads([35, 35, 35, 35, 35]);
+    const slow = loads([80, 80, 80, 80, 80]);
     const report = probePipeline([spec], new Map([['tree', bytes]]), settings, slow.load);
     expect(report.admitted).toBe(false);
     expect(report.reason).toMatch(
-      /^creating its sessions took .*, over the 20\.0 ms the HTTP thread may spend on it$/,
+      /^creating its sessions took .*, over the 50\.0 ms the HTTP thread may spend on it$/,
     );
     expect(slow.count()).toBe(4);
-    const slower = loads([70, 0]);
+    const slower = loads([160, 0]);
     expect(probePipeline([spec], new Map([['tree', bytes]]), settings, slower.load).admitted).toBe(false);
     expect(slower.count()).toBe(1);
   });
