@@ -355,6 +355,9 @@ describe('the admission probe', () => {
     const told: { deployment: string; state: string; reason: string }[] = [];
     const tripping = await inlineEngine({
       inlineSlowRunUs: 0,
+      // The trip wire is what is tested: an admission a busy machine refuses (CI simulation of
+      // 5 December, load 14: 'refused') would leave nothing to trip.
+      inlineProbe: { limitUs: 1_000_000, maxLoadUs: 10_000_000 },
       onInlineDecided: (deployment, admission) => told.push({ deployment, ...admission }),
     }).deploy('tree', [step('tree', makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 }))]);
     expect((await tripping.inlineDecided).state).toBe('on');
