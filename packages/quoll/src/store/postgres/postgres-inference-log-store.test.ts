@@ -17,7 +17,11 @@ import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
 import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
 import { PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
-import { PostgresLogBatchWriter, VACUUM_LOG_BATCHES } from './postgres-log-batch-writer.js';
+import {
+  PostgresLogBatchWriter,
+  STORED_BATCH_MAX_ROWS,
+  VACUUM_LOG_BATCHES,
+} from './postgres-log-batch-writer.js';
 import type { PostgresInferenceLogOptions } from './postgres-inference-log-store.js';
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
@@ -941,9 +945,10 @@ describe.skipIf(!runPostgresTests)(
         poolSize: 1,
       });
       dbs.push(admin);
-      // Three appends too large to be merged into one stored batch (600 + 600 > 1024 rows).
+      // Three appends too large to be merged into one stored batch (two exceed its cap).
+      const n = Math.floor(STORED_BATCH_MAX_ROWS / 2) + 100;
       for (let k = 0; k < 3; k++) {
-        const ids = range(k * 600, 600);
+        const ids = range(k * n, n);
         await store!.append(
           9,
           rows(
@@ -958,7 +963,7 @@ describe.skipIf(!runPostgresTests)(
       );
       expect(batches).toHaveLength(3);
       expect(new Set(batches.map((row) => row.tx)).size).toBe(1);
-      const last = range(1800, 10);
+      const last = range(3 * n, 10);
       const pending = store!.append(
         9,
         rows(
@@ -968,8 +973,8 @@ describe.skipIf(!runPostgresTests)(
       );
       await store!.stop();
       await pending;
-      const { ids } = content(await reader!.query(9, { order: 'asc', limit: 10_000 }));
-      expect(ids).toEqual(range(0, 1810));
+      const { ids } = content(await reader!.query(9, { order: 'asc', limit: 4 * n }));
+      expect(ids).toEqual(range(0, 3 * n + 10));
     });
 
     it('stop() writes what is queued, ends the writer, and refuses further rows', async () => {
