@@ -244,7 +244,8 @@ export class PostgresLogBatchWriter {
   /** Small batches merged up to the stored batch size. */
   #merge(batches: readonly RecordBatch[]): RecordBatch[] {
     // Stored batches stay small: a page fetches and decodes whole batches, so a 1000-row page
-    // should not pull a 16k-row one.
+    // should not pull a 16k-row one (at 4096 or 8192 rows a page's p50 more than doubled,
+    // docs/benchmarks.md, pgbatch).
     return coalesceLogBatches(
       [...batches],
       COALESCE_BELOW_ROWS,
