@@ -32,6 +32,7 @@ import {
 } from 'node:zlib';
 import { makeHouseRows } from '../test/support/synthetic-data.js';
 import { loadAverage, median, scratchPgDatabase } from './support.js';
+import { LOG_BATCH_META_COLUMNS, logBatchIndexes } from './postgres-log-batch-table.js';
 
 const mean = (xs: readonly number[]): number => xs.reduce((sum, x) => sum + x, 0) / xs.length;
 
@@ -89,12 +90,8 @@ const walBytes = async (): Promise<number> =>
     (await c.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS b`)).rows[0]
       ?.b,
   );
-const meta = `pipeline_id INTEGER NOT NULL, seq BIGINT NOT NULL, schema_id TEXT COLLATE "C" NOT NULL,
-  rows INTEGER NOT NULL, bytes INTEGER NOT NULL, min_time BIGINT NOT NULL, max_time BIGINT NOT NULL,
-  node_id TEXT NOT NULL, created_at BIGINT NOT NULL`;
-const indexes = (t: string): string =>
-  `CREATE INDEX ON ${t} (pipeline_id, max_time, seq); CREATE INDEX ON ${t} (pipeline_id, min_time, seq);
-   CREATE INDEX ON ${t} (created_at);`;
+const meta = LOG_BATCH_META_COLUMNS;
+const indexes = logBatchIndexes;
 const params = (n: number, first: number): string =>
   `(${Array.from({ length: n }, (_, i) => `$${first + i + 1}`).join(', ')})`;
 const metaValues = (seq: number, bytes: number): unknown[] => [

@@ -10,6 +10,7 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { scratchPgDatabase } from './support.js';
+import { LOG_BATCH_META_COLUMNS, logBatchIndexes } from './postgres-log-batch-table.js';
 
 const N = Number(process.env.LAYOUT_BATCHES ?? 600);
 const PER = Number(process.env.LAYOUT_PER_TX ?? 3);
@@ -30,13 +31,8 @@ try {
       (await c.query<{ b: string }>(`SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::text AS b`)).rows[0]
         ?.b ?? 0,
     );
-  // The metadata columns and indexes of migration 0013, in both layouts.
-  const meta = `pipeline_id INTEGER NOT NULL, seq BIGINT NOT NULL, schema_id TEXT COLLATE "C" NOT NULL,
-    rows INTEGER NOT NULL, bytes INTEGER NOT NULL, min_time BIGINT NOT NULL, max_time BIGINT NOT NULL,
-    node_id TEXT NOT NULL, created_at BIGINT NOT NULL`;
-  const indexes = (t: string): string =>
-    `CREATE INDEX ON ${t} (pipeline_id, max_time, seq); CREATE INDEX ON ${t} (pipeline_id, min_time, seq);
-     CREATE INDEX ON ${t} (created_at);`;
+  const meta = LOG_BATCH_META_COLUMNS;
+  const indexes = logBatchIndexes;
   await c.query(`
     CREATE TABLE toasted (${meta}, data BYTEA NOT NULL, PRIMARY KEY (pipeline_id, seq));
     ALTER TABLE toasted ALTER COLUMN data SET STORAGE EXTERNAL; ${indexes('toasted')}
