@@ -24,7 +24,9 @@ import { tableFromIPC } from 'apache-arrow';
 import type { Pipeline } from '@quoll/client';
 import { makeArrowTensorTable, tableToIpcFile } from '../test/support/synthetic-data.js';
 import {
+  awaitInlineVerdict,
   benchRows,
+  checkVerdicts,
   cpuSeconds,
   deployModel,
   loadAverage,
@@ -42,6 +44,7 @@ import {
   writeBenchModel,
   writeLua,
   writeResults,
+  type BenchServer,
 } from './support.js';
 
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
@@ -91,6 +94,7 @@ function lua(w: Workload, token: string, tag: string): string {
 }
 
 interface Started {
+  server: BenchServer;
   proc: ChildProcess;
   home: string;
   token: string;
@@ -101,7 +105,17 @@ interface Started {
 async function start(tag: string, extra: string[]): Promise<Started> {
   const s = await startQuoll(work, tag, extra);
   const pipeline = await deployModel(s.client, 'benchmodel', modelPath, 'benchpipe');
-  return { proc: s.proc, home: s.home, token: s.token, inferUrl: pipeline.url(), pipelineId: pipeline.id };
+  // Its admission probe answered before the other server starts and before any warm-up: inline
+  // or in the workers is ~1.5× the CPU a request apart at JSON batch 1 on one core.
+  await awaitInlineVerdict(s, tag);
+  return {
+    server: s,
+    proc: s.proc,
+    home: s.home,
+    token: s.token,
+    inferUrl: pipeline.url(),
+    pipelineId: pipeline.id,
+  };
 }
 
 function logBytes(s: Started): number {
@@ -201,6 +215,10 @@ async function measureOnOff(): Promise<void> {
       ]);
       console.log(JSON.stringify(row));
     }
+    checkVerdicts([
+      { label: 'on', server: on.server },
+      { label: 'off', server: off.server },
+    ]);
   } finally {
     await stopAll([on.proc, off.proc]);
   }

@@ -47,6 +47,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ServerMetrics } from '../packages/quoll/dist/metrics/index.js';
 import {
+  awaitInlineVerdict,
+  checkVerdicts,
   deployModel,
   loadAverage,
   mainThreadCpuNs,
@@ -55,6 +57,7 @@ import {
   percentile,
   printTable,
   startQuoll,
+  verdictSummary,
   startScraper,
   stopAll,
   threadCpuNs,
@@ -147,6 +150,10 @@ async function lane(name: Role, rotation: number): Promise<Lane> {
       ? await startQuoll(work, `${name}-${rotation}`, onArgs, onOpts)
       : await startQuoll(work, `${name}-${rotation}`, refArgs, ref);
   const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+  // Its admission probe answered before the next server starts on the core and before any
+  // warm-up: servers of different verdicts (inline vs the workers) differ by ~1.5× in CPU a
+  // request at JSON batch 1, which is what split rotations before.
+  await awaitInlineVerdict(server, `${name}-${rotation}`);
   return { name, server, inferUrl: pipeline.url() };
 }
 
@@ -280,6 +287,8 @@ async function measure(w: Workload, lanes: Lane[], order: Role[], into: Ratios[]
 
 const loadBefore = loadAverage();
 const scrapes: string[] = [];
+/** Each rotation's servers' inline verdicts (`on: on, off: on, …`) and whether they agreed. */
+const rotationVerdicts: { verdicts: Record<Role, string>; agree: boolean }[] = [];
 for (let rotation = 0; rotation < ROTATIONS; rotation++) {
   const order = startOrder(rotation);
   const lanes: Lane[] = [];
@@ -308,6 +317,15 @@ for (let rotation = 0; rotation < ROTATIONS; rotation++) {
         }),
       );
     }
+    // Trips included: a verdict that changed during the measure is the same split.
+    const agree = checkVerdicts(lanes.map((l) => ({ label: `${l.name}-${rotation}`, server: l.server })));
+    rotationVerdicts.push({
+      verdicts: Object.fromEntries(lanes.map((l) => [l.name, verdictSummary(l.server)])) as Record<
+        Role,
+        string
+      >,
+      agree,
+    });
   } finally {
     if (scraper !== null) scrapes.push(await scraper.stop());
     await stopAll(lanes.map((l) => l.server.proc));
@@ -382,6 +400,7 @@ for (const w of workloads) {
     rotationTable.push([
       w.format,
       startOrder(k).join(', '),
+      verdictText(k),
       spread(r.onOverOff),
       spread(r.controlOverOff),
       median(r.cpuOnOverOff).toFixed(3),
@@ -425,6 +444,7 @@ printTable(
   [
     'format',
     'started',
+    'inline verdicts on/off/control',
     'on/no-metrics',
     'control/off (A/A)',
     'cpu on/no-metrics',
@@ -443,11 +463,20 @@ writeResults('metrics', {
   rotations: ROTATIONS,
   roundsPerRotation: ROUNDS,
   loadAverage: [loadBefore, loadAfter],
+  inlineVerdicts: rotationVerdicts,
   scraper: scrapes,
   recording,
   results,
 });
 rmSync(work, { recursive: true, force: true });
+
+/** Rotation k's verdicts, on / off / control, marked when they differ. */
+function verdictText(k: number): string {
+  const r = rotationVerdicts[k];
+  if (r === undefined) return '–';
+  const text = `${r.verdicts.on} / ${r.verdicts.off} / ${r.verdicts.control}`;
+  return r.agree ? text : `${text} DIFFER`;
+}
 
 /** Each server's median CPU per request, nanoseconds in, microseconds out. */
 function medianUs(ns: Record<Role, number[]>): Record<Role, number> {

@@ -13,6 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  awaitInlineVerdict,
+  checkVerdicts,
   cpuSeconds,
   deployModel,
   loadAverage,
@@ -22,6 +24,7 @@ import {
   wrk,
   writeBenchModel,
   writeLua,
+  type BenchServer,
   type BodyFormat,
 } from './support.js';
 
@@ -69,13 +72,18 @@ try {
     servers.push(server.proc);
     const { url, token } = server;
     const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+    // Its admission probe answered before the other server starts on the core, and before any
+    // warm-up: inline or in the workers is ~1.5× the CPU a request apart on one core.
+    await awaitInlineVerdict(server, side.label);
     Object.assign(side, {
+      server,
       proc: server.proc,
       url: side.format === 'oip' ? `${url}/v2/models/benchpipe/infer` : pipeline.url(),
       lua: writeLua(work, { format: side.format, batch, token, tag: side.label }),
     });
   }
   const ready = sides as ((typeof sides)[number] & {
+    server: BenchServer;
     proc: (typeof servers)[number];
     url: string;
     lua: string;
@@ -99,6 +107,7 @@ try {
     console.log(
       `${side.label} ${side.format} ${[...Object.entries(side.env).map(([k, v]) => `${k}=${v}`), ...side.nodeArgs, side.cli, ...side.args].join(' ')}: ${Math.round(median(side.rps))} req/s, p99 ${median(side.p99)} ms [${side.p99.map((p) => p.toFixed(1)).join(' ')}], CPU ${median(side.cpu).toFixed(0)} µs/request [${side.cpu.map((c) => c.toFixed(0)).join(' ')}]`,
     );
+  checkVerdicts(ready.map((side) => ({ label: side.label, server: side.server })));
   const [a, b] = ready;
   console.log(
     `B/A req/s ${(median(b!.rps) / median(a!.rps)).toFixed(2)}; CPU per request A/B ${(median(a!.cpu) / median(b!.cpu)).toFixed(2)}`,

@@ -18,6 +18,8 @@ import type { Pipeline } from '@quoll/client';
 import { makeHouseRows } from '../test/support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
 import {
+  awaitInlineVerdict,
+  checkVerdicts,
   cpuSeconds,
   deployModel,
   loadAverage,
@@ -111,6 +113,9 @@ try {
     const q = await startQuoll(work, 'quoll', QUOLL_ARGS);
     procs.push(q.proc);
     const pipeline = await deployModel(q.client, 'benchmodel', modelPath, 'benchpipe');
+    // Its admission probe answered before anything else starts on its core (the references, the
+    // warm-up): JSON batch 1 runs inline or in the workers by it, at ~1.5× the CPU apart.
+    results.inlineVerdict = await awaitInlineVerdict(q, 'Quoll');
     const refScript = fileURLToPath(new URL('./reference-server.ts', import.meta.url));
     const startRef = async (port: number, threads: string): Promise<ChildProcess> => {
       const proc = spawnPinned('0', process.execPath, [
@@ -219,6 +224,9 @@ try {
       ]);
     }
     results.throughput = throughput;
+    // A trip during the runs changes the path under the figures: said at the end.
+    checkVerdicts([{ label: 'Quoll', server: q }]);
+    results.inlineVerdicts = q.verdicts;
     await stopAll(procs.splice(0));
   }
 

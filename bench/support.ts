@@ -251,6 +251,105 @@ export interface BenchServer {
   url: string;
   token: string;
   client: Client;
+  /** Its inline runs' verdicts and trips, in the order it logged them (see {@link awaitInlineVerdict}). */
+  verdicts: InlineVerdictSeen[];
+}
+
+/**
+ * One `inline runs on|off|tripped for deployment …` line of a server's log: whether its
+ * deployment's small runs run on the HTTP thread (`on`), go to the model workers (`off`), or went
+ * there for good after slow runs (`tripped`), and why. On one core the two paths differ by about
+ * 1.5× in CPU a request at JSON batch 1, so a reading of a server is only known with its verdict.
+ */
+export interface InlineVerdictSeen {
+  state: 'on' | 'off' | 'tripped';
+  deployment: string;
+  reason: string;
+  /** ms since the server was started. */
+  atMs: number;
+}
+
+const VERDICT_LINE = /inline runs (on|off|tripped) for deployment (\S+): (.*)$/;
+
+/** Collects the inline verdicts of `proc`'s log lines (pino JSON at `info`) into `into`. */
+function collectVerdicts(proc: ChildProcess, into: InlineVerdictSeen[]): void {
+  const started = performance.now();
+  let partial = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    const lines = (partial + d.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      if (!line.includes('inline runs ')) continue;
+      let msg = line;
+      try {
+        const parsed = (JSON.parse(line) as { msg?: unknown }).msg;
+        if (typeof parsed === 'string') msg = parsed;
+      } catch {
+        // Not JSON (a pretty-printed log): the line itself.
+      }
+      const m = VERDICT_LINE.exec(msg);
+      if (m)
+        into.push({
+          state: m[1] as InlineVerdictSeen['state'],
+          deployment: m[2]!,
+          reason: m[3]!,
+          atMs: Math.round(performance.now() - started),
+        });
+    }
+  });
+}
+
+/** How long {@link awaitInlineVerdict} waits by default (s): past the probe's retries (2, 10, 30 s) and their loads. */
+export const VERDICT_TIMEOUT_S = Number(process.env.BENCH_VERDICT_TIMEOUT_S ?? 60);
+
+/**
+ * Waits (up to `timeoutS`) for `server`'s first inline verdict (`on` or `off`) after
+ * `since` verdicts, prints it with its reason under `label` (or "no verdict"), and returns its
+ * state (`none` when none came). Call it after deploying and before any warm-up: until the probe
+ * answers, runs go to the workers, and a verdict that lands in the middle of a measure splits it.
+ */
+export async function awaitInlineVerdict(
+  server: BenchServer,
+  label: string,
+  opts: { since?: number; timeoutS?: number } = {},
+): Promise<'on' | 'off' | 'none'> {
+  const since = opts.since ?? 0;
+  const timeoutS = opts.timeoutS ?? VERDICT_TIMEOUT_S;
+  const deadline = performance.now() + timeoutS * 1000;
+  const found = (): InlineVerdictSeen | undefined =>
+    server.verdicts.slice(since).find((v) => v.state !== 'tripped');
+  while (found() === undefined && performance.now() < deadline && server.proc.exitCode === null)
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  const verdict = found();
+  if (verdict === undefined) {
+    console.log(`[${label}] inline verdict: no verdict within ${timeoutS} s`);
+    return 'none';
+  }
+  console.log(`[${label}] inline verdict: ${verdict.state} at ${verdict.atMs} ms: ${verdict.reason}`);
+  return verdict.state as 'on' | 'off';
+}
+
+/** A server's verdicts in short: `on`, `off`, `on, tripped`, or `none`. */
+export function verdictSummary(server: BenchServer): string {
+  return server.verdicts.length === 0 ? 'none' : server.verdicts.map((v) => v.state).join(', ');
+}
+
+/**
+ * Prints each server's verdicts (`label: on`, …) and, when the servers compared ended with
+ * different ones (a trip counts), says so loudly on stdout and stderr: their figures then compare
+ * the inline path with the workers' (about 1.5× the CPU a request on one core), not the builds
+ * or flags. Returns whether they all agree.
+ */
+export function checkVerdicts(servers: readonly { label: string; server: BenchServer }[]): boolean {
+  const summaries = servers.map(({ label, server }) => `${label}: ${verdictSummary(server)}`);
+  const agree = new Set(servers.map(({ server }) => verdictSummary(server))).size <= 1;
+  console.log(`inline verdicts: ${summaries.join('; ')}${agree ? '' : '  <-- DIFFER'}`);
+  if (!agree) {
+    const banner = `!!! INLINE VERDICTS DIFFER (${summaries.join('; ')}): these servers ran different paths (inline vs the model workers); their ratios measure that, not what is compared !!!`;
+    console.log(banner);
+    console.error(banner);
+  }
+  return agree;
 }
 
 // BENCH_QUOLL_CLI: another build's dist/cli/main.js (e.g. a copy of main's), to run a bench
@@ -260,9 +359,10 @@ const CLI =
   fileURLToPath(new URL('../packages/quoll/dist/cli/main.js', import.meta.url));
 
 /**
- * Starts the built Quoll server (home `<work>/<tag>`, any free port, log level warn) pinned to
- * `cores`, with `extra` flags, `nodeArgs` for node itself (e.g. `--cpu-prof`) and `env` added to
- * its environment.
+ * Starts the built Quoll server (home `<work>/<tag>`, any free port, log level info, which with
+ * request logging off adds only its start and its deployments' inline verdicts, collected in
+ * `verdicts`) pinned to `cores`, with `extra` flags, `nodeArgs` for node itself (e.g.
+ * `--cpu-prof`) and `env` added to its environment.
  */
 export async function startQuoll(
   work: string,
@@ -283,14 +383,16 @@ export async function startQuoll(
       '--port',
       '0',
       '--log-level',
-      'warn',
+      'info',
       ...extra,
     ],
     opts.env,
   );
+  const verdicts: InlineVerdictSeen[] = [];
+  collectVerdicts(proc, verdicts);
   const url = (await waitFor(proc, /listening on (http:\S+)/))[1] ?? '';
   const { token } = JSON.parse(readFileSync(join(home, 'credentials.json'), 'utf8')) as { token: string };
-  return { proc, home, url, token, client: new Client({ url, token }) };
+  return { proc, home, url, token, client: new Client({ url, token }), verdicts };
 }
 
 /** Uploads `modelPath` as `model` (input column `tensor`) and deploys a one-step pipeline `pipeline`. */
