@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError, fromErrorOutcome } from '../errors/index.js';
-import { BufferLease } from '../threads/index.js';
+import { BufferLease, callingThreadClock } from '../threads/index.js';
 import { collectBuffers, fromTransferredTable } from './decode/transferred-table.js';
 import { echoBuffers } from './echo-buffers.js';
 import type { EngineInput, InferenceInput, UndecodedRecords } from './inference-input.js';
@@ -20,7 +20,7 @@ import {
   InlineRunner,
 } from './inline-runner.js';
 import type { InlineProber, InlineProbeTicket, InlineVerdict } from './inline-prober.js';
-import { formatUs } from './run-inline-probe.js';
+import { formatLoads, formatUs } from './run-inline-probe.js';
 import { concatTensorData, feedLayoutKey, mergeFeeds, rowWidth } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import type { PoolPlan, PooledModel, PoolWorker } from './pool-worker.js';
@@ -280,6 +280,12 @@ export class Deployment {
       return this.#decide({ state: 'refused', reason: 'the deployment closed before its probe answered' });
     if (!verdict.admitted) return this.#decide({ state: 'refused', reason: verdict.reason });
     const { report } = verdict;
+    // What creating the sessions held this thread (the HTTP thread) for: in wall time,
+    // preemptions included, and in its own time (as the probe times its loads); the probe's
+    // limit stands for it, so the verdict shows them.
+    const clock = callingThreadClock();
+    const started = performance.now();
+    const ownStarted = clock.now();
     const runner = InlineRunner.create(
       { specs: this.#specs, ...models, work: report.work, inputs: report.inputs },
       sessions,
@@ -294,10 +300,12 @@ export class Deployment {
         state: 'refused',
         reason: "its models do not fit the calling thread's memory budget, or cannot be loaded there",
       });
+    const heldUs = (performance.now() - started) * 1000;
+    const ownUs = clock.now() - ownStarted;
     this.#inline = runner;
     return this.#decide({
       state: 'on',
-      reason: `its work bound is ${report.work} element operations; its sessions loaded in ${formatUs(report.loadUs)}; its slowest probed run (${report.slowest}) took ${formatUs(report.slowestUs)} at best, within ${formatUs(limitUs)} (${report.runs} runs)`,
+      reason: `its work bound is ${report.work} element operations; its sessions loaded in ${formatUs(report.loadUs)} in the probe (its loads: ${formatLoads(report.loadsUs)}), in ${formatUs(ownUs)} of this thread's own time (${formatUs(heldUs)} of wall time) on this thread; its slowest probed run (${report.slowest}) took ${formatUs(report.slowestUs)} at best, within ${formatUs(limitUs)} (${report.runs} runs)`,
     });
   }
 

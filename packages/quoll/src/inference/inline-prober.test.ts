@@ -276,6 +276,7 @@ describe('probePipeline: the load of its sessions', () => {
     expect(report.admitted).toBe(true);
     expect(report.loadUs).toBeLessThan(50_000);
     expect(count()).toBe(4);
+    expect(report.loadsUs).toHaveLength(4);
   });
 
   it('refuses a pipeline whose four loads are all over the limit, after four loads; one thrice over, after one', () => {
@@ -283,12 +284,21 @@ describe('probePipeline: the load of its sessions', () => {
     const report = probePipeline([spec], new Map([['tree', bytes]]), settings, slow.load);
     expect(report.admitted).toBe(false);
     expect(report.reason).toMatch(
-      /^creating its sessions took .*, over the 50\.0 ms the HTTP thread may spend on it$/,
+      /^creating its sessions took .*, over the 50\.0 ms the HTTP thread may spend on it \(its loads: (\d+\.\d ms, ){3}\d+\.\d ms\)$/,
     );
     expect(slow.count()).toBe(4);
+    expect(report.loadsUs).toHaveLength(4);
     const slower = loads([160, 0]);
     expect(probePipeline([spec], new Map([['tree', bytes]]), settings, slower.load).admitted).toBe(false);
     expect(slower.count()).toBe(1);
+  });
+
+  it('loads once a pipeline whose first load is within the limit, and says so', () => {
+    const { load, count } = loads([]);
+    const report = probePipeline([spec], new Map([['tree', bytes]]), settings, load);
+    expect(report.admitted).toBe(true);
+    expect(count()).toBe(1);
+    expect(report.loadsUs).toEqual([report.loadUs]);
   });
 });
 
@@ -321,6 +331,10 @@ describe('the admission probe', () => {
     const admission = await inline.inlineDecided;
     expect(admission.state).toBe('on');
     expect(admission.reason).toMatch(/slowest probed run .* within 2\.0 ms/);
+    // Each of the probe's loads, and what creating the sessions held this thread for.
+    expect(admission.reason).toMatch(
+      /its sessions loaded in \S+ (ms|µs) in the probe \(its loads: [^)]+\), in \S+ (ms|µs) of this thread's own time \(\S+ (ms|µs) of wall time\) on this thread;/,
+    );
     expect(inline.inlineBytes).toBe(bytes.byteLength);
     const viaInline: unknown[] = [early.toRecords()];
     const viaWorkers: unknown[] = [];
@@ -421,7 +435,7 @@ describe('the admission probe', () => {
     const admission = await slowLoad.inlineDecided;
     expect(admission.state).toBe('refused');
     expect(admission.reason).toMatch(
-      /^creating its sessions took .*, over the 0 µs the HTTP thread may spend on it$/,
+      /^creating its sessions took .*, over the 0 µs the HTTP thread may spend on it \(its loads: [^)]+\)$/,
     );
   });
 

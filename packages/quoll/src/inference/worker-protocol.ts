@@ -83,8 +83,10 @@ export interface ProbeReport {
   readonly slowest: string;
   /** Timed runs made. */
   readonly runs: number;
-  /** How long creating the sessions took the probe's thread (µs). */
+  /** How long creating the sessions took the probe's thread (µs): the fastest of {@link loadsUs}. */
   readonly loadUs: number;
+  /** Each time the probe created the sessions, how long it took (µs), in order (empty when it made none). */
+  readonly loadsUs: readonly number[];
 }
 
 /** One model step of a pipeline plan, as a worker runs it. */
