@@ -279,18 +279,32 @@ describe('probePipeline: the load of its sessions', () => {
     expect(report.loadsUs).toHaveLength(4);
   });
 
-  it('refuses a pipeline whose four loads are all over the limit, after four loads; one thrice over, after one', () => {
-    const slow = loads([80, 80, 80, 80, 80]);
+  it('refuses a pipeline whose loads are all over the limit, after five loads; two thrice over, after two', () => {
+    const slow = loads([80, 80, 80, 80, 80, 80]);
     const report = probePipeline([spec], new Map([['tree', bytes]]), settings, slow.load);
     expect(report.admitted).toBe(false);
     expect(report.reason).toMatch(
-      /^creating its sessions took .*, over the 50\.0 ms the HTTP thread may spend on it \(its loads: (\d+\.\d ms, ){3}\d+\.\d ms\)$/,
+      /^creating its sessions took .*, over the 50\.0 ms the HTTP thread may spend on it \(its loads: (\d+\.\d ms, ){4}\d+\.\d ms\)$/,
     );
-    expect(slow.count()).toBe(4);
-    expect(report.loadsUs).toHaveLength(4);
-    const slower = loads([160, 0]);
+    expect(slow.count()).toBe(5);
+    expect(report.loadsUs).toHaveLength(5);
+    const slower = loads([160, 160, 0]);
     expect(probePipeline([spec], new Map([['tree', bytes]]), settings, slower.load).admitted).toBe(false);
-    expect(slower.count()).toBe(1);
+    expect(slower.count()).toBe(2);
+  });
+
+  it("does not refuse on a first load thrice over the limit (a fresh thread's first load pays for its new memory): it loads again and the fastest counts", () => {
+    // 5 December: a fresh probe thread's first load of the tutorial's forest took 20–90 ms of its
+    // own time (1 200–3 700 page faults on its new malloc arena) and its fourth 4–6 ms; a first
+    // load over 30 ms refused the forest at once, on a quiet machine too.
+    const { load, count } = loads([160, 0]);
+    const report = probePipeline([spec], new Map([['tree', bytes]]), settings, load);
+    expect(report.reason).toBe('');
+    expect(report.admitted).toBe(true);
+    expect(count()).toBe(2);
+    expect(report.loadsUs).toHaveLength(2);
+    expect(report.loadsUs[0]).toBeGreaterThan(150_000);
+    expect(report.loadUs).toBe(Math.min(...report.loadsUs));
   });
 
   it('loads once a pipeline whose first load is within the limit, and says so', () => {

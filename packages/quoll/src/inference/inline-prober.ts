@@ -24,7 +24,7 @@ export const INLINE_PROBE_LIMIT_US = 2000;
  * long, and answers nothing meanwhile, once per deploy: the slow-run cut-off
  * (`INLINE_SLOW_RUN_US`), the most the review accepts of a hold of the thread (F6: at 25 ms an
  * admitted 800 KB model held it 24 ms). The tutorial's forest (226 KB) took 3–9 ms in the
- * probe's thread (load 5–7; the fastest of up to four loads counts), so on a busy host it can be refused
+ * probe's thread (load 5–7; the fastest of up to five loads counts, the first never alone: a fresh thread's first load pays for its new memory, 20–90 ms), so on a busy host it can be refused
  * and run in the workers: a loss of speed, not a stall. The HTTP thread's own creation is a first
  * load in that thread, not a fastest one: 20–49 ms of its own time for the forest (5 December, one
  * core, load 2.5–7; each admission's verdict logs it), so this limit does not bound that hold.
