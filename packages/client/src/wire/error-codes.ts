@@ -269,6 +269,12 @@ export const ERROR_CODES = {
     summary:
       'The inference log cannot be written right now (e.g. a disk error) and its queue is full; the writer retries, GET /v1/health shows its state.',
   },
+  log_rows_refused: {
+    status: 500,
+    kind: 'internal',
+    summary:
+      "The inference ran, but its rows could not be taken into the inference log (they do not match their own columns' types, or reading them failed), so this request was refused alone; the log goes on with every other request's rows, and the server log has the details.",
+  },
   node_id_in_use: {
     status: 409,
     kind: 'conflict',

@@ -4,7 +4,6 @@ import { systemClock } from '../clock/index.js';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { ApiError } from '../errors/index.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
-import { admitLogRows } from './log-append-rules.js';
 import { LogHandOff } from './log-hand-off.js';
 import type { LogRowSource } from './log-row-source.js';
 import { enforceLogRetention, removeOrphanSegmentFiles } from './log-segment-files.js';
@@ -302,6 +301,11 @@ export class InferenceLogStore {
     return this.#handOff.queue.queuedRows;
   }
 
+  /** Appends refused alone with `log_rows_refused` (their rows could not be taken) since the store opened. */
+  get refusedAppends(): number {
+    return this.#handOff.refusedAppends;
+  }
+
   /** The writer thread's id, `null` while none runs (being restarted, or stopped). */
   get writerThreadId(): number | null {
     return this.#thread?.threadId ?? null;
@@ -314,20 +318,14 @@ export class InferenceLogStore {
    * rows are never dropped. The rows must not be changed until the promise settles: small
    * batches are copied when they are admitted (which, with the queue full, is after `append`
    * returns; a source writes its rows then), bigger ones (32 KiB of column data and more) are
-   * kept until the writer has written them. Rejects with `shutting_down` after `stop()`, and with `log_store_unavailable` when
+   * kept until the writer has written them. Rejects with `shutting_down` after `stop()`, with `log_store_unavailable` when
    * the writer is failing and the queue stayed full for `unavailableWaitMs` (those rows are
-   * not queued).
+   * not queued), and with `log_rows_refused` when these rows cannot be taken (they do not
+   * match their schema, or a row source throws): only this append fails, the others go on.
    */
   append(pipelineId: number, rows: Table | RecordBatch | LogRowSource): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
-    let admitted: ReturnType<typeof admitLogRows>;
-    try {
-      admitted = admitLogRows(pipelineId, rows);
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    if (admitted.rows === 0) return Promise.resolve();
-    return this.#handOff.push(pipelineId, admitted.batches, admitted.rows);
+    return this.#handOff.append(pipelineId, rows);
   }
 
   /** Resolves once every row appended so far (queued or waiting) is fsynced and indexed. */

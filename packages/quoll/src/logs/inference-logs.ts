@@ -15,10 +15,13 @@ export interface InferenceLogs {
   readonly lastError: Error | null;
   /** Rows queued and not yet taken by the writer. */
   readonly queuedRows: number;
+  /** Appends refused alone with `log_rows_refused` (their rows could not be taken) since the store opened. */
+  readonly refusedAppends: number;
   /**
    * Queues rows (a table, one record batch or a {@link LogRowSource}, with a `time`
    * Timestamp(ms) column) for the pipeline's log; resolves once queued (waits while the queue
-   * is full).
+   * is full). Rows that cannot be taken (they do not match their schema, a row source throws)
+   * are refused alone with `log_rows_refused`: the appends before and after them go on.
    */
   append(pipelineId: number, rows: Table | RecordBatch | LogRowSource): Promise<void>;
   /** Resolves once every row appended so far through this store is stored. */

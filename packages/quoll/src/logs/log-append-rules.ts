@@ -1,7 +1,7 @@
 import { Table } from 'apache-arrow';
 import type { RecordBatch } from 'apache-arrow';
 import { ApiError } from '../errors/index.js';
-import { checkLogBatch, checkLogSchema } from './log-batch-checks.js';
+import { checkLogBatch, checkLogRowSource, checkLogSchema, rowsRefused } from './log-batch-checks.js';
 import { isLogRowSource } from './log-row-source.js';
 import type { LogAppendBatch, LogRowSource } from './log-row-source.js';
 
@@ -10,7 +10,8 @@ import type { LogAppendBatch, LogRowSource } from './log-row-source.js';
  * A {@link LogRowSource} is kept as it is when every column is fixed-width numbers (the
  * staging copies it when it is small, and keeps it for the packer when it is big); otherwise
  * its table's batches are taken.
- * Throws `ApiError('invalid_request')` for a bad pipeline id or batch.
+ * Throws `ApiError('invalid_request')` for a bad pipeline id or schema, and
+ * `ApiError('log_rows_refused')` for rows that do not match their schema.
  */
 export function admitLogRows(
   pipelineId: number,
@@ -28,9 +29,19 @@ export function admitLogRows(
     if (rows.leaves !== null) {
       if (rows.numRows === 0) return { batches: [], rows: 0 };
       checkLogSchema(rows.schema);
+      checkLogRowSource(rows);
       return { batches: [rows], rows: rows.numRows };
     }
-    return admitLogRows(pipelineId, rows.toTable());
+    let table: Table;
+    try {
+      table = rows.toTable();
+    } catch (err) {
+      throw rowsRefused(
+        `their table could not be built: ${err instanceof Error ? err.message : String(err)}`,
+        err,
+      );
+    }
+    return admitLogRows(pipelineId, table);
   }
   const batches = (rows instanceof Table ? rows.batches : [rows]).filter((b) => b.numRows > 0);
   for (const b of batches) checkLogBatch(b);

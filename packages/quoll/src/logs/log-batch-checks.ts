@@ -1,6 +1,8 @@
 import { Data, DataType, RecordBatch, TimeUnit, makeData } from 'apache-arrow';
-import type { Schema, Struct } from 'apache-arrow';
+import type { FixedSizeList, Schema, Struct } from 'apache-arrow';
 import { ApiError } from '../errors/index.js';
+import type { LogRowLeaf, LogRowSource } from './log-row-source.js';
+import { kindOf } from './log-staging.js';
 import { timeValues } from './segment-file.js';
 
 /**
@@ -55,10 +57,115 @@ export function batchOf(schema: Schema, data: Data<Struct>): RecordBatch {
 /** Schemas that passed the checks of {@link checkLogBatch}, with the index of their `time` column. */
 const checkedSchemas = new WeakMap<Schema, number>();
 
-/** Checks that a batch can be logged; throws `ApiError('invalid_request')` naming what is wrong. */
+/**
+ * Checks that a batch can be logged: throws `ApiError('invalid_request')` naming what is wrong
+ * with its schema, and `ApiError('log_rows_refused')` when its columns do not hold what their
+ * schema says (another column count, type or length, values of another width than their type:
+ * what a result built on another result's layout, or a buggy row source, hands the log). Such
+ * rows would otherwise be staged with, and packed beside, every other request's rows, and stop
+ * the hand-off to the writer thread for all of them.
+ */
 export function checkLogBatch(batch: RecordBatch): void {
   const known = checkLogSchema(batch.schema);
-  if ((batch.data.children[known]?.nullCount ?? 0) > 0) throw timeNullsError();
+  const fields = batch.schema.fields;
+  const columns = batch.data.children;
+  if (columns.length !== fields.length)
+    throw rowsRefused(`${columns.length} columns for the ${fields.length} of their schema`);
+  for (let i = 0; i < fields.length; i++) {
+    const problem = dataProblem(columns[i]!, fields[i]!.type as DataType, batch.numRows);
+    if (problem !== null) throw rowsRefused(`column "${fields[i]!.name}" ${problem}`);
+  }
+  if ((columns[known]?.nullCount ?? 0) > 0) throw timeNullsError();
+}
+
+/**
+ * What is wrong with `data` as `rows` rows of `type` (`null`: nothing): another type, fewer
+ * rows, and for fixed-width numbers (and fixed-size lists of them) values of another typed-array
+ * kind or too few of them. Other types (strings, lists, booleans) are checked by kind and length.
+ */
+function dataProblem(data: Data, type: DataType, rows: number): string | null {
+  const actual = data.type;
+  if (actual.typeId !== type.typeId) return `holds ${typeName(actual)} data, its type is ${typeName(type)}`;
+  if (data.length < rows) return `holds ${data.length} rows of ${rows}`;
+  if (DataType.isFixedSizeList(type)) {
+    const size = type.listSize;
+    if ((actual as FixedSizeList).listSize !== size)
+      return `holds ${typeName(actual)} data, its type is ${typeName(type)}`;
+    const child = data.children[0];
+    const childType = (type.children[0] as { type: DataType } | undefined)?.type;
+    if (child === undefined || childType === undefined) return 'has no list items';
+    return dataProblem(child, childType, rows * size);
+  }
+  if (DataType.isInt(type) || DataType.isFloat(type) || DataType.isTimestamp(type)) {
+    const values = data.values as ArrayBufferView & { length: number };
+    const T = type.ArrayType as unknown as abstract new (...args: never[]) => unknown;
+    if (!(values instanceof T))
+      return `holds ${values.constructor.name} values, its type ${typeName(type)} takes ${T.name}`;
+    if (values.length < rows * data.stride) return `holds ${values.length} values for ${rows} rows`;
+  }
+  return null;
+}
+
+/** An Arrow type as it names itself ("FixedSizeList[4]<Float32>"). */
+function typeName(type: DataType): string {
+  return (type as { toString(): string }).toString();
+}
+
+/**
+ * The leaves a {@link LogRowSource} of `schema` must have (depth first, as the staging keeps
+ * them), or `null` when a column is not fixed-width numbers. Remembered per schema object.
+ */
+const schemaLeaves = new WeakMap<Schema, readonly LogRowLeaf[] | null>();
+
+function leavesOf(schema: Schema): readonly LogRowLeaf[] | null {
+  if (schemaLeaves.has(schema)) return schemaLeaves.get(schema) ?? null;
+  const leaves: LogRowLeaf[] = [];
+  const visit = (type: DataType, width: number): boolean => {
+    if (DataType.isFixedSizeList(type)) {
+      const child = (type.children[0] as { type: DataType } | undefined)?.type;
+      return child !== undefined && visit(child, width * type.listSize);
+    }
+    if (!DataType.isInt(type) && !DataType.isFloat(type) && !DataType.isTimestamp(type)) return false;
+    const T = type.ArrayType as unknown as new (length: number) => ArrayBufferView;
+    leaves.push({ kind: kindOf(new T(0)), width });
+    return true;
+  };
+  const fixed = schema.fields.every((field) => visit(field.type as DataType, 1));
+  schemaLeaves.set(schema, fixed ? leaves : null);
+  return fixed ? leaves : null;
+}
+
+/**
+ * Checks that a row source's leaves are those of its schema (each column's typed-array kind and
+ * values per row, in order) before it is staged: a source built on another result's layout
+ * (review of 5 December, finding 1) or with values of another width would be merged into the
+ * run of rows of that schema and stop the hand-off. Throws `ApiError('log_rows_refused')`.
+ */
+export function checkLogRowSource(source: LogRowSource): void {
+  const got = source.leaves;
+  if (got === null) return;
+  const want = leavesOf(source.schema);
+  if (want === null) throw rowsRefused('fixed-width leaves for a schema that has other columns');
+  if (got.length !== want.length)
+    throw rowsRefused(`${got.length} leaves for the ${want.length} of their schema`);
+  for (let i = 0; i < want.length; i++) {
+    const g = got[i]!;
+    const w = want[i]!;
+    if (g.kind !== w.kind || g.width !== w.width)
+      throw rowsRefused(
+        `leaf ${i} is of kind ${g.kind} × ${g.width} per row, their schema says kind ${w.kind} × ${w.width}`,
+      );
+  }
+}
+
+/** `log_rows_refused`: rows of one append that cannot be logged, refused alone (`cause`: why, when it was thrown). */
+export function rowsRefused(reason: string, cause?: unknown): ApiError {
+  const err = new ApiError(
+    'log_rows_refused',
+    `This request's inference log rows were refused (${reason}); the inference ran, but its rows are not logged. Every other request's rows are logged as usual; the server log has the details.`,
+  );
+  if (cause !== undefined) (err as { cause?: unknown }).cause = cause;
+  return err;
 }
 
 /**

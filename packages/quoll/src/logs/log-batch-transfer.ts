@@ -370,6 +370,8 @@ export class LogBatchPacker {
       for (const field of source.schema.fields) node(field.type as DataType, rows);
     };
     const counts: number[] = [];
+    const maxRows = this.#maxRows;
+    const maxBytes = this.#maxBytes;
     for (const group of groups) {
       let count = 0;
       let run: RecordBatch[] = [];
@@ -385,12 +387,13 @@ export class LogBatchPacker {
         runRows = 0;
         runBytes = 0;
       };
-      for (const batch of group) {
+      /** Lays out one entry of the group (or adds it to the run of batches merged). */
+      const lay = (batch: StagedEntry): void => {
         if (batch instanceof StagedRun) {
           end();
           packStaged(batch);
           count++;
-          continue;
+          return;
         }
         if (isLogRowSource(batch)) {
           if (batch.leaves === null)
@@ -398,27 +401,42 @@ export class LogBatchPacker {
           end();
           packSource(batch, batch.leaves);
           count++;
-          continue;
+          return;
         }
         if (!mergeable(batch)) {
           end();
           packRun([batch], batch.numRows);
           count++;
-          continue;
+          return;
         }
         const id = schemaIdOf(batch.schema);
         const size = batch.data.byteLength;
         if (
           run.length > 0 &&
-          (id !== runId || runRows + batch.numRows > this.#maxRows || runBytes + size > this.#maxBytes)
+          (id !== runId || runRows + batch.numRows > maxRows || runBytes + size > maxBytes)
         )
           end();
         run.push(batch);
         runRows += batch.numRows;
         runBytes += size;
         runId = id;
+      };
+      for (const batch of group) {
+        from = [batch];
+        try {
+          lay(batch);
+        } catch (err) {
+          // Whatever fails is told with the entries it was laying out (the batch, or the run
+          // it ended), so that the hand-off leaves those out and packs the rest: one entry that
+          // cannot be laid out must not hold back every message after it.
+          throw err instanceof LogPackError ? err : new LogPackError(from, err);
+        }
       }
-      end();
+      try {
+        end();
+      } catch (err) {
+        throw err instanceof LogPackError ? err : new LogPackError(from, err);
+      }
       counts.push(count);
     }
     const arena = this.#arena(bytes);

@@ -12,6 +12,7 @@ import {
 import { ManualClock } from '../clock/index.js';
 import { BufferLease } from '../threads/index.js';
 import { LogBatchUnpacker } from './log-batch-transfer.js';
+import type { LogPackError } from './log-batch-transfer.js';
 import { LogHandOff } from './log-hand-off.js';
 import { kindOf, STAGE_MAX_BYTES } from './log-staging.js';
 import type { LogRowLeaf, LogRowSource } from './log-row-source.js';
@@ -48,6 +49,9 @@ function torn(time: number, n: number): RecordBatch {
   (b as { schema: Schema }).schema = schema;
   return b;
 }
+
+/** How an append whose rows cannot be copied is refused: alone, with a stable code, the copy's error as its cause. */
+const REFUSED = { code: 'log_rows_refused', cause: expect.any(RangeError) as unknown };
 
 /** A hand-off whose "writer thread" records what it is given and reads it back as the writer would. */
 function setUp(options: Partial<LogHandOffOptions> = {}) {
@@ -196,7 +200,8 @@ describe('LogHandOff', () => {
     const queue = handOff.queue;
     handOff.attach();
     await handOff.push(1, [batch(1, [1, 2, 3])], 3);
-    await expect(handOff.push(1, [torn(1, 1)], 1)).rejects.toThrow(RangeError);
+    await expect(handOff.push(1, [torn(1, 1)], 1)).rejects.toMatchObject(REFUSED);
+    expect(handOff.refusedAppends).toBe(1);
     expect([queue.queuedRows, queue.lastAdmittedSeq, queue.lastSeq]).toEqual([3, 1, 1]);
     await handOff.push(1, [batch(1, [4])], 1);
     handOff.hurry();
@@ -217,7 +222,7 @@ describe('LogHandOff', () => {
     const settled = { failing: '', next: '' };
     failing.then(
       () => (settled.failing = 'admitted'),
-      (err: Error) => (settled.failing = err.name),
+      (err: { code?: string }) => (settled.failing = err.code ?? ''),
     );
     void next.then(() => (settled.next = 'admitted'));
     expect(queue.lastSeq).toBe(3);
@@ -227,7 +232,7 @@ describe('LogHandOff', () => {
       // (the hand-off before this fix threw here, and lost the rows it had taken)
     }
     await new Promise((resolve) => setImmediate(resolve));
-    expect(settled).toEqual({ failing: 'RangeError', next: 'admitted' });
+    expect(settled).toEqual({ failing: 'log_rows_refused', next: 'admitted' });
     // The rows taken before it went over, and stay unconfirmed until the writer confirms them.
     expect(sent.map((m) => m.seq)).toEqual([1]);
     expect(read(sent[0]!)).toEqual({ 1: [1, 2, 3] });
@@ -242,9 +247,43 @@ describe('LogHandOff', () => {
     const last = handOff.push(1, [torn(6, 2)], 2);
     expect(queue.lastSeq).toBe(5);
     handOff.wantsRows();
-    await expect(last).rejects.toThrow(RangeError);
+    await expect(last).rejects.toMatchObject(REFUSED);
     expect([queue.lastAdmittedSeq, queue.lastSeq, lowered, queue.idle]).toEqual([4, 4, 1, true]);
     expect(read(sent[2]!)).toEqual({ 1: [5, 6, 7] });
+  });
+
+  it('leaves out, and tells, a kept batch that cannot be laid out when packed; the appends around it go, and later messages too', async () => {
+    const dropped: LogPackError[] = [];
+    const { sent, handOff, read } = setUp({
+      queueCapacityRows: 100_000,
+      rowsDropped: (err) => dropped.push(err),
+    });
+    handOff.attach();
+    // Big enough to be kept as it is (not copied at admission), then spoiled before it is
+    // packed: its column's values become a DataView, which the packer cannot move (an Error, not
+    // a LogPackError: before, it left the hand-off throwing at every later packing).
+    const n = Math.ceil(STAGE_MAX_BYTES / 12) + 1;
+    const big = batch(
+      2,
+      Array.from({ length: n }, (_, i) => i),
+    );
+    await handOff.push(1, [batch(1, [1, 2])], 2);
+    await handOff.push(1, [big], n);
+    await handOff.push(2, [batch(3, [3])], 1);
+    Object.defineProperty(big.data.children[1]!, 'values', { value: new DataView(new ArrayBuffer(8)) });
+    handOff.hurry();
+    handOff.wantsRows();
+    expect(dropped.map((err) => [err.entries, (err.cause as Error).message])).toEqual([
+      [[big], 'log writer: cannot move an Arrow buffer of type DataView'],
+    ]);
+    expect(sent.map((m) => m.seq)).toEqual([3]);
+    expect(read(sent[0]!)).toEqual({ 1: [1, 2], 2: [3] });
+    handOff.confirm(3);
+    await handOff.push(1, [batch(4, [4])], 1);
+    handOff.hurry();
+    handOff.wantsRows();
+    expect(sent.map((m) => m.seq)).toEqual([3, 4]);
+    expect(read(sent[1]!)).toEqual({ 1: [4] });
   });
 
   it('hands over without the timer while closing, and close() leaves no timer behind', async () => {
@@ -318,7 +357,7 @@ describe('LogHandOff', () => {
       handOff.attach();
       const big = batch(1, rowsOf(BIG, 0));
       const { lease, freed } = lent(big);
-      await expect(handOff.push(1, [big, torn(1, 1)], BIG + 1)).rejects.toThrow(RangeError);
+      await expect(handOff.push(1, [big, torn(1, 1)], BIG + 1)).rejects.toMatchObject(REFUSED);
       expect(freed()).toBe(0);
       lease.release();
       expect(freed()).toBe(1);

@@ -1,8 +1,10 @@
-import type { RecordBatch } from 'apache-arrow';
+import type { RecordBatch, Table } from 'apache-arrow';
 import type { Clock, TimerHandle } from '../clock/index.js';
+import { ApiError } from '../errors/index.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
 import { LogAppendQueue } from './log-append-queue.js';
-import { checkLogBatch } from './log-batch-checks.js';
+import { admitLogRows } from './log-append-rules.js';
+import { checkLogBatch, rowsRefused } from './log-batch-checks.js';
 import { isLogRowSource } from './log-row-source.js';
 import type { LogAppendBatch, LogRowSource } from './log-row-source.js';
 import { LogBatchPacker, LogPackError, PACK_SLICE_BYTES } from './log-batch-transfer.js';
@@ -93,6 +95,7 @@ export class LogHandOff {
   /** The turn of the event loop the job's next slice waits for. */
   #resume: NodeJS.Immediate | null = null;
   #packSlices = 0;
+  #refusedAppends = 0;
 
   constructor(options: LogHandOffOptions) {
     this.#opts = options;
@@ -100,11 +103,54 @@ export class LogHandOff {
       maxRows: options.packer.mergeMaxRows ?? COALESCE_MAX_ROWS,
       maxBytes: options.packer.mergeMaxBytes ?? COALESCE_MAX_BYTES,
     });
-    // Admitted rows are copied at once: nothing of the append is kept.
+    // Admitted rows are copied at once: nothing of the append is kept. Rows that cannot be
+    // copied (a row source that throws) are refused alone: the staging rolls them back, and
+    // the append rejects with `log_rows_refused`.
     this.queue = new LogAppendQueue(options.queueCapacityRows, (item) => {
-      this.#staging.add(item.pipelineId, item.batches);
+      try {
+        this.#staging.add(item.pipelineId, item.batches);
+      } catch (err) {
+        throw this.#refused(
+          err instanceof ApiError
+            ? err
+            : rowsRefused(`reading them failed: ${err instanceof Error ? err.message : String(err)}`, err),
+        );
+      }
     });
     this.#packer = new LogBatchPacker(options.packer);
+  }
+
+  /**
+   * Appends refused alone because their rows could not be taken (`log_rows_refused`: rows that
+   * do not match their schema, a row source that throws), since the store opened.
+   */
+  get refusedAppends(): number {
+    return this.#refusedAppends;
+  }
+
+  /**
+   * Admits the rows of one append (see `admitLogRows`) and queues them; resolves once admitted.
+   * Rejects with `invalid_request` for a bad pipeline id or schema, and with `log_rows_refused`
+   * (counted in {@link refusedAppends}) for rows that cannot be taken: only that append fails,
+   * the appends before and after it go on.
+   */
+  append(pipelineId: number, rows: Table | RecordBatch | LogRowSource): Promise<void> {
+    let admitted: ReturnType<typeof admitLogRows>;
+    try {
+      admitted = admitLogRows(pipelineId, rows);
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      return Promise.reject(
+        error instanceof ApiError && error.code === 'log_rows_refused' ? this.#refused(error) : error,
+      );
+    }
+    if (admitted.rows === 0) return Promise.resolve();
+    return this.push(pipelineId, admitted.batches, admitted.rows);
+  }
+
+  #refused(err: ApiError): ApiError {
+    this.#refusedAppends++;
+    return err;
   }
 
   /** Slices packed so far, one per turn of the event loop at most (for tests and diagnostics). */

@@ -368,6 +368,10 @@ export class LogStaging {
   /** Has the source write its rows' values at the end of each leaf of the run. */
   #copySource(run: StagedRun, source: LogRowSource, leaves: readonly LogRowLeaf[]): void {
     const n = source.numRows;
+    // Runs are per schema, and a source's leaves were checked against its schema when it was
+    // admitted; rows of other leaves would shift the run's columns against each other.
+    if (leaves.length !== run.leaves.length)
+      throw new Error(`a row source of ${leaves.length} leaves cannot join a run of ${run.leaves.length}`);
     for (let k = 0; k < leaves.length; k++) {
       const elements = n * leaves[k]!.width;
       const leaf = this.#room(run.leaves[k]!, elements * run.leaves[k]!.bytesPerElement);
@@ -398,7 +402,8 @@ export class LogStaging {
         visit(d.children[0] as Data, length * d.type.listSize);
         return;
       }
-      const leaf = run.leaves[k++]!;
+      const leaf = run.leaves[k++];
+      if (leaf === undefined) throw new Error(`a batch of more leaves than its run's ${run.leaves.length}`);
       // Flat values of a (sliced) Data start at its first row.
       const v = d.values as View;
       const bytes = length * d.stride * v.BYTES_PER_ELEMENT;

@@ -1,4 +1,5 @@
 import { Float32, Table, makeData, tableFromIPC, tableToIPC } from 'apache-arrow';
+import type { RecordBatch } from 'apache-arrow';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeLogPage, isLogRowSource, logPageRecords } from '../../logs/index.js';
 import type { InferenceLogs } from '../../logs/index.js';
@@ -11,6 +12,7 @@ import {
   pageAllLogIds as pageAll,
 } from './inference-log-rows.js';
 import { recordsLogCases } from './records-log-cases.js';
+import { BAD_LOG_APPENDS } from './bad-log-rows.js';
 
 /**
  * Opens a fresh, empty inference log on the backend under test. `smallPieces`: store rows in
@@ -252,6 +254,35 @@ export function inferenceLogsSuite(backend: string, make: MakeInferenceLogs): vo
       expect((await store.query(1)).rows).toBe(0);
       expect(await store.storedBytes(1)).toBe(0);
     });
+
+    for (const bad of BAD_LOG_APPENDS) {
+      it(`refuses ${bad.name} alone with log_rows_refused; the appends around it are stored and the writer goes on`, async () => {
+        const store = await open();
+        const good = (from: number): RecordBatch => {
+          const ids5 = range(from, 5);
+          return rows(
+            ids5,
+            ids5.map((id) => T0 + id * 10),
+          );
+        };
+        await store.append(1, good(0));
+        // Flushed: the bad append starts the staging's next run, and the good one after it
+        // comes to it (the same schema).
+        await store.flush();
+        const refused = store.append(1, bad.make(good(100))).then(
+          () => null,
+          (err: unknown) => err,
+        );
+        await store.append(1, good(5));
+        await store.flush();
+        await store.append(1, good(10));
+        await store.flush();
+        expect(ids(await store.query(1, { start: T0, end: T0 + 10_000, limit: 1000 }))).toEqual(range(0, 15));
+        expect(store.state).toBe('open');
+        expect(await refused).toMatchObject({ code: 'log_rows_refused' });
+        expect(store.refusedAppends).toBe(1);
+      });
+    }
 
     it('backpressure: with a full queue append waits, and no row is lost', async () => {
       const store = await open({ queueCapacityRows: 10 });

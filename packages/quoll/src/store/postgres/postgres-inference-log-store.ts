@@ -7,7 +7,6 @@ import {
   LogPageBuilder,
   logStoreClosedError,
   logStoreUnavailableError,
-  admitLogRows,
   planLogQuery,
 } from '../../logs/index.js';
 import type {
@@ -219,6 +218,10 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     return this.#handOff.queue.queuedRows;
   }
 
+  get refusedAppends(): number {
+    return this.#handOff.refusedAppends;
+  }
+
   /** The writer thread's id, `null` while none runs (being restarted, or stopped). */
   get writerThreadId(): number | null {
     return this.#worker?.threadId ?? null;
@@ -226,14 +229,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
 
   append(pipelineId: number, rows: Table | RecordBatch | LogRowSource): Promise<void> {
     if (this.#state !== 'open') return Promise.reject(this.#closedError());
-    let admitted: ReturnType<typeof admitLogRows>;
-    try {
-      admitted = admitLogRows(pipelineId, rows);
-    } catch (err) {
-      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-    }
-    if (admitted.rows === 0) return Promise.resolve();
-    return this.#handOff.push(pipelineId, admitted.batches, admitted.rows);
+    return this.#handOff.append(pipelineId, rows);
   }
 
   /** Resolves once every row appended so far (queued or waiting) is committed. */
