@@ -3,13 +3,7 @@ import {
   Data,
   Field,
   FixedSizeList,
-  Float16,
-  Float32,
   Float64,
-  Int16,
-  Int32,
-  Int64,
-  Int8,
   RecordBatch,
   RecordBatchFileWriter,
   RecordBatchStreamWriter,
@@ -19,20 +13,17 @@ import {
   tableToIPC,
   TimestampMillisecond,
   Type,
-  Uint16,
   Uint32,
-  Uint64,
-  Uint8,
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
 import type { DataType, Vector } from 'apache-arrow';
-import type { TensorElementType } from '@quoll/client/wire';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput, InputTensor } from './inference-input.js';
 import type { BufferLease } from '../threads/index.js';
 import { kindOf } from '../logs/index.js';
 import type { LogRowLeaf, LogRowSource } from '../logs/index.js';
+import { tensorArrowType, valuesArrowType } from './tensor-arrow-type.js';
 import { rowWidth } from './tensor-data.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
@@ -136,7 +127,7 @@ export class InferenceResult {
         (tensor) =>
           new Field(
             `in.${tensor.name}`,
-            nestedType(arrowLeafOf(tensor.values), tensor.shape.slice(1)),
+            nestedType(valuesArrowType(tensor.values), tensor.shape.slice(1)),
             false,
           ),
       ),
@@ -223,7 +214,9 @@ export class InferenceResult {
     let layout = layouts.get(key);
     if (!layout) {
       const ins = inFields();
-      const outTypes = this.outputs.map((output) => nestedType(leafType(output.type), outputShape(output)));
+      const outTypes = this.outputs.map((output) =>
+        nestedType(tensorArrowType(output.type), outputShape(output)),
+      );
       const fields = [
         new Field('time', TIME_TYPE, false),
         ...ins,
@@ -446,51 +439,6 @@ export function yieldToEventLoop(): Promise<void> {
 }
 
 // ---------------------------------------------------------------- Arrow building
-
-function leafType(type: TensorElementType): DataType {
-  switch (type) {
-    case 'float32':
-      return new Float32();
-    case 'float64':
-      return new Float64();
-    case 'float16':
-      return new Float16();
-    case 'int8':
-      return new Int8();
-    case 'int16':
-      return new Int16();
-    case 'int32':
-      return new Int32();
-    case 'int64':
-      return new Int64();
-    case 'uint8':
-      return new Uint8();
-    case 'uint16':
-      return new Uint16();
-    case 'uint32':
-      return new Uint32();
-    case 'uint64':
-      return new Uint64();
-    case 'bool':
-      return new Bool();
-    case 'string':
-      return new Utf8();
-  }
-}
-
-/** The Arrow type of a typed array's values (a request tensor's element type). */
-function arrowLeafOf(values: Exclude<TensorData, string[]>): DataType {
-  if (values instanceof Float32Array) return new Float32();
-  if (values instanceof Float64Array) return new Float64();
-  if (values instanceof Int8Array) return new Int8();
-  if (values instanceof Int16Array) return new Int16();
-  if (values instanceof Int32Array) return new Int32();
-  if (values instanceof BigInt64Array) return new Int64();
-  if (values instanceof Uint16Array) return new Uint16();
-  if (values instanceof Uint32Array) return new Uint32();
-  if (values instanceof BigUint64Array) return new Uint64();
-  return new Uint8();
-}
 
 /** The Arrow schema and types shared by results of one signature (see `toArrowTable`). */
 interface ResultLayout {
