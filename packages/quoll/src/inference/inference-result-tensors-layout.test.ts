@@ -1,3 +1,4 @@
+import { AssertionError } from 'node:assert';
 import { describe, expect, it } from 'vitest';
 import { InferenceResult } from './inference-result.js';
 import type { InputTensor } from './inference-input.js';
@@ -57,5 +58,18 @@ describe('InferenceResult of tensors: a zero-size dimension', () => {
       [],
       [],
     ]);
+  });
+});
+
+describe('InferenceResult of tensors: its columns', () => {
+  // A request's columns are its tensors' names (inputColumns), so a column without a tensor is
+  // a defect of the caller, not of the request: an assertion says so (not a plain Error, which
+  // read like a refusal of the request).
+  it('asserts that every column has its tensor', () => {
+    const tensors: InputTensor[] = [{ name: 'x', shape: [1, 1], values: Float32Array.from([1]) }];
+    const output: WireTensor = { name: 'o', type: 'float32', dims: [1, 1], data: Float32Array.from([0.5]) };
+    const answer = new InferenceResult({ kind: 'tensors', tensors, rows: 1 }, ['y'], [output], 1, TIME);
+    expect(() => answer.logRows()).toThrow(AssertionError);
+    expect(() => answer.toArrowTable()).toThrow(/column "y" has no input tensor/);
   });
 });

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import {
   Bool,
   Data,
@@ -114,7 +115,12 @@ export class InferenceResult {
   #tensorsLayout(all: readonly InputTensor[]): { layout: ResultLayout; tensors: InputTensor[] } {
     const tensors = this.#columns.map((column) => {
       const tensor = all.find((candidate) => candidate.name === column);
-      if (tensor === undefined) throw new Error(`no input tensor "${column}"`);
+      // Unreachable from a request: a tensors result's columns are its tensors' names
+      // (`inputColumns`), each once (the codec refuses an input sent twice).
+      assert(
+        tensor !== undefined,
+        `InferenceResult: column "${column}" has no input tensor; a tensors result's columns must be its tensors' names`,
+      );
       return tensor;
     });
     let key = 't';
