@@ -115,4 +115,42 @@ describe('review: LogHandOff drops only the entry that cannot be packed', () => 
     expect(err?.message).not.toContain('4111');
     expect(err?.message).not.toContain('/srv/quoll-home');
   });
+
+  it("a row source whose numRows is NaN is refused alone; the next request's append is admitted and the queue goes idle", async () => {
+    const handOff = new LogHandOff({
+      queueCapacityRows: 1_000,
+      handOffDelayMs: 20,
+      handOffRows: 100,
+      clock: new ManualClock(1_000),
+      packer: {},
+      closing: () => false,
+      post: () => undefined,
+    });
+    handOff.attach();
+    const source: LogRowSource = {
+      kind: 'log-row-source',
+      schema,
+      numRows: NaN,
+      leaves: [
+        { kind: kindOf(new BigInt64Array(0)), width: 1 },
+        { kind: kindOf(new Float32Array(0)), width: 1 },
+      ],
+      byteLength: 36,
+      writeLeaf(): void {},
+      toTable: () => new Table([batch(1, [1, 2, 3])]),
+    };
+    await handOff.append(1, batch(1, [1]));
+    const outcome: string[] = [];
+    void handOff.append(1, source).then(
+      () => outcome.push('source resolved'),
+      (e: unknown) => outcome.push(`source ${(e as { code?: string }).code}`),
+    );
+    void handOff.append(1, batch(2, [2])).then(() => outcome.push('next resolved'));
+    handOff.hurry();
+    handOff.wantsRows();
+    // Turns of the event loop, no timer: admission is synchronous when the queue has room.
+    for (let i = 0; i < 10; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(outcome.sort()).toEqual(['next resolved', 'source log_rows_refused']);
+    expect(handOff.queue.queuedRows).toBe(0);
+  });
 });
