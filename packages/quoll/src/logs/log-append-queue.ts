@@ -78,6 +78,10 @@ export class LogAppendQueue {
 
   /** Queues batches; resolves once admitted (at once when there is room). `now` dates a wait. */
   push(pipelineId: number, batches: LogAppendBatch[], rows: number, now: number): Promise<void> {
+    if (!Number.isSafeInteger(rows) || rows < 0)
+      return Promise.reject(
+        new RangeError(`An append of ${rows} rows cannot be queued: a row count is a whole number.`),
+      );
     const item: QueuedAppend = { seq: ++this.#lastSeq, pipelineId, batches, rows };
     // Waiters go first so that appends keep their order (and time stays non-decreasing).
     if (this.#waiters.length === 0 && this.#fits(rows)) {

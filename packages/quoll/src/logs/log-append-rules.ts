@@ -3,7 +3,7 @@ import type { RecordBatch } from 'apache-arrow';
 import { ApiError } from '../errors/index.js';
 import { checkLogBatch, checkLogRowSource, checkLogSchema, rowsRefused } from './log-batch-checks.js';
 import { isLogRowSource } from './log-row-source.js';
-import type { LogAppendBatch, LogRowSource } from './log-row-source.js';
+import type { LogAppendBatch, LogRowLeaf, LogRowSource } from './log-row-source.js';
 
 /**
  * What an `append` takes: the non-empty batches of `rows`, each checked, and their row count.
@@ -26,11 +26,22 @@ export function admitLogRows(
     // Big or small, a fixed-width source is never turned into a table here (for a million rows
     // that took 25–190 ms of the request thread): small ones are copied at once, big ones
     // write themselves into the hand-off's arena in slices.
-    if (rows.leaves !== null) {
-      if (rows.numRows === 0) return { batches: [], rows: 0 };
+    // Read once: a getter could answer the staging and the packer something else later.
+    const numRows: unknown = rows.numRows;
+    const leaves = rows.leaves;
+    const byteLength: unknown = rows.byteLength;
+    if (leaves !== null) {
+      // A count that is not a whole number of rows (NaN from a buggy result's arithmetic) would
+      // leave the append queue's count NaN, and every later append waiting forever.
+      if (typeof numRows !== 'number' || !Number.isSafeInteger(numRows) || numRows < 0)
+        throw rowsRefused(`a row count of ${String(numRows)}`);
+      if (typeof byteLength !== 'number' || !Number.isSafeInteger(byteLength) || byteLength < 0)
+        throw rowsRefused(`a byte length of ${String(byteLength)}`);
+      if (numRows === 0) return { batches: [], rows: 0 };
       checkLogSchema(rows.schema);
-      checkLogRowSource(rows);
-      return { batches: [rows], rows: rows.numRows };
+      const source = snapshotOf(rows, numRows, leaves, byteLength);
+      checkLogRowSource(source);
+      return { batches: [source], rows: numRows };
     }
     let table: Table;
     try {
@@ -46,6 +57,31 @@ export function admitLogRows(
   const batches = (rows instanceof Table ? rows.batches : [rows]).filter((b) => b.numRows > 0);
   for (const b of batches) checkLogBatch(b);
   return { batches, rows: batches.reduce((sum, b) => sum + b.numRows, 0) };
+}
+
+/** `source` with its row count, leaves and byte length as read once at admission. */
+function snapshotOf(
+  source: LogRowSource,
+  numRows: number,
+  leaves: readonly LogRowLeaf[],
+  byteLength: number,
+): LogRowSource {
+  const hasLeafWriter = source.leafWriter !== undefined;
+  return Object.freeze({
+    kind: 'log-row-source',
+    schema: source.schema,
+    numRows,
+    leaves: Object.freeze(leaves.map((l) => Object.freeze({ kind: l.kind, width: l.width }))),
+    byteLength,
+    writeLeaf: (index: number, target: ArrayBufferView): void => source.writeLeaf(index, target),
+    ...(hasLeafWriter
+      ? {
+          leafWriter: (index: number, target: ArrayBufferView): ((rows: number) => void) =>
+            source.leafWriter!(index, target),
+        }
+      : {}),
+    toTable: (): Table => source.toTable(),
+  });
 }
 
 /** What a stopped log store answers: `shutting_down`, or (`failure` given) the write failure that stopped it. */
