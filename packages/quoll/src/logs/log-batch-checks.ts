@@ -158,13 +158,18 @@ export function checkLogRowSource(source: LogRowSource): void {
   }
 }
 
-/** `log_rows_refused`: rows of one append that cannot be logged, refused alone (`cause`: why, when it was thrown). */
+/**
+ * `log_rows_refused`: rows of one append that cannot be logged, refused alone. The client gets a
+ * fixed message (`reason` and `cause` can quote a model's input values, file paths or Arrow's
+ * internals); they go to the server log only, as the error's `cause` (what was thrown, or an
+ * Error of `reason`), which the error handler logs with the 500.
+ */
 export function rowsRefused(reason: string, cause?: unknown): ApiError {
   const err = new ApiError(
     'log_rows_refused',
-    `This request's inference log rows were refused (${reason}); the inference ran, but its rows are not logged. Every other request's rows are logged as usual; the server log has the details.`,
+    "This request's inference log rows were refused: they do not match their columns' types, or reading them failed. The inference ran, but its rows are not logged. Every other request's rows are logged as usual; the server log has the details.",
   );
-  if (cause !== undefined) (err as { cause?: unknown }).cause = cause;
+  (err as { cause?: unknown }).cause = cause ?? new Error(`inference log rows refused: ${reason}`);
   return err;
 }
 
