@@ -303,6 +303,19 @@ export class LogBatchPacker {
       const width = values.BYTES_PER_ELEMENT * stride;
       meta.push(-1, 0, 0);
       let at = reserve(kindOf(values), total * width, total * stride);
+      const run = from;
+      parts.forEach((p, i) => {
+        // A part whose values are not of the first's kind, or too few, is told alone: the
+        // batches merged beside it (acknowledged appends) are packed without it.
+        const v = p.data.values as View | undefined;
+        if (v?.constructor !== values.constructor || v.length < p.length * stride)
+          throw new LogPackError(
+            [run[i]!],
+            new Error(
+              `its values (${v?.constructor.name ?? 'none'}) do not match the batches merged with it`,
+            ),
+          );
+      });
       for (const p of parts) {
         // Flat values of a (sliced) Data start at its first row.
         const v = p.data.values as View;
