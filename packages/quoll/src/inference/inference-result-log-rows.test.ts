@@ -294,7 +294,15 @@ describe('InferenceResult.logRows (JSON records and tensors written straight int
       },
     };
     const admitted = admitLogRows(1, big);
-    expect(admitted.batches).toEqual([big]);
+    // Kept as a snapshot of itself (its count, leaves and byte length read once at admission).
+    expect(admitted.batches).toHaveLength(1);
+    expect(admitted.batches[0]).toMatchObject({
+      kind: 'log-row-source',
+      schema: big.schema,
+      numRows: big.numRows,
+      byteLength: big.byteLength,
+      leaves: big.leaves,
+    });
     staging.add(1, admitted.batches);
     expect(written).toBe(0);
     const staged = staging.take();
@@ -302,7 +310,7 @@ describe('InferenceResult.logRows (JSON records and tensors written straight int
     const group = staged.groups.get(1)!;
     expect(group).toHaveLength(2);
     expect(group[0]).toBeInstanceOf(StagedRun);
-    expect(group[1]).toBe(big);
+    expect(group[1]).toBe(admitted.batches[0]);
   });
 
   it('checks the schema of a source as of a batch', () => {
