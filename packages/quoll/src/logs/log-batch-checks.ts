@@ -81,7 +81,8 @@ export function checkLogBatch(batch: RecordBatch): void {
 /**
  * What is wrong with `data` as `rows` rows of `type` (`null`: nothing): another type, fewer
  * rows, and for fixed-width numbers (and fixed-size lists of them) values of another typed-array
- * kind or too few of them. Other types (strings, lists, booleans) are checked by kind and length.
+ * kind or too few of them, for lists, strings and binaries offsets of another kind, too few or
+ * past their items (and a list's items checked as such). Other types are checked by kind and length.
  */
 function dataProblem(data: Data, type: DataType, rows: number): string | null {
   const actual = data.type;
@@ -95,6 +96,27 @@ function dataProblem(data: Data, type: DataType, rows: number): string | null {
     const childType = (type.children[0] as { type: DataType } | undefined)?.type;
     if (child === undefined || childType === undefined) return 'has no list items';
     return dataProblem(child, childType, rows * size);
+  }
+  if (DataType.isList(type) || DataType.isUtf8(type) || DataType.isBinary(type)) {
+    // O(1) per column: the offsets' kind and count, and the last one against the items (whose
+    // own kind and count a list's child is checked for); not each row's offset.
+    const offsets = data.valueOffsets as unknown;
+    if (!(offsets instanceof Int32Array)) return 'has no Int32 offsets';
+    if (offsets.length < data.offset + rows + 1) return `holds ${offsets.length} offsets for ${rows} rows`;
+    const start = offsets[data.offset]!;
+    const end = offsets[data.offset + rows]!;
+    if (start < 0 || end < start) return `has offsets from ${start} to ${end}`;
+    if (DataType.isList(type)) {
+      const child = data.children[0];
+      const childType = (type.children[0] as { type: DataType } | undefined)?.type;
+      if (child === undefined || childType === undefined) return 'has no list items';
+      if (end > child.length) return `has offsets up to ${end} for ${child.length} items`;
+      const problem = dataProblem(child, childType, end);
+      return problem === null ? null : `items ${problem}`;
+    }
+    const bytes = (data.values as ArrayBufferView | undefined)?.byteLength ?? 0;
+    if (end > bytes) return `has offsets up to ${end} for ${bytes} bytes`;
+    return null;
   }
   if (DataType.isInt(type) || DataType.isFloat(type) || DataType.isTimestamp(type)) {
     const values = data.values as ArrayBufferView & { length: number };
