@@ -1,4 +1,4 @@
-import { Data, DataType, RecordBatch, makeBuilder, makeData, makeVector } from 'apache-arrow';
+import { Data, DataType, RecordBatch, Vector, makeBuilder, makeData, makeVector } from 'apache-arrow';
 
 /** Reads validity bit `i` of a bitmap (Arrow bit order: least significant bit first). */
 function bit(bitmap: Uint8Array, i: number): boolean {
@@ -66,11 +66,19 @@ function reverseBlocks(data: Data, k: number): Data | null {
   return null;
 }
 
+/**
+ * A value as a builder takes it: a list's element comes out of `get` as a `Vector`, which a list
+ * builder cannot index (every item became null), so lists become arrays, nested ones too.
+ */
+function builderValue(value: unknown): unknown {
+  return value instanceof Vector ? Array.from(value, builderValue) : value;
+}
+
 /** Builds the reversed column element by element: the general path for nested or variable types. */
 function reverseByValue(data: Data): Data {
   const vector = makeVector(data);
   const builder = makeBuilder({ type: data.type, nullValues: [null, undefined] });
-  for (let i = data.length - 1; i >= 0; i--) builder.append(vector.get(i));
+  for (let i = data.length - 1; i >= 0; i--) builder.append(builderValue(vector.get(i)));
   return builder.finish().flush() as Data;
 }
 
