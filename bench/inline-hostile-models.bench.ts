@@ -7,22 +7,12 @@
 // thread's own time (`threadClock`: on Linux, wall time less the time it waited for a CPU), as
 // the test measured them before; the ratio is held / limit (below 1: within the limit).
 // Usage: npm run bench -- inline-hostile-models   (or: npx tsx bench/inline-hostile-models.bench.ts)
-import { createHash } from 'node:crypto';
-import {
-  closeSync,
-  ftruncateSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InferenceEngine } from '../packages/quoll/src/inference/index.js';
 import type { Deployment, InferenceEngineOptions, StepModel } from '../packages/quoll/src/inference/index.js';
 import { INLINE_SLOW_RUN_US, InlineRunner } from '../packages/quoll/src/inference/inline-runner.js';
-import { inspectOnnxModel } from '../packages/quoll/src/onnx/index.js';
 import { threadClock } from '../packages/quoll/src/threads/index.js';
 import {
   makeDeepChainTree,
@@ -31,6 +21,7 @@ import {
 } from '../test/support/hostile-inline-models.js';
 import { makeScaleModel, makeSlowOnDemandModel } from '../test/support/synthetic-models.js';
 import { LANE_MAX_WAIT_US } from '../packages/quoll/src/inference/worker-handle.js';
+import { writeStepModel } from '../test/support/write-step-model.js';
 import { loadAverage } from './support.js';
 
 const SLOW_RUN_MS = INLINE_SLOW_RUN_US / 1000;
@@ -40,18 +31,7 @@ const engines: InferenceEngine[] = [];
 const rows: { case: string; what: string; heldMs: number; limitMs: number }[] = [];
 
 function step(name: string, bytes: Uint8Array): StepModel {
-  const path = join(dir, `${name}-${files++}.onnx`);
-  writeFileSync(path, bytes);
-  const info = inspectOnnxModel(readFileSync(path));
-  return {
-    name,
-    version: '1',
-    sha: createHash('sha256').update(bytes).digest('hex'),
-    path,
-    inputs: info.inputs,
-    outputs: info.outputs,
-    config: { tensorFields: null, batchConfig: null },
-  };
+  return writeStepModel(dir, name, bytes, files++);
 }
 
 function inlineEngine(options: InferenceEngineOptions = {}): InferenceEngine {

@@ -1,11 +1,10 @@
-import { createHash } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 import { InferenceEngine } from '../../packages/quoll/src/inference/index.js';
 import type { StepModel } from '../../packages/quoll/src/inference/index.js';
-import { inspectOnnxModel } from '../../packages/quoll/src/onnx/index.js';
+import { writeStepModel } from './write-step-model.js';
 
 /** Engines and model steps for a test file of the inference engine. */
 export interface InferenceEngineFixture {
@@ -39,19 +38,6 @@ export function inferenceEngineFixture(prefix: string): InferenceEngineFixture {
       engines.push(created);
       return created;
     },
-    step: (name, bytes) => {
-      const path = join(dir, `${name}-${files++}.onnx`);
-      writeFileSync(path, bytes);
-      const info = inspectOnnxModel(readFileSync(path));
-      return {
-        name,
-        version: '1',
-        sha: createHash('sha256').update(bytes).digest('hex'),
-        path,
-        inputs: info.inputs,
-        outputs: info.outputs,
-        config: { tensorFields: null, batchConfig: null },
-      };
-    },
+    step: (name, bytes) => writeStepModel(dir, name, bytes, files++),
   };
 }
