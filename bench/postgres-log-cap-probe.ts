@@ -11,7 +11,12 @@
 // No server, no HTTP: the rows are 1000 rows of 18 floats (about 88 kB stored), as the bench's.
 // CAP_PROBE_CAP (512 MiB), CAP_PROBE_HANDOFF (batches per hand-off, 12), CAP_PROBE_HANDOFFS
 // (hand-offs per variant per round, 40), CAP_PROBE_ROUNDS (10; the first two are not counted).
-// The base writer's database takes the migrations beside its build (its table layout).
+// The base writer's database takes the migrations beside its build (its table layout). Give the
+// base build this checkout's node_modules (a symlink): with a copy of its own, the base writer's
+// backend spent 0.07 ms per batch and never trimmed (5 December, pgnode lane; by all signs it
+// stored no real bytes, presumably two apache-arrow module instances, not examined).
+// After the rounds it prints, per variant, the batches table's blocks read into PostgreSQL's
+// shared buffers from outside them and found in them, per stored batch (`pg_statio_user_tables`).
 // Run: CAP_PROBE_BASE=… flock /tmp/quoll-bench.lock node --import tsx bench/postgres-log-cap-probe.ts
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -99,6 +104,26 @@ async function xacts(dbName: string): Promise<number> {
   );
   return Number(r.rows[0]?.n ?? 0);
 }
+/**
+ * The batches table's blocks read into shared buffers from outside them, and found in them
+ * (`pg_statio_user_tables`: heap, hit, TOAST, hit, TOAST index, hit), as counted so far.
+ */
+async function blockReads(run: Run): Promise<number[]> {
+  // Statistics reach the shared counters when a backend is idle a moment.
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  const row = await run.db.one<Record<string, string | null>>(
+    `SELECT heap_blks_read, heap_blks_hit, toast_blks_read, toast_blks_hit, tidx_blks_read, tidx_blks_hit
+       FROM pg_statio_user_tables WHERE relname = 'inference_log_batches'`,
+  );
+  return [
+    'heap_blks_read',
+    'heap_blks_hit',
+    'toast_blks_read',
+    'toast_blks_hit',
+    'tidx_blks_read',
+    'tidx_blks_hit',
+  ].map((k) => Number(row?.[k] ?? 0));
+}
 /** One hand-off as the writer thread stores it. */
 async function handOff(
   run: Run,
@@ -184,6 +209,8 @@ try {
   }
   await root.query('CHECKPOINT');
   console.log(`prefilled ${runs.length} logs to a ${CAP} byte cap; ${HANDOFF} batches per hand-off`);
+  const io0 = new Map<Run, number[]>();
+  for (const run of runs) io0.set(run, await blockReads(run));
   for (let round = 0; round < ROUNDS; round++) {
     const order = round % 2 === 0 ? runs : [...runs].reverse();
     for (const run of order) {
@@ -211,6 +238,14 @@ try {
       run.client.push((c1 - c0) / 1e6 / n);
       run.xact.push((x1 - x0) / HANDOFFS);
     }
+  }
+  for (const run of runs) {
+    const io = (await blockReads(run)).map((x, i) => x - (io0.get(run)?.[i] ?? 0));
+    const stored = run.write.length * HANDOFFS * HANDOFF;
+    console.log(
+      `${run.name.padEnd(5)} shared-buffer blocks per stored batch, counted rounds (PostgreSQL's statistics: read from outside shared buffers / hit): ` +
+        `TOAST heap ${(io[2]! / stored).toFixed(1)} / ${(io[3]! / stored).toFixed(1)}, TOAST index ${(io[4]! / stored).toFixed(1)} / ${(io[5]! / stored).toFixed(1)}, table ${(io[0]! / stored).toFixed(1)} / ${(io[1]! / stored).toFixed(1)}`,
+    );
   }
   for (const run of runs) {
     const f = (xs: number[]): string => `${median(xs).toFixed(3)} (${xs.map((x) => x.toFixed(2)).join(' ')})`;
