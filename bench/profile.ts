@@ -5,16 +5,19 @@
 // Env: BENCH_QUOLL_ARGS (extra server flags), PROFILE_KEEP=1 keeps the .cpuprofile files,
 // PROFILE_FORMAT (json | arrow | oip — the Open Inference Protocol's JSON tensors on /v2, default json), PROFILE_BATCH (rows per request, default 1) and
 // PROFILE_WARMUP_S (warm-up seconds, default 2; V8 still compiles after 2 s, so 10+ for a steady state).
+// The server's inline verdict is awaited before the warm-up and printed with the figures.
 // The server inherits the environment (e.g. QUOLL_BENCH_INPUT_CHECKS=off).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  awaitInlineVerdict,
   deployModel,
   loadAverage,
   printTable,
   startQuoll,
   stopAll,
+  verdictSummary,
   wrk,
   writeBenchModel,
   writeLua,
@@ -43,6 +46,9 @@ const server = await startQuoll(work, 'home', extra, {
   nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profiles],
 });
 const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+// Inline (on the HTTP thread) or in the model workers profile different paths: the verdict is
+// awaited before the warm-up and printed with the figures.
+await awaitInlineVerdict(server, 'server');
 const format: BodyFormat =
   process.env.PROFILE_FORMAT === 'arrow' || process.env.PROFILE_FORMAT === 'oip'
     ? process.env.PROFILE_FORMAT
@@ -111,7 +117,7 @@ const perThread = [...cpuAfter]
 const files = readdirSync(profiles).filter((f) => f.endsWith('.cpuprofile'));
 const requests = run.reqPerSec * seconds;
 console.log(
-  `${format} batch ${batch}, ${connections} connection(s), ${seconds} s: ${Math.round(run.reqPerSec)} req/s, p99 ${run.p99Ms} ms; load ${load}; ${files.length} profiles`,
+  `${format} batch ${batch}, ${connections} connection(s), ${seconds} s: ${Math.round(run.reqPerSec)} req/s, p99 ${run.p99Ms} ms; load ${load}; ${files.length} profiles; inline verdicts: ${verdictSummary(server)}`,
 );
 printTable(
   ['thread', 'CPU s', 'CPU µs / request'],
