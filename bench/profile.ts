@@ -5,6 +5,7 @@
 // Env: BENCH_QUOLL_ARGS (extra server flags), PROFILE_KEEP=1 keeps the .cpuprofile files,
 // PROFILE_FORMAT (json | arrow | oip — the Open Inference Protocol's JSON tensors on /v2, default json), PROFILE_BATCH (rows per request, default 1) and
 // PROFILE_WARMUP_S (warm-up seconds, default 2; V8 still compiles after 2 s, so 10+ for a steady state).
+// PROFILE_TOP: how many functions of each thread to list by self time (default 20).
 // The server's inline verdict is awaited before the warm-up and printed with the figures.
 // The server inherits the environment (e.g. QUOLL_BENCH_INPUT_CHECKS=off).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -154,7 +155,10 @@ for (const file of files) {
       .slice(0, n)
       .map(([k, us]) => [k.slice(0, 90), (100 * us) / total, us / requests]);
   printTable(['area', '% of thread', 'µs / request'], rows(areas, 14));
-  printTable(['function (self time)', '% of thread', 'µs / request'], rows(fns, 20));
+  printTable(
+    ['function (self time)', '% of thread', 'µs / request'],
+    rows(fns, Number(process.env.PROFILE_TOP ?? 20)),
+  );
 }
 if (process.env.PROFILE_KEEP === '1') console.log(`profiles kept in ${profiles}`);
 else rmSync(work, { recursive: true, force: true });
