@@ -147,6 +147,73 @@ export function inferenceLogsSuite(backend: string, make: MakeInferenceLogs): vo
       expect((await store.query(1, { maxBytes: 1 })).rows).toBe(1);
     });
 
+    /**
+     * Follows a query's cursor to the end, recording each page's ids and flags; fails (instead of
+     * looping) once it has read more pages than there are rows.
+     */
+    async function pageWithFlags(
+      store: InferenceLogs,
+      q: Parameters<InferenceLogs['query']>[1],
+      rowCount: number,
+    ): Promise<{ ids: number[]; truncated: boolean; last: boolean }[]> {
+      const pages: { ids: number[]; truncated: boolean; last: boolean }[] = [];
+      let cursor: string | undefined;
+      while (pages.length <= rowCount) {
+        const page = await store.query(1, { ...q, ...(cursor === undefined ? {} : { cursor }) });
+        pages.push({ ids: ids(page), truncated: page.truncated, last: page.nextCursor === null });
+        if (page.nextCursor === null) return pages;
+        cursor = page.nextCursor;
+      }
+      throw new Error(`paging did not end after ${pages.length} pages: ${JSON.stringify(pages)}`);
+    }
+
+    /** Four stored batches of three rows each (ids 0–11, time T0 + id × 10), each appended and flushed alone. */
+    async function fourBatchesOfThree(store: InferenceLogs): Promise<void> {
+      for (let b = 0; b < 4; b++) await appendRows(store, 1, b * 3, 3, 3);
+    }
+
+    const PAGINGS = [
+      { name: 'a time range, oldest first', q: { start: T0, end: T0 + 10_000 }, order: range(0, 12) },
+      { name: 'no range, newest first', q: { limit: 1000 }, order: range(0, 12).reverse() },
+      {
+        name: 'a time range, newest first',
+        q: { start: T0, end: T0 + 10_000, order: 'desc' as const },
+        order: range(0, 12).reverse(),
+      },
+    ];
+
+    for (const { name, q, order } of PAGINGS) {
+      it(`a cap below one row pages one row at a time, also across a stored batch's last row, to the end (${name})`, async () => {
+        const store = await open();
+        await fourBatchesOfThree(store);
+        const pages = await pageWithFlags(store, { ...q, maxBytes: 1 }, 12);
+        expect(pages.map((p) => p.ids)).toEqual(order.map((id) => [id]));
+        // Every page but the last left rows out because of the cap; the last left none out.
+        expect(pages.map((p) => p.truncated)).toEqual(order.map((_, i) => i < order.length - 1));
+      });
+
+      it(`a cap reached exactly at a stored batch's end gives a cursor to the next batch (${name})`, async () => {
+        const store = await open();
+        await appendRows(store, 2, 0, 3, 3);
+        const one = await store.storedBytes(2);
+        await appendRows(store, 2, 3, 3, 3);
+        const batchBytes = (await store.storedBytes(2)) - one;
+        expect(batchBytes).toBeGreaterThan(0);
+        await fourBatchesOfThree(store);
+        for (const batches of [1, 2]) {
+          const pages = await pageWithFlags(store, { ...q, maxBytes: batches * batchBytes }, 12);
+          expect(
+            pages.flatMap((p) => p.ids),
+            `${batches} batch(es) a page`,
+          ).toEqual(order);
+          expect(
+            pages.slice(0, -1).every((p) => p.ids.length === batches * 3 && p.truncated),
+            `${batches} batch(es) a page: ${JSON.stringify(pages)}`,
+          ).toBe(true);
+        }
+      });
+    }
+
     it('returns only the first schema a page meets, says so, and the next page carries on in the other', async () => {
       const store = await open();
       for (const i of range(0, 3)) await store.append(1, rows([i], [T0 + i], 'json'));
