@@ -56,6 +56,9 @@ export interface StoredBatchPosition {
  */
 export type OfferResult = 'next' | 'range-end' | 'stopped' | 'full';
 
+/** Fraction of a row by which a page may seem to fit one more row (floating-point rounding). */
+const FIT_TOLERANCE_ROWS = 1e-9;
+
 /** First index in `t` whose value is ≥ `x` (`gt`: > `x`). */
 export function searchTimes(t: BigInt64Array, x: bigint, gt: boolean): number {
   let lo = 0;
@@ -140,7 +143,10 @@ export class LogPageBuilder {
         return 'stopped';
       }
       const perRow = at.bytes / n;
-      let fit = Math.floor(this.#bytesLeft / perRow);
+      // Never below zero: a first row bigger than the cap leaves the budget negative, and a
+      // negative take would move the cursor back onto rows already returned. The tolerance
+      // absorbs the rounding of `rows × (bytes / rows)` on batches cut by the range or cursor.
+      let fit = Math.max(0, Math.floor(this.#bytesLeft / perRow + FIT_TOLERANCE_ROWS));
       if (this.#rowsOut === 0) fit = Math.max(fit, 1);
       const avail = to - from;
       const room = p.limit - this.#rowsOut;
@@ -148,7 +154,8 @@ export class LogPageBuilder {
       const piece = asc ? batch.slice(from, from + take) : batch.slice(to - take, to);
       if (take > 0) this.#pieces.push(asc ? piece : reverseRecordBatch(piece));
       this.#rowsOut += take;
-      this.#bytesLeft -= take * perRow;
+      // A whole batch costs its stored bytes exactly, so a cap reached at a batch's end is exact.
+      this.#bytesLeft -= take === n ? at.bytes : take * perRow;
       if (take < avail) {
         // Cut inside this batch: by the byte cap when it, not the limit, was the tighter bound.
         this.#truncated = fit < Math.min(avail, room);

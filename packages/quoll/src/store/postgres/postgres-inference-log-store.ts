@@ -486,7 +486,10 @@ export class PostgresInferenceLogStore implements InferenceLogs {
           rangeEnded = true;
           break;
         }
-        if (rowsPlanned >= page.rowsWanted || bytesPlanned >= page.bytesLeft) break;
+        // At least one batch, even with the byte budget spent (a page ended exactly at a batch's
+        // end, or its first row was bigger than the cap): offered, it gives the page its cursor,
+        // where an empty plan would end the paging with rows left.
+        if (usable.length > 0 && (rowsPlanned >= page.rowsWanted || bytesPlanned >= page.bytesLeft)) break;
         usable.push(m);
         rowsPlanned += m.rows;
         bytesPlanned += m.bytes;
