@@ -286,6 +286,44 @@ describe('LogHandOff', () => {
     expect(read(sent[1]!)).toEqual({ 1: [4] });
   });
 
+  it('leaves out only a kept batch whose layout throws when the next entry of its group ends its run; its neighbours and later messages go', async () => {
+    const dropped: LogPackError[] = [];
+    const { sent, handOff, read } = setUp({
+      queueCapacityRows: 100_000,
+      rowsDropped: (err) => dropped.push(err),
+    });
+    handOff.attach();
+    const n = Math.ceil(STAGE_MAX_BYTES / 12) + 1;
+    const big = batch(
+      2,
+      Array.from({ length: n }, (_, i) => i),
+    );
+    // Admitted (every check passed) and acknowledged: the caller's append resolves.
+    await handOff.append(1, batch(1, [1, 2]));
+    await expect(handOff.append(1, big)).resolves.toBeUndefined();
+    // A small append after it is staged as a new run, so laying it out ends the kept batch's
+    // run: the packer's per-entry wrapper, not the one after the group, sees the failure.
+    await handOff.append(1, batch(3, [3]));
+    await handOff.append(2, batch(4, [4]));
+    // Spoiled after admission: the packer cannot move a DataView (a plain Error, not a LogPackError).
+    Object.defineProperty(big.data.children[1]!, 'values', { value: new DataView(new ArrayBuffer(8)) });
+    handOff.hurry();
+    expect(() => handOff.wantsRows()).not.toThrow();
+    expect(dropped.map((err) => [err.entries, (err.cause as Error).message])).toEqual([
+      [[big], 'log writer: cannot move an Arrow buffer of type DataView'],
+    ]);
+    // Packing failed after the append was acknowledged: it is left out and told, not refused.
+    expect(handOff.refusedAppends).toBe(0);
+    expect(sent.map((m) => m.seq)).toEqual([4]);
+    expect(read(sent[0]!)).toEqual({ 1: [1, 2, 3], 2: [4] });
+    handOff.confirm(4);
+    await handOff.append(1, batch(5, [5]));
+    handOff.hurry();
+    handOff.wantsRows();
+    expect(sent.map((m) => m.seq)).toEqual([4, 5]);
+    expect(read(sent[1]!)).toEqual({ 1: [5] });
+  });
+
   it('hands over without the timer while closing, and close() leaves no timer behind', async () => {
     const { clock, sent, handOff, close } = setUp();
     handOff.attach();
