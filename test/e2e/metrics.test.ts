@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { request } from 'node:http';
 import type { Client } from '@quoll/client';
 import { makeScaleModel } from '../support/synthetic-models.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
@@ -152,6 +153,61 @@ describe('GET /metrics', () => {
     const head = await fetch(`${server.url}/metrics`, { method: 'HEAD', headers: admin });
     expect(head.status).toBe(200);
     expect(await head.text()).toBe('');
+  });
+
+  it('times an answer from the request’s arrival: a body that arrives late is counted in its latency', async () => {
+    // A server of its own, so that this pipeline shows in no other test's figures.
+    const own = await startTestServer();
+    try {
+      const ownClient = own.client();
+      const ws = await ownClient.getWorkspace('slowbody', { createIfNotExist: true });
+      ownClient.setCurrentWorkspace(ws);
+      const version = await ownClient.uploadModel('scale', makeScaleModel({ width: 2 }), {
+        fileName: 'scale.onnx',
+      });
+      const pipeline = await ownClient.buildPipeline('slowbodypipe');
+      await pipeline.addModelStep(version);
+      await pipeline.deploy();
+      const body = '[{"tensor": [1, 2]}]';
+      // The headers now, the body 500 ms later: the answer is timed at 0.3 s or more only if its
+      // start is taken before the body is read (the margin is the timer's and the socket's slack).
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = request(
+          `${own.url}/v1/workspaces/${ws.id}/pipelines/slowbodypipe/infer`,
+          {
+            method: 'POST',
+            headers: {
+              authorization: `Bearer ${own.token}`,
+              'content-type': 'application/json',
+              'content-length': Buffer.byteLength(body),
+            },
+          },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode ?? 0));
+          },
+        );
+        req.on('error', reject);
+        req.flushHeaders();
+        setTimeout(() => req.end(body), 500);
+      });
+      expect(status).toBe(200);
+      const text = await (
+        await fetch(`${own.url}/metrics`, { headers: { authorization: `Bearer ${own.token}` } })
+      ).text();
+      const labels = `workspace="${ws.id}",pipeline="slowbodypipe"`;
+      expect(text).toContain(`quoll_inference_request_duration_seconds_count{${labels}} 1`);
+      const sum = Number(
+        new RegExp(`^quoll_inference_request_duration_seconds_sum\\{${labels}\\} (\\S+)$`, 'm').exec(
+          text,
+        )?.[1],
+      );
+      expect(sum).toBeGreaterThanOrEqual(0.3);
+      expect(sum).toBeLessThan(60);
+    } finally {
+      await own.stop();
+      await own.cleanup();
+    }
   });
 
   it('answers without a token when the server runs with --metrics-public', async () => {

@@ -174,13 +174,10 @@ export async function createApp(
   // unknown body field is (removeAdditional stays false above, so nothing is stripped instead).
   refuseUnknownQueryParameters(app);
   app.decorateRequest('principal', null);
-  app.decorateRequest('receivedAt', 0);
-  // Inference answers are timed from here (count-inferences.ts), only when metrics are on.
-  const timed = ctx.config.metrics;
-  // One callback hook for every request (no promise per request on the hot path): the time,
-  // the declared body length against the route's cap, then the principal.
+  // One callback hook for every request (no promise per request on the hot path): the
+  // declared body length against the route's cap, then the principal. (Inference answers are
+  // timed from Fastify's own start time, count-inferences.ts.)
   app.addHook('onRequest', (req, _reply, done) => {
-    if (timed) req.receivedAt = performance.now();
     // No route decodes compressed bodies: read as they are, a gzip body would be a misleading
     // JSON or ONNX error, and a brotli one of valid-looking bytes would be taken as sent.
     const encoding = req.headers['content-encoding'];

@@ -87,11 +87,6 @@ declare module 'fastify' {
     principal: Principal | null;
     /** On inference requests: the serving pipeline that answered (for the metrics); null until found. */
     servedPipeline: { workspaceId: number; name: string } | null;
-    /**
-     * When metrics are on: `performance.now()` as the first `onRequest` hook ran (the start of
-     * an inference answer's latency); 0 otherwise.
-     */
-    receivedAt: number;
   }
 }
 

@@ -13,8 +13,11 @@ const notCounted: InferenceAnswered = () => undefined;
  * Returns what the plugin's inference handlers call right after they send their answer; every
  * error, thrown before the handler (401, 413, 415, 503 `server_busy`) or inside it, is answered
  * by the plugin's error handler (`onError`, installed here), which then counts it too. So each
- * answer is counted exactly once, with its status and its latency from the first `onRequest`
- * hook (`req.receivedAt`, create-app.ts) to the answer handed to Node. An answer a cluster node
+ * answer is counted exactly once, with its status and its latency from the time Fastify routed
+ * the request (`reply.elapsedTime`: Fastify reads the clock there for every request, before the
+ * `onRequest` hooks) to the answer handed to Node. Quoll's own start time (a `performance.now()`
+ * kept on each request) cost the metrics server about 2 % of its JSON batch-1 throughput
+ * (docs/benchmarks.md, "Metrics on vs off", the metrics lane of 5 December). An answer a cluster node
  * forwards (`forward-request.ts`) is counted by the node that served it.
  *
  * No `onResponse` hook: with one, Fastify runs its hook runner on every response of the scope,
@@ -45,7 +48,7 @@ export function countInferences(
       served?.workspaceId ?? 0,
       served?.name ?? NO_PIPELINE,
       reply.statusCode,
-      (performance.now() - req.receivedAt) / 1000,
+      reply.elapsedTime / 1000,
     );
   };
   app.setErrorHandler((err, req, reply) => {
