@@ -17,6 +17,8 @@ import { recoverLogSegments } from './recover-log-segments.js';
 import type { LogRecoveryReport } from './recover-log-segments.js';
 import { SegmentMirror } from './segment-mirror.js';
 import { SegmentReadCache } from './segment-read-cache.js';
+import { printLogQuarantine } from './poison-log-batch-error.js';
+import type { LogQuarantine } from './poison-log-batch-error.js';
 
 /** Options of {@link InferenceLogStore.open}. */
 export interface InferenceLogStoreOptions {
@@ -117,6 +119,13 @@ export interface InferenceLogStoreOptions {
    * @default prints to stderr
    */
   onError?: (error: Error, retry: { attempt: number; retryInMs: number | null }) => void;
+  /**
+   * Told about rows the writer set aside because they cannot be written by themselves (a batch
+   * that cannot be merged, re-timed, encoded or stored as data): only those are dropped, the
+   * writer goes on with every other row.
+   * @default prints one line to stderr
+   */
+  onQuarantine?: (quarantine: LogQuarantine) => void;
 }
 
 /**
@@ -184,6 +193,7 @@ export const INFERENCE_LOG_DEFAULTS = {
 export class InferenceLogStore {
   readonly #files: LogFilesContext;
   readonly #clock: Clock;
+  #quarantined = 0;
   readonly #opts: Required<Omit<InferenceLogStoreOptions, 'dir' | 'index' | 'clock'>>;
   readonly #settings: Omit<LogWriterSettings, 'startSeq'>;
   /** The append queue, the hand-off timer, the packing, and what the writer has not confirmed. */
@@ -236,6 +246,7 @@ export class InferenceLogStore {
       unavailableWaitMs: options.unavailableWaitMs ?? INFERENCE_LOG_DEFAULTS.unavailableWaitMs,
       stopAttempts: options.stopAttempts ?? INFERENCE_LOG_DEFAULTS.stopAttempts,
       onError: options.onError ?? INFERENCE_LOG_DEFAULTS.onError,
+      onQuarantine: options.onQuarantine ?? printLogQuarantine,
     };
     const o = this.#opts;
     this.#settings = {
@@ -304,6 +315,11 @@ export class InferenceLogStore {
   /** Appends refused alone with `log_rows_refused` (their rows could not be taken) since the store opened. */
   get refusedAppends(): number {
     return this.#handOff.refusedAppends;
+  }
+
+  /** Batches (or unreadable hand-offs) the writer set aside since the store opened: see {@link InferenceLogs.quarantinedBatches}. */
+  get quarantinedBatches(): number {
+    return this.#quarantined;
   }
 
   /** The writer thread's id, `null` while none runs (being restarted, or stopped). */
@@ -463,6 +479,13 @@ export class InferenceLogStore {
       case 'recovered':
         this.#recovered();
         break;
+      case 'quarantined': {
+        const error = new Error(msg.message);
+        error.stack = msg.stack;
+        this.#quarantined++;
+        this.#opts.onQuarantine({ pipelineIds: msg.pipelineIds, rows: msg.rows, error });
+        break;
+      }
       case 'stopped':
         if (msg.failed) this.#fail(this.#down ?? new Error('the inference log writer failed at stop'));
         break;

@@ -18,6 +18,11 @@ export interface InferenceLogs {
   /** Appends refused alone with `log_rows_refused` (their rows could not be taken) since the store opened. */
   readonly refusedAppends: number;
   /**
+   * Batches the writer set aside since the store opened because they cannot be written by
+   * themselves (each told to `onQuarantine`, on stderr by default); every other row is written.
+   */
+  readonly quarantinedBatches: number;
+  /**
    * Queues rows (a table, one record batch or a {@link LogRowSource}, with a `time`
    * Timestamp(ms) column) for the pipeline's log; resolves once queued (waits while the queue
    * is full). Rows that cannot be taken (they do not match their schema, a row source throws)

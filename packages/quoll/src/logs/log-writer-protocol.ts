@@ -67,6 +67,11 @@ export type FromWriter =
   | { type: 'write-failed'; message: string; stack: string; attempt: number; retryInMs: number | null }
   /** Writes succeed again after failures. */
   | { type: 'recovered' }
+  /**
+   * Rows set aside, never to be written: a batch that failed by itself (it cannot be merged,
+   * re-timed or encoded), or a whole message that could not be unpacked (`rows` `null`: unknown).
+   */
+  | { type: 'quarantined'; pipelineIds: number[]; rows: number | null; message: string; stack: string }
   | { type: 'index-call'; id: number; method: IndexMethod; args: unknown[] }
   /** Stopped: everything is sealed (`failed`: writes still failed at stop, what is unwritten is lost). */
   | { type: 'stopped'; failed: boolean };

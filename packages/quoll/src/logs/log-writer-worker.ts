@@ -1,6 +1,7 @@
 // The inference log's writer thread: runs a LogWriter on the appends its owner sends and
 // reaches the segment index through the owner (which holds the database connection).
 import { parentPort, workerData } from 'node:worker_threads';
+import type { RecordBatch } from 'apache-arrow';
 import { systemClock } from '../clock/index.js';
 import { LogBatchUnpacker } from './log-batch-transfer.js';
 import type { LogSegmentIndex } from './log-segment-index.js';
@@ -53,8 +54,24 @@ const unpacker = new LogBatchUnpacker();
 port.on('message', (msg: ToWriter) => {
   switch (msg.type) {
     case 'items': {
-      unpacker.learn(msg.body.schemas);
-      const groups = unpacker.unpack(msg.body);
+      let groups: RecordBatch[][];
+      try {
+        unpacker.learn(msg.body.schemas);
+        groups = unpacker.unpack(msg.body);
+      } catch (err) {
+        // A message that cannot be read cannot be told apart into its rows: it is set aside
+        // whole (its seq still counts as taken), rather than end the thread, which would be
+        // restarted and given the same message again, forever.
+        const error = err instanceof Error ? err : new Error(String(err));
+        post({
+          type: 'quarantined',
+          pipelineIds: msg.pipelineIds,
+          rows: null,
+          message: `an inference log hand-off could not be unpacked: ${error.message}`,
+          stack: error.stack ?? error.message,
+        });
+        groups = [];
+      }
       writer.give({
         seq: msg.seq,
         appends: msg.pipelineIds.map((pipelineId, k) => ({ pipelineId, batches: groups[k] ?? [] })),

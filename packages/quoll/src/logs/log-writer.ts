@@ -14,6 +14,7 @@ import type { LogFilesContext } from './log-segment-files.js';
 import type { LogSegmentUpdate } from './log-segment-index.js';
 import type { FromWriter, LogWriterSettings, SegmentProgress } from './log-writer-protocol.js';
 import { OpenSegment } from './open-segment.js';
+import { PoisonLogBatchError, rowStep } from './poison-log-batch-error.js';
 import { recoverLogSegments } from './recover-log-segments.js';
 import { schemaIdOf } from './schema-id.js';
 import { segmentPath, sidecarPath, timeValues } from './segment-file.js';
@@ -75,6 +76,11 @@ export class LogWriter {
   #lastSyncAt: number;
   /** Ends the current wait (input, flush, stop, timer). */
   #wake: (() => void) | null = null;
+  /**
+   * Pipelines whose rows failed by themselves ({@link PoisonLogBatchError}): their backlog is
+   * written next one batch at a time, unmerged, and a batch that fails so is set aside.
+   */
+  readonly #isolate = new Set<number>();
 
   constructor(
     files: LogFilesContext,
@@ -134,6 +140,13 @@ export class LogWriter {
         }
         if (await this.#step()) return true;
       } catch (err) {
+        if (err instanceof PoisonLogBatchError && !this.#isolate.has(err.pipelineId)) {
+          // Not a disk failure: retrying the same rows would fail forever and hold every
+          // pipeline's log. Repair at once and write that pipeline's batches one by one.
+          this.#isolate.add(err.pipelineId);
+          this.#down = err;
+          continue;
+        }
         const error = err instanceof Error ? err : new Error(String(err));
         this.#down = error;
         failures++;
@@ -314,23 +327,44 @@ export class LogWriter {
   async #writePipeline(pipelineId: number, batches: RecordBatch[]): Promise<boolean> {
     const st = await this.#pipelineState(pipelineId);
     const { segmentMaxRows, segmentMaxBytes } = this.#settings;
+    const isolate = this.#isolate.has(pipelineId);
     // A merged batch stays within a segment's caps, so segments still roll where configured.
-    const merged = coalesceLogBatches(
-      batches,
-      COALESCE_BELOW_ROWS,
-      Math.min(COALESCE_MAX_ROWS, segmentMaxRows),
-      Math.min(COALESCE_MAX_BYTES, segmentMaxBytes / 2),
-    );
+    // Isolated, nothing is merged: a batch that cannot be written then fails alone.
+    const merged = isolate
+      ? batches
+      : rowStep(pipelineId, () =>
+          coalesceLogBatches(
+            batches,
+            COALESCE_BELOW_ROWS,
+            Math.min(COALESCE_MAX_ROWS, segmentMaxRows),
+            Math.min(COALESCE_MAX_BYTES, segmentMaxBytes / 2),
+          ),
+        );
     // Each staged batch, with its segment and its position there: it is in the file once the
     // segment's batch index counts past that position.
     const placed: { batch: RecordBatch; seg: OpenSegment; pos: number }[] = [];
     let sealed = false;
     try {
       for (const original of merged) {
-        const { batch, last } = clampLogTime(original, st.lastTime);
+        let prepared;
+        try {
+          prepared = rowStep(pipelineId, () => {
+            const clamped = clampLogTime(original, st.lastTime);
+            const t = timeValues(clamped.batch);
+            return {
+              ...clamped,
+              schemaId: schemaIdOf(clamped.batch.schema),
+              msg: this.#encoder.encodeBatch(clamped.batch),
+              firstTime: Number(t[0]),
+            };
+          });
+        } catch (err) {
+          if (!isolate) throw err;
+          this.#setAside(pipelineId, original, err as PoisonLogBatchError);
+          continue;
+        }
+        const { batch, last, schemaId, msg, firstTime } = prepared;
         st.lastTime = last;
-        const schemaId = schemaIdOf(batch.schema);
-        const msg = this.#encoder.encodeBatch(batch);
         let seg = st.open;
         if (
           seg !== null &&
@@ -360,9 +394,8 @@ export class LogWriter {
           );
           st.open = seg;
         }
-        const t = timeValues(batch);
         placed.push({ batch, seg, pos: seg.index.count + seg.stagedBatches });
-        seg.stage(msg.chunks, msg.bytes, batch.numRows, Number(t[0]), Number(last));
+        seg.stage(msg.chunks, msg.bytes, batch.numRows, firstTime, Number(last));
       }
       await st.open?.writeStaged();
     } catch (err) {
@@ -375,7 +408,20 @@ export class LogWriter {
       throw err;
     }
     this.#backlog.delete(pipelineId);
+    this.#isolate.delete(pipelineId);
     return sealed;
+  }
+
+  /** Drops a batch that cannot be written (only it: its pipeline's other batches are written) and tells the owner. */
+  #setAside(pipelineId: number, batch: RecordBatch, err: PoisonLogBatchError): void {
+    const cause = err.cause instanceof Error ? err.cause : err;
+    this.#post({
+      type: 'quarantined',
+      pipelineIds: [pipelineId],
+      rows: batch.numRows,
+      message: err.message,
+      stack: cause.stack ?? cause.message,
+    });
   }
 
   async #seal(st: PipelineWriteState, seg: OpenSegment): Promise<void> {

@@ -8,6 +8,7 @@ import {
   logStoreClosedError,
   logStoreUnavailableError,
   planLogQuery,
+  printLogQuarantine,
 } from '../../logs/index.js';
 import type {
   InferenceLogs,
@@ -16,6 +17,7 @@ import type {
   LogRowSource,
   LogQuery,
   LogQueryPlan,
+  LogQuarantine,
 } from '../../logs/index.js';
 import { systemClock } from '../../clock/index.js';
 import { spawnModuleWorker } from '../../threads/index.js';
@@ -72,6 +74,13 @@ export interface PostgresInferenceLogOptions {
   stopAttempts?: number;
   /** Told about every failed write (`retryInMs` null: given up at stop). @default stderr */
   onError?: (error: Error, retry: { attempt: number; retryInMs: number | null }) => void;
+  /**
+   * Told about rows the writer set aside because they cannot be stored by themselves (a batch
+   * that cannot be merged, re-timed or encoded, or that PostgreSQL refuses as data): only those
+   * are dropped, the writer goes on with every other row.
+   * @default prints one line to stderr
+   */
+  onQuarantine?: (quarantine: LogQuarantine) => void;
   /** Told when the writer's vacuum after retention trims fails (nothing is lost: the rows are stored). @default stderr */
   onVacuumError?: (message: string) => void;
   /** Tests only: the statement the writer thread runs as its vacuum after trims. */
@@ -117,6 +126,7 @@ const META_WINDOW = 32;
  */
 export class PostgresInferenceLogStore implements InferenceLogs {
   readonly #db: PostgresDatabase;
+  #quarantined = 0;
   readonly #opts: Required<Omit<PostgresInferenceLogOptions, 'nodeId' | 'vacuumStatement'>> & {
     nodeId: string;
   };
@@ -164,6 +174,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
               : `quoll: storing inference logs failed (attempt ${retry.attempt}, retrying in ${retry.retryInMs} ms; rows stay queued): ${error.message}\n`,
           );
         }),
+      onQuarantine: options.onQuarantine ?? printLogQuarantine,
       onVacuumError:
         options.onVacuumError ??
         ((message) => {
@@ -276,6 +287,11 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     await exited;
   }
 
+  /** Batches (or unreadable hand-offs) the writer set aside since the store opened. */
+  get quarantinedBatches(): number {
+    return this.#quarantined;
+  }
+
   async storedBytes(pipelineId?: number): Promise<number> {
     const row =
       pipelineId === undefined
@@ -359,6 +375,13 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       case 'vacuum-failed':
         this.#opts.onVacuumError(msg.message);
         break;
+      case 'quarantined': {
+        const error = new Error(msg.message);
+        error.stack = msg.stack;
+        this.#quarantined++;
+        this.#opts.onQuarantine({ pipelineIds: msg.pipelineIds, rows: msg.rows, error });
+        break;
+      }
       case 'stopped':
         if (msg.failed) this.#fail(this.#down ?? new Error('the inference log writer failed at stop'));
         else this.#confirm(this.#handOff.queue.lastSeq);

@@ -6,6 +6,7 @@ import {
   COALESCE_BELOW_ROWS,
   COALESCE_MAX_BYTES,
   COALESCE_MAX_ROWS,
+  rowStep,
   schemaIdOf,
   timeValues,
 } from '../../logs/index.js';
@@ -155,7 +156,7 @@ export class PostgresLogBatchWriter {
   async writeAlone(sql: Sql, pipelineId: number, batches: readonly RecordBatch[]): Promise<boolean> {
     const head = this.#heads.get(pipelineId);
     if (head === undefined) return false;
-    const merged = this.#merge(batches);
+    const merged = rowStep(pipelineId, () => this.#merge(batches));
     if (merged.length === 0 || merged.length > INSERT_MAX_BATCHES) return false;
     let seq = head.nextSeq;
     let lastTime = head.lastTime;
@@ -164,11 +165,14 @@ export class PostgresLogBatchWriter {
     const tuples: string[] = [];
     const values: BoundValue[] = [];
     for (const original of merged) {
-      const { batch, last } = clampLogTime(original, lastTime);
+      const { batch, last, schemaId } = rowStep(pipelineId, () => {
+        const clamped = clampLogTime(original, lastTime);
+        return { ...clamped, schemaId: schemaIdOf(clamped.batch.schema) };
+      });
       lastTime = last;
-      const schemaId = schemaIdOf(batch.schema);
       if (!this.#storedSchemas.has(schemaId)) return false;
-      const { fields, msg } = this.#encode(batch, seq++, schemaId, last);
+      const { fields, msg } = rowStep(pipelineId, () => this.#encode(batch, seq, schemaId, last));
+      seq++;
       const b = 9 + values.length;
       tuples.push(
         `($${b + 1}::bigint, $${b + 2}::text, $${b + 3}::integer, $${b + 4}::integer, $${b + 5}::bigint, $${b + 6}::bigint, $${b + 7}::bytea)`,
@@ -273,7 +277,7 @@ export class PostgresLogBatchWriter {
     let lastTime = head.last_time === null ? NO_TIME : BigInt(head.last_time);
     let rows = 0;
     let bytes = 0;
-    const merged = this.#merge(batches);
+    const merged = rowStep(pipelineId, () => this.#merge(batches));
     const createdAt = this.#now();
     let values: BoundValue[] = [];
     let pending = 0;
@@ -310,18 +314,23 @@ export class PostgresLogBatchWriter {
       await older;
     };
     for (const original of merged) {
-      const { batch, last } = clampLogTime(original, lastTime);
+      const { batch, last, schemaId } = rowStep(pipelineId, () => {
+        const clamped = clampLogTime(original, lastTime);
+        return { ...clamped, schemaId: schemaIdOf(clamped.batch.schema) };
+      });
       lastTime = last;
-      const schemaId = schemaIdOf(batch.schema);
       if (!this.#storedSchemas.has(schemaId) && !schemas.includes(schemaId)) {
-        const message = Buffer.concat(this.#encoder.encodeSchema(batch.schema).chunks);
+        const message = rowStep(pipelineId, () =>
+          Buffer.concat(this.#encoder.encodeSchema(batch.schema).chunks),
+        );
         await sql.run(
           'INSERT INTO inference_log_schemas (schema_id, message) VALUES ($1, $2) ON CONFLICT (schema_id) DO NOTHING',
           [schemaId, message],
         );
         schemas.push(schemaId);
       }
-      const { fields, msg } = this.#encode(batch, seq++, schemaId, last);
+      const { fields, msg } = rowStep(pipelineId, () => this.#encode(batch, seq, schemaId, last));
+      seq++;
       values.push(String(pipelineId), ...fields, this.#nodeId, String(createdAt), msg);
       pending++;
       pendingBytes += msg.bytes;

@@ -49,6 +49,12 @@ export type FromPostgresLogWriter =
   | { type: 'write-failed'; message: string; stack: string; attempt: number; retryInMs: number | null }
   /** Writes succeed again after failures. */
   | { type: 'recovered' }
+  /**
+   * Rows set aside, never to be stored: a batch that failed by itself (it cannot be merged,
+   * re-timed or encoded, or PostgreSQL refused it as data), or a whole message that could not be
+   * unpacked (`rows` `null`: unknown).
+   */
+  | { type: 'quarantined'; pipelineIds: number[]; rows: number | null; message: string; stack: string }
   /** The vacuum after retention trims failed (nothing else changes: the rows are stored). */
   | { type: 'vacuum-failed'; message: string }
   /** Stopped (`failed`: writes still failed at stop, what is unwritten is lost). */

@@ -3,8 +3,8 @@
 // stay off the request thread (as the embedded store's writer thread keeps file writes off it).
 import { parentPort, workerData } from 'node:worker_threads';
 import type { RecordBatch } from 'apache-arrow';
-import { LogBatchUnpacker } from '../../logs/index.js';
-import { PostgresDatabase } from './postgres-database.js';
+import { LogBatchUnpacker, PoisonLogBatchError } from '../../logs/index.js';
+import { PostgresDatabase, sqlState } from './postgres-database.js';
 import { PostgresLogBatchWriter, VACUUM_LOG_BATCHES } from './postgres-log-batch-writer.js';
 import type {
   FromPostgresLogWriter,
@@ -46,8 +46,24 @@ const wakeUp = (): void => {
 
 port.on('message', (msg: ToPostgresLogWriter) => {
   if (msg.type === 'items') {
-    unpacker.learn(msg.body.schemas);
-    const groups = unpacker.unpack(msg.body);
+    let groups: RecordBatch[][];
+    try {
+      unpacker.learn(msg.body.schemas);
+      groups = unpacker.unpack(msg.body);
+    } catch (err) {
+      // A message that cannot be read cannot be told apart into its rows: it is set aside whole
+      // (its seq still counts as stored), rather than end the thread, which would be restarted
+      // and given the same message again, forever.
+      const error = err instanceof Error ? err : new Error(String(err));
+      post({
+        type: 'quarantined',
+        pipelineIds: msg.pipelineIds,
+        rows: null,
+        message: `an inference log hand-off could not be unpacked: ${error.message}`,
+        stack: error.stack ?? error.message,
+      });
+      groups = [];
+    }
     msg.pipelineIds.forEach((pipelineId, k) => {
       const batches = groups[k] ?? [];
       const list = backlog.get(pipelineId);
@@ -65,6 +81,47 @@ port.on('message', (msg: ToPostgresLogWriter) => {
 
 /** The rows being stored (kept across failed attempts), and the highest append seq among them. */
 let writing: { batches: Map<number, RecordBatch[]>; seq: number } | null = null;
+/**
+ * Pipelines whose rows failed by themselves (a `PoisonLogBatchError`, or PostgreSQL refused
+ * them as data): written next one batch at a time, each in a transaction of its own, and a
+ * batch that fails so again is set aside (told in `quarantined`) while the rest are stored.
+ */
+const isolate = new Set<number>();
+
+/** Whether PostgreSQL refused a statement for the values it carried (data exception, or a limit), not for the connection or a lock. */
+function isDataError(err: unknown): boolean {
+  const state = sqlState(err);
+  return state !== null && (state.startsWith('22') || state.startsWith('54'));
+}
+
+/** Stores the isolated pipelines' batches one by one, setting aside those that fail by themselves. */
+async function writeIsolated(batches: Map<number, RecordBatch[]>): Promise<void> {
+  for (const id of [...batches.keys()].sort((a, b) => a - b)) {
+    if (!isolate.has(id)) continue;
+    const list = batches.get(id) ?? [];
+    while (list.length > 0) {
+      const batch = list[0]!;
+      try {
+        writer.committed(await db.transaction((sql) => writer.write(sql, id, [batch])));
+      } catch (err) {
+        // Anything else (a lost connection, a lock) is retried as any failed write is; the
+        // batches stored so far are off the list, so the retry repeats none.
+        if (!(err instanceof PoisonLogBatchError) && !isDataError(err)) throw err;
+        const cause = err instanceof PoisonLogBatchError && err.cause instanceof Error ? err.cause : err;
+        post({
+          type: 'quarantined',
+          pipelineIds: [id],
+          rows: batch.numRows,
+          message: err instanceof Error ? err.message : String(err),
+          stack: cause instanceof Error ? (cause.stack ?? cause.message) : String(cause),
+        });
+      }
+      list.shift();
+    }
+    batches.delete(id);
+    isolate.delete(id);
+  }
+}
 
 /**
  * Stores what has come (or retries what a failed attempt held) in one transaction, pipelines
@@ -78,10 +135,13 @@ async function writeBacklog(): Promise<void> {
     backlog.clear();
   }
   const { batches, seq } = writing;
+  if (isolate.size > 0) await writeIsolated(batches);
   const pipelineIds = [...batches.keys()].sort((a, b) => a - b);
   // One pipeline (the common case) goes in one statement when the writer knows its head.
   const only = pipelineIds.length === 1 ? pipelineIds[0]! : null;
-  if (only === null || !(await writer.writeAlone(db, only, batches.get(only) ?? []))) {
+  if (pipelineIds.length === 0) {
+    // Nothing left to store (every pipeline was isolated).
+  } else if (only === null || !(await writer.writeAlone(db, only, batches.get(only) ?? []))) {
     const schemas = await db.transaction(async (sql) => {
       const inserted: string[] = [];
       for (const id of pipelineIds) inserted.push(...(await writer.write(sql, id, batches.get(id) ?? [])));
@@ -198,6 +258,15 @@ async function run(): Promise<boolean> {
         wake = resolve;
       });
     } catch (err) {
+      if (writing !== null && (err instanceof PoisonLogBatchError || isDataError(err))) {
+        // Not a database failure: retrying the same rows would fail forever and hold every
+        // pipeline's log. Store the pipelines they may belong to one batch at a time, at once.
+        const ids = err instanceof PoisonLogBatchError ? [err.pipelineId] : [...writing.batches.keys()];
+        if (ids.some((id) => !isolate.has(id))) {
+          for (const id of ids) isolate.add(id);
+          continue;
+        }
+      }
       const error = err instanceof Error ? err : new Error(String(err));
       failures++;
       const base = {
