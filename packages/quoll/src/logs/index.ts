@@ -4,7 +4,7 @@ export type { InferenceLogs } from './inference-logs.js';
 export { admitLogRows, logStoreClosedError, logStoreUnavailableError } from './log-append-rules.js';
 export { isLogRowSource } from './log-row-source.js';
 export type { LogAppendBatch, LogRowLeaf, LogRowSource } from './log-row-source.js';
-export { checkLogBatch, checkLogSchema, clampLogTime } from './log-batch-checks.js';
+export { checkBatchShape, checkLogBatch, checkLogSchema, clampLogTime } from './log-batch-checks.js';
 export { LogAppendQueue } from './log-append-queue.js';
 export type { QueuedAppend } from './log-append-queue.js';
 export { LogHandOff } from './log-hand-off.js';

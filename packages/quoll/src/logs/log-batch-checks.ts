@@ -6,11 +6,47 @@ import { kindOf } from './log-staging.js';
 import { timeValues } from './segment-file.js';
 
 /**
+ * Throws unless every column of a batch holds the batch's rows: each column's length is the
+ * batch's row count, and each buffer of values holds the values of those rows. A writer runs it
+ * on what it was handed (cheap: a few comparisons per column), so that a batch whose layout
+ * does not hold together is set aside rather than stored for its readers to fail on.
+ */
+export function checkBatchShape(batch: RecordBatch): void {
+  const rows = batch.numRows;
+  const visit = (d: Data, name: string): void => {
+    const values = d.values as ArrayLike<unknown> | undefined;
+    const stride = (d as { stride?: number }).stride ?? 1;
+    const fixedWidth = DataType.isInt(d.type) || DataType.isFloat(d.type) || DataType.isTimestamp(d.type);
+    // Flat values and a fixed-size list's items of a (sliced) Data start at its first row.
+    if (fixedWidth && values !== undefined) {
+      if (values.length < d.length * stride)
+        throw new Error(`column "${name}" holds ${values.length} values for ${d.length} rows`);
+    }
+    if (DataType.isFixedSizeList(d.type)) {
+      const child = d.children[0];
+      const size = d.type.listSize;
+      if (child === undefined || child.length < d.length * size)
+        throw new Error(
+          `column "${name}" holds ${child?.length ?? 0} items for ${d.length} lists of ${size}`,
+        );
+      visit(child, name);
+    }
+  };
+  batch.schema.fields.forEach((field, i) => {
+    const column = batch.data.children[i];
+    if (column === undefined || column.length !== rows)
+      throw new Error(`column "${field.name}" has ${column?.length ?? 0} rows in a batch of ${rows}`);
+    visit(column, field.name);
+  });
+}
+
+/**
  * Returns the batch with its `time` column made non-decreasing and not below `after`
  * (each value raised to the running maximum), or the batch itself when it already is.
  * Queries binary-search on time, so the order must hold along the whole pipeline.
  */
 export function clampLogTime(batch: RecordBatch, after: bigint): { batch: RecordBatch; last: bigint } {
+  checkBatchShape(batch);
   const t = timeValues(batch);
   let prev = after;
   let ok = true;

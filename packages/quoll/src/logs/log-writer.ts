@@ -8,7 +8,7 @@ import {
   COALESCE_MAX_ROWS,
   coalesceLogBatches,
 } from './coalesce-log-batches.js';
-import { clampLogTime } from './log-batch-checks.js';
+import { checkBatchShape, clampLogTime } from './log-batch-checks.js';
 import { enforceLogRetention } from './log-segment-files.js';
 import type { LogFilesContext } from './log-segment-files.js';
 import type { LogSegmentUpdate } from './log-segment-index.js';
@@ -332,14 +332,16 @@ export class LogWriter {
     // Isolated, nothing is merged: a batch that cannot be written then fails alone.
     const merged = isolate
       ? batches
-      : rowStep(pipelineId, () =>
-          coalesceLogBatches(
+      : rowStep(pipelineId, () => {
+          // Merging copies the values each batch says it has: a batch that lies is caught first.
+          for (const b of batches) checkBatchShape(b);
+          return coalesceLogBatches(
             batches,
             COALESCE_BELOW_ROWS,
             Math.min(COALESCE_MAX_ROWS, segmentMaxRows),
             Math.min(COALESCE_MAX_BYTES, segmentMaxBytes / 2),
-          ),
-        );
+          );
+        });
     // Each staged batch, with its segment and its position there: it is in the file once the
     // segment's batch index counts past that position.
     const placed: { batch: RecordBatch; seg: OpenSegment; pos: number }[] = [];

@@ -24,9 +24,10 @@ const rowsOf = (ids: number[]) =>
 type Spoil = (body: PackedBatches) => void;
 
 /** As in `log-writer-thread.poison.test.ts`: the meta of a packed batch spoiled after every check. */
-const POISONS: { name: string; spoil: Spoil }[] = [
-  { name: 'a hand-off that cannot be unpacked', spoil: (body) => (body.meta[6] = 99) },
-  { name: 'a batch that unpacks but cannot be stored', spoil: (body) => (body.meta[9] = -1) },
+const POISONS: { name: string; spoil: Spoil; rows: number | null }[] = [
+  { name: 'a hand-off that cannot be unpacked', spoil: (body) => (body.meta[6] = 99), rows: null },
+  { name: 'a batch that unpacks but cannot be stored', spoil: (body) => (body.meta[9] = -1), rows: 5 },
+  { name: "a batch whose row count is not its columns'", spoil: (body) => (body.meta[1] = 50), rows: 50 },
 ];
 
 describe.skipIf(!runPostgresTests)(
@@ -41,7 +42,7 @@ describe.skipIf(!runPostgresTests)(
       await database?.drop();
     });
 
-    for (const { name, spoil } of POISONS) {
+    for (const { name, spoil, rows } of POISONS) {
       it(`sets aside ${name}, stores the hand-offs around it, and stops cleanly`, async () => {
         const schema = `poison${++schemaNo}`;
         const db = await PostgresDatabase.open({ url: database.url, schema, poolSize: 2 });
@@ -104,7 +105,7 @@ describe.skipIf(!runPostgresTests)(
         expect(messages.at(-1)).toEqual({ type: 'stopped', failed: false });
         const quarantined = messages.filter((m) => m.type === 'quarantined');
         expect(quarantined.map((q) => q.pipelineIds)).toEqual([[1]]);
-        expect([null, 5]).toContain(quarantined[0]?.rows);
+        expect(quarantined[0]?.rows).toBe(rows);
 
         const store = new PostgresInferenceLogStore(db, { nodeId: 'reader' });
         try {
