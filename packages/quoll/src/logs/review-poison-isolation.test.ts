@@ -1,0 +1,117 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RecordBatch } from 'apache-arrow';
+import { afterAll, describe, expect, it } from 'vitest';
+import { systemClock } from '../clock/index.js';
+import { openStore } from '../store/open-store.js';
+import { LOG_T0, idRange, inferenceLogRows, logPageIds } from '../store/conformance/inference-log-rows.js';
+import { InferenceLogStore } from './inference-log-store.js';
+import { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
+import type { LogSegmentIndex } from './log-segment-index.js';
+import type { FromWriter, LogWriterSettings } from './log-writer-protocol.js';
+import { LogWriter } from './log-writer.js';
+import { SegmentReadCache } from './segment-read-cache.js';
+
+const root = mkdtempSync(join(tmpdir(), 'quoll-review-poison-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+const rowsOf = (ids: number[]) =>
+  inferenceLogRows(
+    ids,
+    ids.map((id) => LOG_T0 + id * 10),
+  );
+
+/** Rows as the writer thread gets them (packed and unpacked); `poison` spoils the time column as the branch's own poison test does. */
+function handOff(ids: number[], poison = false): RecordBatch {
+  const packer = new LogBatchPacker();
+  const job = packer.begin([[rowsOf(ids)]]);
+  job.step(Number.MAX_SAFE_INTEGER);
+  if (poison) job.body.meta[9] = -1;
+  const unpacker = new LogBatchUnpacker();
+  unpacker.learn(job.body.schemas);
+  return unpacker.unpack(job.body)[0]![0]!;
+}
+
+async function runWriter(
+  inputs: RecordBatch[][],
+  segmentMaxRows: number,
+  failIndex: (method: string, call: number) => boolean,
+) {
+  const dir = mkdtempSync(join(root, 'logs-'));
+  const stores = await openStore({ kind: 'sqlite', path: join(dir, 'quoll.db') });
+  const calls = new Map<string, number>();
+  const index = new Proxy(stores.logIndex, {
+    get(target, prop, receiver) {
+      const value = Reflect.get(target, prop, receiver) as unknown;
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        const name = String(prop);
+        const n = (calls.get(name) ?? 0) + 1;
+        calls.set(name, n);
+        // A transient failure of the index (e.g. SQLITE_BUSY, EIO): not the rows' fault.
+        if (failIndex(name, n)) return Promise.reject(new Error(`transient: ${name} failed (EIO)`));
+        return (value as (...a: unknown[]) => unknown).apply(target, args);
+      };
+    },
+  }) as LogSegmentIndex;
+  const settings: LogWriterSettings = {
+    dir,
+    syncIntervalMs: 20,
+    segmentMaxRows,
+    segmentMaxBytes: 64 * 1024 * 1024,
+    maxBytesPerPipeline: 1024 ** 3,
+    maxBytesTotal: 1024 ** 3,
+    retryDelayMs: 5,
+    maxRetryDelayMs: 20,
+    stopAttempts: 5,
+    startSeq: 0,
+  };
+  const messages: FromWriter[] = [];
+  const writer = new LogWriter(
+    { root: dir, index, cache: new SegmentReadCache(dir, 0) },
+    settings,
+    systemClock,
+    (m) => messages.push(m),
+  );
+  inputs.forEach((batches, i) => writer.give({ seq: i + 1, appends: [{ pipelineId: 1, batches }] }));
+  writer.stop(inputs.length);
+  const ok = await writer.run();
+  const store = await InferenceLogStore.open({ dir, index: stores.logIndex });
+  try {
+    const ids = logPageIds(await store.query(1, { limit: 1000, order: 'asc' }));
+    return { ok, ids, messages };
+  } finally {
+    await store.stop();
+    await stores.close();
+  }
+}
+
+describe('review: the embedded writer after a batch was set aside', () => {
+  it('a transient index failure after a set-aside batch neither repeats nor loses rows', async () => {
+    // One hand-off: A, the poison P, B, C (5 rows each). Segments of 10 rows: A and B fill the
+    // first, C rolls to a second, whose index row fails once (transient).
+    const { ok, ids, messages } = await runWriter(
+      [[handOff(idRange(0, 5)), handOff(idRange(5, 5), true), handOff(idRange(10, 5)), handOff(idRange(15, 5))]],
+      10,
+      (method, n) => method === 'addSegment' && n === 2,
+    );
+    const types = messages.map((m) => m.type);
+    expect(ok, types.join(' ')).toBe(true);
+    expect(types).toContain('quarantined');
+    expect(ids).toEqual([...idRange(0, 5), ...idRange(10, 5), ...idRange(15, 5)]);
+  });
+
+  it('the rows set aside are only the poison batch, not healthy rows merged with it', async () => {
+    // Separate hand-offs, so the writer merges them (small batches of one schema).
+    const { ok, ids, messages } = await runWriter(
+      [[handOff(idRange(0, 5))], [handOff(idRange(5, 5), true)], [handOff(idRange(10, 5))]],
+      1_000_000,
+      () => false,
+    );
+    const q = messages.filter((m) => m.type === 'quarantined');
+    expect(ok).toBe(true);
+    expect(q.map((m) => (m as { rows: number | null }).rows)).toEqual([5]);
+    expect(ids).toEqual([...idRange(0, 5), ...idRange(10, 5)]);
+  });
+});
