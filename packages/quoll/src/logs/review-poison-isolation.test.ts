@@ -2,7 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RecordBatch } from 'apache-arrow';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { ArrowMessageEncoder } from './arrow-message-encoder.js';
 import { systemClock } from '../clock/index.js';
 import { openStore } from '../store/open-store.js';
 import { LOG_T0, idRange, inferenceLogRows, logPageIds } from '../store/conformance/inference-log-rows.js';
@@ -113,5 +114,27 @@ describe('review: the embedded writer after a batch was set aside', () => {
     expect(ok).toBe(true);
     expect(q.map((m) => (m as { rows: number | null }).rows)).toEqual([5]);
     expect(ids).toEqual([...idRange(0, 5), ...idRange(10, 5)]);
+  });
+
+  it('a transient allocation failure (memory pressure) while encoding is not taken for poison: no acked row is dropped', async () => {
+    // Two calls fail as V8 fails an ArrayBuffer allocation under memory pressure: the first in
+    // the normal write, the second in the immediate isolated retry (no backoff in between).
+    const original = ArrowMessageEncoder.prototype.encodeBatch;
+    let calls = 0;
+    const spy = vi.spyOn(ArrowMessageEncoder.prototype, 'encodeBatch').mockImplementation(function (
+      this: ArrowMessageEncoder,
+      ...args: Parameters<ArrowMessageEncoder['encodeBatch']>
+    ) {
+      if (++calls <= 2) throw new RangeError('Array buffer allocation failed');
+      return original.apply(this, args);
+    });
+    try {
+      const { ok, ids, messages } = await runWriter([[handOff(idRange(0, 5))]], 1_000_000, () => false);
+      expect(ok).toBe(true);
+      expect(messages.map((m) => m.type)).not.toContain('quarantined');
+      expect(ids).toEqual(idRange(0, 5));
+    } finally {
+      spy.mockRestore();
+    }
   });
 });
