@@ -13,6 +13,7 @@ import type { LogSegmentIndex } from './log-segment-index.js';
 import type { FromWriter, LogWriterSettings } from './log-writer-protocol.js';
 import { LogWriter } from './log-writer.js';
 import { SegmentReadCache } from './segment-read-cache.js';
+import { timeValues } from './segment-file.js';
 
 const root = mkdtempSync(join(tmpdir(), 'quoll-review-poison-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -133,6 +134,34 @@ describe('review: the embedded writer after a batch was set aside', () => {
       expect(ok).toBe(true);
       expect(messages.map((m) => m.type)).not.toContain('quarantined');
       expect(ids).toEqual(idRange(0, 5));
+    } finally {
+      spy.mockRestore();
+    }
+  });
+
+  it('a poison hand-off merged by the writer with healthy neighbours: only its own rows are set aside', async () => {
+    // A poison the merge does not notice: the rows of ids 5..9 cannot be encoded (deterministic,
+    // the rows' own fault). Three small hand-offs, which the writer merges into one batch.
+    const original = ArrowMessageEncoder.prototype.encodeBatch;
+    const poisonTimes = new Set(idRange(5, 5).map((id) => BigInt(LOG_T0 + id * 10)));
+    const spy = vi.spyOn(ArrowMessageEncoder.prototype, 'encodeBatch').mockImplementation(function (
+      this: ArrowMessageEncoder,
+      ...args: Parameters<ArrowMessageEncoder['encodeBatch']>
+    ) {
+      if ([...timeValues(args[0])].some((t) => poisonTimes.has(t))) throw new TypeError('cannot encode this column');
+      return original.apply(this, args);
+    });
+    try {
+      const { ok, ids, messages } = await runWriter(
+        [[handOff(idRange(0, 5))], [handOff(idRange(5, 5))], [handOff(idRange(10, 5))]],
+        1_000_000,
+        () => false,
+      );
+      const q = messages.filter((m) => m.type === 'quarantined') as { rows: number | null }[];
+      expect(ok).toBe(true);
+      // docs/inference-logs.md: "The smallest thing it can set aside is one batch it was handed".
+      expect(q.map((m) => m.rows)).toEqual([5]);
+      expect(ids).toEqual([...idRange(0, 5), ...idRange(10, 5)]);
     } finally {
       spy.mockRestore();
     }
