@@ -9,7 +9,6 @@ import { openStore } from '../store/open-store.js';
 import { LOG_T0, idRange, inferenceLogRows, logPageIds } from '../store/conformance/inference-log-rows.js';
 import { InferenceLogStore } from './inference-log-store.js';
 import { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
-import type { LogSegmentIndex } from './log-segment-index.js';
 import type { FromWriter, LogWriterSettings } from './log-writer-protocol.js';
 import { LogWriter } from './log-writer.js';
 import { SegmentReadCache } from './segment-read-cache.js';
@@ -45,7 +44,7 @@ async function runWriter(
   const calls = new Map<string, number>();
   const index = new Proxy(stores.logIndex, {
     get(target, prop, receiver) {
-      const value = Reflect.get(target, prop, receiver) as unknown;
+      const value: unknown = Reflect.get(target, prop, receiver);
       if (typeof value !== 'function') return value;
       return (...args: unknown[]) => {
         const name = String(prop);
@@ -56,7 +55,7 @@ async function runWriter(
         return (value as (...a: unknown[]) => unknown).apply(target, args);
       };
     },
-  }) as LogSegmentIndex;
+  });
   const settings: LogWriterSettings = {
     dir,
     syncIntervalMs: 20,
@@ -94,7 +93,14 @@ describe('review: the embedded writer after a batch was set aside', () => {
     // One hand-off: A, the poison P, B, C (5 rows each). Segments of 10 rows: A and B fill the
     // first, C rolls to a second, whose index row fails once (transient).
     const { ok, ids, messages } = await runWriter(
-      [[handOff(idRange(0, 5)), handOff(idRange(5, 5), true), handOff(idRange(10, 5)), handOff(idRange(15, 5))]],
+      [
+        [
+          handOff(idRange(0, 5)),
+          handOff(idRange(5, 5), true),
+          handOff(idRange(10, 5)),
+          handOff(idRange(15, 5)),
+        ],
+      ],
       10,
       (method, n) => method === 'addSegment' && n === 2,
     );
@@ -120,6 +126,7 @@ describe('review: the embedded writer after a batch was set aside', () => {
   it('a transient allocation failure (memory pressure) while encoding is not taken for poison: no acked row is dropped', async () => {
     // Two calls fail as V8 fails an ArrayBuffer allocation under memory pressure: the first in
     // the normal write, the second in the immediate isolated retry (no backoff in between).
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with its `this` below
     const original = ArrowMessageEncoder.prototype.encodeBatch;
     let calls = 0;
     const spy = vi.spyOn(ArrowMessageEncoder.prototype, 'encodeBatch').mockImplementation(function (
@@ -142,13 +149,15 @@ describe('review: the embedded writer after a batch was set aside', () => {
   it('a poison hand-off merged by the writer with healthy neighbours: only its own rows are set aside', async () => {
     // A poison the merge does not notice: the rows of ids 5..9 cannot be encoded (deterministic,
     // the rows' own fault). Three small hand-offs, which the writer merges into one batch.
+    // eslint-disable-next-line @typescript-eslint/unbound-method -- called with its `this` below
     const original = ArrowMessageEncoder.prototype.encodeBatch;
     const poisonTimes = new Set(idRange(5, 5).map((id) => BigInt(LOG_T0 + id * 10)));
     const spy = vi.spyOn(ArrowMessageEncoder.prototype, 'encodeBatch').mockImplementation(function (
       this: ArrowMessageEncoder,
       ...args: Parameters<ArrowMessageEncoder['encodeBatch']>
     ) {
-      if ([...timeValues(args[0])].some((t) => poisonTimes.has(t))) throw new TypeError('cannot encode this column');
+      if ([...timeValues(args[0])].some((t) => poisonTimes.has(t)))
+        throw new TypeError('cannot encode this column');
       return original.apply(this, args);
     });
     try {
