@@ -82,6 +82,8 @@ function concatBatches(batches: RecordBatch[]): RecordBatch | null {
  * entry to write and to read back; merged, they cost one copy of a few bytes per row.
  * Batches of types that cannot be merged (strings, booleans, nulls…) are passed through.
  * A merged batch stays within `maxRows` and `maxBytes` (so segments still roll at their caps).
+ * When `sources` is given, it receives, per returned batch, how many consecutive input batches
+ * it holds (so a caller can go back to the batches it was handed).
  *
  * @example
  * coalesceLogBatches([oneRow, oneRow, oneRow]) // [threeRows]
@@ -91,6 +93,7 @@ export function coalesceLogBatches(
   belowRows = COALESCE_BELOW_ROWS,
   maxRows = COALESCE_MAX_ROWS,
   maxBytes = COALESCE_MAX_BYTES,
+  sources?: number[],
 ): RecordBatch[] {
   const out: RecordBatch[] = [];
   let run: RecordBatch[] = [];
@@ -98,11 +101,18 @@ export function coalesceLogBatches(
   let runBytes = 0;
   let runId = '';
   const flush = (): void => {
-    if (run.length === 1) out.push(run[0] as RecordBatch);
-    else if (run.length > 1) {
+    if (run.length === 1) {
+      out.push(run[0] as RecordBatch);
+      sources?.push(1);
+    } else if (run.length > 1) {
       const merged = concatBatches(run);
-      if (merged === null) out.push(...run);
-      else out.push(merged);
+      if (merged === null) {
+        out.push(...run);
+        for (let i = 0; i < run.length; i++) sources?.push(1);
+      } else {
+        out.push(merged);
+        sources?.push(run.length);
+      }
     }
     run = [];
     runRows = 0;
@@ -112,6 +122,7 @@ export function coalesceLogBatches(
     if (b.numRows >= belowRows) {
       flush();
       out.push(b);
+      sources?.push(1);
       continue;
     }
     const id = schemaIdOf(b.schema);

@@ -330,6 +330,8 @@ export class LogWriter {
     const isolate = this.#isolate.has(pipelineId);
     // A merged batch stays within a segment's caps, so segments still roll where configured.
     // Isolated, nothing is merged: a batch that cannot be written then fails alone.
+    // How many of `batches` each merged batch holds (all 1 when isolated).
+    const sources: number[] = [];
     const merged = isolate
       ? batches
       : rowStep(pipelineId, () => {
@@ -340,14 +342,23 @@ export class LogWriter {
             COALESCE_BELOW_ROWS,
             Math.min(COALESCE_MAX_ROWS, segmentMaxRows),
             Math.min(COALESCE_MAX_BYTES, segmentMaxBytes / 2),
+            sources,
           );
         });
-    // Each staged batch, with its segment and its position there: it is in the file once the
-    // segment's batch index counts past that position.
-    const placed: { batch: RecordBatch; seg: OpenSegment; pos: number }[] = [];
+    if (isolate) for (let i = 0; i < batches.length; i++) sources.push(1);
+    // Index in `batches` of the first batch each merged batch holds.
+    const starts: number[] = [];
+    for (let k = 0, at = 0; k < merged.length; at += sources[k]!, k++) starts.push(at);
+    const originalsOf = (k: number): RecordBatch[] => batches.slice(starts[k], starts[k]! + sources[k]!);
+    // Each staged batch (its index in `merged`), with its segment and its position there: it is
+    // in the file once the segment's batch index counts past that position.
+    const placed: { k: number; seg: OpenSegment; pos: number }[] = [];
+    // Merged batches handled (placed or set aside): the next one to write is `merged[done]`.
+    let done = 0;
     let sealed = false;
     try {
-      for (const original of merged) {
+      for (; done < merged.length; done++) {
+        const original = merged[done]!;
         let prepared;
         try {
           prepared = rowStep(pipelineId, () => {
@@ -361,8 +372,8 @@ export class LogWriter {
             };
           });
         } catch (err) {
-          if (!isolate) throw err;
-          this.#setAside(pipelineId, original, err as PoisonLogBatchError);
+          if (!isolate || !(err instanceof PoisonLogBatchError)) throw err;
+          this.#setAside(pipelineId, original, err);
           continue;
         }
         const { batch, last, schemaId, msg, firstTime } = prepared;
@@ -396,17 +407,19 @@ export class LogWriter {
           );
           st.open = seg;
         }
-        placed.push({ batch, seg, pos: seg.index.count + seg.stagedBatches });
+        placed.push({ k: done, seg, pos: seg.index.count + seg.stagedBatches });
         seg.stage(msg.chunks, msg.bytes, batch.numRows, firstTime, Number(last));
       }
       await st.open?.writeStaged();
     } catch (err) {
       const firstUnwritten = placed.findIndex((p) => p.seg.index.count <= p.pos);
       const from = firstUnwritten === -1 ? placed.length : firstUnwritten;
-      this.#backlog.set(pipelineId, [
-        ...placed.slice(from).map((p) => p.batch),
-        ...merged.slice(placed.length),
-      ]);
+      // Back go the batches as they were handed (unmerged, so an isolated retry sets aside only
+      // the bad one): those staged but not in the file, then those not yet handled. Batches
+      // already set aside are not among them.
+      const unwritten = [...placed.slice(from).map((p) => p.k)];
+      for (let k = done; k < merged.length; k++) unwritten.push(k);
+      this.#backlog.set(pipelineId, unwritten.flatMap(originalsOf));
       throw err;
     }
     this.#backlog.delete(pipelineId);
