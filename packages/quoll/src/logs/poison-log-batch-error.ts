@@ -20,14 +20,27 @@ export class PoisonLogBatchError extends Error {
 }
 
 /**
+ * Whether `err` is a failure to allocate memory (V8's `RangeError: Array buffer allocation
+ * failed`, Node's `ERR_MEMORY_ALLOCATION_FAILED`): transient, the process's state and not the
+ * rows' fault, so retried with backoff like a disk error, never set aside.
+ */
+export function isAllocationFailure(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if ((err as NodeJS.ErrnoException).code === 'ERR_MEMORY_ALLOCATION_FAILED') return true;
+  return err instanceof RangeError && /allocation failed|out of memory/i.test(err.message);
+}
+
+/**
  * Runs a step that only reads and rebuilds rows (no I/O): whatever it throws is the rows' own
- * fault, and is thrown again as a {@link PoisonLogBatchError} of `pipelineId`.
+ * fault, and is thrown again as a {@link PoisonLogBatchError} of `pipelineId` — except a
+ * failure to allocate memory ({@link isAllocationFailure}), thrown as is (retried, not set aside).
  */
 export function rowStep<T>(pipelineId: number, step: () => T): T {
   try {
     return step();
   } catch (err) {
-    throw err instanceof PoisonLogBatchError ? err : new PoisonLogBatchError(pipelineId, err);
+    if (err instanceof PoisonLogBatchError || isAllocationFailure(err)) throw err;
+    throw new PoisonLogBatchError(pipelineId, err);
   }
 }
 
