@@ -21,6 +21,8 @@ export interface MetricsSources {
   logBytes(): Promise<number>;
   /** The inference-log writer's state (`open`, `retrying`, `stopped`, …). */
   logState(): string;
+  /** Batches the inference-log writer set aside (rows dropped) since the server started; none when absent. */
+  logQuarantinedBatches?(): number;
 }
 
 /** Latency buckets in seconds: 0.5 ms to 10 s. */
@@ -81,6 +83,7 @@ const QUEUE_DEPTH = 'quoll_inference_queue_depth';
 const LOG_QUEUE_ROWS = 'quoll_inference_log_queue_rows';
 const LOG_BYTES = 'quoll_inference_log_bytes';
 const LOG_WRITER_UP = 'quoll_inference_log_writer_up';
+const LOG_QUARANTINED = 'quoll_inference_log_quarantined_batches_total';
 const TASK_RUNS = 'quoll_task_runs_total';
 const TASK_RUNS_RUNNING = 'quoll_task_runs_running';
 const SCHEDULER_LAG = 'quoll_scheduler_lag_seconds';
@@ -98,6 +101,11 @@ const H = {
     LOG_WRITER_UP,
     'gauge',
     '1 while the inference-log writer is open and writing, 0 while it retries or is stopped.',
+  ),
+  logQuarantined: header(
+    LOG_QUARANTINED,
+    'counter',
+    'Inference-log batches the writer set aside because their rows cannot be written (those rows are dropped).',
   ),
   taskRuns: header(TASK_RUNS, 'counter', 'Task runs ended, by status (success, failure, killed, timed_out).'),
   taskRunsRunning: header(
@@ -262,6 +270,7 @@ export class ServerMetrics implements TaskObserver {
       `${H.logQueueRows}${LOG_QUEUE_ROWS} ${formatValue(sources.logQueuedRows())}\n` +
       `${H.logBytes}${LOG_BYTES} ${formatValue(logBytes)}\n` +
       `${H.logWriterUp}${LOG_WRITER_UP} ${sources.logState() === 'open' ? 1 : 0}\n` +
+      `${H.logQuarantined}${LOG_QUARANTINED} ${formatValue(sources.logQuarantinedBatches?.() ?? 0)}\n` +
       H.taskRuns;
     for (const [status, n] of this.#taskRuns) text += `${TASK_RUNS}{status="${escapeLabel(status)}"} ${n}\n`;
     text +=

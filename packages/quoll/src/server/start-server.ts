@@ -178,6 +178,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     logQueuedRows: () => logsForMetrics?.queuedRows ?? 0,
     logBytes: () => logsForMetrics?.storedBytes() ?? Promise.resolve(0),
     logState: () => logsForMetrics?.state ?? 'stopped',
+    logQuarantinedBatches: () => logsForMetrics?.quarantinedBatches ?? 0,
   });
   const metricsWindow = new MetricsWindow(metrics);
   // Whether each deployment runs inline, and why: to the log once the app exists (nothing before).
