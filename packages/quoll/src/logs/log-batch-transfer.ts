@@ -511,6 +511,12 @@ interface Part {
   length: number;
 }
 
+/** How many meta numbers the packer writes for a column of `type`: offset, length, null count, children, 4 buffers (3 each), then its children. */
+function metaLength(type: DataType): number {
+  const children = (type.children ?? []) as { type: DataType }[];
+  return children.reduce((n, c) => n + metaLength(c.type), 16);
+}
+
 /** Rebuilds, in the writer thread, the record batches a {@link LogBatchPacker} packed. */
 export class LogBatchUnpacker {
   readonly #schemas = new Map<number, { schema: Schema; struct: Struct }>();
@@ -528,6 +534,22 @@ export class LogBatchUnpacker {
 
   /** The batches of a message, per group; they share one `Schema` object per schema, their buffers are views of its arena. */
   unpack(body: PackedBatches): RecordBatch[][] {
+    const { groups, failed } = this.unpackEach(body);
+    if (failed.length > 0) throw failed[0]!.error;
+    return groups;
+  }
+
+  /**
+   * Like {@link unpack}, but a batch that cannot be rebuilt is left out and reported (its
+   * group, rows and error) instead of failing the whole message: the meta it takes is known
+   * from its schema, so the batches after it are still read. Throws only when the message
+   * cannot be walked at all (a batch of a schema it does not know).
+   */
+  unpackEach(body: PackedBatches): {
+    groups: RecordBatch[][];
+    failed: { group: number; rows: number; error: Error }[];
+  } {
+    const failed: { group: number; rows: number; error: Error }[] = [];
     const { meta, arena } = body;
     let k = 0;
     const next = (): number => meta[k++] ?? 0;
@@ -551,7 +573,7 @@ export class LogBatchUnpacker {
       for (let i = 0; i < n; i++) children.push(unpackData((childTypes[i] as { type: DataType }).type));
       return new Data(type, offset, length, nullCount, buffers as never, children);
     };
-    return body.counts.map((count) => {
+    const groups = body.counts.map((count, g) => {
       const group: RecordBatch[] = [];
       for (let j = 0; j < count; j++) {
         const id = next();
@@ -559,12 +581,19 @@ export class LogBatchUnpacker {
         const known = this.#schemas.get(id);
         if (known === undefined) throw new Error(`log writer: batch of unknown schema ${id}`);
         const { schema, struct } = known;
-        const children = schema.fields.map((f) => unpackData(f.type as DataType));
-        const data = new Data(struct, 0, rows, 0, [undefined, undefined, undefined], children);
-        // Every batch of a schema keeps its one Schema object, so the writer's schema id is computed once.
-        group.push(batchOf(schema, data));
+        const start = k;
+        try {
+          const children = schema.fields.map((f) => unpackData(f.type as DataType));
+          const data = new Data(struct, 0, rows, 0, [undefined, undefined, undefined], children);
+          // Every batch of a schema keeps its one Schema object, so the writer's schema id is computed once.
+          group.push(batchOf(schema, data));
+        } catch (err) {
+          failed.push({ group: g, rows, error: err instanceof Error ? err : new Error(String(err)) });
+          k = start + schema.fields.reduce((n, f) => n + metaLength(f.type as DataType), 0);
+        }
       }
       return group;
     });
+    return { groups, failed };
   }
 }

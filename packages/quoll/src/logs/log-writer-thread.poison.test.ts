@@ -30,9 +30,17 @@ type Spoil = (body: PackedBatches) => void;
  */
 const POISONS: { name: string; spoil: Spoil; rows: number | null }[] = [
   {
-    name: 'a hand-off that cannot be unpacked',
-    // The first buffer of the first column names a kind of typed array that does not exist.
+    name: 'a batch that cannot be unpacked',
+    // The first buffer of the first column names a kind of typed array that does not exist:
+    // only that batch is set aside, the message's other batches are still read.
     spoil: (body) => (body.meta[6] = 99),
+    rows: 5,
+  },
+  {
+    name: 'a hand-off that cannot be walked',
+    // Its batch names a schema the writer was never sent: the message cannot be told apart
+    // into batches, so it is set aside whole.
+    spoil: (body) => (body.meta[0] = 12_345),
     rows: null,
   },
   {

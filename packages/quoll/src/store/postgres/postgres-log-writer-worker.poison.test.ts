@@ -25,7 +25,8 @@ type Spoil = (body: PackedBatches) => void;
 
 /** As in `log-writer-thread.poison.test.ts`: the meta of a packed batch spoiled after every check. */
 const POISONS: { name: string; spoil: Spoil; rows: number | null }[] = [
-  { name: 'a hand-off that cannot be unpacked', spoil: (body) => (body.meta[6] = 99), rows: null },
+  { name: 'a batch that cannot be unpacked', spoil: (body) => (body.meta[6] = 99), rows: 5 },
+  { name: 'a hand-off that cannot be walked', spoil: (body) => (body.meta[0] = 12_345), rows: null },
   { name: 'a batch that unpacks but cannot be stored', spoil: (body) => (body.meta[9] = -1), rows: 5 },
   { name: "a batch whose row count is not its columns'", spoil: (body) => (body.meta[1] = 50), rows: 50 },
 ];

@@ -49,11 +49,22 @@ port.on('message', (msg: ToPostgresLogWriter) => {
     let groups: RecordBatch[][];
     try {
       unpacker.learn(msg.body.schemas);
-      groups = unpacker.unpack(msg.body);
+      const unpacked = unpacker.unpackEach(msg.body);
+      groups = unpacked.groups;
+      // A batch that cannot be rebuilt is set aside alone: the other batches of the message
+      // (other pipelines' rows too) are written.
+      for (const f of unpacked.failed)
+        post({
+          type: 'quarantined',
+          pipelineIds: [msg.pipelineIds[f.group] ?? -1],
+          rows: f.rows,
+          message: `an inference log batch could not be unpacked: ${f.error.message}`,
+          stack: f.error.stack ?? f.error.message,
+        });
     } catch (err) {
-      // A message that cannot be read cannot be told apart into its rows: it is set aside whole
-      // (its seq still counts as stored), rather than end the thread, which would be restarted
-      // and given the same message again, forever.
+      // A message that cannot be walked (a batch of a schema it cannot read) cannot be told
+      // apart into its rows: it is set aside whole (its seq still counts as stored), rather
+      // than end the thread, which would be restarted and given the same message again, forever.
       const error = err instanceof Error ? err : new Error(String(err));
       post({
         type: 'quarantined',
