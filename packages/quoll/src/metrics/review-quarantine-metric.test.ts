@@ -13,7 +13,7 @@ describe('review: rows the inference log writer set aside are visible in /metric
       logBytes: () => Promise.resolve(0),
       logState: () => 'open',
       logQuarantinedBatches: () => 3,
-    } as ConstructorParameters<typeof ServerMetrics>[0]);
+    });
     try {
       const text = await metrics.render();
       expect(text).toMatch(/^quoll_inference_log_quarantined_batches_total 3$/m);
