@@ -17,7 +17,7 @@ export {
   LogPackJob,
   PACK_SLICE_BYTES,
 } from './log-batch-transfer.js';
-export type { PackedBatches } from './log-batch-transfer.js';
+export type { PackedBatches, SetAsideReport } from './log-batch-transfer.js';
 export { LogStaging, StagedRows, StagedRun, kindOf } from './log-staging.js';
 export type { LogStagingLimits, StagedEntry, StagedLeaf } from './log-staging.js';
 export {

@@ -517,6 +517,16 @@ function metaLength(type: DataType): number {
   return children.reduce((n, c) => n + metaLength(c.type), 16);
 }
 
+/** What a log writer thread tells its store of a batch, or a whole hand-off, it set aside. */
+export interface SetAsideReport {
+  /** The pipeline of the batch; every pipeline of the hand-off when it was set aside whole. */
+  pipelineIds: number[];
+  /** The batch's rows; null for a whole hand-off (its rows cannot be told apart). */
+  rows: number | null;
+  message: string;
+  stack: string;
+}
+
 /** Rebuilds, in the writer thread, the record batches a {@link LogBatchPacker} packed. */
 export class LogBatchUnpacker {
   readonly #schemas = new Map<number, { schema: Schema; struct: Struct }>();
@@ -529,6 +539,42 @@ export class LogBatchUnpacker {
       stream.set(ARROW_EOS, s.message.byteLength);
       const schema = tableFromIPC(stream).schema;
       this.#schemas.set(s.id, { schema, struct: new Struct(schema.fields) });
+    }
+  }
+
+  /**
+   * A writer thread's unpacking of one hand-off (`pipelineIds[g]` is group `g`'s pipeline): its
+   * schemas learnt, its batches per group, and what cannot be rebuilt reported instead of
+   * thrown: a batch alone (the other batches of the message, other pipelines' rows too, are
+   * kept), or the whole hand-off (no batches) when the message cannot be walked (a batch of a
+   * schema it was never sent). A writer thread that threw here would end, be restarted and be
+   * given the same message again, forever.
+   */
+  unpackHandOff(
+    body: PackedBatches,
+    pipelineIds: readonly number[],
+    setAside: (report: SetAsideReport) => void,
+  ): RecordBatch[][] {
+    try {
+      this.learn(body.schemas);
+      const { groups, failed } = this.unpackEach(body);
+      for (const f of failed)
+        setAside({
+          pipelineIds: [pipelineIds[f.group] ?? -1],
+          rows: f.rows,
+          message: `an inference log batch could not be unpacked: ${f.error.message}`,
+          stack: f.error.stack ?? f.error.message,
+        });
+      return groups;
+    } catch (err) {
+      const error = err instanceof Error ? err : new Error(String(err));
+      setAside({
+        pipelineIds: [...pipelineIds],
+        rows: null,
+        message: `an inference log hand-off could not be unpacked: ${error.message}`,
+        stack: error.stack ?? error.message,
+      });
+      return [];
     }
   }
 

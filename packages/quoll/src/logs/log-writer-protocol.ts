@@ -1,4 +1,4 @@
-import type { PackedBatches } from './log-batch-transfer.js';
+import type { PackedBatches, SetAsideReport } from './log-batch-transfer.js';
 import type { LogSegmentIndex } from './log-segment-index.js';
 
 /** What the writer thread is started with (`workerData`). */
@@ -71,7 +71,7 @@ export type FromWriter =
    * Rows set aside, never to be written: a batch that failed by itself (it cannot be merged,
    * re-timed or encoded), or a whole message that could not be unpacked (`rows` `null`: unknown).
    */
-  | { type: 'quarantined'; pipelineIds: number[]; rows: number | null; message: string; stack: string }
+  | ({ type: 'quarantined' } & SetAsideReport)
   | { type: 'index-call'; id: number; method: IndexMethod; args: unknown[] }
   /** Stopped: everything is sealed (`failed`: writes still failed at stop, what is unwritten is lost). */
   | { type: 'stopped'; failed: boolean };

@@ -1,7 +1,6 @@
 // The inference log's writer thread: runs a LogWriter on the appends its owner sends and
 // reaches the segment index through the owner (which holds the database connection).
 import { parentPort, workerData } from 'node:worker_threads';
-import type { RecordBatch } from 'apache-arrow';
 import { systemClock } from '../clock/index.js';
 import { LogBatchUnpacker } from './log-batch-transfer.js';
 import type { LogSegmentIndex } from './log-segment-index.js';
@@ -54,35 +53,10 @@ const unpacker = new LogBatchUnpacker();
 port.on('message', (msg: ToWriter) => {
   switch (msg.type) {
     case 'items': {
-      let groups: RecordBatch[][];
-      try {
-        unpacker.learn(msg.body.schemas);
-        const unpacked = unpacker.unpackEach(msg.body);
-        groups = unpacked.groups;
-        // A batch that cannot be rebuilt is set aside alone: the other batches of the message
-        // (other pipelines' rows too) are written.
-        for (const f of unpacked.failed)
-          post({
-            type: 'quarantined',
-            pipelineIds: [msg.pipelineIds[f.group] ?? -1],
-            rows: f.rows,
-            message: `an inference log batch could not be unpacked: ${f.error.message}`,
-            stack: f.error.stack ?? f.error.message,
-          });
-      } catch (err) {
-        // A message that cannot be walked (a batch of a schema it cannot read) cannot be told
-        // apart into its rows: it is set aside whole (its seq still counts as taken), rather
-        // than end the thread, which would be restarted and given the same message again, forever.
-        const error = err instanceof Error ? err : new Error(String(err));
-        post({
-          type: 'quarantined',
-          pipelineIds: msg.pipelineIds,
-          rows: null,
-          message: `an inference log hand-off could not be unpacked: ${error.message}`,
-          stack: error.stack ?? error.message,
-        });
-        groups = [];
-      }
+      // Its seq counts as taken whatever is set aside (log-batch-transfer.ts says why).
+      const groups = unpacker.unpackHandOff(msg.body, msg.pipelineIds, (report) =>
+        post({ type: 'quarantined', ...report }),
+      );
       writer.give({
         seq: msg.seq,
         appends: msg.pipelineIds.map((pipelineId, k) => ({ pipelineId, batches: groups[k] ?? [] })),

@@ -1,4 +1,4 @@
-import type { PackedBatches } from '../../logs/index.js';
+import type { PackedBatches, SetAsideReport } from '../../logs/index.js';
 
 /** What the PostgreSQL inference-log writer thread is started with (`workerData`). */
 export interface PostgresLogWriterSettings {
@@ -54,7 +54,7 @@ export type FromPostgresLogWriter =
    * re-timed or encoded, or PostgreSQL refused it as data), or a whole message that could not be
    * unpacked (`rows` `null`: unknown).
    */
-  | { type: 'quarantined'; pipelineIds: number[]; rows: number | null; message: string; stack: string }
+  | ({ type: 'quarantined' } & SetAsideReport)
   /** The vacuum after retention trims failed (nothing else changes: the rows are stored). */
   | { type: 'vacuum-failed'; message: string }
   /** Stopped (`failed`: writes still failed at stop, what is unwritten is lost). */

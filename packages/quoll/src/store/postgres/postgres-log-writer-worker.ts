@@ -46,35 +46,10 @@ const wakeUp = (): void => {
 
 port.on('message', (msg: ToPostgresLogWriter) => {
   if (msg.type === 'items') {
-    let groups: RecordBatch[][];
-    try {
-      unpacker.learn(msg.body.schemas);
-      const unpacked = unpacker.unpackEach(msg.body);
-      groups = unpacked.groups;
-      // A batch that cannot be rebuilt is set aside alone: the other batches of the message
-      // (other pipelines' rows too) are written.
-      for (const f of unpacked.failed)
-        post({
-          type: 'quarantined',
-          pipelineIds: [msg.pipelineIds[f.group] ?? -1],
-          rows: f.rows,
-          message: `an inference log batch could not be unpacked: ${f.error.message}`,
-          stack: f.error.stack ?? f.error.message,
-        });
-    } catch (err) {
-      // A message that cannot be walked (a batch of a schema it cannot read) cannot be told
-      // apart into its rows: it is set aside whole (its seq still counts as stored), rather
-      // than end the thread, which would be restarted and given the same message again, forever.
-      const error = err instanceof Error ? err : new Error(String(err));
-      post({
-        type: 'quarantined',
-        pipelineIds: msg.pipelineIds,
-        rows: null,
-        message: `an inference log hand-off could not be unpacked: ${error.message}`,
-        stack: error.stack ?? error.message,
-      });
-      groups = [];
-    }
+    // Its seq counts as stored whatever is set aside (log-batch-transfer.ts says why).
+    const groups = unpacker.unpackHandOff(msg.body, msg.pipelineIds, (report) =>
+      post({ type: 'quarantined', ...report }),
+    );
     msg.pipelineIds.forEach((pipelineId, k) => {
       const batches = groups[k] ?? [];
       const list = backlog.get(pipelineId);
