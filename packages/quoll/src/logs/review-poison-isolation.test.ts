@@ -1,34 +1,32 @@
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RecordBatch } from 'apache-arrow';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  logWriterSettings,
+  noTimeValues,
+  rowsOf,
+  tempRoot,
+} from '../../../../test/support/poison-hand-offs.js';
 import { ArrowMessageEncoder } from './arrow-message-encoder.js';
 import { systemClock } from '../clock/index.js';
 import { openStore } from '../store/open-store.js';
-import { LOG_T0, idRange, inferenceLogRows, logPageIds } from '../store/conformance/inference-log-rows.js';
+import { LOG_T0, idRange, logPageIds } from '../store/conformance/inference-log-rows.js';
 import { InferenceLogStore } from './inference-log-store.js';
 import { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
-import type { FromWriter, LogWriterSettings } from './log-writer-protocol.js';
+import type { FromWriter } from './log-writer-protocol.js';
 import { LogWriter } from './log-writer.js';
 import { SegmentReadCache } from './segment-read-cache.js';
 import { timeValues } from './segment-file.js';
 
-const root = mkdtempSync(join(tmpdir(), 'quoll-review-poison-'));
-afterAll(() => rmSync(root, { recursive: true, force: true }));
-
-const rowsOf = (ids: number[]) =>
-  inferenceLogRows(
-    ids,
-    ids.map((id) => LOG_T0 + id * 10),
-  );
+const root = tempRoot('quoll-review-poison-');
 
 /** Rows as the writer thread gets them (packed and unpacked); `poison` spoils the time column as the branch's own poison test does. */
 function handOff(ids: number[], poison = false): RecordBatch {
   const packer = new LogBatchPacker();
   const job = packer.begin([[rowsOf(ids)]]);
   job.step(Number.MAX_SAFE_INTEGER);
-  if (poison) job.body.meta[9] = -1;
+  if (poison) noTimeValues(job.body);
   const unpacker = new LogBatchUnpacker();
   unpacker.learn(job.body.schemas);
   return unpacker.unpack(job.body)[0]![0]!;
@@ -56,18 +54,12 @@ async function runWriter(
       };
     },
   });
-  const settings: LogWriterSettings = {
-    dir,
-    syncIntervalMs: 20,
+  const settings = logWriterSettings(dir, {
     segmentMaxRows,
-    segmentMaxBytes: 64 * 1024 * 1024,
-    maxBytesPerPipeline: 1024 ** 3,
-    maxBytesTotal: 1024 ** 3,
     retryDelayMs: 5,
     maxRetryDelayMs: 20,
     stopAttempts: 5,
-    startSeq: 0,
-  };
+  });
   const messages: FromWriter[] = [];
   const writer = new LogWriter(
     { root: dir, index, cache: new SegmentReadCache(dir, 0) },
