@@ -7,9 +7,10 @@ import { timeValues } from './segment-file.js';
 
 /**
  * Throws unless every column of a batch holds the batch's rows: each column's length is the
- * batch's row count, and each buffer of values holds the values of those rows. A writer runs it
- * on what it was handed (cheap: a few comparisons per column), so that a batch whose layout
- * does not hold together is set aside rather than stored for its readers to fail on.
+ * batch's row count, and each buffer of values holds the values of those rows. The writer
+ * threads' unpacker runs it once on every batch they are handed (cheap: a few comparisons per
+ * column), so that a batch whose layout does not hold together is set aside rather than merged
+ * or stored for its readers to fail on.
  */
 export function checkBatchShape(batch: RecordBatch): void {
   const rows = batch.numRows;
@@ -46,7 +47,6 @@ export function checkBatchShape(batch: RecordBatch): void {
  * Queries binary-search on time, so the order must hold along the whole pipeline.
  */
 export function clampLogTime(batch: RecordBatch, after: bigint): { batch: RecordBatch; last: bigint } {
-  checkBatchShape(batch);
   const t = timeValues(batch);
   let prev = after;
   let ok = true;

@@ -2,7 +2,7 @@ import { Data, DataType, Struct, tableFromIPC } from 'apache-arrow';
 import type { RecordBatch, Schema } from 'apache-arrow';
 import { ARROW_EOS, ArrowMessageEncoder } from './arrow-message-encoder.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
-import { batchOf } from './log-batch-checks.js';
+import { batchOf, checkBatchShape } from './log-batch-checks.js';
 import { isLogRowSource } from './log-row-source.js';
 import type { LogRowLeaf, LogRowSource } from './log-row-source.js';
 import { StagedRun, VIEW_TYPES, kindOf, mergeable } from './log-staging.js';
@@ -632,7 +632,11 @@ export class LogBatchUnpacker {
           const children = schema.fields.map((f) => unpackData(f.type as DataType));
           const data = new Data(struct, 0, rows, 0, [undefined, undefined, undefined], children);
           // Every batch of a schema keeps its one Schema object, so the writer's schema id is computed once.
-          group.push(batchOf(schema, data));
+          const batch = batchOf(schema, data);
+          // Every batch a writer thread is given passes here: one whose columns do not hold its
+          // rows is set aside now, before merging copies the values it says it has.
+          checkBatchShape(batch);
+          group.push(batch);
         } catch (err) {
           failed.push({ group: g, rows, error: err instanceof Error ? err : new Error(String(err)) });
           k = start + schema.fields.reduce((n, f) => n + metaLength(f.type as DataType), 0);

@@ -8,7 +8,7 @@ import {
   COALESCE_MAX_ROWS,
   coalesceLogBatches,
 } from './coalesce-log-batches.js';
-import { checkBatchShape, clampLogTime } from './log-batch-checks.js';
+import { clampLogTime } from './log-batch-checks.js';
 import { enforceLogRetention } from './log-segment-files.js';
 import type { LogFilesContext } from './log-segment-files.js';
 import type { LogSegmentUpdate } from './log-segment-index.js';
@@ -335,8 +335,6 @@ export class LogWriter {
     const merged = isolate
       ? batches
       : rowStep(pipelineId, () => {
-          // Merging copies the values each batch says it has: a batch that lies is caught first.
-          for (const b of batches) checkBatchShape(b);
           return coalesceLogBatches(
             batches,
             COALESCE_BELOW_ROWS,
