@@ -41,5 +41,10 @@ export type {
 export { encodeLogPage, logPageRecords } from './encode-log-page.js';
 export type { LogPageFormat, LogRecord } from './encode-log-page.js';
 export { schemaIdOf } from './schema-id.js';
-export { PoisonLogBatchError, printLogQuarantine, rowStep } from './poison-log-batch-error.js';
+export {
+  logQuarantineOf,
+  PoisonLogBatchError,
+  printLogQuarantine,
+  rowStep,
+} from './poison-log-batch-error.js';
 export type { LogQuarantine } from './poison-log-batch-error.js';

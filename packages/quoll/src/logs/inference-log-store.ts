@@ -17,7 +17,7 @@ import { recoverLogSegments } from './recover-log-segments.js';
 import type { LogRecoveryReport } from './recover-log-segments.js';
 import { SegmentMirror } from './segment-mirror.js';
 import { SegmentReadCache } from './segment-read-cache.js';
-import { printLogQuarantine } from './poison-log-batch-error.js';
+import { logQuarantineOf, printLogQuarantine } from './poison-log-batch-error.js';
 import type { LogQuarantine } from './poison-log-batch-error.js';
 
 /** Options of {@link InferenceLogStore.open}. */
@@ -480,10 +480,8 @@ export class InferenceLogStore {
         this.#recovered();
         break;
       case 'quarantined': {
-        const error = new Error(msg.message);
-        error.stack = msg.stack;
         this.#quarantined++;
-        this.#opts.onQuarantine({ pipelineIds: msg.pipelineIds, rows: msg.rows, error });
+        this.#opts.onQuarantine(logQuarantineOf(msg));
         break;
       }
       case 'stopped':

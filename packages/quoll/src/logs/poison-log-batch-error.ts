@@ -1,3 +1,5 @@
+import type { SetAsideReport } from './log-batch-transfer.js';
+
 /**
  * Rows a log writer cannot write because of what they hold (a batch that cannot be merged,
  * re-timed or encoded, or that the database refuses as data), not because the disk or the
@@ -52,6 +54,13 @@ export interface LogQuarantine {
   rows: number | null;
   /** Why. */
   error: Error;
+}
+
+/** What a store tells `onQuarantine` of a writer thread's report (the error rebuilt with its stack). */
+export function logQuarantineOf(report: SetAsideReport): LogQuarantine {
+  const error = new Error(report.message);
+  error.stack = report.stack;
+  return { pipelineIds: report.pipelineIds, rows: report.rows, error };
 }
 
 /** The default of a log store's `onQuarantine`: one line on stderr. */

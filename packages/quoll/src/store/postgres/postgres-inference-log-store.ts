@@ -8,6 +8,7 @@ import {
   logStoreClosedError,
   logStoreUnavailableError,
   planLogQuery,
+  logQuarantineOf,
   printLogQuarantine,
 } from '../../logs/index.js';
 import type {
@@ -376,10 +377,8 @@ export class PostgresInferenceLogStore implements InferenceLogs {
         this.#opts.onVacuumError(msg.message);
         break;
       case 'quarantined': {
-        const error = new Error(msg.message);
-        error.stack = msg.stack;
         this.#quarantined++;
-        this.#opts.onQuarantine({ pipelineIds: msg.pipelineIds, rows: msg.rows, error });
+        this.#opts.onQuarantine(logQuarantineOf(msg));
         break;
       }
       case 'stopped':
