@@ -7,11 +7,23 @@
 //
 // Paired and simultaneous: in each round three pairs take load one after the other, the two
 // servers of a pair at the same time, both pinned to the same core (so each gets about half of
-// it): on with off, off with control, control with on (the pairs' order rotates from round to
-// round). Whatever else the shared machine does then hits both servers of a pair in the same
-// seconds, and a server that spends more CPU per request answers fewer of them: the ratio of
-// their requests/s is the throughput cost. (Measured one after the other instead, rotating, 15
-// rounds of 2 s, the middle half of on/off spanned 0.80–1.12 at load 8–9.)
+// it): on with off, off with control, control with on. Whatever else the shared machine does
+// then hits both servers of a pair in the same seconds, and a server that spends more CPU per
+// request answers fewer of them: the ratio of their requests/s is the throughput cost.
+// (Measured one after the other instead, rotating, 15 rounds of 2 s, the middle half of on/off
+// spanned 0.80–1.12 at load 8–9.)
+//
+// Balanced hand-overs: two consecutive pairs always share one server, which goes on under load
+// (it "continues") while its new partner comes back from one pair's rest ("returns"); a server
+// idle for longer is slower on its next seconds (docs/benchmarks.md, the metrics lane of 5
+// December 06:52). The rounds alternate two orders, (on+off, off+control, control+on) and
+// (on+off, control+on, off+control), and the warm-up ends with off+control, so over every two
+// rounds each pair comes once after each of the other two: each of its servers continues once
+// and returns once, and the A/A and on / no-metrics carry no hand-over bias (with one order
+// rotated, as before 5 December, the A/A's off continued in 3 of its 5 pairs a rotation, and
+// "on" continued in 4 of 5 against off, 1 of 5 against control). The rounds are rounded up to
+// an even number. Reported too: the requests/s of the continuing server over its returning
+// partner, the hand-over's own effect.
 //
 // Rotated start order: the servers are started, warmed up and measured in BENCH_ROTATIONS
 // rotations (default 3), restarted (fresh homes) between them, and each rotation starts them in
@@ -30,7 +42,7 @@
 // process: what ServerMetrics costs per inference request (inferenceServed + rowsInferred +
 // batch) and per scrape (render).
 // Env: BENCH_WARMUP_S (per pair and rotation, default 2), BENCH_SECONDS (default 3),
-// BENCH_ROTATIONS (default 3), BENCH_ROUNDS (per rotation, default 5), BENCH_CONNECTIONS (default
+// BENCH_ROTATIONS (default 3), BENCH_ROUNDS (per rotation, even, default 6), BENCH_CONNECTIONS (default
 // 16), BENCH_FORMATS (default json,arrow), BENCH_SCRAPE_S (seconds between scrapes, default 1; 0
 // = no scraper: the metrics server then never starts its process collectors, so on/off is the
 // per-request recording alone). For bisecting, the metrics server alone: BENCH_ON_CLI (another
@@ -71,7 +83,8 @@ import {
 const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 2);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROTATIONS = Number(process.env.BENCH_ROTATIONS ?? 3);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+/** Rounds per rotation, even: every two rounds balance the hand-overs (see above). */
+const ROUNDS = 2 * Math.ceil(Number(process.env.BENCH_ROUNDS ?? 6) / 2);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 const work = mkdtempSync(join(tmpdir(), 'quoll-bench-metrics-'));
 const modelPath = writeBenchModel(work);
@@ -177,6 +190,8 @@ interface Ratios {
   mainControlOverOff: number[];
   /** Requests/s of the server started first, second, third over its partner's in the pair. */
   byPosition: [number[], number[], number[]];
+  /** Requests/s of the server that was also in the previous pair over its partner's. */
+  continuingOverReturning: number[];
   rps: Record<Role, number[]>;
   cpu: Record<Role, number[]>;
   mainCpu: Record<Role, number[]>;
@@ -192,6 +207,7 @@ const newRatios = (): Ratios => ({
   mainOnOverOff: [],
   mainControlOverOff: [],
   byPosition: [[], [], []],
+  continuingOverReturning: [],
   rps: { on: [], off: [], control: [] },
   cpu: { on: [], off: [], control: [] },
   mainCpu: { on: [], off: [], control: [] },
@@ -232,20 +248,31 @@ async function measure(w: Workload, lanes: Lane[], order: Role[], into: Ratios[]
       writeLua(work, { format: w.format, batch: w.batch, token: l.server.token, tag: l.name }),
     ]),
   );
-  await together([on, off], scripts, WARMUP);
-  await together([off, control], scripts, WARMUP);
-  await together([control, on], scripts, WARMUP);
-  for (let round = 0; round < ROUNDS; round++) {
-    // Every server is in two of the three pairs, and the pairs' order rotates: none is busier
-    // or idler than another before its runs (with one server in every pair, that one came out
-    // 5–10 % ahead of both others).
-    const pairs: Array<[Lane, Lane]> = [
+  // Every server is in two of the three pairs of a round: none is busier or idler than another
+  // before its runs (with one server in every pair, that one came out 5–10 % ahead of both
+  // others). The two orders alternate, so that each pair follows each other pair equally often
+  // (the header's "balanced hand-overs"); the warm-up ends as an odd round does.
+  const orders: Array<Array<[Lane, Lane]>> = [
+    [
       [on, off],
       [off, control],
       [control, on],
-    ];
-    for (let k = 0; k < pairs.length; k++) {
-      const [x, y] = pairs[(k + round) % pairs.length]!;
+    ],
+    [
+      [on, off],
+      [control, on],
+      [off, control],
+    ],
+  ];
+  let previous: [Lane, Lane] | null = null;
+  for (const [x, y] of orders[1]!) {
+    await together([x, y], scripts, WARMUP);
+    previous = [x, y];
+  }
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [x, y] of orders[round % 2]!) {
+      const continuing = previous!.includes(x) ? x : y;
+      previous = [x, y];
       const [rx, ry] = (await together([x, y], scripts, SECONDS)) as [Run, Run];
       // A pair without a rate for both (seen once at 23:22 on 2 December: a NaN ratio, which
       // then sorts anywhere and skews the medians) is left out and counted.
@@ -267,6 +294,7 @@ async function measure(w: Workload, lanes: Lane[], order: Role[], into: Ratios[]
         }
         r.byPosition[order.indexOf(x.name)]!.push(rx.rps / ry.rps);
         r.byPosition[order.indexOf(y.name)]!.push(ry.rps / rx.rps);
+        r.continuingOverReturning.push(continuing === x ? rx.rps / ry.rps : ry.rps / rx.rps);
         const metricsOn = runs.get('on');
         const noMetrics = runs.get('off') ?? runs.get('control')!;
         if (metricsOn !== undefined) {
@@ -352,6 +380,7 @@ const summary = (r: Ratios) => ({
   mainOnOverOff: median(r.mainOnOverOff),
   mainControlOverOff: median(r.mainControlOverOff),
   startedFirstSecondThirdOverPartner: r.byPosition.map((xs) => median(xs)),
+  continuingOverReturning: median(r.continuingOverReturning),
   non2xx: r.errors,
   droppedPairs: r.dropped,
 });
@@ -364,7 +393,20 @@ for (const w of workloads) {
     rotations: ROTATIONS,
     roundsPerRotation: ROUNDS,
     ...summary(all),
-    perRotation: rotations.map((r, k) => ({ order: startOrder(k), ...summary(r) })),
+    // Each rotation's own pairs too: its three servers are one draw of server instances (a
+    // rotation's A/A can sit 3–5 % off 1 in all its pairs), which metrics-pool.ts resamples whole.
+    perRotation: rotations.map((r, k) => ({
+      order: startOrder(k),
+      ...summary(r),
+      ratios: {
+        onOverOff: r.onOverOff,
+        controlOverOff: r.controlOverOff,
+        cpuOnOverOff: r.cpuOnOverOff,
+        cpuControlOverOff: r.cpuControlOverOff,
+        mainOnOverOff: r.mainOnOverOff,
+        mainControlOverOff: r.mainControlOverOff,
+      },
+    })),
     ratios: {
       onOverOff: all.onOverOff,
       controlOverOff: all.controlOverOff,
@@ -373,6 +415,7 @@ for (const w of workloads) {
       mainOnOverOff: all.mainOnOverOff,
       mainControlOverOff: all.mainControlOverOff,
       byPosition: all.byPosition,
+      continuingOverReturning: all.continuingOverReturning,
     },
   };
   results.push(row);
@@ -393,6 +436,7 @@ for (const w of workloads) {
     spread(all.mainOnOverOff),
     spread(all.mainControlOverOff),
     all.byPosition.map((xs) => median(xs).toFixed(3)).join(' / '),
+    spread(all.continuingOverReturning),
     all.errors,
     all.dropped,
   ]);
@@ -408,12 +452,13 @@ for (const w of workloads) {
       median(r.mainOnOverOff).toFixed(3),
       median(r.mainControlOverOff).toFixed(3),
       r.byPosition.map((xs) => median(xs).toFixed(3)).join(' / '),
+      median(r.continuingOverReturning).toFixed(3),
     ]),
   );
   console.log(JSON.stringify({ ...row, perRotation: undefined, ratios: undefined }));
 }
 console.log(
-  `\nmodel: ${modelName}; ${CONNECTIONS} connections; ${ROTATIONS} start-order rotations, each: warmup ${WARMUP}s per pair, ${ROUNDS} rounds of three ${SECONDS}s pairs (on with off, off with control, control with on, at the same time); scraper: ${SCRAPE_S <= 0 ? 'none (BENCH_SCRAPE_S=0)' : `every ${SCRAPE_S}s ${scrapes.join(' ')}`}; recording ${recording.nsPerRequest.toFixed(0)} ns/request, render ${recording.renderMs.toFixed(2)} ms; off and control: ${process.env.BENCH_REF_CLI ?? 'this build'} ${refArgs.join(' ') || '(metrics on)'}; load average ${loadBefore} → ${loadAfter}`,
+  `\nmodel: ${modelName}; ${CONNECTIONS} connections; ${ROTATIONS} start-order rotations, each: warmup ${WARMUP}s per pair, ${ROUNDS} rounds of three ${SECONDS}s pairs (on with off, off with control, control with on, at the same time; the last two swapped every other round); scraper: ${SCRAPE_S <= 0 ? 'none (BENCH_SCRAPE_S=0)' : `every ${SCRAPE_S}s ${scrapes.join(' ')}`}; recording ${recording.nsPerRequest.toFixed(0)} ns/request, render ${recording.renderMs.toFixed(2)} ms; off and control: ${process.env.BENCH_REF_CLI ?? 'this build'} ${refArgs.join(' ') || '(metrics on)'}; load average ${loadBefore} → ${loadAfter}`,
 );
 console.log(
   'pooled over rotations; ratios: median over pairs of each pair’s own ratio (25th–75th percentile)',
@@ -434,6 +479,7 @@ printTable(
     'main on/no-metrics',
     'main control/off',
     'started 1st/2nd/3rd over partner',
+    'continuing over returning',
     'non2xx',
     'pairs left out',
   ],
@@ -452,6 +498,7 @@ printTable(
     'main on/no-metrics',
     'main A/A',
     '1st/2nd/3rd over partner',
+    'continuing over returning',
   ],
   rotationTable,
 );
