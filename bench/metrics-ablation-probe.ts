@@ -4,10 +4,10 @@
 //
 // The build must read `QUOLL_ABLATE` (comma list; a scratch copy, never main's product code):
 // nogc (no GC PerformanceObserver at the first scrape), nolag (the event-loop lag timer at 1 h
-// instead of 100 ms), norec (no per-request recording: no start time, answer, rows or batch),
-// noclock (no start time stored, latency recorded as a constant), noserved, norows, nobatch,
-// nowindow (the console's 5 s window sampler not started), smiclock (the start time as whole µs
-// modulo 2^30, a small integer, instead of a double). Those switches are
+// instead of 100 ms), norec (no per-request recording: no answer, rows or batch), noclock (no
+// `reply.elapsedTime` read, latency recorded as a constant), noserved, norows, nobatch,
+// nowindow (the console's 5 s window sampler not started); smiclock went with Quoll's own start
+// time (f8c0dd3). Those switches are
 // bench/metrics-ablation.patch, never landed in src: `git apply bench/metrics-ablation.patch`,
 // `npm run build`, `cp -a packages/quoll/dist packages/quoll/dist-ablate`, `git apply -R
 // bench/metrics-ablation.patch`, `npm run build`. Without them every variant is "on".
