@@ -239,7 +239,9 @@ pooled.forEach((g, k) => {
         .map((rs) => median(rs.flat()).toFixed(3))
         .join(' / '),
       balanced(g.byOrder(m).map((rs) => rs.flat())).toFixed(3),
-      interval(balancedBoots[k]!.get(m)!),
+      g.byOrder(m).every((rs) => rs.length > 1)
+        ? interval(balancedBoots[k]!.get(m)!)
+        : '– (one rotation of an order)',
     ]),
   );
 });
@@ -260,7 +262,7 @@ if (pooled.length === 2) {
         ratio(rotationBoots),
         ratio(boots),
         (bal(pooled[1]!) / bal(pooled[0]!)).toFixed(3),
-        ratio(balancedBoots),
+        pooled.every((g) => g.byOrder(m).every((rs) => rs.length > 1)) ? ratio(balancedBoots) : '–',
       ];
     }),
   );
