@@ -12,7 +12,7 @@
 // Env: PROBE_WARMUP_S (10), PROBE_FORMAT (json | arrow | oip), PROBE_BATCH (1), PROBE_KEEP=1 (keeps
 // the recording), QUOLL_CLI (the server's dist/cli/main.js; default this checkout's),
 // BENCH_QUOLL_ARGS (extra server flags, e.g. --no-inference-logs), PROBE_NODE_ARGS (node flags).
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,6 +37,45 @@ interface Recorded {
   writer: [number, string][];
 }
 
+/** Per thread of `pid` (Linux): name, CPU ns, ns runnable but waiting for a core, and involuntary switches. */
+function threadSched(
+  pid: number,
+): Map<number, { name: string; cpu: number; wait: number; preempted: number }> {
+  const out = new Map<number, { name: string; cpu: number; wait: number; preempted: number }>();
+  for (const tid of readdirSync(`/proc/${pid}/task`).map(Number))
+    try {
+      const [cpu, wait] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ').map(Number);
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'utf8');
+      const preempted = Number(/nonvoluntary_ctxt_switches:\s*(\d+)/.exec(status)?.[1] ?? NaN);
+      const name = readFileSync(`/proc/${pid}/task/${tid}/comm`, 'utf8').trim();
+      out.set(tid, { name: tid === pid ? 'HTTP (main)' : name, cpu: cpu!, wait: wait!, preempted });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  return out;
+}
+
+/** Each thread's CPU and wait for a core over the measured run, per request and per second. */
+function schedReport(
+  pid: number,
+  before: ReturnType<typeof threadSched>,
+  after: ReturnType<typeof threadSched>,
+  requests: number,
+  seconds: number,
+): void {
+  const rows: string[] = [];
+  for (const [tid, a] of after) {
+    const b = before.get(tid) ?? { cpu: 0, wait: 0, preempted: 0 };
+    const cpu = a.cpu - b.cpu;
+    if (cpu < 1e6 && tid !== pid) continue;
+    rows.push(
+      `  ${tid} ${a.name}: CPU ${(cpu / 1e3 / requests).toFixed(1)} µs/request (${(cpu / 1e7 / seconds).toFixed(1)} % of a core), ` +
+        `waited for a core ${((a.wait - b.wait) / 1e6 / seconds).toFixed(1)} ms/s, preempted ${((a.preempted - b.preempted) / seconds).toFixed(0)}/s`,
+    );
+  }
+  console.log(`threads over the measured run (those with ≥ 1 ms CPU):\n${rows.join('\n')}`);
+}
+
 const [connections = 16, seconds = 6] = process.argv.slice(2).map(Number);
 const format = (process.env.PROBE_FORMAT ?? 'json') as BodyFormat;
 const batch = Number(process.env.PROBE_BATCH ?? 1);
@@ -55,9 +94,17 @@ try {
   const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
   wrk({ url, luaScript: lua, connections, seconds: Number(process.env.PROBE_WARMUP_S ?? 10) });
   const loadBefore = loadAverage();
+  const schedBefore = threadSched(server.proc.pid!);
   server.proc.kill('SIGUSR2');
   const client = wrk({ url, luaScript: lua, connections, seconds });
   server.proc.kill('SIGUSR2');
+  schedReport(
+    server.proc.pid!,
+    schedBefore,
+    threadSched(server.proc.pid!),
+    client.reqPerSec * seconds,
+    seconds,
+  );
   console.log(
     `${format} batch ${batch} × ${connections}, ${seconds} s, load ${loadBefore}–${loadAverage()}: ` +
       `${Math.round(client.reqPerSec)} req/s; wrk (client side) p50 ${client.p50Ms} ms, p99 ${client.p99Ms} ms`,
