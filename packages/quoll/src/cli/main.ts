@@ -1,8 +1,10 @@
 #!/usr/bin/env node
+import { setServerGcThreads } from './server-gc-threads.js';
 import { setServerHeapGrowth } from './server-heap-growth.js';
 
-// Before the program's modules load, so that every collection of the server sees it.
+// Before the program's modules load, so that every collection of the server sees them.
 setServerHeapGrowth(process.argv.slice(2));
+setServerGcThreads(process.argv.slice(2));
 const { buildProgram } = await import('./build-program.js');
 const { reportError } = await import('./output.js');
 
