@@ -100,6 +100,12 @@ interface BatchMeta {
   max_time: number;
 }
 
+/** A window of listed batches, and whether the log (in the query's order) ends within it. */
+interface BatchWindow {
+  metas: BatchMeta[];
+  ended: boolean;
+}
+
 interface FlushWaiter {
   target: number;
   resolve: () => void;
@@ -495,7 +501,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
     const p = planLogQuery(q);
     const asc = p.order === 'asc';
     const page = new LogPageBuilder(p);
-    let window = await this.#firstWindow(pipelineId, p);
+    let { metas: window, ended: windowEnded } = await this.#firstWindow(pipelineId, p);
     while (window.length > 0) {
       // Only the batches the page can still use: none past the range's far end, and no more
       // than the rows and bytes left (the next window starts after the last one used).
@@ -517,7 +523,7 @@ export class PostgresInferenceLogStore implements InferenceLogs {
         bytesPlanned += m.bytes;
       }
       const lastUsed = usable.at(-1);
-      const logEnded = usable.length === window.length && window.length < META_WINDOW;
+      const logEnded = usable.length === window.length && windowEnded;
       const next =
         rangeEnded || logEnded || lastUsed === undefined ? null : asc ? lastUsed.seq + 1 : lastUsed.seq - 1;
       const batches = await this.#decodeBatches(pipelineId, usable);
@@ -548,13 +554,13 @@ export class PostgresInferenceLogStore implements InferenceLogs {
             i < usable.length - 1 ||
               (after !== undefined
                 ? this.#inRange(after, p)
-                : window.length === META_WINDOW && (await this.#hasBatchAfter(pipelineId, m.seq, p))),
+                : !windowEnded && (await this.#hasBatchAfter(pipelineId, m.seq, p))),
           );
         }
         return page.page();
       }
       if (next === null) break;
-      window = await this.#listBatches(pipelineId, next, asc, META_WINDOW);
+      ({ metas: window, ended: windowEnded } = await this.#listBatches(pipelineId, next, asc, META_WINDOW));
     }
     return page.page();
   }
@@ -565,38 +571,68 @@ export class PostgresInferenceLogStore implements InferenceLogs {
   }
 
   /**
-   * The first window of a query in one round trip: from its cursor's batch, or from where its
-   * range begins (found by index in the same statement).
+   * The first window of a query: from its cursor's batch, from the pipeline's oldest or newest
+   * batch (as its head says), or from where its range begins (found by index in the same
+   * statement, which plans over every partition of the pipeline).
    */
-  #firstWindow(pipelineId: number, p: LogQueryPlan): Promise<BatchMeta[]> {
+  async #firstWindow(pipelineId: number, p: LogQueryPlan): Promise<BatchWindow> {
     const asc = p.order === 'asc';
     if (p.cursor !== null) return this.#listBatches(pipelineId, p.cursor.seq, asc, META_WINDOW);
-    if (!p.ranged) return this.#listBatches(pipelineId, asc ? 0 : Number.MAX_SAFE_INTEGER, asc, META_WINDOW);
+    if (!p.ranged) {
+      const head = await this.#db.one<{ first_seq: number; next_seq: number }>(
+        'SELECT first_seq, next_seq FROM inference_log_heads WHERE pipeline_id = $1',
+        [pipelineId],
+      );
+      if (head === null || head.next_seq <= head.first_seq) return { metas: [], ended: true };
+      return this.#listBatches(pipelineId, asc ? head.first_seq : head.next_seq - 1, asc, META_WINDOW);
+    }
     const start = asc
       ? `(SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND max_time >= $3
            ORDER BY max_time, seq LIMIT 1)`
       : `(SELECT seq FROM inference_log_batches WHERE pipeline_id = $1 AND min_time <= $3
            ORDER BY min_time DESC, seq DESC LIMIT 1)`;
-    return this.#db.rows<BatchMeta>(
+    const metas = await this.#db.rows<BatchMeta>(
       `SELECT seq, schema_id, rows, bytes, min_time, max_time FROM inference_log_batches
         WHERE pipeline_id = $1 AND seq ${asc ? '>=' : '<='} ${start}
         ORDER BY seq ${asc ? 'ASC' : 'DESC'} LIMIT $2`,
       [pipelineId, META_WINDOW, asc ? Math.ceil(p.start) : Math.floor(p.end)],
     );
+    return { metas, ended: metas.length < META_WINDOW };
   }
 
-  #listBatches(pipelineId: number, from: number, asc: boolean, limit: number): Promise<BatchMeta[]> {
-    return this.#db.rows<BatchMeta>(
+  /**
+   * Up to `limit` batches from seq `from` on in the query's order, and whether the log ends
+   * within them. A pipeline's stored seqs are consecutive (retention takes the oldest), so the
+   * window is the seqs `from` to `from ± limit`: the statement names them, and plans and locks
+   * only the partitions that hold them. Ascending, a window retention emptied under the reader
+   * (or a cursor older than the log) is read again without its far end, from the oldest batch
+   * after `from`.
+   */
+  async #listBatches(pipelineId: number, from: number, asc: boolean, limit: number): Promise<BatchWindow> {
+    const metas = await this.#db.rows<BatchMeta>(
       `SELECT seq, schema_id, rows, bytes, min_time, max_time FROM inference_log_batches
-        WHERE pipeline_id = $1 AND seq ${asc ? '>=' : '<='} $2 ORDER BY seq ${asc ? 'ASC' : 'DESC'} LIMIT $3`,
+        WHERE pipeline_id = $1 AND seq ${asc ? '>= $2 AND seq < $4' : '<= $2 AND seq > $4'}
+        ORDER BY seq ${asc ? 'ASC' : 'DESC'} LIMIT $3`,
+      [pipelineId, from, limit, asc ? from + limit : from - limit],
+    );
+    // Descending, a short window reached the oldest batch.
+    if (!asc) return { metas, ended: metas.length < limit };
+    const last = metas.at(-1);
+    if (last !== undefined) return { metas, ended: metas.length < limit && last.seq < from + limit - 1 };
+    const after = await this.#db.rows<BatchMeta>(
+      `SELECT seq, schema_id, rows, bytes, min_time, max_time FROM inference_log_batches
+        WHERE pipeline_id = $1 AND seq >= $2 ORDER BY seq ASC LIMIT $3`,
       [pipelineId, from, limit],
     );
+    return { metas: after, ended: after.length < limit };
   }
 
   /** Whether a batch the query could use follows `seq` in its order. */
   async #hasBatchAfter(pipelineId: number, seq: number, p: LogQueryPlan): Promise<boolean> {
     const asc = p.order === 'asc';
-    const [m] = await this.#listBatches(pipelineId, asc ? seq + 1 : seq - 1, asc, 1);
+    const {
+      metas: [m],
+    } = await this.#listBatches(pipelineId, asc ? seq + 1 : seq - 1, asc, 1);
     return m !== undefined && this.#inRange(m, p);
   }
 

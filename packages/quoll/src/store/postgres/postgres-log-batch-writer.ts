@@ -50,6 +50,39 @@ export const VACUUM_LOG_BATCHES = 'VACUUM (SKIP_LOCKED, TRUNCATE false) inferenc
 export function trimStepBytes(capBytes: number): number {
   return Math.min(32 * 1024 * 1024, Math.floor(capBytes / 32));
 }
+/**
+ * How many of a pipeline's seqs one partition of the batches table holds (migration 0017): as
+ * many batches, as large as the ones being written, as make an eighth of the pipeline's cap, and
+ * at least {@link PARTITION_MIN_SEQS}. A pipeline at its cap so has about nine partitions, and a
+ * trim drops the oldest, an eighth of the cap, at a time.
+ */
+export function partitionSeqs(capBytes: number, batchBytes: number): number {
+  const seqs = Math.ceil(capBytes / 8 / Math.max(1, batchBytes));
+  return Math.min(PARTITION_MAX_SEQS, Math.max(PARTITION_MIN_SEQS, seqs));
+}
+const PARTITION_MIN_SEQS = 16;
+/** Bounds the seqs of one partition at caps far above any log (still within a bigint). */
+const PARTITION_MAX_SEQS = 2 ** 40;
+/**
+ * The least part of its cap a trim leaves a pipeline when it drops a partition whole; a partition
+ * whose drop would leave less (caps so small that a partition of {@link PARTITION_MIN_SEQS}
+ * batches is more than a quarter of it, or batches that grew) has its rows deleted instead.
+ */
+export function dropKeepsBytes(capBytes: number): number {
+  return Math.floor((capBytes * 3) / 4);
+}
+/**
+ * Longest a trim waits for a partition it drops (a read of that pipeline's oldest batches holds
+ * it): past that it deletes the rows instead. Other pipelines' reads and writes never touch it.
+ */
+export const DROP_LOCK_WAIT_MS = 50;
+/** The name of a pipeline's partition starting at `firstSeq`. */
+export function partitionName(pipelineId: number, firstSeq: number): string {
+  return `inference_log_batches_p${pipelineId}_s${firstSeq}`;
+}
+/** PostgreSQL's `check_violation`: among others, a row for which no partition exists. */
+const CHECK_VIOLATION = '23514';
+
 /** Oldest batches a trim reads first (a hand-off's worth and more), and at most per statement. */
 const TRIM_FIRST_PAGE = 32;
 const TRIM_MAX_PAGE = 2048;
@@ -111,6 +144,14 @@ export class PostgresLogBatchWriter {
   readonly #heldHeads = new Set<number>();
   /** `retentionLockWaitMs` (at least 1: a `lock_timeout` of 0 waits forever). */
   readonly #lockWaitMs: number;
+  /**
+   * Each pipeline's end of its partitions (the first seq none holds) as this writer last saw or
+   * made it, for {@link writeAlone}. Made in a transaction that rolled back, it may be too high:
+   * the one-statement write then fails (no partition for its row) and the locked write makes it.
+   */
+  readonly #partEnd = new Map<number, number>();
+  /** Whether partitions may be emptied and not yet detached (see {@link detachEmptiedPartitions}). */
+  #detachDue = true;
 
   constructor(nodeId: string, caps: LogRetentionCaps, now: () => number = Date.now) {
     this.#nodeId = nodeId;
@@ -141,6 +182,48 @@ export class PostgresLogBatchWriter {
       await flight.last?.catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * For a transaction that stores several pipelines: makes, before any of them inserts, the
+   * partitions a pipeline's batches may need when this writer's last view of its head says
+   * they are missing (a stale view leaves it to {@link write}). An attach after an insert in
+   * the same transaction could wait for a concurrent `DETACH … CONCURRENTLY` that waits for
+   * this transaction: a deadlock PostgreSQL breaks after a second.
+   */
+  async preparePartitions(sql: Sql, pipelineId: number, batches: readonly RecordBatch[]): Promise<void> {
+    const head = this.#heads.get(pipelineId);
+    if (head === undefined || batches.length === 0) return;
+    // Merging only joins batches: at most as many stored batches as given.
+    const end = head.nextSeq + batches.length;
+    if ((this.#partEnd.get(pipelineId) ?? 0) >= end) return;
+    const locked = await sql.one<{ next_seq: number; rows: number; bytes: number }>(
+      `INSERT INTO inference_log_heads AS h (pipeline_id, next_seq) VALUES ($1, 1)
+       ON CONFLICT (pipeline_id) DO UPDATE SET next_seq = h.next_seq
+       RETURNING next_seq, rows, bytes`,
+      [pipelineId],
+    );
+    if (locked === null) return;
+    let rows = 0;
+    let arrowBytes = 0;
+    for (const b of batches) {
+      rows += b.numRows;
+      arrowBytes += b.data.byteLength;
+    }
+    // A stored batch as large as merging may make it (small ones are merged): partitions are
+    // then no larger than an eighth of the cap, at the price of more of them.
+    const perRow = Number(locked.rows) > 0 ? Number(locked.bytes) / Number(locked.rows) : 0;
+    const estimate =
+      perRow > 0
+        ? perRow * Math.min(rows, STORED_BATCH_MAX_ROWS)
+        : Math.min(arrowBytes, STORED_BATCH_MAX_BYTES);
+    await this.#ensurePartitions(
+      sql,
+      pipelineId,
+      locked.next_seq,
+      locked.next_seq + batches.length,
+      estimate,
+    );
   }
 
   /**
@@ -182,12 +265,15 @@ export class PostgresLogBatchWriter {
       bytes += msg.bytes;
     }
     if (bytes > INSERT_MAX_BYTES) return false;
-    const result = await sql.bound(
-      new PostgresBoundStatement(
-        `quoll_log_append_${merged.length}`,
-        // The head's update runs first (the insert reads it), and the insert stores nothing when
-        // it changed no row. The total reads the statement's snapshot (the head before), hence `+ $5`.
-        `WITH head AS (
+    // Its seqs must fall in partitions that exist: the locked write makes them.
+    if ((this.#partEnd.get(pipelineId) ?? 0) < seq) return false;
+    const result = await sql
+      .bound(
+        new PostgresBoundStatement(
+          `quoll_log_append_${merged.length}`,
+          // The head's update runs first (the insert reads it), and the insert stores nothing when
+          // it changed no row. The total reads the statement's snapshot (the head before), hence `+ $5`.
+          `WITH head AS (
            UPDATE inference_log_heads
               SET next_seq = $2::bigint, last_time = $3::bigint, rows = rows + $4::bigint, bytes = bytes + $5::bigint
             WHERE pipeline_id = $1::integer AND next_seq = $6::bigint AND last_time IS NOT DISTINCT FROM $7::bigint
@@ -201,22 +287,28 @@ export class PostgresLogBatchWriter {
          )
          SELECT bytes, (SELECT coalesce(sum(bytes), 0) FROM inference_log_heads) + $5::bigint AS total
            FROM head`,
-        [
-          String(pipelineId),
-          String(seq),
-          String(lastTime),
-          String(rows),
-          String(bytes),
-          String(head.nextSeq),
-          head.lastTime === NO_TIME ? null : String(head.lastTime),
-          this.#nodeId,
-          String(this.#now()),
-          ...values,
-        ],
-        this.#messages,
-      ),
-    );
-    const row = result.rows[0];
+          [
+            String(pipelineId),
+            String(seq),
+            String(lastTime),
+            String(rows),
+            String(bytes),
+            String(head.nextSeq),
+            head.lastTime === NO_TIME ? null : String(head.lastTime),
+            this.#nodeId,
+            String(this.#now()),
+            ...values,
+          ],
+          this.#messages,
+        ),
+      )
+      .catch((err: unknown) => {
+        // A partition this writer made in a transaction that rolled back: none holds these seqs.
+        if (sqlState(err) !== CHECK_VIOLATION) throw err;
+        this.#partEnd.delete(pipelineId);
+        return null;
+      });
+    const row = result?.rows[0];
     if (row === undefined) {
       this.#heads.delete(pipelineId);
       return false;
@@ -266,10 +358,10 @@ export class PostgresLogBatchWriter {
   ): Promise<string[]> {
     const schemas: string[] = [];
     // One round trip creates the head if missing and locks it (the no-op update takes the lock).
-    const head = await sql.one<{ next_seq: number; last_time: string | null }>(
+    const head = await sql.one<{ next_seq: number; last_time: string | null; rows: number; bytes: number }>(
       `INSERT INTO inference_log_heads AS h (pipeline_id, next_seq) VALUES ($1, 1)
        ON CONFLICT (pipeline_id) DO UPDATE SET next_seq = h.next_seq
-       RETURNING next_seq, last_time::text AS last_time`,
+       RETURNING next_seq, last_time::text AS last_time, rows, bytes`,
       [pipelineId],
     );
     if (head === null) throw new Error(`inference log head of pipeline ${pipelineId} vanished`);
@@ -278,6 +370,18 @@ export class PostgresLogBatchWriter {
     let rows = 0;
     let bytes = 0;
     const merged = rowStep(pipelineId, () => this.#merge(batches));
+    if (merged.length > 0) {
+      // Before any insert: an attach waits for a concurrent detach, which waits for the
+      // transactions that hold the batches table (this one would, after an insert).
+      // Batches as large as the pipeline's stored ones (by its bytes per row), or for its
+      // first, as these in memory.
+      let estimate = 0;
+      for (const b of merged) {
+        estimate +=
+          Number(head.rows) > 0 ? (b.numRows * Number(head.bytes)) / Number(head.rows) : b.data.byteLength;
+      }
+      await this.#ensurePartitions(sql, pipelineId, seq, seq + merged.length, estimate / merged.length);
+    }
     const createdAt = this.#now();
     let values: BoundValue[] = [];
     let pending = 0;
@@ -351,9 +455,110 @@ export class PostgresLogBatchWriter {
     );
     this.#heads.set(pipelineId, { nextSeq: seq, lastTime });
     if ((updated?.total ?? 0) > this.#caps.maxBytesTotal) this.#overTotal = true;
-    const over = (updated?.bytes ?? 0) - this.#caps.maxBytesPerPipeline;
-    if (over > 0) await this.#trim(sql, pipelineId, over + trimStepBytes(this.#caps.maxBytesPerPipeline));
+    const held = updated?.bytes ?? 0;
+    if (held > this.#caps.maxBytesPerPipeline) await this.#trimToCap(sql, pipelineId, held);
     return schemas;
+  }
+
+  /**
+   * Makes the partitions that hold the seqs `from` to `end` (exclusive) of a pipeline whose head
+   * the caller's transaction holds, each {@link partitionSeqs} long, after the last one there is
+   * (or from `from`, for a pipeline without any). Each is a table made apart and then attached,
+   * which locks the batches table only against other attaches and detaches, not reads or writes.
+   */
+  async #ensurePartitions(
+    sql: Sql,
+    pipelineId: number,
+    from: number,
+    end: number,
+    batchBytes: number,
+  ): Promise<void> {
+    if ((this.#partEnd.get(pipelineId) ?? 0) >= end) return;
+    const row = await sql.one<{ end: string | null }>(
+      'SELECT max(end_seq)::text AS end FROM inference_log_partitions WHERE pipeline_id = $1',
+      [pipelineId],
+    );
+    let lo = row?.end == null ? from : Number(row.end);
+    const step = partitionSeqs(this.#caps.maxBytesPerPipeline, batchBytes);
+    while (lo < end) {
+      const hi = lo + step;
+      const name = partitionName(pipelineId, lo);
+      // Integers only in the text: one round trip, as a simple query.
+      await sql.run(
+        `CREATE TABLE ${name} (LIKE inference_log_batches INCLUDING ALL);
+         ALTER TABLE inference_log_batches ATTACH PARTITION ${name}
+           FOR VALUES FROM (${pipelineId}, ${lo}) TO (${pipelineId}, ${hi});
+         INSERT INTO inference_log_partitions (name, pipeline_id, first_seq, end_seq)
+           VALUES ('${name}', ${pipelineId}, ${lo}, ${hi})`,
+      );
+      lo = hi;
+    }
+    this.#partEnd.set(pipelineId, lo);
+  }
+
+  /**
+   * Applies a pipeline's byte cap (it holds `held` bytes, over it), the caller holding its head:
+   * drops its oldest partitions whole while it stays over the cap and keeps at least
+   * {@link dropKeepsBytes} of it, then, if it is still over, deletes its oldest batches row by
+   * row to a step below the cap (see {@link trimStepBytes}). A partition holding the newest
+   * batch is never dropped.
+   */
+  async #trimToCap(sql: Sql, pipelineId: number, held: number): Promise<number> {
+    const cap = this.#caps.maxBytesPerPipeline;
+    const dropped = await this.#dropPartitions(sql, pipelineId, held - cap, held - dropKeepsBytes(cap));
+    const over = held - dropped - cap;
+    if (over <= 0) return dropped;
+    return dropped + (await this.#trim(sql, pipelineId, over + trimStepBytes(cap)));
+  }
+
+  /**
+   * Empties a pipeline's oldest partitions (`TRUNCATE`, waiting at most
+   * {@link DROP_LOCK_WAIT_MS} for each) until `excess` bytes are gone, dropping none that would
+   * take more than `most` bytes in all or that holds the newest batch, and updates the head.
+   * An emptied partition is detached and dropped later, beside the writes
+   * ({@link detachEmptiedPartitions}). Returns the batch bytes dropped.
+   */
+  async #dropPartitions(sql: Sql, pipelineId: number, excess: number, most: number): Promise<number> {
+    const parts = await sql.rows<{ name: string; first: string; end: string; newest: string }>(
+      `SELECT p.name, p.first_seq::text AS first, p.end_seq::text AS end, (h.next_seq - 1)::text AS newest
+         FROM inference_log_partitions p JOIN inference_log_heads h USING (pipeline_id)
+        WHERE p.pipeline_id = $1 AND NOT p.emptied ORDER BY p.first_seq LIMIT 8`,
+      [pipelineId],
+    );
+    let dropped = 0;
+    for (const p of parts) {
+      if (dropped >= excess || Number(p.end) > Number(p.newest)) break;
+      // Its batches, by the partition's range (the plan reads that partition only).
+      const held = await sql.one<{ rows: string; bytes: string; lt: string }>(
+        `SELECT coalesce(sum(rows), 0)::text AS rows, coalesce(sum(bytes), 0)::text AS bytes,
+                current_setting('lock_timeout') AS lt
+           FROM inference_log_batches WHERE pipeline_id = $1 AND seq >= $2 AND seq < $3`,
+        [pipelineId, p.first, p.end],
+      );
+      const bytes = Number(held?.bytes ?? 0);
+      if (dropped + bytes > most) break;
+      try {
+        await sql.run(
+          `SAVEPOINT quoll_drop; SET LOCAL lock_timeout = '${DROP_LOCK_WAIT_MS}ms'; TRUNCATE ${p.name}`,
+        );
+      } catch (err) {
+        if (sqlState(err) !== LOCK_NOT_AVAILABLE) throw err;
+        // A read holds it: the rows are deleted instead (the savepoint restores the lock timeout).
+        await sql.run('ROLLBACK TO SAVEPOINT quoll_drop');
+        break;
+      }
+      await sql.run('RELEASE SAVEPOINT quoll_drop');
+      await sql.run("SELECT set_config('lock_timeout', $1, true)", [held?.lt ?? '0']);
+      await sql.run('UPDATE inference_log_partitions SET emptied = true WHERE name = $1', [p.name]);
+      await sql.run(
+        `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4)
+          WHERE pipeline_id = $1`,
+        [pipelineId, held?.rows ?? '0', String(bytes), p.end],
+      );
+      this.#detachDue = true;
+      dropped += bytes;
+    }
+    return dropped;
   }
 
   /**
@@ -380,8 +585,7 @@ export class PostgresLogBatchWriter {
   ): Promise<void> {
     for (const pipelineId of [...this.#trimDue.keys()]) {
       const trimmed = await this.#underHead(transaction, pipelineId, false, async (tx, bytes) => {
-        const over = bytes - this.#caps.maxBytesPerPipeline;
-        if (over > 0) await this.#trim(tx, pipelineId, over + trimStepBytes(this.#caps.maxBytesPerPipeline));
+        if (bytes > this.#caps.maxBytesPerPipeline) await this.#trimToCap(tx, pipelineId, bytes);
       });
       if (trimmed) this.#trimDue.delete(pipelineId);
     }
@@ -402,6 +606,16 @@ export class PostgresLogBatchWriter {
     if (this.#trimmedSinceVacuum < vacuumAfterTrimmedBytes(cap)) return false;
     this.#trimmedSinceVacuum = 0;
     return true;
+  }
+
+  /**
+   * Whether partitions this writer emptied (or a restarted one, or another node, may have left)
+   * wait for {@link detachEmptiedPartitions}; says so once.
+   */
+  takeDetachDue(): boolean {
+    const due = this.#detachDue;
+    this.#detachDue = false;
+    return due;
   }
 
   /**
@@ -514,11 +728,65 @@ export class PostgresLogBatchWriter {
       String(cut),
     ]);
     await sql.run(
-      'UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3 WHERE pipeline_id = $1',
-      [pipelineId, rows, bytes],
+      `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4)
+        WHERE pipeline_id = $1`,
+      [pipelineId, rows, bytes, String(cut + 1)],
     );
+    // Partitions whose every seq is gone now: detached and dropped beside the writes.
+    const spent = await sql.run(
+      'UPDATE inference_log_partitions SET emptied = true WHERE pipeline_id = $1 AND end_seq <= $2 AND NOT emptied',
+      [pipelineId, String(cut + 1)],
+    );
+    if (spent > 0) this.#detachDue = true;
     // Counted before the caller's commit: a rolled-back trim only brings a vacuum forward.
     this.#trimmedSinceVacuum += bytes;
     return bytes;
   }
 }
+
+/** Runs one statement outside any transaction block (a client of its own). */
+export type RunStatement = (text: string, values?: readonly unknown[]) => Promise<{ rows: unknown[] }>;
+
+/**
+ * Detaches and drops the partitions of the batches table that retention emptied (any node's),
+ * on a connection outside any transaction: `DETACH PARTITION … CONCURRENTLY` takes no lock that
+ * another session's read or insert waits for (it waits for the transactions that use the table
+ * to end instead), then the detached table is dropped, which locks only itself. A detach left
+ * half done (cancelled, or its node stopped) is finished; one another node is doing fails here,
+ * and is left to it. Returns the partitions dropped; throws the first failure once the others
+ * were tried.
+ */
+export async function detachEmptiedPartitions(run: RunStatement): Promise<number> {
+  const { rows } = await run(
+    'SELECT name FROM inference_log_partitions WHERE emptied ORDER BY pipeline_id, first_seq LIMIT 64',
+  );
+  let dropped = 0;
+  let failure: Error | null = null;
+  for (const row of rows as { name: string }[]) {
+    const name = row.name;
+    // Names are made by partitionName (letters, digits and underscores) and read back from the list.
+    if (!/^inference_log_batches_p\d+_s\d+$/.test(name)) continue;
+    try {
+      try {
+        await run(`ALTER TABLE inference_log_batches DETACH PARTITION ${name} CONCURRENTLY`);
+      } catch (err) {
+        const state = sqlState(err);
+        // Not a partition any more (detached and dropped already), or a detach half done.
+        if (state === '42P01' || state === '42P16') {
+          // Already gone, or detached: dropped below.
+        } else if (state === OBJECT_NOT_IN_PREREQUISITE_STATE) {
+          await run(`ALTER TABLE inference_log_batches DETACH PARTITION ${name} FINALIZE`);
+        } else throw err;
+      }
+      await run(`DROP TABLE IF EXISTS ${name}`);
+      await run('DELETE FROM inference_log_partitions WHERE name = $1', [name]);
+      dropped++;
+    } catch (err) {
+      failure ??= err instanceof Error ? err : new Error(String(err));
+    }
+  }
+  if (failure !== null) throw failure;
+  return dropped;
+}
+/** PostgreSQL's `object_not_in_prerequisite_state`: among others, a partition pending detach. */
+const OBJECT_NOT_IN_PREREQUISITE_STATE = '55000';

@@ -5,7 +5,11 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { RecordBatch } from 'apache-arrow';
 import { LogBatchUnpacker, PoisonLogBatchError } from '../../logs/index.js';
 import { PostgresDatabase, sqlState } from './postgres-database.js';
-import { PostgresLogBatchWriter, VACUUM_LOG_BATCHES } from './postgres-log-batch-writer.js';
+import {
+  detachEmptiedPartitions,
+  PostgresLogBatchWriter,
+  VACUUM_LOG_BATCHES,
+} from './postgres-log-batch-writer.js';
 import type {
   FromPostgresLogWriter,
   PostgresLogWriterSettings,
@@ -129,6 +133,10 @@ async function writeBacklog(): Promise<void> {
     // Nothing left to store (every pipeline was isolated).
   } else if (only === null || !(await writer.writeAlone(db, only, batches.get(only) ?? []))) {
     const schemas = await db.transaction(async (sql) => {
+      // Several pipelines: their partitions first, before any insert (heads in id order).
+      if (only === null) {
+        for (const id of pipelineIds) await writer.preparePartitions(sql, id, batches.get(id) ?? []);
+      }
       const inserted: string[] = [];
       for (const id of pipelineIds) inserted.push(...(await writer.write(sql, id, batches.get(id) ?? [])));
       return inserted;
@@ -164,9 +172,13 @@ function vacuumEnded(): Promise<void> {
  * write). None starts once a stop has come, and a stop cancels a running one.
  */
 function vacuumIfDue(): void {
-  if (vacuuming !== null || stopSeq !== null || !writer.takeVacuumDue()) return;
+  if (vacuuming !== null || stopSeq !== null) return;
+  // The partitions retention emptied are detached and dropped on the same client, first.
+  const detach = writer.takeDetachDue();
+  const vacuumDue = writer.takeVacuumDue();
+  if (!detach && !vacuumDue) return;
   vacuumCancelled = false;
-  vacuuming = vacuum().then(
+  vacuuming = vacuum(detach, vacuumDue).then(
     () => {
       vacuuming = null;
     },
@@ -178,7 +190,7 @@ function vacuumIfDue(): void {
   );
 }
 
-async function vacuum(): Promise<void> {
+async function vacuum(detach: boolean, vacuumDue: boolean): Promise<void> {
   const client = await db.pool.connect();
   // A connection lost while checked out emits 'error' on the client: without a listener it
   // would end the thread. The query rejects too, and the client is discarded on release.
@@ -191,7 +203,8 @@ async function vacuum(): Promise<void> {
     // A stop that came while the connection was opening had no backend to cancel: skip.
     if (stopSeq !== null) return;
     vacuumPid = (client as unknown as { processID?: number }).processID ?? null;
-    await client.query(vacuumStatement);
+    if (detach) await detachEmptiedPartitions((text, values) => client.query(text, values as unknown[]));
+    if (vacuumDue && stopSeq === null) await client.query(vacuumStatement);
   } catch (err) {
     broken ??= err instanceof Error ? err : new Error(String(err));
     throw err;

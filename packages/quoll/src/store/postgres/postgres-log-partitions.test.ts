@@ -1,0 +1,386 @@
+import { cpSync, mkdtempSync, rmSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { RecordBatch } from 'apache-arrow';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  createTestDatabase,
+  postgresAvailability,
+} from '../../../../../test/support/postgres-test-database.js';
+import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
+import { ArrowMessageEncoder, InferenceLogStore, schemaIdOf } from '../../logs/index.js';
+import type { InferenceLogs, LogPage, LogQuery } from '../../logs/index.js';
+import { openSqliteDatabase } from '../sqlite/sqlite-database.js';
+import type { SqliteHandle } from '../sqlite/sqlite-database.js';
+import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
+import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
+import { POSTGRES_MIGRATIONS_DIR, PostgresDatabase } from './postgres-database.js';
+import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
+import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
+
+// The inference log of a cluster in partitions (migration 0017): retention at the cap, reads
+// across partitions, the locks of a page read, and the move of a log stored before 0017.
+
+const { run: runPostgresTests, skipReason } = await postgresAvailability();
+
+/** About 88 kB stored per batch: 1000 rows of 18 floats. */
+const big = (k: number): RecordBatch =>
+  inferenceLogRows(
+    range(k * 1000, 1000),
+    range(k * 1000, 1000).map((i) => T0 + i),
+    { width: 18 },
+  );
+const small = (first: number, n: number, width = 2): RecordBatch =>
+  inferenceLogRows(
+    range(first, n),
+    range(first, n).map((i) => T0 + i * 10),
+    { width },
+  );
+
+function ids(pages: LogPage[]): number[] {
+  const out: number[] = [];
+  for (const page of pages) {
+    for (const batch of page.table.batches) {
+      const col = batch.getChild('out.variable');
+      for (let i = 0; i < batch.numRows; i++) {
+        out.push((col?.get(i) as { toArray(): Float32Array } | null)?.toArray()[0] ?? NaN);
+      }
+    }
+  }
+  return out;
+}
+
+async function allPages(store: InferenceLogs, pipelineId: number, q: LogQuery): Promise<LogPage[]> {
+  const pages: LogPage[] = [];
+  let page = await store.query(pipelineId, q);
+  pages.push(page);
+  while (page.nextCursor !== null && pages.length < 500) {
+    page = await store.query(pipelineId, { ...q, cursor: page.nextCursor });
+    pages.push(page);
+  }
+  return pages;
+}
+
+describe.skipIf(!runPostgresTests)(
+  `inference log partitions in PostgreSQL (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,
+  () => {
+    let database: TestDatabase;
+    let dir: string;
+    let schemaNo = 0;
+    const dbs: PostgresDatabase[] = [];
+    const stores: InferenceLogs[] = [];
+    let sqlite: SqliteHandle | null = null;
+
+    beforeAll(async () => {
+      database = await createTestDatabase();
+      dir = mkdtempSync(join(tmpdir(), 'quoll-pg-parts-'));
+    });
+    afterAll(async () => {
+      await database?.drop();
+      rmSync(dir, { recursive: true, force: true });
+    });
+    afterEach(async () => {
+      for (const s of stores.splice(0)) await s.stop();
+      for (const d of dbs.splice(0)) await d.close();
+      sqlite?.close();
+      sqlite = null;
+    });
+
+    async function open(schema: string, migrationsDirectory?: string): Promise<PostgresDatabase> {
+      const db = await PostgresDatabase.open({
+        url: database.url,
+        schema,
+        poolSize: 2,
+        ...(migrationsDirectory === undefined ? {} : { migrationsDirectory }),
+      });
+      dbs.push(db);
+      return db;
+    }
+
+    /** Rows, bytes and the newest seq as the heads count them, and as stored: equal. */
+    async function expectHeadsConsistent(db: PostgresDatabase): Promise<void> {
+      const heads = await db.rows<{ pipeline_id: number; head: string; stored: string }>(
+        `SELECT h.pipeline_id, concat_ws(' ', h.rows, h.bytes, h.first_seq, h.next_seq - 1) AS head,
+                concat_ws(' ', coalesce(sum(b.rows), 0), coalesce(sum(b.bytes), 0), min(b.seq), max(b.seq)) AS stored
+           FROM inference_log_heads h LEFT JOIN inference_log_batches b USING (pipeline_id)
+          GROUP BY h.pipeline_id, h.rows, h.bytes, h.first_seq, h.next_seq ORDER BY h.pipeline_id`,
+      );
+      expect(heads.length).toBeGreaterThan(0);
+      for (const h of heads) expect(h.stored, `pipeline ${h.pipeline_id}`).toBe(h.head);
+    }
+
+    it('at its cap, a log drops its oldest partition whole: nothing deleted row by row, no vacuum due, at least 3/4 of the cap kept', async () => {
+      const db = await open(`parts${++schemaNo}`);
+      const cap = 16 * 1024 * 1024;
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: cap, maxBytesTotal: 1e12 });
+      // 300 batches of 88 kB: about 25 MB, the cap (about 190 batches) passed after 190.
+      let deleted = 0;
+      let least = Infinity;
+      for (let k = 0; k < 300; k++) {
+        const schemas = await db.transaction(async (sql) => {
+          const s = await w.write(sql, 1, [big(k)]);
+          const row = await sql.one<{ n: string }>(
+            `SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(c.oid)), 0)::text AS n
+               FROM pg_class c WHERE c.relname LIKE 'inference_log_batches%' AND c.relkind = 'r'`,
+          );
+          deleted += Number(row?.n);
+          return s;
+        });
+        w.committed(schemas);
+        const head = await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads');
+        if (k >= 200) least = Math.min(least, Number(head?.bytes));
+        expect(Number(head?.bytes)).toBeLessThanOrEqual(cap);
+      }
+      expect(deleted).toBe(0);
+      expect(w.takeVacuumDue()).toBe(false);
+      expect(least).toBeGreaterThanOrEqual((cap * 3) / 4);
+      await expectHeadsConsistent(db);
+      // The oldest kept batch is the first of a partition; the newest is kept.
+      const parts = await db.rows<{ first: string; emptied: boolean }>(
+        'SELECT first_seq::text AS first, emptied FROM inference_log_partitions WHERE pipeline_id = 1 ORDER BY first_seq',
+      );
+      const live = parts.filter((p) => !p.emptied);
+      expect(parts.some((p) => p.emptied)).toBe(true);
+      expect(live.length).toBeLessThanOrEqual(10);
+      const kept = await db.one<{ min: string; max: string; n: string }>(
+        'SELECT min(seq)::text AS min, max(seq)::text AS max, count(*)::text AS n FROM inference_log_batches WHERE pipeline_id = 1',
+      );
+      expect(kept?.min).toBe(live[0]?.first);
+      expect(kept?.max).toBe('300');
+      expect(Number(kept?.max) - Number(kept?.min) + 1).toBe(Number(kept?.n));
+    });
+
+    it("a drop at the cap holds no lock another pipeline's writes and reads wait for", async () => {
+      const schema = `parts${++schemaNo}`;
+      const db = await open(schema);
+      const other = await open(schema);
+      const w = new PostgresLogBatchWriter('w', {
+        maxBytesPerPipeline: 16 * 1024 * 1024,
+        maxBytesTotal: 1e12,
+      });
+      const w2 = new PostgresLogBatchWriter('w2', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      w2.committed(await other.transaction((sql) => w2.write(sql, 2, [big(0)])));
+      let checked = false;
+      for (let k = 0; k < 300 && !checked; k++) {
+        w.committed(
+          await db.transaction(async (sql) => {
+            const s = await w.write(sql, 1, [big(k)]);
+            const emptied = await sql.one<{ n: string }>(
+              'SELECT count(*)::text AS n FROM inference_log_partitions WHERE emptied',
+            );
+            if (Number(emptied?.n) === 0) return s;
+            // The drop is done and not committed: another session stores and reads pipeline 2,
+            // and reads pipeline 1's newest rows, each failing if it waits for a lock at all long.
+            await other.transaction(async (tx) => {
+              await tx.run("SET LOCAL lock_timeout = '2s'");
+              w2.committed(await w2.write(tx, 2, [big(1000 + k)]));
+              const read = await tx.one<{ n: string }>(
+                'SELECT count(*)::text AS n FROM inference_log_batches WHERE pipeline_id = 2 AND seq >= 1 AND seq < 33',
+              );
+              expect(read?.n).toBe('2');
+              const newest = await tx.one<{ n: string }>(
+                'SELECT count(*)::text AS n FROM inference_log_batches WHERE pipeline_id = 1 AND seq = $1',
+                [k + 1],
+              );
+              expect(newest?.n).toBe('0'); // not committed yet
+            });
+            checked = true;
+            return s;
+          }),
+        );
+      }
+      expect(checked).toBe(true);
+    });
+
+    it('a store detaches and drops the partitions its retention emptied, beside its writes', async () => {
+      const schema = `parts${++schemaNo}`;
+      const db = await open(schema);
+      const store = new PostgresInferenceLogStore(db, { nodeId: 'n', maxBytesPerPipeline: 8 * 1024 * 1024 });
+      stores.push(store);
+      for (let k = 0; k < 160; k++) {
+        await store.append(3, big(k));
+        await store.flush();
+      }
+      await store.stop();
+      const emptied = await db.rows('SELECT name FROM inference_log_partitions WHERE emptied');
+      const listed = await db.rows<{ name: string }>(
+        'SELECT name FROM inference_log_partitions ORDER BY name',
+      );
+      const attached = await db.rows<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+          WHERE i.inhparent = 'inference_log_batches'::regclass ORDER BY c.relname`,
+      );
+      // At most the last emptied, if the store stopped before its detach came.
+      expect(emptied.length).toBeLessThanOrEqual(1);
+      expect(attached.map((r) => r.name)).toEqual(listed.map((r) => r.name));
+      expect(attached.length).toBeLessThanOrEqual(10);
+      const { ids: got } = { ids: ids(await allPages(store, 3, { order: 'asc', limit: 100_000 })) };
+      expect(got.at(-1)).toBe(159_999);
+      expect(got).toEqual(range(160_000 - got.length, got.length));
+      await expectHeadsConsistent(db);
+    });
+
+    /** A log of pipeline 7 in both stores, in small batches each stored apart: about seven partitions in PostgreSQL. */
+    async function spreadLog(): Promise<{
+      pg: PostgresInferenceLogStore;
+      file: InferenceLogStore;
+      db: PostgresDatabase;
+    }> {
+      // One stored batch's bytes, to size the cap: 128 of them, so partitions of 16 batches.
+      const probeDb = await open(`parts${++schemaNo}`);
+      const probe = new PostgresLogBatchWriter('p', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      probe.committed(await probeDb.transaction((sql) => probe.write(sql, 1, [small(0, 20)])));
+      const one = Number(
+        (await probeDb.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      const db = await open(`parts${++schemaNo}`);
+      const pg = new PostgresInferenceLogStore(db, { nodeId: 'n', maxBytesPerPipeline: 128 * one });
+      stores.push(pg);
+      const home = mkdtempSync(join(dir, 'home-'));
+      sqlite = openSqliteDatabase(join(home, 'quoll.db'));
+      const file = await InferenceLogStore.open({
+        dir: join(home, 'logs'),
+        index: new SqliteLogSegmentIndex(sqlite),
+        segmentMaxRows: 700,
+      });
+      stores.push(file);
+      for (const store of [pg, file] as InferenceLogs[]) {
+        for (let k = 0; k < 110; k++) {
+          await store.append(7, small(k * 20, 20));
+          await store.flush();
+        }
+      }
+      return { pg, file, db };
+    }
+
+    it('reads across partition boundaries return every row once, as the embedded store does', async () => {
+      const { pg, file, db } = await spreadLog();
+      const parts = await db.rows(
+        'SELECT name FROM inference_log_partitions WHERE pipeline_id = 7 AND NOT emptied',
+      );
+      expect(parts.length).toBeGreaterThanOrEqual(5);
+      const queries: LogQuery[] = [
+        {},
+        { limit: 37 },
+        { order: 'asc', limit: 41 },
+        { order: 'asc', limit: 5000 },
+        { start: T0 + 3_000, end: T0 + 18_000, limit: 53 },
+        { start: T0 + 3_000, end: T0 + 18_000, order: 'desc', limit: 53 },
+        { start: T0, end: T0 + 100_000, order: 'asc', limit: 29 },
+      ];
+      for (const q of queries) {
+        const [want, got] = await Promise.all([allPages(file, 7, q), allPages(pg, 7, q)]);
+        expect(ids(got), JSON.stringify(q)).toEqual(ids(want));
+        expect(new Set(ids(got)).size).toBe(ids(got).length);
+      }
+      const all = ids(await allPages(pg, 7, { order: 'asc', limit: 31 }));
+      expect(all).toEqual(range(0, 2200));
+    });
+
+    it('a page read by cursor locks the one or two partitions its window falls in, not the whole log', async () => {
+      const { pg, db } = await spreadLog();
+      const parts = await db.rows(
+        'SELECT name FROM inference_log_partitions WHERE pipeline_id = 7 AND NOT emptied',
+      );
+      expect(parts.length).toBeGreaterThanOrEqual(5);
+      const first = await pg.query(7, { order: 'asc', limit: 700 });
+      const total = (await db.rows('SELECT name FROM inference_log_partitions WHERE pipeline_id = 7')).length;
+      expect(first.nextCursor).not.toBeNull();
+      // The next page, read by a store whose statements run in one transaction that keeps their locks.
+      let locked = 0;
+      let lockedTables = 0;
+      await db.transaction(async (tx) => {
+        const reader = {
+          url: db.url,
+          schema: db.schema,
+          rows: (text: string, values?: readonly unknown[]) => tx.rows(text, values),
+          one: (text: string, values?: readonly unknown[]) => tx.one(text, values),
+        } as unknown as PostgresDatabase;
+        const view = new PostgresInferenceLogStore(reader, { nodeId: 'r' });
+        try {
+          const page = await view.query(7, { order: 'asc', limit: 100, cursor: first.nextCursor! });
+          expect(ids([page])).toEqual(range(700, 100));
+        } finally {
+          await view.stop();
+        }
+        const row = await tx.one<{ n: string; tables: string }>(
+          `SELECT count(DISTINCT l.relation)::text AS n,
+                  count(DISTINCT l.relation) FILTER (WHERE c.relkind = 'r')::text AS tables
+             FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+            WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND c.relname LIKE 'inference_log_batches%'`,
+        );
+        locked = Number(row?.n);
+        lockedTables = Number(row?.tables);
+      });
+      // A window is 32 seqs, three partitions of 16 here (one or two at real caps, whose
+      // partitions hold hundreds of batches): those, their four indexes each, and the
+      // partitioned table. Every partition of the log would be five relations a partition.
+      expect(lockedTables).toBeGreaterThan(0);
+      expect(lockedTables).toBeLessThanOrEqual(3);
+      expect(lockedTables).toBeLessThan(total);
+      expect(locked).toBeLessThanOrEqual(16);
+    });
+
+    it('migration 0017 moves a log stored before it into partitions: every row kept and read, and writes go on after it', async () => {
+      const schema = `parts${++schemaNo}`;
+      // The schema as 0016 left it, and a log stored in the table 0013 made.
+      const before = mkdtempSync(join(dir, 'migrations-'));
+      for (const f of readdirSync(POSTGRES_MIGRATIONS_DIR)) {
+        if (/^\d{4}_/.test(f) && Number(f.slice(0, 4)) <= 16)
+          cpSync(join(POSTGRES_MIGRATIONS_DIR, f), join(before, f));
+      }
+      const old = await open(schema, before);
+      const encoder = new ArrowMessageEncoder();
+      const first = small(0, 10);
+      const schemaId = schemaIdOf(first.schema);
+      await old.run('INSERT INTO inference_log_schemas (schema_id, message) VALUES ($1, $2)', [
+        schemaId,
+        Buffer.concat(encoder.encodeSchema(first.schema).chunks),
+      ]);
+      // Pipeline 5: seqs 11 to 150 (the ten before trimmed), ten rows each; pipeline 6: one batch.
+      let bytes5 = 0;
+      for (let seq = 11; seq <= 150; seq++) {
+        const b = small((seq - 11) * 10, 10);
+        const data = Buffer.concat(encoder.encodeBatch(b).chunks);
+        bytes5 += data.length;
+        await old.run(
+          `INSERT INTO inference_log_batches (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
+           VALUES (5, $1, $2, 10, $3, $4, $5, 'old', 0, $6)`,
+          [seq, schemaId, data.length, T0 + (seq - 11) * 100, T0 + (seq - 11) * 100 + 90, data],
+        );
+      }
+      const data6 = Buffer.concat(encoder.encodeBatch(small(5000, 10)).chunks);
+      await old.run(
+        `INSERT INTO inference_log_batches (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
+         VALUES (6, 1, $1, 10, $2, $3, $4, 'old', 0, $5)`,
+        [schemaId, data6.length, T0 + 50_000, T0 + 50_090, data6],
+      );
+      await old.run(
+        `INSERT INTO inference_log_heads (pipeline_id, next_seq, last_time, rows, bytes)
+         VALUES (5, 151, $1, 1400, $2), (6, 2, $3, 10, $4)`,
+        [T0 + 13_990, bytes5, T0 + 50_090, data6.length],
+      );
+      // Opened by this code: 0017 applies.
+      const db = await open(schema);
+      const parts = await db.rows<{ first: string; end: string }>(
+        'SELECT first_seq::text AS first, end_seq::text AS end FROM inference_log_partitions WHERE pipeline_id = 5 ORDER BY first_seq',
+      );
+      expect(parts.map((p) => [Number(p.first), Number(p.end)])).toEqual(
+        range(0, 8).map((k) => [11 + k * 18, 29 + k * 18]),
+      );
+      await expectHeadsConsistent(db);
+      const store = new PostgresInferenceLogStore(db, { nodeId: 'n' });
+      stores.push(store);
+      expect(ids(await allPages(store, 5, { order: 'asc', limit: 97 }))).toEqual(range(0, 1400));
+      expect(ids(await allPages(store, 5, { limit: 97 }))).toEqual(range(0, 1400).reverse());
+      expect(ids(await allPages(store, 6, {}))).toEqual(range(5000, 10).reverse());
+      // Writes go on after it, past the partitions the migration made.
+      for (let k = 0; k < 20; k++) {
+        await store.append(5, small(1400 + k * 10, 10));
+        await store.flush();
+      }
+      expect(ids(await allPages(store, 5, { order: 'asc', limit: 97 }))).toEqual(range(0, 1600));
+      await expectHeadsConsistent(db);
+    });
+  },
+);
