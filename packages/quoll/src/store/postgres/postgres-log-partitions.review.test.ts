@@ -76,5 +76,40 @@ describe.skipIf(!runPostgresTests)(
       expect(n?.n).toBe('1');
     });
 
+    it('Review: a writer that has not yet written a pipeline attaches its partition after the inserts of the other pipelines in the same transaction (the deadlock with a concurrent DETACH … CONCURRENTLY preparePartitions is there to avoid)', async () => {
+      const db = await open(`rv${++schemaNo}`);
+      // A node just started (or a pipeline new to it): the writer knows no head yet.
+      const w = new PostgresLogBatchWriter('w', {
+        maxBytesPerPipeline: 16 * 1024 * 1024,
+        maxBytesTotal: 1e12,
+      });
+      const batches = new Map<number, RecordBatch[]>([
+        [1, [small(0, 20)]],
+        [2, [small(0, 20)]],
+      ]);
+      const seen: string[] = [];
+      const record = (sql: Sql): Sql => ({
+        rows: (text, values) => (seen.push(text), sql.rows(text, values)),
+        one: (text, values) => (seen.push(text), sql.one(text, values)),
+        run: (text, values) => (seen.push(text), sql.run(text, values)),
+        bound: (statement) => (seen.push(statement.text), sql.bound(statement)),
+      });
+      // As writeBacklog does for a transaction of several pipelines.
+      w.committed(
+        await db.transaction(async (raw) => {
+          const sql = record(raw);
+          for (const id of [1, 2]) await w.preparePartitions(sql, id, batches.get(id)!);
+          const inserted: string[] = [];
+          for (const id of [1, 2]) inserted.push(...(await w.write(sql, id, batches.get(id)!)));
+          return inserted;
+        }),
+      );
+      const firstInsert = seen.findIndex((t) => /INSERT INTO inference_log_batches\b/.test(t));
+      const lastAttach = seen.findLastIndex((t) => /ATTACH PARTITION/.test(t));
+      expect(firstInsert).toBeGreaterThanOrEqual(0);
+      expect(lastAttach).toBeGreaterThanOrEqual(0);
+      expect(lastAttach, 'an ATTACH after an insert into the batches table').toBeLessThan(firstInsert);
+    });
+
   },
 );
