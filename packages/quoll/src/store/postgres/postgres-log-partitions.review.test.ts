@@ -111,5 +111,45 @@ describe.skipIf(!runPostgresTests)(
       expect(lastAttach, 'an ATTACH after an insert into the batches table').toBeLessThan(firstInsert);
     });
 
+    it('Review: a log copied by `quoll admin migrate --from-home` (a writer without caps) sits in one partition of 2^40 seqs: at its cap a node never drops a partition, it deletes row by row for ever', async () => {
+      const schema = `rv${++schemaNo}`;
+      const one = await oneBatchBytes();
+      const db = await open(schema);
+      // As migrate-home.ts copies a home's log: a writer with no caps.
+      const copy = new PostgresLogBatchWriter('migrated:home', {
+        maxBytesPerPipeline: Number.MAX_SAFE_INTEGER,
+        maxBytesTotal: Number.MAX_SAFE_INTEGER,
+      });
+      copy.committed(
+        await db.transaction((sql) =>
+          copy.write(
+            sql,
+            1,
+            range(0, 40).map((k) => small(k * 20, 20)),
+          ),
+        ),
+      );
+      // Then the cluster's node stores on at its cap of 128 batches (partitions of 16 for a new log).
+      const w = new PostgresLogBatchWriter('n', { maxBytesPerPipeline: 128 * one, maxBytesTotal: 1e12 });
+      let deleted = 0;
+      for (let k = 40; k < 400; k++) {
+        w.committed(
+          await db.transaction(async (sql) => {
+            const s = await w.write(sql, 1, [small(k * 20, 20)]);
+            const row = await sql.one<{ n: string }>(
+              `SELECT coalesce(sum(pg_stat_get_xact_tuples_deleted(c.oid)), 0)::text AS n
+                 FROM pg_class c WHERE c.relname LIKE 'inference_log_batches%' AND c.relkind = 'r'`,
+            );
+            deleted += Number(row?.n);
+            return s;
+          }),
+        );
+      }
+      const parts = await db.rows<{ first: string; end: string }>(
+        'SELECT first_seq::text AS first, end_seq::text AS end FROM inference_log_partitions WHERE pipeline_id = 1',
+      );
+      expect(parts.map((p) => Number(p.end) - Number(p.first)).every((n) => n < 2 ** 20)).toBe(true);
+      expect(deleted).toBe(0);
+    });
   },
 );
