@@ -1,3 +1,6 @@
+import { cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { RecordBatch } from 'apache-arrow';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -6,7 +9,7 @@ import {
 } from '../../../../../test/support/postgres-test-database.js';
 import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
 import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
-import { PostgresDatabase } from './postgres-database.js';
+import { POSTGRES_MIGRATIONS_DIR, PostgresDatabase } from './postgres-database.js';
 import type { Sql } from './postgres-database.js';
 import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
 
@@ -21,6 +24,16 @@ const small = (first: number, n: number, width = 2): RecordBatch =>
     range(first, n).map((i) => T0 + i * 10),
     { width },
   );
+
+/** `sql`, with the text of every statement it runs pushed on `seen`. */
+function recording(sql: Sql, seen: string[]): Sql {
+  return {
+    rows: (text, values) => (seen.push(text), sql.rows(text, values)),
+    one: (text, values) => (seen.push(text), sql.one(text, values)),
+    run: (text, values) => (seen.push(text), sql.run(text, values)),
+    bound: (statement) => (seen.push(statement.text), sql.bound(statement)),
+  };
+}
 
 describe.skipIf(!runPostgresTests)(
   `review of inference log partitions (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,
@@ -39,8 +52,13 @@ describe.skipIf(!runPostgresTests)(
       for (const d of dbs.splice(0)) await d.close();
     });
 
-    async function open(schema: string): Promise<PostgresDatabase> {
-      const db = await PostgresDatabase.open({ url: database.url, schema, poolSize: 3 });
+    async function open(schema: string, migrationsDirectory?: string): Promise<PostgresDatabase> {
+      const db = await PostgresDatabase.open({
+        url: database.url,
+        schema,
+        poolSize: 3,
+        ...(migrationsDirectory === undefined ? {} : { migrationsDirectory }),
+      });
       dbs.push(db);
       return db;
     }
@@ -88,12 +106,7 @@ describe.skipIf(!runPostgresTests)(
         [2, [small(0, 20)]],
       ]);
       const seen: string[] = [];
-      const record = (sql: Sql): Sql => ({
-        rows: (text, values) => (seen.push(text), sql.rows(text, values)),
-        one: (text, values) => (seen.push(text), sql.one(text, values)),
-        run: (text, values) => (seen.push(text), sql.run(text, values)),
-        bound: (statement) => (seen.push(statement.text), sql.bound(statement)),
-      });
+      const record = (sql: Sql): Sql => recording(sql, seen);
       // As writeBacklog does for a transaction of several pipelines.
       w.committed(
         await db.transaction(async (raw) => {
@@ -150,6 +163,35 @@ describe.skipIf(!runPostgresTests)(
       );
       expect(parts.map((p) => Number(p.end) - Number(p.first)).every((n) => n < 2 ** 20)).toBe(true);
       expect(deleted).toBe(0);
+    });
+
+    it('Review: migration 0017 makes every partition of every pipeline in one transaction: a cluster with 500 pipelines whose logs hold 128 batches or more cannot migrate (out of shared memory: max_locks_per_transaction), so no node of the new code starts', async () => {
+      const schema = `rv${++schemaNo}`;
+      const before = mkdtempSync(join(tmpdir(), 'quoll-rv-migrations-'));
+      try {
+        for (const f of readdirSync(POSTGRES_MIGRATIONS_DIR)) {
+          if (/^\d{4}_/.test(f) && Number(f.slice(0, 4)) <= 16)
+            cpSync(join(POSTGRES_MIGRATIONS_DIR, f), join(before, f));
+        }
+        const old = await open(schema, before);
+        // 150 pipelines, 128 small batches each (the data is never decoded by the migration).
+        await old.run(
+          `INSERT INTO inference_log_heads (pipeline_id, next_seq, last_time, rows, bytes)
+           SELECT p, 129, 1000, 128, 128 FROM generate_series(1, 500) p`,
+        );
+        await old.run(
+          `INSERT INTO inference_log_batches (pipeline_id, seq, schema_id, rows, bytes, min_time, max_time, node_id, created_at, data)
+           SELECT p, s, 'x', 1, 1, s, s, 'old', 0, decode('00', 'hex') FROM generate_series(1, 500) p, generate_series(1, 128) s`,
+        );
+        await old.close();
+        dbs.splice(dbs.indexOf(old), 1);
+        // A node of this code opens the database: 0017 applies.
+        const db = await open(schema);
+        const n = await db.one<{ n: string }>('SELECT count(*)::text AS n FROM inference_log_batches');
+        expect(n?.n).toBe(String(500 * 128));
+      } finally {
+        rmSync(before, { recursive: true, force: true });
+      }
     });
   },
 );
