@@ -193,5 +193,27 @@ describe.skipIf(!runPostgresTests)(
         rmSync(before, { recursive: true, force: true });
       }
     });
+
+    it('Review: at the total cap (all pipelines: 10 GiB by default, so from the 11th pipeline at 1 GiB) retention still deletes row by row, never a partition', async () => {
+      const one = await oneBatchBytes();
+      const db = await open(`rv${++schemaNo}`);
+      // Pipelines far below their own cap, together at the total cap of 256 batches.
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 1e12, maxBytesTotal: 256 * one });
+      const seen: string[] = [];
+      for (let k = 0; k < 400; k++) {
+        for (const id of [1, 2]) {
+          w.committed(await db.transaction((sql) => w.write(sql, id, [small(k * 20, 20)])));
+        }
+        await w.enforceTotalRetention(recording(db, seen), (fn) =>
+          db.transaction((tx) => fn(recording(tx, seen))),
+        );
+      }
+      const total = await db.one<{ bytes: string }>(
+        'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
+      );
+      expect(Number(total?.bytes)).toBeLessThanOrEqual(256 * one);
+      expect(seen.filter((t) => /DELETE FROM inference_log_batches/.test(t))).toEqual([]);
+      expect(seen.some((t) => /TRUNCATE/.test(t))).toBe(true);
+    });
   },
 );
