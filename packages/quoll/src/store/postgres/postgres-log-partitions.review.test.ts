@@ -215,5 +215,32 @@ describe.skipIf(!runPostgresTests)(
       expect(seen.filter((t) => /DELETE FROM inference_log_batches/.test(t))).toEqual([]);
       expect(seen.some((t) => /TRUNCATE/.test(t))).toBe(true);
     });
+
+    it('Review: the total-retention pass finds the oldest batch by a query over every partition of every pipeline: with ~3000 partitions (about 330 pipelines at their cap, nine each) it fails with out of shared memory, so the total cap is never applied and every write pass fails', async () => {
+      const db = await open(`rv${++schemaNo}`);
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 1e12, maxBytesTotal: 64 * 1024 });
+      // 3000 partitions quickly: one per pipeline (a pipeline at its cap has about nine).
+      for (let first = 1; first <= 3000; first += 100) {
+        w.committed(
+          await db.transaction(async (sql) => {
+            const schemas: string[] = [];
+            for (let id = first; id < first + 100; id++)
+              schemas.push(...(await w.write(sql, id, [small(id, 1)])));
+            return schemas;
+          }),
+        );
+      }
+      const failure = await w
+        .enforceTotalRetention(db, (fn) => db.transaction(fn))
+        .then(
+          () => null,
+          (err: unknown) => String(err),
+        );
+      expect(failure, 'the total-retention pass').toBeNull();
+      const total = await db.one<{ bytes: string }>(
+        'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
+      );
+      expect(Number(total?.bytes)).toBeLessThanOrEqual(64 * 1024);
+    }, 300_000);
   },
 );
