@@ -57,6 +57,16 @@ function url(): string {
 async function emptySchema(): Promise<string> {
   const reused = free.pop();
   if (reused === undefined) return `s${++made}`;
+  // The inference log's partitions go with the rows listing them (inference_log_partitions):
+  // a writer makes its pipelines' partitions again from the list, by the same names.
+  const partitions = await admin?.query<{ name: string }>(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+       JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace
+      WHERE n.nspname = $1 AND p.relname = 'inference_log_batches'`,
+    [reused],
+  );
+  const drops = (partitions?.rows ?? []).map((t) => `DROP TABLE ${reused}.${t.name};`).join('\n');
+  if (drops !== '') await admin?.query(drops);
   const tables = await admin?.query<{ tablename: string }>(
     "SELECT tablename FROM pg_tables WHERE schemaname = $1 AND tablename <> 'schema_migrations'",
     [reused],
