@@ -146,10 +146,16 @@ export class PostgresLogBatchWriter {
   readonly #lockWaitMs: number;
   /**
    * Each pipeline's end of its partitions (the first seq none holds) as this writer last saw or
-   * made it, for {@link writeAlone}. Made in a transaction that rolled back, it may be too high:
-   * the one-statement write then fails (no partition for its row) and the locked write makes it.
+   * made it in a transaction that committed, for {@link writeAlone} and to skip reading the list.
    */
   readonly #partEnd = new Map<number, number>();
+  /**
+   * Partition ends made in the transaction under way: they count (in {@link #partEnd}) once
+   * {@link committed} says it committed, and are forgotten by {@link rolledBack}. A partition
+   * end taken as made before the commit outlives a rollback: every later write of the pipeline
+   * would skip making the partition and fail (no partition for its rows) for ever.
+   */
+  readonly #pendingPartEnd = new Map<number, number>();
   /** Whether partitions may be emptied and not yet detached (see {@link detachEmptiedPartitions}). */
   #detachDue = true;
 
@@ -163,6 +169,19 @@ export class PostgresLogBatchWriter {
   /** Counts schemas as stored once the transaction that inserted them has committed. */
   committed(schemaIds: readonly string[]): void {
     for (const id of schemaIds) this.#storedSchemas.add(id);
+    for (const [id, end] of this.#pendingPartEnd) {
+      this.#partEnd.set(id, Math.max(end, this.#partEnd.get(id) ?? 0));
+    }
+    this.#pendingPartEnd.clear();
+  }
+
+  /**
+   * Forgets what the transaction under way made (it rolled back): its partitions are gone. A
+   * writer not told so still recovers: a write that finds no partition for its rows forgets
+   * the pipeline's partitions and throws, and the retry makes them again.
+   */
+  rolledBack(): void {
+    this.#pendingPartEnd.clear();
   }
 
   /**
@@ -305,7 +324,7 @@ export class PostgresLogBatchWriter {
       .catch((err: unknown) => {
         // A partition this writer made in a transaction that rolled back: none holds these seqs.
         if (sqlState(err) !== CHECK_VIOLATION) throw err;
-        this.#partEnd.delete(pipelineId);
+        this.#forgetPartitions(pipelineId);
         return null;
       });
     const row = result?.rows[0];
@@ -317,6 +336,12 @@ export class PostgresLogBatchWriter {
     if (Number(row[1]) > this.#caps.maxBytesTotal) this.#overTotal = true;
     if (Number(row[0]) > this.#caps.maxBytesPerPipeline) this.#trimDue.set(pipelineId, Number(row[0]));
     return true;
+  }
+
+  /** Forgets what this writer knew of a pipeline's partitions: the next write reads the list. */
+  #forgetPartitions(pipelineId: number): void {
+    this.#partEnd.delete(pipelineId);
+    this.#pendingPartEnd.delete(pipelineId);
   }
 
   /**
@@ -440,10 +465,22 @@ export class PostgresLogBatchWriter {
       pendingBytes += msg.bytes;
       rows += batch.numRows;
       bytes += msg.bytes;
-      if (pending >= INSERT_MAX_BATCHES || pendingBytes >= INSERT_MAX_BYTES) await insert();
+      if (pending >= INSERT_MAX_BATCHES || pendingBytes >= INSERT_MAX_BYTES) {
+        await insert().catch((err: unknown) => {
+          if (sqlState(err) === CHECK_VIOLATION) this.#forgetPartitions(pipelineId);
+          throw err;
+        });
+      }
     }
-    await insert();
-    await flight.last;
+    try {
+      await insert();
+      await flight.last;
+    } catch (err) {
+      // No partition for a row: this writer's view of the pipeline's partitions was wrong (made
+      // in a transaction that rolled back). Forgotten, so the retry reads the list again.
+      if (sqlState(err) === CHECK_VIOLATION) this.#forgetPartitions(pipelineId);
+      throw err;
+    }
     // The total over all pipelines comes in the same round trip, so that the total cap costs
     // a statement of its own only when it may be passed. The subquery reads the statement's
     // snapshot (this head before the update), hence `+ $5`.
@@ -473,6 +510,7 @@ export class PostgresLogBatchWriter {
     end: number,
     batchBytes: number,
   ): Promise<void> {
+    // Only ends known committed are trusted; otherwise the list says (this transaction's too).
     if ((this.#partEnd.get(pipelineId) ?? 0) >= end) return;
     const row = await sql.one<{ end: string | null }>(
       'SELECT max(end_seq)::text AS end FROM inference_log_partitions WHERE pipeline_id = $1',
@@ -493,7 +531,8 @@ export class PostgresLogBatchWriter {
       );
       lo = hi;
     }
-    this.#partEnd.set(pipelineId, lo);
+    // Counted once the transaction commits (see #pendingPartEnd).
+    this.#pendingPartEnd.set(pipelineId, lo);
   }
 
   /**

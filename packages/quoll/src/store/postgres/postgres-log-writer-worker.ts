@@ -94,6 +94,8 @@ async function writeIsolated(batches: Map<number, RecordBatch[]>): Promise<void>
       try {
         writer.committed(await db.transaction((sql) => writer.write(sql, id, [batch])));
       } catch (err) {
+        // Rolled back: the partitions it made are gone.
+        writer.rolledBack();
         // Anything else (a lost connection, a lock) is retried as any failed write is; the
         // batches stored so far are off the list, so the retry repeats none.
         if (!(err instanceof PoisonLogBatchError) && !isDataError(err)) throw err;
@@ -257,6 +259,8 @@ async function run(): Promise<boolean> {
         wake = resolve;
       });
     } catch (err) {
+      // The write's transaction rolled back: the partitions it made are gone.
+      writer.rolledBack();
       if (writing !== null && (err instanceof PoisonLogBatchError || isDataError(err))) {
         // Not a database failure: retrying the same rows would fail forever and hold every
         // pipeline's log. Store the pipelines they may belong to one batch at a time, at once.
