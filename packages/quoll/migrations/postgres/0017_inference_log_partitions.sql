@@ -48,14 +48,17 @@ CREATE INDEX inference_log_batches_by_max_time ON inference_log_batches (pipelin
 CREATE INDEX inference_log_batches_by_min_time ON inference_log_batches (pipeline_id, min_time, seq);
 CREATE INDEX inference_log_batches_by_age ON inference_log_batches (created_at);
 
--- An existing log moves into partitions: per pipeline, its stored seqs up to its head cut in
--- eight runs (at least 16 seqs each), so that a log at its cap drops an eighth at a time.
+-- An existing log moves into partitions: one per pipeline, its stored seqs up to its head
+-- (the writer makes the next ones, an eighth of the cap each, as its seqs reach them; the
+-- first is dropped whole once every row in it is trimmed). One, not eight: each partition made
+-- in this transaction holds about seven locks (table, TOAST table and index, primary key, three
+-- indexes) until it commits, and the server's lock table (max_locks_per_transaction × connections,
+-- 6400 at the defaults) would not hold eight per pipeline for a few hundred pipelines. One per
+-- pipeline fits about 900 pipelines at the defaults; a cluster with more raises
+-- max_locks_per_transaction for the upgrade (docs/distributed.md).
 DO $$
 DECLARE
   p RECORD;
-  step BIGINT;
-  lo BIGINT;
-  hi BIGINT;
   part TEXT;
 BEGIN
   FOR p IN
@@ -63,17 +66,12 @@ BEGIN
       FROM inference_log_heads h JOIN inference_log_batches_0013 b USING (pipeline_id)
      GROUP BY h.pipeline_id, h.next_seq ORDER BY h.pipeline_id
   LOOP
-    step := greatest(16, ceil((p.next_seq - p.first_seq) / 8.0)::bigint);
-    lo := p.first_seq;
-    WHILE lo < p.next_seq LOOP
-      hi := lo + step;
-      part := format('inference_log_batches_p%s_s%s', p.pipeline_id, lo);
-      EXECUTE format('CREATE TABLE %I (LIKE inference_log_batches INCLUDING ALL)', part);
-      EXECUTE format('ALTER TABLE inference_log_batches ATTACH PARTITION %I FOR VALUES FROM (%s, %s) TO (%s, %s)',
-                     part, p.pipeline_id, lo, p.pipeline_id, hi);
-      INSERT INTO inference_log_partitions (name, pipeline_id, first_seq, end_seq) VALUES (part, p.pipeline_id, lo, hi);
-      lo := hi;
-    END LOOP;
+    part := format('inference_log_batches_p%s_s%s', p.pipeline_id, p.first_seq);
+    EXECUTE format('CREATE TABLE %I (LIKE inference_log_batches INCLUDING ALL)', part);
+    EXECUTE format('ALTER TABLE inference_log_batches ATTACH PARTITION %I FOR VALUES FROM (%s, %s) TO (%s, %s)',
+                   part, p.pipeline_id, p.first_seq, p.pipeline_id, p.next_seq);
+    INSERT INTO inference_log_partitions (name, pipeline_id, first_seq, end_seq)
+      VALUES (part, p.pipeline_id, p.first_seq, p.next_seq);
     UPDATE inference_log_heads SET first_seq = p.first_seq WHERE pipeline_id = p.pipeline_id;
   END LOOP;
 END

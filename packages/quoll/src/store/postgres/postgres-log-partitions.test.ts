@@ -365,9 +365,8 @@ describe.skipIf(!runPostgresTests)(
       const parts = await db.rows<{ first: string; end: string }>(
         'SELECT first_seq::text AS first, end_seq::text AS end FROM inference_log_partitions WHERE pipeline_id = 5 ORDER BY first_seq',
       );
-      expect(parts.map((p) => [Number(p.first), Number(p.end)])).toEqual(
-        range(0, 8).map((k) => [11 + k * 18, 29 + k * 18]),
-      );
+      // One partition per pipeline (the writer makes the next ones): few locks in its transaction.
+      expect(parts.map((p) => [Number(p.first), Number(p.end)])).toEqual([[11, 151]]);
       await expectHeadsConsistent(db);
       const store = new PostgresInferenceLogStore(db, { nodeId: 'n' });
       stores.push(store);
