@@ -21,6 +21,10 @@ CREATE TABLE inference_log_partitions (
 -- The oldest stored seq of a pipeline (retention moves it), so that a read from the start
 -- knows which partition to plan for.
 ALTER TABLE inference_log_heads ADD COLUMN first_seq BIGINT NOT NULL DEFAULT 1;
+-- When its oldest stored batch was written (`created_at`; null: none yet), so that retention
+-- over the total cap finds the pipeline holding the oldest batches from the heads alone: a
+-- query over the batches table without a pipeline locks every partition of every pipeline.
+ALTER TABLE inference_log_heads ADD COLUMN oldest_at BIGINT;
 
 ALTER TABLE inference_log_batches RENAME TO inference_log_batches_0013;
 ALTER TABLE inference_log_batches_0013 RENAME CONSTRAINT inference_log_batches_pkey TO inference_log_batches_0013_pkey;
@@ -62,7 +66,7 @@ DECLARE
   part TEXT;
 BEGIN
   FOR p IN
-    SELECT h.pipeline_id, min(b.seq) AS first_seq, h.next_seq
+    SELECT h.pipeline_id, min(b.seq) AS first_seq, h.next_seq, min(b.created_at) AS oldest_at
       FROM inference_log_heads h JOIN inference_log_batches_0013 b USING (pipeline_id)
      GROUP BY h.pipeline_id, h.next_seq ORDER BY h.pipeline_id
   LOOP
@@ -72,7 +76,8 @@ BEGIN
                    part, p.pipeline_id, p.first_seq, p.pipeline_id, p.next_seq);
     INSERT INTO inference_log_partitions (name, pipeline_id, first_seq, end_seq)
       VALUES (part, p.pipeline_id, p.first_seq, p.next_seq);
-    UPDATE inference_log_heads SET first_seq = p.first_seq WHERE pipeline_id = p.pipeline_id;
+    UPDATE inference_log_heads SET first_seq = p.first_seq, oldest_at = p.oldest_at
+     WHERE pipeline_id = p.pipeline_id;
   END LOOP;
 END
 $$;

@@ -80,6 +80,13 @@ export const DROP_LOCK_WAIT_MS = 50;
 export function partitionName(pipelineId: number, firstSeq: number): string {
   return `inference_log_batches_p${pipelineId}_s${firstSeq}`;
 }
+/**
+ * In an `UPDATE inference_log_heads` that sets `first_seq = greatest(first_seq, $4)` for pipeline
+ * `$1`: the `created_at` of the batch at that seq (it exists: retention keeps the newest batch),
+ * read from that pipeline's partitions only.
+ */
+const OLDEST_AT_OF_FIRST = `(SELECT b.created_at FROM inference_log_batches b
+  WHERE b.pipeline_id = $1 AND b.seq = greatest(inference_log_heads.first_seq, $4::bigint))`;
 /** PostgreSQL's `check_violation`: among others, a row for which no partition exists. */
 const CHECK_VIOLATION = '23514';
 
@@ -294,7 +301,8 @@ export class PostgresLogBatchWriter {
           // it changed no row. The total reads the statement's snapshot (the head before), hence `+ $5`.
           `WITH head AS (
            UPDATE inference_log_heads
-              SET next_seq = $2::bigint, last_time = $3::bigint, rows = rows + $4::bigint, bytes = bytes + $5::bigint
+              SET next_seq = $2::bigint, last_time = $3::bigint, rows = rows + $4::bigint, bytes = bytes + $5::bigint,
+                  oldest_at = coalesce(oldest_at, $9::bigint)
             WHERE pipeline_id = $1::integer AND next_seq = $6::bigint AND last_time IS NOT DISTINCT FROM $7::bigint
            RETURNING bytes
          ), stored AS (
@@ -485,10 +493,11 @@ export class PostgresLogBatchWriter {
     // a statement of its own only when it may be passed. The subquery reads the statement's
     // snapshot (this head before the update), hence `+ $5`.
     const updated = await sql.one<{ bytes: number; total: number }>(
-      `UPDATE inference_log_heads SET next_seq = $2, last_time = $3, rows = rows + $4, bytes = bytes + $5
+      `UPDATE inference_log_heads SET next_seq = $2, last_time = $3, rows = rows + $4, bytes = bytes + $5,
+              oldest_at = coalesce(oldest_at, $6)
        WHERE pipeline_id = $1
        RETURNING bytes, (SELECT coalesce(sum(bytes), 0) FROM inference_log_heads) + $5 AS total`,
-      [pipelineId, seq, lastTime === NO_TIME ? null : String(lastTime), rows, bytes],
+      [pipelineId, seq, lastTime === NO_TIME ? null : String(lastTime), rows, bytes, String(createdAt)],
     );
     this.#heads.set(pipelineId, { nextSeq: seq, lastTime });
     if ((updated?.total ?? 0) > this.#caps.maxBytesTotal) this.#overTotal = true;
@@ -590,7 +599,8 @@ export class PostgresLogBatchWriter {
       await sql.run("SELECT set_config('lock_timeout', $1, true)", [held?.lt ?? '0']);
       await sql.run('UPDATE inference_log_partitions SET emptied = true WHERE name = $1', [p.name]);
       await sql.run(
-        `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4)
+        `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4),
+                oldest_at = ${OLDEST_AT_OF_FIRST}
           WHERE pipeline_id = $1`,
         [pipelineId, held?.rows ?? '0', String(bytes), p.end],
       );
@@ -674,10 +684,13 @@ export class PostgresLogBatchWriter {
       );
       const total = row?.bytes ?? 0;
       if (total <= this.#caps.maxBytesTotal) return;
+      // From the heads alone: a query over the batches table that no pipeline id prunes would
+      // plan and lock every partition of every pipeline (the server's lock table runs out at a
+      // few thousand). Pipelines with more than their newest batch, oldest first.
       const oldest = await sql.one<{ pipeline_id: number }>(
-        `SELECT b.pipeline_id FROM inference_log_batches b JOIN inference_log_heads h USING (pipeline_id)
-          WHERE b.seq < h.next_seq - 1 AND b.pipeline_id <> ALL($1::integer[])
-          ORDER BY b.created_at LIMIT 1`,
+        `SELECT pipeline_id FROM inference_log_heads
+          WHERE first_seq < next_seq - 1 AND oldest_at IS NOT NULL AND pipeline_id <> ALL($1::integer[])
+          ORDER BY oldest_at, pipeline_id LIMIT 1`,
         [passedOver],
       );
       if (oldest === null) {
@@ -767,7 +780,8 @@ export class PostgresLogBatchWriter {
       String(cut),
     ]);
     await sql.run(
-      `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4)
+      `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4),
+              oldest_at = ${OLDEST_AT_OF_FIRST}
         WHERE pipeline_id = $1`,
       [pipelineId, rows, bytes, String(cut + 1)],
     );

@@ -100,10 +100,12 @@ describe.skipIf(!runPostgresTests)(
     /** Rows, bytes and the newest seq as the heads count them, and as stored: equal. */
     async function expectHeadsConsistent(db: PostgresDatabase): Promise<void> {
       const heads = await db.rows<{ pipeline_id: number; head: string; stored: string }>(
-        `SELECT h.pipeline_id, concat_ws(' ', h.rows, h.bytes, h.first_seq, h.next_seq - 1) AS head,
-                concat_ws(' ', coalesce(sum(b.rows), 0), coalesce(sum(b.bytes), 0), min(b.seq), max(b.seq)) AS stored
+        // oldest_at: when the oldest stored batch was written (total retention orders by it).
+        `SELECT h.pipeline_id, concat_ws(' ', h.rows, h.bytes, h.first_seq, h.next_seq - 1, h.oldest_at) AS head,
+                concat_ws(' ', coalesce(sum(b.rows), 0), coalesce(sum(b.bytes), 0), min(b.seq), max(b.seq),
+                          (array_agg(b.created_at ORDER BY b.seq))[1]) AS stored
            FROM inference_log_heads h LEFT JOIN inference_log_batches b USING (pipeline_id)
-          GROUP BY h.pipeline_id, h.rows, h.bytes, h.first_seq, h.next_seq ORDER BY h.pipeline_id`,
+          GROUP BY h.pipeline_id, h.rows, h.bytes, h.first_seq, h.next_seq, h.oldest_at ORDER BY h.pipeline_id`,
       );
       expect(heads.length).toBeGreaterThan(0);
       for (const h of heads) expect(h.stored, `pipeline ${h.pipeline_id}`).toBe(h.head);
