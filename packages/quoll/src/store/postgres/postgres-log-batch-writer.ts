@@ -346,6 +346,14 @@ export class PostgresLogBatchWriter {
     return true;
   }
 
+  /**
+   * The cap partitions are an eighth of: the smaller of the pipeline's and the total cap, so
+   * that retention by either drops whole partitions.
+   */
+  #partitionCap(): number {
+    return Math.min(this.#caps.maxBytesPerPipeline, this.#caps.maxBytesTotal);
+  }
+
   /** Forgets what this writer knew of a pipeline's partitions: the next write reads the list. */
   #forgetPartitions(pipelineId: number): void {
     this.#partEnd.delete(pipelineId);
@@ -526,7 +534,7 @@ export class PostgresLogBatchWriter {
       [pipelineId],
     );
     let lo = row?.end == null ? from : Number(row.end);
-    const step = partitionSeqs(this.#caps.maxBytesPerPipeline, batchBytes);
+    const step = partitionSeqs(this.#partitionCap(), batchBytes);
     while (lo < end) {
       const hi = lo + step;
       const name = partitionName(pipelineId, lo);
@@ -703,7 +711,16 @@ export class PostgresLogBatchWriter {
       const locked = await this.#underHead(transaction, id, !this.#heldHeads.has(id), async (tx) => {
         // Set by the attempt that commits (a deadlock retries the whole transaction).
         deleted = 0;
-        deleted = await this.#trim(tx, id, total - this.#caps.maxBytesTotal);
+        // Its oldest partitions whole first, while the total keeps at least 3/4 of its cap (a
+        // partition is at most an eighth of it: see #partitionCap); rows only for what is left.
+        const excess = total - this.#caps.maxBytesTotal;
+        deleted = await this.#dropPartitions(
+          tx,
+          id,
+          excess,
+          total - dropKeepsBytes(this.#caps.maxBytesTotal),
+        );
+        if (deleted < excess) deleted += await this.#trim(tx, id, excess - deleted);
       });
       if (locked) this.#heldHeads.delete(id);
       else this.#heldHeads.add(id);
