@@ -387,16 +387,18 @@ async function copyInferenceLogs(
   const out: Record<string, number> = {};
   if (pipelineIds.length === 0) return out;
   const files = await InferenceLogStore.open({ dir: join(home, 'inference-logs'), index });
-  // No retention caps here: the home's log was within its own, the copy keeps all of it.
-  const target = new PostgresLogBatchWriter(`migrated:${source}`, {
-    maxBytesPerPipeline: Number.MAX_SAFE_INTEGER,
-    maxBytesTotal: Number.MAX_SAFE_INTEGER,
-  });
   try {
     for (const pipelineId of pipelineIds) {
       let want = 0;
       const step = `inference-logs ${pipelineId}`;
       if (!(await stepDone(db, source, step))) {
+        // No retention caps here: the home's log was within its own, the copy keeps all of it,
+        // in partitions of an eighth of it (a node at its cap drops them whole).
+        const target = new PostgresLogBatchWriter(`migrated:${source}`, {
+          maxBytesPerPipeline: Number.MAX_SAFE_INTEGER,
+          maxBytesTotal: Number.MAX_SAFE_INTEGER,
+          partitionBytes: Math.max(1, Math.ceil((await index.totalBytes(pipelineId)) / 8)),
+        });
         want = await db.transaction(async (sql) => {
           let rows = 0;
           for await (const page of allPages(files, pipelineId)) {

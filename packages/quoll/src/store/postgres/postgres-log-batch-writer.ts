@@ -61,8 +61,13 @@ export function partitionSeqs(capBytes: number, batchBytes: number): number {
   return Math.min(PARTITION_MAX_SEQS, Math.max(PARTITION_MIN_SEQS, seqs));
 }
 const PARTITION_MIN_SEQS = 16;
-/** Bounds the seqs of one partition at caps far above any log (still within a bigint). */
-const PARTITION_MAX_SEQS = 2 ** 40;
+/**
+ * Bounds the seqs of one partition (about a million): a partition never holds a log's whole
+ * future, so the newest batch moves on to a next partition and the older ones can be dropped.
+ */
+const PARTITION_MAX_SEQS = 2 ** 20;
+/** Caps at or above this are no caps (`quoll admin migrate --from-home` copies whole logs). */
+const UNCAPPED_BYTES = 2 ** 50;
 /**
  * The least part of its cap a trim leaves a pipeline when it drops a partition whole; a partition
  * whose drop would leave less (caps so small that a partition of {@link PARTITION_MIN_SEQS}
@@ -106,6 +111,13 @@ export interface LogRetentionCaps {
    * @default 1000
    */
   retentionLockWaitMs?: number;
+  /**
+   * Batch bytes a partition of the batches table is made for. By default an eighth of the
+   * smaller cap; a writer without caps (both at or above 2^50) sizes each partition it makes by
+   * an eighth of the write that makes it, unless this says (`quoll admin migrate --from-home`:
+   * an eighth of the copied log).
+   */
+  partitionBytes?: number;
 }
 
 /** Default of {@link LogRetentionCaps.retentionLockWaitMs}. */
@@ -348,10 +360,15 @@ export class PostgresLogBatchWriter {
 
   /**
    * The cap partitions are an eighth of: the smaller of the pipeline's and the total cap, so
-   * that retention by either drops whole partitions.
+   * that retention by either drops whole partitions. Without caps: eight times
+   * {@link LogRetentionCaps.partitionBytes}, or the bytes of the write that makes the partition
+   * (a partition as long as the cap would hold every seq the log will ever have, so no node
+   * at its real cap could drop it).
    */
-  #partitionCap(): number {
-    return Math.min(this.#caps.maxBytesPerPipeline, this.#caps.maxBytesTotal);
+  #partitionCap(writeBytes: number): number {
+    if (this.#caps.partitionBytes !== undefined) return this.#caps.partitionBytes * 8;
+    const cap = Math.min(this.#caps.maxBytesPerPipeline, this.#caps.maxBytesTotal);
+    return cap >= UNCAPPED_BYTES ? writeBytes : cap;
   }
 
   /** Forgets what this writer knew of a pipeline's partitions: the next write reads the list. */
@@ -534,7 +551,7 @@ export class PostgresLogBatchWriter {
       [pipelineId],
     );
     let lo = row?.end == null ? from : Number(row.end);
-    const step = partitionSeqs(this.#partitionCap(), batchBytes);
+    const step = partitionSeqs(this.#partitionCap(batchBytes * (end - from)), batchBytes);
     while (lo < end) {
       const hi = lo + step;
       const name = partitionName(pipelineId, lo);
