@@ -223,18 +223,17 @@ export class PostgresLogBatchWriter {
   }
 
   /**
-   * For a transaction that stores several pipelines: makes, before any of them inserts, the
-   * partitions a pipeline's batches may need when this writer's last view of its head says
-   * they are missing (a stale view leaves it to {@link write}). An attach after an insert in
+   * For a transaction that stores several pipelines: locks the pipeline's head and makes,
+   * before any of them inserts, the partitions its batches may need (merging only joins
+   * batches: at most as many stored batches as given). An attach after an insert in
    * the same transaction could wait for a concurrent `DETACH … CONCURRENTLY` that waits for
    * this transaction: a deadlock PostgreSQL breaks after a second.
    */
   async preparePartitions(sql: Sql, pipelineId: number, batches: readonly RecordBatch[]): Promise<void> {
-    const head = this.#heads.get(pipelineId);
-    if (head === undefined || batches.length === 0) return;
-    // Merging only joins batches: at most as many stored batches as given.
-    const end = head.nextSeq + batches.length;
-    if ((this.#partEnd.get(pipelineId) ?? 0) >= end) return;
+    if (batches.length === 0) return;
+    // The head is locked whether or not this writer knows it (a node's first write, a pipeline
+    // new to it, another node's writes since): a view of it could be stale, and the seqs the
+    // write takes are those of the locked row.
     const locked = await sql.one<{ next_seq: number; rows: number; bytes: number }>(
       `INSERT INTO inference_log_heads AS h (pipeline_id, next_seq) VALUES ($1, 1)
        ON CONFLICT (pipeline_id) DO UPDATE SET next_seq = h.next_seq
