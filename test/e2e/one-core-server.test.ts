@@ -1,7 +1,8 @@
 // A server whose CPU affinity is one core (`taskset -c 0`) changes how V8 collects its garbage
 // (packages/quoll/src/cli/server-gc-threads.ts): it starts, answers inferences through many
 // collections and stops cleanly (a flag V8 cannot take once running aborts the process at
-// start), and no scavenge of any of its threads hands work to V8's helper threads.
+// start), and no collection of any of its threads hands work to V8's helper threads: no
+// scavenge, and no full collection's evacuation or pointer update.
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,7 +19,7 @@ afterAll(() => rmSync(home, { recursive: true, force: true }));
 
 describe('a server on one core', () => {
   it.runIf(canPin)(
-    'starts, answers inferences, scavenges without helper threads and stops cleanly',
+    'starts, answers inferences, collects without helper threads and stops cleanly',
     async () => {
       const child = spawn(
         'taskset',
@@ -74,6 +75,15 @@ describe('a server on one core', () => {
       );
       expect(helperMs.length).toBeGreaterThanOrEqual(5);
       expect(helperMs.filter((ms) => ms > 0)).toEqual([]);
+      // Every full collection (start and the deployment have several): its parallel phases.
+      const fulls = [...out.matchAll(/ gc=mc .*/g)].map((m) => m[0]);
+      expect(fulls.length).toBeGreaterThan(0);
+      const fullHelperMs = fulls.flatMap((line) =>
+        [...line.matchAll(/background\.evacuate\.(?:copy|update_pointers)=([\d.]+)/g)].map((m) =>
+          Number(m[1]),
+        ),
+      );
+      expect(fullHelperMs.filter((ms) => ms > 0)).toEqual([]);
     },
   );
 });
