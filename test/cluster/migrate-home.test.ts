@@ -44,6 +44,20 @@ function outputs(table: Table): number[] {
   );
 }
 
+/** The most seqs any partition of the inference log's batches spans. */
+async function longestPartition(url: string): Promise<number> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      'SELECT max(end_seq - first_seq)::text AS n FROM inference_log_partitions',
+    );
+    return Number(rows[0]?.n);
+  } finally {
+    await client.end();
+  }
+}
+
 /** Row counts of every table a migration fills, read straight from the database. */
 async function tableCounts(url: string): Promise<Record<string, number>> {
   const client = new pg.Client({ connectionString: url });
@@ -148,6 +162,9 @@ describe.skipIf(!pgAvailable.run || !hasSharedFixtures)(
       expect(first.stdout).toContain('inference logs: 1000 row(s) of 1 pipeline(s)');
       expect(first.stdout).toMatch(/^done: the database holds the home \(verified\)/m);
       const counts = await tableCounts(db.url);
+      // The copied log sits in partitions sized by it (an eighth of it, at least 16 seqs), not in
+      // one that spans every seq the pipeline will ever have: a node at its cap drops them whole.
+      expect(await longestPartition(db.url)).toBeLessThanOrEqual(16);
 
       // Run again: it finds its own migration, copies nothing twice, and checks again.
       const again = await migrateCli(['--from-home', home, '--to', db.url]);
