@@ -323,6 +323,36 @@ describe.skipIf(!runPostgresTests)(
       expect(locked).toBeLessThanOrEqual(16);
     });
 
+    it('a writer not told of a rollback that took a partition with it fails that write once (no partition for its rows), then makes the partition again', async () => {
+      const db = await open(`parts${++schemaNo}`);
+      const w = new PostgresLogBatchWriter('w', {
+        maxBytesPerPipeline: 16 * 1024 * 1024,
+        maxBytesTotal: 1e12,
+      });
+      // Pipeline 1's partition is made in a transaction that rolls back, and the writer is not
+      // told (no rolledBack()); another pipeline's commit then counts what it thinks it made.
+      await expect(
+        db.transaction(async (sql) => {
+          await w.write(sql, 1, [small(0, 20)]);
+          throw new Error('lost');
+        }, 1),
+      ).rejects.toThrow('lost');
+      w.committed(await db.transaction((sql) => w.write(sql, 2, [small(100, 20)]), 1));
+      // Its next write fails once, as the writer thread counts a failed attempt and retries.
+      const first = await db
+        .transaction((sql) => w.write(sql, 1, [small(0, 20)]), 1)
+        .then(
+          () => 'stored',
+          (err: unknown) => String(err),
+        );
+      expect(first).toMatch(/no partition/);
+      w.committed(await db.transaction((sql) => w.write(sql, 1, [small(0, 20)]), 1));
+      const store = new PostgresInferenceLogStore(db, { nodeId: 'r' });
+      stores.push(store);
+      expect(ids(await allPages(store, 1, {}))).toEqual(range(0, 20).reverse());
+      await expectHeadsConsistent(db);
+    });
+
     it('migration 0017 moves a log stored before it into partitions: every row kept and read, and writes go on after it', async () => {
       const schema = `parts${++schemaNo}`;
       // The schema as 0016 left it, and a log stored in the table 0013 made.
