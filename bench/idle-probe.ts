@@ -12,6 +12,7 @@
 // PROBE_VARIANTS: `label:node flags[@dist/cli/main.js]` separated by `;` (default `base:`).
 // PROBE_FORMAT (json | arrow), PROBE_BATCH (default 1), PROBE_CONNECTIONS (16),
 // PROBE_IDLES (default 12,30: the two idled servers; the 0 s one is always measured),
+// PROBE_WARMUP_S (default 0): wrk load right after the verdict, before the idle spell;
 // PROBE_TRACE=1 adds --trace-gc and writes each server's log to /tmp/idle-probe-<label>-<idle>-<rep>.log.
 // Hold /tmp/quoll-bench.lock while it runs.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -44,6 +45,7 @@ const windowS = Number(process.env.PROBE_WINDOW_S ?? 3);
 const reps = Number(process.env.PROBE_REPS ?? 2);
 const [idleMid = 12, idleLong = 30] = (process.env.PROBE_IDLES ?? '12,30').split(',').map(Number);
 const trace = process.env.PROBE_TRACE === '1';
+const warmupS = Number(process.env.PROBE_WARMUP_S ?? 0);
 const variants = (process.env.PROBE_VARIANTS ?? 'base:').split(';').map((v) => {
   const [label, rest = ''] = v.split(/:(.*)/s) as [string, string?];
   const [flags, cli] = rest.split('@') as [string, string?];
@@ -92,6 +94,9 @@ async function start(tag: string, flags: string[], cli: string | undefined): Pro
   const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
   await awaitInlineVerdict(server, tag);
   const lua = writeLua(work, { format, batch, token: server.token, tag });
+  // PROBE_WARMUP_S: load before the idle spell, so that the measured windows compare warmed-up
+  // code after different idle times (not the JIT's warm-up, which the first window holds otherwise).
+  if (warmupS > 0) wrk({ url: pipeline.url(), luaScript: lua, connections, seconds: warmupS });
   return { server, url: pipeline.url(), lua, lines, snapshots, readyAt: performance.now() };
 }
 
