@@ -86,5 +86,55 @@ describe.skipIf(!runPostgresTests)(
         'batches kept (at least 3/4 of the 128-batch total cap)',
       ).toBeGreaterThanOrEqual(96);
     });
+    it('Review: a write transaction of 20 pipelines at their cap (9 partitions each) drops one partition of each yet locks all 180 partitions (901 relations; 21 without the cap): the oldest_at subquery (seq = greatest(first_seq, $4)) prunes only by pipeline at plan time, so the locks of a hand-off grow with pipelines x partitions to the commit', async () => {
+      const db = await open(`rw${++schemaNo}`);
+      const big = small(0, 1024);
+      const build = new PostgresLogBatchWriter('build', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      build.committed(await db.transaction((sql) => build.write(sql, 1, [big])));
+      const bb = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      // Partitions of 16 batches; 144 batches per pipeline: nine partitions each.
+      const maker = new PostgresLogBatchWriter('m', {
+        maxBytesPerPipeline: 1e12,
+        maxBytesTotal: 1e12,
+        partitionBytes: 16 * bb,
+      });
+      for (let id = 2; id <= 21; id++) {
+        maker.committed(
+          await db.transaction((sql) =>
+            maker.write(
+              sql,
+              id,
+              Array.from({ length: 144 }, () => big),
+            ),
+          ),
+        );
+      }
+      const parts = await db.one<{ n: string }>(
+        'SELECT count(*)::text AS n FROM inference_log_partitions WHERE NOT emptied AND pipeline_id > 1',
+      );
+      // A node at the real cap (128 batches: 16-batch partitions) stores one hand-off of all 20.
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 128 * bb, maxBytesTotal: 1e12 });
+      const ids = Array.from({ length: 20 }, (_, i) => i + 2);
+      let locked = 0;
+      let tables = 0;
+      await db.transaction(async (sql) => {
+        for (const id of ids) await w.preparePartitions(sql, id, [big]);
+        for (const id of ids) await w.write(sql, id, [big]);
+        const row = await sql.one<{ n: string; t: string }>(
+          `SELECT count(DISTINCT l.relation)::text AS n,
+                  count(DISTINCT l.relation) FILTER (WHERE c.relkind = 'r')::text AS t
+             FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+            WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND c.relname LIKE 'inference_log_batches%'`,
+        );
+        locked = Number(row?.n);
+        tables = Number(row?.t);
+      });
+      expect(Number(parts?.n)).toBe(180);
+      expect(locked).toBeGreaterThan(0);
+      // Each pipeline needs its newest partition (insert) and its oldest (drop): 2 x 20 tables.
+      expect(tables, 'partitions locked by one hand-off of 20 pipelines').toBeLessThanOrEqual(60);
+    });
   },
 );
