@@ -136,5 +136,42 @@ describe.skipIf(!runPostgresTests)(
       // Each pipeline needs its newest partition (insert) and its oldest (drop): 2 x 20 tables.
       expect(tables, 'partitions locked by one hand-off of 20 pipelines').toBeLessThanOrEqual(60);
     });
+    it('Review: preparePartitions makes partitions for every input batch of a hand-off (next_seq + batches.length), not for the stored batches they merge into: a backlog of 3000 one-row batches (64 columns) at a 16 MiB cap makes 164 partitions in one transaction (~7 locks each, held to the commit) for 3 stored batches', async () => {
+      const db = await open(`rw${++schemaNo}`);
+      // A 16 MiB cap per pipeline: partitions of 2 MiB of stored batches.
+      const w = new PostgresLogBatchWriter('w', {
+        maxBytesPerPipeline: 16 * 1024 * 1024,
+        maxBytesTotal: 1e12,
+      });
+      w.committed(await db.transaction((sql) => w.write(sql, 1, [small(0, 20, 64)])));
+      const before = await db.one<{ n: string }>('SELECT count(*)::text AS n FROM inference_log_partitions');
+      // A backlog after an outage: many hand-offs of one row each, for two pipelines (the
+      // transaction of several pipelines prepares their partitions first).
+      const backlog = Array.from({ length: 3000 }, (_, i) => small(100 + i, 1, 64));
+      let stored = 0;
+      w.committed(
+        await db.transaction(async (sql) => {
+          for (const id of [1, 2]) await w.preparePartitions(sql, id, id === 1 ? backlog : [small(0, 20)]);
+          const inserted: string[] = [];
+          for (const id of [1, 2])
+            inserted.push(...(await w.write(sql, id, id === 1 ? backlog : [small(0, 20)])));
+          return inserted;
+        }),
+      );
+      stored = Number(
+        (
+          await db.one<{ n: string }>(
+            'SELECT (next_seq - 2)::text AS n FROM inference_log_heads WHERE pipeline_id = 1',
+          )
+        )?.n,
+      );
+      const after = await db.one<{ n: string }>(
+        'SELECT count(*)::text AS n FROM inference_log_partitions WHERE pipeline_id = 1',
+      );
+      expect(Number(before?.n)).toBe(1);
+      expect(stored, 'stored batches the 3000 rows were merged into').toBeLessThanOrEqual(3);
+      // Those few seqs fit the pipeline's first partition or one more.
+      expect(Number(after?.n), 'partitions of pipeline 1 after the hand-off').toBeLessThanOrEqual(2);
+    });
   },
 );
