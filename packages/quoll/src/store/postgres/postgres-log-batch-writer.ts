@@ -85,13 +85,6 @@ export const DROP_LOCK_WAIT_MS = 50;
 export function partitionName(pipelineId: number, firstSeq: number): string {
   return `inference_log_batches_p${pipelineId}_s${firstSeq}`;
 }
-/**
- * In an `UPDATE inference_log_heads` that sets `first_seq = greatest(first_seq, $4)` for pipeline
- * `$1`: the `created_at` of the batch at that seq (it exists: retention keeps the newest batch),
- * read from that pipeline's partitions only.
- */
-const OLDEST_AT_OF_FIRST = `(SELECT b.created_at FROM inference_log_batches b
-  WHERE b.pipeline_id = $1 AND b.seq = greatest(inference_log_heads.first_seq, $4::bigint))`;
 /** PostgreSQL's `check_violation`: among others, a row for which no partition exists. */
 const CHECK_VIOLATION = '23514';
 
@@ -622,12 +615,7 @@ export class PostgresLogBatchWriter {
       await sql.run('RELEASE SAVEPOINT quoll_drop');
       await sql.run("SELECT set_config('lock_timeout', $1, true)", [held?.lt ?? '0']);
       await sql.run('UPDATE inference_log_partitions SET emptied = true WHERE name = $1', [p.name]);
-      await sql.run(
-        `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4),
-                oldest_at = ${OLDEST_AT_OF_FIRST}
-          WHERE pipeline_id = $1`,
-        [pipelineId, held?.rows ?? '0', String(bytes), p.end],
-      );
+      await this.#moveFirst(sql, pipelineId, held?.rows ?? '0', String(bytes), Number(p.end));
       this.#detachDue = true;
       dropped += bytes;
     }
@@ -777,6 +765,35 @@ export class PostgresLogBatchWriter {
   }
 
   /**
+   * Takes `rows` and `bytes` off a pipeline's head (the caller holds it) and moves its first seq
+   * up to `firstSeq`, and its `oldest_at` to the `created_at` of the batch at its first seq
+   * (it exists: retention keeps the newest batch). That batch is read in a statement of its
+   * own with the seq as a parameter, which the planner prunes to one partition: a seq bound
+   * taken from the head's row in the same statement would plan, and lock until the commit,
+   * every partition of the pipeline.
+   */
+  async #moveFirst(
+    sql: Sql,
+    pipelineId: number,
+    rows: string,
+    bytes: string,
+    firstSeq: number,
+  ): Promise<void> {
+    const head = await sql.one<{ first: string }>(
+      `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4)
+        WHERE pipeline_id = $1 RETURNING first_seq::text AS first`,
+      [pipelineId, rows, bytes, String(firstSeq)],
+    );
+    if (head === null) return;
+    await sql.run(
+      `UPDATE inference_log_heads SET oldest_at = (SELECT created_at FROM inference_log_batches
+          WHERE pipeline_id = $1 AND seq = $2::bigint)
+        WHERE pipeline_id = $1`,
+      [pipelineId, head.first],
+    );
+  }
+
+  /**
    * Deletes a pipeline's oldest batches until at least `excess` bytes are gone, keeping its
    * newest batch. The caller holds the pipeline's head row. Returns the batch bytes deleted.
    *
@@ -787,17 +804,36 @@ export class PostgresLogBatchWriter {
    * 1 GiB cap of 88 kB batches) cost a node more than storing the hand-off.
    */
   async #trim(sql: Sql, pipelineId: number, excess: number): Promise<number> {
+    // The seqs it may delete, read first (the caller holds the head): every page's read is
+    // then bounded by constants, so the planner prunes it to the one or two partitions it
+    // reads (a bound from a subquery would plan, and lock to the commit, all the pipeline's).
+    // From the head's first seq, or its oldest partition not emptied if that starts later.
+    const bounds = await sql.one<{ first: string; newest: string; part: string | null }>(
+      `SELECT h.first_seq::text AS first, (h.next_seq - 1)::text AS newest,
+              (SELECT min(p.first_seq) FROM inference_log_partitions p
+                WHERE p.pipeline_id = $1 AND NOT p.emptied)::text AS part
+         FROM inference_log_heads h WHERE h.pipeline_id = $1`,
+      [pipelineId],
+    );
+    if (bounds === null || bounds.part === null) return 0;
+    // Seqs are contiguous from the first one kept to the newest (retention deletes the oldest).
+    let lo = Math.max(Number(bounds.first), Number(bounds.part));
+    const newest = Number(bounds.newest);
     let cut: number | null = null;
     let rows = 0;
     let bytes = 0;
-    for (let limit = TRIM_FIRST_PAGE; bytes < excess; limit = Math.min(limit * 4, TRIM_MAX_PAGE)) {
+    for (
+      let limit = TRIM_FIRST_PAGE;
+      bytes < excess && lo < newest;
+      limit = Math.min(limit * 4, TRIM_MAX_PAGE)
+    ) {
+      const hi = Math.min(lo + limit, newest);
       // `s`: a column named `seq` would make `ORDER BY seq` sort the text.
       const page: { s: string; rows: number; bytes: number }[] = await sql.rows(
         `SELECT seq::text AS s, rows, bytes FROM inference_log_batches
-          WHERE pipeline_id = $1 AND seq > $2
-            AND seq < (SELECT next_seq - 1 FROM inference_log_heads WHERE pipeline_id = $1)
-          ORDER BY seq LIMIT $3`,
-        [pipelineId, String(cut ?? 0), limit],
+          WHERE pipeline_id = $1 AND seq >= $2 AND seq < $3
+          ORDER BY seq`,
+        [pipelineId, String(lo), String(hi)],
       );
       for (const b of page) {
         if (bytes >= excess) break;
@@ -805,19 +841,14 @@ export class PostgresLogBatchWriter {
         rows += Number(b.rows);
         bytes += Number(b.bytes);
       }
-      if (page.length < limit) break;
+      lo = hi;
     }
     if (cut === null) return 0;
     await sql.run('DELETE FROM inference_log_batches WHERE pipeline_id = $1 AND seq <= $2', [
       pipelineId,
       String(cut),
     ]);
-    await sql.run(
-      `UPDATE inference_log_heads SET rows = rows - $2, bytes = bytes - $3, first_seq = greatest(first_seq, $4),
-              oldest_at = ${OLDEST_AT_OF_FIRST}
-        WHERE pipeline_id = $1`,
-      [pipelineId, rows, bytes, String(cut + 1)],
-    );
+    await this.#moveFirst(sql, pipelineId, String(rows), String(bytes), cut + 1);
     // Partitions whose every seq is gone now: detached and dropped beside the writes.
     const spent = await sql.run(
       'UPDATE inference_log_partitions SET emptied = true WHERE pipeline_id = $1 AND end_seq <= $2 AND NOT emptied',

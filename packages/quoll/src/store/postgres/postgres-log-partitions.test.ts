@@ -323,6 +323,51 @@ describe.skipIf(!runPostgresTests)(
       expect(locked).toBeLessThanOrEqual(16);
     });
 
+    it('a write that trims its pipeline row by row (partitions too large to drop whole) locks the partitions it reads and writes, not every one of the pipeline', async () => {
+      const db = await open(`parts${++schemaNo}`);
+      const build = new PostgresLogBatchWriter('b', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      build.committed(await db.transaction((sql) => build.write(sql, 1, [small(0, 1024)])));
+      const bb = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      // Partitions of 32 batches, 160 batches: five partitions.
+      const maker = new PostgresLogBatchWriter('m', {
+        maxBytesPerPipeline: 1e12,
+        maxBytesTotal: 1e12,
+        partitionBytes: 32 * bb,
+      });
+      maker.committed(
+        await db.transaction((sql) =>
+          maker.write(
+            sql,
+            2,
+            Array.from({ length: 160 }, () => small(0, 1024)),
+          ),
+        ),
+      );
+      // A cap of 112 batches: a partition (32) is more than a quarter of it, so the write's
+      // trim deletes rows (49 batches, from the first two partitions) instead of dropping one.
+      const w = new PostgresLogBatchWriter('w', { maxBytesPerPipeline: 112 * bb, maxBytesTotal: 1e12 });
+      let tables = 0;
+      await db.transaction(async (sql) => {
+        await w.write(sql, 2, [small(0, 1024)]);
+        const row = await sql.one<{ t: string }>(
+          `SELECT count(DISTINCT l.relation) FILTER (WHERE c.relkind = 'r')::text AS t
+             FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+            WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND c.relname LIKE 'inference_log_batches_p%'`,
+        );
+        tables = Number(row?.t);
+      });
+      const head = await db.one<{ first: string; oldest: string | null }>(
+        'SELECT first_seq::text AS first, oldest_at::text AS oldest FROM inference_log_heads WHERE pipeline_id = 2',
+      );
+      expect(Number(head?.first), 'first seq kept after the trim').toBeGreaterThan(33);
+      expect(head?.oldest).not.toBeNull();
+      // The two oldest (trimmed), the third (the new first batch's time) and the newest (insert).
+      expect(tables, 'partitions of the pipeline locked by the write').toBeLessThanOrEqual(4);
+      await expectHeadsConsistent(db);
+    });
+
     it('a writer not told of a rollback that took a partition with it fails that write once (no partition for its rows), then makes the partition again', async () => {
       const db = await open(`parts${++schemaNo}`);
       const w = new PostgresLogBatchWriter('w', {
