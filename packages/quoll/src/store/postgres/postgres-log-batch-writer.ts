@@ -715,14 +715,22 @@ export class PostgresLogBatchWriter {
       const locked = await this.#underHead(transaction, id, !this.#heldHeads.has(id), async (tx) => {
         // Set by the attempt that commits (a deadlock retries the whole transaction).
         deleted = 0;
+        // The total again, now that the head is held: another node applying the same cap may
+        // have dropped this excess while this one waited for the head (the total read above is
+        // then stale, and acting on it would drop the excess twice, below 3/4 of the cap).
+        const now = await tx.one<{ bytes: string | null }>(
+          'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
+        );
+        const current = Number(now?.bytes ?? 0);
+        const excess = current - this.#caps.maxBytesTotal;
+        if (excess <= 0) return;
         // Its oldest partitions whole first, while the total keeps at least 3/4 of its cap (a
         // partition is at most an eighth of it: see #partitionCap); rows only for what is left.
-        const excess = total - this.#caps.maxBytesTotal;
         deleted = await this.#dropPartitions(
           tx,
           id,
           excess,
-          total - dropKeepsBytes(this.#caps.maxBytesTotal),
+          current - dropKeepsBytes(this.#caps.maxBytesTotal),
         );
         if (deleted < excess) deleted += await this.#trim(tx, id, excess - deleted);
       });
