@@ -85,6 +85,12 @@ export const DROP_LOCK_WAIT_MS = 50;
 export function partitionName(pipelineId: number, firstSeq: number): string {
   return `inference_log_batches_p${pipelineId}_s${firstSeq}`;
 }
+/**
+ * Most partitions {@link PostgresLogBatchWriter.preparePartitions} makes for one pipeline in a
+ * transaction (each is a table and its indexes locked to the commit); a write that needs more
+ * makes the rest itself.
+ */
+const PREPARE_MAX_PARTITIONS = 8;
 /** PostgreSQL's `check_violation`: among others, a row for which no partition exists. */
 const CHECK_VIOLATION = '23514';
 
@@ -168,6 +174,11 @@ export class PostgresLogBatchWriter {
    * would skip making the partition and fail (no partition for its rows) for ever.
    */
   readonly #pendingPartEnd = new Map<number, number>();
+  /**
+   * Each pipeline's batches as {@link preparePartitions} merged them, for the {@link write} of
+   * the same batches that follows it in the transaction (merging them once).
+   */
+  readonly #prepared = new Map<number, { batches: readonly RecordBatch[]; merged: RecordBatch[] }>();
   /** Whether partitions may be emptied and not yet detached (see {@link detachEmptiedPartitions}). */
   #detachDue = true;
 
@@ -194,6 +205,7 @@ export class PostgresLogBatchWriter {
    */
   rolledBack(): void {
     this.#pendingPartEnd.clear();
+    this.#prepared.clear();
   }
 
   /**
@@ -217,10 +229,11 @@ export class PostgresLogBatchWriter {
 
   /**
    * For a transaction that stores several pipelines: locks the pipeline's head and makes,
-   * before any of them inserts, the partitions its batches may need (merging only joins
-   * batches: at most as many stored batches as given). An attach after an insert in
-   * the same transaction could wait for a concurrent `DETACH … CONCURRENTLY` that waits for
-   * this transaction: a deadlock PostgreSQL breaks after a second.
+   * before any of them inserts, the partitions its batches need once merged (at most
+   * {@link PREPARE_MAX_PARTITIONS}; a write needing more makes the rest). An attach after an
+   * insert in the same transaction could wait for a concurrent `DETACH … CONCURRENTLY` that
+   * waits for this transaction: a deadlock PostgreSQL breaks after a second. The {@link write}
+   * of the same batches that follows uses the batches merged here.
    */
   async preparePartitions(sql: Sql, pipelineId: number, batches: readonly RecordBatch[]): Promise<void> {
     if (batches.length === 0) return;
@@ -234,26 +247,33 @@ export class PostgresLogBatchWriter {
       [pipelineId],
     );
     if (locked === null) return;
-    let rows = 0;
-    let arrowBytes = 0;
-    for (const b of batches) {
-      rows += b.numRows;
-      arrowBytes += b.data.byteLength;
-    }
-    // A stored batch as large as merging may make it (small ones are merged): partitions are
-    // then no larger than an eighth of the cap, at the price of more of them.
-    const perRow = Number(locked.rows) > 0 ? Number(locked.bytes) / Number(locked.rows) : 0;
-    const estimate =
-      perRow > 0
-        ? perRow * Math.min(rows, STORED_BATCH_MAX_ROWS)
-        : Math.min(arrowBytes, STORED_BATCH_MAX_BYTES);
+    // Merged here, and kept for the write: partitions for the stored batches, not for the
+    // input ones (a backlog after an outage is thousands of one-row batches per pipeline that
+    // merge into a few; a partition made per input seq is a table and its indexes locked to
+    // the commit, and enough of them run the server's lock table out).
+    const merged = rowStep(pipelineId, () => this.#merge(batches));
+    this.#prepared.set(pipelineId, { batches, merged });
+    if (merged.length === 0) return;
     await this.#ensurePartitions(
       sql,
       pipelineId,
       locked.next_seq,
-      locked.next_seq + batches.length,
-      estimate,
+      locked.next_seq + merged.length,
+      this.#estimate(merged, Number(locked.rows), Number(locked.bytes)),
+      PREPARE_MAX_PARTITIONS,
     );
+  }
+
+  /**
+   * The bytes of one stored batch of `merged`, as large as the pipeline's stored ones (by its
+   * bytes per row), or for its first, as these in memory.
+   */
+  #estimate(merged: readonly RecordBatch[], headRows: number, headBytes: number): number {
+    let estimate = 0;
+    for (const b of merged) {
+      estimate += headRows > 0 ? (b.numRows * headBytes) / headRows : b.data.byteLength;
+    }
+    return estimate / Math.max(1, merged.length);
   }
 
   /**
@@ -419,18 +439,23 @@ export class PostgresLogBatchWriter {
     let lastTime = head.last_time === null ? NO_TIME : BigInt(head.last_time);
     let rows = 0;
     let bytes = 0;
-    const merged = rowStep(pipelineId, () => this.#merge(batches));
+    // Merged by preparePartitions for this write, or here.
+    const prepared = this.#prepared.get(pipelineId);
+    this.#prepared.delete(pipelineId);
+    const merged =
+      prepared !== undefined && prepared.batches === batches
+        ? prepared.merged
+        : rowStep(pipelineId, () => this.#merge(batches));
     if (merged.length > 0) {
       // Before any insert: an attach waits for a concurrent detach, which waits for the
       // transactions that hold the batches table (this one would, after an insert).
-      // Batches as large as the pipeline's stored ones (by its bytes per row), or for its
-      // first, as these in memory.
-      let estimate = 0;
-      for (const b of merged) {
-        estimate +=
-          Number(head.rows) > 0 ? (b.numRows * Number(head.bytes)) / Number(head.rows) : b.data.byteLength;
-      }
-      await this.#ensurePartitions(sql, pipelineId, seq, seq + merged.length, estimate / merged.length);
+      await this.#ensurePartitions(
+        sql,
+        pipelineId,
+        seq,
+        seq + merged.length,
+        this.#estimate(merged, Number(head.rows), Number(head.bytes)),
+      );
     }
     const createdAt = this.#now();
     let values: BoundValue[] = [];
@@ -535,6 +560,7 @@ export class PostgresLogBatchWriter {
     from: number,
     end: number,
     batchBytes: number,
+    most = Infinity,
   ): Promise<void> {
     // Only ends known committed are trusted; otherwise the list says (this transaction's too).
     if ((this.#partEnd.get(pipelineId) ?? 0) >= end) return;
@@ -544,7 +570,7 @@ export class PostgresLogBatchWriter {
     );
     let lo = row?.end == null ? from : Number(row.end);
     const step = partitionSeqs(this.#partitionCap(batchBytes * (end - from)), batchBytes);
-    while (lo < end) {
+    for (let made = 0; lo < end && made < most; made++) {
       const hi = lo + step;
       const name = partitionName(pipelineId, lo);
       // Integers only in the text: one round trip, as a simple query.

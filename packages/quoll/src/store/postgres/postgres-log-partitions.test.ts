@@ -368,6 +368,42 @@ describe.skipIf(!runPostgresTests)(
       await expectHeadsConsistent(db);
     });
 
+    it('preparing a hand-off makes at most 8 partitions for a pipeline; its write makes the rest and stores every batch', async () => {
+      const db = await open(`parts${++schemaNo}`);
+      const build = new PostgresLogBatchWriter('b', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      build.committed(await db.transaction((sql) => build.write(sql, 1, [small(0, 1024)])));
+      const bb = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      // Partitions of 16 batches; 200 full batches (none merge) need 13 of them.
+      const w = new PostgresLogBatchWriter('w', {
+        maxBytesPerPipeline: 1e12,
+        maxBytesTotal: 1e12,
+        partitionBytes: 16 * bb,
+      });
+      const hand = Array.from({ length: 200 }, (_, i) => small(i * 1024, 1024));
+      let prepared = 0;
+      w.committed(
+        await db.transaction(async (sql) => {
+          await w.preparePartitions(sql, 2, hand);
+          prepared = Number(
+            (
+              await sql.one<{ n: string }>(
+                'SELECT count(*)::text AS n FROM inference_log_partitions WHERE pipeline_id = 2',
+              )
+            )?.n,
+          );
+          return w.write(sql, 2, hand);
+        }),
+      );
+      expect(prepared, 'partitions made by preparePartitions').toBe(8);
+      const head = await db.one<{ next: string }>(
+        'SELECT next_seq::text AS next FROM inference_log_heads WHERE pipeline_id = 2',
+      );
+      expect(Number(head?.next)).toBe(201);
+      await expectHeadsConsistent(db);
+    });
+
     it('a writer not told of a rollback that took a partition with it fails that write once (no partition for its rows), then makes the partition again', async () => {
       const db = await open(`parts${++schemaNo}`);
       const w = new PostgresLogBatchWriter('w', {
