@@ -91,6 +91,14 @@ export function inferenceLogRows(ids: number[], times: number[], style: LogRowSt
 export const idRange = (from: number, count: number): number[] =>
   Array.from({ length: count }, (_, i) => from + i);
 
+/** `count` rows with ids from `from` and times {@link LOG_T0} + id × 10, in one batch of `style`. */
+export const logRowsFrom = (from: number, count: number, style: LogRowStyle = 'arrow'): RecordBatch =>
+  inferenceLogRows(
+    idRange(from, count),
+    idRange(from, count).map((id) => LOG_T0 + id * 10),
+    style,
+  );
+
 /** The ids (`out.variable`) of a page's rows, in page order. */
 export function logPageIds(page: LogPage): number[] {
   const ids: number[] = [];

@@ -8,7 +8,7 @@ import {
   postgresAvailability,
 } from '../../../../../test/support/postgres-test-database.js';
 import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
-import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
+import { logRowsFrom } from '../conformance/inference-log-rows.js';
 import { POSTGRES_MIGRATIONS_DIR, PostgresDatabase } from './postgres-database.js';
 import type { Sql } from './postgres-database.js';
 import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
@@ -18,12 +18,7 @@ import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
 
-const small = (first: number, n: number, width = 2): RecordBatch =>
-  inferenceLogRows(
-    range(first, n),
-    range(first, n).map((i) => T0 + i * 10),
-    { width },
-  );
+const small = (first: number, n: number, width = 2): RecordBatch => logRowsFrom(first, n, { width });
 
 /** `sql`, with the text of every statement it runs pushed on `seen`. */
 function recording(sql: Sql, seen: string[]): Sql {

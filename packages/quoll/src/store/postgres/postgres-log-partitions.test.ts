@@ -9,11 +9,18 @@ import {
 } from '../../../../../test/support/postgres-test-database.js';
 import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
 import { ArrowMessageEncoder, InferenceLogStore, schemaIdOf } from '../../logs/index.js';
-import type { InferenceLogs, LogPage, LogQuery } from '../../logs/index.js';
+import type { InferenceLogs, LogQuery } from '../../logs/index.js';
 import { openSqliteDatabase } from '../sqlite/sqlite-database.js';
 import type { SqliteHandle } from '../sqlite/sqlite-database.js';
 import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
-import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
+import {
+  LOG_T0 as T0,
+  idRange as range,
+  inferenceLogRows,
+  logPageIds,
+  logRowsFrom,
+  pageAllLogIds,
+} from '../conformance/inference-log-rows.js';
 import { POSTGRES_MIGRATIONS_DIR, PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
 import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
@@ -30,36 +37,7 @@ const big = (k: number): RecordBatch =>
     range(k * 1000, 1000).map((i) => T0 + i),
     { width: 18 },
   );
-const small = (first: number, n: number, width = 2): RecordBatch =>
-  inferenceLogRows(
-    range(first, n),
-    range(first, n).map((i) => T0 + i * 10),
-    { width },
-  );
-
-function ids(pages: LogPage[]): number[] {
-  const out: number[] = [];
-  for (const page of pages) {
-    for (const batch of page.table.batches) {
-      const col = batch.getChild('out.variable');
-      for (let i = 0; i < batch.numRows; i++) {
-        out.push((col?.get(i) as { toArray(): Float32Array } | null)?.toArray()[0] ?? NaN);
-      }
-    }
-  }
-  return out;
-}
-
-async function allPages(store: InferenceLogs, pipelineId: number, q: LogQuery): Promise<LogPage[]> {
-  const pages: LogPage[] = [];
-  let page = await store.query(pipelineId, q);
-  pages.push(page);
-  while (page.nextCursor !== null && pages.length < 500) {
-    page = await store.query(pipelineId, { ...q, cursor: page.nextCursor });
-    pages.push(page);
-  }
-  return pages;
-}
+const small = (first: number, n: number, width = 2): RecordBatch => logRowsFrom(first, n, { width });
 
 describe.skipIf(!runPostgresTests)(
   `inference log partitions in PostgreSQL (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,
@@ -216,7 +194,7 @@ describe.skipIf(!runPostgresTests)(
       expect(emptied.length).toBeLessThanOrEqual(1);
       expect(attached.map((r) => r.name)).toEqual(listed.map((r) => r.name));
       expect(attached.length).toBeLessThanOrEqual(10);
-      const { ids: got } = { ids: ids(await allPages(store, 3, { order: 'asc', limit: 100_000 })) };
+      const got = (await pageAllLogIds(store, 3, { order: 'asc', limit: 100_000 })).flat();
       expect(got.at(-1)).toBe(159_999);
       expect(got).toEqual(range(160_000 - got.length, got.length));
       await expectHeadsConsistent(db);
@@ -271,11 +249,13 @@ describe.skipIf(!runPostgresTests)(
         { start: T0, end: T0 + 100_000, order: 'asc', limit: 29 },
       ];
       for (const q of queries) {
-        const [want, got] = await Promise.all([allPages(file, 7, q), allPages(pg, 7, q)]);
-        expect(ids(got), JSON.stringify(q)).toEqual(ids(want));
-        expect(new Set(ids(got)).size).toBe(ids(got).length);
+        const [want, got] = (await Promise.all([pageAllLogIds(file, 7, q), pageAllLogIds(pg, 7, q)])).map(
+          (pages) => pages.flat(),
+        );
+        expect(got, JSON.stringify(q)).toEqual(want);
+        expect(new Set(got).size).toBe(got!.length);
       }
-      const all = ids(await allPages(pg, 7, { order: 'asc', limit: 31 }));
+      const all = (await pageAllLogIds(pg, 7, { order: 'asc', limit: 31 })).flat();
       expect(all).toEqual(range(0, 2200));
     });
 
@@ -301,7 +281,7 @@ describe.skipIf(!runPostgresTests)(
         const view = new PostgresInferenceLogStore(reader, { nodeId: 'r' });
         try {
           const page = await view.query(7, { order: 'asc', limit: 100, cursor: first.nextCursor! });
-          expect(ids([page])).toEqual(range(700, 100));
+          expect(logPageIds(page)).toEqual(range(700, 100));
         } finally {
           await view.stop();
         }
@@ -430,7 +410,7 @@ describe.skipIf(!runPostgresTests)(
       w.committed(await db.transaction((sql) => w.write(sql, 1, [small(0, 20)]), 1));
       const store = new PostgresInferenceLogStore(db, { nodeId: 'r' });
       stores.push(store);
-      expect(ids(await allPages(store, 1, {}))).toEqual(range(0, 20).reverse());
+      expect((await pageAllLogIds(store, 1, {})).flat()).toEqual(range(0, 20).reverse());
       await expectHeadsConsistent(db);
     });
 
@@ -483,15 +463,15 @@ describe.skipIf(!runPostgresTests)(
       await expectHeadsConsistent(db);
       const store = new PostgresInferenceLogStore(db, { nodeId: 'n' });
       stores.push(store);
-      expect(ids(await allPages(store, 5, { order: 'asc', limit: 97 }))).toEqual(range(0, 1400));
-      expect(ids(await allPages(store, 5, { limit: 97 }))).toEqual(range(0, 1400).reverse());
-      expect(ids(await allPages(store, 6, {}))).toEqual(range(5000, 10).reverse());
+      expect((await pageAllLogIds(store, 5, { order: 'asc', limit: 97 })).flat()).toEqual(range(0, 1400));
+      expect((await pageAllLogIds(store, 5, { limit: 97 })).flat()).toEqual(range(0, 1400).reverse());
+      expect((await pageAllLogIds(store, 6, {})).flat()).toEqual(range(5000, 10).reverse());
       // Writes go on after it, past the partitions the migration made.
       for (let k = 0; k < 20; k++) {
         await store.append(5, small(1400 + k * 10, 10));
         await store.flush();
       }
-      expect(ids(await allPages(store, 5, { order: 'asc', limit: 97 }))).toEqual(range(0, 1600));
+      expect((await pageAllLogIds(store, 5, { order: 'asc', limit: 97 })).flat()).toEqual(range(0, 1600));
       await expectHeadsConsistent(db);
     });
   },
