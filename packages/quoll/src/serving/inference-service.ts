@@ -163,7 +163,11 @@ export class InferenceService {
     onServing?: (workspaceId: number) => void,
   ): Promise<EncodedInference> {
     const now = this.#now();
-    const { workspaceId, pipelineId, deployment, served } = await this.#serving(principal, address);
+    // Without a promise when the pipeline is found serving at once (nearly every request): the two
+    // async look-ups and their awaits were ≈ 0.7 KiB of the ≈ 26 KiB the HTTP thread allocates
+    // per JSON batch-1 request (bench/heap-sample-probe.ts; docs/benchmarks.md, arrowgc lane).
+    const { workspaceId, pipelineId, deployment, served } =
+      this.#servingNow(principal, address) ?? (await this.#serving(principal, address));
     onServing?.(workspaceId);
     const { input, request } = await codec.decode(raw, served);
     const result = await deployment.infer(input, now);
@@ -185,6 +189,24 @@ export class InferenceService {
   /** What a deployed pipeline takes and answers (its first step's inputs, its last step's outputs). */
   async describe(principal: Principal, address: PipelineAddress): Promise<ServedModel> {
     return (await this.#serving(principal, address)).served;
+  }
+
+  /**
+   * {@link #serving}'s answer when it needs no look-up (the workspace named by id and visible, or
+   * known to this caller, and the pipeline serving); otherwise undefined, and `#serving` answers
+   * or says why not.
+   */
+  #servingNow(principal: Principal, address: PipelineAddress): Serving | undefined {
+    const workspaceId = this.#workspaceNow(principal, address);
+    if (workspaceId === undefined) return undefined;
+    const found = this.#deployments.lookup(workspaceId, address.pipeline);
+    if (found.state !== 'serving') return undefined;
+    return {
+      workspaceId,
+      pipelineId: found.pipelineId,
+      deployment: found.deployment,
+      served: this.#servedModel(address.pipeline, found.version, found.deployment),
+    };
   }
 
   async #serving(principal: Principal, address: PipelineAddress): Promise<Serving> {
@@ -215,18 +237,23 @@ export class InferenceService {
     );
   }
 
-  async #workspaceOf(principal: Principal, address: PipelineAddress): Promise<number> {
-    if ('workspaceId' in address) {
-      if (!canSeeWorkspace(principal, address.workspaceId))
-        throw new ApiError('workspace_not_found', `No workspace with id ${address.workspaceId} exists.`, {
-          id: address.workspaceId,
-        });
-      return address.workspaceId;
-    }
+  /** The workspace of `address` when no look-up is needed and the caller may see it; else undefined. */
+  #workspaceNow(principal: Principal, address: PipelineAddress): number | undefined {
+    if ('workspaceId' in address)
+      return canSeeWorkspace(principal, address.workspaceId) ? address.workspaceId : undefined;
     if (address.workspaceName === null && principal.kind === 'workspace') return principal.workspaceId;
+    const cached = this.#workspaceIds.get(address.workspaceName ?? DEFAULT_WORKSPACE_NAME);
+    return cached !== undefined && canSeeWorkspace(principal, cached) ? cached : undefined;
+  }
+
+  async #workspaceOf(principal: Principal, address: PipelineAddress): Promise<number> {
+    const known = this.#workspaceNow(principal, address);
+    if (known !== undefined) return known;
+    if ('workspaceId' in address)
+      throw new ApiError('workspace_not_found', `No workspace with id ${address.workspaceId} exists.`, {
+        id: address.workspaceId,
+      });
     const name = address.workspaceName ?? DEFAULT_WORKSPACE_NAME;
-    const cached = this.#workspaceIds.get(name);
-    if (cached !== undefined && canSeeWorkspace(principal, cached)) return cached;
     // Not cached, or not visible to this caller: the service answers (and words the error).
     const workspace = await this.#workspaces.getByName(principal, name);
     if (this.#workspaceIds.size >= MAX_CACHED_WORKSPACES) this.#workspaceIds.clear();

@@ -1,0 +1,92 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { Principal } from '../auth/index.js';
+import type { Deployment, InferenceCodec, RawInferenceBody } from '../inference/index.js';
+import type { DeploymentManager, PipelineService, ServingLookup } from '../pipelines/index.js';
+import type { WorkspaceService } from '../workspaces/index.js';
+import { InferenceService } from './inference-service.js';
+
+const admin: Principal = { kind: 'admin', subject: 'admin', tokenId: 't0' };
+const member = (workspaceId: number): Principal => ({
+  kind: 'workspace',
+  workspaceId,
+  subject: 'member',
+  tokenId: 't1',
+});
+const raw: RawInferenceBody = {
+  contentType: 'application/json',
+  body: Buffer.from('[]'),
+  header: () => undefined,
+};
+
+const deployment = {
+  steps: [{ config: {}, inputs: [], outputs: [] }],
+  infer: () => Promise.resolve({ rowCount: 1, logRows: () => ({}), release: () => undefined }),
+} as unknown as Deployment;
+
+/** A service over stubs: pipeline `p` of workspace 1 serving, `idle` of workspace 1 not deployed. */
+function service(): { svc: InferenceService; getByName: ReturnType<typeof vi.fn> } {
+  const lookup = (workspaceId: number, name: string): ServingLookup =>
+    workspaceId === 1 && name === 'p'
+      ? { state: 'serving', pipelineId: 7, version: 'v1', deployment }
+      : { state: 'not_deployed' };
+  const getByName = vi.fn((_principal: Principal, name: string) =>
+    name === 'default' ? Promise.resolve({ id: 1 }) : Promise.reject(new Error(`no workspace ${name}`)),
+  );
+  const svc = new InferenceService({
+    deployments: { lookup } as unknown as DeploymentManager,
+    pipelines: { get: () => Promise.resolve({}) } as unknown as PipelineService,
+    workspaces: {
+      getById: () => Promise.resolve({ id: 1 }),
+      getByName,
+    } as unknown as WorkspaceService,
+    logs: { append: () => Promise.resolve() },
+  });
+  return { svc, getByName };
+}
+
+function codec(): { codec: InferenceCodec<null>; decoded: ReturnType<typeof vi.fn> } {
+  const decoded = vi.fn(() => ({ input: {} as never, request: null }));
+  return {
+    codec: { decode: decoded, encode: () => ({ contentType: 'application/json', body: '[]' }) },
+    decoded,
+  };
+}
+
+describe('InferenceService.infer', () => {
+  it('finds a serving pipeline and starts reading the body in the same turn (no promise for the look-up)', async () => {
+    const { svc } = service();
+    const { codec: c, decoded } = codec();
+    const onServing = vi.fn();
+    const answer = svc.infer(member(1), { workspaceId: 1, pipeline: 'p' }, c, raw, onServing);
+    // Before any microtask ran: the look-up answered without awaiting a promise.
+    expect(onServing).toHaveBeenCalledWith(1);
+    expect(decoded).toHaveBeenCalledTimes(1);
+    await expect(answer).resolves.toEqual({ contentType: 'application/json', body: '[]' });
+  });
+
+  it('by workspace name: the first request looks the name up, later ones use the cached id at once', async () => {
+    const { svc, getByName } = service();
+    const { codec: c, decoded } = codec();
+    await svc.infer(admin, { workspaceName: 'default', pipeline: 'p' }, c, raw);
+    expect(getByName).toHaveBeenCalledTimes(1);
+    const second = svc.infer(admin, { workspaceName: 'default', pipeline: 'p' }, c, raw);
+    expect(decoded).toHaveBeenCalledTimes(2);
+    await second;
+    expect(getByName).toHaveBeenCalledTimes(1);
+  });
+
+  it('still says why when there is no serving pipeline, or the workspace is not the caller’s', async () => {
+    const { svc } = service();
+    const { codec: c, decoded } = codec();
+    await expect(svc.infer(member(1), { workspaceId: 1, pipeline: 'idle' }, c, raw)).rejects.toMatchObject({
+      code: 'pipeline_not_deployed',
+    });
+    await expect(svc.infer(member(2), { workspaceId: 1, pipeline: 'p' }, c, raw)).rejects.toMatchObject({
+      code: 'workspace_not_found',
+    });
+    await expect(svc.infer(admin, { workspaceName: 'other', pipeline: 'p' }, c, raw)).rejects.toThrow(
+      'no workspace other',
+    );
+    expect(decoded).not.toHaveBeenCalled();
+  });
+});
