@@ -18,8 +18,10 @@
 // PROBE_PROFILE (0), PROBE_NODE_ARGS (node flags of all three), PROBE_IDLE_S (extra seconds
 // every server but the last idles after the last is up, default 0), QUOLL_CLI (another build),
 // PROBE_TRACE_GC=1 (--trace-gc in every server: the HTTP isolate's collections counted, first
-// against last, before the load and over the first+last pairs).
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+// against last, before the load and over the first+last pairs), PROBE_COUNT (a regular expression:
+// the servers' stdout lines that match it counted, first against last, before the load and in the
+// first+last pairs, and kept in <tmp>/metrics-first-<role>-<rep>.log; e.g. PROBE_NODE_ARGS=--trace-deopt PROBE_COUNT='bailout \\(kind').
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -47,6 +49,7 @@ const SCRAPE_S = Number(process.env.PROBE_SCRAPE_S ?? 1);
 const PROFILE = process.env.PROBE_PROFILE === '1';
 const IDLE_S = Number(process.env.PROBE_IDLE_S ?? 0);
 const TRACE_GC = process.env.PROBE_TRACE_GC === '1';
+const COUNT = process.env.PROBE_COUNT ? new RegExp(process.env.PROBE_COUNT) : null;
 const split = (v: string | undefined, d: string): string[] => (v ?? d).split(' ').filter(Boolean);
 const ARGS = split(process.env.PROBE_ARGS, '');
 const MID_ARGS = split(process.env.PROBE_MID_ARGS, '--no-metrics');
@@ -64,6 +67,8 @@ interface Lane {
   profiles: string;
   /** --trace-gc lines as they arrived: [µs on this process's monotonic clock, isolate, kind, pause ms]. */
   gc: [number, string, string, number][];
+  /** Arrival times (µs) of the stdout lines matching PROBE_COUNT. */
+  counted: number[];
 }
 interface ThreadSched {
   cpu: number;
@@ -112,6 +117,7 @@ async function lane(role: Role, rep: number): Promise<Lane> {
     ...(CLI ? { cli: CLI } : {}),
   });
   const gc: Lane['gc'] = [];
+  const counted: number[] = [];
   let partial = '';
   // e.g. `[123:0x5f0c000]   4512 ms: Scavenge 12.3 (14.5) -> 11.8 (15.5) MB, 1.23 / 0.00 ms …`
   server.proc.stdout?.on('data', (d: Buffer) => {
@@ -123,12 +129,16 @@ async function lane(role: Role, rep: number): Promise<Lane> {
           line,
         );
       if (m) gc.push([nowUs(), m[1]!, m[2]!, Number(m[3])]);
+      if (COUNT?.test(line)) {
+        counted.push(nowUs());
+        appendFileSync(join(tmpdir(), `metrics-first-${role}-${rep}.log`), `${nowUs()} ${line}\n`);
+      }
     }
   });
   const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
   await awaitInlineVerdict(server, `${role}-${rep}`);
   const lua = writeLua(work, { format: 'json', batch: 1, token: server.token, tag: `${role}-${rep}` });
-  return { role, server, url: pipeline.url(), lua, profiles, gc };
+  return { role, server, url: pipeline.url(), lua, profiles, gc, counted };
 }
 
 interface PairRun {
@@ -162,6 +172,7 @@ interface Rep {
 }
 const reps: Rep[] = [];
 const gcRows: (string | number)[][] = [];
+const countRows: (string | number)[][] = [];
 /** Per function, self µs a request, summed over reps: first and last. */
 const selfUs: Record<'first' | 'last', Map<string, number>> = { first: new Map(), last: new Map() };
 const loadBefore = loadAverage();
@@ -250,6 +261,7 @@ for (let rep = 0; rep < REPS; rep++) {
   }
   if (PROFILE) profileDiff(rep, lanes, reps[reps.length - 1]);
   if (TRACE_GC) gcSummary(rep, lanes, reps[reps.length - 1]);
+  if (COUNT) countSummary(rep, lanes, reps[reps.length - 1]);
 }
 const loadAfter = loadAverage();
 
@@ -309,6 +321,17 @@ printTable(
     .map((row) => [row[0]!, ...row.slice(1).map((x) => (x as number).toFixed(2))]),
 );
 if (PROFILE) printProfiles();
+if (COUNT)
+  printTable(
+    [
+      'rep',
+      'server',
+      `lines /${COUNT.source}/ before the load`,
+      'in the first+last pairs',
+      'per 1000 requests',
+    ],
+    countRows,
+  );
 if (TRACE_GC)
   printTable(
     [
@@ -417,6 +440,23 @@ function gcSummary(rep: number, lanes: Lane[], r: Rep | undefined): void {
       (inPairs.filter((g) => g[2] === 'Scavenge').length * per1000).toFixed(2),
       inPairs.filter((g) => g[2].startsWith('Mark')).length,
       (inPairs.reduce((a, g) => a + g[3], 0) * per1000).toFixed(2),
+    ]);
+  }
+}
+
+/** The stdout lines matching PROBE_COUNT, before the load and in the first+last pairs. */
+function countSummary(rep: number, lanes: Lane[], r: Rep | undefined): void {
+  if (r === undefined) return;
+  const loadFrom = r.windows[0]?.[0] ?? Infinity;
+  for (const k of ['first', 'last'] as const) {
+    const l = lanes.find((x) => x.role === k)!;
+    const inPairs = l.counted.filter((t) => r.windows.some(([a, b]) => t >= a && t <= b)).length;
+    countRows.push([
+      rep,
+      k,
+      l.counted.filter((t) => t < loadFrom).length,
+      inPairs,
+      ((inPairs * 1000) / r.requests[k]).toFixed(3),
     ]);
   }
 }
