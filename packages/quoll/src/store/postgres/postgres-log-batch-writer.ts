@@ -91,6 +91,11 @@ export function partitionName(pipelineId: number, firstSeq: number): string {
  * makes the rest itself.
  */
 const PREPARE_MAX_PARTITIONS = 8;
+/**
+ * The transaction-level advisory lock a total cap step holds (one per schema: clusters sharing a
+ * database in schemas of their own do not wait for each other).
+ */
+const TOTAL_CAP_LOCK = "hashtext('quoll_log_total_cap:' || current_schema())";
 /** PostgreSQL's `check_violation`: among others, a row for which no partition exists. */
 const CHECK_VIOLATION = '23514';
 
@@ -738,9 +743,19 @@ export class PostgresLogBatchWriter {
       }
       const id = oldest.pipeline_id;
       let deleted = 0;
+      let busy = false;
       const locked = await this.#underHead(transaction, id, !this.#heldHeads.has(id), async (tx) => {
         // Set by the attempt that commits (a deadlock retries the whole transaction).
         deleted = 0;
+        // One total pass step at a time in the cluster: another node's step on another pipeline,
+        // not committed yet, is not in the total read below, and both would drop for one excess
+        // (below 3/4 of the cap). Not waited for: that node is applying this cap now, and this
+        // one checks again after its next write.
+        const lock = await tx.one<{ ok: boolean }>(
+          `SELECT pg_try_advisory_xact_lock(${TOTAL_CAP_LOCK}) AS ok`,
+        );
+        busy = lock?.ok !== true;
+        if (busy) return;
         // The total again, now that the head is held: another node applying the same cap may
         // have dropped this excess while this one waited for the head (the total read above is
         // then stale, and acting on it would drop the excess twice, below 3/4 of the cap).
@@ -760,6 +775,10 @@ export class PostgresLogBatchWriter {
         );
         if (deleted < excess) deleted += await this.#trim(tx, id, excess - deleted);
       });
+      if (busy) {
+        this.#overTotal = true;
+        return;
+      }
       if (locked) this.#heldHeads.delete(id);
       else this.#heldHeads.add(id);
       if (deleted === 0) passedOver.push(id);

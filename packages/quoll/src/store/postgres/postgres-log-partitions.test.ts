@@ -414,6 +414,66 @@ describe.skipIf(!runPostgresTests)(
       await expectHeadsConsistent(db);
     });
 
+    it("two nodes applying the total cap at once, on different pipelines (one passed over the other's held head), drop for one excess, not twice: at least 3/4 of the total cap kept", async () => {
+      const db = await PostgresDatabase.open({
+        url: database.url,
+        schema: `parts${++schemaNo}`,
+        poolSize: 4,
+      });
+      dbs.push(db);
+      const setup = new PostgresLogBatchWriter('s', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      setup.committed(await db.transaction((sql) => setup.write(sql, 9, [small(0, 20)])));
+      const one = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      // A total cap of 128 batches (partitions of 16): pipeline 1 holds the oldest 100, pipeline
+      // 2 the newest 68, pipeline 9 one (never trimmed: its newest batch). 41 over the cap.
+      let clock = 1;
+      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs: 50 };
+      const a = new PostgresLogBatchWriter('a', caps, () => clock++);
+      const b = new PostgresLogBatchWriter('b', caps, () => clock++);
+      for (const [id, n] of [
+        [1, 100],
+        [2, 68],
+      ] as const) {
+        for (let i = 0; i < n; i++) {
+          a.committed(await db.transaction((sql) => a.write(sql, id, [small(i * 20, 20)])));
+        }
+      }
+      // Node a applies the total cap to pipeline 1 (the oldest) and has not committed yet when
+      // node b applies it: b waits in vain for pipeline 1's head, passes it over, and reads a
+      // total that does not yet show a's drop.
+      let inside: () => void = () => undefined;
+      const aInside = new Promise<void>((resolve) => (inside = resolve));
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let first = true;
+      const aPass = a.enforceTotalRetention(db, (fn) =>
+        db.transaction(async (tx) => {
+          await fn(tx);
+          if (first) {
+            first = false;
+            inside();
+            await gate;
+          }
+        }),
+      );
+      await aInside;
+      await b.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      release();
+      await aPass;
+      const held = await db.one<{ bytes: string }>(
+        'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
+      );
+      // Alone, a node drops 3 partitions (48 batches) and keeps 121 of 128.
+      expect(
+        Number(held?.bytes) / one,
+        'batches kept (at least 3/4 of the 128-batch total cap)',
+      ).toBeGreaterThanOrEqual(96);
+      expect(Number(held?.bytes) / one).toBeLessThanOrEqual(128);
+      await expectHeadsConsistent(db);
+    });
+
     it('migration 0017 moves a log stored before it into partitions: every row kept and read, and writes go on after it', async () => {
       const schema = `parts${++schemaNo}`;
       // The schema as 0016 left it, and a log stored in the table 0013 made.
