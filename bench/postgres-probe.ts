@@ -220,8 +220,10 @@ try {
       for (let i = 0; i < 20; i++) await post();
       // This server's database only: the other node's background transactions and backends are not its.
       const own = !s.node ? [] : [new URL(s.name === 'node' ? db.url : db2.url).pathname.slice(1)];
-      const pids = await backendPids(own);
-      const pg0 = pids.reduce((a, p) => a + (cpuSeconds(p) || 0), 0);
+      // Backends by pid at the window's start; a backend that connects during the window (the
+      // log writer's second connection, opened for a detach or a vacuum, which then serves
+      // writes too) counts from zero, one that ends during it not at all.
+      const pg0 = new Map((await backendPids(own)).map((p) => [p, cpuSeconds(p)] as const));
       const x0 = await xacts(own);
       const c0 = cpuSeconds(s.child);
       const f0 = minorFaults(s.child.pid!);
@@ -253,11 +255,16 @@ try {
         }
       }
       (flt[s.name] ??= []).push((minorFaults(s.child.pid!) - f0) / n);
-      const pg1 = pids.reduce((a, p) => a + (cpuSeconds(p) || 0), 0);
+      let pgCpu = 0;
+      for (const p of new Set([...pg0.keys(), ...(await backendPids(own))])) {
+        const end = cpuSeconds(p);
+        const start = pg0.get(p) ?? 0;
+        if (Number.isFinite(end) && Number.isFinite(start)) pgCpu += end - start;
+      }
       const x1 = await xacts(own);
       (rate[s.name] ??= []).push((n * 1000) / el);
       (cpuPerReq[s.name] ??= []).push(((c1 - c0) * 1000) / n);
-      (pgCpuPerReq[s.name] ??= []).push(((pg1 - pg0) * 1000) / n);
+      (pgCpuPerReq[s.name] ??= []).push((pgCpu * 1000) / n);
       // The admin connection's two flushes count in the node's database (it is connected to it).
       (xactPerReq[s.name] ??= []).push((x1 - x0 - (s.name === 'node' ? 2 : 0)) / n);
     }
