@@ -474,6 +474,75 @@ describe.skipIf(!runPostgresTests)(
       await expectHeadsConsistent(db);
     });
 
+    it('a node stalled mid-step of the total cap (its advisory lock and the oldest head held) does not stop the total cap: another node writing on keeps the committed total within it', async () => {
+      const db = await PostgresDatabase.open({
+        url: database.url,
+        schema: `parts${++schemaNo}`,
+        poolSize: 4,
+      });
+      dbs.push(db);
+      const setup = new PostgresLogBatchWriter('s', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      setup.committed(await db.transaction((sql) => setup.write(sql, 9, [small(0, 20)])));
+      const one = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      // As in the test above: a 128-batch total cap, pipeline 1 the oldest 100 batches,
+      // pipeline 2 the newest 68 (and pipeline 9 one).
+      let clock = 1;
+      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs: 50 };
+      const a = new PostgresLogBatchWriter('a', caps, () => clock++);
+      const b = new PostgresLogBatchWriter('b', caps, () => clock++);
+      for (const [id, n] of [
+        [1, 100],
+        [2, 68],
+      ] as const) {
+        for (let i = 0; i < n; i++) {
+          a.committed(await db.transaction((sql) => a.write(sql, id, [small(i * 20, 20)])));
+        }
+      }
+      // Node a stalls inside its first total-cap step (a process paused, a network cut off):
+      // its transaction stays open, holding pipeline 1's head and the total cap's lock, until
+      // the server ends it (idle_in_transaction_session_timeout, a minute by default).
+      let inside: () => void = () => undefined;
+      const aInside = new Promise<void>((resolve) => (inside = resolve));
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let first = true;
+      const aPass = a.enforceTotalRetention(db, (fn) =>
+        db.transaction(async (tx) => {
+          if (first) {
+            first = false;
+            await fn(tx);
+            inside();
+            await gate;
+            // It never commits: the server ends the stalled transaction.
+            throw new Error('stalled node cut off');
+          }
+          await fn(tx);
+        }),
+      );
+      await aInside;
+      try {
+        // Node b goes on writing pipeline 2, applying the caps after each write as its writer
+        // thread does. Pipeline 2 (its head free) has batches enough to give up for the excess.
+        for (let i = 68; i < 88; i++) {
+          b.committed(await db.transaction((sql) => b.write(sql, 2, [small(i * 20, 20)])));
+          await b.enforceTotalRetention(db, (fn) => db.transaction(fn));
+        }
+        const held = await db.one<{ bytes: string }>(
+          'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
+        );
+        expect(
+          Number(held?.bytes) / one,
+          'committed batches while node a is stalled (the total cap is 128)',
+        ).toBeLessThanOrEqual(128);
+      } finally {
+        release();
+        await aPass.catch(() => undefined);
+      }
+      await expectHeadsConsistent(db);
+    });
+
     it('migration 0017 moves a log stored before it into partitions: every row kept and read, and writes go on after it', async () => {
       const schema = `parts${++schemaNo}`;
       // The schema as 0016 left it, and a log stored in the table 0013 made.
