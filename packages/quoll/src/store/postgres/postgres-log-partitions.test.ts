@@ -543,6 +543,56 @@ describe.skipIf(!runPostgresTests)(
       await expectHeadsConsistent(db);
     });
 
+    it('a node that found the total cap lock taken checks the total again at its next pass: the holder cut off mid-step (its drop rolled back), the excess is still trimmed', async () => {
+      const db = await PostgresDatabase.open({
+        url: database.url,
+        schema: `parts${++schemaNo}`,
+        poolSize: 4,
+      });
+      dbs.push(db);
+      const setup = new PostgresLogBatchWriter('s', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      setup.committed(await db.transaction((sql) => setup.write(sql, 9, [small(0, 20)])));
+      const one = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      let clock = 1;
+      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs: 50 };
+      const a = new PostgresLogBatchWriter('a', caps, () => clock++);
+      const b = new PostgresLogBatchWriter('b', caps, () => clock++);
+      for (const [id, n] of [
+        [1, 100],
+        [2, 68],
+      ] as const) {
+        for (let i = 0; i < n; i++) {
+          a.committed(await db.transaction((sql) => a.write(sql, id, [small(i * 20, 20)])));
+        }
+      }
+      let inside: () => void = () => undefined;
+      const aInside = new Promise<void>((resolve) => (inside = resolve));
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const aPass = a.enforceTotalRetention(db, (fn) =>
+        db.transaction(async (tx) => {
+          await fn(tx);
+          inside();
+          await gate;
+          throw new Error('node a cut off before its commit');
+        }),
+      );
+      await aInside;
+      // b finds the lock taken and leaves the excess to a.
+      await b.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      release();
+      await expect(aPass).rejects.toThrow('cut off');
+      // a's drop was rolled back and a is gone: b's next pass (after its next write) applies the cap.
+      await b.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      const held = await db.one<{ bytes: string }>(
+        'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
+      );
+      expect(Number(held?.bytes) / one, 'batches kept (the total cap is 128)').toBeLessThanOrEqual(128);
+      await expectHeadsConsistent(db);
+    });
+
     it('migration 0017 moves a log stored before it into partitions: every row kept and read, and writes go on after it', async () => {
       const schema = `parts${++schemaNo}`;
       // The schema as 0016 left it, and a log stored in the table 0013 made.
