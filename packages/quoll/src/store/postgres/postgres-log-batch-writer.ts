@@ -676,14 +676,21 @@ export class PostgresLogBatchWriter {
     transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
   ): Promise<void> {
     for (const pipelineId of [...this.#trimDue.keys()]) {
-      const trimmed = await this.#underHead(transaction, pipelineId, false, async (tx, bytes) => {
+      const trimmed = await this.#underHead(transaction, pipelineId, false, null, async (tx, bytes) => {
         if (bytes > this.#caps.maxBytesPerPipeline) await this.#trimToCap(tx, pipelineId, bytes);
       });
       if (trimmed) this.#trimDue.delete(pipelineId);
     }
     if (this.#overTotal) {
       this.#overTotal = false;
-      await this.#enforceTotal(sql, transaction);
+      try {
+        await this.#enforceTotal(sql, transaction);
+      } catch (err) {
+        // A step that failed (its drop rolled back with it, as a stalled step the server ended)
+        // left the excess: the next pass checks again, with or without a write before it.
+        this.#overTotal = true;
+        throw err;
+      }
     }
   }
 
@@ -744,38 +751,56 @@ export class PostgresLogBatchWriter {
       const id = oldest.pipeline_id;
       let deleted = 0;
       let busy = false;
-      const locked = await this.#underHead(transaction, id, !this.#heldHeads.has(id), async (tx) => {
-        // Set by the attempt that commits (a deadlock retries the whole transaction).
-        deleted = 0;
-        // One total pass step at a time in the cluster: another node's step on another pipeline,
-        // not committed yet, is not in the total read below, and both would drop for one excess
-        // (below 3/4 of the cap). Not waited for: that node is applying this cap now, and this
-        // one checks again after its next write.
+      // One total pass step at a time in the cluster: another node's step on another pipeline,
+      // not committed yet, is not in the total a step reads, and both would drop for one excess
+      // (below 3/4 of the cap). Tried first, before any head: the holder may hold the head this
+      // step would wait for. Not waited for: its holder is applying this cap, and this node
+      // checks again at its next pass. A holder that stalls (paused, cut off) cannot keep it:
+      // its step's transaction may sit idle between statements at most `retentionLockWaitMs`
+      // (its statements run back to back), then the server ends it, rolling its drop back and
+      // releasing the lock and the head, and the next node to try applies the cap.
+      const totalLock = async (tx: Sql): Promise<boolean> => {
         const lock = await tx.one<{ ok: boolean }>(
           `SELECT pg_try_advisory_xact_lock(${TOTAL_CAP_LOCK}) AS ok`,
         );
         busy = lock?.ok !== true;
-        if (busy) return;
-        // The total again, now that the head is held: another node applying the same cap may
-        // have dropped this excess while this one waited for the head (the total read above is
-        // then stale, and acting on it would drop the excess twice, below 3/4 of the cap).
-        const now = await tx.one<{ bytes: string | null }>(
-          'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
-        );
-        const current = Number(now?.bytes ?? 0);
-        const excess = current - this.#caps.maxBytesTotal;
-        if (excess <= 0) return;
-        // Its oldest partitions whole first, while the total keeps at least 3/4 of its cap (a
-        // partition is at most an eighth of it: see #partitionCap); rows only for what is left.
-        deleted = await this.#dropPartitions(
-          tx,
-          id,
-          excess,
-          current - dropKeepsBytes(this.#caps.maxBytesTotal),
-        );
-        if (deleted < excess) deleted += await this.#trim(tx, id, excess - deleted);
-      });
+        if (!busy) {
+          await tx.run("SELECT set_config('idle_in_transaction_session_timeout', $1, true)", [
+            `${this.#lockWaitMs}ms`,
+          ]);
+        }
+        return !busy;
+      };
+      const locked = await this.#underHead(
+        transaction,
+        id,
+        !this.#heldHeads.has(id),
+        totalLock,
+        async (tx) => {
+          // Set by the attempt that commits (a deadlock retries the whole transaction).
+          deleted = 0;
+          // The total again, now that the head is held: another node applying the same cap may
+          // have dropped this excess while this one waited for the head (the total read above is
+          // then stale, and acting on it would drop the excess twice, below 3/4 of the cap).
+          const now = await tx.one<{ bytes: string | null }>(
+            'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
+          );
+          const current = Number(now?.bytes ?? 0);
+          const excess = current - this.#caps.maxBytesTotal;
+          if (excess <= 0) return;
+          // Its oldest partitions whole first, while the total keeps at least 3/4 of its cap (a
+          // partition is at most an eighth of it: see #partitionCap); rows only for what is left.
+          deleted = await this.#dropPartitions(
+            tx,
+            id,
+            excess,
+            current - dropKeepsBytes(this.#caps.maxBytesTotal),
+          );
+          if (deleted < excess) deleted += await this.#trim(tx, id, excess - deleted);
+        },
+      );
       if (busy) {
+        // Its holder's step may yet fail (or stall and be ended): checked again at the next pass.
         this.#overTotal = true;
         return;
       }
@@ -789,18 +814,23 @@ export class PostgresLogBatchWriter {
    * Runs `fn` in a transaction of its own holding the pipeline's head, given the head's bytes.
    * Returns false, having done nothing, when another transaction holds the head: at once
    * (`wait` false), or once `retentionLockWaitMs` has passed. Every statement in it waits for
-   * a lock at most that long (a batch row another session locked, too).
+   * a lock at most that long (a batch row another session locked, too). `first`, if given,
+   * runs before the head is taken; when it says false the transaction ends there, having taken
+   * no head, and this returns false.
    */
   async #underHead(
     transaction: (fn: (tx: Sql) => Promise<void>) => Promise<void>,
     pipelineId: number,
     wait: boolean,
+    first: ((tx: Sql) => Promise<boolean>) | null,
     fn: (tx: Sql, bytes: number) => Promise<void>,
   ): Promise<boolean> {
     let locked = false;
     try {
       await transaction(async (tx) => {
+        locked = false;
         await tx.run("SELECT set_config('lock_timeout', $1, true)", [`${this.#lockWaitMs}ms`]);
+        if (first !== null && !(await first(tx))) return;
         const head = await tx.one<{ bytes: string }>(
           `SELECT bytes FROM inference_log_heads WHERE pipeline_id = $1 FOR UPDATE${wait ? '' : ' SKIP LOCKED'}`,
           [pipelineId],

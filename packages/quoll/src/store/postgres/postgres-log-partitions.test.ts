@@ -441,8 +441,9 @@ describe.skipIf(!runPostgresTests)(
         }
       }
       // Node a applies the total cap to pipeline 1 (the oldest) and has not committed yet when
-      // node b applies it: b waits in vain for pipeline 1's head, passes it over, and reads a
-      // total that does not yet show a's drop.
+      // node b applies it. Without the total cap's lock, b waited in vain for pipeline 1's head,
+      // passed it over, and read a total that did not yet show a's drop; now b finds the lock
+      // taken (before any head) and leaves the excess to a.
       let inside: () => void = () => undefined;
       const aInside = new Promise<void>((resolve) => (inside = resolve));
       let release: () => void = () => undefined;
@@ -590,6 +591,132 @@ describe.skipIf(!runPostgresTests)(
         'SELECT sum(bytes)::text AS bytes FROM inference_log_heads',
       );
       expect(Number(held?.bytes) / one, 'batches kept (the total cap is 128)').toBeLessThanOrEqual(128);
+      await expectHeadsConsistent(db);
+    });
+
+    /**
+     * As in the tests above: a 128-batch total cap, pipeline 1 holding the oldest 100 batches,
+     * pipeline 2 the newest 68 (and pipeline 9 one), written by node a; nodes a and b.
+     */
+    async function overTotalCap(retentionLockWaitMs: number): Promise<{
+      db: PostgresDatabase;
+      one: number;
+      a: PostgresLogBatchWriter;
+      b: PostgresLogBatchWriter;
+      kept: () => Promise<number>;
+    }> {
+      const db = await PostgresDatabase.open({
+        url: database.url,
+        schema: `parts${++schemaNo}`,
+        poolSize: 4,
+      });
+      dbs.push(db);
+      const setup = new PostgresLogBatchWriter('s', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
+      setup.committed(await db.transaction((sql) => setup.write(sql, 9, [small(0, 20)])));
+      const one = Number(
+        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
+      );
+      let clock = 1;
+      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs };
+      const a = new PostgresLogBatchWriter('a', caps, () => clock++);
+      const b = new PostgresLogBatchWriter('b', caps, () => clock++);
+      for (const [id, n] of [
+        [1, 100],
+        [2, 68],
+      ] as const) {
+        for (let i = 0; i < n; i++) {
+          a.committed(await db.transaction((sql) => a.write(sql, id, [small(i * 20, 20)])));
+        }
+      }
+      const kept = async (): Promise<number> =>
+        Number(
+          (await db.one<{ bytes: string }>('SELECT sum(bytes)::text AS bytes FROM inference_log_heads'))
+            ?.bytes,
+        ) / one;
+      return { db, one, a, b, kept };
+    }
+
+    it('a total-cap step lets its transaction sit idle at most retentionLockWaitMs (the server ends a stalled one, releasing its advisory lock), not the session-wide minute', async () => {
+      const { db, a } = await overTotalCap(250);
+      const idle: string[] = [];
+      await a.enforceTotalRetention(db, (fn) =>
+        db.transaction(async (tx) => {
+          await fn(tx);
+          const row = await tx.one<{ t: string }>(
+            "SELECT current_setting('idle_in_transaction_session_timeout') AS t",
+          );
+          idle.push(row?.t ?? '');
+        }),
+      );
+      expect(idle.length).toBeGreaterThan(0);
+      for (const t of idle) expect(t).toBe('250ms');
+    });
+
+    it('a node finding the total cap lock taken waits for no head: it tries the lock before the oldest head, which the holder holds', async () => {
+      // A lock wait of a minute: the old order waited that long for pipeline 1's head.
+      const { db, a, b, kept } = await overTotalCap(60_000);
+      let inside: (pid: number) => void = () => undefined;
+      const aInside = new Promise<number>((resolve) => (inside = resolve));
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let first = true;
+      const aPass = a.enforceTotalRetention(db, (fn) =>
+        db.transaction(async (tx) => {
+          await fn(tx);
+          if (first) {
+            first = false;
+            const row = await tx.one<{ pid: number }>('SELECT pg_backend_pid() AS pid');
+            inside(row?.pid ?? 0);
+            await gate;
+          }
+        }),
+      );
+      const aPid = await aInside;
+      let done = false;
+      const bPass = b.enforceTotalRetention(db, (fn) => db.transaction(fn)).then(() => 'deferred');
+      // Ends when b's pass does, or as soon as a backend waits for a lock node a holds.
+      const blocked = (async () => {
+        while (!done) {
+          const row = await db.one<{ n: number }>(
+            'SELECT count(*)::int AS n FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))',
+            [aPid],
+          );
+          if ((row?.n ?? 0) > 0) return 'waited for a lock node a holds';
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+        return 'deferred';
+      })();
+      try {
+        expect(await Promise.race([bPass, blocked])).toBe('deferred');
+      } finally {
+        done = true;
+        release();
+        await aPass;
+        await bPass.catch(() => undefined);
+        await blocked;
+      }
+      expect(await kept()).toBeLessThanOrEqual(128);
+      expect(await kept()).toBeGreaterThanOrEqual(96);
+      await expectHeadsConsistent(db);
+    });
+
+    it('a node whose total-cap step failed (rolled back, its drop with it) checks the total again at its next pass, without a write in between', async () => {
+      const { db, a, kept } = await overTotalCap(50);
+      let first = true;
+      await expect(
+        a.enforceTotalRetention(db, (fn) =>
+          db.transaction(async (tx) => {
+            await fn(tx);
+            if (first) {
+              first = false;
+              throw new Error('cut off before its commit');
+            }
+          }),
+        ),
+      ).rejects.toThrow('cut off');
+      expect(await kept()).toBeGreaterThan(128);
+      await a.enforceTotalRetention(db, (fn) => db.transaction(fn));
+      expect(await kept()).toBeLessThanOrEqual(128);
       await expectHeadsConsistent(db);
     });
 
