@@ -92,10 +92,14 @@ export function partitionName(pipelineId: number, firstSeq: number): string {
  */
 const PREPARE_MAX_PARTITIONS = 8;
 /**
- * The transaction-level advisory lock a total cap step holds (one per schema: clusters sharing a
- * database in schemas of their own do not wait for each other).
+ * The transaction-level advisory lock a total cap step holds, in the two-key form: this class id
+ * ("QLTC") and the schema's hash (clusters sharing a database in schemas of their own do not
+ * wait for each other). The two-key space is apart from the one-key space every other advisory
+ * lock of Quoll uses (migrations, replicas, `migrate --from-home`: `hashtext(...)` keys), so a
+ * hash that happens to equal one of those never stops the total cap.
  */
-const TOTAL_CAP_LOCK = "hashtext('quoll_log_total_cap:' || current_schema())";
+const TOTAL_CAP_LOCK_CLASS = 0x51_4c_54_43;
+const TOTAL_CAP_LOCK = `${TOTAL_CAP_LOCK_CLASS}, hashtext(coalesce(current_schema(), ''))`;
 /** PostgreSQL's `check_violation`: among others, a row for which no partition exists. */
 const CHECK_VIOLATION = '23514';
 

@@ -720,6 +720,31 @@ describe.skipIf(!runPostgresTests)(
       await expectHeadsConsistent(db);
     });
 
+    it("an advisory lock another user of the database holds in the one-key space (here at the value of the total cap's former key) does not stop the total cap", async () => {
+      const { db, a, kept } = await overTotalCap(50);
+      const other = await PostgresDatabase.open({ url: database.url, schema: 'public', migrate: false });
+      dbs.push(other);
+      const schema = (await db.one<{ s: string }>('SELECT current_schema() AS s'))?.s ?? '';
+      let release: () => void = () => undefined;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let held: () => void = () => undefined;
+      const holding = new Promise<void>((resolve) => (held = resolve));
+      const holder = other.transaction(async (tx) => {
+        await tx.run("SELECT pg_advisory_xact_lock(hashtext('quoll_log_total_cap:' || $1::text))", [schema]);
+        held();
+        await gate;
+      });
+      await holding;
+      try {
+        await a.enforceTotalRetention(db, (fn) => db.transaction(fn));
+        expect(await kept()).toBeLessThanOrEqual(128);
+      } finally {
+        release();
+        await holder;
+      }
+      await expectHeadsConsistent(db);
+    });
+
     it('migration 0017 moves a log stored before it into partitions: every row kept and read, and writes go on after it', async () => {
       const schema = `parts${++schemaNo}`;
       // The schema as 0016 left it, and a log stored in the table 0013 made.
