@@ -112,9 +112,14 @@ const db2 = await makeDb(`${DB_PREFIX}_${process.pid}_2`);
 const admin = new pg.Client({ connectionString: db.url });
 await admin.connect();
 const dbNames = [new URL(db.url).pathname.slice(1), new URL(db2.url).pathname.slice(1)];
+/**
+ * The servers' own connections (client backends) in those databases: not autovacuum or parallel
+ * workers, which start and end within a window and would count from zero or not at all.
+ */
 async function backendPids(names: string[] = dbNames): Promise<number[]> {
   const r = await admin.query<{ pid: number }>(
-    'SELECT pid FROM pg_stat_activity WHERE datname = ANY($1) AND pid <> pg_backend_pid()',
+    `SELECT pid FROM pg_stat_activity
+      WHERE datname = ANY($1) AND backend_type = 'client backend' AND pid <> pg_backend_pid()`,
     [names],
   );
   return r.rows.map((x) => x.pid);
