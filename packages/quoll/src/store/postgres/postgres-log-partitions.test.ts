@@ -429,7 +429,14 @@ describe.skipIf(!runPostgresTests)(
       // A total cap of 128 batches (partitions of 16): pipeline 1 holds the oldest 100, pipeline
       // 2 the newest 68, pipeline 9 one (never trimmed: its newest batch). 41 over the cap.
       let clock = 1;
-      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs: 50 };
+      // Node a's step here is alive, only not committed yet: its idle limit (the lock wait) far
+      // above the time node b takes, so PostgreSQL does not end it as a stalled one (at 50 ms it
+      // did, at load 13). b waits for no head, so the wait changes nothing else.
+      const caps = {
+        maxBytesPerPipeline: 1e12,
+        maxBytesTotal: 128 * one,
+        retentionLockWaitMs: 10_000,
+      };
       const a = new PostgresLogBatchWriter('a', caps, () => clock++);
       const b = new PostgresLogBatchWriter('b', caps, () => clock++);
       for (const [id, n] of [
@@ -557,7 +564,14 @@ describe.skipIf(!runPostgresTests)(
         (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
       );
       let clock = 1;
-      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs: 50 };
+      // Node a's step here is alive, only not committed yet: its idle limit (the lock wait) far
+      // above the time node b takes, so PostgreSQL does not end it as a stalled one (at 50 ms it
+      // did, at load 13). b waits for no head, so the wait changes nothing else.
+      const caps = {
+        maxBytesPerPipeline: 1e12,
+        maxBytesTotal: 128 * one,
+        retentionLockWaitMs: 10_000,
+      };
       const a = new PostgresLogBatchWriter('a', caps, () => clock++);
       const b = new PostgresLogBatchWriter('b', caps, () => clock++);
       for (const [id, n] of [
