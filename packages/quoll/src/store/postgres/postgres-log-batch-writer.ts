@@ -98,7 +98,7 @@ const PREPARE_MAX_PARTITIONS = 8;
  * lock of Quoll uses (migrations, replicas, `migrate --from-home`: `hashtext(...)` keys), so a
  * hash that happens to equal one of those never stops the total cap.
  */
-const TOTAL_CAP_LOCK_CLASS = 0x51_4c_54_43;
+export const TOTAL_CAP_LOCK_CLASS = 0x51_4c_54_43;
 const TOTAL_CAP_LOCK = `${TOTAL_CAP_LOCK_CLASS}, hashtext(coalesce(current_schema(), ''))`;
 /** PostgreSQL's `check_violation`: among others, a row for which no partition exists. */
 const CHECK_VIOLATION = '23514';

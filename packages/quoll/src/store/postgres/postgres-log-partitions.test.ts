@@ -23,7 +23,7 @@ import {
 } from '../conformance/inference-log-rows.js';
 import { POSTGRES_MIGRATIONS_DIR, PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
-import { PostgresLogBatchWriter } from './postgres-log-batch-writer.js';
+import { PostgresLogBatchWriter, TOTAL_CAP_LOCK_CLASS } from './postgres-log-batch-writer.js';
 
 // The inference log of a cluster in partitions (migration 0017): retention at the cap, reads
 // across partitions, the locks of a page read, and the move of a log stored before 0017.
@@ -497,7 +497,9 @@ describe.skipIf(!runPostgresTests)(
       // As in the test above: a 128-batch total cap, pipeline 1 the oldest 100 batches,
       // pipeline 2 the newest 68 (and pipeline 9 one).
       let clock = 1;
-      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs: 50 };
+      // A 1 s idle limit: long enough that node b's own steps are never ended as stalled on a
+      // loaded machine (50 ms were, once, beside six other test files), short beside the minute.
+      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs: 1000 };
       const a = new PostgresLogBatchWriter('a', caps, () => clock++);
       const b = new PostgresLogBatchWriter('b', caps, () => clock++);
       for (const [id, n] of [
@@ -531,6 +533,10 @@ describe.skipIf(!runPostgresTests)(
       );
       await aInside;
       try {
+        // The server ends the stalled transaction once it has sat idle for the limit, which frees
+        // the total cap's lock (waited for here up to 20 s; without the limit it stays a minute).
+        const lockFreed = await waitForTotalCapLockFree(db, 20_000);
+        expect(lockFreed, "the total cap's lock freed by the server ending the stalled step").toBe(true);
         // Node b goes on writing pipeline 2, applying the caps after each write as its writer
         // thread does. Pipeline 2 (its head free) has batches enough to give up for the excess.
         for (let i = 68; i < 88; i++) {
@@ -608,6 +614,20 @@ describe.skipIf(!runPostgresTests)(
       await expectHeadsConsistent(db);
     });
 
+    /** Whether no session holds an advisory lock of the total cap's class within `timeoutMs` (polled). */
+    async function waitForTotalCapLockFree(db: PostgresDatabase, timeoutMs: number): Promise<boolean> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        const row = await db.one<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = $1::bigint::oid AND granted",
+          [TOTAL_CAP_LOCK_CLASS],
+        );
+        if ((row?.n ?? 0) === 0) return true;
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 50));
+      }
+    }
+
     /**
      * As in the tests above: a 128-batch total cap, pipeline 1 holding the oldest 100 batches,
      * pipeline 2 the newest 68 (and pipeline 9 one), written by node a; nodes a and b.
@@ -651,7 +671,7 @@ describe.skipIf(!runPostgresTests)(
     }
 
     it('a total-cap step lets its transaction sit idle at most retentionLockWaitMs (the server ends a stalled one, releasing its advisory lock), not the session-wide minute', async () => {
-      const { db, a } = await overTotalCap(250);
+      const { db, a } = await overTotalCap(1500);
       const idle: string[] = [];
       await a.enforceTotalRetention(db, (fn) =>
         db.transaction(async (tx) => {
@@ -663,7 +683,7 @@ describe.skipIf(!runPostgresTests)(
         }),
       );
       expect(idle.length).toBeGreaterThan(0);
-      for (const t of idle) expect(t).toBe('250ms');
+      for (const t of idle) expect(t).toBe('1500ms');
     });
 
     it('a node finding the total cap lock taken waits for no head: it tries the lock before the oldest head, which the holder holds', async () => {
@@ -715,7 +735,7 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it('a node whose total-cap step failed (rolled back, its drop with it) checks the total again at its next pass, without a write in between', async () => {
-      const { db, a, kept } = await overTotalCap(50);
+      const { db, a, kept } = await overTotalCap(5_000);
       let first = true;
       await expect(
         a.enforceTotalRetention(db, (fn) =>
@@ -735,7 +755,7 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it("an advisory lock another user of the database holds in the one-key space (here at the value of the total cap's former key) does not stop the total cap", async () => {
-      const { db, a, kept } = await overTotalCap(50);
+      const { db, a, kept } = await overTotalCap(5_000);
       const other = await PostgresDatabase.open({ url: database.url, schema: 'public', migrate: false });
       dbs.push(other);
       const schema = (await db.one<{ s: string }>('SELECT current_schema() AS s'))?.s ?? '';
