@@ -9,7 +9,7 @@ import type {
   RawInferenceBody,
   ServedModel,
 } from '../inference/index.js';
-import type { DeploymentManager, PipelineService } from '../pipelines/index.js';
+import type { DeploymentManager, PipelineService, ServingLookup } from '../pipelines/index.js';
 import { canSeeWorkspace, DEFAULT_WORKSPACE_NAME } from '../workspaces/index.js';
 import type { WorkspaceService } from '../workspaces/index.js';
 import type { ForwardTarget, ReplicaDirectory } from './replica-directory.js';
@@ -200,26 +200,27 @@ export class InferenceService {
     const workspaceId = this.#workspaceNow(principal, address);
     if (workspaceId === undefined) return undefined;
     const found = this.#deployments.lookup(workspaceId, address.pipeline);
-    if (found.state !== 'serving') return undefined;
+    return found.state === 'serving' ? this.#servingOf(workspaceId, address.pipeline, found) : undefined;
+  }
+
+  /** What both paths answer for a serving pipeline (built in one place, so they cannot drift). */
+  #servingOf(
+    workspaceId: number,
+    pipeline: string,
+    found: Extract<ServingLookup, { state: 'serving' }>,
+  ): Serving {
     return {
       workspaceId,
       pipelineId: found.pipelineId,
       deployment: found.deployment,
-      served: this.#servedModel(address.pipeline, found.version, found.deployment),
+      served: this.#servedModel(pipeline, found.version, found.deployment),
     };
   }
 
   async #serving(principal: Principal, address: PipelineAddress): Promise<Serving> {
     const workspaceId = await this.#workspaceOf(principal, address);
     const found = this.#deployments.lookup(workspaceId, address.pipeline);
-    if (found.state === 'serving') {
-      return {
-        workspaceId,
-        pipelineId: found.pipelineId,
-        deployment: found.deployment,
-        served: this.#servedModel(address.pipeline, found.version, found.deployment),
-      };
-    }
+    if (found.state === 'serving') return this.#servingOf(workspaceId, address.pipeline, found);
     // Slow path: say precisely why (unknown workspace or pipeline, not deployed, or not ready).
     if ('workspaceId' in address) await this.#workspaces.getById(principal, workspaceId);
     await this.#pipelines.get(workspaceId, address.pipeline);
