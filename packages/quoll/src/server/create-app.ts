@@ -16,6 +16,7 @@ import {
 } from './error-handler.js';
 import { BodyReceiveDeadline } from './body-receive-deadline.js';
 import { AnswerSendDeadline } from './answer-send-deadline.js';
+import { ConnectionDrain } from './connection-drain.js';
 import { refuseUnknownQueryParameters } from './strict-query.js';
 import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
@@ -128,18 +129,23 @@ export async function createApp(
           : 'answer read too slowly: under the minimum rate after the idle timeout; closed the connection',
       ),
   );
+  // A stop closes every connection once its requests are answered, and cuts one that has not
+  // sent a whole request within a grace (connection-drain.ts says why Node alone does not).
+  const drain = new ConnectionDrain();
   const app = Fastify({
     // The server Fastify would build (HTTP/1.1, its timeouts), with the scrape in front.
     serverFactory: (handler, opts: FastifyServerOptions & { http?: object }): Server => {
       const server = createServer(opts.http ?? {}, (req, res) => {
         // First: every request object gets the same hidden class (body-budget.ts, `mark`).
         ctx.bodyBudget.mark(req);
+        drain.track(req, res);
         if (scrape(req, res)) return;
         bodyDeadline.watch(req, res);
         handler(req, res);
       });
       server.once('close', () => bodyDeadline.stop());
       answerDeadline.attach(server);
+      drain.attach(server);
       if (opts.keepAliveTimeout !== undefined) server.keepAliveTimeout = opts.keepAliveTimeout;
       if (opts.requestTimeout !== undefined) server.requestTimeout = opts.requestTimeout;
       if (opts.connectionTimeout !== undefined) server.setTimeout(opts.connectionTimeout);
@@ -168,6 +174,11 @@ export async function createApp(
     // Query strings, path parameters and headers coerce ('10' is 10); bodies never do.
     ajv: { customOptions: { coerceTypes: 'array', removeAdditional: false, allErrors: false } },
     schemaController: strictBodyValidator(),
+  });
+  // Fastify's close: before the listener closes (preClose), the connections begin their drain.
+  app.addHook('preClose', (done) => {
+    drain.drain();
+    done();
   });
   installErrorHandlers(app, privatePaths(ctx.config.home));
   // Before any route: a query parameter an API route does not declare is refused (400), as an

@@ -1,0 +1,134 @@
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { Socket } from 'node:net';
+
+/**
+ * How long a connection has, once a stop begins, to deliver the rest of a request it has begun
+ * (its headers, or the rest of its body), ms: past it the connection is closed. A request whose
+ * bytes have all arrived is never cut; it runs to its answer.
+ */
+export const STOP_REQUEST_GRACE_MS = 5000;
+
+/**
+ * The connections of an HTTP server as a stop sees them, so that a stop ends: once {@link drain}
+ * is called, every connection is closed as soon as it has no request left to answer (the answers
+ * of requests in flight say `Connection: close`, and a keep-alive connection whose answer has
+ * gone is closed), and a connection that has not delivered a whole request within the grace
+ * ({@link STOP_REQUEST_GRACE_MS}) is closed then.
+ *
+ * Node closes idle connections only once, when the server stops listening
+ * (`server.close()` → `closeIdleConnections()`), and stops its header and request timeouts then:
+ * a keep-alive connection whose request was in flight at that moment stayed open after its
+ * answer for the keep-alive timeout (Fastify's 72 s: the server exited 73 s after SIGTERM), and
+ * one that had sent half its headers was never closed at all.
+ */
+export class ConnectionDrain {
+  /** Each open connection and its requests whose answer has not finished (with those answers). */
+  readonly #connections = new Map<Socket, Map<IncomingMessage, ServerResponse>>();
+  #server: Server | null = null;
+  readonly #graceMs: number;
+  #draining = false;
+  #grace: NodeJS.Timeout | null = null;
+
+  constructor(graceMs: number = STOP_REQUEST_GRACE_MS) {
+    this.#graceMs = graceMs;
+  }
+
+  /** Connections open now. */
+  get connections(): number {
+    return this.#connections.size;
+  }
+
+  /** Whether a stop has begun. */
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /** Follows every connection `server` accepts from now on. Call {@link track} for each request. */
+  attach(server: Server): void {
+    this.#server = server;
+    server.on('connection', (socket: Socket) => {
+      this.#connections.set(socket, new Map());
+      socket.once('close', () => this.#connections.delete(socket));
+    });
+    server.once('close', () => this.#clearGrace());
+  }
+
+  /**
+   * A request has arrived (its headers): its connection stays until its answer is done. No
+   * listener is added on the hot path: answers done are dropped at the connection's next request,
+   * and listened to only once a stop has begun.
+   */
+  track(req: IncomingMessage, res: ServerResponse): void {
+    const socket = req.socket;
+    let requests = this.#connections.get(socket);
+    if (requests === undefined) {
+      requests = new Map();
+      this.#connections.set(socket, requests);
+    }
+    // The connection's earlier requests (one, keep-alive): forgotten once answered.
+    for (const [earlier, answer] of requests) if (done(answer)) requests.delete(earlier);
+    requests.set(req, res);
+    if (this.#draining) this.#closeAfter(socket, requests, req, res);
+  }
+
+  /**
+   * Begins the stop: answers not begun yet will say `Connection: close`; connections with no
+   * request close now (idle ones) or after the grace (one that has begun a request and not
+   * delivered it whole by then); the others close once their last answer is done.
+   */
+  drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    for (const [socket, requests] of this.#connections)
+      for (const [req, res] of requests) {
+        if (done(res)) requests.delete(req);
+        else this.#closeAfter(socket, requests, req, res);
+      }
+    // Those with no request begun (Node does it too as it stops listening; Node 19 and later).
+    this.#server?.closeIdleConnections();
+    this.#grace = setTimeout(() => this.#cutIncomplete(), this.#graceMs);
+    // A process with nothing else left need not stay for it.
+    this.#grace.unref();
+  }
+
+  /** During the stop: `res` says the connection closes, and the connection closes once it has no answer left to give. */
+  #closeAfter(
+    socket: Socket,
+    requests: Map<IncomingMessage, ServerResponse>,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): void {
+    if (!res.headersSent) res.shouldKeepAlive = false;
+    res.once('close', () => {
+      requests.delete(req);
+      if (requests.size === 0) closeAfterWrites(socket);
+    });
+  }
+
+  /** The grace is over: connections still short of a whole request are closed. */
+  #cutIncomplete(): void {
+    this.#grace = null;
+    for (const [socket, requests] of this.#connections) {
+      // Closing already, once its last answer has left (a slow reader's answer is not cut here).
+      if (socket.writableEnded) continue;
+      const incomplete = requests.size === 0 || [...requests.keys()].some((req) => !req.complete);
+      if (incomplete) socket.destroy();
+    }
+  }
+
+  #clearGrace(): void {
+    if (this.#grace !== null) clearTimeout(this.#grace);
+    this.#grace = null;
+  }
+}
+
+/** Ends the connection once what was written to it has left (as Node does after a `Connection: close` answer). */
+function closeAfterWrites(socket: Socket): void {
+  if (socket.destroyed) return;
+  socket.destroySoon();
+}
+
+/** Whether an answer is done (sent whole, or cut with its connection). */
+function done(res: ServerResponse): boolean {
+  return res.writableFinished || res.destroyed;
+}
