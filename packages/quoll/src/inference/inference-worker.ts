@@ -22,7 +22,7 @@ import type { NativeSession } from './native-session.js';
 import { probePipeline } from './run-inline-probe.js';
 import { runPipeline, StepError } from './run-pipeline.js';
 import type { LoadedStep } from './run-pipeline.js';
-import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
+import { WORKER_LIFE, WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
 
 const port = parentPort;
@@ -34,10 +34,18 @@ const plans = new Map<string, WorkerStepSpec[]>();
 // runs would only make each request slower.
 let queue: Promise<void> = Promise.resolve();
 /** Where this worker tells the parent which JSON body it is decoding (see {@link DecodeProgress}). */
-const data = workerData as { progress?: SharedArrayBuffer; lane?: SharedArrayBuffer } | null;
+const data = workerData as {
+  progress?: SharedArrayBuffer;
+  lane?: SharedArrayBuffer;
+  life?: SharedArrayBuffer;
+} | null;
 const progress = new DecodeProgress(data?.progress ?? new SharedArrayBuffer(24));
 /** The synchronous hand-off, when the parent gave one (see `handoff-lane.ts`). */
 const lane = data?.lane ? new Lane(data.lane) : null;
+/** Where this worker tells the parent it has started (`WORKER_LIFE`). */
+const life = data?.life ? new Int32Array(data.life) : null;
+/** Set by `leave`: the thread ends; it parks no more. */
+let leaving = false;
 /** Messages received, and those not yet handled: the worker parks only when none is left. */
 let received = 0;
 let unhandled = 0;
@@ -66,7 +74,7 @@ const PARK_SLICE_MS = 1000;
  * to stop, and once per {@link PARK_SLICE_MS}.
  */
 function park(): void {
-  if (!lane || unhandled > 0 || Atomics.load(lane.control, LANE.parkable) !== 1) return;
+  if (!lane || leaving || unhandled > 0 || Atomics.load(lane.control, LANE.parkable) !== 1) return;
   const control = lane.control;
   Atomics.store(control, LANE.parked, 1);
   for (;;) {
@@ -206,6 +214,9 @@ async function handle(message: ParentMessage): Promise<void> {
     case 'probe':
       probe(message);
       return;
+    case 'leave':
+      leave();
+      return;
     case 'infer':
       try {
         const started = performance.now();
@@ -229,6 +240,25 @@ async function handle(message: ParentMessage): Promise<void> {
       return;
     }
   }
+}
+
+/**
+ * `leave`: releases every session (a release that throws leaves the others to be released),
+ * then ends this thread from JavaScript, where it is, rather than being terminated by its parent
+ * wherever it might be (inside onnxruntime, `Worker.terminate()` aborts the process).
+ */
+function leave(): never {
+  leaving = true;
+  for (const session of sessions.values()) {
+    try {
+      session.release();
+    } catch {
+      // The thread ends anyway; its environment's teardown frees what is left.
+    }
+  }
+  sessions.clear();
+  plans.clear();
+  process.exit(0);
 }
 
 /**
@@ -425,3 +455,7 @@ function describe(error: unknown): { message: string; step?: number } {
   const message = error instanceof Error ? error.message : String(error);
   return error instanceof StepError ? { message, step: error.step } : { message };
 }
+
+// Every module of this thread is loaded, the runtime's binding among them: from now on the
+// parent may stop this thread wherever it knows it runs JavaScript (`WORKER_LIFE`).
+if (life) Atomics.store(life, 0, WORKER_LIFE.started);

@@ -1,4 +1,7 @@
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { TensorInfoDto } from '@quoll/client/wire';
@@ -569,6 +572,63 @@ for (let cycle = 0; cycle < cycles; cycle++) {
 process.stdout.write('done\\n');
 `;
 
+/**
+ * A prober closed while its thread is still starting, inside onnxruntime-node's binding (held
+ * there by `test/support/busy-binding-start.ts`, standing in for the binding's own load): prints
+ * the verdict and the threads left, then `done`.
+ */
+const STARTING_CHILD = `
+import { existsSync, readFileSync } from 'node:fs';
+import { syncBuiltinESMExports } from 'node:module';
+import threads from 'node:worker_threads';
+import { InlineProber } from './src/inference/inline-prober.ts';
+import { inspectOnnxModel } from './src/onnx/index.ts';
+// The inference thread starts from the TypeScript sources through a tsx bootstrap: the hook
+// loads first (--import does not reach worker threads).
+const Original = threads.Worker;
+threads.Worker = class extends Original {
+  constructor(script, options) {
+    const hook = JSON.stringify(process.env.BUSY_BINDING_HOOK);
+    super(options?.eval ? script.replace(/return import\\(("[^"]+")\\);/, 'return import(' + hook + ').then(() => import($1));') : script, options);
+  }
+};
+syncBuiltinESMExports();
+const bytes = readFileSync(process.env.BUSY_BINDING_MODEL);
+const info = inspectOnnxModel(bytes);
+const spec = { label: 'scale', sha: 'scale', path: '(bytes)', inputs: info.inputs, feedsFrom: null, single: false, tensorFields: null };
+const prober = new InlineProber();
+const ticket = prober.probe([spec], new Map([['scale', bytes]]));
+while (!existsSync(process.env.BUSY_BINDING_MARKER)) await new Promise((r) => setImmediate(r));
+await prober.close();
+const verdict = await ticket.verdict;
+process.stdout.write(JSON.stringify({ verdict, threads: prober.threadCount }) + '\\n');
+process.stdout.write('done\\n');
+`;
+
+/**
+ * Runs `script` (TypeScript, from packages/quoll) in a process of its own, expects it to exit 0
+ * (not aborted) after printing `done`, and returns the JSON lines it printed before.
+ */
+async function runStopChild<T>(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<T[]> {
+  const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, ...args], {
+    cwd: fileURLToPath(new URL('../../', import.meta.url)),
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
+    child.on('exit', (...exit) => resolve(exit)),
+  );
+  expect({ code, signal }, out).toEqual({ code: 0, signal: null });
+  expect(out).toMatch(/done\n$/);
+  return out
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as T);
+}
+
 describe('stopping a probe', () => {
   it('marks each call into onnxruntime in the control array, and makes none once stopped, whatever the call', () => {
     const control = new Int32Array(new SharedArrayBuffer(PROBE_CONTROL.length * 4));
@@ -593,28 +653,36 @@ describe('stopping a probe', () => {
   it('withdrawn while its thread loads or runs a model, the probe stops there and the process lives on (no abort)', async () => {
     // Terminating a thread inside onnxruntime-node aborts the process ("terminate called after
     // throwing an instance of 'Napi::Error'", SIGABRT): the server's exit code null on SIGTERM.
-    const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', STOP_CHILD, '4'], {
-      cwd: fileURLToPath(new URL('../../', import.meta.url)),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((resolve) =>
-      child.on('exit', (...exit) => resolve(exit)),
-    );
-    expect({ code, signal }, out).toEqual({ code: 0, signal: null });
-    expect(out).toMatch(/done\n$/);
-    const cycles = out
-      .split('\n')
-      .filter((line) => line.startsWith('{'))
-      .map((line) => JSON.parse(line) as { calls: number; verdict: unknown; threads: number });
+    const cycles = await runStopChild<{ calls: number; verdict: unknown; threads: number }>(STOP_CHILD, [
+      '4',
+    ]);
     expect(cycles).toHaveLength(4);
     for (const cycle of cycles) {
       // Stopped in its loads and runs, not before them, and not after it answered.
       expect(cycle.calls).toBeGreaterThan(0);
       expect(cycle.verdict).toEqual({ admitted: false, reason: 'cancelled' });
       expect(cycle.threads).toBe(0);
+    }
+  }, 120_000);
+
+  it('withdrawn while its thread is still starting inside onnxruntime-node, the thread leaves on its own and the process lives on (no abort)', async () => {
+    // A server stopped as a deployment's probe thread started: Worker.terminate() there (the
+    // probe had made no call, so it looked free to stop) aborts the process when the thread is
+    // in the binding's native code, as it is while the binding loads.
+    const dir = mkdtempSync(join(tmpdir(), 'quoll-probe-start-'));
+    try {
+      const model = join(dir, 'scale.onnx');
+      writeFileSync(model, makeScaleModel({ width: 2 }));
+      const results = await runStopChild<{ verdict: unknown; threads: number }>(STARTING_CHILD, [], {
+        BUSY_BINDING_HOOK: new URL('../../../../test/support/busy-binding-start.ts', import.meta.url).href,
+        BUSY_BINDING_MODEL: model,
+        BUSY_BINDING_MS: '3000',
+        BUSY_BINDING_MARKER: join(dir, 'busy'),
+      });
+      expect(results).toHaveLength(1);
+      expect(results[0]).toEqual({ verdict: { admitted: false, reason: 'cancelled' }, threads: 0 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   }, 120_000);
 });

@@ -313,10 +313,11 @@ export class InlineProber {
    * its thread when `stop` (overrun, cancelled, failed: the next probe gets a fresh one). The
    * probe is stopped first (`PROBE_STATE.stopped`: its thread makes no more calls into
    * onnxruntime); a thread in JavaScript then is terminated at once, and one inside onnxruntime
-   * (a load or run, which nothing can interrupt) is let finish that call, answer and go idle
-   * before it is ended: `Worker.terminate()` inside onnxruntime-node aborts the whole process
-   * (its binding throws a C++ exception it cannot hand to JavaScript), which a server stopping
-   * on SIGTERM during a probe did (exit code null).
+   * (a load or run, which nothing can interrupt) is let finish that call, answer and leave on its
+   * own: `Worker.terminate()` inside onnxruntime-node aborts the whole process (its binding throws
+   * a C++ exception it cannot hand to JavaScript), which a server stopping on SIGTERM during a
+   * probe did (exit code null). A thread that has made no call may still be starting, its
+   * binding's native code loading: `WorkerHandle.terminate` tells that one to leave instead.
    */
   #finish(job: ProbeJob, verdict: InlineVerdict, stop: boolean): void {
     if (this.#current !== job) return;
@@ -333,9 +334,10 @@ export class InlineProber {
 
   /**
    * Stops the thread: outright when `kill` (only ever when it is known to make no call into
-   * onnxruntime: see {@link #finish}), else once idle, which it is between probes and once a
-   * stopped probe has answered (`WorkerHandle.close` waits for that). The stop is kept in
-   * {@link #stopping} until the thread has exited.
+   * onnxruntime: see {@link #finish}; still starting, it leaves on its own once started), else
+   * once idle, which it is between probes and once a stopped probe has answered
+   * (`WorkerHandle.close` waits for that, then the thread leaves on its own). The stop is kept
+   * in {@link #stopping} until the thread has exited.
    */
   #stopThread(kill: boolean): void {
     const handle = this.#handle;

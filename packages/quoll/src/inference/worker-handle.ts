@@ -10,7 +10,7 @@ import type { WireTensor } from './tensor-data.js';
 import { DecodeProgress } from './decode-progress.js';
 import { ECHO_BUFFERS_PER_MESSAGE, echoBuffers } from './echo-buffers.js';
 import { LANE, Lane, SLOT } from './handoff-lane.js';
-import { WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
+import { WORKER_LIFE, WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type {
   ParentMessage,
   ProbeReport,
@@ -116,6 +116,10 @@ export class WorkerHandle {
   readonly #exited: Promise<void>;
   /** Which JSON body the worker is decoding, since when (shared with it). */
   readonly #progress = new DecodeProgress();
+  /** Whether the thread has started (`WORKER_LIFE`, shared with it). */
+  readonly #life = new Int32Array(new SharedArrayBuffer(4));
+  /** The thread's exit code, once it has exited. */
+  #exitCode: number | null = null;
   #abandoned = false;
   /** Set once the thread has exited: nothing sent to it would ever be answered. */
   #dead = false;
@@ -149,11 +153,13 @@ export class WorkerHandle {
     if (this.#lane) Atomics.store(this.#lane.control, LANE.parkable, 1);
     this.#worker = spawnInferenceWorker({
       progress: this.#progress.buffer,
+      life: this.#life.buffer,
       ...(this.#lane ? { lane: this.#lane.buffer } : {}),
     });
     this.#exited = new Promise((resolve) => {
       this.#worker.once('exit', (code) => {
         this.#dead = true;
+        this.#exitCode = code;
         const error = new WorkerFailure('exit', `The inference worker stopped (exit code ${code})${RETRY}`);
         this.#failAll(error);
         // A lane run answered late waits on the slot's state: wake it (it finds its request failed).
@@ -179,6 +185,22 @@ export class WorkerHandle {
   /** Requests sent and not yet answered. */
   get inFlight(): number {
     return this.#pending.size;
+  }
+
+  /**
+   * Whether the thread has started: its modules (onnxruntime-node's binding among them) are
+   * loaded, so it runs JavaScript unless it is in a call it was asked to make.
+   */
+  get started(): boolean {
+    return Atomics.load(this.#life, 0) === WORKER_LIFE.started;
+  }
+
+  /**
+   * The thread's exit code once it has exited (null before): 0 when it left on its own
+   * ({@link close}), 1 when it was terminated.
+   */
+  get exitCode(): number | null {
+    return this.#exitCode;
   }
 
   /** Creates a model's session (once per SHA); rejects with a {@link WorkerFailure} (stage `load`). */
@@ -437,21 +459,23 @@ export class WorkerHandle {
     this.#pending.delete(id);
     this.#abandoned = true;
     pending?.reject(error);
+    // In JavaScript: the decode is claimed (`DecodeProgress.abandon`), so the thread waits in it.
     void this.#worker.terminate();
     this.onUnexpectedExit?.(new WorkerFailure('exit', 'The inference worker was abandoned.'));
   }
 
-  /** Waits for in-flight requests to be answered, then stops the thread. Idempotent. */
+  /**
+   * Waits for in-flight requests to be answered, then has the thread leave on its own: it
+   * releases its sessions and ends (exit code 0); resolves once it has exited. The thread is
+   * never terminated here: `Worker.terminate()` while onnxruntime-node is in a call on it (its
+   * binding loading as the thread starts, a load, a run) aborts the whole process (the binding
+   * throws a C++ exception it cannot hand to JavaScript). Idempotent.
+   */
   close(): Promise<void> {
     this.#closed ??= (async () => {
       this.#closing = true;
       if (this.#pending.size > 0) await new Promise<void>((resolve) => (this.#onDrained = resolve));
-      if (this.#lane) {
-        // A parked worker leaves its park (terminate would interrupt it too; this says so plainly).
-        Atomics.store(this.#lane.control, LANE.stop, 1);
-        this.#lane.ring();
-      }
-      await this.#worker.terminate();
+      this.#leave();
       await this.#exited;
     })();
     return this.#closed;
@@ -459,24 +483,40 @@ export class WorkerHandle {
 
   /**
    * Stops the thread without waiting for its requests, which fail (stage `exit`); resolves once
-   * it has exited. Only for a thread known not to be inside onnxruntime: `Worker.terminate()`
-   * while onnxruntime-node loads or runs a model aborts the whole process (its binding throws a
-   * C++ exception it cannot hand to JavaScript); `InlineProber` knows through its probe's
-   * control array (`PROBE_CONTROL`). Idempotent, and `close()` afterwards resolves with it.
+   * it has exited. Only for a thread known not to be in a call into onnxruntime (`InlineProber`
+   * knows through its probe's control array, `PROBE_CONTROL`): a thread that has {@link started}
+   * is terminated at once; one still starting (loading the runtime's binding, native code) is
+   * told to leave instead, which it does once started, after the messages sent before (a
+   * withdrawn probe answers at once). Idempotent, and `close()` afterwards resolves with it.
    */
   terminate(): Promise<void> {
     this.#closing = true;
     // A close() waiting for these goes on to stop the thread too.
     this.#failAll(new WorkerFailure('exit', 'The inference worker was stopped.'));
     this.#closed ??= (async () => {
-      if (this.#lane) {
-        Atomics.store(this.#lane.control, LANE.stop, 1);
-        this.#lane.ring();
-      }
-      await this.#worker.terminate();
+      if (this.started) {
+        if (this.#lane) {
+          // A parked worker leaves its park (terminate would interrupt it too; this says so plainly).
+          Atomics.store(this.#lane.control, LANE.stop, 1);
+          this.#lane.ring();
+        }
+        await this.#worker.terminate();
+      } else this.#leave();
       await this.#exited;
     })();
     return this.#closed;
+  }
+
+  /** Tells the thread to leave on its own (`leave`: after every message sent before), unless it has exited. */
+  #leave(): void {
+    if (this.#dead) return;
+    if (this.#lane) {
+      // A parked worker leaves its park to read the message.
+      Atomics.store(this.#lane.control, LANE.stop, 1);
+      this.#lane.ring();
+    }
+    this.#worker.postMessage({ v: WORKER_PROTOCOL_VERSION, type: 'leave', id: 0 } satisfies ParentMessage);
+    this.#lane?.posted();
   }
 
   /** Sends `message` under a fresh id (its `id` is overwritten) and resolves with the answer. */
@@ -507,7 +547,11 @@ export class WorkerHandle {
  * (vitest, tsx) only the `.ts` exists; the worker then registers tsx itself before importing
  * it, because a worker's `--import` in execArgv does not apply to its entry module on Node 20.
  */
-function spawnInferenceWorker(workerData: { progress: SharedArrayBuffer; lane?: SharedArrayBuffer }): Worker {
+function spawnInferenceWorker(workerData: {
+  progress: SharedArrayBuffer;
+  life: SharedArrayBuffer;
+  lane?: SharedArrayBuffer;
+}): Worker {
   const compiled = new URL('./inference-worker.js', import.meta.url);
   if (existsSync(fileURLToPath(compiled))) return new Worker(compiled, { workerData });
   const source = new URL('./inference-worker.ts', import.meta.url);

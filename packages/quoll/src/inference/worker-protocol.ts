@@ -9,7 +9,7 @@ import type { WireTensor } from './tensor-data.js';
  * Both sides import this file; a message with another `v` is refused, so a stale worker
  * script cannot silently misread a newer parent.
  */
-export const WORKER_PROTOCOL_VERSION = 6;
+export const WORKER_PROTOCOL_VERSION = 7;
 
 /** What the inline path takes at most: the limits the probe's bound and layouts are made for (see `inline-runner.ts`). */
 export interface ProbeLimits {
@@ -45,6 +45,16 @@ export const PROBE_CONTROL = { state: 0, calls: 1, length: 2 } as const;
 
 /** The values of `PROBE_CONTROL.state`. */
 export const PROBE_STATE = { free: 0, native: 1, stopped: 2 } as const;
+
+/**
+ * The word a worker's life is told in (an `Int32Array` of one word on a `SharedArrayBuffer`,
+ * given in its `workerData`): {@link WORKER_LIFE}`.starting` until the worker's modules have
+ * loaded — onnxruntime-node's binding among them, native code that `Worker.terminate()` must not
+ * interrupt (the binding throws a C++ exception it cannot hand to JavaScript, and the whole
+ * process aborts) — then `started`: from then on the thread runs JavaScript unless it is in a
+ * call it makes itself, which its parent knows of (a request in flight, `PROBE_CONTROL`).
+ */
+export const WORKER_LIFE = { starting: 0, started: 1 } as const;
 
 /** How the admission probe of inline runs judges a pipeline (the parent's `InlineProber` sends them). */
 export interface ProbeSettings {
@@ -171,6 +181,13 @@ export type ParentMessage =
       /** Most rows one merged run may hold. */
       maxBatchRows: number;
     }
+  /**
+   * The thread's last message: it releases every session it holds and ends on its own (exit
+   * code 0), after every message sent before. Not answered: the thread's exit is the answer.
+   * A thread is stopped this way, never by `Worker.terminate()`, unless it is known to run
+   * JavaScript (see {@link WORKER_LIFE}).
+   */
+  | { v: typeof WORKER_PROTOCOL_VERSION; type: 'leave'; id: number }
   /**
    * The admission probe of inline runs (`InlineProber`, `probePipeline`): bounds the work of
    * the pipeline `steps` from `models` (the bytes the parent read), loads them into sessions of
