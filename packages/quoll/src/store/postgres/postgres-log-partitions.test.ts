@@ -415,38 +415,12 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it("two nodes applying the total cap at once, on different pipelines (one passed over the other's held head), drop for one excess, not twice: at least 3/4 of the total cap kept", async () => {
-      const db = await PostgresDatabase.open({
-        url: database.url,
-        schema: `parts${++schemaNo}`,
-        poolSize: 4,
-      });
-      dbs.push(db);
-      const setup = new PostgresLogBatchWriter('s', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
-      setup.committed(await db.transaction((sql) => setup.write(sql, 9, [small(0, 20)])));
-      const one = Number(
-        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
-      );
       // A total cap of 128 batches (partitions of 16): pipeline 1 holds the oldest 100, pipeline
       // 2 the newest 68, pipeline 9 one (never trimmed: its newest batch). 41 over the cap.
-      let clock = 1;
       // Node a's step here is alive, only not committed yet: its idle limit (the lock wait) far
       // above the time node b takes, so PostgreSQL does not end it as a stalled one (at 50 ms it
       // did, at load 13). b waits for no head, so the wait changes nothing else.
-      const caps = {
-        maxBytesPerPipeline: 1e12,
-        maxBytesTotal: 128 * one,
-        retentionLockWaitMs: 10_000,
-      };
-      const a = new PostgresLogBatchWriter('a', caps, () => clock++);
-      const b = new PostgresLogBatchWriter('b', caps, () => clock++);
-      for (const [id, n] of [
-        [1, 100],
-        [2, 68],
-      ] as const) {
-        for (let i = 0; i < n; i++) {
-          a.committed(await db.transaction((sql) => a.write(sql, id, [small(i * 20, 20)])));
-        }
-      }
+      const { db, one, a, b } = await overTotalCap(10_000);
       // Node a applies the total cap to pipeline 1 (the oldest) and has not committed yet when
       // node b applies it. Without the total cap's lock, b waited in vain for pipeline 1's head,
       // passed it over, and read a total that did not yet show a's drop; now b finds the lock
@@ -483,33 +457,11 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it('a node stalled mid-step of the total cap (its advisory lock and the oldest head held) does not stop the total cap: another node writing on keeps the committed total within it', async () => {
-      const db = await PostgresDatabase.open({
-        url: database.url,
-        schema: `parts${++schemaNo}`,
-        poolSize: 4,
-      });
-      dbs.push(db);
-      const setup = new PostgresLogBatchWriter('s', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
-      setup.committed(await db.transaction((sql) => setup.write(sql, 9, [small(0, 20)])));
-      const one = Number(
-        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
-      );
       // As in the test above: a 128-batch total cap, pipeline 1 the oldest 100 batches,
       // pipeline 2 the newest 68 (and pipeline 9 one).
-      let clock = 1;
       // A 1 s idle limit: long enough that node b's own steps are never ended as stalled on a
       // loaded machine (50 ms were, once, beside six other test files), short beside the minute.
-      const caps = { maxBytesPerPipeline: 1e12, maxBytesTotal: 128 * one, retentionLockWaitMs: 1000 };
-      const a = new PostgresLogBatchWriter('a', caps, () => clock++);
-      const b = new PostgresLogBatchWriter('b', caps, () => clock++);
-      for (const [id, n] of [
-        [1, 100],
-        [2, 68],
-      ] as const) {
-        for (let i = 0; i < n; i++) {
-          a.committed(await db.transaction((sql) => a.write(sql, id, [small(i * 20, 20)])));
-        }
-      }
+      const { db, one, a, b } = await overTotalCap(1000);
       // Node a stalls inside its first total-cap step (a process paused, a network cut off):
       // its transaction stays open, holding pipeline 1's head and the total cap's lock, until
       // the server ends it (idle_in_transaction_session_timeout, a minute by default).
@@ -558,36 +510,10 @@ describe.skipIf(!runPostgresTests)(
     });
 
     it('a node that found the total cap lock taken checks the total again at its next pass: the holder cut off mid-step (its drop rolled back), the excess is still trimmed', async () => {
-      const db = await PostgresDatabase.open({
-        url: database.url,
-        schema: `parts${++schemaNo}`,
-        poolSize: 4,
-      });
-      dbs.push(db);
-      const setup = new PostgresLogBatchWriter('s', { maxBytesPerPipeline: 1e12, maxBytesTotal: 1e12 });
-      setup.committed(await db.transaction((sql) => setup.write(sql, 9, [small(0, 20)])));
-      const one = Number(
-        (await db.one<{ bytes: string }>('SELECT bytes::text FROM inference_log_heads'))?.bytes,
-      );
-      let clock = 1;
       // Node a's step here is alive, only not committed yet: its idle limit (the lock wait) far
       // above the time node b takes, so PostgreSQL does not end it as a stalled one (at 50 ms it
       // did, at load 13). b waits for no head, so the wait changes nothing else.
-      const caps = {
-        maxBytesPerPipeline: 1e12,
-        maxBytesTotal: 128 * one,
-        retentionLockWaitMs: 10_000,
-      };
-      const a = new PostgresLogBatchWriter('a', caps, () => clock++);
-      const b = new PostgresLogBatchWriter('b', caps, () => clock++);
-      for (const [id, n] of [
-        [1, 100],
-        [2, 68],
-      ] as const) {
-        for (let i = 0; i < n; i++) {
-          a.committed(await db.transaction((sql) => a.write(sql, id, [small(i * 20, 20)])));
-        }
-      }
+      const { db, one, a, b } = await overTotalCap(10_000);
       let inside: () => void = () => undefined;
       const aInside = new Promise<void>((resolve) => (inside = resolve));
       let release: () => void = () => undefined;
