@@ -1,0 +1,67 @@
+import { createServer } from 'node:http';
+import type { Server } from 'node:http';
+import { connect } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { afterEach, describe, expect, it } from 'vitest';
+import { ConnectionDrain } from './connection-drain.js';
+
+// Review (review-shutdown): a request whose body is still arriving, steadily, when a stop
+// begins (a model upload of hundreds of MiB, an orchestration upload) is in flight: its client
+// is sending, not stalled. The grace is there for a connection that has stopped sending.
+
+let server: Server | null = null;
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  server = null;
+});
+
+const GRACE_MS = 300;
+const CHUNKS = 40;
+const CHUNK_EVERY_MS = 25;
+const CHUNK = Buffer.alloc(1024, 0x61);
+
+describe('ConnectionDrain (review)', () => {
+  it('an upload still streaming its body steadily when the stop begins is received whole and answered, not cut at the grace', async () => {
+    const drain = new ConnectionDrain(GRACE_MS);
+    let requestArrived!: () => void;
+    const arrived = new Promise<void>((resolve) => (requestArrived = resolve));
+    server = createServer((req, res) => {
+      drain.track(req, res);
+      requestArrived();
+      let bytes = 0;
+      req.on('data', (d: Buffer) => (bytes += d.length));
+      req.on('end', () => res.end(`received ${bytes}`));
+    });
+    drain.attach(server);
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    const ended = new Promise<string>((resolve) => {
+      socket.on('close', () => resolve('closed'));
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(
+      `POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${
+        CHUNKS * CHUNK.length
+      }\r\n\r\n`,
+    );
+    socket.write(CHUNK);
+    await arrived;
+    // The stop begins with the upload under way; the client goes on sending, a chunk at a time,
+    // well within the grace each, for longer than the grace in all.
+    drain.drain();
+    server.close();
+    for (let i = 1; i < CHUNKS && !socket.destroyed; i++) {
+      await new Promise((resolve) => setTimeout(resolve, CHUNK_EVERY_MS));
+      socket.write(CHUNK);
+    }
+    await ended;
+    expect(answer).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(answer).toContain(`received ${CHUNKS * CHUNK.length}`);
+  });
+});
