@@ -64,4 +64,41 @@ describe('ConnectionDrain (review)', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 200 OK/);
     expect(answer).toContain(`received ${CHUNKS * CHUNK.length}`);
   });
+  it('pipelined requests: one already received and run when the stop begins gets its answer (it is not run and then dropped)', async () => {
+    const drain = new ConnectionDrain(GRACE_MS);
+    const ran: string[] = [];
+    let releaseSlow!: () => void;
+    const slowReleased = new Promise<void>((resolve) => (releaseSlow = resolve));
+    let bothArrived!: () => void;
+    const arrived = new Promise<void>((resolve) => (bothArrived = resolve));
+    server = createServer((req, res) => {
+      drain.track(req, res);
+      ran.push(req.url ?? '');
+      if (ran.length === 2) bothArrived();
+      if (req.url === '/slow') void slowReleased.then(() => res.end('slow done'));
+      else res.end('fast done');
+    });
+    drain.attach(server);
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n');
+    await arrived;
+    // Both requests have been received and handed to the handler (the second one has run).
+    drain.drain();
+    server.close();
+    releaseSlow();
+    await closed;
+    expect(ran).toEqual(['/slow', '/fast']);
+    expect(answer).toContain('slow done');
+    // The second request ran: its answer is owed (RFC 9112 9.6: a server closing a pipelined
+    // connection must not have processed the requests it will not answer).
+    expect(answer).toContain('fast done');
+  });
 });
