@@ -64,6 +64,36 @@ describe('ConnectionDrain (review)', () => {
     expect(answer).toMatch(/^HTTP\/1\.1 200 OK/);
     expect(answer).toContain(`received ${CHUNKS * CHUNK.length}`);
   });
+  it('an upload that has stopped sending when the stop begins is closed unanswered after the grace', async () => {
+    const drain = new ConnectionDrain(GRACE_MS);
+    let requestArrived!: () => void;
+    const arrived = new Promise<void>((resolve) => (requestArrived = resolve));
+    server = createServer((req, res) => {
+      drain.track(req, res);
+      requestArrived();
+      req.on('data', () => undefined);
+      req.on('end', () => res.end('received'));
+    });
+    drain.attach(server);
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${CHUNKS * CHUNK.length}\r\n\r\n`);
+    socket.write(CHUNK);
+    await arrived;
+    // The client sends nothing more: the stop must not wait for it (it ends with the connection).
+    drain.drain();
+    const serverClosed = new Promise<void>((resolve) => server!.close(() => resolve()));
+    await closed;
+    await serverClosed;
+    expect(answer).toBe('');
+  });
   it('pipelined requests: one already received and run when the stop begins gets its answer (it is not run and then dropped)', async () => {
     const drain = new ConnectionDrain(GRACE_MS);
     const ran: string[] = [];

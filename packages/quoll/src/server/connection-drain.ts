@@ -2,9 +2,11 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 
 /**
- * How long a connection has, once a stop begins, to deliver the rest of a request it has begun
- * (its headers, or the rest of its body), ms: past it the connection is closed. A request whose
- * bytes have all arrived is never cut; it runs to its answer.
+ * How long a connection has, once a stop begins, to deliver the headers of a request it has
+ * begun, ms: past it the connection is closed. A connection still receiving a request body is
+ * closed only when no byte of it has arrived for this long (checked each period; a body that
+ * keeps coming, too slowly, is the body-receive deadline's to cut). A request whose bytes have
+ * all arrived is never cut; it runs to its answer.
  */
 export const STOP_REQUEST_GRACE_MS = 5000;
 
@@ -13,7 +15,8 @@ export const STOP_REQUEST_GRACE_MS = 5000;
  * is called, every connection is closed as soon as it has no request left to answer (the answers
  * of requests in flight say `Connection: close`, and a keep-alive connection whose answer has
  * gone is closed), and a connection that has not delivered a whole request within the grace
- * ({@link STOP_REQUEST_GRACE_MS}) is closed then.
+ * ({@link STOP_REQUEST_GRACE_MS}) is closed then, unless it is receiving a body still coming
+ * (an upload under way): that one is checked again each grace, and closed once it stalls.
  *
  * Node closes idle connections only once, when the server stops listening
  * (`server.close()` → `closeIdleConnections()`), and stops its header and request timeouts then:
@@ -28,6 +31,8 @@ export class ConnectionDrain {
   readonly #graceMs: number;
   #draining = false;
   #grace: NodeJS.Timeout | null = null;
+  /** During the stop: each connection's `bytesRead` at the last check of the grace. */
+  readonly #bytesAtCheck = new Map<Socket, number>();
 
   constructor(graceMs: number = STOP_REQUEST_GRACE_MS) {
     this.#graceMs = graceMs;
@@ -48,7 +53,10 @@ export class ConnectionDrain {
     this.#server = server;
     server.on('connection', (socket: Socket) => {
       this.#connections.set(socket, new Map());
-      socket.once('close', () => this.#connections.delete(socket));
+      socket.once('close', () => {
+        this.#connections.delete(socket);
+        this.#bytesAtCheck.delete(socket);
+      });
     });
     server.once('close', () => this.#clearGrace());
   }
@@ -86,7 +94,12 @@ export class ConnectionDrain {
       }
     // Those with no request begun (Node does it too as it stops listening; Node 19 and later).
     this.#server?.closeIdleConnections();
-    this.#grace = setTimeout(() => this.#cutIncomplete(), this.#graceMs);
+    for (const socket of this.#connections.keys()) this.#bytesAtCheck.set(socket, socket.bytesRead);
+    this.#armGrace();
+  }
+
+  #armGrace(): void {
+    this.#grace = setTimeout(() => this.#cutStalled(), this.#graceMs);
     // A process with nothing else left need not stay for it.
     this.#grace.unref();
   }
@@ -105,15 +118,37 @@ export class ConnectionDrain {
     });
   }
 
-  /** The grace is over: connections still short of a whole request are closed. */
-  #cutIncomplete(): void {
+  /**
+   * A grace is over: connections still short of a whole request are closed, but for one whose
+   * request body has advanced since the last check (or is waiting in the server's own buffer):
+   * it gets another grace.
+   */
+  #cutStalled(): void {
     this.#grace = null;
+    let receiving = false;
     for (const [socket, requests] of this.#connections) {
       // Closing already, once its last answer has left (a slow reader's answer is not cut here).
       if (socket.writableEnded) continue;
-      const incomplete = requests.size === 0 || [...requests.keys()].some((req) => !req.complete);
-      if (incomplete) socket.destroy();
+      const before = this.#bytesAtCheck.get(socket);
+      this.#bytesAtCheck.set(socket, socket.bytesRead);
+      // No request begun (half its headers, or none): the fixed grace.
+      if (requests.size === 0) {
+        socket.destroy();
+        continue;
+      }
+      let stalled = false;
+      let moving = false;
+      for (const req of requests.keys()) {
+        if (req.complete) continue;
+        // Bytes the server has not read yet (its consumer is behind): not the client's stall. A
+        // connection first seen now has had no period to be judged on.
+        if (req.readableLength > 0 || before === undefined || socket.bytesRead > before) moving = true;
+        else stalled = true;
+      }
+      if (stalled && !moving) socket.destroy();
+      else if (moving) receiving = true;
     }
+    if (receiving) this.#armGrace();
   }
 
   #clearGrace(): void {
