@@ -132,3 +132,77 @@ describe('ConnectionDrain (review)', () => {
     expect(answer).toContain('fast done');
   });
 });
+
+describe('ConnectionDrain: pipelined requests arriving during the stop', () => {
+  /** A server whose `/slow` answers when released (headers first, when `head` is released). */
+  async function pipelineServer(drain: ConnectionDrain) {
+    const ran: string[] = [];
+    let releaseHead!: () => void;
+    const head = new Promise<void>((resolve) => (releaseHead = resolve));
+    let releaseSlow!: () => void;
+    const slow = new Promise<void>((resolve) => (releaseSlow = resolve));
+    let slowArrived!: () => void;
+    const slowIn = new Promise<void>((resolve) => (slowArrived = resolve));
+    let fastArrived!: () => void;
+    const fastIn = new Promise<void>((resolve) => (fastArrived = resolve));
+    server = createServer((req, res) => {
+      if (req.url === '/fast') fastArrived();
+      if (!drain.track(req, res)) return;
+      ran.push(req.url ?? '');
+      if (req.url === '/slow') {
+        slowArrived();
+        void head.then(() => {
+          res.writeHead(200, { 'Content-Length': '9' });
+          res.write('slow ');
+          return slow.then(() => res.end('done'));
+        });
+      } else res.end('fast done');
+    });
+    drain.attach(server);
+    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const socket = connect(port, '127.0.0.1');
+    let answer = '';
+    socket.on('data', (d: Buffer) => (answer += d.toString()));
+    socket.on('error', () => undefined);
+    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
+    await slowIn;
+    return { ran, socket, closed, fastIn, releaseHead, releaseSlow, answer: () => answer };
+  }
+
+  it('behind an answer not begun: both are answered, and only the last says Connection: close', async () => {
+    const drain = new ConnectionDrain(GRACE_MS);
+    const p = await pipelineServer(drain);
+    drain.drain();
+    server!.close();
+    p.socket.write('GET /fast HTTP/1.1\r\nHost: x\r\n\r\n');
+    await p.fastIn;
+    p.releaseHead();
+    p.releaseSlow();
+    await p.closed;
+    expect(p.ran).toEqual(['/slow', '/fast']);
+    const [first, second] = p.answer().split('slow done');
+    expect(first?.toLowerCase()).toContain('connection: keep-alive');
+    expect(second).toContain('fast done');
+    expect(second?.toLowerCase()).toContain('connection: close');
+  });
+
+  it('behind an answer gone out saying Connection: close: it is not run', async () => {
+    const drain = new ConnectionDrain(GRACE_MS);
+    const p = await pipelineServer(drain);
+    drain.drain();
+    server!.close();
+    p.releaseHead();
+    while (!p.answer().includes('slow ')) await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(p.answer().toLowerCase()).toContain('connection: close');
+    p.socket.write('GET /fast HTTP/1.1\r\nHost: x\r\n\r\n');
+    await p.fastIn;
+    p.releaseSlow();
+    await p.closed;
+    expect(p.ran).toEqual(['/slow']);
+    expect(p.answer()).toContain('slow done');
+    expect(p.answer()).not.toContain('fast done');
+  });
+});

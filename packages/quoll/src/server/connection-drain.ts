@@ -33,6 +33,8 @@ export class ConnectionDrain {
   #grace: NodeJS.Timeout | null = null;
   /** During the stop: each connection's `bytesRead` at the last check of the grace. */
   readonly #bytesAtCheck = new Map<Socket, number>();
+  /** During the stop: answers made to say `Connection: close` here (the newest of their connection). */
+  readonly #closing = new WeakSet<ServerResponse>();
 
   constructor(graceMs: number = STOP_REQUEST_GRACE_MS) {
     this.#graceMs = graceMs;
@@ -65,37 +67,78 @@ export class ConnectionDrain {
    * A request has arrived (its headers): its connection stays until its answer is done. No
    * listener is added on the hot path: answers done are dropped at the connection's next request,
    * and listened to only once a stop has begun.
+   *
+   * @returns false when the request must not be run: during the stop, an earlier answer on its
+   *   connection has already gone out saying `Connection: close`, so this one could never be
+   *   answered (RFC 9112 9.6: a server closing a pipelined connection must not have processed
+   *   the requests it leaves unanswered; the client retries them elsewhere).
    */
-  track(req: IncomingMessage, res: ServerResponse): void {
+  track(req: IncomingMessage, res: ServerResponse): boolean {
     const socket = req.socket;
     let requests = this.#connections.get(socket);
     if (requests === undefined) {
       requests = new Map();
       this.#connections.set(socket, requests);
     }
+    if (this.#draining) return this.#trackDraining(socket, requests, req, res);
     // The connection's earlier requests (one, keep-alive): forgotten once answered.
     for (const [earlier, answer] of requests) if (done(answer)) requests.delete(earlier);
     requests.set(req, res);
-    if (this.#draining) this.#closeAfter(socket, requests, req, res);
+    return true;
+  }
+
+  /** {@link track} during the stop: only the connection's newest answer says it closes. */
+  #trackDraining(
+    socket: Socket,
+    requests: Map<IncomingMessage, ServerResponse>,
+    req: IncomingMessage,
+    res: ServerResponse,
+  ): boolean {
+    let answerable = !socket.writableEnded;
+    for (const [earlier, answer] of requests) {
+      if (answer.headersSent && saysClose(answer)) answerable = false;
+      // Pipelined behind it now: the earlier answer is no longer the last (its headers unsent).
+      else if (this.#closing.delete(answer)) answer.shouldKeepAlive = true;
+      if (done(answer)) requests.delete(earlier);
+    }
+    requests.set(req, res);
+    this.#closeAfter(socket, requests, req, res);
+    this.#lastAnswer(res);
+    return answerable;
   }
 
   /**
-   * Begins the stop: answers not begun yet will say `Connection: close`; connections with no
-   * request close now (idle ones) or after the grace (one that has begun a request and not
-   * delivered it whole by then); the others close once their last answer is done.
+   * Begins the stop: the newest answer of each connection, if not begun yet, will say
+   * `Connection: close` (only the newest: an earlier one saying it would end the connection
+   * before the pipelined answers behind it); connections with no request close now (idle ones)
+   * or after the grace (one that has begun a request and not delivered it whole by then); the
+   * others close once their last answer is done.
    */
   drain(): void {
     if (this.#draining) return;
     this.#draining = true;
-    for (const [socket, requests] of this.#connections)
+    for (const [socket, requests] of this.#connections) {
+      let newest: ServerResponse | null = null;
       for (const [req, res] of requests) {
         if (done(res)) requests.delete(req);
-        else this.#closeAfter(socket, requests, req, res);
+        else {
+          this.#closeAfter(socket, requests, req, res);
+          newest = res;
+        }
       }
+      if (newest !== null) this.#lastAnswer(newest);
+    }
     // Those with no request begun (Node does it too as it stops listening; Node 19 and later).
     this.#server?.closeIdleConnections();
     for (const socket of this.#connections.keys()) this.#bytesAtCheck.set(socket, socket.bytesRead);
     this.#armGrace();
+  }
+
+  /** During the stop: `res`, its connection's newest answer, says the connection closes (if its headers are not sent yet). */
+  #lastAnswer(res: ServerResponse): void {
+    if (res.headersSent || !res.shouldKeepAlive) return;
+    res.shouldKeepAlive = false;
+    this.#closing.add(res);
   }
 
   #armGrace(): void {
@@ -104,14 +147,13 @@ export class ConnectionDrain {
     this.#grace.unref();
   }
 
-  /** During the stop: `res` says the connection closes, and the connection closes once it has no answer left to give. */
+  /** During the stop: the connection closes once it has no answer left to give. */
   #closeAfter(
     socket: Socket,
     requests: Map<IncomingMessage, ServerResponse>,
     req: IncomingMessage,
     res: ServerResponse,
   ): void {
-    if (!res.headersSent) res.shouldKeepAlive = false;
     res.once('close', () => {
       requests.delete(req);
       if (requests.size === 0) closeAfterWrites(socket);
@@ -161,6 +203,15 @@ export class ConnectionDrain {
 function closeAfterWrites(socket: Socket): void {
   if (socket.destroyed) return;
   socket.destroySoon();
+}
+
+/**
+ * Whether an answer, its headers sent, ends its connection (`Connection: close`: the answer was
+ * not keep-alive, or its handler set the header, as Fastify's 503 during a stop does; Node marks
+ * both `_last` and ends the connection after it).
+ */
+function saysClose(res: ServerResponse): boolean {
+  return !res.shouldKeepAlive || (res as ServerResponse & { _last?: boolean })._last === true;
 }
 
 /** Whether an answer is done (sent whole, or cut with its connection). */

@@ -138,7 +138,8 @@ export async function createApp(
       const server = createServer(opts.http ?? {}, (req, res) => {
         // First: every request object gets the same hidden class (body-budget.ts, `mark`).
         ctx.bodyBudget.mark(req);
-        drain.track(req, res);
+        // During a stop, a pipelined request behind an answer that closes the connection is not run.
+        if (!drain.track(req, res)) return;
         if (scrape(req, res)) return;
         bodyDeadline.watch(req, res);
         handler(req, res);
