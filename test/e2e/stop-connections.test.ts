@@ -119,3 +119,38 @@ describe('stopping with connections open', () => {
     expect(code, server.output()).toBe(0);
   });
 });
+
+describe('a second signal during a stop', () => {
+  // Old: a second SIGTERM found no handler (process.once) and killed the process by the signal,
+  // with no word of what was stopping (exit code null); a SIGINT after a SIGTERM was ignored.
+  it.each(['SIGTERM', 'SIGINT'] as const)(
+    '%s: exits at once, non-zero, naming what the stop was still waiting for',
+    async (second) => {
+      server = await startTestServer();
+      const { socket, port } = await rawConnection(server.url);
+      // An upload under way holds the stop (its body keeps arriving, so it is not cut): the first
+      // SIGTERM waits for it, for as long as the client goes on sending.
+      socket.write(
+        `POST /v1/workspaces HTTP/1.1\r\nHost: quoll\r\nAuthorization: Bearer ${server.token}\r\n` +
+          `Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n`,
+      );
+      const chunk = `4000\r\n${' '.repeat(0x4000)}\r\n`;
+      socket.write(chunk);
+      const sending = setInterval(() => socket.writable && socket.write(chunk), 100);
+      try {
+        await server.client().listWorkspaces();
+        server.process.kill('SIGTERM');
+        await listenerClosed(port);
+        // The listener is closed: the first signal's stop has begun.
+        server.process.kill(second);
+        const code = await exitWithin(server);
+        expect(code, server.output()).not.toBe(0);
+        expect(code, server.output()).not.toBeNull();
+        expect(server.output()).toMatch(/second signal.*still stopping.*HTTP requests in flight/);
+      } finally {
+        clearInterval(sending);
+        socket.destroy();
+      }
+    },
+  );
+});

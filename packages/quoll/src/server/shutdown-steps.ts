@@ -27,6 +27,12 @@ export class ShutdownSteps {
   readonly #reportEveryMs: number;
   /** Where slow steps are reported; a server points it at its log once it has one. */
   report: SlowStopReporter = toStderr;
+  #current: string | null = null;
+
+  /** The step {@link closeAll} is waiting for now; null when it is not running. */
+  get waitingFor(): string | null {
+    return this.#current;
+  }
 
   constructor(options: { reportEveryMs?: number } = {}) {
     this.#reportEveryMs = options.reportEveryMs ?? 10_000;
@@ -41,6 +47,7 @@ export class ShutdownSteps {
     const errors: unknown[] = [];
     for (let step = this.#steps.pop(); step !== undefined; step = this.#steps.pop()) {
       const { what } = step;
+      this.#current = what;
       const started = Date.now();
       const timer = setInterval(() => this.report(what, Date.now() - started), this.#reportEveryMs);
       timer.unref();
@@ -50,6 +57,7 @@ export class ShutdownSteps {
         errors.push(err);
       } finally {
         clearInterval(timer);
+        this.#current = null;
       }
     }
     const [first] = errors;

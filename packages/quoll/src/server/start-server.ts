@@ -51,6 +51,8 @@ export interface RunningServer {
   readonly runIsolation: RunIsolation;
   /** Drains in-flight requests, then stops every loop and closes the database. */
   close(): Promise<void>;
+  /** During {@link close}: the step it is waiting for now (as its `still stopping` lines name it); else null. */
+  stoppingStep(): string | null;
 }
 
 /**
@@ -508,7 +510,15 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
       { reason: runIsolation.reason, unsandboxedRuns: runIsolation.unsandboxedRuns },
       'task runs are not sandboxed',
     );
-  return { url, adminToken: creds.token, app, context, runIsolation, close };
+  return {
+    url,
+    adminToken: creds.token,
+    app,
+    context,
+    runIsolation,
+    close,
+    stoppingStep: () => closers.waitingFor,
+  };
 }
 
 /** An address that reaches a server listening on `host` from this machine. */

@@ -159,10 +159,20 @@ export function serverCommand(): Command {
       // The handlers go in before the "listening" line: whoever reads that line may send SIGTERM
       // at once, and a signal with no handler yet takes the kernel's default (the process dies
       // where it stands, leaving its home's lock behind). Seen in CI on 3 December.
+      // A second SIGINT or SIGTERM during the stop exits at once (exit code 1), naming the step
+      // the stop was still waiting for: a stop may wait long (an upload under way, a model
+      // worker finishing a long run) and the first signal never cuts work short.
       const stopped = new Promise<void>((resolve) => {
         let stopping = false;
         const stop = (signal: NodeJS.Signals): void => {
-          if (stopping) return;
+          if (stopping) {
+            const waitingFor = server.stoppingStep() ?? 'the last steps';
+            server.app.log.error(
+              { signal, waitingFor },
+              `second signal (${signal}) during the stop: exiting now with code 1; still stopping: ${waitingFor}`,
+            );
+            process.exit(1);
+          }
           stopping = true;
           server.app.log.info({ signal }, 'stopping: draining requests and loops');
           server.close().then(resolve, (err: unknown) => {
@@ -171,8 +181,8 @@ export function serverCommand(): Command {
             resolve();
           });
         };
-        process.once('SIGINT', stop);
-        process.once('SIGTERM', stop);
+        process.on('SIGINT', stop);
+        process.on('SIGTERM', stop);
       });
       const where =
         config.database.kind === 'sqlite'
