@@ -1,7 +1,7 @@
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import { connect } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ConnectionDrain } from './connection-drain.js';
 
@@ -20,6 +20,30 @@ const GRACE_MS = 300;
 const CHUNKS = 40;
 const CHUNK_EVERY_MS = 25;
 const CHUNK = Buffer.alloc(1024, 0x61);
+
+/**
+ * A raw TCP client of `server` (listening on 127.0.0.1 at `drain`'s attach), connected: what it
+ * has read so far, and a promise settled when the server closes the connection.
+ */
+async function rawClient(
+  drain: ConnectionDrain,
+  target: Server,
+): Promise<{
+  socket: Socket;
+  answer: () => string;
+  closed: Promise<void>;
+}> {
+  drain.attach(target);
+  await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));
+  const { port } = target.address() as AddressInfo;
+  const socket = connect(port, '127.0.0.1');
+  let answer = '';
+  socket.on('data', (d: Buffer) => (answer += d.toString()));
+  socket.on('error', () => undefined);
+  const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
+  await new Promise<void>((resolve) => socket.once('connect', resolve));
+  return { socket, answer: () => answer, closed };
+}
 
 describe('ConnectionDrain (review)', () => {
   it('an upload still streaming its body steadily when the stop begins is received whole and answered, not cut at the grace', async () => {
@@ -74,16 +98,7 @@ describe('ConnectionDrain (review)', () => {
       req.on('data', () => undefined);
       req.on('end', () => res.end('received'));
     });
-    drain.attach(server);
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-
-    const socket = connect(port, '127.0.0.1');
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
-    socket.on('error', () => undefined);
-    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const { socket, answer: read, closed } = await rawClient(drain, server);
     socket.write(`POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: ${CHUNKS * CHUNK.length}\r\n\r\n`);
     socket.write(CHUNK);
     await arrived;
@@ -92,7 +107,7 @@ describe('ConnectionDrain (review)', () => {
     const serverClosed = new Promise<void>((resolve) => server!.close(() => resolve()));
     await closed;
     await serverClosed;
-    expect(answer).toBe('');
+    expect(read()).toBe('');
   });
   it('pipelined requests: one already received and run when the stop begins gets its answer (it is not run and then dropped)', async () => {
     const drain = new ConnectionDrain(GRACE_MS);
@@ -108,16 +123,7 @@ describe('ConnectionDrain (review)', () => {
       if (req.url === '/slow') void slowReleased.then(() => res.end('slow done'));
       else res.end('fast done');
     });
-    drain.attach(server);
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-
-    const socket = connect(port, '127.0.0.1');
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
-    socket.on('error', () => undefined);
-    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const { socket, answer: read, closed } = await rawClient(drain, server);
     socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /fast HTTP/1.1\r\nHost: x\r\n\r\n');
     await arrived;
     // Both requests have been received and handed to the handler (the second one has run).
@@ -126,10 +132,10 @@ describe('ConnectionDrain (review)', () => {
     releaseSlow();
     await closed;
     expect(ran).toEqual(['/slow', '/fast']);
-    expect(answer).toContain('slow done');
+    expect(read()).toContain('slow done');
     // The second request ran: its answer is owed (RFC 9112 9.6: a server closing a pipelined
     // connection must not have processed the requests it will not answer).
-    expect(answer).toContain('fast done');
+    expect(read()).toContain('fast done');
   });
 });
 
@@ -158,18 +164,10 @@ describe('ConnectionDrain: pipelined requests arriving during the stop', () => {
         });
       } else res.end('fast done');
     });
-    drain.attach(server);
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-    const socket = connect(port, '127.0.0.1');
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
-    socket.on('error', () => undefined);
-    const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
-    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const { socket, answer, closed } = await rawClient(drain, server);
     socket.write('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n');
     await slowIn;
-    return { ran, socket, closed, fastIn, releaseHead, releaseSlow, answer: () => answer };
+    return { ran, socket, closed, fastIn, releaseHead, releaseSlow, answer };
   }
 
   it('behind an answer not begun: both are answered, and only the last says Connection: close', async () => {
