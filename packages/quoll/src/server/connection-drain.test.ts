@@ -57,18 +57,7 @@ describe('ConnectionDrain (review)', () => {
       req.on('data', (d: Buffer) => (bytes += d.length));
       req.on('end', () => res.end(`received ${bytes}`));
     });
-    drain.attach(server);
-    await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', resolve));
-    const { port } = server.address() as AddressInfo;
-
-    const socket = connect(port, '127.0.0.1');
-    let answer = '';
-    socket.on('data', (d: Buffer) => (answer += d.toString()));
-    const ended = new Promise<string>((resolve) => {
-      socket.on('close', () => resolve('closed'));
-      socket.on('error', () => undefined);
-    });
-    await new Promise<void>((resolve) => socket.once('connect', resolve));
+    const { socket, answer, closed } = await rawClient(drain, server);
     socket.write(
       `POST /upload HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: ${
         CHUNKS * CHUNK.length
@@ -84,9 +73,9 @@ describe('ConnectionDrain (review)', () => {
       await new Promise((resolve) => setTimeout(resolve, CHUNK_EVERY_MS));
       socket.write(CHUNK);
     }
-    await ended;
-    expect(answer).toMatch(/^HTTP\/1\.1 200 OK/);
-    expect(answer).toContain(`received ${CHUNKS * CHUNK.length}`);
+    await closed;
+    expect(answer()).toMatch(/^HTTP\/1\.1 200 OK/);
+    expect(answer()).toContain(`received ${CHUNKS * CHUNK.length}`);
   });
   it('an upload that has stopped sending when the stop begins is closed unanswered after the grace', async () => {
     const drain = new ConnectionDrain(GRACE_MS);
