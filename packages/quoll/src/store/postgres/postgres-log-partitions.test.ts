@@ -39,6 +39,13 @@ const big = (k: number): RecordBatch =>
   );
 const small = (first: number, n: number, width = 2): RecordBatch => logRowsFrom(first, n, { width });
 
+/** A promise and the function that settles it (Promise.withResolvers, which Node 20 lacks). */
+function latch<T = void>(): { promise: Promise<T>; open: (value: T) => void } {
+  let open: (value: T) => void = () => undefined;
+  const promise = new Promise<T>((resolve) => (open = resolve));
+  return { promise, open };
+}
+
 describe.skipIf(!runPostgresTests)(
   `inference log partitions in PostgreSQL (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,
   () => {
@@ -425,10 +432,8 @@ describe.skipIf(!runPostgresTests)(
       // node b applies it. Without the total cap's lock, b waited in vain for pipeline 1's head,
       // passed it over, and read a total that did not yet show a's drop; now b finds the lock
       // taken (before any head) and leaves the excess to a.
-      let inside: () => void = () => undefined;
-      const aInside = new Promise<void>((resolve) => (inside = resolve));
-      let release: () => void = () => undefined;
-      const gate = new Promise<void>((resolve) => (release = resolve));
+      const { promise: aInside, open: inside } = latch();
+      const { promise: gate, open: release } = latch();
       let first = true;
       const aPass = a.enforceTotalRetention(db, (fn) =>
         db.transaction(async (tx) => {
@@ -465,10 +470,8 @@ describe.skipIf(!runPostgresTests)(
       // Node a stalls inside its first total-cap step (a process paused, a network cut off):
       // its transaction stays open, holding pipeline 1's head and the total cap's lock, until
       // the server ends it (idle_in_transaction_session_timeout, a minute by default).
-      let inside: () => void = () => undefined;
-      const aInside = new Promise<void>((resolve) => (inside = resolve));
-      let release: () => void = () => undefined;
-      const gate = new Promise<void>((resolve) => (release = resolve));
+      const { promise: aInside, open: inside } = latch();
+      const { promise: gate, open: release } = latch();
       let first = true;
       const aPass = a.enforceTotalRetention(db, (fn) =>
         db.transaction(async (tx) => {
@@ -514,10 +517,8 @@ describe.skipIf(!runPostgresTests)(
       // above the time node b takes, so PostgreSQL does not end it as a stalled one (at 50 ms it
       // did, at load 13). b waits for no head, so the wait changes nothing else.
       const { db, one, a, b } = await overTotalCap(10_000);
-      let inside: () => void = () => undefined;
-      const aInside = new Promise<void>((resolve) => (inside = resolve));
-      let release: () => void = () => undefined;
-      const gate = new Promise<void>((resolve) => (release = resolve));
+      const { promise: aInside, open: inside } = latch();
+      const { promise: gate, open: release } = latch();
       const aPass = a.enforceTotalRetention(db, (fn) =>
         db.transaction(async (tx) => {
           await fn(tx);
@@ -615,10 +616,8 @@ describe.skipIf(!runPostgresTests)(
     it('a node finding the total cap lock taken waits for no head: it tries the lock before the oldest head, which the holder holds', async () => {
       // A lock wait of a minute: the old order waited that long for pipeline 1's head.
       const { db, a, b, kept } = await overTotalCap(60_000);
-      let inside: (pid: number) => void = () => undefined;
-      const aInside = new Promise<number>((resolve) => (inside = resolve));
-      let release: () => void = () => undefined;
-      const gate = new Promise<void>((resolve) => (release = resolve));
+      const { promise: aInside, open: inside } = latch<number>();
+      const { promise: gate, open: release } = latch();
       let first = true;
       const aPass = a.enforceTotalRetention(db, (fn) =>
         db.transaction(async (tx) => {
