@@ -1,6 +1,6 @@
 // Where logging's CPU goes, thread by thread: one Quoll server (logging on; off with
 // BENCH_QUOLL_ARGS=--no-inference-logs) pinned to core 0, deployed with the bench model, warmed
-// up with wrk (16 connections) for WARMUP_S (default 10), then CPU µs per request and per row of
+// up with wrk (CONNECTIONS, default 16) for WARMUP_S (default 10), then CPU µs per request and per row of
 // every thread from /proc/<pid>/task over a wrk run of `seconds`. Node names every thread
 // "node": the request thread's id is the process id, the four V8 platform (GC/compiler) threads
 // come right after it, the log writer thread before the model worker. Each thread also shows
@@ -41,7 +41,12 @@ if (traceOut !== undefined) {
 }
 const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
 const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
-wrk({ url: pipeline.url(), luaScript: lua, connections: 16, seconds: Number(process.env.WARMUP_S ?? 10) });
+wrk({
+  url: pipeline.url(),
+  luaScript: lua,
+  connections: Number(process.env.CONNECTIONS ?? 16),
+  seconds: Number(process.env.WARMUP_S ?? 10),
+});
 
 /** Voluntary context switches (the thread slept and was woken) of each thread of `pid`, by thread id. */
 function threadWakes(pid: number): Map<string, number> {
@@ -101,14 +106,19 @@ const perf =
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
 const before = threadCpu(pid);
 const wakesBefore = threadWakes(pid);
-const r = wrk({ url: pipeline.url(), luaScript: lua, connections: 16, seconds });
+const r = wrk({
+  url: pipeline.url(),
+  luaScript: lua,
+  connections: Number(process.env.CONNECTIONS ?? 16),
+  seconds,
+});
 const after = threadCpu(pid);
 const wakesAfter = threadWakes(pid);
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
 if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
 const requests = r.reqPerSec * seconds;
 console.log(
-  `${format} ${batch} × 16: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
+  `${format} ${batch} × ${process.env.CONNECTIONS ?? 16}: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
 );
 let total = 0;
 const rows: [string, number, number][] = [];
