@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { readdirSync } from 'node:fs';
 import { chmod, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pgDriver from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Client, QuollError } from '@quoll/client';
@@ -185,6 +187,71 @@ describe.skipIf(!pg.run)(
       );
       expect(String(err)).toMatch(/QUOLL_MASTER_KEY/);
     });
+
+    it('a running node whose schema a newer node migrates past its code says schema_ahead (naming both versions), keeps serving, and is refused at its restart', async () => {
+      const own = await createTestDatabase();
+      const node = await startTestServer({ args: ['--database', own.url] });
+      servers.push(node);
+      try {
+        const code = Math.max(
+          ...readdirSync(
+            fileURLToPath(new URL('../../packages/quoll/migrations/postgres', import.meta.url)),
+          ).map((f) => Number(f.slice(0, 4))),
+        );
+        const before = (await (await fetch(`${node.url}/v1/health`)).json()) as Record<string, unknown>;
+        expect(before).toMatchObject({ status: 'ok', schema: { status: 'current', code, database: code } });
+        // What a node of a newer release does at its start: its (additive) migration and the
+        // notice, committed together.
+        const newer = new pgDriver.Client({ connectionString: own.url });
+        await newer.connect();
+        try {
+          await newer.query('BEGIN');
+          await newer.query('CREATE TABLE newer_release_things (id INTEGER PRIMARY KEY)');
+          await newer.query(
+            "INSERT INTO schema_migrations (version, name, applied_at) VALUES (9999, 'newer_release', 'x')",
+          );
+          await newer.query("SELECT pg_notify('quoll_schema', '9999')");
+          await newer.query('COMMIT');
+        } finally {
+          await newer.end();
+        }
+        const ahead = { status: 'schema_ahead', code, database: 9999 };
+        const health = await waitFor(
+          'health to report the schema ahead',
+          async () => {
+            const h = (await (await fetch(`${node.url}/v1/health`)).json()) as {
+              schema: { status: string };
+            };
+            return h.schema.status === 'schema_ahead' ? h : undefined;
+          },
+          15_000,
+        );
+        expect(health).toMatchObject({ status: 'degraded', database: 'ok', schema: ahead });
+        expect(JSON.stringify(health)).toMatch(/9999.*newer than this node's code/);
+        // Still ready: the newer release's migrations are readable by this one (the rule), and a
+        // load balancer taking every old node out at once would not be a rolling upgrade.
+        const ready = await fetch(`${node.url}/v2/health/ready`);
+        expect(ready.status).toBe(200);
+        expect(await ready.json()).toEqual({ ready: true, schema: ahead });
+        const client = node.client();
+        await client.createWorkspace('after-the-newer-node');
+        expect((await client.listWorkspaces()).map((w) => w.name)).toContain('after-the-newer-node');
+
+        // It stops cleanly (the schema watch with every other loop)…
+        expect(await node.stop()).toBe(0);
+        // …and started again, this release refuses the newer schema, saying what to do.
+        const err = await startTestServer({ home: node.home, args: ['--database', own.url] }).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(String(err)).toMatch(
+          new RegExp(`schema version 9999, but this Quoll knows only up to ${code}.*Upgrade this node`),
+        );
+      } finally {
+        await node.stop();
+        await own.drop();
+      }
+    }, 120_000);
   },
 );
 

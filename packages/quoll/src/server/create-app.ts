@@ -36,6 +36,8 @@ import { isSignInLink } from '../auth/index.js';
 import { authenticateRequest } from './authenticate-request.js';
 import { consoleRoutes, isConsolePageRoute } from './routes/console-routes.js';
 import { workspaceRoutes } from './routes/workspace-routes.js';
+import { schemaHealth } from './schema-health.js';
+import type { SchemaHealthDto } from './schema-health.js';
 import type { ServerContext } from './server-context.js';
 import { strictBodyValidator } from './strict-body-validator.js';
 
@@ -77,6 +79,11 @@ export interface HealthDto {
   database: 'ok' | 'unavailable';
   /** This node's id. */
   node: string;
+  /**
+   * The database's schema against this node's code: `schema_ahead` once a node of a newer
+   * release migrated it (the node keeps serving, and is the next to replace), with `message`.
+   */
+  schema: SchemaHealthDto;
 }
 
 /**
@@ -272,7 +279,7 @@ export async function createApp(
       schema: {
         tags: ['health'],
         summary:
-          'Liveness (no token needed): status ok, or degraded while the inference log writer retries after a write failure or the database cannot be reached; database and node: this node and its database; runs: whether task runs are sandboxed (and why not), their network, and whether workspace-scoped tokens may start them',
+          'Liveness (no token needed): status ok, or degraded while the inference log writer retries after a write failure, the database cannot be reached, or the schema is ahead of this node (schema.status schema_ahead: a node of a newer release migrated it; this node keeps serving and is the next to replace); database and node: this node and its database; runs: whether task runs are sandboxed (and why not), their network, and whether workspace-scoped tokens may start them',
         security: [],
       },
     },
@@ -280,11 +287,14 @@ export async function createApp(
       const inferenceLogs = ctx.inferenceLogs.state;
       const { launcher, sandboxed, reason, network, unsandboxedRuns } = ctx.runIsolation;
       const database = (await ctx.databaseHealth()).status;
+      const schema = schemaHealth(ctx, true);
       return {
-        status: inferenceLogs === 'open' && database === 'ok' ? 'ok' : 'degraded',
+        status:
+          inferenceLogs === 'open' && database === 'ok' && schema.status === 'current' ? 'ok' : 'degraded',
         inferenceLogs,
         database,
         node: ctx.nodeId,
+        schema,
         runs: { launcher, sandboxed, reason, network, unsandboxedRuns },
       };
     },

@@ -13,7 +13,7 @@ import type { DeploymentManager, PipelineService } from '../pipelines/index.js';
 import type { InferenceService, ReplicaDirectory } from '../serving/index.js';
 import type { Principal } from '../auth/index.js';
 import type { WorkspaceService } from '../workspaces/index.js';
-import type { DatabaseHealth } from '../store/index.js';
+import type { DatabaseHealth, SchemaState } from '../store/index.js';
 import { ApiError } from '../errors/index.js';
 import { parseNumericId } from '../validation/index.js';
 import type { SandboxStatus } from '../runner/index.js';
@@ -42,6 +42,11 @@ export interface ServerContext {
   readonly replicaDirectory: ReplicaDirectory | null;
   /** Checks the metadata database with one round-trip (for `GET /v1/health`). */
   readonly databaseHealth: () => Promise<DatabaseHealth>;
+  /**
+   * The database's schema against this node's code, as last read (`schema_ahead` on
+   * `GET /v1/health` once a node of a newer release migrated it).
+   */
+  readonly schemaState: () => SchemaState;
   readonly now: () => number;
   readonly tokens: TokenService;
   /** Console sessions and one-time sign-in links. */

@@ -29,7 +29,7 @@ import { TaskService } from '../scheduler/index.js';
 import { inspectOnnxModel } from '../onnx/index.js';
 import { DeploymentManager, DeploymentReconciler, PipelineService } from '../pipelines/index.js';
 import { ClusterMembership, resolveNodeId, type NodeRole } from '../cluster/index.js';
-import { openStore } from '../store/index.js';
+import { openStore, schemaAheadMessage } from '../store/index.js';
 import { locatePythonSdk } from '../python-sdk/index.js';
 import { WorkspaceService } from '../workspaces/index.js';
 import { ApiError } from '../errors/index.js';
@@ -127,7 +127,15 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   let reportRecovered = (message: string): void => {
     process.stderr.write(`quoll: ${message}\n`);
   };
-  const stores = await openStore(config.database, { onConnectionError: (err) => reportConnectionError(err) });
+  // A node of a newer release migrated the shared schema past this node's code: said once per
+  // version, on stderr until the app (and its logger) exists.
+  let reportSchemaAhead = (message: string): void => {
+    process.stderr.write(`quoll: ${message}\n`);
+  };
+  const stores = await openStore(config.database, {
+    onConnectionError: (err) => reportConnectionError(err),
+    onSchemaAhead: (state) => reportSchemaAhead(schemaAheadMessage(state)),
+  });
   closers.push({ what: 'database connections', close: () => stores.close() });
   // Every node of a cluster must hold the key the shared connections are sealed with: one with
   // another key stops here (MasterKeyError, printed by the CLI) instead of failing on each read.
@@ -387,6 +395,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     nodes: stores.nodes,
     replicaDirectory,
     databaseHealth: () => stores.health(),
+    schemaState: () => stores.schema(),
     now,
     tokens,
     sessions,
@@ -448,6 +457,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   reportConnectionError = (err) => {
     app.log.warn({ err }, 'database connection error; reconnecting on the next call');
   };
+  reportSchemaAhead = (message) => app.log.warn({ code: 'schema_ahead' }, message);
   closers.push({
     what: 'HTTP requests in flight',
     close: async () => {

@@ -1,3 +1,3 @@
 export { openStore } from './open-store.js';
-export type { DatabaseHealth, StoreConfig, StoreOptions, Stores } from './stores.js';
-export { SchemaTooNewError } from './schema-migrations.js';
+export type { DatabaseHealth, SchemaState, StoreConfig, StoreOptions, Stores } from './stores.js';
+export { SchemaTooNewError, schemaAheadMessage } from './schema-migrations.js';

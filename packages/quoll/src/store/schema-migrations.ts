@@ -48,6 +48,19 @@ export class SchemaTooNewError extends Error {
 }
 
 /**
+ * What a running node says once the database's schema is newer than its code (`schema_ahead`
+ * on `GET /v1/health`, and in its log): another node, of a newer release, migrated it.
+ */
+export function schemaAheadMessage(state: { code: number; database: number }): string {
+  return (
+    `The database's schema is at version ${state.database}, newer than this node's code (${state.code}): ` +
+    "a node of a newer Quoll migrated it. This node keeps serving (each release's migrations stay readable " +
+    'and writable by the release before), but would refuse to start again on this schema: replace it with ' +
+    'the newer release (docs/distributed.md, Upgrades).'
+  );
+}
+
+/**
  * Which migrations to apply given the versions a database has applied; throws
  * {@link SchemaTooNewError} when the database has a version this code does not have.
  */

@@ -28,6 +28,11 @@ export type StoreConfig =
       poolSize?: number | undefined;
       schema?: string | undefined;
       startTimeoutMs?: number | undefined;
+      /**
+       * How often a running node re-reads the schema's version, besides the migrators'
+       * `NOTIFY` (see {@link SchemaState}); 0 turns the periodic read off. @default 60000
+       */
+      schemaCheckMs?: number | undefined;
     };
 
 /** What the stores last saw of their database. */
@@ -36,6 +41,22 @@ export interface DatabaseHealth {
   status: 'ok' | 'unavailable';
   /** Why it is unavailable (the driver's message), else null. */
   error: string | null;
+}
+
+/**
+ * How the database's schema compares with this node's code. On a cluster another node, of a
+ * newer release, may migrate the shared database while this one runs: the node then reports
+ * `ahead` (`schema_ahead` on `GET /v1/health`) and keeps serving, which each release's
+ * migrations allow (they stay readable and writable by the release before: see
+ * `packages/quoll/migrations/README.md`); it would refuse to start again on that schema.
+ */
+export interface SchemaState {
+  /** `ahead`: the database has migrations this code does not know (replace this node). */
+  status: 'current' | 'ahead';
+  /** The newest migration this code has. */
+  code: number;
+  /** The newest migration the database has applied, as last read. */
+  database: number;
 }
 
 /** Collaborators every backend takes. */
@@ -49,6 +70,11 @@ export interface StoreOptions {
    * stores reconnect on the next call. @default ignore
    */
   onConnectionError?: (err: Error) => void;
+  /**
+   * Told once each time a running node finds its database's schema newer than its code
+   * (another node migrated it); never for the embedded home. @default ignore
+   */
+  onSchemaAhead?: (state: SchemaState) => void;
 }
 
 /** Every storage port of one instance, on one database. */
@@ -101,6 +127,8 @@ export interface Stores {
         queueCapacityRows?: number;
       }) => InferenceLogs)
     | null;
+  /** The schema's version against this code's, as last read (no round-trip). */
+  schema(): SchemaState;
   /** Checks the database with one round-trip (SQLite: always `ok`). */
   health(): Promise<DatabaseHealth>;
   /** Closes the database (the SQLite handle, or the PostgreSQL pool). Safe to call twice. */

@@ -10,6 +10,7 @@ import type { ServerContext } from '../server-context.js';
 import { principalOf } from '../server-context.js';
 import { rawBodyOf, sendInferenceAnswer } from './inference-routes.js';
 import { forwardingHook } from '../forward-request.js';
+import { schemaHealth } from '../schema-health.js';
 
 /** Paths of the protocol that answer without a token (health checks, as `/v1/health`). */
 export const OPEN_INFERENCE_PUBLIC_PATHS: readonly string[] = ['/v2/health/live', '/v2/health/ready'];
@@ -79,13 +80,18 @@ export async function openInferenceRoutes(
       schema: {
         tags: ['open inference'],
         summary:
-          'Open Inference Protocol: the server is ready (started, database reachable); 503 otherwise (no token needed)',
+          'Open Inference Protocol: the server is ready (started, database reachable); 503 otherwise (no token needed). While a node of a newer release has migrated the schema past this node, it stays ready and the answer adds schema (status schema_ahead, code and database versions)',
         security: [],
       },
     },
     async (_req, reply) => {
       const ready = started() && (await ctx.databaseHealth()).status === 'ok';
-      return reply.status(ready ? 200 : 503).send({ ready });
+      // A node whose schema a newer release migrated stays ready (the release rule keeps it
+      // able to serve; a balancer dropping every old node at once would not roll), and says so.
+      const schema = schemaHealth(ctx, false);
+      return reply
+        .status(ready ? 200 : 503)
+        .send(schema.status === 'current' ? { ready } : { ready, schema });
     },
   );
   app.get(

@@ -9,6 +9,13 @@ import type { DatabaseHealth } from '../stores.js';
 /** Where PostgreSQL's numbered plain-SQL migrations live (`migrations/postgres/0001_core.sql` …). */
 export const POSTGRES_MIGRATIONS_DIR = migrationsDir('postgres');
 
+/**
+ * The channel a migrator notifies at the commit of its migrations (payload: the newest
+ * version it applied), so running nodes of an older release learn that the schema moved past
+ * their code (see `PostgresSchemaWatch`).
+ */
+export const SCHEMA_CHANNEL = 'quoll_schema';
+
 /** Something that runs SQL: the pool, or one client inside a transaction. */
 export interface Sql {
   /** The rows of a statement. */
@@ -126,6 +133,7 @@ export class PostgresDatabase implements Sql {
   /** How long {@link coordinate} waits for a lock, ms. */
   readonly coordinationLockTimeoutMs: number;
   #health: DatabaseHealth = { status: 'ok', error: null };
+  #schemaVersions: { code: number; database: number } | null = null;
   #closed = false;
   readonly #clientConfig: pg.ClientConfig;
   readonly #onConnectionError: (err: Error) => void;
@@ -264,6 +272,7 @@ export class PostgresDatabase implements Sql {
           ),
         );
         const pending = pendingMigrations(files, applied, redactDatabaseUrl(url));
+        const code = files.reduce((max, f) => Math.max(max, f.version), 0);
         // All pending migrations in one transaction: a node sees the old schema or the new
         // one, never half of an upgrade.
         await sql.run('BEGIN');
@@ -276,6 +285,9 @@ export class PostgresDatabase implements Sql {
               new Date().toISOString(),
             ]);
           }
+          // Delivered at COMMIT (never for a rolled-back migration): the running nodes of an
+          // older release learn that the schema is now newer than their code.
+          if (pending.length > 0) await sql.run('SELECT pg_notify($1, $2)', [SCHEMA_CHANNEL, String(code)]);
           await sql.run('COMMIT');
         } catch (err) {
           // A lost connection rolled back on the server already; the error that broke it is
@@ -284,6 +296,7 @@ export class PostgresDatabase implements Sql {
           throw err;
         }
         const done = pending.map((m) => m.version);
+        this.#schemaVersions = { code, database: Math.max(code, ...applied) };
         return done;
       } finally {
         // A session lock dies with its connection: nothing to unlock on a lost one.
@@ -295,6 +308,14 @@ export class PostgresDatabase implements Sql {
     } finally {
       out.release(failed);
     }
+  }
+
+  /**
+   * The newest migration this code has and the newest the database had once {@link open}
+   * migrated it (the same, or open would have refused); null when opened without migrating.
+   */
+  get schemaVersions(): { code: number; database: number } | null {
+    return this.#schemaVersions;
   }
 
   /** The connection state as the last round-trips saw it. */

@@ -12,6 +12,7 @@ import { PostgresOrchestrationStore } from './postgres-orchestration-store.js';
 import { PostgresPipelineStore } from './postgres-pipeline-store.js';
 import { PostgresReplicaStore } from './postgres-replica-store.js';
 import { PostgresRunLogStore } from './postgres-run-log-store.js';
+import { PostgresSchemaWatch } from './postgres-schema-watch.js';
 import { PostgresTaskStore } from './postgres-task-store.js';
 import { PostgresTokenStore } from './postgres-token-store.js';
 import { PostgresWorkspaceStore } from './postgres-workspace-store.js';
@@ -25,6 +26,8 @@ export interface PostgresStoreConfig {
   schema?: string | undefined;
   /** How long to retry an unreachable database at start. @default 30000 */
   startTimeoutMs?: number | undefined;
+  /** How often a running node re-reads the schema's version besides the NOTIFY; 0: never. @default 60000 */
+  schemaCheckMs?: number | undefined;
 }
 
 /** Connects to PostgreSQL, migrates (under an advisory lock) and opens every store on the pool. */
@@ -39,6 +42,18 @@ export async function openPostgresStores(
     ...(config.startTimeoutMs === undefined ? {} : { startTimeoutMs: config.startTimeoutMs }),
     ...(options.onConnectionError === undefined ? {} : { onConnectionError: options.onConnectionError }),
   });
+  // Another node of a newer release may migrate the schema while this one runs: it is told.
+  const schemaWatch = new PostgresSchemaWatch(db, {
+    ...(config.schemaCheckMs === undefined ? {} : { checkMs: config.schemaCheckMs }),
+    ...(options.onSchemaAhead === undefined ? {} : { onAhead: options.onSchemaAhead }),
+    ...(options.onConnectionError === undefined ? {} : { onError: options.onConnectionError }),
+  });
+  try {
+    await schemaWatch.start();
+  } catch (err) {
+    await db.close();
+    throw err;
+  }
   return {
     dialect: 'postgres',
     workspaces: new PostgresWorkspaceStore(db),
@@ -56,7 +71,11 @@ export async function openPostgresStores(
     replicas: new PostgresReplicaStore(db),
     createRunLogStore: (runLogOptions) => new PostgresRunLogStore(db, runLogOptions),
     createInferenceLogStore: (logOptions) => new PostgresInferenceLogStore(db, logOptions),
+    schema: () => schemaWatch.state,
     health: () => db.ping(),
-    close: () => db.close(),
+    close: async () => {
+      await schemaWatch.close();
+      await db.close();
+    },
   };
 }

@@ -1,6 +1,6 @@
 import { closeSync, chmodSync, openSync } from 'node:fs';
 import { LocalNotifier } from '../../cluster/index.js';
-import type { StoreOptions, Stores } from '../stores.js';
+import type { SchemaState, StoreOptions, Stores } from '../stores.js';
 import { SqliteConnectionStore } from './sqlite-connection-store.js';
 import { SqliteKeyCheckStore } from './sqlite-key-check-store.js';
 import { openSqliteDatabase } from './sqlite-database.js';
@@ -22,6 +22,10 @@ export function openSqliteStores(path: string, options: StoreOptions = {}): Stor
   closeSync(openSync(path, 'a', 0o600));
   chmodSync(path, 0o600);
   const db = openSqliteDatabase(path);
+  // One process owns an embedded home (its lock): nobody migrates it under this one.
+  const version =
+    (db.prepare('SELECT max(version) AS v FROM schema_migrations').get() as { v: number | null }).v ?? 0;
+  const schema: SchemaState = { status: 'current', code: version, database: version };
   let closed = false;
   return {
     dialect: 'sqlite',
@@ -40,6 +44,7 @@ export function openSqliteStores(path: string, options: StoreOptions = {}): Stor
     replicas: null,
     createRunLogStore: null,
     createInferenceLogStore: null,
+    schema: () => schema,
     health: async () => ({ status: 'ok', error: null }),
     close: async () => {
       if (closed) return;
