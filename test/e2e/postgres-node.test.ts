@@ -194,9 +194,9 @@ describe.skipIf(!pg.run)(
       servers.push(node);
       try {
         const code = Math.max(
-          ...readdirSync(
-            fileURLToPath(new URL('../../packages/quoll/migrations/postgres', import.meta.url)),
-          ).map((f) => Number(f.slice(0, 4))),
+          ...readdirSync(fileURLToPath(new URL('../../packages/quoll/migrations/postgres', import.meta.url)))
+            .filter((f) => /^\d{4}_\w+\.sql$/.test(f))
+            .map((f) => Number(f.slice(0, 4))),
         );
         const before = (await (await fetch(`${node.url}/v1/health`)).json()) as Record<string, unknown>;
         expect(before).toMatchObject({ status: 'ok', schema: { status: 'current', code, database: code } });
