@@ -15,7 +15,7 @@ export function serverCommand(): Command {
     )
     .option(
       '--database <url>',
-      'run as a node of a cluster on this PostgreSQL database, postgres://USER@HOST:PORT/DB (env QUOLL_DATABASE_URL; pool size QUOLL_DATABASE_POOL_SIZE, default 10)',
+      'run as a node of a cluster on this PostgreSQL database, postgres://USER@HOST:PORT/DB (env QUOLL_DATABASE_URL; pool size QUOLL_DATABASE_POOL_SIZE, default 10). The node migrates the schema at start, and refuses a schema newer than its code; one already running when a newer node migrates it keeps serving and says schema_ahead on /v1/health (upgrade nodes one at a time: docs/distributed.md, Upgrades)',
     )
     .option('--host <host>', 'address to listen on', undefined)
     .option('--port <port>', 'port to listen on (0 = any free port)', undefined)
