@@ -8,6 +8,7 @@ import {
   postgresAvailability,
 } from '../../../../../test/support/postgres-test-database.js';
 import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
+import { TcpProxy } from '../../../../../test/support/tcp-proxy.js';
 import { openStore } from '../open-store.js';
 import { readMigrations } from '../schema-migrations.js';
 import type { SchemaState, Stores } from '../stores.js';
@@ -107,6 +108,41 @@ describe.skipIf(!runPostgresTests)(
         () => expect(node.schema()).toEqual({ status: 'ahead', code: CODE, database: NEWER }),
         { timeout: 10_000, interval: 20 },
       );
+    });
+
+    it('a migration announced while the node was cut off from the database is found once its LISTEN connection is back', async () => {
+      const schema = `w${++made}`;
+      const proxy = new TcpProxy(new URL(database.url));
+      await proxy.open();
+      const viaProxy = new URL(database.url);
+      viaProxy.hostname = '127.0.0.1';
+      viaProxy.port = String(proxy.port);
+      // The periodic check is off: only the re-read after the LISTEN connection re-opens can tell it.
+      const node = await openStore(
+        { kind: 'postgres', url: viaProxy.toString(), schema, poolSize: 1, schemaCheckMs: 0 },
+        { onConnectionError: () => undefined },
+      );
+      try {
+        const port = proxy.port;
+        await proxy.cut();
+        // The newer node migrates meanwhile: its NOTIFY reaches nobody on this node.
+        const newer = await PostgresDatabase.open({
+          url: database.url,
+          schema,
+          poolSize: 1,
+          migrationsDirectory: newerRelease,
+        });
+        await newer.close();
+        expect(node.schema().status).toBe('current');
+        await proxy.open(port);
+        await vi.waitFor(
+          () => expect(node.schema()).toEqual({ status: 'ahead', code: CODE, database: NEWER }),
+          { timeout: 20_000, interval: 50 },
+        );
+      } finally {
+        await node.close();
+        await proxy.cut();
+      }
     });
 
     it('close() stops the watch: no check armed or running, no subscription left', async () => {
