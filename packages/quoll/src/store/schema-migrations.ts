@@ -40,8 +40,9 @@ export class SchemaTooNewError extends Error {
   ) {
     super(
       `The database at ${where} has schema version ${databaseVersion}, but this Quoll knows only up to ${codeVersion}: ` +
-        'it was migrated by a newer Quoll. Upgrade this node to that version (or newer) before starting it; ' +
-        'an older node never writes to a newer schema.',
+        'it was migrated by a newer Quoll. Upgrade this node to that version (or newer) before starting it: ' +
+        'Quoll does not start on a schema newer than its code (on a cluster, nodes that were already running ' +
+        'when it was migrated keep serving until they are replaced: docs/distributed.md, Upgrades).',
     );
     this.name = 'SchemaTooNewError';
   }

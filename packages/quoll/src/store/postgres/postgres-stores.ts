@@ -43,12 +43,15 @@ export async function openPostgresStores(
     ...(options.onConnectionError === undefined ? {} : { onConnectionError: options.onConnectionError }),
   });
   // Another node of a newer release may migrate the schema while this one runs: it is told.
-  const schemaWatch = new PostgresSchemaWatch(db, {
-    ...(config.schemaCheckMs === undefined ? {} : { checkMs: config.schemaCheckMs }),
-    ...(options.onSchemaAhead === undefined ? {} : { onAhead: options.onSchemaAhead }),
-    ...(options.onConnectionError === undefined ? {} : { onError: options.onConnectionError }),
-  });
+  // Built inside the try: its constructor refuses a bad schemaCheckMs, and the pool (migrated,
+  // one connection open) must not outlive a refused start.
+  let schemaWatch: PostgresSchemaWatch;
   try {
+    schemaWatch = new PostgresSchemaWatch(db, {
+      ...(config.schemaCheckMs === undefined ? {} : { checkMs: config.schemaCheckMs }),
+      ...(options.onSchemaAhead === undefined ? {} : { onAhead: options.onSchemaAhead }),
+      ...(options.onConnectionError === undefined ? {} : { onError: options.onConnectionError }),
+    });
     await schemaWatch.start();
   } catch (err) {
     await db.close();
