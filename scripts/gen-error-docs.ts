@@ -40,7 +40,7 @@ ${rows.join('\n')}
 - \`schema_ahead\` (\`schema.status\`, on a node of a cluster): a node of a newer release
   migrated the shared database past this node's code (\`schema.code\` < \`schema.database\`).
   The node keeps serving and stays ready (\`GET /v2/health/ready\` answers 200 with the same
-  \`schema\`); \`status\` is \`degraded\` and the node logs it once per version. Replace it with
+  \`schema\`, without \`message\`); \`status\` is \`degraded\` and the node logs it once per version. Replace it with
   the newer release ([distributed.md](distributed.md#upgrades)): started again, this release
   refuses that schema, naming both versions.
 `,
