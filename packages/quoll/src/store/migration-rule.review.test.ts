@@ -42,7 +42,9 @@ describe('review: the release-rule check flags ordinary spellings of forbidden s
 
   it('one waiver line exempts only one statement, not every statement on the next line', () => {
     expect(
-      ruleViolations('-- expand-only: a wider check follows\nALTER TABLE a DROP COLUMN x; ALTER TABLE b DROP COLUMN y;'),
+      ruleViolations(
+        '-- expand-only: a wider check follows\nALTER TABLE a DROP COLUMN x; ALTER TABLE b DROP COLUMN y;',
+      ),
     ).not.toEqual([]);
   });
 

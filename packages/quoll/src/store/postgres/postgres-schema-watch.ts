@@ -59,11 +59,6 @@ export class PostgresSchemaWatch {
     return this.#state;
   }
 
-  /** Whether anything of the watch is still subscribed, armed or running (false once closed). */
-  get active(): boolean {
-    return this.#unlisten !== null || this.#timer !== null || this.#run !== null;
-  }
-
   /** Subscribes to the migrators' notices, reads the version once, and arms the timer. */
   async start(): Promise<void> {
     if (this.#started || this.#closed) return;

@@ -9,10 +9,11 @@ import { PostgresSchemaWatch } from './postgres-schema-watch.js';
 
 const { run } = await postgresAvailability();
 
-// Review (review-upgrade): the lane's close() test reads `active`, made of fields close() sets
-// to null itself, and check() is a no-op once closed, so it stays green with clearTimeout and
-// the unlisten call removed from close(). This one sees the real timer and the subscription.
-describe.skipIf(!run)('review: close() releases the real timer and the LISTEN subscription', () => {
+// From the review of the schema watch: a check of fields close() sets to null itself stays
+// green with clearTimeout and the unlisten call removed from close(). This one counts the
+// process's real Timeout handles and the calls of the unlisten function (red on that mutant).
+// Its own file: the count is process-wide, so no other test's pool or timer may run beside it.
+describe.skipIf(!run)('schema watch close(): the real timer and subscription', () => {
   let database: TestDatabase;
   beforeAll(async () => {
     database = await createTestDatabase();
