@@ -1037,5 +1037,52 @@ describe('TaskService', () => {
       expect(['one', 'two']).toContain(runs[0]?.nodeId);
       expect(await one.listTicks(task.id)).toEqual([]);
     });
+
+    it("a tick's runs past the creating node's free slots go to another node's, and a waiting one to the first slot freed", async () => {
+      // Each run holds its slot until the gate file exists.
+      const gate = join(root, 'gate');
+      const o = orchestration(
+        'o1',
+        `import { existsSync } from 'node:fs';
+const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearInterval(t); console.log('done'); } }, 20);`,
+      );
+      const node = (nodeId: string) =>
+        service({ nodeId, notifier, coordinatorClock: clock, shareTickRuns: true }, { concurrency: 2 });
+      const { service: one, runner: runnerOne } = await node('one');
+      const { runner: runnerTwo } = await node('two');
+      const tasks: TaskRecord[] = [];
+      for (let i = 0; i < 5; i += 1)
+        tasks.push(await one.createScheduled({ ...base, orchestrationId: o, schedule: '* * * * *' }));
+      await new Promise((r) => setImmediate(r));
+      await clock.advance(3_000);
+      await clock.advance(MIN);
+      // Five runs of one tick, two slots per node: each node runs two, the fifth waits for a node.
+      await waitFor(
+        'both nodes running two runs',
+        () => runnerOne.activeCount === 2 && runnerTwo.activeCount === 2,
+      );
+      expect(runnerOne.queuedCount + runnerTwo.queuedCount).toBe(0);
+      const running = await store.runningRuns();
+      expect(running).toHaveLength(5);
+      expect(running.filter((r) => r.nodeId === 'one')).toHaveLength(2);
+      expect(running.filter((r) => r.nodeId === 'two')).toHaveLength(2);
+      expect(running.filter((r) => r.nodeId === null)).toHaveLength(1);
+      // The runs end; the waiting one is claimed as a slot frees, with no coordinator round
+      // (the coordinator's clock does not move from here).
+      writeFileSync(gate, '');
+      await waitFor('every run succeeded', async () => {
+        for (const t of tasks)
+          if ((await one.listRuns(t.id, { status: 'success' })).length !== 1) return false;
+        return true;
+      });
+      const ticks = new Set<number | null>();
+      for (const t of tasks) {
+        const runs = await one.listRuns(t.id);
+        expect(runs).toHaveLength(1);
+        expect(['one', 'two']).toContain(runs[0]?.nodeId);
+        ticks.add(runs[0]?.tick ?? null);
+      }
+      expect(ticks.size).toBe(1);
+    });
   });
 });

@@ -149,6 +149,14 @@ export interface TaskServiceOptions {
    * @default false
    */
   handOverOnStop?: boolean;
+  /**
+   * Create a cron tick's runs waiting (unclaimed) rather than this node's, so that any node
+   * with a free slot claims them: this node takes what its own concurrency allows at once and
+   * tells the others, and each node claims again as soon as one of its runs ends. Each
+   * (task, tick) still has one run. For nodes of a cluster; one node keeps its tick runs in
+   * its runner's queue. @default false
+   */
+  shareTickRuns?: boolean;
 }
 
 /** What {@link TaskService} reports as it works (the server's metrics listen). */
@@ -244,6 +252,12 @@ export class TaskService {
   private readonly unsubscribes: (() => void)[] = [];
   /** A continuous task idle this long (no run, no restart pending anywhere) is restarted by any node. */
   private readonly orphanAfterMs: number;
+  /** See {@link TaskServiceOptions.shareTickRuns}. */
+  private readonly shareTickRuns: boolean;
+  /** The claim being made (claims are made one at a time, so free slots are never counted twice). */
+  private claiming: Promise<void> | null = null;
+  /** A claim was asked for while one was being made: it claims again once that one ends. */
+  private claimAgain = false;
 
   constructor(private readonly options: TaskServiceOptions) {
     this.store = options.store;
@@ -255,6 +269,7 @@ export class TaskService {
     const leaseMs = options.leaseMs ?? 15_000;
     this.owner = { nodeId: options.nodeId ?? 'local', leaseMs };
     this.runsTasks = options.runsTasks ?? true;
+    this.shareTickRuns = options.shareTickRuns ?? false;
     this.notifier = options.notifier ?? new LocalNotifier();
     this.orphanAfterMs = (options.backoff?.maxMs ?? DEFAULT_BACKOFF.maxMs) + 2 * leaseMs;
     this.renewEveryMs = Math.max(50, Math.floor(leaseMs / 5));
@@ -266,7 +281,8 @@ export class TaskService {
       clock: this.coordinatorClock,
     });
     this.scheduler = new CronScheduler({
-      owner: this.owner,
+      // Shared tick runs are created waiting, for whichever nodes have free slots.
+      owner: this.shareTickRuns ? null : this.owner,
       store: this.store,
       clock: this.clock,
       maxMissedRecorded: options.maxMissedTicksRecorded ?? 100,
@@ -275,6 +291,10 @@ export class TaskService {
       ...(options.onRecovered === undefined ? {} : { onRecovered: options.onRecovered }),
       onTick: (_tick, lateMs) => options.observer?.tickFired(lateMs),
       onRuns: (runs) => {
+        if (this.shareTickRuns) {
+          this.offerTickRuns(runs);
+          return;
+        }
         for (const run of runs) {
           const task = this.scheduled.get(run.taskId);
           if (task !== undefined) this.launch(task, run);
@@ -331,7 +351,8 @@ export class TaskService {
       onCatchUp: () => this.coordinator.wake(),
     });
     await on('quoll_tasks', () => this.coordinator.wake());
-    await on('quoll_task_runs', () => this.coordinator.wake());
+    // Runs to claim: a claim alone, not a whole round (which also lists every task).
+    await on('quoll_task_runs', () => this.claimSoon());
     await on('quoll_nodes', () => this.coordinator.wake());
     this.coordinator.start();
   }
@@ -362,6 +383,38 @@ export class TaskService {
     if (this.state !== 'running') return;
     await this.closeLostRuns();
     if (!this.runsTasks || this.state !== 'running') return;
+    await this.claimWaiting();
+    await this.resync();
+  }
+
+  /**
+   * Claims waiting runs for this node's free slots and launches them. Claims are made one at
+   * a time: one asked for while another is being made is made after it (the same promise).
+   */
+  private claimWaiting(): Promise<void> {
+    this.claimAgain = true;
+    if (this.claiming !== null) return this.claiming;
+    const claiming = (async () => {
+      try {
+        while (this.claimAgain && this.state === 'running') {
+          this.claimAgain = false;
+          await this.claimOnce();
+        }
+      } finally {
+        this.claiming = null;
+      }
+    })();
+    this.claiming = claiming;
+    return claiming;
+  }
+
+  /** A claim outside the coordinator's rounds (runs were offered, or a slot freed here). */
+  private claimSoon(): void {
+    if (!this.runsTasks || this.state !== 'running') return;
+    this.track(this.claimWaiting(), 'coordinating runs with the other nodes');
+  }
+
+  private async claimOnce(): Promise<void> {
     const free = this.runner.concurrencyLimit - this.local.size - this.claimed.size;
     // The runner's per-workspace cap holds for claims too: a run claimed over it would only
     // wait here while another node (or another workspace's run) could have had the slot.
@@ -371,7 +424,17 @@ export class TaskService {
       }))
         this.claimed.set(run.id, run);
     await this.launchClaimed();
-    await this.resync();
+  }
+
+  /**
+   * The runs of a cron boundary, created waiting ({@link TaskServiceOptions.shareTickRuns}):
+   * this node claims what its free slots allow at once, the other nodes are told to claim the
+   * rest. Also while stopping: the runs wait for the other nodes (or this one's next start).
+   */
+  private offerTickRuns(runs: readonly TaskRunRecord[]): void {
+    this.claimSoon();
+    const [first] = runs;
+    if (first !== undefined) this.track(this.publish('quoll_task_runs', first.id), 'offering tick runs');
   }
 
   /**
@@ -730,6 +793,8 @@ export class TaskService {
     this.state = 'stopping';
     for (const off of this.unsubscribes.splice(0)) off();
     await this.coordinator.stop();
+    // A claim in flight ends before the claimed runs are closed below (it launches nothing now).
+    await this.claiming?.catch(() => undefined);
     // From here until every run's outcome is stored, the runs being stopped are still this
     // node's: their leases are renewed meanwhile (a boundary in flight can hold the scheduler's
     // stop for seconds, and a run still preparing stops only once its preparation ends), or
@@ -918,6 +983,8 @@ export class TaskService {
       throw err;
     }
     this.local.delete(run.id);
+    // A slot freed here: a tick's run waiting for a node takes it now, not at the next round.
+    if (this.shareTickRuns) this.claimSoon();
     await this.afterFinish(task, outcome, closed);
   }
 

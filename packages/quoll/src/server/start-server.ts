@@ -367,6 +367,8 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     runsTasks: config.runsTasks,
     notifier: stores.notifier,
     handOverOnStop: stores.dialect === 'postgres',
+    // A tick's runs go to whichever nodes have free slots (one node keeps them in its queue).
+    shareTickRuns: stores.dialect === 'postgres',
     // A peer may be up to a lease late with a tick before this node calls it missed.
     peerTickGraceMs: stores.dialect === 'postgres' ? config.leaseMs : 0,
     onError: (err, context) => reportLoopError(err, context),

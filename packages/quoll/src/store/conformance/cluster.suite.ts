@@ -418,12 +418,38 @@ export function clusterSuite(
       expect(await stores.tasks.closeUnclaimedRun('missing', killed)).toBeNull();
     });
 
-    it('tick runs belong to the node that created them', async () => {
-      const t = await stores.tasks.createTask(newTask({ type: 'Scheduled Run', schedule: '* * * * *' }));
-      const [outcome] = await stores.tasks.createTickRuns([{ taskId: t.id, tick: 60_000 }], nodeB);
-      if (outcome?.outcome !== 'created') throw new Error('no run created');
-      expect(outcome.run.nodeId).toBe('node-b');
-      expect((await stores.tasks.getRun(outcome.run.id))?.nodeId).toBe('node-b');
+    it("a tick's runs created for nobody wait, each claimed by one node within its free slots; the (task, tick) key holds", async () => {
+      const scheduled = () =>
+        stores.tasks.createTask(newTask({ type: 'Scheduled Run', schedule: '* * * * *' }));
+      const tasks = [await scheduled(), await scheduled(), await scheduled()];
+      const items = tasks.map((t) => ({ taskId: t.id, tick: 60_000 }));
+      // Nodes of a cluster create a tick's runs waiting: whichever node has a free slot runs each.
+      const created = await stores.tasks.createTickRuns(items, null);
+      expect(created.map((o) => o.outcome)).toEqual(['created', 'created', 'created']);
+      for (const o of created) if (o.outcome === 'created') expect(o.run.nodeId).toBeNull();
+      // Another node firing the same boundary creates nothing: one run per (task, tick).
+      expect((await stores.tasks.createTickRuns(items, null)).map((o) => o.outcome)).toEqual([
+        'duplicate',
+        'duplicate',
+        'duplicate',
+      ]);
+      // The creating node has one free slot, another node two: together they take all three, once each.
+      const [claimA, claimB] = await Promise.all([
+        stores.tasks.claimRuns(nodeA, 1),
+        stores.tasks.claimRuns(nodeB, 2),
+      ]);
+      expect(claimA).toHaveLength(1);
+      const ids = [...claimA, ...claimB].map((r) => r.id).sort();
+      expect(ids).toEqual(created.flatMap((o) => (o.outcome === 'created' ? [o.run.id] : [])).sort());
+      for (const id of ids) expect((await stores.tasks.getRun(id))?.nodeId).not.toBeNull();
+      expect(await stores.tasks.claimRuns(nodeA, 5)).toEqual([]);
+      // One node alone (embedded) creates a tick's runs as its own, for its runner's queue.
+      const [own] = await stores.tasks.createTickRuns([{ taskId: tasks[0]!.id, tick: 120_000 }], nodeB);
+      expect(own).toMatchObject({ outcome: 'skipped' });
+      const solo = await scheduled();
+      const [mine] = await stores.tasks.createTickRuns([{ taskId: solo.id, tick: 120_000 }], nodeB);
+      if (mine?.outcome !== 'created') throw new Error('no run created');
+      expect((await stores.tasks.getRun(mine.run.id))?.nodeId).toBe('node-b');
     });
 
     it('a holder renews its runs and sees kills; an expired lease is closed once, a renewed one never', async () => {
