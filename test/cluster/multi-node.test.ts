@@ -75,6 +75,8 @@ describe.skipIf(!pg.run)(
     let sleeper: Orchestration;
     let quick: Orchestration;
     let everyMinute: Task;
+    /** When B was SIGKILLed (the node-loss test). */
+    let bKilledAt: number | undefined;
     const servers: TestServer[] = [];
 
     /** The pipeline with one replica (placed on B, whose id sorts first). */
@@ -377,6 +379,7 @@ describe.skipIf(!pg.run)(
       expect(onceRun.node).toBe(ids.get(b));
       expect(foreverRun.node).toBe(ids.get(b));
       const killedAt = Date.now();
+      bKilledAt = killedAt;
       await b.kill();
       // B still looks up (its lease is not over): a request for its pipeline through C finds
       // B unreachable and says which nodes serve it.
@@ -441,8 +444,33 @@ describe.skipIf(!pg.run)(
       );
     }, 90_000);
 
+    it('after B died, the next every-minute tick runs on a surviving node', async () => {
+      if (bKilledAt === undefined) throw new Error('the node-loss test did not kill B');
+      // The first boundary after the SIGKILL: B cannot have created or claimed its run.
+      const boundary = Math.floor(bKilledAt / 60_000) * 60_000 + 60_000;
+      const run = await waitFor(
+        `the run of the tick at ${new Date(boundary).toISOString()}`,
+        async () => {
+          const r = (await runsOf(a.client(), everyMinute)).find(
+            (x) => x.tick !== null && Date.parse(x.tick) === boundary,
+          );
+          return r !== undefined && r.status !== 'running' ? r : undefined;
+        },
+        Math.max(0, boundary - Date.now()) + 30_000,
+      );
+      expect(run.status, (await run.logs()).map((l) => l.line).join('\n')).toBe('success');
+      expect([ids.get(a), ids.get(c)]).toContain(run.node);
+      expect((await run.logs()).map((l) => l.line)).toContain('tick ran');
+    }, 120_000);
+
     it('a node stopped with SIGTERM stops every loop, exits 0 and is listed as stopped', async () => {
       await (await a.client().getTask(everyMinute.id)).kill();
+      // Over the whole test (B's death included), no tick of the every-minute task ran twice.
+      const runs = await runsOf(a.client(), everyMinute);
+      const ticks = runs.map((r) => r.tick);
+      expect(ticks.length).toBeGreaterThanOrEqual(2);
+      expect(ticks.every((t) => t !== null)).toBe(true);
+      expect(new Set(ticks).size).toBe(ticks.length);
       expect(await c.stop()).toBe(0);
       const nodes = await nodesOf(a);
       expect(nodes.find((n) => n.id === ids.get(c))?.status).toBe('stopped');
