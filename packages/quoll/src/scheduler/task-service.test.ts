@@ -1084,5 +1084,81 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
       }
       expect(ticks.size).toBe(1);
     });
+
+    it('Review: a run claimed on a message while a coordinator round renews leases is launched, not dropped and later closed as node lost', async () => {
+      // Node A holds one long run, so its coordinator rounds renew leases.
+      const gate = join(root, 'gate');
+      const o = orchestration(
+        'o1',
+        `import { existsSync } from 'node:fs';
+const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearInterval(t); console.log('done'); } }, 20);`,
+      );
+      let holdRenew = false;
+      let renewEntered = (): void => undefined;
+      let releaseRenew = (): void => undefined;
+      const renewing = new Promise<void>((r) => (renewEntered = r));
+      const released = new Promise<void>((r) => (releaseRenew = r));
+      let trapTaskId: string | null = null;
+      const racing = storeWith(store, {
+        // The round's renewal: its list of held runs is read before the claim below lands,
+        // its answer comes back after (a database round trip during which a message arrives).
+        renewRunLeases: async (...args: Parameters<TaskStore['renewRunLeases']>) => {
+          if (holdRenew) {
+            holdRenew = false;
+            renewEntered();
+            await released;
+          }
+          return store.renewRunLeases(...args);
+        },
+        // The claim's launch reads the task: the round's renewal answers meanwhile.
+        getTask: async (id: string) => {
+          if (id === trapTaskId) {
+            trapTaskId = null;
+            releaseRenew();
+            await new Promise((r) => setTimeout(r, 100));
+          }
+          return store.getTask(id);
+        },
+      });
+      const { node: a } = await nodeOver(racing, {
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        shareTickRuns: true,
+      });
+      const long = await a.createOnce({ ...base, orchestrationId: o });
+      const [held] = await a.listRuns(long.id);
+      await waitFor('the long run is held', async () => (await store.getRun(held!.id))?.nodeId === 'node-a');
+      // A tick's run created waiting by another node (shareTickRuns), for any node's free slot.
+      const quick = orchestration('o2', "console.log('tick ran');");
+      const scheduled = await store.createTask({
+        ...base,
+        type: 'Scheduled Run',
+        orchestrationId: quick,
+        schedule: '* * * * *',
+        timezone: null,
+        jsonArgs: {},
+        timeout: 900,
+      });
+      await store.setTaskStatus(scheduled.id, 'started');
+      const [created] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }], null);
+      if (created?.outcome !== 'created') throw new Error('no tick run created');
+      const waiting = created.run;
+      // A coordinator round starts and sends its renewal; the other node's message arrives.
+      holdRenew = true;
+      trapTaskId = scheduled.id;
+      void clock.advance(3_000);
+      await renewing;
+      await notifier.publish('quoll_task_runs', waiting.id);
+      // Node A claimed the run: it must run it.
+      for (let i = 0; i < 300; i += 1) {
+        if ((await store.getRun(waiting.id))?.status !== 'running') break;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      const after = await store.getRun(waiting.id);
+      writeFileSync(gate, '');
+      // (Bug: A dropped the claim; nobody renews it, so once its lease ends it is closed as
+      // "node lost: node-a" although node A is alive and never ran it.)
+      expect(after).toMatchObject({ nodeId: 'node-a', status: 'success' });
+    });
   });
 });
