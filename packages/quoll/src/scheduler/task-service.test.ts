@@ -1160,5 +1160,47 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
       // "node lost: node-a" although node A is alive and never ran it.)
       expect(after).toMatchObject({ nodeId: 'node-a', status: 'success' });
     });
+
+    it('Review: a tick run a stopping node claimed but had not launched goes back to waiting, not failed as stopped', async () => {
+      const quick = orchestration('o2', "console.log('tick ran');");
+      const scheduled = await store.createTask({
+        ...base,
+        type: 'Scheduled Run',
+        orchestrationId: quick,
+        schedule: '* * * * *',
+        timezone: null,
+        jsonArgs: {},
+        timeout: 900,
+      });
+      await store.setTaskStatus(scheduled.id, 'started');
+      // A tick's run created waiting (shareTickRuns), for any node's free slot.
+      const [created] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }], null);
+      if (created?.outcome !== 'created') throw new Error('no tick run created');
+      let nodeA: TaskService | undefined;
+      let ready = (): void => undefined;
+      const aReady = new Promise<void>((r) => (ready = r));
+      let stopping: Promise<void> | undefined;
+      let trap = true;
+      const stoppingStore = storeWith(store, {
+        // Node A claimed the run and reads its task to launch it: SIGTERM arrives meanwhile.
+        getTask: async (id: string) => {
+          if (trap && id === scheduled.id) {
+            trap = false;
+            await aReady;
+            stopping = nodeA!.stop();
+          }
+          return store.getTask(id);
+        },
+      });
+      const { node } = await nodeOver(stoppingStore, { nodeId: 'node-a', leaseMs: 15_000, shareTickRuns: true });
+      nodeA = node;
+      ready();
+      await notifier.publish('quoll_task_runs', created.run.id);
+      await waitFor('node A to stop', () => stopping !== undefined);
+      await stopping;
+      // The run never started anywhere: like a tick's run still waiting when a node stops, it
+      // should stay waiting for the other nodes (docs/distributed.md), not end as a failure.
+      expect(await store.getRun(created.run.id)).toMatchObject({ status: 'running', nodeId: null });
+    });
   });
 });
