@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -1201,6 +1201,31 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
       // The run never started anywhere: like a tick's run still waiting when a node stops, it
       // should stay waiting for the other nodes (docs/distributed.md), not end as a failure.
       expect(await store.getRun(created.run.id)).toMatchObject({ status: 'running', nodeId: null });
+    });
+
+    it('Review: a tick run left waiting while the whole cluster was down is not replayed hours later by the next node to start', async () => {
+      const marker = join(root, 'ran');
+      const o = orchestration('o2', `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, 'x');`);
+      const scheduled = await store.createTask({
+        ...base,
+        type: 'Scheduled Run',
+        orchestrationId: o,
+        schedule: '* * * * *',
+        timezone: null,
+        jsonArgs: {},
+        timeout: 900,
+      });
+      await store.setTaskStatus(scheduled.id, 'started');
+      // Two hours ago the last node created a tick's runs waiting and stopped (or died) before
+      // any node claimed them; the cluster stayed down since.
+      const [created] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 - 30_000 - 120 * MIN }], null);
+      if (created?.outcome !== 'created') throw new Error('no tick run created');
+      await nodeOver(store, { nodeId: 'node-a', leaseMs: 15_000, shareTickRuns: true });
+      await clock.advance(3_000);
+      await waitFor('the stale run to be dealt with', async () => (await store.getRun(created.run.id))?.status !== 'running');
+      // Ticks missed while the server was down are recorded as missed, not replayed (spec §6).
+      expect(existsSync(marker)).toBe(false);
+      expect((await store.getRun(created.run.id))?.status).not.toBe('success');
     });
   });
 });
