@@ -456,11 +456,15 @@ export class TaskService {
     if (mine.length > 0) {
       const held = await this.store.renewRunLeases(this.owner, mine);
       const heldIds = new Set(held.map((h) => h.runId));
-      // A claim another node closed meanwhile (this one stalled past its lease) is dropped.
-      for (const runId of [...this.claimed.keys()]) if (!heldIds.has(runId)) this.claimed.delete(runId);
       for (const runId of mine) {
+        if (heldIds.has(runId)) continue;
+        // A claim another node closed meanwhile (this one stalled past its lease) is dropped.
+        // Only claims this renewal asked about: one made while it waited for the store (a claim
+        // on a message, or after a run ended) was not renewed because it was not asked about,
+        // and is still this node's to launch.
+        this.claimed.delete(runId);
         // Closed by another node (this one stalled past its lease): the process must stop.
-        if (!heldIds.has(runId) && this.local.has(runId) && this.runner.kill(runId))
+        if (this.local.has(runId) && this.runner.kill(runId))
           this.onError(new Error(`run ${runId} is no longer held by this node; stopped it`), 'lease');
       }
       for (const h of held) if (h.taskStatus === 'pending_kill') this.onKillMessage(h.taskId);
