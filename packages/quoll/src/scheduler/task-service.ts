@@ -478,6 +478,18 @@ export class TaskService {
       await this.renewIfDue();
       const task = await this.store.getTask(run.taskId);
       if (!this.claimed.delete(run.id)) continue;
+      // This node began stopping while it read the task: a tick's run it never started goes
+      // back to waiting for the other nodes, as one it had not claimed would have stayed.
+      if (
+        this.state !== 'running' &&
+        run.tick !== null &&
+        task !== null &&
+        !task.killed &&
+        task.status !== 'pending_kill'
+      ) {
+        this.track(this.releaseClaim(run), `giving back tick run ${run.id}`);
+        continue;
+      }
       if (task === null) {
         await this.closeUnlaunched(run, 'failure', 'the task no longer exists');
         continue;
@@ -487,6 +499,15 @@ export class TaskService {
       if (task.killed || task.status === 'pending_kill') this.killing.add(task.id);
       this.launch(task, run);
     }
+  }
+
+  /**
+   * Gives a run this node claimed and never started back to waiting, and tells the other nodes
+   * to claim it (this node, stopping, no longer listens).
+   */
+  private async releaseClaim(run: TaskRunRecord): Promise<void> {
+    const released = await this.store.releaseRun(run.id, this.owner);
+    if (released !== null) await this.publish('quoll_task_runs', run.id);
   }
 
   /** Closes runs whose node stopped renewing their lease; continuous tasks start again. */
@@ -818,9 +839,11 @@ export class TaskService {
       // One more try for outcomes the store refused; left to the lease's expiry if it fails again.
       this.track(this.recordUnrecorded(), 'recording the outcomes of ended runs');
       // Claimed in a round that did not get to launch them: closed as a launch while stopping is.
+      // A tick's run goes back to waiting for the other nodes (it never started here).
       for (const run of [...this.claimed.values()]) {
         this.claimed.delete(run.id);
-        this.track(this.closeUnlaunched(run, 'failure', STOPPED_RUN_REASON), `closing run ${run.id}`);
+        if (run.tick !== null) this.track(this.releaseClaim(run), `giving back tick run ${run.id}`);
+        else this.track(this.closeUnlaunched(run, 'failure', STOPPED_RUN_REASON), `closing run ${run.id}`);
       }
       await this.scheduler.stop();
       for (const id of [...this.restartTimers.keys()]) this.cancelRestart(id);

@@ -220,6 +220,12 @@ export interface TaskStore {
    * when it is missing, finished, or claimed meanwhile: a claimed run is its node's to stop.
    */
   closeUnclaimedRun(runId: string, result: RunResult): Promise<TaskRunRecord | null>;
+  /**
+   * Gives a run `owner` claimed but never started back to waiting (no node, no lease), so any
+   * node claims it again; re-checked in the same statement. Returns null when the run is
+   * missing, finished, or not `owner`'s.
+   */
+  releaseRun(runId: string, owner: RunOwner): Promise<TaskRunRecord | null>;
   getRun(runId: string): Promise<TaskRunRecord | null>;
   /** A task's runs, newest first. */
   listRuns(taskId: string, filter?: ListRunsFilter): Promise<TaskRunRecord[]>;

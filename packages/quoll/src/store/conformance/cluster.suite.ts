@@ -418,6 +418,32 @@ export function clusterSuite(
       expect(await stores.tasks.closeUnclaimedRun('missing', killed)).toBeNull();
     });
 
+    it('a node releases a run it claimed back to waiting, only while it holds it and the run is running', async () => {
+      const task = await stores.tasks.createTask(newTask({ type: 'Scheduled Run', schedule: '* * * * *' }));
+      const [created] = await stores.tasks.createTickRuns([{ taskId: task.id, tick: 60_000 }], null);
+      if (created?.outcome !== 'created') throw new Error('no run created');
+      const [claimed] = await stores.tasks.claimRuns(nodeA, 1);
+      expect(claimed?.id).toBe(created.run.id);
+      // Another node cannot release node A's run.
+      expect(await stores.tasks.releaseRun(created.run.id, nodeB)).toBeNull();
+      expect((await stores.tasks.getRun(created.run.id))?.nodeId).toBe('node-a');
+      // Node A stops before launching it: the run waits again, for any node, and holds no lease.
+      expect(await stores.tasks.releaseRun(created.run.id, nodeA)).toMatchObject({
+        id: created.run.id,
+        status: 'running',
+        nodeId: null,
+      });
+      expect((await stores.tasks.expiredRuns()).map((r) => r.id)).not.toContain(created.run.id);
+      expect(await stores.tasks.releaseRun(created.run.id, nodeA)).toBeNull();
+      const [again] = await stores.tasks.claimRuns(nodeB, 1);
+      expect(again?.id).toBe(created.run.id);
+      // A finished run is never released.
+      await stores.tasks.finishRun(created.run.id, { status: 'success', exitCode: 0, reason: 'exit 0' });
+      expect(await stores.tasks.releaseRun(created.run.id, nodeB)).toBeNull();
+      expect(await stores.tasks.getRun(created.run.id)).toMatchObject({ status: 'success', nodeId: 'node-b' });
+      expect(await stores.tasks.releaseRun('missing', nodeA)).toBeNull();
+    });
+
     it("a tick's runs created for nobody wait, each claimed by one node within its free slots; the (task, tick) key holds", async () => {
       const scheduled = () =>
         stores.tasks.createTask(newTask({ type: 'Scheduled Run', schedule: '* * * * *' }));

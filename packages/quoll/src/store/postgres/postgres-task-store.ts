@@ -395,6 +395,15 @@ export class PostgresTaskStore implements TaskStore {
     return row === null ? null : toRun(row);
   }
 
+  async releaseRun(runId: string, owner: RunOwner): Promise<TaskRunRecord | null> {
+    const row = await this.db.one<RunRow>(
+      `UPDATE task_runs SET node_id = NULL, lease_until = NULL
+       WHERE id = $1 AND status = 'running' AND node_id = $2 RETURNING *`,
+      [runId, owner.nodeId],
+    );
+    return row === null ? null : toRun(row);
+  }
+
   async getRun(runId: string): Promise<TaskRunRecord | null> {
     const row = await this.db.one<RunRow>('SELECT * FROM task_runs WHERE id = $1', [runId]);
     return row === null ? null : toRun(row);

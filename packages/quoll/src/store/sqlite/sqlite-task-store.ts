@@ -369,6 +369,16 @@ export class SqliteTaskStore implements TaskStore {
     return Promise.resolve(row === undefined ? null : toRun(row));
   }
 
+  async releaseRun(runId: string, owner: RunOwner): Promise<TaskRunRecord | null> {
+    const row = this.db
+      .prepare<[string, string], RunRow>(
+        `UPDATE task_runs SET node_id = NULL, lease_until = NULL
+         WHERE id = ? AND status = 'running' AND node_id = ? RETURNING *`,
+      )
+      .get(runId, owner.nodeId);
+    return Promise.resolve(row === undefined ? null : toRun(row));
+  }
+
   private runById(runId: string): TaskRunRecord | null {
     const row = this.db.prepare<[string], RunRow>('SELECT * FROM task_runs WHERE id = ?').get(runId);
     return row === undefined ? null : toRun(row);
