@@ -11,7 +11,7 @@ import { openStore } from '../store/index.js';
 import type { Stores } from '../store/index.js';
 import { MISSED_WHILE_DOWN } from './cron-scheduler.js';
 import type { TaskRecord, TaskStore } from './task-store.js';
-import { nodeLostReason, TaskService } from './task-service.js';
+import { MISSED_WAITING_WHILE_DOWN, nodeLostReason, TaskService } from './task-service.js';
 import type { TaskServiceOptions } from './task-service.js';
 import { storeWith } from '../store/conformance/store-with.js';
 import { LossyNotifier } from '../../../../test/support/lossy-notifier.js';
@@ -1176,7 +1176,7 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
       // A tick's run created waiting (shareTickRuns), for any node's free slot.
       const [created] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }], null);
       if (created?.outcome !== 'created') throw new Error('no tick run created');
-      let nodeA: TaskService | undefined;
+      const nodeA: { current?: TaskService } = {};
       let ready = (): void => undefined;
       const aReady = new Promise<void>((r) => (ready = r));
       let stopping: Promise<void> | undefined;
@@ -1187,13 +1187,17 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
           if (trap && id === scheduled.id) {
             trap = false;
             await aReady;
-            stopping = nodeA!.stop();
+            stopping = nodeA.current?.stop();
           }
           return store.getTask(id);
         },
       });
-      const { node } = await nodeOver(stoppingStore, { nodeId: 'node-a', leaseMs: 15_000, shareTickRuns: true });
-      nodeA = node;
+      const { node } = await nodeOver(stoppingStore, {
+        nodeId: 'node-a',
+        leaseMs: 15_000,
+        shareTickRuns: true,
+      });
+      nodeA.current = node;
       ready();
       await notifier.publish('quoll_task_runs', created.run.id);
       await waitFor('node A to stop', () => stopping !== undefined);
@@ -1205,7 +1209,10 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
 
     it('Review: a tick run left waiting while the whole cluster was down is not replayed hours later by the next node to start', async () => {
       const marker = join(root, 'ran');
-      const o = orchestration('o2', `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, 'x');`);
+      const o = orchestration(
+        'o2',
+        `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, 'x');`,
+      );
       const scheduled = await store.createTask({
         ...base,
         type: 'Scheduled Run',
@@ -1218,14 +1225,66 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
       await store.setTaskStatus(scheduled.id, 'started');
       // Two hours ago the last node created a tick's runs waiting and stopped (or died) before
       // any node claimed them; the cluster stayed down since.
-      const [created] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 - 30_000 - 120 * MIN }], null);
+      const [created] = await store.createTickRuns(
+        [{ taskId: scheduled.id, tick: T0 - 30_000 - 120 * MIN }],
+        null,
+      );
       if (created?.outcome !== 'created') throw new Error('no tick run created');
       await nodeOver(store, { nodeId: 'node-a', leaseMs: 15_000, shareTickRuns: true });
       await clock.advance(3_000);
-      await waitFor('the stale run to be dealt with', async () => (await store.getRun(created.run.id))?.status !== 'running');
+      await waitFor(
+        'the stale run to be dealt with',
+        async () => (await store.getRun(created.run.id))?.status !== 'running',
+      );
       // Ticks missed while the server was down are recorded as missed, not replayed (spec §6).
       expect(existsSync(marker)).toBe(false);
       expect((await store.getRun(created.run.id))?.status).not.toBe('success');
+    });
+
+    /** A started every-minute task whose tick's run was created waiting two hours ago; the marker its run writes. */
+    async function staleWaitingTickRun(): Promise<{ runId: string; marker: string }> {
+      const marker = join(root, 'stale-ran');
+      const o = orchestration(
+        'o3',
+        `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, 'x');`,
+      );
+      const scheduled = await storedScheduledTask(o);
+      await store.setTaskStatus(scheduled.id, 'started');
+      const [created] = await store.createTickRuns(
+        [{ taskId: scheduled.id, tick: T0 - 30_000 - 120 * MIN }],
+        null,
+      );
+      if (created?.outcome !== 'created') throw new Error('no tick run created');
+      return { runId: created.run.id, marker };
+    }
+
+    it("a tick's run left waiting while every node was down is closed at start as missed, saying so in its record and log", async () => {
+      const { runId, marker } = await staleWaitingTickRun();
+      const { node } = await nodeOver(store, { nodeId: 'node-a', leaseMs: 15_000, shareTickRuns: true });
+      // Closed by start() itself, before any round could claim it.
+      expect(await store.getRun(runId)).toMatchObject({
+        status: 'failure',
+        nodeId: null,
+        reason: MISSED_WAITING_WHILE_DOWN,
+      });
+      const log = await node.readRunLog(runId);
+      expect(log.at(-1)?.line).toContain(MISSED_WAITING_WHILE_DOWN);
+      expect(existsSync(marker)).toBe(false);
+    });
+
+    it("a tick's run waiting while another node holds a live run is not closed at start: the cluster is up and busy, the run waits for a slot", async () => {
+      const { runId, marker } = await staleWaitingTickRun();
+      // Node B is up, every one of its slots taken (it holds a run with a live lease).
+      const busy = await startedContinuousTask(orchestration('o4', 'setInterval(() => {}, 1000);'));
+      await store.createRun({ taskId: busy.id, tick: null, owner: { nodeId: 'node-b', leaseMs: 60_000 } });
+      await nodeOver(store, { nodeId: 'node-a', leaseMs: 15_000, shareTickRuns: true });
+      // Node A has a free slot: it claims the waiting run and runs it.
+      await waitFor(
+        'the waiting run to be run',
+        async () => (await store.getRun(runId))?.status !== 'running',
+      );
+      expect(await store.getRun(runId)).toMatchObject({ status: 'success', nodeId: 'node-a' });
+      expect(existsSync(marker)).toBe(true);
     });
   });
 });

@@ -177,6 +177,13 @@ export function nodeLostReason(nodeId: string | null): string {
   return `node lost: node ${nodeId ?? '(unknown)'} stopped renewing the run's lease`;
 }
 
+/**
+ * The reason of a tick's run found waiting for a node, older than the lease, by a node starting
+ * while no other node holds a run: it was left while every node was down, and is not replayed.
+ */
+export const MISSED_WAITING_WHILE_DOWN =
+  "missed: no node took the tick's run before every node stopped; ticks missed while the cluster was down are not replayed";
+
 /** Longest accepted timeout: 7 days. */
 const MAX_TIMEOUT_SECONDS = 7 * 24 * 3600;
 /** Largest accepted jsonArgs, serialised. */
@@ -312,7 +319,9 @@ export class TaskService {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error('TaskService.start() was already called');
     this.state = 'running';
-    for (const run of await this.store.runningRuns()) {
+    const running = await this.store.runningRuns();
+    await this.closeTickRunsLeftWhileDown(running);
+    for (const run of running) {
       if (this.runner.has(run.id)) continue;
       // Other nodes' runs stay theirs until their lease ends (the coordinator closes them
       // then); runs waiting to be claimed stay waiting.
@@ -355,6 +364,32 @@ export class TaskService {
     await on('quoll_task_runs', () => this.claimSoon());
     await on('quoll_nodes', () => this.coordinator.wake());
     this.coordinator.start();
+  }
+
+  /**
+   * At start: a tick's run still waiting for a node though its tick is older than the lease,
+   * while no other node holds a live run, was left by a cluster that went down (the last node
+   * stopped or died between creating it and claiming it): any task node up since would have
+   * claimed it within a round, and busy nodes hold live leases. It is closed as missed, not run
+   * now (spec: ticks missed while the cluster was down are not replayed); the close re-checks
+   * that no node claimed it meanwhile.
+   */
+  private async closeTickRunsLeftWhileDown(running: readonly TaskRunRecord[]): Promise<void> {
+    const oldest = this.clock.now() - this.owner.leaseMs;
+    const stale = running.filter((r) => r.nodeId === null && r.tick !== null && r.tick < oldest);
+    if (stale.length === 0) return;
+    const expired = new Set((await this.store.expiredRuns()).map((r) => r.id));
+    const othersUp = running.some(
+      (r) => r.nodeId !== null && r.nodeId !== this.owner.nodeId && !expired.has(r.id),
+    );
+    if (othersUp) return;
+    for (const run of stale) {
+      try {
+        await this.closeUnlaunched(run, 'failure', MISSED_WAITING_WHILE_DOWN, { unclaimed: true });
+      } catch (err) {
+        this.onError(err, `closing tick run ${run.id} left waiting while the cluster was down`);
+      }
+    }
   }
 
   /** Revokes the tokens of runs no longer running anywhere (a crash left them unrevoked). */

@@ -440,7 +440,10 @@ export function clusterSuite(
       // A finished run is never released.
       await stores.tasks.finishRun(created.run.id, { status: 'success', exitCode: 0, reason: 'exit 0' });
       expect(await stores.tasks.releaseRun(created.run.id, nodeB)).toBeNull();
-      expect(await stores.tasks.getRun(created.run.id)).toMatchObject({ status: 'success', nodeId: 'node-b' });
+      expect(await stores.tasks.getRun(created.run.id)).toMatchObject({
+        status: 'success',
+        nodeId: 'node-b',
+      });
       expect(await stores.tasks.releaseRun('missing', nodeA)).toBeNull();
     });
 
