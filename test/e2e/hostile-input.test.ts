@@ -475,8 +475,8 @@ describe('hostile inference bodies', () => {
     ] as const) {
       // The measured burst sends the 64 requests' headers first and the admitted ones' bodies
       // together (admittedBurst): with the 64 MiB budget 4 Arrow or 5 JSON bodies are in flight
-      // at once, without it all 64. Its peak RSS grew 1–37 MiB with the budget (7 runs) and
-      // 193–368 MiB with the server's budget raised to 1 GiB (5 runs), 5 December. Sent as plain
+      // at once, without it all 64. Its peak RSS grew 1–37 MiB with the budget (every run green)
+      // and 193–399 MiB with the server's budget raised to 1 GiB (every run red), 5 December. Sent as plain
       // concurrent fetches, as before, the budget admits a request whenever an earlier one has
       // been answered, the answered ones' garbage piles up until a collection, and the growth
       // was 6–63 MiB (66 in CI) for Arrow and 1–147 MiB for JSON with the budget, 45–257 and
