@@ -8,17 +8,22 @@
 // PERF=1 runs `perf record -F 1999 -g` on the server during the measured run (PERF_OUT, default
 // /tmp/wtp.perf.data; NODE_ARGS=--perf-basic-prof names JIT frames). TRACE_OUT=<file> appends
 // the server's stdout and stderr there (e.g. with NODE_ARGS="--trace-opt --trace-deopt"), with
-// markers around the measured run.
+// markers around the measured run. REFERENCE=1 probes F1 instead (bench/reference-server.ts, the
+// one-thread fastify + onnxruntime server of the serving bench, pinned to core 0 the same way), to
+// compare its request thread with Quoll's (NODE_ARGS apply to it too).
 // Usage: [NODE_ARGS=…] [PERF=1] npx tsx bench/writer-thread-probe.ts [format=json] [batch=100] [seconds=6]
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import {
   deployModel,
   loadAverage,
+  spawnPinned,
   startQuoll,
   stopAll,
+  waitFor,
   wrk,
   writeBenchModel,
   writeLua,
@@ -33,16 +38,40 @@ const work = mkdtempSync(join(tmpdir(), 'quoll-wtp-'));
 const modelPath = writeBenchModel(work);
 const extra = (process.env.BENCH_QUOLL_ARGS ?? '').split(' ').filter(Boolean);
 const nodeArgs = (process.env.NODE_ARGS ?? '').split(' ').filter(Boolean);
-const server = await startQuoll(work, 'home', extra, { nodeArgs });
+const reference = process.env.REFERENCE === '1';
+/** The server probed: Quoll with the bench pipeline deployed, or F1 (REFERENCE=1). */
+async function startServer(): Promise<{ proc: ChildProcess; url: string; lua: string }> {
+  if (reference) {
+    const script = fileURLToPath(new URL('./reference-server.ts', import.meta.url));
+    const proc = spawnPinned('0', process.execPath, [
+      ...nodeArgs,
+      '--import',
+      'tsx',
+      script,
+      modelPath,
+      '8479',
+      '1',
+    ]);
+    await waitFor(proc, /listening on/);
+    return { proc, url: 'http://127.0.0.1:8479/infer', lua: writeLua(work, { format, batch, tag: 'f' }) };
+  }
+  const quoll = await startQuoll(work, 'home', extra, { nodeArgs });
+  const pipeline = await deployModel(quoll.client, 'benchmodel', modelPath, 'benchpipe');
+  return {
+    proc: quoll.proc,
+    url: pipeline.url(),
+    lua: writeLua(work, { format, batch, token: quoll.token, tag: 'q' }),
+  };
+}
+const server = await startServer();
 const traceOut = process.env.TRACE_OUT;
 if (traceOut !== undefined) {
   server.proc.stdout?.on('data', (d: Buffer) => appendFileSync(traceOut, d));
   server.proc.stderr?.on('data', (d: Buffer) => appendFileSync(traceOut, d));
 }
-const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
-const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
+const lua = server.lua;
 wrk({
-  url: pipeline.url(),
+  url: server.url,
   luaScript: lua,
   connections: Number(process.env.CONNECTIONS ?? 16),
   seconds: Number(process.env.WARMUP_S ?? 10),
@@ -107,7 +136,7 @@ if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
 const before = threadCpu(pid);
 const wakesBefore = threadWakes(pid);
 const r = wrk({
-  url: pipeline.url(),
+  url: server.url,
   luaScript: lua,
   connections: Number(process.env.CONNECTIONS ?? 16),
   seconds,
@@ -118,7 +147,7 @@ if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
 if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
 const requests = r.reqPerSec * seconds;
 console.log(
-  `${format} ${batch} × ${process.env.CONNECTIONS ?? 16}: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
+  `${reference ? 'F1 ' : ''}${format} ${batch} × ${process.env.CONNECTIONS ?? 16}: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
 );
 let total = 0;
 const rows: [string, number, number][] = [];
