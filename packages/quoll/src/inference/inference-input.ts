@@ -53,6 +53,11 @@ export type ResultFormat = 'json' | 'arrow-file' | 'arrow-stream';
  * `; format=pandas-records` are allowed).
  */
 export function formatOfMediaType(mediaType: string): ResultFormat | null {
+  // The exact types clients send (every inference request reads its Content-Type and Accept
+  // here): no split, trim or lower-casing.
+  if (mediaType === MEDIA_TYPES.json) return 'json';
+  if (mediaType === MEDIA_TYPES.arrowFile) return 'arrow-file';
+  if (mediaType === MEDIA_TYPES.arrowStream) return 'arrow-stream';
   const essence = (mediaType.split(';', 1)[0] ?? '').trim().toLowerCase();
   switch (essence) {
     case MEDIA_TYPES.json:

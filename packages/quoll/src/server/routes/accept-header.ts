@@ -43,6 +43,12 @@ export function negotiateFormat<F extends string>(
   preferred: F,
 ): F | null {
   if (accept === undefined || accept.trim() === '') return preferred;
+  // One media range without parameters (what clients send, once per request: `application/json`)
+  // answers as the parse below would, without building its ranges.
+  if (!accept.includes(',') && !accept.includes(';')) {
+    const type = accept.trim().toLowerCase();
+    return type === '*/*' || type === 'application/*' ? preferred : formatOf(type);
+  }
   const ranges = parseAccept(accept);
   const refused = new Set<F>();
   for (const r of ranges) {
