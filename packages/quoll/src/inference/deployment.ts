@@ -432,24 +432,38 @@ export class Deployment {
     return bindings;
   }
 
-  async #run(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+  #run(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
     if (this.#workers.length === 0)
-      throw new ApiError(
-        'pipeline_not_ready',
-        `Deployment ${this.id} has no running worker; check the pipeline status.`,
+      return Promise.reject(
+        new ApiError(
+          'pipeline_not_ready',
+          `Deployment ${this.id} has no running worker; check the pipeline status.`,
+        ),
       );
     try {
       // A small run of a small bounded model while requests do not overlap: run it on this
       // thread, no hand-off, once this turn of the event loop has read every request it can.
+      // Its promise is returned as it is, its errors worded where it rejects (an async layer
+      // here was one more promise and microtask per JSON batch-1 request).
       const inline = this.#inline;
       if (inline !== null && this.#inlineOpen() && inline.accepts(feeds, rows)) {
-        return await new Promise<WireTensor[]>((resolve, reject) => {
-          this.#inlineQueue.push({ feeds, rows, key: feedLayoutKey(feeds), resolve, reject });
+        return new Promise<WireTensor[]>((resolve, reject) => {
+          const fail = (error: unknown): void => reject(inferError(error, this.#steps));
+          this.#inlineQueue.push({ feeds, rows, key: feedLayoutKey(feeds), resolve, reject: fail });
           if (this.#inlineScheduled) return;
           this.#inlineScheduled = true;
           this.#options.inlineTurns!.schedule(() => this.#runInline());
         });
       }
+    } catch (error) {
+      return Promise.reject(inferError(error, this.#steps));
+    }
+    return this.#runOnWorkers(feeds, rows);
+  }
+
+  /** {@link #run} of a run the workers make (not inline). */
+  async #runOnWorkers(feeds: WireTensor[], rows: number): Promise<WireTensor[]> {
+    try {
       // A big batch with several idle workers: split it so every core works on this request.
       if (rows >= this.#options.splitRows && this.#queue.length === 0) {
         const idle = this.#workers.filter((worker) => worker.inFlight === 0);

@@ -369,19 +369,33 @@ export const ARROW_SLICE_VALUES = 2 ** 21;
  * (or {@link ARROW_SLICE_VALUES} values) as record batches of at most that many (the same rows
  * and schema), yielding to the event loop between slices; such an answer comes back as its parts
  * in order (send them one after another, `Content-Length` their total). Smaller answers are
- * encoded as {@link encodeInferenceResult} does, in one go.
+ * encoded as {@link encodeInferenceResult} does, in one go, and come back as they are, not in a
+ * promise (an await of one costs every small request a microtask).
  */
-export async function encodeInferenceAnswer(
+export function encodeInferenceAnswer(
   result: InferenceResult,
   format: ResultFormat,
-): Promise<{ contentType: string; body: Uint8Array | string | readonly Uint8Array[] }> {
-  // One row is written in one go whatever its width (and batch 1 skips the sizing).
+):
+  | { contentType: string; body: Uint8Array | string }
+  | Promise<{ contentType: string; body: Uint8Array | string | readonly Uint8Array[] }> {
+  // One row is written in one go whatever its width (and batch 1 skips the sizing). Answered
+  // without a promise: the caller awaits only a sliced answer (no microtask for the others).
   if (result.rowCount <= 1) return encodeInferenceResult(result, format);
   const json = format === 'json';
   const [most, values] = json ? [JSON_SLICE_ROWS, JSON_SLICE_VALUES] : [ARROW_SLICE_ROWS, ARROW_SLICE_VALUES];
   const sliceRows = Math.max(1, Math.min(most, Math.floor(values / result.jsonValuesPerRow())));
   if (result.rowCount <= sliceRows) return encodeInferenceResult(result, format);
-  if (json) return { contentType: MEDIA_TYPES.json, body: await jsonRecordsInSlices(result, sliceRows) };
+  return encodeInSlices(result, format, sliceRows);
+}
+
+/** {@link encodeInferenceAnswer} of an answer larger than `sliceRows`: its parts, a slice at a time. */
+async function encodeInSlices(
+  result: InferenceResult,
+  format: ResultFormat,
+  sliceRows: number,
+): Promise<{ contentType: string; body: readonly Uint8Array[] }> {
+  if (format === 'json')
+    return { contentType: MEDIA_TYPES.json, body: await jsonRecordsInSlices(result, sliceRows) };
   const file = format === 'arrow-file';
   return {
     contentType: file ? MEDIA_TYPES.arrowFile : MEDIA_TYPES.arrowStream,

@@ -1,4 +1,4 @@
-import type { InferenceCodec } from './inference-codec.js';
+import type { DecodedInference, InferenceCodec } from './inference-codec.js';
 import type { EngineInput, ResultFormat } from './inference-input.js';
 import { encodeInferenceAnswer } from './inference-result.js';
 
@@ -8,7 +8,15 @@ import { encodeInferenceAnswer } from './inference-result.js';
  */
 export interface QuollBodyDecoder {
   decode(contentType: string, body: Uint8Array): Promise<EngineInput>;
+  /**
+   * The input at once when the body needs no other thread (a small JSON body), else
+   * `undefined` (then {@link decode} reads it). Throws what `decode` would reject with.
+   */
+  decodeInline?(contentType: string, body: Uint8Array): EngineInput | undefined;
 }
+
+/** A decoded Quoll body: it needs nothing remembered for the answer. */
+const withoutRequest = (input: EngineInput): DecodedInference<null> => ({ input, request: null });
 
 /**
  * Quoll's own inference bodies (`/v1/.../infer`): JSON records, Arrow IPC file or stream in,
@@ -23,7 +31,12 @@ export function quollBodyCodecs(
   decoder: QuollBodyDecoder,
 ): Readonly<Record<ResultFormat, InferenceCodec<null>>> {
   const codec = (format: ResultFormat): InferenceCodec<null> => ({
-    decode: async (raw) => ({ input: await decoder.decode(raw.contentType, raw.body), request: null }),
+    decode: (raw) => {
+      // A small JSON body is read here and now: no promise to await (the caller awaits only one).
+      const input = decoder.decodeInline?.(raw.contentType, raw.body);
+      if (input !== undefined) return { input, request: null };
+      return decoder.decode(raw.contentType, raw.body).then(withoutRequest);
+    },
     // A large answer is written in slices, yielding to the event loop between them. The Arrow
     // table is built once per result: the log rows reuse it.
     encode: (result) => encodeInferenceAnswer(result, format),

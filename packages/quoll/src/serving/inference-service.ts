@@ -169,11 +169,15 @@ export class InferenceService {
     const { workspaceId, pipelineId, deployment, served } =
       this.#servingNow(principal, address) ?? (await this.#serving(principal, address));
     onServing?.(workspaceId);
-    const { input, request } = await codec.decode(raw, served);
+    // A codec's answer is awaited only when it is a promise: a small answer is encoded at once,
+    // and each await of a plain value would still cost a microtask and a promise per request.
+    const decoded = codec.decode(raw, served);
+    const { input, request } = decoded instanceof Promise ? await decoded : decoded;
     const result = await deployment.infer(input, now);
     try {
       this.#metrics?.rowsInferred(workspaceId, address.pipeline, result.rowCount);
-      const answer = await codec.encode(result, request, served);
+      const encoded = codec.encode(result, request, served);
+      const answer = encoded instanceof Promise ? await encoded : encoded;
       // Queued before the answer leaves, so a logs query after the answer sees the rows. The
       // append only enqueues (the disk write is the log writer's); it waits only when the
       // writer's queue is full, which slows callers instead of dropping rows.

@@ -177,6 +177,19 @@ export class DecodePool {
   }
 
   /**
+   * A JSON records body of at most `inlineJsonBytes`, parsed on the calling thread as
+   * {@link decode} and {@link decodeForModelWorker} parse it, without a promise (at JSON batch 1
+   * the promise and its await were a measurable part of a request); `undefined` for any other
+   * body, which those decode.
+   * @throws ApiError `invalid_inference_input`, as they reject
+   */
+  decodeJsonInline(contentType: string, body: Uint8Array): InferenceInput | undefined {
+    if (body.byteLength > this.#options.inlineJsonBytes || formatOfMediaType(contentType) !== 'json')
+      return undefined;
+    return { kind: 'records', records: parseRecords(body) };
+  }
+
+  /**
    * As {@link decode}, except that JSON records over the inline size and up to
    * `modelWorkerJsonBytes` are left undecoded (`UndecodedRecords`) for the model worker
    * that runs the request: it decodes them with the same checks, under the same deadline, so

@@ -39,7 +39,10 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
   const decoder = ctx.decoder;
   const codecs = quollBodyCodecs(
     checked
-      ? { decode: (contentType, body) => decoder.decodeForModelWorker(contentType, body) }
+      ? {
+          decode: (contentType, body) => decoder.decodeForModelWorker(contentType, body),
+          decodeInline: (contentType, body) => decoder.decodeJsonInline(contentType, body),
+        }
       : UNCHECKED_BODY_DECODER,
   );
   // On a cluster, a request for a pipeline this node does not serve goes, as it arrives, to a
