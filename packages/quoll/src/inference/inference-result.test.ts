@@ -110,6 +110,55 @@ describe('InferenceResult.toArrowTable', () => {
   });
 });
 
+describe('InferenceResult layouts of records results', () => {
+  const records = (width: number, column = 'tensor'): Record<string, unknown>[] => [
+    { [column]: Array.from({ length: width }, (_, i) => i + 0.5) },
+  ];
+  const result = (input: Record<string, unknown>[], column: string, out: WireTensor[]): InferenceResult =>
+    new InferenceResult({ kind: 'records', records: input }, [column], out, 1, 1_764_800_000_000);
+  const output = (name: string, type: 'float32' | 'float64', dims: number[]): WireTensor => ({
+    name,
+    type,
+    dims,
+    data:
+      type === 'float32'
+        ? new Float32Array(dims.reduce((a, b) => a * b, 1))
+        : new Float64Array(dims.reduce((a, b) => a * b, 1)),
+  });
+  const schemaOf = (r: InferenceResult): unknown => r.toArrowTable().schema;
+
+  it('shares one schema object between results of equal columns, shapes and outputs, and none between any that differ', () => {
+    const base = (): InferenceResult =>
+      result(records(18), 'tensor', [output('variable', 'float32', [1, 1])]);
+    const first = schemaOf(base());
+    // Each of these differs from `base` in one part of the layout's key: its column, its shape,
+    // an output's name, element type or dimensions, or the outputs' count.
+    const others = [
+      result(records(18, 'other'), 'other', [output('variable', 'float32', [1, 1])]),
+      result(records(17), 'tensor', [output('variable', 'float32', [1, 1])]),
+      result(records(18), 'tensor', [output('label', 'float32', [1, 1])]),
+      result(records(18), 'tensor', [output('variable', 'float64', [1, 1])]),
+      result(records(18), 'tensor', [output('variable', 'float32', [1, 2])]),
+      result(records(18), 'tensor', [output('variable', 'float32', [1])]),
+      result(records(18), 'tensor', [output('variable', 'float32', [1, 1]), output('p', 'float32', [1, 2])]),
+    ];
+    for (const other of others) {
+      // Right after `base` (the layout it would reuse) and again after itself.
+      expect(schemaOf(base())).toBe(first);
+      const schema = schemaOf(other);
+      expect(schema).not.toBe(first);
+      expect(schemaOf(other)).toBe(schema);
+      expect(String((schema as Table['schema']).fields.map(String))).toBe(
+        String(other.toArrowTable().schema.fields.map(String)),
+      );
+    }
+    expect(schemaOf(base())).toBe(first);
+    // The log rows of a records result name the same schema as its table.
+    const again = base();
+    expect((again.logRows() as { schema: unknown }).schema).toBe(first);
+  });
+});
+
 describe('encodeInferenceAnswer', () => {
   // Rows over both slice sizes, not a multiple of either, with a second output of another type.
   const n = ARROW_SLICE_ROWS + JSON_SLICE_ROWS + 17;

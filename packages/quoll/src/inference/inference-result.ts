@@ -144,6 +144,15 @@ export class InferenceResult {
   /** The layout of a records result: its `in.*` columns' shapes and the shared schema. */
   #recordsLayout(records: Record<string, unknown>[]): { layout: ResultLayout; shapes: number[][] } {
     const shapes = this.#columns.map((column) => jsonShape(records[0]?.[column]));
+    // The same columns, shapes and outputs as the last records result (every request of a busy
+    // pipeline): its layout, without building and hashing the key again.
+    const last = lastRecordsLayout;
+    if (
+      last !== null &&
+      last.generation === layoutsGeneration &&
+      last.matches(this.#columns, shapes, this.outputs)
+    )
+      return { layout: last.layout, shapes };
     let key = 'r';
     for (const [i, column] of this.#columns.entries())
       key += `\u0001${keyName(column)}\u0000${shapes[i]!.join(',')}`;
@@ -152,6 +161,7 @@ export class InferenceResult {
         (column, i) => new Field(`in.${column}`, nestedType(new Float64(), shapes[i]!), false),
       ),
     );
+    lastRecordsLayout = new RecordsLayoutSeen(this.#columns, shapes, this.outputs, layout);
     return { layout, shapes };
   }
 
@@ -235,7 +245,10 @@ export class InferenceResult {
         inTypes: ins.map((field) => field.type as DataType),
         outTypes,
       };
-      if (layouts.size >= MAX_LAYOUTS) layouts.clear();
+      if (layouts.size >= MAX_LAYOUTS) {
+        layouts.clear();
+        layoutsGeneration++;
+      }
       layouts.set(key, layout);
     }
     return layout;
@@ -473,6 +486,63 @@ interface ResultLayout {
 /** Result layouts by signature; a server sees a handful, so the cache is simply emptied when full. */
 const layouts = new Map<string, ResultLayout>();
 const MAX_LAYOUTS = 256;
+/** Counts the times {@link layouts} was emptied: a layout remembered before is not reused after. */
+let layoutsGeneration = 0;
+
+/**
+ * The last records result's layout and what its key was made of (columns, their shapes, the
+ * outputs' names, types and dimensions after the first): equal parts make the equal key, so
+ * the same layout (and schema object) as {@link layouts} holds for it.
+ */
+class RecordsLayoutSeen {
+  readonly generation = layoutsGeneration;
+  readonly #columns: readonly string[];
+  readonly #shapes: readonly (readonly number[])[];
+  readonly #outputs: readonly { name: string; type: string; dims: readonly number[] }[];
+
+  constructor(
+    columns: readonly string[],
+    shapes: readonly (readonly number[])[],
+    outputs: readonly WireTensor[],
+    readonly layout: ResultLayout,
+  ) {
+    this.#columns = [...columns];
+    this.#shapes = shapes.map((shape) => [...shape]);
+    this.#outputs = outputs.map((output) => ({
+      name: output.name,
+      type: output.type,
+      dims: output.dims.slice(1),
+    }));
+  }
+
+  /** Whether a result of these columns, shapes and outputs has this layout's key. */
+  matches(
+    columns: readonly string[],
+    shapes: readonly (readonly number[])[],
+    outputs: readonly WireTensor[],
+  ): boolean {
+    if (columns.length !== this.#columns.length || outputs.length !== this.#outputs.length) return false;
+    for (let i = 0; i < columns.length; i++) {
+      if (columns[i] !== this.#columns[i] || !sameNumbers(shapes[i]!, this.#shapes[i]!, 0)) return false;
+    }
+    for (let i = 0; i < outputs.length; i++) {
+      const output = outputs[i]!;
+      const seen = this.#outputs[i]!;
+      if (output.name !== seen.name || output.type !== seen.type) return false;
+      if (!sameNumbers(output.dims, seen.dims, 1)) return false;
+    }
+    return true;
+  }
+}
+
+let lastRecordsLayout: RecordsLayoutSeen | null = null;
+
+/** Whether `a` from index `from` on holds `b`'s numbers (and no more). */
+function sameNumbers(a: readonly number[], b: readonly number[], from: number): boolean {
+  if (a.length - from !== b.length) return false;
+  for (let i = 0; i < b.length; i++) if (a[i + from] !== b[i]) return false;
+  return true;
+}
 const TIME_TYPE = new TimestampMillisecond();
 const CHECK_FAILURES_TYPE = new Uint32();
 
