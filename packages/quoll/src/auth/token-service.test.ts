@@ -80,6 +80,30 @@ describe('TokenService', () => {
     expect(tokens.cachedPrincipal(`Bearer ${short.token}`)).toBeNull();
   });
 
+  it('cachedPrincipal answers each header for its own token when headers alternate', async () => {
+    const clock = new ManualClock(Date.UTC(2025, 0, 1));
+    const tokens = await service(clock);
+    const [a, b] = [await tokens.issueAdmin('a'), await tokens.issueAdmin('b')];
+    const [ha, hb] = [`Bearer ${a.token}`, `Bearer ${b.token}`];
+    const [pa, pb] = [await tokens.authenticate(ha), await tokens.authenticate(hb)];
+    expect(pa.tokenId).not.toBe(pb.tokenId);
+    for (const [header, principal] of [
+      [ha, pa],
+      [ha, pa],
+      [hb, pb],
+      [`Bearer ${a.token}x`, null],
+      [ha, pa],
+      ['Bearer', null],
+      [hb, pb],
+    ] as const)
+      expect(tokens.cachedPrincipal(header)).toBe(principal);
+    // Revoked after its header was read: not answered, whichever header came before.
+    await tokens.revoke(a.id);
+    expect(tokens.cachedPrincipal(ha)).toBeNull();
+    expect(tokens.cachedPrincipal(hb)).toBe(pb);
+    expect(tokens.cachedPrincipal(ha)).toBeNull();
+  });
+
   it('a token revoked through the same service fails at once', async () => {
     const clock = new ManualClock(0);
     const tokens = await service(clock);

@@ -145,10 +145,22 @@ export class TokenService {
    */
   cachedPrincipal(header: string | undefined): Principal | null {
     if (header === undefined || header === '') return null;
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match?.[1]) return null;
-    return this.#fresh(match[1], this.now());
+    // The same header as the last call (a client's every request): its token as read then,
+    // without the match and the substring (whose hash the cache look-up would compute again).
+    let token = header === this.#lastHeader ? this.#lastToken : undefined;
+    if (token === undefined) {
+      const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
+      if (!match?.[1]) return null;
+      token = match[1];
+      this.#lastHeader = header;
+      this.#lastToken = token;
+    }
+    return this.#fresh(token, this.now());
   }
+
+  /** The last header {@link cachedPrincipal} read a token from, and that token. */
+  #lastHeader: string | undefined = undefined;
+  #lastToken: string | undefined = undefined;
 
   /** The cached principal of `token` while its entry is trusted and the token unexpired, else null. */
   #fresh(token: string, now: number): Principal | null {
