@@ -10,7 +10,8 @@
 // the server's stdout and stderr there (e.g. with NODE_ARGS="--trace-opt --trace-deopt"), with
 // markers around the measured run. REFERENCE=1 probes F1 instead (bench/reference-server.ts, the
 // one-thread fastify + onnxruntime server of the serving bench, pinned to core 0 the same way), to
-// compare its request thread with Quoll's (NODE_ARGS apply to it too).
+// compare its request thread with Quoll's (NODE_ARGS apply to it too). QUOLL_CLI: the Quoll build's
+// dist/cli/main.js (default this checkout's), e.g. a base build to compare with.
 // Usage: [NODE_ARGS=…] [PERF=1] npx tsx bench/writer-thread-probe.ts [format=json] [batch=100] [seconds=6]
 import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -55,7 +56,7 @@ async function startServer(): Promise<{ proc: ChildProcess; url: string; lua: st
     await waitFor(proc, /listening on/);
     return { proc, url: 'http://127.0.0.1:8479/infer', lua: writeLua(work, { format, batch, tag: 'f' }) };
   }
-  const quoll = await startQuoll(work, 'home', extra, { nodeArgs });
+  const quoll = await startQuoll(work, 'home', extra, { nodeArgs, cli: process.env.QUOLL_CLI });
   const pipeline = await deployModel(quoll.client, 'benchmodel', modelPath, 'benchpipe');
   return {
     proc: quoll.proc,
