@@ -109,6 +109,8 @@ export function postgresLogWriterSettings(url: string, schema: string): Postgres
     maxBytesPerPipeline: 1024 ** 3,
     maxBytesTotal: 1024 ** 3,
     retentionLockWaitMs: 1000,
+    retentionRetryDelayMs: 1000,
+    maxRetentionRetryDelayMs: 60_000,
     retryDelayMs: 10,
     maxRetryDelayMs: 50,
     stopAttempts: 3,

@@ -20,6 +20,7 @@ import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
 import {
   PostgresLogBatchWriter,
   STORED_BATCH_MAX_ROWS,
+  TOTAL_CAP_LOCK_CLASS,
   VACUUM_LOG_BATCHES,
 } from './postgres-log-batch-writer.js';
 import type { PostgresInferenceLogOptions } from './postgres-inference-log-store.js';
@@ -851,7 +852,9 @@ describe.skipIf(!runPostgresTests)(
      * holds three and a half of them, so b's first write of pipeline 2 goes over it and b's
      * retention pass would trim pipeline 1.
      */
-    async function oldestPipelineAndNodeB(): Promise<{
+    async function oldestPipelineAndNodeB(
+      options: Omit<PostgresInferenceLogOptions, 'nodeId'> = {},
+    ): Promise<{
       a: PostgresInferenceLogStore;
       b: PostgresInferenceLogStore;
       db: PostgresDatabase;
@@ -877,6 +880,7 @@ describe.skipIf(!runPostgresTests)(
         nodeId: 'node-b',
         maxBytesTotal: cap,
         onError: (err) => errors.push(err),
+        ...options,
       });
       stores.push(b);
       return { a: a!, b, db, cap, errors };
@@ -941,6 +945,129 @@ describe.skipIf(!runPostgresTests)(
       expect(await storedSeqs(db, 1)).toEqual([1, 2, 3]);
       expect(content(await a.query(2, { order: 'asc', limit: 1000 })).ids).toEqual(range(0, 100));
       await expectHeadsConsistent(db);
+    });
+
+    /**
+     * Holds the total cap's advisory lock in a transaction left open on a connection of its
+     * own, as another node does inside a step of the total cap; `release` rolls it back.
+     */
+    async function holdTotalCapLock(db: PostgresDatabase): Promise<{ release: () => Promise<void> }> {
+      const client = await db.pool.connect();
+      await client.query('BEGIN');
+      await client.query(
+        `SELECT pg_advisory_xact_lock(${TOTAL_CAP_LOCK_CLASS}, hashtext(coalesce(current_schema(), '')))`,
+      );
+      return {
+        release: async () => {
+          await client.query('ROLLBACK');
+          client.release();
+        },
+      };
+    }
+
+    /** Whether `condition` holds within `timeoutMs` (polled; a deadline, not a measure). */
+    async function eventually(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<boolean> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (await condition()) return true;
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 20));
+      }
+    }
+
+    it("a pass that found the total cap's lock taken is retried on its own: a node gone quiet brings the log to the cap once the holder lets go", async () => {
+      const { b, db, cap, errors } = await oldestPipelineAndNodeB({
+        retentionRetryDelayMs: 20,
+        maxRetentionRetryDelayMs: 200,
+      });
+      const held = await holdTotalCapLock(db);
+      try {
+        await appendTo(b, 2, 0);
+        await b.flush();
+        // b's pass found the lock taken and left the excess to its holder.
+        expect(await b.storedBytes()).toBeGreaterThan(cap);
+        expect(await storedSeqs(db, 1)).toEqual([1, 2, 3]);
+      } finally {
+        // The holder ends without applying the cap (its step rolled back, or it had none).
+        await held.release();
+      }
+      // No write comes after: b's own retry applies the cap.
+      expect(
+        await eventually(async () => (await b.storedBytes()) <= cap),
+        'the total within its cap with no write after the deferred pass',
+      ).toBe(true);
+      // The oldest batch went, only as much as the excess (never dropped twice).
+      expect(await storedSeqs(db, 1)).toEqual([2, 3]);
+      expect(await storedSeqs(db, 2)).toEqual([1]);
+      await expectHeadsConsistent(db);
+      expect(errors).toEqual([]);
+      expect(b.state).toBe('open');
+    });
+
+    it('a retention pass that failed (its step rolled back) is retried on its own, without a write after it, and flushes are answered meanwhile', async () => {
+      const { b, db, cap, errors } = await oldestPipelineAndNodeB({
+        retentionRetryDelayMs: 20,
+        maxRetentionRetryDelayMs: 200,
+      });
+      // Every retention step that deletes batches marks partitions (emptied or not): while the
+      // switch is on, that statement fails and the step rolls back.
+      await db.run(
+        `CREATE TABLE retention_fails (fail boolean NOT NULL);
+         INSERT INTO retention_fails VALUES (true);
+         CREATE FUNCTION fail_retention() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+             IF (SELECT fail FROM retention_fails) THEN RAISE EXCEPTION 'retention step failed (test)'; END IF;
+             RETURN NULL;
+           END $$;
+         CREATE TRIGGER fail_retention BEFORE UPDATE ON inference_log_partitions
+           FOR EACH STATEMENT EXECUTE FUNCTION fail_retention()`,
+      );
+      await appendTo(b, 2, 0);
+      await b.flush();
+      expect(
+        await eventually(async () => errors.length >= 2),
+        'the failed pass tried again without a write',
+      ).toBe(true);
+      expect(errors[0]?.message).toContain('retention step failed (test)');
+      // Rows are stored and flushes answered while the pass keeps failing.
+      await appendTo(b, 3, 0);
+      await b.flush();
+      expect(await storedSeqs(db, 3)).toEqual([1]);
+      expect(await b.storedBytes()).toBeGreaterThan(cap);
+      await db.run('UPDATE retention_fails SET fail = false');
+      expect(
+        await eventually(async () => (await b.storedBytes()) <= cap),
+        'the total within its cap once the step no longer fails, with no write after it',
+      ).toBe(true);
+      await expectHeadsConsistent(db);
+      expect(await eventually(async () => b.state === 'open')).toBe(true);
+    });
+
+    it("stop() ends the writer thread while a deferred pass waits for its retry (the retry's timer cancelled), and nothing is trimmed after it", async () => {
+      // A retry no test waits out: stop() must not wait for its timer.
+      const { b, db, cap, errors } = await oldestPipelineAndNodeB({
+        retentionRetryDelayMs: 600_000,
+        maxRetentionRetryDelayMs: 600_000,
+      });
+      const held = await holdTotalCapLock(db);
+      let stopped: Promise<void> = Promise.resolve();
+      try {
+        await appendTo(b, 2, 0);
+        await b.flush();
+        expect(await b.storedBytes()).toBeGreaterThan(cap);
+        stopped = b.stop();
+        expect(await within(stopped)).toBe('done');
+        await stopped;
+        expect(b.state).toBe('stopped');
+        expect(b.writerThreadId).toBeNull();
+      } finally {
+        await held.release();
+        await stopped.catch(() => undefined);
+      }
+      // The stopped node made no pass: the excess waits for a node that writes.
+      expect(await b.storedBytes()).toBeGreaterThan(cap);
+      expect(await storedSeqs(db, 1)).toEqual([1, 2, 3]);
+      expect(errors).toEqual([]);
     });
 
     it('hands the appends of many requests to the writer together (one transaction); flush and stop hand them at once', async () => {

@@ -65,6 +65,17 @@ export interface PostgresInferenceLogOptions {
    * @default 1000
    */
   retentionLockWaitMs?: number;
+  /**
+   * Retention: a pass that left the total cap (or a pipeline's own cap) to a later pass —
+   * another node held the total cap's lock, a head stayed held, or a step failed — is tried
+   * again after this long without waiting for a write, the wait doubling up to
+   * `maxRetentionRetryDelayMs` while passes keep leaving work due (back to this once none
+   * does): a cluster gone quiet still comes down to its caps. Cancelled by `stop()`.
+   * @default 1000
+   */
+  retentionRetryDelayMs?: number;
+  /** @default 60000 */
+  maxRetentionRetryDelayMs?: number;
   /** First wait before a failed write (or a writer-thread crash) is retried; doubles up to `maxRetryDelayMs`. @default 100 */
   retryDelayMs?: number;
   /** @default 5000 */
@@ -168,6 +179,8 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       maxBytesPerPipeline: options.maxBytesPerPipeline ?? 1024 ** 3,
       maxBytesTotal: options.maxBytesTotal ?? 10 * 1024 ** 3,
       retentionLockWaitMs: options.retentionLockWaitMs ?? RETENTION_LOCK_WAIT_MS,
+      retentionRetryDelayMs: Math.max(1, options.retentionRetryDelayMs ?? 1000),
+      maxRetentionRetryDelayMs: Math.max(1, options.maxRetentionRetryDelayMs ?? 60_000),
       retryDelayMs: options.retryDelayMs ?? 100,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 5_000,
       unavailableWaitMs: options.unavailableWaitMs ?? 10_000,
@@ -199,6 +212,8 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       maxBytesPerPipeline: o.maxBytesPerPipeline,
       maxBytesTotal: o.maxBytesTotal,
       retentionLockWaitMs: o.retentionLockWaitMs,
+      retentionRetryDelayMs: o.retentionRetryDelayMs,
+      maxRetentionRetryDelayMs: o.maxRetentionRetryDelayMs,
       retryDelayMs: o.retryDelayMs,
       maxRetryDelayMs: o.maxRetryDelayMs,
       stopAttempts: o.stopAttempts,

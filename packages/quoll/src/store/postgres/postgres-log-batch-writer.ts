@@ -699,6 +699,16 @@ export class PostgresLogBatchWriter {
   }
 
   /**
+   * Whether retention is still due after the last {@link enforceTotalRetention} (or a write
+   * since): a pass that found the total cap's lock taken, passed a held head over or failed
+   * leaves the total (or a pipeline's own cap) to a later pass. The writer thread retries such
+   * a pass on its own, backing off, so a cluster gone quiet still comes down to the caps.
+   */
+  get retentionDue(): boolean {
+    return this.#overTotal || this.#trimDue.size > 0;
+  }
+
+  /**
    * Whether this writer's trims since the last call that said so have deleted enough bytes
    * ({@link vacuumAfterTrimmedBytes} of the smaller cap) for a {@link VACUUM_LOG_BATCHES}; the
    * count starts again when it says so. The writer thread runs the vacuum on a connection of

@@ -12,6 +12,12 @@ export interface PostgresLogWriterSettings {
   maxBytesTotal: number;
   /** Longest a retention step waits for a lock another transaction holds (see `LogRetentionCaps`). */
   retentionLockWaitMs: number;
+  /**
+   * First wait before a retention pass that left work due (the total cap's lock taken, a head
+   * held, a step failed) is tried again without a write; doubles up to `maxRetentionRetryDelayMs`.
+   */
+  retentionRetryDelayMs: number;
+  maxRetentionRetryDelayMs: number;
   retryDelayMs: number;
   maxRetryDelayMs: number;
   stopAttempts: number;

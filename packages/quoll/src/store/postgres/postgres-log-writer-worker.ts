@@ -149,8 +149,37 @@ async function writeBacklog(): Promise<void> {
   writtenSeq = seq;
   // Confirmed before the retention pass: the owner gives unconfirmed rows to a restarted thread.
   post({ type: 'committed', writtenSeq });
-  await writer.enforceTotalRetention(db, (fn) => db.transaction(fn));
+  await retentionPass();
+}
+
+/**
+ * Retention passes in a row that left work due (see `retentionDue`): the retry's backoff. A
+ * pass that found the total cap's lock taken (its holder's step may yet fail, or stall and be
+ * ended), passed a held head over, or failed, would otherwise wait for this node's next write:
+ * a cluster gone quiet kept that excess. It is tried again on its own, while the thread is
+ * idle, after `retentionRetryDelayMs`, doubling up to `maxRetentionRetryDelayMs`, until a
+ * pass leaves nothing due. The retry takes the same lock as any pass (so nothing is dropped
+ * twice), none starts once a stop has come, and a stop cancels the timer of one waiting.
+ */
+let retentionMisses = 0;
+/** Set by the retry's timer: the next turn of the loop runs a pass without a write. */
+let retentionRetryDue = false;
+
+/** The retention pass after a write (or a retry of one), then the vacuum it may make due. */
+async function retentionPass(): Promise<void> {
+  retentionRetryDue = false;
+  try {
+    await writer.enforceTotalRetention(db, (fn) => db.transaction(fn));
+  } finally {
+    retentionMisses = writer.retentionDue ? retentionMisses + 1 : 0;
+  }
   vacuumIfDue();
+}
+
+/** The wait before the next retry of a pass that left work due. */
+function retentionRetryDelay(): number {
+  const exponent = Math.min(30, Math.max(0, retentionMisses - 1));
+  return Math.min(settings.maxRetentionRetryDelayMs, settings.retentionRetryDelayMs * 2 ** exponent);
 }
 
 /** The vacuum running, if one is: at most one at a time. */
@@ -239,6 +268,27 @@ function sleep(ms: number): Promise<void> {
   });
 }
 
+/**
+ * Waits for a message (rows, or the stop), or, while a retention pass left work due and no
+ * stop has come, for the retry's timer; a message cancels the timer.
+ */
+function idle(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let timer: NodeJS.Timeout | null = null;
+    if (retentionMisses > 0 && stopSeq === null) {
+      timer = setTimeout(() => {
+        wake = null;
+        retentionRetryDue = true;
+        resolve();
+      }, retentionRetryDelay());
+    }
+    wake = () => {
+      if (timer !== null) clearTimeout(timer);
+      resolve();
+    };
+  });
+}
+
 async function run(): Promise<boolean> {
   let failures = 0;
   let stopFailures = 0;
@@ -248,6 +298,10 @@ async function run(): Promise<boolean> {
         await writeBacklog();
         if (failures > 0) post({ type: 'recovered' });
         failures = 0;
+      } else if (retentionRetryDue && stopSeq === null) {
+        await retentionPass();
+        if (failures > 0) post({ type: 'recovered' });
+        failures = 0;
       }
       if (backlog.size > 0) continue;
       if (stopSeq !== null && writtenSeq >= stopSeq) return true;
@@ -255,9 +309,7 @@ async function run(): Promise<boolean> {
       let n = 0;
       while (n < arenas.length && arenas[n]!.seq <= writtenSeq) n++;
       post({ type: 'ready', writtenSeq, arenas: arenas.splice(0, n).map((a) => a.arena) });
-      await new Promise<void>((resolve) => {
-        wake = resolve;
-      });
+      await idle();
     } catch (err) {
       // The write's transaction rolled back: the partitions it made are gone.
       writer.rolledBack();
@@ -281,6 +333,13 @@ async function run(): Promise<boolean> {
       if (stopSeq !== null && ++stopFailures >= settings.stopAttempts) {
         post({ ...base, retryInMs: null });
         return false;
+      }
+      if (writing === null && stopSeq === null) {
+        // The rows are committed and the retention pass after them failed (its step rolled
+        // back, its drop with it): flushes are answered now, and the pass is tried again on its
+        // own, after the retry's backoff (see retentionMisses), with or without a write.
+        post({ ...base, retryInMs: retentionRetryDelay() });
+        continue;
       }
       const delay = Math.min(settings.maxRetryDelayMs, settings.retryDelayMs * 2 ** (failures - 1));
       const wait = stopSeq !== null ? Math.min(delay, settings.retryDelayMs) : delay;
