@@ -1070,6 +1070,30 @@ describe.skipIf(!runPostgresTests)(
       expect(errors).toEqual([]);
     });
 
+    it('Review: a writer thread restarted (after a crash) while a deferred total-cap pass waited for its retry never retries it: a node gone quiet keeps the excess', async () => {
+      const { b, db, cap } = await oldestPipelineAndNodeB({
+        retentionRetryDelayMs: 20,
+        maxRetentionRetryDelayMs: 200,
+      });
+      const held = await holdTotalCapLock(db);
+      try {
+        await appendTo(b, 2, 0);
+        await b.flush();
+        expect(await b.storedBytes()).toBeGreaterThan(cap);
+        // The thread crashes while its retry waits (its rows are committed and confirmed).
+        const before = b.writerThreadId;
+        await b.killWriterThread();
+        expect(await eventually(async () => b.writerThreadId !== null && b.writerThreadId !== before)).toBe(true);
+      } finally {
+        await held.release();
+      }
+      // No write comes after: nobody retries the pass the dead thread had left due.
+      expect(
+        await eventually(async () => (await b.storedBytes()) <= cap, 5_000),
+        'the total within its cap with no write after the restart',
+      ).toBe(true);
+    });
+
     it('hands the appends of many requests to the writer together (one transaction); flush and stop hand them at once', async () => {
       // A delay no test waits out: flush() and stop() must not wait for the timer.
       const [store, reader] = await cluster(2, { handOffDelayMs: 600_000 });
