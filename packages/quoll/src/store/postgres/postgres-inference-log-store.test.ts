@@ -1094,6 +1094,25 @@ describe.skipIf(!runPostgresTests)(
       ).toBe(true);
     });
 
+    it('Review: a retention retry wait past setTimeout\'s limit (about 24.8 days, e.g. to turn retries off) fires after 1 ms: a failing pass is retried in a tight loop', async () => {
+      const { b, db, errors } = await oldestPipelineAndNodeB({
+        retentionRetryDelayMs: 2 ** 31,
+        maxRetentionRetryDelayMs: 2 ** 32,
+      });
+      await db.run(
+        `CREATE FUNCTION fail_retention2() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN RAISE EXCEPTION 'retention step failed (test)'; END $$;
+         CREATE TRIGGER fail_retention2 BEFORE UPDATE ON inference_log_partitions
+           FOR EACH STATEMENT EXECUTE FUNCTION fail_retention2()`,
+      );
+      await appendTo(b, 2, 0);
+      await b.flush();
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await db.run('DROP TRIGGER fail_retention2 ON inference_log_partitions');
+      // One failed pass, then a retry not before 2^31 ms.
+      expect(errors.length, 'failed retention passes within a second').toBeLessThanOrEqual(2);
+    });
+
     it('hands the appends of many requests to the writer together (one transaction); flush and stop hand them at once', async () => {
       // A delay no test waits out: flush() and stop() must not wait for the timer.
       const [store, reader] = await cluster(2, { handOffDelayMs: 600_000 });
