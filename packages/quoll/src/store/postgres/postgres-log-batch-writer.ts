@@ -965,42 +965,97 @@ export type RunStatement = (text: string, values?: readonly unknown[]) => Promis
  * Detaches and drops the partitions of the batches table that retention emptied (any node's),
  * on a connection outside any transaction: `DETACH PARTITION … CONCURRENTLY` takes no lock that
  * another session's read or insert waits for (it waits for the transactions that use the table
- * to end instead), then the detached table is dropped, which locks only itself. A detach left
- * half done (cancelled, or its node stopped) is finished; one another node is doing fails here,
- * and is left to it. Returns the partitions dropped; throws the first failure once the others
- * were tried.
+ * to end instead), then the detached table is dropped, which locks only itself.
+ *
+ * A detach left half done (its statement cancelled, as a node's stop does) leaves its partition
+ * pending detach, and while one is, PostgreSQL refuses to detach any other partition of the
+ * table (55000, naming the pending one): such partitions are finished (`FINALIZE`) first,
+ * wherever they sort in the list. A refusal met later names the partition pending (another
+ * node's detach under way, or one left since): that one is finalized (waiting for the detach
+ * under way, if any), never the one being detached, and the detach tried once more. One that
+ * fails here is left to a later cleanup.
+ *
+ * `aborted` is asked before each partition: once it says so (a stop has come) no other is
+ * begun; a statement cancelled (57014, the stop's `pg_cancel_backend`) ends the cleanup too.
+ * Returns the partitions dropped; throws the first failure once the others were tried.
  */
-export async function detachEmptiedPartitions(run: RunStatement): Promise<number> {
+export async function detachEmptiedPartitions(
+  run: RunStatement,
+  aborted: () => boolean = () => false,
+): Promise<number> {
+  const pending = await run(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+      WHERE i.inhparent = 'inference_log_batches'::regclass AND i.inhdetachpending`,
+  );
   const { rows } = await run(
     'SELECT name FROM inference_log_partitions WHERE emptied ORDER BY pipeline_id, first_seq LIMIT 64',
   );
+  const pendingNames = (pending.rows as { name: string }[]).map((r) => r.name);
+  const names = [...pendingNames, ...(rows as { name: string }[]).map((r) => r.name)].filter(
+    (name, i, all) => all.indexOf(name) === i,
+  );
+  const finalize = async (name: string): Promise<void> => {
+    try {
+      await run(`ALTER TABLE inference_log_batches DETACH PARTITION ${name} FINALIZE`);
+    } catch (err) {
+      const state = sqlState(err);
+      // Finished meanwhile (by the node whose detach it was, or another's cleanup).
+      if (state !== '42P01' && state !== '42P16' && state !== OBJECT_NOT_IN_PREREQUISITE_STATE) throw err;
+    }
+  };
   let dropped = 0;
   let failure: Error | null = null;
-  for (const row of rows as { name: string }[]) {
-    const name = row.name;
+  for (const name of names) {
+    if (aborted()) break;
     // Names are made by partitionName (letters, digits and underscores) and read back from the list.
-    if (!/^inference_log_batches_p\d+_s\d+$/.test(name)) continue;
+    if (!PARTITION_NAME.test(name)) continue;
     try {
-      try {
-        await run(`ALTER TABLE inference_log_batches DETACH PARTITION ${name} CONCURRENTLY`);
-      } catch (err) {
-        const state = sqlState(err);
-        // Not a partition any more (detached and dropped already), or a detach half done.
-        if (state === '42P01' || state === '42P16') {
-          // Already gone, or detached: dropped below.
-        } else if (state === OBJECT_NOT_IN_PREREQUISITE_STATE) {
-          await run(`ALTER TABLE inference_log_batches DETACH PARTITION ${name} FINALIZE`);
-        } else throw err;
-      }
+      if (pendingNames.includes(name)) await finalize(name);
+      else await detachConcurrently(run, name, finalize);
       await run(`DROP TABLE IF EXISTS ${name}`);
       await run('DELETE FROM inference_log_partitions WHERE name = $1', [name]);
       dropped++;
     } catch (err) {
       failure ??= err instanceof Error ? err : new Error(String(err));
+      // Cancelled: a stop has come (it cancels one statement; the rest is left as well).
+      if (sqlState(err) === QUERY_CANCELED) break;
     }
   }
   if (failure !== null) throw failure;
   return dropped;
 }
+
+/** `DETACH … CONCURRENTLY` of `name`, done already counting as done; see {@link detachEmptiedPartitions}. */
+async function detachConcurrently(
+  run: RunStatement,
+  name: string,
+  finalize: (name: string) => Promise<void>,
+): Promise<void> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      await run(`ALTER TABLE inference_log_batches DETACH PARTITION ${name} CONCURRENTLY`);
+      return;
+    } catch (err) {
+      const state = sqlState(err);
+      // Not a partition any more (detached and dropped already), or detached: dropped after.
+      if (state === '42P01' || state === '42P16') return;
+      if (state !== OBJECT_NOT_IN_PREREQUISITE_STATE || attempt > 0) throw err;
+      // "partition "X" already pending detach …": finish X's detach (this one's own, half
+      // done, or another's), then try this one again unless it was this one.
+      const named = /partition "([^"]+)" already pending detach/.exec(
+        err instanceof Error ? err.message : '',
+      );
+      const pendingName = named?.[1];
+      if (pendingName === undefined || !PARTITION_NAME.test(pendingName)) throw err;
+      await finalize(pendingName);
+      if (pendingName === name) return;
+    }
+  }
+}
+
+/** The names {@link partitionName} makes. */
+const PARTITION_NAME = /^inference_log_batches_p\d+_s\d+$/;
+/** PostgreSQL's `query_canceled` (a statement cancelled, as `pg_cancel_backend` does). */
+const QUERY_CANCELED = '57014';
 /** PostgreSQL's `object_not_in_prerequisite_state`: among others, a partition pending detach. */
 const OBJECT_NOT_IN_PREREQUISITE_STATE = '55000';

@@ -200,7 +200,8 @@ function vacuumEnded(): Promise<void> {
  * behind them never wait for it (it takes no lock that inserts or deletes wait for). A failure
  * is reported and changes nothing else: the rows are stored, and the next vacuum comes after
  * another quarter of the cap is trimmed (a vacuum that keeps failing is not retried at every
- * write). None starts once a stop has come, and a stop cancels a running one.
+ * write). None starts once a stop has come, and a stop cancels a running one: the statement
+ * under way is cancelled and no other partition's detach is begun.
  */
 function vacuumIfDue(): void {
   if (vacuuming !== null || stopSeq !== null) return;
@@ -234,8 +235,21 @@ async function vacuum(detach: boolean, vacuumDue: boolean): Promise<void> {
     // A stop that came while the connection was opening had no backend to cancel: skip.
     if (stopSeq !== null) return;
     vacuumPid = (client as unknown as { processID?: number }).processID ?? null;
-    if (detach) await detachEmptiedPartitions((text, values) => client.query(text, values as unknown[]));
-    if (vacuumDue && stopSeq === null) await client.query(vacuumStatement);
+    // No other partition is begun once a stop has come (it cancels the statement under way).
+    let detachFailure: Error | null = null;
+    if (detach) {
+      try {
+        await detachEmptiedPartitions(
+          (text, values) => client.query(text, values as unknown[]),
+          () => stopSeq !== null,
+        );
+      } catch (err) {
+        detachFailure = err instanceof Error ? err : new Error(String(err));
+      }
+    }
+    // The vacuum that is due runs even when the detach failed (takeVacuumDue has reset its count).
+    if (vacuumDue && stopSeq === null && !isCancelled(detachFailure)) await client.query(vacuumStatement);
+    if (detachFailure !== null) throw detachFailure;
   } catch (err) {
     broken ??= err instanceof Error ? err : new Error(String(err));
     throw err;
@@ -244,6 +258,11 @@ async function vacuum(detach: boolean, vacuumDue: boolean): Promise<void> {
     client.off('error', onError);
     client.release(broken);
   }
+}
+
+/** Whether `err` is a statement cancelled (57014: the stop's `pg_cancel_backend`). */
+function isCancelled(err: Error | null): boolean {
+  return err !== null && sqlState(err) === '57014';
 }
 
 /** At stop: a running vacuum is cancelled (the next one, on any node, does its work). */
