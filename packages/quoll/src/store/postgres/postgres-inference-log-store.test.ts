@@ -1083,7 +1083,9 @@ describe.skipIf(!runPostgresTests)(
         // The thread crashes while its retry waits (its rows are committed and confirmed).
         const before = b.writerThreadId;
         await b.killWriterThread();
-        expect(await eventually(async () => b.writerThreadId !== null && b.writerThreadId !== before)).toBe(true);
+        expect(await eventually(async () => b.writerThreadId !== null && b.writerThreadId !== before)).toBe(
+          true,
+        );
       } finally {
         await held.release();
       }
@@ -1094,7 +1096,7 @@ describe.skipIf(!runPostgresTests)(
       ).toBe(true);
     });
 
-    it('Review: a retention retry wait past setTimeout\'s limit (about 24.8 days, e.g. to turn retries off) fires after 1 ms: a failing pass is retried in a tight loop', async () => {
+    it("Review: a retention retry wait past setTimeout's limit (about 24.8 days, e.g. to turn retries off) fires after 1 ms: a failing pass is retried in a tight loop", async () => {
       const { b, db, errors } = await oldestPipelineAndNodeB({
         retentionRetryDelayMs: 2 ** 31,
         maxRetentionRetryDelayMs: 2 ** 32,

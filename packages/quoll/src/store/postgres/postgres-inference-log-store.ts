@@ -27,6 +27,7 @@ import {
   RETENTION_LOCK_WAIT_MS,
   STORED_BATCH_MAX_BYTES,
   STORED_BATCH_MAX_ROWS,
+  timerDelay,
 } from './postgres-log-batch-writer.js';
 import type {
   FromPostgresLogWriter,
@@ -70,7 +71,8 @@ export interface PostgresInferenceLogOptions {
    * another node held the total cap's lock, a head stayed held, or a step failed — is tried
    * again after this long without waiting for a write, the wait doubling up to
    * `maxRetentionRetryDelayMs` while passes keep leaving work due (back to this once none
-   * does): a cluster gone quiet still comes down to its caps. Cancelled by `stop()`.
+   * does): a cluster gone quiet still comes down to its caps. Cancelled by `stop()`. Both
+   * waits are held to 1 ms … 2^31−1 ms (about 24.8 days, setTimeout's longest).
    * @default 1000
    */
   retentionRetryDelayMs?: number;
@@ -179,8 +181,9 @@ export class PostgresInferenceLogStore implements InferenceLogs {
       maxBytesPerPipeline: options.maxBytesPerPipeline ?? 1024 ** 3,
       maxBytesTotal: options.maxBytesTotal ?? 10 * 1024 ** 3,
       retentionLockWaitMs: options.retentionLockWaitMs ?? RETENTION_LOCK_WAIT_MS,
-      retentionRetryDelayMs: Math.max(1, options.retentionRetryDelayMs ?? 1000),
-      maxRetentionRetryDelayMs: Math.max(1, options.maxRetentionRetryDelayMs ?? 60_000),
+      // Within setTimeout's range: a longer wait would fire after 1 ms (a failing pass retried in a loop).
+      retentionRetryDelayMs: timerDelay(options.retentionRetryDelayMs ?? 1000),
+      maxRetentionRetryDelayMs: timerDelay(options.maxRetentionRetryDelayMs ?? 60_000),
       retryDelayMs: options.retryDelayMs ?? 100,
       maxRetryDelayMs: options.maxRetryDelayMs ?? 5_000,
       unavailableWaitMs: options.unavailableWaitMs ?? 10_000,

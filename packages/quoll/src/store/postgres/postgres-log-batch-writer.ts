@@ -958,6 +958,14 @@ export class PostgresLogBatchWriter {
   }
 }
 
+/** setTimeout's longest wait (2^31−1 ms, about 24.8 days): a longer one fires after 1 ms. */
+export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
+
+/** `ms` held to what setTimeout waits for as asked: 1 ms … {@link MAX_TIMER_DELAY_MS} (NaN: the longest). */
+export function timerDelay(ms: number): number {
+  return Number.isNaN(ms) ? MAX_TIMER_DELAY_MS : Math.min(MAX_TIMER_DELAY_MS, Math.max(1, Math.ceil(ms)));
+}
+
 /** Runs one statement outside any transaction block (a client of its own). */
 export type RunStatement = (text: string, values?: readonly unknown[]) => Promise<{ rows: unknown[] }>;
 

@@ -8,6 +8,7 @@ import { PostgresDatabase, sqlState } from './postgres-database.js';
 import {
   detachEmptiedPartitions,
   PostgresLogBatchWriter,
+  timerDelay,
   VACUUM_LOG_BATCHES,
 } from './postgres-log-batch-writer.js';
 import type {
@@ -160,8 +161,10 @@ async function writeBacklog(): Promise<void> {
  * idle, after `retentionRetryDelayMs`, doubling up to `maxRetentionRetryDelayMs`, until a
  * pass leaves nothing due. The retry takes the same lock as any pass (so nothing is dropped
  * twice), none starts once a stop has come, and a stop cancels the timer of one waiting.
+ * A thread starts with one pass due (after the first wait, with or without a write): the
+ * thread before it (crashed, or the node's last run) may have left the total over its cap.
  */
-let retentionMisses = 0;
+let retentionMisses = 1;
 /** Set by the retry's timer: the next turn of the loop runs a pass without a write. */
 let retentionRetryDue = false;
 
@@ -179,7 +182,9 @@ async function retentionPass(): Promise<void> {
 /** The wait before the next retry of a pass that left work due. */
 function retentionRetryDelay(): number {
   const exponent = Math.min(30, Math.max(0, retentionMisses - 1));
-  return Math.min(settings.maxRetentionRetryDelayMs, settings.retentionRetryDelayMs * 2 ** exponent);
+  return timerDelay(
+    Math.min(settings.maxRetentionRetryDelayMs, settings.retentionRetryDelayMs * 2 ** exponent),
+  );
 }
 
 /** The vacuum running, if one is: at most one at a time. */
