@@ -52,6 +52,13 @@ async function inOneTurn(fire: () => Promise<unknown>[]): Promise<unknown[]> {
  */
 const TEST_SLOW_RUN_US = 4000;
 /**
+ * Probe limits for the tests of what an admitted pipeline does (F3, F4, F8): wide enough that a
+ * loaded machine (a parallel test run, CI) does not refuse their ~0.3 ms model for a slow session
+ * load or a preempted probe run (at load 7 the defaults refused it in 3 tests of 3); the
+ * defaults themselves are tested in inline-prober.test.ts and F5–F7.
+ */
+const ADMITTING_PROBE = { maxLoadUs: 5_000_000, limitUs: 200_000 } as const;
+/**
  * What the turn budget guarantees in counts: of the runs one turn brings, at least one runs inline
  * and not all of them (998e527, before the budget: 40 of 40, 40 of 40 and 161 of 161). How many
  * fit in its 2 ms depends on the machine's speed (10 at load 10-19; 11 on a quieter one), so the
@@ -102,7 +109,7 @@ describe('F1: deploy-time work on the calling thread', () => {
 
 describe('F3: many admitted deployments, one request each, in one turn', () => {
   it('runs some of them inline and sends the rest to the workers, whatever the number of deployments', async () => {
-    const made = inlineEngine();
+    const made = inlineEngine({ inlineProbe: ADMITTING_PROBE });
     // Each run also takes 28 Erf of 16 000 values, whatever its rows (~0.3 ms; no strings): within
     // the bound and the probe, and a one-row request costs what the probe's 64-row run did.
     // (First seen with makeRowFreeStringModel(4000): 32 runs, 83-123 ms in one turn.)
@@ -128,7 +135,7 @@ describe('F3: many admitted deployments, one request each, in one turn', () => {
 
 describe('F4: inlineWhenContended (the default on one core): the runs of one turn are not capped', () => {
   it('runs some of a turn of many requests inline and sends the rest to the workers', async () => {
-    const made = inlineEngine({ inlineWhenContended: true });
+    const made = inlineEngine({ inlineWhenContended: true, inlineProbe: ADMITTING_PROBE });
     const d = await made.deploy('one', [step('one', makeRowFreeMathModel({ width: 16_000, layers: 28 }))]);
     expect(await d.inlineDecided).toMatchObject({ state: 'on' });
     for (let i = 0; i < 6; i++) await d.infer({ kind: 'records', records: [{ x: [1.5] }] }, 0);
@@ -241,7 +248,7 @@ describe('F7: probes under deploy/undeploy churn', () => {
 
 describe('F8: one contended turn runs every request inline, past its trip wire', () => {
   it('a turn of requests whose merged run is unmergeable runs some inline and sends the rest to the workers', async () => {
-    const made = inlineEngine({ inlineWhenContended: true });
+    const made = inlineEngine({ inlineWhenContended: true, inlineProbe: ADMITTING_PROBE });
     // A row-free output ([16 000]): merged runs are not one row per input row, so each request of
     // the group runs again alone, inline, in the same turn.
     const d = await made.deploy('wide', [
