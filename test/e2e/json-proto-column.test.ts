@@ -3,7 +3,7 @@ import { deployModelPipeline } from '../support/deploy-model-pipeline.js';
 import { makeScaleModel } from '../support/synthetic-models.js';
 import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
-// Review json1 (pre-existing, not from the lane): a JSON body of columns holding a "__proto__"
+// Found by the json1 review (pre-existing): a JSON body of columns holding a "__proto__"
 // column is read differently by the inline parse (≤ 64 KiB, parseRecords on the HTTP thread,
 // now DecodePool.decodeJsonInline) and by the model worker's decode (larger bodies). Inline,
 // `record["__proto__"] = value` sets each record's prototype: the column vanishes and the
@@ -46,7 +46,7 @@ describe('a "__proto__" column in a JSON body of columns', () => {
     const worker = await post(large);
     const recordsForm = await post(`[{"tensor": ${row}, "__proto__": ${row}}]`);
     expect(recordsForm.status).toBe(400);
-    // Red: inline answers 200 (the column silently dropped), the worker 400.
+    // Was: inline answered 200 (the column silently dropped), the worker 400.
     expect(inline).toEqual(worker);
     expect(inline.status).toBe(400);
   });

@@ -172,7 +172,18 @@ export function parseRecords(body: Uint8Array): unknown[] {
       const records: Record<string, unknown>[] = [];
       for (let row = 0; row < rows; row++) {
         const record: Record<string, unknown> = {};
-        for (const [name, column] of entries) record[name] = (column as unknown[])[row];
+        for (const [name, column] of entries) {
+          // A "__proto__" column is kept as a column (and refused as unknown, as in the records
+          // form): assigned, it would set the record's prototype and vanish.
+          if (name === '__proto__') {
+            Object.defineProperty(record, name, {
+              value: (column as unknown[])[row],
+              enumerable: true,
+              writable: true,
+              configurable: true,
+            });
+          } else record[name] = (column as unknown[])[row];
+        }
         records.push(record);
       }
       return records;
