@@ -15,6 +15,7 @@ export { toTaskDto, toTaskRunDto, toTaskTickDto } from './task-dto.js';
 export type {
   ClaimOptions,
   ListRunsFilter,
+  RunPosition,
   ListTasksFilter,
   HeldRun,
   NewTask,

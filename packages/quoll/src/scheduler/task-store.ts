@@ -141,6 +141,18 @@ export interface ListRunsFilter {
   limit?: number;
   /** Only runs with this status; 'all' = no filter. @default 'all' */
   status?: TaskRunStatus | 'all';
+  /**
+   * Only runs that come after this one in the newest-first order (older, or created at the same
+   * instant with a smaller id): the last run of the previous page. Runs created meanwhile are
+   * newer, so they never shift a page. @default from the newest
+   */
+  before?: RunPosition;
+}
+
+/** Where a run sits in a task's newest-first order: `ORDER BY created_at DESC, id DESC`. */
+export interface RunPosition {
+  createdAt: string;
+  id: string;
 }
 
 /**

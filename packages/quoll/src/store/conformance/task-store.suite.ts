@@ -167,6 +167,56 @@ export function taskStoreSuite(backend: string, makeStores: MakeStores): void {
       expect(await store.runningRuns()).toEqual([]);
     });
 
+    it('pages runs newest first after a run, ties on the creation time broken by id, whatever arrives meanwhile', async () => {
+      const t = await store.createTask(task());
+      const tick = async (i: number): Promise<void> => {
+        const [o] = await store.createTickRuns([{ taskId: t.id, tick: T0 + i * 60_000 }]);
+        if (o?.outcome !== 'created') throw new Error('expected a run');
+        await store.finishRun(o.run.id, {
+          status: i % 3 === 0 ? 'failure' : 'success',
+          exitCode: 0,
+          reason: 'x',
+        });
+      };
+      // 25 runs, three at each instant: pages must split ties without losing or repeating one.
+      for (let i = 0; i < 25; i++) {
+        await tick(i);
+        if (i % 3 === 2) await clock.advance(1000);
+      }
+      const all = (await store.listRuns(t.id)).map((r) => r.id);
+      expect(all).toHaveLength(25);
+      const paged: string[] = [];
+      let before: { createdAt: string; id: string } | undefined;
+      for (let page = 0; page < 10; page++) {
+        const runs = await store.listRuns(t.id, { limit: 7, ...(before ? { before } : {}) });
+        paged.push(...runs.map((r) => r.id));
+        if (page === 1) {
+          // New runs arrive between pages: they are newer, so the next page goes on where this one ended.
+          await clock.advance(1000);
+          for (let i = 100; i < 104; i++) await tick(i);
+        }
+        if (runs.length < 7) break;
+        const last = runs[runs.length - 1]!;
+        before = { createdAt: last.createdAt, id: last.id };
+      }
+      expect(paged).toEqual(all);
+      // The newest page now starts with the runs that arrived.
+      const first = await store.listRuns(t.id, { limit: 4 });
+      expect(first.map((r) => r.tick)).toEqual([103, 102, 101, 100].map((i) => T0 + i * 60_000));
+      // With a status filter, the page after a run holds only older runs of that status.
+      const failures = await store.listRuns(t.id, { status: 'failure' });
+      const after = await store.listRuns(t.id, {
+        status: 'failure',
+        before: { createdAt: failures[1]!.createdAt, id: failures[1]!.id },
+      });
+      expect(after.map((r) => r.id)).toEqual(failures.slice(2).map((r) => r.id));
+      // After the oldest run: nothing.
+      const oldest = (await store.listRuns(t.id)).at(-1)!;
+      expect(await store.listRuns(t.id, { before: { createdAt: oldest.createdAt, id: oldest.id } })).toEqual(
+        [],
+      );
+    });
+
     it('hides killed tasks unless asked and filters by workspace, newest first', async () => {
       const a = await store.createTask(task({ workspaceId: 1 }));
       await clock.advance(1000);

@@ -416,6 +416,10 @@ export class PostgresTaskStore implements TaskStore {
       args.push(filter.status);
       sql += ` AND status = $${args.length}`;
     }
+    if (filter.before !== undefined) {
+      args.push(filter.before.createdAt, filter.before.id);
+      sql += ` AND (created_at, id) < ($${args.length - 1}, $${args.length})`;
+    }
     sql += ' ORDER BY created_at DESC, id DESC';
     if (filter.limit !== undefined) {
       args.push(Math.max(0, Math.floor(filter.limit)));

@@ -395,6 +395,10 @@ export class SqliteTaskStore implements TaskStore {
       sql += ' AND status = ?';
       args.push(filter.status);
     }
+    if (filter.before !== undefined) {
+      sql += ' AND (created_at, id) < (?, ?)';
+      args.push(filter.before.createdAt, filter.before.id);
+    }
     sql += ' ORDER BY created_at DESC, id DESC';
     if (filter.limit !== undefined) {
       sql += ' LIMIT ?';
