@@ -216,6 +216,23 @@ export class TaskRun {
 
 /** A list of runs, newest first; prints the seed's `task id | pod id | status | created at | updated at`. */
 export class TaskRunList extends PrintableList<TaskRun> {
+  #nextCursor: string | null = null;
+
+  /** @internal A page of runs and the cursor of the next one. */
+  static page(runs: Iterable<TaskRun>, nextCursor: string | null): TaskRunList {
+    const list = TaskRunList.fill(runs);
+    list.#nextCursor = nextCursor;
+    return list;
+  }
+
+  /**
+   * Pass as `cursor` to `task.lastRuns()` (same `limit` and `status`) for the next, older page;
+   * null when no older run is left (always for a list asked without a `limit`).
+   */
+  get nextCursor(): string | null {
+    return this.#nextCursor;
+  }
+
   override toString(): string {
     if (this.length === 0) return '(no task runs)';
     return renderTable(

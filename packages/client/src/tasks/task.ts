@@ -19,6 +19,12 @@ export interface LastRunsOptions {
   limit?: number;
   /** Only runs with this status. @default 'all' */
   status?: TaskRunStatus | 'all';
+  /**
+   * The `nextCursor` of the previous page (asked with the same `status`): this page starts
+   * after its last run. Runs created meanwhile are newer, so paging on never loses or repeats one.
+   * @default from the newest run
+   */
+  cursor?: string;
 }
 
 /**
@@ -115,12 +121,22 @@ export class Task {
     return 'pending_kill';
   }
 
-  /** The task's runs, newest first. */
+  /**
+   * The task's runs, newest first. With a `limit`, one page: its `nextCursor` (null on the
+   * last page) passed as `cursor` gets the next, older page.
+   * @example
+   *   let page = await task.lastRuns({ limit: 100 });
+   *   while (page.nextCursor !== null) page = await task.lastRuns({ limit: 100, cursor: page.nextCursor });
+   */
   async lastRuns(options: LastRunsOptions = {}): Promise<TaskRunList> {
-    const runs = await this.#http.json<TaskRunDto[]>('GET', `/v1/tasks/${encodeURIComponent(this.id)}/runs`, {
-      query: { limit: options.limit, status: options.status },
+    const res = await this.#http.send('GET', `/v1/tasks/${encodeURIComponent(this.id)}/runs`, {
+      query: { limit: options.limit, status: options.status, cursor: options.cursor },
     });
-    return TaskRunList.fill(runs.map((r) => new TaskRun(this.#http, r)));
+    const runs = (await res.json()) as TaskRunDto[];
+    return TaskRunList.page(
+      runs.map((r) => new TaskRun(this.#http, r)),
+      res.headers.get('x-quoll-next-cursor'),
+    );
   }
 
   /**

@@ -7,6 +7,7 @@ import type { PackagedOrchestration, ResourceLimits, RunOutcome, TaskRunner } fr
 import { LOST_RUN_REASON, STOPPED_RUN_REASON } from '../runner/index.js';
 import { ApiError } from '../errors/index.js';
 import { CronSchedule } from './cron-schedule.js';
+import { decodeRunCursor, encodeRunCursor } from './run-cursor.js';
 import { CronScheduler } from './cron-scheduler.js';
 import { DEFAULT_BACKOFF, RestartBackoff } from './restart-backoff.js';
 import type { BackoffPolicy } from './restart-backoff.js';
@@ -781,6 +782,36 @@ export class TaskService {
     }
     if (filter.limit !== undefined) validateLimit(filter.limit);
     return this.store.listRuns(taskId, filter);
+  }
+
+  /**
+   * One page of a task's runs, newest first: at most `limit` runs after the run `cursor` names
+   * (the `nextCursor` of the previous page; none = from the newest). `nextCursor` is null when
+   * no older run is left, and always without a limit (every run is on the page). Runs created
+   * meanwhile are newer than any page's cursor, so paging on never loses or repeats a run.
+   * Throws `task_not_found`, or `invalid_request` for a bad filter or cursor.
+   */
+  async listRunsPage(
+    taskId: string,
+    options: { limit?: number; status?: TaskRunStatus | 'all'; cursor?: string } = {},
+  ): Promise<{ runs: TaskRunRecord[]; nextCursor: string | null }> {
+    const before = options.cursor !== undefined ? decodeRunCursor(options.cursor) : undefined;
+    const filter: ListRunsFilter = {
+      ...(options.status !== undefined ? { status: options.status } : {}),
+      ...(before !== undefined ? { before } : {}),
+    };
+    if (options.limit === undefined) return { runs: await this.listRuns(taskId, filter), nextCursor: null };
+    validateLimit(options.limit);
+    const limit = Math.floor(options.limit);
+    // One run more than asked says whether an older one is left, without a second query.
+    const runs = await this.listRuns(taskId, {
+      ...filter,
+      limit: Math.min(limit + 1, Number.MAX_SAFE_INTEGER),
+    });
+    if (runs.length <= limit) return { runs, nextCursor: null };
+    const page = runs.slice(0, limit);
+    const last = page.at(-1);
+    return { runs: page, nextCursor: last === undefined ? null : encodeRunCursor(last) };
   }
 
   /** A run; throws `task_run_not_found`. */

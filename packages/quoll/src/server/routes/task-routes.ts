@@ -43,6 +43,9 @@ function drained(res: ServerResponse): Promise<void> {
 }
 
 /** Interval of the comment lines that keep an idle log stream (and its proxies) open. */
+/** Response header of `GET /v1/tasks/:id/runs` holding the next page's cursor (absent on the last page). */
+export const RUNS_NEXT_CURSOR_HEADER = 'x-quoll-next-cursor';
+
 const HEARTBEAT_MS = 15_000;
 
 /**
@@ -203,30 +206,43 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
     },
   );
 
-  app.get<{ Params: { id: string }; Querystring: { limit?: number; status?: TaskRunStatus | 'all' } }>(
+  app.get<{
+    Params: { id: string };
+    Querystring: { limit?: number; status?: TaskRunStatus | 'all'; cursor?: string };
+  }>(
     '/v1/tasks/:id/runs',
     {
       schema: {
         tags: ['tasks'],
         summary: "A task's runs, newest first",
+        description:
+          'Without `limit`: every run. With `limit`: at most that many, and when older runs are left the ' +
+          'x-quoll-next-cursor header holds a cursor: pass it as `cursor` (with the same status) for the next ' +
+          'page. Runs created meanwhile are newer than any page, so paging on never loses or repeats a run.',
         params: idParams,
         querystring: {
           type: 'object',
           properties: {
             limit: { type: 'integer', minimum: 0 },
             status: { type: 'string', enum: ['all', 'running', 'success', 'failure', 'timed_out', 'killed'] },
+            cursor: {
+              type: 'string',
+              description: 'The x-quoll-next-cursor header of the previous page.',
+            },
           },
         },
         response: { 200: { type: 'array', items: taskRunSchema } },
       },
     },
-    async (req): Promise<TaskRunDto[]> => {
+    async (req, reply): Promise<TaskRunDto[]> => {
       await visibleTask(ctx, principalOf(req), req.params.id);
-      const runs = await ctx.tasks.listRuns(req.params.id, {
+      const page = await ctx.tasks.listRunsPage(req.params.id, {
         ...(req.query.limit !== undefined ? { limit: req.query.limit } : {}),
         ...(req.query.status !== undefined ? { status: req.query.status } : {}),
+        ...(req.query.cursor !== undefined && req.query.cursor !== '' ? { cursor: req.query.cursor } : {}),
       });
-      return runs.map(toTaskRunDto);
+      if (page.nextCursor !== null) void reply.header(RUNS_NEXT_CURSOR_HEADER, page.nextCursor);
+      return page.runs.map(toTaskRunDto);
     },
   );
 

@@ -1,0 +1,33 @@
+import { ApiError } from '../errors/index.js';
+import type { RunPosition } from './task-store.js';
+
+const VERSION = 1;
+
+/** Encodes where the next page of a task's runs starts (the last run of this page) as an opaque URL-safe string. */
+export function encodeRunCursor(last: RunPosition): string {
+  return Buffer.from(JSON.stringify([VERSION, last.createdAt, last.id])).toString('base64url');
+}
+
+/** Decodes a cursor made by {@link encodeRunCursor}; throws `ApiError('invalid_request')` for anything else. */
+export function decodeRunCursor(text: string): RunPosition {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
+  } catch {
+    parsed = null;
+  }
+  if (
+    !Array.isArray(parsed) ||
+    parsed.length !== 3 ||
+    parsed[0] !== VERSION ||
+    typeof parsed[1] !== 'string' ||
+    typeof parsed[2] !== 'string'
+  ) {
+    throw new ApiError(
+      'invalid_request',
+      `The runs cursor "${text.length > 200 ? `${text.slice(0, 200)}…` : text}" is not one this server returned; pass the nextCursor of a previous page unchanged.`,
+      { cursor: text.length > 200 ? `${text.slice(0, 200)}…` : text },
+    );
+  }
+  return { createdAt: parsed[1], id: parsed[2] };
+}
