@@ -19,7 +19,8 @@ export async function insertEndedRuns(
   const rows = Array.from({ length: count }, (_, i) => {
     const at = newest - (count - 1 - i) * 1000;
     const iso = new Date(at).toISOString();
-    const id = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+    // The index leads, so the 8 characters the console shows tell runs apart (run 0 = 00000000).
+    const id = `${i.toString(16).padStart(8, '0')}-0000-4000-8000-000000000000`;
     return { id, at, iso, status: i % 10 === 0 ? 'failure' : 'success', exit: i % 10 === 0 ? 1 : 0 };
   });
   const sql =

@@ -70,18 +70,36 @@ async function settle(run: TaskRun): Promise<void> {
   }
 }
 
-/** A task: its fields, kill, run history and one run's log followed live. */
+/** Runs per page the run history offers; the first is the default. */
+export const RUN_PAGE_SIZES = [50, 200, 1000] as const;
+
+/**
+ * A task: its fields, kill, run history and one run's log followed live. The history is paged
+ * on the server (newest first, by cursor): only one page of runs is ever fetched, and only the
+ * first page is fetched again when the task is polled; older pages are stable and not re-read.
+ */
 export function TaskPage({ session, id }: { session: ConsoleSession; id: string }): JSX.Element {
   const loc = useLocation();
   const task = useAsync(() => sessionClient(session).getTask(id), [id], 3000);
+  const [pageSize, setPageSize] = useState<number>(RUN_PAGE_SIZES[0]);
+  // Cursors of the pages shown before this one: [] = the newest page.
+  const [cursors, setCursors] = useState<string[]>([]);
+  const cursor = cursors.at(-1);
   const runs = useAsync(
-    async () => (task.data ? [...(await task.data.lastRuns({ limit: 10_000 }))] : []),
-    [task.data],
+    async () =>
+      task.data
+        ? await task.data.lastRuns({ limit: pageSize, ...(cursor !== undefined ? { cursor } : {}) })
+        : null,
+    // The first page follows the task's poll (new runs arrive there); an older page does not change.
+    [cursor === undefined ? task.data : task.data !== undefined, cursor, pageSize],
     undefined,
   );
+  const [picked, setPicked] = useState<TaskRun | null>(null);
   const [error, setError] = useState<string | null>(null);
   const selected = loc.query.get('run');
-  const run = (runs.data ?? []).find((r) => r.id === selected) ?? runs.data?.[0];
+  const shown: TaskRun[] = runs.data ? [...runs.data] : [];
+  const run =
+    shown.find((r) => r.id === selected) ?? (picked !== null && picked.id === selected ? picked : shown[0]);
   const t = task.data?.toJSON();
   return (
     <div>
@@ -133,11 +151,54 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
         {t ? <span class="mono muted">args {JSON.stringify(t.jsonArgs)}</span> : null}
       </div>
       <h2>Runs</h2>
+      {/* Above the table: the keyboard reaches it without tabbing through a page of run links. */}
+      <nav class="pager" aria-label="Runs pages">
+        <button type="button" onClick={() => setCursors([])} disabled={cursors.length === 0}>
+          Newest runs
+        </button>
+        <button
+          type="button"
+          onClick={() => setCursors((c) => c.slice(0, -1))}
+          disabled={cursors.length === 0}
+        >
+          Newer runs
+        </button>
+        <span aria-live="polite">
+          Page {cursors.length + 1}
+          {runs.data ? ` (${shown.length} ${shown.length === 1 ? 'run' : 'runs'})` : ''}
+        </span>
+        <button
+          type="button"
+          onClick={() => {
+            const next = runs.data?.nextCursor;
+            if (next) setCursors((c) => [...c, next]);
+          }}
+          disabled={!runs.data?.nextCursor}
+        >
+          Older runs
+        </button>
+        <label>
+          Runs per page{' '}
+          <select
+            value={String(pageSize)}
+            onChange={(e) => {
+              setPageSize(Number(e.currentTarget.value));
+              setCursors([]);
+            }}
+          >
+            {RUN_PAGE_SIZES.map((n) => (
+              <option key={n} value={String(n)}>
+                {n}
+              </option>
+            ))}
+          </select>
+        </label>
+      </nav>
       <DataTable<TaskRun>
         label="Runs"
-        rows={runs.data ?? []}
-        pageSize={20}
-        empty={runs.loading ? 'Loading…' : 'No run yet.'}
+        rows={shown}
+        pageSize={pageSize}
+        empty={runs.loading ? 'Loading…' : cursors.length > 0 ? 'No older run.' : 'No run yet.'}
         rowKey={(r) => r.id}
         columns={[
           {
@@ -148,6 +209,7 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
                 aria-current={run?.id === r.id ? 'true' : undefined}
                 onClick={(e) => {
                   e.preventDefault();
+                  setPicked(r);
                   navigate(`/tasks/${id}?run=${r.id}`, { replace: true });
                 }}
               >
