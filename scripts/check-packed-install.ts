@@ -279,6 +279,33 @@ async function startServer(
   };
 }
 
+/**
+ * GET / on the installed server answers the console's HTML (not the "console is not built"
+ * text), and the script that HTML loads is served as JavaScript.
+ */
+async function checkConsole(url: string): Promise<void> {
+  const page = await fetch(`${url}/`);
+  const html = await page.text();
+  expectThat(
+    page.status === 200 && (page.headers.get('content-type') ?? '').startsWith('text/html'),
+    `GET / answers HTML (status ${page.status}, ${page.headers.get('content-type') ?? 'no content-type'})`,
+    html.slice(0, 500),
+  );
+  expectThat(html.includes('<div id="app">'), "GET / is the console's index.html", html.slice(0, 500));
+  const script = /<script[^>]+src="(\/assets\/[^"]+\.js)"/.exec(html)?.[1];
+  expectThat(
+    script !== undefined,
+    "the console's index.html loads a script from /assets/",
+    html.slice(0, 500),
+  );
+  const js = await fetch(`${url}${script ?? '/assets/missing.js'}`);
+  expectThat(
+    js.status === 200 && (js.headers.get('content-type') ?? '').includes('javascript'),
+    `GET ${script ?? '(none)'} answers JavaScript (status ${js.status})`,
+  );
+  await js.arrayBuffer();
+}
+
 /** What `npm pack --json` says of a package. */
 interface PackManifest {
   name: string;
@@ -311,6 +338,14 @@ async function packInto(packs: string): Promise<string[]> {
     expectThat(!paths.some((p) => p.endsWith('.test.ts')), `${m.name} ships test files`);
     if (m.name === 'quoll') {
       expectThat(paths.includes('python-sdk/sdk.json'), 'quoll ships the built Python client');
+      expectThat(
+        paths.includes('console/index.html'),
+        'quoll ships the built web console (console/index.html)',
+      );
+      expectThat(
+        paths.some((p) => /^console\/assets\/index-[\w-]+\.js$/.test(p)),
+        "quoll ships the web console's JavaScript (console/assets/index-*.js)",
+      );
     }
     // Every source map points at a file that ships.
     const maps = paths.filter((p) => p.endsWith('.js.map'));
@@ -391,6 +426,9 @@ async function main(): Promise<void> {
       'quoll workspace list --json',
       list.stdout,
     );
+
+    log('the installed server answers the web console at /');
+    await checkConsole(server.url);
 
     log('SDK round trip from an ES module (model, pipeline, records and Arrow, orchestration run)');
     const esm = await run('node', ['round-trip.mjs'], { cwd: join(dir, 'esm'), env });

@@ -5,10 +5,12 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Task } from '@quoll/client';
+import type { Pipeline, Task } from '@quoll/client';
 import { CHROMIUM, hasChromium, launchChromium } from '../support/launch-chromium.js';
+import { deployModelPipeline } from '../support/deploy-model-pipeline.js';
 import { insertEndedRuns } from '../support/many-runs.js';
 import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
+import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
 import { CLI, startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 /**
@@ -29,6 +31,8 @@ let browser: Browser;
 let page: Page;
 let shots: string;
 let task: Task;
+let pipeline: Pipeline;
+let workspaceId: number;
 /** Every run id, newest first. */
 let all: string[];
 /** The runs requests the page made: their query and how many runs each answer held. */
@@ -57,6 +61,23 @@ async function focused(): Promise<{ tag: string; text: string; ring: boolean }> 
   return page.evaluate<{ tag: string; text: string; ring: boolean }>(FOCUSED);
 }
 
+/** Collects the page's layout shifts in `window.__shifts` (value, and the elements that moved). */
+const LAYOUT_SHIFTS = `window.__shifts = [];
+new PerformanceObserver((list) => {
+  for (const e of list.getEntries())
+    window.__shifts.push({
+      value: e.value,
+      at: Math.round(e.startTime),
+      recentInput: e.hadRecentInput,
+      moved: (e.sources || []).map((s) => {
+        const n = s.node;
+        const name = n && n.nodeName ? n.nodeName + '.' + (n.className || '') + (n.nodeName === '#text' ? '"' + String(n.textContent).slice(0, 30) + '"' : '') : '?';
+        const r = (x) => x.x + ',' + x.y + ' ' + x.width + 'x' + x.height;
+        return name + ' ' + r(s.previousRect) + ' -> ' + r(s.currentRect);
+      }),
+    });
+}).observe({ type: 'layout-shift', buffered: true });`;
+
 /** Presses Tab until the focused element's text matches, at most `max` times; returns the presses. */
 async function tabTo(text: RegExp, max = 40, key = 'Tab'): Promise<number> {
   for (let n = 1; n <= max; n++) {
@@ -76,13 +97,24 @@ describe.skipIf(!hasChromium && !inCi)('the console with a 10 000-run task, and 
     shots = await mkdtemp(join(tmpdir(), 'quoll-console-keyboard-shots-'));
     console.log(`console screenshots: ${shots}`);
     const client = server.client();
-    client.setCurrentWorkspace(await client.getWorkspace('runsws', { createIfNotExist: true }));
+    const workspace = await client.getWorkspace('runsws', { createIfNotExist: true });
+    workspaceId = workspace.id;
+    client.setCurrentWorkspace(workspace);
+    pipeline = await deployModelPipeline(
+      client,
+      'shiftpipe',
+      'shiftmodel',
+      makeTreeEnsembleRegressor({ seed: 3 }),
+    );
     const orchestration = await readyOrchestration(client, 'quick', { 'main.mjs': "console.log('done');\n" });
     task = await orchestration.runOnce({ name: 'ten thousand runs' });
     const real = await lastRunEnded(task);
     all = [real.id, ...(await insertEndedRuns(server, task.id, RUNS - 1))];
     browser = await launchChromium();
-    page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    // Every layout shift of every page, from its first paint (Chromium's Layout Instability API).
+    await context.addInitScript(LAYOUT_SHIFTS);
+    page = await context.newPage();
     page.on('pageerror', (err) => errors.push(err.message));
     page.on('response', (res) => {
       const url = new URL(res.url());
@@ -205,4 +237,29 @@ describe.skipIf(!hasChromium && !inCi)('the console with a 10 000-run task, and 
     await shot('24-keyboard-task-page-2');
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('the inference-log explorer does not shift its layout while its rows and chart arrive, nor when refreshed with more rows', async () => {
+    const record = [{ tensor: Array.from({ length: 18 }, (_, i) => i + 1) }];
+    for (let i = 0; i < 20; i++) await pipeline.infer(record);
+    await page.goto(`${server.url}/pipelines/${workspaceId}/shiftpipe?tab=logs`);
+    const rows = page.getByRole('table', { name: 'Inference log rows' });
+    await page.getByText('20 rows').waitFor({ timeout: 30_000 });
+    await rows.locator('[aria-rowindex]').first().waitFor();
+    await page.locator('canvas').first().waitFor();
+    // More rows arrive; Refresh (by keyboard) loads them into the same table and chart.
+    for (let round = 1; round <= 3; round++) {
+      for (let i = 0; i < 10; i++) await pipeline.infer(record);
+      await page.getByRole('button', { name: 'Refresh' }).focus();
+      await page.keyboard.press('Enter');
+      await page.getByText(`${20 + round * 10} rows`).waitFor({ timeout: 30_000 });
+    }
+    await shot('25-log-explorer-after-refreshes');
+    const shifts =
+      await page.evaluate<Array<{ value: number; at: number; recentInput: boolean; moved: string[] }>>(
+        'window.__shifts',
+      );
+    const total = shifts.reduce((sum, s) => sum + s.value, 0);
+    expect(total, `layout shifts: ${JSON.stringify(shifts)}`).toBe(0);
+    expect(errors).toEqual([]);
+  }, 90_000);
 });

@@ -16,3 +16,6 @@ export interface TimeChartProps {
   /** The x range shown (seconds since the epoch); default: the data's. */
   range?: readonly [number, number];
 }
+
+/** A chart's box beyond the plot's height: the title line (20 px) and uPlot's legend (25 px). */
+export const CHART_EXTRA_PX = 45;

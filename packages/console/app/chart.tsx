@@ -2,6 +2,7 @@ import type { JSX } from 'preact';
 import { useLayoutEffect, useRef } from 'preact/hooks';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
+import { CHART_EXTRA_PX } from './chart-props.js';
 import type { Series, TimeChartProps } from './chart-props.js';
 
 interface Palette {
@@ -115,7 +116,12 @@ export function UPlotChart(props: TimeChartProps): JSX.Element {
     box.current.dataset.points = String(props.times.length);
   }, [props.times, props.series]);
   return (
-    <div class="chart" role="img" aria-label={props.title} style={{ minHeight: `${height + 40}px` }}>
+    <div
+      class="chart"
+      role="img"
+      aria-label={props.title}
+      style={{ minHeight: `${height + CHART_EXTRA_PX}px` }}
+    >
       <div class="chart-title">{props.title}</div>
       <div ref={box} />
     </div>

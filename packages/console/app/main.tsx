@@ -114,10 +114,10 @@ function App({ signedIn }: { signedIn?: ConsoleSession }): JSX.Element {
     );
   }
   if (error) return <ErrorBox error={error} />;
-  if (session === undefined) return <p class="muted">Loading…</p>;
+  if (session === undefined) return <p class="muted boot">Loading…</p>;
   if (session === null) {
     navigate('/sign-in', { replace: true });
-    return <p class="muted">Sign in needed…</p>;
+    return <p class="muted boot">Sign in needed…</p>;
   }
   const section = '/' + (loc.path.split('/')[1] ?? '');
   return (

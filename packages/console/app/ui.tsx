@@ -1,5 +1,6 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
+import { CHART_EXTRA_PX } from './chart-props.js';
 import type { TimeChartProps } from './chart-props.js';
 
 /** The state of a value loaded asynchronously. */
@@ -222,7 +223,8 @@ export function VirtualTable(props: VirtualTableProps): JSX.Element {
     >
       <table aria-label={label} aria-rowcount={count + 1}>
         <thead>
-          <tr aria-rowindex={1}>
+          {/* The header keeps its height before the columns are known: the rows do not move down when they come. */}
+          <tr aria-rowindex={1} style={{ height: `${ROW_PX}px` }}>
             {columns.map((c) => (
               <th scope="col" key={c}>
                 {c}
@@ -357,7 +359,7 @@ const LazyChart = lazyComponent<TimeChartProps>(
       class="chart"
       role="img"
       aria-label={props.title}
-      style={{ minHeight: `${(props.height ?? 200) + 40}px` }}
+      style={{ minHeight: `${(props.height ?? 200) + CHART_EXTRA_PX}px` }}
     >
       <div class="chart-title">{props.title}</div>
     </div>

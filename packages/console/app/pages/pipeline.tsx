@@ -727,7 +727,9 @@ function LogExplorer(props: { session: ConsoleSession; workspaceId: number; name
         </div>
         <TimeChart
           range={[start / 1000, end / 1000]}
-          title={chosen ? `${chosen} over time` : 'No numeric column'}
+          // No title while the first rows load: the column's name then comes into an empty line
+          // (a centred "No numeric column" replaced by it would move).
+          title={chosen ? `${chosen} over time` : page.data ? 'No numeric column' : ''}
           times={series.times}
           series={[{ label: chosen ?? '-', values: series.values }]}
           height={200}
