@@ -51,4 +51,20 @@ describe.skipIf(!hasChromium)('review: console deep link to an older run', () =>
     // The run log the page follows is the one the URL names.
     expect(await log.getAttribute('aria-label')).toBe(`Log of run ${wanted}`);
   }, 60_000);
+
+  it('"Older runs" pressed twice quickly moves one page per press, and the page number matches the rows', async () => {
+    await page.goto(`${server.url}/tasks/${task.id}`);
+    const table = page.getByRole('table', { name: 'Runs' });
+    await table.getByRole('link', { name: all[0]!.slice(0, 8) }).waitFor();
+    // Two presses before the first page's answer: the button still holds page 1's nextCursor.
+    await page.getByRole('button', { name: 'Older runs' }).dblclick();
+    await expect.poll(async () => page.locator('nav.pager [aria-live]').textContent()).toMatch(/runs\)/);
+    await expect.poll(() => table.locator('tbody tr').first().getByRole('link').textContent()).not.toBe(all[0]!.slice(0, 8));
+    await page.waitForTimeout(500);
+    const label = (await page.locator('nav.pager [aria-live]').textContent()) ?? '';
+    const n = Number(/Page (\d+)/.exec(label)?.[1]);
+    const first = await table.locator('tbody tr').first().getByRole('link').textContent();
+    // Page n starts with run (n-1)*50.
+    expect({ label, first }).toEqual({ label, first: all[(n - 1) * 50]!.slice(0, 8) });
+  }, 60_000);
 });
