@@ -1,0 +1,61 @@
+import { execFile } from 'node:child_process';
+import { createServer, request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Task } from '@quoll/client';
+import { insertEndedRuns } from '../support/many-runs.js';
+import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
+import { CLI, startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
+
+// Review (runs lane): paging exists now, but "quoll task logs <task>" (pickRun in
+// packages/quoll/src/cli/commands/task-command.ts) still asks GET /v1/tasks/:id/runs with no
+// limit — every run of the task, to print the newest one's log. A task with 10 000 runs costs
+// a 10 000-run answer (unbounded with the task's age) for one log.
+
+const exec = promisify(execFile);
+let server: TestServer;
+let task: Task;
+let proxy: Server;
+const seen: string[] = [];
+
+beforeAll(async () => {
+  server = await startTestServer();
+  const client = server.client();
+  client.setCurrentWorkspace(await client.getWorkspace('clilogs', { createIfNotExist: true }));
+  const orchestration = await readyOrchestration(client, 'quick', { 'main.mjs': "console.log('done');\n" });
+  task = await orchestration.runOnce({ name: 'cli logs' });
+  await lastRunEnded(task);
+  await insertEndedRuns(server, task.id, 10_000);
+  const target = new URL(server.url);
+  // Records every request path the CLI makes, forwarding it to the server.
+  proxy = createServer((req, res) => {
+    seen.push(req.url ?? '');
+    const up = request(
+      { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host } },
+      (r) => {
+        res.writeHead(r.statusCode ?? 502, r.headers);
+        r.pipe(res);
+      },
+    );
+    req.pipe(up);
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+}, 120_000);
+afterAll(async () => {
+  await new Promise<void>((resolve) => proxy.close(() => resolve()));
+  await stopTestServer(server);
+});
+
+describe('review: quoll task logs on a task with 10 000 runs', () => {
+  it('prints the newest run without asking for every run', async () => {
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const { stdout } = await exec(process.execPath, [CLI, '--url', url, '--token', server.token, 'task', 'logs', task.id], {
+      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
+    });
+    expect(stdout).toContain('done');
+    const runsRequests = seen.filter((u) => u.startsWith(`/v1/tasks/${task.id}/runs`));
+    expect(runsRequests.length).toBeGreaterThan(0);
+    for (const u of runsRequests) expect(new URL(u, url).searchParams.get('limit'), u).not.toBeNull();
+  });
+});
