@@ -2,13 +2,21 @@ import { ApiError } from '../errors/index.js';
 import type { RunPosition } from './task-store.js';
 
 const VERSION = 1;
+/** A creation time exactly as the stores write it (`Date#toISOString`, milliseconds, UTC). */
+const CREATED_AT = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+/** A run id: printable ASCII word characters only (no control characters, no NUL), bounded length. */
+const RUN_ID = /^[0-9A-Za-z][0-9A-Za-z._:-]{0,127}$/;
 
 /** Encodes where the next page of a task's runs starts (the last run of this page) as an opaque URL-safe string. */
 export function encodeRunCursor(last: RunPosition): string {
   return Buffer.from(JSON.stringify([VERSION, last.createdAt, last.id])).toString('base64url');
 }
 
-/** Decodes a cursor made by {@link encodeRunCursor}; throws `ApiError('invalid_request')` for anything else. */
+/**
+ * Decodes a cursor made by {@link encodeRunCursor}; throws `ApiError('invalid_request')` for anything else,
+ * including a well-formed cursor whose creation time or run id has a shape no store writes (a NUL, which
+ * PostgreSQL refuses in a text parameter, or any other control character), so both backends answer alike.
+ */
 export function decodeRunCursor(text: string): RunPosition {
   let parsed: unknown;
   try {
@@ -21,7 +29,10 @@ export function decodeRunCursor(text: string): RunPosition {
     parsed.length !== 3 ||
     parsed[0] !== VERSION ||
     typeof parsed[1] !== 'string' ||
-    typeof parsed[2] !== 'string'
+    typeof parsed[2] !== 'string' ||
+    !CREATED_AT.test(parsed[1]) ||
+    Number.isNaN(Date.parse(parsed[1])) ||
+    !RUN_ID.test(parsed[2])
   ) {
     throw new ApiError(
       'invalid_request',
