@@ -30,9 +30,13 @@ describe.skipIf(!hasChromium)('review: console deep link to an older run', () =>
     all = [real.id, ...(await insertEndedRuns(server, task.id, 120))];
     browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-    const { stdout } = await exec(process.execPath, [CLI, '--home', server.home, 'console', '--no-open', '--json'], {
-      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-    });
+    const { stdout } = await exec(
+      process.execPath,
+      [CLI, '--home', server.home, 'console', '--no-open', '--json'],
+      {
+        env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
+      },
+    );
     await page.goto((JSON.parse(stdout) as { url: string }).url);
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
   }, 180_000);
@@ -45,11 +49,26 @@ describe.skipIf(!hasChromium)('review: console deep link to an older run', () =>
   it('/tasks/<id>?run=<the 100th newest run> shows that run, not the newest', async () => {
     const wanted = all[100]!;
     await page.goto(`${server.url}/tasks/${task.id}?run=${wanted}`);
-    await page.getByRole('table', { name: 'Runs' }).getByRole('link', { name: all[0]!.slice(0, 8) }).waitFor();
+    await page
+      .getByRole('table', { name: 'Runs' })
+      .getByRole('link', { name: all[0]!.slice(0, 8) })
+      .waitFor();
     const log = page.locator('pre.log');
     await log.waitFor();
     // The run log the page follows is the one the URL names.
     expect(await log.getAttribute('aria-label')).toBe(`Log of run ${wanted}`);
+  }, 60_000);
+
+  it('/tasks/<id>?run=<no run of this task> says so and follows no other run', async () => {
+    const missing = '00000000-0000-7000-8000-000000000000';
+    await page.goto(`${server.url}/tasks/${task.id}?run=${missing}`);
+    await page
+      .getByRole('table', { name: 'Runs' })
+      .getByRole('link', { name: all[0]!.slice(0, 8) })
+      .waitFor();
+    await page.getByRole('alert').waitFor();
+    expect(await page.getByText(`Run ${missing} is not a run of this task.`).count()).toBe(1);
+    expect(await page.locator('pre.log').count()).toBe(0);
   }, 60_000);
 
   it('"Older runs" pressed twice quickly moves one page per press, and the page number matches the rows', async () => {
@@ -59,7 +78,9 @@ describe.skipIf(!hasChromium)('review: console deep link to an older run', () =>
     // Two presses before the first page's answer: the button still holds page 1's nextCursor.
     await page.getByRole('button', { name: 'Older runs' }).dblclick();
     await expect.poll(async () => page.locator('nav.pager [aria-live]').textContent()).toMatch(/runs\)/);
-    await expect.poll(() => table.locator('tbody tr').first().getByRole('link').textContent()).not.toBe(all[0]!.slice(0, 8));
+    await expect
+      .poll(() => table.locator('tbody tr').first().getByRole('link').textContent())
+      .not.toBe(all[0]!.slice(0, 8));
     await page.waitForTimeout(500);
     const label = (await page.locator('nav.pager [aria-live]').textContent()) ?? '';
     const n = Number(/Page (\d+)/.exec(label)?.[1]);

@@ -1,3 +1,4 @@
+import { errorFromCode } from '../errors/index.js';
 import { inspectCustom, PrintableList, renderFields, renderTable } from '../format/index.js';
 import type { HttpTransport } from '../http/index.js';
 import type {
@@ -137,6 +138,26 @@ export class Task {
       runs.map((r) => new TaskRun(this.#http, r)),
       res.headers.get('x-quoll-next-cursor'),
     );
+  }
+
+  /**
+   * One run of this task by its id, wherever it is in the history (no paging needed).
+   * Throws `NotFoundError` (`task_run_not_found`) when no run has this id or the run belongs
+   * to another task.
+   * @example
+   *   const run = await task.getRun('0190f0a3-6b2e-7000-8a1c-5d9e0c4b7f21');
+   */
+  async getRun(runId: string): Promise<TaskRun> {
+    const dto = await this.#http.json<TaskRunDto>('GET', `/v1/task-runs/${encodeURIComponent(runId)}`);
+    if (dto.taskId !== this.id) {
+      throw errorFromCode(
+        'task_run_not_found',
+        `Task ${this.id} has no run "${runId}" (that run belongs to task ${dto.taskId}). Use lastRuns() to see its run ids.`,
+        404,
+        { runId, taskId: this.id },
+      );
+    }
+    return new TaskRun(this.#http, dto);
   }
 
   /**

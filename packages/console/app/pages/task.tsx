@@ -85,10 +85,16 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
   // Cursors of the pages shown before this one: [] = the newest page.
   const [cursors, setCursors] = useState<string[]>([]);
   const cursor = cursors.at(-1);
+  // The page keeps the cursor it was asked with: while the next page loads, the rows shown are
+  // still the previous page's, and their nextCursor must not be pushed a second time.
   const runs = useAsync(
     async () =>
       task.data
-        ? await task.data.lastRuns({ limit: pageSize, ...(cursor !== undefined ? { cursor } : {}) })
+        ? {
+            from: cursor,
+            size: pageSize,
+            list: await task.data.lastRuns({ limit: pageSize, ...(cursor !== undefined ? { cursor } : {}) }),
+          }
         : null,
     // The first page follows the task's poll (new runs arrive there); an older page does not change.
     [cursor === undefined ? task.data : task.data !== undefined, cursor, pageSize],
@@ -97,9 +103,26 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
   const [picked, setPicked] = useState<TaskRun | null>(null);
   const [error, setError] = useState<string | null>(null);
   const selected = loc.query.get('run');
-  const shown: TaskRun[] = runs.data ? [...runs.data] : [];
+  const shown: TaskRun[] = runs.data ? [...runs.data.list] : [];
+  // The nextCursor of the page asked for last, once it has arrived (null while it loads).
+  const nextCursor =
+    runs.data && runs.data.from === cursor && runs.data.size === pageSize ? runs.data.list.nextCursor : null;
+  const inPage = shown.find((r) => r.id === selected);
+  // A run named in the URL but not on this page (a link to an older run): read it by id.
+  const linked = useAsync(
+    async () =>
+      selected !== null && task.data && runs.data && inPage === undefined && picked?.id !== selected
+        ? await task.data.getRun(selected)
+        : null,
+    // Asked once the first page is in (most links name a recent run, found there), not on each poll.
+    [selected, Boolean(task.data && runs.data)],
+  );
   const run =
-    shown.find((r) => r.id === selected) ?? (picked !== null && picked.id === selected ? picked : shown[0]);
+    selected === null
+      ? shown[0]
+      : (inPage ??
+        (picked?.id === selected ? picked : undefined) ??
+        (linked.data?.id === selected ? linked.data : undefined));
   const t = task.data?.toJSON();
   return (
     <div>
@@ -107,7 +130,7 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
       <p class="muted">
         <Link href="/tasks">Tasks</Link> / {id}
       </p>
-      <ErrorBox error={task.error ?? runs.error ?? error} />
+      <ErrorBox error={task.error ?? runs.error ?? linked.error ?? error} />
       {t ? (
         <div class="grid">
           <div class="stat">
@@ -170,10 +193,12 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
         <button
           type="button"
           onClick={() => {
-            const next = runs.data?.nextCursor;
-            if (next) setCursors((c) => [...c, next]);
+            const from = cursor;
+            const next = nextCursor;
+            // A second press before the older page arrives (or before this render) is ignored.
+            if (next) setCursors((c) => (c.at(-1) === from ? [...c, next] : c));
           }}
-          disabled={!runs.data?.nextCursor}
+          disabled={!nextCursor}
         >
           Older runs
         </button>
@@ -228,7 +253,13 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
       {run ? (
         <RunLog run={run} onEnded={() => void settle(run).then(() => task.reload())} />
       ) : (
-        <p class="muted">No run to show yet.</p>
+        <p class="muted">
+          {selected !== null
+            ? linked.error
+              ? `Run ${selected} is not a run of this task.`
+              : `Loading run ${selected}…`
+            : 'No run to show yet.'}
+        </p>
       )}
     </div>
   );
