@@ -32,7 +32,13 @@ beforeAll(async () => {
   proxy = createServer((req, res) => {
     seen.push(req.url ?? '');
     const up = request(
-      { host: target.hostname, port: target.port, path: req.url, method: req.method, headers: { ...req.headers, host: target.host } },
+      {
+        host: target.hostname,
+        port: target.port,
+        path: req.url,
+        method: req.method,
+        headers: { ...req.headers, host: target.host },
+      },
       (r) => {
         res.writeHead(r.statusCode ?? 502, r.headers);
         r.pipe(res);
@@ -50,12 +56,51 @@ afterAll(async () => {
 describe('review: quoll task logs on a task with 10 000 runs', () => {
   it('prints the newest run without asking for every run', async () => {
     const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-    const { stdout } = await exec(process.execPath, [CLI, '--url', url, '--token', server.token, 'task', 'logs', task.id], {
-      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-    });
+    const { stdout } = await exec(
+      process.execPath,
+      [CLI, '--url', url, '--token', server.token, 'task', 'logs', task.id],
+      {
+        env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
+      },
+    );
     expect(stdout).toContain('done');
     const runsRequests = seen.filter((u) => u.startsWith(`/v1/tasks/${task.id}/runs`));
     expect(runsRequests.length).toBeGreaterThan(0);
     for (const u of runsRequests) expect(new URL(u, url).searchParams.get('limit'), u).not.toBeNull();
+  });
+
+  it('--run <an old run> reads that run by id, not the run list', async () => {
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const old = await task.lastRuns({
+      limit: 1,
+      cursor: (await task.lastRuns({ limit: 9_000 })).nextCursor!,
+    });
+    seen.length = 0;
+    await exec(
+      process.execPath,
+      [CLI, '--url', url, '--token', server.token, 'task', 'logs', task.id, '--run', old[0]!.id],
+      {
+        env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
+      },
+    );
+    expect(seen.filter((u) => u.startsWith(`/v1/tasks/${task.id}/runs`))).toEqual([]);
+    expect(seen).toContain(`/v1/task-runs/${old[0]!.id}`);
+  });
+
+  it('--run <a run of no such task> fails with the task named', async () => {
+    const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+    const missing = '00000000-0000-7000-8000-000000000000';
+    const failed = await exec(
+      process.execPath,
+      [CLI, '--url', url, '--token', server.token, 'task', 'logs', task.id, '--run', missing],
+      {
+        env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
+      },
+    ).then(
+      () => null,
+      (err: { stderr: string; code: number }) => err,
+    );
+    expect(failed?.code).not.toBe(0);
+    expect(failed?.stderr).toContain(`has no run ${missing}`);
   });
 });

@@ -36,7 +36,7 @@ export function lastRunEnded(task: Task, timeoutMs = 30_000, what = 'the run to 
   return waitFor(
     what,
     async () => {
-      const [r] = await task.lastRuns();
+      const [r] = await task.lastRuns({ limit: 1 });
       return r !== undefined && r.status !== 'running' ? r : undefined;
     },
     timeoutMs,

@@ -1,6 +1,6 @@
 import { Command, InvalidArgumentError } from 'commander';
 import type { Client, Task, TaskLimitsDto, TaskRun } from '@quoll/client';
-import { ValidationError } from '@quoll/client/errors';
+import { QuollError, ValidationError } from '@quoll/client/errors';
 import { renderFields } from '@quoll/client/format';
 import { clientFrom, listScope, parseWorkspaceId } from '../client-options.js';
 import { printOne, printRows, type OutputOptions } from '../output.js';
@@ -112,10 +112,18 @@ async function orchestrationOf(c: Command, id: string): Promise<ReturnType<Clien
   return (await clientFrom(c)).getOrchestration(id);
 }
 
-/** The run `--run` names, else the task's newest run. */
+/**
+ * The run `--run` names (read by id), else the task's newest run (a page of one): never the
+ * task's whole run history, which grows with its age.
+ */
 async function pickRun(task: Task, runId: string | undefined): Promise<TaskRun> {
-  const runs = await task.lastRuns();
-  const run = runId === undefined ? runs[0] : runs.find((r) => r.id === runId);
+  const run =
+    runId === undefined
+      ? (await task.lastRuns({ limit: 1 }))[0]
+      : await task.getRun(runId).catch((err: unknown) => {
+          if (err instanceof QuollError && err.code === 'task_run_not_found') return undefined;
+          throw err;
+        });
   if (run === undefined) {
     throw new ValidationError(
       'invalid_request',
