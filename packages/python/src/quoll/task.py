@@ -1,7 +1,7 @@
 """Tasks (an orchestration run once, on a schedule or continuously) and their runs."""
 
 import json
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 from ._format import PrintableFields, PrintableList, display_time
 from ._http import HttpTransport
@@ -58,7 +58,7 @@ class TaskRun(PrintableFields):
 
     Example::
 
-        run = task.last_runs()[0]
+        run = task.last_runs(limit=1)[0]
         print(run.status, run.logs(limit=20))
     """
 
@@ -161,6 +161,13 @@ class TaskRunList(PrintableList[TaskRun]):
 
     empty_text = "(no task runs)"
     headers = ("task id", "pod id", "status", "created at", "updated at")
+    #: With ``last_runs(limit=...)``: pass it as ``cursor`` (with the same ``status``) for the next,
+    #: older page; None on the last page (and without a limit). Slices and copies do not keep it.
+    next_cursor: Optional[str] = None
+
+    def __init__(self, items: Iterable[TaskRun] = (), next_cursor: Optional[str] = None) -> None:
+        super().__init__(items)
+        self.next_cursor = next_cursor
 
     def _rows(self) -> List[Sequence[Any]]:
         return [[r.task_id, r.id, r.status, display_time(r.created_at), display_time(r.updated_at)] for r in self]
@@ -175,7 +182,7 @@ class Task(PrintableFields):
         task = orchestration.run_once(name="house price run once", json_args={})
         while task.status() != "started":
             time.sleep(1)
-        run = task.last_runs()[0]
+        run = task.last_runs(limit=1)[0]
     """
 
     def __init__(self, http: HttpTransport, dto: Dict[str, Any]) -> None:
@@ -256,10 +263,34 @@ class Task(PrintableFields):
         self._dto = self._http.json("POST", f"/v1/tasks/{_q(self.id())}/kill")
         return "pending_kill"
 
-    def last_runs(self, limit: Optional[int] = None, status: Optional[str] = None) -> TaskRunList:
-        """The task's runs, newest first; `status` keeps only runs with it (``all`` for every run)."""
-        runs = self._http.json("GET", f"/v1/tasks/{_q(self.id())}/runs", query={"limit": limit, "status": status})
-        return TaskRunList(TaskRun(self._http, r) for r in runs)
+    def last_runs(
+        self, limit: Optional[int] = None, status: Optional[str] = None, cursor: Optional[str] = None
+    ) -> TaskRunList:
+        """The task's runs, newest first; `status` keeps only runs with it (``all`` for every run).
+        With a `limit`, one page: its ``next_cursor`` (None on the last page), passed as `cursor`
+        with the same `status`, gets the next, older page::
+
+            page = task.last_runs(limit=100)
+            while page.next_cursor is not None:
+                page = task.last_runs(limit=100, cursor=page.next_cursor)
+        """
+        res = self._http.send(
+            "GET", f"/v1/tasks/{_q(self.id())}/runs", query={"limit": limit, "status": status, "cursor": cursor}
+        )
+        return TaskRunList((TaskRun(self._http, r) for r in res.json()), next_cursor=res.header("x-quoll-next-cursor"))
+
+    def get_run(self, run_id: str) -> TaskRun:
+        """One run of this task by its id, wherever it is in the history (no paging needed). Raises
+        ``NotFoundError`` (``task_run_not_found``) when no run has this id or it belongs to another task."""
+        dto = self._http.json("GET", f"/v1/task-runs/{_q(run_id)}")
+        if str(dto["taskId"]) != self.id():
+            raise error_from_code(
+                "task_run_not_found",
+                f'Task {self.id()} has no run "{run_id}" (that run belongs to task {dto["taskId"]}).',
+                404,
+                {"runId": run_id, "taskId": self.id()},
+            )
+        return TaskRun(self._http, dto)
 
     def ticks(self, limit: Optional[int] = None) -> List[Dict[str, Any]]:
         """Cron ticks of a scheduled task that produced no run, newest first: ``skipped`` (the previous
