@@ -22,7 +22,9 @@ export interface LastRunsOptions {
   status?: TaskRunStatus | 'all';
   /**
    * The `nextCursor` of the previous page (asked with the same `status`): this page starts
-   * after its last run. Runs created meanwhile are newer, so paging on never loses or repeats one.
+   * after its last run. Every run that existed when paging started is listed once, in order.
+   * Runs created meanwhile sort before the first page, unless the server node that created them
+   * has a clock behind the others: then they may sort into pages already read.
    * @default from the newest run
    */
   cursor?: string;

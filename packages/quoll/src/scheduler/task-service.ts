@@ -787,8 +787,9 @@ export class TaskService {
   /**
    * One page of a task's runs, newest first: at most `limit` runs after the run `cursor` names
    * (the `nextCursor` of the previous page; none = from the newest). `nextCursor` is null when
-   * no older run is left, and always without a limit (every run is on the page). Runs created
-   * meanwhile are newer than any page's cursor, so paging on never loses or repeats a run.
+   * no older run is left, and always without a limit (every run is on the page). Every run that
+   * existed when paging started is listed once, in order; runs created meanwhile sort before the
+   * first page unless the creating node's clock lags (creation time is that node's clock).
    * Throws `task_not_found`, or `invalid_request` for a bad filter or cursor.
    */
   async listRunsPage(

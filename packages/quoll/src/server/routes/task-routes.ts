@@ -42,10 +42,10 @@ function drained(res: ServerResponse): Promise<void> {
   });
 }
 
-/** Interval of the comment lines that keep an idle log stream (and its proxies) open. */
 /** Response header of `GET /v1/tasks/:id/runs` holding the next page's cursor (absent on the last page). */
 export const RUNS_NEXT_CURSOR_HEADER = 'x-quoll-next-cursor';
 
+/** Interval of the comment lines that keep an idle log stream (and its proxies) open. */
 const HEARTBEAT_MS = 15_000;
 
 /**
@@ -218,7 +218,9 @@ export function taskRoutes(app: FastifyInstance, ctx: ServerContext): void {
         description:
           'Without `limit`: every run. With `limit`: at most that many, and when older runs are left the ' +
           'x-quoll-next-cursor header holds a cursor: pass it as `cursor` (with the same status) for the next ' +
-          'page. Runs created meanwhile are newer than any page, so paging on never loses or repeats a run.',
+          'page. Every run that existed when paging started is listed once, in order. Runs created meanwhile ' +
+          'sort before the first page, unless the node that created them has a clock behind the others ' +
+          "(creation time is that node's clock): then they may sort into pages already read.",
         params: idParams,
         querystring: {
           type: 'object',
