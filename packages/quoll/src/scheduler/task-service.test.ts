@@ -10,7 +10,7 @@ import { ApiError } from '../errors/index.js';
 import { openStore } from '../store/index.js';
 import type { Stores } from '../store/index.js';
 import { MISSED_WHILE_DOWN } from './cron-scheduler.js';
-import type { TaskRecord, TaskStore } from './task-store.js';
+import type { TaskRecord, TaskRunRecord, TaskStore } from './task-store.js';
 import { MISSED_WAITING_WHILE_DOWN, nodeLostReason, TaskService } from './task-service.js';
 import type { TaskServiceOptions } from './task-service.js';
 import { storeWith } from '../store/conformance/store-with.js';
@@ -34,7 +34,6 @@ function orchestration(id: string, source: string): string {
   return id;
 }
 
-/** A continuous task stored as a node stores it (created, then `started`), with no run yet. */
 /** An every-minute scheduled task written straight to the store (as a previous process left it), still pending. */
 async function storedScheduledTask(orchestrationId: string): Promise<TaskRecord> {
   return store.createTask({
@@ -48,6 +47,22 @@ async function storedScheduledTask(orchestrationId: string): Promise<TaskRecord>
   });
 }
 
+/**
+ * A started every-minute task with its tick's run created waiting (as `shareTickRuns` leaves it),
+ * for any node's free slot.
+ */
+async function waitingTickRun(
+  orchestrationId: string,
+  tick: number,
+): Promise<{ task: TaskRecord; run: TaskRunRecord }> {
+  const task = await storedScheduledTask(orchestrationId);
+  await store.setTaskStatus(task.id, 'started');
+  const [created] = await store.createTickRuns([{ taskId: task.id, tick }], null);
+  if (created?.outcome !== 'created') throw new Error('no tick run created');
+  return { task, run: created.run };
+}
+
+/** A continuous task stored as a node stores it (created, then `started`), with no run yet. */
 async function startedContinuousTask(orchestrationId: string): Promise<TaskRecord> {
   const task = await store.createTask({
     ...base,
@@ -1129,20 +1144,10 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
       const [held] = await a.listRuns(long.id);
       await waitFor('the long run is held', async () => (await store.getRun(held!.id))?.nodeId === 'node-a');
       // A tick's run created waiting by another node (shareTickRuns), for any node's free slot.
-      const quick = orchestration('o2', "console.log('tick ran');");
-      const scheduled = await store.createTask({
-        ...base,
-        type: 'Scheduled Run',
-        orchestrationId: quick,
-        schedule: '* * * * *',
-        timezone: null,
-        jsonArgs: {},
-        timeout: 900,
-      });
-      await store.setTaskStatus(scheduled.id, 'started');
-      const [created] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }], null);
-      if (created?.outcome !== 'created') throw new Error('no tick run created');
-      const waiting = created.run;
+      const { task: scheduled, run: waiting } = await waitingTickRun(
+        orchestration('o2', "console.log('tick ran');"),
+        T0 + 30_000,
+      );
       // A coordinator round starts and sends its renewal; the other node's message arrives.
       holdRenew = true;
       trapTaskId = scheduled.id;
@@ -1162,20 +1167,11 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
     });
 
     it('Review: a tick run a stopping node claimed but had not launched goes back to waiting, not failed as stopped', async () => {
-      const quick = orchestration('o2', "console.log('tick ran');");
-      const scheduled = await store.createTask({
-        ...base,
-        type: 'Scheduled Run',
-        orchestrationId: quick,
-        schedule: '* * * * *',
-        timezone: null,
-        jsonArgs: {},
-        timeout: 900,
-      });
-      await store.setTaskStatus(scheduled.id, 'started');
       // A tick's run created waiting (shareTickRuns), for any node's free slot.
-      const [created] = await store.createTickRuns([{ taskId: scheduled.id, tick: T0 + 30_000 }], null);
-      if (created?.outcome !== 'created') throw new Error('no tick run created');
+      const { task: scheduled, run: waiting } = await waitingTickRun(
+        orchestration('o2', "console.log('tick ran');"),
+        T0 + 30_000,
+      );
       const nodeA: { current?: TaskService } = {};
       let ready = (): void => undefined;
       const aReady = new Promise<void>((r) => (ready = r));
@@ -1199,12 +1195,12 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
       });
       nodeA.current = node;
       ready();
-      await notifier.publish('quoll_task_runs', created.run.id);
+      await notifier.publish('quoll_task_runs', waiting.id);
       await waitFor('node A to stop', () => stopping !== undefined);
       await stopping;
       // The run never started anywhere: like a tick's run still waiting when a node stops, it
       // should stay waiting for the other nodes (docs/distributed.md), not end as a failure.
-      expect(await store.getRun(created.run.id)).toMatchObject({ status: 'running', nodeId: null });
+      expect(await store.getRun(waiting.id)).toMatchObject({ status: 'running', nodeId: null });
     });
 
     it('Review: a tick run left waiting while the whole cluster was down is not replayed hours later by the next node to start', async () => {
@@ -1213,32 +1209,18 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
         'o2',
         `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, 'x');`,
       );
-      const scheduled = await store.createTask({
-        ...base,
-        type: 'Scheduled Run',
-        orchestrationId: o,
-        schedule: '* * * * *',
-        timezone: null,
-        jsonArgs: {},
-        timeout: 900,
-      });
-      await store.setTaskStatus(scheduled.id, 'started');
       // Two hours ago the last node created a tick's runs waiting and stopped (or died) before
       // any node claimed them; the cluster stayed down since.
-      const [created] = await store.createTickRuns(
-        [{ taskId: scheduled.id, tick: T0 - 30_000 - 120 * MIN }],
-        null,
-      );
-      if (created?.outcome !== 'created') throw new Error('no tick run created');
+      const { run: waiting } = await waitingTickRun(o, T0 - 30_000 - 120 * MIN);
       await nodeOver(store, { nodeId: 'node-a', leaseMs: 15_000, shareTickRuns: true });
       await clock.advance(3_000);
       await waitFor(
         'the stale run to be dealt with',
-        async () => (await store.getRun(created.run.id))?.status !== 'running',
+        async () => (await store.getRun(waiting.id))?.status !== 'running',
       );
       // Ticks missed while the server was down are recorded as missed, not replayed (spec §6).
       expect(existsSync(marker)).toBe(false);
-      expect((await store.getRun(created.run.id))?.status).not.toBe('success');
+      expect((await store.getRun(waiting.id))?.status).not.toBe('success');
     });
 
     /** A started every-minute task whose tick's run was created waiting two hours ago; the marker its run writes. */
@@ -1248,14 +1230,8 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
         'o3',
         `import { writeFileSync } from 'node:fs'; writeFileSync(${JSON.stringify(marker)}, 'x');`,
       );
-      const scheduled = await storedScheduledTask(o);
-      await store.setTaskStatus(scheduled.id, 'started');
-      const [created] = await store.createTickRuns(
-        [{ taskId: scheduled.id, tick: T0 - 30_000 - 120 * MIN }],
-        null,
-      );
-      if (created?.outcome !== 'created') throw new Error('no tick run created');
-      return { runId: created.run.id, marker };
+      const { run } = await waitingTickRun(o, T0 - 30_000 - 120 * MIN);
+      return { runId: run.id, marker };
     }
 
     it("a tick's run left waiting while every node was down is closed at start as missed, saying so in its record and log", async () => {
