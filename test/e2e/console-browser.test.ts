@@ -1,17 +1,16 @@
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consoleSignInLink } from '../support/console-link.js';
 import { CHROMIUM, hasChromium, launchChromium } from '../support/launch-chromium.js';
 import { hasSharedFixtures, SHARED_FIXTURES } from '../support/shared-fixtures.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
-import { CLI, startTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
 import { createZip } from '../support/zip-builder.js';
 
 /**
@@ -24,7 +23,6 @@ import { createZip } from '../support/zip-builder.js';
 const inCi = process.env.CI === 'true';
 const CONSOLE_BUILT = existsSync(new URL('../../packages/quoll/console/index.html', import.meta.url));
 if (!hasChromium && !inCi) console.warn(`skipped: no Chromium at ${CHROMIUM} (set QUOLL_TEST_CHROMIUM)`);
-const exec = promisify(execFile);
 
 /** Prints line 0, waits, then lines 1–4: the test sees line 0 before the rest exists. */
 const MAIN = `
@@ -45,17 +43,6 @@ let pipelinePath: string;
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(shots, `${name}.png`), fullPage: true });
-}
-
-async function signInLink(): Promise<string> {
-  const { stdout } = await exec(
-    process.execPath,
-    [CLI, '--home', server.home, 'console', '--no-open', '--json'],
-    {
-      env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-    },
-  );
-  return (JSON.parse(stdout) as { url: string }).url;
 }
 
 describe('the built console', () => {
@@ -114,7 +101,7 @@ describe.skipIf(!hasChromium && !inCi)('the web console in Chromium', () => {
   });
 
   it('signs in with the one-time link into an HttpOnly SameSite=Strict session; the link does not work twice', async () => {
-    const link = await signInLink();
+    const link = await consoleSignInLink(server);
     await page.goto(link);
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
     expect(page.url()).toBe(`${server.url}/`);

@@ -1,17 +1,15 @@
-import { execFile } from 'node:child_process';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Pipeline, Task } from '@quoll/client';
 import { CHROMIUM, hasChromium, launchChromium } from '../support/launch-chromium.js';
 import { deployModelPipeline } from '../support/deploy-model-pipeline.js';
-import { insertEndedRuns } from '../support/many-runs.js';
-import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
+import { consoleSignInLink } from '../support/console-link.js';
+import { taskWithEndedRuns } from '../support/many-runs.js';
 import { makeTreeEnsembleRegressor } from '../support/synthetic-models.js';
-import { CLI, startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 /**
  * The console in Chromium, two things the main browser test does not cover: a task with
@@ -23,7 +21,6 @@ import { CLI, startTestServer, stopTestServer, type TestServer } from '../suppor
 
 const inCi = process.env.CI === 'true';
 if (!hasChromium && !inCi) console.warn(`skipped: no Chromium at ${CHROMIUM} (set QUOLL_TEST_CHROMIUM)`);
-const exec = promisify(execFile);
 const RUNS = 10_000;
 
 let server: TestServer;
@@ -106,10 +103,7 @@ describe.skipIf(!hasChromium && !inCi)('the console with a 10 000-run task, and 
       'shiftmodel',
       makeTreeEnsembleRegressor({ seed: 3 }),
     );
-    const orchestration = await readyOrchestration(client, 'quick', { 'main.mjs': "console.log('done');\n" });
-    task = await orchestration.runOnce({ name: 'ten thousand runs' });
-    const real = await lastRunEnded(task);
-    all = [real.id, ...(await insertEndedRuns(server, task.id, RUNS - 1))];
+    ({ task, all } = await taskWithEndedRuns(server, client, 'ten thousand runs', RUNS));
     browser = await launchChromium();
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     // Every layout shift of every page, from its first paint (Chromium's Layout Instability API).
@@ -126,14 +120,7 @@ describe.skipIf(!hasChromium && !inCi)('the console with a 10 000-run task, and 
         );
       }
     });
-    const { stdout } = await exec(
-      process.execPath,
-      [CLI, '--home', server.home, 'console', '--no-open', '--json'],
-      {
-        env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-      },
-    );
-    await page.goto((JSON.parse(stdout) as { url: string }).url);
+    await page.goto(await consoleSignInLink(server));
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
   }, 180_000);
 

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import pg from 'pg';
+import type { Client, Task } from '@quoll/client';
+import { lastRunEnded, readyOrchestration } from './orchestration-helpers.js';
 import type { TestServer } from './test-server.js';
 
 /**
@@ -56,4 +58,21 @@ export async function insertEndedRuns(
     }
   }
   return rows.map((r) => r.id).reverse();
+}
+
+/**
+ * A run-once task in the client's current workspace with one real run, ended, and `count - 1`
+ * older ended runs written by {@link insertEndedRuns}; returns the task and every run id,
+ * newest (the real run) first.
+ */
+export async function taskWithEndedRuns(
+  server: TestServer,
+  client: Client,
+  name: string,
+  count: number,
+): Promise<{ task: Task; all: string[] }> {
+  const orchestration = await readyOrchestration(client, 'quick', { 'main.mjs': "console.log('done');\n" });
+  const task = await orchestration.runOnce({ name });
+  const real = await lastRunEnded(task);
+  return { task, all: [real.id, ...(await insertEndedRuns(server, task.id, count - 1))] };
 }

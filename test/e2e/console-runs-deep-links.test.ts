@@ -1,43 +1,30 @@
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Task } from '@quoll/client';
 import { hasChromium, launchChromium } from '../support/launch-chromium.js';
-import { insertEndedRuns } from '../support/many-runs.js';
-import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
-import { CLI, startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
+import { consoleSignInLink } from '../support/console-link.js';
+import { taskWithEndedRuns } from '../support/many-runs.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
-// Review (runs lane): a shared link to an older run of a task must still show that run's log.
-// Before paging, the page held the newest 10 000 runs and found the run; now it holds 50 and
-// silently shows the newest run instead of the one in the URL.
+// The console's task page with runs paged 50 at a time: a shared link to an older run of a task
+// (`?run=<id>`, beyond the first page) still shows that run's log, a link to no run of the task
+// says so, and "Older runs" pressed twice quickly moves one page per press.
 
-const exec = promisify(execFile);
 let server: TestServer;
 let browser: Browser;
 let page: Page;
 let task: Task;
 let all: string[];
 
-describe.skipIf(!hasChromium)('review: console deep link to an older run', () => {
+describe.skipIf(!hasChromium)('console deep links to older runs, and the runs pager', () => {
   beforeAll(async () => {
     server = await startTestServer();
     const client = server.client();
     client.setCurrentWorkspace(await client.getWorkspace('deeplink', { createIfNotExist: true }));
-    const orchestration = await readyOrchestration(client, 'quick', { 'main.mjs': "console.log('done');\n" });
-    task = await orchestration.runOnce({ name: 'deep link' });
-    const real = await lastRunEnded(task);
-    all = [real.id, ...(await insertEndedRuns(server, task.id, 120))];
+    ({ task, all } = await taskWithEndedRuns(server, client, 'deep link', 121));
     browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
-    const { stdout } = await exec(
-      process.execPath,
-      [CLI, '--home', server.home, 'console', '--no-open', '--json'],
-      {
-        env: { ...process.env, QUOLL_URL: '', QUOLL_TOKEN: '' },
-      },
-    );
-    await page.goto((JSON.parse(stdout) as { url: string }).url);
+    await page.goto(await consoleSignInLink(server));
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
   }, 180_000);
 
