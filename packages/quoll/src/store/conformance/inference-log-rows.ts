@@ -91,6 +91,14 @@ export function inferenceLogRows(ids: number[], times: number[], style: LogRowSt
 export const idRange = (from: number, count: number): number[] =>
   Array.from({ length: count }, (_, i) => from + i);
 
+/** Batch `k` of 1000 rows of 18 floats (ids and times from k × 1000): about 88 kB stored in PostgreSQL. */
+export const bigLogBatch = (k: number): RecordBatch =>
+  inferenceLogRows(
+    idRange(k * 1000, 1000),
+    idRange(k * 1000, 1000).map((i) => LOG_T0 + i),
+    { width: 18 },
+  );
+
 /** `count` rows with ids from `from` and times {@link LOG_T0} + id × 10, in one batch of `style`. */
 export const logRowsFrom = (from: number, count: number, style: LogRowStyle = 'arrow'): RecordBatch =>
   inferenceLogRows(

@@ -9,6 +9,7 @@ import {
   postgresAvailability,
 } from '../../../../../test/support/postgres-test-database.js';
 import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
+import { eventually } from '../../../../../test/support/eventually.js';
 import { InferenceLogStore } from '../../logs/index.js';
 import type { InferenceLogs, LogPage, LogQuery } from '../../logs/index.js';
 import { openSqliteDatabase } from '../sqlite/sqlite-database.js';
@@ -963,16 +964,6 @@ describe.skipIf(!runPostgresTests)(
           client.release();
         },
       };
-    }
-
-    /** Whether `condition` holds within `timeoutMs` (polled; a deadline, not a measure). */
-    async function eventually(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<boolean> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        if (await condition()) return true;
-        if (Date.now() > deadline) return false;
-        await new Promise((resolve) => setTimeout(resolve, 20));
-      }
     }
 
     it("a pass that found the total cap's lock taken is retried on its own: a node gone quiet brings the log to the cap once the holder lets go", async () => {

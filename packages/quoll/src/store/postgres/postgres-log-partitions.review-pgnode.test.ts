@@ -1,4 +1,3 @@
-import type { RecordBatch } from 'apache-arrow';
 import type { PoolClient } from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -6,7 +5,8 @@ import {
   postgresAvailability,
 } from '../../../../../test/support/postgres-test-database.js';
 import type { TestDatabase } from '../../../../../test/support/postgres-test-database.js';
-import { LOG_T0 as T0, idRange as range, inferenceLogRows } from '../conformance/inference-log-rows.js';
+import { eventually } from '../../../../../test/support/eventually.js';
+import { bigLogBatch as big } from '../conformance/inference-log-rows.js';
 import { PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
 import { detachEmptiedPartitions, partitionName } from './postgres-log-batch-writer.js';
@@ -16,23 +16,6 @@ import { detachEmptiedPartitions, partitionName } from './postgres-log-batch-wri
 // later cleanups finish it. Each "Review:" test fails on bd5f6c4 for the reason it states.
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
-
-/** About 88 kB stored per batch: 1000 rows of 18 floats. */
-const big = (k: number): RecordBatch =>
-  inferenceLogRows(
-    range(k * 1000, 1000),
-    range(k * 1000, 1000).map((i) => T0 + i),
-    { width: 18 },
-  );
-
-async function eventually(condition: () => Promise<boolean>, timeoutMs = 30_000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await condition()) return true;
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 describe.skipIf(!runPostgresTests)(
   `review of pgnode: the partitions' cleanup at stop (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,

@@ -14,9 +14,9 @@ import { openSqliteDatabase } from '../sqlite/sqlite-database.js';
 import type { SqliteHandle } from '../sqlite/sqlite-database.js';
 import { SqliteLogSegmentIndex } from '../sqlite/sqlite-log-segment-index.js';
 import {
+  bigLogBatch as big,
   LOG_T0 as T0,
   idRange as range,
-  inferenceLogRows,
   logPageIds,
   logRowsFrom,
   pageAllLogIds,
@@ -34,13 +34,6 @@ import {
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
 
-/** About 88 kB stored per batch: 1000 rows of 18 floats. */
-const big = (k: number): RecordBatch =>
-  inferenceLogRows(
-    range(k * 1000, 1000),
-    range(k * 1000, 1000).map((i) => T0 + i),
-    { width: 18 },
-  );
 const small = (first: number, n: number, width = 2): RecordBatch => logRowsFrom(first, n, { width });
 
 /** A promise and the function that settles it (Promise.withResolvers, which Node 20 lacks). */
