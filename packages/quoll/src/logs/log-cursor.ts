@@ -1,4 +1,5 @@
 import { ApiError } from '../errors/index.js';
+import { decodeCursorTuple, encodeCursorTuple } from '../validation/index.js';
 
 /** Where the next page of a log query starts: a row of a segment, and the direction of travel. */
 export interface LogCursor {
@@ -13,9 +14,7 @@ const VERSION = 1;
 
 /** Encodes a cursor as an opaque URL-safe string. */
 export function encodeLogCursor(c: LogCursor): string {
-  return Buffer.from(JSON.stringify([VERSION, c.seq, c.row, c.order === 'asc' ? 0 : 1])).toString(
-    'base64url',
-  );
+  return encodeCursorTuple([VERSION, c.seq, c.row, c.order === 'asc' ? 0 : 1]);
 }
 
 /**
@@ -23,12 +22,7 @@ export function encodeLogCursor(c: LogCursor): string {
  * anything else, or for a cursor made for the other order.
  */
 export function decodeLogCursor(text: string, order: 'asc' | 'desc'): LogCursor {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-  } catch {
-    parsed = null;
-  }
+  const parsed = decodeCursorTuple(text);
   if (
     !Array.isArray(parsed) ||
     parsed.length !== 4 ||

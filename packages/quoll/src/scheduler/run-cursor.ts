@@ -1,4 +1,5 @@
 import { ApiError } from '../errors/index.js';
+import { decodeCursorTuple, encodeCursorTuple } from '../validation/index.js';
 import type { RunPosition } from './task-store.js';
 
 const VERSION = 1;
@@ -9,7 +10,7 @@ const RUN_ID = /^[0-9A-Za-z][0-9A-Za-z._:-]{0,127}$/;
 
 /** Encodes where the next page of a task's runs starts (the last run of this page) as an opaque URL-safe string. */
 export function encodeRunCursor(last: RunPosition): string {
-  return Buffer.from(JSON.stringify([VERSION, last.createdAt, last.id])).toString('base64url');
+  return encodeCursorTuple([VERSION, last.createdAt, last.id]);
 }
 
 /**
@@ -18,12 +19,7 @@ export function encodeRunCursor(last: RunPosition): string {
  * PostgreSQL refuses in a text parameter, or any other control character), so both backends answer alike.
  */
 export function decodeRunCursor(text: string): RunPosition {
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(Buffer.from(text, 'base64url').toString('utf8'));
-  } catch {
-    parsed = null;
-  }
+  const parsed = decodeCursorTuple(text);
   if (
     !Array.isArray(parsed) ||
     parsed.length !== 3 ||
