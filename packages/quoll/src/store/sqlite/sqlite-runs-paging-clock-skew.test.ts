@@ -6,18 +6,17 @@ import { ManualClock } from '../../clock/index.js';
 import { openStore } from '../open-store.js';
 import type { TaskRunRecord } from '../../scheduler/index.js';
 
-// Review (runs lane): created_at is the creating node's wall clock (nowIso()); two nodes of a
-// cluster on one database, one 7 s behind, show what paging does and does not guarantee. The docs
-// said "paging on never loses or repeats a run"; they now say what holds (docs/orchestrations.md):
+// created_at is the creating node's wall clock (nowIso()); two nodes of a cluster on one database,
+// one 7 s behind, show what paging does and does not guarantee (docs/orchestrations.md):
 // every run that existed when paging started is listed exactly once, in order; a run created
 // meanwhile by a node in step with the reader is on the newest page; one created by a node whose
 // clock lags may sort into pages already read (a fresh walk lists it).
 
-const root = mkdtempSync(join(tmpdir(), 'review-runs-skew-'));
+const root = mkdtempSync(join(tmpdir(), 'quoll-runs-paging-skew-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
 const T0 = Date.UTC(2025, 0, 1, 12, 0, 0);
 
-describe('review: runs paging with two nodes whose clocks differ', () => {
+describe('runs paging with two nodes whose clocks differ', () => {
   it('runs that existed when paging started are listed once each; a lagging node’s new run sorts into read pages', async () => {
     const path = join(root, 'a.db');
     const clockA = new ManualClock(T0 + 60_000);

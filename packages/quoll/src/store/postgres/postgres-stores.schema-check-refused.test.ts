@@ -10,11 +10,11 @@ import { openStore } from '../open-store.js';
 
 const { run } = await postgresAvailability();
 
-// Review (review-upgrade): openPostgresStores builds the schema watch (whose constructor
-// validates schemaCheckMs and throws) outside the try that closes the database on failure,
-// so a refused setting leaves the migrated pool's connection open (idle for 30 s, keeping a
-// process that handles the error alive).
-describe.skipIf(!run)('review: a refused schemaCheckMs leaves no connection behind', () => {
+// openPostgresStores refusing a setting after it opened the database (the schema watch's
+// constructor validates schemaCheckMs) closes what it opened: no migrated pool's connection is
+// left open (idle for 30 s, keeping a process that handles the error alive).
+// Its own database: it counts every connection to it.
+describe.skipIf(!run)('a refused schemaCheckMs leaves no connection behind', () => {
   let database: TestDatabase;
   beforeAll(async () => {
     database = await createTestDatabase();

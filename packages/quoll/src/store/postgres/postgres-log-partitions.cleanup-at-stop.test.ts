@@ -11,14 +11,14 @@ import { PostgresDatabase } from './postgres-database.js';
 import { PostgresInferenceLogStore } from './postgres-inference-log-store.js';
 import { detachEmptiedPartitions, partitionName } from './postgres-log-batch-writer.js';
 
-// Hostile review of lane pgnode (bd5f6c4) and of its note on the flaky partitions test: what a
-// stop in the middle of the partitions' cleanup (detach, drop, unlist) leaves, and whether
-// later cleanups finish it. Each "Review:" test fails on bd5f6c4 for the reason it states.
+// The partitions' cleanup (detach, drop, unlist) and a stop in the middle of it: what the stop
+// leaves, and that later cleanups finish it. (Written as a review of bd5f6c4: each "Review:"
+// test fails there for the reason it states.)
 
 const { run: runPostgresTests, skipReason } = await postgresAvailability();
 
 describe.skipIf(!runPostgresTests)(
-  `review of pgnode: the partitions' cleanup at stop (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,
+  `the partitions' cleanup at stop (${runPostgresTests ? 'PostgreSQL reachable' : skipReason})`,
   () => {
     let database: TestDatabase;
     let schemaNo = 0;
