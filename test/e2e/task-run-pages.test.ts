@@ -1,7 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, Task } from '@quoll/client';
-import { insertEndedRuns } from '../support/many-runs.js';
-import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
+import { taskWithEndedRuns } from '../support/many-runs.js';
 import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 /**
@@ -16,6 +15,10 @@ let client: Client;
 let task: Task;
 /** Every run id, newest first (the real run, then the 9 999 written into the store). */
 let all: string[];
+
+/** A runs cursor as the server writes one (version 1, creation time, run id), whatever its strings. */
+const cursorOf = (createdAt: string, id: string): string =>
+  Buffer.from(JSON.stringify([1, createdAt, id])).toString('base64url');
 
 interface RunJson {
   id: string;
@@ -41,10 +44,7 @@ beforeAll(async () => {
   server = await startTestServer();
   client = server.client();
   client.setCurrentWorkspace(await client.getWorkspace('pagedruns', { createIfNotExist: true }));
-  const orchestration = await readyOrchestration(client, 'quick', { 'main.mjs': "console.log('done');\n" });
-  task = await orchestration.runOnce({ name: 'many runs' });
-  const real = await lastRunEnded(task);
-  all = [real.id, ...(await insertEndedRuns(server, task.id, RUNS - 1))];
+  ({ task, all } = await taskWithEndedRuns(server, client, 'many runs', RUNS));
 }, 120_000);
 
 afterAll(() => stopTestServer(server));
@@ -90,6 +90,18 @@ describe('GET /v1/tasks/:id/runs pages by cursor', () => {
     expect(body).toMatchObject({
       error: { code: 'invalid_request', message: expect.stringMatching(/nextCursor/) as unknown },
     });
+  });
+
+  // A cursor of the right shape whose strings hold a NUL: PostgreSQL refuses a NUL in a bound text
+  // parameter, so unchecked it was 500 internal_error there and 200 on SQLite. Run on both:
+  // QUOLL_TEST_SERVER_DATABASE=postgres npx vitest run test/e2e/task-run-pages.test.ts
+  it.each([
+    ['in its creation time', cursorOf('2026-01-01T00:00:00.000Z\u0000', 'x')],
+    ['in its run id', cursorOf('2099-01-01T00:00:00.000Z', 'x\u0000')],
+  ])('a cursor holding a NUL %s answers 400 invalid_request, never 500', async (_what, cursor) => {
+    const { status, body } = await runsPage(`?limit=10&cursor=${cursor}`);
+    const code = (body as { error?: { code?: string } }).error?.code;
+    expect({ status, code }).toEqual({ status: 400, code: 'invalid_request' });
   });
 });
 

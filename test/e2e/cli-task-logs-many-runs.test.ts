@@ -4,14 +4,12 @@ import type { AddressInfo } from 'node:net';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Task } from '@quoll/client';
-import { insertEndedRuns } from '../support/many-runs.js';
-import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
+import { taskWithEndedRuns } from '../support/many-runs.js';
 import { CLI, startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
-// Review (runs lane): paging exists now, but "quoll task logs <task>" (pickRun in
-// packages/quoll/src/cli/commands/task-command.ts) still asks GET /v1/tasks/:id/runs with no
-// limit — every run of the task, to print the newest one's log. A task with 10 000 runs costs
-// a 10 000-run answer (unbounded with the task's age) for one log.
+// "quoll task logs <task>" on a task with 10 000 runs: it reads the newest run as a page of one
+// and "--run <id>" by id (pickRun in packages/quoll/src/cli/commands/task-command.ts), never the
+// task's whole run history (an answer unbounded with the task's age) for one log.
 
 const exec = promisify(execFile);
 let server: TestServer;
@@ -23,10 +21,7 @@ beforeAll(async () => {
   server = await startTestServer();
   const client = server.client();
   client.setCurrentWorkspace(await client.getWorkspace('clilogs', { createIfNotExist: true }));
-  const orchestration = await readyOrchestration(client, 'quick', { 'main.mjs': "console.log('done');\n" });
-  task = await orchestration.runOnce({ name: 'cli logs' });
-  await lastRunEnded(task);
-  await insertEndedRuns(server, task.id, 10_000);
+  ({ task } = await taskWithEndedRuns(server, client, 'cli logs', 10_001));
   const target = new URL(server.url);
   // Records every request path the CLI makes, forwarding it to the server.
   proxy = createServer((req, res) => {
@@ -53,7 +48,7 @@ afterAll(async () => {
   await stopTestServer(server);
 });
 
-describe('review: quoll task logs on a task with 10 000 runs', () => {
+describe('quoll task logs on a task with 10 000 runs', () => {
   it('prints the newest run without asking for every run', async () => {
     const url = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     const { stdout } = await exec(
