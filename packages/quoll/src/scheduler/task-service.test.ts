@@ -62,6 +62,19 @@ async function waitingTickRun(
   return { task, run: created.run };
 }
 
+/** An orchestration whose runs each hold their slot (print `done` and end) only once `open()` is called. */
+function gatedOrchestration(id: string): { id: string; open: () => void } {
+  const gate = join(root, `gate-${id}`);
+  return {
+    id: orchestration(
+      id,
+      `import { existsSync } from 'node:fs';
+const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearInterval(t); console.log('done'); } }, 20);`,
+    ),
+    open: () => writeFileSync(gate, ''),
+  };
+}
+
 /** A continuous task stored as a node stores it (created, then `started`), with no run yet. */
 async function startedContinuousTask(orchestrationId: string): Promise<TaskRecord> {
   const task = await store.createTask({
@@ -1055,12 +1068,7 @@ describe('TaskService', () => {
 
     it("a tick's runs past the creating node's free slots go to another node's, and a waiting one to the first slot freed", async () => {
       // Each run holds its slot until the gate file exists.
-      const gate = join(root, 'gate');
-      const o = orchestration(
-        'o1',
-        `import { existsSync } from 'node:fs';
-const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearInterval(t); console.log('done'); } }, 20);`,
-      );
+      const { id: o, open } = gatedOrchestration('o1');
       const node = (nodeId: string) =>
         service({ nodeId, notifier, coordinatorClock: clock, shareTickRuns: true }, { concurrency: 2 });
       const { service: one, runner: runnerOne } = await node('one');
@@ -1084,7 +1092,7 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
       expect(running.filter((r) => r.nodeId === null)).toHaveLength(1);
       // The runs end; the waiting one is claimed as a slot frees, with no coordinator round
       // (the coordinator's clock does not move from here).
-      writeFileSync(gate, '');
+      open();
       await waitFor('every run succeeded', async () => {
         for (const t of tasks)
           if ((await one.listRuns(t.id, { status: 'success' })).length !== 1) return false;
@@ -1102,12 +1110,7 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
 
     it('Review: a run claimed on a message while a coordinator round renews leases is launched, not dropped and later closed as node lost', async () => {
       // Node A holds one long run, so its coordinator rounds renew leases.
-      const gate = join(root, 'gate');
-      const o = orchestration(
-        'o1',
-        `import { existsSync } from 'node:fs';
-const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearInterval(t); console.log('done'); } }, 20);`,
-      );
+      const { id: o, open } = gatedOrchestration('o1');
       let holdRenew = false;
       let renewEntered = (): void => undefined;
       let releaseRenew = (): void => undefined;
@@ -1160,7 +1163,7 @@ const t = setInterval(() => { if (existsSync(${JSON.stringify(gate)})) { clearIn
         await new Promise((r) => setTimeout(r, 10));
       }
       const after = await store.getRun(waiting.id);
-      writeFileSync(gate, '');
+      open();
       // (Bug: A dropped the claim; nobody renews it, so once its lease ends it is closed as
       // "node lost: node-a" although node A is alive and never ran it.)
       expect(after).toMatchObject({ nodeId: 'node-a', status: 'success' });
