@@ -1,11 +1,9 @@
-import { chmod, copyFile, mkdtemp } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Orchestration, TaskRun } from '@quoll/client';
-import { processesTitled, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { homeWithKeyOf, killClusterNodes } from '../support/cluster-nodes.js';
+import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import {
   createTestDatabase,
   postgresAvailability,
@@ -79,26 +77,12 @@ describe.skipIf(!pg.run)(
         return server;
       };
       a = await start(undefined, `${MARKER}-a`);
-      // Every node of a cluster needs the same master key.
-      const home = await mkdtemp(join(tmpdir(), 'quoll-follow-node-'));
-      await copyFile(join(a.home, 'master.key'), join(home, 'master.key'));
-      await chmod(join(home, 'master.key'), 0o600);
-      c = await start(home, `${MARKER}-c`);
+      c = await start(await homeWithKeyOf(a), `${MARKER}-c`);
       stepper = await readyOrchestration(a.client(), 'stepper', { 'main.js': STEPPER });
     }, 120_000);
 
     afterAll(async () => {
-      for (const s of servers) {
-        await s.kill();
-        await s.cleanup();
-      }
-      for (const pid of processesTitled(MARKER)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // Gone meanwhile.
-        }
-      }
+      await killClusterNodes(servers, MARKER);
       await new Promise((resolve) => gates.server.close(resolve));
       gates.server.closeAllConnections();
       await db?.drop();

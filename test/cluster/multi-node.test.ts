@@ -1,11 +1,12 @@
 import { existsSync } from 'node:fs';
-import { chmod, copyFile, mkdtemp } from 'node:fs/promises';
+import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client, InferenceRecord, Orchestration, Task, TaskRun } from '@quoll/client';
 import type { NodeDto } from '@quoll/client/wire';
-import { processesTitled, readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
+import { homeWithKeyOf, killClusterNodes } from '../support/cluster-nodes.js';
+import { readyOrchestration, waitFor } from '../support/orchestration-helpers.js';
 import {
   createTestDatabase,
   postgresAvailability,
@@ -128,13 +129,6 @@ describe.skipIf(!pg.run)(
       ids.set(server, await nodeIdOf(server));
       return server;
     };
-    /** A home holding only the cluster's master key (every node needs the same one). */
-    const homeWithKeyOf = async (server: TestServer): Promise<string> => {
-      const home = await mkdtemp(join(tmpdir(), 'quoll-cluster-node-'));
-      await copyFile(join(server.home, 'master.key'), join(home, 'master.key'));
-      await chmod(join(home, 'master.key'), 0o600);
-      return home;
-    };
 
     beforeAll(async () => {
       db = await createTestDatabase();
@@ -156,17 +150,7 @@ describe.skipIf(!pg.run)(
     }, 120_000);
 
     afterAll(async () => {
-      for (const s of servers) {
-        await s.kill();
-        await s.cleanup();
-      }
-      for (const pid of processesTitled(MARKER)) {
-        try {
-          process.kill(pid, 'SIGKILL');
-        } catch {
-          // Gone meanwhile.
-        }
-      }
+      await killClusterNodes(servers, MARKER);
       await db?.drop();
     });
 
