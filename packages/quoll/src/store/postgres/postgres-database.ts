@@ -122,6 +122,8 @@ export const PG_UNIQUE_VIOLATION = '23505';
 export const PG_FOREIGN_KEY_VIOLATION = '23503';
 /** `lock_not_available`: a lock wait ran past `lock_timeout` (see {@link PostgresDatabase.coordinate}). */
 export const PG_LOCK_NOT_AVAILABLE = '55P03';
+/** `query_canceled`: a statement cancelled (as `pg_cancel_backend` does, e.g. the log writer's stop). */
+export const PG_QUERY_CANCELED = '57014';
 const RETRYABLE_TX = new Set(['40001', '40P01']);
 
 /** A pooled PostgreSQL database: SQL helpers, transactions, migrations under an advisory lock. */

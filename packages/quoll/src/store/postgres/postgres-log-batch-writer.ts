@@ -11,7 +11,7 @@ import {
   timeValues,
 } from '../../logs/index.js';
 import { BoundMessageBuffer, PostgresBoundStatement, type BoundValue } from './postgres-bound-statement.js';
-import { sqlState, type Sql } from './postgres-database.js';
+import { PG_QUERY_CANCELED, sqlState, type Sql } from './postgres-database.js';
 
 /** Most rows of one stored batch (small input batches are merged up to it). */
 export const STORED_BATCH_MAX_ROWS = 1024;
@@ -1026,7 +1026,7 @@ export async function detachEmptiedPartitions(
     } catch (err) {
       failure ??= err instanceof Error ? err : new Error(String(err));
       // Cancelled: a stop has come (it cancels one statement; the rest is left as well).
-      if (sqlState(err) === QUERY_CANCELED) break;
+      if (sqlState(err) === PG_QUERY_CANCELED) break;
     }
   }
   if (failure !== null) throw failure;
@@ -1063,7 +1063,5 @@ async function detachConcurrently(
 
 /** The names {@link partitionName} makes. */
 const PARTITION_NAME = /^inference_log_batches_p\d+_s\d+$/;
-/** PostgreSQL's `query_canceled` (a statement cancelled, as `pg_cancel_backend` does). */
-const QUERY_CANCELED = '57014';
 /** PostgreSQL's `object_not_in_prerequisite_state`: among others, a partition pending detach. */
 const OBJECT_NOT_IN_PREREQUISITE_STATE = '55000';

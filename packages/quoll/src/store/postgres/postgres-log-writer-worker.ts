@@ -4,7 +4,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import type { RecordBatch } from 'apache-arrow';
 import { LogBatchUnpacker, PoisonLogBatchError } from '../../logs/index.js';
-import { PostgresDatabase, sqlState } from './postgres-database.js';
+import { PG_QUERY_CANCELED, PostgresDatabase, sqlState } from './postgres-database.js';
 import {
   detachEmptiedPartitions,
   PostgresLogBatchWriter,
@@ -267,7 +267,7 @@ async function vacuum(detach: boolean, vacuumDue: boolean): Promise<void> {
 
 /** Whether `err` is a statement cancelled (57014: the stop's `pg_cancel_backend`). */
 function isCancelled(err: Error | null): boolean {
-  return err !== null && sqlState(err) === '57014';
+  return err !== null && sqlState(err) === PG_QUERY_CANCELED;
 }
 
 /** At stop: a running vacuum is cancelled (the next one, on any node, does its work). */
