@@ -54,7 +54,10 @@ describe('inline runs', () => {
     }
     const answer = await slow;
     expect(answer).toHaveLength(1);
-    // Answered while the long run went on: it was not on the thread that answers them.
-    expect(answeredDuring).toBeGreaterThan(3);
+    // Answered while the long run went on: it was not on the thread that answers them. (Run on
+    // that thread, the health check sent during it would be answered only after the long answer,
+    // and the scale request after that: none counted. At least one, not more: under a loaded CI
+    // run a round of the two requests took ~1 s of the run's ~1.9 s, and 2 were counted.)
+    expect(answeredDuring).toBeGreaterThanOrEqual(1);
   });
 });

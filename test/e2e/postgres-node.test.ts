@@ -228,9 +228,16 @@ describe.skipIf(!pg.run)(
         );
         expect(health).toMatchObject({ status: 'degraded', database: 'ok', schema: ahead });
         expect(JSON.stringify(health)).toMatch(/9999.*newer than this node's code/);
-        // Its log says it once, as a warning with the code.
-        const said = node.output().match(/"code":"schema_ahead"[^\n]*newer than this node's code/g) ?? [];
-        expect(said).toHaveLength(1);
+        // Its log says it once, as a warning with the code (its stdout reaches this process a
+        // little after its health changed: wait for the line, then count).
+        const warned = (): string[] =>
+          node.output().match(/"code":"schema_ahead"[^\n]*newer than this node's code/g) ?? [];
+        await waitFor(
+          'the schema_ahead warning in the node log',
+          async () => (warned().length > 0 ? true : undefined),
+          15_000,
+        );
+        expect(warned()).toHaveLength(1);
         // Still ready: the newer release's migrations are readable by this one (the rule), and a
         // load balancer taking every old node out at once would not be a rolling upgrade.
         const ready = await fetch(`${node.url}/v2/health/ready`);
