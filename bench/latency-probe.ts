@@ -17,6 +17,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
+  keepHarnessOffServerCore,
   deployModel,
   loadAverage,
   percentile,
@@ -76,6 +77,8 @@ function schedReport(
   console.log(`threads over the measured run (those with ≥ 1 ms CPU):\n${rows.join('\n')}`);
 }
 
+// The harness on wrk's core, off the server's (support.ts says why).
+keepHarnessOffServerCore();
 const [connections = 16, seconds = 6] = process.argv.slice(2).map(Number);
 const format = (process.env.PROBE_FORMAT ?? 'json') as BodyFormat;
 const batch = Number(process.env.PROBE_BATCH ?? 1);

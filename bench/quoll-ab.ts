@@ -13,6 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  keepHarnessOffServerCore,
   awaitInlineVerdict,
   checkVerdicts,
   cpuSeconds,
@@ -28,6 +29,8 @@ import {
   type BodyFormat,
 } from './support.js';
 
+// The harness on wrk's core, off the servers' (support.ts says why).
+keepHarnessOffServerCore();
 const [connections = 1, seconds = 3, runs = 3] = process.argv.slice(2).map(Number);
 const format = (process.env.FORMAT ?? 'json') as BodyFormat;
 const batch = Number(process.env.BATCH ?? 1);

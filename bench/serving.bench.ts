@@ -18,6 +18,7 @@ import type { Pipeline } from '@quoll/client';
 import { makeHouseRows } from '../test/support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../test/support/synthetic-models.js';
 import {
+  keepHarnessOffServerCore,
   awaitInlineVerdict,
   checkVerdicts,
   cpuSeconds,
@@ -41,6 +42,8 @@ import {
   type BodyFormat,
 } from './support.js';
 
+// The harness on wrk's core, off the servers' (support.ts says why).
+keepHarnessOffServerCore();
 const only = process.env.BENCH_ONLY?.split(',').map((s) => s.trim());
 const wanted = (name: string): boolean => !only || only.includes(name);
 const PIPELINES = Number(process.env.BENCH_PIPELINES ?? 100);
