@@ -240,21 +240,47 @@ export function writeBody(work: string, format: BodyFormat, batch: number): stri
   return path;
 }
 
-/** A wrk Lua script POSTing a `batch`-row `format` body, with a bearer token when given. */
+/**
+ * A wrk Lua script POSTing a `batch`-row `format` body, with a bearer token when given, its
+ * headers always in the same order (Host, Content-Type, Accept, Authorization, Content-Length).
+ *
+ * wrk's own `wrk.format` writes the headers in the order of a Lua table, and LuaJIT seeds its
+ * string hashes per process: each wrk run sent them in another order (seen 5 December: five runs,
+ * four orders). Node builds `req.headers` in the order the headers arrive, so each new order is a
+ * new hidden class, and every optimized function of the request path that reads a header (Node's
+ * parserOnIncoming, Fastify's routeHandler, handleRequest, rawBody, content-type parser, Quoll's
+ * hooks) deopted ("wrong map") and was compiled again on the server's core at the start of the
+ * run, in Quoll and in F1 alike: a cost of wrk, not of the servers, which made short runs' p99
+ * depend on the order drawn. One order is what a real client library sends.
+ */
 export function writeLua(
   work: string,
   opts: { format: BodyFormat; batch: number; token?: string | null; tag: string },
 ): string {
   const ct = CONTENT_TYPES[opts.format];
   const path = join(work, `${opts.format}-${opts.batch}-${opts.tag}.lua`);
+  const headers = [
+    `Content-Type: ${ct}`,
+    `Accept: ${ct}`,
+    ...(opts.token ? [`Authorization: Bearer ${opts.token}`] : []),
+  ];
   writeFileSync(
     path,
     [
       'wrk.method = "POST"',
       `local f = io.open("${writeBody(work, opts.format, opts.batch)}", "rb"); wrk.body = f:read("*a"); f:close()`,
-      `wrk.headers["Content-Type"] = "${ct}"`,
-      `wrk.headers["Accept"] = "${ct}"`,
-      ...(opts.token ? [`wrk.headers["Authorization"] = "Bearer ${opts.token}"`] : []),
+      // Called once by wrk.init (Host is set by then): the static request, in one order.
+      'function wrk.format(method, path, headers, body)',
+      '  body = body or wrk.body',
+      '  return table.concat({',
+      '    (method or wrk.method) .. " " .. (path or wrk.path) .. " HTTP/1.1",',
+      '    "Host: " .. wrk.headers["Host"],',
+      ...headers.map((h) => `    "${h}",`),
+      '    "Content-Length: " .. string.len(body),',
+      '    "",',
+      '    body,',
+      '  }, "\\r\\n")',
+      'end',
     ].join('\n'),
   );
   return path;
