@@ -5,7 +5,7 @@
 // wrk runs (SECS each, default 2; each opens 16 fresh connections) with a 1 s pause after each.
 // Per run: eager deopts and TurboFan compiles seen in the run and its pause, the V8 platform
 // threads' CPU in the run's first second and in the whole run, and wrk's p99. Prints the
-// deopting functions of all runs with their reasons, most frequent first.
+// deopting functions of all runs with their reasons, and the functions compiled, most frequent first.
 // Usage: [REFERENCE=1] [TABLE_ORDER=1] [ROUNDS=6] [SECS=2] [CONNECTIONS=16] [NODE_ARGS=…] [QUOLL_CLI=…]
 //   npx tsx bench/churn-probe.ts
 import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -45,9 +45,15 @@ const modelPath = writeBenchModel(work);
 writeFileSync(traceOut, '');
 
 /** Counts of the trace lines seen so far, and the deopts by function and reason. */
-const seen = { deopts: 0, compiles: 0, byFunction: new Map<string, number>() };
+const seen = {
+  deopts: 0,
+  compiles: 0,
+  byFunction: new Map<string, number>(),
+  compiled: new Map<string, number>(),
+};
 const DEOPT =
   /\[bailout \(kind: (deopt-\w+), reason: ([^)]*)\): begin\. deoptimizing \S+ <JSFunction ([^>]*?) ?\(sfi/;
+const COMPILED = /<JSFunction ([^>]*?) ?\(sfi/;
 function follow(proc: ChildProcess): void {
   let partial = '';
   proc.stdout?.on('data', (d: Buffer) => {
@@ -62,6 +68,8 @@ function follow(proc: ChildProcess): void {
         seen.byFunction.set(key, (seen.byFunction.get(key) ?? 0) + 1);
       } else if (line.startsWith('[completed compiling')) {
         seen.compiles++;
+        const name = `${COMPILED.exec(line)?.[1] || '(anonymous)'}`;
+        seen.compiled.set(name, (seen.compiled.get(name) ?? 0) + 1);
       }
     }
   });
@@ -155,6 +163,7 @@ try {
   wrk({ url: server.url, luaScript: server.lua, connections, seconds: Number(process.env.WARMUP_S ?? 10) });
   await new Promise((resolve) => setTimeout(resolve, 1000));
   seen.byFunction.clear();
+  seen.compiled.clear();
   const rows: {
     deopts: number;
     compiles: number;
@@ -196,6 +205,9 @@ try {
   );
   console.log('deopts of all runs, by function:');
   for (const [k, n] of [...seen.byFunction].sort((a, b) => b[1] - a[1])) console.log(`  ${n}  ${k}`);
+  console.log('TurboFan compiles of all runs, by function (the 20 most frequent):');
+  for (const [k, n] of [...seen.compiled].sort((a, b) => b[1] - a[1]).slice(0, 20))
+    console.log(`  ${n}  ${k}`);
 } finally {
   await stopAll([server.proc]);
   rmSync(work, { recursive: true, force: true });
