@@ -1,5 +1,6 @@
 import { RecordBatchStreamWriter } from 'apache-arrow';
 import type { RecordBatch, Schema } from 'apache-arrow';
+import { encodeRecordBatchMessage } from './record-batch-message.js';
 
 /** The Arrow IPC end-of-stream marker: continuation `0xFFFFFFFF` then a zero length. */
 export const ARROW_EOS = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
@@ -23,8 +24,14 @@ export class ArrowMessageEncoder extends RecordBatchStreamWriter {
     return this.#take();
   }
 
-  /** One record-batch message, as chunks plus their total length (a multiple of 8). */
+  /**
+   * One record-batch message, as chunks plus their total length (a multiple of 8): written
+   * directly for the layouts the log uses (`encodeRecordBatchMessage`, which says why), by
+   * apache-arrow's writer for any other.
+   */
   encodeBatch(batch: RecordBatch): { chunks: Uint8Array[]; bytes: number } {
+    const direct = encodeRecordBatchMessage(batch);
+    if (direct !== null) return direct;
     this._writeRecordBatch(batch);
     return this.#take();
   }
