@@ -48,16 +48,19 @@ export function checkBatchShape(batch: RecordBatch): void {
  */
 export function clampLogTime(batch: RecordBatch, after: bigint): { batch: RecordBatch; last: bigint } {
   const t = timeValues(batch);
+  let ok = inOrderFrom(t, after);
   let prev = after;
-  let ok = true;
-  for (let i = 0; i < t.length; i++) {
-    const v = t[i] as bigint;
-    if (v < prev) {
-      ok = false;
-      break;
+  if (ok === null) {
+    ok = true;
+    for (let i = 0; i < t.length; i++) {
+      const v = t[i] as bigint;
+      if (v < prev) {
+        ok = false;
+        break;
+      }
+      prev = v;
     }
-    prev = v;
-  }
+  } else if (ok && t.length > 0) prev = t[t.length - 1] as bigint;
   if (ok) return { batch, last: prev };
   const fixed = new BigInt64Array(t.length);
   prev = after;
@@ -79,12 +82,66 @@ export function clampLogTime(batch: RecordBatch, after: bigint): { batch: Record
   };
 }
 
+/** 2^53: below it in magnitude, an Int64 is a double exactly. */
+const EXACT = 2 ** 53;
+/** Whether an Int64's low half comes first in memory (its halves are read as two Int32s). */
+const LITTLE_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 1;
+
+/**
+ * Whether `t` is non-decreasing and not below `after`, read as doubles from the Int64s' two
+ * halves: reading a BigInt64Array element makes a BigInt on the heap, one per row, the bulk
+ * of checking a hand-off's times in the log writer thread. `null` when a value (or `after`,
+ * above the range) is too large to compare so exactly: the caller compares BigInts then.
+ */
+function inOrderFrom(t: BigInt64Array, after: bigint): boolean | null {
+  let prev: number;
+  if (!LITTLE_ENDIAN) return null;
+  if (after < -EXACT) prev = Number.NEGATIVE_INFINITY;
+  else if (after < EXACT) prev = Number(after);
+  else return null;
+  const halves = new Int32Array(t.buffer, t.byteOffset, t.length * 2);
+  for (let i = 0; i < halves.length; i += 2) {
+    const high = halves[i + 1]!;
+    // |value| < 2^53 exactly when the high half is within ±2^21.
+    if (high >= 0x20_0000 || high < -0x20_0000) return null;
+    const v = high * 0x1_0000_0000 + (halves[i]! >>> 0);
+    if (v < prev) return false;
+    prev = v;
+  }
+  return true;
+}
+
 /**
  * A record batch of `schema` and `data` that keeps `schema` itself: Arrow's constructor derives
  * an equal copy (cloning every field), and work keyed by schema object (the schema id, the
  * transfer to the writer thread) should find the one it has seen.
+ *
+ * When every column already has the batch's rows (always, for the batches the log builds), the
+ * batch is made without the constructor: the constructor's only other work is padding short
+ * columns with nulls, and it pays for it with a new Schema, cloned fields and a rebuilt struct
+ * `Data` per batch, the largest cost of unpacking a hand-off in the log writer thread (cold,
+ * generic code run a few times per hand-off). The fields set are those the constructor sets
+ * (`log-batch-checks.test.ts` checks the result behaves as the constructor's).
  */
 export function batchOf(schema: Schema, data: Data<Struct>): RecordBatch {
+  const children = data.children;
+  let whole =
+    DataType.isStruct(data.type) &&
+    data.offset === 0 &&
+    data.nullCount === 0 &&
+    children.length === schema.fields.length;
+  for (let i = 0; whole && i < children.length; i++) whole = children[i]!.length === data.length;
+  if (whole) {
+    const batch = Object.create(RecordBatch.prototype) as {
+      schema: Schema;
+      data: Data<Struct>;
+      _metadata: Map<string, string>;
+    };
+    batch.schema = schema;
+    batch.data = data;
+    batch._metadata = new Map();
+    return batch as unknown as RecordBatch;
+  }
   const batch = new RecordBatch(schema, data);
   (batch as { schema: Schema }).schema = schema;
   return batch;
