@@ -94,8 +94,8 @@ function threadWakes(pid: number): Map<string, number> {
   return out;
 }
 
-/** CPU seconds (user + system) of each thread of `pid`, by thread id. */
-function threadCpu(pid: number): Map<string, number> {
+/** CPU seconds (user + system) of each thread of `pid`, by thread id; `sys` gets the system part. */
+function threadCpu(pid: number, sys?: Map<string, number>): Map<string, number> {
   const out = new Map<string, number>();
   const dir = `/proc/${pid}/task`;
   if (!existsSync(dir)) return out;
@@ -104,6 +104,7 @@ function threadCpu(pid: number): Map<string, number> {
       const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       out.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
+      sys?.set(tid, Number(fields[12]) / 100);
     } catch {
       // The thread ended meanwhile.
     }
@@ -134,7 +135,8 @@ const perf =
       )
     : null;
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
-const before = threadCpu(pid);
+const sysBefore = new Map<string, number>();
+const before = threadCpu(pid, sysBefore);
 const wakesBefore = threadWakes(pid);
 const r = wrk({
   url: server.url,
@@ -142,7 +144,8 @@ const r = wrk({
   connections: Number(process.env.CONNECTIONS ?? 16),
   seconds,
 });
-const after = threadCpu(pid);
+const sysAfter = new Map<string, number>();
+const after = threadCpu(pid, sysAfter);
 const wakesAfter = threadWakes(pid);
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
 if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
@@ -151,18 +154,23 @@ console.log(
   `${reference ? 'F1 ' : ''}${format} ${batch} × ${process.env.CONNECTIONS ?? 16}: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
 );
 let total = 0;
-const rows: [string, number, number][] = [];
+const rows: [string, number, number, number][] = [];
 for (const [tid, cpu] of after) {
   const used = cpu - (before.get(tid) ?? 0);
   total += used;
   const wakes = ((wakesAfter.get(tid) ?? 0) - (wakesBefore.get(tid) ?? 0)) / seconds;
   if (used > 0)
-    rows.push([tid === String(pid) ? `${tid} (request thread)` : tid, (used * 1e6) / requests, wakes]);
+    rows.push([
+      tid === String(pid) ? `${tid} (request thread)` : tid,
+      (used * 1e6) / requests,
+      wakes,
+      ((sysAfter.get(tid) ?? 0) - (sysBefore.get(tid) ?? 0)) / used,
+    ]);
 }
 rows.sort((a, b) => Number.parseInt(a[0]) - Number.parseInt(b[0]));
-for (const [name, us, wakes] of rows)
+for (const [name, us, wakes, sysShare] of rows)
   console.log(
-    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s`,
+    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s ${(sysShare * 100).toFixed(0).padStart(3)} % system`,
   );
 console.log(
   `  ${'total'.padEnd(24)} ${((total * 1e6) / requests).toFixed(1).padStart(7)} µs/request ${((total * 1e6) / requests / batch).toFixed(3)} µs/row`,
