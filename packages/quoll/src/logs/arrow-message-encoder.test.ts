@@ -22,6 +22,7 @@ import {
   makeData,
   Schema,
 } from 'apache-arrow';
+import { checkArrowIpc } from '../inference/index.js';
 import { ARROW_EOS, ArrowMessageEncoder } from './arrow-message-encoder.js';
 import { encodeRecordBatchMessage } from './record-batch-message.js';
 
@@ -152,7 +153,8 @@ describe('ArrowMessageEncoder.encodeBatch', () => {
       // And a reader takes the stream as it would apache-arrow's.
       const encoder = new ArrowMessageEncoder();
       const schemaMessage = concat(encoder.encodeSchema(batch.schema).chunks);
-      const read = tableFromIPC(concat([schemaMessage, ...encoder.encodeBatch(batch).chunks, ARROW_EOS]));
+      const stream = concat([schemaMessage, ...encoder.encodeBatch(batch).chunks, ARROW_EOS]);
+      const read = tableFromIPC(stream);
       expect(read.numRows).toBe(batch.numRows);
       expect(read.toArray().map((r: { toJSON(): unknown }) => JSON.stringify(r.toJSON(), bigints))).toEqual(
         new Table(batch).toArray().map((r: { toJSON(): unknown }) => JSON.stringify(r.toJSON(), bigints)),
@@ -192,6 +194,29 @@ describe('ArrowMessageEncoder.encodeBatch', () => {
     expect(read.toArray().map((r: { toJSON(): unknown }) => JSON.stringify(r.toJSON()))).toEqual(
       new Table(sliced).toArray().map((r: { toJSON(): unknown }) => JSON.stringify(r.toJSON())),
     );
+  });
+
+  it("passes the server's strict reader of untrusted Arrow bodies (bounds, offsets, alignment)", () => {
+    // That reader takes tensor-shaped columns only: numbers and (fixed-size) lists of numbers.
+    const batch = batchOf({
+      x: vectorFromArray(
+        Array.from({ length: n }, (_, i) => (i === 3 ? null : i / 4)),
+        new Float32(),
+      ),
+      'in.tensor': vectorFromArray(
+        Array.from({ length: n }, (_, i) => Array.from({ length: 18 }, (_, j) => i + j)),
+        new FixedSizeList(18, new Field('item', new Float32(), true)),
+      ),
+      'out.variable': vectorFromArray(
+        Array.from({ length: n }, (_, i) => Array.from({ length: 1 + (i % 3) }, (_, j) => j)),
+        new List(new Field('item', new Float64(), true)),
+      ),
+    });
+    const encoder = new ArrowMessageEncoder();
+    const direct = encodeRecordBatchMessage(batch);
+    expect(direct).not.toBeNull();
+    const stream = concat([...encoder.encodeSchema(batch.schema).chunks, ...direct!.chunks, ARROW_EOS]);
+    expect(checkArrowIpc(stream)).toMatchObject({ layout: 'stream', rows: n, batches: 1 });
   });
 
   it('writes a table built from arrays the same body as apache-arrow', () => {
