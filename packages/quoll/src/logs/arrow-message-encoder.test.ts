@@ -196,6 +196,40 @@ describe('ArrowMessageEncoder.encodeBatch', () => {
     );
   });
 
+  it('keeps no block per message it encodes through apache-arrow (one encoder lives as long as its store)', () => {
+    const sliced = layouts['nulls, booleans and strings']!().slice(3, 11);
+    const dictionary = batchOf({
+      d: vectorFromArray(['x', 'y', 'x', 'z'], new Dictionary(new Utf8(), new Int32())),
+    });
+    const encoder = new ArrowMessageEncoder();
+    encoder.encodeSchema(sliced.schema);
+    for (let i = 0; i < 1000; i++) {
+      encoder.encodeBatch(sliced);
+      encoder.encodeBatch(dictionary);
+    }
+    // apache-arrow's writer pushes a FileBlock per message for a file footer never written here.
+    const kept = encoder as unknown as {
+      _recordBatchBlocks: unknown[];
+      _dictionaryBlocks: unknown[];
+      _seenDictionaries: Map<number, unknown>;
+    };
+    expect(kept._recordBatchBlocks).toHaveLength(0);
+    expect(kept._dictionaryBlocks).toHaveLength(0);
+    expect(kept._seenDictionaries.size).toBe(0);
+  });
+
+  it("writes a dictionary column's dictionary into every stream an encoder opens, not only the first", () => {
+    const column = () => vectorFromArray(['x', 'y', 'x', 'z'], new Dictionary(new Utf8(), new Int32()));
+    const first = batchOf({ d: column() });
+    const encoder = new ArrowMessageEncoder();
+    const streams = [first, first].map((batch) =>
+      concat([...encoder.encodeSchema(batch.schema).chunks, ...encoder.encodeBatch(batch).chunks, ARROW_EOS]),
+    );
+    for (const stream of streams) {
+      expect(tableFromIPC(stream).getChild('d')!.toArray()).toEqual(['x', 'y', 'x', 'z']);
+    }
+  });
+
   it("passes the server's strict reader of untrusted Arrow bodies (bounds, offsets, alignment)", () => {
     // That reader takes tensor-shaped columns only: numbers and (fixed-size) lists of numbers.
     const batch = batchOf({

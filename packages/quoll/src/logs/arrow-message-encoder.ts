@@ -13,6 +13,15 @@ export const ARROW_EOS = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
  *
  * Body chunks are views of the batch's own buffers (no copy); the caller writes them out
  * before the batch could change.
+ *
+ * One encoder lives as long as its store (the log writer's, the PostgreSQL writer's) and writes
+ * the messages of many streams, so it keeps nothing from one message to the next: apache-arrow's
+ * writer records a `FileBlock` per message for a file footer this encoder never writes (one
+ * object per batch, kept for ever), and remembers the dictionaries it wrote so it can omit them
+ * from later batches of the same stream. Both are emptied after every message; a batch with
+ * dictionaries therefore carries them in its own chunks (a replacement, valid in a stream), so
+ * it reads right in whichever stream (segment) it lands. The log refuses dictionary columns
+ * today (`checkLogBatch`), so that is for callers of this class beyond the log.
  */
 export class ArrowMessageEncoder extends RecordBatchStreamWriter {
   #chunks: Uint8Array[] = [];
@@ -51,6 +60,10 @@ export class ArrowMessageEncoder extends RecordBatchStreamWriter {
   }
 
   #take(): { chunks: Uint8Array[]; bytes: number } {
+    this._recordBatchBlocks.length = 0;
+    this._dictionaryBlocks.length = 0;
+    this._seenDictionaries.clear();
+    this._dictionaryDeltaOffsets.clear();
     const out = { chunks: this.#chunks, bytes: this.#bytes };
     this.#chunks = [];
     this.#bytes = 0;

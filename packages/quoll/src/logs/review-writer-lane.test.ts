@@ -6,13 +6,9 @@ import {
   RecordBatch,
   Schema,
   Struct,
-  Table,
   TimestampMillisecond,
-  Utf8,
   makeData,
-  vectorFromArray,
 } from 'apache-arrow';
-import { ArrowMessageEncoder } from './arrow-message-encoder.js';
 import { batchOf } from './log-batch-checks.js';
 
 describe('review (writer lane)', () => {
@@ -40,23 +36,5 @@ describe('review (writer lane)', () => {
       constructed.data.type.children.map((f) => f.name),
     );
     expect(Object.keys(batch.get(0)!.toJSON())).toEqual(['time', 'n']);
-  });
-
-  it('ArrowMessageEncoder does not keep a block per batch it encodes through apache-arrow (a long-lived encoder)', () => {
-    const table = new Table({
-      s: vectorFromArray(
-        Array.from({ length: 20 }, (_, i) => `row ${i}`),
-        new Utf8(),
-      ),
-    });
-    // A sliced batch takes apache-arrow's writer (the fallback of the direct encoder).
-    const sliced = table.batches[0]!.slice(3, 9);
-    const encoder = new ArrowMessageEncoder();
-    encoder.encodeSchema(sliced.schema);
-    for (let i = 0; i < 1000; i++) encoder.encodeBatch(sliced);
-    // RecordBatchWriter._writeMessage pushes a FileBlock per record batch, for a file footer
-    // this stream encoder never writes: the log writer's one encoder grows for ever.
-    const blocks = (encoder as unknown as { _recordBatchBlocks: unknown[] })._recordBatchBlocks;
-    expect(blocks.length).toBeLessThan(10);
   });
 });
