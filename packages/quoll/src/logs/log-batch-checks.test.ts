@@ -53,6 +53,7 @@ describe('batchOf', () => {
     const batch = batchOf(schema, data);
     const constructed = new RecordBatch(schema, data);
     expect(batch.schema).toBe(schema);
+    expect(batch.data).toBe(data); // made without the constructor (which rebuilds the struct)
     expect(batch).toBeInstanceOf(RecordBatch);
     expect(RecordBatch.isRecordBatch(batch)).toBe(true);
     expect(batch.numRows).toBe(11);
@@ -75,6 +76,24 @@ describe('batchOf', () => {
     expect(batch.schema).toBe(schema);
     expect(batch.getChild('n')?.toArray()).toEqual(new RecordBatch(schema, data).getChild('n')?.toArray());
     expect(batch.getChild('n')?.nullCount).toBe(6);
+  });
+
+  it("reads rows under the schema's field names, as the constructor's batch does, when the data's struct type names other fields", () => {
+    const otherType = new Struct([
+      new Field('a', new Float32(), true),
+      new Field('b', new Float32(), false),
+      new Field('c', new Int32(), true),
+    ]);
+    const data = makeData({ type: otherType, length: 11, nullCount: 0, children: columns(11) });
+    const constructed = new RecordBatch(schema, data);
+    const batch = batchOf(schema, data);
+    expect(batch.schema).toBe(schema);
+    expect(batch.data.type.children.map((f) => f.name)).toEqual(['time', 'out.v', 'n']);
+    expect(batch.data.type.children.map((f) => f.name)).toEqual(
+      constructed.data.type.children.map((f) => f.name),
+    );
+    expect(Object.keys(batch.get(0)!.toJSON())).toEqual(['time', 'out.v', 'n']);
+    expect(rowsOf(batch)).toEqual(rowsOf(constructed));
   });
 });
 

@@ -102,7 +102,7 @@ function inOrderFrom(t: BigInt64Array, after: bigint): boolean | null {
   const halves = new Int32Array(t.buffer, t.byteOffset, t.length * 2);
   for (let i = 0; i < halves.length; i += 2) {
     const high = halves[i + 1]!;
-    // |value| < 2^53 exactly when the high half is within ±2^21.
+    // value is in [-2^53, 2^53) (a double exactly) exactly when the high half is in [-2^21, 2^21).
     if (high >= 0x20_0000 || high < -0x20_0000) return null;
     const v = high * 0x1_0000_0000 + (halves[i]! >>> 0);
     if (v < prev) return false;
@@ -116,12 +116,15 @@ function inOrderFrom(t: BigInt64Array, after: bigint): boolean | null {
  * an equal copy (cloning every field), and work keyed by schema object (the schema id, the
  * transfer to the writer thread) should find the one it has seen.
  *
- * When every column already has the batch's rows (always, for the batches the log builds), the
- * batch is made without the constructor: the constructor's only other work is padding short
- * columns with nulls, and it pays for it with a new Schema, cloned fields and a rebuilt struct
- * `Data` per batch, the largest cost of unpacking a hand-off in the log writer thread (cold,
- * generic code run a few times per hand-off). The fields set are those the constructor sets
- * (`log-batch-checks.test.ts` checks the result behaves as the constructor's).
+ * When `data` is already what the constructor would make of it (always, for the batches the log
+ * builds: a struct whose fields are the schema's own `Field` objects, with no offset or nulls of
+ * its own, every column with the batch's rows), the batch is made without the constructor. The
+ * constructor pays for padding short columns with nulls and for rebuilding the struct type from
+ * the schema's fields with a new Schema, cloned fields and a rebuilt struct `Data` per batch, the
+ * largest cost of unpacking a hand-off in the log writer thread (cold, generic code run a few
+ * times per hand-off). Any other `data` (a short column, a struct type naming other fields) takes
+ * the constructor. The fields set are those the constructor sets (`log-batch-checks.test.ts`
+ * checks the result behaves as the constructor's).
  */
 export function batchOf(schema: Schema, data: Data<Struct>): RecordBatch {
   const children = data.children;
@@ -130,7 +133,12 @@ export function batchOf(schema: Schema, data: Data<Struct>): RecordBatch {
     data.offset === 0 &&
     data.nullCount === 0 &&
     children.length === schema.fields.length;
-  for (let i = 0; whole && i < children.length; i++) whole = children[i]!.length === data.length;
+  const types = data.type.children;
+  for (let i = 0; whole && i < children.length; i++) {
+    // The constructor's struct type is built from the schema's fields: the same objects here
+    // means the same names, types and nullability, so the rows read as the schema says.
+    whole = children[i]!.length === data.length && types[i] === schema.fields[i];
+  }
   if (whole) {
     const batch = Object.create(RecordBatch.prototype) as {
       schema: Schema;
