@@ -24,10 +24,10 @@ import {
 } from 'apache-arrow';
 import { checkArrowIpc } from '../inference/index.js';
 import { ARROW_EOS, ArrowMessageEncoder } from './arrow-message-encoder.js';
-import { encodeRecordBatchMessage } from './record-batch-message.js';
+import { encodeRecordBatchMessage } from './encode-record-batch-message.js';
 
 /** A batch of one table built from `columns` (each a vector of `n` rows). */
-function batchOf(columns: Record<string, ReturnType<typeof vectorFromArray>>): RecordBatch {
+function batchFromColumns(columns: Record<string, ReturnType<typeof vectorFromArray>>): RecordBatch {
   const table = new Table(columns);
   expect(table.batches).toHaveLength(1);
   return table.batches[0]!;
@@ -66,7 +66,7 @@ function described(metadata: Uint8Array): unknown {
 const n = 13;
 const layouts: Record<string, () => RecordBatch> = {
   'ints, floats and timestamps': () =>
-    batchOf({
+    batchFromColumns({
       a: vectorFromArray(
         Array.from({ length: n }, (_, i) => i * 3),
         new Int32(),
@@ -85,7 +85,7 @@ const layouts: Record<string, () => RecordBatch> = {
       ),
     }),
   'nulls, booleans and strings': () =>
-    batchOf({
+    batchFromColumns({
       a: vectorFromArray(
         Array.from({ length: n }, (_, i) => (i % 3 === 0 ? null : i)),
         new Int32(),
@@ -104,7 +104,7 @@ const layouts: Record<string, () => RecordBatch> = {
       ),
     }),
   'lists, fixed-size lists and structs': () =>
-    batchOf({
+    batchFromColumns({
       'in.tensor': vectorFromArray(
         Array.from({ length: n }, (_, i) => Array.from({ length: 18 }, (_, j) => i + j / 10)),
         new FixedSizeList(18, new Field('item', new Float32(), true)),
@@ -125,7 +125,7 @@ const layouts: Record<string, () => RecordBatch> = {
       ),
     }),
   'every value null': () =>
-    batchOf({
+    batchFromColumns({
       flag: vectorFromArray(
         Array.from({ length: n }, () => null),
         new Bool(),
@@ -165,7 +165,7 @@ describe('ArrowMessageEncoder.encodeBatch', () => {
   it('leaves a sliced batch, a dictionary column and batch metadata to apache-arrow, readable all the same', () => {
     const whole = layouts['nulls, booleans and strings']!();
     const sliced = whole.slice(3, 11);
-    const dictionary = batchOf({
+    const dictionary = batchFromColumns({
       d: vectorFromArray(['x', 'y', 'x', 'z'], new Dictionary(new Utf8(), new Int32())),
     });
     const withMetadata = new RecordBatch(
@@ -198,7 +198,7 @@ describe('ArrowMessageEncoder.encodeBatch', () => {
 
   it('keeps no block per message it encodes through apache-arrow (one encoder lives as long as its store)', () => {
     const sliced = layouts['nulls, booleans and strings']!().slice(3, 11);
-    const dictionary = batchOf({
+    const dictionary = batchFromColumns({
       d: vectorFromArray(['x', 'y', 'x', 'z'], new Dictionary(new Utf8(), new Int32())),
     });
     const encoder = new ArrowMessageEncoder();
@@ -220,7 +220,7 @@ describe('ArrowMessageEncoder.encodeBatch', () => {
 
   it("writes a dictionary column's dictionary into every stream an encoder opens, not only the first", () => {
     const column = () => vectorFromArray(['x', 'y', 'x', 'z'], new Dictionary(new Utf8(), new Int32()));
-    const first = batchOf({ d: column() });
+    const first = batchFromColumns({ d: column() });
     const encoder = new ArrowMessageEncoder();
     const streams = [first, first].map((batch) =>
       concat([...encoder.encodeSchema(batch.schema).chunks, ...encoder.encodeBatch(batch).chunks, ARROW_EOS]),
@@ -232,7 +232,7 @@ describe('ArrowMessageEncoder.encodeBatch', () => {
 
   it("passes the server's strict reader of untrusted Arrow bodies (bounds, offsets, alignment)", () => {
     // That reader takes tensor-shaped columns only: numbers and (fixed-size) lists of numbers.
-    const batch = batchOf({
+    const batch = batchFromColumns({
       x: vectorFromArray(
         Array.from({ length: n }, (_, i) => (i === 3 ? null : i / 4)),
         new Float32(),

@@ -1,6 +1,6 @@
 import { RecordBatchStreamWriter } from 'apache-arrow';
 import type { RecordBatch, Schema } from 'apache-arrow';
-import { encodeRecordBatchMessage } from './record-batch-message.js';
+import { encodeRecordBatchMessage } from './encode-record-batch-message.js';
 
 /** The Arrow IPC end-of-stream marker: continuation `0xFFFFFFFF` then a zero length. */
 export const ARROW_EOS = new Uint8Array([0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]);
