@@ -22,9 +22,17 @@ import {
   makeData,
   Schema,
 } from 'apache-arrow';
+import { ManualClock } from '../clock/index.js';
 import { checkArrowIpc } from '../inference/index.js';
+import { InferenceResult } from '../inference/inference-result.js';
+import { recordsLogCases } from '../store/conformance/records-log-cases.js';
 import { ARROW_EOS, ArrowMessageEncoder } from './arrow-message-encoder.js';
+import { coalesceLogBatches } from './coalesce-log-batches.js';
 import { encodeRecordBatchMessage } from './encode-record-batch-message.js';
+import { LogBatchUnpacker } from './log-batch-transfer.js';
+import { clampLogTime } from './log-batch-checks.js';
+import { LogHandOff } from './log-hand-off.js';
+import type { LogItemsMessage } from './log-hand-off.js';
 
 /** A batch of one table built from `columns` (each a vector of `n` rows). */
 function batchFromColumns(columns: Record<string, ReturnType<typeof vectorFromArray>>): RecordBatch {
@@ -259,6 +267,59 @@ describe('ArrowMessageEncoder.encodeBatch', () => {
     const direct = encodeRecordBatchMessage(batch);
     expect(direct).not.toBeNull();
     expect(split(concat(direct!.chunks)).body).toEqual(split(arrowMessage(batch)).body);
+  });
+});
+
+/** One request of the bench's JSON 1 × 16 load: one record of the 18-number `tensor`, one float32 output. */
+function benchRequest(k: number, time: number): InferenceResult {
+  const records = [{ tensor: Array.from({ length: 18 }, (_, j) => k * 0.5 + j) }];
+  const output = { name: 'variable', type: 'float32' as const, dims: [1, 1], data: Float32Array.of(k / 4) };
+  return new InferenceResult({ kind: 'records', records }, ['tensor'], [output], 1, time);
+}
+
+describe("the server's JSON records log rows, as the log writer thread writes them", () => {
+  it("take the direct encoder, not apache-arrow's writer (coalesced, and with times clamped)", async () => {
+    const sent: LogItemsMessage[] = [];
+    const handOff = new LogHandOff({
+      queueCapacityRows: 100_000,
+      handOffDelayMs: 50,
+      handOffRows: 100_000,
+      clock: new ManualClock(1_000),
+      packer: {},
+      closing: () => false,
+      post: (msg) => sent.push(msg),
+    });
+    handOff.attach();
+    handOff.wantsRows();
+    // Pipeline 1: many one-record requests, as JSON 1 × 16 hands them over (one time going back).
+    for (let k = 0; k < 64; k++)
+      await handOff.append(1, benchRequest(k, 1_733_200_000_000 + k - (k === 40 ? 30 : 0)).logRows());
+    // Pipelines 2…: every JSON records case of the log's tests (staged, kept big, the table of a bool output).
+    const cases = recordsLogCases();
+    for (const [i, c] of cases.entries()) await handOff.append(2 + i, c.make().logRows());
+    handOff.hurry();
+    // A big (kept) source is packed a slice per turn of the event loop.
+    for (let turn = 0; turn < 100 && sent.length === 0; turn++) {
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect(sent).toHaveLength(1);
+    const unpacker = new LogBatchUnpacker();
+    unpacker.learn(sent[0]!.body.schemas);
+    const groups = unpacker.unpack(sent[0]!.body);
+    expect(groups).toHaveLength(1 + cases.length);
+    let clamped = 0;
+    for (const group of groups) {
+      // As LogWriter.#writePipeline: coalesce the pipeline's batches, clamp their times, encode.
+      let last = -(2n ** 63n);
+      for (const merged of coalesceLogBatches(group)) {
+        const step = clampLogTime(merged, last);
+        if (step.batch !== merged) clamped++;
+        last = step.last;
+        expect(encodeRecordBatchMessage(step.batch)).not.toBeNull();
+      }
+    }
+    expect(groups[0]!.reduce((n, b) => n + b.numRows, 0)).toBe(64);
+    expect(clamped).toBe(1);
   });
 });
 
