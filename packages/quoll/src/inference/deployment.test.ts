@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
 import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../../../../test/support/synthetic-models.js';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
@@ -58,6 +59,42 @@ describe('Deployment routing while requests overlap', () => {
       expect(await wave()).toEqual(viaWorkers);
       expect(contended.inlineRunCount).toBe(2);
       expect(contended.runCount).toBe(2);
+    } finally {
+      await Promise.all(created.map((made) => made.close()));
+    }
+  });
+
+  it("keeps each request's feed its own while feeds share a slab: answers inline (merged and alone) and in a worker (by message and by lane) are each request's own run's", async () => {
+    const created: InferenceEngine[] = [];
+    try {
+      const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 20, depth: 5 });
+      const rows = makeHouseRows(40, 13);
+      // Each request alone, in a buffer of its own, straight through onnxruntime.
+      const session = await ort.InferenceSession.create(bytes);
+      const own: number[][] = [];
+      for (let i = 0; i < 40; i++) {
+        const feed = new ort.Tensor('float32', rows.slice(i * 18, i * 18 + 18), [1, 18]);
+        const out = await session.run({ [session.inputNames[0]!]: feed });
+        own.push(Array.from(out[session.outputNames[0]!]!.data as Float32Array));
+      }
+      await session.release();
+      const contended = await contendedInlineEngine(created).deploy('tree', [step('tree', bytes)]);
+      expect((await contended.inlineDecided).state).toBe('on');
+      const byMessage = await engine(false, false).deploy('tree', [step('tree', bytes)]);
+      const byLane = await engine(true, false).deploy('tree', [step('tree', bytes)]);
+      const answer = async (deployment: typeof contended, i: number): Promise<unknown> =>
+        (await deployment.infer({ kind: 'records', records: houseRecords(rows, i, 1) }, 1)).toRecords()[0]![
+          'out.variable'
+        ];
+      // 40 requests of one turn share a slab (40 × 72 bytes) and one merged run; then each alone.
+      const merged = await Promise.all(own.map((_, i) => answer(contended, i)));
+      const alone: unknown[] = [];
+      for (let i = 0; i < own.length; i++) alone.push(await answer(contended, i));
+      const viaMessage = await Promise.all(own.map((_, i) => answer(byMessage, i)));
+      const viaLane: unknown[] = [];
+      for (let i = 0; i < own.length; i++) viaLane.push(await answer(byLane, i));
+      for (const answers of [merged, alone, viaMessage, viaLane]) expect(answers).toEqual(own);
+      expect(new Set(own.map((value) => JSON.stringify(value))).size).toBeGreaterThan(30);
     } finally {
       await Promise.all(created.map((made) => made.close()));
     }

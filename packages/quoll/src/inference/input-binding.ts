@@ -5,6 +5,7 @@ import { ApiError } from '../errors/index.js';
 import type { InferenceInput, InputTensor } from './inference-input.js';
 import { MAX_ROW_RANK } from './decode/records-to-table.js';
 import type { TransferredTable } from './decode/transferred-table.js';
+import type { FeedSlab } from './feed-slab.js';
 import {
   allocateNumeric,
   ELEMENT_RANGES,
@@ -107,9 +108,14 @@ export function inputRowCount(input: InferenceInput): number {
  * Builds the first step's feeds: one flat array per input, cast to its declared element
  * type, in a buffer of its own (so it can be transferred to a worker), or an Arrow column's
  * values lent as they are when they already have the input's type (`lendView`: copied into the
- * worker's message, never transferred).
+ * worker's message, never transferred). With `slab`, the small feeds of JSON records are carved
+ * out of it (see {@link FeedSlab}) instead of having a buffer each.
  */
-export function buildFeeds(input: InferenceInput, bindings: readonly ColumnBinding[]): WireTensor[] {
+export function buildFeeds(
+  input: InferenceInput,
+  bindings: readonly ColumnBinding[],
+  slab?: FeedSlab,
+): WireTensor[] {
   if (input.kind === 'arrow') {
     return bindings.map((binding) => arrowFeed(input.table, binding));
   }
@@ -133,7 +139,7 @@ export function buildFeeds(input: InferenceInput, bindings: readonly ColumnBindi
       }
     }
   }
-  return bindings.map((binding) => recordsFeed(records as Record<string, unknown>[], binding));
+  return bindings.map((binding) => recordsFeed(records as Record<string, unknown>[], binding, slab));
 }
 
 /**
@@ -513,7 +519,11 @@ function jsonShape(value: unknown): number[] {
   return shape;
 }
 
-function recordsFeed(records: Record<string, unknown>[], binding: ColumnBinding): WireTensor {
+function recordsFeed(
+  records: Record<string, unknown>[],
+  binding: ColumnBinding,
+  slab: FeedSlab | undefined,
+): WireTensor {
   const { column, input } = binding;
   const rows = records.length;
   const declared = declaredRowShape(input);
@@ -526,7 +536,7 @@ function recordsFeed(records: Record<string, unknown>[], binding: ColumnBinding)
   // takes a bare number or a one-element list per row.
   const rowShape = firstShape;
   const width = product(rowShape);
-  const sink = allocateNumeric(input.type, rows * width, column);
+  const sink = allocateNumeric(input.type, rows * width, column, slab);
   for (let row = 0; row < rows; row++) {
     const value = records[row]![column];
     const offset = row * width;

@@ -1,5 +1,6 @@
 import type { TensorElementType } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
+import type { FeedSlab, NumericArrayConstructor } from './feed-slab.js';
 
 /** The flat, row-major values of a tensor, in the array type onnxruntime uses for its element type. */
 export type TensorData =
@@ -56,30 +57,39 @@ export const ELEMENT_RANGES: Readonly<Partial<Record<TensorElementType, readonly
 /**
  * Allocates `length` elements for `type` and a setter that casts numbers the way numpy's
  * `astype` does (truncation for integers), refusing what the type cannot hold (see
- * {@link NumericSink.set}). float16 and string inputs cannot be fed from numbers.
+ * {@link NumericSink.set}). float16 and string inputs cannot be fed from numbers. With `slab`,
+ * a small array is carved out of it (a view into a larger buffer, never transferable) instead
+ * of having a buffer of its own (see {@link FeedSlab}).
  */
-export function allocateNumeric(type: TensorElementType, length: number, column: string): NumericSink {
+export function allocateNumeric(
+  type: TensorElementType,
+  length: number,
+  column: string,
+  slab?: FeedSlab,
+): NumericSink {
+  const make = <T>(Type: NumericArrayConstructor<T>): T =>
+    slab === undefined ? new Type(length) : slab.take(Type, length);
   switch (type) {
     case 'float32':
-      return ranged(new Float32Array(length), -FLOAT32_MAX, FLOAT32_MAX, false);
+      return ranged(make(Float32Array), -FLOAT32_MAX, FLOAT32_MAX, false);
     case 'float64':
-      return ranged(new Float64Array(length), -Number.MAX_VALUE, Number.MAX_VALUE, false);
+      return ranged(make(Float64Array), -Number.MAX_VALUE, Number.MAX_VALUE, false);
     case 'int8':
-      return ranged(new Int8Array(length), -128, 127, true);
+      return ranged(make(Int8Array), -128, 127, true);
     case 'int16':
-      return ranged(new Int16Array(length), -32768, 32767, true);
+      return ranged(make(Int16Array), -32768, 32767, true);
     case 'int32':
-      return ranged(new Int32Array(length), -2147483648, 2147483647, true);
+      return ranged(make(Int32Array), -2147483648, 2147483647, true);
     case 'uint8':
-      return ranged(new Uint8Array(length), 0, 255, true);
+      return ranged(make(Uint8Array), 0, 255, true);
     case 'bool':
-      return ranged(new Uint8Array(length), 0, 1, true);
+      return ranged(make(Uint8Array), 0, 1, true);
     case 'uint16':
-      return ranged(new Uint16Array(length), 0, 65535, true);
+      return ranged(make(Uint16Array), 0, 65535, true);
     case 'uint32':
-      return ranged(new Uint32Array(length), 0, 4294967295, true);
+      return ranged(make(Uint32Array), 0, 4294967295, true);
     case 'int64': {
-      const data = new BigInt64Array(length);
+      const data = make(BigInt64Array);
       const [min, max] = ELEMENT_RANGES.int64!;
       return {
         data,
@@ -92,7 +102,7 @@ export function allocateNumeric(type: TensorElementType, length: number, column:
       };
     }
     case 'uint64': {
-      const data = new BigUint64Array(length);
+      const data = make(BigUint64Array);
       const [min, max] = ELEMENT_RANGES.uint64!;
       return {
         data,
@@ -252,6 +262,24 @@ export function transferList(tensors: readonly WireTensor[]): ArrayBuffer[] {
   return buffers;
 }
 
+/**
+ * The tensors as a worker's message should carry them: a view that covers less than half of its
+ * buffer (a feed carved out of a `FeedSlab`) and is not lent is copied into a buffer of its own,
+ * which {@link transferList} then moves, instead of postMessage cloning the whole buffer it
+ * views into the message. Other tensors are the same objects.
+ */
+export function ownedForMessage(tensors: WireTensor[]): WireTensor[] {
+  let owned: WireTensor[] | null = null;
+  for (let i = 0; i < tensors.length; i++) {
+    const tensor = tensors[i]!;
+    const data = tensor.data;
+    if (Array.isArray(data) || lent.has(data) || data.byteLength * 2 >= data.buffer.byteLength) continue;
+    owned ??= [...tensors];
+    owned[i] = { ...tensor, data: data.slice() };
+  }
+  return owned ?? tensors;
+}
+
 /** The number of elements of one row (the product of all dimensions after the batch one). */
 export function rowWidth(dims: readonly number[]): number {
   let width = 1;
@@ -259,15 +287,19 @@ export function rowWidth(dims: readonly number[]): number {
   return width;
 }
 
-/** Concatenates tensor values along the row axis (one copy). */
-export function concatTensorData(parts: readonly TensorData[]): TensorData {
+/**
+ * Concatenates tensor values along the row axis (one copy); with `slab`, a small result is
+ * carved out of it (see {@link FeedSlab}).
+ */
+export function concatTensorData(parts: readonly TensorData[], slab?: FeedSlab): TensorData {
   const first = parts[0];
   if (!first) return new Float32Array(0);
   if (parts.length === 1) return first;
   if (Array.isArray(first)) return (parts as string[][]).flat();
   const numeric = parts as readonly Exclude<TensorData, string[]>[];
   const total = numeric.reduce((sum, part) => sum + part.length, 0);
-  const out = new (first.constructor as new (length: number) => Exclude<TensorData, string[]>)(total);
+  const Type = first.constructor as NumericArrayConstructor<Exclude<TensorData, string[]>>;
+  const out = slab === undefined ? new Type(total) : slab.take(Type, total);
   let offset = 0;
   for (const part of numeric) {
     // Same constructor on both sides, so set() copies element for element.
@@ -320,12 +352,20 @@ export function feedLayoutKey(feeds: readonly WireTensor[]): string {
 
 /**
  * The feeds of several requests of one {@link feedLayoutKey} as one run's: each feed's rows
- * concatenated in request order, `total` rows in all (dynamic batching, on either thread).
+ * concatenated in request order, `total` rows in all (dynamic batching, on either thread); with
+ * `slab`, small merged feeds are carved out of it (for a run on this thread: never transferred).
  */
-export function mergeFeeds(requests: readonly (readonly WireTensor[])[], total: number): WireTensor[] {
+export function mergeFeeds(
+  requests: readonly (readonly WireTensor[])[],
+  total: number,
+  slab?: FeedSlab,
+): WireTensor[] {
   return requests[0]!.map((feed, f) => ({
     ...feed,
     dims: [total, ...feed.dims.slice(1)],
-    data: concatTensorData(requests.map((feeds) => feeds[f]!.data)),
+    data: concatTensorData(
+      requests.map((feeds) => feeds[f]!.data),
+      slab,
+    ),
   }));
 }

@@ -5,7 +5,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 import { ApiError } from '../errors/index.js';
-import { transferList } from './tensor-data.js';
+import { ownedForMessage, transferList } from './tensor-data.js';
 import type { WireTensor } from './tensor-data.js';
 import { DecodeProgress } from './decode-progress.js';
 import { ECHO_BUFFERS_PER_MESSAGE, echoBuffers } from './echo-buffers.js';
@@ -261,10 +261,12 @@ export class WorkerHandle {
     }
     const viaLane = this.#inferOnLane(plan, feeds, rows);
     if (viaLane !== null) return viaLane;
-    // The hot path: one promise per run, no async wrapper.
+    // The hot path: one promise per run, no async wrapper. Feeds carved out of a slab are
+    // copied (a slab must never be cloned whole into a message, nor moved: others view it).
+    const owned = ownedForMessage(feeds);
     return this.#request(
-      { v: WORKER_PROTOCOL_VERSION, type: 'infer', id: 0, plan, rows, feeds },
-      transferList(feeds),
+      { v: WORKER_PROTOCOL_VERSION, type: 'infer', id: 0, plan, rows, feeds: owned },
+      transferList(owned),
     ).then((answer) => {
       if (answer.type !== 'result')
         throw new WorkerFailure('protocol', `Unexpected answer "${answer.type}" to infer.`);

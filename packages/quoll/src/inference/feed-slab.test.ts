@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { FEED_SLAB_BYTES, FEED_SLAB_MAX_BYTES, FeedSlab } from './feed-slab.js';
+import { allocateNumeric, ownedForMessage, transferList } from './tensor-data.js';
+
+describe('FeedSlab', () => {
+  it('carves small feeds one after the other out of one buffer, each zeroed and its own', () => {
+    const slab = new FeedSlab();
+    const feeds = Array.from({ length: 50 }, () => slab.take(Float32Array, 18));
+    expect(new Set(feeds.map((feed) => feed.buffer)).size).toBeLessThan(feeds.length);
+    feeds.forEach((feed, i) => {
+      expect(Array.from(feed)).toEqual(new Array(18).fill(0));
+      feed.fill(i + 1);
+    });
+    // Writing each did not touch any other: no two regions overlap.
+    feeds.forEach((feed, i) => expect(Array.from(feed)).toEqual(new Array(18).fill(i + 1)));
+  });
+
+  it('never hands a region out again: a full slab is left to the feeds that view it, and a new one starts', () => {
+    const slab = new FeedSlab();
+    const first = slab.take(Float64Array, 100);
+    first.fill(7);
+    const regions: Float64Array[] = [first];
+    while (regions[regions.length - 1]!.buffer === first.buffer) regions.push(slab.take(Float64Array, 100));
+    const next = regions[regions.length - 1]!;
+    expect(next.byteOffset).toBe(0);
+    expect(next.buffer.byteLength).toBe(FEED_SLAB_BYTES);
+    next.fill(9);
+    expect(Array.from(first)).toEqual(new Array(100).fill(7));
+  });
+
+  it('aligns every region to 8 bytes, so a float64 or int64 view may follow a odd-sized one', () => {
+    const slab = new FeedSlab();
+    slab.take(Uint8Array, 65);
+    const after = slab.take(BigInt64Array, 9);
+    expect(after.byteOffset % 8).toBe(0);
+    expect(after.buffer).toBe(slab.take(Float32Array, 17).buffer);
+  });
+
+  it('gives feeds over FEED_SLAB_MAX_BYTES, and those small enough for the V8 heap, a buffer of their own', () => {
+    const slab = new FeedSlab();
+    const large = slab.take(Float32Array, FEED_SLAB_MAX_BYTES / 4 + 1);
+    expect(large.byteLength).toBe(large.buffer.byteLength);
+    const tiny = slab.take(Float32Array, 16);
+    expect(tiny.byteLength).toBe(tiny.buffer.byteLength);
+  });
+
+  it('allocateNumeric with a slab carves the feed and still refuses what the type cannot hold', () => {
+    const slab = new FeedSlab();
+    const sink = allocateNumeric('int8', 100, 'x', slab);
+    expect(sink.data.byteLength).toBeLessThan(sink.data.buffer.byteLength);
+    expect(sink.set(0, 127)).toBe(true);
+    expect(sink.set(1, 128)).toBe(false);
+    expect(sink.data[1]).toBe(0);
+  });
+});
+
+describe('ownedForMessage', () => {
+  it('copies a carved feed into a buffer of its own that transferList moves, leaving the slab untouched', () => {
+    const slab = new FeedSlab();
+    const mine = slab.take(Float32Array, 18).fill(3);
+    const neighbour = slab.take(Float32Array, 18).fill(4);
+    const feeds = [{ name: 'x', type: 'float32' as const, dims: [1, 18], data: mine }];
+    expect(transferList(feeds)).toEqual([]);
+    const owned = ownedForMessage(feeds);
+    expect(owned[0]!.data).not.toBe(mine);
+    expect(Array.from(owned[0]!.data as Float32Array)).toEqual(Array.from(mine));
+    expect(transferList(owned)).toEqual([(owned[0]!.data as Float32Array).buffer]);
+    structuredClone(owned, { transfer: transferList(owned) });
+    expect(mine.buffer.byteLength).toBe(FEED_SLAB_BYTES);
+    expect(Array.from(neighbour)).toEqual(new Array(18).fill(4));
+  });
+
+  it('keeps feeds with a buffer of their own as they are', () => {
+    const feeds = [{ name: 'x', type: 'float32' as const, dims: [1, 18], data: new Float32Array(18) }];
+    expect(ownedForMessage(feeds)).toBe(feeds);
+  });
+});
