@@ -19,6 +19,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  awaitInlineVerdict,
   deployModel,
   loadAverage,
   startQuoll,
@@ -96,6 +97,8 @@ const threadNames = (): Map<string, string> =>
   );
 try {
   const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+  // Counted once the admission probe answered: before it, runs go to the workers.
+  const verdict = await awaitInlineVerdict(server, 'probe');
   const url = format === 'oip' ? `${server.url}/v2/models/benchpipe/infer` : pipeline.url();
   const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
   wrk({ url, luaScript: lua, connections, seconds: Number(process.env.PROBE_WARMUP_S ?? 8) });
@@ -124,7 +127,7 @@ try {
   await new Promise((resolve) => perf.once('exit', resolve));
   const requests = run.reqPerSec * seconds;
   console.log(
-    `${format} batch ${batch} × ${connections}, ${seconds} s: ${Math.round(run.reqPerSec)} req/s, p99 ${run.p99Ms} ms, load ${load}–${loadAverage()}`,
+    `${format} batch ${batch} × ${connections}, ${seconds} s: ${Math.round(run.reqPerSec)} req/s, p99 ${run.p99Ms} ms, inline ${verdict}, load ${load}–${loadAverage()}`,
   );
   if (!record) {
     const names = threadNames();

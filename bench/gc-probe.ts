@@ -6,12 +6,22 @@
 // PROBE_BATCH (default 1000), PROBE_GC_ARGS (the trace flags, default --trace-gc-nvp; e.g.
 // "--trace-gc --trace-incremental-marking" to see why marking starts), PROBE_NODE_ARGS (more node
 // flags), PROBE_DUMP=<file> (everything the server printed, the measured run marked). The server
-// inherits the environment (QUOLL_BENCH_INPUT_CHECKS=off for the unchecked server). Per-isolate
+// inherits the environment (QUOLL_BENCH_INPUT_CHECKS=off for the unchecked server); QUOLL_CLI: the
+// server's dist/cli/main.js (default this checkout's). Per-isolate
 // sums read nvp lines only. Hold /tmp/quoll-bench.lock while it runs.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { deployModel, loadAverage, startQuoll, stopAll, wrk, writeBenchModel, writeLua } from './support.js';
+import {
+  awaitInlineVerdict,
+  deployModel,
+  loadAverage,
+  startQuoll,
+  stopAll,
+  wrk,
+  writeBenchModel,
+  writeLua,
+} from './support.js';
 
 const [connections = 16, seconds = 5] = process.argv.slice(2).map(Number);
 const work = mkdtempSync(join(tmpdir(), 'quoll-gc-probe-'));
@@ -21,6 +31,7 @@ const batch = Number(process.env.PROBE_BATCH ?? 1000);
 const extra = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
 const server = await startQuoll(work, 'home', [], {
   nodeArgs: [...(process.env.PROBE_GC_ARGS ?? '--trace-gc-nvp').split(' ').filter(Boolean), ...extra],
+  ...(process.env.QUOLL_CLI ? { cli: process.env.QUOLL_CLI } : {}),
 });
 const lines: string[] = [];
 let partial = '';
@@ -31,6 +42,8 @@ server.proc.stdout?.on('data', (d: Buffer) => {
   lines.push(...parts);
 });
 const pipeline = await deployModel(server.client, 'benchmodel', modelPath, 'benchpipe');
+// Measured once the admission probe answered: before it, runs go to the workers (~1.5× the CPU).
+const verdict = await awaitInlineVerdict(server, 'gc-probe');
 const lua = writeLua(work, { format, batch, token: server.token, tag: 'q' });
 wrk({ url: pipeline.url(), luaScript: lua, connections, seconds: 2 });
 await new Promise((resolve) => setTimeout(resolve, 300));
@@ -68,6 +81,8 @@ interface Sum {
   promoted: number;
   allocated: number;
   survived: number;
+  /** ms of scavenges spent in `scavenge.sweep_array_buffers`. */
+  sweep: number;
   /** ms since the isolate started, at its last GC in the window (the HTTP thread's is the oldest). */
   age: number;
 }
@@ -85,6 +100,7 @@ for (const line of lines.slice(from, to)) {
     promoted: 0,
     allocated: 0,
     survived: 0,
+    sweep: 0,
     age: 0,
   };
   if (gc === 's') sum.s++;
@@ -94,16 +110,17 @@ for (const line of lines.slice(from, to)) {
   sum.promoted += field('promoted');
   sum.allocated += field('allocated');
   sum.survived += field('new_space_survived');
+  if (gc === 's') sum.sweep += field('scavenge.sweep_array_buffers');
   sum.age = Number(/\]\s+(\d+) ms:/.exec(line)?.[1] ?? 0);
   sums.set(iso, sum);
 }
 console.log(
-  `${process.env.QUOLL_BENCH_INPUT_CHECKS === 'off' ? 'UNCHECKED' : 'checked'} ${format} ${batch} × ${connections}, ${seconds} s: ${run.reqPerSec.toFixed(1)} req/s, load ${load}`,
+  `${process.env.QUOLL_BENCH_INPUT_CHECKS === 'off' ? 'UNCHECKED' : 'checked'} ${format} ${batch} × ${connections}, ${seconds} s: ${run.reqPerSec.toFixed(1)} req/s, inline ${verdict}, load ${load}`,
 );
 for (const [iso, sum] of [...sums].sort((a, b) => b[1].age - a[1].age)) {
   const per = (x: number): string => (x / requests / 1024).toFixed(1);
   console.log(
-    `  isolate #${order.indexOf(iso)} (age ${(sum.age / 1000).toFixed(1)} s): scavenges ${sum.s}, mark-compacts ${sum.mc}, other ${sum.other}; per request: pause ${((sum.pause * 1000) / requests).toFixed(0)} µs, promoted ${per(sum.promoted)} KiB, allocated ${per(sum.allocated)} KiB, survived ${per(sum.survived)} KiB`,
+    `  isolate #${order.indexOf(iso)} (age ${(sum.age / 1000).toFixed(1)} s): scavenges ${sum.s}, mark-compacts ${sum.mc}, other ${sum.other}; sweep_array_buffers ${sum.s > 0 ? (sum.sweep / sum.s).toFixed(3) : '-'} ms a scavenge; per request: pause ${((sum.pause * 1000) / requests).toFixed(0)} µs, promoted ${per(sum.promoted)} KiB, allocated ${per(sum.allocated)} KiB, survived ${per(sum.survived)} KiB`,
   );
 }
 const threads = [...cpuAfter]
@@ -117,7 +134,7 @@ console.log(
   `  CPU µs per request: all ${threads.reduce((n, t) => n + t.us, 0).toFixed(0)}; ` +
     threads
       .filter((t) => t.us > 0)
-      .map((t) => `${t.tid === String(server.proc.pid) ? 'HTTP' : t.name} ${t.us.toFixed(0)}`)
+      .map((t) => `${t.tid === String(server.proc.pid) ? 'HTTP' : t.name} ${t.us.toFixed(1)}`)
       .join(', '),
 );
 rmSync(work, { recursive: true, force: true });
