@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import * as ort from 'onnxruntime-node';
+import type { Table } from 'apache-arrow';
 import { makeHouseRows } from '../../../../test/support/synthetic-data.js';
 import { makeTreeEnsembleRegressor } from '../../../../test/support/synthetic-models.js';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
@@ -15,6 +16,12 @@ function houseRecords(rows: Float32Array, from: number, count: number): { tensor
   return Array.from({ length: count }, (_, i) => ({
     tensor: Array.from(rows.subarray(((from + i) % 40) * 18, ((from + i) % 40) * 18 + 18)),
   }));
+}
+
+function column(table: Table, name: string): number[][] {
+  return Array.from({ length: table.numRows }, (_, row) =>
+    Array.from(table.getChild(name)!.get(row) as Iterable<number>),
+  );
 }
 
 /**
@@ -87,13 +94,21 @@ describe('Deployment routing while requests overlap', () => {
           'out.variable'
         ];
       // 40 requests of one turn share a slab (40 × 72 bytes) and one merged run; then each alone.
-      const merged = await Promise.all(own.map((_, i) => answer(contended, i)));
+      const held = await Promise.all(
+        own.map((_, i) => contended.infer({ kind: 'records', records: houseRecords(rows, i, 1) }, 1)),
+      );
+      const merged = held.map((result) => result.toRecords()[0]!['out.variable']);
       const alone: unknown[] = [];
       for (let i = 0; i < own.length; i++) alone.push(await answer(contended, i));
       const viaMessage = await Promise.all(own.map((_, i) => answer(byMessage, i)));
       const viaLane: unknown[] = [];
       for (let i = 0; i < own.length; i++) viaLane.push(await answer(byLane, i));
       for (const answers of [merged, alone, viaMessage, viaLane]) expect(answers).toEqual(own);
+      // The first results, held while 120 more requests ran: their answers and log rows are still theirs.
+      held.forEach((result, i) => {
+        expect(result.toRecords()[0]!['out.variable']).toEqual(own[i]);
+        expect(column(result.toArrowTable(), 'out.variable')).toEqual([own[i]]);
+      });
       expect(new Set(own.map((value) => JSON.stringify(value))).size).toBeGreaterThan(30);
     } finally {
       await Promise.all(created.map((made) => made.close()));
