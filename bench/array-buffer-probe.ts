@@ -84,7 +84,11 @@ for (const [name, symbol] of Object.entries(SYMBOLS)) {
 const work = mkdtempSync(join(tmpdir(), 'quoll-abuf-probe-'));
 const modelPath = writeBenchModel(work);
 const server = await startQuoll(work, 'home', [], {
-  nodeArgs: [...flags(process.env.PROBE_NODE_ARGS), ...(record ? ['--perf-basic-prof'] : [])],
+  // --perf-basic-prof also writes a code-event log per isolate into the working directory: to /dev/null.
+  nodeArgs: [
+    ...flags(process.env.PROBE_NODE_ARGS),
+    ...(record ? ['--perf-basic-prof', '--no-logfile-per-isolate', '--logfile=/dev/null'] : []),
+  ],
   ...(process.env.QUOLL_CLI ? { cli: process.env.QUOLL_CLI } : {}),
 });
 const pid = server.proc.pid!;
@@ -186,6 +190,7 @@ try {
   }
 } finally {
   await stopAll([server.proc]);
+  rmSync(`/tmp/perf-${pid}.map`, { force: true });
   for (const event of events) spawnSync('perf', ['probe', '-q', '-d', event]);
   rmSync(work, { recursive: true, force: true });
 }
