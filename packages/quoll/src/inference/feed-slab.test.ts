@@ -1,5 +1,10 @@
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { describe, expect, it } from 'vitest';
+import * as ort from 'onnxruntime-node';
+import { makeManyNodes } from '../../../../test/support/hostile-inline-models.js';
 import { FEED_SLAB_BYTES, FEED_SLAB_MAX_BYTES, FeedSlab } from './feed-slab.js';
+import { createSession } from './native-session.js';
 import { allocateNumeric, ownedForMessage, transferList } from './tensor-data.js';
 
 describe('FeedSlab', () => {
@@ -55,6 +60,32 @@ describe('FeedSlab', () => {
 });
 
 describe('FeedSlab (review)', () => {
+  it('Review: a feed of 64 bytes or less read by onnxruntime makes no ArrayBuffer per run (the binding materialises an on-heap typed array)', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const session = createSession(makeManyNodes(1), 1);
+    const slab = new FeedSlab();
+    const runs = 2000;
+    const kept: unknown[] = []; // everything made stays alive: only a collection could lower the count
+    // ArrayBuffer bytes a run adds beyond its output (a copy onnxruntime-node makes, kept alive).
+    const extraPerRun = (length: number): number => {
+      const feeds = Array.from({ length: runs }, () => slab.take(Float32Array, length));
+      kept.push(feeds);
+      gc();
+      const before = process.memoryUsage().arrayBuffers;
+      for (const feed of feeds) kept.push(session.run({ x: new ort.Tensor('float32', feed, [length, 1]) }));
+      return (process.memoryUsage().arrayBuffers - before - runs * length * 4) / runs;
+    };
+    // A collection during a loop (freeing earlier garbage) can only lower a reading: take the highest of three.
+    const highest = (length: number): number => Math.max(...[0, 1, 2].map(() => extraPerRun(length)));
+    const onHeap = highest(16); // 64 bytes: "stays on V8's heap"
+    const carved = highest(18); // 72 bytes: carved
+    session.release();
+    expect(carved).toBeLessThan(8); // a carved feed adds no ArrayBuffer
+    // Each 64-byte feed got an ArrayBuffer of its own (64 bytes) when onnxruntime read it.
+    expect(onHeap).toBeLessThan(8);
+  });
+
   it('Review: a NaN length does not make a later region overlap an earlier one', () => {
     const slab = new FeedSlab();
     const first = slab.take(Float32Array, 20).fill(1);
