@@ -24,13 +24,24 @@ describe('FeedSlab', () => {
     const slab = new FeedSlab();
     const first = slab.take(Float64Array, 100);
     first.fill(7);
+    // 800 bytes a region: a slab holds floor(FEED_SLAB_BYTES / 800) of them, and the next starts a new
+    // one. A bounded number of takes, so that a slab that wraps (or rewinds) fails here instead of
+    // looping for ever.
     const regions: Float64Array[] = [first];
-    while (regions[regions.length - 1]!.buffer === first.buffer) regions.push(slab.take(Float64Array, 100));
+    for (let i = 0; i < Math.floor(FEED_SLAB_BYTES / 800); i++) regions.push(slab.take(Float64Array, 100));
     const next = regions[regions.length - 1]!;
+    expect(next.buffer).not.toBe(first.buffer);
     expect(next.byteOffset).toBe(0);
     expect(next.buffer.byteLength).toBe(FEED_SLAB_BYTES);
     next.fill(9);
     expect(Array.from(first)).toEqual(new Array(100).fill(7));
+    // No two regions of one buffer overlap.
+    for (const a of regions)
+      for (const b of regions)
+        if (a !== b && a.buffer === b.buffer)
+          expect(
+            a.byteOffset + a.byteLength <= b.byteOffset || b.byteOffset + b.byteLength <= a.byteOffset,
+          ).toBe(true);
   });
 
   it('aligns every region to 8 bytes, so a float64 or int64 view may follow a odd-sized one', () => {
@@ -41,26 +52,21 @@ describe('FeedSlab', () => {
     expect(after.buffer).toBe(slab.take(Float32Array, 17).buffer);
   });
 
-  it('gives feeds over FEED_SLAB_MAX_BYTES, and those small enough for the V8 heap, a buffer of their own', () => {
+  it('carves every feed of 1 to FEED_SLAB_MAX_BYTES bytes, and gives larger ones a buffer of their own', () => {
     const slab = new FeedSlab();
     const large = slab.take(Float32Array, FEED_SLAB_MAX_BYTES / 4 + 1);
     expect(large.byteLength).toBe(large.buffer.byteLength);
+    const largest = slab.take(Float32Array, FEED_SLAB_MAX_BYTES / 4);
+    expect(largest.buffer.byteLength).toBe(FEED_SLAB_BYTES);
+    // 64 bytes or less too: V8 keeps such a typed array on its heap only until its .buffer is read.
     const tiny = slab.take(Float32Array, 16);
-    expect(tiny.byteLength).toBe(tiny.buffer.byteLength);
+    const byte = slab.take(Uint8Array, 1);
+    expect(tiny.buffer).toBe(largest.buffer);
+    expect(byte.buffer).toBe(largest.buffer);
+    expect(slab.take(Float32Array, 0).byteLength).toBe(0);
   });
 
-  it('allocateNumeric with a slab carves the feed and still refuses what the type cannot hold', () => {
-    const slab = new FeedSlab();
-    const sink = allocateNumeric('int8', 100, 'x', slab);
-    expect(sink.data.byteLength).toBeLessThan(sink.data.buffer.byteLength);
-    expect(sink.set(0, 127)).toBe(true);
-    expect(sink.set(1, 128)).toBe(false);
-    expect(sink.data[1]).toBe(0);
-  });
-});
-
-describe('FeedSlab (review)', () => {
-  it('Review: a feed of 64 bytes or less read by onnxruntime makes no ArrayBuffer per run (the binding materialises an on-heap typed array)', () => {
+  it('a feed of 64 bytes or less, carved, makes no ArrayBuffer when onnxruntime reads it (its binding reads .buffer, which gives an on-heap typed array one)', () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const session = createSession(makeManyNodes(1), 1);
@@ -78,18 +84,18 @@ describe('FeedSlab (review)', () => {
     };
     // A collection during a loop (freeing earlier garbage) can only lower a reading: take the highest of three.
     const highest = (length: number): number => Math.max(...[0, 1, 2].map(() => extraPerRun(length)));
-    const onHeap = highest(16); // 64 bytes: "stays on V8's heap"
-    const carved = highest(18); // 72 bytes: carved
+    const small = highest(16); // 64 bytes: small enough for V8's heap until .buffer is read
+    const carved = highest(18); // 72 bytes
     session.release();
     expect(carved).toBeLessThan(8); // a carved feed adds no ArrayBuffer
-    // Each 64-byte feed got an ArrayBuffer of its own (64 bytes) when onnxruntime read it.
-    expect(onHeap).toBeLessThan(8);
+    // Left to V8's heap, each 64-byte feed got an ArrayBuffer of its own (64 bytes) when onnxruntime read it.
+    expect(small).toBeLessThan(8);
   });
 
-  it('Review: a NaN length does not make a later region overlap an earlier one', () => {
+  it('a NaN length does not make a later region overlap an earlier one', () => {
     const slab = new FeedSlab();
     const first = slab.take(Float32Array, 20).fill(1);
-    // NaN passes both size checks (NaN <= 64 and NaN > 2048 are false) and becomes #used.
+    // A NaN that became #used would make the next region start at offset 0 of the same slab.
     try {
       slab.take(Float32Array, Number.NaN);
     } catch {
@@ -102,6 +108,15 @@ describe('FeedSlab (review)', () => {
       first.byteOffset < later.byteOffset + later.byteLength;
     expect(overlaps).toBe(false);
     expect(Array.from(first)).toEqual(new Array(20).fill(1));
+  });
+
+  it('allocateNumeric with a slab carves the feed and still refuses what the type cannot hold', () => {
+    const slab = new FeedSlab();
+    const sink = allocateNumeric('int8', 100, 'x', slab);
+    expect(sink.data.byteLength).toBeLessThan(sink.data.buffer.byteLength);
+    expect(sink.set(0, 127)).toBe(true);
+    expect(sink.set(1, 128)).toBe(false);
+    expect(sink.data[1]).toBe(0);
   });
 });
 

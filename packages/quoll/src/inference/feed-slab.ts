@@ -7,12 +7,6 @@ export const FEED_SLAB_BYTES = 8 * 1024;
  */
 export const FEED_SLAB_MAX_BYTES = 2 * 1024;
 
-/**
- * Typed arrays of at most this many bytes live on V8's heap (`typed_array_max_size_in_heap`),
- * without an ArrayBuffer of their own: they are not carved.
- */
-const ON_HEAP_MAX_BYTES = 64;
-
 /** A typed-array constructor of the numeric feeds (`allocateNumeric`). */
 export interface NumericArrayConstructor<T> {
   new (length: number): T;
@@ -23,15 +17,19 @@ export interface NumericArrayConstructor<T> {
 /**
  * Storage for the small feeds of the calling thread's requests, carved one after the other out
  * of a slab of {@link FEED_SLAB_BYTES}, as Node.js carves small Buffers out of its pool: a JSON
- * batch-1 feed (18 float32, 72 bytes: over the 64 bytes V8 keeps a typed array on its heap) was
- * an ArrayBuffer of its own per request, which costs a malloc, a free and the scavenger's
- * `sweep_array_buffers` and the V8 platform threads' sweeping (on the same core as the HTTP
- * thread when it is pinned to one). Carved, a slab serves ~100 requests.
+ * batch-1 feed (18 float32, 72 bytes) was an ArrayBuffer of its own per request, which costs a
+ * malloc, a free and the scavenger's `sweep_array_buffers` and the V8 platform threads' sweeping
+ * (on the same core as the HTTP thread when it is pinned to one). Carved, a slab serves ~100
+ * requests. Feeds of 64 bytes or less are carved too: V8 keeps such a typed array on its heap
+ * only until something reads its `.buffer`, and onnxruntime-node's binding reads it on every run
+ * (`napi_get_typedarray_info`), which gives it an off-heap ArrayBuffer of its own all the same.
  *
  * A region is never handed out twice: the next one starts past it, and a full slab is dropped
  * (it stays alive while a feed views it), never rewound. So a feed cannot be seen or written by
- * a later request; what it costs is that one feed kept alive (an answer, a log batch kept as
- * it is) keeps its whole slab (8 KiB at most) alive.
+ * a later request. Answers and log rows never view a feed (onnxruntime-node copies its outputs;
+ * a result keeps the request's records and outputs), so what keeps a slab alive is a job still
+ * queued or running whose feeds view it (the inline queues, a pending worker run's closure): at
+ * most in-flight requests × {@link FEED_SLAB_BYTES}.
  *
  * A carved feed is a view into a larger buffer: it can never be transferred (`transferList`
  * leaves such views; a worker's message copies it, see `WorkerHandle.infer`), so nothing detaches
@@ -43,12 +41,13 @@ export class FeedSlab {
 
   /**
    * `length` elements of `Type`, zeroed: carved out of the current slab, or of a new one when it
-   * is full; made as `new Type(length)` when over {@link FEED_SLAB_MAX_BYTES} (a buffer of their
-   * own) or small enough to live on V8's heap.
+   * is full; made as `new Type(length)` (a buffer of their own, or the same RangeError as before)
+   * when over {@link FEED_SLAB_MAX_BYTES}, empty, or not a size at all (negative, NaN: a NaN
+   * `#used` would make the next region start at 0 again, over regions already handed out).
    */
   take<T>(Type: NumericArrayConstructor<T>, length: number): T {
     const bytes = length * Type.BYTES_PER_ELEMENT;
-    if (bytes <= ON_HEAP_MAX_BYTES || bytes > FEED_SLAB_MAX_BYTES) return new Type(length);
+    if (!(bytes > 0 && bytes <= FEED_SLAB_MAX_BYTES)) return new Type(length);
     // Aligned to 8 bytes, so that every element type's view may start there.
     let at = (this.#used + 7) & ~7;
     if (this.#slab === null || at + bytes > FEED_SLAB_BYTES) {
