@@ -1,8 +1,9 @@
 // ArrayBuffers made per request, counted by V8 itself: one Quoll server pinned to core 0 (wrk on
 // core 1); after the warm-up, `perf stat` counts, over one wrk run and per thread, the calls of
 // uprobes on node's own V8 functions: `BackingStore::Allocate` (a JS ArrayBuffer, typed array
-// or Buffer pool slab with memory of its own: typed arrays of ≤ 64 bytes live on the V8 heap
-// and make none), `BackingStore::WrapAllocation` (memory a native module hands over, e.g.
+// or Buffer pool slab with memory of its own; a typed array of ≤ 64 bytes starts on the V8 heap
+// without one, but gets one as soon as its `.buffer` is read, as onnxruntime-node's binding does
+// with every feed), `BackingStore::WrapAllocation` (memory a native module hands over, e.g.
 // onnxruntime-node's outputs), `JSArrayBuffer::Attach` (every ArrayBuffer given a backing
 // store: what the scavenger then sweeps), `~BackingStore` (frees) and
 // `ArrayBufferSweeper::SweepingJob::SweepYoung`. Counts, not times: a busy machine moves them
