@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { Vector } from 'apache-arrow';
 import {
   Message,
   RecordBatch,
@@ -35,7 +36,7 @@ import { LogHandOff } from './log-hand-off.js';
 import type { LogItemsMessage } from './log-hand-off.js';
 
 /** A batch of one table built from `columns` (each a vector of `n` rows). */
-function batchFromColumns(columns: Record<string, ReturnType<typeof vectorFromArray>>): RecordBatch {
+function batchFromColumns(columns: Record<string, Vector>): RecordBatch {
   const table = new Table(columns);
   expect(table.batches).toHaveLength(1);
   return table.batches[0]!;
