@@ -166,7 +166,16 @@ export function float64IntoFloat32(from: Float64Array, into: Float32Array, offse
 
 /** The index of the first NaN or ±Infinity of a float array, or -1 when every value is finite. */
 export function firstNonFinite(data: Float32Array | Float64Array): number {
-  for (let i = 0; i < data.length; i++) {
+  // The hostile-input check of every float feed (an Arrow batch of 1000 × 18 scans 18 000
+  // values on the HTTP thread). `v * 0` is ±0 for every finite v and NaN for NaN and ±Infinity,
+  // so four values are checked with one compare and branch (about half the time of a branch per
+  // value); the first group that is not 0 is scanned value by value for the index.
+  const length = data.length;
+  let i = 0;
+  for (; i + 4 <= length; i += 4) {
+    if (data[i]! * 0 + data[i + 1]! * 0 + data[i + 2]! * 0 + data[i + 3]! * 0 !== 0) break;
+  }
+  for (; i < length; i++) {
     const value = data[i]!;
     if (value - value !== 0) return i;
   }
