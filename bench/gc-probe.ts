@@ -7,7 +7,8 @@
 // "--trace-gc --trace-incremental-marking" to see why marking starts), PROBE_NODE_ARGS (more node
 // flags), PROBE_DUMP=<file> (everything the server printed, the measured run marked). The server
 // inherits the environment (QUOLL_BENCH_INPUT_CHECKS=off for the unchecked server); QUOLL_CLI: the
-// server's dist/cli/main.js (default this checkout's). Per-isolate
+// server's dist/cli/main.js (default this checkout's); PROBE_QUOLL_ARGS: more server arguments
+// (e.g. --no-inference-logs). Per-isolate
 // sums read nvp lines only. Hold /tmp/quoll-bench.lock while it runs.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -29,10 +30,15 @@ const modelPath = writeBenchModel(work);
 const format = process.env.PROBE_FORMAT === 'arrow' ? 'arrow' : 'json';
 const batch = Number(process.env.PROBE_BATCH ?? 1000);
 const extra = (process.env.PROBE_NODE_ARGS ?? '').split(' ').filter(Boolean);
-const server = await startQuoll(work, 'home', [], {
-  nodeArgs: [...(process.env.PROBE_GC_ARGS ?? '--trace-gc-nvp').split(' ').filter(Boolean), ...extra],
-  ...(process.env.QUOLL_CLI ? { cli: process.env.QUOLL_CLI } : {}),
-});
+const server = await startQuoll(
+  work,
+  'home',
+  (process.env.PROBE_QUOLL_ARGS ?? '').split(' ').filter(Boolean),
+  {
+    nodeArgs: [...(process.env.PROBE_GC_ARGS ?? '--trace-gc-nvp').split(' ').filter(Boolean), ...extra],
+    ...(process.env.QUOLL_CLI ? { cli: process.env.QUOLL_CLI } : {}),
+  },
+);
 const lines: string[] = [];
 let partial = '';
 server.proc.stdout?.on('data', (d: Buffer) => {

@@ -8,7 +8,8 @@
 // Usage: npx tsx bench/heap-sample-probe.ts [connections=16] [seconds=5]
 // Env: PROBE_WARMUP_S (10), PROBE_FORMAT (json | arrow | oip), PROBE_BATCH (1), PROBE_TOP (25),
 // HEAP_SAMPLE_INTERVAL (bytes between samples on average, 1024), QUOLL_CLI (the server's
-// dist/cli/main.js; default this checkout's), PROBE_NODE_ARGS (node flags). Hold
+// dist/cli/main.js; default this checkout's), PROBE_NODE_ARGS (node flags), PROBE_QUOLL_ARGS (more
+// server arguments, e.g. --no-inference-logs). Hold
 // /tmp/quoll-bench.lock while it runs.
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,7 +47,7 @@ const preload = fileURLToPath(new URL('./heap-sample-preload.js', import.meta.ur
 const work = mkdtempSync(join(tmpdir(), 'quoll-heap-sample-'));
 const out = join(work, 'profile.json');
 const modelPath = writeBenchModel(work);
-const server = await startQuoll(work, 'home', [], {
+const server = await startQuoll(work, 'home', flags(process.env.PROBE_QUOLL_ARGS), {
   nodeArgs: [...flags(process.env.PROBE_NODE_ARGS), '--import', preload],
   env: { ...process.env, HEAP_SAMPLE_OUT: out },
   ...(process.env.QUOLL_CLI ? { cli: process.env.QUOLL_CLI } : {}),
