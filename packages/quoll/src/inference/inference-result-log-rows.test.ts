@@ -313,6 +313,38 @@ describe('InferenceResult.logRows (JSON records and tensors written straight int
     expect(group[1]).toBe(admitted.batches[0]);
   });
 
+  it('admits a source with its schema’s leaves, read once: later answers of its getters change nothing', () => {
+    const c = recordsLogCases().find((x) => x.staged)!;
+    const good = c.make().logRows() as LogRowSource;
+    let reads = 0;
+    const shifty: LogRowSource = {
+      kind: 'log-row-source',
+      schema: good.schema,
+      get numRows() {
+        return reads++ === 0 ? good.numRows : good.numRows + 7;
+      },
+      get leaves() {
+        return reads++ < 2 ? good.leaves : [];
+      },
+      byteLength: good.byteLength,
+      writeLeaf: (index, target) => good.writeLeaf(index, target),
+      toTable: () => good.toTable(),
+    };
+    const first = admitLogRows(1, shifty).batches[0] as LogRowSource;
+    const second = admitLogRows(1, c.make().logRows()).batches[0] as LogRowSource;
+    expect(first.numRows).toBe(good.numRows);
+    expect(first.leaves).toEqual(good.leaves);
+    // One frozen array per schema, shared by every append of it (nothing copied per request).
+    expect(first.leaves).toBe(second.leaves);
+    expect(Object.isFrozen(first.leaves)).toBe(true);
+    expect(first.leaves!.every((leaf) => Object.isFrozen(leaf))).toBe(true);
+    const staging = new LogStaging(LIMITS);
+    staging.add(1, [first]);
+    const expected = new LogStaging(LIMITS);
+    expected.add(1, admitLogRows(1, c.make().logRows()).batches);
+    expect(snapshot(staging.take())).toEqual(snapshot(expected.take()));
+  });
+
   it('checks the schema of a source as of a batch', () => {
     const good = recordsLogCases()[0]!.make().logRows() as LogRowSource;
     const noTime = new Table({ x: good.toTable().getChild('in.tensor')! });

@@ -1,5 +1,5 @@
 import { Table } from 'apache-arrow';
-import type { RecordBatch } from 'apache-arrow';
+import type { RecordBatch, Schema } from 'apache-arrow';
 import { ApiError } from '../errors/index.js';
 import { checkLogBatch, checkLogRowSource, checkLogSchema, rowsRefused } from './log-batch-checks.js';
 import { isLogRowSource } from './log-row-source.js';
@@ -27,6 +27,7 @@ export function admitLogRows(
     // that took 25–190 ms of the request thread): small ones are copied at once, big ones
     // write themselves into the hand-off's arena in slices.
     // Read once: a getter could answer the staging and the packer something else later.
+    const schema = rows.schema;
     const numRows: unknown = rows.numRows;
     const leaves = rows.leaves;
     const byteLength: unknown = rows.byteLength;
@@ -38,10 +39,9 @@ export function admitLogRows(
       if (typeof byteLength !== 'number' || !Number.isSafeInteger(byteLength) || byteLength < 0)
         throw rowsRefused(`a byte length of ${String(byteLength)}`);
       if (numRows === 0) return { batches: [], rows: 0 };
-      checkLogSchema(rows.schema);
-      const source = snapshotOf(rows, numRows, leaves, byteLength);
-      checkLogRowSource(source);
-      return { batches: [source], rows: numRows };
+      checkLogSchema(schema);
+      const checked = checkLogRowSource(schema, leaves);
+      return { batches: [new AdmittedRowSource(rows, schema, numRows, checked, byteLength)], rows: numRows };
     }
     let table: Table;
     try {
@@ -59,29 +59,50 @@ export function admitLogRows(
   return { batches, rows: batches.reduce((sum, b) => sum + b.numRows, 0) };
 }
 
-/** `source` with its row count, leaves and byte length as read once at admission. */
-function snapshotOf(
-  source: LogRowSource,
-  numRows: number,
-  leaves: readonly LogRowLeaf[],
-  byteLength: number,
-): LogRowSource {
-  const hasLeafWriter = source.leafWriter !== undefined;
-  return Object.freeze({
-    kind: 'log-row-source',
-    schema: source.schema,
-    numRows,
-    leaves: Object.freeze(leaves.map((l) => Object.freeze({ kind: l.kind, width: l.width }))),
-    byteLength,
-    writeLeaf: (index: number, target: ArrayBufferView): void => source.writeLeaf(index, target),
-    ...(hasLeafWriter
-      ? {
-          leafWriter: (index: number, target: ArrayBufferView): ((rows: number) => void) =>
-            source.leafWriter!(index, target),
-        }
-      : {}),
-    toTable: (): Table => source.toTable(),
-  });
+/**
+ * A source as admitted: its schema, row count and byte length as read once at admission, and its
+ * schema's leaves (equal to the ones it gave, checked, shared per schema), so that a getter
+ * cannot answer the staging and the packer something else later. One plain object per append
+ * (it replaced a frozen copy of the source with its leaves and three closures, ≈ 0.75 KiB a
+ * request of the HTTP thread at JSON batch 100).
+ */
+class AdmittedRowSource implements LogRowSource {
+  readonly kind = 'log-row-source' as const;
+  readonly schema: Schema;
+  readonly numRows: number;
+  readonly leaves: readonly LogRowLeaf[];
+  readonly byteLength: number;
+  readonly leafWriter: ((index: number, target: ArrayBufferView) => (rows: number) => void) | undefined;
+  readonly #source: LogRowSource;
+
+  constructor(
+    source: LogRowSource,
+    schema: Schema,
+    numRows: number,
+    leaves: readonly LogRowLeaf[],
+    byteLength: number,
+  ) {
+    this.#source = source;
+    this.schema = schema;
+    this.numRows = numRows;
+    this.leaves = leaves;
+    this.byteLength = byteLength;
+    // Whether the source writes in slices is read once too (the packer asks it per leaf).
+    this.leafWriter = source.leafWriter === undefined ? undefined : this.#leafWriter;
+  }
+
+  writeLeaf(index: number, target: ArrayBufferView): void {
+    this.#source.writeLeaf(index, target);
+  }
+
+  /** `leafWriter` when the source has one: a method (called on this object), not a closure per append. */
+  #leafWriter(index: number, target: ArrayBufferView): (rows: number) => void {
+    return this.#source.leafWriter!(index, target);
+  }
+
+  toTable(): Table {
+    return this.#source.toTable();
+  }
 }
 
 /** What a stopped log store answers: `shutting_down`, or (`failure` given) the write failure that stopped it. */

@@ -1,7 +1,7 @@
 import { Data, DataType, RecordBatch, TimeUnit, makeData } from 'apache-arrow';
 import type { FixedSizeList, Schema, Struct } from 'apache-arrow';
 import { ApiError } from '../errors/index.js';
-import type { LogRowLeaf, LogRowSource } from './log-row-source.js';
+import type { LogRowLeaf } from './log-row-source.js';
 import { kindOf } from './log-staging.js';
 import { timeValues } from './segment-file.js';
 
@@ -250,24 +250,26 @@ function leavesOf(schema: Schema): readonly LogRowLeaf[] | null {
     }
     if (!DataType.isInt(type) && !DataType.isFloat(type) && !DataType.isTimestamp(type)) return false;
     const T = type.ArrayType as unknown as new (length: number) => ArrayBufferView;
-    leaves.push({ kind: kindOf(new T(0)), width });
+    leaves.push(Object.freeze({ kind: kindOf(new T(0)), width }));
     return true;
   };
   const fixed = schema.fields.every((field) => visit(field.type as DataType, 1));
-  schemaLeaves.set(schema, fixed ? leaves : null);
-  return fixed ? leaves : null;
+  // Frozen: admitted sources share them (see checkLogRowSource).
+  const found = fixed ? Object.freeze(leaves) : null;
+  schemaLeaves.set(schema, found);
+  return found;
 }
 
 /**
- * Checks that a row source's leaves are those of its schema (each column's typed-array kind and
- * values per row, in order) before it is staged: a source built on another result's layout
- * (review of 5 December, finding 1) or with values of another width would be merged into the
- * run of rows of that schema and stop the hand-off. Throws `ApiError('log_rows_refused')`.
+ * Checks that a row source's leaves (`got`, as read from it once) are those of its schema (each
+ * column's typed-array kind and values per row, in order) before it is staged: a source built on
+ * another result's layout (review of 5 December, finding 1) or with values of another width would
+ * be merged into the run of rows of that schema and stop the hand-off. Returns the schema's
+ * leaves, equal to `got`: one frozen array per schema, which admitted sources share instead of a
+ * copy each. Throws `ApiError('log_rows_refused')`.
  */
-export function checkLogRowSource(source: LogRowSource): void {
-  const got = source.leaves;
-  if (got === null) return;
-  const want = leavesOf(source.schema);
+export function checkLogRowSource(schema: Schema, got: readonly LogRowLeaf[]): readonly LogRowLeaf[] {
+  const want = leavesOf(schema);
   if (want === null) throw rowsRefused('fixed-width leaves for a schema that has other columns');
   if (got.length !== want.length)
     throw rowsRefused(`${got.length} leaves for the ${want.length} of their schema`);
@@ -279,6 +281,7 @@ export function checkLogRowSource(source: LogRowSource): void {
         `leaf ${i} is of kind ${g.kind} × ${g.width} per row, their schema says kind ${w.kind} × ${w.width}`,
       );
   }
+  return want;
 }
 
 /**
