@@ -5,7 +5,7 @@ export { admitLogRows, logStoreClosedError, logStoreUnavailableError } from './l
 export { isLogRowSource } from './log-row-source.js';
 export type { LogAppendBatch, LogRowLeaf, LogRowSource } from './log-row-source.js';
 export { checkBatchShape, checkLogBatch, checkLogSchema, clampLogTime } from './log-batch-checks.js';
-export { LogAppendQueue } from './log-append-queue.js';
+export { LOG_APPEND_ADMITTED, LogAppendQueue } from './log-append-queue.js';
 export type { QueuedAppend } from './log-append-queue.js';
 export { LogHandOff } from './log-hand-off.js';
 export type { LogHandOffOptions, LogItemsMessage } from './log-hand-off.js';

@@ -27,6 +27,7 @@ export interface InferenceLogs {
    * Timestamp(ms) column) for the pipeline's log; resolves once queued (waits while the queue
    * is full). Rows that cannot be taken (they do not match their schema, a row source throws)
    * are refused alone with `log_rows_refused`: the appends before and after them go on.
+   * Rows queued at once answer `LOG_APPEND_ADMITTED` (already resolved: nothing to await).
    */
   append(pipelineId: number, rows: Table | RecordBatch | LogRowSource): Promise<void>;
   /** Resolves once every row appended so far through this store is stored. */

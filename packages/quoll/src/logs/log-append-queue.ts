@@ -18,6 +18,13 @@ interface Waiter {
 }
 
 /**
+ * What an append admitted at once answers (one promise, already resolved, shared): a caller that
+ * gets it back has nothing to wait for and can skip its `await` (a microtask and ≈ 0.65 KiB of
+ * the request's async function state per request on the HTTP thread).
+ */
+export const LOG_APPEND_ADMITTED: Promise<void> = Promise.resolve();
+
+/**
  * The bounded queue between `append` callers and the single writer. Capacity is counted in
  * rows: an append that fits is admitted at once; one that does not waits, first come first
  * served, until the writer takes rows out (backpressure: callers slow down, nothing is
@@ -86,7 +93,7 @@ export class LogAppendQueue {
     // Waiters go first so that appends keep their order (and time stays non-decreasing).
     if (this.#waiters.length === 0 && this.#fits(rows)) {
       const failed = this.#admit(item);
-      return failed === null ? Promise.resolve() : Promise.reject(failed);
+      return failed === null ? LOG_APPEND_ADMITTED : Promise.reject(failed);
     }
     return new Promise<void>((resolve, reject) => {
       this.#waiters.push({ item, since: now, admit: resolve, refuse: reject });

@@ -2,7 +2,7 @@ import type { RecordBatch, Table } from 'apache-arrow';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { ApiError } from '../errors/index.js';
 import { COALESCE_MAX_BYTES, COALESCE_MAX_ROWS } from './coalesce-log-batches.js';
-import { LogAppendQueue } from './log-append-queue.js';
+import { LOG_APPEND_ADMITTED, LogAppendQueue } from './log-append-queue.js';
 import { admitLogRows } from './log-append-rules.js';
 import { checkLogBatch, rowsRefused } from './log-batch-checks.js';
 import { isLogRowSource } from './log-row-source.js';
@@ -144,7 +144,7 @@ export class LogHandOff {
         error instanceof ApiError && error.code === 'log_rows_refused' ? this.#refused(error) : error,
       );
     }
-    if (admitted.rows === 0) return Promise.resolve();
+    if (admitted.rows === 0) return LOG_APPEND_ADMITTED;
     return this.push(pipelineId, admitted.batches, admitted.rows);
   }
 

@@ -1,4 +1,5 @@
 import type { Table } from 'apache-arrow';
+import { LOG_APPEND_ADMITTED } from '../logs/index.js';
 import type { LogRowSource } from '../logs/index.js';
 import type { Principal } from '../auth/index.js';
 import { ApiError } from '../errors/index.js';
@@ -28,7 +29,8 @@ export type PipelineAddress =
  * (its `toTable()` gives them as a table). Once `append` settles the caller releases the
  * result: a sink that keeps the rows' buffers past that must copy them or retain their
  * `BufferLease` (the store's staging does: it copies small batches and holds the lease of
- * those it keeps until its writer confirms them).
+ * those it keeps until its writer confirms them). An append that answers `LOG_APPEND_ADMITTED`
+ * (queued at once) is not awaited.
  */
 export interface InferenceLogSink {
   append(pipelineId: number, rows: Table | LogRowSource): Promise<void>;
@@ -181,7 +183,11 @@ export class InferenceService {
       // Queued before the answer leaves, so a logs query after the answer sees the rows. The
       // append only enqueues (the disk write is the log writer's); it waits only when the
       // writer's queue is full, which slows callers instead of dropping rows.
-      if (this.#logging) await this.#logs.append(pipelineId, result.logRows());
+      if (this.#logging) {
+        const queued = this.#logs.append(pipelineId, result.logRows());
+        // Nearly always queued at once: no await, so no microtask nor suspended state per request.
+        if (queued !== LOG_APPEND_ADMITTED) await queued;
+      }
       return answer;
     } finally {
       // The answer is encoded (its own bytes) and the log has copied the rows or holds what it
