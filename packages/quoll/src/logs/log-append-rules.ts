@@ -26,11 +26,21 @@ export function admitLogRows(
     // Big or small, a fixed-width source is never turned into a table here (for a million rows
     // that took 25–190 ms of the request thread): small ones are copied at once, big ones
     // write themselves into the hand-off's arena in slices.
-    // Read once: a getter could answer the staging and the packer something else later.
-    const schema = rows.schema;
-    const numRows: unknown = rows.numRows;
-    const leaves = rows.leaves;
-    const byteLength: unknown = rows.byteLength;
+    // Read once: a getter could answer the staging and the packer something else later. A getter
+    // that throws refuses these rows alone (`log_rows_refused`, counted), as a throwing `toTable()`
+    // does, not the raw error (which answered `internal_error`; review of 5 December, finding 1).
+    let schema: Schema;
+    let numRows: unknown;
+    let leaves: readonly LogRowLeaf[] | null;
+    let byteLength: unknown;
+    try {
+      schema = rows.schema;
+      numRows = rows.numRows;
+      leaves = rows.leaves;
+      byteLength = rows.byteLength;
+    } catch (err) {
+      throw rowsRefused(`reading them failed: ${err instanceof Error ? err.message : String(err)}`, err);
+    }
     if (leaves !== null) {
       // A count that is not a whole number of rows (NaN from a buggy result's arithmetic) would
       // leave the append queue's count NaN, and every later append waiting forever.
