@@ -13,7 +13,9 @@ import {
   tableToIPC,
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
-import { batchOf, clampLogTime } from './log-batch-checks.js';
+import { batchOf, checkLogRowSource, clampLogTime } from './log-batch-checks.js';
+import type { LogRowLeaf } from './log-row-source.js';
+import { kindOf } from './log-staging.js';
 import { timeValues } from './segment-file.js';
 
 const fields = [
@@ -146,5 +148,33 @@ describe('clampLogTime', () => {
     expect([...timeValues(above.batch)]).toEqual([big + 1n]);
     const negative = clampLogTime(timed([-big, -big - 1n]), MIN);
     expect([...timeValues(negative.batch)]).toEqual([-big, -big]);
+  });
+});
+
+describe('checkLogRowSource', () => {
+  const fixed = new Schema([fields[0]!, fields[2]!]);
+  const right: LogRowLeaf[] = [
+    { kind: kindOf(new BigInt64Array(0)), width: 1 },
+    { kind: kindOf(new Int32Array(0)), width: 1 },
+  ];
+
+  it("returns the schema's shared leaves for leaves equal to them", () => {
+    const leaves = checkLogRowSource(fixed, right);
+    expect(leaves).toEqual(right);
+    expect(checkLogRowSource(fixed, [...right])).toBe(leaves);
+  });
+
+  it('refuses leaves with a hole or a non-object entry, or no leaves array, with log_rows_refused (not a TypeError)', () => {
+    const bad: unknown[] = [
+      [right[0], null],
+      [right[0], undefined],
+      [42, right[1]],
+      undefined,
+      { length: 2 },
+    ];
+    for (const got of bad)
+      expect(() => checkLogRowSource(fixed, got as readonly LogRowLeaf[])).toThrow(
+        expect.objectContaining({ code: 'log_rows_refused' }),
+      );
   });
 });

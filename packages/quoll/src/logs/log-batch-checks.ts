@@ -271,14 +271,19 @@ function leavesOf(schema: Schema): readonly LogRowLeaf[] | null {
 export function checkLogRowSource(schema: Schema, got: readonly LogRowLeaf[]): readonly LogRowLeaf[] {
   const want = leavesOf(schema);
   if (want === null) throw rowsRefused('fixed-width leaves for a schema that has other columns');
+  // A buggy source's leaves are refused, not read into a TypeError (review of 5 December, finding 2).
+  if (!Array.isArray(got)) throw rowsRefused(`leaves that are not an array (${typeof got})`);
   if (got.length !== want.length)
     throw rowsRefused(`${got.length} leaves for the ${want.length} of their schema`);
   for (let i = 0; i < want.length; i++) {
-    const g = got[i]!;
+    const g: unknown = got[i];
     const w = want[i]!;
-    if (g.kind !== w.kind || g.width !== w.width)
+    if (typeof g !== 'object' || g === null)
+      throw rowsRefused(`leaf ${i} is ${g === null ? 'null' : typeof g}`);
+    const { kind, width } = g as Partial<LogRowLeaf>;
+    if (kind !== w.kind || width !== w.width)
       throw rowsRefused(
-        `leaf ${i} is of kind ${g.kind} × ${g.width} per row, their schema says kind ${w.kind} × ${w.width}`,
+        `leaf ${i} is of kind ${String(kind)} × ${String(width)} per row, their schema says kind ${w.kind} × ${w.width}`,
       );
   }
   return want;
