@@ -33,11 +33,15 @@ export function admitLogRows(
     let numRows: unknown;
     let leaves: readonly LogRowLeaf[] | null;
     let byteLength: unknown;
+    let leafWriter: unknown;
     try {
       schema = rows.schema;
       numRows = rows.numRows;
       leaves = rows.leaves;
       byteLength = rows.byteLength;
+      // Read here with the others: the packer is handed the writer seen at admission (finding 3).
+      // (As a value to call on the source later, so typed as what it is at run time.)
+      leafWriter = (rows as { leafWriter?: unknown }).leafWriter;
     } catch (err) {
       throw rowsRefused(`reading them failed: ${err instanceof Error ? err.message : String(err)}`, err);
     }
@@ -51,7 +55,21 @@ export function admitLogRows(
       if (numRows === 0) return { batches: [], rows: 0 };
       checkLogSchema(schema);
       const checked = checkLogRowSource(schema, leaves);
-      return { batches: [new AdmittedRowSource(rows, schema, numRows, checked, byteLength)], rows: numRows };
+      if (leafWriter !== undefined && typeof leafWriter !== 'function')
+        throw rowsRefused(`a leafWriter that is not a function (${typeof leafWriter})`);
+      return {
+        batches: [
+          new AdmittedRowSource(
+            rows,
+            schema,
+            numRows,
+            checked,
+            byteLength,
+            leafWriter as LeafWriter | undefined,
+          ),
+        ],
+        rows: numRows,
+      };
     }
     let table: Table;
     try {
@@ -69,6 +87,9 @@ export function admitLogRows(
   return { batches, rows: batches.reduce((sum, b) => sum + b.numRows, 0) };
 }
 
+/** A source's `leafWriter`, as a function called on the source. */
+type LeafWriter = (this: LogRowSource, index: number, target: ArrayBufferView) => (rows: number) => void;
+
 /**
  * A source as admitted: its schema, row count and byte length as read once at admission, and its
  * schema's leaves (equal to the ones it gave, checked, shared per schema), so that a getter
@@ -84,6 +105,8 @@ class AdmittedRowSource implements LogRowSource {
   readonly byteLength: number;
   readonly leafWriter: ((index: number, target: ArrayBufferView) => (rows: number) => void) | undefined;
   readonly #source: LogRowSource;
+  /** The source's `leafWriter` as read at admission (called on the source, not read again). */
+  readonly #sourceLeafWriter: LeafWriter | undefined;
 
   constructor(
     source: LogRowSource,
@@ -91,14 +114,16 @@ class AdmittedRowSource implements LogRowSource {
     numRows: number,
     leaves: readonly LogRowLeaf[],
     byteLength: number,
+    leafWriter: LeafWriter | undefined,
   ) {
     this.#source = source;
     this.schema = schema;
     this.numRows = numRows;
     this.leaves = leaves;
     this.byteLength = byteLength;
-    // Whether the source writes in slices is read once too (the packer asks it per leaf).
-    this.leafWriter = source.leafWriter === undefined ? undefined : this.#leafWriter;
+    // Whether the source writes in slices, and with what, is read once too (the packer asks per leaf).
+    this.#sourceLeafWriter = leafWriter;
+    this.leafWriter = leafWriter === undefined ? undefined : this.#leafWriter;
   }
 
   writeLeaf(index: number, target: ArrayBufferView): void {
@@ -107,7 +132,7 @@ class AdmittedRowSource implements LogRowSource {
 
   /** `leafWriter` when the source has one: a method (called on this object), not a closure per append. */
   #leafWriter(index: number, target: ArrayBufferView): (rows: number) => void {
-    return this.#source.leafWriter!(index, target);
+    return this.#sourceLeafWriter!.call(this.#source, index, target);
   }
 
   toTable(): Table {
