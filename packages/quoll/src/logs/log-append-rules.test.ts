@@ -30,4 +30,19 @@ describe('admitLogRows of a row source', () => {
     admitted.leafWriter!(0, new BigInt64Array(g.numRows))(g.numRows);
     expect(seen).toEqual([source]);
   });
+
+  it('refuses a source whose leaf throws when read with log_rows_refused, not the raw error', () => {
+    const g = good();
+    const leaves = [...g.leaves!];
+    leaves[0] = {
+      get kind(): number {
+        throw new Error('boom');
+      },
+      width: 1,
+    };
+    const hostile = { ...g, leaves, writeLeaf: g.writeLeaf.bind(g), toTable: g.toTable.bind(g) };
+    expect(() => admitLogRows(7, hostile as LogRowSource)).toThrow(
+      expect.objectContaining({ code: 'log_rows_refused' }),
+    );
+  });
 });

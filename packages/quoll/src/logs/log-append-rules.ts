@@ -54,7 +54,17 @@ export function admitLogRows(
         throw rowsRefused(`a byte length of ${String(byteLength)}`);
       if (numRows === 0) return { batches: [], rows: 0 };
       checkLogSchema(schema);
-      const checked = checkLogRowSource(schema, leaves);
+      let checked: readonly LogRowLeaf[];
+      try {
+        checked = checkLogRowSource(schema, leaves);
+      } catch (err) {
+        // Its own refusals pass as they are; a leaf's getter that throws refuses the rows too.
+        if (err instanceof ApiError) throw err;
+        throw rowsRefused(
+          `reading their leaves failed: ${err instanceof Error ? err.message : String(err)}`,
+          err,
+        );
+      }
       if (leafWriter !== undefined && typeof leafWriter !== 'function')
         throw rowsRefused(`a leafWriter that is not a function (${typeof leafWriter})`);
       return {
