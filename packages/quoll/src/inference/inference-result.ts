@@ -26,6 +26,7 @@ import { kindOf } from '../logs/index.js';
 import type { LogRowLeaf, LogRowSource } from '../logs/index.js';
 import { tensorArrowType, valuesArrowType } from './tensor-arrow-type.js';
 import { rowWidth } from './tensor-data.js';
+import { encodeArrowAnswer } from './encode-arrow-answer.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
 /**
@@ -335,10 +336,15 @@ export function encodeInferenceResult(
     case 'json':
       return { contentType: MEDIA_TYPES.json, body: JSON.stringify(result.toRecords()) };
     case 'arrow-file':
-      return { contentType: MEDIA_TYPES.arrowFile, body: tableToIPC(result.toArrowTable(), 'file') };
+      return { contentType: MEDIA_TYPES.arrowFile, body: arrowAnswer(result.toArrowTable(), true) };
     case 'arrow-stream':
-      return { contentType: MEDIA_TYPES.arrowStream, body: tableToIPC(result.toArrowTable(), 'stream') };
+      return { contentType: MEDIA_TYPES.arrowStream, body: arrowAnswer(result.toArrowTable(), false) };
   }
+}
+
+/** An Arrow answer in one buffer: written directly, or by apache-arrow for a layout that cannot be. */
+function arrowAnswer(table: Table, file: boolean): Uint8Array {
+  return encodeArrowAnswer(table, file) ?? tableToIPC(table, file ? 'file' : 'stream');
 }
 
 /**

@@ -10,6 +10,7 @@ export type { QueuedAppend } from './log-append-queue.js';
 export { LogHandOff } from './log-hand-off.js';
 export type { LogHandOffOptions, LogItemsMessage } from './log-hand-off.js';
 export { ArrowMessageEncoder } from './arrow-message-encoder.js';
+export { encodeRecordBatchMessage } from './encode-record-batch-message.js';
 export {
   LogBatchPacker,
   LogBatchUnpacker,
