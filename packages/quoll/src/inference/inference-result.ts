@@ -279,9 +279,11 @@ export class InferenceResult {
         values += Math.max(1, Math.ceil(leaves / Math.max(1, this.rowCount)));
         continue;
       }
-      const chunks = (input.table.getChild(column)?.data ?? []) as readonly DataTree[];
+      // The column's Data in each batch, read directly: `getChild` builds a Vector per call.
+      const index = input.table.schema.fields.findIndex((field) => field.name === column);
       let leaves = 0;
-      for (const data of chunks) leaves += leafValues(data);
+      if (index >= 0)
+        for (const batch of input.table.batches) leaves += leafValues(batch.data.children[index] as DataTree);
       values += Math.max(1, Math.ceil(leaves / Math.max(1, this.rowCount)));
     }
     return values;
