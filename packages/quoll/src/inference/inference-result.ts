@@ -27,6 +27,7 @@ import type { LogRowLeaf, LogRowSource } from '../logs/index.js';
 import { tensorArrowType, valuesArrowType } from './tensor-arrow-type.js';
 import { rowWidth } from './tensor-data.js';
 import { encodeArrowAnswer } from './encode-arrow-answer.js';
+import { freezeSchema } from './freeze-schema.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
 /**
@@ -241,7 +242,8 @@ export class InferenceResult {
         new Field('check_failures', CHECK_FAILURES_TYPE, false),
       ];
       layout = {
-        schema: new Schema(fields),
+        // Read-only: every result of the layout shares it, and its encoding is cached by identity.
+        schema: freezeSchema(new Schema(fields)),
         struct: new Struct(fields),
         inTypes: ins.map((field) => field.type as DataType),
         outTypes,
@@ -483,6 +485,7 @@ export function yieldToEventLoop(): Promise<void> {
 
 /** The Arrow schema and types shared by results of one signature (see `toArrowTable`). */
 interface ResultLayout {
+  /** Frozen (`freezeSchema`): a change to it, its fields or their metadata throws. */
   schema: Schema;
   struct: Struct;
   /** Types of the `in.*` columns, in column order. */
