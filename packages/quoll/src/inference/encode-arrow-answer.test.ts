@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { RecordBatch } from 'apache-arrow';
 import {
   Field,
@@ -8,6 +8,7 @@ import {
   List,
   Message,
   RecordBatchFileReader,
+  Schema,
   Table,
   tableFromIPC,
   tableToIPC,
@@ -184,13 +185,46 @@ describe('encodeArrowAnswer', () => {
   });
 
   it('reuses one schema encoding per schema object, the answer unchanged', () => {
-    const a = results['JSON records']!();
-    const b = results['JSON records']!();
-    const first = encodeArrowAnswer(a.toArrowTable(), true)!;
-    const second = encodeArrowAnswer(b.toArrowTable(), true)!;
+    // A layout of its own (column `reuse`), so that no earlier test has encoded its schema yet.
+    const result = () =>
+      new InferenceResult(
+        { kind: 'records', records: grid.map((reuse) => ({ reuse })) },
+        ['reuse'],
+        [float32Out],
+        n,
+        5,
+      );
+    const a = result();
+    const b = result();
     expect(a.toArrowTable().schema).toBe(b.toArrowTable().schema);
-    expect(second).toEqual(first);
-    expect(rowsOf(tableFromIPC(second))).toBe(rowsOf(tableFromIPC(tableToIPC(b.toArrowTable(), 'file'))));
+    const encode = vi.spyOn(Message, 'from');
+    try {
+      const first = encodeArrowAnswer(a.toArrowTable(), true)!;
+      const second = encodeArrowAnswer(b.toArrowTable(), false)!;
+      const third = encodeArrowAnswer(b.toArrowTable(), true)!;
+      const schemaEncodings = encode.mock.calls.filter(([header]) => header instanceof Schema);
+      expect(schemaEncodings).toHaveLength(1);
+      expect(third).toEqual(first);
+      expect(rowsOf(tableFromIPC(second))).toBe(rowsOf(tableFromIPC(first)));
+      expect(rowsOf(tableFromIPC(first))).toBe(rowsOf(tableFromIPC(tableToIPC(b.toArrowTable(), 'file'))));
+    } finally {
+      encode.mockRestore();
+    }
+  });
+
+  it("encodes a schema that is not a result layout's (not frozen) each time, with its current metadata", () => {
+    const table = new Table({ x: vectorFromArray([1.5, 2.5], new Float64()) });
+    const encode = vi.spyOn(Message, 'from');
+    try {
+      encodeArrowAnswer(table, true);
+      table.schema.metadata.set('note', 'added later');
+      const answer = encodeArrowAnswer(table, true)!;
+      expect(encode.mock.calls.filter(([header]) => header instanceof Schema)).toHaveLength(2);
+      expect(tableFromIPC(answer).schema.metadata.get('note')).toBe('added later');
+      expect(rowsOf(tableFromIPC(answer))).toBe(rowsOf(table));
+    } finally {
+      encode.mockRestore();
+    }
   });
 
   it('gives an answer that owns its bytes (the input buffers may go back to a worker)', () => {

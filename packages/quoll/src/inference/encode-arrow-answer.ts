@@ -1,6 +1,7 @@
 import { Message } from 'apache-arrow';
 import type { RecordBatch, Schema, Table } from 'apache-arrow';
 import { encodeRecordBatchMessage } from '../logs/index.js';
+import { isFrozenSchema } from './freeze-schema.js';
 
 /** `ARROW1` and 2 bytes of padding: what an Arrow IPC file opens with. */
 const FILE_HEAD = new Uint8Array([0x41, 0x52, 0x52, 0x4f, 0x57, 0x31, 0, 0]);
@@ -19,12 +20,15 @@ interface EncodedSchema {
   schemaTable: number;
 }
 
-/** Encoded once per schema object: results of one layout share theirs (`InferenceResult`). */
+/**
+ * Encoded once per schema object: results of one layout share theirs (`InferenceResult`). Only
+ * schemas that `freezeSchema` made read-only are kept, as only they cannot change afterwards.
+ */
 const encodedSchemas = new WeakMap<Schema, EncodedSchema | null>();
 
 /**
  * An inference answer's Arrow IPC file (`file`) or stream, written directly in one buffer: the
- * schema message (stream) or footer schema (file) from an encoding cached per schema object,
+ * schema message (stream) or footer schema (file) from an encoding cached per frozen schema object,
  * each record batch's message by `encodeRecordBatchMessage` (apache-arrow's body byte for byte),
  * and the file's footer laid out by hand. It returns `null` when a batch has a layout the direct
  * encoder does not know (a sliced column, a dictionary …), for the caller to use apache-arrow.
@@ -107,8 +111,13 @@ export function encodeArrowAnswer(table: Table, file: boolean): Uint8Array | nul
   return out;
 }
 
-/** The schema's cached encoding; `null` when it holds dictionaries (left to apache-arrow). */
+/**
+ * The schema's encoding; `null` when it holds dictionaries (left to apache-arrow). A frozen
+ * schema's (every result layout's) is cached; any other is encoded each time, as its fields or
+ * metadata could change between answers (review of 5 December, finding 1).
+ */
 function encodedSchema(schema: Schema): EncodedSchema | null {
+  if (!isFrozenSchema(schema)) return schema.dictionaries.size > 0 ? null : encodeSchema(schema);
   let encoded = encodedSchemas.get(schema);
   if (encoded === undefined) {
     encoded = schema.dictionaries.size > 0 ? null : encodeSchema(schema);
