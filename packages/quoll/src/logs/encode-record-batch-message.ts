@@ -14,9 +14,10 @@ interface Layout {
 
 /**
  * The Arrow IPC stream message of one record batch (continuation marker, metadata length,
- * `Message` flatbuffer, body), written directly for the layouts the inference log hands its
- * writer: columns of ints, floats, timestamps, dates, booleans, strings, binaries, lists,
- * fixed-size lists and structs of those, every `Data` unsliced (offset 0, offsets from 0). It
+ * `Message` flatbuffer, body), written directly for the layouts of the inference log's batches
+ * and of inference results: columns of ints, floats, timestamps, dates, booleans, strings,
+ * binaries, lists, fixed-size lists and structs of those, every `Data` unsliced (offset 0,
+ * offsets from 0). It
  * returns `null` for anything else (a dictionary, a union, a sliced column, batch metadata …),
  * for the caller to encode with apache-arrow's writer.
  *
@@ -26,7 +27,8 @@ interface Layout {
  * code, about a quarter of the thread's time per hand-off. The body is byte for byte what
  * apache-arrow writes (the same buffers, field nodes and 8-byte padding); the flatbuffer is
  * laid out front to back instead of back to front, which every reader accepts (offsets and
- * alignments are those flatbuffers requires).
+ * alignments are those flatbuffers requires). It also writes every small Arrow answer's
+ * batches on the HTTP thread (`encodeArrowAnswer` in `inference/`, in place of `tableToIPC`).
  *
  * Chunks are views of the batch's own buffers (no copy), plus one new header buffer.
  */
