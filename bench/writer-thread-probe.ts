@@ -4,7 +4,9 @@
 // every thread from /proc/<pid>/task over a wrk run of `seconds`. Node names every thread
 // "node": the request thread's id is the process id, the four V8 platform (GC/compiler) threads
 // come right after it, the log writer thread before the model worker. Each thread also shows
-// its wakes per second (voluntary context switches: it slept and was woken).
+// its wakes per second (voluntary context switches: it slept and was woken). Then core 0 as a
+// whole from /proc/stat: its busy time a request against the server's own threads' (the rest is
+// kernel threads, interrupts, softirqs and steal on the server's core).
 // PERF=1 runs `perf record -F 1999 -g` on the server during the measured run (PERF_OUT, default
 // /tmp/wtp.perf.data; NODE_ARGS=--perf-basic-prof names JIT frames). TRACE_OUT=<file> appends
 // the server's stdout and stderr there (e.g. with NODE_ARGS="--trace-opt --trace-deopt"), with
@@ -112,6 +114,19 @@ function threadCpu(pid: number, sys?: Map<string, number>): Map<string, number> 
   return out;
 }
 
+/** The columns of /proc/stat's `cpu0` line, in order (ticks of 1/100 s). */
+const CORE0_COLUMNS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'] as const;
+function core0Ticks(): number[] {
+  const line = readFileSync('/proc/stat', 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('cpu0 '));
+  const fields = (line ?? '')
+    .split(/\s+/)
+    .slice(1, 1 + CORE0_COLUMNS.length)
+    .map(Number);
+  return CORE0_COLUMNS.map((_, i) => fields[i] ?? 0);
+}
+
 const pid = server.proc.pid ?? 0;
 const load0 = loadAverage();
 const perf =
@@ -135,6 +150,7 @@ const perf =
       )
     : null;
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
+const core0Before = core0Ticks();
 const sysBefore = new Map<string, number>();
 const before = threadCpu(pid, sysBefore);
 const wakesBefore = threadWakes(pid);
@@ -147,6 +163,7 @@ const r = wrk({
 const sysAfter = new Map<string, number>();
 const after = threadCpu(pid, sysAfter);
 const wakesAfter = threadWakes(pid);
+const core0After = core0Ticks();
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
 if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
 const requests = r.reqPerSec * seconds;
@@ -174,6 +191,18 @@ for (const [name, us, wakes, sysShare] of rows)
   );
 console.log(
   `  ${'total'.padEnd(24)} ${((total * 1e6) / requests).toFixed(1).padStart(7)} µs/request ${((total * 1e6) / requests / batch).toFixed(3)} µs/row`,
+);
+// Core 0 as a whole (the server's core): what its own threads used against what the core spent,
+// by /proc/stat's columns — the rest is other tasks on the core (kernel threads: block I/O,
+// writeback, the journal; interrupts and softirqs; time the hypervisor took: steal).
+const core0 = CORE0_COLUMNS.map((name, i) => [name, core0After[i]! - core0Before[i]!] as const);
+const core0Busy = core0.reduce(
+  (sum, [name, ticks]) => (name === 'idle' || name === 'iowait' ? sum : sum + ticks),
+  0,
+);
+console.log(
+  `  core 0: busy ${(((core0Busy / 100) * 1e6) / requests).toFixed(1)} µs/request (the server's threads ${((total * 1e6) / requests).toFixed(1)}); ` +
+    core0.map(([name, ticks]) => `${name} ${(((ticks / 100) * 1e6) / requests).toFixed(1)}`).join(', '),
 );
 await stopAll([server.proc]);
 rmSync(work, { recursive: true, force: true });
