@@ -73,7 +73,20 @@ new PerformanceObserver((list) => {
         return name + ' ' + r(s.previousRect) + ' -> ' + r(s.currentRect);
       }),
     });
-}).observe({ type: 'layout-shift', buffered: true });`;
+}).observe({ type: 'layout-shift', buffered: true });
+// The main column's width, each time it changes (ResizeObserver: in the frame it changed). The
+// page's content cannot change it (a fixed grid column, min-width 0): only the window can.
+window.__mainWidths = [];
+const columnWatch = new ResizeObserver((entries) => {
+  for (const e of entries) window.__mainWidths.push({ at: Math.round(performance.now()), width: Math.round(e.contentRect.width) });
+});
+new MutationObserver(() => {
+  const main = document.querySelector('main');
+  if (main && !main.__watched) {
+    main.__watched = true;
+    columnWatch.observe(main);
+  }
+}).observe(document, { childList: true, subtree: true });`;
 
 /** Presses Tab until the focused element's text matches, at most `max` times; returns the presses. */
 async function tabTo(text: RegExp, max = 40, key = 'Tab'): Promise<number> {
@@ -243,12 +256,26 @@ describe.skipIf(!hasChromium && !inCi)('the console with a 10 000-run task, and 
       await page.getByText(`${20 + round * 10} rows`).waitFor({ timeout: 30_000 });
     }
     await shot('25-log-explorer-after-refreshes');
-    const shifts =
+    const all =
       await page.evaluate<Array<{ value: number; at: number; recentInput: boolean; moved: string[] }>>(
         'window.__shifts',
       );
+    // A shift in a frame where the main column changed width is the window's doing (the headless
+    // browser under load once laid a frame out narrower: CI, 6 December), not the page's; every
+    // other shift counts. The column's first width is its appearance, not a change.
+    const widths = await page.evaluate<Array<{ at: number; width: number }>>('window.__mainWidths');
+    const resizedAt = widths.filter((w, i) => i > 0 && w.width !== widths[i - 1]!.width).map((w) => w.at);
+    const byWindow = (s: { at: number }): boolean => resizedAt.some((at) => Math.abs(at - s.at) <= 50);
+    const shifts = all.filter((s) => !byWindow(s));
+    if (shifts.length < all.length)
+      console.warn(
+        `layout shifts set aside (the column was resized): ${JSON.stringify(all.filter(byWindow))}`,
+      );
+    expect(widths.length, 'the main column was watched').toBeGreaterThan(0);
     const total = shifts.reduce((sum, s) => sum + s.value, 0);
-    expect(total, `layout shifts: ${JSON.stringify(shifts)}`).toBe(0);
+    expect(total, `layout shifts: ${JSON.stringify(shifts)}; column widths: ${JSON.stringify(widths)}`).toBe(
+      0,
+    );
     expect(errors).toEqual([]);
   }, 90_000);
 });
