@@ -31,18 +31,7 @@ export interface PackedBatches {
   meta: Float64Array;
   /** Every buffer's bytes, each at an 8-byte aligned offset (a reused arena may be longer than they need). */
   arena: ArrayBuffer;
-  /**
-   * Buffers shared rather than copied: the staging's buffers of the staged runs (see
-   * `LogStaging`), which the sender keeps unchanged until the receiver confirms their rows. A
-   * buffer of `meta` whose kind is {@link SHARED_KIND_STRIDE} or more is in
-   * `shared[floor(kind / SHARED_KIND_STRIDE) - 1]`, of kind `kind % SHARED_KIND_STRIDE`, its
-   * byte offset there. Absent: none.
-   */
-  shared?: SharedArrayBuffer[];
 }
-
-/** See {@link PackedBatches.shared}: the kinds of `VIEW_TYPES` are fewer than this. */
-export const SHARED_KIND_STRIDE = 16;
 
 /** Limits of the batches {@link LogBatchPacker} merges while packing. */
 export interface LogBatchPackerOptions {
@@ -265,8 +254,6 @@ export class LogBatchPacker {
   #layout(groups: readonly (readonly StagedEntry[])[], introduces: Schema[]): LogPackJob {
     const schemas: PackedSchema[] = [];
     const copies: Copy[] = [];
-    const shared: SharedArrayBuffer[] = [];
-    const sharedIndex = new Map<SharedArrayBuffer, number>();
     /** The entries whose bytes the copies being laid out come from. */
     let from: readonly StagedEntry[] = [];
     const meta: number[] = [];
@@ -366,24 +353,8 @@ export class LogBatchPacker {
         }
         const leaf = staged.leaves[k++]!;
         meta.push(0, total, 0, 0, -1, 0, 0);
-        const buf = leaf.buf.buffer;
-        if (buf instanceof SharedArrayBuffer) {
-          // Not copied: the receiver reads the staged bytes, kept until it confirms them.
-          let index = sharedIndex.get(buf);
-          if (index === undefined) {
-            index = shared.length;
-            shared.push(buf);
-            sharedIndex.set(buf, index);
-          }
-          meta.push(
-            leaf.kind + SHARED_KIND_STRIDE * (index + 1),
-            leaf.buf.byteOffset,
-            leaf.used / leaf.bytesPerElement,
-          );
-        } else {
-          const at = reserve(leaf.kind, leaf.used, leaf.used / leaf.bytesPerElement);
-          copies.push({ source: leaf.buf.subarray(0, leaf.used), at, from });
-        }
+        const at = reserve(leaf.kind, leaf.used, leaf.used / leaf.bytesPerElement);
+        copies.push({ source: leaf.buf.subarray(0, leaf.used), at, from });
         meta.push(-1, 0, 0, -1, 0, 0);
       };
       for (const field of staged.schema.fields) node(field.type as DataType, staged.rows);
@@ -482,11 +453,7 @@ export class LogBatchPacker {
       counts.push(count);
     }
     const arena = this.#arena(bytes);
-    return new LogPackJob(
-      { schemas, counts, meta: Float64Array.from(meta), arena, ...(shared.length > 0 ? { shared } : {}) },
-      copies,
-      introduces,
-    );
+    return new LogPackJob({ schemas, counts, meta: Float64Array.from(meta), arena }, copies, introduces);
   }
 
   /**
@@ -630,7 +597,6 @@ export class LogBatchUnpacker {
   } {
     const failed: { group: number; rows: number; error: Error }[] = [];
     const { meta, arena } = body;
-    const shared = body.shared ?? [];
     let k = 0;
     const next = (): number => meta[k++] ?? 0;
     const view = (): View | undefined => {
@@ -638,10 +604,9 @@ export class LogBatchUnpacker {
       const byteOffset = next();
       const length = next();
       if (kind === -1) return undefined;
-      const T = VIEW_TYPES[kind % SHARED_KIND_STRIDE];
-      const from = kind < SHARED_KIND_STRIDE ? arena : shared[Math.floor(kind / SHARED_KIND_STRIDE) - 1];
-      if (T === undefined || from === undefined) throw new Error(`log writer: unknown buffer kind ${kind}`);
-      return new T(from as ArrayBuffer, byteOffset, length);
+      const T = VIEW_TYPES[kind];
+      if (T === undefined) throw new Error(`log writer: unknown buffer kind ${kind}`);
+      return new T(arena, byteOffset, length);
     };
     const unpackData = (type: DataType): Data => {
       const offset = next();

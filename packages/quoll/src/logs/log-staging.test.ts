@@ -216,31 +216,4 @@ describe('LogStaging', () => {
     staging.add(2, [batch(9, [1])]);
     expect(leafBytes(staging.take(), 2)).toEqual([4096, 4096, 4096]);
   });
-
-  it('hands a staged run to the writer thread without copying it again: its columns view the staged (shared) buffers, none of its bytes go into the arena', () => {
-    const staging = new LogStaging({ maxRows: 1_000, maxBytes: 1 << 20 });
-    staging.add(7, [batch(1, [1, 2])]);
-    staging.add(7, [batch(2, [3])]);
-    const run = staging.take().groups.get(7)![0] as StagedRun;
-    expect(run).toBeInstanceOf(StagedRun);
-    const body = new LogBatchPacker().pack([[run]]);
-    // Three leaves (time, in.x's items, out.v), each shared as it was staged.
-    expect(body.shared).toHaveLength(3);
-    run.leaves.forEach((leaf, i) => expect(body.shared[i]).toBe(leaf.buf.buffer));
-    const unpacker = new LogBatchUnpacker();
-    unpacker.learn(body.schemas);
-    const [[b]] = unpacker.unpack(body) as [[RecordBatch]];
-    expect((b.getChild('out.v')!.data[0]!.values as Float32Array).buffer).toBe(run.leaves[2]!.buf.buffer);
-    expect(rows([b])).toEqual([
-      {
-        t: [1, 1, 2],
-        x: [
-          [1, 1.25, 1.5],
-          [2, 2.25, 2.5],
-          [3, 3.25, 3.5],
-        ],
-        v: [1, 2, 3],
-      },
-    ]);
-  });
 });

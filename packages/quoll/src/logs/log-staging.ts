@@ -148,7 +148,7 @@ const POOL_MAX_BUFFERS = 256;
 export class LogStaging {
   readonly #limits: LogStagingLimits;
   #current = new StagedRows();
-  readonly #pool: SharedArrayBuffer[] = [];
+  readonly #pool: ArrayBuffer[] = [];
   #pooledBytes = 0;
   /**
    * Per pipeline and schema id, the bytes each leaf held when its last run was released (the
@@ -204,7 +204,7 @@ export class LogStaging {
     } catch (err) {
       for (const entry of group.splice(entries))
         if (entry instanceof StagedRun)
-          for (const leaf of entry.leaves) this.#free(leaf.buf.buffer as SharedArrayBuffer);
+          for (const leaf of entry.leaves) this.#free(leaf.buf.buffer as ArrayBuffer);
         else if (!isLogRowSource(entry)) releaseLeases(entry);
       if (run !== null) {
         run.rows = runRows;
@@ -296,7 +296,7 @@ export class LogStaging {
           entry.leaves.map((l) => Math.min(l.used, MAX_HINT_BYTES)),
         );
         for (const leaf of entry.leaves) {
-          this.#free(leaf.buf.buffer as SharedArrayBuffer);
+          this.#free(leaf.buf.buffer as ArrayBuffer);
           leaf.buf = EMPTY;
           leaf.used = 0;
         }
@@ -319,7 +319,7 @@ export class LogStaging {
         }
         if (entry instanceof StagedRun) {
           staged.rows -= entry.rows;
-          for (const leaf of entry.leaves) this.#free(leaf.buf.buffer as SharedArrayBuffer);
+          for (const leaf of entry.leaves) this.#free(leaf.buf.buffer as ArrayBuffer);
           continue;
         }
         staged.rows -= entry.numRows;
@@ -387,7 +387,7 @@ export class LogStaging {
     if (need > leaf.buf.byteLength) {
       const grown = new Uint8Array(this.#acquire(Math.max(need, leaf.buf.byteLength * 2)));
       grown.set(leaf.buf.subarray(0, leaf.used));
-      if (leaf.buf.byteLength > 0) this.#free(leaf.buf.buffer as SharedArrayBuffer);
+      if (leaf.buf.byteLength > 0) this.#free(leaf.buf.buffer as ArrayBuffer);
       leaf.buf = grown;
     }
     return leaf;
@@ -415,14 +415,8 @@ export class LogStaging {
     for (const column of batch.data.children) visit(column, n);
   }
 
-  /**
-   * A pooled buffer of at least `bytes` (the smallest that fits), or a new one. Shared, so
-   * that the hand-off gives the writer thread the staged bytes themselves rather than a copy
-   * in its transferred arena (the rows are written once on the request thread, where they
-   * used to be written twice and read once more), while they stay here for a restarted
-   * writer until confirmed.
-   */
-  #acquire(bytes: number): SharedArrayBuffer {
+  /** A pooled buffer of at least `bytes` (the smallest that fits), or a new one. */
+  #acquire(bytes: number): ArrayBuffer {
     let best = -1;
     for (let i = 0; i < this.#pool.length; i++) {
       const size = this.#pool[i]!.byteLength;
@@ -437,10 +431,10 @@ export class LogStaging {
     }
     let size = MIN_LEAF_BYTES;
     while (size < bytes) size *= 2;
-    return new SharedArrayBuffer(size);
+    return new ArrayBuffer(size);
   }
 
-  #free(buf: SharedArrayBuffer): void {
+  #free(buf: ArrayBuffer): void {
     if (buf.byteLength === 0 || buf.byteLength > POOLED_LEAF_MAX_BYTES) return;
     if (this.#pool.length >= POOL_MAX_BUFFERS || this.#pooledBytes + buf.byteLength > POOL_MAX_BYTES) return;
     this.#pool.push(buf);
