@@ -21,7 +21,6 @@ import { createSession } from './native-session.js';
 import type { NativeSession } from './native-session.js';
 import { probePipeline } from './run-inline-probe.js';
 import { runPipeline, StepError } from './run-pipeline.js';
-import { freeBuffers } from '../threads/free-buffers.js';
 import type { LoadedStep } from './run-pipeline.js';
 import { WORKER_LIFE, WORKER_PROTOCOL_VERSION } from './worker-protocol.js';
 import type { ParentMessage, RecordsPart, WorkerMessage, WorkerStepSpec } from './worker-protocol.js';
@@ -102,18 +101,14 @@ function park(): void {
 function serveSlot(lane: Lane): void {
   const started = performance.now();
   let state: number = SLOT.done;
-  let feeds: WireTensor[] = [];
   try {
     const request = lane.readRequest();
-    feeds = request.feeds;
-    const outputs = runPipeline(stepsOf(request.plan), feeds, request.rows);
+    const outputs = runPipeline(stepsOf(request.plan), request.feeds, request.rows);
     if (!lane.writeTensors(outputs)) state = SLOT.declined;
   } catch (error) {
     lane.writeFailure(describe(error));
     state = SLOT.failed;
   }
-  // Copies out of the slot, read by nobody now (the outputs were copied into the slot).
-  freeFeeds(feeds);
   Atomics.store(
     lane.control,
     LANE.runUs,
@@ -231,9 +226,6 @@ async function handle(message: ParentMessage): Promise<void> {
       } catch (error) {
         reply({ v, type: 'failed', id: message.id, stage: 'infer', ...describe(error) });
       }
-      // The feeds came in this message only (copied or moved into this isolate) and the reply
-      // has taken (moved or copied) the outputs: nothing reads them any more.
-      freeFeeds(message.feeds);
       return;
     default: {
       // The union says nothing else arrives; a newer parent of the same protocol version might.
@@ -457,13 +449,6 @@ function stepsOf(plan: string): LoadedStep[] {
     if (!session) throw new StepError(index, `${spec.label}: the model is not loaded in this worker`);
     return { spec, session };
   });
-}
-
-/** Frees the memory of a run's feeds now (see `freeBuffers`): no collection has to find them. */
-function freeFeeds(feeds: readonly WireTensor[]): void {
-  const buffers: ArrayBuffer[] = [];
-  for (const feed of feeds) if (!Array.isArray(feed.data)) buffers.push(feed.data.buffer as ArrayBuffer);
-  freeBuffers(buffers);
 }
 
 function describe(error: unknown): { message: string; step?: number } {
