@@ -88,4 +88,52 @@ describe('tableFromLayout', () => {
     const b = viaLayout(tableToIPC(makeArrowTensorTable(makeHouseRows(2, 9), 18), 'stream'));
     expect(a.schema).toBe(b.schema);
   });
+
+  it('gives every batch the schema of its table and the struct type of that schema (no per-request copies)', () => {
+    for (const table of [tensors, mixed, twoBatches]) {
+      const built = viaLayout(tableToIPC(table, 'file'));
+      for (const batch of built.batches) {
+        expect(batch).toBeInstanceOf(RecordBatch);
+        expect(batch.schema).toBe(built.schema);
+        expect(batch.data.type.children).toBe(built.schema.fields);
+        expect(batch.numRows).toBe(batch.data.children[0]!.length);
+      }
+      expect(plain(built)).toEqual(plain(tableFromIPC(tableToIPC(table, 'file'))));
+    }
+  });
+
+  it('builds each column as makeData would: a bitmap (empty when no nulls), its stride, offsets and values', () => {
+    type Node = Table['batches'][number]['data'];
+    const same = (built: Node, made: Node): void => {
+      expect(String(built.type)).toBe(String(made.type));
+      expect([built.offset, built.length, built.nullCount, built.stride]).toEqual([
+        made.offset,
+        made.length,
+        made.nullCount,
+        made.stride,
+      ]);
+      expect(built.nullBitmap).toBeInstanceOf(Uint8Array);
+      // The bitmap's bytes that hold bits (a writer may pad it further).
+      const bits = made.nullCount > 0 ? Math.ceil(made.length / 8) : 0;
+      expect(Array.from(built.nullBitmap ?? []).slice(0, bits)).toEqual(
+        Array.from(made.nullBitmap ?? []).slice(0, bits),
+      );
+      expect(built.values?.constructor).toBe(made.values?.constructor);
+      // Their elements that hold values (a writer may pad a buffer further).
+      const count = made.values ? made.length * made.stride : 0;
+      expect(Array.from((built.values ?? []) as ArrayLike<number>).slice(0, count)).toEqual(
+        Array.from((made.values ?? []) as ArrayLike<number>).slice(0, count),
+      );
+      const offsets = made.valueOffsets ? made.length + 1 : 0;
+      expect(Array.from((built.valueOffsets ?? []) as ArrayLike<number>).slice(0, offsets)).toEqual(
+        Array.from((made.valueOffsets ?? []) as ArrayLike<number>).slice(0, offsets),
+      );
+      expect(built.children.length).toBe(made.children.length);
+      built.children.forEach((child, i) => same(child as Node, made.children[i] as Node));
+    };
+    for (const table of [tensors, mixed]) {
+      const built = viaLayout(tableToIPC(table, 'stream'));
+      same(built.batches[0]!.data, table.batches[0]!.data);
+    }
+  });
 });

@@ -1,5 +1,5 @@
-import { makeData, RecordBatch, Schema, Struct, Table, Type } from 'apache-arrow';
-import type { Data, DataType, Field, FixedSizeList, Float32, List } from 'apache-arrow';
+import { Data, makeData, RecordBatch, Schema, Struct, Table, Type } from 'apache-arrow';
+import type { DataType, Field, FixedSizeList, Float32, List } from 'apache-arrow';
 import type { ArrowBatchLayout, ArrowIpcLayout } from './check-arrow-ipc.js';
 import { reviveField } from './transferred-table.js';
 
@@ -32,9 +32,34 @@ export function tableFromLayout(
   const batches = layout.recordBatches.map((batch) => {
     const cursor = { node: 0, buffer: 0 };
     const children = schema.fields.map((field) => columnData(body, batch, cursor, field));
-    return new RecordBatch(schema, makeData({ type, length: batch.rows, nullCount: 0, children }));
+    const data = new Data(type, 0, batch.rows, 0, [undefined, undefined, new Uint8Array(0)], children);
+    // The checker refuses a column whose length is not its batch's; were one to get through,
+    // Arrow's constructor backfills it as it always has.
+    return children.every((child) => child.length === batch.rows)
+      ? sameLengthBatch(schema, data)
+      : new RecordBatch(schema, data);
   });
   return new Table(schema, batches);
+}
+
+/**
+ * A record batch of `schema` and `data` as they are (as `resultBatch` in inference-result.ts
+ * builds the answer's). Arrow's constructor re-derives an equal schema per batch, cloning every
+ * field, and rebuilds the struct `Data`; the table's constructor then compares that copy with
+ * the table's schema field by field and type by type. Columns all of the batch's length need
+ * none of it, and the batch keeps the shared schema. Same prototype and fields as a
+ * constructed batch (`schema`, `data`, `_metadata`).
+ */
+function sameLengthBatch(schema: Schema, data: Data<Struct>): RecordBatch {
+  const batch = Object.create(RecordBatch.prototype) as RecordBatch & {
+    schema: Schema;
+    data: Data<Struct>;
+    _metadata: Map<string, string>;
+  };
+  batch.schema = schema;
+  batch.data = data;
+  batch._metadata = new Map();
+  return batch;
 }
 
 interface Cursor {
@@ -48,37 +73,42 @@ function columnData(body: Uint8Array, batch: ArrowBatchLayout, cursor: Cursor, f
   const nullCount = batch.nodes[2 * cursor.node + 1]!;
   cursor.node++;
   const validity = nextBuffer(batch, cursor);
-  const common = {
-    length,
-    nullCount,
-    ...(nullCount > 0 ? { nullBitmap: view(body, validity, Uint8Array, Math.ceil(length / 8)) } : {}),
-  };
+  // What makeData would build (it turns an absent bitmap into an empty one), without its
+  // visitor dispatch and conversions per column per request.
+  const nullBitmap =
+    nullCount > 0 ? view(body, validity, Uint8Array, Math.ceil(length / 8)) : new Uint8Array(0);
   const dataType = field.type as DataType;
   const id = dataType.typeId;
   if (id === Type.FixedSizeList) {
-    return makeData({
-      ...common,
-      type: dataType as FixedSizeList,
-      child: columnData(body, batch, cursor, dataType.children[0] as Field),
-    });
+    const child = columnData(body, batch, cursor, dataType.children[0] as Field);
+    return new Data(
+      dataType as FixedSizeList,
+      0,
+      length,
+      nullCount,
+      [undefined, undefined, nullBitmap],
+      [child],
+    );
   }
   if (id === Type.List) {
     const offsets = nextBuffer(batch, cursor);
-    return makeData({
-      ...common,
-      type: dataType as List,
-      // An empty list column may carry no offsets at all.
-      valueOffsets: length === 0 ? new Int32Array(1) : view(body, offsets, Int32Array, length + 1),
-      child: columnData(body, batch, cursor, dataType.children[0] as Field),
-    });
+    // An empty list column may carry no offsets at all.
+    const valueOffsets = length === 0 ? new Int32Array(1) : view(body, offsets, Int32Array, length + 1);
+    const child = columnData(body, batch, cursor, dataType.children[0] as Field);
+    return new Data(dataType as List, 0, length, nullCount, [valueOffsets, undefined, nullBitmap], [child]);
   }
   // A number column (the only other kind the checker lets through).
   const values = nextBuffer(batch, cursor);
   const ArrayType = (dataType as unknown as { ArrayType: TypedArrayType }).ArrayType;
+  const data = view(body, values, ArrayType, length);
+  if (id === Type.Int || id === Type.Float)
+    return new Data(dataType as Float32, 0, length, nullCount, [undefined, data as Float32Array, nullBitmap]);
   return makeData({
-    ...common,
     type: dataType as Float32,
-    data: view(body, values, ArrayType, length) as Float32Array,
+    length,
+    nullCount,
+    ...(nullCount > 0 ? { nullBitmap } : {}),
+    data: data as Float32Array,
   });
 }
 
