@@ -9,7 +9,8 @@ import { encodeInferenceAnswer } from './inference-result.js';
 export interface QuollBodyDecoder {
   decode(contentType: string, body: Uint8Array): Promise<EngineInput>;
   /**
-   * The input at once when the body needs no other thread (a small JSON body), else
+   * The input at once when the body needs no other thread (a small JSON body, an Arrow body
+   * whose framing walk is short), else
    * `undefined` (then {@link decode} reads it). Throws what `decode` would reject with.
    */
   decodeInline?(contentType: string, body: Uint8Array): EngineInput | undefined;
@@ -32,7 +33,7 @@ export function quollBodyCodecs(
 ): Readonly<Record<ResultFormat, InferenceCodec<null>>> {
   const codec = (format: ResultFormat): InferenceCodec<null> => ({
     decode: (raw) => {
-      // A small JSON body is read here and now: no promise to await (the caller awaits only one).
+      // A body read on this thread is read here and now: no promise to await (the caller awaits only one).
       const input = decoder.decodeInline?.(raw.contentType, raw.body);
       if (input !== undefined) return { input, request: null };
       return decoder.decode(raw.contentType, raw.body).then(withoutRequest);

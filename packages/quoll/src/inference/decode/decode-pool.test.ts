@@ -205,6 +205,43 @@ describe('DecodePool', () => {
     expect(inline.workerCount).toBe(0);
   });
 
+  it('answers an Arrow body walked inline at once from decodeInline (no promise), as decode does', async () => {
+    const decoder = pool({ inlineArrowSteps: 64 });
+    const worker = pool({ inlineArrowSteps: 0 });
+    for (const layout of ['file', 'stream'] as const) {
+      const type = layout === 'file' ? ARROW_FILE : ARROW_STREAM;
+      const input = decoder.decodeInline(type, tableToIPC(table, layout));
+      expect(input).not.toBeInstanceOf(Promise);
+      expect(input?.kind === 'arrow' && rowsOf(input.table)).toEqual(rowsOf(table));
+      // A corrupt body throws what decode rejects with.
+      const good = tableToIPC(table, layout);
+      for (const body of [Buffer.from(good.subarray(0, 200)), Buffer.from(good).fill(0x41, 8, 64)]) {
+        const thrown = await codeOf(
+          (async () => {
+            await Promise.resolve();
+            return decoder.decodeInline(type, Buffer.from(body));
+          })(),
+        );
+        expect(thrown, layout).toBe(await codeOf(worker.decode(type, Buffer.from(body))));
+        expect(thrown, layout).not.toBe('ok');
+      }
+    }
+    // Past the walk budget, and with inline walks off: left to decode.
+    const batched = new Table(
+      table.schema,
+      Array.from({ length: 30 }, () => table.batches[0]!),
+    );
+    expect(decoder.decodeInline(ARROW_FILE, tableToIPC(batched, 'file'))).toBeUndefined();
+    expect(worker.decodeInline(ARROW_FILE, tableToIPC(table, 'file'))).toBeUndefined();
+    // Small JSON as decodeJsonInline reads it; another media type is left to decode's refusal.
+    expect(decoder.decodeInline('application/json', Buffer.from('[{"a": 1}]'))).toEqual({
+      kind: 'records',
+      records: [{ a: 1 }],
+    });
+    expect(decoder.decodeInline('text/plain', Buffer.from('x'))).toBeUndefined();
+    expect(decoder.workerCount).toBe(0);
+  });
+
   it('abandons a decode past its deadline, replaces the worker and decodes the next body', async () => {
     const decoder = pool({ deadlineMs: 1, deadlineMsPerMiB: 0, inlineJsonBytes: 0 });
     // About 4 MB of JSON takes far longer than 1 ms to parse.

@@ -190,6 +190,25 @@ export class DecodePool {
   }
 
   /**
+   * The input at once, without a promise, when the calling thread reads the body itself: JSON
+   * records of at most `inlineJsonBytes` ({@link decodeJsonInline}) and an Arrow body whose
+   * framing walk fits `inlineArrowSteps` (the same walk and table as {@link decode}'s, the same
+   * errors). `undefined` for any other body (then {@link decode} or
+   * {@link decodeForModelWorker} reads it, or refuses its media type). At Arrow batch 1000 the
+   * promise, its `then` and the await were a part of every request on the HTTP thread.
+   * @throws ApiError as {@link decode} rejects
+   */
+  decodeInline(contentType: string, body: Uint8Array): InferenceInput | undefined {
+    const format = formatOfMediaType(contentType);
+    if (format === 'json')
+      return body.byteLength <= this.#options.inlineJsonBytes
+        ? { kind: 'records', records: parseRecords(body) }
+        : undefined;
+    if (format === null || this.#options.inlineArrowSteps === 0) return undefined;
+    return this.#arrowInlineNow(body);
+  }
+
+  /**
    * As {@link decode}, except that JSON records over the inline size and up to
    * `modelWorkerJsonBytes` are left undecoded (`UndecodedRecords`) for the model worker
    * that runs the request: it decodes them with the same checks, under the same deadline, so
@@ -217,20 +236,31 @@ export class DecodePool {
    * or the walk's catalogue error); null when the walk ran out of steps (the worker walks it).
    */
   #arrowInline(body: Uint8Array): Promise<InferenceInput> | null {
+    try {
+      const input = this.#arrowInlineNow(body);
+      return input === undefined ? null : Promise.resolve(input);
+    } catch (error) {
+      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+    }
+  }
+
+  /**
+   * {@link #arrowInline} without a promise: the table, `undefined` when the walk ran out of
+   * steps; throws the walk's catalogue error.
+   */
+  #arrowInlineNow(body: Uint8Array): InferenceInput | undefined {
     let layout;
     try {
       layout = readArrowLayout(body, new WalkBudget(this.#options.inlineArrowSteps));
     } catch (error) {
-      if (error instanceof WalkBudgetExceeded) return null;
-      return Promise.reject(error instanceof Error ? error : new Error(String(error)));
+      if (error instanceof WalkBudgetExceeded) return undefined;
+      throw error;
     }
     try {
-      return Promise.resolve({ kind: 'arrow', table: tableFromLayout(body, layout) });
+      return { kind: 'arrow', table: tableFromLayout(body, layout) };
     } catch {
       // As for a body walked in a worker.
-      return Promise.reject(
-        new ApiError('invalid_inference_input', 'The body decodes to columns Quoll cannot read.'),
-      );
+      throw new ApiError('invalid_inference_input', 'The body decodes to columns Quoll cannot read.');
     }
   }
 

@@ -41,7 +41,7 @@ export async function inferenceRoutes(app: FastifyInstance, ctx: ServerContext):
     checked
       ? {
           decode: (contentType, body) => decoder.decodeForModelWorker(contentType, body),
-          decodeInline: (contentType, body) => decoder.decodeJsonInline(contentType, body),
+          decodeInline: (contentType, body) => decoder.decodeInline(contentType, body),
         }
       : UNCHECKED_BODY_DECODER,
   );
