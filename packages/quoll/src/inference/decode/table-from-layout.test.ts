@@ -121,8 +121,8 @@ describe('tableFromLayout', () => {
       expect(built.values?.constructor).toBe(made.values?.constructor);
       // Their elements that hold values (a writer may pad a buffer further).
       const count = made.values ? made.length * made.stride : 0;
-      expect(Array.from((built.values ?? []) as ArrayLike<number>).slice(0, count)).toEqual(
-        Array.from((made.values ?? []) as ArrayLike<number>).slice(0, count),
+      expect(Array.from((built.values ?? []) as unknown as ArrayLike<number>).slice(0, count)).toEqual(
+        Array.from((made.values ?? []) as unknown as ArrayLike<number>).slice(0, count),
       );
       const offsets = made.valueOffsets ? made.length + 1 : 0;
       expect(Array.from((built.valueOffsets ?? []) as ArrayLike<number>).slice(0, offsets)).toEqual(
