@@ -10,10 +10,11 @@ export interface QuollBodyDecoder {
   decode(contentType: string, body: Uint8Array): Promise<EngineInput>;
   /**
    * The input at once when the body needs no other thread (a small JSON body, an Arrow body
-   * whose framing walk is short), else
-   * `undefined` (then {@link decode} reads it). Throws what `decode` would reject with.
+   * whose framing walk is short); a promise of it when this already began the body's decode
+   * and handed it on (so {@link decode} does not start over); else `undefined` (then
+   * {@link decode} reads it). Throws what `decode` would reject with.
    */
-  decodeInline?(contentType: string, body: Uint8Array): EngineInput | undefined;
+  decodeInline?(contentType: string, body: Uint8Array): EngineInput | Promise<EngineInput> | undefined;
 }
 
 /** A decoded Quoll body: it needs nothing remembered for the answer. */
@@ -35,8 +36,8 @@ export function quollBodyCodecs(
     decode: (raw) => {
       // A body read on this thread is read here and now: no promise to await (the caller awaits only one).
       const input = decoder.decodeInline?.(raw.contentType, raw.body);
-      if (input !== undefined) return { input, request: null };
-      return decoder.decode(raw.contentType, raw.body).then(withoutRequest);
+      if (input === undefined) return decoder.decode(raw.contentType, raw.body).then(withoutRequest);
+      return input instanceof Promise ? input.then(withoutRequest) : { input, request: null };
     },
     // A large answer is written in slices, yielding to the event loop between them. The Arrow
     // table is built once per result: the log rows reuse it.

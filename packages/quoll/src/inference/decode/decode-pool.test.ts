@@ -211,7 +211,7 @@ describe('DecodePool', () => {
     for (const layout of ['file', 'stream'] as const) {
       const type = layout === 'file' ? ARROW_FILE : ARROW_STREAM;
       const input = decoder.decodeInline(type, tableToIPC(table, layout));
-      expect(input).not.toBeInstanceOf(Promise);
+      if (input instanceof Promise) expect.unreachable('walked inline, answered with a promise');
       expect(input?.kind === 'arrow' && rowsOf(input.table)).toEqual(rowsOf(table));
       // A corrupt body throws what decode rejects with.
       const good = tableToIPC(table, layout);
@@ -226,12 +226,7 @@ describe('DecodePool', () => {
         expect(thrown, layout).not.toBe('ok');
       }
     }
-    // Past the walk budget, and with inline walks off: left to decode.
-    const batched = new Table(
-      table.schema,
-      Array.from({ length: 30 }, () => table.batches[0]!),
-    );
-    expect(decoder.decodeInline(ARROW_FILE, tableToIPC(batched, 'file'))).toBeUndefined();
+    // With inline walks off: left to decode.
     expect(worker.decodeInline(ARROW_FILE, tableToIPC(table, 'file'))).toBeUndefined();
     // Small JSON as decodeJsonInline reads it; another media type is left to decode's refusal.
     expect(decoder.decodeInline('application/json', Buffer.from('[{"a": 1}]'))).toEqual({
@@ -240,6 +235,16 @@ describe('DecodePool', () => {
     });
     expect(decoder.decodeInline('text/plain', Buffer.from('x'))).toBeUndefined();
     expect(decoder.workerCount).toBe(0);
+    // Past the walk budget: handed straight to a decode worker (not walked here again by decode).
+    const batched = new Table(
+      table.schema,
+      Array.from({ length: 30 }, () => table.batches[0]!),
+    );
+    const handed = decoder.decodeInline(ARROW_FILE, tableToIPC(batched, 'file'));
+    expect(handed).toBeInstanceOf(Promise);
+    const input = await handed;
+    expect(input?.kind === 'arrow' && rowsOf(input.table)).toEqual(rowsOf(batched));
+    expect(decoder.workerCount).toBe(1);
   });
 
   it('abandons a decode past its deadline, replaces the worker and decodes the next body', async () => {

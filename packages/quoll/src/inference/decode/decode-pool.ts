@@ -163,7 +163,12 @@ export class DecodePool {
       const inline = this.#arrowInline(body);
       if (inline !== null) return inline;
     }
-    return this.#submit(format === 'json' ? 'json' : 'arrow', body, undefined).then((reply) => {
+    return this.#decodeInWorker(format === 'json' ? 'json' : 'arrow', body);
+  }
+
+  /** A JSON or Arrow body decoded by a decode worker, under its deadline. */
+  #decodeInWorker(format: 'json' | 'arrow', body: Uint8Array): Promise<InferenceInput> {
+    return this.#submit(format, body, undefined).then((reply) => {
       try {
         if (reply.kind === 'arrow-layout')
           // A body copied to the worker is still ours; a moved one came back.
@@ -193,19 +198,22 @@ export class DecodePool {
    * The input at once, without a promise, when the calling thread reads the body itself: JSON
    * records of at most `inlineJsonBytes` ({@link decodeJsonInline}) and an Arrow body whose
    * framing walk fits `inlineArrowSteps` (the same walk and table as {@link decode}'s, the same
-   * errors). `undefined` for any other body (then {@link decode} or
-   * {@link decodeForModelWorker} reads it, or refuses its media type). At Arrow batch 1000 the
-   * promise, its `then` and the await were a part of every request on the HTTP thread.
+   * errors). At Arrow batch 1000 the promise, its `then` and the await were a part of every
+   * request on the HTTP thread. An Arrow body whose walk ran out of steps is not walked here
+   * again: its decode worker's answer comes back (a promise, as {@link decode}'s), since
+   * {@link decode} would repeat the whole budgeted walk before handing the body over.
+   * `undefined` for any other body (then {@link decode} or {@link decodeForModelWorker} reads
+   * it, or refuses its media type).
    * @throws ApiError as {@link decode} rejects
    */
-  decodeInline(contentType: string, body: Uint8Array): InferenceInput | undefined {
+  decodeInline(contentType: string, body: Uint8Array): InferenceInput | Promise<InferenceInput> | undefined {
     const format = formatOfMediaType(contentType);
     if (format === 'json')
       return body.byteLength <= this.#options.inlineJsonBytes
         ? { kind: 'records', records: parseRecords(body) }
         : undefined;
     if (format === null || this.#options.inlineArrowSteps === 0) return undefined;
-    return this.#arrowInlineNow(body);
+    return this.#arrowInlineNow(body) ?? this.#decodeInWorker('arrow', body);
   }
 
   /**
