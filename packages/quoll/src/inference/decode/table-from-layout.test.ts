@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   Field,
+  Float32,
   Int32,
+  Int64,
   List,
   makeData,
   RecordBatch,
@@ -44,7 +46,21 @@ describe('tableFromLayout', () => {
     ),
     new List(new Field('item', new Int32(), true)),
   );
-  const schema = new Schema([tensors.schema.fields[0]!, new Field('ragged', lists.type, true)]);
+  // Top-level number columns with nulls: built by the Int / Float branch with a bitmap.
+  const floats = vectorFromArray(
+    Array.from({ length: 50 }, (_, i) => (i % 3 === 1 ? null : i / 4)),
+    new Float32(),
+  );
+  const longs = vectorFromArray(
+    Array.from({ length: 50 }, (_, i) => (i % 7 === 2 ? null : BigInt(i) * 1_000_000_007n - 3n)),
+    new Int64(),
+  );
+  const schema = new Schema([
+    tensors.schema.fields[0]!,
+    new Field('ragged', lists.type, true),
+    new Field('f32', floats.type, true),
+    new Field('i64', longs.type, true),
+  ]);
   const mixed = new Table(
     schema,
     new RecordBatch(
@@ -53,7 +69,7 @@ describe('tableFromLayout', () => {
         type: new Struct(schema.fields),
         length: 50,
         nullCount: 0,
-        children: [tensors.batches[0]!.data.children[0]!, lists.data[0]!],
+        children: [tensors.batches[0]!.data.children[0]!, lists.data[0]!, floats.data[0]!, longs.data[0]!],
       }),
     ),
   );
@@ -135,5 +151,17 @@ describe('tableFromLayout', () => {
       const built = viaLayout(tableToIPC(table, 'stream'));
       same(built.batches[0]!.data, table.batches[0]!.data);
     }
+    // The fixture does hold number columns with nulls.
+    const numbers = mixed.batches[0]!.data.children.slice(2);
+    expect(
+      numbers.map((column) => [
+        column.type instanceof Float32,
+        column.type instanceof Int64,
+        column.nullCount > 0,
+      ]),
+    ).toEqual([
+      [true, false, true],
+      [false, true, true],
+    ]);
   });
 });
