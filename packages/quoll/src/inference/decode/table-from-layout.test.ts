@@ -164,4 +164,24 @@ describe('tableFromLayout', () => {
       [false, true, true],
     ]);
   });
+
+  it('builds batches with the prototype and own fields of a constructed RecordBatch', () => {
+    const built = viaLayout(tableToIPC(mixed, 'file')).batches[0]!;
+    const constructed = new RecordBatch(mixed.schema, mixed.batches[0]!.data);
+    expect(Object.getPrototypeOf(built)).toBe(RecordBatch.prototype);
+    expect(Object.keys(built).sort()).toEqual(Object.keys(constructed).sort());
+    expect(built.schema.metadata).toEqual(constructed.schema.metadata);
+    expect(plain(new Table([built]))).toEqual(plain(new Table([constructed])));
+  });
+
+  it("refuses a layout whose column is not its batch's length (the checker lets none through)", () => {
+    const body = tableToIPC(mixed, 'file');
+    const layout = readArrowIpcLayout(body);
+    const batch = layout.recordBatches[0]!;
+    // The first column's node: [length, nullCount].
+    const nodes = [batch.rows - 1, ...batch.nodes.slice(1)];
+    expect(() =>
+      tableFromLayout(body, { fields: layout.fields, recordBatches: [{ ...batch, nodes }] }),
+    ).toThrow(/not its record batch's length/);
+  });
 });

@@ -1,5 +1,6 @@
-import { Data, makeData, RecordBatch, Schema, Struct, Table, Type } from 'apache-arrow';
+import { Data, Schema, Struct, Table, Type } from 'apache-arrow';
 import type { DataType, Field, FixedSizeList, Float32, List } from 'apache-arrow';
+import { resultBatch } from '../inference-result.js';
 import type { ArrowBatchLayout, ArrowIpcLayout } from './check-arrow-ipc.js';
 import { reviveField } from './transferred-table.js';
 
@@ -12,6 +13,7 @@ const MAX_CACHED_SCHEMAS = 64;
  * the columns are views of `body` (copied only where a buffer is not aligned for its type), so
  * nothing reads the body's metadata again. The schema objects are shared by every table with
  * the same fields. `layout` must come from `body` (the offsets are not checked again).
+ * @throws Error when a column's length is not its batch's (the checker refuses such a body)
  *
  * @example
  * const table = tableFromLayout(body, readArrowIpcLayout(body));
@@ -32,34 +34,15 @@ export function tableFromLayout(
   const batches = layout.recordBatches.map((batch) => {
     const cursor = { node: 0, buffer: 0 };
     const children = schema.fields.map((field) => columnData(body, batch, cursor, field));
+    // resultBatch needs every column at the batch's length; the checker refuses any other.
+    if (children.some((child) => child.length !== batch.rows))
+      throw new Error("an Arrow layout column is not its record batch's length");
     const data = new Data(type, 0, batch.rows, 0, [undefined, undefined, new Uint8Array(0)], children);
-    // The checker refuses a column whose length is not its batch's; were one to get through,
-    // Arrow's constructor backfills it as it always has.
-    return children.every((child) => child.length === batch.rows)
-      ? sameLengthBatch(schema, data)
-      : new RecordBatch(schema, data);
+    // Not `new RecordBatch`: it re-derives an equal schema per batch (cloning every field) and
+    // rebuilds the struct Data, which `new Table` then compares with the table's field by field.
+    return resultBatch(schema, data);
   });
   return new Table(schema, batches);
-}
-
-/**
- * A record batch of `schema` and `data` as they are (as `resultBatch` in inference-result.ts
- * builds the answer's). Arrow's constructor re-derives an equal schema per batch, cloning every
- * field, and rebuilds the struct `Data`; the table's constructor then compares that copy with
- * the table's schema field by field and type by type. Columns all of the batch's length need
- * none of it, and the batch keeps the shared schema. Same prototype and fields as a
- * constructed batch (`schema`, `data`, `_metadata`).
- */
-function sameLengthBatch(schema: Schema, data: Data<Struct>): RecordBatch {
-  const batch = Object.create(RecordBatch.prototype) as RecordBatch & {
-    schema: Schema;
-    data: Data<Struct>;
-    _metadata: Map<string, string>;
-  };
-  batch.schema = schema;
-  batch.data = data;
-  batch._metadata = new Map();
-  return batch;
 }
 
 interface Cursor {
@@ -97,19 +80,11 @@ function columnData(body: Uint8Array, batch: ArrowBatchLayout, cursor: Cursor, f
     const child = columnData(body, batch, cursor, dataType.children[0] as Field);
     return new Data(dataType as List, 0, length, nullCount, [valueOffsets, undefined, nullBitmap], [child]);
   }
-  // A number column (the only other kind the checker lets through).
+  // An Int or Float column: reviveField builds no other type.
   const values = nextBuffer(batch, cursor);
   const ArrayType = (dataType as unknown as { ArrayType: TypedArrayType }).ArrayType;
   const data = view(body, values, ArrayType, length);
-  if (id === Type.Int || id === Type.Float)
-    return new Data(dataType as Float32, 0, length, nullCount, [undefined, data as Float32Array, nullBitmap]);
-  return makeData({
-    type: dataType as Float32,
-    length,
-    nullCount,
-    ...(nullCount > 0 ? { nullBitmap } : {}),
-    data: data as Float32Array,
-  });
+  return new Data(dataType as Float32, 0, length, nullCount, [undefined, data as Float32Array, nullBitmap]);
 }
 
 function nextBuffer(batch: ArrowBatchLayout, cursor: Cursor): { offset: number; length: number } {
