@@ -68,10 +68,21 @@ function runOnce(step: LoadedStep, inputs: WireTensor[]): WireTensor[] {
     return {
       name,
       type: tensor.type as WireTensor['type'],
-      dims: [...tensor.dims],
+      dims: denseDims(tensor.dims),
       data: tensor.data,
     };
   });
+}
+
+/**
+ * A copy of onnxruntime's dims as a packed array. onnxruntime-node hands out holey arrays (and
+ * a spread or `slice` of one stays holey); V8's serializer writes a holey array as a sparse
+ * one, which the HTTP thread reads back key by key (`ReadSparseJSArray`) in every reply.
+ */
+function denseDims(dims: readonly number[]): number[] {
+  const dense: number[] = [];
+  for (let i = 0; i < dims.length; i++) dense.push(dims[i]!);
+  return dense;
 }
 
 /** `batchConfig: 'single'`: one run per row with a batch of 1, outputs concatenated along rows. */
