@@ -110,6 +110,54 @@ describe('InferenceResult.toArrowTable', () => {
   });
 });
 
+describe('InferenceResult.toArrowTable tables and layouts', () => {
+  it("makes tables with the own fields and offsets of Arrow's own constructor (guards an apache-arrow upgrade)", () => {
+    const f32 = makeArrowTensorTable(Float32Array.from(rows.flat()), 3);
+    const chunked = new Table([...f32.slice(0, 2).batches, ...f32.slice(2).batches]);
+    for (const input of [
+      { kind: 'records' as const, records: rows.map((tensor) => ({ tensor })) },
+      { kind: 'arrow' as const, table: f32 },
+      { kind: 'arrow' as const, table: chunked },
+    ]) {
+      const table = new InferenceResult(input, ['tensor'], outputs, 5, 7).toArrowTable();
+      const reference = new Table(table.schema, table.batches);
+      expect(Object.keys(table).sort()).toEqual(Object.keys(reference).sort());
+      expect(Object.getPrototypeOf(table)).toBe(Table.prototype);
+      expect(Table.isTable(table)).toBe(true);
+      const offsets = (t: Table): number[] => [...(t as unknown as { _offsets: Uint32Array })._offsets];
+      expect(offsets(table)).toEqual(offsets(reference));
+      expect(table.numRows).toBe(5);
+      for (const format of ['stream', 'file'] as const)
+        expect(Buffer.from(tableToIPC(table, format))).toEqual(Buffer.from(tableToIPC(reference, format)));
+      expect(plain(table.slice(2, 4).getChild('in.tensor'))).toEqual(rows.slice(2, 4));
+      expect(plain(table.getChild('out.y'))).toEqual(plain(reference.getChild('out.y')));
+    }
+  });
+
+  it('gives results of one input layout the schema of their outputs, whichever came last', () => {
+    const input = { kind: 'arrow' as const, table: makeArrowTensorTable(Float32Array.from(rows.flat()), 3) };
+    const y1: WireTensor[] = outputs;
+    const y2: WireTensor[] = [{ name: 'y', type: 'float32', dims: [5, 2], data: new Float32Array(10) }];
+    const y64: WireTensor[] = [{ name: 'y', type: 'float64', dims: [5, 1], data: new Float64Array(5) }];
+    const z: WireTensor[] = [{ name: 'z', type: 'float32', dims: [5, 1], data: new Float32Array(5) }];
+    const schemaOf = (outs: WireTensor[]) =>
+      new InferenceResult(input, ['tensor'], outs, 5, 7).toArrowTable().schema;
+    const first = schemaOf(y1);
+    expect(schemaOf(y1)).toBe(first);
+    const wide = schemaOf(y2);
+    expect(wide).not.toBe(first);
+    expect(String(wide.fields[2]!.type)).toBe('FixedSizeList[2]<Float32>');
+    expect(schemaOf(y1)).toBe(first);
+    const doubles = schemaOf(y64);
+    expect(String(doubles.fields[2]!.type)).toBe('FixedSizeList[1]<Float64>');
+    const named = schemaOf(z);
+    expect(named.fields[2]!.name).toBe('out.z');
+    expect(schemaOf(y2)).toBe(wide);
+    expect(schemaOf(z)).toBe(named);
+    expect(schemaOf(y1)).toBe(first);
+  });
+});
+
 describe('InferenceResult layouts of records results', () => {
   const records = (width: number, column = 'tensor'): Record<string, unknown>[] => [
     { [column]: Array.from({ length: width }, (_, i) => i + 0.5) },

@@ -221,11 +221,21 @@ export class InferenceResult {
       batches.push(resultBatch(layout.schema, new Data(layout.struct, 0, length, 0, undefined, children)));
       start += length;
     }
-    return new Table(layout.schema, batches);
+    return resultTable(layout.schema, batches);
   }
 
   /** The cached layout for `inputKey` plus this result's outputs; `inFields` builds the `in.*` fields on a miss. */
   #layout(inputKey: string, inFields: () => Field[]): ResultLayout {
+    // The same input key and outputs as the last result (every request of a busy pipeline):
+    // its layout, without building the key and hashing it again.
+    const last = lastLayout;
+    if (
+      last !== null &&
+      last.generation === layoutsGeneration &&
+      last.inputKey === inputKey &&
+      sameOutputs(this.outputs, last.outputs)
+    )
+      return last.layout;
     let key = inputKey;
     for (const output of this.outputs)
       key += `\u0002${keyName(output.name)}\u0000${output.type}\u0000${output.dims.slice(1).join(',')}`;
@@ -254,6 +264,16 @@ export class InferenceResult {
       }
       layouts.set(key, layout);
     }
+    lastLayout = {
+      generation: layoutsGeneration,
+      inputKey,
+      outputs: this.outputs.map((output) => ({
+        name: output.name,
+        type: output.type,
+        dims: output.dims.slice(1),
+      })),
+      layout,
+    };
     return layout;
   }
 
@@ -548,6 +568,33 @@ class RecordsLayoutSeen {
 
 let lastRecordsLayout: RecordsLayoutSeen | null = null;
 
+/** An output as a layout key holds it: name, element type, dimensions after the first. */
+interface OutputSeen {
+  readonly name: string;
+  readonly type: string;
+  readonly dims: readonly number[];
+}
+
+/** The last layout `#layout` gave, and the input key and outputs it was given for. */
+let lastLayout: {
+  readonly generation: number;
+  readonly inputKey: string;
+  readonly outputs: readonly OutputSeen[];
+  readonly layout: ResultLayout;
+} | null = null;
+
+/** Whether `outputs` have the names, types and dimensions after the first of `seen`. */
+function sameOutputs(outputs: readonly WireTensor[], seen: readonly OutputSeen[]): boolean {
+  if (outputs.length !== seen.length) return false;
+  for (let i = 0; i < outputs.length; i++) {
+    const output = outputs[i]!;
+    const known = seen[i]!;
+    if (output.name !== known.name || output.type !== known.type) return false;
+    if (!sameNumbers(output.dims, known.dims, 1)) return false;
+  }
+  return true;
+}
+
 /** Whether `a` from index `from` on holds `b`'s numbers (and no more). */
 function sameNumbers(a: readonly number[], b: readonly number[], from: number): boolean {
   if (a.length - from !== b.length) return false;
@@ -629,6 +676,27 @@ export function resultBatch(schema: Schema, data: Data<Struct>): RecordBatch {
   batch.data = data;
   batch._metadata = new Map();
   return batch;
+}
+
+/**
+ * A table of `schema` and `batches` as they are, as {@link resultBatch} makes its batches:
+ * Arrow's constructor flattens its arguments through closures, compares each batch's schema
+ * with the table's and reduces the offsets, ≈ 0.7 µs per request (measured in-process), when
+ * every result batch already holds the shared schema object. Same prototype and own fields as
+ * a constructed table (`schema`, `batches`, `_offsets`).
+ */
+export function resultTable(schema: Schema, batches: RecordBatch[]): Table {
+  const table = Object.create(Table.prototype) as Table & {
+    schema: Schema;
+    batches: RecordBatch[];
+    _offsets: Uint32Array;
+  };
+  const offsets = new Uint32Array(batches.length + 1);
+  for (let i = 0; i < batches.length; i++) offsets[i + 1] = offsets[i]! + batches[i]!.numRows;
+  table.schema = schema;
+  table.batches = batches;
+  table._offsets = offsets;
+  return table;
 }
 
 /** Non-null values of a fixed-width type, without `makeData`'s per-call conversions. */
