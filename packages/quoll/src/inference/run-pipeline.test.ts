@@ -1,9 +1,13 @@
 import { serialize } from 'node:v8';
+import onnxProto from 'onnx-proto';
 import { describe, expect, it } from 'vitest';
-import { makeMultiIoModel, makeScaleModel } from '../../../../test/support/synthetic-models.js';
+import { encodeModel, valueInfo } from '../../../../test/support/onnx-graph.js';
+import { makeMultiIoModel } from '../../../../test/support/synthetic-models.js';
 import { createSession } from './native-session.js';
 import { runPipeline } from './run-pipeline.js';
 import type { LoadedStep } from './run-pipeline.js';
+
+const { onnx } = onnxProto;
 
 /**
  * The tag V8's serializer (the one `postMessage` uses) writes first for an array: `A` dense,
@@ -46,20 +50,22 @@ describe('runPipeline', () => {
     loaded.session.release();
   });
 
-  it('answers dense dims for a row-by-row step too', () => {
-    const loaded = step(
-      makeScaleModel({ width: 2 }),
-      [{ name: 'tensor', type: 'float32', shape: ['N', 2] }],
-      true,
+  it("answers dense dims and string data for a single-row row-by-row step (its one run's arrays used to pass through holey)", () => {
+    const model = encodeModel(
+      {
+        nodes: [onnx.NodeProto.create({ opType: 'Identity', input: ['s'], output: ['o'] })],
+        inputs: [valueInfo('s', onnx.TensorProto.DataType.STRING, ['N', 2])],
+        outputs: [valueInfo('o', onnx.TensorProto.DataType.STRING, ['N', 2])],
+      },
+      { producerName: 'quoll-test', graphName: 'identity' },
     );
-    const outputs = runPipeline(
-      [loaded],
-      [{ name: 'tensor', type: 'float32', dims: [2, 2], data: Float32Array.of(1, 2, 3, 4) }],
-      2,
-    );
-    expect(outputs[0]!.dims).toEqual([2, 2]);
-    expect([...(outputs[0]!.data as Float32Array)]).toEqual([2, 4, 6, 8]);
+    const loaded = step(model, [{ name: 's', type: 'string', shape: ['N', 2] }], true);
+    const outputs = runPipeline([loaded], [{ name: 's', type: 'string', dims: [1, 2], data: ['a', 'b'] }], 1);
+    expect(outputs[0]!.dims).toEqual([1, 2]);
+    expect(outputs[0]!.data).toEqual(['a', 'b']);
     expect(arrayTag(outputs[0]!.dims)).toBe('A');
+    // One row: concatTensorData hands back the single run's data as it is.
+    expect(arrayTag(outputs[0]!.data as string[])).toBe('A');
     loaded.session.release();
   });
 });

@@ -68,20 +68,22 @@ function runOnce(step: LoadedStep, inputs: WireTensor[]): WireTensor[] {
     return {
       name,
       type: tensor.type as WireTensor['type'],
-      dims: denseDims(tensor.dims),
-      data: tensor.data,
+      dims: denseArray(tensor.dims),
+      // A string tensor's data comes out holey like its dims; numeric data is a typed array.
+      data: Array.isArray(tensor.data) ? denseArray(tensor.data as readonly string[]) : tensor.data,
     };
   });
 }
 
 /**
- * A copy of onnxruntime's dims as a packed array. onnxruntime-node hands out holey arrays (and
- * a spread or `slice` of one stays holey); V8's serializer writes a holey array as a sparse
- * one, which the HTTP thread reads back key by key (`ReadSparseJSArray`) in every reply.
+ * A copy of one of onnxruntime's arrays (dims, a string tensor's data) as a packed array.
+ * onnxruntime-node hands out holey arrays (and a spread or `slice` of one stays holey); V8's
+ * serializer writes a holey array as a sparse one, which the HTTP thread reads back key by key
+ * (`ReadSparseJSArray`) in every reply.
  */
-function denseDims(dims: readonly number[]): number[] {
-  const dense: number[] = [];
-  for (let i = 0; i < dims.length; i++) dense.push(dims[i]!);
+function denseArray<T>(values: readonly T[]): T[] {
+  const dense: T[] = [];
+  for (let i = 0; i < values.length; i++) dense.push(values[i]!);
   return dense;
 }
 
