@@ -236,9 +236,7 @@ export class InferenceResult {
       sameOutputs(this.outputs, last.outputs)
     )
       return last.layout;
-    let key = inputKey;
-    for (const output of this.outputs)
-      key += `\u0002${keyName(output.name)}\u0000${output.type}\u0000${output.dims.slice(1).join(',')}`;
+    const key = inputKey + outputsKey(this.outputs);
     let layout = layouts.get(key);
     if (!layout) {
       const ins = inFields();
@@ -267,11 +265,7 @@ export class InferenceResult {
     lastLayout = {
       generation: layoutsGeneration,
       inputKey,
-      outputs: this.outputs.map((output) => ({
-        name: output.name,
-        type: output.type,
-        dims: output.dims.slice(1),
-      })),
+      outputs: outputsSeen(this.outputs),
       layout,
     };
     return layout;
@@ -529,7 +523,7 @@ class RecordsLayoutSeen {
   readonly generation = layoutsGeneration;
   readonly #columns: readonly string[];
   readonly #shapes: readonly (readonly number[])[];
-  readonly #outputs: readonly { name: string; type: string; dims: readonly number[] }[];
+  readonly #outputs: readonly OutputSeen[];
 
   constructor(
     columns: readonly string[],
@@ -539,11 +533,7 @@ class RecordsLayoutSeen {
   ) {
     this.#columns = [...columns];
     this.#shapes = shapes.map((shape) => [...shape]);
-    this.#outputs = outputs.map((output) => ({
-      name: output.name,
-      type: output.type,
-      dims: output.dims.slice(1),
-    }));
+    this.#outputs = outputsSeen(outputs);
   }
 
   /** Whether a result of these columns, shapes and outputs has this layout's key. */
@@ -552,23 +542,22 @@ class RecordsLayoutSeen {
     shapes: readonly (readonly number[])[],
     outputs: readonly WireTensor[],
   ): boolean {
-    if (columns.length !== this.#columns.length || outputs.length !== this.#outputs.length) return false;
+    if (columns.length !== this.#columns.length) return false;
     for (let i = 0; i < columns.length; i++) {
       if (columns[i] !== this.#columns[i] || !sameNumbers(shapes[i]!, this.#shapes[i]!, 0)) return false;
     }
-    for (let i = 0; i < outputs.length; i++) {
-      const output = outputs[i]!;
-      const seen = this.#outputs[i]!;
-      if (output.name !== seen.name || output.type !== seen.type) return false;
-      if (!sameNumbers(output.dims, seen.dims, 1)) return false;
-    }
-    return true;
+    return sameOutputs(outputs, this.#outputs);
   }
 }
 
 let lastRecordsLayout: RecordsLayoutSeen | null = null;
 
-/** An output as a layout key holds it: name, element type, dimensions after the first. */
+/**
+ * An output as a layout key holds it: name, element type, dimensions after the first. The
+ * outputs' part of a key ({@link outputsKey}), its copy ({@link outputsSeen}) and the
+ * comparison with the copy ({@link sameOutputs}) are the one place these attributes are
+ * listed: a change to the key changes all three here, and both last-layout fast paths follow.
+ */
 interface OutputSeen {
   readonly name: string;
   readonly type: string;
@@ -582,6 +571,19 @@ let lastLayout: {
   readonly outputs: readonly OutputSeen[];
   readonly layout: ResultLayout;
 } | null = null;
+
+/** The outputs' part of a layout key. */
+function outputsKey(outputs: readonly WireTensor[]): string {
+  let key = '';
+  for (const output of outputs)
+    key += `\u0002${keyName(output.name)}\u0000${output.type}\u0000${output.dims.slice(1).join(',')}`;
+  return key;
+}
+
+/** A copy of what {@link outputsKey} reads of `outputs`, for {@link sameOutputs}. */
+function outputsSeen(outputs: readonly WireTensor[]): OutputSeen[] {
+  return outputs.map((output) => ({ name: output.name, type: output.type, dims: output.dims.slice(1) }));
+}
 
 /** Whether `outputs` have the names, types and dimensions after the first of `seen`. */
 function sameOutputs(outputs: readonly WireTensor[], seen: readonly OutputSeen[]): boolean {
