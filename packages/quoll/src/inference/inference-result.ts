@@ -5,7 +5,6 @@ import {
   Field,
   FixedSizeList,
   Float64,
-  RecordBatch,
   RecordBatchFileWriter,
   RecordBatchStreamWriter,
   Schema,
@@ -18,7 +17,7 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
-import type { DataType, Vector } from 'apache-arrow';
+import type { DataType, RecordBatch, Vector } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput, InputTensor } from './inference-input.js';
 import type { BufferLease } from '../threads/index.js';
@@ -28,6 +27,7 @@ import { tensorArrowType, valuesArrowType } from './tensor-arrow-type.js';
 import { rowWidth } from './tensor-data.js';
 import { encodeArrowAnswer } from './encode-arrow-answer.js';
 import { freezeSchema } from './freeze-schema.js';
+import { resultBatch } from './result-batch.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
 /**
@@ -658,26 +658,6 @@ function nestedType(leaf: DataType, shape: readonly number[]): DataType {
 function outputShape(output: WireTensor): number[] {
   const rest = output.dims.slice(1);
   return rest.length === 0 ? [1] : rest;
-}
-
-/**
- * A record batch of `schema` and `data` as they are. Arrow's constructor re-derives an equal
- * schema (cloning every field) and rebuilds the struct `Data` for columns of unequal length;
- * a result's columns all have the batch's length, so that work (≈ 4 µs per request, measured
- * in-process) only costs, and the shared schema must stay the batch's own anyway: the table
- * and the log writer recognise it by identity. Same prototype and fields as a constructed
- * batch (`schema`, `data`, `_metadata`). Its columns must all have `data`'s length.
- */
-export function resultBatch(schema: Schema, data: Data<Struct>): RecordBatch {
-  const batch = Object.create(RecordBatch.prototype) as RecordBatch & {
-    schema: Schema;
-    data: Data<Struct>;
-    _metadata: Map<string, string>;
-  };
-  batch.schema = schema;
-  batch.data = data;
-  batch._metadata = new Map();
-  return batch;
 }
 
 /**
