@@ -666,8 +666,12 @@ function outputShape(output: WireTensor): number[] {
  * with the table's and reduces the offsets, ≈ 0.7 µs per request (measured in-process), when
  * every result batch already holds the shared schema object. Same prototype and own fields as
  * a constructed table (`schema`, `batches`, `_offsets`).
+ *
+ * Requires (unchecked, which is why it stays private to `#buildArrowTable`): every batch's
+ * `schema` is `schema` itself. Arrow's schema comparison is skipped, so a batch of another
+ * schema would give a table whose IPC encoding mixes schemas, without an error.
  */
-export function resultTable(schema: Schema, batches: RecordBatch[]): Table {
+function resultTable(schema: Schema, batches: RecordBatch[]): Table {
   const table = Object.create(Table.prototype) as Table & {
     schema: Schema;
     batches: RecordBatch[];
