@@ -1,6 +1,6 @@
 import { Data, Schema, Struct, Table, Type } from 'apache-arrow';
 import type { DataType, Field, FixedSizeList, Float32, List } from 'apache-arrow';
-import { resultBatch } from '../inference-result.js';
+import { resultBatch } from '../result-batch.js';
 import type { ArrowBatchLayout, ArrowIpcLayout } from './check-arrow-ipc.js';
 import { reviveField } from './transferred-table.js';
 
