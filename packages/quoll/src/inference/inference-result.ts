@@ -21,13 +21,13 @@ import type { DataType, RecordBatch, Vector } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput, InputTensor } from './inference-input.js';
 import type { BufferLease } from '../threads/index.js';
+import { recordBatchOf } from '../arrow/index.js';
 import { kindOf } from '../logs/index.js';
 import type { LogRowLeaf, LogRowSource } from '../logs/index.js';
 import { tensorArrowType, valuesArrowType } from './tensor-arrow-type.js';
 import { rowWidth } from './tensor-data.js';
 import { encodeArrowAnswer } from './encode-arrow-answer.js';
 import { freezeSchema } from './freeze-schema.js';
-import { resultBatch } from './result-batch.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
 /**
@@ -218,7 +218,7 @@ export class InferenceResult {
       for (const [i, output] of this.outputs.entries())
         children.push(outputData(output, start, length, layout.outTypes[i]!));
       children.push(primitiveData(CHECK_FAILURES_TYPE, length, new Uint32Array(length)));
-      batches.push(resultBatch(layout.schema, new Data(layout.struct, 0, length, 0, undefined, children)));
+      batches.push(recordBatchOf(layout.schema, new Data(layout.struct, 0, length, 0, undefined, children)));
       start += length;
     }
     return resultTable(layout.schema, batches);
@@ -661,7 +661,7 @@ function outputShape(output: WireTensor): number[] {
 }
 
 /**
- * A table of `schema` and `batches` as they are, as {@link resultBatch} makes its batches:
+ * A table of `schema` and `batches` as they are, as {@link recordBatchOf} makes its batches:
  * Arrow's constructor flattens its arguments through closures, compares each batch's schema
  * with the table's and reduces the offsets, ≈ 0.7 µs per request (measured in-process), when
  * every result batch already holds the shared schema object. Same prototype and own fields as

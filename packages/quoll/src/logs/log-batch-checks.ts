@@ -1,5 +1,6 @@
 import { Data, DataType, RecordBatch, TimeUnit, makeData } from 'apache-arrow';
 import type { FixedSizeList, Schema, Struct } from 'apache-arrow';
+import { recordBatchOf } from '../arrow/index.js';
 import { ApiError } from '../errors/index.js';
 import type { LogRowLeaf } from './log-row-source.js';
 import { kindOf } from './log-staging.js';
@@ -139,17 +140,7 @@ export function batchOf(schema: Schema, data: Data<Struct>): RecordBatch {
     // means the same names, types and nullability, so the rows read as the schema says.
     whole = children[i]!.length === data.length && types[i] === schema.fields[i];
   }
-  if (whole) {
-    const batch = Object.create(RecordBatch.prototype) as {
-      schema: Schema;
-      data: Data<Struct>;
-      _metadata: Map<string, string>;
-    };
-    batch.schema = schema;
-    batch.data = data;
-    batch._metadata = new Map();
-    return batch as unknown as RecordBatch;
-  }
+  if (whole) return recordBatchOf(schema, data);
   const batch = new RecordBatch(schema, data);
   (batch as { schema: Schema }).schema = schema;
   return batch;

@@ -1,6 +1,6 @@
 import { Data, Schema, Struct, Table, Type } from 'apache-arrow';
 import type { DataType, Field, FixedSizeList, Float32, List } from 'apache-arrow';
-import { resultBatch } from '../result-batch.js';
+import { recordBatchOf } from '../../arrow/index.js';
 import type { ArrowBatchLayout, ArrowIpcLayout } from './check-arrow-ipc.js';
 import { reviveField } from './transferred-table.js';
 
@@ -34,13 +34,13 @@ export function tableFromLayout(
   const batches = layout.recordBatches.map((batch) => {
     const cursor = { node: 0, buffer: 0 };
     const children = schema.fields.map((field) => columnData(body, batch, cursor, field));
-    // resultBatch needs every column at the batch's length; the checker refuses any other.
+    // recordBatchOf needs every column at the batch's length; the checker refuses any other.
     if (children.some((child) => child.length !== batch.rows))
       throw new Error("an Arrow layout column is not its record batch's length");
     const data = new Data(type, 0, batch.rows, 0, [undefined, undefined, new Uint8Array(0)], children);
     // Not `new RecordBatch`: it re-derives an equal schema per batch (cloning every field) and
     // rebuilds the struct Data, which `new Table` then compares with the table's field by field.
-    return resultBatch(schema, data);
+    return recordBatchOf(schema, data);
   });
   return new Table(schema, batches);
 }

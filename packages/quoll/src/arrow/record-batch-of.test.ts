@@ -10,15 +10,15 @@ import {
   tableToIPC,
 } from 'apache-arrow';
 import { describe, expect, it } from 'vitest';
-import { resultBatch } from './result-batch.js';
+import { recordBatchOf } from './record-batch-of.js';
 
-describe('resultBatch', () => {
+describe('recordBatchOf', () => {
   it('makes the batch Arrow would, holding the schema object itself', () => {
     const fields = [new Field('x', new Float32(), false)];
     const schema = new Schema(fields);
     const x = new Data(new Float32(), 0, 3, 0, [undefined, Float32Array.of(1, 2, 3), undefined]);
     const data = new Data(new Struct(fields), 0, 3, 0, undefined, [x]);
-    const batch = resultBatch(schema, data);
+    const batch = recordBatchOf(schema, data);
     const constructed = new RecordBatch(schema, data);
     expect(batch).toBeInstanceOf(RecordBatch);
     expect(batch.schema).toBe(schema);

@@ -1,0 +1,1 @@
+export { recordBatchOf } from './record-batch-of.js';
