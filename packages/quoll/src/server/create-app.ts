@@ -17,7 +17,6 @@ import {
 import { BodyReceiveDeadline } from './body-receive-deadline.js';
 import { AnswerSendDeadline } from './answer-send-deadline.js';
 import { ConnectionDrain } from './connection-drain.js';
-import { httpServerOptions } from './http-server-options.js';
 import { refuseUnknownQueryParameters } from './strict-query.js';
 import { connectionRoutes } from './routes/connection-routes.js';
 import { inferenceRoutes } from './routes/inference-routes.js';
@@ -143,7 +142,7 @@ export async function createApp(
   const app = Fastify({
     // The server Fastify would build (HTTP/1.1, its timeouts), with the scrape in front.
     serverFactory: (handler, opts: FastifyServerOptions & { http?: object }): Server => {
-      const server = createServer(httpServerOptions(opts.http), (req, res) => {
+      const server = createServer(opts.http ?? {}, (req, res) => {
         // First: every request object gets the same hidden class (body-budget.ts, `mark`).
         ctx.bodyBudget.mark(req);
         // During a stop, a pipelined request behind an answer that closes the connection is not run.
