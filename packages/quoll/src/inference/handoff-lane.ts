@@ -28,6 +28,8 @@ export const LANE = {
   runUs: 5,
   /** 1 while the parent wants an idle worker parked (0 while requests overlap: parking would only cost). */
   parkable: 6,
+  /** Times the worker has parked (bumped by the worker on each park; read by tests and probes). */
+  parks: 7,
 } as const;
 
 /** States of the slot. */

@@ -77,6 +77,7 @@ function park(): void {
   if (!lane || leaving || unhandled > 0 || Atomics.load(lane.control, LANE.parkable) !== 1) return;
   const control = lane.control;
   Atomics.store(control, LANE.parked, 1);
+  Atomics.add(control, LANE.parks, 1);
   for (;;) {
     const bell = Atomics.load(control, LANE.doorbell);
     if (Atomics.load(control, LANE.stop) === 1 || Atomics.load(control, LANE.posted) !== received) break;

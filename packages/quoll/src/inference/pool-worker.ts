@@ -70,6 +70,11 @@ export class PoolWorker {
   }
 
   /** Whether a thread is running. */
+  /** Times the thread has parked on its lane (0 without one). */
+  get parks(): number {
+    return this.#handle?.parks ?? 0;
+  }
+
   get alive(): boolean {
     return this.#handle !== null;
   }

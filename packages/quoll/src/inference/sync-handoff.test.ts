@@ -95,6 +95,32 @@ describe('synchronous hand-off', () => {
     expect(worker.laneRuns.late).toBe(lateBefore);
   });
 
+  it('parks between runs only while the lane can take the next one: not for batches the lane never takes', async () => {
+    const created = engine(true);
+    const tree = await created.deploy('tree', [
+      step('tree', makeTreeEnsembleRegressor({ features: 18, trees: 5, depth: 3 })),
+    ]);
+    const worker = created.pool.workers[0]!;
+    const house = makeHouseRows(40, 5);
+    const records = (count: number) =>
+      Array.from({ length: count }, (_, i) => ({ tensor: Array.from(house.subarray(i * 18, i * 18 + 18)) }));
+    // Batches of 40 rows are more than the lane takes (LANE_MAX_ROWS): after a few such runs in
+    // a row the worker stops parking, so no run pays a doorbell for a park that cannot serve it.
+    for (let i = 0; i < 40; i++) await tree.infer({ kind: 'records', records: records(40) }, 0);
+    await settle();
+    const parksBefore = worker.parks;
+    for (let i = 0; i < 10; i++) {
+      await tree.infer({ kind: 'records', records: records(40) }, 0);
+      await settle();
+    }
+    expect(worker.parks).toBe(parksBefore);
+    expect(worker.laneRuns).toEqual({ sync: 0, late: 0 });
+    // Batch-1 runs, which the lane takes, bring the park back, and take the lane.
+    const parksBeforeShort = worker.parks;
+    await untilLane(worker, () => tree.infer({ kind: 'records', records: records(1) }, 0));
+    expect(worker.parks).toBeGreaterThan(parksBeforeShort);
+  });
+
   it('serves control messages while parked and stops cleanly', async () => {
     const created = engine(true);
     const tree = await created.deploy('tree', [

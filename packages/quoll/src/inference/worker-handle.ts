@@ -104,6 +104,11 @@ export const LANE_MAX_ROWS = 32;
 export const LANE_CONTENDED_HOLD_MS = 200;
 /** One eligible run in this many goes by message anyway, to see whether requests overlap. */
 export const LANE_PROBE_EVERY = 16;
+/**
+ * After this many runs in a row that the lane could not take (the plan's runs too long, too many
+ * rows, outputs too large), an idle worker stops parking until a run the lane can take comes.
+ */
+export const LANE_IDLE_AFTER = 16;
 
 /**
  * One inference worker thread and its in-flight requests. Requests are matched to answers
@@ -145,6 +150,8 @@ export class WorkerHandle {
   #contendedAt = Number.NEGATIVE_INFINITY;
   /** Runs that could have taken the lane (every {@link LANE_PROBE_EVERY}th goes by message). */
   #laneEligible = 0;
+  /** Runs in a row the lane could not take (too long, too many rows, outputs too large). */
+  #laneMisses = 0;
   /** Lane runs so far: answered while the caller waited synchronously, and answered later. */
   readonly laneRuns = { sync: 0, late: 0 };
 
@@ -183,6 +190,11 @@ export class WorkerHandle {
   }
 
   /** Requests sent and not yet answered. */
+  /** Times the worker has parked on its lane (0 without one). */
+  get parks(): number {
+    return this.#lane ? Atomics.load(this.#lane.control, LANE.parks) : 0;
+  }
+
   get inFlight(): number {
     return this.#pending.size;
   }
@@ -296,9 +308,15 @@ export class WorkerHandle {
     )
       return null;
     const runUs = this.#runUs.get(plan);
-    if (runUs === undefined || !(runUs <= LANE_MAX_RUN_US) || rows > LANE_MAX_ROWS) return null;
-    if (this.#laneRefused.has(plan) || performance.now() - this.#contendedAt < LANE_CONTENDED_HOLD_MS)
+    if (runUs === undefined || Number.isNaN(runUs)) return null; // not measured yet: says nothing
+    if (!(runUs <= LANE_MAX_RUN_US) || rows > LANE_MAX_ROWS || this.#laneRefused.has(plan)) {
+      // The lane cannot take this run: after enough such runs in a row the worker stops parking
+      // (a parked worker would only be rung awake, with a contended futex, for each message).
+      if (++this.#laneMisses >= LANE_IDLE_AFTER) Atomics.store(lane.control, LANE.parkable, 0);
       return null;
+    }
+    this.#laneMisses = 0;
+    if (performance.now() - this.#contendedAt < LANE_CONTENDED_HOLD_MS) return null;
     // Quiet again: the worker parks once it is next idle (this run goes by message if it is not yet parked).
     Atomics.store(lane.control, LANE.parkable, 1);
     if (Atomics.load(lane.control, LANE.parked) !== 1) return null;
