@@ -121,6 +121,36 @@ describe('synchronous hand-off', () => {
     expect(worker.parks).toBeGreaterThan(parksBeforeShort);
   });
 
+  it('does not park between JSON records runs decoded in the worker, which the lane never takes', async () => {
+    // Review: JSON bodies over the inline size go to the model worker undecoded (inferRecords):
+    // the lane can never take them, yet they never count as runs the lane cannot take, so a
+    // worker serving only JSON batches keeps parking after every run (and each message rings it).
+    const created = engine(true);
+    const tree = await created.deploy('tree', [
+      step('tree', makeTreeEnsembleRegressor({ features: 18, trees: 5, depth: 3 })),
+    ]);
+    const worker = created.pool.workers[0]!;
+    const house = makeHouseRows(40, 5);
+    const body = (count: number) => ({
+      kind: 'undecoded-records' as const,
+      body: new TextEncoder().encode(
+        JSON.stringify(
+          Array.from({ length: count }, (_, i) => ({ tensor: Array.from(house.subarray(i * 18, i * 18 + 18)) })),
+        ),
+      ),
+      deadlineMs: 5000,
+    });
+    for (let i = 0; i < 40; i++) await tree.infer(body(40), 0);
+    await settle();
+    const parksBefore = worker.parks;
+    for (let i = 0; i < 10; i++) {
+      await tree.infer(body(40), 0);
+      await settle();
+    }
+    expect(worker.laneRuns).toEqual({ sync: 0, late: 0 });
+    expect(worker.parks).toBe(parksBefore);
+  });
+
   it('serves control messages while parked and stops cleanly', async () => {
     const created = engine(true);
     const tree = await created.deploy('tree', [
