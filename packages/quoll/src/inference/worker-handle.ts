@@ -310,9 +310,7 @@ export class WorkerHandle {
     const runUs = this.#runUs.get(plan);
     if (runUs === undefined || Number.isNaN(runUs)) return null; // not measured yet: says nothing
     if (!(runUs <= LANE_MAX_RUN_US) || rows > LANE_MAX_ROWS || this.#laneRefused.has(plan)) {
-      // The lane cannot take this run: after enough such runs in a row the worker stops parking
-      // (a parked worker would only be rung awake, with a contended futex, for each message).
-      if (++this.#laneMisses >= LANE_IDLE_AFTER) Atomics.store(lane.control, LANE.parkable, 0);
+      this.#laneMiss(lane);
       return null;
     }
     this.#laneMisses = 0;
@@ -354,6 +352,16 @@ export class WorkerHandle {
         this.#runUs.set(plan, Math.max(LANE_MAX_RUN_US + 1, this.#runUs.get(plan) ?? 0));
         return answer;
       });
+  }
+
+  /**
+   * Counts a run the lane cannot take (too long, too many rows, outputs too large): after
+   * {@link LANE_IDLE_AFTER} such runs in a row the worker stops parking (a parked worker would only be rung awake, with a contended futex, for each message).
+   * The store is made once, when the count reaches the threshold: only a run the lane can take
+   * stores `parkable` 1 again, and that run resets the count.
+   */
+  #laneMiss(lane: Lane): void {
+    if (++this.#laneMisses === LANE_IDLE_AFTER) Atomics.store(lane.control, LANE.parkable, 0);
   }
 
   /** Reads the lane's answer; a declined run (outputs too large for the slot) goes again by message. */
