@@ -355,10 +355,11 @@ export class WorkerHandle {
   }
 
   /**
-   * Counts a run the lane cannot take (too long, too many rows, outputs too large): after
-   * {@link LANE_IDLE_AFTER} such runs in a row the worker stops parking (a parked worker would only be rung awake, with a contended futex, for each message).
-   * The store is made once, when the count reaches the threshold: only a run the lane can take
-   * stores `parkable` 1 again, and that run resets the count.
+   * Counts a run the lane cannot take (too long, too many rows, outputs too large, or JSON bodies
+   * decoded in the worker, see {@link inferRecords}): after {@link LANE_IDLE_AFTER} such runs in a
+   * row the worker stops parking (a parked worker would only be rung awake, with a contended
+   * futex, for each message). The store is made once, when the count reaches the threshold: only
+   * a run the lane can take stores `parkable` 1 again, and that run resets the count.
    */
   #laneMiss(lane: Lane): void {
     if (++this.#laneMisses === LANE_IDLE_AFTER) Atomics.store(lane.control, LANE.parkable, 0);
@@ -406,6 +407,9 @@ export class WorkerHandle {
     deadlinesMs: number[],
     caps: MergeCaps,
   ): Promise<RecordsAnswer> {
+    // The lane never takes these (only decoded feeds fit its slot): a worker serving only JSON
+    // bodies must stop parking as one serving only long runs does.
+    if (this.#lane !== null) this.#laneMiss(this.#lane);
     const transfer: ArrayBuffer[] = [];
     const sent = bodies.map((body) => {
       const whole =
