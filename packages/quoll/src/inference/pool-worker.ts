@@ -69,12 +69,12 @@ export class PoolWorker {
     return this.#handle?.laneRuns ?? { sync: 0, late: 0 };
   }
 
-  /** Whether a thread is running. */
   /** Times the thread has parked on its lane (0 without one). */
   get parks(): number {
     return this.#handle?.parks ?? 0;
   }
 
+  /** Whether a thread is running. */
   get alive(): boolean {
     return this.#handle !== null;
   }

@@ -189,12 +189,12 @@ export class WorkerHandle {
     });
   }
 
-  /** Requests sent and not yet answered. */
   /** Times the worker has parked on its lane (0 without one). */
   get parks(): number {
     return this.#lane ? Atomics.load(this.#lane.control, LANE.parks) : 0;
   }
 
+  /** Requests sent and not yet answered. */
   get inFlight(): number {
     return this.#pending.size;
   }
