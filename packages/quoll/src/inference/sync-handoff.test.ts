@@ -135,7 +135,9 @@ describe('synchronous hand-off', () => {
       kind: 'undecoded-records' as const,
       body: new TextEncoder().encode(
         JSON.stringify(
-          Array.from({ length: count }, (_, i) => ({ tensor: Array.from(house.subarray(i * 18, i * 18 + 18)) })),
+          Array.from({ length: count }, (_, i) => ({
+            tensor: Array.from(house.subarray(i * 18, i * 18 + 18)),
+          })),
         ),
       ),
       deadlineMs: 5000,
@@ -149,6 +151,45 @@ describe('synchronous hand-off', () => {
     }
     expect(worker.laneRuns).toEqual({ sync: 0, late: 0 });
     expect(worker.parks).toBe(parksBefore);
+  });
+
+  it('two deployments on one worker: after a long plan stops the parking, a short batch-1 plan brings it back within a run', async () => {
+    const created = engine(true);
+    const short = await created.deploy('short', [
+      step('short', makeTreeEnsembleRegressor({ features: 18, trees: 5, depth: 3 })),
+    ]);
+    const long = await created.deploy('long', [step('long', makeSlowOnDemandModel())]);
+    // One pool worker: both deployments' plans run on it, and share its lane and park.
+    expect(created.pool.workers).toHaveLength(1);
+    const worker = created.pool.workers[0]!;
+    const house = makeHouseRows(1, 6);
+    const one = { kind: 'records' as const, records: [{ tensor: Array.from(house.subarray(0, 18)) }] };
+    const laneTaken = (): number => worker.laneRuns.sync + worker.laneRuns.late;
+    await untilLane(worker, () => short.infer(one, 0));
+    // A streak of the long plan's runs (a 500 x 500 matrix product each: far over the lane's
+    // run-time limit), batch 1 like the short plan's, so only the plan's run time keeps them off.
+    const slow = { kind: 'records' as const, records: [{ x: [500] }] };
+    for (let i = 0; i < 24; i++) await long.infer(slow, 0);
+    await settle();
+    const parksAfterStreak = worker.parks;
+    for (let i = 0; i < 3; i++) {
+      await long.infer(slow, 0);
+      await settle();
+    }
+    expect(worker.parks).toBe(parksAfterStreak);
+    // The first short run goes by message (the worker is not parked) and turns parking on again.
+    const takenBefore = laneTaken();
+    await short.infer(one, 0);
+    expect(laneTaken()).toBe(takenBefore);
+    await settle();
+    expect(worker.parks).toBeGreaterThan(parksAfterStreak);
+    // The next takes the lane (or the one after, when the next is the probe that goes by message
+    // one eligible run in LANE_PROBE_EVERY).
+    for (let i = 0; i < 2 && laneTaken() === takenBefore; i++) {
+      await short.infer(one, 0);
+      await settle();
+    }
+    expect(laneTaken()).toBeGreaterThan(takenBefore);
   });
 
   it('serves control messages while parked and stops cleanly', async () => {
