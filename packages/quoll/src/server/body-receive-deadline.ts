@@ -39,7 +39,7 @@ interface Watch {
  * Progress is read from the socket's byte count, so watching consumes nothing and adds no
  * listener on the body. While the request's buffer is full the server is the one not reading
  * (backpressure), and that time counts neither as idle nor against the rate. One timer sweeps
- * all bodies being received; it runs only while there are some, or requests just started.
+ * all bodies being received; it runs only while there are some.
  */
 export class BodyReceiveDeadline {
   readonly #watched = new Map<IncomingMessage, Watch>();
@@ -68,47 +68,27 @@ export class BodyReceiveDeadline {
       return;
     }
     // Most bodies come in the packet that brought the headers: the parser has read them once
-    // this turn of the event loop's I/O is done (not yet here). Only the others are kept: a
-    // request held here until a sweep would be GC work on the serving path, tens of thousands
-    // of them a second at batch 1. So the requests still pending are checked at the next
-    // request's start (by then they have almost all come whole, and are dropped) and at the
-    // sweep, not in an immediate per loop turn: that turn polled the kernel once more per
-    // request (an epoll_pwait that found nothing, 6 December 02:00). The wait is timed from
-    // here, so starting it later moves no deadline.
-    if (this.#pendingReqs.length > 0) this.#startPending();
-    this.#pendingReqs.push(req);
-    this.#pendingRes.push(res);
-    this.#pendingAt.push(this.now());
-    this.#pendingBytes.push(req.socket.bytesRead);
-    this.#runTimer();
+    // this turn of the event loop's I/O is done (not yet at the next tick). Only the others are
+    // kept: a request held here until a sweep would be GC work on the serving path, tens of
+    // thousands of them a second at batch 1. One immediate per loop turn checks them all.
+    this.#pending.push(req, res);
+    if (this.#pending.length === 2) setImmediate(this.#startPending);
   }
 
-  /** Requests whose body had not all come at their start, their responses, start times and bytes read. */
-  readonly #pendingReqs: IncomingMessage[] = [];
-  readonly #pendingRes: ServerResponse[] = [];
-  readonly #pendingAt: number[] = [];
-  readonly #pendingBytes: number[] = [];
+  /** Requests (and their responses, interleaved) whose body had not all come at their start. */
+  readonly #pending: (IncomingMessage | ServerResponse)[] = [];
 
-  #startPending(): void {
-    const n = this.#pendingReqs.length;
-    for (let i = 0; i < n; i += 1) {
-      this.#start(this.#pendingReqs[i]!, this.#pendingRes[i]!, this.#pendingAt[i]!, this.#pendingBytes[i]!);
+  readonly #startPending = (): void => {
+    const pending = this.#pending.splice(0);
+    for (let i = 0; i < pending.length; i += 2) {
+      this.#start(pending[i] as IncomingMessage, pending[i + 1] as ServerResponse);
     }
-    this.#pendingReqs.length = 0;
-    this.#pendingRes.length = 0;
-    this.#pendingAt.length = 0;
-    this.#pendingBytes.length = 0;
-  }
+  };
 
-  #runTimer(): void {
-    if (this.#timer === null) {
-      this.#timer = setInterval(() => this.sweep(), this.#tickMs);
-      this.#timer.unref();
-    }
-  }
-
-  #start(req: IncomingMessage, res: ServerResponse, at: number, bytes: number): void {
+  #start(req: IncomingMessage, res: ServerResponse): void {
     if (req.complete || req.socket.destroyed) return;
+    const at = this.now();
+    const bytes = req.socket.bytesRead;
     this.#watched.set(req, {
       res,
       socket: req.socket,
@@ -119,11 +99,14 @@ export class BodyReceiveDeadline {
       lastSweepAt: at,
       excusedMs: 0,
     });
+    if (this.#timer === null) {
+      this.#timer = setInterval(() => this.sweep(), this.#tickMs);
+      this.#timer.unref();
+    }
   }
 
   /** Checks every watched body once (the timer calls it; exposed for tests). */
   sweep(): void {
-    if (this.#pendingReqs.length > 0) this.#startPending();
     const at = this.now();
     const { idleMs, minBytesPerSecond } = this.limits;
     for (const [req, w] of this.#watched) {
@@ -167,10 +150,6 @@ export class BodyReceiveDeadline {
 
   /** Stops the timer (the server closing); bodies still arriving are no longer watched. */
   stop(): void {
-    this.#pendingReqs.length = 0;
-    this.#pendingRes.length = 0;
-    this.#pendingAt.length = 0;
-    this.#pendingBytes.length = 0;
     if (this.#timer !== null) clearInterval(this.#timer);
     this.#timer = null;
   }
