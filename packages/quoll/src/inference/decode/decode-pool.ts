@@ -189,9 +189,14 @@ export class DecodePool {
    * @throws ApiError `invalid_inference_input`, as they reject
    */
   decodeJsonInline(contentType: string, body: Uint8Array): InferenceInput | undefined {
-    if (body.byteLength > this.#options.inlineJsonBytes || formatOfMediaType(contentType) !== 'json')
-      return undefined;
-    return { kind: 'records', records: parseRecords(body) };
+    return formatOfMediaType(contentType) === 'json' ? this.#jsonInline(body) : undefined;
+  }
+
+  /** JSON records of at most `inlineJsonBytes`, read on this thread; `undefined` for a larger body. */
+  #jsonInline(body: Uint8Array): InferenceInput | undefined {
+    return body.byteLength <= this.#options.inlineJsonBytes
+      ? { kind: 'records', records: parseRecords(body) }
+      : undefined;
   }
 
   /**
@@ -208,10 +213,7 @@ export class DecodePool {
    */
   decodeInline(contentType: string, body: Uint8Array): InferenceInput | Promise<InferenceInput> | undefined {
     const format = formatOfMediaType(contentType);
-    if (format === 'json')
-      return body.byteLength <= this.#options.inlineJsonBytes
-        ? { kind: 'records', records: parseRecords(body) }
-        : undefined;
+    if (format === 'json') return this.#jsonInline(body);
     if (format === null || this.#options.inlineArrowSteps === 0) return undefined;
     return this.#arrowInlineNow(body) ?? this.#decodeInWorker('arrow', body);
   }
