@@ -8,7 +8,10 @@
 // identical servers differ on this machine at the time).
 // Beside throughput, each server's CPU time per row (from /proc, Linux): of its main thread
 // (the request thread) and of the whole process. On a busy shared machine these move less than
-// rows/s, which depends on what else gets the core.
+// rows/s, which depends on what else gets the core. Each rep is also printed in order to stderr
+// (and kept as `perRep` in the JSON results): both servers' rows/s, CPU µs a row of the main
+// thread, the whole process and every other busy thread (by thread id, with its system share),
+// core 0's system and softirq time a row, and the kernel's Dirty / Writeback after the run.
 // BENCH_LOSS=1 measures instead the other half of the target, "no row lost at ≤ 80 % load": one
 // logging server; for each workload its most requests/s (wrk), then an open-loop fixed-rate load
 // (bench/fixed-rate-load.js) at BENCH_LOSS_LOAD (default 0.8) of it for BENCH_LOSS_SECONDS
@@ -62,15 +65,100 @@ function mainThreadCpuSeconds(child: ChildProcess): number {
   }
 }
 
-/** Runs `fn` (which returns the rows served) and gives the server's CPU µs per row: main thread and whole process. */
-function cpuPerRow(child: ChildProcess, fn: () => number): { mainUs: number; totalUs: number } {
+/** CPU seconds (user, system) of each thread of `pid`, by thread id; empty off Linux. */
+function threadCpu(pid: number): Map<number, { user: number; sys: number }> {
+  const out = new Map<number, { user: number; sys: number }>();
+  const dir = `/proc/${pid}/task`;
+  if (!existsSync(dir)) return out;
+  for (const tid of readdirSync(dir)) {
+    try {
+      const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      out.set(Number(tid), { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
+/** /proc/stat's cpu0 columns user, nice, system, idle, iowait, irq, softirq, steal (ticks of 1/100 s). */
+function core0Ticks(): number[] {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('cpu0 '));
+    return (line ?? '').split(/\s+/).slice(1, 9).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+/** /proc/meminfo's Dirty and Writeback (kB), NaN off Linux. */
+function dirtyKb(): { dirty: number; writeback: number } {
+  try {
+    const m = readFileSync('/proc/meminfo', 'utf8');
+    return {
+      dirty: Number(/^Dirty:\s+(\d+)/m.exec(m)?.[1] ?? NaN),
+      writeback: Number(/^Writeback:\s+(\d+)/m.exec(m)?.[1] ?? NaN),
+    };
+  } catch {
+    return { dirty: NaN, writeback: NaN };
+  }
+}
+
+/** One measured run of one server: CPU µs per row of its main thread, whole process, each busy thread; core 0's system and softirq. */
+interface RunCpu {
+  mainUs: number;
+  totalUs: number;
+  /** µs per row of every thread but the main one that used ≥ 0.01 µs a row, in thread id order, with its system share. */
+  threads: { tid: number; us: number; sysPct: number }[];
+  /** Core 0's system and softirq time over the run, µs per row served. */
+  core0SysUs: number;
+  core0SoftirqUs: number;
+  dirtyKbAfter: number;
+  writebackKbAfter: number;
+}
+
+/** Runs `fn` (which returns the rows served) and gives the server's CPU µs per row: main thread, whole process, each thread. */
+function cpuPerRow(child: ChildProcess, fn: () => number): RunCpu {
+  const pid = child.pid ?? -1;
   const main0 = mainThreadCpuSeconds(child);
   const total0 = cpuSeconds(child);
+  const threads0 = threadCpu(pid);
+  const core0 = core0Ticks();
   const rows = fn();
+  const threads1 = threadCpu(pid);
+  const core1 = core0Ticks();
+  const perRow = (s: number): number => (s * 1e6) / rows;
+  const threads: RunCpu['threads'] = [];
+  for (const [tid, t] of threads1) {
+    if (tid === pid) continue;
+    const b = threads0.get(tid) ?? { user: 0, sys: 0 };
+    const used = t.user + t.sys - b.user - b.sys;
+    if (perRow(used) >= 0.01)
+      threads.push({ tid, us: perRow(used), sysPct: (100 * (t.sys - b.sys)) / used });
+  }
+  threads.sort((a, b) => a.tid - b.tid);
+  const d = dirtyKb();
   return {
-    mainUs: ((mainThreadCpuSeconds(child) - main0) * 1e6) / rows,
-    totalUs: ((cpuSeconds(child) - total0) * 1e6) / rows,
+    mainUs: perRow(mainThreadCpuSeconds(child) - main0),
+    totalUs: perRow(cpuSeconds(child) - total0),
+    threads,
+    core0SysUs: perRow(((core1[2] ?? 0) - (core0[2] ?? 0)) / 100),
+    core0SoftirqUs: perRow(((core1[6] ?? 0) - (core0[6] ?? 0)) / 100),
+    dirtyKbAfter: d.dirty,
+    writebackKbAfter: d.writeback,
   };
+}
+
+/** One line for a rep's run on stderr: rows/s, CPU µs a row by thread (tid:µs/sys %), core 0's system and softirq. */
+function repLine(label: string, rowsPerSec: number, c: RunCpu): string {
+  const thr = c.threads.map((t) => `${t.tid}:${t.us.toFixed(2)}/${t.sysPct.toFixed(0)}%`).join(' ');
+  return (
+    `${label} ${Math.round(rowsPerSec)} rows/s main ${c.mainUs.toFixed(2)} total ${c.totalUs.toFixed(2)} µs/row ` +
+    `[${thr}] core0 sys ${c.core0SysUs.toFixed(2)} softirq ${c.core0SoftirqUs.toFixed(2)} µs/row dirty ${c.dirtyKbAfter} wb ${c.writebackKbAfter} kB`
+  );
 }
 
 interface Workload {
@@ -148,23 +236,24 @@ async function measureOnOff(): Promise<void> {
         onTotal: [] as number[],
         offTotal: [] as number[],
       };
+      const perRep: Record<string, unknown>[] = [];
       for (let rep = 0; rep < REPS; rep++) {
         let x = { reqPerSec: NaN, p99Ms: NaN, non2xx: 0 };
         let y = x;
-        const runOn = (): { mainUs: number; totalUs: number } =>
+        const runOn = (): RunCpu =>
           cpuPerRow(on.proc, () => {
             x = wrk({ url: on.inferUrl, luaScript: onLua, connections: CONNECTIONS, seconds: SECONDS });
             return x.reqPerSec * w.batch * SECONDS;
           });
-        const runOff = (): { mainUs: number; totalUs: number } =>
+        const runOff = (): RunCpu =>
           cpuPerRow(off.proc, () => {
             y = wrk({ url: off.inferUrl, luaScript: offLua, connections: CONNECTIONS, seconds: SECONDS });
             return y.reqPerSec * w.batch * SECONDS;
           });
         // Which server goes first alternates: in an A/A run (3 December) the server measured
         // first in every pair was 3-4 % slower, a bias that always fell on "on".
-        let cx: { mainUs: number; totalUs: number };
-        let cy: { mainUs: number; totalUs: number };
+        let cx: RunCpu;
+        let cy: RunCpu;
         if (rep % 2 === 0) {
           cx = runOn();
           cy = runOff();
@@ -181,6 +270,20 @@ async function measureOnOff(): Promise<void> {
         cpu.offMain.push(cy.mainUs);
         cpu.onTotal.push(cx.totalUs);
         cpu.offTotal.push(cy.totalUs);
+        // Each rep in order (stderr and the JSON results), so a slow "on" shows as a trend, spikes or always.
+        const first = rep % 2 === 0 ? 'on' : 'off';
+        process.stderr.write(
+          `${w.format}-${w.batch} rep ${rep} (${first} first, ${new Date().toISOString().slice(11, 19)}) on/off ${(x.reqPerSec / y.reqPerSec).toFixed(3)}\n` +
+            `  ${repLine('on ', x.reqPerSec * w.batch, cx)}\n  ${repLine('off', y.reqPerSec * w.batch, cy)}\n`,
+        );
+        perRep.push({
+          rep,
+          first,
+          onRowsPerSec: x.reqPerSec * w.batch,
+          offRowsPerSec: y.reqPerSec * w.batch,
+          on: cx,
+          off: cy,
+        });
       }
       const A = median(a);
       const B = median(b);
@@ -198,7 +301,7 @@ async function measureOnOff(): Promise<void> {
         offTotalCpuUsPerRow: median(cpu.offTotal),
         non2xx: errors,
       };
-      results.push(row);
+      results.push({ ...row, perRep });
       table.push([
         w.format,
         w.batch,
