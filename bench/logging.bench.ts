@@ -12,6 +12,8 @@
 // (and kept as `perRep` in the JSON results): both servers' rows/s, CPU µs a row of the main
 // thread, the whole process and every other busy thread (by thread id, with its system share),
 // core 0's system and softirq time a row, and the kernel's Dirty / Writeback after the run.
+// `others` is core 0's busy time less the server's own, a row: other tasks on the server's core.
+// CPU on/off (median over reps of off's CPU a row / on's) is what on/off reads with the core to itself.
 // BENCH_LOSS=1 measures instead the other half of the target, "no row lost at ≤ 80 % load": one
 // logging server; for each workload its most requests/s (wrk), then an open-loop fixed-rate load
 // (bench/fixed-rate-load.js) at BENCH_LOSS_LOAD (default 0.8) of it for BENCH_LOSS_SECONDS
@@ -116,6 +118,8 @@ interface RunCpu {
   /** Core 0's system and softirq time over the run, µs per row served. */
   core0SysUs: number;
   core0SoftirqUs: number;
+  /** Core 0's busy time (all but idle and iowait) less this server's own CPU, µs per row: other tasks on the server's core. */
+  core0OthersUs: number;
   dirtyKbAfter: number;
   writebackKbAfter: number;
 }
@@ -136,17 +140,19 @@ function cpuPerRow(child: ChildProcess, fn: () => number): RunCpu {
     if (tid === pid) continue;
     const b = threads0.get(tid) ?? { user: 0, sys: 0 };
     const used = t.user + t.sys - b.user - b.sys;
-    if (perRow(used) >= 0.01)
-      threads.push({ tid, us: perRow(used), sysPct: (100 * (t.sys - b.sys)) / used });
+    if (perRow(used) >= 0.01) threads.push({ tid, us: perRow(used), sysPct: (100 * (t.sys - b.sys)) / used });
   }
   threads.sort((a, b) => a.tid - b.tid);
   const d = dirtyKb();
+  const busy = (t: number[]): number => t.reduce((a, v, i) => (i === 3 || i === 4 ? a : a + v), 0);
+  const totalUs = perRow(cpuSeconds(child) - total0);
   return {
     mainUs: perRow(mainThreadCpuSeconds(child) - main0),
-    totalUs: perRow(cpuSeconds(child) - total0),
+    totalUs,
     threads,
     core0SysUs: perRow(((core1[2] ?? 0) - (core0[2] ?? 0)) / 100),
     core0SoftirqUs: perRow(((core1[6] ?? 0) - (core0[6] ?? 0)) / 100),
+    core0OthersUs: perRow((busy(core1) - busy(core0)) / 100) - totalUs,
     dirtyKbAfter: d.dirty,
     writebackKbAfter: d.writeback,
   };
@@ -157,7 +163,7 @@ function repLine(label: string, rowsPerSec: number, c: RunCpu): string {
   const thr = c.threads.map((t) => `${t.tid}:${t.us.toFixed(2)}/${t.sysPct.toFixed(0)}%`).join(' ');
   return (
     `${label} ${Math.round(rowsPerSec)} rows/s main ${c.mainUs.toFixed(2)} total ${c.totalUs.toFixed(2)} µs/row ` +
-    `[${thr}] core0 sys ${c.core0SysUs.toFixed(2)} softirq ${c.core0SoftirqUs.toFixed(2)} µs/row dirty ${c.dirtyKbAfter} wb ${c.writebackKbAfter} kB`
+    `[${thr}] core0 sys ${c.core0SysUs.toFixed(2)} softirq ${c.core0SoftirqUs.toFixed(2)} others ${c.core0OthersUs.toFixed(2)} µs/row dirty ${c.dirtyKbAfter} wb ${c.writebackKbAfter} kB`
   );
 }
 
@@ -273,7 +279,7 @@ async function measureOnOff(): Promise<void> {
         // Each rep in order (stderr and the JSON results), so a slow "on" shows as a trend, spikes or always.
         const first = rep % 2 === 0 ? 'on' : 'off';
         process.stderr.write(
-          `${w.format}-${w.batch} rep ${rep} (${first} first, ${new Date().toISOString().slice(11, 19)}) on/off ${(x.reqPerSec / y.reqPerSec).toFixed(3)}\n` +
+          `${w.format}-${w.batch} rep ${rep} (${first} first, ${new Date().toISOString().slice(11, 19)}) on/off ${(x.reqPerSec / y.reqPerSec).toFixed(3)}, CPU on/off ${(cy.totalUs / cx.totalUs).toFixed(3)}\n` +
             `  ${repLine('on ', x.reqPerSec * w.batch, cx)}\n  ${repLine('off', y.reqPerSec * w.batch, cy)}\n`,
         );
         perRep.push({
@@ -293,6 +299,9 @@ async function measureOnOff(): Promise<void> {
         onRowsPerSec: A,
         offRowsPerSec: B,
         onOverOff: A / B,
+        // Off's CPU a row over on's, median over the reps: what on/off would read if both servers had
+        // core 0 to themselves (rows/s also moves with what else runs on the core in each half of a pair).
+        cpuOnOverOff: median(cpu.offTotal.map((off, i) => off / (cpu.onTotal[i] ?? NaN))),
         onP99Ms: median(ap99),
         offP99Ms: median(bp99),
         onMainCpuUsPerRow: median(cpu.onMain),
@@ -308,6 +317,7 @@ async function measureOnOff(): Promise<void> {
         Math.round(A),
         Math.round(B),
         A / B,
+        row.cpuOnOverOff,
         median(ap99),
         median(bp99),
         row.onMainCpuUsPerRow,
@@ -337,6 +347,7 @@ async function measureOnOff(): Promise<void> {
       'on rows/s',
       'off rows/s',
       'on/off',
+      'CPU on/off',
       'on p99 ms',
       'off p99 ms',
       'on main µs/row',
