@@ -181,11 +181,14 @@ describe('synchronous hand-off', () => {
     const takenBefore = laneTaken();
     await short.infer(one, 0);
     expect(laneTaken()).toBe(takenBefore);
-    await settle();
+    // The worker parks once it is idle: on a loaded machine (CI, other tests) that can take more
+    // than one settle, so wait for it (bounded) instead of assuming 30 ms is enough.
+    for (let i = 0; i < 100 && worker.parks === parksAfterStreak; i++) await settle();
     expect(worker.parks).toBeGreaterThan(parksAfterStreak);
-    // The next takes the lane (or the one after, when the next is the probe that goes by message
-    // one eligible run in LANE_PROBE_EVERY).
-    for (let i = 0; i < 2 && laneTaken() === takenBefore; i++) {
+    // A later run takes the lane: the next, or the one after when the next is the probe that goes
+    // by message (one eligible run in LANE_PROBE_EVERY), or a few more when a loaded machine makes
+    // a run measure over the lane's limit (each such run goes by message and is measured again).
+    for (let i = 0; i < 20 && laneTaken() === takenBefore; i++) {
       await short.infer(one, 0);
       await settle();
     }
