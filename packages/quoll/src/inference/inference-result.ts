@@ -99,7 +99,8 @@ export class InferenceResult {
    */
   logRows(): Table | LogRowSource {
     const input = this.#input;
-    if (this.#table !== null || input.kind === 'arrow') return this.toArrowTable();
+    if (this.#table !== null) return this.#table;
+    if (input.kind === 'arrow') return this.#arrowLogRows(input.table) ?? this.toArrowTable();
     if (input.kind === 'tensors') {
       const { layout, tensors } = this.#tensorsLayout(input.tensors);
       return new TensorsLogRows(this, layout.schema, tensors);
@@ -173,13 +174,9 @@ export class InferenceResult {
     const chunks: { length: number; inputs: Data[] }[] = [];
     let layout: ResultLayout;
     if (input.kind === 'arrow') {
-      const schemaFields = input.table.schema.fields;
-      const indexes = this.#columns.map((column) => schemaFields.findIndex((field) => field.name === column));
-      const inFields = indexes.map((index) => schemaFields[index]!);
-      const key = arrowInputKey(input.table.schema, this.#columns, inFields);
-      layout = this.#layout(key, () =>
-        inFields.map((field) => new Field(`in.${field.name}`, field.type as DataType, field.nullable)),
-      );
+      const found = this.#arrowLayout(input.table);
+      layout = found.layout;
+      const indexes = found.indexes;
       for (const batch of input.table.batches) {
         chunks.push({
           length: batch.numRows,
@@ -222,6 +219,50 @@ export class InferenceResult {
       start += length;
     }
     return resultTable(layout.schema, batches);
+  }
+
+  /**
+   * The layout of an Arrow-input result, and the index in the input table of each of its
+   * columns: each `in.*` column the input column's type and nullability as they are.
+   */
+  #arrowLayout(table: Table): { layout: ResultLayout; indexes: number[] } {
+    const schemaFields = table.schema.fields;
+    const indexes = this.#columns.map((column) => schemaFields.findIndex((field) => field.name === column));
+    const inFields = indexes.map((index) => schemaFields[index]!);
+    const key = arrowInputKey(table.schema, this.#columns, inFields);
+    const layout = this.#layout(key, () =>
+      inFields.map((field) => new Field(`in.${field.name}`, field.type as DataType, field.nullable)),
+    );
+    return { layout, indexes };
+  }
+
+  /**
+   * The log rows of an Arrow-input result as an {@link ArrowLogRows} (the input columns' values
+   * copied straight into the staging, no result table built), or `null` when the table must be
+   * logged instead: see {@link arrowInputLeaf} for what each column must be.
+   */
+  #arrowLogRows(table: Table): ArrowLogRows | null {
+    // One input batch only: a chunked input makes one result batch per chunk, staged one by one.
+    if (table.batches.length !== 1) return null;
+    const batch = table.batches[0]!;
+    const rows = this.rowCount;
+    if (batch.numRows !== rows) return null;
+    const { layout, indexes } = this.#arrowLayout(table);
+    const leaves: LogRowLeaf[] = [];
+    const values: ArrayBufferView[] = [];
+    for (let i = 0; i < indexes.length; i++) {
+      const data = batch.data.children[indexes[i]!] as Data | undefined;
+      if (data === undefined) return null;
+      const leaf = arrowInputLeaf(data, layout.inTypes[i]!, rows);
+      if (leaf === null) return null;
+      leaves.push(leaf.leaf);
+      values.push(leaf.values);
+    }
+    const source = new ArrowLogRows(this, layout.schema, leaves, values, rows);
+    // Big rows are kept until the writer confirms them: as the table, whose batch holds the
+    // leases of buffers another thread lent (the source would not).
+    if (source.leaves === null || source.byteLength >= ARROW_SOURCE_MAX_BYTES) return null;
+    return source;
   }
 
   /** The cached layout for `inputKey` plus this result's outputs; `inFields` builds the `in.*` fields on a miss. */
@@ -1016,6 +1057,100 @@ class TensorsLogRows extends ResultLogRows {
     const tensor = this.#tensors[column]!;
     const width = rowWidth(tensor.shape);
     (target as Uint8Array).set((tensor.values as Uint8Array).subarray(from * width, to * width), offset);
+    return offset + (to - from) * width;
+  }
+}
+
+/**
+ * Bytes of column data from which the log store keeps rows as they are rather than copying them
+ * (its `STAGE_MAX_BYTES`): an Arrow result of this many bytes or more logs its table.
+ */
+const ARROW_SOURCE_MAX_BYTES = 32 * 1024;
+
+/**
+ * What an Arrow input column gives {@link ArrowLogRows}: its one leaf (kind and elements per
+ * row) and the leaf's values, the first `rows × width` of which are the column's. `null` — the
+ * result's table is logged instead, checked and staged as before — unless the column is exactly
+ * what the staging copies from the table without a second look and the log's checks pass as
+ * they are: `type` (the layout's, the input field's type) fixed-width numbers or fixed-size
+ * lists of them, the data of that type at every level (type id, list size, values of the type's
+ * typed-array kind, one element per value), no nulls at any level, enough values for `rows`
+ * rows, and no bytes beyond them (its `byteLength` is that of the values the rows hold, so the
+ * staging's byte counts are the table's).
+ */
+function arrowInputLeaf(
+  data: Data,
+  type: DataType,
+  rows: number,
+): { leaf: LogRowLeaf; values: ArrayBufferView } | null {
+  if (data.length !== rows) return null;
+  let current = data;
+  let currentType = type;
+  let width = 1;
+  for (;;) {
+    if (current.type.typeId !== currentType.typeId || current.nullCount !== 0) return null;
+    if (current.type.typeId !== Type.FixedSizeList) break;
+    const size = (currentType as FixedSizeList).listSize;
+    if ((current.type as FixedSizeList).listSize !== size) return null;
+    const child = current.children[0] as Data | undefined;
+    const childType = (currentType.children[0] as Field | undefined)?.type as DataType | undefined;
+    if (child === undefined || childType === undefined || current.children.length !== 1) return null;
+    width *= size;
+    current = child;
+    currentType = childType;
+  }
+  const typeId = currentType.typeId;
+  if (typeId !== Type.Int && typeId !== Type.Float && typeId !== Type.Timestamp) return null;
+  if (current.children.length !== 0 || current.stride !== 1) return null;
+  const values = current.values as unknown;
+  const T = currentType.ArrayType as unknown as abstract new (...args: never[]) => ArrayBufferView;
+  // The type's own typed array, not a subclass of it (whose kind the staging would not know).
+  if (!(values instanceof T) || values.constructor !== T) return null;
+  const view = values as ArrayBufferView & { length: number; BYTES_PER_ELEMENT: number };
+  const elements = rows * width;
+  if (view.length < elements) return null;
+  // No null bitmap, offsets or spare values: the column's bytes are the rows' values.
+  if (data.byteLength !== elements * view.BYTES_PER_ELEMENT) return null;
+  return { leaf: { kind: kindOf(view), width }, values: view };
+}
+
+/**
+ * The log rows of an Arrow-input result ({@link ResultLogRows}): each `in.*` column a copy of
+ * the input column's values (their own element type), the bytes the result table's batch
+ * reuses and the staging would copy from it. Built only for columns {@link arrowInputLeaf}
+ * takes.
+ */
+class ArrowLogRows extends ResultLogRows {
+  readonly #values: readonly ArrayBufferView[];
+  readonly #widths: readonly number[];
+
+  constructor(
+    result: InferenceResult,
+    schema: Schema,
+    inputs: readonly LogRowLeaf[],
+    values: readonly ArrayBufferView[],
+    rows: number,
+  ) {
+    super(result, schema, inputs, rows);
+    this.#values = values;
+    this.#widths = inputs.map((input) => input.width);
+  }
+
+  protected writeInput(column: number, target: ArrayBufferView): void {
+    const values = this.#values[column]! as Uint8Array;
+    (target as Uint8Array).set(values.subarray(0, (target as Uint8Array).length));
+  }
+
+  protected writeInputRows(
+    column: number,
+    target: ArrayBufferView,
+    from: number,
+    to: number,
+    offset: number,
+  ): number {
+    const width = this.#widths[column]!;
+    const values = this.#values[column]! as Uint8Array;
+    (target as Uint8Array).set(values.subarray(from * width, to * width), offset);
     return offset + (to - from) * width;
   }
 }
