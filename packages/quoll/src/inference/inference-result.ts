@@ -1073,8 +1073,8 @@ const ARROW_SOURCE_MAX_BYTES = 32 * 1024;
  * result's table is logged instead, checked and staged as before — unless the column is exactly
  * what the staging copies from the table without a second look and the log's checks pass as
  * they are: `type` (the layout's, the input field's type) fixed-width numbers or fixed-size
- * lists of them, the data of that type at every level (type id, list size, values of the type's
- * typed-array kind, one element per value), no nulls at any level, enough values for `rows`
+ * lists of them, the data of that type at every level (type id, list size, a length of rows × the list
+ * sizes above it, values of the type's typed-array kind, one element per value), no nulls at any level, enough values for `rows`
  * rows, and no bytes beyond them (its `byteLength` is that of the values the rows hold, so the
  * staging's byte counts are the table's).
  */
@@ -1083,11 +1083,13 @@ function arrowInputLeaf(
   type: DataType,
   rows: number,
 ): { leaf: LogRowLeaf; values: ArrayBufferView } | null {
-  if (data.length !== rows) return null;
   let current = data;
   let currentType = type;
   let width = 1;
   for (;;) {
+    // Every level's Data must say it holds its rows' elements, as checkLogBatch requires of the
+    // table (`dataProblem`): a list's items Data shorter than rows × list size is refused there.
+    if (current.length !== rows * width) return null;
     if (current.type.typeId !== currentType.typeId || current.nullCount !== 0) return null;
     if (current.type.typeId !== Type.FixedSizeList) break;
     const size = (currentType as FixedSizeList).listSize;
