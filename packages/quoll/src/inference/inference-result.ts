@@ -22,7 +22,7 @@ import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput, InputTensor } from './inference-input.js';
 import type { BufferLease } from '../threads/index.js';
 import { recordBatchOf } from '../arrow/index.js';
-import { kindOf } from '../logs/index.js';
+import { kindOf, STAGE_MAX_BYTES } from '../logs/index.js';
 import type { LogRowLeaf, LogRowSource } from '../logs/index.js';
 import { tensorArrowType, valuesArrowType } from './tensor-arrow-type.js';
 import { rowWidth } from './tensor-data.js';
@@ -100,7 +100,11 @@ export class InferenceResult {
   logRows(): Table | LogRowSource {
     const input = this.#input;
     if (this.#table !== null) return this.#table;
-    if (input.kind === 'arrow') return this.#arrowLogRows(input.table) ?? this.toArrowTable();
+    if (input.kind === 'arrow') {
+      // One layout for both: the source's, and the table's when the source is not taken.
+      const found = this.#arrowLayout(input.table);
+      return this.#arrowLogRows(input.table, found) ?? (this.#table = this.#buildArrowTable(found));
+    }
     if (input.kind === 'tensors') {
       const { layout, tensors } = this.#tensorsLayout(input.tensors);
       return new TensorsLogRows(this, layout.schema, tensors);
@@ -168,13 +172,14 @@ export class InferenceResult {
     return { layout, shapes };
   }
 
-  #buildArrowTable(): Table {
+  /** `arrowFound`: the Arrow input's layout when the caller has already found it. */
+  #buildArrowTable(arrowFound?: { layout: ResultLayout; indexes: number[] }): Table {
     const input = this.#input;
     // One result batch per input batch, so `in.*` columns are reused chunk for chunk.
     const chunks: { length: number; inputs: Data[] }[] = [];
     let layout: ResultLayout;
     if (input.kind === 'arrow') {
-      const found = this.#arrowLayout(input.table);
+      const found = arrowFound ?? this.#arrowLayout(input.table);
       layout = found.layout;
       const indexes = found.indexes;
       for (const batch of input.table.batches) {
@@ -241,13 +246,28 @@ export class InferenceResult {
    * copied straight into the staging, no result table built), or `null` when the table must be
    * logged instead: see {@link arrowInputLeaf} for what each column must be.
    */
-  #arrowLogRows(table: Table): ArrowLogRows | null {
+  #arrowLogRows(
+    table: Table,
+    { layout, indexes }: { layout: ResultLayout; indexes: number[] },
+  ): ArrowLogRows | null {
     // One input batch only: a chunked input makes one result batch per chunk, staged one by one.
     if (table.batches.length !== 1) return null;
     const batch = table.batches[0]!;
     const rows = this.rowCount;
     if (batch.numRows !== rows) return null;
-    const { layout, indexes } = this.#arrowLayout(table);
+    // The rows' bytes in the log, from the layout and outputs alone: at the staging's cut or
+    // above (Arrow batch 1000), the table is logged, so nothing of the source is built.
+    let bytes = rows * 12; // time (8) and check_failures (4)
+    for (const type of layout.inTypes) {
+      const rowBytes = arrowInputRowBytes(type);
+      if (rowBytes === null) return null;
+      bytes += rows * rowBytes;
+    }
+    for (const output of this.outputs) {
+      if (Array.isArray(output.data)) return null;
+      bytes += output.data.byteLength;
+    }
+    if (bytes >= STAGE_MAX_BYTES) return null;
     const leaves: LogRowLeaf[] = [];
     const values: ArrayBufferView[] = [];
     for (let i = 0; i < indexes.length; i++) {
@@ -259,9 +279,10 @@ export class InferenceResult {
       values.push(leaf.values);
     }
     const source = new ArrowLogRows(this, layout.schema, leaves, values, rows);
-    // Big rows are kept until the writer confirms them: as the table, whose batch holds the
-    // leases of buffers another thread lent (the source would not).
-    if (source.leaves === null || source.byteLength >= ARROW_SOURCE_MAX_BYTES) return null;
+    // The staging keeps rows of STAGE_MAX_BYTES or more as they are until the writer confirms
+    // them: as the table, whose batch holds the leases of buffers another thread lent (the
+    // source would not, so it must always be copied, below that cut, at admission).
+    if (source.leaves === null || source.byteLength >= STAGE_MAX_BYTES) return null;
     return source;
   }
 
@@ -1062,10 +1083,23 @@ class TensorsLogRows extends ResultLogRows {
 }
 
 /**
- * Bytes of column data from which the log store keeps rows as they are rather than copying them
- * (its `STAGE_MAX_BYTES`): an Arrow result of this many bytes or more logs its table.
+ * Bytes a row of an `in.*` column of `type` takes in the log (elements per row × element
+ * bytes), or `null` when {@link arrowInputLeaf} never takes a column of that type.
  */
-const ARROW_SOURCE_MAX_BYTES = 32 * 1024;
+function arrowInputRowBytes(type: DataType): number | null {
+  let current = type;
+  let width = 1;
+  while (current.typeId === Type.FixedSizeList) {
+    width *= (current as FixedSizeList).listSize;
+    const child = (current.children[0] as Field | undefined)?.type as DataType | undefined;
+    if (child === undefined) return null;
+    current = child;
+  }
+  const typeId = current.typeId;
+  if (typeId !== Type.Int && typeId !== Type.Float && typeId !== Type.Timestamp) return null;
+  const T = current.ArrayType as unknown as { BYTES_PER_ELEMENT?: number };
+  return T.BYTES_PER_ELEMENT === undefined ? null : width * T.BYTES_PER_ELEMENT;
+}
 
 /**
  * What an Arrow input column gives {@link ArrowLogRows}: its one leaf (kind and elements per
@@ -1073,9 +1107,9 @@ const ARROW_SOURCE_MAX_BYTES = 32 * 1024;
  * result's table is logged instead, checked and staged as before — unless the column is exactly
  * what the staging copies from the table without a second look and the log's checks pass as
  * they are: `type` (the layout's, the input field's type) fixed-width numbers or fixed-size
- * lists of them, the data of that type at every level (type id, list size, a length of rows × the list
- * sizes above it, values of the type's typed-array kind, one element per value), no nulls at any level, enough values for `rows`
- * rows, and no bytes beyond them (its `byteLength` is that of the values the rows hold, so the
+ * lists of them, the data of that type at every level (type id, list size, a length of rows ×
+ * the list sizes above it, values of the type's typed-array kind, one element per value), no
+ * nulls at any level, enough values for `rows` rows, and no bytes beyond them (its `byteLength` is that of the values the rows hold, so the
  * staging's byte counts are the table's).
  */
 function arrowInputLeaf(

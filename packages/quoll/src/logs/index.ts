@@ -19,7 +19,7 @@ export {
   PACK_SLICE_BYTES,
 } from './log-batch-transfer.js';
 export type { PackedBatches, SetAsideReport } from './log-batch-transfer.js';
-export { LogStaging, StagedRows, StagedRun, kindOf } from './log-staging.js';
+export { LogStaging, STAGE_MAX_BYTES, StagedRows, StagedRun, kindOf } from './log-staging.js';
 export type { LogStagingLimits, StagedEntry, StagedLeaf } from './log-staging.js';
 export {
   coalesceLogBatches,
