@@ -17,8 +17,17 @@ import {
   Utf8,
 } from 'apache-arrow';
 import type { DataType } from 'apache-arrow';
-import { admitLogRows, isLogRowSource, LogStaging, StagedRun } from '../logs/index.js';
-import type { LogRowSource, StagedRows } from '../logs/index.js';
+import { ManualClock } from '../clock/index.js';
+import {
+  admitLogRows,
+  isLogRowSource,
+  LogBatchUnpacker,
+  LogHandOff,
+  LogStaging,
+  StagedRun,
+} from '../logs/index.js';
+import type { LogItemsMessage, LogRowSource, StagedRows } from '../logs/index.js';
+import { BufferLease } from '../threads/index.js';
 import { decodeArrowTable } from './inference-input.js';
 import { InferenceResult } from './inference-result.js';
 import type { WireTensor } from './tensor-data.js';
@@ -328,6 +337,83 @@ describe('InferenceResult.logRows for Arrow inputs (the input columns copied str
     const r = result(benchTable(5), [variable(5)]);
     const table = r.toArrowTable();
     expect(r.logRows()).toBe(table);
+  });
+
+  it('builds the table once for a result at the staging’s cut or above, and gives that table to the answer too', () => {
+    const r = result(benchTable(600), [variable(600)]);
+    const logged = r.logRows();
+    expect(logged).toBeInstanceOf(Table);
+    expect(r.toArrowTable()).toBe(logged);
+  });
+
+  it('stages a leased input’s own values when its append waits for room, though the lent buffer is rewritten after release', async () => {
+    // As a worker-decoded JSON body: the input's values view a buffer a model worker lent; the
+    // service awaits the append's admission, then releases the result, and the worker may
+    // write the buffer again at once. The source must have been copied by then.
+    const rows = 100;
+    const lent = new ArrayBuffer(rows * 18 * 4);
+    const values = new Float32Array(lent);
+    values.set(fp32(rows));
+    const original = Float32Array.from(values);
+    let freed = 0;
+    const lease = new BufferLease([lent], () => {
+      freed++;
+      new Uint8Array(lent).fill(0xa5);
+    });
+    const table = new Table({ tensor: new Vector([listColumn(new Float32(), values, [18])]) });
+    // The column views the lent buffer itself (no copy made by the table).
+    expect((table.getChild('tensor')!.data[0]!.children[0]!.values as Float32Array).buffer).toBe(lent);
+    const leased = new InferenceResult(
+      { kind: 'arrow', table },
+      ['tensor'],
+      [variable(rows)],
+      rows,
+      1_733_200_000_789,
+      lease,
+    );
+    const source = leased.logRows();
+    expect(isLogRowSource(source)).toBe(true);
+
+    const sent: LogItemsMessage[] = [];
+    const handOff = new LogHandOff({
+      queueCapacityRows: 1,
+      handOffDelayMs: 20,
+      handOffRows: 1_000,
+      clock: new ManualClock(1_000),
+      packer: {},
+      closing: () => false,
+      post: (msg) => sent.push(msg),
+    });
+    handOff.attach();
+    // One row already queued fills the queue: the leased append waits for room.
+    await handOff.append(1, result(benchTable(1), [variable(1)]).logRows());
+    let admitted = false;
+    const waiting = handOff.append(1, source).then(() => (admitted = true));
+    await Promise.resolve();
+    expect(admitted).toBe(false);
+    // The writer takes the queued row: the leased append is admitted (copied) now.
+    handOff.wantsRows();
+    await waiting;
+    expect(admitted).toBe(true);
+    // The service releases the result once admitted; the worker rewrites its buffer.
+    leased.release();
+    expect([freed, lease.held]).toEqual([1, false]);
+    expect(values[0]).not.toBe(original[0]);
+    handOff.hurry();
+    handOff.wantsRows();
+    expect(sent).toHaveLength(2);
+    const unpacker = new LogBatchUnpacker();
+    const logged = sent.flatMap((msg) => {
+      unpacker.learn(msg.body.schemas);
+      return unpacker.unpack(msg.body).flat();
+    });
+    const last = logged[logged.length - 1]!;
+    expect(last.numRows).toBe(rows);
+    const items = last.getChild('in.tensor')!.data[0]!.children[0]!;
+    const staged = (items.values as Float32Array).subarray(0, rows * 18);
+    expect(
+      Buffer.from(staged.buffer, staged.byteOffset, staged.byteLength).equals(Buffer.from(original.buffer)),
+    ).toBe(true);
   });
 
   it('builds no result table for the log (a later logRows is a source again)', () => {
