@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from 'vitest';
 import { Data, Field, FixedSizeList, Float32, Table, Vector } from 'apache-arrow';
 import { isLogRowSource } from '../logs/index.js';
 import { InferenceResult } from './inference-result.js';
+import type * as LogStagingModule from '../logs/log-staging.js';
 
 // Review of lane arrowlog (6 December). The staging keeps a row source of STAGE_MAX_BYTES or more
 // as it is (not copied) until the writer confirms it; an ArrowLogRows source views the input's
@@ -11,7 +12,7 @@ import { InferenceResult } from './inference-result.js';
 // leases), not a source. The lane copies the figure (ARROW_SOURCE_MAX_BYTES = 32 KiB) instead of
 // using STAGE_MAX_BYTES, so the two can drift apart silently.
 vi.mock('../logs/log-staging.js', async (importOriginal) => ({
-  ...(await importOriginal<typeof import('../logs/log-staging.js')>()),
+  ...(await importOriginal<typeof LogStagingModule>()),
   STAGE_MAX_BYTES: 8 * 1024,
 }));
 
@@ -20,7 +21,11 @@ describe('review arrowlog: the Arrow source follows the staging’s STAGE_MAX_BY
     const { STAGE_MAX_BYTES } = await import('../logs/log-staging.js');
     expect(STAGE_MAX_BYTES).toBe(8 * 1024);
     const rows = 100;
-    const child = new Data(new Float32(), 0, rows * 18, 0, [undefined, new Float32Array(rows * 18), undefined]);
+    const child = new Data(new Float32(), 0, rows * 18, 0, [
+      undefined,
+      new Float32Array(rows * 18),
+      undefined,
+    ]);
     const type = new FixedSizeList(18, new Field('item', new Float32(), false));
     const table = new Table({ tensor: new Vector([new Data(type, 0, rows, 0, undefined, [child])]) });
     const result = new InferenceResult(
