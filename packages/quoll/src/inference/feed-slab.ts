@@ -38,20 +38,31 @@ export interface NumericArrayConstructor<T> {
 export class FeedSlab {
   #slab: ArrayBuffer | null = null;
   #used = 0;
+  readonly #slabBytes: number;
+  readonly #maxBytes: number;
+
+  /**
+   * `slabBytes` per slab, regions of at most `maxBytes` carved (the defaults are the feeds'; the
+   * log's Float64 copies of JSON records columns, ~14 KiB at batch 100, use larger ones).
+   */
+  constructor(slabBytes = FEED_SLAB_BYTES, maxBytes = FEED_SLAB_MAX_BYTES) {
+    this.#slabBytes = slabBytes;
+    this.#maxBytes = Math.min(maxBytes, slabBytes);
+  }
 
   /**
    * `length` elements of `Type`, zeroed: carved out of the current slab, or of a new one when it
    * is full; made as `new Type(length)` (a buffer of their own, or the same RangeError as before)
-   * when over {@link FEED_SLAB_MAX_BYTES}, empty, or not a size at all (negative, NaN: a NaN
+   * when over the largest region carved, empty, or not a size at all (negative, NaN: a NaN
    * `#used` would make the next region start at 0 again, over regions already handed out).
    */
   take<T>(Type: NumericArrayConstructor<T>, length: number): T {
     const bytes = length * Type.BYTES_PER_ELEMENT;
-    if (!(bytes > 0 && bytes <= FEED_SLAB_MAX_BYTES)) return new Type(length);
+    if (!(bytes > 0 && bytes <= this.#maxBytes)) return new Type(length);
     // Aligned to 8 bytes, so that every element type's view may start there.
     let at = (this.#used + 7) & ~7;
-    if (this.#slab === null || at + bytes > FEED_SLAB_BYTES) {
-      this.#slab = new ArrayBuffer(FEED_SLAB_BYTES);
+    if (this.#slab === null || at + bytes > this.#slabBytes) {
+      this.#slab = new ArrayBuffer(this.#slabBytes);
       at = 0;
     }
     this.#used = at + bytes;

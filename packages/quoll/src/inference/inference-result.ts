@@ -48,7 +48,15 @@ export class InferenceResult {
   #table: Table | null = null;
   /** The lease of the input's buffers when a model worker lent them (see {@link release}). */
   #lease: BufferLease | null;
+  /** A records input's columns as Float64, when the input pass wrote them (see the constructor). */
+  readonly #recordValues: readonly (Float64Array | null)[] | null;
 
+  /**
+   * `recordValues`, for a JSON records input only: per column (as `columns`), its values row
+   * after row as Float64, exactly as the records hold them (what `buildFeeds` writes beside the
+   * feeds, `RecordValues`), or `null` for a column the log should read from the records. The
+   * log copies them instead of walking the records again; they must not change afterwards.
+   */
   constructor(
     input: InferenceInput,
     columns: readonly string[],
@@ -56,6 +64,7 @@ export class InferenceResult {
     rowCount: number,
     time: number,
     lease: BufferLease | null = null,
+    recordValues: readonly (Float64Array | null)[] | null = null,
   ) {
     this.#input = input;
     this.#columns = columns;
@@ -63,6 +72,7 @@ export class InferenceResult {
     this.rowCount = rowCount;
     this.time = time;
     this.#lease = lease;
+    this.#recordValues = recordValues;
   }
 
   /**
@@ -111,7 +121,7 @@ export class InferenceResult {
     }
     const records = input.records as Record<string, unknown>[];
     const { layout, shapes } = this.#recordsLayout(records);
-    return new RecordsLogRows(this, layout.schema, records, this.#columns, shapes);
+    return new RecordsLogRows(this, layout.schema, records, this.#columns, shapes, this.#recordValues);
   }
 
   /**
@@ -1019,6 +1029,8 @@ class RecordsLogRows extends ResultLogRows {
   readonly #records: Record<string, unknown>[];
   readonly #columns: readonly string[];
   readonly #shapes: readonly number[][];
+  /** Per column, its Float64 values from the input pass when they fill it exactly, else `null`. */
+  readonly #values: readonly (Float64Array | null)[];
 
   constructor(
     result: InferenceResult,
@@ -1026,16 +1038,27 @@ class RecordsLogRows extends ResultLogRows {
     records: Record<string, unknown>[],
     columns: readonly string[],
     shapes: readonly number[][],
+    values: readonly (Float64Array | null)[] | null,
   ) {
     const inputs = shapes.map((shape) => ({ kind: FLOAT64_KIND, width: shape.reduce((a, b) => a * b, 1) }));
     super(result, schema, inputs, records.length);
     this.#records = records;
     this.#columns = columns;
     this.#shapes = shapes;
+    const rows = records.length;
+    // Values of another length than the column's (a caller's mistake) are not used: the
+    // records are read as before.
+    this.#values = inputs.map((input, i) => {
+      const given = values?.[i] ?? null;
+      return given !== null && given.length === rows * input.width ? given : null;
+    });
   }
 
   protected writeInput(column: number, target: ArrayBufferView): void {
-    fillRecordsColumn(this.#records, this.#columns[column]!, this.#shapes[column]!, target as Float64Array);
+    const values = this.#values[column];
+    if (values != null) (target as Float64Array).set(values);
+    else
+      fillRecordsColumn(this.#records, this.#columns[column]!, this.#shapes[column]!, target as Float64Array);
   }
 
   protected writeInputRows(
@@ -1045,6 +1068,12 @@ class RecordsLogRows extends ResultLogRows {
     to: number,
     offset: number,
   ): number {
+    const values = this.#values[column];
+    if (values != null) {
+      const width = values.length / this.numRows;
+      (target as Float64Array).set(values.subarray(from * width, to * width), offset);
+      return offset + (to - from) * width;
+    }
     const records = this.#records;
     const name = this.#columns[column]!;
     return fillRecordsRows(records, name, this.#shapes[column]!, target as Float64Array, from, to, offset);

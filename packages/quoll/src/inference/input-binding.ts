@@ -115,6 +115,7 @@ export function buildFeeds(
   input: InferenceInput,
   bindings: readonly ColumnBinding[],
   slab?: FeedSlab,
+  recordValues?: RecordValues,
 ): WireTensor[] {
   if (input.kind === 'arrow') {
     return bindings.map((binding) => arrowFeed(input.table, binding));
@@ -139,7 +140,43 @@ export function buildFeeds(
       }
     }
   }
-  return bindings.map((binding) => recordsFeed(records as Record<string, unknown>[], binding, slab));
+  const feeds: WireTensor[] = [];
+  const log: (Float64Array | null)[] = [];
+  for (const binding of bindings) {
+    const values =
+      recordValues === undefined ? null : { data: null as Float64Array | null, slab: recordValues.slab };
+    feeds.push(recordsFeed(records as Record<string, unknown>[], binding, slab, values));
+    log.push(values?.data ?? null);
+  }
+  // Only once every feed is built (a refused request logs nothing): each request column's
+  // values, from the first binding that reads it.
+  if (recordValues !== undefined) {
+    const { columns, values } = recordValues;
+    for (let i = 0; i < columns.length; i++) {
+      const at = bindings.findIndex((binding) => binding.column === columns[i]);
+      values[i] = at === -1 ? null : log[at]!;
+    }
+  }
+  return feeds;
+}
+
+/**
+ * Where {@link buildFeeds} puts a JSON records input's values as Float64 — the numbers as the
+ * records hold them, not cast to the input's type — while it reads them for the feeds: the
+ * inference log's `in.*` columns, which are then copied as typed arrays instead of read from the
+ * records a second time (see `InferenceResult`'s `recordValues`).
+ */
+export interface RecordValues {
+  /** The request's columns (`inputColumns`): {@link values}`[i]` is column `i`'s. */
+  readonly columns: readonly string[];
+  /**
+   * Set per column once the feeds are built: its values row after row (`rows × width`), or
+   * `null` for a column of rows nested more than one level (the log reads those from the
+   * records). Left as it is when a feed is refused.
+   */
+  readonly values: (Float64Array | null)[];
+  /** Storage to carve the values out of (regions never handed out twice); fresh arrays without it. */
+  readonly slab: FeedSlab | undefined;
 }
 
 /**
@@ -519,10 +556,15 @@ function jsonShape(value: unknown): number[] {
   return shape;
 }
 
+/**
+ * `log`: when given, `log.data` is set to the column's values as Float64 (see
+ * {@link RecordValues}) for a column of numbers or flat lists, left `null` for nested rows.
+ */
 function recordsFeed(
   records: Record<string, unknown>[],
   binding: ColumnBinding,
   slab: FeedSlab | undefined,
+  log: { data: Float64Array | null; readonly slab: FeedSlab | undefined } | null,
 ): WireTensor {
   const { column, input } = binding;
   const rows = records.length;
@@ -537,6 +579,13 @@ function recordsFeed(
   const rowShape = firstShape;
   const width = product(rowShape);
   const sink = allocateNumeric(input.type, rows * width, column, slab);
+  // Every row of a fed column of numbers or flat lists has the first row's width and only
+  // numbers (anything else is refused below), so these are exactly the Float64 values the log
+  // would read from the records: every element written, none left to zero-fill.
+  const values =
+    log === null || rowShape.length > 1
+      ? null
+      : (log.slab?.take(Float64Array, rows * width) ?? new Float64Array(rows * width));
   for (let row = 0; row < rows; row++) {
     const value = records[row]![column];
     const offset = row * width;
@@ -547,13 +596,16 @@ function recordsFeed(
       for (let i = 0; i < width; i++) {
         const item: unknown = value[i];
         if (!writeNumber(sink, offset + i, item, column, row, input)) throw nonNumeric(column, row, item);
+        if (values !== null) values[offset + i] = item as number;
       }
     } else if (rowShape.length === 0) {
       if (!writeNumber(sink, offset, value, column, row, input)) throw nonNumeric(column, row, value);
+      if (values !== null) values[offset] = value as number;
     } else {
       writeNested(sink, offset, value, rowShape, 0, column, input, declared, row);
     }
   }
+  if (log !== null) log.data = values;
   return { name: input.name, type: input.type, dims: feedDims(rows, declared, rowShape), data: sink.data };
 }
 

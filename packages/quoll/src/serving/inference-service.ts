@@ -175,7 +175,7 @@ export class InferenceService {
     // and each await of a plain value would still cost a microtask and a promise per request.
     const decoded = codec.decode(raw, served);
     const { input, request } = decoded instanceof Promise ? await decoded : decoded;
-    const result = await deployment.infer(input, now);
+    const result = await deployment.infer(input, now, this.#logging);
     try {
       this.#metrics?.rowsInferred(workspaceId, address.pipeline, result.rowCount);
       const encoded = codec.encode(result, request, served);
