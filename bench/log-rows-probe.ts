@@ -5,9 +5,17 @@
 // `LogStaging.add`; every `HAND_OFF_ROWS` rows the staging is taken and released (what the
 // writer's confirmation does). Prints CPU µs per append of each path, rounds interleaved.
 //
-// Usage: taskset -c 1 npx tsx bench/log-rows-probe.ts [rows=100] [seconds=2] [rounds=4]
+// `filled`: as `source`, with the `in.*` Float64 values written by `buildFeeds` in the same walk
+// of the records as the model's float32 feed (`RecordValues`), which the staging then copies.
+// `FEEDS=1` adds the feeds' walk (`buildFeeds`, as a request makes it) to every path, so that
+// `filled` (whose cost is partly in that walk) compares with the others.
+//
+// Usage: taskset -c 1 [FEEDS=1] npx tsx bench/log-rows-probe.ts [rows=100] [seconds=2] [rounds=4]
 import { admitLogRows, LogStaging } from '../packages/quoll/src/logs/index.js';
 import { InferenceResult } from '../packages/quoll/src/inference/inference-result.js';
+import { FeedSlab } from '../packages/quoll/src/inference/feed-slab.js';
+import { buildFeeds } from '../packages/quoll/src/inference/input-binding.js';
+import type { RecordValues } from '../packages/quoll/src/inference/input-binding.js';
 
 const [rows = 100, seconds = 2, rounds = 4] = process.argv.slice(2).map(Number);
 const HAND_OFF_ROWS = 8192;
@@ -17,8 +25,15 @@ const body = JSON.stringify(
   })),
 );
 const output = Float32Array.from({ length: rows }, (_, i) => i * 1.5);
+const FEEDS = process.env.FEEDS === '1';
+const bindings = [
+  { column: 'tensor', input: { name: 'float_input', type: 'float32' as const, shape: [null, 18] } },
+];
+const feedSlab = new FeedSlab();
+const logSlab = new FeedSlab(128 * 1024, 32 * 1024);
+type Path = 'table' | 'source' | 'filled';
 
-function run(path: 'table' | 'source'): number {
+function run(path: Path): number {
   const staging = new LogStaging({ maxRows: 100_000, maxBytes: 16 * 1024 * 1024 });
   let staged = 0;
   let appends = 0;
@@ -27,12 +42,18 @@ function run(path: 'table' | 'source'): number {
   while (performance.now() < until) {
     for (let k = 0; k < 16; k++) {
       const records = JSON.parse(body) as Record<string, unknown>[];
+      const input = { kind: 'records' as const, records };
+      const values: RecordValues | undefined =
+        path === 'filled' ? { columns: ['tensor'], values: [], slab: logSlab } : undefined;
+      if (FEEDS || path === 'filled') buildFeeds(input, bindings, feedSlab, values);
       const result = new InferenceResult(
-        { kind: 'records', records },
+        input,
         ['tensor'],
         [{ name: 'variable', type: 'float32', dims: [rows, 1], data: output.slice() }],
         rows,
         Date.now(),
+        null,
+        values?.values ?? null,
       );
       staging.add(1, admitLogRows(1, path === 'table' ? result.toArrowTable() : result.logRows()).batches);
       staged += rows;
@@ -47,14 +68,15 @@ function run(path: 'table' | 'source'): number {
   return (used.user + used.system) / appends;
 }
 
-// The parse alone, to subtract: what the request pays whether it logs or not.
+// The parse alone (with FEEDS=1 and the feeds' walk), to subtract: what the request pays whether it logs or not.
 function parseOnly(): number {
   let n = 0;
   const start = process.cpuUsage();
   const until = performance.now() + seconds * 1000;
   while (performance.now() < until) {
     for (let k = 0; k < 16; k++) {
-      JSON.parse(body);
+      const records = JSON.parse(body) as Record<string, unknown>[];
+      if (FEEDS) buildFeeds({ kind: 'records', records }, bindings, feedSlab);
       n++;
     }
   }
@@ -64,12 +86,17 @@ function parseOnly(): number {
 
 run('table');
 run('source');
+if (FEEDS) run('filled');
+const paths: Path[] = FEEDS ? ['table', 'source', 'filled'] : ['table', 'source'];
 for (let r = 0; r < rounds; r++) {
-  const order: ('table' | 'source')[] = r % 2 === 0 ? ['table', 'source'] : ['source', 'table'];
+  const order = r % 2 === 0 ? paths : [...paths].reverse();
   const got: Record<string, number> = {};
   for (const path of order) got[path] = run(path);
   const parse = parseOnly();
+  const each = paths.map(
+    (path) => `${path} ${got[path]!.toFixed(1)} (log ${(got[path]! - parse).toFixed(1)})`,
+  );
   console.log(
-    `round ${r + 1}: rows ${rows}, parse ${parse.toFixed(1)} µs; table ${got.table!.toFixed(1)} (log ${(got.table! - parse).toFixed(1)}), source ${got.source!.toFixed(1)} (log ${(got.source! - parse).toFixed(1)}) µs CPU per append`,
+    `round ${r + 1}: rows ${rows}, ${FEEDS ? 'parse + feeds' : 'parse'} ${parse.toFixed(1)} µs; ${each.join(', ')} µs CPU per append`,
   );
 }
