@@ -149,15 +149,41 @@ export function buildFeeds(
     log.push(values?.data ?? null);
   }
   // Only once every feed is built (a refused request logs nothing): each request column's
-  // values, from the first binding that reads it.
+  // values, from a binding that reads it (every binding of a column reads the same numbers, so
+  // the same Float64 values). Linear in the columns: the binding at the column's own index when
+  // it reads it (bindings follow the request's columns), else the first one, looked up in a map
+  // built once per bindings array.
   if (recordValues !== undefined) {
     const { columns, values } = recordValues;
+    let byColumn: ReadonlyMap<string, number> | undefined;
     for (let i = 0; i < columns.length; i++) {
-      const at = bindings.findIndex((binding) => binding.column === columns[i]);
-      values[i] = at === -1 ? null : log[at]!;
+      const column = columns[i]!;
+      let at: number | undefined = i < bindings.length && bindings[i]!.column === column ? i : undefined;
+      if (at === undefined) {
+        byColumn ??= bindingIndexes(bindings);
+        at = byColumn.get(column);
+      }
+      values[i] = at === undefined ? null : log[at]!;
     }
   }
   return feeds;
+}
+
+/** Per bindings array (a deployment caches them per request schema): each column's first binding. */
+const bindingIndexCache = new WeakMap<readonly ColumnBinding[], ReadonlyMap<string, number>>();
+
+function bindingIndexes(bindings: readonly ColumnBinding[]): ReadonlyMap<string, number> {
+  let indexes = bindingIndexCache.get(bindings);
+  if (indexes === undefined) {
+    const map = new Map<string, number>();
+    for (let i = 0; i < bindings.length; i++) {
+      const column = bindings[i]!.column;
+      if (!map.has(column)) map.set(column, i);
+    }
+    indexes = map;
+    bindingIndexCache.set(bindings, indexes);
+  }
+  return indexes;
 }
 
 /**
