@@ -5,7 +5,7 @@ import { ApiError, fromErrorOutcome } from '../errors/index.js';
 import { BufferLease, callingThreadClock } from '../threads/index.js';
 import { collectBuffers, fromTransferredTable } from './decode/transferred-table.js';
 import { echoBuffers } from './echo-buffers.js';
-import { FeedSlab } from './feed-slab.js';
+import { FeedSlab, LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES } from './feed-slab.js';
 import type { EngineInput, InferenceInput, UndecodedRecords } from './inference-input.js';
 import type { StepModel } from './step-model.js';
 import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-binding.js';
@@ -158,10 +158,11 @@ export class Deployment {
    */
   readonly #feedSlab = new FeedSlab();
   /**
-   * Where the log's Float64 copies of JSON records columns are carved (`RecordValues`; ~14 KiB
-   * at batch 100, one ArrayBuffer per ~9 requests instead of one each).
+   * Where the log's small Float64 copies of JSON records columns are carved (`RecordValues`),
+   * sized like the feeds' slab (see {@link LOG_SLAB_BYTES}): a logged result pins at most one
+   * 8 KiB slab, and larger copies get an array of their own.
    */
-  readonly #logSlab = new FeedSlab(128 * 1024, 32 * 1024);
+  readonly #logSlab = new FeedSlab(LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES);
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Merge keys of requests whose outputs turned out not to be split by row; they run alone. */
   readonly #unmergeable = new Set<string>();

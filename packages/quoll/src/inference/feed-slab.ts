@@ -7,6 +7,17 @@ export const FEED_SLAB_BYTES = 8 * 1024;
  */
 export const FEED_SLAB_MAX_BYTES = 2 * 1024;
 
+/**
+ * The slab the inference log's Float64 copies of JSON records columns (`RecordValues`) are
+ * carved from (`Deployment`): sized like the feeds', so that a small logged result, or a source
+ * the log keeps until its writer confirms it, pins at most this many bytes (not counted by the
+ * staging's backpressure), a few times its own regions.
+ */
+export const LOG_SLAB_BYTES = FEED_SLAB_BYTES;
+
+/** The largest log copy carved out of a log slab; larger ones (batch 100 × 18: 14 KiB) get an array of their own. */
+export const LOG_SLAB_MAX_BYTES = FEED_SLAB_MAX_BYTES;
+
 /** A typed-array constructor of the numeric feeds (`allocateNumeric`). */
 export interface NumericArrayConstructor<T> {
   new (length: number): T;
@@ -42,8 +53,8 @@ export class FeedSlab {
   readonly #maxBytes: number;
 
   /**
-   * `slabBytes` per slab, regions of at most `maxBytes` carved (the defaults are the feeds'; the
-   * log's Float64 copies of JSON records columns, ~14 KiB at batch 100, use larger ones).
+   * `slabBytes` per slab, regions of at most `maxBytes` carved (the defaults are the feeds'). A
+   * region keeps its whole slab alive, so keep `slabBytes` a small multiple of `maxBytes`.
    */
   constructor(slabBytes = FEED_SLAB_BYTES, maxBytes = FEED_SLAB_MAX_BYTES) {
     this.#slabBytes = slabBytes;

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { LogRowSource } from '../logs/index.js';
 import { makeTreeEnsembleRegressor } from '../../../../test/support/synthetic-models.js';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
-import { FeedSlab } from './feed-slab.js';
+import { FeedSlab, LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES } from './feed-slab.js';
 import { InferenceResult } from './inference-result.js';
 import { buildFeeds } from './input-binding.js';
 import type { RecordValues } from './input-binding.js';
@@ -69,9 +69,10 @@ describe('review logfill: the table path ignores the record values', () => {
 });
 
 describe('review logfill: memory a logged result pins', () => {
-  it('a small request’s log values (the deployment’s log slab: 128 KiB slabs, 32 KiB regions) keep at most 4× their own bytes alive', () => {
-    // The same FeedSlab as Deployment#logSlab (deployment.ts:164).
-    const slab = new FeedSlab(128 * 1024, 32 * 1024);
+  it('a small request’s log values (the deployment’s log slab) keep at most 4× their own bytes alive', () => {
+    // The same FeedSlab as Deployment#logSlab (second shift: its sizes are exported, so that
+    // this test follows them instead of the lane's 128 KiB slabs, 32 KiB regions).
+    const slab = new FeedSlab(LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES);
     const values: RecordValues = { columns: ['tensor'], values: [], slab };
     buildFeeds(
       { kind: 'records', records: [{ tensor: [1, 2, 3] }] },
