@@ -54,8 +54,9 @@ export class InferenceResult {
   /**
    * `recordValues`, for a JSON records input only: per column (as `columns`), its values row
    * after row as Float64, exactly as the records hold them (what `buildFeeds` writes beside the
-   * feeds, `RecordValues`), or `null` for a column the log should read from the records. The
-   * log copies them instead of walking the records again; they must not change afterwards.
+   * feeds, `RecordValues`: only for a column of numbers or flat lists), or `null` for a column
+   * the log should read from the records. The log and {@link toArrowTable} use them instead of
+   * walking the records again (the table views them); they must not change afterwards.
    */
   constructor(
     input: InferenceInput,
@@ -160,7 +161,7 @@ export class InferenceResult {
 
   /** The layout of a records result: its `in.*` columns' shapes and the shared schema. */
   #recordsLayout(records: Record<string, unknown>[]): { layout: ResultLayout; shapes: number[][] } {
-    const shapes = this.#columns.map((column) => jsonShape(records[0]?.[column]));
+    const shapes = this.#columns.map((column, i) => recordsRowShape(records, column, this.#recordValues?.[i]));
     // The same columns, shapes and outputs as the last records result (every request of a busy
     // pipeline): its layout, without building and hashing the key again.
     const last = lastRecordsLayout;
@@ -215,9 +216,16 @@ export class InferenceResult {
       const found = this.#recordsLayout(records);
       layout = found.layout;
       const shapes = found.shapes;
-      const inputs = this.#columns.map((column, i) =>
-        recordsColumnData(records, column, shapes[i]!, layout.inTypes[i]!),
-      );
+      // The input pass's Float64 values when they fill the column exactly (the same bytes the
+      // records walk writes), viewed as they are; the records walked again otherwise.
+      const inputs = this.#columns.map((column, i) => {
+        const type = layout.inTypes[i]!;
+        const shape = shapes[i]!;
+        const values = this.#recordValues?.[i] ?? null;
+        if (values !== null && values.length === records.length * shape.reduce((a, b) => a * b, 1))
+          return listData(type, primitiveData(leafTypeOf(type), values.length, values), records.length);
+        return recordsColumnData(records, column, shape, type);
+      });
       chunks.push({ length: this.rowCount, inputs });
     }
     const batches: RecordBatch[] = [];
@@ -817,6 +825,23 @@ function jsonShape(value: unknown): number[] {
   const shape: number[] = [];
   for (let current = value; Array.isArray(current); current = current[0]) shape.push(current.length);
   return shape;
+}
+
+/**
+ * The row shape of a records column: its first record's nested-array shape. When the input
+ * pass wrote the column's values (only for a column of numbers or flat lists: `rows × width` of
+ * them) and the first row is a list of `width` elements, that is `[width]`, found without
+ * reading the list's elements again (a second walk's worth of getters on a hostile record).
+ */
+function recordsRowShape(
+  records: Record<string, unknown>[],
+  column: string,
+  values: Float64Array | null | undefined,
+): number[] {
+  const first = records[0]?.[column];
+  if (values != null && Array.isArray(first) && values.length === records.length * first.length)
+    return [first.length];
+  return jsonShape(first);
 }
 
 /** An Arrow column for a records request's input column (numbers become Float64). */
