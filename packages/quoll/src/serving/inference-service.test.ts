@@ -3,6 +3,9 @@ import type { Principal } from '../auth/index.js';
 import type { Deployment, InferenceCodec, RawInferenceBody } from '../inference/index.js';
 import type { DeploymentManager, PipelineService, ServingLookup } from '../pipelines/index.js';
 import type { WorkspaceService } from '../workspaces/index.js';
+import type { LogRowSource } from '../logs/index.js';
+import { makeTreeEnsembleRegressor } from '../../../../test/support/synthetic-models.js';
+import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
 import { InferenceService } from './inference-service.js';
 
 const admin: Principal = { kind: 'admin', subject: 'admin', tokenId: 't0' };
@@ -88,5 +91,61 @@ describe('InferenceService.infer', () => {
       'no workspace other',
     );
     expect(decoded).not.toHaveBeenCalled();
+  });
+});
+
+describe('InferenceService.infer with logging on (guard of the records log values’ wiring)', () => {
+  const { engine, step } = inferenceEngineFixture('quoll-service-logfill-');
+
+  it('hands the log a source that copies the feeds’ walk values: the records are not read again', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 4, depth: 3 });
+    const real = await engine(false).deploy('tree', [step('tree', bytes)]);
+    let reads = 0;
+    const records = Array.from({ length: 3 }, (_, r) => ({
+      tensor: new Proxy(
+        Array.from({ length: 18 }, (_, i) => 0.1 + r + i / 10),
+        {
+          get(target, key, receiver) {
+            if (typeof key === 'string' && /^\d+$/.test(key)) reads++;
+            return Reflect.get(target, key, receiver) as unknown;
+          },
+        },
+      ),
+    }));
+    let readsAtAppend = -1;
+    const logged = new Float64Array(3 * 18);
+    const lookup = (): ServingLookup => ({
+      state: 'serving',
+      pipelineId: 7,
+      version: 'v1',
+      deployment: real,
+    });
+    const svc = new InferenceService({
+      deployments: { lookup } as unknown as DeploymentManager,
+      pipelines: { get: () => Promise.resolve({}) } as unknown as PipelineService,
+      workspaces: { getById: () => Promise.resolve({ id: 1 }) } as unknown as WorkspaceService,
+      logging: true,
+      logs: {
+        append: (_pipelineId: number, rows: unknown) => {
+          readsAtAppend = reads;
+          (rows as LogRowSource).writeLeaf(1, logged);
+          return Promise.resolve();
+        },
+      },
+    });
+    const c: InferenceCodec<null> = {
+      decode: () => ({ input: { kind: 'records', records }, request: null }),
+      encode: () => ({ contentType: 'application/json', body: '[]' }),
+    };
+    try {
+      await svc.infer(member(1), { workspaceId: 1, pipeline: 'p' }, c, raw);
+      // The feeds' walk read every element; the log's copy (in.tensor, leaf 1) read none again.
+      expect(readsAtAppend).toBeGreaterThanOrEqual(3 * 18);
+      expect(reads).toBe(readsAtAppend);
+      expect(logged[0]).toBe(0.1);
+      expect(logged[18]).toBe(1.1);
+    } finally {
+      await real.close();
+    }
   });
 });
