@@ -161,7 +161,9 @@ export class InferenceResult {
 
   /** The layout of a records result: its `in.*` columns' shapes and the shared schema. */
   #recordsLayout(records: Record<string, unknown>[]): { layout: ResultLayout; shapes: number[][] } {
-    const shapes = this.#columns.map((column, i) => recordsRowShape(records, column, this.#recordValues?.[i]));
+    const shapes = this.#columns.map((column, i) =>
+      recordsRowShape(records, column, this.#recordValues?.[i]),
+    );
     // The same columns, shapes and outputs as the last records result (every request of a busy
     // pipeline): its layout, without building and hashing the key again.
     const last = lastRecordsLayout;

@@ -13,7 +13,10 @@ const { engine, step } = inferenceEngineFixture('quoll-review-logfill-');
 const TIME = 1_733_200_000_123;
 
 /** Records whose `tensor` arrays count every element read (as a second walk of the records would). */
-function countedRecords(rows: number, width: number): { records: Record<string, unknown>[]; reads: () => number } {
+function countedRecords(
+  rows: number,
+  width: number,
+): { records: Record<string, unknown>[]; reads: () => number } {
   let reads = 0;
   const records = Array.from({ length: rows }, (_, r) => {
     const row = Array.from({ length: width }, (_, i) => 0.1 + r + i / 10);
@@ -58,12 +61,22 @@ describe('review logfill: the table path ignores the record values', () => {
     );
     const afterFeeds = reads();
     const outputs = [{ name: 'label', type: 'string' as const, dims: [2], data: ['a', 'b'] }];
-    const result = new InferenceResult({ kind: 'records', records }, ['tensor'], outputs, 2, TIME, null, values.values);
+    const result = new InferenceResult(
+      { kind: 'records', records },
+      ['tensor'],
+      outputs,
+      2,
+      TIME,
+      null,
+      values.values,
+    );
     const source = result.logRows() as LogRowSource;
     // String outputs: not fixed-width, so the log takes the table.
     expect(source.leaves).toBeNull();
     const table = source.toTable();
-    expect(Array.from(table.getChild('in.tensor')!.get(0) as Iterable<number>)).toEqual([0.1, 0.2, 0.30000000000000004]);
+    expect(Array.from(table.getChild('in.tensor')!.get(0) as Iterable<number>)).toEqual([
+      0.1, 0.2, 0.30000000000000004,
+    ]);
     expect(reads()).toBe(afterFeeds);
   });
 });

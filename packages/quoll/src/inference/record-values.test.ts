@@ -127,3 +127,40 @@ describe('InferenceResult.logRows with the input pass’s record values', () => 
     expect(Array.from(got)).toEqual([1, 2, 3]);
   });
 });
+
+describe('InferenceResult.toArrowTable with the input pass’s record values', () => {
+  /** The table's schema and each column's values, as plain data. */
+  function plain(result: InferenceResult): { schema: string; columns: unknown[][] } {
+    const table = result.toArrowTable();
+    return {
+      schema: table.schema.fields.map((field) => `${field.name}:${String(field.type)}`).join('|'),
+      columns: table.schema.fields.map((field) =>
+        Array.from({ length: table.numRows }, (_, row) => {
+          const cell: unknown = table.getChild(field.name)!.get(row);
+          return cell !== null && typeof cell === 'object' ? JSON.stringify(cell) : cell;
+        }),
+      ),
+    };
+  }
+
+  it('builds the same table (schema, in.* values as parsed) as from the records alone, one-element lists and bare numbers included', () => {
+    const one: TensorInfoDto = { name: 'one', type: 'float32', shape: [null, 1] };
+    const rows = JSON.parse(
+      '[{"tensor":[0.1,0.2,0.3],"x":7,"m":[[0.1,1],[2,3]],"one":[0.1]},{"tensor":[1e-7,3.141592653589793,-0.7],"x":-2,"m":[[4,5],[6,0.3]],"one":[-0.7]}]',
+    ) as Record<string, unknown>[];
+    const columns = ['tensor', 'x', 'm', 'one'];
+    const values: RecordValues = { columns, values: [], slab: undefined };
+    const input = { kind: 'records' as const, records: rows };
+    buildFeeds(input, [...bindings, { column: 'one', input: one }], undefined, values);
+    const outputs = [{ name: 'label', type: 'string' as const, dims: [2], data: ['a', 'b'] }];
+    const withValues = new InferenceResult(input, columns, outputs, 2, TIME, null, values.values);
+    const without = new InferenceResult(input, columns, outputs, 2, TIME);
+    const a = plain(withValues);
+    expect(a).toEqual(plain(without));
+    expect(a.schema).toContain('in.one:FixedSizeList[1]<Float64>');
+    expect(a.columns[1]).toEqual(['[0.1,0.2,0.3]', '[1e-7,3.141592653589793,-0.7]']);
+    // The table views the values as they are (no copy).
+    const data = withValues.toArrowTable().getChild('in.tensor')!.data[0]!.children[0]!;
+    expect(data.values).toBe(values.values[0]);
+  });
+});
