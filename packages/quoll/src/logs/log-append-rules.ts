@@ -92,20 +92,9 @@ export function admitLogRows(
     }
     return admitLogRows(pipelineId, table);
   }
-  // One pass, no closures: this runs on every append of a table (the Arrow path).
-  const all = rows instanceof Table ? rows.batches : [rows];
-  const batches: RecordBatch[] = [];
-  let count = 0;
-  for (let i = 0; i < all.length; i++) {
-    const b = all[i]!;
-    if (b.numRows > 0) batches.push(b);
-  }
-  for (let i = 0; i < batches.length; i++) {
-    const b = batches[i]!;
-    checkLogBatch(b);
-    count += b.numRows;
-  }
-  return { batches, rows: count };
+  const batches = (rows instanceof Table ? rows.batches : [rows]).filter((b) => b.numRows > 0);
+  for (const b of batches) checkLogBatch(b);
+  return { batches, rows: batches.reduce((sum, b) => sum + b.numRows, 0) };
 }
 
 /** A source's `leafWriter`, as a function called on the source. */

@@ -9,12 +9,10 @@ import {
   Struct,
   TimestampMillisecond,
   makeData,
-  tableFromArrays,
-  vectorFromArray,
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
 import { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
-import { LogStaging, STAGE_MAX_BYTES, StagedRun, dataByteLength } from './log-staging.js';
+import { LogStaging, STAGE_MAX_BYTES, StagedRun } from './log-staging.js';
 
 const inType = new FixedSizeList(3, new Field('item', new Float64(), false));
 const fields = [
@@ -217,25 +215,5 @@ describe('LogStaging', () => {
     expect(leafBytes(next, 1)[1]).toBeGreaterThanOrEqual(1500 * 3 * 8);
     staging.add(2, [batch(9, [1])]);
     expect(leafBytes(staging.take(), 2)).toEqual([4096, 4096, 4096]);
-  });
-});
-
-describe('dataByteLength', () => {
-  // The staging's run caps count a batch's bytes as Arrow's `Data.byteLength` does: another
-  // count would split runs elsewhere, and the log's batches (its bytes) would change.
-  it('counts what Arrow counts, for every kind of column, with nulls, sliced and nested', () => {
-    const fixed = batch(1_000, [1, 2, 3, 4, 5, 6, 7, 8, 9], 4);
-    const strings = tableFromArrays({ s: ['a', null, 'ccc', 'dddd'], n: Int32Array.of(1, 2, 3, 4) });
-    const lists = vectorFromArray([[1, 2], null, [3]]);
-    const datas: Data[] = [
-      fixed.data,
-      fixed.slice(2, 5).data,
-      ...fixed.data.children,
-      ...strings.batches.map((b) => b.data),
-      ...strings.batches.map((b) => b.slice(1, 3).data),
-      ...lists.data,
-    ];
-    for (const d of datas) expect(dataByteLength(d)).toBe(d.byteLength);
-    expect(dataByteLength(fixed.data)).toBeGreaterThan(0);
   });
 });

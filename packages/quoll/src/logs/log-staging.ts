@@ -62,36 +62,7 @@ export function mergeable(batch: RecordBatch): boolean {
     typesOk = batch.schema.fields.every((f) => mergeableType(f.type as DataType));
     mergeableSchemas.set(batch.schema, typesOk);
   }
-  if (!typesOk) return false;
-  const columns = batch.data.children;
-  for (let i = 0; i < columns.length; i++) if (!withoutNulls(columns[i]!)) return false;
-  return true;
-}
-
-/**
- * Bytes of a `Data`'s buffers and its children's, exactly as Arrow's `Data.byteLength` counts
- * them (offsets, values, null bitmap, type ids, variadic buffers, children), without the two
- * closures and `reduce` calls that getter makes per node: it ran on every batch an append
- * stages, ≈ 10 % of `LogHandOff.push` at 100 rows in process (bench/log-hand-off-probe.ts).
- */
-export function dataByteLength(d: Data): number {
-  const b = d as unknown as {
-    valueOffsets?: ArrayBufferView | null;
-    values?: ArrayBufferView | null;
-    nullBitmap?: ArrayBufferView | null;
-    typeIds?: ArrayBufferView | null;
-    variadicBuffers?: readonly (ArrayBufferView | null | undefined)[];
-  };
-  let n = 0;
-  if (b.valueOffsets) n += b.valueOffsets.byteLength;
-  if (b.values) n += b.values.byteLength;
-  if (b.nullBitmap) n += b.nullBitmap.byteLength;
-  if (b.typeIds) n += b.typeIds.byteLength;
-  const variadic = b.variadicBuffers;
-  if (variadic !== undefined) for (let i = 0; i < variadic.length; i++) n += variadic[i]?.byteLength ?? 0;
-  const children = d.children;
-  for (let i = 0; i < children.length; i++) n += dataByteLength(children[i]!);
-  return n;
+  return typesOk && batch.data.children.every(withoutNulls);
 }
 
 /** One leaf column of a {@link StagedRun}: its values back to back. */
@@ -264,17 +235,15 @@ export class LogStaging {
           continue;
         }
         const id = schemaIdOf(batch.schema);
-        let run = this.#lastRunFor(group, id, batch.numRows, size);
-        if (run === null) {
-          run = this.#newSourceRun(batch.schema, leaves, id, this.#hints.get(`${pipelineId}:${id}`));
-          group.push(run);
-        }
+        const run = this.#runFor(group, id, batch.numRows, size, () =>
+          this.#newSourceRun(batch.schema, leaves, id, this.#hints.get(`${pipelineId}:${id}`)),
+        );
         this.#copySource(run, batch, leaves);
         run.rows += batch.numRows;
         run.bytes += size;
         continue;
       }
-      const size = dataByteLength(batch.data);
+      const size = batch.data.byteLength;
       if (size >= STAGE_MAX_BYTES || !mergeable(batch)) {
         // Kept as it is until the writer confirms it: buffers another thread lent (a model
         // worker's echoed input columns) must not go back to it before then.
@@ -283,23 +252,18 @@ export class LogStaging {
         continue;
       }
       const id = schemaIdOf(batch.schema);
-      let run = this.#lastRunFor(group, id, batch.numRows, size);
-      if (run === null) {
-        run = this.#newRun(batch, id, this.#hints.get(`${pipelineId}:${id}`));
-        group.push(run);
-      }
+      const run = this.#runFor(group, id, batch.numRows, size, () =>
+        this.#newRun(batch, id, this.#hints.get(`${pipelineId}:${id}`)),
+      );
       this.#copy(run, batch);
       run.rows += batch.numRows;
       run.bytes += size;
     }
   }
 
-  /**
-   * The group's last run when rows of schema `id` fit in it (the writer's caps), else `null`
-   * (the caller starts a new run: no closure per append to make it).
-   */
-  #lastRunFor(group: StagedEntry[], id: string, rows: number, bytes: number): StagedRun | null {
-    const last = group.length > 0 ? group[group.length - 1] : undefined;
+  /** The group's last run when rows of schema `id` fit in it (the writer's caps), else a new one (`create`). */
+  #runFor(group: StagedEntry[], id: string, rows: number, bytes: number, create: () => StagedRun): StagedRun {
+    const last = group.at(-1);
     if (
       last instanceof StagedRun &&
       last.id === id &&
@@ -307,7 +271,9 @@ export class LogStaging {
       last.bytes + bytes <= this.#limits.maxBytes
     )
       return last;
-    return null;
+    const run = create();
+    group.push(run);
+    return run;
   }
 
   /** The rows staged since the last call; what comes next is staged apart. */
@@ -429,27 +395,24 @@ export class LogStaging {
 
   /** Appends the batch's values to each leaf of the run. */
   #copy(run: StagedRun, batch: RecordBatch): void {
-    const n = batch.numRows;
-    const columns = batch.data.children;
     let k = 0;
-    for (let i = 0; i < columns.length; i++) k = this.#copyLeaves(run, columns[i]!, n, k);
-  }
-
-  /** Appends the values of `d` (`length` rows) to the run's leaves from `k`; returns the next leaf's index. */
-  #copyLeaves(run: StagedRun, d: Data, length: number, k: number): number {
-    if (DataType.isFixedSizeList(d.type)) {
-      // A sliced fixed-size list's child is sliced with it, so its items start at 0.
-      return this.#copyLeaves(run, d.children[0] as Data, length * d.type.listSize, k);
-    }
-    const leaf = run.leaves[k];
-    if (leaf === undefined) throw new Error(`a batch of more leaves than its run's ${run.leaves.length}`);
-    // Flat values of a (sliced) Data start at its first row.
-    const v = d.values as View;
-    const bytes = length * d.stride * v.BYTES_PER_ELEMENT;
-    this.#room(leaf, bytes);
-    leaf.buf.set(new Uint8Array(v.buffer, v.byteOffset, bytes), leaf.used);
-    leaf.used += bytes;
-    return k + 1;
+    const visit = (d: Data, length: number): void => {
+      if (DataType.isFixedSizeList(d.type)) {
+        // A sliced fixed-size list's child is sliced with it, so its items start at 0.
+        visit(d.children[0] as Data, length * d.type.listSize);
+        return;
+      }
+      const leaf = run.leaves[k++];
+      if (leaf === undefined) throw new Error(`a batch of more leaves than its run's ${run.leaves.length}`);
+      // Flat values of a (sliced) Data start at its first row.
+      const v = d.values as View;
+      const bytes = length * d.stride * v.BYTES_PER_ELEMENT;
+      this.#room(leaf, bytes);
+      leaf.buf.set(new Uint8Array(v.buffer, v.byteOffset, bytes), leaf.used);
+      leaf.used += bytes;
+    };
+    const n = batch.numRows;
+    for (const column of batch.data.children) visit(column, n);
   }
 
   /** A pooled buffer of at least `bytes` (the smallest that fits), or a new one. */
