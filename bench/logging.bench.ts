@@ -44,6 +44,7 @@ import {
   stopAll,
   useFixture,
   wrk,
+  wrkAsync,
   writeBenchModel,
   writeLua,
   writeResults,
@@ -130,12 +131,29 @@ interface RunCpu {
 
 /** Runs `fn` (which returns the rows served) and gives the server's CPU µs per row: main thread, whole process, each thread. */
 function cpuPerRow(child: ChildProcess, fn: () => number): RunCpu {
+  const done = cpuMark(child);
+  return done(fn());
+}
+
+/** Reads the server's CPU now; the returned function reads it again and gives the CPU µs per row of `rows` since. */
+function cpuMark(child: ChildProcess): (rows: number) => RunCpu {
   const pid = child.pid ?? -1;
   const main0 = mainThreadCpuSeconds(child);
   const total0 = cpuSeconds(child);
   const threads0 = threadCpu(pid);
   const core0 = core0Ticks();
-  const rows = fn();
+  return (rows) => cpuSince(child, rows, main0, total0, threads0, core0);
+}
+
+function cpuSince(
+  child: ChildProcess,
+  rows: number,
+  main0: number,
+  total0: number,
+  threads0: Map<number, { user: number; sys: number }>,
+  core0: number[],
+): RunCpu {
+  const pid = child.pid ?? -1;
   const threads1 = threadCpu(pid);
   const core1 = core0Ticks();
   const perRow = (s: number): number => (s * 1e6) / rows;
@@ -182,6 +200,7 @@ for (const format of ['json', 'arrow'] as const)
     if (only.length === 0 || only.includes(`${format}-${batch}`)) workloads.push({ format, batch });
 if (workloads.length === 0) throw new Error(`BENCH_ONLY=${process.env.BENCH_ONLY} names no workload`);
 const aa = process.env.BENCH_AA === '1';
+const simultaneous = process.env.BENCH_SIMULTANEOUS === '1';
 const lossMode = process.env.BENCH_LOSS === '1';
 const LOSS_LOAD = Number(process.env.BENCH_LOSS_LOAD ?? 0.8);
 const LOSS_SECONDS = Number(process.env.BENCH_LOSS_SECONDS ?? 10);
@@ -369,6 +388,184 @@ async function measureOnOff(): Promise<void> {
     seconds: SECONDS,
     reps: REPS,
     logBytes: written,
+    results,
+  });
+}
+
+/** Busy ticks (all but idle and iowait) of /proc/stat's cpu0 columns. */
+function busyTicks(t: number[]): number {
+  return t.reduce((a, v, i) => (i === 3 || i === 4 ? a : a + v), 0);
+}
+
+/**
+ * BENCH_SIMULTANEOUS=1: both servers (core 0) loaded at the same time, each by its own wrk
+ * (BENCH_CONNECTIONS split in two, both wrk on core 1), so that a slow stretch of the host falls
+ * on both at once. Which wrk starts first swaps every rep. Per rep: each server's rows/s, CPU µs a
+ * row (main thread, whole process) and share of core 0; rows/s on/off and CPU on/off (off's CPU a
+ * row / on's). Headline: the median over reps of CPU on/off, the rows/s ratio beside it.
+ */
+async function measureSimultaneous(): Promise<void> {
+  const loadBefore = loadAverage();
+  const on = await start('on', []);
+  const off = await start('off', aa ? [] : ['--no-inference-logs']);
+  const half = Math.max(1, Math.floor(CONNECTIONS / 2));
+  const results: Record<string, unknown>[] = [];
+  const table: (string | number)[][] = [];
+  try {
+    for (const w of workloads) {
+      const onLua = lua(w, on.token, 'on');
+      const offLua = lua(w, off.token, 'off');
+      const both = async (
+        seconds: number,
+        onFirst: boolean,
+      ): Promise<[Awaited<ReturnType<typeof wrkAsync>>, Awaited<ReturnType<typeof wrkAsync>>]> => {
+        const go = (s: Started, l: string): ReturnType<typeof wrkAsync> =>
+          wrkAsync({ url: s.inferUrl, luaScript: l, connections: half, seconds });
+        if (onFirst) {
+          const x = go(on, onLua);
+          const y = go(off, offLua);
+          return [await x, await y];
+        }
+        const y = go(off, offLua);
+        const x = go(on, onLua);
+        return [await x, await y];
+      };
+      await both(WARMUP, true);
+      const perRep: Record<string, unknown>[] = [];
+      const rowsRatio: number[] = [];
+      const cpuRatio: number[] = [];
+      const onRows: number[] = [];
+      const offRows: number[] = [];
+      const cpu = {
+        onMain: [] as number[],
+        offMain: [] as number[],
+        onTotal: [] as number[],
+        offTotal: [] as number[],
+      };
+      const onShare: number[] = [];
+      let errors = 0;
+      for (let rep = 0; rep < REPS; rep++) {
+        const onFirst = rep % 2 === 0;
+        const c0 = core0Ticks();
+        const t0 = performance.now();
+        const onOs0 = cpuSeconds(on.proc);
+        const offOs0 = cpuSeconds(off.proc);
+        const markOn = cpuMark(on.proc);
+        const markOff = cpuMark(off.proc);
+        const [x, y] = await both(SECONDS, onFirst);
+        const cx = markOn(x.reqPerSec * w.batch * SECONDS);
+        const cy = markOff(y.reqPerSec * w.batch * SECONDS);
+        const onCpuS = cpuSeconds(on.proc) - onOs0;
+        const offCpuS = cpuSeconds(off.proc) - offOs0;
+        const wallS = (performance.now() - t0) / 1000;
+        const c1 = core0Ticks();
+        const coreBusyS = (busyTicks(c1) - busyTicks(c0)) / 100;
+        const r = x.reqPerSec / y.reqPerSec;
+        const c = cy.totalUs / cx.totalUs;
+        const share = onCpuS / (onCpuS + offCpuS);
+        rowsRatio.push(r);
+        cpuRatio.push(c);
+        onShare.push(share);
+        onRows.push(x.reqPerSec * w.batch);
+        offRows.push(y.reqPerSec * w.batch);
+        cpu.onMain.push(cx.mainUs);
+        cpu.offMain.push(cy.mainUs);
+        cpu.onTotal.push(cx.totalUs);
+        cpu.offTotal.push(cy.totalUs);
+        errors += x.non2xx + y.non2xx;
+        // The core's time over the rep (wall, from just before the first wrk to just after both): each
+        // server's CPU seconds / wall, and everything else on core 0.
+        const othersPct = (100 * (coreBusyS - onCpuS - offCpuS)) / wallS;
+        const first = onFirst ? 'on' : 'off';
+        process.stderr.write(
+          `${w.format}-${w.batch} rep ${rep} (simultaneous, ${first}'s wrk first, ${new Date().toISOString().slice(11, 19)}) ` +
+            `on/off ${r.toFixed(3)}, CPU on/off ${c.toFixed(3)}; core 0 over ${wallS.toFixed(2)} s: on ${((100 * onCpuS) / wallS).toFixed(1)} %, ` +
+            `off ${((100 * offCpuS) / wallS).toFixed(1)} %, others ${othersPct.toFixed(1)} %; on's share of the two ${(100 * share).toFixed(1)} %\n` +
+            `  ${repLine('on ', x.reqPerSec * w.batch, cx)}\n  ${repLine('off', y.reqPerSec * w.batch, cy)}\n`,
+        );
+        perRep.push({
+          rep,
+          first,
+          wallS,
+          onRowsPerSec: x.reqPerSec * w.batch,
+          offRowsPerSec: y.reqPerSec * w.batch,
+          onCpuS,
+          offCpuS,
+          core0BusyS: coreBusyS,
+          onShare: share,
+          on: cx,
+          off: cy,
+        });
+      }
+      const row = {
+        ...w,
+        mode: 'simultaneous',
+        connectionsPerServer: half,
+        // The headline: median over reps of off's CPU a row / on's (each server's CPU normalised by its
+        // own rows, so not biased by how the scheduler split the core between them).
+        cpuOnOverOff: median(cpuRatio),
+        // Median over reps of each rep's rows/s on/off (biased toward on if it gets more of the core).
+        onOverOff: median(rowsRatio),
+        onShareOfCore: median(onShare),
+        onRowsPerSec: median(onRows),
+        offRowsPerSec: median(offRows),
+        onMainCpuUsPerRow: median(cpu.onMain),
+        offMainCpuUsPerRow: median(cpu.offMain),
+        onTotalCpuUsPerRow: median(cpu.onTotal),
+        offTotalCpuUsPerRow: median(cpu.offTotal),
+        non2xx: errors,
+      };
+      results.push({ ...row, perRep });
+      table.push([
+        w.format,
+        w.batch,
+        row.cpuOnOverOff,
+        row.onOverOff,
+        100 * row.onShareOfCore,
+        Math.round(row.onRowsPerSec),
+        Math.round(row.offRowsPerSec),
+        row.onMainCpuUsPerRow,
+        row.offMainCpuUsPerRow,
+        row.onTotalCpuUsPerRow,
+        row.offTotalCpuUsPerRow,
+        errors,
+      ]);
+      console.log(JSON.stringify(row));
+    }
+    checkVerdicts([
+      { label: 'on', server: on.server },
+      { label: 'off', server: off.server },
+    ]);
+  } finally {
+    await stopAll([on.proc, off.proc]);
+  }
+  console.log(
+    `\nsimultaneous${aa ? ', A/A (both servers log)' : ''}; model: ${modelName}; ${half} connections per server; warmup ${WARMUP}s, measure ${SECONDS}s, median of ${REPS}; load ${loadBefore}–${loadAverage()}; ` +
+      `log bytes written by the logging server: ${(logBytes(on) / 1024 ** 2).toFixed(1)} MiB`,
+  );
+  printTable(
+    [
+      'format',
+      'batch',
+      'CPU on/off',
+      'rows/s on/off',
+      'on % of CPU',
+      'on rows/s',
+      'off rows/s',
+      'on main µs/row',
+      'off main µs/row',
+      'on total µs/row',
+      'off total µs/row',
+      'non2xx',
+    ],
+    table,
+  );
+  writeResults(aa ? 'logging-simultaneous-aa' : 'logging-simultaneous', {
+    model: useFixture ? 'rf_model.onnx' : 'synthetic',
+    connectionsPerServer: half,
+    warmupS: WARMUP,
+    seconds: SECONDS,
+    reps: REPS,
     results,
   });
 }
@@ -622,5 +819,5 @@ async function measureRowsLost(): Promise<void> {
   });
 }
 
-await (lossMode ? measureRowsLost() : measureOnOff());
+await (lossMode ? measureRowsLost() : simultaneous ? measureSimultaneous() : measureOnOff());
 rmSync(work, { recursive: true, force: true });
