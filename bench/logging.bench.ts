@@ -14,6 +14,20 @@
 // core 0's system and softirq time a row, and the kernel's Dirty / Writeback after the run.
 // `others` is core 0's busy time less the server's own, a row: other tasks on the server's core.
 // CPU on/off (median over reps of off's CPU a row / on's) is what on/off reads with the core to itself.
+// BENCH_SIMULTANEOUS=1: both servers (still both on core 0) loaded AT THE SAME TIME, each by its
+// own wrk with half of BENCH_CONNECTIONS (both wrk on core 1; which one starts first swaps every
+// rep), so that the host's slow stretches (regime lane, 6 December: request thread and model worker
+// 1.5-1.9x slower a row for seconds, following the clock across the switch between servers) fall
+// on both at once instead of on whichever server the sequential mode happens to be measuring.
+// Warm-up 30 s by default (each server has half the core). Per rep: each server's rows/s, CPU µs a
+// row (main thread, whole process), its share of core 0, and two ratios: rows/s on/off and
+// CPU on/off = off's CPU a row / on's. The headline is the median over reps of CPU on/off.
+// Fairness: on one core CFS shares time per runnable thread (both servers sit in the same
+// autogroup and cgroup here), so the server with more runnable threads (the logging one has a
+// writer thread) can get more than half the core, and rows/s on/off is then biased toward "on" by
+// share_on / share_off. CPU on/off is not: each server's CPU is divided by its own rows. It is still
+// read at half the load each server sees in the sequential mode (8 connections, ~half the rows/s),
+// which may batch differently; BENCH_AA=1 with this mode sizes the mode's own bias.
 // BENCH_LOSS=1 measures instead the other half of the target, "no row lost at ≤ 80 % load": one
 // logging server; for each workload its most requests/s (wrk), then an open-loop fixed-rate load
 // (bench/fixed-rate-load.js) at BENCH_LOSS_LOAD (default 0.8) of it for BENCH_LOSS_SECONDS
@@ -56,7 +70,10 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
 // 30–35 % over its first ~40 s of load, and one server at a time has whole-process slow spells of
 // 4–30 s (logvar lane, docs/benchmarks.md, 6 December): a 2 s warm-up and a median of 3 landed
 // either side of the target from one run to the next on the same build.
-const WARMUP = Number(process.env.BENCH_WARMUP_S ?? 15);
+// In BENCH_SIMULTANEOUS mode each server has half the core while warming up: 30 s by default
+// there, so that each serves about as much warm-up work as in 15 s alone (the first simultaneous
+// run, 05:31, with 15 s: both servers' CPU a row still fell 20-25 % from rep 0 to rep 3).
+const WARMUP = Number(process.env.BENCH_WARMUP_S ?? (process.env.BENCH_SIMULTANEOUS === '1' ? 30 : 15));
 const REPS = Number(process.env.BENCH_REPS ?? 7);
 const work = mkdtempSync(join(tmpdir(), 'quoll-bench-logging-'));
 const modelPath = writeBenchModel(work);
@@ -476,6 +493,9 @@ async function measureSimultaneous(): Promise<void> {
         // The core's time over the rep (wall, from just before the first wrk to just after both): each
         // server's CPU seconds / wall, and everything else on core 0.
         const othersPct = (100 * (coreBusyS - onCpuS - offCpuS)) / wallS;
+        // In this mode core 0's other tasks are the core's busy time less BOTH servers' (not each one's own).
+        cx.core0OthersUs = ((coreBusyS - onCpuS - offCpuS) * 1e6) / (x.reqPerSec * w.batch * SECONDS);
+        cy.core0OthersUs = ((coreBusyS - onCpuS - offCpuS) * 1e6) / (y.reqPerSec * w.batch * SECONDS);
         const first = onFirst ? 'on' : 'off';
         process.stderr.write(
           `${w.format}-${w.batch} rep ${rep} (simultaneous, ${first}'s wrk first, ${new Date().toISOString().slice(11, 19)}) ` +
