@@ -15,7 +15,7 @@
 // `others` is core 0's busy time less the server's own, a row: other tasks on the server's core.
 // CPU on/off (median over reps of off's CPU a row / on's) is what on/off reads with the core to itself.
 // BENCH_SIMULTANEOUS=1: both servers (still both on core 0) loaded AT THE SAME TIME, each by its
-// own wrk with half of BENCH_CONNECTIONS (both wrk on core 1; which one starts first swaps every
+// own wrk with half of BENCH_CONNECTIONS (default 32 in this mode: 16 a server; both wrk on core 1; which one starts first swaps every
 // rep), so that the host's slow stretches (regime lane, 6 December: request thread and model worker
 // 1.5-1.9x slower a row for seconds, following the clock across the switch between servers) fall
 // on both at once instead of on whichever server the sequential mode happens to be measuring.
@@ -26,8 +26,8 @@
 // autogroup and cgroup here), so the server with more runnable threads (the logging one has a
 // writer thread) can get more than half the core, and rows/s on/off is then biased toward "on" by
 // share_on / share_off. CPU on/off is not: each server's CPU is divided by its own rows. It is still
-// read at half the load each server sees in the sequential mode (8 connections, ~half the rows/s),
-// which may batch differently; BENCH_AA=1 with this mode sizes the mode's own bias.
+// read at about half the rows/s each server sees in the sequential mode (half the core each), which
+// may batch differently; BENCH_AA=1 with this mode sizes the mode's own bias.
 // BENCH_LOSS=1 measures instead the other half of the target, "no row lost at ≤ 80 % load": one
 // logging server; for each workload its most requests/s (wrk), then an open-loop fixed-rate load
 // (bench/fixed-rate-load.js) at BENCH_LOSS_LOAD (default 0.8) of it for BENCH_LOSS_SECONDS
@@ -65,7 +65,12 @@ import {
   type BenchServer,
 } from './support.js';
 
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 16);
+// In BENCH_SIMULTANEOUS mode they are split between the two servers: 32 by default there, so
+// each server has the 16 of the target's workload (simul lane: at 8 a server both servers spent
+// more CPU a row than alone; at 16 close to their sequential figures).
+const CONNECTIONS = Number(
+  process.env.BENCH_CONNECTIONS ?? (process.env.BENCH_SIMULTANEOUS === '1' ? 32 : 16),
+);
 // Longer and more than the other benches' defaults (2 s, 3 reps): each server's CPU a row falls
 // 30–35 % over its first ~40 s of load, and one server at a time has whole-process slow spells of
 // 4–30 s (logvar lane, docs/benchmarks.md, 6 December): a 2 s warm-up and a median of 3 landed
