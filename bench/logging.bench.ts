@@ -3,7 +3,7 @@
 // JSON records and Arrow IPC file, batches 100 and 1000, 16 connections. Interleaved
 // on/off, off/on, on/off …, median of BENCH_REPS (default 7). Target: on/off ≥ 0.90 at batch ≥ 100.
 // Env: BENCH_WARMUP_S (default 15, each server), BENCH_SECONDS (default 4), BENCH_REPS (default 7),
-// BENCH_CONNECTIONS (default 16), BENCH_ONLY (workloads to run, e.g. `json-100,arrow-100`; all four
+// BENCH_CONNECTIONS (default 16; 32 in BENCH_SIMULTANEOUS mode), BENCH_ONLY (workloads to run, e.g. `json-100,arrow-100`; all four
 // when unset), BENCH_AA=1 (an A/A run: the second server logs too, so "on/off" shows how far two
 // identical servers differ on this machine at the time).
 // Beside throughput, each server's CPU time per row (from /proc, Linux): of its main thread
