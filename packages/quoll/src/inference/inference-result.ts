@@ -1097,9 +1097,7 @@ class RecordsLogRows extends ResultLogRows {
   ): number {
     const values = this.#values[column];
     if (values != null) {
-      const width = values.length / this.numRows;
-      (target as Float64Array).set(values.subarray(from * width, to * width), offset);
-      return offset + (to - from) * width;
+      return copyRows(values, values.length / this.numRows, target, from, to, offset);
     }
     const records = this.#records;
     const name = this.#columns[column]!;
@@ -1132,9 +1130,7 @@ class TensorsLogRows extends ResultLogRows {
     offset: number,
   ): number {
     const tensor = this.#tensors[column]!;
-    const width = rowWidth(tensor.shape);
-    (target as Uint8Array).set((tensor.values as Uint8Array).subarray(from * width, to * width), offset);
-    return offset + (to - from) * width;
+    return copyRows(tensor.values, rowWidth(tensor.shape), target, from, to, offset);
   }
 }
 
@@ -1240,11 +1236,25 @@ class ArrowLogRows extends ResultLogRows {
     to: number,
     offset: number,
   ): number {
-    const width = this.#widths[column]!;
-    const values = this.#values[column]! as Uint8Array;
-    (target as Uint8Array).set(values.subarray(from * width, to * width), offset);
-    return offset + (to - from) * width;
+    return copyRows(this.#values[column]!, this.#widths[column]!, target, from, to, offset);
   }
+}
+
+/**
+ * Copies rows `[from, to)` of `values` (`width` elements a row) into `target` from element
+ * `offset` on, both of one element type; returns the element after them. The `in.*` leaf copy of
+ * every row source whose input values are already typed (records' walk values, tensors, Arrow).
+ */
+function copyRows(
+  values: ArrayBufferView,
+  width: number,
+  target: ArrayBufferView,
+  from: number,
+  to: number,
+  offset: number,
+): number {
+  (target as Uint8Array).set((values as Uint8Array).subarray(from * width, to * width), offset);
+  return offset + (to - from) * width;
 }
 
 // ---------------------------------------------------------------- records building
