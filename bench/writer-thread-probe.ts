@@ -1,7 +1,7 @@
 // Where logging's CPU goes, thread by thread: one Quoll server (logging on; off with
 // BENCH_QUOLL_ARGS=--no-inference-logs) pinned to core 0, deployed with the bench model, warmed
 // up with wrk (CONNECTIONS, default 16) for WARMUP_S (default 10), then CPU µs per request and per row of
-// every thread from /proc/<pid>/task over a wrk run of `seconds`. Node names every thread
+// every thread from /proc/<pid>/task (and its minor page faults) over a wrk run of `seconds`. Node names every thread
 // "node": the request thread's id is the process id, the four V8 platform (GC/compiler) threads
 // come right after it, the log writer thread before the model worker. Each thread also shows
 // its wakes per second (voluntary context switches: it slept and was woken). Then core 0 as a
@@ -100,7 +100,11 @@ function threadWakes(pid: number): Map<string, number> {
 }
 
 /** CPU seconds (user + system) of each thread of `pid`, by thread id; `sys` gets the system part. */
-function threadCpu(pid: number, sys?: Map<string, number>): Map<string, number> {
+function threadCpu(
+  pid: number,
+  sys?: Map<string, number>,
+  faults?: Map<string, number>,
+): Map<string, number> {
   const out = new Map<string, number>();
   const dir = `/proc/${pid}/task`;
   if (!existsSync(dir)) return out;
@@ -110,6 +114,7 @@ function threadCpu(pid: number, sys?: Map<string, number>): Map<string, number> 
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       out.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
       sys?.set(tid, Number(fields[12]) / 100);
+      faults?.set(tid, Number(fields[7]));
     } catch {
       // The thread ended meanwhile.
     }
@@ -155,7 +160,8 @@ const perf =
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
 const core0Before = core0Ticks();
 const sysBefore = new Map<string, number>();
-const before = threadCpu(pid, sysBefore);
+const faultsBefore = new Map<string, number>();
+const before = threadCpu(pid, sysBefore, faultsBefore);
 const wakesBefore = threadWakes(pid);
 const r = wrk({
   url: server.url,
@@ -164,7 +170,8 @@ const r = wrk({
   seconds,
 });
 const sysAfter = new Map<string, number>();
-const after = threadCpu(pid, sysAfter);
+const faultsAfter = new Map<string, number>();
+const after = threadCpu(pid, sysAfter, faultsAfter);
 const wakesAfter = threadWakes(pid);
 const core0After = core0Ticks();
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
@@ -174,7 +181,7 @@ console.log(
   `${reference ? 'F1 ' : ''}${format} ${batch} × ${process.env.CONNECTIONS ?? 16}: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
 );
 let total = 0;
-const rows: [string, number, number, number][] = [];
+const rows: [string, number, number, number, number][] = [];
 for (const [tid, cpu] of after) {
   const used = cpu - (before.get(tid) ?? 0);
   total += used;
@@ -185,12 +192,13 @@ for (const [tid, cpu] of after) {
       (used * 1e6) / requests,
       wakes,
       ((sysAfter.get(tid) ?? 0) - (sysBefore.get(tid) ?? 0)) / used,
+      ((faultsAfter.get(tid) ?? 0) - (faultsBefore.get(tid) ?? 0)) / requests,
     ]);
 }
 rows.sort((a, b) => Number.parseInt(a[0]) - Number.parseInt(b[0]));
-for (const [name, us, wakes, sysShare] of rows)
+for (const [name, us, wakes, sysShare, faults] of rows)
   console.log(
-    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s ${(sysShare * 100).toFixed(0).padStart(3)} % system`,
+    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s ${(sysShare * 100).toFixed(0).padStart(3)} % system ${faults.toFixed(2).padStart(7)} minor faults/request`,
   );
 console.log(
   `  ${'total'.padEnd(24)} ${((total * 1e6) / requests).toFixed(1).padStart(7)} µs/request ${((total * 1e6) / requests / batch).toFixed(3)} µs/row`,
