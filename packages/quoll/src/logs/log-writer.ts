@@ -176,7 +176,8 @@ export class LogWriter {
     if (this.#inbox.length > 0) {
       this.#take();
       await this.#writeBacklog();
-      if (this.#syncDue()) await this.#sync();
+      // A sync due before the next hand-off can come is done now: one wake for both.
+      if (this.#syncDue(this.#settings.syncAheadMs)) await this.#sync();
       return false;
     }
     if (this.#writtenSeq > this.#durableSeq && (this.#syncDue() || this.#stopping)) {
@@ -238,10 +239,11 @@ export class LogWriter {
     });
   }
 
-  #syncDue(): boolean {
+  /** Whether a sync is due (a flush waits, or `syncIntervalMs` has passed, less `aheadMs`). */
+  #syncDue(aheadMs = 0): boolean {
     return (
       this.#flushSeq > this.#durableSeq ||
-      this.#clock.now() - this.#lastSyncAt >= this.#settings.syncIntervalMs
+      this.#clock.now() - this.#lastSyncAt >= this.#settings.syncIntervalMs - aheadMs
     );
   }
 
