@@ -3,10 +3,12 @@
 // Arrow table of ROWS rows (time, in.tensor 18 × float32, out.variable float32). Prints, over
 // SECONDS after WARMUP_S: the process's CPU µs per append (both threads: run it pinned to one
 // core), the µs per append spent in append() itself (admission and staging), and minor page
-// faults per append (an arena or staging buffer not reused shows here).
-// Usage: DIST=packages/quoll/dist [ROWS=100] [CONNECTIONS=16] [TICK_MS=7] [SECONDS=6] [WARMUP_S=3]
+// faults per append (an arena or staging buffer not reused shows here). Then each thread of the
+// process (from /proc/self/task): CPU µs per append, its system share and wakes per second
+// (voluntary context switches), so the writer thread's own cost shows apart from the request side.
+// Usage: DIST=packages/quoll/dist [HANDOFF_MS=50] [SYNC_MS=150] [ROWS=100] [CONNECTIONS=16] [TICK_MS=7] [SECONDS=6] [WARMUP_S=3]
 //   taskset -c 0 npx tsx bench/log-store-probe.ts
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -52,7 +54,15 @@ copyFileSync(
   join(dir, 'migrations', '0002_inference_logs.sql'),
 );
 const db = openSqliteDatabase(join(dir, 'quoll.db'), join(dir, 'migrations'));
-const store = await InferenceLogStore.open({ dir: join(dir, 'logs'), index: new SqliteLogSegmentIndex(db) });
+// HANDOFF_MS / SYNC_MS: the store's handOffDelayMs / syncIntervalMs (its defaults when unset).
+const timing = (name: string): number | undefined =>
+  process.env[name] === undefined ? undefined : Number(process.env[name]);
+const store = await InferenceLogStore.open({
+  dir: join(dir, 'logs'),
+  index: new SqliteLogSegmentIndex(db),
+  handOffDelayMs: timing('HANDOFF_MS'),
+  syncIntervalMs: timing('SYNC_MS'),
+});
 
 const tensorType = new FixedSizeList(18, new Field('item', new Float32(), false));
 const schema = new Schema([
@@ -84,6 +94,24 @@ function table(): Table {
   ]);
 }
 
+/** Per thread of this process: [user, system] CPU seconds and voluntary context switches. */
+function threads(): Map<string, { user: number; sys: number; wakes: number }> {
+  const out = new Map<string, { user: number; sys: number; wakes: number }>();
+  for (const tid of readdirSync('/proc/self/task')) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(
+        readFileSync(`/proc/self/task/${tid}/status`, 'utf8'),
+      );
+      out.set(tid, { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, wakes: Number(m?.[1] ?? 0) });
+    } catch {
+      // The thread ended meanwhile.
+    }
+  }
+  return out;
+}
+
 let measuring = false;
 let appends = 0;
 let inAppend = 0;
@@ -102,17 +130,28 @@ const timer = setInterval(tick, TICK_MS);
 await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
 const cpu0 = process.cpuUsage();
 const ru0 = process.resourceUsage();
+const threads0 = threads();
 measuring = true;
 await new Promise((r) => setTimeout(r, SECONDS * 1000));
 measuring = false;
 const cpu = process.cpuUsage(cpu0);
 const ru = process.resourceUsage();
+const threads1 = threads();
 clearInterval(timer);
 const per = (x: number): string => (x / appends).toFixed(2);
 console.log(
   `${dist}: ${appends} appends of ${ROWS} rows; CPU ${per(cpu.user + cpu.system)} µs/append (system ${per(cpu.system)}), ` +
     `in append() ${per(inAppend * 1000)} µs, minor faults ${per(ru.minorPageFault - ru0.minorPageFault)}/append`,
 );
+for (const [tid, t] of threads1) {
+  const b = threads0.get(tid) ?? { user: 0, sys: 0, wakes: 0 };
+  const used = t.user + t.sys - b.user - b.sys;
+  if (used <= 0) continue;
+  console.log(
+    `  thread ${tid}${tid === String(process.pid) ? ' (main)' : ''}: ${per(used * 1e6)} µs/append, ` +
+      `${(((t.sys - b.sys) / used) * 100).toFixed(0)} % system, ${((t.wakes - b.wakes) / SECONDS).toFixed(0)} wakes/s`,
+  );
+}
 await store.stop();
 db.close();
 rmSync(dir, { recursive: true, force: true });
