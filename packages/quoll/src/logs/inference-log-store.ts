@@ -41,11 +41,9 @@ export interface InferenceLogStoreOptions {
    * Longest time written rows wait for an fsync (and the index update that makes them
    * count as flushed). Rows reach the OS, and so survive a process crash, as soon as the
    * writer thread has written them (it asks for rows whenever it is idle); with
-   * `handOffDelayMs` before it, this bounds what a power loss can take (the defaults: 100 +
-   * 100 = the documented 200 ms). A sync that falls due within `handOffDelayMs` of a write is
-   * done with that write, in the same wake of the writer thread (with the defaults: every
-   * hand-off is written and fsynced at once, so rows are on disk within about 100 ms).
-   * @default 100
+   * `handOffDelayMs` before it, this bounds what a power loss can take (the defaults: 50 +
+   * 150 = the documented 200 ms).
+   * @default 150
    */
   syncIntervalMs?: number;
   /**
@@ -57,18 +55,14 @@ export interface InferenceLogStoreOptions {
    * request thread, and a wake-up of a sleeping thread costs it far more CPU than the write
    * itself (on the 2-core VM of docs/benchmarks.md, ≈ 0.2 ms each: caches and page tables
    * cold again): 20 ms took 16 % of the CPU per batch-1 request off (against 4 ms), and 50 ms
-   * a quarter of the writer thread's CPU at JSON batch 100 (against 20 ms). The writer's CPU
-   * is mostly per hand-off, not per byte (in process, a quarter of the rows at the same
-   * hand-off rate cost it three quarters of the CPU: docs/benchmarks.md, writer lane of
-   * 6 December), so 100 ms (with `syncIntervalMs` 100, the same 200 ms power-loss bound) cut
-   * its CPU again; still far inside the crash guarantee (rows answered 1.5 s before a SIGKILL
-   * survive).
-   * @default 100
+   * a quarter of the writer thread's CPU at JSON batch 100 (against 20 ms); still far inside
+   * the crash guarantee (rows answered 1.5 s before a SIGKILL survive).
+   * @default 50
    */
   handOffDelayMs?: number;
   /**
    * Rows queued that are handed to the writer at once, without waiting for `handOffDelayMs`.
-   * Above what a busy server queues in `handOffDelayMs` at batch 100 (≈ 24 000 rows in 100 ms at
+   * Above what a busy server queues in `handOffDelayMs` at batch 100 (≈ 12 000 rows in 50 ms at
    * 2 400 JSON 100-row requests/s on the machine of docs/benchmarks.md), so that the delay, not
    * this count, sets how often the writer thread is woken; at 8 192 those servers handed over
    * every ≈ 35 ms, and each hand-off is a wake-up of the writer and a write.
@@ -156,8 +150,8 @@ interface FlushWaiter {
 export const INFERENCE_LOG_DEFAULTS = {
   clock: systemClock,
   queueCapacityRows: 500_000,
-  syncIntervalMs: 100,
-  handOffDelayMs: 100,
+  syncIntervalMs: 150,
+  handOffDelayMs: 50,
   handOffRows: 32_768,
   segmentMaxRows: 1_000_000,
   segmentMaxBytes: 64 * 1024 * 1024,
