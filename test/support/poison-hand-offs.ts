@@ -88,7 +88,6 @@ export function logWriterSettings(
   return {
     dir,
     syncIntervalMs: 20,
-    syncAheadMs: 0,
     segmentMaxRows: 1_000_000,
     segmentMaxBytes: 64 * 1024 * 1024,
     maxBytesPerPipeline: 1024 ** 3,

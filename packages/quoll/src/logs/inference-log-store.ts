@@ -252,8 +252,6 @@ export class InferenceLogStore {
     this.#settings = {
       dir: options.dir,
       syncIntervalMs: o.syncIntervalMs,
-      // The soonest the next hand-off comes unhurried: a sync due before it goes with the write.
-      syncAheadMs: o.handOffDelayMs,
       segmentMaxRows: o.segmentMaxRows,
       segmentMaxBytes: o.segmentMaxBytes,
       maxBytesPerPipeline: o.maxBytesPerPipeline,

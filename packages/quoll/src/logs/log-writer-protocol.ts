@@ -6,13 +6,6 @@ export interface LogWriterSettings {
   /** Root directory of the segment files. */
   dir: string;
   syncIntervalMs: number;
-  /**
-   * A sync that falls due within this many ms of a write is done right after it, in the same
-   * wake, rather than by a timer wake of its own before the next hand-off comes. Syncing
-   * sooner only shortens what a power loss can take. The store passes its `handOffDelayMs`
-   * (`0`: every sync waits for its deadline).
-   */
-  syncAheadMs: number;
   segmentMaxRows: number;
   segmentMaxBytes: number;
   maxBytesPerPipeline: number;

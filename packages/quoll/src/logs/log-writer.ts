@@ -176,8 +176,7 @@ export class LogWriter {
     if (this.#inbox.length > 0) {
       this.#take();
       await this.#writeBacklog();
-      // A sync due before the next hand-off can come is done now: one wake for both.
-      if (this.#syncDue(this.#settings.syncAheadMs)) await this.#sync();
+      if (this.#syncDue()) await this.#sync();
       return false;
     }
     if (this.#writtenSeq > this.#durableSeq && (this.#syncDue() || this.#stopping)) {
@@ -239,11 +238,10 @@ export class LogWriter {
     });
   }
 
-  /** Whether a sync is due (a flush waits, or `syncIntervalMs` has passed, less `aheadMs`). */
-  #syncDue(aheadMs = 0): boolean {
+  #syncDue(): boolean {
     return (
       this.#flushSeq > this.#durableSeq ||
-      this.#clock.now() - this.#lastSyncAt >= this.#settings.syncIntervalMs - aheadMs
+      this.#clock.now() - this.#lastSyncAt >= this.#settings.syncIntervalMs
     );
   }
 
