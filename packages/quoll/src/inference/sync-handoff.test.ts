@@ -180,24 +180,26 @@ describe('synchronous hand-off', () => {
     expect(worker.parks).toBe(parksAfterStreak);
     // The first short run goes by message (the worker is not parked) and turns parking on again,
     // when the plan still measures under the lane's limit. It may not: the plan's run time is
-    // smoothed, and a run that a loaded machine held up (the first after the streak measured
-    // 4.4 ms once) can put it over; a run then is not one the lane can take and leaves parking
-    // off, and the next runs, by message, measure the plan again. So the test sends short runs
-    // until the worker parks (waiting for the park after each, bounded), as a client would.
+    // smoothed, and under load a run measures long after the worker sat idle (its caches cold:
+    // the sum's runs measured 200-1240 us each, 100 in a row, when each came 300 ms after the
+    // last, against mostly 40-150 us back to back), so a run is then not one the lane can take and
+    // leaves parking off. So the test sends short runs back to back, as untilLane does, until
+    // the worker parks: each run the lane could take turns parking on, and a parked worker
+    // bumps `parks` at once.
     const takenBefore = laneTaken();
     await short.infer(one, 0);
     expect(laneTaken()).toBe(takenBefore);
-    for (let run = 0; run < 100 && worker.parks === parksAfterStreak; run++) {
-      if (run > 0) await short.infer(one, 0);
-      for (let i = 0; i < 10 && worker.parks === parksAfterStreak; i++) await settle();
+    for (let run = 0; run < 200 && worker.parks === parksAfterStreak; run++) {
+      await short.infer(one, 0);
+      if (run % 10 === 9) await settle();
     }
     expect(worker.parks).toBeGreaterThan(parksAfterStreak);
     // A later run takes the lane: the next, or the one after when the next is the probe that goes
     // by message (one eligible run in LANE_PROBE_EVERY), or more when a loaded machine makes runs
     // measure over the lane's limit (each such run goes by message and is measured again).
-    for (let i = 0; i < 100 && laneTaken() === takenBefore; i++) {
+    for (let run = 0; run < 200 && laneTaken() === takenBefore; run++) {
       await short.infer(one, 0);
-      await settle();
+      if (run % 10 === 9) await settle();
     }
     expect(laneTaken()).toBeGreaterThan(takenBefore);
   });
