@@ -14,6 +14,30 @@ const ALONE = [
   'test/e2e/sync-handoff.test.ts',
 ];
 
+/** The end-to-end files: run again with every test server a node on PostgreSQL (below). */
+const E2E = ['test/e2e/**/*.test.ts'];
+const E2E_ALONE = ALONE.filter((file) => file.startsWith('test/e2e/'));
+
+/**
+ * Test files side by side, in the `suite` project and (in CI) the `e2e-postgres` one together: one
+ * pool of this many. The suite mostly waits (servers starting, child processes, PostgreSQL, real
+ * timers such as a cron tick or a lease): at two files at a time on CI's two cores, its processes
+ * used about one core of the two. Three keep both busy more of the time. Vitest's default
+ * (cores − 1) would be one file at a time there. Measured in docs/benchmarks.md, "CI time".
+ * (VITEST_MAX_WORKERS overrides every project's count, the `alone` ones' too: not for CI.)
+ */
+const SIDE_BY_SIDE = availableParallelism() + 1;
+
+/**
+ * `QUOLL_TEST_E2E_POSTGRES=1` (CI sets it: `.ci/run`) adds the end-to-end files again with every
+ * test server a node on a fresh PostgreSQL database (`QUOLL_TEST_SERVER_DATABASE=postgres`, read by
+ * test/support/test-server.ts), side by side with the suite instead of after it. Without it, as
+ * in a plain `npm test`, they are not there: on a machine without PostgreSQL they could only fail.
+ * `npm run test:e2e:postgres` runs them on their own.
+ */
+const e2ePostgres = process.env.QUOLL_TEST_E2E_POSTGRES === '1';
+const ON_POSTGRES = { QUOLL_TEST_SERVER_DATABASE: 'postgres' };
+
 export default defineConfig({
   test: {
     // Real servers, real child processes and onnxruntime: forks isolate native state per file.
@@ -31,17 +55,44 @@ export default defineConfig({
           include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
           // The seed tutorial runs once, in npm run test:e2e (vitest.acceptance.config.ts), not here too.
           exclude: ['**/node_modules/**', '**/dist/**', 'test/acceptance/**', ...ALONE],
-          // One file per core. Vitest's default (cores − 1) is one file at a time on a two-core
-          // CI machine, where the suite spends half its time waiting on servers, child processes,
-          // PostgreSQL and real timers (a cron tick, a lease): two files overlap those waits.
-          // VITEST_MAX_WORKERS overrides it. Measured in docs/benchmarks.md, "CI time".
-          maxWorkers: availableParallelism(),
+          maxWorkers: SIDE_BY_SIDE,
         },
       },
+      ...(e2ePostgres
+        ? [
+            {
+              extends: true,
+              test: {
+                name: 'e2e-postgres',
+                include: E2E,
+                exclude: ['**/node_modules/**', '**/dist/**', ...E2E_ALONE],
+                env: ON_POSTGRES,
+                // The same group (and so the same pool) as `suite`: the count must be the same.
+                maxWorkers: SIDE_BY_SIDE,
+              },
+            },
+          ]
+        : []),
+      // Group 1 runs after every file of group 0 has ended, one file at a time (the pool of a
+      // group is shared by its projects, so `alone-postgres` never overlaps `alone`).
       {
         extends: true,
         test: { name: 'alone', include: ALONE, maxWorkers: 1, sequence: { groupOrder: 1 } },
       },
+      ...(e2ePostgres
+        ? [
+            {
+              extends: true,
+              test: {
+                name: 'alone-postgres',
+                include: E2E_ALONE,
+                env: ON_POSTGRES,
+                maxWorkers: 1,
+                sequence: { groupOrder: 1 },
+              },
+            },
+          ]
+        : []),
     ],
   },
 });
