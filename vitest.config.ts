@@ -61,7 +61,7 @@ export default defineConfig({
       ...(e2ePostgres
         ? [
             {
-              extends: true,
+              extends: true as const,
               test: {
                 name: 'e2e-postgres',
                 include: E2E,
@@ -82,7 +82,7 @@ export default defineConfig({
       ...(e2ePostgres
         ? [
             {
-              extends: true,
+              extends: true as const,
               test: {
                 name: 'alone-postgres',
                 include: E2E_ALONE,
