@@ -20,13 +20,14 @@ const E2E_ALONE = ALONE.filter((file) => file.startsWith('test/e2e/'));
 
 /**
  * Test files side by side, in the `suite` project and (in CI) the `e2e-postgres` one together: one
- * pool of this many. The suite mostly waits (servers starting, child processes, PostgreSQL, real
- * timers such as a cron tick or a lease): at two files at a time on CI's two cores, its processes
- * used about one core of the two. Three keep both busy more of the time. Vitest's default
- * (cores − 1) would be one file at a time there. Measured in docs/benchmarks.md, "CI time".
- * (VITEST_MAX_WORKERS overrides every project's count, the `alone` ones' too: not for CI.)
+ * pool of this many, one file per core. Vitest's default (cores − 1) would be one file at a time
+ * on CI's two cores, where the suite spends much of its time waiting on servers, child processes,
+ * PostgreSQL and real timers (a cron tick, a lease). Three at a time kept both cores 100 % busy
+ * (0 % idle) in CI's simulation of 6 December and two load-sensitive tests failed there
+ * (docs/benchmarks.md, "CI time"), so not more. VITEST_MAX_WORKERS overrides every project's
+ * count, the `alone` ones' too: not for CI.
  */
-const SIDE_BY_SIDE = availableParallelism() + 1;
+const SIDE_BY_SIDE = availableParallelism();
 
 /**
  * `QUOLL_TEST_E2E_POSTGRES=1` (CI sets it: `.ci/run`) adds the end-to-end files again with every
