@@ -2,9 +2,10 @@ import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 /**
- * Files whose tests bound a latency while the machine works (health answered within 100 ms while
- * a model runs long; requests answered during a slow run): they run alone, after the others, so
- * no other test file's load is on the machine meanwhile.
+ * Files whose tests compare answers with what the machine does meanwhile (health answered again
+ * and again while a model runs long, each in a small part of the run; requests answered during a
+ * slow run; health within a bound while a large answer is written): they run alone, after the
+ * others, so no other test file's load is on the machine meanwhile.
  */
 const ALONE = [
   'packages/quoll/src/inference/inline-hostile-models.test.ts',
