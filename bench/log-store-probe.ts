@@ -8,7 +8,7 @@
 // (voluntary context switches), so the writer thread's own cost shows apart from the request side.
 // Usage: DIST=packages/quoll/dist [HANDOFF_MS=50] [SYNC_MS=150] [ROWS=100] [CONNECTIONS=16] [TICK_MS=7] [SECONDS=6] [WARMUP_S=3]
 //   taskset -c 0 npx tsx bench/log-store-probe.ts
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -24,6 +24,7 @@ import {
   TimestampMillisecond,
   makeData,
 } from 'apache-arrow';
+import { threadStats } from './thread-stats.js';
 
 const dist = resolve(process.env.DIST ?? 'packages/quoll/dist');
 const ROWS = Number(process.env.ROWS ?? 100);
@@ -94,24 +95,6 @@ function table(): Table {
   ]);
 }
 
-/** Per thread of this process: [user, system] CPU seconds and voluntary context switches. */
-function threads(): Map<string, { user: number; sys: number; wakes: number }> {
-  const out = new Map<string, { user: number; sys: number; wakes: number }>();
-  for (const tid of readdirSync('/proc/self/task')) {
-    try {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(
-        readFileSync(`/proc/self/task/${tid}/status`, 'utf8'),
-      );
-      out.set(tid, { user: Number(f[11]) / 100, sys: Number(f[12]) / 100, wakes: Number(m?.[1] ?? 0) });
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return out;
-}
-
 let measuring = false;
 let appends = 0;
 let inAppend = 0;
@@ -130,13 +113,13 @@ const timer = setInterval(tick, TICK_MS);
 await new Promise((r) => setTimeout(r, WARMUP_S * 1000));
 const cpu0 = process.cpuUsage();
 const ru0 = process.resourceUsage();
-const threads0 = threads();
+const threads0 = threadStats('self');
 measuring = true;
 await new Promise((r) => setTimeout(r, SECONDS * 1000));
 measuring = false;
 const cpu = process.cpuUsage(cpu0);
 const ru = process.resourceUsage();
-const threads1 = threads();
+const threads1 = threadStats('self');
 clearInterval(timer);
 const per = (x: number): string => (x / appends).toFixed(2);
 console.log(
@@ -144,7 +127,7 @@ console.log(
     `in append() ${per(inAppend * 1000)} µs, minor faults ${per(ru.minorPageFault - ru0.minorPageFault)}/append`,
 );
 for (const [tid, t] of threads1) {
-  const b = threads0.get(tid) ?? { user: 0, sys: 0, wakes: 0 };
+  const b = threads0.get(tid) ?? { user: 0, sys: 0, minorFaults: 0, wakes: 0 };
   const used = t.user + t.sys - b.user - b.sys;
   if (used <= 0) continue;
   console.log(

@@ -16,7 +16,7 @@
 // dist/cli/main.js (default this checkout's), e.g. a base build to compare with.
 // Usage: [NODE_ARGS=…] [PERF=1] npx tsx bench/writer-thread-probe.ts [format=json] [batch=100] [seconds=6]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,6 +33,7 @@ import {
   writeLua,
   type BodyFormat,
 } from './support.js';
+import { threadStats } from './thread-stats.js';
 
 // The harness on wrk's core, off the server's (it ran there in 4.5 ms slices, 6 December 00:37).
 keepHarnessOffServerCore();
@@ -83,45 +84,6 @@ wrk({
   seconds: Number(process.env.WARMUP_S ?? 10),
 });
 
-/** Voluntary context switches (the thread slept and was woken) of each thread of `pid`, by thread id. */
-function threadWakes(pid: number): Map<string, number> {
-  const out = new Map<string, number>();
-  const dir = `/proc/${pid}/task`;
-  if (!existsSync(dir)) return out;
-  for (const tid of readdirSync(dir)) {
-    try {
-      const m = /^voluntary_ctxt_switches:\s+(\d+)/m.exec(readFileSync(`${dir}/${tid}/status`, 'utf8'));
-      out.set(tid, Number(m?.[1] ?? 0));
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return out;
-}
-
-/** CPU seconds (user + system) of each thread of `pid`, by thread id; `sys` gets the system part. */
-function threadCpu(
-  pid: number,
-  sys?: Map<string, number>,
-  faults?: Map<string, number>,
-): Map<string, number> {
-  const out = new Map<string, number>();
-  const dir = `/proc/${pid}/task`;
-  if (!existsSync(dir)) return out;
-  for (const tid of readdirSync(dir)) {
-    try {
-      const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(tid, (Number(fields[11]) + Number(fields[12])) / 100);
-      sys?.set(tid, Number(fields[12]) / 100);
-      faults?.set(tid, Number(fields[7]));
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return out;
-}
-
 /** The columns of /proc/stat's `cpu0` line, in order (ticks of 1/100 s). */
 const CORE0_COLUMNS = ['user', 'nice', 'system', 'idle', 'iowait', 'irq', 'softirq', 'steal'] as const;
 function core0Ticks(): number[] {
@@ -159,20 +121,14 @@ const perf =
     : null;
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
 const core0Before = core0Ticks();
-const sysBefore = new Map<string, number>();
-const faultsBefore = new Map<string, number>();
-const before = threadCpu(pid, sysBefore, faultsBefore);
-const wakesBefore = threadWakes(pid);
+const before = threadStats(pid);
 const r = wrk({
   url: server.url,
   luaScript: lua,
   connections: Number(process.env.CONNECTIONS ?? 16),
   seconds,
 });
-const sysAfter = new Map<string, number>();
-const faultsAfter = new Map<string, number>();
-const after = threadCpu(pid, sysAfter, faultsAfter);
-const wakesAfter = threadWakes(pid);
+const after = threadStats(pid);
 const core0After = core0Ticks();
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
 if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
@@ -182,17 +138,17 @@ console.log(
 );
 let total = 0;
 const rows: [string, number, number, number, number][] = [];
-for (const [tid, cpu] of after) {
-  const used = cpu - (before.get(tid) ?? 0);
+for (const [tid, t] of after) {
+  const b = before.get(tid) ?? { user: 0, sys: 0, minorFaults: 0, wakes: 0 };
+  const used = t.user + t.sys - b.user - b.sys;
   total += used;
-  const wakes = ((wakesAfter.get(tid) ?? 0) - (wakesBefore.get(tid) ?? 0)) / seconds;
   if (used > 0)
     rows.push([
       tid === String(pid) ? `${tid} (request thread)` : tid,
       (used * 1e6) / requests,
-      wakes,
-      ((sysAfter.get(tid) ?? 0) - (sysBefore.get(tid) ?? 0)) / used,
-      ((faultsAfter.get(tid) ?? 0) - (faultsBefore.get(tid) ?? 0)) / requests,
+      (t.wakes - b.wakes) / seconds,
+      (t.sys - b.sys) / used,
+      (t.minorFaults - b.minorFaults) / requests,
     ]);
 }
 rows.sort((a, b) => Number.parseInt(a[0]) - Number.parseInt(b[0]));
