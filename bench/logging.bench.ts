@@ -64,6 +64,7 @@ import {
   writeResults,
   type BenchServer,
 } from './support.js';
+import { threadStats, type ThreadStats } from './thread-stats.js';
 
 // In BENCH_SIMULTANEOUS mode they are split between the two servers: 32 by default there, so
 // each server has the 16 of the target's workload (simul lane: at 8 a server both servers spent
@@ -92,23 +93,6 @@ function mainThreadCpuSeconds(child: ChildProcess): number {
   } catch {
     return NaN;
   }
-}
-
-/** CPU seconds (user, system) of each thread of `pid`, by thread id; empty off Linux. */
-function threadCpu(pid: number): Map<number, { user: number; sys: number }> {
-  const out = new Map<number, { user: number; sys: number }>();
-  const dir = `/proc/${pid}/task`;
-  if (!existsSync(dir)) return out;
-  for (const tid of readdirSync(dir)) {
-    try {
-      const stat = readFileSync(`${dir}/${tid}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      out.set(Number(tid), { user: Number(fields[11]) / 100, sys: Number(fields[12]) / 100 });
-    } catch {
-      // The thread ended meanwhile.
-    }
-  }
-  return out;
 }
 
 /** /proc/stat's cpu0 columns user, nice, system, idle, iowait, irq, softirq, steal (ticks of 1/100 s). */
@@ -162,7 +146,7 @@ function cpuMark(child: ChildProcess): (rows: number) => RunCpu {
   const pid = child.pid ?? -1;
   const main0 = mainThreadCpuSeconds(child);
   const total0 = cpuSeconds(child);
-  const threads0 = threadCpu(pid);
+  const threads0 = threadStats(pid);
   const core0 = core0Ticks();
   return (rows) => cpuSince(child, rows, main0, total0, threads0, core0);
 }
@@ -172,17 +156,18 @@ function cpuSince(
   rows: number,
   main0: number,
   total0: number,
-  threads0: Map<number, { user: number; sys: number }>,
+  threads0: Map<string, ThreadStats>,
   core0: number[],
 ): RunCpu {
   const pid = child.pid ?? -1;
-  const threads1 = threadCpu(pid);
+  const threads1 = threadStats(pid);
   const core1 = core0Ticks();
   const perRow = (s: number): number => (s * 1e6) / rows;
   const threads: RunCpu['threads'] = [];
-  for (const [tid, t] of threads1) {
+  for (const [id, t] of threads1) {
+    const tid = Number(id);
     if (tid === pid) continue;
-    const b = threads0.get(tid) ?? { user: 0, sys: 0 };
+    const b = threads0.get(id) ?? { user: 0, sys: 0 };
     const used = t.user + t.sys - b.user - b.sys;
     if (perRow(used) >= 0.01) threads.push({ tid, us: perRow(used), sysPct: (100 * (t.sys - b.sys)) / used });
   }
