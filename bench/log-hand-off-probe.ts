@@ -9,7 +9,11 @@
 // thread (which gives the arena back, transferred, WRITER_MS later) instead of simulating it, and
 // prints the µs per append spent in postMessage (with both threads on one core, that includes
 // the worker preempting).
-// Usage: DIST=packages/quoll/dist [ROWS=1000] [CONNECTIONS=16] [SECONDS=3] [WARMUP_S=1] [WORKER=1]
+// Also prints the µs per append spent in packing (`LogPackJob.step`: the copy of the staged rows
+// into the hand-off's arena; patched in from the same module), and THRASH_KB=n writes n KiB of
+// other memory between turns (so that the staging and the arenas are not all in cache, as on a
+// serving request thread).
+// Usage: DIST=packages/quoll/dist [ROWS=1000] [CONNECTIONS=16] [SECONDS=3] [WARMUP_S=1] [WORKER=1] [THRASH_KB=0]
 //   taskset -c 1 npx tsx bench/log-hand-off-probe.ts
 import { PerformanceObserver, performance } from 'node:perf_hooks';
 import { resolve } from 'node:path';
@@ -45,6 +49,22 @@ interface HandOff {
 const { LogHandOff } = (await import(pathToFileURL(`${dist}/logs/index.js`).href)) as {
   LogHandOff: new (options: unknown) => HandOff;
 };
+
+const { LogPackJob } = (await import(pathToFileURL(`${dist}/logs/log-batch-transfer.js`).href)) as {
+  LogPackJob: { prototype: { step(budget: number): boolean } };
+};
+let packUs = 0;
+const step = LogPackJob.prototype.step;
+LogPackJob.prototype.step = function (this: unknown, budget: number): boolean {
+  const t0 = process.hrtime.bigint();
+  try {
+    return step.call(this, budget);
+  } finally {
+    packUs += Number(process.hrtime.bigint() - t0) / 1000;
+  }
+};
+const THRASH = new Uint8Array(Number(process.env.THRASH_KB ?? 0) * 1024);
+let thrashed = 0;
 
 const tensorType = new FixedSizeList(18, new Field('item', new Float32(), false));
 const outType = new FixedSizeList(1, new Field('item', new Float32(), false));
@@ -141,6 +161,7 @@ const turn = async (): Promise<number> => {
     pushNs += process.hrtime.bigint() - t0;
   }
   await Promise.all(pending);
+  if (THRASH.length > 0) THRASH.fill(++thrashed & 0xff);
   await new Promise((r) => setImmediate(r));
   return Number(pushNs) / 1000;
 };
@@ -161,6 +182,7 @@ const cpu0 = process.cpuUsage();
 gcUs = 0;
 gcKinds = {};
 postUs = 0;
+packUs = 0;
 const { appends, pushUs } = await until(SECONDS * 1000);
 const cpu = process.cpuUsage(cpu0);
 const gc = gcUs;
@@ -171,6 +193,7 @@ console.log(
     appends,
     cpuUsPerAppend: +((cpu.user + cpu.system) / appends).toFixed(1),
     pushUsPerAppend: +(pushUs / appends).toFixed(1),
+    packUsPerAppend: +(packUs / appends).toFixed(2),
     gcUsPerAppend: +(gc / appends).toFixed(1),
     gcUsPerAppendByKind: Object.fromEntries(
       Object.entries(gcKinds).map(([kind, us]) => [kind, +(us / appends).toFixed(1)]),

@@ -1,3 +1,4 @@
+import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import {
   Field,
@@ -419,6 +420,110 @@ describe('LogHandOff', () => {
       kept.lease.release();
       expect(kept.freed()).toBe(1);
     });
+  });
+});
+
+describe('LogHandOff: the bytes a writer thread reads', () => {
+  /** A stand-in writer thread: posts back each message it is given, as it received it (nothing transferred). */
+  function echoWriter(): { worker: Worker; got: LogItemsMessage[]; next: () => Promise<LogItemsMessage> } {
+    const worker = new Worker(
+      `require('node:worker_threads').parentPort.on('message', (m) => require('node:worker_threads').parentPort.postMessage(m));`,
+      { eval: true },
+    );
+    const got: LogItemsMessage[] = [];
+    let wake: (() => void) | null = null;
+    worker.on('message', (m: LogItemsMessage) => {
+      got.push(m);
+      wake?.();
+    });
+    const next = async (): Promise<LogItemsMessage> => {
+      const n = got.length;
+      while (got.length === n) await new Promise<void>((r) => (wake = r));
+      return got.at(-1)!;
+    };
+    return { worker, got, next };
+  }
+
+  it('never changes rows a writer may still read: the buffers of a message are reused only once the writer confirmed it', async () => {
+    const { clock, sent, handOff, newWriter } = setUp();
+    handOff.attach();
+    handOff.wantsRows();
+    await handOff.push(1, [batch(0, [7, 8, 9])], 3);
+    await clock.advance(20);
+    handOff.wantsRows();
+    await handOff.push(1, [batch(1, [1, 2, 3])], 3);
+    await clock.advance(20);
+    expect(sent).toHaveLength(2);
+    // What the writer holds of the second message (views of its bytes), not confirmed yet.
+    const unpacker = new LogBatchUnpacker();
+    unpacker.learn(sent[0]!.body.schemas);
+    const [[second]] = unpacker.unpack(sent[1]!.body) as [[RecordBatch]];
+    // Every column: a reused buffer may come back as any leaf of a later run.
+    const held = (): unknown[] => [
+      ...(second.getChild('time')!.data[0]!.values as BigInt64Array),
+      ...(second.getChild('out.v')!.toArray() as Float32Array),
+    ];
+    // The first is confirmed: its buffers are free for the rows that come next.
+    handOff.confirm(sent[0]!.seq);
+    for (let i = 0; i < 5; i++) {
+      handOff.wantsRows();
+      await handOff.push(1, [batch(2 + i, [10 * i, 10 * i + 1, 10 * i + 2])], 3);
+      await clock.advance(20);
+      expect(held()).toEqual([1n, 1n, 1n, 1, 2, 3]);
+    }
+    // The writer dies; rows staged meanwhile, and the restarted writer given its rows again.
+    handOff.detach();
+    await handOff.push(1, [batch(9, [90, 91, 92])], 3);
+    newWriter();
+    handOff.attach();
+    // The six messages not confirmed, sent again.
+    expect(sent.slice(7).map((m) => m.seq)).toEqual(sent.slice(1, 7).map((m) => m.seq));
+    expect(held()).toEqual([1n, 1n, 1n, 1, 2, 3]);
+  });
+
+  it('gives a writer thread killed after it got rows, before it confirmed them, to the restarted one once and intact (real threads)', async () => {
+    let writer = echoWriter();
+    const { clock, handOff } = setUp({ post: (msg, transfer) => writer.worker.postMessage(msg, transfer) });
+    try {
+      handOff.attach();
+      handOff.wantsRows();
+      await handOff.push(1, [batch(1, [1, 2])], 2);
+      await handOff.push(2, [batch(1, [5])], 1);
+      await handOff.push(1, [batch(2, [3])], 1);
+      await clock.advance(20);
+      const got = await writer.next();
+      const unpacker = new LogBatchUnpacker();
+      unpacker.learn(got.body.schemas);
+      const values = (m: LogItemsMessage, u: LogBatchUnpacker): Record<number, number[]> => {
+        const groups = u.unpack(m.body);
+        return Object.fromEntries(
+          m.pipelineIds.map((id, i) => [
+            id,
+            groups[i]!.flatMap((b) => [...(b.getChild('out.v')!.toArray() as Float32Array)]),
+          ]),
+        );
+      };
+      expect(values(got, unpacker)).toEqual({ 1: [1, 2, 3], 2: [5] });
+      // Killed before confirming; rows come meanwhile (they must not take its buffers).
+      await writer.worker.terminate();
+      handOff.detach();
+      await handOff.push(1, [batch(3, [4])], 1);
+      await handOff.push(2, [batch(3, [6, 7])], 2);
+      handOff.hurry();
+      writer = echoWriter();
+      expect(handOff.attach()).toBe(got.seq);
+      const again = await writer.next();
+      const fresh = new LogBatchUnpacker();
+      fresh.learn(again.body.schemas);
+      expect(again.seq).toBe(got.seq);
+      expect(values(again, fresh)).toEqual({ 1: [1, 2, 3], 2: [5] });
+      handOff.confirm(again.seq);
+      handOff.wantsRows();
+      expect(values(await writer.next(), fresh)).toEqual({ 1: [4], 2: [6, 7] });
+      expect(writer.got).toHaveLength(2);
+    } finally {
+      await writer.worker.terminate();
+    }
   });
 });
 
