@@ -51,7 +51,7 @@ const { LogHandOff } = (await import(pathToFileURL(`${dist}/logs/index.js`).href
 };
 
 const { LogPackJob } = (await import(pathToFileURL(`${dist}/logs/log-batch-transfer.js`).href)) as {
-  LogPackJob: { prototype: { step(budget: number): boolean } };
+  LogPackJob: { prototype: { step: (this: unknown, budget: number) => boolean } };
 };
 let packUs = 0;
 const step = LogPackJob.prototype.step;
