@@ -333,8 +333,24 @@ describe('InferenceResult.logRows for Arrow inputs (the input columns copied str
     expect(() => admitLogRows(1, rows)).toThrow(expect.objectContaining({ code: 'log_rows_refused' }));
   });
 
-  it('gives the table itself once the answer built it', () => {
-    const r = result(benchTable(5), [variable(5)]);
+  it('gives a row source of the same rows even once the answer built the table (an Arrow answer builds it first)', () => {
+    const answered = result(benchTable(5), [variable(5)]);
+    const table = answered.toArrowTable();
+    const rows = answered.logRows();
+    expect(isLogRowSource(rows)).toBe(true);
+    // The answer's table is still the one built (the source did not replace it).
+    expect(answered.toArrowTable()).toBe(table);
+    const fromTable = new LogStaging(LIMITS);
+    fromTable.add(1, admitLogRows(1, table).batches);
+    const fromSource = new LogStaging(LIMITS);
+    fromSource.add(1, admitLogRows(1, rows).batches);
+    expect(snapshot(fromSource.take())).toEqual(snapshot(fromTable.take()));
+  });
+
+  it('gives the table the answer built when the rows cannot take a source (a chunked input)', () => {
+    const a = benchTable(3);
+    const chunked = new Table([...a.batches, ...benchTable(2).batches]);
+    const r = result(chunked, [variable(5)]);
     const table = r.toArrowTable();
     expect(r.logRows()).toBe(table);
   });

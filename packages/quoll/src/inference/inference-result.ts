@@ -102,20 +102,21 @@ export class InferenceResult {
   }
 
   /**
-   * The rows for the inference log: the result's Arrow table when it has one or reuses the
-   * input's columns (an Arrow request, or an Arrow answer already built), otherwise — JSON
-   * records — a {@link LogRowSource} that writes the same rows (the same schema object, the
-   * same values byte for byte) straight into the log's staging buffers, without the table's
-   * fresh typed arrays and Arrow objects built only to be copied again.
+   * The rows for the inference log: a {@link LogRowSource} that writes the same rows as the
+   * result's Arrow table (the same schema object, the same values byte for byte) straight into
+   * the log's staging buffers, without the table's fresh typed arrays and Arrow objects built
+   * only to be copied again — for JSON records and tensors, and for an Arrow input that
+   * {@link arrowInputLeaf} takes, even when an Arrow answer has built the table already (the
+   * source skips the table's checks and its generic per-column staging); otherwise the table.
    */
   logRows(): Table | LogRowSource {
     const input = this.#input;
-    if (this.#table !== null) return this.#table;
     if (input.kind === 'arrow') {
       // One layout for both: the source's, and the table's when the source is not taken.
       const found = this.#arrowLayout(input.table);
-      return this.#arrowLogRows(input.table, found) ?? (this.#table = this.#buildArrowTable(found));
+      return this.#arrowLogRows(input.table, found) ?? (this.#table ??= this.#buildArrowTable(found));
     }
+    if (this.#table !== null) return this.#table;
     if (input.kind === 'tensors') {
       const { layout, tensors } = this.#tensorsLayout(input.tensors);
       return new TensorsLogRows(this, layout.schema, tensors);
