@@ -5,6 +5,11 @@
 // (as a request has: `decodeArrowTable`), the result, `admitLogRows` and `LogStaging.add`; every
 // `HAND_OFF_ROWS` rows the staging is taken and released (what the writer's confirmation does).
 // Prints CPU µs per append of each path, rounds interleaved, and of the decode alone.
+// PATHS=answered: the server's Arrow answer path instead — the answer builds the result table
+// (`toArrowTable()`, as `encodeInferenceResult` does for an Arrow answer) and then the log takes
+// `logRows()`, whatever that gives once the table is built; printed beside `answer` (the table
+// built, nothing logged: what the request pays with logging off), so the log's own cost at that
+// point is `answered` − `answer`.
 //
 // Usage: taskset -c 1 npx tsx bench/arrow-log-rows-probe.ts [rows=100] [seconds=2] [rounds=4]
 import { Field, FixedSizeList, Float32, Table, Vector, makeData, tableToIPC } from 'apache-arrow';
@@ -23,7 +28,10 @@ const body = tableToIPC(
 );
 const output = Float32Array.from({ length: rows }, (_, i) => i * 1.5);
 
-function run(path: 'table' | 'source'): number {
+type Path = 'table' | 'source' | 'answer' | 'answered';
+const paths: Path[] = process.env.PATHS === 'answered' ? ['answer', 'answered'] : ['table', 'source'];
+
+function run(path: Path): number {
   const staging = new LogStaging({ maxRows: 100_000, maxBytes: 16 * 1024 * 1024 });
   let staged = 0;
   let appends = 0;
@@ -39,6 +47,12 @@ function run(path: 'table' | 'source'): number {
         rows,
         Date.now(),
       );
+      // The answer's table first (an Arrow answer builds it), then the log's rows.
+      if (path === 'answered' || path === 'answer') result.toArrowTable();
+      if (path === 'answer') {
+        appends++;
+        continue;
+      }
       staging.add(1, admitLogRows(1, path === 'table' ? result.toArrowTable() : result.logRows()).batches);
       staged += rows;
       appends++;
@@ -68,14 +82,15 @@ function decodeOnly(): number {
   return (used.user + used.system) / n;
 }
 
-run('table');
-run('source');
+for (const path of paths) run(path);
 for (let r = 0; r < rounds; r++) {
-  const order: ('table' | 'source')[] = r % 2 === 0 ? ['table', 'source'] : ['source', 'table'];
+  const order = r % 2 === 0 ? paths : [...paths].reverse();
   const got: Record<string, number> = {};
   for (const path of order) got[path] = run(path);
   const decode = decodeOnly();
   console.log(
-    `round ${r + 1}: rows ${rows}, decode ${decode.toFixed(1)} µs; table ${got.table!.toFixed(1)} (log ${(got.table! - decode).toFixed(1)}), source ${got.source!.toFixed(1)} (log ${(got.source! - decode).toFixed(1)}) µs CPU per append`,
+    `round ${r + 1}: rows ${rows}, decode ${decode.toFixed(1)} µs; ` +
+      paths.map((p) => `${p} ${got[p]!.toFixed(1)} (log ${(got[p]! - decode).toFixed(1)})`).join(', ') +
+      ' µs CPU per append',
   );
 }
