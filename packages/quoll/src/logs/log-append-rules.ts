@@ -34,6 +34,7 @@ export function admitLogRows(
     let leaves: readonly LogRowLeaf[] | null;
     let byteLength: unknown;
     let leafWriter: unknown;
+    let copied: unknown;
     try {
       schema = rows.schema;
       numRows = rows.numRows;
@@ -42,6 +43,7 @@ export function admitLogRows(
       // Read here with the others: the packer is handed the writer seen at admission (finding 3).
       // (As a value to call on the source later, so typed as what it is at run time.)
       leafWriter = (rows as { leafWriter?: unknown }).leafWriter;
+      copied = (rows as { copied?: unknown }).copied;
     } catch (err) {
       throw rowsRefused(`reading them failed: ${err instanceof Error ? err.message : String(err)}`, err);
     }
@@ -67,6 +69,8 @@ export function admitLogRows(
       }
       if (leafWriter !== undefined && typeof leafWriter !== 'function')
         throw rowsRefused(`a leafWriter that is not a function (${typeof leafWriter})`);
+      if (copied !== undefined && typeof copied !== 'function')
+        throw rowsRefused(`a copied hook that is not a function (${typeof copied})`);
       return {
         batches: [
           new AdmittedRowSource(
@@ -76,6 +80,7 @@ export function admitLogRows(
             checked,
             byteLength,
             leafWriter as LeafWriter | undefined,
+            copied as ((this: LogRowSource) => void) | undefined,
           ),
         ],
         rows: numRows,
@@ -117,6 +122,8 @@ class AdmittedRowSource implements LogRowSource {
   readonly #source: LogRowSource;
   /** The source's `leafWriter` as read at admission (called on the source, not read again). */
   readonly #sourceLeafWriter: LeafWriter | undefined;
+  /** The source's `copied` as read at admission. */
+  readonly #sourceCopied: ((this: LogRowSource) => void) | undefined;
 
   constructor(
     source: LogRowSource,
@@ -125,6 +132,7 @@ class AdmittedRowSource implements LogRowSource {
     leaves: readonly LogRowLeaf[],
     byteLength: number,
     leafWriter: LeafWriter | undefined,
+    copied: ((this: LogRowSource) => void) | undefined,
   ) {
     this.#source = source;
     this.schema = schema;
@@ -134,6 +142,12 @@ class AdmittedRowSource implements LogRowSource {
     // Whether the source writes in slices, and with what, is read once too (the packer asks per leaf).
     this.#sourceLeafWriter = leafWriter;
     this.leafWriter = leafWriter === undefined ? undefined : this.#leafWriter;
+    this.#sourceCopied = copied;
+  }
+
+  /** Tells the source the staging copied it (when it has a `copied` hook). */
+  copied(): void {
+    this.#sourceCopied?.call(this.#source);
   }
 
   writeLeaf(index: number, target: ArrayBufferView): void {

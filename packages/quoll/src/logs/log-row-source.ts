@@ -46,6 +46,12 @@ export interface LogRowSource {
   leafWriter?(index: number, target: ArrayBufferView): (rows: number) => void;
   /** The rows as an Arrow table of one batch. */
   toTable(): Table;
+  /**
+   * Called once the log's staging has copied every row (at admission): the log reads the source
+   * no more, so what it wrote from may be reused. Not called for a source the log keeps until
+   * its writer takes it, nor for one refused. Optional.
+   */
+  copied?(): void;
 }
 
 /** Whether `rows` is a {@link LogRowSource} (not an Arrow table or batch). */

@@ -12,6 +12,9 @@ import {
 } from 'apache-arrow';
 import type { Data } from 'apache-arrow';
 import { LogBatchPacker, LogBatchUnpacker } from './log-batch-transfer.js';
+import { InferenceResult } from '../inference/inference-result.js';
+import { admitLogRows } from './log-append-rules.js';
+import type { LogRowSource } from './log-row-source.js';
 import { LogStaging, STAGE_MAX_BYTES, StagedRun } from './log-staging.js';
 
 const inType = new FixedSizeList(3, new Field('item', new Float64(), false));
@@ -215,5 +218,47 @@ describe('LogStaging', () => {
     expect(leafBytes(next, 1)[1]).toBeGreaterThanOrEqual(1500 * 3 * 8);
     staging.add(2, [batch(9, [1])]);
     expect(leafBytes(staging.take(), 2)).toEqual([4096, 4096, 4096]);
+  });
+});
+
+describe('LogStaging and a row source’s `copied` hook', () => {
+  /** A JSON records result's log rows (a row source), `n` rows of 18 numbers, its `copied` calls counted. */
+  function source(n: number): { rows: LogRowSource; copied: () => number } {
+    const records = Array.from({ length: n }, (_, r) => ({
+      tensor: Array.from({ length: 18 }, (_, i) => r + i),
+    }));
+    const outputs = [{ name: 'y', type: 'float32' as const, dims: [n, 1], data: new Float32Array(n) }];
+    const result = new InferenceResult({ kind: 'records', records }, ['tensor'], outputs, n, 1);
+    const inner = result.logRows() as LogRowSource;
+    let calls = 0;
+    const rows: LogRowSource = {
+      kind: 'log-row-source',
+      schema: inner.schema,
+      numRows: inner.numRows,
+      leaves: inner.leaves,
+      byteLength: inner.byteLength,
+      writeLeaf: (index, target) => inner.writeLeaf(index, target),
+      leafWriter: (index, target) => inner.leafWriter!(index, target),
+      toTable: () => inner.toTable(),
+      copied: () => void calls++,
+    };
+    return { rows, copied: () => calls };
+  }
+
+  it('tells a source it copied at admission that the log will not read it again, not one it keeps for the packer', () => {
+    const staging = new LogStaging({ maxRows: 100_000, maxBytes: 1 << 24 });
+    const small = source(100);
+    expect(small.rows.byteLength).toBeLessThan(STAGE_MAX_BYTES);
+    staging.add(1, admitLogRows(1, small.rows).batches);
+    expect(small.copied()).toBe(1);
+    const big = source(250);
+    expect(big.rows.byteLength).toBeGreaterThanOrEqual(STAGE_MAX_BYTES);
+    staging.add(1, admitLogRows(1, big.rows).batches);
+    expect(big.copied()).toBe(0);
+  });
+
+  it('refuses a source whose `copied` is not a function at admission', () => {
+    const bad = { ...source(1).rows, copied: 7 } as unknown as LogRowSource;
+    expect(() => admitLogRows(1, bad)).toThrow(expect.objectContaining({ code: 'log_rows_refused' }));
   });
 });

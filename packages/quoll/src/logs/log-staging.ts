@@ -239,6 +239,8 @@ export class LogStaging {
           this.#newSourceRun(batch.schema, leaves, id, this.#hints.get(`${pipelineId}:${id}`)),
         );
         this.#copySource(run, batch, leaves);
+        // Read no more (a throw refuses the append, as a source that throws while copied).
+        batch.copied?.();
         run.rows += batch.numRows;
         run.bytes += size;
         continue;
