@@ -44,7 +44,7 @@ function run(path: Path): number {
       const records = JSON.parse(body) as Record<string, unknown>[];
       const input = { kind: 'records' as const, records };
       const values: RecordValues | undefined =
-        path === 'filled' ? { columns: ['tensor'], values: [], slab: logSlab } : undefined;
+        path === 'filled' ? { columns: ['tensor'], values: [], storage: logSlab } : undefined;
       if (FEEDS || path === 'filled') buildFeeds(input, bindings, feedSlab, values);
       const result = new InferenceResult(
         input,

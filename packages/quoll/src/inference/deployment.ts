@@ -5,7 +5,8 @@ import { ApiError, fromErrorOutcome } from '../errors/index.js';
 import { BufferLease, callingThreadClock } from '../threads/index.js';
 import { collectBuffers, fromTransferredTable } from './decode/transferred-table.js';
 import { echoBuffers } from './echo-buffers.js';
-import { FeedSlab, LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES } from './feed-slab.js';
+import { FeedSlab } from './feed-slab.js';
+import { LogValuesPool } from './log-values-pool.js';
 import type { EngineInput, InferenceInput, UndecodedRecords } from './inference-input.js';
 import type { StepModel } from './step-model.js';
 import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-binding.js';
@@ -158,11 +159,12 @@ export class Deployment {
    */
   readonly #feedSlab = new FeedSlab();
   /**
-   * Where the log's small Float64 copies of JSON records columns are carved (`RecordValues`),
-   * sized like the feeds' slab (see {@link LOG_SLAB_BYTES}): a logged result pins at most one
-   * 8 KiB slab, and larger copies get an array of their own.
+   * Where the log's Float64 copies of JSON records columns come from (`RecordValues`): small
+   * ones carved from a slab sized like the feeds' (a logged result pins at most one 8 KiB
+   * slab), larger ones (batch 100 × 18) arrays that results give back once the log copied
+   * them, for the next request to write into (see {@link LogValuesPool}).
    */
-  readonly #logSlab = new FeedSlab(LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES);
+  readonly #logValues = new LogValuesPool();
   readonly #inFlight = new Set<Promise<unknown>>();
   /** Merge keys of requests whose outputs turned out not to be split by row; they run alone. */
   readonly #unmergeable = new Set<string>();
@@ -372,17 +374,32 @@ export class Deployment {
     // JSON records: the log's Float64 `in.*` values written in the same walk as the feeds.
     const recordValues =
       logged && input.kind === 'records'
-        ? { columns, values: [] as (Float64Array | null)[], slab: this.#logSlab }
+        ? { columns, values: [] as (Float64Array | null)[], storage: this.#logValues }
         : undefined;
     const feeds = buildFeeds(input, bindings, this.#feedSlab, recordValues);
     const run = this.#run(feeds, rows);
     this.#inFlight.add(run);
+    let outputs: WireTensor[];
     try {
-      const outputs = await run;
-      return new InferenceResult(input, columns, outputs, rows, now, null, recordValues?.values ?? null);
+      outputs = await run;
+    } catch (error) {
+      // No result reads them: the next request may write into them.
+      if (recordValues !== undefined)
+        for (const values of recordValues.values) if (values) this.#logValues.give(values);
+      throw error;
     } finally {
       this.#inFlight.delete(run);
     }
+    return new InferenceResult(
+      input,
+      columns,
+      outputs,
+      rows,
+      now,
+      null,
+      recordValues?.values ?? null,
+      recordValues === undefined ? null : this.#logValues,
+    );
   }
 
   /** JSON records decoded, checked and run by the worker; the answer gets their decoded columns. */

@@ -30,6 +30,11 @@ import { encodeArrowAnswer } from './encode-arrow-answer.js';
 import { freezeSchema } from './freeze-schema.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
+/** What {@link InferenceResult.release} gives a records input's log values back to (`LogValuesPool`). */
+export interface LogValuesPoolPort {
+  give(values: Float64Array): void;
+}
+
 /**
  * The answer to one inference request. Columns, in order: `time` (the request's time for
  * every row), `in.<col>` per request column, `out.<name>` per output of the last step (each
@@ -49,7 +54,12 @@ export class InferenceResult {
   /** The lease of the input's buffers when a model worker lent them (see {@link release}). */
   #lease: BufferLease | null;
   /** A records input's columns as Float64, when the input pass wrote them (see the constructor). */
-  readonly #recordValues: readonly (Float64Array | null)[] | null;
+  #recordValues: readonly (Float64Array | null)[] | null;
+  /** Where {@link release} gives {@link #recordValues} back (see the constructor). */
+  readonly #valuesPool: LogValuesPoolPort | null;
+  /** The records log source handed out by {@link logRows}, and how many were. */
+  #logSource: RecordsLogRows | null = null;
+  #logSources = 0;
 
   /**
    * `recordValues`, for a JSON records input only: per column (as `columns`), its values row
@@ -57,6 +67,8 @@ export class InferenceResult {
    * feeds, `RecordValues`: only for a column of numbers or flat lists), or `null` for a column
    * the log should read from the records. The log and {@link toArrowTable} use them instead of
    * walking the records again (the table views them); they must not change afterwards.
+   * `valuesPool`: where they came from; {@link release} gives them back to it when nothing can
+   * read them any more.
    */
   constructor(
     input: InferenceInput,
@@ -66,6 +78,7 @@ export class InferenceResult {
     time: number,
     lease: BufferLease | null = null,
     recordValues: readonly (Float64Array | null)[] | null = null,
+    valuesPool: LogValuesPoolPort | null = null,
   ) {
     this.#input = input;
     this.#columns = columns;
@@ -74,6 +87,7 @@ export class InferenceResult {
     this.time = time;
     this.#lease = lease;
     this.#recordValues = recordValues;
+    this.#valuesPool = valuesPool;
   }
 
   /**
@@ -83,11 +97,22 @@ export class InferenceResult {
    * back to it once no reader is left, instead of each request's columns waiting for a garbage
    * collection; the result must not be read after this. A no-op for other inputs, and when
    * called again.
+   *
+   * A JSON records input's log values (`recordValues`) go back to their pool when nothing can
+   * read them again: no table was built (it would view them, and an answer or the log may hold
+   * it), and the one log source handed out was copied by the log's staging (`copied`): not one
+   * the log keeps until its writer takes it (32 KiB or more), nor one refused or never admitted.
    */
   release(): void {
     const lease = this.#lease;
     this.#lease = null;
     lease?.release();
+    const values = this.#recordValues;
+    const pool = this.#valuesPool;
+    if (values === null || pool === null || this.#table !== null) return;
+    if (this.#logSources !== 1 || this.#logSource?.wasCopied !== true) return;
+    this.#recordValues = null;
+    for (const array of values) if (array !== null) pool.give(array);
   }
 
   /**
@@ -123,7 +148,17 @@ export class InferenceResult {
     }
     const records = input.records as Record<string, unknown>[];
     const { layout, shapes } = this.#recordsLayout(records);
-    return new RecordsLogRows(this, layout.schema, records, this.#columns, shapes, this.#recordValues);
+    const source = new RecordsLogRows(
+      this,
+      layout.schema,
+      records,
+      this.#columns,
+      shapes,
+      this.#recordValues,
+    );
+    this.#logSource = source;
+    this.#logSources++;
+    return source;
   }
 
   /**
@@ -1059,6 +1094,7 @@ class RecordsLogRows extends ResultLogRows {
   readonly #shapes: readonly number[][];
   /** Per column, its Float64 values from the input pass when they fill it exactly, else `null`. */
   readonly #values: readonly (Float64Array | null)[];
+  #copied = false;
 
   constructor(
     result: InferenceResult,
@@ -1080,6 +1116,15 @@ class RecordsLogRows extends ResultLogRows {
       const given = values?.[i] ?? null;
       return given !== null && given.length === rows * input.width ? given : null;
     });
+  }
+
+  /** Whether the log's staging copied these rows (`copied`): it reads them no more. */
+  get wasCopied(): boolean {
+    return this.#copied;
+  }
+
+  copied(): void {
+    this.#copied = true;
   }
 
   protected writeInput(column: number, target: ArrayBufferView): void {

@@ -144,7 +144,9 @@ export function buildFeeds(
   const log: (Float64Array | null)[] = [];
   for (const binding of bindings) {
     const values =
-      recordValues === undefined ? null : { data: null as Float64Array | null, slab: recordValues.slab };
+      recordValues === undefined
+        ? null
+        : { data: null as Float64Array | null, storage: recordValues.storage };
     feeds.push(recordsFeed(records as Record<string, unknown>[], binding, slab, values));
     log.push(values?.data ?? null);
   }
@@ -201,8 +203,16 @@ export interface RecordValues {
    * records). Left as it is when a feed is refused.
    */
   readonly values: (Float64Array | null)[];
-  /** Storage to carve the values out of (regions never handed out twice); fresh arrays without it. */
-  readonly slab: FeedSlab | undefined;
+  /**
+   * Where the values' arrays come from (a deployment's `LogValuesPool`, or a `FeedSlab`); fresh
+   * arrays without it. Its arrays may hold an earlier request's values: every element is written.
+   */
+  readonly storage: LogValuesStorage | undefined;
+}
+
+/** Storage of {@link RecordValues}' arrays: `length` Float64 elements, not necessarily zeroed. */
+export interface LogValuesStorage {
+  take(Type: Float64ArrayConstructor, length: number): Float64Array;
 }
 
 /**
@@ -590,7 +600,7 @@ function recordsFeed(
   records: Record<string, unknown>[],
   binding: ColumnBinding,
   slab: FeedSlab | undefined,
-  log: { data: Float64Array | null; readonly slab: FeedSlab | undefined } | null,
+  log: { data: Float64Array | null; readonly storage: LogValuesStorage | undefined } | null,
 ): WireTensor {
   const { column, input } = binding;
   const rows = records.length;
@@ -607,11 +617,12 @@ function recordsFeed(
   const sink = allocateNumeric(input.type, rows * width, column, slab);
   // Every row of a fed column of numbers or flat lists has the first row's width and only
   // numbers (anything else is refused below), so these are exactly the Float64 values the log
-  // would read from the records: every element written, none left to zero-fill.
+  // would read from the records: every element written, none left to zero-fill (and an array
+  // reused from an earlier request keeps none of its values).
   const values =
     log === null || rowShape.length > 1
       ? null
-      : (log.slab?.take(Float64Array, rows * width) ?? new Float64Array(rows * width));
+      : (log.storage?.take(Float64Array, rows * width) ?? new Float64Array(rows * width));
   for (let row = 0; row < rows; row++) {
     const value = records[row]![column];
     const offset = row * width;

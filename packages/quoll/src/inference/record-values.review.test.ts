@@ -52,7 +52,7 @@ describe('review logfill: the wiring is tested end to end (guard: green on the l
 describe('review logfill: the table path ignores the record values', () => {
   it('toTable() of a result whose source cannot be staged (string output) uses the values instead of walking the records a second time', () => {
     const { records, reads } = countedRecords(2, 3);
-    const values: RecordValues = { columns: ['tensor'], values: [], slab: undefined };
+    const values: RecordValues = { columns: ['tensor'], values: [], storage: undefined };
     buildFeeds(
       { kind: 'records', records },
       [{ column: 'tensor', input: { name: 'tensor', type: 'float32', shape: [null, 3] } }],
@@ -86,7 +86,7 @@ describe('review logfill: memory a logged result pins', () => {
     // The same FeedSlab as Deployment#logSlab (second shift: its sizes are exported, so that
     // this test follows them instead of the lane's 128 KiB slabs, 32 KiB regions).
     const slab = new FeedSlab(LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES);
-    const values: RecordValues = { columns: ['tensor'], values: [], slab };
+    const values: RecordValues = { columns: ['tensor'], values: [], storage: slab };
     buildFeeds(
       { kind: 'records', records: [{ tensor: [1, 2, 3] }] },
       [{ column: 'tensor', input: { name: 'tensor', type: 'float32', shape: [null, 3] } }],
@@ -121,7 +121,7 @@ describe('review logfill: aligning the values with the request’s columns', () 
     });
     const record: Record<string, number> = {};
     columns.forEach((name, i) => (record[name] = i + 0.1));
-    const values: RecordValues = { columns, values: [], slab: undefined };
+    const values: RecordValues = { columns, values: [], storage: undefined };
     buildFeeds({ kind: 'records', records: [record] }, bindings, undefined, values);
     expect(values.values[C - 1]![0]).toBe(C - 1 + 0.1);
     // Without record values buildFeeds reads each binding's column once; the lane's alignment

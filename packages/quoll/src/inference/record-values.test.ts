@@ -1,9 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import type { Data } from 'apache-arrow';
 import type { TensorInfoDto } from '@quoll/client/wire';
+import { isLogRowSource } from '../logs/index.js';
 import type { LogRowSource } from '../logs/index.js';
 import { FeedSlab } from './feed-slab.js';
 import { InferenceResult } from './inference-result.js';
+import { LogValuesPool } from './log-values-pool.js';
 import { buildFeeds } from './input-binding.js';
 import type { RecordValues } from './input-binding.js';
 
@@ -20,7 +22,7 @@ function records(): Record<string, unknown>[] {
 }
 
 function logValues(): RecordValues {
-  return { columns: ['tensor', 'x', 'm'], values: [], slab: new FeedSlab(1024, 512) };
+  return { columns: ['tensor', 'x', 'm'], values: [], storage: new FeedSlab(1024, 512) };
 }
 
 const bindings = [
@@ -69,7 +71,7 @@ describe('buildFeeds writes a records input’s log values beside its feeds (Rec
   });
 
   it('aligns the values with the request’s columns, not the bindings’ order', () => {
-    const values: RecordValues = { columns: ['x', 'tensor'], values: [], slab: undefined };
+    const values: RecordValues = { columns: ['x', 'tensor'], values: [], storage: undefined };
     buildFeeds(
       { kind: 'records', records: [{ tensor: [0.1, 0.2, 0.3], x: 4 }] },
       [
@@ -149,7 +151,7 @@ describe('InferenceResult.toArrowTable with the input pass’s record values', (
       '[{"tensor":[0.1,0.2,0.3],"x":7,"m":[[0.1,1],[2,3]],"one":[0.1]},{"tensor":[1e-7,3.141592653589793,-0.7],"x":-2,"m":[[4,5],[6,0.3]],"one":[-0.7]}]',
     ) as Record<string, unknown>[];
     const columns = ['tensor', 'x', 'm', 'one'];
-    const values: RecordValues = { columns, values: [], slab: undefined };
+    const values: RecordValues = { columns, values: [], storage: undefined };
     const input = { kind: 'records' as const, records: rows };
     buildFeeds(input, [...bindings, { column: 'one', input: one }], undefined, values);
     const outputs = [{ name: 'label', type: 'string' as const, dims: [2], data: ['a', 'b'] }];
@@ -162,5 +164,70 @@ describe('InferenceResult.toArrowTable with the input pass’s record values', (
     // The table views the values as they are (no copy).
     const data = withValues.toArrowTable().getChild('in.tensor')!.data[0]!.children[0]!;
     expect(data.values).toBe(values.values[0]);
+  });
+});
+
+describe('InferenceResult.release gives the log values back to their pool only when nothing can read them again', () => {
+  const rows = 120;
+  /** A result of `rows` records whose log values (above the log slab's regions) came from `pool`. */
+  function pooled(pool: LogValuesPool): { result: InferenceResult; values: Float64Array } {
+    const input = {
+      kind: 'records' as const,
+      records: Array.from({ length: rows }, (_, r) => ({ tensor: [r, r + 0.5, r + 0.25] })),
+    };
+    const recordValues: RecordValues = { columns: ['tensor'], values: [], storage: pool };
+    buildFeeds(input, [{ column: 'tensor', input: input3 }], undefined, recordValues);
+    const outputs = [{ name: 'y', type: 'float32' as const, dims: [rows, 1], data: new Float32Array(rows) }];
+    const result = new InferenceResult(
+      input,
+      ['tensor'],
+      outputs,
+      rows,
+      TIME,
+      null,
+      recordValues.values,
+      pool,
+    );
+    return { result, values: recordValues.values[0]! };
+  }
+
+  it('gives them back once the log copied its source (`copied`), once however often released', () => {
+    const pool = new LogValuesPool();
+    const { result, values } = pooled(pool);
+    const source = result.logRows() as LogRowSource;
+    source.writeLeaf(1, new Float64Array(rows * 3));
+    source.copied!();
+    result.release();
+    result.release();
+    expect(pool.pooledBytes).toBe(values.byteLength);
+    expect(pool.take(Float64Array, rows * 3)).toBe(values);
+  });
+
+  it('keeps them when the log did not say it copied the source (kept for the packer, refused, or still waiting)', () => {
+    const pool = new LogValuesPool();
+    const { result } = pooled(pool);
+    result.logRows();
+    result.release();
+    expect(pool.pooledBytes).toBe(0);
+  });
+
+  it('keeps them when a table views them (an Arrow answer, or the log took the table)', () => {
+    const pool = new LogValuesPool();
+    const { result } = pooled(pool);
+    result.toArrowTable();
+    const rowsOut = result.logRows();
+    expect(isLogRowSource(rowsOut)).toBe(false);
+    result.release();
+    expect(pool.pooledBytes).toBe(0);
+  });
+
+  it('keeps them when more than one source was handed out (only one said it was copied)', () => {
+    const pool = new LogValuesPool();
+    const { result } = pooled(pool);
+    const first = result.logRows() as LogRowSource;
+    result.logRows();
+    first.copied!();
+    result.release();
+    expect(pool.pooledBytes).toBe(0);
   });
 });
