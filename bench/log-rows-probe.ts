@@ -8,12 +8,18 @@
 // `filled`: as `source`, with the `in.*` Float64 values written by `buildFeeds` in the same walk
 // of the records as the model's float32 feed (`RecordValues`), which the staging then copies.
 // `FEEDS=1` adds the feeds' walk (`buildFeeds`, as a request makes it) to every path, so that
-// `filled` (whose cost is partly in that walk) compares with the others.
+// `filled` (whose cost is partly in that walk) compares with the others. `filled` takes its
+// values from a log slab of the deployment's sizes (`LOG_SLAB_BYTES`, `LOG_SLAB_MAX_BYTES`: at
+// 100 × 18 a fresh 14 KiB array a request); `pooled` (with `FEEDS=1`) from a `LogValuesPool`, the
+// result released after its append as the service does (the values go back once the staging
+// copied them).
+
 //
 // Usage: taskset -c 1 [FEEDS=1] npx tsx bench/log-rows-probe.ts [rows=100] [seconds=2] [rounds=4]
 import { admitLogRows, LogStaging } from '../packages/quoll/src/logs/index.js';
 import { InferenceResult } from '../packages/quoll/src/inference/inference-result.js';
-import { FeedSlab } from '../packages/quoll/src/inference/feed-slab.js';
+import { FeedSlab, LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES } from '../packages/quoll/src/inference/feed-slab.js';
+import { LogValuesPool } from '../packages/quoll/src/inference/log-values-pool.js';
 import { buildFeeds } from '../packages/quoll/src/inference/input-binding.js';
 import type { RecordValues } from '../packages/quoll/src/inference/input-binding.js';
 
@@ -30,8 +36,9 @@ const bindings = [
   { column: 'tensor', input: { name: 'float_input', type: 'float32' as const, shape: [null, 18] } },
 ];
 const feedSlab = new FeedSlab();
-const logSlab = new FeedSlab(128 * 1024, 32 * 1024);
-type Path = 'table' | 'source' | 'filled';
+const logSlab = new FeedSlab(LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES);
+const pool = new LogValuesPool();
+type Path = 'table' | 'source' | 'filled' | 'pooled';
 
 function run(path: Path): number {
   const staging = new LogStaging({ maxRows: 100_000, maxBytes: 16 * 1024 * 1024 });
@@ -44,8 +51,10 @@ function run(path: Path): number {
       const records = JSON.parse(body) as Record<string, unknown>[];
       const input = { kind: 'records' as const, records };
       const values: RecordValues | undefined =
-        path === 'filled' ? { columns: ['tensor'], values: [], storage: logSlab } : undefined;
-      if (FEEDS || path === 'filled') buildFeeds(input, bindings, feedSlab, values);
+        path === 'filled' || path === 'pooled'
+          ? { columns: ['tensor'], values: [], storage: path === 'pooled' ? pool : logSlab }
+          : undefined;
+      if (FEEDS || values !== undefined) buildFeeds(input, bindings, feedSlab, values);
       const result = new InferenceResult(
         input,
         ['tensor'],
@@ -54,8 +63,10 @@ function run(path: Path): number {
         Date.now(),
         null,
         values?.values ?? null,
+        path === 'pooled' ? pool : null,
       );
       staging.add(1, admitLogRows(1, path === 'table' ? result.toArrowTable() : result.logRows()).batches);
+      result.release();
       staged += rows;
       appends++;
       if (staged >= HAND_OFF_ROWS) {
@@ -84,10 +95,8 @@ function parseOnly(): number {
   return (used.user + used.system) / n;
 }
 
-run('table');
-run('source');
-if (FEEDS) run('filled');
-const paths: Path[] = FEEDS ? ['table', 'source', 'filled'] : ['table', 'source'];
+const paths: Path[] = FEEDS ? ['table', 'source', 'filled', 'pooled'] : ['table', 'source'];
+for (const path of paths) run(path);
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? paths : [...paths].reverse();
   const got: Record<string, number> = {};
