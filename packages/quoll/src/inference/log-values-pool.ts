@@ -45,8 +45,11 @@ export class LogValuesPool {
    */
   take(Type: Float64ArrayConstructor, length: number): Float64Array {
     if (!(length * Type.BYTES_PER_ELEMENT > LOG_SLAB_MAX_BYTES)) return this.#slab.take(Type, length);
-    const pooled = this.#free.get(length)?.pop();
+    const free = this.#free.get(length);
+    const pooled = free?.pop();
     if (pooled === undefined) return new Type(length);
+    // A length with nothing left gives up its slot (a batch size seen once keeps none).
+    if (free!.length === 0) this.#free.delete(length);
     this.#bytes -= pooled.byteLength;
     return pooled;
   }
@@ -54,20 +57,33 @@ export class LogValuesPool {
   /**
    * Keeps `values` for a later {@link take} of its length. Only the caller that took it may give
    * it back, and only once nothing will read or write it again. Arrays carved from the slab, or
-   * that view part of a larger buffer (not the pool's), are not kept; nor any beyond the pool's
-   * byte cap. An array already kept is not kept twice.
+   * that view part of a larger buffer (not the pool's), are not kept. Over the pool's byte cap or
+   * its count of lengths, the arrays of the lengths given back longest ago are dropped to make
+   * room; when the length's own arrays fill the cap, `values` is not kept. An array already kept
+   * is not kept twice.
    */
   give(values: Float64Array): void {
     const bytes = values.byteLength;
     if (bytes <= LOG_SLAB_MAX_BYTES || values.byteOffset !== 0 || values.buffer.byteLength !== bytes) return;
-    if (this.#bytes + bytes > this.#maxBytes) return;
-    let free = this.#free.get(values.length);
-    if (free === undefined) {
-      if (this.#free.size >= POOL_MAX_LENGTHS) return;
-      free = [];
-      this.#free.set(values.length, free);
-    } else if (free.includes(values)) return;
+    if (bytes > this.#maxBytes) return;
+    const length = values.length;
+    const free = this.#free.get(length) ?? [];
+    if (free.includes(values)) return;
+    // Room is made by dropping the arrays of the lengths given back longest ago (a batch size
+    // that stopped coming), never those of the length the deployment gives back now.
+    this.#free.delete(length);
+    for (const [other, arrays] of this.#free) {
+      if (this.#bytes + bytes <= this.#maxBytes && this.#free.size < POOL_MAX_LENGTHS) break;
+      for (const array of arrays) this.#bytes -= array.byteLength;
+      this.#free.delete(other);
+    }
+    if (this.#bytes + bytes > this.#maxBytes) {
+      if (free.length > 0) this.#free.set(length, free);
+      return;
+    }
     free.push(values);
+    // Last in the map's order: the most recently given length.
+    this.#free.set(length, free);
     this.#bytes += bytes;
   }
 }
