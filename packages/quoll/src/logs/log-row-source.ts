@@ -49,7 +49,8 @@ export interface LogRowSource {
   /**
    * Called once the log's staging has copied every row (at admission): the log reads the source
    * no more, so what it wrote from may be reused. Not called for a source the log keeps until
-   * its writer takes it, nor for one refused. Optional.
+   * its writer takes it, nor for one refused before it was copied (an append refused for a later
+   * batch may have called it: nothing reads the source after it either way). Optional.
    */
   copied?(): void;
 }
