@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { afterEach, beforeEach, expect, it } from 'vitest';
 import { SqliteLogSegmentIndex } from '../store/sqlite/sqlite-log-segment-index.js';
-import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
+import { openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
 import { InferenceLogStore } from './index.js';
+import { logIndexHome } from '../../../../test/support/log-index-home.js';
 
 const PACKAGE_DIR = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -49,12 +49,7 @@ for (;;) {
 let dir: string;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'quoll-logcrash-'));
-  mkdirSync(join(dir, 'migrations'));
-  copyFileSync(
-    join(MIGRATIONS_DIR, '0002_inference_logs.sql'),
-    join(dir, 'migrations', '0002_inference_logs.sql'),
-  );
+  dir = logIndexHome('quoll-logcrash-');
 });
 
 afterEach(() => {

@@ -1,7 +1,5 @@
 import {
-  copyFileSync,
   mkdirSync,
-  mkdtempSync,
   readdirSync,
   rmSync,
   statSync,
@@ -10,14 +8,13 @@ import {
   readFileSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Table, tableFromIPC } from 'apache-arrow';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { ManualClock, systemClock } from '../clock/index.js';
 import type { Clock, TimerHandle } from '../clock/index.js';
 import { SqliteLogSegmentIndex } from '../store/sqlite/sqlite-log-segment-index.js';
-import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
+import { openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
 import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
 import {
   LOG_T0 as T0,
@@ -32,6 +29,7 @@ import { InferenceResult } from '../inference/inference-result.js';
 import { InferenceLogStore, isLogRowSource } from './index.js';
 import { INFERENCE_LOG_DEFAULTS } from './inference-log-store.js';
 import type { InferenceLogStoreOptions, LogRowSource } from './index.js';
+import { logIndexHome } from '../../../../test/support/log-index-home.js';
 
 let dir: string;
 let db: SqliteHandle;
@@ -39,12 +37,7 @@ let index: SqliteLogSegmentIndex;
 const stores: InferenceLogStore[] = [];
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'quoll-logs-'));
-  mkdirSync(join(dir, 'migrations'));
-  copyFileSync(
-    join(MIGRATIONS_DIR, '0002_inference_logs.sql'),
-    join(dir, 'migrations', '0002_inference_logs.sql'),
-  );
+  dir = logIndexHome('quoll-logs-');
   db = openSqliteDatabase(join(dir, 'quoll.db'), join(dir, 'migrations'));
   index = new SqliteLogSegmentIndex(db);
 });

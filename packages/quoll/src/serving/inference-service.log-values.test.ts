@@ -1,5 +1,4 @@
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Principal } from '../auth/index.js';
@@ -7,12 +6,13 @@ import type { InferenceCodec, InferenceResult, RawInferenceBody } from '../infer
 import { InferenceLogStore } from '../logs/index.js';
 import type { DeploymentManager, PipelineService, ServingLookup } from '../pipelines/index.js';
 import { SqliteLogSegmentIndex } from '../store/sqlite/sqlite-log-segment-index.js';
-import { MIGRATIONS_DIR, openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
+import { openSqliteDatabase } from '../store/sqlite/sqlite-database.js';
 import type { SqliteHandle } from '../store/sqlite/sqlite-database.js';
 import type { WorkspaceService } from '../workspaces/index.js';
 import { makeTreeEnsembleRegressor } from '../../../../test/support/synthetic-models.js';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
 import { InferenceService } from './inference-service.js';
+import { logIndexHome } from '../../../../test/support/log-index-home.js';
 
 const member: Principal = { kind: 'workspace', workspaceId: 1, subject: 'member', tokenId: 't1' };
 const raw: RawInferenceBody = {
@@ -27,12 +27,7 @@ let db: SqliteHandle;
 let store: InferenceLogStore | null = null;
 
 beforeEach(() => {
-  dir = mkdtempSync(join(tmpdir(), 'quoll-service-log-values-'));
-  mkdirSync(join(dir, 'migrations'));
-  copyFileSync(
-    join(MIGRATIONS_DIR, '0002_inference_logs.sql'),
-    join(dir, 'migrations', '0002_inference_logs.sql'),
-  );
+  dir = logIndexHome('quoll-service-log-values-');
   db = openSqliteDatabase(join(dir, 'quoll.db'), join(dir, 'migrations'));
 });
 
