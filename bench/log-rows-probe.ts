@@ -13,7 +13,6 @@
 // 100 × 18 a fresh 14 KiB array a request); `pooled` (with `FEEDS=1`) from a `LogValuesPool`, the
 // result released after its append as the service does (the values go back once the staging
 // copied them).
-
 //
 // Usage: taskset -c 1 [FEEDS=1] npx tsx bench/log-rows-probe.ts [rows=100] [seconds=2] [rounds=4]
 import { admitLogRows, LogStaging } from '../packages/quoll/src/logs/index.js';
