@@ -127,11 +127,12 @@ console.log(
     `in append() ${per(inAppend * 1000)} µs, minor faults ${per(ru.minorPageFault - ru0.minorPageFault)}/append`,
 );
 for (const [tid, t] of threads1) {
-  const b = threads0.get(tid) ?? { user: 0, sys: 0, minorFaults: 0, wakes: 0 };
+  const b = threads0.get(tid) ?? { user: 0, sys: 0, minorFaults: 0, wakes: 0, run: 0 };
   const used = t.user + t.sys - b.user - b.sys;
   if (used <= 0) continue;
   console.log(
-    `  thread ${tid}${tid === String(process.pid) ? ' (main)' : ''}: ${per(used * 1e6)} µs/append, ` +
+    `  thread ${tid}${tid === String(process.pid) ? ' (main)' : ''}: ${per(used * 1e6)} µs/append ` +
+      `(schedstat ${per((t.run - b.run) * 1e6)}, ${(((t.run - b.run) * 1e3) / SECONDS).toFixed(2)} ms/s), ` +
       `${(((t.sys - b.sys) / used) * 100).toFixed(0)} % system, ${((t.wakes - b.wakes) / SECONDS).toFixed(0)} wakes/s`,
   );
 }
