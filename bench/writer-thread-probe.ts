@@ -8,7 +8,9 @@
 // whole from /proc/stat: its busy time a request against the server's own threads' (the rest is
 // kernel threads, interrupts, softirqs and steal on the server's core).
 // PERF=1 runs `perf record -F 1999 -g` on the server during the measured run (PERF_OUT, default
-// /tmp/wtp.perf.data; NODE_ARGS=--perf-basic-prof names JIT frames). TRACE_OUT=<file> appends
+// /tmp/wtp.perf.data; NODE_ARGS=--perf-basic-prof names JIT frames; PERF_ARGS replaces
+// `-F 1999 -g`); PERF_STAT=<events> counts events per thread over it instead (`perf stat
+// --per-thread -e <events>`). Each thread's line shows its system time in µs. TRACE_OUT=<file> appends
 // the server's stdout and stderr there (e.g. with NODE_ARGS="--trace-opt --trace-deopt"), with
 // markers around the measured run. REFERENCE=1 probes F1 instead (bench/reference-server.ts, the
 // one-thread fastify + onnxruntime server of the serving bench, pinned to core 0 the same way), to
@@ -99,26 +101,34 @@ function core0Ticks(): number[] {
 
 const pid = server.proc.pid ?? 0;
 const load0 = loadAverage();
+// PERF_ARGS replaces `-F 1999 -g` (e.g. "-e syscalls:sys_enter_brk,page-faults -c 1 -g"); PERF_STAT=<events>
+// counts those events per thread over the measured run instead (`perf stat --per-thread`).
+const perfArgs = (process.env.PERF_ARGS ?? '-F 1999 -g').split(' ').filter(Boolean);
+const perfStat = process.env.PERF_STAT;
 const perf =
-  process.env.PERF === '1'
+  perfStat !== undefined
     ? spawn(
         'perf',
-        [
-          'record',
-          '-F',
-          '1999',
-          '-g',
-          '-p',
-          String(pid),
-          '-o',
-          process.env.PERF_OUT ?? '/tmp/wtp.perf.data',
-          '--',
-          'sleep',
-          String(seconds),
-        ],
+        ['stat', '--per-thread', '-e', perfStat, '-p', String(pid), '--', 'sleep', String(seconds)],
         { stdio: 'inherit' },
       )
-    : null;
+    : process.env.PERF === '1'
+      ? spawn(
+          'perf',
+          [
+            'record',
+            ...perfArgs,
+            '-p',
+            String(pid),
+            '-o',
+            process.env.PERF_OUT ?? '/tmp/wtp.perf.data',
+            '--',
+            'sleep',
+            String(seconds),
+          ],
+          { stdio: 'inherit' },
+        )
+      : null;
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
 const core0Before = core0Ticks();
 const before = threadStats(pid);
@@ -156,7 +166,7 @@ rows.sort((a, b) => Number.parseInt(a[0]) - Number.parseInt(b[0]));
 // schedstat: the same CPU to the nanosecond (the other columns count 10 ms ticks).
 for (const [name, us, wakes, sysShare, faults, run] of rows)
   console.log(
-    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s ${(sysShare * 100).toFixed(0).padStart(3)} % system ${faults.toFixed(2).padStart(7)} minor faults/request (schedstat ${run.toFixed(1)} µs/request)`,
+    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s ${(sysShare * 100).toFixed(0).padStart(3)} % system (${(us * sysShare).toFixed(1)} µs) ${faults.toFixed(2).padStart(7)} minor faults/request (schedstat ${run.toFixed(1)} µs/request)`,
   );
 console.log(
   `  ${'total'.padEnd(24)} ${((total * 1e6) / requests).toFixed(1).padStart(7)} µs/request ${((total * 1e6) / requests / batch).toFixed(3)} µs/row`,
