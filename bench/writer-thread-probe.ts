@@ -10,7 +10,7 @@
 // PERF=1 runs `perf record -F 1999 -g` on the server during the measured run (PERF_OUT, default
 // /tmp/wtp.perf.data; NODE_ARGS=--perf-basic-prof names JIT frames; PERF_ARGS replaces
 // `-F 1999 -g`); PERF_STAT=<events> counts events per thread over it instead (`perf stat
-// --per-thread -e <events>`). Each thread's line shows its system time in µs. TRACE_OUT=<file> appends
+// --per-thread -e <events>`). Each thread's line shows its system time in µs; the glibc heap and RSS are read before and after the run. TRACE_OUT=<file> appends
 // the server's stdout and stderr there (e.g. with NODE_ARGS="--trace-opt --trace-deopt"), with
 // markers around the measured run. REFERENCE=1 probes F1 instead (bench/reference-server.ts, the
 // one-thread fastify + onnxruntime server of the serving bench, pinned to core 0 the same way), to
@@ -130,6 +130,20 @@ const perf =
         )
       : null;
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE START ===\n');
+/** The server's glibc heap (the `[heap]` mapping, grown by brk) and resident set, in MiB. */
+function memoryMiB(): { heap: number; rss: number } {
+  try {
+    const heapLine = readFileSync(`/proc/${pid}/maps`, 'utf8')
+      .split('\n')
+      .find((l) => l.endsWith('[heap]'));
+    const [from = '0', to = '0'] = (heapLine ?? '').split(' ')[0]?.split('-') ?? [];
+    const rss = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? '0';
+    return { heap: (Number.parseInt(to, 16) - Number.parseInt(from, 16)) / 2 ** 20, rss: Number(rss) / 1024 };
+  } catch {
+    return { heap: 0, rss: 0 };
+  }
+}
+const memoryBefore = memoryMiB();
 const core0Before = core0Ticks();
 const before = threadStats(pid);
 const r = wrk({
@@ -140,11 +154,15 @@ const r = wrk({
 });
 const after = threadStats(pid);
 const core0After = core0Ticks();
+const memoryAfter = memoryMiB();
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
 if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
 const requests = r.reqPerSec * seconds;
 console.log(
   `${reference ? 'F1 ' : ''}${format} ${batch} × ${process.env.CONNECTIONS ?? 16}: ${r.reqPerSec.toFixed(0)} req/s, non-2xx ${r.non2xx}, load ${load0} -> ${loadAverage()}`,
+);
+console.log(
+  `  memory: glibc heap ${memoryBefore.heap.toFixed(1)} -> ${memoryAfter.heap.toFixed(1)} MiB, RSS ${memoryBefore.rss.toFixed(1)} -> ${memoryAfter.rss.toFixed(1)} MiB`,
 );
 let total = 0;
 const rows: [string, number, number, number, number, number][] = [];
