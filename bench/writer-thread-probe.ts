@@ -10,7 +10,8 @@
 // PERF=1 runs `perf record -F 1999 -g` on the server during the measured run (PERF_OUT, default
 // /tmp/wtp.perf.data; NODE_ARGS=--perf-basic-prof names JIT frames; PERF_ARGS replaces
 // `-F 1999 -g`); PERF_STAT=<events> counts events per thread over it instead (`perf stat
-// --per-thread -e <events>`). Each thread's line shows its system time in µs; the glibc heap and RSS are read before and after the run. TRACE_OUT=<file> appends
+// --per-thread -e <events>`). Each thread's line shows its system time in µs; the glibc heap
+// (`[heap]`) and RSS are read before and after the run. TRACE_OUT=<file> appends
 // the server's stdout and stderr there (e.g. with NODE_ARGS="--trace-opt --trace-deopt"), with
 // markers around the measured run. REFERENCE=1 probes F1 instead (bench/reference-server.ts, the
 // one-thread fastify + onnxruntime server of the serving bench, pinned to core 0 the same way), to
