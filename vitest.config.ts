@@ -15,6 +15,37 @@ const ALONE = [
   'test/e2e/sync-handoff.test.ts',
 ];
 
+/**
+ * The packages' own test files share their worker processes (project `unit`, `isolate: false`):
+ * a fresh fork per file cost about 0.6 s of CPU each (Node, Vitest's runner, the file's imports
+ * evaluated again), more than the tests of most of these files (docs/benchmarks.md, "ci lane, 6
+ * December"). Files listed here keep a process of their own: those that mock modules (`vi.mock`
+ * is per module graph, which shared workers keep), those that measure their own process (heap,
+ * array buffers, CPU, event-loop delay: what an earlier file left there would count), and the
+ * alone files. A new test file that does either belongs here.
+ */
+const OWN_PROCESS = [
+  // vi.mock
+  'packages/quoll/src/cli/review-gc-threads-flags.test.ts',
+  'packages/quoll/src/cli/review-gc-threads-offline-cpus.test.ts',
+  'packages/quoll/src/cli/review-gc-threads-quota.test.ts',
+  'packages/quoll/src/cli/server-gc-threads.test.ts',
+  'packages/quoll/src/cli/server-heap-growth.test.ts',
+  'packages/quoll/src/inference/decode/decode-pool-inline-walk.test.ts',
+  'packages/quoll/src/inference/review-arrowlog-stage-max.test.ts',
+  'packages/quoll/src/inference/worker-exit.test.ts',
+  // measure the process they run in
+  'packages/quoll/src/inference/feed-slab.test.ts',
+  'packages/quoll/src/logs/log-hand-off.large-append.test.ts',
+  'packages/quoll/src/metrics/event-loop-lag.test.ts',
+  'packages/quoll/src/metrics/process-metrics.test.ts',
+  'packages/quoll/src/onnx/read-model-interface.test.ts',
+  'packages/quoll/src/runner/file-run-log-store.test.ts',
+  'packages/quoll/src/server/body-budget.test.ts',
+  'packages/quoll/src/threads/thread-clock.test.ts',
+];
+const UNIT = ['packages/*/src/**/*.test.ts'];
+
 /** The end-to-end files: run again with every test server a node on PostgreSQL (below). */
 const E2E = ['test/e2e/**/*.test.ts'];
 const E2E_ALONE = ALONE.filter((file) => file.startsWith('test/e2e/'));
@@ -54,9 +85,20 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'suite',
-          include: ['packages/*/src/**/*.test.ts', 'test/**/*.test.ts'],
+          include: [...OWN_PROCESS, 'test/**/*.test.ts'],
           // The seed tutorial runs once, in npm run test:e2e (vitest.acceptance.config.ts), not here too.
           exclude: ['**/node_modules/**', '**/dist/**', 'test/acceptance/**', ...ALONE],
+          maxWorkers: SIDE_BY_SIDE,
+        },
+      },
+      {
+        extends: true,
+        test: {
+          name: 'unit',
+          include: UNIT,
+          exclude: ['**/node_modules/**', '**/dist/**', ...OWN_PROCESS, ...ALONE],
+          isolate: false,
+          // The same group (and so the same pool) as `suite`: the count must be the same.
           maxWorkers: SIDE_BY_SIDE,
         },
       },
