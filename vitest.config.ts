@@ -1,4 +1,6 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { fileURLToPath } from 'node:url';
 import { defineConfig } from 'vitest/config';
 
 /**
@@ -19,22 +21,13 @@ const ALONE = [
  * The packages' own test files share their worker processes (project `unit`, `isolate: false`):
  * a fresh fork per file cost about 0.6 s of CPU each (Node, Vitest's runner, the file's imports
  * evaluated again), more than the tests of most of these files (docs/benchmarks.md, "ci lane, 6
- * December"). Files listed here keep a process of their own: those that mock modules (`vi.mock`
- * is per module graph, which shared workers keep), those that measure their own process (heap,
- * array buffers, CPU, event-loop delay: what an earlier file left there would count), and the
- * alone files. A new test file that does either belongs here.
+ * December"). Files that mock modules keep a process of their own (`vi.mock` is per module graph,
+ * which shared workers keep): they are found by reading the files, so a new one needs no entry.
+ * So do the files listed here, which measure the process they run in (heap, array buffers, CPU,
+ * event-loop delay: what an earlier file left there would count); a new file that does that
+ * belongs here. The alone files keep theirs too.
  */
-const OWN_PROCESS = [
-  // vi.mock
-  'packages/quoll/src/cli/review-gc-threads-flags.test.ts',
-  'packages/quoll/src/cli/review-gc-threads-offline-cpus.test.ts',
-  'packages/quoll/src/cli/review-gc-threads-quota.test.ts',
-  'packages/quoll/src/cli/server-gc-threads.test.ts',
-  'packages/quoll/src/cli/server-heap-growth.test.ts',
-  'packages/quoll/src/inference/decode/decode-pool-inline-walk.test.ts',
-  'packages/quoll/src/inference/review-arrowlog-stage-max.test.ts',
-  'packages/quoll/src/inference/worker-exit.test.ts',
-  // measure the process they run in
+const MEASURE_OWN_PROCESS = [
   'packages/quoll/src/inference/feed-slab.test.ts',
   'packages/quoll/src/logs/log-hand-off.large-append.test.ts',
   'packages/quoll/src/metrics/event-loop-lag.test.ts',
@@ -44,6 +37,33 @@ const OWN_PROCESS = [
   'packages/quoll/src/server/body-budget.test.ts',
   'packages/quoll/src/threads/thread-clock.test.ts',
 ];
+
+/** The packages' test files (relative paths, `/`-separated) that mock a module. */
+function filesMockingModules(): string[] {
+  const found: string[] = [];
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = `${dir}/${entry.name}`;
+      if (entry.isDirectory()) {
+        if (entry.name !== 'node_modules' && entry.name !== 'dist') walk(path);
+      } else if (
+        entry.name.endsWith('.test.ts') &&
+        /\bvi\.(?:do)?[mM]ock\(/.test(readFileSync(path, 'utf8'))
+      ) {
+        found.push(path);
+      }
+    }
+  };
+  // Paths relative to the repository (this file's folder), whatever the working directory.
+  const root = fileURLToPath(new URL('.', import.meta.url));
+  for (const pkg of readdirSync(`${root}packages`, { withFileTypes: true })) {
+    if (pkg.isDirectory() && existsSync(`${root}packages/${pkg.name}/src`))
+      walk(`${root}packages/${pkg.name}/src`);
+  }
+  return found.map((path) => path.slice(root.length)).sort();
+}
+
+const OWN_PROCESS = [...filesMockingModules(), ...MEASURE_OWN_PROCESS];
 const UNIT = ['packages/*/src/**/*.test.ts'];
 
 /** The end-to-end files: run again with every test server a node on PostgreSQL (below). */
