@@ -8,7 +8,9 @@
 // Default CLI: this tree's build. `BENCH_ROUNDS` (default 5) rounds; `BENCH_DATABASE=postgres`
 // makes each server a node on a fresh PostgreSQL database (QUOLL_TEST_PG_URL, else the local
 // default), created before and dropped after the start, neither in the figures;
-// `BENCH_SERVER_ARGS` adds flags (space-separated). `/usr/bin/time` reads the CPU (it counts
+// `BENCH_SERVER_ARGS` adds flags (space-separated); `BENCH_HOLD_MS` (default 1000) is how long
+// the server runs after "listening" before the SIGTERM, so that what it starts in the background
+// (warm processes, threads) is counted as a test server pays for it. `/usr/bin/time` reads the CPU (it counts
 // every reaped descendant).
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -23,6 +25,7 @@ const clis = process.argv.slice(2).length
   : [join(here, '../packages/quoll/dist/cli/main.js')];
 const rounds = Number(process.env.BENCH_ROUNDS ?? 5);
 const onPostgres = process.env.BENCH_DATABASE === 'postgres';
+const holdMs = Number(process.env.BENCH_HOLD_MS ?? 1000);
 const extraArgs = (process.env.BENCH_SERVER_ARGS ?? '').split(' ').filter((a) => a !== '');
 
 interface Start {
@@ -75,6 +78,7 @@ async function startOnce(cli: string): Promise<Start> {
         rej(new Error(`server exited ${String(code)} before listening:\n${out}${err}`)),
       );
     });
+    await new Promise((res) => setTimeout(res, holdMs));
     // The time process forwards nothing: signal the server (its only child).
     const serverPid = await childPid(child.pid!);
     process.kill(serverPid, 'SIGTERM');
