@@ -221,6 +221,55 @@ describe('LogStaging', () => {
   });
 });
 
+describe('LogStaging: the size a run starts at', () => {
+  /** The byte length of each leaf buffer of pipeline `pipelineId`'s first run in `staged`. */
+  const leafBytes = (staged: ReturnType<LogStaging['take']>, pipelineId: number): number[] =>
+    (staged.groups.get(pipelineId)![0] as StagedRun).leaves.map((l) => l.buf.byteLength);
+
+  it('starts a run as big as the biggest of the pipeline\u2019s recent runs, not its last: a hand-off that ended in a short run does not make the next full one grow', () => {
+    // A hand-off of more rows than a run holds ends in a short run (at Arrow 100: 16 384 rows,
+    // then the rest): the next run must not start at the short run's size and copy its rows
+    // into bigger buffers, again and again, as it fills.
+    const staging = new LogStaging({ maxRows: 1_000, maxBytes: 1 << 30 });
+    const values = Array.from({ length: 100 }, (_, i) => i);
+    for (let k = 0; k < 11; k++) staging.add(1, [batch(k, values)]);
+    const first = staging.take();
+    expect(first.groups.get(1)!.map((e) => (e as StagedRun).rows)).toEqual([1_000, 100]);
+    staging.release(first);
+    staging.add(1, [batch(20, values)]);
+    // 1000 rows: 8 000 B of `time`, 24 000 B of `in.x` (3 Float64), 4 000 B of `out.v`.
+    const [time, x, v] = leafBytes(staging.take(), 1);
+    expect(time).toBeGreaterThanOrEqual(8_000);
+    expect(x).toBeGreaterThanOrEqual(24_000);
+    expect(v).toBeGreaterThanOrEqual(4_000);
+  });
+
+  it('starts a run past 1 MiB when the pipeline\u2019s runs are that big', () => {
+    const staging = new LogStaging({ maxRows: 1_000_000, maxBytes: 1 << 30 });
+    // 500 rows (18 KB: staged) an append, 64 500 rows: the `in.x` leaf holds 1.5 MB.
+    const values = Array.from({ length: 500 }, (_, i) => i);
+    for (let k = 0; k < 129; k++) staging.add(1, [batch(k, values)]);
+    const first = staging.take();
+    expect((first.groups.get(1)![0] as StagedRun).leaves[1]!.used).toBe(1_548_000);
+    staging.release(first);
+    staging.add(1, [batch(0, values)]);
+    expect(leafBytes(staging.take(), 1)[1]).toBeGreaterThanOrEqual(1_548_000);
+  });
+
+  it('starts a pipeline\u2019s runs small again once its traffic has stayed low for a while', () => {
+    const staging = new LogStaging({ maxRows: 1_000_000, maxBytes: 1 << 30 });
+    const values = Array.from({ length: 500 }, (_, i) => i);
+    for (let k = 0; k < 20; k++) staging.add(1, [batch(k, values)]);
+    staging.release(staging.take());
+    for (let k = 0; k < 40; k++) {
+      staging.add(1, [batch(k, [1])]);
+      staging.release(staging.take());
+    }
+    staging.add(1, [batch(0, [1])]);
+    expect(leafBytes(staging.take(), 1)).toEqual([4096, 4096, 4096]);
+  });
+});
+
 describe('LogStaging and a row source’s `copied` hook', () => {
   /** A JSON records result's log rows (a row source), `n` rows of 18 numbers, its `copied` calls counted. */
   function source(n: number): { rows: LogRowSource; copied: () => number } {

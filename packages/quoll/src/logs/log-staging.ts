@@ -131,8 +131,23 @@ const MIN_LEAF_BYTES = 4 * 1024;
 const POOL_MAX_BYTES = 32 * 1024 * 1024;
 /** A leaf buffer above this is not kept (it carried a backlog). */
 const POOLED_LEAF_MAX_BYTES = 8 * 1024 * 1024;
-/** A new run's leaf starts at most this big (bigger ones grow as rows come). */
-const MAX_HINT_BYTES = 1024 * 1024;
+/**
+ * A new run's leaf starts at most this big (bigger ones grow as rows come): the biggest a
+ * pooled buffer can be, so that a busy pipeline's runs start in buffers that come back.
+ */
+const MAX_HINT_BYTES = POOLED_LEAF_MAX_BYTES;
+/**
+ * Each run released takes this share off its pipeline's hints before its own sizes raise them
+ * again: the hints follow the biggest recent runs and come down over some dozens of runs once a
+ * pipeline's traffic drops.
+ */
+const HINT_DECAY = 1 / 8;
+/**
+ * Room a run's leaf starts with over the biggest recent run's, as a share of it: hand-offs
+ * vary with the load, and one a little bigger than the last must not copy a full run's rows
+ * into a buffer twice the size (at Arrow 100, ~1 MB a hand-off just under a 1 MiB buffer).
+ */
+const HINT_HEADROOM = 1 / 2;
 /** Free leaf buffers kept, at most (the pool is searched per new leaf). */
 const POOL_MAX_BUFFERS = 256;
 
@@ -151,9 +166,13 @@ export class LogStaging {
   readonly #pool: ArrayBuffer[] = [];
   #pooledBytes = 0;
   /**
-   * Per pipeline and schema id, the bytes each leaf held when its last run was released (the
-   * next run starts that big, up to {@link MAX_HINT_BYTES}): per pipeline, so that many quiet
-   * pipelines of one model do not each start as big as the busiest.
+   * Per pipeline and schema id, the bytes each leaf of its recent runs held, their biggest with
+   * {@link HINT_HEADROOM} more (each run released takes {@link HINT_DECAY} off and raises it to
+   * its own): the next run starts that big, up to {@link MAX_HINT_BYTES}, so that it does not
+   * copy its rows into bigger and bigger buffers as it fills. Not the last run's alone: a hand-off of more rows than a run
+   * holds ends in a short run (at Arrow 100: 16 384 rows, then the rest), and the next full run
+   * would grow from its size again, every hand-off. Per pipeline, so that many quiet pipelines
+   * of one model do not each start as big as the busiest.
    */
   readonly #hints = new Map<string, number[]>();
   /** The length of each leaf of the run an append merges into, before it (restored if the append fails). */
@@ -293,9 +312,15 @@ export class LogStaging {
           if (!isLogRowSource(entry)) releaseLeases(entry);
           continue;
         }
+        const key = `${pipelineId}:${entry.id}`;
+        const before = this.#hints.get(key);
         this.#hints.set(
-          `${pipelineId}:${entry.id}`,
-          entry.leaves.map((l) => Math.min(l.used, MAX_HINT_BYTES)),
+          key,
+          entry.leaves.map((l, i) => {
+            const kept = before?.[i] ?? 0;
+            const wanted = l.used + Math.ceil(l.used * HINT_HEADROOM);
+            return Math.min(Math.max(wanted, kept - Math.ceil(kept * HINT_DECAY)), MAX_HINT_BYTES);
+          }),
         );
         for (const leaf of entry.leaves) {
           this.#free(leaf.buf.buffer as ArrayBuffer);
