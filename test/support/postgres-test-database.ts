@@ -1,5 +1,10 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
+import {
+  POSTGRES_MIGRATIONS_DIR,
+  PostgresDatabase,
+} from '../../packages/quoll/src/store/postgres/postgres-database.js';
+import { readMigrations } from '../../packages/quoll/src/store/schema-migrations.js';
 
 /**
  * PostgreSQL for tests: `QUOLL_TEST_PG_URL`, else the local default below. On a machine
@@ -87,19 +92,75 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
-/** Creates a uniquely named, empty database (`quoll_test_<pid>_<random>`). */
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * Creates a uniquely named database (`quoll_test_<pid>_<random>`): empty, as the tests of
+ * migrations need, or with `migrated: true` a copy of a database this code's migrations were
+ * applied to once (see {@link migratedTemplate}), for callers that would only migrate it first
+ * (a test server, a node): copying it costs PostgreSQL less than copying the empty template1
+ * and applying every migration again, for each of the end-to-end pass's servers.
+ */
+export async function createTestDatabase(options: { migrated?: boolean } = {}): Promise<TestDatabase> {
   const { failure } = await postgresAvailability();
   if (failure !== null) throw new Error(`PostgreSQL is not reachable at ${redact(TEST_PG_URL)}: ${failure}`);
   const name = `quoll_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(TEST_PG_URL);
-  url.pathname = `/${name}`;
+  if (options.migrated === true) {
+    await admin(`CREATE DATABASE ${name} TEMPLATE ${await migratedTemplate()}`);
+  } else {
+    await admin(`CREATE DATABASE ${name}`);
+  }
   return {
-    url: url.toString(),
+    url: databaseUrl(name),
     name,
     drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
   };
+}
+
+let template: Promise<string> | null = null;
+
+/**
+ * The name of a database holding exactly this code's migrations, made once for every test
+ * process of a run (and kept for the next runs): named by a hash of the migration files, so a
+ * changed or added migration gets a template of its own and none is ever used stale. Made under
+ * an advisory lock (test processes side by side wait for the first), migrated by the product's
+ * own runner under a temporary name and renamed when done, so a process killed meanwhile
+ * leaves no half-migrated template. Nobody connects to it afterwards (a database being copied
+ * must have no sessions).
+ */
+function migratedTemplate(): Promise<string> {
+  template ??= makeTemplate().catch((err: unknown) => {
+    template = null;
+    throw err;
+  });
+  return template;
+}
+
+async function makeTemplate(): Promise<string> {
+  const hash = createHash('sha256');
+  for (const m of readMigrations(POSTGRES_MIGRATIONS_DIR)) hash.update(`${m.version}\0${m.name}\0${m.sql}\0`);
+  const name = `quoll_test_template_${hash.digest('hex').slice(0, 16)}`;
+  const client = new pg.Client({ connectionString: TEST_PG_URL });
+  await client.connect();
+  try {
+    await client.query(`SELECT pg_advisory_lock(hashtext('quoll_test_template'))`);
+    const { rowCount } = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
+    if (rowCount === 0) {
+      const building = `${name}_building`;
+      await client.query(`DROP DATABASE IF EXISTS ${building} WITH (FORCE)`);
+      await client.query(`CREATE DATABASE ${building}`);
+      const db = await PostgresDatabase.open({ url: databaseUrl(building), poolSize: 1, listenerCheckMs: 0 });
+      await db.close();
+      await client.query(`ALTER DATABASE ${building} RENAME TO ${name}`);
+    }
+  } finally {
+    await client.end();
+  }
+  return name;
+}
+
+function databaseUrl(name: string): string {
+  const url = new URL(TEST_PG_URL);
+  url.pathname = `/${name}`;
+  return url.toString();
 }
 
 async function admin(sql: string): Promise<void> {

@@ -42,7 +42,9 @@ async function databaseArgs(home: string, args: readonly string[]): Promise<stri
   if (!serversOnPostgres || args.includes('--database')) return [];
   let db = databasesByHome.get(home);
   if (db === undefined) {
-    db = await createTestDatabase();
+    // Migrated already: the server would only apply the same migrations first (a server that
+    // migrates an empty database is tested on its own, test/e2e/postgres-node.test.ts).
+    db = await createTestDatabase({ migrated: true });
     databasesByHome.set(home, db);
   }
   return ['--database', db.url];
