@@ -39,15 +39,8 @@ async function appNoting(compiled: unknown[]): Promise<FastifyInstance> {
   );
   app.post(
     '/b',
-    {
-      schema: {
-        body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } },
-        response: {
-          200: { type: 'object', properties: { ok: { type: 'boolean' }, n: { type: 'integer' } } },
-        },
-      },
-    },
-    () => Promise.resolve({ ok: true, n: '7', secret: 'not in the schema' }),
+    { schema: { body: { type: 'object', required: ['name'], properties: { name: { type: 'string' } } } } },
+    () => Promise.resolve({ ok: true }),
   );
   await app.ready();
   return app;
@@ -64,15 +57,6 @@ describe('strictBodyValidator', () => {
     expect(compiled).toHaveLength(3);
     expect((await send()).statusCode).toBe(200);
     expect(compiled).toHaveLength(3);
-  });
-
-  it('answers through the response schema from the first answer on', async () => {
-    const app = await appNoting([]);
-    for (let i = 0; i < 2; i++) {
-      const res = await app.inject({ method: 'POST', url: '/b', payload: { name: 'x' } });
-      // fast-json-stringify writes the schema's fields only, as their types.
-      expect(res.body).toBe('{"ok":true,"n":7}');
-    }
   });
 
   it('reads query and path parameters as the numbers they spell, and takes a JSON body as its types', async () => {

@@ -1,18 +1,9 @@
-import { createRequire } from 'node:module';
 import { AjvCompiler } from '@fastify/ajv-compiler';
 import type { FastifyServerOptions } from 'fastify';
 
 type ValidatorFactory = ReturnType<typeof AjvCompiler>;
 type ValidatorCompiler = ReturnType<ValidatorFactory>;
 type Validator = ReturnType<ValidatorCompiler>;
-type CompilersFactory = NonNullable<
-  NonNullable<FastifyServerOptions['schemaController']>['compilersFactory']
->;
-type SerializerFactory = NonNullable<CompilersFactory['buildSerializer']>;
-type SerializerCompiler = ReturnType<SerializerFactory>;
-
-/** Fastify's own serializer compiler (fast-json-stringify), required from where Fastify requires it. */
-const requireFromFastify = createRequire(createRequire(import.meta.url).resolve('fastify'));
 
 /**
  * The app's schema validators: a JSON body is taken as the types its schema says, while the
@@ -21,10 +12,9 @@ const requireFromFastify = createRequire(createRequire(import.meta.url).resolve(
  * `[5]` and `true` through as 10, 5 and 1; such a body is now a 400 `invalid_request` naming the
  * field (`body/ttlSeconds must be integer.`).
  *
- * A route's validators are compiled at its first request, and its response serializers (Fastify's
- * own, fast-json-stringify) at its first answer of each status, not when the server starts:
- * compiling every route's schemas took ≈ 0.25 s of CPU at each start (generated code per schema),
- * and a server answers only some of its routes (a test server a handful).
+ * A route's validators are compiled at its first request, not when the server starts: compiling
+ * every route's schemas took ≈ 0.2 s of CPU at each start (ajv generates and evaluates code per
+ * schema), and a server answers only some of its routes (a test server a handful).
  */
 export function strictBodyValidator(): NonNullable<FastifyServerOptions['schemaController']> {
   const pooled: ValidatorFactory = AjvCompiler();
@@ -46,28 +36,8 @@ export function strictBodyValidator(): NonNullable<FastifyServerOptions['schemaC
         };
         return (route) => compiledOnFirstCall(() => compile(route));
       },
-      buildSerializer: (externalSchemas, options) => {
-        let compile: SerializerCompiler | null = null;
-        return (route) => {
-          let serialize: ((data: unknown) => string) | null = null;
-          return (data: unknown) => {
-            serialize ??= (compile ??= fastifySerializers()(externalSchemas, options))(route);
-            return serialize(data);
-          };
-        };
-      },
     },
   };
-}
-
-let defaultSerializers: SerializerFactory | null = null;
-
-/** Fastify's default serializer factory, loaded at the first answer with a response schema. */
-function fastifySerializers(): SerializerFactory {
-  defaultSerializers ??= (
-    requireFromFastify('@fastify/fast-json-stringify-compiler') as () => SerializerFactory
-  )();
-  return defaultSerializers;
 }
 
 /**
