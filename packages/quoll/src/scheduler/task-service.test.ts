@@ -543,29 +543,6 @@ describe('TaskService', () => {
     expect(await s.listRuns(task.id, { limit: Number.MAX_SAFE_INTEGER })).toHaveLength(1);
   });
 
-  describe('warm processes', () => {
-    it('a node with no task to resume starts none at start; warmRuns() (an upload, a new task) starts them once', async () => {
-      const { service: s, runner } = await service();
-      // The server's start: no run is near, so no waiting process is paid for.
-      expect(runner.warmPids).toHaveLength(0);
-      await Promise.all([s.warmRuns(), s.warmRuns()]);
-      expect(runner.warmPids).toHaveLength(2);
-    });
-
-    it('a node with tasks to resume starts them at start', async () => {
-      await storedScheduledTask(orchestration('o1', ''));
-      const { runner } = await service();
-      expect(runner.warmPids).toHaveLength(2);
-    });
-
-    it('a scheduled or continuous task created on an idle node starts them', async () => {
-      const { service: s, runner } = await service();
-      expect(runner.warmPids).toHaveLength(0);
-      await s.createScheduled({ ...base, orchestrationId: orchestration('o1', ''), schedule: '0 0 1 1 *' });
-      await waitFor('the pool filled', () => runner.warmPids.length === 2);
-    });
-  });
-
   describe('with several nodes on one store', () => {
     const notifier = new LocalNotifier();
 

@@ -233,8 +233,6 @@ export class TaskService {
   private readonly killing = new Set<string>();
   private readonly work = new Set<Promise<unknown>>();
   private state: 'new' | 'running' | 'stopping' = 'new';
-  /** The warm processes' first start (see warmRuns); null until then. */
-  private warming: Promise<void> | null = null;
   /** This node as the owner of the runs it launches. */
   private readonly owner: RunOwner;
   private readonly runsTasks: boolean;
@@ -338,11 +336,9 @@ export class TaskService {
     }
     // The lost runs' tokens were never revoked (the process died first): revoke them now.
     await this.revokeStaleTokens();
+    // Warm processes for the runs about to start (continuous tasks) and the next ones.
+    await this.runner.warm().catch((err: unknown) => this.onError(err, 'starting warm processes'));
     const tasks = (await this.store.listTasks({ killed: false })).reverse();
-    // Warm processes for the runs about to start (continuous tasks) and the next ones. A node
-    // with no task starts them on first use instead (warmRuns): a server whose clients never
-    // run a task never pays for its waiting sandboxes.
-    if (tasks.length > 0) await this.warmRuns();
     for (const task of tasks) {
       try {
         await this.resume(task);
@@ -668,18 +664,6 @@ export class TaskService {
     }
   }
 
-  /**
-   * Starts the runner's warm processes (waiting runtimes, in the runs' sandbox), once: at start
-   * when tasks are left to resume, else on first use — an orchestration uploaded, a scheduled or
-   * continuous task created (a run-once task's own run refills the pool as any run does).
-   * Resolves once they are spawned; failures are reported, never thrown.
-   */
-  warmRuns(): Promise<void> {
-    if (!this.runsTasks || this.state !== 'running') return Promise.resolve();
-    this.warming ??= this.runner.warm().catch((err: unknown) => this.onError(err, 'starting warm processes'));
-    return this.warming;
-  }
-
   /** Creates a task that runs once, now. */
   async createOnce(input: CreateOnceInput): Promise<TaskRecord> {
     this.assertRunning();
@@ -699,7 +683,6 @@ export class TaskService {
   async createScheduled(input: CreateScheduledInput): Promise<TaskRecord> {
     this.assertRunning();
     const parsed = CronSchedule.parse(input.schedule, input.timezone ?? null);
-    void this.warmRuns();
     const base = await this.validateBase(input);
     const timeout = validateTimeout(input.timeout, this.defaultTimeout);
     const task = await this.store.createTask({
@@ -722,7 +705,6 @@ export class TaskService {
   /** Creates a task that keeps one run going, restarting it with backoff when it exits. */
   async createContinuous(input: CreateTaskInput): Promise<TaskRecord> {
     this.assertRunning();
-    void this.warmRuns();
     const base = await this.validateBase(input);
     const task = await this.store.createTask({
       ...base,

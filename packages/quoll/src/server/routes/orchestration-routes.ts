@@ -141,9 +141,6 @@ export function orchestrationRoutes(app: FastifyInstance, ctx: ServerContext): v
         form?.file ??
         (await ctx.blobs.receive(req.body as Readable, MAX_ORCHESTRATION_UPLOAD_BYTES, 'orchestration zip'));
       const record = await ctx.packager.submit({ workspaceId, name, fileName, upload });
-      // Its runs are likely next: the runs' warm processes start now if they have not (a server
-      // starts them on first use, not at start), while the package builds.
-      void ctx.tasks.warmRuns();
       return reply.status(201).send(toDto(record, await workspaceName(ctx, principal, workspaceId)));
     },
   );
