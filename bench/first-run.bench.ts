@@ -1,7 +1,8 @@
 // A fresh server's first task run: `quoll server` on a new home, one orchestration uploaded
 // (to ready), then runOnce → first line of user code via followLogs(), for the first run and
-// the next BENCH_RUNS − 1 — the latency a server that starts its warm processes on first use
-// (rather than at start) must keep. Each CLI given is measured in turn, round after round.
+// the next BENCH_RUNS − 1. Main starts its warm processes at server start; a build that starts
+// them on first use (branch `ci`, reverted from main: docs/benchmarks.md) must keep this latency.
+// Each CLI given is measured in turn, round after round.
 //
 //   npx tsx bench/first-run.bench.ts [cli.js ...]   (default: this tree's build)
 //
