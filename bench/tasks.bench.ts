@@ -2,6 +2,8 @@
 // trivial runs back to back, and 1000 `* * * * *` tasks at one cron boundary.
 // Each runner figure is measured interleaved with a raw child_process reference (what the
 // machine can do without Quoll). Run: npx tsx bench/tasks.bench.ts — writes bench/results/tasks.json.
+// Parts 1-3 run through the runner as a `quoll server` with its defaults builds it: sandboxed
+// (bubblewrap) where that works, its limits, its task user; BENCH_SANDBOX=off runs direct processes.
 // BENCH_CRON_START=1 runs instead part 5 (minutes of wall time): cron tick → run started on a real
 // `quoll server`, over consecutive minute boundaries, with skipped and doubled ticks — writes
 // bench/results/tasks-cron-start.json (see measureCronStart).
@@ -10,7 +12,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { offsetClock } from '../packages/quoll/src/clock/index.js';
-import { TaskRunner } from '../packages/quoll/src/runner/index.js';
+import { resolveServerConfig } from '../packages/quoll/src/config/server-config.js';
+import { resolveClientPackageDir } from '../packages/quoll/src/orchestrations/resolve-client-package.js';
+import { NodeRuntime, setUpSandbox, TaskRunner } from '../packages/quoll/src/runner/index.js';
 import type { PackagedOrchestration } from '../packages/quoll/src/runner/index.js';
 import { CronScheduler } from '../packages/quoll/src/scheduler/index.js';
 import type { TaskRunRecord } from '../packages/quoll/src/scheduler/index.js';
@@ -43,13 +47,35 @@ function pkg(name: string, source: string): PackagedOrchestration {
 async function measureRunner(): Promise<void> {
   // BENCH_WARM_PROCESSES=0 measures cold spawns only (the runner before the warm pool).
   const warmProcesses = Number(process.env.BENCH_WARM_PROCESSES ?? 2);
+  // The path a `quoll server` with its defaults gives runs: its sandbox (bubblewrap where it
+  // works; BENCH_SANDBOX=off for direct processes), its task user, limits and private /tmp, and
+  // the Node runtime with the SDK mounted. (Before 6 December this part ran direct processes
+  // without limits: not what users get.)
+  const config = resolveServerConfig({ home: join(root, 'home') }, {}, root);
+  const runsDir = join(root, 'runs');
+  const sandbox = await setUpSandbox({
+    mode: process.env.BENCH_SANDBOX === 'off' ? 'off' : 'auto',
+    network: 'host',
+    taskUser: null,
+    limits: config.taskLimits,
+    scratchDir: join(runsDir, '.quoll'),
+    apiPort: () => 9,
+    tmpBytes: config.taskTmpBytes,
+  });
   const runner = new TaskRunner({
     logsDir: join(root, 'logs'),
-    runsDir: join(root, 'runs'),
+    runsDir,
     serverUrl: 'http://127.0.0.1:9',
     warmProcesses,
+    taskUser: sandbox.taskUser,
+    launcher: sandbox.launcher,
+    runtimes: [new NodeRuntime({ sdkDir: resolveClientPackageDir() })],
+    limits: config.taskLimits,
     issueRunToken: () => Promise.resolve({ token: 't', revoke: () => Promise.resolve() }),
   });
+  console.log(
+    `runs: ${sandbox.status.sandboxed ? 'sandboxed (bubblewrap)' : `not sandboxed (${sandbox.status.reason ?? ''})`}, warm pool of ${warmProcesses}, load ${loadAverage()}`,
+  );
   await runner.warm();
   let seq = 0;
   const runId = (): string => `bench-${++seq}`;
@@ -210,6 +236,7 @@ async function measureRunner(): Promise<void> {
   const results = {
     machine: { cpus: cpus().length, node: process.version },
     warmProcesses,
+    sandboxed: sandbox.status.sandboxed,
     startToFirstLine: {
       p50Ms: median(firstQ),
       p95Ms: percentile(firstQ, 95),
