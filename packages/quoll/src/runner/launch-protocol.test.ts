@@ -16,9 +16,12 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-/** Runs a launcher (Node's by default) with `line` on stdin; resolves with its exit code and output. */
+/**
+ * Runs a launcher (Node's by default) with `line` on stdin (pieces written one after another,
+ * a moment apart); resolves with its exit code and output.
+ */
 function runLauncher(
-  line: string,
+  line: string | Buffer[],
   runtime: 'node' | 'python' = 'node',
 ): Promise<{ code: number | null; out: string; err: string }> {
   const launcher = join(dir, runtime === 'node' ? 'launcher.mjs' : 'launcher.py');
@@ -31,7 +34,13 @@ function runLauncher(
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('close', (code) => resolve({ code, out, err }));
-    child.stdin.end(line);
+    const pieces = typeof line === 'string' ? [line] : [...line];
+    const next = (): void => {
+      const piece = pieces.shift() ?? '';
+      if (pieces.length === 0) child.stdin.end(piece);
+      else child.stdin.write(piece, () => setTimeout(next, 20));
+    };
+    next();
   });
 }
 
@@ -81,6 +90,32 @@ describe('launch protocol', () => {
     const refused = await runLauncher(`${JSON.stringify({ v: 2, kind: 'run' })}\n`);
     expect(refused.code).toBe(70);
     expect(refused.err).toContain('unsupported protocol version 2');
+  });
+
+  it('the Node launcher reads a message sent in pieces and larger than one read, and leaves the run an empty, ended stdin as a cold run has', async () => {
+    writeFileSync(
+      join(dir, 'main.mjs'),
+      [
+        "let d = '';",
+        "process.stdin.setEncoding('utf8');",
+        "process.stdin.on('data', (c) => (d += c));",
+        "process.stdin.on('end', () => console.log(process.env.BIG.length, process.env.ACCENT, JSON.stringify(d)));",
+      ].join('\n'),
+    );
+    const line = Buffer.from(
+      encodeLaunchMessage({
+        v: 1,
+        kind: 'run',
+        cwd: dir,
+        env: { BIG: 'x'.repeat(200_000), ACCENT: 'été' },
+        entry: join(dir, 'main.mjs'),
+        argv: [],
+      }),
+    );
+    // Three writes, the second cut inside the two bytes of the first é.
+    const cut = line.indexOf(Buffer.from('é')) + 1;
+    const result = await runLauncher([line.subarray(0, 1000), line.subarray(1000, cut), line.subarray(cut)]);
+    expect(result).toMatchObject({ code: 0, out: '200000 été ""\n', err: '' });
   });
 
   it('the Python launcher becomes the run as a cold `python -u entry` would be, and refuses another version with exit 70', async (ctx) => {

@@ -8,25 +8,31 @@ import { decodeLaunchMessage } from '../launch-protocol.js';
  * ends the process quietly; a message it cannot read ends it with exit code 70.
  */
 export const NODE_LAUNCHER_SOURCE = `// quoll warm-process launcher for Node (generated; see runner/runtimes/node-launcher-source.ts)
+import { readSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 const decodeLaunchMessage = ${decodeLaunchMessage.toString()};
-const line = await new Promise((resolve) => {
-  let buffered = '';
-  const onEnd = () => process.exit(0);
-  const onData = (chunk) => {
-    buffered += chunk;
-    const nl = buffered.indexOf('\\n');
-    if (nl < 0) return;
-    process.stdin.off('data', onData);
-    process.stdin.off('end', onEnd);
-    resolve(buffered.slice(0, nl));
-  };
-  process.stdin.setEncoding('utf8');
-  process.stdin.on('data', onData);
-  process.stdin.on('end', onEnd);
-});
-// A cold run has no stdin either; and an open pipe would keep the process alive.
-process.stdin.destroy();
+// The line, read with blocking read(2) calls on fd 0: a waiting process has nothing else to do,
+// and no stdin stream is built (that costs every run a few modules' start-up) nor left open.
+const line = (() => {
+  const chunks = [];
+  const buf = Buffer.allocUnsafe(65536);
+  for (;;) {
+    let n;
+    try {
+      n = readSync(0, buf, 0, buf.length, null);
+    } catch (err) {
+      // A non-blocking stdin (not what the server gives): wait a little and read again.
+      if (err.code !== 'EAGAIN') throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+      continue;
+    }
+    // Stdin ended before a message (the server went away): end quietly.
+    if (n === 0) process.exit(0);
+    const nl = buf.subarray(0, n).indexOf(10);
+    chunks.push(Buffer.from(buf.subarray(0, nl < 0 ? n : nl)));
+    if (nl >= 0) return Buffer.concat(chunks).toString('utf8');
+  }
+})();
 let job;
 try {
   job = decodeLaunchMessage(line);
