@@ -17,9 +17,22 @@
 // one-thread fastify + onnxruntime server of the serving bench, pinned to core 0 the same way), to
 // compare its request thread with Quoll's (NODE_ARGS apply to it too). QUOLL_CLI: the Quoll build's
 // dist/cli/main.js (default this checkout's), e.g. a base build to compare with.
+// With logging on it also prints what the log wrote in the measured run: the growth of its segment
+// files (bytes a row, MB/s) and the writer thread's CPU a MB — the thread that dirtied the most
+// file pages (`write_bytes` of /proc/<pid>/task/<tid>/io), so no guessing by thread order. Per
+// byte is how the writer's kernel time compares across formats: a JSON row is 160 B (its inputs
+// Float64), an Arrow row of the bench model 88 B (Float32); jsonlog lane, 6 December.
 // Usage: [NODE_ARGS=…] [PERF=1] npx tsx bench/writer-thread-probe.ts [format=json] [batch=100] [seconds=6]
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  appendFileSync,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,7 +63,7 @@ const extra = (process.env.BENCH_QUOLL_ARGS ?? '').split(' ').filter(Boolean);
 const nodeArgs = (process.env.NODE_ARGS ?? '').split(' ').filter(Boolean);
 const reference = process.env.REFERENCE === '1';
 /** The server probed: Quoll with the bench pipeline deployed, or F1 (REFERENCE=1). */
-async function startServer(): Promise<{ proc: ChildProcess; url: string; lua: string }> {
+async function startServer(): Promise<{ proc: ChildProcess; url: string; lua: string; home?: string }> {
   if (reference) {
     const script = fileURLToPath(new URL('./reference-server.ts', import.meta.url));
     const proc = spawnPinned('0', process.execPath, [
@@ -69,6 +82,7 @@ async function startServer(): Promise<{ proc: ChildProcess; url: string; lua: st
   const pipeline = await deployModel(quoll.client, 'benchmodel', modelPath, 'benchpipe');
   return {
     proc: quoll.proc,
+    home: quoll.home,
     url: pipeline.url(),
     lua: writeLua(work, { format, batch, token: quoll.token, tag: 'q' }),
   };
@@ -144,6 +158,23 @@ function memoryMiB(): { heap: number; rss: number } {
     return { heap: 0, rss: 0 };
   }
 }
+/** The log's segment files (`<home>/inference-logs/<pipeline>/<seq>.arrows`) and their sizes. */
+function segmentSizes(): Map<string, number> {
+  const out = new Map<string, number>();
+  const root = server.home === undefined ? '' : join(server.home, 'inference-logs');
+  if (root === '' || !existsSync(root)) return out;
+  for (const dir of readdirSync(root))
+    for (const f of readdirSync(join(root, dir)))
+      if (f.endsWith('.arrows')) {
+        try {
+          out.set(join(dir, f), statSync(join(root, dir, f)).size);
+        } catch {
+          // Deleted by retention meanwhile.
+        }
+      }
+  return out;
+}
+const segmentsBefore = segmentSizes();
 const memoryBefore = memoryMiB();
 const core0Before = core0Ticks();
 const before = threadStats(pid);
@@ -156,6 +187,7 @@ const r = wrk({
 const after = threadStats(pid);
 const core0After = core0Ticks();
 const memoryAfter = memoryMiB();
+const segmentsAfter = segmentSizes();
 if (traceOut !== undefined) appendFileSync(traceOut, '=== MEASURE END ===\n');
 if (perf !== null && perf.exitCode === null) await new Promise((res) => perf.once('exit', res));
 const requests = r.reqPerSec * seconds;
@@ -168,7 +200,7 @@ console.log(
 let total = 0;
 const rows: [string, number, number, number, number, number][] = [];
 for (const [tid, t] of after) {
-  const b = before.get(tid) ?? { user: 0, sys: 0, minorFaults: 0, wakes: 0, run: 0 };
+  const b = before.get(tid) ?? { user: 0, sys: 0, minorFaults: 0, wakes: 0, run: 0, writeBytes: 0 };
   const used = t.user + t.sys - b.user - b.sys;
   total += used;
   if (used > 0)
@@ -190,6 +222,27 @@ for (const [name, us, wakes, sysShare, faults, run] of rows)
 console.log(
   `  ${'total'.padEnd(24)} ${((total * 1e6) / requests).toFixed(1).padStart(7)} µs/request ${((total * 1e6) / requests / batch).toFixed(3)} µs/row`,
 );
+if (segmentsAfter.size > 0) {
+  let grown = 0;
+  for (const [f, size] of segmentsAfter) grown += size - (segmentsBefore.get(f) ?? 0);
+  const gone = [...segmentsBefore.keys()].filter((f) => !segmentsAfter.has(f)).length;
+  // The writer: the thread that dirtied the most file pages in the run.
+  let writer: [string, number, number] | null = null;
+  for (const [tid, t] of after) {
+    const b = before.get(tid);
+    if (b === undefined) continue;
+    const dirtied = t.writeBytes - b.writeBytes;
+    if (dirtied > 0 && (writer === null || dirtied > writer[1])) writer = [tid, dirtied, t.run - b.run];
+  }
+  const mb = grown / 1e6;
+  console.log(
+    `  log: ${mb.toFixed(1)} MB written in ${seconds} s (${(mb / seconds).toFixed(1)} MB/s), ${(grown / (requests * batch)).toFixed(1)} B/row` +
+      (gone > 0 ? ` (${gone} segments deleted by retention meanwhile: an undercount)` : '') +
+      (writer === null
+        ? ''
+        : `; writer ${writer[0]}: ${(writer[1] / 1e6).toFixed(1)} MB of pages dirtied, ${((writer[2] * 1e3) / seconds).toFixed(1)} ms of CPU a second, ${((writer[2] * 1e3) / mb).toFixed(2)} ms a MB written`),
+  );
+}
 // Core 0 as a whole (the server's core): what its own threads used against what the core spent,
 // by /proc/stat's columns — the rest is other tasks on the core (kernel threads: block I/O,
 // writeback, the journal; interrupts and softirqs; time the hypervisor took: steal).
