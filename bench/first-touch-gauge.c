@@ -5,8 +5,12 @@
 // so the same cost comes back after a free). The log writer's copy into new page-cache pages
 // (pwritev) pays the same when the page cache grows into such memory: its CPU a second doubled
 // for seconds at JSON 100 with nothing else changed. Uses CHUNKS × 512 MiB of RAM while it runs.
+// A second argument holds the memory that many seconds before freeing it ("held" is printed
+// first): run beside a server, it takes the warm pages so that the log's page cache grows into
+// cold ones — `/tmp/first-touch 6 60 &` then writer-thread-probe.ts (the writer's ms a MB ~3.5×).
 // Build and run: gcc -O2 -o /tmp/first-touch bench/first-touch-gauge.c && taskset -c 0 /tmp/first-touch 12
 #include <stdio.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <sys/mman.h>
 #include <time.h>
@@ -20,5 +24,6 @@ int main(int argc,char**argv){
     double t0=cpu(); for(size_t i=0;i<chunk;i+=4096) p[k*chunk+i]=1; double t1=cpu();
     printf("chunk %zu (%zu MiB): %.2f µs a page\n",k,(k+1)*512,(t1-t0)*1e6/(chunk/4096)); fflush(stdout);
   }
+  if(argc>2){printf("held\n");fflush(stdout);sleep((unsigned)atoi(argv[2]));}
   munmap(p,chunk*chunks); return 0;
 }
