@@ -20,7 +20,8 @@ import { makeArrowTensorTable, mulberry32 } from '../../../../test/support/synth
 import { recordsToTable } from './decode/records-to-table.js';
 import { bindColumns, buildFeeds, buildFeedsFromRecordColumns } from './input-binding.js';
 import type { ColumnBinding } from './input-binding.js';
-import { transferList } from './tensor-data.js';
+import { ownedForMessage, transferList } from './tensor-data.js';
+import { FeedSlab } from './feed-slab.js';
 import type { WireTensor } from './tensor-data.js';
 import type { InputTensor } from './inference-input.js';
 
@@ -550,5 +551,27 @@ describe("buildFeeds from tensors (the Open Inference codec's input)", () => {
     expect(both(...(cases[5]!.slice(1) as [InputTensor[], ColumnBinding[]]))[0]).toMatchObject({
       code: 'invalid_tensor_shape',
     });
+  });
+
+  it('feeds small values carved out of a slab as they are: no copy, nothing lent, copied only into a worker message', () => {
+    // The decode pool carves a small request's values out of a slab (FeedSlab): a region no one
+    // else is handed, so the run reads it where it is.
+    const slab = new FeedSlab();
+    const values = slab.take(Float32Array, 36);
+    values.set(Float32Array.from({ length: 36 }, (_, i) => i));
+    const tensors: InputTensor[] = [{ name: 'tensor', shape: [2, 18], values }];
+    const [feed] = buildFeeds({ kind: 'tensors', tensors, rows: 2 }, [{ column: 'tensor', input: tensor18 }]);
+    expect(feed!.data).toBe(values);
+    expect(feed!.dims).toEqual([2, 18]);
+    expect(transferList([feed!])).toEqual([]);
+    // A worker's message copies the 144 bytes, not the slab.
+    const [owned] = ownedForMessage([feed!]);
+    expect((owned!.data as Float32Array).buffer.byteLength).toBe(144);
+    expect(Array.from(owned!.data as Float32Array)).toEqual(Array.from(values));
+    // Still checked: a non-finite value is refused as from any other tensor.
+    values[20] = NaN;
+    expect(() =>
+      buildFeeds({ kind: 'tensors', tensors, rows: 2 }, [{ column: 'tensor', input: tensor18 }]),
+    ).toThrow(/row 1 holds NaN/);
   });
 });

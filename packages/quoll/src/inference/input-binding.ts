@@ -427,12 +427,40 @@ function tensorFeed(tensors: readonly InputTensor[], rows: number, binding: Colu
   const rowShape = tensor.shape.slice(1);
   checkWidth(column, input, declared, rowShape, 0);
   const width = product(rowShape);
+  const values = tensor.values;
   return {
     name: input.name,
     type: input.type,
     dims: feedDims(rows, declared, rowShape),
-    data: castInto([tensor.values], input, rows * width, column, width),
+    data: carvedView(values, input.type)
+      ? checkedFinite(values, input, column, width)
+      : castInto([values], input, rows * width, column, width),
   };
+}
+
+/**
+ * Whether a request tensor's values are a small region of a larger buffer that already has the
+ * input's type: values the decode pool carved out of its slab (`readOpenInferenceBody`), a
+ * region handed to no one else. The run reads them where they are: not copied into a buffer of
+ * their own, nor lent (`lendView`'s WeakSet entry, per request, kept each batch-1 request's
+ * values alive through the next scavenge); a worker's message copies them (`ownedForMessage`).
+ */
+function carvedView(values: Exclude<TensorData, string[]>, type: TensorInfoDto['type']): boolean {
+  return values.byteLength * 2 < values.buffer.byteLength && sameArrayType(values, type);
+}
+
+/** `values` themselves, once every float among them is finite (as {@link castInto} checks them). */
+function checkedFinite(
+  values: Exclude<TensorData, string[]>,
+  input: TensorInfoDto,
+  column: string,
+  width: number,
+): TensorData {
+  if (values instanceof Float32Array || values instanceof Float64Array) {
+    const bad = firstNonFinite(values);
+    if (bad !== -1) throw unrepresentable(column, Math.floor(bad / width), values[bad]!, input);
+  }
+  return values;
 }
 
 function listLength(data: Data, row: number): number {

@@ -51,6 +51,24 @@ function resultOf(input: TensorsInput, offset: number): InferenceResult {
 }
 
 describe('openInferenceCodec.decode', () => {
+  it('answers at once, without a promise, when its decoder reads the body inline', () => {
+    const inline = openInferenceCodec({
+      decodeOpenInference: () => Promise.reject(new Error('not inline')),
+      decodeOpenInferenceInline: (body, headerLength) => readOpenInferenceBody(body, headerLength),
+    });
+    const body = Buffer.from(JSON.stringify({ id: 'r', inputs: [tensor(1, 0)] }));
+    const decoded = inline.decode({ contentType: 'application/json', body, header: () => undefined }, served);
+    expect(decoded).not.toBeInstanceOf(Promise);
+    const { input, request } = decoded as Exclude<typeof decoded, Promise<unknown>>;
+    expect(input.kind === 'tensors' && input.tensors[0]!.shape).toEqual([1, 2, 3]);
+    expect(request).toEqual({ id: 'r', outputs: null, binaryOutput: false });
+    // A body it refuses throws at once, as the promise would reject.
+    const bad = Buffer.from('{"inputs": []}');
+    expect(() => inline.decode({ contentType: '', body: bad, header: () => undefined }, served)).toThrow(
+      /no "inputs"/,
+    );
+  });
+
   it('hands the engine the tensors as read (typed arrays and shapes), with no Arrow table built', async () => {
     const input = await decode({
       inputs: [tensor(3, 100), { name: 'id', shape: [3], datatype: 'INT64', data: [7, 8, 9] }],

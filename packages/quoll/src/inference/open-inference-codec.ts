@@ -1,8 +1,9 @@
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
-import type { EncodedInference, InferenceCodec, ServedModel } from './inference-codec.js';
+import type { DecodedInference, EncodedInference, InferenceCodec, ServedModel } from './inference-codec.js';
 import { MAX_ROW_RANK } from './decode/records-to-table.js';
 import { refuseDeepJson } from './decode/refuse-deep-json.js';
+import type { FeedSlab, NumericArrayConstructor } from './feed-slab.js';
 import { YIELD_AFTER_MS, yieldToEventLoop } from './inference-result.js';
 import type { InferenceResult } from './inference-result.js';
 import { openInferenceDatatype } from './open-inference-datatype.js';
@@ -25,67 +26,60 @@ export interface OpenInferenceRequest {
 /** Numeric data types a request may send (the engine feeds numbers; FP16 and BYTES it cannot). */
 type NumericDatatype = Exclude<OpenInferenceDatatype, 'FP16' | 'BYTES'>;
 
+type NumericData = Exclude<TensorData, string[]>;
+
 interface NumericLayout {
   bytes: number;
   /** Integer types: the values they hold, [least, past the greatest); floats hold any number. */
   range?: readonly [number, number];
-  array: new (length: number) => Exclude<TensorData, string[]>;
-  fromBytes: (buffer: ArrayBuffer) => Exclude<TensorData, string[]>;
+  array: NumericArrayConstructor<NumericData>;
 }
 
 const NUMERIC: Readonly<Record<NumericDatatype, NumericLayout>> = {
   // BOOL travels as one byte per value (the protocol's binary layout) and feeds as uint8.
-  BOOL: { bytes: 1, array: Uint8Array, fromBytes: (b) => new Uint8Array(b) },
+  BOOL: { bytes: 1, array: Uint8Array },
   UINT8: {
     bytes: 1,
     range: [0, 2 ** 8],
     array: Uint8Array,
-    fromBytes: (b) => new Uint8Array(b),
   },
   UINT16: {
     bytes: 2,
     range: [0, 2 ** 16],
     array: Uint16Array,
-    fromBytes: (b) => new Uint16Array(b),
   },
   UINT32: {
     bytes: 4,
     range: [0, 2 ** 32],
     array: Uint32Array,
-    fromBytes: (b) => new Uint32Array(b),
   },
   UINT64: {
     bytes: 8,
     range: [0, 2 ** 64],
     array: BigUint64Array,
-    fromBytes: (b) => new BigUint64Array(b),
   },
   INT8: {
     bytes: 1,
     range: [-(2 ** 7), 2 ** 7],
     array: Int8Array,
-    fromBytes: (b) => new Int8Array(b),
   },
   INT16: {
     bytes: 2,
     range: [-(2 ** 15), 2 ** 15],
     array: Int16Array,
-    fromBytes: (b) => new Int16Array(b),
   },
   INT32: {
     bytes: 4,
     range: [-(2 ** 31), 2 ** 31],
     array: Int32Array,
-    fromBytes: (b) => new Int32Array(b),
   },
   INT64: {
     bytes: 8,
     range: [-(2 ** 63), 2 ** 63],
     array: BigInt64Array,
-    fromBytes: (b) => new BigInt64Array(b),
   },
-  FP32: { bytes: 4, array: Float32Array, fromBytes: (b) => new Float32Array(b) },
-  FP64: { bytes: 8, array: Float64Array, fromBytes: (b) => new Float64Array(b) },
+  FP32: { bytes: 4, array: Float32Array },
+  FP64: { bytes: 8, array: Float64Array },
 };
 
 /** One decoded request tensor. */
@@ -122,18 +116,33 @@ export interface OpenInferenceBody {
 /** What reads Open Inference bodies (the server's `DecodePool`, off the HTTP thread when large). */
 export interface OpenInferenceBodyDecoder {
   decodeOpenInference(body: Uint8Array, headerLength: string | undefined): Promise<OpenInferenceBody>;
+  /**
+   * The body read at once on the calling thread when it is small enough to be (the server's
+   * `DecodePool`: up to its inline size), else `undefined` (then {@link decodeOpenInference}
+   * reads it). Throws what `decodeOpenInference` would reject with.
+   */
+  decodeOpenInferenceInline?(body: Uint8Array, headerLength: string | undefined): OpenInferenceBody | undefined;
 }
 
 /**
  * Reads an Open Inference body: the JSON part (the whole body, or its first
  * `Inference-Header-Content-Length` bytes) and the binary tensors after it. Runs in a decode
  * worker for large bodies, so it only reads and checks the body itself.
+ *
+ * With `slab` (a small body read on the HTTP thread), each input's values of at most
+ * `FEED_SLAB_MAX_BYTES` are carved out of it instead of having an ArrayBuffer of their own (at
+ * batch 1 a malloc, a free and the scavenger's sweep per request, as for JSON records' feeds):
+ * the feed is then that region itself (`buildFeeds`), never handed to anyone else.
  * @throws ApiError `invalid_inference_input`, `invalid_tensor_shape`, `non_numeric_value`
  */
-export function readOpenInferenceBody(body: Uint8Array, headerLength: string | undefined): OpenInferenceBody {
+export function readOpenInferenceBody(
+  body: Uint8Array,
+  headerLength: string | undefined,
+  slab?: FeedSlab,
+): OpenInferenceBody {
   const { json, binary } = splitBody(body, headerLength);
   const header = parseHeader(json);
-  const tensors = readInputs(header.inputs, binary, json.byteLength);
+  const tensors = readInputs(header.inputs, binary, json.byteLength, slab);
   return { tensors, ...readOutputs(header) };
 }
 
@@ -156,16 +165,27 @@ export function readOpenInferenceBody(body: Uint8Array, headerLength: string | u
  */
 export function openInferenceCodec(decoder: OpenInferenceBodyDecoder): InferenceCodec<OpenInferenceRequest> {
   return {
-    async decode(raw, served) {
-      const body = await decoder.decodeOpenInference(raw.body, raw.header(INFERENCE_HEADER_CONTENT_LENGTH));
-      // The tensors go to the engine as they are: the feeds, the log rows and (when asked for)
-      // the result table are made from their values, as from the Arrow columns they stand for.
-      return {
-        input: { kind: 'tensors', tensors: body.tensors, rows: body.tensors[0]!.shape[0]! },
-        request: requestedOutputs(body, served),
-      };
+    decode(raw, served) {
+      const headerLength = raw.header(INFERENCE_HEADER_CONTENT_LENGTH);
+      // A small body is read here and now: no promise to await (at batch 1 a promise and its
+      // await per request on the HTTP thread, which Quoll's own JSON endpoint does without).
+      const inline = decoder.decodeOpenInferenceInline?.(raw.body, headerLength);
+      if (inline !== undefined) return decodedOf(inline, served);
+      return decoder.decodeOpenInference(raw.body, headerLength).then((body) => decodedOf(body, served));
     },
     encode: encodeAnswer,
+  };
+}
+
+/**
+ * The engine's input and the answer's request of a body: the tensors go to the engine as they
+ * are (the feeds, the log rows and, when asked for, the result table are made from their
+ * values, as from the Arrow columns they stand for).
+ */
+function decodedOf(body: OpenInferenceBody, served: ServedModel): DecodedInference<OpenInferenceRequest> {
+  return {
+    input: { kind: 'tensors', tensors: body.tensors, rows: body.tensors[0]!.shape[0]! },
+    request: requestedOutputs(body, served),
   };
 }
 
@@ -225,7 +245,17 @@ function isObject(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === 'object' && !Array.isArray(value);
 }
 
-function readInputs(inputs: unknown[], binary: Uint8Array | null, jsonBytes: number): RequestTensor[] {
+/** `count` values of `layout`'s type: carved out of `slab` when given and small enough, else an array of their own. */
+function allocate(layout: NumericLayout, count: number, slab: FeedSlab | undefined): NumericData {
+  return slab === undefined ? new layout.array(count) : slab.take(layout.array, count);
+}
+
+function readInputs(
+  inputs: unknown[],
+  binary: Uint8Array | null,
+  jsonBytes: number,
+  slab: FeedSlab | undefined,
+): RequestTensor[] {
   const tensors: RequestTensor[] = [];
   let offset = 0;
   for (const [index, input] of inputs.entries()) {
@@ -240,7 +270,7 @@ function readInputs(inputs: unknown[], binary: Uint8Array | null, jsonBytes: num
     const count = shape.reduce((a, b) => a * b, 1);
     const parameters = isObject(input.parameters) ? input.parameters : {};
     const size = parameters.binary_data_size;
-    let values: Exclude<TensorData, string[]>;
+    let values: NumericData;
     if (size !== undefined) {
       const layout = NUMERIC[datatype];
       if (binary === null)
@@ -259,7 +289,8 @@ function readInputs(inputs: unknown[], binary: Uint8Array | null, jsonBytes: num
           { input: name },
         );
       // A copy of its own: aligned for the typed array, and independent of the request buffer.
-      const copy = new Uint8Array(size);
+      values = allocate(layout, count, slab);
+      const copy = new Uint8Array(values.buffer, values.byteOffset, size);
       copy.set(binary.subarray(offset, offset + size));
       // A BOOL is the byte 0 or 1: onnxruntime takes other bytes as they are (Not(7) is true).
       if (datatype === 'BOOL') {
@@ -270,7 +301,6 @@ function readInputs(inputs: unknown[], binary: Uint8Array | null, jsonBytes: num
             { input: name, index: at },
           );
       }
-      values = layout.fromBytes(copy.buffer);
       offset += size;
     } else {
       // Every JSON value takes at least a byte: a shape holding more values than the JSON has
@@ -281,7 +311,7 @@ function readInputs(inputs: unknown[], binary: Uint8Array | null, jsonBytes: num
           `Input "${name}" has shape [${shape.join(', ')}] (${count} values), more than its JSON data can hold; send exactly as many values as the shape says.`,
           { input: name, expected: count },
         );
-      values = readJsonData(name, datatype, input.data, count, shape.length);
+      values = readJsonData(name, datatype, input.data, count, shape.length, slab);
     }
     tensors.push({ name, shape, datatype, values });
   }
@@ -344,11 +374,12 @@ function readJsonData(
   data: unknown,
   count: number,
   rank: number,
-): Exclude<TensorData, string[]> {
+  slab: FeedSlab | undefined,
+): NumericData {
   if (!Array.isArray(data))
     throw invalid(`Input "${name}" has no "data" array (nor parameters.binary_data_size).`, { input: name });
   const layout = NUMERIC[datatype];
-  const values = new layout.array(count);
+  const values = allocate(layout, count, slab);
   // The common case, flat data of exactly `count` numbers for a float type (FP32, FP64): one
   // tight loop. At the first item that is not a number (a nested list, or a value to refuse)
   // the walk below starts over and reads every item as it always does.

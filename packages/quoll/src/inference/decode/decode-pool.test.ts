@@ -339,6 +339,42 @@ describe('DecodePool', () => {
     expect(Array.from(binary.tensors[0]!.values as Float32Array)).toEqual(Array.from(values));
   });
 
+  it('reads a small Open Inference body at once, its values carved out of one slab, never handed out twice', () => {
+    const decoder = pool({ inlineJsonBytes: 1024 });
+    const body = (data: number[], datatype = 'FP32'): Buffer =>
+      Buffer.from(JSON.stringify({ inputs: [{ name: 'x', shape: [1, data.length], datatype, data }] }));
+    const a = decoder.decodeOpenInferenceInline(body([1, 2, 3]), undefined)!;
+    const b = decoder.decodeOpenInferenceInline(body([4, 5]), undefined)!;
+    // Without a promise (at batch 1 one more promise and await per request on the HTTP thread).
+    expect(a).not.toBeInstanceOf(Promise);
+    const [va, vb] = [a.tensors[0]!.values as Float32Array, b.tensors[0]!.values as Float32Array];
+    expect([Array.from(va), Array.from(vb)]).toEqual([
+      [1, 2, 3],
+      [4, 5],
+    ]);
+    // Views of one slab (no ArrayBuffer per request), one after the other, never overlapping.
+    expect(vb.buffer).toBe(va.buffer);
+    expect(va.buffer.byteLength).toBeGreaterThan(va.byteLength * 2);
+    expect(vb.byteOffset).toBeGreaterThanOrEqual(va.byteOffset + va.byteLength);
+    // Binary tensors too, copied out of the body into the slab.
+    const values = new Float32Array([7, 8]);
+    const head = Buffer.from(
+      JSON.stringify({
+        inputs: [{ name: 'x', shape: [1, 2], datatype: 'FP32', parameters: { binary_data_size: 8 } }],
+      }),
+    );
+    const bin = Buffer.concat([head, Buffer.from(values.buffer)]);
+    const c = decoder.decodeOpenInferenceInline(bin, String(head.byteLength))!;
+    const vc = c.tensors[0]!.values as Float32Array;
+    expect(Array.from(vc)).toEqual([7, 8]);
+    expect(vc.buffer).toBe(va.buffer);
+    expect(vc.buffer).not.toBe(bin.buffer);
+    // The same errors as decodeOpenInference, thrown; a body over the inline size is not read here.
+    expect(() => decoder.decodeOpenInferenceInline(body([1, 2, 3], 'INT8X'), undefined)).toThrow(ApiError);
+    expect(decoder.decodeOpenInferenceInline(body(Array(600).fill(1)), undefined)).toBeUndefined();
+    expect(decoder.workerCount).toBe(0);
+  });
+
   it('refuses hostile Open Inference bodies in the worker with catalogue codes, under the deadline', async () => {
     const decoder = pool({ inlineJsonBytes: 0 });
     const input = (data: string, shape = '[1, 2]'): Buffer =>

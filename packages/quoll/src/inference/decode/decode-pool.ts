@@ -7,6 +7,7 @@ import { MEDIA_TYPES } from '@quoll/client/wire';
 import { ApiError, fromErrorOutcome, isErrorOutcome } from '../../errors/index.js';
 import { formatOfMediaType, parseRecords, readArrowLayout } from '../inference-input.js';
 import type { EngineInput, InferenceInput } from '../inference-input.js';
+import { FeedSlab } from '../feed-slab.js';
 import { readOpenInferenceBody } from '../open-inference-codec.js';
 import type { OpenInferenceBody } from '../open-inference-codec.js';
 import { DECODE_PROTOCOL_VERSION } from './decode-protocol.js';
@@ -111,6 +112,8 @@ export class DecodePool {
   #nextId = 1;
   #closed = false;
   #replaced = 0;
+  /** Where the values of small Open Inference inputs read on the calling thread are carved from. */
+  readonly #openInferenceSlab = new FeedSlab();
 
   constructor(options: DecodePoolOptions = {}) {
     this.#options = {
@@ -283,7 +286,7 @@ export class DecodePool {
   decodeOpenInference(body: Uint8Array, headerLength: string | undefined): Promise<OpenInferenceBody> {
     if (body.byteLength <= this.#options.inlineJsonBytes) {
       try {
-        return Promise.resolve(readOpenInferenceBody(body, headerLength));
+        return Promise.resolve(readOpenInferenceBody(body, headerLength, this.#openInferenceSlab));
       } catch (error) {
         return Promise.reject(error instanceof Error ? error : new Error(String(error)));
       }
@@ -292,6 +295,18 @@ export class DecodePool {
       if (reply.kind !== 'open-inference') throw internal();
       return reply.body;
     });
+  }
+
+  /**
+   * An Open Inference body of at most `inlineJsonBytes` read at once on the calling thread, as
+   * {@link decodeOpenInference} reads it, without a promise; `undefined` for a larger body. Its
+   * small inputs' values are carved out of a slab of this pool's (see `readOpenInferenceBody`).
+   * @throws ApiError as {@link decodeOpenInference} rejects
+   */
+  decodeOpenInferenceInline(body: Uint8Array, headerLength: string | undefined): OpenInferenceBody | undefined {
+    return body.byteLength <= this.#options.inlineJsonBytes
+      ? readOpenInferenceBody(body, headerLength, this.#openInferenceSlab)
+      : undefined;
   }
 
   #submit(format: DecodeFormat, body: Uint8Array, headerLength: string | undefined): Promise<DecodeSuccess> {
