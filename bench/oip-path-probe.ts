@@ -2,7 +2,8 @@
 // JSON records path, without HTTP: the codec's decode (through the server's DecodePool, so small
 // bodies are read inline as on the server), the deployment's run (an engine with inline runs on
 // and contended merging, as the server on one core; the fixture model), the answer's encode,
-// and the log rows into a log staging (what `InferenceService.infer` does after the run). Each
+// and the log rows into a log staging (what `InferenceService.infer` does after the run); both
+// codecs built as their routes build them (small bodies read inline, no promise). Each
 // round sends 16 requests in one turn (16 connections), the two paths interleaved, and prints
 // CPU µs per request of each. The admission probe's limits are raised and the trip wire is
 // off, so a busy machine cannot send the runs to the workers (the server on a busy machine
@@ -65,7 +66,11 @@ const paths: Record<string, { codec: InferenceCodec<unknown>; body: Buffer }> = 
     body: readFileSync(writeBody(work, 'oip', batch)),
   },
   json: {
-    codec: quollBodyCodecs({ decode: (ct, body) => pool.decodeForModelWorker(ct, body) }).json,
+    // As the /v1 route builds it: small bodies read inline, without a promise.
+    codec: quollBodyCodecs({
+      decode: (ct, body) => pool.decodeForModelWorker(ct, body),
+      decodeInline: (ct, body) => pool.decodeInline(ct, body),
+    }).json,
     body: readFileSync(writeBody(work, 'json', batch)),
   },
 };
@@ -79,9 +84,12 @@ async function one(codec: InferenceCodec<unknown>, body: Buffer): Promise<void> 
     body: Buffer.from(body),
     header: () => undefined,
   };
-  const { input, request } = await codec.decode(raw, served);
-  const result = await deployment.infer(input, Date.now());
-  const answer = await codec.encode(result, request, served);
+  // Awaited only when a promise, as InferenceService.infer does; logged, as the server logs.
+  const decoded = codec.decode(raw, served);
+  const { input, request } = decoded instanceof Promise ? await decoded : decoded;
+  const result = await deployment.infer(input, Date.now(), true);
+  const encoded = codec.encode(result, request, served);
+  const answer = encoded instanceof Promise ? await encoded : encoded;
   if (answer.body.length === 0) throw new Error('empty answer');
   staging.add(1, admitLogRows(1, result.logRows()).batches);
   staged += result.rowCount;

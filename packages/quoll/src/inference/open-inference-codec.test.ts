@@ -221,6 +221,82 @@ describe('openInferenceCodec.encode', () => {
   });
 });
 
+describe('openInferenceCodec.encode of a small answer', () => {
+  /** What the answer was before it was written by hand: one JSON.stringify of the answer object. */
+  function stringified(
+    outputs: { name: string; datatype: string; dims: number[]; values: unknown[] }[],
+    id: string | undefined,
+  ): string {
+    const answer: Record<string, unknown> = { model_name: 'pipe', model_version: '1' };
+    if (id !== undefined) answer.id = id;
+    answer.outputs = outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.dims, data: o.values }));
+    return JSON.stringify(answer);
+  }
+
+  it('writes byte for byte what JSON.stringify of the answer gives, for every element type and edge value', async () => {
+    const input = await decode({ inputs: [tensor(2, 0)] });
+    const f32 = Float32Array.from([0.1, -0, NaN, Infinity, -Infinity, 3.4e38, 1e-45, 718013.75]);
+    const f64 = Float64Array.from([0.1, -0, NaN, -Infinity, Number.MAX_VALUE, 5e-324, 1e21, 123456789.125]);
+    const i64 = BigInt64Array.from([-(2n ** 63n), 2n ** 63n - 1n, 0n, -5n]);
+    const u64 = BigUint64Array.from([2n ** 64n - 1n, 2n ** 53n + 1n, 0n, 7n]);
+    const half = Uint16Array.from([0x3c00, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0x0001, 0x7bff, 0xc000]);
+    const cases: [string, string, number[], Exclude<import('./tensor-data.js').TensorData, never>, unknown[]][] = [
+      ['f32', 'FP32', [2, 4], f32, Array.from(f32)],
+      ['f64', 'FP64', [2, 2, 2], f64, Array.from(f64)],
+      ['i64', 'INT64', [2, 2], i64, Array.from(i64, Number)],
+      ['u64', 'UINT64', [2, 2], u64, Array.from(u64, Number)],
+      ['i8', 'INT8', [2, 2], Int8Array.from([-128, 127, 0, -1]), [-128, 127, 0, -1]],
+      ['u32', 'UINT32', [2, 1], Uint32Array.from([2 ** 32 - 1, 0]), [2 ** 32 - 1, 0]],
+      ['ok', 'BOOL', [2, 3], Uint8Array.from([1, 0, 1, 1, 0, 0]), [true, false, true, true, false, false]],
+      ['h', 'FP16', [2, 4], half, [1, -0, Infinity, -Infinity, NaN, 2 ** -24, 65504, -2]],
+      ['s', 'BYTES', [2], ['a"b\\c\u0001', 'é ☃ \ud83d\ude00'], ['a"b\\c\u0001', 'é ☃ \ud83d\ude00']],
+      ['empty', 'FP32', [2, 0], new Float32Array(0), []],
+      ['na"me\u2028', 'FP32', [2], Float32Array.from([1, 2]), [1, 2]],
+    ];
+    const types: Record<string, import('@quoll/client/wire').TensorElementType> = {
+      FP32: 'float32',
+      FP64: 'float64',
+      INT64: 'int64',
+      UINT64: 'uint64',
+      INT8: 'int8',
+      UINT32: 'uint32',
+      BOOL: 'bool',
+      FP16: 'float16',
+      BYTES: 'string',
+    };
+    const result = new InferenceResult(
+      input,
+      ['tensor'],
+      cases.map(([name, datatype, dims, data]) => ({ name, type: types[datatype]!, dims, data })),
+      2,
+      1,
+    );
+    const all = cases.map(([name, datatype, dims, , values]) => ({ name, datatype, dims, values }));
+    for (const id of [undefined, 'r"1\n']) {
+      const answer = await codec.encode(result, { id, outputs: null, binaryOutput: false }, served);
+      expect(answer.contentType).toBe('application/json');
+      expect(answer.body).toBe(stringified(all, id));
+    }
+    // The outputs asked for, in the order asked; none at all.
+    const some = await codec.encode(
+      result,
+      {
+        id: undefined,
+        outputs: [
+          { name: 'ok', binary: false },
+          { name: 'f32', binary: false },
+        ],
+        binaryOutput: false,
+      },
+      served,
+    );
+    expect(some.body).toBe(stringified([all[6]!, all[0]!], undefined));
+    const none = new InferenceResult(input, ['tensor'], [], 2, 1);
+    const empty = await codec.encode(none, { id: undefined, outputs: null, binaryOutput: false }, served);
+    expect(empty.body).toBe(stringified([], undefined));
+  });
+});
+
 describe('readOpenInferenceBody data', () => {
   /** What the body of one [2, 3] input gives: its values, or the error's code, message and details. */
   const read = (datatype: string, data: unknown): unknown => {

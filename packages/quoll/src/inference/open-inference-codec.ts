@@ -507,6 +507,12 @@ interface OutputTensorJson {
   parameters?: { binary_data_size: number };
 }
 
+/**
+ * Output values (all outputs together) up to which an all-JSON answer is written by hand
+ * ({@link writtenAnswer}) rather than built as objects and arrays for `JSON.stringify`.
+ */
+const WRITTEN_JSON_VALUES = 4096;
+
 /** Output values (all outputs together) from which a JSON answer is written in slices. */
 const SLICED_JSON_VALUES = 65_536;
 
@@ -514,7 +520,8 @@ const SLICED_JSON_VALUES = 65_536;
 const JSON_SLICE_VALUES = 32_768;
 
 /**
- * The answer. Small ones are one `JSON.stringify`; when the outputs given as JSON hold more
+ * The answer. A small one whose outputs are all JSON is written as text ({@link writtenAnswer});
+ * other small ones are one `JSON.stringify`; when the outputs given as JSON hold more
  * than {@link SLICED_JSON_VALUES} values, their `data` is written slice by slice (the same
  * bytes), yielding to the event loop between slices, and the answer comes back as its parts.
  * Binary outputs follow the JSON header as their own parts (never copied into one buffer).
@@ -539,6 +546,8 @@ function encodeAnswer(
     outputs.push({ entry, tensor, binary });
     if (!binary) jsonValueCount += tensor.data.length;
   }
+  if (jsonValueCount <= WRITTEN_JSON_VALUES && !outputs.some((output) => output.binary))
+    return { contentType: MEDIA_TYPES.json, body: writtenAnswer(served, request.id, outputs) };
   const answer: Record<string, unknown> = { model_name: served.name, model_version: served.version };
   if (request.id !== undefined) answer.id = request.id;
   const chunks: Uint8Array[] = [];
@@ -559,6 +568,56 @@ function encodeAnswer(
     body: Buffer.concat([head, ...chunks]),
     headers: { [INFERENCE_HEADER_CONTENT_LENGTH]: String(head.byteLength) },
   };
+}
+
+/**
+ * A small answer whose outputs are all JSON, written as text: byte for byte what
+ * `JSON.stringify` gives of the answer object (`model_name`, `model_version`, `id` when given,
+ * then each output's `name`, `datatype`, `shape`, `data`), without that object, its entries and
+ * the arrays of their values being built first (at batch 1 about 1 µs of the HTTP thread's
+ * ~3 µs per request for the answer).
+ */
+function writtenAnswer(
+  served: ServedModel,
+  id: string | undefined,
+  outputs: readonly { entry: OutputTensorJson; tensor: WireTensor }[],
+): string {
+  let json = `{"model_name":${JSON.stringify(served.name)},"model_version":${JSON.stringify(served.version)}`;
+  if (id !== undefined) json += `,"id":${JSON.stringify(id)}`;
+  json += ',"outputs":[';
+  for (let i = 0; i < outputs.length; i++) {
+    const { entry, tensor } = outputs[i]!;
+    if (i > 0) json += ',';
+    json += `{"name":${JSON.stringify(entry.name)},"datatype":"${entry.datatype}","shape":[${entry.shape.join(',')}],"data":[`;
+    json += valuesText(tensor);
+    json += ']}';
+  }
+  return `${json}]}`;
+}
+
+/** An output's values as `JSON.stringify` writes their {@link jsonValues}, without the brackets. */
+function valuesText(tensor: WireTensor): string {
+  const data = tensor.data;
+  const count = data.length;
+  let text = '';
+  if (Array.isArray(data)) {
+    for (let i = 0; i < count; i++) text += (i === 0 ? '' : ',') + JSON.stringify(data[i]);
+  } else if (tensor.type === 'bool') {
+    for (let i = 0; i < count; i++) text += (i === 0 ? '' : ',') + (data[i] !== 0 ? 'true' : 'false');
+  } else if (tensor.type === 'float16') {
+    for (let i = 0; i < count; i++) text += (i === 0 ? '' : ',') + numberText(halfToNumber(data[i] as number));
+  } else if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
+    for (let i = 0; i < count; i++) text += (i === 0 ? '' : ',') + numberText(Number(data[i]));
+  } else {
+    const numbers = data as Float64Array;
+    for (let i = 0; i < count; i++) text += (i === 0 ? '' : ',') + numberText(numbers[i]!);
+  }
+  return text;
+}
+
+/** A number as `JSON.stringify` writes it: as `String` does, and `null` for NaN and ±Infinity. */
+function numberText(value: number): string {
+  return value - value === 0 ? String(value) : 'null';
 }
 
 /**
