@@ -11,6 +11,8 @@ import { InferenceResult } from './inference-result.js';
 import type { InferenceInput } from './inference-input.js';
 import { isLogRowSource } from '../logs/index.js';
 import type { LogRowSource } from '../logs/index.js';
+import type { TensorElementType } from '@quoll/client/wire';
+import type { TensorData } from './tensor-data.js';
 
 const served: ServedModel = {
   name: 'pipe',
@@ -229,7 +231,12 @@ describe('openInferenceCodec.encode of a small answer', () => {
   ): string {
     const answer: Record<string, unknown> = { model_name: 'pipe', model_version: '1' };
     if (id !== undefined) answer.id = id;
-    answer.outputs = outputs.map((o) => ({ name: o.name, datatype: o.datatype, shape: o.dims, data: o.values }));
+    answer.outputs = outputs.map((o) => ({
+      name: o.name,
+      datatype: o.datatype,
+      shape: o.dims,
+      data: o.values,
+    }));
     return JSON.stringify(answer);
   }
 
@@ -240,7 +247,7 @@ describe('openInferenceCodec.encode of a small answer', () => {
     const i64 = BigInt64Array.from([-(2n ** 63n), 2n ** 63n - 1n, 0n, -5n]);
     const u64 = BigUint64Array.from([2n ** 64n - 1n, 2n ** 53n + 1n, 0n, 7n]);
     const half = Uint16Array.from([0x3c00, 0x8000, 0x7c00, 0xfc00, 0x7e00, 0x0001, 0x7bff, 0xc000]);
-    const cases: [string, string, number[], Exclude<import('./tensor-data.js').TensorData, never>, unknown[]][] = [
+    const cases: [string, string, number[], TensorData, unknown[]][] = [
       ['f32', 'FP32', [2, 4], f32, Array.from(f32)],
       ['f64', 'FP64', [2, 2, 2], f64, Array.from(f64)],
       ['i64', 'INT64', [2, 2], i64, Array.from(i64, Number)],
@@ -253,7 +260,7 @@ describe('openInferenceCodec.encode of a small answer', () => {
       ['empty', 'FP32', [2, 0], new Float32Array(0), []],
       ['na"me\u2028', 'FP32', [2], Float32Array.from([1, 2]), [1, 2]],
     ];
-    const types: Record<string, import('@quoll/client/wire').TensorElementType> = {
+    const types: Record<string, TensorElementType> = {
       FP32: 'float32',
       FP64: 'float64',
       INT64: 'int64',

@@ -121,7 +121,10 @@ export interface OpenInferenceBodyDecoder {
    * `DecodePool`: up to its inline size), else `undefined` (then {@link decodeOpenInference}
    * reads it). Throws what `decodeOpenInference` would reject with.
    */
-  decodeOpenInferenceInline?(body: Uint8Array, headerLength: string | undefined): OpenInferenceBody | undefined;
+  decodeOpenInferenceInline?(
+    body: Uint8Array,
+    headerLength: string | undefined,
+  ): OpenInferenceBody | undefined;
 }
 
 /**
@@ -605,7 +608,8 @@ function valuesText(tensor: WireTensor): string {
   } else if (tensor.type === 'bool') {
     for (let i = 0; i < count; i++) text += (i === 0 ? '' : ',') + (data[i] !== 0 ? 'true' : 'false');
   } else if (tensor.type === 'float16') {
-    for (let i = 0; i < count; i++) text += (i === 0 ? '' : ',') + numberText(halfToNumber(data[i] as number));
+    for (let i = 0; i < count; i++)
+      text += (i === 0 ? '' : ',') + numberText(halfToNumber(data[i] as number));
   } else if (data instanceof BigInt64Array || data instanceof BigUint64Array) {
     for (let i = 0; i < count; i++) text += (i === 0 ? '' : ',') + numberText(Number(data[i]));
   } else {

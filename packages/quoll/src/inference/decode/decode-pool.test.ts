@@ -371,7 +371,7 @@ describe('DecodePool', () => {
     expect(vc.buffer).not.toBe(bin.buffer);
     // The same errors as decodeOpenInference, thrown; a body over the inline size is not read here.
     expect(() => decoder.decodeOpenInferenceInline(body([1, 2, 3], 'INT8X'), undefined)).toThrow(ApiError);
-    expect(decoder.decodeOpenInferenceInline(body(Array(600).fill(1)), undefined)).toBeUndefined();
+    expect(decoder.decodeOpenInferenceInline(body(Array<number>(600).fill(1)), undefined)).toBeUndefined();
     expect(decoder.workerCount).toBe(0);
   });
 

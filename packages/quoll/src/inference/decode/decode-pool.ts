@@ -303,7 +303,10 @@ export class DecodePool {
    * small inputs' values are carved out of a slab of this pool's (see `readOpenInferenceBody`).
    * @throws ApiError as {@link decodeOpenInference} rejects
    */
-  decodeOpenInferenceInline(body: Uint8Array, headerLength: string | undefined): OpenInferenceBody | undefined {
+  decodeOpenInferenceInline(
+    body: Uint8Array,
+    headerLength: string | undefined,
+  ): OpenInferenceBody | undefined {
     return body.byteLength <= this.#options.inlineJsonBytes
       ? readOpenInferenceBody(body, headerLength, this.#openInferenceSlab)
       : undefined;
