@@ -281,6 +281,36 @@ export const ERROR_CODES = {
     summary:
       'A cluster node refused to start: another running process holds its node id (a copied --home, or the same QUOLL_NODE_ID twice) and still sends heartbeats. Give each node its own id, or stop the other process.',
   },
+  invalid_master_key: {
+    status: 400,
+    kind: 'validation',
+    summary:
+      'A master key (QUOLL_MASTER_KEY, an entry of QUOLL_MASTER_KEY_DECRYPT_ONLY, or a key file) is not a 32-byte key (64 hex or 44 base64 characters), or its key file is readable by group or others; the message names the source, never the value. Also: `quoll admin rotate-key` was given no master key at all.',
+  },
+  master_key_mismatch: {
+    status: 409,
+    kind: 'conflict',
+    summary:
+      "A cluster node (or `quoll admin rotate-key`) does not hold the key the database's key check is sealed with: every node needs the database's current master key, as its key or, during a rotation, as a decrypt-only key (QUOLL_MASTER_KEY_DECRYPT_ONLY). The message names both key ids.",
+  },
+  master_key_retired: {
+    status: 409,
+    kind: 'conflict',
+    summary:
+      "A cluster node was started with a master key that a finished key rotation retired (nothing is sealed under it any more): give it the cluster's current key (the message names both key ids).",
+  },
+  master_key_unknown: {
+    status: 409,
+    kind: 'conflict',
+    summary:
+      '`quoll admin rotate-key` found a connection sealed under a key it was not given: add that key (by its id, named in the message) to QUOLL_MASTER_KEY_DECRYPT_ONLY and run it again. Nothing was lost.',
+  },
+  key_rotation_pending: {
+    status: 409,
+    kind: 'conflict',
+    summary:
+      '`quoll admin rotate-key` on a cluster cannot re-seal yet (or cannot retire the old key): a live node still seals with another key than the new one. Restart those nodes (named with their key ids) with the new key, then run it again; it resumes where it stopped.',
+  },
   migrate_source_invalid: {
     status: 400,
     kind: 'validation',

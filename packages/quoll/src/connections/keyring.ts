@@ -5,6 +5,7 @@ import {
   MASTER_KEY_FILE,
   NEXT_KEY_FILE,
   OLD_KEY_FILE,
+  loadDecryptOnlyKeys,
   loadMasterKey,
   readKeyFile,
 } from './master-key.js';
@@ -16,6 +17,8 @@ export interface Keyring {
   current(): MasterKey;
   /** The key with this id, or undefined; a keyring backed by files may reload them first. */
   find(keyId: string): MasterKey | undefined;
+  /** The ids of every key held, the current one first. */
+  keyIds(): string[];
 }
 
 /** A keyring over fixed keys (the `QUOLL_MASTER_KEY` case, and rotation's writer). */
@@ -42,11 +45,16 @@ export class StaticKeyring implements Keyring {
   find(keyId: string): MasterKey | undefined {
     return this.#byId.get(keyId);
   }
+
+  /** The ids of every key held, current first. */
+  keyIds(): string[] {
+    return [this.#current.id, ...[...this.#byId.keys()].filter((id) => id !== this.#current.id)];
+  }
 }
 
 /**
- * The keyring of a home directory: `master.key` (created at first start) seals; it and
- * `master.key.next` / `master.key.old`, when present, open.
+ * The keyring of a home directory: `master.key` (created at first start) seals; it,
+ * `master.key.next` / `master.key.old` when present, and the `decryptOnly` keys open.
  *
  * It follows a key rotation run by another process (`quoll admin rotate-key` while the
  * server runs): it reloads the files when asked for an unknown key id, and before each seal
@@ -55,13 +63,19 @@ export class StaticKeyring implements Keyring {
  */
 export class FileKeyring implements Keyring {
   readonly #home: string;
+  readonly #decryptOnly: readonly MasterKey[];
   #current: MasterKey;
   #byId = new Map<string, MasterKey>();
   #signature: string | null;
 
-  /** Loads (creating if needed) `<home>/master.key` and any rotation key files. */
-  constructor(options: { home: string }) {
+  /**
+   * Loads (creating if needed) `<home>/master.key` and any rotation key files.
+   * @param options.decryptOnly further keys that open values (`QUOLL_MASTER_KEY_DECRYPT_ONLY`).
+   * @default options.decryptOnly []
+   */
+  constructor(options: { home: string; decryptOnly?: readonly MasterKey[] }) {
     this.#home = options.home;
+    this.#decryptOnly = options.decryptOnly ?? [];
     // loadMasterKey with an empty env: the file is the only source for this keyring.
     this.#current = loadMasterKey({ home: options.home, env: {} });
     this.#signature = this.#currentSignature();
@@ -104,6 +118,7 @@ export class FileKeyring implements Keyring {
     }
     const byId = new Map(this.#byId);
     byId.set(this.#current.id, this.#current);
+    for (const key of this.#decryptOnly) byId.set(key.id, key);
     for (const name of [NEXT_KEY_FILE, OLD_KEY_FILE]) {
       const key = readKeyFile(join(this.#home, name));
       if (key) byId.set(key.id, key);
@@ -122,11 +137,15 @@ export class FileKeyring implements Keyring {
 }
 
 /**
- * The keyring for a server: a fixed key when `QUOLL_MASTER_KEY` is set, else the home's key files.
+ * The keyring for a server: a fixed key when `QUOLL_MASTER_KEY` is set, else the home's key
+ * files; either way the keys of `QUOLL_MASTER_KEY_DECRYPT_ONLY` open values too (never seal).
  * @example
  * const sealer = new ConnectionSealer(createKeyring({ home: config.home, env: process.env }));
  */
 export function createKeyring(options: LoadMasterKeyOptions): Keyring {
-  if (options.env[MASTER_KEY_ENV] !== undefined) return new StaticKeyring(loadMasterKey(options));
-  return new FileKeyring({ home: options.home });
+  // Parsed first: a malformed decrypt-only key stops the start before a key file is created.
+  const decryptOnly = loadDecryptOnlyKeys(options.env);
+  if (options.env[MASTER_KEY_ENV] !== undefined)
+    return new StaticKeyring(loadMasterKey(options), decryptOnly);
+  return new FileKeyring({ home: options.home, decryptOnly });
 }

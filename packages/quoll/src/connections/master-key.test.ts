@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MasterKeyError, loadMasterKey, masterKeyId } from './master-key.js';
+import { MasterKeyError, loadDecryptOnlyKeys, loadMasterKey, masterKeyId } from './master-key.js';
 
 let home: string;
 beforeEach(() => {
@@ -55,6 +55,7 @@ describe('loadMasterKey', () => {
         caught = err;
       }
       expect(caught).toBeInstanceOf(MasterKeyError);
+      expect((caught as MasterKeyError).code).toBe('invalid_master_key');
       const message = (caught as Error).message;
       expect(message).toContain('QUOLL_MASTER_KEY');
       expect(message).toContain('openssl rand -base64 32');
@@ -79,5 +80,36 @@ describe('loadMasterKey', () => {
     expect(masterKeyId(Buffer.alloc(32, 1))).toBe(masterKeyId(Buffer.alloc(32, 1)));
     expect(masterKeyId(Buffer.alloc(32, 1))).not.toBe(masterKeyId(Buffer.alloc(32, 2)));
     expect(masterKeyId(Buffer.alloc(32, 1))).toMatch(/^[0-9a-f]{16}$/);
+  });
+});
+
+describe('loadDecryptOnlyKeys', () => {
+  const a = Buffer.alloc(32, 1);
+  const b = Buffer.alloc(32, 2);
+
+  it('is empty without QUOLL_MASTER_KEY_DECRYPT_ONLY (or with it blank)', () => {
+    expect(loadDecryptOnlyKeys({})).toEqual([]);
+    expect(loadDecryptOnlyKeys({ QUOLL_MASTER_KEY_DECRYPT_ONLY: ' ' })).toEqual([]);
+  });
+
+  it('reads keys separated by commas or white space, hex or base64', () => {
+    const keys = loadDecryptOnlyKeys({
+      QUOLL_MASTER_KEY_DECRYPT_ONLY: `${a.toString('hex')}, ${b.toString('base64')}\n`,
+    });
+    expect(keys.map((k) => k.id)).toEqual([masterKeyId(a), masterKeyId(b)]);
+  });
+
+  it('refuses a malformed entry with invalid_master_key, naming its position and never the value', () => {
+    const bad = 'not-a-key-at-all';
+    let caught: unknown;
+    try {
+      loadDecryptOnlyKeys({ QUOLL_MASTER_KEY_DECRYPT_ONLY: `${a.toString('hex')},${bad}` });
+    } catch (err) {
+      caught = err;
+    }
+    expect(caught).toBeInstanceOf(MasterKeyError);
+    expect((caught as MasterKeyError).code).toBe('invalid_master_key');
+    expect((caught as Error).message).toContain('key 2 of QUOLL_MASTER_KEY_DECRYPT_ONLY');
+    expect((caught as Error).message).not.toContain(bad);
   });
 });

@@ -12,6 +12,8 @@ import {
   writeSync,
 } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { ErrorCode } from '@quoll/client/wire';
+import { ApiError } from '../errors/index.js';
 
 /** The file under the home directory that holds the current master key. */
 export const MASTER_KEY_FILE = 'master.key';
@@ -21,6 +23,11 @@ export const NEXT_KEY_FILE = 'master.key.next';
 export const OLD_KEY_FILE = 'master.key.old';
 /** The environment variable that, when set, supplies the master key instead of the key file. */
 export const MASTER_KEY_ENV = 'QUOLL_MASTER_KEY';
+/**
+ * Further keys that open (never seal) values, separated by commas or white space: how every
+ * node of a cluster holds both keys while a rotation is rolled out.
+ */
+export const DECRYPT_ONLY_KEYS_ENV = 'QUOLL_MASTER_KEY_DECRYPT_ONLY';
 
 /** Length of an AES-256 key in bytes. */
 const KEY_BYTES = 32;
@@ -34,10 +41,19 @@ export interface MasterKey {
   readonly key: Buffer;
 }
 
-/** Why the master key could not be loaded; the message names the source and the fix, never the key. */
-export class MasterKeyError extends Error {
-  constructor(message: string) {
-    super(message);
+/** Catalogue codes of master-key errors. */
+export type MasterKeyErrorCode = Extract<
+  ErrorCode,
+  'invalid_master_key' | 'master_key_mismatch' | 'master_key_retired' | 'master_key_unknown' | 'key_rotation_pending'
+>;
+
+/**
+ * Why a master key could not be loaded or used, with a stable catalogue code; the message
+ * names the source, the key ids and the fix, never a key.
+ */
+export class MasterKeyError extends ApiError {
+  constructor(code: MasterKeyErrorCode, message: string, details?: Record<string, unknown>) {
+    super(code, message, details);
     this.name = 'MasterKeyError';
   }
 }
@@ -75,6 +91,21 @@ export function loadMasterKey(options: LoadMasterKeyOptions): MasterKey {
   return key;
 }
 
+/**
+ * The decrypt-only keys of `QUOLL_MASTER_KEY_DECRYPT_ONLY` (commas or white space between
+ * keys; empty when unset). Throws `MasterKeyError` (`invalid_master_key`) naming the entry.
+ * @example
+ * const extra = loadDecryptOnlyKeys(process.env); // [] unless a rotation is rolled out
+ */
+export function loadDecryptOnlyKeys(env: NodeJS.ProcessEnv): MasterKey[] {
+  const text = env[DECRYPT_ONLY_KEYS_ENV];
+  if (text === undefined) return [];
+  return text
+    .split(/[\s,]+/)
+    .filter((entry) => entry !== '')
+    .map((entry, i) => parseMasterKey(entry, `key ${i + 1} of ${DECRYPT_ONLY_KEYS_ENV}`));
+}
+
 /** A fresh random master key. */
 export function generateMasterKey(): MasterKey {
   return keyFromBytes(randomBytes(KEY_BYTES));
@@ -100,6 +131,7 @@ export function parseMasterKey(text: string, source: string): MasterKey {
   if (!bytes) {
     // Never echo the value: it is (meant to be) a secret.
     throw new MasterKeyError(
+      'invalid_master_key',
       `The master key in ${source} is not a 32-byte key (got ${trimmed.length} characters): ` +
         'give 64 hex characters or 44 base64 characters, e.g. the output of `openssl rand -base64 32`.',
     );
@@ -122,6 +154,7 @@ export function readKeyFile(path: string): MasterKey | null {
   // POSIX permission bits mean nothing on Windows (always reported as 0o666).
   if (process.platform !== 'win32' && (mode & 0o077) !== 0) {
     throw new MasterKeyError(
+      'invalid_master_key',
       `The master key file ${path} has mode ${(mode & 0o777).toString(8).padStart(4, '0')}; ` +
         `it must be readable by its owner only. Fix it with: chmod 600 ${path}`,
     );

@@ -84,6 +84,7 @@ export async function rotateKey(options: RotateKeyOptions): Promise<RotateKeyRes
   const resumed = newKey !== null;
   if (newKey && options.newKey && newKey.id !== options.newKey.id) {
     throw new MasterKeyError(
+      'key_rotation_pending',
       `${nextPath} holds another key than the one given: an interrupted rotation is pending. Run the rotation again without a new key to finish it.`,
     );
   }
@@ -91,12 +92,14 @@ export async function rotateKey(options: RotateKeyOptions): Promise<RotateKeyRes
     newKey = options.newKey ?? generateMasterKey();
     if (!writeKeyFileExclusive(nextPath, newKey)) {
       throw new MasterKeyError(
+        'key_rotation_pending',
         `${nextPath} appeared while this rotation started: is another rotation running? Wait for it to finish.`,
       );
     }
   }
   if (newKey.id === oldKey.id) {
     throw new MasterKeyError(
+      'invalid_master_key',
       `The new master key is the current one (key id ${oldKey.id}): give a different key.`,
     );
   }
@@ -186,6 +189,7 @@ async function resealAll(
 function refuseEnvKey(env: NodeJS.ProcessEnv): void {
   if (env[MASTER_KEY_ENV] !== undefined) {
     throw new MasterKeyError(
+      'invalid_master_key',
       `${MASTER_KEY_ENV} is set, so the master key is not in a key file this command can rotate. ` +
         `Unset ${MASTER_KEY_ENV} (and move the key into <home>/${MASTER_KEY_FILE}) to rotate with this command.`,
     );
