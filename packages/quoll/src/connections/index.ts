@@ -22,21 +22,36 @@ export type {
 } from './connection-store.js';
 export { FileKeyring, StaticKeyring, createKeyring } from './keyring.js';
 export { verifyMasterKey } from './master-key-check.js';
-export type { KeyCheckStore } from './master-key-check.js';
+export type {
+  KeyCheckState,
+  KeyCheckStore,
+  NodeKeyReport,
+  RetireBlocked,
+  RetiredKey,
+  VerifyMasterKeyOptions,
+} from './master-key-check.js';
 export type { Keyring } from './keyring.js';
 export {
+  DECRYPT_ONLY_KEYS_ENV,
   MASTER_KEY_ENV,
   MASTER_KEY_FILE,
   MasterKeyError,
   NEXT_KEY_FILE,
   OLD_KEY_FILE,
   generateMasterKey,
+  loadDecryptOnlyKeys,
   loadMasterKey,
   masterKeyId,
   parseMasterKey,
 } from './master-key.js';
 export type { LoadMasterKeyOptions, MasterKey } from './master-key.js';
 export { retireOldKey, rotateKey } from './rotate-key.js';
+export { rotateClusterKey } from './rotate-cluster-key.js';
+export type {
+  RotateClusterKeyOptions,
+  RotateClusterKeyProgress,
+  RotateClusterKeyResult,
+} from './rotate-cluster-key.js';
 export type {
   RetireOldKeyOptions,
   RotateKeyOptions,

@@ -1,40 +1,152 @@
 import { ConnectionSealer } from './connection-sealer.js';
 import type { SealedDetails } from './connection-store.js';
 import type { Keyring } from './keyring.js';
-import { MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKeyError } from './master-key.js';
+import { DECRYPT_ONLY_KEYS_ENV, MASTER_KEY_ENV, MASTER_KEY_FILE, MasterKeyError } from './master-key.js';
 
 /** The pseudo connection id the key check is sealed under (its AES-GCM additional data). */
 const KEY_CHECK_ID = 'quoll:master-key-check';
 /** What the key check holds: nothing secret, only proof that a key opens it. */
 const KEY_CHECK_VALUE = { check: 'quoll master key' };
 
-/** Storage port for the key check of a shared database. */
+/** The key check sealed under the keyring's current key. */
+export function sealKeyCheck(sealer: ConnectionSealer): SealedDetails {
+  return sealer.seal(KEY_CHECK_ID, KEY_CHECK_VALUE);
+}
+
+/** Whether one of the sealer's keys opens the key check (unaltered). */
+export function opensKeyCheck(sealer: ConnectionSealer, check: SealedDetails): boolean {
+  try {
+    sealer.open(KEY_CHECK_ID, check);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A node's word on which key it seals with, recorded when it starts on a shared database. */
+export interface NodeKeyReport {
+  nodeId: string;
+  /** The id of the key the node seals new values with. */
+  sealKeyId: string;
+}
+
+/** A key that a finished rotation retired: nothing is sealed under it any more. */
+export interface RetiredKey {
+  keyId: string;
+  /** ISO 8601. */
+  at: string;
+}
+
+/** What a node is admitted against: the database's key check and the retired keys. */
+export interface KeyCheckState {
+  check: SealedDetails;
+  retired: RetiredKey[];
+}
+
+/** Why {@link KeyCheckStore.retireKeys} retired nothing (each list empty when not the cause). */
+export interface RetireBlocked {
+  /** The key id the key check is sealed under (not the one asked for). */
+  checkKeyId: string;
+  /** Live nodes that seal with another key. */
+  pendingNodes: NodeKeyReport[];
+  /** Key ids other than the one asked for that connections are still sealed under. */
+  connectionKeyIds: string[];
+}
+
+/**
+ * Storage port for the key check of a shared database, the keys rotations retired and what
+ * each node seals with. Every backend passes the conformance suite (`keyCheckStoreSuite`).
+ */
 export interface KeyCheckStore {
   /**
    * The stored key check; when there is none yet, stores `candidate` and returns it (one step,
    * so nodes starting together agree on the first one written).
    */
   ensureKeyCheck(candidate: SealedDetails, at: string): Promise<SealedDetails>;
+  /**
+   * In one transaction holding the key check's row (so it cannot interleave with
+   * {@link retireKeys}): stores `candidate` (at `at`) when there is no key check yet, calls `admit`
+   * with the key check and the retired keys — it throws to refuse, and then nothing is
+   * recorded — and records `report` (when given) as what that node seals with.
+   */
+  admitNode(
+    candidate: SealedDetails,
+    at: string,
+    report: NodeKeyReport | null,
+    admit: (state: KeyCheckState) => void,
+  ): Promise<KeyCheckState>;
+  /** Replaces the key check if it is still sealed under `expectedKeyId`; whether it did. */
+  replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails): Promise<boolean>;
+  /**
+   * The reports of live nodes that seal with another key than `keyId`, by node id. A node is
+   * live while its `cluster_nodes` row is `up`, or when it reported after its row was last
+   * seen, or at that very millisecond (it is starting; a report without a row counts for 10 minutes).
+   */
+  nodesNotSealingWith(keyId: string): Promise<NodeKeyReport[]>;
+  /**
+   * In one transaction holding the key check's row: records each of `retire` as retired, at
+   * `at` — unless the key check is not sealed under `keyId`, a live node seals with another
+   * key, or a connection is sealed under another key; then nothing changes and it says why.
+   */
+  retireKeys(keyId: string, retire: readonly string[], at: string): Promise<RetireBlocked | null>;
+  /** The keys rotations retired, oldest first. */
+  listRetiredKeys(): Promise<RetiredKey[]>;
+}
+
+/** Options of {@link verifyMasterKey}. */
+export interface VerifyMasterKeyOptions {
+  /**
+   * The node being admitted: recorded as sealing with the keyring's current key, which is
+   * what `quoll admin rotate-key` waits on. @default none (nothing recorded)
+   */
+  nodeId?: string;
 }
 
 /**
- * Refuses a node whose master key is not the one the shared database's connections are sealed
- * with: the first node seals a key check with its key; every later node must open it. Throws
- * `MasterKeyError` naming both key ids (never the keys) and the fix.
+ * Admits a node to a shared database, or refuses it with `MasterKeyError`:
+ *
+ * - `master_key_retired` when the key it would seal with was retired by a finished rotation;
+ * - `master_key_mismatch` when none of its keys opens the database's key check (the first
+ *   node seals it; `quoll admin rotate-key` re-seals it under the new key).
+ *
+ * The messages name key ids (never keys) and the fix. On success the node's key is recorded
+ * (with `nodeId`), in the same transaction as the check, so a rotation finishing at the same
+ * moment either sees this node's key or this node sees the key retired.
  * @example
- * await verifyMasterKey(keyring, stores.keyCheck, new Date().toISOString());
+ * await verifyMasterKey(keyring, stores.keyCheck, new Date().toISOString(), { nodeId });
  */
-export async function verifyMasterKey(keyring: Keyring, store: KeyCheckStore, at: string): Promise<void> {
+export async function verifyMasterKey(
+  keyring: Keyring,
+  store: KeyCheckStore,
+  at: string,
+  options: VerifyMasterKeyOptions = {},
+): Promise<void> {
   const sealer = new ConnectionSealer(keyring);
-  const stored = await store.ensureKeyCheck(sealer.seal(KEY_CHECK_ID, KEY_CHECK_VALUE), at);
-  try {
-    sealer.open(KEY_CHECK_ID, stored);
-  } catch {
-    throw new MasterKeyError(
-      `This node's master key (key id ${keyring.current().id}) is not the key of the database it joined ` +
-        `(key id ${stored.keyId}): every node of a cluster must be given the same master key. Copy ` +
-        `<home>/${MASTER_KEY_FILE} from a node that works into this node's home (mode 0600), or set ` +
-        `${MASTER_KEY_ENV} to the same value on every node, then start this node again.`,
-    );
-  }
+  const current = keyring.current();
+  const report = options.nodeId === undefined ? null : { nodeId: options.nodeId, sealKeyId: current.id };
+  await store.admitNode(sealKeyCheck(sealer), at, report, ({ check, retired }) => {
+    const gone = retired.find((r) => r.keyId === current.id);
+    if (gone) {
+      throw new MasterKeyError(
+        'master_key_retired',
+        `This node's master key (key id ${current.id}) was retired by a key rotation (${gone.at}): the ` +
+          `database's connections are sealed under key id ${check.keyId} now. Give this node the cluster's ` +
+          `current key (${MASTER_KEY_ENV}, or <home>/${MASTER_KEY_FILE}) and start it again.`,
+        { keyId: current.id, databaseKeyId: check.keyId, retiredAt: gone.at },
+      );
+    }
+    if (!opensKeyCheck(sealer, check)) {
+      const others = keyring.keyIds().filter((id) => id !== current.id);
+      throw new MasterKeyError(
+        'master_key_mismatch',
+        `This node's master key (key id ${current.id}${others.length > 0 ? `; decrypt-only: ${others.join(', ')}` : ''}) ` +
+          `is not the key of the database it joined (key id ${check.keyId}): every node of a cluster must ` +
+          `hold the database's key. Copy <home>/${MASTER_KEY_FILE} from a node that works into this node's ` +
+          `home (mode 0600), or set ${MASTER_KEY_ENV} to the same value on every node, then start this node ` +
+          `again. During a key rotation a node needs both keys: the new one as ${MASTER_KEY_ENV} and the ` +
+          `old one in ${DECRYPT_ONLY_KEYS_ENV} (or the reverse, before the new key is made current).`,
+        { keyId: current.id, decryptOnlyKeyIds: others, databaseKeyId: check.keyId },
+      );
+    }
+  });
 }

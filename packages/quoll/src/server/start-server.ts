@@ -138,9 +138,11 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   });
   closers.push({ what: 'database connections', close: () => stores.close() });
   // Every node of a cluster must hold the key the shared connections are sealed with: one with
-  // another key stops here (MasterKeyError, printed by the CLI) instead of failing on each read.
+  // another key, or a key a rotation retired, stops here (MasterKeyError with its catalogue
+  // code, printed by the CLI) instead of failing on each read. The key it seals with is
+  // recorded: `quoll admin rotate-key` waits until every live node seals with the new key.
   if (stores.dialect === 'postgres')
-    await verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString());
+    await verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString(), { nodeId });
   // The node id is this process's before anything acts under it (packaging jobs requeued, own
   // runs closed as lost): another live process holding it (a copied --home, the same
   // QUOLL_NODE_ID twice) stops this start with node_id_in_use. Registered with its roles, and

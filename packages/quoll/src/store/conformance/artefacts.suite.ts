@@ -22,6 +22,93 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
       expect(await stores.keyCheck.ensureKeyCheck(sealed('k1', 1), 't1')).toEqual(sealed('k1', 1));
       expect(await stores.keyCheck.ensureKeyCheck(sealed('k2', 2), 't2')).toEqual(sealed('k1', 1));
     });
+
+    const node = (id: string) => ({ id, url: `http://${id}:8470`, roles: ['api' as const] });
+    const accept = (): void => undefined;
+
+    it('admitNode stores the first key check, hands it to admit with the retired keys, and records the node', async () => {
+      const seen: unknown[] = [];
+      const state = await stores.keyCheck.admitNode(sealed('k1', 1), 't1', { nodeId: 'n1', sealKeyId: 'k1' }, (s) => {
+        seen.push(s);
+      });
+      expect(state).toEqual({ check: sealed('k1', 1), retired: [] });
+      expect(seen).toEqual([state]);
+      // A later node gets the first check, not its own candidate.
+      const second = await stores.keyCheck.admitNode(sealed('k2', 2), 't2', { nodeId: 'n2', sealKeyId: 'k2' }, accept);
+      expect(second.check).toEqual(sealed('k1', 1));
+      // Neither has a cluster_nodes row yet: both count as live (starting).
+      expect(await stores.keyCheck.nodesNotSealingWith('k1')).toEqual([{ nodeId: 'n2', sealKeyId: 'k2' }]);
+      expect(await stores.keyCheck.nodesNotSealingWith('k3')).toEqual([
+        { nodeId: 'n1', sealKeyId: 'k1' },
+        { nodeId: 'n2', sealKeyId: 'k2' },
+      ]);
+    });
+
+    it('admitNode records nothing when admit refuses', async () => {
+      await stores.keyCheck.ensureKeyCheck(sealed('k1', 1), 't1');
+      const refusal = new Error('refused');
+      await expect(
+        stores.keyCheck.admitNode(sealed('k2', 2), 't2', { nodeId: 'n1', sealKeyId: 'k2' }, () => {
+          throw refusal;
+        }),
+      ).rejects.toBe(refusal);
+      expect(await stores.keyCheck.nodesNotSealingWith('k1')).toEqual([]);
+    });
+
+    it('a node counts while up, and not once stopped or lost after it reported', async () => {
+      await stores.keyCheck.admitNode(sealed('k1', 1), 't1', { nodeId: 'n1', sealKeyId: 'k1' }, accept);
+      await stores.nodes.registerNode(node('n1'));
+      expect(await stores.keyCheck.nodesNotSealingWith('k2')).toEqual([{ nodeId: 'n1', sealKeyId: 'k1' }]);
+      // Its stop is stamped after its report (the clock moves on; not a timing assertion).
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await stores.nodes.markStopped('n1');
+      expect(await stores.keyCheck.nodesNotSealingWith('k2')).toEqual([]);
+      // Started again (reported after its row was last seen): it counts before it registers.
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await stores.keyCheck.admitNode(sealed('k1', 1), 't2', { nodeId: 'n1', sealKeyId: 'k1' }, accept);
+      expect(await stores.keyCheck.nodesNotSealingWith('k2')).toEqual([{ nodeId: 'n1', sealKeyId: 'k1' }]);
+    });
+
+    it('replaceKeyCheck replaces only while the key check is under the expected key', async () => {
+      await stores.keyCheck.ensureKeyCheck(sealed('k1', 1), 't1');
+      expect(await stores.keyCheck.replaceKeyCheck('k0', sealed('k2', 2))).toBe(false);
+      expect(await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2))).toBe(true);
+      expect(await stores.keyCheck.ensureKeyCheck(sealed('k3', 3), 't3')).toEqual(sealed('k2', 2));
+    });
+
+    it('retireKeys retires only once the key check, every live node and every connection use the key', async () => {
+      await stores.keyCheck.admitNode(sealed('k1', 1), 't1', { nodeId: 'n1', sealKeyId: 'k1' }, accept);
+      await stores.nodes.registerNode(node('n1'));
+      const made = await stores.connections.createConnection({
+        id: 'c1',
+        name: 'c1',
+        type: 'HTTP',
+        sealedDetails: sealed('k1', 7),
+        createdAt: '2024-12-09T00:00:00.000Z',
+      });
+      expect(made.outcome).toBe('created');
+      // Nothing is under k2 yet: all three say why.
+      expect(await stores.keyCheck.retireKeys('k2', ['k1'], 'r1')).toEqual({
+        checkKeyId: 'k1',
+        pendingNodes: [{ nodeId: 'n1', sealKeyId: 'k1' }],
+        connectionKeyIds: ['k1'],
+      });
+      await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2));
+      await stores.keyCheck.admitNode(sealed('k2', 2), 't2', { nodeId: 'n1', sealKeyId: 'k2' }, accept);
+      expect(await stores.keyCheck.retireKeys('k2', ['k1'], 'r2')).toEqual({
+        checkKeyId: 'k2',
+        pendingNodes: [],
+        connectionKeyIds: ['k1'],
+      });
+      expect(await stores.connections.replaceSealed('c1', 'k1', sealed('k2', 8))).toBe(true);
+      expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
+      expect(await stores.keyCheck.retireKeys('k2', ['k1', 'k2'], 'r3')).toBeNull();
+      // The key kept is never retired; retiring twice keeps the first time.
+      expect(await stores.keyCheck.retireKeys('k2', ['k1'], 'r4')).toBeNull();
+      expect(await stores.keyCheck.listRetiredKeys()).toEqual([{ keyId: 'k1', at: 'r3' }]);
+      const state = await stores.keyCheck.admitNode(sealed('k9', 9), 't3', null, accept);
+      expect(state.retired).toEqual([{ keyId: 'k1', at: 'r3' }]);
+    });
   });
 }
 

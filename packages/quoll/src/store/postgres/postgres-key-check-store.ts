@@ -1,7 +1,25 @@
-import type { KeyCheckStore, SealedDetails } from '../../connections/index.js';
-import type { PostgresDatabase } from './postgres-database.js';
+import type {
+  KeyCheckState,
+  KeyCheckStore,
+  NodeKeyReport,
+  RetireBlocked,
+  RetiredKey,
+  SealedDetails,
+} from '../../connections/index.js';
+import type { PostgresDatabase, Sql } from './postgres-database.js';
+import { PG_NOW_MS } from './postgres-node-store.js';
 
-/** {@link KeyCheckStore} on PostgreSQL (table `key_checks`, migration 0007). */
+// Table `key_checks` (migration 0007) holds, by `name`:
+//   'master-key'        the database's key check (key_id: the key it is sealed under);
+//   'node:<node id>'    what that node seals with (key_id), created_at = the database's clock
+//                       in epoch ms when it was admitted;
+//   'retired:<key id>'  a key a finished rotation retired, created_at = when (ISO 8601).
+// No migration: a node of the previous release reads only 'master-key' and ignores the rest.
+
+/** How long a node's report counts without a `cluster_nodes` row (a node that never registered). */
+const UNREGISTERED_REPORT_MS = 10 * 60_000;
+
+/** {@link KeyCheckStore} on PostgreSQL. */
 export class PostgresKeyCheckStore implements KeyCheckStore {
   constructor(private readonly db: PostgresDatabase) {}
 
@@ -17,4 +35,101 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
     if (row === null) throw new Error('the key check vanished right after it was written');
     return { keyId: row.key_id, blob: row.sealed };
   }
+
+  async admitNode(
+    candidate: SealedDetails,
+    at: string,
+    report: NodeKeyReport | null,
+    admit: (state: KeyCheckState) => void,
+  ): Promise<KeyCheckState> {
+    return this.db.transaction(async (sql) => {
+      await sql.run(
+        "INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES ('master-key', $1, $2, $3) ON CONFLICT (name) DO NOTHING",
+        [candidate.keyId, candidate.blob, at],
+      );
+      const check = await lockKeyCheck(sql);
+      const state: KeyCheckState = { check, retired: await retiredKeys(sql) };
+      admit(state);
+      if (report !== null) {
+        await sql.run(
+          `INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES ($1, $2, $3, (${PG_NOW_MS})::text)
+           ON CONFLICT (name) DO UPDATE SET key_id = EXCLUDED.key_id, sealed = EXCLUDED.sealed, created_at = EXCLUDED.created_at`,
+          [`node:${report.nodeId}`, report.sealKeyId, candidate.blob],
+        );
+      }
+      return state;
+    });
+  }
+
+  async replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails): Promise<boolean> {
+    const n = await this.db.run(
+      "UPDATE key_checks SET key_id = $1, sealed = $2 WHERE name = 'master-key' AND key_id = $3",
+      [sealed.keyId, sealed.blob, expectedKeyId],
+    );
+    return n > 0;
+  }
+
+  async nodesNotSealingWith(keyId: string): Promise<NodeKeyReport[]> {
+    return pendingNodes(this.db, keyId);
+  }
+
+  async retireKeys(keyId: string, retire: readonly string[], at: string): Promise<RetireBlocked | null> {
+    return this.db.transaction(async (sql) => {
+      const check = await lockKeyCheck(sql);
+      const blocked: RetireBlocked = {
+        checkKeyId: check.keyId,
+        pendingNodes: await pendingNodes(sql, keyId),
+        connectionKeyIds: (
+          await sql.rows<{ key_id: string }>(
+            'SELECT DISTINCT key_id FROM connections WHERE key_id <> $1 ORDER BY key_id',
+            [keyId],
+          )
+        ).map((r) => r.key_id),
+      };
+      if (check.keyId !== keyId || blocked.pendingNodes.length > 0 || blocked.connectionKeyIds.length > 0)
+        return blocked;
+      for (const id of retire) {
+        if (id === keyId) continue;
+        await sql.run(
+          'INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING',
+          [`retired:${id}`, id, Buffer.alloc(0), at],
+        );
+      }
+      return null;
+    });
+  }
+
+  async listRetiredKeys(): Promise<RetiredKey[]> {
+    return retiredKeys(this.db);
+  }
+}
+
+/** The key check, its row locked until the transaction ends. */
+async function lockKeyCheck(sql: Sql): Promise<SealedDetails> {
+  const row = await sql.one<{ key_id: string; sealed: Buffer }>(
+    "SELECT key_id, sealed FROM key_checks WHERE name = 'master-key' FOR UPDATE",
+  );
+  if (row === null) throw new Error('the database has no key check: no node has started on it yet');
+  return { keyId: row.key_id, blob: row.sealed };
+}
+
+async function retiredKeys(sql: Sql): Promise<RetiredKey[]> {
+  const rows = await sql.rows<{ key_id: string; created_at: string }>(
+    "SELECT key_id, created_at FROM key_checks WHERE name LIKE 'retired:%' ORDER BY created_at, key_id",
+  );
+  return rows.map((r) => ({ keyId: r.key_id, at: r.created_at }));
+}
+
+async function pendingNodes(sql: Sql, keyId: string): Promise<NodeKeyReport[]> {
+  const rows = await sql.rows<{ node_id: string; key_id: string }>(
+    `SELECT substr(k.name, 6) AS node_id, k.key_id
+       FROM key_checks k LEFT JOIN cluster_nodes n ON n.id = substr(k.name, 6)
+      WHERE k.name LIKE 'node:%' AND k.key_id <> $1
+        AND (n.status = 'up'
+             -- CASE: the cast must never reach a row of another kind (an ISO time).
+             OR (CASE WHEN k.name LIKE 'node:%' THEN k.created_at::bigint ELSE 0 END) >= COALESCE(n.last_seen, ${PG_NOW_MS} - $2::bigint))
+      ORDER BY 1`,
+    [keyId, UNREGISTERED_REPORT_MS],
+  );
+  return rows.map((r) => ({ nodeId: r.node_id, sealKeyId: r.key_id }));
 }

@@ -1,20 +1,125 @@
-import type { KeyCheckStore, SealedDetails } from '../../connections/index.js';
+import type {
+  KeyCheckState,
+  KeyCheckStore,
+  NodeKeyReport,
+  RetireBlocked,
+  RetiredKey,
+  SealedDetails,
+} from '../../connections/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
 
-/** {@link KeyCheckStore} on SQLite (table `key_checks`, migration 0007). */
+// Table `key_checks` (migration 0007), by `name`, as on PostgreSQL: 'master-key' (the key
+// check), 'node:<node id>' (what a node seals with; created_at in epoch ms) and
+// 'retired:<key id>' (a key a finished rotation retired; created_at ISO 8601).
+
+/** How long a node's report counts without a `cluster_nodes` row. */
+const UNREGISTERED_REPORT_MS = 10 * 60_000;
+
+/** {@link KeyCheckStore} on SQLite. */
 export class SqliteKeyCheckStore implements KeyCheckStore {
   constructor(private readonly db: SqliteHandle) {}
 
   async ensureKeyCheck(candidate: SealedDetails, at: string): Promise<SealedDetails> {
+    this.#insertCheck(candidate, at);
+    return this.#check();
+  }
+
+  async admitNode(
+    candidate: SealedDetails,
+    at: string,
+    report: NodeKeyReport | null,
+    admit: (state: KeyCheckState) => void,
+  ): Promise<KeyCheckState> {
+    // better-sqlite3 transactions are synchronous: nothing interleaves with this one.
+    return this.db.transaction(() => {
+      this.#insertCheck(candidate, at);
+      const state: KeyCheckState = { check: this.#check(), retired: this.#retired() };
+      admit(state);
+      if (report !== null) {
+        this.db
+          .prepare(
+            `INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES (?, ?, ?, ?)
+             ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, created_at = excluded.created_at`,
+          )
+          .run(`node:${report.nodeId}`, report.sealKeyId, candidate.blob, String(Date.now()));
+      }
+      return state;
+    })();
+  }
+
+  async replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails): Promise<boolean> {
+    const result = this.db
+      .prepare("UPDATE key_checks SET key_id = ?, sealed = ? WHERE name = 'master-key' AND key_id = ?")
+      .run(sealed.keyId, sealed.blob, expectedKeyId);
+    return result.changes > 0;
+  }
+
+  async nodesNotSealingWith(keyId: string): Promise<NodeKeyReport[]> {
+    return this.#pending(keyId);
+  }
+
+  async retireKeys(keyId: string, retire: readonly string[], at: string): Promise<RetireBlocked | null> {
+    return this.db.transaction((): RetireBlocked | null => {
+      const blocked: RetireBlocked = {
+        checkKeyId: this.#check().keyId,
+        pendingNodes: this.#pending(keyId),
+        connectionKeyIds: (
+          this.db
+            .prepare('SELECT DISTINCT key_id FROM connections WHERE key_id <> ? ORDER BY key_id')
+            .all(keyId) as { key_id: string }[]
+        ).map((r) => r.key_id),
+      };
+      if (
+        blocked.checkKeyId !== keyId ||
+        blocked.pendingNodes.length > 0 ||
+        blocked.connectionKeyIds.length > 0
+      )
+        return blocked;
+      const insert = this.db.prepare(
+        'INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
+      );
+      for (const id of retire) if (id !== keyId) insert.run(`retired:${id}`, id, Buffer.alloc(0), at);
+      return null;
+    })();
+  }
+
+  async listRetiredKeys(): Promise<RetiredKey[]> {
+    return this.#retired();
+  }
+
+  #insertCheck(candidate: SealedDetails, at: string): void {
     this.db
       .prepare(
         "INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES ('master-key', ?, ?, ?) ON CONFLICT DO NOTHING",
       )
       .run(candidate.keyId, candidate.blob, at);
-    const row = this.db.prepare("SELECT key_id, sealed FROM key_checks WHERE name = 'master-key'").get() as {
-      key_id: string;
-      sealed: Buffer;
-    };
+  }
+
+  #check(): SealedDetails {
+    const row = this.db.prepare("SELECT key_id, sealed FROM key_checks WHERE name = 'master-key'").get() as
+      | { key_id: string; sealed: Buffer }
+      | undefined;
+    if (row === undefined) throw new Error('the database has no key check: no node has started on it yet');
     return { keyId: row.key_id, blob: row.sealed };
+  }
+
+  #retired(): RetiredKey[] {
+    const rows = this.db
+      .prepare("SELECT key_id, created_at FROM key_checks WHERE name LIKE 'retired:%' ORDER BY created_at, key_id")
+      .all() as { key_id: string; created_at: string }[];
+    return rows.map((r) => ({ keyId: r.key_id, at: r.created_at }));
+  }
+
+  #pending(keyId: string): NodeKeyReport[] {
+    const rows = this.db
+      .prepare(
+        `SELECT substr(k.name, 6) AS node_id, k.key_id
+           FROM key_checks k LEFT JOIN cluster_nodes n ON n.id = substr(k.name, 6)
+          WHERE k.name LIKE 'node:%' AND k.key_id <> ?
+            AND (n.status = 'up' OR CAST(k.created_at AS INTEGER) >= COALESCE(n.last_seen, ?))
+          ORDER BY 1`,
+      )
+      .all(keyId, Date.now() - UNREGISTERED_REPORT_MS) as { node_id: string; key_id: string }[];
+    return rows.map((r) => ({ nodeId: r.node_id, sealKeyId: r.key_id }));
   }
 }

@@ -1,0 +1,171 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { openStore } from '../store/index.js';
+import type { Stores } from '../store/index.js';
+import { ConnectionSealer } from './connection-sealer.js';
+import { ConnectionService } from './connection-service.js';
+import type { ConnectionScope } from './connection-service.js';
+import { StaticKeyring } from './keyring.js';
+import { verifyMasterKey } from './master-key-check.js';
+import { MasterKeyError, generateMasterKey } from './master-key.js';
+import type { MasterKey } from './master-key.js';
+import { rotateClusterKey } from './rotate-cluster-key.js';
+import type { RotateClusterKeyProgress } from './rotate-cluster-key.js';
+
+// The rotation against one store, as a cluster does it (the multi-node end-to-end test is
+// test/cluster/rotate-key.test.ts): keys held like nodes hold them, nodes admitted with
+// verifyMasterKey, which records what each seals with.
+
+const admin: ConnectionScope = { kind: 'admin' };
+const OLD = generateMasterKey();
+const NEW = generateMasterKey();
+
+let dir: string;
+let stores: Stores;
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'quoll-rotate-cluster-'));
+  stores = await openStore({ kind: 'sqlite', path: join(dir, 'quoll.db') });
+  await admit('node-a', OLD);
+  const before = service(OLD);
+  for (let i = 0; i < 5; i++)
+    await before.create(admin, { name: `conn-${i}`, type: 'HTTP', details: { host: `https://h${i}`, i } });
+});
+afterEach(async () => {
+  await stores.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+const expected = Array.from({ length: 5 }, (_, i) => ({ host: `https://h${i}`, i }));
+
+function service(current: MasterKey, ...others: MasterKey[]): ConnectionService {
+  return new ConnectionService({
+    store: stores.connections,
+    sealer: new ConnectionSealer(new StaticKeyring(current, others)),
+  });
+}
+function admit(nodeId: string, current: MasterKey, ...others: MasterKey[]): Promise<void> {
+  return verifyMasterKey(new StaticKeyring(current, others), stores.keyCheck, new Date().toISOString(), { nodeId });
+}
+async function readAll(reader: ConnectionService): Promise<unknown[]> {
+  const out: unknown[] = [];
+  for (const c of await reader.list(admin)) out.push((await reader.details(admin, { id: c.id }, 'r')).details);
+  return out;
+}
+async function keyIdsOfRows(): Promise<string[]> {
+  const ids = new Set<string>();
+  for (const c of await stores.connections.list()) ids.add((await stores.connections.getSealed(c.id))!.sealed.keyId);
+  return [...ids].sort();
+}
+async function codeOf(promise: Promise<unknown>): Promise<string> {
+  const err = await promise.then(
+    () => null,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(MasterKeyError);
+  return (err as MasterKeyError).code;
+}
+const rotate = (onProgress?: (e: RotateClusterKeyProgress) => void | Promise<void>) =>
+  rotateClusterKey({
+    keyring: new StaticKeyring(NEW, [OLD]),
+    keyCheck: stores.keyCheck,
+    store: stores.connections,
+    batchSize: 2,
+    ...(onProgress ? { onProgress } : {}),
+  });
+
+describe('rotateClusterKey', () => {
+  it('refuses, changing nothing, while a live node still seals with the old key', async () => {
+    await admit('node-b', NEW, OLD);
+    const err = await rotate().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MasterKeyError);
+    expect((err as MasterKeyError).code).toBe('key_rotation_pending');
+    expect((err as Error).message).toContain(`node-a (key id ${OLD.id})`);
+    expect(await keyIdsOfRows()).toEqual([OLD.id]);
+    expect((await stores.keyCheck.ensureKeyCheck({ keyId: 'x', blob: Buffer.alloc(1) }, 't')).keyId).toBe(OLD.id);
+  });
+
+  it('re-seals the key check and every row, reads working at each step, then retires the old key', async () => {
+    // Step 1 (every node holds the new key, decrypt-only) and step 2 (it seals with it).
+    await admit('node-a', OLD, NEW);
+    await admit('node-a', NEW, OLD);
+    const node = service(NEW, OLD);
+    const steps: string[] = [];
+    const result = await rotate(async (event) => {
+      steps.push(event.step);
+      expect(await readAll(node)).toEqual(expected);
+    });
+    expect(steps).toEqual(['key_check_resealed', ...Array<string>(5).fill('resealed'), 'retired']);
+    expect(result).toEqual({ newKeyId: NEW.id, resealed: 5, retiredKeyIds: [OLD.id] });
+    expect(await keyIdsOfRows()).toEqual([NEW.id]);
+    // Step 4: the old key is dropped from the nodes; the new key alone reads everything.
+    expect(await readAll(service(NEW))).toEqual(expected);
+    await admit('node-a', NEW);
+    // A node started with the old key (alone, or still as its sealing key) is refused.
+    expect(await codeOf(admit('node-c', OLD))).toBe('master_key_retired');
+    expect(await codeOf(admit('node-c', OLD, NEW))).toBe('master_key_retired');
+    expect(await codeOf(admit('node-c', generateMasterKey()))).toBe('master_key_mismatch');
+    // Run again: nothing left to do.
+    expect(await rotate()).toEqual({ newKeyId: NEW.id, resealed: 0, retiredKeyIds: [OLD.id] });
+  });
+
+  it('resumes an interrupted rotation where it stopped', async () => {
+    await admit('node-a', NEW, OLD);
+    let seen = 0;
+    const crash = new Error('interrupted');
+    await expect(
+      rotate((event) => {
+        if (event.step === 'resealed' && ++seen === 2) throw crash;
+      }),
+    ).rejects.toBe(crash);
+    expect((await keyIdsOfRows()).sort()).toEqual([NEW.id, OLD.id].sort());
+    expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
+    // Meanwhile a node holding only the old key can no longer join: the check is under the new key.
+    expect(await codeOf(admit('node-c', OLD))).toBe('master_key_mismatch');
+    const result = await rotate();
+    expect(result.resealed).toBe(3);
+    expect(await keyIdsOfRows()).toEqual([NEW.id]);
+    expect(result.retiredKeyIds).toEqual([OLD.id]);
+  });
+
+  it('stops with master_key_unknown on a row sealed under a key it was not given, and resumes once given it', async () => {
+    const stray = generateMasterKey();
+    await service(stray).create(admin, { name: 'stray', type: 'HTTP', details: { s: 1 } });
+    await admit('node-a', NEW, OLD, stray);
+    const err = await rotate().catch((e: unknown) => e);
+    expect((err as MasterKeyError).code).toBe('master_key_unknown');
+    expect((err as Error).message).toContain(`key id ${stray.id}`);
+    expect((err as Error).message).toContain('stray');
+    const result = await rotateClusterKey({
+      keyring: new StaticKeyring(NEW, [OLD, stray]),
+      keyCheck: stores.keyCheck,
+      store: stores.connections,
+    });
+    expect(await keyIdsOfRows()).toEqual([NEW.id]);
+    expect(result.retiredKeyIds.sort()).toEqual([OLD.id, stray.id].sort());
+  });
+
+  it('refuses a new key that was retired before, and a command without the database key', async () => {
+    await admit('node-a', NEW, OLD);
+    await rotate();
+    // Rotating back to the old key: refused.
+    await admit('node-a', OLD, NEW).catch(() => undefined);
+    expect(
+      await codeOf(
+        rotateClusterKey({ keyring: new StaticKeyring(OLD, [NEW]), keyCheck: stores.keyCheck, store: stores.connections }),
+      ),
+    ).toBe('master_key_retired');
+    // A third key, without the current one: it cannot open the key check.
+    const third = generateMasterKey();
+    expect(
+      await codeOf(
+        rotateClusterKey({ keyring: new StaticKeyring(third), keyCheck: stores.keyCheck, store: stores.connections }),
+      ),
+    ).toBe('master_key_mismatch');
+  });
+
+  it('a node given the new key without the old one is refused before the rotation (it could not read)', async () => {
+    expect(await codeOf(admit('node-b', NEW))).toBe('master_key_mismatch');
+    expect(await codeOf(admit('node-b', NEW))).not.toBe('master_key_retired');
+  });
+});
