@@ -44,7 +44,11 @@ export interface MasterKey {
 /** Catalogue codes of master-key errors. */
 export type MasterKeyErrorCode = Extract<
   ErrorCode,
-  'invalid_master_key' | 'master_key_mismatch' | 'master_key_retired' | 'master_key_unknown' | 'key_rotation_pending'
+  | 'invalid_master_key'
+  | 'master_key_mismatch'
+  | 'master_key_retired'
+  | 'master_key_unknown'
+  | 'key_rotation_pending'
 >;
 
 /**

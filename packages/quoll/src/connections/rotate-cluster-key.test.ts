@@ -45,16 +45,20 @@ function service(current: MasterKey, ...others: MasterKey[]): ConnectionService 
   });
 }
 function admit(nodeId: string, current: MasterKey, ...others: MasterKey[]): Promise<void> {
-  return verifyMasterKey(new StaticKeyring(current, others), stores.keyCheck, new Date().toISOString(), { nodeId });
+  return verifyMasterKey(new StaticKeyring(current, others), stores.keyCheck, new Date().toISOString(), {
+    nodeId,
+  });
 }
 async function readAll(reader: ConnectionService): Promise<unknown[]> {
   const out: unknown[] = [];
-  for (const c of await reader.list(admin)) out.push((await reader.details(admin, { id: c.id }, 'r')).details);
+  for (const c of await reader.list(admin))
+    out.push((await reader.details(admin, { id: c.id }, 'r')).details);
   return out;
 }
 async function keyIdsOfRows(): Promise<string[]> {
   const ids = new Set<string>();
-  for (const c of await stores.connections.list()) ids.add((await stores.connections.getSealed(c.id))!.sealed.keyId);
+  for (const c of await stores.connections.list())
+    ids.add((await stores.connections.getSealed(c.id))!.sealed.keyId);
   return [...ids].sort();
 }
 async function codeOf(promise: Promise<unknown>): Promise<string> {
@@ -82,7 +86,9 @@ describe('rotateClusterKey', () => {
     expect((err as MasterKeyError).code).toBe('key_rotation_pending');
     expect((err as Error).message).toContain(`node-a (key id ${OLD.id})`);
     expect(await keyIdsOfRows()).toEqual([OLD.id]);
-    expect((await stores.keyCheck.ensureKeyCheck({ keyId: 'x', blob: Buffer.alloc(1) }, 't')).keyId).toBe(OLD.id);
+    expect((await stores.keyCheck.ensureKeyCheck({ keyId: 'x', blob: Buffer.alloc(1) }, 't')).keyId).toBe(
+      OLD.id,
+    );
   });
 
   it('re-seals the key check and every row, reads working at each step, then retires the old key', async () => {
@@ -152,14 +158,22 @@ describe('rotateClusterKey', () => {
     await admit('node-a', OLD, NEW).catch(() => undefined);
     expect(
       await codeOf(
-        rotateClusterKey({ keyring: new StaticKeyring(OLD, [NEW]), keyCheck: stores.keyCheck, store: stores.connections }),
+        rotateClusterKey({
+          keyring: new StaticKeyring(OLD, [NEW]),
+          keyCheck: stores.keyCheck,
+          store: stores.connections,
+        }),
       ),
     ).toBe('master_key_retired');
     // A third key, without the current one: it cannot open the key check.
     const third = generateMasterKey();
     expect(
       await codeOf(
-        rotateClusterKey({ keyring: new StaticKeyring(third), keyCheck: stores.keyCheck, store: stores.connections }),
+        rotateClusterKey({
+          keyring: new StaticKeyring(third),
+          keyCheck: stores.keyCheck,
+          store: stores.connections,
+        }),
       ),
     ).toBe('master_key_mismatch');
   });

@@ -14,23 +14,38 @@ export function adminCommand(): Command {
   cmd
     .command('rotate-key')
     .description(
-      'Re-encrypt every connection under a new master key (safe while the server runs). Works on the home directly, no token needed.',
+      'Re-encrypt every connection under a new master key, safe while the server or the nodes run. Embedded home: makes the new key itself (then --retire-old). Cluster (--database or QUOLL_DATABASE_URL): run it with the keys the nodes hold once every node seals with the new key — QUOLL_MASTER_KEY (new) and QUOLL_MASTER_KEY_DECRYPT_ONLY (old) — it re-seals every row and retires the old key (docs/connections.md). No token needed.',
     )
     .option('--home <dir>', 'home directory of the instance (default: $QUOLL_HOME, else ./.quoll)')
-    .option('--retire-old', 'finish an earlier rotation: re-seal stragglers and delete master.key.old')
+    .option(
+      '--database <url>',
+      "a cluster's database, postgres://USER[:PASSWORD]@HOST:PORT/DB (default: $QUOLL_DATABASE_URL; none: the embedded home)",
+    )
+    .option(
+      '--retire-old',
+      'embedded home only: finish an earlier rotation (re-seal stragglers, delete master.key.old)',
+    )
     .action(async (_local: unknown, c: Command) => {
       // --home is also a global flag; read both levels, as `quoll server` does.
-      const opts = c.optsWithGlobals<{ home?: string; retireOld?: boolean }>();
-      const { home, database } = resolveServerConfig({ home: opts.home }, process.env, process.cwd());
-      if (database.kind !== 'sqlite') {
-        // Every node holds the key; re-sealing from one node's files would lock the others out.
-        throw new Error(
-          'quoll admin rotate-key works on an embedded home; with a shared PostgreSQL database (QUOLL_DATABASE_URL) every node holds the master key, and rotating it across nodes is not supported yet. Unset QUOLL_DATABASE_URL to rotate an embedded home.',
+      const opts = c.optsWithGlobals<{ home?: string; database?: string; retireOld?: boolean }>();
+      const { home, database } = resolveServerConfig(
+        { home: opts.home, database: opts.database },
+        process.env,
+        process.cwd(),
+      );
+      const commands = await import('./rotate-key-command.js');
+      if (database.kind === 'sqlite') {
+        await commands.runRotateKeyCommand({ home, retireOld: opts.retireOld === true });
+        return;
+      }
+      if (opts.retireOld === true) {
+        throw new ValidationError(
+          'invalid_request',
+          '--retire-old is for an embedded home: on a cluster, `quoll admin rotate-key` retires the old key itself once every connection is re-sealed. Run it without --retire-old.',
+          0,
         );
       }
-      await (
-        await import('./rotate-key-command.js')
-      ).runRotateKeyCommand({ home, retireOld: opts.retireOld === true });
+      await commands.runClusterRotateKeyCommand({ home, database });
     });
   cmd
     .command('migrate')

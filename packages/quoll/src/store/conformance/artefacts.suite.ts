@@ -28,13 +28,23 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
 
     it('admitNode stores the first key check, hands it to admit with the retired keys, and records the node', async () => {
       const seen: unknown[] = [];
-      const state = await stores.keyCheck.admitNode(sealed('k1', 1), 't1', { nodeId: 'n1', sealKeyId: 'k1' }, (s) => {
-        seen.push(s);
-      });
+      const state = await stores.keyCheck.admitNode(
+        sealed('k1', 1),
+        't1',
+        { nodeId: 'n1', sealKeyId: 'k1' },
+        (s) => {
+          seen.push(s);
+        },
+      );
       expect(state).toEqual({ check: sealed('k1', 1), retired: [] });
       expect(seen).toEqual([state]);
       // A later node gets the first check, not its own candidate.
-      const second = await stores.keyCheck.admitNode(sealed('k2', 2), 't2', { nodeId: 'n2', sealKeyId: 'k2' }, accept);
+      const second = await stores.keyCheck.admitNode(
+        sealed('k2', 2),
+        't2',
+        { nodeId: 'n2', sealKeyId: 'k2' },
+        accept,
+      );
       expect(second.check).toEqual(sealed('k1', 1));
       // Neither has a cluster_nodes row yet: both count as live (starting).
       expect(await stores.keyCheck.nodesNotSealingWith('k1')).toEqual([{ nodeId: 'n2', sealKeyId: 'k2' }]);

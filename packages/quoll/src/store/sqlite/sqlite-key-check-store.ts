@@ -97,15 +97,16 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
 
   #check(): SealedDetails {
     const row = this.db.prepare("SELECT key_id, sealed FROM key_checks WHERE name = 'master-key'").get() as
-      | { key_id: string; sealed: Buffer }
-      | undefined;
+      { key_id: string; sealed: Buffer } | undefined;
     if (row === undefined) throw new Error('the database has no key check: no node has started on it yet');
     return { keyId: row.key_id, blob: row.sealed };
   }
 
   #retired(): RetiredKey[] {
     const rows = this.db
-      .prepare("SELECT key_id, created_at FROM key_checks WHERE name LIKE 'retired:%' ORDER BY created_at, key_id")
+      .prepare(
+        "SELECT key_id, created_at FROM key_checks WHERE name LIKE 'retired:%' ORDER BY created_at, key_id",
+      )
       .all() as { key_id: string; created_at: string }[];
     return rows.map((r) => ({ keyId: r.key_id, at: r.created_at }));
   }

@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  rotateClusterKey,
+  StaticKeyring,
+  parseMasterKey,
+} from '../../packages/quoll/src/connections/index.js';
+import { openStore } from '../../packages/quoll/src/store/index.js';
+import { runCli } from '../support/run-cli.js';
+import {
+  createTestDatabase,
+  postgresAvailability,
+  type TestDatabase,
+} from '../support/postgres-test-database.js';
+import { startTestServer, type TestServer } from '../support/test-server.js';
+
+// Two nodes on one PostgreSQL database rotate their master key while serving, the way an
+// operator does it (docs/connections.md, "Rotating the master key on a cluster"):
+//   1. every node gets the new key as decrypt-only, one restart at a time;
+//   2. every node seals with the new key and keeps the old one decrypt-only, one at a time;
+//   3. `quoll admin rotate-key --database …` re-seals every row and retires the old key;
+//   4. the old key is dropped from every node, one at a time.
+// Every connection is read through both nodes between the steps, and through both nodes
+// continuously while the rows are re-sealed.
+
+const pg = await postgresAvailability();
+
+const OLD = randomBytes(32).toString('base64');
+const NEW = randomBytes(32).toString('base64');
+const OLD_ID = parseMasterKey(OLD, 'test').id;
+const NEW_ID = parseMasterKey(NEW, 'test').id;
+const CONNECTIONS = 40;
+const expected = (i: number): Record<string, unknown> => ({ host: `https://h${i}.example.com/data`, i });
+
+describe.skipIf(!pg.run)(
+  `rotating the master key of two nodes on one PostgreSQL database (${pg.run ? 'PostgreSQL reachable' : pg.skipReason})`,
+  () => {
+    let db: TestDatabase;
+    const nodes: { a?: TestServer; b?: TestServer } = {};
+    const extra: TestServer[] = [];
+
+    /** Starts (or restarts, on its home) a node with these keys. */
+    async function startNode(
+      name: 'a' | 'b',
+      keys: { key: string; decryptOnly?: string },
+    ): Promise<TestServer> {
+      const previous = nodes[name];
+      if (previous) expect(await previous.stop()).toBe(0);
+      const node = await startTestServer({
+        ...(previous ? { home: previous.home } : {}),
+        args: ['--database', db.url],
+        env: {
+          QUOLL_MASTER_KEY: keys.key,
+          QUOLL_MASTER_KEY_DECRYPT_ONLY: keys.decryptOnly ?? '',
+          QUOLL_CLUSTER_LEASE_MS: '3000',
+          QUOLL_TASK_WARM_PROCESSES: '0',
+        },
+      });
+      nodes[name] = node;
+      return node;
+    }
+
+    /** Reads every connection's details through `node` and checks them. */
+    async function readAll(node: TestServer): Promise<void> {
+      const client = node.client();
+      for (let i = 0; i < CONNECTIONS; i++)
+        expect(await (await client.getConnection(`conn_${i}`)).details()).toEqual(expected(i));
+    }
+    const readBoth = async (): Promise<void> => {
+      await readAll(nodes.a!);
+      await readAll(nodes.b!);
+    };
+
+    beforeAll(async () => {
+      db = await createTestDatabase();
+      await startNode('a', { key: OLD });
+      await startNode('b', { key: OLD });
+      const client = nodes.a!.client();
+      for (let i = 0; i < CONNECTIONS; i++) await client.createConnection(`conn_${i}`, 'HTTP', expected(i));
+    }, 120_000);
+
+    afterAll(async () => {
+      for (const s of [nodes.a, nodes.b, ...extra]) {
+        if (!s) continue;
+        await s.kill();
+        await s.cleanup();
+      }
+      await db?.drop();
+    });
+
+    const cli = (args: string[], env: NodeJS.ProcessEnv) =>
+      runCli(nodes.a!.home, ['admin', 'rotate-key', '--database', db.url, ...args], { env });
+
+    it('bad keys given to the command are refused with invalid_master_key, never echoed', async () => {
+      const bad = await cli([], { QUOLL_MASTER_KEY: NEW, QUOLL_MASTER_KEY_DECRYPT_ONLY: 'not-a-key' });
+      expect(bad.code).toBe(2);
+      expect(bad.stderr).toMatch(/^error \[invalid_master_key\]: .*key 1 of QUOLL_MASTER_KEY_DECRYPT_ONLY/);
+      expect(bad.stderr).not.toContain('not-a-key');
+    }, 60_000);
+
+    it('refuses to re-seal while the nodes still seal with the old key, changing nothing', async () => {
+      await readBoth();
+      const early = await cli([], { QUOLL_MASTER_KEY: NEW, QUOLL_MASTER_KEY_DECRYPT_ONLY: OLD });
+      expect(early.code).toBe(2);
+      expect(early.stderr).toMatch(/^error \[key_rotation_pending\]: /);
+      expect(early.stderr).toContain(`(key id ${OLD_ID})`);
+      await readBoth();
+    }, 60_000);
+
+    it('a node given only the new key before the rotation is refused: it could not read the rows', async () => {
+      const err = await startTestServer({
+        args: ['--database', db.url],
+        env: { QUOLL_MASTER_KEY: NEW },
+      }).then(
+        (s) => {
+          extra.push(s);
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      expect(String(err)).toContain('error [master_key_mismatch]');
+      expect(String(err)).toContain(`key id ${OLD_ID}`);
+    }, 60_000);
+
+    it('rolls the new key out (decrypt-only, then current), re-seals while both nodes serve, resumes after an interruption', async () => {
+      // Step 1: the new key opens on every node; nothing is sealed with it yet.
+      await startNode('a', { key: OLD, decryptOnly: NEW });
+      await readBoth();
+      await startNode('b', { key: OLD, decryptOnly: NEW });
+      await readBoth();
+      // Step 2: the new key seals; the old one still opens. A connection made now is under the new key.
+      await startNode('a', { key: NEW, decryptOnly: OLD });
+      await readBoth();
+      await nodes.a!.client().createConnection('made_mid_roll', 'HTTP', { during: 'step 2' });
+      await startNode('b', { key: NEW, decryptOnly: OLD });
+      await readBoth();
+      expect(await (await nodes.b!.client().getConnection('made_mid_roll')).details()).toEqual({
+        during: 'step 2',
+      });
+
+      // Step 3, interrupted after 10 rows (the process dies there): reads go on meanwhile.
+      const stores = await openStore({ kind: 'postgres', url: db.url });
+      const stop = new Error('interrupted');
+      let seen = 0;
+      try {
+        await expect(
+          rotateClusterKey({
+            keyring: new StaticKeyring(parseMasterKey(NEW, 'new'), [parseMasterKey(OLD, 'old')]),
+            keyCheck: stores.keyCheck,
+            store: stores.connections,
+            batchSize: 7,
+            onProgress: (event) => {
+              if (event.step === 'resealed' && ++seen === 10) throw stop;
+            },
+          }),
+        ).rejects.toBe(stop);
+        expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
+      } finally {
+        await stores.close();
+      }
+      await readBoth();
+
+      // Resumed by the command while both nodes are read without a pause.
+      let reading = true;
+      const failures: unknown[] = [];
+      let reads = 0;
+      const readers = [nodes.a!, nodes.b!].map(async (node) => {
+        while (reading) {
+          try {
+            await readAll(node);
+            reads += 1;
+          } catch (err) {
+            failures.push(err);
+          }
+        }
+      });
+      const resumed = await cli([], { QUOLL_MASTER_KEY: NEW, QUOLL_MASTER_KEY_DECRYPT_ONLY: OLD });
+      reading = false;
+      await Promise.all(readers);
+      expect(resumed.stderr).toBe('');
+      expect(resumed.code).toBe(0);
+      // 40 rows under the old key, 10 re-sealed before the interruption.
+      expect(resumed.stdout).toContain(`re-sealed ${CONNECTIONS - 10} connection(s) under key ${NEW_ID}`);
+      expect(resumed.stdout).toContain(`retired key(s) ${OLD_ID}`);
+      expect(failures).toEqual([]);
+      expect(reads).toBeGreaterThan(0);
+      await readBoth();
+
+      // Run again: nothing left, nothing refused.
+      const again = await cli([], { QUOLL_MASTER_KEY: NEW, QUOLL_MASTER_KEY_DECRYPT_ONLY: OLD });
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain('re-sealed 0 connection(s)');
+    }, 300_000);
+
+    it('after the old key is retired: nodes run on the new key alone, and a node with the old key is refused', async () => {
+      // Step 4: the old key leaves every node.
+      await startNode('a', { key: NEW });
+      await readBoth();
+      await startNode('b', { key: NEW });
+      await readBoth();
+
+      for (const env of [
+        { QUOLL_MASTER_KEY: OLD },
+        { QUOLL_MASTER_KEY: OLD, QUOLL_MASTER_KEY_DECRYPT_ONLY: NEW },
+      ]) {
+        const err = await startTestServer({ args: ['--database', db.url], env }).then(
+          (s) => {
+            extra.push(s);
+            return null;
+          },
+          (e: unknown) => e,
+        );
+        expect(String(err)).toContain(
+          `error [master_key_retired]: This node's master key (key id ${OLD_ID}) was retired`,
+        );
+        expect(String(err)).toContain(`key id ${NEW_ID}`);
+      }
+      // Rotating back to the retired key is refused too.
+      const back = await cli([], { QUOLL_MASTER_KEY: OLD, QUOLL_MASTER_KEY_DECRYPT_ONLY: NEW });
+      expect(back.code).toBe(2);
+      expect(back.stderr).toMatch(/^error \[master_key_retired\]: /);
+    }, 180_000);
+  },
+);
