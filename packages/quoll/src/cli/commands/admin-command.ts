@@ -14,7 +14,7 @@ export function adminCommand(): Command {
   cmd
     .command('rotate-key')
     .description(
-      'Re-encrypt every connection under a new master key, safe while the server or the nodes run. Embedded home: makes the new key itself (then --retire-old). Cluster (--database or QUOLL_DATABASE_URL): run it with the keys the nodes hold once every node seals with the new key — QUOLL_MASTER_KEY (new) and QUOLL_MASTER_KEY_DECRYPT_ONLY (old) — it re-seals every row and retires the old key (docs/connections.md). No token needed.',
+      'Re-encrypt every connection under a new master key, safe while the server or the nodes serve (no token needed). Embedded home: makes the new key itself; after a restart, --retire-old. Cluster (--database or QUOLL_DATABASE_URL): once every node seals with the new key, run it with QUOLL_MASTER_KEY=<new> and QUOLL_MASTER_KEY_DECRYPT_ONLY=<old>; it re-seals every row (resumable) and retires the old key.',
     )
     .option('--home <dir>', 'home directory of the instance (default: $QUOLL_HOME, else ./.quoll)')
     .option(
