@@ -128,6 +128,11 @@ describe.skipIf(!pg.run)(
       await readBoth();
       await startNode('b', { key: OLD, decryptOnly: NEW });
       await readBoth();
+      // The command run now, with the keys as the nodes have them, changes nothing and says so.
+      const early = await cli([], { QUOLL_MASTER_KEY: OLD, QUOLL_MASTER_KEY_DECRYPT_ONLY: NEW });
+      expect(early.code).toBe(0);
+      expect(early.stdout).toContain(`re-sealed 0 connection(s) under key ${OLD_ID}`);
+      expect(early.stdout).toContain('no key retired');
       // Step 2: the new key seals; the old one still opens. A connection made now is under the new key.
       await startNode('a', { key: NEW, decryptOnly: OLD });
       await readBoth();

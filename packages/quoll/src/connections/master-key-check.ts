@@ -75,8 +75,12 @@ export interface KeyCheckStore {
     report: NodeKeyReport | null,
     admit: (state: KeyCheckState) => void,
   ): Promise<KeyCheckState>;
-  /** Replaces the key check if it is still sealed under `expectedKeyId`; whether it did. */
-  replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails): Promise<boolean>;
+  /**
+   * Replaces the key check if it is still sealed under `expectedKeyId`; whether it did. In the
+   * same transaction `expectedKeyId` is noted as retiring, so the next {@link retireKeys}
+   * retires it even when no row names it any more (a rotation resumed after its last row).
+   */
+  replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails, at: string): Promise<boolean>;
   /**
    * The reports of live nodes that seal with another key than `keyId`, by node id. A node is
    * live while its `cluster_nodes` row is `up`, or when it reported after its row was last
@@ -84,8 +88,8 @@ export interface KeyCheckStore {
    */
   nodesNotSealingWith(keyId: string): Promise<NodeKeyReport[]>;
   /**
-   * In one transaction holding the key check's row: records each of `retire` as retired, at
-   * `at` — unless the key check is not sealed under `keyId`, a live node seals with another
+   * In one transaction holding the key check's row: records each of `retire`, and each key
+   * noted as retiring by {@link replaceKeyCheck}, as retired at `at` (never `keyId`) — unless the key check is not sealed under `keyId`, a live node seals with another
    * key, or a connection is sealed under another key; then nothing changes and it says why.
    */
   retireKeys(keyId: string, retire: readonly string[], at: string): Promise<RetireBlocked | null>;

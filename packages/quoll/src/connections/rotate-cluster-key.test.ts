@@ -134,6 +134,34 @@ describe('rotateClusterKey', () => {
     expect(result.retiredKeyIds).toEqual([OLD.id]);
   });
 
+  it('retires the old key when resumed after its last row was re-sealed (nothing left names it)', async () => {
+    await admit('node-a', NEW, OLD);
+    let seen = 0;
+    const crash = new Error('interrupted after the last row');
+    await expect(
+      rotate((event) => {
+        if (event.step === 'resealed' && ++seen === 5) throw crash;
+      }),
+    ).rejects.toBe(crash);
+    expect(await keyIdsOfRows()).toEqual([NEW.id]);
+    expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
+    const result = await rotate();
+    expect(result).toEqual({ newKeyId: NEW.id, resealed: 0, retiredKeyIds: [OLD.id] });
+    expect(await codeOf(admit('node-c', OLD, NEW))).toBe('master_key_retired');
+  });
+
+  it('run too early (the new key still decrypt-only on the command) it re-seals nothing and retires nothing', async () => {
+    await admit('node-a', OLD, NEW);
+    const result = await rotateClusterKey({
+      keyring: new StaticKeyring(OLD, [NEW]),
+      keyCheck: stores.keyCheck,
+      store: stores.connections,
+    });
+    expect(result).toEqual({ newKeyId: OLD.id, resealed: 0, retiredKeyIds: [] });
+    // The next key is still good: step 2 goes on.
+    await admit('node-a', NEW, OLD);
+  });
+
   it('stops with master_key_unknown on a row sealed under a key it was not given, and resumes once given it', async () => {
     const stray = generateMasterKey();
     await service(stray).create(admin, { name: 'stray', type: 'HTTP', details: { s: 1 } });

@@ -9,6 +9,7 @@ import { DECRYPT_ONLY_KEYS_ENV, MASTER_KEY_ENV, MasterKeyError } from './master-
 export type RotateClusterKeyProgress =
   | { step: 'key_check_resealed'; oldKeyId: string; newKeyId: string }
   | { step: 'resealed'; connectionId: string; oldKeyId: string; newKeyId: string }
+  /** `keyIds`: the keys this run retired (none when an earlier run did, or nothing used another key). */
   | { step: 'retired'; keyIds: string[]; newKeyId: string };
 
 /** Options of {@link rotateClusterKey}. */
@@ -85,11 +86,13 @@ export async function rotateClusterKey(options: RotateClusterKeyOptions): Promis
     );
   }
   refusePending(await keyCheck.nodesNotSealingWith(newKeyId), newKeyId, 'before re-sealing anything');
-  const oldKeyIds = new Set(keyring.keyIds().filter((id) => id !== newKeyId));
+  // Only keys something was sealed under are retired: a decrypt-only key given to a command run
+  // too early (the next key, not yet current) must stay usable. The key check's previous key is
+  // remembered by the store (a resumed run may find no row under it).
+  const oldKeyIds = new Set<string>();
   if (check.keyId !== newKeyId) {
-    oldKeyIds.add(check.keyId);
     // Compare and set: of two rotations running at once, both end with the check under the key.
-    if (await keyCheck.replaceKeyCheck(check.keyId, sealKeyCheck(sealer)))
+    if (await keyCheck.replaceKeyCheck(check.keyId, sealKeyCheck(sealer), now()))
       await report({ step: 'key_check_resealed', oldKeyId: check.keyId, newKeyId });
   }
 
@@ -117,7 +120,8 @@ export async function rotateClusterKey(options: RotateClusterKeyOptions): Promis
     }
   }
   const retiredKeyIds = (await keyCheck.listRetiredKeys()).map((r) => r.keyId);
-  await report({ step: 'retired', keyIds: retiredKeyIds.filter((id) => oldKeyIds.has(id)), newKeyId });
+  const before = new Set(retired.map((r) => r.keyId));
+  await report({ step: 'retired', keyIds: retiredKeyIds.filter((id) => !before.has(id)), newKeyId });
   return { newKeyId, resealed, retiredKeyIds };
 }
 

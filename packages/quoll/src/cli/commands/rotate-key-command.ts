@@ -158,9 +158,15 @@ export async function runClusterRotateKeyCommand(
       print(
         `re-sealed ${result.resealed} connection(s) under key ${result.newKeyId}; every connection is under it`,
       );
-      print(
-        `now remove the old key from every node (${DECRYPT_ONLY_KEYS_ENV}, or <home>/master.key.old and master.key.next) and restart them one at a time`,
-      );
+      if (result.retiredKeyIds.length === 0) {
+        print(
+          `no key retired: nothing was sealed under another key than ${result.newKeyId}. If the nodes are being moved to a new key, give it to this command as ${MASTER_KEY_ENV} once every node seals with it.`,
+        );
+      } else {
+        print(
+          `now remove the old key from every node (${DECRYPT_ONLY_KEYS_ENV}, or <home>/master.key.old and master.key.next) and restart them one at a time`,
+        );
+      }
       return result;
     } finally {
       await stores.close();

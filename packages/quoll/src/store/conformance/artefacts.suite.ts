@@ -81,9 +81,17 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
 
     it('replaceKeyCheck replaces only while the key check is under the expected key', async () => {
       await stores.keyCheck.ensureKeyCheck(sealed('k1', 1), 't1');
-      expect(await stores.keyCheck.replaceKeyCheck('k0', sealed('k2', 2))).toBe(false);
-      expect(await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2))).toBe(true);
+      expect(await stores.keyCheck.replaceKeyCheck('k0', sealed('k2', 2), 't2')).toBe(false);
+      expect(await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2), 't2')).toBe(true);
       expect(await stores.keyCheck.ensureKeyCheck(sealed('k3', 3), 't3')).toEqual(sealed('k2', 2));
+    });
+
+    it('the key a replaced key check was under is retired by the next retireKeys, though no row names it', async () => {
+      await stores.keyCheck.ensureKeyCheck(sealed('k1', 1), 't1');
+      await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2), 't2');
+      expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
+      expect(await stores.keyCheck.retireKeys('k2', [], 'r1')).toBeNull();
+      expect(await stores.keyCheck.listRetiredKeys()).toEqual([{ keyId: 'k1', at: 'r1' }]);
     });
 
     it('retireKeys retires only once the key check, every live node and every connection use the key', async () => {
@@ -103,7 +111,7 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
         pendingNodes: [{ nodeId: 'n1', sealKeyId: 'k1' }],
         connectionKeyIds: ['k1'],
       });
-      await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2));
+      await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2), 't2');
       await stores.keyCheck.admitNode(sealed('k2', 2), 't2', { nodeId: 'n1', sealKeyId: 'k2' }, accept);
       expect(await stores.keyCheck.retireKeys('k2', ['k1'], 'r2')).toEqual({
         checkKeyId: 'k2',

@@ -13,6 +13,7 @@ import { PG_NOW_MS } from './postgres-node-store.js';
 //   'master-key'        the database's key check (key_id: the key it is sealed under);
 //   'node:<node id>'    what that node seals with (key_id), created_at = the database's clock
 //                       in epoch ms when it was admitted;
+//   'retiring:<key id>' a key the key check was re-sealed away from, until retireKeys;
 //   'retired:<key id>'  a key a finished rotation retired, created_at = when (ISO 8601).
 // No migration: a node of the previous release reads only 'master-key' and ignores the rest.
 
@@ -61,12 +62,19 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
     });
   }
 
-  async replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails): Promise<boolean> {
-    const n = await this.db.run(
-      "UPDATE key_checks SET key_id = $1, sealed = $2 WHERE name = 'master-key' AND key_id = $3",
-      [sealed.keyId, sealed.blob, expectedKeyId],
-    );
-    return n > 0;
+  async replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails, at: string): Promise<boolean> {
+    return this.db.transaction(async (sql) => {
+      const n = await sql.run(
+        "UPDATE key_checks SET key_id = $1, sealed = $2 WHERE name = 'master-key' AND key_id = $3",
+        [sealed.keyId, sealed.blob, expectedKeyId],
+      );
+      if (n === 0) return false;
+      await sql.run(
+        'INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING',
+        [`retiring:${expectedKeyId}`, expectedKeyId, Buffer.alloc(0), at],
+      );
+      return true;
+    });
   }
 
   async nodesNotSealingWith(keyId: string): Promise<NodeKeyReport[]> {
@@ -88,13 +96,17 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
       };
       if (check.keyId !== keyId || blocked.pendingNodes.length > 0 || blocked.connectionKeyIds.length > 0)
         return blocked;
-      for (const id of retire) {
+      const retiring = await sql.rows<{ key_id: string }>(
+        "SELECT key_id FROM key_checks WHERE name LIKE 'retiring:%'",
+      );
+      for (const id of new Set([...retire, ...retiring.map((r) => r.key_id)])) {
         if (id === keyId) continue;
         await sql.run(
           'INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING',
           [`retired:${id}`, id, Buffer.alloc(0), at],
         );
       }
+      await sql.run("DELETE FROM key_checks WHERE name LIKE 'retiring:%'");
       return null;
     });
   }

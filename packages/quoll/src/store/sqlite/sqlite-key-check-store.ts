@@ -9,8 +9,9 @@ import type {
 import type { SqliteHandle } from './sqlite-database.js';
 
 // Table `key_checks` (migration 0007), by `name`, as on PostgreSQL: 'master-key' (the key
-// check), 'node:<node id>' (what a node seals with; created_at in epoch ms) and
-// 'retired:<key id>' (a key a finished rotation retired; created_at ISO 8601).
+// check), 'node:<node id>' (what a node seals with; created_at in epoch ms), 'retiring:<key id>'
+// (a key the key check was re-sealed away from) and 'retired:<key id>' (a key a finished
+// rotation retired; created_at ISO 8601).
 
 /** How long a node's report counts without a `cluster_nodes` row. */
 const UNREGISTERED_REPORT_MS = 10 * 60_000;
@@ -47,11 +48,19 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
     })();
   }
 
-  async replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails): Promise<boolean> {
-    const result = this.db
-      .prepare("UPDATE key_checks SET key_id = ?, sealed = ? WHERE name = 'master-key' AND key_id = ?")
-      .run(sealed.keyId, sealed.blob, expectedKeyId);
-    return result.changes > 0;
+  async replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails, at: string): Promise<boolean> {
+    return this.db.transaction((): boolean => {
+      const result = this.db
+        .prepare("UPDATE key_checks SET key_id = ?, sealed = ? WHERE name = 'master-key' AND key_id = ?")
+        .run(sealed.keyId, sealed.blob, expectedKeyId);
+      if (result.changes === 0) return false;
+      this.db
+        .prepare(
+          'INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
+        )
+        .run(`retiring:${expectedKeyId}`, expectedKeyId, Buffer.alloc(0), at);
+      return true;
+    })();
   }
 
   async nodesNotSealingWith(keyId: string): Promise<NodeKeyReport[]> {
@@ -78,7 +87,12 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
       const insert = this.db.prepare(
         'INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING',
       );
-      for (const id of retire) if (id !== keyId) insert.run(`retired:${id}`, id, Buffer.alloc(0), at);
+      const retiring = this.db
+        .prepare("SELECT key_id FROM key_checks WHERE name LIKE 'retiring:%'")
+        .all() as { key_id: string }[];
+      for (const id of new Set([...retire, ...retiring.map((r) => r.key_id)]))
+        if (id !== keyId) insert.run(`retired:${id}`, id, Buffer.alloc(0), at);
+      this.db.prepare("DELETE FROM key_checks WHERE name LIKE 'retiring:%'").run();
       return null;
     })();
   }
