@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -7,9 +7,9 @@ import type { Stores } from '../store/index.js';
 import { ConnectionSealer } from './connection-sealer.js';
 import { ConnectionService } from './connection-service.js';
 import type { ConnectionScope } from './connection-service.js';
-import { StaticKeyring } from './keyring.js';
+import { FileKeyring, StaticKeyring, createKeyring } from './keyring.js';
 import { verifyMasterKey } from './master-key-check.js';
-import { MasterKeyError, generateMasterKey } from './master-key.js';
+import { MasterKeyError, generateMasterKey, writeKeyFileExclusive } from './master-key.js';
 import type { MasterKey } from './master-key.js';
 import { rotateClusterKey } from './rotate-cluster-key.js';
 import type { RotateClusterKeyProgress } from './rotate-cluster-key.js';
@@ -209,5 +209,36 @@ describe('rotateClusterKey', () => {
   it('a node given the new key without the old one is refused before the rotation (it could not read)', async () => {
     expect(await codeOf(admit('node-b', NEW))).toBe('master_key_mismatch');
     expect(await codeOf(admit('node-b', NEW))).not.toBe('master_key_retired');
+  });
+
+  it('works the same with key files: master.key.next, then master.key / master.key.old, then no old file', async () => {
+    // A node whose keys are files in its home, holding OLD as master.key.
+    const home = join(dir, 'node-home');
+    mkdirSync(home, { mode: 0o700 });
+    writeKeyFileExclusive(join(home, 'master.key'), OLD);
+    const restart = async (): Promise<ConnectionService> => {
+      const keyring = new FileKeyring({ home });
+      await verifyMasterKey(keyring, stores.keyCheck, new Date().toISOString(), { nodeId: 'node-a' });
+      return new ConnectionService({ store: stores.connections, sealer: new ConnectionSealer(keyring) });
+    };
+    expect(await readAll(await restart())).toEqual(expected);
+    // Step 1: the new key as master.key.next.
+    writeKeyFileExclusive(join(home, 'master.key.next'), NEW);
+    expect(await readAll(await restart())).toEqual(expected);
+    // Step 2: master.key -> master.key.old, master.key.next -> master.key.
+    renameSync(join(home, 'master.key'), join(home, 'master.key.old'));
+    renameSync(join(home, 'master.key.next'), join(home, 'master.key'));
+    const node = await restart();
+    // Step 3, with the node's home as the command's keys.
+    const result = await rotateClusterKey({
+      keyring: createKeyring({ home, env: {} }),
+      keyCheck: stores.keyCheck,
+      store: stores.connections,
+    });
+    expect(result).toEqual({ newKeyId: NEW.id, resealed: 5, retiredKeyIds: [OLD.id] });
+    expect(await readAll(node)).toEqual(expected);
+    // Step 4: the old file goes; the node reads everything with the new key alone.
+    unlinkSync(join(home, 'master.key.old'));
+    expect(await readAll(await restart())).toEqual(expected);
   });
 });
