@@ -83,14 +83,16 @@ export interface KeyCheckStore {
   replaceKeyCheck(expectedKeyId: string, sealed: SealedDetails, at: string): Promise<boolean>;
   /**
    * The reports of live nodes that seal with another key than `keyId`, by node id. A node is
-   * live while its `cluster_nodes` row is `up`, or when it reported after its row was last
-   * seen, or at that very millisecond (it is starting; a report without a row counts for 10 minutes).
+   * live while its `cluster_nodes` row is `up`, or when it reported after (or in the same
+   * millisecond as) its row was last seen: it is starting. A report without a row counts for
+   * 10 minutes.
    */
   nodesNotSealingWith(keyId: string): Promise<NodeKeyReport[]>;
   /**
    * In one transaction holding the key check's row: records each of `retire`, and each key
-   * noted as retiring by {@link replaceKeyCheck}, as retired at `at` (never `keyId`) — unless the key check is not sealed under `keyId`, a live node seals with another
-   * key, or a connection is sealed under another key; then nothing changes and it says why.
+   * noted as retiring by {@link replaceKeyCheck}, as retired at `at` (never `keyId`) — unless
+   * the key check is not sealed under `keyId`, a live node seals with another key, or a
+   * connection is sealed under another key; then nothing changes and it says why.
    */
   retireKeys(keyId: string, retire: readonly string[], at: string): Promise<RetireBlocked | null>;
   /** The keys rotations retired, oldest first. */
