@@ -23,6 +23,12 @@ export function opensKeyCheck(sealer: ConnectionSealer, check: SealedDetails): b
   }
 }
 
+/**
+ * The key id reported for a live node that recorded none: a node of a release before key
+ * rotation, which may seal with any key, so a rotation waits for it (upgrade it first).
+ */
+export const UNREPORTED_KEY_ID = '(not reported: a release without key rotation)';
+
 /** A node's word on which key it seals with, recorded when it starts on a shared database. */
 export interface NodeKeyReport {
   nodeId: string;

@@ -91,6 +91,20 @@ describe('rotateClusterKey', () => {
     );
   });
 
+  it('refuses, changing nothing, while a live node of a release without key rotation (no key recorded) is up', async () => {
+    // node-a moved to the new key; node-old registered without recording a key (the previous
+    // release does not): it may still seal with the old key, so nothing may be retired.
+    await admit('node-a', NEW, OLD);
+    await stores.nodes.registerNode({ id: 'node-a', url: 'http://a:8470', roles: ['api'] });
+    await stores.nodes.registerNode({ id: 'node-old', url: 'http://old:8470', roles: ['api'] });
+    const err = await rotate().catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MasterKeyError);
+    expect((err as MasterKeyError).code).toBe('key_rotation_pending');
+    expect((err as Error).message).toContain('node-old (no key recorded');
+    expect(await keyIdsOfRows()).toEqual([OLD.id]);
+    expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
+  });
+
   it('re-seals the key check and every row, reads working at each step, then retires the old key', async () => {
     // Step 1 (every node holds the new key, decrypt-only) and step 2 (it seals with it).
     await admit('node-a', OLD, NEW);

@@ -1,7 +1,7 @@
 import { ConnectionSealer } from './connection-sealer.js';
 import type { ConnectionStore } from './connection-store.js';
 import type { Keyring } from './keyring.js';
-import { opensKeyCheck, sealKeyCheck } from './master-key-check.js';
+import { UNREPORTED_KEY_ID, opensKeyCheck, sealKeyCheck } from './master-key-check.js';
 import type { KeyCheckStore, NodeKeyReport } from './master-key-check.js';
 import { DECRYPT_ONLY_KEYS_ENV, MASTER_KEY_ENV, MasterKeyError } from './master-key.js';
 
@@ -127,7 +127,13 @@ export async function rotateClusterKey(options: RotateClusterKeyOptions): Promis
 
 function refusePending(pending: NodeKeyReport[], newKeyId: string, when: string): void {
   if (pending.length === 0) return;
-  const list = pending.map((n) => `${n.nodeId} (key id ${n.sealKeyId})`).join(', ');
+  const list = pending
+    .map((n) =>
+      n.sealKeyId === UNREPORTED_KEY_ID
+        ? `${n.nodeId} (no key recorded: a release without key rotation; upgrade it first)`
+        : `${n.nodeId} (key id ${n.sealKeyId})`,
+    )
+    .join(', ');
   throw new MasterKeyError(
     'key_rotation_pending',
     `Not every live node seals with the new key (key id ${newKeyId}) yet, ${when}: ${list}. Restart each of them with ${MASTER_KEY_ENV} set to the new key and the old key in ${DECRYPT_ONLY_KEYS_ENV}, then run this again (it resumes where it stopped).`,

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BlobNotFoundError } from '../../blobs/index.js';
+import { UNREPORTED_KEY_ID } from '../../connections/index.js';
 import type { SealedDetails } from '../../connections/index.js';
 import type { Stores } from '../stores.js';
 import type { MakeStores } from './make-stores.js';
@@ -77,6 +78,23 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
       await new Promise((resolve) => setTimeout(resolve, 5));
       await stores.keyCheck.admitNode(sealed('k1', 1), 't2', { nodeId: 'n1', sealKeyId: 'k1' }, accept);
       expect(await stores.keyCheck.nodesNotSealingWith('k2')).toEqual([{ nodeId: 'n1', sealKeyId: 'k1' }]);
+    });
+
+    it('a live node that never reported its key (a release without key rotation) counts as pending', async () => {
+      // A node of the previous release registers but records no key: it may seal with any key,
+      // so neither the rotation nor the retirement may go on while it is up.
+      await stores.keyCheck.admitNode(sealed('k2', 2), 't1', { nodeId: 'n1', sealKeyId: 'k2' }, accept);
+      await stores.nodes.registerNode(node('n1'));
+      await stores.nodes.registerNode(node('old'));
+      expect(await stores.keyCheck.nodesNotSealingWith('k2')).toEqual([
+        { nodeId: 'old', sealKeyId: UNREPORTED_KEY_ID },
+      ]);
+      const blocked = await stores.keyCheck.retireKeys('k2', ['k1'], 'r1');
+      expect(blocked?.pendingNodes).toEqual([{ nodeId: 'old', sealKeyId: UNREPORTED_KEY_ID }]);
+      expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await stores.nodes.markStopped('old');
+      expect(await stores.keyCheck.nodesNotSealingWith('k2')).toEqual([]);
     });
 
     it('replaceKeyCheck replaces only while the key check is under the expected key', async () => {

@@ -6,6 +6,7 @@ import type {
   RetiredKey,
   SealedDetails,
 } from '../../connections/index.js';
+import { UNREPORTED_KEY_ID } from '../../connections/index.js';
 import type { PostgresDatabase, Sql } from './postgres-database.js';
 import { PG_NOW_MS } from './postgres-node-store.js';
 
@@ -140,8 +141,12 @@ async function pendingNodes(sql: Sql, keyId: string): Promise<NodeKeyReport[]> {
         AND (n.status = 'up'
              -- CASE: the cast must never reach a row of another kind (an ISO time).
              OR (CASE WHEN k.name LIKE 'node:%' THEN k.created_at::bigint ELSE 0 END) >= COALESCE(n.last_seen, ${PG_NOW_MS} - $2::bigint))
+     UNION ALL
+     -- A live node that recorded no key (a release before key rotation) may seal with any.
+     SELECT n.id, $3::text FROM cluster_nodes n
+      WHERE n.status = 'up' AND NOT EXISTS (SELECT 1 FROM key_checks k WHERE k.name = 'node:' || n.id)
       ORDER BY 1`,
-    [keyId, UNREGISTERED_REPORT_MS],
+    [keyId, UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID],
   );
   return rows.map((r) => ({ nodeId: r.node_id, sealKeyId: r.key_id }));
 }

@@ -6,6 +6,7 @@ import type {
   RetiredKey,
   SealedDetails,
 } from '../../connections/index.js';
+import { UNREPORTED_KEY_ID } from '../../connections/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
 
 // Table `key_checks` (migration 0007), by `name`, as on PostgreSQL: 'master-key' (the key
@@ -132,9 +133,13 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
            FROM key_checks k LEFT JOIN cluster_nodes n ON n.id = substr(k.name, 6)
           WHERE k.name LIKE 'node:%' AND k.key_id <> ?
             AND (n.status = 'up' OR CAST(k.created_at AS INTEGER) >= COALESCE(n.last_seen, ?))
+         UNION ALL
+         -- A live node that recorded no key (a release before key rotation) may seal with any.
+         SELECT n.id, ? FROM cluster_nodes n
+          WHERE n.status = 'up' AND NOT EXISTS (SELECT 1 FROM key_checks k WHERE k.name = 'node:' || n.id)
           ORDER BY 1`,
       )
-      .all(keyId, Date.now() - UNREGISTERED_REPORT_MS) as { node_id: string; key_id: string }[];
+      .all(keyId, Date.now() - UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID) as { node_id: string; key_id: string }[];
     return rows.map((r) => ({ nodeId: r.node_id, sealKeyId: r.key_id }));
   }
 }
