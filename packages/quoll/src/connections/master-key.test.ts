@@ -2,7 +2,17 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync, existsSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { MasterKeyError, loadDecryptOnlyKeys, loadMasterKey, masterKeyId } from './master-key.js';
+import { npmInstallEnv, pipInstallEnv } from '../orchestrations/install-env.js';
+import { NODE_ENV_ALLOW } from '../runner/runtimes/node-runtime.js';
+import { PYTHON_ENV_ALLOW } from '../runner/runtimes/python-runtime.js';
+import {
+  DECRYPT_ONLY_KEYS_ENV,
+  MASTER_KEY_ENV,
+  MasterKeyError,
+  loadDecryptOnlyKeys,
+  loadMasterKey,
+  masterKeyId,
+} from './master-key.js';
 
 let home: string;
 beforeEach(() => {
@@ -111,5 +121,19 @@ describe('loadDecryptOnlyKeys', () => {
     expect((caught as MasterKeyError).code).toBe('invalid_master_key');
     expect((caught as Error).message).toContain('key 2 of QUOLL_MASTER_KEY_DECRYPT_ONLY');
     expect((caught as Error).message).not.toContain(bad);
+  });
+});
+
+describe('the key variables never reach user code', () => {
+  it('task runs and package installs get neither QUOLL_MASTER_KEY nor QUOLL_MASTER_KEY_DECRYPT_ONLY', () => {
+    // Runs get only the variables their runtime allows; installs only npm/pip settings. A
+    // decrypt-only key opens every connection as well as the master key does.
+    for (const name of [MASTER_KEY_ENV, DECRYPT_ONLY_KEYS_ENV]) {
+      expect(NODE_ENV_ALLOW.test(name)).toBe(false);
+      expect(PYTHON_ENV_ALLOW.test(name)).toBe(false);
+      const env = { PATH: '/usr/bin', [name]: 'secret' };
+      expect(Object.keys(npmInstallEnv(env))).not.toContain(name);
+      expect(Object.keys(pipInstallEnv(env))).not.toContain(name);
+    }
   });
 });
