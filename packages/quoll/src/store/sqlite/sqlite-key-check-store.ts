@@ -139,7 +139,10 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
           WHERE n.status = 'up' AND NOT EXISTS (SELECT 1 FROM key_checks k WHERE k.name = 'node:' || n.id)
           ORDER BY 1`,
       )
-      .all(keyId, Date.now() - UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID) as { node_id: string; key_id: string }[];
+      .all(keyId, Date.now() - UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID) as {
+      node_id: string;
+      key_id: string;
+    }[];
     return rows.map((r) => ({ nodeId: r.node_id, sealKeyId: r.key_id }));
   }
 }
