@@ -47,6 +47,11 @@ export interface RetiredKey {
 export interface KeyCheckState {
   check: SealedDetails;
   retired: RetiredKey[];
+  /**
+   * The other live nodes and the key each seals with ({@link UNREPORTED_KEY_ID} for a node
+   * that recorded none): the node admitted must be able to open what they seal.
+   */
+  nodes: NodeKeyReport[];
 }
 
 /** Why {@link KeyCheckStore.retireKeys} retired nothing (each list empty when not the cause). */
@@ -136,7 +141,7 @@ export async function verifyMasterKey(
   const sealer = new ConnectionSealer(keyring);
   const current = keyring.current();
   const report = options.nodeId === undefined ? null : { nodeId: options.nodeId, sealKeyId: current.id };
-  await store.admitNode(sealKeyCheck(sealer), at, report, ({ check, retired }) => {
+  await store.admitNode(sealKeyCheck(sealer), at, report, ({ check, retired, nodes }) => {
     const gone = retired.find((r) => r.keyId === current.id);
     if (gone) {
       throw new MasterKeyError(
@@ -158,6 +163,21 @@ export async function verifyMasterKey(
           `again. During a key rotation a node needs both keys: the new one as ${MASTER_KEY_ENV} and the ` +
           `old one in ${DECRYPT_ONLY_KEYS_ENV} (or the reverse, before the new key is made current).`,
         { keyId: current.id, decryptOnlyKeyIds: others, databaseKeyId: check.keyId },
+      );
+    }
+    // A node that opens the key check may still miss the key another node seals with during a
+    // rotation's rollout (e.g. restarted with the old key alone): it could not read those rows.
+    const unreadable = nodes.filter(
+      (n) => n.sealKeyId !== UNREPORTED_KEY_ID && keyring.find(n.sealKeyId) === undefined,
+    );
+    if (unreadable.length > 0) {
+      const list = unreadable.map((n) => `${n.nodeId} seals with key id ${n.sealKeyId}`).join(', ');
+      throw new MasterKeyError(
+        'master_key_mismatch',
+        `This node (key ids ${keyring.keyIds().join(', ')}) could not read what other live nodes seal: ${list}. ` +
+          `During a key rotation every node must hold both keys: the new one as ${MASTER_KEY_ENV} and the old one in ` +
+          `${DECRYPT_ONLY_KEYS_ENV} (or the reverse, before the new key is made current); start this node again with both.`,
+        { keyIds: keyring.keyIds(), nodes: unreadable },
       );
     }
   });

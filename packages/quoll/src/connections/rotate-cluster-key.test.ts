@@ -105,6 +105,19 @@ describe('rotateClusterKey', () => {
     expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
   });
 
+  it('refuses a node that cannot open the key another live node seals with (an old config restarted mid-rollout)', async () => {
+    // node-b seals with the new key (step 2); node-c comes back with the old key alone: it
+    // opens the key check (still under the old key) but could not read node-b's new rows.
+    await admit('node-b', NEW, OLD);
+    const err = await admit('node-c', OLD).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MasterKeyError);
+    expect((err as MasterKeyError).code).toBe('master_key_mismatch');
+    expect((err as Error).message).toContain(`node-b seals with key id ${NEW.id}`);
+    expect((err as Error).message).not.toContain(OLD.key.toString('base64'));
+    // Holding both keys, it is admitted.
+    await admit('node-c', OLD, NEW);
+  });
+
   it('re-seals the key check and every row, reads working at each step, then retires the old key', async () => {
     // Step 1 (every node holds the new key, decrypt-only) and step 2 (it seals with it).
     await admit('node-a', OLD, NEW);

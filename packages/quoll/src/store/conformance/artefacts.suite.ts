@@ -37,7 +37,7 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
           seen.push(s);
         },
       );
-      expect(state).toEqual({ check: sealed('k1', 1), retired: [] });
+      expect(state).toEqual({ check: sealed('k1', 1), retired: [], nodes: [] });
       expect(seen).toEqual([state]);
       // A later node gets the first check, not its own candidate.
       const second = await stores.keyCheck.admitNode(
@@ -47,6 +47,8 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
         accept,
       );
       expect(second.check).toEqual(sealed('k1', 1));
+      // admit sees the other live nodes and what each seals with (not the node being admitted).
+      expect(second.nodes).toEqual([{ nodeId: 'n1', sealKeyId: 'k1' }]);
       // Neither has a cluster_nodes row yet: both count as live (starting).
       expect(await stores.keyCheck.nodesNotSealingWith('k1')).toEqual([{ nodeId: 'n2', sealKeyId: 'k2' }]);
       expect(await stores.keyCheck.nodesNotSealingWith('k3')).toEqual([

@@ -50,7 +50,8 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
         [candidate.keyId, candidate.blob, at],
       );
       const check = await lockKeyCheck(sql);
-      const state: KeyCheckState = { check, retired: await retiredKeys(sql) };
+      const nodes = (await pendingNodes(sql, '')).filter((n) => n.nodeId !== report?.nodeId);
+      const state: KeyCheckState = { check, retired: await retiredKeys(sql), nodes };
       admit(state);
       if (report !== null) {
         await sql.run(

@@ -35,7 +35,8 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
     // better-sqlite3 transactions are synchronous: nothing interleaves with this one.
     return this.db.transaction(() => {
       this.#insertCheck(candidate, at);
-      const state: KeyCheckState = { check: this.#check(), retired: this.#retired() };
+      const nodes = this.#pending('').filter((n) => n.nodeId !== report?.nodeId);
+      const state: KeyCheckState = { check: this.#check(), retired: this.#retired(), nodes };
       admit(state);
       if (report !== null) {
         this.db
