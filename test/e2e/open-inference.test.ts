@@ -294,6 +294,64 @@ describe('inference', () => {
       [18, 18],
     ]);
   });
+
+  it('concurrent small requests, JSON and binary, with refused ones among them, each get their own values back and logged', async () => {
+    // Small bodies' values are carved one after another out of a slab shared by every request
+    // and fed to the model as they are: no request may see another's values, in the answer or
+    // the log, whichever path (inline batch, worker) runs it.
+    const before = ((await multi.logs({ limit: 1000 })) as InferenceRecord[]).length;
+    const ks = Array.from({ length: 48 }, (_, i) => i + 1);
+    const send = (k: number): Promise<Answer> => {
+      if (k % 3 === 0) {
+        const { bytes, headers } = binaryBody(
+          {
+            inputs: [
+              { name: 'a', shape: [1, 3], datatype: 'FP64', parameters: { binary_data_size: 24 } },
+              { name: 'b', shape: [1, 2], datatype: 'FP32', parameters: { binary_data_size: 8 } },
+            ],
+          },
+          bytesOf(new Float64Array([k, k, k])),
+          bytesOf(new Float32Array([k, -k])),
+        );
+        return v2('/v2/models/oip-multi/infer', { bytes, headers });
+      }
+      return v2('/v2/models/oip-multi/infer', {
+        body: {
+          inputs: [
+            { name: 'a', shape: [1, 3], datatype: 'FP64', data: [k, k, k] },
+            { name: 'b', shape: [1, 2], datatype: 'FP32', data: [k, -k] },
+          ],
+        },
+      });
+    };
+    // Refused after their first input was read into the slab.
+    const refuse = (): Promise<Answer> =>
+      v2('/v2/models/oip-multi/infer', {
+        body: {
+          inputs: [
+            { name: 'a', shape: [1, 3], datatype: 'FP64', data: [99, 99, 99] },
+            { name: 'b', shape: [1, 2], datatype: 'FP32', data: [99, 'x'] },
+          ],
+        },
+      });
+    const answers = await Promise.all(ks.flatMap((k) => (k % 4 === 0 ? [send(k), refuse()] : [send(k)])));
+    const ok = answers.filter((answer) => answer.status === 200);
+    const refused = answers.filter((answer) => answer.status !== 200).map((answer) => answer.json.code);
+    expect(refused).toEqual(Array<string>(ks.length / 4).fill('non_numeric_value'));
+    expect(ok.map((answer) => answer.json.outputs)).toEqual(
+      ks.map((k) => [
+        { name: 'sum_a', datatype: 'FP32', shape: [1, 1], data: [3 * k] },
+        { name: 'scaled_b', datatype: 'FP32', shape: [1, 2], data: [2 * k, -2 * k] },
+      ]),
+    );
+    const logged = ((await multi.logs({ limit: 1000 })) as InferenceRecord[]).slice(0, ks.length);
+    expect(logged.length).toBe(ks.length);
+    expect(((await multi.logs({ limit: 1000 })) as InferenceRecord[]).length).toBe(before + ks.length);
+    const seen = logged
+      .map((row) => [row['in.a'], row['in.b'], row['out.sum_a'], row['out.scaled_b']])
+      .sort((x, y) => (x[0] as number[])[0]! - (y[0] as number[])[0]!);
+    expect(seen).toEqual(ks.map((k) => [[k, k, k], [k, -k], [3 * k], [2 * k, -2 * k]]));
+  });
 });
 
 describe('auth, workspaces and errors', () => {
