@@ -574,4 +574,24 @@ describe("buildFeeds from tensors (the Open Inference codec's input)", () => {
       buildFeeds({ kind: 'tensors', tensors, rows: 2 }, [{ column: 'tensor', input: tensor18 }]),
     ).toThrow(/row 1 holds NaN/);
   });
+
+  it('reads a tensor for a bool or float16 input as numbers, never as its raw bytes', () => {
+    // A UINT8 request tensor has the bool feed's array type, a UINT16 one the float16 feed's;
+    // passed as they are, 7 reached a bool input (onnxruntime takes Not(7) as true) and 1
+    // reached a float16 input as the half-float bits 0x0001 (6e-8), not 1.
+    const bool: TensorInfoDto = { name: 'flag', type: 'bool', shape: [null, 2] };
+    const half: TensorInfoDto = { name: 'h', type: 'float16', shape: [null, 2] };
+    const feed = (values: Uint8Array | Uint16Array, input: TensorInfoDto): unknown =>
+      buildFeeds({ kind: 'tensors', tensors: [{ name: 'x', shape: [1, 2], values }], rows: 1 }, [
+        { column: 'x', input },
+      ])[0]!.data;
+    for (const values of [Uint8Array.from([1, 7]), new FeedSlab().take(Uint8Array, 2).fill(7)])
+      expect(apiError(() => feed(values, bool)).code).toBe('invalid_inference_input');
+    expect(Array.from(feed(Uint8Array.from([1, 0]), bool) as Uint8Array)).toEqual([1, 0]);
+    // Quoll feeds no float16 input (as from any other column): refused, not fed as bits.
+    const slabbed = new FeedSlab().take(Uint16Array, 2);
+    slabbed.set([1, 2]);
+    for (const values of [Uint16Array.from([1, 2]), slabbed])
+      expect(apiError(() => feed(values, half)).code).toBe('invalid_inference_input');
+  });
 });

@@ -432,10 +432,34 @@ function tensorFeed(tensors: readonly InputTensor[], rows: number, binding: Colu
     name: input.name,
     type: input.type,
     dims: feedDims(rows, declared, rowShape),
-    data: carvedView(values, input.type)
-      ? checkedFinite(values, input, column, width)
-      : castInto([values], input, rows * width, column, width),
+    data: BY_VALUE.has(input.type)
+      ? castByValue(values, input, column, width)
+      : carvedView(values, input.type)
+        ? checkedFinite(values, input, column, width)
+        : castInto([values], input, rows * width, column, width),
   };
+}
+
+/**
+ * Input types whose array type a request tensor of another datatype shares: UINT8 values are a
+ * bool feed's Uint8Array (7 is no bool: onnxruntime takes Not(7) as true), UINT16 values a
+ * float16 feed's Uint16Array (1 is not the half-float bits 0x0001). Read value by value.
+ */
+const BY_VALUE: ReadonlySet<TensorInfoDto['type']> = new Set(['bool', 'float16']);
+
+/** The values cast one by one into a feed of the input's type, refused where it cannot hold them. */
+function castByValue(
+  values: Exclude<TensorData, string[]>,
+  input: TensorInfoDto,
+  column: string,
+  width: number,
+): TensorData {
+  const sink = allocateNumeric(input.type, values.length, column);
+  for (let i = 0; i < values.length; i++) {
+    const value = Number(values[i]);
+    if (!sink.set(i, value)) throw unrepresentable(column, Math.floor(i / width), value, input);
+  }
+  return sink.data;
 }
 
 /**
