@@ -1,6 +1,8 @@
+import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
-import { onnxSchema } from './onnx-schema.js';
 import { OnnxWireError, readNameField, WIRE, WireReader } from './wire-reader.js';
+
+const { onnx } = onnxProto;
 
 /** Integer tensors of at most this many elements have their values read (shapes, axes); larger ones only their dims. */
 export const SMALL_TENSOR_VALUES = 64;
@@ -145,7 +147,7 @@ function readGraph(bytes: Uint8Array, from: number, to: number): Omit<ModelGraph
         const { start, end } = reader.delimited(field, wire);
         checkSingular(bytes, start, end, VALUE_INFO);
         try {
-          graph.inputs.push(onnxSchema().ValueInfoProto.decode(bytes.subarray(start, end)));
+          graph.inputs.push(onnx.ValueInfoProto.decode(bytes.subarray(start, end)));
         } catch (error) {
           throw new OnnxWireError((error as Error).message);
         }

@@ -1,8 +1,10 @@
+import onnxProto from 'onnx-proto';
 import type { onnx as Onnx } from 'onnx-proto';
-import { onnxSchema } from './onnx-schema.js';
 import { lastDelimited, OnnxWireError, readNameField, WIRE, WireReader } from './wire-reader.js';
 
 export { OnnxWireError } from './wire-reader.js';
+
+const { onnx } = onnxProto;
 
 /**
  * The parts of an ONNX ModelProto that say how to call the model, read without decoding the
@@ -55,7 +57,7 @@ export function readModelInterface(bytes: Uint8Array): ModelInterface {
       }
       case 8: {
         const { start, end } = reader.delimited(field, wire);
-        model.opsetImport.push(decodeWith(onnxSchema().OperatorSetIdProto, bytes, start, end));
+        model.opsetImport.push(decodeWith(onnx.OperatorSetIdProto, bytes, start, end));
         break;
       }
       default:
@@ -89,9 +91,7 @@ function readGraph(bytes: Uint8Array, from: number, to: number): NonNullable<Mod
       case 11:
       case 12: {
         const { start, end } = reader.delimited(field, wire);
-        (field === 11 ? graph.input : graph.output).push(
-          decodeWith(onnxSchema().ValueInfoProto, bytes, start, end),
-        );
+        (field === 11 ? graph.input : graph.output).push(decodeWith(onnx.ValueInfoProto, bytes, start, end));
         break;
       }
       default:

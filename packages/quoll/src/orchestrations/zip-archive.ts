@@ -1,5 +1,6 @@
 import { mkdir, open, rm } from 'node:fs/promises';
 import { dirname, resolve, sep } from 'node:path';
+import yauzl from 'yauzl';
 import type { Entry, ZipFile } from 'yauzl';
 import { ApiError } from '../errors/index.js';
 import { selectEntrypoint } from './select-entrypoint.js';
@@ -82,8 +83,6 @@ function safeRelativePath(name: string): string {
 }
 
 async function openZip(zipPath: string): Promise<ZipFile> {
-  // Loaded at the first archive, not when the server starts.
-  const { default: yauzl } = await import('yauzl');
   try {
     // decodeStrings off: yauzl would reject bad names with a generic error; we check them
     // ourselves so the message names the entry and carries the catalogue code.
@@ -103,9 +102,6 @@ async function openZip(zipPath: string): Promise<ZipFile> {
 
 /** Reads the central directory and checks every entry's name, type and declared sizes. */
 async function planEntries(zip: ZipFile, limits: ArchiveLimits): Promise<PlannedEntry[]> {
-  const {
-    default: { getFileNameLowLevel },
-  } = await import('yauzl');
   if (zip.entryCount > limits.maxEntries) {
     throw tooLarge(
       `The orchestration zip has ${zip.entryCount} entries, more than the cap of ${limits.maxEntries}. ` +
@@ -119,7 +115,7 @@ async function planEntries(zip: ZipFile, limits: ArchiveLimits): Promise<Planned
   let declaredTotal = 0;
   try {
     for await (const entry of zip.eachEntry()) {
-      const name = getFileNameLowLevel(
+      const name = yauzl.getFileNameLowLevel(
         entry.generalPurposeBitFlag,
         entry.fileNameRaw,
         entry.extraFields,
