@@ -4,6 +4,7 @@ import type { Keyring } from './keyring.js';
 import { UNREPORTED_KEY_ID, opensKeyCheck, sealKeyCheck } from './master-key-check.js';
 import type { KeyCheckStore, NodeKeyReport } from './master-key-check.js';
 import { DECRYPT_ONLY_KEYS_ENV, MASTER_KEY_ENV, MasterKeyError } from './master-key.js';
+import { resealConnections } from './reseal-connections.js';
 
 /** One step of a cluster key rotation, reported as it happens. */
 export type RotateClusterKeyProgress =
@@ -142,7 +143,7 @@ function refusePending(pending: NodeKeyReport[], newKeyId: string, when: string)
 }
 
 /** Re-seals, one row per statement, every row not sealed under the new key. */
-async function resealAll(
+function resealAll(
   store: ConnectionStore,
   sealer: ConnectionSealer,
   keyring: Keyring,
@@ -151,29 +152,22 @@ async function resealAll(
   oldKeyIds: Set<string>,
   report: (event: RotateClusterKeyProgress) => void | Promise<void>,
 ): Promise<number> {
-  let count = 0;
-  for (;;) {
-    const ids = await store.listIdsNotSealedWith(newKeyId, batchSize);
-    if (ids.length === 0) return count;
-    for (const id of ids) {
-      const row = await store.getSealed(id);
-      // Deleted or already re-sealed since it was listed.
-      if (!row || row.sealed.keyId === newKeyId) continue;
+  return resealConnections(
+    store,
+    newKeyId,
+    batchSize,
+    (row, resealedSoFar) => {
       const oldKeyId = row.sealed.keyId;
       if (keyring.find(oldKeyId) === undefined) {
         throw new MasterKeyError(
           'master_key_unknown',
-          `Connection ${row.name} (${id}) is sealed under key id ${oldKeyId}, which this command was not given: add that key to ${DECRYPT_ONLY_KEYS_ENV} (the nodes that read it hold it) and run this again. Nothing was lost; ${count} connection(s) were re-sealed so far.`,
-          { connectionId: id, keyId: oldKeyId },
+          `Connection ${row.name} (${row.id}) is sealed under key id ${oldKeyId}, which this command was not given: add that key to ${DECRYPT_ONLY_KEYS_ENV} (the nodes that read it hold it) and run this again. Nothing was lost; ${resealedSoFar} connection(s) were re-sealed so far.`,
+          { connectionId: row.id, keyId: oldKeyId },
         );
       }
       oldKeyIds.add(oldKeyId);
-      const sealed = sealer.seal(id, sealer.open(id, row.sealed));
-      // A failed compare-and-set means the row changed under us; the next listing retries it.
-      if (await store.replaceSealed(id, oldKeyId, sealed)) {
-        count += 1;
-        await report({ step: 'resealed', connectionId: id, oldKeyId, newKeyId });
-      }
-    }
-  }
+      return sealer.seal(row.id, sealer.open(row.id, row.sealed));
+    },
+    (connectionId, oldKeyId) => report({ step: 'resealed', connectionId, oldKeyId, newKeyId }),
+  );
 }

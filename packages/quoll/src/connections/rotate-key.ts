@@ -17,6 +17,7 @@ import {
   writeKeyFileExclusive,
 } from './master-key.js';
 import type { MasterKey } from './master-key.js';
+import { resealConnections } from './reseal-connections.js';
 
 /** One step of a key rotation, reported as it happens. */
 export type RotateKeyProgress =
@@ -160,7 +161,7 @@ export async function retireOldKey(
 }
 
 /** Re-seals, one row per statement, every row not sealed under the writer's key. */
-async function resealAll(
+function resealAll(
   store: ConnectionStore,
   reader: ConnectionSealer,
   writer: ConnectionSealer,
@@ -168,22 +169,13 @@ async function resealAll(
   report: (event: RotateKeyProgress) => void | Promise<void>,
 ): Promise<number> {
   const newKeyId = writer.currentKeyId();
-  let count = 0;
-  for (;;) {
-    const ids = await store.listIdsNotSealedWith(newKeyId, batchSize);
-    if (ids.length === 0) return count;
-    for (const id of ids) {
-      const row = await store.getSealed(id);
-      // Deleted or already re-sealed since it was listed.
-      if (!row || row.sealed.keyId === newKeyId) continue;
-      const sealed = writer.seal(id, reader.open(id, row.sealed));
-      // A failed compare-and-set means the row changed under us; the next listing retries it.
-      if (await store.replaceSealed(id, row.sealed.keyId, sealed)) {
-        count += 1;
-        await report({ step: 'resealed', connectionId: id, newKeyId });
-      }
-    }
-  }
+  return resealConnections(
+    store,
+    newKeyId,
+    batchSize,
+    (row) => writer.seal(row.id, reader.open(row.id, row.sealed)),
+    (connectionId) => report({ step: 'resealed', connectionId, newKeyId }),
+  );
 }
 
 function refuseEnvKey(env: NodeJS.ProcessEnv): void {
