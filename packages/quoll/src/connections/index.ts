@@ -21,7 +21,7 @@ export type {
   StoredConnectionAuditEntry,
 } from './connection-store.js';
 export { FileKeyring, StaticKeyring, createKeyring } from './keyring.js';
-export { UNREPORTED_KEY_ID, verifyMasterKey } from './master-key-check.js';
+export { UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID, verifyMasterKey } from './master-key-check.js';
 export type {
   KeyCheckState,
   KeyCheckStore,

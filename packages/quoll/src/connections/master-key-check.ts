@@ -29,6 +29,12 @@ export function opensKeyCheck(sealer: ConnectionSealer, check: SealedDetails): b
  */
 export const UNREPORTED_KEY_ID = '(not reported: a release without key rotation)';
 
+/**
+ * How long a node's key report counts when the node has no `cluster_nodes` row (a node that never
+ * registered): the same rule for every store.
+ */
+export const UNREGISTERED_REPORT_MS = 10 * 60_000;
+
 /** A node's word on which key it seals with, recorded when it starts on a shared database. */
 export interface NodeKeyReport {
   nodeId: string;

@@ -6,7 +6,7 @@ import type {
   RetiredKey,
   SealedDetails,
 } from '../../connections/index.js';
-import { UNREPORTED_KEY_ID } from '../../connections/index.js';
+import { UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID } from '../../connections/index.js';
 import type { PostgresDatabase, Sql } from './postgres-database.js';
 import { PG_NOW_MS } from './postgres-node-store.js';
 
@@ -17,9 +17,6 @@ import { PG_NOW_MS } from './postgres-node-store.js';
 //   'retiring:<key id>' a key the key check was re-sealed away from, until retireKeys;
 //   'retired:<key id>'  a key a finished rotation retired, created_at = when (ISO 8601).
 // No migration: a node of the previous release reads only 'master-key' and ignores the rest.
-
-/** How long a node's report counts without a `cluster_nodes` row (a node that never registered). */
-const UNREGISTERED_REPORT_MS = 10 * 60_000;
 
 /** {@link KeyCheckStore} on PostgreSQL. */
 export class PostgresKeyCheckStore implements KeyCheckStore {

@@ -6,16 +6,13 @@ import type {
   RetiredKey,
   SealedDetails,
 } from '../../connections/index.js';
-import { UNREPORTED_KEY_ID } from '../../connections/index.js';
+import { UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID } from '../../connections/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
 
 // Table `key_checks` (migration 0007), by `name`, as on PostgreSQL: 'master-key' (the key
 // check), 'node:<node id>' (what a node seals with; created_at in epoch ms), 'retiring:<key id>'
 // (a key the key check was re-sealed away from) and 'retired:<key id>' (a key a finished
 // rotation retired; created_at ISO 8601).
-
-/** How long a node's report counts without a `cluster_nodes` row. */
-const UNREGISTERED_REPORT_MS = 10 * 60_000;
 
 /** {@link KeyCheckStore} on SQLite. */
 export class SqliteKeyCheckStore implements KeyCheckStore {
