@@ -394,10 +394,11 @@ describe('the 10 MB size cap', () => {
 });
 
 describe('JSON bodies decoded in the model worker (64 KiB to 1 MiB)', () => {
-  it('answers and logs every row exactly as sent while the echoed columns go back to the worker between requests', async () => {
+  it('answers every row exactly as sent, logs the float32 values the model received, while the echoed columns go back to the worker between requests', async () => {
     const p = await deploy(client, 'lent', ['tensor']);
     const base = Array.from(makeHouseRows(1, 5)).slice(1);
-    // Request r: 600 rows tagged r * 1000 + row (+ 0.1: float32 cannot hold it), the rest per request.
+    // Request r: 600 rows tagged r * 1000 + row (+ 0.1: float32 cannot hold it, so the answer's
+    // echo shows the number as sent and the log the model's float32), the rest per request.
     const body = (r: number): { tensor: number[] }[] =>
       Array.from({ length: 600 }, (_, row) => ({
         tensor: [r * 1000 + row + 0.1, ...base.map((v) => v + r / 7)],
@@ -418,13 +419,40 @@ describe('JSON bodies decoded in the model worker (64 KiB to 1 MiB)', () => {
     const logged = await p.logs({ start, end: Date.now() + 1, arrow: true });
     expect(logged.numRows).toBe(requests * 600);
     const column = logged.getChild('in.tensor')!;
+    expect(String(column.type)).toBe('FixedSizeList[18]<Float32>');
     const byTag = new Map<number, number[]>();
     for (let i = 0; i < logged.numRows; i++) {
-      const row = [...(column.get(i) as { toArray(): Float64Array }).toArray()];
+      const row = [...(column.get(i) as { toArray(): Float32Array }).toArray()];
       byTag.set(row[0]!, row);
     }
+    // Every tag is still its own in float32 (under 2^15, to 1/512).
+    expect(byTag.size).toBe(requests * 600);
     for (let r = 0; r < requests; r++)
-      for (const record of body(r)) expect(byTag.get(record.tensor[0]!)).toEqual(record.tensor);
+      for (const record of body(r))
+        expect(byTag.get(Math.fround(record.tensor[0]!))).toEqual(record.tensor.map((v) => Math.fround(v)));
+  });
+});
+
+describe('the logged inputs are what the float32 model received', () => {
+  it('JSON records read on the request thread and decoded in the model worker log one Float32 schema', async () => {
+    const p = await deploy(client, 'onefloat', ['tensor']);
+    const start = Date.now() - 1;
+    const row = (tag: number): number[] => [tag + 0.1, ...Array.from(makeHouseRows(1, 11)).slice(1)];
+    // Small (read on the request thread), then 64 KiB to 1 MiB (decoded in the model worker).
+    await p.infer([{ tensor: row(1) }]);
+    const big = Array.from({ length: 700 }, (_, i) => ({ tensor: row(1000 + i) }));
+    expect(JSON.stringify(big).length).toBeGreaterThan(64 * 1024);
+    await p.infer(big);
+    const end = Date.now() + 1;
+    const { value: logged, stderr } = await stderrOf(() => p.logs({ start, end, limit: 1000 }));
+    expect(logged.schemaChanged).toBe(false);
+    expect(stderr).not.toContain('schema has changed');
+    expect(logged.length).toBe(701);
+    expect(logged[0]!['in.tensor']).toEqual(row(1).map((v) => Math.fround(v)));
+    expect(logged[1]!['in.tensor']).toEqual(row(1000).map((v) => Math.fround(v)));
+    expect(logged[700]!['in.tensor']).toEqual(row(1699).map((v) => Math.fround(v)));
+    const table = await p.logs({ start, end, limit: 1000, arrow: true });
+    expect(String(table.getChild('in.tensor')!.type)).toBe('FixedSizeList[18]<Float32>');
   });
 });
 

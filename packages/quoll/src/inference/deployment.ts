@@ -153,6 +153,8 @@ export class Deployment {
   /** When requests were last seen overlapping (`performance.now()`): see {@link INLINE_CONTENDED_HOLD_MS}. */
   #contendedAt = Number.NEGATIVE_INFINITY;
   readonly #bindings = new Map<string, ColumnBinding[]>();
+  /** {@link #logFloat32For}'s answer per bindings array. */
+  readonly #logFloat32 = new WeakMap<ColumnBinding[], readonly boolean[] | null>();
   /**
    * Where the small feeds of JSON records are carved (one ArrayBuffer per ~100 batch-1 requests
    * instead of one each, which the HTTP thread's scavenges sweep and the V8 platform threads free).
@@ -399,6 +401,7 @@ export class Deployment {
       null,
       recordValues?.values ?? null,
       recordValues === undefined ? null : this.#logValues,
+      this.#logFloat32For(columns, bindings),
     );
   }
 
@@ -419,7 +422,18 @@ export class Deployment {
     collectBuffers(part.table.batches.flat(), buffers);
     const lease = new BufferLease(buffers, giveBack);
     const input: InferenceInput = { kind: 'arrow', table: fromTransferredTable(part.table) };
-    return new InferenceResult(input, inputColumns(input), part.outputs, input.table.numRows, now, lease);
+    const columns = inputColumns(input);
+    return new InferenceResult(
+      input,
+      columns,
+      part.outputs,
+      input.table.numRows,
+      now,
+      lease,
+      null,
+      null,
+      this.#logFloat32For(columns, this.#bindingsFor(columns)),
+    );
   }
 
   async #runRecords(records: UndecodedRecords): Promise<AnsweredPart> {
@@ -453,6 +467,23 @@ export class Deployment {
       this.#onClosed();
     })();
     return this.#closing;
+  }
+
+  /**
+   * Per request column, whether it feeds a float32 model input: the inference log then holds its
+   * Float64 values (JSON numbers) as Float32, the values the model received. One array per
+   * bindings (so the result's log layout is found by identity), `null` when no column does.
+   */
+  #logFloat32For(columns: readonly string[], bindings: ColumnBinding[]): readonly boolean[] | null {
+    let flags = this.#logFloat32.get(bindings);
+    if (flags === undefined) {
+      const found = columns.map((column) =>
+        bindings.some((binding) => binding.column === column && binding.input.type === 'float32'),
+      );
+      flags = found.includes(true) ? found : null;
+      this.#logFloat32.set(bindings, flags);
+    }
+    return flags;
   }
 
   #bindingsFor(columns: string[]): ColumnBinding[] {

@@ -126,11 +126,11 @@ describe('InferenceResult.logRows (JSON records and tensors written straight int
   for (const c of logCases()) {
     it(`stages the same schema and bytes as the result table: ${c.name}`, () => {
       const old = new LogStaging(LIMITS);
-      for (let k = 0; k < 3; k++) old.add(1, admitLogRows(1, c.make().toArrowTable()).batches);
+      for (let k = 0; k < 3; k++) old.add(1, admitLogRows(1, c.make().toLogTable()).batches);
 
       const direct = new LogStaging(LIMITS);
       // The pool first holds buffers of garbage of the run's sizes: every byte must be written.
-      direct.add(1, admitLogRows(1, garbage(c.make().toArrowTable())).batches);
+      direct.add(1, admitLogRows(1, garbage(c.make().toLogTable())).batches);
       direct.release(direct.take());
       const pooled = direct.pooledBuffers;
       if (c.staged) expect(pooled).toBeGreaterThan(0);
@@ -163,7 +163,7 @@ describe('InferenceResult.logRows (JSON records and tensors written straight int
   for (const c of logCases().filter((c) => c.source)) {
     it(`writes each leaf a slice of rows at a time (leafWriter) with the bytes of the table, over garbage: ${c.name}`, () => {
       const source = c.make().logRows() as LogRowSource;
-      const table = c.make().toArrowTable();
+      const table = c.make().toLogTable();
       const leaves = tableLeaves(table);
       expect(typeof source.leafWriter).toBe('function');
       // Slices of 1 row, of 2, and of more than is left (the last ends the leaf).
@@ -194,7 +194,7 @@ describe('InferenceResult.logRows (JSON records and tensors written straight int
   for (const c of logCases().filter((c) => c.source)) {
     it(`writes every element of each leaf, as the table holds it, over garbage: ${c.name}`, () => {
       const source = c.make().logRows() as LogRowSource;
-      const table = c.make().toArrowTable();
+      const table = c.make().toLogTable();
       expect(source.schema).toBe(table.schema);
       expect(source.numRows).toBe(table.numRows);
       expect(table.batches.length).toBe(1);
@@ -247,7 +247,7 @@ describe('InferenceResult.logRows (JSON records and tensors written straight int
     staging.add(1, admitLogRows(1, c.make().logRows()).batches);
 
     const old = new LogStaging(LIMITS);
-    for (let k = 0; k < 2; k++) old.add(1, admitLogRows(1, c.make().toArrowTable()).batches);
+    for (let k = 0; k < 2; k++) old.add(1, admitLogRows(1, c.make().toLogTable()).batches);
     expect(staging.stagedRows).toBe(old.stagedRows);
     expect(snapshot(staging.take())).toEqual(snapshot(old.take()));
   });

@@ -5,6 +5,7 @@ import {
   Field,
   FixedSizeList,
   Float64,
+  Precision,
   RecordBatchFileWriter,
   RecordBatchStreamWriter,
   Schema,
@@ -17,7 +18,7 @@ import {
   Utf8,
   vectorFromArray,
 } from 'apache-arrow';
-import type { DataType, RecordBatch, Vector } from 'apache-arrow';
+import type { DataType, Float, RecordBatch, Vector } from 'apache-arrow';
 import { MEDIA_TYPES } from '@quoll/client/wire';
 import type { ResultFormat, InferenceInput, InputTensor } from './inference-input.js';
 import type { BufferLease } from '../threads/index.js';
@@ -28,6 +29,7 @@ import { tensorArrowType, valuesArrowType } from './tensor-arrow-type.js';
 import { rowWidth } from './tensor-data.js';
 import { encodeArrowAnswer } from './encode-arrow-answer.js';
 import { freezeSchema } from './freeze-schema.js';
+import { narrowDataToFloat32, narrowToFloat32 } from './narrow-to-float32.js';
 import type { TensorData, WireTensor } from './tensor-data.js';
 
 /** What {@link InferenceResult.release} gives a records input's log values back to (`LogValuesPool`). */
@@ -51,6 +53,12 @@ export class InferenceResult {
   readonly #columns: readonly string[];
   /** Built once: the answer (Arrow formats) and the log rows share it. */
   #table: Table | null = null;
+  /** The layout of {@link #table}, once built. */
+  #tableLayout: ResultLayout | null = null;
+  /** {@link toLogTable} when it is not {@link #table} (a column logged as Float32), once built. */
+  #logTable: Table | null = null;
+  /** Per column, whether its Float64 values are logged as Float32 (see the constructor). */
+  readonly #logFloat32: readonly boolean[] | null;
   /** The lease of the input's buffers when a model worker lent them (see {@link release}). */
   #lease: BufferLease | null;
   /** A records input's columns as Float64, when the input pass wrote them (see the constructor). */
@@ -69,6 +77,9 @@ export class InferenceResult {
    * walking the records again (the table views them); they must not change afterwards.
    * `valuesPool`: where they came from; {@link release} gives them back to it when nothing can
    * read them any more.
+   * `logFloat32`: per column (as `columns`), whether it fed a float32 model input: the log then
+   * holds a Float64 column (every JSON number is one) as Float32, the values the model received
+   * (see {@link narrowToFloat32}); the answer keeps the values as they came.
    */
   constructor(
     input: InferenceInput,
@@ -79,6 +90,7 @@ export class InferenceResult {
     lease: BufferLease | null = null,
     recordValues: readonly (Float64Array | null)[] | null = null,
     valuesPool: LogValuesPoolPort | null = null,
+    logFloat32: readonly boolean[] | null = null,
   ) {
     this.#input = input;
     this.#columns = columns;
@@ -88,6 +100,7 @@ export class InferenceResult {
     this.#lease = lease;
     this.#recordValues = recordValues;
     this.#valuesPool = valuesPool;
+    this.#logFloat32 = logFloat32 !== null && logFloat32.includes(true) ? logFloat32 : null;
   }
 
   /**
@@ -127,6 +140,26 @@ export class InferenceResult {
   }
 
   /**
+   * The rows the inference log holds, as an Arrow table: {@link toArrowTable}, except that a
+   * Float64 `in.*` column that fed a float32 model input is Float32 (`logFloat32`). What
+   * {@link logRows} gives, or writes byte for byte when it gives a {@link LogRowSource}.
+   */
+  toLogTable(): Table {
+    const table = this.toArrowTable();
+    const layout = this.#tableLayout!;
+    const logLayout = this.#logLayoutOf(layout);
+    if (logLayout === layout) return table;
+    this.#logTable ??= narrowTable(table, layout, logLayout);
+    return this.#logTable;
+  }
+
+  /** The log's layout for a result of `layout`: `layout` itself unless a column is logged as Float32. */
+  #logLayoutOf(layout: ResultLayout): ResultLayout {
+    const flags = this.#logFloat32;
+    return flags === null ? layout : float32LogLayout(layout, flags);
+  }
+
+  /**
    * The rows for the inference log: a {@link LogRowSource} that writes the same rows as the
    * result's Arrow table (the same schema object, the same values byte for byte) straight into
    * the log's staging buffers, without the table's fresh typed arrays and Arrow objects built
@@ -139,18 +172,21 @@ export class InferenceResult {
     if (input.kind === 'arrow') {
       // One layout for both: the source's, and the table's when the source is not taken.
       const found = this.#arrowLayout(input.table);
-      return this.#arrowLogRows(input.table, found) ?? (this.#table ??= this.#buildArrowTable(found));
+      const source = this.#arrowLogRows(input.table, found);
+      if (source !== null) return source;
+      this.#table ??= this.#buildArrowTable(found);
+      return this.toLogTable();
     }
-    if (this.#table !== null) return this.#table;
+    if (this.#table !== null) return this.toLogTable();
     if (input.kind === 'tensors') {
       const { layout, tensors } = this.#tensorsLayout(input.tensors);
-      return new TensorsLogRows(this, layout.schema, tensors);
+      return new TensorsLogRows(this, this.#logLayoutOf(layout), tensors);
     }
     const records = input.records as Record<string, unknown>[];
     const { layout, shapes } = this.#recordsLayout(records);
     const source = new RecordsLogRows(
       this,
-      layout.schema,
+      this.#logLayoutOf(layout),
       records,
       this.#columns,
       shapes,
@@ -279,6 +315,7 @@ export class InferenceResult {
       batches.push(recordBatchOf(layout.schema, new Data(layout.struct, 0, length, 0, undefined, children)));
       start += length;
     }
+    this.#tableLayout = layout;
     return resultTable(layout.schema, batches);
   }
 
@@ -311,10 +348,11 @@ export class InferenceResult {
     const batch = table.batches[0]!;
     const rows = this.rowCount;
     if (batch.numRows !== rows) return null;
+    const logLayout = this.#logLayoutOf(layout);
     // The rows' bytes in the log, from the layout and outputs alone: at the staging's cut or
     // above (Arrow batch 1000), the table is logged, so nothing of the source is built.
     let bytes = rows * 12; // time (8) and check_failures (4)
-    for (const type of layout.inTypes) {
+    for (const type of logLayout.inTypes) {
       const rowBytes = arrowInputRowBytes(type);
       if (rowBytes === null) return null;
       bytes += rows * rowBytes;
@@ -331,10 +369,12 @@ export class InferenceResult {
       if (data === undefined) return null;
       const leaf = arrowInputLeaf(data, layout.inTypes[i]!, rows);
       if (leaf === null) return null;
-      leaves.push(leaf.leaf);
+      // A column logged as Float32: its Float64 values rounded as they are copied.
+      const narrowed = logLayout.inTypes[i] !== layout.inTypes[i];
+      leaves.push(narrowed ? { kind: FLOAT32_KIND, width: leaf.leaf.width } : leaf.leaf);
       values.push(leaf.values);
     }
-    const source = new ArrowLogRows(this, layout.schema, leaves, values, rows);
+    const source = new ArrowLogRows(this, logLayout.schema, leaves, values, rows);
     // The staging keeps rows of STAGE_MAX_BYTES or more as they are until the writer confirms
     // them: as the table, whose batch holds the leases of buffers another thread lent (the
     // source would not, so it must always be copied, below that cut, at admission).
@@ -836,6 +876,78 @@ function leafTypeOf(type: DataType): DataType {
   return current;
 }
 
+/** Whether `type`'s leaf (under its FixedSizeList levels) is Float32. */
+function isFloat32Leaf(type: DataType): boolean {
+  const leaf = leafTypeOf(type);
+  return leaf.typeId === Type.Float && (leaf as Float).precision === Precision.SINGLE;
+}
+
+/**
+ * The log's layouts derived from result layouts ({@link float32LogLayout}): per result layout,
+ * the last flags it was asked with and the layout they gave (a pipeline's requests ask with the
+ * same flags array, so the lookup is one identity check).
+ */
+const float32LogLayouts = new WeakMap<ResultLayout, { flags: readonly boolean[]; layout: ResultLayout }>();
+
+/**
+ * `layout` with each `in.*` column whose flag is set and whose leaf is Float64 made Float32
+ * ({@link narrowToFloat32}); `layout` itself when that changes no column. Cached: every result of
+ * one layout and flags gets the same layout (and schema object, which the log writer keys by).
+ */
+function float32LogLayout(layout: ResultLayout, flags: readonly boolean[]): ResultLayout {
+  const seen = float32LogLayouts.get(layout);
+  if (seen !== undefined && (seen.flags === flags || sameFlags(seen.flags, flags))) return seen.layout;
+  let changed = false;
+  const inTypes = layout.inTypes.map((type, i) => {
+    const narrowed = flags[i] === true ? narrowToFloat32(type) : null;
+    if (narrowed === null) return type;
+    changed = true;
+    return narrowed;
+  });
+  let logLayout = layout;
+  if (changed) {
+    const fields = layout.schema.fields.map((field, at) => {
+      const i = at - 1; // `time` first, then the `in.*` columns in column order
+      if (i < 0 || i >= inTypes.length || inTypes[i] === layout.inTypes[i]) return field;
+      return new Field(field.name, inTypes[i]!, field.nullable, field.metadata);
+    });
+    logLayout = {
+      schema: freezeSchema(new Schema(fields)),
+      struct: new Struct(fields),
+      inTypes,
+      outTypes: layout.outTypes,
+    };
+  }
+  float32LogLayouts.set(layout, { flags, layout: logLayout });
+  return logLayout;
+}
+
+function sameFlags(a: readonly boolean[], b: readonly boolean[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/**
+ * A result table (`layout`'s) as the log holds it (`logLayout`'s, from {@link float32LogLayout}):
+ * the columns made Float32 get rounded copies of their values, every other column is the same
+ * Data (so the leases of buffers a model worker lent are found on it as on the table).
+ */
+function narrowTable(table: Table, layout: ResultLayout, logLayout: ResultLayout): Table {
+  const batches = table.batches.map((batch) => {
+    const children = batch.data.children.map((child, at) => {
+      const i = at - 1;
+      if (i < 0 || i >= layout.inTypes.length || logLayout.inTypes[i] === layout.inTypes[i]) return child;
+      return narrowDataToFloat32(child, logLayout.inTypes[i]!);
+    });
+    return recordBatchOf(
+      logLayout.schema,
+      new Data(logLayout.struct, 0, batch.numRows, 0, undefined, children),
+    );
+  });
+  return resultTable(logLayout.schema, batches);
+}
+
 /** Wraps leaf values in the FixedSizeList levels of `type`, from the innermost out. */
 function listData(type: DataType, leaf: Data, rows: number): Data {
   const levels: FixedSizeList[] = [];
@@ -950,6 +1062,7 @@ function fillRecordsRows(
 /** Typed-array kinds (as the log's staging names them) of the fixed columns of a result. */
 const TIME_KIND = kindOf(new BigInt64Array(0));
 const FLOAT64_KIND = kindOf(new Float64Array(0));
+const FLOAT32_KIND = kindOf(new Float32Array(0));
 const CHECK_FAILURES_KIND = kindOf(new Uint32Array(0));
 
 /**
@@ -1064,7 +1177,7 @@ abstract class ResultLogRows implements LogRowSource {
   }
 
   toTable(): Table {
-    return this.#result.toArrowTable();
+    return this.#result.toLogTable();
   }
 }
 
@@ -1096,16 +1209,20 @@ class RecordsLogRows extends ResultLogRows {
   readonly #values: readonly (Float64Array | null)[];
   #copied = false;
 
+  /** `layout`: the log's (a column that fed a float32 input is Float32 there, its values rounded as copied). */
   constructor(
     result: InferenceResult,
-    schema: Schema,
+    layout: ResultLayout,
     records: Record<string, unknown>[],
     columns: readonly string[],
     shapes: readonly number[][],
     values: readonly (Float64Array | null)[] | null,
   ) {
-    const inputs = shapes.map((shape) => ({ kind: FLOAT64_KIND, width: shape.reduce((a, b) => a * b, 1) }));
-    super(result, schema, inputs, records.length);
+    const inputs = shapes.map((shape, i) => ({
+      kind: isFloat32Leaf(layout.inTypes[i]!) ? FLOAT32_KIND : FLOAT64_KIND,
+      width: shape.reduce((a, b) => a * b, 1),
+    }));
+    super(result, layout.schema, inputs, records.length);
     this.#records = records;
     this.#columns = columns;
     this.#shapes = shapes;
@@ -1158,9 +1275,16 @@ class RecordsLogRows extends ResultLogRows {
 class TensorsLogRows extends ResultLogRows {
   readonly #tensors: readonly InputTensor[];
 
-  constructor(result: InferenceResult, schema: Schema, tensors: readonly InputTensor[]) {
-    const inputs = tensors.map((tensor) => ({ kind: kindOf(tensor.values), width: rowWidth(tensor.shape) }));
-    super(result, schema, inputs, tensors[0]?.shape[0] ?? result.rowCount);
+  /** `layout`: the log's (a Float64 tensor that fed a float32 input is Float32 there, its values rounded as copied). */
+  constructor(result: InferenceResult, layout: ResultLayout, tensors: readonly InputTensor[]) {
+    const inputs = tensors.map((tensor, i) => ({
+      kind:
+        tensor.values instanceof Float64Array && isFloat32Leaf(layout.inTypes[i]!)
+          ? FLOAT32_KIND
+          : kindOf(tensor.values),
+      width: rowWidth(tensor.shape),
+    }));
+    super(result, layout.schema, inputs, tensors[0]?.shape[0] ?? result.rowCount);
     this.#tensors = tensors;
   }
 

@@ -38,10 +38,13 @@ afterEach(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** `rows` records of an 18-number `tensor`, every number of request `request` its own (exact in float64). */
+/**
+ * `rows` records of an 18-number `tensor`, every number of request `request` its own, and exact
+ * in float32 (under 2^17, in 64ths): the model's input is float32, and the log holds what it received.
+ */
 function recordsOf(request: number, rows: number): Record<string, unknown>[] {
   return Array.from({ length: rows }, (_, r) => ({
-    tensor: Array.from({ length: 18 }, (_, i) => request * 100_000 + r * 32 + i / 64),
+    tensor: Array.from({ length: 18 }, (_, i) => request * 10_000 + r * 32 + i / 64),
   }));
 }
 

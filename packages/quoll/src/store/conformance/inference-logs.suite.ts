@@ -49,7 +49,7 @@ export function inferenceLogsSuite(backend: string, make: MakeInferenceLogs): vo
         // Pipeline 10 + i by the table (the old path), 30 + i by `logRows()`; twice each, so
         // the second append merges with the first.
         for (let k = 0; k < 2; k++) {
-          await store.append(10 + i, c.make().toArrowTable());
+          await store.append(10 + i, c.make().toLogTable());
           const rows = c.make().logRows();
           expect(isLogRowSource(rows), c.name).toBe(true);
           await store.append(30 + i, rows);
@@ -57,9 +57,9 @@ export function inferenceLogsSuite(backend: string, make: MakeInferenceLogs): vo
       }
       await store.flush();
       for (const [i, c] of cases.entries()) {
-        const byTable = await store.query(10 + i, { limit: 1000 });
-        const bySource = await store.query(30 + i, { limit: 1000 });
-        const expected = c.make().toArrowTable();
+        const byTable = await store.query(10 + i, { limit: 2000 });
+        const bySource = await store.query(30 + i, { limit: 2000 });
+        const expected = c.make().toLogTable();
         expect(bySource.rows, c.name).toBe(expected.numRows * 2);
         expect(bySource.schemaId, c.name).toBe(byTable.schemaId);
         expect(

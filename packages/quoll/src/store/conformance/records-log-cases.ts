@@ -26,16 +26,48 @@ function flatRecords(n: number): Record<string, unknown>[] {
   return Array.from({ length: n }, (_, i) => ({ tensor: Array.from({ length: 18 }, (_, j) => i * 0.5 + j) }));
 }
 
-function result(
+/** `logFloat32`: per column, whether it fed a float32 model input (the log holds it as Float32). */
+function resultOf(
   records: Record<string, unknown>[],
   columns: string[],
   outputs: WireTensor[],
+  logFloat32: readonly boolean[] | null,
 ): InferenceResult {
-  return new InferenceResult({ kind: 'records', records }, columns, outputs, records.length, TIME);
+  return new InferenceResult(
+    { kind: 'records', records },
+    columns,
+    outputs,
+    records.length,
+    TIME,
+    null,
+    null,
+    null,
+    logFloat32,
+  );
 }
 
-/** The cases: the bench's shape, awkward values and many outputs, nested and scalar columns, and two that fall back to the table. */
+/**
+ * The cases: the bench's shape, awkward values and many outputs, nested and scalar columns, and
+ * two that fall back to the table; then each again with its first column feeding a float32
+ * model input (logged as Float32: NaN, ±Infinity, -0, 1e308 and Number.MIN_VALUE among them).
+ */
 export function recordsLogCases(): RecordsLogCase[] {
+  return [
+    ...casesOf(false),
+    ...casesOf(true).map((c) => ({ ...c, name: `${c.name}; the first column fed a float32 input` })),
+  ];
+}
+
+function casesOf(firstFeedsFloat32: boolean): RecordsLogCase[] {
+  const result = (
+    records: Record<string, unknown>[],
+    columns: string[],
+    outputs: WireTensor[],
+  ): InferenceResult =>
+    resultOf(records, columns, outputs, firstFeedsFloat32 ? columns.map((_, i) => i === 0) : null);
+  // The big cases twice the rows when the first column is logged as Float32 (half its bytes),
+  // so that they are still 32 KiB or more: kept, and written at the hand-off.
+  const big = firstFeedsFloat32 ? 2 : 1;
   return [
     {
       name: '100 records of 18 numbers, one float32 output',
@@ -156,29 +188,29 @@ export function recordsLogCases(): RecordsLogCase[] {
         ),
     },
     {
-      name: '300 records (32 KiB or more: the source is kept, written at the hand-off)',
+      name: `${300 * big} records (32 KiB or more: the source is kept, written at the hand-off)`,
       staged: false,
       source: true,
       make: () =>
         result(
-          flatRecords(300),
+          flatRecords(300 * big),
           ['tensor'],
           [
             {
               name: 'variable',
               type: 'float32',
-              dims: [300, 1],
-              data: Float32Array.from({ length: 300 }, (_, i) => i),
+              dims: [300 * big, 1],
+              data: Float32Array.from({ length: 300 * big }, (_, i) => i),
             },
           ],
         ),
     },
     {
-      name: '450 records of a 2 x 3 column with short rows, a scalar column (big: kept, written at the hand-off)',
+      name: `${450 * big} records of a 2 x 3 column with short rows, a scalar column (big: kept, written at the hand-off)`,
       staged: false,
       source: true,
       make: () => {
-        const records: Record<string, unknown>[] = Array.from({ length: 450 }, (_, i) => ({
+        const records: Record<string, unknown>[] = Array.from({ length: 450 * big }, (_, i) => ({
           image:
             i % 97 === 5
               ? [[i, i + 1, i + 2], [i + 3]]
@@ -195,8 +227,8 @@ export function recordsLogCases(): RecordsLogCase[] {
             {
               name: 'score',
               type: 'float64',
-              dims: [450, 2],
-              data: Float64Array.from({ length: 900 }, (_, i) => i / 7),
+              dims: [450 * big, 2],
+              data: Float64Array.from({ length: 900 * big }, (_, i) => i / 7),
             },
           ],
         );
