@@ -13,13 +13,41 @@ function current(): Location {
   return { path: window.location.pathname, query: new URLSearchParams(window.location.search) };
 }
 
-/** Goes to a console page (a history entry, so back and forward work). */
-export function navigate(to: string, options: { replace?: boolean } = {}): void {
+/**
+ * Goes to a console page (a history entry, so back and forward work). `replace` corrects the
+ * current entry instead (no new one); `scroll: false` keeps the scroll position (a pager's
+ * button stays where it was, under the keyboard focus).
+ */
+export function navigate(to: string, options: { replace?: boolean; scroll?: boolean } = {}): void {
   if (to === window.location.pathname + window.location.search) return;
   if (options.replace) window.history.replaceState(null, '', to);
   else window.history.pushState(null, '', to);
   for (const l of listeners) l();
-  window.scrollTo(0, 0);
+  if (options.scroll !== false) window.scrollTo(0, 0);
+}
+
+/**
+ * The path and query of `at` (default: the current location) with query parameters set or,
+ * for null, removed; the others stay as they are (a list's filters beside its page).
+ */
+export function withQuery(changes: Record<string, string | null>, at: Location = current()): string {
+  const query = new URLSearchParams(at.query);
+  for (const [key, value] of Object.entries(changes)) {
+    if (value === null) query.delete(key);
+    else query.set(key, value);
+  }
+  const search = query.toString();
+  return at.path + (search ? `?${search}` : '');
+}
+
+/**
+ * A 1-based page number as a URL gives it, made the nearest valid one: absent, empty or not a
+ * number is 1, a fraction is rounded, below 1 is 1, above `last` (when known) is `last`.
+ */
+export function pageNumber(raw: string | null, last = Infinity): number {
+  const n = raw === null || raw.trim() === '' ? NaN : Number(raw);
+  if (Number.isNaN(n)) return 1;
+  return Math.max(1, Math.min(Math.round(n), Math.max(1, last)));
 }
 
 window.addEventListener('popstate', () => {

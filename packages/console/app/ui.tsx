@@ -1,6 +1,7 @@
 import type { ComponentChildren, JSX } from 'preact';
 import { useCallback, useEffect, useLayoutEffect, useRef, useState } from 'preact/hooks';
 import { CHART_EXTRA_PX } from './chart-props.js';
+import { navigate, pageNumber, useLocation, withQuery } from './router.js';
 import type { TimeChartProps } from './chart-props.js';
 
 /** The state of a value loaded asynchronously. */
@@ -81,7 +82,13 @@ export interface Column<T> {
   cell: (row: T) => ComponentChildren;
 }
 
-/** A table that shows `pageSize` rows at a time with a pager (lists of any length stay fast). */
+/**
+ * A table that shows `pageSize` rows at a time with a pager (lists of any length stay fast).
+ * The page shown is in the URL's query (`pageParam`, 1-based, absent on the first page), so a
+ * reload or a shared link opens it and back/forward move between pages; a page past the end
+ * or not a number shows the nearest one and the URL is corrected in place (once the rows are
+ * in: never while `loading`).
+ */
 export function DataTable<T>(props: {
   rows: readonly T[];
   columns: readonly Column<T>[];
@@ -89,11 +96,33 @@ export function DataTable<T>(props: {
   pageSize?: number;
   empty?: string;
   rowKey?: (row: T, index: number) => string;
+  /**
+   * The query parameter holding the page: one of its own for each paged table of a page
+   * (`replicas-page`); null keeps it in memory only (rows that a reload would not bring back).
+   * @default 'page'
+   */
+  pageParam?: string | null;
+  /** The rows are still coming: a page number in the URL is not corrected until they are in. */
+  loading?: boolean;
 }): JSX.Element {
-  const { rows, columns, label, pageSize = 25, empty = 'Nothing here yet.' } = props;
-  const [page, setPage] = useState(0);
+  const { rows, columns, label, pageSize = 25, empty = 'Nothing here yet.', loading = false } = props;
+  const param = props.pageParam === undefined ? 'page' : props.pageParam;
+  const loc = useLocation();
+  const [inMemory, setInMemory] = useState(1);
+  const raw = param === null ? null : loc.query.get(param);
   const pages = Math.max(1, Math.ceil(rows.length / pageSize));
-  const at = Math.min(page, pages - 1);
+  // 0-based from here on.
+  const at = (param === null ? Math.min(inMemory, pages) : pageNumber(raw, pages)) - 1;
+  // A page number the rows do not have (or not one at all): the URL says the page shown.
+  useEffect(() => {
+    if (param === null || loading || raw === null) return;
+    const shown = at === 0 ? null : String(at + 1);
+    if (raw !== shown) navigate(withQuery({ [param]: shown }), { replace: true, scroll: false });
+  }, [param, raw, at, loading]);
+  const go = (page: number): void => {
+    if (param === null) setInMemory(page + 1);
+    else navigate(withQuery({ [param]: page === 0 ? null : String(page + 1) }), { scroll: false });
+  };
   const shown = rows.slice(at * pageSize, at * pageSize + pageSize);
   return (
     <div class="data-table">
@@ -129,13 +158,13 @@ export function DataTable<T>(props: {
       </div>
       {rows.length > pageSize ? (
         <nav class="pager" aria-label={`${label} pages`}>
-          <button type="button" onClick={() => setPage(at - 1)} disabled={at === 0}>
+          <button type="button" onClick={() => go(at - 1)} disabled={at === 0}>
             Previous
           </button>
           <span aria-live="polite">
             Page {at + 1} of {pages} ({countOf(rows.length, 'row')})
           </span>
-          <button type="button" onClick={() => setPage(at + 1)} disabled={at >= pages - 1}>
+          <button type="button" onClick={() => go(at + 1)} disabled={at >= pages - 1}>
             Next
           </button>
         </nav>

@@ -99,6 +99,7 @@ export function ConnectionsPage({ session }: { session: ConsoleSession }): JSX.E
         label="Connections"
         rows={list.data ?? []}
         empty={list.loading ? 'Loading…' : 'No connection.'}
+        loading={list.loading}
         rowKey={(c) => c.id}
         columns={[
           { label: 'Name', cell: (c) => c.name },

@@ -96,6 +96,7 @@ export function OrchestrationsPage({ session }: { session: ConsoleSession }): JS
         label="Orchestrations"
         rows={list.data ?? []}
         empty={list.loading ? 'Loading…' : 'No orchestration uploaded yet.'}
+        loading={list.loading}
         rowKey={(o) => o.id}
         columns={[
           { label: 'Name', cell: (o) => o.name },

@@ -155,6 +155,8 @@ export function OverviewPage({ session }: { session: ConsoleSession }): JSX.Elem
         label="Deployed pipelines"
         rows={pipelines ?? []}
         empty={pipelines === undefined ? 'Loading…' : 'No pipeline is deployed.'}
+        pageParam="pipelines-page"
+        loading={pipelines === undefined}
         rowKey={(p) => `${p.workspaceId}/${p.name}`}
         columns={[
           {
@@ -211,6 +213,8 @@ export function OverviewPage({ session }: { session: ConsoleSession }): JSX.Elem
         label="Running tasks"
         rows={running}
         empty="No task is running."
+        pageParam="running-page"
+        loading={o === undefined}
         rowKey={(t) => t.id}
         columns={[
           { label: 'Task', cell: (t) => <Link href={`/tasks/${t.id}`}>{t.name}</Link> },
@@ -223,6 +227,8 @@ export function OverviewPage({ session }: { session: ConsoleSession }): JSX.Elem
         label="Recent failures"
         rows={failures}
         empty="No task's last run failed."
+        pageParam="failures-page"
+        loading={o === undefined}
         rowKey={(t) => t.id}
         columns={[
           { label: 'Task', cell: (t) => <Link href={`/tasks/${t.id}`}>{t.name}</Link> },

@@ -57,7 +57,8 @@ function RecordsTable({
       cell: (r: Row) => (n === 'time' && typeof r[n] === 'number' ? formatTime(r[n]) : cellText(r[n])),
     }));
   }, [rows]);
-  return <DataTable label={label} rows={rows} columns={columns} pageSize={pageSize ?? 50} />;
+  // A result is gone after a reload: its page is not put in the URL.
+  return <DataTable label={label} rows={rows} columns={columns} pageSize={pageSize ?? 50} pageParam={null} />;
 }
 
 /** A pipeline: status and deploy/undeploy, steps and versions, charts, "try it" and the inference-log explorer. */
@@ -186,6 +187,8 @@ function PipelineOverview({
         label="Replicas"
         rows={st?.replicas ?? []}
         empty={st ? 'No node holds a replica (not deployed).' : 'Loading…'}
+        pageParam="replicas-page"
+        loading={st === undefined}
         rowKey={(r) => r.node}
         columns={[
           { label: 'Node', cell: (r) => <span class="mono">{r.node}</span> },
@@ -201,6 +204,8 @@ function PipelineOverview({
         label="Models on the workers"
         rows={st?.models ?? []}
         empty={st ? 'No model is loaded.' : 'Loading…'}
+        pageParam="models-page"
+        loading={st === undefined}
         rowKey={(m) => `${m.name}@${m.version}`}
         columns={[
           { label: 'Model', cell: (m) => m.name },
@@ -232,6 +237,8 @@ function PipelineOverview({
       <DataTable
         label="Steps"
         rows={steps.data ?? []}
+        pageParam="steps-page"
+        loading={steps.loading}
         columns={[
           { label: '#', cell: (step) => (steps.data ?? []).indexOf(step) },
           { label: 'Model', cell: (step) => step.model.name },
@@ -244,6 +251,8 @@ function PipelineOverview({
         label="Versions"
         rows={versions.data ?? []}
         pageSize={10}
+        pageParam="versions-page"
+        loading={versions.loading}
         rowKey={(v) => v.version}
         columns={[
           { label: 'Version', cell: (v) => <span class="mono">{v.version}</span> },

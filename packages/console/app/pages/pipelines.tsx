@@ -112,6 +112,7 @@ export function PipelinesPage({ session }: { session: ConsoleSession }): JSX.Ele
         label="Pipelines"
         rows={list.data ?? []}
         empty={list.loading ? 'Loading…' : 'No pipeline yet.'}
+        loading={list.loading}
         rowKey={(p) => `${p.workspaceId}/${p.name}`}
         columns={[
           {

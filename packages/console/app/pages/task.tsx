@@ -225,6 +225,8 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
         pageSize={pageSize}
         empty={runs.loading ? 'Loading…' : cursors.length > 0 ? 'No older run.' : 'No run yet.'}
         rowKey={(r) => r.id}
+        // One page of the server's is one page of the table: the pager above is the runs'.
+        pageParam={null}
         columns={[
           {
             label: 'Run',

@@ -2,7 +2,7 @@ import type { JSX } from 'preact';
 import { useMemo, useState } from 'preact/hooks';
 import { Cron } from 'croner';
 import type { Orchestration, TaskDto } from '@quoll/client';
-import { Link, navigate, useLocation } from '../router.js';
+import { Link, navigate, useLocation, withQuery } from '../router.js';
 import { sessionClient } from '../session-client.js';
 import type { ConsoleSession } from '../session.js';
 import { DataTable, ErrorBox, Field, PageTitle, Status, formatTime, useAsync } from '../ui.js';
@@ -60,12 +60,9 @@ export function TasksPage({ session }: { session: ConsoleSession }): JSX.Element
   const typeFilter = q.get('type') ?? '';
   const statusFilter = q.get('status') ?? '';
   const killed = q.get('killed') === '1';
-  const setFilter = (key: string, value: string): void => {
-    const next = new URLSearchParams(q);
-    if (value === '') next.delete(key);
-    else next.set(key, value);
-    navigate(`/tasks${next.size ? `?${next.toString()}` : ''}`, { replace: true });
-  };
+  // Another filter is another list: it opens on its first page.
+  const setFilter = (key: string, value: string): void =>
+    navigate(withQuery({ [key]: value === '' ? null : value, page: null }), { replace: true });
   const workspaces = useAsync(() => sessionClient(session).listWorkspaces(), []);
   const orchestrations = useAsync(
     async () =>
@@ -146,6 +143,7 @@ export function TasksPage({ session }: { session: ConsoleSession }): JSX.Element
         label="Tasks"
         rows={rows}
         empty={tasks.loading ? 'Loading…' : 'No task matches.'}
+        loading={tasks.loading}
         rowKey={(t) => t.id}
         columns={[
           { label: 'Task', cell: (t) => <Link href={`/tasks/${t.id}`}>{t.name || t.id.slice(0, 8)}</Link> },

@@ -1,0 +1,172 @@
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CHROMIUM, hasChromium, launchChromium } from '../support/launch-chromium.js';
+import { consoleSignInLink } from '../support/console-link.js';
+import { taskWithEndedRuns } from '../support/many-runs.js';
+import { readyOrchestration } from '../support/orchestration-helpers.js';
+import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
+
+// The console's paged lists keep their page in the URL: a list paged in the browser
+// (`?page=<n>`, here the workspaces and the tasks with their filters). Reload keeps the page,
+// back and forward move between pages, the pager works from the keyboard as before, and a page
+// number past the end or not a number shows the nearest page and corrects the URL in place
+// (replaceState: no new history entry).
+
+const inCi = process.env.CI === 'true';
+if (!hasChromium && !inCi) console.warn(`skipped: no Chromium at ${CHROMIUM} (set QUOLL_TEST_CHROMIUM)`);
+
+let server: TestServer;
+let browser: Browser;
+let page: Page;
+/** Workspace names in the order the console lists them (61: 25 + 25 + 11 on three pages). */
+let workspaceNames: string[];
+/** The scheduled tasks' names in the order the console lists them (30: 25 + 5 on two pages). */
+let scheduledNames: string[];
+const errors: string[] = [];
+
+/** The pager's live text ("Page 2 of 3 (61 rows)", or on a task page "Page 2 (50 runs)"). */
+async function pagerText(): Promise<string> {
+  return ((await page.locator('nav.pager [aria-live]').textContent()) ?? '').trim();
+}
+
+/** The text of the first cell of the table's first row. */
+async function firstCell(table: string, column = 1): Promise<string> {
+  return (
+    (await page
+      .getByRole('table', { name: table })
+      .locator(`tbody tr:first-child td:nth-child(${column})`)
+      .textContent()) ?? ''
+  ).trim();
+}
+
+/** The URL's path and query, as the page shows it. */
+function where(): string {
+  const url = new URL(page.url());
+  return url.pathname + url.search;
+}
+
+/** How many entries the tab's history has (the test files have no DOM types: a string runs in the page). */
+async function historyLength(): Promise<number> {
+  return page.evaluate<number>('history.length');
+}
+
+/** What has the focus: its tag and text. */
+async function focused(): Promise<string> {
+  return page.evaluate<string>(
+    `(() => { const el = document.activeElement; return el === null ? '' : el.tagName.toLowerCase() + ' ' + (el.textContent || '').trim(); })()`,
+  );
+}
+
+describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
+  beforeAll(async () => {
+    server = await startTestServer();
+    const client = server.client();
+    for (let i = 0; i < 60; i++) await client.createWorkspace(`pagews-${String(i).padStart(2, '0')}`);
+    workspaceNames = (await client.listWorkspaces()).map((w) => w.name);
+    client.setCurrentWorkspace(await client.getWorkspace('pagews-00'));
+    await taskWithEndedRuns(server, client, 'paged runs', 121);
+    // 30 scheduled tasks that never tick in the test (1 January, 00:00): 31 tasks, two pages.
+    const orchestration = await readyOrchestration(client, 'idle', { 'main.mjs': "console.log('idle');\n" });
+    for (let i = 0; i < 30; i++)
+      await orchestration.runScheduled({
+        name: `yearly ${String(i).padStart(2, '0')}`,
+        schedule: '0 0 1 1 *',
+      });
+    scheduledNames = (await client.listTasks())
+      .map((t) => t.toJSON())
+      .filter((t) => t.type === 'Scheduled Run')
+      .map((t) => t.name);
+    browser = await launchChromium();
+    page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
+    page.on('pageerror', (err) => errors.push(err.message));
+    await page.goto(await consoleSignInLink(server));
+    await page.getByRole('heading', { name: 'Overview' }).waitFor();
+  }, 180_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    if (server) await stopTestServer(server);
+  });
+
+  it('a list paged in the browser: Next by keyboard puts ?page=2 in the URL, reload keeps it, back and forward move between pages', async () => {
+    expect(workspaceNames).toHaveLength(61);
+    await page.goto(`${server.url}/workspaces`);
+    await expect.poll(pagerText).toBe('Page 1 of 3 (61 rows)');
+    // The pager by keyboard, as before: focus Next, Enter; the focus stays on Next.
+    await page.getByRole('button', { name: 'Next' }).focus();
+    await page.keyboard.press('Enter');
+    await expect.poll(pagerText).toBe('Page 2 of 3 (61 rows)');
+    expect(where()).toBe('/workspaces?page=2');
+    expect(await firstCell('Workspaces', 2)).toBe(workspaceNames[25]);
+    expect(await focused()).toBe('button Next');
+
+    await page.reload();
+    await expect.poll(pagerText).toBe('Page 2 of 3 (61 rows)');
+    expect(await firstCell('Workspaces', 2)).toBe(workspaceNames[25]);
+    expect(where()).toBe('/workspaces?page=2');
+
+    await page.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(pagerText).toBe('Page 3 of 3 (61 rows)');
+    expect(where()).toBe('/workspaces?page=3');
+    expect(await firstCell('Workspaces', 2)).toBe(workspaceNames[50]);
+
+    await page.goBack();
+    await expect.poll(pagerText).toBe('Page 2 of 3 (61 rows)');
+    expect(where()).toBe('/workspaces?page=2');
+    expect(await firstCell('Workspaces', 2)).toBe(workspaceNames[25]);
+    await page.goForward();
+    await expect.poll(pagerText).toBe('Page 3 of 3 (61 rows)');
+    expect(await firstCell('Workspaces', 2)).toBe(workspaceNames[50]);
+
+    // Previous to the first page: the URL loses its page (the first page is the plain URL).
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await expect.poll(pagerText).toBe('Page 1 of 3 (61 rows)');
+    expect(where()).toBe('/workspaces');
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('a page number past the end shows the last page, one not a number the first; the URL is corrected in place', async () => {
+    for (const [asked, shown, corrected] of [
+      ['99', 'Page 3 of 3 (61 rows)', '/workspaces?page=3'],
+      ['abc', 'Page 1 of 3 (61 rows)', '/workspaces'],
+      ['0', 'Page 1 of 3 (61 rows)', '/workspaces'],
+      ['-4', 'Page 1 of 3 (61 rows)', '/workspaces'],
+      ['', 'Page 1 of 3 (61 rows)', '/workspaces'],
+      ['2.2', 'Page 2 of 3 (61 rows)', '/workspaces?page=2'],
+    ] as const) {
+      const before = await historyLength();
+      await page.goto(`${server.url}/workspaces?page=${asked}`);
+      await expect.poll(() => where(), { message: `?page=${asked}` }).toBe(corrected);
+      expect(await pagerText()).toBe(shown);
+      expect(await page.locator('tbody tr').count()).toBeGreaterThan(0);
+      // goto added one entry; the correction replaced it rather than adding another.
+      expect(await historyLength()).toBe(before + 1);
+    }
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it('a filtered list keeps its filters beside its page; changing a filter goes back to the first page', async () => {
+    expect(scheduledNames).toHaveLength(30);
+    await page.goto(`${server.url}/tasks?type=Scheduled+Run&page=2`);
+    await expect.poll(pagerText).toBe('Page 2 of 2 (30 rows)');
+    expect(await firstCell('Tasks')).toBe(scheduledNames[25]);
+    await page.reload();
+    await expect.poll(pagerText).toBe('Page 2 of 2 (30 rows)');
+    expect(await firstCell('Tasks')).toBe(scheduledNames[25]);
+
+    await page.getByRole('button', { name: 'Previous' }).click();
+    await expect.poll(pagerText).toBe('Page 1 of 2 (30 rows)');
+    expect(new URL(page.url()).searchParams.get('type')).toBe('Scheduled Run');
+    await page.getByRole('button', { name: 'Next' }).click();
+    await expect.poll(pagerText).toBe('Page 2 of 2 (30 rows)');
+
+    // A filter that leaves one task: the first page, and no page in the URL.
+    await page.getByLabel('Type').selectOption('Temporary Run');
+    await page.getByRole('table', { name: 'Tasks' }).getByRole('link', { name: 'paged runs' }).waitFor();
+    const url = new URL(page.url());
+    expect(url.searchParams.get('type')).toBe('Temporary Run');
+    expect(url.searchParams.has('page')).toBe(false);
+    expect(errors).toEqual([]);
+  }, 60_000);
+});
