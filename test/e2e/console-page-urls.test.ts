@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Task } from '@quoll/client';
 import { CHROMIUM, hasChromium, launchChromium } from '../support/launch-chromium.js';
 import { consoleSignInLink } from '../support/console-link.js';
 import { taskWithEndedRuns } from '../support/many-runs.js';
@@ -7,10 +8,11 @@ import { readyOrchestration } from '../support/orchestration-helpers.js';
 import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 // The console's paged lists keep their page in the URL: a list paged in the browser
-// (`?page=<n>`, here the workspaces and the tasks with their filters). Reload keeps the page,
-// back and forward move between pages, the pager works from the keyboard as before, and a page
-// number past the end or not a number shows the nearest page and corrects the URL in place
-// (replaceState: no new history entry).
+// (`?page=<n>`, here the workspaces and the tasks with their filters) and a task's runs paged on
+// the server (`?page=<n>&per=<runs a page>`). Reload keeps the page, back and forward move
+// between pages, the pager works from the keyboard as before, and a page number past the end or
+// not a number shows the nearest page and corrects the URL in place (replaceState: no new
+// history entry).
 
 const inCi = process.env.CI === 'true';
 if (!hasChromium && !inCi) console.warn(`skipped: no Chromium at ${CHROMIUM} (set QUOLL_TEST_CHROMIUM)`);
@@ -20,9 +22,14 @@ let browser: Browser;
 let page: Page;
 /** Workspace names in the order the console lists them (61: 25 + 25 + 11 on three pages). */
 let workspaceNames: string[];
+let task: Task;
 /** The scheduled tasks' names in the order the console lists them (30: 25 + 5 on two pages). */
 let scheduledNames: string[];
+/** The task's runs, newest first (121: 50 + 50 + 21 on three pages). */
+let all: string[];
 const errors: string[] = [];
+/** The runs requests the page made (their query), in order. */
+const runRequests: URLSearchParams[] = [];
 
 /** The pager's live text ("Page 2 of 3 (61 rows)", or on a task page "Page 2 (50 runs)"). */
 async function pagerText(): Promise<string> {
@@ -64,7 +71,7 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     for (let i = 0; i < 60; i++) await client.createWorkspace(`pagews-${String(i).padStart(2, '0')}`);
     workspaceNames = (await client.listWorkspaces()).map((w) => w.name);
     client.setCurrentWorkspace(await client.getWorkspace('pagews-00'));
-    await taskWithEndedRuns(server, client, 'paged runs', 121);
+    ({ task, all } = await taskWithEndedRuns(server, client, 'paged runs', 121));
     // 30 scheduled tasks that never tick in the test (1 January, 00:00): 31 tasks, two pages.
     const orchestration = await readyOrchestration(client, 'idle', { 'main.mjs': "console.log('idle');\n" });
     for (let i = 0; i < 30; i++)
@@ -79,6 +86,10 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     browser = await launchChromium();
     page = await (await browser.newContext({ viewport: { width: 1280, height: 900 } })).newPage();
     page.on('pageerror', (err) => errors.push(err.message));
+    page.on('request', (req) => {
+      const url = new URL(req.url());
+      if (url.pathname === `/v1/tasks/${task.id}/runs`) runRequests.push(url.searchParams);
+    });
     await page.goto(await consoleSignInLink(server));
     await page.getByRole('heading', { name: 'Overview' }).waitFor();
   }, 180_000);
@@ -167,6 +178,72 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     const url = new URL(page.url());
     expect(url.searchParams.get('type')).toBe('Temporary Run');
     expect(url.searchParams.has('page')).toBe(false);
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it("a task's runs (paged on the server): ?page=3 opens the third page, reload keeps it, back and forward move", async () => {
+    const runs = page.getByRole('table', { name: 'Runs' });
+    await page.goto(`${server.url}/tasks/${task.id}?page=3`);
+    await runs.getByRole('link', { name: all[100]!.slice(0, 8) }).waitFor();
+    await expect.poll(pagerText).toBe('Page 3 (21 runs)');
+    expect(await firstCell('Runs')).toBe(all[100]!.slice(0, 8));
+    // Opened cold, page 3 is found by reading pages 1 and 2 once (50 runs each, never all).
+    expect(runRequests.map((q) => [q.get('limit'), q.has('cursor')])).toEqual([
+      ['50', false],
+      ['50', true],
+      ['50', true],
+    ]);
+
+    // A reload reads page 3 only: where it starts is known (for the tab's life).
+    runRequests.length = 0;
+    await page.reload();
+    await runs.getByRole('link', { name: all[100]!.slice(0, 8) }).waitFor();
+    await expect.poll(pagerText).toBe('Page 3 (21 runs)');
+    expect(runRequests.map((q) => [q.get('limit'), q.has('cursor')])).toEqual([['50', true]]);
+
+    await page.getByRole('button', { name: 'Newer runs' }).click();
+    await expect.poll(pagerText).toBe('Page 2 (50 runs)');
+    expect(where()).toBe(`/tasks/${task.id}?page=2`);
+    expect(await firstCell('Runs')).toBe(all[50]!.slice(0, 8));
+
+    await page.goBack();
+    await expect.poll(pagerText).toBe('Page 3 (21 runs)');
+    expect(await firstCell('Runs')).toBe(all[100]!.slice(0, 8));
+    await page.goForward();
+    await expect.poll(pagerText).toBe('Page 2 (50 runs)');
+    expect(await firstCell('Runs')).toBe(all[50]!.slice(0, 8));
+
+    // Choosing a run keeps the page in the URL (and so the run's link does too).
+    await runs.getByRole('link', { name: all[60]!.slice(0, 8) }).click();
+    await expect.poll(() => new URL(page.url()).searchParams.get('run')).toBe(all[60]);
+    expect(new URL(page.url()).searchParams.get('page')).toBe('2');
+    expect(await page.locator('pre.log').getAttribute('aria-label')).toBe(`Log of run ${all[60]}`);
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it("a task's runs: runs a page in the URL; a page past the end or not a number, and an unknown size, are corrected in place", async () => {
+    const runs = page.getByRole('table', { name: 'Runs' });
+    await page.goto(`${server.url}/tasks/${task.id}?per=200`);
+    await expect.poll(pagerText).toBe('Page 1 (121 runs)');
+    await page.reload();
+    await expect.poll(pagerText).toBe('Page 1 (121 runs)');
+    expect(await runs.locator('tbody tr').count()).toBe(121);
+
+    for (const [asked, shown, corrected, first] of [
+      ['page=9', 'Page 3 (21 runs)', 'page=3', 100],
+      ['page=x', 'Page 1 (50 runs)', '', 0],
+      ['page=2&per=7', 'Page 2 (50 runs)', 'page=2', 50],
+      ['per=200&page=5', 'Page 1 (121 runs)', 'per=200', 0],
+    ] as const) {
+      const before = await historyLength();
+      await page.goto(`${server.url}/tasks/${task.id}?${asked}`);
+      await expect
+        .poll(() => where(), { message: asked })
+        .toBe(`/tasks/${task.id}${corrected ? `?${corrected}` : ''}`);
+      await expect.poll(pagerText).toBe(shown);
+      expect(await firstCell('Runs')).toBe(all[first]!.slice(0, 8));
+      expect(await historyLength()).toBe(before + 1);
+    }
     expect(errors).toEqual([]);
   }, 60_000);
 });

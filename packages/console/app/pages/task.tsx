@@ -1,7 +1,7 @@
 import type { JSX } from 'preact';
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { TaskRun } from '@quoll/client';
-import { Link, navigate, useLocation } from '../router.js';
+import { Link, navigate, pageNumber, useLocation, withQuery } from '../router.js';
 import { sessionClient } from '../session-client.js';
 import type { ConsoleSession } from '../session.js';
 import { DataTable, ErrorBox, PageTitle, Status, formatTime, useAsync } from '../ui.js';
@@ -73,6 +73,49 @@ async function settle(run: TaskRun): Promise<void> {
 /** Runs per page the run history offers; the first is the default. */
 export const RUN_PAGE_SIZES = [50, 200, 1000] as const;
 
+/** Runs per page as the URL's `per` gives it: one of {@link RUN_PAGE_SIZES}, else the first. */
+function runPageSize(raw: string | null): number {
+  const n = Number(raw);
+  return RUN_PAGE_SIZES.find((size) => size === n) ?? RUN_PAGE_SIZES[0];
+}
+
+/**
+ * Where the pages of a task's runs start, as far as known: `${task} ${runs a page}` → the
+ * cursor of page 2, 3, … (page 1 needs none). A page of runs is found by cursor, so opening
+ * page n cold (a shared link) reads the n − 1 pages before it once; kept for the tab's life
+ * (sessionStorage), so moving between pages, back/forward and a reload read only the page shown.
+ */
+const RUN_CURSORS = 'quoll-run-cursors';
+let runCursors: Record<string, string[]> | null = null;
+
+function knownCursors(key: string): string[] {
+  if (runCursors === null) {
+    try {
+      runCursors = JSON.parse(sessionStorage.getItem(RUN_CURSORS) ?? '{}') as Record<string, string[]>;
+    } catch {
+      runCursors = {};
+    }
+  }
+  return (runCursors[key] ??= []);
+}
+
+/**
+ * Records that page `page` (2 or more) starts at `cursor`. A cursor that differs from the
+ * known one (new runs moved page 1's end) makes the pages after it unknown: they were found
+ * from the old one.
+ */
+function rememberCursor(key: string, page: number, cursor: string): void {
+  const known = knownCursors(key);
+  if (known[page - 2] === cursor) return;
+  known.length = Math.min(known.length, page - 2);
+  if (known.length === page - 2) known.push(cursor);
+  try {
+    sessionStorage.setItem(RUN_CURSORS, JSON.stringify(runCursors));
+  } catch {
+    // Storage full or refused: the cursors stay in memory for this page's life.
+  }
+}
+
 /**
  * A task: its fields, kill, run history and one run's log followed live. The history is paged
  * on the server (newest first, by cursor): only one page of runs is ever fetched, and only the
@@ -81,32 +124,63 @@ export const RUN_PAGE_SIZES = [50, 200, 1000] as const;
 export function TaskPage({ session, id }: { session: ConsoleSession; id: string }): JSX.Element {
   const loc = useLocation();
   const task = useAsync(() => sessionClient(session).getTask(id), [id], 3000);
-  const [pageSize, setPageSize] = useState<number>(RUN_PAGE_SIZES[0]);
-  // Cursors of the pages shown before this one: [] = the newest page.
-  const [cursors, setCursors] = useState<string[]>([]);
-  const cursor = cursors.at(-1);
-  // The page keeps the cursor it was asked with: while the next page loads, the rows shown are
-  // still the previous page's, and their nextCursor must not be pushed a second time.
+  // The page of runs and runs a page are in the URL (`page`, `per`): reload, back/forward and a
+  // shared link keep them.
+  const wanted = pageNumber(loc.query.get('page'));
+  const pageSize = runPageSize(loc.query.get('per'));
+  const cursorsKey = `${id} ${pageSize}`;
+  // The answer says which page it is (the one asked for, or the last when fewer pages exist)
+  // and what was asked: while the next page loads, the rows shown are still the previous page's,
+  // and their nextCursor must not be followed a second time.
   const runs = useAsync(
-    async () =>
-      task.data
-        ? {
-            from: cursor,
-            size: pageSize,
-            list: await task.data.lastRuns({ limit: pageSize, ...(cursor !== undefined ? { cursor } : {}) }),
-          }
-        : null,
+    async () => {
+      const t = task.data;
+      if (!t) return null;
+      const read = (cursor: string | undefined) =>
+        t.lastRuns({ limit: pageSize, ...(cursor !== undefined ? { cursor } : {}) });
+      // From the nearest page whose start is known, older page by older page.
+      const known = knownCursors(cursorsKey);
+      let page = Math.min(wanted, known.length + 1);
+      let list = await read(page === 1 ? undefined : known[page - 2]);
+      while (page < wanted && list.nextCursor !== null) {
+        rememberCursor(cursorsKey, page + 1, list.nextCursor);
+        page += 1;
+        list = await read(list.nextCursor);
+      }
+      if (list.nextCursor !== null) rememberCursor(cursorsKey, page + 1, list.nextCursor);
+      return { wanted, size: pageSize, page, list };
+    },
     // The first page follows the task's poll (new runs arrive there); an older page does not change.
-    [cursor === undefined ? task.data : task.data !== undefined, cursor, pageSize],
+    [wanted === 1 ? task.data : task.data !== undefined, wanted, pageSize],
     undefined,
   );
+  // The answer for what the URL asks (null while it loads).
+  const settled = runs.data && runs.data.wanted === wanted && runs.data.size === pageSize ? runs.data : null;
+  const shownPage = settled?.page ?? wanted;
+  // A page past the last, a page or size that is not one: the URL says what is shown, in place.
+  const rawPage = loc.query.get('page');
+  const rawSize = loc.query.get('per');
+  useEffect(() => {
+    const fixes: Record<string, string | null> = {};
+    const size = pageSize === RUN_PAGE_SIZES[0] ? null : String(pageSize);
+    if (rawSize !== null && rawSize !== size) fixes.per = size;
+    // The page only once its answer is in: which pages exist is known then.
+    const page = settled ? (settled.page === 1 ? null : String(settled.page)) : rawPage;
+    if (rawPage !== page) fixes.page = page;
+    if (Object.keys(fixes).length > 0) navigate(withQuery(fixes), { replace: true, scroll: false });
+  }, [rawPage, rawSize, settled]);
   const [picked, setPicked] = useState<TaskRun | null>(null);
   const [error, setError] = useState<string | null>(null);
   const selected = loc.query.get('run');
   const shown: TaskRun[] = runs.data ? [...runs.data.list] : [];
   // The nextCursor of the page asked for last, once it has arrived (null while it loads).
-  const nextCursor =
-    runs.data && runs.data.from === cursor && runs.data.size === pageSize ? runs.data.list.nextCursor : null;
+  const nextCursor = settled && settled.page === wanted ? settled.list.nextCursor : null;
+  /** Shows page `page` of runs (a history entry: back returns to this one). */
+  const goToPage = (page: number): void => {
+    // A second press before this render (the URL moved already) is ignored.
+    if (pageNumber(new URLSearchParams(window.location.search).get('page')) !== wanted) return;
+    navigate(withQuery({ page: page === 1 ? null : String(page) }), { scroll: false });
+  };
   const inPage = shown.find((r) => r.id === selected);
   // A run named in the URL but not on this page (a link to an older run): read it by id.
   const linked = useAsync(
@@ -176,28 +250,20 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
       <h2>Runs</h2>
       {/* Above the table: the keyboard reaches it without tabbing through a page of run links. */}
       <nav class="pager" aria-label="Runs pages">
-        <button type="button" onClick={() => setCursors([])} disabled={cursors.length === 0}>
+        <button type="button" onClick={() => goToPage(1)} disabled={shownPage === 1}>
           Newest runs
         </button>
-        <button
-          type="button"
-          onClick={() => setCursors((c) => c.slice(0, -1))}
-          disabled={cursors.length === 0}
-        >
+        <button type="button" onClick={() => goToPage(shownPage - 1)} disabled={shownPage === 1}>
           Newer runs
         </button>
         <span aria-live="polite">
-          Page {cursors.length + 1}
-          {runs.data ? ` (${shown.length} ${shown.length === 1 ? 'run' : 'runs'})` : ''}
+          Page {shownPage}
+          {settled ? ` (${shown.length} ${shown.length === 1 ? 'run' : 'runs'})` : ''}
         </span>
         <button
           type="button"
-          onClick={() => {
-            const from = cursor;
-            const next = nextCursor;
-            // A second press before the older page arrives (or before this render) is ignored.
-            if (next) setCursors((c) => (c.at(-1) === from ? [...c, next] : c));
-          }}
+          // Enabled once the page's answer is in: its nextCursor says where the older page starts.
+          onClick={() => nextCursor && goToPage(shownPage + 1)}
           disabled={!nextCursor}
         >
           Older runs
@@ -207,8 +273,12 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
           <select
             value={String(pageSize)}
             onChange={(e) => {
-              setPageSize(Number(e.currentTarget.value));
-              setCursors([]);
+              const size = Number(e.currentTarget.value);
+              // Another size is another list: it opens on its newest page.
+              navigate(withQuery({ per: size === RUN_PAGE_SIZES[0] ? null : String(size), page: null }), {
+                replace: true,
+                scroll: false,
+              });
             }}
           >
             {RUN_PAGE_SIZES.map((n) => (
@@ -223,7 +293,7 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
         label="Runs"
         rows={shown}
         pageSize={pageSize}
-        empty={runs.loading ? 'Loading…' : cursors.length > 0 ? 'No older run.' : 'No run yet.'}
+        empty={runs.loading ? 'Loading…' : shownPage > 1 ? 'No older run.' : 'No run yet.'}
         rowKey={(r) => r.id}
         // One page of the server's is one page of the table: the pager above is the runs'.
         pageParam={null}
@@ -232,12 +302,13 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
             label: 'Run',
             cell: (r) => (
               <a
-                href={`/tasks/${id}?run=${r.id}`}
+                // The page of runs stays in the link (and the URL) beside the run.
+                href={withQuery({ run: r.id }, loc)}
                 aria-current={run?.id === r.id ? 'true' : undefined}
                 onClick={(e) => {
                   e.preventDefault();
                   setPicked(r);
-                  navigate(`/tasks/${id}?run=${r.id}`, { replace: true });
+                  navigate(withQuery({ run: r.id }), { replace: true, scroll: false });
                 }}
               >
                 {r.id.slice(0, 8)}
