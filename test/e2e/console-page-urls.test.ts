@@ -154,6 +154,11 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
       // goto added one entry; the correction replaced it rather than adding another.
       expect(await historyLength()).toBe(before + 1);
     }
+    // A page with several lists: each has its own key, and both corrections land (no task is
+    // running or failed here: one page each); a key no list of the page has is left alone.
+    await page.goto(`${server.url}/?running-page=3&failures-page=x&page=2`);
+    await page.getByRole('table', { name: 'Recent failures' }).waitFor();
+    await expect.poll(() => where()).toBe('/?page=2');
     expect(errors).toEqual([]);
   }, 60_000);
 
