@@ -25,6 +25,7 @@ export { UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID, verifyMasterKey } from './ma
 export type {
   KeyCheckState,
   KeyCheckStore,
+  KeyStatusSnapshot,
   NodeKeyReport,
   RetireBlocked,
   RetiredKey,

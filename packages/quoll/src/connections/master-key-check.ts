@@ -35,11 +35,30 @@ export const UNREPORTED_KEY_ID = '(not reported: a release without key rotation)
  */
 export const UNREGISTERED_REPORT_MS = 10 * 60_000;
 
-/** A node's word on which key it seals with, recorded when it starts on a shared database. */
+/** A node's word on which keys it seals with and holds, recorded when it starts on a shared database. */
 export interface NodeKeyReport {
   nodeId: string;
   /** The id of the key the node seals new values with. */
   sealKeyId: string;
+  /**
+   * The ids of every key the node holds (the seal key first, then its decrypt-only keys). Absent
+   * when the node recorded none: a node of a release that records only its seal key.
+   */
+  heldKeyIds?: string[];
+}
+
+/** What {@link KeyCheckStore.readKeyStatus} reads, in one snapshot. */
+export interface KeyStatusSnapshot {
+  /** The key id the key check is sealed under; null before any node started on the database. */
+  checkKeyId: string | null;
+  /** Keys the key check was re-sealed away from by a rotation that has not retired them yet, sorted. */
+  retiring: string[];
+  /** The keys rotations retired, oldest first. */
+  retired: RetiredKey[];
+  /** Every live node and its report ({@link UNREPORTED_KEY_ID} for a node that recorded none), by node id. */
+  nodes: NodeKeyReport[];
+  /** How many connections are sealed under each key id, by key id. */
+  connections: { keyId: string; count: number }[];
 }
 
 /** A key that a finished rotation retired: nothing is sealed under it any more. */
@@ -84,7 +103,9 @@ export interface KeyCheckStore {
    * In one transaction holding the key check's row (so it cannot interleave with
    * {@link retireKeys}): stores `candidate` (at `at`) when there is no key check yet, calls `admit`
    * with the key check and the retired keys — it throws to refuse, and then nothing is
-   * recorded — and records `report` (when given) as what that node seals with.
+   * recorded — and records `report` (when given) as what that node seals with and, when the
+   * report lists them, the keys it holds (keys recorded at an earlier start of that node count
+   * only while its seal key report is the one made with them).
    */
   admitNode(
     candidate: SealedDetails,
@@ -114,13 +135,16 @@ export interface KeyCheckStore {
   retireKeys(keyId: string, retire: readonly string[], at: string): Promise<RetireBlocked | null>;
   /** The keys rotations retired, oldest first. */
   listRetiredKeys(): Promise<RetiredKey[]>;
+  /** The key check's key id, retiring and retired keys, live nodes' reports and connections by key id, in one read. */
+  readKeyStatus(): Promise<KeyStatusSnapshot>;
 }
 
 /** Options of {@link verifyMasterKey}. */
 export interface VerifyMasterKeyOptions {
   /**
    * The node being admitted: recorded as sealing with the keyring's current key, which is
-   * what `quoll admin rotate-key` waits on. @default none (nothing recorded)
+   * what `quoll admin rotate-key` waits on, and as holding every key of the keyring, which the
+   * nodes started after it are checked against. @default none (nothing recorded)
    */
   nodeId?: string;
 }
@@ -130,7 +154,9 @@ export interface VerifyMasterKeyOptions {
  *
  * - `master_key_retired` when the key it would seal with was retired by a finished rotation;
  * - `master_key_mismatch` when none of its keys opens the database's key check (the first
- *   node seals it; `quoll admin rotate-key` re-seals it under the new key).
+ *   node seals it; `quoll admin rotate-key` re-seals it under the new key), when it lacks the
+ *   key another live node seals with, or when another live node does not hold the key it would
+ *   seal with (a node that recorded no held keys, of an earlier release, is not checked).
  *
  * The messages name key ids (never keys) and the fix. On success the node's key is recorded
  * (with `nodeId`), in the same transaction as the check, so a rotation finishing at the same
@@ -146,7 +172,10 @@ export async function verifyMasterKey(
 ): Promise<void> {
   const sealer = new ConnectionSealer(keyring);
   const current = keyring.current();
-  const report = options.nodeId === undefined ? null : { nodeId: options.nodeId, sealKeyId: current.id };
+  const report =
+    options.nodeId === undefined
+      ? null
+      : { nodeId: options.nodeId, sealKeyId: current.id, heldKeyIds: keyring.keyIds() };
   await store.admitNode(sealKeyCheck(sealer), at, report, ({ check, retired, nodes }) => {
     const gone = retired.find((r) => r.keyId === current.id);
     if (gone) {
@@ -184,6 +213,23 @@ export async function verifyMasterKey(
           `During a key rotation every node must hold both keys: the new one as ${MASTER_KEY_ENV} and the old one in ` +
           `${DECRYPT_ONLY_KEYS_ENV} (or the reverse, before the new key is made current); start this node again with both.`,
         { keyIds: keyring.keyIds(), nodes: unreadable },
+      );
+    }
+    // The reverse: another live node that could not read what this one would seal (a mistyped new
+    // key in step 2, or step 1 not done on every node). A node that recorded no held keys (an
+    // earlier release) is not checked.
+    const lacking = nodes.filter((n) => n.heldKeyIds !== undefined && !n.heldKeyIds.includes(current.id));
+    if (lacking.length > 0) {
+      const list = lacking
+        .map((n) => `${n.nodeId} (holds key ids ${(n.heldKeyIds ?? []).join(', ')})`)
+        .join('; ');
+      throw new MasterKeyError(
+        'master_key_mismatch',
+        `This node would seal with key id ${current.id}, which other live nodes do not hold, so they could not ` +
+          `read what it seals: ${list}. If ${MASTER_KEY_ENV} is a new key, check it is the key given to every node ` +
+          `in ${DECRYPT_ONLY_KEYS_ENV} (a mistyped key has another id); a key rotation first gives every node the new ` +
+          `key in ${DECRYPT_ONLY_KEYS_ENV}, one restart at a time, and only then makes it ${MASTER_KEY_ENV}.`,
+        { keyId: current.id, nodes: lacking },
       );
     }
   });

@@ -8,7 +8,7 @@ import { ConnectionSealer } from './connection-sealer.js';
 import { ConnectionService } from './connection-service.js';
 import type { ConnectionScope } from './connection-service.js';
 import { FileKeyring, StaticKeyring, createKeyring } from './keyring.js';
-import { verifyMasterKey } from './master-key-check.js';
+import { sealKeyCheck, verifyMasterKey } from './master-key-check.js';
 import { MasterKeyError, generateMasterKey, writeKeyFileExclusive } from './master-key.js';
 import type { MasterKey } from './master-key.js';
 import { rotateClusterKey } from './rotate-cluster-key.js';
@@ -80,6 +80,8 @@ const rotate = (onProgress?: (e: RotateClusterKeyProgress) => void | Promise<voi
 
 describe('rotateClusterKey', () => {
   it('refuses, changing nothing, while a live node still seals with the old key', async () => {
+    // Step 1 on node-a (it holds the new key), step 2 on node-b only.
+    await admit('node-a', OLD, NEW);
     await admit('node-b', NEW, OLD);
     const err = await rotate().catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MasterKeyError);
@@ -108,6 +110,7 @@ describe('rotateClusterKey', () => {
   it('refuses a node that cannot open the key another live node seals with (an old config restarted mid-rollout)', async () => {
     // node-b seals with the new key (step 2); node-c comes back with the old key alone: it
     // opens the key check (still under the old key) but could not read node-b's new rows.
+    await admit('node-a', OLD, NEW);
     await admit('node-b', NEW, OLD);
     const err = await admit('node-c', OLD).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MasterKeyError);
@@ -116,6 +119,51 @@ describe('rotateClusterKey', () => {
     expect((err as Error).message).not.toContain(OLD.key.toString('base64'));
     // Holding both keys, it is admitted.
     await admit('node-c', OLD, NEW);
+  });
+
+  it('refuses a node that would seal with a key another live node does not hold (a mistyped new key), recording nothing', async () => {
+    // Step 1 done on both nodes: each holds the new key, decrypt-only.
+    await admit('node-a', OLD, NEW);
+    await admit('node-b', OLD, NEW);
+    // Step 2 on node-a, with a mistyped new key: it opens the key check (it holds the old key) and
+    // reads everything, but node-b could not read what it would seal.
+    const typo = generateMasterKey();
+    const err = await admit('node-a', typo, OLD).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(MasterKeyError);
+    expect((err as MasterKeyError).code).toBe('master_key_mismatch');
+    expect((err as Error).message).toContain(`would seal with key id ${typo.id}`);
+    expect((err as Error).message).toContain(`node-b (holds key ids ${OLD.id}, ${NEW.id})`);
+    expect((err as Error).message).not.toContain(typo.key.toString('base64'));
+    // Nothing was recorded: node-a still counts as sealing with the old key, holding both.
+    expect(await stores.keyCheck.nodesNotSealingWith(NEW.id)).toEqual([
+      { nodeId: 'node-a', sealKeyId: OLD.id, heldKeyIds: [OLD.id, NEW.id] },
+      { nodeId: 'node-b', sealKeyId: OLD.id, heldKeyIds: [OLD.id, NEW.id] },
+    ]);
+    // With the right new key it is admitted; so is node-b after it.
+    await admit('node-a', NEW, OLD);
+    await admit('node-b', NEW, OLD);
+  });
+
+  it('refuses a node that would seal with the new key before every live node holds it (step 1 skipped)', async () => {
+    // node-a (admitted with the old key alone) has not had step 1.
+    expect(await codeOf(admit('node-b', NEW, OLD))).toBe('master_key_mismatch');
+    await admit('node-a', OLD, NEW);
+    await admit('node-b', NEW, OLD);
+  });
+
+  it('does not check the keys held by a live node that recorded none (a release that records only its seal key)', async () => {
+    // node-old reported only the key it seals with, as the release before this one does.
+    await stores.keyCheck.admitNode(
+      sealKeyCheck(new ConnectionSealer(new StaticKeyring(OLD))),
+      't',
+      {
+        nodeId: 'node-old',
+        sealKeyId: OLD.id,
+      },
+      () => undefined,
+    );
+    await admit('node-a', OLD, NEW);
+    await admit('node-b', NEW, OLD);
   });
 
   it('re-seals the key check and every row, reads working at each step, then retires the old key', async () => {

@@ -99,6 +99,97 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
       expect(await stores.keyCheck.nodesNotSealingWith('k2')).toEqual([]);
     });
 
+    it('admitNode records every key a node holds, and admit sees them; a report without them records none', async () => {
+      await stores.keyCheck.admitNode(
+        sealed('k1', 1),
+        't1',
+        { nodeId: 'n1', sealKeyId: 'k1', heldKeyIds: ['k1', 'k2'] },
+        accept,
+      );
+      const state = await stores.keyCheck.admitNode(
+        sealed('k1', 1),
+        't2',
+        { nodeId: 'n2', sealKeyId: 'k1', heldKeyIds: ['k1'] },
+        accept,
+      );
+      expect(state.nodes).toEqual([{ nodeId: 'n1', sealKeyId: 'k1', heldKeyIds: ['k1', 'k2'] }]);
+      expect(await stores.keyCheck.nodesNotSealingWith('k2')).toEqual([
+        { nodeId: 'n1', sealKeyId: 'k1', heldKeyIds: ['k1', 'k2'] },
+        { nodeId: 'n2', sealKeyId: 'k1', heldKeyIds: ['k1'] },
+      ]);
+      // n1 restarted by a release that records only its seal key (a roll back): the keys it
+      // recorded at its earlier start no longer count (its report is newer; not a timing assertion).
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await stores.keyCheck.admitNode(sealed('k1', 1), 't3', { nodeId: 'n1', sealKeyId: 'k1' }, accept);
+      const third = await stores.keyCheck.admitNode(sealed('k1', 1), 't4', null, accept);
+      expect(third.nodes).toEqual([
+        { nodeId: 'n1', sealKeyId: 'k1' },
+        { nodeId: 'n2', sealKeyId: 'k1', heldKeyIds: ['k1'] },
+      ]);
+    });
+
+    it('readKeyStatus: the key check, live nodes, retiring and retired keys, and connections by key id', async () => {
+      expect(await stores.keyCheck.readKeyStatus()).toEqual({
+        checkKeyId: null,
+        retiring: [],
+        retired: [],
+        nodes: [],
+        connections: [],
+      });
+      await stores.keyCheck.admitNode(
+        sealed('k1', 1),
+        't1',
+        { nodeId: 'n1', sealKeyId: 'k1', heldKeyIds: ['k1', 'k2'] },
+        accept,
+      );
+      await stores.nodes.registerNode(node('n1'));
+      await stores.nodes.registerNode(node('old'));
+      for (const [id, keyId] of [
+        ['c1', 'k1'],
+        ['c2', 'k1'],
+        ['c3', 'k2'],
+      ] as const) {
+        await stores.connections.createConnection({
+          id,
+          name: id,
+          type: 'HTTP',
+          sealedDetails: sealed(keyId, 7),
+          createdAt: '2024-12-09T00:00:00.000Z',
+        });
+      }
+      await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2), 't2');
+      expect(await stores.keyCheck.readKeyStatus()).toEqual({
+        checkKeyId: 'k2',
+        retiring: ['k1'],
+        retired: [],
+        nodes: [
+          { nodeId: 'n1', sealKeyId: 'k1', heldKeyIds: ['k1', 'k2'] },
+          { nodeId: 'old', sealKeyId: UNREPORTED_KEY_ID },
+        ],
+        connections: [
+          { keyId: 'k1', count: 2 },
+          { keyId: 'k2', count: 1 },
+        ],
+      });
+      await stores.nodes.markStopped('old');
+      await stores.keyCheck.admitNode(
+        sealed('k2', 2),
+        't3',
+        { nodeId: 'n1', sealKeyId: 'k2', heldKeyIds: ['k2', 'k1'] },
+        accept,
+      );
+      await stores.connections.replaceSealed('c1', 'k1', sealed('k2', 8));
+      await stores.connections.replaceSealed('c2', 'k1', sealed('k2', 8));
+      expect(await stores.keyCheck.retireKeys('k2', ['k1'], 'r1')).toBeNull();
+      expect(await stores.keyCheck.readKeyStatus()).toEqual({
+        checkKeyId: 'k2',
+        retiring: [],
+        retired: [{ keyId: 'k1', at: 'r1' }],
+        nodes: [{ nodeId: 'n1', sealKeyId: 'k2', heldKeyIds: ['k2', 'k1'] }],
+        connections: [{ keyId: 'k2', count: 3 }],
+      });
+    });
+
     it('replaceKeyCheck replaces only while the key check is under the expected key', async () => {
       await stores.keyCheck.ensureKeyCheck(sealed('k1', 1), 't1');
       expect(await stores.keyCheck.replaceKeyCheck('k0', sealed('k2', 2), 't2')).toBe(false);

@@ -1,12 +1,15 @@
 import type {
   KeyCheckState,
   KeyCheckStore,
+  KeyStatusSnapshot,
   NodeKeyReport,
   RetireBlocked,
   RetiredKey,
   SealedDetails,
 } from '../../connections/index.js';
 import { UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID } from '../../connections/index.js';
+import { HELD_KEY_IDS_SEPARATOR, toNodeKeyReport } from '../rows/index.js';
+import type { NodeKeyRow } from '../rows/index.js';
 import type { PostgresDatabase, Sql } from './postgres-database.js';
 import { PG_NOW_MS } from './postgres-node-store.js';
 
@@ -14,9 +17,12 @@ import { PG_NOW_MS } from './postgres-node-store.js';
 //   'master-key'        the database's key check (key_id: the key it is sealed under);
 //   'node:<node id>'    what that node seals with (key_id), created_at = the database's clock
 //                       in epoch ms when it was admitted;
+//   'keys:<node id>'    every key id that node holds, comma-separated in key_id; it counts only
+//                       while its created_at is that of the node's 'node:' row (the same start:
+//                       a node of the release before, which records no keys, voids it);
 //   'retiring:<key id>' a key the key check was re-sealed away from, until retireKeys;
 //   'retired:<key id>'  a key a finished rotation retired, created_at = when (ISO 8601).
-// No migration: a node of the previous release reads only 'master-key' and ignores the rest.
+// No migration: a node of an earlier release reads only the rows it knows and ignores the rest.
 
 /** {@link KeyCheckStore} on PostgreSQL. */
 export class PostgresKeyCheckStore implements KeyCheckStore {
@@ -56,6 +62,20 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
            ON CONFLICT (name) DO UPDATE SET key_id = EXCLUDED.key_id, sealed = EXCLUDED.sealed, created_at = EXCLUDED.created_at`,
           [`node:${report.nodeId}`, report.sealKeyId, candidate.blob],
         );
+        if (report.heldKeyIds !== undefined) {
+          // Stamped with the node row's time, so the two read as one report.
+          await sql.run(
+            `INSERT INTO key_checks (name, key_id, sealed, created_at)
+             SELECT $1, $2, $3, created_at FROM key_checks WHERE name = $4
+             ON CONFLICT (name) DO UPDATE SET key_id = EXCLUDED.key_id, created_at = EXCLUDED.created_at`,
+            [
+              `keys:${report.nodeId}`,
+              report.heldKeyIds.join(HELD_KEY_IDS_SEPARATOR),
+              Buffer.alloc(0),
+              `node:${report.nodeId}`,
+            ],
+          );
+        }
       }
       return state;
     });
@@ -113,6 +133,29 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
   async listRetiredKeys(): Promise<RetiredKey[]> {
     return retiredKeys(this.db);
   }
+
+  async readKeyStatus(): Promise<KeyStatusSnapshot> {
+    // One snapshot (REPEATABLE READ): the counts and the reports agree with each other.
+    return this.db.transaction(async (sql) => {
+      await sql.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      const check = await sql.one<{ key_id: string }>(
+        "SELECT key_id FROM key_checks WHERE name = 'master-key'",
+      );
+      const retiring = await sql.rows<{ key_id: string }>(
+        `SELECT key_id FROM key_checks WHERE name LIKE 'retiring:%' ORDER BY key_id COLLATE "C"`,
+      );
+      const connections = await sql.rows<{ key_id: string; count: string }>(
+        `SELECT key_id, COUNT(*) AS count FROM connections GROUP BY key_id ORDER BY key_id COLLATE "C"`,
+      );
+      return {
+        checkKeyId: check?.key_id ?? null,
+        retiring: retiring.map((r) => r.key_id),
+        retired: await retiredKeys(sql),
+        nodes: await pendingNodes(sql, ''),
+        connections: connections.map((r) => ({ keyId: r.key_id, count: Number(r.count) })),
+      };
+    });
+  }
 }
 
 /** The key check, its row locked until the transaction ends. */
@@ -132,19 +175,21 @@ async function retiredKeys(sql: Sql): Promise<RetiredKey[]> {
 }
 
 async function pendingNodes(sql: Sql, keyId: string): Promise<NodeKeyReport[]> {
-  const rows = await sql.rows<{ node_id: string; key_id: string }>(
-    `SELECT substr(k.name, 6) AS node_id, k.key_id
+  const rows = await sql.rows<NodeKeyRow>(
+    `SELECT substr(k.name, 6) AS node_id, k.key_id, h.key_id AS held
        FROM key_checks k LEFT JOIN cluster_nodes n ON n.id = substr(k.name, 6)
+       -- The keys it holds, recorded at the same start (a later start without them voids them).
+       LEFT JOIN key_checks h ON h.name = 'keys:' || substr(k.name, 6) AND h.created_at = k.created_at
       WHERE k.name LIKE 'node:%' AND k.key_id <> $1
         AND (n.status = 'up'
              -- CASE: the cast must never reach a row of another kind (an ISO time).
              OR (CASE WHEN k.name LIKE 'node:%' THEN k.created_at::bigint ELSE 0 END) >= COALESCE(n.last_seen, ${PG_NOW_MS} - $2::bigint))
      UNION ALL
      -- A live node that recorded no key (a release before key rotation) may seal with any.
-     SELECT n.id, $3::text FROM cluster_nodes n
+     SELECT n.id, $3::text, NULL FROM cluster_nodes n
       WHERE n.status = 'up' AND NOT EXISTS (SELECT 1 FROM key_checks k WHERE k.name = 'node:' || n.id)
       ORDER BY 1`,
     [keyId, UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID],
   );
-  return rows.map((r) => ({ nodeId: r.node_id, sealKeyId: r.key_id }));
+  return rows.map(toNodeKeyReport);
 }

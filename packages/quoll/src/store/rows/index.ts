@@ -12,3 +12,5 @@ export type { OrchestrationRow } from './orchestration-rows.js';
 export { toOrchestration } from './orchestration-rows.js';
 export type { ConnectionAuditRow, ConnectionRow } from './connection-rows.js';
 export { toConnection, toConnectionAudit, toSealedConnection } from './connection-rows.js';
+export type { NodeKeyRow } from './key-check-rows.js';
+export { HELD_KEY_IDS_SEPARATOR, toNodeKeyReport } from './key-check-rows.js';

@@ -1,18 +1,23 @@
 import type {
   KeyCheckState,
   KeyCheckStore,
+  KeyStatusSnapshot,
   NodeKeyReport,
   RetireBlocked,
   RetiredKey,
   SealedDetails,
 } from '../../connections/index.js';
 import { UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID } from '../../connections/index.js';
+import { HELD_KEY_IDS_SEPARATOR, toNodeKeyReport } from '../rows/index.js';
+import type { NodeKeyRow } from '../rows/index.js';
 import type { SqliteHandle } from './sqlite-database.js';
 
 // Table `key_checks` (migration 0007), by `name`, as on PostgreSQL: 'master-key' (the key
-// check), 'node:<node id>' (what a node seals with; created_at in epoch ms), 'retiring:<key id>'
-// (a key the key check was re-sealed away from) and 'retired:<key id>' (a key a finished
-// rotation retired; created_at ISO 8601).
+// check), 'node:<node id>' (what a node seals with; created_at in epoch ms), 'keys:<node id>'
+// (every key id that node holds, comma-separated in key_id; it counts only while its created_at
+// is that of the node's 'node:' row, i.e. from the same start), 'retiring:<key id>' (a key the
+// key check was re-sealed away from) and 'retired:<key id>' (a key a finished rotation retired;
+// created_at ISO 8601).
 
 /** {@link KeyCheckStore} on SQLite. */
 export class SqliteKeyCheckStore implements KeyCheckStore {
@@ -36,12 +41,19 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
       const state: KeyCheckState = { check: this.#check(), retired: this.#retired(), nodes };
       admit(state);
       if (report !== null) {
-        this.db
-          .prepare(
-            `INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES (?, ?, ?, ?)
-             ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, created_at = excluded.created_at`,
-          )
-          .run(`node:${report.nodeId}`, report.sealKeyId, candidate.blob, String(Date.now()));
+        const upsert = this.db.prepare(
+          `INSERT INTO key_checks (name, key_id, sealed, created_at) VALUES (?, ?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, sealed = excluded.sealed, created_at = excluded.created_at`,
+        );
+        const reportedAt = String(Date.now());
+        upsert.run(`node:${report.nodeId}`, report.sealKeyId, candidate.blob, reportedAt);
+        if (report.heldKeyIds !== undefined)
+          upsert.run(
+            `keys:${report.nodeId}`,
+            report.heldKeyIds.join(HELD_KEY_IDS_SEPARATOR),
+            Buffer.alloc(0),
+            reportedAt,
+          );
       }
       return state;
     })();
@@ -100,6 +112,26 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
     return this.#retired();
   }
 
+  async readKeyStatus(): Promise<KeyStatusSnapshot> {
+    return this.db.transaction((): KeyStatusSnapshot => {
+      const check = this.db.prepare("SELECT key_id FROM key_checks WHERE name = 'master-key'").get() as
+        { key_id: string } | undefined;
+      const retiring = this.db
+        .prepare("SELECT key_id FROM key_checks WHERE name LIKE 'retiring:%' ORDER BY key_id")
+        .all() as { key_id: string }[];
+      const connections = this.db
+        .prepare('SELECT key_id, COUNT(*) AS count FROM connections GROUP BY key_id ORDER BY key_id')
+        .all() as { key_id: string; count: number }[];
+      return {
+        checkKeyId: check?.key_id ?? null,
+        retiring: retiring.map((r) => r.key_id),
+        retired: this.#retired(),
+        nodes: this.#pending(''),
+        connections: connections.map((r) => ({ keyId: r.key_id, count: Number(r.count) })),
+      };
+    })();
+  }
+
   #insertCheck(candidate: SealedDetails, at: string): void {
     this.db
       .prepare(
@@ -127,20 +159,19 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
   #pending(keyId: string): NodeKeyReport[] {
     const rows = this.db
       .prepare(
-        `SELECT substr(k.name, 6) AS node_id, k.key_id
+        `SELECT substr(k.name, 6) AS node_id, k.key_id, h.key_id AS held
            FROM key_checks k LEFT JOIN cluster_nodes n ON n.id = substr(k.name, 6)
+           -- The keys it holds, recorded at the same start (a later start without them voids them).
+           LEFT JOIN key_checks h ON h.name = 'keys:' || substr(k.name, 6) AND h.created_at = k.created_at
           WHERE k.name LIKE 'node:%' AND k.key_id <> ?
             AND (n.status = 'up' OR CAST(k.created_at AS INTEGER) >= COALESCE(n.last_seen, ?))
          UNION ALL
          -- A live node that recorded no key (a release before key rotation) may seal with any.
-         SELECT n.id, ? FROM cluster_nodes n
+         SELECT n.id, ?, NULL FROM cluster_nodes n
           WHERE n.status = 'up' AND NOT EXISTS (SELECT 1 FROM key_checks k WHERE k.name = 'node:' || n.id)
           ORDER BY 1`,
       )
-      .all(keyId, Date.now() - UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID) as {
-      node_id: string;
-      key_id: string;
-    }[];
-    return rows.map((r) => ({ nodeId: r.node_id, sealKeyId: r.key_id }));
+      .all(keyId, Date.now() - UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID) as NodeKeyRow[];
+    return rows.map(toNodeKeyReport);
   }
 }
