@@ -20,6 +20,14 @@ export type {
   SealedDetails,
   StoredConnectionAuditEntry,
 } from './connection-store.js';
+export { clusterKeyStatus } from './cluster-key-status.js';
+export type {
+  ClusterKeyStatus,
+  ClusterKeyStatusOptions,
+  KeyIdStatus,
+  NodeKeyStatus,
+  RotationReadiness,
+} from './cluster-key-status.js';
 export { FileKeyring, StaticKeyring, createKeyring } from './keyring.js';
 export { UNREGISTERED_REPORT_MS, UNREPORTED_KEY_ID, verifyMasterKey } from './master-key-check.js';
 export type {
