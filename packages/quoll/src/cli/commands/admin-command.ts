@@ -14,7 +14,7 @@ export function adminCommand(): Command {
   cmd
     .command('rotate-key')
     .description(
-      'Re-encrypt every connection under a new master key, safe while the server or the nodes serve (no token needed). Embedded home: makes the new key itself; after a restart, --retire-old. Cluster (--database or QUOLL_DATABASE_URL): once every node seals with the new key, run it with QUOLL_MASTER_KEY=<new> and QUOLL_MASTER_KEY_DECRYPT_ONLY=<old>; it re-seals every row (resumable) and retires the old key.',
+      'Re-encrypt every connection under a new master key, safe while the server or the nodes serve (no token needed). Embedded home: makes the new key itself; after a restart, --retire-old. Cluster (--database or QUOLL_DATABASE_URL): once every node seals with the new key, run it with QUOLL_MASTER_KEY=<new> and QUOLL_MASTER_KEY_DECRYPT_ONLY=<old>; it re-seals every row (resumable) and retires the old key. --status shows where a cluster stands first.',
     )
     .option('--home <dir>', 'home directory of the instance (default: $QUOLL_HOME, else ./.quoll)')
     .option(
@@ -25,15 +25,42 @@ export function adminCommand(): Command {
       '--retire-old',
       'embedded home only: finish an earlier rotation (re-seal stragglers, delete master.key.old)',
     )
+    .option(
+      '--status',
+      "cluster only: change nothing; print each live node's seal key and held keys, each key id's state (active, retiring, retired) and connection count, and whether a rotation can proceed or what blocks it (with QUOLL_MASTER_KEY set: a rotation given those keys). Key ids only, never keys",
+    )
+    .option('--json', 'with --status: print JSON')
     .action(async (_local: unknown, c: Command) => {
       // --home is also a global flag; read both levels, as `quoll server` does.
-      const opts = c.optsWithGlobals<{ home?: string; database?: string; retireOld?: boolean }>();
+      const opts = c.optsWithGlobals<{
+        home?: string;
+        database?: string;
+        retireOld?: boolean;
+        status?: boolean;
+        json?: boolean;
+      }>();
       const { home, database } = resolveServerConfig(
         { home: opts.home, database: opts.database },
         process.env,
         process.cwd(),
       );
       const commands = await import('./rotate-key-command.js');
+      if (opts.status === true) {
+        if (database.kind === 'sqlite' || opts.retireOld === true) {
+          throw new ValidationError(
+            'invalid_request',
+            opts.retireOld === true
+              ? '--status changes nothing: run it without --retire-old.'
+              : "--status is for a cluster: give its database (--database postgres://… or QUOLL_DATABASE_URL). An embedded home's key is in <home>/master.key.",
+            0,
+          );
+        }
+        await commands.runClusterKeyStatusCommand({ database, json: opts.json === true });
+        return;
+      }
+      if (opts.json === true) {
+        throw new ValidationError('invalid_request', '--json goes with --status.', 0);
+      }
       if (database.kind === 'sqlite') {
         await commands.runRotateKeyCommand({ home, retireOld: opts.retireOld === true });
         return;

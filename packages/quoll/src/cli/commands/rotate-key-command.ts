@@ -6,15 +6,25 @@ import {
   MASTER_KEY_ENV,
   MASTER_KEY_FILE,
   MasterKeyError,
+  StaticKeyring,
+  clusterKeyStatus,
   createKeyring,
+  loadDecryptOnlyKeys,
+  parseMasterKey,
   retireOldKey,
   rotateClusterKey,
   rotateKey,
 } from '../../connections/index.js';
-import type { ConnectionStore, RotateClusterKeyResult, RotateKeyResult } from '../../connections/index.js';
+import type {
+  ClusterKeyStatus,
+  ConnectionStore,
+  RotateClusterKeyResult,
+  RotateKeyResult,
+} from '../../connections/index.js';
 import { ApiError } from '../../errors/index.js';
 import { openStore } from '../../store/index.js';
 import type { StoreConfig } from '../../store/index.js';
+import { keyStatusLines } from './key-status-lines.js';
 
 // The CLI's entry to key rotation: it composes the store with the connections domain,
 // which is why it lives at the edge (cli/) and not in connections/.
@@ -173,6 +183,58 @@ export async function runClusterRotateKeyCommand(
     }
   } catch (err) {
     // A catalogue code prints as `error [code]: …` (exit code 2).
+    if (err instanceof ApiError) throw new QuollError(err.code, err.message, 0, err.details);
+    throw err;
+  }
+}
+
+/** Options of `quoll admin rotate-key --status`. */
+export interface ClusterKeyStatusCommandOptions {
+  /** The cluster's database. */
+  database: Extract<StoreConfig, { kind: 'postgres' }>;
+  /**
+   * The process environment: when `QUOLL_MASTER_KEY` is set (with `QUOLL_MASTER_KEY_DECRYPT_ONLY`,
+   * as for the rotation), the status is that of a rotation given those keys. @default process.env
+   */
+  env?: NodeJS.ProcessEnv;
+  /** Print JSON (the {@link ClusterKeyStatus}) instead of lines. @default false */
+  json?: boolean;
+  /** Where output goes. @default a line on stdout */
+  print?: (line: string) => void;
+}
+
+/**
+ * `quoll admin rotate-key --status --database postgres://…`: per live node the key it seals with
+ * and the keys it holds, each key id's state (active, retiring, retired) and connection count, and
+ * whether a rotation can proceed or what blocks it (see `clusterKeyStatus`). Reads only; key ids,
+ * never keys. Returns the status.
+ * @example
+ * await runClusterKeyStatusCommand({ database: { kind: 'postgres', url }, json: true });
+ */
+export async function runClusterKeyStatusCommand(
+  options: ClusterKeyStatusCommandOptions,
+): Promise<ClusterKeyStatus> {
+  const env = options.env ?? process.env;
+  const print = options.print ?? ((line: string) => void process.stdout.write(`${line}\n`));
+  try {
+    // Only keys given in the environment (a home's key file would be made when missing).
+    const keyring =
+      env[MASTER_KEY_ENV] === undefined
+        ? undefined
+        : new StaticKeyring(
+            parseMasterKey(env[MASTER_KEY_ENV], `the ${MASTER_KEY_ENV} environment variable`),
+            loadDecryptOnlyKeys(env),
+          );
+    const stores = await openStore(options.database);
+    try {
+      const status = await clusterKeyStatus(stores.keyCheck, keyring === undefined ? {} : { keyring });
+      if (options.json === true) print(JSON.stringify(status, null, 2));
+      else for (const line of keyStatusLines(status)) print(line);
+      return status;
+    } finally {
+      await stores.close();
+    }
+  } catch (err) {
     if (err instanceof ApiError) throw new QuollError(err.code, err.message, 0, err.details);
     throw err;
   }
