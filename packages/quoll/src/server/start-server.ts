@@ -514,6 +514,12 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     { url, home: config.home, database: stores.dialect, nodeId, runs: runIsolation },
     'quoll server listening',
   );
+  // Key ids (keyed hashes), never keys: what an operator checks during a key rotation's rollout.
+  const [sealKeyId, ...decryptOnlyKeyIds] = keyring.keyIds();
+  app.log.info(
+    { sealKeyId, heldKeyIds: keyring.keyIds(), decryptOnlyKeyIds },
+    `master key: seals with key id ${sealKeyId}; holds key ids ${keyring.keyIds().join(', ')}`,
+  );
   if (leftovers.processes > 0)
     app.log.warn(
       { processes: leftovers.processes, groups: leftovers.stopped.map((e) => ({ pid: e.pid, dir: e.dir })) },
