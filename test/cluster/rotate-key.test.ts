@@ -6,6 +6,7 @@ import {
   parseMasterKey,
 } from '../../packages/quoll/src/connections/index.js';
 import { openStore } from '../../packages/quoll/src/store/index.js';
+import type { ClusterKeyStatus } from '../../packages/quoll/src/connections/index.js';
 import { runCli } from '../support/run-cli.js';
 import {
   createTestDatabase,
@@ -29,6 +30,9 @@ const OLD = randomBytes(32).toString('base64');
 const NEW = randomBytes(32).toString('base64');
 const OLD_ID = parseMasterKey(OLD, 'test').id;
 const NEW_ID = parseMasterKey(NEW, 'test').id;
+/** The new key, mistyped (another key altogether, as far as a key id can tell). */
+const TYPO = randomBytes(32).toString('base64');
+const TYPO_ID = parseMasterKey(TYPO, 'test').id;
 const CONNECTIONS = 40;
 const expected = (i: number): Record<string, unknown> => ({ host: `https://h${i}.example.com/data`, i });
 
@@ -48,7 +52,8 @@ describe.skipIf(!pg.run)(
       if (previous) expect(await previous.stop()).toBe(0);
       const node = await startTestServer({
         ...(previous ? { home: previous.home } : {}),
-        args: ['--database', db.url],
+        // info: the start logs the key ids the node seals with and holds.
+        args: ['--database', db.url, '--log-level', 'info'],
         env: {
           QUOLL_MASTER_KEY: keys.key,
           QUOLL_MASTER_KEY_DECRYPT_ONLY: keys.decryptOnly ?? '',
@@ -90,6 +95,13 @@ describe.skipIf(!pg.run)(
 
     const cli = (args: string[], env: NodeJS.ProcessEnv) =>
       runCli(nodes.a!.home, ['admin', 'rotate-key', '--database', db.url, ...args], { env });
+    /** `rotate-key --status --json`, without keys. */
+    const status = async (): Promise<ClusterKeyStatus> => {
+      const run = await cli(['--status', '--json'], {});
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      return JSON.parse(run.stdout) as ClusterKeyStatus;
+    };
 
     it('bad keys given to the command are refused with invalid_master_key, never echoed', async () => {
       const bad = await cli([], { QUOLL_MASTER_KEY: NEW, QUOLL_MASTER_KEY_DECRYPT_ONLY: 'not-a-key' });
@@ -128,6 +140,41 @@ describe.skipIf(!pg.run)(
       await readBoth();
       await startNode('b', { key: OLD, decryptOnly: NEW });
       await readBoth();
+      // Each node logged the key ids it seals with and holds (never the keys).
+      expect(nodes.b!.output()).toContain(
+        `master key: seals with key id ${OLD_ID}; holds key ids ${OLD_ID}, ${NEW_ID}`,
+      );
+      expect(nodes.b!.output()).not.toContain(NEW);
+      let keys = await status();
+      expect(keys.nodes.map((n) => [n.sealKeyId, n.heldKeyIds])).toEqual([
+        [OLD_ID, [OLD_ID, NEW_ID]],
+        [OLD_ID, [OLD_ID, NEW_ID]],
+      ]);
+      expect(keys.rotation).toMatchObject({
+        targetKeyId: OLD_ID,
+        canProceed: true,
+        toReseal: 0,
+        toRetire: [],
+      });
+
+      // Step 2 begins on node a with a mistyped new key: it would open everything (it holds the
+      // old key), but node b could not read what it seals. It is refused at its start.
+      expect(await nodes.a!.stop()).toBe(0);
+      const typo = await startTestServer({
+        home: nodes.a!.home,
+        args: ['--database', db.url],
+        env: { QUOLL_MASTER_KEY: TYPO, QUOLL_MASTER_KEY_DECRYPT_ONLY: OLD },
+      }).then(
+        (s) => {
+          extra.push(s);
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      expect(String(typo)).toContain('error [master_key_mismatch]');
+      expect(String(typo)).toContain(`would seal with key id ${TYPO_ID}`);
+      expect(String(typo)).toContain(`holds key ids ${OLD_ID}, ${NEW_ID}`);
+      expect(String(typo)).not.toContain(TYPO);
       // The command run now, with the keys as the nodes have them, changes nothing and says so.
       const early = await cli([], { QUOLL_MASTER_KEY: OLD, QUOLL_MASTER_KEY_DECRYPT_ONLY: NEW });
       expect(early.code).toBe(0);
@@ -137,10 +184,30 @@ describe.skipIf(!pg.run)(
       await startNode('a', { key: NEW, decryptOnly: OLD });
       await readBoth();
       await nodes.a!.client().createConnection('made_mid_roll', 'HTTP', { during: 'step 2' });
+      // Half way: the nodes seal with different keys, so a rotation is blocked, and --status says why.
+      keys = await status();
+      expect(keys.rotation.canProceed).toBe(false);
+      expect(keys.rotation.blockers.map((b) => b.code)).toEqual(['key_rotation_pending']);
+      expect(keys.rotation.blockers[0]!.message).toContain(`(key id ${OLD_ID})`);
+      expect(keys.keys.map((k) => [k.keyId, k.connections]).sort()).toEqual(
+        [
+          [OLD_ID, CONNECTIONS],
+          [NEW_ID, 1],
+        ].sort(),
+      );
       await startNode('b', { key: NEW, decryptOnly: OLD });
       await readBoth();
       expect(await (await nodes.b!.client().getConnection('made_mid_roll')).details()).toEqual({
         during: 'step 2',
+      });
+      keys = await status();
+      expect(keys.rotation).toEqual({
+        targetKeyId: NEW_ID,
+        targetFrom: 'nodes',
+        canProceed: true,
+        toReseal: CONNECTIONS,
+        toRetire: [OLD_ID],
+        blockers: [],
       });
 
       // Step 3, interrupted after 10 rows (the process dies there): reads go on meanwhile.
@@ -195,6 +262,13 @@ describe.skipIf(!pg.run)(
       const again = await cli([], { QUOLL_MASTER_KEY: NEW, QUOLL_MASTER_KEY_DECRYPT_ONLY: OLD });
       expect(again.code).toBe(0);
       expect(again.stdout).toContain('re-sealed 0 connection(s)');
+      // The status, as a person reads it: the old key retired, nothing left to do.
+      const text = await cli(['--status'], {});
+      expect(text.code).toBe(0);
+      expect(text.stdout).toContain(`key check: sealed under key id ${NEW_ID}`);
+      expect(text.stdout).toMatch(new RegExp(`  ${OLD_ID}: retired \\S+; 0 connection\\(s\\)`));
+      expect(text.stdout).toContain(`  ${NEW_ID}: active; key check; ${CONNECTIONS + 1} connection(s)`);
+      expect(text.stdout).toContain('can proceed, with nothing to do');
     }, 300_000);
 
     it('after the old key is retired: nodes run on the new key alone, and a node with the old key is refused', async () => {
