@@ -110,6 +110,23 @@ describe.skipIf(!pg.run)(
       expect(bad.stderr).not.toContain('not-a-key');
     }, 60_000);
 
+    it('--status is refused with invalid_request on an embedded home, with --retire-old, and --json alone', async () => {
+      const embedded = await runCli(nodes.a!.home, ['admin', 'rotate-key', '--status'], {
+        env: { QUOLL_DATABASE_URL: undefined },
+      });
+      expect(embedded.code).toBe(2);
+      expect(embedded.stderr).toMatch(/^error \[invalid_request\]: --status is for a cluster/);
+      const both = await cli(['--status', '--retire-old'], {});
+      expect(both.code).toBe(2);
+      expect(both.stderr).toMatch(/^error \[invalid_request\]: --status changes nothing/);
+      const json = await cli(['--json'], {});
+      expect(json.code).toBe(2);
+      // With --json the CLI prints the error as JSON.
+      expect(JSON.parse(json.stdout)).toEqual({
+        error: { code: 'invalid_request', message: '--json goes with --status.' },
+      });
+    }, 60_000);
+
     it('refuses to re-seal while the nodes still seal with the old key, changing nothing', async () => {
       await readBoth();
       const early = await cli([], { QUOLL_MASTER_KEY: NEW, QUOLL_MASTER_KEY_DECRYPT_ONLY: OLD });
