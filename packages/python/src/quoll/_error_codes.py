@@ -20,7 +20,7 @@ ERROR_CODES: Dict[str, Dict[str, object]] = {
     "invalid_model_config": {"status": 400, "kind": "validation", "summary": "configure() was given tensor fields or a batch config that do not fit the model."},
     "invalid_deployment_config": {"status": 400, "kind": "validation", "summary": "A deployment config asks for what the server cannot honour (replicas > 1 on an embedded server, workers and cpus that disagree, memory below the models' size)."},
     "invalid_step": {"status": 400, "kind": "validation", "summary": "A pipeline step index is out of range or the pipeline has no steps to deploy."},
-    "invalid_inference_input": {"status": 400, "kind": "validation", "summary": "The inference body cannot be read as JSON records or Arrow IPC, or holds a value the model input cannot take (a boolean, NaN, ±Infinity, or beyond the range of its type); the message names the column and row."},
+    "invalid_inference_input": {"status": 400, "kind": "validation", "summary": "The inference body cannot be read as JSON records or Arrow IPC, or holds a value the model input cannot take (a boolean, NaN, ±Infinity, beyond the range of its type, or anything but 0 and 1 for a bool input), or feeds a float16 input (Quoll feeds none); the message names the column and, for a value, its row."},
     "unknown_input_column": {"status": 400, "kind": "validation", "summary": "An input column does not map to any model input."},
     "unknown_output": {"status": 400, "kind": "validation", "summary": "An Open Inference request asks for an output the pipeline does not have."},
     "missing_model_input": {"status": 400, "kind": "validation", "summary": "A model input has no column that maps to it."},

@@ -1,14 +1,18 @@
 import { describe, expect, it } from 'vitest';
 import {
+  Bool,
   Field,
   FixedSizeList,
+  Float16,
   Float32,
   Float64,
   Int32,
   Int64,
+  Int8,
   List,
   makeData,
   Table,
+  Uint16,
   Uint8,
   Vector,
   vectorFromArray,
@@ -594,4 +598,106 @@ describe("buildFeeds from tensors (the Open Inference codec's input)", () => {
     for (const values of [Uint16Array.from([1, 2]), slabbed])
       expect(apiError(() => feed(values, half)).code).toBe('invalid_inference_input');
   });
+});
+
+describe('Arrow columns into bool and float16 inputs', () => {
+  const flag: TensorInfoDto = { name: 'flag', type: 'bool', shape: [null] };
+  const pair: TensorInfoDto = { name: 'flag', type: 'bool', shape: [null, 2] };
+  const half: TensorInfoDto = { name: 'h', type: 'float16', shape: [null] };
+  const arrow = (vector: Vector, input: TensorInfoDto): WireTensor =>
+    buildFeeds({ kind: 'arrow', table: new Table({ x: vector }) }, [{ column: 'x', input }])[0]!;
+  /** A column of one chunk per array, of `type`. */
+  const column = (type: DataType, ...chunks: ArrayLike<number>[]): Vector =>
+    new Vector(chunks.map((values) => makeData({ type, length: values.length, data: values } as never)));
+
+  it('refuses a Uint8 column holding a value other than 0 or 1 for a bool input, naming the column, its Arrow type and the input', () => {
+    // The column's Uint8Array is the bool feed's array type: passed as it is, 7 reached the
+    // model, where onnxruntime takes Not(7) as true.
+    const error = apiError(() => arrow(column(new Uint8(), Uint8Array.from([1, 0, 7])), flag));
+    expect(error.code).toBe('invalid_inference_input');
+    expect(error.message).toContain('Column "x" (Arrow Uint8) row 2 holds 7');
+    expect(error.message).toContain('model input "flag" (bool)');
+    expect(error.details).toEqual({ column: 'x', row: 2, arrowType: 'Uint8', input: 'flag', type: 'bool' });
+    // In a second record batch, and inside rows of 2: the row is counted over the whole table.
+    const chunked = apiError(() =>
+      arrow(column(new Uint8(), Uint8Array.from([1, 0]), Uint8Array.from([0, 255])), flag),
+    );
+    expect(chunked.details).toMatchObject({ column: 'x', row: 3, arrowType: 'Uint8' });
+    const fsl = new FixedSizeList(2, new Field('item', new Uint8(), false));
+    const rows = makeData({
+      type: fsl,
+      length: 2,
+      nullCount: 0,
+      child: makeData({ type: new Uint8(), length: 4, data: Uint8Array.from([1, 0, 2, 1]) }),
+    });
+    const nested = apiError(() => arrow(new Vector([rows]), pair));
+    expect(nested.details).toMatchObject({ column: 'x', row: 1, arrowType: 'Uint8' });
+  });
+
+  it('feeds a Uint8 column of 0 and 1 to a bool input as it is, and numbers of other types cast as /v1 casts them', () => {
+    const values = Uint8Array.from([1, 0, 1, 1]);
+    const fed = arrow(column(new Uint8(), values), flag);
+    expect(fed).toMatchObject({ name: 'flag', type: 'bool', dims: [4] });
+    // Checked, then lent as it is (no copy: the common case stays one scan).
+    expect(fed.data).toBeInstanceOf(Uint8Array);
+    expect((fed.data as Uint8Array).buffer).toBe(values.buffer);
+    expect(Array.from(fed.data as Uint8Array)).toEqual([1, 0, 1, 1]);
+    // Int8, Int64, Float64: as JSON records' numbers (integers truncated, like numpy's astype).
+    expect(Array.from(arrow(column(new Int8(), Int8Array.from([0, 1])), flag).data as Uint8Array)).toEqual([
+      0, 1,
+    ]);
+    expect(
+      Array.from(arrow(column(new Int64(), BigInt64Array.from([1n, 0n]) as never), flag).data as Uint8Array),
+    ).toEqual([1, 0]);
+    expect(
+      Array.from(arrow(column(new Float64(), Float64Array.from([1, 0.5])), flag).data as Uint8Array),
+    ).toEqual([1, 0]);
+    for (const [type, values, shown] of [
+      [new Int8(), Int8Array.from([1, -1]), 'Int8'],
+      [new Int32(), Int32Array.from([0, 2]), 'Int32'],
+      [new Float32(), Float32Array.from([0, NaN]), 'Float32'],
+    ] as [DataType, ArrayLike<number>, string][]) {
+      const error = apiError(() => arrow(column(type, values), flag));
+      expect(error.code, shown).toBe('invalid_inference_input');
+      expect(error.details, shown).toMatchObject({ column: 'x', row: 1, arrowType: shown, type: 'bool' });
+    }
+  });
+
+  it('refuses every column for a float16 input, naming the column, its Arrow type and the input', () => {
+    // A Uint16 column's Uint16Array is the float16 feed's array type: passed as it is, 1 reached
+    // the model as the half-float bits 0x0001 (6e-8). Quoll feeds no float16 input from JSON or
+    // Open Inference requests; from Arrow neither.
+    for (const [type, values, shown] of [
+      [new Uint16(), Uint16Array.from([1, 2]), 'Uint16'],
+      [new Float32(), Float32Array.from([1, 2]), 'Float32'],
+      [new Int32(), Int32Array.from([1, 2]), 'Int32'],
+    ] as [DataType, ArrayLike<number>, string][]) {
+      const error = apiError(() => arrow(column(type, values), half));
+      expect(error.code, shown).toBe('invalid_inference_input');
+      expect(error.message, shown).toContain(`Column "x" (Arrow ${shown})`);
+      expect(error.message, shown).toContain('model input "h" (float16)');
+      expect(error.details, shown).toEqual({ column: 'x', arrowType: shown, input: 'h', type: 'float16' });
+    }
+  });
+
+  it('refuses a Float16 column (half-float bits, which no input reads as numbers) and a bit-packed Bool column, as the Arrow decoder does', () => {
+    // A Float16 column's Uint16Array holds half-float bits: cast as numbers, 1.0 (0x3c00)
+    // reached a float32 input as 15360.
+    const halves = column(new Float16(), Uint16Array.from([0x3c00, 0x4000]));
+    for (const input of [tensorOf('float32'), half]) {
+      const error = apiError(() => arrow(halves, input));
+      expect(error.code, input.type).toBe('non_numeric_value');
+      expect(error.message, input.type).toContain('Column "x" has Arrow type Float16');
+    }
+    const bools = vectorFromArray([true, false, true], new Bool());
+    for (const input of [flag, tensorOf('float32')]) {
+      const error = apiError(() => arrow(bools, input));
+      expect(error.code, input.type).toBe('non_numeric_value');
+      expect(error.message, input.type).toContain('Column "x" has Arrow type Bool');
+    }
+  });
+
+  function tensorOf(type: TensorInfoDto['type']): TensorInfoDto {
+    return { name: 'in', type, shape: [null] };
+  }
 });

@@ -1,4 +1,4 @@
-import { Type } from 'apache-arrow';
+import { Precision, Type } from 'apache-arrow';
 import type { Data, DataType, Table, Vector } from 'apache-arrow';
 import type { TensorInfoDto } from '@quoll/client/wire';
 import { ApiError } from '../errors/index.js';
@@ -350,9 +350,37 @@ function feedDims(rows: number, declared: number[] | null, got: number[]): numbe
 
 // ---------------------------------------------------------------- Arrow
 
-/** A numeric Arrow type whose values are stored one per slot (not bit-packed). */
+/**
+ * A numeric Arrow type whose values are stored one per slot (not bit-packed) as the numbers they
+ * are: not Float16, whose Uint16Array holds half-float bits (1.0 is 0x3c00, read as 15360).
+ */
 function isNumericLeaf(type: DataType): boolean {
-  return type.typeId === Type.Float || type.typeId === Type.Int;
+  return type.typeId === Type.Int || (type.typeId === Type.Float && !isHalfFloat(type));
+}
+
+function isHalfFloat(type: DataType): boolean {
+  return (type as unknown as { precision: Precision }).precision === Precision.HALF;
+}
+
+/** An Arrow type's name as Arrow libraries print it: `Uint8`, `Float16`, `Float32`, `Bool`. */
+function arrowTypeName(type: DataType): string {
+  if (type.typeId === Type.Int) {
+    const { bitWidth, isSigned } = type as unknown as { bitWidth: number; isSigned: boolean };
+    return `${isSigned ? 'Int' : 'Uint'}${bitWidth}`;
+  }
+  if (type.typeId === Type.Float) {
+    const precision = (type as unknown as { precision: Precision }).precision;
+    return precision === Precision.HALF ? 'Float16' : precision === Precision.SINGLE ? 'Float32' : 'Float64';
+  }
+  return Type[type.typeId];
+}
+
+/** The Arrow type of a column's values: its leaf below FixedSizeList and List levels. */
+function arrowLeafType(type: DataType): DataType {
+  let leaf = type;
+  while (leaf.typeId === Type.FixedSizeList || leaf.typeId === Type.List)
+    leaf = (leaf.children[0] as { type: DataType }).type;
+  return leaf;
 }
 
 /** Per-row shape of an Arrow column: nested FixedSizeLists down to a numeric leaf, or one variable List level. */
@@ -372,9 +400,10 @@ function arrowRowShape(type: DataType, column: string): { shape: number[]; varia
 }
 
 function unsupportedArrow(column: string, type: DataType): ApiError {
+  // Named as the Arrow decoder names it (check-arrow-ipc): Float16, not Float.
   return new ApiError(
     'non_numeric_value',
-    `Column "${column}" has Arrow type ${Type[type.typeId]}; tensor columns must be numbers, FixedSizeList or List of numbers.`,
+    `Column "${column}" has Arrow type ${arrowTypeName(type)}; tensor columns must be numbers, FixedSizeList or List of numbers.`,
     {
       column,
       row: 0,
@@ -397,6 +426,10 @@ function arrowFeed(table: Table, binding: ColumnBinding): WireTensor {
     const width = declared ? product(declared) : first ? listLength(first, 0) : 0;
     rowShape = [width];
   }
+  // A column whose values share the input's array type is fed as it is (castInto), which is
+  // right only when they are the input's values: a Uint8 column's 7 is no bool, a Uint16
+  // column's 1 no half-float. Two compares per feed; other inputs do no per-value work here.
+  if (input.type === 'float16') throw noFloat16Feed(column, arrowLeafType(vector.type as DataType), input);
   checkWidth(column, input, declared, rowShape, 0);
   const width = product(rowShape);
   const parts: TensorData[] = [];
@@ -405,12 +438,68 @@ function arrowFeed(table: Table, binding: ColumnBinding): WireTensor {
     parts.push(leafValues(data, column, input, width, rowShape, variable, rowOffset));
     rowOffset += data.length;
   }
+  if (input.type === 'bool')
+    checkBoolValues(parts, column, arrowLeafType(vector.type as DataType), input, width);
   return {
     name: input.name,
     type: input.type,
     dims: feedDims(rows, declared, rowShape),
     data: castInto(parts, input, rows * width, column, width),
   };
+}
+
+/**
+ * Checks that every value of an Arrow column fed to a bool input is one the input takes, as
+ * JSON records' numbers are cast (integers truncated, see `allocateNumeric`): 0 or 1. A Uint8
+ * column's values are the bool feed's array type and would otherwise be fed as they are (7 is
+ * no bool: onnxruntime takes Not(7) as true); those that pass are then fed as they are.
+ */
+function checkBoolValues(
+  parts: readonly TensorData[],
+  column: string,
+  arrowType: DataType,
+  input: TensorInfoDto,
+  width: number,
+): void {
+  let offset = 0;
+  for (const part of parts) {
+    const numbers = part as Exclude<TensorData, string[]>;
+    if (numbers instanceof Uint8Array) {
+      for (let i = 0; i < numbers.length; i++)
+        if (numbers[i]! > 1)
+          throw notABool(column, arrowType, Math.floor((offset + i) / width), numbers[i]!, input);
+    } else {
+      for (let i = 0; i < numbers.length; i++) {
+        const value = Number(numbers[i]);
+        const whole = Math.trunc(value);
+        if (whole !== 0 && whole !== 1)
+          throw notABool(column, arrowType, Math.floor((offset + i) / width), value, input);
+      }
+    }
+    offset += part.length;
+  }
+}
+
+function notABool(
+  column: string,
+  arrowType: DataType,
+  row: number,
+  value: number,
+  input: TensorInfoDto,
+): ApiError {
+  return new ApiError(
+    'invalid_inference_input',
+    `Column "${column}" (Arrow ${arrowTypeName(arrowType)}) row ${row} holds ${value}, which model input "${input.name}" (bool) cannot take; send 0 (false) or 1 (true).`,
+    { column, row, arrowType: arrowTypeName(arrowType), input: input.name, type: input.type },
+  );
+}
+
+function noFloat16Feed(column: string, arrowType: DataType, input: TensorInfoDto): ApiError {
+  return new ApiError(
+    'invalid_inference_input',
+    `Column "${column}" (Arrow ${arrowTypeName(arrowType)}) cannot feed model input "${input.name}" (float16): Quoll feeds no float16 input, from Arrow, JSON or Open Inference requests alike.`,
+    { column, arrowType: arrowTypeName(arrowType), input: input.name, type: input.type },
+  );
 }
 
 /**
