@@ -271,6 +271,25 @@ export function makeOpenInferenceExampleModel(): Uint8Array {
 }
 
 /**
+ * float16 [N] → float32 [N] (`h` cast to float): a model Quoll deploys but whose input no
+ * request can feed (Quoll feeds no float16 input), to prove each request format refuses it.
+ */
+export function makeFloat16InputModel(): Uint8Array {
+  return synthetic({
+    nodes: [
+      onnx.NodeProto.create({
+        opType: 'Cast',
+        input: ['h'],
+        output: ['f'],
+        attribute: [int('to', DataType.FLOAT)],
+      }),
+    ],
+    inputs: [valueInfo('h', DataType.FLOAT16, ['N'])],
+    outputs: [valueInfo('f', DataType.FLOAT, ['N'])],
+  });
+}
+
+/**
  * Models a workspace user could craft to make one small run slow, each float32 [N, M] → float32
  * [N, M] (the input plus zero), whose work grows with the square or cube of the values fed, M
  * free: the kinds an operator allowlist let through (issue 10). `kind`:
