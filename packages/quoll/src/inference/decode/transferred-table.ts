@@ -1,4 +1,5 @@
 import {
+  Bool,
   Field,
   FixedSizeList,
   Float32,
@@ -25,6 +26,7 @@ import type { Data, DataType } from 'apache-arrow';
 export type TransferredType =
   | { id: 'int'; bitWidth: 8 | 16 | 32 | 64; signed: boolean }
   | { id: 'float'; bitWidth: 32 | 64 }
+  | { id: 'bool' }
   | { id: 'fixed-size-list'; listSize: number; child: TransferredField }
   | { id: 'list'; child: TransferredField };
 
@@ -103,6 +105,7 @@ function describeType(type: DataType): TransferredType {
   if (id === Type.Float && (type as unknown as { precision: number }).precision !== 0) {
     return { id: 'float', bitWidth: (type as unknown as { precision: number }).precision === 1 ? 32 : 64 };
   }
+  if (id === Type.Bool) return { id: 'bool' };
   if (id === Type.FixedSizeList) {
     return {
       id: 'fixed-size-list',
@@ -135,6 +138,8 @@ function reviveType(type: TransferredType): DataType {
       break;
     case 'float':
       return type.bitWidth === 32 ? new Float32() : new Float64();
+    case 'bool':
+      return new Bool();
     case 'fixed-size-list':
       return new FixedSizeList(type.listSize, reviveField(type.child));
     case 'list':
