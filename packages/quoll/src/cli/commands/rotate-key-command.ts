@@ -22,7 +22,7 @@ import type {
   RotateKeyResult,
 } from '../../connections/index.js';
 import { ApiError } from '../../errors/index.js';
-import { openStore } from '../../store/index.js';
+import { openKeyCheckStore, openStore } from '../../store/index.js';
 import type { StoreConfig } from '../../store/index.js';
 import { keyStatusLines } from './key-status-lines.js';
 
@@ -225,7 +225,9 @@ export async function runClusterKeyStatusCommand(
             parseMasterKey(env[MASTER_KEY_ENV], `the ${MASTER_KEY_ENV} environment variable`),
             loadDecryptOnlyKeys(env),
           );
-    const stores = await openStore(options.database);
+    // Without migrating: --status changes nothing, not even the schema of a mistyped database
+    // (or of a cluster whose nodes run an older release than this CLI).
+    const stores = await openKeyCheckStore(options.database);
     try {
       const status = await clusterKeyStatus(stores.keyCheck, keyring === undefined ? {} : { keyring });
       if (options.json === true) print(JSON.stringify(status, null, 2));

@@ -138,6 +138,13 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
     // One snapshot (REPEATABLE READ): the counts and the reports agree with each other.
     return this.db.transaction(async (sql) => {
       await sql.run('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY');
+      // Opened without migrating (a read-only command): a database no node of a release with key
+      // checks has started on has no table yet, which reads as no key check and no node.
+      const table = await sql.one<{ found: boolean }>(
+        "SELECT to_regclass('key_checks') IS NOT NULL AS found",
+      );
+      if (table?.found !== true)
+        return { checkKeyId: null, retiring: [], retired: [], nodes: [], connections: [] };
       const check = await sql.one<{ key_id: string }>(
         "SELECT key_id FROM key_checks WHERE name = 'master-key'",
       );
