@@ -291,7 +291,7 @@ export const ERROR_CODES = {
     status: 409,
     kind: 'conflict',
     summary:
-      "A cluster node (or `quoll admin rotate-key`) does not hold the key the database's key check is sealed with: every node needs the database's current master key, as its key or, during a rotation, as a decrypt-only key (QUOLL_MASTER_KEY_DECRYPT_ONLY). During a rotation a node is also refused when it lacks the key another live node seals with, or when another live node does not hold the key it would seal with (a mistyped new key). The message names the key ids and the nodes.",
+      "A cluster node (or `quoll admin rotate-key`) does not hold the key the database's key check is sealed with: every node needs the database's current master key, as its key or, during a rotation, as a decrypt-only key (QUOLL_MASTER_KEY_DECRYPT_ONLY). During a rotation a node is also refused when it lacks the key another live node seals with, when another live node does not hold the key it would seal with (a mistyped new key), or when it lacks the old key before the rotation finished (rows may still be sealed under it). The message names the key ids and the nodes.",
   },
   master_key_retired: {
     status: 409,

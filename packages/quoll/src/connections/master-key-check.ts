@@ -77,6 +77,11 @@ export interface KeyCheckState {
    * that recorded none): the node admitted must be able to open what they seal.
    */
   nodes: NodeKeyReport[];
+  /**
+   * Keys the key check was re-sealed away from by a rotation that has not finished (sorted):
+   * connections may still be sealed under them, so the node admitted must hold them too.
+   */
+  retiring: string[];
 }
 
 /** Why {@link KeyCheckStore.retireKeys} retired nothing (each list empty when not the cause). */
@@ -102,7 +107,7 @@ export interface KeyCheckStore {
   /**
    * In one transaction holding the key check's row (so it cannot interleave with
    * {@link retireKeys}): stores `candidate` (at `at`) when there is no key check yet, calls `admit`
-   * with the key check and the retired keys — it throws to refuse, and then nothing is
+   * with the key check, the retired and retiring keys and the other live nodes' reports — it throws to refuse, and then nothing is
    * recorded — and records `report` (when given) as what that node seals with and, when the
    * report lists them, the keys it holds (keys recorded at an earlier start of that node count
    * only while its seal key report is the one made with them).
@@ -154,7 +159,8 @@ export interface VerifyMasterKeyOptions {
  *
  * - `master_key_retired` when the key it would seal with was retired by a finished rotation;
  * - `master_key_mismatch` when none of its keys opens the database's key check (the first
- *   node seals it; `quoll admin rotate-key` re-seals it under the new key), when it lacks the
+ *   node seals it; `quoll admin rotate-key` re-seals it under the new key), when it lacks a key
+ *   an unfinished rotation re-sealed the key check away from (rows may still be under it), when it lacks the
  *   key another live node seals with, or when another live node does not hold the key it would
  *   seal with (a node that recorded no held keys, of an earlier release, is not checked).
  *
@@ -176,7 +182,7 @@ export async function verifyMasterKey(
     options.nodeId === undefined
       ? null
       : { nodeId: options.nodeId, sealKeyId: current.id, heldKeyIds: keyring.keyIds() };
-  await store.admitNode(sealKeyCheck(sealer), at, report, ({ check, retired, nodes }) => {
+  await store.admitNode(sealKeyCheck(sealer), at, report, ({ check, retired, nodes, retiring }) => {
     const gone = retired.find((r) => r.keyId === current.id);
     if (gone) {
       throw new MasterKeyError(
@@ -198,6 +204,20 @@ export async function verifyMasterKey(
           `again. During a key rotation a node needs both keys: the new one as ${MASTER_KEY_ENV} and the ` +
           `old one in ${DECRYPT_ONLY_KEYS_ENV} (or the reverse, before the new key is made current).`,
         { keyId: current.id, decryptOnlyKeyIds: others, databaseKeyId: check.keyId },
+      );
+    }
+    // A rotation re-sealed the key check and has not finished (interrupted, or running): rows may
+    // still be sealed under the key it re-sealed away from, which a node must hold to read them
+    // (its old key dropped before the rotation finished: step 4 begun too early).
+    const unfinished = retiring.filter((id) => keyring.find(id) === undefined);
+    if (unfinished.length > 0) {
+      throw new MasterKeyError(
+        'master_key_mismatch',
+        `This node (key ids ${keyring.keyIds().join(', ')}) lacks key id(s) ${unfinished.join(', ')}, which connections may ` +
+          `still be sealed under: a key rotation re-sealed the database's key check under key id ${check.keyId} but has ` +
+          `not finished. Give this node the old key in ${DECRYPT_ONLY_KEYS_ENV} and start it again; run ` +
+          `\`quoll admin rotate-key --database …\` to the end before dropping the old key from any node.`,
+        { keyIds: keyring.keyIds(), retiringKeyIds: unfinished, databaseKeyId: check.keyId },
       );
     }
     // A node that opens the key check may still miss the key another node seals with during a

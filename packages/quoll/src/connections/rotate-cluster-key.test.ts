@@ -203,6 +203,13 @@ describe('rotateClusterKey', () => {
     expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
     // Meanwhile a node holding only the old key can no longer join: the check is under the new key.
     expect(await codeOf(admit('node-c', OLD))).toBe('master_key_mismatch');
+    // Nor one holding only the new key (step 4 begun before step 3 finished): rows are still
+    // sealed under the old key, which it could not read.
+    const early = await admit('node-c', NEW).catch((e: unknown) => e);
+    expect(early).toBeInstanceOf(MasterKeyError);
+    expect((early as MasterKeyError).code).toBe('master_key_mismatch');
+    expect((early as Error).message).toContain(`lacks key id(s) ${OLD.id}`);
+    expect(await stores.keyCheck.nodesNotSealingWith(NEW.id)).toEqual([]);
     const result = await rotate();
     expect(result.resealed).toBe(3);
     expect(await keyIdsOfRows()).toEqual([NEW.id]);

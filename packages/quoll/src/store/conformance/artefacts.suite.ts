@@ -37,7 +37,7 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
           seen.push(s);
         },
       );
-      expect(state).toEqual({ check: sealed('k1', 1), retired: [], nodes: [] });
+      expect(state).toEqual({ check: sealed('k1', 1), retired: [], nodes: [], retiring: [] });
       expect(seen).toEqual([state]);
       // A later node gets the first check, not its own candidate.
       const second = await stores.keyCheck.admitNode(
@@ -201,8 +201,12 @@ export function keyCheckStoreSuite(backend: string, makeStores: MakeStores): voi
       await stores.keyCheck.ensureKeyCheck(sealed('k1', 1), 't1');
       await stores.keyCheck.replaceKeyCheck('k1', sealed('k2', 2), 't2');
       expect(await stores.keyCheck.listRetiredKeys()).toEqual([]);
+      // Until then admitNode hands it to admit as retiring: rows may still be sealed under it.
+      const during = await stores.keyCheck.admitNode(sealed('k2', 2), 't3', null, accept);
+      expect(during.retiring).toEqual(['k1']);
       expect(await stores.keyCheck.retireKeys('k2', [], 'r1')).toBeNull();
       expect(await stores.keyCheck.listRetiredKeys()).toEqual([{ keyId: 'k1', at: 'r1' }]);
+      expect((await stores.keyCheck.admitNode(sealed('k2', 2), 't4', null, accept)).retiring).toEqual([]);
     });
 
     it('retireKeys retires only once the key check, every live node and every connection use the key', async () => {

@@ -54,7 +54,12 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
       );
       const check = await lockKeyCheck(sql);
       const nodes = (await pendingNodes(sql, '')).filter((n) => n.nodeId !== report?.nodeId);
-      const state: KeyCheckState = { check, retired: await retiredKeys(sql), nodes };
+      const state: KeyCheckState = {
+        check,
+        retired: await retiredKeys(sql),
+        nodes,
+        retiring: await retiringKeys(sql),
+      };
       admit(state);
       if (report !== null) {
         await sql.run(
@@ -148,15 +153,12 @@ export class PostgresKeyCheckStore implements KeyCheckStore {
       const check = await sql.one<{ key_id: string }>(
         "SELECT key_id FROM key_checks WHERE name = 'master-key'",
       );
-      const retiring = await sql.rows<{ key_id: string }>(
-        `SELECT key_id FROM key_checks WHERE name LIKE 'retiring:%' ORDER BY key_id COLLATE "C"`,
-      );
       const connections = await sql.rows<{ key_id: string; count: string }>(
         `SELECT key_id, COUNT(*) AS count FROM connections GROUP BY key_id ORDER BY key_id COLLATE "C"`,
       );
       return {
         checkKeyId: check?.key_id ?? null,
-        retiring: retiring.map((r) => r.key_id),
+        retiring: await retiringKeys(sql),
         retired: await retiredKeys(sql),
         nodes: await pendingNodes(sql, ''),
         connections: connections.map((r) => ({ keyId: r.key_id, count: Number(r.count) })),
@@ -179,6 +181,13 @@ async function retiredKeys(sql: Sql): Promise<RetiredKey[]> {
     "SELECT key_id, created_at FROM key_checks WHERE name LIKE 'retired:%' ORDER BY created_at, key_id",
   );
   return rows.map((r) => ({ keyId: r.key_id, at: r.created_at }));
+}
+
+async function retiringKeys(sql: Sql): Promise<string[]> {
+  const rows = await sql.rows<{ key_id: string }>(
+    `SELECT key_id FROM key_checks WHERE name LIKE 'retiring:%' ORDER BY key_id COLLATE "C"`,
+  );
+  return rows.map((r) => r.key_id);
 }
 
 async function pendingNodes(sql: Sql, keyId: string): Promise<NodeKeyReport[]> {

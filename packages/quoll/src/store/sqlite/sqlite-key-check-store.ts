@@ -38,7 +38,12 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
     return this.db.transaction(() => {
       this.#insertCheck(candidate, at);
       const nodes = this.#pending('').filter((n) => n.nodeId !== report?.nodeId);
-      const state: KeyCheckState = { check: this.#check(), retired: this.#retired(), nodes };
+      const state: KeyCheckState = {
+        check: this.#check(),
+        retired: this.#retired(),
+        nodes,
+        retiring: this.#retiring(),
+      };
       admit(state);
       if (report !== null) {
         const upsert = this.db.prepare(
@@ -116,15 +121,12 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
     return this.db.transaction((): KeyStatusSnapshot => {
       const check = this.db.prepare("SELECT key_id FROM key_checks WHERE name = 'master-key'").get() as
         { key_id: string } | undefined;
-      const retiring = this.db
-        .prepare("SELECT key_id FROM key_checks WHERE name LIKE 'retiring:%' ORDER BY key_id")
-        .all() as { key_id: string }[];
       const connections = this.db
         .prepare('SELECT key_id, COUNT(*) AS count FROM connections GROUP BY key_id ORDER BY key_id')
         .all() as { key_id: string; count: number }[];
       return {
         checkKeyId: check?.key_id ?? null,
-        retiring: retiring.map((r) => r.key_id),
+        retiring: this.#retiring(),
         retired: this.#retired(),
         nodes: this.#pending(''),
         connections: connections.map((r) => ({ keyId: r.key_id, count: Number(r.count) })),
@@ -154,6 +156,13 @@ export class SqliteKeyCheckStore implements KeyCheckStore {
       )
       .all() as { key_id: string; created_at: string }[];
     return rows.map((r) => ({ keyId: r.key_id, at: r.created_at }));
+  }
+
+  #retiring(): string[] {
+    const rows = this.db
+      .prepare("SELECT key_id FROM key_checks WHERE name LIKE 'retiring:%' ORDER BY key_id")
+      .all() as { key_id: string }[];
+    return rows.map((r) => r.key_id);
   }
 
   #pending(keyId: string): NodeKeyReport[] {
