@@ -885,9 +885,18 @@ function isFloat32Leaf(type: DataType): boolean {
 /**
  * The log's layouts derived from result layouts ({@link float32LogLayout}): per result layout,
  * the last flags it was asked with and the layout they gave (a pipeline's requests ask with the
- * same flags array, so the lookup is one identity check).
+ * same flags array, so the lookup is one identity check), and the layout of every flags it was
+ * asked with (by their content): layouts are shared by every pipeline whose results have the
+ * same columns and outputs, and two of them whose models take the columns as different types
+ * ask by turns — each must still find its one log layout, not build a new schema per request.
  */
-const float32LogLayouts = new WeakMap<ResultLayout, { flags: readonly boolean[]; layout: ResultLayout }>();
+const float32LogLayouts = new WeakMap<ResultLayout, LogLayoutsSeen>();
+
+interface LogLayoutsSeen {
+  flags: readonly boolean[];
+  layout: ResultLayout;
+  readonly byFlags: Map<string, ResultLayout>;
+}
 
 /**
  * `layout` with each `in.*` column whose flag is set and whose leaf is Float64 made Float32
@@ -895,8 +904,22 @@ const float32LogLayouts = new WeakMap<ResultLayout, { flags: readonly boolean[];
  * one layout and flags gets the same layout (and schema object, which the log writer keys by).
  */
 function float32LogLayout(layout: ResultLayout, flags: readonly boolean[]): ResultLayout {
-  const seen = float32LogLayouts.get(layout);
-  if (seen !== undefined && (seen.flags === flags || sameFlags(seen.flags, flags))) return seen.layout;
+  let seen = float32LogLayouts.get(layout);
+  if (seen !== undefined && seen.flags === flags) return seen.layout;
+  let key = '';
+  for (let i = 0; i < layout.inTypes.length; i++) key += flags[i] === true ? '1' : '0';
+  const logLayout = seen?.byFlags.get(key) ?? buildFloat32LogLayout(layout, flags);
+  if (seen === undefined) {
+    seen = { flags, layout: logLayout, byFlags: new Map() };
+    float32LogLayouts.set(layout, seen);
+  }
+  seen.byFlags.set(key, logLayout);
+  seen.flags = flags;
+  seen.layout = logLayout;
+  return logLayout;
+}
+
+function buildFloat32LogLayout(layout: ResultLayout, flags: readonly boolean[]): ResultLayout {
   let changed = false;
   const inTypes = layout.inTypes.map((type, i) => {
     const narrowed = flags[i] === true ? narrowToFloat32(type) : null;
@@ -904,28 +927,18 @@ function float32LogLayout(layout: ResultLayout, flags: readonly boolean[]): Resu
     changed = true;
     return narrowed;
   });
-  let logLayout = layout;
-  if (changed) {
-    const fields = layout.schema.fields.map((field, at) => {
-      const i = at - 1; // `time` first, then the `in.*` columns in column order
-      if (i < 0 || i >= inTypes.length || inTypes[i] === layout.inTypes[i]) return field;
-      return new Field(field.name, inTypes[i]!, field.nullable, field.metadata);
-    });
-    logLayout = {
-      schema: freezeSchema(new Schema(fields)),
-      struct: new Struct(fields),
-      inTypes,
-      outTypes: layout.outTypes,
-    };
-  }
-  float32LogLayouts.set(layout, { flags, layout: logLayout });
-  return logLayout;
-}
-
-function sameFlags(a: readonly boolean[], b: readonly boolean[]): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
+  if (!changed) return layout;
+  const fields = layout.schema.fields.map((field, at) => {
+    const i = at - 1; // `time` first, then the `in.*` columns in column order
+    if (i < 0 || i >= inTypes.length || inTypes[i] === layout.inTypes[i]) return field;
+    return new Field(field.name, inTypes[i]!, field.nullable, field.metadata);
+  });
+  return {
+    schema: freezeSchema(new Schema(fields)),
+    struct: new Struct(fields),
+    inTypes,
+    outTypes: layout.outTypes,
+  };
 }
 
 /**

@@ -175,6 +175,35 @@ describe('InferenceResult with a column that fed a float32 model input', () => {
     expect(recordsResult(2, [false]).logRows()).toMatchObject({ schema: plain.schema });
   });
 
+  it('keeps one log schema object per flags when pipelines sharing a result layout ask by turns', () => {
+    // Two pipelines whose results have the same columns and outputs (so the same result layout),
+    // one model taking "a" as float32, the other "b": each must find its log schema again, not
+    // get a new one per request (the writer's and the staging's per-schema work keys by object).
+    const make = (flags: readonly boolean[]): LogRowSource =>
+      new InferenceResult(
+        { kind: 'records', records: [{ a: [0.1, 0.2], b: [0.3, 0.4] }] },
+        ['a', 'b'],
+        [variable(1)],
+        1,
+        TIME,
+        null,
+        null,
+        null,
+        flags,
+      ).logRows() as LogRowSource;
+    const first = make([true, false]);
+    const second = make([false, true]);
+    expect(second.schema).not.toBe(first.schema);
+    for (let k = 0; k < 3; k++) {
+      expect(make([true, false]).schema).toBe(first.schema);
+      expect(make([false, true]).schema).toBe(second.schema);
+    }
+    expect(isFloat32(first.schema.fields[1]!.type as DataType)).toBe(true);
+    expect(isFloat64(first.schema.fields[2]!.type as DataType)).toBe(true);
+    expect(isFloat64(second.schema.fields[1]!.type as DataType)).toBe(true);
+    expect(isFloat32(second.schema.fields[2]!.type as DataType)).toBe(true);
+  });
+
   it('logs the narrowed table once an Arrow answer built the result table', () => {
     const result = recordsResult(4, [true]);
     const answer = result.toArrowTable();
