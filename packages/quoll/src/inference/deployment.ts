@@ -12,6 +12,7 @@ import type { StepModel } from './step-model.js';
 import { bindColumns, buildFeeds, inputColumns, inputRowCount } from './input-binding.js';
 import type { ColumnBinding } from './input-binding.js';
 import { InferenceResult } from './inference-result.js';
+import { logFloat32Flags } from './log-float32-flags.js';
 import type { InlineSessions } from './inline-sessions.js';
 import type { InlineTurns } from './inline-turns.js';
 import {
@@ -470,17 +471,13 @@ export class Deployment {
   }
 
   /**
-   * Per request column, whether it feeds a float32 model input: the inference log then holds its
-   * Float64 values (JSON numbers) as Float32, the values the model received. One array per
-   * bindings (so the result's log layout is found by identity), `null` when no column does.
+   * {@link logFloat32Flags} of `columns`, one array per bindings (so the result's log layout is
+   * found by identity).
    */
   #logFloat32For(columns: readonly string[], bindings: ColumnBinding[]): readonly boolean[] | null {
     let flags = this.#logFloat32.get(bindings);
     if (flags === undefined) {
-      const found = columns.map((column) =>
-        bindings.some((binding) => binding.column === column && binding.input.type === 'float32'),
-      );
-      flags = found.includes(true) ? found : null;
+      flags = logFloat32Flags(columns, bindings);
       this.#logFloat32.set(bindings, flags);
     }
     return flags;
