@@ -32,9 +32,11 @@ export function narrowToFloat32(type: DataType): DataType | null {
 export function narrowDataToFloat32(data: Data, type: DataType): Data {
   if (type.typeId === Type.Float) {
     const values = data.values as Float64Array;
+    // The constructor, not `Float32Array.from` (which walks the iterator): the same rounding, in
+    // about a quarter of the time (an Arrow batch of 1000 × 18: 12 µs against 45, docs/benchmarks.md).
     return new Data(type, data.offset, data.length, data.nullCount, [
       undefined,
-      Float32Array.from(values),
+      new Float32Array(values),
       data.nullBitmap,
     ]);
   }
