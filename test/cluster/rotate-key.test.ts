@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   rotateClusterKey,
@@ -149,6 +151,37 @@ describe.skipIf(!pg.run)(
       );
       expect(String(err)).toContain('error [master_key_mismatch]');
       expect(String(err)).toContain(`key id ${OLD_ID}`);
+    }, 60_000);
+
+    it("a second process with a live node's id and other keys is refused node_id_in_use, and that node's recorded keys are unchanged", async () => {
+      const before = await status();
+      const idOfA = (await readFile(join(nodes.a!.home, 'node-id'), 'utf8')).trim();
+      const recordOfA = before.nodes.find((n) => n.nodeId === idOfA);
+      expect(recordOfA).toBeDefined();
+      // Its own home and another key set that passes the key check on its own (it seals with the
+      // database's key), so only the id stops it: a copied --home, or QUOLL_NODE_ID given twice.
+      const err = await startTestServer({
+        args: ['--database', db.url],
+        env: {
+          QUOLL_MASTER_KEY: OLD,
+          QUOLL_MASTER_KEY_DECRYPT_ONLY: TYPO,
+          QUOLL_NODE_ID: idOfA,
+          QUOLL_CLUSTER_LEASE_MS: '3000',
+          QUOLL_TASK_WARM_PROCESSES: '0',
+        },
+      }).then(
+        (s) => {
+          extra.push(s);
+          return null;
+        },
+        (e: unknown) => e,
+      );
+      expect(String(err)).toContain(`error [node_id_in_use]: Node id "${idOfA}" is in use`);
+      const after = await status();
+      expect(after.nodes).toEqual(before.nodes);
+      expect(after.nodes.find((n) => n.nodeId === idOfA)).toEqual(recordOfA);
+      expect(after.keys.map((k) => k.keyId)).not.toContain(TYPO_ID);
+      await readBoth();
     }, 60_000);
 
     it('rolls the new key out (decrypt-only, then current), re-seals while both nodes serve, resumes after an interruption', async () => {

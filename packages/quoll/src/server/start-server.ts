@@ -137,12 +137,6 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     onSchemaAhead: (state) => reportSchemaAhead(schemaAheadMessage(state)),
   });
   closers.push({ what: 'database connections', close: () => stores.close() });
-  // Every node of a cluster must hold the key the shared connections are sealed with: one with
-  // another key, or a key a rotation retired, stops here (MasterKeyError with its catalogue
-  // code, printed by the CLI) instead of failing on each read. The key it seals with is
-  // recorded: `quoll admin rotate-key` waits until every live node seals with the new key.
-  if (stores.dialect === 'postgres')
-    await verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString(), { nodeId });
   // The node id is this process's before anything acts under it (packaging jobs requeued, own
   // runs closed as lost): another live process holding it (a copied --home, the same
   // QUOLL_NODE_ID twice) stops this start with node_id_in_use. Registered with its roles, and
@@ -175,6 +169,15 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   });
   await membership.start();
   closers.push({ what: 'cluster membership', close: () => membership.stop() });
+  // Every node of a cluster must hold the key the shared connections are sealed with: one with
+  // another key, or a key a rotation retired, stops here (MasterKeyError with its catalogue
+  // code, printed by the CLI) instead of failing on each read; the membership closer then marks
+  // it stopped. It has sealed nothing and serves nothing yet. The key it seals with, and those it
+  // holds, are recorded under its node id, so only once the id is this process's: a process
+  // refused node_id_in_use above never overwrites the live holder's record.
+  // `quoll admin rotate-key` waits until every live node seals with the new key.
+  if (stores.dialect === 'postgres')
+    await verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString(), { nodeId });
   // On a node of a cluster, model files live in the database and <home>/blobs caches them.
   const blobs = new BlobStore(config.home, stores.sharedBlobs);
   await blobs.init();
