@@ -642,7 +642,7 @@ describe('Arrow columns into bool and float16 inputs', () => {
     expect(fed.data).toBeInstanceOf(Uint8Array);
     expect((fed.data as Uint8Array).buffer).toBe(values.buffer);
     expect(Array.from(fed.data as Uint8Array)).toEqual([1, 0, 1, 1]);
-    // Int8, Int64, Float64: as JSON records' numbers (integers truncated, like numpy's astype).
+    // Int8, Int64, Float64: 0 and 1 of any number type, as JSON records' numbers.
     expect(Array.from(arrow(column(new Int8(), Int8Array.from([0, 1])), flag).data as Uint8Array)).toEqual([
       0, 1,
     ]);
@@ -650,17 +650,51 @@ describe('Arrow columns into bool and float16 inputs', () => {
       Array.from(arrow(column(new Int64(), BigInt64Array.from([1n, 0n]) as never), flag).data as Uint8Array),
     ).toEqual([1, 0]);
     expect(
-      Array.from(arrow(column(new Float64(), Float64Array.from([1, 0.5])), flag).data as Uint8Array),
-    ).toEqual([1, 0]);
+      Array.from(arrow(column(new Float64(), Float64Array.from([1, 0, -0])), flag).data as Uint8Array),
+    ).toEqual([1, 0, 0]);
     for (const [type, values, shown] of [
       [new Int8(), Int8Array.from([1, -1]), 'Int8'],
       [new Int32(), Int32Array.from([0, 2]), 'Int32'],
       [new Float32(), Float32Array.from([0, NaN]), 'Float32'],
+      // No fraction is a bool: truncated, 0.7 became false (numpy's astype(bool) and ONNX Cast
+      // make it true), 1.5 true. Refused rather than guessed either way.
+      [new Float64(), Float64Array.from([1, 0.5]), 'Float64'],
+      [new Float32(), Float32Array.from([0, 0.7]), 'Float32'],
+      [new Float64(), Float64Array.from([0, 1.5]), 'Float64'],
+      [new Float64(), Float64Array.from([0, -0.5]), 'Float64'],
     ] as [DataType, ArrayLike<number>, string][]) {
       const error = apiError(() => arrow(column(type, values), flag));
       expect(error.code, shown).toBe('invalid_inference_input');
       expect(error.details, shown).toMatchObject({ column: 'x', row: 1, arrowType: shown, type: 'bool' });
     }
+  });
+
+  it('refuses a fraction for a bool input from JSON records and request tensors too, as from an Arrow column', () => {
+    // Truncated, 0.5 and 0.7 were fed as false, 1.5 as true: numpy's astype(bool) and ONNX Cast
+    // make every nonzero true, so a float column of probabilities was silently misread.
+    for (const value of [0.5, 0.7, 1.5, -0.5]) {
+      const records = apiError(() =>
+        buildFeeds({ kind: 'records', records: [{ x: 1 }, { x: value }] }, [{ column: 'x', input: flag }]),
+      );
+      expect(records.code, String(value)).toBe('invalid_inference_input');
+      expect(records.details, String(value)).toMatchObject({ column: 'x', row: 1 });
+      const tensors = apiError(() =>
+        buildFeeds(
+          {
+            kind: 'tensors',
+            tensors: [{ name: 'x', shape: [2], values: Float64Array.from([0, value]) }],
+            rows: 2,
+          },
+          [{ column: 'x', input: flag }],
+        ),
+      );
+      expect(tensors.code, String(value)).toBe('invalid_inference_input');
+      expect(tensors.details, String(value)).toMatchObject({ column: 'x', row: 1 });
+    }
+    const fed = buildFeeds({ kind: 'records', records: [{ x: 1 }, { x: 0 }] }, [
+      { column: 'x', input: flag },
+    ]);
+    expect(Array.from(fed[0]!.data as Uint8Array)).toEqual([1, 0]);
   });
 
   it('refuses every column for a float16 input, naming the column, its Arrow type and the input', () => {

@@ -462,7 +462,7 @@ function arrowFeed(table: Table, binding: ColumnBinding): WireTensor {
 
 /**
  * Checks that every value of an Arrow column fed to a bool input is one the input takes, as
- * JSON records' numbers are cast (integers truncated, see `allocateNumeric`): 0 or 1. A Uint8
+ * JSON records' numbers are (see `allocateNumeric`): 0 or 1 exactly, no fraction. A Uint8
  * column's values are the bool feed's array type and would otherwise be fed as they are (7 is
  * no bool: onnxruntime takes Not(7) as true); those that pass are then fed as they are.
  */
@@ -483,8 +483,7 @@ function checkBoolValues(
     } else {
       for (let i = 0; i < numbers.length; i++) {
         const value = Number(numbers[i]);
-        const whole = Math.trunc(value);
-        if (whole !== 0 && whole !== 1)
+        if (value !== 0 && value !== 1)
           throw notABool(column, arrowType, Math.floor((offset + i) / width), value, input);
       }
     }
@@ -729,9 +728,15 @@ function unrepresentable(column: string, row: number, value: number, input: Tens
     );
   }
   const range = ELEMENT_RANGES[input.type];
+  const hint =
+    input.type === 'bool'
+      ? '; send 0 (false) or 1 (true)'
+      : range
+        ? `; send values from ${range[0]} to ${range[1]}`
+        : '';
   return new ApiError(
     'invalid_inference_input',
-    `Column "${column}" row ${row} holds ${value}, which model input "${input.name}" (${input.type}) cannot hold${range ? `; send values from ${range[0]} to ${range[1]}` : ''}.`,
+    `Column "${column}" row ${row} holds ${value}, which model input "${input.name}" (${input.type}) cannot hold${hint}.`,
     { column, row, input: input.name, type: input.type },
   );
 }

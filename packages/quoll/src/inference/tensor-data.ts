@@ -82,8 +82,19 @@ export function allocateNumeric(
       return ranged(make(Int32Array), -2147483648, 2147483647, true);
     case 'uint8':
       return ranged(make(Uint8Array), 0, 255, true);
-    case 'bool':
-      return ranged(make(Uint8Array), 0, 1, true);
+    case 'bool': {
+      // 0 and 1 exactly: no fraction is truncated into a bool (0.7 would become false, where
+      // numpy's astype(bool) and ONNX Cast make every nonzero true).
+      const data = make(Uint8Array);
+      return {
+        data,
+        set(index, value) {
+          if (value !== 0 && value !== 1) return false;
+          data[index] = value;
+          return true;
+        },
+      };
+    }
     case 'uint16':
       return ranged(make(Uint16Array), 0, 65535, true);
     case 'uint32':
