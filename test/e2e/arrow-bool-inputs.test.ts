@@ -91,6 +91,22 @@ describe('Arrow columns into bool and float16 model inputs', () => {
       ]),
     );
     expect(json.code).toBe('invalid_inference_input');
+    // A fraction is no bool either (truncated, 0.5 was fed as false; numpy and ONNX Cast say true).
+    const half = new arrow.Table({
+      input0: exampleTable([1, 0]).getChild('input0')!,
+      input1: arrow.vectorFromArray([1, 0.5], new arrow.Float64()),
+    });
+    const fraction = await refusal(() => example.infer(half));
+    expect(fraction.status).toBe(400);
+    expect(fraction.details).toMatchObject({ column: 'input1', row: 1, arrowType: 'Float64', type: 'bool' });
+    const jsonFraction = await refusal(() =>
+      example.infer([
+        { input0: [0, 1], input1: 1 },
+        { input0: [1, 2], input1: 0.5 },
+      ]),
+    );
+    expect(jsonFraction.code).toBe('invalid_inference_input');
+    expect(jsonFraction.message).toContain('send 0 (false) or 1 (true)');
   });
 
   it('a Uint16 (or any) column for a float16 input is refused 400 invalid_inference_input, as JSON records are', async () => {
