@@ -5,11 +5,7 @@
 // half-float bits 0x0001.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { arrow, QuollError, type Client, type Pipeline } from '@quoll/client';
-import {
-  makeFloat16InputModel,
-  makeOpenInferenceExampleModel,
-  makeScaleModel,
-} from '../support/synthetic-models.js';
+import { makeFloat16InputModel, makeOpenInferenceExampleModel } from '../support/synthetic-models.js';
 import { deployModelPipeline } from '../support/deploy-model-pipeline.js';
 import { startTestServer, type TestServer } from '../support/test-server.js';
 
@@ -19,8 +15,6 @@ let client: Client;
 let example: Pipeline;
 /** `h` float16 [N] → `f` float32 [N]. */
 let half: Pipeline;
-/** `tensor` float32 [N, 2] → `scaled` float32 [N, 2]. */
-let scale: Pipeline;
 
 beforeAll(async () => {
   server = await startTestServer();
@@ -32,7 +26,6 @@ beforeAll(async () => {
     makeOpenInferenceExampleModel(),
   );
   half = await deployModelPipeline(client, 'arrow-half', 'arrow-half-model', makeFloat16InputModel());
-  scale = await deployModelPipeline(client, 'arrow-scale', 'arrow-scale-model', makeScaleModel({ width: 2 }));
 }, 120_000);
 
 afterAll(async () => {
@@ -40,20 +33,15 @@ afterAll(async () => {
   await server?.cleanup();
 });
 
-/** The example model's two columns, `input1` a Uint8 column of `flags` (or a Bool column of them). */
-function exampleTable(flags: number[], bool = false): arrow.Table {
+/** The example model's two columns, `input1` a Uint8 column of `flags`. */
+function exampleTable(flags: number[]): arrow.Table {
   const pair = new arrow.FixedSizeList(2, new arrow.Field('item', new arrow.Uint32(), false));
   return new arrow.Table({
     input0: arrow.vectorFromArray(
       flags.map((_, row) => [row, row + 1]),
       pair,
     ),
-    input1: bool
-      ? arrow.vectorFromArray(
-          flags.map((flag) => flag === 1),
-          new arrow.Bool(),
-        )
-      : arrow.vectorFromArray(flags, new arrow.Uint8()),
+    input1: arrow.vectorFromArray(flags, new arrow.Uint8()),
   });
 }
 
@@ -121,54 +109,5 @@ describe('Arrow columns into bool and float16 model inputs', () => {
     }
     const json = await refusal(() => half.infer([{ h: 1 }, { h: 2 }]));
     expect(json.code).toBe('invalid_inference_input');
-  });
-
-  it('a Bool column feeds a bool input (answered, echoed and logged as Bool); for a float input it is refused 400', async () => {
-    const flags = [1, 0, 0, 1, 1, 0, 1, 0, 1, 1];
-    const answer = await example.infer(exampleTable(flags, true));
-    expect(String(answer.schema.fields.find((field) => field.name === 'in.input1')?.type)).toBe('Bool');
-    const echoed = answer.getChild('in.input1');
-    const negated = answer.getChild('out.output1');
-    const rows = Array.from({ length: answer.numRows }, (_, row) => [
-      echoed?.get(row) as boolean,
-      Array.from(negated?.get(row) as Iterable<boolean>)[0],
-    ]);
-    expect(rows).toEqual(flags.map((flag) => [flag === 1, flag !== 1]));
-    // Answered as JSON records too: the Bool column as true/false.
-    const response = await fetch(example.url(), {
-      method: 'POST',
-      headers: {
-        authorization: `Bearer ${server.token}`,
-        'content-type': 'application/vnd.apache.arrow.stream',
-        accept: 'application/json',
-      },
-      body: arrow.tableToIPC(exampleTable([0, 1], true), 'stream'),
-    });
-    expect(response.status).toBe(200);
-    const records = (await response.json()) as Record<string, unknown>[];
-    expect(records.map((record) => record['in.input1'])).toEqual([false, true]);
-    // The log has every served row's Bool values.
-    const logged = await example.logs({ limit: 1000 });
-    const bools = logged.filter((record) => typeof record['in.input1'] === 'boolean');
-    expect(bools.map((record) => record['in.input1'] as boolean).sort()).toEqual(
-      [...flags.map((flag) => flag === 1), false, true].sort(),
-    );
-
-    const pairs = new arrow.FixedSizeList(2, new arrow.Field('item', new arrow.Bool(), false));
-    const table = new arrow.Table({
-      tensor: arrow.vectorFromArray(
-        [
-          [true, false],
-          [false, true],
-        ],
-        pairs,
-      ),
-    });
-    const refused = await refusal(() => scale.infer(table));
-    expect(refused.status).toBe(400);
-    expect(refused.code).toBe('invalid_inference_input');
-    expect(refused.message).toContain(
-      'Column "tensor" (Arrow Bool) cannot feed model input "tensor" (float32)',
-    );
   });
 });

@@ -69,7 +69,7 @@ export const ERROR_CODES = {
     status: 400,
     kind: 'validation',
     summary:
-      'The inference body cannot be read as JSON records or Arrow IPC, holds a value the model input cannot take (a boolean, NaN, ±Infinity, beyond the range of its type, or anything but 0 and 1 for a bool input), or has a column of a type the input cannot take (an Arrow Bool column for anything but a bool input; any column for a float16 input, which Quoll does not feed); the message names the column and, for a value, its row.',
+      'The inference body cannot be read as JSON records or Arrow IPC, or holds a value the model input cannot take (a boolean, NaN, ±Infinity, beyond the range of its type, or anything but 0 and 1 for a bool input), or feeds a float16 input (Quoll feeds none); the message names the column and, for a value, its row.',
   },
   unknown_input_column: {
     status: 400,

@@ -375,14 +375,6 @@ function arrowTypeName(type: DataType): string {
   return Type[type.typeId];
 }
 
-/**
- * A leaf type a tensor column may have: a number, or a Bool (bit-packed, unpacked to 0 and 1 by
- * {@link leafValues}; it feeds bool inputs only).
- */
-function isLeaf(type: DataType): boolean {
-  return isNumericLeaf(type) || type.typeId === Type.Bool;
-}
-
 /** The Arrow type of a column's values: its leaf below FixedSizeList and List levels. */
 function arrowLeafType(type: DataType): DataType {
   let leaf = type;
@@ -391,9 +383,9 @@ function arrowLeafType(type: DataType): DataType {
   return leaf;
 }
 
-/** Per-row shape of an Arrow column: nested FixedSizeLists down to a leaf ({@link isLeaf}), or one variable List level. */
+/** Per-row shape of an Arrow column: nested FixedSizeLists down to a numeric leaf, or one variable List level. */
 function arrowRowShape(type: DataType, column: string): { shape: number[]; variable: boolean } {
-  if (isLeaf(type)) return { shape: [], variable: false };
+  if (isNumericLeaf(type)) return { shape: [], variable: false };
   if (type.typeId === Type.FixedSizeList) {
     const inner = arrowRowShape((type.children[0] as { type: DataType }).type, column);
     if (inner.variable) throw unsupportedArrow(column, type);
@@ -401,7 +393,7 @@ function arrowRowShape(type: DataType, column: string): { shape: number[]; varia
   }
   if (type.typeId === Type.List) {
     const childType = (type.children[0] as { type: DataType }).type;
-    if (!isLeaf(childType)) throw unsupportedArrow(column, type);
+    if (!isNumericLeaf(childType)) throw unsupportedArrow(column, type);
     return { shape: [-1], variable: true };
   }
   throw unsupportedArrow(column, type);
@@ -411,7 +403,7 @@ function unsupportedArrow(column: string, type: DataType): ApiError {
   // Named as the Arrow decoder names it (check-arrow-ipc): Float16, not Float.
   return new ApiError(
     'non_numeric_value',
-    `Column "${column}" has Arrow type ${arrowTypeName(type)}; tensor columns must be numbers or booleans, FixedSizeList or List of them.`,
+    `Column "${column}" has Arrow type ${arrowTypeName(type)}; tensor columns must be numbers, FixedSizeList or List of numbers.`,
     {
       column,
       row: 0,
@@ -436,13 +428,8 @@ function arrowFeed(table: Table, binding: ColumnBinding): WireTensor {
   }
   // A column whose values share the input's array type is fed as it is (castInto), which is
   // right only when they are the input's values: a Uint8 column's 7 is no bool, a Uint16
-  // column's 1 no half-float. The leaf type is read once per feed: a float32 column into a
-  // float32 input does no per-value work here.
-  const leafType = arrowLeafType(vector.type as DataType);
-  if (input.type === 'float16') throw noFloat16Feed(column, leafType, input);
-  // A Bool column feeds a bool input, unpacked; as a JSON record's true feeds no number.
-  const bits = leafType.typeId === Type.Bool;
-  if (bits && input.type !== 'bool') throw boolColumnFeed(column, input);
+  // column's 1 no half-float. Two compares per feed; other inputs do no per-value work here.
+  if (input.type === 'float16') throw noFloat16Feed(column, arrowLeafType(vector.type as DataType), input);
   checkWidth(column, input, declared, rowShape, 0);
   const width = product(rowShape);
   const parts: TensorData[] = [];
@@ -451,7 +438,8 @@ function arrowFeed(table: Table, binding: ColumnBinding): WireTensor {
     parts.push(leafValues(data, column, input, width, rowShape, variable, rowOffset));
     rowOffset += data.length;
   }
-  if (input.type === 'bool' && !bits) checkBoolValues(parts, column, leafType, input, width);
+  if (input.type === 'bool')
+    checkBoolValues(parts, column, arrowLeafType(vector.type as DataType), input, width);
   return {
     name: input.name,
     type: input.type,
@@ -502,14 +490,6 @@ function notABool(
     'invalid_inference_input',
     `Column "${column}" (Arrow ${arrowTypeName(arrowType)}) row ${row} holds ${value}, which model input "${input.name}" (bool) cannot take; send 0 (false) or 1 (true).`,
     { column, row, arrowType: arrowTypeName(arrowType), input: input.name, type: input.type },
-  );
-}
-
-function boolColumnFeed(column: string, input: TensorInfoDto): ApiError {
-  return new ApiError(
-    'invalid_inference_input',
-    `Column "${column}" (Arrow Bool) cannot feed model input "${input.name}" (${input.type}): a Bool column feeds bool inputs only; send 0 and 1 as numbers (cast the column to a number type).`,
-    { column, arrowType: 'Bool', input: input.name, type: input.type },
   );
 }
 
@@ -634,22 +614,8 @@ function leafValues(
     }
   }
   if (variable && leaf.nullCount > 0) throw nonNumeric(column, rowOffset, null);
-  // A Bool leaf's values are its bitmap, whole, its offset counted in bits (apache-arrow slices
-  // no bitmap); a number leaf's values start at its first value.
-  if (leaf.type.typeId === Type.Bool)
-    return unpackBits(leaf.values as Uint8Array, leaf.offset + start, data.length * width);
   const values = leaf.values as Exclude<TensorData, string[]>;
   return values.subarray(start, start + data.length * width);
-}
-
-/** `count` bits of an Arrow bitmap from bit `from` on (least significant bit first), as 0 and 1. */
-function unpackBits(bitmap: Uint8Array, from: number, count: number): Uint8Array {
-  const out = new Uint8Array(count);
-  for (let i = 0; i < count; i++) {
-    const bit = from + i;
-    out[i] = (bitmap[bit >> 3]! >> (bit & 7)) & 1;
-  }
-  return out;
 }
 
 function firstNull(data: Data): number {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { Bool, Float32, Table, tableFromArrays, tableToIPC, vectorFromArray } from 'apache-arrow';
+import { Table, tableFromArrays, tableToIPC } from 'apache-arrow';
 import { FileBlock, withRecordBatchBlocks } from '../../../../../test/support/arrow-file-footer.js';
 import { makeArrowTensorTable, makeHouseRows } from '../../../../../test/support/synthetic-data.js';
 import { ApiError } from '../../errors/index.js';
@@ -81,52 +81,5 @@ describe('readArrowIpcLayout limits', () => {
     const answer = refusal(tableToIPC(columns(MAX_ARROW_COLUMNS + 1), 'file'));
     expect(answer.code).toBe('invalid_inference_input');
     expect(answer.message).toContain(`at most ${MAX_ARROW_COLUMNS}`);
-  });
-});
-
-describe('readArrowIpcLayout on Bool columns', () => {
-  /** A stream of one Bool column of `rows` rows, beside a Float32 one. */
-  const body = (rows: number): Uint8Array =>
-    tableToIPC(
-      new Table({
-        flag: vectorFromArray(
-          Array.from({ length: rows }, (_, i) => i % 2 === 0),
-          new Bool(),
-        ),
-        x: vectorFromArray(
-          Array.from({ length: rows }, (_, i) => i),
-          new Float32(),
-        ),
-      }),
-      'stream',
-    );
-
-  it('reads a Bool column: its bitmap holds a bit per row', () => {
-    const layout = readArrowIpcLayout(body(65));
-    expect(layout.fields[0]).toEqual({ name: 'flag', nullable: true, type: { id: 'bool' } });
-    // Validity (none), then the bitmap: 65 bits in 9 bytes (apache-arrow pads buffers further).
-    expect(layout.recordBatches[0]!.buffers[3]).toBeGreaterThanOrEqual(9);
-  });
-
-  it('refuses a Bool column whose bitmap is shorter than its rows need', () => {
-    const bytes = body(65);
-    const layout = readArrowIpcLayout(bytes);
-    // The record batch's Buffer entries are [offset, length] int64 pairs, offsets from the body's
-    // start (the first buffer's): the column's validity entry [0, 0] and then its bitmap's. Its
-    // length is rewritten to 8 bytes (64 rows' worth).
-    const [bodyStart, , bitmapAt, bitmapLength] = layout.recordBatches[0]!.buffers;
-    const entries = [0n, 0n, BigInt(bitmapAt! - bodyStart!), BigInt(bitmapLength!)];
-    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-    let patched = 0;
-    for (let at = 0; at + 32 <= bodyStart!; at += 8) {
-      if (entries.every((value, k) => view.getBigInt64(at + 8 * k, true) === value)) {
-        view.setBigInt64(at + 24, 8n, true);
-        patched++;
-      }
-    }
-    expect(patched).toBe(1);
-    const answer = refusal(bytes);
-    expect(answer.code).toBe('invalid_inference_input');
-    expect(answer.message).toContain('column "flag" claims 65 values but holds 8 bytes');
   });
 });

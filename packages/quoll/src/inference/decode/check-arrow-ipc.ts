@@ -48,11 +48,12 @@ const MAGIC = Buffer.from('ARROW1');
 /** Message header types (Message.fbs). */
 const HEADER = { schema: 1, dictionaryBatch: 2, recordBatch: 3 } as const;
 /** Type union tags (Schema.fbs) of the types a tensor column may use. */
-const TYPE = { int: 2, floatingPoint: 3, bool: 6, list: 12, fixedSizeList: 16 } as const;
+const TYPE = { int: 2, floatingPoint: 3, list: 12, fixedSizeList: 16 } as const;
 const TYPE_NAMES: Record<number, string> = {
   1: 'Null',
   4: 'Binary',
   5: 'Utf8',
+  6: 'Bool',
   7: 'Decimal',
   8: 'Date',
   9: 'Time',
@@ -77,8 +78,8 @@ const TYPE_NAMES: Record<number, string> = {
 interface FieldLayout {
   /** The column's name (children carry their column's, for messages). */
   name: string;
-  kind: 'numeric' | 'bool' | 'list' | 'fixed-size-list';
-  /** Bytes per value (numeric), or values per row (fixed-size list); a bool's are bits, one per value. */
+  kind: 'numeric' | 'list' | 'fixed-size-list';
+  /** Bytes per value (numeric), or values per row (fixed-size list). */
   width: number;
   child: FieldLayout | null;
   /** The field as Arrow declares it (its own name, nullability and type). */
@@ -90,7 +91,7 @@ interface FieldLayout {
  * offset and length lies inside the body, each record batch has exactly the nodes and buffers its
  * schema calls for, row counts fit the bytes that hold them (so a corrupt count cannot claim 10^12
  * rows), list offsets are in order, and every column is a tensor column Quoll can feed (numbers,
- * booleans, FixedSizeList or List of them; no dictionaries, compression or big-endian data). A file's
+ * FixedSizeList or List of numbers; no dictionaries, compression or big-endian data). A file's
  * footer blocks must follow one another without overlapping (so no batch is counted twice and
  * the rows are bounded by the file's size), and a body holds at most
  * {@link MAX_ARROW_RECORD_BATCHES} batches and {@link MAX_ARROW_COLUMNS} columns.
@@ -345,8 +346,6 @@ function readField(field: FlatTable, fallbackName: string, depth: number): Field
         field: declared({ id: 'float', bitWidth: precision === 1 ? 32 : 64 }),
       };
     }
-    case TYPE.bool:
-      return { name, kind: 'bool', width: 0, child: null, field: declared({ id: 'bool' }) };
     case TYPE.fixedSizeList: {
       const size = type?.int32(0, 0) ?? 0;
       const kids = size <= 0 ? [] : children();
@@ -365,7 +364,7 @@ function readField(field: FlatTable, fallbackName: string, depth: number): Field
       const kids = children();
       if (kids.length !== 1) throw corrupt(`column "${name}" is a malformed List`);
       const child = readField(kids[0]!, name, depth + 1);
-      if (child.kind !== 'numeric' && child.kind !== 'bool') throw unsupported(name, 'List of lists');
+      if (child.kind !== 'numeric') throw unsupported(name, 'List of lists');
       return { name, kind: 'list', width: 0, child, field: declared({ id: 'list', child: child.field }) };
     }
     default:
@@ -376,7 +375,7 @@ function readField(field: FlatTable, fallbackName: string, depth: number): Field
 function unsupported(column: string, type: string): ApiError {
   return new ApiError(
     'non_numeric_value',
-    `Column "${column}" has Arrow type ${type}; tensor columns must be numbers or booleans, FixedSizeList or List of them.`,
+    `Column "${column}" has Arrow type ${type}; tensor columns must be numbers, FixedSizeList or List of numbers.`,
     { column, row: 0 },
   );
 }
@@ -437,13 +436,6 @@ function checkBatch(
       case 'numeric': {
         const values = buffer();
         if (values.length < length * field.width) {
-          throw corrupt(`column "${field.name}" claims ${length} values but holds ${values.length} bytes`);
-        }
-        return;
-      }
-      case 'bool': {
-        const values = buffer();
-        if (values.length < Math.ceil(length / 8)) {
           throw corrupt(`column "${field.name}" claims ${length} values but holds ${values.length} bytes`);
         }
         return;

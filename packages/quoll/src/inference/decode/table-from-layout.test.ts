@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  Bool,
   Field,
-  FixedSizeList,
   Float32,
   Int32,
   Int64,
@@ -91,37 +89,6 @@ describe('tableFromLayout', () => {
         expect(String(built.schema), layout).toBe(String(read.schema));
         expect(plain(built), layout).toEqual(plain(read));
       }
-    }
-  });
-
-  it('builds Bool columns (bit-packed, with nulls, in a FixedSizeList and a List) as apache-arrow reads them', () => {
-    const flags = Array.from({ length: 21 }, (_, i) => i % 3 === 0);
-    const table = new Table({
-      flag: vectorFromArray(flags, new Bool()),
-      maybe: vectorFromArray(
-        flags.map((flag, i) => (i % 5 === 2 ? null : !flag)),
-        new Bool(),
-      ),
-      pair: vectorFromArray(
-        flags.map((flag, i) => [flag, i % 2 === 0]),
-        new FixedSizeList(2, new Field('item', new Bool(), false)),
-      ),
-      ragged: vectorFromArray(
-        flags.map((flag, i) => Array.from({ length: i % 4 }, () => flag)),
-        new List(new Field('item', new Bool(), false)),
-      ),
-    });
-    for (const layout of ['file', 'stream'] as const) {
-      const body = tableToIPC(table, layout);
-      const built = viaLayout(body);
-      const read = tableFromIPC(body);
-      expect(String(built.schema), layout).toBe(String(read.schema));
-      expect(plain(built), layout).toEqual(plain(read));
-      expect(plain(built)[0], layout).toEqual(flags);
-      // Shifted by a byte: a bitmap needs no alignment.
-      const shifted = new Uint8Array(body.byteLength + 1).subarray(1);
-      shifted.set(body);
-      expect(plain(viaLayout(shifted)), layout).toEqual(plain(read));
     }
   });
 

@@ -1,5 +1,5 @@
 import { Data, Schema, Struct, Table, Type } from 'apache-arrow';
-import type { Bool, DataType, Field, FixedSizeList, Float32, List } from 'apache-arrow';
+import type { DataType, Field, FixedSizeList, Float32, List } from 'apache-arrow';
 import { recordBatchOf } from '../../arrow/index.js';
 import type { ArrowBatchLayout, ArrowIpcLayout } from './check-arrow-ipc.js';
 import { reviveField } from './transferred-table.js';
@@ -80,13 +80,8 @@ function columnData(body: Uint8Array, batch: ArrowBatchLayout, cursor: Cursor, f
     const child = columnData(body, batch, cursor, dataType.children[0] as Field);
     return new Data(dataType as List, 0, length, nullCount, [valueOffsets, undefined, nullBitmap], [child]);
   }
-  const values = nextBuffer(batch, cursor);
-  if (id === Type.Bool) {
-    // A bit per value (the checker saw the bitmap hold them), least significant bit first.
-    const bits = view(body, values, Uint8Array, Math.ceil(length / 8));
-    return new Data(dataType as Bool, 0, length, nullCount, [undefined, bits, nullBitmap]);
-  }
   // An Int or Float column: reviveField builds no other type.
+  const values = nextBuffer(batch, cursor);
   const ArrayType = (dataType as unknown as { ArrayType: TypedArrayType }).ArrayType;
   const data = view(body, values, ArrayType, length);
   return new Data(dataType as Float32, 0, length, nullCount, [undefined, data as Float32Array, nullBitmap]);

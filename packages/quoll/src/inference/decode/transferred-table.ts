@@ -1,5 +1,4 @@
 import {
-  Bool,
   Field,
   FixedSizeList,
   Float32,
@@ -26,7 +25,6 @@ import type { Data, DataType } from 'apache-arrow';
 export type TransferredType =
   | { id: 'int'; bitWidth: 8 | 16 | 32 | 64; signed: boolean }
   | { id: 'float'; bitWidth: 32 | 64 }
-  | { id: 'bool' }
   | { id: 'fixed-size-list'; listSize: number; child: TransferredField }
   | { id: 'list'; child: TransferredField };
 
@@ -105,7 +103,6 @@ function describeType(type: DataType): TransferredType {
   if (id === Type.Float && (type as unknown as { precision: number }).precision !== 0) {
     return { id: 'float', bitWidth: (type as unknown as { precision: number }).precision === 1 ? 32 : 64 };
   }
-  if (id === Type.Bool) return { id: 'bool' };
   if (id === Type.FixedSizeList) {
     return {
       id: 'fixed-size-list',
@@ -138,8 +135,6 @@ function reviveType(type: TransferredType): DataType {
       break;
     case 'float':
       return type.bitWidth === 32 ? new Float32() : new Float64();
-    case 'bool':
-      return new Bool();
     case 'fixed-size-list':
       return new FixedSizeList(type.listSize, reviveField(type.child));
     case 'list':
