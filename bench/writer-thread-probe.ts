@@ -20,8 +20,9 @@
 // With logging on it also prints what the log wrote in the measured run: the growth of its segment
 // files (bytes a row, MB/s) and the writer thread's CPU a MB — the thread that dirtied the most
 // file pages (`write_bytes` of /proc/<pid>/task/<tid>/io), so no guessing by thread order. Per
-// byte is how the writer's kernel time compares across formats: a JSON row is 160 B (its inputs
-// Float64), an Arrow row of the bench model 88 B (Float32); jsonlog lane, 6 December.
+// byte is how the writer's kernel time compares across formats: a JSON row was 160 B (its inputs
+// Float64), an Arrow row of the bench model 88 B (Float32); jsonlog lane, 6 December. Since 7
+// December a JSON row is 88 B too (a column that fed a float32 input is logged as Float32).
 // Usage: [NODE_ARGS=…] [PERF=1] npx tsx bench/writer-thread-probe.ts [format=json] [batch=100] [seconds=6]
 import { spawn, type ChildProcess } from 'node:child_process';
 import {
