@@ -1,6 +1,4 @@
-import { redactDatabaseUrl } from '../config/index.js';
 import type { KeyCheckStore } from '../connections/index.js';
-import { StorageUnavailableError } from '../errors/index.js';
 import type { StoreConfig } from './stores.js';
 
 /** A cluster database's key check store, opened to read only (see {@link openKeyCheckStore}). */
@@ -21,7 +19,7 @@ export interface OpenedKeyCheckStore {
 export async function openKeyCheckStore(
   config: Extract<StoreConfig, { kind: 'postgres' }>,
 ): Promise<OpenedKeyCheckStore> {
-  const { PostgresDatabase } = await import('./postgres/postgres-database.js');
+  const { PostgresDatabase, unreachableAt } = await import('./postgres/postgres-database.js');
   const { PostgresKeyCheckStore } = await import('./postgres/postgres-key-check-store.js');
   const db = await PostgresDatabase.open({
     url: config.url,
@@ -34,13 +32,7 @@ export async function openKeyCheckStore(
     await db.one('SELECT 1');
   } catch (err) {
     await db.close();
-    if (err instanceof StorageUnavailableError) {
-      throw new StorageUnavailableError(
-        `cannot reach the database at ${redactDatabaseUrl(config.url)}: ${err.message}`,
-        { cause: err },
-      );
-    }
-    throw err;
+    throw unreachableAt(config.url, err);
   }
   return { keyCheck: new PostgresKeyCheckStore(db), close: () => db.close() };
 }

@@ -239,13 +239,7 @@ export class PostgresDatabase implements Sql {
           continue;
         }
         await pool.end();
-        if (err instanceof StorageUnavailableError) {
-          throw new StorageUnavailableError(
-            `cannot reach the database at ${redactDatabaseUrl(options.url)}: ${err.message}`,
-            { cause: err },
-          );
-        }
-        throw err;
+        throw unreachableAt(options.url, err);
       }
     }
   }
@@ -799,5 +793,19 @@ function isConnectionError(err: unknown): boolean {
   const message = err instanceof Error ? err.message : '';
   return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
     message,
+  );
+}
+
+/**
+ * `err` as thrown to whoever opened a database: a {@link StorageUnavailableError} says which
+ * database could not be reached (its URL redacted); anything else is returned as it is.
+ */
+export function unreachableAt(url: string, err: unknown): unknown {
+  if (!(err instanceof StorageUnavailableError)) return err;
+  return new StorageUnavailableError(
+    `cannot reach the database at ${redactDatabaseUrl(url)}: ${err.message}`,
+    {
+      cause: err,
+    },
   );
 }
