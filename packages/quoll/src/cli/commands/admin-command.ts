@@ -27,7 +27,7 @@ export function adminCommand(): Command {
     )
     .option(
       '--status',
-      "cluster only: change nothing; print each live node's seal key and held keys, each key id's state (active, retiring, retired) and connection count, and whether a rotation can proceed or what blocks it (with QUOLL_MASTER_KEY set: a rotation given those keys). Key ids only, never keys",
+      "cluster only: change nothing; print each live node's seal key and held keys, each key id's state (active, retiring, retired) and connection count, and whether a rotation can proceed or what blocks it (with QUOLL_MASTER_KEY set: a rotation given those keys). Key ids only, never keys. Exit code 0 when a rotation can proceed (perhaps with nothing to do), 3 when something blocks it",
     )
     .option('--json', 'with --status: print JSON')
     .action(async (_local: unknown, c: Command) => {
@@ -55,7 +55,9 @@ export function adminCommand(): Command {
             0,
           );
         }
-        await commands.runClusterKeyStatusCommand({ database, json: opts.json === true });
+        const status = await commands.runClusterKeyStatusCommand({ database, json: opts.json === true });
+        // Printed either way; the exit code lets a script wait for, or stop at, a blocked rotation.
+        if (!status.rotation.canProceed) process.exitCode = commands.ROTATION_BLOCKED_EXIT_CODE;
         return;
       }
       if (opts.json === true) {

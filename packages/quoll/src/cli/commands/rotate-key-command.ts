@@ -188,6 +188,12 @@ export async function runClusterRotateKeyCommand(
   }
 }
 
+/**
+ * The exit code of `quoll admin rotate-key --status` when a rotation cannot proceed now (the
+ * status is printed all the same; 0 when it can, 2 for an error such as an unreachable database).
+ */
+export const ROTATION_BLOCKED_EXIT_CODE = 3;
+
 /** Options of `quoll admin rotate-key --status`. */
 export interface ClusterKeyStatusCommandOptions {
   /** The cluster's database. */
