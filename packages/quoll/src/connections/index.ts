@@ -54,6 +54,8 @@ export {
   parseMasterKey,
 } from './master-key.js';
 export type { LoadMasterKeyOptions, MasterKey } from './master-key.js';
+export { ReturnKeyCheck } from './return-key-check.js';
+export type { ReturnKeyCheckOptions } from './return-key-check.js';
 export { retireOldKey, rotateKey } from './rotate-key.js';
 export { rotateClusterKey } from './rotate-cluster-key.js';
 export type {

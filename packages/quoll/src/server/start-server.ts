@@ -4,7 +4,14 @@ import type { FastifyInstance } from 'fastify';
 import { ensureCredentials, SessionService, TASK_RUN_SUBJECT_PREFIX, TokenService } from '../auth/index.js';
 import { BlobStore } from '../blobs/index.js';
 import type { ServerConfig } from '../config/index.js';
-import { ConnectionSealer, ConnectionService, createKeyring, verifyMasterKey } from '../connections/index.js';
+import {
+  ConnectionSealer,
+  ConnectionService,
+  createKeyring,
+  ReturnKeyCheck,
+  verifyMasterKey,
+} from '../connections/index.js';
+import type { MasterKeyError } from '../connections/index.js';
 import { DecodePool, InferenceEngine } from '../inference/index.js';
 import type { InlineAdmission } from '../inference/index.js';
 import { InferenceService, ReplicaDirectory } from '../serving/index.js';
@@ -53,6 +60,13 @@ export interface RunningServer {
   close(): Promise<void>;
   /** During {@link close}: the step it is waiting for now (as its `still stopping` lines name it); else null. */
   stoppingStep(): string | null;
+  /**
+   * Settles when the server stops on its own, with why: a node of a cluster marked lost (it
+   * stalled past the lease) is checked against the live nodes' keys again when it is back, and
+   * stops when it is refused (`master_key_mismatch`, `master_key_retired`), as it would be at a
+   * start. {@link close} is under way then; never settles otherwise.
+   */
+  readonly failed: Promise<MasterKeyError>;
 }
 
 /**
@@ -145,11 +159,43 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   const roles: NodeRole[] = ['api'];
   if (config.runsTasks) roles.push('tasks');
   if (config.servesInference) roles.push('inference');
-  let membershipLog: { warn: (obj: object, msg: string) => void } = {
-    warn: (obj, msg) => {
-      const err = (obj as { err?: unknown }).err;
-      process.stderr.write(`quoll: ${msg}${err instanceof Error ? `: ${err.message}` : ''}\n`);
-    },
+  const toStderr = (obj: object, msg: string): void => {
+    const err = (obj as { err?: unknown }).err;
+    process.stderr.write(`quoll: ${msg}${err instanceof Error ? `: ${err.message}` : ''}\n`);
+  };
+  let membershipLog: { warn: typeof toStderr; error: typeof toStderr } = { warn: toStderr, error: toStderr };
+  // A node marked lost (it stalled past the lease) and registered again was checked against the
+  // nodes live at its start only: nodes started meanwhile (a key rotation's rollout, say) were not
+  // checked against it. So it is checked again, as at a start; refused, it stops on its own
+  // (`failed` of RunningServer): it must not seal what live nodes cannot read, nor serve rows it
+  // cannot read. A check that could not run (the database away) is tried again each heartbeat.
+  const keyRecheck = new ReturnKeyCheck({
+    check: () => verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString(), { nodeId }),
+    retryMs: Math.max(100, Math.floor(config.leaseMs / 5)),
+    onRetry: (err) =>
+      membershipLog.warn(
+        { err },
+        "could not check this node's keys again after it was marked lost; retrying",
+      ),
+    onRefused: (err) => refuseOnReturn(err),
+  });
+  closers.push({ what: 'key check of a returning node', close: () => keyRecheck.stop() });
+  // Set by a refusal before the start has ended (the start then throws it).
+  const refusedOnReturn: { error: MasterKeyError | null } = { error: null };
+  let failWith: (err: MasterKeyError) => void = () => undefined;
+  const failed = new Promise<MasterKeyError>((resolve) => {
+    failWith = resolve;
+  });
+  // Refused before the start has ended: the start throws it (see the end of start()).
+  let stopRefused = (err: MasterKeyError): void => {
+    refusedOnReturn.error ??= err;
+  };
+  const refuseOnReturn = (err: MasterKeyError): void => {
+    membershipLog.error(
+      { err, code: err.code },
+      `this node was marked lost and is refused on its return (${err.code}); stopping`,
+    );
+    stopRefused(err);
   };
   const membership = new ClusterMembership({
     store: stores.nodes,
@@ -160,11 +206,14 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     // An embedded home is held by one process already (its lock): nothing to wait for there.
     checkDuplicateId: stores.dialect === 'postgres',
     onNodesLost: (ids) => membershipLog.warn({ nodes: ids }, 'nodes stopped sending heartbeats: marked lost'),
-    onSelfLost: () =>
+    onSelfLost: () => {
       membershipLog.warn(
         { nodeId },
         'this node was marked lost (it missed its heartbeats); registered again',
-      ),
+      );
+      // An embedded home is one node: nothing to check it against.
+      if (stores.dialect === 'postgres') keyRecheck.run();
+    },
     onError: (err) => membershipLog.warn({ err }, 'cluster heartbeat failed; retrying'),
   });
   await membership.start();
@@ -533,6 +582,11 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
       { reason: runIsolation.reason, unsandboxedRuns: runIsolation.unsandboxedRuns },
       'task runs are not sandboxed',
     );
+  if (refusedOnReturn.error !== null) throw refusedOnReturn.error;
+  stopRefused = (err) => {
+    failWith(err);
+    void close();
+  };
   return {
     url,
     adminToken: creds.token,
@@ -541,6 +595,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
     runIsolation,
     close,
     stoppingStep: () => closers.waitingFor,
+    failed,
   };
 }
 

@@ -206,6 +206,13 @@ export function serverCommand(): Command {
             'loopback included (a database trusting local connections, an admin port); ' +
             '--task-network server-only gives a sandboxed run only the Quoll API\n',
         );
-      await stopped;
+      // A node refused on its return after being marked lost stops on its own (the server is
+      // closing already): once closed, the refusal prints as `error [code]: …` (exit code 2).
+      const refused = server.failed.then(async (err) => {
+        await server.close();
+        return err;
+      });
+      const err = await Promise.race([stopped.then(() => null), refused]);
+      if (err !== null) throw new QuollError(err.code, err.message, 0, err.details);
     });
 }

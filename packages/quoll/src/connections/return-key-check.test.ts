@@ -1,0 +1,106 @@
+import { describe, expect, it } from 'vitest';
+import { ManualClock } from '../clock/index.js';
+import { MasterKeyError } from './master-key.js';
+import { ReturnKeyCheck } from './return-key-check.js';
+
+const flush = async (): Promise<void> => {
+  for (let i = 0; i < 5; i++) await Promise.resolve();
+};
+
+function harness(outcomes: (Error | null)[]) {
+  const clock = new ManualClock();
+  const refused: MasterKeyError[] = [];
+  const retried: unknown[] = [];
+  let calls = 0;
+  const recheck = new ReturnKeyCheck({
+    check: async () => {
+      const outcome = outcomes[calls++] ?? null;
+      if (outcome !== null) throw outcome;
+    },
+    onRefused: (err) => refused.push(err),
+    onRetry: (err) => retried.push(err),
+    retryMs: 1_000,
+    clock,
+  });
+  return { clock, recheck, refused, retried, calls: () => calls };
+}
+
+const mismatch = new MasterKeyError('master_key_mismatch', 'another live node seals with key id k2');
+
+describe('ReturnKeyCheck', () => {
+  it('a node whose keys still agree is checked once and left running', async () => {
+    const h = harness([null]);
+    h.recheck.run();
+    await flush();
+    expect(h.calls()).toBe(1);
+    expect(h.refused).toEqual([]);
+    expect(h.recheck.running).toBe(false);
+  });
+
+  it('a refusal is told once, and no later return checks again', async () => {
+    const h = harness([mismatch, null]);
+    h.recheck.run();
+    await flush();
+    expect(h.refused).toEqual([mismatch]);
+    h.recheck.run();
+    await flush();
+    expect(h.calls()).toBe(1);
+  });
+
+  it('a check that could not run is retried after retryMs until it runs, then refuses', async () => {
+    const down = new Error('connection refused');
+    const h = harness([down, down, mismatch]);
+    h.recheck.run();
+    await flush();
+    expect(h.retried).toEqual([down]);
+    expect(h.calls()).toBe(1);
+    await h.clock.advance(999);
+    await flush();
+    expect(h.calls()).toBe(1);
+    await h.clock.advance(1);
+    await flush();
+    expect(h.calls()).toBe(2);
+    await h.clock.advance(1_000);
+    await flush();
+    expect(h.calls()).toBe(3);
+    expect(h.refused).toEqual([mismatch]);
+    expect(h.clock.pendingTimers).toBe(0);
+  });
+
+  it('a return during a check is checked again after it (nodes may have started meanwhile)', async () => {
+    let release: () => void = () => undefined;
+    let calls = 0;
+    const recheck = new ReturnKeyCheck({
+      check: () => {
+        calls++;
+        return calls === 1 ? new Promise<void>((resolve) => (release = resolve)) : Promise.resolve();
+      },
+      onRefused: () => undefined,
+      onRetry: () => undefined,
+      retryMs: 1_000,
+      clock: new ManualClock(),
+    });
+    recheck.run();
+    recheck.run();
+    recheck.run();
+    expect(calls).toBe(1);
+    release();
+    await flush();
+    expect(calls).toBe(2);
+    expect(recheck.running).toBe(false);
+  });
+
+  it('stop() cancels a retry waiting on its timer and nothing runs after it', async () => {
+    const h = harness([new Error('down'), null]);
+    h.recheck.run();
+    await flush();
+    expect(h.clock.pendingTimers).toBe(1);
+    await h.recheck.stop();
+    expect(h.clock.pendingTimers).toBe(0);
+    expect(h.recheck.running).toBe(false);
+    await h.clock.advance(10_000);
+    h.recheck.run();
+    await flush();
+    expect(h.calls()).toBe(1);
+  });
+});
