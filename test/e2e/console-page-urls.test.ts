@@ -4,7 +4,7 @@ import type { Task } from '@quoll/client';
 import { CHROMIUM, hasChromium, launchChromium } from '../support/launch-chromium.js';
 import { consoleSignInLink } from '../support/console-link.js';
 import { taskWithEndedRuns } from '../support/many-runs.js';
-import { readyOrchestration } from '../support/orchestration-helpers.js';
+import { lastRunEnded, readyOrchestration } from '../support/orchestration-helpers.js';
 import { startTestServer, stopTestServer, type TestServer } from '../support/test-server.js';
 
 // The console's paged lists keep their page in the URL: a list paged in the browser
@@ -23,6 +23,8 @@ let page: Page;
 /** Workspace names in the order the console lists them (61: 25 + 25 + 11 on three pages). */
 let workspaceNames: string[];
 let task: Task;
+/** A second run-once task with one run, newer than all of `task`'s. */
+let other: Task;
 /** The scheduled tasks' names in the order the console lists them (30: 25 + 5 on two pages). */
 let scheduledNames: string[];
 /** The task's runs, newest first (121: 50 + 50 + 21 on three pages). */
@@ -79,6 +81,8 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
         name: `yearly ${String(i).padStart(2, '0')}`,
         schedule: '0 0 1 1 *',
       });
+    other = await orchestration.runOnce({ name: 'other task' });
+    await lastRunEnded(other);
     scheduledNames = (await client.listTasks())
       .map((t) => t.toJSON())
       .filter((t) => t.type === 'Scheduled Run')
@@ -177,7 +181,7 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     await page.getByRole('button', { name: 'Next' }).click();
     await expect.poll(pagerText).toBe('Page 2 of 2 (30 rows)');
 
-    // A filter that leaves one task: the first page, and no page in the URL.
+    // A filter that leaves the run-once tasks (one page): the first page, and no page in the URL.
     await page.getByLabel('Type').selectOption('Temporary Run');
     await page.getByRole('table', { name: 'Tasks' }).getByRole('link', { name: 'paged runs' }).waitFor();
     const url = new URL(page.url());
@@ -249,6 +253,27 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
       expect(await firstCell('Runs')).toBe(all[first]!.slice(0, 8));
       expect(await historyLength()).toBe(before + 1);
     }
+    expect(errors).toEqual([]);
+  }, 60_000);
+
+  it("back to another task's page of runs (a jump in the history) shows that task's runs, not the last task's", async () => {
+    const runs = page.getByRole('table', { name: 'Runs' });
+    await page.goto(`${server.url}/tasks/${task.id}?page=3`);
+    await runs.getByRole('link', { name: all[100]!.slice(0, 8) }).waitFor();
+    // To the other task through the console (Tasks, then its link), then two entries back at once
+    // (the back button's history menu): the task page stays mounted, its id changes.
+    await page.getByRole('navigation', { name: 'Console' }).getByRole('link', { name: 'Tasks' }).click();
+    await page.getByLabel('Type').selectOption('Temporary Run');
+    await page.getByRole('table', { name: 'Tasks' }).getByRole('link', { name: 'other task' }).click();
+    await expect.poll(pagerText).toBe('Page 1 (1 run)');
+    await page.evaluate('history.go(-2)');
+    await expect.poll(() => where()).toBe(`/tasks/${task.id}?page=3`);
+    await expect.poll(pagerText).toBe('Page 3 (21 runs)');
+    expect(await firstCell('Runs')).toBe(all[100]!.slice(0, 8));
+    // And a reload finds page 3 where it starts (no other task's cursor was kept for this one).
+    await page.reload();
+    await expect.poll(pagerText).toBe('Page 3 (21 runs)');
+    expect(await firstCell('Runs')).toBe(all[100]!.slice(0, 8));
     expect(errors).toEqual([]);
   }, 60_000);
 });

@@ -68,11 +68,22 @@ function Page({ session, path }: { session: ConsoleSession; path: string }): JSX
   if (path === '/models') return <ModelsPage session={session} />;
   if (path === '/pipelines') return <PipelinesPage session={session} />;
   if ((params = match('/pipelines/:ws/:name', path)))
-    return <PipelinePage session={session} workspaceId={Number(params.ws)} name={params.name!} />;
+    return (
+      // Keyed: another pipeline (back/forward between two) is a new page, none of the last one's state kept.
+      <PipelinePage
+        key={`${params.ws}/${params.name}`}
+        session={session}
+        workspaceId={Number(params.ws)}
+        name={params.name!}
+      />
+    );
   if (path === '/connections') return <ConnectionsPage session={session} />;
   if (path === '/orchestrations') return <OrchestrationsPage session={session} />;
   if (path === '/tasks') return <TasksPage session={session} />;
-  if ((params = match('/tasks/:id', path))) return <TaskPage session={session} id={params.id!} />;
+  // Keyed: another task (a jump back in the history from one task to another) is a new page — the
+  // last task's runs and its task object, which the runs are read from, are not kept.
+  if ((params = match('/tasks/:id', path)))
+    return <TaskPage key={params.id} session={session} id={params.id!} />;
   return (
     <div>
       <h1>Not found</h1>
