@@ -276,4 +276,27 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     expect(await firstCell('Runs')).toBe(all[100]!.slice(0, 8));
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('a list that failed to load keeps the page in the URL (a reload after the outage opens it)', async () => {
+    // The workspaces answer 500 once: no rows arrived, so there is nothing to correct the page by.
+    await page.route('**/v1/workspaces', (route) =>
+      route.fulfill({
+        status: 500,
+        contentType: 'application/json',
+        body: JSON.stringify({ error: { code: 'internal', message: 'test outage' } }),
+      }),
+    );
+    try {
+      await page.goto(`${server.url}/workspaces?page=2`);
+      await page.getByRole('alert').waitFor();
+      // The effects of the render that showed the error have run.
+      await page.evaluate('new Promise((r) => requestAnimationFrame(() => setTimeout(r, 50)))');
+      expect(where()).toBe('/workspaces?page=2');
+    } finally {
+      await page.unroute('**/v1/workspaces');
+    }
+    await page.reload();
+    await expect.poll(pagerText).toBe('Page 2 of 3 (61 rows)');
+    expect(where()).toBe('/workspaces?page=2');
+  }, 60_000);
 });

@@ -102,7 +102,10 @@ export function DataTable<T>(props: {
    * @default 'page'
    */
   pageParam?: string | null;
-  /** The rows are still coming: a page number in the URL is not corrected until they are in. */
+  /**
+   * The rows are not in (still coming, or their load failed and none came before): a page number
+   * in the URL is not corrected until they are (an outage does not lose the page).
+   */
   loading?: boolean;
 }): JSX.Element {
   const { rows, columns, label, pageSize = 25, empty = 'Nothing here yet.', loading = false } = props;

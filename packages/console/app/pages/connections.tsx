@@ -99,7 +99,7 @@ export function ConnectionsPage({ session }: { session: ConsoleSession }): JSX.E
         label="Connections"
         rows={list.data ?? []}
         empty={list.loading ? 'Loading…' : 'No connection.'}
-        loading={list.loading}
+        loading={list.loading || list.data === undefined}
         rowKey={(c) => c.id}
         columns={[
           { label: 'Name', cell: (c) => c.name },

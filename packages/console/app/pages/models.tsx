@@ -71,7 +71,7 @@ export function ModelsPage({ session }: { session: ConsoleSession }): JSX.Elemen
         label="Model versions"
         rows={models.data ?? []}
         empty={models.loading ? 'Loading…' : 'No model uploaded yet.'}
-        loading={models.loading}
+        loading={models.loading || models.data === undefined}
         rowKey={(m) => `${m.workspaceId}/${m.name}/${m.version}`}
         columns={[
           { label: 'Name', cell: (m) => m.name },

@@ -96,7 +96,7 @@ export function OrchestrationsPage({ session }: { session: ConsoleSession }): JS
         label="Orchestrations"
         rows={list.data ?? []}
         empty={list.loading ? 'Loading…' : 'No orchestration uploaded yet.'}
-        loading={list.loading}
+        loading={list.loading || list.data === undefined}
         rowKey={(o) => o.id}
         columns={[
           { label: 'Name', cell: (o) => o.name },

@@ -238,7 +238,7 @@ function PipelineOverview({
         label="Steps"
         rows={steps.data ?? []}
         pageParam="steps-page"
-        loading={steps.loading}
+        loading={steps.loading || steps.data === undefined}
         columns={[
           { label: '#', cell: (step) => (steps.data ?? []).indexOf(step) },
           { label: 'Model', cell: (step) => step.model.name },
@@ -252,7 +252,7 @@ function PipelineOverview({
         rows={versions.data ?? []}
         pageSize={10}
         pageParam="versions-page"
-        loading={versions.loading}
+        loading={versions.loading || versions.data === undefined}
         rowKey={(v) => v.version}
         columns={[
           { label: 'Version', cell: (v) => <span class="mono">{v.version}</span> },

@@ -112,7 +112,7 @@ export function PipelinesPage({ session }: { session: ConsoleSession }): JSX.Ele
         label="Pipelines"
         rows={list.data ?? []}
         empty={list.loading ? 'Loading…' : 'No pipeline yet.'}
-        loading={list.loading}
+        loading={list.loading || list.data === undefined}
         rowKey={(p) => `${p.workspaceId}/${p.name}`}
         columns={[
           {

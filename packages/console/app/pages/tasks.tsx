@@ -143,7 +143,7 @@ export function TasksPage({ session }: { session: ConsoleSession }): JSX.Element
         label="Tasks"
         rows={rows}
         empty={tasks.loading ? 'Loading…' : 'No task matches.'}
-        loading={tasks.loading}
+        loading={tasks.loading || tasks.data === undefined}
         rowKey={(t) => t.id}
         columns={[
           { label: 'Task', cell: (t) => <Link href={`/tasks/${t.id}`}>{t.name || t.id.slice(0, 8)}</Link> },

@@ -42,7 +42,7 @@ export function WorkspacesPage({ session }: { session: ConsoleSession }): JSX.El
         label="Workspaces"
         rows={list.data ?? []}
         empty={list.loading ? 'Loading…' : 'No workspace.'}
-        loading={list.loading}
+        loading={list.loading || list.data === undefined}
         rowKey={(w) => String(w.id)}
         columns={[
           { label: 'Id', cell: (w) => w.id },
