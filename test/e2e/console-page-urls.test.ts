@@ -299,4 +299,19 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     await expect.poll(pagerText).toBe('Page 2 of 3 (61 rows)');
     expect(where()).toBe('/workspaces?page=2');
   }, 60_000);
+
+  it('a link with a doubled slash (`//tasks/<id>`) still pages in place: the URLs the page makes stay on this server', async () => {
+    const runs = page.getByRole('table', { name: 'Runs' });
+    await page.goto(`${server.url}//tasks/${task.id}?page=9`);
+    await runs.getByRole('link', { name: all[100]!.slice(0, 8) }).waitFor();
+    await expect.poll(pagerText).toBe('Page 3 (21 runs)');
+    await expect.poll(() => new URL(page.url()).searchParams.get('page')).toBe('3');
+    // A run's link (open in a new tab) is a path of this server, not `//tasks/…` (another host).
+    const href = await runs.getByRole('link', { name: all[100]!.slice(0, 8) }).getAttribute('href');
+    expect(new URL(href!, page.url()).origin).toBe(new URL(server.url).origin);
+    await page.getByRole('button', { name: 'Newer runs' }).click();
+    await expect.poll(pagerText).toBe('Page 2 (50 runs)');
+    expect(new URL(page.url()).origin).toBe(new URL(server.url).origin);
+    expect(errors).toEqual([]);
+  }, 60_000);
 });

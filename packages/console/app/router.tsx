@@ -37,7 +37,9 @@ export function withQuery(changes: Record<string, string | null>, at: Location =
     else query.set(key, value);
   }
   const search = query.toString();
-  return at.path + (search ? `?${search}` : '');
+  // `//tasks/…` (a link with a doubled slash, which the routes match) is another host to the
+  // browser: pushState refuses it and an href made of it leaves the console.
+  return at.path.replace(/^\/{2,}/, '/') + (search ? `?${search}` : '');
 }
 
 /**
