@@ -314,4 +314,44 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     expect(new URL(page.url()).origin).toBe(new URL(server.url).origin);
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('leaving a cold link to an older page of runs before it arrives stops reading the pages before it', async () => {
+    // Cold: no page start is known in this tab.
+    await page.goto(`${server.url}/tasks`);
+    await page.evaluate("sessionStorage.removeItem('quoll-run-cursors')");
+    let release = (): void => undefined;
+    const held = new Promise<void>((resolve) => (release = resolve));
+    let holding = true;
+    const runsOfTask = (url: URL): boolean => url.pathname === `/v1/tasks/${task.id}/runs`;
+    // The first request with a cursor (page 2, on the way to page 3) waits until released.
+    await page.route(runsOfTask, async (route) => {
+      if (holding && new URL(route.request().url()).searchParams.has('cursor')) {
+        holding = false;
+        await held;
+      }
+      await route.continue();
+    });
+    const withCursor = (): number => runRequests.filter((q) => q.has('cursor')).length;
+    try {
+      runRequests.length = 0;
+      await page.goto(`${server.url}/tasks/${task.id}?page=3`);
+      await expect.poll(withCursor).toBe(1);
+      // The reader leaves for the newest page while page 2 is on its way.
+      await page.getByRole('button', { name: 'Newest runs' }).click();
+      await expect.poll(pagerText).toBe('Page 1 (50 runs)');
+      const answered = page.waitForResponse(
+        (r) => runsOfTask(new URL(r.url())) && r.url().includes('cursor='),
+      );
+      release();
+      await answered;
+      // Time for a request that page 2's answer would start (none is due).
+      await page.evaluate('new Promise((r) => setTimeout(r, 300))');
+      expect(withCursor()).toBe(1);
+      expect(await pagerText()).toBe('Page 1 (50 runs)');
+    } finally {
+      release();
+      await page.unroute(runsOfTask);
+    }
+    expect(errors).toEqual([]);
+  }, 60_000);
 });

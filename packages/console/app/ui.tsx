@@ -12,8 +12,16 @@ export interface Async<T> {
   reload: () => void;
 }
 
-/** Loads `load()` when `deps` change (and on reload(); every `refreshMs` when given). */
-export function useAsync<T>(load: () => Promise<T>, deps: unknown[], refreshMs?: number): Async<T> {
+/**
+ * Loads `load()` when `deps` change (and on reload(); every `refreshMs` when given). `signal` is
+ * aborted once the answer is no longer wanted (deps changed, reload, the page left): a load of
+ * several requests stops there.
+ */
+export function useAsync<T>(
+  load: (signal: AbortSignal) => Promise<T>,
+  deps: unknown[],
+  refreshMs?: number,
+): Async<T> {
   const [data, setData] = useState<T | undefined>(undefined);
   const [error, setError] = useState<string | null>(null);
   const [loading, setLoading] = useState(true);
@@ -22,8 +30,9 @@ export function useAsync<T>(load: () => Promise<T>, deps: unknown[], refreshMs?:
   // A layout effect: the request leaves at once, not after the browser has painted this render.
   useLayoutEffect(() => {
     let live = true;
+    const abort = new AbortController();
     setLoading(true);
-    load().then(
+    load(abort.signal).then(
       (value) => {
         if (!live) return;
         setData(value);
@@ -38,6 +47,7 @@ export function useAsync<T>(load: () => Promise<T>, deps: unknown[], refreshMs?:
     );
     return () => {
       live = false;
+      abort.abort();
     };
   }, [...deps, tick]);
   useEffect(() => {

@@ -133,7 +133,7 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
   // and what was asked: while the next page loads, the rows shown are still the previous page's,
   // and their nextCursor must not be followed a second time.
   const runs = useAsync(
-    async () => {
+    async (signal) => {
       const t = task.data;
       if (!t) return null;
       const read = (cursor: string | undefined) =>
@@ -144,6 +144,8 @@ export function TaskPage({ session, id }: { session: ConsoleSession; id: string 
       let list = await read(page === 1 ? undefined : known[page - 2]);
       while (page < wanted && list.nextCursor !== null) {
         rememberCursor(cursorsKey, page + 1, list.nextCursor);
+        // Another page was asked for, or the page was left: the rest of the walk is not wanted.
+        if (signal.aborted) return null;
         page += 1;
         list = await read(list.nextCursor);
       }
