@@ -354,4 +354,32 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     }
     expect(errors).toEqual([]);
   }, 60_000);
+
+  it('the page starts kept for the tab are bounded (the lists seen longest ago make room), and unreadable ones are not read', async () => {
+    const kept = async (): Promise<Record<string, string[]>> =>
+      JSON.parse(
+        (await page.evaluate<string | null>("sessionStorage.getItem('quoll-run-cursors')")) ?? '{}',
+      ) as Record<string, string[]>;
+    // Not a map of cursors (written by something else): read as nothing known.
+    await page.goto(`${server.url}/tasks`);
+    await page.evaluate("sessionStorage.setItem('quoll-run-cursors', 'null')");
+    await page.goto(`${server.url}/tasks/${task.id}?page=2`);
+    await expect.poll(pagerText).toBe('Page 2 (50 runs)');
+    expect(await firstCell('Runs')).toBe(all[50]!.slice(0, 8));
+
+    // A long-lived tab has seen 100 other lists, one page start each.
+    await page.goto(`${server.url}/tasks`);
+    await page.evaluate(
+      "sessionStorage.setItem('quoll-run-cursors', JSON.stringify(Object.fromEntries(Array.from({ length: 100 }, (_, i) => ['seen-' + i + ' 50', ['c' + i]]))))",
+    );
+    await page.goto(`${server.url}/tasks/${task.id}?page=2`);
+    await expect.poll(pagerText).toBe('Page 2 (50 runs)');
+    const now = await kept();
+    expect(Object.keys(now).length).toBeLessThanOrEqual(50);
+    // This list's page starts (pages 2 and 3) are kept, beside those seen last; the oldest are gone.
+    expect(now[`${task.id} 50`]).toHaveLength(2);
+    expect(now['seen-99 50']).toEqual(['c99']);
+    expect(now['seen-0 50']).toBeUndefined();
+    expect(errors).toEqual([]);
+  }, 60_000);
 });

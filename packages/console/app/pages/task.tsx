@@ -86,17 +86,31 @@ function runPageSize(raw: string | null): number {
  * (sessionStorage), so moving between pages, back/forward and a reload read only the page shown.
  */
 const RUN_CURSORS = 'quoll-run-cursors';
+/**
+ * How many lists (task × runs a page) keep their page starts: the ones seen last. A tab that
+ * opens many tasks does not grow its storage (and this map) without bound.
+ */
+const RUN_CURSORS_KEPT = 50;
 let runCursors: Record<string, string[]> | null = null;
 
 function knownCursors(key: string): string[] {
   if (runCursors === null) {
+    runCursors = {};
     try {
-      runCursors = JSON.parse(sessionStorage.getItem(RUN_CURSORS) ?? '{}') as Record<string, string[]>;
+      const stored: unknown = JSON.parse(sessionStorage.getItem(RUN_CURSORS) ?? '{}');
+      // Only what this page wrote: a list of cursors per key (anything else is not read).
+      if (stored !== null && typeof stored === 'object' && !Array.isArray(stored))
+        for (const [k, v] of Object.entries(stored))
+          if (Array.isArray(v) && v.every((c) => typeof c === 'string')) runCursors[k] = v;
     } catch {
-      runCursors = {};
+      // Unreadable: no page start is known.
     }
   }
-  return (runCursors[key] ??= []);
+  const known = runCursors[key] ?? [];
+  // The list seen last moves to the end (the keys, never integers, keep their insertion order).
+  delete runCursors[key];
+  runCursors[key] = known;
+  return known;
 }
 
 /**
@@ -109,6 +123,9 @@ function rememberCursor(key: string, page: number, cursor: string): void {
   if (known[page - 2] === cursor) return;
   known.length = Math.min(known.length, page - 2);
   if (known.length === page - 2) known.push(cursor);
+  // The lists seen longest ago make room.
+  const keys = Object.keys(runCursors ?? {});
+  for (const stale of keys.slice(0, Math.max(0, keys.length - RUN_CURSORS_KEPT))) delete runCursors?.[stale];
   try {
     sessionStorage.setItem(RUN_CURSORS, JSON.stringify(runCursors));
   } catch {
