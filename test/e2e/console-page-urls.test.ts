@@ -315,6 +315,13 @@ describe.skipIf(!hasChromium && !inCi)('console list pages in the URL', () => {
     expect(errors).toEqual([]);
   }, 60_000);
 
+  it('a path whose part is not a valid escape (`/tasks/%E0`) is a page not found, not an error while rendering', async () => {
+    const before = errors.length;
+    await page.goto(`${server.url}/tasks/%E0`);
+    await page.getByRole('heading', { name: 'Not found' }).waitFor();
+    expect(errors.slice(before)).toEqual([]);
+  }, 60_000);
+
   it('leaving a cold link to an older page of runs before it arrives stops reading the pages before it', async () => {
     // Cold: no page start is known in this tab.
     await page.goto(`${server.url}/tasks`);

@@ -69,7 +69,10 @@ export function useLocation(): Location {
   return loc;
 }
 
-/** Matches `/pipelines/:ws/:name` against a path; the named parts, decoded, or null. */
+/**
+ * Matches `/pipelines/:ws/:name` against a path; the named parts, decoded, or null (also when a
+ * part is not a valid escape, e.g. `%E0`: no page has it, and decoding it would throw while rendering).
+ */
 export function match(pattern: string, path: string): Record<string, string> | null {
   const p = pattern.split('/').filter(Boolean);
   const s = path.split('/').filter(Boolean);
@@ -78,8 +81,13 @@ export function match(pattern: string, path: string): Record<string, string> | n
   for (let i = 0; i < p.length; i++) {
     const part = p[i]!;
     const seg = s[i]!;
-    if (part.startsWith(':')) params[part.slice(1)] = decodeURIComponent(seg);
-    else if (part !== seg) return null;
+    if (part.startsWith(':')) {
+      try {
+        params[part.slice(1)] = decodeURIComponent(seg);
+      } catch {
+        return null;
+      }
+    } else if (part !== seg) return null;
   }
   return params;
 }
