@@ -55,6 +55,38 @@ function databaseOf(args: readonly string[]): string | null {
   return at === -1 ? null : (args[at + 1] ?? null);
 }
 
+/**
+ * What a node this harness puts on PostgreSQL gets unless the test (or the environment) says
+ * otherwise: a 5 s lease on its node id and runs instead of the default 15 s. A server
+ * SIGKILLed and started again on its home (a crash test) finds its old process's row still
+ * `up` and waits a whole lease for it to go silent before it takes the id over
+ * (ClusterMembership.start): 15 s of waiting at each such restart of the e2e-postgres pass
+ * (server-home, tasks' restart recovery, inference-logs' durability). The cluster tests set
+ * 3 s themselves; nothing in test/e2e depends on the lease's length.
+ */
+export const PG_NODE_LEASE_MS = '5000';
+
+/**
+ * The environment of a test server: this process's, then (a node this harness put on
+ * PostgreSQL) the lease of {@link PG_NODE_LEASE_MS} unless this process's environment sets one,
+ * then its run directory, then what the test gives.
+ */
+export function testServerEnv(options: {
+  base: NodeJS.ProcessEnv;
+  onTestDatabase: boolean;
+  runsDir: string;
+  env?: NodeJS.ProcessEnv;
+}): NodeJS.ProcessEnv {
+  return {
+    ...options.base,
+    ...(options.onTestDatabase
+      ? { QUOLL_CLUSTER_LEASE_MS: options.base.QUOLL_CLUSTER_LEASE_MS ?? PG_NODE_LEASE_MS }
+      : {}),
+    QUOLL_RUNS_DIR: options.runsDir,
+    ...options.env,
+  };
+}
+
 /** Whether test servers run on PostgreSQL (`QUOLL_TEST_SERVER_DATABASE=postgres`). */
 export const serversOnPostgres = process.env.QUOLL_TEST_SERVER_DATABASE === 'postgres';
 
@@ -81,7 +113,8 @@ export async function startTestServer(
   } = {},
 ): Promise<TestServer> {
   const home = options.home ?? (await mkdtemp(join(tmpdir(), 'quoll-test-')));
-  const extra = [...(await databaseArgs(home, options.args ?? [])), ...(options.args ?? [])];
+  const onTestDatabase = await databaseArgs(home, options.args ?? []);
+  const extra = [...onTestDatabase, ...(options.args ?? [])];
   // Run directories of their own (one per home, so a restart finds its runs), removed by
   // cleanup(). The name does not contain the home's path, which runs must not learn.
   const runsDir =
@@ -91,7 +124,12 @@ export async function startTestServer(
     process.execPath,
     [CLI, 'server', '--home', home, '--port', '0', '--log-level', 'warn', ...extra],
     {
-      env: { ...process.env, QUOLL_RUNS_DIR: runsDir, ...options.env },
+      env: testServerEnv({
+        base: process.env,
+        onTestDatabase: onTestDatabase.length > 0,
+        runsDir,
+        ...(options.env === undefined ? {} : { env: options.env }),
+      }),
       stdio: withInherited(['ignore', 'pipe', 'pipe'], options.inheritFds ?? {}),
     },
   );
