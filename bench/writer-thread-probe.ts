@@ -23,8 +23,10 @@
 // byte is how the writer's kernel time compares across formats: a JSON row was 160 B (its inputs
 // Float64), an Arrow row of the bench model 88 B (Float32); jsonlog lane, 6 December. Since 7
 // December a JSON row is 88 B too (a column that fed a float32 input is logged as Float32).
-// Usage: [NODE_ARGS=…] [PERF=1] npx tsx bench/writer-thread-probe.ts [format=json] [batch=100] [seconds=6]
-import { spawn, type ChildProcess } from 'node:child_process';
+// Each thread's line ends with the scheduler's counters a request: voluntary and involuntary
+// context switches, time slices, run-queue wait (schedstat) and major faults (faults lane, 7 December).
+// Usage: [NODE_ARGS=…] [PERF=1] [WRITER_CPU=1] npx tsx bench/writer-thread-probe.ts [format=json] [batch=100] [seconds=6]
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import {
   appendFileSync,
   existsSync,
@@ -116,6 +118,17 @@ function core0Ticks(): number[] {
 }
 
 const pid = server.proc.pid ?? 0;
+// WRITER_CPU=<cpus> (a diagnostic): after the warm-up, the log writer thread — the thread that
+// dirtied the most file pages so far — is moved to those cores (`taskset -pc`), the rest of the
+// server staying on core 0, to see what the writer's sharing of the request thread's core costs.
+const writerCpu = process.env.WRITER_CPU;
+if (writerCpu !== undefined) {
+  let writerTid: string | null = null;
+  let most = 0;
+  for (const [tid, t] of threadStats(pid)) if (t.writeBytes > most) [writerTid, most] = [tid, t.writeBytes];
+  if (writerTid === null) throw new Error('WRITER_CPU: no thread of the server has written (logging off?)');
+  execFileSync('taskset', ['-pc', writerCpu, writerTid], { stdio: 'inherit' });
+}
 const load0 = loadAverage();
 // PERF_ARGS replaces `-F 1999 -g` (e.g. "-e syscalls:sys_enter_brk,page-faults -c 1 -g"); PERF_STAT=<events>
 // counts those events per thread over the measured run instead (`perf stat --per-thread`).
@@ -199,9 +212,21 @@ console.log(
   `  memory: glibc heap ${memoryBefore.heap.toFixed(1)} -> ${memoryAfter.heap.toFixed(1)} MiB, RSS ${memoryBefore.rss.toFixed(1)} -> ${memoryAfter.rss.toFixed(1)} MiB`,
 );
 let total = 0;
-const rows: [string, number, number, number, number, number][] = [];
+const ZERO = {
+  user: 0,
+  sys: 0,
+  minorFaults: 0,
+  majorFaults: 0,
+  wakes: 0,
+  preempted: 0,
+  run: 0,
+  wait: 0,
+  slices: 0,
+  writeBytes: 0,
+};
+const rows: [string, number, number, number, number, number, string][] = [];
 for (const [tid, t] of after) {
-  const b = before.get(tid) ?? { user: 0, sys: 0, minorFaults: 0, wakes: 0, run: 0, writeBytes: 0 };
+  const b = before.get(tid) ?? ZERO;
   const used = t.user + t.sys - b.user - b.sys;
   total += used;
   if (used > 0)
@@ -212,13 +237,18 @@ for (const [tid, t] of after) {
       (t.sys - b.sys) / used,
       (t.minorFaults - b.minorFaults) / requests,
       ((t.run - b.run) * 1e6) / requests,
+      // The scheduler's view a request: switches (voluntary: slept and was woken; involuntary:
+      // preempted while runnable), run-queue wait, slices, major faults.
+      `vol ${((t.wakes - b.wakes) / requests).toFixed(3)} invol ${((t.preempted - b.preempted) / requests).toFixed(3)} ` +
+        `slices ${((t.slices - b.slices) / requests).toFixed(3)} wait ${(((t.wait - b.wait) * 1e6) / requests).toFixed(1)} µs ` +
+        `majflt ${t.majorFaults - b.majorFaults}`,
     ]);
 }
 rows.sort((a, b) => Number.parseInt(a[0]) - Number.parseInt(b[0]));
 // schedstat: the same CPU to the nanosecond (the other columns count 10 ms ticks).
-for (const [name, us, wakes, sysShare, faults, run] of rows)
+for (const [name, us, wakes, sysShare, faults, run, sched] of rows)
   console.log(
-    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s ${(sysShare * 100).toFixed(0).padStart(3)} % system (${(us * sysShare).toFixed(1)} µs) ${faults.toFixed(2).padStart(7)} minor faults/request (schedstat ${run.toFixed(1)} µs/request)`,
+    `  ${name.padEnd(24)} ${us.toFixed(1).padStart(7)} µs/request ${(us / batch).toFixed(3)} µs/row ${wakes.toFixed(0).padStart(6)} wakes/s ${(sysShare * 100).toFixed(0).padStart(3)} % system (${(us * sysShare).toFixed(1)} µs) ${faults.toFixed(2).padStart(7)} minor faults/request (schedstat ${run.toFixed(1)} µs/request; a request: ${sched})`,
   );
 console.log(
   `  ${'total'.padEnd(24)} ${((total * 1e6) / requests).toFixed(1).padStart(7)} µs/request ${((total * 1e6) / requests / batch).toFixed(3)} µs/row`,
