@@ -28,6 +28,9 @@
 // share_on / share_off. CPU on/off is not: each server's CPU is divided by its own rows. It is still
 // read at about half the rows/s each server sees in the sequential mode (half the core each), which
 // may batch differently; BENCH_AA=1 with this mode sizes the mode's own bias.
+// BENCH_WRITER_CPU=<cpus> (simultaneous mode, a diagnostic) moves the logging server's writer thread to
+// those cores after the warm-up. Each rep line also gives the main thread's minor faults, voluntary
+// and involuntary context switches and run-queue wait a 100 rows (faults lane, 7 December).
 // BENCH_LOSS=1 measures instead the other half of the target, "no row lost at ≤ 80 % load": one
 // logging server; for each workload its most requests/s (wrk), then an open-loop fixed-rate load
 // (bench/fixed-rate-load.js) at BENCH_LOSS_LOAD (default 0.8) of it for BENCH_LOSS_SECONDS
@@ -38,7 +41,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { tableFromIPC } from 'apache-arrow';
 import type { Pipeline } from '@quoll/client';
 import { makeArrowTensorTable, tableToIpcFile } from '../test/support/synthetic-data.js';
@@ -133,6 +136,11 @@ interface RunCpu {
   core0OthersUs: number;
   dirtyKbAfter: number;
   writebackKbAfter: number;
+  /**
+   * The main thread's scheduler counters a request of 100 rows (`/proc/…/task/<pid>/{stat,status,schedstat}`):
+   * minor faults, voluntary and involuntary context switches, and its run-queue wait in µs.
+   */
+  mainSched: { faults: number; vol: number; invol: number; waitUs: number };
 }
 
 /** Runs `fn` (which returns the rows served) and gives the server's CPU µs per row: main thread, whole process, each thread. */
@@ -175,7 +183,20 @@ function cpuSince(
   const d = dirtyKb();
   const busy = (t: number[]): number => t.reduce((a, v, i) => (i === 3 || i === 4 ? a : a + v), 0);
   const totalUs = perRow(cpuSeconds(child) - total0);
+  const m0 = threads0.get(String(pid));
+  const m1 = threads1.get(String(pid));
+  const per100 = (n: number): number => (n * 100) / rows;
+  const mainSched =
+    m0 === undefined || m1 === undefined
+      ? { faults: NaN, vol: NaN, invol: NaN, waitUs: NaN }
+      : {
+          faults: per100(m1.minorFaults - m0.minorFaults),
+          vol: per100(m1.wakes - m0.wakes),
+          invol: per100(m1.preempted - m0.preempted),
+          waitUs: per100((m1.wait - m0.wait) * 1e6),
+        };
   return {
+    mainSched,
     mainUs: perRow(mainThreadCpuSeconds(child) - main0),
     totalUs,
     threads,
@@ -192,7 +213,8 @@ function repLine(label: string, rowsPerSec: number, c: RunCpu): string {
   const thr = c.threads.map((t) => `${t.tid}:${t.us.toFixed(2)}/${t.sysPct.toFixed(0)}%`).join(' ');
   return (
     `${label} ${Math.round(rowsPerSec)} rows/s main ${c.mainUs.toFixed(2)} total ${c.totalUs.toFixed(2)} µs/row ` +
-    `[${thr}] core0 sys ${c.core0SysUs.toFixed(2)} softirq ${c.core0SoftirqUs.toFixed(2)} others ${c.core0OthersUs.toFixed(2)} µs/row dirty ${c.dirtyKbAfter} wb ${c.writebackKbAfter} kB`
+    `[${thr}] core0 sys ${c.core0SysUs.toFixed(2)} softirq ${c.core0SoftirqUs.toFixed(2)} others ${c.core0OthersUs.toFixed(2)} µs/row dirty ${c.dirtyKbAfter} wb ${c.writebackKbAfter} kB; ` +
+    `main a 100 rows: faults ${c.mainSched.faults.toFixed(3)} vol ${c.mainSched.vol.toFixed(3)} invol ${c.mainSched.invol.toFixed(3)} wait ${c.mainSched.waitUs.toFixed(1)} µs`
   );
 }
 
@@ -404,6 +426,19 @@ async function measureOnOff(): Promise<void> {
   });
 }
 
+/**
+ * BENCH_WRITER_CPU=<cpus> (a diagnostic, simultaneous mode): after the warm-up, the logging
+ * server's log writer thread — the thread that dirtied the most file pages — moves to those cores
+ * (`taskset -pc`), the rest of both servers staying on core 0.
+ */
+function moveWriter(pid: number, cpus: string): void {
+  let writer: string | null = null;
+  let most = 0;
+  for (const [tid, t] of threadStats(pid)) if (t.writeBytes > most) [writer, most] = [tid, t.writeBytes];
+  if (writer === null) throw new Error('BENCH_WRITER_CPU: the logging server has no thread that wrote');
+  execFileSync('taskset', ['-pc', cpus, writer], { stdio: 'inherit' });
+}
+
 /** Busy ticks (all but idle and iowait) of /proc/stat's cpu0 columns. */
 function busyTicks(t: number[]): number {
   return t.reduce((a, v, i) => (i === 3 || i === 4 ? a : a + v), 0);
@@ -443,6 +478,8 @@ async function measureSimultaneous(): Promise<void> {
         return [await x, await y];
       };
       await both(WARMUP, true);
+      if (process.env.BENCH_WRITER_CPU !== undefined)
+        moveWriter(on.proc.pid ?? -1, process.env.BENCH_WRITER_CPU);
       const perRep: Record<string, unknown>[] = [];
       const rowsRatio: number[] = [];
       const cpuRatio: number[] = [];
