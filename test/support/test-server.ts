@@ -87,6 +87,13 @@ export function testServerEnv(options: {
   };
 }
 
+/** Whether `url` is a database {@link databaseArgs} made for a test server's home. */
+function isHarnessDatabase(url: string | null): boolean {
+  if (url === null) return false;
+  for (const db of databasesByHome.values()) if (db.url === url) return true;
+  return false;
+}
+
 /** Whether test servers run on PostgreSQL (`QUOLL_TEST_SERVER_DATABASE=postgres`). */
 export const serversOnPostgres = process.env.QUOLL_TEST_SERVER_DATABASE === 'postgres';
 
@@ -126,7 +133,9 @@ export async function startTestServer(
     {
       env: testServerEnv({
         base: process.env,
-        onTestDatabase: onTestDatabase.length > 0,
+        // A database this harness made, whether it added the flag or the test passes it on (a
+        // restart on another home of the same database, as server-home's crash tests do).
+        onTestDatabase: onTestDatabase.length > 0 || isHarnessDatabase(databaseOf(options.args ?? [])),
         runsDir,
         ...(options.env === undefined ? {} : { env: options.env }),
       }),
