@@ -68,6 +68,7 @@ export class ClusterMembership {
   readonly #instance = randomUUID();
   #node: NodeRegistration;
   #started = false;
+  #holdsId = false;
 
   constructor(options: ClusterMembershipOptions) {
     this.#options = options;
@@ -81,6 +82,16 @@ export class ClusterMembership {
       onError: options.onError,
       ...(options.clock === undefined ? {} : { clock: options.clock }),
     });
+  }
+
+  /**
+   * Whether this process holds its node id now: from {@link start} until a heartbeat finds that
+   * another process took the id over (this one stalled past the lease), and again once a beat
+   * registers it again; false once stopped. What is done under the id (a key report recorded)
+   * waits for it.
+   */
+  get holdsId(): boolean {
+    return this.#holdsId;
   }
 
   /** Whether the heartbeat loop is still going (false once stopped). */
@@ -111,6 +122,7 @@ export class ClusterMembership {
         );
       }
     this.#started = true;
+    this.#holdsId = true;
     await this.#options.notifier.publish('quoll_nodes', node.id).catch(this.#options.onError);
     this.#loop.start();
   }
@@ -137,6 +149,7 @@ export class ClusterMembership {
    */
   async stop(): Promise<void> {
     await this.#loop.stop();
+    this.#holdsId = false;
     if (!this.#started) return;
     this.#started = false;
     try {
@@ -171,6 +184,7 @@ export class ClusterMembership {
       // Marked lost (this node stalled): registered again. Taken meanwhile by another process
       // with this id (this one stalled for a whole lease): never taken back, reported each beat.
       const holder = await this.#register();
+      this.#holdsId = holder === null;
       if (holder !== null) throw nodeIdInUse(id, holder.url);
       this.#options.onSelfLost?.();
     }

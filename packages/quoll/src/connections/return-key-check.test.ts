@@ -103,4 +103,40 @@ describe('ReturnKeyCheck', () => {
     await flush();
     expect(h.calls()).toBe(1);
   });
+
+  it("no check runs while another process holds the node id: it would record this node's keys under that process's id", async () => {
+    const clock = new ManualClock();
+    let holds = true;
+    let calls = 0;
+    const down = new Error('connection refused');
+    const recheck = new ReturnKeyCheck({
+      check: () => {
+        calls++;
+        return calls === 1 ? Promise.reject(down) : Promise.resolve();
+      },
+      holdsId: () => holds,
+      onRefused: () => undefined,
+      onRetry: () => undefined,
+      retryMs: 1_000,
+      clock,
+    });
+    recheck.run();
+    await flush();
+    expect(calls).toBe(1);
+    // While the retry waits, the node stalls again and another process takes its id.
+    holds = false;
+    await clock.advance(1_000);
+    await flush();
+    expect(calls).toBe(1);
+    expect(recheck.running).toBe(false);
+    expect(clock.pendingTimers).toBe(0);
+    // A return taken while the id is elsewhere is not checked either; once it holds it again, it is.
+    recheck.run();
+    await flush();
+    expect(calls).toBe(1);
+    holds = true;
+    recheck.run();
+    await flush();
+    expect(calls).toBe(2);
+  });
 });

@@ -6,6 +6,13 @@ import { MasterKeyError } from './master-key.js';
 export interface ReturnKeyCheckOptions {
   /** The node's key check, as at its start (`verifyMasterKey` with its node id): throws `MasterKeyError` when refused. */
   check: () => Promise<void>;
+  /**
+   * Whether this process holds its node id now (`ClusterMembership.holdsId`): while another
+   * process holds it (this one stalled again, past the lease), no check runs — it would record
+   * this node's keys under that process's id; the return is checked when the id is back (a
+   * return again). @default always
+   */
+  holdsId?: () => boolean;
   /** Told when the check refused the node (once; nothing runs after it). */
   onRefused: (err: MasterKeyError) => void;
   /** Told when the check could not run (the database away): it runs again `retryMs` later. */
@@ -52,7 +59,7 @@ export class ReturnKeyCheck {
 
   /** Checks the node's keys again (the node was just registered again after being marked lost). */
   run(): void {
-    if (this.#stopped || this.#refused) return;
+    if (this.#stopped || this.#refused || this.#options.holdsId?.() === false) return;
     if (this.#running !== null) {
       this.#again = true;
       return;
@@ -75,6 +82,7 @@ export class ReturnKeyCheck {
     do {
       this.#again = false;
       while (!this.#stopped) {
+        if (this.#options.holdsId?.() === false) return;
         try {
           await this.#options.check();
           break;

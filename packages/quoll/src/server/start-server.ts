@@ -172,6 +172,8 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   const keyRecheck = new ReturnKeyCheck({
     check: () => verifyMasterKey(keyring, stores.keyCheck, new Date(now()).toISOString(), { nodeId }),
     retryMs: Math.max(100, Math.floor(config.leaseMs / 5)),
+    // Another process that took this node's id over (it stalled again) keeps its own key report.
+    holdsId: () => membership.holdsId,
     onRetry: (err) =>
       membershipLog.warn(
         { err },

@@ -296,6 +296,37 @@ export function clusterSuite(
       expect(errors).toEqual([]);
     });
 
+    it('a membership holds its id until another process takes it over, and again once it registers again', async () => {
+      const errors: unknown[] = [];
+      let returns = 0;
+      const old = new ClusterMembership({
+        store: stores.nodes,
+        notifier: stores.notifier,
+        node: a,
+        heartbeatMs: 60_000,
+        lostAfterMs: 50,
+        onSelfLost: () => returns++,
+        onError: (err) => errors.push(err),
+      });
+      expect(old.holdsId).toBe(false);
+      await old.start();
+      expect(old.holdsId).toBe(true);
+      await sleep(60);
+      // Another process took the id while this one was silent: its beats find it held.
+      expect(await stores.nodes.claimNodeId({ ...a, url: 'http://new', instance: 'live' }, 50)).toBeNull();
+      await old.beatNow();
+      expect(errors).toMatchObject([{ code: 'node_id_in_use' }]);
+      expect(old.holdsId).toBe(false);
+      expect(returns).toBe(0);
+      // That process stopped: the next beat registers this one again (a return).
+      await stores.nodes.markStopped('node-a', 'live');
+      await old.beatNow();
+      expect(returns).toBe(1);
+      expect(old.holdsId).toBe(true);
+      await old.stop();
+      expect(old.holdsId).toBe(false);
+    });
+
     const newTask = (over: Partial<NewTask> = {}): NewTask => ({
       name: 'job',
       type: 'Continuous Run',
