@@ -181,7 +181,6 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
       ),
     onRefused: (err) => refuseOnReturn(err),
   });
-  closers.push({ what: 'key check of a returning node', close: () => keyRecheck.stop() });
   // Set by a refusal before the start has ended (the start then throws it).
   const refusedOnReturn: { error: MasterKeyError | null } = { error: null };
   let failWith: (err: MasterKeyError) => void = () => undefined;
@@ -220,6 +219,10 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   });
   await membership.start();
   closers.push({ what: 'cluster membership', close: () => membership.stop() });
+  // Stopped before the membership (closers run newest first): a check that records this node's
+  // report after it was marked stopped would make it count as a starting node, live for good, to
+  // rotate-key and to every later node's key check.
+  closers.push({ what: 'key check of a returning node', close: () => keyRecheck.stop() });
   // Every node of a cluster must hold the key the shared connections are sealed with: one with
   // another key, or a key a rotation retired, stops here (MasterKeyError with its catalogue
   // code, printed by the CLI) instead of failing on each read; the membership closer then marks
