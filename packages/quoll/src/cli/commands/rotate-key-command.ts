@@ -190,7 +190,8 @@ export async function runClusterRotateKeyCommand(
 
 /**
  * The exit code of `quoll admin rotate-key --status` when a rotation cannot proceed now (the
- * status is printed all the same; 0 when it can, 2 for an error such as an unreachable database).
+ * status is printed all the same; 0 when it can). An error ends otherwise: 1 when the database
+ * cannot be reached, 2 when the command refuses its input (a bad key, say).
  */
 export const ROTATION_BLOCKED_EXIT_CODE = 3;
 
