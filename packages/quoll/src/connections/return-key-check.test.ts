@@ -12,6 +12,7 @@ function harness(outcomes: (Error | null)[]) {
   const refused: MasterKeyError[] = [];
   const retried: unknown[] = [];
   let calls = 0;
+  let admitted = 0;
   const recheck = new ReturnKeyCheck({
     check: async () => {
       const outcome = outcomes[calls++] ?? null;
@@ -19,10 +20,11 @@ function harness(outcomes: (Error | null)[]) {
     },
     onRefused: (err) => refused.push(err),
     onRetry: (err) => retried.push(err),
+    onAdmitted: () => admitted++,
     retryMs: 1_000,
     clock,
   });
-  return { clock, recheck, refused, retried, calls: () => calls };
+  return { clock, recheck, refused, retried, calls: () => calls, admitted: () => admitted };
 }
 
 const mismatch = new MasterKeyError('master_key_mismatch', 'another live node seals with key id k2');
@@ -35,6 +37,8 @@ describe('ReturnKeyCheck', () => {
     expect(h.calls()).toBe(1);
     expect(h.refused).toEqual([]);
     expect(h.recheck.running).toBe(false);
+    // The owner is told, and beats at once (its report is then no newer than its last sight).
+    expect(h.admitted()).toBe(1);
   });
 
   it('a refusal is told once, and no later return checks again', async () => {
@@ -42,6 +46,7 @@ describe('ReturnKeyCheck', () => {
     h.recheck.run();
     await flush();
     expect(h.refused).toEqual([mismatch]);
+    expect(h.admitted()).toBe(0);
     h.recheck.run();
     await flush();
     expect(h.calls()).toBe(1);

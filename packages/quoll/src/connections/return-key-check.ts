@@ -15,6 +15,12 @@ export interface ReturnKeyCheckOptions {
   holdsId?: () => boolean;
   /** Told when the check refused the node (once; nothing runs after it). */
   onRefused: (err: MasterKeyError) => void;
+  /**
+   * Told when the check admitted the node (its key report written again, dated now): the owner
+   * beats at once, so the report is not newer than the node's last sight for long — a node whose
+   * report is newer counts as one still starting, live, to the others. @default nothing
+   */
+  onAdmitted?: () => void;
   /** Told when the check could not run (the database away): it runs again `retryMs` later. */
   onRetry: (err: unknown) => void;
   /** Wait before a check that could not run is tried again. */
@@ -85,6 +91,7 @@ export class ReturnKeyCheck {
         if (this.#options.holdsId?.() === false) return;
         try {
           await this.#options.check();
+          this.#options.onAdmitted?.();
           break;
         } catch (err) {
           if (err instanceof MasterKeyError) {

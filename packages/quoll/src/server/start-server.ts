@@ -180,6 +180,9 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
         "could not check this node's keys again after it was marked lost; retrying",
       ),
     onRefused: (err) => refuseOnReturn(err),
+    // A heartbeat at once: the report just written is then no newer than the row's last sight,
+    // so a node that stalls again right away is not counted as one still starting (live).
+    onAdmitted: () => void membership.beatNow(),
   });
   // Set by a refusal before the start has ended (the start then throws it).
   const refusedOnReturn: { error: MasterKeyError | null } = { error: null };
@@ -187,9 +190,13 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   const failed = new Promise<MasterKeyError>((resolve) => {
     failWith = resolve;
   });
-  // Refused before the start has ended: the start throws it (see the end of start()).
+  // Refused before the start has ended: the start throws it at its next step (see
+  // throwIfRefused), before it listens, takes runs or opens the gate to requests.
   let stopRefused = (err: MasterKeyError): void => {
     refusedOnReturn.error ??= err;
+  };
+  const throwIfRefused = (): void => {
+    if (refusedOnReturn.error !== null) throw refusedOnReturn.error;
   };
   const refuseOnReturn = (err: MasterKeyError): void => {
     membershipLog.error(
@@ -530,6 +537,7 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   let closed: Promise<void> | null = null;
   const close = (): Promise<void> => (closed ??= closers.closeAll());
 
+  throwIfRefused();
   await app.listen({ host: config.host, port: config.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -565,7 +573,9 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
   await reconciler.start();
   closers.push({ what: 'deployment reconciler', close: () => reconciler.stop() });
   // Recovery (lost runs closed, schedules re-armed, continuous tasks restarted) needs the URL.
+  throwIfRefused();
   await tasks.start();
+  throwIfRefused();
   opened();
   app.log.info(
     { url, home: config.home, database: stores.dialect, nodeId, runs: runIsolation },
@@ -587,10 +597,11 @@ async function start(config: ServerConfig, closers: ShutdownSteps): Promise<Runn
       { reason: runIsolation.reason, unsandboxedRuns: runIsolation.unsandboxedRuns },
       'task runs are not sandboxed',
     );
-  if (refusedOnReturn.error !== null) throw refusedOnReturn.error;
+  throwIfRefused();
   stopRefused = (err) => {
     failWith(err);
-    void close();
+    // A close that fails is said in the log; the refusal stays what `failed` reports.
+    close().catch((closeErr: unknown) => membershipLog.error({ err: closeErr }, 'error while stopping'));
   };
   return {
     url,

@@ -209,7 +209,11 @@ export function serverCommand(): Command {
       // A node refused on its return after being marked lost stops on its own (the server is
       // closing already): once closed, the refusal prints as `error [code]: …` (exit code 2).
       const refused = server.failed.then(async (err) => {
-        await server.close();
+        // A close that fails is logged (the server's own stop already did); the refusal is
+        // what the exit says.
+        await server.close().catch((closeErr: unknown) => {
+          server.app.log.error({ err: closeErr }, 'error while stopping');
+        });
         return err;
       });
       const err = await Promise.race([stopped.then(() => null), refused]);
