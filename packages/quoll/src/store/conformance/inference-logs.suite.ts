@@ -1,4 +1,15 @@
-import { Float32, Table, makeData, tableFromIPC, tableToIPC } from 'apache-arrow';
+import {
+  Bool,
+  Field,
+  FixedSizeList,
+  Float32,
+  Table,
+  makeData,
+  tableFromIPC,
+  tableToIPC,
+  vectorFromArray,
+} from 'apache-arrow';
+import { InferenceResult } from '../../inference/inference-result.js';
 import type { RecordBatch } from 'apache-arrow';
 import { afterEach, describe, expect, it } from 'vitest';
 import { encodeLogPage, isLogRowSource, logPageRecords } from '../../logs/index.js';
@@ -69,6 +80,50 @@ export function inferenceLogsSuite(backend: string, make: MakeInferenceLogs): vo
           c.name,
         ).toBe(true);
         expect(encodeLogPage(bySource, 'json'), c.name).toEqual(encodeLogPage(byTable, 'json'));
+      }
+    });
+
+    it('stores the Bool in.* columns of an Arrow input (flat and FixedSizeList<Bool>, two batches) and reads them back in both orders', async () => {
+      // Arrow Bool request columns feed bool inputs and are echoed and logged as Bool: a
+      // bitmap, a bit per value, which every backend must store and read back as it came.
+      const store = await open();
+      const flagsOf = (rows: number, seed: number): boolean[] =>
+        Array.from({ length: rows }, (_, i) => ((i * 7 + seed) >> 1) % 3 === 0);
+      const pairs = new FixedSizeList(2, new Field('item', new Bool(), false));
+      const batch = (rows: number, seed: number): Table =>
+        new Table({
+          flag: vectorFromArray(flagsOf(rows, seed), new Bool()),
+          pair: vectorFromArray(
+            flagsOf(rows, seed + 1).map((flag, i) => [flag, i % 3 === 0]),
+            pairs,
+          ),
+        });
+      const table = new Table([...batch(13, 1).batches, ...batch(21, 2).batches]);
+      const result = new InferenceResult(
+        { kind: 'arrow', table },
+        ['flag', 'pair'],
+        [{ name: 'y', type: 'float32', dims: [34, 1], data: Float32Array.from({ length: 34 }, (_, i) => i) }],
+        34,
+        T0,
+      );
+      await store.append(1, result.logRows());
+      await store.flush();
+      const expected = Array.from({ length: 34 }, (_, row) => ({
+        flag: table.getChild('flag')!.get(row) as boolean,
+        pair: Array.from(table.getChild('pair')!.get(row) as Iterable<boolean>),
+        y: [row],
+      }));
+      for (const order of ['asc', 'desc'] as const) {
+        const page = await store.query(1, { start: T0 - 1, end: T0 + 1, order, limit: 100 });
+        expect(page.rows, order).toBe(34);
+        const records = JSON.parse(encodeLogPage(page, 'json')) as Record<string, unknown>[];
+        const back = records.map((record) => ({
+          flag: record['in.flag'],
+          pair: record['in.pair'],
+          y: record['out.y'],
+        }));
+        expect(String(page.table.schema.fields.find((f) => f.name === 'in.flag')?.type), order).toBe('Bool');
+        expect(back, order).toEqual(order === 'asc' ? expected : [...expected].reverse());
       }
     });
 
