@@ -22,7 +22,8 @@ prints the same. Client commands read the server URL and token from \`--url\`/\`
 Every listing prints a table, or JSON with \`--json\`. On failure a command prints
 \`error [<code>]: <message>\` to stderr — with \`--json\`, \`{"error": {"code", "message", "details"?}}\`
 on stdout (usage errors have code \`usage\`) — and exits 2 (client error), 3 (server error) or 1
-(server unreachable or bad usage).
+(server unreachable or bad usage). One command uses 3 otherwise: \`admin rotate-key --status\`, which
+calls no server, exits 3 when a rotation is blocked (the status printed).
 
 - **Times** print in one form everywhere: ISO 8601 in UTC with milliseconds (\`2026-12-01T13:41:51.123Z\`).
 - **Lists** (\`model\`, \`pipeline\`, \`orchestration\`, \`task list\`) cover every workspace the token
