@@ -167,6 +167,25 @@ export function makeScaleModel(options: ScaleModelOptions = {}): Uint8Array {
   });
 }
 
+/**
+ * float32 `f32` [N, width] and float64 `f64` [N, width] → `o32` and `o64`, each its input
+ * unchanged (Identity): what a model received, read back from its outputs. With tensorFields
+ * naming one column for both, that column feeds a float32 and a float64 input at once.
+ */
+export function makeFloat32Float64IdentityModel(width = 3): Uint8Array {
+  return synthetic({
+    nodes: [
+      onnx.NodeProto.create({ opType: 'Identity', input: ['f32'], output: ['o32'] }),
+      onnx.NodeProto.create({ opType: 'Identity', input: ['f64'], output: ['o64'] }),
+    ],
+    inputs: [valueInfo('f32', DataType.FLOAT, ['N', width]), valueInfo('f64', DataType.DOUBLE, ['N', width])],
+    outputs: [
+      valueInfo('o32', DataType.FLOAT, ['N', width]),
+      valueInfo('o64', DataType.DOUBLE, ['N', width]),
+    ],
+  });
+}
+
 /** Options of {@link makeInt64SumModel}. */
 export interface Int64SumModelOptions {
   /** @default 'x' */

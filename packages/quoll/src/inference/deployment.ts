@@ -162,7 +162,8 @@ export class Deployment {
    */
   readonly #feedSlab = new FeedSlab();
   /**
-   * Where the log's Float64 copies of JSON records columns come from (`RecordValues`): small
+   * Where the log's copies of JSON records columns come from (`RecordValues`: Float64 written in
+   * the feeds' walk, or a Float32 copy of a float32 feed of a buffer of its own): small
    * ones carved from a slab sized like the feeds' (a logged result pins at most one 8 KiB
    * slab), larger ones (batch 100 × 18) arrays that results give back once the log copied
    * them, for the next request to write into (see {@link LogValuesPool}).
@@ -374,10 +375,17 @@ export class Deployment {
     const columns = inputColumns(input);
     const bindings = this.#bindingsFor(columns);
     const rows = inputRowCount(input);
-    // JSON records: the log's Float64 `in.*` values written in the same walk as the feeds.
+    // JSON records: the log's `in.*` values from the same walk as the feeds — Float64 written
+    // beside them, or the float32 feed's own values for a column logged as Float32.
+    const logFloat32 = this.#logFloat32For(columns, bindings);
     const recordValues =
       logged && input.kind === 'records'
-        ? { columns, values: [] as (Float64Array | null)[], storage: this.#logValues }
+        ? {
+            columns,
+            values: [] as (Float64Array | Float32Array | null)[],
+            storage: this.#logValues,
+            float32: logFloat32,
+          }
         : undefined;
     const feeds = buildFeeds(input, bindings, this.#feedSlab, recordValues);
     const run = this.#run(feeds, rows);
@@ -402,7 +410,7 @@ export class Deployment {
       null,
       recordValues?.values ?? null,
       recordValues === undefined ? null : this.#logValues,
-      this.#logFloat32For(columns, bindings),
+      logFloat32,
     );
   }
 

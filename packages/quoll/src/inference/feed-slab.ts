@@ -8,7 +8,7 @@ export const FEED_SLAB_BYTES = 8 * 1024;
 export const FEED_SLAB_MAX_BYTES = 2 * 1024;
 
 /**
- * The slab the inference log's Float64 copies of JSON records columns (`RecordValues`) are
+ * The slab the inference log's copies of JSON records columns (`RecordValues`) are
  * carved from (`Deployment`): sized like the feeds', so that a small logged result, or a source
  * the log keeps until its writer confirms it, pins at most this many bytes (not counted by the
  * staging's backpressure), a few times its own regions.

@@ -34,7 +34,7 @@ import type { TensorData, WireTensor } from './tensor-data.js';
 
 /** What {@link InferenceResult.release} gives a records input's log values back to (`LogValuesPool`). */
 export interface LogValuesPoolPort {
-  give(values: Float64Array): void;
+  give(values: Float64Array | Float32Array): void;
 }
 
 /**
@@ -61,8 +61,8 @@ export class InferenceResult {
   readonly #logFloat32: readonly boolean[] | null;
   /** The lease of the input's buffers when a model worker lent them (see {@link release}). */
   #lease: BufferLease | null;
-  /** A records input's columns as Float64, when the input pass wrote them (see the constructor). */
-  #recordValues: readonly (Float64Array | null)[] | null;
+  /** A records input's columns' log values, when the input pass wrote them (see the constructor). */
+  #recordValues: readonly (Float64Array | Float32Array | null)[] | null;
   /** Where {@link release} gives {@link #recordValues} back (see the constructor). */
   readonly #valuesPool: LogValuesPoolPort | null;
   /** The records log source handed out by {@link logRows}, and how many were. */
@@ -72,9 +72,11 @@ export class InferenceResult {
   /**
    * `recordValues`, for a JSON records input only: per column (as `columns`), its values row
    * after row as Float64, exactly as the records hold them (what `buildFeeds` writes beside the
-   * feeds, `RecordValues`: only for a column of numbers or flat lists), or `null` for a column
-   * the log should read from the records. The log and {@link toArrowTable} use them instead of
-   * walking the records again (the table views them); they must not change afterwards.
+   * feeds, `RecordValues`: only for a column of numbers or flat lists), or as Float32 for a
+   * column logged as Float32 (`logFloat32`): its float32 feed's values; or `null` for a column
+   * the log should read from the records. The log, {@link toArrowTable} (Float64 ones) and
+   * {@link toLogTable} use them instead of walking the records again (the tables view them);
+   * they must not change afterwards.
    * `valuesPool`: where they came from; {@link release} gives them back to it when nothing can
    * read them any more.
    * `logFloat32`: per column (as `columns`), whether it fed a float32 model input: the log then
@@ -88,7 +90,7 @@ export class InferenceResult {
     rowCount: number,
     time: number,
     lease: BufferLease | null = null,
-    recordValues: readonly (Float64Array | null)[] | null = null,
+    recordValues: readonly (Float64Array | Float32Array | null)[] | null = null,
     valuesPool: LogValuesPoolPort | null = null,
     logFloat32: readonly boolean[] | null = null,
   ) {
@@ -122,7 +124,7 @@ export class InferenceResult {
     lease?.release();
     const values = this.#recordValues;
     const pool = this.#valuesPool;
-    if (values === null || pool === null || this.#table !== null) return;
+    if (values === null || pool === null || this.#table !== null || this.#logTable !== null) return;
     if (this.#logSources !== 1 || this.#logSource?.wasCopied !== true) return;
     this.#recordValues = null;
     for (const array of values) if (array !== null) pool.give(array);
@@ -145,6 +147,12 @@ export class InferenceResult {
    * {@link logRows} gives, or writes byte for byte when it gives a {@link LogRowSource}.
    */
   toLogTable(): Table {
+    if (this.#table === null && this.#logFloat32 !== null && this.#input.kind === 'records') {
+      // Built from the Float32 log values where the input pass took them from the feeds: the
+      // answer's Float64 table (which would walk those columns' records again) is not needed.
+      this.#logTable ??= this.#buildArrowTable(undefined, true);
+      return this.#logTable;
+    }
     const table = this.toArrowTable();
     const layout = this.#tableLayout!;
     const logLayout = this.#logLayoutOf(layout);
@@ -257,8 +265,12 @@ export class InferenceResult {
     return { layout, shapes };
   }
 
-  /** `arrowFound`: the Arrow input's layout when the caller has already found it. */
-  #buildArrowTable(arrowFound?: { layout: ResultLayout; indexes: number[] }): Table {
+  /**
+   * `arrowFound`: the Arrow input's layout when the caller has already found it. `forLog`
+   * (records only): the log's table ({@link toLogTable}), its columns logged as Float32 viewing
+   * the input pass's Float32 values (or narrowed from the records), not the answer's.
+   */
+  #buildArrowTable(arrowFound?: { layout: ResultLayout; indexes: number[] }, forLog = false): Table {
     const input = this.#input;
     // One result batch per input batch, so `in.*` columns are reused chunk for chunk.
     const chunks: { length: number; inputs: Data[] }[] = [];
@@ -288,17 +300,25 @@ export class InferenceResult {
     } else {
       const records = input.records as Record<string, unknown>[];
       const found = this.#recordsLayout(records);
-      layout = found.layout;
+      const answerLayout = found.layout;
+      layout = forLog ? this.#logLayoutOf(answerLayout) : answerLayout;
       const shapes = found.shapes;
-      // The input pass's Float64 values when they fill the column exactly (the same bytes the
-      // records walk writes), viewed as they are; the records walked again otherwise.
+      // The input pass's values when they fill the column exactly and are of the column's leaf
+      // type (the same bytes the records walk, or the narrowing, writes), viewed as they are;
+      // the records walked again otherwise.
       const inputs = this.#columns.map((column, i) => {
         const type = layout.inTypes[i]!;
         const shape = shapes[i]!;
         const values = this.#recordValues?.[i] ?? null;
-        if (values !== null && values.length === records.length * shape.reduce((a, b) => a * b, 1))
-          return listData(type, primitiveData(leafTypeOf(type), values.length, values), records.length);
-        return recordsColumnData(records, column, shape, type);
+        const leaf = leafTypeOf(type);
+        if (
+          values !== null &&
+          values.constructor === leaf.ArrayType &&
+          values.length === records.length * shape.reduce((a, b) => a * b, 1)
+        )
+          return listData(type, primitiveData(leaf, values.length, values), records.length);
+        const data = recordsColumnData(records, column, shape, answerLayout.inTypes[i]!);
+        return type === answerLayout.inTypes[i] ? data : narrowDataToFloat32(data, type);
       });
       chunks.push({ length: this.rowCount, inputs });
     }
@@ -315,7 +335,7 @@ export class InferenceResult {
       batches.push(recordBatchOf(layout.schema, new Data(layout.struct, 0, length, 0, undefined, children)));
       start += length;
     }
-    this.#tableLayout = layout;
+    if (!forLog) this.#tableLayout = layout;
     return resultTable(layout.schema, batches);
   }
 
@@ -999,7 +1019,7 @@ function jsonShape(value: unknown): number[] {
 function recordsRowShape(
   records: Record<string, unknown>[],
   column: string,
-  values: Float64Array | null | undefined,
+  values: Float64Array | Float32Array | null | undefined,
 ): number[] {
   const first = records[0]?.[column];
   if (values != null && Array.isArray(first) && values.length === records.length * first.length)
@@ -1218,8 +1238,11 @@ class RecordsLogRows extends ResultLogRows {
   readonly #records: Record<string, unknown>[];
   readonly #columns: readonly string[];
   readonly #shapes: readonly number[][];
-  /** Per column, its Float64 values from the input pass when they fill it exactly, else `null`. */
-  readonly #values: readonly (Float64Array | null)[];
+  /**
+   * Per column, its values from the input pass when they fill it exactly, else `null`: Float64,
+   * or Float32 (its feed's) for a column logged as Float32, whose leaf is then Float32 too.
+   */
+  readonly #values: readonly (Float64Array | Float32Array | null)[];
   #copied = false;
 
   /** `layout`: the log's (a column that fed a float32 input is Float32 there, its values rounded as copied). */
@@ -1229,7 +1252,7 @@ class RecordsLogRows extends ResultLogRows {
     records: Record<string, unknown>[],
     columns: readonly string[],
     shapes: readonly number[][],
-    values: readonly (Float64Array | null)[] | null,
+    values: readonly (Float64Array | Float32Array | null)[] | null,
   ) {
     const inputs = shapes.map((shape, i) => ({
       kind: isFloat32Leaf(layout.inTypes[i]!) ? FLOAT32_KIND : FLOAT64_KIND,

@@ -140,23 +140,14 @@ export function buildFeeds(
       }
     }
   }
-  const feeds: WireTensor[] = [];
-  const log: (Float64Array | null)[] = [];
-  for (const binding of bindings) {
-    const values =
-      recordValues === undefined
-        ? null
-        : { data: null as Float64Array | null, storage: recordValues.storage };
-    feeds.push(recordsFeed(records as Record<string, unknown>[], binding, slab, values));
-    log.push(values?.data ?? null);
-  }
-  // Only once every feed is built (a refused request logs nothing): each request column's
-  // values, from a binding that reads it (every binding of a column reads the same numbers, so
-  // the same Float64 values). Linear in the columns: the binding at the column's own index when
-  // it reads it (bindings follow the request's columns), else the first one, looked up in a map
-  // built once per bindings array.
+  // Which request column takes its log values from each binding (-1: none): one binding per
+  // column (every binding of a column reads the same numbers). Linear in the columns: the
+  // binding at the column's own index when it reads it (bindings follow the request's columns),
+  // else the first one, looked up in a map built once per bindings array.
+  let logOf: number[] | null = null;
   if (recordValues !== undefined) {
-    const { columns, values } = recordValues;
+    const { columns } = recordValues;
+    logOf = new Array<number>(bindings.length).fill(-1);
     let byColumn: ReadonlyMap<string, number> | undefined;
     for (let i = 0; i < columns.length; i++) {
       const column = columns[i]!;
@@ -165,10 +156,57 @@ export function buildFeeds(
         byColumn ??= bindingIndexes(bindings);
         at = byColumn.get(column);
       }
-      values[i] = at === undefined ? null : log[at]!;
+      if (at !== undefined && logOf[at] === -1) logOf[at] = i;
     }
   }
+  const rows = records as Record<string, unknown>[];
+  const feeds: WireTensor[] = [];
+  const log: (Float64Array | Float32Array | null)[] = [];
+  for (let b = 0; b < bindings.length; b++) {
+    const binding = bindings[b]!;
+    const column = logOf === null ? -1 : logOf[b]!;
+    // A column logged as Float32 (it feeds float32 inputs only) is logged as its feed's values,
+    // the ones the model receives: nothing is written beside the feed in the walk.
+    const float32 =
+      column >= 0 && recordValues!.float32?.[column] === true && binding.input.type === 'float32';
+    const values =
+      column < 0 || float32 ? null : { data: null as Float64Array | null, storage: recordValues!.storage };
+    const feed = recordsFeed(rows, binding, slab, values);
+    feeds.push(feed);
+    log.push(
+      float32
+        ? feedLogValues(feed, rows[0]?.[binding.column], recordValues!.storage)
+        : (values?.data ?? null),
+    );
+  }
+  // Only once every feed is built (a refused request logs nothing): each request column's values.
+  if (recordValues !== undefined) {
+    const { columns, values } = recordValues;
+    for (let i = 0; i < columns.length; i++) values[i] = null;
+    for (let b = 0; b < bindings.length; b++) if (logOf![b]! >= 0) values[logOf![b]!] = log[b]!;
+  }
   return feeds;
+}
+
+/**
+ * The log values of a column logged as Float32, from its float32 feed `feed` (of a column of
+ * numbers or flat lists, `first` its first row; `null` for nested rows, which the log reads from
+ * the records): the feed itself when it is carved out of a feeds' slab — such a view is never
+ * moved to a worker (`transferList` moves whole buffers only, `ownedForMessage` copies carved
+ * feeds into the message) and its region is never handed out again — else a copy, made now,
+ * before the run: a feed of its own buffer is transferred to the model worker, which detaches it.
+ */
+function feedLogValues(
+  feed: WireTensor,
+  first: unknown,
+  storage: LogValuesStorage | undefined,
+): Float32Array | null {
+  const data = feed.data;
+  if (!(data instanceof Float32Array) || (Array.isArray(first) && Array.isArray(first[0]))) return null;
+  if (data.byteLength < data.buffer.byteLength) return data;
+  const copy = storage?.take(Float32Array, data.length) ?? new Float32Array(data.length);
+  copy.set(data);
+  return copy;
 }
 
 /** Per bindings array (a deployment caches them per request schema): each column's first binding. */
@@ -200,19 +238,27 @@ export interface RecordValues {
   /**
    * Set per column once the feeds are built: its values row after row (`rows × width`), or
    * `null` for a column of rows nested more than one level (the log reads those from the
-   * records). Left as it is when a feed is refused.
+   * records). Float64 as the records hold them; Float32 for a column flagged in {@link float32}:
+   * its float32 feed's values, those the model received. Left as it is when a feed is refused.
    */
-  readonly values: (Float64Array | null)[];
+  readonly values: (Float64Array | Float32Array | null)[];
   /**
    * Where the values' arrays come from (a deployment's `LogValuesPool`, or a `FeedSlab`); fresh
    * arrays without it. Its arrays may hold an earlier request's values: every element is written.
    */
   readonly storage: LogValuesStorage | undefined;
+  /**
+   * Per column (as {@link columns}), whether the log holds it as Float32 (`logFloat32Flags`:
+   * every input it feeds is float32): its values are then taken from its feed, not written as
+   * Float64 in the walk. None when absent or `null`.
+   */
+  readonly float32?: readonly boolean[] | null;
 }
 
-/** Storage of {@link RecordValues}' arrays: `length` Float64 elements, not necessarily zeroed. */
+/** Storage of {@link RecordValues}' arrays: `length` elements, not necessarily zeroed. */
 export interface LogValuesStorage {
   take(Type: Float64ArrayConstructor, length: number): Float64Array;
+  take(Type: Float32ArrayConstructor, length: number): Float32Array;
 }
 
 /**

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { kindOf } from '../logs/index.js';
 import type { LogRowSource } from '../logs/index.js';
 import { makeTreeEnsembleRegressor } from '../../../../test/support/synthetic-models.js';
 import { inferenceEngineFixture } from '../../../../test/support/inference-engine-fixture.js';
@@ -42,10 +43,14 @@ describe('review logfill: the wiring is tested end to end (guard: green on the l
     // The feeds' walk read every element once (and the shapes' first elements).
     const afterFeeds = reads();
     expect(afterFeeds).toBeGreaterThanOrEqual(3 * 18);
-    const got = new Float64Array(3 * 18);
+    // The model's input is float32, so the log's leaf is Float32 (feedlog lane: its values are
+    // the feed's, 0.1 as the model received it), written into an array of that kind as the
+    // staging writes it.
+    expect(source.leaves![1]!.kind).toBe(kindOf(new Float32Array(0)));
+    const got = new Float32Array(3 * 18);
     source.writeLeaf(1, got);
     expect(reads()).toBe(afterFeeds);
-    expect(got[0]).toBe(0.1);
+    expect(got[0]).toBe(Math.fround(0.1));
   });
 });
 

@@ -188,7 +188,8 @@ describe('InferenceResult.release gives the log values back to their pool only w
       recordValues.values,
       pool,
     );
-    return { result, values: recordValues.values[0]! };
+    // Unflagged (no `float32`): Float64 values.
+    return { result, values: recordValues.values[0] as Float64Array };
   }
 
   it('gives them back once the log copied its source (`copied`), once however often released', () => {

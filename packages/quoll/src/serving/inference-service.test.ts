@@ -113,7 +113,9 @@ describe('InferenceService.infer with logging on (guard of the records log value
       ),
     }));
     let readsAtAppend = -1;
-    const logged = new Float64Array(3 * 18);
+    // The tree's input is float32: the log's leaf is Float32, the values the model received (from
+    // its feed since the feedlog lane), written into an array of that kind as the staging does.
+    const logged = new Float32Array(3 * 18);
     const lookup = (): ServingLookup => ({
       state: 'serving',
       pipelineId: 7,
@@ -142,8 +144,8 @@ describe('InferenceService.infer with logging on (guard of the records log value
       // The feeds' walk read every element; the log's copy (in.tensor, leaf 1) read none again.
       expect(readsAtAppend).toBeGreaterThanOrEqual(3 * 18);
       expect(reads).toBe(readsAtAppend);
-      expect(logged[0]).toBe(0.1);
-      expect(logged[18]).toBe(1.1);
+      expect(logged[0]).toBe(Math.fround(0.1));
+      expect(logged[18]).toBe(Math.fround(1.1));
     } finally {
       await real.close();
     }
