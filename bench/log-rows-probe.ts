@@ -14,6 +14,11 @@
 // result released after its append as the service does (the values go back once the staging
 // copied them).
 //
+// Since 7c14f74 the `tensor` column, which feeds only a float32 input, is logged as Float32.
+// With `FEEDS=1`, `narrowed` is `pooled` logged so (main's path: Float64 values written in the
+// walk, rounded to Float32 as the staging copies them) and `feed32` the feedlog lane's: the
+// log's values are the float32 feed's, copied from it (pooled) and staged as they are.
+//
 // Usage: taskset -c 1 [FEEDS=1] npx tsx bench/log-rows-probe.ts [rows=100] [seconds=2] [rounds=4]
 import { admitLogRows, LogStaging } from '../packages/quoll/src/logs/index.js';
 import { InferenceResult } from '../packages/quoll/src/inference/inference-result.js';
@@ -37,7 +42,9 @@ const bindings = [
 const feedSlab = new FeedSlab();
 const logSlab = new FeedSlab(LOG_SLAB_BYTES, LOG_SLAB_MAX_BYTES);
 const pool = new LogValuesPool();
-type Path = 'table' | 'source' | 'filled' | 'pooled';
+type Path = 'table' | 'source' | 'filled' | 'pooled' | 'narrowed' | 'feed32';
+const POOLED: readonly Path[] = ['pooled', 'narrowed', 'feed32'];
+const FLOAT32 = [true] as const;
 
 function run(path: Path): number {
   const staging = new LogStaging({ maxRows: 100_000, maxBytes: 16 * 1024 * 1024 });
@@ -50,8 +57,13 @@ function run(path: Path): number {
       const records = JSON.parse(body) as Record<string, unknown>[];
       const input = { kind: 'records' as const, records };
       const values: RecordValues | undefined =
-        path === 'filled' || path === 'pooled'
-          ? { columns: ['tensor'], values: [], storage: path === 'pooled' ? pool : logSlab }
+        path === 'filled' || POOLED.includes(path)
+          ? {
+              columns: ['tensor'],
+              values: [],
+              storage: path === 'filled' ? logSlab : pool,
+              float32: path === 'feed32' ? FLOAT32 : null,
+            }
           : undefined;
       if (FEEDS || values !== undefined) buildFeeds(input, bindings, feedSlab, values);
       const result = new InferenceResult(
@@ -62,7 +74,8 @@ function run(path: Path): number {
         Date.now(),
         null,
         values?.values ?? null,
-        path === 'pooled' ? pool : null,
+        POOLED.includes(path) ? pool : null,
+        path === 'narrowed' || path === 'feed32' ? FLOAT32 : null,
       );
       staging.add(1, admitLogRows(1, path === 'table' ? result.toArrowTable() : result.logRows()).batches);
       result.release();
@@ -94,7 +107,9 @@ function parseOnly(): number {
   return (used.user + used.system) / n;
 }
 
-const paths: Path[] = FEEDS ? ['table', 'source', 'filled', 'pooled'] : ['table', 'source'];
+const paths: Path[] = FEEDS
+  ? ['table', 'source', 'filled', 'pooled', 'narrowed', 'feed32']
+  : ['table', 'source'];
 for (const path of paths) run(path);
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? paths : [...paths].reverse();
