@@ -364,8 +364,15 @@ export class Deployment {
    * Rejects with a catalogue `ApiError` for bad input (see `bindColumns`/`buildFeeds`) and
    * `inference_failed` when the runtime fails. `logged`: the result's rows go to the inference
    * log (a JSON records input then has its log values written in the same walk as its feeds).
+   * `answerTable`: the answer is the result's Arrow table (`DecodedInference.answerTable`): every
+   * column's log values are then the Float64 the table views, none taken from a float32 feed.
    */
-  async infer(input: EngineInput, now: number, logged = false): Promise<InferenceResult> {
+  async infer(
+    input: EngineInput,
+    now: number,
+    logged = false,
+    answerTable = false,
+  ): Promise<InferenceResult> {
     if (this.#closing)
       throw new ApiError(
         'pipeline_not_deployed',
@@ -384,7 +391,7 @@ export class Deployment {
             columns,
             values: [] as (Float64Array | Float32Array | null)[],
             storage: this.#logValues,
-            float32: logFloat32,
+            float32: answerTable ? null : logFloat32,
           }
         : undefined;
     const feeds = buildFeeds(input, bindings, this.#feedSlab, recordValues);

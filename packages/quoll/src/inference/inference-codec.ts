@@ -30,6 +30,13 @@ export interface ServedModel {
 export interface DecodedInference<Request> {
   input: EngineInput;
   request: Request;
+  /**
+   * The answer will be the result's Arrow table (`toArrowTable`), whose `in.*` columns hold the
+   * values as sent: a JSON records input then keeps its Float64 log values from the feeds' walk
+   * for every column, even one logged as Float32 (which otherwise takes its float32 feed's values),
+   * so that the answer's table does not read the records again.
+   */
+  answerTable?: boolean;
 }
 
 /** An answer ready to send. */

@@ -20,6 +20,9 @@ export interface QuollBodyDecoder {
 /** A decoded Quoll body: it needs nothing remembered for the answer. */
 const withoutRequest = (input: EngineInput): DecodedInference<null> => ({ input, request: null });
 
+/** {@link withoutRequest} for an Arrow answer: the answer is the result's table (`answerTable`). */
+const asTable = (input: EngineInput): DecodedInference<null> => ({ input, request: null, answerTable: true });
+
 /**
  * Quoll's own inference bodies (`/v1/.../infer`): JSON records, Arrow IPC file or stream in,
  * read by `decoder`; the answer in each format (negotiated from Accept by the caller). Build
@@ -32,17 +35,20 @@ const withoutRequest = (input: EngineInput): DecodedInference<null> => ({ input,
 export function quollBodyCodecs(
   decoder: QuollBodyDecoder,
 ): Readonly<Record<ResultFormat, InferenceCodec<null>>> {
-  const codec = (format: ResultFormat): InferenceCodec<null> => ({
-    decode: (raw) => {
-      // A body read on this thread is read here and now: no promise to await (the caller awaits only one).
-      const input = decoder.decodeInline?.(raw.contentType, raw.body);
-      if (input === undefined) return decoder.decode(raw.contentType, raw.body).then(withoutRequest);
-      return input instanceof Promise ? input.then(withoutRequest) : { input, request: null };
-    },
-    // A large answer is written in slices, yielding to the event loop between them. The Arrow
-    // table is built once per result: the log rows reuse it.
-    encode: (result) => encodeInferenceAnswer(result, format),
-  });
+  const codec = (format: ResultFormat): InferenceCodec<null> => {
+    const decoded = format === 'json' ? withoutRequest : asTable;
+    return {
+      decode: (raw) => {
+        // A body read on this thread is read here and now: no promise to await (the caller awaits only one).
+        const input = decoder.decodeInline?.(raw.contentType, raw.body);
+        if (input === undefined) return decoder.decode(raw.contentType, raw.body).then(decoded);
+        return input instanceof Promise ? input.then(decoded) : decoded(input);
+      },
+      // A large answer is written in slices, yielding to the event loop between them. The Arrow
+      // table is built once per result: the log rows reuse it.
+      encode: (result) => encodeInferenceAnswer(result, format),
+    };
+  };
   return Object.freeze({
     json: codec('json'),
     'arrow-file': codec('arrow-file'),

@@ -150,4 +150,53 @@ describe('InferenceService.infer with logging on (guard of the records log value
       await real.close();
     }
   });
+
+  it('an answer that is the result’s Arrow table (answerTable) gets its in.* columns as sent without reading the records again', async () => {
+    const bytes = makeTreeEnsembleRegressor({ features: 18, trees: 4, depth: 3 });
+    const real = await engine(false).deploy('tree', [step('tree', bytes)]);
+    let reads = 0;
+    const records = Array.from({ length: 3 }, (_, r) => ({
+      tensor: new Proxy(
+        Array.from({ length: 18 }, (_, i) => 0.1 + r + i / 10),
+        {
+          get(target, key, receiver) {
+            if (typeof key === 'string' && /^\d+$/.test(key)) reads++;
+            return Reflect.get(target, key, receiver) as unknown;
+          },
+        },
+      ),
+    }));
+    let readsAtEncode = -1;
+    let answered: number[] = [];
+    const lookup = (): ServingLookup => ({
+      state: 'serving',
+      pipelineId: 7,
+      version: 'v1',
+      deployment: real,
+    });
+    const svc = new InferenceService({
+      deployments: { lookup } as unknown as DeploymentManager,
+      pipelines: { get: () => Promise.resolve({}) } as unknown as PipelineService,
+      workspaces: { getById: () => Promise.resolve({ id: 1 }) } as unknown as WorkspaceService,
+      logging: true,
+      logs: { append: () => Promise.resolve() },
+    });
+    const c: InferenceCodec<null> = {
+      decode: () => ({ input: { kind: 'records', records }, request: null, answerTable: true }),
+      encode: (result) => {
+        readsAtEncode = reads;
+        const table = result.toArrowTable();
+        answered = [...(table.getChild('in.tensor')!.get(0) as Iterable<number>)];
+        return { contentType: 'application/json', body: '[]' };
+      },
+    };
+    try {
+      await svc.infer(member(1), { workspaceId: 1, pipeline: 'p' }, c, raw);
+      expect(readsAtEncode).toBeGreaterThanOrEqual(3 * 18);
+      expect(reads).toBe(readsAtEncode);
+      expect(answered[0]).toBe(0.1);
+    } finally {
+      await real.close();
+    }
+  });
 });

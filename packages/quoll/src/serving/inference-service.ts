@@ -174,8 +174,8 @@ export class InferenceService {
     // A codec's answer is awaited only when it is a promise: a small answer is encoded at once,
     // and each await of a plain value would still cost a microtask and a promise per request.
     const decoded = codec.decode(raw, served);
-    const { input, request } = decoded instanceof Promise ? await decoded : decoded;
-    const result = await deployment.infer(input, now, this.#logging);
+    const { input, request, answerTable } = decoded instanceof Promise ? await decoded : decoded;
+    const result = await deployment.infer(input, now, this.#logging, answerTable === true);
     try {
       this.#metrics?.rowsInferred(workspaceId, address.pipeline, result.rowCount);
       const encoded = codec.encode(result, request, served);
