@@ -20,6 +20,25 @@ describe('LogValuesPool', () => {
     expect(pool.take(Float64Array, 1800)).not.toBe(a);
   });
 
+  it('keeps Float32 and Float64 arrays of one length apart: a take gets an array of the type it asks for', () => {
+    // A Float32 log copy of a float32 feed (feedlog lane) given back must never serve a Float64
+    // take of the same length (its values would be rounded to Float32 as written), nor the reverse.
+    const pool = new LogValuesPool();
+    const f32 = pool.take(Float32Array, 1800);
+    expect(f32).toBeInstanceOf(Float32Array);
+    pool.give(f32);
+    const f64 = pool.take(Float64Array, 1800);
+    expect(f64).toBeInstanceOf(Float64Array);
+    f64[0] = 0.1;
+    expect(f64[0]).toBe(0.1);
+    pool.give(f64);
+    expect(pool.take(Float32Array, 1800)).toBe(f32);
+    expect(pool.take(Float64Array, 1800)).toBe(f64);
+    // Same byte length, other type (3600 float32 = 1800 float64 bytes): still apart.
+    pool.give(pool.take(Float32Array, 3600));
+    expect(pool.take(Float64Array, 1800)).toBeInstanceOf(Float64Array);
+  });
+
   it('carves small arrays out of its slab (as the log slab did) and never keeps them', () => {
     const pool = new LogValuesPool();
     const small = pool.take(Float64Array, 18);
