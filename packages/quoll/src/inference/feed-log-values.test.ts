@@ -216,6 +216,29 @@ describe('InferenceResult logged as a table with a column’s Float32 feed value
     return { records: list, reads: () => reads };
   }
 
+  it.each([1, 100])(
+    'Deployment.infer(…, logged) of %i rows takes them from the feed: its log table reads no record again (guard of the wiring)',
+    async (rows) => {
+      // Float64 walk values (the wiring dropped: `float32` not passed to buildFeeds) do not fit
+      // the log table's Float32 leaf, which then walks the records again.
+      const deployment = await engine(false).deploy('scale', [step('scale', makeScaleModel({ factor: 1 }))]);
+      try {
+        const { records: list, reads } = counted(rows, 18);
+        const result = await deployment.infer({ kind: 'records', records: list }, TIME, true);
+        const afterRun = reads();
+        expect(afterRun).toBeGreaterThanOrEqual(rows * 18);
+        const table = result.toLogTable();
+        expect(reads()).toBe(afterRun);
+        expect(String(table.schema.fields[1]!.type)).toBe('FixedSizeList[18]<Float32>');
+        const scaled = result.outputs.find((output) => output.name === 'scaled')!;
+        expect(bytesOf(tableLeaf(table, 'in.tensor'))).toEqual(bytesOf(scaled.data as Float32Array));
+        result.release();
+      } finally {
+        await deployment.close();
+      }
+    },
+  );
+
   it('builds the log table from them (string outputs: no source), keeps the answer as sent, and keeps them from the pool', () => {
     const bindings = bindColumns(['tensor'], [{ name: 'tensor', type: 'float32', shape: [null, 3] }], null);
     const flags = logFloat32Flags(['tensor'], bindings);
