@@ -37,10 +37,13 @@ export interface NumericArrayConstructor<T> {
  *
  * A region is never handed out twice: the next one starts past it, and a full slab is dropped
  * (it stays alive while a feed views it), never rewound. So a feed cannot be seen or written by
- * a later request. Answers and log rows never view a feed (onnxruntime-node copies its outputs;
- * a result keeps the request's records and outputs), so what keeps a slab alive is a job still
- * queued or running whose feeds view it (the inline queues, a pending worker run's closure): at
- * most in-flight requests × {@link FEED_SLAB_BYTES}.
+ * a later request. Answers never view a feed (onnxruntime-node copies its outputs; a result keeps
+ * the request's records and outputs); the inference log does: a JSON column that feeds only
+ * float32 inputs is logged as its feed (`buildFeeds`' `RecordValues`), which a carved feed's log
+ * source or log table views until the log's staging copies it. So what keeps a slab alive is a
+ * job still queued or running whose feeds view it (the inline queues, a pending worker run's
+ * closure) or a logged result not yet copied by the log: at most one {@link FEED_SLAB_BYTES}
+ * each, as the log's own slab (`LOG_SLAB_BYTES`).
  *
  * A carved feed is a view into a larger buffer: it can never be transferred (`transferList`
  * leaves such views; a worker's message copies it, see `WorkerHandle.infer`), so nothing detaches
