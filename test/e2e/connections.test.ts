@@ -388,7 +388,8 @@ describe('the CLI', () => {
 });
 
 describe('master key', () => {
-  // Key rotation works on an embedded home; a cluster's shared key is not rotated by it (yet).
+  // An embedded home's rotation (a key file made and swapped); a cluster's, run against its
+  // database while the nodes serve, is test/cluster/rotate-key.test.ts.
   it.skipIf(serversOnPostgres)(
     'rotate-key re-encrypts while the server runs; details still read right before and after a restart',
     async () => {
